@@ -1,0 +1,143 @@
+//! Checks every vector passes before it is stored or used as a query, and the one
+//! transformation applied at insert: L2 normalisation under Cosine.
+
+use braid_core::Metric;
+use thiserror::Error;
+
+/// Why a vector was refused.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[non_exhaustive]
+pub enum VectorError {
+    /// The vector's length is not the space's dimension.
+    #[error("expected a vector of dimension {expected}, got {got}")]
+    DimensionMismatch {
+        /// The configured dimension.
+        expected: usize,
+        /// The length that was given.
+        got: usize,
+    },
+    /// A component is NaN or infinite.
+    #[error("vector component {index} is not finite ({value})")]
+    NonFinite {
+        /// Position of the first offending component.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// An all-zero vector has no direction, so it has no cosine with anything.
+    #[error("a zero vector has no cosine similarity; it cannot be used with the Cosine metric")]
+    ZeroVector,
+    /// A block or output buffer does not have the shape the call needs.
+    #[error("{what} holds {got} values, expected {expected}")]
+    BlockShape {
+        /// Which argument is wrong.
+        what: &'static str,
+        /// How many values it should hold.
+        expected: usize,
+        /// How many it holds.
+        got: usize,
+    },
+}
+
+/// Checks a vector against a space's `dim` and `metric`.
+///
+/// The facade calls this on every insert and every query vector, before anything is
+/// touched. An empty vector with `dim == 0` is not possible here: spaces have `dim ≥ 1`.
+pub fn validate(metric: Metric, dim: usize, vector: &[f32]) -> Result<(), VectorError> {
+    if vector.len() != dim {
+        return Err(VectorError::DimensionMismatch { expected: dim, got: vector.len() });
+    }
+    if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(VectorError::NonFinite { index, value });
+    }
+    if metric == Metric::Cosine && vector.iter().all(|&v| v == 0.0) {
+        return Err(VectorError::ZeroVector);
+    }
+    Ok(())
+}
+
+/// Validates `vector` and returns it in stored form: normalised under Cosine, as given
+/// otherwise.
+pub fn prepare(metric: Metric, dim: usize, vector: &[f32]) -> Result<Vec<f32>, VectorError> {
+    validate(metric, dim, vector)?;
+    let mut stored = vector.to_vec();
+    if metric == Metric::Cosine {
+        normalize(&mut stored);
+        // Squaring tiny components can underflow to a zero norm even though the
+        // vector is not zero; such a vector cannot be normalised in f32.
+        if stored.iter().any(|v| !v.is_finite()) {
+            return Err(VectorError::ZeroVector);
+        }
+    }
+    Ok(stored)
+}
+
+/// Scales `vector` to unit L2 length in place.
+///
+/// A zero vector, and one whose squared length is already within `1e-6` of 1, is left
+/// unchanged, so normalising twice gives the same bits as normalising once.
+pub fn normalize(vector: &mut [f32]) {
+    let squared: f64 = vector.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    if squared == 0.0 || (squared - 1.0).abs() <= 1e-6 {
+        return;
+    }
+    let inv = (1.0 / squared.sqrt()) as f32;
+    for v in vector.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_table() {
+        type Case<'a> = (Metric, usize, &'a [f32], Result<(), VectorError>);
+        let cases: &[Case] = &[
+            (Metric::Dot, 3, &[1.0, 2.0, 3.0], Ok(())),
+            (Metric::Dot, 3, &[1.0, 2.0], Err(VectorError::DimensionMismatch { expected: 3, got: 2 })),
+            (Metric::Euclid, 2, &[], Err(VectorError::DimensionMismatch { expected: 2, got: 0 })),
+            (
+                Metric::Dot,
+                2,
+                &[1.0, f32::INFINITY],
+                Err(VectorError::NonFinite { index: 1, value: f32::INFINITY }),
+            ),
+            (
+                Metric::Manhattan,
+                2,
+                &[f32::NEG_INFINITY, 0.0],
+                Err(VectorError::NonFinite { index: 0, value: f32::NEG_INFINITY }),
+            ),
+            (Metric::Cosine, 2, &[0.0, 0.0], Err(VectorError::ZeroVector)),
+            (Metric::Cosine, 2, &[-0.0, 0.0], Err(VectorError::ZeroVector)),
+            (Metric::Dot, 2, &[0.0, 0.0], Ok(())),
+            (Metric::Euclid, 2, &[0.0, 0.0], Ok(())),
+            (Metric::Cosine, 1, &[-3.0], Ok(())),
+        ];
+        for (metric, dim, vector, expected) in cases {
+            assert_eq!(&validate(*metric, *dim, vector), expected, "{metric:?} dim {dim} {vector:?}");
+        }
+        // NaN compares unequal to itself, so check the variant by shape.
+        assert!(matches!(
+            validate(Metric::Cosine, 2, &[0.5, f32::NAN]),
+            Err(VectorError::NonFinite { index: 1, value }) if value.is_nan()
+        ));
+    }
+
+    #[test]
+    fn prepare_normalises_only_cosine() {
+        assert_eq!(prepare(Metric::Cosine, 2, &[3.0, 4.0]).unwrap(), vec![0.6, 0.8]);
+        assert_eq!(prepare(Metric::Dot, 2, &[3.0, 4.0]).unwrap(), vec![3.0, 4.0]);
+        assert_eq!(prepare(Metric::Cosine, 2, &[1e-30, 0.0]), Ok(vec![1.0, 0.0]));
+        assert_eq!(prepare(Metric::Cosine, 2, &[1e-45, 0.0]), Err(VectorError::ZeroVector));
+    }
+
+    #[test]
+    fn normalize_leaves_zero_alone() {
+        let mut v = [0.0f32; 4];
+        normalize(&mut v);
+        assert_eq!(v, [0.0; 4]);
+    }
+}

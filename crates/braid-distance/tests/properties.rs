@@ -1,0 +1,140 @@
+//! Property tests: every fast path against the plain `f64` reference in `scalar`.
+//!
+//! "Equal within a relative 1e-5" is judged against the scale of the sum's terms
+//! (Σ|aᵢbᵢ| for a dot product, the result itself for sums of non-negative terms), the
+//! standard bound for floating-point summation: a dot product that cancels to nearly
+//! zero cannot be relatively exact in any float kernel.
+
+use braid_core::{Metric, PointOffset};
+use braid_distance::{
+    Kernel, TopK, normalize, prepare, scalar, score_block, score_matrix_faer, score_matrix_pairs, simd, top_k,
+};
+use proptest::prelude::*;
+
+const TOLERANCE: f64 = 1e-5;
+const DIMS: [usize; 9] = [1, 3, 7, 16, 33, 383, 384, 512, 1536];
+
+fn close(got: f32, reference: f64, scale: f64) -> bool {
+    (f64::from(got) - reference).abs() <= TOLERANCE * scale.max(f64::MIN_POSITIVE) + 1e-30
+}
+
+fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
+    (prop::sample::select(DIMS.to_vec()), 0u32..3).prop_flat_map(|(dim, scale)| {
+        // Scales 1, 1e3 and 1e-3 exercise large and small magnitudes.
+        let s = [1.0f32, 1e3, 1e-3][scale as usize];
+        let v = prop::collection::vec(-s..s, dim);
+        (v.clone(), v)
+    })
+}
+
+proptest! {
+    #[test]
+    fn dot_matches_reference((a, b) in pair()) {
+        let got = simd::dot(&a, &b);
+        prop_assert!(close(got, scalar::dot(&a, &b), scalar::dot_magnitude(&a, &b)), "{got} vs {}", scalar::dot(&a, &b));
+    }
+
+    #[test]
+    fn l2_squared_matches_reference((a, b) in pair()) {
+        let reference = scalar::l2_squared(&a, &b);
+        let got = simd::l2_squared(&a, &b);
+        prop_assert!(close(got, reference, reference), "{got} vs {reference}");
+    }
+
+    #[test]
+    fn every_l1_path_matches_reference((a, b) in pair()) {
+        let reference = scalar::l1(&a, &b);
+        for (isa, l1) in simd::l1_paths() {
+            let got = l1(&a, &b);
+            prop_assert!(close(got, reference, reference), "{isa}: {got} vs {reference}");
+        }
+    }
+
+    #[test]
+    fn user_scores_match_reference((a, b) in pair()) {
+        let euclid = Kernel::new(Metric::Euclid).score(&a, &b);
+        let reference = scalar::l2_squared(&a, &b).sqrt();
+        prop_assert!(close(euclid, reference, reference), "{euclid} vs {reference}");
+        let manhattan = Kernel::new(Metric::Manhattan).score(&a, &b);
+        prop_assert!(close(manhattan, scalar::l1(&a, &b), scalar::l1(&a, &b)));
+    }
+
+    #[test]
+    fn cosine_is_dot_of_normalised((a, b) in pair()) {
+        prop_assume!(a.iter().any(|&x| x != 0.0) && b.iter().any(|&x| x != 0.0));
+        let dim = a.len();
+        let (na, nb) = (prepare(Metric::Cosine, dim, &a).unwrap(), prepare(Metric::Cosine, dim, &b).unwrap());
+        let got = Kernel::new(Metric::Cosine).score(&na, &nb);
+        // Both vectors have unit length, so Σ|aᵢbᵢ| ≤ 1; normalisation itself rounds in f32.
+        prop_assert!(close(got, scalar::cosine(&a, &b), 1.0), "{got} vs {}", scalar::cosine(&a, &b));
+    }
+
+    #[test]
+    fn normalisation_is_idempotent(v in prop::collection::vec(-100.0f32..100.0, 1..600)) {
+        let mut once = v.clone();
+        normalize(&mut once);
+        let mut twice = once.clone();
+        normalize(&mut twice);
+        prop_assert_eq!(&once, &twice);
+        if v.iter().any(|&x| x != 0.0) {
+            let norm = scalar::dot(&once, &once);
+            prop_assert!((norm - 1.0).abs() < 1e-5, "squared norm {norm}");
+        }
+    }
+
+    #[test]
+    fn block_equals_pairs(dim in 1usize..70, rows in 0usize..40, metric in prop::sample::select(Metric::ALL.to_vec()), seed in any::<u64>()) {
+        let values = |n: usize, salt: u64| -> Vec<f32> {
+            (0..n).map(|i| (((i as u64 + 1).wrapping_mul(seed ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / 16_777_216.0) - 0.5).collect()
+        };
+        let query = values(dim, 1);
+        let block = values(dim * rows, 2);
+        let kernel = Kernel::new(metric);
+        let mut out = vec![0.0; rows];
+        score_block(&kernel, &query, &block, &mut out).unwrap();
+        for (row, &got) in block.chunks_exact(dim).zip(&out) {
+            prop_assert_eq!(got, kernel.score(&query, row));
+        }
+    }
+
+    #[test]
+    fn faer_matrix_matches_pairs(dim in 1usize..100, q in 1usize..9, n in 0usize..50, seed in any::<u64>()) {
+        let mut state = seed | 1;
+        let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; (state >> 40) as f32 / 16_777_216.0 - 0.5 };
+        let queries: Vec<f32> = (0..q * dim).map(|_| next()).collect();
+        let block: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+        let mut faer_out = vec![0.0; q * n];
+        let mut pair_out = vec![0.0; q * n];
+        score_matrix_faer(dim, &queries, &block, &mut faer_out).unwrap();
+        score_matrix_pairs(Metric::Dot, dim, &queries, &block, &mut pair_out).unwrap();
+        for (i, (f, p)) in faer_out.iter().zip(&pair_out).enumerate() {
+            let (qi, ni) = (i / n.max(1), i % n.max(1));
+            let a = &queries[qi * dim..(qi + 1) * dim];
+            let b = &block[ni * dim..(ni + 1) * dim];
+            let reference = scalar::dot(a, b);
+            let scale = scalar::dot_magnitude(a, b);
+            prop_assert!(close(*f, reference, scale), "faer {f} vs {reference}");
+            prop_assert!(close(*p, reference, scale), "pairs {p} vs {reference}");
+        }
+    }
+
+    #[test]
+    fn top_k_equals_full_sort(scores in prop::collection::vec(prop::sample::select(vec![0.0f32, 0.25, 0.5, 1.0, -1.0, 3.5]), 0..200), k in 0usize..30, metric in prop::sample::select(Metric::ALL.to_vec())) {
+        let mut sorted: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+        // Independent reference: a stable sort by score in the metric's direction keeps
+        // equal scores in offset order.
+        sorted.sort_by(|a, b| if metric.higher_is_better() { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
+        let expected: Vec<(u32, f32)> = sorted.into_iter().take(k).map(|(i, s)| (i as u32, s)).collect();
+        let got: Vec<(u32, f32)> = top_k(&scores, k, metric).into_iter().map(|s| (s.offset.0, s.score)).collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn top_k_ignores_arrival_order(mut items in prop::collection::vec((0u32..50, prop::sample::select(vec![1.0f32, 2.0, 3.0])), 0..60), k in 1usize..10) {
+        items.sort_by_key(|(o, _)| *o);
+        items.dedup_by_key(|(o, _)| *o);
+        let forward = { let mut t = TopK::new(k, Metric::Dot); for &(o, s) in &items { t.push(PointOffset(o), s); } t.into_sorted_vec() };
+        let backward = { let mut t = TopK::new(k, Metric::Dot); for &(o, s) in items.iter().rev() { t.push(PointOffset(o), s); } t.into_sorted_vec() };
+        prop_assert_eq!(forward, backward);
+    }
+}
