@@ -62,7 +62,7 @@ fn matrix(c: &mut Criterion) {
     let mut group = c.benchmark_group("matrix_QxN");
     for dim in DIMS {
         let block = random_vectors(&mut rng, BLOCK_ROWS, dim);
-        for q in [1usize, 2, 4, 16, 64] {
+        for q in [1usize, 2, 4, 8, 16, 64] {
             let queries = random_vectors(&mut rng, q, dim);
             let mut out = vec![0.0f32; q * BLOCK_ROWS];
             group.throughput(Throughput::Elements((q * BLOCK_ROWS) as u64));

@@ -13,7 +13,7 @@ use crate::{Kernel, VectorError};
 
 /// From this many queries on, [`score_matrix`] uses the `faer` matrix product for Dot
 /// and Cosine. Below it, per-pair kernels win (measured, see `docs/benchmarks.md`).
-pub const MATRIX_MIN_QUERIES: usize = 4;
+pub const MATRIX_MIN_QUERIES: usize = 8;
 
 fn check_shapes(dim: usize, queries: &[f32], block: &[f32], out: &[f32]) -> Result<usize, VectorError> {
     if dim == 0 || queries.len() % dim != 0 || queries.is_empty() {
