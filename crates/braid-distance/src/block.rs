@@ -6,18 +6,19 @@
 //! takes that path from [`MATRIX_MIN_QUERIES`] queries on, where
 //! `cargo xtask bench distance` shows it is faster (`docs/benchmarks.md`).
 
-use braid_core::Metric;
+use braid_core::{Metric, PointOffset, ScoredOffset};
 use faer::{Accum, MatMut, MatRef, Par};
 
-use crate::{Kernel, VectorError};
+use crate::{Kernel, TopK, VectorError, is_better};
 
 /// From this many queries on, [`score_matrix`] uses the `faer` matrix product for Dot
 /// and Cosine. Below it, per-pair kernels win (measured, see `docs/benchmarks.md`).
 pub const MATRIX_MIN_QUERIES: usize = 8;
 
-fn check_shapes(dim: usize, queries: &[f32], block: &[f32], out: &[f32]) -> Result<usize, VectorError> {
-    if dim == 0 || queries.len() % dim != 0 || queries.is_empty() {
-        return Err(VectorError::BlockShape { what: "queries", expected: dim.max(1), got: queries.len() });
+/// How many rows of `dim` values `block` holds; `dim` must be non-zero and divide it.
+fn block_rows(dim: usize, block: &[f32]) -> Result<usize, VectorError> {
+    if dim == 0 {
+        return Err(VectorError::BlockShape { what: "query", expected: 1, got: 0 });
     }
     if block.len() % dim != 0 {
         return Err(VectorError::BlockShape {
@@ -26,6 +27,14 @@ fn check_shapes(dim: usize, queries: &[f32], block: &[f32], out: &[f32]) -> Resu
             got: block.len(),
         });
     }
+    Ok(block.len() / dim)
+}
+
+fn check_shapes(dim: usize, queries: &[f32], block: &[f32], out: &[f32]) -> Result<usize, VectorError> {
+    if dim == 0 || queries.len() % dim != 0 || queries.is_empty() {
+        return Err(VectorError::BlockShape { what: "queries", expected: dim.max(1), got: queries.len() });
+    }
+    block_rows(dim, block)?;
     let expected = queries.len() / dim * (block.len() / dim);
     if out.len() != expected {
         return Err(VectorError::BlockShape { what: "out", expected, got: out.len() });
@@ -62,6 +71,47 @@ pub fn score_block(
         }
     }
     Ok(())
+}
+
+/// The `k` best rows of `block` for `query`, best first, with user scores: an exact
+/// search over a contiguous block in one pass.
+///
+/// Scores a chunk of rows into a stack buffer, then offers only those that beat the
+/// current k-th best to the heap, so the scores never make a second trip through
+/// memory.
+pub fn scan_top_k(
+    kernel: &Kernel,
+    query: &[f32],
+    block: &[f32],
+    k: usize,
+) -> Result<Vec<ScoredOffset>, VectorError> {
+    const CHUNK: usize = 256;
+    let dim = query.len();
+    let rows = block_rows(dim, block)?;
+    if rows > u32::MAX as usize {
+        return Err(VectorError::BlockShape {
+            what: "block",
+            expected: u32::MAX as usize * dim,
+            got: block.len(),
+        });
+    }
+    let mut top = TopK::new(k, kernel.metric());
+    let mut scores = [0.0f32; CHUNK];
+    for (chunk_index, chunk) in block.chunks(CHUNK * dim).enumerate() {
+        let n = chunk.len() / dim;
+        score_block_raw(kernel, query, chunk, &mut scores[..n])?;
+        let base = chunk_index * CHUNK;
+        for (i, &s) in scores[..n].iter().enumerate() {
+            if top.worst_score().is_none_or(|worst| !is_better(kernel.metric(), worst, s)) {
+                top.push(PointOffset((base + i) as u32), s);
+            }
+        }
+    }
+    let mut best = top.into_sorted_vec();
+    for hit in &mut best {
+        hit.score = kernel.finish(hit.score);
+    }
+    Ok(best)
 }
 
 /// User scores of `q` queries (row-major `q × dim` in `queries`) against `n` rows of
@@ -156,6 +206,21 @@ mod tests {
             Err(VectorError::BlockShape { what: "queries", .. })
         ));
         assert!(score_matrix(Metric::Dot, 2, &[1.0, 2.0], &[], &mut []).is_ok());
+    }
+
+    #[test]
+    fn scan_top_k_by_hand() {
+        let block = [0.0, 0.0, 3.0, 4.0, 6.0, 8.0, 1.0, 0.0];
+        let best = scan_top_k(&Kernel::new(Metric::Euclid), &[0.0, 0.0], &block, 2).unwrap();
+        assert_eq!(
+            best,
+            vec![
+                ScoredOffset { offset: PointOffset(0), score: 0.0 },
+                ScoredOffset { offset: PointOffset(3), score: 1.0 },
+            ]
+        );
+        assert!(scan_top_k(&Kernel::new(Metric::Dot), &[], &block, 2).is_err());
+        assert!(scan_top_k(&Kernel::new(Metric::Dot), &[1.0, 0.0, 0.0], &block, 2).is_err());
     }
 
     #[test]

@@ -42,7 +42,8 @@ mod topk;
 mod validate;
 
 pub use block::{
-    MATRIX_MIN_QUERIES, score_block, score_block_raw, score_matrix, score_matrix_faer, score_matrix_pairs,
+    MATRIX_MIN_QUERIES, scan_top_k, score_block, score_block_raw, score_matrix, score_matrix_faer,
+    score_matrix_pairs,
 };
 pub use braid_core::Metric;
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};

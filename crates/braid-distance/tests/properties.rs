@@ -138,3 +138,20 @@ proptest! {
         prop_assert_eq!(forward, backward);
     }
 }
+
+proptest! {
+    #[test]
+    fn scan_top_k_equals_score_then_sort(dim in 1usize..20, rows in 0usize..700, k in 0usize..20, metric in prop::sample::select(Metric::ALL.to_vec()), seed in any::<u64>()) {
+        let mut state = seed | 1;
+        // Coarse values so that ties are common and the tie order is exercised.
+        let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; ((state >> 60) as f32) / 4.0 - 2.0 };
+        let query: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let block: Vec<f32> = (0..rows * dim).map(|_| next()).collect();
+        let kernel = Kernel::new(metric);
+        let mut scores = vec![0.0; rows];
+        score_block(&kernel, &query, &block, &mut scores).unwrap();
+        let expected = top_k(&scores, k, metric);
+        let got = braid_distance::scan_top_k(&kernel, &query, &block, k).unwrap();
+        prop_assert_eq!(got, expected);
+    }
+}
