@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct PointOffset(pub u32);
 
+pub use uuid::Uuid;
+
 impl PointOffset {
     /// The offset as a `usize` index into a vector store.
     #[inline]
@@ -51,6 +53,47 @@ impl fmt::Debug for PointOffset {
 impl From<u32> for PointOffset {
     fn from(value: u32) -> Self {
         PointOffset(value)
+    }
+}
+
+/// The external id of a point, as users give it: an unsigned integer or a UUID.
+///
+/// Serialised the way Qdrant's JSON API has it: a number, or a UUID string. Ids are
+/// mapped to [`PointOffset`]s by the segment that holds the point; the two never mix in
+/// one signature.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PointId {
+    /// An unsigned integer id.
+    Num(u64),
+    /// A UUID id; it compares and prints in canonical hyphenated lower-case form.
+    Uuid(uuid::Uuid),
+}
+
+impl fmt::Debug for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PointId::Num(n) => write!(f, "{n}"),
+            PointId::Uuid(u) => write!(f, "{}", u.hyphenated()),
+        }
+    }
+}
+
+impl From<u64> for PointId {
+    fn from(value: u64) -> Self {
+        PointId::Num(value)
+    }
+}
+
+impl From<uuid::Uuid> for PointId {
+    fn from(value: uuid::Uuid) -> Self {
+        PointId::Uuid(value)
     }
 }
 

@@ -1,0 +1,337 @@
+//! Payloads by offset, and the roaring-bitmap payload indexes kept beside them.
+//!
+//! An index answers a condition with the exact set of offsets the per-point check
+//! would accept, or declines (`None`) when it cannot be sure — then the planner falls
+//! back to a per-point check for that condition. Indexes are updated on every payload
+//! change, from the old and the new payload, which the store owns.
+
+use std::collections::{BTreeMap, HashMap};
+
+use braid_core::PointOffset;
+use roaring::RoaringBitmap;
+use serde_json::Value;
+
+use crate::ast::{FieldTest, Match, Range, Scalar, Variants};
+use crate::parse::datetime_micros;
+use crate::path::JsonPath;
+use crate::{IndexError, PlannedFilter, PointLookup};
+
+/// The kinds of payload index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    /// Strings: `match value`/`any` on keywords.
+    Keyword,
+    /// Integers: `match value`/`any` on integers, and `range` over every number.
+    Integer,
+    /// Numbers: `range`.
+    Float,
+    /// Bools: `match value`.
+    Bool,
+    /// UUID strings in canonical form: `match value`/`any`.
+    Uuid,
+    /// RFC 3339 strings: datetime `range`.
+    Datetime,
+}
+
+impl IndexKind {
+    /// The lower-case name, as in Qdrant's `field_schema`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Keyword => "keyword",
+            IndexKind::Integer => "integer",
+            IndexKind::Float => "float",
+            IndexKind::Bool => "bool",
+            IndexKind::Uuid => "uuid",
+            IndexKind::Datetime => "datetime",
+        }
+    }
+}
+
+/// An `f64` with a total order, `-0.0` folded into `0.0` so that it orders the way
+/// `<=` compares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Number(f64);
+impl Eq for Number {}
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Number {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl Number {
+    fn new(x: f64) -> Number {
+        Number(x + 0.0)
+    }
+}
+
+/// Offsets per value, ordered so that ranges are cheap.
+type Postings<K> = BTreeMap<K, RoaringBitmap>;
+
+fn post<K: Ord>(map: &mut Postings<K>, key: K, offset: u32, insert: bool) {
+    if insert {
+        map.entry(key).or_default().insert(offset);
+    } else if let Some(bitmap) = map.get_mut(&key) {
+        bitmap.remove(offset);
+        if bitmap.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+fn union<'a>(bitmaps: impl Iterator<Item = &'a RoaringBitmap>) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
+    for b in bitmaps {
+        out |= b;
+    }
+    out
+}
+
+/// Offsets whose key lies in `range`.
+fn range_union<K: Ord + Copy>(map: &Postings<K>, range: &Range<K>) -> RoaringBitmap {
+    let lo = [range.gt, range.gte].into_iter().flatten().max();
+    let hi = [range.lt, range.lte].into_iter().flatten().min();
+    if let (Some(lo), Some(hi)) = (lo, hi)
+        && lo > hi
+    {
+        return RoaringBitmap::new();
+    }
+    use std::ops::Bound::{Included, Unbounded};
+    let bounds = (lo.map_or(Unbounded, Included), hi.map_or(Unbounded, Included));
+    union(map.range(bounds).filter(|(k, _)| range.contains(**k)).map(|(_, b)| b))
+}
+
+#[derive(Clone, Debug)]
+enum FieldIndex {
+    Keyword(HashMap<String, RoaringBitmap>),
+    Integer { exact: Postings<i64>, numbers: Postings<Number> },
+    Float(Postings<Number>),
+    Bool { yes: RoaringBitmap, no: RoaringBitmap },
+    Uuid(HashMap<u128, RoaringBitmap>),
+    Datetime(Postings<i64>),
+}
+
+/// A string's UUID, only when the string is the canonical lower-case hyphenated form:
+/// per-point `match` compares strings exactly, so only canonical strings can be keyed
+/// by their UUID without changing answers.
+fn canonical_uuid(s: &str) -> Option<u128> {
+    let u = uuid::Uuid::parse_str(s).ok()?;
+    (u.hyphenated().to_string() == s).then_some(u.as_u128())
+}
+
+fn hash_post<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, RoaringBitmap>,
+    key: K,
+    offset: u32,
+    insert: bool,
+) {
+    if insert {
+        map.entry(key).or_default().insert(offset);
+    } else if let Some(bitmap) = map.get_mut(&key) {
+        bitmap.remove(offset);
+        if bitmap.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+impl FieldIndex {
+    fn new(kind: IndexKind) -> FieldIndex {
+        match kind {
+            IndexKind::Keyword => FieldIndex::Keyword(HashMap::new()),
+            IndexKind::Integer => FieldIndex::Integer { exact: Postings::new(), numbers: Postings::new() },
+            IndexKind::Float => FieldIndex::Float(Postings::new()),
+            IndexKind::Bool => FieldIndex::Bool { yes: RoaringBitmap::new(), no: RoaringBitmap::new() },
+            IndexKind::Uuid => FieldIndex::Uuid(HashMap::new()),
+            IndexKind::Datetime => FieldIndex::Datetime(Postings::new()),
+        }
+    }
+
+    fn kind(&self) -> IndexKind {
+        match self {
+            FieldIndex::Keyword(_) => IndexKind::Keyword,
+            FieldIndex::Integer { .. } => IndexKind::Integer,
+            FieldIndex::Float(_) => IndexKind::Float,
+            FieldIndex::Bool { .. } => IndexKind::Bool,
+            FieldIndex::Uuid(_) => IndexKind::Uuid,
+            FieldIndex::Datetime(_) => IndexKind::Datetime,
+        }
+    }
+
+    /// Adds (`insert`) or removes the offset under every value at the key.
+    fn update(&mut self, key: &JsonPath, payload: &Value, offset: u32, insert: bool) {
+        let values = key.values(payload);
+        let elements = values.iter().flat_map(|v| match v {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            other => vec![*other],
+        });
+        for v in elements {
+            match (&mut *self, v) {
+                (FieldIndex::Keyword(map), Value::String(s)) => hash_post(map, s.clone(), offset, insert),
+                (FieldIndex::Integer { exact, numbers }, Value::Number(n)) => {
+                    if let Some(i) = n.as_i64() {
+                        post(exact, i, offset, insert);
+                    }
+                    if let Some(x) = n.as_f64() {
+                        post(numbers, Number::new(x), offset, insert);
+                    }
+                }
+                (FieldIndex::Float(numbers), Value::Number(n)) => {
+                    if let Some(x) = n.as_f64() {
+                        post(numbers, Number::new(x), offset, insert);
+                    }
+                }
+                (FieldIndex::Bool { yes, no }, Value::Bool(b)) => {
+                    let set = if *b { yes } else { no };
+                    if insert {
+                        set.insert(offset);
+                    } else {
+                        set.remove(offset);
+                    }
+                }
+                (FieldIndex::Uuid(map), Value::String(s)) => {
+                    if let Some(u) = canonical_uuid(s) {
+                        hash_post(map, u, offset, insert);
+                    }
+                }
+                (FieldIndex::Datetime(map), Value::String(s)) => {
+                    if let Some(t) = datetime_micros(s) {
+                        post(map, t, offset, insert);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The exact matching set for `test`, or `None` when this index cannot answer it.
+    fn answer(&self, test: &FieldTest) -> Option<RoaringBitmap> {
+        let empty = RoaringBitmap::new;
+        match (self, test) {
+            (FieldIndex::Keyword(map), FieldTest::Match(Match::Value(Scalar::Keyword(k)))) => {
+                Some(map.get(k).cloned().unwrap_or_else(empty))
+            }
+            (FieldIndex::Keyword(map), FieldTest::Match(Match::Any(Variants::Keywords(list)))) => {
+                Some(union(list.iter().filter_map(|k| map.get(k))))
+            }
+            (FieldIndex::Integer { exact, .. }, FieldTest::Match(Match::Value(Scalar::Integer(i)))) => {
+                Some(exact.get(i).cloned().unwrap_or_else(empty))
+            }
+            (FieldIndex::Integer { exact, .. }, FieldTest::Match(Match::Any(Variants::Integers(list)))) => {
+                Some(union(list.iter().filter_map(|i| exact.get(i))))
+            }
+            (FieldIndex::Integer { numbers, .. } | FieldIndex::Float(numbers), FieldTest::Range(r)) => {
+                let r = Range {
+                    gt: r.gt.map(Number::new),
+                    gte: r.gte.map(Number::new),
+                    lt: r.lt.map(Number::new),
+                    lte: r.lte.map(Number::new),
+                };
+                Some(range_union(numbers, &r))
+            }
+            (FieldIndex::Bool { yes, no }, FieldTest::Match(Match::Value(Scalar::Bool(b)))) => {
+                Some(if *b { yes.clone() } else { no.clone() })
+            }
+            (FieldIndex::Uuid(map), FieldTest::Match(Match::Value(Scalar::Keyword(k)))) => {
+                canonical_uuid(k).map(|u| map.get(&u).cloned().unwrap_or_else(empty))
+            }
+            (FieldIndex::Uuid(map), FieldTest::Match(Match::Any(Variants::Keywords(list)))) => {
+                let keys = list.iter().map(|k| canonical_uuid(k)).collect::<Option<Vec<_>>>()?;
+                Some(union(keys.iter().filter_map(|u| map.get(u))))
+            }
+            (FieldIndex::Datetime(map), FieldTest::DatetimeRange(r)) => Some(range_union(map, r)),
+            _ => None,
+        }
+    }
+}
+
+/// The payloads of one segment, addressed by offset, with their payload indexes.
+#[derive(Clone, Debug, Default)]
+pub struct PayloadStore {
+    payloads: Vec<Option<Value>>,
+    indexes: BTreeMap<JsonPath, FieldIndex>,
+}
+
+impl PayloadStore {
+    /// An empty store.
+    pub fn new() -> PayloadStore {
+        PayloadStore::default()
+    }
+
+    /// The payload at `offset`, if one was set.
+    pub fn get(&self, offset: PointOffset) -> Option<&Value> {
+        self.payloads.get(offset.index()).and_then(Option::as_ref)
+    }
+
+    /// Replaces the payload at `offset`, updating every index. Returns the old one.
+    pub fn set(&mut self, offset: PointOffset, payload: Value) -> Option<Value> {
+        let old = self.remove(offset);
+        for (key, index) in &mut self.indexes {
+            index.update(key, &payload, offset.0, true);
+        }
+        if self.payloads.len() <= offset.index() {
+            self.payloads.resize(offset.index() + 1, None);
+        }
+        self.payloads[offset.index()] = Some(payload);
+        old
+    }
+
+    /// Removes the payload at `offset` from the store and every index.
+    pub fn remove(&mut self, offset: PointOffset) -> Option<Value> {
+        let old = self.payloads.get_mut(offset.index()).and_then(Option::take)?;
+        for (key, index) in &mut self.indexes {
+            index.update(key, &old, offset.0, false);
+        }
+        Some(old)
+    }
+
+    /// Builds an index of `kind` on `key` from every stored payload. Creating the same
+    /// index again is a no-op; another kind on the same key is an error.
+    pub fn create_index(&mut self, key: &str, kind: IndexKind) -> Result<(), IndexError> {
+        let path = JsonPath::parse(key)?;
+        if let Some(existing) = self.indexes.get(&path) {
+            return if existing.kind() == kind {
+                Ok(())
+            } else {
+                Err(IndexError::KindConflict {
+                    key: key.to_string(),
+                    existing: existing.kind().name(),
+                    requested: kind.name(),
+                })
+            };
+        }
+        let mut index = FieldIndex::new(kind);
+        for (offset, payload) in self.payloads.iter().enumerate() {
+            if let Some(payload) = payload {
+                index.update(&path, payload, offset as u32, true);
+            }
+        }
+        self.indexes.insert(path, index);
+        Ok(())
+    }
+
+    /// Drops the index on `key`; `true` if there was one.
+    pub fn drop_index(&mut self, key: &str) -> bool {
+        JsonPath::parse(key).is_ok_and(|path| self.indexes.remove(&path).is_some())
+    }
+
+    /// Every index, by key.
+    pub fn indexes(&self) -> impl Iterator<Item = (&JsonPath, IndexKind)> {
+        self.indexes.iter().map(|(k, i)| (k, i.kind()))
+    }
+
+    /// The exact set for a field test from an index on `key`, when one can answer it.
+    pub(crate) fn answer(&self, key: &JsonPath, test: &FieldTest) -> Option<RoaringBitmap> {
+        self.indexes.get(key).and_then(|i| i.answer(test))
+    }
+
+    /// Turns `filter` into the set of matching offsets (when indexes answer every
+    /// condition) or a per-point predicate, with a cardinality estimate.
+    pub fn plan<'a>(&'a self, filter: &'a crate::Filter, lookup: &'a dyn PointLookup) -> PlannedFilter<'a> {
+        PlannedFilter::new(filter, self, lookup)
+    }
+}
