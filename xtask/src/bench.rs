@@ -3,12 +3,20 @@
 use crate::{cargo, exec};
 
 /// (name, package, bench target, what it measures)
-const BENCHES: &[(&str, &str, &str, &str)] = &[(
-    "distance",
-    "braid-distance",
-    "distance",
-    "kernels per metric at 384/512-d, 1×N block, Q×N faer, exact-scan bandwidth vs memory read",
-)];
+const BENCHES: &[(&str, &str, &str, &str)] = &[
+    (
+        "distance",
+        "braid-distance",
+        "distance",
+        "kernels per metric at 384/512-d, 1×N block, Q×N faer, exact-scan bandwidth vs memory read",
+    ),
+    (
+        "filter",
+        "braid-filter",
+        "filter",
+        "filter → bitmap through payload indexes vs per-point evaluation, 1M points",
+    ),
+];
 
 pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     let Some((_, package, target, _)) = BENCHES.iter().find(|(n, ..)| *n == name) else {

@@ -237,7 +237,7 @@ impl DenseVectors {
     ///
     /// Returns `None` when `dim` is zero or does not divide `data.len()`.
     pub fn from_flat(dim: usize, data: Vec<f32>) -> Option<Self> {
-        (dim > 0 && data.len() % dim == 0).then_some(DenseVectors { dim, data })
+        (dim > 0 && data.len().is_multiple_of(dim)).then_some(DenseVectors { dim, data })
     }
 
     /// Appends one vector and returns its offset.

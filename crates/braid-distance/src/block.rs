@@ -20,7 +20,7 @@ fn block_rows(dim: usize, block: &[f32]) -> Result<usize, VectorError> {
     if dim == 0 {
         return Err(VectorError::BlockShape { what: "query", expected: 1, got: 0 });
     }
-    if block.len() % dim != 0 {
+    if !block.len().is_multiple_of(dim) {
         return Err(VectorError::BlockShape {
             what: "block",
             expected: block.len() / dim * dim,
@@ -31,7 +31,7 @@ fn block_rows(dim: usize, block: &[f32]) -> Result<usize, VectorError> {
 }
 
 fn check_shapes(dim: usize, queries: &[f32], block: &[f32], out: &[f32]) -> Result<usize, VectorError> {
-    if dim == 0 || queries.len() % dim != 0 || queries.is_empty() {
+    if dim == 0 || !queries.len().is_multiple_of(dim) || queries.is_empty() {
         return Err(VectorError::BlockShape { what: "queries", expected: dim.max(1), got: queries.len() });
     }
     block_rows(dim, block)?;

@@ -84,11 +84,8 @@ fn post<K: Ord>(map: &mut Postings<K>, key: K, offset: u32, insert: bool) {
 }
 
 fn union<'a>(bitmaps: impl Iterator<Item = &'a RoaringBitmap>) -> RoaringBitmap {
-    let mut out = RoaringBitmap::new();
-    for b in bitmaps {
-        out |= b;
-    }
-    out
+    // roaring's multi-way union merges containers once instead of pairwise.
+    roaring::MultiOps::union(bitmaps)
 }
 
 /// Offsets whose key lies in `range`.

@@ -509,7 +509,8 @@ mod tests {
 
     #[test]
     fn error_table() {
-        let cases: &[(&str, fn(&FilterError) -> bool)] = &[
+        type Case<'a> = (&'a str, fn(&FilterError) -> bool);
+        let cases: &[Case] = &[
             (
                 r#"{"must": [{"key": "a", "match": {"valu": 1}}]}"#,
                 |e| matches!(e, FilterError::UnknownField { field, .. } if field == "valu"),

@@ -95,12 +95,12 @@ proptest! {
 
     #[test]
     fn weight_zero_removes_a_lists_influence(a in ranked_list(20), b in ranked_list(20)) {
-        let alone = by_id(&qdrant::rrf(&[a.clone()], 2, None).unwrap());
+        let alone = by_id(&qdrant::rrf(std::slice::from_ref(&a), 2, None).unwrap());
         let muted = qdrant::rrf(&[a.clone(), b.clone()], 2, Some(&[1.0, 0.0])).unwrap();
         for f in &muted {
             prop_assert_eq!(f.score, alone.get(&f.id).copied().unwrap_or(0.0));
         }
-        let alone = by_id(&qdrant::dbsf(&[a.clone()], None).unwrap());
+        let alone = by_id(&qdrant::dbsf(std::slice::from_ref(&a), None).unwrap());
         for f in &qdrant::dbsf(&[a.clone(), b.clone()], Some(&[1.0, 0.0])).unwrap() {
             prop_assert_eq!(f.score, alone.get(&f.id).copied().unwrap_or(0.0));
         }
@@ -113,7 +113,7 @@ proptest! {
 
     #[test]
     fn rrf_scores_fall_with_rank(list in ranked_list(40), k in 1usize..100, w in 0.01f32..10.0) {
-        let fused = qdrant::rrf(&[list.clone()], k, Some(&[w])).unwrap();
+        let fused = qdrant::rrf(std::slice::from_ref(&list), k, Some(&[w])).unwrap();
         prop_assert_eq!(fused.iter().map(|f| f.id).collect::<Vec<_>>(), list.iter().map(|(id, _)| *id).collect::<Vec<_>>());
         prop_assert!(fused.windows(2).all(|p| p[0].score > p[1].score));
         let classic = classic::reciprocal_rank_fusion(&[ScoredList::similarities(list)], k as f32, None).unwrap();
