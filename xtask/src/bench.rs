@@ -1,6 +1,8 @@
 //! `cargo xtask bench <name>`: one entry per benchmark, mapped to the crate that owns it.
 
-use crate::{cargo, exec};
+use std::process::Command;
+
+use crate::{cargo, exec, root};
 
 /// (name, package, bench target, what it measures)
 const BENCHES: &[(&str, &str, &str, &str)] = &[
@@ -16,12 +18,54 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "filter",
         "filter → bitmap through payload indexes vs per-point evaluation, 1M points",
     ),
+    (
+        "hnsw",
+        "braid-hnsw",
+        "hnsw",
+        "Braid's HNSW beside hnswlib, FAISS and usearch (Python venv under target/) on the same data",
+    ),
 ];
+
+/// The peers of `bench hnsw`, pinned; installed into a venv under `target/` on first use.
+const HNSW_PEERS: &[&str] =
+    &["hnswlib==0.8.0", "faiss-cpu==1.15.1", "usearch==2.26.6", "numpy", "matplotlib"];
+
+/// `bench hnsw`: Braid's half in Rust, then the peers on the same data from Python,
+/// then one table and one plot under target/bench/.
+fn hnsw_with_peers(extra: &[String]) -> Result<(), String> {
+    let out_dir = root().join("target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let braid_json = out_dir.join("hnsw-braid.json");
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "braid-hnsw", "--bench", "hnsw", "--", "--bench", "--out"])
+        .arg(&braid_json)
+        .args(extra);
+    exec(&mut cmd)?;
+    let venv = out_dir.join("venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        exec(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    exec(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(HNSW_PEERS))?;
+    exec(
+        Command::new(&python)
+            .arg(root().join("benches/peers/hnsw_peers.py"))
+            .arg("--braid")
+            .arg(&braid_json)
+            .arg("--out-dir")
+            .arg(&out_dir),
+    )?;
+    println!("table: {}\nplot: {}", out_dir.join("hnsw.md").display(), out_dir.join("hnsw.png").display());
+    Ok(())
+}
 
 pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     let Some((_, package, target, _)) = BENCHES.iter().find(|(n, ..)| *n == name) else {
         return Err(format!("unknown bench `{name}`; known: {}", names()));
     };
+    if name == "hnsw" {
+        return hnsw_with_peers(extra);
+    }
     let mut cmd = cargo();
     cmd.args(["bench", "--package", package, "--bench", target]);
     if !extra.is_empty() {

@@ -173,6 +173,13 @@ pub trait OffsetFilter: Sync {
     fn matches(&self, offset: PointOffset) -> bool;
     /// How many points are expected to pass.
     fn estimate(&self) -> Cardinality;
+    /// Calls `f` with every matching offset, in ascending order, and returns `true` —
+    /// when the filter can list its matches without testing every point (a bitmap).
+    /// The default lists nothing and returns `false`; callers then test each point.
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        let _ = f;
+        false
+    }
 }
 
 /// Adapts a closure into an [`OffsetFilter`] with a caller-given estimate.

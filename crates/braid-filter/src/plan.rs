@@ -267,4 +267,14 @@ impl OffsetFilter for PlannedFilter<'_> {
     fn estimate(&self) -> Cardinality {
         self.estimate
     }
+
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        match &self.root {
+            Node::Set(s) => {
+                s.iter().for_each(|o| f(PointOffset(o)));
+                true
+            }
+            _ => false,
+        }
+    }
 }

@@ -1,0 +1,303 @@
+//! The graph as bytes, little-endian (layout in `docs/hnsw.md`):
+//!
+//! ```text
+//! magic "BRAIDHNS" | version u32 = 1 | metric u8 | 3 zero bytes
+//! dim u32 | m u32 | ef_construct u32 | seed u64 | capacity u32
+//! entry u64 (node << 8 | level, or u64::MAX) | len u32 | deleted u32
+//! levels: capacity × u8 (255 = absent)
+//! deleted bits: ⌈capacity / 64⌉ × u64
+//! layer 0: capacity × (m0 + 1) × u32 (count, then neighbours)
+//! upper layers: for each node with level L > 0, in offset order, L × (m + 1) × u32
+//! crc32c u32 of every byte before it
+//! ```
+//!
+//! Decoding checks the checksum first, then every structural invariant, so a corrupt
+//! or hostile buffer is a typed [`DecodeError`], never a panic or an absurd allocation.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use braid_core::Metric;
+use thiserror::Error;
+
+use crate::HnswConfig;
+use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL, NO_ENTRY};
+
+const MAGIC: &[u8; 8] = b"BRAIDHNS";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 4 + 4 * 3 + 8 + 4 + 8 + 4 + 4;
+
+/// Why bytes could not be read back as a graph.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes do not start with the graph's magic number.
+    #[error("not a Braid HNSW graph (bad magic number)")]
+    BadMagic,
+    /// Written by a format version this code does not read.
+    #[error("unsupported HNSW format version {found} (this build reads version {FORMAT_VERSION})")]
+    UnsupportedVersion {
+        /// The version in the header.
+        found: u32,
+    },
+    /// Fewer bytes than the header says there are.
+    #[error("truncated: {needed} bytes needed, {available} available")]
+    Truncated {
+        /// Bytes the layout requires.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// The stored checksum does not match the bytes.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// In the file.
+        stored: u32,
+        /// Over the bytes read.
+        computed: u32,
+    },
+    /// The bytes are well-formed but describe an impossible graph.
+    #[error("corrupt graph: {why}")]
+    Corrupt {
+        /// Which invariant fails.
+        why: &'static str,
+    },
+}
+
+fn metric_code(m: Metric) -> u8 {
+    match m {
+        Metric::Cosine => 0,
+        Metric::Dot => 1,
+        Metric::Euclid => 2,
+        Metric::Manhattan => 3,
+    }
+}
+
+impl Hnsw {
+    /// The graph as bytes. Consistent when no insert or delete runs at the same time.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let m0 = self.config.m0();
+        let mut out = Vec::with_capacity(HEADER + self.capacity * (1 + 4 * (m0 + 1)) + 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&[metric_code(self.metric), 0, 0, 0]);
+        for v in [self.dim, self.config.m, self.config.ef_construct] {
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&self.config.seed.to_le_bytes());
+        out.extend_from_slice(&(self.capacity as u32).to_le_bytes());
+        out.extend_from_slice(&self.entry.load(Ordering::Acquire).to_le_bytes());
+        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.deleted_len() as u32).to_le_bytes());
+        out.extend(self.levels.iter().map(|l| l.load(Ordering::Acquire)));
+        for word in self.deleted.iter() {
+            out.extend_from_slice(&word.load(Ordering::Acquire).to_le_bytes());
+        }
+        for slot in self.layer0.iter() {
+            out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
+        }
+        for cell in self.upper.iter() {
+            if let Some(block) = cell.get() {
+                for slot in block.iter() {
+                    out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
+                }
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Reads a graph written by [`Hnsw::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Hnsw, DecodeError> {
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        if bytes.len() < HEADER + 4 {
+            return Err(DecodeError::Truncated { needed: HEADER + 4, available: bytes.len() });
+        }
+        let mut r = Reader { bytes: &bytes[..bytes.len() - 4], at: 8 };
+        let version = r.u32()?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let stored =
+            u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().map_err(|_| DecodeError::BadMagic)?);
+        let computed = crc32c::crc32c(&bytes[..bytes.len() - 4]);
+        if stored != computed {
+            return Err(DecodeError::ChecksumMismatch { stored, computed });
+        }
+        let metric = match r.take(4)? {
+            [0, 0, 0, 0] => Metric::Cosine,
+            [1, 0, 0, 0] => Metric::Dot,
+            [2, 0, 0, 0] => Metric::Euclid,
+            [3, 0, 0, 0] => Metric::Manhattan,
+            _ => return Err(DecodeError::Corrupt { why: "unknown metric code" }),
+        };
+        let dim = r.u32()? as usize;
+        let m = r.u32()? as usize;
+        let ef_construct = r.u32()? as usize;
+        let seed = r.u64()?;
+        let capacity = r.u32()? as usize;
+        let entry = r.u64()?;
+        let len = r.u32()? as usize;
+        let deleted_len = r.u32()? as usize;
+        let config = HnswConfig { m, ef_construct, seed };
+        if config.validate().is_err() || dim == 0 {
+            return Err(DecodeError::Corrupt { why: "invalid parameters in the header" });
+        }
+        let m0 = config.m0();
+        // Check the fixed-size sections fit before allocating anything for them.
+        let fixed = capacity
+            .checked_mul(m0 + 1)
+            .and_then(|x| x.checked_mul(4))
+            .and_then(|x| x.checked_add(capacity))
+            .and_then(|x| x.checked_add(capacity.div_ceil(64) * 8))
+            .ok_or(DecodeError::Corrupt { why: "capacity overflows" })?;
+        if r.remaining() < fixed {
+            return Err(DecodeError::Truncated { needed: r.at + fixed + 4, available: bytes.len() });
+        }
+        let graph = Hnsw::empty(metric, dim, config, capacity);
+        let levels = r.take(capacity)?;
+        let mut inserted = 0;
+        for (slot, &level) in graph.levels.iter().zip(levels) {
+            if level != ABSENT {
+                if level > MAX_LEVEL {
+                    return Err(DecodeError::Corrupt { why: "a level above the maximum" });
+                }
+                inserted += 1;
+            }
+            slot.store(level, Ordering::Relaxed);
+        }
+        if inserted != len {
+            return Err(DecodeError::Corrupt { why: "node count does not match the levels" });
+        }
+        let mut deleted = 0;
+        for (i, word) in graph.deleted.iter().enumerate() {
+            let w = r.u64()?;
+            for bit in 0..64 {
+                if w & (1 << bit) != 0 {
+                    let node = i * 64 + bit;
+                    if node >= capacity || levels[node] == ABSENT {
+                        return Err(DecodeError::Corrupt { why: "a deleted mark on an absent node" });
+                    }
+                    deleted += 1;
+                }
+            }
+            word.store(w, Ordering::Relaxed);
+        }
+        if deleted != deleted_len {
+            return Err(DecodeError::Corrupt { why: "deleted count does not match the marks" });
+        }
+        let check_list = |slots: &[AtomicU32], max: usize, layer: u8| -> Result<(), DecodeError> {
+            let count = slots[0].load(Ordering::Relaxed) as usize;
+            if count > max {
+                return Err(DecodeError::Corrupt { why: "a neighbour list longer than allowed" });
+            }
+            for s in &slots[1..=count] {
+                let n = s.load(Ordering::Relaxed) as usize;
+                if n >= capacity || levels[n] == ABSENT || levels[n] < layer {
+                    return Err(DecodeError::Corrupt { why: "a link to a node that is not on that layer" });
+                }
+            }
+            Ok(())
+        };
+        for slot in graph.layer0.iter() {
+            slot.store(r.u32()?, Ordering::Relaxed);
+        }
+        for (node, &level) in levels.iter().enumerate() {
+            let slots = &graph.layer0[node * (m0 + 1)..(node + 1) * (m0 + 1)];
+            if level == ABSENT {
+                if slots[0].load(Ordering::Relaxed) != 0 {
+                    return Err(DecodeError::Corrupt { why: "links on an absent node" });
+                }
+                continue;
+            }
+            check_list(slots, m0, 0)?;
+        }
+        for (node, &level) in levels.iter().enumerate() {
+            if level == ABSENT || level == 0 {
+                continue;
+            }
+            let n = level as usize * (m + 1);
+            if r.remaining() < n * 4 {
+                return Err(DecodeError::Truncated { needed: r.at + n * 4 + 4, available: bytes.len() });
+            }
+            let block: Box<[AtomicU32]> =
+                (0..n).map(|_| r.u32().map(AtomicU32::new)).collect::<Result<_, _>>()?;
+            for layer in 1..=level {
+                let start = (layer as usize - 1) * (m + 1);
+                check_list(&block[start..start + m + 1], m, layer)?;
+            }
+            let _ = graph.upper[node].set(block);
+        }
+        if r.remaining() != 0 {
+            return Err(DecodeError::Corrupt { why: "trailing bytes after the graph" });
+        }
+        if entry == NO_ENTRY {
+            if len != 0 {
+                return Err(DecodeError::Corrupt { why: "nodes but no entry point" });
+            }
+        } else {
+            let e = Entry { node: (entry >> 8) as u32, level: entry as u8 };
+            let top = levels.iter().filter(|&&l| l != ABSENT).max().copied();
+            if entry >> 40 != 0
+                || (e.node as usize) >= capacity
+                || levels[e.node as usize] != e.level
+                || top != Some(e.level)
+            {
+                return Err(DecodeError::Corrupt { why: "the entry point is not a node on the top level" });
+            }
+        }
+        graph.entry.store(entry, Ordering::Relaxed);
+        graph.len.store(len, Ordering::Relaxed);
+        graph.deleted_count.store(deleted_len, Ordering::Relaxed);
+        Ok(graph)
+    }
+
+    /// Writes [`Hnsw::to_bytes`] to `path` (through a temporary file renamed into place).
+    pub fn write_to(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.to_bytes())?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Reads a graph file written by [`Hnsw::write_to`].
+    pub fn read_from(path: &std::path::Path) -> Result<Hnsw, crate::HnswError> {
+        let bytes = std::fs::read(path).map_err(|e| crate::HnswError::Io { message: e.to_string() })?;
+        Hnsw::from_bytes(&bytes).map_err(crate::HnswError::Decode)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.remaining() < n {
+            return Err(DecodeError::Truncated { needed: self.at + n + 4, available: self.bytes.len() + 4 });
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+}

@@ -1,0 +1,241 @@
+//! The graph's memory layout and the primitives every other module uses.
+//!
+//! Layer 0 is one flat array of `capacity × (m0 + 1)` atomics: per node, a count then
+//! up to `m0` neighbour offsets — one cache-friendly block, as in hnswlib. Upper layers
+//! exist for few nodes (a fraction 1/m per level), so each such node owns one boxed
+//! block of `level × (m + 1)` atomics, set once when it is inserted.
+//!
+//! Concurrency: a writer changes a node's lists only while holding that node's `lock`.
+//! Readers take no lock; they read atomics (`Relaxed`), so a list that is being
+//! rewritten may be seen half old and half new. That is harmless: every entry ever
+//! written is a valid, inserted node, and the search only needs *some* neighbours.
+//! A node's level is published (`Release`) before any other node links to it.
+//!
+//! Lock order: a thread holds at most one node lock at a time, plus possibly the
+//! entry-point lock taken before it (never the other way round).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use braid_core::{Metric, VectorSource};
+use braid_distance::Kernel;
+use parking_lot::Mutex;
+
+use crate::HnswConfig;
+
+/// Level value of a node slot that holds no node yet.
+pub(crate) const ABSENT: u8 = u8::MAX;
+
+/// The highest level a node may get; levels above it are clamped (at m = 2 the chance
+/// of reaching it is 2⁻⁶⁰).
+pub(crate) const MAX_LEVEL: u8 = 60;
+
+/// [`Hnsw::entry`] when the graph is empty.
+pub(crate) const NO_ENTRY: u64 = u64::MAX;
+
+/// The entry point: the node on the highest level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub node: u32,
+    pub level: u8,
+}
+
+/// The HNSW graph. See [`crate`] for the user-facing API.
+pub struct Hnsw {
+    pub(crate) metric: Metric,
+    pub(crate) kernel: Kernel,
+    pub(crate) config: HnswConfig,
+    pub(crate) dim: usize,
+    pub(crate) capacity: usize,
+    /// `capacity × (m0 + 1)`: per node a count, then the neighbours.
+    pub(crate) layer0: Box<[AtomicU32]>,
+    /// Per node: `level × (m + 1)` for levels 1..=level, set once at insert.
+    pub(crate) upper: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    /// Per node: its top level, or [`ABSENT`].
+    pub(crate) levels: Box<[AtomicU8]>,
+    /// One bit per node: deleted (a tombstone: still traversed, never returned).
+    pub(crate) deleted: Box<[AtomicU64]>,
+    pub(crate) locks: Box<[Mutex<()>]>,
+    /// The entry point packed as `node << 8 | level`, or [`NO_ENTRY`]. Read without a
+    /// lock by searches; changed only under `top`.
+    pub(crate) entry: AtomicU64,
+    /// Held by an insert that raises the top level, for its whole insert.
+    pub(crate) top: Mutex<()>,
+    pub(crate) len: AtomicUsize,
+    pub(crate) deleted_count: AtomicUsize,
+}
+
+impl std::fmt::Debug for Hnsw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hnsw")
+            .field("metric", &self.metric)
+            .field("config", &self.config)
+            .field("dim", &self.dim)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn atomics<T>(n: usize, make: impl Fn() -> T) -> Box<[T]> {
+    (0..n).map(|_| make()).collect()
+}
+
+impl Hnsw {
+    pub(crate) fn empty(metric: Metric, dim: usize, config: HnswConfig, capacity: usize) -> Hnsw {
+        let m0 = config.m0();
+        Hnsw {
+            metric,
+            kernel: Kernel::new(metric),
+            config,
+            dim,
+            capacity,
+            layer0: atomics(capacity * (m0 + 1), || AtomicU32::new(0)),
+            upper: atomics(capacity, OnceLock::new),
+            levels: atomics(capacity, || AtomicU8::new(ABSENT)),
+            deleted: atomics(capacity.div_ceil(64), || AtomicU64::new(0)),
+            locks: atomics(capacity, || Mutex::new(())),
+            entry: AtomicU64::new(NO_ENTRY),
+            top: Mutex::new(()),
+            len: AtomicUsize::new(0),
+            deleted_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many nodes have been inserted (deleted ones included).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// `true` when nothing has been inserted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many inserted nodes are deleted.
+    pub fn deleted_len(&self) -> usize {
+        self.deleted_count.load(Ordering::Acquire)
+    }
+
+    /// The highest offset + 1 this graph can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The metric the graph ranks by.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The build parameters.
+    pub fn config(&self) -> HnswConfig {
+        self.config
+    }
+
+    /// The current entry point.
+    #[inline]
+    pub(crate) fn entry(&self) -> Option<Entry> {
+        let packed = self.entry.load(Ordering::Acquire);
+        (packed != NO_ENTRY).then_some(Entry { node: (packed >> 8) as u32, level: packed as u8 })
+    }
+
+    pub(crate) fn set_entry(&self, e: Entry) {
+        self.entry.store(u64::from(e.node) << 8 | u64::from(e.level), Ordering::Release);
+    }
+
+    /// The node's top level, if it was inserted.
+    pub(crate) fn level(&self, node: u32) -> Option<u8> {
+        let level = self.levels.get(node as usize)?.load(Ordering::Acquire);
+        (level != ABSENT).then_some(level)
+    }
+
+    /// Is `node` inserted?
+    pub fn contains(&self, offset: braid_core::PointOffset) -> bool {
+        self.level(offset.0).is_some()
+    }
+
+    #[inline]
+    pub(crate) fn is_deleted(&self, node: u32) -> bool {
+        self.deleted[node as usize / 64].load(Ordering::Relaxed) & (1 << (node % 64)) != 0
+    }
+
+    /// The slots of `node`'s list on `layer`: `[count, n1, …]`, or `None` when the
+    /// node has no such layer.
+    #[inline]
+    pub(crate) fn links(&self, node: u32, layer: u8) -> Option<&[AtomicU32]> {
+        if layer == 0 {
+            let w = self.config.m0() + 1;
+            let start = node as usize * w;
+            return self.layer0.get(start..start + w);
+        }
+        let w = self.config.m + 1;
+        let block = self.upper.get(node as usize)?.get()?;
+        let start = (layer as usize - 1) * w;
+        block.get(start..start + w)
+    }
+
+    /// Copies `node`'s neighbours on `layer` into `out`.
+    #[inline]
+    pub(crate) fn neighbours(&self, node: u32, layer: u8, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(slots) = self.links(node, layer) {
+            let count = (slots[0].load(Ordering::Relaxed) as usize).min(slots.len() - 1);
+            out.extend(slots[1..=count].iter().map(|s| s.load(Ordering::Relaxed)));
+        }
+    }
+
+    /// Replaces `node`'s list on `layer`. The caller holds `node`'s lock.
+    pub(crate) fn set_neighbours(&self, node: u32, layer: u8, list: &[u32]) {
+        if let Some(slots) = self.links(node, layer) {
+            let n = list.len().min(slots.len() - 1);
+            // Entries first, count last: a reader that sees the new count sees entries
+            // that are all valid nodes (old or new).
+            for (slot, &v) in slots[1..=n].iter().zip(list) {
+                slot.store(v, Ordering::Relaxed);
+            }
+            slots[0].store(n as u32, Ordering::Release);
+        }
+    }
+
+    /// The ranking distance between two vectors: lower is better for every metric
+    /// (similarities are negated).
+    #[inline]
+    pub(crate) fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+        let raw = self.kernel.raw(a, b);
+        if self.metric.higher_is_better() { -raw } else { raw }
+    }
+
+    /// Turns a ranking distance back into the user score.
+    #[inline]
+    pub(crate) fn user_score(&self, distance: f32) -> f32 {
+        let raw = if self.metric.higher_is_better() { -distance } else { distance };
+        self.kernel.finish(raw)
+    }
+
+    /// Bytes of graph structure per node slot (excluding vectors), for the memory report.
+    pub fn graph_bytes(&self) -> usize {
+        let upper: usize = self
+            .upper
+            .iter()
+            .map(|u| u.get().map_or(0, |b| b.len() * std::mem::size_of::<AtomicU32>()))
+            .sum();
+        self.layer0.len() * std::mem::size_of::<AtomicU32>()
+            + upper
+            + self.upper.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
+            + self.levels.len()
+            + self.deleted.len() * 8
+            + self.locks.len() * std::mem::size_of::<Mutex<()>>()
+    }
+
+    pub(crate) fn check_source<S: VectorSource + ?Sized>(&self, source: &S) -> Result<(), crate::HnswError> {
+        if source.dim() != self.dim {
+            return Err(crate::HnswError::SourceDimension { graph: self.dim, source_dim: source.dim() });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! Writing the graph: levels, insertion with the neighbour-selection heuristic,
+//! concurrent build, deletes and compaction.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use braid_core::{Metric, PointOffset, VectorSource};
+
+use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL};
+use crate::search::Near;
+use crate::visited::with_visited;
+use crate::{HnswConfig, HnswError};
+
+/// SplitMix64: a node's level depends only on the seed and its offset, so a
+/// single-threaded build is reproducible and a parallel one draws the same levels.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Hnsw {
+    /// An empty graph for vectors of `dim` components that can hold offsets
+    /// `0..capacity`.
+    pub fn new(metric: Metric, dim: usize, config: HnswConfig, capacity: usize) -> Result<Hnsw, HnswError> {
+        config.validate()?;
+        if dim == 0 {
+            return Err(HnswError::InvalidConfig { why: "dimension must be at least 1" });
+        }
+        if capacity > u32::MAX as usize {
+            return Err(HnswError::InvalidConfig { why: "capacity is limited to u32::MAX offsets" });
+        }
+        Ok(Hnsw::empty(metric, dim, config, capacity))
+    }
+
+    /// Builds a graph over every vector of `source` on `threads` threads (1 gives a
+    /// reproducible graph for a given seed).
+    pub fn build<S: VectorSource + ?Sized>(
+        source: &S,
+        metric: Metric,
+        config: HnswConfig,
+        threads: usize,
+    ) -> Result<Hnsw, HnswError> {
+        let graph = Hnsw::new(metric, source.dim(), config, source.len())?;
+        graph.insert_all(source, 0..source.len() as u32, threads)?;
+        Ok(graph)
+    }
+
+    /// Inserts `offsets` from `threads` threads (work is handed out one offset at a time,
+    /// in order). Stops at the first error.
+    pub fn insert_all<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        offsets: impl IntoIterator<Item = u32>,
+        threads: usize,
+    ) -> Result<(), HnswError> {
+        let offsets: Vec<u32> = offsets.into_iter().collect();
+        if threads <= 1 {
+            return offsets.iter().try_for_each(|&o| self.insert(source, PointOffset(o)));
+        }
+        let next = AtomicUsize::new(0);
+        let failed = parking_lot::Mutex::new(None);
+        crossbeam::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|_| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&o) = offsets.get(i) else { break };
+                        if let Err(e) = self.insert(source, PointOffset(o)) {
+                            failed.lock().get_or_insert(e);
+                            next.store(offsets.len(), Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                });
+            }
+        })
+        .map_err(|_| HnswError::WorkerPanicked)?;
+        failed.into_inner().map_or(Ok(()), Err)
+    }
+
+    fn random_level(&self, node: u32) -> u8 {
+        // Uniform in (0, 1]: never 0, so the logarithm is finite.
+        let u = ((mix(self.config.seed ^ u64::from(node).wrapping_mul(0xD6E8_FEB8_6659_FD93)) >> 11) as f64
+            + 1.0)
+            / (1u64 << 53) as f64;
+        let ml = 1.0 / (self.config.m as f64).ln();
+        ((-u.ln() * ml).floor() as u64).min(u64::from(MAX_LEVEL)) as u8
+    }
+
+    /// Inserts the vector at `offset` of `source` into the graph. Safe to call from
+    /// several threads at once, and while others search.
+    pub fn insert<S: VectorSource + ?Sized>(&self, source: &S, offset: PointOffset) -> Result<(), HnswError> {
+        self.check_source(source)?;
+        let node = offset.0;
+        if offset.index() >= self.capacity || offset.index() >= source.len() {
+            return Err(HnswError::OffsetOutOfRange {
+                offset: node,
+                capacity: self.capacity.min(source.len()),
+            });
+        }
+        let level = self.random_level(node);
+        let vector = source.vector(offset);
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(HnswError::Vector(braid_distance::VectorError::NonFinite {
+                index: vector.iter().position(|v| !v.is_finite()).unwrap_or(0),
+                value: f32::NAN,
+            }));
+        }
+        // Claim the slot and create the upper-layer block before anyone can see the node.
+        let lock = self.locks[node as usize].lock();
+        if self.levels[node as usize].load(Ordering::Acquire) != ABSENT {
+            return Err(HnswError::AlreadyInserted { offset: node });
+        }
+        if level > 0 {
+            let w = self.config.m + 1;
+            let block: Box<[_]> =
+                (0..level as usize * w).map(|_| std::sync::atomic::AtomicU32::new(0)).collect();
+            // A slot is claimed once (checked above under its lock), so the cell is empty.
+            let _ = self.upper[node as usize].set(block);
+        }
+        self.levels[node as usize].store(level, Ordering::Release);
+        drop(lock);
+
+        // A node that raises the top level holds `top` for its whole insert, so that two
+        // such nodes do not race (rare: a fraction 1/m^L of inserts). Searches never wait:
+        // they read the entry point atomically.
+        let mut top_guard = None;
+        let mut entry = self.entry();
+        if entry.is_none_or(|e| level > e.level) {
+            top_guard = Some(self.top.lock());
+            entry = self.entry();
+        }
+        let raises_top = entry.is_none_or(|e| level > e.level);
+        if !raises_top {
+            top_guard = None;
+        }
+        let Some(entry) = entry else {
+            // The first node: it is the entry point.
+            self.set_entry(Entry { node, level });
+            self.len.fetch_add(1, Ordering::AcqRel);
+            drop(top_guard);
+            return Ok(());
+        };
+
+        let mut ep =
+            Near { dist: self.distance(vector, source.vector(PointOffset(entry.node))), node: entry.node };
+        for layer in (level + 1..=entry.level).rev() {
+            ep = self.greedy(source, vector, ep, layer);
+        }
+        let mut entry_points = vec![ep];
+        for layer in (0..=level.min(entry.level)).rev() {
+            let found = with_visited(self.capacity, |visited| {
+                self.search_layer(
+                    source,
+                    vector,
+                    &entry_points,
+                    self.config.ef_construct,
+                    layer,
+                    visited,
+                    |n| n != node,
+                )
+            });
+            let candidates = found.into_sorted_vec();
+            let chosen = self.select_neighbours(source, &candidates, self.config.m);
+            {
+                let _own = self.locks[node as usize].lock();
+                let ids: Vec<u32> = chosen.iter().map(|c| c.node).collect();
+                self.set_neighbours(node, layer, &ids);
+            }
+            for c in &chosen {
+                self.link_back(source, c.node, node, c.dist, layer);
+            }
+            if !candidates.is_empty() {
+                entry_points = candidates;
+            }
+        }
+        if raises_top {
+            self.set_entry(Entry { node, level });
+        }
+        drop(top_guard);
+        self.len.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The neighbour-selection heuristic (Malkov & Yashunin, algorithm 4, without
+    /// extending or keeping pruned candidates): walk the candidates nearest first and
+    /// keep one only if it is closer to the base than to every neighbour kept so far,
+    /// so that the kept neighbours point in different directions.
+    pub(crate) fn select_neighbours<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        sorted: &[Near],
+        m: usize,
+    ) -> Vec<Near> {
+        if sorted.len() <= m {
+            return sorted.to_vec();
+        }
+        let mut kept: Vec<Near> = Vec::with_capacity(m);
+        for &c in sorted {
+            if kept.len() >= m {
+                break;
+            }
+            let vc = source.vector(PointOffset(c.node));
+            if kept.iter().all(|k| self.distance(vc, source.vector(PointOffset(k.node))) >= c.dist) {
+                kept.push(c);
+            }
+        }
+        kept
+    }
+
+    /// Adds `new` (at `dist`) to `node`'s list on `layer`; a full list is re-selected
+    /// with the heuristic.
+    fn link_back<S: VectorSource + ?Sized>(&self, source: &S, node: u32, new: u32, dist: f32, layer: u8) {
+        let max = if layer == 0 { self.config.m0() } else { self.config.m };
+        let _lock = self.locks[node as usize].lock();
+        let mut current = Vec::with_capacity(max + 1);
+        self.neighbours(node, layer, &mut current);
+        if current.contains(&new) {
+            return;
+        }
+        if current.len() < max {
+            current.push(new);
+            self.set_neighbours(node, layer, &current);
+            return;
+        }
+        let base = source.vector(PointOffset(node));
+        let mut candidates: Vec<Near> = current
+            .iter()
+            .map(|&n| Near { dist: self.distance(base, source.vector(PointOffset(n))), node: n })
+            .collect();
+        candidates.push(Near { dist, node: new });
+        candidates.sort_unstable();
+        let kept = self.select_neighbours(source, &candidates, max);
+        let ids: Vec<u32> = kept.iter().map(|k| k.node).collect();
+        self.set_neighbours(node, layer, &ids);
+    }
+
+    /// Marks `offset` deleted: searches walk through it but never return it. Returns
+    /// `true` if it was inserted and not already deleted.
+    pub fn delete(&self, offset: PointOffset) -> bool {
+        if self.level(offset.0).is_none() {
+            return false;
+        }
+        let bit = 1u64 << (offset.0 % 64);
+        let before = self.deleted[offset.index() / 64].fetch_or(bit, Ordering::AcqRel);
+        let newly = before & bit == 0;
+        if newly {
+            self.deleted_count.fetch_add(1, Ordering::AcqRel);
+        }
+        newly
+    }
+
+    /// Is `offset` deleted?
+    pub fn is_deleted_offset(&self, offset: PointOffset) -> bool {
+        offset.index() < self.capacity && self.is_deleted(offset.0)
+    }
+
+    /// A new graph with the same parameters over the live (inserted, not deleted)
+    /// offsets only: the tombstones are gone and their neighbours relinked. Offsets keep
+    /// their values (storage renumbers points when it rewrites a segment).
+    pub fn compact<S: VectorSource + ?Sized>(&self, source: &S, threads: usize) -> Result<Hnsw, HnswError> {
+        let graph = Hnsw::new(self.metric, self.dim, self.config, self.capacity)?;
+        let live = (0..self.capacity as u32).filter(|&n| self.level(n).is_some() && !self.is_deleted(n));
+        graph.insert_all(source, live, threads)?;
+        Ok(graph)
+    }
+}

@@ -1,0 +1,286 @@
+//! Reading the graph: greedy descent, the beam search on one layer, filtered search,
+//! exact search and the choice between them.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset, VectorSource};
+use braid_distance::{TopK, prepare};
+
+use crate::HnswError;
+use crate::graph::Hnsw;
+use crate::visited::{Visited, with_visited};
+
+/// A node with its distance to the query; ordered by distance, then offset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Near {
+    pub dist: f32,
+    pub node: u32,
+}
+
+impl Eq for Near {}
+impl PartialOrd for Near {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Near {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist.total_cmp(&other.dist).then(self.node.cmp(&other.node))
+    }
+}
+
+/// How many leading cache lines of a vector to prefetch; the hardware prefetcher
+/// streams the rest once the kernel starts reading.
+const PREFETCH_LINES: usize = 4;
+
+#[inline(always)]
+fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..PREFETCH_LINES.min(v.len().div_ceil(16)) {
+        // SAFETY: a prefetch is a hint that never faults, and the address stays inside
+        // `v` (line · 16 < len); SSE is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                v.as_ptr().add(line * 16).cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// Which way a search was answered, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchPath {
+    /// Beam search through the graph, checking the filter on the way.
+    Graph,
+    /// Score every matching point.
+    Exact,
+}
+
+/// The choice [`Hnsw::choose_path`] made, with the numbers behind it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PathChoice {
+    /// The path taken.
+    pub path: SearchPath,
+    /// Estimated distance computations for an exact scan of the matching points.
+    pub exact_cost: f64,
+    /// Estimated distance computations for a filtered graph search.
+    pub graph_cost: f64,
+}
+
+impl std::fmt::Display for PathChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?}: exact scan ≈ {:.0} distance computations, filtered graph ≈ {:.0}",
+            self.path, self.exact_cost, self.graph_cost
+        )
+    }
+}
+
+impl Hnsw {
+    /// Greedy walk on `layer` from `start` towards `query`: the closest node found.
+    pub(crate) fn greedy<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        start: Near,
+        layer: u8,
+    ) -> Near {
+        let mut best = start;
+        let mut buf = Vec::new();
+        loop {
+            let mut improved = false;
+            self.neighbours(best.node, layer, &mut buf);
+            for &n in &buf {
+                let d = self.distance(query, source.vector(PointOffset(n)));
+                if d < best.dist {
+                    best = Near { dist: d, node: n };
+                    improved = true;
+                }
+            }
+            if !improved {
+                return best;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // the beam search's inputs are all distinct
+    /// Beam search on one layer (Malkov & Yashunin, algorithm 2). Every visited node
+    /// steers the search; only nodes for which `admit` holds enter the result, which
+    /// keeps the `ef` closest admitted nodes. Returns them in a max-heap (worst on top).
+    pub(crate) fn search_layer<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        entry: &[Near],
+        ef: usize,
+        layer: u8,
+        visited: &mut Visited,
+        admit: impl Fn(u32) -> bool,
+    ) -> BinaryHeap<Near> {
+        let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 2);
+        let mut results: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
+        // The bound the search stops at: the worst admitted result once `ef` are held.
+        let mut bound = f32::INFINITY;
+        for &e in entry {
+            if visited.insert(e.node) {
+                candidates.push(Reverse(e));
+                if admit(e.node) {
+                    results.push(e);
+                }
+            }
+        }
+        if results.len() >= ef {
+            bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
+        }
+        let mut buf = Vec::with_capacity(self.config.m0());
+        let mut fresh = Vec::with_capacity(self.config.m0());
+        while let Some(Reverse(current)) = candidates.pop() {
+            if current.dist > bound {
+                break;
+            }
+            self.neighbours(current.node, layer, &mut buf);
+            // Mark and prefetch every unvisited neighbour first, then score them: the
+            // memory system fetches several vectors at once instead of one per distance.
+            fresh.clear();
+            for &n in &buf {
+                if visited.insert(n) {
+                    prefetch(source.vector(PointOffset(n)));
+                    fresh.push(n);
+                }
+            }
+            for &n in &fresh {
+                let d = self.distance(query, source.vector(PointOffset(n)));
+                if d < bound || results.len() < ef {
+                    candidates.push(Reverse(Near { dist: d, node: n }));
+                    if admit(n) {
+                        results.push(Near { dist: d, node: n });
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                        if results.len() >= ef {
+                            bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
+                        }
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    fn prepared_query(&self, query: &[f32]) -> Result<Vec<f32>, HnswError> {
+        prepare(self.metric, self.dim, query).map_err(HnswError::Vector)
+    }
+
+    /// The `k` nearest points to `query` through the graph, beam width
+    /// `max(ef, k)`, skipping deleted points and points `filter` rejects (the search
+    /// still walks through them). User scores, best first; ties by lower offset.
+    ///
+    /// `query` is validated and, under Cosine, normalised here. The vectors in `source`
+    /// must be in stored form (normalised under Cosine).
+    pub fn search<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<Vec<ScoredOffset>, HnswError> {
+        self.check_source(source)?;
+        let query = self.prepared_query(query)?;
+        let Some(entry) = self.entry() else { return Ok(Vec::new()) };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut ep =
+            Near { dist: self.distance(&query, source.vector(PointOffset(entry.node))), node: entry.node };
+        for layer in (1..=entry.level).rev() {
+            ep = self.greedy(source, &query, ep, layer);
+        }
+        let ef = ef.max(k);
+        let results = with_visited(self.capacity, |visited| {
+            self.search_layer(source, &query, &[ep], ef, 0, visited, |n| {
+                !self.is_deleted(n) && filter.is_none_or(|f| f.matches(PointOffset(n)))
+            })
+        });
+        let mut top = TopK::new(k, braid_core::Metric::Euclid);
+        for r in results.into_sorted_vec() {
+            top.push(PointOffset(r.node), r.dist);
+        }
+        Ok(top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| ScoredOffset { offset: s.offset, score: self.user_score(s.score) })
+            .collect())
+    }
+
+    /// The exact `k` nearest inserted, live points that `filter` accepts: a scan of the
+    /// matching set when the filter can list it, else of every inserted point. The
+    /// reference for recall and the fast path for very selective filters.
+    pub fn search_exact<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        k: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<Vec<ScoredOffset>, HnswError> {
+        self.check_source(source)?;
+        let query = self.prepared_query(query)?;
+        let mut top = TopK::new(k, braid_core::Metric::Euclid);
+        let mut consider = |n: u32| {
+            if (n as usize) < self.capacity && self.level(n).is_some() && !self.is_deleted(n) {
+                top.push(PointOffset(n), self.distance(&query, source.vector(PointOffset(n))));
+            }
+        };
+        let listed = match filter {
+            Some(f) => f.for_each_match(&mut |o| consider(o.0)),
+            None => false,
+        };
+        if !listed {
+            for n in 0..self.capacity.min(source.len()) as u32 {
+                if filter.is_none_or(|f| f.matches(PointOffset(n))) {
+                    consider(n);
+                }
+            }
+        }
+        Ok(top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| ScoredOffset { offset: s.offset, score: self.user_score(s.score) })
+            .collect())
+    }
+
+    /// Chooses between a filtered graph search and an exact scan from the filter's
+    /// cardinality estimate, by counting distance computations: an exact scan costs
+    /// one per matching point; a graph search costs about `ef · m0` per result set,
+    /// inflated by `1 / selectivity` because most visited nodes are rejected.
+    pub fn choose_path(&self, ef: usize, estimate: Option<Cardinality>) -> PathChoice {
+        let n = (self.len() - self.deleted_len()).max(1) as f64;
+        let matches = estimate.map_or(n, |c| c.expected as f64).clamp(0.0, n);
+        let selectivity = (matches / n).max(1.0 / n);
+        let graph_cost = (ef.max(1) * self.config.m0()) as f64 * (n.ln().max(1.0) / 4.0 + 1.0) / selectivity;
+        let exact_cost = matches;
+        let path = if exact_cost <= graph_cost { SearchPath::Exact } else { SearchPath::Graph };
+        PathChoice { path, exact_cost, graph_cost }
+    }
+
+    /// [`Hnsw::choose_path`], then that search. Returns the hits and the choice.
+    pub fn search_auto<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<(Vec<ScoredOffset>, PathChoice), HnswError> {
+        let choice = self.choose_path(ef, filter.map(|f| f.estimate()));
+        let hits = match choice.path {
+            SearchPath::Exact => self.search_exact(source, query, k, filter)?,
+            SearchPath::Graph => self.search(source, query, k, ef, filter)?,
+        };
+        Ok((hits, choice))
+    }
+}
