@@ -33,6 +33,13 @@ fn pairs(c: &mut Criterion) {
                 bench.iter(|| kernel.raw(black_box(&a), black_box(&b)))
             });
         }
+        // simsimd's kernels for the same pairs, beside Braid's.
+        group.bench_with_input(BenchmarkId::new("simsimd-dot", dim), &dim, |bench, _| {
+            bench.iter(|| simd::simsimd_dot(black_box(&a), black_box(&b)))
+        });
+        group.bench_with_input(BenchmarkId::new("simsimd-l2sq", dim), &dim, |bench, _| {
+            bench.iter(|| simd::simsimd_l2_squared(black_box(&a), black_box(&b)))
+        });
     }
     group.finish();
 }

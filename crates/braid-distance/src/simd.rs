@@ -1,11 +1,18 @@
-//! The fast kernels: `simsimd` where it has one (dot, squared L2), and a
-//! multiversioned loop for L1, which `simsimd` lacks for `f32`.
+//! The fast kernels, for the instruction set detected once per process. Each public
+//! function is a direct call behind a branch on that cached level, which the CPU
+//! predicts perfectly (measurably faster in search loops than a call through a
+//! pointer).
 //!
-//! `simsimd` picks its instruction set at run time inside the C library. The L1 loop
-//! and the memory-read baseline are compiled three times (AVX-512, AVX2+FMA, portable)
-//! and the best one for this CPU is chosen once and cached.
-
-use std::sync::OnceLock;
+//! - Dot product and squared L2: on x86-64 with AVX-512F or AVX2+FMA, Braid's own
+//!   kernels with **four independent accumulators**. `simsimd` has these kernels too,
+//!   but its `f32` versions run a single FMA chain and are reached through three calls
+//!   (Rust wrapper, C dispatcher, kernel); inside an HNSW search that cost about a
+//!   fifth of the throughput (`docs/benchmarks.md`). Everywhere else (ARM NEON/SVE, older x86) `simsimd`,
+//!   which dispatches at run time, is the kernel. [`simsimd_dot`] and
+//!   [`simsimd_l2_squared`] stay available and are benchmarked beside ours.
+//! - L1, which `simsimd` lacks for `f32`: one loop compiled for AVX-512, AVX2+FMA and
+//!   portable code.
+//! - The memory-read baseline that exact-scan bandwidth is measured against.
 
 use simsimd::SpatialSimilarity;
 
@@ -13,68 +20,114 @@ use simsimd::SpatialSimilarity;
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::dot_avx512(a, b),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86::dot_avx2(a, b),
+        _ => simsimd_dot(a, b),
+    }
+}
+
+/// Σ (aᵢ − bᵢ)². Callers guarantee `a.len() == b.len()`. Dispatched like [`dot`].
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::l2_squared_avx512(a, b),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86::l2_squared_avx2(a, b),
+        _ => simsimd_l2_squared(a, b),
+    }
+}
+
+/// The instruction-set level the kernels run at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Unknown = 0,
+    Portable = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+}
+
+static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(Level::Unknown as u8);
+
+#[inline(always)]
+fn level() -> Level {
+    match LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
+        3 => Level::Avx512,
+        2 => Level::Avx2,
+        1 => Level::Portable,
+        _ => detect_level(),
+    }
+}
+
+#[cold]
+fn detect_level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    let level =
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            Level::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            Level::Avx2
+        } else {
+            Level::Portable
+        };
+    #[cfg(not(target_arch = "x86_64"))]
+    let level = Level::Portable;
+    // Racing threads store the same value.
+    LEVEL.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+    level
+}
+
+/// `simsimd`'s dot product.
+pub fn simsimd_dot(a: &[f32], b: &[f32]) -> f32 {
     // `simsimd` returns None only on a length mismatch, which callers rule out.
     f32::dot(a, b).unwrap_or(f64::NAN) as f32
 }
 
-/// Σ (aᵢ − bᵢ)². Callers guarantee `a.len() == b.len()`.
-#[inline]
-pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
+/// `simsimd`'s squared L2 distance.
+pub fn simsimd_l2_squared(a: &[f32], b: &[f32]) -> f32 {
     f32::l2sq(a, b).unwrap_or(f64::NAN) as f32
 }
 
-/// Σ |aᵢ − bᵢ|. Callers guarantee `a.len() == b.len()`.
+/// Σ |aᵢ − bᵢ|. Callers guarantee `a.len() == b.len()`. Dispatched like [`dot`].
 #[inline]
 pub fn l1(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    (kernels().l1)(a, b)
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::l1_avx512(a, b),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86::l1_avx2(a, b),
+        _ => l1_portable(a, b),
+    }
 }
 
 /// Σ xᵢ, read as fast as the machine can: the memory-bandwidth baseline that exact
 /// scans are measured against in `cargo xtask bench distance`.
 pub fn sum(values: &[f32]) -> f32 {
-    (kernels().sum)(values)
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::sum_avx512(values),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86::sum_avx2(values),
+        _ => sum_portable(values),
+    }
 }
 
-/// The instruction set the multiversioned loops run with on this CPU.
+/// The instruction set the kernels run with on this CPU.
 pub fn isa() -> &'static str {
-    kernels().isa
+    match level() {
+        Level::Avx512 => "avx512f",
+        Level::Avx2 => "avx2+fma",
+        Level::Portable | Level::Unknown => "portable",
+    }
 }
 
 /// A pairwise kernel over two equal-length slices.
 pub type PairFn = fn(&[f32], &[f32]) -> f32;
-
-struct Kernels {
-    l1: PairFn,
-    sum: fn(&[f32]) -> f32,
-    isa: &'static str,
-}
-
-fn kernels() -> &'static Kernels {
-    static CHOSEN: OnceLock<Kernels> = OnceLock::new();
-    CHOSEN.get_or_init(detect)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn detect() -> Kernels {
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        return Kernels { l1: x86::l1_avx512, sum: x86::sum_avx512, isa: "avx512f" };
-    }
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        return Kernels { l1: x86::l1_avx2, sum: x86::sum_avx2, isa: "avx2+fma" };
-    }
-    portable_kernels()
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn detect() -> Kernels {
-    portable_kernels()
-}
-
-fn portable_kernels() -> Kernels {
-    Kernels { l1: l1_portable, sum: sum_portable, isa: "portable" }
-}
 
 /// Lanes of independent accumulators: wide enough to fill one AVX-512 register, and
 /// to let the compiler vectorise a float reduction it may not reorder by itself.
@@ -119,17 +172,135 @@ fn sum_portable(values: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{l1_body, sum_body};
+    use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx512f")]
-    unsafe fn l1_avx512_inner(a: &[f32], b: &[f32]) -> f32 {
-        l1_body(a, b)
+    use super::{PairFn, l1_body, sum_body};
+
+    /// Compiles a body for one instruction set behind a safe wrapper that is called
+    /// only after the CPU was checked.
+    macro_rules! kernel {
+        ($name:ident, $inner:ident, $features:literal, |$a:ident, $b:ident| $body:expr) => {
+            #[target_feature(enable = $features)]
+            unsafe fn $inner($a: &[f32], $b: &[f32]) -> f32 {
+                $body
+            }
+
+            #[inline]
+            pub(super) fn $name(a: &[f32], b: &[f32]) -> f32 {
+                // SAFETY: only called when `level()` (or `paths`) detected the features this
+                // function is compiled for on this CPU.
+                unsafe { $inner(a, b) }
+            }
+        };
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn l1_avx2_inner(a: &[f32], b: &[f32]) -> f32 {
-        l1_body(a, b)
+    /// Σ f(aᵢ, bᵢ) with four 16-lane accumulators over 64 values a step, one
+    /// accumulator over 16, and a masked load for the tail. `$step(x, y, acc)` folds one
+    /// register of each input into `acc` with a fused multiply-add.
+    macro_rules! avx512_sum {
+        ($a:ident, $b:ident, $step:expr) => {{
+            let n = $a.len().min($b.len());
+            let (pa, pb) = ($a.as_ptr(), $b.as_ptr());
+            let step = $step;
+            // SAFETY: every offset read is below `n`, inside both slices; the tail's
+            // masked load touches only lanes below `n`.
+            unsafe {
+                let mut s = [_mm512_setzero_ps(); 4];
+                let mut i = 0;
+                while i + 64 <= n {
+                    for (k, acc) in s.iter_mut().enumerate() {
+                        *acc = step(
+                            _mm512_loadu_ps(pa.add(i + 16 * k)),
+                            _mm512_loadu_ps(pb.add(i + 16 * k)),
+                            *acc,
+                        );
+                    }
+                    i += 64;
+                }
+                while i + 16 <= n {
+                    s[0] = step(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s[0]);
+                    i += 16;
+                }
+                if i < n {
+                    let mask: __mmask16 = ((1u32 << (n - i)) - 1) as __mmask16;
+                    s[1] = step(
+                        _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                        _mm512_maskz_loadu_ps(mask, pb.add(i)),
+                        s[1],
+                    );
+                }
+                _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
+            }
+        }};
     }
+
+    /// The AVX2 form of `avx512_sum`: 8 lanes, and a scalar tail with `$scalar`.
+    macro_rules! avx2_sum {
+        ($a:ident, $b:ident, $step:expr, $scalar:expr) => {{
+            let n = $a.len().min($b.len());
+            let (pa, pb) = ($a.as_ptr(), $b.as_ptr());
+            let step = $step;
+            // SAFETY: every offset read is below `n`, inside both slices.
+            let (mut total, mut i) = unsafe {
+                let mut s = [_mm256_setzero_ps(); 4];
+                let mut i = 0;
+                while i + 32 <= n {
+                    for (k, acc) in s.iter_mut().enumerate() {
+                        *acc = step(
+                            _mm256_loadu_ps(pa.add(i + 8 * k)),
+                            _mm256_loadu_ps(pb.add(i + 8 * k)),
+                            *acc,
+                        );
+                    }
+                    i += 32;
+                }
+                while i + 8 <= n {
+                    s[0] = step(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
+                    i += 8;
+                }
+                let sum = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+                let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+                let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+                let one = _mm_add_ss(pair, _mm_shuffle_ps::<0b01>(pair, pair));
+                (_mm_cvtss_f32(one), i)
+            };
+            let scalar = $scalar;
+            while i < n {
+                total += scalar($a[i], $b[i]);
+                i += 1;
+            }
+            total
+        }};
+    }
+
+    kernel!(dot_avx512, dot_avx512_inner, "avx512f,fma", |a, b| avx512_sum!(a, b, |x, y, acc| {
+        _mm512_fmadd_ps(x, y, acc)
+    }));
+    kernel!(l2_squared_avx512, l2_squared_avx512_inner, "avx512f,fma", |a, b| avx512_sum!(
+        a,
+        b,
+        |x, y, acc| {
+            let d = _mm512_sub_ps(x, y);
+            _mm512_fmadd_ps(d, d, acc)
+        }
+    ));
+    kernel!(dot_avx2, dot_avx2_inner, "avx2,fma", |a, b| avx2_sum!(
+        a,
+        b,
+        |x, y, acc| _mm256_fmadd_ps(x, y, acc),
+        |x: f32, y: f32| x * y
+    ));
+    kernel!(l2_squared_avx2, l2_squared_avx2_inner, "avx2,fma", |a, b| avx2_sum!(
+        a,
+        b,
+        |x, y, acc| {
+            let d = _mm256_sub_ps(x, y);
+            _mm256_fmadd_ps(d, d, acc)
+        },
+        |x: f32, y: f32| (x - y) * (x - y)
+    ));
+    kernel!(l1_avx512, l1_avx512_inner, "avx512f", |a, b| l1_body(a, b));
+    kernel!(l1_avx2, l1_avx2_inner, "avx2,fma", |a, b| l1_body(a, b));
 
     #[target_feature(enable = "avx512f")]
     unsafe fn sum_avx512_inner(values: &[f32]) -> f32 {
@@ -141,44 +312,37 @@ mod x86 {
         sum_body(values)
     }
 
-    pub(super) fn l1_avx512(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: only installed by `detect` after `avx512f` was detected on this CPU.
-        unsafe { l1_avx512_inner(a, b) }
-    }
-
-    pub(super) fn l1_avx2(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: only installed by `detect` after `avx2` and `fma` were detected.
-        unsafe { l1_avx2_inner(a, b) }
-    }
-
     pub(super) fn sum_avx512(values: &[f32]) -> f32 {
-        // SAFETY: only installed by `detect` after `avx512f` was detected on this CPU.
+        // SAFETY: only called when `level()` detected `avx512f` on this CPU.
         unsafe { sum_avx512_inner(values) }
     }
 
     pub(super) fn sum_avx2(values: &[f32]) -> f32 {
-        // SAFETY: only installed by `detect` after `avx2` and `fma` were detected.
+        // SAFETY: only called when `level()` detected `avx2` and `fma` on this CPU.
         unsafe { sum_avx2_inner(values) }
     }
 
-    /// Every L1 path this CPU can run, for tests that compare each with the reference.
-    pub(crate) fn l1_paths() -> Vec<(&'static str, super::PairFn)> {
-        let mut paths: Vec<(&'static str, super::PairFn)> = Vec::new();
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            paths.push(("avx512f", l1_avx512));
+    /// Every `[dot, squared L2, L1]` this CPU can run, named by instruction set.
+    pub(crate) fn paths() -> Vec<(&'static str, [PairFn; 3])> {
+        let mut paths: Vec<(&'static str, [PairFn; 3])> = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            paths.push(("avx512f", [dot_avx512, l2_squared_avx512, l1_avx512]));
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            paths.push(("avx2+fma", l1_avx2));
+            paths.push(("avx2+fma", [dot_avx2, l2_squared_avx2, l1_avx2]));
         }
         paths
     }
 }
 
-/// Every L1 implementation this CPU can run, named by instruction set.
+/// Every implementation this CPU can run, named by instruction set, as
+/// `[dot, squared L2, L1]` (the portable entry is `simsimd`'s dot and squared L2 with
+/// the portable L1 loop); tests compare each with the reference.
 #[doc(hidden)]
-pub fn l1_paths() -> Vec<(&'static str, PairFn)> {
-    let mut paths: Vec<(&'static str, PairFn)> = vec![("portable", l1_portable)];
+pub fn paths() -> Vec<(&'static str, [PairFn; 3])> {
+    let mut paths: Vec<(&'static str, [PairFn; 3])> =
+        vec![("portable", [simsimd_dot, simsimd_l2_squared, l1_portable])];
     #[cfg(target_arch = "x86_64")]
-    paths.extend(x86::l1_paths());
+    paths.extend(x86::paths());
     paths
 }

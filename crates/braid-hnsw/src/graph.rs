@@ -204,10 +204,15 @@ impl Hnsw {
 
     /// The ranking distance between two vectors: lower is better for every metric
     /// (similarities are negated).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
-        let raw = self.kernel.raw(a, b);
-        if self.metric.higher_is_better() { -raw } else { raw }
+        // A direct call per metric (the branch is perfectly predicted) instead of the
+        // kernel's function pointer: this is the innermost call of every search.
+        match self.metric {
+            Metric::Cosine | Metric::Dot => -braid_distance::simd::dot(a, b),
+            Metric::Euclid => braid_distance::simd::l2_squared(a, b),
+            Metric::Manhattan => braid_distance::simd::l1(a, b),
+        }
     }
 
     /// Turns a ranking distance back into the user score.

@@ -20,11 +20,13 @@ pub(crate) struct Near {
 
 impl Eq for Near {}
 impl PartialOrd for Near {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 impl Ord for Near {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         self.dist.total_cmp(&other.dist).then(self.node.cmp(&other.node))
     }
