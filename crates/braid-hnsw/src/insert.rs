@@ -266,3 +266,56 @@ impl Hnsw {
         Ok(graph)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use braid_core::DenseVectors;
+
+    use super::*;
+
+    fn near(graph: &Hnsw, source: &DenseVectors, base: &[f32], node: u32) -> Near {
+        Near { dist: graph.distance(base, source.vector(PointOffset(node))), node }
+    }
+
+    #[test]
+    fn heuristic_prefers_directions_over_nearness() {
+        // Base at the origin; A and B lie close together to the east, C to the north.
+        // Plain nearest-2 keeps A and B; the heuristic drops B, which is nearer to A
+        // than to the base, and keeps C.
+        let mut source = DenseVectors::new(2);
+        for p in [[0.0, 0.0], [1.0, 0.0], [1.1, 0.05], [0.0, 1.2]] {
+            source.push(&p);
+        }
+        let graph = Hnsw::new(Metric::Euclid, 2, HnswConfig::default(), 4).unwrap();
+        let base = source.vector(PointOffset(0)).to_vec();
+        let mut sorted: Vec<Near> = [1, 2, 3].iter().map(|&n| near(&graph, &source, &base, n)).collect();
+        sorted.sort_unstable();
+        let kept: Vec<u32> = graph.select_neighbours(&source, &sorted, 2).iter().map(|n| n.node).collect();
+        assert_eq!(kept, vec![1, 3]);
+        // With room for everything nothing is pruned.
+        let kept: Vec<u32> = graph.select_neighbours(&source, &sorted, 3).iter().map(|n| n.node).collect();
+        assert_eq!(kept, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn heuristic_may_keep_fewer_than_m() {
+        // Every candidate is behind the first one: only the first survives.
+        let mut source = DenseVectors::new(1);
+        for p in [[0.0], [1.0], [2.0], [3.0], [4.0]] {
+            source.push(&p);
+        }
+        let graph = Hnsw::new(Metric::Euclid, 1, HnswConfig::default(), 5).unwrap();
+        let base = [0.0];
+        let sorted: Vec<Near> = (1..5).map(|n| near(&graph, &source, &base, n)).collect();
+        let kept: Vec<u32> = graph.select_neighbours(&source, &sorted, 2).iter().map(|n| n.node).collect();
+        assert_eq!(kept, vec![1]);
+    }
+
+    #[test]
+    fn levels_follow_the_geometric_distribution() {
+        let graph = Hnsw::new(Metric::Dot, 2, HnswConfig { m: 16, ef_construct: 10, seed: 9 }, 0).unwrap();
+        let above: usize = (0..100_000u32).filter(|&n| graph.random_level(n) >= 1).count();
+        // P(level ≥ 1) = 1/m = 6.25 %.
+        assert!((5_500..7_000).contains(&above), "{above} of 100000 above layer 0");
+    }
+}
