@@ -6,29 +6,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use braid_core::{PointId, PointOffset};
-use braid_filter::{Filter, IndexKind, PayloadStore, PointLookup, field};
-use roaring::RoaringBitmap;
+use braid_core::PointOffset;
+use braid_filter::{Filter, IndexKind, OffsetIds, PayloadStore, field};
 use serde_json::json;
-
-struct Segment {
-    live: RoaringBitmap,
-}
-
-impl PointLookup for Segment {
-    fn offset_of(&self, id: &PointId) -> Option<PointOffset> {
-        match id {
-            PointId::Num(n) => u32::try_from(*n).ok().map(PointOffset),
-            PointId::Uuid(_) => None,
-        }
-    }
-    fn vectors(&self, _name: &str) -> Option<&RoaringBitmap> {
-        None
-    }
-    fn live(&self) -> &RoaringBitmap {
-        &self.live
-    }
-}
 
 fn best_of(rounds: usize, mut f: impl FnMut() -> u64) -> (Duration, u64) {
     let mut best = Duration::MAX;
@@ -71,7 +51,7 @@ fn main() {
         plain.set(PointOffset(i), payload);
     }
     println!("built {n} payloads twice (indexed and plain) in {:.1} s", started.elapsed().as_secs_f64());
-    let segment = Segment { live: (0..n).collect() };
+    let segment = OffsetIds::new((0..n).collect());
 
     let cases: Vec<(&str, Filter)> = vec![
         ("keyword: category = c7", Filter::must([field("category").eq("c7")])),

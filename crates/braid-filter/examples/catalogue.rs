@@ -3,29 +3,9 @@
 //!
 //! `cargo run -p braid-filter --example catalogue`
 
-use braid_core::{OffsetFilter, PointId, PointOffset};
-use braid_filter::{Filter, FilterError, IndexKind, PayloadStore, PointLookup, field};
-use roaring::RoaringBitmap;
+use braid_core::{OffsetFilter, PointOffset};
+use braid_filter::{Filter, FilterError, IndexKind, OffsetIds, PayloadStore, field};
 use serde_json::json;
-
-struct Catalogue {
-    live: RoaringBitmap,
-}
-
-impl PointLookup for Catalogue {
-    fn offset_of(&self, id: &PointId) -> Option<PointOffset> {
-        match id {
-            PointId::Num(n) => u32::try_from(*n).ok().map(PointOffset),
-            PointId::Uuid(_) => None,
-        }
-    }
-    fn vectors(&self, _name: &str) -> Option<&RoaringBitmap> {
-        None
-    }
-    fn live(&self) -> &RoaringBitmap {
-        &self.live
-    }
-}
 
 fn main() -> Result<(), FilterError> {
     let items = [
@@ -40,7 +20,7 @@ fn main() -> Result<(), FilterError> {
     for (i, item) in items.iter().enumerate() {
         store.set(PointOffset(i as u32), item.clone());
     }
-    let catalogue = Catalogue { live: (0..items.len() as u32).collect() };
+    let catalogue = OffsetIds::new((0..items.len() as u32).collect());
 
     let indexed = Filter::must([field("category").eq("apparel"), field("price").lte(200.0)]);
     let from_json = Filter::from_json_str(

@@ -5,7 +5,7 @@
 //! back to a per-point check for that condition. Indexes are updated on every payload
 //! change, from the old and the new payload, which the store owns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use braid_core::PointOffset;
 use roaring::RoaringBitmap;
@@ -104,11 +104,11 @@ fn range_union<K: Ord + Copy>(map: &Postings<K>, range: &Range<K>) -> RoaringBit
 
 #[derive(Clone, Debug)]
 enum FieldIndex {
-    Keyword(HashMap<String, RoaringBitmap>),
+    Keyword(Postings<String>),
     Integer { exact: Postings<i64>, numbers: Postings<Number> },
     Float(Postings<Number>),
     Bool { yes: RoaringBitmap, no: RoaringBitmap },
-    Uuid(HashMap<u128, RoaringBitmap>),
+    Uuid(Postings<u128>),
     Datetime(Postings<i64>),
 }
 
@@ -120,30 +120,14 @@ fn canonical_uuid(s: &str) -> Option<u128> {
     (u.hyphenated().to_string() == s).then_some(u.as_u128())
 }
 
-fn hash_post<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, RoaringBitmap>,
-    key: K,
-    offset: u32,
-    insert: bool,
-) {
-    if insert {
-        map.entry(key).or_default().insert(offset);
-    } else if let Some(bitmap) = map.get_mut(&key) {
-        bitmap.remove(offset);
-        if bitmap.is_empty() {
-            map.remove(&key);
-        }
-    }
-}
-
 impl FieldIndex {
     fn new(kind: IndexKind) -> FieldIndex {
         match kind {
-            IndexKind::Keyword => FieldIndex::Keyword(HashMap::new()),
+            IndexKind::Keyword => FieldIndex::Keyword(Postings::new()),
             IndexKind::Integer => FieldIndex::Integer { exact: Postings::new(), numbers: Postings::new() },
             IndexKind::Float => FieldIndex::Float(Postings::new()),
             IndexKind::Bool => FieldIndex::Bool { yes: RoaringBitmap::new(), no: RoaringBitmap::new() },
-            IndexKind::Uuid => FieldIndex::Uuid(HashMap::new()),
+            IndexKind::Uuid => FieldIndex::Uuid(Postings::new()),
             IndexKind::Datetime => FieldIndex::Datetime(Postings::new()),
         }
     }
@@ -168,7 +152,7 @@ impl FieldIndex {
         });
         for v in elements {
             match (&mut *self, v) {
-                (FieldIndex::Keyword(map), Value::String(s)) => hash_post(map, s.clone(), offset, insert),
+                (FieldIndex::Keyword(map), Value::String(s)) => post(map, s.clone(), offset, insert),
                 (FieldIndex::Integer { exact, numbers }, Value::Number(n)) => {
                     if let Some(i) = n.as_i64() {
                         post(exact, i, offset, insert);
@@ -192,7 +176,7 @@ impl FieldIndex {
                 }
                 (FieldIndex::Uuid(map), Value::String(s)) => {
                     if let Some(u) = canonical_uuid(s) {
-                        hash_post(map, u, offset, insert);
+                        post(map, u, offset, insert);
                     }
                 }
                 (FieldIndex::Datetime(map), Value::String(s)) => {

@@ -19,19 +19,9 @@
 //! presence come from the caller through [`PointLookup`].
 //!
 //! ```
-//! use braid_core::{OffsetFilter, PointId, PointOffset};
-//! use braid_filter::{field, Filter, IndexKind, PayloadStore, PointLookup};
-//! use roaring::RoaringBitmap;
+//! use braid_core::{OffsetFilter, PointOffset};
+//! use braid_filter::{field, Filter, IndexKind, OffsetIds, PayloadStore};
 //! use serde_json::json;
-//!
-//! struct Segment { live: RoaringBitmap }
-//! impl PointLookup for Segment {
-//!     fn offset_of(&self, id: &PointId) -> Option<PointOffset> {
-//!         match id { PointId::Num(n) => Some(PointOffset(*n as u32)), _ => None }
-//!     }
-//!     fn vectors(&self, _name: &str) -> Option<&RoaringBitmap> { None }
-//!     fn live(&self) -> &RoaringBitmap { &self.live }
-//! }
 //!
 //! let mut store = PayloadStore::new();
 //! store.create_index("category", IndexKind::Keyword).unwrap();
@@ -39,7 +29,7 @@
 //! store.set(PointOffset(0), json!({"category": "apparel", "price": 120.0}));
 //! store.set(PointOffset(1), json!({"category": "apparel", "price": 380.0}));
 //! store.set(PointOffset(2), json!({"category": "shoes", "price": 90.0}));
-//! let segment = Segment { live: (0..3).collect() };
+//! let segment = OffsetIds::new((0..3).collect());
 //!
 //! let filter = Filter::must([field("category").eq("apparel"), field("price").lte(200.0)]);
 //! let planned = store.plan(&filter, &segment);
@@ -72,6 +62,43 @@ pub use plan::PlannedFilter;
 
 /// How deep filters may nest (filters inside conditions inside filters).
 pub const MAX_DEPTH: usize = 32;
+
+/// The simplest [`PointLookup`]: point ids are the offsets themselves (`PointId::Num(n)`
+/// lives at offset `n`), with named-vector sets added by the caller. For using this
+/// crate on its own, and for tests.
+#[derive(Clone, Debug, Default)]
+pub struct OffsetIds {
+    live: RoaringBitmap,
+    vectors: std::collections::BTreeMap<String, RoaringBitmap>,
+}
+
+impl OffsetIds {
+    /// Every offset in `live` is a live point.
+    pub fn new(live: RoaringBitmap) -> OffsetIds {
+        OffsetIds { live, vectors: Default::default() }
+    }
+
+    /// Declares which offsets have a vector named `name`.
+    pub fn with_vectors(mut self, name: &str, offsets: RoaringBitmap) -> OffsetIds {
+        self.vectors.insert(name.to_string(), offsets);
+        self
+    }
+}
+
+impl PointLookup for OffsetIds {
+    fn offset_of(&self, id: &PointId) -> Option<PointOffset> {
+        match id {
+            PointId::Num(n) => u32::try_from(*n).ok().map(PointOffset).filter(|o| self.live.contains(o.0)),
+            PointId::Uuid(_) => None,
+        }
+    }
+    fn vectors(&self, name: &str) -> Option<&RoaringBitmap> {
+        self.vectors.get(name)
+    }
+    fn live(&self) -> &RoaringBitmap {
+        &self.live
+    }
+}
 
 /// What a filter needs from a segment beyond payloads: id lookup, named-vector
 /// presence and the set of live offsets.

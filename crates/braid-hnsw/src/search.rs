@@ -173,6 +173,14 @@ impl Hnsw {
         results
     }
 
+    /// The selection, best first, with ranking distances turned into user scores.
+    fn user_scores(&self, top: TopK) -> Vec<ScoredOffset> {
+        top.into_sorted_vec()
+            .into_iter()
+            .map(|s| ScoredOffset { offset: s.offset, score: self.user_score(s.score) })
+            .collect()
+    }
+
     fn prepared_query(&self, query: &[f32]) -> Result<Vec<f32>, HnswError> {
         prepare(self.metric, self.dim, query).map_err(HnswError::Vector)
     }
@@ -212,11 +220,7 @@ impl Hnsw {
         for r in results.into_sorted_vec() {
             top.push(PointOffset(r.node), r.dist);
         }
-        Ok(top
-            .into_sorted_vec()
-            .into_iter()
-            .map(|s| ScoredOffset { offset: s.offset, score: self.user_score(s.score) })
-            .collect())
+        Ok(self.user_scores(top))
     }
 
     /// The exact `k` nearest inserted, live points that `filter` accepts: a scan of the
@@ -248,11 +252,7 @@ impl Hnsw {
                 }
             }
         }
-        Ok(top
-            .into_sorted_vec()
-            .into_iter()
-            .map(|s| ScoredOffset { offset: s.offset, score: self.user_score(s.score) })
-            .collect())
+        Ok(self.user_scores(top))
     }
 
     /// Chooses between a filtered graph search and an exact scan from the filter's
