@@ -4,12 +4,14 @@
 //! pointer).
 //!
 //! - Dot product and squared L2: on x86-64 with AVX-512F or AVX2+FMA, Braid's own
-//!   kernels with **four independent accumulators**. `simsimd` has these kernels too,
-//!   but its `f32` versions run a single FMA chain and are reached through three calls
-//!   (Rust wrapper, C dispatcher, kernel); inside an HNSW search that cost about a
-//!   fifth of the throughput (`docs/benchmarks.md`). Everywhere else (ARM NEON/SVE, older x86) `simsimd`,
-//!   which dispatches at run time, is the kernel. [`simsimd_dot`] and
-//!   [`simsimd_l2_squared`] stay available and are benchmarked beside ours.
+//!   kernels with four independent accumulator registers, called directly. Measured
+//!   per pair in a tight loop they are level with `simsimd`'s (`cargo xtask bench
+//!   distance`), but inside the HNSW beam search, where `simsimd` is reached through
+//!   three calls per pair (Rust wrapper, C dispatcher, kernel), switching to them raised
+//!   throughput by about a fifth (`docs/benchmarks.md`). Everywhere else (ARM
+//!   NEON/SVE, older x86) `simsimd`, which dispatches at run time, is the kernel;
+//!   [`simsimd_dot`] and [`simsimd_l2_squared`] stay public and are benchmarked
+//!   beside Braid's.
 //! - L1, which `simsimd` lacks for `f32`: one loop compiled for AVX-512, AVX2+FMA and
 //!   portable code.
 //! - The memory-read baseline that exact-scan bandwidth is measured against.
