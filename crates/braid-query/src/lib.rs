@@ -1,0 +1,173 @@
+//! The query tree of Braid and the planner that runs it, with the semantics of
+//! Qdrant's server (`docs/query.md`).
+//!
+//! A [`QueryRequest`] is a tree: the root and each [`Prefetch`] either search a named
+//! vector space (`Query::Nearest`), re-rank the candidates of the levels below by a
+//! vector (`Nearest` with prefetches), or fuse them (`Query::Fusion`). The planner
+//! validates the whole tree first (names, dimensions, finite values, limits, fusion
+//! weights) and returns a typed [`QueryError`] before anything runs; then it pushes
+//! the top-level filter into every leaf, chooses per leaf between the HNSW graph and an
+//! exact scan from the filter's cardinality estimate ([`explain`] says which and why),
+//! and runs the tree bottom-up over anything that implements [`Searchable`].
+//!
+//! What it does not do: store points, build indexes, fetch payloads. Those belong to
+//! the segment behind [`Searchable`] and to the facade.
+//!
+//! ```
+//! use braid_query::{Fusion, Prefetch, QueryRequest};
+//!
+//! // Two prefetches of 20, fused by RRF, best 10 returned.
+//! let request = QueryRequest::fusion(
+//!     Fusion::rrf(),
+//!     vec![Prefetch::nearest("text", vec![0.1; 4], 20), Prefetch::nearest("image", vec![0.2; 8], 20)],
+//! )
+//! .limit(10);
+//! assert_eq!(request.prefetch.len(), 2);
+//! ```
+
+mod plan;
+mod run;
+mod tree;
+
+use braid_core::{Cardinality, Metric, PointId};
+use braid_filter::Filter;
+use braid_hnsw::{PathChoice, SearchPath};
+use thiserror::Error;
+
+pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
+pub use run::{Explain, MAX_BATCH, explain, run, run_batch};
+pub use tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
+
+/// One result: a point and its score at the level that produced it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// The point.
+    pub id: PointId,
+    /// Its score: a user score for `Nearest` (`docs/distance.md`), a fused score for
+    /// `Fusion`, 1.0 for a scroll.
+    pub score: f32,
+}
+
+/// A named vector space as the planner needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    /// Vector length.
+    pub dim: usize,
+    /// Distance.
+    pub metric: Metric,
+}
+
+/// What the planner needs from a collection (or one segment of it).
+///
+/// Vectors passed in are validated and in stored form (normalised under Cosine).
+pub trait Searchable: Sync {
+    /// The space called `name`, if there is one.
+    fn space(&self, name: &str) -> Option<Space>;
+    /// Every space name, sorted.
+    fn space_names(&self) -> Vec<String>;
+    /// The beam width to use when a request names none.
+    fn default_ef(&self, space: &str) -> usize;
+    /// How many points with a vector in `space` pass `filter`.
+    fn estimate(&self, space: &str, filter: Option<&Filter>) -> Cardinality;
+    /// Graph or exact scan for a search with beam `ef` under that estimate.
+    fn choose(&self, space: &str, ef: usize, estimate: Cardinality) -> PathChoice;
+    /// The `limit` nearest points to `vector` in `space` that pass `filter`, best first.
+    fn nearest(
+        &self,
+        space: &str,
+        vector: &[f32],
+        filter: Option<&Filter>,
+        limit: usize,
+        ef: usize,
+        path: SearchPath,
+    ) -> Result<Vec<Hit>, QueryError>;
+    /// The scores of `ids` against `vector` in `space`; points without a vector there
+    /// (or not present) are left out. Any order.
+    fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError>;
+    /// The subset of `ids` that passes `filter`, in the given order.
+    fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId>;
+    /// The first `limit` point ids in ascending order that pass `filter`.
+    fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId>;
+}
+
+/// Why a query was refused or failed. Refusals happen before anything runs.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// `using` names no space of the collection.
+    #[error("unknown vector name `{name}`; the collection has {available:?}")]
+    UnknownVector {
+        /// The name given.
+        name: String,
+        /// The names there are.
+        available: Vec<String>,
+    },
+    /// No `using` on a collection with several named spaces.
+    #[error("the collection has several vector spaces {available:?}: say which one with `using`")]
+    MissingUsing {
+        /// The names there are.
+        available: Vec<String>,
+    },
+    /// The query vector does not fit the space.
+    #[error("query vector for `{space}`: {source}")]
+    Vector {
+        /// The space.
+        space: String,
+        /// What is wrong with it.
+        #[source]
+        source: braid_distance::VectorError,
+    },
+    /// A limit out of range.
+    #[error("{what} must be between 1 and {max}, got {got}")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// The largest allowed.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// An offset beyond [`MAX_OFFSET`].
+    #[error("offset must be at most {max}, got {got}")]
+    Offset {
+        /// The largest allowed.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// A NaN or infinite score threshold.
+    #[error("score_threshold must be a finite number")]
+    BadThreshold,
+    /// A fusion level with no prefetches.
+    #[error("cannot apply Fusion without prefetches")]
+    FusionWithoutPrefetch,
+    /// A level with prefetches but no query.
+    #[error("cannot have prefetches without a query")]
+    PrefetchWithoutQuery,
+    /// A prefetch with neither a query nor prefetches.
+    #[error("a prefetch needs a query")]
+    MissingQuery,
+    /// Fusion parameters the fusion crate refuses.
+    #[error(transparent)]
+    Fusion(#[from] braid_fusion::FusionError),
+    /// Prefetches nested deeper than [`MAX_DEPTH`].
+    #[error("prefetches nest deeper than {max} levels")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// A batch with no requests.
+    #[error("a batch needs at least one request")]
+    EmptyBatch,
+    /// A batch with too many requests.
+    #[error("a batch holds at most {max} requests, got {got}")]
+    BatchTooLarge {
+        /// The limit.
+        max: usize,
+        /// The number given.
+        got: usize,
+    },
+    /// The segment failed while searching.
+    #[error("search failed: {0}")]
+    Search(#[from] braid_hnsw::HnswError),
+}

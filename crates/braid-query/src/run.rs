@@ -1,0 +1,229 @@
+//! Running a plan bottom-up, explaining it, and running batches on several threads.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use braid_core::PointId;
+use braid_hnsw::{PathChoice, SearchPath};
+
+use crate::plan::{Node, plan};
+use crate::tree::{Fusion, QueryRequest};
+use crate::{Hit, QueryError, Searchable};
+
+/// The most requests one batch may hold.
+pub const MAX_BATCH: usize = 1_000;
+
+/// Runs `request` against `segment`: validate, plan, search, fuse, re-rank, cut.
+pub fn run<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Result<Vec<Hit>, QueryError> {
+    let plan = plan(segment, request)?;
+    let mut hits = execute(segment, &plan.node)?;
+    if let Some(gate) = &plan.post_filter {
+        let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
+        let keep: HashSet<PointId> = segment.matching(gate, &ids).into_iter().collect();
+        hits.retain(|h| keep.contains(&h.id));
+    }
+    Ok(hits.into_iter().skip(plan.offset).take(plan.limit).collect())
+}
+
+/// Runs every request, on up to as many threads as the machine has; one result per
+/// request, in order. The batch itself is refused when empty or too large.
+pub fn run_batch<S: Searchable + ?Sized>(
+    segment: &S,
+    requests: &[QueryRequest],
+) -> Result<Vec<Result<Vec<Hit>, QueryError>>, QueryError> {
+    if requests.is_empty() {
+        return Err(QueryError::EmptyBatch);
+    }
+    if requests.len() > MAX_BATCH {
+        return Err(QueryError::BatchTooLarge { max: MAX_BATCH, got: requests.len() });
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(requests.len());
+    if threads <= 1 {
+        return Ok(requests.iter().map(|r| run(segment, r)).collect());
+    }
+    let chunk = requests.len().div_ceil(threads);
+    let mut out: Vec<Result<Vec<Hit>, QueryError>> = Vec::with_capacity(requests.len());
+    let parts = crossbeam::scope(|scope| {
+        let handles: Vec<_> = requests
+            .chunks(chunk)
+            .map(|part| scope.spawn(move |_| part.iter().map(|r| run(segment, r)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+    });
+    match parts {
+        Ok(parts) => {
+            for part in parts {
+                match part {
+                    Ok(results) => out.extend(results),
+                    Err(_) => return Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)),
+                }
+            }
+            Ok(out)
+        }
+        Err(_) => Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)),
+    }
+}
+
+fn ef_for<S: Searchable + ?Sized>(
+    segment: &S,
+    space: &str,
+    limit: usize,
+    params: &crate::SearchParams,
+) -> usize {
+    params.hnsw_ef.unwrap_or_else(|| segment.default_ef(space)).max(limit)
+}
+
+/// The path a leaf takes, and why.
+fn leaf_path<S: Searchable + ?Sized>(
+    segment: &S,
+    space: &str,
+    filter: Option<&braid_filter::Filter>,
+    ef: usize,
+    exact: bool,
+) -> (SearchPath, Option<PathChoice>) {
+    if exact {
+        return (SearchPath::Exact, None);
+    }
+    let choice = segment.choose(space, ef, segment.estimate(space, filter));
+    (choice.path, Some(choice))
+}
+
+fn keep_passing(metric: braid_core::Metric, hits: &mut Vec<Hit>, threshold: Option<f32>) {
+    if let Some(t) = threshold {
+        // Vector thresholds are strict, in the metric's direction.
+        hits.retain(|h| braid_distance::passes_threshold(metric, h.score, t));
+    }
+}
+
+fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node) -> Result<Vec<Hit>, QueryError> {
+    match node {
+        Node::Nearest { space, metric, vector, filter, limit, params, threshold } => {
+            let ef = ef_for(segment, space, *limit, params);
+            let (path, _) = leaf_path(segment, space, filter.as_ref(), ef, params.exact);
+            let mut hits = segment.nearest(space, vector, filter.as_ref(), *limit, ef, path)?;
+            keep_passing(*metric, &mut hits, *threshold);
+            hits.truncate(*limit);
+            Ok(hits)
+        }
+        Node::Rescore { space, metric, vector, children, limit, threshold } => {
+            let mut seen = HashSet::new();
+            let mut candidates = Vec::new();
+            for child in children {
+                for hit in execute(segment, child)? {
+                    if seen.insert(hit.id) {
+                        candidates.push(hit.id);
+                    }
+                }
+            }
+            let mut hits = segment.score(space, vector, &candidates)?;
+            // Best first; equal scores by id, so the order never depends on the segment.
+            hits.sort_by(|a, b| braid_distance::compare(*metric, b.score, a.score).then(a.id.cmp(&b.id)));
+            keep_passing(*metric, &mut hits, *threshold);
+            hits.truncate(*limit);
+            Ok(hits)
+        }
+        Node::Fuse { fusion, children, limit, threshold } => {
+            let lists: Vec<Vec<(PointId, f32)>> = children
+                .iter()
+                .map(|c| execute(segment, c).map(|hits| hits.into_iter().map(|h| (h.id, h.score)).collect()))
+                .collect::<Result<_, _>>()?;
+            let fused = match fusion {
+                Fusion::Rrf { k, weights } => braid_fusion::qdrant::rrf(&lists, *k, weights.as_deref())?,
+                Fusion::Dbsf { weights } => braid_fusion::qdrant::dbsf(&lists, weights.as_deref())?,
+            };
+            // Fusion thresholds are inclusive.
+            Ok(fused
+                .into_iter()
+                .take_while(|f| threshold.is_none_or(|t| f.score >= t))
+                .take(*limit)
+                .map(|f| Hit { id: f.id, score: f.score })
+                .collect())
+        }
+        Node::Scroll { filter, limit } => {
+            Ok(segment.scroll(filter.as_ref(), *limit).into_iter().map(|id| Hit { id, score: 1.0 }).collect())
+        }
+    }
+}
+
+/// The plan of a request with the choice made at each leaf, as an indented tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explain {
+    /// One line per plan node, depth-first, indented two spaces per level.
+    pub lines: Vec<String>,
+}
+
+impl fmt::Display for Explain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.lines {
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Validates and plans `request` without running any search, and says what each level
+/// would do: at each leaf, graph or exact scan and the estimate behind the choice.
+pub fn explain<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Result<Explain, QueryError> {
+    let plan = plan(segment, request)?;
+    let mut lines = vec![format!(
+        "root: return {} after skipping {}{}",
+        plan.limit,
+        plan.offset,
+        if plan.post_filter.is_some() { ", then drop points failing the post-filter" } else { "" }
+    )];
+    describe(segment, &plan.node, 1, &mut lines);
+    Ok(Explain { lines })
+}
+
+fn describe<S: Searchable + ?Sized>(segment: &S, node: &Node, depth: usize, lines: &mut Vec<String>) {
+    let pad = "  ".repeat(depth);
+    match node {
+        Node::Nearest { space, filter, limit, params, threshold, .. } => {
+            let ef = ef_for(segment, space, *limit, params);
+            let estimate = segment.estimate(space, filter.as_ref());
+            let why = match leaf_path(segment, space, filter.as_ref(), ef, params.exact) {
+                (_, Some(choice)) => choice.to_string(),
+                (_, None) => "Exact: requested by params.exact".to_string(),
+            };
+            lines.push(format!(
+                "{pad}nearest in `{space}`, keep {limit}{}{}: {} points pass (estimate {}..{}); {why}",
+                if filter.is_some() { ", filtered" } else { "" },
+                threshold.map_or(String::new(), |t| format!(", score threshold {t}")),
+                estimate.expected,
+                estimate.min,
+                estimate.max,
+            ));
+        }
+        Node::Rescore { space, children, limit, .. } => {
+            lines.push(format!("{pad}re-score the candidates below by `{space}` exactly, keep {limit}"));
+            for c in children {
+                describe(segment, c, depth + 1, lines);
+            }
+        }
+        Node::Fuse { fusion, children, limit, threshold } => {
+            let name = match fusion {
+                Fusion::Rrf { k, weights } => format!(
+                    "RRF (k = {k}{})",
+                    weights.as_ref().map_or(String::new(), |w| format!(", weights {w:?}"))
+                ),
+                Fusion::Dbsf { weights } => {
+                    format!("DBSF{}", weights.as_ref().map_or(String::new(), |w| format!(" (weights {w:?})")))
+                }
+            };
+            lines.push(format!(
+                "{pad}fuse {} lists by {name}, keep {limit}{}",
+                children.len(),
+                threshold.map_or(String::new(), |t| format!(", score ≥ {t}"))
+            ));
+            for c in children {
+                describe(segment, c, depth + 1, lines);
+            }
+        }
+        Node::Scroll { filter, limit } => {
+            lines.push(format!(
+                "{pad}scroll {limit} points in id order{}",
+                if filter.is_some() { ", filtered" } else { "" }
+            ));
+        }
+    }
+}

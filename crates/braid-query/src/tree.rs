@@ -1,0 +1,197 @@
+//! The query tree users build: what to search, how to combine, and the limits.
+
+use braid_filter::Filter;
+
+/// Per-request search knobs, as in Qdrant's `SearchParams`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchParams {
+    /// Beam width for the HNSW search (default: the collection's choice).
+    pub hnsw_ef: Option<usize>,
+    /// Score every candidate exactly instead of searching the graph.
+    pub exact: bool,
+}
+
+/// How to combine the results of several prefetches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fusion {
+    /// Reciprocal rank fusion with Qdrant's formula; `k` defaults to 2.
+    Rrf {
+        /// The rank constant, at least 1.
+        k: usize,
+        /// One weight per prefetch, or none for all 1.
+        weights: Option<Vec<f32>>,
+    },
+    /// Distribution-based score fusion with Qdrant's rules; weights go beyond Qdrant.
+    Dbsf {
+        /// One weight per prefetch, or none for Qdrant's behaviour.
+        weights: Option<Vec<f32>>,
+    },
+}
+
+impl Fusion {
+    /// `{"fusion": "rrf"}`: k = 2, no weights.
+    pub fn rrf() -> Fusion {
+        Fusion::Rrf { k: braid_fusion::qdrant::DEFAULT_RRF_K, weights: None }
+    }
+
+    /// `{"fusion": "dbsf"}`.
+    pub fn dbsf() -> Fusion {
+        Fusion::Dbsf { weights: None }
+    }
+}
+
+/// What a level of the tree computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Query {
+    /// Nearest points to this vector in the level's `using` space. With prefetches
+    /// below it, only their candidates are scored (re-ranking).
+    Nearest(Vec<f32>),
+    /// Fuse the results of the prefetches below.
+    Fusion(Fusion),
+}
+
+/// One level below the root: a query over its own prefetches (or over the space).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Prefetch {
+    /// What this level computes; required.
+    pub query: Option<Query>,
+    /// The named vector space for `Nearest`.
+    pub using: Option<String>,
+    /// ANDed with every filter above it, then applied at the leaves.
+    pub filter: Option<Filter>,
+    /// How many results this level passes up; default 10.
+    pub limit: Option<usize>,
+    /// Search knobs for this level.
+    pub params: Option<SearchParams>,
+    /// Drop results worse than this (strict for vectors, `>=` for fusion).
+    pub score_threshold: Option<f32>,
+    /// Levels below.
+    pub prefetch: Vec<Prefetch>,
+}
+
+impl Prefetch {
+    /// Nearest to `vector` in space `using`, keeping `limit`.
+    pub fn nearest(using: &str, vector: Vec<f32>, limit: usize) -> Prefetch {
+        Prefetch {
+            query: Some(Query::Nearest(vector)),
+            using: Some(using.to_string()),
+            limit: Some(limit),
+            ..Prefetch::default()
+        }
+    }
+
+    /// Fusion of `prefetch`, keeping `limit`.
+    pub fn fusion(fusion: Fusion, prefetch: Vec<Prefetch>, limit: usize) -> Prefetch {
+        Prefetch { query: Some(Query::Fusion(fusion)), limit: Some(limit), prefetch, ..Prefetch::default() }
+    }
+
+    /// With a filter.
+    pub fn filter(mut self, filter: Filter) -> Prefetch {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// With search knobs.
+    pub fn params(mut self, params: SearchParams) -> Prefetch {
+        self.params = Some(params);
+        self
+    }
+}
+
+/// A whole query: the root level plus what only the root has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryRequest {
+    /// Levels below the root.
+    pub prefetch: Vec<Prefetch>,
+    /// What the root computes; `None` with no prefetch means "every point in id order"
+    /// (score 1.0), as in Qdrant.
+    pub query: Option<Query>,
+    /// The named vector space for a root `Nearest`.
+    pub using: Option<String>,
+    /// Qdrant's top-level filter: ANDed into every leaf before its limit.
+    pub filter: Option<Filter>,
+    /// Braid's post-fusion gate: after the root's ranking, drop points that do not
+    /// match (so fewer than `limit` may come back).
+    pub post_filter: Option<Filter>,
+    /// Search knobs for a root `Nearest`.
+    pub params: Option<SearchParams>,
+    /// Results to return; default 10.
+    pub limit: usize,
+    /// Results to skip, at the root only.
+    pub offset: usize,
+    /// Drop results worse than this.
+    pub score_threshold: Option<f32>,
+}
+
+impl Default for QueryRequest {
+    fn default() -> Self {
+        QueryRequest {
+            prefetch: Vec::new(),
+            query: None,
+            using: None,
+            filter: None,
+            post_filter: None,
+            params: None,
+            limit: 10,
+            offset: 0,
+            score_threshold: None,
+        }
+    }
+}
+
+impl QueryRequest {
+    /// Nearest to `vector` in `using`.
+    pub fn nearest(using: &str, vector: Vec<f32>) -> QueryRequest {
+        QueryRequest {
+            query: Some(Query::Nearest(vector)),
+            using: Some(using.to_string()),
+            ..QueryRequest::default()
+        }
+    }
+
+    /// `fusion` over `prefetch`.
+    pub fn fusion(fusion: Fusion, prefetch: Vec<Prefetch>) -> QueryRequest {
+        QueryRequest { query: Some(Query::Fusion(fusion)), prefetch, ..QueryRequest::default() }
+    }
+
+    /// Re-rank the candidates of `prefetch` by `vector` in `using`.
+    pub fn rescore(using: &str, vector: Vec<f32>, prefetch: Vec<Prefetch>) -> QueryRequest {
+        QueryRequest { prefetch, ..QueryRequest::nearest(using, vector) }
+    }
+
+    /// How many results.
+    pub fn limit(mut self, limit: usize) -> QueryRequest {
+        self.limit = limit;
+        self
+    }
+
+    /// How many to skip.
+    pub fn offset(mut self, offset: usize) -> QueryRequest {
+        self.offset = offset;
+        self
+    }
+
+    /// Qdrant's top-level filter.
+    pub fn filter(mut self, filter: Filter) -> QueryRequest {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Braid's post-fusion gate.
+    pub fn post_filter(mut self, filter: Filter) -> QueryRequest {
+        self.post_filter = Some(filter);
+        self
+    }
+
+    /// A score threshold.
+    pub fn score_threshold(mut self, threshold: f32) -> QueryRequest {
+        self.score_threshold = Some(threshold);
+        self
+    }
+
+    /// Search knobs for a root `Nearest`.
+    pub fn params(mut self, params: SearchParams) -> QueryRequest {
+        self.params = Some(params);
+        self
+    }
+}
