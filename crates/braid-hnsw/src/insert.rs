@@ -236,6 +236,35 @@ impl Hnsw {
         self.set_neighbours(node, layer, &ids);
     }
 
+    /// Makes room for offsets up to `capacity` (no-op when it is not larger). Needs
+    /// `&mut self`: callers that share the graph grow it under their write lock.
+    pub fn grow(&mut self, capacity: usize) -> Result<(), HnswError> {
+        if capacity <= self.capacity {
+            return Ok(());
+        }
+        if capacity > u32::MAX as usize {
+            return Err(HnswError::InvalidConfig { why: "capacity is limited to u32::MAX offsets" });
+        }
+        let mut grown = Hnsw::empty(self.metric, self.dim, self.config, capacity);
+        for (to, from) in grown.layer0.iter().zip(self.layer0.iter()) {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        for (to, from) in grown.levels.iter().zip(self.levels.iter()) {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        for (to, from) in grown.deleted.iter().zip(self.deleted.iter()) {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        for (to, from) in grown.upper.iter_mut().zip(std::mem::take(&mut self.upper).into_vec()) {
+            *to = from;
+        }
+        grown.entry.store(self.entry.load(Ordering::Acquire), Ordering::Release);
+        grown.len.store(self.len(), Ordering::Release);
+        grown.deleted_count.store(self.deleted_len(), Ordering::Release);
+        *self = grown;
+        Ok(())
+    }
+
     /// Marks `offset` deleted: searches walk through it but never return it. Returns
     /// `true` if it was inserted and not already deleted.
     pub fn delete(&self, offset: PointOffset) -> bool {

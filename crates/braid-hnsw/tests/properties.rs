@@ -301,3 +301,21 @@ fn choose_path_prefers_exact_for_selective_filters() {
     let text = graph.choose_path(64, None).to_string();
     assert!(text.contains("exact scan"), "{text}");
 }
+
+#[test]
+fn a_grown_graph_keeps_its_links_and_takes_more() {
+    let data = dataset(31, 600, 8, 3, Metric::Cosine);
+    let mut graph = Hnsw::new(Metric::Cosine, 8, HnswConfig { m: 6, ef_construct: 32, seed: 2 }, 300).unwrap();
+    graph.insert_all(&data, 0..300, 1).unwrap();
+    graph.delete(PointOffset(5));
+    let before = graph.search(&data, data.vector(PointOffset(9)), 5, 32, None).unwrap();
+    assert!(matches!(graph.insert(&data, PointOffset(300)), Err(HnswError::OffsetOutOfRange { .. })));
+    graph.grow(600).unwrap();
+    assert_eq!(graph.search(&data, data.vector(PointOffset(9)), 5, 32, None).unwrap(), before);
+    graph.insert_all(&data, 300..600, 2).unwrap();
+    assert_eq!(graph.len(), 600);
+    assert!(graph.is_deleted_offset(PointOffset(5)));
+    let query = data.vector(PointOffset(450));
+    let found = ids(&graph.search(&data, query, 10, 64, None).unwrap());
+    assert!(recall(&found, &brute_force(&data, Metric::Cosine, query, 10, |i| i != 5)) >= 0.8);
+}
