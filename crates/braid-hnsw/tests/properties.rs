@@ -305,7 +305,8 @@ fn choose_path_prefers_exact_for_selective_filters() {
 #[test]
 fn a_grown_graph_keeps_its_links_and_takes_more() {
     let data = dataset(31, 600, 8, 3, Metric::Cosine);
-    let mut graph = Hnsw::new(Metric::Cosine, 8, HnswConfig { m: 6, ef_construct: 32, seed: 2 }, 300).unwrap();
+    let mut graph =
+        Hnsw::new(Metric::Cosine, 8, HnswConfig { m: 6, ef_construct: 32, seed: 2 }, 300).unwrap();
     graph.insert_all(&data, 0..300, 1).unwrap();
     graph.delete(PointOffset(5));
     let before = graph.search(&data, data.vector(PointOffset(9)), 5, 32, None).unwrap();

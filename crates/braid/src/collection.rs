@@ -1,0 +1,520 @@
+//! A collection: the handle users search and write through.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use braid_core::{PointId, PointOffset};
+use braid_filter::{Filter, IndexKind};
+use braid_query::{Hit, QueryRequest, SearchParams};
+use parking_lot::RwLock;
+use serde_json::{Map, Value};
+
+use crate::Error;
+use crate::config::CollectionConfig;
+use crate::point::{NamedVectors, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
+use crate::segment::{Prepared, Segment};
+
+/// The most points one upsert, get or delete call may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Which points a write applies to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PointsSelector {
+    /// These ids (ids that do not exist are skipped).
+    Ids(Vec<PointId>),
+    /// Every point the filter matches.
+    Filter(Filter),
+}
+
+impl From<Vec<PointId>> for PointsSelector {
+    fn from(ids: Vec<PointId>) -> Self {
+        PointsSelector::Ids(ids)
+    }
+}
+
+impl From<Filter> for PointsSelector {
+    fn from(filter: Filter) -> Self {
+        PointsSelector::Filter(filter)
+    }
+}
+
+/// A search in one named space, built as a sentence:
+/// `SearchRequest::new("text", vector).limit(5).filter(f).with_payload(true)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchRequest {
+    /// The space (`using`).
+    pub using: String,
+    /// The query vector.
+    pub vector: Vec<f32>,
+    /// A payload filter.
+    pub filter: Option<Filter>,
+    /// How many results (default 10).
+    pub limit: usize,
+    /// How many to skip.
+    pub offset: usize,
+    /// Strict score threshold in the metric's direction.
+    pub score_threshold: Option<f32>,
+    /// `hnsw_ef` / `exact`.
+    pub params: Option<SearchParams>,
+    /// Which payload to return.
+    pub with_payload: WithPayload,
+    /// Which vectors to return.
+    pub with_vectors: WithVectors,
+}
+
+impl SearchRequest {
+    /// Nearest to `vector` in `using`.
+    pub fn new(using: &str, vector: Vec<f32>) -> SearchRequest {
+        SearchRequest {
+            using: using.to_string(),
+            vector,
+            filter: None,
+            limit: 10,
+            offset: 0,
+            score_threshold: None,
+            params: None,
+            with_payload: WithPayload::None,
+            with_vectors: WithVectors::None,
+        }
+    }
+    /// How many results.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// How many to skip.
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+    /// A payload filter.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+    /// A strict score threshold.
+    pub fn score_threshold(mut self, threshold: f32) -> Self {
+        self.score_threshold = Some(threshold);
+        self
+    }
+    /// `hnsw_ef` / `exact`.
+    pub fn params(mut self, params: SearchParams) -> Self {
+        self.params = Some(params);
+        self
+    }
+    /// Which payload to return.
+    pub fn with_payload(mut self, with: impl Into<WithPayload>) -> Self {
+        self.with_payload = with.into();
+        self
+    }
+    /// Which vectors to return.
+    pub fn with_vectors(mut self, with: impl Into<WithVectors>) -> Self {
+        self.with_vectors = with.into();
+        self
+    }
+
+    fn to_query(&self) -> QueryPoints {
+        let mut q =
+            QueryRequest::nearest(&self.using, self.vector.clone()).limit(self.limit).offset(self.offset);
+        q.filter = self.filter.clone();
+        q.score_threshold = self.score_threshold;
+        q.params = self.params;
+        QueryPoints {
+            request: q,
+            with_payload: self.with_payload.clone(),
+            with_vectors: self.with_vectors.clone(),
+        }
+    }
+}
+
+/// A universal query (prefetch, fusion, re-ranking) with result selectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryPoints {
+    /// The query tree.
+    pub request: QueryRequest,
+    /// Which payload to return.
+    pub with_payload: WithPayload,
+    /// Which vectors to return.
+    pub with_vectors: WithVectors,
+}
+
+impl From<QueryRequest> for QueryPoints {
+    fn from(request: QueryRequest) -> Self {
+        QueryPoints { request, with_payload: WithPayload::None, with_vectors: WithVectors::None }
+    }
+}
+
+impl QueryPoints {
+    /// Which payload to return.
+    pub fn with_payload(mut self, with: impl Into<WithPayload>) -> Self {
+        self.with_payload = with.into();
+        self
+    }
+    /// Which vectors to return.
+    pub fn with_vectors(mut self, with: impl Into<WithVectors>) -> Self {
+        self.with_vectors = with.into();
+        self
+    }
+}
+
+/// What [`Collection::info`] reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollectionInfo {
+    /// `Green`: every write is applied and indexed (writes index synchronously).
+    pub status: &'static str,
+    /// Live points.
+    pub points_count: usize,
+    /// Live vectors per space.
+    pub vectors_count: BTreeMap<String, usize>,
+    /// Live vectors in each space's graph.
+    pub indexed_vectors_count: BTreeMap<String, usize>,
+    /// Payload indexes by key.
+    pub payload_schema: BTreeMap<String, IndexKind>,
+    /// The configuration.
+    pub config: CollectionConfig,
+}
+
+/// A collection handle. Cheap to clone; `Send + Sync`; many readers and one writer at
+/// a time (a read–write lock around the segment).
+#[derive(Clone)]
+pub struct Collection {
+    name: Arc<str>,
+    segment: Arc<RwLock<Segment>>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+fn check_batch(n: usize) -> Result<(), Error> {
+    if n == 0 {
+        Err(Error::EmptyBatch)
+    } else if n > MAX_BATCH {
+        Err(Error::BatchTooLarge { max: MAX_BATCH, got: n })
+    } else {
+        Ok(())
+    }
+}
+
+fn object(payload: &Value) -> Result<&Map<String, Value>, Error> {
+    payload.as_object().ok_or(Error::PayloadNotObject)
+}
+
+impl Collection {
+    pub(crate) fn new(name: &str, config: CollectionConfig) -> Result<Collection, Error> {
+        Ok(Collection { name: name.into(), segment: Arc::new(RwLock::new(Segment::new(config)?)) })
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> CollectionConfig {
+        self.segment.read().config.clone()
+    }
+
+    /// Inserts or replaces points. Everything is validated first: one bad point refuses
+    /// the whole batch and changes nothing.
+    pub fn upsert(&self, points: Vec<PointStruct>) -> Result<(), Error> {
+        check_batch(points.len())?;
+        let mut segment = self.segment.write();
+        let prepared = points
+            .into_iter()
+            .map(|p| {
+                object(&p.payload)?;
+                Ok(Prepared { id: p.id, vectors: segment.prepare_vectors(&p.vectors)?, payload: p.payload })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        segment.write(prepared)
+    }
+
+    /// Replaces the given vectors of existing points; their other vectors and payload stay.
+    pub fn update_vectors(&self, points: Vec<(PointId, NamedVectors)>) -> Result<(), Error> {
+        check_batch(points.len())?;
+        let mut segment = self.segment.write();
+        let mut prepared = Vec::with_capacity(points.len());
+        for (id, vectors) in &points {
+            let offset = segment.offset(id).ok_or(Error::PointNotFound { id: *id })?;
+            let mut merged = segment.vectors_at(offset);
+            merged.extend(segment.prepare_vectors(vectors)?);
+            prepared.push(Prepared { id: *id, vectors: merged, payload: segment.payload_at(offset) });
+        }
+        segment.write(prepared)
+    }
+
+    /// Removes the vectors named `names` from the selected points; searches in those
+    /// spaces skip them afterwards.
+    pub fn delete_vectors(&self, selector: impl Into<PointsSelector>, names: &[&str]) -> Result<(), Error> {
+        let mut segment = self.segment.write();
+        if let Some(bad) = names.iter().find(|n| !segment.spaces.contains_key(**n)) {
+            return Err(segment.unknown(bad));
+        }
+        let ids = self.resolve(&segment, selector.into())?;
+        let prepared: Vec<Prepared> = ids
+            .iter()
+            .filter_map(|id| segment.offset(id).map(|o| (*id, o)))
+            .map(|(id, o)| {
+                let mut vectors = segment.vectors_at(o);
+                vectors.retain(|name, _| !names.contains(&name.as_str()));
+                Prepared { id, vectors, payload: segment.payload_at(o) }
+            })
+            .collect();
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        segment.write(prepared)
+    }
+
+    fn resolve(&self, segment: &Segment, selector: PointsSelector) -> Result<Vec<PointId>, Error> {
+        match selector {
+            PointsSelector::Ids(ids) => {
+                check_batch(ids.len())?;
+                Ok(ids)
+            }
+            PointsSelector::Filter(f) => {
+                let selected = segment.select(Some(&f));
+                Ok(selected.iter().map(|o| segment.offset_ids[o as usize]).collect())
+            }
+        }
+    }
+
+    /// Deletes the selected points; returns how many existed.
+    pub fn delete(&self, selector: impl Into<PointsSelector>) -> Result<usize, Error> {
+        let mut segment = self.segment.write();
+        let ids = self.resolve(&segment, selector.into())?;
+        Ok(ids.iter().filter(|id| segment.remove(id)).count())
+    }
+
+    fn edit_payload(
+        &self,
+        selector: PointsSelector,
+        edit: impl Fn(&mut Map<String, Value>),
+    ) -> Result<(), Error> {
+        let mut segment = self.segment.write();
+        let ids = self.resolve(&segment, selector)?;
+        for id in ids {
+            if let Some(offset) = segment.offset(&id) {
+                let mut payload = segment.payload_at(offset);
+                if let Value::Object(map) = &mut payload {
+                    edit(map);
+                }
+                segment.payloads.set(PointOffset(offset), payload);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the keys of `payload` on the selected points, keeping their other keys.
+    pub fn set_payload(&self, selector: impl Into<PointsSelector>, payload: Value) -> Result<(), Error> {
+        let new = object(&payload)?.clone();
+        self.edit_payload(selector.into(), |map| map.extend(new.clone()))
+    }
+
+    /// Replaces the whole payload of the selected points.
+    pub fn overwrite_payload(
+        &self,
+        selector: impl Into<PointsSelector>,
+        payload: Value,
+    ) -> Result<(), Error> {
+        let new = object(&payload)?.clone();
+        self.edit_payload(selector.into(), |map| *map = new.clone())
+    }
+
+    /// Removes the given keys (dotted paths) from the selected points.
+    pub fn delete_payload(&self, selector: impl Into<PointsSelector>, keys: &[&str]) -> Result<(), Error> {
+        let exclude = WithPayload::Exclude(keys.iter().map(|k| k.to_string()).collect());
+        self.edit_payload(selector.into(), |map| {
+            if let Some(Value::Object(kept)) = exclude.select(&Value::Object(map.clone())) {
+                *map = kept;
+            }
+        })
+    }
+
+    /// Empties the payload of the selected points.
+    pub fn clear_payload(&self, selector: impl Into<PointsSelector>) -> Result<(), Error> {
+        self.edit_payload(selector.into(), Map::clear)
+    }
+
+    /// Indexes the payload key `key` (a path) with an index of `kind`.
+    pub fn create_payload_index(&self, key: &str, kind: IndexKind) -> Result<(), Error> {
+        Ok(self.segment.write().payloads.create_index(key, kind)?)
+    }
+
+    /// Drops the index on `key`; `true` if there was one.
+    pub fn delete_payload_index(&self, key: &str) -> bool {
+        self.segment.write().payloads.drop_index(key)
+    }
+
+    fn record(
+        segment: &Segment,
+        id: PointId,
+        offset: u32,
+        with_payload: &WithPayload,
+        with_vectors: &WithVectors,
+    ) -> Record {
+        let vectors = match with_vectors {
+            WithVectors::None => None,
+            WithVectors::All => Some(segment.vectors_at(offset)),
+            WithVectors::Names(names) => {
+                let mut v = segment.vectors_at(offset);
+                v.retain(|k, _| names.contains(k));
+                Some(v)
+            }
+        };
+        Record { id, payload: with_payload.select(&segment.payload_at(offset)), vectors }
+    }
+
+    /// The points with these ids that exist, in the order asked.
+    pub fn get(
+        &self,
+        ids: &[PointId],
+        with_payload: impl Into<WithPayload>,
+        with_vectors: impl Into<WithVectors>,
+    ) -> Result<Vec<Record>, Error> {
+        check_batch(ids.len())?;
+        let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
+        let segment = self.segment.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                segment.offset(id).map(|o| Self::record(&segment, *id, o, &with_payload, &with_vectors))
+            })
+            .collect())
+    }
+
+    /// One page of points in id order from `offset` on, and the id the next page starts at.
+    pub fn scroll(
+        &self,
+        filter: Option<&Filter>,
+        limit: usize,
+        offset: Option<PointId>,
+        with_payload: impl Into<WithPayload>,
+        with_vectors: impl Into<WithVectors>,
+    ) -> Result<(Vec<Record>, Option<PointId>), Error> {
+        if limit == 0 || limit > MAX_BATCH {
+            return Err(Error::Limit { max: MAX_BATCH, got: limit });
+        }
+        let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
+        let segment = self.segment.read();
+        let selected = segment.select(filter);
+        let mut page: Vec<(PointId, u32)> = segment
+            .ids
+            .range((
+                offset.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+                std::ops::Bound::Unbounded,
+            ))
+            .filter(|(_, o)| selected.contains(**o))
+            .map(|(id, o)| (*id, *o))
+            .take(limit + 1)
+            .collect();
+        let next = (page.len() > limit).then(|| page.pop().map(|(id, _)| id)).flatten();
+        Ok((
+            page.into_iter()
+                .map(|(id, o)| Self::record(&segment, id, o, &with_payload, &with_vectors))
+                .collect(),
+            next,
+        ))
+    }
+
+    /// How many points match `filter` (all live points for `None`); exact.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize, Error> {
+        Ok(self.segment.read().select(filter).len() as usize)
+    }
+
+    /// Live points with a vector in `space`.
+    pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
+        let segment = self.segment.read();
+        let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
+        Ok((&data.present & &segment.live).len() as usize)
+    }
+
+    /// Makes every acknowledged write durable. In memory this has nothing to do; it is
+    /// here so that code written now keeps working when storage arrives.
+    pub fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn scored(
+        &self,
+        segment: &Segment,
+        hits: Vec<Hit>,
+        with_payload: &WithPayload,
+        with_vectors: &WithVectors,
+    ) -> Vec<ScoredPoint> {
+        hits.into_iter()
+            .map(|h| {
+                let record = segment
+                    .offset(&h.id)
+                    .map(|o| Self::record(segment, h.id, o, with_payload, with_vectors))
+                    .unwrap_or(Record { id: h.id, payload: None, vectors: None });
+                ScoredPoint { id: h.id, score: h.score, payload: record.payload, vectors: record.vectors }
+            })
+            .collect()
+    }
+
+    /// Nearest points in one space.
+    pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>, Error> {
+        self.query(request.to_query())
+    }
+
+    /// Several searches in one call, run in parallel; one result per search.
+    pub fn search_batch(
+        &self,
+        requests: &[SearchRequest],
+    ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
+        self.query_batch(requests.iter().map(SearchRequest::to_query).collect())
+    }
+
+    /// A universal query: prefetches, fusion, re-ranking (`docs/query.md`).
+    pub fn query(&self, query: impl Into<QueryPoints>) -> Result<Vec<ScoredPoint>, Error> {
+        let query = query.into();
+        let segment = self.segment.read();
+        let hits = braid_query::run(&*segment, &query.request)?;
+        Ok(self.scored(&segment, hits, &query.with_payload, &query.with_vectors))
+    }
+
+    /// Several queries in one call, run in parallel; one result per query.
+    pub fn query_batch(
+        &self,
+        queries: Vec<QueryPoints>,
+    ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
+        let segment = self.segment.read();
+        let requests: Vec<QueryRequest> = queries.iter().map(|q| q.request.clone()).collect();
+        let results = braid_query::run_batch(&*segment, &requests)?;
+        Ok(results
+            .into_iter()
+            .zip(&queries)
+            .map(|(r, q)| {
+                r.map(|hits| self.scored(&segment, hits, &q.with_payload, &q.with_vectors))
+                    .map_err(Error::from)
+            })
+            .collect())
+    }
+
+    /// The plan of a query with the choice made at each leaf, without running it.
+    pub fn explain(&self, query: &QueryRequest) -> Result<braid_query::Explain, Error> {
+        Ok(braid_query::explain(&*self.segment.read(), query)?)
+    }
+
+    /// Counts, configuration and status.
+    pub fn info(&self) -> CollectionInfo {
+        let segment = self.segment.read();
+        let vectors_count: BTreeMap<String, usize> = segment
+            .spaces
+            .iter()
+            .map(|(n, s)| (n.clone(), (&s.present & &segment.live).len() as usize))
+            .collect();
+        CollectionInfo {
+            status: "green",
+            points_count: segment.live.len() as usize,
+            indexed_vectors_count: vectors_count.clone(),
+            vectors_count,
+            payload_schema: segment.payloads.indexes().map(|(k, kind)| (k.to_string(), kind)).collect(),
+            config: segment.config.clone(),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Collection configuration: one [`VectorParams`] per named vector space.
+
+use std::collections::BTreeMap;
+
+pub use braid_core::Metric as Distance;
+
+use crate::Error;
+
+/// HNSW settings of one space, as Qdrant names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per node (layer 0 has `2·m`).
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construct: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams { m: 16, ef_construct: 100 }
+    }
+}
+
+/// One named vector space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VectorParams {
+    /// Dimension.
+    pub size: usize,
+    /// Distance.
+    pub distance: Distance,
+    /// Graph settings.
+    pub hnsw: HnswParams,
+}
+
+impl VectorParams {
+    /// A space of `size` dimensions under `distance`, default graph settings.
+    pub fn new(size: usize, distance: Distance) -> VectorParams {
+        VectorParams { size, distance, hnsw: HnswParams::default() }
+    }
+
+    /// With graph settings `m` and `ef_construct`.
+    pub fn hnsw(mut self, m: usize, ef_construct: usize) -> VectorParams {
+        self.hnsw = HnswParams { m, ef_construct };
+        self
+    }
+}
+
+/// The largest vector dimension a space may have.
+pub const MAX_DIM: usize = 65_536;
+
+/// A collection's configuration: its named vector spaces (`vectors_config`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CollectionConfig {
+    /// Spaces by name.
+    pub vectors: BTreeMap<String, VectorParams>,
+}
+
+impl CollectionConfig {
+    /// No spaces yet; add them with [`CollectionConfig::vector`].
+    pub fn new() -> CollectionConfig {
+        CollectionConfig::default()
+    }
+
+    /// Adds the space `name`.
+    pub fn vector(mut self, name: &str, params: VectorParams) -> CollectionConfig {
+        self.vectors.insert(name.to_string(), params);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::InvalidConfig { why });
+        if self.vectors.is_empty() {
+            return bad("a collection needs at least one vector space".into());
+        }
+        for (name, p) in &self.vectors {
+            if p.size == 0 || p.size > MAX_DIM {
+                return bad(format!("space `{name}`: size must be between 1 and {MAX_DIM}, got {}", p.size));
+            }
+            let hnsw = braid_hnsw::HnswConfig { m: p.hnsw.m, ef_construct: p.hnsw.ef_construct, seed: 0 };
+            if let Err(e) = hnsw.validate() {
+                return bad(format!("space `{name}`: {e}"));
+            }
+        }
+        Ok(())
+    }
+}

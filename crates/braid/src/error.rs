@@ -1,0 +1,102 @@
+//! The one error type of the facade: every lower error, wrapped, plus the facade's own.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in a Braid call. Every variant is a refusal or a
+/// failure that left the collection unchanged.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No collection of that name.
+    #[error("collection `{name}` does not exist")]
+    CollectionNotFound {
+        /// The name.
+        name: String,
+    },
+    /// A collection of that name exists with another configuration.
+    #[error("collection `{name}` already exists with a different configuration")]
+    CollectionConflict {
+        /// The name.
+        name: String,
+    },
+    /// A collection configuration that cannot work.
+    #[error("invalid collection configuration: {why}")]
+    InvalidConfig {
+        /// What is wrong.
+        why: String,
+    },
+    /// A collection name that is empty, too long or has characters outside `[A-Za-z0-9_.-]`.
+    #[error("invalid collection name `{name}`: use 1 to 255 of A-Z a-z 0-9 _ - .")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+    /// A vector name the collection does not have.
+    #[error("unknown vector name `{name}`; the collection has {available:?}")]
+    UnknownVector {
+        /// The name.
+        name: String,
+        /// The names there are.
+        available: Vec<String>,
+    },
+    /// A vector refused by its space.
+    #[error("vector `{space}`: {source}")]
+    Vector {
+        /// The space.
+        space: String,
+        /// What is wrong.
+        #[source]
+        source: braid_distance::VectorError,
+    },
+    /// An operation on a point that does not exist.
+    #[error("no point with id {id} found")]
+    PointNotFound {
+        /// The point.
+        id: braid_core::PointId,
+    },
+    /// A payload that is not a JSON object.
+    #[error("a payload must be a JSON object")]
+    PayloadNotObject,
+    /// An empty batch.
+    #[error("a batch needs at least one item")]
+    EmptyBatch,
+    /// A batch over the limit.
+    #[error("a batch holds at most {max} items, got {got}")]
+    BatchTooLarge {
+        /// The limit.
+        max: usize,
+        /// The size given.
+        got: usize,
+    },
+    /// A limit of 0 or over the maximum.
+    #[error("limit must be between 1 and {max}, got {got}")]
+    Limit {
+        /// The maximum.
+        max: usize,
+        /// The value given.
+        got: usize,
+    },
+    /// A malformed filter.
+    #[error(transparent)]
+    Filter(#[from] braid_filter::FilterError),
+    /// A payload index that cannot be created.
+    #[error(transparent)]
+    Index(#[from] braid_filter::IndexError),
+    /// A query refused or failed by the planner.
+    #[error(transparent)]
+    Query(#[from] braid_query::QueryError),
+    /// Client-side fusion refused its input.
+    #[error(transparent)]
+    Fusion(#[from] braid_fusion::FusionError),
+    /// The graph refused an operation.
+    #[error(transparent)]
+    Hnsw(#[from] braid_hnsw::HnswError),
+    /// More points than one collection segment can address.
+    #[error(
+        "the collection is full ({max} point versions); a later version of Braid compacts and adds segments"
+    )]
+    Full {
+        /// The limit.
+        max: usize,
+    },
+}

@@ -1,0 +1,59 @@
+//! Braid: a vector database for multi-model search, embedded in your program.
+//!
+//! A collection holds several **named vector spaces** — say a 384-d `text` space and a
+//! 512-d `image` space — each with its own distance and HNSW settings. A query
+//! prefetches candidates from each space and fuses them (RRF or DBSF) inside the
+//! engine, filtered by payload and optionally re-ranked by one space. The API follows
+//! Qdrant's model (collections, points with int or UUID ids, named vectors, JSON
+//! payloads, search, query with prefetch), with the semantics written down in `docs/`.
+//!
+//! ```
+//! use braid::{CollectionConfig, Database, Distance, Filter, Fusion, PointStruct, Prefetch, QueryRequest, VectorParams, field};
+//! use serde_json::json;
+//!
+//! let db = Database::in_memory();
+//! let products = db.get_or_create(
+//!     "products",
+//!     CollectionConfig::new()
+//!         .vector("text", VectorParams::new(3, Distance::Cosine))
+//!         .vector("image", VectorParams::new(2, Distance::Cosine)),
+//! )?;
+//! products.upsert(vec![
+//!     PointStruct::new(1).vector("text", vec![1.0, 0.0, 0.0]).vector("image", vec![1.0, 0.0]).payload(json!({"category": "apparel"})),
+//!     PointStruct::new(2).vector("text", vec![0.0, 1.0, 0.0]).vector("image", vec![0.9, 0.1]).payload(json!({"category": "shoes"})),
+//! ])?;
+//! let hits = products.query(
+//!     QueryRequest::fusion(Fusion::rrf(), vec![
+//!         Prefetch::nearest("text", vec![0.9, 0.1, 0.0], 20),
+//!         Prefetch::nearest("image", vec![1.0, 0.0], 20),
+//!     ])
+//!     .filter(Filter::must([field("category").eq("apparel")])),
+//! )?;
+//! assert_eq!(hits[0].id, 1u64.into());
+//! # Ok::<(), braid::Error>(())
+//! ```
+//!
+//! The engine crates are re-exported whole for users who want one piece:
+//! [`distance`], [`hnsw`], [`filter`], [`fusion`], [`query`].
+#![warn(missing_docs)]
+
+mod collection;
+mod config;
+mod database;
+mod error;
+mod point;
+mod segment;
+
+pub use braid_distance as distance;
+pub use braid_filter as filter;
+pub use braid_fusion as fusion;
+pub use braid_hnsw as hnsw;
+pub use braid_query as query;
+
+pub use braid_filter::{Condition, Filter, IndexKind, field};
+pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
+pub use collection::{Collection, CollectionInfo, MAX_BATCH, PointsSelector, QueryPoints, SearchRequest};
+pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, VectorParams};
+pub use database::Database;
+pub use error::Error;
+pub use point::{NamedVectors, PointId, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};

@@ -1,0 +1,179 @@
+//! Points in and out: [`PointStruct`], [`NamedVectors`], [`Record`], [`ScoredPoint`], and
+//! the selectors that choose which payload keys and vectors come back.
+
+use std::collections::BTreeMap;
+
+pub use braid_core::PointId;
+use serde_json::{Map, Value};
+
+/// Vectors by space name.
+pub type NamedVectors = BTreeMap<String, Vec<f32>>;
+
+/// A point to upsert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointStruct {
+    /// Its id (an unsigned integer or a UUID).
+    pub id: PointId,
+    /// One vector per space it has; a point may lack some spaces.
+    pub vectors: NamedVectors,
+    /// A JSON object.
+    pub payload: Value,
+}
+
+impl PointStruct {
+    /// A point with no vectors and an empty payload; add them with the builders.
+    pub fn new(id: impl Into<PointId>) -> PointStruct {
+        PointStruct { id: id.into(), vectors: NamedVectors::new(), payload: Value::Object(Map::new()) }
+    }
+
+    /// With the vector for space `name`.
+    pub fn vector(mut self, name: &str, vector: Vec<f32>) -> PointStruct {
+        self.vectors.insert(name.to_string(), vector);
+        self
+    }
+
+    /// With this payload (a JSON object).
+    pub fn payload(mut self, payload: Value) -> PointStruct {
+        self.payload = payload;
+        self
+    }
+}
+
+/// A point as stored, with the parts the selectors asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The id.
+    pub id: PointId,
+    /// The payload, if requested.
+    pub payload: Option<Value>,
+    /// The vectors, if requested (Cosine vectors come back normalised).
+    pub vectors: Option<NamedVectors>,
+}
+
+/// A search or query result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredPoint {
+    /// The id.
+    pub id: PointId,
+    /// The score (`docs/distance.md`, `docs/query.md`).
+    pub score: f32,
+    /// The payload, if requested.
+    pub payload: Option<Value>,
+    /// The vectors, if requested.
+    pub vectors: Option<NamedVectors>,
+}
+
+/// Which payload to return.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WithPayload {
+    /// None (the default, as in Qdrant's API).
+    #[default]
+    None,
+    /// All of it.
+    All,
+    /// Only these keys (paths with prefix matching: `a` brings `a.b`; `a.b` brings `a`
+    /// down to `a.b`).
+    Include(Vec<String>),
+    /// All but these keys.
+    Exclude(Vec<String>),
+}
+
+/// Which vectors to return.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WithVectors {
+    /// None (the default).
+    #[default]
+    None,
+    /// Every vector the point has.
+    All,
+    /// Only these spaces.
+    Names(Vec<String>),
+}
+
+impl From<bool> for WithPayload {
+    fn from(all: bool) -> Self {
+        if all { WithPayload::All } else { WithPayload::None }
+    }
+}
+
+impl From<bool> for WithVectors {
+    fn from(all: bool) -> Self {
+        if all { WithVectors::All } else { WithVectors::None }
+    }
+}
+
+/// Keeps only the dotted paths in `keys` (and what lies below them).
+fn include(value: &Value, keys: &[Vec<&str>]) -> Value {
+    let Value::Object(map) = value else { return value.clone() };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let below: Vec<Vec<&str>> =
+            keys.iter().filter(|p| p.first() == Some(&k.as_str())).map(|p| p[1..].to_vec()).collect();
+        if below.is_empty() {
+            continue;
+        }
+        if below.iter().any(Vec::is_empty) {
+            out.insert(k.clone(), v.clone());
+        } else {
+            out.insert(k.clone(), include(v, &below));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Removes the dotted paths in `keys`.
+fn exclude(value: &Value, keys: &[Vec<&str>]) -> Value {
+    let Value::Object(map) = value else { return value.clone() };
+    let mut out = Map::new();
+    for (k, v) in map {
+        let below: Vec<Vec<&str>> =
+            keys.iter().filter(|p| p.first() == Some(&k.as_str())).map(|p| p[1..].to_vec()).collect();
+        if below.iter().any(Vec::is_empty) {
+            continue;
+        }
+        out.insert(k.clone(), if below.is_empty() { v.clone() } else { exclude(v, &below) });
+    }
+    Value::Object(out)
+}
+
+impl WithPayload {
+    pub(crate) fn select(&self, payload: &Value) -> Option<Value> {
+        fn split(keys: &[String]) -> Vec<Vec<&str>> {
+            keys.iter().map(|k| k.split('.').collect()).collect()
+        }
+        match self {
+            WithPayload::None => None,
+            WithPayload::All => Some(payload.clone()),
+            WithPayload::Include(keys) => Some(include(payload, &split(keys))),
+            WithPayload::Exclude(keys) => Some(exclude(payload, &split(keys))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn payload_selectors_match_paths_by_prefix() {
+        let p = json!({"a": {"b": 1, "c": 2}, "d": 3, "e": {"f": {"g": 4}}});
+        assert_eq!(WithPayload::Include(vec!["a".into()]).select(&p), Some(json!({"a": {"b": 1, "c": 2}})));
+        assert_eq!(
+            WithPayload::Include(vec!["a.b".into(), "d".into()]).select(&p),
+            Some(json!({"a": {"b": 1}, "d": 3}))
+        );
+        assert_eq!(
+            WithPayload::Include(vec!["e.f.g".into()]).select(&p),
+            Some(json!({"e": {"f": {"g": 4}}}))
+        );
+        assert_eq!(WithPayload::Include(vec![]).select(&p), Some(json!({})));
+        assert_eq!(
+            WithPayload::Exclude(vec!["a.b".into(), "e".into()]).select(&p),
+            Some(json!({"a": {"c": 2}, "d": 3}))
+        );
+        assert_eq!(WithPayload::None.select(&p), None);
+        assert_eq!(WithPayload::All.select(&p), Some(p));
+    }
+}

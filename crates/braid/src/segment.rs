@@ -1,0 +1,311 @@
+//! The in-memory segment behind a collection: vectors per named space with an HNSW
+//! graph each, payloads with their indexes, and the id tracker.
+//!
+//! Writes never modify a stored vector: an upsert of an existing id, `update_vectors`
+//! and `delete_vectors` write a new version of the point at a new offset and tombstone
+//! the old one, so graph links never point at changed data. Payload changes apply in
+//! place.
+
+use std::collections::BTreeMap;
+
+use braid_core::{Cardinality, DenseVectors, OffsetFilter, PointId, PointOffset, VectorSource};
+use braid_distance::Kernel;
+use braid_filter::{Filter, PayloadStore, PlannedFilter, PointLookup};
+use braid_hnsw::{Hnsw, HnswConfig, PathChoice, SearchPath};
+use braid_query::{Hit, QueryError, Searchable, Space};
+use roaring::RoaringBitmap;
+use serde_json::Value;
+
+use crate::Error;
+use crate::config::{CollectionConfig, VectorParams};
+use crate::point::NamedVectors;
+
+/// The most point versions one segment addresses (offsets are `u32`).
+pub(crate) const MAX_OFFSETS: usize = u32::MAX as usize - 1;
+
+pub(crate) struct SpaceData {
+    pub params: VectorParams,
+    /// One row per offset; offsets without a vector here hold zeros.
+    pub rows: DenseVectors,
+    /// Offsets that have a vector in this space (live or not).
+    pub present: RoaringBitmap,
+    pub graph: Hnsw,
+}
+
+pub(crate) struct Segment {
+    pub config: CollectionConfig,
+    pub spaces: BTreeMap<String, SpaceData>,
+    pub payloads: PayloadStore,
+    /// Live ids, ordered for scrolling.
+    pub ids: BTreeMap<PointId, u32>,
+    /// The id of every offset ever written.
+    pub offset_ids: Vec<PointId>,
+    pub live: RoaringBitmap,
+}
+
+/// A point version ready to be written: vectors prepared (normalised under Cosine).
+pub(crate) struct Prepared {
+    pub id: PointId,
+    pub vectors: NamedVectors,
+    pub payload: Value,
+}
+
+impl Segment {
+    pub fn new(config: CollectionConfig) -> Result<Segment, Error> {
+        let spaces = config
+            .vectors
+            .iter()
+            .map(|(name, params)| {
+                let hnsw =
+                    HnswConfig { m: params.hnsw.m, ef_construct: params.hnsw.ef_construct, seed: 0x5EED };
+                let graph = Hnsw::new(params.distance, params.size, hnsw, 0)?;
+                Ok((
+                    name.clone(),
+                    SpaceData {
+                        params: *params,
+                        rows: DenseVectors::new(params.size),
+                        present: RoaringBitmap::new(),
+                        graph,
+                    },
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Segment {
+            config,
+            spaces,
+            payloads: PayloadStore::new(),
+            ids: BTreeMap::new(),
+            offset_ids: Vec::new(),
+            live: RoaringBitmap::new(),
+        })
+    }
+
+    pub fn space_names(&self) -> Vec<String> {
+        self.spaces.keys().cloned().collect()
+    }
+
+    pub fn unknown(&self, name: &str) -> Error {
+        Error::UnknownVector { name: name.to_string(), available: self.space_names() }
+    }
+
+    /// Validates one vector for `space` and returns its stored form.
+    pub fn prepare(&self, space: &str, vector: &[f32]) -> Result<Vec<f32>, Error> {
+        let data = self.spaces.get(space).ok_or_else(|| self.unknown(space))?;
+        braid_distance::prepare(data.params.distance, data.params.size, vector)
+            .map_err(|source| Error::Vector { space: space.to_string(), source })
+    }
+
+    /// Validates every vector of a point.
+    pub fn prepare_vectors(&self, vectors: &NamedVectors) -> Result<NamedVectors, Error> {
+        vectors.iter().map(|(name, v)| Ok((name.clone(), self.prepare(name, v)?))).collect()
+    }
+
+    pub fn offset(&self, id: &PointId) -> Option<u32> {
+        self.ids.get(id).copied()
+    }
+
+    /// The stored vectors of the point at `offset`.
+    pub fn vectors_at(&self, offset: u32) -> NamedVectors {
+        self.spaces
+            .iter()
+            .filter(|(_, s)| s.present.contains(offset))
+            .map(|(name, s)| (name.clone(), s.rows.vector(PointOffset(offset)).to_vec()))
+            .collect()
+    }
+
+    pub fn payload_at(&self, offset: u32) -> Value {
+        self.payloads.get(PointOffset(offset)).cloned().unwrap_or_else(|| Value::Object(Default::default()))
+    }
+
+    /// Removes the live version of `id`, if any.
+    pub fn remove(&mut self, id: &PointId) -> bool {
+        let Some(offset) = self.ids.remove(id) else { return false };
+        self.live.remove(offset);
+        self.payloads.remove(PointOffset(offset));
+        for space in self.spaces.values() {
+            if space.present.contains(offset) {
+                space.graph.delete(PointOffset(offset));
+            }
+        }
+        true
+    }
+
+    /// Writes new versions of `points` (already validated), replacing existing ones.
+    pub fn write(&mut self, points: Vec<Prepared>) -> Result<(), Error> {
+        let first = self.offset_ids.len();
+        if first + points.len() > MAX_OFFSETS {
+            return Err(Error::Full { max: MAX_OFFSETS });
+        }
+        let end = first + points.len();
+        for space in self.spaces.values_mut() {
+            if space.graph.capacity() < end {
+                space.graph.grow(end.max(2 * space.graph.capacity()).max(1024))?;
+            }
+        }
+        let mut added: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (i, point) in points.iter().enumerate() {
+            let offset = (first + i) as u32;
+            self.remove(&point.id);
+            for (name, space) in &mut self.spaces {
+                match point.vectors.get(name) {
+                    Some(v) => {
+                        space.rows.push(v);
+                        space.present.insert(offset);
+                        added.entry(name.clone()).or_default().push(offset);
+                    }
+                    None => {
+                        space.rows.push(&vec![0.0; space.params.size]);
+                    }
+                }
+            }
+            self.offset_ids.push(point.id);
+            self.ids.insert(point.id, offset);
+            self.live.insert(offset);
+            self.payloads.set(PointOffset(offset), point.payload.clone());
+        }
+        let threads =
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(points.len().div_ceil(64)).max(1);
+        for (name, offsets) in added {
+            let space = &self.spaces[&name];
+            space.graph.insert_all(&space.rows, offsets, threads)?;
+        }
+        Ok(())
+    }
+
+    /// The live offsets `filter` selects (all live ones for `None`).
+    pub fn select(&self, filter: Option<&Filter>) -> RoaringBitmap {
+        match filter {
+            None => self.live.clone(),
+            Some(f) => self.payloads.plan(f, self).matching(),
+        }
+    }
+}
+
+impl PointLookup for Segment {
+    fn offset_of(&self, id: &PointId) -> Option<PointOffset> {
+        self.offset(id).map(PointOffset)
+    }
+    fn vectors(&self, name: &str) -> Option<&RoaringBitmap> {
+        self.spaces.get(name).map(|s| &s.present)
+    }
+    fn live(&self) -> &RoaringBitmap {
+        &self.live
+    }
+}
+
+/// A filter restricted to points that have a vector in one space.
+struct InSpace<'a> {
+    planned: PlannedFilter<'a>,
+    present: &'a RoaringBitmap,
+    estimate: Cardinality,
+}
+
+impl OffsetFilter for InSpace<'_> {
+    fn matches(&self, offset: PointOffset) -> bool {
+        self.present.contains(offset.0) && self.planned.matches(offset)
+    }
+    fn estimate(&self) -> Cardinality {
+        self.estimate
+    }
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        match self.planned.bitmap() {
+            Some(b) => {
+                (b & self.present).iter().for_each(|o| f(PointOffset(o)));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Segment {
+    fn in_space<'a>(&'a self, space: &'a SpaceData, filter: &'a Filter) -> InSpace<'a> {
+        let planned = self.payloads.plan(filter, self);
+        let present = &space.present;
+        let in_space = (present & &self.live).len() as usize;
+        let estimate = match planned.bitmap() {
+            Some(b) => Cardinality::exact((b & present).len() as usize),
+            None => {
+                let e = planned.estimate();
+                Cardinality::new(e.min.min(in_space), e.expected.min(in_space), e.max.min(in_space))
+            }
+        };
+        InSpace { planned, present, estimate }
+    }
+
+    fn space_data(&self, space: &str) -> Result<&SpaceData, QueryError> {
+        self.spaces.get(space).ok_or_else(|| QueryError::UnknownVector {
+            name: space.to_string(),
+            available: self.space_names(),
+        })
+    }
+
+    fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
+        found.into_iter().map(|s| Hit { id: self.offset_ids[s.offset.index()], score: s.score }).collect()
+    }
+}
+
+impl Searchable for Segment {
+    fn space(&self, name: &str) -> Option<Space> {
+        self.spaces.get(name).map(|s| Space { dim: s.params.size, metric: s.params.distance })
+    }
+    fn space_names(&self) -> Vec<String> {
+        Segment::space_names(self)
+    }
+    fn default_ef(&self, space: &str) -> usize {
+        // Qdrant searches with ef = ef_construct when a request names none.
+        self.spaces.get(space).map_or(100, |s| s.params.hnsw.ef_construct)
+    }
+    fn estimate(&self, space: &str, filter: Option<&Filter>) -> Cardinality {
+        let Some(data) = self.spaces.get(space) else { return Cardinality::exact(0) };
+        match filter {
+            None => Cardinality::exact((&data.present & &self.live).len() as usize),
+            Some(f) => self.in_space(data, f).estimate,
+        }
+    }
+    fn choose(&self, space: &str, ef: usize, estimate: Cardinality) -> PathChoice {
+        match self.spaces.get(space) {
+            Some(s) => s.graph.choose_path(ef, Some(estimate)),
+            None => PathChoice { path: SearchPath::Exact, exact_cost: 0.0, graph_cost: 0.0 },
+        }
+    }
+    fn nearest(
+        &self,
+        space: &str,
+        vector: &[f32],
+        filter: Option<&Filter>,
+        limit: usize,
+        ef: usize,
+        path: SearchPath,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let data = self.space_data(space)?;
+        let restricted = filter.map(|f| self.in_space(data, f));
+        let filter: Option<&dyn OffsetFilter> = restricted.as_ref().map(|r| r as &dyn OffsetFilter);
+        let found = match path {
+            SearchPath::Exact => data.graph.search_exact(&data.rows, vector, limit, filter)?,
+            SearchPath::Graph => data.graph.search(&data.rows, vector, limit, ef, filter)?,
+        };
+        Ok(self.hits(found))
+    }
+    fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
+        let data = self.space_data(space)?;
+        let kernel = Kernel::new(data.params.distance);
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.offset(id).map(|o| (*id, o)))
+            .filter(|(_, o)| data.present.contains(*o))
+            .map(|(id, o)| Hit { id, score: kernel.score(vector, data.rows.vector(PointOffset(o))) })
+            .collect())
+    }
+    fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId> {
+        let planned = self.payloads.plan(filter, self);
+        ids.iter()
+            .copied()
+            .filter(|id| self.offset(id).is_some_and(|o| planned.matches(PointOffset(o))))
+            .collect()
+    }
+    fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
+        let selected = self.select(filter);
+        self.ids.iter().filter(|(_, o)| selected.contains(**o)).map(|(id, _)| *id).take(limit).collect()
+    }
+}
