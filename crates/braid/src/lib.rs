@@ -50,6 +50,7 @@ pub use braid_fusion as fusion;
 pub use braid_hnsw as hnsw;
 pub use braid_query as query;
 
+pub use braid_core::Uuid;
 pub use braid_filter::{Condition, Filter, IndexKind, field};
 pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
 pub use collection::{Collection, CollectionInfo, MAX_BATCH, PointsSelector, QueryPoints, SearchRequest};
