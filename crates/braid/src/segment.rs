@@ -131,7 +131,17 @@ impl Segment {
     }
 
     /// Writes new versions of `points` (already validated), replacing existing ones.
+    /// When an id appears more than once, its last occurrence wins (as if the points
+    /// were upserted one by one).
     pub fn write(&mut self, points: Vec<Prepared>) -> Result<(), Error> {
+        // Keep the last version of each id: writing an earlier one first would put a
+        // version in the graph that is replaced before it is ever searchable.
+        let mut last: std::collections::HashMap<PointId, usize> = std::collections::HashMap::new();
+        for (i, p) in points.iter().enumerate() {
+            last.insert(p.id, i);
+        }
+        let points: Vec<Prepared> =
+            points.into_iter().enumerate().filter(|(i, p)| last[&p.id] == *i).map(|(_, p)| p).collect();
         let first = self.offset_ids.len();
         if first + points.len() > MAX_OFFSETS {
             return Err(Error::Full { max: MAX_OFFSETS });
