@@ -19,6 +19,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "filter → bitmap through payload indexes vs per-point evaluation, 1M points",
     ),
     (
+        "query",
+        "braid",
+        "query",
+        "facade: single-space search vs 2-prefetch RRF vs RRF with a filter, 100k points, 2 spaces",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",

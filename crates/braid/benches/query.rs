@@ -1,0 +1,126 @@
+//! `cargo xtask bench query`: single-space search vs a two-prefetch RRF query vs the
+//! same with a filter, through the facade, on clustered synthetic data with a 384-d
+//! text and a 512-d image space (n = 100,000 by default; `-- --n N` to change).
+//! Under `cargo test` (no `--bench`) it runs once on 2,000 points.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use braid::{
+    CollectionConfig, Database, Distance, Filter, Fusion, IndexKind, PointStruct, Prefetch, QueryRequest,
+    SearchRequest, VectorParams, field,
+};
+use serde_json::json;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / 16_777_216.0 - 0.5
+    }
+    fn around(&mut self, c: &[f32], spread: f32) -> Vec<f32> {
+        c.iter().map(|x| x + spread * self.next()).collect()
+    }
+}
+
+/// Mean microseconds per call of `f` over `queries`, best of `rounds` passes.
+fn per_query(rounds: usize, queries: usize, mut f: impl FnMut(usize)) -> f64 {
+    (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for q in 0..queries {
+                f(q);
+            }
+            t.elapsed().as_secs_f64() * 1e6 / queries as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let n: usize = args
+        .iter()
+        .position(|a| a == "--n")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if bench { 100_000 } else { 2_000 });
+    let queries = if bench { 500 } else { 20 };
+    let rounds = if bench { 3 } else { 1 };
+    let topics = 200;
+    let mut rng = Rng(0xBEEF);
+    let text_c: Vec<Vec<f32>> = (0..topics).map(|_| (0..384).map(|_| rng.next()).collect()).collect();
+    let image_c: Vec<Vec<f32>> = (0..topics).map(|_| (0..512).map(|_| rng.next()).collect()).collect();
+
+    let db = Database::in_memory();
+    let c = db
+        .create_collection(
+            "bench",
+            CollectionConfig::new()
+                .vector("text", VectorParams::new(384, Distance::Cosine).hnsw(16, 100))
+                .vector("image", VectorParams::new(512, Distance::Cosine).hnsw(16, 100)),
+        )
+        .expect("valid config");
+    c.create_payload_index("category", IndexKind::Keyword).expect("fresh collection");
+    let t = Instant::now();
+    for start in (0..n).step_by(2_000) {
+        let batch = (start..(start + 2_000).min(n))
+            .map(|i| {
+                let topic = (i * 7919) % topics;
+                PointStruct::new(i as u64)
+                    .vector("text", rng.around(&text_c[topic], 0.6))
+                    .vector("image", rng.around(&image_c[(topic + i % 3) % topics], 0.6))
+                    .payload(json!({"category": format!("c{}", i % 10), "topic": topic}))
+            })
+            .collect();
+        c.upsert(batch).expect("valid points");
+    }
+    println!(
+        "ingested {n} points with text (384-d) and image (512-d) in {:.1} s (graphs built on insert)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let qs: Vec<(Vec<f32>, Vec<f32>)> = (0..queries)
+        .map(|q| {
+            let topic = (q * 31) % topics;
+            (rng.around(&text_c[topic], 0.4), rng.around(&image_c[topic], 0.4))
+        })
+        .collect();
+    let ten_percent = Filter::must([field("category").eq("c3")]);
+    let fused = |q: usize, filter: Option<&Filter>| {
+        let mut r = QueryRequest::fusion(
+            Fusion::rrf(),
+            vec![
+                Prefetch::nearest("text", qs[q].0.clone(), 20),
+                Prefetch::nearest("image", qs[q].1.clone(), 20),
+            ],
+        )
+        .limit(10);
+        r.filter = filter.cloned();
+        r
+    };
+    let single = per_query(rounds, queries, |q| {
+        black_box(c.search(&SearchRequest::new("text", qs[q].0.clone()).limit(10)).expect("valid"));
+    });
+    let rrf = per_query(rounds, queries, |q| {
+        black_box(c.query(fused(q, None)).expect("valid"));
+    });
+    let rrf_filtered = per_query(rounds, queries, |q| {
+        black_box(c.query(fused(q, Some(&ten_percent))).expect("valid"));
+    });
+    println!();
+    println!(
+        "| query (n = {n}, default ef = ef_construct = 100) | µs per query | ratio to single-space search |"
+    );
+    println!("|---|---|---|");
+    println!("| single-space search (text, limit 10) | {single:.0} | 1.00 |");
+    println!("| 2 prefetches × 20 (text, image) → RRF, limit 10 | {rrf:.0} | {:.2} |", rrf / single);
+    println!(
+        "| same with a 10 % keyword filter (category = c3) | {rrf_filtered:.0} | {:.2} |",
+        rrf_filtered / single
+    );
+    println!();
+    println!("plan of the filtered query:\n{}", c.explain(&fused(0, Some(&ten_percent))).expect("valid"));
+}
