@@ -43,7 +43,7 @@ use thiserror::Error;
 
 pub use codec::{DecodeError, FORMAT_VERSION};
 pub use graph::Hnsw;
-pub use search::{PathChoice, SearchPath};
+pub use search::{GRAPH_COST_DIVISOR, PathChoice, SearchPath};
 
 /// Build parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
