@@ -269,7 +269,9 @@ impl Hnsw {
         let n = (self.len() - self.deleted_len()).max(1) as f64;
         let matches = estimate.map_or(n, |c| c.expected as f64).clamp(0.0, n);
         let selectivity = (matches / n).max(1.0 / n);
-        let graph_cost = (ef.max(1) * self.config.m0()) as f64 * (n.ln().max(1.0) / 4.0 + 1.0) / GRAPH_COST_DIVISOR / selectivity;
+        let graph_cost = (ef.max(1) * self.config.m0()) as f64 * (n.ln().max(1.0) / 4.0 + 1.0)
+            / GRAPH_COST_DIVISOR
+            / selectivity;
         let exact_cost = matches;
         let path = if exact_cost <= graph_cost { SearchPath::Exact } else { SearchPath::Graph };
         PathChoice { path, exact_cost, graph_cost }

@@ -2,23 +2,13 @@
 //! never returned, filtered results always matching, byte round trips answering the
 //! same, and concurrent inserts while searching.
 
+use braid_testkit::Rng;
 use std::collections::HashSet;
 
 use braid_core::{Cardinality, DenseVectors, FnFilter, Metric, OffsetFilter, PointOffset, VectorSource};
 use braid_distance::{Kernel, prepare};
 use braid_hnsw::{DecodeError, Hnsw, HnswConfig, HnswError, SearchPath};
 use proptest::prelude::*;
-
-/// A tiny deterministic generator so that data sets are reproducible from a seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / 16_777_216.0 - 0.5
-    }
-}
 
 /// `n` points around `clusters` centres (uniform when 0), in stored form for `metric`.
 ///
@@ -27,16 +17,16 @@ impl Rng {
 /// graph built by distance has no recall guarantee there — in hnswlib neither
 /// (`docs/hnsw.md`).
 fn dataset(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metric) -> DenseVectors {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let centres: Vec<Vec<f32>> =
-        (0..clusters.max(1)).map(|_| (0..dim).map(|_| rng.next() * 4.0).collect()).collect();
+        (0..clusters.max(1)).map(|_| (0..dim).map(|_| rng.uniform() * 4.0).collect()).collect();
     let mut out = DenseVectors::new(dim);
     for i in 0..n {
         let c = &centres[i % centres.len()];
         let spread = if clusters > 0 { 0.3 } else { 4.0 };
         let v: Vec<f32> = c
             .iter()
-            .map(|x| if clusters > 0 { x + spread * rng.next() } else { spread * rng.next() })
+            .map(|x| if clusters > 0 { x + spread * rng.uniform() } else { spread * rng.uniform() })
             .collect();
         let stored_as = if metric == Metric::Dot { Metric::Cosine } else { metric };
         out.push(&prepare(stored_as, dim, &v).expect("finite, non-zero"));
@@ -102,10 +92,10 @@ proptest! {
     fn deletes_are_never_returned(seed in any::<u64>(), n in 20usize..300, share in 0.0f64..0.9) {
         let data = dataset(seed, n, 8, 3, Metric::Cosine);
         let graph = Hnsw::build(&data, Metric::Cosine, HnswConfig { m: 6, ef_construct: 32, seed }, 1).unwrap();
-        let mut rng = Rng(seed ^ 7);
+        let mut rng = Rng::new(seed ^ 7);
         let mut deleted = HashSet::new();
         for i in 0..n as u32 {
-            if f64::from(rng.next() + 0.5) < share {
+            if f64::from(rng.uniform() + 0.5) < share {
                 prop_assert!(graph.delete(PointOffset(i)));
                 deleted.insert(i);
             }

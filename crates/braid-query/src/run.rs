@@ -105,7 +105,11 @@ fn execute_all<S: Searchable + ?Sized>(segment: &S, children: &[Node]) -> Result
     let joined = crossbeam::scope(|scope| {
         let handles: Vec<_> = rest.iter().map(|c| scope.spawn(move |_| execute(segment, c))).collect();
         let mut out = vec![execute(segment, &first[0])];
-        out.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)))));
+        out.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)))),
+        );
         out
     })
     .map_err(|_| QueryError::Search(braid_hnsw::HnswError::WorkerPanicked))?;

@@ -3,6 +3,7 @@
 //! text and a 512-d image space (n = 100,000 by default; `-- --n N` to change).
 //! Under `cargo test` (no `--bench`) it runs once on 2,000 points.
 
+use braid_testkit::Rng;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -11,19 +12,6 @@ use braid::{
     SearchRequest, VectorParams, field,
 };
 use serde_json::json;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / 16_777_216.0 - 0.5
-    }
-    fn around(&mut self, c: &[f32], spread: f32) -> Vec<f32> {
-        c.iter().map(|x| x + spread * self.next()).collect()
-    }
-}
 
 /// Mean microseconds per call of `f` over `queries`, best of `rounds` passes.
 fn per_query(rounds: usize, queries: usize, mut f: impl FnMut(usize)) -> f64 {
@@ -50,9 +38,9 @@ fn main() {
     let queries = if bench { 500 } else { 20 };
     let rounds = if bench { 3 } else { 1 };
     let topics = 200;
-    let mut rng = Rng(0xBEEF);
-    let text_c: Vec<Vec<f32>> = (0..topics).map(|_| (0..384).map(|_| rng.next()).collect()).collect();
-    let image_c: Vec<Vec<f32>> = (0..topics).map(|_| (0..512).map(|_| rng.next()).collect()).collect();
+    let mut rng = Rng::new(0xBEEF);
+    let text_c: Vec<Vec<f32>> = (0..topics).map(|_| (0..384).map(|_| rng.uniform()).collect()).collect();
+    let image_c: Vec<Vec<f32>> = (0..topics).map(|_| (0..512).map(|_| rng.uniform()).collect()).collect();
 
     let db = Database::in_memory();
     let c = db

@@ -14,23 +14,11 @@ use braid::{
     QueryPoints, QueryRequest, ScoredPoint, SearchParams, SearchRequest, Uuid, VectorParams, WithPayload,
     WithVectors, field,
 };
+use braid_testkit::Rng;
 use serde_json::json;
 
 const TOPICS: usize = 40;
 const CATEGORIES: [&str; 8] = ["apparel", "shoes", "home", "garden", "toys", "sports", "books", "kitchen"];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / 16_777_216.0 - 0.5
-    }
-    fn around(&mut self, centre: &[f32], spread: f32) -> Vec<f32> {
-        centre.iter().map(|c| c + spread * self.next()).collect()
-    }
-}
 
 fn show(title: &str, hits: &[ScoredPoint]) {
     println!("  {title}:");
@@ -41,9 +29,11 @@ fn show(title: &str, hits: &[ScoredPoint]) {
 }
 
 fn main() -> Result<(), Error> {
-    let mut rng = Rng(0x00C0_FFEE);
-    let text_centres: Vec<Vec<f32>> = (0..TOPICS).map(|_| (0..384).map(|_| rng.next()).collect()).collect();
-    let image_centres: Vec<Vec<f32>> = (0..TOPICS).map(|_| (0..512).map(|_| rng.next()).collect()).collect();
+    let mut rng = Rng::new(0x00C0_FFEE);
+    let text_centres: Vec<Vec<f32>> =
+        (0..TOPICS).map(|_| (0..384).map(|_| rng.uniform()).collect()).collect();
+    let image_centres: Vec<Vec<f32>> =
+        (0..TOPICS).map(|_| (0..512).map(|_| rng.uniform()).collect()).collect();
 
     println!("1. get_or_create the collection `products`");
     let config = CollectionConfig::new()

@@ -1,6 +1,7 @@
 //! The tutorial's steps as tests. Expected answers come from brute force over the
 //! points the test itself generated, never from Braid's search.
 
+use braid_testkit::Rng;
 use std::collections::HashSet;
 
 use braid::fusion::qdrant;
@@ -11,19 +12,6 @@ use braid::{
 use serde_json::{Value, json};
 
 const N: u64 = 300;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / 16_777_216.0 - 0.5
-    }
-    fn vector(&mut self, dim: usize) -> Vec<f32> {
-        (0..dim).map(|_| self.next()).collect()
-    }
-}
 
 fn id_of(i: u64) -> PointId {
     if i % 5 == 4 {
@@ -40,7 +28,7 @@ fn config() -> CollectionConfig {
 }
 
 fn points() -> Vec<PointStruct> {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     (0..N)
         .map(|i| {
             let category = ["apparel", "shoes", "home"][(i % 3) as usize];
@@ -127,7 +115,7 @@ fn step_2_upsert_counts_and_stored_vectors() {
 #[test]
 fn step_3_search_each_space_with_limit_offset_threshold() {
     let (_db, products, pts) = loaded();
-    let q = Rng(7).vector(384);
+    let q = Rng::new(7).vector(384);
     let truth = brute(&pts, "text", &q, |_| true);
     let exact =
         products.search(&SearchRequest::new("text", q.clone()).limit(5).offset(2).params(EXACT)).unwrap();
@@ -144,7 +132,7 @@ fn step_3_search_each_space_with_limit_offset_threshold() {
     let graph = products.search(&SearchRequest::new("text", q.clone()).limit(10)).unwrap();
     let truth10: HashSet<PointId> = truth[..10].iter().map(|t| t.0).collect();
     assert!(graph.iter().filter(|h| truth10.contains(&h.id)).count() >= 9);
-    let image_q = Rng(8).vector(512);
+    let image_q = Rng::new(8).vector(512);
     let image =
         products.search(&SearchRequest::new("image", image_q.clone()).limit(5).params(EXACT)).unwrap();
     assert_eq!(
@@ -163,7 +151,7 @@ fn two(t: &[f32], i: &[f32], limit: usize) -> Vec<Prefetch> {
 #[test]
 fn step_4_and_6_server_side_fusion_equals_client_side_on_brute_force_lists() {
     let (_db, products, pts) = loaded();
-    let (t, i) = (Rng(9).vector(384), Rng(10).vector(512));
+    let (t, i) = (Rng::new(9).vector(384), Rng::new(10).vector(512));
     let lists = vec![
         brute(&pts, "text", &t, |_| true)[..20].to_vec(),
         brute(&pts, "image", &i, |_| true)[..20].to_vec(),
@@ -189,7 +177,7 @@ fn step_4_and_6_server_side_fusion_equals_client_side_on_brute_force_lists() {
 fn step_5_filters_three_ways() {
     let (_db, products, pts) = loaded();
     products.create_payload_index("category", braid::IndexKind::Keyword).unwrap();
-    let (t, i) = (Rng(11).vector(384), Rng(12).vector(512));
+    let (t, i) = (Rng::new(11).vector(384), Rng::new(12).vector(512));
     let shoes = Filter::must([field("category").eq("shoes"), field("price").lte(300.0)]);
     let keep = |p: &Value| p["category"] == "shoes" && p["price"].as_f64().unwrap() <= 300.0;
     let inside: Vec<Prefetch> = two(&t, &i, 20).into_iter().map(|p| p.filter(shoes.clone())).collect();
@@ -221,7 +209,7 @@ fn step_5_filters_three_ways() {
 #[test]
 fn step_7_batches_equal_single_calls() {
     let (_db, products, _) = loaded();
-    let (t, i) = (Rng(13).vector(384), Rng(14).vector(512));
+    let (t, i) = (Rng::new(13).vector(384), Rng::new(14).vector(512));
     let searches = vec![
         SearchRequest::new("text", t.clone()).limit(3),
         SearchRequest::new("image", i.clone()).limit(4),
@@ -244,7 +232,7 @@ fn step_7_batches_equal_single_calls() {
 #[test]
 fn step_8_selectors() {
     let (_db, products, _) = loaded();
-    let q = Rng(15).vector(384);
+    let q = Rng::new(15).vector(384);
     let hit = &products
         .search(
             &SearchRequest::new("text", q)
@@ -268,7 +256,7 @@ fn step_9_update_and_delete_vectors_and_payload_operations() {
     let (_db, products, pts) = loaded();
     let target = id_of(10);
     let before = products.get(&[target], true, true).unwrap().remove(0);
-    let new_image = Rng(16).vector(512);
+    let new_image = Rng::new(16).vector(512);
     products.update_vectors(vec![(target, [("image".to_string(), new_image.clone())].into())]).unwrap();
     let after = products.get(&[target], true, true).unwrap().remove(0);
     assert_eq!(before.payload, after.payload);
@@ -315,7 +303,7 @@ fn step_9_update_and_delete_vectors_and_payload_operations() {
 #[test]
 fn step_10_nested_prefetch_rescored_by_text() {
     let (_db, products, pts) = loaded();
-    let (t, i) = (Rng(17).vector(384), Rng(18).vector(512));
+    let (t, i) = (Rng::new(17).vector(384), Rng::new(18).vector(512));
     let got = products
         .query(
             QueryRequest::rescore(
@@ -346,7 +334,7 @@ fn step_10_nested_prefetch_rescored_by_text() {
 #[test]
 fn step_11_per_prefetch_params_fused_by_dbsf() {
     let (_db, products, pts) = loaded();
-    let (t, i) = (Rng(19).vector(384), Rng(20).vector(512));
+    let (t, i) = (Rng::new(19).vector(384), Rng::new(20).vector(512));
     let request = QueryRequest::fusion(
         Fusion::dbsf(),
         vec![
@@ -409,11 +397,11 @@ fn step_12_info_scroll_count_delete_list() {
 #[test]
 fn readers_and_a_writer_at_once() {
     let (_db, products, _) = loaded();
-    let q = Rng(21).vector(384);
+    let q = Rng::new(21).vector(384);
     std::thread::scope(|s| {
         let writer = products.clone();
         s.spawn(move || {
-            let mut rng = Rng(22);
+            let mut rng = Rng::new(22);
             for i in 0..50u64 {
                 writer.upsert(vec![PointStruct::new(10_000 + i).vector("text", rng.vector(384))]).unwrap();
             }
