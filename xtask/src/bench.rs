@@ -25,6 +25,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "facade: single-space search vs 2-prefetch RRF vs RRF with a filter, 100k points, 2 spaces",
     ),
     (
+        "database",
+        "braid",
+        "database",
+        "the facade on 100k WordNet/MiniLM beside qdrant-edge and Chroma (makes the data and a venv under target/)",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",
@@ -35,6 +41,57 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
 /// The peers of `bench hnsw`, pinned; installed into a venv under `target/` on first use.
 const HNSW_PEERS: &[&str] =
     &["hnswlib==0.8.0", "faiss-cpu==1.15.1", "usearch==2.26.6", "numpy", "matplotlib"];
+
+/// The database-level peers, pinned.
+const DATABASE_PEERS: &[&str] = &["qdrant-edge-py==0.9.0", "chromadb==1.5.9", "numpy"];
+
+/// A Python venv under target/bench with `packages` installed; returns its python.
+fn venv_with(packages: &[&str]) -> Result<std::path::PathBuf, String> {
+    let venv = root().join("target/bench/venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        exec(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    exec(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(packages))?;
+    Ok(python)
+}
+
+/// `bench database`: the 100k WordNet set (made once with ../shared/data/make-data.sh and
+/// cached under target/data), Braid's half in Rust, then qdrant-edge and Chroma.
+fn database_with_peers(extra: &[String]) -> Result<(), String> {
+    let data = root().join("target/data/wn100k");
+    if !data.join("out.npy").exists() {
+        let script = root().join("../shared/data/make-data.sh");
+        exec(
+            Command::new("bash")
+                .arg(script)
+                .arg(&data)
+                .args(["--n", "100000", "--queries", "200"])
+                .current_dir(root()),
+        )?;
+    }
+    let out_dir = root().join("target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let braid_json = out_dir.join("database-braid.json");
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "braid", "--bench", "database", "--", "--bench", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&braid_json)
+        .args(extra);
+    exec(&mut cmd)?;
+    let python = venv_with(DATABASE_PEERS)?;
+    exec(
+        Command::new(&python)
+            .arg(root().join("benches/peers/database_peers.py"))
+            .arg("--braid")
+            .arg(&braid_json)
+            .arg("--out-dir")
+            .arg(&out_dir),
+    )?;
+    println!("table: {}", out_dir.join("database.md").display());
+    Ok(())
+}
 
 /// `bench hnsw`: Braid's half in Rust, then the peers on the same data from Python,
 /// then one table and one plot under target/bench/.
@@ -47,12 +104,7 @@ fn hnsw_with_peers(extra: &[String]) -> Result<(), String> {
         .arg(&braid_json)
         .args(extra);
     exec(&mut cmd)?;
-    let venv = out_dir.join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        exec(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    exec(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(HNSW_PEERS))?;
+    let python = venv_with(HNSW_PEERS)?;
     exec(
         Command::new(&python)
             .arg(root().join("benches/peers/hnsw_peers.py"))
@@ -71,6 +123,9 @@ pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     };
     if name == "hnsw" {
         return hnsw_with_peers(extra);
+    }
+    if name == "database" {
+        return database_with_peers(extra);
     }
     let mut cmd = cargo();
     cmd.args(["bench", "--package", package, "--bench", target]);

@@ -44,3 +44,46 @@ impl Rng {
         centre.iter().map(|c| c + spread * self.uniform()).collect()
     }
 }
+
+/// Little-endian `.npy` files of `f4` or `i4` (what `../shared/data` holds).
+pub mod npy {
+    use std::path::Path;
+
+    /// Reads a 2-d array: `(rows, cols, raw little-endian bytes)`.
+    pub fn read(path: &Path) -> Result<(usize, usize, Vec<u8>), String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if bytes.len() < 12 || &bytes[..6] != b"\x93NUMPY" {
+            return Err(format!("{}: not an .npy file", path.display()));
+        }
+        let (len, start) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            _ => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        };
+        let header = bytes.get(start..start + len).ok_or("truncated header")?;
+        let header = String::from_utf8_lossy(header);
+        let shape = header.split("'shape':").nth(1).and_then(|s| s.split(['(', ')']).nth(1)).unwrap_or("");
+        let dims: Vec<usize> = shape.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+        let (rows, cols) = match dims[..] {
+            [r, c] => (r, c),
+            [r] => (r, 1),
+            _ => return Err(format!("{}: expected a 2-d array", path.display())),
+        };
+        Ok((rows, cols, bytes[start + len..].to_vec()))
+    }
+
+    /// A 2-d `f4` array as rows.
+    pub fn f32_rows(path: &Path) -> Result<Vec<Vec<f32>>, String> {
+        let (_, cols, raw) = read(path)?;
+        let values: Vec<f32> =
+            raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(values.chunks_exact(cols).map(<[f32]>::to_vec).collect())
+    }
+
+    /// A 2-d `i4` array as rows.
+    pub fn i32_rows(path: &Path) -> Result<Vec<Vec<i32>>, String> {
+        let (_, cols, raw) = read(path)?;
+        let values: Vec<i32> =
+            raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(values.chunks_exact(cols).map(<[i32]>::to_vec).collect())
+    }
+}

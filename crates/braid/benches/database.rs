@@ -1,0 +1,155 @@
+//! `cargo xtask bench database` (Braid's half): the WordNet/MiniLM set through the
+//! facade — ingest, default search, and keyword-filtered search at ~1 % and ~10 %
+//! selectivity — with recall@10 against filtered brute force computed here. The xtask
+//! then runs embedded Qdrant (`qdrant-edge-py`) and Chroma on the same files.
+//!
+//! Arguments after `--`: `--data DIR` (default `target/data/wn100k`, made by the xtask
+//! with `../shared/data/make-data.sh`), `--out FILE`. Under `cargo test` it runs on the
+//! 20k set's first 2,000 rows when present, else it prints a note and stops.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use braid::{
+    CollectionConfig, Database, Distance, Filter, IndexKind, PointStruct, SearchParams, SearchRequest,
+    VectorParams, field,
+};
+use braid_testkit::npy;
+use serde_json::{Value, json};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = match arg(&args, "--data") {
+        Some(d) => PathBuf::from(d),
+        None if bench => workspace.join("target/data/wn100k"),
+        None => workspace.join("../shared/data/wordnet-minilm-20k"),
+    };
+    let out = arg(&args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target/bench/database-braid.json"));
+    let Ok(mut base) = npy::f32_rows(&dir.join("out.npy")) else {
+        println!("no data at {}: nothing to measure", dir.display());
+        return;
+    };
+    let mut queries = npy::f32_rows(&dir.join("queries.npy")).expect("queries.npy");
+    let mut payloads: Vec<Value> = std::fs::read_to_string(dir.join("out.jsonl"))
+        .expect("out.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
+        .map(|v| json!({"category": v["category"], "pos": v["pos"]}))
+        .collect();
+    if !bench {
+        base.truncate(2_000);
+        payloads.truncate(2_000);
+        queries.truncate(10);
+    }
+    let n = base.len();
+    println!("data: {} ({n} points, {} queries, dim {})", dir.display(), queries.len(), base[0].len());
+
+    let db = Database::in_memory();
+    let c = db
+        .create_collection(
+            "wordnet",
+            CollectionConfig::new()
+                .vector("text", VectorParams::new(base[0].len(), Distance::Cosine).hnsw(16, 200)),
+        )
+        .expect("valid config");
+    c.create_payload_index("category", IndexKind::Keyword).expect("fresh");
+    c.create_payload_index("pos", IndexKind::Keyword).expect("fresh");
+    let t = Instant::now();
+    for start in (0..n).step_by(5_000) {
+        let end = (start + 5_000).min(n);
+        c.upsert(
+            (start..end)
+                .map(|i| {
+                    PointStruct::new(i as u64).vector("text", base[i].clone()).payload(payloads[i].clone())
+                })
+                .collect(),
+        )
+        .expect("valid points");
+    }
+    let ingest = t.elapsed().as_secs_f64();
+    println!("ingest with graph built on insert: {ingest:.1} s");
+
+    // (name, keyword filter (key, value), hnsw_ef)
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Option<usize>);
+    let cases: Vec<Case> = vec![
+        ("default (ef = ef_construct = 200)", None, None),
+        ("ef = 64", None, Some(64)),
+        ("filter ~1 %: category = verb.social", Some(("category", "verb.social")), None),
+        ("filter ~10 %: pos = verb", Some(("pos", "verb")), None),
+    ];
+    let mut rows = Vec::new();
+    for (name, filter, ef) in cases {
+        let keep = |i: usize| filter.is_none_or(|(k, v)| payloads[i][k] == v);
+        let selectivity = (0..n).filter(|&i| keep(i)).count() as f64 / n as f64;
+        let truth: Vec<HashSet<u64>> = queries
+            .iter()
+            .map(|q| {
+                let mut all: Vec<(f32, u64)> =
+                    (0..n).filter(|&i| keep(i)).map(|i| (dot(q, &base[i]), i as u64)).collect();
+                all.sort_by(|a, b| b.0.total_cmp(&a.0));
+                all.into_iter().take(10).map(|x| x.1).collect()
+            })
+            .collect();
+        let request = |q: &Vec<f32>| {
+            let mut r = SearchRequest::new("text", q.clone()).limit(10);
+            if let Some((k, v)) = filter {
+                r = r.filter(Filter::must([field(k).eq(v)]));
+            }
+            if let Some(ef) = ef {
+                r = r.params(SearchParams { hnsw_ef: Some(ef), exact: false });
+            }
+            r
+        };
+        let found: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| {
+                c.search(&request(q))
+                    .expect("valid search")
+                    .iter()
+                    .map(|h| match h.id {
+                        braid::PointId::Num(id) => id,
+                        braid::PointId::Uuid(_) => u64::MAX,
+                    })
+                    .collect()
+            })
+            .collect();
+        let recall =
+            found.iter().zip(&truth).map(|(f, t)| f.iter().filter(|x| t.contains(x)).count()).sum::<usize>()
+                as f64
+                / (10 * queries.len()) as f64;
+        let t = Instant::now();
+        let mut done = 0;
+        while t.elapsed().as_secs_f64() < if bench { 2.0 } else { 0.0 } || done == 0 {
+            for q in &queries {
+                black_box(c.search(&request(q)).expect("valid search"));
+            }
+            done += queries.len();
+        }
+        let qps = done as f64 / t.elapsed().as_secs_f64();
+        println!("{name}: selectivity {:.2} %, recall@10 {recall:.4}, {qps:.0} QPS", 100.0 * selectivity);
+        rows.push(json!({"case": name, "selectivity": selectivity, "recall": recall, "qps": qps}));
+    }
+    if bench {
+        let report =
+            json!({"data_dir": dir, "n": n, "queries": queries.len(), "ingest_s": ingest, "rows": rows});
+        if let Some(parent) = out.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::write(&out, serde_json::to_string_pretty(&report).expect("json")).expect("write report");
+        println!("wrote {}", out.display());
+    }
+}
