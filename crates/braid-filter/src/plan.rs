@@ -225,11 +225,16 @@ impl<'a> PlannedFilter<'a> {
         let live = lookup.live();
         let root = Compiler { store, lookup, live }.filter(filter);
         let n = live.len() as usize;
-        let step = (live.len() / SAMPLE).max(1);
-        let sample: Vec<PointOffset> = (0..live.len().min(SAMPLE))
-            .filter_map(|i| live.select((i * step) as u32))
-            .map(PointOffset)
-            .collect();
+        // Only per-point conditions need the sample; a pure bitmap knows its count.
+        let sample: Vec<PointOffset> = if matches!(root, Node::Set(_)) {
+            Vec::new()
+        } else {
+            let step = (live.len() / SAMPLE).max(1);
+            (0..live.len().min(SAMPLE))
+                .filter_map(|i| live.select((i * step) as u32))
+                .map(PointOffset)
+                .collect()
+        };
         let estimate = root.estimate(n, &sample, store, lookup);
         PlannedFilter { root, store, lookup, estimate }
     }
