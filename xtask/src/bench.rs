@@ -56,8 +56,33 @@ fn venv_with(packages: &[&str]) -> Result<std::path::PathBuf, String> {
     Ok(python)
 }
 
+/// A bench with peers: Braid's half (`cargo bench` of `package`/`bench`, which writes
+/// `target/bench/<bench>-braid.json`), then `benches/peers/<bench>_peers.py` with
+/// `peers` installed in the venv, reading that JSON. Results land in target/bench/.
+fn with_peers(package: &str, bench: &str, peers: &[&str], braid_args: &[String]) -> Result<(), String> {
+    let out_dir = root().join("target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let braid_json = out_dir.join(format!("{bench}-braid.json"));
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", package, "--bench", bench, "--", "--bench", "--out"])
+        .arg(&braid_json)
+        .args(braid_args);
+    exec(&mut cmd)?;
+    let python = venv_with(peers)?;
+    exec(
+        Command::new(&python)
+            .arg(root().join(format!("benches/peers/{bench}_peers.py")))
+            .arg("--braid")
+            .arg(&braid_json)
+            .arg("--out-dir")
+            .arg(&out_dir),
+    )?;
+    println!("results: {}", out_dir.join(format!("{bench}.md")).display());
+    Ok(())
+}
+
 /// `bench database`: the 100k WordNet set (made once with ../shared/data/make-data.sh and
-/// cached under target/data), Braid's half in Rust, then qdrant-edge and Chroma.
+/// cached under target/data), then Braid, qdrant-edge and Chroma on it.
 fn database_with_peers(extra: &[String]) -> Result<(), String> {
     let data = root().join("target/data/wn100k");
     if !data.join("out.npy").exists() {
@@ -70,51 +95,9 @@ fn database_with_peers(extra: &[String]) -> Result<(), String> {
                 .current_dir(root()),
         )?;
     }
-    let out_dir = root().join("target/bench");
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let braid_json = out_dir.join("database-braid.json");
-    let mut cmd = cargo();
-    cmd.args(["bench", "--package", "braid", "--bench", "database", "--", "--bench", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&braid_json)
-        .args(extra);
-    exec(&mut cmd)?;
-    let python = venv_with(DATABASE_PEERS)?;
-    exec(
-        Command::new(&python)
-            .arg(root().join("benches/peers/database_peers.py"))
-            .arg("--braid")
-            .arg(&braid_json)
-            .arg("--out-dir")
-            .arg(&out_dir),
-    )?;
-    println!("table: {}", out_dir.join("database.md").display());
-    Ok(())
-}
-
-/// `bench hnsw`: Braid's half in Rust, then the peers on the same data from Python,
-/// then one table and one plot under target/bench/.
-fn hnsw_with_peers(extra: &[String]) -> Result<(), String> {
-    let out_dir = root().join("target/bench");
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let braid_json = out_dir.join("hnsw-braid.json");
-    let mut cmd = cargo();
-    cmd.args(["bench", "--package", "braid-hnsw", "--bench", "hnsw", "--", "--bench", "--out"])
-        .arg(&braid_json)
-        .args(extra);
-    exec(&mut cmd)?;
-    let python = venv_with(HNSW_PEERS)?;
-    exec(
-        Command::new(&python)
-            .arg(root().join("benches/peers/hnsw_peers.py"))
-            .arg("--braid")
-            .arg(&braid_json)
-            .arg("--out-dir")
-            .arg(&out_dir),
-    )?;
-    println!("table: {}\nplot: {}", out_dir.join("hnsw.md").display(), out_dir.join("hnsw.png").display());
-    Ok(())
+    let mut args = vec!["--data".to_string(), data.display().to_string()];
+    args.extend_from_slice(extra);
+    with_peers("braid", "database", DATABASE_PEERS, &args)
 }
 
 pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
@@ -122,7 +105,7 @@ pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
         return Err(format!("unknown bench `{name}`; known: {}", names()));
     };
     if name == "hnsw" {
-        return hnsw_with_peers(extra);
+        return with_peers("braid-hnsw", "hnsw", HNSW_PEERS, extra);
     }
     if name == "database" {
         return database_with_peers(extra);
