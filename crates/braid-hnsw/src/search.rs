@@ -128,6 +128,9 @@ impl Hnsw {
         visited: &mut Visited,
         admit: impl Fn(u32) -> bool,
     ) -> BinaryHeap<Near> {
+        // A beam wider than the graph cannot fill: size the heaps by what can exist, so a
+        // caller's huge `ef` costs nothing extra.
+        let ef = ef.clamp(1, self.capacity.max(1));
         let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 2);
         let mut results: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
         // The bound the search stops at: the worst admitted result once `ef` are held.

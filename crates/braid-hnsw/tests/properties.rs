@@ -254,6 +254,9 @@ fn error_table() {
         graph.insert(&data, PointOffset(10)),
         Err(HnswError::OffsetOutOfRange { offset: 10, .. })
     ));
+    // Absurd k and ef are clamped to what the graph holds, never a panic.
+    assert_eq!(graph.search(&data, &[1.0; 4], usize::MAX, usize::MAX, None).unwrap().len(), 10);
+    assert_eq!(graph.search_exact(&data, &[1.0; 4], usize::MAX, None).unwrap().len(), 10);
     // Empty graph and k = 0 answer with nothing.
     let empty = Hnsw::new(Metric::Dot, 4, HnswConfig::default(), 4).unwrap();
     assert!(empty.search(&data, &[1.0; 4], 3, 10, None).unwrap().is_empty());

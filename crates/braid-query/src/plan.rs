@@ -95,6 +95,13 @@ fn resolve_space<S: Searchable + ?Sized>(
     }
 }
 
+fn check_params(params: Option<SearchParams>) -> Result<Option<SearchParams>, QueryError> {
+    if let Some(ef) = params.and_then(|p| p.hnsw_ef) {
+        check_limit("hnsw_ef", ef)?;
+    }
+    Ok(params)
+}
+
 fn lower_level<S: Searchable + ?Sized>(
     segment: &S,
     level: Level<'_>,
@@ -108,6 +115,7 @@ fn lower_level<S: Searchable + ?Sized>(
     if level.threshold.is_some_and(|t| !t.is_finite()) {
         return Err(QueryError::BadThreshold);
     }
+    check_params(level.params)?;
     let filter = merge(above, level.filter);
     let children = || -> Result<Vec<Node>, QueryError> {
         level.prefetch.iter().map(|p| lower_prefetch(segment, p, filter.as_ref(), depth + 1)).collect()
