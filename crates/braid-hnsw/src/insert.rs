@@ -165,7 +165,20 @@ impl Hnsw {
             let chosen = self.select_neighbours(source, &candidates, self.config.m);
             {
                 let _own = self.locks[node as usize].lock();
-                let ids: Vec<u32> = chosen.iter().map(|c| c.node).collect();
+                // Other threads may already have linked themselves to this node on this
+                // layer (it became reachable through a higher layer): keep those links.
+                let mut added = Vec::new();
+                self.neighbours(node, layer, &mut added);
+                let mut merged = chosen.clone();
+                for n in added.into_iter().filter(|n| !chosen.iter().any(|c| c.node == *n)) {
+                    merged.push(Near { dist: self.distance(vector, source.vector(PointOffset(n))), node: n });
+                }
+                let max = if layer == 0 { self.config.m0() } else { self.config.m };
+                if merged.len() > max {
+                    merged.sort_unstable();
+                    merged = self.select_neighbours(source, &merged, max);
+                }
+                let ids: Vec<u32> = merged.iter().map(|c| c.node).collect();
                 self.set_neighbours(node, layer, &ids);
             }
             for c in &chosen {
