@@ -365,7 +365,12 @@ impl Collection {
                 Some(v)
             }
         };
-        Record { id, payload: with_payload.select(&segment.payload_at(offset)), vectors }
+        // Copy the payload only when it was asked for.
+        let payload = match with_payload {
+            WithPayload::None => None,
+            selector => selector.select(&segment.payload_at(offset)),
+        };
+        Record { id, payload, vectors }
     }
 
     /// The points with these ids that exist, in the order asked.
@@ -429,7 +434,7 @@ impl Collection {
     pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
         let segment = self.segment.read();
         let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
-        Ok((&data.present & &segment.live).len() as usize)
+        Ok(data.present.intersection_len(&segment.live) as usize)
     }
 
     /// Makes every acknowledged write durable. In memory this has nothing to do; it is
@@ -506,7 +511,7 @@ impl Collection {
         let vectors_count: BTreeMap<String, usize> = segment
             .spaces
             .iter()
-            .map(|(n, s)| (n.clone(), (&s.present & &segment.live).len() as usize))
+            .map(|(n, s)| (n.clone(), s.present.intersection_len(&segment.live) as usize))
             .collect();
         CollectionInfo {
             status: "green",

@@ -232,7 +232,7 @@ impl Segment {
     fn in_space<'a>(&'a self, space: &'a SpaceData, filter: &'a Filter) -> InSpace<'a> {
         let planned = self.payloads.plan(filter, self);
         let present = &space.present;
-        let in_space = (present & &self.live).len() as usize;
+        let in_space = present.intersection_len(&self.live) as usize;
         let estimate = match planned.bitmap() {
             Some(b) => Cardinality::exact((b & present).len() as usize),
             None => {
@@ -269,7 +269,7 @@ impl Searchable for Segment {
     fn estimate(&self, space: &str, filter: Option<&Filter>) -> Cardinality {
         let Some(data) = self.spaces.get(space) else { return Cardinality::exact(0) };
         match filter {
-            None => Cardinality::exact((&data.present & &self.live).len() as usize),
+            None => Cardinality::exact(data.present.intersection_len(&self.live) as usize),
             Some(f) => self.in_space(data, f).estimate,
         }
     }
