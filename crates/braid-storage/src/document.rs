@@ -1,0 +1,129 @@
+//! Whole-file documents: a magic number, a version, a body and a checksum, replaced
+//! atomically (write a temporary file, sync it, rename it over the old one, sync the
+//! directory).
+//!
+//! Layout (little-endian): `magic[8] | version u32 | body_len u64 | body | crc32c u32`,
+//! the checksum covering every byte before it.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use crate::error::{IoContext, StorageError};
+use crate::fault;
+
+const HEADER: usize = 8 + 4 + 8;
+
+/// Frames `body` as a document.
+pub fn encode(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + body.len() + 4);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks a document read from `file` and returns its body. `what` names the kind of
+/// file in errors.
+pub fn decode<'a>(
+    file: &Path,
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    version: u32,
+    what: &'static str,
+) -> Result<&'a [u8], StorageError> {
+    if bytes.len() < 8 || &bytes[..8] != magic {
+        return Err(StorageError::BadMagic { file: file.to_path_buf(), what });
+    }
+    if bytes.len() < HEADER + 4 {
+        return Err(StorageError::corrupt(file, bytes.len() as u64, "truncated header"));
+    }
+    let found = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
+    if (bytes.len() - HEADER - 4) as u64 != len {
+        return Err(StorageError::corrupt(
+            file,
+            bytes.len() as u64,
+            format!("length {} does not match the {len} bytes the header declares", bytes.len() - HEADER - 4),
+        ));
+    }
+    let end = bytes.len() - 4;
+    let stored = u32::from_le_bytes(bytes[end..].try_into().unwrap_or_default());
+    if crc32c::crc32c(&bytes[..end]) != stored {
+        return Err(StorageError::corrupt(file, end as u64, "checksum mismatch"));
+    }
+    // The version is checked after the checksum so that a damaged version field reads
+    // as damage, not as a file from the future.
+    if found != version {
+        return Err(StorageError::UnsupportedVersion { file: file.to_path_buf(), found, supported: version });
+    }
+    Ok(&bytes[HEADER..end])
+}
+
+/// Reads the document at `path`.
+pub fn read(path: &Path, magic: &[u8; 8], version: u32, what: &'static str) -> Result<Vec<u8>, StorageError> {
+    let bytes = std::fs::read(path).at(path)?;
+    decode(path, &bytes, magic, version, what).map(<[u8]>::to_vec)
+}
+
+/// Writes `bytes` to a new file at `path` and syncs it (not its directory).
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path).at(path)?;
+    fault::write_all(&mut file, bytes).at(path)?;
+    file.sync_all().at(path)
+}
+
+/// Replaces the file at `path` with `bytes` atomically: after a crash the file holds
+/// either the old or the new content, never a mixture.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = path.with_extension("tmp");
+    write_new(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).at(path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Syncs a directory so that entries created, renamed or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: &[u8; 8] = b"BRAIDTST";
+
+    #[test]
+    fn round_trip_and_every_single_bit_flip_is_caught() {
+        let bytes = encode(MAGIC, 3, b"hello, storage");
+        let path = Path::new("doc");
+        assert_eq!(decode(path, &bytes, MAGIC, 3, "test").unwrap(), b"hello, storage");
+        for bit in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(path, &bad, MAGIC, 3, "test").is_err(), "flip of bit {bit} went unnoticed");
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode(path, &bytes[..cut], MAGIC, 3, "test").is_err());
+        }
+    }
+
+    #[test]
+    fn another_version_is_named() {
+        let bytes = encode(MAGIC, 9, b"x");
+        let err = decode(Path::new("doc"), &bytes, MAGIC, 3, "test").unwrap_err();
+        assert!(matches!(err, StorageError::UnsupportedVersion { found: 9, supported: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn replace_is_atomic_by_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("MANIFEST");
+        replace(&path, &encode(MAGIC, 1, b"one")).unwrap();
+        replace(&path, &encode(MAGIC, 1, b"two")).unwrap();
+        assert_eq!(read(&path, MAGIC, 1, "test").unwrap(), b"two");
+        assert!(!path.with_extension("tmp").exists());
+    }
+}

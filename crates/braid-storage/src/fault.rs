@@ -1,0 +1,42 @@
+//! A simulated full disk, for tests.
+//!
+//! Every byte this crate writes (log records, documents, vector files) first draws on a
+//! budget kept per thread (so that tests running in parallel do not disturb each
+//! other; Braid writes on the calling thread). With no budget set (the default) nothing is counted; with
+//! `Some(n)`, writes succeed until `n` bytes have been written and then fail with
+//! `ErrorKind::StorageFull`, exactly where a real full disk would stop them: a write
+//! that does not fit is cut short, so half-written records are exercised too.
+
+use std::cell::Cell;
+
+thread_local! {
+    static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Sets how many more bytes the calling thread may write (`None`: no limit).
+pub fn set_disk_budget(bytes: Option<u64>) {
+    BUDGET.with(|b| b.set(bytes));
+}
+
+/// Takes up to `want` bytes from the budget and returns how many were granted.
+pub(crate) fn draw(want: usize) -> usize {
+    BUDGET.with(|b| match b.get() {
+        None => want,
+        Some(left) => {
+            let take = left.min(want as u64);
+            b.set(Some(left - take));
+            take as usize
+        }
+    })
+}
+
+/// Writes all of `bytes` or fails like a full disk, after writing what the budget
+/// allowed.
+pub(crate) fn write_all(out: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<()> {
+    let granted = draw(bytes.len());
+    out.write_all(&bytes[..granted])?;
+    if granted < bytes.len() {
+        return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"));
+    }
+    Ok(())
+}

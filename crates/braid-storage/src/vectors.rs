@@ -1,0 +1,261 @@
+//! Vectors on disk: one append-only file per named space, read through `memmap2`.
+//!
+//! Layout: a 64-byte header `"BRAIDVEC" | version u32 | dim u32 | zeros`, then rows of
+//! `dim` little-endian `f32`s. Rows are only ever appended; the manifest that refers to
+//! the file records how many rows it covers and their crc32c (one running checksum,
+//! extended at each append), so bytes past that count — an append cut short by a crash —
+//! are ignored and truncated away at open, and a damaged row is caught at open.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use braid_core::{PointOffset, VectorSource};
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{IoContext, StorageError};
+use crate::fault;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("braid-storage maps little-endian f32 files directly and needs a little-endian target");
+
+/// The first bytes of every vector file.
+pub const VECTORS_MAGIC: &[u8; 8] = b"BRAIDVEC";
+/// The vector file format this build reads and writes.
+pub const VECTORS_VERSION: u32 = 1;
+/// Bytes before the first row (a multiple of 64, so rows stay cache-line aligned).
+pub const VECTORS_HEADER: u64 = 64;
+
+/// The checksum of `rows` (as stored bytes), continuing `crc`.
+pub fn extend_crc(crc: u32, rows: &[f32]) -> u32 {
+    // Invariant: f32 has no padding and the target is little-endian, so these are the
+    // bytes written to the file.
+    crc32c::crc32c_append(crc, as_bytes(rows))
+}
+
+fn as_bytes(rows: &[f32]) -> &[u8] {
+    // SAFETY: any f32 slice is a valid byte slice of 4× its length; u8 needs no alignment.
+    unsafe { std::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), std::mem::size_of_val(rows)) }
+}
+
+/// An append-only vector file opened for writing.
+#[derive(Debug)]
+pub struct VectorFile {
+    file: File,
+    path: PathBuf,
+    dim: usize,
+    rows: u64,
+    crc: u32,
+}
+
+impl VectorFile {
+    /// Creates an empty file for vectors of `dim` components and syncs it.
+    pub fn create(path: &Path, dim: usize) -> Result<VectorFile, StorageError> {
+        let mut header = vec![0u8; VECTORS_HEADER as usize];
+        header[..8].copy_from_slice(VECTORS_MAGIC);
+        header[8..12].copy_from_slice(&VECTORS_VERSION.to_le_bytes());
+        header[12..16].copy_from_slice(&(dim as u32).to_le_bytes());
+        crate::document::write_new(path, &header)?;
+        let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+        file.seek(SeekFrom::End(0)).at(path)?;
+        Ok(VectorFile { file, path: path.to_path_buf(), dim, rows: 0, crc: 0 })
+    }
+
+    /// Opens a file a manifest says holds `rows` rows of `dim` with checksum `crc`;
+    /// checks the header, the length and the checksum, and truncates anything after
+    /// those rows.
+    pub fn open(path: &Path, dim: usize, rows: u64, crc: u32) -> Result<VectorFile, StorageError> {
+        let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+        let mut header = [0u8; VECTORS_HEADER as usize];
+        let file_len = file.metadata().at(path)?.len();
+        if file_len < VECTORS_HEADER {
+            return Err(StorageError::corrupt(path, file_len, "truncated header"));
+        }
+        std::io::Read::read_exact(&mut file, &mut header).at(path)?;
+        if &header[..8] != VECTORS_MAGIC {
+            return Err(StorageError::BadMagic { file: path.to_path_buf(), what: "vector" });
+        }
+        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        if version != VECTORS_VERSION {
+            return Err(StorageError::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found: version,
+                supported: VECTORS_VERSION,
+            });
+        }
+        let stored_dim = u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize;
+        if stored_dim != dim {
+            return Err(StorageError::corrupt(path, 12, format!("dimension {stored_dim}, expected {dim}")));
+        }
+        let need = VECTORS_HEADER + rows * dim as u64 * 4;
+        if file_len < need {
+            return Err(StorageError::corrupt(
+                path,
+                file_len,
+                format!("{rows} rows need {need} bytes, the file has {file_len}"),
+            ));
+        }
+        if file_len > need {
+            file.set_len(need).at(path)?;
+            file.sync_all().at(path)?;
+        }
+        file.seek(SeekFrom::Start(need)).at(path)?;
+        let out = VectorFile { file, path: path.to_path_buf(), dim, rows, crc };
+        if let Some(mapped) = out.map()? {
+            let found = extend_crc(0, mapped.as_flat());
+            if found != crc {
+                return Err(StorageError::corrupt(path, VECTORS_HEADER, "vector checksum mismatch"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends rows (a row-major block of `dim`-sized vectors). Not durable until
+    /// [`VectorFile::sync`]. A failed append is rolled back to the previous length.
+    pub fn append(&mut self, rows: &[f32]) -> Result<(), StorageError> {
+        debug_assert!(rows.len().is_multiple_of(self.dim));
+        let before = VECTORS_HEADER + self.rows * self.dim as u64 * 4;
+        if let Err(e) = fault::write_all(&mut self.file, as_bytes(rows)) {
+            // Best effort: bytes past `rows` are ignored at open anyway.
+            let _ = self.file.set_len(before).and_then(|()| self.file.seek(SeekFrom::Start(before)).map(drop));
+            return Err(StorageError::io(&self.path, &e));
+        }
+        self.rows += (rows.len() / self.dim) as u64;
+        self.crc = extend_crc(self.crc, rows);
+        Ok(())
+    }
+
+    /// Makes the appended rows durable.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.file.sync_data().at(&self.path)
+    }
+
+    /// Rows written.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The running checksum of every row written.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Maps the rows written so far (`None` when there are none).
+    pub fn map(&self) -> Result<Option<Arc<MappedVectors>>, StorageError> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let len = (VECTORS_HEADER + self.rows * self.dim as u64 * 4) as usize;
+        // SAFETY: the mapping is read-only and covers bytes that are never written
+        // again: the file is append-only, truncated only below `rows` by `open` before
+        // any mapping exists, and the directory lock keeps other Braid processes out.
+        let map = unsafe { MmapOptions::new().len(len).map(&self.file) }.at(&self.path)?;
+        let mapped = MappedVectors { map, dim: self.dim, rows: self.rows as usize };
+        if mapped.as_flat().is_empty() && mapped.rows > 0 {
+            return Err(StorageError::corrupt(&self.path, 0, "mapping is not aligned for f32"));
+        }
+        Ok(Some(Arc::new(mapped)))
+    }
+}
+
+/// Rows of a vector file, mapped into memory.
+pub struct MappedVectors {
+    map: Mmap,
+    dim: usize,
+    rows: usize,
+}
+
+impl std::fmt::Debug for MappedVectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedVectors").field("dim", &self.dim).field("rows", &self.rows).finish()
+    }
+}
+
+impl MappedVectors {
+    /// Every row, row-major (empty if the mapping were misaligned, which a
+    /// page-aligned mapping and a 64-byte header rule out).
+    pub fn as_flat(&self) -> &[f32] {
+        let bytes = &self.map[VECTORS_HEADER as usize..];
+        // SAFETY: every bit pattern is a valid f32; `align_to` only yields the aligned
+        // middle, and we use it only when there is no unaligned prefix.
+        let (head, body, _) = unsafe { bytes.align_to::<f32>() };
+        if head.is_empty() { &body[..self.rows * self.dim] } else { &[] }
+    }
+
+    /// How many rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// The vectors of one space: a mapped, durable prefix and rows written since, in
+/// memory. Offsets below the mapped count read the file; later ones the tail.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    dim: usize,
+    base: Option<Arc<MappedVectors>>,
+    base_rows: usize,
+    tail: Vec<f32>,
+}
+
+impl Rows {
+    /// No rows, all in memory.
+    pub fn new(dim: usize) -> Rows {
+        Rows { dim, base: None, base_rows: 0, tail: Vec::new() }
+    }
+
+    /// Rows read from `base`.
+    pub fn mapped(dim: usize, base: Option<Arc<MappedVectors>>) -> Rows {
+        let base_rows = base.as_ref().map_or(0, |b| b.rows);
+        Rows { dim, base, base_rows, tail: Vec::new() }
+    }
+
+    /// Appends one vector (its length must be `dim`).
+    pub fn push(&mut self, vector: &[f32]) {
+        debug_assert_eq!(vector.len(), self.dim);
+        self.tail.extend_from_slice(vector);
+    }
+
+    /// Rows in the mapped prefix.
+    pub fn mapped_rows(&self) -> usize {
+        self.base_rows
+    }
+
+    /// The rows after the mapped prefix, row-major.
+    pub fn unmapped(&self) -> &[f32] {
+        &self.tail
+    }
+
+    /// Replaces the storage with `base`, which must hold exactly these rows (the
+    /// caller has just appended the unmapped ones to the file and mapped it again).
+    pub fn remap(&mut self, base: Option<Arc<MappedVectors>>) {
+        debug_assert_eq!(base.as_ref().map_or(0, |b| b.rows), self.len());
+        *self = Rows::mapped(self.dim, base);
+    }
+}
+
+impl VectorSource for Rows {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        self.base_rows + self.tail.len() / self.dim
+    }
+    #[inline]
+    fn vector(&self, offset: PointOffset) -> &[f32] {
+        let i = offset.index();
+        match &self.base {
+            Some(base) if i < self.base_rows => &base.as_flat()[i * self.dim..(i + 1) * self.dim],
+            _ => {
+                let start = (i - self.base_rows) * self.dim;
+                &self.tail[start..start + self.dim]
+            }
+        }
+    }
+}
