@@ -273,18 +273,10 @@ impl PayloadStore {
     /// Builds an index of `kind` on `key` from every stored payload. Creating the same
     /// index again is a no-op; another kind on the same key is an error.
     pub fn create_index(&mut self, key: &str, kind: IndexKind) -> Result<(), IndexError> {
-        let path = JsonPath::parse(key)?;
-        if let Some(existing) = self.indexes.get(&path) {
-            return if existing.kind() == kind {
-                Ok(())
-            } else {
-                Err(IndexError::KindConflict {
-                    key: key.to_string(),
-                    existing: existing.kind().name(),
-                    requested: kind.name(),
-                })
-            };
+        if !self.check_index(key, kind)? {
+            return Ok(());
         }
+        let path = JsonPath::parse(key)?;
         let mut index = FieldIndex::new(kind);
         for (offset, payload) in self.payloads.iter().enumerate() {
             if let Some(payload) = payload {
@@ -293,6 +285,21 @@ impl PayloadStore {
         }
         self.indexes.insert(path, index);
         Ok(())
+    }
+
+    /// Would [`PayloadStore::create_index`] succeed? `Ok(false)` when the same index
+    /// exists already, `Ok(true)` when it would be built.
+    pub fn check_index(&self, key: &str, kind: IndexKind) -> Result<bool, IndexError> {
+        let path = JsonPath::parse(key)?;
+        match self.indexes.get(&path) {
+            None => Ok(true),
+            Some(existing) if existing.kind() == kind => Ok(false),
+            Some(existing) => Err(IndexError::KindConflict {
+                key: key.to_string(),
+                existing: existing.kind().name(),
+                requested: kind.name(),
+            }),
+        }
     }
 
     /// Drops the index on `key`; `true` if there was one.

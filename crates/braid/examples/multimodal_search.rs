@@ -286,7 +286,7 @@ fn main() -> Result<(), Error> {
         products.count(None)?
     );
     println!("  collections {:?}; exists: {}", db.list(), db.collection_exists("products"));
-    db.delete_collection("products");
+    db.delete_collection("products")?;
     println!("  after delete: exists {}", db.collection_exists("products"));
     Ok(())
 }

@@ -3,16 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use braid_core::{PointId, PointOffset};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use braid_core::PointId;
 use braid_filter::{Filter, IndexKind};
 use braid_query::{Hit, QueryRequest, SearchParams};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::config::CollectionConfig;
+use crate::ops::{Op, Prepared};
 use crate::point::{NamedVectors, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
-use crate::segment::{Prepared, Segment};
+use crate::segment::Segment;
+use crate::store::Store;
 
 /// The most points one upsert, get or delete call may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -172,14 +176,47 @@ pub struct CollectionInfo {
     pub payload_schema: BTreeMap<String, IndexKind>,
     /// The configuration.
     pub config: CollectionConfig,
+    /// Bytes of the collection's files (`None` in memory).
+    pub disk_bytes: Option<u64>,
+}
+
+/// What a collection is doing, as [`Collection::state`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CollectionState {
+    /// Serving reads and writes; nothing running in the background of this collection.
+    Ready,
+    /// Writing a checkpoint (`flush`, or the log passed its size limit). Reads go on;
+    /// writes wait for it.
+    Flushing,
+    /// Rewriting the collection without its deleted points, or rebuilding a graph
+    /// (`optimize`, `compact`, `rebuild_index`). Reads go on; writes wait for it.
+    Optimizing,
+}
+
+/// What [`Collection::optimize`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptimizeReport {
+    /// Point versions dropped (replaced or deleted points).
+    pub dropped: usize,
+    /// Live points kept.
+    pub kept: usize,
 }
 
 /// A collection handle. Cheap to clone; `Send + Sync`; many readers and one writer at
-/// a time (a read–write lock around the segment).
+/// a time. Readers share a read–write lock around the segment; writers first take the
+/// writer lock, which also owns the collection's files when it is on disk, so the log
+/// order is the order writes are applied in.
 #[derive(Clone)]
 pub struct Collection {
     name: Arc<str>,
-    segment: Arc<RwLock<Segment>>,
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    segment: RwLock<Segment>,
+    /// The writer lock; `Some` when the collection is on disk.
+    writer: Mutex<Option<Store>>,
+    state: AtomicU8,
 }
 
 impl std::fmt::Debug for Collection {
@@ -202,9 +239,36 @@ fn object(payload: &Value) -> Result<&Map<String, Value>, Error> {
     payload.as_object().ok_or(Error::PayloadNotObject)
 }
 
+/// Sets the state for as long as it lives.
+struct StateGuard<'a>(&'a AtomicU8);
+
+impl<'a> StateGuard<'a> {
+    fn new(cell: &'a AtomicU8, state: CollectionState) -> Self {
+        cell.store(state as u8, Ordering::Release);
+        StateGuard(cell)
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(CollectionState::Ready as u8, Ordering::Release);
+    }
+}
+
 impl Collection {
     pub(crate) fn new(name: &str, config: CollectionConfig) -> Result<Collection, Error> {
-        Ok(Collection { name: name.into(), segment: Arc::new(RwLock::new(Segment::new(config)?)) })
+        Ok(Collection::from_parts(name, Segment::new(config)?, None))
+    }
+
+    pub(crate) fn from_parts(name: &str, segment: Segment, store: Option<Store>) -> Collection {
+        Collection {
+            name: name.into(),
+            inner: Arc::new(Shared {
+                segment: RwLock::new(segment),
+                writer: Mutex::new(store),
+                state: AtomicU8::new(CollectionState::Ready as u8),
+            }),
+        }
     }
 
     /// The collection's name.
@@ -214,66 +278,112 @@ impl Collection {
 
     /// The configuration.
     pub fn config(&self) -> CollectionConfig {
-        self.segment.read().config.clone()
+        self.inner.segment.read().config.clone()
+    }
+
+    /// The write path: under the writer lock, `plan` validates the request against the
+    /// current state and resolves it to an [`Op`] (or to nothing to do); the op is
+    /// logged, then applied. Readers are blocked only while it is applied.
+    fn write<T>(&self, plan: impl FnOnce(&Segment) -> Result<(Option<Op>, T), Error>) -> Result<T, Error> {
+        let mut store = self.inner.writer.lock();
+        let (op, out) = plan(&self.inner.segment.read())?;
+        let Some(op) = op else { return Ok(out) };
+        if let Some(store) = store.as_mut() {
+            store.log(&op)?;
+        }
+        self.inner.segment.write().apply(op)?;
+        if let Some(s) = store.as_mut()
+            && s.wants_checkpoint()
+        {
+            // The write is logged and applied, so it is acknowledged whatever happens
+            // here; a failed checkpoint leaves the previous one (and the log) in place
+            // and shows up at the next `flush`.
+            let _ = self.checkpoint(s);
+        }
+        Ok(out)
+    }
+
+    /// Writes a checkpoint and maps the new vector rows in place of the in-memory ones.
+    fn checkpoint(&self, store: &mut Store) -> Result<(), Error> {
+        let _state = StateGuard::new(&self.inner.state, CollectionState::Flushing);
+        let mapped = store.checkpoint(&self.inner.segment.read())?;
+        Self::remap(&mut self.inner.segment.write(), mapped);
+        Ok(())
+    }
+
+    fn remap(segment: &mut Segment, mapped: Vec<(String, Option<Arc<braid_storage::MappedVectors>>)>) {
+        for (name, map) in mapped {
+            if let Some(space) = segment.spaces.get_mut(&name) {
+                space.rows.remap(map);
+            }
+        }
     }
 
     /// Inserts or replaces points. Everything is validated first: one bad point refuses
     /// the whole batch and changes nothing.
     pub fn upsert(&self, points: Vec<PointStruct>) -> Result<(), Error> {
         check_batch(points.len())?;
-        let mut segment = self.segment.write();
-        let prepared = points
-            .into_iter()
-            .map(|p| {
-                object(&p.payload)?;
-                Ok(Prepared { id: p.id, vectors: segment.prepare_vectors(&p.vectors)?, payload: p.payload })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        segment.write(prepared)
+        self.write(|segment| {
+            let prepared = points
+                .into_iter()
+                .map(|p| {
+                    object(&p.payload)?;
+                    Ok(Prepared { id: p.id, vectors: segment.prepare_vectors(&p.vectors)?, payload: p.payload })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Self::check_room(segment, prepared.len())?;
+            Ok((Some(Op::Upsert(prepared)), ()))
+        })
+    }
+
+    fn check_room(segment: &Segment, n: usize) -> Result<(), Error> {
+        if n > segment.room() { Err(Error::Full { max: crate::segment::MAX_OFFSETS }) } else { Ok(()) }
     }
 
     /// Replaces the given vectors of existing points; their other vectors and payload stay.
     pub fn update_vectors(&self, points: Vec<(PointId, NamedVectors)>) -> Result<(), Error> {
         check_batch(points.len())?;
-        let mut segment = self.segment.write();
-        let mut prepared = Vec::with_capacity(points.len());
-        for (id, vectors) in &points {
-            let offset = segment.offset(id).ok_or(Error::PointNotFound { id: *id })?;
-            let mut merged = segment.vectors_at(offset);
-            merged.extend(segment.prepare_vectors(vectors)?);
-            prepared.push(Prepared { id: *id, vectors: merged, payload: segment.payload_at(offset) });
-        }
-        segment.write(prepared)
+        self.write(|segment| {
+            let mut prepared = Vec::with_capacity(points.len());
+            for (id, vectors) in &points {
+                let offset = segment.offset(id).ok_or(Error::PointNotFound { id: *id })?;
+                let mut merged = segment.vectors_at(offset);
+                merged.extend(segment.prepare_vectors(vectors)?);
+                prepared.push(Prepared { id: *id, vectors: merged, payload: segment.payload_at(offset) });
+            }
+            Self::check_room(segment, prepared.len())?;
+            Ok((Some(Op::Upsert(prepared)), ()))
+        })
     }
 
     /// Removes the vectors named `names` from the selected points; searches in those
     /// spaces skip them afterwards.
     pub fn delete_vectors(&self, selector: impl Into<PointsSelector>, names: &[&str]) -> Result<(), Error> {
-        let mut segment = self.segment.write();
-        if let Some(bad) = names.iter().find(|n| !segment.spaces.contains_key(**n)) {
-            return Err(segment.unknown(bad));
-        }
-        let ids = self.resolve(&segment, selector.into())?;
-        let prepared: Vec<Prepared> = ids
-            .iter()
-            .filter_map(|id| segment.offset(id).map(|o| (*id, o)))
-            .map(|(id, o)| {
-                let mut vectors = segment.vectors_at(o);
-                vectors.retain(|name, _| !names.contains(&name.as_str()));
-                Prepared { id, vectors, payload: segment.payload_at(o) }
-            })
-            .collect();
-        if prepared.is_empty() {
-            return Ok(());
-        }
-        segment.write(prepared)
+        let selector = selector.into();
+        self.write(|segment| {
+            if let Some(bad) = names.iter().find(|n| !segment.spaces.contains_key(**n)) {
+                return Err(segment.unknown(bad));
+            }
+            let prepared: Vec<Prepared> = Self::resolve(segment, selector)?
+                .into_iter()
+                .filter_map(|id| segment.offset(&id).map(|o| (id, o)))
+                .map(|(id, o)| {
+                    let mut vectors = segment.vectors_at(o);
+                    vectors.retain(|name, _| !names.contains(&name.as_str()));
+                    Prepared { id, vectors, payload: segment.payload_at(o) }
+                })
+                .collect();
+            Self::check_room(segment, prepared.len())?;
+            Ok(((!prepared.is_empty()).then_some(Op::Upsert(prepared)), ()))
+        })
     }
 
-    fn resolve(&self, segment: &Segment, selector: PointsSelector) -> Result<Vec<PointId>, Error> {
+    /// The ids a selector names that exist.
+    fn resolve(segment: &Segment, selector: PointsSelector) -> Result<Vec<PointId>, Error> {
         match selector {
             PointsSelector::Ids(ids) => {
                 check_batch(ids.len())?;
-                Ok(ids)
+                Ok(ids.into_iter().filter(|id| segment.offset(id).is_some()).collect())
             }
             PointsSelector::Filter(f) => {
                 let selected = segment.select(Some(&f));
@@ -284,34 +394,31 @@ impl Collection {
 
     /// Deletes the selected points; returns how many existed.
     pub fn delete(&self, selector: impl Into<PointsSelector>) -> Result<usize, Error> {
-        let mut segment = self.segment.write();
-        let ids = self.resolve(&segment, selector.into())?;
-        Ok(ids.iter().filter(|id| segment.remove(id)).count())
+        let selector = selector.into();
+        self.write(|segment| {
+            let mut ids = Self::resolve(segment, selector)?;
+            ids.sort_unstable();
+            ids.dedup();
+            let n = ids.len();
+            Ok(((n > 0).then_some(Op::Delete(ids)), n))
+        })
     }
 
     fn edit_payload(
         &self,
         selector: PointsSelector,
-        edit: impl Fn(&mut Map<String, Value>),
+        op: impl FnOnce(Vec<PointId>) -> Op,
     ) -> Result<(), Error> {
-        let mut segment = self.segment.write();
-        let ids = self.resolve(&segment, selector)?;
-        for id in ids {
-            if let Some(offset) = segment.offset(&id) {
-                let mut payload = segment.payload_at(offset);
-                if let Value::Object(map) = &mut payload {
-                    edit(map);
-                }
-                segment.payloads.set(PointOffset(offset), payload);
-            }
-        }
-        Ok(())
+        self.write(|segment| {
+            let ids = Self::resolve(segment, selector)?;
+            Ok(((!ids.is_empty()).then(|| op(ids)), ()))
+        })
     }
 
     /// Sets the keys of `payload` on the selected points, keeping their other keys.
     pub fn set_payload(&self, selector: impl Into<PointsSelector>, payload: Value) -> Result<(), Error> {
-        let new = object(&payload)?.clone();
-        self.edit_payload(selector.into(), |map| map.extend(new.clone()))
+        let payload = object(&payload)?.clone();
+        self.edit_payload(selector.into(), |ids| Op::SetPayload { ids, payload })
     }
 
     /// Replaces the whole payload of the selected points.
@@ -320,33 +427,118 @@ impl Collection {
         selector: impl Into<PointsSelector>,
         payload: Value,
     ) -> Result<(), Error> {
-        let new = object(&payload)?.clone();
-        self.edit_payload(selector.into(), |map| *map = new.clone())
+        let payload = object(&payload)?.clone();
+        self.edit_payload(selector.into(), |ids| Op::OverwritePayload { ids, payload })
     }
 
     /// Removes the given keys (dotted paths) from the selected points.
     pub fn delete_payload(&self, selector: impl Into<PointsSelector>, keys: &[&str]) -> Result<(), Error> {
-        let exclude = WithPayload::Exclude(keys.iter().map(|k| k.to_string()).collect());
-        self.edit_payload(selector.into(), |map| {
-            if let Some(Value::Object(kept)) = exclude.select(&Value::Object(map.clone())) {
-                *map = kept;
-            }
-        })
+        let keys = keys.iter().map(|k| k.to_string()).collect();
+        self.edit_payload(selector.into(), |ids| Op::DeletePayload { ids, keys })
     }
 
     /// Empties the payload of the selected points.
     pub fn clear_payload(&self, selector: impl Into<PointsSelector>) -> Result<(), Error> {
-        self.edit_payload(selector.into(), Map::clear)
+        self.edit_payload(selector.into(), |ids| Op::ClearPayload { ids })
     }
 
     /// Indexes the payload key `key` (a path) with an index of `kind`.
     pub fn create_payload_index(&self, key: &str, kind: IndexKind) -> Result<(), Error> {
-        Ok(self.segment.write().payloads.create_index(key, kind)?)
+        self.write(|segment| {
+            let new = segment.payloads.check_index(key, kind)?;
+            Ok((new.then(|| Op::CreateIndex { key: key.to_string(), kind }), ()))
+        })
     }
 
     /// Drops the index on `key`; `true` if there was one.
-    pub fn delete_payload_index(&self, key: &str) -> bool {
-        self.segment.write().payloads.drop_index(key)
+    pub fn delete_payload_index(&self, key: &str) -> Result<bool, Error> {
+        self.write(|segment| {
+            let exists = segment.payloads.indexes().any(|(k, _)| k.to_string() == key);
+            Ok((exists.then(|| Op::DropIndex { key: key.to_string() }), exists))
+        })
+    }
+
+    /// Stops persisting: the collection was deleted from its database.
+    pub(crate) fn detach(&self) {
+        *self.inner.writer.lock() = None;
+    }
+
+    /// What the collection is doing.
+    pub fn state(&self) -> CollectionState {
+        match self.inner.state.load(Ordering::Acquire) {
+            s if s == CollectionState::Flushing as u8 => CollectionState::Flushing,
+            s if s == CollectionState::Optimizing as u8 => CollectionState::Optimizing,
+            _ => CollectionState::Ready,
+        }
+    }
+
+    /// Makes every acknowledged write durable: syncs the log and writes a checkpoint
+    /// (new vector rows, graphs, payloads), so that reopening loads rather than
+    /// replays. In memory there is nothing to do.
+    pub fn flush(&self) -> Result<(), Error> {
+        let mut store = self.inner.writer.lock();
+        match store.as_mut() {
+            Some(store) => self.checkpoint(store),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrites the collection without the versions of replaced and deleted points
+    /// (their rows, graph nodes and offsets), with fresh graphs, then checkpoints it.
+    /// Readers keep searching the old data until the new one is swapped in; writers
+    /// wait. Returns what it dropped.
+    pub fn optimize(&self) -> Result<OptimizeReport, Error> {
+        let mut store = self.inner.writer.lock();
+        let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
+        let (rebuilt, dropped) = {
+            let old = self.inner.segment.read();
+            let mut fresh = Segment::new(old.config.clone())?;
+            let points: Vec<Prepared> = old
+                .ids
+                .iter()
+                .map(|(id, &o)| Prepared { id: *id, vectors: old.vectors_at(o), payload: old.payload_at(o) })
+                .collect();
+            for chunk in points.chunks(MAX_BATCH) {
+                fresh.write(chunk.to_vec())?;
+            }
+            for (key, kind) in old.payloads.indexes() {
+                fresh.payloads.create_index(&key.to_string(), kind)?;
+            }
+            (fresh, old.dead())
+        };
+        let kept = rebuilt.live.len() as usize;
+        let mapped = match store.as_mut() {
+            Some(store) => store.rewrite(&rebuilt)?,
+            None => Vec::new(),
+        };
+        let mut segment = self.inner.segment.write();
+        *segment = rebuilt;
+        Self::remap(&mut segment, mapped);
+        Ok(OptimizeReport { dropped, kept })
+    }
+
+    /// Rebuilds the graph of `space` from its live vectors (same offsets, no
+    /// tombstones), then checkpoints. Readers use the old graph until the swap.
+    pub fn rebuild_index(&self, space: &str) -> Result<(), Error> {
+        let mut store = self.inner.writer.lock();
+        let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
+        let graph = {
+            let segment = self.inner.segment.read();
+            let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            data.graph.compact(&data.rows, threads)?
+        };
+        if let Some(data) = self.inner.segment.write().spaces.get_mut(space) {
+            data.graph = graph;
+        }
+        match store.as_mut() {
+            Some(store) => {
+                store.mark_dirty();
+                drop(_state);
+                self.checkpoint(store)
+            }
+            None => Ok(()),
+        }
     }
 
     fn record(
@@ -382,7 +574,7 @@ impl Collection {
     ) -> Result<Vec<Record>, Error> {
         check_batch(ids.len())?;
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.segment.read();
+        let segment = self.inner.segment.read();
         Ok(ids
             .iter()
             .filter_map(|id| {
@@ -404,7 +596,7 @@ impl Collection {
             return Err(Error::Limit { max: MAX_BATCH, got: limit });
         }
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.segment.read();
+        let segment = self.inner.segment.read();
         let selected = segment.select(filter);
         let mut page: Vec<(PointId, u32)> = segment
             .ids
@@ -427,20 +619,14 @@ impl Collection {
 
     /// How many points match `filter` (all live points for `None`); exact.
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize, Error> {
-        Ok(self.segment.read().select(filter).len() as usize)
+        Ok(self.inner.segment.read().select(filter).len() as usize)
     }
 
     /// Live points with a vector in `space`.
     pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
-        let segment = self.segment.read();
+        let segment = self.inner.segment.read();
         let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
         Ok(data.present.intersection_len(&segment.live) as usize)
-    }
-
-    /// Makes every acknowledged write durable. In memory this has nothing to do; it is
-    /// here so that code written now keeps working when storage arrives.
-    pub fn flush(&self) -> Result<(), Error> {
-        Ok(())
     }
 
     fn scored(
@@ -477,7 +663,7 @@ impl Collection {
     /// A universal query: prefetches, fusion, re-ranking (`docs/query.md`).
     pub fn query(&self, query: impl Into<QueryPoints>) -> Result<Vec<ScoredPoint>, Error> {
         let query = query.into();
-        let segment = self.segment.read();
+        let segment = self.inner.segment.read();
         let hits = braid_query::run(&*segment, &query.request)?;
         Ok(self.scored(&segment, hits, &query.with_payload, &query.with_vectors))
     }
@@ -487,7 +673,7 @@ impl Collection {
         &self,
         queries: Vec<QueryPoints>,
     ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
-        let segment = self.segment.read();
+        let segment = self.inner.segment.read();
         let requests: Vec<QueryRequest> = queries.iter().map(|q| q.request.clone()).collect();
         let results = braid_query::run_batch(&*segment, &requests)?;
         Ok(results
@@ -502,12 +688,14 @@ impl Collection {
 
     /// The plan of a query with the choice made at each leaf, without running it.
     pub fn explain(&self, query: &QueryRequest) -> Result<braid_query::Explain, Error> {
-        Ok(braid_query::explain(&*self.segment.read(), query)?)
+        Ok(braid_query::explain(&*self.inner.segment.read(), query)?)
     }
 
     /// Counts, configuration and status.
     pub fn info(&self) -> CollectionInfo {
-        let segment = self.segment.read();
+        // The writer lock first: writers take it before the segment lock.
+        let disk_bytes = self.inner.writer.lock().as_ref().map(Store::disk_bytes);
+        let segment = self.inner.segment.read();
         let vectors_count: BTreeMap<String, usize> = segment
             .spaces
             .iter()
@@ -520,6 +708,7 @@ impl Collection {
             vectors_count,
             payload_schema: segment.payloads.indexes().map(|(k, kind)| (k.to_string(), kind)).collect(),
             config: segment.config.clone(),
+            disk_bytes,
         }
     }
 }

@@ -7,7 +7,7 @@ pub use braid_core::Metric as Distance;
 use crate::Error;
 
 /// HNSW settings of one space, as Qdrant names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HnswParams {
     /// Links per node (layer 0 has `2·m`).
     pub m: usize,
@@ -22,7 +22,7 @@ impl Default for HnswParams {
 }
 
 /// One named vector space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VectorParams {
     /// Dimension.
     pub size: usize,
@@ -49,7 +49,7 @@ impl VectorParams {
 pub const MAX_DIM: usize = 65_536;
 
 /// A collection's configuration: its named vector spaces (`vectors_config`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CollectionConfig {
     /// Spaces by name.
     pub vectors: BTreeMap<String, VectorParams>,

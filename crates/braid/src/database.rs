@@ -1,18 +1,67 @@
-//! The database: a set of named collections.
+//! The database: a set of named collections, in memory or in a directory.
+//!
+//! On disk (`docs/storage.md`):
+//!
+//! ```text
+//! <dir>/
+//!   LOCK          held by the process that has the database open
+//!   MANIFEST      collection names → their directories (replaced atomically)
+//!   c-<n>/        one directory per collection (see `store.rs`)
+//! ```
+//!
+//! Creating or deleting a collection rewrites the database manifest (synced) before it
+//! returns, so those two operations are durable as soon as they are acknowledged.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use braid_storage::{DirLock, IoContext, StorageError, document};
 use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::collection::Collection;
 use crate::config::CollectionConfig;
+use crate::store::{StorageOptions, Store};
+
+const MANIFEST: &str = "MANIFEST";
+const MANIFEST_MAGIC: &[u8; 8] = b"BRAIDDB\0";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct DbManifest {
+    /// Collection name → its directory under the database directory.
+    collections: BTreeMap<String, String>,
+    /// The number of the next collection directory (never reused).
+    next: u64,
+}
+
+struct Disk {
+    _lock: DirLock,
+    dir: PathBuf,
+    manifest: DbManifest,
+    options: StorageOptions,
+}
+
+impl Disk {
+    fn save(&self) -> Result<(), StorageError> {
+        // Invariant: plain data always serialises.
+        let body = serde_json::to_vec_pretty(&self.manifest).unwrap_or_default();
+        document::replace(&self.dir.join(MANIFEST), &document::encode(MANIFEST_MAGIC, FORMAT_VERSION, &body))
+    }
+}
+
+#[derive(Default)]
+struct Catalog {
+    collections: BTreeMap<String, Collection>,
+    disk: Option<Disk>,
+}
 
 /// A Braid database. `Send + Sync`; clone the handle to share it.
 #[derive(Clone, Default)]
 pub struct Database {
-    collections: Arc<RwLock<BTreeMap<String, Collection>>>,
+    catalog: Arc<RwLock<Catalog>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -29,23 +78,89 @@ fn check_name(name: &str) -> Result<(), Error> {
 }
 
 impl Database {
-    /// A database held in memory: everything is gone when it is dropped. (Durable
-    /// storage, `Database::open(path)`, arrives with `braid-storage`.)
+    /// A database held in memory: everything is gone when it is dropped.
     pub fn in_memory() -> Database {
         Database::default()
+    }
+
+    /// Opens (or creates) the database in directory `path` with default options:
+    /// writes are durable once `flush()` returns ([`crate::Durability::OnFlush`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Database, Error> {
+        Database::open_with(path, StorageOptions::default())
+    }
+
+    /// Opens (or creates) the database in `path` with `options`. The directory is
+    /// locked until the last handle is dropped: a second open, from this process or
+    /// another, is [`braid_storage::StorageError::Locked`].
+    pub fn open_with(path: impl AsRef<Path>, options: StorageOptions) -> Result<Database, Error> {
+        let dir = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        let manifest_path = dir.join(MANIFEST);
+        let manifest = if manifest_path.exists() {
+            let body = document::read(&manifest_path, MANIFEST_MAGIC, FORMAT_VERSION, "database manifest")?;
+            serde_json::from_slice(&body)
+                .map_err(|e| StorageError::corrupt(&manifest_path, 0, format!("manifest: {e}")))?
+        } else {
+            DbManifest::default()
+        };
+        let disk = Disk { _lock: lock, dir: dir.clone(), manifest, options };
+        if !manifest_path.exists() {
+            disk.save()?;
+        }
+        let mut collections = BTreeMap::new();
+        for (name, sub) in &disk.manifest.collections {
+            let (store, segment) = Store::open(&dir.join(sub), options)?;
+            collections.insert(name.clone(), Collection::from_parts(name, segment, Some(store)));
+        }
+        // Directories of collections whose creation or deletion a crash interrupted.
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let referenced = disk.manifest.collections.values().any(|s| *s == name);
+            if name.starts_with("c-") && !referenced {
+                std::fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            }
+        }
+        Ok(Database { catalog: Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) })) })
+    }
+
+    /// The directory, for a database on disk.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.catalog.read().disk.as_ref().map(|d| d.dir.clone())
+    }
+
+    fn create_in(catalog: &mut Catalog, name: &str, config: CollectionConfig) -> Result<Collection, Error> {
+        let collection = match catalog.disk.as_mut() {
+            None => Collection::new(name, config)?,
+            Some(disk) => {
+                let sub = format!("c-{:06}", disk.manifest.next);
+                let dir = disk.dir.join(&sub);
+                std::fs::create_dir(&dir).at(&dir)?;
+                let store = Store::create(&dir, &config, disk.options)?;
+                document::sync_dir(&disk.dir)?;
+                disk.manifest.next += 1;
+                disk.manifest.collections.insert(name.to_string(), sub);
+                if let Err(e) = disk.save() {
+                    disk.manifest.collections.remove(name);
+                    return Err(e.into());
+                }
+                Collection::from_parts(name, crate::segment::Segment::new(config)?, Some(store))
+            }
+        };
+        catalog.collections.insert(name.to_string(), collection.clone());
+        Ok(collection)
     }
 
     /// Creates a collection; a name already taken is [`Error::CollectionConflict`].
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection, Error> {
         check_name(name)?;
         config.validate()?;
-        let mut all = self.collections.write();
-        if all.contains_key(name) {
+        let mut catalog = self.catalog.write();
+        if catalog.collections.contains_key(name) {
             return Err(Error::CollectionConflict { name: name.to_string() });
         }
-        let collection = Collection::new(name, config)?;
-        all.insert(name.to_string(), collection.clone());
-        Ok(collection)
+        Self::create_in(&mut catalog, name, config)
     }
 
     /// The collection `name`, created with `config` if it does not exist. Asking again
@@ -54,23 +169,22 @@ impl Database {
     pub fn get_or_create(&self, name: &str, config: CollectionConfig) -> Result<Collection, Error> {
         check_name(name)?;
         config.validate()?;
-        let mut all = self.collections.write();
-        if let Some(existing) = all.get(name) {
+        let mut catalog = self.catalog.write();
+        if let Some(existing) = catalog.collections.get(name) {
             return if existing.config() == config {
                 Ok(existing.clone())
             } else {
                 Err(Error::CollectionConflict { name: name.to_string() })
             };
         }
-        let collection = Collection::new(name, config)?;
-        all.insert(name.to_string(), collection.clone());
-        Ok(collection)
+        Self::create_in(&mut catalog, name, config)
     }
 
     /// The collection `name`.
     pub fn collection(&self, name: &str) -> Result<Collection, Error> {
-        self.collections
+        self.catalog
             .read()
+            .collections
             .get(name)
             .cloned()
             .ok_or_else(|| Error::CollectionNotFound { name: name.to_string() })
@@ -78,17 +192,42 @@ impl Database {
 
     /// Does `name` exist?
     pub fn collection_exists(&self, name: &str) -> bool {
-        self.collections.read().contains_key(name)
+        self.catalog.read().collections.contains_key(name)
     }
 
     /// Every collection name, sorted.
     pub fn list(&self) -> Vec<String> {
-        self.collections.read().keys().cloned().collect()
+        self.catalog.read().collections.keys().cloned().collect()
     }
 
-    /// Deletes `name`; `true` if it existed. Handles held elsewhere keep working on the
-    /// detached data until dropped.
-    pub fn delete_collection(&self, name: &str) -> bool {
-        self.collections.write().remove(name).is_some()
+    /// Deletes `name`; `Ok(true)` if it existed. On disk the deletion is durable when
+    /// this returns. Handles held elsewhere keep working on the detached data until
+    /// dropped (their writes are no longer persisted).
+    pub fn delete_collection(&self, name: &str) -> Result<bool, Error> {
+        let mut catalog = self.catalog.write();
+        if !catalog.collections.contains_key(name) {
+            return Ok(false);
+        }
+        if let Some(disk) = catalog.disk.as_mut() {
+            let Some(sub) = disk.manifest.collections.remove(name) else { return Ok(false) };
+            if let Err(e) = disk.save() {
+                disk.manifest.collections.insert(name.to_string(), sub);
+                return Err(e.into());
+            }
+            let dir = disk.dir.join(&sub);
+            if let Some(c) = catalog.collections.get(name) {
+                c.detach();
+            }
+            // The manifest no longer names it: if this fails, the next open removes it.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        catalog.collections.remove(name);
+        Ok(true)
+    }
+
+    /// Flushes every collection (see [`Collection::flush`]).
+    pub fn flush(&self) -> Result<(), Error> {
+        let collections: Vec<Collection> = self.catalog.read().collections.values().cloned().collect();
+        collections.iter().try_for_each(Collection::flush)
     }
 }

@@ -91,6 +91,9 @@ pub enum Error {
     /// The graph refused an operation.
     #[error(transparent)]
     Hnsw(#[from] braid_hnsw::HnswError),
+    /// Reading or writing the database's files failed; the error names the file.
+    #[error(transparent)]
+    Storage(#[from] braid_storage::StorageError),
     /// More points than one collection segment can address.
     #[error(
         "the collection is full ({max} point versions); a later version of Braid compacts and adds segments"

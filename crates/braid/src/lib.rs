@@ -41,20 +41,27 @@ mod collection;
 mod config;
 mod database;
 mod error;
+mod ops;
 mod point;
 mod segment;
+mod store;
 
 pub use braid_distance as distance;
 pub use braid_filter as filter;
 pub use braid_fusion as fusion;
 pub use braid_hnsw as hnsw;
 pub use braid_query as query;
+pub use braid_storage as storage;
 
 pub use braid_core::Uuid;
 pub use braid_filter::{Condition, Filter, IndexKind, field};
 pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
-pub use collection::{Collection, CollectionInfo, MAX_BATCH, PointsSelector, QueryPoints, SearchRequest};
+pub use collection::{
+    Collection, CollectionInfo, CollectionState, MAX_BATCH, OptimizeReport, PointsSelector, QueryPoints,
+    SearchRequest,
+};
 pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, VectorParams};
 pub use database::Database;
 pub use error::Error;
+pub use store::{Durability, StorageOptions};
 pub use point::{NamedVectors, PointId, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};

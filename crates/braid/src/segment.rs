@@ -8,25 +8,28 @@
 
 use std::collections::BTreeMap;
 
-use braid_core::{Cardinality, DenseVectors, OffsetFilter, PointId, PointOffset, VectorSource};
+use braid_core::{Cardinality, OffsetFilter, PointId, PointOffset, VectorSource};
 use braid_distance::Kernel;
 use braid_filter::{Filter, PayloadStore, PlannedFilter, PointLookup};
 use braid_hnsw::{Hnsw, HnswConfig, PathChoice, SearchPath};
 use braid_query::{Hit, QueryError, Searchable, Space};
+use braid_storage::Rows;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use crate::Error;
 use crate::config::{CollectionConfig, VectorParams};
-use crate::point::NamedVectors;
+use crate::ops::{Op, Prepared};
+use crate::point::{NamedVectors, WithPayload};
 
 /// The most point versions one segment addresses (offsets are `u32`).
 pub(crate) const MAX_OFFSETS: usize = u32::MAX as usize - 1;
 
 pub(crate) struct SpaceData {
     pub params: VectorParams,
-    /// One row per offset; offsets without a vector here hold zeros.
-    pub rows: DenseVectors,
+    /// One row per offset; offsets without a vector here hold zeros. A prefix may be
+    /// mapped from a vector file.
+    pub rows: Rows,
     /// Offsets that have a vector in this space (live or not).
     pub present: RoaringBitmap,
     pub graph: Hnsw,
@@ -43,11 +46,10 @@ pub(crate) struct Segment {
     pub live: RoaringBitmap,
 }
 
-/// A point version ready to be written: vectors prepared (normalised under Cosine).
-pub(crate) struct Prepared {
-    pub id: PointId,
-    pub vectors: NamedVectors,
-    pub payload: Value,
+/// An empty graph for a space.
+pub(crate) fn new_graph(params: &VectorParams, capacity: usize) -> Result<Hnsw, Error> {
+    let hnsw = HnswConfig { m: params.hnsw.m, ef_construct: params.hnsw.ef_construct, seed: 0x5EED };
+    Ok(Hnsw::new(params.distance, params.size, hnsw, capacity)?)
 }
 
 impl Segment {
@@ -56,16 +58,13 @@ impl Segment {
             .vectors
             .iter()
             .map(|(name, params)| {
-                let hnsw =
-                    HnswConfig { m: params.hnsw.m, ef_construct: params.hnsw.ef_construct, seed: 0x5EED };
-                let graph = Hnsw::new(params.distance, params.size, hnsw, 0)?;
                 Ok((
                     name.clone(),
                     SpaceData {
                         params: *params,
-                        rows: DenseVectors::new(params.size),
+                        rows: Rows::new(params.size),
                         present: RoaringBitmap::new(),
-                        graph,
+                        graph: new_graph(params, 0)?,
                     },
                 ))
             })
@@ -180,6 +179,58 @@ impl Segment {
             space.graph.insert_all(&space.rows, offsets, threads)?;
         }
         Ok(())
+    }
+
+    /// Applies one logged operation. Operations are validated before they are logged,
+    /// so this fails only where it also failed the first time (and then changes
+    /// nothing), which keeps replay deterministic.
+    pub fn apply(&mut self, op: Op) -> Result<(), Error> {
+        match op {
+            Op::Upsert(points) => self.write(points)?,
+            Op::Delete(ids) => {
+                for id in &ids {
+                    self.remove(id);
+                }
+            }
+            Op::SetPayload { ids, payload } => self.edit_payloads(&ids, |map| map.extend(payload.clone())),
+            Op::OverwritePayload { ids, payload } => self.edit_payloads(&ids, |map| *map = payload.clone()),
+            Op::DeletePayload { ids, keys } => {
+                let exclude = WithPayload::Exclude(keys);
+                self.edit_payloads(&ids, |map| {
+                    if let Some(Value::Object(kept)) = exclude.select(&Value::Object(std::mem::take(map))) {
+                        *map = kept;
+                    }
+                })
+            }
+            Op::ClearPayload { ids } => self.edit_payloads(&ids, serde_json::Map::clear),
+            Op::CreateIndex { key, kind } => self.payloads.create_index(&key, kind)?,
+            Op::DropIndex { key } => {
+                self.payloads.drop_index(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn edit_payloads(&mut self, ids: &[PointId], edit: impl Fn(&mut serde_json::Map<String, Value>)) {
+        for id in ids {
+            if let Some(offset) = self.offset(id) {
+                let mut payload = self.payload_at(offset);
+                if let Value::Object(map) = &mut payload {
+                    edit(map);
+                }
+                self.payloads.set(PointOffset(offset), payload);
+            }
+        }
+    }
+
+    /// Point versions this segment can still take.
+    pub fn room(&self) -> usize {
+        MAX_OFFSETS - self.offset_ids.len()
+    }
+
+    /// Offsets written whose point was since replaced or deleted.
+    pub fn dead(&self) -> usize {
+        self.offset_ids.len() - self.live.len() as usize
     }
 
     /// The live offsets `filter` selects (all live ones for `None`).

@@ -389,7 +389,7 @@ fn step_12_info_scroll_count_delete_list() {
     assert_eq!(products.count(Some(&cheap)).unwrap(), 0);
     assert_eq!(products.count(None).unwrap(), N as usize - 2 - cheap_count);
     assert_eq!(db.list(), vec!["products".to_string()]);
-    assert!(db.delete_collection("products"));
+    assert!(db.delete_collection("products").unwrap());
     assert!(!db.collection_exists("products"));
     assert_eq!(db.collection("products").unwrap_err(), Error::CollectionNotFound { name: "products".into() });
 }

@@ -1,0 +1,453 @@
+//! A collection on disk: its manifest, write-ahead log, vector files, graphs and
+//! points document (`docs/storage.md` has every byte).
+//!
+//! ```text
+//! <collection dir>/
+//!   MANIFEST                  which files are live and the log position they cover
+//!   wal-<first seq>.log       operations since the last checkpoint
+//!   vectors-<space>-<gen>.vec append-only rows of one space, mapped
+//!   graph-<space>-<seq>.hnsw  one space's graph as of checkpoint <seq>
+//!   points-<seq>.bin          ids, live and per-space bitmaps, payloads, index list
+//! ```
+//!
+//! Spaces are numbered by their position in the (sorted) configuration, so file names
+//! never contain user text. A checkpoint appends the new rows to the vector files,
+//! writes the graphs and the points document under new names, starts a new log and then
+//! switches the manifest atomically; files the manifest does not name are removed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use braid_core::{PointId, PointOffset, VectorSource};
+use braid_filter::PayloadStore;
+use braid_hnsw::Hnsw;
+use braid_storage::bytes::{Decoder, Encoder};
+use braid_storage::wal::Wal;
+use braid_storage::{IoContext, MappedVectors, Rows, StorageError, VectorFile, document};
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::config::CollectionConfig;
+use crate::ops::{self, Op};
+use crate::segment::{Segment, SpaceData};
+
+/// When acknowledged writes become durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Writes are logged when acknowledged and synced to disk by `flush()` (and by a
+    /// checkpoint): after `flush()` returns, every earlier write survives a crash or a
+    /// power cut; writes since the last flush may be lost (all of a suffix, never a
+    /// hole). The default, as in Qdrant.
+    #[default]
+    OnFlush,
+    /// Every write is synced before it is acknowledged: slower, and every acknowledged
+    /// write survives.
+    EveryWrite,
+}
+
+/// How a database on disk behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// When writes become durable.
+    pub durability: Durability,
+    /// A collection checkpoints by itself once its log passes this many bytes, so that
+    /// the log (and the time to replay it at open) stays bounded.
+    pub checkpoint_log_bytes: u64,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions { durability: Durability::OnFlush, checkpoint_log_bytes: 256 << 20 }
+    }
+}
+
+const MANIFEST: &str = "MANIFEST";
+const MANIFEST_MAGIC: &[u8; 8] = b"BRAIDCOL";
+const POINTS_MAGIC: &[u8; 8] = b"BRAIDPTS";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct VectorsEntry {
+    file: String,
+    rows: u64,
+    crc: u32,
+}
+
+/// The collection manifest's body (JSON inside a checksummed document).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    config: CollectionConfig,
+    /// Every operation with a sequence number up to this one is in the files below.
+    seq: u64,
+    /// Vector file generation (a compaction starts a new one).
+    generation: u64,
+    /// The log holding operations after `seq`.
+    wal: String,
+    /// The points document, once there has been a checkpoint.
+    points: Option<String>,
+    /// Per space (by name): its vector file.
+    vectors: BTreeMap<String, VectorsEntry>,
+    /// Per space (by name): its graph file, once there has been a checkpoint.
+    graphs: BTreeMap<String, String>,
+}
+
+/// The on-disk side of one collection. Owned by the collection's writer lock.
+pub(crate) struct Store {
+    dir: PathBuf,
+    manifest: Manifest,
+    wal: Wal,
+    vectors: BTreeMap<String, VectorFile>,
+    options: StorageOptions,
+    next_seq: u64,
+    /// Operations logged since the last checkpoint, or graphs changed.
+    dirty: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).field("seq", &self.manifest.seq).finish()
+    }
+}
+
+fn wal_name(first: u64) -> String {
+    format!("wal-{first:020}.log")
+}
+
+fn space_index(config: &CollectionConfig, name: &str) -> usize {
+    config.vectors.keys().position(|n| n == name).unwrap_or(0)
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StorageError> {
+    // Invariant: the manifest is plain data that serde_json always serialises.
+    let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    document::replace(&dir.join(MANIFEST), &document::encode(MANIFEST_MAGIC, FORMAT_VERSION, &body))
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, StorageError> {
+    let path = dir.join(MANIFEST);
+    let body = document::read(&path, MANIFEST_MAGIC, FORMAT_VERSION, "collection manifest")?;
+    serde_json::from_slice(&body).map_err(|e| StorageError::corrupt(&path, 0, format!("manifest: {e}")))
+}
+
+impl Store {
+    /// Creates the files of a new, empty collection in `dir` (which exists and is empty).
+    pub fn create(dir: &Path, config: &CollectionConfig, options: StorageOptions) -> Result<Store, Error> {
+        let mut vectors = BTreeMap::new();
+        let mut entries = BTreeMap::new();
+        for (name, params) in &config.vectors {
+            let file = format!("vectors-{}-0.vec", space_index(config, name));
+            vectors.insert(name.clone(), VectorFile::create(&dir.join(&file), params.size)?);
+            entries.insert(name.clone(), VectorsEntry { file, rows: 0, crc: 0 });
+        }
+        let manifest = Manifest {
+            config: config.clone(),
+            seq: 0,
+            generation: 0,
+            wal: wal_name(1),
+            points: None,
+            vectors: entries,
+            graphs: BTreeMap::new(),
+        };
+        let wal = Wal::create(&dir.join(&manifest.wal))?;
+        document::sync_dir(dir)?;
+        write_manifest(dir, &manifest)?;
+        Ok(Store { dir: dir.to_path_buf(), manifest, wal, vectors, options, next_seq: 1, dirty: false })
+    }
+
+    /// Opens the collection in `dir`: maps the vectors, loads the last checkpoint and
+    /// replays the log after it. Returns the store and the segment.
+    pub fn open(dir: &Path, options: StorageOptions) -> Result<(Store, Segment), Error> {
+        let manifest = read_manifest(dir)?;
+        manifest.config.validate()?;
+        let manifest_path = dir.join(MANIFEST);
+        let mut vectors = BTreeMap::new();
+        let mut rows = BTreeMap::new();
+        for (name, params) in &manifest.config.vectors {
+            let entry = manifest.vectors.get(name).ok_or_else(|| {
+                StorageError::corrupt(&manifest_path, 0, format!("no vector file for space `{name}`"))
+            })?;
+            let file = VectorFile::open(&dir.join(&entry.file), params.size, entry.rows, entry.crc)?;
+            rows.insert(name.clone(), Rows::mapped(params.size, file.map()?));
+            vectors.insert(name.clone(), file);
+        }
+        let mut segment = match &manifest.points {
+            Some(points) => load_segment(dir, &manifest, &dir.join(points), rows)?,
+            None => Segment::new(manifest.config.clone())?,
+        };
+        let wal_path = dir.join(&manifest.wal);
+        let (wal, recovered) = Wal::open(&wal_path)?;
+        let mut last = manifest.seq;
+        for record in recovered.records {
+            if record.seq <= manifest.seq {
+                continue;
+            }
+            let op = Op::decode(&wal_path, 0, &record.body)?;
+            // An op that failed when first applied fails the same way now and changed
+            // nothing then either; anything else is applied as it was.
+            let _ = segment.apply(op);
+            last = record.seq;
+        }
+        let dirty = last > manifest.seq;
+        let store =
+            Store { dir: dir.to_path_buf(), manifest, wal, vectors, options, next_seq: last + 1, dirty };
+        store.sweep()?;
+        Ok((store, segment))
+    }
+
+    /// Removes files of this collection that the manifest does not name: leftovers of
+    /// a checkpoint or compaction interrupted by a crash, or replaced by a later one.
+    fn sweep(&self) -> Result<(), StorageError> {
+        let m = &self.manifest;
+        let mut keep: Vec<&str> = vec![MANIFEST, m.wal.as_str()];
+        keep.extend(m.points.as_deref());
+        keep.extend(m.vectors.values().map(|v| v.file.as_str()));
+        keep.extend(m.graphs.values().map(String::as_str));
+        for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            let name = entry.file_name();
+            if !keep.iter().any(|k| name == *k) {
+                let path = entry.path();
+                std::fs::remove_file(&path).at(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs `op` before it is applied; with [`Durability::EveryWrite`] also syncs.
+    pub fn log(&mut self, op: &Op) -> Result<(), Error> {
+        self.wal.append(self.next_seq, &op.encode())?;
+        self.next_seq += 1;
+        self.dirty = true;
+        if self.options.durability == Durability::EveryWrite {
+            self.wal.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Does the log call for a checkpoint?
+    pub fn wants_checkpoint(&self) -> bool {
+        self.wal.len() > self.options.checkpoint_log_bytes
+    }
+
+    /// The graphs changed without a logged operation (a rebuilt index).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes `segment` (which holds exactly the logged writes) as the new checkpoint:
+    /// new rows appended to the vector files, graphs and points written, a new empty
+    /// log, the manifest switched. Returns each space's vectors mapped anew, for the
+    /// caller to swap in. Readers of `segment` are not disturbed.
+    pub fn checkpoint(&mut self, segment: &Segment) -> Result<Vec<(String, Option<Arc<MappedVectors>>)>, Error> {
+        self.wal.sync()?;
+        if !self.dirty {
+            return Ok(Vec::new());
+        }
+        let seq = self.next_seq - 1;
+        let mut manifest = self.manifest.clone();
+        let mut mapped = Vec::new();
+        for (name, space) in &segment.spaces {
+            let file = self.vectors.get_mut(name).ok_or_else(|| Error::UnknownVector {
+                name: name.clone(),
+                available: segment.space_names(),
+            })?;
+            append_rows(file, &space.rows)?;
+            file.sync()?;
+            manifest.vectors.insert(
+                name.clone(),
+                VectorsEntry { file: file_name(file.path()), rows: file.rows(), crc: file.crc() },
+            );
+            mapped.push((name.clone(), file.map()?));
+        }
+        self.write_checkpoint(segment, seq, manifest)?;
+        Ok(mapped)
+    }
+
+    /// Writes `segment`, a compacted rewrite of the collection, into new vector files
+    /// (the next generation) and checkpoints it. Returns the new mappings.
+    pub fn rewrite(&mut self, segment: &Segment) -> Result<Vec<(String, Option<Arc<MappedVectors>>)>, Error> {
+        self.wal.sync()?;
+        let seq = self.next_seq - 1;
+        let mut manifest = self.manifest.clone();
+        manifest.generation += 1;
+        let mut files = BTreeMap::new();
+        let mut mapped = Vec::new();
+        for (name, space) in &segment.spaces {
+            let file = format!("vectors-{}-{}.vec", space_index(&manifest.config, name), manifest.generation);
+            let mut out = VectorFile::create(&self.dir.join(&file), space.params.size)?;
+            append_rows(&mut out, &space.rows)?;
+            out.sync()?;
+            manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
+            mapped.push((name.clone(), out.map()?));
+            files.insert(name.clone(), out);
+        }
+        self.write_checkpoint(segment, seq, manifest)?;
+        self.vectors = files;
+        Ok(mapped)
+    }
+
+    fn write_checkpoint(&mut self, segment: &Segment, seq: u64, mut manifest: Manifest) -> Result<(), Error> {
+        let config = &manifest.config;
+        let mut graphs = BTreeMap::new();
+        for (name, space) in &segment.spaces {
+            let file = format!("graph-{}-{seq:020}.hnsw", space_index(config, name));
+            document::write_new(&self.dir.join(&file), &space.graph.to_bytes())?;
+            graphs.insert(name.clone(), file);
+        }
+        let points = format!("points-{seq:020}.bin");
+        let body = encode_points(segment);
+        document::write_new(&self.dir.join(&points), &document::encode(POINTS_MAGIC, FORMAT_VERSION, &body))?;
+        let wal_file = wal_name(seq + 1);
+        let wal = Wal::create(&self.dir.join(&wal_file))?;
+        document::sync_dir(&self.dir)?;
+        manifest.seq = seq;
+        manifest.wal = wal_file;
+        manifest.points = Some(points);
+        manifest.graphs = graphs;
+        write_manifest(&self.dir, &manifest)?;
+        // The checkpoint is durable from here on; what follows only tidies up.
+        self.manifest = manifest;
+        self.wal = wal;
+        self.dirty = false;
+        self.sweep()?;
+        Ok(())
+    }
+
+    /// Bytes of the live files.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // A clean close makes every logged write durable (errors have nowhere to go).
+        let _ = self.wal.sync();
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Appends the rows of `rows` the file does not have yet.
+fn append_rows(file: &mut VectorFile, rows: &Rows) -> Result<(), StorageError> {
+    let have = file.rows() as usize;
+    const CHUNK: usize = 1024;
+    let mut buf = Vec::with_capacity(CHUNK * rows.dim());
+    let mut at = have;
+    while at < rows.len() {
+        buf.clear();
+        let end = (at + CHUNK).min(rows.len());
+        for o in at..end {
+            buf.extend_from_slice(rows.vector(PointOffset(o as u32)));
+        }
+        file.append(&buf)?;
+        at = end;
+    }
+    Ok(())
+}
+
+fn bitmap_bytes(e: &mut Encoder, bitmap: &RoaringBitmap) {
+    let mut out = Vec::with_capacity(bitmap.serialized_size());
+    // Invariant: writing into a Vec cannot fail.
+    let _ = bitmap.serialize_into(&mut out);
+    e.bytes(&out);
+}
+
+fn read_bitmap(d: &mut Decoder<'_>) -> Result<RoaringBitmap, StorageError> {
+    let b = d.bytes()?;
+    RoaringBitmap::deserialize_from(b).map_err(|e| d.error(format!("bad bitmap: {e}")))
+}
+
+/// The points document: every offset's id, the live bitmap, each space's bitmap of
+/// offsets with a vector, the payloads of live points and the payload index list.
+fn encode_points(segment: &Segment) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.len(segment.offset_ids.len());
+    for id in &segment.offset_ids {
+        ops::encode_id(&mut e, id);
+    }
+    bitmap_bytes(&mut e, &segment.live);
+    e.len(segment.spaces.len());
+    for (name, space) in &segment.spaces {
+        e.str(name);
+        bitmap_bytes(&mut e, &space.present);
+    }
+    e.len(segment.live.len() as usize);
+    for offset in &segment.live {
+        e.u32(offset);
+        ops::encode_json(&mut e, &segment.payload_at(offset));
+    }
+    let indexes: Vec<_> = segment.payloads.indexes().collect();
+    e.len(indexes.len());
+    for (key, kind) in indexes {
+        e.str(&key.to_string()).u8(ops::encode_kind(kind));
+    }
+    e.finish()
+}
+
+fn load_segment(
+    dir: &Path,
+    manifest: &Manifest,
+    path: &Path,
+    mut rows: BTreeMap<String, Rows>,
+) -> Result<Segment, Error> {
+    let bytes = std::fs::read(path).at(path)?;
+    let body = document::decode(path, &bytes, POINTS_MAGIC, FORMAT_VERSION, "points")?;
+    let mut d = Decoder::new(path, 20, body);
+    let n = d.len(9)?;
+    let offset_ids = (0..n).map(|_| ops::decode_id(&mut d)).collect::<Result<Vec<PointId>, _>>()?;
+    let live = read_bitmap(&mut d)?;
+    if live.max().is_some_and(|m| m as usize >= n) {
+        return Err(d.error("a live offset past the last one").into());
+    }
+    let mut spaces = BTreeMap::new();
+    let count = d.len(8)?;
+    if count != manifest.config.vectors.len() {
+        return Err(d.error("the space list does not match the configuration").into());
+    }
+    for _ in 0..count {
+        let name = d.str()?.to_string();
+        let present = read_bitmap(&mut d)?;
+        let (Some(params), Some(rows)) = (manifest.config.vectors.get(&name), rows.remove(&name)) else {
+            return Err(d.error(format!("unknown space `{name}`")).into());
+        };
+        if rows.len() != n || present.max().is_some_and(|m| m as usize >= n) {
+            return Err(d.error(format!("space `{name}` has {} rows for {n} offsets", rows.len())).into());
+        }
+        let graph_file = manifest.graphs.get(&name).ok_or_else(|| d.error(format!("no graph for `{name}`")))?;
+        let graph_path = dir.join(graph_file);
+        let graph_bytes = std::fs::read(&graph_path).at(&graph_path)?;
+        let graph = Hnsw::from_bytes(&graph_bytes)
+            .map_err(|e| StorageError::corrupt(&graph_path, 0, format!("graph: {e}")))?;
+        if graph.dim() != params.size || graph.capacity() < n {
+            return Err(StorageError::corrupt(&graph_path, 0, "graph does not fit the space").into());
+        }
+        spaces.insert(name, SpaceData { params: *params, rows, present, graph });
+    }
+    let mut payloads = PayloadStore::new();
+    let with_payload = d.len(5)?;
+    for _ in 0..with_payload {
+        let offset = d.u32()?;
+        let payload = ops::decode_json(&mut d)?;
+        if !live.contains(offset) {
+            return Err(d.error(format!("a payload for offset {offset}, which is not live")).into());
+        }
+        payloads.set(PointOffset(offset), payload);
+    }
+    let indexes = d.len(9)?;
+    for _ in 0..indexes {
+        let key = d.str()?.to_string();
+        let code = d.u8()?;
+        let kind = ops::decode_kind(&d, code)?;
+        payloads.create_index(&key, kind)?;
+    }
+    d.finish()?;
+    let ids = live.iter().map(|o| (offset_ids[o as usize], o)).collect();
+    Ok(Segment { config: manifest.config.clone(), spaces, payloads, ids, offset_ids, live })
+}
