@@ -1,0 +1,354 @@
+//! Durable storage through the facade: reopen round trips, the directory lock, damaged
+//! and truncated files, a full disk, and the admin operations.
+
+use std::path::{Path, PathBuf};
+
+use braid::storage::{StorageError, fault};
+use braid::{
+    CollectionConfig, CollectionState, Database, Distance, Durability, Error, Fusion, IndexKind, PointId,
+    PointStruct, Prefetch, QueryRequest, Record, SearchParams, SearchRequest, StorageOptions, Uuid,
+    VectorParams, field,
+};
+use braid_testkit::Rng;
+use serde_json::json;
+
+fn config() -> CollectionConfig {
+    CollectionConfig::new()
+        .vector("text", VectorParams::new(8, Distance::Cosine).hnsw(8, 32))
+        .vector("image", VectorParams::new(4, Distance::Euclid).hnsw(8, 32))
+}
+
+fn point(rng: &mut Rng, id: impl Into<PointId>, i: u64) -> PointStruct {
+    let cat = ["a", "b", "c"][(i % 3) as usize];
+    let mut p =
+        PointStruct::new(id).vector("text", rng.vector(8)).payload(json!({"cat": cat, "n": i, "deep": {"k": i % 5}}));
+    if i % 4 != 0 {
+        p = p.vector("image", rng.vector(4));
+    }
+    p
+}
+
+/// Everything a user can see: every point with payload and vectors, in id order.
+fn contents(db: &Database, name: &str) -> Vec<Record> {
+    let c = db.collection(name).unwrap();
+    let (records, next) = c.scroll(None, 10_000, None, true, true).unwrap();
+    assert!(next.is_none());
+    records
+}
+
+/// Search answers through every path: exact, graph, filtered, fused.
+fn answers(db: &Database, name: &str) -> Vec<Vec<(PointId, f32)>> {
+    let c = db.collection(name).unwrap();
+    let mut rng = Rng::new(99);
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let q = rng.vector(8);
+        let qi = rng.vector(4);
+        let exact = SearchParams { hnsw_ef: None, exact: true };
+        let runs = vec![
+            c.search(&SearchRequest::new("text", q.clone()).limit(10).params(exact)).unwrap(),
+            c.search(&SearchRequest::new("text", q.clone()).limit(10)).unwrap(),
+            c.search(&SearchRequest::new("image", qi.clone()).limit(5).filter(
+                braid::Filter::must([field("cat").eq("b")]),
+            ))
+            .unwrap(),
+            c.query(QueryRequest::fusion(
+                Fusion::rrf(),
+                vec![Prefetch::nearest("text", q, 20), Prefetch::nearest("image", qi, 20)],
+            ))
+            .unwrap(),
+        ];
+        out.extend(runs.into_iter().map(|r| r.into_iter().map(|p| (p.id, p.score)).collect()));
+    }
+    out
+}
+
+/// Fills `name` with a history of every kind of write.
+fn history(db: &Database, name: &str, seed: u64) {
+    let c = db.get_or_create(name, config()).unwrap();
+    let mut rng = Rng::new(seed);
+    c.create_payload_index("cat", IndexKind::Keyword).unwrap();
+    for batch in 0..4u64 {
+        let points: Vec<PointStruct> = (0..50).map(|i| point(&mut rng, batch * 50 + i, batch * 50 + i)).collect();
+        c.upsert(points).unwrap();
+    }
+    c.upsert(vec![point(&mut rng, Uuid::from_u128(0xFEED), 7)]).unwrap();
+    c.update_vectors(vec![(5u64.into(), [("image".to_string(), vec![1.0, 2.0, 3.0, 4.0])].into())]).unwrap();
+    c.delete_vectors(vec![PointId::from(6u64), 7u64.into()], &["text"]).unwrap();
+    c.delete(braid::Filter::must([field("deep.k").eq(3)])).unwrap();
+    c.delete(vec![PointId::from(10u64)]).unwrap();
+    c.set_payload(vec![PointId::from(11u64)], json!({"extra": true})).unwrap();
+    c.overwrite_payload(braid::Filter::must([field("n").eq(12)]), json!({"cat": "z"})).unwrap();
+    c.delete_payload(vec![PointId::from(13u64)], &["deep.k"]).unwrap();
+    c.clear_payload(vec![PointId::from(14u64)]).unwrap();
+    c.create_payload_index("n", IndexKind::Integer).unwrap();
+    c.upsert((0..20).map(|i| point(&mut rng, 100 + i, 1000 + i)).collect()).unwrap();
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn everything_survives_close_and_open_with_and_without_a_checkpoint() {
+    for flush_at_end in [false, true] {
+        let dir = tmp();
+        let (before, answered, info) = {
+            let db = Database::open(dir.path()).unwrap();
+            history(&db, "products", 1);
+            db.flush().unwrap();
+            // More writes after the checkpoint: they are replayed from the log.
+            let c = db.collection("products").unwrap();
+            c.upsert(vec![point(&mut Rng::new(5), 500u64, 500)]).unwrap();
+            c.delete(vec![PointId::from(0u64)]).unwrap();
+            if flush_at_end {
+                c.flush().unwrap();
+            }
+            (contents(&db, "products"), answers(&db, "products"), c.info())
+        };
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(contents(&db, "products"), before);
+        assert_eq!(answers(&db, "products"), answered);
+        let after = db.collection("products").unwrap().info();
+        assert_eq!(
+            (after.points_count, after.vectors_count, after.payload_schema, after.config),
+            (info.points_count, info.vectors_count, info.payload_schema, info.config)
+        );
+    }
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_until_the_first_is_dropped() {
+    let dir = tmp();
+    let db = Database::open(dir.path()).unwrap();
+    let err = Database::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Storage(StorageError::Locked { .. })), "{err}");
+    drop(db);
+    Database::open(dir.path()).unwrap();
+}
+
+#[test]
+fn collections_created_and_deleted_stay_so() {
+    let dir = tmp();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        db.create_collection("a", config()).unwrap();
+        db.create_collection("b", config()).unwrap();
+        history(&db, "b", 3);
+        assert!(db.delete_collection("a").unwrap());
+        db.create_collection("a", config().vector("extra", VectorParams::new(2, Distance::Dot))).unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.list(), vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(db.collection("a").unwrap().config().vectors.len(), 3);
+    assert_eq!(db.collection("a").unwrap().count(None).unwrap(), 0);
+    assert!(db.collection("b").unwrap().count(None).unwrap() > 100);
+    // Only the two live collection directories remain.
+    let dirs = std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.path().is_dir()).count();
+    assert_eq!(dirs, 2);
+}
+
+fn collection_dir(db_dir: &Path) -> PathBuf {
+    std::fs::read_dir(db_dir).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap()
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A database with a checkpoint and then `n` single-point upserts in the log; returns
+/// the contents after each of them.
+fn logged(dir: &Path, n: u64) -> Vec<Vec<Record>> {
+    let db = Database::open(dir).unwrap();
+    history(&db, "c", 2);
+    db.flush().unwrap();
+    let c = db.collection("c").unwrap();
+    let mut rng = Rng::new(8);
+    let mut states = vec![contents(&db, "c")];
+    for i in 0..n {
+        c.upsert(vec![point(&mut rng, 2000 + i, i)]).unwrap();
+        states.push(contents(&db, "c"));
+    }
+    states
+}
+
+#[test]
+fn a_truncated_log_recovers_a_prefix_of_the_writes() {
+    let dir = tmp();
+    let states = logged(dir.path(), 6);
+    let wal = files(&collection_dir(dir.path()), "wal-").pop().unwrap();
+    let full = std::fs::read(&wal).unwrap();
+    for cut in (16..=full.len()).step_by(97).chain([full.len() - 1]) {
+        std::fs::write(&wal, &full[..cut]).unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let got = contents(&db, "c");
+        assert!(states.contains(&got), "cut at {cut}: not a prefix of the writes");
+        drop(db);
+        std::fs::write(&wal, &full).unwrap();
+    }
+}
+
+#[test]
+fn damage_anywhere_is_a_typed_error_naming_the_file_or_loses_at_most_the_last_write() {
+    let dir = tmp();
+    let states = logged(dir.path(), 3);
+    let cdir = collection_dir(dir.path());
+    let mut targets = Vec::new();
+    for prefix in ["MANIFEST", "points-", "graph-", "vectors-", "wal-"] {
+        targets.extend(files(&cdir, prefix));
+    }
+    targets.push(dir.path().join("MANIFEST"));
+    let mut rng = Rng::new(4);
+    for file in targets {
+        let original = std::fs::read(&file).unwrap();
+        for _ in 0..12 {
+            let mut bad = original.clone();
+            let at = (rng.next_u64() % bad.len() as u64) as usize;
+            bad[at] ^= 1 << (rng.next_u64() % 8);
+            std::fs::write(&file, &bad).unwrap();
+            match Database::open(dir.path()) {
+                Err(Error::Storage(e)) => {
+                    assert_eq!(e.file(), file, "{e}");
+                }
+                Err(other) => panic!("{}: byte {at}: untyped failure {other}", file.display()),
+                Ok(db) => {
+                    // Only the log may shed its last record (a torn tail).
+                    let got = contents(&db, "c");
+                    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                    assert!(name.starts_with("wal-"), "{name}: byte {at} flipped and nothing noticed");
+                    assert!(got == states[states.len() - 1] || got == states[states.len() - 2], "{name}: byte {at}");
+                }
+            }
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    // Undamaged again, it opens with everything.
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(&contents(&db, "c"), states.last().unwrap());
+}
+
+#[test]
+fn a_full_disk_fails_writes_with_a_clear_error_and_keeps_what_was_flushed() {
+    let dir = tmp();
+    let flushed = {
+        let db = Database::open(dir.path()).unwrap();
+        history(&db, "c", 6);
+        db.flush().unwrap();
+        let flushed = contents(&db, "c");
+        let c = db.collection("c").unwrap();
+        let mut rng = Rng::new(12);
+        fault::set_disk_budget(Some(3000));
+        let mut failed = None;
+        for i in 0..100 {
+            if let Err(e) = c.upsert(vec![point(&mut rng, 3000 + i, i)]) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = failed.expect("the budget runs out");
+        assert!(
+            matches!(&err, Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })),
+            "{err}"
+        );
+        // A checkpoint cannot be written either; the previous one stays in charge.
+        assert!(c.flush().is_err());
+        fault::set_disk_budget(None);
+        flushed
+    };
+    let db = Database::open(dir.path()).unwrap();
+    let got = contents(&db, "c");
+    // Everything flushed is there; the writes acknowledged before the disk filled may be too.
+    for record in &flushed {
+        if record.id.to_string().parse::<u64>().is_ok_and(|n| n >= 3000) {
+            continue;
+        }
+        assert!(got.contains(record), "lost {:?}", record.id);
+    }
+    assert!(got.len() >= flushed.len());
+    // With space again, it takes writes and checkpoints.
+    let c = db.collection("c").unwrap();
+    c.upsert(vec![point(&mut Rng::new(1), 9999u64, 1)]).unwrap();
+    c.flush().unwrap();
+}
+
+#[test]
+fn every_write_durability_and_automatic_checkpoints() {
+    let dir = tmp();
+    let options = StorageOptions { durability: Durability::EveryWrite, checkpoint_log_bytes: 4096 };
+    let before = {
+        let db = Database::open_with(dir.path(), options).unwrap();
+        history(&db, "c", 9);
+        contents(&db, "c")
+    };
+    // The small log limit made the collection checkpoint by itself along the way.
+    assert!(!files(&collection_dir(dir.path()), "points-").is_empty());
+    let db = Database::open_with(dir.path(), options).unwrap();
+    assert_eq!(contents(&db, "c"), before);
+}
+
+#[test]
+fn optimize_drops_dead_versions_and_keeps_every_answer_exact() {
+    let dir = tmp();
+    let db = Database::open(dir.path()).unwrap();
+    history(&db, "c", 11);
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.state(), CollectionState::Ready);
+    let before = contents(&db, "c");
+    let q = Rng::new(3).vector(8);
+    let exact = |c: &braid::Collection| {
+        c.search(
+            &SearchRequest::new("text", q.clone())
+                .limit(20)
+                .params(SearchParams { hnsw_ef: None, exact: true }),
+        )
+        .unwrap()
+    };
+    let answer = exact(&c);
+    let report = c.optimize().unwrap();
+    assert!(report.dropped > 0);
+    assert_eq!(report.kept, before.len());
+    assert_eq!(contents(&db, "c"), before);
+    assert_eq!(exact(&c), answer);
+    c.rebuild_index("image").unwrap();
+    assert!(matches!(c.rebuild_index("nope"), Err(Error::UnknownVector { .. })));
+    assert_eq!(c.state(), CollectionState::Ready);
+    drop((c, db));
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(contents(&db, "c"), before);
+    assert_eq!(exact(&db.collection("c").unwrap()), answer);
+}
+
+#[test]
+fn a_file_from_a_future_version_is_named() {
+    let dir = tmp();
+    logged(dir.path(), 0);
+    let manifest = collection_dir(dir.path()).join("MANIFEST");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[8] = 9;
+    // Recompute the checksum so that only the version is wrong.
+    let end = bytes.len() - 4;
+    let crc = crc32c(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&manifest, &bytes).unwrap();
+    let err = Database::open(dir.path()).unwrap_err();
+    assert!(matches!(&err, Error::Storage(StorageError::UnsupportedVersion { found: 9, .. })), "{err}");
+}
+
+/// crc32c (Castagnoli), bit by bit: the test's own reference.
+fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
