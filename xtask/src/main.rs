@@ -19,6 +19,9 @@ tasks:
   proptest [--cases N]       every test with many proptest cases (default 4096)
   fuzz <target> [--time S]   run a cargo-fuzz target for S seconds (default 60);
                              installs cargo-fuzz and uses the nightly toolchain
+  crash [--trials N] [--seed S]
+                             kill -9 a writing child process N times (default 100)
+                             and check every recovery (`ci` runs 10)
 ";
 
 /// Proptest cases per property in `ci`: enough to catch regressions, small enough
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("proptest") => proptest(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("crash") => crash(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -85,6 +89,26 @@ fn ci() -> Result<(), String> {
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
     println!("xtask ci: all checks passed");
     Ok(())
+}
+
+fn crash(args: &[String]) -> Result<(), String> {
+    let usage = || "usage: cargo xtask crash [--trials N] [--seed S]".to_string();
+    let (mut trials, mut seed) = ("100".to_string(), "1".to_string());
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().filter(|v| v.parse::<u64>().is_ok()).ok_or_else(usage)?;
+        match flag.as_str() {
+            "--trials" => trials = value.clone(),
+            "--seed" => seed = value.clone(),
+            _ => return Err(usage()),
+        }
+    }
+    exec(
+        cargo()
+            .args(["test", "-p", "braid", "--test", "crash", "--", "kill_9", "--nocapture"])
+            .env("BRAID_CRASH_TRIALS", &trials)
+            .env("BRAID_CRASH_SEED", &seed),
+    )
 }
 
 fn proptest(args: &[String]) -> Result<(), String> {

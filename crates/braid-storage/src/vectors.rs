@@ -118,7 +118,8 @@ impl VectorFile {
         let before = VECTORS_HEADER + self.rows * self.dim as u64 * 4;
         if let Err(e) = fault::write_all(&mut self.file, as_bytes(rows)) {
             // Best effort: bytes past `rows` are ignored at open anyway.
-            let _ = self.file.set_len(before).and_then(|()| self.file.seek(SeekFrom::Start(before)).map(drop));
+            let _ =
+                self.file.set_len(before).and_then(|()| self.file.seek(SeekFrom::Start(before)).map(drop));
             return Err(StorageError::io(&self.path, &e));
         }
         self.rows += (rows.len() / self.dim) as u64;

@@ -183,7 +183,11 @@ impl Wal {
             return Err(StorageError::Poisoned { file: self.path.clone() });
         }
         let len = u32::try_from(body.len()).map_err(|_| {
-            StorageError::corrupt(&self.path, self.len, format!("a record of {} bytes is too large", body.len()))
+            StorageError::corrupt(
+                &self.path,
+                self.len,
+                format!("a record of {} bytes is too large", body.len()),
+            )
         })?;
         if self.last_seq.is_some_and(|l| seq <= l) {
             return Err(StorageError::corrupt(
@@ -199,7 +203,8 @@ impl Wal {
         buf.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
         buf.extend_from_slice(body);
         if let Err(e) = fault::write_all(&mut self.file, &buf) {
-            let rolled_back = self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)));
+            let rolled_back =
+                self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)));
             if rolled_back.is_err() {
                 self.poisoned = true;
             }

@@ -16,7 +16,7 @@ use crate::config::CollectionConfig;
 use crate::ops::{Op, Prepared};
 use crate::point::{NamedVectors, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
-use crate::store::Store;
+use crate::store::{Remap, Store};
 
 /// The most points one upsert, get or delete call may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -311,7 +311,7 @@ impl Collection {
         Ok(())
     }
 
-    fn remap(segment: &mut Segment, mapped: Vec<(String, Option<Arc<braid_storage::MappedVectors>>)>) {
+    fn remap(segment: &mut Segment, mapped: Remap) {
         for (name, map) in mapped {
             if let Some(space) = segment.spaces.get_mut(&name) {
                 space.rows.remap(map);
@@ -328,7 +328,11 @@ impl Collection {
                 .into_iter()
                 .map(|p| {
                     object(&p.payload)?;
-                    Ok(Prepared { id: p.id, vectors: segment.prepare_vectors(&p.vectors)?, payload: p.payload })
+                    Ok(Prepared {
+                        id: p.id,
+                        vectors: segment.prepare_vectors(&p.vectors)?,
+                        payload: p.payload,
+                    })
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
             Self::check_room(segment, prepared.len())?;

@@ -63,5 +63,5 @@ pub use collection::{
 pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, VectorParams};
 pub use database::Database;
 pub use error::Error;
-pub use store::{Durability, StorageOptions};
 pub use point::{NamedVectors, PointId, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
+pub use store::{Durability, StorageOptions};

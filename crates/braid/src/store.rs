@@ -93,6 +93,9 @@ struct Manifest {
     graphs: BTreeMap<String, String>,
 }
 
+/// Each space's vectors as mapped after a checkpoint, for the caller to swap in.
+pub(crate) type Remap = Vec<(String, Option<Arc<MappedVectors>>)>;
+
 /// The on-disk side of one collection. Owned by the collection's writer lock.
 pub(crate) struct Store {
     dir: PathBuf,
@@ -240,7 +243,7 @@ impl Store {
     /// new rows appended to the vector files, graphs and points written, a new empty
     /// log, the manifest switched. Returns each space's vectors mapped anew, for the
     /// caller to swap in. Readers of `segment` are not disturbed.
-    pub fn checkpoint(&mut self, segment: &Segment) -> Result<Vec<(String, Option<Arc<MappedVectors>>)>, Error> {
+    pub fn checkpoint(&mut self, segment: &Segment) -> Result<Remap, Error> {
         self.wal.sync()?;
         if !self.dirty {
             return Ok(Vec::new());
@@ -267,7 +270,7 @@ impl Store {
 
     /// Writes `segment`, a compacted rewrite of the collection, into new vector files
     /// (the next generation) and checkpoints it. Returns the new mappings.
-    pub fn rewrite(&mut self, segment: &Segment) -> Result<Vec<(String, Option<Arc<MappedVectors>>)>, Error> {
+    pub fn rewrite(&mut self, segment: &Segment) -> Result<Remap, Error> {
         self.wal.sync()?;
         let seq = self.next_seq - 1;
         let mut manifest = self.manifest.clone();
@@ -420,7 +423,8 @@ fn load_segment(
         if rows.len() != n || present.max().is_some_and(|m| m as usize >= n) {
             return Err(d.error(format!("space `{name}` has {} rows for {n} offsets", rows.len())).into());
         }
-        let graph_file = manifest.graphs.get(&name).ok_or_else(|| d.error(format!("no graph for `{name}`")))?;
+        let graph_file =
+            manifest.graphs.get(&name).ok_or_else(|| d.error(format!("no graph for `{name}`")))?;
         let graph_path = dir.join(graph_file);
         let graph_bytes = std::fs::read(&graph_path).at(&graph_path)?;
         let graph = Hnsw::from_bytes(&graph_bytes)

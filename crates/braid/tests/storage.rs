@@ -20,9 +20,10 @@ fn config() -> CollectionConfig {
 
 fn point(rng: &mut Rng, id: impl Into<PointId>, i: u64) -> PointStruct {
     let cat = ["a", "b", "c"][(i % 3) as usize];
-    let mut p =
-        PointStruct::new(id).vector("text", rng.vector(8)).payload(json!({"cat": cat, "n": i, "deep": {"k": i % 5}}));
-    if i % 4 != 0 {
+    let mut p = PointStruct::new(id)
+        .vector("text", rng.vector(8))
+        .payload(json!({"cat": cat, "n": i, "deep": {"k": i % 5}}));
+    if !i.is_multiple_of(4) {
         p = p.vector("image", rng.vector(4));
     }
     p
@@ -48,9 +49,11 @@ fn answers(db: &Database, name: &str) -> Vec<Vec<(PointId, f32)>> {
         let runs = vec![
             c.search(&SearchRequest::new("text", q.clone()).limit(10).params(exact)).unwrap(),
             c.search(&SearchRequest::new("text", q.clone()).limit(10)).unwrap(),
-            c.search(&SearchRequest::new("image", qi.clone()).limit(5).filter(
-                braid::Filter::must([field("cat").eq("b")]),
-            ))
+            c.search(
+                &SearchRequest::new("image", qi.clone())
+                    .limit(5)
+                    .filter(braid::Filter::must([field("cat").eq("b")])),
+            )
             .unwrap(),
             c.query(QueryRequest::fusion(
                 Fusion::rrf(),
@@ -69,7 +72,8 @@ fn history(db: &Database, name: &str, seed: u64) {
     let mut rng = Rng::new(seed);
     c.create_payload_index("cat", IndexKind::Keyword).unwrap();
     for batch in 0..4u64 {
-        let points: Vec<PointStruct> = (0..50).map(|i| point(&mut rng, batch * 50 + i, batch * 50 + i)).collect();
+        let points: Vec<PointStruct> =
+            (0..50).map(|i| point(&mut rng, batch * 50 + i, batch * 50 + i)).collect();
         c.upsert(points).unwrap();
     }
     c.upsert(vec![point(&mut rng, Uuid::from_u128(0xFEED), 7)]).unwrap();
@@ -223,7 +227,10 @@ fn damage_anywhere_is_a_typed_error_naming_the_file_or_loses_at_most_the_last_wr
                     let got = contents(&db, "c");
                     let name = file.file_name().unwrap().to_string_lossy().into_owned();
                     assert!(name.starts_with("wal-"), "{name}: byte {at} flipped and nothing noticed");
-                    assert!(got == states[states.len() - 1] || got == states[states.len() - 2], "{name}: byte {at}");
+                    assert!(
+                        got == states[states.len() - 1] || got == states[states.len() - 2],
+                        "{name}: byte {at}"
+                    );
                 }
             }
             std::fs::write(&file, &original).unwrap();
