@@ -77,7 +77,11 @@ impl Hnsw {
     /// The graph as bytes. Consistent when no insert or delete runs at the same time.
     pub fn to_bytes(&self) -> Vec<u8> {
         let m0 = self.config.m0();
-        let mut out = Vec::with_capacity(HEADER + self.capacity * (1 + 4 * (m0 + 1)) + 64);
+        // Slots past the last inserted node are empty: the bytes record the graph
+        // trimmed to them, and a graph read back grows again on its next insert.
+        let capacity =
+            self.levels.iter().rposition(|l| l.load(Ordering::Acquire) != ABSENT).map_or(0, |i| i + 1);
+        let mut out = Vec::with_capacity(HEADER + capacity * (1 + 4 * (m0 + 1)) + 64);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&[metric_code(self.metric), 0, 0, 0]);
@@ -85,18 +89,18 @@ impl Hnsw {
             out.extend_from_slice(&(v as u32).to_le_bytes());
         }
         out.extend_from_slice(&self.config.seed.to_le_bytes());
-        out.extend_from_slice(&(self.capacity as u32).to_le_bytes());
+        out.extend_from_slice(&(capacity as u32).to_le_bytes());
         out.extend_from_slice(&self.entry.load(Ordering::Acquire).to_le_bytes());
         out.extend_from_slice(&(self.len() as u32).to_le_bytes());
         out.extend_from_slice(&(self.deleted_len() as u32).to_le_bytes());
-        out.extend(self.levels.iter().map(|l| l.load(Ordering::Acquire)));
-        for word in self.deleted.iter() {
+        out.extend(self.levels[..capacity].iter().map(|l| l.load(Ordering::Acquire)));
+        for word in &self.deleted[..capacity.div_ceil(64)] {
             out.extend_from_slice(&word.load(Ordering::Acquire).to_le_bytes());
         }
-        for slot in self.layer0.iter() {
+        for slot in &self.layer0[..capacity * (m0 + 1)] {
             out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
         }
-        for cell in self.upper.iter() {
+        for cell in &self.upper[..capacity] {
             if let Some(block) = cell.get() {
                 for slot in block.iter() {
                     out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());

@@ -429,7 +429,7 @@ fn load_segment(
         let graph_bytes = std::fs::read(&graph_path).at(&graph_path)?;
         let graph = Hnsw::from_bytes(&graph_bytes)
             .map_err(|e| StorageError::corrupt(&graph_path, 0, format!("graph: {e}")))?;
-        if graph.dim() != params.size || graph.capacity() < n {
+        if graph.dim() != params.size || graph.capacity() > n {
             return Err(StorageError::corrupt(&graph_path, 0, "graph does not fit the space").into());
         }
         spaces.insert(name, SpaceData { params: *params, rows, present, graph });
