@@ -31,6 +31,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "the facade on 100k WordNet/MiniLM beside qdrant-edge and Chroma (makes the data and a venv under target/)",
     ),
     (
+        "storage",
+        "braid",
+        "storage",
+        "ingest 100k points (384-d + 512-d + payload) on disk, flush, reopen; vs in-memory ingest and a raw write",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",
