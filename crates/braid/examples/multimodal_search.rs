@@ -39,7 +39,10 @@ fn main() -> Result<(), Error> {
     let config = CollectionConfig::new()
         .vector("text", VectorParams::new(384, Distance::Cosine).hnsw(16, 200))
         .vector("image", VectorParams::new(512, Distance::Cosine).hnsw(32, 256));
-    let db = Database::in_memory();
+    // An embedded database in a directory of its own, fresh for every run.
+    let dir = std::env::temp_dir().join(format!("braid-multimodal-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Database::open(&dir)?;
     let products = db.get_or_create("products", config.clone())?;
     let again = db.get_or_create("products", config.clone())?;
     println!("  idempotent: the second call returns `{}`", again.name());
@@ -81,6 +84,18 @@ fn main() -> Result<(), Error> {
         started.elapsed().as_secs_f64(),
         products.vector_count("text")?,
         products.vector_count("image")?
+    );
+    // Flushed writes are durable: close everything and open the directory again.
+    drop((products, again, db));
+    let started = std::time::Instant::now();
+    let db = Database::open(&dir)?;
+    let products = db.collection("products")?;
+    println!(
+        "  closed and reopened {} in {:.0} ms: {} points, state {:?}",
+        dir.display(),
+        started.elapsed().as_secs_f64() * 1e3,
+        products.count(None)?,
+        products.state()
     );
 
     // The user's words, embedded into both spaces: topic 3.
@@ -288,6 +303,8 @@ fn main() -> Result<(), Error> {
     println!("  collections {:?}; exists: {}", db.list(), db.collection_exists("products"));
     db.delete_collection("products")?;
     println!("  after delete: exists {}", db.collection_exists("products"));
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -9,9 +9,12 @@ use braid::{
 use proptest::prelude::*;
 use serde_json::json;
 
+/// id, text vector, maybe an image vector, tag.
+type NewPoint = (u64, Vec<f32>, Option<Vec<f32>>, u8);
+
 #[derive(Clone, Debug)]
 enum Action {
-    Upsert(Vec<(u64, Vec<f32>, Option<Vec<f32>>, u8)>),
+    Upsert(Vec<NewPoint>),
     Delete(Vec<u64>),
     DeleteTag(u8),
     SetPayload(u8, i64),
