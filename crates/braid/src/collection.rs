@@ -487,11 +487,33 @@ impl Collection {
         }
     }
 
+    /// Compacts the collection when replaced or deleted point versions make up more
+    /// than `dead_share` of it (0.0: whenever there is one), else only flushes.
+    /// Returns what it dropped.
+    pub fn optimize_if(&self, dead_share: f64) -> Result<OptimizeReport, Error> {
+        let (dead, total) = {
+            let segment = self.inner.segment.read();
+            (segment.dead(), segment.offset_ids.len())
+        };
+        if dead > 0 && dead as f64 > dead_share * total as f64 {
+            self.compact()
+        } else {
+            self.flush()?;
+            Ok(OptimizeReport { dropped: 0, kept: total - dead })
+        }
+    }
+
+    /// [`Collection::optimize_if`] with a share of 0.2, Qdrant's default vacuum
+    /// threshold.
+    pub fn optimize(&self) -> Result<OptimizeReport, Error> {
+        self.optimize_if(0.2)
+    }
+
     /// Rewrites the collection without the versions of replaced and deleted points
     /// (their rows, graph nodes and offsets), with fresh graphs, then checkpoints it.
     /// Readers keep searching the old data until the new one is swapped in; writers
     /// wait. Returns what it dropped.
-    pub fn optimize(&self) -> Result<OptimizeReport, Error> {
+    pub fn compact(&self) -> Result<OptimizeReport, Error> {
         let mut store = self.inner.writer.lock();
         let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
         let (rebuilt, dropped) = {

@@ -38,7 +38,9 @@ struct DbManifest {
 }
 
 struct Disk {
-    _lock: DirLock,
+    /// Shared with every collection's store: the directory stays locked while any
+    /// handle to anything in it lives.
+    lock: Arc<DirLock>,
     dir: PathBuf,
     manifest: DbManifest,
     options: StorageOptions,
@@ -95,7 +97,7 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: StorageOptions) -> Result<Database, Error> {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).at(&dir)?;
-        let lock = DirLock::acquire(&dir)?;
+        let lock = Arc::new(DirLock::acquire(&dir)?);
         let manifest_path = dir.join(MANIFEST);
         let manifest = if manifest_path.exists() {
             let body = document::read(&manifest_path, MANIFEST_MAGIC, FORMAT_VERSION, "database manifest")?;
@@ -104,13 +106,13 @@ impl Database {
         } else {
             DbManifest::default()
         };
-        let disk = Disk { _lock: lock, dir: dir.clone(), manifest, options };
+        let disk = Disk { lock, dir: dir.clone(), manifest, options };
         if !manifest_path.exists() {
             disk.save()?;
         }
         let mut collections = BTreeMap::new();
         for (name, sub) in &disk.manifest.collections {
-            let (store, segment) = Store::open(&dir.join(sub), options)?;
+            let (store, segment) = Store::open(&dir.join(sub), options, disk.lock.clone())?;
             collections.insert(name.clone(), Collection::from_parts(name, segment, Some(store)));
         }
         // Directories of collections whose creation or deletion a crash interrupted.
@@ -137,7 +139,7 @@ impl Database {
                 let sub = format!("c-{:06}", disk.manifest.next);
                 let dir = disk.dir.join(&sub);
                 std::fs::create_dir(&dir).at(&dir)?;
-                let store = Store::create(&dir, &config, disk.options)?;
+                let store = Store::create(&dir, &config, disk.options, disk.lock.clone())?;
                 document::sync_dir(&disk.dir)?;
                 disk.manifest.next += 1;
                 disk.manifest.collections.insert(name.to_string(), sub);

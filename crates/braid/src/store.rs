@@ -24,7 +24,7 @@ use braid_filter::PayloadStore;
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
 use braid_storage::wal::Wal;
-use braid_storage::{IoContext, MappedVectors, Rows, StorageError, VectorFile, document};
+use braid_storage::{DirLock, IoContext, MappedVectors, Rows, StorageError, VectorFile, document};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +106,8 @@ pub(crate) struct Store {
     next_seq: u64,
     /// Operations logged since the last checkpoint, or graphs changed.
     dirty: bool,
+    /// The database directory's lock, held while this collection can write.
+    _lock: Arc<DirLock>,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,7 +138,12 @@ fn read_manifest(dir: &Path) -> Result<Manifest, StorageError> {
 
 impl Store {
     /// Creates the files of a new, empty collection in `dir` (which exists and is empty).
-    pub fn create(dir: &Path, config: &CollectionConfig, options: StorageOptions) -> Result<Store, Error> {
+    pub fn create(
+        dir: &Path,
+        config: &CollectionConfig,
+        options: StorageOptions,
+        lock: Arc<DirLock>,
+    ) -> Result<Store, Error> {
         let mut vectors = BTreeMap::new();
         let mut entries = BTreeMap::new();
         for (name, params) in &config.vectors {
@@ -156,12 +163,21 @@ impl Store {
         let wal = Wal::create(&dir.join(&manifest.wal))?;
         document::sync_dir(dir)?;
         write_manifest(dir, &manifest)?;
-        Ok(Store { dir: dir.to_path_buf(), manifest, wal, vectors, options, next_seq: 1, dirty: false })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            manifest,
+            wal,
+            vectors,
+            options,
+            next_seq: 1,
+            dirty: false,
+            _lock: lock,
+        })
     }
 
     /// Opens the collection in `dir`: maps the vectors, loads the last checkpoint and
     /// replays the log after it. Returns the store and the segment.
-    pub fn open(dir: &Path, options: StorageOptions) -> Result<(Store, Segment), Error> {
+    pub fn open(dir: &Path, options: StorageOptions, lock: Arc<DirLock>) -> Result<(Store, Segment), Error> {
         let manifest = read_manifest(dir)?;
         manifest.config.validate()?;
         let manifest_path = dir.join(MANIFEST);
@@ -193,8 +209,16 @@ impl Store {
             last = record.seq;
         }
         let dirty = last > manifest.seq;
-        let store =
-            Store { dir: dir.to_path_buf(), manifest, wal, vectors, options, next_seq: last + 1, dirty };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            manifest,
+            wal,
+            vectors,
+            options,
+            next_seq: last + 1,
+            dirty,
+            _lock: lock,
+        };
         store.sweep()?;
         Ok((store, segment))
     }

@@ -98,7 +98,7 @@ fn apply(db: &Database, step: &Step) {
         Step::DropText(id) => c.delete_vectors(vec![*id], &["text"]),
         Step::SetPayload(f, p) => c.set_payload(f.clone(), p.clone()),
         Step::Flush => c.flush(),
-        Step::Optimize => c.optimize().map(drop),
+        Step::Optimize => c.compact().map(drop),
     };
     result.expect("every step is valid");
 }

@@ -127,7 +127,12 @@ fn a_second_open_of_the_same_directory_is_refused_until_the_first_is_dropped() {
     let db = Database::open(dir.path()).unwrap();
     let err = Database::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Storage(StorageError::Locked { .. })), "{err}");
+    // A collection handle outliving its database keeps the directory locked: it can
+    // still write there.
+    let c = db.create_collection("c", config()).unwrap();
     drop(db);
+    assert!(matches!(Database::open(dir.path()), Err(Error::Storage(StorageError::Locked { .. }))));
+    drop(c);
     Database::open(dir.path()).unwrap();
 }
 
@@ -318,7 +323,9 @@ fn optimize_drops_dead_versions_and_keeps_every_answer_exact() {
         .unwrap()
     };
     let answer = exact(&c);
-    let report = c.optimize().unwrap();
+    // Under Qdrant's 20 % threshold there is nothing to vacuum yet: only a flush.
+    assert!(c.optimize_if(0.99).unwrap().dropped == 0);
+    let report = c.compact().unwrap();
     assert!(report.dropped > 0);
     assert_eq!(report.kept, before.len());
     assert_eq!(contents(&db, "c"), before);
@@ -358,4 +365,49 @@ fn crc32c(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn readers_keep_answering_while_the_collection_is_compacted() {
+    let dir = tmp();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection(
+            "big",
+            CollectionConfig::new().vector("v", VectorParams::new(16, Distance::Dot).hnsw(16, 100)),
+        )
+        .unwrap();
+    let mut rng = Rng::new(21);
+    for start in (0..20_000u64).step_by(5_000) {
+        c.upsert((start..start + 5_000).map(|i| PointStruct::new(i).vector("v", rng.vector(16))).collect())
+            .unwrap();
+    }
+    c.delete((0..5_000u64).map(PointId::from).collect::<Vec<_>>()).unwrap();
+    let q = rng.vector(16);
+    let expected = c
+        .search(
+            &SearchRequest::new("v", q.clone()).limit(5).params(SearchParams { hnsw_ef: None, exact: true }),
+        )
+        .unwrap();
+    std::thread::scope(|s| {
+        let compacting = s.spawn(|| c.compact().unwrap());
+        let mut answered_while_optimizing = 0;
+        while !compacting.is_finished() {
+            let state = c.state();
+            let got = c
+                .search(
+                    &SearchRequest::new("v", q.clone())
+                        .limit(5)
+                        .params(SearchParams { hnsw_ef: None, exact: true }),
+                )
+                .unwrap();
+            assert_eq!(got, expected);
+            if state == CollectionState::Optimizing && c.state() == CollectionState::Optimizing {
+                answered_while_optimizing += 1;
+            }
+        }
+        assert!(answered_while_optimizing > 0, "no search ran while the compaction did");
+        assert_eq!(compacting.join().unwrap().dropped, 5_000);
+    });
+    assert_eq!(c.count(None).unwrap(), 15_000);
 }

@@ -92,7 +92,7 @@ fn apply(db: &Database, action: &Action) {
         Action::Index => c.create_payload_index("tag", IndexKind::Keyword).unwrap(),
         Action::Flush => c.flush().unwrap(),
         Action::Optimize => {
-            c.optimize().unwrap();
+            c.optimize_if(0.1).unwrap();
         }
         Action::Reopen => {}
     }
