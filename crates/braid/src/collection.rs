@@ -509,6 +509,16 @@ impl Collection {
         self.optimize_if(0.2)
     }
 
+    /// Makes every acknowledged write durable by syncing the log only — cheaper than
+    /// [`Collection::flush`], which also writes a checkpoint so that reopening loads
+    /// rather than replays. In memory there is nothing to do.
+    pub fn sync(&self) -> Result<(), Error> {
+        match self.inner.writer.lock().as_mut() {
+            Some(store) => store.sync(),
+            None => Ok(()),
+        }
+    }
+
     /// Rewrites the collection without the versions of replaced and deleted points
     /// (their rows, graph nodes and offsets), with fresh graphs, then checkpoints it.
     /// Readers keep searching the old data until the new one is swapped in; writers

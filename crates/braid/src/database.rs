@@ -227,6 +227,12 @@ impl Database {
         Ok(true)
     }
 
+    /// Syncs every collection's log (see [`Collection::sync`]).
+    pub fn sync(&self) -> Result<(), Error> {
+        let collections: Vec<Collection> = self.catalog.read().collections.values().cloned().collect();
+        collections.iter().try_for_each(Collection::sync)
+    }
+
     /// Flushes every collection (see [`Collection::flush`]).
     pub fn flush(&self) -> Result<(), Error> {
         let collections: Vec<Collection> = self.catalog.read().collections.values().cloned().collect();

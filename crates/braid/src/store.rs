@@ -253,6 +253,11 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every logged write durable without a checkpoint (`fdatasync` of the log).
+    pub fn sync(&mut self) -> Result<(), Error> {
+        Ok(self.wal.sync()?)
+    }
+
     /// Does the log call for a checkpoint?
     pub fn wants_checkpoint(&self) -> bool {
         self.wal.len() > self.options.checkpoint_log_bytes

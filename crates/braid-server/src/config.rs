@@ -1,0 +1,64 @@
+//! Server settings: command line, then `BRAID_*` environment variables, then a TOML
+//! file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `braid serve` needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The database directory.
+    pub data: PathBuf,
+    /// REST address (default `127.0.0.1:6333`, Qdrant's port; loopback only).
+    pub http: SocketAddr,
+    /// gRPC address (default `127.0.0.1:6334`).
+    pub grpc: SocketAddr,
+    /// When set, every request must carry it (`api-key` header or `Authorization: Bearer`).
+    pub api_key: Option<String>,
+    /// The largest request body, in bytes (default 32 MiB, Qdrant's default).
+    pub max_body_bytes: usize,
+    /// Sync every write before acknowledging it (default: durable at flush).
+    pub sync_every_write: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for a database in `data`.
+    pub fn new(data: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data: data.into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 6333)),
+            grpc: SocketAddr::from(([127, 0, 0, 1], 6334)),
+            api_key: None,
+            max_body_bytes: 32 << 20,
+            sync_every_write: false,
+        }
+    }
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The database directory.
+    pub data: Option<PathBuf>,
+    /// REST address.
+    pub http: Option<SocketAddr>,
+    /// gRPC address.
+    pub grpc: Option<SocketAddr>,
+    /// API key.
+    pub api_key: Option<String>,
+    /// Body size limit in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Sync every write.
+    pub sync_every_write: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads `path`.
+    pub fn read(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,432 @@
+//! Qdrant's JSON shapes ⇄ the facade's types. Mapping only: every decision about what
+//! a request means is the facade's.
+
+use std::collections::BTreeMap;
+
+use braid::{
+    CollectionConfig, CollectionInfo, Distance, Filter, Fusion, HnswParams, IndexKind, NamedVectors, PointId,
+    PointStruct, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Record, ScoredPoint,
+    SearchParams, SearchRequest, VectorParams, WithPayload, WithVectors,
+};
+use serde_json::{Map, Value, json};
+
+use crate::ApiError;
+
+/// The name Qdrant gives the one unnamed vector of a collection.
+pub const DEFAULT_VECTOR: &str = "";
+
+fn bad(why: impl Into<String>) -> ApiError {
+    ApiError::bad_request(why.into())
+}
+
+fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    v.as_object().ok_or_else(|| bad(format!("{what} must be a JSON object")))
+}
+
+fn field<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    o.get(key).filter(|v| !v.is_null())
+}
+
+fn usize_field(o: &Map<String, Value>, key: &str) -> Result<Option<usize>, ApiError> {
+    match field(o, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| bad(format!("`{key}` must be a non-negative integer, got {v}"))),
+    }
+}
+
+fn f32_field(o: &Map<String, Value>, key: &str) -> Result<Option<f32>, ApiError> {
+    match field(o, key) {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(|x| Some(x as f32)).ok_or_else(|| bad(format!("`{key}` must be a number, got {v}"))),
+    }
+}
+
+fn string_list(v: &Value, what: &str) -> Result<Vec<String>, ApiError> {
+    let list = v.as_array().ok_or_else(|| bad(format!("{what} must be a list of strings")))?;
+    list.iter()
+        .map(|s| s.as_str().map(str::to_string).ok_or_else(|| bad(format!("{what} must be a list of strings"))))
+        .collect()
+}
+
+/// `"Cosine" | "Euclid" | "Dot" | "Manhattan"`.
+pub fn distance(v: &Value) -> Result<Distance, ApiError> {
+    match v.as_str() {
+        Some("Cosine") => Ok(Distance::Cosine),
+        Some("Euclid") => Ok(Distance::Euclid),
+        Some("Dot") => Ok(Distance::Dot),
+        Some("Manhattan") => Ok(Distance::Manhattan),
+        _ => Err(bad(format!("unknown distance {v}: use Cosine, Euclid, Dot or Manhattan"))),
+    }
+}
+
+pub fn distance_name(d: Distance) -> &'static str {
+    match d {
+        Distance::Cosine => "Cosine",
+        Distance::Euclid => "Euclid",
+        Distance::Dot => "Dot",
+        Distance::Manhattan => "Manhattan",
+    }
+}
+
+fn hnsw(v: Option<&Value>, base: HnswParams) -> Result<HnswParams, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(base) };
+    let o = object(v, "`hnsw_config`")?;
+    Ok(HnswParams {
+        m: usize_field(o, "m")?.unwrap_or(base.m),
+        ef_construct: usize_field(o, "ef_construct")?.unwrap_or(base.ef_construct),
+    })
+}
+
+fn vector_params(v: &Value, base: HnswParams) -> Result<VectorParams, ApiError> {
+    let o = object(v, "vector params")?;
+    let size = usize_field(o, "size")?.ok_or_else(|| bad("vector params need `size`"))?;
+    let distance = distance(field(o, "distance").ok_or_else(|| bad("vector params need `distance`"))?)?;
+    Ok(VectorParams { size, distance, hnsw: hnsw(o.get("hnsw_config"), base)? })
+}
+
+/// `PUT /collections/{name}` body: `vectors` is one `VectorParams` (the unnamed
+/// vector) or a map of named ones; a collection-level `hnsw_config` is the default of
+/// every space.
+pub fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
+    let o = object(body, "the request body")?;
+    let base = hnsw(o.get("hnsw_config"), HnswParams::default())?;
+    let vectors = field(o, "vectors").ok_or_else(|| bad("a collection needs `vectors`"))?;
+    let vo = object(vectors, "`vectors`")?;
+    let mut config = CollectionConfig::new();
+    if vo.contains_key("size") {
+        config = config.vector(DEFAULT_VECTOR, vector_params(vectors, base)?);
+    } else {
+        for (name, params) in vo {
+            config = config.vector(name, vector_params(params, base)?);
+        }
+    }
+    Ok(config)
+}
+
+pub fn point_id(v: &Value) -> Result<PointId, ApiError> {
+    braid::filter::parse_point_id(v, "id").map_err(|e| bad(e.to_string()))
+}
+
+fn ids(v: &Value) -> Result<Vec<PointId>, ApiError> {
+    v.as_array().ok_or_else(|| bad("`points` must be a list of ids"))?.iter().map(point_id).collect()
+}
+
+pub fn filter(v: Option<&Value>) -> Result<Option<Filter>, ApiError> {
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(v) => Filter::from_json(v).map(Some).map_err(|e| ApiError::from(braid::Error::from(e))),
+    }
+}
+
+fn dense(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
+    let list = v.as_array().ok_or_else(|| {
+        bad(format!("{what} must be a list of numbers (sparse and multi-vectors are not served)"))
+    })?;
+    list.iter()
+        .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| bad(format!("{what} must be a list of numbers, got {x}"))))
+        .collect()
+}
+
+/// A point's `vector`: a list (the unnamed vector) or a map of named lists.
+fn named_vectors(v: &Value) -> Result<NamedVectors, ApiError> {
+    match v {
+        Value::Array(_) => Ok([(DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?)].into()),
+        Value::Object(map) => map.iter().map(|(k, x)| Ok((k.clone(), dense(x, &format!("vector `{k}`"))?))).collect(),
+        _ => Err(bad("`vector` must be a list of numbers or a map of named vectors")),
+    }
+}
+
+fn payload(v: Option<&Value>) -> Value {
+    v.filter(|v| !v.is_null()).cloned().unwrap_or_else(|| Value::Object(Map::new()))
+}
+
+/// `PUT /points` body: `{"points": [...]}` or `{"batch": {"ids", "vectors", "payloads"}}`.
+pub fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
+    let o = object(body, "the request body")?;
+    if let Some(points) = field(o, "points") {
+        let list = points.as_array().ok_or_else(|| bad("`points` must be a list"))?;
+        return list
+            .iter()
+            .map(|p| {
+                let p = object(p, "a point")?;
+                let id = point_id(field(p, "id").ok_or_else(|| bad("a point needs an `id`"))?)?;
+                let vectors = match field(p, "vector").or_else(|| field(p, "vectors")) {
+                    Some(v) => named_vectors(v)?,
+                    None => NamedVectors::new(),
+                };
+                Ok(PointStruct { id, vectors, payload: payload(p.get("payload")) })
+            })
+            .collect();
+    }
+    let batch = object(field(o, "batch").ok_or_else(|| bad("the body needs `points` or `batch`"))?, "`batch`")?;
+    let ids = ids(field(batch, "ids").ok_or_else(|| bad("`batch` needs `ids`"))?)?;
+    let mut vectors: Vec<NamedVectors> = vec![NamedVectors::new(); ids.len()];
+    match field(batch, "vectors") {
+        Some(Value::Array(rows)) => {
+            if rows.len() != ids.len() {
+                return Err(bad(format!("{} ids but {} vectors", ids.len(), rows.len())));
+            }
+            for (slot, row) in vectors.iter_mut().zip(rows) {
+                slot.insert(DEFAULT_VECTOR.to_string(), dense(row, "a vector")?);
+            }
+        }
+        Some(Value::Object(named)) => {
+            for (name, rows) in named {
+                let rows = rows.as_array().ok_or_else(|| bad(format!("vectors `{name}` must be a list")))?;
+                if rows.len() != ids.len() {
+                    return Err(bad(format!("{} ids but {} `{name}` vectors", ids.len(), rows.len())));
+                }
+                for (slot, row) in vectors.iter_mut().zip(rows) {
+                    slot.insert(name.clone(), dense(row, &format!("vector `{name}`"))?);
+                }
+            }
+        }
+        None => {}
+        Some(_) => return Err(bad("`batch.vectors` must be a list or a map of lists")),
+    }
+    let payloads = match field(batch, "payloads") {
+        None => vec![Value::Object(Map::new()); ids.len()],
+        Some(Value::Array(p)) if p.len() == ids.len() => p.iter().map(|v| payload(Some(v))).collect(),
+        Some(_) => return Err(bad("`batch.payloads` must be a list as long as `ids`")),
+    };
+    Ok(ids
+        .into_iter()
+        .zip(vectors)
+        .zip(payloads)
+        .map(|((id, vectors), payload)| PointStruct { id, vectors, payload })
+        .collect())
+}
+
+/// `{"points": [ids]}` or `{"filter": {...}}`.
+pub fn selector(o: &Map<String, Value>) -> Result<PointsSelector, ApiError> {
+    if let Some(points) = field(o, "points") {
+        return Ok(PointsSelector::Ids(ids(points)?));
+    }
+    match filter(o.get("filter"))? {
+        Some(f) => Ok(PointsSelector::Filter(f)),
+        None => Err(bad("select points with `points` (ids) or `filter`")),
+    }
+}
+
+pub fn body_selector(body: &Value) -> Result<PointsSelector, ApiError> {
+    selector(object(body, "the request body")?)
+}
+
+pub fn with_payload(v: Option<&Value>, default: bool) -> Result<WithPayload, ApiError> {
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(default.into()),
+        Some(Value::Bool(b)) => Ok((*b).into()),
+        Some(v @ Value::Array(_)) => Ok(WithPayload::Include(string_list(v, "`with_payload`")?)),
+        Some(Value::Object(o)) => {
+            if let Some(keys) = field(o, "include") {
+                Ok(WithPayload::Include(string_list(keys, "`with_payload.include`")?))
+            } else if let Some(keys) = field(o, "exclude") {
+                Ok(WithPayload::Exclude(string_list(keys, "`with_payload.exclude`")?))
+            } else {
+                Err(bad("`with_payload` object needs `include` or `exclude`"))
+            }
+        }
+        Some(v) => Err(bad(format!("`with_payload` must be a bool, a list of keys or include/exclude, got {v}"))),
+    }
+}
+
+pub fn with_vectors(o: &Map<String, Value>) -> Result<WithVectors, ApiError> {
+    match field(o, "with_vector").or_else(|| field(o, "with_vectors")) {
+        None => Ok(WithVectors::None),
+        Some(Value::Bool(b)) => Ok((*b).into()),
+        Some(v @ Value::Array(_)) => Ok(WithVectors::Names(string_list(v, "`with_vector`")?)),
+        Some(v) => Err(bad(format!("`with_vector` must be a bool or a list of names, got {v}"))),
+    }
+}
+
+fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
+    let Some(p) = field(o, "params") else { return Ok(None) };
+    let p = object(p, "`params`")?;
+    let exact = match field(p, "exact") {
+        None => false,
+        Some(v) => v.as_bool().ok_or_else(|| bad("`params.exact` must be a bool"))?,
+    };
+    Ok(Some(SearchParams { hnsw_ef: usize_field(p, "hnsw_ef")?, exact }))
+}
+
+/// `POST /points/search` body.
+pub fn search(body: &Value) -> Result<SearchRequest, ApiError> {
+    let o = object(body, "a search")?;
+    let (using, vector) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
+        v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?),
+        Value::Object(named) => {
+            let name = field(named, "name").and_then(Value::as_str).ok_or_else(|| bad("a named vector needs `name`"))?;
+            (name.to_string(), dense(field(named, "vector").ok_or_else(|| bad("a named vector needs `vector`"))?, "`vector`")?)
+        }
+        _ => return Err(bad("`vector` must be a list or {\"name\", \"vector\"}")),
+    };
+    let using = field(o, "using").and_then(Value::as_str).map_or(using, str::to_string);
+    let mut request = SearchRequest::new(&using, vector)
+        .limit(usize_field(o, "limit")?.unwrap_or(10))
+        .offset(usize_field(o, "offset")?.unwrap_or(0))
+        .with_payload(with_payload(o.get("with_payload"), false)?)
+        .with_vectors(with_vectors(o)?);
+    request.filter = filter(o.get("filter"))?;
+    request.score_threshold = f32_field(o, "score_threshold")?;
+    request.params = params(o)?;
+    Ok(request)
+}
+
+fn fusion_name(v: &Value) -> Result<Fusion, ApiError> {
+    match v.as_str() {
+        Some("rrf") => Ok(Fusion::rrf()),
+        Some("dbsf") => Ok(Fusion::dbsf()),
+        _ => Err(bad(format!("unknown fusion {v}: use \"rrf\" or \"dbsf\""))),
+    }
+}
+
+/// A `query`: a vector, `{"nearest": v}`, `{"fusion": "rrf"|"dbsf"}` or
+/// `{"rrf": {"k", "weights"}}`.
+fn query(v: &Value) -> Result<Query, ApiError> {
+    match v {
+        Value::Array(_) => Ok(Query::Nearest(dense(v, "`query`")?)),
+        Value::Object(o) => {
+            if let Some(n) = field(o, "nearest") {
+                Ok(Query::Nearest(dense(n, "`query.nearest`")?))
+            } else if let Some(f) = field(o, "fusion") {
+                Ok(Query::Fusion(fusion_name(f)?))
+            } else if let Some(r) = field(o, "rrf") {
+                let r = object(r, "`rrf`")?;
+                let weights = match field(r, "weights") {
+                    None => None,
+                    Some(w) => Some(dense(w, "`rrf.weights`")?),
+                };
+                let k = usize_field(r, "k")?.unwrap_or(braid::fusion::qdrant::DEFAULT_RRF_K);
+                Ok(Query::Fusion(Fusion::Rrf { k, weights }))
+            } else {
+                Err(bad("this query kind is not served: use a vector, `nearest`, `fusion` or `rrf`"))
+            }
+        }
+        _ => Err(bad("queries by point id are not served; pass the vector")),
+    }
+}
+
+fn prefetches(v: Option<&Value>) -> Result<Vec<Prefetch>, ApiError> {
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(list)) => list.iter().map(prefetch).collect(),
+        Some(one) => Ok(vec![prefetch(one)?]),
+    }
+}
+
+fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
+    let o = object(v, "a prefetch")?;
+    Ok(Prefetch {
+        query: field(o, "query").map(query).transpose()?,
+        using: field(o, "using").and_then(Value::as_str).map(str::to_string),
+        filter: filter(o.get("filter"))?,
+        limit: usize_field(o, "limit")?,
+        params: params(o)?,
+        score_threshold: f32_field(o, "score_threshold")?,
+        prefetch: prefetches(o.get("prefetch"))?,
+    })
+}
+
+/// `POST /points/query` body.
+pub fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
+    let o = object(body, "a query")?;
+    let mut request = QueryRequest::fusion(Fusion::rrf(), prefetches(o.get("prefetch"))?);
+    request.query = field(o, "query").map(query).transpose()?;
+    request.using = field(o, "using").and_then(Value::as_str).map(str::to_string);
+    request.filter = filter(o.get("filter"))?;
+    request.params = params(o)?;
+    request.limit = usize_field(o, "limit")?.unwrap_or(10);
+    request.offset = usize_field(o, "offset")?.unwrap_or(0);
+    request.score_threshold = f32_field(o, "score_threshold")?;
+    Ok(QueryPoints {
+        request,
+        with_payload: with_payload(o.get("with_payload"), false)?,
+        with_vectors: with_vectors(o)?,
+    })
+}
+
+/// `"keyword"` or `{"type": "keyword", ...}`.
+pub fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
+    let name = match v {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => field(o, "type").and_then(Value::as_str).unwrap_or_default(),
+        _ => "",
+    };
+    match name {
+        "keyword" => Ok(IndexKind::Keyword),
+        "integer" => Ok(IndexKind::Integer),
+        "float" => Ok(IndexKind::Float),
+        "bool" => Ok(IndexKind::Bool),
+        "uuid" => Ok(IndexKind::Uuid),
+        "datetime" => Ok(IndexKind::Datetime),
+        _ => Err(bad(format!(
+            "field_schema {v} is not served: use keyword, integer, float, bool, uuid or datetime"
+        ))),
+    }
+}
+
+fn vectors_json(v: NamedVectors) -> Value {
+    if v.len() == 1 && v.contains_key(DEFAULT_VECTOR) {
+        return json!(v[DEFAULT_VECTOR]);
+    }
+    json!(v)
+}
+
+pub fn scored_json(p: ScoredPoint) -> Value {
+    json!({
+        "id": p.id,
+        "version": 0,
+        "score": p.score,
+        "payload": p.payload,
+        "vector": p.vectors.map(vectors_json),
+    })
+}
+
+pub fn record_json(r: Record) -> Value {
+    json!({"id": r.id, "payload": r.payload, "vector": r.vectors.map(vectors_json)})
+}
+
+fn params_json(p: &VectorParams) -> Value {
+    json!({"size": p.size, "distance": distance_name(p.distance),
+           "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct}})
+}
+
+/// `GET /collections/{name}`, in Qdrant's `CollectionInfo` shape. Settings Braid does
+/// not have (shards, replication, optimiser thresholds) are reported at the values
+/// that describe its behaviour: one shard, one replica, no quantisation.
+pub fn info_json(info: &CollectionInfo) -> Value {
+    let vectors: Value = if info.config.vectors.len() == 1 && info.config.vectors.contains_key(DEFAULT_VECTOR) {
+        params_json(&info.config.vectors[DEFAULT_VECTOR])
+    } else {
+        Value::Object(info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect())
+    };
+    let first = info.config.vectors.values().next().map(|p| p.hnsw).unwrap_or_default();
+    let schema: BTreeMap<&String, Value> = info
+        .payload_schema
+        .iter()
+        .map(|(k, kind)| (k, json!({"data_type": kind.name(), "params": {"type": kind.name()}, "points": info.points_count})))
+        .collect();
+    json!({
+        "status": info.status,
+        "optimizer_status": "ok",
+        "vectors_count": info.vectors_count.values().sum::<usize>(),
+        "indexed_vectors_count": info.indexed_vectors_count.values().sum::<usize>(),
+        "points_count": info.points_count,
+        "segments_count": 1,
+        "config": {
+            "params": {"vectors": vectors, "shard_number": 1, "replication_factor": 1,
+                       "write_consistency_factor": 1, "on_disk_payload": false},
+            "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": 10000,
+                            "max_indexing_threads": 0, "on_disk": false},
+            "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
+                                 "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,
+                                 "indexing_threshold": 0, "flush_interval_sec": 5, "max_optimization_threads": 0},
+            "wal_config": {"wal_capacity_mb": 256, "wal_segments_ahead": 0},
+            "quantization_config": null
+        },
+        "payload_schema": schema,
+    })
+}

@@ -1,0 +1,88 @@
+//! One error for both protocols: a status and Qdrant's message.
+
+use braid::Error;
+use braid::storage::StorageError;
+
+/// What a request failed with, as both protocols report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The kind of failure.
+    pub kind: ErrorKind,
+    /// The message for the client.
+    pub message: String,
+}
+
+/// The kinds of failure, each with its HTTP status and gRPC code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed or refused input (400 / INVALID_ARGUMENT).
+    BadRequest,
+    /// No such collection or point (404 / NOT_FOUND).
+    NotFound,
+    /// The collection exists with another configuration (409 / ALREADY_EXISTS).
+    Conflict,
+    /// No API key given (401 / UNAUTHENTICATED).
+    Unauthenticated,
+    /// A wrong API key (403 / PERMISSION_DENIED).
+    Forbidden,
+    /// A body over the size limit (413 / RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// The disk is full (507 / RESOURCE_EXHAUSTED).
+    StorageFull,
+    /// Anything else: an I/O error, damaged files (500 / INTERNAL).
+    Internal,
+}
+
+impl ApiError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: String) -> ApiError {
+        ApiError { kind: ErrorKind::BadRequest, message }
+    }
+
+    /// The HTTP status code.
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::StorageFull => 507,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    /// The gRPC status.
+    pub fn grpc_status(&self) -> tonic::Status {
+        use tonic::Code;
+        let code = match self.kind {
+            ErrorKind::BadRequest => Code::InvalidArgument,
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::Conflict => Code::AlreadyExists,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::Forbidden => Code::PermissionDenied,
+            ErrorKind::TooLarge | ErrorKind::StorageFull => Code::ResourceExhausted,
+            ErrorKind::Internal => Code::Internal,
+        };
+        tonic::Status::new(code, self.message.clone())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let kind = match &e {
+            Error::CollectionNotFound { .. } | Error::PointNotFound { .. } => ErrorKind::NotFound,
+            Error::CollectionConflict { .. } => ErrorKind::Conflict,
+            Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }) => ErrorKind::StorageFull,
+            Error::Storage(_) => ErrorKind::Internal,
+            _ => ErrorKind::BadRequest,
+        };
+        let message = match kind {
+            ErrorKind::NotFound => format!("Not found: {e}"),
+            ErrorKind::BadRequest => format!("Wrong input: {e}"),
+            _ => e.to_string(),
+        };
+        ApiError { kind, message }
+    }
+}

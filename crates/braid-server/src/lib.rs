@@ -1,0 +1,164 @@
+//! `braid serve`: a Braid database behind Qdrant's REST API (axum) and gRPC API (tonic),
+//! so that existing Qdrant clients work unchanged against it.
+//!
+//! Both protocols map requests onto the same [`braid::Database`]; no logic lives in the
+//! handlers beyond that mapping. `docs/server.md` lists what is served, call by call.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = braid_server::ServerConfig::new("/var/lib/braid");
+//! let server = braid_server::Server::start(config).await?;
+//! println!("REST on {}, gRPC on {}", server.http_addr(), server.grpc_addr());
+//! server.wait_for_signal().await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod convert;
+mod error;
+pub mod rest;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use braid::{Database, Durability, StorageOptions};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{FileConfig, ServerConfig};
+pub use error::{ApiError, ErrorKind};
+
+/// How often the server syncs every collection's log, so that acknowledged writes are
+/// durable within this interval even without `sync_every_write`.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks the API key, if one is configured. `header` looks a request header up by
+/// name. Accepts `api-key: K` and `Authorization: Bearer K`; compares in constant time.
+pub fn check_api_key(expected: Option<&str>, header: impl Fn(&str) -> Option<String>) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = expected else { return Ok(()) };
+    let given = header("api-key")
+        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string)));
+    match given {
+        None => Err(ApiError {
+            kind: ErrorKind::Unauthenticated,
+            message: "Must provide an API key or an Authorization bearer token".into(),
+        }),
+        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
+        Some(_) => Err(ApiError { kind: ErrorKind::Forbidden, message: "Invalid API key or JWT".into() }),
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    db: Database,
+    http: SocketAddr,
+    grpc: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), String>>>,
+}
+
+impl Server {
+    /// Opens the database and starts both listeners (port 0 picks a free port; see
+    /// [`Server::http_addr`]).
+    pub async fn start(config: ServerConfig) -> Result<Server, String> {
+        let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
+        let options = StorageOptions { durability, ..StorageOptions::default() };
+        let data = config.data.clone();
+        let db = tokio::task::spawn_blocking(move || Database::open_with(&data, options))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot open {}: {e}", config.data.display()))?;
+        let (shutdown, _) = watch::channel(false);
+        let state = rest::AppState {
+            db: db.clone(),
+            api_key: config.api_key.as_deref().map(Arc::from),
+            operations: Arc::new(AtomicU64::new(0)),
+        };
+        let http_listener =
+            tokio::net::TcpListener::bind(config.http).await.map_err(|e| format!("cannot bind {}: {e}", config.http))?;
+        let http = http_listener.local_addr().map_err(|e| e.to_string())?;
+        let grpc_listener =
+            tokio::net::TcpListener::bind(config.grpc).await.map_err(|e| format!("cannot bind {}: {e}", config.grpc))?;
+        let grpc = grpc_listener.local_addr().map_err(|e| e.to_string())?;
+
+        let mut tasks = Vec::new();
+        let app = rest::router(state.clone(), config.max_body_bytes);
+        let mut stop = shutdown.subscribe();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+                .map_err(|e| format!("REST server: {e}"))
+        }));
+        let mut stop = shutdown.subscribe();
+        tasks.push(tokio::spawn(grpc::serve(grpc_listener, state, config.max_body_bytes, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })));
+        let mut stop = shutdown.subscribe();
+        let syncing = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let db = syncing.clone();
+                        let _ = tokio::task::spawn_blocking(move || db.sync()).await;
+                    }
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+        }));
+        Ok(Server { db, http, grpc, shutdown, tasks })
+    }
+
+    /// Where REST listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// Where gRPC listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+    }
+
+    /// The database served.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Stops accepting requests, lets the ones in flight finish, then flushes every
+    /// collection (a checkpoint) so the next start loads rather than replays.
+    pub async fn shutdown(self) -> Result<(), String> {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            task.await.map_err(|e| e.to_string())??;
+        }
+        let db = self.db;
+        tokio::task::spawn_blocking(move || db.flush()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn wait_for_signal(self) -> Result<(), String> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| e.to_string())?;
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await.map_err(|e| e.to_string())?;
+        self.shutdown().await
+    }
+}
+
+mod grpc;

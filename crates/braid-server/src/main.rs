@@ -1,0 +1,89 @@
+//! The `braid` command: `braid serve --data DIR`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use braid_server::{FileConfig, Server, ServerConfig};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "braid", version, about = "Braid: a vector database for multi-model search")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve a database over Qdrant-compatible REST and gRPC.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write.
+    #[arg(long, env = "BRAID_CONFIG")]
+    config: Option<PathBuf>,
+    /// The database directory (created if missing).
+    #[arg(long, env = "BRAID_DATA")]
+    data: Option<PathBuf>,
+    /// REST address [default: 127.0.0.1:6333].
+    #[arg(long, env = "BRAID_HTTP")]
+    http: Option<SocketAddr>,
+    /// gRPC address [default: 127.0.0.1:6334].
+    #[arg(long, env = "BRAID_GRPC")]
+    grpc: Option<SocketAddr>,
+    /// Require this key on every request (`api-key` header or `Authorization: Bearer`).
+    #[arg(long, env = "BRAID_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The largest request body in bytes [default: 33554432].
+    #[arg(long, env = "BRAID_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Sync every write to disk before acknowledging it.
+    #[arg(long, env = "BRAID_SYNC_EVERY_WRITE")]
+    sync_every_write: bool,
+}
+
+/// Command line and `BRAID_*` variables (clap reads both) over the file over defaults.
+fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path)?,
+        None => FileConfig::default(),
+    };
+    let data = args.data.or(file.data).ok_or("a data directory is required: --data DIR (or BRAID_DATA)")?;
+    let mut config = ServerConfig::new(data);
+    if let Some(a) = args.http.or(file.http) {
+        config.http = a;
+    }
+    if let Some(a) = args.grpc.or(file.grpc) {
+        config.grpc = a;
+    }
+    config.api_key = args.api_key.or(file.api_key);
+    if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
+        config.max_body_bytes = n;
+    }
+    config.sync_every_write = args.sync_every_write || file.sync_every_write.unwrap_or(false);
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command;
+    let result = resolve(args).and_then(|config| {
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let server = Server::start(config).await?;
+            eprintln!("braid: REST on http://{}, gRPC on {}", server.http_addr(), server.grpc_addr());
+            server.wait_for_signal().await?;
+            eprintln!("braid: flushed and stopped");
+            Ok(())
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
