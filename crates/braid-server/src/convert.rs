@@ -40,14 +40,19 @@ fn usize_field(o: &Map<String, Value>, key: &str) -> Result<Option<usize>, ApiEr
 fn f32_field(o: &Map<String, Value>, key: &str) -> Result<Option<f32>, ApiError> {
     match field(o, key) {
         None => Ok(None),
-        Some(v) => v.as_f64().map(|x| Some(x as f32)).ok_or_else(|| bad(format!("`{key}` must be a number, got {v}"))),
+        Some(v) => v
+            .as_f64()
+            .map(|x| Some(x as f32))
+            .ok_or_else(|| bad(format!("`{key}` must be a number, got {v}"))),
     }
 }
 
 fn string_list(v: &Value, what: &str) -> Result<Vec<String>, ApiError> {
     let list = v.as_array().ok_or_else(|| bad(format!("{what} must be a list of strings")))?;
     list.iter()
-        .map(|s| s.as_str().map(str::to_string).ok_or_else(|| bad(format!("{what} must be a list of strings"))))
+        .map(|s| {
+            s.as_str().map(str::to_string).ok_or_else(|| bad(format!("{what} must be a list of strings")))
+        })
         .collect()
 }
 
@@ -126,7 +131,11 @@ fn dense(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
         bad(format!("{what} must be a list of numbers (sparse and multi-vectors are not served)"))
     })?;
     list.iter()
-        .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| bad(format!("{what} must be a list of numbers, got {x}"))))
+        .map(|x| {
+            x.as_f64()
+                .map(|x| x as f32)
+                .ok_or_else(|| bad(format!("{what} must be a list of numbers, got {x}")))
+        })
         .collect()
 }
 
@@ -134,7 +143,9 @@ fn dense(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
 fn named_vectors(v: &Value) -> Result<NamedVectors, ApiError> {
     match v {
         Value::Array(_) => Ok([(DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?)].into()),
-        Value::Object(map) => map.iter().map(|(k, x)| Ok((k.clone(), dense(x, &format!("vector `{k}`"))?))).collect(),
+        Value::Object(map) => {
+            map.iter().map(|(k, x)| Ok((k.clone(), dense(x, &format!("vector `{k}`"))?))).collect()
+        }
         _ => Err(bad("`vector` must be a list of numbers or a map of named vectors")),
     }
 }
@@ -161,7 +172,8 @@ pub fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
             })
             .collect();
     }
-    let batch = object(field(o, "batch").ok_or_else(|| bad("the body needs `points` or `batch`"))?, "`batch`")?;
+    let batch =
+        object(field(o, "batch").ok_or_else(|| bad("the body needs `points` or `batch`"))?, "`batch`")?;
     let ids = ids(field(batch, "ids").ok_or_else(|| bad("`batch` needs `ids`"))?)?;
     let mut vectors: Vec<NamedVectors> = vec![NamedVectors::new(); ids.len()];
     match field(batch, "vectors") {
@@ -229,7 +241,9 @@ pub fn with_payload(v: Option<&Value>, default: bool) -> Result<WithPayload, Api
                 Err(bad("`with_payload` object needs `include` or `exclude`"))
             }
         }
-        Some(v) => Err(bad(format!("`with_payload` must be a bool, a list of keys or include/exclude, got {v}"))),
+        Some(v) => {
+            Err(bad(format!("`with_payload` must be a bool, a list of keys or include/exclude, got {v}")))
+        }
     }
 }
 
@@ -258,8 +272,16 @@ pub fn search(body: &Value) -> Result<SearchRequest, ApiError> {
     let (using, vector) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
         v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?),
         Value::Object(named) => {
-            let name = field(named, "name").and_then(Value::as_str).ok_or_else(|| bad("a named vector needs `name`"))?;
-            (name.to_string(), dense(field(named, "vector").ok_or_else(|| bad("a named vector needs `vector`"))?, "`vector`")?)
+            let name = field(named, "name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("a named vector needs `name`"))?;
+            (
+                name.to_string(),
+                dense(
+                    field(named, "vector").ok_or_else(|| bad("a named vector needs `vector`"))?,
+                    "`vector`",
+                )?,
+            )
         }
         _ => return Err(bad("`vector` must be a list or {\"name\", \"vector\"}")),
     };
@@ -398,7 +420,8 @@ fn params_json(p: &VectorParams) -> Value {
 /// not have (shards, replication, optimiser thresholds) are reported at the values
 /// that describe its behaviour: one shard, one replica, no quantisation.
 pub fn info_json(info: &CollectionInfo) -> Value {
-    let vectors: Value = if info.config.vectors.len() == 1 && info.config.vectors.contains_key(DEFAULT_VECTOR) {
+    let vectors: Value = if info.config.vectors.len() == 1 && info.config.vectors.contains_key(DEFAULT_VECTOR)
+    {
         params_json(&info.config.vectors[DEFAULT_VECTOR])
     } else {
         Value::Object(info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect())

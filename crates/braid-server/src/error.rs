@@ -74,7 +74,9 @@ impl From<Error> for ApiError {
         let kind = match &e {
             Error::CollectionNotFound { .. } | Error::PointNotFound { .. } => ErrorKind::NotFound,
             Error::CollectionConflict { .. } => ErrorKind::Conflict,
-            Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }) => ErrorKind::StorageFull,
+            Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }) => {
+                ErrorKind::StorageFull
+            }
             Error::Storage(_) => ErrorKind::Internal,
             _ => ErrorKind::BadRequest,
         };

@@ -37,7 +37,9 @@ fn bad(why: impl Into<String>) -> Status {
 }
 
 /// Runs `f` on a blocking thread; the facade's calls are CPU-bound.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("the request failed: {e}")))?
 }
 
@@ -161,7 +163,10 @@ fn condition_json(c: &proto::Condition) -> Result<Json, Status> {
                 o.insert("range".into(), range_json(r.lt, r.gt, r.gte, r.lte));
             }
             if let Some(g) = &f.geo_bounding_box {
-                o.insert("geo_bounding_box".into(), json!({"top_left": geo(&g.top_left), "bottom_right": geo(&g.bottom_right)}));
+                o.insert(
+                    "geo_bounding_box".into(),
+                    json!({"top_left": geo(&g.top_left), "bottom_right": geo(&g.bottom_right)}),
+                );
             }
             if let Some(g) = &f.geo_radius {
                 o.insert("geo_radius".into(), json!({"center": geo(&g.center), "radius": g.radius}));
@@ -211,7 +216,10 @@ fn filter_json(f: &proto::Filter) -> Result<Json, Status> {
         o.insert("must_not".into(), conditions(&f.must_not)?);
     }
     if let Some(m) = &f.min_should {
-        o.insert("min_should".into(), json!({"conditions": conditions(&m.conditions)?, "min_count": m.min_count}));
+        o.insert(
+            "min_should".into(),
+            json!({"conditions": conditions(&m.conditions)?, "min_count": m.min_count}),
+        );
     }
     Ok(Json::Object(o))
 }
@@ -316,12 +324,24 @@ fn scored(p: ScoredPoint) -> proto::ScoredPoint {
 }
 
 fn retrieved(r: braid::Record) -> proto::RetrievedPoint {
-    proto::RetrievedPoint { id: Some(id_out(r.id)), payload: payload_out(r.payload), vectors: r.vectors.map(vectors_out) }
+    proto::RetrievedPoint {
+        id: Some(id_out(r.id)),
+        payload: payload_out(r.payload),
+        vectors: r.vectors.map(vectors_out),
+    }
 }
 
-fn updated(state: &AppState, wait: Option<bool>, started: Instant) -> Response<proto::PointsOperationResponse> {
+fn updated(
+    state: &AppState,
+    wait: Option<bool>,
+    started: Instant,
+) -> Response<proto::PointsOperationResponse> {
     let id = state.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let status = if wait.unwrap_or(false) { proto::UpdateStatus::Completed } else { proto::UpdateStatus::Acknowledged };
+    let status = if wait.unwrap_or(false) {
+        proto::UpdateStatus::Completed
+    } else {
+        proto::UpdateStatus::Acknowledged
+    };
     Response::new(proto::PointsOperationResponse {
         result: Some(proto::UpdateResult { operation_id: Some(id), status: status as i32 }),
         time: started.elapsed().as_secs_f64(),
@@ -380,7 +400,8 @@ fn prefetch(p: &proto::PrefetchQuery) -> Result<Prefetch, Status> {
 }
 
 fn query_points(q: &proto::QueryPoints) -> Result<QueryPoints, Status> {
-    let mut request = QueryRequest::fusion(Fusion::rrf(), q.prefetch.iter().map(prefetch).collect::<Result<_, _>>()?);
+    let mut request =
+        QueryRequest::fusion(Fusion::rrf(), q.prefetch.iter().map(prefetch).collect::<Result<_, _>>()?);
     request.query = query(q.query.as_ref())?;
     request.using = q.using.clone();
     request.filter = filter(q.filter.as_ref())?;
@@ -461,7 +482,10 @@ fn schema_type(kind: IndexKind) -> proto::PayloadSchemaType {
 
 #[tonic::async_trait]
 impl Collections for Service {
-    async fn get(&self, r: Request<proto::GetCollectionInfoRequest>) -> Reply<proto::GetCollectionInfoResponse> {
+    async fn get(
+        &self,
+        r: Request<proto::GetCollectionInfoRequest>,
+    ) -> Reply<proto::GetCollectionInfoResponse> {
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
         let info = blocking(move || Ok(collection(&db, &name)?.info())).await?;
         let vectors = &info.config.vectors;
@@ -496,7 +520,10 @@ impl Collections for Service {
                     default_segment_number: Some(1),
                     flush_interval_sec: Some(5),
                 }),
-                wal_config: Some(proto::WalConfigDiff { wal_capacity_mb: Some(256), wal_segments_ahead: Some(0) }),
+                wal_config: Some(proto::WalConfigDiff {
+                    wal_capacity_mb: Some(256),
+                    wal_segments_ahead: Some(0),
+                }),
             }),
             payload_schema: info
                 .payload_schema
@@ -512,14 +539,20 @@ impl Collections for Service {
             points_count: Some(info.points_count as u64),
             indexed_vectors_count: Some(info.indexed_vectors_count.values().sum::<usize>() as u64),
         };
-        Ok(Response::new(proto::GetCollectionInfoResponse { result: Some(result), time: started.elapsed().as_secs_f64() }))
+        Ok(Response::new(proto::GetCollectionInfoResponse {
+            result: Some(result),
+            time: started.elapsed().as_secs_f64(),
+        }))
     }
 
     async fn list(&self, _: Request<proto::ListCollectionsRequest>) -> Reply<proto::ListCollectionsResponse> {
         let started = Instant::now();
         let collections =
             self.0.db.list().into_iter().map(|name| proto::CollectionDescription { name }).collect();
-        Ok(Response::new(proto::ListCollectionsResponse { collections, time: started.elapsed().as_secs_f64() }))
+        Ok(Response::new(proto::ListCollectionsResponse {
+            collections,
+            time: started.elapsed().as_secs_f64(),
+        }))
     }
 
     async fn create(&self, r: Request<proto::CreateCollection>) -> Reply<proto::CollectionOperationResponse> {
@@ -530,7 +563,9 @@ impl Collections for Service {
         };
         let mut config = braid::CollectionConfig::new();
         match r.vectors_config.and_then(|v| v.config) {
-            Some(proto::vectors_config::Config::Params(p)) => config = config.vector(DEFAULT_VECTOR, params_in(&p, base)?),
+            Some(proto::vectors_config::Config::Params(p)) => {
+                config = config.vector(DEFAULT_VECTOR, params_in(&p, base)?)
+            }
             Some(proto::vectors_config::Config::ParamsMap(m)) => {
                 for (name, p) in &m.map {
                     config = config.vector(name, params_in(p, base)?);
@@ -540,13 +575,19 @@ impl Collections for Service {
         }
         let name = r.collection_name;
         blocking(move || db.create_collection(&name, config).map_err(err)).await?;
-        Ok(Response::new(proto::CollectionOperationResponse { result: true, time: started.elapsed().as_secs_f64() }))
+        Ok(Response::new(proto::CollectionOperationResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
     }
 
     async fn delete(&self, r: Request<proto::DeleteCollection>) -> Reply<proto::CollectionOperationResponse> {
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
         let result = blocking(move || db.delete_collection(&name).map_err(err)).await?;
-        Ok(Response::new(proto::CollectionOperationResponse { result, time: started.elapsed().as_secs_f64() }))
+        Ok(Response::new(proto::CollectionOperationResponse {
+            result,
+            time: started.elapsed().as_secs_f64(),
+        }))
     }
 
     async fn collection_exists(
@@ -602,14 +643,18 @@ impl Points for Service {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
         let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
-        let records = blocking(move || collection(&db, &r.collection_name)?.get(&ids, wp, wv).map_err(err)).await?;
+        let records =
+            blocking(move || collection(&db, &r.collection_name)?.get(&ids, wp, wv).map_err(err)).await?;
         Ok(Response::new(proto::GetResponse {
             result: records.into_iter().map(retrieved).collect(),
             time: started.elapsed().as_secs_f64(),
         }))
     }
 
-    async fn update_vectors(&self, r: Request<proto::UpdatePointVectors>) -> Reply<proto::PointsOperationResponse> {
+    async fn update_vectors(
+        &self,
+        r: Request<proto::UpdatePointVectors>,
+    ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         let updates = r
             .points
@@ -619,7 +664,10 @@ impl Points for Service {
         write(&self.0, r.collection_name, r.wait, move |c| c.update_vectors(updates).map_err(err)).await
     }
 
-    async fn delete_vectors(&self, r: Request<proto::DeletePointVectors>) -> Reply<proto::PointsOperationResponse> {
+    async fn delete_vectors(
+        &self,
+        r: Request<proto::DeletePointVectors>,
+    ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         let selector = selector(r.points_selector.as_ref())?;
         let names = r.vectors.map(|v| v.names).unwrap_or_default();
@@ -630,24 +678,37 @@ impl Points for Service {
         .await
     }
 
-    async fn set_payload(&self, r: Request<proto::SetPayloadPoints>) -> Reply<proto::PointsOperationResponse> {
+    async fn set_payload(
+        &self,
+        r: Request<proto::SetPayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         if r.key.is_some() {
             return Err(bad("set_payload with `key` is not served"));
         }
         let selector = selector(r.points_selector.as_ref())?;
         let payload = Json::Object(map_to_json(&r.payload));
-        write(&self.0, r.collection_name, r.wait, move |c| c.set_payload(selector, payload).map_err(err)).await
+        write(&self.0, r.collection_name, r.wait, move |c| c.set_payload(selector, payload).map_err(err))
+            .await
     }
 
-    async fn overwrite_payload(&self, r: Request<proto::SetPayloadPoints>) -> Reply<proto::PointsOperationResponse> {
+    async fn overwrite_payload(
+        &self,
+        r: Request<proto::SetPayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         let selector = selector(r.points_selector.as_ref())?;
         let payload = Json::Object(map_to_json(&r.payload));
-        write(&self.0, r.collection_name, r.wait, move |c| c.overwrite_payload(selector, payload).map_err(err)).await
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            c.overwrite_payload(selector, payload).map_err(err)
+        })
+        .await
     }
 
-    async fn delete_payload(&self, r: Request<proto::DeletePayloadPoints>) -> Reply<proto::PointsOperationResponse> {
+    async fn delete_payload(
+        &self,
+        r: Request<proto::DeletePayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         let selector = selector(r.points_selector.as_ref())?;
         let keys = r.keys;
@@ -658,7 +719,10 @@ impl Points for Service {
         .await
     }
 
-    async fn clear_payload(&self, r: Request<proto::ClearPayloadPoints>) -> Reply<proto::PointsOperationResponse> {
+    async fn clear_payload(
+        &self,
+        r: Request<proto::ClearPayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         let selector = selector(r.points.as_ref())?;
         write(&self.0, r.collection_name, r.wait, move |c| c.clear_payload(selector).map_err(err)).await
@@ -679,7 +743,8 @@ impl Points for Service {
             Some(other) => return Err(bad(format!("field type {other:?} is not served"))),
         };
         let field = r.field_name;
-        write(&self.0, r.collection_name, r.wait, move |c| c.create_payload_index(&field, kind).map_err(err)).await
+        write(&self.0, r.collection_name, r.wait, move |c| c.create_payload_index(&field, kind).map_err(err))
+            .await
     }
 
     async fn delete_field_index(
@@ -688,13 +753,17 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
         let field = r.field_name;
-        write(&self.0, r.collection_name, r.wait, move |c| c.delete_payload_index(&field).map(drop).map_err(err)).await
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            c.delete_payload_index(&field).map(drop).map_err(err)
+        })
+        .await
     }
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
         let request = search_request(&r)?;
-        let hits = blocking(move || collection(&db, &r.collection_name)?.search(&request).map_err(err)).await?;
+        let hits =
+            blocking(move || collection(&db, &r.collection_name)?.search(&request).map_err(err)).await?;
         Ok(Response::new(proto::SearchResponse {
             result: hits.into_iter().map(scored).collect(),
             time: started.elapsed().as_secs_f64(),
@@ -705,10 +774,13 @@ impl Points for Service {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
         let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
         let results =
-            blocking(move || collection(&db, &r.collection_name)?.search_batch(&requests).map_err(err)).await?;
+            blocking(move || collection(&db, &r.collection_name)?.search_batch(&requests).map_err(err))
+                .await?;
         let result = results
             .into_iter()
-            .map(|hits| Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() }))
+            .map(|hits| {
+                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
+            })
             .collect::<Result<_, Status>>()?;
         Ok(Response::new(proto::SearchBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -733,7 +805,9 @@ impl Points for Service {
     async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
-        let count = blocking(move || collection(&db, &r.collection_name)?.count(filter.as_ref()).map_err(err)).await?;
+        let count =
+            blocking(move || collection(&db, &r.collection_name)?.count(filter.as_ref()).map_err(err))
+                .await?;
         Ok(Response::new(proto::CountResponse {
             result: Some(proto::CountResult { count: count as u64 }),
             time: started.elapsed().as_secs_f64(),
@@ -757,7 +831,9 @@ impl Points for Service {
             blocking(move || collection(&db, &r.collection_name)?.query_batch(requests).map_err(err)).await?;
         let result = results
             .into_iter()
-            .map(|hits| Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() }))
+            .map(|hits| {
+                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
+            })
             .collect::<Result<_, Status>>()?;
         Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -803,4 +879,3 @@ fn tokio_stream_from(
 ) -> impl tokio_stream::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
     tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
-

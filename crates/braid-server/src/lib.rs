@@ -36,7 +36,10 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Checks the API key, if one is configured. `header` looks a request header up by
 /// name. Accepts `api-key: K` and `Authorization: Bearer K`; compares in constant time.
-pub fn check_api_key(expected: Option<&str>, header: impl Fn(&str) -> Option<String>) -> Result<(), ApiError> {
+pub fn check_api_key(
+    expected: Option<&str>,
+    header: impl Fn(&str) -> Option<String>,
+) -> Result<(), ApiError> {
     use subtle::ConstantTimeEq;
     let Some(expected) = expected else { return Ok(()) };
     let given = header("api-key")
@@ -78,11 +81,13 @@ impl Server {
             api_key: config.api_key.as_deref().map(Arc::from),
             operations: Arc::new(AtomicU64::new(0)),
         };
-        let http_listener =
-            tokio::net::TcpListener::bind(config.http).await.map_err(|e| format!("cannot bind {}: {e}", config.http))?;
+        let http_listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .map_err(|e| format!("cannot bind {}: {e}", config.http))?;
         let http = http_listener.local_addr().map_err(|e| e.to_string())?;
-        let grpc_listener =
-            tokio::net::TcpListener::bind(config.grpc).await.map_err(|e| format!("cannot bind {}: {e}", config.grpc))?;
+        let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
+            .await
+            .map_err(|e| format!("cannot bind {}: {e}", config.grpc))?;
         let grpc = grpc_listener.local_addr().map_err(|e| e.to_string())?;
 
         let mut tasks = Vec::new();
@@ -140,7 +145,10 @@ impl Server {
             task.await.map_err(|e| e.to_string())??;
         }
         let db = self.db;
-        tokio::task::spawn_blocking(move || db.flush()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.

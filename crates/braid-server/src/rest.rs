@@ -35,7 +35,7 @@ pub struct AppState {
 
 /// The version reported at `GET /`: the Qdrant API level this server follows (clients
 /// check it for compatibility); Braid's own version is `braid_version`.
-pub const QDRANT_API_VERSION: &str = "1.16.0";
+pub const QDRANT_API_VERSION: &str = "1.20.0";
 
 /// The router with every route, the API-key check and the body limit.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -107,7 +107,8 @@ fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("Format error in JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("Format error in JSON body: {e}")))
 }
 
 fn collection(db: &Database, name: &str) -> Result<Collection, ApiError> {
@@ -127,7 +128,12 @@ struct WaitQuery {
     wait: Option<bool>,
 }
 
-async fn authenticate(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Err(e) = crate::check_api_key(state.api_key.as_deref(), |name| {
         headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
     }) {
@@ -153,8 +159,10 @@ async fn not_found() -> Response {
 }
 
 async fn list_collections(State(s): State<AppState>) -> Response {
-    run(move || Ok(json!({"collections": s.db.list().into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()})))
-        .await
+    run(move || {
+        Ok(json!({"collections": s.db.list().into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
+    })
+    .await
 }
 
 async fn collection_info(State(s): State<AppState>, Path(name): Path<String>) -> Response {
@@ -190,9 +198,10 @@ async fn create_index(
 ) -> Response {
     run(move || {
         let body = body(bytes)?;
-        let field = body.get("field_name").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request("an index needs `field_name`".into())
-        })?;
+        let field = body
+            .get("field_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("an index needs `field_name`".into()))?;
         let kind = convert::index_kind(body.get("field_schema").unwrap_or(&Value::Null))?;
         collection(&s.db, &name)?.create_payload_index(field, kind)?;
         Ok(completed(&s, &wait))
@@ -258,10 +267,10 @@ async fn get_point(State(s): State<AppState>, Path((name, id)): Path<(String, St
             Err(_) => json!(id),
         };
         let id = convert::point_id(&id)?;
-        let record = collection(&s.db, &name)?
-            .get(&[id], true, true)?
-            .pop()
-            .ok_or(ApiError { kind: ErrorKind::NotFound, message: format!("Not found: no point with id {id}") })?;
+        let record = collection(&s.db, &name)?.get(&[id], true, true)?.pop().ok_or(ApiError {
+            kind: ErrorKind::NotFound,
+            message: format!("Not found: no point with id {id}"),
+        })?;
         Ok(convert::record_json(record))
     })
     .await
@@ -281,7 +290,11 @@ async fn delete_points(
     .await
 }
 
-async fn scroll(State(s): State<AppState>, Path(name): Path<String>, bytes: Result<Bytes, BytesRejection>) -> Response {
+async fn scroll(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
     run(move || {
         let body = body(bytes)?;
         let o = body.as_object().ok_or_else(|| ApiError::bad_request("the body must be an object".into()))?;
@@ -303,7 +316,11 @@ async fn scroll(State(s): State<AppState>, Path(name): Path<String>, bytes: Resu
     .await
 }
 
-async fn count(State(s): State<AppState>, Path(name): Path<String>, bytes: Result<Bytes, BytesRejection>) -> Response {
+async fn count(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
     run(move || {
         let body = body(bytes)?;
         let filter = convert::filter(body.get("filter"))?;
@@ -312,7 +329,11 @@ async fn count(State(s): State<AppState>, Path(name): Path<String>, bytes: Resul
     .await
 }
 
-async fn search(State(s): State<AppState>, Path(name): Path<String>, bytes: Result<Bytes, BytesRejection>) -> Response {
+async fn search(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
     run(move || {
         let request = convert::search(&body(bytes)?)?;
         let hits = collection(&s.db, &name)?.search(&request)?;
@@ -346,7 +367,11 @@ async fn search_batch(
     .await
 }
 
-async fn query(State(s): State<AppState>, Path(name): Path<String>, bytes: Result<Bytes, BytesRejection>) -> Response {
+async fn query(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
     run(move || {
         let request = convert::query_points(&body(bytes)?)?;
         let hits = collection(&s.db, &name)?.query(request)?;
@@ -361,8 +386,10 @@ async fn query_batch(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
     run(move || {
-        let requests =
-            list_of(&body(bytes)?, "searches")?.iter().map(convert::query_points).collect::<Result<Vec<_>, _>>()?;
+        let requests = list_of(&body(bytes)?, "searches")?
+            .iter()
+            .map(convert::query_points)
+            .collect::<Result<Vec<_>, _>>()?;
         let results = collection(&s.db, &name)?.query_batch(requests)?;
         results
             .into_iter()
@@ -399,7 +426,11 @@ async fn delete_vectors(
         let selector = convert::body_selector(&body)?;
         let names: Vec<String> = list_of(&body, "vector")?
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_request("`vector` must list names".into())))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad_request("`vector` must list names".into()))
+            })
             .collect::<Result<_, _>>()?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         collection(&s.db, &name)?.delete_vectors(selector, &names)?;
@@ -454,8 +485,13 @@ async fn delete_payload(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
     payload_write(s, name, wait, bytes, |c, sel, body| {
-        let keys: Vec<&str> =
-            body.get("keys").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let keys: Vec<&str> = body
+            .get("keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         c.delete_payload(sel, &keys)
     })
     .await

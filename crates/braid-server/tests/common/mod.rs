@@ -1,0 +1,65 @@
+//! A server on free ports over a temporary directory, and the tutorial's data.
+#![allow(dead_code)]
+
+use braid::{CollectionConfig, Distance, PointId, PointStruct, Uuid, VectorParams};
+use braid_server::{Server, ServerConfig};
+use braid_testkit::Rng;
+use serde_json::{Value, json};
+
+pub struct Running {
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start(api_key: Option<&str>, max_body_bytes: Option<usize>) -> Running {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(dir.path());
+    config.http = "127.0.0.1:0".parse().expect("addr");
+    config.grpc = "127.0.0.1:0".parse().expect("addr");
+    config.api_key = api_key.map(str::to_string);
+    if let Some(n) = max_body_bytes {
+        config.max_body_bytes = n;
+    }
+    let server = Server::start(config).await.expect("server starts");
+    Running { server, dir }
+}
+
+pub const TEXT: usize = 8;
+pub const IMAGE: usize = 6;
+
+pub fn config() -> CollectionConfig {
+    CollectionConfig::new()
+        .vector("text", VectorParams::new(TEXT, Distance::Cosine).hnsw(16, 200))
+        .vector("image", VectorParams::new(IMAGE, Distance::Cosine).hnsw(32, 256))
+}
+
+pub fn config_json() -> Value {
+    json!({"vectors": {
+        "text": {"size": TEXT, "distance": "Cosine", "hnsw_config": {"m": 16, "ef_construct": 200}},
+        "image": {"size": IMAGE, "distance": "Cosine", "hnsw_config": {"m": 32, "ef_construct": 256}},
+    }})
+}
+
+/// 300 products over 5 categories; every 10th id a UUID.
+pub fn products() -> Vec<PointStruct> {
+    let mut rng = Rng::new(0xB2A1D);
+    (0..300u64)
+        .map(|i| {
+            let id: PointId = if i % 10 == 9 { Uuid::from_u128(0xB4A1_0000 + i as u128).into() } else { i.into() };
+            let category = ["apparel", "shoes", "books", "toys", "garden"][(i % 5) as usize];
+            PointStruct::new(id)
+                .vector("text", rng.vector(TEXT))
+                .vector("image", rng.vector(IMAGE))
+                .payload(json!({"name": format!("product {i}"), "category": category, "price": (i * 7 % 300) as f64, "stock": {"n": i % 4}}))
+        })
+        .collect()
+}
+
+pub fn point_json(p: &PointStruct) -> Value {
+    json!({"id": p.id, "vector": p.vectors, "payload": p.payload})
+}
+
+pub fn query_vectors(seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    (rng.vector(TEXT), rng.vector(IMAGE))
+}
