@@ -1,0 +1,465 @@
+//! The tutorial through gRPC with the official Rust `qdrant-client` against `braid
+//! serve`, compared with the embedded facade on the same data.
+
+mod common;
+
+use std::collections::HashMap;
+
+use braid::{
+    Database, Filter, Fusion as LocalFusion, IndexKind, PointId, Prefetch, QueryRequest,
+    SearchParams as LocalParams, SearchRequest, field,
+};
+use qdrant_client::qdrant::{
+    self as q, Condition, CountPoints, CreateCollection, CreateFieldIndexCollection, DeletePointVectors,
+    DeletePoints, FieldType, GetPoints, PointStruct, PointVectors, PointsIdsList, PointsSelector,
+    PrefetchQuery, Query, QueryBatchPoints, QueryPoints, ScrollPoints, SearchBatchPoints, SearchParams,
+    SearchPoints, SetPayloadPoints, UpdatePointVectors, UpsertPoints, VectorParams, VectorParamsMap,
+    VectorsConfig, WithPayloadSelector, WithVectorsSelector, points_selector::PointsSelectorOneOf,
+};
+use qdrant_client::{Payload, Qdrant};
+use serde_json::json;
+
+use common::*;
+
+const EXACT: LocalParams = LocalParams { hnsw_ef: None, exact: true };
+
+fn exact() -> Option<SearchParams> {
+    Some(SearchParams { exact: Some(true), ..Default::default() })
+}
+
+fn id_of(id: &Option<q::PointId>) -> PointId {
+    match id.as_ref().and_then(|i| i.point_id_options.clone()) {
+        Some(q::point_id::PointIdOptions::Num(n)) => PointId::Num(n),
+        Some(q::point_id::PointIdOptions::Uuid(u)) => PointId::Uuid(u.parse().expect("uuid")),
+        None => panic!("a point without an id"),
+    }
+}
+
+fn grpc_id(id: PointId) -> q::PointId {
+    match id {
+        PointId::Num(n) => n.into(),
+        PointId::Uuid(u) => u.hyphenated().to_string().into(),
+    }
+}
+
+fn hits(points: &[q::ScoredPoint]) -> Vec<(PointId, f32)> {
+    points.iter().map(|p| (id_of(&p.id), p.score)).collect()
+}
+
+fn local(points: Vec<braid::ScoredPoint>) -> Vec<(PointId, f32)> {
+    points.into_iter().map(|p| (p.id, p.score)).collect()
+}
+
+fn ids(list: &[u64]) -> Option<PointsSelector> {
+    Some(PointsSelector {
+        points_selector_one_of: Some(PointsSelectorOneOf::Points(PointsIdsList {
+            ids: list.iter().map(|&i| i.into()).collect(),
+        })),
+    })
+}
+
+fn nearest(v: &[f32], using: &str, limit: u64) -> PrefetchQuery {
+    PrefetchQuery {
+        query: Some(Query::new_nearest(v.to_vec())),
+        using: Some(using.into()),
+        limit: Some(limit),
+        params: exact(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_rust_client_walks_the_tutorial() {
+    let running = start(None, None).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .expect("client");
+    let embedded = Database::in_memory();
+    let products = embedded.create_collection("products", config()).expect("config");
+    let name = "products".to_string();
+
+    let health = client.health_check().await.expect("health");
+    assert!(health.title.contains("braid"));
+
+    // 1. create with named vectors and per-space HNSW settings.
+    let params = |size: u64, m: u64, ef: u64| VectorParams {
+        size,
+        distance: q::Distance::Cosine.into(),
+        hnsw_config: Some(q::HnswConfigDiff { m: Some(m), ef_construct: Some(ef), ..Default::default() }),
+        ..Default::default()
+    };
+    let vectors_config = VectorsConfig {
+        config: Some(q::vectors_config::Config::ParamsMap(VectorParamsMap {
+            map: [
+                ("text".to_string(), params(TEXT as u64, 16, 200)),
+                ("image".to_string(), params(IMAGE as u64, 32, 256)),
+            ]
+            .into(),
+        })),
+    };
+    client
+        .create_collection(CreateCollection {
+            collection_name: name.clone(),
+            vectors_config: Some(vectors_config.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let again = client
+        .create_collection(CreateCollection {
+            collection_name: name.clone(),
+            vectors_config: Some(vectors_config),
+            ..Default::default()
+        })
+        .await;
+    assert!(again.is_err(), "a second create is refused");
+
+    // 2. upsert in batches.
+    let data = common::products();
+    for batch in data.chunks(100) {
+        let points: Vec<PointStruct> = batch
+            .iter()
+            .map(|p| {
+                let vectors: HashMap<String, Vec<f32>> = p.vectors.clone().into_iter().collect();
+                let payload: Payload = p.payload.clone().try_into().expect("object payload");
+                PointStruct::new(grpc_id(p.id), vectors, payload)
+            })
+            .collect();
+        client
+            .upsert_points(UpsertPoints {
+                collection_name: name.clone(),
+                wait: Some(true),
+                points,
+                ..Default::default()
+            })
+            .await
+            .expect("upsert");
+        products.upsert(batch.to_vec()).expect("valid");
+    }
+    client
+        .create_field_index(CreateFieldIndexCollection {
+            collection_name: name.clone(),
+            wait: Some(true),
+            field_name: "category".into(),
+            field_type: Some(FieldType::Keyword.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("index");
+    products.create_payload_index("category", IndexKind::Keyword).expect("index");
+    let info = client.collection_info(&name).await.expect("info").result.expect("info");
+    assert_eq!(info.points_count, Some(300));
+
+    // 3. search one space.
+    let (tq, iq) = query_vectors(11);
+    let got = client
+        .search_points(SearchPoints {
+            collection_name: name.clone(),
+            vector: tq.clone(),
+            vector_name: Some("text".into()),
+            limit: 5,
+            offset: Some(1),
+            score_threshold: Some(0.05),
+            params: exact(),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let want = products
+        .search(
+            &SearchRequest::new("text", tq.clone()).limit(5).offset(1).score_threshold(0.05).params(EXACT),
+        )
+        .expect("search");
+    assert_eq!(hits(&got.result), local(want));
+
+    // 4–5. prefetch + RRF / DBSF with a top-level filter.
+    let apparel = q::Filter::must([Condition::matches("category", "apparel".to_string())]);
+    for (fusion, local_fusion) in
+        [(q::Fusion::Rrf, LocalFusion::rrf()), (q::Fusion::Dbsf, LocalFusion::dbsf())]
+    {
+        let got = client
+            .query(QueryPoints {
+                collection_name: name.clone(),
+                prefetch: vec![nearest(&tq, "text", 20), nearest(&iq, "image", 20)],
+                query: Some(Query::new_fusion(fusion)),
+                filter: Some(apparel.clone()),
+                limit: Some(10),
+                with_payload: Some(WithPayloadSelector::from(true)),
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want = products
+            .query(
+                QueryRequest::fusion(
+                    local_fusion,
+                    vec![
+                        Prefetch::nearest("text", tq.clone(), 20).params(EXACT),
+                        Prefetch::nearest("image", iq.clone(), 20).params(EXACT),
+                    ],
+                )
+                .filter(Filter::must([field("category").eq("apparel")])),
+            )
+            .expect("query");
+        assert_eq!(hits(&got.result), local(want));
+        for p in &got.result {
+            assert_eq!(
+                p.payload.get("category").and_then(|v| v.as_str()).map(String::as_str),
+                Some("apparel")
+            );
+        }
+    }
+
+    // 7. batches.
+    let got = client
+        .search_batch_points(SearchBatchPoints {
+            collection_name: name.clone(),
+            search_points: vec![
+                SearchPoints {
+                    collection_name: name.clone(),
+                    vector: tq.clone(),
+                    vector_name: Some("text".into()),
+                    limit: 3,
+                    params: exact(),
+                    ..Default::default()
+                },
+                SearchPoints {
+                    collection_name: name.clone(),
+                    vector: iq.clone(),
+                    vector_name: Some("image".into()),
+                    limit: 3,
+                    params: exact(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("batch");
+    let want = products
+        .search_batch(&[
+            SearchRequest::new("text", tq.clone()).limit(3).params(EXACT),
+            SearchRequest::new("image", iq.clone()).limit(3).params(EXACT),
+        ])
+        .expect("batch");
+    for (g, w) in got.result.iter().zip(want) {
+        assert_eq!(hits(&g.result), local(w.expect("ok")));
+    }
+    let got = client
+        .query_batch(QueryBatchPoints {
+            collection_name: name.clone(),
+            query_points: vec![QueryPoints {
+                collection_name: name.clone(),
+                prefetch: vec![nearest(&tq, "text", 20), nearest(&iq, "image", 20)],
+                query: Some(Query::new_fusion(q::Fusion::Rrf)),
+                limit: Some(5),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("query batch");
+    let want = products
+        .query(
+            QueryRequest::fusion(
+                LocalFusion::rrf(),
+                vec![
+                    Prefetch::nearest("text", tq.clone(), 20).params(EXACT),
+                    Prefetch::nearest("image", iq.clone(), 20).params(EXACT),
+                ],
+            )
+            .limit(5),
+        )
+        .expect("query");
+    assert_eq!(hits(&got.result[0].result), local(want));
+
+    // 8–9. selectors, update_vectors, delete_vectors, payload ops.
+    client
+        .update_vectors(UpdatePointVectors {
+            collection_name: name.clone(),
+            wait: Some(true),
+            points: vec![PointVectors {
+                id: Some(4u64.into()),
+                vectors: Some(HashMap::from([("image".to_string(), vec![0.5f32; IMAGE])]).into()),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("update vectors");
+    products
+        .update_vectors(vec![(4u64.into(), [("image".to_string(), vec![0.5f32; IMAGE])].into())])
+        .expect("update");
+    client
+        .delete_vectors(DeletePointVectors {
+            collection_name: name.clone(),
+            wait: Some(true),
+            points_selector: ids(&[5]),
+            vectors: Some(q::VectorsSelector { names: vec!["text".into()] }),
+            ..Default::default()
+        })
+        .await
+        .expect("delete vectors");
+    products.delete_vectors(vec![PointId::from(5u64)], &["text"]).expect("delete vectors");
+    let sale: Payload = json!({"sale": true}).try_into().expect("object");
+    client
+        .set_payload(SetPayloadPoints {
+            collection_name: name.clone(),
+            wait: Some(true),
+            payload: sale.into(),
+            points_selector: Some(PointsSelector {
+                points_selector_one_of: Some(PointsSelectorOneOf::Filter(q::Filter::must([
+                    Condition::matches("category", "toys".to_string()),
+                ]))),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("set payload");
+    products.set_payload(Filter::must([field("category").eq("toys")]), json!({"sale": true})).expect("set");
+    client
+        .delete_payload(q::DeletePayloadPoints {
+            collection_name: name.clone(),
+            wait: Some(true),
+            keys: vec!["stock".into()],
+            points_selector: ids(&[7]),
+            ..Default::default()
+        })
+        .await
+        .expect("delete payload");
+    products.delete_payload(vec![PointId::from(7u64)], &["stock"]).expect("delete payload");
+    client
+        .clear_payload(q::ClearPayloadPoints {
+            collection_name: name.clone(),
+            wait: Some(true),
+            points: ids(&[8]),
+            ..Default::default()
+        })
+        .await
+        .expect("clear");
+    products.clear_payload(vec![PointId::from(8u64)]).expect("clear");
+
+    let got = client
+        .get_points(GetPoints {
+            collection_name: name.clone(),
+            ids: vec![4u64.into(), 5u64.into(), 7u64.into()],
+            with_payload: Some(true.into()),
+            with_vectors: Some(WithVectorsSelector::from(true)),
+            ..Default::default()
+        })
+        .await
+        .expect("get");
+    let want = products.get(&[4u64.into(), 5u64.into(), 7u64.into()], true, true).expect("get");
+    assert_eq!(got.result.len(), want.len());
+    for (g, w) in got.result.iter().zip(&want) {
+        assert_eq!(id_of(&g.id), w.id);
+        let payload: serde_json::Value = Payload::from(g.payload.clone()).into();
+        assert_eq!(Some(payload), w.payload);
+        let vectors = g.vectors.clone().expect("vectors");
+        let Some(q::vectors_output::VectorsOptions::Vectors(named)) = vectors.vectors_options else {
+            panic!("named vectors")
+        };
+        let named: braid::NamedVectors = named
+            .vectors
+            .into_iter()
+            .map(|(k, v)| match v.vector {
+                Some(q::vector_output::Vector::Dense(d)) => (k, d.data),
+                other => panic!("dense expected, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(Some(named), w.vectors);
+    }
+
+    // 10. nested prefetch re-ranked by text.
+    let got = client
+        .query(QueryPoints {
+            collection_name: name.clone(),
+            prefetch: vec![PrefetchQuery {
+                prefetch: vec![nearest(&tq, "text", 20), nearest(&iq, "image", 20)],
+                query: Some(Query::new_fusion(q::Fusion::Rrf)),
+                limit: Some(15),
+                ..Default::default()
+            }],
+            query: Some(Query::new_nearest(tq.clone())),
+            using: Some("text".into()),
+            limit: Some(10),
+            ..Default::default()
+        })
+        .await
+        .expect("nested");
+    let want = products
+        .query(
+            QueryRequest::rescore(
+                "text",
+                tq.clone(),
+                vec![Prefetch::fusion(
+                    LocalFusion::rrf(),
+                    vec![
+                        Prefetch::nearest("text", tq.clone(), 20).params(EXACT),
+                        Prefetch::nearest("image", iq.clone(), 20).params(EXACT),
+                    ],
+                    15,
+                )],
+            )
+            .limit(10),
+        )
+        .expect("query");
+    assert_eq!(hits(&got.result), local(want));
+
+    // 12. scroll, count, delete, list, exists, delete collection.
+    let shoes = q::Filter::must([Condition::matches("category", "shoes".to_string())]);
+    let page = client
+        .scroll(ScrollPoints {
+            collection_name: name.clone(),
+            filter: Some(shoes.clone()),
+            limit: Some(4),
+            ..Default::default()
+        })
+        .await
+        .expect("scroll");
+    let (want, next) = products
+        .scroll(Some(&Filter::must([field("category").eq("shoes")])), 4, None, true, false)
+        .expect("scroll");
+    assert_eq!(
+        page.result.iter().map(|r| id_of(&r.id)).collect::<Vec<_>>(),
+        want.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    assert_eq!(page.next_page_offset.map(|o| id_of(&Some(o))), next);
+    let count = client
+        .count(CountPoints {
+            collection_name: name.clone(),
+            filter: Some(shoes),
+            exact: Some(true),
+            ..Default::default()
+        })
+        .await
+        .expect("count");
+    assert_eq!(
+        count.result.expect("count").count as usize,
+        products.count(Some(&Filter::must([field("category").eq("shoes")]))).expect("count")
+    );
+    client
+        .delete_points(DeletePoints {
+            collection_name: name.clone(),
+            wait: Some(true),
+            points: ids(&[0, 1]),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    products.delete(vec![PointId::from(0u64), 1u64.into()]).expect("delete");
+    let all = client
+        .count(CountPoints { collection_name: name.clone(), ..Default::default() })
+        .await
+        .expect("count");
+    assert_eq!(all.result.expect("count").count as usize, products.count(None).expect("count"));
+
+    let list = client.list_collections().await.expect("list");
+    assert_eq!(list.collections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["products"]);
+    assert!(client.collection_exists(&name).await.expect("exists"));
+    client.delete_collection(&name).await.expect("delete collection");
+    assert!(!client.collection_exists(&name).await.expect("exists"));
+    let missing = client.collection_info("nope").await.expect_err("unknown collection");
+    assert!(missing.to_string().contains("nope"), "{missing}");
+    running.server.shutdown().await.expect("shutdown");
+}
