@@ -1,0 +1,143 @@
+//! Bad requests get the right status and Qdrant's error body while valid traffic runs
+//! alongside; the server keeps serving. Both protocols check the API key.
+
+mod common;
+
+use qdrant_client::Qdrant;
+use qdrant_client::qdrant::SearchPoints;
+use serde_json::{Value, json};
+
+use common::*;
+
+const KEY: &str = "s3cret-key";
+
+/// What, method, URL, API key, body, expected status, words the error must contain.
+type Case = (&'static str, reqwest::Method, String, Option<&'static str>, Option<Vec<u8>>, u16, &'static str);
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    key: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let mut request = client.request(method, url).header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("api-key", key);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
+    let running = start(Some(KEY), Some(64 * 1024)).await;
+    let base = format!("http://{}", running.server.http_addr());
+    let client = reqwest::Client::new();
+    let put = reqwest::Method::PUT;
+    let post = reqwest::Method::POST;
+    let (status, _) = send(
+        &client,
+        put.clone(),
+        format!("{base}/collections/p"),
+        Some(KEY),
+        Some(config_json().to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let points = json!({"points": products().iter().take(100).map(point_json).collect::<Vec<_>>()});
+    let (status, body) = send(
+        &client,
+        put.clone(),
+        format!("{base}/collections/p/points?wait=true"),
+        Some(KEY),
+        Some(points.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (tq, _) = query_vectors(3);
+    let good = json!({"vector": {"name": "text", "vector": tq}, "limit": 3}).to_string().into_bytes();
+    let search = format!("{base}/collections/p/points/search");
+    let huge = vec![b' '; 100 * 1024];
+    let cases: Vec<Case> = vec![
+        ("malformed JSON", post.clone(), search.clone(), Some(KEY), Some(b"{\"vector\": [1,".to_vec()), 400, "JSON"),
+        ("wrong type", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": "abc"}"#.to_vec()), 400, "vector"),
+        ("wrong dimension", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1, 2]}}"#.to_vec()), 400, "dimension"),
+        ("unknown vector", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "audio", "vector": [1]}}"#.to_vec()), 400, "audio"),
+        ("malformed filter", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "filter": {"must": [{"key": 5}]}}"#.to_vec()), 400, "filter"),
+        ("unknown collection", post.clone(), format!("{base}/collections/nope/points/search"), Some(KEY), Some(good.clone()), 404, "nope"),
+        ("oversized body", post.clone(), search.clone(), Some(KEY), Some(huge), 413, "too large"),
+        ("missing API key", post.clone(), search.clone(), None, Some(good.clone()), 401, "API key"),
+        ("wrong API key", post.clone(), search.clone(), Some("nope"), Some(good.clone()), 403, "Invalid API key"),
+        ("limit 0", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "limit": 0}"#.to_vec()), 400, "limit"),
+        ("negative offset", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "offset": -1}"#.to_vec()), 400, "offset"),
+        ("unknown fusion", post.clone(), format!("{base}/collections/p/points/query"), Some(KEY), Some(br#"{"prefetch": [], "query": {"fusion": "magic"}}"#.to_vec()), 400, "fusion"),
+        ("bad distance", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Hamming"}}"#.to_vec()), 400, "distance"),
+        ("payload not an object", post.clone(), format!("{base}/collections/p/points/payload"), Some(KEY), Some(br#"{"payload": [1], "points": [1]}"#.to_vec()), 400, "object"),
+        ("NaN-free: string id", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": "not-a-uuid", "vector": {"text": [1,0,0,0,0,0,0,0]}}]}"#.to_vec()), 400, "id"),
+        ("unknown path", reqwest::Method::GET, format!("{base}/nowhere"), Some(KEY), None, 404, "Not found"),
+    ];
+
+    // Valid searches run throughout; every one must succeed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background = {
+        let (client, search, good, stop) = (client.clone(), search.clone(), good.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut served = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, body) =
+                    send(&client, reqwest::Method::POST, search.clone(), Some(KEY), Some(good.clone())).await;
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(body["result"].as_array().map(Vec::len), Some(3));
+                served += 1;
+            }
+            served
+        })
+    };
+    let mut pending = Vec::new();
+    for round in 0..3 {
+        for (what, method, url, key, body, status, words) in cases.clone() {
+            let client = client.clone();
+            pending.push(tokio::spawn(async move {
+                let (got, body) = send(&client, method, url, key, body).await;
+                assert_eq!(got, status, "{what} (round {round}): {body}");
+                let message = body["status"]["error"].as_str().unwrap_or_default().to_lowercase();
+                assert!(message.contains(&words.to_lowercase()), "{what}: `{message}` lacks `{words}`");
+                assert!(body["time"].is_number(), "{what}: no time in {body}");
+            }));
+        }
+    }
+    for p in pending {
+        p.await.expect("case");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let served = background.await.expect("background traffic");
+    assert!(served > 0);
+
+    // gRPC: no key, wrong key, right key.
+    let url = format!("http://{}", running.server.grpc_addr());
+    let request = || SearchPoints {
+        collection_name: "p".into(),
+        vector: tq.clone(),
+        vector_name: Some("text".into()),
+        limit: 3,
+        ..Default::default()
+    };
+    let none = Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
+    let err = none.search_points(request()).await.expect_err("no key");
+    assert!(err.to_string().contains("API key"), "{err}");
+    let wrong = Qdrant::from_url(&url).api_key("nope").skip_compatibility_check().build().expect("client");
+    assert!(wrong.search_points(request()).await.is_err());
+    let right = Qdrant::from_url(&url).api_key(KEY).skip_compatibility_check().build().expect("client");
+    assert_eq!(right.search_points(request()).await.expect("search").result.len(), 3);
+    let bad_dim = SearchPoints { vector: vec![1.0, 2.0], ..request() };
+    let err = right.search_points(bad_dim).await.expect_err("wrong dimension");
+    assert!(err.to_string().contains("dimension"), "{err}");
+    running.server.shutdown().await.expect("shutdown");
+}
