@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod compat;
 mod fuzz;
 
 const USAGE: &str = "\
@@ -20,6 +21,8 @@ tasks:
   proptest [--cases N]       every test with many proptest cases (default 4096)
   fuzz <target> [--time S]   run a cargo-fuzz target for S seconds (default 60);
                              installs cargo-fuzz and uses the nightly toolchain
+  compat                     the Python qdrant-client walks the tutorial against
+                             braid serve over REST and gRPC (venv under target/; needs PyPI)
   crash [--trials N] [--seed S]
                              kill -9 a writing child process N times (default 100)
                              and check every recovery (`ci` runs 10)
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Some("proptest") => proptest(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
+        Some("compat") => compat::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

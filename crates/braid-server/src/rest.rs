@@ -142,12 +142,11 @@ async fn authenticate(
     next.run(request).await
 }
 
+/// Qdrant answers `GET /` without the envelope; clients read `version` from it.
 async fn root() -> Response {
-    envelope(
-        Ok(json!({"title": "braid - a vector database with Qdrant's API", "version": QDRANT_API_VERSION,
-                  "braid_version": env!("CARGO_PKG_VERSION")})),
-        Instant::now(),
-    )
+    axum::Json(json!({"title": "braid - a vector database with Qdrant's API", "version": QDRANT_API_VERSION,
+                      "braid_version": env!("CARGO_PKG_VERSION")}))
+    .into_response()
 }
 
 async fn health() -> &'static str {
