@@ -37,6 +37,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "ingest 100k points (384-d + 512-d + payload) on disk, flush, reopen; vs in-memory ingest and a raw write",
     ),
     (
+        "server",
+        "braid-server",
+        "server",
+        "search QPS and p50/p99 over REST and gRPC at 1, 8, 64 connections vs the embedded facade, 100k points",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",

@@ -17,7 +17,7 @@ tasks:
   ci                         fmt check, clippy -D warnings, every test and doctest
                              (proptests with a short case count)
   bench <name> [-- args]     run a benchmark; names: distance, filter, hnsw, query,
-                             database, storage
+                             database, storage, server
   proptest [--cases N]       every test with many proptest cases (default 4096)
   fuzz <target> [--time S]   run a cargo-fuzz target for S seconds (default 60);
                              installs cargo-fuzz and uses the nightly toolchain

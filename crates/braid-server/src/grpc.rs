@@ -874,8 +874,12 @@ pub async fn serve(
         .map_err(|e| format!("gRPC server: {e}"))
 }
 
+/// Accepted connections with Nagle's algorithm off: small request/response pairs
+/// must not wait for delayed ACKs (tens of ms).
 fn tokio_stream_from(
     listener: tokio::net::TcpListener,
 ) -> impl tokio_stream::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    use tokio_stream::StreamExt;
     tokio_stream::wrappers::TcpListenerStream::new(listener)
+        .map(|s| s.and_then(|s| s.set_nodelay(true).map(|()| s)))
 }

@@ -94,6 +94,11 @@ impl Server {
         let app = rest::router(state.clone(), config.max_body_bytes);
         let mut stop = shutdown.subscribe();
         tasks.push(tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // Nagle off, as for gRPC: no delayed-ACK stalls on small responses.
+            let http_listener = http_listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(http_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;

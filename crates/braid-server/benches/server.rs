@@ -1,0 +1,201 @@
+//! `cargo xtask bench server`: search throughput and p50/p99 latency through REST and
+//! gRPC at 1, 8 and 64 concurrent connections, beside the same searches through the
+//! embedded facade in the same run. n = 100,000 384-d Cosine points by default
+//! (`-- --n N`); under `cargo test` (no `--bench`) 2,000 points and a few queries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use braid::{CollectionConfig, Distance, PointStruct, SearchRequest, VectorParams};
+use braid_server::{Server, ServerConfig};
+use braid_testkit::Rng;
+use qdrant_client::Qdrant;
+use qdrant_client::qdrant::SearchPoints;
+use serde_json::json;
+
+const DIM: usize = 384;
+
+struct Run {
+    qps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn summarise(mut latencies: Vec<Duration>, wall: Duration) -> Run {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Run { qps: latencies.len() as f64 / wall.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let n: usize = args
+        .iter()
+        .position(|a| a == "--n")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if bench { 100_000 } else { 2_000 });
+    let per_config = if bench { 4_000 } else { 64 };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run(n, per_config));
+}
+
+async fn run(n: usize, per_config: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(dir.path());
+    config.http = "127.0.0.1:0".parse().expect("addr");
+    config.grpc = "127.0.0.1:0".parse().expect("addr");
+    let server = Server::start(config).await.expect("server");
+    let db = server.database().clone();
+    let collection = db
+        .create_collection(
+            "bench",
+            CollectionConfig::new().vector("text", VectorParams::new(DIM, Distance::Cosine)),
+        )
+        .expect("collection");
+    let topics: Vec<Vec<f32>> = {
+        let mut rng = Rng::new(1);
+        (0..100).map(|_| rng.vector(DIM)).collect()
+    };
+    let t = Instant::now();
+    let c = collection.clone();
+    let centres = topics.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut rng = Rng::new(2);
+        for start in (0..n).step_by(2_000) {
+            let batch: Vec<PointStruct> = (start..(start + 2_000).min(n))
+                .map(|i| PointStruct::new(i as u64).vector("text", rng.around(&centres[i % 100], 0.6)))
+                .collect();
+            c.upsert(batch).expect("upsert");
+        }
+    })
+    .await
+    .expect("ingest");
+    println!(
+        "server bench: {n} points, {DIM}-d Cosine, ingested in {:.1} s; limit 10, default ef",
+        t.elapsed().as_secs_f64()
+    );
+    let queries: Arc<Vec<Vec<f32>>> = Arc::new({
+        let mut rng = Rng::new(3);
+        (0..1_000).map(|q| rng.around(&topics[q % 100], 0.4)).collect()
+    });
+
+    let http = format!("http://{}/collections/bench/points/search", server.http_addr());
+    let grpc = format!("http://{}", server.grpc_addr());
+    println!();
+    println!(
+        "| connections | embedded QPS | REST QPS (ratio) | gRPC QPS (ratio) | embedded p50 / p99 µs | REST p50 / p99 µs | gRPC p50 / p99 µs |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for conns in [1usize, 8, 64] {
+        let each = per_config.div_ceil(conns);
+
+        // Embedded: one OS thread per "connection".
+        let start = Instant::now();
+        let handles: Vec<_> = (0..conns)
+            .map(|w| {
+                let (c, qs) = (collection.clone(), queries.clone());
+                std::thread::spawn(move || {
+                    (0..each)
+                        .map(|i| {
+                            let q = &qs[(w * each + i) % qs.len()];
+                            let t = Instant::now();
+                            let hits =
+                                c.search(&SearchRequest::new("text", q.clone()).limit(10)).expect("search");
+                            assert_eq!(hits.len(), 10);
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let lat: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("worker")).collect();
+        let embedded = summarise(lat, start.elapsed());
+
+        // REST: one HTTP client (connection) per task.
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..conns)
+            .map(|w| {
+                let (url, qs) = (http.clone(), queries.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let mut lat = Vec::with_capacity(each);
+                    for i in 0..each {
+                        let q = &qs[(w * each + i) % qs.len()];
+                        let t = Instant::now();
+                        let body = json!({"vector": {"name": "text", "vector": q}, "limit": 10});
+                        let r: serde_json::Value = client
+                            .post(&url)
+                            .json(&body)
+                            .send()
+                            .await
+                            .expect("send")
+                            .json()
+                            .await
+                            .expect("json");
+                        assert_eq!(r["result"].as_array().map(Vec::len), Some(10));
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.expect("task"));
+        }
+        let rest = summarise(lat, start.elapsed());
+
+        // gRPC: one official client (channel) per task.
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..conns)
+            .map(|w| {
+                let (url, qs) = (grpc.clone(), queries.clone());
+                tokio::spawn(async move {
+                    let client = Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
+                    let mut lat = Vec::with_capacity(each);
+                    for i in 0..each {
+                        let q = &qs[(w * each + i) % qs.len()];
+                        let t = Instant::now();
+                        let r = client
+                            .search_points(SearchPoints {
+                                collection_name: "bench".into(),
+                                vector: q.clone(),
+                                vector_name: Some("text".into()),
+                                limit: 10,
+                                ..Default::default()
+                            })
+                            .await
+                            .expect("search");
+                        assert_eq!(r.result.len(), 10);
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.expect("task"));
+        }
+        let grpc_run = summarise(lat, start.elapsed());
+
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "| {conns} | {:.0} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            embedded.qps,
+            rest.qps,
+            rest.qps / embedded.qps,
+            grpc_run.qps,
+            grpc_run.qps / embedded.qps,
+            us(embedded.p50),
+            us(embedded.p99),
+            us(rest.p50),
+            us(rest.p99),
+            us(grpc_run.p50),
+            us(grpc_run.p99)
+        );
+    }
+    server.shutdown().await.expect("shutdown");
+}
