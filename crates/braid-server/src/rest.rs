@@ -4,14 +4,16 @@
 //! `{"status": {"error": "…"}, "time": s}` with the matching HTTP status. Handlers
 //! parse, call the facade on a blocking thread, and format; nothing else.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use axum::RequestPartsExt;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -96,7 +98,7 @@ async fn run(f: impl FnOnce() -> Result<Value, ApiError> + Send + 'static) -> Re
     envelope(result, started)
 }
 
-fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+fn parse_body(bytes: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let bytes = bytes.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError { kind: ErrorKind::TooLarge, message: format!("Payload too large: {e}") }
@@ -113,14 +115,6 @@ fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
 
 fn collection(db: &Database, name: &str) -> Result<Collection, ApiError> {
     Ok(db.collection(name)?)
-}
-
-fn completed(state: &AppState, wait: &WaitQuery) -> Value {
-    let id = state.operations.fetch_add(1, Ordering::Relaxed);
-    // Writes are applied before the response in both cases; `wait=false` is answered
-    // as Qdrant answers it.
-    let status = if wait.wait.unwrap_or(false) { "completed" } else { "acknowledged" };
-    json!({"operation_id": id, "status": status})
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -157,188 +151,69 @@ async fn not_found() -> Response {
     error_response(ApiError { kind: ErrorKind::NotFound, message: "Not found: no such path".into() })
 }
 
-async fn list_collections(State(s): State<AppState>) -> Response {
-    run(move || {
-        Ok(json!({"collections": s.db.list().into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
-    })
-    .await
+/// One request to a collection: the state, the collection name from the path, the
+/// `wait` parameter and the body (parsed lazily, so that a bad body is reported by the
+/// handler in the envelope). Every collection handler takes this and nothing else.
+struct Call {
+    state: AppState,
+    name: String,
+    wait: bool,
+    body: Result<Value, ApiError>,
+    path_id: Option<String>,
 }
 
-async fn collection_info(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    run(move || Ok(convert::info_json(&collection(&s.db, &name)?.info()))).await
+impl FromRequest<AppState> for Call {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Path(params) = parts
+            .extract::<Path<HashMap<String, String>>>()
+            .await
+            .map_err(|e| error_response(ApiError::bad_request(format!("bad path: {e}"))))?;
+        let Query(wait) = parts
+            .extract::<Query<WaitQuery>>()
+            .await
+            .map_err(|e| error_response(ApiError::bad_request(format!("bad query string: {e}"))))?;
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        Ok(Call {
+            state: state.clone(),
+            name: params.get("name").cloned().unwrap_or_default(),
+            wait: wait.wait.unwrap_or(false),
+            body: parse_body(bytes),
+            path_id: params.get("id").or_else(|| params.get("field")).cloned(),
+        })
+    }
 }
 
-async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    run(move || Ok(json!({"exists": s.db.collection_exists(&name)}))).await
+impl Call {
+    /// Runs `f` with the collection and the body; answers with what it returns.
+    async fn read(
+        self,
+        f: impl FnOnce(&Collection, &Value) -> Result<Value, ApiError> + Send + 'static,
+    ) -> Response {
+        run(move || f(&collection(&self.state.db, &self.name)?, &self.body?)).await
+    }
+
+    /// Runs the write `f`; answers with an `UpdateResult`.
+    async fn write(
+        self,
+        f: impl FnOnce(&Collection, &Value) -> Result<(), ApiError> + Send + 'static,
+    ) -> Response {
+        run(move || {
+            f(&collection(&self.state.db, &self.name)?, &self.body?)?;
+            let id = self.state.operations.fetch_add(1, Ordering::Relaxed);
+            // Writes are applied before the response either way; `wait=false` is
+            // answered as Qdrant answers it.
+            let status = if self.wait { "completed" } else { "acknowledged" };
+            Ok(json!({"operation_id": id, "status": status}))
+        })
+        .await
+    }
 }
 
-async fn create_collection(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let config = convert::collection_config(&body(bytes)?)?;
-        s.db.create_collection(&name, config)?;
-        Ok(json!(true))
-    })
-    .await
-}
-
-async fn delete_collection(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    run(move || Ok(json!(s.db.delete_collection(&name)?))).await
-}
-
-async fn create_index(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let body = body(bytes)?;
-        let field = body
-            .get("field_name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request("an index needs `field_name`".into()))?;
-        let kind = convert::index_kind(body.get("field_schema").unwrap_or(&Value::Null))?;
-        collection(&s.db, &name)?.create_payload_index(field, kind)?;
-        Ok(completed(&s, &wait))
-    })
-    .await
-}
-
-async fn delete_index(
-    State(s): State<AppState>,
-    Path((name, field)): Path<(String, String)>,
-    Query(wait): Query<WaitQuery>,
-) -> Response {
-    run(move || {
-        collection(&s.db, &name)?.delete_payload_index(&field)?;
-        Ok(completed(&s, &wait))
-    })
-    .await
-}
-
-async fn upsert(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let points = convert::upsert(&body(bytes)?)?;
-        collection(&s.db, &name)?.upsert(points)?;
-        Ok(completed(&s, &wait))
-    })
-    .await
-}
-
-async fn get_points(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let body = body(bytes)?;
-        let o = body.as_object().ok_or_else(|| ApiError::bad_request("the body must be an object".into()))?;
-        let ids = o
-            .get("ids")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::bad_request("`ids` must be a list".into()))?
-            .iter()
-            .map(convert::point_id)
-            .collect::<Result<Vec<_>, _>>()?;
-        let records = collection(&s.db, &name)?.get(
-            &ids,
-            convert::with_payload(o.get("with_payload"), true)?,
-            convert::with_vectors(o)?,
-        )?;
-        Ok(Value::Array(records.into_iter().map(convert::record_json).collect()))
-    })
-    .await
-}
-
-async fn get_point(State(s): State<AppState>, Path((name, id)): Path<(String, String)>) -> Response {
-    run(move || {
-        let id = match id.parse::<u64>() {
-            Ok(n) => json!(n),
-            Err(_) => json!(id),
-        };
-        let id = convert::point_id(&id)?;
-        let record = collection(&s.db, &name)?.get(&[id], true, true)?.pop().ok_or(ApiError {
-            kind: ErrorKind::NotFound,
-            message: format!("Not found: no point with id {id}"),
-        })?;
-        Ok(convert::record_json(record))
-    })
-    .await
-}
-
-async fn delete_points(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let selector = convert::body_selector(&body(bytes)?)?;
-        collection(&s.db, &name)?.delete(selector)?;
-        Ok(completed(&s, &wait))
-    })
-    .await
-}
-
-async fn scroll(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let body = body(bytes)?;
-        let o = body.as_object().ok_or_else(|| ApiError::bad_request("the body must be an object".into()))?;
-        let filter = convert::filter(o.get("filter"))?;
-        let limit = match o.get("limit").filter(|v| !v.is_null()) {
-            None => 10,
-            Some(v) => v.as_u64().ok_or_else(|| ApiError::bad_request("`limit` must be a number".into()))? as usize,
-        };
-        let offset = o.get("offset").filter(|v| !v.is_null()).map(convert::point_id).transpose()?;
-        let (records, next) = collection(&s.db, &name)?.scroll(
-            filter.as_ref(),
-            limit,
-            offset,
-            convert::with_payload(o.get("with_payload"), true)?,
-            convert::with_vectors(o)?,
-        )?;
-        Ok(json!({"points": records.into_iter().map(convert::record_json).collect::<Vec<_>>(), "next_page_offset": next}))
-    })
-    .await
-}
-
-async fn count(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let body = body(bytes)?;
-        let filter = convert::filter(body.get("filter"))?;
-        Ok(json!({"count": collection(&s.db, &name)?.count(filter.as_ref())?}))
-    })
-    .await
-}
-
-async fn search(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let request = convert::search(&body(bytes)?)?;
-        let hits = collection(&s.db, &name)?.search(&request)?;
-        Ok(Value::Array(hits.into_iter().map(convert::scored_json).collect()))
-    })
-    .await
+fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
+    body.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object".into()))
 }
 
 fn list_of(body: &Value, key: &str) -> Result<Vec<Value>, ApiError> {
@@ -348,159 +223,189 @@ fn list_of(body: &Value, key: &str) -> Result<Vec<Value>, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be a list")))
 }
 
-async fn search_batch(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
+fn strings(body: &Value, key: &str) -> Result<Vec<String>, ApiError> {
+    list_of(body, key)?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::bad_request(format!("`{key}` must list strings")))
+        })
+        .collect()
+}
+
+fn scored_list(hits: Vec<braid::ScoredPoint>) -> Value {
+    Value::Array(hits.into_iter().map(convert::scored_json).collect())
+}
+
+async fn list_collections(State(s): State<AppState>) -> Response {
     run(move || {
+        Ok(json!({"collections": s.db.list().into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
+    })
+    .await
+}
+
+async fn collection_info(call: Call) -> Response {
+    call.read(|c, _| Ok(convert::info_json(&c.info()))).await
+}
+
+async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    run(move || Ok(json!({"exists": s.db.collection_exists(&name)}))).await
+}
+
+async fn create_collection(call: Call) -> Response {
+    run(move || {
+        let config = convert::collection_config(&call.body?)?;
+        call.state.db.create_collection(&call.name, config)?;
+        Ok(json!(true))
+    })
+    .await
+}
+
+async fn delete_collection(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    run(move || Ok(json!(s.db.delete_collection(&name)?))).await
+}
+
+async fn create_index(call: Call) -> Response {
+    call.write(|c, body| {
+        let field = body
+            .get("field_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("an index needs `field_name`".into()))?;
+        let kind = convert::index_kind(body.get("field_schema").unwrap_or(&Value::Null))?;
+        Ok(c.create_payload_index(field, kind)?)
+    })
+    .await
+}
+
+async fn delete_index(call: Call) -> Response {
+    let field = call.path_id.clone().unwrap_or_default();
+    call.write(move |c, _| Ok(c.delete_payload_index(&field).map(drop)?)).await
+}
+
+async fn upsert(call: Call) -> Response {
+    call.write(|c, body| Ok(c.upsert(convert::upsert(body)?)?)).await
+}
+
+async fn get_points(call: Call) -> Response {
+    call.read(|c, body| {
+        let o = object(body)?;
+        let ids = list_of(body, "ids")?.iter().map(convert::point_id).collect::<Result<Vec<_>, _>>()?;
+        let records =
+            c.get(&ids, convert::with_payload(o.get("with_payload"), true)?, convert::with_vectors(o)?)?;
+        Ok(Value::Array(records.into_iter().map(convert::record_json).collect()))
+    })
+    .await
+}
+
+async fn get_point(call: Call) -> Response {
+    let id = call.path_id.clone().unwrap_or_default();
+    call.read(move |c, _| {
+        let id = convert::point_id(&id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)))?;
+        let record = c.get(&[id], true, true)?.pop().ok_or(ApiError {
+            kind: ErrorKind::NotFound,
+            message: format!("Not found: no point with id {id}"),
+        })?;
+        Ok(convert::record_json(record))
+    })
+    .await
+}
+
+async fn delete_points(call: Call) -> Response {
+    call.write(|c, body| Ok(c.delete(convert::body_selector(body)?).map(drop)?)).await
+}
+
+async fn scroll(call: Call) -> Response {
+    call.read(|c, body| {
+        let o = object(body)?;
+        let filter = convert::filter(o.get("filter"))?;
+        let limit = match o.get("limit").filter(|v| !v.is_null()) {
+            None => 10,
+            Some(v) => {
+                v.as_u64().ok_or_else(|| ApiError::bad_request("`limit` must be a number".into()))? as usize
+            }
+        };
+        let offset = o.get("offset").filter(|v| !v.is_null()).map(convert::point_id).transpose()?;
+        let with_payload = convert::with_payload(o.get("with_payload"), true)?;
+        let (records, next) =
+            c.scroll(filter.as_ref(), limit, offset, with_payload, convert::with_vectors(o)?)?;
+        let points: Vec<Value> = records.into_iter().map(convert::record_json).collect();
+        Ok(json!({"points": points, "next_page_offset": next}))
+    })
+    .await
+}
+
+async fn count(call: Call) -> Response {
+    call.read(|c, body| Ok(json!({"count": c.count(convert::filter(body.get("filter"))?.as_ref())?}))).await
+}
+
+async fn search(call: Call) -> Response {
+    call.read(|c, body| Ok(scored_list(c.search(&convert::search(body)?)?))).await
+}
+
+async fn search_batch(call: Call) -> Response {
+    call.read(|c, body| {
         let requests =
-            list_of(&body(bytes)?, "searches")?.iter().map(convert::search).collect::<Result<Vec<_>, _>>()?;
-        let results = collection(&s.db, &name)?.search_batch(&requests)?;
-        results
-            .into_iter()
-            .map(|r| Ok(Value::Array(r?.into_iter().map(convert::scored_json).collect())))
-            .collect::<Result<Vec<_>, ApiError>>()
-            .map(Value::Array)
+            list_of(body, "searches")?.iter().map(convert::search).collect::<Result<Vec<_>, _>>()?;
+        let results = c.search_batch(&requests)?;
+        Ok(Value::Array(results.into_iter().map(|r| Ok(scored_list(r?))).collect::<Result<_, ApiError>>()?))
     })
     .await
 }
 
-async fn query(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let request = convert::query_points(&body(bytes)?)?;
-        let hits = collection(&s.db, &name)?.query(request)?;
-        Ok(json!({"points": hits.into_iter().map(convert::scored_json).collect::<Vec<_>>()}))
+async fn query(call: Call) -> Response {
+    call.read(|c, body| Ok(json!({"points": scored_list(c.query(convert::query_points(body)?)?)}))).await
+}
+
+async fn query_batch(call: Call) -> Response {
+    call.read(|c, body| {
+        let requests =
+            list_of(body, "searches")?.iter().map(convert::query_points).collect::<Result<Vec<_>, _>>()?;
+        let results = c.query_batch(requests)?;
+        let results = results.into_iter().map(|r| Ok(json!({"points": scored_list(r?)})));
+        Ok(Value::Array(results.collect::<Result<_, ApiError>>()?))
     })
     .await
 }
 
-async fn query_batch(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let requests = list_of(&body(bytes)?, "searches")?
-            .iter()
-            .map(convert::query_points)
-            .collect::<Result<Vec<_>, _>>()?;
-        let results = collection(&s.db, &name)?.query_batch(requests)?;
-        results
-            .into_iter()
-            .map(|r| Ok(json!({"points": r?.into_iter().map(convert::scored_json).collect::<Vec<_>>()})))
-            .collect::<Result<Vec<_>, ApiError>>()
-            .map(Value::Array)
+async fn update_vectors(call: Call) -> Response {
+    call.write(|c, body| {
+        let updates = convert::upsert(body)?.into_iter().map(|p| (p.id, p.vectors)).collect();
+        Ok(c.update_vectors(updates)?)
     })
     .await
 }
 
-async fn update_vectors(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let points = convert::upsert(&body(bytes)?)?;
-        let updates = points.into_iter().map(|p| (p.id, p.vectors)).collect();
-        collection(&s.db, &name)?.update_vectors(updates)?;
-        Ok(completed(&s, &wait))
-    })
-    .await
-}
-
-async fn delete_vectors(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(move || {
-        let body = body(bytes)?;
-        let selector = convert::body_selector(&body)?;
-        let names: Vec<String> = list_of(&body, "vector")?
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::bad_request("`vector` must list names".into()))
-            })
-            .collect::<Result<_, _>>()?;
+async fn delete_vectors(call: Call) -> Response {
+    call.write(|c, body| {
+        let names = strings(body, "vector")?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        collection(&s.db, &name)?.delete_vectors(selector, &names)?;
-        Ok(completed(&s, &wait))
+        Ok(c.delete_vectors(convert::body_selector(body)?, &names)?)
     })
     .await
 }
 
-fn payload_write(
-    s: AppState,
-    name: String,
-    wait: WaitQuery,
-    bytes: Result<Bytes, BytesRejection>,
-    write: impl FnOnce(&Collection, braid::PointsSelector, &Value) -> Result<(), braid::Error> + Send + 'static,
-) -> impl Future<Output = Response> {
-    run(move || {
-        let body = body(bytes)?;
-        let selector = convert::body_selector(&body)?;
-        write(&collection(&s.db, &name)?, selector, &body)?;
-        Ok(completed(&s, &wait))
-    })
+fn payload(body: &Value) -> Value {
+    body.get("payload").cloned().unwrap_or(Value::Null)
 }
 
-async fn set_payload(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    payload_write(s, name, wait, bytes, |c, sel, body| {
-        c.set_payload(sel, body.get("payload").cloned().unwrap_or(Value::Null))
+async fn set_payload(call: Call) -> Response {
+    call.write(|c, body| Ok(c.set_payload(convert::body_selector(body)?, payload(body))?)).await
+}
+
+async fn overwrite_payload(call: Call) -> Response {
+    call.write(|c, body| Ok(c.overwrite_payload(convert::body_selector(body)?, payload(body))?)).await
+}
+
+async fn delete_payload(call: Call) -> Response {
+    call.write(|c, body| {
+        let keys = strings(body, "keys")?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(c.delete_payload(convert::body_selector(body)?, &keys)?)
     })
     .await
 }
 
-async fn overwrite_payload(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    payload_write(s, name, wait, bytes, |c, sel, body| {
-        c.overwrite_payload(sel, body.get("payload").cloned().unwrap_or(Value::Null))
-    })
-    .await
-}
-
-async fn delete_payload(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    payload_write(s, name, wait, bytes, |c, sel, body| {
-        let keys: Vec<&str> = body
-            .get("keys")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        c.delete_payload(sel, &keys)
-    })
-    .await
-}
-
-async fn clear_payload(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(wait): Query<WaitQuery>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Response {
-    payload_write(s, name, wait, bytes, |c, sel, _| c.clear_payload(sel)).await
+async fn clear_payload(call: Call) -> Response {
+    call.write(|c, body| Ok(c.clear_payload(convert::body_selector(body)?)?)).await
 }
