@@ -176,22 +176,20 @@ fn timed(
     (first, done as f64 / start.elapsed().as_secs_f64())
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bench_mode = args.iter().any(|a| a == "--bench");
+    let args = braid_testkit::BenchArgs::from_env();
+    let bench_mode = args.bench;
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data_dir = arg(&args, "--data")
+    let data_dir = args
+        .value("--data")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("../shared/data/wordnet-minilm-20k"));
-    let out = arg(&args, "--out")
+    let out = args
+        .value("--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target/bench/hnsw-braid.json"));
-    let m: usize = arg(&args, "--m").and_then(|s| s.parse().ok()).unwrap_or(16);
-    let ef_construct: usize = arg(&args, "--ef-construct").and_then(|s| s.parse().ok()).unwrap_or(200);
+    let m: usize = args.value("--m").and_then(|s| s.parse().ok()).unwrap_or(16);
+    let ef_construct: usize = args.value("--ef-construct").and_then(|s| s.parse().ok()).unwrap_or(200);
     let data = if bench_mode {
         load_real(&data_dir).unwrap_or_else(|e| {
             eprintln!("real data unavailable ({e}); using synthetic clustered data");

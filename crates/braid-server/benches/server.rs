@@ -28,14 +28,8 @@ fn summarise(mut latencies: Vec<Duration>, wall: Duration) -> Run {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let n: usize = args
-        .iter()
-        .position(|a| a == "--n")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if bench { 100_000 } else { 2_000 });
+    let args = braid_testkit::BenchArgs::from_env();
+    let (bench, n) = (args.bench, args.n(100_000, 2_000));
     let per_config = if bench { 4_000 } else { 64 };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run(n, per_config));

@@ -87,3 +87,31 @@ pub mod npy {
         Ok(values.chunks_exact(cols).map(<[i32]>::to_vec).collect())
     }
 }
+
+/// The command line of a `harness = false` bench: `cargo bench` passes `--bench`;
+/// under `cargo test` it is absent and the bench runs small, as a smoke test.
+#[derive(Clone, Debug)]
+pub struct BenchArgs {
+    args: Vec<String>,
+    /// `true` under `cargo bench` (full size), `false` under `cargo test`.
+    pub bench: bool,
+}
+
+impl BenchArgs {
+    /// The process's arguments.
+    pub fn from_env() -> BenchArgs {
+        let args: Vec<String> = std::env::args().collect();
+        let bench = args.iter().any(|a| a == "--bench");
+        BenchArgs { args, bench }
+    }
+
+    /// The value after `--name`, if given.
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.args.iter().position(|a| a == name).and_then(|i| self.args.get(i + 1)).cloned()
+    }
+
+    /// `--n N`, else `bench_n` under `cargo bench` and `test_n` under `cargo test`.
+    pub fn n(&self, bench_n: usize, test_n: usize) -> usize {
+        self.value("--n").and_then(|s| s.parse().ok()).unwrap_or(if self.bench { bench_n } else { test_n })
+    }
+}

@@ -19,24 +19,21 @@ use braid::{
 use braid_testkit::npy;
 use serde_json::{Value, json};
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bench = args.iter().any(|a| a == "--bench");
+    let args = braid_testkit::BenchArgs::from_env();
+    let bench = args.bench;
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match arg(&args, "--data") {
+    let dir = match args.value("--data") {
         Some(d) => PathBuf::from(d),
         None if bench => workspace.join("target/data/wn100k"),
         None => workspace.join("../shared/data/wordnet-minilm-20k"),
     };
-    let out = arg(&args, "--out")
+    let out = args
+        .value("--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target/bench/database-braid.json"));
     let Ok(mut base) = npy::f32_rows(&dir.join("out.npy")) else {

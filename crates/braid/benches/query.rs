@@ -27,14 +27,8 @@ fn per_query(rounds: usize, queries: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let n: usize = args
-        .iter()
-        .position(|a| a == "--n")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if bench { 100_000 } else { 2_000 });
+    let args = braid_testkit::BenchArgs::from_env();
+    let (bench, n) = (args.bench, args.n(100_000, 2_000));
     let queries = if bench { 500 } else { 20 };
     let rounds = if bench { 3 } else { 1 };
     let topics = 200;

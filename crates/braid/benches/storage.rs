@@ -84,14 +84,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let n: usize = args
-        .iter()
-        .position(|a| a == "--n")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if bench { 100_000 } else { 2_000 });
+    let args = braid_testkit::BenchArgs::from_env();
+    let n = args.n(100_000, 2_000);
     let base = std::env::var_os("BRAID_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("braid-bench-storage-{}", std::process::id())));
