@@ -27,6 +27,44 @@ fn summarise(mut latencies: Vec<Duration>, wall: Duration) -> Run {
     Run { qps: latencies.len() as f64 / wall.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
 }
 
+/// `conns` tasks, each with its own client from `connect`, each running `each`
+/// searches through `search`; every latency, and the wall time.
+async fn over_connections<C, F, Fut>(
+    conns: usize,
+    each: usize,
+    queries: &Arc<Vec<Vec<f32>>>,
+    connect: impl Fn() -> C + Clone + Send + 'static,
+    search: F,
+) -> Run
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, Vec<f32>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|w| {
+            let (qs, connect, search) = (queries.clone(), connect.clone(), search.clone());
+            tokio::spawn(async move {
+                let client = Arc::new(connect());
+                let mut lat = Vec::with_capacity(each);
+                for i in 0..each {
+                    let q = qs[(w * each + i) % qs.len()].clone();
+                    let t = Instant::now();
+                    search(client.clone(), q).await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("task"));
+    }
+    summarise(lat, start.elapsed())
+}
+
 fn main() {
     let args = braid_testkit::BenchArgs::from_env();
     let (bench, n) = (args.bench, args.n(100_000, 2_000));
@@ -108,72 +146,32 @@ async fn run(n: usize, per_config: usize) {
         let embedded = summarise(lat, start.elapsed());
 
         // REST: one HTTP client (connection) per task.
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..conns)
-            .map(|w| {
-                let (url, qs) = (http.clone(), queries.clone());
-                tokio::spawn(async move {
-                    let client = reqwest::Client::new();
-                    let mut lat = Vec::with_capacity(each);
-                    for i in 0..each {
-                        let q = &qs[(w * each + i) % qs.len()];
-                        let t = Instant::now();
-                        let body = json!({"vector": {"name": "text", "vector": q}, "limit": 10});
-                        let r: serde_json::Value = client
-                            .post(&url)
-                            .json(&body)
-                            .send()
-                            .await
-                            .expect("send")
-                            .json()
-                            .await
-                            .expect("json");
-                        assert_eq!(r["result"].as_array().map(Vec::len), Some(10));
-                        lat.push(t.elapsed());
-                    }
-                    lat
-                })
-            })
-            .collect();
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await.expect("task"));
-        }
-        let rest = summarise(lat, start.elapsed());
+        let url = http.clone();
+        let rest = over_connections(conns, each, &queries, reqwest::Client::new, move |client, q| {
+            let url = url.clone();
+            async move {
+                let body = json!({"vector": {"name": "text", "vector": q}, "limit": 10});
+                let r: serde_json::Value =
+                    client.post(&url).json(&body).send().await.expect("send").json().await.expect("json");
+                assert_eq!(r["result"].as_array().map(Vec::len), Some(10));
+            }
+        })
+        .await;
 
         // gRPC: one official client (channel) per task.
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..conns)
-            .map(|w| {
-                let (url, qs) = (grpc.clone(), queries.clone());
-                tokio::spawn(async move {
-                    let client = Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
-                    let mut lat = Vec::with_capacity(each);
-                    for i in 0..each {
-                        let q = &qs[(w * each + i) % qs.len()];
-                        let t = Instant::now();
-                        let r = client
-                            .search_points(SearchPoints {
-                                collection_name: "bench".into(),
-                                vector: q.clone(),
-                                vector_name: Some("text".into()),
-                                limit: 10,
-                                ..Default::default()
-                            })
-                            .await
-                            .expect("search");
-                        assert_eq!(r.result.len(), 10);
-                        lat.push(t.elapsed());
-                    }
-                    lat
-                })
-            })
-            .collect();
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await.expect("task"));
-        }
-        let grpc_run = summarise(lat, start.elapsed());
+        let url = grpc.clone();
+        let connect = move || Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
+        let grpc_run = over_connections(conns, each, &queries, connect, |client, q| async move {
+            let request = SearchPoints {
+                collection_name: "bench".into(),
+                vector: q,
+                vector_name: Some("text".into()),
+                limit: 10,
+                ..Default::default()
+            };
+            assert_eq!(client.search_points(request).await.expect("search").result.len(), 10);
+        })
+        .await;
 
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
