@@ -178,6 +178,8 @@ pub struct CollectionInfo {
     pub config: CollectionConfig,
     /// Bytes of the collection's files (`None` in memory).
     pub disk_bytes: Option<u64>,
+    /// Point versions written and since replaced or deleted, which `compact` drops.
+    pub dead_versions: usize,
 }
 
 /// What a collection is doing, as [`Collection::state`] reports it.
@@ -491,16 +493,19 @@ impl Collection {
     /// than `dead_share` of it (0.0: whenever there is one), else only flushes.
     /// Returns what it dropped.
     pub fn optimize_if(&self, dead_share: f64) -> Result<OptimizeReport, Error> {
-        let (dead, total) = {
-            let segment = self.inner.segment.read();
-            (segment.dead(), segment.offset_ids.len())
-        };
+        let (dead, total) = self.versions();
         if dead > 0 && dead as f64 > dead_share * total as f64 {
             self.compact()
         } else {
             self.flush()?;
             Ok(OptimizeReport { dropped: 0, kept: total - dead })
         }
+    }
+
+    /// (dead versions, all versions).
+    pub(crate) fn versions(&self) -> (usize, usize) {
+        let segment = self.inner.segment.read();
+        (segment.dead(), segment.offset_ids.len())
     }
 
     /// [`Collection::optimize_if`] with a share of 0.2, Qdrant's default vacuum
@@ -745,6 +750,7 @@ impl Collection {
             payload_schema: segment.payloads.indexes().map(|(k, kind)| (k.to_string(), kind)).collect(),
             config: segment.config.clone(),
             disk_bytes,
+            dead_versions: segment.dead(),
         }
     }
 }

@@ -38,12 +38,29 @@ struct DbManifest {
 }
 
 struct Disk {
+    /// The background optimiser: its stop signal and thread.
+    optimizer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     /// Shared with every collection's store: the directory stays locked while any
     /// handle to anything in it lives.
     lock: Arc<DirLock>,
     dir: PathBuf,
     manifest: DbManifest,
     options: StorageOptions,
+}
+
+impl Drop for Disk {
+    /// Stops the background optimiser and waits for a compaction in progress, so that
+    /// the directory is unlocked when the last database handle is gone.
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.optimizer.take() {
+            drop(stop);
+            // The optimiser itself may hold the last handle for an instant; it must not
+            // wait for itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 impl Disk {
@@ -70,6 +87,35 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database").field("collections", &self.list()).finish()
     }
+}
+
+/// The background optimiser: every `every`, compacts the collections whose dead
+/// versions pass the thresholds. Stops when the database is dropped (its sender goes).
+fn spawnoptimizer(
+    catalog: std::sync::Weak<RwLock<Catalog>>,
+    every: std::time::Duration,
+    share: f64,
+    min: usize,
+) -> Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("braid-optimizer".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                let Some(catalog) = catalog.upgrade() else { return };
+                let collections: Vec<Collection> = catalog.read().collections.values().cloned().collect();
+                drop(catalog);
+                for c in collections {
+                    let (dead, total) = c.versions();
+                    if dead >= min.max(1) && dead as f64 > share * total as f64 {
+                        // A failure leaves the collection as it was; the next round retries.
+                        let _ = c.compact();
+                    }
+                }
+            }
+        })
+        .ok()?;
+    Some((stop, thread))
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
@@ -106,7 +152,7 @@ impl Database {
         } else {
             DbManifest::default()
         };
-        let disk = Disk { lock, dir: dir.clone(), manifest, options };
+        let disk = Disk { optimizer: None, lock, dir: dir.clone(), manifest, options };
         if !manifest_path.exists() {
             disk.save()?;
         }
@@ -124,7 +170,15 @@ impl Database {
                 std::fs::remove_dir_all(entry.path()).at(&entry.path())?;
             }
         }
-        Ok(Database { catalog: Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) })) })
+        let catalog = Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) }));
+        if let Some(every) = options.optimize_every {
+            let stop =
+                spawnoptimizer(Arc::downgrade(&catalog), every, options.vacuum_share, options.vacuum_min);
+            if let Some(disk) = catalog.write().disk.as_mut() {
+                disk.optimizer = stop;
+            }
+        }
+        Ok(Database { catalog })
     }
 
     /// The directory, for a database on disk.

@@ -48,18 +48,33 @@ pub enum Durability {
 }
 
 /// How a database on disk behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StorageOptions {
     /// When writes become durable.
     pub durability: Durability,
     /// A collection checkpoints by itself once its log passes this many bytes, so that
     /// the log (and the time to replay it at open) stays bounded.
     pub checkpoint_log_bytes: u64,
+    /// How often a background thread looks for collections to compact (`None`: never;
+    /// call `Collection::optimize` yourself).
+    pub optimize_every: Option<std::time::Duration>,
+    /// The background thread compacts a collection when its dead point versions
+    /// (replaced or deleted) are more than this share of all versions…
+    pub vacuum_share: f64,
+    /// …and at least this many (Qdrant's `deleted_threshold` 0.2 and
+    /// `vacuum_min_vector_number` 1000 are the defaults).
+    pub vacuum_min: usize,
 }
 
 impl Default for StorageOptions {
     fn default() -> Self {
-        StorageOptions { durability: Durability::OnFlush, checkpoint_log_bytes: 256 << 20 }
+        StorageOptions {
+            durability: Durability::OnFlush,
+            checkpoint_log_bytes: 256 << 20,
+            optimize_every: Some(std::time::Duration::from_secs(60)),
+            vacuum_share: 0.2,
+            vacuum_min: 1000,
+        }
     }
 }
 

@@ -44,7 +44,14 @@ fn config() -> CollectionConfig {
 fn options(seed: u64) -> StorageOptions {
     let durability = if !seed.is_multiple_of(2) { Durability::EveryWrite } else { Durability::OnFlush };
     // A small log limit so that automatic checkpoints happen mid-sequence too.
-    StorageOptions { durability, checkpoint_log_bytes: 48 << 10 }
+    // The background optimiser compacts often too, so kills land inside it as well.
+    StorageOptions {
+        durability,
+        checkpoint_log_bytes: 48 << 10,
+        optimize_every: Some(std::time::Duration::from_millis(20)),
+        vacuum_share: 0.2,
+        vacuum_min: 20,
+    }
 }
 
 fn steps(seed: u64) -> Vec<Step> {

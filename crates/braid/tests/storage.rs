@@ -293,7 +293,11 @@ fn a_full_disk_fails_writes_with_a_clear_error_and_keeps_what_was_flushed() {
 #[test]
 fn every_write_durability_and_automatic_checkpoints() {
     let dir = tmp();
-    let options = StorageOptions { durability: Durability::EveryWrite, checkpoint_log_bytes: 4096 };
+    let options = StorageOptions {
+        durability: Durability::EveryWrite,
+        checkpoint_log_bytes: 4096,
+        ..StorageOptions::default()
+    };
     let before = {
         let db = Database::open_with(dir.path(), options).unwrap();
         history(&db, "c", 9);
@@ -370,7 +374,9 @@ fn crc32c(bytes: &[u8]) -> u32 {
 #[test]
 fn readers_keep_answering_while_the_collection_is_compacted() {
     let dir = tmp();
-    let db = Database::open(dir.path()).unwrap();
+    // No background optimiser: this test compacts by hand and counts what it drops.
+    let options = StorageOptions { optimize_every: None, ..StorageOptions::default() };
+    let db = Database::open_with(dir.path(), options).unwrap();
     let c = db
         .create_collection(
             "big",
@@ -410,4 +416,33 @@ fn readers_keep_answering_while_the_collection_is_compacted() {
         assert_eq!(compacting.join().unwrap().dropped, 5_000);
     });
     assert_eq!(c.count(None).unwrap(), 15_000);
+}
+
+#[test]
+fn the_background_optimiser_compacts_without_changing_anything_visible() {
+    let dir = tmp();
+    let options = StorageOptions {
+        optimize_every: Some(std::time::Duration::from_millis(10)),
+        vacuum_share: 0.2,
+        vacuum_min: 10,
+        ..StorageOptions::default()
+    };
+    let db = Database::open_with(dir.path(), options).unwrap();
+    history(&db, "c", 17);
+    let c = db.collection("c").unwrap();
+    let before = contents(&db, "c");
+    let answered = answers(&db, "c");
+    c.delete((100..200u64).map(PointId::from).collect::<Vec<_>>()).unwrap();
+    let after_delete = contents(&db, "c");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while c.info().dead_versions > 0 {
+        assert!(std::time::Instant::now() < deadline, "the optimiser never compacted");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(contents(&db, "c"), after_delete);
+    assert!(after_delete.len() < before.len() && !answered.is_empty());
+    // Dropping the database waits for the optimiser, so the directory reopens at once.
+    drop((c, db));
+    let db = Database::open_with(dir.path(), options).unwrap();
+    assert_eq!(contents(&db, "c"), after_delete);
 }
