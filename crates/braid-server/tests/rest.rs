@@ -336,3 +336,35 @@ async fn writes_through_the_server_survive_a_restart() {
     let db = Database::open(dir.path()).expect("reopen the server's directory");
     assert_eq!(db.collection("p").expect("collection").count(None).expect("count"), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
+    let running = start(None, None).await;
+    let rest =
+        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let c = "/collections/plain";
+    rest.put(c, json!({"vectors": {"size": 3, "distance": "Dot"}})).await;
+    let points = json!({"points": [
+        {"id": 1, "vector": [1.0, 0.0, 0.0], "payload": {"k": "a"}},
+        {"id": 2, "vector": [0.0, 1.0, 0.0]},
+        {"id": 3, "vector": [0.5, 0.5, 0.0]},
+    ]});
+    rest.put(&format!("{c}/points?wait=true"), points).await;
+    let batch = json!({"batch": {"ids": [4, 5], "vectors": [[0.0, 0.0, 1.0], [0.9, 0.1, 0.0]], "payloads": [{"k": "b"}, null]}});
+    rest.put(&format!("{c}/points?wait=true"), batch).await;
+    let got = rest
+        .post(
+            &format!("{c}/points/search"),
+            json!({"vector": [1.0, 0.0, 0.0], "limit": 2, "with_vector": true}),
+        )
+        .await;
+    assert_eq!(hits(&got), vec![(PointId::Num(1), 1.0), (PointId::Num(5), 0.9)]);
+    // The unnamed vector comes back as a plain list, as Qdrant returns it.
+    assert_eq!(got[0]["vector"], json!([1.0, 0.0, 0.0]));
+    let got = rest.post(&format!("{c}/points/query"), json!({"query": [0.0, 1.0, 0.0], "limit": 1})).await;
+    assert_eq!(hits(&got["points"]), vec![(PointId::Num(2), 1.0)]);
+    let info = rest.get(c).await;
+    assert_eq!(info["config"]["params"]["vectors"]["size"], 3);
+    assert_eq!(rest.get(&format!("{c}/points/4")).await["payload"], json!({"k": "b"}));
+    running.server.shutdown().await.expect("shutdown");
+}
