@@ -221,6 +221,20 @@ struct Shared {
     state: AtomicU8,
 }
 
+/// A collection handle that does not keep the collection (or its directory lock)
+/// alive: what the background optimiser holds between rounds.
+#[derive(Clone)]
+pub(crate) struct WeakCollection {
+    name: Arc<str>,
+    inner: std::sync::Weak<Shared>,
+}
+
+impl WeakCollection {
+    pub fn upgrade(&self) -> Option<Collection> {
+        self.inner.upgrade().map(|inner| Collection { name: self.name.clone(), inner })
+    }
+}
+
 impl std::fmt::Debug for Collection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Collection").field("name", &self.name).finish_non_exhaustive()
@@ -271,6 +285,10 @@ impl Collection {
                 state: AtomicU8::new(CollectionState::Ready as u8),
             }),
         }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakCollection {
+        WeakCollection { name: self.name.clone(), inner: Arc::downgrade(&self.inner) }
     }
 
     /// The collection's name.

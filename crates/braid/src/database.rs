@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::collection::Collection;
+use crate::collection::{Collection, WeakCollection};
 use crate::config::CollectionConfig;
 use crate::store::{StorageOptions, Store};
 
@@ -40,6 +40,8 @@ struct DbManifest {
 struct Disk {
     /// The background optimiser: its stop signal and thread.
     optimizer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    /// What it looks after.
+    registry: Registry,
     /// Shared with every collection's store: the directory stays locked while any
     /// handle to anything in it lives.
     lock: Arc<DirLock>,
@@ -54,11 +56,8 @@ impl Drop for Disk {
     fn drop(&mut self) {
         if let Some((stop, thread)) = self.optimizer.take() {
             drop(stop);
-            // The optimiser itself may hold the last handle for an instant; it must not
-            // wait for itself.
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
+            // Never the optimiser's own thread: it holds no database handle.
+            let _ = thread.join();
         }
     }
 }
@@ -89,10 +88,16 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// The collections the background optimiser looks after, held weakly so that it never
+/// keeps a collection (or the directory's lock) alive on its own.
+type Registry = Arc<parking_lot::Mutex<Vec<WeakCollection>>>;
+
 /// The background optimiser: every `every`, compacts the collections whose dead
-/// versions pass the thresholds. Stops when the database is dropped (its sender goes).
-fn spawnoptimizer(
-    catalog: std::sync::Weak<RwLock<Catalog>>,
+/// versions pass the thresholds. It never holds the catalog, so the last database
+/// handle is always dropped by a user thread, whose `Disk::drop` stops this thread and
+/// waits for a compaction in progress.
+fn spawn_optimizer(
+    registry: Registry,
     every: std::time::Duration,
     share: f64,
     min: usize,
@@ -102,10 +107,13 @@ fn spawnoptimizer(
         .name("braid-optimizer".into())
         .spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                let Some(catalog) = catalog.upgrade() else { return };
-                let collections: Vec<Collection> = catalog.read().collections.values().cloned().collect();
-                drop(catalog);
-                for c in collections {
+                let weak: Vec<WeakCollection> = {
+                    let mut list = registry.lock();
+                    list.retain(|w| w.upgrade().is_some());
+                    list.clone()
+                };
+                for w in weak {
+                    let Some(c) = w.upgrade() else { continue };
                     let (dead, total) = c.versions();
                     if dead >= min.max(1) && dead as f64 > share * total as f64 {
                         // A failure leaves the collection as it was; the next round retries.
@@ -152,14 +160,18 @@ impl Database {
         } else {
             DbManifest::default()
         };
-        let disk = Disk { optimizer: None, lock, dir: dir.clone(), manifest, options };
+        let registry = Registry::default();
+        let disk =
+            Disk { optimizer: None, registry: registry.clone(), lock, dir: dir.clone(), manifest, options };
         if !manifest_path.exists() {
             disk.save()?;
         }
         let mut collections = BTreeMap::new();
         for (name, sub) in &disk.manifest.collections {
             let (store, segment) = Store::open(&dir.join(sub), options, disk.lock.clone())?;
-            collections.insert(name.clone(), Collection::from_parts(name, segment, Some(store)));
+            let collection = Collection::from_parts(name, segment, Some(store));
+            registry.lock().push(collection.downgrade());
+            collections.insert(name.clone(), collection);
         }
         // Directories of collections whose creation or deletion a crash interrupted.
         for entry in std::fs::read_dir(&dir).at(&dir)? {
@@ -172,8 +184,7 @@ impl Database {
         }
         let catalog = Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) }));
         if let Some(every) = options.optimize_every {
-            let stop =
-                spawnoptimizer(Arc::downgrade(&catalog), every, options.vacuum_share, options.vacuum_min);
+            let stop = spawn_optimizer(registry, every, options.vacuum_share, options.vacuum_min);
             if let Some(disk) = catalog.write().disk.as_mut() {
                 disk.optimizer = stop;
             }
@@ -201,7 +212,10 @@ impl Database {
                     disk.manifest.collections.remove(name);
                     return Err(e.into());
                 }
-                Collection::from_parts(name, crate::segment::Segment::new(config)?, Some(store))
+                let collection =
+                    Collection::from_parts(name, crate::segment::Segment::new(config)?, Some(store));
+                disk.registry.lock().push(collection.downgrade());
+                collection
             }
         };
         catalog.collections.insert(name.to_string(), collection.clone());
