@@ -6,6 +6,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts run single-threaded; nothing else reads the environment here.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto/qdrant.proto");
-    tonic_prost_build::configure().build_client(false).compile_protos(&["proto/qdrant.proto"], &["proto"])?;
+    // The well-known types (google/protobuf/timestamp.proto) ship with the vendored protoc.
+    let include = protoc_bin_vendored::include_path()?;
+    tonic_prost_build::configure().build_client(false).compile_protos(
+        &[std::path::Path::new("proto/qdrant.proto")],
+        &[std::path::Path::new("proto"), &include],
+    )?;
     Ok(())
 }

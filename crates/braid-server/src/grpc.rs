@@ -132,6 +132,14 @@ fn line(l: &proto::GeoLineString) -> Json {
     json!({"points": l.points.iter().map(|p| json!({"lon": p.lon, "lat": p.lat})).collect::<Vec<_>>()})
 }
 
+/// A protobuf timestamp as the RFC 3339 string the filter parser reads.
+fn rfc3339(t: &prost_types::Timestamp) -> Result<String, Status> {
+    let nanos = u32::try_from(t.nanos).map_err(|_| bad("a timestamp with negative nanoseconds"))?;
+    chrono::DateTime::from_timestamp(t.seconds, nanos)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .ok_or_else(|| bad(format!("timestamp {}s is out of range", t.seconds)))
+}
+
 fn match_json(m: &proto::Match) -> Result<Json, Status> {
     use proto::r#match::MatchValue;
     Ok(match &m.match_value {
@@ -174,6 +182,15 @@ fn condition_json(c: &proto::Condition) -> Result<Json, Status> {
             if let Some(g) = &f.geo_polygon {
                 let exterior = g.exterior.as_ref().map_or(Json::Null, line);
                 o.insert("geo_polygon".into(), json!({"exterior": exterior, "interiors": g.interiors.iter().map(line).collect::<Vec<_>>()}));
+            }
+            if let Some(d) = &f.datetime_range {
+                let mut range = Map::new();
+                for (k, t) in [("lt", &d.lt), ("gt", &d.gt), ("gte", &d.gte), ("lte", &d.lte)] {
+                    if let Some(t) = t {
+                        range.insert(k.into(), json!(rfc3339(t)?));
+                    }
+                }
+                o.insert("range".into(), Json::Object(range));
             }
             if let Some(v) = &f.values_count {
                 let f = |x: Option<u64>| x.map(|x| x as f64);

@@ -463,3 +463,61 @@ async fn the_official_rust_client_walks_the_tutorial() {
     assert!(missing.to_string().contains("nope"), "{missing}");
     running.server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_filters_on_datetime_ranges() {
+    let running = start(None, None).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .expect("client");
+    client
+        .create_collection(CreateCollection {
+            collection_name: "events".into(),
+            vectors_config: Some(VectorsConfig {
+                config: Some(q::vectors_config::Config::Params(VectorParams {
+                    size: 2,
+                    distance: q::Distance::Dot.into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    // One event a day through January 2024.
+    let points: Vec<PointStruct> = (1..=31u64)
+        .map(|day| {
+            let payload: Payload =
+                json!({"at": format!("2024-01-{day:02}T12:00:00Z")}).try_into().expect("object");
+            PointStruct::new(day, vec![1.0, day as f32], payload)
+        })
+        .collect();
+    client
+        .upsert_points(UpsertPoints {
+            collection_name: "events".into(),
+            wait: Some(true),
+            points,
+            ..Default::default()
+        })
+        .await
+        .expect("upsert");
+    // 2024-01-10T00:00:00Z ≤ at < 2024-01-20T00:00:00Z: days 10 to 19.
+    let (from, to) = (1_704_844_800, 1_705_708_800);
+    let range = q::DatetimeRange {
+        gte: Some(prost_types::Timestamp { seconds: from, nanos: 0 }),
+        lt: Some(prost_types::Timestamp { seconds: to, nanos: 0 }),
+        ..Default::default()
+    };
+    let count = client
+        .count(CountPoints {
+            collection_name: "events".into(),
+            filter: Some(q::Filter::must([Condition::datetime_range("at", range)])),
+            exact: Some(true),
+            ..Default::default()
+        })
+        .await
+        .expect("count");
+    assert_eq!(count.result.expect("count").count, 10);
+    running.server.shutdown().await.expect("shutdown");
+}

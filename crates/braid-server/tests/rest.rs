@@ -365,7 +365,10 @@ async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
     assert_eq!(hits(&got["points"]), vec![(PointId::Num(2), 1.0)]);
     // Neither query nor prefetch: points in id order with score 1.0, as Qdrant does.
     let got = rest.post(&format!("{c}/points/query"), json!({"limit": 3, "offset": 1})).await;
-    assert_eq!(hits(&got["points"]), vec![(PointId::Num(2), 1.0), (PointId::Num(3), 1.0), (PointId::Num(4), 1.0)]);
+    assert_eq!(
+        hits(&got["points"]),
+        vec![(PointId::Num(2), 1.0), (PointId::Num(3), 1.0), (PointId::Num(4), 1.0)]
+    );
     let info = rest.get(c).await;
     assert_eq!(info["config"]["params"]["vectors"]["size"], 3);
     assert_eq!(rest.get(&format!("{c}/points/4")).await["payload"], json!({"k": "b"}));
