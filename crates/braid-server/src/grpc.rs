@@ -700,13 +700,17 @@ impl Points for Service {
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = r.into_inner();
-        if r.key.is_some() {
-            return Err(bad("set_payload with `key` is not served"));
-        }
         let selector = selector(r.points_selector.as_ref())?;
         let payload = Json::Object(map_to_json(&r.payload));
-        write(&self.0, r.collection_name, r.wait, move |c| c.set_payload(selector, payload).map_err(err))
-            .await
+        let key = r.key;
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            match key {
+                Some(key) => c.set_payload_at(selector, &key, payload),
+                None => c.set_payload(selector, payload),
+            }
+            .map_err(err)
+        })
+        .await
     }
 
     async fn overwrite_payload(

@@ -390,7 +390,14 @@ fn payload(body: &Value) -> Value {
 }
 
 async fn set_payload(call: Call) -> Response {
-    call.write(|c, body| Ok(c.set_payload(convert::body_selector(body)?, payload(body))?)).await
+    call.write(|c, body| {
+        let selector = convert::body_selector(body)?;
+        Ok(match body.get("key").and_then(Value::as_str) {
+            Some(key) => c.set_payload_at(selector, key, payload(body))?,
+            None => c.set_payload(selector, payload(body))?,
+        })
+    })
+    .await
 }
 
 async fn overwrite_payload(call: Call) -> Response {

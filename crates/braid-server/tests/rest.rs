@@ -224,6 +224,14 @@ async fn rest_walks_the_tutorial_like_the_embedded_facade() {
     products.delete_vectors(vec![PointId::from(5u64)], &["text"]).expect("delete vectors");
     rest.post(&format!("{c}/points/payload"), json!({"payload": {"sale": true}, "filter": {"must": [{"key": "category", "match": {"value": "toys"}}]}})).await;
     products.set_payload(Filter::must([field("category").eq("toys")]), json!({"sale": true})).expect("set");
+    rest.post(
+        &format!("{c}/points/payload"),
+        json!({"payload": {"size": "M"}, "key": "stock", "points": [11, 12]}),
+    )
+    .await;
+    products
+        .set_payload_at(vec![PointId::from(11u64), 12u64.into()], "stock", json!({"size": "M"}))
+        .expect("set at key");
     rest.put(&format!("{c}/points/payload"), json!({"payload": {"only": 1}, "points": [6]})).await;
     products.overwrite_payload(vec![PointId::from(6u64)], json!({"only": 1})).expect("overwrite");
     rest.post(&format!("{c}/points/payload/delete"), json!({"keys": ["stock.n"], "points": [7, 8]})).await;

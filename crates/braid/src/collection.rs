@@ -445,6 +445,23 @@ impl Collection {
         self.edit_payload(selector.into(), |ids| Op::SetPayload { ids, payload })
     }
 
+    /// Sets the keys of `payload` inside the object at `key` (a dotted path such as
+    /// `"details.size"`) of the selected points, creating the path where it is missing
+    /// and replacing any non-object on it — Qdrant's `set_payload` with `key`.
+    pub fn set_payload_at(
+        &self,
+        selector: impl Into<PointsSelector>,
+        key: &str,
+        payload: Value,
+    ) -> Result<(), Error> {
+        let payload = object(&payload)?.clone();
+        let parts: Vec<String> = key.split('.').map(str::to_string).collect();
+        if parts.iter().any(|p| p.is_empty() || p.contains(['[', ']'])) {
+            return Err(Error::InvalidKey { key: key.to_string() });
+        }
+        self.edit_payload(selector.into(), |ids| Op::SetPayloadAt { ids, key: parts, payload })
+    }
+
     /// Replaces the whole payload of the selected points.
     pub fn overwrite_payload(
         &self,

@@ -54,6 +54,12 @@ pub enum Error {
         /// The point.
         id: braid_core::PointId,
     },
+    /// A payload key that is not a dotted path of object keys.
+    #[error("payload key `{key}` is not a dotted path of object keys")]
+    InvalidKey {
+        /// The key.
+        key: String,
+    },
     /// A payload that is not a JSON object.
     #[error("a payload must be a JSON object")]
     PayloadNotObject,

@@ -28,6 +28,8 @@ pub(crate) enum Op {
     Delete(Vec<PointId>),
     /// Merge keys into the payloads.
     SetPayload { ids: Vec<PointId>, payload: Map<String, Value> },
+    /// Merge keys into the object at a dotted path of the payloads (created if absent).
+    SetPayloadAt { ids: Vec<PointId>, key: Vec<String>, payload: Map<String, Value> },
     /// Replace the payloads.
     OverwritePayload { ids: Vec<PointId>, payload: Map<String, Value> },
     /// Remove keys (paths) from the payloads.
@@ -134,6 +136,14 @@ impl Op {
                 });
             }
             Op::ClearPayload { ids } => encode_ids(e.u8(6), ids),
+            Op::SetPayloadAt { ids, key, payload } => {
+                encode_ids(e.u8(9), ids);
+                e.len(key.len());
+                key.iter().for_each(|k| {
+                    e.str(k);
+                });
+                encode_json(&mut e, &Value::Object(payload.clone()));
+            }
             Op::CreateIndex { key, kind } => {
                 e.u8(7).str(key).u8(encode_kind(*kind));
             }
@@ -180,6 +190,12 @@ impl Op {
                 Op::CreateIndex { key, kind: decode_kind(&d, code)? }
             }
             8 => Op::DropIndex { key: d.str()?.to_string() },
+            9 => {
+                let ids = decode_ids(&mut d)?;
+                let n = d.len(8)?;
+                let key = (0..n).map(|_| d.str().map(str::to_string)).collect::<Result<_, _>>()?;
+                Op::SetPayloadAt { ids, key, payload: decode_object(&mut d)? }
+            }
             t => return Err(d.error(format!("unknown operation {t}"))),
         };
         d.finish()?;
@@ -203,6 +219,11 @@ mod tests {
             Op::Upsert(vec![Prepared { id: ids[1], vectors, payload: json!({"x": [1, "y"]}) }]),
             Op::Delete(ids.clone()),
             Op::SetPayload { ids: ids.clone(), payload: payload.clone() },
+            Op::SetPayloadAt {
+                ids: ids.clone(),
+                key: vec!["a".into(), "b".into()],
+                payload: payload.clone(),
+            },
             Op::OverwritePayload { ids: ids.clone(), payload },
             Op::DeletePayload { ids: ids.clone(), keys: vec!["a.b".into()] },
             Op::ClearPayload { ids },

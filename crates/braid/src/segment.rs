@@ -193,6 +193,19 @@ impl Segment {
                 }
             }
             Op::SetPayload { ids, payload } => self.edit_payloads(&ids, |map| map.extend(payload.clone())),
+            Op::SetPayloadAt { ids, key, payload } => self.edit_payloads(&ids, |map| {
+                // Walk the path, making an object of anything on it that is not one.
+                let mut at = map;
+                for part in &key {
+                    let slot = at.entry(part.clone()).or_insert_with(|| Value::Object(Default::default()));
+                    if !slot.is_object() {
+                        *slot = Value::Object(Default::default());
+                    }
+                    let Value::Object(next) = slot else { return };
+                    at = next;
+                }
+                at.extend(payload.clone());
+            }),
             Op::OverwritePayload { ids, payload } => self.edit_payloads(&ids, |map| *map = payload.clone()),
             Op::DeletePayload { ids, keys } => {
                 let exclude = WithPayload::Exclude(keys);

@@ -84,6 +84,7 @@ fn history(db: &Database, name: &str, seed: u64) {
     c.set_payload(vec![PointId::from(11u64)], json!({"extra": true})).unwrap();
     c.overwrite_payload(braid::Filter::must([field("n").eq(12)]), json!({"cat": "z"})).unwrap();
     c.delete_payload(vec![PointId::from(13u64)], &["deep.k"]).unwrap();
+    c.set_payload_at(vec![PointId::from(15u64), 16u64.into()], "deep.more", json!({"x": 1})).unwrap();
     c.clear_payload(vec![PointId::from(14u64)]).unwrap();
     c.create_payload_index("n", IndexKind::Integer).unwrap();
     c.upsert((0..20).map(|i| point(&mut rng, 100 + i, 1000 + i)).collect()).unwrap();
@@ -445,4 +446,35 @@ fn the_background_optimiser_compacts_without_changing_anything_visible() {
     drop((c, db));
     let db = Database::open_with(dir.path(), options).unwrap();
     assert_eq!(contents(&db, "c"), after_delete);
+}
+
+#[test]
+fn set_payload_at_a_key_merges_into_the_nested_object() {
+    let db = Database::in_memory();
+    let c = db.create_collection("c", config()).unwrap();
+    let mut rng = Rng::new(1);
+    c.upsert(vec![
+        PointStruct::new(1u64).vector("text", rng.vector(8)).payload(json!({"a": {"b": 1}, "z": 0})),
+        PointStruct::new(2u64).vector("text", rng.vector(8)).payload(json!({"a": 5})),
+    ])
+    .unwrap();
+    c.set_payload_at(vec![PointId::from(1u64), 2u64.into()], "a", json!({"c": 2})).unwrap();
+    c.set_payload_at(vec![PointId::from(1u64)], "new.deep", json!({"d": true})).unwrap();
+    let got = c.get(&[1u64.into(), 2u64.into()], true, false).unwrap();
+    assert_eq!(got[0].payload, Some(json!({"a": {"b": 1, "c": 2}, "z": 0, "new": {"deep": {"d": true}}})));
+    // A non-object on the path is replaced by an object, as Qdrant does.
+    assert_eq!(got[1].payload, Some(json!({"a": {"c": 2}})));
+    for bad in ["", "a..b", "a[0]", "a[]"] {
+        assert!(
+            matches!(
+                c.set_payload_at(vec![PointId::from(1u64)], bad, json!({"x": 1})),
+                Err(Error::InvalidKey { .. })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        c.set_payload_at(vec![PointId::from(1u64)], "a", json!([1])),
+        Err(Error::PayloadNotObject)
+    ));
 }
