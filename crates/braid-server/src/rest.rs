@@ -392,10 +392,11 @@ fn payload(body: &Value) -> Value {
 async fn set_payload(call: Call) -> Response {
     call.write(|c, body| {
         let selector = convert::body_selector(body)?;
-        Ok(match body.get("key").and_then(Value::as_str) {
-            Some(key) => c.set_payload_at(selector, key, payload(body))?,
-            None => c.set_payload(selector, payload(body))?,
-        })
+        let done = match body.get("key").and_then(Value::as_str) {
+            Some(key) => c.set_payload_at(selector, key, payload(body)),
+            None => c.set_payload(selector, payload(body)),
+        };
+        Ok(done?)
     })
     .await
 }
