@@ -35,6 +35,16 @@ pub enum IndexKind {
 }
 
 impl IndexKind {
+    /// Every kind, in declaration order (storage encodes a kind as its position here).
+    pub const ALL: [IndexKind; 6] = [
+        IndexKind::Keyword,
+        IndexKind::Integer,
+        IndexKind::Float,
+        IndexKind::Bool,
+        IndexKind::Uuid,
+        IndexKind::Datetime,
+    ];
+
     /// The lower-case name, as in Qdrant's `field_schema`.
     pub fn name(self) -> &'static str {
         match self {

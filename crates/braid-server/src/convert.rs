@@ -416,10 +416,42 @@ fn params_json(p: &VectorParams) -> Value {
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct}})
 }
 
+/// The settings collection info reports in Qdrant's optimizer and WAL fields, taken
+/// from the options the server opened the database with, so that both protocols
+/// report what Braid actually does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reported {
+    /// `deleted_threshold`: the background optimiser's vacuum share.
+    pub deleted_threshold: f64,
+    /// `vacuum_min_vector_number`.
+    pub vacuum_min: u64,
+    /// `flush_interval_sec`: how often the server syncs the logs.
+    pub flush_interval_sec: u64,
+    /// `wal_capacity_mb`: the log size that triggers a checkpoint.
+    pub wal_capacity_mb: u64,
+}
+
+impl Reported {
+    /// From the storage options and the server's sync interval.
+    pub fn new(options: &braid::StorageOptions, sync: std::time::Duration) -> Reported {
+        Reported {
+            deleted_threshold: options.vacuum_share,
+            vacuum_min: options.vacuum_min as u64,
+            flush_interval_sec: sync.as_secs().max(1),
+            wal_capacity_mb: options.checkpoint_log_bytes >> 20,
+        }
+    }
+}
+
+/// Qdrant's `full_scan_threshold` has no counterpart (Braid's planner chooses between
+/// graph and exact scan by cost); this is Qdrant's default, reported for clients that
+/// expect the field.
+pub const FULL_SCAN_THRESHOLD: u64 = 10_000;
+
 /// `GET /collections/{name}`, in Qdrant's `CollectionInfo` shape. Settings Braid does
-/// not have (shards, replication, optimiser thresholds) are reported at the values
-/// that describe its behaviour: one shard, one replica, no quantisation.
-pub fn info_json(info: &CollectionInfo) -> Value {
+/// not have (shards, replication) are reported at the values that describe its
+/// behaviour: one shard, one replica, no quantisation.
+pub fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
     let vectors: Value = if info.config.vectors.len() == 1 && info.config.vectors.contains_key(DEFAULT_VECTOR)
     {
         params_json(&info.config.vectors[DEFAULT_VECTOR])
@@ -442,12 +474,12 @@ pub fn info_json(info: &CollectionInfo) -> Value {
         "config": {
             "params": {"vectors": vectors, "shard_number": 1, "replication_factor": 1,
                        "write_consistency_factor": 1, "on_disk_payload": false},
-            "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": 10000,
+            "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": FULL_SCAN_THRESHOLD,
                             "max_indexing_threads": 0, "on_disk": false},
-            "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
+            "optimizer_config": {"deleted_threshold": reported.deleted_threshold, "vacuum_min_vector_number": reported.vacuum_min,
                                  "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,
-                                 "indexing_threshold": 0, "flush_interval_sec": 5, "max_optimization_threads": 0},
-            "wal_config": {"wal_capacity_mb": 256, "wal_segments_ahead": 0},
+                                 "indexing_threshold": 0, "flush_interval_sec": reported.flush_interval_sec, "max_optimization_threads": 0},
+            "wal_config": {"wal_capacity_mb": reported.wal_capacity_mb, "wal_segments_ahead": 0},
             "quantization_config": null
         },
         "payload_schema": schema,

@@ -504,6 +504,7 @@ impl Collections for Service {
         r: Request<proto::GetCollectionInfoRequest>,
     ) -> Reply<proto::GetCollectionInfoResponse> {
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let reported = self.0.reported;
         let info = blocking(move || Ok(collection(&db, &name)?.info())).await?;
         let vectors = &info.config.vectors;
         let vectors_config = if vectors.len() == 1 && vectors.contains_key(DEFAULT_VECTOR) {
@@ -528,17 +529,17 @@ impl Collections for Service {
                 hnsw_config: Some(proto::HnswConfigDiff {
                     m: Some(first.m as u64),
                     ef_construct: Some(first.ef_construct as u64),
-                    full_scan_threshold: Some(10_000),
+                    full_scan_threshold: Some(convert::FULL_SCAN_THRESHOLD),
                     max_indexing_threads: Some(0),
                 }),
                 optimizer_config: Some(proto::OptimizersConfigDiff {
-                    deleted_threshold: Some(0.2),
-                    vacuum_min_vector_number: Some(1000),
+                    deleted_threshold: Some(reported.deleted_threshold),
+                    vacuum_min_vector_number: Some(reported.vacuum_min),
                     default_segment_number: Some(1),
-                    flush_interval_sec: Some(5),
+                    flush_interval_sec: Some(reported.flush_interval_sec),
                 }),
                 wal_config: Some(proto::WalConfigDiff {
-                    wal_capacity_mb: Some(256),
+                    wal_capacity_mb: Some(reported.wal_capacity_mb),
                     wal_segments_ahead: Some(0),
                 }),
             }),

@@ -80,6 +80,7 @@ impl Server {
             db: db.clone(),
             api_key: config.api_key.as_deref().map(Arc::from),
             operations: Arc::new(AtomicU64::new(0)),
+            reported: convert::Reported::new(&options, SYNC_INTERVAL),
         };
         let http_listener = tokio::net::TcpListener::bind(config.http)
             .await

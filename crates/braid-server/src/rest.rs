@@ -33,6 +33,8 @@ pub struct AppState {
     pub api_key: Option<Arc<str>>,
     /// Numbers write operations for `operation_id`.
     pub operations: Arc<AtomicU64>,
+    /// What collection info reports in Qdrant's optimizer and WAL fields.
+    pub reported: convert::Reported,
 }
 
 /// The version reported at `GET /`: the Qdrant API level this server follows (clients
@@ -246,7 +248,8 @@ async fn list_collections(State(s): State<AppState>) -> Response {
 }
 
 async fn collection_info(call: Call) -> Response {
-    call.read(|c, _| Ok(convert::info_json(&c.info()))).await
+    let reported = call.state.reported;
+    call.read(move |c, _| Ok(convert::info_json(&c.info(), &reported))).await
 }
 
 async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) -> Response {

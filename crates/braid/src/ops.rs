@@ -42,21 +42,12 @@ pub(crate) enum Op {
     DropIndex { key: String },
 }
 
-const KINDS: [IndexKind; 6] = [
-    IndexKind::Keyword,
-    IndexKind::Integer,
-    IndexKind::Float,
-    IndexKind::Bool,
-    IndexKind::Uuid,
-    IndexKind::Datetime,
-];
-
 pub(crate) fn encode_kind(kind: IndexKind) -> u8 {
-    KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8
+    IndexKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
 pub(crate) fn decode_kind(d: &Decoder<'_>, code: u8) -> Result<IndexKind, StorageError> {
-    KINDS.get(code as usize).copied().ok_or_else(|| d.error(format!("unknown index kind {code}")))
+    IndexKind::ALL.get(code as usize).copied().ok_or_else(|| d.error(format!("unknown index kind {code}")))
 }
 
 pub(crate) fn encode_id(e: &mut Encoder, id: &PointId) {
