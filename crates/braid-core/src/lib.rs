@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct PointOffset(pub u32);
 
+pub mod memory;
+
 pub use uuid::Uuid;
 
 impl PointOffset {

@@ -10,6 +10,8 @@
 //!   distances, smaller is better (`docs/distance.md`);
 //! - one query against a contiguous block ([`score_block`]) and many queries against
 //!   a block through a `faer` matrix product ([`score_matrix`]);
+//! - one-byte codes of vectors ([`Codes`]) that rank candidates at a quarter of the
+//!   memory traffic before they are re-scored exactly;
 //! - bounded top-k selection with ties to the lower offset ([`TopK`], [`top_k`]);
 //! - the validation every inserted and query vector passes ([`validate`],
 //!   [`prepare`]).
@@ -35,6 +37,7 @@
 //! ```
 
 mod block;
+mod codes;
 mod kernel;
 pub mod scalar;
 pub mod simd;
@@ -46,6 +49,7 @@ pub use block::{
     score_matrix_pairs,
 };
 pub use braid_core::Metric;
+pub use codes::{CodeDotFn, CodedQuery, Codes, MIN_CODED_DIM, dot_i8, dot_i8_paths, dot_i8_portable};
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
 pub use topk::{TopK, top_k};
 pub use validate::{VectorError, normalize, prepare, validate};

@@ -153,3 +153,44 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+proptest! {
+    #[test]
+    fn every_i8_dot_path_is_exact(pairs in prop::collection::vec((any::<i8>(), any::<i8>()), 0..1200)) {
+        let a: Vec<i8> = pairs.iter().map(|p| p.0.max(-127)).collect();
+        let b: Vec<i8> = pairs.iter().map(|p| p.1.max(-127)).collect();
+        let reference: i64 = a.iter().zip(&b).map(|(&x, &y)| x as i64 * y as i64).sum();
+        for (name, f) in braid_distance::dot_i8_paths() {
+            prop_assert_eq!(f(&a, &b) as i64, reference, "{}", name);
+        }
+        prop_assert_eq!(braid_distance::dot_i8(&a, &b) as i64, reference);
+    }
+
+    /// A coded distance is within the rounding bound of the exact one:
+    /// |a·b − â·b̂| ≤ (sₐ‖b‖₁ + s_b‖a‖₁)/2 + n·sₐ·s_b/4, with s = max|xᵢ| / 127.
+    #[test]
+    fn coded_distance_is_within_rounding_bound(
+        (a, b) in pair().prop_filter("coded widths", |(a, _)| a.len() >= braid_distance::MIN_CODED_DIM),
+        metric in prop::sample::select(vec![Metric::Cosine, Metric::Dot, Metric::Euclid]),
+    ) {
+        let mut codes = braid_distance::Codes::new(metric, a.len()).expect("coded metric");
+        codes.push(&b);
+        let q = codes.query(&a);
+        let exact_dot: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+        let l1 = |v: &[f32]| v.iter().map(|x| x.abs() as f64).sum::<f64>();
+        let scale = |v: &[f32]| v.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64)) / 127.0;
+        let (sa, sb) = (scale(&a), scale(&b));
+        let bound = (sa * l1(&b) + sb * l1(&a)) / 2.0 + a.len() as f64 * sa * sb / 4.0;
+        let got = codes.distance(&q, 0) as f64;
+        let (want, slack) = match metric {
+            Metric::Euclid => {
+                let n2 = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>();
+                (n2(&a) + n2(&b) - 2.0 * exact_dot, 2.0 * bound)
+            }
+            _ => (-exact_dot, bound),
+        };
+        // f32 arithmetic on top of the bound.
+        let tolerance = slack * 1.01 + 1e-3 * (1.0 + want.abs());
+        prop_assert!((got - want).abs() <= tolerance, "got {} want {} bound {}", got, want, tolerance);
+    }
+}

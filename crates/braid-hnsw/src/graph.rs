@@ -78,7 +78,11 @@ impl std::fmt::Debug for Hnsw {
 }
 
 fn atomics<T>(n: usize, make: impl Fn() -> T) -> Box<[T]> {
-    (0..n).map(|_| make()).collect()
+    // Asked for huge pages before the first write, so the kernel can back them so.
+    let mut v = Vec::new();
+    braid_core::memory::reserve_huge(&mut v, n);
+    v.extend((0..n).map(|_| make()));
+    v.into_boxed_slice()
 }
 
 impl Hnsw {
@@ -235,6 +239,18 @@ impl Hnsw {
             + self.levels.len()
             + self.deleted.len() * 8
             + self.locks.len() * std::mem::size_of::<Mutex<()>>()
+    }
+
+    pub(crate) fn check_codes<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        codes: &braid_distance::Codes,
+    ) -> Result<(), crate::HnswError> {
+        self.check_source(source)?;
+        if codes.dim() != self.dim || codes.len() != source.len() || codes.metric() != self.metric {
+            return Err(crate::HnswError::CodesMismatch { codes: codes.len(), rows: source.len() });
+        }
+        Ok(())
     }
 
     pub(crate) fn check_source<S: VectorSource + ?Sized>(&self, source: &S) -> Result<(), crate::HnswError> {

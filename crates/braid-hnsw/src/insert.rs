@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use braid_core::{Metric, PointOffset, VectorSource};
 
 use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL};
-use crate::search::Near;
+use crate::search::{Floats, Near, Probe};
 use crate::visited::with_visited;
 use crate::{HnswConfig, HnswError};
 
@@ -143,23 +143,17 @@ impl Hnsw {
             return Ok(());
         };
 
-        let mut ep =
-            Near { dist: self.distance(vector, source.vector(PointOffset(entry.node))), node: entry.node };
+        let probe = Floats { hnsw: self, source, query: vector };
+        let mut ep = Near { dist: probe.distance(entry.node), node: entry.node };
         for layer in (level + 1..=entry.level).rev() {
-            ep = self.greedy(source, vector, ep, layer);
+            ep = self.greedy(&probe, ep, layer);
         }
         let mut entry_points = vec![ep];
         for layer in (0..=level.min(entry.level)).rev() {
             let found = with_visited(self.capacity, |visited| {
-                self.search_layer(
-                    source,
-                    vector,
-                    &entry_points,
-                    self.config.ef_construct,
-                    layer,
-                    visited,
-                    |n| n != node,
-                )
+                self.search_layer(&probe, &entry_points, self.config.ef_construct, layer, visited, |n| {
+                    n != node
+                })
             });
             let candidates = found.into_sorted_vec();
             let chosen = self.select_neighbours(source, &candidates, self.config.m);

@@ -43,7 +43,7 @@ use thiserror::Error;
 
 pub use codec::{DecodeError, FORMAT_VERSION};
 pub use graph::Hnsw;
-pub use search::{GRAPH_COST_DIVISOR, PathChoice, SearchPath};
+pub use search::{GRAPH_COST_DIVISOR, PathChoice, RESCORE_FACTOR, RESCORE_MIN, SearchPath};
 
 /// Build parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +101,15 @@ pub enum HnswError {
         graph: usize,
         /// The source's.
         source_dim: usize,
+    },
+    /// One-byte codes that do not code the rows searched (another count, dimension or
+    /// metric).
+    #[error("{codes} vector codes do not match the {rows} rows searched")]
+    CodesMismatch {
+        /// Vectors coded.
+        codes: usize,
+        /// Rows in the source.
+        rows: usize,
     },
     /// An offset beyond the graph's capacity or the source's length.
     #[error("offset {offset} is out of range (capacity {capacity})")]

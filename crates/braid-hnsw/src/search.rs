@@ -5,7 +5,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset, VectorSource};
-use braid_distance::{TopK, prepare};
+use braid_distance::{CodedQuery, Codes, TopK, prepare};
 
 use crate::HnswError;
 use crate::graph::Hnsw;
@@ -30,6 +30,59 @@ impl Ord for Near {
     fn cmp(&self, other: &Self) -> Ordering {
         self.dist.total_cmp(&other.dist).then(self.node.cmp(&other.node))
     }
+}
+
+/// Measures graph nodes against one query for a walk through the graph.
+pub(crate) trait Probe {
+    /// The ranking distance (lower is better) from the query to `node`.
+    fn distance(&self, node: u32) -> f32;
+    /// Asks the memory system for `node`'s data before [`Probe::distance`] reads it.
+    fn prefetch(&self, node: u32);
+}
+
+/// Measures with the stored `f32` vectors: exact distances.
+pub(crate) struct Floats<'a, S: ?Sized> {
+    pub hnsw: &'a Hnsw,
+    pub source: &'a S,
+    pub query: &'a [f32],
+}
+
+impl<S: VectorSource + ?Sized> Probe for Floats<'_, S> {
+    #[inline(always)]
+    fn distance(&self, node: u32) -> f32 {
+        self.hnsw.distance(self.query, self.source.vector(PointOffset(node)))
+    }
+    #[inline(always)]
+    fn prefetch(&self, node: u32) {
+        prefetch(self.source.vector(PointOffset(node)));
+    }
+}
+
+/// Measures with one-byte codes: approximate distances, re-scored afterwards.
+struct Coded<'a> {
+    codes: &'a Codes,
+    query: &'a CodedQuery,
+}
+
+impl Probe for Coded<'_> {
+    #[inline(always)]
+    fn distance(&self, node: u32) -> f32 {
+        self.codes.distance(self.query, node as usize)
+    }
+    #[inline(always)]
+    fn prefetch(&self, node: u32) {
+        self.codes.prefetch(node as usize);
+    }
+}
+
+/// How many of the best coded candidates are re-scored with the original vectors:
+/// `RESCORE_FACTOR · k`, and at least `RESCORE_MIN`.
+pub const RESCORE_FACTOR: usize = 4;
+/// See [`RESCORE_FACTOR`].
+pub const RESCORE_MIN: usize = 40;
+
+fn rescore_pool(k: usize) -> usize {
+    k.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN)
 }
 
 /// How many leading cache lines of a vector to prefetch; the hardware prefetcher
@@ -62,7 +115,13 @@ pub const GRAPH_COST_DIVISOR: f64 = 16.0;
 pub enum SearchPath {
     /// Beam search through the graph, checking the filter on the way.
     Graph,
-    /// Score every matching point.
+    /// Score every matching point, the planner's choice for selective filters. A
+    /// collection that keeps one-byte codes ranks by them and re-scores the best with
+    /// the original vectors ([`Hnsw::search_scan_coded`]); without codes this is
+    /// [`SearchPath::Exact`].
+    Scan,
+    /// Score every matching point with the original vectors: the exact answer, as a
+    /// request with `exact: true` asks.
     Exact,
 }
 
@@ -81,28 +140,23 @@ impl std::fmt::Display for PathChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:?}: exact scan ≈ {:.0} distance computations, filtered graph ≈ {:.0}",
+            "{:?}: scan ≈ {:.0} points scored, filtered graph ≈ {:.0}",
             self.path, self.exact_cost, self.graph_cost
         )
     }
 }
 
 impl Hnsw {
-    /// Greedy walk on `layer` from `start` towards `query`: the closest node found.
-    pub(crate) fn greedy<S: VectorSource + ?Sized>(
-        &self,
-        source: &S,
-        query: &[f32],
-        start: Near,
-        layer: u8,
-    ) -> Near {
+    /// Greedy walk on `layer` from `start` towards the probe's query: the closest node
+    /// found.
+    pub(crate) fn greedy<P: Probe>(&self, probe: &P, start: Near, layer: u8) -> Near {
         let mut best = start;
         let mut buf = Vec::new();
         loop {
             let mut improved = false;
             self.neighbours(best.node, layer, &mut buf);
             for &n in &buf {
-                let d = self.distance(query, source.vector(PointOffset(n)));
+                let d = probe.distance(n);
                 if d < best.dist {
                     best = Near { dist: d, node: n };
                     improved = true;
@@ -114,14 +168,12 @@ impl Hnsw {
         }
     }
 
-    #[allow(clippy::too_many_arguments)] // the beam search's inputs are all distinct
     /// Beam search on one layer (Malkov & Yashunin, algorithm 2). Every visited node
     /// steers the search; only nodes for which `admit` holds enter the result, which
     /// keeps the `ef` closest admitted nodes. Returns them in a max-heap (worst on top).
-    pub(crate) fn search_layer<S: VectorSource + ?Sized>(
+    pub(crate) fn search_layer<P: Probe>(
         &self,
-        source: &S,
-        query: &[f32],
+        probe: &P,
         entry: &[Near],
         ef: usize,
         layer: u8,
@@ -158,12 +210,12 @@ impl Hnsw {
             fresh.clear();
             for &n in &buf {
                 if visited.insert(n) {
-                    prefetch(source.vector(PointOffset(n)));
+                    probe.prefetch(n);
                     fresh.push(n);
                 }
             }
             for &n in &fresh {
-                let d = self.distance(query, source.vector(PointOffset(n)));
+                let d = probe.distance(n);
                 if d < bound || results.len() < ef {
                     candidates.push(Reverse(Near { dist: d, node: n }));
                     if admit(n) {
@@ -209,26 +261,94 @@ impl Hnsw {
     ) -> Result<Vec<ScoredOffset>, HnswError> {
         self.check_source(source)?;
         let query = self.prepared_query(query)?;
-        let Some(entry) = self.entry() else { return Ok(Vec::new()) };
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let mut ep =
-            Near { dist: self.distance(&query, source.vector(PointOffset(entry.node))), node: entry.node };
-        for layer in (1..=entry.level).rev() {
-            ep = self.greedy(source, &query, ep, layer);
-        }
-        let ef = ef.max(k);
-        let results = with_visited(self.capacity, |visited| {
-            self.search_layer(source, &query, &[ep], ef, 0, visited, |n| {
-                !self.is_deleted(n) && filter.is_none_or(|f| f.matches(PointOffset(n)))
-            })
-        });
+        let found = self.beam(&Floats { hnsw: self, source, query: &query }, k, ef, filter);
         let mut top = TopK::new(k, braid_core::Metric::Euclid);
-        for r in results.into_sorted_vec() {
+        for r in found {
             top.push(PointOffset(r.node), r.dist);
         }
         Ok(self.user_scores(top))
+    }
+
+    /// [`Hnsw::search`] walking the graph by the one-byte `codes` of the vectors (a
+    /// quarter of the memory traffic), then re-scoring the best
+    /// `max(RESCORE_FACTOR · k, RESCORE_MIN)` candidates with the vectors of `source`:
+    /// the scores returned are exact, the selection approximate like any graph search.
+    /// `codes` must code exactly the rows of `source`.
+    pub fn search_coded<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        codes: &Codes,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<Vec<ScoredOffset>, HnswError> {
+        self.check_codes(source, codes)?;
+        let query = self.prepared_query(query)?;
+        let coded = codes.query(&query);
+        let found = self.beam(&Coded { codes, query: &coded }, k, ef, filter);
+        Ok(self.rescore(source, &query, found.iter().map(|n| n.node), k))
+    }
+
+    /// The graph walk shared by the searches: greedy descent to layer 0, then a beam
+    /// of `max(ef, k)`. The admitted nodes found, closest first.
+    fn beam<P: Probe>(&self, probe: &P, k: usize, ef: usize, filter: Option<&dyn OffsetFilter>) -> Vec<Near> {
+        let Some(entry) = self.entry() else { return Vec::new() };
+        if k == 0 {
+            return Vec::new();
+        }
+        let mut ep = Near { dist: probe.distance(entry.node), node: entry.node };
+        for layer in (1..=entry.level).rev() {
+            ep = self.greedy(probe, ep, layer);
+        }
+        let ef = ef.max(k);
+        with_visited(self.capacity, |visited| {
+            self.search_layer(probe, &[ep], ef, 0, visited, |n| {
+                !self.is_deleted(n) && filter.is_none_or(|f| f.matches(PointOffset(n)))
+            })
+        })
+        .into_sorted_vec()
+    }
+
+    /// The `k` best of the first `rescore_pool(k)` of `nodes` (best first by some
+    /// approximate distance) by their exact distance to `query`, in user scores.
+    fn rescore<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        nodes: impl Iterator<Item = u32>,
+        k: usize,
+    ) -> Vec<ScoredOffset> {
+        let mut top = TopK::new(k, braid_core::Metric::Euclid);
+        for n in nodes.take(rescore_pool(k)) {
+            top.push(PointOffset(n), self.distance(query, source.vector(PointOffset(n))));
+        }
+        self.user_scores(top)
+    }
+
+    /// Calls `f` with every inserted, live point `filter` accepts: from the filter's
+    /// own list when it has one, else by checking every inserted point.
+    fn for_each_candidate(&self, len: usize, filter: Option<&dyn OffsetFilter>, f: &mut dyn FnMut(u32)) {
+        let mut consider = |n: u32| {
+            if (n as usize) < self.capacity
+                && (n as usize) < len
+                && self.level(n).is_some()
+                && !self.is_deleted(n)
+            {
+                f(n);
+            }
+        };
+        let listed = match filter {
+            Some(flt) => flt.for_each_match(&mut |o| consider(o.0)),
+            None => false,
+        };
+        if !listed {
+            for n in 0..self.capacity.min(len) as u32 {
+                if filter.is_none_or(|flt| flt.matches(PointOffset(n))) {
+                    consider(n);
+                }
+            }
+        }
     }
 
     /// The exact `k` nearest inserted, live points that `filter` accepts: a scan of the
@@ -244,23 +364,46 @@ impl Hnsw {
         self.check_source(source)?;
         let query = self.prepared_query(query)?;
         let mut top = TopK::new(k, braid_core::Metric::Euclid);
-        let mut consider = |n: u32| {
-            if (n as usize) < self.capacity && self.level(n).is_some() && !self.is_deleted(n) {
-                top.push(PointOffset(n), self.distance(&query, source.vector(PointOffset(n))));
-            }
-        };
-        let listed = match filter {
-            Some(f) => f.for_each_match(&mut |o| consider(o.0)),
-            None => false,
-        };
-        if !listed {
-            for n in 0..self.capacity.min(source.len()) as u32 {
-                if filter.is_none_or(|f| f.matches(PointOffset(n))) {
-                    consider(n);
-                }
-            }
-        }
+        self.for_each_candidate(source.len(), filter, &mut |n| {
+            top.push(PointOffset(n), self.distance(&query, source.vector(PointOffset(n))));
+        });
         Ok(self.user_scores(top))
+    }
+
+    /// The scan of [`Hnsw::search_exact`] ranked by the one-byte `codes`, then the best
+    /// `max(RESCORE_FACTOR · k, RESCORE_MIN)` re-scored with the vectors of `source`:
+    /// exact scores, and the exact selection unless rounding moved a true neighbour
+    /// below that pool. `codes` must code exactly the rows of `source`.
+    pub fn search_scan_coded<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        codes: &Codes,
+        query: &[f32],
+        k: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<Vec<ScoredOffset>, HnswError> {
+        self.check_codes(source, codes)?;
+        let query = self.prepared_query(query)?;
+        let coded = codes.query(&query);
+        let mut listed = Vec::new();
+        self.for_each_candidate(source.len(), filter, &mut |n| listed.push(n));
+        // Scattered rows: ask for a few rows ahead while scoring this one.
+        const AHEAD: usize = 8;
+        let mut scored: Vec<Near> = Vec::with_capacity(listed.len());
+        for (i, &n) in listed.iter().enumerate() {
+            if let Some(&next) = listed.get(i + AHEAD) {
+                codes.prefetch(next as usize);
+            }
+            scored.push(Near { dist: codes.distance(&coded, n as usize), node: n });
+        }
+        // The pool by selection (linear) rather than a heap; `Near` orders by distance,
+        // then offset, so the pool does not depend on the scan order.
+        let pool = rescore_pool(k);
+        if scored.len() > pool {
+            scored.select_nth_unstable(pool - 1);
+            scored.truncate(pool);
+        }
+        Ok(self.rescore(source, &query, scored.iter().map(|s| s.node), k))
     }
 
     /// Chooses between a filtered graph search and an exact scan from the filter's
@@ -276,7 +419,7 @@ impl Hnsw {
             / GRAPH_COST_DIVISOR
             / selectivity;
         let exact_cost = matches;
-        let path = if exact_cost <= graph_cost { SearchPath::Exact } else { SearchPath::Graph };
+        let path = if exact_cost <= graph_cost { SearchPath::Scan } else { SearchPath::Graph };
         PathChoice { path, exact_cost, graph_cost }
     }
 
@@ -291,7 +434,7 @@ impl Hnsw {
     ) -> Result<(Vec<ScoredOffset>, PathChoice), HnswError> {
         let choice = self.choose_path(ef, filter.map(|f| f.estimate()));
         let hits = match choice.path {
-            SearchPath::Exact => self.search_exact(source, query, k, filter)?,
+            SearchPath::Scan | SearchPath::Exact => self.search_exact(source, query, k, filter)?,
             SearchPath::Graph => self.search(source, query, k, ef, filter)?,
         };
         Ok((hits, choice))

@@ -289,10 +289,10 @@ fn decode_error_table() {
 fn choose_path_prefers_exact_for_selective_filters() {
     let data = dataset(3, 5000, 8, 4, Metric::Dot);
     let graph = Hnsw::build(&data, Metric::Dot, HnswConfig { m: 8, ef_construct: 32, seed: 1 }, 2).unwrap();
-    assert_eq!(graph.choose_path(64, Some(Cardinality::exact(50))).path, SearchPath::Exact);
+    assert_eq!(graph.choose_path(64, Some(Cardinality::exact(50))).path, SearchPath::Scan);
     assert_eq!(graph.choose_path(64, Some(Cardinality::exact(4900))).path, SearchPath::Graph);
     let text = graph.choose_path(64, None).to_string();
-    assert!(text.contains("exact scan"), "{text}");
+    assert!(text.contains("scan ≈"), "{text}");
 }
 
 #[test]
@@ -312,4 +312,88 @@ fn a_grown_graph_keeps_its_links_and_takes_more() {
     let query = data.vector(PointOffset(450));
     let found = ids(&graph.search(&data, query, 10, 64, None).unwrap());
     assert!(recall(&found, &brute_force(&data, Metric::Cosine, query, 10, |i| i != 5)) >= 0.8);
+}
+
+/// Embedding-like data for the coded searches: `clusters` directions with as much
+/// spread around each as the centre's own size (neighbours at cosine ≈ 0.5–0.8, as
+/// sentence embeddings are), stored in the metric's form.
+fn embedding_like(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metric) -> DenseVectors {
+    let mut rng = Rng::new(seed | 1);
+    let centres: Vec<Vec<f32>> =
+        (0..clusters.max(1)).map(|_| (0..dim).map(|_| rng.uniform()).collect()).collect();
+    let mut out = DenseVectors::new(dim);
+    for i in 0..n {
+        let c = &centres[i % centres.len()];
+        let v: Vec<f32> = c.iter().map(|x| x + rng.uniform()).collect();
+        let stored_as = if metric == Metric::Dot { Metric::Cosine } else { metric };
+        out.push(&prepare(stored_as, dim, &v).expect("finite, non-zero"));
+    }
+    out
+}
+
+fn coded_metric() -> impl Strategy<Value = Metric> {
+    prop::sample::select(vec![Metric::Cosine, Metric::Dot, Metric::Euclid])
+}
+
+proptest! {
+    /// Coded searches return exact scores of the points they pick, best first, never a
+    /// rejected or deleted point, and find nearly all of the true neighbours.
+    #[test]
+    fn coded_searches_rescore_exactly(seed in any::<u64>(), n in 50usize..600, dim in 64usize..160, clusters in 0usize..6, metric in coded_metric(), k in 1usize..15) {
+        let all = embedding_like(seed, n + 20, dim, clusters, metric);
+        let data = DenseVectors::from_flat(dim, all.as_flat()[..n * dim].to_vec()).unwrap();
+        let queries = DenseVectors::from_flat(dim, all.as_flat()[n * dim..].to_vec()).unwrap();
+        let codes = braid_distance::Codes::from_source(metric, &data).expect("coded metric");
+        let graph = Hnsw::build(&data, metric, HnswConfig { m: 8, ef_construct: 64, seed }, 1).unwrap();
+        for i in (0..n as u32).step_by(7) {
+            graph.delete(PointOffset(i));
+        }
+        let keep = |o: u32| !o.is_multiple_of(7) && o % 3 != 1;
+        let filter = FnFilter::new(|o: PointOffset| keep(o.0), Cardinality::new(0, n / 2, n));
+        let kernel = Kernel::new(metric);
+        let (mut graph_recall, mut scan_recall) = (0.0, 0.0);
+        for q in 0..queries.len() {
+            let query = queries.vector(PointOffset(q as u32));
+            let prepared = prepare(metric, dim, query).unwrap();
+            let truth = brute_force(&data, metric, query, k, keep);
+            let walked = graph.search_coded(&data, &codes, query, k, 64, Some(&filter)).unwrap();
+            let scanned = graph.search_scan_coded(&data, &codes, query, k, Some(&filter)).unwrap();
+            for hits in [&walked, &scanned] {
+                prop_assert!(hits.len() <= k);
+                prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
+                for h in hits.iter() {
+                    prop_assert!(keep(h.offset.0));
+                    let exact = kernel.score(&prepared, data.vector(h.offset));
+                    prop_assert!((h.score - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "{} vs {}", h.score, exact);
+                }
+            }
+            prop_assert_eq!(scanned.len(), truth.len());
+            // With no more candidates than the re-scored pool, the scan is exact.
+            let candidates = (0..n as u32).filter(|&o| keep(o)).count();
+            if candidates <= braid_hnsw::RESCORE_MIN.max(k * braid_hnsw::RESCORE_FACTOR) {
+                let exact = graph.search_exact(&data, query, k, Some(&filter)).unwrap();
+                prop_assert_eq!(ids(&scanned), ids(&exact));
+            }
+            graph_recall += recall(&ids(&walked), &truth);
+            scan_recall += recall(&ids(&scanned), &truth);
+        }
+        let queries = queries.len() as f64;
+        // Codes resolve about 1/127 of a vector's largest component; much tighter
+        // clusters than these lose recall (docs/hnsw.md, "Codes").
+        prop_assert!(scan_recall / queries >= 0.95, "scan recall {}", scan_recall / queries);
+        prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
+    }
+
+    #[test]
+    fn codes_must_match_the_rows(n in 1usize..50) {
+        let data = dataset(5, n, 64, 2, Metric::Cosine);
+        let graph = Hnsw::build(&data, Metric::Cosine, HnswConfig { m: 4, ef_construct: 16, seed: 1 }, 1).unwrap();
+        let mut codes = braid_distance::Codes::from_source(Metric::Cosine, &data).unwrap();
+        let q = data.vector(PointOffset(0)).to_vec();
+        codes.push(&q);
+        prop_assert!(matches!(graph.search_coded(&data, &codes, &q, 3, 16, None), Err(HnswError::CodesMismatch { .. })), "search_coded");
+        prop_assert!(matches!(graph.search_scan_coded(&data, &codes, &q, 3, None), Err(HnswError::CodesMismatch { .. })), "search_scan_coded");
+        let euclid = braid_distance::Codes::from_source(Metric::Euclid, &data).unwrap();
+        prop_assert!(matches!(graph.search_coded(&data, &euclid, &q, 3, 16, None), Err(HnswError::CodesMismatch { .. })), "metric");
+    }
 }

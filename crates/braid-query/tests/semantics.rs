@@ -204,7 +204,7 @@ fn explain_names_the_path_of_each_leaf() {
     let text = explain(&db, &request).unwrap().to_string();
     assert!(text.contains("fuse 2 lists by RRF (k = 2)"), "{text}");
     assert!(text.contains("nearest in `text`, keep 20, filtered"), "{text}");
-    assert!(text.contains("Exact: exact scan"), "{text}");
+    assert!(text.contains("Scan: scan"), "{text}");
     assert!(text.contains("Exact: requested by params.exact"), "{text}");
 }
 

@@ -224,6 +224,7 @@ impl Rows {
     /// Appends one vector (its length must be `dim`).
     pub fn push(&mut self, vector: &[f32]) {
         debug_assert_eq!(vector.len(), self.dim);
+        braid_core::memory::reserve_huge(&mut self.tail, vector.len());
         self.tail.extend_from_slice(vector);
     }
 

@@ -4,7 +4,10 @@
 //! then runs embedded Qdrant (`qdrant-edge-py`) and Chroma on the same files.
 //!
 //! Arguments after `--`: `--data DIR` (default `target/data/wn100k`, made by the xtask
-//! with `../shared/data/make-data.sh`), `--out FILE`. Under `cargo test` it runs on the
+//! with `../shared/data/make-data.sh`), `--out FILE`, `--keep DIR` (build the collection
+//! durably in DIR on the first run and reopen it on later ones, to profile searches
+//! without re-ingesting; ingest then reports the reopen), `--only TEXT` (run the cases
+//! whose name contains TEXT). Under `cargo test` it runs on the
 //! 20k set's first 2,000 rows when present, else it prints a note and stops.
 
 use std::collections::HashSet;
@@ -55,30 +58,50 @@ fn main() {
     let n = base.len();
     println!("data: {} ({n} points, {} queries, dim {})", dir.display(), queries.len(), base[0].len());
 
-    let db = Database::in_memory();
-    let c = db
-        .create_collection(
-            "wordnet",
-            CollectionConfig::new()
-                .vector("text", VectorParams::new(base[0].len(), Distance::Cosine).hnsw(16, 200)),
-        )
-        .expect("valid config");
-    c.create_payload_index("category", IndexKind::Keyword).expect("fresh");
-    c.create_payload_index("pos", IndexKind::Keyword).expect("fresh");
+    let keep = args.value("--keep").map(PathBuf::from);
+    let reuse = keep.as_ref().is_some_and(|d| d.join("MANIFEST").exists());
+    let db = match &keep {
+        Some(d) => Database::open(d).expect("open the kept database"),
+        None => Database::in_memory(),
+    };
     let t = Instant::now();
-    for start in (0..n).step_by(5_000) {
-        let end = (start + 5_000).min(n);
-        c.upsert(
-            (start..end)
-                .map(|i| {
-                    PointStruct::new(i as u64).vector("text", base[i].clone()).payload(payloads[i].clone())
-                })
-                .collect(),
-        )
-        .expect("valid points");
-    }
+    let c = if reuse {
+        db.collection("wordnet").expect("the kept database has the collection")
+    } else {
+        let c = db
+            .create_collection(
+                "wordnet",
+                CollectionConfig::new()
+                    .vector("text", VectorParams::new(base[0].len(), Distance::Cosine).hnsw(16, 200)),
+            )
+            .expect("valid config");
+        c.create_payload_index("category", IndexKind::Keyword).expect("fresh");
+        c.create_payload_index("pos", IndexKind::Keyword).expect("fresh");
+        for start in (0..n).step_by(5_000) {
+            let end = (start + 5_000).min(n);
+            c.upsert(
+                (start..end)
+                    .map(|i| {
+                        PointStruct::new(i as u64)
+                            .vector("text", base[i].clone())
+                            .payload(payloads[i].clone())
+                    })
+                    .collect(),
+            )
+            .expect("valid points");
+        }
+        if keep.is_some() {
+            c.flush().expect("flush the kept database");
+        }
+        c
+    };
     let ingest = t.elapsed().as_secs_f64();
-    println!("ingest with graph built on insert: {ingest:.1} s");
+    if reuse {
+        println!("reopened the kept database in {ingest:.2} s");
+    } else {
+        println!("ingest with graph built on insert: {ingest:.1} s");
+    }
+    let only = args.value("--only");
 
     // (name, keyword filter (key, value), hnsw_ef)
     type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Option<usize>);
@@ -90,6 +113,9 @@ fn main() {
     ];
     let mut rows = Vec::new();
     for (name, filter, ef) in cases {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
         let keep = |i: usize| filter.is_none_or(|(k, v)| payloads[i][k] == v);
         let selectivity = (0..n).filter(|&i| keep(i)).count() as f64 / n as f64;
         let truth: Vec<HashSet<u64>> = queries

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use braid_core::{Cardinality, OffsetFilter, PointId, PointOffset, VectorSource};
-use braid_distance::Kernel;
+use braid_distance::{Codes, Kernel};
 use braid_filter::{Filter, PayloadStore, PlannedFilter, PointLookup};
 use braid_hnsw::{Hnsw, HnswConfig, PathChoice, SearchPath};
 use braid_query::{Hit, QueryError, Searchable, Space};
@@ -33,6 +33,9 @@ pub(crate) struct SpaceData {
     /// Offsets that have a vector in this space (live or not).
     pub present: RoaringBitmap,
     pub graph: Hnsw,
+    /// One-byte codes of `rows` (same offsets), which graph walks and scans rank by
+    /// before re-scoring with `rows`; `None` under Manhattan.
+    pub codes: Option<Codes>,
 }
 
 pub(crate) struct Segment {
@@ -65,6 +68,7 @@ impl Segment {
                         rows: Rows::new(params.size),
                         present: RoaringBitmap::new(),
                         graph: new_graph(params, 0)?,
+                        codes: Codes::new(params.distance, params.size),
                     },
                 ))
             })
@@ -159,11 +163,18 @@ impl Segment {
                 match point.vectors.get(name) {
                     Some(v) => {
                         space.rows.push(v);
+                        if let Some(codes) = &mut space.codes {
+                            codes.push(v);
+                        }
                         space.present.insert(offset);
                         added.entry(name.clone()).or_default().push(offset);
                     }
                     None => {
-                        space.rows.push(&vec![0.0; space.params.size]);
+                        let zeros = vec![0.0; space.params.size];
+                        space.rows.push(&zeros);
+                        if let Some(codes) = &mut space.codes {
+                            codes.push(&zeros);
+                        }
                     }
                 }
             }
@@ -340,7 +351,7 @@ impl Searchable for Segment {
     fn choose(&self, space: &str, ef: usize, estimate: Cardinality) -> PathChoice {
         match self.spaces.get(space) {
             Some(s) => s.graph.choose_path(ef, Some(estimate)),
-            None => PathChoice { path: SearchPath::Exact, exact_cost: 0.0, graph_cost: 0.0 },
+            None => PathChoice { path: SearchPath::Scan, exact_cost: 0.0, graph_cost: 0.0 },
         }
     }
     fn nearest(
@@ -355,9 +366,14 @@ impl Searchable for Segment {
         let data = self.space_data(space)?;
         let restricted = filter.map(|f| self.in_space(data, f));
         let filter: Option<&dyn OffsetFilter> = restricted.as_ref().map(|r| r as &dyn OffsetFilter);
-        let found = match path {
-            SearchPath::Exact => data.graph.search_exact(&data.rows, vector, limit, filter)?,
-            SearchPath::Graph => data.graph.search(&data.rows, vector, limit, ef, filter)?,
+        let (graph, rows) = (&data.graph, &data.rows);
+        let found = match (path, &data.codes) {
+            (SearchPath::Exact, _) | (SearchPath::Scan, None) => {
+                graph.search_exact(rows, vector, limit, filter)?
+            }
+            (SearchPath::Scan, Some(codes)) => graph.search_scan_coded(rows, codes, vector, limit, filter)?,
+            (SearchPath::Graph, None) => graph.search(rows, vector, limit, ef, filter)?,
+            (SearchPath::Graph, Some(codes)) => graph.search_coded(rows, codes, vector, limit, ef, filter)?,
         };
         Ok(self.hits(found))
     }

@@ -476,7 +476,8 @@ fn load_segment(
         if graph.dim() != params.size || graph.capacity() > n {
             return Err(StorageError::corrupt(&graph_path, 0, "graph does not fit the space").into());
         }
-        spaces.insert(name, SpaceData { params: *params, rows, present, graph });
+        let codes = braid_distance::Codes::from_source(params.distance, &rows);
+        spaces.insert(name, SpaceData { params: *params, rows, present, graph, codes });
     }
     let mut payloads = PayloadStore::new();
     let with_payload = d.len(5)?;

@@ -90,7 +90,7 @@ impl Searchable for BruteForce {
         )
     }
     fn choose(&self, _space: &str, _ef: usize, estimate: Cardinality) -> PathChoice {
-        let path = if estimate.expected < 20 { SearchPath::Exact } else { SearchPath::Graph };
+        let path = if estimate.expected < 20 { SearchPath::Scan } else { SearchPath::Graph };
         PathChoice { path, exact_cost: estimate.expected as f64, graph_cost: 20.0 }
     }
     fn nearest(

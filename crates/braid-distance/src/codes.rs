@@ -1,0 +1,458 @@
+//! One-byte codes of stored vectors, for ranking candidates before the exact score.
+//!
+//! Each vector is scaled by its own largest absolute component to the range
+//! −127…127 and rounded: `x ≈ scale · q` with `scale = max|xᵢ| / 127`. A code keeps
+//! the vector's exact squared norm beside it. A dot product of two coded vectors is an
+//! integer sum (exact, no overflow below 2¹⁷ components) times the two scales, so one
+//! candidate costs a quarter of the memory traffic of its `f32` row. Codes only
+//! *rank*: whoever uses them re-scores the best candidates with the original vectors
+//! (`braid-hnsw`'s coded searches do), so the scores users see are always exact.
+//!
+//! Per-vector scales need no training and no global statistics, so codes are built
+//! one vector at a time, in the order rows are written, and never go stale.
+//!
+//! Supported metrics: Cosine and Dot (by dot product) and Euclid (through
+//! `|a|² + |b|² − 2·a·b`). Manhattan has no cheap form over per-vector scales and is
+//! not coded, nor are vectors under [`MIN_CODED_DIM`] components ([`Codes::supports`]).
+
+use braid_core::Metric;
+
+/// Vectors with fewer components are not coded: they span at most four cache lines
+/// as floats, so codes would save little traffic, and rounding errors average out
+/// only over many components.
+pub const MIN_CODED_DIM: usize = 64;
+
+/// The largest code magnitude.
+const LEVELS: f32 = 127.0;
+
+/// One vector's code: components, scale and exact squared norm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodedQuery {
+    codes: Vec<i8>,
+    /// `codes` + 128, for the unsigned × signed dot product of AVX-512 VNNI.
+    shifted: Vec<u8>,
+    scale: f32,
+    norm2: f32,
+}
+
+/// What a code keeps beside its components.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Meta {
+    scale: f32,
+    /// The exact squared norm.
+    norm2: f32,
+    /// Σ codes, to undo the +128 shift of a query's codes.
+    sum: i32,
+}
+
+/// The codes of a growing list of vectors of one dimension, under one metric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Codes {
+    metric: Metric,
+    dim: usize,
+    codes: Vec<i8>,
+    meta: Vec<Meta>,
+}
+
+/// Quantises `v` into `out` (same length); returns `(scale, squared norm)`.
+fn encode(v: &[f32], out: &mut [i8]) -> (f32, f32) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let norm2 = v.iter().map(|x| x * x).sum::<f32>();
+    if max == 0.0 || !max.is_finite() {
+        out.fill(0);
+        return (0.0, norm2);
+    }
+    let inv = LEVELS / max;
+    for (o, x) in out.iter_mut().zip(v) {
+        // In range by construction: |x| · 127 / max ≤ 127.
+        *o = (x * inv).round().clamp(-LEVELS, LEVELS) as i8;
+    }
+    (max / LEVELS, norm2)
+}
+
+impl Codes {
+    /// Whether `dim`-component vectors under `metric` are coded: not under
+    /// Manhattan, and not below [`MIN_CODED_DIM`].
+    pub fn supports(metric: Metric, dim: usize) -> bool {
+        !matches!(metric, Metric::Manhattan) && dim >= MIN_CODED_DIM
+    }
+
+    /// Empty codes for `dim`-component vectors, or `None` when they are not coded
+    /// ([`Codes::supports`]).
+    pub fn new(metric: Metric, dim: usize) -> Option<Codes> {
+        Codes::supports(metric, dim).then(|| Codes { metric, dim, codes: Vec::new(), meta: Vec::new() })
+    }
+
+    /// The codes of every vector of `source`, in offset order.
+    pub fn from_source<S: braid_core::VectorSource + ?Sized>(metric: Metric, source: &S) -> Option<Codes> {
+        let mut codes = Codes::new(metric, source.dim())?;
+        codes.reserve(source.len());
+        for o in 0..source.len() {
+            codes.push(source.vector(braid_core::PointOffset(o as u32)));
+        }
+        Some(codes)
+    }
+
+    /// Room for `more` vectors without reallocating.
+    pub fn reserve(&mut self, more: usize) {
+        braid_core::memory::reserve_huge(&mut self.codes, more * self.dim);
+        braid_core::memory::reserve_huge(&mut self.meta, more);
+    }
+
+    /// Appends the code of `v` (of this dimension, in stored form).
+    pub fn push(&mut self, v: &[f32]) {
+        debug_assert_eq!(v.len(), self.dim);
+        self.reserve(1);
+        let start = self.codes.len();
+        self.codes.resize(start + self.dim, 0);
+        let (scale, norm2) = encode(v, &mut self.codes[start..]);
+        let sum = self.codes[start..].iter().map(|&c| c as i32).sum();
+        self.meta.push(Meta { scale, norm2, sum });
+    }
+
+    /// How many vectors are coded.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// `true` when nothing is coded.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Components per vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric the codes rank by.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Bytes held: one per component plus twelve per vector.
+    pub fn heap_bytes(&self) -> usize {
+        self.codes.capacity() + self.meta.capacity() * std::mem::size_of::<Meta>()
+    }
+
+    /// The code of a query (of this dimension, in stored form).
+    pub fn query(&self, q: &[f32]) -> CodedQuery {
+        let mut codes = vec![0i8; q.len()];
+        let (scale, norm2) = encode(q, &mut codes);
+        let shifted = codes.iter().map(|&c| (c as i16 + 128) as u8).collect();
+        CodedQuery { codes, shifted, scale, norm2 }
+    }
+
+    /// The approximate ranking distance (lower is better, as in the graph: negated
+    /// dot product, or squared Euclidean distance) from `q` to vector `offset`.
+    #[inline]
+    pub fn distance(&self, q: &CodedQuery, offset: usize) -> f32 {
+        let start = offset * self.dim;
+        let code = &self.codes[start..start + self.dim];
+        let meta = self.meta[offset];
+        #[cfg(target_arch = "x86_64")]
+        let int = match i8_level() {
+            I8Level::Vnni => x86::dot_u8_i8_vnni(&q.shifted, code) - 128 * meta.sum,
+            _ => dot_i8(&q.codes, code),
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let int = dot_i8(&q.codes, code);
+        let dot = int as f32 * q.scale * meta.scale;
+        match self.metric {
+            Metric::Euclid => q.norm2 + meta.norm2 - 2.0 * dot,
+            _ => -dot,
+        }
+    }
+
+    /// Asks the memory system for vector `offset`'s code ahead of [`Codes::distance`].
+    #[inline(always)]
+    pub fn prefetch(&self, offset: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let start = offset * self.dim;
+            if start < self.codes.len() {
+                let lines = self.dim.div_ceil(64).min(8);
+                for line in 0..lines {
+                    // SAFETY: a prefetch is a hint that never faults; the address is
+                    // inside this vector's code (line · 64 < dim rounded up to a line,
+                    // and `start` is in bounds).
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                            self.codes.as_ptr().add(start + (line * 64).min(self.dim - 1)).cast(),
+                        );
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = offset;
+    }
+}
+
+/// Σ aᵢ·bᵢ over one-byte codes, exactly, in 32 bits. Callers guarantee equal lengths
+/// below 2¹⁷ (each product is at most 127², so the sum cannot overflow).
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    match i8_level() {
+        I8Level::Vnni | I8Level::Avx512 => return x86::dot_i8_avx512(a, b),
+        I8Level::Avx2 => return x86::dot_i8_avx2(a, b),
+        I8Level::Portable => {}
+    }
+    dot_i8_portable(a, b)
+}
+
+/// The plain loop, the reference the SIMD forms are tested against.
+pub fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
+}
+
+/// A dot product over two codes.
+pub type CodeDotFn = fn(&[i8], &[i8]) -> i32;
+
+/// Every `dot_i8` this CPU can run, named by instruction set; tests compare each
+/// with [`dot_i8_portable`].
+#[doc(hidden)]
+pub fn dot_i8_paths() -> Vec<(&'static str, CodeDotFn)> {
+    let mut paths: Vec<(&'static str, CodeDotFn)> = vec![("portable", dot_i8_portable)];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            paths.push(("avx512bw", x86::dot_i8_avx512));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            paths.push(("avx2", x86::dot_i8_avx2));
+        }
+    }
+    paths
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg(target_arch = "x86_64")]
+enum I8Level {
+    Portable = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+    /// AVX-512 BW with VNNI: [`Codes::distance`] uses `vpdpbusd` on shifted queries.
+    Vnni = 4,
+}
+
+#[cfg(target_arch = "x86_64")]
+static I8_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn i8_level() -> I8Level {
+    match I8_LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
+        4 => I8Level::Vnni,
+        3 => I8Level::Avx512,
+        2 => I8Level::Avx2,
+        1 => I8Level::Portable,
+        _ => detect_i8_level(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn detect_i8_level() -> I8Level {
+    let level = if std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+    {
+        I8Level::Vnni
+    } else if std::arch::is_x86_feature_detected!("avx512bw") {
+        I8Level::Avx512
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        I8Level::Avx2
+    } else {
+        I8Level::Portable
+    };
+    // Racing threads store the same value.
+    I8_LEVEL.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+    level
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::dot_i8_portable;
+
+    /// Sign-extends 32 codes of each input to 16 bits and multiplies-and-adds pairs
+    /// into 32-bit lanes; two accumulators over 64 codes a step.
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn dot_i8_avx512_inner(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: every 32-byte load starts at i with i + 32 ≤ n, inside both slices.
+        let body = unsafe {
+            let mut s0 = _mm512_setzero_si512();
+            let mut s1 = _mm512_setzero_si512();
+            let load = |p: *const i8| _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast()));
+            while i + 64 <= n {
+                s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(load(pa.add(i)), load(pb.add(i))));
+                s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(load(pa.add(i + 32)), load(pb.add(i + 32))));
+                i += 64;
+            }
+            if i + 32 <= n {
+                s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(load(pa.add(i)), load(pb.add(i))));
+                i += 32;
+            }
+            _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1))
+        };
+        body + dot_i8_portable(&a[i..n], &b[i..n])
+    }
+
+    /// The AVX2 form: 16 codes per register, two accumulators over 32 a step.
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: every 16-byte load starts at i with i + 16 ≤ n, inside both slices.
+        let body = unsafe {
+            let mut s0 = _mm256_setzero_si256();
+            let mut s1 = _mm256_setzero_si256();
+            let load = |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast()));
+            while i + 32 <= n {
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load(pa.add(i)), load(pb.add(i))));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load(pa.add(i + 16)), load(pb.add(i + 16))));
+                i += 32;
+            }
+            if i + 16 <= n {
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load(pa.add(i)), load(pb.add(i))));
+                i += 16;
+            }
+            let s = _mm256_add_epi32(s0, s1);
+            let half = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+            let pair = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
+            _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)))
+        };
+        body + dot_i8_portable(&a[i..n], &b[i..n])
+    }
+
+    /// Σ aᵢ·bᵢ for unsigned `a` and signed `b`: `vpdpbusd` multiplies 64 byte pairs
+    /// and adds them in fours into 16 lanes, one instruction per 64 components.
+    #[target_feature(enable = "avx512bw,avx512vnni")]
+    unsafe fn dot_u8_i8_vnni_inner(a: &[u8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: every 64-byte load starts at i with i + 64 ≤ n, inside both slices.
+        let body = unsafe {
+            let mut s0 = _mm512_setzero_si512();
+            let mut s1 = _mm512_setzero_si512();
+            while i + 128 <= n {
+                s0 = _mm512_dpbusd_epi32(
+                    s0,
+                    _mm512_loadu_si512(pa.add(i).cast()),
+                    _mm512_loadu_si512(pb.add(i).cast()),
+                );
+                s1 = _mm512_dpbusd_epi32(
+                    s1,
+                    _mm512_loadu_si512(pa.add(i + 64).cast()),
+                    _mm512_loadu_si512(pb.add(i + 64).cast()),
+                );
+                i += 128;
+            }
+            if i + 64 <= n {
+                s0 = _mm512_dpbusd_epi32(
+                    s0,
+                    _mm512_loadu_si512(pa.add(i).cast()),
+                    _mm512_loadu_si512(pb.add(i).cast()),
+                );
+                i += 64;
+            }
+            _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1))
+        };
+        body + a[i..n].iter().zip(&b[i..n]).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>()
+    }
+
+    pub(super) fn dot_u8_i8_vnni(a: &[u8], b: &[i8]) -> i32 {
+        // SAFETY: only called after `avx512bw` and `avx512vnni` were detected.
+        unsafe { dot_u8_i8_vnni_inner(a, b) }
+    }
+
+    pub(super) fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: only called after `avx512bw` was detected on this CPU.
+        unsafe { dot_i8_avx512_inner(a, b) }
+    }
+
+    pub(super) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: only called after `avx2` was detected on this CPU.
+        unsafe { dot_i8_avx2_inner(a, b) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_rank_like_the_vectors() {
+        let wide = |head: &[f32]| {
+            let mut v = head.to_vec();
+            v.resize(MIN_CODED_DIM, 0.0);
+            v
+        };
+        let codes = {
+            let mut c = Codes::new(Metric::Dot, MIN_CODED_DIM).expect("dot is coded");
+            c.push(&wide(&[1.0, 0.0, 0.0]));
+            c.push(&wide(&[0.0, 0.5, 0.5]));
+            c.push(&wide(&[0.0, 0.0, 0.0]));
+            c
+        };
+        let q = codes.query(&wide(&[0.9, 0.1, 0.0]));
+        assert!(codes.distance(&q, 0) < codes.distance(&q, 1));
+        assert!((codes.distance(&q, 0) + 0.9).abs() < 0.01);
+        assert_eq!(codes.distance(&q, 2), 0.0);
+    }
+
+    #[test]
+    fn euclid_uses_exact_norms() {
+        let at = |x: f32, y: f32| {
+            let mut v = vec![0.0; MIN_CODED_DIM];
+            v[0] = x;
+            v[1] = y;
+            v
+        };
+        let mut c = Codes::new(Metric::Euclid, MIN_CODED_DIM).expect("euclid is coded");
+        c.push(&at(3.0, 4.0));
+        let q = c.query(&at(3.0, 4.0));
+        assert!(c.distance(&q, 0).abs() < 0.2, "rounding error only");
+        let far = c.query(&at(0.0, 0.0));
+        assert!((c.distance(&far, 0) - 25.0).abs() < 1e-4);
+    }
+
+    /// The VNNI form (shifted query, corrected by the code sum) is exact.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vnni_dot_is_exact() {
+        if !(std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni"))
+        {
+            return;
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 24) % 255) as i32 - 127
+        };
+        for len in [0, 1, 5, 63, 64, 65, 127, 128, 129, 384, 512, 1000] {
+            let a: Vec<i8> = (0..len).map(|_| next() as i8).collect();
+            let b: Vec<i8> = (0..len).map(|_| next() as i8).collect();
+            let shifted: Vec<u8> = a.iter().map(|&c| (c as i16 + 128) as u8).collect();
+            let sum: i32 = b.iter().map(|&c| c as i32).sum();
+            assert_eq!(x86::dot_u8_i8_vnni(&shifted, &b) - 128 * sum, dot_i8_portable(&a, &b), "len {len}");
+        }
+    }
+
+    #[test]
+    fn manhattan_and_narrow_vectors_are_not_coded() {
+        assert!(Codes::new(Metric::Manhattan, 384).is_none());
+        assert!(Codes::new(Metric::Cosine, MIN_CODED_DIM - 1).is_none());
+    }
+}
