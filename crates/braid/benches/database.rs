@@ -108,6 +108,8 @@ fn main() {
     let cases: Vec<Case> = vec![
         ("default (ef = ef_construct = 200)", None, None),
         ("ef = 64", None, Some(64)),
+        ("ef = 96", None, Some(96)),
+        ("ef = 128", None, Some(128)),
         ("filter ~1 %: category = verb.social", Some(("category", "verb.social")), None),
         ("filter ~10 %: pos = verb", Some(("pos", "verb")), None),
     ];
