@@ -1,19 +1,29 @@
 //! One-byte codes of stored vectors, for ranking candidates before the exact score.
 //!
-//! Each vector is scaled by its own largest absolute component to the range
-//! −127…127 and rounded: `x ≈ scale · q` with `scale = max|xᵢ| / 127`. A code keeps
-//! the vector's exact squared norm beside it. A dot product of two coded vectors is an
-//! integer sum (exact, no overflow below 2¹⁷ components) times the two scales, so one
-//! candidate costs a quarter of the memory traffic of its `f32` row. Codes only
+//! Vectors are coded as their residual from a centre `μ`: `r = x − μ`, scaled by its
+//! own largest absolute component to −127…127 and rounded, `r ≈ s · c` with
+//! `s = max|rᵢ| / 127`. Beside the components a code keeps the scale, one exact term
+//! (`μ·r` for dot products, `|r|²` for Euclid) and the sum of its components. With
+//! the query coded the same way (`q − μ`), a distance is an integer dot product
+//! (exact, no overflow below 2¹⁷ components) times two scales plus exact terms:
+//!
+//! - dot: `q·x = q·μ + μ·r + (q − μ)·r`;
+//! - Euclid: `|q − x|² = |q − μ|² + |r|² − 2·(q − μ)·r`.
+//!
+//! One candidate costs a quarter of the memory traffic of its `f32` row. Codes only
 //! *rank*: whoever uses them re-scores the best candidates with the original vectors
 //! (`braid-hnsw`'s coded searches do), so the scores users see are always exact.
 //!
-//! Per-vector scales need no training and no global statistics, so codes are built
-//! one vector at a time, in the order rows are written, and never go stale.
+//! The centre is the mean of the first [`CENTRE_SAMPLE`] non-zero vectors in the order
+//! they were pushed; until that many exist it is zero, and when the last of them
+//! arrives every code so far is re-coded. It depends only on the vectors and their
+//! order, so codes rebuilt from the same rows (a reopened collection) are identical to
+//! codes built one push at a time. Centring spends the 255 levels on what tells
+//! vectors apart rather than on what they share (embeddings share a mean direction).
 //!
-//! Supported metrics: Cosine and Dot (by dot product) and Euclid (through
-//! `|a|² + |b|² − 2·a·b`). Manhattan has no cheap form over per-vector scales and is
-//! not coded, nor are vectors under [`MIN_CODED_DIM`] components ([`Codes::supports`]).
+//! Supported metrics: Cosine and Dot (by dot product) and Euclid. Manhattan has no
+//! cheap form over per-vector scales and is not coded, nor are vectors under
+//! [`MIN_CODED_DIM`] components ([`Codes::supports`]).
 
 use braid_core::Metric;
 
@@ -22,27 +32,43 @@ use braid_core::Metric;
 /// only over many components.
 pub const MIN_CODED_DIM: usize = 64;
 
+/// How many non-zero vectors the centre is the mean of.
+pub const CENTRE_SAMPLE: usize = 1024;
+
 /// The largest code magnitude.
 const LEVELS: f32 = 127.0;
 
-/// One vector's code: components, scale and exact squared norm.
+/// A query's code: components of `q − μ`, scale, and the exact terms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CodedQuery {
     codes: Vec<i8>,
     /// `codes` + 128, for the unsigned × signed dot product of AVX-512 VNNI.
     shifted: Vec<u8>,
     scale: f32,
-    norm2: f32,
+    /// Dot: `q·μ`. Euclid: `|q − μ|²`.
+    exact: f32,
 }
 
 /// What a code keeps beside its components.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Meta {
     scale: f32,
-    /// The exact squared norm.
-    norm2: f32,
+    /// Dot: `μ·r`. Euclid: `|r|²`.
+    exact: f32,
     /// Σ codes, to undo the +128 shift of a query's codes.
     sum: i32,
+}
+
+/// What is kept until the centre is known, to re-code what came before it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Sampling {
+    /// Σ of the non-zero vectors so far, in push order.
+    total: Vec<f64>,
+    /// Those vectors, and their offsets.
+    vectors: Vec<f32>,
+    offsets: Vec<u32>,
+    /// Offsets of the all-zero vectors so far.
+    zeros: Vec<u32>,
 }
 
 /// The codes of a growing list of vectors of one dimension, under one metric.
@@ -50,24 +76,34 @@ struct Meta {
 pub struct Codes {
     metric: Metric,
     dim: usize,
+    sample: usize,
     codes: Vec<i8>,
     meta: Vec<Meta>,
+    /// `μ`; zeros until the sample is complete.
+    centre: Vec<f32>,
+    /// `None` once the centre is set.
+    sampling: Option<Sampling>,
+    /// Scratch for one residual.
+    residual: Vec<f32>,
 }
 
-/// Quantises `v` into `out` (same length); returns `(scale, squared norm)`.
-fn encode(v: &[f32], out: &mut [i8]) -> (f32, f32) {
+/// Quantises `v` into `out` (same length); returns the scale and the code sum.
+fn quantise(v: &[f32], out: &mut [i8]) -> (f32, i32) {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let norm2 = v.iter().map(|x| x * x).sum::<f32>();
     if max == 0.0 || !max.is_finite() {
         out.fill(0);
-        return (0.0, norm2);
+        return (0.0, 0);
     }
     let inv = LEVELS / max;
     for (o, x) in out.iter_mut().zip(v) {
         // In range by construction: |x| · 127 / max ≤ 127.
         *o = (x * inv).round().clamp(-LEVELS, LEVELS) as i8;
     }
-    (max / LEVELS, norm2)
+    (max / LEVELS, out.iter().map(|&c| c as i32).sum())
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    crate::simd::dot(a, b)
 }
 
 impl Codes {
@@ -80,17 +116,37 @@ impl Codes {
     /// Empty codes for `dim`-component vectors, or `None` when they are not coded
     /// ([`Codes::supports`]).
     pub fn new(metric: Metric, dim: usize) -> Option<Codes> {
-        Codes::supports(metric, dim).then(|| Codes { metric, dim, codes: Vec::new(), meta: Vec::new() })
+        Codes::with_sample(metric, dim, CENTRE_SAMPLE)
+    }
+
+    /// [`Codes::new`] with the centre taken from the first `sample` non-zero vectors
+    /// (at least 1); for tests of small collections.
+    pub fn with_sample(metric: Metric, dim: usize, sample: usize) -> Option<Codes> {
+        Codes::supports(metric, dim).then(|| Codes {
+            metric,
+            dim,
+            sample: sample.max(1),
+            codes: Vec::new(),
+            meta: Vec::new(),
+            centre: vec![0.0; dim],
+            sampling: Some(Sampling { total: vec![0.0; dim], ..Sampling::default() }),
+            residual: vec![0.0; dim],
+        })
     }
 
     /// The codes of every vector of `source`, in offset order.
     pub fn from_source<S: braid_core::VectorSource + ?Sized>(metric: Metric, source: &S) -> Option<Codes> {
         let mut codes = Codes::new(metric, source.dim())?;
-        codes.reserve(source.len());
-        for o in 0..source.len() {
-            codes.push(source.vector(braid_core::PointOffset(o as u32)));
-        }
+        codes.extend_from(source);
         Some(codes)
+    }
+
+    /// Pushes every vector of `source`, in offset order.
+    pub fn extend_from<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S) {
+        self.reserve(source.len());
+        for o in 0..source.len() {
+            self.push(source.vector(braid_core::PointOffset(o as u32)));
+        }
     }
 
     /// Room for `more` vectors without reallocating.
@@ -103,11 +159,56 @@ impl Codes {
     pub fn push(&mut self, v: &[f32]) {
         debug_assert_eq!(v.len(), self.dim);
         self.reserve(1);
-        let start = self.codes.len();
-        self.codes.resize(start + self.dim, 0);
-        let (scale, norm2) = encode(v, &mut self.codes[start..]);
-        let sum = self.codes[start..].iter().map(|&c| c as i32).sum();
-        self.meta.push(Meta { scale, norm2, sum });
+        let offset = self.meta.len();
+        self.codes.resize(self.codes.len() + self.dim, 0);
+        self.meta.push(Meta { scale: 0.0, exact: 0.0, sum: 0 });
+        self.code_at(offset, v);
+        let Some(sampling) = &mut self.sampling else { return };
+        if v.iter().all(|&x| x == 0.0) {
+            sampling.zeros.push(offset as u32);
+            return;
+        }
+        for (t, &x) in sampling.total.iter_mut().zip(v) {
+            *t += f64::from(x);
+        }
+        sampling.vectors.extend_from_slice(v);
+        sampling.offsets.push(offset as u32);
+        if sampling.offsets.len() >= self.sample {
+            self.set_centre();
+        }
+    }
+
+    /// The sample is complete: fix the centre and re-code everything coded before.
+    fn set_centre(&mut self) {
+        let Some(sampling) = self.sampling.take() else { return };
+        let n = sampling.offsets.len() as f64;
+        self.centre = sampling.total.iter().map(|t| (t / n) as f32).collect();
+        for (i, &offset) in sampling.offsets.iter().enumerate() {
+            self.code_at(offset as usize, &sampling.vectors[i * self.dim..(i + 1) * self.dim]);
+        }
+        let zero = vec![0.0; self.dim];
+        for &offset in &sampling.zeros {
+            self.code_at(offset as usize, &zero);
+        }
+    }
+
+    /// Codes `v` into slot `offset` against the current centre.
+    fn code_at(&mut self, offset: usize, v: &[f32]) {
+        for ((r, &x), &m) in self.residual.iter_mut().zip(v).zip(&self.centre) {
+            *r = x - m;
+        }
+        let start = offset * self.dim;
+        let (scale, sum) = quantise(&self.residual, &mut self.codes[start..start + self.dim]);
+        let exact = match self.metric {
+            Metric::Euclid => dot_f32(&self.residual, &self.residual),
+            _ => dot_f32(&self.centre, &self.residual),
+        };
+        self.meta[offset] = Meta { scale, exact, sum };
+    }
+
+    /// Whether the centre is fixed (the sample is complete).
+    pub fn is_centred(&self) -> bool {
+        self.sampling.is_none()
     }
 
     /// How many vectors are coded.
@@ -130,17 +231,28 @@ impl Codes {
         self.metric
     }
 
-    /// Bytes held: one per component plus twelve per vector.
+    /// Bytes held: one per component plus twelve per vector (and the sample until the
+    /// centre is fixed).
     pub fn heap_bytes(&self) -> usize {
-        self.codes.capacity() + self.meta.capacity() * std::mem::size_of::<Meta>()
+        let sampling = self.sampling.as_ref().map_or(0, |s| {
+            s.vectors.capacity() * 4
+                + (s.offsets.capacity() + s.zeros.capacity()) * 4
+                + s.total.capacity() * 8
+        });
+        self.codes.capacity() + self.meta.capacity() * std::mem::size_of::<Meta>() + sampling
     }
 
     /// The code of a query (of this dimension, in stored form).
     pub fn query(&self, q: &[f32]) -> CodedQuery {
+        let residual: Vec<f32> = q.iter().zip(&self.centre).map(|(x, m)| x - m).collect();
         let mut codes = vec![0i8; q.len()];
-        let (scale, norm2) = encode(q, &mut codes);
+        let (scale, _) = quantise(&residual, &mut codes);
         let shifted = codes.iter().map(|&c| (c as i16 + 128) as u8).collect();
-        CodedQuery { codes, shifted, scale, norm2 }
+        let exact = match self.metric {
+            Metric::Euclid => dot_f32(&residual, &residual),
+            _ => dot_f32(q, &self.centre),
+        };
+        CodedQuery { codes, shifted, scale, exact }
     }
 
     /// The approximate ranking distance (lower is better, as in the graph: negated
@@ -157,10 +269,11 @@ impl Codes {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let int = dot_i8(&q.codes, code);
-        let dot = int as f32 * q.scale * meta.scale;
+        // (q − μ)·r
+        let cross = int as f32 * q.scale * meta.scale;
         match self.metric {
-            Metric::Euclid => q.norm2 + meta.norm2 - 2.0 * dot,
-            _ => -dot,
+            Metric::Euclid => q.exact + meta.exact - 2.0 * cross,
+            _ => -(q.exact + meta.exact + cross),
         }
     }
 

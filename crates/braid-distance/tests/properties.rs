@@ -167,21 +167,33 @@ proptest! {
     }
 
     /// A coded distance is within the rounding bound of the exact one:
-    /// |a·b − â·b̂| ≤ (sₐ‖b‖₁ + s_b‖a‖₁)/2 + n·sₐ·s_b/4, with s = max|xᵢ| / 127.
+    /// |a·b − â·b̂| ≤ (sₐ‖b‖₁ + s_b‖a‖₁)/2 + n·sₐ·s_b/4, with s = max|xᵢ| / 127, where
+    /// a and b are the residuals from the centre (a third vector when `centred`).
     #[test]
     fn coded_distance_is_within_rounding_bound(
         (a, b) in pair().prop_filter("coded widths", |(a, _)| a.len() >= braid_distance::MIN_CODED_DIM),
         metric in prop::sample::select(vec![Metric::Cosine, Metric::Dot, Metric::Euclid]),
+        centred in any::<bool>(),
     ) {
-        let mut codes = braid_distance::Codes::new(metric, a.len()).expect("coded metric");
+        let dim = a.len();
+        let centre: Vec<f32> = if centred { a.iter().zip(&b).map(|(x, y)| 0.5 * x - 0.25 * y).collect() } else { vec![0.0; dim] };
+        let mut codes = braid_distance::Codes::with_sample(metric, dim, 1).expect("coded metric");
+        if centred && centre.iter().any(|&x| x != 0.0) {
+            codes.push(&centre);
+            prop_assert!(codes.is_centred());
+        }
+        let at = codes.len();
         codes.push(&b);
+        let centre = if codes.is_centred() { centre } else { vec![0.0; dim] };
         let q = codes.query(&a);
         let exact_dot: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+        let (ra, rb): (Vec<f32>, Vec<f32>) =
+            (a.iter().zip(&centre).map(|(x, m)| x - m).collect(), b.iter().zip(&centre).map(|(x, m)| x - m).collect());
         let l1 = |v: &[f32]| v.iter().map(|x| x.abs() as f64).sum::<f64>();
         let scale = |v: &[f32]| v.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64)) / 127.0;
-        let (sa, sb) = (scale(&a), scale(&b));
-        let bound = (sa * l1(&b) + sb * l1(&a)) / 2.0 + a.len() as f64 * sa * sb / 4.0;
-        let got = codes.distance(&q, 0) as f64;
+        let (sa, sb) = (scale(&ra), scale(&rb));
+        let bound = (sa * l1(&rb) + sb * l1(&ra)) / 2.0 + dim as f64 * sa * sb / 4.0;
+        let got = codes.distance(&q, at) as f64;
         let (want, slack) = match metric {
             Metric::Euclid => {
                 let n2 = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>();
@@ -189,8 +201,10 @@ proptest! {
             }
             _ => (-exact_dot, bound),
         };
-        // f32 arithmetic on top of the bound.
-        let tolerance = slack * 1.01 + 1e-3 * (1.0 + want.abs());
+        // f32 arithmetic on top of the bound (the exact terms are sums of products of
+        // the inputs' magnitudes).
+        let magnitude = l1(&a) * l1(&b).max(1.0) / dim as f64 + l1(&centre) * (l1(&a) + l1(&b)) / dim as f64;
+        let tolerance = slack * 1.01 + 1e-3 * (1.0 + want.abs()) + 1e-5 * magnitude;
         prop_assert!((got - want).abs() <= tolerance, "got {} want {} bound {}", got, want, tolerance);
     }
 }
