@@ -89,7 +89,8 @@ fn vector_params(v: &Value, base: HnswParams) -> Result<VectorParams, ApiError> 
     let o = object(v, "vector params")?;
     let size = usize_field(o, "size")?.ok_or_else(|| bad("vector params need `size`"))?;
     let distance = distance(field(o, "distance").ok_or_else(|| bad("vector params need `distance`"))?)?;
-    Ok(VectorParams { size, distance, hnsw: hnsw(o.get("hnsw_config"), base)? })
+    let hnsw = hnsw(o.get("hnsw_config"), base)?;
+    Ok(VectorParams::new(size, distance).hnsw(hnsw.m, hnsw.ef_construct))
 }
 
 /// `PUT /collections/{name}` body: `vectors` is one `VectorParams` (the unnamed

@@ -464,7 +464,7 @@ fn params_in(p: &proto::VectorParams, base: braid::HnswParams) -> Result<VectorP
             ef_construct: h.ef_construct.map_or(base.ef_construct, |e| e as usize),
         },
     };
-    Ok(VectorParams { size: p.size as usize, distance, hnsw })
+    Ok(VectorParams::new(p.size as usize, distance).hnsw(hnsw.m, hnsw.ef_construct))
 }
 
 fn params_out(p: &VectorParams) -> proto::VectorParams {

@@ -21,6 +21,19 @@ impl Default for HnswParams {
     }
 }
 
+/// How a space ranks candidates before scoring them exactly (`docs/hnsw.md`, "Codes").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Quantization {
+    /// One-byte codes (one byte per component plus 12 per vector, in RAM) rank graph
+    /// walks and planner scans; the best candidates are re-scored with the original
+    /// vectors. Applies under Cosine, Dot and Euclid from 64 components; elsewhere the
+    /// space behaves as [`Quantization::None`].
+    #[default]
+    Int8,
+    /// Only the original vectors: less memory, slower walks and scans.
+    None,
+}
+
 /// One named vector space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VectorParams {
@@ -30,12 +43,31 @@ pub struct VectorParams {
     pub distance: Distance,
     /// Graph settings.
     pub hnsw: HnswParams,
+    /// Codes for ranking; absent in collections written before it existed, which read
+    /// as the default.
+    #[serde(default)]
+    pub quantization: Quantization,
 }
 
 impl VectorParams {
-    /// A space of `size` dimensions under `distance`, default graph settings.
+    /// A space of `size` dimensions under `distance`, default graph settings and
+    /// one-byte codes.
     pub fn new(size: usize, distance: Distance) -> VectorParams {
-        VectorParams { size, distance, hnsw: HnswParams::default() }
+        VectorParams { size, distance, hnsw: HnswParams::default(), quantization: Quantization::default() }
+    }
+
+    /// With `quantization` instead of the default [`Quantization::Int8`].
+    pub fn quantization(mut self, quantization: Quantization) -> VectorParams {
+        self.quantization = quantization;
+        self
+    }
+
+    /// The codes this space keeps, if any.
+    pub(crate) fn codes(&self) -> Option<braid_distance::Codes> {
+        match self.quantization {
+            Quantization::Int8 => braid_distance::Codes::new(self.distance, self.size),
+            Quantization::None => None,
+        }
     }
 
     /// With graph settings `m` and `ef_construct`.

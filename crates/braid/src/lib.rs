@@ -60,7 +60,7 @@ pub use collection::{
     Collection, CollectionInfo, CollectionState, MAX_BATCH, OptimizeReport, PointsSelector, QueryPoints,
     SearchRequest,
 };
-pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, VectorParams};
+pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, Quantization, VectorParams};
 pub use database::Database;
 pub use error::Error;
 pub use point::{NamedVectors, PointId, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};

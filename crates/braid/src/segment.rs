@@ -74,7 +74,7 @@ impl Segment {
                         rows: Rows::new(params.size),
                         present: RoaringBitmap::new(),
                         graph: new_graph(params, 0)?,
-                        codes: Codes::new(params.distance, params.size),
+                        codes: params.codes(),
                     },
                 ))
             })

@@ -476,7 +476,10 @@ fn load_segment(
         if graph.dim() != params.size || graph.capacity() > n {
             return Err(StorageError::corrupt(&graph_path, 0, "graph does not fit the space").into());
         }
-        let codes = braid_distance::Codes::from_source(params.distance, &rows);
+        let codes = params.codes().map(|mut codes| {
+            codes.extend_from(&rows);
+            codes
+        });
         spaces.insert(name, SpaceData { params: *params, rows, present, graph, codes });
     }
     let mut payloads = PayloadStore::new();

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use braid::{
-    CollectionConfig, Database, Distance, Filter, IndexKind, PointId, PointStruct, SearchParams,
-    SearchRequest, VectorParams, field,
+    CollectionConfig, Database, Distance, Filter, IndexKind, PointId, PointStruct, Quantization,
+    SearchParams, SearchRequest, VectorParams, field,
 };
 use braid_testkit::Rng;
 use serde_json::json;
@@ -191,4 +191,59 @@ fn a_reopened_database_answers_as_before() {
     };
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(answers(&db, &truth), before, "codes are rebuilt from the rows, so answers repeat");
+}
+
+#[test]
+fn a_space_without_codes_scans_and_walks_on_floats() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = CollectionConfig::new().vector(
+        "text",
+        VectorParams::new(96, Distance::Cosine).hnsw(12, 64).quantization(Quantization::None),
+    );
+    let mut data = Data::new(9, 96);
+    let vectors: Vec<Vec<f32>> = (0..1_500).map(|i| data.next(i)).collect();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.get_or_create("plain", plain.clone()).unwrap();
+        // The same name with codes is another configuration: a conflict, not a change.
+        let coded =
+            CollectionConfig::new().vector("text", VectorParams::new(96, Distance::Cosine).hnsw(12, 64));
+        assert!(matches!(db.get_or_create("plain", coded), Err(braid::Error::CollectionConflict { .. })));
+        c.create_payload_index("cat", IndexKind::Keyword).unwrap();
+        c.upsert(
+            vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    PointStruct::new(i as u64)
+                        .vector("text", v.clone())
+                        .payload(json!({"cat": category(i as u64)}))
+                })
+                .collect(),
+        )
+        .unwrap();
+        c.flush().unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("plain").unwrap();
+    assert_eq!(c.info().config.vectors["text"].quantization, Quantization::None, "kept across a reopen");
+    let truth = Truth {
+        text: vectors.iter().enumerate().map(|(i, v)| (i as u64, v.clone())).collect(),
+        shape: HashMap::new(),
+    };
+    // Queries near the data: its centres with fresh spread.
+    let mut queries = Data::new(99, 96);
+    queries.centres = Data::new(9, 96).centres;
+    for qi in 0..10u64 {
+        let q = queries.next(qi);
+        // The planner's scan on floats is exact.
+        let request =
+            SearchRequest::new("text", q.clone()).limit(10).filter(Filter::must([field("cat").eq("rare")]));
+        let ids: Vec<u64> = c.search(&request).unwrap().iter().map(|h| num(h.id)).collect();
+        assert_eq!(ids, brute_force(&truth, "text", &q, 10, |i| category(i) == "rare"));
+        let walked = c.search(&SearchRequest::new("text", q.clone()).limit(10)).unwrap();
+        let expected: HashSet<u64> = brute_force(&truth, "text", &q, 10, |_| true).into_iter().collect();
+        let found = walked.iter().filter(|h| expected.contains(&num(h.id))).count();
+        assert!(found >= 8, "float walk recall {found}/10");
+    }
 }
