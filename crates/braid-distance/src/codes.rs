@@ -295,6 +295,13 @@ impl Codes {
                         );
                     }
                 }
+                // The scale and exact term live in another array: one more line.
+                // SAFETY: as above; `offset` indexes `meta` (same length as the codes).
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        self.meta.as_ptr().add(offset).cast(),
+                    );
+                }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -391,58 +398,66 @@ mod x86 {
 
     use super::dot_i8_portable;
 
-    /// Sign-extends 32 codes of each input to 16 bits and multiplies-and-adds pairs
-    /// into 32-bit lanes; two accumulators over 64 codes a step.
-    #[target_feature(enable = "avx512bw")]
-    unsafe fn dot_i8_avx512_inner(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut i = 0;
-        // SAFETY: every 32-byte load starts at i with i + 32 ≤ n, inside both slices.
-        let body = unsafe {
-            let mut s0 = _mm512_setzero_si512();
-            let mut s1 = _mm512_setzero_si512();
-            let load = |p: *const i8| _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast()));
-            while i + 64 <= n {
-                s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(load(pa.add(i)), load(pb.add(i))));
-                s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(load(pa.add(i + 32)), load(pb.add(i + 32))));
-                i += 64;
-            }
-            if i + 32 <= n {
-                s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(load(pa.add(i)), load(pb.add(i))));
-                i += 32;
-            }
-            _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1))
-        };
-        body + dot_i8_portable(&a[i..n], &b[i..n])
+    /// Σ aᵢ·bᵢ over `$w` codes a register: each input sign-extended to 16 bits, pairs
+    /// multiplied and added into 32-bit lanes, two accumulators over `2·$w` codes a
+    /// step, the rest by the plain loop.
+    macro_rules! widened_dot {
+        ($a:ident, $b:ident, $w:expr, $zero:expr, $load:expr, $madd:expr, $add:expr, $reduce:expr) => {{
+            let n = $a.len().min($b.len());
+            let (pa, pb) = ($a.as_ptr(), $b.as_ptr());
+            let mut i = 0;
+            // SAFETY: every load reads `$w` bytes from `i` with `i + $w ≤ n`, inside both
+            // slices.
+            let body = unsafe {
+                let (load, madd, add, reduce) = ($load, $madd, $add, $reduce);
+                let (mut s0, mut s1) = ($zero, $zero);
+                while i + 2 * $w <= n {
+                    s0 = add(s0, madd(load(pa.add(i)), load(pb.add(i))));
+                    s1 = add(s1, madd(load(pa.add(i + $w)), load(pb.add(i + $w))));
+                    i += 2 * $w;
+                }
+                if i + $w <= n {
+                    s0 = add(s0, madd(load(pa.add(i)), load(pb.add(i))));
+                    i += $w;
+                }
+                reduce(add(s0, s1))
+            };
+            body + dot_i8_portable(&$a[i..n], &$b[i..n])
+        }};
     }
 
-    /// The AVX2 form: 16 codes per register, two accumulators over 32 a step.
+    /// 32 codes per 512-bit register.
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn dot_i8_avx512_inner(a: &[i8], b: &[i8]) -> i32 {
+        widened_dot!(
+            a,
+            b,
+            32,
+            _mm512_setzero_si512(),
+            |p: *const i8| _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast())),
+            |x, y| _mm512_madd_epi16(x, y),
+            |x, y| _mm512_add_epi32(x, y),
+            |s| _mm512_reduce_add_epi32(s)
+        )
+    }
+
+    /// 16 codes per 256-bit register.
     #[target_feature(enable = "avx2")]
     unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut i = 0;
-        // SAFETY: every 16-byte load starts at i with i + 16 ≤ n, inside both slices.
-        let body = unsafe {
-            let mut s0 = _mm256_setzero_si256();
-            let mut s1 = _mm256_setzero_si256();
-            let load = |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast()));
-            while i + 32 <= n {
-                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load(pa.add(i)), load(pb.add(i))));
-                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load(pa.add(i + 16)), load(pb.add(i + 16))));
-                i += 32;
+        widened_dot!(
+            a,
+            b,
+            16,
+            _mm256_setzero_si256(),
+            |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())),
+            |x, y| _mm256_madd_epi16(x, y),
+            |x, y| _mm256_add_epi32(x, y),
+            |s: __m256i| {
+                let half = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+                let pair = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
+                _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)))
             }
-            if i + 16 <= n {
-                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load(pa.add(i)), load(pb.add(i))));
-                i += 16;
-            }
-            let s = _mm256_add_epi32(s0, s1);
-            let half = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
-            let pair = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
-            _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)))
-        };
-        body + dot_i8_portable(&a[i..n], &b[i..n])
+        )
     }
 
     /// Σ aᵢ·bᵢ for unsigned `a` and signed `b`: `vpdpbusd` multiplies 64 byte pairs
