@@ -102,6 +102,19 @@ fn quantise(v: &[f32], out: &mut [i8]) -> (f32, i32) {
     (max / LEVELS, out.iter().map(|&c| c as i32).sum())
 }
 
+/// The code of `v` against `centre` into `out`, using `residual` as scratch.
+fn code_into(metric: Metric, centre: &[f32], v: &[f32], residual: &mut [f32], out: &mut [i8]) -> Meta {
+    for ((r, &x), &m) in residual.iter_mut().zip(v).zip(centre) {
+        *r = x - m;
+    }
+    let (scale, sum) = quantise(residual, out);
+    let exact = match metric {
+        Metric::Euclid => dot_f32(residual, residual),
+        _ => dot_f32(centre, residual),
+    };
+    Meta { scale, exact, sum }
+}
+
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     crate::simd::dot(a, b)
 }
@@ -194,16 +207,63 @@ impl Codes {
 
     /// Codes `v` into slot `offset` against the current centre.
     fn code_at(&mut self, offset: usize, v: &[f32]) {
-        for ((r, &x), &m) in self.residual.iter_mut().zip(v).zip(&self.centre) {
-            *r = x - m;
-        }
         let start = offset * self.dim;
-        let (scale, sum) = quantise(&self.residual, &mut self.codes[start..start + self.dim]);
-        let exact = match self.metric {
-            Metric::Euclid => dot_f32(&self.residual, &self.residual),
-            _ => dot_f32(&self.centre, &self.residual),
-        };
-        self.meta[offset] = Meta { scale, exact, sum };
+        self.meta[offset] = code_into(
+            self.metric,
+            &self.centre,
+            v,
+            &mut self.residual,
+            &mut self.codes[start..start + self.dim],
+        );
+    }
+
+    /// [`Codes::extend_from`] on up to `threads` threads, with the same result: the
+    /// centre is found first (the first sample of non-zero rows, summed in the same
+    /// order), then rows are coded in parallel chunks. Falls back to
+    /// [`Codes::extend_from`] when codes exist already or the rows do not complete the
+    /// sample.
+    pub fn extend_from_parallel<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S, threads: usize) {
+        let (n, dim) = (source.len(), self.dim);
+        let mut total = vec![0.0f64; dim];
+        let mut found = 0;
+        for o in 0..n {
+            let v = source.vector(braid_core::PointOffset(o as u32));
+            if v.iter().any(|&x| x != 0.0) {
+                for (t, &x) in total.iter_mut().zip(v) {
+                    *t += f64::from(x);
+                }
+                found += 1;
+                if found == self.sample {
+                    break;
+                }
+            }
+        }
+        if !self.is_empty() || found < self.sample || threads <= 1 {
+            return self.extend_from(source);
+        }
+        self.centre = total.iter().map(|t| (t / found as f64) as f32).collect();
+        self.sampling = None;
+        self.codes = Vec::new();
+        braid_core::memory::reserve_huge(&mut self.codes, n * dim);
+        self.codes.resize(n * dim, 0);
+        self.meta = Vec::new();
+        braid_core::memory::reserve_huge(&mut self.meta, n);
+        self.meta.resize(n, Meta { scale: 0.0, exact: 0.0, sum: 0 });
+        let rows = n.div_ceil(threads).max(1);
+        let (metric, centre) = (self.metric, &self.centre);
+        std::thread::scope(|scope| {
+            for (part, (codes, meta)) in
+                self.codes.chunks_mut(rows * dim).zip(self.meta.chunks_mut(rows)).enumerate()
+            {
+                scope.spawn(move || {
+                    let mut residual = vec![0.0; dim];
+                    for (i, (code, m)) in codes.chunks_mut(dim).zip(meta.iter_mut()).enumerate() {
+                        let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
+                        *m = code_into(metric, centre, v, &mut residual, code);
+                    }
+                });
+            }
+        });
     }
 
     /// Whether the centre is fixed (the sample is complete).
@@ -575,6 +635,38 @@ mod tests {
             let shifted: Vec<u8> = a.iter().map(|&c| (c as i16 + 128) as u8).collect();
             let sum: i32 = b.iter().map(|&c| c as i32).sum();
             assert_eq!(x86::dot_u8_i8_vnni(&shifted, &b) - 128 * sum, dot_i8_portable(&a, &b), "len {len}");
+        }
+    }
+
+    #[test]
+    fn parallel_building_equals_pushing() {
+        let dim = 80;
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut rows = braid_core::DenseVectors::new(dim);
+        for i in 0..700 {
+            let v: Vec<f32> = (0..dim)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.3
+                })
+                .collect();
+            rows.push(&if i % 9 == 4 { vec![0.0; dim] } else { v });
+        }
+        for metric in [Metric::Cosine, Metric::Euclid] {
+            for sample in [1, 7, 300, 10_000] {
+                let mut pushed = Codes::with_sample(metric, dim, sample).unwrap();
+                pushed.extend_from(&rows);
+                for threads in [1, 2, 3, 8] {
+                    let mut parallel = Codes::with_sample(metric, dim, sample).unwrap();
+                    parallel.extend_from_parallel(&rows, threads);
+                    assert_eq!(parallel.codes, pushed.codes, "{metric:?} sample {sample} threads {threads}");
+                    assert_eq!(parallel.meta, pushed.meta);
+                    assert_eq!(parallel.centre, pushed.centre);
+                    assert_eq!(parallel.sampling, pushed.sampling);
+                }
+            }
         }
     }
 

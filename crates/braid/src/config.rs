@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn configurations_written_before_quantization_read_as_the_default() {
-        let old = r#"{"vectors":{"text":{"size":384,"distance":"Cosine","hnsw":{"m":16,"ef_construct":200}}}}"#;
+        let old =
+            r#"{"vectors":{"text":{"size":384,"distance":"Cosine","hnsw":{"m":16,"ef_construct":200}}}}"#;
         let config: CollectionConfig = serde_json::from_str(old).unwrap();
         assert_eq!(config.vectors["text"], VectorParams::new(384, Distance::Cosine).hnsw(16, 200));
         assert_eq!(config.vectors["text"].quantization, Quantization::Int8);

@@ -477,7 +477,7 @@ fn load_segment(
             return Err(StorageError::corrupt(&graph_path, 0, "graph does not fit the space").into());
         }
         let codes = params.codes().map(|mut codes| {
-            codes.extend_from(&rows);
+            codes.extend_from_parallel(&rows, std::thread::available_parallelism().map_or(1, |n| n.get()));
             codes
         });
         spaces.insert(name, SpaceData { params: *params, rows, present, graph, codes });
