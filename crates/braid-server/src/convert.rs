@@ -85,8 +85,39 @@ fn hnsw(v: Option<&Value>, base: HnswParams) -> Result<HnswParams, ApiError> {
     })
 }
 
+/// Checks a `quantization_config` (collection-level or per vector). Braid keeps
+/// one-byte scalar codes by default, so `scalar` with `type: int8` (its `quantile` and
+/// `always_ram` accepted and not needed) or nothing is what it serves; product, binary
+/// and other kinds are refused rather than silently ignored.
+pub fn quantization(v: Option<&Value>) -> Result<(), ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(()) };
+    let o = object(v, "`quantization_config`")?;
+    match (o.get("scalar"), o.len()) {
+        (Some(scalar), 1) => {
+            let kind = object(scalar, "`quantization_config.scalar`")?.get("type");
+            match kind.and_then(Value::as_str) {
+                Some("int8") => Ok(()),
+                _ => Err(bad(format!(
+                    "scalar quantization type {} is not supported: use \"int8\"",
+                    kind.unwrap_or(&Value::Null)
+                ))),
+            }
+        }
+        _ => Err(bad(format!(
+            "quantization {} is not supported: Braid keeps scalar int8 codes (`{{\"scalar\": {{\"type\": \"int8\"}}}}`, its default)",
+            o.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// What collection info reports for a space's quantization.
+pub fn quantization_json(p: &VectorParams) -> Value {
+    if p.keeps_codes() { json!({"scalar": {"type": "int8", "always_ram": true}}) } else { Value::Null }
+}
+
 fn vector_params(v: &Value, base: HnswParams) -> Result<VectorParams, ApiError> {
     let o = object(v, "vector params")?;
+    quantization(o.get("quantization_config"))?;
     let size = usize_field(o, "size")?.ok_or_else(|| bad("vector params need `size`"))?;
     let distance = distance(field(o, "distance").ok_or_else(|| bad("vector params need `distance`"))?)?;
     let hnsw = hnsw(o.get("hnsw_config"), base)?;
@@ -99,6 +130,7 @@ fn vector_params(v: &Value, base: HnswParams) -> Result<VectorParams, ApiError> 
 pub fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
     let o = object(body, "the request body")?;
     let base = hnsw(o.get("hnsw_config"), HnswParams::default())?;
+    quantization(o.get("quantization_config"))?;
     let vectors = field(o, "vectors").ok_or_else(|| bad("a collection needs `vectors`"))?;
     let vo = object(vectors, "`vectors`")?;
     let mut config = CollectionConfig::new();
@@ -414,7 +446,8 @@ pub fn record_json(r: Record) -> Value {
 
 fn params_json(p: &VectorParams) -> Value {
     json!({"size": p.size, "distance": distance_name(p.distance),
-           "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct}})
+           "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct},
+           "quantization_config": quantization_json(p)})
 }
 
 /// The settings collection info reports in Qdrant's optimizer and WAL fields, taken

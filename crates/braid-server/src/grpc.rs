@@ -449,7 +449,21 @@ impl Qdrant for Service {
     }
 }
 
+/// A `quantization_config` Braid serves: none, or scalar int8 (its default codes).
+fn quantization_in(q: Option<&proto::QuantizationConfig>) -> Result<(), Status> {
+    use proto::quantization_config::Quantization;
+    match q.and_then(|q| q.quantization.as_ref()) {
+        None => Ok(()),
+        Some(Quantization::Scalar(s)) if s.r#type == proto::QuantizationType::Int8 as i32 => Ok(()),
+        Some(Quantization::Scalar(s)) => {
+            Err(bad(format!("scalar quantization type {} is not supported: use Int8", s.r#type)))
+        }
+        Some(_) => Err(bad("only scalar Int8 quantization is supported (Braid's default one-byte codes)")),
+    }
+}
+
 fn params_in(p: &proto::VectorParams, base: braid::HnswParams) -> Result<VectorParams, Status> {
+    quantization_in(p.quantization_config.as_ref())?;
     let distance = match proto::Distance::try_from(p.distance) {
         Ok(proto::Distance::Cosine) => Distance::Cosine,
         Ok(proto::Distance::Euclid) => Distance::Euclid,
@@ -482,6 +496,13 @@ fn params_out(p: &VectorParams) -> proto::VectorParams {
             ef_construct: Some(p.hnsw.ef_construct as u64),
             full_scan_threshold: None,
             max_indexing_threads: None,
+        }),
+        quantization_config: p.keeps_codes().then_some(proto::QuantizationConfig {
+            quantization: Some(proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
+                r#type: proto::QuantizationType::Int8 as i32,
+                quantile: None,
+                always_ram: Some(true),
+            })),
         }),
     }
 }
@@ -579,6 +600,7 @@ impl Collections for Service {
             m: r.hnsw_config.as_ref().and_then(|h| h.m).map_or(16, |m| m as usize),
             ef_construct: r.hnsw_config.as_ref().and_then(|h| h.ef_construct).map_or(100, |e| e as usize),
         };
+        quantization_in(r.quantization_config.as_ref())?;
         let mut config = braid::CollectionConfig::new();
         match r.vectors_config.and_then(|v| v.config) {
             Some(proto::vectors_config::Config::Params(p)) => {

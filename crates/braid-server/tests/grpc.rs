@@ -151,6 +151,42 @@ async fn the_official_rust_client_walks_the_tutorial() {
     let info = client.collection_info(&name).await.expect("info").result.expect("info");
     assert_eq!(info.points_count, Some(300));
 
+    // Quantization: scalar Int8 is what Braid keeps (64 components and up); other kinds
+    // are refused.
+    let wide = |quantization: q::quantization_config::Quantization| CreateCollection {
+        collection_name: "wide".into(),
+        vectors_config: Some(VectorsConfig {
+            config: Some(q::vectors_config::Config::Params(VectorParams {
+                size: 64,
+                distance: q::Distance::Cosine.into(),
+                quantization_config: Some(q::QuantizationConfig { quantization: Some(quantization) }),
+                ..Default::default()
+            })),
+        }),
+        ..Default::default()
+    };
+    let refused = client
+        .create_collection(wide(q::quantization_config::Quantization::Binary(Default::default())))
+        .await
+        .expect_err("binary quantization is refused");
+    assert!(refused.to_string().contains("Int8"), "{refused}");
+    let scalar = q::ScalarQuantization { r#type: q::QuantizationType::Int8.into(), ..Default::default() };
+    client
+        .create_collection(wide(q::quantization_config::Quantization::Scalar(scalar)))
+        .await
+        .expect("scalar int8");
+    let wide_info = client.collection_info("wide").await.expect("info").result.expect("info");
+    let params =
+        match wide_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
+            Some(q::vectors_config::Config::Params(p)) => p,
+            other => panic!("one unnamed space expected, got {other:?}"),
+        };
+    assert!(matches!(
+        params.quantization_config.and_then(|c| c.quantization),
+        Some(q::quantization_config::Quantization::Scalar(s)) if s.r#type == q::QuantizationType::Int8 as i32
+    ));
+    client.delete_collection("wide").await.expect("delete wide");
+
     // 3. search one space.
     let (tq, iq) = query_vectors(11);
     let got = client

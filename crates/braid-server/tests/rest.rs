@@ -379,6 +379,13 @@ async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
     );
     let info = rest.get(c).await;
     assert_eq!(info["config"]["params"]["vectors"]["size"], 3);
+    // Three components are too few for codes: reported as no quantization.
+    assert_eq!(info["config"]["params"]["vectors"]["quantization_config"], Value::Null);
+    // A 64-d space keeps Braid's one-byte codes, asked for or not, and says so.
+    let wide = json!({"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99}}}});
+    assert_eq!(rest.put("/collections/wide", wide).await, json!(true));
+    let info = rest.get("/collections/wide").await;
+    assert_eq!(info["config"]["params"]["vectors"]["quantization_config"]["scalar"]["type"], "int8");
     assert_eq!(rest.get(&format!("{c}/points/4")).await["payload"], json!({"k": "b"}));
     running.server.shutdown().await.expect("shutdown");
 }

@@ -62,6 +62,12 @@ impl VectorParams {
         self
     }
 
+    /// Whether this space keeps one-byte codes: [`Quantization::Int8`] under a metric
+    /// and dimension codes apply to (Cosine, Dot, Euclid; 64 components or more).
+    pub fn keeps_codes(&self) -> bool {
+        self.quantization == Quantization::Int8 && braid_distance::Codes::supports(self.distance, self.size)
+    }
+
     /// The codes this space keeps, if any.
     pub(crate) fn codes(&self) -> Option<braid_distance::Codes> {
         match self.quantization {
