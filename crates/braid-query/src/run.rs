@@ -25,8 +25,8 @@ pub fn run<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Resul
     Ok(hits.into_iter().skip(plan.offset).take(plan.limit).collect())
 }
 
-/// Runs every request, on up to as many threads as the machine has; one result per
-/// request, in order. The batch itself is refused when empty or too large.
+/// Runs every request on rayon's pool (as many threads as the machine has); one result
+/// per request, in order. The batch itself is refused when empty or too large.
 pub fn run_batch<S: Searchable + ?Sized>(
     segment: &S,
     requests: &[QueryRequest],
@@ -37,31 +37,15 @@ pub fn run_batch<S: Searchable + ?Sized>(
     if requests.len() > MAX_BATCH {
         return Err(QueryError::BatchTooLarge { max: MAX_BATCH, got: requests.len() });
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(requests.len());
-    if threads <= 1 {
-        return Ok(requests.iter().map(|r| run(segment, r)).collect());
-    }
-    let chunk = requests.len().div_ceil(threads);
-    let mut out: Vec<Result<Vec<Hit>, QueryError>> = Vec::with_capacity(requests.len());
-    let parts = crossbeam::scope(|scope| {
-        let handles: Vec<_> = requests
-            .chunks(chunk)
-            .map(|part| scope.spawn(move |_| part.iter().map(|r| run(segment, r)).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
-    });
-    match parts {
-        Ok(parts) => {
-            for part in parts {
-                match part {
-                    Ok(results) => out.extend(results),
-                    Err(_) => return Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)),
-                }
-            }
-            Ok(out)
-        }
-        Err(_) => Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)),
-    }
+    use rayon::prelude::*;
+    Ok(requests.par_iter().map(|r| guarded(|| run(segment, r))).collect())
+}
+
+/// Runs `f` on whichever thread the pool chose; a panic becomes a typed error for that
+/// request alone instead of unwinding through the pool.
+fn guarded<T>(f: impl FnOnce() -> Result<T, QueryError>) -> Result<T, QueryError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or(Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)))
 }
 
 fn ef_for<S: Searchable + ?Sized>(
@@ -104,13 +88,8 @@ fn execute_all<S: Searchable + ?Sized>(segment: &S, children: &[Node]) -> Result
     if children.len() <= 1 {
         return children.iter().map(|c| execute(segment, c)).collect();
     }
-    let results: Vec<Result<Vec<Hit>, QueryError>> = children
-        .par_iter()
-        .map(|c| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(segment, c)))
-                .unwrap_or(Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)))
-        })
-        .collect();
+    let results: Vec<Result<Vec<Hit>, QueryError>> =
+        children.par_iter().map(|c| guarded(|| execute(segment, c))).collect();
     results.into_iter().collect()
 }
 
