@@ -34,7 +34,8 @@ pub(crate) struct SpaceData {
     pub present: RoaringBitmap,
     pub graph: Hnsw,
     /// One-byte codes of `rows` (same offsets), which graph walks and scans rank by
-    /// before re-scoring with `rows`; `None` under Manhattan.
+    /// before re-scoring with `rows`; `None` where the space keeps none (Manhattan,
+    /// under 64 components, or `Quantization::None`).
     pub codes: Option<Codes>,
 }
 
