@@ -109,14 +109,27 @@ fn code_into(metric: Metric, centre: &[f32], v: &[f32], residual: &mut [f32], ou
     }
     let (scale, sum) = quantise(residual, out);
     let exact = match metric {
-        Metric::Euclid => dot_f32(residual, residual),
-        _ => dot_f32(centre, residual),
+        Metric::Euclid => crate::simd::dot(residual, residual),
+        _ => crate::simd::dot(centre, residual),
     };
     Meta { scale, exact, sum }
 }
 
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    crate::simd::dot(a, b)
+/// Adds `v` to the running sum of the centre's sample; `false` (and nothing added) for
+/// an all-zero vector, which the sample skips.
+fn add_to_sample(total: &mut [f64], v: &[f32]) -> bool {
+    if v.iter().all(|&x| x == 0.0) {
+        return false;
+    }
+    for (t, &x) in total.iter_mut().zip(v) {
+        *t += f64::from(x);
+    }
+    true
+}
+
+/// The centre from the sample's sum over `count` vectors.
+fn mean(total: &[f64], count: usize) -> Vec<f32> {
+    total.iter().map(|t| (t / count as f64) as f32).collect()
 }
 
 impl Codes {
@@ -177,12 +190,9 @@ impl Codes {
         self.meta.push(Meta { scale: 0.0, exact: 0.0, sum: 0 });
         self.code_at(offset, v);
         let Some(sampling) = &mut self.sampling else { return };
-        if v.iter().all(|&x| x == 0.0) {
+        if !add_to_sample(&mut sampling.total, v) {
             sampling.zeros.push(offset as u32);
             return;
-        }
-        for (t, &x) in sampling.total.iter_mut().zip(v) {
-            *t += f64::from(x);
         }
         sampling.vectors.extend_from_slice(v);
         sampling.offsets.push(offset as u32);
@@ -194,8 +204,7 @@ impl Codes {
     /// The sample is complete: fix the centre and re-code everything coded before.
     fn set_centre(&mut self) {
         let Some(sampling) = self.sampling.take() else { return };
-        let n = sampling.offsets.len() as f64;
-        self.centre = sampling.total.iter().map(|t| (t / n) as f32).collect();
+        self.centre = mean(&sampling.total, sampling.offsets.len());
         for (i, &offset) in sampling.offsets.iter().enumerate() {
             self.code_at(offset as usize, &sampling.vectors[i * self.dim..(i + 1) * self.dim]);
         }
@@ -223,25 +232,24 @@ impl Codes {
     /// [`Codes::extend_from`] when codes exist already or the rows do not complete the
     /// sample.
     pub fn extend_from_parallel<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S, threads: usize) {
+        if !self.is_empty() || threads <= 1 {
+            return self.extend_from(source);
+        }
         let (n, dim) = (source.len(), self.dim);
         let mut total = vec![0.0f64; dim];
         let mut found = 0;
         for o in 0..n {
-            let v = source.vector(braid_core::PointOffset(o as u32));
-            if v.iter().any(|&x| x != 0.0) {
-                for (t, &x) in total.iter_mut().zip(v) {
-                    *t += f64::from(x);
-                }
+            if add_to_sample(&mut total, source.vector(braid_core::PointOffset(o as u32))) {
                 found += 1;
                 if found == self.sample {
                     break;
                 }
             }
         }
-        if !self.is_empty() || found < self.sample || threads <= 1 {
+        if found < self.sample {
             return self.extend_from(source);
         }
-        self.centre = total.iter().map(|t| (t / found as f64) as f32).collect();
+        self.centre = mean(&total, found);
         self.sampling = None;
         self.codes = Vec::new();
         braid_core::memory::reserve_huge(&mut self.codes, n * dim);
@@ -291,17 +299,6 @@ impl Codes {
         self.metric
     }
 
-    /// Bytes held: one per component plus twelve per vector (and the sample until the
-    /// centre is fixed).
-    pub fn heap_bytes(&self) -> usize {
-        let sampling = self.sampling.as_ref().map_or(0, |s| {
-            s.vectors.capacity() * 4
-                + (s.offsets.capacity() + s.zeros.capacity()) * 4
-                + s.total.capacity() * 8
-        });
-        self.codes.capacity() + self.meta.capacity() * std::mem::size_of::<Meta>() + sampling
-    }
-
     /// The code of a query (of this dimension, in stored form).
     pub fn query(&self, q: &[f32]) -> CodedQuery {
         let residual: Vec<f32> = q.iter().zip(&self.centre).map(|(x, m)| x - m).collect();
@@ -309,8 +306,8 @@ impl Codes {
         let (scale, _) = quantise(&residual, &mut codes);
         let shifted = codes.iter().map(|&c| (c as i16 + 128) as u8).collect();
         let exact = match self.metric {
-            Metric::Euclid => dot_f32(&residual, &residual),
-            _ => dot_f32(q, &self.centre),
+            Metric::Euclid => crate::simd::dot(&residual, &residual),
+            _ => crate::simd::dot(q, &self.centre),
         };
         CodedQuery { codes, shifted, scale, exact }
     }

@@ -43,7 +43,9 @@ use thiserror::Error;
 
 pub use codec::{DecodeError, FORMAT_VERSION};
 pub use graph::Hnsw;
-pub use search::{GRAPH_COST_DIVISOR, PathChoice, RESCORE_FACTOR, RESCORE_MIN, SearchPath};
+pub use search::{
+    CODED_SCAN_ADVANTAGE, GRAPH_COST_DIVISOR, PathChoice, RESCORE_FACTOR, RESCORE_MIN, SearchPath,
+};
 
 /// Build parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

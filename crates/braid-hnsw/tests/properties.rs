@@ -16,14 +16,24 @@ use proptest::prelude::*;
 /// inner product is not a distance (a point is not its own nearest neighbour), and a
 /// graph built by distance has no recall guarantee there — in hnswlib neither
 /// (`docs/hnsw.md`).
-fn dataset(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metric) -> DenseVectors {
+/// Points around `clusters` random centres (components uniform, times `centre`) with
+/// uniform noise times `spread`; with no clusters, the noise alone. Stored in the
+/// metric's form.
+fn clustered(
+    seed: u64,
+    n: usize,
+    dim: usize,
+    clusters: usize,
+    metric: Metric,
+    centre: f32,
+    spread: f32,
+) -> DenseVectors {
     let mut rng = Rng::new(seed | 1);
     let centres: Vec<Vec<f32>> =
-        (0..clusters.max(1)).map(|_| (0..dim).map(|_| rng.uniform() * 4.0).collect()).collect();
+        (0..clusters.max(1)).map(|_| (0..dim).map(|_| rng.uniform() * centre).collect()).collect();
     let mut out = DenseVectors::new(dim);
     for i in 0..n {
         let c = &centres[i % centres.len()];
-        let spread = if clusters > 0 { 0.3 } else { 4.0 };
         let v: Vec<f32> = c
             .iter()
             .map(|x| if clusters > 0 { x + spread * rng.uniform() } else { spread * rng.uniform() })
@@ -32,6 +42,12 @@ fn dataset(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metric) -> 
         out.push(&prepare(stored_as, dim, &v).expect("finite, non-zero"));
     }
     out
+}
+
+/// Tight clusters (noise 0.3 around centres of size 4), or wide noise without clusters.
+fn dataset(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metric) -> DenseVectors {
+    let spread = if clusters > 0 { 0.3 } else { 4.0 };
+    clustered(seed, n, dim, clusters, metric, 4.0, spread)
 }
 
 /// Exact top-k by brute force with the user's score direction, ties to the lower offset.
@@ -314,21 +330,11 @@ fn a_grown_graph_keeps_its_links_and_takes_more() {
     assert!(recall(&found, &brute_force(&data, Metric::Cosine, query, 10, |i| i != 5)) >= 0.8);
 }
 
-/// Embedding-like data for the coded searches: `clusters` directions with as much
-/// spread around each as the centre's own size (neighbours at cosine ≈ 0.5–0.8, as
-/// sentence embeddings are), stored in the metric's form.
+/// Embedding-like data for the coded searches: `clusters` directions (at least one)
+/// with as much spread around each as the centre's own size (neighbours at cosine ≈
+/// 0.5–0.8, as sentence embeddings are), stored in the metric's form.
 fn embedding_like(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metric) -> DenseVectors {
-    let mut rng = Rng::new(seed | 1);
-    let centres: Vec<Vec<f32>> =
-        (0..clusters.max(1)).map(|_| (0..dim).map(|_| rng.uniform()).collect()).collect();
-    let mut out = DenseVectors::new(dim);
-    for i in 0..n {
-        let c = &centres[i % centres.len()];
-        let v: Vec<f32> = c.iter().map(|x| x + rng.uniform()).collect();
-        let stored_as = if metric == Metric::Dot { Metric::Cosine } else { metric };
-        out.push(&prepare(stored_as, dim, &v).expect("finite, non-zero"));
-    }
-    out
+    clustered(seed, n, dim, clusters.max(1), metric, 1.0, 1.0)
 }
 
 fn coded_metric() -> impl Strategy<Value = Metric> {

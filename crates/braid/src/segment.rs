@@ -50,12 +50,6 @@ pub(crate) struct Segment {
     pub live: RoaringBitmap,
 }
 
-/// How much cheaper the planner counts a point of a coded scan than a float one:
-/// measured on the 100k MiniLM set (`cargo xtask bench database`, 10 % filter), a float
-/// scan cost 122 ns per matching point and a coded one 35 ns (3.5×), while coding made
-/// graph walks about 1.4× faster; 3.5 / 1.4 ≈ 2.5.
-pub(crate) const CODED_SCAN_ADVANTAGE: f64 = 2.5;
-
 /// An empty graph for a space.
 pub(crate) fn new_graph(params: &VectorParams, capacity: usize) -> Result<Hnsw, Error> {
     let hnsw = HnswConfig { m: params.hnsw.m, ef_construct: params.hnsw.ef_construct, seed: 0x5EED };
@@ -357,16 +351,10 @@ impl Searchable for Segment {
     }
     fn choose(&self, space: &str, ef: usize, estimate: Cardinality) -> PathChoice {
         match self.spaces.get(space) {
-            Some(s) if s.codes.is_some() => {
-                // The graph's cost model counts float scores; a coded scan reads a
-                // quarter of the bytes per point, while a coded walk gains less.
-                let mut choice = s.graph.choose_path(ef, Some(estimate));
-                choice.exact_cost /= CODED_SCAN_ADVANTAGE;
-                choice.path =
-                    if choice.exact_cost <= choice.graph_cost { SearchPath::Scan } else { SearchPath::Graph };
-                choice
+            Some(s) => {
+                let advantage = if s.codes.is_some() { braid_hnsw::CODED_SCAN_ADVANTAGE } else { 1.0 };
+                s.graph.choose_path_priced(ef, Some(estimate), advantage)
             }
-            Some(s) => s.graph.choose_path(ef, Some(estimate)),
             None => PathChoice { path: SearchPath::Scan, exact_cost: 0.0, graph_cost: 0.0 },
         }
     }
