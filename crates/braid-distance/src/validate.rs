@@ -24,6 +24,18 @@ pub enum VectorError {
         /// Its value.
         value: f32,
     },
+    /// A component so large that a score could overflow `f32` (a dot product or a
+    /// squared distance over `dim` such components). Only under Dot, Euclid and
+    /// Manhattan: Cosine vectors are normalised first.
+    #[error("vector component {index} is {value}; at most ±{max} keeps every score finite")]
+    TooLarge {
+        /// Position of the first offending component.
+        index: usize,
+        /// Its value.
+        value: f32,
+        /// The largest magnitude allowed for this dimension.
+        max: f32,
+    },
     /// An all-zero vector has no direction, so it has no cosine with anything.
     #[error("a zero vector has no cosine similarity; it cannot be used with the Cosine metric")]
     ZeroVector,
@@ -39,6 +51,16 @@ pub enum VectorError {
     },
 }
 
+/// The largest component magnitude a `dim`-dimensional vector may have under Dot,
+/// Euclid and Manhattan: `sqrt(f32::MAX / (8 dim))`. Two such vectors have a dot
+/// product of at most `dim · max² = f32::MAX / 8` and a squared distance of at most
+/// `dim · (2 max)² = f32::MAX / 2` (half of `f32::MAX`, so rounding cannot overflow),
+/// so every score (and DBSF's statistics over them, taken in `f64`) stays finite. At
+/// 384 dimensions the bound is about 3.3e17, far beyond any embedding model's range.
+pub fn max_component(dim: usize) -> f32 {
+    (f64::from(f32::MAX) / (8.0 * dim.max(1) as f64)).sqrt() as f32
+}
+
 /// Checks a vector against a space's `dim` and `metric`.
 ///
 /// The facade calls this on every insert and every query vector, before anything is
@@ -50,8 +72,15 @@ pub fn validate(metric: Metric, dim: usize, vector: &[f32]) -> Result<(), Vector
     if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(VectorError::NonFinite { index, value });
     }
-    if metric == Metric::Cosine && vector.iter().all(|&v| v == 0.0) {
-        return Err(VectorError::ZeroVector);
+    if metric == Metric::Cosine {
+        if vector.iter().all(|&v| v == 0.0) {
+            return Err(VectorError::ZeroVector);
+        }
+    } else {
+        let max = max_component(dim);
+        if let Some((index, &value)) = vector.iter().enumerate().find(|(_, v)| v.abs() > max) {
+            return Err(VectorError::TooLarge { index, value, max });
+        }
     }
     Ok(())
 }
@@ -115,6 +144,19 @@ mod tests {
             (Metric::Dot, 2, &[0.0, 0.0], Ok(())),
             (Metric::Euclid, 2, &[0.0, 0.0], Ok(())),
             (Metric::Cosine, 1, &[-3.0], Ok(())),
+            (Metric::Cosine, 2, &[3e38, 1.0], Ok(())),
+            (
+                Metric::Dot,
+                1,
+                &[3e38],
+                Err(VectorError::TooLarge { index: 0, value: 3e38, max: max_component(1) }),
+            ),
+            (
+                Metric::Euclid,
+                2,
+                &[1.0, -1e19],
+                Err(VectorError::TooLarge { index: 1, value: -1e19, max: max_component(2) }),
+            ),
         ];
         for (metric, dim, vector, expected) in cases {
             assert_eq!(&validate(*metric, *dim, vector), expected, "{metric:?} dim {dim} {vector:?}");
@@ -124,6 +166,18 @@ mod tests {
             validate(Metric::Cosine, 2, &[0.5, f32::NAN]),
             Err(VectorError::NonFinite { index: 1, value }) if value.is_nan()
         ));
+    }
+
+    #[test]
+    fn the_largest_allowed_components_score_finitely() {
+        for dim in [1, 3, 384, 4096, 65_536] {
+            let m = max_component(dim);
+            let (a, b) = (vec![m; dim], vec![-m; dim]);
+            assert!(validate(Metric::Dot, dim, &a).is_ok() && validate(Metric::Euclid, dim, &b).is_ok());
+            let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+            assert!(dot.is_finite() && l2.is_finite(), "dim {dim}: dot {dot}, l2 {l2}");
+        }
     }
 
     #[test]

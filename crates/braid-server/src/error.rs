@@ -77,8 +77,26 @@ impl From<Error> for ApiError {
             Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }) => {
                 ErrorKind::StorageFull
             }
-            Error::Storage(_) => ErrorKind::Internal,
-            _ => ErrorKind::BadRequest,
+            Error::Storage(_) | Error::Full { .. } => ErrorKind::Internal,
+            // Refusals of what the request asked: its input, not the server, is wrong.
+            Error::InvalidConfig { .. }
+            | Error::InvalidName { .. }
+            | Error::UnknownVector { .. }
+            | Error::Vector { .. }
+            | Error::InvalidKey { .. }
+            | Error::PayloadTooDeep { .. }
+            | Error::KeyTooLong { .. }
+            | Error::PayloadNotObject
+            | Error::EmptyBatch
+            | Error::BatchTooLarge { .. }
+            | Error::Limit { .. }
+            | Error::Filter(_)
+            | Error::Index(_)
+            | Error::Fusion(_) => ErrorKind::BadRequest,
+            Error::Query(q) if !matches!(q, braid::query::QueryError::Search(_)) => ErrorKind::BadRequest,
+            // A graph failure, a panic caught as an error, an invariant broken, and any
+            // variant added later: the server's fault until shown otherwise.
+            _ => ErrorKind::Internal,
         };
         let message = match kind {
             ErrorKind::NotFound => format!("Not found: {e}"),
@@ -86,5 +104,37 @@ impl From<Error> for ApiError {
             _ => e.to_string(),
         };
         ApiError { kind, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_errors_are_400_and_server_failures_are_500() {
+        let cases: Vec<(Error, u16)> = vec![
+            (Error::PayloadTooDeep { depth: 70, max: 64 }, 400),
+            (Error::KeyTooLong { len: 2000, max: 1024 }, 400),
+            (Error::EmptyBatch, 400),
+            (Error::CollectionNotFound { name: "x".into() }, 404),
+            (Error::Internal { what: "a worker panicked".into() }, 500),
+            (Error::Storage(StorageError::Poisoned { file: "wal".into() }), 500),
+            (Error::Hnsw(braid::hnsw::HnswError::WorkerPanicked), 500),
+            (Error::Query(braid::query::QueryError::Search(braid::hnsw::HnswError::WorkerPanicked)), 500),
+            (Error::Query(braid::query::QueryError::MissingQuery), 400),
+            (
+                Error::Storage(StorageError::Io {
+                    file: "wal".into(),
+                    kind: std::io::ErrorKind::StorageFull,
+                    message: "full".into(),
+                }),
+                507,
+            ),
+        ];
+        for (error, status) in cases {
+            let text = error.to_string();
+            assert_eq!(ApiError::from(error).http_status(), status, "{text}");
+        }
     }
 }

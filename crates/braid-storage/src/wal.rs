@@ -19,10 +19,19 @@
 //! - damage, [`StorageError::Corrupt`] naming the file and offset: anything else (a bad
 //!   record with valid records after it), so that no acknowledged record past the
 //!   damage is ever dropped silently.
+//!
+//! **A failed sync poisons the log.** After `fsync` reports an error the kernel may
+//! have dropped the unsynced pages, so a later sync that succeeds would vouch for bytes
+//! that are gone. The log then refuses every append and sync with
+//! [`StorageError::Poisoned`] until it is opened again, which re-reads what the disk
+//! really holds. [`Wal::rollback`] cuts a record whose sync failed off the file, so
+//! that a write reported as failed is not replayed at the next open.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{IoContext, StorageError};
 use crate::fault;
@@ -61,7 +70,53 @@ pub struct Wal {
     path: PathBuf,
     len: u64,
     last_seq: Option<u64>,
-    poisoned: bool,
+    syncer: WalSyncer,
+}
+
+/// A handle that syncs a log without owning it: what a background flusher holds, so
+/// that syncing never waits for the log's writer. Shares the log's poisoned state.
+#[derive(Clone, Debug)]
+pub struct WalSyncer {
+    inner: Arc<SyncState>,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// A second descriptor of the log file (`dup`).
+    file: File,
+    path: PathBuf,
+    poisoned: AtomicBool,
+}
+
+impl WalSyncer {
+    fn new(file: &File, path: &Path) -> Result<WalSyncer, StorageError> {
+        let file = file.try_clone().at(path)?;
+        Ok(WalSyncer {
+            inner: Arc::new(SyncState { file, path: path.to_path_buf(), poisoned: AtomicBool::new(false) }),
+        })
+    }
+
+    /// Makes every record appended so far durable (`fdatasync`). A failure poisons the
+    /// log (see the module docs).
+    pub fn sync(&self) -> Result<(), StorageError> {
+        let s = &self.inner;
+        if s.poisoned.load(Ordering::Acquire) {
+            return Err(StorageError::Poisoned { file: s.path.clone() });
+        }
+        fault::sync(&s.file, true).map_err(|e| {
+            s.poisoned.store(true, Ordering::Release);
+            StorageError::io(&s.path, &e)
+        })
+    }
+
+    /// Has a failed write or sync made the log refuse further ones?
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    fn poison(&self) {
+        self.inner.poisoned.store(true, Ordering::Release);
+    }
 }
 
 fn header_crc(len: u32, seq: u64) -> u32 {
@@ -156,7 +211,8 @@ impl Wal {
         crate::document::write_new(path, &header)?;
         let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
         file.seek(SeekFrom::End(0)).at(path)?;
-        Ok(Wal { file, path: path.to_path_buf(), len: FILE_HEADER, last_seq: None, poisoned: false })
+        let syncer = WalSyncer::new(&file, path)?;
+        Ok(Wal { file, path: path.to_path_buf(), len: FILE_HEADER, last_seq: None, syncer })
     }
 
     /// Opens the log at `path`, returns its intact records and cuts a torn tail off the
@@ -172,14 +228,15 @@ impl Wal {
         }
         file.seek(SeekFrom::Start(valid)).at(path)?;
         let last_seq = records.last().map(|r| r.seq);
-        let wal = Wal { file, path: path.to_path_buf(), len: valid, last_seq, poisoned: false };
+        let syncer = WalSyncer::new(&file, path)?;
+        let wal = Wal { file, path: path.to_path_buf(), len: valid, last_seq, syncer };
         Ok((wal, Recovered { records, torn_bytes }))
     }
 
     /// Appends one record. Not durable until [`Wal::sync`]. A failed append (a full
     /// disk) is rolled back so that the file still ends at a record boundary.
     pub fn append(&mut self, seq: u64, body: &[u8]) -> Result<(), StorageError> {
-        if self.poisoned {
+        if self.syncer.is_poisoned() {
             return Err(StorageError::Poisoned { file: self.path.clone() });
         }
         let len = u32::try_from(body.len()).map_err(|_| {
@@ -206,7 +263,7 @@ impl Wal {
             let rolled_back =
                 self.file.set_len(self.len).and_then(|()| self.file.seek(SeekFrom::Start(self.len)));
             if rolled_back.is_err() {
-                self.poisoned = true;
+                self.syncer.poison();
             }
             return Err(StorageError::io(&self.path, &e));
         }
@@ -215,9 +272,33 @@ impl Wal {
         Ok(())
     }
 
-    /// Makes every appended record durable (`fdatasync`).
+    /// Makes every appended record durable (`fdatasync`). A failure poisons the log.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.file.sync_data().at(&self.path)
+        self.syncer.sync()
+    }
+
+    /// A handle that syncs this log from elsewhere.
+    pub fn syncer(&self) -> WalSyncer {
+        self.syncer.clone()
+    }
+
+    /// Cuts the file back to `len`, a record boundary this log reached before (its
+    /// length before the append being undone), and makes the cut durable. The log
+    /// stays poisoned if it was: the cut only keeps a write reported as failed from
+    /// being replayed. Fails if the cut cannot be made durable; then nothing can keep
+    /// the record from being replayed except the caller refusing to go on.
+    pub fn rollback(&mut self, len: u64) -> Result<(), StorageError> {
+        if len < FILE_HEADER || len > self.len {
+            return Err(StorageError::corrupt(
+                &self.path,
+                len,
+                "a rollback past the log's end or into its header",
+            ));
+        }
+        self.file.set_len(len).at(&self.path)?;
+        self.file.seek(SeekFrom::Start(len)).at(&self.path)?;
+        self.len = len;
+        fault::sync(&self.file, false).at(&self.path)
     }
 
     /// The file's length in bytes.

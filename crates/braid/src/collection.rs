@@ -17,6 +17,7 @@ use crate::ops::{Op, Prepared};
 use crate::point::{NamedVectors, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
 use crate::store::{Remap, Store};
+use braid_storage::wal::WalSyncer;
 
 /// The most points one upsert, get or delete call may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -195,6 +196,20 @@ pub enum CollectionState {
     Optimizing,
 }
 
+/// Work a collection does that no request waits for, whose failure
+/// [`Collection::failures`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Task {
+    /// Syncing the log (`Collection::sync`, the server's once-a-second sync). While
+    /// this has failed the log is poisoned: writes are refused until the database is
+    /// reopened.
+    Sync,
+    /// A checkpoint (`flush`, or the automatic one once the log is large).
+    Checkpoint,
+    /// A compaction (`compact`, `optimize`, the background optimiser).
+    Compaction,
+}
+
 /// What [`Collection::optimize`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptimizeReport {
@@ -218,6 +233,12 @@ struct Shared {
     segment: RwLock<Segment>,
     /// The writer lock; `Some` when the collection is on disk.
     writer: Mutex<Option<Store>>,
+    /// Syncs the current log without the writer lock (so a sync never waits for a
+    /// compaction). Replaced under the writer lock when a checkpoint starts a new log,
+    /// before any write reaches the new one.
+    syncer: Mutex<Option<WalSyncer>>,
+    /// The last failure of each kind of background work, until that work succeeds.
+    failures: Mutex<BTreeMap<Task, Error>>,
     state: AtomicU8,
 }
 
@@ -251,8 +272,47 @@ fn check_batch(n: usize) -> Result<(), Error> {
     }
 }
 
+/// How deep objects and arrays may nest in a stored payload (a `set_payload` key's
+/// parts count as levels too). serde_json reads at most 128 levels back, so every
+/// payload Braid stores can be read again.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
+
+/// The longest payload key (`set_payload`'s `key`) Braid accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// How deep `value` nests, counted without recursion and only up to `max + 1`.
+fn depth(value: &Value, max: usize) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Object(m) => Box::new(m.values()),
+            Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(d + 1);
+        if deepest > max {
+            break;
+        }
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
+/// A payload as stored below `above` levels of objects: an object, and all of it at
+/// most [`MAX_PAYLOAD_DEPTH`] levels deep.
+fn payload_below(payload: &Value, above: usize) -> Result<&Map<String, Value>, Error> {
+    let map = payload.as_object().ok_or(Error::PayloadNotObject)?;
+    let room = MAX_PAYLOAD_DEPTH.saturating_sub(above);
+    let found = depth(payload, room);
+    if found > room {
+        return Err(Error::PayloadTooDeep { depth: found + above, max: MAX_PAYLOAD_DEPTH });
+    }
+    Ok(map)
+}
+
 fn object(payload: &Value) -> Result<&Map<String, Value>, Error> {
-    payload.as_object().ok_or(Error::PayloadNotObject)
+    payload_below(payload, 0)
 }
 
 /// Sets the state for as long as it lives.
@@ -281,7 +341,9 @@ impl Collection {
             name: name.into(),
             inner: Arc::new(Shared {
                 segment: RwLock::new(segment),
+                syncer: Mutex::new(store.as_ref().map(Store::syncer)),
                 writer: Mutex::new(store),
+                failures: Mutex::new(BTreeMap::new()),
                 state: AtomicU8::new(CollectionState::Ready as u8),
             }),
         }
@@ -306,7 +368,14 @@ impl Collection {
     /// logged, then applied. Readers are blocked only while it is applied.
     fn write<T>(&self, plan: impl FnOnce(&Segment) -> Result<(Option<Op>, T), Error>) -> Result<T, Error> {
         let mut store = self.inner.writer.lock();
-        let (op, out) = plan(&self.inner.segment.read())?;
+        let (op, out) = {
+            let segment = self.inner.segment.read();
+            let (op, out) = plan(&segment)?;
+            if let Some(op) = &op {
+                segment.check(op)?;
+            }
+            (op, out)
+        };
         let Some(op) = op else { return Ok(out) };
         if let Some(store) = store.as_mut() {
             store.log(&op)?;
@@ -316,19 +385,47 @@ impl Collection {
             && s.wants_checkpoint()
         {
             // The write is logged and applied, so it is acknowledged whatever happens
-            // here; a failed checkpoint leaves the previous one (and the log) in place
-            // and shows up at the next `flush`.
+            // here; a failed checkpoint leaves the previous one (and the log) in place,
+            // is logged and reported by `failures()`, and the next write retries.
             let _ = self.checkpoint(s);
         }
         Ok(out)
     }
 
+    /// Records how background work of kind `task` ended: a failure is logged and kept
+    /// for [`Collection::failures`] until the same work succeeds.
+    fn note<T>(&self, task: Task, result: Result<T, Error>) -> Result<T, Error> {
+        let mut failures = self.inner.failures.lock();
+        match &result {
+            Ok(_) => {
+                if failures.remove(&task).is_some() {
+                    tracing::info!(collection = %self.name, ?task, "recovered");
+                }
+            }
+            Err(e) => {
+                tracing::error!(collection = %self.name, ?task, error = %e, "background work failed");
+                failures.insert(task, e.clone());
+            }
+        }
+        result
+    }
+
+    /// Background work that failed and has not succeeded since, by kind: a failed log
+    /// sync (writes are refused until the database is reopened), checkpoint or
+    /// compaction. Empty when all is well.
+    pub fn failures(&self) -> BTreeMap<Task, Error> {
+        self.inner.failures.lock().clone()
+    }
+
     /// Writes a checkpoint and maps the new vector rows in place of the in-memory ones.
     fn checkpoint(&self, store: &mut Store) -> Result<(), Error> {
         let _state = StateGuard::new(&self.inner.state, CollectionState::Flushing);
-        let mapped = store.checkpoint(&self.inner.segment.read())?;
-        Self::remap(&mut self.inner.segment.write(), mapped);
-        Ok(())
+        let written = store.checkpoint(&self.inner.segment.read());
+        let result = written.map(|mapped| {
+            *self.inner.syncer.lock() = Some(store.syncer());
+            Self::remap(&mut self.inner.segment.write(), mapped);
+        });
+        self.note(Task::Checkpoint, result)
     }
 
     fn remap(segment: &mut Segment, mapped: Remap) {
@@ -454,11 +551,15 @@ impl Collection {
         key: &str,
         payload: Value,
     ) -> Result<(), Error> {
-        let payload = object(&payload)?.clone();
+        if key.len() > MAX_KEY_BYTES {
+            return Err(Error::KeyTooLong { len: key.len(), max: MAX_KEY_BYTES });
+        }
         let parts: Vec<String> = key.split('.').map(str::to_string).collect();
         if parts.iter().any(|p| p.is_empty() || p.contains(['[', ']'])) {
             return Err(Error::InvalidKey { key: key.to_string() });
         }
+        // The key's parts become levels of objects above the payload's own.
+        let payload = payload_below(&payload, parts.len())?.clone();
         self.edit_payload(selector.into(), |ids| Op::SetPayloadAt { ids, key: parts, payload })
     }
 
@@ -501,7 +602,9 @@ impl Collection {
 
     /// Stops persisting: the collection was deleted from its database.
     pub(crate) fn detach(&self) {
-        *self.inner.writer.lock() = None;
+        let mut writer = self.inner.writer.lock();
+        *self.inner.syncer.lock() = None;
+        *writer = None;
     }
 
     /// What the collection is doing.
@@ -552,9 +655,16 @@ impl Collection {
     /// Makes every acknowledged write durable by syncing the log only — cheaper than
     /// [`Collection::flush`], which also writes a checkpoint so that reopening loads
     /// rather than replays. In memory there is nothing to do.
+    ///
+    /// Takes no writer lock, so it never waits for a write, a checkpoint or a
+    /// compaction. A failed sync poisons the log: every later write is refused with
+    /// [`braid_storage::StorageError::Poisoned`] until the database is reopened (the
+    /// kernel may have dropped the unsynced pages, so nothing written since could be
+    /// promised durable).
     pub fn sync(&self) -> Result<(), Error> {
-        match self.inner.writer.lock().as_mut() {
-            Some(store) => store.sync(),
+        let syncer = self.inner.syncer.lock().clone();
+        match syncer {
+            Some(syncer) => self.note(Task::Sync, syncer.sync().map_err(Error::from)),
             None => Ok(()),
         }
     }
@@ -564,6 +674,11 @@ impl Collection {
     /// Readers keep searching the old data until the new one is swapped in; writers
     /// wait. Returns what it dropped.
     pub fn compact(&self) -> Result<OptimizeReport, Error> {
+        let result = self.compact_locked();
+        self.note(Task::Compaction, result)
+    }
+
+    fn compact_locked(&self) -> Result<OptimizeReport, Error> {
         let mut store = self.inner.writer.lock();
         let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
         let (rebuilt, dropped) = {
@@ -584,7 +699,11 @@ impl Collection {
         };
         let kept = rebuilt.live.len() as usize;
         let mapped = match store.as_mut() {
-            Some(store) => store.rewrite(&rebuilt)?,
+            Some(store) => {
+                let mapped = store.rewrite(&rebuilt)?;
+                *self.inner.syncer.lock() = Some(store.syncer());
+                mapped
+            }
             None => Vec::new(),
         };
         let mut segment = self.inner.segment.write();

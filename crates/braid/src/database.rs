@@ -295,10 +295,23 @@ impl Database {
         Ok(true)
     }
 
-    /// Syncs every collection's log (see [`Collection::sync`]).
+    /// Syncs every collection's log (see [`Collection::sync`]); every collection is
+    /// tried, and the first failure is returned. Never waits for a write, checkpoint
+    /// or compaction.
     pub fn sync(&self) -> Result<(), Error> {
         let collections: Vec<Collection> = self.catalog.read().collections.values().cloned().collect();
-        collections.iter().try_for_each(Collection::sync)
+        collections.iter().map(Collection::sync).fold(Ok(()), Result::and)
+    }
+
+    /// Background work that failed and has not succeeded since, per collection (see
+    /// [`Collection::failures`]); empty when all is well. A server's readiness check.
+    pub fn failures(&self) -> BTreeMap<String, BTreeMap<crate::Task, Error>> {
+        let collections: Vec<Collection> = self.catalog.read().collections.values().cloned().collect();
+        collections
+            .iter()
+            .map(|c| (c.name().to_string(), c.failures()))
+            .filter(|(_, f)| !f.is_empty())
+            .collect()
     }
 
     /// Flushes every collection (see [`Collection::flush`]).

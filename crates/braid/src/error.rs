@@ -60,6 +60,30 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// A payload (or a `set_payload` key plus its payload) nested deeper than Braid
+    /// stores: objects and arrays inside each other more than `max` levels.
+    #[error("payload nests {depth} levels deep; at most {max} are allowed")]
+    PayloadTooDeep {
+        /// The depth found (counted up to the first level past the limit).
+        depth: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A payload key longer than Braid accepts.
+    #[error("payload key of {len} bytes; at most {max} are allowed")]
+    KeyTooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Something that cannot happen did: a bug in Braid, not in the request. Servers
+    /// answer it as an internal error.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What broke.
+        what: String,
+    },
     /// A payload that is not a JSON object.
     #[error("a payload must be a JSON object")]
     PayloadNotObject,

@@ -57,8 +57,8 @@ pub use braid_core::Uuid;
 pub use braid_filter::{Condition, Filter, IndexKind, field};
 pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
 pub use collection::{
-    Collection, CollectionInfo, CollectionState, MAX_BATCH, OptimizeReport, PointsSelector, QueryPoints,
-    SearchRequest,
+    Collection, CollectionInfo, CollectionState, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, OptimizeReport,
+    PointsSelector, QueryPoints, SearchRequest, Task,
 };
 pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, Quantization, VectorParams};
 pub use database::Database;

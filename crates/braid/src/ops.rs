@@ -42,8 +42,17 @@ pub(crate) enum Op {
     DropIndex { key: String },
 }
 
+/// A kind's code on disk: its position in [`IndexKind::ALL`] (an exhaustive match, so
+/// that a new kind cannot be written as an old one; a test checks the two agree).
 pub(crate) fn encode_kind(kind: IndexKind) -> u8 {
-    IndexKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+    match kind {
+        IndexKind::Keyword => 0,
+        IndexKind::Integer => 1,
+        IndexKind::Float => 2,
+        IndexKind::Bool => 3,
+        IndexKind::Uuid => 4,
+        IndexKind::Datetime => 5,
+    }
 }
 
 pub(crate) fn decode_kind(d: &Decoder<'_>, code: u8) -> Result<IndexKind, StorageError> {
@@ -68,9 +77,14 @@ pub(crate) fn decode_id(d: &mut Decoder<'_>) -> Result<PointId, StorageError> {
     }
 }
 
-pub(crate) fn encode_json(e: &mut Encoder, value: &Value) {
-    // Invariant: serde_json serialises any `Value` (keys are strings, numbers finite).
-    e.bytes(&serde_json::to_vec(value).unwrap_or_default());
+/// Writes a payload as JSON. Payloads are depth-checked before they are accepted
+/// (`crate::payload::check_depth`), so serialising one cannot exhaust the stack and
+/// the JSON reads back under serde_json's nesting limit.
+pub(crate) fn encode_json(e: &mut Encoder, value: &Value) -> Result<(), crate::Error> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| crate::Error::Internal { what: format!("a payload does not serialise: {e}") })?;
+    e.bytes(&bytes);
+    Ok(())
 }
 
 pub(crate) fn decode_json(d: &mut Decoder<'_>) -> Result<Value, StorageError> {
@@ -96,7 +110,7 @@ fn decode_object(d: &mut Decoder<'_>) -> Result<Map<String, Value>, StorageError
 }
 
 impl Op {
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>, crate::Error> {
         let mut e = Encoder::new();
         match self {
             Op::Upsert(points) => {
@@ -107,17 +121,17 @@ impl Op {
                     for (name, v) in &p.vectors {
                         e.str(name).f32s(v);
                     }
-                    encode_json(&mut e, &p.payload);
+                    encode_json(&mut e, &p.payload)?;
                 }
             }
             Op::Delete(ids) => encode_ids(e.u8(2), ids),
             Op::SetPayload { ids, payload } => {
                 encode_ids(e.u8(3), ids);
-                encode_json(&mut e, &Value::Object(payload.clone()));
+                encode_json(&mut e, &Value::Object(payload.clone()))?;
             }
             Op::OverwritePayload { ids, payload } => {
                 encode_ids(e.u8(4), ids);
-                encode_json(&mut e, &Value::Object(payload.clone()));
+                encode_json(&mut e, &Value::Object(payload.clone()))?;
             }
             Op::DeletePayload { ids, keys } => {
                 encode_ids(e.u8(5), ids);
@@ -133,7 +147,7 @@ impl Op {
                 key.iter().for_each(|k| {
                     e.str(k);
                 });
-                encode_json(&mut e, &Value::Object(payload.clone()));
+                encode_json(&mut e, &Value::Object(payload.clone()))?;
             }
             Op::CreateIndex { key, kind } => {
                 e.u8(7).str(key).u8(encode_kind(*kind));
@@ -142,7 +156,7 @@ impl Op {
                 e.u8(8).str(key);
             }
         }
-        e.finish()
+        Ok(e.finish())
     }
 
     /// Reads an op from a log record that starts at byte `base` of `file`.
@@ -201,6 +215,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn index_kind_codes_are_their_positions() {
+        for (i, kind) in IndexKind::ALL.iter().enumerate() {
+            assert_eq!(encode_kind(*kind) as usize, i);
+        }
+    }
+
+    #[test]
     fn every_op_round_trips() {
         let ids = vec![PointId::Num(7), PointId::Uuid(Uuid::from_u128(0xABCD))];
         let mut vectors = NamedVectors::new();
@@ -222,7 +243,7 @@ mod tests {
             Op::DropIndex { key: "k".into() },
         ];
         for op in ops {
-            let bytes = op.encode();
+            let bytes = op.encode().unwrap();
             assert_eq!(Op::decode(Path::new("wal"), 0, &bytes).unwrap(), op);
             for cut in 0..bytes.len() {
                 assert!(Op::decode(Path::new("wal"), 0, &bytes[..cut]).is_err());

@@ -193,10 +193,49 @@ impl Segment {
         Ok(())
     }
 
-    /// Applies one logged operation. Operations are validated before they are logged,
-    /// so this fails only where it also failed the first time (and then changes
-    /// nothing), which keeps replay deterministic.
+    /// Checks that `op` fits this segment: every vector names a space and has its
+    /// dimension and finite components, payloads are objects, keys are paths, index
+    /// kinds agree. The write path checks every op before it is logged; replay checks
+    /// every record before it is applied, so a record that passed its checksum but
+    /// does not fit (a bug, or a log from another collection) is an error rather than
+    /// a misaligned row.
+    pub fn check(&self, op: &Op) -> Result<(), Error> {
+        let ids_ok = |n: usize| if n <= MAX_OFFSETS { Ok(()) } else { Err(Error::Full { max: MAX_OFFSETS }) };
+        match op {
+            Op::Upsert(points) => {
+                ids_ok(points.len())?;
+                for p in points {
+                    for (name, v) in &p.vectors {
+                        let data = self.spaces.get(name).ok_or_else(|| self.unknown(name))?;
+                        braid_distance::validate(data.params.distance, data.params.size, v)
+                            .map_err(|source| Error::Vector { space: name.clone(), source })?;
+                    }
+                    if !p.payload.is_object() {
+                        return Err(Error::PayloadNotObject);
+                    }
+                }
+            }
+            Op::SetPayloadAt { key, .. } if key.iter().any(String::is_empty) => {
+                return Err(Error::InvalidKey { key: key.join(".") });
+            }
+            Op::CreateIndex { key, kind } => {
+                self.payloads.check_index(key, *kind)?;
+            }
+            Op::Delete(ids)
+            | Op::SetPayload { ids, .. }
+            | Op::SetPayloadAt { ids, .. }
+            | Op::OverwritePayload { ids, .. }
+            | Op::DeletePayload { ids, .. }
+            | Op::ClearPayload { ids } => ids_ok(ids.len())?,
+            Op::DropIndex { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Applies one logged operation after [`Segment::check`]ing it. What can fail
+    /// after the check is a resource (memory, the graph's capacity), not the op.
     pub fn apply(&mut self, op: Op) -> Result<(), Error> {
+        self.check(&op)?;
         match op {
             Op::Upsert(points) => self.write(points)?,
             Op::Delete(ids) => {

@@ -3,17 +3,23 @@
 //!
 //! ```text
 //! <collection dir>/
-//!   MANIFEST                  which files are live and the log position they cover
-//!   wal-<first seq>.log       operations since the last checkpoint
-//!   vectors-<space>-<gen>.vec append-only rows of one space, mapped
-//!   graph-<space>-<seq>.hnsw  one space's graph as of checkpoint <seq>
-//!   points-<seq>.bin          ids, live and per-space bitmaps, payloads, index list
+//!   MANIFEST                       which files are live and the log position they cover
+//!   wal-<first seq>-<n>.log        operations since the last checkpoint
+//!   vectors-<space>-<gen>.vec      append-only rows of one space, mapped
+//!   graph-<space>-<seq>-<n>.hnsw   one space's graph as of checkpoint number <n>
+//!   points-<seq>-<n>.bin           ids, live and per-space bitmaps, payloads, index list
 //! ```
 //!
 //! Spaces are numbered by their position in the (sorted) configuration, so file names
 //! never contain user text. A checkpoint appends the new rows to the vector files,
 //! writes the graphs and the points document under new names, starts a new log and then
 //! switches the manifest atomically; files the manifest does not name are removed.
+//!
+//! **Invariant:** a file the manifest names is never opened for writing again, except
+//! to append rows past the count the manifest records (vector files). New files take
+//! the checkpoint number `<n>`, which only grows, so two checkpoints at the same log
+//! position (a compaction or an index rebuild with no write between) never share a
+//! name; [`Store::fresh`] refuses a live name outright.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +29,7 @@ use braid_core::{PointId, PointOffset, VectorSource};
 use braid_filter::PayloadStore;
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
-use braid_storage::wal::Wal;
+use braid_storage::wal::{Wal, WalSyncer};
 use braid_storage::{DirLock, IoContext, MappedVectors, Rows, StorageError, VectorFile, document};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -106,6 +112,22 @@ struct Manifest {
     vectors: BTreeMap<String, VectorsEntry>,
     /// Per space (by name): its graph file, once there has been a checkpoint.
     graphs: BTreeMap<String, String>,
+    /// Checkpoints written so far: the `<n>` in new file names. Manifests written
+    /// before it existed read as 0; their files are named without it, so no new name
+    /// can equal an old one.
+    #[serde(default)]
+    checkpoints: u64,
+}
+
+impl Manifest {
+    /// Does the manifest name `file`?
+    fn names(&self, file: &str) -> bool {
+        file == MANIFEST
+            || self.wal == file
+            || self.points.as_deref() == Some(file)
+            || self.vectors.values().any(|v| v.file == file)
+            || self.graphs.values().any(|g| g == file)
+    }
 }
 
 /// Each space's vectors as mapped after a checkpoint, for the caller to swap in.
@@ -131,8 +153,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn wal_name(first: u64) -> String {
-    format!("wal-{first:020}.log")
+fn wal_name(first: u64, checkpoint: u64) -> String {
+    format!("wal-{first:020}-{checkpoint:08}.log")
 }
 
 fn space_index(config: &CollectionConfig, name: &str) -> usize {
@@ -140,8 +162,9 @@ fn space_index(config: &CollectionConfig, name: &str) -> usize {
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StorageError> {
-    // Invariant: the manifest is plain data that serde_json always serialises.
-    let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    let body = serde_json::to_vec_pretty(manifest).map_err(|e| {
+        StorageError::corrupt(&dir.join(MANIFEST), 0, format!("manifest does not serialise: {e}"))
+    })?;
     document::replace(&dir.join(MANIFEST), &document::encode(MANIFEST_MAGIC, FORMAT_VERSION, &body))
 }
 
@@ -170,10 +193,11 @@ impl Store {
             config: config.clone(),
             seq: 0,
             generation: 0,
-            wal: wal_name(1),
+            wal: wal_name(1, 0),
             points: None,
             vectors: entries,
             graphs: BTreeMap::new(),
+            checkpoints: 0,
         };
         let wal = Wal::create(&dir.join(&manifest.wal))?;
         document::sync_dir(dir)?;
@@ -218,9 +242,11 @@ impl Store {
                 continue;
             }
             let op = Op::decode(&wal_path, 0, &record.body)?;
-            // An op that failed when first applied fails the same way now and changed
-            // nothing then either; anything else is applied as it was.
-            let _ = segment.apply(op);
+            // Every logged op passed `Segment::check` before it was logged, so one
+            // that does not fit now means the log is not this collection's history.
+            segment.apply(op).map_err(|e| {
+                StorageError::corrupt(&wal_path, 0, format!("record {} does not apply: {e}", record.seq))
+            })?;
             last = record.seq;
         }
         let dirty = last > manifest.seq;
@@ -241,15 +267,10 @@ impl Store {
     /// Removes files of this collection that the manifest does not name: leftovers of
     /// a checkpoint or compaction interrupted by a crash, or replaced by a later one.
     fn sweep(&self) -> Result<(), StorageError> {
-        let m = &self.manifest;
-        let mut keep: Vec<&str> = vec![MANIFEST, m.wal.as_str()];
-        keep.extend(m.points.as_deref());
-        keep.extend(m.vectors.values().map(|v| v.file.as_str()));
-        keep.extend(m.graphs.values().map(String::as_str));
         for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name();
-            if !keep.iter().any(|k| name == *k) {
+            if !self.manifest.names(&name.to_string_lossy()) {
                 let path = entry.path();
                 std::fs::remove_file(&path).at(&path)?;
             }
@@ -257,20 +278,44 @@ impl Store {
         Ok(())
     }
 
-    /// Logs `op` before it is applied; with [`Durability::EveryWrite`] also syncs.
-    pub fn log(&mut self, op: &Op) -> Result<(), Error> {
-        self.wal.append(self.next_seq, &op.encode())?;
-        self.next_seq += 1;
-        self.dirty = true;
-        if self.options.durability == Durability::EveryWrite {
-            self.wal.sync()?;
+    /// The path of a new file `name`. A name the manifest uses is refused (that file
+    /// is live and immutable); a leftover of an interrupted checkpoint is removed.
+    fn fresh(&self, name: &str) -> Result<PathBuf, StorageError> {
+        let path = self.dir.join(name);
+        if self.manifest.names(name) {
+            return Err(StorageError::corrupt(&path, 0, "a new file would overwrite one the manifest names"));
         }
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(&path, &e)),
+            _ => Ok(path),
+        }
+    }
+
+    /// Logs `op` before it is applied; with [`Durability::EveryWrite`] also syncs.
+    /// A write that fails here is not in the log: a failed append is cut off by the
+    /// log itself, a failed sync by [`Wal::rollback`] (the log is poisoned then, and
+    /// refuses writes until the database is reopened).
+    pub fn log(&mut self, op: &Op) -> Result<(), Error> {
+        let before = self.wal.len();
+        self.wal.append(self.next_seq, &op.encode()?)?;
+        self.next_seq += 1;
+        if self.options.durability == Durability::EveryWrite
+            && let Err(failed) = self.wal.sync()
+        {
+            // The record may or may not have reached the disk; cut it off so that a
+            // write reported as failed is never replayed. If even the cut fails, the
+            // log stays poisoned and the error says so.
+            self.wal.rollback(before)?;
+            return Err(failed.into());
+        }
+        self.dirty = true;
         Ok(())
     }
 
-    /// Makes every logged write durable without a checkpoint (`fdatasync` of the log).
-    pub fn sync(&mut self) -> Result<(), Error> {
-        Ok(self.wal.sync()?)
+    /// A handle that syncs the current log without the writer lock. It changes at
+    /// every checkpoint (which starts a new log).
+    pub fn syncer(&self) -> WalSyncer {
+        self.wal.syncer()
     }
 
     /// Does the log call for a checkpoint?
@@ -323,7 +368,7 @@ impl Store {
         let mut mapped = Vec::new();
         for (name, space) in &segment.spaces {
             let file = format!("vectors-{}-{}.vec", space_index(&manifest.config, name), manifest.generation);
-            let mut out = VectorFile::create(&self.dir.join(&file), space.params.size)?;
+            let mut out = VectorFile::create(&self.fresh(&file)?, space.params.size)?;
             append_rows(&mut out, &space.rows)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
@@ -336,19 +381,21 @@ impl Store {
     }
 
     fn write_checkpoint(&mut self, segment: &Segment, seq: u64, mut manifest: Manifest) -> Result<(), Error> {
+        let n = manifest.checkpoints + 1;
         let config = &manifest.config;
         let mut graphs = BTreeMap::new();
         for (name, space) in &segment.spaces {
-            let file = format!("graph-{}-{seq:020}.hnsw", space_index(config, name));
-            document::write_new(&self.dir.join(&file), &space.graph.to_bytes())?;
+            let file = format!("graph-{}-{seq:020}-{n:08}.hnsw", space_index(config, name));
+            document::write_new(&self.fresh(&file)?, &space.graph.to_bytes())?;
             graphs.insert(name.clone(), file);
         }
-        let points = format!("points-{seq:020}.bin");
-        let body = encode_points(segment);
-        document::write_new(&self.dir.join(&points), &document::encode(POINTS_MAGIC, FORMAT_VERSION, &body))?;
-        let wal_file = wal_name(seq + 1);
-        let wal = Wal::create(&self.dir.join(&wal_file))?;
+        let points = format!("points-{seq:020}-{n:08}.bin");
+        let body = encode_points(segment)?;
+        document::write_new(&self.fresh(&points)?, &document::encode(POINTS_MAGIC, FORMAT_VERSION, &body))?;
+        let wal_file = wal_name(seq + 1, n);
+        let wal = Wal::create(&self.fresh(&wal_file)?)?;
         document::sync_dir(&self.dir)?;
+        manifest.checkpoints = n;
         manifest.seq = seq;
         manifest.wal = wal_file;
         manifest.points = Some(points);
@@ -413,7 +460,7 @@ fn read_bitmap(d: &mut Decoder<'_>) -> Result<RoaringBitmap, StorageError> {
 
 /// The points document: every offset's id, the live bitmap, each space's bitmap of
 /// offsets with a vector, the payloads of live points and the payload index list.
-fn encode_points(segment: &Segment) -> Vec<u8> {
+fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
     let mut e = Encoder::new();
     e.len(segment.offset_ids.len());
     for id in &segment.offset_ids {
@@ -428,14 +475,14 @@ fn encode_points(segment: &Segment) -> Vec<u8> {
     e.len(segment.live.len() as usize);
     for offset in &segment.live {
         e.u32(offset);
-        ops::encode_json(&mut e, &segment.payload_at(offset));
+        ops::encode_json(&mut e, &segment.payload_at(offset))?;
     }
     let indexes: Vec<_> = segment.payloads.indexes().collect();
     e.len(indexes.len());
     for (key, kind) in indexes {
         e.str(&key.to_string()).u8(ops::encode_kind(kind));
     }
-    e.finish()
+    Ok(e.finish())
 }
 
 fn load_segment(
