@@ -6,10 +6,15 @@
 //! block of `level × (m + 1)` atomics, set once when it is inserted.
 //!
 //! Concurrency: a writer changes a node's lists only while holding that node's `lock`.
-//! Readers take no lock; they read atomics (`Relaxed`), so a list that is being
-//! rewritten may be seen half old and half new. That is harmless: every entry ever
-//! written is a valid, inserted node, and the search only needs *some* neighbours.
-//! A node's level is published (`Release`) before any other node links to it.
+//! Readers take no lock. A writer stores a list's entries, then its count with
+//! `Release`; a reader loads the count with `Acquire`, then the entries, so on any CPU
+//! (x86's strong ordering made `Relaxed` look sufficient; ARM's does not) a reader that
+//! sees a count sees entries at least as new as the ones it covers. A list being
+//! rewritten may still be seen half old and half new, which is harmless: every entry
+//! ever written is a node whose level was published (`Release`) before it was linked,
+//! and the search only needs *some* neighbours. As a second guard, `neighbours` drops
+//! any entry whose level is not (yet) visible, so a search never reads a row that was
+//! not inserted.
 //!
 //! Lock order: a thread holds at most one node lock at a time, plus possibly the
 //! entry-point lock taken before it (never the other way round).
@@ -188,8 +193,14 @@ impl Hnsw {
     pub(crate) fn neighbours(&self, node: u32, layer: u8, out: &mut Vec<u32>) {
         out.clear();
         if let Some(slots) = self.links(node, layer) {
-            let count = (slots[0].load(Ordering::Relaxed) as usize).min(slots.len() - 1);
-            out.extend(slots[1..=count].iter().map(|s| s.load(Ordering::Relaxed)));
+            // Acquire: pairs with the Release of the count in `set_neighbours`.
+            let count = (slots[0].load(Ordering::Acquire) as usize).min(slots.len() - 1);
+            out.extend(
+                slots[1..=count]
+                    .iter()
+                    .map(|s| s.load(Ordering::Relaxed))
+                    .filter(|&n| self.level(n).is_some()),
+            );
         }
     }
 

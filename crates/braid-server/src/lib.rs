@@ -68,6 +68,9 @@ impl Server {
     /// Opens the database and starts both listeners (port 0 picks a free port; see
     /// [`Server::http_addr`]).
     pub async fn start(config: ServerConfig) -> Result<Server, String> {
+        if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err("the API key is empty: give a non-empty key, or none to serve without one".into());
+        }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options = StorageOptions { durability, ..StorageOptions::default() };
         let data = config.data.clone();
@@ -118,8 +121,12 @@ impl Server {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
+                        // A failure is logged and kept by the collection (its log is
+                        // poisoned: writes are refused, `/readyz` fails) until reopen.
                         let db = syncing.clone();
-                        let _ = tokio::task::spawn_blocking(move || db.sync()).await;
+                        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.sync()).await {
+                            tracing::error!(error = %e, "log sync failed; writes to that collection are refused");
+                        }
                     }
                     _ = stop.changed() => return Ok(()),
                 }

@@ -67,8 +67,16 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
+/// Logs to stderr; `RUST_LOG` filters (default: `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
+    init_logging();
     let result = resolve(args).and_then(|config| {
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async {

@@ -58,11 +58,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/payload", post(set_payload).put(overwrite_payload))
         .route("/payload/delete", post(delete_payload))
         .route("/payload/clear", post(clear_payload));
-    Router::new()
-        .route("/", get(root))
-        .route("/healthz", get(health))
-        .route("/livez", get(health))
-        .route("/readyz", get(health))
+    let api = Router::new()
         .route("/collections", get(list_collections))
         .route("/collections/{name}", get(collection_info).put(create_collection).delete(delete_collection))
         .route("/collections/{name}/exists", get(collection_exists))
@@ -71,7 +67,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/collections/{name}/points", points)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // Health and the version are open to all, as in Qdrant: probes carry no key.
+    Router::new()
+        .route("/", get(root))
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
+        .merge(api)
         .with_state(state)
 }
 
@@ -147,6 +150,29 @@ async fn root() -> Response {
 
 async fn health() -> &'static str {
     "healthz check passed"
+}
+
+/// Ready unless background work failed and has not succeeded since (a log that cannot
+/// be synced refuses writes): then 503 with what failed, per collection.
+async fn ready(State(state): State<AppState>) -> Response {
+    let db = state.db.clone();
+    let failures = tokio::task::spawn_blocking(move || db.failures()).await.unwrap_or_default();
+    if failures.is_empty() {
+        return "all shards are ready".into_response();
+    }
+    let detail: serde_json::Map<String, Value> = failures
+        .into_iter()
+        .map(|(name, f)| {
+            let tasks =
+                f.into_iter().map(|(task, e)| (format!("{task:?}").to_lowercase(), json!(e.to_string())));
+            (name, Value::Object(tasks.collect()))
+        })
+        .collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"status": {"error": "not ready", "failures": detail}})),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

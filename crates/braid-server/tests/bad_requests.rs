@@ -143,3 +143,55 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
     assert!(err.to_string().contains("dimension"), "{err}");
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// Probes carry no key: `/`, `/healthz`, `/livez`, `/readyz` and gRPC `HealthCheck` are
+/// open, as in Qdrant; everything else still wants the key. An empty key is refused at
+/// start, so an empty header can never get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_open_and_an_empty_key_is_refused() {
+    let running = start(Some(KEY), None).await;
+    let base = format!("http://{}", running.server.http_addr());
+    let client = reqwest::Client::new();
+    for path in ["/", "/healthz", "/livez", "/readyz"] {
+        let response = client.get(format!("{base}{path}")).send().await.expect("answers");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    let (status, _) = send(&client, reqwest::Method::GET, format!("{base}/collections"), None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) =
+        send(&client, reqwest::Method::GET, format!("{base}/collections"), Some(""), None).await;
+    assert_eq!(status, 403);
+    let url = format!("http://{}", running.server.grpc_addr());
+    let none = Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
+    none.health_check().await.expect("health without a key");
+    assert!(none.list_collections().await.is_err(), "listing without a key");
+    running.server.shutdown().await.expect("shutdown");
+
+    for empty in ["", "  "] {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut config = braid_server::ServerConfig::new(dir.path());
+        config.http = "127.0.0.1:0".parse().expect("addr");
+        config.grpc = "127.0.0.1:0".parse().expect("addr");
+        config.api_key = Some(empty.to_string());
+        let err = braid_server::Server::start(config).await.expect_err("an empty key");
+        assert!(err.contains("empty"), "{err}");
+    }
+}
+
+/// A collection whose log cannot be synced makes `/readyz` fail with what failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_a_log_cannot_be_synced() {
+    let running = start(None, None).await;
+    let base = format!("http://{}", running.server.http_addr());
+    let db = running.server.database().clone();
+    db.create_collection("p", config()).expect("create");
+    // Fail a sync on this thread: the collection keeps the failure.
+    braid::storage::fault::fail_next_syncs(1);
+    assert!(db.collection("p").expect("p").sync().is_err());
+    let response = reqwest::get(format!("{base}/readyz")).await.expect("answers");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert!(body["status"]["failures"]["p"]["sync"].is_string(), "{body}");
+    assert_eq!(reqwest::get(format!("{base}/livez")).await.expect("answers").status().as_u16(), 200);
+    running.server.shutdown().await.expect_err("the final flush cannot sync a poisoned log");
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use braid_core::PointId;
 use braid_filter::{Filter, IndexKind};
@@ -239,6 +239,9 @@ struct Shared {
     syncer: Mutex<Option<WalSyncer>>,
     /// The last failure of each kind of background work, until that work succeeds.
     failures: Mutex<BTreeMap<Task, Error>>,
+    /// The store's `disk_bytes` after the last write or checkpoint, so that `info`
+    /// never waits for the writer lock.
+    disk_bytes: AtomicU64,
     state: AtomicU8,
 }
 
@@ -337,6 +340,7 @@ impl Collection {
     }
 
     pub(crate) fn from_parts(name: &str, segment: Segment, store: Option<Store>) -> Collection {
+        let disk_bytes = AtomicU64::new(store.as_ref().map_or(0, Store::disk_bytes));
         Collection {
             name: name.into(),
             inner: Arc::new(Shared {
@@ -344,6 +348,7 @@ impl Collection {
                 syncer: Mutex::new(store.as_ref().map(Store::syncer)),
                 writer: Mutex::new(store),
                 failures: Mutex::new(BTreeMap::new()),
+                disk_bytes,
                 state: AtomicU8::new(CollectionState::Ready as u8),
             }),
         }
@@ -360,7 +365,7 @@ impl Collection {
 
     /// The configuration.
     pub fn config(&self) -> CollectionConfig {
-        self.inner.segment.read().config.clone()
+        self.read().config.clone()
     }
 
     /// The write path: under the writer lock, `plan` validates the request against the
@@ -388,6 +393,9 @@ impl Collection {
             // here; a failed checkpoint leaves the previous one (and the log) in place,
             // is logged and reported by `failures()`, and the next write retries.
             let _ = self.checkpoint(s);
+        }
+        if let Some(s) = store.as_ref() {
+            self.inner.disk_bytes.store(s.disk_bytes(), Ordering::Relaxed);
         }
         Ok(out)
     }
@@ -423,6 +431,7 @@ impl Collection {
         let written = store.checkpoint(&self.inner.segment.read());
         let result = written.map(|mapped| {
             *self.inner.syncer.lock() = Some(store.syncer());
+            self.inner.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
             Self::remap(&mut self.inner.segment.write(), mapped);
         });
         self.note(Task::Checkpoint, result)
@@ -642,7 +651,7 @@ impl Collection {
 
     /// (dead versions, all versions).
     pub(crate) fn versions(&self) -> (usize, usize) {
-        let segment = self.inner.segment.read();
+        let segment = self.read();
         (segment.dead(), segment.offset_ids.len())
     }
 
@@ -702,6 +711,7 @@ impl Collection {
             Some(store) => {
                 let mapped = store.rewrite(&rebuilt)?;
                 *self.inner.syncer.lock() = Some(store.syncer());
+                self.inner.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
                 mapped
             }
             None => Vec::new(),
@@ -769,7 +779,7 @@ impl Collection {
     ) -> Result<Vec<Record>, Error> {
         check_batch(ids.len())?;
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.inner.segment.read();
+        let segment = self.read();
         Ok(ids
             .iter()
             .filter_map(|id| {
@@ -791,7 +801,7 @@ impl Collection {
             return Err(Error::Limit { max: MAX_BATCH, got: limit });
         }
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.inner.segment.read();
+        let segment = self.read();
         let selected = segment.select(filter);
         let mut page: Vec<(PointId, u32)> = segment
             .ids
@@ -814,12 +824,12 @@ impl Collection {
 
     /// How many points match `filter` (all live points for `None`); exact.
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize, Error> {
-        Ok(self.inner.segment.read().select(filter).len() as usize)
+        Ok(self.read().select(filter).len() as usize)
     }
 
     /// Live points with a vector in `space`.
     pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
-        let segment = self.inner.segment.read();
+        let segment = self.read();
         let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
         Ok(data.present.intersection_len(&segment.live) as usize)
     }
@@ -855,10 +865,25 @@ impl Collection {
         self.query_batch(requests.iter().map(SearchRequest::to_query).collect())
     }
 
+    /// The segment for a reader. Queries fan out on rayon's pool while they hold this
+    /// guard, and a pool thread waiting for its children runs other pool work,
+    /// possibly another query. parking_lot's lock is fair (a waiting writer blocks
+    /// new readers), so a pool thread that took the lock the fair way could block
+    /// behind a writer that waits for the very guard that thread already holds:
+    /// pool threads take it recursively instead, which never waits while readers
+    /// hold it. Threads outside the pool keep the fair lock, so writers are not starved.
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, Segment> {
+        if rayon::current_thread_index().is_some() {
+            self.inner.segment.read_recursive()
+        } else {
+            self.inner.segment.read()
+        }
+    }
+
     /// A universal query: prefetches, fusion, re-ranking (`docs/query.md`).
     pub fn query(&self, query: impl Into<QueryPoints>) -> Result<Vec<ScoredPoint>, Error> {
         let query = query.into();
-        let segment = self.inner.segment.read();
+        let segment = self.read();
         let hits = braid_query::run(&*segment, &query.request)?;
         Ok(self.scored(&segment, hits, &query.with_payload, &query.with_vectors))
     }
@@ -868,7 +893,7 @@ impl Collection {
         &self,
         queries: Vec<QueryPoints>,
     ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
-        let segment = self.inner.segment.read();
+        let segment = self.read();
         let requests: Vec<QueryRequest> = queries.iter().map(|q| q.request.clone()).collect();
         let results = braid_query::run_batch(&*segment, &requests)?;
         Ok(results
@@ -883,14 +908,15 @@ impl Collection {
 
     /// The plan of a query with the choice made at each leaf, without running it.
     pub fn explain(&self, query: &QueryRequest) -> Result<braid_query::Explain, Error> {
-        Ok(braid_query::explain(&*self.inner.segment.read(), query)?)
+        Ok(braid_query::explain(&*self.read(), query)?)
     }
 
     /// Counts, configuration and status.
     pub fn info(&self) -> CollectionInfo {
-        // The writer lock first: writers take it before the segment lock.
-        let disk_bytes = self.inner.writer.lock().as_ref().map(Store::disk_bytes);
-        let segment = self.inner.segment.read();
+        // Counters only: info never waits for a write, checkpoint or compaction.
+        let on_disk = self.inner.syncer.lock().is_some();
+        let disk_bytes = on_disk.then(|| self.inner.disk_bytes.load(Ordering::Relaxed));
+        let segment = self.read();
         let vectors_count: BTreeMap<String, usize> = segment
             .spaces
             .iter()

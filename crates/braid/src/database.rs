@@ -127,9 +127,12 @@ fn spawn_optimizer(
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
+    // `.` and `..` are path segments, not names: a URL or a file path with one in it
+    // means something else.
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !name.chars().all(|c| c == '.');
     if ok { Ok(()) } else { Err(Error::InvalidName { name: name.to_string() }) }
 }
 
@@ -273,25 +276,34 @@ impl Database {
     /// Deletes `name`; `Ok(true)` if it existed. On disk the deletion is durable when
     /// this returns. Handles held elsewhere keep working on the detached data until
     /// dropped (their writes are no longer persisted).
+    ///
+    /// The catalog is locked only while the manifest is rewritten: waiting for a
+    /// compaction of the collection to finish and removing its files happen after,
+    /// so other collections (and listing them) are never held up by a delete.
     pub fn delete_collection(&self, name: &str) -> Result<bool, Error> {
-        let mut catalog = self.catalog.write();
-        if !catalog.collections.contains_key(name) {
-            return Ok(false);
+        let (collection, dir) = {
+            let mut catalog = self.catalog.write();
+            if !catalog.collections.contains_key(name) {
+                return Ok(false);
+            }
+            let mut dir = None;
+            if let Some(disk) = catalog.disk.as_mut() {
+                let Some(sub) = disk.manifest.collections.remove(name) else { return Ok(false) };
+                if let Err(e) = disk.save() {
+                    disk.manifest.collections.insert(name.to_string(), sub);
+                    return Err(e.into());
+                }
+                dir = Some(disk.dir.join(&sub));
+            }
+            (catalog.collections.remove(name), dir)
+        };
+        if let Some(c) = collection {
+            c.detach();
         }
-        if let Some(disk) = catalog.disk.as_mut() {
-            let Some(sub) = disk.manifest.collections.remove(name) else { return Ok(false) };
-            if let Err(e) = disk.save() {
-                disk.manifest.collections.insert(name.to_string(), sub);
-                return Err(e.into());
-            }
-            let dir = disk.dir.join(&sub);
-            if let Some(c) = catalog.collections.get(name) {
-                c.detach();
-            }
+        if let Some(dir) = dir {
             // The manifest no longer names it: if this fails, the next open removes it.
             let _ = std::fs::remove_dir_all(&dir);
         }
-        catalog.collections.remove(name);
         Ok(true)
     }
 

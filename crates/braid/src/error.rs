@@ -25,8 +25,9 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
-    /// A collection name that is empty, too long or has characters outside `[A-Za-z0-9_.-]`.
-    #[error("invalid collection name `{name}`: use 1 to 255 of A-Z a-z 0-9 _ - .")]
+    /// A collection name that is empty, too long, has characters outside
+    /// `[A-Za-z0-9_.-]`, or is only dots.
+    #[error("invalid collection name `{name}`: use 1 to 255 of A-Z a-z 0-9 _ - . (not only dots)")]
     InvalidName {
         /// The name.
         name: String,

@@ -143,6 +143,8 @@ pub(crate) struct Store {
     next_seq: u64,
     /// Operations logged since the last checkpoint, or graphs changed.
     dirty: bool,
+    /// Bytes of the live files but the log, as of the last checkpoint.
+    files_bytes: u64,
     /// The database directory's lock, held while this collection can write.
     _lock: Arc<DirLock>,
 }
@@ -202,7 +204,7 @@ impl Store {
         let wal = Wal::create(&dir.join(&manifest.wal))?;
         document::sync_dir(dir)?;
         write_manifest(dir, &manifest)?;
-        Ok(Store {
+        let mut store = Store {
             dir: dir.to_path_buf(),
             manifest,
             wal,
@@ -210,8 +212,11 @@ impl Store {
             options,
             next_seq: 1,
             dirty: false,
+            files_bytes: 0,
             _lock: lock,
-        })
+        };
+        store.count_files();
+        Ok(store)
     }
 
     /// Opens the collection in `dir`: maps the vectors, loads the last checkpoint and
@@ -250,7 +255,7 @@ impl Store {
             last = record.seq;
         }
         let dirty = last > manifest.seq;
-        let store = Store {
+        let mut store = Store {
             dir: dir.to_path_buf(),
             manifest,
             wal,
@@ -258,9 +263,11 @@ impl Store {
             options,
             next_seq: last + 1,
             dirty,
+            files_bytes: 0,
             _lock: lock,
         };
         store.sweep()?;
+        store.count_files();
         Ok((store, segment))
     }
 
@@ -405,15 +412,26 @@ impl Store {
         self.manifest = manifest;
         self.wal = wal;
         self.dirty = false;
+        self.count_files();
         self.sweep()?;
         Ok(())
     }
 
-    /// Bytes of the live files.
+    /// Bytes of the live files: counted once per checkpoint (and at open), plus the
+    /// log's length, so reading it lists no directory and waits for nothing.
     pub fn disk_bytes(&self) -> u64 {
-        std::fs::read_dir(&self.dir)
-            .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
-            .unwrap_or(0)
+        self.files_bytes + self.wal.len()
+    }
+
+    /// Bytes of the files the manifest names, but the log.
+    fn count_files(&mut self) {
+        let m = &self.manifest;
+        let mut names: Vec<&str> = vec![MANIFEST];
+        names.extend(m.points.as_deref());
+        names.extend(m.vectors.values().map(|v| v.file.as_str()));
+        names.extend(m.graphs.values().map(String::as_str));
+        self.files_bytes =
+            names.iter().filter_map(|n| std::fs::metadata(self.dir.join(n)).ok()).map(|md| md.len()).sum();
     }
 }
 

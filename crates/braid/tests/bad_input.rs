@@ -141,6 +141,17 @@ fn every_bad_input_is_a_typed_error_and_changes_nothing() {
             Box::new(|db, c| db.create_collection("a/b", c.config()).map(drop)),
             |e| matches!(e, Error::InvalidName { .. }),
         ),
+        ("collection named .", Box::new(|db, c| db.create_collection(".", c.config()).map(drop)), |e| {
+            matches!(e, Error::InvalidName { .. })
+        }),
+        ("collection named ..", Box::new(|db, c| db.get_or_create("..", c.config()).map(drop)), |e| {
+            matches!(e, Error::InvalidName { .. })
+        }),
+        (
+            "a Euclid vector whose squares overflow",
+            Box::new(|_, c| c.upsert(vec![PointStruct::new(9u64).vector("image", vec![3e38; 2])])),
+            |e| matches!(e, Error::Vector { source: braid::distance::VectorError::TooLarge { .. }, .. }),
+        ),
         (
             "search: wrong dimension",
             Box::new(|_, c| c.search(&SearchRequest::new("text", vec![1.0; 2])).map(drop)),

@@ -212,3 +212,52 @@ fn payloads_nest_at_most_the_documented_depth_and_survive_reopen() {
     }
     assert_eq!(at, &json!({"x": 1, "y": 2}));
 }
+
+/// Queries issued from inside rayon's pool while writers run. A fused query fans its
+/// prefetches out on the same pool while holding the segment's read guard; a pool
+/// thread that blocked on the fair read lock behind a waiting writer would deadlock
+/// with the thread holding that guard. A watchdog turns a hang into a failure.
+#[test]
+fn queries_from_inside_the_pool_never_deadlock_with_writers() {
+    use rayon::prelude::*;
+    let db = Database::in_memory();
+    let c = db.create_collection("c", config(16)).unwrap();
+    c.upsert((0..500).map(|i| point(i, 16)).collect()).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1200 {
+                if done.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!("queries inside the pool and writers deadlocked");
+            std::process::abort();
+        })
+    };
+    let writer = {
+        let (c, done) = (c.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut id = 1000;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                c.upsert((id..id + 20).map(|i| point(i, 16)).collect()).unwrap();
+                id += 20;
+            }
+        })
+    };
+    let query = |i: u64| {
+        let v: Vec<f32> = (0..16).map(|j| ((i + j) % 7) as f32).collect();
+        braid::QueryRequest::fusion(
+            braid::Fusion::rrf(),
+            (0..4).map(|k| braid::Prefetch::nearest("v", v.clone(), 10 + k)).collect(),
+        )
+    };
+    let answered: usize =
+        (0..3000u32).into_par_iter().with_max_len(1).map(|i| c.query(query(i.into())).unwrap().len()).sum();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    writer.join().unwrap();
+    watchdog.join().unwrap();
+    assert!(answered >= 3000 * 10);
+}
