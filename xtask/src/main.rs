@@ -110,7 +110,7 @@ fn crash(args: &[String]) -> Result<(), String> {
     }
     exec(
         cargo()
-            .args(["test", "-p", "braid", "--test", "crash", "--", "kill_9", "--nocapture"])
+            .args(["test", "-p", "braid", "--test", "crash"])
             .env("BRAID_CRASH_TRIALS", &trials)
             .env("BRAID_CRASH_SEED", &seed),
     )

@@ -35,7 +35,7 @@ use braid_hnsw::{PathChoice, SearchPath};
 use thiserror::Error;
 
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
-pub use run::{Explain, MAX_BATCH, explain, run, run_batch};
+pub use run::{Explain, MAX_BATCH, MAX_ROWS, explain, run, run_batch};
 pub use tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
 
 /// One result: a point and its score at the level that produced it.
@@ -166,6 +166,15 @@ pub enum QueryError {
         max: usize,
         /// The number given.
         got: usize,
+    },
+    /// A call that asks for more result rows, over all its levels (and all the
+    /// requests of a batch), than [`MAX_ROWS`].
+    #[error("the request asks for {rows} result rows over all its limits; at most {max} per call")]
+    TooManyRows {
+        /// Rows asked for.
+        rows: usize,
+        /// The limit.
+        max: usize,
     },
     /// The segment failed while searching.
     #[error("search failed: {0}")]

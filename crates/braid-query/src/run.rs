@@ -13,8 +13,19 @@ use crate::{Hit, QueryError, Searchable};
 /// The most requests one batch may hold.
 pub const MAX_BATCH: usize = 1_000;
 
+/// The most result rows one call (a query, or a whole batch) may ask for, summed over
+/// every level's limit ([`QueryRequest::rows`]). A bound on what one request can make
+/// the process hold: without it, 1,000 searches of `limit` 100,000 in a 52 KB body
+/// ask for 10⁸ rows.
+pub const MAX_ROWS: usize = 2_000_000;
+
+fn check_rows(rows: usize) -> Result<(), QueryError> {
+    if rows > MAX_ROWS { Err(QueryError::TooManyRows { rows, max: MAX_ROWS }) } else { Ok(()) }
+}
+
 /// Runs `request` against `segment`: validate, plan, search, fuse, re-rank, cut.
 pub fn run<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Result<Vec<Hit>, QueryError> {
+    check_rows(request.rows())?;
     let plan = plan(segment, request)?;
     let mut hits = execute(segment, &plan.node)?;
     if let Some(gate) = &plan.post_filter {
@@ -37,6 +48,7 @@ pub fn run_batch<S: Searchable + ?Sized>(
     if requests.len() > MAX_BATCH {
         return Err(QueryError::BatchTooLarge { max: MAX_BATCH, got: requests.len() });
     }
+    check_rows(requests.iter().fold(0usize, |n, r| n.saturating_add(r.rows())))?;
     use rayon::prelude::*;
     Ok(requests.par_iter().map(|r| guarded(|| run(segment, r))).collect())
 }
@@ -162,6 +174,7 @@ impl fmt::Display for Explain {
 /// Validates and plans `request` without running any search, and says what each level
 /// would do: at each leaf, graph or exact scan and the estimate behind the choice.
 pub fn explain<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Result<Explain, QueryError> {
+    check_rows(request.rows())?;
     let plan = plan(segment, request)?;
     let mut lines = vec![format!(
         "root: return {} after skipping {}{}",

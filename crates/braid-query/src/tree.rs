@@ -195,3 +195,26 @@ impl QueryRequest {
         self
     }
 }
+
+impl Prefetch {
+    /// Result rows this level and every level below it ask for (see
+    /// [`QueryRequest::rows`]).
+    pub fn rows(&self) -> usize {
+        let below = self.prefetch.iter().fold(0usize, |n, p| n.saturating_add(p.rows()));
+        below.saturating_add(self.limit.unwrap_or(10).min(crate::MAX_LIMIT))
+    }
+}
+
+impl QueryRequest {
+    /// Result rows the whole tree asks for: the root's `offset + limit` plus every
+    /// prefetch's `limit` (each counted up to the most it may be, so that an
+    /// invalid limit is reported as such). What a query holds in memory grows with
+    /// it, so [`crate::run`] and [`crate::run_batch`] refuse a call over
+    /// [`crate::MAX_ROWS`] before running anything.
+    pub fn rows(&self) -> usize {
+        let below = self.prefetch.iter().fold(0usize, |n, p| n.saturating_add(p.rows()));
+        below
+            .saturating_add(self.offset.min(crate::MAX_OFFSET))
+            .saturating_add(self.limit.min(crate::MAX_LIMIT))
+    }
+}

@@ -273,6 +273,16 @@ fn bad_input_is_refused_before_anything_runs() {
         assert_eq!(explain(&db, &request).unwrap_err().to_string(), err.to_string());
     }
     assert_eq!(run_batch(&db, &[]).unwrap_err(), QueryError::EmptyBatch);
-    let many = vec![QueryRequest::nearest("text", t); braid_query::MAX_BATCH + 1];
+    let many = vec![QueryRequest::nearest("text", t.clone()); braid_query::MAX_BATCH + 1];
     assert!(matches!(run_batch(&db, &many).unwrap_err(), QueryError::BatchTooLarge { .. }));
+    // What one call may ask for in rows: 1,000 searches of limit 100,000 is 10⁸ rows.
+    let huge = vec![QueryRequest::nearest("text", t.clone()).limit(100_000); braid_query::MAX_BATCH];
+    let err = run_batch(&db, &huge).unwrap_err();
+    assert_eq!(err, QueryError::TooManyRows { rows: 100_000_000, max: braid_query::MAX_ROWS });
+    let wide = QueryRequest::fusion(Fusion::rrf(), vec![Prefetch::nearest("text", t.clone(), 100_000); 30]);
+    assert!(matches!(run(&db, &wide).unwrap_err(), QueryError::TooManyRows { rows: 3_000_010, .. }));
+    assert_eq!(explain(&db, &wide).unwrap_err(), run(&db, &wide).unwrap_err());
+    // Just under the bound runs.
+    let fits = QueryRequest::fusion(Fusion::rrf(), vec![Prefetch::nearest("text", t, 100_000); 19]);
+    run(&db, &fits.limit(10)).unwrap();
 }

@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Sync every write before acknowledging it (default: durable at flush).
     pub sync_every_write: bool,
+    /// Requests served at once over both protocols (default 32); more wait. With
+    /// `max_body_bytes` it bounds the memory that request bodies can take.
+    pub max_concurrent_requests: usize,
 }
 
 impl ServerConfig {
@@ -33,6 +36,7 @@ impl ServerConfig {
             api_key: None,
             max_body_bytes: 32 << 20,
             sync_every_write: false,
+            max_concurrent_requests: 32,
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Sync every write.
     pub sync_every_write: Option<bool>,
+    /// Requests served at once.
+    pub max_concurrent_requests: Option<usize>,
 }
 
 impl FileConfig {

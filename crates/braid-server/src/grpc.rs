@@ -898,9 +898,13 @@ pub async fn serve(
         .map_err(|e| e.grpc_status())?;
         Ok(request)
     };
+    let in_flight = state.in_flight.clone();
     let service = Service(state);
     let incoming = tokio_stream_from(listener);
     tonic::transport::Server::builder()
+        // The same permits as REST: both protocols together serve at most
+        // `max_concurrent_requests` at once; more wait.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
         // `Qdrant` holds only HealthCheck, which Qdrant answers without a key.
         .add_service(QdrantServer::new(service.clone()).max_decoding_message_size(max_message_bytes))
         .add_service(tonic::service::interceptor::InterceptedService::new(

@@ -71,6 +71,9 @@ impl Server {
         if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err("the API key is empty: give a non-empty key, or none to serve without one".into());
         }
+        if config.max_concurrent_requests == 0 {
+            return Err("max_concurrent_requests must be at least 1".into());
+        }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options = StorageOptions { durability, ..StorageOptions::default() };
         let data = config.data.clone();
@@ -84,6 +87,7 @@ impl Server {
             api_key: config.api_key.as_deref().map(Arc::from),
             operations: Arc::new(AtomicU64::new(0)),
             reported: convert::Reported::new(&options, SYNC_INTERVAL),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
         };
         let http_listener = tokio::net::TcpListener::bind(config.http)
             .await

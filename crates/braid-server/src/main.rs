@@ -22,7 +22,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write.
+    /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write,
+    /// max_concurrent_requests.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (created if missing).
@@ -43,6 +44,9 @@ struct ServeArgs {
     /// Sync every write to disk before acknowledging it.
     #[arg(long, env = "BRAID_SYNC_EVERY_WRITE")]
     sync_every_write: bool,
+    /// Requests served at once, both protocols together; more wait [default: 32].
+    #[arg(long, env = "BRAID_MAX_CONCURRENT_REQUESTS")]
+    max_concurrent_requests: Option<usize>,
 }
 
 /// Command line and `BRAID_*` variables (clap reads both) over the file over defaults.
@@ -64,6 +68,9 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
         config.max_body_bytes = n;
     }
     config.sync_every_write = args.sync_every_write || file.sync_every_write.unwrap_or(false);
+    if let Some(n) = args.max_concurrent_requests.or(file.max_concurrent_requests) {
+        config.max_concurrent_requests = n;
+    }
     Ok(config)
 }
 

@@ -35,6 +35,10 @@ pub struct AppState {
     pub operations: Arc<AtomicU64>,
     /// What collection info reports in Qdrant's optimizer and WAL fields.
     pub reported: convert::Reported,
+    /// Requests (of both protocols) past the key check and not yet answered: each
+    /// holds a permit while it reads its body and runs, so bodies in memory stay under
+    /// `permits × max_body_bytes`. Requests beyond it wait for a permit.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// The version reported at `GET /`: the Qdrant API level this server follows (clients
@@ -138,6 +142,13 @@ async fn authenticate(
     }) {
         return error_response(e);
     }
+    // Closed only if the server is stopping; then there is nothing left to run.
+    let Ok(_permit) = state.in_flight.clone().acquire_owned().await else {
+        return error_response(ApiError {
+            kind: ErrorKind::Internal,
+            message: "the server is stopping".into(),
+        });
+    };
     next.run(request).await
 }
 

@@ -5,12 +5,21 @@
 //! (with `Durability::EveryWrite`: every write acknowledged) and nothing that was never
 //! written — and that the store answers queries.
 //!
+//! Half the trials kill at a random moment after a random step; the other half wait
+//! for that step, then watch the collection directory and kill the moment a
+//! checkpoint or compaction creates its first new file, so that kills land inside
+//! those on purpose, not only by chance.
+//!
 //! `cargo xtask crash --trials N` runs N trials (default here: 10, or
-//! `BRAID_CRASH_TRIALS`). The child is this test binary again, running `crash_child`.
+//! `BRAID_CRASH_TRIALS`). This target has no test harness: its `main` is the parent,
+//! and the child is this binary again with `BRAID_CRASH_CHILD_DIR` set.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use braid::{
     CollectionConfig, Database, Distance, Durability, Filter, PointId, PointStruct, Record, SearchParams,
@@ -110,13 +119,10 @@ fn apply(db: &Database, step: &Step) {
     result.expect("every step is valid");
 }
 
-/// The child: runs the sequence, reporting progress. Does nothing unless started by
-/// the parent.
-#[test]
-fn crash_child() {
-    let (Ok(dir), Ok(seed)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_SEED)) else { return };
+/// The child: runs the sequence, reporting progress, until it is killed.
+fn child(dir: &str, seed: &str) {
     let seed: u64 = seed.parse().expect("a numeric seed");
-    let db = Database::open_with(&dir, options(seed)).expect("open");
+    let db = Database::open_with(dir, options(seed)).expect("open");
     db.get_or_create("crash", config()).expect("collection");
     let mut out = std::io::stdout().lock();
     for (i, step) in steps(seed).iter().enumerate() {
@@ -135,12 +141,32 @@ fn contents(db: &Database) -> Vec<Record> {
     }
 }
 
-/// One trial: returns how many steps were acknowledged before the kill.
-fn trial(seed: u64, dir: &Path) -> usize {
+/// The names of the files in every collection directory under `db`.
+fn checkpoint_files(db: &Path) -> BTreeSet<PathBuf> {
+    let dirs = std::fs::read_dir(db).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir());
+    dirs.flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            ["graph-", "points-", "vectors-", "wal-"].iter().any(|k| name.starts_with(k))
+        })
+        .collect()
+}
+
+/// How a trial chooses its moment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kill {
+    /// A random moment after the chosen step.
+    Random,
+    /// The first new checkpoint or compaction file after the chosen step (or the end).
+    InsideCheckpoint,
+}
+
+/// One trial: returns how many steps were acknowledged before the kill, and whether
+/// the kill landed inside a checkpoint or compaction (a new file had appeared).
+fn trial(seed: u64, dir: &Path, kill: Kill) -> (usize, bool) {
     let mut rng = Rng::new(seed ^ 0xC0FFEE);
     let kill_after = 1 + (rng.next_u64() % OPS as u64) as usize;
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
         .stdout(Stdio::piped())
@@ -148,29 +174,45 @@ fn trial(seed: u64, dir: &Path) -> usize {
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut acked, mut flushed) = (0usize, 0usize);
-    let read = |line: &str, acked: &mut usize, flushed: &mut usize| {
-        if let Some(n) = line.strip_prefix("ack ") {
-            *acked = n.parse().expect("ack count");
-        } else if let Some(n) = line.strip_prefix("flushed ") {
-            *flushed = n.parse().expect("flush count");
-        }
+    // The child's progress, read on a thread so that the parent can watch files.
+    let (acked, flushed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let reader = {
+        let (acked, flushed) = (acked.clone(), flushed.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(n) = line.strip_prefix("ack ") {
+                    acked.store(n.parse().expect("ack count"), Ordering::Release);
+                } else if let Some(n) = line.strip_prefix("flushed ") {
+                    flushed.store(n.parse().expect("flush count"), Ordering::Release);
+                }
+            }
+        })
     };
-    for line in lines.by_ref() {
-        read(&line.expect("child output"), &mut acked, &mut flushed);
-        if acked >= kill_after {
-            break;
+    let running = |child: &mut std::process::Child| matches!(child.try_wait(), Ok(None));
+    while acked.load(Ordering::Acquire) < kill_after && running(&mut child) {
+        std::thread::yield_now();
+    }
+    let mut inside = false;
+    match kill {
+        Kill::Random => {
+            // Let it run on for a moment, so that the kill lands anywhere inside a step.
+            std::thread::sleep(std::time::Duration::from_micros(rng.next_u64() % 3000));
+        }
+        Kill::InsideCheckpoint => {
+            let before = checkpoint_files(dir);
+            while running(&mut child) {
+                if checkpoint_files(dir).difference(&before).next().is_some() {
+                    inside = true;
+                    break;
+                }
+            }
         }
     }
-    // Let it run on for a moment, so that the kill lands anywhere inside a step.
-    std::thread::sleep(std::time::Duration::from_micros(rng.next_u64() % 3000));
     let _ = child.kill();
     let _ = child.wait();
     // Progress the child reported before it died is still in the pipe.
-    for line in lines.map_while(Result::ok) {
-        read(&line, &mut acked, &mut flushed);
-    }
+    reader.join().expect("reader");
+    let (acked, flushed) = (acked.load(Ordering::Acquire), flushed.load(Ordering::Acquire));
 
     let durable = if options(seed).durability == Durability::EveryWrite { acked } else { flushed };
     let db = Database::open_with(dir, options(seed)).expect("reopen after the crash");
@@ -206,23 +248,38 @@ fn trial(seed: u64, dir: &Path) -> usize {
             ids(m.search(&q).expect("search")),
             "seed {seed}, step {k}"
         );
+        // The graph answers too: as many hits as the model has image vectors, up to 5.
         let graph =
             c.search(&SearchRequest::new("image", Rng::new(seed).vector(8)).limit(5)).expect("search");
-        assert!(graph.len() <= 5);
+        assert_eq!(graph.len(), m.vector_count("image").expect("count").min(5), "seed {seed}, step {k}");
     }
-    acked
+    (acked, inside)
 }
 
-#[test]
-fn kill_9_at_random_moments_loses_no_flushed_write() {
+fn main() -> ExitCode {
+    if let (Ok(dir), Ok(seed)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_SEED)) {
+        child(&dir, &seed);
+        return ExitCode::SUCCESS;
+    }
+    // `cargo test` passes harness flags (`--nocapture`, filters); there is one test here.
     let trials: u64 = std::env::var("BRAID_CRASH_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(10);
     let base: u64 = std::env::var("BRAID_CRASH_SEED").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let mut killed_mid_run = 0;
+    let (mut killed_mid_run, mut inside) = (0u64, 0u64);
     for t in 0..trials {
         let dir = tempfile::tempdir().expect("temp dir");
-        if trial(base + t, dir.path()) < OPS {
-            killed_mid_run += 1;
-        }
+        let kill = if t % 2 == 0 { Kill::Random } else { Kill::InsideCheckpoint };
+        let (acked, landed_inside) = trial(base + t, dir.path(), kill);
+        killed_mid_run += u64::from(acked < OPS);
+        inside += u64::from(landed_inside);
     }
-    eprintln!("{trials} crash trials, {killed_mid_run} killed before the end, all recovered");
+    eprintln!(
+        "{trials} crash trials: {killed_mid_run} killed before the end, {inside} inside a checkpoint or compaction; all recovered"
+    );
+    // The kill step is uniform over the sequence, so most trials must end mid-run, and
+    // the watching trials must catch checkpoints; a harness that never kills anything
+    // in time would otherwise pass.
+    assert!(killed_mid_run * 3 >= trials * 2, "only {killed_mid_run} of {trials} trials were killed mid-run");
+    let watching = trials / 2;
+    assert!(inside * 4 >= watching, "only {inside} of {watching} watching trials landed inside a checkpoint");
+    ExitCode::SUCCESS
 }
