@@ -23,9 +23,10 @@ tasks:
                              installs cargo-fuzz and uses the nightly toolchain
   compat                     the Python qdrant-client walks the tutorial against
                              braid serve over REST and gRPC (venv under target/; needs PyPI)
-  crash [--trials N] [--seed S]
+  crash [--trials N] [--seed S] [--power-loss]
                              kill -9 a writing child process N times (default 100)
-                             and check every recovery (`ci` runs 10)
+                             and check every recovery; --power-loss also drops every
+                             byte not synced before reopening (`ci` runs 10 of each)
 ";
 
 /// Proptest cases per property in `ci`: enough to catch regressions, small enough
@@ -92,15 +93,21 @@ fn ci() -> Result<(), String> {
     exec(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     exec(cargo().args(["test", "--workspace", "--all-targets"]).env("PROPTEST_CASES", CI_PROPTEST_CASES))?;
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
+    // The kill -9 trials ran with the tests; power cuts too, on other seeds.
+    crash_trials("10", "500", true)?;
     println!("xtask ci: all checks passed");
     Ok(())
 }
 
 fn crash(args: &[String]) -> Result<(), String> {
-    let usage = || "usage: cargo xtask crash [--trials N] [--seed S]".to_string();
-    let (mut trials, mut seed) = ("100".to_string(), "1".to_string());
+    let usage = || "usage: cargo xtask crash [--trials N] [--seed S] [--power-loss]".to_string();
+    let (mut trials, mut seed, mut power_loss) = ("100".to_string(), "1".to_string(), false);
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
+        if flag == "--power-loss" {
+            power_loss = true;
+            continue;
+        }
         let value = rest.next().filter(|v| v.parse::<u64>().is_ok()).ok_or_else(usage)?;
         match flag.as_str() {
             "--trials" => trials = value.clone(),
@@ -108,11 +115,17 @@ fn crash(args: &[String]) -> Result<(), String> {
             _ => return Err(usage()),
         }
     }
+    crash_trials(&trials, &seed, power_loss)
+}
+
+/// The crash test binary with its trial count, first seed and mode.
+fn crash_trials(trials: &str, seed: &str, power_loss: bool) -> Result<(), String> {
     exec(
         cargo()
             .args(["test", "-p", "braid", "--test", "crash"])
-            .env("BRAID_CRASH_TRIALS", &trials)
-            .env("BRAID_CRASH_SEED", &seed),
+            .env("BRAID_CRASH_TRIALS", trials)
+            .env("BRAID_CRASH_SEED", seed)
+            .env("BRAID_CRASH_POWER_LOSS", if power_loss { "1" } else { "0" }),
     )
 }
 

@@ -68,25 +68,35 @@ pub fn read(path: &Path, magic: &[u8; 8], version: u32, what: &'static str) -> R
     decode(path, &bytes, magic, version, what).map(<[u8]>::to_vec)
 }
 
-/// Writes `bytes` to a new file at `path` and syncs it (not its directory).
+/// Writes `bytes` to a file at `path`, which must not exist yet, and syncs it (not its
+/// directory). An existing file is never opened for writing here: what a manifest
+/// names must not change under it.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path).at(path)?;
+    let mut file = OpenOptions::new().create_new(true).write(true).open(path).at(path)?;
+    fault::created(path);
     fault::write_all(&mut file, bytes).at(path)?;
-    file.sync_all().at(path)
+    fault::sync(&file, path, false).at(path)
 }
 
 /// Replaces the file at `path` with `bytes` atomically: after a crash the file holds
 /// either the old or the new content, never a mixture.
 pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = path.with_extension("tmp");
+    // A temporary file left by a crash names nothing; it goes.
+    match fault::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StorageError::io(&tmp, &e)),
+        _ => {}
+    }
     write_new(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).at(path)?;
+    fault::rename(&tmp, path).at(path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Syncs a directory so that entries created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
+    fault::synced_dir(dir);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Simulated disk failures, for tests: a full disk and failing syncs.
+//! Simulated disk failures, for tests: a full disk, failing syncs, and a journal from
+//! which a power cut can be replayed.
 //!
 //! Every byte this crate writes (log records, documents, vector files) first draws on a
 //! budget kept per thread (so that tests running in parallel do not disturb each
@@ -8,6 +9,11 @@
 //! that does not fit is cut short, so half-written records are exercised too.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 thread_local! {
     static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
@@ -22,9 +28,9 @@ pub fn fail_next_syncs(n: u32) {
     FAILING_SYNCS.with(|c| c.set(n));
 }
 
-/// Syncs `file` (its data only, or its data and metadata) unless a simulated sync
-/// failure is pending on this thread.
-pub(crate) fn sync(file: &std::fs::File, data_only: bool) -> std::io::Result<()> {
+/// Syncs `file` at `path` (its data only, or its data and metadata) unless a
+/// simulated sync failure is pending on this thread; journals the sync.
+pub(crate) fn sync(file: &std::fs::File, path: &Path, data_only: bool) -> std::io::Result<()> {
     let fail = FAILING_SYNCS.with(|c| {
         let n = c.get();
         c.set(n.saturating_sub(1));
@@ -33,7 +39,165 @@ pub(crate) fn sync(file: &std::fs::File, data_only: bool) -> std::io::Result<()>
     if fail {
         return Err(std::io::Error::other("simulated sync failure (input/output error)"));
     }
-    if data_only { file.sync_data() } else { file.sync_all() }
+    if data_only { file.sync_data() } else { file.sync_all() }?;
+    if journal().is_some() {
+        let len = file.metadata()?.len();
+        note(format_args!("S\t{len}\t{}", path.display()));
+    }
+    Ok(())
+}
+
+/// The environment variable naming the power-loss journal. When it is set (read once
+/// per process), every file this crate creates, syncs, renames or removes, and every
+/// directory it syncs, is recorded there in order, and a file a rename replaces is
+/// copied beside the journal first: enough for [`power_cut`] to rebuild what the disk
+/// would hold had the machine lost power at any moment. A test setting only; nothing
+/// is journaled without it.
+pub const POWER_LOSS_JOURNAL: &str = "BRAID_POWER_LOSS_JOURNAL";
+
+fn journal() -> Option<&'static Mutex<(File, PathBuf, u64)>> {
+    static JOURNAL: OnceLock<Option<Mutex<(File, PathBuf, u64)>>> = OnceLock::new();
+    JOURNAL
+        .get_or_init(|| {
+            let path = PathBuf::from(std::env::var_os(POWER_LOSS_JOURNAL)?);
+            let file = OpenOptions::new().create(true).append(true).open(&path).ok()?;
+            Some(Mutex::new((file, path, 0)))
+        })
+        .as_ref()
+}
+
+/// Appends one event line. The journal is never synced: a killed process leaves its
+/// writes in the page cache, and the test that reads it kills, it does not cut power.
+fn note(line: std::fmt::Arguments<'_>) {
+    if let Some(j) = journal() {
+        let mut j = j.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = writeln!(j.0, "{line}");
+    }
+}
+
+/// Journals the creation of a new file at `path`.
+pub(crate) fn created(path: &Path) {
+    if journal().is_some() {
+        note(format_args!("C\t{}", path.display()));
+    }
+}
+
+/// Journals a synced directory.
+pub(crate) fn synced_dir(dir: &Path) {
+    if journal().is_some() {
+        note(format_args!("D\t{}", dir.display()));
+    }
+}
+
+/// Renames `from` to `to`, journaling it (with a copy of the file it replaces).
+pub(crate) fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    if let Some(j) = journal() {
+        let shadow = {
+            let mut j = j.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            j.2 += 1;
+            PathBuf::from(format!("{}.replaced-{}", j.1.display(), j.2))
+        };
+        let saved = std::fs::copy(to, &shadow).is_ok();
+        std::fs::rename(from, to)?;
+        let shadow = if saved { shadow.display().to_string() } else { "-".into() };
+        note(format_args!("R\t{}\t{}\t{shadow}", from.display(), to.display()));
+        return Ok(());
+    }
+    std::fs::rename(from, to)
+}
+
+/// Removes the file at `path`, journaling it. Removed files are never ones a manifest
+/// names, so the journal treats a removal as durable at once.
+pub fn remove_file(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    if journal().is_some() {
+        note(format_args!("X\t{}", path.display()));
+    }
+    Ok(())
+}
+
+/// Removes the directory at `path` with everything in it, journaling it.
+pub fn remove_dir_all(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(path)?;
+    if journal().is_some() {
+        note(format_args!("XD\t{}", path.display()));
+    }
+    Ok(())
+}
+
+/// Rewrites the directory tree `root` to what the disk would hold after a power cut
+/// at the end of `journal` (see [`POWER_LOSS_JOURNAL`]): every file holds only the
+/// bytes synced before the cut, and exists under a name only if its directory was
+/// synced after it got that name; a rename not yet made durable is undone. Files under
+/// `root` that the journal never created are left alone, as are directories (Braid
+/// syncs a directory's parent right after creating it).
+pub fn power_cut(journal: &Path, root: &Path) -> std::io::Result<()> {
+    struct Node {
+        at: PathBuf,
+        synced: u64,
+    }
+    let text = std::fs::read_to_string(journal)?;
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut volatile: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut durable: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split('\t').collect();
+        match parts.as_slice() {
+            ["C", path] => {
+                nodes.push(Node { at: PathBuf::from(path), synced: 0 });
+                volatile.insert(PathBuf::from(path), nodes.len() - 1);
+            }
+            ["S", len, path] => {
+                if let (Some(&id), Ok(len)) = (volatile.get(Path::new(path)), len.parse()) {
+                    nodes[id].synced = len;
+                }
+            }
+            ["R", from, to, shadow] => {
+                if let Some(&old) = volatile.get(Path::new(to)) {
+                    nodes[old].at = PathBuf::from(if *shadow == "-" { "" } else { shadow });
+                }
+                if let Some(id) = volatile.remove(Path::new(from)) {
+                    nodes[id].at = PathBuf::from(to);
+                    volatile.insert(PathBuf::from(to), id);
+                }
+            }
+            ["X", path] => {
+                volatile.remove(Path::new(path));
+                durable.remove(Path::new(path));
+            }
+            ["XD", dir] => {
+                volatile.retain(|p, _| !p.starts_with(dir));
+                durable.retain(|p, _| !p.starts_with(dir));
+            }
+            ["D", dir] => {
+                let dir = Path::new(dir);
+                durable.retain(|p, _| p.parent() != Some(dir));
+                durable.extend(
+                    volatile.iter().filter(|(p, _)| p.parent() == Some(dir)).map(|(p, &id)| (p.clone(), id)),
+                );
+            }
+            _ => return Err(std::io::Error::other(format!("bad journal line `{line}`"))),
+        }
+    }
+    // Read every surviving file's synced bytes before anything is rewritten.
+    let mut contents = Vec::new();
+    for (path, &id) in &durable {
+        let node = &nodes[id];
+        let mut bytes = std::fs::read(&node.at).unwrap_or_default();
+        bytes.truncate(node.synced as usize);
+        contents.push((path.clone(), bytes));
+    }
+    for path in volatile.keys().chain(durable.keys()) {
+        if path.starts_with(root) && path.exists() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    for (path, bytes) in contents {
+        if path.starts_with(root) {
+            std::fs::write(&path, bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Sets how many more bytes the calling thread may write (`None`: no limit).

@@ -98,7 +98,7 @@ impl VectorFile {
         }
         if file_len > need {
             file.set_len(need).at(path)?;
-            file.sync_all().at(path)?;
+            fault::sync(&file, path, false).at(path)?;
         }
         file.seek(SeekFrom::Start(need)).at(path)?;
         let out = VectorFile { file, path: path.to_path_buf(), dim, rows, crc };
@@ -129,7 +129,7 @@ impl VectorFile {
 
     /// Makes the appended rows durable.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.file.sync_data().at(&self.path)
+        fault::sync(&self.file, &self.path, true).at(&self.path)
     }
 
     /// Rows written.

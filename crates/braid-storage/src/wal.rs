@@ -103,7 +103,7 @@ impl WalSyncer {
         if s.poisoned.load(Ordering::Acquire) {
             return Err(StorageError::Poisoned { file: s.path.clone() });
         }
-        fault::sync(&s.file, true).map_err(|e| {
+        fault::sync(&s.file, &s.path, true).map_err(|e| {
             s.poisoned.store(true, Ordering::Release);
             StorageError::io(&s.path, &e)
         })
@@ -224,7 +224,7 @@ impl Wal {
         let torn_bytes = bytes.len() as u64 - valid;
         if torn_bytes > 0 {
             file.set_len(valid).at(path)?;
-            file.sync_all().at(path)?;
+            fault::sync(&file, path, false).at(path)?;
         }
         file.seek(SeekFrom::Start(valid)).at(path)?;
         let last_seq = records.last().map(|r| r.seq);
@@ -298,7 +298,7 @@ impl Wal {
         self.file.set_len(len).at(&self.path)?;
         self.file.seek(SeekFrom::Start(len)).at(&self.path)?;
         self.len = len;
-        fault::sync(&self.file, false).at(&self.path)
+        fault::sync(&self.file, &self.path, false).at(&self.path)
     }
 
     /// The file's length in bytes.

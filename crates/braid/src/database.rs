@@ -182,7 +182,7 @@ impl Database {
             let name = entry.file_name().to_string_lossy().into_owned();
             let referenced = disk.manifest.collections.values().any(|s| *s == name);
             if name.starts_with("c-") && !referenced {
-                std::fs::remove_dir_all(entry.path()).at(&entry.path())?;
+                braid_storage::fault::remove_dir_all(&entry.path()).at(&entry.path())?;
             }
         }
         let catalog = Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) }));
@@ -302,7 +302,7 @@ impl Database {
         }
         if let Some(dir) = dir {
             // The manifest no longer names it: if this fails, the next open removes it.
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = braid_storage::fault::remove_dir_all(&dir);
         }
         Ok(true)
     }

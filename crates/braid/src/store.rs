@@ -279,7 +279,7 @@ impl Store {
             let name = entry.file_name();
             if !self.manifest.names(&name.to_string_lossy()) {
                 let path = entry.path();
-                std::fs::remove_file(&path).at(&path)?;
+                braid_storage::fault::remove_file(&path).at(&path)?;
             }
         }
         Ok(())
@@ -292,7 +292,7 @@ impl Store {
         if self.manifest.names(name) {
             return Err(StorageError::corrupt(&path, 0, "a new file would overwrite one the manifest names"));
         }
-        match std::fs::remove_file(&path) {
+        match braid_storage::fault::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(&path, &e)),
             _ => Ok(path),
         }

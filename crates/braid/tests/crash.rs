@@ -21,6 +21,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use braid::storage::fault;
 use braid::{
     CollectionConfig, Database, Distance, Durability, Filter, PointId, PointStruct, Record, SearchParams,
     SearchRequest, StorageOptions, VectorParams, field,
@@ -163,10 +164,14 @@ enum Kill {
 
 /// One trial: returns how many steps were acknowledged before the kill, and whether
 /// the kill landed inside a checkpoint or compaction (a new file had appeared).
-fn trial(seed: u64, dir: &Path, kill: Kill) -> (usize, bool) {
+fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize, bool) {
     let mut rng = Rng::new(seed ^ 0xC0FFEE);
     let kill_after = 1 + (rng.next_u64() % OPS as u64) as usize;
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+    let mut child = Command::new(std::env::current_exe().expect("test binary"));
+    if let Some(journal) = power_loss {
+        child.env(fault::POWER_LOSS_JOURNAL, journal);
+    }
+    let mut child = child
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
         .stdout(Stdio::piped())
@@ -213,6 +218,10 @@ fn trial(seed: u64, dir: &Path, kill: Kill) -> (usize, bool) {
     // Progress the child reported before it died is still in the pipe.
     reader.join().expect("reader");
     let (acked, flushed) = (acked.load(Ordering::Acquire), flushed.load(Ordering::Acquire));
+    if let Some(journal) = power_loss {
+        // The machine, not only the process, went down: drop every byte not synced.
+        fault::power_cut(journal, dir).expect("replay the power cut");
+    }
 
     let durable = if options(seed).durability == Durability::EveryWrite { acked } else { flushed };
     let db = Database::open_with(dir, options(seed)).expect("reopen after the crash");
@@ -264,16 +273,24 @@ fn main() -> ExitCode {
     // `cargo test` passes harness flags (`--nocapture`, filters); there is one test here.
     let trials: u64 = std::env::var("BRAID_CRASH_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(10);
     let base: u64 = std::env::var("BRAID_CRASH_SEED").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    // With BRAID_CRASH_POWER_LOSS=1 every trial is a power cut: the child journals its
+    // syncs, and before reopening the parent drops every byte the disk had not
+    // synced (`braid_storage::fault::power_cut`). A missing fsync shows up there.
+    let power_loss = std::env::var("BRAID_CRASH_POWER_LOSS").is_ok_and(|v| v == "1");
     let (mut killed_mid_run, mut inside) = (0u64, 0u64);
     for t in 0..trials {
         let dir = tempfile::tempdir().expect("temp dir");
+        let journal_dir = tempfile::tempdir().expect("temp dir");
+        let journal = journal_dir.path().join("journal");
         let kill = if t % 2 == 0 { Kill::Random } else { Kill::InsideCheckpoint };
-        let (acked, landed_inside) = trial(base + t, dir.path(), kill);
+        let (acked, landed_inside) =
+            trial(base + t, dir.path(), kill, power_loss.then_some(journal.as_path()));
         killed_mid_run += u64::from(acked < OPS);
         inside += u64::from(landed_inside);
     }
+    let what = if power_loss { "power-cut" } else { "kill -9" };
     eprintln!(
-        "{trials} crash trials: {killed_mid_run} killed before the end, {inside} inside a checkpoint or compaction; all recovered"
+        "{trials} {what} trials: {killed_mid_run} killed before the end, {inside} inside a checkpoint or compaction; all recovered"
     );
     // The kill step is uniform over the sequence, so most trials must end mid-run, and
     // the watching trials must catch checkpoints; a harness that never kills anything
