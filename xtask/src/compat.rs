@@ -21,7 +21,7 @@ impl Drop for Serving {
     }
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err("usage: cargo xtask compat".into());
     }

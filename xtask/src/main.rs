@@ -2,6 +2,8 @@
 //!
 //! Every task prints each command before it runs it, so a failure names the step.
 
+#![forbid(unsafe_code)]
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -2,8 +2,9 @@
 //!
 //! This crate holds plain types and two small traits so that the kernels, the HNSW
 //! graph, the payload filters and the query planner meet at the same seams without
-//! depending on one another. It deliberately contains **no logic**: no distance
-//! kernels (see `braid-distance`), no graph, no JSON.
+//! depending on one another. It deliberately contains **no logic** beyond trivial
+//! constructors and one memory hint ([`memory`]): no distance kernels (see
+//! `braid-distance`), no graph, no JSON.
 //!
 //! ```
 //! use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset};
@@ -22,6 +23,8 @@
 //! let hit = ScoredOffset { offset: PointOffset(4), score: 0.9 };
 //! assert_eq!(hit.offset.index(), 4);
 //! ```
+// `unsafe` only where ARCHITECTURE.md says: the module allowed below.
+#![deny(unsafe_code)]
 
 use std::fmt;
 
@@ -29,11 +32,12 @@ use serde::{Deserialize, Serialize};
 
 /// The dense, per-segment position of a point: row `n` of a vector store.
 ///
-/// External point ids (`u64` or UUID) are a different type that lives above the
-/// engine crates; the two never mix in one signature.
+/// External point ids ([`PointId`]: `u64` or UUID) are a different type; the two
+/// never mix in one signature (segments map one to the other).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct PointOffset(pub u32);
 
+#[allow(unsafe_code)]
 pub mod memory;
 
 pub use uuid::Uuid;

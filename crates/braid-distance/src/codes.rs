@@ -33,7 +33,7 @@ use braid_core::Metric;
 pub const MIN_CODED_DIM: usize = 64;
 
 /// How many non-zero vectors the centre is the mean of.
-pub const CENTRE_SAMPLE: usize = 1024;
+pub(crate) const CENTRE_SAMPLE: usize = 1024;
 
 /// The largest code magnitude.
 const LEVELS: f32 = 127.0;
@@ -321,7 +321,7 @@ impl Codes {
         let meta = self.meta[offset];
         #[cfg(target_arch = "x86_64")]
         let int = match i8_level() {
-            I8Level::Vnni => x86::dot_u8_i8_vnni(&q.shifted, code) - 128 * meta.sum,
+            I8Level::Vnni => crate::simd::i8x86::dot_u8_i8_vnni(&q.shifted, code) - 128 * meta.sum,
             _ => dot_i8(&q.codes, code),
         };
         #[cfg(not(target_arch = "x86_64"))]
@@ -337,32 +337,15 @@ impl Codes {
     /// Asks the memory system for vector `offset`'s code ahead of [`Codes::distance`].
     #[inline(always)]
     pub fn prefetch(&self, offset: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let start = offset * self.dim;
-            if start < self.codes.len() {
-                let lines = self.dim.div_ceil(64).min(8);
-                for line in 0..lines {
-                    // SAFETY: a prefetch is a hint that never faults; the address is
-                    // inside this vector's code (line · 64 < dim rounded up to a line,
-                    // and `start` is in bounds).
-                    unsafe {
-                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                            self.codes.as_ptr().add(start + (line * 64).min(self.dim - 1)).cast(),
-                        );
-                    }
-                }
-                // The scale and exact term live in another array: one more line.
-                // SAFETY: as above; `offset` indexes `meta` (same length as the codes).
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                        self.meta.as_ptr().add(offset).cast(),
-                    );
-                }
+        let start = offset * self.dim;
+        if start < self.codes.len() {
+            let lines = self.dim.div_ceil(64).min(8);
+            for line in 0..lines {
+                crate::simd::prefetch(&self.codes, start + (line * 64).min(self.dim - 1));
             }
+            // The scale and exact term live in another array: one more line.
+            crate::simd::prefetch(&self.meta, offset);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = offset;
     }
 }
 
@@ -373,8 +356,8 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     debug_assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     match i8_level() {
-        I8Level::Vnni | I8Level::Avx512 => return x86::dot_i8_avx512(a, b),
-        I8Level::Avx2 => return x86::dot_i8_avx2(a, b),
+        I8Level::Vnni | I8Level::Avx512 => return crate::simd::i8x86::dot_i8_avx512(a, b),
+        I8Level::Avx2 => return crate::simd::i8x86::dot_i8_avx2(a, b),
         I8Level::Portable => {}
     }
     dot_i8_portable(a, b)
@@ -396,10 +379,10 @@ pub fn dot_i8_paths() -> Vec<(&'static str, CodeDotFn)> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512bw") {
-            paths.push(("avx512bw", x86::dot_i8_avx512));
+            paths.push(("avx512bw", crate::simd::i8x86::dot_i8_avx512));
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            paths.push(("avx2", x86::dot_i8_avx2));
+            paths.push(("avx2", crate::simd::i8x86::dot_i8_avx2));
         }
     }
     paths
@@ -447,127 +430,6 @@ fn detect_i8_level() -> I8Level {
     // Racing threads store the same value.
     I8_LEVEL.store(level as u8, std::sync::atomic::Ordering::Relaxed);
     level
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::dot_i8_portable;
-
-    /// Σ aᵢ·bᵢ over `$w` codes a register: each input sign-extended to 16 bits, pairs
-    /// multiplied and added into 32-bit lanes, two accumulators over `2·$w` codes a
-    /// step, the rest by the plain loop.
-    macro_rules! widened_dot {
-        ($a:ident, $b:ident, $w:expr, $zero:expr, $load:expr, $madd:expr, $add:expr, $reduce:expr) => {{
-            let n = $a.len().min($b.len());
-            let (pa, pb) = ($a.as_ptr(), $b.as_ptr());
-            let mut i = 0;
-            // SAFETY: every load reads `$w` bytes from `i` with `i + $w ≤ n`, inside both
-            // slices.
-            let body = unsafe {
-                let (load, madd, add, reduce) = ($load, $madd, $add, $reduce);
-                let (mut s0, mut s1) = ($zero, $zero);
-                while i + 2 * $w <= n {
-                    s0 = add(s0, madd(load(pa.add(i)), load(pb.add(i))));
-                    s1 = add(s1, madd(load(pa.add(i + $w)), load(pb.add(i + $w))));
-                    i += 2 * $w;
-                }
-                if i + $w <= n {
-                    s0 = add(s0, madd(load(pa.add(i)), load(pb.add(i))));
-                    i += $w;
-                }
-                reduce(add(s0, s1))
-            };
-            body + dot_i8_portable(&$a[i..n], &$b[i..n])
-        }};
-    }
-
-    /// 32 codes per 512-bit register.
-    #[target_feature(enable = "avx512bw")]
-    unsafe fn dot_i8_avx512_inner(a: &[i8], b: &[i8]) -> i32 {
-        widened_dot!(
-            a,
-            b,
-            32,
-            _mm512_setzero_si512(),
-            |p: *const i8| _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast())),
-            |x, y| _mm512_madd_epi16(x, y),
-            |x, y| _mm512_add_epi32(x, y),
-            |s| _mm512_reduce_add_epi32(s)
-        )
-    }
-
-    /// 16 codes per 256-bit register.
-    #[target_feature(enable = "avx2")]
-    unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
-        widened_dot!(
-            a,
-            b,
-            16,
-            _mm256_setzero_si256(),
-            |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())),
-            |x, y| _mm256_madd_epi16(x, y),
-            |x, y| _mm256_add_epi32(x, y),
-            |s: __m256i| {
-                let half = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
-                let pair = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
-                _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)))
-            }
-        )
-    }
-
-    /// Σ aᵢ·bᵢ for unsigned `a` and signed `b`: `vpdpbusd` multiplies 64 byte pairs
-    /// and adds them in fours into 16 lanes, one instruction per 64 components.
-    #[target_feature(enable = "avx512bw,avx512vnni")]
-    unsafe fn dot_u8_i8_vnni_inner(a: &[u8], b: &[i8]) -> i32 {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut i = 0;
-        // SAFETY: every 64-byte load starts at i with i + 64 ≤ n, inside both slices.
-        let body = unsafe {
-            let mut s0 = _mm512_setzero_si512();
-            let mut s1 = _mm512_setzero_si512();
-            while i + 128 <= n {
-                s0 = _mm512_dpbusd_epi32(
-                    s0,
-                    _mm512_loadu_si512(pa.add(i).cast()),
-                    _mm512_loadu_si512(pb.add(i).cast()),
-                );
-                s1 = _mm512_dpbusd_epi32(
-                    s1,
-                    _mm512_loadu_si512(pa.add(i + 64).cast()),
-                    _mm512_loadu_si512(pb.add(i + 64).cast()),
-                );
-                i += 128;
-            }
-            if i + 64 <= n {
-                s0 = _mm512_dpbusd_epi32(
-                    s0,
-                    _mm512_loadu_si512(pa.add(i).cast()),
-                    _mm512_loadu_si512(pb.add(i).cast()),
-                );
-                i += 64;
-            }
-            _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1))
-        };
-        body + a[i..n].iter().zip(&b[i..n]).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>()
-    }
-
-    pub(super) fn dot_u8_i8_vnni(a: &[u8], b: &[i8]) -> i32 {
-        // SAFETY: only called after `avx512bw` and `avx512vnni` were detected.
-        unsafe { dot_u8_i8_vnni_inner(a, b) }
-    }
-
-    pub(super) fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
-        // SAFETY: only called after `avx512bw` was detected on this CPU.
-        unsafe { dot_i8_avx512_inner(a, b) }
-    }
-
-    pub(super) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
-        // SAFETY: only called after `avx2` was detected on this CPU.
-        unsafe { dot_i8_avx2_inner(a, b) }
-    }
 }
 
 #[cfg(test)]
@@ -631,7 +493,11 @@ mod tests {
             let b: Vec<i8> = (0..len).map(|_| next() as i8).collect();
             let shifted: Vec<u8> = a.iter().map(|&c| (c as i16 + 128) as u8).collect();
             let sum: i32 = b.iter().map(|&c| c as i32).sum();
-            assert_eq!(x86::dot_u8_i8_vnni(&shifted, &b) - 128 * sum, dot_i8_portable(&a, &b), "len {len}");
+            assert_eq!(
+                crate::simd::i8x86::dot_u8_i8_vnni(&shifted, &b) - 128 * sum,
+                dot_i8_portable(&a, &b),
+                "len {len}"
+            );
         }
     }
 

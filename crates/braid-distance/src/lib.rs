@@ -2,8 +2,10 @@
 //!
 //! What this crate does:
 //! - the four metrics users configure ([`Metric`]): Cosine, Dot, Euclid, Manhattan,
-//!   with SIMD kernels (`simsimd` for dot and squared L2, a multiversioned loop for
-//!   L1) and a plain `f64` reference for each in [`scalar`];
+//!   with SIMD kernels (Braid's own four-accumulator dot and squared-L2 kernels on
+//!   AVX-512 and AVX2, `simsimd` on other CPUs, an L1 loop compiled per instruction
+//!   set; the level is detected once per process) and a plain `f64` reference for
+//!   each in [`scalar`];
 //! - Qdrant's score conventions ([`Kernel`], [`is_better`], [`compare`],
 //!   [`passes_threshold`]): Cosine vectors are normalised once at insert and scored
 //!   by dot product; Dot is the raw dot product; Euclid and Manhattan return
@@ -35,11 +37,14 @@
 //! assert_eq!(best[0].offset.0, 0); // (0.6, 0.8) is closest in angle to (1, 1)
 //! assert!((best[0].score - 0.98995).abs() < 1e-4);
 //! ```
+// `unsafe` only where ARCHITECTURE.md says: the module allowed below.
+#![deny(unsafe_code)]
 
 mod block;
 mod codes;
 mod kernel;
 pub mod scalar;
+#[allow(unsafe_code)]
 pub mod simd;
 mod topk;
 mod validate;

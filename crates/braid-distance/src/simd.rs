@@ -348,3 +348,143 @@ pub fn paths() -> Vec<(&'static str, [PairFn; 3])> {
     paths.extend(x86::paths());
     paths
 }
+
+/// Asks the memory system for the cache line holding `slice[index]`, ahead of a read.
+/// A hint: it never faults and changes nothing; out-of-range indexes are ignored.
+#[inline(always)]
+pub fn prefetch<T>(slice: &[T], index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if index < slice.len() {
+        // SAFETY: `_mm_prefetch` is a hint that never faults, the address is inside
+        // `slice` (checked above), and SSE is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                slice.as_ptr().add(index).cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slice, index);
+}
+
+/// The `i8` code kernels of [`crate::Codes`], beside the `f32` ones.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod i8x86 {
+    use std::arch::x86_64::*;
+
+    use crate::codes::dot_i8_portable;
+
+    /// Σ aᵢ·bᵢ over `$w` codes a register: each input sign-extended to 16 bits, pairs
+    /// multiplied and added into 32-bit lanes, two accumulators over `2·$w` codes a
+    /// step, the rest by the plain loop.
+    macro_rules! widened_dot {
+        ($a:ident, $b:ident, $w:expr, $zero:expr, $load:expr, $madd:expr, $add:expr, $reduce:expr) => {{
+            let n = $a.len().min($b.len());
+            let (pa, pb) = ($a.as_ptr(), $b.as_ptr());
+            let mut i = 0;
+            // SAFETY: every load reads `$w` bytes from `i` with `i + $w ≤ n`, inside both
+            // slices.
+            let body = unsafe {
+                let (load, madd, add, reduce) = ($load, $madd, $add, $reduce);
+                let (mut s0, mut s1) = ($zero, $zero);
+                while i + 2 * $w <= n {
+                    s0 = add(s0, madd(load(pa.add(i)), load(pb.add(i))));
+                    s1 = add(s1, madd(load(pa.add(i + $w)), load(pb.add(i + $w))));
+                    i += 2 * $w;
+                }
+                if i + $w <= n {
+                    s0 = add(s0, madd(load(pa.add(i)), load(pb.add(i))));
+                    i += $w;
+                }
+                reduce(add(s0, s1))
+            };
+            body + dot_i8_portable(&$a[i..n], &$b[i..n])
+        }};
+    }
+
+    /// 32 codes per 512-bit register.
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn dot_i8_avx512_inner(a: &[i8], b: &[i8]) -> i32 {
+        widened_dot!(
+            a,
+            b,
+            32,
+            _mm512_setzero_si512(),
+            |p: *const i8| _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast())),
+            |x, y| _mm512_madd_epi16(x, y),
+            |x, y| _mm512_add_epi32(x, y),
+            |s| _mm512_reduce_add_epi32(s)
+        )
+    }
+
+    /// 16 codes per 256-bit register.
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
+        widened_dot!(
+            a,
+            b,
+            16,
+            _mm256_setzero_si256(),
+            |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())),
+            |x, y| _mm256_madd_epi16(x, y),
+            |x, y| _mm256_add_epi32(x, y),
+            |s: __m256i| {
+                let half = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+                let pair = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
+                _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)))
+            }
+        )
+    }
+
+    /// Σ aᵢ·bᵢ for unsigned `a` and signed `b`: `vpdpbusd` multiplies 64 byte pairs
+    /// and adds them in fours into 16 lanes, one instruction per 64 components.
+    #[target_feature(enable = "avx512bw,avx512vnni")]
+    unsafe fn dot_u8_i8_vnni_inner(a: &[u8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: every 64-byte load starts at i with i + 64 ≤ n, inside both slices.
+        let body = unsafe {
+            let mut s0 = _mm512_setzero_si512();
+            let mut s1 = _mm512_setzero_si512();
+            while i + 128 <= n {
+                s0 = _mm512_dpbusd_epi32(
+                    s0,
+                    _mm512_loadu_si512(pa.add(i).cast()),
+                    _mm512_loadu_si512(pb.add(i).cast()),
+                );
+                s1 = _mm512_dpbusd_epi32(
+                    s1,
+                    _mm512_loadu_si512(pa.add(i + 64).cast()),
+                    _mm512_loadu_si512(pb.add(i + 64).cast()),
+                );
+                i += 128;
+            }
+            if i + 64 <= n {
+                s0 = _mm512_dpbusd_epi32(
+                    s0,
+                    _mm512_loadu_si512(pa.add(i).cast()),
+                    _mm512_loadu_si512(pb.add(i).cast()),
+                );
+                i += 64;
+            }
+            _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1))
+        };
+        body + a[i..n].iter().zip(&b[i..n]).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>()
+    }
+
+    pub(crate) fn dot_u8_i8_vnni(a: &[u8], b: &[i8]) -> i32 {
+        // SAFETY: only called after `avx512bw` and `avx512vnni` were detected.
+        unsafe { dot_u8_i8_vnni_inner(a, b) }
+    }
+
+    pub(crate) fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: only called after `avx512bw` was detected on this CPU.
+        unsafe { dot_i8_avx512_inner(a, b) }
+    }
+
+    pub(crate) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: only called after `avx2` was detected on this CPU.
+        unsafe { dot_i8_avx2_inner(a, b) }
+    }
+}

@@ -37,6 +37,7 @@
 //! assert_eq!(planned.estimate().expected, 1);
 //! assert!(planned.matches(PointOffset(0)) && !planned.matches(PointOffset(2)));
 //! ```
+#![forbid(unsafe_code)]
 
 mod ast;
 mod check;

@@ -26,6 +26,7 @@
 //! assert_eq!(fused[1].id, "c");
 //! assert!((fused[0].score - (0.5 + 1.0 / 3.0)).abs() < 1e-6);
 //! ```
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -32,6 +32,7 @@
 //! assert_eq!(hits[1].offset, PointOffset(2));
 //! assert!((hits[0].score - 0.1).abs() < 1e-6); // the L2 distance
 //! ```
+#![forbid(unsafe_code)]
 
 mod codec;
 mod graph;

@@ -91,18 +91,9 @@ const PREFETCH_LINES: usize = 4;
 
 #[inline(always)]
 fn prefetch(v: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
     for line in 0..PREFETCH_LINES.min(v.len().div_ceil(16)) {
-        // SAFETY: a prefetch is a hint that never faults, and the address stays inside
-        // `v` (line · 16 < len); SSE is part of the x86_64 baseline.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                v.as_ptr().add(line * 16).cast(),
-            );
-        }
+        braid_distance::simd::prefetch(v, line * 16);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
 }
 
 /// Calibration of [`Hnsw::choose_path`]: on 100,000 points (384-d, m = 16, ef = 100)

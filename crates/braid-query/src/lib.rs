@@ -24,6 +24,7 @@
 //! .limit(10);
 //! assert_eq!(request.prefetch.len(), 2);
 //! ```
+#![forbid(unsafe_code)]
 
 mod plan;
 mod run;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::ApiError;
 
 /// The name Qdrant gives the one unnamed vector of a collection.
-pub const DEFAULT_VECTOR: &str = "";
+pub(crate) const DEFAULT_VECTOR: &str = "";
 
 fn bad(why: impl Into<String>) -> ApiError {
     ApiError::bad_request(why.into())
@@ -57,7 +57,7 @@ fn string_list(v: &Value, what: &str) -> Result<Vec<String>, ApiError> {
 }
 
 /// `"Cosine" | "Euclid" | "Dot" | "Manhattan"`.
-pub fn distance(v: &Value) -> Result<Distance, ApiError> {
+pub(crate) fn distance(v: &Value) -> Result<Distance, ApiError> {
     match v.as_str() {
         Some("Cosine") => Ok(Distance::Cosine),
         Some("Euclid") => Ok(Distance::Euclid),
@@ -67,7 +67,7 @@ pub fn distance(v: &Value) -> Result<Distance, ApiError> {
     }
 }
 
-pub fn distance_name(d: Distance) -> &'static str {
+pub(crate) fn distance_name(d: Distance) -> &'static str {
     match d {
         Distance::Cosine => "Cosine",
         Distance::Euclid => "Euclid",
@@ -89,7 +89,7 @@ fn hnsw(v: Option<&Value>, base: HnswParams) -> Result<HnswParams, ApiError> {
 /// one-byte scalar codes by default, so `scalar` with `type: int8` (its `quantile` and
 /// `always_ram` accepted and not needed) or nothing is what it serves; product, binary
 /// and other kinds are refused rather than silently ignored.
-pub fn quantization(v: Option<&Value>) -> Result<(), ApiError> {
+pub(crate) fn quantization(v: Option<&Value>) -> Result<(), ApiError> {
     let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(()) };
     let o = object(v, "`quantization_config`")?;
     match (o.get("scalar"), o.len()) {
@@ -111,7 +111,7 @@ pub fn quantization(v: Option<&Value>) -> Result<(), ApiError> {
 }
 
 /// What collection info reports for a space's quantization.
-pub fn quantization_json(p: &VectorParams) -> Value {
+pub(crate) fn quantization_json(p: &VectorParams) -> Value {
     if p.keeps_codes() { json!({"scalar": {"type": "int8", "always_ram": true}}) } else { Value::Null }
 }
 
@@ -127,7 +127,7 @@ fn vector_params(v: &Value, base: HnswParams) -> Result<VectorParams, ApiError> 
 /// `PUT /collections/{name}` body: `vectors` is one `VectorParams` (the unnamed
 /// vector) or a map of named ones; a collection-level `hnsw_config` is the default of
 /// every space.
-pub fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
+pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
     let o = object(body, "the request body")?;
     let base = hnsw(o.get("hnsw_config"), HnswParams::default())?;
     quantization(o.get("quantization_config"))?;
@@ -144,7 +144,7 @@ pub fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
     Ok(config)
 }
 
-pub fn point_id(v: &Value) -> Result<PointId, ApiError> {
+pub(crate) fn point_id(v: &Value) -> Result<PointId, ApiError> {
     braid::filter::parse_point_id(v, "id").map_err(|e| bad(e.to_string()))
 }
 
@@ -152,7 +152,7 @@ fn ids(v: &Value) -> Result<Vec<PointId>, ApiError> {
     v.as_array().ok_or_else(|| bad("`points` must be a list of ids"))?.iter().map(point_id).collect()
 }
 
-pub fn filter(v: Option<&Value>) -> Result<Option<Filter>, ApiError> {
+pub(crate) fn filter(v: Option<&Value>) -> Result<Option<Filter>, ApiError> {
     match v.filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(v) => Filter::from_json(v).map(Some).map_err(|e| ApiError::from(braid::Error::from(e))),
@@ -188,7 +188,7 @@ fn payload(v: Option<&Value>) -> Value {
 }
 
 /// `PUT /points` body: `{"points": [...]}` or `{"batch": {"ids", "vectors", "payloads"}}`.
-pub fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
+pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
     let o = object(body, "the request body")?;
     if let Some(points) = field(o, "points") {
         let list = points.as_array().ok_or_else(|| bad("`points` must be a list"))?;
@@ -246,7 +246,7 @@ pub fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
 }
 
 /// `{"points": [ids]}` or `{"filter": {...}}`.
-pub fn selector(o: &Map<String, Value>) -> Result<PointsSelector, ApiError> {
+pub(crate) fn selector(o: &Map<String, Value>) -> Result<PointsSelector, ApiError> {
     if let Some(points) = field(o, "points") {
         return Ok(PointsSelector::Ids(ids(points)?));
     }
@@ -256,11 +256,11 @@ pub fn selector(o: &Map<String, Value>) -> Result<PointsSelector, ApiError> {
     }
 }
 
-pub fn body_selector(body: &Value) -> Result<PointsSelector, ApiError> {
+pub(crate) fn body_selector(body: &Value) -> Result<PointsSelector, ApiError> {
     selector(object(body, "the request body")?)
 }
 
-pub fn with_payload(v: Option<&Value>, default: bool) -> Result<WithPayload, ApiError> {
+pub(crate) fn with_payload(v: Option<&Value>, default: bool) -> Result<WithPayload, ApiError> {
     match v.filter(|v| !v.is_null()) {
         None => Ok(default.into()),
         Some(Value::Bool(b)) => Ok((*b).into()),
@@ -280,7 +280,7 @@ pub fn with_payload(v: Option<&Value>, default: bool) -> Result<WithPayload, Api
     }
 }
 
-pub fn with_vectors(o: &Map<String, Value>) -> Result<WithVectors, ApiError> {
+pub(crate) fn with_vectors(o: &Map<String, Value>) -> Result<WithVectors, ApiError> {
     match field(o, "with_vector").or_else(|| field(o, "with_vectors")) {
         None => Ok(WithVectors::None),
         Some(Value::Bool(b)) => Ok((*b).into()),
@@ -300,7 +300,7 @@ fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
 }
 
 /// `POST /points/search` body.
-pub fn search(body: &Value) -> Result<SearchRequest, ApiError> {
+pub(crate) fn search(body: &Value) -> Result<SearchRequest, ApiError> {
     let o = object(body, "a search")?;
     let (using, vector) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
         v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?),
@@ -386,7 +386,7 @@ fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
 }
 
 /// `POST /points/query` body.
-pub fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
+pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
     let o = object(body, "a query")?;
     let mut request = QueryRequest::fusion(Fusion::rrf(), prefetches(o.get("prefetch"))?);
     request.query = field(o, "query").map(query).transpose()?;
@@ -404,7 +404,7 @@ pub fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
 }
 
 /// `"keyword"` or `{"type": "keyword", ...}`.
-pub fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
+pub(crate) fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
     let name = match v {
         Value::String(s) => s.as_str(),
         Value::Object(o) => field(o, "type").and_then(Value::as_str).unwrap_or_default(),
@@ -430,7 +430,7 @@ fn vectors_json(v: NamedVectors) -> Value {
     json!(v)
 }
 
-pub fn scored_json(p: ScoredPoint) -> Value {
+pub(crate) fn scored_json(p: ScoredPoint) -> Value {
     json!({
         "id": p.id,
         "version": 0,
@@ -440,7 +440,7 @@ pub fn scored_json(p: ScoredPoint) -> Value {
     })
 }
 
-pub fn record_json(r: Record) -> Value {
+pub(crate) fn record_json(r: Record) -> Value {
     json!({"id": r.id, "payload": r.payload, "vector": r.vectors.map(vectors_json)})
 }
 
@@ -480,12 +480,12 @@ impl Reported {
 /// Qdrant's `full_scan_threshold` has no counterpart (Braid's planner chooses between
 /// graph and exact scan by cost); this is Qdrant's default, reported for clients that
 /// expect the field.
-pub const FULL_SCAN_THRESHOLD: u64 = 10_000;
+pub(crate) const FULL_SCAN_THRESHOLD: u64 = 10_000;
 
 /// `GET /collections/{name}`, in Qdrant's `CollectionInfo` shape. Settings Braid does
 /// not have (shards, replication) are reported at the values that describe its
 /// behaviour: one shard, one replica, no quantisation.
-pub fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
+pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
     let vectors: Value = if info.config.vectors.len() == 1 && info.config.vectors.contains_key(DEFAULT_VECTOR)
     {
         params_json(&info.config.vectors[DEFAULT_VECTOR])

@@ -17,8 +17,8 @@ use crate::convert::{self, DEFAULT_VECTOR};
 use crate::error::ApiError;
 use crate::rest::AppState;
 
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub(crate) mod proto {
     tonic::include_proto!("qdrant");
 }
 
@@ -884,7 +884,7 @@ impl Points for Service {
 }
 
 /// Serves the three services on `listener` until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     max_message_bytes: usize,

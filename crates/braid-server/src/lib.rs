@@ -12,6 +12,7 @@
 //! server.wait_for_signal().await?;
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
 
 mod config;
 mod convert;

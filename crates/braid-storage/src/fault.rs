@@ -70,8 +70,11 @@ fn journal() -> Option<&'static Mutex<(File, PathBuf, u64)>> {
 /// writes in the page cache, and the test that reads it kills, it does not cut power.
 fn note(line: std::fmt::Arguments<'_>) {
     if let Some(j) = journal() {
+        // One write per line, so that a kill leaves whole lines (and at worst a torn
+        // last one, which `power_cut` ignores).
+        let text = format!("{line}\n");
         let mut j = j.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = writeln!(j.0, "{line}");
+        let _ = j.0.write_all(text.as_bytes());
     }
 }
 
@@ -140,7 +143,9 @@ pub fn power_cut(journal: &Path, root: &Path) -> std::io::Result<()> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut volatile: BTreeMap<PathBuf, usize> = BTreeMap::new();
     let mut durable: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    for line in text.lines() {
+    // A line without its newline was torn by the kill: the event never completed.
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    for line in complete.lines() {
         let parts: Vec<&str> = line.split('\t').collect();
         match parts.as_slice() {
             ["C", path] => {

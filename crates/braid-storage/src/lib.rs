@@ -28,12 +28,15 @@
 //! assert_eq!(recovered.records[1].body, b"second");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+// `unsafe` only where ARCHITECTURE.md says: the module allowed below.
+#![deny(unsafe_code)]
 
 pub mod bytes;
 pub mod document;
 mod error;
 pub mod fault;
 mod lock;
+#[allow(unsafe_code)]
 pub mod vectors;
 pub mod wal;
 

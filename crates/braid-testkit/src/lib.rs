@@ -10,6 +10,7 @@
 //! assert!(centre.iter().zip(&near).all(|(c, n)| (c - n).abs() <= 0.05));
 //! assert_eq!(Rng::new(7).vector(4), centre);
 //! ```
+#![forbid(unsafe_code)]
 
 /// A xorshift64 generator. Not for anything but test data.
 #[derive(Clone, Debug)]

@@ -254,7 +254,7 @@ pub(crate) struct WeakCollection {
 }
 
 impl WeakCollection {
-    pub fn upgrade(&self) -> Option<Collection> {
+    pub(crate) fn upgrade(&self) -> Option<Collection> {
         self.inner.upgrade().map(|inner| Collection { name: self.name.clone(), inner })
     }
 }

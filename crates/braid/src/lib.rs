@@ -35,6 +35,7 @@
 //!
 //! The engine crates are re-exported whole for users who want one piece:
 //! [`distance`], [`hnsw`], [`filter`], [`fusion`], [`query`].
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod collection;

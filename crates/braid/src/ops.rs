@@ -110,7 +110,7 @@ fn decode_object(d: &mut Decoder<'_>) -> Result<Map<String, Value>, StorageError
 }
 
 impl Op {
-    pub fn encode(&self) -> Result<Vec<u8>, crate::Error> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, crate::Error> {
         let mut e = Encoder::new();
         match self {
             Op::Upsert(points) => {
@@ -160,7 +160,7 @@ impl Op {
     }
 
     /// Reads an op from a log record that starts at byte `base` of `file`.
-    pub fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Op, StorageError> {
+    pub(crate) fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Op, StorageError> {
         let mut d = Decoder::new(file, base, body);
         let op = match d.u8()? {
             1 => {

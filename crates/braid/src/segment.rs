@@ -57,7 +57,7 @@ pub(crate) fn new_graph(params: &VectorParams, capacity: usize) -> Result<Hnsw, 
 }
 
 impl Segment {
-    pub fn new(config: CollectionConfig) -> Result<Segment, Error> {
+    pub(crate) fn new(config: CollectionConfig) -> Result<Segment, Error> {
         let spaces = config
             .vectors
             .iter()
@@ -84,32 +84,32 @@ impl Segment {
         })
     }
 
-    pub fn space_names(&self) -> Vec<String> {
+    pub(crate) fn space_names(&self) -> Vec<String> {
         self.spaces.keys().cloned().collect()
     }
 
-    pub fn unknown(&self, name: &str) -> Error {
+    pub(crate) fn unknown(&self, name: &str) -> Error {
         Error::UnknownVector { name: name.to_string(), available: self.space_names() }
     }
 
     /// Validates one vector for `space` and returns its stored form.
-    pub fn prepare(&self, space: &str, vector: &[f32]) -> Result<Vec<f32>, Error> {
+    pub(crate) fn prepare(&self, space: &str, vector: &[f32]) -> Result<Vec<f32>, Error> {
         let data = self.spaces.get(space).ok_or_else(|| self.unknown(space))?;
         braid_distance::prepare(data.params.distance, data.params.size, vector)
             .map_err(|source| Error::Vector { space: space.to_string(), source })
     }
 
     /// Validates every vector of a point.
-    pub fn prepare_vectors(&self, vectors: &NamedVectors) -> Result<NamedVectors, Error> {
+    pub(crate) fn prepare_vectors(&self, vectors: &NamedVectors) -> Result<NamedVectors, Error> {
         vectors.iter().map(|(name, v)| Ok((name.clone(), self.prepare(name, v)?))).collect()
     }
 
-    pub fn offset(&self, id: &PointId) -> Option<u32> {
+    pub(crate) fn offset(&self, id: &PointId) -> Option<u32> {
         self.ids.get(id).copied()
     }
 
     /// The stored vectors of the point at `offset`.
-    pub fn vectors_at(&self, offset: u32) -> NamedVectors {
+    pub(crate) fn vectors_at(&self, offset: u32) -> NamedVectors {
         self.spaces
             .iter()
             .filter(|(_, s)| s.present.contains(offset))
@@ -117,12 +117,12 @@ impl Segment {
             .collect()
     }
 
-    pub fn payload_at(&self, offset: u32) -> Value {
+    pub(crate) fn payload_at(&self, offset: u32) -> Value {
         self.payloads.get(PointOffset(offset)).cloned().unwrap_or_else(|| Value::Object(Default::default()))
     }
 
     /// Removes the live version of `id`, if any.
-    pub fn remove(&mut self, id: &PointId) -> bool {
+    pub(crate) fn remove(&mut self, id: &PointId) -> bool {
         let Some(offset) = self.ids.remove(id) else { return false };
         self.live.remove(offset);
         self.payloads.remove(PointOffset(offset));
@@ -137,7 +137,7 @@ impl Segment {
     /// Writes new versions of `points` (already validated), replacing existing ones.
     /// When an id appears more than once, its last occurrence wins (as if the points
     /// were upserted one by one).
-    pub fn write(&mut self, points: Vec<Prepared>) -> Result<(), Error> {
+    pub(crate) fn write(&mut self, points: Vec<Prepared>) -> Result<(), Error> {
         // Keep the last version of each id: writing an earlier one first would put a
         // version in the graph that is replaced before it is ever searchable.
         let mut last: std::collections::HashMap<PointId, usize> = std::collections::HashMap::new();
@@ -199,7 +199,7 @@ impl Segment {
     /// every record before it is applied, so a record that passed its checksum but
     /// does not fit (a bug, or a log from another collection) is an error rather than
     /// a misaligned row.
-    pub fn check(&self, op: &Op) -> Result<(), Error> {
+    pub(crate) fn check(&self, op: &Op) -> Result<(), Error> {
         let ids_ok = |n: usize| if n <= MAX_OFFSETS { Ok(()) } else { Err(Error::Full { max: MAX_OFFSETS }) };
         match op {
             Op::Upsert(points) => {
@@ -234,7 +234,7 @@ impl Segment {
 
     /// Applies one logged operation after [`Segment::check`]ing it. What can fail
     /// after the check is a resource (memory, the graph's capacity), not the op.
-    pub fn apply(&mut self, op: Op) -> Result<(), Error> {
+    pub(crate) fn apply(&mut self, op: Op) -> Result<(), Error> {
         self.check(&op)?;
         match op {
             Op::Upsert(points) => self.write(points)?,
@@ -288,17 +288,17 @@ impl Segment {
     }
 
     /// Point versions this segment can still take.
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         MAX_OFFSETS - self.offset_ids.len()
     }
 
     /// Offsets written whose point was since replaced or deleted.
-    pub fn dead(&self) -> usize {
+    pub(crate) fn dead(&self) -> usize {
         self.offset_ids.len() - self.live.len() as usize
     }
 
     /// The live offsets `filter` selects (all live ones for `None`).
-    pub fn select(&self, filter: Option<&Filter>) -> RoaringBitmap {
+    pub(crate) fn select(&self, filter: Option<&Filter>) -> RoaringBitmap {
         match filter {
             None => self.live.clone(),
             Some(f) => self.payloads.plan(f, self).matching(),

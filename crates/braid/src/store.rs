@@ -178,7 +178,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest, StorageError> {
 
 impl Store {
     /// Creates the files of a new, empty collection in `dir` (which exists and is empty).
-    pub fn create(
+    pub(crate) fn create(
         dir: &Path,
         config: &CollectionConfig,
         options: StorageOptions,
@@ -221,7 +221,11 @@ impl Store {
 
     /// Opens the collection in `dir`: maps the vectors, loads the last checkpoint and
     /// replays the log after it. Returns the store and the segment.
-    pub fn open(dir: &Path, options: StorageOptions, lock: Arc<DirLock>) -> Result<(Store, Segment), Error> {
+    pub(crate) fn open(
+        dir: &Path,
+        options: StorageOptions,
+        lock: Arc<DirLock>,
+    ) -> Result<(Store, Segment), Error> {
         let manifest = read_manifest(dir)?;
         manifest.config.validate()?;
         let manifest_path = dir.join(MANIFEST);
@@ -302,7 +306,7 @@ impl Store {
     /// A write that fails here is not in the log: a failed append is cut off by the
     /// log itself, a failed sync by [`Wal::rollback`] (the log is poisoned then, and
     /// refuses writes until the database is reopened).
-    pub fn log(&mut self, op: &Op) -> Result<(), Error> {
+    pub(crate) fn log(&mut self, op: &Op) -> Result<(), Error> {
         let before = self.wal.len();
         self.wal.append(self.next_seq, &op.encode()?)?;
         self.next_seq += 1;
@@ -321,17 +325,17 @@ impl Store {
 
     /// A handle that syncs the current log without the writer lock. It changes at
     /// every checkpoint (which starts a new log).
-    pub fn syncer(&self) -> WalSyncer {
+    pub(crate) fn syncer(&self) -> WalSyncer {
         self.wal.syncer()
     }
 
     /// Does the log call for a checkpoint?
-    pub fn wants_checkpoint(&self) -> bool {
+    pub(crate) fn wants_checkpoint(&self) -> bool {
         self.wal.len() > self.options.checkpoint_log_bytes
     }
 
     /// The graphs changed without a logged operation (a rebuilt index).
-    pub fn mark_dirty(&mut self) {
+    pub(crate) fn mark_dirty(&mut self) {
         self.dirty = true;
     }
 
@@ -339,7 +343,7 @@ impl Store {
     /// new rows appended to the vector files, graphs and points written, a new empty
     /// log, the manifest switched. Returns each space's vectors mapped anew, for the
     /// caller to swap in. Readers of `segment` are not disturbed.
-    pub fn checkpoint(&mut self, segment: &Segment) -> Result<Remap, Error> {
+    pub(crate) fn checkpoint(&mut self, segment: &Segment) -> Result<Remap, Error> {
         self.wal.sync()?;
         if !self.dirty {
             return Ok(Vec::new());
@@ -366,7 +370,7 @@ impl Store {
 
     /// Writes `segment`, a compacted rewrite of the collection, into new vector files
     /// (the next generation) and checkpoints it. Returns the new mappings.
-    pub fn rewrite(&mut self, segment: &Segment) -> Result<Remap, Error> {
+    pub(crate) fn rewrite(&mut self, segment: &Segment) -> Result<Remap, Error> {
         self.wal.sync()?;
         let seq = self.next_seq - 1;
         let mut manifest = self.manifest.clone();
@@ -419,7 +423,7 @@ impl Store {
 
     /// Bytes of the live files: counted once per checkpoint (and at open), plus the
     /// log's length, so reading it lists no directory and waits for nothing.
-    pub fn disk_bytes(&self) -> u64 {
+    pub(crate) fn disk_bytes(&self) -> u64 {
         self.files_bytes + self.wal.len()
     }
 

@@ -11,13 +11,13 @@ use braid_query::{Hit, QueryError, Searchable, Space};
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
-pub struct Point {
+pub(crate) struct Point {
     pub id: PointId,
     pub vectors: BTreeMap<String, Vec<f32>>,
     pub payload: Value,
 }
 
-pub struct BruteForce {
+pub(crate) struct BruteForce {
     pub spaces: BTreeMap<String, Space>,
     pub points: Vec<Point>,
     store: PayloadStore,
@@ -26,7 +26,7 @@ pub struct BruteForce {
 
 impl BruteForce {
     /// Points are stored as given (callers pass stored-form vectors).
-    pub fn new(spaces: BTreeMap<String, Space>, points: Vec<Point>) -> BruteForce {
+    pub(crate) fn new(spaces: BTreeMap<String, Space>, points: Vec<Point>) -> BruteForce {
         let mut store = PayloadStore::new();
         for (i, p) in points.iter().enumerate() {
             store.set(PointOffset(i as u32), p.payload.clone());
@@ -48,12 +48,12 @@ impl BruteForce {
         self.points.iter().position(|p| p.id == *id)
     }
 
-    pub fn passes(&self, filter: Option<&Filter>, offset: usize) -> bool {
+    pub(crate) fn passes(&self, filter: Option<&Filter>, offset: usize) -> bool {
         filter.is_none_or(|f| self.store.plan(f, &self.lookup).matches(PointOffset(offset as u32)))
     }
 
     /// Exact ranking of every point with a vector in `space` passing `filter`.
-    pub fn ranked(&self, space: &str, vector: &[f32], filter: Option<&Filter>) -> Vec<Hit> {
+    pub(crate) fn ranked(&self, space: &str, vector: &[f32], filter: Option<&Filter>) -> Vec<Hit> {
         let metric = self.spaces[space].metric;
         let kernel = Kernel::new(metric);
         let mut hits: Vec<Hit> = self
@@ -140,22 +140,22 @@ impl Searchable for BruteForce {
 }
 
 /// A deterministic generator.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 impl Rng {
-    pub fn next(&mut self) -> f32 {
+    pub(crate) fn next(&mut self) -> f32 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (self.0 >> 40) as f32 / 16_777_216.0 - 0.5
     }
-    pub fn vector(&mut self, dim: usize) -> Vec<f32> {
+    pub(crate) fn vector(&mut self, dim: usize) -> Vec<f32> {
         (0..dim).map(|_| self.next()).collect()
     }
 }
 
 /// `n` points with a 4-d `text` (Cosine) and a 6-d `image` (Cosine) vector; every 7th
 /// point lacks an image. Payload: `category` one of 3, `price` 0..1000.
-pub fn catalogue(seed: u64, n: u64) -> BruteForce {
+pub(crate) fn catalogue(seed: u64, n: u64) -> BruteForce {
     let mut rng = Rng(seed | 1);
     let spaces = BTreeMap::from([
         ("text".to_string(), Space { dim: 4, metric: Metric::Cosine }),

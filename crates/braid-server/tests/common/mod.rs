@@ -6,12 +6,12 @@ use braid_server::{Server, ServerConfig};
 use braid_testkit::Rng;
 use serde_json::{Value, json};
 
-pub struct Running {
+pub(crate) struct Running {
     pub server: Server,
     pub dir: tempfile::TempDir,
 }
 
-pub async fn start(api_key: Option<&str>, max_body_bytes: Option<usize>) -> Running {
+pub(crate) async fn start(api_key: Option<&str>, max_body_bytes: Option<usize>) -> Running {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::new(dir.path());
     config.http = "127.0.0.1:0".parse().expect("addr");
@@ -24,16 +24,16 @@ pub async fn start(api_key: Option<&str>, max_body_bytes: Option<usize>) -> Runn
     Running { server, dir }
 }
 
-pub const TEXT: usize = 8;
-pub const IMAGE: usize = 6;
+pub(crate) const TEXT: usize = 8;
+pub(crate) const IMAGE: usize = 6;
 
-pub fn config() -> CollectionConfig {
+pub(crate) fn config() -> CollectionConfig {
     CollectionConfig::new()
         .vector("text", VectorParams::new(TEXT, Distance::Cosine).hnsw(16, 200))
         .vector("image", VectorParams::new(IMAGE, Distance::Cosine).hnsw(32, 256))
 }
 
-pub fn config_json() -> Value {
+pub(crate) fn config_json() -> Value {
     json!({"vectors": {
         "text": {"size": TEXT, "distance": "Cosine", "hnsw_config": {"m": 16, "ef_construct": 200}},
         "image": {"size": IMAGE, "distance": "Cosine", "hnsw_config": {"m": 32, "ef_construct": 256}},
@@ -41,7 +41,7 @@ pub fn config_json() -> Value {
 }
 
 /// 300 products over 5 categories; every 10th id a UUID.
-pub fn products() -> Vec<PointStruct> {
+pub(crate) fn products() -> Vec<PointStruct> {
     let mut rng = Rng::new(0xB2A1D);
     (0..300u64)
         .map(|i| {
@@ -55,11 +55,11 @@ pub fn products() -> Vec<PointStruct> {
         .collect()
 }
 
-pub fn point_json(p: &PointStruct) -> Value {
+pub(crate) fn point_json(p: &PointStruct) -> Value {
     json!({"id": p.id, "vector": p.vectors, "payload": p.payload})
 }
 
-pub fn query_vectors(seed: u64) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn query_vectors(seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     (rng.vector(TEXT), rng.vector(IMAGE))
 }
