@@ -1,16 +1,15 @@
 //! `cargo xtask fuzz <target> [--time S]`: cargo-fuzz on the nightly toolchain,
-//! installed on first use. Not part of `ci`.
+//! installed on first use. `ci` runs each target briefly.
 
 use std::process::Command;
 
 use crate::{exec, root};
 
+/// Every target in `fuzz/fuzz_targets`.
+pub(crate) const TARGETS: [&str; 3] = ["filter_json", "hnsw_decode", "wal_scan"];
+
 pub(crate) fn run_fuzz(target: &str, seconds: u64) -> Result<(), String> {
-    let has_cargo_fuzz =
-        Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
-    if !has_cargo_fuzz {
-        exec(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
-    }
+    crate::ensure_installed("fuzz", "cargo-fuzz")?;
     let has_nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .output()
@@ -18,12 +17,18 @@ pub(crate) fn run_fuzz(target: &str, seconds: u64) -> Result<(), String> {
     if !has_nightly {
         exec(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
     }
+    // New inputs go to corpus/<target> (not committed); the committed seeds are read too.
+    let corpus = format!("corpus/{target}");
+    let seeds = format!("seeds/{target}");
+    std::fs::create_dir_all(root().join("fuzz").join(&corpus)).map_err(|e| format!("{corpus}: {e}"))?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root().join("fuzz")).args([
         "+nightly",
         "fuzz",
         "run",
         target,
+        &corpus,
+        &seeds,
         "--",
         &format!("-max_total_time={seconds}"),
     ]);

@@ -16,8 +16,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci                         fmt check, clippy -D warnings, every test and doctest
-                             (proptests with a short case count)
+  ci                         fmt check, clippy -D warnings, rustdoc -D warnings,
+                             cargo deny (licenses, bans, sources), every test and
+                             doctest (proptests with a short case count), 10 power-cut
+                             crash trials, 20 s of each fuzz target
   bench <name> [-- args]     run a benchmark; names: distance, filter, hnsw, query,
                              database, storage, server
   proptest [--cases N]       every test with many proptest cases (default 4096)
@@ -30,6 +32,10 @@ tasks:
                              and check every recovery; --power-loss also drops every
                              byte not synced before reopening (`ci` runs 10 of each)
 ";
+
+/// Seconds each fuzz target runs in `ci`: a smoke test that it builds and that its
+/// seeds and the first mutations pass; `cargo xtask fuzz` runs long ones.
+const CI_FUZZ_SECONDS: u64 = 20;
 
 /// Proptest cases per property in `ci`: enough to catch regressions, small enough
 /// that the whole suite stays within a few minutes on two cores.
@@ -90,13 +96,30 @@ pub(crate) fn exec(cmd: &mut Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("`{line}` failed with {status}")) }
 }
 
+/// Installs a cargo subcommand from crates.io unless it is already there.
+pub(crate) fn ensure_installed(subcommand: &str, package: &str) -> Result<(), String> {
+    let present = std::process::Command::new("cargo")
+        .args([subcommand, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present { Ok(()) } else { exec(cargo().args(["install", package, "--locked"])) }
+}
+
 fn ci() -> Result<(), String> {
     exec(cargo().args(["fmt", "--all", "--", "--check"]))?;
     exec(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    exec(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Licenses, duplicate bans and sources (deny.toml); offline: no advisory fetch.
+    ensure_installed("deny", "cargo-deny")?;
+    exec(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))?;
     exec(cargo().args(["test", "--workspace", "--all-targets"]).env("PROPTEST_CASES", CI_PROPTEST_CASES))?;
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
     // The kill -9 trials ran with the tests; power cuts too, on other seeds.
     crash_trials("10", "500", true)?;
+    // Every fuzz target builds and runs briefly from its seeds.
+    for target in fuzz::TARGETS {
+        fuzz::run_fuzz(target, CI_FUZZ_SECONDS)?;
+    }
     println!("xtask ci: all checks passed");
     Ok(())
 }
