@@ -36,7 +36,7 @@ use braid_hnsw::{PathChoice, SearchPath};
 use thiserror::Error;
 
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
-pub use run::{Explain, MAX_BATCH, MAX_ROWS, explain, run, run_batch};
+pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
 
 /// One result: a point and its score at the level that produced it.
@@ -177,6 +177,15 @@ pub enum QueryError {
         /// The limit.
         max: usize,
     },
+    /// The query ran past its deadline ([`Stop::after`], Qdrant's `timeout`).
+    #[error("the query timed out")]
+    Timeout,
+    /// The query was called off ([`Stop::on`]): its caller no longer wants it.
+    #[error("the query was cancelled")]
+    Cancelled,
+    /// A search panicked (a bug); only its own query fails.
+    #[error("the search failed unexpectedly (a panic inside Braid)")]
+    Panicked,
     /// The segment failed while searching.
     #[error("search failed: {0}")]
     Search(#[from] braid_hnsw::HnswError),

@@ -2,6 +2,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use braid_core::PointId;
 use braid_hnsw::{PathChoice, SearchPath};
@@ -23,11 +26,64 @@ fn check_rows(rows: usize) -> Result<(), QueryError> {
     if rows > MAX_ROWS { Err(QueryError::TooManyRows { rows, max: MAX_ROWS }) } else { Ok(()) }
 }
 
+/// When a running query gives up: at a deadline (Qdrant's `timeout`), when another
+/// thread raises a flag (a server's client went away), or never. Checked before every
+/// leaf search and fusion, so a query stops within one leaf's time of either.
+#[derive(Clone, Debug, Default)]
+pub struct Stop {
+    deadline: Option<Instant>,
+    flag: Option<Arc<AtomicBool>>,
+}
+
+impl Stop {
+    /// Never gives up.
+    pub fn never() -> Stop {
+        Stop::default()
+    }
+
+    /// Gives up `timeout` from now (or at an earlier deadline already set).
+    pub fn after(mut self, timeout: Duration) -> Stop {
+        let at = Instant::now().checked_add(timeout);
+        self.deadline = match (self.deadline, at) {
+            (Some(d), Some(a)) => Some(d.min(a)),
+            (d, a) => d.or(a),
+        };
+        self
+    }
+
+    /// Gives up once `flag` is set.
+    pub fn on(mut self, flag: Arc<AtomicBool>) -> Stop {
+        self.flag = Some(flag);
+        self
+    }
+
+    /// `Err` once the query should give up.
+    pub fn check(&self) -> Result<(), QueryError> {
+        if self.flag.as_ref().is_some_and(|f| f.load(Ordering::Acquire)) {
+            return Err(QueryError::Cancelled);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(QueryError::Timeout);
+        }
+        Ok(())
+    }
+}
+
 /// Runs `request` against `segment`: validate, plan, search, fuse, re-rank, cut.
 pub fn run<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Result<Vec<Hit>, QueryError> {
+    run_until(segment, request, &Stop::never())
+}
+
+/// [`run`], giving up when `stop` says so ([`QueryError::Timeout`] or
+/// [`QueryError::Cancelled`]).
+pub fn run_until<S: Searchable + ?Sized>(
+    segment: &S,
+    request: &QueryRequest,
+    stop: &Stop,
+) -> Result<Vec<Hit>, QueryError> {
     check_rows(request.rows())?;
     let plan = plan(segment, request)?;
-    let mut hits = execute(segment, &plan.node)?;
+    let mut hits = execute(segment, &plan.node, stop)?;
     if let Some(gate) = &plan.post_filter {
         let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
         let keep: HashSet<PointId> = segment.matching(gate, &ids).into_iter().collect();
@@ -42,6 +98,15 @@ pub fn run_batch<S: Searchable + ?Sized>(
     segment: &S,
     requests: &[QueryRequest],
 ) -> Result<Vec<Result<Vec<Hit>, QueryError>>, QueryError> {
+    run_batch_until(segment, requests, &Stop::never())
+}
+
+/// [`run_batch`], every request giving up when `stop` says so.
+pub fn run_batch_until<S: Searchable + ?Sized>(
+    segment: &S,
+    requests: &[QueryRequest],
+    stop: &Stop,
+) -> Result<Vec<Result<Vec<Hit>, QueryError>>, QueryError> {
     if requests.is_empty() {
         return Err(QueryError::EmptyBatch);
     }
@@ -50,14 +115,13 @@ pub fn run_batch<S: Searchable + ?Sized>(
     }
     check_rows(requests.iter().fold(0usize, |n, r| n.saturating_add(r.rows())))?;
     use rayon::prelude::*;
-    Ok(requests.par_iter().map(|r| guarded(|| run(segment, r))).collect())
+    Ok(requests.par_iter().map(|r| guarded(|| run_until(segment, r, stop))).collect())
 }
 
 /// Runs `f` on whichever thread the pool chose; a panic becomes a typed error for that
 /// request alone instead of unwinding through the pool.
 fn guarded<T>(f: impl FnOnce() -> Result<T, QueryError>) -> Result<T, QueryError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or(Err(QueryError::Search(braid_hnsw::HnswError::WorkerPanicked)))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(QueryError::Panicked))
 }
 
 fn ef_for<S: Searchable + ?Sized>(
@@ -95,17 +159,22 @@ fn keep_passing(metric: braid_core::Metric, hits: &mut Vec<Hit>, threshold: Opti
 /// fused query then takes about as long as its slowest prefetch, not their sum, without
 /// starting threads per query (which cost more than a coded search of 100k points). A
 /// panic in one prefetch is a typed error, as for batches.
-fn execute_all<S: Searchable + ?Sized>(segment: &S, children: &[Node]) -> Result<Vec<Vec<Hit>>, QueryError> {
+fn execute_all<S: Searchable + ?Sized>(
+    segment: &S,
+    children: &[Node],
+    stop: &Stop,
+) -> Result<Vec<Vec<Hit>>, QueryError> {
     use rayon::prelude::*;
     if children.len() <= 1 {
-        return children.iter().map(|c| execute(segment, c)).collect();
+        return children.iter().map(|c| execute(segment, c, stop)).collect();
     }
     let results: Vec<Result<Vec<Hit>, QueryError>> =
-        children.par_iter().map(|c| guarded(|| execute(segment, c))).collect();
+        children.par_iter().map(|c| guarded(|| execute(segment, c, stop))).collect();
     results.into_iter().collect()
 }
 
-fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node) -> Result<Vec<Hit>, QueryError> {
+fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Result<Vec<Hit>, QueryError> {
+    stop.check()?;
     match node {
         Node::Nearest { space, metric, vector, filter, limit, params, threshold } => {
             let ef = ef_for(segment, space, *limit, params);
@@ -118,7 +187,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node) -> Result<Vec<Hit>,
         Node::Rescore { space, metric, vector, children, limit, threshold } => {
             let mut seen = HashSet::new();
             let mut candidates = Vec::new();
-            for hits in execute_all(segment, children)? {
+            for hits in execute_all(segment, children, stop)? {
                 for hit in hits {
                     if seen.insert(hit.id) {
                         candidates.push(hit.id);
@@ -133,7 +202,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node) -> Result<Vec<Hit>,
             Ok(hits)
         }
         Node::Fuse { fusion, children, limit, threshold } => {
-            let lists: Vec<Vec<(PointId, f32)>> = execute_all(segment, children)?
+            let lists: Vec<Vec<(PointId, f32)>> = execute_all(segment, children, stop)?
                 .into_iter()
                 .map(|hits| hits.into_iter().map(|h| (h.id, h.score)).collect())
                 .collect();

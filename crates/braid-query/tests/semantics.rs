@@ -286,3 +286,25 @@ fn bad_input_is_refused_before_anything_runs() {
     let fits = QueryRequest::fusion(Fusion::rrf(), vec![Prefetch::nearest("text", t, 100_000); 19]);
     run(&db, &fits.limit(10)).unwrap();
 }
+
+#[test]
+fn a_stopped_query_gives_up_with_a_typed_error() {
+    use braid_query::{Stop, run_batch_until, run_until};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let db = catalogue(1, 200);
+    let (t, i) = query_vectors(3);
+    let fused = QueryRequest::fusion(
+        Fusion::rrf(),
+        vec![Prefetch::nearest("text", t, 10), Prefetch::nearest("image", i, 10)],
+    );
+    let flag = Arc::new(AtomicBool::new(false));
+    let stop = Stop::never().on(flag.clone()).after(std::time::Duration::from_secs(3600));
+    assert_eq!(run_until(&db, &fused, &stop).unwrap(), run(&db, &fused).unwrap());
+    flag.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(run_until(&db, &fused, &stop).unwrap_err(), QueryError::Cancelled);
+    let expired = Stop::never().after(std::time::Duration::ZERO);
+    assert_eq!(run_until(&db, &fused, &expired).unwrap_err(), QueryError::Timeout);
+    let results = run_batch_until(&db, &[fused.clone(), fused], &expired).unwrap();
+    assert!(results.iter().all(|r| r.as_ref().unwrap_err() == &QueryError::Timeout));
+}

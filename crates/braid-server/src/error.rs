@@ -29,6 +29,11 @@ pub enum ErrorKind {
     TooLarge,
     /// The disk is full (507 / RESOURCE_EXHAUSTED).
     StorageFull,
+    /// The query ran past its `timeout` (408 / DEADLINE_EXCEEDED).
+    Timeout,
+    /// The query was called off because its client went away (499 / CANCELLED); no
+    /// one is left to read it, but logs see it.
+    Cancelled,
     /// Anything else: an I/O error, damaged files (500 / INTERNAL).
     Internal,
 }
@@ -49,6 +54,8 @@ impl ApiError {
             ErrorKind::Forbidden => 403,
             ErrorKind::TooLarge => 413,
             ErrorKind::StorageFull => 507,
+            ErrorKind::Timeout => 408,
+            ErrorKind::Cancelled => 499,
             ErrorKind::Internal => 500,
         }
     }
@@ -63,6 +70,8 @@ impl ApiError {
             ErrorKind::Unauthenticated => Code::Unauthenticated,
             ErrorKind::Forbidden => Code::PermissionDenied,
             ErrorKind::TooLarge | ErrorKind::StorageFull => Code::ResourceExhausted,
+            ErrorKind::Timeout => Code::DeadlineExceeded,
+            ErrorKind::Cancelled => Code::Cancelled,
             ErrorKind::Internal => Code::Internal,
         };
         tonic::Status::new(code, self.message.clone())
@@ -93,7 +102,13 @@ impl From<Error> for ApiError {
             | Error::Filter(_)
             | Error::Index(_)
             | Error::Fusion(_) => ErrorKind::BadRequest,
-            Error::Query(q) if !matches!(q, braid::query::QueryError::Search(_)) => ErrorKind::BadRequest,
+            Error::Query(braid::query::QueryError::Timeout) => ErrorKind::Timeout,
+            Error::Query(braid::query::QueryError::Cancelled) => ErrorKind::Cancelled,
+            Error::Query(q)
+                if !matches!(q, braid::query::QueryError::Search(_) | braid::query::QueryError::Panicked) =>
+            {
+                ErrorKind::BadRequest
+            }
             // A graph failure, a panic caught as an error, an invariant broken, and any
             // variant added later: the server's fault until shown otherwise.
             _ => ErrorKind::Internal,
@@ -123,6 +138,8 @@ mod tests {
             (Error::Hnsw(braid::hnsw::HnswError::WorkerPanicked), 500),
             (Error::Query(braid::query::QueryError::Search(braid::hnsw::HnswError::WorkerPanicked)), 500),
             (Error::Query(braid::query::QueryError::MissingQuery), 400),
+            (Error::Query(braid::query::QueryError::Panicked), 500),
+            (Error::Query(braid::query::QueryError::Timeout), 408),
             (
                 Error::Storage(StorageError::Io {
                     file: "wal".into(),

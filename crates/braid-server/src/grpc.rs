@@ -805,9 +805,11 @@ impl Points for Service {
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
-        let request = search_request(&r)?;
+        let request = search_request(&r)?.to_query();
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         let hits =
-            blocking(move || collection(&db, &r.collection_name)?.search(&request).map_err(err)).await?;
+            blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
+                .await?;
         Ok(Response::new(proto::SearchResponse {
             result: hits.into_iter().map(scored).collect(),
             time: started.elapsed().as_secs_f64(),
@@ -816,10 +818,16 @@ impl Points for Service {
 
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
-        let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
-        let results =
-            blocking(move || collection(&db, &r.collection_name)?.search_batch(&requests).map_err(err))
-                .await?;
+        let requests = r
+            .search_points
+            .iter()
+            .map(|s| search_request(s).map(|s| s.to_query()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let results = blocking(move || {
+            collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)
+        })
+        .await?;
         let result = results
             .into_iter()
             .map(|hits| {
@@ -861,7 +869,10 @@ impl Points for Service {
     async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
         let request = query_points(&r)?;
-        let hits = blocking(move || collection(&db, &r.collection_name)?.query(request).map_err(err)).await?;
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let hits =
+            blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
+                .await?;
         Ok(Response::new(proto::QueryResponse {
             result: hits.into_iter().map(scored).collect(),
             time: started.elapsed().as_secs_f64(),
@@ -871,8 +882,11 @@ impl Points for Service {
     async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
         let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
-        let results =
-            blocking(move || collection(&db, &r.collection_name)?.query_batch(requests).map_err(err)).await?;
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let results = blocking(move || {
+            collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)
+        })
+        .await?;
         let result = results
             .into_iter()
             .map(|hits| {

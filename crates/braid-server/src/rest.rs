@@ -129,6 +129,30 @@ fn collection(db: &Database, name: &str) -> Result<Collection, ApiError> {
 #[derive(Debug, Default, serde::Deserialize)]
 struct WaitQuery {
     wait: Option<bool>,
+    /// Qdrant's per-request `timeout`, in seconds (searches and queries).
+    timeout: Option<u64>,
+}
+
+/// Raises its flag when dropped: a handler's future is dropped when its client goes
+/// away, and the query running for it on a blocking thread then stops at its next
+/// leaf instead of running on for no one.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A [`braid::Stop`] for one request: its `timeout`, and cancelled when the returned
+/// guard is dropped.
+pub(crate) fn request_stop(timeout_secs: Option<u64>) -> (braid::Stop, impl Drop) {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut stop = braid::Stop::never().on(flag.clone());
+    if let Some(secs) = timeout_secs {
+        stop = stop.after(std::time::Duration::from_secs(secs));
+    }
+    (stop, CancelOnDrop(flag))
 }
 
 async fn authenticate(
@@ -197,6 +221,7 @@ struct Call {
     state: AppState,
     name: String,
     wait: bool,
+    timeout: Option<u64>,
     body: Result<Value, ApiError>,
     path_id: Option<String>,
 }
@@ -219,6 +244,7 @@ impl FromRequest<AppState> for Call {
             state: state.clone(),
             name: params.get("name").cloned().unwrap_or_default(),
             wait: wait.wait.unwrap_or(false),
+            timeout: wait.timeout,
             body: parse_body(bytes),
             path_id: params.get("id").or_else(|| params.get("field")).cloned(),
         })
@@ -226,6 +252,16 @@ impl FromRequest<AppState> for Call {
 }
 
 impl Call {
+    /// Runs a search or query `f` with the collection, the body and the request's
+    /// [`braid::Stop`] (its `timeout`; called off if the client goes away).
+    async fn query(
+        self,
+        f: impl FnOnce(&Collection, &Value, &braid::Stop) -> Result<Value, ApiError> + Send + 'static,
+    ) -> Response {
+        let (stop, _cancel_on_drop) = request_stop(self.timeout);
+        run(move || f(&collection(&self.state.db, &self.name)?, &self.body?, &stop)).await
+    }
+
     /// Runs `f` with the collection and the body; answers with what it returns.
     async fn read(
         self,
@@ -380,28 +416,33 @@ async fn count(call: Call) -> Response {
 }
 
 async fn search(call: Call) -> Response {
-    call.read(|c, body| Ok(scored_list(c.search(&convert::search(body)?)?))).await
+    call.query(|c, body, stop| Ok(scored_list(c.query_until(convert::search(body)?.to_query(), stop)?))).await
 }
 
 async fn search_batch(call: Call) -> Response {
-    call.read(|c, body| {
-        let requests =
-            list_of(body, "searches")?.iter().map(convert::search).collect::<Result<Vec<_>, _>>()?;
-        let results = c.search_batch(&requests)?;
+    call.query(|c, body, stop| {
+        let requests = list_of(body, "searches")?
+            .iter()
+            .map(|s| convert::search(s).map(|s| s.to_query()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = c.query_batch_until(requests, stop)?;
         Ok(Value::Array(results.into_iter().map(|r| Ok(scored_list(r?))).collect::<Result<_, ApiError>>()?))
     })
     .await
 }
 
 async fn query(call: Call) -> Response {
-    call.read(|c, body| Ok(json!({"points": scored_list(c.query(convert::query_points(body)?)?)}))).await
+    call.query(|c, body, stop| {
+        Ok(json!({"points": scored_list(c.query_until(convert::query_points(body)?, stop)?)}))
+    })
+    .await
 }
 
 async fn query_batch(call: Call) -> Response {
-    call.read(|c, body| {
+    call.query(|c, body, stop| {
         let requests =
             list_of(body, "searches")?.iter().map(convert::query_points).collect::<Result<Vec<_>, _>>()?;
-        let results = c.query_batch(requests)?;
+        let results = c.query_batch_until(requests, stop)?;
         let results = results.into_iter().map(|r| Ok(json!({"points": scored_list(r?)})));
         Ok(Value::Array(results.collect::<Result<_, ApiError>>()?))
     })

@@ -195,3 +195,63 @@ async fn readiness_fails_while_a_log_cannot_be_synced() {
     assert_eq!(reqwest::get(format!("{base}/livez")).await.expect("answers").status().as_u16(), 200);
     running.server.shutdown().await.expect_err("the final flush cannot sync a poisoned log");
 }
+
+/// Qdrant's `timeout` (seconds) on searches and queries: a query past it stops at its
+/// next leaf and answers 408 / DEADLINE_EXCEEDED; a generous one changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_honour_their_timeout() {
+    let running = start(None, None).await;
+    let base = format!("http://{}", running.server.http_addr());
+    let client = reqwest::Client::new();
+    let put = reqwest::Method::PUT;
+    let post = reqwest::Method::POST;
+    let (status, _) = send(
+        &client,
+        put.clone(),
+        format!("{base}/collections/p"),
+        None,
+        Some(config_json().to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let points = json!({"points": products().iter().take(50).map(point_json).collect::<Vec<_>>()});
+    let (status, _) = send(
+        &client,
+        put,
+        format!("{base}/collections/p/points?wait=true"),
+        None,
+        Some(points.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let query = json!({"query": vec![0.5; TEXT], "using": "text", "limit": 3}).to_string().into_bytes();
+    let (status, body) = send(
+        &client,
+        post.clone(),
+        format!("{base}/collections/p/points/query?timeout=0"),
+        None,
+        Some(query.clone()),
+    )
+    .await;
+    assert_eq!(status, 408, "{body}");
+    assert!(body["status"]["error"].as_str().unwrap_or_default().contains("timed out"), "{body}");
+    let (status, body) =
+        send(&client, post, format!("{base}/collections/p/points/query?timeout=60"), None, Some(query)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["points"].as_array().map(Vec::len), Some(3));
+
+    let url = format!("http://{}", running.server.grpc_addr());
+    let grpc = Qdrant::from_url(&url).skip_compatibility_check().build().expect("client");
+    let search = |timeout| SearchPoints {
+        collection_name: "p".into(),
+        vector: vec![0.5; TEXT],
+        vector_name: Some("text".into()),
+        limit: 3,
+        timeout,
+        ..Default::default()
+    };
+    let err = grpc.search_points(search(Some(0))).await.expect_err("timed out");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(grpc.search_points(search(Some(60))).await.expect("search").result.len(), 3);
+    running.server.shutdown().await.expect("shutdown");
+}

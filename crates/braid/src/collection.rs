@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use braid_core::PointId;
 use braid_filter::{Filter, IndexKind};
-use braid_query::{Hit, QueryRequest, SearchParams};
+use braid_query::{Hit, QueryRequest, SearchParams, Stop};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
@@ -118,7 +118,8 @@ impl SearchRequest {
         self
     }
 
-    fn to_query(&self) -> QueryPoints {
+    /// The same search as a universal query.
+    pub fn to_query(&self) -> QueryPoints {
         let mut q =
             QueryRequest::nearest(&self.using, self.vector.clone()).limit(self.limit).offset(self.offset);
         q.filter = self.filter.clone();
@@ -882,9 +883,15 @@ impl Collection {
 
     /// A universal query: prefetches, fusion, re-ranking (`docs/query.md`).
     pub fn query(&self, query: impl Into<QueryPoints>) -> Result<Vec<ScoredPoint>, Error> {
+        self.query_until(query, &Stop::never())
+    }
+
+    /// [`Collection::query`], giving up with [`braid_query::QueryError::Timeout`] or
+    /// `Cancelled` when `stop` says so (Qdrant's `timeout`; a server's client leaving).
+    pub fn query_until(&self, query: impl Into<QueryPoints>, stop: &Stop) -> Result<Vec<ScoredPoint>, Error> {
         let query = query.into();
         let segment = self.read();
-        let hits = braid_query::run(&*segment, &query.request)?;
+        let hits = braid_query::run_until(&*segment, &query.request, stop)?;
         Ok(self.scored(&segment, hits, &query.with_payload, &query.with_vectors))
     }
 
@@ -893,9 +900,18 @@ impl Collection {
         &self,
         queries: Vec<QueryPoints>,
     ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
+        self.query_batch_until(queries, &Stop::never())
+    }
+
+    /// [`Collection::query_batch`], every query giving up when `stop` says so.
+    pub fn query_batch_until(
+        &self,
+        queries: Vec<QueryPoints>,
+        stop: &Stop,
+    ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
         let segment = self.read();
         let requests: Vec<QueryRequest> = queries.iter().map(|q| q.request.clone()).collect();
-        let results = braid_query::run_batch(&*segment, &requests)?;
+        let results = braid_query::run_batch_until(&*segment, &requests, stop)?;
         Ok(results
             .into_iter()
             .zip(&queries)

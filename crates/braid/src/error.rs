@@ -113,9 +113,10 @@ pub enum Error {
     /// A payload index that cannot be created.
     #[error(transparent)]
     Index(#[from] braid_filter::IndexError),
-    /// A query refused or failed by the planner.
+    /// A query refused or failed by the planner. A graph failure during a search is
+    /// [`Error::Hnsw`], not `Query(Search(..))`: one variant per failure.
     #[error(transparent)]
-    Query(#[from] braid_query::QueryError),
+    Query(braid_query::QueryError),
     /// Client-side fusion refused its input.
     #[error(transparent)]
     Fusion(#[from] braid_fusion::FusionError),
@@ -133,4 +134,13 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+}
+
+impl From<braid_query::QueryError> for Error {
+    fn from(e: braid_query::QueryError) -> Error {
+        match e {
+            braid_query::QueryError::Search(graph) => Error::Hnsw(graph),
+            other => Error::Query(other),
+        }
+    }
 }

@@ -56,7 +56,7 @@ pub use braid_storage as storage;
 
 pub use braid_core::Uuid;
 pub use braid_filter::{Condition, Filter, IndexKind, field};
-pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
+pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams, Stop};
 pub use collection::{
     Collection, CollectionInfo, CollectionState, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, OptimizeReport,
     PointsSelector, QueryPoints, SearchRequest, Task,
