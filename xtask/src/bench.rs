@@ -93,20 +93,10 @@ fn with_peers(package: &str, bench: &str, peers: &[&str], braid_args: &[String])
     Ok(())
 }
 
-/// `bench database`: the 100k WordNet set (made once with ../shared/data/make-data.sh and
-/// cached under target/data), then Braid, qdrant-edge and Chroma on it.
+/// `bench database`: the 100k WordNet set (`cargo xtask data --n 100000 --queries 200`,
+/// made once and cached under target/data), then Braid, qdrant-edge and Chroma on it.
 fn database_with_peers(extra: &[String]) -> Result<(), String> {
-    let data = root().join("target/data/wn100k");
-    if !data.join("out.npy").exists() {
-        let script = root().join("../shared/data/make-data.sh");
-        exec(
-            Command::new("bash")
-                .arg(script)
-                .arg(&data)
-                .args(["--n", "100000", "--queries", "200"])
-                .current_dir(root()),
-        )?;
-    }
+    let data = crate::data::ensure(crate::data::Spec { n: 100_000, queries: 200, k: 100 })?;
     let mut args = vec!["--data".to_string(), data.display().to_string()];
     args.extend_from_slice(extra);
     with_peers("braid", "database", DATABASE_PEERS, &args)
@@ -117,7 +107,12 @@ pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
         return Err(format!("unknown bench `{name}`; known: {}", names()));
     };
     if name == "hnsw" {
-        return with_peers("braid-hnsw", "hnsw", HNSW_PEERS, extra);
+        let mut args = extra.to_vec();
+        if !args.iter().any(|a| a == "--data") {
+            let data = crate::data::ensure(crate::data::DEFAULT)?;
+            args.extend(["--data".to_string(), data.display().to_string()]);
+        }
+        return with_peers("braid-hnsw", "hnsw", HNSW_PEERS, &args);
     }
     if name == "database" {
         return database_with_peers(extra);

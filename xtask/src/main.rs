@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod compat;
+mod data;
 mod fuzz;
 
 const USAGE: &str = "\
@@ -25,6 +26,9 @@ tasks:
   proptest [--cases N]       every test with many proptest cases (default 4096)
   fuzz <target> [--time S]   run a cargo-fuzz target for S seconds (default 60);
                              installs cargo-fuzz and uses the nightly toolchain
+  data [--n N] [--queries Q] [--k K]
+                             real MiniLM embeddings of WordNet glosses under
+                             target/data (apt + PyPI on first use; default 20000/1000/100)
   compat                     the Python qdrant-client walks the tutorial against
                              braid serve over REST and gRPC (venv under target/; needs PyPI)
   crash [--trials N] [--seed S] [--power-loss]
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
+        Some("data") => data::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

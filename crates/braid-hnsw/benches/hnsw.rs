@@ -3,8 +3,8 @@
 //! real WordNet/MiniLM embeddings when present (else clustered synthetic data, and it
 //! says so). Writes JSON for the xtask, which runs the peers on the same data next.
 //!
-//! Arguments (after `--`): `--data DIR` (default `../shared/data/wordnet-minilm-20k`
-//! beside the workspace), `--out FILE`, `--m M`, `--ef-construct N`.
+//! Arguments (after `--`): `--data DIR` (default `target/data/wn20000-q1000-k100`,
+//! made by `cargo xtask data`), `--out FILE`, `--m M`, `--ef-construct N`.
 //! Under `cargo test` (no `--bench`) it runs once on 2,000 synthetic points.
 
 use std::hint::black_box;
@@ -183,7 +183,7 @@ fn main() {
     let data_dir = args
         .value("--data")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("../shared/data/wordnet-minilm-20k"));
+        .unwrap_or_else(|| workspace.join("target/data/wn20000-q1000-k100"));
     let out = args
         .value("--out")
         .map(PathBuf::from)

@@ -3,12 +3,13 @@
 //! selectivity — with recall@10 against filtered brute force computed here. The xtask
 //! then runs embedded Qdrant (`qdrant-edge-py`) and Chroma on the same files.
 //!
-//! Arguments after `--`: `--data DIR` (default `target/data/wn100k`, made by the xtask
-//! with `../shared/data/make-data.sh`), `--out FILE`, `--keep DIR` (build the collection
+//! Arguments after `--`: `--data DIR` (default `target/data/wn100000-q200-k100`, made by
+//! `cargo xtask data --n 100000 --queries 200`), `--out FILE`, `--keep DIR` (build the collection
 //! durably in DIR on the first run and reopen it on later ones, to profile searches
 //! without re-ingesting; ingest then reports the reopen), `--only TEXT` (run the cases
 //! whose name contains TEXT). Under `cargo test` it runs on the
-//! 20k set's first 2,000 rows when present, else it prints a note and stops.
+//! 20k set's first 2,000 rows when `cargo xtask data` has made it, else it prints a
+//! note and stops.
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -32,8 +33,8 @@ fn main() {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = match args.value("--data") {
         Some(d) => PathBuf::from(d),
-        None if bench => workspace.join("target/data/wn100k"),
-        None => workspace.join("../shared/data/wordnet-minilm-20k"),
+        None if bench => workspace.join("target/data/wn100000-q200-k100"),
+        None => workspace.join("target/data/wn20000-q1000-k100"),
     };
     let out = args
         .value("--out")
