@@ -16,7 +16,7 @@ use crate::config::CollectionConfig;
 use crate::ops::{Op, Prepared};
 use crate::point::{NamedVectors, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
-use crate::store::{Remap, Store};
+use crate::store::Store;
 use braid_storage::wal::WalSyncer;
 
 /// The most points one upsert, get or delete call may carry.
@@ -366,7 +366,7 @@ impl Collection {
 
     /// The configuration.
     pub fn config(&self) -> CollectionConfig {
-        self.read().config.clone()
+        self.read().config().clone()
     }
 
     /// The write path: under the writer lock, `plan` validates the request against the
@@ -433,17 +433,9 @@ impl Collection {
         let result = written.map(|mapped| {
             *self.inner.syncer.lock() = Some(store.syncer());
             self.inner.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
-            Self::remap(&mut self.inner.segment.write(), mapped);
+            self.inner.segment.write().remap(mapped);
         });
         self.note(Task::Checkpoint, result)
-    }
-
-    fn remap(segment: &mut Segment, mapped: Remap) {
-        for (name, map) in mapped {
-            if let Some(space) = segment.spaces.get_mut(&name) {
-                space.rows.remap(map);
-            }
-        }
     }
 
     /// Inserts or replaces points. Everything is validated first: one bad point refuses
@@ -492,7 +484,7 @@ impl Collection {
     pub fn delete_vectors(&self, selector: impl Into<PointsSelector>, names: &[&str]) -> Result<(), Error> {
         let selector = selector.into();
         self.write(|segment| {
-            if let Some(bad) = names.iter().find(|n| !segment.spaces.contains_key(**n)) {
+            if let Some(bad) = names.iter().find(|n| !segment.spaces().contains_key(**n)) {
                 return Err(segment.unknown(bad));
             }
             let prepared: Vec<Prepared> = Self::resolve(segment, selector)?
@@ -518,7 +510,7 @@ impl Collection {
             }
             PointsSelector::Filter(f) => {
                 let selected = segment.select(Some(&f));
-                Ok(selected.iter().map(|o| segment.offset_ids[o as usize]).collect())
+                Ok(selected.iter().map(|o| segment.id_at(braid_core::PointOffset(o))).collect())
             }
         }
     }
@@ -597,7 +589,7 @@ impl Collection {
     /// Indexes the payload key `key` (a path) with an index of `kind`.
     pub fn create_payload_index(&self, key: &str, kind: IndexKind) -> Result<(), Error> {
         self.write(|segment| {
-            let new = segment.payloads.check_index(key, kind)?;
+            let new = segment.payloads().check_index(key, kind)?;
             Ok((new.then(|| Op::CreateIndex { key: key.to_string(), kind }), ()))
         })
     }
@@ -605,7 +597,7 @@ impl Collection {
     /// Drops the index on `key`; `true` if there was one.
     pub fn delete_payload_index(&self, key: &str) -> Result<bool, Error> {
         self.write(|segment| {
-            let exists = segment.payloads.indexes().any(|(k, _)| k.to_string() == key);
+            let exists = segment.payloads().indexes().any(|(k, _)| k.to_string() == key);
             Ok((exists.then(|| Op::DropIndex { key: key.to_string() }), exists))
         })
     }
@@ -653,7 +645,7 @@ impl Collection {
     /// (dead versions, all versions).
     pub(crate) fn versions(&self) -> (usize, usize) {
         let segment = self.read();
-        (segment.dead(), segment.offset_ids.len())
+        (segment.dead(), segment.offset_ids().len())
     }
 
     /// [`Collection::optimize_if`] with a share of 0.2, Qdrant's default vacuum
@@ -691,23 +683,8 @@ impl Collection {
     fn compact_locked(&self) -> Result<OptimizeReport, Error> {
         let mut store = self.inner.writer.lock();
         let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
-        let (rebuilt, dropped) = {
-            let old = self.inner.segment.read();
-            let mut fresh = Segment::new(old.config.clone())?;
-            let points: Vec<Prepared> = old
-                .ids
-                .iter()
-                .map(|(id, &o)| Prepared { id: *id, vectors: old.vectors_at(o), payload: old.payload_at(o) })
-                .collect();
-            for chunk in points.chunks(MAX_BATCH) {
-                fresh.write(chunk.to_vec())?;
-            }
-            for (key, kind) in old.payloads.indexes() {
-                fresh.payloads.create_index(&key.to_string(), kind)?;
-            }
-            (fresh, old.dead())
-        };
-        let kept = rebuilt.live.len() as usize;
+        let (rebuilt, dropped) = self.inner.segment.read().compacted()?;
+        let kept = rebuilt.live().len() as usize;
         let mapped = match store.as_mut() {
             Some(store) => {
                 let mapped = store.rewrite(&rebuilt)?;
@@ -719,7 +696,7 @@ impl Collection {
         };
         let mut segment = self.inner.segment.write();
         *segment = rebuilt;
-        Self::remap(&mut segment, mapped);
+        segment.remap(mapped);
         Ok(OptimizeReport { dropped, kept })
     }
 
@@ -730,13 +707,11 @@ impl Collection {
         let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
         let graph = {
             let segment = self.inner.segment.read();
-            let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
+            let data = segment.space_named(space)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             data.graph.compact(&data.rows, threads)?
         };
-        if let Some(data) = self.inner.segment.write().spaces.get_mut(space) {
-            data.graph = graph;
-        }
+        self.inner.segment.write().set_graph(space, graph)?;
         match store.as_mut() {
             Some(store) => {
                 store.mark_dirty();
@@ -804,16 +779,8 @@ impl Collection {
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
         let segment = self.read();
         let selected = segment.select(filter);
-        let mut page: Vec<(PointId, u32)> = segment
-            .ids
-            .range((
-                offset.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-                std::ops::Bound::Unbounded,
-            ))
-            .filter(|(_, o)| selected.contains(**o))
-            .map(|(id, o)| (*id, *o))
-            .take(limit + 1)
-            .collect();
+        let mut page: Vec<(PointId, u32)> =
+            segment.ids_from(offset).filter(|(_, o)| selected.contains(*o)).take(limit + 1).collect();
         let next = (page.len() > limit).then(|| page.pop().map(|(id, _)| id)).flatten();
         Ok((
             page.into_iter()
@@ -831,8 +798,7 @@ impl Collection {
     /// Live points with a vector in `space`.
     pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
         let segment = self.read();
-        let data = segment.spaces.get(space).ok_or_else(|| segment.unknown(space))?;
-        Ok(data.present.intersection_len(&segment.live) as usize)
+        Ok(segment.live_in(segment.space_named(space)?))
     }
 
     fn scored(
@@ -933,18 +899,15 @@ impl Collection {
         let on_disk = self.inner.syncer.lock().is_some();
         let disk_bytes = on_disk.then(|| self.inner.disk_bytes.load(Ordering::Relaxed));
         let segment = self.read();
-        let vectors_count: BTreeMap<String, usize> = segment
-            .spaces
-            .iter()
-            .map(|(n, s)| (n.clone(), s.present.intersection_len(&segment.live) as usize))
-            .collect();
+        let vectors_count: BTreeMap<String, usize> =
+            segment.spaces().iter().map(|(n, s)| (n.clone(), segment.live_in(s))).collect();
         CollectionInfo {
             status: "green",
-            points_count: segment.live.len() as usize,
+            points_count: segment.live().len() as usize,
             indexed_vectors_count: vectors_count.clone(),
             vectors_count,
-            payload_schema: segment.payloads.indexes().map(|(k, kind)| (k.to_string(), kind)).collect(),
-            config: segment.config.clone(),
+            payload_schema: segment.payloads().indexes().map(|(k, kind)| (k.to_string(), kind)).collect(),
+            config: segment.config().clone(),
             disk_bytes,
             dead_versions: segment.dead(),
         }

@@ -39,15 +39,19 @@ pub(crate) struct SpaceData {
     pub codes: Option<Codes>,
 }
 
+/// Its fields are private: the collection and the store change a segment only through
+/// its methods (writes through logged [`Op`]s), so its invariants — one id per live
+/// offset, one row per offset in every space, indexes in step with payloads — are
+/// kept here alone.
 pub(crate) struct Segment {
-    pub config: CollectionConfig,
-    pub spaces: BTreeMap<String, SpaceData>,
-    pub payloads: PayloadStore,
+    config: CollectionConfig,
+    spaces: BTreeMap<String, SpaceData>,
+    payloads: PayloadStore,
     /// Live ids, ordered for scrolling.
-    pub ids: BTreeMap<PointId, u32>,
+    ids: BTreeMap<PointId, u32>,
     /// The id of every offset ever written.
-    pub offset_ids: Vec<PointId>,
-    pub live: RoaringBitmap,
+    offset_ids: Vec<PointId>,
+    live: RoaringBitmap,
 }
 
 /// An empty graph for a space.
@@ -82,6 +86,101 @@ impl Segment {
             offset_ids: Vec::new(),
             live: RoaringBitmap::new(),
         })
+    }
+
+    /// A segment read back from a checkpoint: the live ids are derived from
+    /// `offset_ids` and `live`, which the caller has checked against each other.
+    pub(crate) fn from_checkpoint(
+        config: CollectionConfig,
+        spaces: BTreeMap<String, SpaceData>,
+        payloads: PayloadStore,
+        offset_ids: Vec<PointId>,
+        live: RoaringBitmap,
+    ) -> Segment {
+        let ids = live.iter().map(|o| (offset_ids[o as usize], o)).collect();
+        Segment { config, spaces, payloads, ids, offset_ids, live }
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// The spaces, by name.
+    pub(crate) fn spaces(&self) -> &BTreeMap<String, SpaceData> {
+        &self.spaces
+    }
+
+    /// The space `name`, or [`Error::UnknownVector`].
+    pub(crate) fn space_named(&self, name: &str) -> Result<&SpaceData, Error> {
+        self.spaces.get(name).ok_or_else(|| self.unknown(name))
+    }
+
+    /// The payloads and their indexes.
+    pub(crate) fn payloads(&self) -> &PayloadStore {
+        &self.payloads
+    }
+
+    /// The id of every offset ever written, by offset.
+    pub(crate) fn offset_ids(&self) -> &[PointId] {
+        &self.offset_ids
+    }
+
+    /// The id written at `offset`.
+    pub(crate) fn id_at(&self, offset: PointOffset) -> PointId {
+        self.offset_ids[offset.index()]
+    }
+
+    /// Live offsets.
+    pub(crate) fn live(&self) -> &RoaringBitmap {
+        &self.live
+    }
+
+    /// Live ids from `from` on, in id order, with their offsets.
+    pub(crate) fn ids_from(&self, from: Option<PointId>) -> impl Iterator<Item = (PointId, u32)> + '_ {
+        let start = from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
+        self.ids.range((start, std::ops::Bound::Unbounded)).map(|(id, o)| (*id, *o))
+    }
+
+    /// Live points with a vector in `space`.
+    pub(crate) fn live_in(&self, space: &SpaceData) -> usize {
+        space.present.intersection_len(&self.live) as usize
+    }
+
+    /// Reads rows from the vector files a checkpoint just wrote instead of memory.
+    pub(crate) fn remap(&mut self, mapped: crate::store::Remap) {
+        for (name, map) in mapped {
+            if let Some(space) = self.spaces.get_mut(&name) {
+                space.rows.remap(map);
+            }
+        }
+    }
+
+    /// Replaces the graph of `space` (a rebuilt one over the same offsets).
+    pub(crate) fn set_graph(&mut self, space: &str, graph: Hnsw) -> Result<(), Error> {
+        let unknown = self.unknown(space);
+        let data = self.spaces.get_mut(space).ok_or(unknown)?;
+        data.graph = graph;
+        Ok(())
+    }
+
+    /// A new segment with this one's live points only, at fresh offsets in id order,
+    /// with fresh graphs and the same indexes: what a compaction writes. Returns it and
+    /// how many dead versions it dropped.
+    pub(crate) fn compacted(&self) -> Result<(Segment, usize), Error> {
+        let mut fresh = Segment::new(self.config.clone())?;
+        let points: Vec<Prepared> = self
+            .ids
+            .iter()
+            .map(|(id, &o)| Prepared { id: *id, vectors: self.vectors_at(o), payload: self.payload_at(o) })
+            .collect();
+        for chunk in points.chunks(crate::MAX_BATCH) {
+            fresh.write(chunk.to_vec())?;
+        }
+        for (key, kind) in self.payloads.indexes() {
+            fresh.payloads.create_index(&key.to_string(), kind)?;
+        }
+        Ok((fresh, self.dead()))
     }
 
     pub(crate) fn space_names(&self) -> Vec<String> {

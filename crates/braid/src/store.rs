@@ -351,7 +351,7 @@ impl Store {
         let seq = self.next_seq - 1;
         let mut manifest = self.manifest.clone();
         let mut mapped = Vec::new();
-        for (name, space) in &segment.spaces {
+        for (name, space) in segment.spaces() {
             let file = self.vectors.get_mut(name).ok_or_else(|| Error::UnknownVector {
                 name: name.clone(),
                 available: segment.space_names(),
@@ -377,7 +377,7 @@ impl Store {
         manifest.generation += 1;
         let mut files = BTreeMap::new();
         let mut mapped = Vec::new();
-        for (name, space) in &segment.spaces {
+        for (name, space) in segment.spaces() {
             let file = format!("vectors-{}-{}.vec", space_index(&manifest.config, name), manifest.generation);
             let mut out = VectorFile::create(&self.fresh(&file)?, space.params.size)?;
             append_rows(&mut out, &space.rows)?;
@@ -395,7 +395,7 @@ impl Store {
         let n = manifest.checkpoints + 1;
         let config = &manifest.config;
         let mut graphs = BTreeMap::new();
-        for (name, space) in &segment.spaces {
+        for (name, space) in segment.spaces() {
             let file = format!("graph-{}-{seq:020}-{n:08}.hnsw", space_index(config, name));
             document::write_new(&self.fresh(&file)?, &space.graph.to_bytes())?;
             graphs.insert(name.clone(), file);
@@ -484,22 +484,22 @@ fn read_bitmap(d: &mut Decoder<'_>) -> Result<RoaringBitmap, StorageError> {
 /// offsets with a vector, the payloads of live points and the payload index list.
 fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
     let mut e = Encoder::new();
-    e.len(segment.offset_ids.len());
-    for id in &segment.offset_ids {
+    e.len(segment.offset_ids().len());
+    for id in segment.offset_ids() {
         ops::encode_id(&mut e, id);
     }
-    bitmap_bytes(&mut e, &segment.live);
-    e.len(segment.spaces.len());
-    for (name, space) in &segment.spaces {
+    bitmap_bytes(&mut e, segment.live());
+    e.len(segment.spaces().len());
+    for (name, space) in segment.spaces() {
         e.str(name);
         bitmap_bytes(&mut e, &space.present);
     }
-    e.len(segment.live.len() as usize);
-    for offset in &segment.live {
+    e.len(segment.live().len() as usize);
+    for offset in segment.live() {
         e.u32(offset);
         ops::encode_json(&mut e, &segment.payload_at(offset))?;
     }
-    let indexes: Vec<_> = segment.payloads.indexes().collect();
+    let indexes: Vec<_> = segment.payloads().indexes().collect();
     e.len(indexes.len());
     for (key, kind) in indexes {
         e.str(&key.to_string()).u8(ops::encode_kind(kind));
@@ -569,6 +569,5 @@ fn load_segment(
         payloads.create_index(&key, kind)?;
     }
     d.finish()?;
-    let ids = live.iter().map(|o| (offset_ids[o as usize], o)).collect();
-    Ok(Segment { config: manifest.config.clone(), spaces, payloads, ids, offset_ids, live })
+    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, payloads, offset_ids, live))
 }
