@@ -24,6 +24,10 @@ pub struct ServerConfig {
     /// Requests served at once over both protocols (default 32); more wait. With
     /// `max_body_bytes` it bounds the memory that request bodies can take.
     pub max_concurrent_requests: usize,
+    /// Open client connections over both protocols (default 512); more wait in the
+    /// kernel's backlog until one closes, so idle sockets cannot exhaust the process's
+    /// file descriptors.
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -37,6 +41,7 @@ impl ServerConfig {
             max_body_bytes: 32 << 20,
             sync_every_write: false,
             max_concurrent_requests: 32,
+            max_connections: 512,
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct FileConfig {
     pub sync_every_write: Option<bool>,
     /// Requests served at once.
     pub max_concurrent_requests: Option<usize>,
+    /// Open client connections.
+    pub max_connections: Option<usize>,
 }
 
 impl FileConfig {

@@ -900,6 +900,7 @@ impl Points for Service {
 /// Serves the three services on `listener` until `shutdown` resolves.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    connections: std::sync::Arc<tokio::sync::Semaphore>,
     state: AppState,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -914,7 +915,7 @@ pub(crate) async fn serve(
     };
     let in_flight = state.in_flight.clone();
     let service = Service(state);
-    let incoming = tokio_stream_from(listener);
+    let incoming = crate::conn::incoming(listener, connections);
     tonic::transport::Server::builder()
         // The same permits as REST: both protocols together serve at most
         // `max_concurrent_requests` at once; more wait.
@@ -932,14 +933,4 @@ pub(crate) async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| format!("gRPC server: {e}"))
-}
-
-/// Accepted connections with Nagle's algorithm off: small request/response pairs
-/// must not wait for delayed ACKs (tens of ms).
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener)
-        .map(|s| s.and_then(|s| s.set_nodelay(true).map(|()| s)))
 }

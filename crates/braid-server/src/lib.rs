@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod conn;
 mod convert;
 mod error;
 pub mod rest;
@@ -34,6 +35,9 @@ pub use error::{ApiError, ErrorKind};
 /// How often the server syncs every collection's log, so that acknowledged writes are
 /// durable within this interval even without `sync_every_write`.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a stopping server waits for requests in flight before it drops them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Checks the API key, if one is configured. `header` looks a request header up by
 /// name. Accepts `api-key: K` and `Authorization: Bearer K`; compares in constant time.
@@ -72,8 +76,8 @@ impl Server {
         if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return Err("the API key is empty: give a non-empty key, or none to serve without one".into());
         }
-        if config.max_concurrent_requests == 0 {
-            return Err("max_concurrent_requests must be at least 1".into());
+        if config.max_concurrent_requests == 0 || config.max_connections == 0 {
+            return Err("max_concurrent_requests and max_connections must be at least 1".into());
         }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options = StorageOptions { durability, ..StorageOptions::default() };
@@ -101,13 +105,13 @@ impl Server {
 
         let mut tasks = Vec::new();
         let app = rest::router(state.clone(), config.max_body_bytes);
+        // Open connections over both protocols, each with Nagle off (no delayed-ACK
+        // stalls on small responses).
+        let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
         let mut stop = shutdown.subscribe();
+        let cap = connections.clone();
         tasks.push(tokio::spawn(async move {
-            use axum::serve::ListenerExt;
-            // Nagle off, as for gRPC: no delayed-ACK stalls on small responses.
-            let http_listener = http_listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
+            let http_listener = conn::CappedListener { listener: http_listener, cap };
             axum::serve(http_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -116,9 +120,15 @@ impl Server {
                 .map_err(|e| format!("REST server: {e}"))
         }));
         let mut stop = shutdown.subscribe();
-        tasks.push(tokio::spawn(grpc::serve(grpc_listener, state, config.max_body_bytes, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })));
+        tasks.push(tokio::spawn(grpc::serve(
+            grpc_listener,
+            connections,
+            state,
+            config.max_body_bytes,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )));
         let mut stop = shutdown.subscribe();
         let syncing = db.clone();
         tasks.push(tokio::spawn(async move {
@@ -157,10 +167,21 @@ impl Server {
 
     /// Stops accepting requests, lets the ones in flight finish, then flushes every
     /// collection (a checkpoint) so the next start loads rather than replays.
+    ///
+    /// Requests still in flight after [`SHUTDOWN_GRACE`] (a client that sent half a
+    /// request and stopped, a connection that never closes) are dropped, so a stop
+    /// signal always stops the server.
     pub async fn shutdown(self) -> Result<(), String> {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            task.await.map_err(|e| e.to_string())??;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut task in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(joined) => joined.map_err(|e| e.to_string())??,
+                Err(_) => {
+                    tracing::warn!("connections still open after the grace period; closing them");
+                    task.abort();
+                }
+            }
         }
         let db = self.db;
         tokio::task::spawn_blocking(move || db.flush())

@@ -23,7 +23,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write,
-    /// max_concurrent_requests.
+    /// max_concurrent_requests, max_connections.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (created if missing).
@@ -47,6 +47,9 @@ struct ServeArgs {
     /// Requests served at once, both protocols together; more wait [default: 32].
     #[arg(long, env = "BRAID_MAX_CONCURRENT_REQUESTS")]
     max_concurrent_requests: Option<usize>,
+    /// Open client connections, both protocols together; more wait [default: 512].
+    #[arg(long, env = "BRAID_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 /// Command line and `BRAID_*` variables (clap reads both) over the file over defaults.
@@ -70,6 +73,9 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     config.sync_every_write = args.sync_every_write || file.sync_every_write.unwrap_or(false);
     if let Some(n) = args.max_concurrent_requests.or(file.max_concurrent_requests) {
         config.max_concurrent_requests = n;
+    }
+    if let Some(n) = args.max_connections.or(file.max_connections) {
+        config.max_connections = n;
     }
     Ok(config)
 }

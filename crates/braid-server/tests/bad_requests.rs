@@ -255,3 +255,61 @@ async fn queries_honour_their_timeout() {
     assert_eq!(grpc.search_points(search(Some(60))).await.expect("search").result.len(), 3);
     running.server.shutdown().await.expect("shutdown");
 }
+
+fn server_config(dir: &std::path::Path) -> braid_server::ServerConfig {
+    let mut config = braid_server::ServerConfig::new(dir);
+    config.http = "127.0.0.1:0".parse().expect("addr");
+    config.grpc = "127.0.0.1:0".parse().expect("addr");
+    config
+}
+
+/// Idle sockets cannot lock new clients out for good: past `max_connections` a new
+/// connection waits for one to close, then is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_for_one_to_close() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = server_config(dir.path());
+    config.max_connections = 2;
+    let server = braid_server::Server::start(config).await.expect("start");
+    let addr = server.http_addr();
+    let idle: Vec<tokio::net::TcpStream> = vec![
+        tokio::net::TcpStream::connect(addr).await.expect("connect"),
+        tokio::net::TcpStream::connect(addr).await.expect("connect"),
+    ];
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/healthz");
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a third connection was served past a cap of 2");
+    drop(idle);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("served once a connection closed")
+        .expect("task")
+        .expect("answer");
+    assert_eq!(status, 200);
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A client that sends half a request and stops cannot keep the server from stopping:
+/// shutdown drops it after the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_half_sent_request_forever() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let server = braid_server::Server::start(server_config(dir.path())).await.expect("start");
+    let mut half = tokio::net::TcpStream::connect(server.http_addr()).await.expect("connect");
+    half.write_all(b"POST /collections/p/points/search HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .expect("write");
+    let stopped = tokio::time::timeout(
+        braid_server::SHUTDOWN_GRACE + std::time::Duration::from_secs(20),
+        server.shutdown(),
+    )
+    .await;
+    assert!(stopped.is_ok(), "shutdown hung on a half-sent request");
+    drop(half);
+}
