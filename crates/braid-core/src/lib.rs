@@ -316,3 +316,39 @@ mod tests {
         assert!(!Metric::Manhattan.higher_is_better());
     }
 }
+
+/// Which way a search was answered, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchPath {
+    /// Beam search through the graph, checking the filter on the way.
+    Graph,
+    /// Score every matching point, the planner's choice for selective filters. A
+    /// collection that keeps one-byte codes ranks by them and re-scores the best with
+    /// the original vectors (`Hnsw::search_scan_coded` in `braid-hnsw`); without codes this is
+    /// [`SearchPath::Exact`].
+    Scan,
+    /// Score every matching point with the original vectors: the exact answer, as a
+    /// request with `exact: true` asks.
+    Exact,
+}
+
+/// The choice `Hnsw::choose_path` (`braid-hnsw`) made, with the numbers behind it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PathChoice {
+    /// The path taken.
+    pub path: SearchPath,
+    /// Estimated distance computations for an exact scan of the matching points.
+    pub exact_cost: f64,
+    /// Estimated distance computations for a filtered graph search.
+    pub graph_cost: f64,
+}
+
+impl std::fmt::Display for PathChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?}: scan ≈ {:.0} points scored, filtered graph ≈ {:.0}",
+            self.path, self.exact_cost, self.graph_cost
+        )
+    }
+}

@@ -107,41 +107,7 @@ pub const GRAPH_COST_DIVISOR: f64 = 16.0;
 /// 35 ns (3.5×), while codes made graph walks about 1.4× faster; 3.5 / 1.4 ≈ 2.5.
 pub const CODED_SCAN_ADVANTAGE: f64 = 2.5;
 
-/// Which way a search was answered, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SearchPath {
-    /// Beam search through the graph, checking the filter on the way.
-    Graph,
-    /// Score every matching point, the planner's choice for selective filters. A
-    /// collection that keeps one-byte codes ranks by them and re-scores the best with
-    /// the original vectors ([`Hnsw::search_scan_coded`]); without codes this is
-    /// [`SearchPath::Exact`].
-    Scan,
-    /// Score every matching point with the original vectors: the exact answer, as a
-    /// request with `exact: true` asks.
-    Exact,
-}
-
-/// The choice [`Hnsw::choose_path`] made, with the numbers behind it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PathChoice {
-    /// The path taken.
-    pub path: SearchPath,
-    /// Estimated distance computations for an exact scan of the matching points.
-    pub exact_cost: f64,
-    /// Estimated distance computations for a filtered graph search.
-    pub graph_cost: f64,
-}
-
-impl std::fmt::Display for PathChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?}: scan ≈ {:.0} points scored, filtered graph ≈ {:.0}",
-            self.path, self.exact_cost, self.graph_cost
-        )
-    }
-}
+pub use braid_core::{PathChoice, SearchPath};
 
 impl Hnsw {
     /// Greedy walk on `layer` from `start` towards the probe's query: the closest node

@@ -31,8 +31,8 @@ mod run;
 mod tree;
 
 use braid_core::{Cardinality, Metric, PointId};
+pub use braid_core::{PathChoice, SearchPath};
 use braid_filter::Filter;
-use braid_hnsw::{PathChoice, SearchPath};
 use thiserror::Error;
 
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
@@ -60,24 +60,33 @@ pub struct Space {
 
 /// What the planner needs from a collection (or one segment of it).
 ///
-/// Vectors passed in are validated and in stored form (normalised under Cosine).
+/// Vectors passed in are validated and in stored form (normalised under Cosine). A
+/// leaf search is planned once ([`Searchable::leaf`]: its filter resolved against the
+/// payload indexes, the points that pass estimated), then asked for its estimate and
+/// path and searched, so neither a query nor `explain()` plans a filter twice. The
+/// seam names only the shared path vocabulary of `braid-core`, not any index crate.
 pub trait Searchable: Sync {
+    /// A planned leaf search, borrowing the segment and the filter.
+    type Leaf<'s>
+    where
+        Self: 's;
     /// The space called `name`, if there is one.
     fn space(&self, name: &str) -> Option<Space>;
     /// Every space name, sorted.
     fn space_names(&self) -> Vec<String>;
     /// The beam width to use when a request names none.
     fn default_ef(&self, space: &str) -> usize;
-    /// How many points with a vector in `space` pass `filter`.
-    fn estimate(&self, space: &str, filter: Option<&Filter>) -> Cardinality;
-    /// Graph or exact scan for a search with beam `ef` under that estimate.
-    fn choose(&self, space: &str, ef: usize, estimate: Cardinality) -> PathChoice;
-    /// The `limit` nearest points to `vector` in `space` that pass `filter`, best first.
+    /// Plans a search in `space` over the points that pass `filter`.
+    fn leaf<'s>(&'s self, space: &str, filter: Option<&'s Filter>) -> Result<Self::Leaf<'s>, QueryError>;
+    /// How many points with a vector in the leaf's space pass its filter.
+    fn estimate(&self, leaf: &Self::Leaf<'_>) -> Cardinality;
+    /// Graph or scan for the leaf with beam `ef`, and the costs behind the choice.
+    fn choose(&self, leaf: &Self::Leaf<'_>, ef: usize) -> PathChoice;
+    /// The `limit` nearest points to `vector` in the leaf, best first.
     fn nearest(
         &self,
-        space: &str,
+        leaf: &Self::Leaf<'_>,
         vector: &[f32],
-        filter: Option<&Filter>,
         limit: usize,
         ef: usize,
         path: SearchPath,
@@ -186,7 +195,11 @@ pub enum QueryError {
     /// A search panicked (a bug); only its own query fails.
     #[error("the search failed unexpectedly (a panic inside Braid)")]
     Panicked,
-    /// The segment failed while searching.
-    #[error("search failed: {0}")]
-    Search(#[from] braid_hnsw::HnswError),
+    /// The segment failed while searching (a damaged index or a bug, not the
+    /// request): what the segment reported.
+    #[error("search failed: {why}")]
+    SearchFailed {
+        /// The segment's own error, as text.
+        why: String,
+    },
 }

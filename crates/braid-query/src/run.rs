@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use braid_core::PointId;
-use braid_hnsw::{PathChoice, SearchPath};
+use braid_core::{Cardinality, PathChoice, SearchPath};
 
 use crate::plan::{Node, plan};
 use crate::tree::{Fusion, QueryRequest};
@@ -133,18 +133,17 @@ fn ef_for<S: Searchable + ?Sized>(
     params.hnsw_ef.unwrap_or_else(|| segment.default_ef(space)).max(limit)
 }
 
-/// The path a leaf takes, and why.
+/// The path a planned leaf takes, and why.
 fn leaf_path<S: Searchable + ?Sized>(
     segment: &S,
-    space: &str,
-    filter: Option<&braid_filter::Filter>,
+    leaf: &S::Leaf<'_>,
     ef: usize,
     exact: bool,
 ) -> (SearchPath, Option<PathChoice>) {
     if exact {
         return (SearchPath::Exact, None);
     }
-    let choice = segment.choose(space, ef, segment.estimate(space, filter));
+    let choice = segment.choose(leaf, ef);
     (choice.path, Some(choice))
 }
 
@@ -178,8 +177,9 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
     match node {
         Node::Nearest { space, metric, vector, filter, limit, params, threshold } => {
             let ef = ef_for(segment, space, *limit, params);
-            let (path, _) = leaf_path(segment, space, filter.as_ref(), ef, params.exact);
-            let mut hits = segment.nearest(space, vector, filter.as_ref(), *limit, ef, path)?;
+            let leaf = segment.leaf(space, filter.as_ref())?;
+            let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
+            let mut hits = segment.nearest(&leaf, vector, *limit, ef, path)?;
             keep_passing(*metric, &mut hits, *threshold);
             hits.truncate(*limit);
             Ok(hits)
@@ -251,17 +251,23 @@ pub fn explain<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> R
         plan.offset,
         if plan.post_filter.is_some() { ", then drop points failing the post-filter" } else { "" }
     )];
-    describe(segment, &plan.node, 1, &mut lines);
+    describe(segment, &plan.node, 1, &mut lines)?;
     Ok(Explain { lines })
 }
 
-fn describe<S: Searchable + ?Sized>(segment: &S, node: &Node, depth: usize, lines: &mut Vec<String>) {
+fn describe<S: Searchable + ?Sized>(
+    segment: &S,
+    node: &Node,
+    depth: usize,
+    lines: &mut Vec<String>,
+) -> Result<(), QueryError> {
     let pad = "  ".repeat(depth);
     match node {
         Node::Nearest { space, filter, limit, params, threshold, .. } => {
             let ef = ef_for(segment, space, *limit, params);
-            let estimate = segment.estimate(space, filter.as_ref());
-            let why = match leaf_path(segment, space, filter.as_ref(), ef, params.exact) {
+            let leaf = segment.leaf(space, filter.as_ref())?;
+            let estimate: Cardinality = segment.estimate(&leaf);
+            let why = match leaf_path(segment, &leaf, ef, params.exact) {
                 (_, Some(choice)) => choice.to_string(),
                 (_, None) => "Exact: requested by params.exact".to_string(),
             };
@@ -277,7 +283,7 @@ fn describe<S: Searchable + ?Sized>(segment: &S, node: &Node, depth: usize, line
         Node::Rescore { space, children, limit, .. } => {
             lines.push(format!("{pad}re-score the candidates below by `{space}` exactly, keep {limit}"));
             for c in children {
-                describe(segment, c, depth + 1, lines);
+                describe(segment, c, depth + 1, lines)?;
             }
         }
         Node::Fuse { fusion, children, limit, threshold } => {
@@ -296,7 +302,7 @@ fn describe<S: Searchable + ?Sized>(segment: &S, node: &Node, depth: usize, line
                 threshold.map_or(String::new(), |t| format!(", score ≥ {t}"))
             ));
             for c in children {
-                describe(segment, c, depth + 1, lines);
+                describe(segment, c, depth + 1, lines)?;
             }
         }
         Node::Scroll { filter, limit } => {
@@ -306,4 +312,5 @@ fn describe<S: Searchable + ?Sized>(segment: &S, node: &Node, depth: usize, line
             ));
         }
     }
+    Ok(())
 }

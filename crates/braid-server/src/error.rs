@@ -105,7 +105,10 @@ impl From<Error> for ApiError {
             Error::Query(braid::query::QueryError::Timeout) => ErrorKind::Timeout,
             Error::Query(braid::query::QueryError::Cancelled) => ErrorKind::Cancelled,
             Error::Query(q)
-                if !matches!(q, braid::query::QueryError::Search(_) | braid::query::QueryError::Panicked) =>
+                if !matches!(
+                    q,
+                    braid::query::QueryError::SearchFailed { .. } | braid::query::QueryError::Panicked
+                ) =>
             {
                 ErrorKind::BadRequest
             }
@@ -136,7 +139,7 @@ mod tests {
             (Error::Internal { what: "a worker panicked".into() }, 500),
             (Error::Storage(StorageError::Poisoned { file: "wal".into() }), 500),
             (Error::Hnsw(braid::hnsw::HnswError::WorkerPanicked), 500),
-            (Error::Query(braid::query::QueryError::Search(braid::hnsw::HnswError::WorkerPanicked)), 500),
+            (Error::Query(braid::query::QueryError::SearchFailed { why: "damaged graph".into() }), 500),
             (Error::Query(braid::query::QueryError::MissingQuery), 400),
             (Error::Query(braid::query::QueryError::Panicked), 500),
             (Error::Query(braid::query::QueryError::Timeout), 408),

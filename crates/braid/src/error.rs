@@ -114,7 +114,7 @@ pub enum Error {
     #[error(transparent)]
     Index(#[from] braid_filter::IndexError),
     /// A query refused or failed by the planner. A graph failure during a search is
-    /// [`Error::Hnsw`], not `Query(Search(..))`: one variant per failure.
+    /// [`Error::Internal`], not `Query(SearchFailed { .. })`: one variant per failure.
     #[error(transparent)]
     Query(braid_query::QueryError),
     /// Client-side fusion refused its input.
@@ -139,7 +139,7 @@ pub enum Error {
 impl From<braid_query::QueryError> for Error {
     fn from(e: braid_query::QueryError) -> Error {
         match e {
-            braid_query::QueryError::Search(graph) => Error::Hnsw(graph),
+            braid_query::QueryError::SearchFailed { why } => Error::Internal { what: why },
             other => Error::Query(other),
         }
     }

@@ -463,13 +463,31 @@ impl Segment {
             available: self.space_names(),
         })
     }
+}
 
+/// A leaf search planned once: its space, its filter resolved against the payload
+/// indexes and restricted to points with a vector there, and how many pass.
+pub(crate) struct Leaf<'s> {
+    data: &'s SpaceData,
+    restricted: Option<InSpace<'s>>,
+    estimate: Cardinality,
+}
+
+/// A graph failure while searching, for the planner (the facade reports it as
+/// `Error::Internal`: a damaged index or a bug, not the request).
+fn search_failed(e: braid_hnsw::HnswError) -> QueryError {
+    QueryError::SearchFailed { why: e.to_string() }
+}
+
+impl Segment {
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
         found.into_iter().map(|s| Hit { id: self.offset_ids[s.offset.index()], score: s.score }).collect()
     }
 }
 
 impl Searchable for Segment {
+    type Leaf<'s> = Leaf<'s>;
+
     fn space(&self, name: &str) -> Option<Space> {
         self.spaces.get(name).map(|s| Space { dim: s.params.size, metric: s.params.distance })
     }
@@ -480,43 +498,41 @@ impl Searchable for Segment {
         // Qdrant searches with ef = ef_construct when a request names none.
         self.spaces.get(space).map_or(100, |s| s.params.hnsw.ef_construct)
     }
-    fn estimate(&self, space: &str, filter: Option<&Filter>) -> Cardinality {
-        let Some(data) = self.spaces.get(space) else { return Cardinality::exact(0) };
-        match filter {
-            None => Cardinality::exact(data.present.intersection_len(&self.live) as usize),
-            Some(f) => self.in_space(data, f).estimate,
-        }
+    fn leaf<'s>(&'s self, space: &str, filter: Option<&'s Filter>) -> Result<Leaf<'s>, QueryError> {
+        let data = self.space_data(space)?;
+        let restricted = filter.map(|f| self.in_space(data, f));
+        let estimate = match &restricted {
+            Some(r) => r.estimate,
+            None => Cardinality::exact(self.live_in(data)),
+        };
+        Ok(Leaf { data, restricted, estimate })
     }
-    fn choose(&self, space: &str, ef: usize, estimate: Cardinality) -> PathChoice {
-        match self.spaces.get(space) {
-            Some(s) => {
-                let advantage = if s.codes.is_some() { braid_hnsw::CODED_SCAN_ADVANTAGE } else { 1.0 };
-                s.graph.choose_path_priced(ef, Some(estimate), advantage)
-            }
-            None => PathChoice { path: SearchPath::Scan, exact_cost: 0.0, graph_cost: 0.0 },
-        }
+    fn estimate(&self, leaf: &Leaf<'_>) -> Cardinality {
+        leaf.estimate
+    }
+    fn choose(&self, leaf: &Leaf<'_>, ef: usize) -> PathChoice {
+        let advantage = if leaf.data.codes.is_some() { braid_hnsw::CODED_SCAN_ADVANTAGE } else { 1.0 };
+        leaf.data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage)
     }
     fn nearest(
         &self,
-        space: &str,
+        leaf: &Leaf<'_>,
         vector: &[f32],
-        filter: Option<&Filter>,
         limit: usize,
         ef: usize,
         path: SearchPath,
     ) -> Result<Vec<Hit>, QueryError> {
-        let data = self.space_data(space)?;
-        let restricted = filter.map(|f| self.in_space(data, f));
-        let filter: Option<&dyn OffsetFilter> = restricted.as_ref().map(|r| r as &dyn OffsetFilter);
-        let (graph, rows) = (&data.graph, &data.rows);
-        let found = match (path, &data.codes) {
+        let filter: Option<&dyn OffsetFilter> = leaf.restricted.as_ref().map(|r| r as &dyn OffsetFilter);
+        let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
+        let found = match (path, &leaf.data.codes) {
             (SearchPath::Exact, _) | (SearchPath::Scan, None) => {
-                graph.search_exact(rows, vector, limit, filter)?
+                graph.search_exact(rows, vector, limit, filter)
             }
-            (SearchPath::Scan, Some(codes)) => graph.search_scan_coded(rows, codes, vector, limit, filter)?,
-            (SearchPath::Graph, None) => graph.search(rows, vector, limit, ef, filter)?,
-            (SearchPath::Graph, Some(codes)) => graph.search_coded(rows, codes, vector, limit, ef, filter)?,
-        };
+            (SearchPath::Scan, Some(codes)) => graph.search_scan_coded(rows, codes, vector, limit, filter),
+            (SearchPath::Graph, None) => graph.search(rows, vector, limit, ef, filter),
+            (SearchPath::Graph, Some(codes)) => graph.search_coded(rows, codes, vector, limit, ef, filter),
+        }
+        .map_err(search_failed)?;
         Ok(self.hits(found))
     }
     fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {

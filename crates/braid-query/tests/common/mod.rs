@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use braid_core::{Cardinality, Metric, OffsetFilter, PointId, PointOffset};
+use braid_core::{PathChoice, SearchPath};
 use braid_distance::Kernel;
 use braid_filter::{Filter, OffsetIds, PayloadStore};
-use braid_hnsw::{PathChoice, SearchPath};
 use braid_query::{Hit, QueryError, Searchable, Space};
 use roaring::RoaringBitmap;
 use serde_json::Value;
@@ -70,7 +70,15 @@ impl BruteForce {
     }
 }
 
+/// A brute-force leaf: the space and the filter, checked per point when searched.
+pub(crate) struct Leaf<'s> {
+    space: String,
+    filter: Option<&'s Filter>,
+}
+
 impl Searchable for BruteForce {
+    type Leaf<'s> = Leaf<'s>;
+
     fn space(&self, name: &str) -> Option<Space> {
         self.spaces.get(name).copied()
     }
@@ -80,29 +88,35 @@ impl Searchable for BruteForce {
     fn default_ef(&self, _space: &str) -> usize {
         32
     }
-    fn estimate(&self, space: &str, filter: Option<&Filter>) -> Cardinality {
+    fn leaf<'s>(&'s self, space: &str, filter: Option<&'s Filter>) -> Result<Leaf<'s>, QueryError> {
+        if !self.spaces.contains_key(space) {
+            return Err(QueryError::UnknownVector { name: space.to_string(), available: self.space_names() });
+        }
+        Ok(Leaf { space: space.to_string(), filter })
+    }
+    fn estimate(&self, leaf: &Leaf<'_>) -> Cardinality {
         Cardinality::exact(
             self.points
                 .iter()
                 .enumerate()
-                .filter(|(i, p)| p.vectors.contains_key(space) && self.passes(filter, *i))
+                .filter(|(i, p)| p.vectors.contains_key(&leaf.space) && self.passes(leaf.filter, *i))
                 .count(),
         )
     }
-    fn choose(&self, _space: &str, _ef: usize, estimate: Cardinality) -> PathChoice {
+    fn choose(&self, leaf: &Leaf<'_>, _ef: usize) -> PathChoice {
+        let estimate = self.estimate(leaf);
         let path = if estimate.expected < 20 { SearchPath::Scan } else { SearchPath::Graph };
         PathChoice { path, exact_cost: estimate.expected as f64, graph_cost: 20.0 }
     }
     fn nearest(
         &self,
-        space: &str,
+        leaf: &Leaf<'_>,
         vector: &[f32],
-        filter: Option<&Filter>,
         limit: usize,
         _ef: usize,
         _path: SearchPath,
     ) -> Result<Vec<Hit>, QueryError> {
-        let mut hits = self.ranked(space, vector, filter);
+        let mut hits = self.ranked(&leaf.space, vector, leaf.filter);
         hits.truncate(limit);
         Ok(hits)
     }
