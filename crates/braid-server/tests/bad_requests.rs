@@ -34,6 +34,19 @@ async fn send(
     (status, body)
 }
 
+/// Creates collection `p` over REST and upserts the first `n` products into it.
+async fn collection_with_products(client: &reqwest::Client, base: &str, key: Option<&str>, n: usize) {
+    let config = config_json().to_string().into_bytes();
+    let (status, body) =
+        send(client, reqwest::Method::PUT, format!("{base}/collections/p"), key, Some(config)).await;
+    assert_eq!(status, 200, "{body}");
+    let points = json!({"points": products().iter().take(n).map(point_json).collect::<Vec<_>>()});
+    let url = format!("{base}/collections/p/points?wait=true");
+    let (status, body) =
+        send(client, reqwest::Method::PUT, url, key, Some(points.to_string().into_bytes())).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
     let running = start(Some(KEY), Some(64 * 1024)).await;
@@ -41,25 +54,7 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
     let client = reqwest::Client::new();
     let put = reqwest::Method::PUT;
     let post = reqwest::Method::POST;
-    let (status, _) = send(
-        &client,
-        put.clone(),
-        format!("{base}/collections/p"),
-        Some(KEY),
-        Some(config_json().to_string().into_bytes()),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let points = json!({"points": products().iter().take(100).map(point_json).collect::<Vec<_>>()});
-    let (status, body) = send(
-        &client,
-        put.clone(),
-        format!("{base}/collections/p/points?wait=true"),
-        Some(KEY),
-        Some(points.to_string().into_bytes()),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    collection_with_products(&client, &base, Some(KEY), 100).await;
 
     let (tq, _) = query_vectors(3);
     let good = json!({"vector": {"name": "text", "vector": tq}, "limit": 3}).to_string().into_bytes();
@@ -203,27 +198,8 @@ async fn queries_honour_their_timeout() {
     let running = start(None, None).await;
     let base = format!("http://{}", running.server.http_addr());
     let client = reqwest::Client::new();
-    let put = reqwest::Method::PUT;
     let post = reqwest::Method::POST;
-    let (status, _) = send(
-        &client,
-        put.clone(),
-        format!("{base}/collections/p"),
-        None,
-        Some(config_json().to_string().into_bytes()),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let points = json!({"points": products().iter().take(50).map(point_json).collect::<Vec<_>>()});
-    let (status, _) = send(
-        &client,
-        put,
-        format!("{base}/collections/p/points?wait=true"),
-        None,
-        Some(points.to_string().into_bytes()),
-    )
-    .await;
-    assert_eq!(status, 200);
+    collection_with_products(&client, &base, None, 50).await;
     let query = json!({"query": vec![0.5; TEXT], "using": "text", "limit": 3}).to_string().into_bytes();
     let (status, body) = send(
         &client,
