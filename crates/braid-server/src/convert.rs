@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use braid::{
-    CollectionConfig, CollectionInfo, Distance, Filter, Fusion, HnswParams, IndexKind, NamedVectors, PointId,
+    CollectionConfig, CollectionInfo, Distance, Filter, Fusion, IndexKind, NamedVectors, PointId,
     PointStruct, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Record, ScoredPoint,
     SearchParams, SearchRequest, VectorParams, WithPayload, WithVectors,
 };
@@ -12,8 +12,9 @@ use serde_json::{Map, Value, json};
 
 use crate::ApiError;
 
-/// The name Qdrant gives the one unnamed vector of a collection.
-pub(crate) const DEFAULT_VECTOR: &str = "";
+use crate::mapping::{
+    self, CollectionSpec, DEFAULT_VECTOR, FULL_SCAN_THRESHOLD, HnswDiff, QuantizationSpec, SpaceSpec, Spaces,
+};
 
 fn bad(why: impl Into<String>) -> ApiError {
     ApiError::bad_request(why.into())
@@ -56,92 +57,76 @@ fn string_list(v: &Value, what: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-/// `"Cosine" | "Euclid" | "Dot" | "Manhattan"`.
-pub(crate) fn distance(v: &Value) -> Result<Distance, ApiError> {
-    match v.as_str() {
-        Some("Cosine") => Ok(Distance::Cosine),
-        Some("Euclid") => Ok(Distance::Euclid),
-        Some("Dot") => Ok(Distance::Dot),
-        Some("Manhattan") => Ok(Distance::Manhattan),
-        _ => Err(bad(format!("unknown distance {v}: use Cosine, Euclid, Dot or Manhattan"))),
-    }
+fn distance(v: &Value) -> Result<Distance, ApiError> {
+    v.as_str()
+        .and_then(mapping::distance_named)
+        .ok_or_else(|| bad(format!("unknown distance {v}: use Cosine, Euclid, Dot or Manhattan")))
 }
 
-pub(crate) fn distance_name(d: Distance) -> &'static str {
-    match d {
-        Distance::Cosine => "Cosine",
-        Distance::Euclid => "Euclid",
-        Distance::Dot => "Dot",
-        Distance::Manhattan => "Manhattan",
-    }
-}
-
-fn hnsw(v: Option<&Value>, base: HnswParams) -> Result<HnswParams, ApiError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(base) };
+fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(HnswDiff::default()) };
     let o = object(v, "`hnsw_config`")?;
-    Ok(HnswParams {
-        m: usize_field(o, "m")?.unwrap_or(base.m),
-        ef_construct: usize_field(o, "ef_construct")?.unwrap_or(base.ef_construct),
+    Ok(HnswDiff { m: usize_field(o, "m")?, ef_construct: usize_field(o, "ef_construct")? })
+}
+
+/// A `quantization_config` (collection-level or per vector), read for
+/// [`QuantizationSpec::check`].
+fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(QuantizationSpec::Absent) };
+    let o = object(v, "`quantization_config`")?;
+    Ok(match (o.get("scalar"), o.len()) {
+        (Some(scalar), 1) => {
+            let kind = object(scalar, "`quantization_config.scalar`")?.get("type");
+            QuantizationSpec::Scalar {
+                kind: kind
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("{}", kind.unwrap_or(&Value::Null)), str::to_string),
+            }
+        }
+        _ => QuantizationSpec::Other { kinds: o.keys().cloned().collect() },
     })
 }
 
-/// Checks a `quantization_config` (collection-level or per vector). Braid keeps
-/// one-byte scalar codes by default, so `scalar` with `type: int8` (its `quantile` and
-/// `always_ram` accepted and not needed) or nothing is what it serves; product, binary
-/// and other kinds are refused rather than silently ignored.
-pub(crate) fn quantization(v: Option<&Value>) -> Result<(), ApiError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(()) };
-    let o = object(v, "`quantization_config`")?;
-    match (o.get("scalar"), o.len()) {
-        (Some(scalar), 1) => {
-            let kind = object(scalar, "`quantization_config.scalar`")?.get("type");
-            match kind.and_then(Value::as_str) {
-                Some("int8") => Ok(()),
-                _ => Err(bad(format!(
-                    "scalar quantization type {} is not supported: use \"int8\"",
-                    kind.unwrap_or(&Value::Null)
-                ))),
-            }
-        }
-        _ => Err(bad(format!(
-            "quantization {} is not supported: Braid keeps scalar int8 codes (`{{\"scalar\": {{\"type\": \"int8\"}}}}`, its default)",
-            o.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))),
-    }
-}
-
 /// What collection info reports for a space's quantization.
-pub(crate) fn quantization_json(p: &VectorParams) -> Value {
+fn quantization_json(p: &VectorParams) -> Value {
     if p.keeps_codes() { json!({"scalar": {"type": "int8", "always_ram": true}}) } else { Value::Null }
 }
 
-fn vector_params(v: &Value, base: HnswParams) -> Result<VectorParams, ApiError> {
+fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
     let o = object(v, "vector params")?;
-    quantization(o.get("quantization_config"))?;
-    let size = usize_field(o, "size")?.ok_or_else(|| bad("vector params need `size`"))?;
-    let distance = distance(field(o, "distance").ok_or_else(|| bad("vector params need `distance`"))?)?;
-    let hnsw = hnsw(o.get("hnsw_config"), base)?;
-    Ok(VectorParams::new(size, distance).hnsw(hnsw.m, hnsw.ef_construct))
+    Ok(SpaceSpec {
+        size: usize_field(o, "size")?,
+        distance: field(o, "distance").map(distance).transpose()?,
+        hnsw: hnsw(o.get("hnsw_config"))?,
+        quantization: quantization(o.get("quantization_config"))?,
+    })
 }
 
 /// `PUT /collections/{name}` body: `vectors` is one `VectorParams` (the unnamed
-/// vector) or a map of named ones; a collection-level `hnsw_config` is the default of
-/// every space.
+/// vector) or a map of named ones (`mapping::CollectionSpec` decides the rest).
 pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
     let o = object(body, "the request body")?;
-    let base = hnsw(o.get("hnsw_config"), HnswParams::default())?;
-    quantization(o.get("quantization_config"))?;
-    let vectors = field(o, "vectors").ok_or_else(|| bad("a collection needs `vectors`"))?;
-    let vo = object(vectors, "`vectors`")?;
-    let mut config = CollectionConfig::new();
-    if vo.contains_key("size") {
-        config = config.vector(DEFAULT_VECTOR, vector_params(vectors, base)?);
-    } else {
-        for (name, params) in vo {
-            config = config.vector(name, vector_params(params, base)?);
+    let spaces = match field(o, "vectors") {
+        None => None,
+        Some(vectors) => {
+            let vo = object(vectors, "`vectors`")?;
+            Some(if vo.contains_key("size") {
+                Spaces::Unnamed(space_spec(vectors)?)
+            } else {
+                Spaces::Named(
+                    vo.iter()
+                        .map(|(name, p)| Ok((name.clone(), space_spec(p)?)))
+                        .collect::<Result<_, ApiError>>()?,
+                )
+            })
         }
+    };
+    CollectionSpec {
+        hnsw: hnsw(o.get("hnsw_config"))?,
+        quantization: quantization(o.get("quantization_config"))?,
+        spaces,
     }
-    Ok(config)
+    .config()
 }
 
 pub(crate) fn point_id(v: &Value) -> Result<PointId, ApiError> {
@@ -445,7 +430,7 @@ pub(crate) fn record_json(r: Record) -> Value {
 }
 
 fn params_json(p: &VectorParams) -> Value {
-    json!({"size": p.size, "distance": distance_name(p.distance),
+    json!({"size": p.size, "distance": mapping::distance_name(p.distance),
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct},
            "quantization_config": quantization_json(p)})
 }
@@ -454,7 +439,7 @@ fn params_json(p: &VectorParams) -> Value {
 /// from the options the server opened the database with, so that both protocols
 /// report what Braid actually does.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Reported {
+pub(crate) struct Reported {
     /// `deleted_threshold`: the background optimiser's vacuum share.
     pub deleted_threshold: f64,
     /// `vacuum_min_vector_number`.
@@ -467,7 +452,7 @@ pub struct Reported {
 
 impl Reported {
     /// From the storage options and the server's sync interval.
-    pub fn new(options: &braid::StorageOptions, sync: std::time::Duration) -> Reported {
+    pub(crate) fn new(options: &braid::StorageOptions, sync: std::time::Duration) -> Reported {
         Reported {
             deleted_threshold: options.vacuum_share,
             vacuum_min: options.vacuum_min as u64,
@@ -477,22 +462,15 @@ impl Reported {
     }
 }
 
-/// Qdrant's `full_scan_threshold` has no counterpart (Braid's planner chooses between
-/// graph and exact scan by cost); this is Qdrant's default, reported for clients that
-/// expect the field.
-pub(crate) const FULL_SCAN_THRESHOLD: u64 = 10_000;
-
 /// `GET /collections/{name}`, in Qdrant's `CollectionInfo` shape. Settings Braid does
 /// not have (shards, replication) are reported at the values that describe its
 /// behaviour: one shard, one replica, no quantisation.
 pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
-    let vectors: Value = if info.config.vectors.len() == 1 && info.config.vectors.contains_key(DEFAULT_VECTOR)
-    {
-        params_json(&info.config.vectors[DEFAULT_VECTOR])
-    } else {
-        Value::Object(info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect())
+    let vectors: Value = match mapping::unnamed(&info.config) {
+        Some(p) => params_json(p),
+        None => Value::Object(info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect()),
     };
-    let first = info.config.vectors.values().next().map(|p| p.hnsw).unwrap_or_default();
+    let first = mapping::reported_hnsw(&info.config);
     let schema: BTreeMap<&String, Value> = info
         .payload_schema
         .iter()

@@ -13,8 +13,9 @@ use braid::{
 use serde_json::{Map, Value as Json, json};
 use tonic::{Request, Response, Status};
 
-use crate::convert::{self, DEFAULT_VECTOR};
+use crate::convert;
 use crate::error::ApiError;
+use crate::mapping::{self, CollectionSpec, DEFAULT_VECTOR, HnswDiff, QuantizationSpec, SpaceSpec, Spaces};
 use crate::rest::AppState;
 
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -449,36 +450,49 @@ impl Qdrant for Service {
     }
 }
 
-/// A `quantization_config` Braid serves: none, or scalar int8 (its default codes).
-fn quantization_in(q: Option<&proto::QuantizationConfig>) -> Result<(), Status> {
+fn quantization_in(q: Option<&proto::QuantizationConfig>) -> QuantizationSpec {
     use proto::quantization_config::Quantization;
     match q.and_then(|q| q.quantization.as_ref()) {
-        None => Ok(()),
-        Some(Quantization::Scalar(s)) if s.r#type == proto::QuantizationType::Int8 as i32 => Ok(()),
-        Some(Quantization::Scalar(s)) => {
-            Err(bad(format!("scalar quantization type {} is not supported: use Int8", s.r#type)))
-        }
-        Some(_) => Err(bad("only scalar Int8 quantization is supported (Braid's default one-byte codes)")),
+        None => QuantizationSpec::Absent,
+        Some(Quantization::Scalar(s)) => QuantizationSpec::Scalar {
+            kind: proto::QuantizationType::try_from(s.r#type)
+                .map_or_else(|_| format!("{}", s.r#type), |t| t.as_str_name().to_string()),
+        },
+        Some(other) => QuantizationSpec::Other {
+            kinds: vec![
+                match other {
+                    Quantization::Scalar(_) => "scalar",
+                    Quantization::Product(_) => "product",
+                    Quantization::Binary(_) => "binary",
+                    Quantization::Turboquant(_) => "turboquant",
+                }
+                .to_string(),
+            ],
+        },
     }
 }
 
-fn params_in(p: &proto::VectorParams, base: braid::HnswParams) -> Result<VectorParams, Status> {
-    quantization_in(p.quantization_config.as_ref())?;
-    let distance = match proto::Distance::try_from(p.distance) {
-        Ok(proto::Distance::Cosine) => Distance::Cosine,
-        Ok(proto::Distance::Euclid) => Distance::Euclid,
-        Ok(proto::Distance::Dot) => Distance::Dot,
-        Ok(proto::Distance::Manhattan) => Distance::Manhattan,
-        _ => return Err(bad(format!("unknown distance {}", p.distance))),
-    };
-    let hnsw = match &p.hnsw_config {
-        None => base,
-        Some(h) => braid::HnswParams {
-            m: h.m.map_or(base.m, |m| m as usize),
-            ef_construct: h.ef_construct.map_or(base.ef_construct, |e| e as usize),
-        },
-    };
-    Ok(VectorParams::new(p.size as usize, distance).hnsw(hnsw.m, hnsw.ef_construct))
+fn hnsw_in(h: Option<&proto::HnswConfigDiff>) -> HnswDiff {
+    HnswDiff {
+        m: h.and_then(|h| h.m).map(|m| m as usize),
+        ef_construct: h.and_then(|h| h.ef_construct).map(|e| e as usize),
+    }
+}
+
+fn space_in(p: &proto::VectorParams) -> SpaceSpec {
+    let distance = proto::Distance::try_from(p.distance).ok().and_then(|d| match d {
+        proto::Distance::Cosine => Some(Distance::Cosine),
+        proto::Distance::Euclid => Some(Distance::Euclid),
+        proto::Distance::Dot => Some(Distance::Dot),
+        proto::Distance::Manhattan => Some(Distance::Manhattan),
+        _ => None,
+    });
+    SpaceSpec {
+        size: Some(p.size as usize),
+        distance,
+        hnsw: hnsw_in(p.hnsw_config.as_ref()),
+        quantization: quantization_in(p.quantization_config.as_ref()),
+    }
 }
 
 fn params_out(p: &VectorParams) -> proto::VectorParams {
@@ -528,14 +542,13 @@ impl Collections for Service {
         let reported = self.0.reported;
         let info = blocking(move || Ok(collection(&db, &name)?.info())).await?;
         let vectors = &info.config.vectors;
-        let vectors_config = if vectors.len() == 1 && vectors.contains_key(DEFAULT_VECTOR) {
-            proto::vectors_config::Config::Params(params_out(&vectors[DEFAULT_VECTOR]))
-        } else {
-            proto::vectors_config::Config::ParamsMap(proto::VectorParamsMap {
+        let vectors_config = match mapping::unnamed(&info.config) {
+            Some(p) => proto::vectors_config::Config::Params(params_out(p)),
+            None => proto::vectors_config::Config::ParamsMap(proto::VectorParamsMap {
                 map: vectors.iter().map(|(k, p)| (k.clone(), params_out(p))).collect(),
-            })
+            }),
         };
-        let first = vectors.values().next().map(|p| p.hnsw).unwrap_or_default();
+        let first = mapping::reported_hnsw(&info.config);
         let result = proto::CollectionInfo {
             status: proto::CollectionStatus::Green as i32,
             optimizer_status: Some(proto::OptimizerStatus { ok: true, error: String::new() }),
@@ -550,7 +563,7 @@ impl Collections for Service {
                 hnsw_config: Some(proto::HnswConfigDiff {
                     m: Some(first.m as u64),
                     ef_construct: Some(first.ef_construct as u64),
-                    full_scan_threshold: Some(convert::FULL_SCAN_THRESHOLD),
+                    full_scan_threshold: Some(mapping::FULL_SCAN_THRESHOLD),
                     max_indexing_threads: Some(0),
                 }),
                 optimizer_config: Some(proto::OptimizersConfigDiff {
@@ -596,23 +609,19 @@ impl Collections for Service {
 
     async fn create(&self, r: Request<proto::CreateCollection>) -> Reply<proto::CollectionOperationResponse> {
         let (db, started, r) = (self.0.db.clone(), Instant::now(), r.into_inner());
-        let base = braid::HnswParams {
-            m: r.hnsw_config.as_ref().and_then(|h| h.m).map_or(16, |m| m as usize),
-            ef_construct: r.hnsw_config.as_ref().and_then(|h| h.ef_construct).map_or(100, |e| e as usize),
-        };
-        quantization_in(r.quantization_config.as_ref())?;
-        let mut config = braid::CollectionConfig::new();
-        match r.vectors_config.and_then(|v| v.config) {
-            Some(proto::vectors_config::Config::Params(p)) => {
-                config = config.vector(DEFAULT_VECTOR, params_in(&p, base)?)
+        let spaces = r.vectors_config.as_ref().and_then(|v| v.config.as_ref()).map(|c| match c {
+            proto::vectors_config::Config::Params(p) => Spaces::Unnamed(space_in(p)),
+            proto::vectors_config::Config::ParamsMap(m) => {
+                Spaces::Named(m.map.iter().map(|(name, p)| (name.clone(), space_in(p))).collect())
             }
-            Some(proto::vectors_config::Config::ParamsMap(m)) => {
-                for (name, p) in &m.map {
-                    config = config.vector(name, params_in(p, base)?);
-                }
-            }
-            None => return Err(bad("a collection needs vectors_config")),
+        });
+        let config = CollectionSpec {
+            hnsw: hnsw_in(r.hnsw_config.as_ref()),
+            quantization: quantization_in(r.quantization_config.as_ref()),
+            spaces,
         }
+        .config()
+        .map_err(err)?;
         let name = r.collection_name;
         blocking(move || db.create_collection(&name, config).map_err(err)).await?;
         Ok(Response::new(proto::CollectionOperationResponse {

@@ -18,7 +18,9 @@ mod config;
 mod conn;
 mod convert;
 mod error;
-pub mod rest;
+mod mapping;
+mod rest;
+mod server_error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{FileConfig, ServerConfig};
 pub use error::{ApiError, ErrorKind};
+pub use server_error::ServerError;
 
 /// How often the server syncs every collection's log, so that acknowledged writes are
 /// durable within this interval even without `sync_every_write`.
@@ -66,26 +69,27 @@ pub struct Server {
     http: SocketAddr,
     grpc: SocketAddr,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<(), String>>>,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), ServerError>>)>,
 }
 
 impl Server {
     /// Opens the database and starts both listeners (port 0 picks a free port; see
     /// [`Server::http_addr`]).
-    pub async fn start(config: ServerConfig) -> Result<Server, String> {
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let refuse = |why: &str| Err(ServerError::Config { why: why.to_string() });
         if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-            return Err("the API key is empty: give a non-empty key, or none to serve without one".into());
+            return refuse("the API key is empty: give a non-empty key, or none to serve without one");
         }
         if config.max_concurrent_requests == 0 || config.max_connections == 0 {
-            return Err("max_concurrent_requests and max_connections must be at least 1".into());
+            return refuse("max_concurrent_requests and max_connections must be at least 1");
         }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options = StorageOptions { durability, ..StorageOptions::default() };
         let data = config.data.clone();
         let db = tokio::task::spawn_blocking(move || Database::open_with(&data, options))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot open {}: {e}", config.data.display()))?;
+            .map_err(ServerError::task("opening the database"))?
+            .map_err(|source| ServerError::Open { dir: config.data.clone(), source })?;
         let (shutdown, _) = watch::channel(false);
         let state = rest::AppState {
             db: db.clone(),
@@ -94,14 +98,14 @@ impl Server {
             reported: convert::Reported::new(&options, SYNC_INTERVAL),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
         };
-        let http_listener = tokio::net::TcpListener::bind(config.http)
-            .await
-            .map_err(|e| format!("cannot bind {}: {e}", config.http))?;
-        let http = http_listener.local_addr().map_err(|e| e.to_string())?;
-        let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
-            .await
-            .map_err(|e| format!("cannot bind {}: {e}", config.grpc))?;
-        let grpc = grpc_listener.local_addr().map_err(|e| e.to_string())?;
+        let bind = |addr: SocketAddr| async move {
+            let listener = tokio::net::TcpListener::bind(addr).await;
+            let listener = listener.map_err(|source| ServerError::Bind { addr, source })?;
+            let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+            Ok::<_, ServerError>((listener, local))
+        };
+        let (http_listener, http) = bind(config.http).await?;
+        let (grpc_listener, grpc) = bind(config.grpc).await?;
 
         let mut tasks = Vec::new();
         let app = rest::router(state.clone(), config.max_body_bytes);
@@ -110,28 +114,31 @@ impl Server {
         let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
         let mut stop = shutdown.subscribe();
         let cap = connections.clone();
-        tasks.push(tokio::spawn(async move {
-            let http_listener = conn::CappedListener { listener: http_listener, cap };
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-                .map_err(|e| format!("REST server: {e}"))
-        }));
+        tasks.push((
+            "the REST server",
+            tokio::spawn(async move {
+                let http_listener = conn::CappedListener { listener: http_listener, cap };
+                axum::serve(http_listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+                    .map_err(|e| ServerError::Task { what: "the REST server", why: e.to_string() })
+            }),
+        ));
         let mut stop = shutdown.subscribe();
-        tasks.push(tokio::spawn(grpc::serve(
-            grpc_listener,
-            connections,
-            state,
-            config.max_body_bytes,
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        )));
+        let grpc_server = grpc::serve(grpc_listener, connections, state, config.max_body_bytes, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        tasks.push((
+            "the gRPC server",
+            tokio::spawn(async move {
+                grpc_server.await.map_err(|why| ServerError::Task { what: "the gRPC server", why })
+            }),
+        ));
         let mut stop = shutdown.subscribe();
         let syncing = db.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(("the log sync", tokio::spawn(async move {
             let mut tick = tokio::time::interval(SYNC_INTERVAL);
             loop {
                 tokio::select! {
@@ -146,7 +153,7 @@ impl Server {
                     _ = stop.changed() => return Ok(()),
                 }
             }
-        }));
+        })));
         Ok(Server { db, http, grpc, shutdown, tasks })
     }
 
@@ -171,12 +178,12 @@ impl Server {
     /// Requests still in flight after [`SHUTDOWN_GRACE`] (a client that sent half a
     /// request and stopped, a connection that never closes) are dropped, so a stop
     /// signal always stops the server.
-    pub async fn shutdown(self) -> Result<(), String> {
+    pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        for mut task in self.tasks {
+        for (what, mut task) in self.tasks {
             match tokio::time::timeout_at(deadline, &mut task).await {
-                Ok(joined) => joined.map_err(|e| e.to_string())??,
+                Ok(joined) => joined.map_err(ServerError::task(what))??,
                 Err(_) => {
                     tracing::warn!("connections still open after the grace period; closing them");
                     task.abort();
@@ -186,24 +193,24 @@ impl Server {
         let db = self.db;
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(ServerError::task("the final flush"))?
+            .map_err(ServerError::Flush)
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
-    pub async fn wait_for_signal(self) -> Result<(), String> {
+    pub async fn wait_for_signal(self) -> Result<(), ServerError> {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .map_err(|e| e.to_string())?;
+                .map_err(ServerError::Signal)?;
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
             }
         }
         #[cfg(not(unix))]
-        ctrl_c.await.map_err(|e| e.to_string())?;
+        ctrl_c.await.map_err(ServerError::Signal)?;
         self.shutdown().await
     }
 }

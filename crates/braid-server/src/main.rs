@@ -93,9 +93,9 @@ fn main() -> ExitCode {
     let result = resolve(args).and_then(|config| {
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async {
-            let server = Server::start(config).await?;
+            let server = Server::start(config).await.map_err(|e| e.to_string())?;
             eprintln!("braid: REST on http://{}, gRPC on {}", server.http_addr(), server.grpc_addr());
-            server.wait_for_signal().await?;
+            server.wait_for_signal().await.map_err(|e| e.to_string())?;
             eprintln!("braid: flushed and stopped");
             Ok(())
         })

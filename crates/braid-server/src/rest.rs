@@ -26,7 +26,7 @@ use crate::error::{ApiError, ErrorKind};
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The database.
     pub db: Database,
     /// Required on every request when set.
@@ -43,10 +43,10 @@ pub struct AppState {
 
 /// The version reported at `GET /`: the Qdrant API level this server follows (clients
 /// check it for compatibility); Braid's own version is `braid_version`.
-pub const QDRANT_API_VERSION: &str = "1.20.0";
+pub(crate) const QDRANT_API_VERSION: &str = "1.20.0";
 
 /// The router with every route, the API-key check and the body limit.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
     let points = Router::new()
         .route("/", put(upsert).post(get_points))
         .route("/{id}", get(get_point))

@@ -1,0 +1,212 @@
+//! The one place where Qdrant's collection settings meet Braid's: both protocols read
+//! their wire shapes (JSON in `convert.rs`, protobuf in `grpc.rs`) into the neutral
+//! specs here, and every decision — defaults, which quantization is served, what a
+//! missing field means, what collection info reports — is taken here once, so REST and
+//! gRPC cannot drift apart.
+
+use braid::{CollectionConfig, Distance, HnswParams, VectorParams};
+
+use crate::ApiError;
+
+/// The name Qdrant gives the one unnamed vector of a collection.
+pub(crate) const DEFAULT_VECTOR: &str = "";
+
+/// Qdrant's `full_scan_threshold` has no counterpart (Braid's planner chooses between
+/// graph and exact scan by cost); this is Qdrant's default, reported for clients that
+/// expect the field.
+pub(crate) const FULL_SCAN_THRESHOLD: u64 = 10_000;
+
+fn bad(why: impl Into<String>) -> ApiError {
+    ApiError::bad_request(why.into())
+}
+
+/// An `hnsw_config` diff: the fields given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HnswDiff {
+    pub(crate) m: Option<usize>,
+    pub(crate) ef_construct: Option<usize>,
+}
+
+impl HnswDiff {
+    /// `base` with the given fields replaced.
+    pub(crate) fn over(self, base: HnswParams) -> HnswParams {
+        HnswParams {
+            m: self.m.unwrap_or(base.m),
+            ef_construct: self.ef_construct.unwrap_or(base.ef_construct),
+        }
+    }
+}
+
+/// A `quantization_config` as either protocol gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum QuantizationSpec {
+    /// None given.
+    Absent,
+    /// `scalar` with this `type` (`int8` is what Braid's codes are).
+    Scalar { kind: String },
+    /// Any other kind (`product`, `binary`, …), by name.
+    Other { kinds: Vec<String> },
+}
+
+impl QuantizationSpec {
+    /// Braid keeps one-byte scalar codes by default, so no quantization or scalar int8
+    /// is what it serves; product, binary and other kinds are refused rather than
+    /// silently ignored.
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        match self {
+            QuantizationSpec::Absent => Ok(()),
+            QuantizationSpec::Scalar { kind } if kind.eq_ignore_ascii_case("int8") => Ok(()),
+            QuantizationSpec::Scalar { kind } => {
+                Err(bad(format!("scalar quantization type {kind} is not supported: use int8")))
+            }
+            QuantizationSpec::Other { kinds } => Err(bad(format!(
+                "quantization {} is not supported: Braid keeps scalar Int8 codes, its default (REST: {{\"scalar\": {{\"type\": \"int8\"}}}})",
+                kinds.join(", ")
+            ))),
+        }
+    }
+}
+
+/// One vector space as either protocol gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SpaceSpec {
+    pub(crate) size: Option<usize>,
+    pub(crate) distance: Option<Distance>,
+    pub(crate) hnsw: HnswDiff,
+    pub(crate) quantization: QuantizationSpec,
+}
+
+impl SpaceSpec {
+    /// The space's parameters, its HNSW settings over `base` (the collection's).
+    pub(crate) fn params(&self, base: HnswParams) -> Result<VectorParams, ApiError> {
+        self.quantization.check()?;
+        let size = self.size.ok_or_else(|| bad("vector params need `size`"))?;
+        let distance = self.distance.ok_or_else(|| bad("vector params need `distance`"))?;
+        let hnsw = self.hnsw.over(base);
+        Ok(VectorParams::new(size, distance).hnsw(hnsw.m, hnsw.ef_construct))
+    }
+}
+
+/// A collection's spaces: one unnamed, or named ones.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Spaces {
+    /// `vectors: {size, distance}`: the unnamed vector.
+    Unnamed(SpaceSpec),
+    /// `vectors: {name: {size, distance}, …}`.
+    Named(Vec<(String, SpaceSpec)>),
+}
+
+/// A create-collection request as either protocol gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CollectionSpec {
+    pub(crate) hnsw: HnswDiff,
+    pub(crate) quantization: QuantizationSpec,
+    pub(crate) spaces: Option<Spaces>,
+}
+
+impl CollectionSpec {
+    /// The configuration: a collection-level `hnsw_config` is the default of every
+    /// space (over Braid's and Qdrant's m = 16, ef_construct = 100).
+    pub(crate) fn config(&self) -> Result<CollectionConfig, ApiError> {
+        self.quantization.check()?;
+        let base = self.hnsw.over(HnswParams::default());
+        let mut config = CollectionConfig::new();
+        match &self.spaces {
+            None => return Err(bad("a collection needs `vectors` (gRPC: `vectors_config`)")),
+            Some(Spaces::Unnamed(space)) => config = config.vector(DEFAULT_VECTOR, space.params(base)?),
+            Some(Spaces::Named(spaces)) => {
+                for (name, space) in spaces {
+                    config = config.vector(name, space.params(base)?);
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// The one unnamed space, when that is all the collection has (reported in Qdrant's
+/// single-vector shape).
+pub(crate) fn unnamed(config: &CollectionConfig) -> Option<&VectorParams> {
+    (config.vectors.len() == 1).then(|| config.vectors.get(DEFAULT_VECTOR)).flatten()
+}
+
+/// The collection-level `hnsw_config` info reports: the first space's (Braid keeps it
+/// per space; Qdrant's clients read one).
+pub(crate) fn reported_hnsw(config: &CollectionConfig) -> HnswParams {
+    config.vectors.values().next().map(|p| p.hnsw).unwrap_or_default()
+}
+
+/// `"Cosine" | "Euclid" | "Dot" | "Manhattan"`.
+pub(crate) fn distance_named(name: &str) -> Option<Distance> {
+    match name {
+        "Cosine" => Some(Distance::Cosine),
+        "Euclid" => Some(Distance::Euclid),
+        "Dot" => Some(Distance::Dot),
+        "Manhattan" => Some(Distance::Manhattan),
+        _ => None,
+    }
+}
+
+/// The name of a distance, as both protocols spell it.
+pub(crate) fn distance_name(d: Distance) -> &'static str {
+    match d {
+        Distance::Cosine => "Cosine",
+        Distance::Euclid => "Euclid",
+        Distance::Dot => "Dot",
+        Distance::Manhattan => "Manhattan",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(size: usize) -> SpaceSpec {
+        SpaceSpec {
+            size: Some(size),
+            distance: Some(Distance::Cosine),
+            hnsw: HnswDiff::default(),
+            quantization: QuantizationSpec::Absent,
+        }
+    }
+
+    #[test]
+    fn collection_hnsw_is_every_spaces_default_and_a_space_overrides_it() {
+        let mut image = space(512);
+        image.hnsw.m = Some(32);
+        let spec = CollectionSpec {
+            hnsw: HnswDiff { m: None, ef_construct: Some(200) },
+            quantization: QuantizationSpec::Absent,
+            spaces: Some(Spaces::Named(vec![("text".into(), space(384)), ("image".into(), image)])),
+        };
+        let config = spec.config().unwrap();
+        assert_eq!(config.vectors["text"].hnsw, HnswParams { m: 16, ef_construct: 200 });
+        assert_eq!(config.vectors["image"].hnsw, HnswParams { m: 32, ef_construct: 200 });
+        assert!(unnamed(&config).is_none());
+    }
+
+    #[test]
+    fn only_scalar_int8_quantization_is_served() {
+        assert!(QuantizationSpec::Scalar { kind: "int8".into() }.check().is_ok());
+        assert!(QuantizationSpec::Scalar { kind: "Int8".into() }.check().is_ok());
+        assert!(QuantizationSpec::Scalar { kind: "uint4".into() }.check().is_err());
+        let err = QuantizationSpec::Other { kinds: vec!["product".into()] }.check().unwrap_err();
+        assert!(err.message.contains("product"), "{}", err.message);
+        let mut s = space(4);
+        s.quantization = QuantizationSpec::Other { kinds: vec!["binary".into()] };
+        assert!(s.params(HnswParams::default()).is_err());
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let mut s = space(4);
+        s.size = None;
+        assert!(s.params(HnswParams::default()).unwrap_err().message.contains("size"));
+        let none = CollectionSpec {
+            hnsw: HnswDiff::default(),
+            quantization: QuantizationSpec::Absent,
+            spaces: None,
+        };
+        assert!(none.config().unwrap_err().message.contains("vectors"));
+    }
+}
