@@ -1,0 +1,453 @@
+//! The gRPC API: Qdrant's `qdrant.Collections`, `qdrant.Points` and `qdrant.Qdrant`
+//! services (the subset in `proto/qdrant.proto`), answered by the facade. Filters and
+//! payloads are mapped to their JSON form and parsed by the same code as REST.
+
+use std::time::Instant;
+
+use braid::{Collection, IndexKind, PointStruct};
+use serde_json::Value as Json;
+use tonic::{Request, Response, Status};
+
+use crate::mapping::{self, CollectionSpec, Spaces};
+use crate::rest::AppState;
+
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub(crate) mod proto {
+    tonic::include_proto!("qdrant");
+}
+
+use proto::collections_server::{Collections, CollectionsServer};
+use proto::points_server::{Points, PointsServer};
+use proto::qdrant_server::{Qdrant, QdrantServer};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+mod wire;
+
+use wire::*;
+
+#[derive(Clone, Debug)]
+struct Service(AppState);
+
+#[tonic::async_trait]
+impl Qdrant for Service {
+    async fn health_check(&self, _: Request<proto::HealthCheckRequest>) -> Reply<proto::HealthCheckReply> {
+        Ok(Response::new(proto::HealthCheckReply {
+            title: "braid - a vector database with Qdrant's API".into(),
+            version: crate::rest::QDRANT_API_VERSION.into(),
+            commit: None,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Collections for Service {
+    async fn get(
+        &self,
+        r: Request<proto::GetCollectionInfoRequest>,
+    ) -> Reply<proto::GetCollectionInfoResponse> {
+        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let reported = self.0.reported;
+        let info = blocking(move || Ok(collection(&db, &name)?.info())).await?;
+        let vectors = &info.config.vectors;
+        let vectors_config = match mapping::unnamed(&info.config) {
+            Some(p) => proto::vectors_config::Config::Params(params_out(p)),
+            None => proto::vectors_config::Config::ParamsMap(proto::VectorParamsMap {
+                map: vectors.iter().map(|(k, p)| (k.clone(), params_out(p))).collect(),
+            }),
+        };
+        let first = mapping::reported_hnsw(&info.config);
+        let result = proto::CollectionInfo {
+            status: proto::CollectionStatus::Green as i32,
+            optimizer_status: Some(proto::OptimizerStatus { ok: true, error: String::new() }),
+            segments_count: 1,
+            config: Some(proto::CollectionConfig {
+                params: Some(proto::CollectionParams {
+                    shard_number: 1,
+                    vectors_config: Some(proto::VectorsConfig { config: Some(vectors_config) }),
+                    replication_factor: Some(1),
+                    write_consistency_factor: Some(1),
+                }),
+                hnsw_config: Some(proto::HnswConfigDiff {
+                    m: Some(first.m as u64),
+                    ef_construct: Some(first.ef_construct as u64),
+                    full_scan_threshold: Some(mapping::FULL_SCAN_THRESHOLD),
+                    max_indexing_threads: Some(0),
+                }),
+                optimizer_config: Some(proto::OptimizersConfigDiff {
+                    deleted_threshold: Some(reported.deleted_threshold),
+                    vacuum_min_vector_number: Some(reported.vacuum_min),
+                    default_segment_number: Some(1),
+                    flush_interval_sec: Some(reported.flush_interval_sec),
+                }),
+                wal_config: Some(proto::WalConfigDiff {
+                    wal_capacity_mb: Some(reported.wal_capacity_mb),
+                    wal_segments_ahead: Some(0),
+                }),
+            }),
+            payload_schema: info
+                .payload_schema
+                .iter()
+                .map(|(k, kind)| {
+                    let info = proto::PayloadSchemaInfo {
+                        data_type: schema_type(*kind) as i32,
+                        points: Some(info.points_count as u64),
+                    };
+                    (k.clone(), info)
+                })
+                .collect(),
+            points_count: Some(info.points_count as u64),
+            indexed_vectors_count: Some(info.indexed_vectors_count.values().sum::<usize>() as u64),
+        };
+        Ok(Response::new(proto::GetCollectionInfoResponse {
+            result: Some(result),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn list(&self, _: Request<proto::ListCollectionsRequest>) -> Reply<proto::ListCollectionsResponse> {
+        let (db, started) = (self.0.db.clone(), Instant::now());
+        let names = blocking(move || Ok(db.list())).await?;
+        let collections = names.into_iter().map(|name| proto::CollectionDescription { name }).collect();
+        Ok(Response::new(proto::ListCollectionsResponse {
+            collections,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn create(&self, r: Request<proto::CreateCollection>) -> Reply<proto::CollectionOperationResponse> {
+        let (db, started, r) = (self.0.db.clone(), Instant::now(), r.into_inner());
+        let spaces = r.vectors_config.as_ref().and_then(|v| v.config.as_ref()).map(|c| match c {
+            proto::vectors_config::Config::Params(p) => Spaces::Unnamed(space_in(p)),
+            proto::vectors_config::Config::ParamsMap(m) => {
+                Spaces::Named(m.map.iter().map(|(name, p)| (name.clone(), space_in(p))).collect())
+            }
+        });
+        let config = CollectionSpec {
+            hnsw: hnsw_in(r.hnsw_config.as_ref()),
+            quantization: quantization_in(r.quantization_config.as_ref()),
+            spaces,
+        }
+        .config()
+        .map_err(err)?;
+        let name = r.collection_name;
+        blocking(move || db.create_collection(&name, config).map_err(err)).await?;
+        Ok(Response::new(proto::CollectionOperationResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn delete(&self, r: Request<proto::DeleteCollection>) -> Reply<proto::CollectionOperationResponse> {
+        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let result = blocking(move || db.delete_collection(&name).map_err(err)).await?;
+        Ok(Response::new(proto::CollectionOperationResponse {
+            result,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn collection_exists(
+        &self,
+        r: Request<proto::CollectionExistsRequest>,
+    ) -> Reply<proto::CollectionExistsResponse> {
+        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let exists = blocking(move || Ok(db.collection_exists(&name))).await?;
+        Ok(Response::new(proto::CollectionExistsResponse {
+            result: Some(proto::CollectionExists { exists }),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+}
+
+/// A write on a blocking thread, answered with an `UpdateResult`.
+async fn write(
+    state: &AppState,
+    name: String,
+    wait: Option<bool>,
+    f: impl FnOnce(&Collection) -> Result<(), Status> + Send + 'static,
+) -> Reply<proto::PointsOperationResponse> {
+    let (db, started) = (state.db.clone(), Instant::now());
+    blocking(move || f(&collection(&db, &name)?)).await?;
+    Ok(updated(state, wait, started))
+}
+
+#[tonic::async_trait]
+impl Points for Service {
+    async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let points = r
+            .points
+            .iter()
+            .map(|p| {
+                Ok(PointStruct {
+                    id: point_id(p.id.as_ref())?,
+                    vectors: vectors(p.vectors.as_ref())?,
+                    payload: Json::Object(map_to_json(&p.payload)),
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        write(&self.0, r.collection_name, r.wait, move |c| c.upsert(points).map_err(err)).await
+    }
+
+    async fn delete(&self, r: Request<proto::DeletePoints>) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let selector = selector(r.points.as_ref())?;
+        write(&self.0, r.collection_name, r.wait, move |c| c.delete(selector).map(drop).map_err(err)).await
+    }
+
+    async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
+        let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
+        let records =
+            blocking(move || collection(&db, &r.collection_name)?.get(&ids, wp, wv).map_err(err)).await?;
+        Ok(Response::new(proto::GetResponse {
+            result: records.into_iter().map(retrieved).collect(),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn update_vectors(
+        &self,
+        r: Request<proto::UpdatePointVectors>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let updates = r
+            .points
+            .iter()
+            .map(|p| Ok((point_id(p.id.as_ref())?, vectors(p.vectors.as_ref())?)))
+            .collect::<Result<Vec<_>, Status>>()?;
+        write(&self.0, r.collection_name, r.wait, move |c| c.update_vectors(updates).map_err(err)).await
+    }
+
+    async fn delete_vectors(
+        &self,
+        r: Request<proto::DeletePointVectors>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let selector = selector(r.points_selector.as_ref())?;
+        let names = r.vectors.map(|v| v.names).unwrap_or_default();
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            c.delete_vectors(selector, &names).map_err(err)
+        })
+        .await
+    }
+
+    async fn set_payload(
+        &self,
+        r: Request<proto::SetPayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let selector = selector(r.points_selector.as_ref())?;
+        let payload = Json::Object(map_to_json(&r.payload));
+        let key = r.key;
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            match key {
+                Some(key) => c.set_payload_at(selector, &key, payload),
+                None => c.set_payload(selector, payload),
+            }
+            .map_err(err)
+        })
+        .await
+    }
+
+    async fn overwrite_payload(
+        &self,
+        r: Request<proto::SetPayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let selector = selector(r.points_selector.as_ref())?;
+        let payload = Json::Object(map_to_json(&r.payload));
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            c.overwrite_payload(selector, payload).map_err(err)
+        })
+        .await
+    }
+
+    async fn delete_payload(
+        &self,
+        r: Request<proto::DeletePayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let selector = selector(r.points_selector.as_ref())?;
+        let keys = r.keys;
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.delete_payload(selector, &keys).map_err(err)
+        })
+        .await
+    }
+
+    async fn clear_payload(
+        &self,
+        r: Request<proto::ClearPayloadPoints>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let selector = selector(r.points.as_ref())?;
+        write(&self.0, r.collection_name, r.wait, move |c| c.clear_payload(selector).map_err(err)).await
+    }
+
+    async fn create_field_index(
+        &self,
+        r: Request<proto::CreateFieldIndexCollection>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let kind = match r.field_type.map(proto::FieldType::try_from) {
+            None | Some(Ok(proto::FieldType::Keyword)) => IndexKind::Keyword,
+            Some(Ok(proto::FieldType::Integer)) => IndexKind::Integer,
+            Some(Ok(proto::FieldType::Float)) => IndexKind::Float,
+            Some(Ok(proto::FieldType::Bool)) => IndexKind::Bool,
+            Some(Ok(proto::FieldType::Datetime)) => IndexKind::Datetime,
+            Some(Ok(proto::FieldType::Uuid)) => IndexKind::Uuid,
+            Some(other) => return Err(bad(format!("field type {other:?} is not served"))),
+        };
+        let field = r.field_name;
+        write(&self.0, r.collection_name, r.wait, move |c| c.create_payload_index(&field, kind).map_err(err))
+            .await
+    }
+
+    async fn delete_field_index(
+        &self,
+        r: Request<proto::DeleteFieldIndexCollection>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        let r = r.into_inner();
+        let field = r.field_name;
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            c.delete_payload_index(&field).map(drop).map_err(err)
+        })
+        .await
+    }
+
+    async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let request = search_request(&r)?.to_query();
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let hits =
+            blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
+                .await?;
+        Ok(Response::new(proto::SearchResponse {
+            result: hits.into_iter().map(scored).collect(),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let requests = r
+            .search_points
+            .iter()
+            .map(|s| search_request(s).map(|s| s.to_query()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let results = blocking(move || {
+            collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)
+        })
+        .await?;
+        let result = results
+            .into_iter()
+            .map(|hits| {
+                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
+            })
+            .collect::<Result<_, Status>>()?;
+        Ok(Response::new(proto::SearchBatchResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn scroll(&self, r: Request<proto::ScrollPoints>) -> Reply<proto::ScrollResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let filter = filter(r.filter.as_ref())?;
+        let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
+        let (wp, wv) = (with_payload(r.with_payload.as_ref(), true), with_vectors(r.with_vectors.as_ref()));
+        let limit = r.limit.unwrap_or(10) as usize;
+        let (records, next) = blocking(move || {
+            collection(&db, &r.collection_name)?.scroll(filter.as_ref(), limit, offset, wp, wv).map_err(err)
+        })
+        .await?;
+        Ok(Response::new(proto::ScrollResponse {
+            next_page_offset: next.map(id_out),
+            result: records.into_iter().map(retrieved).collect(),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let filter = filter(r.filter.as_ref())?;
+        let count =
+            blocking(move || collection(&db, &r.collection_name)?.count(filter.as_ref()).map_err(err))
+                .await?;
+        Ok(Response::new(proto::CountResponse {
+            result: Some(proto::CountResult { count: count as u64 }),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let request = query_points(&r)?;
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let hits =
+            blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
+                .await?;
+        Ok(Response::new(proto::QueryResponse {
+            result: hits.into_iter().map(scored).collect(),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
+        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        let results = blocking(move || {
+            collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)
+        })
+        .await?;
+        let result = results
+            .into_iter()
+            .map(|hits| {
+                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
+            })
+            .collect::<Result<_, Status>>()?;
+        Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+}
+
+/// Serves the three services on `listener` until `shutdown` resolves.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    connections: std::sync::Arc<tokio::sync::Semaphore>,
+    state: AppState,
+    max_message_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let key = state.api_key.clone();
+    let check = move |request: Request<()>| -> Result<Request<()>, Status> {
+        crate::check_api_key(key.as_deref(), |name| {
+            request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        })
+        .map_err(|e| e.grpc_status())?;
+        Ok(request)
+    };
+    let in_flight = state.in_flight.clone();
+    let service = Service(state);
+    let incoming = crate::conn::incoming(listener, connections);
+    tonic::transport::Server::builder()
+        // The same permits as REST: both protocols together serve at most
+        // `max_concurrent_requests` at once; more wait.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
+        // `Qdrant` holds only HealthCheck, which Qdrant answers without a key.
+        .add_service(QdrantServer::new(service.clone()).max_decoding_message_size(max_message_bytes))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            CollectionsServer::new(service.clone()).max_decoding_message_size(max_message_bytes),
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            PointsServer::new(service).max_decoding_message_size(max_message_bytes),
+            check,
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| format!("gRPC server: {e}"))
+}

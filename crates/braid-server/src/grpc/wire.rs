@@ -1,0 +1,510 @@
+//! Protobuf messages ⇄ the facade's types, for the gRPC services in `mod.rs`.
+//! Filters and payloads go through their JSON form so that REST's parser serves both;
+//! collection settings go through `crate::mapping`, like REST's.
+
+use std::collections::HashMap;
+
+use braid::{
+    Collection, Database, Distance, Fusion, IndexKind, NamedVectors, PointId, PointsSelector, Prefetch,
+    Query, QueryPoints, QueryRequest, ScoredPoint, SearchParams, SearchRequest, VectorParams, WithPayload,
+    WithVectors,
+};
+use serde_json::{Map, Value as Json, json};
+use std::time::Instant;
+
+use tonic::{Response, Status};
+
+use super::proto;
+use crate::convert;
+use crate::error::ApiError;
+use crate::mapping::{DEFAULT_VECTOR, HnswDiff, QuantizationSpec, SpaceSpec};
+use crate::rest::AppState;
+
+pub(super) fn err(e: impl Into<ApiError>) -> Status {
+    e.into().grpc_status()
+}
+
+pub(super) fn bad(why: impl Into<String>) -> Status {
+    ApiError::bad_request(why.into()).grpc_status()
+}
+
+/// Runs `f` on a blocking thread; the facade's calls are CPU-bound.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("the request failed: {e}")))?
+}
+
+pub(super) fn collection(db: &Database, name: &str) -> Result<Collection, Status> {
+    db.collection(name).map_err(err)
+}
+
+// ---- values, ids, filters ----
+
+pub(super) fn to_json(v: &proto::Value) -> Json {
+    use proto::value::Kind;
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::DoubleValue(x)) => json!(x),
+        Some(Kind::IntegerValue(x)) => json!(x),
+        Some(Kind::StringValue(s)) => json!(s),
+        Some(Kind::BoolValue(b)) => json!(b),
+        Some(Kind::StructValue(s)) => Json::Object(map_to_json(&s.fields)),
+        Some(Kind::ListValue(l)) => Json::Array(l.values.iter().map(to_json).collect()),
+    }
+}
+
+pub(super) fn map_to_json(m: &HashMap<String, proto::Value>) -> Map<String, Json> {
+    m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()
+}
+
+pub(super) fn from_json(v: &Json) -> proto::Value {
+    use proto::value::Kind;
+    let kind = match v {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(b) => Kind::BoolValue(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Kind::IntegerValue(i),
+            None => Kind::DoubleValue(n.as_f64().unwrap_or_default()),
+        },
+        Json::String(s) => Kind::StringValue(s.clone()),
+        Json::Array(a) => Kind::ListValue(proto::ListValue { values: a.iter().map(from_json).collect() }),
+        Json::Object(o) => Kind::StructValue(proto::Struct { fields: json_to_map(o) }),
+    };
+    proto::Value { kind: Some(kind) }
+}
+
+pub(super) fn json_to_map(o: &Map<String, Json>) -> HashMap<String, proto::Value> {
+    o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()
+}
+
+pub(super) fn point_id(id: Option<&proto::PointId>) -> Result<PointId, Status> {
+    use proto::point_id::PointIdOptions;
+    match id.and_then(|i| i.point_id_options.as_ref()) {
+        Some(PointIdOptions::Num(n)) => Ok(PointId::Num(*n)),
+        Some(PointIdOptions::Uuid(u)) => convert::point_id(&json!(u)).map_err(err),
+        None => Err(bad("a point id is required")),
+    }
+}
+
+pub(super) fn id_out(id: PointId) -> proto::PointId {
+    use proto::point_id::PointIdOptions;
+    proto::PointId {
+        point_id_options: Some(match id {
+            PointId::Num(n) => PointIdOptions::Num(n),
+            PointId::Uuid(u) => PointIdOptions::Uuid(u.hyphenated().to_string()),
+        }),
+    }
+}
+
+pub(super) fn id_json(id: &proto::PointId) -> Json {
+    use proto::point_id::PointIdOptions;
+    match &id.point_id_options {
+        Some(PointIdOptions::Num(n)) => json!(n),
+        Some(PointIdOptions::Uuid(u)) => json!(u),
+        None => Json::Null,
+    }
+}
+
+pub(super) fn range_json(lt: Option<f64>, gt: Option<f64>, gte: Option<f64>, lte: Option<f64>) -> Json {
+    let mut o = Map::new();
+    for (k, v) in [("lt", lt), ("gt", gt), ("gte", gte), ("lte", lte)] {
+        if let Some(v) = v {
+            o.insert(k.into(), json!(v));
+        }
+    }
+    Json::Object(o)
+}
+
+pub(super) fn geo(p: &Option<proto::GeoPoint>) -> Json {
+    p.as_ref().map_or(Json::Null, |p| json!({"lon": p.lon, "lat": p.lat}))
+}
+
+pub(super) fn line(l: &proto::GeoLineString) -> Json {
+    json!({"points": l.points.iter().map(|p| json!({"lon": p.lon, "lat": p.lat})).collect::<Vec<_>>()})
+}
+
+/// A protobuf timestamp as the RFC 3339 string the filter parser reads.
+pub(super) fn rfc3339(t: &prost_types::Timestamp) -> Result<String, Status> {
+    let nanos = u32::try_from(t.nanos).map_err(|_| bad("a timestamp with negative nanoseconds"))?;
+    chrono::DateTime::from_timestamp(t.seconds, nanos)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .ok_or_else(|| bad(format!("timestamp {}s is out of range", t.seconds)))
+}
+
+pub(super) fn match_json(m: &proto::Match) -> Result<Json, Status> {
+    use proto::r#match::MatchValue;
+    Ok(match &m.match_value {
+        Some(MatchValue::Keyword(s)) => json!({"value": s}),
+        Some(MatchValue::Integer(i)) => json!({"value": i}),
+        Some(MatchValue::Boolean(b)) => json!({"value": b}),
+        Some(MatchValue::Text(s)) => json!({"text": s}),
+        Some(MatchValue::Keywords(s)) => json!({"any": s.strings}),
+        Some(MatchValue::Integers(i)) => json!({"any": i.integers}),
+        Some(MatchValue::ExceptIntegers(i)) => json!({"except": i.integers}),
+        Some(MatchValue::ExceptKeywords(s)) => json!({"except": s.strings}),
+        Some(MatchValue::Phrase(s)) => json!({"phrase": s}),
+        Some(MatchValue::TextAny(s)) => json!({"text_any": s}),
+        Some(MatchValue::Prefix(s)) => json!({"prefix": s}),
+        None => return Err(bad("a match needs a value")),
+    })
+}
+
+pub(super) fn condition_json(c: &proto::Condition) -> Result<Json, Status> {
+    use proto::condition::ConditionOneOf;
+    Ok(match &c.condition_one_of {
+        Some(ConditionOneOf::Field(f)) => {
+            let mut o = Map::new();
+            o.insert("key".into(), json!(f.key));
+            if let Some(m) = &f.r#match {
+                o.insert("match".into(), match_json(m)?);
+            }
+            if let Some(r) = &f.range {
+                o.insert("range".into(), range_json(r.lt, r.gt, r.gte, r.lte));
+            }
+            if let Some(g) = &f.geo_bounding_box {
+                o.insert(
+                    "geo_bounding_box".into(),
+                    json!({"top_left": geo(&g.top_left), "bottom_right": geo(&g.bottom_right)}),
+                );
+            }
+            if let Some(g) = &f.geo_radius {
+                o.insert("geo_radius".into(), json!({"center": geo(&g.center), "radius": g.radius}));
+            }
+            if let Some(g) = &f.geo_polygon {
+                let exterior = g.exterior.as_ref().map_or(Json::Null, line);
+                o.insert("geo_polygon".into(), json!({"exterior": exterior, "interiors": g.interiors.iter().map(line).collect::<Vec<_>>()}));
+            }
+            if let Some(d) = &f.datetime_range {
+                let mut range = Map::new();
+                for (k, t) in [("lt", &d.lt), ("gt", &d.gt), ("gte", &d.gte), ("lte", &d.lte)] {
+                    if let Some(t) = t {
+                        range.insert(k.into(), json!(rfc3339(t)?));
+                    }
+                }
+                o.insert("range".into(), Json::Object(range));
+            }
+            if let Some(v) = &f.values_count {
+                let f = |x: Option<u64>| x.map(|x| x as f64);
+                o.insert("values_count".into(), range_json(f(v.lt), f(v.gt), f(v.gte), f(v.lte)));
+            }
+            if f.is_empty == Some(true) {
+                return Ok(json!({"is_empty": {"key": f.key}}));
+            }
+            if f.is_null == Some(true) {
+                return Ok(json!({"is_null": {"key": f.key}}));
+            }
+            Json::Object(o)
+        }
+        Some(ConditionOneOf::IsEmpty(e)) => json!({"is_empty": {"key": e.key}}),
+        Some(ConditionOneOf::IsNull(e)) => json!({"is_null": {"key": e.key}}),
+        Some(ConditionOneOf::HasId(h)) => json!({"has_id": h.has_id.iter().map(id_json).collect::<Vec<_>>()}),
+        Some(ConditionOneOf::HasVector(h)) => json!({"has_vector": h.has_vector}),
+        Some(ConditionOneOf::Filter(f)) => filter_json(f)?,
+        Some(ConditionOneOf::Nested(n)) => {
+            let inner = n.filter.as_ref().map(filter_json).transpose()?.unwrap_or(json!({}));
+            json!({"nested": {"key": n.key, "filter": inner}})
+        }
+        None => return Err(bad("an empty condition")),
+    })
+}
+
+pub(super) fn conditions(list: &[proto::Condition]) -> Result<Json, Status> {
+    Ok(Json::Array(list.iter().map(condition_json).collect::<Result<_, _>>()?))
+}
+
+pub(super) fn filter_json(f: &proto::Filter) -> Result<Json, Status> {
+    let mut o = Map::new();
+    if !f.must.is_empty() {
+        o.insert("must".into(), conditions(&f.must)?);
+    }
+    if !f.should.is_empty() {
+        o.insert("should".into(), conditions(&f.should)?);
+    }
+    if !f.must_not.is_empty() {
+        o.insert("must_not".into(), conditions(&f.must_not)?);
+    }
+    if let Some(m) = &f.min_should {
+        o.insert(
+            "min_should".into(),
+            json!({"conditions": conditions(&m.conditions)?, "min_count": m.min_count}),
+        );
+    }
+    Ok(Json::Object(o))
+}
+
+pub(super) fn filter(f: Option<&proto::Filter>) -> Result<Option<braid::Filter>, Status> {
+    match f {
+        None => Ok(None),
+        Some(f) => convert::filter(Some(&filter_json(f)?)).map_err(err),
+    }
+}
+
+pub(super) fn selector(s: Option<&proto::PointsSelector>) -> Result<PointsSelector, Status> {
+    use proto::points_selector::PointsSelectorOneOf;
+    match s.and_then(|s| s.points_selector_one_of.as_ref()) {
+        Some(PointsSelectorOneOf::Points(list)) => {
+            Ok(PointsSelector::Ids(list.ids.iter().map(|i| point_id(Some(i))).collect::<Result<_, _>>()?))
+        }
+        Some(PointsSelectorOneOf::Filter(f)) => {
+            Ok(PointsSelector::Filter(filter(Some(f))?.unwrap_or_else(|| braid::Filter::must([]))))
+        }
+        None => Err(bad("select points by ids or by a filter")),
+    }
+}
+
+// ---- vectors and selectors ----
+
+pub(super) fn dense(v: &proto::Vector) -> Result<Vec<f32>, Status> {
+    if v.indices.is_some() {
+        return Err(bad("sparse vectors are not served"));
+    }
+    match &v.vector {
+        Some(proto::vector::Vector::Dense(d)) => Ok(d.data.clone()),
+        None => Ok(v.data.clone()),
+    }
+}
+
+pub(super) fn vectors(v: Option<&proto::Vectors>) -> Result<NamedVectors, Status> {
+    use proto::vectors::VectorsOptions;
+    match v.and_then(|v| v.vectors_options.as_ref()) {
+        None => Ok(NamedVectors::new()),
+        Some(VectorsOptions::Vector(one)) => Ok([(DEFAULT_VECTOR.to_string(), dense(one)?)].into()),
+        Some(VectorsOptions::Vectors(named)) => {
+            named.vectors.iter().map(|(k, v)| Ok((k.clone(), dense(v)?))).collect()
+        }
+    }
+}
+
+pub(super) fn vectors_out(v: NamedVectors) -> proto::VectorsOutput {
+    use proto::vectors_output::VectorsOptions;
+    let one = |data: Vec<f32>| proto::VectorOutput {
+        data: Vec::new(),
+        vector: Some(proto::vector_output::Vector::Dense(proto::DenseVector { data })),
+    };
+    let options = if v.len() == 1 && v.contains_key(DEFAULT_VECTOR) {
+        VectorsOptions::Vector(one(v.into_values().next().unwrap_or_default()))
+    } else {
+        VectorsOptions::Vectors(proto::NamedVectorsOutput {
+            vectors: v.into_iter().map(|(k, d)| (k, one(d))).collect(),
+        })
+    };
+    proto::VectorsOutput { vectors_options: Some(options) }
+}
+
+pub(super) fn with_payload(s: Option<&proto::WithPayloadSelector>, default: bool) -> WithPayload {
+    use proto::with_payload_selector::SelectorOptions;
+    match s.and_then(|s| s.selector_options.as_ref()) {
+        None => default.into(),
+        Some(SelectorOptions::Enable(b)) => (*b).into(),
+        Some(SelectorOptions::Include(i)) => WithPayload::Include(i.fields.clone()),
+        Some(SelectorOptions::Exclude(e)) => WithPayload::Exclude(e.fields.clone()),
+    }
+}
+
+pub(super) fn with_vectors(s: Option<&proto::WithVectorsSelector>) -> WithVectors {
+    use proto::with_vectors_selector::SelectorOptions;
+    match s.and_then(|s| s.selector_options.as_ref()) {
+        None => WithVectors::None,
+        Some(SelectorOptions::Enable(b)) => (*b).into(),
+        Some(SelectorOptions::Include(i)) => WithVectors::Names(i.names.clone()),
+    }
+}
+
+pub(super) fn params(p: Option<&proto::SearchParams>) -> Option<SearchParams> {
+    p.map(|p| SearchParams { hnsw_ef: p.hnsw_ef.map(|e| e as usize), exact: p.exact.unwrap_or(false) })
+}
+
+pub(super) fn payload_out(p: Option<Json>) -> HashMap<String, proto::Value> {
+    match p {
+        Some(Json::Object(o)) => json_to_map(&o),
+        _ => HashMap::new(),
+    }
+}
+
+pub(super) fn scored(p: ScoredPoint) -> proto::ScoredPoint {
+    proto::ScoredPoint {
+        id: Some(id_out(p.id)),
+        payload: payload_out(p.payload),
+        score: p.score,
+        version: 0,
+        vectors: p.vectors.map(vectors_out),
+    }
+}
+
+pub(super) fn retrieved(r: braid::Record) -> proto::RetrievedPoint {
+    proto::RetrievedPoint {
+        id: Some(id_out(r.id)),
+        payload: payload_out(r.payload),
+        vectors: r.vectors.map(vectors_out),
+    }
+}
+
+pub(super) fn updated(
+    state: &AppState,
+    wait: Option<bool>,
+    started: Instant,
+) -> Response<proto::PointsOperationResponse> {
+    let id = state.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let status = if wait.unwrap_or(false) {
+        proto::UpdateStatus::Completed
+    } else {
+        proto::UpdateStatus::Acknowledged
+    };
+    Response::new(proto::PointsOperationResponse {
+        result: Some(proto::UpdateResult { operation_id: Some(id), status: status as i32 }),
+        time: started.elapsed().as_secs_f64(),
+    })
+}
+
+// ---- search and query ----
+
+pub(super) fn search_request(s: &proto::SearchPoints) -> Result<SearchRequest, Status> {
+    if s.sparse_indices.is_some() {
+        return Err(bad("sparse vectors are not served"));
+    }
+    let using = s.vector_name.clone().unwrap_or_default();
+    let mut r = SearchRequest::new(&using, s.vector.clone())
+        .limit(s.limit as usize)
+        .offset(s.offset.unwrap_or(0) as usize)
+        .with_payload(with_payload(s.with_payload.as_ref(), false))
+        .with_vectors(with_vectors(s.with_vectors.as_ref()));
+    r.filter = filter(s.filter.as_ref())?;
+    r.score_threshold = s.score_threshold;
+    r.params = params(s.params.as_ref());
+    Ok(r)
+}
+
+pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
+    use proto::query::Variant;
+    let Some(q) = q else { return Ok(None) };
+    match &q.variant {
+        Some(Variant::Nearest(input)) => match &input.variant {
+            Some(proto::vector_input::Variant::Dense(d)) => Ok(Some(Query::Nearest(d.data.clone()))),
+            _ => Err(bad("only dense vectors are served as a query (not point ids)")),
+        },
+        Some(Variant::Fusion(f)) => match proto::Fusion::try_from(*f) {
+            Ok(proto::Fusion::Rrf) => Ok(Some(Query::Fusion(Fusion::rrf()))),
+            Ok(proto::Fusion::Dbsf) => Ok(Some(Query::Fusion(Fusion::dbsf()))),
+            Err(_) => Err(bad(format!("unknown fusion {f}"))),
+        },
+        Some(Variant::Rrf(r)) => Ok(Some(Query::Fusion(Fusion::Rrf {
+            k: r.k.map_or(braid::fusion::qdrant::DEFAULT_RRF_K, |k| k as usize),
+            weights: (!r.weights.is_empty()).then(|| r.weights.clone()),
+        }))),
+        None => Err(bad("this query kind is not served")),
+    }
+}
+
+pub(super) fn prefetch(p: &proto::PrefetchQuery) -> Result<Prefetch, Status> {
+    Ok(Prefetch {
+        query: query(p.query.as_ref())?,
+        using: p.using.clone(),
+        filter: filter(p.filter.as_ref())?,
+        limit: p.limit.map(|l| l as usize),
+        params: params(p.params.as_ref()),
+        score_threshold: p.score_threshold,
+        prefetch: p.prefetch.iter().map(prefetch).collect::<Result<_, _>>()?,
+    })
+}
+
+pub(super) fn query_points(q: &proto::QueryPoints) -> Result<QueryPoints, Status> {
+    let mut request =
+        QueryRequest::fusion(Fusion::rrf(), q.prefetch.iter().map(prefetch).collect::<Result<_, _>>()?);
+    request.query = query(q.query.as_ref())?;
+    request.using = q.using.clone();
+    request.filter = filter(q.filter.as_ref())?;
+    request.params = params(q.params.as_ref());
+    request.limit = q.limit.map_or(10, |l| l as usize);
+    request.offset = q.offset.unwrap_or(0) as usize;
+    request.score_threshold = q.score_threshold;
+    Ok(QueryPoints {
+        request,
+        with_payload: with_payload(q.with_payload.as_ref(), false),
+        with_vectors: with_vectors(q.with_vectors.as_ref()),
+    })
+}
+
+// ---- services ----
+
+pub(super) fn quantization_in(q: Option<&proto::QuantizationConfig>) -> QuantizationSpec {
+    use proto::quantization_config::Quantization;
+    match q.and_then(|q| q.quantization.as_ref()) {
+        None => QuantizationSpec::Absent,
+        Some(Quantization::Scalar(s)) => QuantizationSpec::Scalar {
+            kind: proto::QuantizationType::try_from(s.r#type)
+                .map_or_else(|_| format!("{}", s.r#type), |t| t.as_str_name().to_string()),
+        },
+        Some(other) => QuantizationSpec::Other {
+            kinds: vec![
+                match other {
+                    Quantization::Scalar(_) => "scalar",
+                    Quantization::Product(_) => "product",
+                    Quantization::Binary(_) => "binary",
+                    Quantization::Turboquant(_) => "turboquant",
+                }
+                .to_string(),
+            ],
+        },
+    }
+}
+
+pub(super) fn hnsw_in(h: Option<&proto::HnswConfigDiff>) -> HnswDiff {
+    HnswDiff {
+        m: h.and_then(|h| h.m).map(|m| m as usize),
+        ef_construct: h.and_then(|h| h.ef_construct).map(|e| e as usize),
+    }
+}
+
+pub(super) fn space_in(p: &proto::VectorParams) -> SpaceSpec {
+    let distance = proto::Distance::try_from(p.distance).ok().and_then(|d| match d {
+        proto::Distance::Cosine => Some(Distance::Cosine),
+        proto::Distance::Euclid => Some(Distance::Euclid),
+        proto::Distance::Dot => Some(Distance::Dot),
+        proto::Distance::Manhattan => Some(Distance::Manhattan),
+        _ => None,
+    });
+    SpaceSpec {
+        size: Some(p.size as usize),
+        distance,
+        hnsw: hnsw_in(p.hnsw_config.as_ref()),
+        quantization: quantization_in(p.quantization_config.as_ref()),
+    }
+}
+
+pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
+    let distance = match p.distance {
+        Distance::Cosine => proto::Distance::Cosine,
+        Distance::Euclid => proto::Distance::Euclid,
+        Distance::Dot => proto::Distance::Dot,
+        Distance::Manhattan => proto::Distance::Manhattan,
+    };
+    proto::VectorParams {
+        size: p.size as u64,
+        distance: distance as i32,
+        hnsw_config: Some(proto::HnswConfigDiff {
+            m: Some(p.hnsw.m as u64),
+            ef_construct: Some(p.hnsw.ef_construct as u64),
+            full_scan_threshold: None,
+            max_indexing_threads: None,
+        }),
+        quantization_config: p.keeps_codes().then_some(proto::QuantizationConfig {
+            quantization: Some(proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
+                r#type: proto::QuantizationType::Int8 as i32,
+                quantile: None,
+                always_ram: Some(true),
+            })),
+        }),
+    }
+}
+
+pub(super) fn schema_type(kind: IndexKind) -> proto::PayloadSchemaType {
+    match kind {
+        IndexKind::Keyword => proto::PayloadSchemaType::Keyword,
+        IndexKind::Integer => proto::PayloadSchemaType::Integer,
+        IndexKind::Float => proto::PayloadSchemaType::Float,
+        IndexKind::Bool => proto::PayloadSchemaType::Bool,
+        IndexKind::Uuid => proto::PayloadSchemaType::Uuid,
+        IndexKind::Datetime => proto::PayloadSchemaType::Datetime,
+    }
+}
