@@ -76,11 +76,17 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
     let o = object(v, "`quantization_config`")?;
     Ok(match (o.get("scalar"), o.len()) {
         (Some(scalar), 1) => {
-            let kind = object(scalar, "`quantization_config.scalar`")?.get("type");
+            let so = object(scalar, "`quantization_config.scalar`")?;
+            let kind = so.get("type");
             QuantizationSpec::Scalar {
                 kind: kind
                     .and_then(Value::as_str)
                     .map_or_else(|| format!("{}", kind.unwrap_or(&Value::Null)), str::to_string),
+                quantile: f32_field(so, "quantile")?,
+                always_ram: match so.get("always_ram") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_bool().ok_or_else(|| bad("`always_ram` must be a boolean"))?),
+                },
             }
         }
         _ => QuantizationSpec::Other { kinds: o.keys().cloned().collect() },

@@ -38,12 +38,13 @@ impl HnswDiff {
 }
 
 /// A `quantization_config` as either protocol gave it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum QuantizationSpec {
     /// None given.
     Absent,
-    /// `scalar` with this `type` (`int8` is what Braid's codes are).
-    Scalar { kind: String },
+    /// `scalar` with this `type` (`int8` is what Braid's codes are), `quantile` and
+    /// `always_ram`.
+    Scalar { kind: String, quantile: Option<f32>, always_ram: Option<bool> },
     /// Any other kind (`product`, `binary`, …), by name.
     Other { kinds: Vec<String> },
 }
@@ -55,10 +56,20 @@ impl QuantizationSpec {
     pub(crate) fn check(&self) -> Result<(), ApiError> {
         match self {
             QuantizationSpec::Absent => Ok(()),
-            QuantizationSpec::Scalar { kind } if kind.eq_ignore_ascii_case("int8") => Ok(()),
-            QuantizationSpec::Scalar { kind } => {
+            QuantizationSpec::Scalar { kind, .. } if !kind.eq_ignore_ascii_case("int8") => {
                 Err(bad(format!("scalar quantization type {kind} is not supported: use int8")))
             }
+            // Braid scales each vector's code by its own largest component, which is
+            // what quantile 1.0 means; a lower quantile (clipping outliers) is not
+            // something it does, so it is refused rather than ignored.
+            QuantizationSpec::Scalar { quantile: Some(q), .. } if *q != 1.0 => Err(bad(format!(
+                "scalar quantization quantile {q} is not supported: Braid's codes are scaled per vector (quantile 1.0)"
+            ))),
+            // The codes always live in RAM.
+            QuantizationSpec::Scalar { always_ram: Some(false), .. } => Err(bad(
+                "scalar quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
+            )),
+            QuantizationSpec::Scalar { .. } => Ok(()),
             QuantizationSpec::Other { kinds } => Err(bad(format!(
                 "quantization {} is not supported: Braid keeps scalar Int8 codes, its default (REST: {{\"scalar\": {{\"type\": \"int8\"}}}})",
                 kinds.join(", ")
@@ -187,9 +198,16 @@ mod tests {
 
     #[test]
     fn only_scalar_int8_quantization_is_served() {
-        assert!(QuantizationSpec::Scalar { kind: "int8".into() }.check().is_ok());
-        assert!(QuantizationSpec::Scalar { kind: "Int8".into() }.check().is_ok());
-        assert!(QuantizationSpec::Scalar { kind: "uint4".into() }.check().is_err());
+        let scalar = |kind: &str, quantile, always_ram| QuantizationSpec::Scalar {
+            kind: kind.into(),
+            quantile,
+            always_ram,
+        };
+        assert!(scalar("int8", None, None).check().is_ok());
+        assert!(scalar("Int8", Some(1.0), Some(true)).check().is_ok());
+        assert!(scalar("uint4", None, None).check().is_err());
+        assert!(scalar("int8", Some(0.99), None).check().unwrap_err().message.contains("quantile"));
+        assert!(scalar("int8", None, Some(false)).check().unwrap_err().message.contains("always_ram"));
         let err = QuantizationSpec::Other { kinds: vec!["product".into()] }.check().unwrap_err();
         assert!(err.message.contains("product"), "{}", err.message);
         let mut s = space(4);

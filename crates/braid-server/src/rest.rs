@@ -191,7 +191,14 @@ async fn health() -> &'static str {
 /// be synced refuses writes): then 503 with what failed, per collection.
 async fn ready(State(state): State<AppState>) -> Response {
     let db = state.db.clone();
-    let failures = tokio::task::spawn_blocking(move || db.failures()).await.unwrap_or_default();
+    let failures = match tokio::task::spawn_blocking(move || db.failures()).await {
+        Ok(failures) => failures,
+        Err(e) => {
+            let error = format!("the readiness check failed: {e}");
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": {"error": error}})))
+                .into_response();
+        }
+    };
     if failures.is_empty() {
         return "all shards are ready".into_response();
     }

@@ -382,7 +382,12 @@ async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
     // Three components are too few for codes: reported as no quantization.
     assert_eq!(info["config"]["params"]["vectors"]["quantization_config"], Value::Null);
     // A 64-d space keeps Braid's one-byte codes, asked for or not, and says so.
-    let wide = json!({"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99}}}});
+    // A quantile under 1.0 (clipping outliers) is not what Braid's codes do: refused.
+    let clipped = json!({"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99}}}});
+    let (status, body) = rest.call(reqwest::Method::PUT, "/collections/wide", Some(clipped)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["status"]["error"].as_str().unwrap_or_default().contains("quantile"), "{body}");
+    let wide = json!({"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"scalar": {"type": "int8", "quantile": 1.0, "always_ram": true}}}});
     assert_eq!(rest.put("/collections/wide", wide).await, json!(true));
     let info = rest.get("/collections/wide").await;
     assert_eq!(info["config"]["params"]["vectors"]["quantization_config"]["scalar"]["type"], "int8");

@@ -64,8 +64,9 @@ impl Drop for Disk {
 
 impl Disk {
     fn save(&self) -> Result<(), StorageError> {
-        // Invariant: plain data always serialises.
-        let body = serde_json::to_vec_pretty(&self.manifest).unwrap_or_default();
+        let path = self.dir.join(MANIFEST);
+        let body = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| StorageError::corrupt(&path, 0, format!("manifest does not serialise: {e}")))?;
         document::replace(&self.dir.join(MANIFEST), &document::encode(MANIFEST_MAGIC, FORMAT_VERSION, &body))
     }
 }

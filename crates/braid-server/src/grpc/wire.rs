@@ -434,6 +434,8 @@ pub(super) fn quantization_in(q: Option<&proto::QuantizationConfig>) -> Quantiza
         Some(Quantization::Scalar(s)) => QuantizationSpec::Scalar {
             kind: proto::QuantizationType::try_from(s.r#type)
                 .map_or_else(|_| format!("{}", s.r#type), |t| t.as_str_name().to_string()),
+            quantile: s.quantile,
+            always_ram: s.always_ram,
         },
         Some(other) => QuantizationSpec::Other {
             kinds: vec![
