@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// kernel's backlog until one closes, so idle sockets cannot exhaust the process's
     /// file descriptors.
     pub max_connections: usize,
+    /// A connection with no byte read or written for this long is closed (default
+    /// 300 s), so idle sockets give their slots back.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -42,6 +45,7 @@ impl ServerConfig {
             sync_every_write: false,
             max_concurrent_requests: 32,
             max_connections: 512,
+            idle_timeout: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct FileConfig {
     pub max_concurrent_requests: Option<usize>,
     /// Open client connections.
     pub max_connections: Option<usize>,
+    /// Seconds a connection may stay idle.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 impl FileConfig {

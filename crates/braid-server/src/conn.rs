@@ -1,38 +1,62 @@
 //! Accepted connections under a cap: each holds a permit of the server's connection
-//! limit for as long as it is open, so a flood of idle sockets cannot exhaust the
-//! process's file descriptors; connections past the cap wait in the kernel's backlog
-//! until one closes.
+//! limit for as long as it is open, so a flood of sockets cannot exhaust the process's
+//! file descriptors; connections past the cap wait in the kernel's backlog until one
+//! closes. A connection on which nothing was read or written for the idle timeout is
+//! closed (its next read fails with `TimedOut`), so idle sockets give their slots back.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A TCP stream that gives its permit back when it is dropped (closed).
+/// A TCP stream that gives its permit back when it is dropped (closed) and times out
+/// when idle.
 #[derive(Debug)]
 pub(crate) struct Capped {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Duration,
+    /// When the connection counts as idle: pushed back by every byte read or written.
+    idle_at: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Capped {
+    fn active(&mut self) {
+        let at = tokio::time::Instant::now() + self.idle;
+        self.idle_at.as_mut().reset(at);
+    }
+}
+
+/// How the listeners treat connections.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    /// Permits for open connections, shared by both listeners.
+    pub(crate) cap: Arc<Semaphore>,
+    /// Close a connection after this long with no byte read or written.
+    pub(crate) idle: Duration,
 }
 
 /// Accepts connections from `listener` one permit of `cap` at a time. An accept error
 /// (say, out of file descriptors) is logged and retried after a pause.
-pub(crate) async fn accept(listener: &TcpListener, cap: &Arc<Semaphore>) -> Capped {
+pub(crate) async fn accept(listener: &TcpListener, limits: &Limits) -> Capped {
     loop {
         // Closed only when the server drops the semaphore, which it never does while
         // listening; then accept without a cap rather than stop serving.
-        let permit = match cap.clone().acquire_owned().await {
+        let permit = match limits.cap.clone().acquire_owned().await {
             Ok(p) => p,
             Err(_) => continue,
         };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                return Capped { stream, _permit: permit };
+                let idle_at = Box::pin(tokio::time::sleep(limits.idle));
+                return Capped { stream, _permit: permit, idle: limits.idle, idle_at };
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -48,13 +72,28 @@ impl AsyncRead for Capped {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                self.active();
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.idle_at.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
 impl AsyncWrite for Capped {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if written.is_ready() {
+            self.active();
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
@@ -67,7 +106,11 @@ impl AsyncWrite for Capped {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if written.is_ready() {
+            self.active();
+        }
+        written
     }
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
@@ -77,7 +120,7 @@ impl AsyncWrite for Capped {
 /// REST's listener: axum accepts through the cap.
 pub(crate) struct CappedListener {
     pub(crate) listener: TcpListener,
-    pub(crate) cap: Arc<Semaphore>,
+    pub(crate) limits: Limits,
 }
 
 impl axum::serve::Listener for CappedListener {
@@ -85,7 +128,7 @@ impl axum::serve::Listener for CappedListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Capped, std::net::SocketAddr) {
-        let conn = accept(&self.listener, &self.cap).await;
+        let conn = accept(&self.listener, &self.limits).await;
         let addr = conn.stream.peer_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         (conn, addr)
     }
@@ -107,10 +150,10 @@ impl tonic::transport::server::Connected for Capped {
 /// it closes when the server stops polling it.
 pub(crate) fn incoming(
     listener: TcpListener,
-    cap: Arc<Semaphore>,
+    limits: Limits,
 ) -> impl futures_util::Stream<Item = Result<Capped, io::Error>> {
-    futures_util::stream::unfold((listener, cap), |(listener, cap)| async move {
-        let conn = accept(&listener, &cap).await;
-        Some((Ok(conn), (listener, cap)))
+    futures_util::stream::unfold((listener, limits), |(listener, limits)| async move {
+        let conn = accept(&listener, &limits).await;
+        Some((Ok(conn), (listener, limits)))
     })
 }

@@ -83,6 +83,9 @@ impl Server {
         if config.max_concurrent_requests == 0 || config.max_connections == 0 {
             return refuse("max_concurrent_requests and max_connections must be at least 1");
         }
+        if config.idle_timeout.is_zero() {
+            return refuse("idle_timeout_secs must be at least 1");
+        }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options = StorageOptions { durability, ..StorageOptions::default() };
         let data = config.data.clone();
@@ -111,13 +114,16 @@ impl Server {
         let app = rest::router(state.clone(), config.max_body_bytes);
         // Open connections over both protocols, each with Nagle off (no delayed-ACK
         // stalls on small responses).
-        let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let connections = conn::Limits {
+            cap: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
+            idle: config.idle_timeout,
+        };
         let mut stop = shutdown.subscribe();
-        let cap = connections.clone();
+        let limits = connections.clone();
         tasks.push((
             "the REST server",
             tokio::spawn(async move {
-                let http_listener = conn::CappedListener { listener: http_listener, cap };
+                let http_listener = conn::CappedListener { listener: http_listener, limits };
                 axum::serve(http_listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stop.wait_for(|s| *s).await;

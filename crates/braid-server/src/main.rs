@@ -23,7 +23,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write,
-    /// max_concurrent_requests, max_connections.
+    /// max_concurrent_requests, max_connections, idle_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (created if missing).
@@ -50,6 +50,9 @@ struct ServeArgs {
     /// Open client connections, both protocols together; more wait [default: 512].
     #[arg(long, env = "BRAID_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Close a connection idle (no byte either way) this many seconds [default: 300].
+    #[arg(long, env = "BRAID_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
 }
 
 /// Command line and `BRAID_*` variables (clap reads both) over the file over defaults.
@@ -76,6 +79,9 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     }
     if let Some(n) = args.max_connections.or(file.max_connections) {
         config.max_connections = n;
+    }
+    if let Some(s) = args.idle_timeout_secs.or(file.idle_timeout_secs) {
+        config.idle_timeout = std::time::Duration::from_secs(s);
     }
     Ok(config)
 }

@@ -292,3 +292,30 @@ async fn shutdown_does_not_wait_for_a_half_sent_request_forever() {
     assert!(stopped.is_ok(), "shutdown hung on a half-sent request");
     drop(half);
 }
+
+/// Idle sockets give their slots back: with two slots held by connections that never
+/// send a byte, a third client is served once the idle timeout closes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_free_their_slots() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = server_config(dir.path());
+    config.max_connections = 2;
+    config.idle_timeout = std::time::Duration::from_secs(1);
+    let server = braid_server::Server::start(config).await.expect("start");
+    let addr = server.http_addr();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _other = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        reqwest::get(format!("http://{addr}/healthz")).await.map(|r| r.status().as_u16())
+    })
+    .await
+    .expect("served once the idle connections were closed")
+    .expect("answer");
+    assert_eq!(status, 200);
+    // The idle connection was closed by the server: reading it ends.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection stayed open: {read:?}");
+    server.shutdown().await.expect("shutdown");
+}

@@ -417,7 +417,7 @@ impl Points for Service {
 /// Serves the three services on `listener` until `shutdown` resolves.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    connections: std::sync::Arc<tokio::sync::Semaphore>,
+    connections: crate::conn::Limits,
     state: AppState,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
