@@ -108,3 +108,56 @@ fn braid_serve_without_a_data_directory_says_so() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("data directory"));
 }
+
+/// One request cannot take a memory-capped server down: `braid serve` under a 2 GiB
+/// address-space limit answers the 52 KB batch that asks for 10⁸ result rows (1,000
+/// searches of limit 100,000) with a 400, and keeps serving.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_capped_server_refuses_a_batch_that_would_exhaust_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (http, grpc) = (free_port(), free_port());
+    // `sh -c 'ulimit -v …; exec braid …'`: the limit applies to the server alone.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec {} serve --data {} --http 127.0.0.1:{http} --grpc 127.0.0.1:{grpc}",
+            2 * 1024 * 1024,
+            env!("CARGO_BIN_EXE_braid"),
+            dir.path().join("data").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn braid");
+    let base = format!("http://127.0.0.1:{http}");
+    wait_until_up(&format!("{base}/healthz")).await;
+    let client = reqwest::Client::new();
+    let created =
+        client.put(format!("{base}/collections/p")).json(&config_json()).send().await.expect("create");
+    assert_eq!(created.status().as_u16(), 200);
+    let points = json!({"points": products().iter().take(200).map(point_json).collect::<Vec<_>>()});
+    let upserted = client
+        .put(format!("{base}/collections/p/points?wait=true"))
+        .json(&points)
+        .send()
+        .await
+        .expect("upsert");
+    assert_eq!(upserted.status().as_u16(), 200);
+    let (t, _) = query_vectors(1);
+    let one = json!({"vector": {"name": "text", "vector": t}, "limit": 100_000});
+    let batch = json!({"searches": vec![one; 1000]});
+    let answer = client
+        .post(format!("{base}/collections/p/points/search/batch"))
+        .json(&batch)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert!(body["status"]["error"].as_str().unwrap_or_default().contains("rows"), "{body}");
+    let health = reqwest::get(format!("{base}/healthz")).await.expect("still serving");
+    assert_eq!(health.status().as_u16(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
