@@ -149,6 +149,12 @@ impl Hnsw {
             ep = self.greedy(&probe, ep, layer);
         }
         let mut entry_points = vec![ep];
+        // Links from other nodes to this one are added only once its own lists exist
+        // on every layer: a search that reached it through an upper layer before its
+        // lower lists were written found a dead end there (no neighbours on layer 0)
+        // and returned fewer results than asked. The searches of lower layers read
+        // only those layers' lists, so deferring the links back changes no choice.
+        let mut links_back = Vec::new();
         for layer in (0..=level.min(entry.level)).rev() {
             let found = with_visited(self.capacity, |visited| {
                 self.search_layer(&probe, &entry_points, self.config.ef_construct, layer, visited, |n| {
@@ -175,11 +181,14 @@ impl Hnsw {
                 let ids: Vec<u32> = merged.iter().map(|c| c.node).collect();
                 self.set_neighbours(node, layer, &ids);
             }
-            for c in &chosen {
-                self.link_back(source, c.node, node, c.dist, layer);
-            }
+            links_back.push((layer, chosen));
             if !candidates.is_empty() {
                 entry_points = candidates;
+            }
+        }
+        for (layer, chosen) in links_back {
+            for c in &chosen {
+                self.link_back(source, c.node, node, c.dist, layer);
             }
         }
         if raises_top {

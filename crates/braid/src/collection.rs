@@ -386,7 +386,11 @@ impl Collection {
         if let Some(store) = store.as_mut() {
             store.log(&op)?;
         }
-        self.inner.segment.write().apply(op)?;
+        // Stored under the write lock, linked into the graphs under a read lock:
+        // readers wait only for the first, short part. The writer lock stays held,
+        // so no other write sees a half-indexed segment.
+        let unindexed = self.inner.segment.write().apply_staged(op)?;
+        self.inner.segment.read().index(unindexed)?;
         if let Some(s) = store.as_mut()
             && s.wants_checkpoint()
         {

@@ -39,6 +39,14 @@ pub(crate) struct SpaceData {
     pub codes: Option<Codes>,
 }
 
+/// Point versions a write stored but has not linked into the graphs yet.
+#[derive(Debug, Default)]
+#[must_use = "staged versions are not found by graph searches until they are indexed"]
+pub(crate) struct Unindexed {
+    points: usize,
+    offsets: BTreeMap<String, Vec<u32>>,
+}
+
 /// Its fields are private: the collection and the store change a segment only through
 /// its methods (writes through logged [`Op`]s), so its invariants — one id per live
 /// offset, one row per offset in every space, indexes in step with payloads — are
@@ -233,10 +241,36 @@ impl Segment {
         true
     }
 
-    /// Writes new versions of `points` (already validated), replacing existing ones.
-    /// When an id appears more than once, its last occurrence wins (as if the points
-    /// were upserted one by one).
+    /// Writes new versions of `points` (already validated), replacing existing ones,
+    /// and indexes them. When an id appears more than once, its last occurrence wins
+    /// (as if the points were upserted one by one).
     pub(crate) fn write(&mut self, points: Vec<Prepared>) -> Result<(), Error> {
+        let unindexed = self.stage(points)?;
+        self.index(unindexed)
+    }
+
+    /// Links staged versions into their spaces' graphs. Takes `&self`: the graph
+    /// takes inserts concurrently with searches, so a collection runs this under the
+    /// segment's read lock (holding its writer lock) and readers go on searching while
+    /// a batch is linked. Until it is done, graph searches miss the staged versions
+    /// (and the versions they replaced, already tombstoned); scans see them.
+    pub(crate) fn index(&self, unindexed: Unindexed) -> Result<(), Error> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(unindexed.points.div_ceil(64))
+            .max(1);
+        for (name, offsets) in unindexed.offsets {
+            if let Some(space) = self.spaces.get(&name) {
+                space.graph.insert_all(&space.rows, offsets, threads)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores new versions of `points` (rows, codes, ids, payloads) without linking
+    /// them into the graphs: the part of a write that needs `&mut self`. Returns what
+    /// [`Segment::index`] must still link.
+    fn stage(&mut self, points: Vec<Prepared>) -> Result<Unindexed, Error> {
         // Keep the last version of each id: writing an earlier one first would put a
         // version in the graph that is replaced before it is ever searchable.
         let mut last: std::collections::HashMap<PointId, usize> = std::collections::HashMap::new();
@@ -283,13 +317,7 @@ impl Segment {
             self.live.insert(offset);
             self.payloads.set(PointOffset(offset), point.payload.clone());
         }
-        let threads =
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(points.len().div_ceil(64)).max(1);
-        for (name, offsets) in added {
-            let space = &self.spaces[&name];
-            space.graph.insert_all(&space.rows, offsets, threads)?;
-        }
-        Ok(())
+        Ok(Unindexed { points: points.len(), offsets: added })
     }
 
     /// Checks that `op` fits this segment: every vector names a space and has its
@@ -331,12 +359,20 @@ impl Segment {
         Ok(())
     }
 
-    /// Applies one logged operation after [`Segment::check`]ing it. What can fail
-    /// after the check is a resource (memory, the graph's capacity), not the op.
+    /// Applies one logged operation after [`Segment::check`]ing it, indexing what it
+    /// wrote. What can fail after the check is a resource (memory, the graph's
+    /// capacity), not the op.
     pub(crate) fn apply(&mut self, op: Op) -> Result<(), Error> {
+        let unindexed = self.apply_staged(op)?;
+        self.index(unindexed)
+    }
+
+    /// [`Segment::apply`] but for linking new versions into the graphs, which the
+    /// caller does with [`Segment::index`] (under a read lock, in a collection).
+    pub(crate) fn apply_staged(&mut self, op: Op) -> Result<Unindexed, Error> {
         self.check(&op)?;
         match op {
-            Op::Upsert(points) => self.write(points)?,
+            Op::Upsert(points) => return self.stage(points),
             Op::Delete(ids) => {
                 for id in &ids {
                     self.remove(id);
@@ -371,7 +407,7 @@ impl Segment {
                 self.payloads.drop_index(&key);
             }
         }
-        Ok(())
+        Ok(Unindexed::default())
     }
 
     fn edit_payloads(&mut self, ids: &[PointId], edit: impl Fn(&mut serde_json::Map<String, Value>)) {
