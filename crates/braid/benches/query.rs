@@ -1,6 +1,8 @@
 //! `cargo xtask bench query`: single-space search vs a two-prefetch RRF query vs the
 //! same with a filter, through the facade, on clustered synthetic data with a 384-d
 //! text and a 512-d image space (n = 100,000 by default; `-- --n N` to change).
+//! Also single-space search latency (p50, p99) alone and while another thread upserts
+//! batches of 2,000 new points, as a ratio: how long readers wait for writers.
 //! Under `cargo test` (no `--bench`) it runs once on 2,000 points.
 
 use braid_testkit::Rng;
@@ -12,6 +14,23 @@ use braid::{
     SearchRequest, VectorParams, field,
 };
 use serde_json::json;
+
+/// Microseconds of each call of `f` over `queries`, sorted.
+fn latencies(queries: usize, mut f: impl FnMut(usize)) -> Vec<f64> {
+    let mut out: Vec<f64> = (0..queries)
+        .map(|q| {
+            let t = Instant::now();
+            f(q);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
 
 /// Mean microseconds per call of `f` over `queries`, best of `rounds` passes.
 fn per_query(rounds: usize, queries: usize, mut f: impl FnMut(usize)) -> f64 {
@@ -105,4 +124,53 @@ fn main() {
     );
     println!();
     println!("plan of the filtered query:\n{}", c.explain(&fused(0, Some(&ten_percent))).expect("valid"));
+
+    // Readers beside a writer: the same searches, alone and while batches of 2,000 new
+    // points (with both vectors) are upserted on another thread.
+    let search = |q: usize| {
+        black_box(c.search(&SearchRequest::new("text", qs[q % queries].0.clone()).limit(10)).expect("valid"));
+    };
+    let rounds_of = if bench { 8 } else { 2 };
+    let quiet = latencies(queries * rounds_of, search);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (busy, batches) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut rng = Rng::new(0xFEED);
+            let mut next = n;
+            let mut batches = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let batch = (next..next + 2_000)
+                    .map(|i| {
+                        let topic = (i * 7919) % topics;
+                        PointStruct::new(i as u64)
+                            .vector("text", rng.around(&text_c[topic], 0.6))
+                            .vector("image", rng.around(&image_c[topic], 0.6))
+                    })
+                    .collect();
+                c.upsert(batch).expect("valid points");
+                next += 2_000;
+                batches += 1;
+            }
+            batches
+        });
+        let busy = latencies(queries * rounds_of, search);
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        (busy, writer.join().expect("writer"))
+    });
+    println!();
+    println!("| single-space search, µs | p50 | p99 | max |");
+    println!("|---|---|---|---|");
+    for (what, l) in [("alone", &quiet), ("while upserting batches of 2,000", &busy)] {
+        println!(
+            "| {what} | {:.0} | {:.0} | {:.0} |",
+            percentile(l, 0.5),
+            percentile(l, 0.99),
+            percentile(l, 1.0)
+        );
+    }
+    println!(
+        "p99 while writing / p99 alone = {:.2} ({batches} batches written during {} searches)",
+        percentile(&busy, 0.99) / percentile(&quiet, 0.99),
+        busy.len()
+    );
 }
