@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// A connection with no byte read or written for this long is closed (default
     /// 300 s), so idle sockets give their slots back.
     pub idle_timeout: std::time::Duration,
+    /// A REST client must send a request's whole header within this long (default
+    /// 30 s, hyper's).
+    pub header_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -46,6 +49,7 @@ impl ServerConfig {
             max_concurrent_requests: 32,
             max_connections: 512,
             idle_timeout: std::time::Duration::from_secs(300),
+            header_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// Seconds a connection may stay idle.
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds a REST client has to send a request's header.
+    pub header_timeout_secs: Option<u64>,
 }
 
 impl FileConfig {

@@ -117,25 +117,48 @@ impl AsyncWrite for Capped {
     }
 }
 
-/// REST's listener: axum accepts through the cap.
-pub(crate) struct CappedListener {
-    pub(crate) listener: TcpListener,
-    pub(crate) limits: Limits,
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = Capped;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Capped, std::net::SocketAddr) {
-        let conn = accept(&self.listener, &self.limits).await;
-        let addr = conn.stream.peer_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        (conn, addr)
+/// Serves `app` over HTTP/1 and HTTP/2 on connections accepted through `limits`,
+/// until `shutdown` resolves; then lets each connection finish its request in flight
+/// and returns once all have closed. A client must send a request's whole header
+/// within `header_timeout` (hyper's header-read timer), so trickling bytes cannot
+/// hold a connection either.
+pub(crate) async fn serve_http(
+    listener: TcpListener,
+    limits: Limits,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let conn = tokio::select! {
+            conn = accept(&listener, &limits) => conn,
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            let served = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
+            let mut served = std::pin::pin!(served);
+            tokio::select! {
+                _ = served.as_mut() => {}
+                _ = closed.changed() => {
+                    served.as_mut().graceful_shutdown();
+                    let _ = served.await;
+                }
+            }
+        });
+        // Reap finished connections as we go.
+        while connections.try_join_next().is_some() {}
     }
-
-    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
-    }
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 impl tonic::transport::server::Connected for Capped {

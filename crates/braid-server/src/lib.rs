@@ -83,8 +83,8 @@ impl Server {
         if config.max_concurrent_requests == 0 || config.max_connections == 0 {
             return refuse("max_concurrent_requests and max_connections must be at least 1");
         }
-        if config.idle_timeout.is_zero() {
-            return refuse("idle_timeout_secs must be at least 1");
+        if config.idle_timeout.is_zero() || config.header_timeout.is_zero() {
+            return refuse("idle_timeout_secs and header_timeout_secs must be at least 1");
         }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options = StorageOptions { durability, ..StorageOptions::default() };
@@ -120,16 +120,15 @@ impl Server {
         };
         let mut stop = shutdown.subscribe();
         let limits = connections.clone();
+        let header_timeout = config.header_timeout;
         tasks.push((
             "the REST server",
             tokio::spawn(async move {
-                let http_listener = conn::CappedListener { listener: http_listener, limits };
-                axum::serve(http_listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-                    .map_err(|e| ServerError::Task { what: "the REST server", why: e.to_string() })
+                conn::serve_http(http_listener, limits, app, header_timeout, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+                Ok(())
             }),
         ));
         let mut stop = shutdown.subscribe();

@@ -23,7 +23,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write,
-    /// max_concurrent_requests, max_connections, idle_timeout_secs.
+    /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (created if missing).
@@ -53,6 +53,10 @@ struct ServeArgs {
     /// Close a connection idle (no byte either way) this many seconds [default: 300].
     #[arg(long, env = "BRAID_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
+    /// A REST client must send a request's whole header within this many seconds
+    /// [default: 30].
+    #[arg(long, env = "BRAID_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
 }
 
 /// Command line and `BRAID_*` variables (clap reads both) over the file over defaults.
@@ -82,6 +86,9 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     }
     if let Some(s) = args.idle_timeout_secs.or(file.idle_timeout_secs) {
         config.idle_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = args.header_timeout_secs.or(file.header_timeout_secs) {
+        config.header_timeout = std::time::Duration::from_secs(s);
     }
     Ok(config)
 }

@@ -319,3 +319,28 @@ async fn idle_connections_are_closed_and_free_their_slots() {
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection stayed open: {read:?}");
     server.shutdown().await.expect("shutdown");
 }
+
+/// A client that trickles a request's header is cut off at the header timeout, even
+/// though bytes keep the connection from counting as idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_sent_too_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = server_config(dir.path());
+    config.header_timeout = std::time::Duration::from_secs(1);
+    let server = braid_server::Server::start(config).await.expect("start");
+    let mut slow = tokio::net::TcpStream::connect(server.http_addr()).await.expect("connect");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        for byte in b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        let mut buf = [0u8; 64];
+        matches!(slow.read(&mut buf).await, Ok(0) | Err(_))
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "a trickled header kept its connection");
+    server.shutdown().await.expect("shutdown");
+}
