@@ -8,13 +8,17 @@ use crate::{exec, root};
 /// Every target in `fuzz/fuzz_targets`.
 pub(crate) const TARGETS: [&str; 3] = ["filter_json", "hnsw_decode", "wal_scan"];
 
-pub(crate) fn run_fuzz(target: &str, seconds: u64) -> Result<(), String> {
-    crate::ensure_installed("fuzz", "cargo-fuzz")?;
-    let has_nightly = Command::new("rustup")
+/// Is a nightly toolchain installed?
+pub(crate) fn has_nightly() -> bool {
+    Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_nightly {
+        .is_ok_and(|o| o.status.success())
+}
+
+pub(crate) fn run_fuzz(target: &str, seconds: u64) -> Result<(), String> {
+    crate::ensure_installed("fuzz", "cargo-fuzz")?;
+    if !has_nightly() {
         exec(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
     }
     // New inputs go to corpus/<target> (not committed); the committed seeds are read too.
