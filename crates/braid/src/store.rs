@@ -120,13 +120,15 @@ struct Manifest {
 }
 
 impl Manifest {
+    /// Every data file the manifest names, but the log.
+    fn data_files(&self) -> impl Iterator<Item = &str> {
+        let vectors = self.vectors.values().map(|v| v.file.as_str());
+        self.points.as_deref().into_iter().chain(vectors).chain(self.graphs.values().map(String::as_str))
+    }
+
     /// Does the manifest name `file`?
     fn names(&self, file: &str) -> bool {
-        file == MANIFEST
-            || self.wal == file
-            || self.points.as_deref() == Some(file)
-            || self.vectors.values().any(|v| v.file == file)
-            || self.graphs.values().any(|g| g == file)
+        file == MANIFEST || self.wal == file || self.data_files().any(|f| f == file)
     }
 }
 
@@ -429,13 +431,9 @@ impl Store {
 
     /// Bytes of the files the manifest names, but the log.
     fn count_files(&mut self) {
-        let m = &self.manifest;
-        let mut names: Vec<&str> = vec![MANIFEST];
-        names.extend(m.points.as_deref());
-        names.extend(m.vectors.values().map(|v| v.file.as_str()));
-        names.extend(m.graphs.values().map(String::as_str));
+        let names = std::iter::once(MANIFEST).chain(self.manifest.data_files());
         self.files_bytes =
-            names.iter().filter_map(|n| std::fs::metadata(self.dir.join(n)).ok()).map(|md| md.len()).sum();
+            names.filter_map(|n| std::fs::metadata(self.dir.join(n)).ok()).map(|md| md.len()).sum();
     }
 }
 
