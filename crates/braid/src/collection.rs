@@ -244,6 +244,12 @@ struct Shared {
     /// never waits for the writer lock.
     disk_bytes: AtomicU64,
     state: AtomicU8,
+    /// While a compaction rebuilds (without the writer lock), every op written since
+    /// its copy was taken, in log order, for it to apply to the rebuilt segment
+    /// before swapping it in. `None` when no compaction runs.
+    tail: Mutex<Option<Vec<Op>>>,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
 }
 
 /// A collection handle that does not keep the collection (or its directory lock)
@@ -319,19 +325,36 @@ fn object(payload: &Value) -> Result<&Map<String, Value>, Error> {
     payload_below(payload, 0)
 }
 
-/// Sets the state for as long as it lives.
-struct StateGuard<'a>(&'a AtomicU8);
+/// Ends a compaction's tail (see `Shared::tail`) when dropped.
+struct TailGuard<'a>(&'a Mutex<Option<Vec<Op>>>);
+
+impl TailGuard<'_> {
+    /// The ops written since the copy; collecting stops. Call under the writer lock.
+    fn take(&self) -> Vec<Op> {
+        self.0.lock().take().unwrap_or_default()
+    }
+}
+
+impl Drop for TailGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.lock() = None;
+    }
+}
+
+/// Sets the state for as long as it lives, then puts back the one before (a
+/// checkpoint inside a compaction returns to `Optimizing`).
+struct StateGuard<'a>(&'a AtomicU8, u8);
 
 impl<'a> StateGuard<'a> {
     fn new(cell: &'a AtomicU8, state: CollectionState) -> Self {
-        cell.store(state as u8, Ordering::Release);
-        StateGuard(cell)
+        let before = cell.swap(state as u8, Ordering::AcqRel);
+        StateGuard(cell, before)
     }
 }
 
 impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
-        self.0.store(CollectionState::Ready as u8, Ordering::Release);
+        self.0.store(self.1, Ordering::Release);
     }
 }
 
@@ -351,6 +374,8 @@ impl Collection {
                 failures: Mutex::new(BTreeMap::new()),
                 disk_bytes,
                 state: AtomicU8::new(CollectionState::Ready as u8),
+                tail: Mutex::new(None),
+                compacting: Mutex::new(()),
             }),
         }
     }
@@ -385,6 +410,9 @@ impl Collection {
         let Some(op) = op else { return Ok(out) };
         if let Some(store) = store.as_mut() {
             store.log(&op)?;
+        }
+        if let Some(tail) = self.inner.tail.lock().as_mut() {
+            tail.push(op.clone());
         }
         // Stored under the write lock, linked into the graphs under a read lock:
         // readers wait only for the first, short part. The writer lock stays held,
@@ -677,17 +705,41 @@ impl Collection {
 
     /// Rewrites the collection without the versions of replaced and deleted points
     /// (their rows, graph nodes and offsets), with fresh graphs, then checkpoints it.
-    /// Readers keep searching the old data until the new one is swapped in; writers
-    /// wait. Returns what it dropped.
+    /// Returns what it dropped.
+    ///
+    /// Neither readers nor writers wait for the rebuild: the live points are copied
+    /// in one short critical section, the new segment is built from the copy with no
+    /// lock held while writes go on, and then, under the writer lock, the writes made
+    /// meanwhile are applied to it, it is written as the new checkpoint and swapped
+    /// in. Writers wait for the copy and for that last part (about one checkpoint).
     pub fn compact(&self) -> Result<OptimizeReport, Error> {
-        let result = self.compact_locked();
+        let result = self.compact_beside();
         self.note(Task::Compaction, result)
     }
 
-    fn compact_locked(&self) -> Result<OptimizeReport, Error> {
+    fn compact_beside(&self) -> Result<OptimizeReport, Error> {
+        let _one = self.inner.compacting.lock();
+        let (copy, _state) = {
+            let _writer = self.inner.writer.lock();
+            // Set under the writer lock: a write that starts once the state reads
+            // `Optimizing` is in the tail.
+            let state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
+            let copy = self.inner.segment.read().live_copy();
+            *self.inner.tail.lock() = Some(Vec::new());
+            (copy, state)
+        };
+        // Whatever happens below, writes stop collecting a tail.
+        let tail = TailGuard(&self.inner.tail);
+        let versions_before = copy.versions;
+        let mut rebuilt = copy.build()?;
         let mut store = self.inner.writer.lock();
-        let _state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
-        let (rebuilt, dropped) = self.inner.segment.read().compacted()?;
+        for op in tail.take() {
+            rebuilt.apply(op)?;
+        }
+        // Versions dropped: all the old segment wrote (before and during the
+        // rebuild) less all the new one holds.
+        let written_meanwhile = self.inner.segment.read().versions() - versions_before;
+        let dropped = versions_before + written_meanwhile - rebuilt.versions();
         let kept = rebuilt.live().len() as usize;
         let mapped = match store.as_mut() {
             Some(store) => {

@@ -62,6 +62,32 @@ pub(crate) struct Segment {
     live: RoaringBitmap,
 }
 
+/// A segment's live points, copied out for a compaction ([`Segment::live_copy`]).
+pub(crate) struct LiveCopy {
+    config: CollectionConfig,
+    points: Vec<Prepared>,
+    indexes: Vec<(String, braid_filter::IndexKind)>,
+    /// Point versions the copied segment had written.
+    pub(crate) versions: usize,
+}
+
+impl LiveCopy {
+    /// A new segment holding these points only, at fresh offsets in id order, with
+    /// fresh graphs and the same indexes: what a compaction writes.
+    pub(crate) fn build(self) -> Result<Segment, Error> {
+        let mut fresh = Segment::new(self.config)?;
+        let mut points = self.points;
+        while !points.is_empty() {
+            let rest = points.split_off(points.len().min(crate::MAX_BATCH));
+            fresh.write(std::mem::replace(&mut points, rest))?;
+        }
+        for (key, kind) in self.indexes {
+            fresh.payloads.create_index(&key, kind)?;
+        }
+        Ok(fresh)
+    }
+}
+
 /// An empty graph for a space.
 pub(crate) fn new_graph(params: &VectorParams, capacity: usize) -> Result<Hnsw, Error> {
     let hnsw = HnswConfig { m: params.hnsw.m, ef_construct: params.hnsw.ef_construct, seed: 0x5EED };
@@ -172,23 +198,22 @@ impl Segment {
         Ok(())
     }
 
-    /// A new segment with this one's live points only, at fresh offsets in id order,
-    /// with fresh graphs and the same indexes: what a compaction writes. Returns it and
-    /// how many dead versions it dropped.
-    pub(crate) fn compacted(&self) -> Result<(Segment, usize), Error> {
-        let mut fresh = Segment::new(self.config.clone())?;
-        let points: Vec<Prepared> = self
+    /// A copy of this segment's live points (vectors and payloads) and index list:
+    /// what a compaction rebuilds from, taken in one short critical section so that
+    /// the long rebuild holds no lock.
+    pub(crate) fn live_copy(&self) -> LiveCopy {
+        let points = self
             .ids
             .iter()
             .map(|(id, &o)| Prepared { id: *id, vectors: self.vectors_at(o), payload: self.payload_at(o) })
             .collect();
-        for chunk in points.chunks(crate::MAX_BATCH) {
-            fresh.write(chunk.to_vec())?;
-        }
-        for (key, kind) in self.payloads.indexes() {
-            fresh.payloads.create_index(&key.to_string(), kind)?;
-        }
-        Ok((fresh, self.dead()))
+        let indexes = self.payloads.indexes().map(|(key, kind)| (key.to_string(), kind)).collect();
+        LiveCopy { config: self.config.clone(), points, indexes, versions: self.offset_ids.len() }
+    }
+
+    /// Point versions written (live or not).
+    pub(crate) fn versions(&self) -> usize {
+        self.offset_ids.len()
     }
 
     pub(crate) fn space_names(&self) -> Vec<String> {

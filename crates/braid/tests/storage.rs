@@ -420,6 +420,83 @@ fn readers_keep_answering_while_the_collection_is_compacted() {
 }
 
 #[test]
+fn writers_go_on_while_the_collection_is_compacted_and_nothing_they_wrote_is_lost() {
+    let dir = tmp();
+    let options = StorageOptions { optimize_every: None, ..StorageOptions::default() };
+    let config = CollectionConfig::new().vector("v", VectorParams::new(16, Distance::Dot).hnsw(16, 100));
+    let mut rng = Rng::new(22);
+    let (written, payloads, dead_after) = {
+        let db = Database::open_with(dir.path(), options).unwrap();
+        let c = db.create_collection("big", config.clone()).unwrap();
+        c.create_payload_index("tag", IndexKind::Integer).unwrap();
+        for start in (0..20_000u64).step_by(5_000) {
+            c.upsert(
+                (start..start + 5_000).map(|i| PointStruct::new(i).vector("v", rng.vector(16))).collect(),
+            )
+            .unwrap();
+        }
+        c.delete((0..5_000u64).map(PointId::from).collect::<Vec<_>>()).unwrap();
+        std::thread::scope(|s| {
+            let compacting = s.spawn(|| c.compact().unwrap());
+            while c.state() != CollectionState::Optimizing {
+                assert!(!compacting.is_finished(), "the compaction ended before it was seen");
+                std::thread::yield_now();
+            }
+            // Each round replaces one old point, adds a new one, deletes one and tags
+            // one, so the rebuilt segment must take all four kinds of write.
+            let (mut round, mut while_optimizing) = (0u64, 0);
+            while !compacting.is_finished() {
+                let before = c.state();
+                c.upsert(vec![
+                    PointStruct::new(5_000 + round).vector("v", rng.vector(16)),
+                    PointStruct::new(100_000 + round).vector("v", rng.vector(16)),
+                ])
+                .unwrap();
+                c.delete(vec![PointId::from(10_000 + round)]).unwrap();
+                c.set_payload(vec![PointId::from(15_000 + round)], json!({"tag": round})).unwrap();
+                if before == CollectionState::Optimizing && c.state() == CollectionState::Optimizing {
+                    while_optimizing += 1;
+                }
+                round += 1;
+            }
+            let report = compacting.join().unwrap();
+            assert!(while_optimizing > 0, "no write finished while the compaction ran ({round} rounds)");
+            assert_eq!(report.dropped, 5_000);
+            // What was written during the rebuild was applied to the rebuilt segment.
+            // Each round adds one point and deletes one.
+            assert_eq!(c.count(None).unwrap(), 15_000);
+            for r in 0..round {
+                assert!(
+                    c.get(&[PointId::from(100_000 + r)], false, false).unwrap().len() == 1,
+                    "new point {r}"
+                );
+                assert!(c.get(&[PointId::from(10_000 + r)], false, false).unwrap().is_empty(), "deleted {r}");
+            }
+            let tagged = c.count(Some(&braid::Filter::must([field("tag").gte(0.0)]))).unwrap();
+            assert_eq!(tagged, round as usize);
+            (round, contents_of(&c), c.info().dead_versions)
+        })
+    };
+    assert!(written > 0);
+    // The versions replaced or deleted during the rebuild are dead in the new segment.
+    assert!(dead_after >= 2 * written as usize, "{dead_after} dead after {written} rounds");
+    let db = Database::open_with(dir.path(), options).unwrap();
+    assert_eq!(contents_of(&db.collection("big").unwrap()), payloads, "a reopen answers as before");
+}
+
+fn contents_of(c: &braid::Collection) -> Vec<Record> {
+    let (mut records, mut next) = (Vec::new(), None);
+    loop {
+        let (page, after) = c.scroll(None, 10_000, next, true, true).unwrap();
+        records.extend(page);
+        match after {
+            Some(id) => next = Some(id),
+            None => return records,
+        }
+    }
+}
+
+#[test]
 fn the_background_optimiser_compacts_without_changing_anything_visible() {
     let dir = tmp();
     let options = StorageOptions {
