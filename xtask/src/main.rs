@@ -12,6 +12,7 @@ mod bench;
 mod compat;
 mod data;
 mod fuzz;
+mod tsan;
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -20,7 +21,8 @@ tasks:
   ci                         fmt check, clippy -D warnings, rustdoc -D warnings,
                              cargo deny (licenses, bans, sources), every test and
                              doctest (proptests with a short case count), 10 power-cut
-                             crash trials, 20 s of each fuzz target
+                             crash trials, 20 s of each fuzz target, the graph's
+                             concurrency test under ThreadSanitizer
   bench <name> [-- args]     run a benchmark; names: distance, filter, hnsw, query,
                              database, storage, server
   proptest [--cases N]       every test with many proptest cases (default 4096)
@@ -31,6 +33,7 @@ tasks:
                              target/data (apt + PyPI on first use; default 20000/1000/100)
   compat                     the Python qdrant-client walks the tutorial against
                              braid serve over REST and gRPC (venv under target/; needs PyPI)
+  tsan [-p PACKAGE]          the concurrency tests under ThreadSanitizer (nightly)
   crash [--trials N] [--seed S] [--power-loss]
                              kill -9 a writing child process N times (default 100)
                              and check every recovery; --power-loss also drops every
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Some("crash") => crash(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
         Some("data") => data::run(&args[1..]),
+        Some("tsan") => tsan::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -128,8 +132,11 @@ fn ci() -> Result<(), String> {
         for target in fuzz::TARGETS {
             fuzz::run_fuzz(target, CI_FUZZ_SECONDS)?;
         }
+        // The graph's lock-free inserts and searches under ThreadSanitizer (the
+        // facade's tests rebuild much more; `cargo xtask tsan` runs them too).
+        tsan::run_tsan(Some("braid-hnsw"))?;
     } else {
-        println!("xtask ci: no nightly toolchain on this machine; the fuzz smoke runs were not run");
+        println!("xtask ci: no nightly toolchain on this machine; the fuzz and tsan runs were not run");
     }
     println!("xtask ci: all checks passed");
     Ok(())
