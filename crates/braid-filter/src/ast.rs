@@ -104,8 +104,17 @@ pub enum Match {
     Any(Variants),
     /// `{"except": [..]}`: some value is not one of the list.
     Except(Variants),
-    /// `{"text": t}`: a string value contains `t`.
+    /// `{"text": t}`: a string value contains `t` (no full-text index: a substring
+    /// test, as Qdrant's server does without one).
     Text(String),
+    /// `{"text_any": t}`: a string value contains one of `t`'s whitespace-separated
+    /// words (substring tests).
+    TextAny(String),
+    /// `{"phrase": t}`: a string value contains `t` (without a full-text index the
+    /// same test as `text`).
+    Phrase(String),
+    /// `{"prefix": t}`: a string value starts with `t`.
+    Prefix(String),
 }
 
 /// A value `match` compares with.
@@ -291,6 +300,21 @@ impl Field {
     /// A string value contains `text`.
     pub fn text(self, text: impl Into<String>) -> Condition {
         self.test(FieldTest::Match(Match::Text(text.into())))
+    }
+
+    /// A string value contains one of the words of `text`.
+    pub fn text_any(self, text: impl Into<String>) -> Condition {
+        self.test(FieldTest::Match(Match::TextAny(text.into())))
+    }
+
+    /// A string value contains `phrase`.
+    pub fn phrase(self, phrase: impl Into<String>) -> Condition {
+        self.test(FieldTest::Match(Match::Phrase(phrase.into())))
+    }
+
+    /// A string value starts with `prefix`.
+    pub fn prefix(self, prefix: impl Into<String>) -> Condition {
+        self.test(FieldTest::Match(Match::Prefix(prefix.into())))
     }
 
     /// Numeric bounds.

@@ -76,6 +76,11 @@ fn flat<'a>(values: &'a [&'a Value]) -> impl Iterator<Item = &'a Value> {
     })
 }
 
+/// The strings among the values (array elements included).
+fn strings<'a>(values: &'a [&'a Value]) -> impl Iterator<Item = &'a str> {
+    flat(values).filter_map(Value::as_str)
+}
+
 /// The number of values a payload value counts as for `values_count`.
 pub(crate) fn value_count(v: &Value) -> usize {
     match v {
@@ -125,9 +130,11 @@ impl FieldTest {
             FieldTest::Match(Match::Value(x)) => flat(values).any(|v| x.equals(v)),
             FieldTest::Match(Match::Any(list)) => flat(values).any(|v| list.contains(v)),
             FieldTest::Match(Match::Except(list)) => flat(values).any(|v| list.excludes(v)),
-            FieldTest::Match(Match::Text(t)) => {
-                flat(values).any(|v| v.as_str().is_some_and(|s| s.contains(t.as_str())))
+            FieldTest::Match(Match::Text(t) | Match::Phrase(t)) => strings(values).any(|s| s.contains(t.as_str())),
+            FieldTest::Match(Match::TextAny(t)) => {
+                strings(values).any(|s| t.split_whitespace().any(|word| s.contains(word)))
             }
+            FieldTest::Match(Match::Prefix(t)) => strings(values).any(|s| s.starts_with(t.as_str())),
             FieldTest::Range(r) => flat(values).any(|v| v.as_f64().is_some_and(|x| r.contains(x))),
             FieldTest::DatetimeRange(r) => {
                 flat(values).any(|v| v.as_str().and_then(datetime_micros).is_some_and(|t| r.contains(t)))
@@ -206,6 +213,18 @@ mod tests {
         // text is a substring test.
         check(&one(field("d").text("red sh")), json!({"d": "a red shoe"}), true);
         check(&one(field("d").text("blue")), json!({"d": ["a red shoe", "blue"]}), true);
+        check(&one(field("d").text("shoe red")), json!({"d": "a red shoe"}), false);
+        // text_any: one of the words is a substring; phrase: the whole text is one
+        // (no full-text index); prefix: starts_with. Non-strings never match.
+        check(&one(field("d").text_any("green sho")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").text_any("green blue")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").text_any("")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").text_any("sh")), json!({"d": [1, "shoe"]}), true);
+        check(&one(field("d").phrase("red shoe")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").phrase("shoe red")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").prefix("a re")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").prefix("red")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").prefix("1")), json!({"d": 12}), false);
         // range: numbers only, any element.
         check(&one(field("p").lte(200.0)), json!({"p": 150.5}), true);
         check(&one(field("p").lte(200.0)), json!({"p": [300, 100]}), true);

@@ -22,13 +22,13 @@ impl GeoRadius {
 }
 
 impl GeoBoundingBox {
-    /// Inside the box, edges included. When `top_left.lon > bottom_right.lon` the box
-    /// crosses the antimeridian and covers `lon ≥ left` or `lon ≤ right`.
+    /// Strictly inside the box: a point on an edge is outside, as on Qdrant's server.
+    /// When `top_left.lon > bottom_right.lon` the box crosses the antimeridian and
+    /// covers `lon > left` or `lon < right`.
     pub fn contains(&self, p: GeoPoint) -> bool {
-        let lat_ok = p.lat <= self.top_left.lat && p.lat >= self.bottom_right.lat;
+        let lat_ok = p.lat < self.top_left.lat && p.lat > self.bottom_right.lat;
         let (left, right) = (self.top_left.lon, self.bottom_right.lon);
-        let lon_ok =
-            if left <= right { p.lon >= left && p.lon <= right } else { p.lon >= left || p.lon <= right };
+        let lon_ok = if left > right { p.lon > left || p.lon < right } else { p.lon > left && p.lon < right };
         lat_ok && lon_ok
     }
 }
@@ -81,6 +81,17 @@ mod tests {
         assert!(b.contains(pt(-175.0, 0.0)));
         assert!(!b.contains(pt(0.0, 0.0)));
         assert!(!b.contains(pt(175.0, 20.0)));
+    }
+
+    #[test]
+    fn bounding_box_edges_are_outside() {
+        let b = GeoBoundingBox { top_left: pt(0.0, 10.0), bottom_right: pt(10.0, 0.0) };
+        assert!(b.contains(pt(5.0, 5.0)));
+        for edge in [pt(0.0, 5.0), pt(10.0, 5.0), pt(5.0, 0.0), pt(5.0, 10.0), pt(0.0, 10.0)] {
+            assert!(!b.contains(edge), "{edge:?}");
+        }
+        let across = GeoBoundingBox { top_left: pt(170.0, 10.0), bottom_right: pt(-170.0, -10.0) };
+        assert!(!across.contains(pt(170.0, 0.0)) && !across.contains(pt(-170.0, 0.0)));
     }
 
     #[test]

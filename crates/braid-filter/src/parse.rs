@@ -277,13 +277,13 @@ fn parse_field_condition(map: &Map<String, Value>, at: &str) -> Result<FieldCond
 
 fn parse_match(value: &Value, at: &str) -> Result<Match, FilterError> {
     let map = object(value, at)?;
-    check_fields(map, at, &["value", "any", "except", "text"])?;
-    let present: Vec<&str> =
-        ["value", "any", "except", "text"].into_iter().filter(|k| map.contains_key(*k)).collect();
+    const KINDS: [&str; 7] = ["value", "any", "except", "text", "text_any", "phrase", "prefix"];
+    check_fields(map, at, &KINDS)?;
+    let present: Vec<&str> = KINDS.into_iter().filter(|k| map.contains_key(*k)).collect();
     let [name] = present[..] else {
         return Err(FilterError::WrongType {
             at: at.to_string(),
-            expected: "exactly one of value, any, except, text",
+            expected: "exactly one of value, any, except, text, text_any, phrase, prefix",
         });
     };
     let v = &map[name];
@@ -297,7 +297,15 @@ fn parse_match(value: &Value, at: &str) -> Result<Match, FilterError> {
         }),
         "any" => Match::Any(parse_variants(v, &at)?),
         "except" => Match::Except(parse_variants(v, &at)?),
-        _ => Match::Text(v.as_str().ok_or(FilterError::WrongType { at, expected: "a string" })?.to_string()),
+        text => {
+            let t = v.as_str().ok_or(FilterError::WrongType { at, expected: "a string" })?.to_string();
+            match text {
+                "text_any" => Match::TextAny(t),
+                "phrase" => Match::Phrase(t),
+                "prefix" => Match::Prefix(t),
+                _ => Match::Text(t),
+            }
+        }
     })
 }
 
@@ -374,7 +382,11 @@ pub(crate) fn datetime_micros(text: &str) -> Option<i64> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.timestamp_micros());
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+    // RFC 3339 but with a space for `T`, or an offset without its colon (`+0500`) or
+    // minutes (`+05`), with `T` or a space.
+    for format in
+        ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%z"]
+    {
         if let Ok(dt) = DateTime::parse_from_str(text, format) {
             return Some(dt.timestamp_micros());
         }
@@ -472,6 +484,9 @@ fn condition_json(c: &Condition) -> Value {
                         Match::Any(v) => json!({"any": variants_json(v)}),
                         Match::Except(v) => json!({"except": variants_json(v)}),
                         Match::Text(t) => json!({"text": t}),
+                        Match::TextAny(t) => json!({"text_any": t}),
+                        Match::Phrase(t) => json!({"phrase": t}),
+                        Match::Prefix(t) => json!({"prefix": t}),
                     };
                     json!({"key": key, "match": m})
                 }
@@ -600,6 +615,15 @@ mod tests {
         assert_eq!(t("1970-01-01 00:00:01"), Some(1_000_000));
         assert_eq!(t("1970-01-01T00:00:01.5"), Some(1_500_000));
         assert_eq!(t("1970-01-02"), Some(86_400_000_000));
+        // Offsets without a colon, or without minutes, after `T` or a space.
+        let five = 5 * 3_600_000_000i64;
+        assert_eq!(t("1970-01-01T05:00:01+0500"), Some(1_000_000));
+        assert_eq!(t("1970-01-01T05:00:01.25+0500"), Some(1_250_000));
+        assert_eq!(t("1970-01-01T00:00:01-0500"), Some(1_000_000 + five));
+        assert_eq!(t("1970-01-01 05:00:01+0500"), Some(1_000_000));
+        assert_eq!(t("1970-01-01T05:00:01+05"), Some(1_000_000));
+        assert_eq!(t("1970-01-01 05:00:01.000001+05:00"), Some(1_000_001));
         assert_eq!(t("yesterday"), None);
+        assert_eq!(t("1970-01-01T00:00:01+5"), None);
     }
 }
