@@ -130,7 +130,9 @@ impl FieldTest {
             FieldTest::Match(Match::Value(x)) => flat(values).any(|v| x.equals(v)),
             FieldTest::Match(Match::Any(list)) => flat(values).any(|v| list.contains(v)),
             FieldTest::Match(Match::Except(list)) => flat(values).any(|v| list.excludes(v)),
-            FieldTest::Match(Match::Text(t) | Match::Phrase(t)) => strings(values).any(|s| s.contains(t.as_str())),
+            FieldTest::Match(Match::Text(t) | Match::Phrase(t)) => {
+                strings(values).any(|s| s.contains(t.as_str()))
+            }
             FieldTest::Match(Match::TextAny(t)) => {
                 strings(values).any(|s| t.split_whitespace().any(|word| s.contains(word)))
             }

@@ -384,9 +384,12 @@ pub(crate) fn datetime_micros(text: &str) -> Option<i64> {
     }
     // RFC 3339 but with a space for `T`, or an offset without its colon (`+0500`) or
     // minutes (`+05`), with `T` or a space.
-    for format in
-        ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%z"]
-    {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(text, format) {
             return Some(dt.timestamp_micros());
         }

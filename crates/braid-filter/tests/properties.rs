@@ -92,7 +92,8 @@ fn field_test() -> impl Strategy<Value = FieldTest> {
             .prop_map(|w| FieldTest::Match(Match::Except(Variants::Keywords(w)))),
         prop::collection::vec(-3i64..4, 0..3).prop_map(|i| FieldTest::Match(Match::Except(integers(i)))),
         prop::sample::select(vec!["z", "x", "5"]).prop_map(|t| FieldTest::Match(Match::Text(t.to_string()))),
-        prop::sample::select(vec!["z q", "x", ""]).prop_map(|t| FieldTest::Match(Match::TextAny(t.to_string()))),
+        prop::sample::select(vec!["z q", "x", ""])
+            .prop_map(|t| FieldTest::Match(Match::TextAny(t.to_string()))),
         prop::sample::select(vec!["z", "x5"]).prop_map(|t| FieldTest::Match(Match::Phrase(t.to_string()))),
         prop::sample::select(vec!["z", "a"]).prop_map(|t| FieldTest::Match(Match::Prefix(t.to_string()))),
         range(prop::sample::select(vec![-1.0f64, 0.0, -0.0, 1.0, 1.5, 3.0])).prop_map(FieldTest::Range),

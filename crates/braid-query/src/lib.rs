@@ -166,9 +166,6 @@ pub enum QueryError {
         /// The limit.
         max: usize,
     },
-    /// A batch with no requests.
-    #[error("a batch needs at least one request")]
-    EmptyBatch,
     /// A batch with too many requests.
     #[error("a batch holds at most {max} requests, got {got}")]
     BatchTooLarge {

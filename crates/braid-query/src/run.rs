@@ -107,9 +107,7 @@ pub fn run_batch_until<S: Searchable + ?Sized>(
     requests: &[QueryRequest],
     stop: &Stop,
 ) -> Result<Vec<Result<Vec<Hit>, QueryError>>, QueryError> {
-    if requests.is_empty() {
-        return Err(QueryError::EmptyBatch);
-    }
+    // An empty batch has an empty answer, as in Qdrant.
     if requests.len() > MAX_BATCH {
         return Err(QueryError::BatchTooLarge { max: MAX_BATCH, got: requests.len() });
     }

@@ -24,6 +24,31 @@ fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, ApiErr
     v.as_object().ok_or_else(|| bad(format!("{what} must be a JSON object")))
 }
 
+/// Checks the fields of one request object before it is decoded: each field present
+/// (not null) must be one Braid reads. Anything else — a Qdrant field Braid does not
+/// serve (`update_filter`, `order_by`, `sparse_vectors`, …) or a misspelt one — is
+/// refused by name: a setting is served or refused, never dropped.
+pub(crate) fn only(o: &Map<String, Value>, what: &str, served: &[&str]) -> Result<(), ApiError> {
+    match o.iter().find(|(k, v)| !v.is_null() && !served.contains(&k.as_str())) {
+        None => Ok(()),
+        Some((k, _)) => Err(bad(format!(
+            "{what}: `{k}` is not served by Braid (this object takes {})",
+            served.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// A field Braid accepts only at the one value that describes what it does (one
+/// shard, vectors as f32, …); any other value is refused.
+fn fixed(o: &Map<String, Value>, key: &str, braid: Value, meaning: &str) -> Result<(), ApiError> {
+    match field(o, key) {
+        Some(v) if *v != braid => {
+            Err(bad(format!("`{key}`: {v} is not served; Braid has {braid} only ({meaning})")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn field<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     o.get(key).filter(|v| !v.is_null())
 }
@@ -66,6 +91,19 @@ fn distance(v: &Value) -> Result<Distance, ApiError> {
 fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
     let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(HnswDiff::default()) };
     let o = object(v, "`hnsw_config`")?;
+    only(
+        o,
+        "`hnsw_config`",
+        &["m", "ef_construct", "full_scan_threshold", "on_disk", "max_indexing_threads"],
+    )?;
+    fixed(
+        o,
+        "full_scan_threshold",
+        json!(FULL_SCAN_THRESHOLD),
+        "the planner's own cost model decides scans",
+    )?;
+    fixed(o, "on_disk", json!(false), "graphs are held in memory")?;
+    fixed(o, "max_indexing_threads", json!(0), "graphs are built on every core")?;
     Ok(HnswDiff { m: usize_field(o, "m")?, ef_construct: usize_field(o, "ef_construct")? })
 }
 
@@ -77,6 +115,7 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
     Ok(match (o.get("scalar"), o.len()) {
         (Some(scalar), 1) => {
             let so = object(scalar, "`quantization_config.scalar`")?;
+            only(so, "`quantization_config.scalar`", &["type", "quantile", "always_ram"])?;
             let kind = so.get("type");
             QuantizationSpec::Scalar {
                 kind: kind
@@ -100,6 +139,13 @@ fn quantization_json(p: &VectorParams) -> Value {
 
 fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
     let o = object(v, "vector params")?;
+    only(
+        o,
+        "vector params",
+        &["size", "distance", "hnsw_config", "quantization_config", "on_disk", "datatype"],
+    )?;
+    fixed(o, "datatype", json!("float32"), "vectors are stored as f32")?;
+    fixed(o, "on_disk", json!(false), "vectors live in memory until a checkpoint maps them from their file")?;
     Ok(SpaceSpec {
         size: usize_field(o, "size")?,
         distance: field(o, "distance").map(distance).transpose()?,
@@ -112,6 +158,23 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
 /// vector) or a map of named ones (`mapping::CollectionSpec` decides the rest).
 pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiError> {
     let o = object(body, "the request body")?;
+    only(
+        o,
+        "create collection",
+        &[
+            "vectors",
+            "hnsw_config",
+            "quantization_config",
+            "shard_number",
+            "replication_factor",
+            "write_consistency_factor",
+            "on_disk_payload",
+        ],
+    )?;
+    fixed(o, "shard_number", json!(1), "one shard")?;
+    fixed(o, "replication_factor", json!(1), "one replica")?;
+    fixed(o, "write_consistency_factor", json!(1), "one replica")?;
+    fixed(o, "on_disk_payload", json!(false), "payloads are held in memory")?;
     let spaces = match field(o, "vectors") {
         None => None,
         Some(vectors) => {
@@ -181,12 +244,14 @@ fn payload(v: Option<&Value>) -> Value {
 /// `PUT /points` body: `{"points": [...]}` or `{"batch": {"ids", "vectors", "payloads"}}`.
 pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
     let o = object(body, "the request body")?;
+    only(o, "upsert", &["points", "batch"])?;
     if let Some(points) = field(o, "points") {
         let list = points.as_array().ok_or_else(|| bad("`points` must be a list"))?;
         return list
             .iter()
             .map(|p| {
                 let p = object(p, "a point")?;
+                only(p, "a point", &["id", "vector", "vectors", "payload"])?;
                 let id = point_id(field(p, "id").ok_or_else(|| bad("a point needs an `id`"))?)?;
                 let vectors = match field(p, "vector").or_else(|| field(p, "vectors")) {
                     Some(v) => named_vectors(v)?,
@@ -198,6 +263,7 @@ pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
     }
     let batch =
         object(field(o, "batch").ok_or_else(|| bad("the body needs `points` or `batch`"))?, "`batch`")?;
+    only(batch, "`batch`", &["ids", "vectors", "payloads"])?;
     let ids = ids(field(batch, "ids").ok_or_else(|| bad("`batch` needs `ids`"))?)?;
     let mut vectors: Vec<NamedVectors> = vec![NamedVectors::new(); ids.len()];
     match field(batch, "vectors") {
@@ -257,6 +323,7 @@ pub(crate) fn with_payload(v: Option<&Value>, default: bool) -> Result<WithPaylo
         Some(Value::Bool(b)) => Ok((*b).into()),
         Some(v @ Value::Array(_)) => Ok(WithPayload::Include(string_list(v, "`with_payload`")?)),
         Some(Value::Object(o)) => {
+            only(o, "`with_payload`", &["include", "exclude"])?;
             if let Some(keys) = field(o, "include") {
                 Ok(WithPayload::Include(string_list(keys, "`with_payload.include`")?))
             } else if let Some(keys) = field(o, "exclude") {
@@ -283,6 +350,8 @@ pub(crate) fn with_vectors(o: &Map<String, Value>) -> Result<WithVectors, ApiErr
 fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
     let Some(p) = field(o, "params") else { return Ok(None) };
     let p = object(p, "`params`")?;
+    only(p, "`params`", &["hnsw_ef", "exact", "indexed_only"])?;
+    fixed(p, "indexed_only", json!(false), "every stored point is searchable at once")?;
     let exact = match field(p, "exact") {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| bad("`params.exact` must be a bool"))?,
@@ -293,9 +362,25 @@ fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
 /// `POST /points/search` body.
 pub(crate) fn search(body: &Value) -> Result<SearchRequest, ApiError> {
     let o = object(body, "a search")?;
+    only(
+        o,
+        "a search",
+        &[
+            "vector",
+            "filter",
+            "params",
+            "limit",
+            "offset",
+            "with_payload",
+            "with_vector",
+            "with_vectors",
+            "score_threshold",
+        ],
+    )?;
     let (using, vector) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
         v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?),
         Value::Object(named) => {
+            only(named, "a named vector", &["name", "vector"])?;
             let name = field(named, "name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("a named vector needs `name`"))?;
@@ -309,7 +394,6 @@ pub(crate) fn search(body: &Value) -> Result<SearchRequest, ApiError> {
         }
         _ => return Err(bad("`vector` must be a list or {\"name\", \"vector\"}")),
     };
-    let using = field(o, "using").and_then(Value::as_str).map_or(using, str::to_string);
     let mut request = SearchRequest::new(&using, vector)
         .limit(usize_field(o, "limit")?.unwrap_or(10))
         .offset(usize_field(o, "offset")?.unwrap_or(0))
@@ -335,12 +419,15 @@ fn query(v: &Value) -> Result<Query, ApiError> {
     match v {
         Value::Array(_) => Ok(Query::Nearest(dense(v, "`query`")?)),
         Value::Object(o) => {
+            // One kind per query object; `nearest` takes no `mmr` yet.
+            only(o, "a query", &["nearest", "fusion", "rrf"])?;
             if let Some(n) = field(o, "nearest") {
                 Ok(Query::Nearest(dense(n, "`query.nearest`")?))
             } else if let Some(f) = field(o, "fusion") {
                 Ok(Query::Fusion(fusion_name(f)?))
             } else if let Some(r) = field(o, "rrf") {
                 let r = object(r, "`rrf`")?;
+                only(r, "`rrf`", &["k", "weights"])?;
                 let weights = match field(r, "weights") {
                     None => None,
                     Some(w) => Some(dense(w, "`rrf.weights`")?),
@@ -365,6 +452,7 @@ fn prefetches(v: Option<&Value>) -> Result<Vec<Prefetch>, ApiError> {
 
 fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
     let o = object(v, "a prefetch")?;
+    only(o, "a prefetch", &["prefetch", "query", "using", "filter", "params", "limit", "score_threshold"])?;
     Ok(Prefetch {
         query: field(o, "query").map(query).transpose()?,
         using: field(o, "using").and_then(Value::as_str).map(str::to_string),
@@ -379,6 +467,23 @@ fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
 /// `POST /points/query` body.
 pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
     let o = object(body, "a query")?;
+    only(
+        o,
+        "a query",
+        &[
+            "prefetch",
+            "query",
+            "using",
+            "filter",
+            "params",
+            "limit",
+            "offset",
+            "score_threshold",
+            "with_payload",
+            "with_vector",
+            "with_vectors",
+        ],
+    )?;
     let mut request = QueryRequest::fusion(Fusion::rrf(), prefetches(o.get("prefetch"))?);
     request.query = field(o, "query").map(query).transpose()?;
     request.using = field(o, "using").and_then(Value::as_str).map(str::to_string);
@@ -398,7 +503,10 @@ pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
 pub(crate) fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
     let name = match v {
         Value::String(s) => s.as_str(),
-        Value::Object(o) => field(o, "type").and_then(Value::as_str).unwrap_or_default(),
+        Value::Object(o) => {
+            only(o, "`field_schema`", &["type"])?;
+            field(o, "type").and_then(Value::as_str).unwrap_or_default()
+        }
         _ => "",
     };
     match name {

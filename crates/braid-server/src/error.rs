@@ -157,4 +157,10 @@ mod tests {
             assert_eq!(ApiError::from(error).http_status(), status, "{text}");
         }
     }
+
+    #[test]
+    fn a_missing_collection_is_reported_in_qdrant_words() {
+        let e = ApiError::from(Error::CollectionNotFound { name: "docs".into() });
+        assert_eq!(e.message, "Not found: Collection `docs` doesn't exist!");
+    }
 }

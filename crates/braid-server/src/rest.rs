@@ -70,6 +70,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
         .nest("/collections/{name}/points", points)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Health and the version are open to all, as in Qdrant: probes carry no key.
@@ -221,6 +222,14 @@ async fn not_found() -> Response {
     error_response(ApiError { kind: ErrorKind::NotFound, message: "Not found: no such path".into() })
 }
 
+/// A known path with a method it does not take: 405 in the JSON envelope clients read.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let message = format!("Method not allowed: {method} {}", uri.path());
+    let mut response = error_response(ApiError { kind: ErrorKind::BadRequest, message });
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
 /// One request to a collection: the state, the collection name from the path, the
 /// `wait` parameter and the body (parsed lazily, so that a bad body is reported by the
 /// handler in the envelope). Every collection handler takes this and nothing else.
@@ -298,6 +307,12 @@ fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
     body.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object".into()))
 }
 
+/// The body as an object whose fields are all among `served` (`convert::only`).
+fn body_with<'a>(body: &'a Value, what: &str, served: &[&str]) -> Result<&'a Value, ApiError> {
+    convert::only(object(body)?, what, served)?;
+    Ok(body)
+}
+
 fn list_of(body: &Value, key: &str) -> Result<Vec<Value>, ApiError> {
     body.get(key)
         .and_then(Value::as_array)
@@ -351,6 +366,7 @@ async fn delete_collection(State(s): State<AppState>, Path(name): Path<String>) 
 
 async fn create_index(call: Call) -> Response {
     call.write(|c, body| {
+        let body = body_with(body, "create index", &["field_name", "field_schema"])?;
         let field = body
             .get("field_name")
             .and_then(Value::as_str)
@@ -372,7 +388,8 @@ async fn upsert(call: Call) -> Response {
 
 async fn get_points(call: Call) -> Response {
     call.read(|c, body| {
-        let o = object(body)?;
+        let o =
+            object(body_with(body, "retrieve", &["ids", "with_payload", "with_vector", "with_vectors"])?)?;
         let ids = list_of(body, "ids")?.iter().map(convert::point_id).collect::<Result<Vec<_>, _>>()?;
         let records =
             c.get(&ids, convert::with_payload(o.get("with_payload"), true)?, convert::with_vectors(o)?)?;
@@ -395,12 +412,17 @@ async fn get_point(call: Call) -> Response {
 }
 
 async fn delete_points(call: Call) -> Response {
-    call.write(|c, body| Ok(c.delete(convert::body_selector(body)?).map(drop)?)).await
+    call.write(|c, body| {
+        let body = body_with(body, "delete points", &["points", "filter"])?;
+        Ok(c.delete(convert::body_selector(body)?).map(drop)?)
+    })
+    .await
 }
 
 async fn scroll(call: Call) -> Response {
     call.read(|c, body| {
-        let o = object(body)?;
+        let served = ["filter", "limit", "offset", "with_payload", "with_vector", "with_vectors"];
+        let o = object(body_with(body, "scroll", &served)?)?;
         let filter = convert::filter(o.get("filter"))?;
         let limit = match o.get("limit").filter(|v| !v.is_null()) {
             None => 10,
@@ -419,7 +441,12 @@ async fn scroll(call: Call) -> Response {
 }
 
 async fn count(call: Call) -> Response {
-    call.read(|c, body| Ok(json!({"count": c.count(convert::filter(body.get("filter"))?.as_ref())?}))).await
+    call.read(|c, body| {
+        // `exact: false` allows an estimate; Braid's count is always exact.
+        let body = body_with(body, "count", &["filter", "exact"])?;
+        Ok(json!({"count": c.count(convert::filter(body.get("filter"))?.as_ref())?}))
+    })
+    .await
 }
 
 async fn search(call: Call) -> Response {
@@ -428,7 +455,7 @@ async fn search(call: Call) -> Response {
 
 async fn search_batch(call: Call) -> Response {
     call.query(|c, body, stop| {
-        let requests = list_of(body, "searches")?
+        let requests = list_of(body_with(body, "search batch", &["searches"])?, "searches")?
             .iter()
             .map(|s| convert::search(s).map(|s| s.to_query()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -447,6 +474,7 @@ async fn query(call: Call) -> Response {
 
 async fn query_batch(call: Call) -> Response {
     call.query(|c, body, stop| {
+        let body = body_with(body, "query batch", &["searches"])?;
         let requests =
             list_of(body, "searches")?.iter().map(convert::query_points).collect::<Result<Vec<_>, _>>()?;
         let results = c.query_batch_until(requests, stop)?;
@@ -458,7 +486,10 @@ async fn query_batch(call: Call) -> Response {
 
 async fn update_vectors(call: Call) -> Response {
     call.write(|c, body| {
-        let updates = convert::upsert(body)?.into_iter().map(|p| (p.id, p.vectors)).collect();
+        let updates = convert::upsert(body_with(body, "update vectors", &["points"])?)?
+            .into_iter()
+            .map(|p| (p.id, p.vectors))
+            .collect();
         Ok(c.update_vectors(updates)?)
     })
     .await
@@ -466,6 +497,7 @@ async fn update_vectors(call: Call) -> Response {
 
 async fn delete_vectors(call: Call) -> Response {
     call.write(|c, body| {
+        let body = body_with(body, "delete vectors", &["points", "filter", "vector"])?;
         let names = strings(body, "vector")?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         Ok(c.delete_vectors(convert::body_selector(body)?, &names)?)
@@ -479,6 +511,7 @@ fn payload(body: &Value) -> Value {
 
 async fn set_payload(call: Call) -> Response {
     call.write(|c, body| {
+        let body = body_with(body, "set payload", &["payload", "points", "filter", "key"])?;
         let selector = convert::body_selector(body)?;
         let done = match body.get("key").and_then(Value::as_str) {
             Some(key) => c.set_payload_at(selector, key, payload(body)),
@@ -490,11 +523,16 @@ async fn set_payload(call: Call) -> Response {
 }
 
 async fn overwrite_payload(call: Call) -> Response {
-    call.write(|c, body| Ok(c.overwrite_payload(convert::body_selector(body)?, payload(body))?)).await
+    call.write(|c, body| {
+        let body = body_with(body, "overwrite payload", &["payload", "points", "filter"])?;
+        Ok(c.overwrite_payload(convert::body_selector(body)?, payload(body))?)
+    })
+    .await
 }
 
 async fn delete_payload(call: Call) -> Response {
     call.write(|c, body| {
+        let body = body_with(body, "delete payload", &["keys", "points", "filter"])?;
         let keys = strings(body, "keys")?;
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Ok(c.delete_payload(convert::body_selector(body)?, &keys)?)
@@ -503,5 +541,12 @@ async fn delete_payload(call: Call) -> Response {
 }
 
 async fn clear_payload(call: Call) -> Response {
-    call.write(|c, body| Ok(c.clear_payload(convert::body_selector(body)?)?)).await
+    call.write(|c, body| {
+        Ok(c.clear_payload(convert::body_selector(body_with(
+            body,
+            "clear payload",
+            &["points", "filter"],
+        )?)?)?)
+    })
+    .await
 }

@@ -79,6 +79,19 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         ("payload not an object", post.clone(), format!("{base}/collections/p/points/payload"), Some(KEY), Some(br#"{"payload": [1], "points": [1]}"#.to_vec()), 400, "object"),
         ("NaN-free: string id", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": "not-a-uuid", "vector": {"text": [1,0,0,0,0,0,0,0]}}]}"#.to_vec()), 400, "id"),
         ("unknown path", reqwest::Method::GET, format!("{base}/nowhere"), Some(KEY), None, 404, "Not found"),
+        ("missing collection, Qdrant's words", post.clone(), format!("{base}/collections/nope/points/count"), Some(KEY), Some(b"{}".to_vec()), 404, "Not found: Collection `nope` doesn't exist!"),
+        ("method not allowed", reqwest::Method::DELETE, format!("{base}/collections/p/points/search"), Some(KEY), None, 405, "Method not allowed"),
+        // Fields Braid does not serve are refused by name, never dropped.
+        ("conditional upsert", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": 1, "vector": {"text": [1,0,0,0,0,0,0,0]}}], "update_filter": {"must": []}}"#.to_vec()), 400, "update_filter"),
+        ("insert-only upsert", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": 1, "vector": {"text": [1,0,0,0,0,0,0,0]}}], "update_mode": "insert_only"}"#.to_vec()), 400, "update_mode"),
+        ("scroll order_by", post.clone(), format!("{base}/collections/p/points/scroll"), Some(KEY), Some(br#"{"order_by": "price"}"#.to_vec()), 400, "order_by"),
+        ("query with mmr", post.clone(), format!("{base}/collections/p/points/query"), Some(KEY), Some(br#"{"query": {"nearest": [1,0,0,0,0,0,0,0], "mmr": {"diversity": 0.5}}, "using": "text"}"#.to_vec()), 400, "mmr"),
+        ("sparse vectors at create", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "sparse_vectors": {"bm25": {}}}"#.to_vec()), 400, "sparse_vectors"),
+        ("optimizer config at create", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "optimizers_config": {"indexing_threshold": 0}}"#.to_vec()), 400, "optimizers_config"),
+        ("two shards", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "shard_number": 2}"#.to_vec()), 400, "shard_number"),
+        ("f16 vectors", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot", "datatype": "float16"}}"#.to_vec()), 400, "datatype"),
+        ("misspelt search field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "filtr": {}}"#.to_vec()), 400, "filtr"),
+        ("search params quantization", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"rescore": false}}}"#.to_vec()), 400, "quantization"),
     ];
 
     // Valid searches run throughout; every one must succeed.

@@ -501,7 +501,7 @@ async fn the_official_rust_client_walks_the_tutorial() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_filters_on_datetime_ranges() {
+async fn grpc_filters_on_datetime_ranges_value_counts_and_any_word() {
     let running = start(None, None).await;
     let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
         .skip_compatibility_check()
@@ -524,8 +524,13 @@ async fn grpc_filters_on_datetime_ranges() {
     // One event a day through January 2024.
     let points: Vec<PointStruct> = (1..=31u64)
         .map(|day| {
-            let payload: Payload =
-                json!({"at": format!("2024-01-{day:02}T12:00:00Z")}).try_into().expect("object");
+            let payload: Payload = json!({
+                "at": format!("2024-01-{day:02}T12:00:00Z"),
+                "tags": vec!["t"; day as usize % 4],
+                "note": format!("day {day}"),
+            })
+            .try_into()
+            .expect("object");
             PointStruct::new(day, vec![1.0, day as f32], payload)
         })
         .collect();
@@ -555,5 +560,29 @@ async fn grpc_filters_on_datetime_ranges() {
         .await
         .expect("count");
     assert_eq!(count.result.expect("count").count, 10);
+    // values_count (integer bounds) and text_any, which the gRPC decoder used to refuse.
+    let count_where = |condition: Condition| {
+        let client = &client;
+        async move {
+            let filter = Some(q::Filter::must([condition]));
+            let request = CountPoints {
+                collection_name: "events".into(),
+                filter,
+                exact: Some(true),
+                ..Default::default()
+            };
+            client.count(request).await.expect("count").result.expect("count").count
+        }
+    };
+    let three_tags = q::ValuesCount { gt: Some(2), ..Default::default() };
+    assert_eq!(count_where(Condition::values_count("tags", three_tags)).await, 8, "days 3, 7, …, 31");
+    let text_any = Condition {
+        condition_one_of: Some(q::condition::ConditionOneOf::Field(q::FieldCondition {
+            key: "note".into(),
+            r#match: Some(q::Match { match_value: Some(q::r#match::MatchValue::TextAny("x 17 13".into())) }),
+            ..Default::default()
+        })),
+    };
+    assert_eq!(count_where(text_any).await, 2, "days 13 and 17");
     running.server.shutdown().await.expect("shutdown");
 }

@@ -802,14 +802,17 @@ impl Collection {
         Record { id, payload, vectors }
     }
 
-    /// The points with these ids that exist, in the order asked.
+    /// The points with these ids that exist, in the order asked (none for no ids, as
+    /// in Qdrant).
     pub fn get(
         &self,
         ids: &[PointId],
         with_payload: impl Into<WithPayload>,
         with_vectors: impl Into<WithVectors>,
     ) -> Result<Vec<Record>, Error> {
-        check_batch(ids.len())?;
+        if ids.len() > MAX_BATCH {
+            return Err(Error::BatchTooLarge { max: MAX_BATCH, got: ids.len() });
+        }
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
         let segment = self.read();
         Ok(ids

@@ -7,8 +7,8 @@ use thiserror::Error;
 #[derive(Clone, Debug, PartialEq, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No collection of that name.
-    #[error("collection `{name}` does not exist")]
+    /// No collection of that name. The text is Qdrant's, which clients match on.
+    #[error("Collection `{name}` doesn't exist!")]
     CollectionNotFound {
         /// The name.
         name: String,

@@ -185,8 +185,11 @@ pub(super) fn condition_json(c: &proto::Condition) -> Result<Json, Status> {
                 o.insert("range".into(), Json::Object(range));
             }
             if let Some(v) = &f.values_count {
-                let f = |x: Option<u64>| x.map(|x| x as f64);
-                o.insert("values_count".into(), range_json(f(v.lt), f(v.gt), f(v.gte), f(v.lte)));
+                // Counts stay integers (as floats they were refused: `2.0` is no count).
+                let bounds = [("lt", v.lt), ("gt", v.gt), ("gte", v.gte), ("lte", v.lte)];
+                let range: Map<String, Json> =
+                    bounds.into_iter().filter_map(|(k, x)| x.map(|x| (k.to_string(), json!(x)))).collect();
+                o.insert("values_count".into(), Json::Object(range));
             }
             if f.is_empty == Some(true) {
                 return Ok(json!({"is_empty": {"key": f.key}}));
