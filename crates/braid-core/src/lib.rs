@@ -341,6 +341,9 @@ pub struct PathChoice {
     pub exact_cost: f64,
     /// Estimated distance computations for a filtered graph search.
     pub graph_cost: f64,
+    /// Why the path was taken when a rule, not the costs, decided (e.g. a size
+    /// threshold below which answers are exact).
+    pub rule: Option<&'static str>,
 }
 
 impl std::fmt::Display for PathChoice {
@@ -349,6 +352,10 @@ impl std::fmt::Display for PathChoice {
             f,
             "{:?}: scan ≈ {:.0} points scored, filtered graph ≈ {:.0}",
             self.path, self.exact_cost, self.graph_cost
-        )
+        )?;
+        match self.rule {
+            Some(rule) => write!(f, " ({rule})"),
+            None => Ok(()),
+        }
     }
 }

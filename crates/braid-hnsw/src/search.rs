@@ -395,7 +395,7 @@ impl Hnsw {
             / selectivity;
         let exact_cost = matches / scan_advantage;
         let path = if exact_cost <= graph_cost { SearchPath::Scan } else { SearchPath::Graph };
-        PathChoice { path, exact_cost, graph_cost }
+        PathChoice { path, exact_cost, graph_cost, rule: None }
     }
 
     /// [`Hnsw::choose_path`], then that search. Returns the hits and the choice.

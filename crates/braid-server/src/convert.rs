@@ -12,9 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ApiError;
 
-use crate::mapping::{
-    self, CollectionSpec, DEFAULT_VECTOR, FULL_SCAN_THRESHOLD, HnswDiff, QuantizationSpec, SpaceSpec, Spaces,
-};
+use crate::mapping::{self, CollectionSpec, DEFAULT_VECTOR, HnswDiff, QuantizationSpec, SpaceSpec, Spaces};
 
 fn bad(why: impl Into<String>) -> ApiError {
     ApiError::bad_request(why.into())
@@ -96,15 +94,13 @@ fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
         "`hnsw_config`",
         &["m", "ef_construct", "full_scan_threshold", "on_disk", "max_indexing_threads"],
     )?;
-    fixed(
-        o,
-        "full_scan_threshold",
-        json!(FULL_SCAN_THRESHOLD),
-        "the planner's own cost model decides scans",
-    )?;
     fixed(o, "on_disk", json!(false), "graphs are held in memory")?;
     fixed(o, "max_indexing_threads", json!(0), "graphs are built on every core")?;
-    Ok(HnswDiff { m: usize_field(o, "m")?, ef_construct: usize_field(o, "ef_construct")? })
+    Ok(HnswDiff {
+        m: usize_field(o, "m")?,
+        ef_construct: usize_field(o, "ef_construct")?,
+        full_scan_threshold: usize_field(o, "full_scan_threshold")?,
+    })
 }
 
 /// A `quantization_config` (collection-level or per vector), read for
@@ -169,6 +165,7 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             "replication_factor",
             "write_consistency_factor",
             "on_disk_payload",
+            "optimizers_config",
         ],
     )?;
     fixed(o, "shard_number", json!(1), "one shard")?;
@@ -190,7 +187,18 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             })
         }
     };
+    let indexing_threshold = match field(o, "optimizers_config") {
+        None => None,
+        Some(v) => {
+            let oc = object(v, "`optimizers_config`")?;
+            // The rest of Qdrant's optimizer settings are the database's in Braid
+            // (`StorageOptions`), so per collection they are refused.
+            only(oc, "`optimizers_config`", &["indexing_threshold"])?;
+            usize_field(oc, "indexing_threshold")?
+        }
+    };
     CollectionSpec {
+        indexing_threshold,
         hnsw: hnsw(o.get("hnsw_config"))?,
         quantization: quantization(o.get("quantization_config"))?,
         spaces,
@@ -545,7 +553,8 @@ pub(crate) fn record_json(r: Record) -> Value {
 
 fn params_json(p: &VectorParams) -> Value {
     json!({"size": p.size, "distance": mapping::distance_name(p.distance),
-           "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct},
+           "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct,
+                           "full_scan_threshold": p.hnsw.full_scan_threshold_kb},
            "quantization_config": quantization_json(p)})
 }
 
@@ -600,11 +609,11 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
         "config": {
             "params": {"vectors": vectors, "shard_number": 1, "replication_factor": 1,
                        "write_consistency_factor": 1, "on_disk_payload": false},
-            "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": FULL_SCAN_THRESHOLD,
+            "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": first.full_scan_threshold_kb,
                             "max_indexing_threads": 0, "on_disk": false},
             "optimizer_config": {"deleted_threshold": reported.deleted_threshold, "vacuum_min_vector_number": reported.vacuum_min,
                                  "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,
-                                 "indexing_threshold": 0, "flush_interval_sec": reported.flush_interval_sec, "max_optimization_threads": 0},
+                                 "indexing_threshold": info.config.indexing_threshold_kb, "flush_interval_sec": reported.flush_interval_sec, "max_optimization_threads": 0},
             "wal_config": {"wal_capacity_mb": reported.wal_capacity_mb, "wal_segments_ahead": 0},
             "quantization_config": null
         },

@@ -11,11 +11,6 @@ use crate::ApiError;
 /// The name Qdrant gives the one unnamed vector of a collection.
 pub(crate) const DEFAULT_VECTOR: &str = "";
 
-/// Qdrant's `full_scan_threshold` has no counterpart (Braid's planner chooses between
-/// graph and exact scan by cost); this is Qdrant's default, reported for clients that
-/// expect the field.
-pub(crate) const FULL_SCAN_THRESHOLD: u64 = 10_000;
-
 fn bad(why: impl Into<String>) -> ApiError {
     ApiError::bad_request(why.into())
 }
@@ -25,6 +20,8 @@ fn bad(why: impl Into<String>) -> ApiError {
 pub(crate) struct HnswDiff {
     pub(crate) m: Option<usize>,
     pub(crate) ef_construct: Option<usize>,
+    /// Kilobytes (Qdrant's unit).
+    pub(crate) full_scan_threshold: Option<usize>,
 }
 
 impl HnswDiff {
@@ -33,6 +30,7 @@ impl HnswDiff {
         HnswParams {
             m: self.m.unwrap_or(base.m),
             ef_construct: self.ef_construct.unwrap_or(base.ef_construct),
+            full_scan_threshold_kb: self.full_scan_threshold.unwrap_or(base.full_scan_threshold_kb),
         }
     }
 }
@@ -94,7 +92,9 @@ impl SpaceSpec {
         let size = self.size.ok_or_else(|| bad("vector params need `size`"))?;
         let distance = self.distance.ok_or_else(|| bad("vector params need `distance`"))?;
         let hnsw = self.hnsw.over(base);
-        Ok(VectorParams::new(size, distance).hnsw(hnsw.m, hnsw.ef_construct))
+        Ok(VectorParams::new(size, distance)
+            .hnsw(hnsw.m, hnsw.ef_construct)
+            .full_scan_threshold_kb(hnsw.full_scan_threshold_kb))
     }
 }
 
@@ -111,6 +111,8 @@ pub(crate) enum Spaces {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct CollectionSpec {
     pub(crate) hnsw: HnswDiff,
+    /// `optimizers_config.indexing_threshold`, kilobytes.
+    pub(crate) indexing_threshold: Option<usize>,
     pub(crate) quantization: QuantizationSpec,
     pub(crate) spaces: Option<Spaces>,
 }
@@ -122,6 +124,9 @@ impl CollectionSpec {
         self.quantization.check()?;
         let base = self.hnsw.over(HnswParams::default());
         let mut config = CollectionConfig::new();
+        if let Some(kb) = self.indexing_threshold {
+            config = config.indexing_threshold_kb(kb);
+        }
         match &self.spaces {
             None => return Err(bad("a collection needs `vectors` (gRPC: `vectors_config`)")),
             Some(Spaces::Unnamed(space)) => config = config.vector(DEFAULT_VECTOR, space.params(base)?),
@@ -186,13 +191,16 @@ mod tests {
         let mut image = space(512);
         image.hnsw.m = Some(32);
         let spec = CollectionSpec {
-            hnsw: HnswDiff { m: None, ef_construct: Some(200) },
+            hnsw: HnswDiff { m: None, ef_construct: Some(200), full_scan_threshold: Some(500) },
+            indexing_threshold: Some(0),
             quantization: QuantizationSpec::Absent,
             spaces: Some(Spaces::Named(vec![("text".into(), space(384)), ("image".into(), image)])),
         };
         let config = spec.config().unwrap();
-        assert_eq!(config.vectors["text"].hnsw, HnswParams { m: 16, ef_construct: 200 });
-        assert_eq!(config.vectors["image"].hnsw, HnswParams { m: 32, ef_construct: 200 });
+        let hnsw = |m| HnswParams { m, ef_construct: 200, full_scan_threshold_kb: 500 };
+        assert_eq!(config.vectors["text"].hnsw, hnsw(16));
+        assert_eq!(config.vectors["image"].hnsw, hnsw(32));
+        assert_eq!(config.indexing_threshold_kb, 0);
         assert!(unnamed(&config).is_none());
     }
 
@@ -222,6 +230,7 @@ mod tests {
         assert!(s.params(HnswParams::default()).unwrap_err().message.contains("size"));
         let none = CollectionSpec {
             hnsw: HnswDiff::default(),
+            indexing_threshold: None,
             quantization: QuantizationSpec::Absent,
             spaces: None,
         };

@@ -87,7 +87,7 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         ("scroll order_by", post.clone(), format!("{base}/collections/p/points/scroll"), Some(KEY), Some(br#"{"order_by": "price"}"#.to_vec()), 400, "order_by"),
         ("query with mmr", post.clone(), format!("{base}/collections/p/points/query"), Some(KEY), Some(br#"{"query": {"nearest": [1,0,0,0,0,0,0,0], "mmr": {"diversity": 0.5}}, "using": "text"}"#.to_vec()), 400, "mmr"),
         ("sparse vectors at create", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "sparse_vectors": {"bm25": {}}}"#.to_vec()), 400, "sparse_vectors"),
-        ("optimizer config at create", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "optimizers_config": {"indexing_threshold": 0}}"#.to_vec()), 400, "optimizers_config"),
+        ("optimizer config at create", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "optimizers_config": {"deleted_threshold": 0.5}}"#.to_vec()), 400, "deleted_threshold"),
         ("two shards", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "shard_number": 2}"#.to_vec()), 400, "shard_number"),
         ("f16 vectors", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot", "datatype": "float16"}}"#.to_vec()), 400, "datatype"),
         ("misspelt search field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "filtr": {}}"#.to_vec()), 400, "filtr"),

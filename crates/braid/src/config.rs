@@ -6,6 +6,15 @@ pub use braid_core::Metric as Distance;
 
 use crate::Error;
 
+/// Qdrant's default for both size thresholds, in kilobytes of vectors (1 KB is one
+/// 256-d f32 vector): `optimizers_config.indexing_threshold` and
+/// `hnsw_config.full_scan_threshold`.
+pub const DEFAULT_THRESHOLD_KB: usize = 10_000;
+
+fn default_threshold_kb() -> usize {
+    DEFAULT_THRESHOLD_KB
+}
+
 /// HNSW settings of one space, as Qdrant names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HnswParams {
@@ -13,11 +22,16 @@ pub struct HnswParams {
     pub m: usize,
     /// Beam width while building.
     pub ef_construct: usize,
+    /// A filtered search whose filter matches fewer than this many kilobytes of this
+    /// space's vectors scores every match exactly instead of walking the graph
+    /// (Qdrant's `full_scan_threshold`; `docs/query.md`, "Exact by size").
+    #[serde(default = "default_threshold_kb")]
+    pub full_scan_threshold_kb: usize,
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construct: 100 }
+        HnswParams { m: 16, ef_construct: 100, full_scan_threshold_kb: DEFAULT_THRESHOLD_KB }
     }
 }
 
@@ -78,7 +92,13 @@ impl VectorParams {
 
     /// With graph settings `m` and `ef_construct`.
     pub fn hnsw(mut self, m: usize, ef_construct: usize) -> VectorParams {
-        self.hnsw = HnswParams { m, ef_construct };
+        self.hnsw = HnswParams { m, ef_construct, ..self.hnsw };
+        self
+    }
+
+    /// With `full_scan_threshold_kb` instead of the default.
+    pub fn full_scan_threshold_kb(mut self, kb: usize) -> VectorParams {
+        self.hnsw.full_scan_threshold_kb = kb;
         self
     }
 }
@@ -87,16 +107,34 @@ impl VectorParams {
 pub const MAX_DIM: usize = 65_536;
 
 /// A collection's configuration: its named vector spaces (`vectors_config`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CollectionConfig {
     /// Spaces by name.
     pub vectors: BTreeMap<String, VectorParams>,
+    /// A space holding fewer than this many kilobytes of vectors is searched exactly,
+    /// by scoring every vector, as Qdrant searches a segment it has not indexed yet
+    /// (`optimizers_config.indexing_threshold`). 0 means always (Qdrant: indexing
+    /// disabled). Collections written before it existed read as the default.
+    #[serde(default = "default_threshold_kb")]
+    pub indexing_threshold_kb: usize,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig { vectors: BTreeMap::new(), indexing_threshold_kb: DEFAULT_THRESHOLD_KB }
+    }
 }
 
 impl CollectionConfig {
     /// No spaces yet; add them with [`CollectionConfig::vector`].
     pub fn new() -> CollectionConfig {
         CollectionConfig::default()
+    }
+
+    /// With `indexing_threshold_kb` instead of the default.
+    pub fn indexing_threshold_kb(mut self, kb: usize) -> CollectionConfig {
+        self.indexing_threshold_kb = kb;
+        self
     }
 
     /// Adds the space `name`.
@@ -134,6 +172,8 @@ mod tests {
         let config: CollectionConfig = serde_json::from_str(old).unwrap();
         assert_eq!(config.vectors["text"], VectorParams::new(384, Distance::Cosine).hnsw(16, 200));
         assert_eq!(config.vectors["text"].quantization, Quantization::Int8);
+        assert_eq!(config.vectors["text"].hnsw.full_scan_threshold_kb, DEFAULT_THRESHOLD_KB);
+        assert_eq!(config.indexing_threshold_kb, DEFAULT_THRESHOLD_KB);
         let plain = CollectionConfig::new()
             .vector("text", VectorParams::new(384, Distance::Cosine).quantization(Quantization::None));
         let round: CollectionConfig = serde_json::from_str(&serde_json::to_string(&plain).unwrap()).unwrap();

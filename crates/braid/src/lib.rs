@@ -61,7 +61,9 @@ pub use collection::{
     Collection, CollectionInfo, CollectionState, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, OptimizeReport,
     PointsSelector, QueryPoints, SearchRequest, Task,
 };
-pub use config::{CollectionConfig, Distance, HnswParams, MAX_DIM, Quantization, VectorParams};
+pub use config::{
+    CollectionConfig, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, Quantization, VectorParams,
+};
 pub use database::Database;
 pub use error::Error;
 pub use point::{NamedVectors, PointId, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};

@@ -572,8 +572,26 @@ impl Searchable for Segment {
         leaf.estimate
     }
     fn choose(&self, leaf: &Leaf<'_>, ef: usize) -> PathChoice {
-        let advantage = if leaf.data.codes.is_some() { braid_hnsw::CODED_SCAN_ADVANTAGE } else { 1.0 };
-        leaf.data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage)
+        let data = leaf.data;
+        let advantage = if data.codes.is_some() { braid_hnsw::CODED_SCAN_ADVANTAGE } else { 1.0 };
+        let priced = data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage);
+        // Qdrant's two size thresholds, in kilobytes of f32 vectors: below them its
+        // answer is exact, so Braid's is too (`docs/query.md`, "Exact by size").
+        let kb = |points: usize| points.saturating_mul(data.params.size * 4) / 1024;
+        let unindexed = match self.config.indexing_threshold_kb {
+            0 => true,
+            threshold => kb(self.live_in(data)) < threshold,
+        };
+        let few_matches =
+            leaf.restricted.is_some() && kb(leaf.estimate.max) < data.params.hnsw.full_scan_threshold_kb;
+        let rule = if unindexed {
+            "below the collection's indexing_threshold"
+        } else if few_matches {
+            "the filter matches less than full_scan_threshold"
+        } else {
+            return priced;
+        };
+        PathChoice { path: SearchPath::Exact, rule: Some(rule), ..priced }
     }
     fn nearest(
         &self,

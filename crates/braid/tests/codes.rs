@@ -14,10 +14,18 @@ use serde_json::json;
 
 const N: u64 = 3_000;
 
+/// Qdrant's size thresholds would answer a collection this small exactly; these
+/// tests are about the graph walk and scan by codes, so the thresholds are set
+/// below the collection's size (1 KB).
+fn walked(p: VectorParams) -> VectorParams {
+    p.full_scan_threshold_kb(1)
+}
+
 fn config() -> CollectionConfig {
     CollectionConfig::new()
-        .vector("text", VectorParams::new(96, Distance::Cosine).hnsw(12, 64))
-        .vector("shape", VectorParams::new(80, Distance::Euclid).hnsw(12, 64))
+        .indexing_threshold_kb(1)
+        .vector("text", walked(VectorParams::new(96, Distance::Cosine).hnsw(12, 64)))
+        .vector("shape", walked(VectorParams::new(80, Distance::Euclid).hnsw(12, 64)))
 }
 
 /// Embedding-like vectors: 12 directions with as much spread around each as the
@@ -196,9 +204,9 @@ fn a_reopened_database_answers_as_before() {
 #[test]
 fn a_space_without_codes_scans_and_walks_on_floats() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = CollectionConfig::new().vector(
+    let plain = CollectionConfig::new().indexing_threshold_kb(1).vector(
         "text",
-        VectorParams::new(96, Distance::Cosine).hnsw(12, 64).quantization(Quantization::None),
+        walked(VectorParams::new(96, Distance::Cosine).hnsw(12, 64).quantization(Quantization::None)),
     );
     let mut data = Data::new(9, 96);
     let vectors: Vec<Vec<f32>> = (0..1_500).map(|i| data.next(i)).collect();
@@ -206,8 +214,9 @@ fn a_space_without_codes_scans_and_walks_on_floats() {
         let db = Database::open(dir.path()).unwrap();
         let c = db.get_or_create("plain", plain.clone()).unwrap();
         // The same name with codes is another configuration: a conflict, not a change.
-        let coded =
-            CollectionConfig::new().vector("text", VectorParams::new(96, Distance::Cosine).hnsw(12, 64));
+        let coded = CollectionConfig::new()
+            .indexing_threshold_kb(1)
+            .vector("text", walked(VectorParams::new(96, Distance::Cosine).hnsw(12, 64)));
         assert!(matches!(db.get_or_create("plain", coded), Err(braid::Error::CollectionConflict { .. })));
         c.create_payload_index("cat", IndexKind::Keyword).unwrap();
         c.upsert(

@@ -106,7 +106,7 @@ impl Searchable for BruteForce {
     fn choose(&self, leaf: &Leaf<'_>, _ef: usize) -> PathChoice {
         let estimate = self.estimate(leaf);
         let path = if estimate.expected < 20 { SearchPath::Scan } else { SearchPath::Graph };
-        PathChoice { path, exact_cost: estimate.expected as f64, graph_cost: 20.0 }
+        PathChoice { path, exact_cost: estimate.expected as f64, graph_cost: 20.0, rule: None }
     }
     fn nearest(
         &self,

@@ -71,14 +71,17 @@ impl Collections for Service {
                 hnsw_config: Some(proto::HnswConfigDiff {
                     m: Some(first.m as u64),
                     ef_construct: Some(first.ef_construct as u64),
-                    full_scan_threshold: Some(mapping::FULL_SCAN_THRESHOLD),
+                    full_scan_threshold: Some(first.full_scan_threshold_kb as u64),
                     max_indexing_threads: Some(0),
+                    ..Default::default()
                 }),
                 optimizer_config: Some(proto::OptimizersConfigDiff {
                     deleted_threshold: Some(reported.deleted_threshold),
                     vacuum_min_vector_number: Some(reported.vacuum_min),
                     default_segment_number: Some(1),
                     flush_interval_sec: Some(reported.flush_interval_sec),
+                    indexing_threshold: Some(info.config.indexing_threshold_kb as u64),
+                    ..Default::default()
                 }),
                 wal_config: Some(proto::WalConfigDiff {
                     wal_capacity_mb: Some(reported.wal_capacity_mb),
@@ -123,7 +126,13 @@ impl Collections for Service {
                 Spaces::Named(m.map.iter().map(|(name, p)| (name.clone(), space_in(p))).collect())
             }
         });
+        served("create collection", &r)?;
         let config = CollectionSpec {
+            indexing_threshold: r
+                .optimizers_config
+                .as_ref()
+                .and_then(|o| o.indexing_threshold)
+                .map(|t| t as usize),
             hnsw: hnsw_in(r.hnsw_config.as_ref()),
             quantization: quantization_in(r.quantization_config.as_ref()),
             spaces,
@@ -160,6 +169,13 @@ impl Collections for Service {
     }
 }
 
+/// The request, once it is known to set no field Braid does not serve.
+fn checked<T: Unserved>(r: Request<T>, what: &str) -> Result<T, Status> {
+    let r = r.into_inner();
+    served(what, &r)?;
+    Ok(r)
+}
+
 /// A write on a blocking thread, answered with an `UpdateResult`.
 async fn write(
     state: &AppState,
@@ -175,7 +191,7 @@ async fn write(
 #[tonic::async_trait]
 impl Points for Service {
     async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "upsert")?;
         let points = r
             .points
             .iter()
@@ -191,13 +207,13 @@ impl Points for Service {
     }
 
     async fn delete(&self, r: Request<proto::DeletePoints>) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "delete points")?;
         let selector = selector(r.points.as_ref())?;
         write(&self.0, r.collection_name, r.wait, move |c| c.delete(selector).map(drop).map_err(err)).await
     }
 
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "retrieve")?, self.0.db.clone(), Instant::now());
         let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
         let records =
@@ -212,7 +228,7 @@ impl Points for Service {
         &self,
         r: Request<proto::UpdatePointVectors>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "update vectors")?;
         let updates = r
             .points
             .iter()
@@ -225,7 +241,7 @@ impl Points for Service {
         &self,
         r: Request<proto::DeletePointVectors>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "delete vectors")?;
         let selector = selector(r.points_selector.as_ref())?;
         let names = r.vectors.map(|v| v.names).unwrap_or_default();
         write(&self.0, r.collection_name, r.wait, move |c| {
@@ -239,7 +255,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "set payload")?;
         let selector = selector(r.points_selector.as_ref())?;
         let payload = Json::Object(map_to_json(&r.payload));
         let key = r.key;
@@ -257,7 +273,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "overwrite payload")?;
         let selector = selector(r.points_selector.as_ref())?;
         let payload = Json::Object(map_to_json(&r.payload));
         write(&self.0, r.collection_name, r.wait, move |c| {
@@ -270,7 +286,7 @@ impl Points for Service {
         &self,
         r: Request<proto::DeletePayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "delete payload")?;
         let selector = selector(r.points_selector.as_ref())?;
         let keys = r.keys;
         write(&self.0, r.collection_name, r.wait, move |c| {
@@ -284,7 +300,7 @@ impl Points for Service {
         &self,
         r: Request<proto::ClearPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "clear payload")?;
         let selector = selector(r.points.as_ref())?;
         write(&self.0, r.collection_name, r.wait, move |c| c.clear_payload(selector).map_err(err)).await
     }
@@ -293,7 +309,7 @@ impl Points for Service {
         &self,
         r: Request<proto::CreateFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
-        let r = r.into_inner();
+        let r = checked(r, "create index")?;
         let kind = match r.field_type.map(proto::FieldType::try_from) {
             None | Some(Ok(proto::FieldType::Keyword)) => IndexKind::Keyword,
             Some(Ok(proto::FieldType::Integer)) => IndexKind::Integer,
@@ -321,7 +337,7 @@ impl Points for Service {
     }
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "search")?, self.0.db.clone(), Instant::now());
         let request = search_request(&r)?.to_query();
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         let hits =
@@ -334,7 +350,7 @@ impl Points for Service {
     }
 
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "search batch")?, self.0.db.clone(), Instant::now());
         let requests = r
             .search_points
             .iter()
@@ -355,7 +371,7 @@ impl Points for Service {
     }
 
     async fn scroll(&self, r: Request<proto::ScrollPoints>) -> Reply<proto::ScrollResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "scroll")?, self.0.db.clone(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), true), with_vectors(r.with_vectors.as_ref()));
@@ -372,7 +388,7 @@ impl Points for Service {
     }
 
     async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "count")?, self.0.db.clone(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         let count =
             blocking(move || collection(&db, &r.collection_name)?.count(filter.as_ref()).map_err(err))
@@ -384,7 +400,7 @@ impl Points for Service {
     }
 
     async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "query")?, self.0.db.clone(), Instant::now());
         let request = query_points(&r)?;
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         let hits =
@@ -397,7 +413,7 @@ impl Points for Service {
     }
 
     async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
-        let (r, db, started) = (r.into_inner(), self.0.db.clone(), Instant::now());
+        let (r, db, started) = (checked(r, "query batch")?, self.0.db.clone(), Instant::now());
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         let results = blocking(move || {

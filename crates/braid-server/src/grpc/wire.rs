@@ -458,6 +458,7 @@ pub(super) fn hnsw_in(h: Option<&proto::HnswConfigDiff>) -> HnswDiff {
     HnswDiff {
         m: h.and_then(|h| h.m).map(|m| m as usize),
         ef_construct: h.and_then(|h| h.ef_construct).map(|e| e as usize),
+        full_scan_threshold: h.and_then(|h| h.full_scan_threshold).map(|t| t as usize),
     }
 }
 
@@ -490,8 +491,8 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
         hnsw_config: Some(proto::HnswConfigDiff {
             m: Some(p.hnsw.m as u64),
             ef_construct: Some(p.hnsw.ef_construct as u64),
-            full_scan_threshold: None,
-            max_indexing_threads: None,
+            full_scan_threshold: Some(p.hnsw.full_scan_threshold_kb as u64),
+            ..Default::default()
         }),
         quantization_config: p.keeps_codes().then_some(proto::QuantizationConfig {
             quantization: Some(proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
@@ -500,6 +501,7 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
                 always_ram: Some(true),
             })),
         }),
+        ..Default::default()
     }
 }
 
@@ -511,5 +513,217 @@ pub(super) fn schema_type(kind: IndexKind) -> proto::PayloadSchemaType {
         IndexKind::Bool => proto::PayloadSchemaType::Bool,
         IndexKind::Uuid => proto::PayloadSchemaType::Uuid,
         IndexKind::Datetime => proto::PayloadSchemaType::Datetime,
+    }
+}
+
+// ---- fields Braid does not serve ----
+
+/// A request message (or a part of one) that can name the first field it sets which
+/// Braid does not serve. Braid's proto declares every field of Qdrant's request
+/// messages, so nothing a client sets is dropped unseen; this says which to refuse.
+pub(super) trait Unserved {
+    /// Qdrant's name of the first field set that Braid does not serve.
+    fn unserved(&self) -> Option<&'static str>;
+}
+
+/// Refuses `request` when it sets a field Braid does not serve.
+pub(super) fn served(what: &str, request: &impl Unserved) -> Result<(), Status> {
+    match request.unserved() {
+        None => Ok(()),
+        Some(field) => Err(bad(format!("{what}: `{field}` is not served by Braid"))),
+    }
+}
+
+/// The first name whose condition holds.
+fn first(fields: &[(&'static str, bool)]) -> Option<&'static str> {
+    fields.iter().find(|(_, set)| *set).map(|(name, _)| *name)
+}
+
+fn inner<T: Unserved>(part: Option<&T>) -> Option<&'static str> {
+    part.and_then(Unserved::unserved)
+}
+
+impl Unserved for proto::HnswConfigDiff {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("hnsw_config.max_indexing_threads", self.max_indexing_threads.is_some_and(|n| n != 0)),
+            ("hnsw_config.on_disk", self.on_disk == Some(true)),
+            ("hnsw_config.payload_m", self.payload_m.is_some()),
+            ("hnsw_config.inline_storage", self.inline_storage.is_some()),
+            ("hnsw_config.memory", self.memory.is_some()),
+        ])
+    }
+}
+
+impl Unserved for proto::VectorParams {
+    fn unserved(&self) -> Option<&'static str> {
+        // Qdrant's `Datatype`: Default = 0, Float32 = 1 (Braid's f32); Uint8, Float16, … refused.
+        let f32_or_default = |d: i32| d == 0 || d == 1;
+        inner(self.hnsw_config.as_ref()).or_else(|| {
+            first(&[
+                ("on_disk", self.on_disk == Some(true)),
+                ("datatype", self.datatype.is_some_and(|d| !f32_or_default(d))),
+                ("multivector_config", self.multivector_config.is_some()),
+                ("memory", self.memory.is_some()),
+            ])
+        })
+    }
+}
+
+impl Unserved for proto::VectorsConfig {
+    fn unserved(&self) -> Option<&'static str> {
+        match &self.config {
+            Some(proto::vectors_config::Config::Params(p)) => p.unserved(),
+            Some(proto::vectors_config::Config::ParamsMap(m)) => m.map.values().find_map(Unserved::unserved),
+            None => None,
+        }
+    }
+}
+
+impl Unserved for proto::OptimizersConfigDiff {
+    fn unserved(&self) -> Option<&'static str> {
+        // Braid serves `indexing_threshold` per collection; the other optimizer
+        // settings are the database's (`StorageOptions`).
+        first(&[
+            ("optimizers_config.deleted_threshold", self.deleted_threshold.is_some()),
+            ("optimizers_config.vacuum_min_vector_number", self.vacuum_min_vector_number.is_some()),
+            ("optimizers_config.default_segment_number", self.default_segment_number.is_some()),
+            ("optimizers_config.max_segment_size", self.max_segment_size.is_some()),
+            ("optimizers_config.memmap_threshold", self.memmap_threshold.is_some()),
+            ("optimizers_config.flush_interval_sec", self.flush_interval_sec.is_some()),
+            (
+                "optimizers_config.max_optimization_threads",
+                self.deprecated_max_optimization_threads.is_some(),
+            ),
+            ("optimizers_config.max_optimization_threads", self.max_optimization_threads.is_some()),
+            ("optimizers_config.prevent_unoptimized", self.prevent_unoptimized.is_some()),
+        ])
+    }
+}
+
+impl Unserved for proto::CreateCollection {
+    fn unserved(&self) -> Option<&'static str> {
+        let not_one = |n: Option<u32>| n.is_some_and(|n| n != 1);
+        first(&[
+            ("wal_config", self.wal_config.is_some()),
+            ("shard_number", not_one(self.shard_number)),
+            ("on_disk_payload", self.on_disk_payload == Some(true)),
+            ("replication_factor", not_one(self.replication_factor)),
+            ("write_consistency_factor", not_one(self.write_consistency_factor)),
+            // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
+            ("sharding_method", self.sharding_method.is_some_and(|m| m != 0)),
+            ("sparse_vectors_config", self.sparse_vectors_config.is_some()),
+            ("strict_mode_config", self.strict_mode_config.is_some()),
+            ("metadata", !self.metadata.is_empty()),
+            ("payload", self.payload.is_some()),
+            ("id_tracker", self.id_tracker.is_some()),
+        ])
+        .or_else(|| inner(self.hnsw_config.as_ref()))
+        .or_else(|| inner(self.optimizers_config.as_ref()))
+        .or_else(|| inner(self.vectors_config.as_ref()))
+    }
+}
+
+impl Unserved for proto::UpsertPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("shard_key_selector", self.shard_key_selector.is_some()),
+            ("update_filter", self.update_filter.is_some()),
+            // Qdrant's `UpdateMode`: Upsert = 0 (what Braid does), InsertOnly = 1, UpdateOnly = 2.
+            ("update_mode", self.update_mode.is_some_and(|m| m != 0)),
+        ])
+    }
+}
+
+impl Unserved for proto::UpdatePointVectors {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("shard_key_selector", self.shard_key_selector.is_some()),
+            ("update_filter", self.update_filter.is_some()),
+        ])
+    }
+}
+
+/// Messages whose only unserved field is `shard_key_selector`.
+macro_rules! only_shard_key {
+    ($($message:ident),*) => {$(
+        impl Unserved for proto::$message {
+            fn unserved(&self) -> Option<&'static str> {
+                first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            }
+        }
+    )*};
+}
+only_shard_key!(
+    DeletePoints,
+    GetPoints,
+    DeletePointVectors,
+    SetPayloadPoints,
+    DeletePayloadPoints,
+    ClearPayloadPoints,
+    CountPoints
+);
+
+impl Unserved for proto::CreateFieldIndexCollection {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("field_index_params", self.field_index_params.is_some())])
+    }
+}
+
+impl Unserved for proto::SearchParams {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("params.quantization", self.quantization.is_some()),
+            ("params.indexed_only", self.indexed_only == Some(true)),
+            ("params.acorn", self.acorn.is_some()),
+            ("params.idf", self.idf.is_some()),
+        ])
+    }
+}
+
+impl Unserved for proto::SearchPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+    }
+}
+
+impl Unserved for proto::SearchBatchPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        self.search_points.iter().find_map(Unserved::unserved)
+    }
+}
+
+impl Unserved for proto::ScrollPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("shard_key_selector", self.shard_key_selector.is_some()),
+            ("order_by", self.order_by.is_some()),
+        ])
+    }
+}
+
+impl Unserved for proto::PrefetchQuery {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("prefetch.lookup_from", self.lookup_from.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+            .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+    }
+}
+
+impl Unserved for proto::QueryPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("shard_key_selector", self.shard_key_selector.is_some()),
+            ("lookup_from", self.lookup_from.is_some()),
+        ])
+        .or_else(|| inner(self.params.as_ref()))
+        .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+    }
+}
+
+impl Unserved for proto::QueryBatchPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        self.query_points.iter().find_map(Unserved::unserved)
     }
 }
