@@ -586,3 +586,96 @@ async fn grpc_filters_on_datetime_ranges_value_counts_and_any_word() {
     assert_eq!(count_where(text_any).await, 2, "days 13 and 17");
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// Fields of Qdrant's request messages that Braid does not serve are refused by
+/// name, never dropped; the ones it serves read back (thresholds in collection info).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unserved_request_fields_are_refused_by_name() {
+    let running = start(None, None).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .expect("client");
+    let vectors = || {
+        Some(VectorsConfig {
+            config: Some(q::vectors_config::Config::Params(VectorParams {
+                size: 2,
+                distance: q::Distance::Dot.into(),
+                hnsw_config: Some(q::HnswConfigDiff { full_scan_threshold: Some(77), ..Default::default() }),
+                ..Default::default()
+            })),
+        })
+    };
+    let create = |extra: CreateCollection| {
+        let client = &client;
+        async move { client.create_collection(CreateCollection { vectors_config: vectors(), ..extra }).await }
+    };
+    let refused = [
+        (
+            CreateCollection {
+                collection_name: "s".into(),
+                sparse_vectors_config: Some(q::SparseVectorConfig::default()),
+                ..Default::default()
+            },
+            "sparse_vectors_config",
+        ),
+        (
+            CreateCollection { collection_name: "s".into(), shard_number: Some(3), ..Default::default() },
+            "shard_number",
+        ),
+        (
+            CreateCollection {
+                collection_name: "s".into(),
+                optimizers_config: Some(q::OptimizersConfigDiff {
+                    deleted_threshold: Some(0.5),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "deleted_threshold",
+        ),
+    ];
+    for (request, field) in refused {
+        let err = create(request).await.expect_err(field);
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    let optimizers = q::OptimizersConfigDiff { indexing_threshold: Some(0), ..Default::default() };
+    create(CreateCollection {
+        collection_name: "s".into(),
+        optimizers_config: Some(optimizers),
+        ..Default::default()
+    })
+    .await
+    .expect("indexing_threshold is served");
+    let info = client.collection_info("s").await.expect("info").result.expect("info");
+    let config = info.config.expect("config");
+    assert_eq!(config.optimizer_config.expect("optimizers").indexing_threshold, Some(0));
+    assert_eq!(config.hnsw_config.expect("hnsw").full_scan_threshold, Some(77));
+
+    let points = vec![PointStruct::new(1, vec![1.0, 0.0], Payload::new())];
+    let filter = Some(q::Filter::must([Condition::has_id([1])]));
+    let conditional = UpsertPoints {
+        collection_name: "s".into(),
+        points: points.clone(),
+        update_filter: filter.clone(),
+        ..Default::default()
+    };
+    let err = client.upsert_points(conditional).await.expect_err("update_filter");
+    assert!(err.to_string().contains("update_filter"), "{err}");
+    let insert_only = UpsertPoints {
+        collection_name: "s".into(),
+        points,
+        update_mode: Some(q::UpdateMode::InsertOnly.into()),
+        ..Default::default()
+    };
+    let err = client.upsert_points(insert_only).await.expect_err("update_mode");
+    assert!(err.to_string().contains("update_mode"), "{err}");
+    let ordered = ScrollPoints {
+        collection_name: "s".into(),
+        order_by: Some(q::OrderBy { key: "price".into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let err = client.scroll(ordered).await.expect_err("order_by");
+    assert!(err.to_string().contains("order_by"), "{err}");
+    running.server.shutdown().await.expect("shutdown");
+}

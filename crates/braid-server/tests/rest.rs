@@ -394,3 +394,29 @@ async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
     assert_eq!(rest.get(&format!("{c}/points/4")).await["payload"], json!({"k": "b"}));
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// Settings a collection is created with read back as they were written; empty
+/// batches answer empty lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_read_back_and_empty_batches_answer_empty() {
+    let running = start(None, None).await;
+    let rest =
+        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let c = "/collections/tuned";
+    rest.put(
+        c,
+        json!({"vectors": {"text": {"size": 4, "distance": "Cosine", "hnsw_config": {"m": 8, "full_scan_threshold": 77}}},
+               "hnsw_config": {"ef_construct": 64}, "optimizers_config": {"indexing_threshold": 0},
+               "shard_number": 1, "on_disk_payload": false}),
+    )
+    .await;
+    let info = rest.get(c).await;
+    let text = &info["config"]["params"]["vectors"]["text"];
+    assert_eq!(text["hnsw_config"], json!({"m": 8, "ef_construct": 64, "full_scan_threshold": 77}), "{info}");
+    assert_eq!(info["config"]["optimizer_config"]["indexing_threshold"], json!(0));
+    assert_eq!(info["config"]["hnsw_config"]["full_scan_threshold"], json!(77));
+    assert_eq!(rest.post(&format!("{c}/points/search/batch"), json!({"searches": []})).await, json!([]));
+    assert_eq!(rest.post(&format!("{c}/points/query/batch"), json!({"searches": []})).await, json!([]));
+    assert_eq!(rest.post(&format!("{c}/points"), json!({"ids": []})).await, json!([]));
+    running.server.shutdown().await.expect("shutdown");
+}
