@@ -104,17 +104,18 @@ pub enum Match {
     Any(Variants),
     /// `{"except": [..]}`: some value is not one of the list.
     Except(Variants),
-    /// `{"text": t}`: a string value contains `t` (no full-text index: a substring
-    /// test, as Qdrant's server does without one).
+    /// `{"text": t}`: every word of `t` is a word of a string value. Words are what
+    /// Qdrant's default `word` tokenizer makes (runs of letters and digits,
+    /// lowercased), as its server matches a field without a full-text index (1.19.1+).
     Text(String),
-    /// `{"text_any": t}`: a string value contains one of `t`'s whitespace-separated
-    /// words (substring tests).
+    /// `{"text_any": t}`: some word of `t` is a word of a string value.
     TextAny(String),
-    /// `{"phrase": t}`: a string value contains `t` (without a full-text index the
-    /// same test as `text`).
+    /// `{"phrase": t}`: the words of `t` appear in a string value consecutively.
     Phrase(String),
-    /// `{"prefix": t}`: a string value starts with `t`.
+    /// `{"prefix": t}`: a string value starts with `t` (bytes, case-sensitive).
     Prefix(String),
+    /// `{"substring": t}`: a string value contains `t` (bytes, case-sensitive).
+    Substring(String),
 }
 
 /// A value `match` compares with.
@@ -297,17 +298,17 @@ impl Field {
         ))))
     }
 
-    /// A string value contains `text`.
+    /// A string value has every word of `text`.
     pub fn text(self, text: impl Into<String>) -> Condition {
         self.test(FieldTest::Match(Match::Text(text.into())))
     }
 
-    /// A string value contains one of the words of `text`.
+    /// A string value has one of the words of `text`.
     pub fn text_any(self, text: impl Into<String>) -> Condition {
         self.test(FieldTest::Match(Match::TextAny(text.into())))
     }
 
-    /// A string value contains `phrase`.
+    /// A string value has the words of `phrase`, consecutively.
     pub fn phrase(self, phrase: impl Into<String>) -> Condition {
         self.test(FieldTest::Match(Match::Phrase(phrase.into())))
     }
@@ -315,6 +316,11 @@ impl Field {
     /// A string value starts with `prefix`.
     pub fn prefix(self, prefix: impl Into<String>) -> Condition {
         self.test(FieldTest::Match(Match::Prefix(prefix.into())))
+    }
+
+    /// A string value contains `part`.
+    pub fn substring(self, part: impl Into<String>) -> Condition {
+        self.test(FieldTest::Match(Match::Substring(part.into())))
     }
 
     /// Numeric bounds.

@@ -76,6 +76,12 @@ fn flat<'a>(values: &'a [&'a Value]) -> impl Iterator<Item = &'a Value> {
     })
 }
 
+/// The words of a text as Qdrant's default `word` tokenizer makes them: maximal runs
+/// of letters and digits, lowercased.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
 /// The strings among the values (array elements included).
 fn strings<'a>(values: &'a [&'a Value]) -> impl Iterator<Item = &'a str> {
     flat(values).filter_map(Value::as_str)
@@ -130,13 +136,21 @@ impl FieldTest {
             FieldTest::Match(Match::Value(x)) => flat(values).any(|v| x.equals(v)),
             FieldTest::Match(Match::Any(list)) => flat(values).any(|v| list.contains(v)),
             FieldTest::Match(Match::Except(list)) => flat(values).any(|v| list.excludes(v)),
-            FieldTest::Match(Match::Text(t) | Match::Phrase(t)) => {
-                strings(values).any(|s| s.contains(t.as_str()))
+            FieldTest::Match(Match::Text(t)) => {
+                let query = words(t);
+                !query.is_empty() && strings(values).any(|s| query.iter().all(|w| words(s).contains(w)))
             }
             FieldTest::Match(Match::TextAny(t)) => {
-                strings(values).any(|s| t.split_whitespace().any(|word| s.contains(word)))
+                let query = words(t);
+                strings(values).any(|s| words(s).iter().any(|w| query.contains(w)))
+            }
+            FieldTest::Match(Match::Phrase(t)) => {
+                let phrase = words(t);
+                !phrase.is_empty()
+                    && strings(values).any(|s| words(s).windows(phrase.len()).any(|w| w == phrase))
             }
             FieldTest::Match(Match::Prefix(t)) => strings(values).any(|s| s.starts_with(t.as_str())),
+            FieldTest::Match(Match::Substring(t)) => strings(values).any(|s| s.contains(t.as_str())),
             FieldTest::Range(r) => flat(values).any(|v| v.as_f64().is_some_and(|x| r.contains(x))),
             FieldTest::DatetimeRange(r) => {
                 flat(values).any(|v| v.as_str().and_then(datetime_micros).is_some_and(|t| r.contains(t)))
@@ -213,20 +227,30 @@ mod tests {
         check(&one(field("a").except_keyword(["x"])), json!({"a": 3}), true);
         check(&one(field("a").except_keyword(["x"])), json!({"a": []}), false);
         // text is a substring test.
-        check(&one(field("d").text("red sh")), json!({"d": "a red shoe"}), true);
+        // text: every query word is a word of the value (lowercased, split on anything
+        // not a letter or digit), in any order; not a part of a word.
+        check(&one(field("d").text("Red, SHOE")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").text("shoe red")), json!({"d": "a red-shoe!"}), true);
+        check(&one(field("d").text("red sh")), json!({"d": "a red shoe"}), false);
         check(&one(field("d").text("blue")), json!({"d": ["a red shoe", "blue"]}), true);
-        check(&one(field("d").text("shoe red")), json!({"d": "a red shoe"}), false);
-        // text_any: one of the words is a substring; phrase: the whole text is one
-        // (no full-text index); prefix: starts_with. Non-strings never match.
-        check(&one(field("d").text_any("green sho")), json!({"d": "a red shoe"}), true);
-        check(&one(field("d").text_any("green blue")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").text("")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").text("...")), json!({"d": "a red shoe"}), false);
+        // text_any: one query word is enough; phrase: the words in order, adjacent.
+        check(&one(field("d").text_any("green SHOE")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").text_any("green sho")), json!({"d": "a red shoe"}), false);
         check(&one(field("d").text_any("")), json!({"d": "a red shoe"}), false);
-        check(&one(field("d").text_any("sh")), json!({"d": [1, "shoe"]}), true);
-        check(&one(field("d").phrase("red shoe")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").text_any("shoe")), json!({"d": [1, "shoe"]}), true);
+        check(&one(field("d").phrase("Red Shoe")), json!({"d": "a red shoe"}), true);
         check(&one(field("d").phrase("shoe red")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").phrase("a shoe")), json!({"d": "a red shoe"}), false);
+        check(&one(field("d").phrase("")), json!({"d": "a red shoe"}), false);
+        // prefix and substring: bytes, case-sensitive. Non-strings never match.
         check(&one(field("d").prefix("a re")), json!({"d": "a red shoe"}), true);
         check(&one(field("d").prefix("red")), json!({"d": "a red shoe"}), false);
         check(&one(field("d").prefix("1")), json!({"d": 12}), false);
+        check(&one(field("d").prefix("")), json!({"d": 12}), false);
+        check(&one(field("d").substring("d sh")), json!({"d": "a red shoe"}), true);
+        check(&one(field("d").substring("Red")), json!({"d": "a red shoe"}), false);
         // range: numbers only, any element.
         check(&one(field("p").lte(200.0)), json!({"p": 150.5}), true);
         check(&one(field("p").lte(200.0)), json!({"p": [300, 100]}), true);

@@ -277,13 +277,13 @@ fn parse_field_condition(map: &Map<String, Value>, at: &str) -> Result<FieldCond
 
 fn parse_match(value: &Value, at: &str) -> Result<Match, FilterError> {
     let map = object(value, at)?;
-    const KINDS: [&str; 7] = ["value", "any", "except", "text", "text_any", "phrase", "prefix"];
+    const KINDS: [&str; 8] = ["value", "any", "except", "text", "text_any", "phrase", "prefix", "substring"];
     check_fields(map, at, &KINDS)?;
     let present: Vec<&str> = KINDS.into_iter().filter(|k| map.contains_key(*k)).collect();
     let [name] = present[..] else {
         return Err(FilterError::WrongType {
             at: at.to_string(),
-            expected: "exactly one of value, any, except, text, text_any, phrase, prefix",
+            expected: "exactly one of value, any, except, text, text_any, phrase, prefix, substring",
         });
     };
     let v = &map[name];
@@ -303,6 +303,7 @@ fn parse_match(value: &Value, at: &str) -> Result<Match, FilterError> {
                 "text_any" => Match::TextAny(t),
                 "phrase" => Match::Phrase(t),
                 "prefix" => Match::Prefix(t),
+                "substring" => Match::Substring(t),
                 _ => Match::Text(t),
             }
         }
@@ -490,6 +491,7 @@ fn condition_json(c: &Condition) -> Value {
                         Match::TextAny(t) => json!({"text_any": t}),
                         Match::Phrase(t) => json!({"phrase": t}),
                         Match::Prefix(t) => json!({"prefix": t}),
+                        Match::Substring(t) => json!({"substring": t}),
                     };
                     json!({"key": key, "match": m})
                 }

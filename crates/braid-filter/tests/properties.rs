@@ -96,6 +96,7 @@ fn field_test() -> impl Strategy<Value = FieldTest> {
             .prop_map(|t| FieldTest::Match(Match::TextAny(t.to_string()))),
         prop::sample::select(vec!["z", "x5"]).prop_map(|t| FieldTest::Match(Match::Phrase(t.to_string()))),
         prop::sample::select(vec!["z", "a"]).prop_map(|t| FieldTest::Match(Match::Prefix(t.to_string()))),
+        prop::sample::select(vec!["z", "x5"]).prop_map(|t| FieldTest::Match(Match::Substring(t.to_string()))),
         range(prop::sample::select(vec![-1.0f64, 0.0, -0.0, 1.0, 1.5, 3.0])).prop_map(FieldTest::Range),
         range(prop::sample::select(vec![
             1_704_067_200_000_000i64,

@@ -146,6 +146,7 @@ pub(super) fn match_json(m: &proto::Match) -> Result<Json, Status> {
         Some(MatchValue::Phrase(s)) => json!({"phrase": s}),
         Some(MatchValue::TextAny(s)) => json!({"text_any": s}),
         Some(MatchValue::Prefix(s)) => json!({"prefix": s}),
+        Some(MatchValue::Substring(s)) => json!({"substring": s}),
         None => return Err(bad("a match needs a value")),
     })
 }
