@@ -380,17 +380,26 @@ pub fn parse_datetime(text: &str, at: &str) -> Result<i64, FilterError> {
 /// [`parse_datetime`] without the error: payload values that are not datetimes simply
 /// do not match.
 pub(crate) fn datetime_micros(text: &str) -> Option<i64> {
+    // The leniencies of Qdrant's parser: leading blanks, a lowercase `z`, `Z` or
+    // ` UTC` for +00:00 (as chrono prints UTC).
+    let text = text.trim_start();
+    let utc = text.strip_suffix(" UTC").or_else(|| text.strip_suffix(['z', 'Z']));
+    let owned;
+    let text = match utc {
+        Some(rest) => {
+            owned = format!("{rest}+00:00");
+            owned.as_str()
+        }
+        None => text,
+    };
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.timestamp_micros());
     }
-    // RFC 3339 but with a space for `T`, or an offset without its colon (`+0500`) or
-    // minutes (`+05`), with `T` or a space.
-    for format in [
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-    ] {
+    // `T` or a space between date and time; an offset with or without its colon,
+    // right after the time or after one space.
+    for format in
+        ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f %z", "%Y-%m-%d %H:%M:%S%.f %z"]
+    {
         if let Ok(dt) = DateTime::parse_from_str(text, format) {
             return Some(dt.timestamp_micros());
         }
@@ -620,14 +629,18 @@ mod tests {
         assert_eq!(t("1970-01-01 00:00:01"), Some(1_000_000));
         assert_eq!(t("1970-01-01T00:00:01.5"), Some(1_500_000));
         assert_eq!(t("1970-01-02"), Some(86_400_000_000));
-        // Offsets without a colon, or without minutes, after `T` or a space.
+        // Offsets without a colon, after `T` or a space, right after the time or
+        // after a space; Z, z and " UTC"; leading blanks.
         let five = 5 * 3_600_000_000i64;
         assert_eq!(t("1970-01-01T05:00:01+0500"), Some(1_000_000));
         assert_eq!(t("1970-01-01T05:00:01.25+0500"), Some(1_250_000));
         assert_eq!(t("1970-01-01T00:00:01-0500"), Some(1_000_000 + five));
         assert_eq!(t("1970-01-01 05:00:01+0500"), Some(1_000_000));
-        assert_eq!(t("1970-01-01T05:00:01+05"), Some(1_000_000));
         assert_eq!(t("1970-01-01 05:00:01.000001+05:00"), Some(1_000_001));
+        assert_eq!(t("1970-01-01T05:00:01 +05:00"), Some(1_000_000));
+        assert_eq!(t("1970-01-01 00:00:01 UTC"), Some(1_000_000));
+        assert_eq!(t("1970-01-01 00:00:01z"), Some(1_000_000));
+        assert_eq!(t("  1970-01-01T00:00:01Z"), Some(1_000_000));
         assert_eq!(t("yesterday"), None);
         assert_eq!(t("1970-01-01T00:00:01+5"), None);
     }
