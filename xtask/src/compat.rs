@@ -1,6 +1,9 @@
-//! `cargo xtask compat`: the official Python `qdrant-client` walks the multi-model
-//! tutorial against `braid serve`, over REST and over gRPC. Needs PyPI on first run
-//! (the client goes into a venv under `target/compat/venv`), so it is not part of `ci`.
+//! `cargo xtask compat [--differential [--seed N] [--cases N]]`: the official Python
+//! `qdrant-client` walks the multi-model tutorial against `braid serve`, over REST and
+//! over gRPC; with `--differential`, it runs random collections and requests against
+//! `braid serve` and against the client's local mode and reports every divergence
+//! (`crates/braid-server/compat/differential.py`). Needs PyPI on first run (the client
+//! goes into a venv under `target/compat/venv`), so it is not part of `ci`.
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
@@ -21,10 +24,33 @@ impl Drop for Serving {
     }
 }
 
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    if !args.is_empty() {
-        return Err("usage: cargo xtask compat".into());
+/// What to run: the tutorial, or the differential test with its seed and case count.
+enum Mode {
+    Tutorial,
+    Differential { seed: String, cases: String },
+}
+
+fn mode(args: &[String]) -> Result<Mode, String> {
+    let usage = || "usage: cargo xtask compat [--differential [--seed N] [--cases N]]".to_string();
+    let Some((first, rest)) = args.split_first() else { return Ok(Mode::Tutorial) };
+    if first != "--differential" {
+        return Err(usage());
     }
+    let (mut seed, mut cases) = ("1".to_string(), "200".to_string());
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().filter(|v| v.parse::<u64>().is_ok()).ok_or_else(usage)?.clone();
+        match flag.as_str() {
+            "--seed" => seed = value,
+            "--cases" => cases = value,
+            _ => return Err(usage()),
+        }
+    }
+    Ok(Mode::Differential { seed, cases })
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let mode = mode(args)?;
     exec(cargo().args(["build", "--release", "-p", "braid-server", "--bin", "braid"]))?;
     let target = root().join("target/compat");
     let data = target.join("data");
@@ -51,15 +77,35 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let script = root().join("crates/braid-server/compat/tutorial.py");
+    let script = match mode {
+        Mode::Tutorial => "crates/braid-server/compat/tutorial.py",
+        Mode::Differential { .. } => "crates/braid-server/compat/differential.py",
+    };
+    // Both protocols run even when the first diverges, so one run reports both.
+    let mut failed = Vec::new();
     for grpc_flag in [None, Some("--prefer-grpc")] {
         let mut cmd = Command::new(&python);
-        cmd.arg(&script).args(["--http", &http.to_string(), "--grpc", &grpc.to_string()]);
+        cmd.arg(root().join(script)).args(["--http", &http.to_string(), "--grpc", &grpc.to_string()]);
+        if let Mode::Differential { seed, cases } = &mode {
+            cmd.args(["--seed", seed, "--cases", cases, "--out"]).arg(target.join("differential"));
+        }
         if let Some(flag) = grpc_flag {
             cmd.arg(flag);
         }
-        exec(&mut cmd)?;
+        if let Err(e) = exec(&mut cmd) {
+            failed.push(e);
+        }
     }
-    println!("xtask compat: the Python qdrant-client passed the tutorial over REST and gRPC");
+    if !failed.is_empty() {
+        return Err(failed.join("\n"));
+    }
+    match mode {
+        Mode::Tutorial => {
+            println!("xtask compat: the Python qdrant-client passed the tutorial over REST and gRPC")
+        }
+        Mode::Differential { seed, cases } => {
+            println!("xtask compat: {cases} differential cases (seed {seed}) agreed over REST and gRPC")
+        }
+    }
     Ok(())
 }

@@ -31,8 +31,11 @@ tasks:
   data [--n N] [--queries Q] [--k K]
                              real MiniLM embeddings of WordNet glosses under
                              target/data (apt + PyPI on first use; default 20000/1000/100)
-  compat                     the Python qdrant-client walks the tutorial against
-                             braid serve over REST and gRPC (venv under target/; needs PyPI)
+  compat [--differential [--seed N] [--cases N]]
+                             the Python qdrant-client walks the tutorial against
+                             braid serve over REST and gRPC (venv under target/; needs PyPI);
+                             --differential compares braid serve with the client's local
+                             mode on random collections and requests (default 200 cases)
   tsan [-p PACKAGE]          the concurrency tests under ThreadSanitizer (nightly)
   crash [--trials N] [--seed S] [--power-loss]
                              kill -9 a writing child process N times (default 100)

@@ -125,9 +125,11 @@ fn parse_filter(value: &Value, at: &str, depth: usize) -> Result<Filter, FilterE
             let min_count = require(m, "min_count", &at)?
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n >= 1)
                 .ok_or(FilterError::WrongType {
                     at: format!("{at}.min_count"),
-                    expected: "a non-negative integer",
+                    // Qdrant's server refuses 0 too.
+                    expected: "an integer of 1 or more",
                 })?;
             Some(MinShould { conditions, min_count })
         }
@@ -397,9 +399,12 @@ pub(crate) fn datetime_micros(text: &str) -> Option<i64> {
     }
     // `T` or a space between date and time; an offset with or without its colon,
     // right after the time or after one space.
-    for format in
-        ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f %z", "%Y-%m-%d %H:%M:%S%.f %z"]
-    {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f %z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(text, format) {
             return Some(dt.timestamp_micros());
         }
@@ -581,6 +586,9 @@ mod tests {
             ),
             (r#"{"min_should": {"conditions": []}}"#, |e| {
                 matches!(e, FilterError::MissingField { field: "min_count", .. })
+            }),
+            (r#"{"min_should": {"conditions": [], "min_count": 0}}"#, |e| {
+                matches!(e, FilterError::WrongType { .. })
             }),
             (r#"{"must": [{"key": "a", "values_count": {"gt": -1}}]}"#, |e| {
                 matches!(e, FilterError::WrongType { .. })

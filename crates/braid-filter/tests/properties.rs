@@ -130,7 +130,7 @@ fn filter() -> impl Strategy<Value = Filter> {
             prop::collection::vec(cond.clone(), 0..3),
             prop::option::of(prop::collection::vec(cond.clone(), 0..3)),
             prop::collection::vec(cond.clone(), 0..2),
-            prop::option::of((prop::collection::vec(cond, 0..4), 0usize..4)),
+            prop::option::of((prop::collection::vec(cond, 0..4), 1usize..4)),
         )
             .prop_map(|(must, should, must_not, min)| Filter {
                 must,

@@ -559,26 +559,39 @@ impl Collection {
         })
     }
 
+    /// A payload edit of the selected points. As on Qdrant's server, ids that name no
+    /// point do not stop the edit of the others: it is applied (and logged), and then
+    /// the first missing id is reported as [`Error::PointNotFound`].
     fn edit_payload(
         &self,
         selector: PointsSelector,
         op: impl FnOnce(Vec<PointId>) -> Op,
     ) -> Result<(), Error> {
-        self.write(|segment| {
+        let missing = self.write(|segment| {
+            let missing = match &selector {
+                PointsSelector::Ids(ids) => ids.iter().find(|id| segment.offset(id).is_none()).copied(),
+                PointsSelector::Filter(_) => None,
+            };
             let ids = Self::resolve(segment, selector)?;
-            Ok(((!ids.is_empty()).then(|| op(ids)), ()))
-        })
+            Ok(((!ids.is_empty()).then(|| op(ids)), missing))
+        })?;
+        match missing {
+            Some(id) => Err(Error::PointNotFound { id }),
+            None => Ok(()),
+        }
     }
 
-    /// Sets the keys of `payload` on the selected points, keeping their other keys.
+    /// Sets the keys of `payload` on the selected points, keeping their other keys; a
+    /// key whose value is `null` is removed (Qdrant's merge).
     pub fn set_payload(&self, selector: impl Into<PointsSelector>, payload: Value) -> Result<(), Error> {
         let payload = object(&payload)?.clone();
-        self.edit_payload(selector.into(), |ids| Op::SetPayload { ids, payload })
+        self.edit_payload(selector.into(), |ids| Op::MergePayload { ids, key: Vec::new(), payload })
     }
 
     /// Sets the keys of `payload` inside the object at `key` (a dotted path such as
     /// `"details.size"`) of the selected points, creating the path where it is missing
-    /// and replacing any non-object on it — Qdrant's `set_payload` with `key`.
+    /// and replacing any non-object on it — Qdrant's `set_payload` with `key`. A key
+    /// of `payload` whose value is `null` is removed there.
     pub fn set_payload_at(
         &self,
         selector: impl Into<PointsSelector>,
@@ -594,7 +607,7 @@ impl Collection {
         }
         // The key's parts become levels of objects above the payload's own.
         let payload = payload_below(&payload, parts.len())?.clone();
-        self.edit_payload(selector.into(), |ids| Op::SetPayloadAt { ids, key: parts, payload })
+        self.edit_payload(selector.into(), |ids| Op::MergePayload { ids, key: parts, payload })
     }
 
     /// Replaces the whole payload of the selected points.

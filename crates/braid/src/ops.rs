@@ -26,10 +26,15 @@ pub(crate) enum Op {
     Upsert(Vec<Prepared>),
     /// Remove these (existing) points.
     Delete(Vec<PointId>),
-    /// Merge keys into the payloads.
+    /// Merge keys into the payloads (a null is stored as null). Written by logs of
+    /// earlier versions; replayed as it was applied then.
     SetPayload { ids: Vec<PointId>, payload: Map<String, Value> },
-    /// Merge keys into the object at a dotted path of the payloads (created if absent).
+    /// [`Op::SetPayload`] into the object at a dotted path (created if absent).
+    /// Earlier logs only.
     SetPayloadAt { ids: Vec<PointId>, key: Vec<String>, payload: Map<String, Value> },
+    /// Qdrant's `set_payload`: merge keys into the object at `key` (the payload
+    /// itself when `key` is empty; created if absent), a null value removing its key.
+    MergePayload { ids: Vec<PointId>, key: Vec<String>, payload: Map<String, Value> },
     /// Replace the payloads.
     OverwritePayload { ids: Vec<PointId>, payload: Map<String, Value> },
     /// Remove keys (paths) from the payloads.
@@ -149,6 +154,14 @@ impl Op {
                 });
                 encode_json(&mut e, &Value::Object(payload.clone()))?;
             }
+            Op::MergePayload { ids, key, payload } => {
+                encode_ids(e.u8(10), ids);
+                e.len(key.len());
+                key.iter().for_each(|k| {
+                    e.str(k);
+                });
+                encode_json(&mut e, &Value::Object(payload.clone()))?;
+            }
             Op::CreateIndex { key, kind } => {
                 e.u8(7).str(key).u8(encode_kind(*kind));
             }
@@ -201,6 +214,12 @@ impl Op {
                 let key = (0..n).map(|_| d.str().map(str::to_string)).collect::<Result<_, _>>()?;
                 Op::SetPayloadAt { ids, key, payload: decode_object(&mut d)? }
             }
+            10 => {
+                let ids = decode_ids(&mut d)?;
+                let n = d.len(8)?;
+                let key = (0..n).map(|_| d.str().map(str::to_string)).collect::<Result<_, _>>()?;
+                Op::MergePayload { ids, key, payload: decode_object(&mut d)? }
+            }
             t => return Err(d.error(format!("unknown operation {t}"))),
         };
         d.finish()?;
@@ -236,6 +255,8 @@ mod tests {
                 key: vec!["a".into(), "b".into()],
                 payload: payload.clone(),
             },
+            Op::MergePayload { ids: ids.clone(), key: vec![], payload: payload.clone() },
+            Op::MergePayload { ids: ids.clone(), key: vec!["a".into()], payload: payload.clone() },
             Op::OverwritePayload { ids: ids.clone(), payload },
             Op::DeletePayload { ids: ids.clone(), keys: vec!["a.b".into()] },
             Op::ClearPayload { ids },

@@ -367,7 +367,9 @@ impl Segment {
                     }
                 }
             }
-            Op::SetPayloadAt { key, .. } if key.iter().any(String::is_empty) => {
+            Op::SetPayloadAt { key, .. } | Op::MergePayload { key, .. }
+                if key.iter().any(String::is_empty) =>
+            {
                 return Err(Error::InvalidKey { key: key.join(".") });
             }
             Op::CreateIndex { key, kind } => {
@@ -376,6 +378,7 @@ impl Segment {
             Op::Delete(ids)
             | Op::SetPayload { ids, .. }
             | Op::SetPayloadAt { ids, .. }
+            | Op::MergePayload { ids, .. }
             | Op::OverwritePayload { ids, .. }
             | Op::DeletePayload { ids, .. }
             | Op::ClearPayload { ids } => ids_ok(ids.len())?,
@@ -416,6 +419,23 @@ impl Segment {
                     at = next;
                 }
                 at.extend(payload.clone());
+            }),
+            Op::MergePayload { ids, key, payload } => self.edit_payloads(&ids, |map| {
+                let mut at = map;
+                for part in &key {
+                    let slot = at.entry(part.clone()).or_insert_with(|| Value::Object(Default::default()));
+                    if !slot.is_object() {
+                        *slot = Value::Object(Default::default());
+                    }
+                    let Value::Object(next) = slot else { return };
+                    at = next;
+                }
+                for (k, v) in &payload {
+                    match v {
+                        Value::Null => at.remove(k),
+                        v => at.insert(k.clone(), v.clone()),
+                    };
+                }
             }),
             Op::OverwritePayload { ids, payload } => self.edit_payloads(&ids, |map| *map = payload.clone()),
             Op::DeletePayload { ids, keys } => {
