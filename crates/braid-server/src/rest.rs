@@ -61,7 +61,8 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/vectors/delete", post(delete_vectors))
         .route("/payload", post(set_payload).put(overwrite_payload))
         .route("/payload/delete", post(delete_payload))
-        .route("/payload/clear", post(clear_payload));
+        .route("/payload/clear", post(clear_payload))
+        .route("/batch", post(batch_update));
     let api = Router::new()
         .route("/collections", get(list_collections))
         .route("/collections/{name}", get(collection_info).put(create_collection).delete(delete_collection))
@@ -293,14 +294,17 @@ impl Call {
     ) -> Response {
         run(move || {
             f(&collection(&self.state.db, &self.name)?, &self.body?)?;
-            let id = self.state.operations.fetch_add(1, Ordering::Relaxed);
-            // Writes are applied before the response either way; `wait=false` is
-            // answered as Qdrant answers it.
-            let status = if self.wait { "completed" } else { "acknowledged" };
-            Ok(json!({"operation_id": id, "status": status}))
+            Ok(update_result(&self.state, self.wait))
         })
         .await
     }
+}
+
+/// An `UpdateResult` for a write just applied. Writes are applied before the response
+/// either way; `wait=false` is answered as Qdrant answers it.
+fn update_result(state: &AppState, wait: bool) -> Value {
+    let id = state.operations.fetch_add(1, Ordering::Relaxed);
+    json!({"operation_id": id, "status": if wait { "completed" } else { "acknowledged" }})
 }
 
 fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
@@ -383,7 +387,7 @@ async fn delete_index(call: Call) -> Response {
 }
 
 async fn upsert(call: Call) -> Response {
-    call.write(|c, body| Ok(c.upsert(convert::upsert(body)?)?)).await
+    call.write(|c, body| Write::Upsert.apply(c, body)).await
 }
 
 async fn get_points(call: Call) -> Response {
@@ -412,11 +416,7 @@ async fn get_point(call: Call) -> Response {
 }
 
 async fn delete_points(call: Call) -> Response {
-    call.write(|c, body| {
-        let body = body_with(body, "delete points", &["points", "filter"])?;
-        Ok(c.delete(convert::body_selector(body)?).map(drop)?)
-    })
-    .await
+    call.write(|c, body| Write::Delete.apply(c, body)).await
 }
 
 async fn scroll(call: Call) -> Response {
@@ -484,69 +484,129 @@ async fn query_batch(call: Call) -> Response {
     .await
 }
 
-async fn update_vectors(call: Call) -> Response {
-    call.write(|c, body| {
-        let updates = convert::upsert(body_with(body, "update vectors", &["points"])?)?
-            .into_iter()
-            .map(|p| (p.id, p.vectors))
-            .collect();
-        Ok(c.update_vectors(updates)?)
-    })
-    .await
+/// The writes a batch update may hold, each also served on its own route; `apply`
+/// is the one place a write's body is read.
+#[derive(Clone, Copy, Debug)]
+enum Write {
+    Upsert,
+    Delete,
+    SetPayload,
+    OverwritePayload,
+    DeletePayload,
+    ClearPayload,
+    UpdateVectors,
+    DeleteVectors,
 }
 
-async fn delete_vectors(call: Call) -> Response {
-    call.write(|c, body| {
-        let body = body_with(body, "delete vectors", &["points", "filter", "vector"])?;
-        let names = strings(body, "vector")?;
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        Ok(c.delete_vectors(convert::body_selector(body)?, &names)?)
-    })
-    .await
+impl Write {
+    /// Qdrant's name of the operation in a batch update.
+    fn named(name: &str) -> Option<Write> {
+        Some(match name {
+            "upsert" => Write::Upsert,
+            "delete" => Write::Delete,
+            "set_payload" => Write::SetPayload,
+            "overwrite_payload" => Write::OverwritePayload,
+            "delete_payload" => Write::DeletePayload,
+            "clear_payload" => Write::ClearPayload,
+            "update_vectors" => Write::UpdateVectors,
+            "delete_vectors" => Write::DeleteVectors,
+            _ => return None,
+        })
+    }
+
+    fn apply(self, c: &Collection, body: &Value) -> Result<(), ApiError> {
+        match self {
+            Write::Upsert => c.upsert(convert::upsert(body)?)?,
+            Write::Delete => {
+                let body = body_with(body, "delete points", &["points", "filter"])?;
+                c.delete(convert::body_selector(body)?).map(drop)?
+            }
+            Write::SetPayload => {
+                let body = body_with(body, "set payload", &["payload", "points", "filter", "key"])?;
+                let selector = convert::body_selector(body)?;
+                match body.get("key").and_then(Value::as_str) {
+                    Some(key) => c.set_payload_at(selector, key, payload(body))?,
+                    None => c.set_payload(selector, payload(body))?,
+                }
+            }
+            Write::OverwritePayload => {
+                let body = body_with(body, "overwrite payload", &["payload", "points", "filter"])?;
+                c.overwrite_payload(convert::body_selector(body)?, payload(body))?
+            }
+            Write::DeletePayload => {
+                let body = body_with(body, "delete payload", &["keys", "points", "filter"])?;
+                let keys = strings(body, "keys")?;
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                c.delete_payload(convert::body_selector(body)?, &keys)?
+            }
+            Write::ClearPayload => {
+                let body = body_with(body, "clear payload", &["points", "filter"])?;
+                c.clear_payload(convert::body_selector(body)?)?
+            }
+            Write::UpdateVectors => {
+                let points = convert::upsert(body_with(body, "update vectors", &["points"])?)?;
+                c.update_vectors(points.into_iter().map(|p| (p.id, p.vectors)).collect())?
+            }
+            Write::DeleteVectors => {
+                let body = body_with(body, "delete vectors", &["points", "filter", "vector"])?;
+                let names = strings(body, "vector")?;
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                c.delete_vectors(convert::body_selector(body)?, &names)?
+            }
+        }
+        Ok(())
+    }
 }
 
 fn payload(body: &Value) -> Value {
     body.get("payload").cloned().unwrap_or(Value::Null)
 }
 
+async fn update_vectors(call: Call) -> Response {
+    call.write(|c, body| Write::UpdateVectors.apply(c, body)).await
+}
+
+async fn delete_vectors(call: Call) -> Response {
+    call.write(|c, body| Write::DeleteVectors.apply(c, body)).await
+}
+
 async fn set_payload(call: Call) -> Response {
-    call.write(|c, body| {
-        let body = body_with(body, "set payload", &["payload", "points", "filter", "key"])?;
-        let selector = convert::body_selector(body)?;
-        let done = match body.get("key").and_then(Value::as_str) {
-            Some(key) => c.set_payload_at(selector, key, payload(body)),
-            None => c.set_payload(selector, payload(body)),
-        };
-        Ok(done?)
-    })
-    .await
+    call.write(|c, body| Write::SetPayload.apply(c, body)).await
 }
 
 async fn overwrite_payload(call: Call) -> Response {
-    call.write(|c, body| {
-        let body = body_with(body, "overwrite payload", &["payload", "points", "filter"])?;
-        Ok(c.overwrite_payload(convert::body_selector(body)?, payload(body))?)
-    })
-    .await
+    call.write(|c, body| Write::OverwritePayload.apply(c, body)).await
 }
 
 async fn delete_payload(call: Call) -> Response {
-    call.write(|c, body| {
-        let body = body_with(body, "delete payload", &["keys", "points", "filter"])?;
-        let keys = strings(body, "keys")?;
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        Ok(c.delete_payload(convert::body_selector(body)?, &keys)?)
-    })
-    .await
+    call.write(|c, body| Write::DeletePayload.apply(c, body)).await
 }
 
 async fn clear_payload(call: Call) -> Response {
-    call.write(|c, body| {
-        Ok(c.clear_payload(convert::body_selector(body_with(
-            body,
-            "clear payload",
-            &["points", "filter"],
-        )?)?)?)
+    call.write(|c, body| Write::ClearPayload.apply(c, body)).await
+}
+
+/// `POST …/points/batch`: the operations in order, each as its own route would apply
+/// it; one `UpdateResult` per operation. As in Qdrant the batch is not atomic: an
+/// operation that fails stops the batch and is reported, the ones before it stay.
+async fn batch_update(call: Call) -> Response {
+    let (state, wait) = (call.state.clone(), call.wait);
+    call.read(move |c, body| {
+        let body = body_with(body, "batch update", &["operations"])?;
+        let mut results = Vec::new();
+        for (i, op) in list_of(body, "operations")?.iter().enumerate() {
+            let bad = |why: &str| ApiError::bad_request(format!("operation {i}: {why}"));
+            let o = op
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .ok_or_else(|| bad("must be an object with one key"))?;
+            let (name, inner) = o.iter().next().ok_or_else(|| bad("is empty"))?;
+            let write =
+                Write::named(name).ok_or_else(|| bad(&format!("`{name}` is not an update operation")))?;
+            write.apply(c, inner)?;
+            results.push(update_result(&state, wait));
+        }
+        Ok(Value::Array(results))
     })
     .await
 }

@@ -420,3 +420,53 @@ async fn settings_read_back_and_empty_batches_answer_empty() {
     assert_eq!(rest.post(&format!("{c}/points"), json!({"ids": []})).await, json!([]));
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// `POST …/points/batch`: the operations in order, one result each; not atomic, as in
+/// Qdrant: the operations before a refused one stay applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_update_applies_operations_in_order() {
+    let running = start(None, None).await;
+    let rest =
+        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let c = "/collections/b";
+    rest.put(
+        c,
+        json!({"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 2, "distance": "Dot"}}}),
+    )
+    .await;
+    let ops = json!({"operations": [
+        {"upsert": {"points": [{"id": 1, "vector": {"a": [1.0, 0.0], "b": [0.0, 1.0]}, "payload": {"k": 1}},
+                               {"id": 2, "vector": {"a": [0.0, 1.0]}, "payload": {"k": 2}},
+                               {"id": 3, "vector": {"a": [1.0, 1.0]}}]}},
+        {"set_payload": {"payload": {"k": null, "t": "x"}, "points": [1]}},
+        {"overwrite_payload": {"payload": {"o": true}, "filter": {"must": [{"key": "k", "match": {"value": 2}}]}}},
+        {"update_vectors": {"points": [{"id": 3, "vector": {"b": [2.0, 2.0]}}]}},
+        {"delete_vectors": {"points": [1], "vector": ["b"]}},
+        {"delete_payload": {"keys": ["t"], "points": [1]}},
+        {"clear_payload": {"points": [3]}},
+        {"delete": {"points": [2]}},
+    ]});
+    let results = rest.post(&format!("{c}/points/batch?wait=true"), ops).await;
+    assert_eq!(results.as_array().map(Vec::len), Some(8), "{results}");
+    assert!(results.as_array().unwrap().iter().all(|r| r["status"] == "completed"));
+    let got = rest.post(&format!("{c}/points"), json!({"ids": [1, 2, 3], "with_vector": true})).await;
+    assert_eq!(got.as_array().map(Vec::len), Some(2), "{got}");
+    assert_eq!(got[0]["payload"], json!({}));
+    assert_eq!(got[0]["vector"], json!({"a": [1.0, 0.0]}));
+    assert_eq!(got[1]["vector"], json!({"a": [1.0, 1.0], "b": [2.0, 2.0]}));
+    // A refused operation stops the batch; what came before it stays.
+    let bad = json!({"operations": [{"set_payload": {"payload": {"z": 1}, "points": [1]}}, {"upsert": {"points": [{"id": 4, "vector": {"a": [1.0]}}]}}]});
+    let (status, body) = rest.call(reqwest::Method::POST, &format!("{c}/points/batch"), Some(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    let got = rest.post(&format!("{c}/points"), json!({"ids": [1]})).await;
+    assert_eq!(got[0]["payload"], json!({"z": 1}));
+    let (status, body) = rest
+        .call(
+            reqwest::Method::POST,
+            &format!("{c}/points/batch"),
+            Some(json!({"operations": [{"merge": {}}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    running.server.shutdown().await.expect("shutdown");
+}
