@@ -679,3 +679,102 @@ async fn unserved_request_fields_are_refused_by_name() {
     assert!(err.to_string().contains("order_by"), "{err}");
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// `UpdateBatch` through the official client: the operations in order, one result
+/// each; unserved fields inside an operation are refused like at the top level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_batch_applies_operations_in_order() {
+    use q::points_update_operation::{
+        DeletePayload, Operation, PointStructList, SetPayload as BatchSetPayload, UpdateVectors,
+    };
+    let running = start(None, None).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .expect("client");
+    let vectors_config = Some(VectorsConfig {
+        config: Some(q::vectors_config::Config::Params(VectorParams {
+            size: 2,
+            distance: q::Distance::Dot.into(),
+            ..Default::default()
+        })),
+    });
+    client
+        .create_collection(CreateCollection {
+            collection_name: "u".into(),
+            vectors_config,
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let payload = |v: serde_json::Value| -> HashMap<String, q::Value> {
+        let p: Payload = v.try_into().expect("object");
+        p.into()
+    };
+    let ids = |list: &[u64]| {
+        Some(PointsSelector {
+            points_selector_one_of: Some(PointsSelectorOneOf::Points(PointsIdsList {
+                ids: list.iter().map(|&i| i.into()).collect(),
+            })),
+        })
+    };
+    let op = |operation| q::PointsUpdateOperation { operation: Some(operation) };
+    let operations = vec![
+        op(Operation::Upsert(PointStructList {
+            points: vec![
+                PointStruct::new(
+                    1,
+                    vec![1.0, 0.0],
+                    Payload::try_from(json!({"k": 1, "t": "x"})).expect("payload"),
+                ),
+                PointStruct::new(2, vec![0.0, 1.0], Payload::new()),
+            ],
+            ..Default::default()
+        })),
+        op(Operation::SetPayload(BatchSetPayload {
+            payload: payload(json!({"k": null, "z": 2})),
+            points_selector: ids(&[1]),
+            ..Default::default()
+        })),
+        op(Operation::DeletePayload(DeletePayload {
+            keys: vec!["t".into()],
+            points_selector: ids(&[1]),
+            ..Default::default()
+        })),
+        op(Operation::UpdateVectors(UpdateVectors {
+            points: vec![PointVectors { id: Some(2.into()), vectors: Some(vec![3.0, 3.0].into()) }],
+            ..Default::default()
+        })),
+    ];
+    let request = q::UpdateBatchPoints {
+        collection_name: "u".into(),
+        wait: Some(true),
+        operations,
+        ..Default::default()
+    };
+    let response = client.update_points_batch(request).await.expect("batch");
+    assert_eq!(response.result.len(), 4);
+    let got = client
+        .get_points(GetPoints {
+            collection_name: "u".into(),
+            ids: vec![1.into(), 2.into()],
+            with_payload: Some(true.into()),
+            with_vectors: Some(true.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("get")
+        .result;
+    assert_eq!(got[0].payload.get("z").and_then(|v| v.as_integer()), Some(2));
+    assert!(!got[0].payload.contains_key("k") && !got[0].payload.contains_key("t"), "{:?}", got[0].payload);
+    let conditional = vec![op(Operation::UpdateVectors(UpdateVectors {
+        points: vec![PointVectors { id: Some(2.into()), vectors: Some(vec![1.0, 1.0].into()) }],
+        update_filter: Some(q::Filter::must([Condition::has_id([2])])),
+        ..Default::default()
+    }))];
+    let request =
+        q::UpdateBatchPoints { collection_name: "u".into(), operations: conditional, ..Default::default() };
+    let err = client.update_points_batch(request).await.expect_err("update_filter inside a batch");
+    assert!(err.to_string().contains("update_filter"), "{err}");
+    running.server.shutdown().await.expect("shutdown");
+}

@@ -176,6 +176,118 @@ fn checked<T: Unserved>(r: Request<T>, what: &str) -> Result<T, Status> {
     Ok(r)
 }
 
+/// One write as a top-level call and an operation of a batch update both express
+/// it, decoded once; `apply` is the one place it reaches the collection.
+enum PointsWrite {
+    Upsert(Vec<PointStruct>),
+    Delete(braid::PointsSelector),
+    SetPayload(braid::PointsSelector, Json, Option<String>),
+    OverwritePayload(braid::PointsSelector, Json),
+    DeletePayload(braid::PointsSelector, Vec<String>),
+    ClearPayload(braid::PointsSelector),
+    UpdateVectors(Vec<(braid::PointId, braid::NamedVectors)>),
+    DeleteVectors(braid::PointsSelector, Vec<String>),
+}
+
+impl PointsWrite {
+    fn upsert(points: &[proto::PointStruct]) -> Result<PointsWrite, Status> {
+        let points = points
+            .iter()
+            .map(|p| {
+                Ok(PointStruct {
+                    id: point_id(p.id.as_ref())?,
+                    vectors: vectors(p.vectors.as_ref())?,
+                    payload: Json::Object(map_to_json(&p.payload)),
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(PointsWrite::Upsert(points))
+    }
+
+    fn update_vectors(points: &[proto::PointVectors]) -> Result<PointsWrite, Status> {
+        let updates = points
+            .iter()
+            .map(|p| Ok((point_id(p.id.as_ref())?, vectors(p.vectors.as_ref())?)))
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(PointsWrite::UpdateVectors(updates))
+    }
+
+    fn delete_vectors(
+        points: Option<&proto::PointsSelector>,
+        names: Option<proto::VectorsSelector>,
+    ) -> Result<PointsWrite, Status> {
+        Ok(PointsWrite::DeleteVectors(selector(points)?, names.map(|v| v.names).unwrap_or_default()))
+    }
+
+    fn set_payload(
+        points: Option<&proto::PointsSelector>,
+        payload: &std::collections::HashMap<String, proto::Value>,
+        key: Option<String>,
+    ) -> Result<PointsWrite, Status> {
+        Ok(PointsWrite::SetPayload(selector(points)?, Json::Object(map_to_json(payload)), key))
+    }
+
+    fn overwrite_payload(
+        points: Option<&proto::PointsSelector>,
+        payload: &std::collections::HashMap<String, proto::Value>,
+        key: Option<String>,
+    ) -> Result<PointsWrite, Status> {
+        if key.is_some() {
+            return Err(bad("overwrite payload: `key` is not served by Braid (overwrite the whole payload)"));
+        }
+        Ok(PointsWrite::OverwritePayload(selector(points)?, Json::Object(map_to_json(payload))))
+    }
+
+    /// One operation of an `UpdateBatch`, checked for unserved fields like the
+    /// top-level call it stands for.
+    fn from_batch(op: &proto::PointsUpdateOperation) -> Result<PointsWrite, Status> {
+        use proto::points_update_operation::Operation;
+        served("batch update", op)?;
+        match &op.operation {
+            Some(Operation::Upsert(u)) => PointsWrite::upsert(&u.points),
+            Some(Operation::DeleteDeprecated(s)) => Ok(PointsWrite::Delete(selector(Some(s))?)),
+            Some(Operation::DeletePoints(d)) => Ok(PointsWrite::Delete(selector(d.points.as_ref())?)),
+            Some(Operation::SetPayload(p)) => {
+                PointsWrite::set_payload(p.points_selector.as_ref(), &p.payload, p.key.clone())
+            }
+            Some(Operation::OverwritePayload(p)) => {
+                PointsWrite::overwrite_payload(p.points_selector.as_ref(), &p.payload, p.key.clone())
+            }
+            Some(Operation::DeletePayload(d)) => {
+                Ok(PointsWrite::DeletePayload(selector(d.points_selector.as_ref())?, d.keys.clone()))
+            }
+            Some(Operation::ClearPayloadDeprecated(s)) => Ok(PointsWrite::ClearPayload(selector(Some(s))?)),
+            Some(Operation::ClearPayload(c)) => Ok(PointsWrite::ClearPayload(selector(c.points.as_ref())?)),
+            Some(Operation::UpdateVectors(u)) => PointsWrite::update_vectors(&u.points),
+            Some(Operation::DeleteVectors(d)) => {
+                PointsWrite::delete_vectors(d.points_selector.as_ref(), d.vectors.clone())
+            }
+            None => Err(bad("batch update: an operation needs a kind")),
+        }
+    }
+
+    fn apply(self, c: &Collection) -> Result<(), Status> {
+        match self {
+            PointsWrite::Upsert(points) => c.upsert(points),
+            PointsWrite::Delete(s) => c.delete(s).map(drop),
+            PointsWrite::SetPayload(s, payload, Some(key)) => c.set_payload_at(s, &key, payload),
+            PointsWrite::SetPayload(s, payload, None) => c.set_payload(s, payload),
+            PointsWrite::OverwritePayload(s, payload) => c.overwrite_payload(s, payload),
+            PointsWrite::DeletePayload(s, keys) => {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                c.delete_payload(s, &keys)
+            }
+            PointsWrite::ClearPayload(s) => c.clear_payload(s),
+            PointsWrite::UpdateVectors(updates) => c.update_vectors(updates),
+            PointsWrite::DeleteVectors(s, names) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                c.delete_vectors(s, &names)
+            }
+        }
+        .map_err(err)
+    }
+}
+
 /// A write on a blocking thread, answered with an `UpdateResult`.
 async fn write(
     state: &AppState,
@@ -192,24 +304,14 @@ async fn write(
 impl Points for Service {
     async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "upsert")?;
-        let points = r
-            .points
-            .iter()
-            .map(|p| {
-                Ok(PointStruct {
-                    id: point_id(p.id.as_ref())?,
-                    vectors: vectors(p.vectors.as_ref())?,
-                    payload: Json::Object(map_to_json(&p.payload)),
-                })
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
-        write(&self.0, r.collection_name, r.wait, move |c| c.upsert(points).map_err(err)).await
+        let op = PointsWrite::upsert(&r.points)?;
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn delete(&self, r: Request<proto::DeletePoints>) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "delete points")?;
-        let selector = selector(r.points.as_ref())?;
-        write(&self.0, r.collection_name, r.wait, move |c| c.delete(selector).map(drop).map_err(err)).await
+        let op = PointsWrite::Delete(selector(r.points.as_ref())?);
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
@@ -229,12 +331,8 @@ impl Points for Service {
         r: Request<proto::UpdatePointVectors>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "update vectors")?;
-        let updates = r
-            .points
-            .iter()
-            .map(|p| Ok((point_id(p.id.as_ref())?, vectors(p.vectors.as_ref())?)))
-            .collect::<Result<Vec<_>, Status>>()?;
-        write(&self.0, r.collection_name, r.wait, move |c| c.update_vectors(updates).map_err(err)).await
+        let op = PointsWrite::update_vectors(&r.points)?;
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn delete_vectors(
@@ -242,13 +340,8 @@ impl Points for Service {
         r: Request<proto::DeletePointVectors>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "delete vectors")?;
-        let selector = selector(r.points_selector.as_ref())?;
-        let names = r.vectors.map(|v| v.names).unwrap_or_default();
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            c.delete_vectors(selector, &names).map_err(err)
-        })
-        .await
+        let op = PointsWrite::delete_vectors(r.points_selector.as_ref(), r.vectors)?;
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn set_payload(
@@ -256,17 +349,8 @@ impl Points for Service {
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "set payload")?;
-        let selector = selector(r.points_selector.as_ref())?;
-        let payload = Json::Object(map_to_json(&r.payload));
-        let key = r.key;
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            match key {
-                Some(key) => c.set_payload_at(selector, &key, payload),
-                None => c.set_payload(selector, payload),
-            }
-            .map_err(err)
-        })
-        .await
+        let op = PointsWrite::set_payload(r.points_selector.as_ref(), &r.payload, r.key)?;
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn overwrite_payload(
@@ -274,12 +358,8 @@ impl Points for Service {
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "overwrite payload")?;
-        let selector = selector(r.points_selector.as_ref())?;
-        let payload = Json::Object(map_to_json(&r.payload));
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            c.overwrite_payload(selector, payload).map_err(err)
-        })
-        .await
+        let op = PointsWrite::overwrite_payload(r.points_selector.as_ref(), &r.payload, r.key)?;
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn delete_payload(
@@ -287,13 +367,8 @@ impl Points for Service {
         r: Request<proto::DeletePayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "delete payload")?;
-        let selector = selector(r.points_selector.as_ref())?;
-        let keys = r.keys;
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            c.delete_payload(selector, &keys).map_err(err)
-        })
-        .await
+        let op = PointsWrite::DeletePayload(selector(r.points_selector.as_ref())?, r.keys);
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn clear_payload(
@@ -301,8 +376,27 @@ impl Points for Service {
         r: Request<proto::ClearPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
         let r = checked(r, "clear payload")?;
-        let selector = selector(r.points.as_ref())?;
-        write(&self.0, r.collection_name, r.wait, move |c| c.clear_payload(selector).map_err(err)).await
+        let op = PointsWrite::ClearPayload(selector(r.points.as_ref())?);
+        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+    }
+
+    /// The operations in order, one `UpdateResult` each; not atomic, as in Qdrant: an
+    /// operation that fails stops the batch, the ones before it stay.
+    async fn update_batch(&self, r: Request<proto::UpdateBatchPoints>) -> Reply<proto::UpdateBatchResponse> {
+        let (r, started) = (checked(r, "batch update")?, Instant::now());
+        let ops = r.operations.iter().map(PointsWrite::from_batch).collect::<Result<Vec<_>, Status>>()?;
+        let (db, state, name, wait) = (self.0.db.clone(), self.0.clone(), r.collection_name, r.wait);
+        let result = blocking(move || {
+            let c = collection(&db, &name)?;
+            ops.into_iter()
+                .map(|op| {
+                    op.apply(&c)
+                        .map(|()| updated(&state, wait, started).into_inner().result.unwrap_or_default())
+                })
+                .collect::<Result<Vec<_>, Status>>()
+        })
+        .await?;
+        Ok(Response::new(proto::UpdateBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn create_field_index(

@@ -723,6 +723,37 @@ impl Unserved for proto::QueryPoints {
     }
 }
 
+impl Unserved for proto::UpdateBatchPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        self.operations.iter().find_map(Unserved::unserved)
+    }
+}
+
+impl Unserved for proto::PointsUpdateOperation {
+    fn unserved(&self) -> Option<&'static str> {
+        use proto::points_update_operation::Operation;
+        let shard_key = |set: bool| first(&[("shard_key_selector", set)]);
+        match &self.operation {
+            Some(Operation::Upsert(u)) => first(&[
+                ("shard_key_selector", u.shard_key_selector.is_some()),
+                ("update_filter", u.update_filter.is_some()),
+                ("update_mode", u.update_mode.is_some_and(|m| m != 0)),
+            ]),
+            Some(Operation::UpdateVectors(u)) => first(&[
+                ("shard_key_selector", u.shard_key_selector.is_some()),
+                ("update_filter", u.update_filter.is_some()),
+            ]),
+            Some(Operation::SetPayload(p)) => shard_key(p.shard_key_selector.is_some()),
+            Some(Operation::OverwritePayload(p)) => shard_key(p.shard_key_selector.is_some()),
+            Some(Operation::DeletePayload(p)) => shard_key(p.shard_key_selector.is_some()),
+            Some(Operation::DeleteVectors(p)) => shard_key(p.shard_key_selector.is_some()),
+            Some(Operation::DeletePoints(p)) => shard_key(p.shard_key_selector.is_some()),
+            Some(Operation::ClearPayload(p)) => shard_key(p.shard_key_selector.is_some()),
+            Some(Operation::DeleteDeprecated(_) | Operation::ClearPayloadDeprecated(_)) | None => None,
+        }
+    }
+}
+
 impl Unserved for proto::QueryBatchPoints {
     fn unserved(&self) -> Option<&'static str> {
         self.query_points.iter().find_map(Unserved::unserved)
