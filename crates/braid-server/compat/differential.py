@@ -184,10 +184,27 @@ def ranked(points, limit):
     """(score, id) pairs; ids compared only where the score separates them from the
     rest of the list's tail (equal scores may come in any order, and the cut at
     `limit` may take either of two tied points)."""
-    scores = [round(p.score, 3) for p in points]
+    scores = [p.score for p in points]
     last = scores[-1] if len(points) == limit and scores else None
-    ids = sorted(str(p.id) for p, s in zip(points, scores) if last is None or s != last)
+    ids = sorted(str(p.id) for p, s in zip(points, scores) if last is None or not close(s, last))
     return {"scores": scores, "ids": ids}
+
+
+def close(a, b):
+    """Scores agree to f32 precision (Braid computes in f32 with SIMD, local mode in
+    numpy: the last bits differ)."""
+    return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))
+
+
+def same(a, b):
+    """Equal, with floats compared by `close`."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and close(float(a), float(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 class Divergence(Exception):
@@ -195,7 +212,7 @@ class Divergence(Exception):
 
 
 def compare(what, braid, local, request, case):
-    if braid != local:
+    if not same(braid, local):
         case["divergences"].append({"what": what, "request": request, "braid": braid, "local": local})
 
 
