@@ -128,7 +128,8 @@ impl CollectionSpec {
             config = config.indexing_threshold_kb(kb);
         }
         match &self.spaces {
-            None => return Err(bad("a collection needs `vectors` (gRPC: `vectors_config`)")),
+            // No vectors (absent or `{}`): a collection of payloads, as Qdrant allows.
+            None => {}
             Some(Spaces::Unnamed(space)) => config = config.vector(DEFAULT_VECTOR, space.params(base)?),
             Some(Spaces::Named(spaces)) => {
                 for (name, space) in spaces {
@@ -234,6 +235,6 @@ mod tests {
             quantization: QuantizationSpec::Absent,
             spaces: None,
         };
-        assert!(none.config().unwrap_err().message.contains("vectors"));
+        assert!(none.config().unwrap().vectors.is_empty(), "no vectors: a collection of payloads");
     }
 }

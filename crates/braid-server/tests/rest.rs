@@ -470,3 +470,22 @@ async fn batch_update_applies_operations_in_order() {
     assert_eq!(status, 400, "{body}");
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// `vectors: {}`: a collection of payloads, as Qdrant allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_without_vectors_is_served() {
+    let running = start(None, None).await;
+    let rest =
+        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let c = "/collections/novec";
+    rest.put(c, json!({"vectors": {}})).await;
+    rest.put(
+        &format!("{c}/points?wait=true"),
+        json!({"points": [{"id": 1, "vector": {}, "payload": {"a": 1}}]}),
+    )
+    .await;
+    let got = rest.post(&format!("{c}/points/scroll"), json!({})).await;
+    assert_eq!(got["points"][0]["payload"], json!({"a": 1}));
+    assert_eq!(rest.get(c).await["config"]["params"]["vectors"], json!({}));
+    running.server.shutdown().await.expect("shutdown");
+}

@@ -145,9 +145,6 @@ impl CollectionConfig {
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |why: String| Err(Error::InvalidConfig { why });
-        if self.vectors.is_empty() {
-            return bad("a collection needs at least one vector space".into());
-        }
         for (name, p) in &self.vectors {
             if p.size == 0 || p.size > MAX_DIM {
                 return bad(format!("space `{name}`: size must be between 1 and {MAX_DIM}, got {}", p.size));
