@@ -119,11 +119,6 @@ fn every_bad_input_is_a_typed_error_and_changes_nothing() {
             |e| matches!(e, Error::CollectionConflict { .. }),
         ),
         (
-            "collection without spaces",
-            Box::new(|db, _| db.create_collection("d", CollectionConfig::new()).map(drop)),
-            |e| matches!(e, Error::InvalidConfig { .. }),
-        ),
-        (
             "space of size 0",
             Box::new(|db, _| {
                 db.create_collection(
