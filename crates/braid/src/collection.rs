@@ -585,7 +585,7 @@ impl Collection {
     /// key whose value is `null` is removed (Qdrant's merge).
     pub fn set_payload(&self, selector: impl Into<PointsSelector>, payload: Value) -> Result<(), Error> {
         let payload = object(&payload)?.clone();
-        self.edit_payload(selector.into(), |ids| Op::MergePayload { ids, key: Vec::new(), payload })
+        self.edit_payload(selector.into(), |ids| Op::MergePayload { ids, key: String::new(), payload })
     }
 
     /// Sets the keys of `payload` inside the object at `key` (a dotted path such as
@@ -601,13 +601,12 @@ impl Collection {
         if key.len() > MAX_KEY_BYTES {
             return Err(Error::KeyTooLong { len: key.len(), max: MAX_KEY_BYTES });
         }
-        let parts: Vec<String> = key.split('.').map(str::to_string).collect();
-        if parts.iter().any(|p| p.is_empty() || p.contains(['[', ']'])) {
-            return Err(Error::InvalidKey { key: key.to_string() });
-        }
-        // The key's parts become levels of objects above the payload's own.
-        let payload = payload_below(&payload, parts.len())?.clone();
-        self.edit_payload(selector.into(), |ids| Op::MergePayload { ids, key: parts, payload })
+        let path =
+            braid_filter::JsonPath::parse(key).map_err(|_| Error::InvalidKey { key: key.to_string() })?;
+        // The key's steps become levels above the payload's own.
+        let payload = payload_below(&payload, path.steps().len())?.clone();
+        let key = key.to_string();
+        self.edit_payload(selector.into(), |ids| Op::MergePayload { ids, key, payload })
     }
 
     /// Replaces the whole payload of the selected points.

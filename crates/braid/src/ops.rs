@@ -32,9 +32,10 @@ pub(crate) enum Op {
     /// [`Op::SetPayload`] into the object at a dotted path (created if absent).
     /// Earlier logs only.
     SetPayloadAt { ids: Vec<PointId>, key: Vec<String>, payload: Map<String, Value> },
-    /// Qdrant's `set_payload`: merge keys into the object at `key` (the payload
-    /// itself when `key` is empty; created if absent), a null value removing its key.
-    MergePayload { ids: Vec<PointId>, key: Vec<String>, payload: Map<String, Value> },
+    /// Qdrant's `set_payload`: merge keys into the object at `key`, a JSON path such
+    /// as `a.b`, `a[0].b` or `a[].b` (the payload itself when empty; see
+    /// `Segment::merge_at` for how the path is walked), a null value removing its key.
+    MergePayload { ids: Vec<PointId>, key: String, payload: Map<String, Value> },
     /// Replace the payloads.
     OverwritePayload { ids: Vec<PointId>, payload: Map<String, Value> },
     /// Remove keys (paths) from the payloads.
@@ -156,10 +157,7 @@ impl Op {
             }
             Op::MergePayload { ids, key, payload } => {
                 encode_ids(e.u8(10), ids);
-                e.len(key.len());
-                key.iter().for_each(|k| {
-                    e.str(k);
-                });
+                e.str(key);
                 encode_json(&mut e, &Value::Object(payload.clone()))?;
             }
             Op::CreateIndex { key, kind } => {
@@ -216,8 +214,7 @@ impl Op {
             }
             10 => {
                 let ids = decode_ids(&mut d)?;
-                let n = d.len(8)?;
-                let key = (0..n).map(|_| d.str().map(str::to_string)).collect::<Result<_, _>>()?;
+                let key = d.str()?.to_string();
                 Op::MergePayload { ids, key, payload: decode_object(&mut d)? }
             }
             t => return Err(d.error(format!("unknown operation {t}"))),
@@ -255,8 +252,8 @@ mod tests {
                 key: vec!["a".into(), "b".into()],
                 payload: payload.clone(),
             },
-            Op::MergePayload { ids: ids.clone(), key: vec![], payload: payload.clone() },
-            Op::MergePayload { ids: ids.clone(), key: vec!["a".into()], payload: payload.clone() },
+            Op::MergePayload { ids: ids.clone(), key: String::new(), payload: payload.clone() },
+            Op::MergePayload { ids: ids.clone(), key: "a[0].b".into(), payload: payload.clone() },
             Op::OverwritePayload { ids: ids.clone(), payload },
             Op::DeletePayload { ids: ids.clone(), keys: vec!["a.b".into()] },
             Op::ClearPayload { ids },

@@ -88,6 +88,55 @@ impl LiveCopy {
     }
 }
 
+/// Qdrant's `set_payload` at a path, from `slot` down `steps`: a key step makes the
+/// slot an object if it is not one and enters the key (created empty if missing); an
+/// index step enters that element of an array (nothing happens past its end), `[]`
+/// every element; an index step on a slot that is not an array makes it an empty
+/// array and stops. At the end the slot becomes an object if it is not one, and
+/// `payload` is merged into it, a null removing its key.
+fn merge_at(slot: &mut Value, steps: &[braid_filter::Step], payload: &serde_json::Map<String, Value>) {
+    use braid_filter::Step;
+    match steps.split_first() {
+        None => {
+            if !slot.is_object() {
+                *slot = Value::Object(Default::default());
+            }
+            if let Value::Object(map) = slot {
+                for (k, v) in payload {
+                    match v {
+                        Value::Null => map.remove(k),
+                        v => map.insert(k.clone(), v.clone()),
+                    };
+                }
+            }
+        }
+        Some((Step::Key(k), rest)) => {
+            if !slot.is_object() {
+                *slot = Value::Object(Default::default());
+            }
+            if let Value::Object(map) = slot {
+                merge_at(
+                    map.entry(k.clone()).or_insert_with(|| Value::Object(Default::default())),
+                    rest,
+                    payload,
+                );
+            }
+        }
+        Some((Step::Index(i), rest)) => match slot {
+            Value::Array(items) => {
+                if let Some(item) = items.get_mut(*i) {
+                    merge_at(item, rest, payload);
+                }
+            }
+            other => *other = Value::Array(Vec::new()),
+        },
+        Some((Step::Each, rest)) => match slot {
+            Value::Array(items) => items.iter_mut().for_each(|item| merge_at(item, rest, payload)),
+            other => *other = Value::Array(Vec::new()),
+        },
+    }
+}
+
 /// An empty graph for a space.
 pub(crate) fn new_graph(params: &VectorParams, capacity: usize) -> Result<Hnsw, Error> {
     let hnsw = HnswConfig { m: params.hnsw.m, ef_construct: params.hnsw.ef_construct, seed: 0x5EED };
@@ -367,10 +416,13 @@ impl Segment {
                     }
                 }
             }
-            Op::SetPayloadAt { key, .. } | Op::MergePayload { key, .. }
-                if key.iter().any(String::is_empty) =>
-            {
+            Op::SetPayloadAt { key, .. } if key.iter().any(String::is_empty) => {
                 return Err(Error::InvalidKey { key: key.join(".") });
+            }
+            Op::MergePayload { key, .. }
+                if !key.is_empty() && braid_filter::JsonPath::parse(key).is_err() =>
+            {
+                return Err(Error::InvalidKey { key: key.clone() });
             }
             Op::CreateIndex { key, kind } => {
                 self.payloads.check_index(key, *kind)?;
@@ -420,23 +472,22 @@ impl Segment {
                 }
                 at.extend(payload.clone());
             }),
-            Op::MergePayload { ids, key, payload } => self.edit_payloads(&ids, |map| {
-                let mut at = map;
-                for part in &key {
-                    let slot = at.entry(part.clone()).or_insert_with(|| Value::Object(Default::default()));
-                    if !slot.is_object() {
-                        *slot = Value::Object(Default::default());
+            Op::MergePayload { ids, key, payload } => {
+                let steps = match key.as_str() {
+                    "" => Vec::new(),
+                    key => braid_filter::JsonPath::parse(key)
+                        .map_err(|_| Error::InvalidKey { key: key.to_string() })?
+                        .steps()
+                        .to_vec(),
+                };
+                self.edit_payloads(&ids, |map| {
+                    let mut root = Value::Object(std::mem::take(map));
+                    merge_at(&mut root, &steps, &payload);
+                    if let Value::Object(m) = root {
+                        *map = m;
                     }
-                    let Value::Object(next) = slot else { return };
-                    at = next;
-                }
-                for (k, v) in &payload {
-                    match v {
-                        Value::Null => at.remove(k),
-                        v => at.insert(k.clone(), v.clone()),
-                    };
-                }
-            }),
+                })
+            }
             Op::OverwritePayload { ids, payload } => self.edit_payloads(&ids, |map| *map = payload.clone()),
             Op::DeletePayload { ids, keys } => {
                 let exclude = WithPayload::Exclude(keys);

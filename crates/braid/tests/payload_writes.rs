@@ -43,3 +43,25 @@ fn a_null_removes_its_key_and_missing_ids_do_not_stop_the_others() {
     assert_eq!(payload_of(&c, 2), json!({"a": 1, "b": 2, "o": {"y": 2, "z": [1]}}));
     assert_eq!(payload_of(&c, 3)["b"], json!(5));
 }
+
+/// Keys with array steps, walked as Qdrant's server walks them: `[n]` enters one
+/// element (nothing past the end), `[]` every element, and an array step on a value
+/// that is not an array leaves an empty array.
+#[test]
+fn set_payload_paths_enter_arrays() {
+    let db = Database::in_memory();
+    let c = db.create_collection("c", CollectionConfig::new()).unwrap();
+    c.upsert(vec![PointStruct::new(1).payload(json!({"arr": [{"x": 1}, {"x": 2}, 3], "s": "str"}))]).unwrap();
+    c.set_payload_at(vec![PointId::from(1)], "arr[0]", json!({"y": 1})).unwrap();
+    c.set_payload_at(vec![PointId::from(1)], "arr[].z", json!({"w": 1, "x": null})).unwrap();
+    c.set_payload_at(vec![PointId::from(1)], "arr[9]", json!({"never": 1})).unwrap();
+    c.set_payload_at(vec![PointId::from(1)], "s[0]", json!({"gone": 1})).unwrap();
+    assert_eq!(
+        payload_of(&c, 1),
+        json!({"arr": [{"x": 1, "y": 1, "z": {"w": 1}}, {"x": 2, "z": {"w": 1}}, {"z": {"w": 1}}], "s": []})
+    );
+    for bad in ["a..b", "[0]", "a[x]", "a]"] {
+        let err = c.set_payload_at(vec![PointId::from(1)], bad, json!({"k": 1})).unwrap_err();
+        assert!(matches!(err, Error::InvalidKey { .. }), "{bad}: {err}");
+    }
+}
