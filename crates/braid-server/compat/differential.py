@@ -16,7 +16,6 @@ Known differences between local mode and Qdrant's server, where Braid follows th
 server, are listed in docs/compat.md; the generator avoids only those.
 Exit status: 0 when no divergence was found.
 """
-import argparse
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import random
 import sys
 import uuid
 
+import connect
 from qdrant_client import QdrantClient, models
 
 DISTANCES = [models.Distance.COSINE, models.Distance.EUCLID, models.Distance.DOT, models.Distance.MANHATTAN]
@@ -336,17 +336,12 @@ def run_case(braid, local, seed, index, out):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--http", type=int, required=True)
-    ap.add_argument("--grpc", type=int, required=True)
-    ap.add_argument("--prefer-grpc", action="store_true")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--cases", type=int, default=20)
-    ap.add_argument("--out", default="target/compat/differential")
-    args = ap.parse_args()
-    proto = "gRPC" if args.prefer_grpc else "REST"
-    braid = QdrantClient(host=args.host, port=args.http, grpc_port=args.grpc, prefer_grpc=args.prefer_grpc, timeout=60)
+    def extra(ap):
+        ap.add_argument("--seed", type=int, default=1)
+        ap.add_argument("--cases", type=int, default=20)
+        ap.add_argument("--out", default="target/compat/differential")
+
+    args, proto, braid = connect.parse("braid serve against the client's local mode", extra)
     local = QdrantClient(":memory:")
     requests, diverged, files = 0, 0, []
     kinds = {}

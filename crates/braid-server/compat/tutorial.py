@@ -5,12 +5,12 @@ Usage: python tutorial.py --host 127.0.0.1 --http PORT --grpc PORT [--prefer-grp
 Every step asserts its result against a brute-force computation done here, so the
 script fails loudly on the first incompatibility.
 """
-import argparse
 import math
 import random
 import uuid
 
-from qdrant_client import QdrantClient, models
+import connect
+from qdrant_client import models
 
 
 def normalise(v):
@@ -23,14 +23,7 @@ def cosine(a, b):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--http", type=int, required=True)
-    ap.add_argument("--grpc", type=int, required=True)
-    ap.add_argument("--prefer-grpc", action="store_true")
-    args = ap.parse_args()
-    proto = "gRPC" if args.prefer_grpc else "REST"
-    client = QdrantClient(host=args.host, port=args.http, grpc_port=args.grpc, prefer_grpc=args.prefer_grpc)
+    _, proto, client = connect.parse("the multi-model tutorial against braid serve")
     name = f"products_{proto.lower()}"
     rng = random.Random(7)
 

@@ -21,6 +21,14 @@ use serde_json::json;
 
 use common::*;
 
+/// The official client on the running server's gRPC port.
+fn grpc_client(running: &Running) -> Qdrant {
+    Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .expect("client")
+}
+
 const EXACT: LocalParams = LocalParams { hnsw_ef: None, exact: true };
 
 fn exact() -> Option<SearchParams> {
@@ -71,10 +79,7 @@ fn nearest(v: &[f32], using: &str, limit: u64) -> PrefetchQuery {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_rust_client_walks_the_tutorial() {
     let running = start(None, None).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .expect("client");
+    let client = grpc_client(&running);
     let embedded = Database::in_memory();
     let products = embedded.create_collection("products", config()).expect("config");
     let name = "products".to_string();
@@ -503,10 +508,7 @@ async fn the_official_rust_client_walks_the_tutorial() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_filters_on_datetime_ranges_value_counts_and_any_word() {
     let running = start(None, None).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .expect("client");
+    let client = grpc_client(&running);
     client
         .create_collection(CreateCollection {
             collection_name: "events".into(),
@@ -592,10 +594,7 @@ async fn grpc_filters_on_datetime_ranges_value_counts_and_any_word() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unserved_request_fields_are_refused_by_name() {
     let running = start(None, None).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .expect("client");
+    let client = grpc_client(&running);
     let vectors = || {
         Some(VectorsConfig {
             config: Some(q::vectors_config::Config::Params(VectorParams {
@@ -688,10 +687,7 @@ async fn update_batch_applies_operations_in_order() {
         DeletePayload, Operation, PointStructList, SetPayload as BatchSetPayload, UpdateVectors,
     };
     let running = start(None, None).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .expect("client");
+    let client = grpc_client(&running);
     let vectors_config = Some(VectorsConfig {
         config: Some(q::vectors_config::Config::Params(VectorParams {
             size: 2,

@@ -19,6 +19,9 @@ struct Rest {
 }
 
 impl Rest {
+    fn to(running: &Running) -> Rest {
+        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) }
+    }
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
@@ -73,8 +76,7 @@ fn local(points: Vec<ScoredPoint>) -> Vec<(PointId, f32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_walks_the_tutorial_like_the_embedded_facade() {
     let running = start(None, None).await;
-    let rest =
-        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let rest = Rest::to(&running);
     let embedded = Database::in_memory();
     let products = embedded.create_collection("products", config()).expect("config");
     let c = "/collections/products";
@@ -348,8 +350,7 @@ async fn writes_through_the_server_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
     let running = start(None, None).await;
-    let rest =
-        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let rest = Rest::to(&running);
     let c = "/collections/plain";
     rest.put(c, json!({"vectors": {"size": 3, "distance": "Dot"}})).await;
     let points = json!({"points": [
@@ -400,8 +401,7 @@ async fn a_collection_with_one_unnamed_vector_works_like_qdrant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_read_back_and_empty_batches_answer_empty() {
     let running = start(None, None).await;
-    let rest =
-        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let rest = Rest::to(&running);
     let c = "/collections/tuned";
     rest.put(
         c,
@@ -426,8 +426,7 @@ async fn settings_read_back_and_empty_batches_answer_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_update_applies_operations_in_order() {
     let running = start(None, None).await;
-    let rest =
-        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let rest = Rest::to(&running);
     let c = "/collections/b";
     rest.put(
         c,
@@ -475,8 +474,7 @@ async fn batch_update_applies_operations_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_without_vectors_is_served() {
     let running = start(None, None).await;
-    let rest =
-        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) };
+    let rest = Rest::to(&running);
     let c = "/collections/novec";
     rest.put(c, json!({"vectors": {}})).await;
     rest.put(
