@@ -81,7 +81,7 @@ def payload(rng):
 
 def field_condition(rng):
     choice = rng.choice
-    kind = choice(["value", "any", "except", "text", "text_any", "phrase", "prefix", "range", "dt", "count",
+    kind = choice(["value", "any", "except", "text", "text_any", "phrase", "prefix", "substring", "range", "dt", "count",
                    "radius", "box", "polygon", "empty", "null", "nested_path"])
     M = models
     if kind == "value":
@@ -102,6 +102,8 @@ def field_condition(rng):
         return M.FieldCondition(key=choice(["t", "s"]), match=m)
     if kind == "prefix":
         return M.FieldCondition(key=choice(["s", "t"]), match=M.MatchPrefix(prefix=choice(WORDS)[: rng.randint(0, 3)]))
+    if kind == "substring":
+        return M.FieldCondition(key=choice(["s", "t"]), match=M.MatchSubstring(substring=choice(WORDS)[1:4]))
     if kind == "range":
         bounds = {}
         for b in rng.sample(["gt", "gte", "lt", "lte"], rng.randint(1, 2)):
@@ -313,16 +315,18 @@ def run_case(braid, local, seed, index, out):
         op = rng.choice(["set", "set_key", "overwrite", "delete_keys", "clear", "delete"])
         p = payload(rng)
         key = rng.choice(KEYS[:-1])
+        path = rng.choice(["nest", "nest.items[0]", "nest.items[]", "arr[1]", "s[0]", "new.deep"])
         calls = {
             "set": lambda c: c.set_payload(name, payload=p, points=f, wait=True),
-            "set_key": lambda c: c.set_payload(name, payload={"z": 1}, points=f, key="nest", wait=True),
+            "set_key": lambda c: c.set_payload(name, payload={"z": 1, "a": None}, points=f, key=path, wait=True),
             "overwrite": lambda c: c.overwrite_payload(name, payload=p, points=f, wait=True),
             "delete_keys": lambda c: c.delete_payload(name, keys=[key], points=f, wait=True),
             "clear": lambda c: c.clear_payload(name, points_selector=f, wait=True),
             "delete": lambda c: c.delete(name, points_selector=f, wait=True),
         }
-        both(f"write {op}", lambda c: calls[op](c).status, {"op": op, "filter": dump(f)}, lambda s: str(s).lower())
-        both(f"scroll after {op}", lambda c: c.scroll(name, limit=10_000, with_payload=True)[0], {"op": op, "filter": dump(f)}, records)
+        request = {"op": op, "filter": dump(f), "payload": p, "key": key, "path": path}
+        both(f"write {op}", lambda c: calls[op](c).status, request, lambda s: str(s).lower())
+        both(f"scroll after {op}", lambda c: c.scroll(name, limit=10_000, with_payload=True)[0], request, records)
     for c in (braid, local):
         c.delete_collection(name)
     if case["divergences"]:
