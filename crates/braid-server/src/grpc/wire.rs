@@ -759,3 +759,327 @@ impl Unserved for proto::QueryBatchPoints {
         self.query_points.iter().find_map(Unserved::unserved)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes() -> Option<Vec<u8>> {
+        Some(vec![1])
+    }
+
+    fn named(message: &dyn Unserved) -> &'static str {
+        message.unserved().unwrap_or("(served)")
+    }
+
+    /// Every field of every gRPC request message that Braid does not serve, set on its
+    /// own, is named; the same messages with only served fields (or a served value of
+    /// a one-value setting) are let through. Served fields are exercised end to end by
+    /// `tests/grpc.rs`.
+    #[test]
+    fn every_unserved_field_of_every_request_is_named() {
+        use proto::points_update_operation::{Operation, PointStructList, UpdateVectors};
+        let hnsw =
+            |h: proto::HnswConfigDiff| proto::CreateCollection { hnsw_config: Some(h), ..Default::default() };
+        let space = |p: proto::VectorParams| proto::CreateCollection {
+            vectors_config: Some(proto::VectorsConfig {
+                config: Some(proto::vectors_config::Config::Params(p)),
+            }),
+            ..Default::default()
+        };
+        let optimizers = |o: proto::OptimizersConfigDiff| proto::CreateCollection {
+            optimizers_config: Some(o),
+            ..Default::default()
+        };
+        let params = |p: proto::SearchParams| proto::SearchPoints { params: Some(p), ..Default::default() };
+        let cases: Vec<(Box<dyn Unserved>, &str)> = vec![
+            (Box::new(proto::CreateCollection { wal_config: bytes(), ..Default::default() }), "wal_config"),
+            (
+                Box::new(proto::CreateCollection { shard_number: Some(2), ..Default::default() }),
+                "shard_number",
+            ),
+            (Box::new(proto::CreateCollection { shard_number: Some(1), ..Default::default() }), "(served)"),
+            (
+                Box::new(proto::CreateCollection { on_disk_payload: Some(true), ..Default::default() }),
+                "on_disk_payload",
+            ),
+            (
+                Box::new(proto::CreateCollection { on_disk_payload: Some(false), ..Default::default() }),
+                "(served)",
+            ),
+            (
+                Box::new(proto::CreateCollection { replication_factor: Some(3), ..Default::default() }),
+                "replication_factor",
+            ),
+            (
+                Box::new(proto::CreateCollection { write_consistency_factor: Some(2), ..Default::default() }),
+                "write_consistency_factor",
+            ),
+            (
+                Box::new(proto::CreateCollection { sharding_method: Some(1), ..Default::default() }),
+                "sharding_method",
+            ),
+            (
+                Box::new(proto::CreateCollection { sparse_vectors_config: bytes(), ..Default::default() }),
+                "sparse_vectors_config",
+            ),
+            (
+                Box::new(proto::CreateCollection { strict_mode_config: bytes(), ..Default::default() }),
+                "strict_mode_config",
+            ),
+            (Box::new(proto::CreateCollection { metadata: vec![vec![1]], ..Default::default() }), "metadata"),
+            (Box::new(proto::CreateCollection { payload: bytes(), ..Default::default() }), "payload"),
+            (Box::new(proto::CreateCollection { id_tracker: bytes(), ..Default::default() }), "id_tracker"),
+            (Box::new(proto::CreateCollection { timeout: Some(5), ..Default::default() }), "(served)"),
+            (
+                Box::new(hnsw(proto::HnswConfigDiff { max_indexing_threads: Some(2), ..Default::default() })),
+                "hnsw_config.max_indexing_threads",
+            ),
+            (
+                Box::new(hnsw(proto::HnswConfigDiff { on_disk: Some(true), ..Default::default() })),
+                "hnsw_config.on_disk",
+            ),
+            (
+                Box::new(hnsw(proto::HnswConfigDiff { payload_m: Some(8), ..Default::default() })),
+                "hnsw_config.payload_m",
+            ),
+            (
+                Box::new(hnsw(proto::HnswConfigDiff { inline_storage: Some(true), ..Default::default() })),
+                "hnsw_config.inline_storage",
+            ),
+            (
+                Box::new(hnsw(proto::HnswConfigDiff { memory: Some(1), ..Default::default() })),
+                "hnsw_config.memory",
+            ),
+            (
+                Box::new(hnsw(proto::HnswConfigDiff {
+                    m: Some(8),
+                    ef_construct: Some(50),
+                    full_scan_threshold: Some(10),
+                    max_indexing_threads: Some(0),
+                    on_disk: Some(false),
+                    ..Default::default()
+                })),
+                "(served)",
+            ),
+            (Box::new(space(proto::VectorParams { on_disk: Some(true), ..Default::default() })), "on_disk"),
+            (Box::new(space(proto::VectorParams { datatype: Some(3), ..Default::default() })), "datatype"),
+            (Box::new(space(proto::VectorParams { datatype: Some(1), ..Default::default() })), "(served)"),
+            (
+                Box::new(space(proto::VectorParams { multivector_config: bytes(), ..Default::default() })),
+                "multivector_config",
+            ),
+            (Box::new(space(proto::VectorParams { memory: Some(1), ..Default::default() })), "memory"),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    deleted_threshold: Some(0.1),
+                    ..Default::default()
+                })),
+                "optimizers_config.deleted_threshold",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    vacuum_min_vector_number: Some(1),
+                    ..Default::default()
+                })),
+                "optimizers_config.vacuum_min_vector_number",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    default_segment_number: Some(1),
+                    ..Default::default()
+                })),
+                "optimizers_config.default_segment_number",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    max_segment_size: Some(1),
+                    ..Default::default()
+                })),
+                "optimizers_config.max_segment_size",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    memmap_threshold: Some(1),
+                    ..Default::default()
+                })),
+                "optimizers_config.memmap_threshold",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    flush_interval_sec: Some(1),
+                    ..Default::default()
+                })),
+                "optimizers_config.flush_interval_sec",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    deprecated_max_optimization_threads: Some(1),
+                    ..Default::default()
+                })),
+                "optimizers_config.max_optimization_threads",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    max_optimization_threads: bytes(),
+                    ..Default::default()
+                })),
+                "optimizers_config.max_optimization_threads",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    prevent_unoptimized: Some(true),
+                    ..Default::default()
+                })),
+                "optimizers_config.prevent_unoptimized",
+            ),
+            (
+                Box::new(optimizers(proto::OptimizersConfigDiff {
+                    indexing_threshold: Some(0),
+                    ..Default::default()
+                })),
+                "(served)",
+            ),
+            (
+                Box::new(proto::UpsertPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (Box::new(proto::UpsertPoints { update_filter: bytes(), ..Default::default() }), "update_filter"),
+            (Box::new(proto::UpsertPoints { update_mode: Some(1), ..Default::default() }), "update_mode"),
+            (
+                Box::new(proto::UpsertPoints {
+                    update_mode: Some(0),
+                    ordering: bytes(),
+                    timeout: Some(1),
+                    ..Default::default()
+                }),
+                "(served)",
+            ),
+            (
+                Box::new(proto::UpdatePointVectors { update_filter: bytes(), ..Default::default() }),
+                "update_filter",
+            ),
+            (
+                Box::new(proto::UpdatePointVectors { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::DeletePoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::GetPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (Box::new(proto::GetPoints { read_consistency: bytes(), ..Default::default() }), "(served)"),
+            (
+                Box::new(proto::DeletePointVectors { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::SetPayloadPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::DeletePayloadPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::ClearPayloadPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::CountPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::CreateFieldIndexCollection {
+                    field_index_params: bytes(),
+                    ..Default::default()
+                }),
+                "field_index_params",
+            ),
+            (
+                Box::new(params(proto::SearchParams { quantization: bytes(), ..Default::default() })),
+                "params.quantization",
+            ),
+            (
+                Box::new(params(proto::SearchParams { indexed_only: Some(true), ..Default::default() })),
+                "params.indexed_only",
+            ),
+            (Box::new(params(proto::SearchParams { acorn: bytes(), ..Default::default() })), "params.acorn"),
+            (Box::new(params(proto::SearchParams { idf: bytes(), ..Default::default() })), "params.idf"),
+            (
+                Box::new(params(proto::SearchParams {
+                    hnsw_ef: Some(8),
+                    exact: Some(true),
+                    indexed_only: Some(false),
+                    ..Default::default()
+                })),
+                "(served)",
+            ),
+            (
+                Box::new(proto::SearchPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::SearchBatchPoints {
+                    search_points: vec![params(proto::SearchParams { acorn: bytes(), ..Default::default() })],
+                    ..Default::default()
+                }),
+                "params.acorn",
+            ),
+            (Box::new(proto::ScrollPoints { order_by: bytes(), ..Default::default() }), "order_by"),
+            (
+                Box::new(proto::ScrollPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (Box::new(proto::QueryPoints { lookup_from: bytes(), ..Default::default() }), "lookup_from"),
+            (
+                Box::new(proto::QueryPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::QueryPoints {
+                    prefetch: vec![proto::PrefetchQuery { lookup_from: bytes(), ..Default::default() }],
+                    ..Default::default()
+                }),
+                "prefetch.lookup_from",
+            ),
+            (
+                Box::new(proto::QueryBatchPoints {
+                    query_points: vec![proto::QueryPoints { lookup_from: bytes(), ..Default::default() }],
+                    ..Default::default()
+                }),
+                "lookup_from",
+            ),
+            (
+                Box::new(proto::UpdateBatchPoints {
+                    operations: vec![proto::PointsUpdateOperation {
+                        operation: Some(Operation::Upsert(PointStructList {
+                            update_mode: Some(2),
+                            ..Default::default()
+                        })),
+                    }],
+                    ..Default::default()
+                }),
+                "update_mode",
+            ),
+            (
+                Box::new(proto::UpdateBatchPoints {
+                    operations: vec![proto::PointsUpdateOperation {
+                        operation: Some(Operation::UpdateVectors(UpdateVectors {
+                            update_filter: bytes(),
+                            ..Default::default()
+                        })),
+                    }],
+                    ..Default::default()
+                }),
+                "update_filter",
+            ),
+        ];
+        for (message, expected) in &cases {
+            assert_eq!(named(message.as_ref()), *expected);
+        }
+    }
+}
