@@ -555,7 +555,9 @@ fn params_json(p: &VectorParams) -> Value {
     json!({"size": p.size, "distance": mapping::distance_name(p.distance),
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct,
                            "full_scan_threshold": p.hnsw.full_scan_threshold_kb},
-           "quantization_config": quantization_json(p)})
+           "quantization_config": quantization_json(p),
+           // What Braid does, reported whether or not the request said it.
+           "on_disk": false, "datatype": "float32"})
 }
 
 /// The settings collection info reports in Qdrant's optimizer and WAL fields, taken

@@ -413,6 +413,7 @@ async fn settings_read_back_and_empty_batches_answer_empty() {
     let info = rest.get(c).await;
     let text = &info["config"]["params"]["vectors"]["text"];
     assert_eq!(text["hnsw_config"], json!({"m": 8, "ef_construct": 64, "full_scan_threshold": 77}), "{info}");
+    assert_eq!((&text["on_disk"], &text["datatype"]), (&json!(false), &json!("float32")));
     assert_eq!(info["config"]["optimizer_config"]["indexing_threshold"], json!(0));
     assert_eq!(info["config"]["hnsw_config"]["full_scan_threshold"], json!(77));
     assert_eq!(rest.post(&format!("{c}/points/search/batch"), json!({"searches": []})).await, json!([]));

@@ -495,6 +495,9 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
             full_scan_threshold: Some(p.hnsw.full_scan_threshold_kb as u64),
             ..Default::default()
         }),
+        // What Braid does, reported whether or not the request said it (Datatype 1 = Float32).
+        on_disk: Some(false),
+        datatype: Some(1),
         quantization_config: p.keeps_codes().then_some(proto::QuantizationConfig {
             quantization: Some(proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
                 r#type: proto::QuantizationType::Int8 as i32,
