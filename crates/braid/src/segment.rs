@@ -88,13 +88,40 @@ impl LiveCopy {
     }
 }
 
+/// What a merge does with a `null` value: Qdrant's `set_payload` removes the key;
+/// logs written before `Op::MergePayload` existed stored it.
+#[derive(Clone, Copy, PartialEq)]
+enum Nulls {
+    Remove,
+    Store,
+}
+
+/// Merges `payload` into a point's payload `map` at the path `steps` ([`merge_at`]).
+fn merge_into(
+    map: &mut serde_json::Map<String, Value>,
+    steps: &[braid_filter::Step],
+    payload: &serde_json::Map<String, Value>,
+    nulls: Nulls,
+) {
+    let mut root = Value::Object(std::mem::take(map));
+    merge_at(&mut root, steps, payload, nulls);
+    if let Value::Object(m) = root {
+        *map = m;
+    }
+}
+
 /// Qdrant's `set_payload` at a path, from `slot` down `steps`: a key step makes the
 /// slot an object if it is not one and enters the key (created empty if missing); an
 /// index step enters that element of an array (nothing happens past its end), `[]`
 /// every element; an index step on a slot that is not an array makes it an empty
 /// array and stops. At the end the slot becomes an object if it is not one, and
-/// `payload` is merged into it, a null removing its key.
-fn merge_at(slot: &mut Value, steps: &[braid_filter::Step], payload: &serde_json::Map<String, Value>) {
+/// `payload` is merged into it.
+fn merge_at(
+    slot: &mut Value,
+    steps: &[braid_filter::Step],
+    payload: &serde_json::Map<String, Value>,
+    nulls: Nulls,
+) {
     use braid_filter::Step;
     match steps.split_first() {
         None => {
@@ -104,7 +131,7 @@ fn merge_at(slot: &mut Value, steps: &[braid_filter::Step], payload: &serde_json
             if let Value::Object(map) = slot {
                 for (k, v) in payload {
                     match v {
-                        Value::Null => map.remove(k),
+                        Value::Null if nulls == Nulls::Remove => map.remove(k),
                         v => map.insert(k.clone(), v.clone()),
                     };
                 }
@@ -115,23 +142,20 @@ fn merge_at(slot: &mut Value, steps: &[braid_filter::Step], payload: &serde_json
                 *slot = Value::Object(Default::default());
             }
             if let Value::Object(map) = slot {
-                merge_at(
-                    map.entry(k.clone()).or_insert_with(|| Value::Object(Default::default())),
-                    rest,
-                    payload,
-                );
+                let next = map.entry(k.clone()).or_insert_with(|| Value::Object(Default::default()));
+                merge_at(next, rest, payload, nulls);
             }
         }
         Some((Step::Index(i), rest)) => match slot {
             Value::Array(items) => {
                 if let Some(item) = items.get_mut(*i) {
-                    merge_at(item, rest, payload);
+                    merge_at(item, rest, payload, nulls);
                 }
             }
             other => *other = Value::Array(Vec::new()),
         },
         Some((Step::Each, rest)) => match slot {
-            Value::Array(items) => items.iter_mut().for_each(|item| merge_at(item, rest, payload)),
+            Value::Array(items) => items.iter_mut().for_each(|item| merge_at(item, rest, payload, nulls)),
             other => *other = Value::Array(Vec::new()),
         },
     }
@@ -458,20 +482,13 @@ impl Segment {
                     self.remove(id);
                 }
             }
-            Op::SetPayload { ids, payload } => self.edit_payloads(&ids, |map| map.extend(payload.clone())),
-            Op::SetPayloadAt { ids, key, payload } => self.edit_payloads(&ids, |map| {
-                // Walk the path, making an object of anything on it that is not one.
-                let mut at = map;
-                for part in &key {
-                    let slot = at.entry(part.clone()).or_insert_with(|| Value::Object(Default::default()));
-                    if !slot.is_object() {
-                        *slot = Value::Object(Default::default());
-                    }
-                    let Value::Object(next) = slot else { return };
-                    at = next;
-                }
-                at.extend(payload.clone());
-            }),
+            Op::SetPayload { ids, payload } => {
+                self.edit_payloads(&ids, |map| merge_into(map, &[], &payload, Nulls::Store))
+            }
+            Op::SetPayloadAt { ids, key, payload } => {
+                let steps: Vec<braid_filter::Step> = key.into_iter().map(braid_filter::Step::Key).collect();
+                self.edit_payloads(&ids, |map| merge_into(map, &steps, &payload, Nulls::Store))
+            }
             Op::MergePayload { ids, key, payload } => {
                 let steps = match key.as_str() {
                     "" => Vec::new(),
@@ -480,13 +497,7 @@ impl Segment {
                         .steps()
                         .to_vec(),
                 };
-                self.edit_payloads(&ids, |map| {
-                    let mut root = Value::Object(std::mem::take(map));
-                    merge_at(&mut root, &steps, &payload);
-                    if let Value::Object(m) = root {
-                        *map = m;
-                    }
-                })
+                self.edit_payloads(&ids, |map| merge_into(map, &steps, &payload, Nulls::Remove))
             }
             Op::OverwritePayload { ids, payload } => self.edit_payloads(&ids, |map| *map = payload.clone()),
             Op::DeletePayload { ids, keys } => {
