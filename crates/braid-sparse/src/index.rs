@@ -339,8 +339,7 @@ impl SparseIndex {
         let mut first = 0;
         let mut contrib = vec![None::<f32>; query.len()];
         let mut touched_pos = Vec::with_capacity(terms.len());
-        loop {
-            let Some(doc) = terms[first..].iter().filter_map(Term::doc).min() else { break };
+        while let Some(doc) = terms[first..].iter().filter_map(Term::doc).min() {
             let mut partial = 0.0f64;
             for t in &mut terms[first..] {
                 if t.doc() == Some(doc) {

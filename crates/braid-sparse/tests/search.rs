@@ -71,7 +71,7 @@ proptest! {
         salt in 0u64..1000,
     ) {
         let index = build(&steps);
-        let allowed = |o: u32| o % modulus == 0;
+        let allowed = |o: u32| o.is_multiple_of(modulus);
         // A key unrelated to the offset order, as point ids are after updates.
         let key = |o: u32| (u64::from(o) * 7919 + salt) % 1009;
         let (hits, stats) = index.search(&query, limit, allowed, key);
@@ -112,7 +112,7 @@ fn pruning_skips_most_postings_on_a_skewed_corpus() {
     // dimension each 100th point holds with a large one: top-10 needs the rare list only.
     let mut index = SparseIndex::new();
     for o in 0..20_000u32 {
-        let (i, v) = if o % 100 == 0 {
+        let (i, v) = if o.is_multiple_of(100) {
             (vec![0, 1], vec![0.1, 5.0])
         } else {
             (vec![0], vec![0.1 + (o % 7) as f32 * 0.01])
