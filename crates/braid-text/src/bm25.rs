@@ -148,7 +148,7 @@ impl Bm25 {
                 }
             }
         }
-        if !(k >= 0.0) || !(0.0..=1.0).contains(&b) || !(avg_len > 0.0) {
+        if k < 0.0 || !(0.0..=1.0).contains(&b) || avg_len <= 0.0 {
             return Err(TextError::BadOption {
                 what: "k, b, avg_len".to_string(),
                 why: format!("need k ≥ 0, 0 ≤ b ≤ 1 and avg_len > 0; got k {k}, b {b}, avg_len {avg_len}"),
