@@ -35,6 +35,8 @@ pub use braid_core::{PathChoice, SearchPath};
 use braid_filter::Filter;
 use thiserror::Error;
 
+pub use braid_sparse::SparseVector;
+pub use braid_text::Document;
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
@@ -56,6 +58,13 @@ pub struct Space {
     pub dim: usize,
     /// Distance.
     pub metric: Metric,
+}
+
+/// A sparse vector space as the planner needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SparseSpace {
+    /// Whether query values are weighted by IDF (the segment applies it).
+    pub idf: bool,
 }
 
 /// What the planner needs from a collection (or one segment of it).
@@ -94,6 +103,49 @@ pub trait Searchable: Sync {
     /// The scores of `ids` against `vector` in `space`; points without a vector there
     /// (or not present) are left out. Any order.
     fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError>;
+    /// The sparse space called `name`, if there is one (none by default).
+    fn sparse_space(&self, name: &str) -> Option<SparseSpace> {
+        let _ = name;
+        None
+    }
+    /// Every sparse space name, sorted.
+    fn sparse_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The `limit` best points for `vector` in sparse space `space` among those that
+    /// pass `filter`, best first (equal scores by id); only points sharing an index
+    /// with the query. The segment applies the space's IDF, if it has one.
+    fn sparse_nearest(
+        &self,
+        space: &str,
+        filter: Option<&Filter>,
+        vector: &braid_sparse::SparseVector,
+        limit: usize,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let _ = (filter, vector, limit);
+        Err(QueryError::UnknownVector { name: space.to_string(), available: self.space_names() })
+    }
+    /// The sparse scores of `ids` (those with a vector in `space` sharing an index
+    /// with `vector`). Any order.
+    fn sparse_score(
+        &self,
+        space: &str,
+        vector: &braid_sparse::SparseVector,
+        ids: &[PointId],
+    ) -> Result<Vec<Hit>, QueryError> {
+        let _ = (vector, ids);
+        Err(QueryError::UnknownVector { name: space.to_string(), available: self.space_names() })
+    }
+    /// How a sparse leaf would be answered, for `explain()`.
+    fn sparse_path(
+        &self,
+        space: &str,
+        filter: Option<&Filter>,
+        vector: &braid_sparse::SparseVector,
+    ) -> String {
+        let _ = (space, filter, vector);
+        String::new()
+    }
     /// The subset of `ids` that passes `filter`, in the given order.
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId>;
     /// The first `limit` point ids in ascending order that pass `filter`.
@@ -112,6 +164,25 @@ pub enum QueryError {
         /// The names there are.
         available: Vec<String>,
     },
+    /// A dense query for a sparse space, or the reverse.
+    #[error("`{name}` is a {is} space: {hint}")]
+    WrongKind {
+        /// The space.
+        name: String,
+        /// `dense` or `sparse`.
+        is: &'static str,
+        /// What it takes.
+        hint: &'static str,
+    },
+    /// A sparse query or document without `using`: sparse spaces are always named.
+    #[error("a sparse vector or document query needs `using`, naming one of the sparse spaces {available:?}")]
+    SparseWithoutUsing {
+        /// The sparse spaces there are.
+        available: Vec<String>,
+    },
+    /// A document its model refused (unknown model, bad options, too long).
+    #[error("document: {0}")]
+    Document(#[from] braid_text::TextError),
     /// No `using` on a collection with several named spaces.
     #[error("the collection has several vector spaces {available:?}: say which one with `using`")]
     MissingUsing {

@@ -4,6 +4,7 @@
 
 use braid_core::Metric;
 use braid_filter::Filter;
+use braid_sparse::SparseVector;
 
 use crate::tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
 use crate::{QueryError, Searchable};
@@ -17,6 +18,14 @@ pub const MAX_DEPTH: usize = 64;
 /// A prefetch's limit when it names none.
 pub(crate) const DEFAULT_PREFETCH_LIMIT: usize = 10;
 
+/// What a level scores by: a prepared dense vector, or a sparse one (the segment
+/// applies its space's IDF).
+#[derive(Clone, Debug)]
+pub(crate) enum Probe {
+    Dense(Vec<f32>),
+    Sparse(SparseVector),
+}
+
 /// A validated plan node.
 #[derive(Clone, Debug)]
 pub(crate) enum Node {
@@ -24,7 +33,7 @@ pub(crate) enum Node {
     Nearest {
         space: String,
         metric: Metric,
-        vector: Vec<f32>,
+        probe: Probe,
         filter: Option<Filter>,
         limit: usize,
         params: SearchParams,
@@ -34,7 +43,7 @@ pub(crate) enum Node {
     Rescore {
         space: String,
         metric: Metric,
-        vector: Vec<f32>,
+        probe: Probe,
         children: Vec<Node>,
         limit: usize,
         threshold: Option<f32>,
@@ -89,9 +98,68 @@ fn resolve_space<S: Searchable + ?Sized>(
         None if names.len() == 1 => names[0].clone(),
         None => return Err(QueryError::MissingUsing { available: names }),
     };
+    if segment.sparse_space(&name).is_some() {
+        return Err(QueryError::WrongKind {
+            name,
+            is: "sparse",
+            hint: "query it with a sparse vector or a document",
+        });
+    }
     match segment.space(&name) {
         Some(space) => Ok((name, space)),
-        None => Err(QueryError::UnknownVector { name, available: names }),
+        None => Err(QueryError::UnknownVector { name, available: all_names(segment) }),
+    }
+}
+
+/// Dense and sparse space names, sorted.
+fn all_names<S: Searchable + ?Sized>(segment: &S) -> Vec<String> {
+    let mut names = segment.space_names();
+    names.extend(segment.sparse_names());
+    names.sort();
+    names
+}
+
+/// Resolves `using` to a sparse space, which a sparse query must name.
+fn resolve_sparse<S: Searchable + ?Sized>(segment: &S, using: Option<&String>) -> Result<String, QueryError> {
+    let Some(name) = using else {
+        return Err(QueryError::SparseWithoutUsing { available: segment.sparse_names() });
+    };
+    if segment.sparse_space(name).is_some() {
+        Ok(name.clone())
+    } else if segment.space(name).is_some() {
+        Err(QueryError::WrongKind {
+            name: name.clone(),
+            is: "dense",
+            hint: "query it with a dense vector; sparse vectors and documents search sparse spaces",
+        })
+    } else {
+        Err(QueryError::UnknownVector { name: name.clone(), available: all_names(segment) })
+    }
+}
+
+/// The space a vector query searches, the metric its scores follow, and what it
+/// scores by.
+fn lower_probe<S: Searchable + ?Sized>(
+    segment: &S,
+    using: Option<&String>,
+    query: &Query,
+) -> Result<(String, Metric, Probe), QueryError> {
+    match query {
+        Query::Nearest(vector) => {
+            let (space, info) = resolve_space(segment, using)?;
+            let vector = braid_distance::prepare(info.metric, info.dim, vector)
+                .map_err(|source| QueryError::Vector { space: space.clone(), source })?;
+            Ok((space, info.metric, Probe::Dense(vector)))
+        }
+        // Sparse scores are dot products: larger is better.
+        Query::Sparse(vector) => {
+            Ok((resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector.clone())))
+        }
+        Query::Document(document) => {
+            let vector = document.embed_query()?;
+            Ok((resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector)))
+        }
+        Query::Fusion(_) => unreachable!("fusion is lowered on its own"),
     }
 }
 
@@ -124,15 +192,13 @@ fn lower_level<S: Searchable + ?Sized>(
         None if !level.prefetch.is_empty() => Err(QueryError::PrefetchWithoutQuery),
         None if is_root => Ok(Node::Scroll { filter, limit: level.limit }),
         None => Err(QueryError::MissingQuery),
-        Some(Query::Nearest(vector)) => {
-            let (space, info) = resolve_space(segment, level.using)?;
-            let vector = braid_distance::prepare(info.metric, info.dim, vector)
-                .map_err(|source| QueryError::Vector { space: space.clone(), source })?;
+        Some(query @ (Query::Nearest(_) | Query::Sparse(_) | Query::Document(_))) => {
+            let (space, metric, probe) = lower_probe(segment, level.using, query)?;
             if level.prefetch.is_empty() {
                 Ok(Node::Nearest {
                     space,
-                    metric: info.metric,
-                    vector,
+                    metric,
+                    probe,
                     filter,
                     limit: level.limit,
                     params: level.params.unwrap_or_default(),
@@ -141,8 +207,8 @@ fn lower_level<S: Searchable + ?Sized>(
             } else {
                 Ok(Node::Rescore {
                     space,
-                    metric: info.metric,
-                    vector,
+                    metric,
+                    probe,
                     children: children()?,
                     limit: level.limit,
                     threshold: level.threshold,

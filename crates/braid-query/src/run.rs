@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use braid_core::PointId;
 use braid_core::{Cardinality, PathChoice, SearchPath};
 
-use crate::plan::{Node, plan};
+use crate::plan::{Node, Probe, plan};
 use crate::tree::{Fusion, QueryRequest};
 use crate::{Hit, QueryError, Searchable};
 
@@ -173,16 +173,21 @@ fn execute_all<S: Searchable + ?Sized>(
 fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Result<Vec<Hit>, QueryError> {
     stop.check()?;
     match node {
-        Node::Nearest { space, metric, vector, filter, limit, params, threshold } => {
-            let ef = ef_for(segment, space, *limit, params);
-            let leaf = segment.leaf(space, filter.as_ref())?;
-            let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
-            let mut hits = segment.nearest(&leaf, vector, *limit, ef, path)?;
+        Node::Nearest { space, metric, probe, filter, limit, params, threshold } => {
+            let mut hits = match probe {
+                Probe::Dense(vector) => {
+                    let ef = ef_for(segment, space, *limit, params);
+                    let leaf = segment.leaf(space, filter.as_ref())?;
+                    let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
+                    segment.nearest(&leaf, vector, *limit, ef, path)?
+                }
+                Probe::Sparse(vector) => segment.sparse_nearest(space, filter.as_ref(), vector, *limit)?,
+            };
             keep_passing(*metric, &mut hits, *threshold);
             hits.truncate(*limit);
             Ok(hits)
         }
-        Node::Rescore { space, metric, vector, children, limit, threshold } => {
+        Node::Rescore { space, metric, probe, children, limit, threshold } => {
             let mut seen = HashSet::new();
             let mut candidates = Vec::new();
             for hits in execute_all(segment, children, stop)? {
@@ -192,7 +197,10 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                     }
                 }
             }
-            let mut hits = segment.score(space, vector, &candidates)?;
+            let mut hits = match probe {
+                Probe::Dense(vector) => segment.score(space, vector, &candidates)?,
+                Probe::Sparse(vector) => segment.sparse_score(space, vector, &candidates)?,
+            };
             // Best first; equal scores by id, so the order never depends on the segment.
             hits.sort_by(|a, b| braid_distance::compare(*metric, b.score, a.score).then(a.id.cmp(&b.id)));
             keep_passing(*metric, &mut hits, *threshold);
@@ -261,6 +269,14 @@ fn describe<S: Searchable + ?Sized>(
 ) -> Result<(), QueryError> {
     let pad = "  ".repeat(depth);
     match node {
+        Node::Nearest { space, probe: Probe::Sparse(vector), filter, limit, threshold, .. } => {
+            lines.push(format!(
+                "{pad}sparse nearest in `{space}`, keep {limit}{}{}: {}",
+                if filter.is_some() { ", filtered" } else { "" },
+                threshold.map_or(String::new(), |t| format!(", score threshold {t}")),
+                segment.sparse_path(space, filter.as_ref(), vector),
+            ));
+        }
         Node::Nearest { space, filter, limit, params, threshold, .. } => {
             let ef = ef_for(segment, space, *limit, params);
             let leaf = segment.leaf(space, filter.as_ref())?;

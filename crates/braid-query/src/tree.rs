@@ -1,6 +1,8 @@
 //! The query tree users build: what to search, how to combine, and the limits.
 
 use braid_filter::Filter;
+use braid_sparse::SparseVector;
+use braid_text::Document;
 
 /// Per-request search knobs, as in Qdrant's `SearchParams`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +48,13 @@ pub enum Query {
     /// Nearest points to this vector in the level's `using` space. With prefetches
     /// below it, only their candidates are scored (re-ranking).
     Nearest(Vec<f32>),
+    /// Nearest points to this sparse vector (dot product over shared indices) in the
+    /// level's `using` sparse space, which it must name. With prefetches below it,
+    /// only their candidates are scored.
+    Sparse(SparseVector),
+    /// Nearest to the vector a model makes of this text (BM25: a sparse vector, so
+    /// `using` names a sparse space), as [`Query::Sparse`] then.
+    Document(Document),
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
 }
@@ -74,6 +83,26 @@ impl Prefetch {
     pub fn nearest(using: &str, vector: Vec<f32>, limit: usize) -> Prefetch {
         Prefetch {
             query: Some(Query::Nearest(vector)),
+            using: Some(using.to_string()),
+            limit: Some(limit),
+            ..Prefetch::default()
+        }
+    }
+
+    /// Nearest to a sparse `vector` in sparse space `using`, keeping `limit`.
+    pub fn sparse(using: &str, vector: SparseVector, limit: usize) -> Prefetch {
+        Prefetch {
+            query: Some(Query::Sparse(vector)),
+            using: Some(using.to_string()),
+            limit: Some(limit),
+            ..Prefetch::default()
+        }
+    }
+
+    /// Nearest to `document`'s vector in sparse space `using`, keeping `limit`.
+    pub fn document(using: &str, document: Document, limit: usize) -> Prefetch {
+        Prefetch {
+            query: Some(Query::Document(document)),
             using: Some(using.to_string()),
             limit: Some(limit),
             ..Prefetch::default()
@@ -144,6 +173,24 @@ impl QueryRequest {
     pub fn nearest(using: &str, vector: Vec<f32>) -> QueryRequest {
         QueryRequest {
             query: Some(Query::Nearest(vector)),
+            using: Some(using.to_string()),
+            ..QueryRequest::default()
+        }
+    }
+
+    /// Nearest to a sparse `vector` in sparse space `using`.
+    pub fn sparse(using: &str, vector: SparseVector) -> QueryRequest {
+        QueryRequest {
+            query: Some(Query::Sparse(vector)),
+            using: Some(using.to_string()),
+            ..QueryRequest::default()
+        }
+    }
+
+    /// Nearest to `document`'s vector in sparse space `using`.
+    pub fn document(using: &str, document: Document) -> QueryRequest {
+        QueryRequest {
+            query: Some(Query::Document(document)),
             using: Some(using.to_string()),
             ..QueryRequest::default()
         }

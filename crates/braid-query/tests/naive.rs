@@ -105,11 +105,13 @@ fn level(
             }
         }
         Query::Fusion(f) => fuse(f, &children),
+        // Sparse leaves have their own reference (crates/braid/tests/hybrid.rs).
+        Query::Sparse(_) | Query::Document(_) => panic!("this model generates dense trees only"),
     };
     if let Some(t) = threshold {
         match query {
-            Query::Nearest(_) => hits.retain(|h| h.score > t),
             Query::Fusion(_) => hits.retain(|h| h.score >= t),
+            _ => hits.retain(|h| h.score > t),
         }
     }
     hits.truncate(limit);

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use braid::{
-    CollectionConfig, CollectionInfo, Distance, Filter, Fusion, IndexKind, NamedVectors, PointId,
-    PointStruct, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Record, ScoredPoint,
-    SearchParams, SearchRequest, VectorParams, WithPayload, WithVectors,
+    CollectionConfig, CollectionInfo, Distance, Document, Filter, Fusion, IndexKind, NamedVectors, PointId,
+    PointStruct, PointVectors, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Record,
+    ScoredPoint, SearchParams, SparseVector, SparseVectors, VectorParams, WithPayload, WithVectors,
 };
 use serde_json::{Map, Value, json};
 
@@ -166,6 +166,7 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             "write_consistency_factor",
             "on_disk_payload",
             "optimizers_config",
+            "sparse_vectors",
         ],
     )?;
     fixed(o, "shard_number", json!(1), "one shard")?;
@@ -197,13 +198,42 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             usize_field(oc, "indexing_threshold")?
         }
     };
+    let sparse = match field(o, "sparse_vectors") {
+        None => Vec::new(),
+        Some(v) => object(v, "`sparse_vectors`")?
+            .iter()
+            .map(|(name, p)| Ok((name.clone(), sparse_params(p)?)))
+            .collect::<Result<_, ApiError>>()?,
+    };
     CollectionSpec {
         indexing_threshold,
         hnsw: hnsw(o.get("hnsw_config"))?,
         quantization: quantization(o.get("quantization_config"))?,
         spaces,
+        sparse,
     }
     .config()
+}
+
+/// One `sparse_vectors` entry: `{"modifier": "idf"|"none", "index": {...}}`.
+fn sparse_params(v: &Value) -> Result<braid::Modifier, ApiError> {
+    let o = object(v, "sparse vector params")?;
+    only(o, "sparse vector params", &["modifier", "index"])?;
+    if let Some(index) = field(o, "index") {
+        let io = object(index, "`index`")?;
+        // Braid answers every sparse search exactly from its inverted index, choosing
+        // a scan for small filters by cost; the index lives in memory as f32.
+        only(io, "sparse `index`", &["on_disk", "datatype"])?;
+        fixed(io, "on_disk", json!(false), "the inverted index lives in memory")?;
+        fixed(io, "datatype", json!("float32"), "sparse values are stored as f32")?;
+    }
+    match field(o, "modifier") {
+        None => Ok(braid::Modifier::None),
+        Some(m) => m
+            .as_str()
+            .and_then(mapping::modifier_named)
+            .ok_or_else(|| bad(format!("unknown sparse modifier {m}: use \"none\" or \"idf\""))),
+    }
 }
 
 pub(crate) fn point_id(v: &Value) -> Result<PointId, ApiError> {
@@ -222,9 +252,7 @@ pub(crate) fn filter(v: Option<&Value>) -> Result<Option<Filter>, ApiError> {
 }
 
 fn dense(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
-    let list = v.as_array().ok_or_else(|| {
-        bad(format!("{what} must be a list of numbers (sparse and multi-vectors are not served)"))
-    })?;
+    let list = v.as_array().ok_or_else(|| bad(format!("{what} must be a list of numbers")))?;
     list.iter()
         .map(|x| {
             x.as_f64()
@@ -234,14 +262,124 @@ fn dense(v: &Value, what: &str) -> Result<Vec<f32>, ApiError> {
         .collect()
 }
 
-/// A point's `vector`: a list (the unnamed vector) or a map of named lists.
-fn named_vectors(v: &Value) -> Result<NamedVectors, ApiError> {
+/// `{"indices": [...], "values": [...]}`.
+pub(crate) fn sparse(o: &Map<String, Value>, what: &str) -> Result<SparseVector, ApiError> {
+    only(o, what, &["indices", "values"])?;
+    let list = |key: &str| {
+        field(o, key).and_then(Value::as_array).ok_or_else(|| bad(format!("{what} needs `{key}`, a list")))
+    };
+    let indices = list("indices")?
+        .iter()
+        .map(|x| {
+            x.as_u64()
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| bad(format!("{what}: indices are integers from 0 to {}, got {x}", u32::MAX)))
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
+    let values = dense(&Value::Array(list("values")?.clone()), &format!("{what} `values`"))?;
+    SparseVector::new(indices, values).map_err(|e| bad(format!("{what}: {e}")))
+}
+
+/// `{"text": "...", "model": "...", "options": {...}}`: Qdrant's `Document`.
+pub(crate) fn document(o: &Map<String, Value>, what: &str) -> Result<Document, ApiError> {
+    only(o, what, &["text", "model", "options"])?;
+    let text = field(o, "text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(format!("{what} needs `text`, a string")))?;
+    let model = field(o, "model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(format!("{what} needs `model`, a string")))?;
+    let options = match field(o, "options") {
+        None => Map::new(),
+        Some(v) => object(v, &format!("{what} `options`"))?.clone(),
+    };
+    Ok(Document { text: text.to_string(), model: model.to_string(), options })
+}
+
+/// A point's vectors as REST gives them: dense lists, sparse objects and documents,
+/// by name.
+#[derive(Default)]
+pub(crate) struct VectorsIn {
+    pub(crate) dense: NamedVectors,
+    pub(crate) sparse: SparseVectors,
+    pub(crate) documents: BTreeMap<String, Document>,
+}
+
+/// What one vector value is: a dense list, a sparse vector or a document.
+pub(crate) enum VectorIn {
+    Dense(Vec<f32>),
+    Sparse(SparseVector),
+    Document(Document),
+}
+
+/// Whether an object is a sparse vector (`indices` and `values` lists), not a map of
+/// named vectors (whose names may be anything, `text` included).
+fn is_sparse(o: &Map<String, Value>) -> bool {
+    o.get("indices").is_some_and(Value::is_array) && o.get("values").is_some_and(Value::is_array)
+}
+
+/// Whether an object is a document or another inference object (a `model` string
+/// beside `text`, `image` or `object`), not a map of named vectors.
+fn is_inference(o: &Map<String, Value>) -> bool {
+    o.get("model").is_some_and(Value::is_string)
+        && ["text", "image", "object"].iter().any(|k| o.contains_key(*k))
+}
+
+pub(crate) fn vector_in(v: &Value, what: &str) -> Result<VectorIn, ApiError> {
     match v {
-        Value::Array(_) => Ok([(DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?)].into()),
-        Value::Object(map) => {
-            map.iter().map(|(k, x)| Ok((k.clone(), dense(x, &format!("vector `{k}`"))?))).collect()
+        Value::Array(items) if items.first().is_some_and(Value::is_array) => {
+            Err(bad(format!("{what}: multivectors are not served yet")))
         }
-        _ => Err(bad("`vector` must be a list of numbers or a map of named vectors")),
+        Value::Array(_) => Ok(VectorIn::Dense(dense(v, what)?)),
+        Value::Object(o) if o.contains_key("indices") || o.contains_key("values") => {
+            Ok(VectorIn::Sparse(sparse(o, what)?))
+        }
+        Value::Object(o) if o.contains_key("text") => Ok(VectorIn::Document(document(o, what)?)),
+        Value::Object(o) if o.contains_key("image") || o.contains_key("object") => {
+            Err(bad(format!("{what}: only text documents (model bm25) are served, not images or objects")))
+        }
+        _ => Err(bad(format!(
+            "{what} must be a list of numbers, a sparse vector {{indices, values}} or a document {{text, model}}"
+        ))),
+    }
+}
+
+impl VectorsIn {
+    fn add(&mut self, name: &str, v: &Value) -> Result<(), ApiError> {
+        match vector_in(v, &format!("vector `{name}`"))? {
+            VectorIn::Dense(d) => self.dense.insert(name.to_string(), d).map(drop),
+            VectorIn::Sparse(s) => self.sparse.insert(name.to_string(), s).map(drop),
+            VectorIn::Document(d) => self.documents.insert(name.to_string(), d).map(drop),
+        };
+        Ok(())
+    }
+
+    /// A point's `vector`: a list (the unnamed vector) or a map of named vectors.
+    fn read(v: &Value) -> Result<VectorsIn, ApiError> {
+        let mut out = VectorsIn::default();
+        match v {
+            Value::Array(_) => out.add(DEFAULT_VECTOR, v)?,
+            Value::Object(o) if is_sparse(o) || is_inference(o) => {
+                return Err(bad(
+                    "sparse vectors and documents go to named sparse spaces: `vector: {\"name\": …}`",
+                ));
+            }
+            Value::Object(map) => {
+                for (k, x) in map {
+                    out.add(k, x)?;
+                }
+            }
+            _ => return Err(bad("`vector` must be a list of numbers or a map of named vectors")),
+        }
+        Ok(out)
+    }
+
+    fn point(self, id: PointId, payload: Value) -> PointStruct {
+        PointStruct { id, vectors: self.dense, sparse: self.sparse, documents: self.documents, payload }
+    }
+
+    fn update(self, id: PointId) -> PointVectors {
+        PointVectors { id, vectors: self.dense, sparse: self.sparse, documents: self.documents }
     }
 }
 
@@ -262,10 +400,10 @@ pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
                 only(p, "a point", &["id", "vector", "vectors", "payload"])?;
                 let id = point_id(field(p, "id").ok_or_else(|| bad("a point needs an `id`"))?)?;
                 let vectors = match field(p, "vector").or_else(|| field(p, "vectors")) {
-                    Some(v) => named_vectors(v)?,
-                    None => NamedVectors::new(),
+                    Some(v) => VectorsIn::read(v)?,
+                    None => VectorsIn::default(),
                 };
-                Ok(PointStruct { id, vectors, payload: payload(p.get("payload")) })
+                Ok(vectors.point(id, payload(p.get("payload"))))
             })
             .collect();
     }
@@ -273,14 +411,14 @@ pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
         object(field(o, "batch").ok_or_else(|| bad("the body needs `points` or `batch`"))?, "`batch`")?;
     only(batch, "`batch`", &["ids", "vectors", "payloads"])?;
     let ids = ids(field(batch, "ids").ok_or_else(|| bad("`batch` needs `ids`"))?)?;
-    let mut vectors: Vec<NamedVectors> = vec![NamedVectors::new(); ids.len()];
+    let mut vectors: Vec<VectorsIn> = (0..ids.len()).map(|_| VectorsIn::default()).collect();
     match field(batch, "vectors") {
         Some(Value::Array(rows)) => {
             if rows.len() != ids.len() {
                 return Err(bad(format!("{} ids but {} vectors", ids.len(), rows.len())));
             }
             for (slot, row) in vectors.iter_mut().zip(rows) {
-                slot.insert(DEFAULT_VECTOR.to_string(), dense(row, "a vector")?);
+                slot.dense.insert(DEFAULT_VECTOR.to_string(), dense(row, "a vector")?);
             }
         }
         Some(Value::Object(named)) => {
@@ -290,7 +428,7 @@ pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
                     return Err(bad(format!("{} ids but {} `{name}` vectors", ids.len(), rows.len())));
                 }
                 for (slot, row) in vectors.iter_mut().zip(rows) {
-                    slot.insert(name.clone(), dense(row, &format!("vector `{name}`"))?);
+                    slot.add(name, row)?;
                 }
             }
         }
@@ -306,8 +444,24 @@ pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
         .into_iter()
         .zip(vectors)
         .zip(payloads)
-        .map(|((id, vectors), payload)| PointStruct { id, vectors, payload })
+        .map(|((id, vectors), payload)| vectors.point(id, payload))
         .collect())
+}
+
+/// `PUT /points/vectors` body: `{"points": [{"id", "vector"}]}`.
+pub(crate) fn update_vectors(body: &Value) -> Result<Vec<PointVectors>, ApiError> {
+    let o = object(body, "the request body")?;
+    only(o, "update vectors", &["points"])?;
+    let list = field(o, "points").and_then(Value::as_array).ok_or_else(|| bad("`points` must be a list"))?;
+    list.iter()
+        .map(|p| {
+            let p = object(p, "a point")?;
+            only(p, "a point", &["id", "vector"])?;
+            let id = point_id(field(p, "id").ok_or_else(|| bad("a point needs an `id`"))?)?;
+            let v = field(p, "vector").ok_or_else(|| bad("a point needs a `vector`"))?;
+            Ok(VectorsIn::read(v)?.update(id))
+        })
+        .collect()
 }
 
 /// `{"points": [ids]}` or `{"filter": {...}}`.
@@ -367,8 +521,8 @@ fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
     Ok(Some(SearchParams { hnsw_ef: usize_field(p, "hnsw_ef")?, exact }))
 }
 
-/// `POST /points/search` body.
-pub(crate) fn search(body: &Value) -> Result<SearchRequest, ApiError> {
+/// `POST /points/search` body, as the query it is.
+pub(crate) fn search(body: &Value) -> Result<QueryPoints, ApiError> {
     let o = object(body, "a search")?;
     only(
         o,
@@ -385,32 +539,46 @@ pub(crate) fn search(body: &Value) -> Result<SearchRequest, ApiError> {
             "score_threshold",
         ],
     )?;
-    let (using, vector) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
-        v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), dense(v, "`vector`")?),
+    let (using, query) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
+        v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), Query::Nearest(dense(v, "`vector`")?)),
         Value::Object(named) => {
             only(named, "a named vector", &["name", "vector"])?;
             let name = field(named, "name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("a named vector needs `name`"))?;
-            (
-                name.to_string(),
-                dense(
-                    field(named, "vector").ok_or_else(|| bad("a named vector needs `vector`"))?,
-                    "`vector`",
-                )?,
-            )
+            // Qdrant's NamedVector (a list) or NamedSparseVector ({indices, values}).
+            let query = match field(named, "vector").ok_or_else(|| bad("a named vector needs `vector`"))? {
+                Value::Object(s) => Query::Sparse(sparse(s, "`vector.vector`")?),
+                v => Query::Nearest(dense(v, "`vector.vector`")?),
+            };
+            (name.to_string(), query)
         }
         _ => return Err(bad("`vector` must be a list or {\"name\", \"vector\"}")),
     };
-    let mut request = SearchRequest::new(&using, vector)
-        .limit(usize_field(o, "limit")?.unwrap_or(10))
-        .offset(usize_field(o, "offset")?.unwrap_or(0))
-        .with_payload(with_payload(o.get("with_payload"), false)?)
-        .with_vectors(with_vectors(o)?);
-    request.filter = filter(o.get("filter"))?;
-    request.score_threshold = f32_field(o, "score_threshold")?;
-    request.params = params(o)?;
-    Ok(request)
+    let request = QueryRequest {
+        query: Some(query),
+        using: Some(using),
+        filter: filter(o.get("filter"))?,
+        params: params(o)?,
+        limit: usize_field(o, "limit")?.unwrap_or(10),
+        offset: usize_field(o, "offset")?.unwrap_or(0),
+        score_threshold: f32_field(o, "score_threshold")?,
+        ..QueryRequest::default()
+    };
+    Ok(QueryPoints {
+        request,
+        with_payload: with_payload(o.get("with_payload"), false)?,
+        with_vectors: with_vectors(o)?,
+    })
+}
+
+/// A vector given as a query: dense, sparse or a document.
+fn vector_query(v: &Value, what: &str) -> Result<Query, ApiError> {
+    Ok(match vector_in(v, what)? {
+        VectorIn::Dense(d) => Query::Nearest(d),
+        VectorIn::Sparse(s) => Query::Sparse(s),
+        VectorIn::Document(d) => Query::Document(d),
+    })
 }
 
 fn fusion_name(v: &Value) -> Result<Fusion, ApiError> {
@@ -425,12 +593,13 @@ fn fusion_name(v: &Value) -> Result<Fusion, ApiError> {
 /// `{"rrf": {"k", "weights"}}`.
 fn query(v: &Value) -> Result<Query, ApiError> {
     match v {
-        Value::Array(_) => Ok(Query::Nearest(dense(v, "`query`")?)),
+        Value::Array(_) => vector_query(v, "`query`"),
+        Value::Object(o) if is_sparse(o) || is_inference(o) => vector_query(v, "`query`"),
         Value::Object(o) => {
             // One kind per query object; `nearest` takes no `mmr` yet.
             only(o, "a query", &["nearest", "fusion", "rrf"])?;
             if let Some(n) = field(o, "nearest") {
-                Ok(Query::Nearest(dense(n, "`query.nearest`")?))
+                vector_query(n, "`query.nearest`")
             } else if let Some(f) = field(o, "fusion") {
                 Ok(Query::Fusion(fusion_name(f)?))
             } else if let Some(r) = field(o, "rrf") {
@@ -530,11 +699,21 @@ pub(crate) fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
     }
 }
 
-fn vectors_json(v: NamedVectors) -> Value {
-    if v.len() == 1 && v.contains_key(DEFAULT_VECTOR) {
-        return json!(v[DEFAULT_VECTOR]);
+fn sparse_json(v: &SparseVector) -> Value {
+    json!({"indices": v.indices(), "values": v.values()})
+}
+
+/// Returned vectors: the unnamed one alone as a list, else a map of named lists and
+/// sparse objects.
+fn vectors_json(dense: Option<NamedVectors>, sparse: Option<SparseVectors>) -> Value {
+    let sparse = sparse.unwrap_or_default();
+    let Some(dense) = dense else { return Value::Null };
+    if sparse.is_empty() && dense.len() == 1 && dense.contains_key(DEFAULT_VECTOR) {
+        return json!(dense[DEFAULT_VECTOR]);
     }
-    json!(v)
+    let mut map: Map<String, Value> = dense.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    map.extend(sparse.iter().map(|(k, v)| (k.clone(), sparse_json(v))));
+    Value::Object(map)
 }
 
 pub(crate) fn scored_json(p: ScoredPoint) -> Value {
@@ -543,12 +722,12 @@ pub(crate) fn scored_json(p: ScoredPoint) -> Value {
         "version": 0,
         "score": p.score,
         "payload": p.payload,
-        "vector": p.vectors.map(vectors_json),
+        "vector": vectors_json(p.vectors, p.sparse),
     })
 }
 
 pub(crate) fn record_json(r: Record) -> Value {
-    json!({"id": r.id, "payload": r.payload, "vector": r.vectors.map(vectors_json)})
+    json!({"id": r.id, "payload": r.payload, "vector": vectors_json(r.vectors, r.sparse)})
 }
 
 fn params_json(p: &VectorParams) -> Value {
@@ -596,6 +775,12 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
         None => Value::Object(info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect()),
     };
     let first = mapping::reported_hnsw(&info.config);
+    let sparse: Map<String, Value> = info
+        .config
+        .sparse_vectors
+        .iter()
+        .map(|(k, p)| (k.clone(), json!({"modifier": mapping::modifier_name(p.modifier)})))
+        .collect();
     let schema: BTreeMap<&String, Value> = info
         .payload_schema
         .iter()
@@ -609,7 +794,7 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
         "points_count": info.points_count,
         "segments_count": 1,
         "config": {
-            "params": {"vectors": vectors, "shard_number": 1, "replication_factor": 1,
+            "params": {"vectors": vectors, "sparse_vectors": sparse, "shard_number": 1, "replication_factor": 1,
                        "write_consistency_factor": 1, "on_disk_payload": false},
             "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": first.full_scan_threshold_kb,
                             "max_indexing_threads": 0, "on_disk": false},

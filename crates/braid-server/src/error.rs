@@ -92,6 +92,9 @@ impl From<Error> for ApiError {
             | Error::InvalidName { .. }
             | Error::UnknownVector { .. }
             | Error::Vector { .. }
+            | Error::WrongKind { .. }
+            | Error::Sparse { .. }
+            | Error::Document { .. }
             | Error::InvalidKey { .. }
             | Error::PayloadTooDeep { .. }
             | Error::KeyTooLong { .. }

@@ -4,7 +4,7 @@
 //! missing field means, what collection info reports — is taken here once, so REST and
 //! gRPC cannot drift apart.
 
-use braid::{CollectionConfig, Distance, HnswParams, VectorParams};
+use braid::{CollectionConfig, Distance, HnswParams, Modifier, SparseVectorParams, VectorParams};
 
 use crate::ApiError;
 
@@ -115,6 +115,8 @@ pub(crate) struct CollectionSpec {
     pub(crate) indexing_threshold: Option<usize>,
     pub(crate) quantization: QuantizationSpec,
     pub(crate) spaces: Option<Spaces>,
+    /// `sparse_vectors`: each sparse space's modifier.
+    pub(crate) sparse: Vec<(String, Modifier)>,
 }
 
 impl CollectionSpec {
@@ -137,6 +139,14 @@ impl CollectionSpec {
                 }
             }
         }
+        for (name, modifier) in &self.sparse {
+            if config.vectors.contains_key(name) {
+                return Err(bad(format!(
+                    "`{name}` is both a dense and a sparse vector; a name can be only one"
+                )));
+            }
+            config = config.sparse_vector(name, SparseVectorParams { modifier: *modifier });
+        }
         Ok(config)
     }
 }
@@ -151,6 +161,23 @@ pub(crate) fn unnamed(config: &CollectionConfig) -> Option<&VectorParams> {
 /// per space; Qdrant's clients read one).
 pub(crate) fn reported_hnsw(config: &CollectionConfig) -> HnswParams {
     config.vectors.values().next().map(|p| p.hnsw).unwrap_or_default()
+}
+
+/// `"none" | "idf"` (REST) — gRPC's enum names map to the same.
+pub(crate) fn modifier_named(name: &str) -> Option<Modifier> {
+    match name.to_ascii_lowercase().as_str() {
+        "none" => Some(Modifier::None),
+        "idf" => Some(Modifier::Idf),
+        _ => None,
+    }
+}
+
+/// The REST name of a modifier.
+pub(crate) fn modifier_name(m: Modifier) -> &'static str {
+    match m {
+        Modifier::None => "none",
+        Modifier::Idf => "idf",
+    }
 }
 
 /// `"Cosine" | "Euclid" | "Dot" | "Manhattan"`.
@@ -196,6 +223,7 @@ mod tests {
             indexing_threshold: Some(0),
             quantization: QuantizationSpec::Absent,
             spaces: Some(Spaces::Named(vec![("text".into(), space(384)), ("image".into(), image)])),
+            sparse: vec![("bm25".into(), Modifier::Idf)],
         };
         let config = spec.config().unwrap();
         let hnsw = |m| HnswParams { m, ef_construct: 200, full_scan_threshold_kb: 500 };
@@ -203,6 +231,9 @@ mod tests {
         assert_eq!(config.vectors["image"].hnsw, hnsw(32));
         assert_eq!(config.indexing_threshold_kb, 0);
         assert!(unnamed(&config).is_none());
+        assert_eq!(config.sparse_vectors["bm25"].modifier, Modifier::Idf);
+        let clash = CollectionSpec { sparse: vec![("text".into(), Modifier::None)], ..spec };
+        assert!(clash.config().unwrap_err().message.contains("both"));
     }
 
     #[test]
@@ -234,6 +265,7 @@ mod tests {
             indexing_threshold: None,
             quantization: QuantizationSpec::Absent,
             spaces: None,
+            sparse: vec![],
         };
         assert!(none.config().unwrap().vectors.is_empty(), "no vectors: a collection of payloads");
     }

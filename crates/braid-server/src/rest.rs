@@ -450,14 +450,14 @@ async fn count(call: Call) -> Response {
 }
 
 async fn search(call: Call) -> Response {
-    call.query(|c, body, stop| Ok(scored_list(c.query_until(convert::search(body)?.to_query(), stop)?))).await
+    call.query(|c, body, stop| Ok(scored_list(c.query_until(convert::search(body)?, stop)?))).await
 }
 
 async fn search_batch(call: Call) -> Response {
     call.query(|c, body, stop| {
         let requests = list_of(body_with(body, "search batch", &["searches"])?, "searches")?
             .iter()
-            .map(|s| convert::search(s).map(|s| s.to_query()))
+            .map(convert::search)
             .collect::<Result<Vec<_>, _>>()?;
         let results = c.query_batch_until(requests, stop)?;
         Ok(Value::Array(results.into_iter().map(|r| Ok(scored_list(r?))).collect::<Result<_, ApiError>>()?))
@@ -543,10 +543,7 @@ impl Write {
                 let body = body_with(body, "clear payload", &["points", "filter"])?;
                 c.clear_payload(convert::body_selector(body)?)?
             }
-            Write::UpdateVectors => {
-                let points = convert::upsert(body_with(body, "update vectors", &["points"])?)?;
-                c.update_vectors(points.into_iter().map(|p| (p.id, p.vectors)).collect())?
-            }
+            Write::UpdateVectors => c.update_vectors(convert::update_vectors(body)?)?,
             Write::DeleteVectors => {
                 let body = body_with(body, "delete vectors", &["points", "filter", "vector"])?;
                 let names = strings(body, "vector")?;

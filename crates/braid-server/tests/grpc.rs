@@ -613,10 +613,22 @@ async fn unserved_request_fields_are_refused_by_name() {
         (
             CreateCollection {
                 collection_name: "s".into(),
-                sparse_vectors_config: Some(q::SparseVectorConfig::default()),
+                sparse_vectors_config: Some(q::SparseVectorConfig {
+                    map: [(
+                        "bm25".to_string(),
+                        q::SparseVectorParams {
+                            index: Some(q::SparseIndexConfig {
+                                full_scan_threshold: Some(10),
+                                ..Default::default()
+                            }),
+                            modifier: None,
+                        },
+                    )]
+                    .into(),
+                }),
                 ..Default::default()
             },
-            "sparse_vectors_config",
+            "full_scan_threshold",
         ),
         (
             CreateCollection { collection_name: "s".into(), shard_number: Some(3), ..Default::default() },

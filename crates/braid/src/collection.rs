@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::config::CollectionConfig;
 use crate::ops::{Op, Prepared};
-use crate::point::{NamedVectors, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
+use crate::point::{PointStruct, PointVectors, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
 use crate::store::Store;
 use braid_storage::wal::WalSyncer;
@@ -482,6 +482,7 @@ impl Collection {
                     Ok(Prepared {
                         id: p.id,
                         vectors: segment.prepare_vectors(&p.vectors)?,
+                        sparse: segment.prepare_sparse(&p.sparse, &p.documents)?,
                         payload: p.payload,
                     })
                 })
@@ -495,16 +496,20 @@ impl Collection {
         if n > segment.room() { Err(Error::Full { max: crate::segment::MAX_OFFSETS }) } else { Ok(()) }
     }
 
-    /// Replaces the given vectors of existing points; their other vectors and payload stay.
-    pub fn update_vectors(&self, points: Vec<(PointId, NamedVectors)>) -> Result<(), Error> {
+    /// Replaces the given vectors (dense, sparse, or made from documents) of existing
+    /// points; their other vectors and payload stay.
+    pub fn update_vectors<P: Into<PointVectors>>(&self, points: Vec<P>) -> Result<(), Error> {
         check_batch(points.len())?;
+        let points: Vec<PointVectors> = points.into_iter().map(Into::into).collect();
         self.write(|segment| {
             let mut prepared = Vec::with_capacity(points.len());
-            for (id, vectors) in &points {
-                let offset = segment.offset(id).ok_or(Error::PointNotFound { id: *id })?;
-                let mut merged = segment.vectors_at(offset);
-                merged.extend(segment.prepare_vectors(vectors)?);
-                prepared.push(Prepared { id: *id, vectors: merged, payload: segment.payload_at(offset) });
+            for p in &points {
+                let offset = segment.offset(&p.id).ok_or(Error::PointNotFound { id: p.id })?;
+                let mut vectors = segment.vectors_at(offset);
+                vectors.extend(segment.prepare_vectors(&p.vectors)?);
+                let mut sparse = segment.sparse_at(offset);
+                sparse.extend(segment.prepare_sparse(&p.sparse, &p.documents)?);
+                prepared.push(Prepared { id: p.id, vectors, sparse, payload: segment.payload_at(offset) });
             }
             Self::check_room(segment, prepared.len())?;
             Ok((Some(Op::Upsert(prepared)), ()))
@@ -516,7 +521,10 @@ impl Collection {
     pub fn delete_vectors(&self, selector: impl Into<PointsSelector>, names: &[&str]) -> Result<(), Error> {
         let selector = selector.into();
         self.write(|segment| {
-            if let Some(bad) = names.iter().find(|n| !segment.spaces().contains_key(**n)) {
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !segment.spaces().contains_key(**n) && !segment.sparse_spaces().contains_key(**n))
+            {
                 return Err(segment.unknown(bad));
             }
             let prepared: Vec<Prepared> = Self::resolve(segment, selector)?
@@ -525,7 +533,9 @@ impl Collection {
                 .map(|(id, o)| {
                     let mut vectors = segment.vectors_at(o);
                     vectors.retain(|name, _| !names.contains(&name.as_str()));
-                    Prepared { id, vectors, payload: segment.payload_at(o) }
+                    let mut sparse = segment.sparse_at(o);
+                    sparse.retain(|name, _| !names.contains(&name.as_str()));
+                    Prepared { id, vectors, sparse, payload: segment.payload_at(o) }
                 })
                 .collect();
             Self::check_room(segment, prepared.len())?;
@@ -806,12 +816,24 @@ impl Collection {
                 Some(v)
             }
         };
+        // Sparse vectors come back beside the dense ones in collections that have
+        // sparse spaces.
+        let sparse = match with_vectors {
+            _ if segment.sparse_spaces().is_empty() => None,
+            WithVectors::None => None,
+            WithVectors::All => Some(segment.sparse_at(offset)),
+            WithVectors::Names(names) => {
+                let mut v = segment.sparse_at(offset);
+                v.retain(|k, _| names.contains(k));
+                Some(v)
+            }
+        };
         // Copy the payload only when it was asked for.
         let payload = match with_payload {
             WithPayload::None => None,
             selector => selector.select(&segment.payload_at(offset)),
         };
-        Record { id, payload, vectors }
+        Record { id, payload, vectors, sparse }
     }
 
     /// The points with these ids that exist, in the order asked (none for no ids, as
@@ -884,8 +906,14 @@ impl Collection {
                 let record = segment
                     .offset(&h.id)
                     .map(|o| Self::record(segment, h.id, o, with_payload, with_vectors))
-                    .unwrap_or(Record { id: h.id, payload: None, vectors: None });
-                ScoredPoint { id: h.id, score: h.score, payload: record.payload, vectors: record.vectors }
+                    .unwrap_or(Record { id: h.id, payload: None, vectors: None, sparse: None });
+                ScoredPoint {
+                    id: h.id,
+                    score: h.score,
+                    payload: record.payload,
+                    vectors: record.vectors,
+                    sparse: record.sparse,
+                }
             })
             .collect()
     }

@@ -103,6 +103,39 @@ impl VectorParams {
     }
 }
 
+/// How a sparse space weighs query values at search time (Qdrant's `modifier`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Modifier {
+    /// Query values are used as given.
+    #[default]
+    None,
+    /// Each query value is multiplied by its dimension's inverse document frequency
+    /// over the space's live vectors, `ln((N − df + 0.5) / (df + 0.5) + 1)`, taken at
+    /// search time (`docs/hybrid.md`). What BM25 vectors need.
+    Idf,
+}
+
+/// One named sparse vector space (Qdrant's `sparse_vectors_config` entry). Sparse
+/// spaces score by dot product over shared indices, exactly, from an inverted index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SparseVectorParams {
+    /// The query-time weighting.
+    #[serde(default)]
+    pub modifier: Modifier,
+}
+
+impl SparseVectorParams {
+    /// A sparse space with no modifier.
+    pub fn new() -> SparseVectorParams {
+        SparseVectorParams::default()
+    }
+
+    /// A sparse space weighing queries by IDF (for BM25).
+    pub fn idf() -> SparseVectorParams {
+        SparseVectorParams { modifier: Modifier::Idf }
+    }
+}
+
 /// The largest vector dimension a space may have.
 pub const MAX_DIM: usize = 65_536;
 
@@ -117,11 +150,19 @@ pub struct CollectionConfig {
     /// disabled). Collections written before it existed read as the default.
     #[serde(default = "default_threshold_kb")]
     pub indexing_threshold_kb: usize,
+    /// Sparse spaces by name (`sparse_vectors_config`); a name is either dense or
+    /// sparse. Collections written before they existed read as none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sparse_vectors: BTreeMap<String, SparseVectorParams>,
 }
 
 impl Default for CollectionConfig {
     fn default() -> Self {
-        CollectionConfig { vectors: BTreeMap::new(), indexing_threshold_kb: DEFAULT_THRESHOLD_KB }
+        CollectionConfig {
+            vectors: BTreeMap::new(),
+            indexing_threshold_kb: DEFAULT_THRESHOLD_KB,
+            sparse_vectors: BTreeMap::new(),
+        }
     }
 }
 
@@ -143,8 +184,17 @@ impl CollectionConfig {
         self
     }
 
+    /// Adds the sparse space `name`.
+    pub fn sparse_vector(mut self, name: &str, params: SparseVectorParams) -> CollectionConfig {
+        self.sparse_vectors.insert(name.to_string(), params);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |why: String| Err(Error::InvalidConfig { why });
+        if let Some(name) = self.sparse_vectors.keys().find(|n| self.vectors.contains_key(*n)) {
+            return bad(format!("`{name}` is both a dense and a sparse space; a name can be only one"));
+        }
         for (name, p) in &self.vectors {
             if p.size == 0 || p.size > MAX_DIM {
                 return bad(format!("space `{name}`: size must be between 1 and {MAX_DIM}, got {}", p.size));

@@ -49,6 +49,34 @@ pub enum Error {
         #[source]
         source: braid_distance::VectorError,
     },
+    /// A dense vector for a sparse space, or the reverse.
+    #[error("`{name}` is a {is} space: {hint}")]
+    WrongKind {
+        /// The space.
+        name: String,
+        /// `dense` or `sparse`.
+        is: &'static str,
+        /// What it takes.
+        hint: &'static str,
+    },
+    /// A sparse vector its space refused.
+    #[error("sparse vector `{space}`: {source}")]
+    Sparse {
+        /// The space.
+        space: String,
+        /// What is wrong.
+        #[source]
+        source: braid_sparse::SparseError,
+    },
+    /// A document its model refused (unknown model, bad option, too long).
+    #[error("document for `{space}`: {source}")]
+    Document {
+        /// The space.
+        space: String,
+        /// What is wrong.
+        #[source]
+        source: braid_text::TextError,
+    },
     /// An operation on a point that does not exist.
     #[error("no point with id {id} found")]
     PointNotFound {

@@ -52,19 +52,27 @@ pub use braid_filter as filter;
 pub use braid_fusion as fusion;
 pub use braid_hnsw as hnsw;
 pub use braid_query as query;
+pub use braid_sparse as sparse;
 pub use braid_storage as storage;
+pub use braid_text as text;
 
 pub use braid_core::Uuid;
 pub use braid_filter::{Condition, Filter, IndexKind, field};
 pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams, Stop};
+pub use braid_sparse::{SparseError, SparseVector};
+pub use braid_text::{Bm25, Document, TextError};
 pub use collection::{
     Collection, CollectionInfo, CollectionState, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, OptimizeReport,
     PointsSelector, QueryPoints, SearchRequest, Task,
 };
 pub use config::{
-    CollectionConfig, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, Quantization, VectorParams,
+    CollectionConfig, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, Modifier, Quantization,
+    SparseVectorParams, VectorParams,
 };
 pub use database::Database;
 pub use error::Error;
-pub use point::{NamedVectors, PointId, PointStruct, Record, ScoredPoint, WithPayload, WithVectors};
+pub use point::{
+    NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint, SparseVectors, WithPayload,
+    WithVectors,
+};
 pub use store::{Durability, StorageOptions};

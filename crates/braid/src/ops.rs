@@ -9,14 +9,33 @@ use braid_storage::StorageError;
 use braid_storage::bytes::{Decoder, Encoder};
 use serde_json::{Map, Value};
 
-use crate::point::NamedVectors;
+use crate::point::{NamedVectors, SparseVectors};
 
-/// A point version ready to be written: vectors prepared (normalised under Cosine).
+/// A point version ready to be written: vectors prepared (normalised under Cosine),
+/// documents turned into sparse vectors.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Prepared {
     pub id: PointId,
     pub vectors: NamedVectors,
+    pub sparse: SparseVectors,
     pub payload: Value,
+}
+
+/// A sparse vector as the log and the checkpoint write it: entries, then the indices
+/// as `u32`s, then the values.
+pub(crate) fn encode_sparse(e: &mut Encoder, v: &braid_sparse::SparseVector) {
+    e.len(v.len());
+    v.indices().iter().for_each(|i| {
+        e.u32(*i);
+    });
+    e.f32s(v.values());
+}
+
+pub(crate) fn decode_sparse(d: &mut Decoder<'_>) -> Result<braid_sparse::SparseVector, StorageError> {
+    let n = d.len(8)?;
+    let indices = (0..n).map(|_| d.u32()).collect::<Result<Vec<u32>, _>>()?;
+    let values = d.f32s()?;
+    braid_sparse::SparseVector::new(indices, values).map_err(|e| d.error(format!("bad sparse vector: {e}")))
 }
 
 /// One write, after validation and after filters were resolved to ids.
@@ -120,12 +139,22 @@ impl Op {
         let mut e = Encoder::new();
         match self {
             Op::Upsert(points) => {
-                e.u8(1).len(points.len());
+                // Tag 11 carries sparse vectors after the dense ones; batches without
+                // any are written as tag 1, as before sparse spaces existed.
+                let sparse = points.iter().any(|p| !p.sparse.is_empty());
+                e.u8(if sparse { 11 } else { 1 }).len(points.len());
                 for p in points {
                     encode_id(&mut e, &p.id);
                     e.len(p.vectors.len());
                     for (name, v) in &p.vectors {
                         e.str(name).f32s(v);
+                    }
+                    if sparse {
+                        e.len(p.sparse.len());
+                        for (name, v) in &p.sparse {
+                            e.str(name);
+                            encode_sparse(&mut e, v);
+                        }
                     }
                     encode_json(&mut e, &p.payload)?;
                 }
@@ -174,7 +203,7 @@ impl Op {
     pub(crate) fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Op, StorageError> {
         let mut d = Decoder::new(file, base, body);
         let op = match d.u8()? {
-            1 => {
+            tag @ (1 | 11) => {
                 let n = d.len(9)?;
                 let mut points = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -185,8 +214,15 @@ impl Op {
                         let name = d.str()?.to_string();
                         vectors.insert(name, d.f32s()?);
                     }
+                    let mut sparse = SparseVectors::new();
+                    if tag == 11 {
+                        for _ in 0..d.len(16)? {
+                            let name = d.str()?.to_string();
+                            sparse.insert(name, decode_sparse(&mut d)?);
+                        }
+                    }
                     let payload = decode_json(&mut d)?;
-                    points.push(Prepared { id, vectors, payload });
+                    points.push(Prepared { id, vectors, sparse, payload });
                 }
                 Op::Upsert(points)
             }
@@ -244,7 +280,29 @@ mod tests {
         vectors.insert("text".into(), vec![0.5, -1.25]);
         let payload = json!({"a": 1}).as_object().cloned().unwrap_or_default();
         let ops = vec![
-            Op::Upsert(vec![Prepared { id: ids[1], vectors, payload: json!({"x": [1, "y"]}) }]),
+            Op::Upsert(vec![Prepared {
+                id: ids[1],
+                vectors: vectors.clone(),
+                sparse: SparseVectors::new(),
+                payload: json!({"x": [1, "y"]}),
+            }]),
+            Op::Upsert(vec![
+                Prepared {
+                    id: ids[0],
+                    vectors,
+                    sparse: SparseVectors::from([(
+                        "bm25".to_string(),
+                        braid_sparse::SparseVector::new(vec![9, 2], vec![0.5, -1.0]).unwrap(),
+                    )]),
+                    payload: json!({}),
+                },
+                Prepared {
+                    id: ids[1],
+                    vectors: NamedVectors::new(),
+                    sparse: SparseVectors::new(),
+                    payload: json!({}),
+                },
+            ]),
             Op::Delete(ids.clone()),
             Op::SetPayload { ids: ids.clone(), payload: payload.clone() },
             Op::SetPayloadAt {

@@ -4,18 +4,28 @@
 use std::collections::BTreeMap;
 
 pub use braid_core::PointId;
+use braid_sparse::SparseVector;
+use braid_text::Document;
 use serde_json::{Map, Value};
 
 /// Vectors by space name.
 pub type NamedVectors = BTreeMap<String, Vec<f32>>;
+
+/// Sparse vectors by sparse space name.
+pub type SparseVectors = BTreeMap<String, SparseVector>;
 
 /// A point to upsert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointStruct {
     /// Its id (an unsigned integer or a UUID).
     pub id: PointId,
-    /// One vector per space it has; a point may lack some spaces.
+    /// One vector per dense space it has; a point may lack some spaces.
     pub vectors: NamedVectors,
+    /// One vector per sparse space it has.
+    pub sparse: SparseVectors,
+    /// Text for sparse spaces, turned into their vectors by a model at upsert
+    /// ([`Document`]; `bm25`).
+    pub documents: BTreeMap<String, Document>,
     /// A JSON object.
     pub payload: Value,
 }
@@ -23,7 +33,26 @@ pub struct PointStruct {
 impl PointStruct {
     /// A point with no vectors and an empty payload; add them with the builders.
     pub fn new(id: impl Into<PointId>) -> PointStruct {
-        PointStruct { id: id.into(), vectors: NamedVectors::new(), payload: Value::Object(Map::new()) }
+        PointStruct {
+            id: id.into(),
+            vectors: NamedVectors::new(),
+            sparse: SparseVectors::new(),
+            documents: BTreeMap::new(),
+            payload: Value::Object(Map::new()),
+        }
+    }
+
+    /// With the sparse vector for sparse space `name`.
+    pub fn sparse(mut self, name: &str, vector: SparseVector) -> PointStruct {
+        self.sparse.insert(name.to_string(), vector);
+        self
+    }
+
+    /// With text for sparse space `name`, which `document`'s model turns into its
+    /// vector when the point is written.
+    pub fn document(mut self, name: &str, document: Document) -> PointStruct {
+        self.documents.insert(name.to_string(), document);
+        self
     }
 
     /// With the vector for space `name`.
@@ -39,6 +68,56 @@ impl PointStruct {
     }
 }
 
+/// New vectors for an existing point ([`crate::Collection::update_vectors`]): dense,
+/// sparse, or documents a model turns into sparse vectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointVectors {
+    /// The point.
+    pub id: PointId,
+    /// Dense vectors by space.
+    pub vectors: NamedVectors,
+    /// Sparse vectors by sparse space.
+    pub sparse: SparseVectors,
+    /// Documents by sparse space.
+    pub documents: BTreeMap<String, Document>,
+}
+
+impl PointVectors {
+    /// No vectors yet; add them with the builders.
+    pub fn new(id: impl Into<PointId>) -> PointVectors {
+        PointVectors {
+            id: id.into(),
+            vectors: NamedVectors::new(),
+            sparse: SparseVectors::new(),
+            documents: BTreeMap::new(),
+        }
+    }
+
+    /// With the dense vector for `name`.
+    pub fn vector(mut self, name: &str, vector: Vec<f32>) -> PointVectors {
+        self.vectors.insert(name.to_string(), vector);
+        self
+    }
+
+    /// With the sparse vector for `name`.
+    pub fn sparse(mut self, name: &str, vector: SparseVector) -> PointVectors {
+        self.sparse.insert(name.to_string(), vector);
+        self
+    }
+
+    /// With a document for sparse space `name`.
+    pub fn document(mut self, name: &str, document: Document) -> PointVectors {
+        self.documents.insert(name.to_string(), document);
+        self
+    }
+}
+
+impl From<(PointId, NamedVectors)> for PointVectors {
+    fn from((id, vectors): (PointId, NamedVectors)) -> PointVectors {
+        PointVectors { vectors, ..PointVectors::new(id) }
+    }
+}
+
 /// A point as stored, with the parts the selectors asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
@@ -48,6 +127,8 @@ pub struct Record {
     pub payload: Option<Value>,
     /// The vectors, if requested (Cosine vectors come back normalised).
     pub vectors: Option<NamedVectors>,
+    /// The sparse vectors, if requested (with the dense ones).
+    pub sparse: Option<SparseVectors>,
 }
 
 /// A search or query result.
@@ -61,6 +142,8 @@ pub struct ScoredPoint {
     pub payload: Option<Value>,
     /// The vectors, if requested.
     pub vectors: Option<NamedVectors>,
+    /// The sparse vectors, if requested.
+    pub sparse: Option<SparseVectors>,
 }
 
 /// Which payload to return.

@@ -18,9 +18,10 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use crate::Error;
-use crate::config::{CollectionConfig, VectorParams};
+use crate::config::{CollectionConfig, Modifier, SparseVectorParams, VectorParams};
 use crate::ops::{Op, Prepared};
-use crate::point::{NamedVectors, WithPayload};
+use crate::point::{NamedVectors, SparseVectors, WithPayload};
+use braid_sparse::{SparseIndex, SparseVector};
 
 /// The most point versions one segment addresses (offsets are `u32`).
 pub(crate) const MAX_OFFSETS: usize = u32::MAX as usize - 1;
@@ -39,6 +40,18 @@ pub(crate) struct SpaceData {
     pub codes: Option<Codes>,
 }
 
+/// One sparse space: its vectors by offset, with their inverted index.
+pub(crate) struct SparseData {
+    pub params: SparseVectorParams,
+    pub index: SparseIndex,
+}
+
+impl SparseData {
+    fn new(params: SparseVectorParams) -> SparseData {
+        SparseData { params, index: SparseIndex::new() }
+    }
+}
+
 /// Point versions a write stored but has not linked into the graphs yet.
 #[derive(Debug, Default)]
 #[must_use = "staged versions are not found by graph searches until they are indexed"]
@@ -54,6 +67,7 @@ pub(crate) struct Unindexed {
 pub(crate) struct Segment {
     config: CollectionConfig,
     spaces: BTreeMap<String, SpaceData>,
+    sparse: BTreeMap<String, SparseData>,
     payloads: PayloadStore,
     /// Live ids, ordered for scrolling.
     ids: BTreeMap<PointId, u32>,
@@ -185,9 +199,12 @@ impl Segment {
                 ))
             })
             .collect::<Result<_, Error>>()?;
+        let sparse =
+            config.sparse_vectors.iter().map(|(name, p)| (name.clone(), SparseData::new(*p))).collect();
         Ok(Segment {
             config,
             spaces,
+            sparse,
             payloads: PayloadStore::new(),
             ids: BTreeMap::new(),
             offset_ids: Vec::new(),
@@ -200,12 +217,29 @@ impl Segment {
     pub(crate) fn from_checkpoint(
         config: CollectionConfig,
         spaces: BTreeMap<String, SpaceData>,
+        sparse: BTreeMap<String, SparseIndex>,
         payloads: PayloadStore,
         offset_ids: Vec<PointId>,
         live: RoaringBitmap,
     ) -> Segment {
         let ids = live.iter().map(|o| (offset_ids[o as usize], o)).collect();
-        Segment { config, spaces, payloads, ids, offset_ids, live }
+        let sparse = config
+            .sparse_vectors
+            .iter()
+            .map(|(name, p)| {
+                let mut data = SparseData::new(*p);
+                if let Some(index) = sparse.get(name) {
+                    data.index = index.clone();
+                }
+                (name.clone(), data)
+            })
+            .collect();
+        Segment { config, spaces, sparse, payloads, ids, offset_ids, live }
+    }
+
+    /// The sparse spaces, by name.
+    pub(crate) fn sparse_spaces(&self) -> &BTreeMap<String, SparseData> {
+        &self.sparse
     }
 
     /// The configuration.
@@ -278,7 +312,12 @@ impl Segment {
         let points = self
             .ids
             .iter()
-            .map(|(id, &o)| Prepared { id: *id, vectors: self.vectors_at(o), payload: self.payload_at(o) })
+            .map(|(id, &o)| Prepared {
+                id: *id,
+                vectors: self.vectors_at(o),
+                sparse: self.sparse_at(o),
+                payload: self.payload_at(o),
+            })
             .collect();
         let indexes = self.payloads.indexes().map(|(key, kind)| (key.to_string(), kind)).collect();
         LiveCopy { config: self.config.clone(), points, indexes, versions: self.offset_ids.len() }
@@ -293,8 +332,74 @@ impl Segment {
         self.spaces.keys().cloned().collect()
     }
 
+    /// Dense and sparse space names, sorted.
+    pub(crate) fn all_space_names(&self) -> Vec<String> {
+        let mut names = self.space_names();
+        names.extend(self.sparse.keys().cloned());
+        names.sort();
+        names
+    }
+
+    /// The error for a dense vector given for `name`: a sparse space, or none.
     pub(crate) fn unknown(&self, name: &str) -> Error {
-        Error::UnknownVector { name: name.to_string(), available: self.space_names() }
+        if self.sparse.contains_key(name) {
+            return Error::WrongKind {
+                name: name.to_string(),
+                is: "sparse",
+                hint: "give it a sparse vector (indices and values) or a document",
+            };
+        }
+        Error::UnknownVector { name: name.to_string(), available: self.all_space_names() }
+    }
+
+    /// The error for a sparse vector or document given for `name`: a dense space, or
+    /// none.
+    pub(crate) fn unknown_sparse(&self, name: &str) -> Error {
+        if self.spaces.contains_key(name) {
+            return Error::WrongKind {
+                name: name.to_string(),
+                is: "dense",
+                hint: "give it a dense vector; sparse vectors and documents go to sparse spaces",
+            };
+        }
+        Error::UnknownVector { name: name.to_string(), available: self.all_space_names() }
+    }
+
+    /// Checks every sparse vector names a sparse space and turns each document into
+    /// its space's vector.
+    pub(crate) fn prepare_sparse(
+        &self,
+        sparse: &SparseVectors,
+        documents: &BTreeMap<String, braid_text::Document>,
+    ) -> Result<SparseVectors, Error> {
+        let mut out = SparseVectors::new();
+        for (name, v) in sparse {
+            if !self.sparse.contains_key(name) {
+                return Err(self.unknown_sparse(name));
+            }
+            out.insert(name.clone(), v.clone());
+        }
+        for (name, document) in documents {
+            if !self.sparse.contains_key(name) {
+                return Err(self.unknown_sparse(name));
+            }
+            if out.contains_key(name) {
+                return Err(Error::InvalidConfig {
+                    why: format!("`{name}` is given both a sparse vector and a document; give one"),
+                });
+            }
+            let v = document.embed().map_err(|source| Error::Document { space: name.clone(), source })?;
+            out.insert(name.clone(), v);
+        }
+        Ok(out)
+    }
+
+    /// The stored sparse vectors of the point at `offset`.
+    pub(crate) fn sparse_at(&self, offset: u32) -> SparseVectors {
+        self.sparse
+            .iter()
+            .filter_map(|(name, s)| s.index.get(offset).map(|v| (name.clone(), v.clone())))
+            .collect()
     }
 
     /// Validates one vector for `space` and returns its stored form.
@@ -335,6 +440,9 @@ impl Segment {
             if space.present.contains(offset) {
                 space.graph.delete(PointOffset(offset));
             }
+        }
+        for space in self.sparse.values_mut() {
+            space.index.remove(offset);
         }
         true
     }
@@ -410,6 +518,11 @@ impl Segment {
                     }
                 }
             }
+            for (name, space) in &mut self.sparse {
+                if let Some(v) = point.sparse.get(name) {
+                    space.index.insert(offset, v.clone());
+                }
+            }
             self.offset_ids.push(point.id);
             self.ids.insert(point.id, offset);
             self.live.insert(offset);
@@ -434,6 +547,9 @@ impl Segment {
                         let data = self.spaces.get(name).ok_or_else(|| self.unknown(name))?;
                         braid_distance::validate(data.params.distance, data.params.size, v)
                             .map_err(|source| Error::Vector { space: name.clone(), source })?;
+                    }
+                    if let Some(name) = p.sparse.keys().find(|n| !self.sparse.contains_key(*n)) {
+                        return Err(self.unknown_sparse(name));
                     }
                     if !p.payload.is_object() {
                         return Err(Error::PayloadNotObject);
@@ -553,7 +669,10 @@ impl PointLookup for Segment {
         self.offset(id).map(PointOffset)
     }
     fn vectors(&self, name: &str) -> Option<&RoaringBitmap> {
-        self.spaces.get(name).map(|s| &s.present)
+        match self.spaces.get(name) {
+            Some(s) => Some(&s.present),
+            None => self.sparse.get(name).map(|s| s.index.offsets()),
+        }
     }
     fn live(&self) -> &RoaringBitmap {
         &self.live
@@ -622,7 +741,56 @@ fn search_failed(e: braid_hnsw::HnswError) -> QueryError {
     QueryError::SearchFailed { why: e.to_string() }
 }
 
+/// How a filtered sparse search is answered.
+enum SparseFilter<'a> {
+    /// Few points pass: score each one's stored vector.
+    Scan(RoaringBitmap),
+    /// Walk the posting lists, skipping points that fail the filter.
+    Lists(PlannedFilter<'a>),
+}
+
 impl Segment {
+    /// The sparse space `space` and the query as it scores (IDF applied).
+    fn sparse_query(
+        &self,
+        space: &str,
+        vector: &SparseVector,
+    ) -> Result<(&SparseData, SparseVector), QueryError> {
+        let data = self.sparse.get(space).ok_or_else(|| QueryError::UnknownVector {
+            name: space.to_string(),
+            available: self.all_space_names(),
+        })?;
+        let query = match data.params.modifier {
+            Modifier::Idf => data.index.with_idf(vector),
+            Modifier::None => vector.clone(),
+        };
+        Ok((data, query))
+    }
+
+    /// Scan when the filter passes fewer points (with a vector in the space, by the
+    /// filter's bitmap or estimate) than the query's lists hold entries: scoring a
+    /// point's stored vector costs about one merge of it with the query.
+    fn sparse_filter<'a>(
+        &'a self,
+        data: &SparseData,
+        query: &SparseVector,
+        filter: &'a Filter,
+    ) -> SparseFilter<'a> {
+        let planned = self.payloads.plan(filter, self);
+        let (_, stats) = data.index.search(query, 0, |_| true, |o| o);
+        let candidates = match planned.bitmap() {
+            Some(b) => Some(b & data.index.offsets()),
+            None if planned.estimate().max < stats.postings => {
+                Some(planned.matching() & data.index.offsets())
+            }
+            None => None,
+        };
+        match candidates {
+            Some(c) if (c.len() as usize) < stats.postings => SparseFilter::Scan(c),
+            _ => SparseFilter::Lists(planned),
+        }
+    }
+
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
         found.into_iter().map(|s| Hit { id: self.offset_ids[s.offset.index()], score: s.score }).collect()
     }
@@ -712,6 +880,65 @@ impl Searchable for Segment {
             .copied()
             .filter(|id| self.offset(id).is_some_and(|o| planned.matches(PointOffset(o))))
             .collect()
+    }
+    fn sparse_space(&self, name: &str) -> Option<braid_query::SparseSpace> {
+        self.sparse.get(name).map(|s| braid_query::SparseSpace { idf: s.params.modifier == Modifier::Idf })
+    }
+    fn sparse_names(&self) -> Vec<String> {
+        self.sparse.keys().cloned().collect()
+    }
+    fn sparse_nearest(
+        &self,
+        space: &str,
+        filter: Option<&Filter>,
+        vector: &SparseVector,
+        limit: usize,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let (data, query) = self.sparse_query(space, vector)?;
+        let key = |o: u32| self.offset_ids[o as usize];
+        let found = match filter.map(|f| self.sparse_filter(data, &query, f)) {
+            None => data.index.search(&query, limit, |_| true, key).0,
+            Some(SparseFilter::Scan(candidates)) => data.index.scan(&query, limit, &candidates, key),
+            Some(SparseFilter::Lists(planned)) => {
+                data.index.search(&query, limit, |o| planned.matches(PointOffset(o)), key).0
+            }
+        };
+        Ok(found.into_iter().map(|(o, score)| Hit { id: key(o), score }).collect())
+    }
+    fn sparse_score(
+        &self,
+        space: &str,
+        vector: &SparseVector,
+        ids: &[PointId],
+    ) -> Result<Vec<Hit>, QueryError> {
+        let (data, query) = self.sparse_query(space, vector)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let v = data.index.get(self.offset(id)?)?;
+                Some(Hit { id: *id, score: query.dot(v)? })
+            })
+            .collect())
+    }
+    fn sparse_path(&self, space: &str, filter: Option<&Filter>, vector: &SparseVector) -> String {
+        let Ok((data, query)) = self.sparse_query(space, vector) else { return String::new() };
+        let idf = if data.params.modifier == Modifier::Idf { "query weighted by IDF; " } else { "" };
+        match filter.map(|f| self.sparse_filter(data, &query, f)) {
+            Some(SparseFilter::Scan(candidates)) => format!(
+                "{idf}Scan: score the {} points the filter passes one by one (fewer entries than the query's posting lists)",
+                candidates.len()
+            ),
+            _ => {
+                let (_, stats) = data.index.search(&query, 0, |_| true, |o| o);
+                format!(
+                    "{idf}Inverted index: walk {} posting lists ({} entries of {} vectors) with MaxScore pruning{}",
+                    stats.lists,
+                    stats.postings,
+                    data.index.len(),
+                    if filter.is_some() { ", skipping points the filter fails" } else { "" }
+                )
+            }
+        }
     }
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let selected = self.select(filter);

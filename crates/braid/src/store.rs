@@ -502,6 +502,20 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
     for (key, kind) in indexes {
         e.str(&key.to_string()).u8(ops::encode_kind(kind));
     }
+    // Sparse spaces, when the collection has any (files of collections without them
+    // end here, as they did before sparse spaces existed): each live vector by offset.
+    if !segment.sparse_spaces().is_empty() {
+        e.len(segment.sparse_spaces().len());
+        for (name, data) in segment.sparse_spaces() {
+            e.str(name).len(data.index.len());
+            for offset in data.index.offsets() {
+                if let Some(v) = data.index.get(offset) {
+                    e.u32(offset);
+                    ops::encode_sparse(&mut e, v);
+                }
+            }
+        }
+    }
     Ok(e.finish())
 }
 
@@ -566,6 +580,31 @@ fn load_segment(
         let kind = ops::decode_kind(&d, code)?;
         payloads.create_index(&key, kind)?;
     }
+    let mut sparse = BTreeMap::new();
+    if !manifest.config.sparse_vectors.is_empty() {
+        let count = d.len(8)?;
+        if count != manifest.config.sparse_vectors.len() {
+            return Err(d.error("the sparse space list does not match the configuration").into());
+        }
+        for _ in 0..count {
+            let name = d.str()?.to_string();
+            if !manifest.config.sparse_vectors.contains_key(&name) {
+                return Err(d.error(format!("unknown sparse space `{name}`")).into());
+            }
+            let mut index = braid_sparse::SparseIndex::new();
+            for _ in 0..d.len(8)? {
+                let offset = d.u32()?;
+                let v = ops::decode_sparse(&mut d)?;
+                if !live.contains(offset) || index.get(offset).is_some() {
+                    return Err(d
+                        .error(format!("a sparse vector for offset {offset}, which is not live or has one"))
+                        .into());
+                }
+                index.insert(offset, v);
+            }
+            sparse.insert(name, index);
+        }
+    }
     d.finish()?;
-    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, payloads, offset_ids, live))
+    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, payloads, offset_ids, live))
 }

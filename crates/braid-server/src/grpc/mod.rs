@@ -67,6 +67,28 @@ impl Collections for Service {
                     vectors_config: Some(proto::VectorsConfig { config: Some(vectors_config) }),
                     replication_factor: Some(1),
                     write_consistency_factor: Some(1),
+                    sparse_vectors_config: (!info.config.sparse_vectors.is_empty()).then(|| {
+                        proto::SparseVectorConfig {
+                            map: info
+                                .config
+                                .sparse_vectors
+                                .iter()
+                                .map(|(k, p)| {
+                                    let modifier = match p.modifier {
+                                        braid::Modifier::None => proto::Modifier::None,
+                                        braid::Modifier::Idf => proto::Modifier::Idf,
+                                    };
+                                    (
+                                        k.clone(),
+                                        proto::SparseVectorParams {
+                                            index: None,
+                                            modifier: Some(modifier as i32),
+                                        },
+                                    )
+                                })
+                                .collect(),
+                        }
+                    }),
                 }),
                 hnsw_config: Some(proto::HnswConfigDiff {
                     m: Some(first.m as u64),
@@ -136,6 +158,24 @@ impl Collections for Service {
             hnsw: hnsw_in(r.hnsw_config.as_ref()),
             quantization: quantization_in(r.quantization_config.as_ref()),
             spaces,
+            sparse: r
+                .sparse_vectors_config
+                .as_ref()
+                .map(|c| {
+                    c.map
+                        .iter()
+                        .map(|(name, p)| {
+                            let modifier = match p.modifier.map(proto::Modifier::try_from) {
+                                None | Some(Ok(proto::Modifier::None)) => braid::Modifier::None,
+                                Some(Ok(proto::Modifier::Idf)) => braid::Modifier::Idf,
+                                Some(Err(_)) => return Err(bad("unknown sparse modifier: use None or Idf")),
+                            };
+                            Ok((name.clone(), modifier))
+                        })
+                        .collect::<Result<Vec<_>, Status>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
         }
         .config()
         .map_err(err)?;
@@ -185,7 +225,7 @@ enum PointsWrite {
     OverwritePayload(braid::PointsSelector, Json),
     DeletePayload(braid::PointsSelector, Vec<String>),
     ClearPayload(braid::PointsSelector),
-    UpdateVectors(Vec<(braid::PointId, braid::NamedVectors)>),
+    UpdateVectors(Vec<braid::PointVectors>),
     DeleteVectors(braid::PointsSelector, Vec<String>),
 }
 
@@ -194,9 +234,12 @@ impl PointsWrite {
         let points = points
             .iter()
             .map(|p| {
+                let v = vectors(p.vectors.as_ref())?;
                 Ok(PointStruct {
                     id: point_id(p.id.as_ref())?,
-                    vectors: vectors(p.vectors.as_ref())?,
+                    vectors: v.dense,
+                    sparse: v.sparse,
+                    documents: v.documents,
                     payload: Json::Object(map_to_json(&p.payload)),
                 })
             })
@@ -207,7 +250,15 @@ impl PointsWrite {
     fn update_vectors(points: &[proto::PointVectors]) -> Result<PointsWrite, Status> {
         let updates = points
             .iter()
-            .map(|p| Ok((point_id(p.id.as_ref())?, vectors(p.vectors.as_ref())?)))
+            .map(|p| {
+                let v = vectors(p.vectors.as_ref())?;
+                Ok(braid::PointVectors {
+                    id: point_id(p.id.as_ref())?,
+                    vectors: v.dense,
+                    sparse: v.sparse,
+                    documents: v.documents,
+                })
+            })
             .collect::<Result<Vec<_>, Status>>()?;
         Ok(PointsWrite::UpdateVectors(updates))
     }
@@ -432,7 +483,7 @@ impl Points for Service {
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
         let (r, db, started) = (checked(r, "search")?, self.0.db.clone(), Instant::now());
-        let request = search_request(&r)?.to_query();
+        let request = search_request(&r)?;
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         let hits =
             blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
@@ -445,11 +496,7 @@ impl Points for Service {
 
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
         let (r, db, started) = (checked(r, "search batch")?, self.0.db.clone(), Instant::now());
-        let requests = r
-            .search_points
-            .iter()
-            .map(|s| search_request(s).map(|s| s.to_query()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         let results = blocking(move || {
             collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use braid::{
-    Collection, Database, Distance, Fusion, IndexKind, NamedVectors, PointId, PointsSelector, Prefetch,
-    Query, QueryPoints, QueryRequest, ScoredPoint, SearchParams, SearchRequest, VectorParams, WithPayload,
-    WithVectors,
+    Collection, Database, Distance, Document, Fusion, IndexKind, NamedVectors, PointId, PointsSelector,
+    Prefetch, Query, QueryPoints, QueryRequest, ScoredPoint, SearchParams, SparseVector, SparseVectors,
+    VectorParams, WithPayload, WithVectors,
 };
 use serde_json::{Map, Value as Json, json};
 use std::time::Instant;
@@ -259,39 +259,90 @@ pub(super) fn selector(s: Option<&proto::PointsSelector>) -> Result<PointsSelect
 
 // ---- vectors and selectors ----
 
-pub(super) fn dense(v: &proto::Vector) -> Result<Vec<f32>, Status> {
-    if v.indices.is_some() {
-        return Err(bad("sparse vectors are not served"));
-    }
+fn sparse_in(s: &proto::SparseVector, what: &str) -> Result<SparseVector, Status> {
+    SparseVector::new(s.indices.clone(), s.values.clone()).map_err(|e| bad(format!("{what}: {e}")))
+}
+
+fn document_in(d: &proto::Document) -> Document {
+    Document { text: d.text.clone(), model: d.model.clone(), options: map_to_json(&d.options) }
+}
+
+/// One vector as Qdrant's `Vector` carries it: the dense/sparse/document oneof, or the
+/// older `data` (+ `indices` for a sparse one) fields.
+fn vector_in(v: &proto::Vector, what: &str) -> Result<convert::VectorIn, Status> {
+    use convert::VectorIn;
+    use proto::vector::Vector as V;
+    let refused = |kind: &str| Err(bad(format!("{what}: {kind} are not served")));
     match &v.vector {
-        Some(proto::vector::Vector::Dense(d)) => Ok(d.data.clone()),
-        None => Ok(v.data.clone()),
+        Some(V::Dense(d)) => Ok(VectorIn::Dense(d.data.clone())),
+        Some(V::Sparse(s)) => Ok(VectorIn::Sparse(sparse_in(s, what)?)),
+        Some(V::Document(d)) => Ok(VectorIn::Document(document_in(d))),
+        Some(V::MultiDense(_)) => refused("multivectors"),
+        Some(V::Image(_)) | Some(V::Object(_)) => {
+            refused("images and inference objects (only bm25 text documents)")
+        }
+        None if v.vectors_count.is_some() => refused("multivectors"),
+        None => match &v.indices {
+            Some(indices) => Ok(VectorIn::Sparse(
+                SparseVector::new(indices.data.clone(), v.data.clone())
+                    .map_err(|e| bad(format!("{what}: {e}")))?,
+            )),
+            None => Ok(VectorIn::Dense(v.data.clone())),
+        },
     }
 }
 
-pub(super) fn vectors(v: Option<&proto::Vectors>) -> Result<NamedVectors, Status> {
+pub(super) fn vectors(v: Option<&proto::Vectors>) -> Result<convert::VectorsIn, Status> {
+    use convert::VectorIn;
     use proto::vectors::VectorsOptions;
+    let mut out = convert::VectorsIn::default();
+    let mut add = |name: &str, v: &proto::Vector| -> Result<(), Status> {
+        match vector_in(v, &format!("vector `{name}`"))? {
+            VectorIn::Dense(d) => out.dense.insert(name.to_string(), d).map(drop),
+            VectorIn::Sparse(s) if !name.is_empty() => out.sparse.insert(name.to_string(), s).map(drop),
+            VectorIn::Document(d) if !name.is_empty() => out.documents.insert(name.to_string(), d).map(drop),
+            _ => return Err(bad("sparse vectors and documents go to named sparse spaces")),
+        };
+        Ok(())
+    };
     match v.and_then(|v| v.vectors_options.as_ref()) {
-        None => Ok(NamedVectors::new()),
-        Some(VectorsOptions::Vector(one)) => Ok([(DEFAULT_VECTOR.to_string(), dense(one)?)].into()),
+        None => {}
+        Some(VectorsOptions::Vector(one)) => add(DEFAULT_VECTOR, one)?,
         Some(VectorsOptions::Vectors(named)) => {
-            named.vectors.iter().map(|(k, v)| Ok((k.clone(), dense(v)?))).collect()
+            for (k, v) in &named.vectors {
+                add(k, v)?;
+            }
         }
     }
+    Ok(out)
 }
 
-pub(super) fn vectors_out(v: NamedVectors) -> proto::VectorsOutput {
+pub(super) fn vectors_out(dense: NamedVectors, sparse: Option<SparseVectors>) -> proto::VectorsOutput {
+    use proto::vector_output::Vector as V;
     use proto::vectors_output::VectorsOptions;
-    let one = |data: Vec<f32>| proto::VectorOutput {
+    let out = |vector: V| proto::VectorOutput {
         data: Vec::new(),
-        vector: Some(proto::vector_output::Vector::Dense(proto::DenseVector { data })),
+        indices: None,
+        vectors_count: None,
+        vector: Some(vector),
     };
-    let options = if v.len() == 1 && v.contains_key(DEFAULT_VECTOR) {
-        VectorsOptions::Vector(one(v.into_values().next().unwrap_or_default()))
+    let one = |data: Vec<f32>| out(V::Dense(proto::DenseVector { data }));
+    let sparse = sparse.unwrap_or_default();
+    let options = if sparse.is_empty() && dense.len() == 1 && dense.contains_key(DEFAULT_VECTOR) {
+        VectorsOptions::Vector(one(dense.into_values().next().unwrap_or_default()))
     } else {
-        VectorsOptions::Vectors(proto::NamedVectorsOutput {
-            vectors: v.into_iter().map(|(k, d)| (k, one(d))).collect(),
-        })
+        let mut vectors: HashMap<String, proto::VectorOutput> =
+            dense.into_iter().map(|(k, d)| (k, one(d))).collect();
+        vectors.extend(sparse.into_iter().map(|(k, s)| {
+            (
+                k,
+                out(V::Sparse(proto::SparseVector {
+                    values: s.values().to_vec(),
+                    indices: s.indices().to_vec(),
+                })),
+            )
+        }));
+        VectorsOptions::Vectors(proto::NamedVectorsOutput { vectors })
     };
     proto::VectorsOutput { vectors_options: Some(options) }
 }
@@ -332,7 +383,7 @@ pub(super) fn scored(p: ScoredPoint) -> proto::ScoredPoint {
         payload: payload_out(p.payload),
         score: p.score,
         version: 0,
-        vectors: p.vectors.map(vectors_out),
+        vectors: p.vectors.map(|v| vectors_out(v, p.sparse)),
     }
 }
 
@@ -340,7 +391,7 @@ pub(super) fn retrieved(r: braid::Record) -> proto::RetrievedPoint {
     proto::RetrievedPoint {
         id: Some(id_out(r.id)),
         payload: payload_out(r.payload),
-        vectors: r.vectors.map(vectors_out),
+        vectors: r.vectors.map(|v| vectors_out(v, r.sparse)),
     }
 }
 
@@ -363,30 +414,51 @@ pub(super) fn updated(
 
 // ---- search and query ----
 
-pub(super) fn search_request(s: &proto::SearchPoints) -> Result<SearchRequest, Status> {
-    if s.sparse_indices.is_some() {
-        return Err(bad("sparse vectors are not served"));
-    }
-    let using = s.vector_name.clone().unwrap_or_default();
-    let mut r = SearchRequest::new(&using, s.vector.clone())
-        .limit(s.limit as usize)
-        .offset(s.offset.unwrap_or(0) as usize)
-        .with_payload(with_payload(s.with_payload.as_ref(), false))
-        .with_vectors(with_vectors(s.with_vectors.as_ref()));
-    r.filter = filter(s.filter.as_ref())?;
-    r.score_threshold = s.score_threshold;
-    r.params = params(s.params.as_ref());
-    Ok(r)
+/// `SearchPoints` as the query it is; `sparse_indices` make `vector` the values of a
+/// sparse query.
+pub(super) fn search_request(s: &proto::SearchPoints) -> Result<QueryPoints, Status> {
+    let query = match &s.sparse_indices {
+        Some(indices) => Query::Sparse(
+            SparseVector::new(indices.data.clone(), s.vector.clone())
+                .map_err(|e| bad(format!("`vector`: {e}")))?,
+        ),
+        None => Query::Nearest(s.vector.clone()),
+    };
+    let request = QueryRequest {
+        query: Some(query),
+        using: Some(s.vector_name.clone().unwrap_or_default()),
+        filter: filter(s.filter.as_ref())?,
+        params: params(s.params.as_ref()),
+        limit: s.limit as usize,
+        offset: s.offset.unwrap_or(0) as usize,
+        score_threshold: s.score_threshold,
+        ..QueryRequest::default()
+    };
+    Ok(QueryPoints {
+        request,
+        with_payload: with_payload(s.with_payload.as_ref(), false),
+        with_vectors: with_vectors(s.with_vectors.as_ref()),
+    })
 }
 
 pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
     use proto::query::Variant;
     let Some(q) = q else { return Ok(None) };
     match &q.variant {
-        Some(Variant::Nearest(input)) => match &input.variant {
-            Some(proto::vector_input::Variant::Dense(d)) => Ok(Some(Query::Nearest(d.data.clone()))),
-            _ => Err(bad("only dense vectors are served as a query (not point ids)")),
-        },
+        Some(Variant::Nearest(input)) => {
+            use proto::vector_input::Variant as V;
+            match &input.variant {
+                Some(V::Dense(d)) => Ok(Some(Query::Nearest(d.data.clone()))),
+                Some(V::Sparse(s)) => Ok(Some(Query::Sparse(sparse_in(s, "`query.nearest`")?))),
+                Some(V::Document(d)) => Ok(Some(Query::Document(document_in(d)))),
+                Some(V::Id(_)) => Err(bad("queries by point id are not served yet; pass the vector")),
+                Some(V::MultiDense(_)) => Err(bad("multivector queries are not served yet")),
+                Some(V::Image(_)) | Some(V::Object(_)) => {
+                    Err(bad("images and inference objects are not served (only bm25 text documents)"))
+                }
+                None => Err(bad("`query.nearest` needs a vector")),
+            }
+        }
         Some(Variant::Fusion(f)) => match proto::Fusion::try_from(*f) {
             Ok(proto::Fusion::Rrf) => Ok(Some(Query::Fusion(Fusion::rrf()))),
             Ok(proto::Fusion::Dbsf) => Ok(Some(Query::Fusion(Fusion::dbsf()))),
@@ -616,7 +688,6 @@ impl Unserved for proto::CreateCollection {
             ("write_consistency_factor", not_one(self.write_consistency_factor)),
             // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
             ("sharding_method", self.sharding_method.is_some_and(|m| m != 0)),
-            ("sparse_vectors_config", self.sparse_vectors_config.is_some()),
             ("strict_mode_config", self.strict_mode_config.is_some()),
             ("metadata", !self.metadata.is_empty()),
             ("payload", self.payload.is_some()),
@@ -625,6 +696,25 @@ impl Unserved for proto::CreateCollection {
         .or_else(|| inner(self.hnsw_config.as_ref()))
         .or_else(|| inner(self.optimizers_config.as_ref()))
         .or_else(|| inner(self.vectors_config.as_ref()))
+        .or_else(|| inner(self.sparse_vectors_config.as_ref()))
+    }
+}
+
+impl Unserved for proto::SparseVectorConfig {
+    fn unserved(&self) -> Option<&'static str> {
+        self.map.values().find_map(|p| inner(p.index.as_ref()))
+    }
+}
+
+impl Unserved for proto::SparseIndexConfig {
+    fn unserved(&self) -> Option<&'static str> {
+        // Qdrant's `Datatype`: Default = 0, Float32 = 1.
+        first(&[
+            ("sparse index full_scan_threshold", self.full_scan_threshold.is_some()),
+            ("sparse index on_disk", self.on_disk == Some(true)),
+            ("sparse index datatype", self.datatype.is_some_and(|d| d > 1)),
+            ("sparse index memory", self.memory.is_some()),
+        ])
     }
 }
 
@@ -821,10 +911,6 @@ mod tests {
             (
                 Box::new(proto::CreateCollection { sharding_method: Some(1), ..Default::default() }),
                 "sharding_method",
-            ),
-            (
-                Box::new(proto::CreateCollection { sparse_vectors_config: bytes(), ..Default::default() }),
-                "sparse_vectors_config",
             ),
             (
                 Box::new(proto::CreateCollection { strict_mode_config: bytes(), ..Default::default() }),
