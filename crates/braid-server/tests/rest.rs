@@ -13,43 +13,6 @@ use common::*;
 
 const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
 
-struct Rest {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Rest {
-    fn to(running: &Running) -> Rest {
-        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) }
-    }
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON envelope"))
-    }
-    async fn ok(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let (status, v) = self.call(method, path, Some(body)).await;
-        assert_eq!(status, 200, "{path}: {v}");
-        assert_eq!(v["status"], "ok");
-        v["result"].clone()
-    }
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.ok(reqwest::Method::POST, path, body).await
-    }
-    async fn put(&self, path: &str, body: Value) -> Value {
-        self.ok(reqwest::Method::PUT, path, body).await
-    }
-    async fn get(&self, path: &str) -> Value {
-        let (status, v) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(status, 200, "{path}: {v}");
-        v["result"].clone()
-    }
-}
-
 /// (id, score) pairs of a REST result list.
 fn hits(v: &Value) -> Vec<(PointId, f32)> {
     v.as_array()

@@ -63,3 +63,46 @@ pub(crate) fn query_vectors(seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     (rng.vector(TEXT), rng.vector(IMAGE))
 }
+
+/// A REST client on the running server.
+pub(crate) struct Rest {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Rest {
+    pub(crate) fn to(running: &Running) -> Rest {
+        Rest { client: reqwest::Client::new(), base: format!("http://{}", running.server.http_addr()) }
+    }
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON envelope"))
+    }
+    pub(crate) async fn ok(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let (status, v) = self.call(method, path, Some(body)).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["status"], "ok");
+        v["result"].clone()
+    }
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
+        self.ok(reqwest::Method::POST, path, body).await
+    }
+    pub(crate) async fn put(&self, path: &str, body: Value) -> Value {
+        self.ok(reqwest::Method::PUT, path, body).await
+    }
+    pub(crate) async fn get(&self, path: &str) -> Value {
+        let (status, v) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        v["result"].clone()
+    }
+}
