@@ -113,4 +113,21 @@ pub enum IndexError {
     /// The key path does not parse.
     #[error(transparent)]
     Path(#[from] FilterError),
+    /// Text index options a tokeniser refuses (an unknown language, bad lengths).
+    #[error("text index: {0}")]
+    Text(braid_text::TextError),
+    /// A text index on the key exists with other options.
+    #[error("key `{key}` already has a text index with other options; drop it first")]
+    OptionsConflict {
+        /// The key.
+        key: String,
+    },
+    /// A text index on a key whose stored values are all non-strings.
+    #[error("key `{key}` holds {found}, not strings: a text index there would hold nothing")]
+    NotText {
+        /// The key.
+        key: String,
+        /// What it holds.
+        found: &'static str,
+    },
 }

@@ -5,7 +5,10 @@
 //! back to a per-point check for that condition. Indexes are updated on every payload
 //! change, from the old and the new payload, which the store owns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use braid_text::{TextOptions, Tokenizer};
 
 use braid_core::PointOffset;
 use roaring::RoaringBitmap;
@@ -32,17 +35,21 @@ pub enum IndexKind {
     Uuid,
     /// RFC 3339 strings: datetime `range`.
     Datetime,
+    /// Full text: `match text` (every token), `text_any` and `phrase`, tokenised by
+    /// the index's [`TextOptions`] ([`PayloadStore::create_text_index`]).
+    Text,
 }
 
 impl IndexKind {
     /// Every kind, in declaration order (storage encodes a kind as its position here).
-    pub const ALL: [IndexKind; 6] = [
+    pub const ALL: [IndexKind; 7] = [
         IndexKind::Keyword,
         IndexKind::Integer,
         IndexKind::Float,
         IndexKind::Bool,
         IndexKind::Uuid,
         IndexKind::Datetime,
+        IndexKind::Text,
     ];
 
     /// The lower-case name, as in Qdrant's `field_schema`.
@@ -54,6 +61,7 @@ impl IndexKind {
             IndexKind::Bool => "bool",
             IndexKind::Uuid => "uuid",
             IndexKind::Datetime => "datetime",
+            IndexKind::Text => "text",
         }
     }
 }
@@ -120,6 +128,58 @@ enum FieldIndex {
     Bool { yes: RoaringBitmap, no: RoaringBitmap },
     Uuid(Postings<u128>),
     Datetime(Postings<i64>),
+    Text(TextIndex),
+}
+
+/// A full-text index: the offsets holding each token of the strings at its key (all
+/// of a point's strings together, as Qdrant indexes a point's texts).
+#[derive(Clone, Debug)]
+struct TextIndex {
+    tokenizer: Arc<Tokenizer>,
+    postings: Postings<String>,
+}
+
+impl TextIndex {
+    /// The distinct tokens of every string among `values`.
+    fn tokens(&self, values: &[&Value]) -> BTreeSet<String> {
+        strings(values).flat_map(|s| self.tokenizer.document_tokens(s)).collect()
+    }
+
+    fn query(&self, text: &str) -> Vec<String> {
+        self.tokenizer.query_tokens(text)
+    }
+
+    /// Points holding every token of `query` (none for a query without tokens).
+    fn all_of(&self, query: &[String]) -> RoaringBitmap {
+        if query.is_empty() {
+            return RoaringBitmap::new();
+        }
+        let mut lists: Vec<&RoaringBitmap> = Vec::with_capacity(query.len());
+        for t in query {
+            match self.postings.get(t) {
+                Some(b) => lists.push(b),
+                None => return RoaringBitmap::new(),
+            }
+        }
+        lists.sort_by_key(|b| b.len());
+        roaring::MultiOps::intersection(lists.into_iter())
+    }
+
+    /// Whether one of the strings among `values` holds `phrase` as consecutive tokens.
+    fn has_phrase(&self, values: &[&Value], phrase: &[String]) -> bool {
+        strings(values).any(|s| self.tokenizer.query_tokens(s).windows(phrase.len()).any(|w| w == phrase))
+    }
+}
+
+/// The strings among the values, array elements included.
+fn strings<'a>(values: &'a [&'a Value]) -> impl Iterator<Item = &'a str> {
+    values
+        .iter()
+        .flat_map(|v| match v {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            other => vec![*other],
+        })
+        .filter_map(Value::as_str)
 }
 
 /// A string's UUID, only when the string is the canonical lower-case hyphenated form:
@@ -139,7 +199,12 @@ impl FieldIndex {
             IndexKind::Bool => FieldIndex::Bool { yes: RoaringBitmap::new(), no: RoaringBitmap::new() },
             IndexKind::Uuid => FieldIndex::Uuid(Postings::new()),
             IndexKind::Datetime => FieldIndex::Datetime(Postings::new()),
+            IndexKind::Text => FieldIndex::text(Arc::new(Tokenizer::default())),
         }
+    }
+
+    fn text(tokenizer: Arc<Tokenizer>) -> FieldIndex {
+        FieldIndex::Text(TextIndex { tokenizer, postings: Postings::new() })
     }
 
     fn kind(&self) -> IndexKind {
@@ -150,12 +215,19 @@ impl FieldIndex {
             FieldIndex::Bool { .. } => IndexKind::Bool,
             FieldIndex::Uuid(_) => IndexKind::Uuid,
             FieldIndex::Datetime(_) => IndexKind::Datetime,
+            FieldIndex::Text(_) => IndexKind::Text,
         }
     }
 
     /// Adds (`insert`) or removes the offset under every value at the key.
     fn update(&mut self, key: &JsonPath, payload: &Value, offset: u32, insert: bool) {
         let values = key.values(payload);
+        if let FieldIndex::Text(index) = self {
+            for token in index.tokens(&values) {
+                post(&mut index.postings, token, offset, insert);
+            }
+            return;
+        }
         let elements = values.iter().flat_map(|v| match v {
             Value::Array(items) => items.iter().collect::<Vec<_>>(),
             other => vec![*other],
@@ -200,9 +272,25 @@ impl FieldIndex {
     }
 
     /// The exact matching set for `test`, or `None` when this index cannot answer it.
-    fn answer(&self, test: &FieldTest) -> Option<RoaringBitmap> {
+    /// `payload` gives a point's values at the key (a phrase is verified on them).
+    fn answer<'p>(&self, test: &FieldTest, payload: &dyn Fn(u32) -> Vec<&'p Value>) -> Option<RoaringBitmap> {
         let empty = RoaringBitmap::new;
         match (self, test) {
+            (FieldIndex::Text(index), FieldTest::Match(Match::Text(t))) => {
+                Some(index.all_of(&index.query(t)))
+            }
+            (FieldIndex::Text(index), FieldTest::Match(Match::TextAny(t))) => {
+                let query = index.query(t);
+                Some(union(query.iter().filter_map(|w| index.postings.get(w))))
+            }
+            (FieldIndex::Text(index), FieldTest::Match(Match::Phrase(t))) => {
+                let phrase = index.query(t);
+                let mut candidates = index.all_of(&phrase);
+                if phrase.len() > 1 {
+                    candidates.retain(|o| index.has_phrase(&payload(o), &phrase));
+                }
+                Some(candidates)
+            }
             (FieldIndex::Keyword(map), FieldTest::Match(Match::Value(Scalar::Keyword(k)))) => {
                 Some(map.get(k).cloned().unwrap_or_else(empty))
             }
@@ -280,14 +368,33 @@ impl PayloadStore {
         Some(old)
     }
 
-    /// Builds an index of `kind` on `key` from every stored payload. Creating the same
-    /// index again is a no-op; another kind on the same key is an error.
+    /// Builds an index of `kind` on `key` from every stored payload (a text index with
+    /// the default options). Creating the same index again is a no-op; another kind on
+    /// the same key is an error.
     pub fn create_index(&mut self, key: &str, kind: IndexKind) -> Result<(), IndexError> {
-        if !self.check_index(key, kind)? {
+        match kind {
+            IndexKind::Text => self.create_text_index(key, TextOptions::default()),
+            kind => {
+                if !self.check_index(key, kind)? {
+                    return Ok(());
+                }
+                self.build(key, FieldIndex::new(kind))
+            }
+        }
+    }
+
+    /// Builds a full-text index on `key` tokenised by `options`. The same index again
+    /// is a no-op; a text index with other options, or another kind, is an error.
+    pub fn create_text_index(&mut self, key: &str, options: TextOptions) -> Result<(), IndexError> {
+        if !self.check_text_index(key, &options)? {
             return Ok(());
         }
+        let tokenizer = Tokenizer::new(options).map_err(IndexError::Text)?;
+        self.build(key, FieldIndex::text(Arc::new(tokenizer)))
+    }
+
+    fn build(&mut self, key: &str, mut index: FieldIndex) -> Result<(), IndexError> {
         let path = JsonPath::parse(key)?;
-        let mut index = FieldIndex::new(kind);
         for (offset, payload) in self.payloads.iter().enumerate() {
             if let Some(payload) = payload {
                 index.update(&path, payload, offset as u32, true);
@@ -300,6 +407,9 @@ impl PayloadStore {
     /// Would [`PayloadStore::create_index`] succeed? `Ok(false)` when the same index
     /// exists already, `Ok(true)` when it would be built.
     pub fn check_index(&self, key: &str, kind: IndexKind) -> Result<bool, IndexError> {
+        if kind == IndexKind::Text {
+            return self.check_text_index(key, &TextOptions::default());
+        }
         let path = JsonPath::parse(key)?;
         match self.indexes.get(&path) {
             None => Ok(true),
@@ -309,6 +419,54 @@ impl PayloadStore {
                 existing: existing.kind().name(),
                 requested: kind.name(),
             }),
+        }
+    }
+
+    /// Would [`PayloadStore::create_text_index`] succeed? As [`PayloadStore::check_index`];
+    /// options a tokeniser refuses, and a key whose stored values are all non-strings
+    /// (a text index there would hold nothing), are errors too.
+    pub fn check_text_index(&self, key: &str, options: &TextOptions) -> Result<bool, IndexError> {
+        let path = JsonPath::parse(key)?;
+        Tokenizer::new(options.clone()).map_err(IndexError::Text)?;
+        match self.indexes.get(&path) {
+            None => {}
+            Some(FieldIndex::Text(existing)) if existing.tokenizer.options() == options => return Ok(false),
+            Some(FieldIndex::Text(_)) => {
+                return Err(IndexError::OptionsConflict { key: key.to_string() });
+            }
+            Some(existing) => {
+                return Err(IndexError::KindConflict {
+                    key: key.to_string(),
+                    existing: existing.kind().name(),
+                    requested: "text",
+                });
+            }
+        }
+        let mut found: Option<&'static str> = None;
+        for payload in self.payloads.iter().flatten() {
+            let values = path.values(payload);
+            if strings(&values).next().is_some() {
+                return Ok(true);
+            }
+            found = found.or_else(|| {
+                values.iter().find(|v| !v.is_null() && !v.is_array()).map(|v| match v {
+                    Value::Number(_) => "numbers",
+                    Value::Bool(_) => "booleans",
+                    _ => "objects",
+                })
+            });
+        }
+        match found {
+            Some(found) => Err(IndexError::NotText { key: key.to_string(), found }),
+            None => Ok(true),
+        }
+    }
+
+    /// The options of the text index on `key`, if it has one.
+    pub fn text_options(&self, key: &JsonPath) -> Option<&TextOptions> {
+        match self.indexes.get(key) {
+            Some(FieldIndex::Text(t)) => Some(t.tokenizer.options()),
+            _ => None,
         }
     }
 
@@ -324,7 +482,8 @@ impl PayloadStore {
 
     /// The exact set for a field test from an index on `key`, when one can answer it.
     pub(crate) fn answer(&self, key: &JsonPath, test: &FieldTest) -> Option<RoaringBitmap> {
-        self.indexes.get(key).and_then(|i| i.answer(test))
+        let payload = |o: u32| self.get(PointOffset(o)).map(|p| key.values(p)).unwrap_or_default();
+        self.indexes.get(key).and_then(|i| i.answer(test, &payload))
     }
 
     /// Turns `filter` into the set of matching offsets (when indexes answer every

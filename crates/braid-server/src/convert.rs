@@ -676,6 +676,98 @@ pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
     })
 }
 
+/// A payload index to create: a kind, or a text index with its options.
+pub(crate) enum FieldIndex {
+    Kind(IndexKind),
+    Text(braid::text::TextOptions),
+}
+
+/// `{"type": "text", "tokenizer", "lowercase", ...}`: Qdrant's text index params.
+fn text_options(o: &Map<String, Value>) -> Result<braid::text::TextOptions, ApiError> {
+    only(
+        o,
+        "text `field_schema`",
+        &[
+            "type",
+            "tokenizer",
+            "lowercase",
+            "min_token_len",
+            "max_token_len",
+            "stopwords",
+            "stemmer",
+            "phrase_matching",
+            "ascii_folding",
+            "on_disk",
+        ],
+    )?;
+    fixed(o, "ascii_folding", json!(false), "Braid does not fold text to ASCII")?;
+    fixed(o, "on_disk", json!(false), "payload indexes live in memory")?;
+    // The stemmer's and stopwords' shapes are the BM25 options' ones; one parser reads both.
+    let mut bm25 = Map::new();
+    for key in ["stopwords", "stemmer"] {
+        if let Some(v) = field(o, key) {
+            bm25.insert(key.to_string(), v.clone());
+        }
+    }
+    let mut options = braid::text::TextOptions {
+        tokenizer: match field(o, "tokenizer") {
+            None => braid::text::TokenizerKind::Word,
+            Some(t) => serde_json::from_value(t.clone()).map_err(|_| {
+                bad(format!("tokenizer {t} is not served: use word, whitespace, prefix or multilingual"))
+            })?,
+        },
+        lowercase: match field(o, "lowercase") {
+            None => true,
+            Some(v) => v.as_bool().ok_or_else(|| bad("`lowercase` must be a boolean"))?,
+        },
+        min_token_len: usize_field(o, "min_token_len")?,
+        max_token_len: usize_field(o, "max_token_len")?,
+        phrase_matching: match field(o, "phrase_matching") {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(|| bad("`phrase_matching` must be a boolean"))?,
+        },
+        ..braid::text::TextOptions::default()
+    };
+    let (stopwords, stemmer) =
+        braid::text::text_processing(&bm25).map_err(|e| bad(format!("text index: {e}")))?;
+    options.stopwords = stopwords;
+    options.stemmer = stemmer;
+    Ok(options)
+}
+
+/// What collection info reports for a text index.
+pub(crate) fn text_options_json(o: &braid::text::TextOptions) -> Value {
+    let mut v = json!({
+        "type": "text",
+        "tokenizer": o.tokenizer,
+        "lowercase": o.lowercase,
+        "phrase_matching": o.phrase_matching,
+    });
+    if let Some(n) = o.min_token_len {
+        v["min_token_len"] = json!(n);
+    }
+    if let Some(n) = o.max_token_len {
+        v["max_token_len"] = json!(n);
+    }
+    if let Some(s) = &o.stopwords {
+        v["stopwords"] = json!({"languages": s.languages, "custom": s.custom});
+    }
+    if let Some(l) = &o.stemmer {
+        v["stemmer"] = json!({"type": "snowball", "language": l});
+    }
+    v
+}
+
+/// `"keyword"`, `{"type": "keyword"}` or a text index with its params.
+pub(crate) fn field_index(v: &Value) -> Result<FieldIndex, ApiError> {
+    if let Value::Object(o) = v
+        && field(o, "type").and_then(Value::as_str) == Some("text")
+    {
+        return Ok(FieldIndex::Text(text_options(o)?));
+    }
+    index_kind(v).map(FieldIndex::Kind)
+}
+
 /// `"keyword"` or `{"type": "keyword", ...}`.
 pub(crate) fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
     let name = match v {
@@ -693,8 +785,9 @@ pub(crate) fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
         "bool" => Ok(IndexKind::Bool),
         "uuid" => Ok(IndexKind::Uuid),
         "datetime" => Ok(IndexKind::Datetime),
+        "text" => Ok(IndexKind::Text),
         _ => Err(bad(format!(
-            "field_schema {v} is not served: use keyword, integer, float, bool, uuid or datetime"
+            "field_schema {v} is not served: use keyword, integer, float, bool, uuid, datetime or text"
         ))),
     }
 }
@@ -784,7 +877,13 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
     let schema: BTreeMap<&String, Value> = info
         .payload_schema
         .iter()
-        .map(|(k, kind)| (k, json!({"data_type": kind.name(), "params": {"type": kind.name()}, "points": info.points_count})))
+        .map(|(k, kind)| {
+            let params = match info.text_indexes.get(k) {
+                Some(o) => text_options_json(o),
+                None => json!({"type": kind.name()}),
+            };
+            (k, json!({"data_type": kind.name(), "params": params, "points": info.points_count}))
+        })
         .collect();
     json!({
         "status": info.status,

@@ -375,8 +375,10 @@ async fn create_index(call: Call) -> Response {
             .get("field_name")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad_request("an index needs `field_name`".into()))?;
-        let kind = convert::index_kind(body.get("field_schema").unwrap_or(&Value::Null))?;
-        Ok(c.create_payload_index(field, kind)?)
+        match convert::field_index(body.get("field_schema").unwrap_or(&Value::Null))? {
+            convert::FieldIndex::Kind(kind) => Ok(c.create_payload_index(field, kind)?),
+            convert::FieldIndex::Text(options) => Ok(c.create_text_index(field, options)?),
+        }
     })
     .await
 }

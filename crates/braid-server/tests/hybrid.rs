@@ -66,7 +66,17 @@ fn embedded(d: &Data) -> braid::Collection {
         })
         .collect();
     c.upsert(points).unwrap();
+    c.create_text_index("text", stemmed()).unwrap();
     c
+}
+
+/// The text index both sides create: English stopwords and stemming.
+fn stemmed() -> braid::text::TextOptions {
+    braid::text::TextOptions {
+        stopwords: Some(braid::text::Stopwords { languages: vec!["english".into()], custom: vec![] }),
+        stemmer: Some("english".into()),
+        ..Default::default()
+    }
 }
 
 fn local(points: Vec<braid::ScoredPoint>) -> Vec<(PointId, f32)> {
@@ -117,8 +127,15 @@ async fn hybrid_search_through_rest_answers_as_the_facade() {
         .collect();
     rest.put("/collections/docs/points?wait=true", json!({"points": points})).await;
 
+    rest.put(
+        "/collections/docs/index?wait=true",
+        json!({"field_name": "text", "field_schema": {"type": "text", "tokenizer": "word", "lowercase": true,
+               "stopwords": "english", "stemmer": {"type": "snowball", "language": "english"}}}),
+    )
+    .await;
     let info = rest.get("/collections/docs").await;
     assert_eq!(info["config"]["params"]["sparse_vectors"], json!({"bm25": {"modifier": "idf"}}));
+    assert_eq!(info["payload_schema"]["text"]["params"]["stemmer"]["language"], "english");
     let got = rest.post("/collections/docs/points", json!({"ids": [1], "with_vector": true})).await;
     let want = bm25.document(&d.texts[1]);
     assert_eq!(got[0]["vector"]["bm25"]["indices"], json!(want.indices()));
@@ -155,6 +172,18 @@ async fn hybrid_search_through_rest_answers_as_the_facade() {
             )
             .await;
         close(&rest_hits(&search), &want, "sparse search");
+        // Full-text conditions on the indexed field, stemmed: inside a dense search.
+        for kind in ["text", "text_any", "phrase"] {
+            let condition = json!({"key": "text", "match": {kind: text}});
+            let body = json!({"query": q, "using": "dense", "filter": {"must": [condition]}, "params": {"exact": true}, "limit": 10});
+            let got = rest_hits(&rest.post("/collections/docs/points/query", body).await);
+            let filter = Filter::from_json(&json!({"must": [condition]})).unwrap();
+            let exact = SearchParams { hnsw_ef: None, exact: true };
+            let want = local_c
+                .query(QueryRequest::nearest("dense", q.clone()).filter(filter).params(exact).limit(10))
+                .unwrap();
+            close(&got, &local(want), kind);
+        }
         // Hybrid, filter pushed into both, RRF and DBSF, then the nested form.
         for (fusion, local_fusion) in [("rrf", Fusion::rrf()), ("dbsf", Fusion::dbsf())] {
             let body = json!({
@@ -262,7 +291,23 @@ async fn hybrid_search_through_grpc_with_the_official_client() {
         })
         .collect();
     client.upsert_points(UpsertPointsBuilder::new("docs", points).wait(true)).await.unwrap();
+    client
+        .create_field_index(
+            q::CreateFieldIndexCollectionBuilder::new("docs", "text", q::FieldType::Text)
+                .field_index_params(
+                    q::TextIndexParamsBuilder::new(q::TokenizerType::Word)
+                        .stopwords(q::StopwordsSet { languages: vec!["english".into()], custom: vec![] })
+                        .stemmer(q::stemming_algorithm::StemmingParams::Snowball(q::SnowballParams {
+                            language: "english".into(),
+                        }))
+                        .build(),
+                )
+                .wait(true),
+        )
+        .await
+        .unwrap();
     let info = client.collection_info("docs").await.unwrap().result.unwrap();
+    assert_eq!(info.payload_schema["text"].data_type, q::PayloadSchemaType::Text as i32);
     let params = info.config.unwrap().params.unwrap();
     assert_eq!(params.sparse_vectors_config.unwrap().map["bm25"].modifier, Some(Modifier::Idf as i32));
 
@@ -297,6 +342,27 @@ async fn hybrid_search_through_grpc_with_the_official_client() {
             .await
             .unwrap();
         close(&grpc_hits(&sparse.result), &want, "sparse query");
+        let filtered = client
+            .query(
+                QueryPointsBuilder::new("docs")
+                    .query(Query::new_nearest(qv.clone()))
+                    .using("dense")
+                    .filter(q::Filter::must([q::Condition::matches_text("text", text.clone())]))
+                    .params(q::SearchParamsBuilder::default().exact(true))
+                    .limit(10),
+            )
+            .await
+            .unwrap();
+        let exact = SearchParams { hnsw_ef: None, exact: true };
+        let want = local_c
+            .query(
+                QueryRequest::nearest("dense", qv.clone())
+                    .filter(Filter::must([field("text").text(text.clone())]))
+                    .params(exact)
+                    .limit(10),
+            )
+            .unwrap();
+        close(&grpc_hits(&filtered.result), &local(want), "text filter");
         let hybrid = client
             .query(
                 QueryPointsBuilder::new("docs")

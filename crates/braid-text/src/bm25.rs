@@ -223,6 +223,17 @@ impl Default for Bm25 {
     }
 }
 
+/// The `stopwords` and `stemmer` of a JSON object, in Qdrant's shapes (a language
+/// name or `{languages, custom}`; `{"type": "snowball", "language": …}`), as a text
+/// index's params and a BM25 document's options both spell them.
+pub fn text_processing(
+    options: &Map<String, Value>,
+) -> Result<(Option<Stopwords>, Option<String>), TextError> {
+    let stopwords = options.get("stopwords").filter(|v| !v.is_null()).map(parse_stopwords).transpose()?;
+    let stemmer = options.get("stemmer").filter(|v| !v.is_null()).map(parse_stemmer).transpose()?;
+    Ok((stopwords, stemmer))
+}
+
 fn parse_stopwords(value: &Value) -> Result<Stopwords, TextError> {
     match value {
         Value::String(lang) => Ok(Stopwords { languages: vec![lang.clone()], custom: vec![] }),

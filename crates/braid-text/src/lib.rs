@@ -16,14 +16,14 @@
 mod bm25;
 mod tokenize;
 
-pub use bm25::{Bm25, Document, MAX_DOCUMENT_BYTES, MODELS};
+pub use bm25::{Bm25, Document, MAX_DOCUMENT_BYTES, MODELS, text_processing};
 pub use tokenize::{
     MAX_TOKEN_LEN_OPTION, Stopwords, TextOptions, Tokenizer, TokenizerKind, stemmer_languages,
     stopword_languages,
 };
 
 /// Why text options or a document were refused.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TextError {
     /// A `Document` names a model Braid does not have.

@@ -167,6 +167,13 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+impl Default for Tokenizer {
+    /// The word tokeniser, lowercase, nothing dropped or stemmed.
+    fn default() -> Tokenizer {
+        Tokenizer { options: TextOptions::default(), stopwords: HashSet::new(), stemmer: None }
+    }
+}
+
 /// The longest token length `min_token_len`/`max_token_len` may name.
 pub const MAX_TOKEN_LEN_OPTION: usize = 1_000;
 

@@ -170,12 +170,14 @@ pub struct CollectionInfo {
     pub status: &'static str,
     /// Live points.
     pub points_count: usize,
-    /// Live vectors per space.
+    /// Live vectors per space, dense and sparse.
     pub vectors_count: BTreeMap<String, usize>,
     /// Live vectors in each space's graph.
     pub indexed_vectors_count: BTreeMap<String, usize>,
     /// Payload indexes by key.
     pub payload_schema: BTreeMap<String, IndexKind>,
+    /// The options of each text index, by key.
+    pub text_indexes: BTreeMap<String, braid_text::TextOptions>,
     /// The configuration.
     pub config: CollectionConfig,
     /// Bytes of the collection's files (`None` in memory).
@@ -648,6 +650,16 @@ impl Collection {
         })
     }
 
+    /// Indexes `key` for full-text conditions (`match text`, `text_any`, `phrase`),
+    /// tokenised by `options` (Qdrant's text `field_schema`). Text conditions on the
+    /// key then use these tokens: `docs/filter.md`, "Full-text index".
+    pub fn create_text_index(&self, key: &str, options: braid_text::TextOptions) -> Result<(), Error> {
+        self.write(|segment| {
+            let new = segment.payloads().check_text_index(key, &options)?;
+            Ok((new.then(|| Op::CreateTextIndex { key: key.to_string(), options: options.clone() }), ()))
+        })
+    }
+
     /// Drops the index on `key`; `true` if there was one.
     pub fn delete_payload_index(&self, key: &str) -> Result<bool, Error> {
         self.write(|segment| {
@@ -998,14 +1010,18 @@ impl Collection {
         let on_disk = self.inner.syncer.lock().is_some();
         let disk_bytes = on_disk.then(|| self.inner.disk_bytes.load(Ordering::Relaxed));
         let segment = self.read();
-        let vectors_count: BTreeMap<String, usize> =
+        let mut vectors_count: BTreeMap<String, usize> =
             segment.spaces().iter().map(|(n, s)| (n.clone(), segment.live_in(s))).collect();
+        vectors_count.extend(segment.sparse_spaces().iter().map(|(n, s)| (n.clone(), s.index.len())));
+        let text_indexes =
+            segment.index_specs().into_iter().filter_map(|(key, _, options)| Some((key, options?))).collect();
         CollectionInfo {
             status: "green",
             points_count: segment.live().len() as usize,
             indexed_vectors_count: vectors_count.clone(),
             vectors_count,
             payload_schema: segment.payloads().indexes().map(|(k, kind)| (k.to_string(), kind)).collect(),
+            text_indexes,
             config: segment.config().clone(),
             disk_bytes,
             dead_versions: segment.dead(),

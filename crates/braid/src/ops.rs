@@ -65,6 +65,23 @@ pub(crate) enum Op {
     CreateIndex { key: String, kind: IndexKind },
     /// Drop a payload index.
     DropIndex { key: String },
+    /// Index a payload key for full-text conditions, tokenised by `options`.
+    CreateTextIndex { key: String, options: braid_text::TextOptions },
+}
+
+/// Text index options as the log and the checkpoint write them: JSON.
+pub(crate) fn encode_text_options(
+    e: &mut Encoder,
+    options: &braid_text::TextOptions,
+) -> Result<(), crate::Error> {
+    let value = serde_json::to_value(options)
+        .map_err(|e| crate::Error::Internal { what: format!("text options do not serialise: {e}") })?;
+    encode_json(e, &value)
+}
+
+pub(crate) fn decode_text_options(d: &mut Decoder<'_>) -> Result<braid_text::TextOptions, StorageError> {
+    let value = decode_json(d)?;
+    serde_json::from_value(value).map_err(|e| d.error(format!("bad text index options: {e}")))
 }
 
 /// A kind's code on disk: its position in [`IndexKind::ALL`] (an exhaustive match, so
@@ -77,6 +94,7 @@ pub(crate) fn encode_kind(kind: IndexKind) -> u8 {
         IndexKind::Bool => 3,
         IndexKind::Uuid => 4,
         IndexKind::Datetime => 5,
+        IndexKind::Text => 6,
     }
 }
 
@@ -195,6 +213,10 @@ impl Op {
             Op::DropIndex { key } => {
                 e.u8(8).str(key);
             }
+            Op::CreateTextIndex { key, options } => {
+                e.u8(12).str(key);
+                encode_text_options(&mut e, options)?;
+            }
         }
         Ok(e.finish())
     }
@@ -252,6 +274,10 @@ impl Op {
                 let ids = decode_ids(&mut d)?;
                 let key = d.str()?.to_string();
                 Op::MergePayload { ids, key, payload: decode_object(&mut d)? }
+            }
+            12 => {
+                let key = d.str()?.to_string();
+                Op::CreateTextIndex { key, options: decode_text_options(&mut d)? }
             }
             t => return Err(d.error(format!("unknown operation {t}"))),
         };
@@ -317,6 +343,10 @@ mod tests {
             Op::ClearPayload { ids },
             Op::CreateIndex { key: "k".into(), kind: IndexKind::Datetime },
             Op::DropIndex { key: "k".into() },
+            Op::CreateTextIndex {
+                key: "t".into(),
+                options: braid_text::TextOptions { stemmer: Some("english".into()), ..Default::default() },
+            },
         ];
         for op in ops {
             let bytes = op.encode().unwrap();

@@ -76,11 +76,14 @@ pub(crate) struct Segment {
     live: RoaringBitmap,
 }
 
+/// A payload index as it is recreated: key, kind and, for a text index, its options.
+pub(crate) type IndexSpec = (String, braid_filter::IndexKind, Option<braid_text::TextOptions>);
+
 /// A segment's live points, copied out for a compaction ([`Segment::live_copy`]).
 pub(crate) struct LiveCopy {
     config: CollectionConfig,
     points: Vec<Prepared>,
-    indexes: Vec<(String, braid_filter::IndexKind)>,
+    indexes: Vec<IndexSpec>,
     /// Point versions the copied segment had written.
     pub(crate) versions: usize,
 }
@@ -95,8 +98,11 @@ impl LiveCopy {
             let rest = points.split_off(points.len().min(crate::MAX_BATCH));
             fresh.write(std::mem::replace(&mut points, rest))?;
         }
-        for (key, kind) in self.indexes {
-            fresh.payloads.create_index(&key, kind)?;
+        for (key, kind, options) in self.indexes {
+            match options {
+                Some(options) => fresh.payloads.create_text_index(&key, options)?,
+                None => fresh.payloads.create_index(&key, kind)?,
+            }
         }
         Ok(fresh)
     }
@@ -319,8 +325,16 @@ impl Segment {
                 payload: self.payload_at(o),
             })
             .collect();
-        let indexes = self.payloads.indexes().map(|(key, kind)| (key.to_string(), kind)).collect();
+        let indexes = self.index_specs();
         LiveCopy { config: self.config.clone(), points, indexes, versions: self.offset_ids.len() }
+    }
+
+    /// Every payload index with what recreating it takes.
+    pub(crate) fn index_specs(&self) -> Vec<IndexSpec> {
+        self.payloads
+            .indexes()
+            .map(|(key, kind)| (key.to_string(), kind, self.payloads.text_options(key).cloned()))
+            .collect()
     }
 
     /// Point versions written (live or not).
@@ -567,6 +581,9 @@ impl Segment {
             Op::CreateIndex { key, kind } => {
                 self.payloads.check_index(key, *kind)?;
             }
+            Op::CreateTextIndex { key, options } => {
+                self.payloads.check_text_index(key, options)?;
+            }
             Op::Delete(ids)
             | Op::SetPayload { ids, .. }
             | Op::SetPayloadAt { ids, .. }
@@ -626,6 +643,7 @@ impl Segment {
             }
             Op::ClearPayload { ids } => self.edit_payloads(&ids, serde_json::Map::clear),
             Op::CreateIndex { key, kind } => self.payloads.create_index(&key, kind)?,
+            Op::CreateTextIndex { key, options } => self.payloads.create_text_index(&key, options)?,
             Op::DropIndex { key } => {
                 self.payloads.drop_index(&key);
             }

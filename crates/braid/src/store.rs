@@ -497,10 +497,15 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
         e.u32(offset);
         ops::encode_json(&mut e, &segment.payload_at(offset))?;
     }
-    let indexes: Vec<_> = segment.payloads().indexes().collect();
+    let indexes = segment.index_specs();
     e.len(indexes.len());
-    for (key, kind) in indexes {
-        e.str(&key.to_string()).u8(ops::encode_kind(kind));
+    for (key, kind, options) in indexes {
+        e.str(&key).u8(ops::encode_kind(kind));
+        // A text index's options follow its kind (a kind files before text indexes
+        // existed never held).
+        if let Some(options) = options {
+            ops::encode_text_options(&mut e, &options)?;
+        }
     }
     // Sparse spaces, when the collection has any (files of collections without them
     // end here, as they did before sparse spaces existed): each live vector by offset.
@@ -578,7 +583,12 @@ fn load_segment(
         let key = d.str()?.to_string();
         let code = d.u8()?;
         let kind = ops::decode_kind(&d, code)?;
-        payloads.create_index(&key, kind)?;
+        match kind {
+            braid_filter::IndexKind::Text => {
+                payloads.create_text_index(&key, ops::decode_text_options(&mut d)?)?
+            }
+            kind => payloads.create_index(&key, kind)?,
+        }
     }
     let mut sparse = BTreeMap::new();
     if !manifest.config.sparse_vectors.is_empty() {

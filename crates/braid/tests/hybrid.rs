@@ -62,6 +62,19 @@ impl Words {
     }
 }
 
+/// Which ids a condition passes, by definition.
+type Reference<'a> = Box<dyn Fn(u64) -> bool + 'a>;
+
+/// The text index of the walk: English stopwords and stemming.
+fn text_options() -> braid::text::TextOptions {
+    braid::text::TextOptions {
+        stopwords: Some(braid::text::Stopwords { languages: vec!["english".into()], custom: vec![] }),
+        stemmer: Some("english".into()),
+        phrase_matching: true,
+        ..Default::default()
+    }
+}
+
 fn config() -> CollectionConfig {
     CollectionConfig::new()
         .vector("dense", VectorParams::new(DIM, Distance::Cosine).hnsw(16, 64))
@@ -222,6 +235,14 @@ fn answers(c: &braid::Collection, queries: &[(String, Vec<f32>)]) -> Vec<Vec<(Po
             c.query(QueryRequest::nearest("dense", q.clone()).params(exact).limit(10)).unwrap(),
             c.query(QueryRequest::fusion(Fusion::rrf(), prefetch(&in_group)).limit(10)).unwrap(),
             c.query(QueryRequest::fusion(Fusion::dbsf(), prefetch(&in_group)).limit(10)).unwrap(),
+            // The text index (recreated with its options at reopen and compaction).
+            c.query(
+                QueryRequest::nearest("dense", q.clone())
+                    .filter(braid::Filter::must([field("text").text_any(text.clone())]))
+                    .params(exact)
+                    .limit(10),
+            )
+            .unwrap(),
         ] {
             out.push(r.into_iter().map(|p| (p.id, p.score)).collect());
         }
@@ -237,6 +258,7 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
     let db = Database::open(dir.path()).unwrap();
     let mut corpus = build(&db, &mut rng, &words);
     let c = db.collection("docs").unwrap();
+    c.create_text_index("text", text_options()).unwrap();
 
     // The two ways in stored the same vectors.
     let records = c.get(&[PointId::Num(0), PointId::Num(1)], false, true).unwrap();
@@ -306,24 +328,42 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
             &corpus.cosine(q, |id| fused.contains(&id), 10),
             "fuse then re-score",
         );
-        // 4. A full-text filter inside a dense search.
-        let word = text.split([' ', ',']).find(|w| !w.is_empty()).unwrap().to_string();
-        let tokens = |t: &str| -> Vec<String> {
-            t.split(|ch: char| !ch.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
-                .collect()
-        };
-        let has = |id: u64| tokens(&corpus.texts[&id]).contains(&word);
-        let got = c
-            .query(
-                QueryRequest::nearest("dense", q.clone())
-                    .filter(braid::Filter::must([field("text").text(word.clone())]))
-                    .params(exact)
-                    .limit(10),
-            )
-            .unwrap();
-        same(&got, &corpus.cosine(q, has, 10), "dense with a text filter");
+        // 4. Full-text filters on the indexed (stemmed, stopworded) text field inside
+        // a dense search: the index's tokens decide.
+        let tok = braid::text::Tokenizer::new(text_options()).unwrap();
+        let words: Vec<String> = tok.query_tokens(text);
+        let doc_tokens = |id: u64| tok.document_tokens(&corpus.texts[&id]);
+        let two: String =
+            text.split([' ', ',']).filter(|w| !w.is_empty()).take(2).collect::<Vec<_>>().join(" ");
+        let pair = tok.query_tokens(&two);
+        let cases: Vec<(braid::Condition, Reference<'_>)> = vec![
+            (
+                field("text").text(text.clone()),
+                Box::new(|id| !words.is_empty() && words.iter().all(|w| doc_tokens(id).contains(w))),
+            ),
+            (
+                field("text").text_any(text.clone()),
+                Box::new(|id| words.iter().any(|w| doc_tokens(id).contains(w))),
+            ),
+            (
+                field("text").phrase(two.clone()),
+                Box::new(|id| {
+                    !pair.is_empty()
+                        && tok.query_tokens(&corpus.texts[&id]).windows(pair.len()).any(|w| w == pair)
+                }),
+            ),
+        ];
+        for (condition, reference) in cases {
+            let got = c
+                .query(
+                    QueryRequest::nearest("dense", q.clone())
+                        .filter(braid::Filter::must([condition.clone()]))
+                        .params(exact)
+                        .limit(10),
+                )
+                .unwrap();
+            same(&got, &corpus.cosine(q, reference, 10), &format!("dense with {condition:?}"));
+        }
     }
 
     // 5. Rewrite some documents (sparse changes, dense stays), delete others.
@@ -362,6 +402,7 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
     let db = Database::open(dir.path()).unwrap();
     let c = db.collection("docs").unwrap();
     assert_eq!(answers(&c, &queries), before, "the same answers after a compaction and a reopen");
+    assert_eq!(c.info().text_indexes["text"], text_options());
     for (text, _) in &queries {
         same(&keyword(&c, text, 10), &corpus.bm25(text, |_| true, 10), "bm25 after reopen");
     }

@@ -116,6 +116,7 @@ impl Collections for Service {
                 .map(|(k, kind)| {
                     let info = proto::PayloadSchemaInfo {
                         data_type: schema_type(*kind) as i32,
+                        params: info.text_indexes.get(k).map(text_options_out),
                         points: Some(info.points_count as u64),
                     };
                     (k.clone(), info)
@@ -462,11 +463,26 @@ impl Points for Service {
             Some(Ok(proto::FieldType::Bool)) => IndexKind::Bool,
             Some(Ok(proto::FieldType::Datetime)) => IndexKind::Datetime,
             Some(Ok(proto::FieldType::Uuid)) => IndexKind::Uuid,
+            Some(Ok(proto::FieldType::Text)) => IndexKind::Text,
             Some(other) => return Err(bad(format!("field type {other:?} is not served"))),
         };
+        let text = match r.field_index_params.as_ref().and_then(|p| p.index_params.as_ref()) {
+            Some(proto::payload_index_params::IndexParams::TextIndexParams(t)) if kind == IndexKind::Text => {
+                Some(text_options_in(Some(t))?)
+            }
+            Some(_) => return Err(bad("index params do not match the field type")),
+            None if kind == IndexKind::Text => Some(text_options_in(None)?),
+            None => None,
+        };
         let field = r.field_name;
-        write(&self.0, r.collection_name, r.wait, move |c| c.create_payload_index(&field, kind).map_err(err))
-            .await
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            match text {
+                Some(options) => c.create_text_index(&field, options),
+                None => c.create_payload_index(&field, kind),
+            }
+            .map_err(err)
+        })
+        .await
     }
 
     async fn delete_field_index(

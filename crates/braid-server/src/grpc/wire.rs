@@ -589,6 +589,75 @@ pub(super) fn schema_type(kind: IndexKind) -> proto::PayloadSchemaType {
         IndexKind::Bool => proto::PayloadSchemaType::Bool,
         IndexKind::Uuid => proto::PayloadSchemaType::Uuid,
         IndexKind::Datetime => proto::PayloadSchemaType::Datetime,
+        IndexKind::Text => proto::PayloadSchemaType::Text,
+    }
+}
+
+/// Qdrant's `TextIndexParams` as Braid's text options (unserved fields are refused
+/// before this by [`Unserved`]).
+pub(super) fn text_options_in(
+    p: Option<&proto::TextIndexParams>,
+) -> Result<braid::text::TextOptions, Status> {
+    use braid::text::{Stopwords, TextOptions, TokenizerKind};
+    let Some(p) = p else { return Ok(TextOptions::default()) };
+    let tokenizer = match proto::TokenizerType::try_from(p.tokenizer) {
+        Ok(proto::TokenizerType::Unknown | proto::TokenizerType::Word) => TokenizerKind::Word,
+        Ok(proto::TokenizerType::Whitespace) => TokenizerKind::Whitespace,
+        Ok(proto::TokenizerType::Prefix) => TokenizerKind::Prefix,
+        Ok(proto::TokenizerType::Multilingual) => TokenizerKind::Multilingual,
+        _ => {
+            return Err(bad(format!(
+                "tokenizer {} is not served: use word, whitespace, prefix or multilingual",
+                p.tokenizer
+            )));
+        }
+    };
+    let stemmer = match p.stemmer.as_ref().and_then(|s| s.stemming_params.as_ref()) {
+        Some(proto::stemming_algorithm::StemmingParams::Snowball(s)) => Some(s.language.clone()),
+        Some(proto::stemming_algorithm::StemmingParams::Disabled(_)) | None => None,
+    };
+    Ok(TextOptions {
+        tokenizer,
+        lowercase: p.lowercase.unwrap_or(true),
+        min_token_len: p.min_token_len.map(|n| n as usize),
+        max_token_len: p.max_token_len.map(|n| n as usize),
+        stopwords: p
+            .stopwords
+            .as_ref()
+            .map(|s| Stopwords { languages: s.languages.clone(), custom: s.custom.clone() }),
+        stemmer,
+        phrase_matching: p.phrase_matching.unwrap_or(false),
+    })
+}
+
+/// Braid's text options as Qdrant's `TextIndexParams`, for collection info.
+pub(super) fn text_options_out(o: &braid::text::TextOptions) -> proto::PayloadIndexParams {
+    use braid::text::TokenizerKind;
+    let tokenizer = match o.tokenizer {
+        TokenizerKind::Word => proto::TokenizerType::Word,
+        TokenizerKind::Whitespace => proto::TokenizerType::Whitespace,
+        TokenizerKind::Prefix => proto::TokenizerType::Prefix,
+        TokenizerKind::Multilingual => proto::TokenizerType::Multilingual,
+    };
+    let params = proto::TextIndexParams {
+        tokenizer: tokenizer as i32,
+        lowercase: Some(o.lowercase),
+        min_token_len: o.min_token_len.map(|n| n as u64),
+        max_token_len: o.max_token_len.map(|n| n as u64),
+        stopwords: o
+            .stopwords
+            .as_ref()
+            .map(|s| proto::StopwordsSet { languages: s.languages.clone(), custom: s.custom.clone() }),
+        phrase_matching: Some(o.phrase_matching),
+        stemmer: o.stemmer.as_ref().map(|l| proto::StemmingAlgorithm {
+            stemming_params: Some(proto::stemming_algorithm::StemmingParams::Snowball(
+                proto::SnowballParams { language: l.clone() },
+            )),
+        }),
+        ..Default::default()
+    };
+    proto::PayloadIndexParams {
+        index_params: Some(proto::payload_index_params::IndexParams::TextIndexParams(params)),
     }
 }
 
@@ -760,7 +829,23 @@ only_shard_key!(
 
 impl Unserved for proto::CreateFieldIndexCollection {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[("field_index_params", self.field_index_params.is_some())])
+        use proto::payload_index_params::IndexParams as P;
+        match self.field_index_params.as_ref().and_then(|p| p.index_params.as_ref()) {
+            None => None,
+            Some(P::TextIndexParams(t)) => first(&[
+                ("text_index_params.on_disk", t.on_disk == Some(true)),
+                ("text_index_params.ascii_folding", t.ascii_folding == Some(true)),
+                ("text_index_params.enable_hnsw", t.enable_hnsw == Some(true)),
+                ("text_index_params.memory", t.memory.is_some()),
+            ]),
+            Some(P::IntegerIndexParams(_)) => Some("integer_index_params"),
+            Some(P::KeywordIndexParams(_)) => Some("keyword_index_params"),
+            Some(P::FloatIndexParams(_)) => Some("float_index_params"),
+            Some(P::GeoIndexParams(_)) => Some("geo_index_params"),
+            Some(P::BoolIndexParams(_)) => Some("bool_index_params"),
+            Some(P::DatetimeIndexParams(_)) => Some("datetime_index_params"),
+            Some(P::UuidIndexParams(_)) => Some("uuid_index_params"),
+        }
     }
 }
 
@@ -1083,10 +1168,25 @@ mod tests {
             ),
             (
                 Box::new(proto::CreateFieldIndexCollection {
-                    field_index_params: bytes(),
+                    field_index_params: Some(proto::PayloadIndexParams {
+                        index_params: Some(proto::payload_index_params::IndexParams::KeywordIndexParams(
+                            vec![1],
+                        )),
+                    }),
                     ..Default::default()
                 }),
-                "field_index_params",
+                "keyword_index_params",
+            ),
+            (
+                Box::new(proto::CreateFieldIndexCollection {
+                    field_index_params: Some(proto::PayloadIndexParams {
+                        index_params: Some(proto::payload_index_params::IndexParams::TextIndexParams(
+                            proto::TextIndexParams { ascii_folding: Some(true), ..Default::default() },
+                        )),
+                    }),
+                    ..Default::default()
+                }),
+                "text_index_params.ascii_folding",
             ),
             (
                 Box::new(params(proto::SearchParams { quantization: bytes(), ..Default::default() })),
