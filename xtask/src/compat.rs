@@ -1,6 +1,6 @@
 //! `cargo xtask compat [--differential [--seed N] [--cases N]]`: the official Python
-//! `qdrant-client` walks the multi-model tutorial against `braid serve`, over REST and
-//! over gRPC; with `--differential`, it runs random collections and requests against
+//! `qdrant-client` walks the multi-model tutorial and the hybrid (BM25 + dense) walk
+//! against `braid serve`, over REST and over gRPC; with `--differential`, it runs random collections and requests against
 //! `braid serve` and against the client's local mode and reports every divergence
 //! (`crates/braid-server/compat/differential.py`). Needs PyPI on first run (the client
 //! goes into a venv under `target/compat/venv`), so it is not part of `ci`.
@@ -77,13 +77,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let script = match mode {
-        Mode::Tutorial => "crates/braid-server/compat/tutorial.py",
-        Mode::Differential { .. } => "crates/braid-server/compat/differential.py",
+    let scripts: &[&str] = match mode {
+        Mode::Tutorial => &["crates/braid-server/compat/tutorial.py", "crates/braid-server/compat/hybrid.py"],
+        Mode::Differential { .. } => &["crates/braid-server/compat/differential.py"],
     };
     // Both protocols run even when the first diverges, so one run reports both.
     let mut failed = Vec::new();
-    for grpc_flag in [None, Some("--prefer-grpc")] {
+    for (script, grpc_flag) in scripts.iter().flat_map(|s| [(s, None), (s, Some("--prefer-grpc"))]) {
         let mut cmd = Command::new(&python);
         cmd.arg(root().join(script)).args(["--http", &http.to_string(), "--grpc", &grpc.to_string()]);
         if let Mode::Differential { seed, cases } = &mode {
@@ -101,7 +101,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     match mode {
         Mode::Tutorial => {
-            println!("xtask compat: the Python qdrant-client passed the tutorial over REST and gRPC")
+            println!("xtask compat: the Python qdrant-client passed the tutorial and the hybrid walk over REST and gRPC")
         }
         Mode::Differential { seed, cases } => {
             println!("xtask compat: {cases} differential cases (seed {seed}) agreed over REST and gRPC")
