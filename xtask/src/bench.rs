@@ -43,6 +43,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "search QPS and p50/p99 over REST and gRPC at 1, 8, 64 connections vs the embedded facade, 100k points",
     ),
     (
+        "sparse",
+        "braid",
+        "sparse",
+        "hybrid search on 100k WordNet passages: BM25 via the inverted index vs brute force and tantivy, dense vs hybrid RRF, ingest",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",
@@ -102,6 +108,72 @@ fn database_with_peers(extra: &[String]) -> Result<(), String> {
     with_peers("braid", "database", DATABASE_PEERS, &args)
 }
 
+/// `bench sparse`: Braid's half on the 100k set (writing the keyword queries), then
+/// tantivy's (a project outside the workspace, built into its own target directory),
+/// then the comparison: QPS ratio and how much the two top-10s overlap (their BM25
+/// variants differ: Qdrant's fixed average length vs tantivy's corpus statistics).
+fn sparse_with_tantivy(extra: &[String]) -> Result<(), String> {
+    let data = match extra.iter().position(|a| a == "--data") {
+        Some(i) => std::path::PathBuf::from(extra.get(i + 1).ok_or("--data needs a directory")?),
+        None => crate::data::ensure(crate::data::Spec { n: 100_000, queries: 200, k: 100 })?,
+    };
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let (braid_json, peer_json, queries) =
+        (out.join("sparse-braid.json"), out.join("sparse-tantivy.json"), out.join("sparse-queries.txt"));
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "braid", "--bench", "sparse", "--", "--bench", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&braid_json)
+        .arg("--queries-out")
+        .arg(&queries);
+    exec(&mut cmd)?;
+    exec(
+        cargo()
+            .env("CARGO_TARGET_DIR", out.join("tantivy-target"))
+            .args(["run", "--release", "--quiet", "--manifest-path"])
+            .arg(root().join("benches/peers/tantivy/Cargo.toml"))
+            .arg("--")
+            .arg("--data")
+            .arg(&data)
+            .arg("--queries")
+            .arg(&queries)
+            .arg("--out")
+            .arg(&peer_json),
+    )?;
+    let read = |p: &std::path::Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let (braid, peer) = (read(&braid_json)?, read(&peer_json)?);
+    let top = |v: &serde_json::Value| -> Vec<Vec<u64>> {
+        v["top10"].as_array().map_or_else(Vec::new, |qs| {
+            qs.iter()
+                .map(|q| {
+                    q.as_array().map_or_else(Vec::new, |ids| ids.iter().filter_map(|i| i.as_u64()).collect())
+                })
+                .collect()
+        })
+    };
+    let (a, b) = (top(&braid), top(&peer));
+    let overlap: f64 = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.iter().filter(|i| y.contains(i)).count() as f64 / x.len().max(1) as f64)
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    let ratio = |k: &str| braid["keyword"][k].as_f64().unwrap_or(0.0) / peer[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "keyword BM25 top-10, Braid / tantivy: QPS {:.2}×, p50 {:.2}×, p99 {:.2}× (latency ratios: lower is faster); top-10 overlap {:.0} %",
+        ratio("qps"),
+        ratio("p50_us"),
+        ratio("p99_us"),
+        overlap * 100.0
+    );
+    Ok(())
+}
+
 pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     let Some((_, package, target, _)) = BENCHES.iter().find(|(n, ..)| *n == name) else {
         return Err(format!("unknown bench `{name}`; known: {}", names()));
@@ -116,6 +188,9 @@ pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     }
     if name == "database" {
         return database_with_peers(extra);
+    }
+    if name == "sparse" {
+        return sparse_with_tantivy(extra);
     }
     let mut cmd = cargo();
     cmd.args(["bench", "--package", package, "--bench", target]);

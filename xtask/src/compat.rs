@@ -101,7 +101,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     match mode {
         Mode::Tutorial => {
-            println!("xtask compat: the Python qdrant-client passed the tutorial and the hybrid walk over REST and gRPC")
+            println!(
+                "xtask compat: the Python qdrant-client passed the tutorial and the hybrid walk over REST and gRPC"
+            )
         }
         Mode::Differential { seed, cases } => {
             println!("xtask compat: {cases} differential cases (seed {seed}) agreed over REST and gRPC")
