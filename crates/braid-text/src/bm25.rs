@@ -40,24 +40,31 @@ impl Document {
         self
     }
 
-    fn model(&self) -> Result<Bm25, TextError> {
+    /// Runs `f` with the document's model: the shared default one when no option is
+    /// given (building a tokeniser — stopword set, stemmer — costs more than
+    /// embedding a short text), else one made for the options.
+    fn with_model<T>(&self, f: impl FnOnce(&Bm25) -> T) -> Result<T, TextError> {
         if self.text.len() > MAX_DOCUMENT_BYTES {
             return Err(TextError::DocumentTooLarge { bytes: self.text.len(), max: MAX_DOCUMENT_BYTES });
         }
         if !MODELS.iter().any(|m| m.eq_ignore_ascii_case(&self.model)) {
             return Err(TextError::UnknownModel { model: self.model.clone(), available: MODELS.to_vec() });
         }
-        Bm25::from_options(&self.options)
+        if self.options.is_empty() {
+            static DEFAULT: std::sync::OnceLock<Bm25> = std::sync::OnceLock::new();
+            return Ok(f(DEFAULT.get_or_init(Bm25::new)));
+        }
+        Ok(f(&Bm25::from_options(&self.options)?))
     }
 
     /// The vector this document is stored as.
     pub fn embed(&self) -> Result<SparseVector, TextError> {
-        Ok(self.model()?.document(&self.text))
+        self.with_model(|m| m.document(&self.text))
     }
 
     /// The vector this document searches with.
     pub fn embed_query(&self) -> Result<SparseVector, TextError> {
-        Ok(self.model()?.query(&self.text))
+        self.with_model(|m| m.query(&self.text))
     }
 }
 
