@@ -109,8 +109,8 @@ fn database_with_peers(extra: &[String]) -> Result<(), String> {
 }
 
 /// `bench sparse`: Braid's half on the 100k set (writing the keyword queries), then
-/// tantivy's (a project outside the workspace, built into its own target directory),
-/// then the comparison: QPS ratio and how much the two top-10s overlap (their BM25
+/// tantivy's (a project outside the workspace, built into its own target directory)
+/// and embedded Qdrant's (qdrant-edge-py, with its own BM25 model), then the comparison: QPS ratio and how much the two top-10s overlap (their BM25
 /// variants differ: Qdrant's fixed average length vs tantivy's corpus statistics).
 fn sparse_with_tantivy(extra: &[String]) -> Result<(), String> {
     let data = match extra.iter().position(|a| a == "--data") {
@@ -146,7 +146,21 @@ fn sparse_with_tantivy(extra: &[String]) -> Result<(), String> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
     };
-    let (braid, peer) = (read(&braid_json)?, read(&peer_json)?);
+    let qdrant_json = out.join("sparse-qdrant.json");
+    let python = venv_with(DATABASE_PEERS)?;
+    exec(
+        Command::new(&python)
+            .arg(root().join("benches/peers/sparse_peers.py"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--queries")
+            .arg(&queries)
+            .arg("--braid")
+            .arg(&braid_json)
+            .arg("--out")
+            .arg(&qdrant_json),
+    )?;
+    let (braid, peer, qdrant) = (read(&braid_json)?, read(&peer_json)?, read(&qdrant_json)?);
     let top = |v: &serde_json::Value| -> Vec<Vec<u64>> {
         v["top10"].as_array().map_or_else(Vec::new, |qs| {
             qs.iter()
@@ -170,6 +184,13 @@ fn sparse_with_tantivy(extra: &[String]) -> Result<(), String> {
         ratio("p50_us"),
         ratio("p99_us"),
         overlap * 100.0
+    );
+    let qps = |v: &serde_json::Value| v["qps"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "keyword BM25 top-10, Braid / qdrant-edge: QPS {:.2}×; same top-10 sets {}/{}",
+        braid["keyword"]["qps"].as_f64().unwrap_or(0.0) / qps(&qdrant),
+        qdrant["same_top10_sets"],
+        qdrant["queries"]
     );
     Ok(())
 }
