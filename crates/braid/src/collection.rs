@@ -903,6 +903,9 @@ impl Collection {
     /// Live points with a vector in `space`.
     pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
         let segment = self.read();
+        if let Some(sparse) = segment.sparse_spaces().get(space) {
+            return Ok(sparse.index.len());
+        }
         Ok(segment.live_in(segment.space_named(space)?))
     }
 

@@ -267,6 +267,21 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
         assert_eq!(r.sparse.as_ref().unwrap()["bm25"], want);
     }
 
+    assert_eq!(c.vector_count("bm25").unwrap(), N as usize);
+    // explain() names the sparse path: the lists unfiltered, a scan for a small filter.
+    let plan =
+        c.explain(&QueryRequest::document("bm25", Document::new("river bank", "bm25"))).unwrap().to_string();
+    assert!(
+        plan.contains("sparse nearest in `bm25`") && plan.contains("IDF") && plan.contains("posting lists"),
+        "{plan}"
+    );
+    let few = braid::Filter::must([braid::Condition::has_id(0..5u64)]);
+    let plan = c
+        .explain(&QueryRequest::document("bm25", Document::new("river bank", "bm25")).filter(few))
+        .unwrap()
+        .to_string();
+    assert!(plan.contains("Scan: score the 5 points"), "{plan}");
+
     let queries: Vec<(String, Vec<f32>)> =
         (0..12).map(|_| (words.passage(&mut rng), rng.vector(DIM))).collect();
     for (text, q) in &queries {
