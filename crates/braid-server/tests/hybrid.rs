@@ -79,6 +79,28 @@ fn stemmed() -> braid::text::TextOptions {
     }
 }
 
+/// The facade's answer to the served hybrid query: keyword and exact dense prefetches
+/// of 30, filtered to `group`, fused, top 10.
+fn local_hybrid(
+    c: &braid::Collection,
+    fusion: Fusion,
+    text: &str,
+    q: &[f32],
+    group: i64,
+) -> Vec<(PointId, f32)> {
+    let exact = SearchParams { hnsw_ef: None, exact: true };
+    let request = QueryRequest::fusion(
+        fusion,
+        vec![
+            Prefetch::document("bm25", Document::new(text, "bm25"), 30),
+            Prefetch::nearest("dense", q.to_vec(), 30).params(exact),
+        ],
+    )
+    .filter(Filter::must([field("group").eq(group)]))
+    .limit(10);
+    local(c.query(request).unwrap())
+}
+
 fn local(points: Vec<braid::ScoredPoint>) -> Vec<(PointId, f32)> {
     points.into_iter().map(|p| (p.id, p.score)).collect()
 }
@@ -195,21 +217,8 @@ async fn hybrid_search_through_rest_answers_as_the_facade() {
                 "filter": {"must": [{"key": "group", "match": {"value": 1}}]},
                 "limit": 10,
             });
-            let exact = SearchParams { hnsw_ef: None, exact: true };
-            let want = local_c
-                .query(
-                    QueryRequest::fusion(
-                        local_fusion,
-                        vec![
-                            Prefetch::document("bm25", Document::new(text.clone(), "bm25"), 30),
-                            Prefetch::nearest("dense", q.clone(), 30).params(exact),
-                        ],
-                    )
-                    .filter(Filter::must([field("group").eq(1)]))
-                    .limit(10),
-                )
-                .unwrap();
-            close(&rest_hits(&rest.post("/collections/docs/points/query", body).await), &local(want), fusion);
+            let want = local_hybrid(&local_c, local_fusion, &text, &q, 1);
+            close(&rest_hits(&rest.post("/collections/docs/points/query", body).await), &want, fusion);
         }
     }
     // A text update changes the sparse vector, not the dense one.
@@ -385,21 +394,11 @@ async fn hybrid_search_through_grpc_with_the_official_client() {
             )
             .await
             .unwrap();
-        let exact = SearchParams { hnsw_ef: None, exact: true };
-        let want = local_c
-            .query(
-                QueryRequest::fusion(
-                    Fusion::rrf(),
-                    vec![
-                        Prefetch::document("bm25", Document::new(text.clone(), "bm25"), 30),
-                        Prefetch::nearest("dense", qv.clone(), 30).params(exact),
-                    ],
-                )
-                .filter(Filter::must([field("group").eq(2)]))
-                .limit(10),
-            )
-            .unwrap();
-        close(&grpc_hits(&hybrid.result), &local(want), "hybrid rrf");
+        close(
+            &grpc_hits(&hybrid.result),
+            &local_hybrid(&local_c, Fusion::rrf(), &text, &qv, 2),
+            "hybrid rrf",
+        );
     }
     let got = client
         .get_points(q::GetPointsBuilder::new("docs", vec![1u64.into()]).with_vectors(true))

@@ -167,6 +167,16 @@ impl Term<'_> {
     fn doc(&self) -> Option<u32> {
         self.list.offsets.get(self.cursor).copied()
     }
+
+    /// Takes the entry under the cursor (the current point's): records its
+    /// contribution at the term's query position and moves past it.
+    fn take(&mut self, contrib: &mut [Option<f32>], touched: &mut Vec<usize>) -> f32 {
+        let v = self.weight * self.list.values[self.cursor];
+        contrib[self.pos] = Some(v);
+        touched.push(self.pos);
+        self.cursor += 1;
+        v
+    }
 }
 
 impl SparseIndex {
@@ -343,11 +353,7 @@ impl SparseIndex {
             let mut partial = 0.0f64;
             for t in &mut terms[first..] {
                 if t.doc() == Some(doc) {
-                    let v = t.weight * t.list.values[t.cursor];
-                    contrib[t.pos] = Some(v);
-                    touched_pos.push(t.pos);
-                    partial += f64::from(v);
-                    t.cursor += 1;
+                    partial += f64::from(t.take(&mut contrib, &mut touched_pos));
                     stats.touched += 1;
                 }
             }
@@ -365,11 +371,7 @@ impl SparseIndex {
                     t.cursor += rest.partition_point(|&o| o < doc);
                     stats.touched += 1;
                     if t.doc() == Some(doc) {
-                        let v = t.weight * t.list.values[t.cursor];
-                        contrib[t.pos] = Some(v);
-                        touched_pos.push(t.pos);
-                        partial += f64::from(v);
-                        t.cursor += 1;
+                        partial += f64::from(t.take(&mut contrib, &mut touched_pos));
                     }
                 }
             }

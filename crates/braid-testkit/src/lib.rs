@@ -111,6 +111,24 @@ impl BenchArgs {
         self.args.iter().position(|a| a == name).and_then(|i| self.args.get(i + 1)).cloned()
     }
 
+    /// The WordNet/MiniLM set a database-level bench reads: `--data DIR`, else the 100k
+    /// set under `cargo bench` and the 20k one under `cargo test` (both made by
+    /// `cargo xtask data` under the workspace's `target/data`).
+    pub fn wordnet_dir(&self, workspace: &std::path::Path) -> std::path::PathBuf {
+        match self.value("--data") {
+            Some(d) => std::path::PathBuf::from(d),
+            None if self.bench => workspace.join("target/data/wn100000-q200-k100"),
+            None => workspace.join("target/data/wn20000-q1000-k100"),
+        }
+    }
+
+    /// `--out FILE`, else `target/bench/<default_name>` in the workspace.
+    pub fn out_file(&self, workspace: &std::path::Path, default_name: &str) -> std::path::PathBuf {
+        self.value("--out")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target/bench").join(default_name))
+    }
+
     /// `--n N`, else `bench_n` under `cargo bench` and `test_n` under `cargo test`.
     pub fn n(&self, bench_n: usize, test_n: usize) -> usize {
         self.value("--n").and_then(|s| s.parse().ok()).unwrap_or(if self.bench { bench_n } else { test_n })

@@ -57,15 +57,8 @@ fn main() {
     let args = braid_testkit::BenchArgs::from_env();
     let bench = args.bench;
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match args.value("--data") {
-        Some(d) => PathBuf::from(d),
-        None if bench => workspace.join("target/data/wn100000-q200-k100"),
-        None => workspace.join("target/data/wn20000-q1000-k100"),
-    };
-    let out = args
-        .value("--out")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target/bench/sparse-braid.json"));
+    let dir = args.wordnet_dir(&workspace);
+    let out = args.out_file(&workspace, "sparse-braid.json");
     let Ok(mut base) = npy::f32_rows(&dir.join("out.npy")) else {
         println!("no data at {}: nothing to measure", dir.display());
         return;
