@@ -1,8 +1,9 @@
 //! Bad input, one row each: a typed error, and the collection unchanged afterwards.
 
 use braid::{
-    CollectionConfig, Database, Distance, Error, Filter, Fusion, PointId, PointStruct, Prefetch,
-    QueryRequest, SearchRequest, VectorParams, field,
+    CollectionConfig, Database, Distance, Document, Error, Filter, Fusion, PointId, PointStruct,
+    PointVectors, Prefetch, QueryRequest, SearchRequest, SparseVector, SparseVectorParams, VectorParams,
+    field,
 };
 use serde_json::json;
 
@@ -13,7 +14,8 @@ fn setup() -> (Database, braid::Collection) {
             "c",
             CollectionConfig::new()
                 .vector("text", VectorParams::new(3, Distance::Cosine))
-                .vector("image", VectorParams::new(2, Distance::Euclid)),
+                .vector("image", VectorParams::new(2, Distance::Euclid))
+                .sparse_vector("bm25", SparseVectorParams::idf()),
         )
         .unwrap();
     c.upsert(
@@ -22,6 +24,7 @@ fn setup() -> (Database, braid::Collection) {
                 PointStruct::new(i)
                     .vector("text", vec![1.0 + i as f32, 0.5, -0.25 * i as f32])
                     .vector("image", vec![i as f32, 1.0])
+                    .document("bm25", Document::new(format!("point {i} river bank"), "bm25"))
                     .payload(json!({"n": i, "tag": if i % 2 == 0 { "even" } else { "odd" }}))
             })
             .collect(),
@@ -312,6 +315,101 @@ fn every_bad_input_is_a_typed_error_and_changes_nothing() {
         ("vector_count: unknown space", Box::new(|_, c| c.vector_count("audio").map(drop)), |e| {
             matches!(e, Error::UnknownVector { .. })
         }),
+        (
+            "upsert: a dense vector for a sparse space",
+            Box::new(|_, c| c.upsert(vec![PointStruct::new(1u64).vector("bm25", vec![1.0; 3])])),
+            |e| matches!(e, Error::WrongKind { is: "sparse", .. }),
+        ),
+        (
+            "upsert: a sparse vector for a dense space",
+            Box::new(|_, c| c.upsert(vec![PointStruct::new(1u64).sparse("text", SparseVector::empty())])),
+            |e| matches!(e, Error::WrongKind { is: "dense", .. }),
+        ),
+        (
+            "upsert: a sparse vector for an unknown space",
+            Box::new(|_, c| c.upsert(vec![PointStruct::new(1u64).sparse("splade", SparseVector::empty())])),
+            |e| matches!(e, Error::UnknownVector { .. }),
+        ),
+        (
+            "upsert: an unknown model",
+            Box::new(|_, c| {
+                c.upsert(vec![PointStruct::new(1u64).document("bm25", Document::new("x", "splade"))])
+            }),
+            |e| matches!(e, Error::Document { source: braid::TextError::UnknownModel { .. }, .. }),
+        ),
+        (
+            "upsert: an unknown BM25 option",
+            Box::new(|_, c| {
+                let doc = Document::new("x", "bm25").option("kk", json!(1));
+                c.upsert(vec![PointStruct::new(1u64).document("bm25", doc)])
+            }),
+            |e| matches!(e, Error::Document { source: braid::TextError::BadOption { .. }, .. }),
+        ),
+        (
+            "upsert: an oversized document",
+            Box::new(|_, c| {
+                let doc = Document::new("a ".repeat(braid::text::MAX_DOCUMENT_BYTES), "bm25");
+                c.upsert(vec![PointStruct::new(1u64).document("bm25", doc)])
+            }),
+            |e| matches!(e, Error::Document { source: braid::TextError::DocumentTooLarge { .. }, .. }),
+        ),
+        (
+            "upsert: a sparse vector and a document for one space",
+            Box::new(|_, c| {
+                let p = PointStruct::new(1u64).sparse("bm25", SparseVector::empty());
+                c.upsert(vec![p.document("bm25", Document::new("x", "bm25"))])
+            }),
+            |e| matches!(e, Error::InvalidConfig { .. }),
+        ),
+        (
+            "update vectors: a document for a dense space",
+            Box::new(|_, c| {
+                c.update_vectors(vec![PointVectors::new(1u64).document("text", Document::new("x", "bm25"))])
+            }),
+            |e| matches!(e, Error::WrongKind { .. }),
+        ),
+        (
+            "query: a sparse vector for a dense space",
+            Box::new(|_, c| c.query(QueryRequest::sparse("text", SparseVector::empty())).map(drop)),
+            |e| matches!(e, Error::Query(braid::query::QueryError::WrongKind { .. })),
+        ),
+        (
+            "query: a dense vector for a sparse space",
+            Box::new(|_, c| c.query(QueryRequest::nearest("bm25", vec![1.0; 3])).map(drop)),
+            |e| matches!(e, Error::Query(braid::query::QueryError::WrongKind { .. })),
+        ),
+        (
+            "query: a sparse vector without using",
+            Box::new(|_, c| {
+                c.query(QueryRequest { using: None, ..QueryRequest::sparse("bm25", SparseVector::empty()) })
+                    .map(drop)
+            }),
+            |e| matches!(e, Error::Query(braid::query::QueryError::SparseWithoutUsing { .. })),
+        ),
+        (
+            "query: a document with an unknown model",
+            Box::new(|_, c| c.query(QueryRequest::document("bm25", Document::new("x", "gpt"))).map(drop)),
+            |e| matches!(e, Error::Query(braid::query::QueryError::Document(_))),
+        ),
+        (
+            "text index: an unknown stemmer language",
+            Box::new(|_, c| {
+                let options =
+                    braid::text::TextOptions { stemmer: Some("klingon".into()), ..Default::default() };
+                c.create_text_index("tag", options)
+            }),
+            |e| matches!(e, Error::Index(braid::filter::IndexError::Text(_))),
+        ),
+        (
+            "text index: a key holding numbers",
+            Box::new(|_, c| c.create_text_index("n", braid::text::TextOptions::default())),
+            |e| matches!(e, Error::Index(braid::filter::IndexError::NotText { .. })),
+        ),
+        (
+            "text index: a keyword index on the key already",
+            Box::new(|_, c| c.create_text_index("tag", braid::text::TextOptions::default())),
+            |e| matches!(e, Error::Index(braid::filter::IndexError::KindConflict { .. })),
+        ),
         (
             "delete by ids: oversized",
             Box::new(|_, c| c.delete(vec![PointId::Num(1); braid::MAX_BATCH + 1]).map(drop)),
