@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use braid::storage::fault;
 use braid::{
     CollectionConfig, Database, Distance, Durability, Filter, PointId, PointStruct, Record, SearchParams,
-    SearchRequest, StorageOptions, VectorParams, field,
+    SearchRequest, SparseVector, SparseVectorParams, StorageOptions, VectorParams, field,
 };
 use braid_testkit::Rng;
 use serde_json::json;
@@ -39,6 +39,7 @@ enum Step {
     Delete(Vec<PointId>),
     DeleteWhere(Filter),
     UpdateImage(PointId, Vec<f32>),
+    UpdateWords(PointId, SparseVector),
     DropText(PointId),
     SetPayload(Filter, serde_json::Value),
     Flush,
@@ -49,6 +50,16 @@ fn config() -> CollectionConfig {
     CollectionConfig::new()
         .vector("text", VectorParams::new(16, Distance::Cosine).hnsw(8, 32))
         .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32))
+        .sparse_vector("words", SparseVectorParams::idf())
+}
+
+/// A random sparse vector over a small vocabulary (some points get none).
+fn words(rng: &mut Rng) -> SparseVector {
+    let mut pairs: std::collections::BTreeMap<u32, f32> = std::collections::BTreeMap::new();
+    for _ in 0..rng.next_u64() % 6 {
+        pairs.insert((rng.next_u64() % 50) as u32, rng.uniform());
+    }
+    SparseVector::new(pairs.keys().copied().collect(), pairs.values().copied().collect()).expect("valid")
 }
 
 fn options(seed: u64) -> StorageOptions {
@@ -77,10 +88,11 @@ fn steps(seed: u64) -> Vec<Step> {
                     (0..n)
                         .map(|_| {
                             let tag = rng.next_u64() % 4;
-                            PointStruct::new(id(&mut rng))
+                            let p = PointStruct::new(id(&mut rng))
                                 .vector("text", rng.vector(16))
                                 .vector("image", rng.vector(8))
-                                .payload(json!({"tag": tag, "step": i}))
+                                .payload(json!({"tag": tag, "step": i}));
+                            if tag == 0 { p } else { p.sparse("words", words(&mut rng)) }
                         })
                         .collect(),
                 )
@@ -90,7 +102,8 @@ fn steps(seed: u64) -> Vec<Step> {
                 field("tag").eq((rng.next_u64() % 4) as i64),
                 field("step").lt(i as f64 / 2.0),
             ])),
-            13..=14 => Step::UpdateImage(id(&mut rng), rng.vector(8)),
+            13 => Step::UpdateImage(id(&mut rng), rng.vector(8)),
+            14 => Step::UpdateWords(id(&mut rng), words(&mut rng)),
             15 => Step::DropText(id(&mut rng)),
             _ => Step::SetPayload(
                 Filter::must([field("tag").eq((rng.next_u64() % 4) as i64)]),
@@ -108,6 +121,12 @@ fn apply(db: &Database, step: &Step) {
         Step::DeleteWhere(f) => c.delete(f.clone()).map(drop),
         Step::UpdateImage(id, v) => {
             match c.update_vectors(vec![(*id, [("image".to_string(), v.clone())].into())]) {
+                Err(braid::Error::PointNotFound { .. }) => Ok(()),
+                other => other,
+            }
+        }
+        Step::UpdateWords(id, v) => {
+            match c.update_vectors(vec![braid::PointVectors::new(*id).sparse("words", v.clone())]) {
                 Err(braid::Error::PointNotFound { .. }) => Ok(()),
                 other => other,
             }
