@@ -136,14 +136,17 @@ pub trait Searchable: Sync {
         let _ = (vector, ids);
         Err(QueryError::UnknownVector { name: space.to_string(), available: self.space_names() })
     }
-    /// How a sparse leaf would be answered, for `explain()`.
+    /// How a sparse leaf keeping `limit` is answered, for `explain()`: the path and
+    /// what it touches (a sparse leaf is cheap to run, so the segment may run it to
+    /// report what pruning skipped).
     fn sparse_path(
         &self,
         space: &str,
         filter: Option<&Filter>,
         vector: &braid_sparse::SparseVector,
+        limit: usize,
     ) -> String {
-        let _ = (space, filter, vector);
+        let _ = (space, filter, vector, limit);
         String::new()
     }
     /// The subset of `ids` that passes `filter`, in the given order.

@@ -246,8 +246,10 @@ impl fmt::Display for Explain {
     }
 }
 
-/// Validates and plans `request` without running any search, and says what each level
-/// would do: at each leaf, graph or exact scan and the estimate behind the choice.
+/// Validates and plans `request` without running any dense search, and says what each
+/// level would do: at each dense leaf, graph or exact scan and the estimate behind the
+/// choice; at each sparse leaf, the lists or a scan, with what MaxScore touched (the
+/// segment may run a sparse leaf to count it: microseconds).
 pub fn explain<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) -> Result<Explain, QueryError> {
     check_rows(request.rows())?;
     let plan = plan(segment, request)?;
@@ -274,7 +276,7 @@ fn describe<S: Searchable + ?Sized>(
                 "{pad}sparse nearest in `{space}`, keep {limit}{}{}: {}",
                 if filter.is_some() { ", filtered" } else { "" },
                 threshold.map_or(String::new(), |t| format!(", score threshold {t}")),
-                segment.sparse_path(space, filter.as_ref(), vector),
+                segment.sparse_path(space, filter.as_ref(), vector, *limit),
             ));
         }
         Node::Nearest { space, filter, limit, params, threshold, .. } => {

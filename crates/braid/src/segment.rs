@@ -938,25 +938,39 @@ impl Searchable for Segment {
             })
             .collect())
     }
-    fn sparse_path(&self, space: &str, filter: Option<&Filter>, vector: &SparseVector) -> String {
+    fn sparse_path(
+        &self,
+        space: &str,
+        filter: Option<&Filter>,
+        vector: &SparseVector,
+        limit: usize,
+    ) -> String {
         let Ok((data, query)) = self.sparse_query(space, vector) else { return String::new() };
         let idf = if data.params.modifier == Modifier::Idf { "query weighted by IDF; " } else { "" };
-        match filter.map(|f| self.sparse_filter(data, &query, f)) {
-            Some(SparseFilter::Scan(candidates)) => format!(
-                "{idf}Scan: score the {} points the filter passes one by one (fewer entries than the query's posting lists)",
-                candidates.len()
-            ),
-            _ => {
-                let (_, stats) = data.index.search(&query, 0, |_| true, |o| o);
-                format!(
-                    "{idf}Inverted index: walk {} posting lists ({} entries of {} vectors) with MaxScore pruning{}",
-                    stats.lists,
-                    stats.postings,
-                    data.index.len(),
-                    if filter.is_some() { ", skipping points the filter fails" } else { "" }
-                )
+        let key = |o: u32| self.offset_ids[o as usize];
+        let (planned, passes) = match filter.map(|f| self.sparse_filter(data, &query, f)) {
+            Some(SparseFilter::Scan(candidates)) => {
+                return format!(
+                    "{idf}Scan: score the {} points the filter passes one by one (fewer than the entries of the query's posting lists)",
+                    candidates.len()
+                );
             }
-        }
+            Some(SparseFilter::Lists(planned)) => (Some(planned), ", skipping points the filter fails"),
+            None => (None, ""),
+        };
+        // Run the leaf to say what MaxScore skipped (a sparse leaf costs microseconds).
+        let allowed = |o: u32| planned.as_ref().is_none_or(|p| p.matches(PointOffset(o)));
+        let (_, s) = data.index.search(&query, limit, allowed, key);
+        format!(
+            "{idf}Inverted index: {} posting lists, {} entries over {} vectors; MaxScore touched {} entries, \
+             scored {} points in full, dropped {} early{passes}",
+            s.lists,
+            s.postings,
+            data.index.len(),
+            s.touched,
+            s.scored,
+            s.pruned,
+        )
     }
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let selected = self.select(filter);

@@ -272,7 +272,10 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
     let plan =
         c.explain(&QueryRequest::document("bm25", Document::new("river bank", "bm25"))).unwrap().to_string();
     assert!(
-        plan.contains("sparse nearest in `bm25`") && plan.contains("IDF") && plan.contains("posting lists"),
+        plan.contains("sparse nearest in `bm25`")
+            && plan.contains("IDF")
+            && plan.contains("posting lists")
+            && plan.contains("MaxScore touched"),
         "{plan}"
     );
     let few = braid::Filter::must([braid::Condition::has_id(0..5u64)]);
