@@ -785,9 +785,10 @@ impl Segment {
         Ok((data, query))
     }
 
-    /// Scan when the filter passes fewer points (with a vector in the space, by the
-    /// filter's bitmap or estimate) than the query's lists hold entries: scoring a
-    /// point's stored vector costs about one merge of it with the query.
+    /// Scan when the filter is a bitmap (every condition indexed) passing fewer points
+    /// with a vector in the space than the query's lists hold entries: scoring a point's
+    /// stored vector costs about one merge of it with the query. A filter with per-point
+    /// parts is checked only on the points the lists bring up, never on every point.
     fn sparse_filter<'a>(
         &'a self,
         data: &SparseData,
@@ -795,18 +796,14 @@ impl Segment {
         filter: &'a Filter,
     ) -> SparseFilter<'a> {
         let planned = self.payloads.plan(filter, self);
-        let (_, stats) = data.index.search(query, 0, |_| true, |o| o);
-        let candidates = match planned.bitmap() {
-            Some(b) => Some(b & data.index.offsets()),
-            None if planned.estimate().max < stats.postings => {
-                Some(planned.matching() & data.index.offsets())
+        if let Some(bitmap) = planned.bitmap() {
+            let candidates = bitmap & data.index.offsets();
+            let (_, stats) = data.index.search(query, 0, |_| true, |o| o);
+            if (candidates.len() as usize) < stats.postings {
+                return SparseFilter::Scan(candidates);
             }
-            None => None,
-        };
-        match candidates {
-            Some(c) if (c.len() as usize) < stats.postings => SparseFilter::Scan(c),
-            _ => SparseFilter::Lists(planned),
         }
+        SparseFilter::Lists(planned)
     }
 
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {

@@ -259,6 +259,7 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
     let mut corpus = build(&db, &mut rng, &words);
     let c = db.collection("docs").unwrap();
     c.create_text_index("text", text_options()).unwrap();
+    c.create_payload_index("group", braid::IndexKind::Integer).unwrap();
 
     // The two ways in stored the same vectors.
     let records = c.get(&[PointId::Num(0), PointId::Num(1)], false, true).unwrap();
@@ -290,6 +291,31 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
     for (text, q) in &queries {
         // 1. Keyword search alone: exact top-k.
         same(&keyword(&c, text, 10), &corpus.bm25(text, |_| true, 10), "bm25");
+        // Filtered keyword search, both paths: a small bitmap scanned point by point,
+        // a large one and a per-point filter walked through the lists.
+        let few: Vec<u64> = (0..N).step_by(97).collect();
+        let filtered = |f: braid::Filter| {
+            c.query(QueryRequest::document("bm25", Document::new(text.clone(), "bm25")).filter(f).limit(10))
+                .unwrap()
+        };
+        same(
+            &filtered(braid::Filter::must([braid::Condition::has_id(few.clone())])),
+            &corpus.bm25(text, |id| few.contains(&id), 10),
+            "bm25, few ids",
+        );
+        same(
+            &filtered(braid::Filter::must([field("group").eq(1)])),
+            &corpus.bm25(text, |id| id % 4 == 1, 10),
+            "bm25, group",
+        );
+        let stems = braid::text::Tokenizer::new(text_options()).unwrap();
+        let river = |id: u64| stems.document_tokens(&corpus.texts[&id]).contains(&"river".to_string());
+        // `prefix` is checked per point (no index answers it): the lists path with a
+        // predicate; the text and integer indexes make the other parts bitmaps.
+        let mixed = braid::Filter::must([field("group").eq(1)])
+            .and(braid::Filter::must_not([field("text").text_any("rivers"), field("text").prefix("the")]));
+        let keep = |id: u64| id % 4 == 1 && !river(id) && !corpus.texts[&id].starts_with("the");
+        same(&filtered(mixed), &corpus.bm25(text, keep, 10), "bm25, group, no river, not starting with the");
         // A client-computed query vector gives the same answer.
         let client = c.query(QueryRequest::sparse("bm25", Bm25::new().query(text)).limit(10)).unwrap();
         assert_eq!(client, keyword(&c, text, 10));
