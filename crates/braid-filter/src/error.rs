@@ -122,6 +122,17 @@ pub enum IndexError {
         /// The key.
         key: String,
     },
+    /// A facet on a key without a keyword, integer, bool or uuid index.
+    #[error(
+        "facet on `{key}` needs a keyword, integer, bool or uuid index on it (found {}): create one first",
+        found.unwrap_or("none")
+    )]
+    FacetNeedsIndex {
+        /// The key.
+        key: String,
+        /// The kind of index it has, if any.
+        found: Option<&'static str>,
+    },
     /// A text index on a key whose stored values are all non-strings.
     #[error("key `{key}` holds {found}, not strings: a text index there would hold nothing")]
     NotText {

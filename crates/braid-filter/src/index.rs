@@ -328,6 +328,27 @@ impl FieldIndex {
     }
 }
 
+/// A value a facet counts: what a keyword, integer, bool or uuid index holds (UUIDs
+/// as their canonical strings, as Qdrant reports them).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FacetValue {
+    /// A string (keyword or UUID index).
+    Keyword(String),
+    /// An integer.
+    Integer(i64),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// Index-derived `(value, count)` pairs, best first: count descending, then value
+/// ascending; at most `limit`, none with a count of 0.
+fn top_facets(mut hits: Vec<(FacetValue, usize)>, limit: usize) -> Vec<(FacetValue, usize)> {
+    hits.retain(|(_, n)| *n > 0);
+    hits.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    hits.truncate(limit);
+    hits
+}
+
 /// The payloads of one segment, addressed by offset, with their payload indexes.
 #[derive(Clone, Debug, Default)]
 pub struct PayloadStore {
@@ -478,6 +499,44 @@ impl PayloadStore {
     /// Every index, by key.
     pub fn indexes(&self) -> impl Iterator<Item = (&JsonPath, IndexKind)> {
         self.indexes.iter().map(|(k, i)| (k, i.kind()))
+    }
+
+    /// Qdrant's facet: for each value the index on `key` holds, how many of the points
+    /// in `among` hold it (each point counted once per value, however many times it
+    /// holds it), best `limit` first (count descending, then value). Exact. Needs a
+    /// keyword, integer, bool or uuid index on the key, as Qdrant's server does.
+    pub fn facet(
+        &self,
+        key: &str,
+        among: &RoaringBitmap,
+        limit: usize,
+    ) -> Result<Vec<(FacetValue, usize)>, IndexError> {
+        let path = JsonPath::parse(key)?;
+        let count = |b: &RoaringBitmap| b.intersection_len(among) as usize;
+        let hits: Vec<(FacetValue, usize)> = match self.indexes.get(&path) {
+            Some(FieldIndex::Keyword(map)) => {
+                map.iter().map(|(k, b)| (FacetValue::Keyword(k.clone()), count(b))).collect()
+            }
+            Some(FieldIndex::Integer { exact, .. }) => {
+                exact.iter().map(|(i, b)| (FacetValue::Integer(*i), count(b))).collect()
+            }
+            Some(FieldIndex::Bool { yes, no }) => {
+                vec![(FacetValue::Bool(true), count(yes)), (FacetValue::Bool(false), count(no))]
+            }
+            Some(FieldIndex::Uuid(map)) => map
+                .iter()
+                .map(|(u, b)| {
+                    (FacetValue::Keyword(uuid::Uuid::from_u128(*u).hyphenated().to_string()), count(b))
+                })
+                .collect(),
+            other => {
+                return Err(IndexError::FacetNeedsIndex {
+                    key: key.to_string(),
+                    found: other.map(|i| i.kind().name()),
+                });
+            }
+        };
+        Ok(top_facets(hits, limit))
     }
 
     /// The exact set for a field test from an index on `key`, when one can answer it.

@@ -163,6 +163,15 @@ impl QueryPoints {
     }
 }
 
+/// One value of a facet and how many points hold it ([`Collection::facet`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FacetHit {
+    /// The value.
+    pub value: braid_filter::FacetValue,
+    /// Points holding it.
+    pub count: usize,
+}
+
 /// What [`Collection::info`] reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionInfo {
@@ -898,6 +907,20 @@ impl Collection {
     /// How many points match `filter` (all live points for `None`); exact.
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize, Error> {
         Ok(self.read().select(filter).len() as usize)
+    }
+
+    /// Qdrant's facet: the values of `key` among the points `filter` passes, each with
+    /// how many of those points hold it, best `limit` first (count descending, then
+    /// value). Counts are exact. `key` needs a keyword, integer, bool or uuid index
+    /// (`docs/filter.md`, "Facets").
+    pub fn facet(&self, key: &str, filter: Option<&Filter>, limit: usize) -> Result<Vec<FacetHit>, Error> {
+        if limit == 0 || limit > braid_query::MAX_LIMIT {
+            return Err(Error::Limit { max: braid_query::MAX_LIMIT, got: limit });
+        }
+        let segment = self.read();
+        let among = segment.select(filter);
+        let hits = segment.payloads().facet(key, &among, limit)?;
+        Ok(hits.into_iter().map(|(value, count)| FacetHit { value, count }).collect())
     }
 
     /// Live points with a vector in `space`.

@@ -57,13 +57,13 @@ pub use braid_storage as storage;
 pub use braid_text as text;
 
 pub use braid_core::Uuid;
-pub use braid_filter::{Condition, Filter, IndexKind, field};
+pub use braid_filter::{Condition, FacetValue, Filter, IndexKind, field};
 pub use braid_query::{Fusion, Prefetch, Query, QueryRequest, SearchParams, Stop};
 pub use braid_sparse::{SparseError, SparseVector};
 pub use braid_text::{Bm25, Document, TextError};
 pub use collection::{
-    Collection, CollectionInfo, CollectionState, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, OptimizeReport,
-    PointsSelector, QueryPoints, SearchRequest, Task,
+    Collection, CollectionInfo, CollectionState, FacetHit, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH,
+    OptimizeReport, PointsSelector, QueryPoints, SearchRequest, Task,
 };
 pub use config::{
     CollectionConfig, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, Modifier, Quantization,
