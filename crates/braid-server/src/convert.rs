@@ -792,6 +792,30 @@ pub(crate) fn index_kind(v: &Value) -> Result<IndexKind, ApiError> {
     }
 }
 
+/// `POST /collections/{c}/facet` body: `key`, `filter`, `limit` (default 10), `exact`
+/// (`false` allows estimated counts; Braid's are always exact, so both are served).
+pub(crate) fn facet(body: &Value) -> Result<(String, Option<Filter>, usize), ApiError> {
+    let o = object(body, "a facet")?;
+    only(o, "a facet", &["key", "filter", "limit", "exact"])?;
+    if let Some(e) = field(o, "exact")
+        && !e.is_boolean()
+    {
+        return Err(bad("`exact` must be a boolean"));
+    }
+    let key = field(o, "key").and_then(Value::as_str).ok_or_else(|| bad("a facet needs `key`, a string"))?;
+    Ok((key.to_string(), filter(o.get("filter"))?, usize_field(o, "limit")?.unwrap_or(10)))
+}
+
+/// `{"value": …, "count": n}`.
+pub(crate) fn facet_hit_json(hit: braid::FacetHit) -> Value {
+    let value = match hit.value {
+        braid::FacetValue::Keyword(s) => json!(s),
+        braid::FacetValue::Integer(i) => json!(i),
+        braid::FacetValue::Bool(b) => json!(b),
+    };
+    json!({"value": value, "count": hit.count})
+}
+
 fn sparse_json(v: &SparseVector) -> Value {
     json!({"indices": v.indices(), "values": v.values()})
 }

@@ -69,6 +69,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections/{name}/exists", get(collection_exists))
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
+        .route("/collections/{name}/facet", post(facet))
         .nest("/collections/{name}/points", points)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -447,6 +448,15 @@ async fn count(call: Call) -> Response {
         // `exact: false` allows an estimate; Braid's count is always exact.
         let body = body_with(body, "count", &["filter", "exact"])?;
         Ok(json!({"count": c.count(convert::filter(body.get("filter"))?.as_ref())?}))
+    })
+    .await
+}
+
+async fn facet(call: Call) -> Response {
+    call.read(|c, body| {
+        let (key, filter, limit) = convert::facet(body)?;
+        let hits = c.facet(&key, filter.as_ref(), limit)?;
+        Ok(json!({"hits": hits.into_iter().map(convert::facet_hit_json).collect::<Vec<_>>()}))
     })
     .await
 }

@@ -556,6 +556,33 @@ impl Points for Service {
         }))
     }
 
+    async fn facet(&self, r: Request<proto::FacetCounts>) -> Reply<proto::FacetResponse> {
+        let (r, db, started) = (checked(r, "facet")?, self.0.db.clone(), Instant::now());
+        let filter = filter(r.filter.as_ref())?;
+        // `exact: false` allows estimated counts; Braid's are always exact.
+        let limit = r.limit.map_or(10, |l| l as usize);
+        let hits = blocking(move || {
+            collection(&db, &r.collection_name)?.facet(&r.key, filter.as_ref(), limit).map_err(err)
+        })
+        .await?;
+        let hits = hits
+            .into_iter()
+            .map(|h| {
+                use proto::facet_value::Variant;
+                let variant = match h.value {
+                    braid::FacetValue::Keyword(s) => Variant::StringValue(s),
+                    braid::FacetValue::Integer(i) => Variant::IntegerValue(i),
+                    braid::FacetValue::Bool(b) => Variant::BoolValue(b),
+                };
+                proto::FacetHit {
+                    value: Some(proto::FacetValue { variant: Some(variant) }),
+                    count: h.count as u64,
+                }
+            })
+            .collect();
+        Ok(Response::new(proto::FacetResponse { hits, time: started.elapsed().as_secs_f64() }))
+    }
+
     async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
         let (r, db, started) = (checked(r, "query")?, self.0.db.clone(), Instant::now());
         let request = query_points(&r)?;

@@ -824,7 +824,8 @@ only_shard_key!(
     SetPayloadPoints,
     DeletePayloadPoints,
     ClearPayloadPoints,
-    CountPoints
+    CountPoints,
+    FacetCounts
 );
 
 impl Unserved for proto::CreateFieldIndexCollection {
@@ -1164,6 +1165,10 @@ mod tests {
             ),
             (
                 Box::new(proto::CountPoints { shard_key_selector: bytes(), ..Default::default() }),
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::FacetCounts { shard_key_selector: bytes(), ..Default::default() }),
                 "shard_key_selector",
             ),
             (
