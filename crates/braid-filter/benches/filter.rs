@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use braid_core::PointOffset;
-use braid_filter::{Filter, IndexKind, OffsetIds, PayloadStore, field};
+use braid_filter::{Filter, IndexKind, OffsetIds, PayloadStore, PointLookup, field};
 use serde_json::json;
 
 fn best_of(rounds: usize, mut f: impl FnMut() -> u64) -> (Duration, u64) {
@@ -75,6 +75,46 @@ fn main() {
         assert_eq!(hits, hits_slow, "indexed and per-point evaluation disagree on {name}");
         println!(
             "| {name} | {hits} | {:.2} ms | {:.1} ms | {:.1}× |",
+            fast.as_secs_f64() * 1e3,
+            slow.as_secs_f64() * 1e3,
+            slow.as_secs_f64() / fast.as_secs_f64()
+        );
+    }
+
+    // Facets: value counts from the keyword index vs counting each payload's value.
+    println!();
+    println!("| facet on `category` | values | from the index | per point | per point / index |");
+    println!("|---|---|---|---|---|");
+    let facet_cases: Vec<(&str, Option<Filter>)> =
+        vec![("all points", None), ("in_stock = true", Some(Filter::must([field("in_stock").eq(true)])))];
+    for (name, filter) in &facet_cases {
+        let among = |store: &PayloadStore| match filter {
+            Some(f) => store.plan(f, &segment).matching(),
+            None => segment.live().clone(),
+        };
+        let mut from_index = Vec::new();
+        let (fast, _) = best_of(rounds, || {
+            from_index = indexed.facet("category", &among(&indexed), 100).expect("indexed");
+            from_index.len() as u64
+        });
+        let mut counted = Vec::new();
+        let (slow, _) = best_of(rounds, || {
+            let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+            for o in &among(&plain) {
+                if let Some(c) = plain.get(PointOffset(o)).and_then(|p| p["category"].as_str()) {
+                    *counts.entry(c.to_string()).or_default() += 1;
+                }
+            }
+            counted = counts.into_iter().collect::<Vec<_>>();
+            counted.len() as u64
+        });
+        counted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let want: Vec<(braid_filter::FacetValue, usize)> =
+            counted.iter().map(|(k, n)| (braid_filter::FacetValue::Keyword(k.clone()), *n)).collect();
+        assert_eq!(from_index, want, "the index and a per-point count disagree on {name}");
+        println!(
+            "| {name} | {} | {:.3} ms | {:.1} ms | {:.0}× |",
+            from_index.len(),
             fast.as_secs_f64() * 1e3,
             slow.as_secs_f64() * 1e3,
             slow.as_secs_f64() / fast.as_secs_f64()
