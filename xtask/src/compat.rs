@@ -1,6 +1,6 @@
 //! `cargo xtask compat [--differential [--seed N] [--cases N]]`: the official Python
-//! `qdrant-client` walks the multi-model tutorial and the hybrid (BM25 + dense) walk
-//! against `braid serve`, over REST and over gRPC; with `--differential`, it runs random collections and requests against
+//! `qdrant-client` walks the multi-model tutorial, the hybrid (BM25 + dense) walk and
+//! the rest of the query API (`query_api.py`) against `braid serve`, over REST and over gRPC; with `--differential`, it runs random collections and requests against
 //! `braid serve` and against the client's local mode and reports every divergence
 //! (`crates/braid-server/compat/differential.py`). Needs PyPI on first run (the client
 //! goes into a venv under `target/compat/venv`), so it is not part of `ci`.
@@ -78,7 +78,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let scripts: &[&str] = match mode {
-        Mode::Tutorial => &["crates/braid-server/compat/tutorial.py", "crates/braid-server/compat/hybrid.py"],
+        Mode::Tutorial => &[
+            "crates/braid-server/compat/tutorial.py",
+            "crates/braid-server/compat/hybrid.py",
+            "crates/braid-server/compat/query_api.py",
+        ],
         Mode::Differential { .. } => &["crates/braid-server/compat/differential.py"],
     };
     // Both protocols run even when the first diverges, so one run reports both.
@@ -102,7 +106,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     match mode {
         Mode::Tutorial => {
             println!(
-                "xtask compat: the Python qdrant-client passed the tutorial and the hybrid walk over REST and gRPC"
+                "xtask compat: the Python qdrant-client passed the tutorial, the hybrid walk and the query API walk over REST and gRPC"
             )
         }
         Mode::Differential { seed, cases } => {
