@@ -153,6 +153,9 @@ pub trait Searchable: Sync {
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId>;
     /// The first `limit` point ids in ascending order that pass `filter`.
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId>;
+    /// `limit` point ids drawn uniformly at random without repeats among those that
+    /// pass `filter` (all of them, in random order, when fewer pass).
+    fn sample(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId>;
 }
 
 /// Why a query was refused or failed. Refusals happen before anything runs.
@@ -222,6 +225,9 @@ pub enum QueryError {
     /// A NaN or infinite score threshold.
     #[error("score_threshold must be a finite number")]
     BadThreshold,
+    /// `sample` with prefetches below it.
+    #[error("sample takes no prefetches: it draws points from the collection")]
+    SampleWithPrefetch,
     /// A fusion level with no prefetches.
     #[error("cannot apply Fusion without prefetches")]
     FusionWithoutPrefetch,

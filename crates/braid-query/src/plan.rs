@@ -52,6 +52,8 @@ pub(crate) enum Node {
     Fuse { fusion: Fusion, children: Vec<Node>, limit: usize, threshold: Option<f32> },
     /// Every point in id order (score 1.0): a root with neither query nor prefetch.
     Scroll { filter: Option<Filter>, limit: usize },
+    /// `limit` random points passing the filter (score 1.0).
+    Sample { filter: Option<Filter>, limit: usize },
 }
 
 /// The validated root: the node, plus what only the root does afterwards.
@@ -159,7 +161,7 @@ fn lower_probe<S: Searchable + ?Sized>(
             let vector = document.embed_query()?;
             Ok((resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector)))
         }
-        Query::Fusion(_) => unreachable!("fusion is lowered on its own"),
+        Query::Fusion(_) | Query::Sample => unreachable!("fusion and sampling are lowered on their own"),
     }
 }
 
@@ -215,6 +217,8 @@ fn lower_level<S: Searchable + ?Sized>(
                 })
             }
         }
+        Some(Query::Sample) if !level.prefetch.is_empty() => Err(QueryError::SampleWithPrefetch),
+        Some(Query::Sample) => Ok(Node::Sample { filter, limit: level.limit }),
         Some(Query::Fusion(fusion)) => {
             if level.prefetch.is_empty() {
                 return Err(QueryError::FusionWithoutPrefetch);

@@ -227,6 +227,9 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
         Node::Scroll { filter, limit } => {
             Ok(segment.scroll(filter.as_ref(), *limit).into_iter().map(|id| Hit { id, score: 1.0 }).collect())
         }
+        Node::Sample { filter, limit } => {
+            Ok(segment.sample(filter.as_ref(), *limit).into_iter().map(|id| Hit { id, score: 1.0 }).collect())
+        }
     }
 }
 
@@ -325,6 +328,12 @@ fn describe<S: Searchable + ?Sized>(
             lines.push(format!(
                 "{pad}scroll {limit} points in id order{}",
                 if filter.is_some() { ", filtered" } else { "" }
+            ));
+        }
+        Node::Sample { filter, limit } => {
+            lines.push(format!(
+                "{pad}sample {limit} points at random{}",
+                if filter.is_some() { " among those the filter passes" } else { "" }
             ));
         }
     }

@@ -57,6 +57,10 @@ pub enum Query {
     Document(Document),
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
+    /// Qdrant's `sample: random`: `limit` points drawn uniformly at random, without
+    /// repeats, among those the level's filter passes; score 1.0 each. Takes no
+    /// prefetches.
+    Sample,
 }
 
 /// One level below the root: a query over its own prefetches (or over the space).

@@ -106,7 +106,9 @@ fn level(
         }
         Query::Fusion(f) => fuse(f, &children),
         // Sparse leaves have their own reference (crates/braid/tests/hybrid.rs).
-        Query::Sparse(_) | Query::Document(_) => panic!("this model generates dense trees only"),
+        Query::Sparse(_) | Query::Document(_) | Query::Sample => {
+            panic!("this model generates dense trees only")
+        }
     };
     if let Some(t) = threshold {
         match query {

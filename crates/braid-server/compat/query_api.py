@@ -1,6 +1,6 @@
 """The rest of Qdrant's query API through the official Python qdrant-client against
 `braid serve`, each call compared with the client's local mode (which implements the
-server's semantics) on the same points. Grows with issue #16: facets so far.
+server's semantics) on the same points. Grows with issue #16: facets and random samples so far.
 
 Usage: python query_api.py --host 127.0.0.1 --http PORT --grpc PORT [--prefer-grpc]
 """
@@ -52,8 +52,15 @@ def main():
         raise
     except Exception as e:  # the client's error type differs by protocol
         assert "index" in str(e), e
+    # Random samples: distinct points that pass the filter, score 1.0.
+    sale = models.Filter(must=[models.FieldCondition(key="sale", match=models.MatchValue(value=True))])
+    on_sale = {p.id for p in points if p.payload["sale"]}
+    hits = client.query_points(name, query=models.SampleQuery(sample=models.Sample.RANDOM), query_filter=sale,
+                               limit=20).points
+    assert len(hits) == min(20, len(on_sale)) and len({h.id for h in hits}) == len(hits), hits
+    assert all(h.id in on_sale and h.score == 1.0 for h in hits), hits
     client.delete_collection(name)
-    print(f"{proto}: the query API walk passed ({checked} facets equal to local mode)")
+    print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample)")
 
 
 if __name__ == "__main__":

@@ -597,8 +597,13 @@ fn query(v: &Value) -> Result<Query, ApiError> {
         Value::Object(o) if is_sparse(o) || is_inference(o) => vector_query(v, "`query`"),
         Value::Object(o) => {
             // One kind per query object; `nearest` takes no `mmr` yet.
-            only(o, "a query", &["nearest", "fusion", "rrf"])?;
-            if let Some(n) = field(o, "nearest") {
+            only(o, "a query", &["nearest", "fusion", "rrf", "sample"])?;
+            if let Some(s) = field(o, "sample") {
+                match s.as_str() {
+                    Some("random") => Ok(Query::Sample),
+                    _ => Err(bad(format!("unknown sample {s}: use \"random\""))),
+                }
+            } else if let Some(n) = field(o, "nearest") {
                 vector_query(n, "`query.nearest`")
             } else if let Some(f) = field(o, "fusion") {
                 Ok(Query::Fusion(fusion_name(f)?))

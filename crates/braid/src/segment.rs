@@ -969,6 +969,16 @@ impl Searchable for Segment {
             s.pruned,
         )
     }
+    fn sample(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
+        let selected = self.select(filter);
+        let n = selected.len() as usize;
+        let mut rng = rand::rng();
+        rand::seq::index::sample(&mut rng, n, limit.min(n))
+            .into_iter()
+            .filter_map(|rank| selected.select(rank as u32))
+            .map(|o| self.offset_ids[o as usize])
+            .collect()
+    }
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let selected = self.select(filter);
         self.ids.iter().filter(|(_, o)| selected.contains(**o)).map(|(id, _)| *id).take(limit).collect()

@@ -139,6 +139,14 @@ impl Searchable for BruteForce {
             .filter(|id| self.offset(id).is_some_and(|i| self.passes(Some(filter), i)))
             .collect()
     }
+    fn sample(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
+        // Deterministic here: the passing ids, rotated, cut to `limit`.
+        let mut ids = self.scroll(filter, usize::MAX);
+        let by = ids.len() / 2;
+        ids.rotate_left(by);
+        ids.truncate(limit);
+        ids
+    }
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let mut ids: Vec<PointId> = self
             .points

@@ -468,7 +468,19 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
             k: r.k.map_or(braid::fusion::qdrant::DEFAULT_RRF_K, |k| k as usize),
             weights: (!r.weights.is_empty()).then(|| r.weights.clone()),
         }))),
-        None => Err(bad("this query kind is not served")),
+        Some(Variant::Sample(s)) => match proto::Sample::try_from(*s) {
+            Ok(proto::Sample::Random) => Ok(Some(Query::Sample)),
+            Err(_) => Err(bad(format!("unknown sample {s}: use Random"))),
+        },
+        Some(Variant::Recommend(_)) => Err(bad("query kind `recommend` is not served yet")),
+        Some(Variant::Discover(_)) => Err(bad("query kind `discover` is not served yet")),
+        Some(Variant::Context(_)) => Err(bad("query kind `context` is not served yet")),
+        Some(Variant::OrderBy(_)) => Err(bad("query kind `order_by` is not served yet")),
+        Some(Variant::Formula(_)) => Err(bad("query kind `formula` is not served yet")),
+        Some(Variant::NearestWithMmr(_)) => Err(bad("query kind `nearest_with_mmr` (MMR) is not served yet")),
+        Some(Variant::RelevanceFeedback(_)) => Err(bad("query kind `relevance_feedback` is not served yet")),
+        Some(Variant::Text(_)) => Err(bad("query kind `text` is not served yet")),
+        None => Err(bad("a query needs a kind")),
     }
 }
 

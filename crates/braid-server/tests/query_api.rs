@@ -1,5 +1,6 @@
-//! Facets served (#16): `POST /collections/{c}/facet` (reqwest) and `Points/Facet`
-//! (the official Rust client) answer as the embedded facade on the same data.
+//! The rest of the query API served (#16), so far facets and random samples: REST
+//! (reqwest) and gRPC (the official Rust client) answer as the embedded facade does on
+//! the same data.
 
 mod common;
 
@@ -88,4 +89,56 @@ async fn facets_answer_as_the_facade_on_both_protocols() {
     assert!(v["status"]["error"].as_str().unwrap().contains("index"), "{v}");
     let err = client.facet(FacetCountsBuilder::new("p", "name")).await.unwrap_err();
     assert!(err.to_string().contains("index"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_samples_on_both_protocols() {
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    let books = json!({"must": [{"key": "category", "match": {"value": "books"}}]});
+    let got = rest
+        .post(
+            "/collections/p/points/query",
+            json!({"query": {"sample": "random"}, "filter": books, "limit": 7, "with_payload": true}),
+        )
+        .await;
+    let hits = got["points"].as_array().unwrap();
+    assert_eq!(hits.len(), 7);
+    assert!(hits.iter().all(|h| h["payload"]["category"] == "books" && h["score"] == 1.0), "{got}");
+    let ids: std::collections::BTreeSet<String> = hits.iter().map(|h| h["id"].to_string()).collect();
+    assert_eq!(ids.len(), 7, "distinct");
+    let (status, v) = rest
+        .call(
+            reqwest::Method::POST,
+            "/collections/p/points/query",
+            Some(json!({"query": {"sample": "first"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p")
+                .query(q::Query::new_sample(q::Sample::Random))
+                .filter(q::Filter::must([q::Condition::matches("category", "books".to_string())]))
+                .with_payload(true)
+                .limit(60),
+        )
+        .await
+        .unwrap();
+    // 60 books among the 300 products: a sample larger than that is all of them.
+    assert_eq!(got.result.len(), 60);
+    assert!(got.result.iter().all(|p| p.score == 1.0));
+    let err = client
+        .query(q::QueryPointsBuilder::new("p").query(q::Query::new_order_by("price")))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("order_by"), "{err}");
 }
