@@ -281,6 +281,12 @@ impl SparseIndex {
         query.reweighted(|i| idf(self.document_frequency(i), n))
     }
 
+    /// Entries in the posting lists of `query`'s dimensions: what scoring every
+    /// posting would touch.
+    pub fn postings(&self, query: &SparseVector) -> usize {
+        query.indices().iter().filter_map(|i| self.postings.get(i)).map(|p| p.offsets.len()).sum()
+    }
+
     /// Posting entries of removed vectors still in the lists.
     pub fn stale(&self) -> usize {
         self.stale
@@ -324,7 +330,7 @@ impl SparseIndex {
             })
             .collect();
         stats.lists = terms.len();
-        stats.postings = terms.iter().map(|t| t.list.offsets.len()).sum();
+        stats.postings = self.postings(query);
         let mut top = TopK::new(limit, key);
         if terms.is_empty() || limit == 0 {
             return (Vec::new(), stats);

@@ -356,27 +356,28 @@ impl Segment {
 
     /// The error for a dense vector given for `name`: a sparse space, or none.
     pub(crate) fn unknown(&self, name: &str) -> Error {
-        if self.sparse.contains_key(name) {
-            return Error::WrongKind {
-                name: name.to_string(),
-                is: "sparse",
-                hint: "give it a sparse vector (indices and values) or a document",
-            };
-        }
-        Error::UnknownVector { name: name.to_string(), available: self.all_space_names() }
+        let sparse = self.sparse.contains_key(name);
+        self.not_for(
+            name,
+            sparse.then_some(("sparse", "give it a sparse vector (indices and values) or a document")),
+        )
     }
 
     /// The error for a sparse vector or document given for `name`: a dense space, or
     /// none.
     pub(crate) fn unknown_sparse(&self, name: &str) -> Error {
-        if self.spaces.contains_key(name) {
-            return Error::WrongKind {
-                name: name.to_string(),
-                is: "dense",
-                hint: "give it a dense vector; sparse vectors and documents go to sparse spaces",
-            };
+        let dense = self.spaces.contains_key(name);
+        let hint = "give it a dense vector; sparse vectors and documents go to sparse spaces";
+        self.not_for(name, dense.then_some(("dense", hint)))
+    }
+
+    /// `WrongKind` when `name` is a space of the other kind (`is`, `hint`), else
+    /// `UnknownVector` listing every space.
+    fn not_for(&self, name: &str, other: Option<(&'static str, &'static str)>) -> Error {
+        match other {
+            Some((is, hint)) => Error::WrongKind { name: name.to_string(), is, hint },
+            None => Error::UnknownVector { name: name.to_string(), available: self.all_space_names() },
         }
-        Error::UnknownVector { name: name.to_string(), available: self.all_space_names() }
     }
 
     /// Checks every sparse vector names a sparse space and turns each document into
@@ -798,8 +799,7 @@ impl Segment {
         let planned = self.payloads.plan(filter, self);
         if let Some(bitmap) = planned.bitmap() {
             let candidates = bitmap & data.index.offsets();
-            let (_, stats) = data.index.search(query, 0, |_| true, |o| o);
-            if (candidates.len() as usize) < stats.postings {
+            if (candidates.len() as usize) < data.index.postings(query) {
                 return SparseFilter::Scan(candidates);
             }
         }
