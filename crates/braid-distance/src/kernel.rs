@@ -76,6 +76,16 @@ impl Kernel {
         }
     }
 
+    /// The similarity of a pair on Qdrant's internal scale, higher is better: the
+    /// dot product for Cosine/Dot, minus the *squared* L2 distance for Euclid, minus
+    /// the L1 distance for Manhattan. Recommendation, discovery and context scores
+    /// are made of these (`docs/query.md`).
+    #[inline]
+    pub fn similarity(&self, a: &[f32], b: &[f32]) -> f32 {
+        let raw = self.raw(a, b);
+        if self.metric.higher_is_better() { raw } else { -raw }
+    }
+
     /// The user score of a pair: `finish(raw(a, b))`.
     #[inline]
     pub fn score(&self, a: &[f32], b: &[f32]) -> f32 {

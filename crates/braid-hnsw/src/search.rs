@@ -75,6 +75,25 @@ impl Probe for Coded<'_> {
     }
 }
 
+/// Measures with a score of the caller's (higher is better) over the stored vectors:
+/// recommendation, discovery and context queries, whose score is not a distance to
+/// one vector.
+struct ScoredBy<'a, S: ?Sized, F> {
+    source: &'a S,
+    score: &'a F,
+}
+
+impl<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32> Probe for ScoredBy<'_, S, F> {
+    #[inline(always)]
+    fn distance(&self, node: u32) -> f32 {
+        -(self.score)(self.source.vector(PointOffset(node)))
+    }
+    #[inline(always)]
+    fn prefetch(&self, node: u32) {
+        prefetch(self.source.vector(PointOffset(node)));
+    }
+}
+
 /// How many of the best coded candidates are re-scored with the original vectors:
 /// `RESCORE_FACTOR · k`, and at least `RESCORE_MIN`.
 pub const RESCORE_FACTOR: usize = 4;
@@ -367,6 +386,46 @@ impl Hnsw {
             scored.truncate(pool);
         }
         Ok(self.rescore(source, &query, scored.iter().map(|s| s.node), k))
+    }
+
+    /// The `k` points with the highest `score(vector)` found by walking the graph
+    /// with it (beam `max(ef, k)`), skipping deleted points and those `filter`
+    /// rejects. For scores that are not a distance to one query vector (Qdrant's
+    /// recommend `best_score`/`sum_scores`, discovery, context), which the graph
+    /// serves as well as their landscape is smooth. Scores as `score` returns them,
+    /// best first; ties by lower offset.
+    pub fn search_by<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32>(
+        &self,
+        source: &S,
+        score: F,
+        k: usize,
+        ef: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<Vec<ScoredOffset>, HnswError> {
+        self.check_source(source)?;
+        let found = self.beam(&ScoredBy { source, score: &score }, k, ef, filter);
+        let mut top = TopK::new(k, braid_core::Metric::Dot);
+        for r in found {
+            top.push(PointOffset(r.node), -r.dist);
+        }
+        Ok(top.into_sorted_vec())
+    }
+
+    /// The exact `k` highest `score(vector)` among the inserted, live points `filter`
+    /// accepts (see [`Hnsw::search_by`]).
+    pub fn scan_by<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32>(
+        &self,
+        source: &S,
+        score: F,
+        k: usize,
+        filter: Option<&dyn OffsetFilter>,
+    ) -> Result<Vec<ScoredOffset>, HnswError> {
+        self.check_source(source)?;
+        let mut top = TopK::new(k, braid_core::Metric::Dot);
+        self.for_each_candidate(source.len(), filter, &mut |n| {
+            top.push(PointOffset(n), score(source.vector(PointOffset(n))));
+        });
+        Ok(top.into_sorted_vec())
     }
 
     /// Chooses between a filtered graph search and an exact scan from the filter's

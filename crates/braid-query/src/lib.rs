@@ -26,6 +26,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod explore;
 mod plan;
 mod run;
 mod tree;
@@ -37,9 +38,13 @@ use thiserror::Error;
 
 pub use braid_sparse::SparseVector;
 pub use braid_text::Document;
+pub use explore::{Scorer, VectorPair, fast_sigmoid, scaled_fast_sigmoid};
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
-pub use tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
+pub use tree::{
+    ContextPair, Example, Fusion, LookupFrom, Prefetch, Query, QueryRequest, Recommend, RecommendStrategy,
+    SearchParams,
+};
 
 /// One result: a point and its score at the level that produced it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,6 +108,31 @@ pub trait Searchable: Sync {
     /// The scores of `ids` against `vector` in `space`; points without a vector there
     /// (or not present) are left out. Any order.
     fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError>;
+    /// The stored vector of point `id` in dense space `space` (in stored form), for
+    /// a query that names a point: [`QueryError::PointNotFound`] when there is no such
+    /// point, [`QueryError::NoVector`] when it has no vector there.
+    fn vector_of(&self, space: &str, id: PointId) -> Result<Vec<f32>, QueryError> {
+        let _ = space;
+        Err(QueryError::PointNotFound { id })
+    }
+    /// The `limit` points of the leaf with the highest `scorer` score, best first
+    /// (the graph walked by that score, or a scan, as `path` says).
+    fn nearest_by(
+        &self,
+        leaf: &Self::Leaf<'_>,
+        scorer: &Scorer,
+        limit: usize,
+        ef: usize,
+        path: SearchPath,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let _ = (leaf, scorer, limit, ef, path);
+        Err(QueryError::SearchFailed { why: "this segment cannot score by examples".into() })
+    }
+    /// The `scorer` scores of `ids` in `space` (those with a vector there). Any order.
+    fn score_by(&self, space: &str, scorer: &Scorer, ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
+        let _ = (space, scorer, ids);
+        Err(QueryError::SearchFailed { why: "this segment cannot score by examples".into() })
+    }
     /// The sparse space called `name`, if there is one (none by default).
     fn sparse_space(&self, name: &str) -> Option<SparseSpace> {
         let _ = name;
@@ -225,6 +255,30 @@ pub enum QueryError {
     /// A NaN or infinite score threshold.
     #[error("score_threshold must be a finite number")]
     BadThreshold,
+    /// A query names a point that does not exist.
+    #[error("no point with id {id} found")]
+    PointNotFound {
+        /// The point.
+        id: PointId,
+    },
+    /// A query names a point that has no vector in the space it searches.
+    #[error("point {id} has no vector in `{space}`")]
+    NoVector {
+        /// The point.
+        id: PointId,
+        /// The space.
+        space: String,
+    },
+    /// A recommendation, discovery or context query without the examples it needs.
+    #[error("{0}")]
+    NoExamples(&'static str),
+    /// A level with `lookup_from` whose points could not be looked up (the planner
+    /// alone cannot reach another collection: the facade resolves them first).
+    #[error("lookup_from `{collection}` was not resolved before planning")]
+    LookupUnresolved {
+        /// The collection named.
+        collection: String,
+    },
     /// `sample` with prefetches below it.
     #[error("sample takes no prefetches: it draws points from the collection")]
     SampleWithPrefetch,

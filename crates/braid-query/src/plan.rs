@@ -6,7 +6,13 @@ use braid_core::Metric;
 use braid_filter::Filter;
 use braid_sparse::SparseVector;
 
-use crate::tree::{Fusion, Prefetch, Query, QueryRequest, SearchParams};
+use braid_core::PointId;
+
+use crate::explore::Scorer;
+use crate::tree::{
+    ContextPair, Example, Fusion, LookupFrom, Prefetch, Query, QueryRequest, Recommend, RecommendStrategy,
+    SearchParams,
+};
 use crate::{QueryError, Searchable};
 
 /// The largest `limit` a level may ask for.
@@ -24,6 +30,8 @@ pub(crate) const DEFAULT_PREFETCH_LIMIT: usize = 10;
 pub(crate) enum Probe {
     Dense(Vec<f32>),
     Sparse(SparseVector),
+    /// A score of several dense examples (recommend, discover, context).
+    Scored(Scorer),
 }
 
 /// A validated plan node.
@@ -74,6 +82,7 @@ struct Level<'a> {
     params: Option<SearchParams>,
     threshold: Option<f32>,
     prefetch: &'a [Prefetch],
+    lookup_from: Option<&'a LookupFrom>,
 }
 
 fn merge(above: Option<&Filter>, own: Option<&Filter>) -> Option<Filter> {
@@ -139,27 +148,144 @@ fn resolve_sparse<S: Searchable + ?Sized>(segment: &S, using: Option<&String>) -
     }
 }
 
+/// A lowered vector query: the space, the metric its scores follow, what it scores
+/// by, and the points of this collection it named (left out of its results).
+struct Lowered {
+    space: String,
+    metric: Metric,
+    probe: Probe,
+    named: Vec<PointId>,
+}
+
+/// Turns examples into prepared vectors of one dense space, noting the points named.
+struct Examples<'a, S: ?Sized> {
+    segment: &'a S,
+    space: &'a str,
+    info: crate::Space,
+    lookup_from: Option<&'a LookupFrom>,
+    named: Vec<PointId>,
+}
+
+impl<S: Searchable + ?Sized> Examples<'_, S> {
+    fn vector(&mut self, example: &Example) -> Result<Vec<f32>, QueryError> {
+        match example {
+            Example::Vector(v) => braid_distance::prepare(self.info.metric, self.info.dim, v)
+                .map_err(|source| QueryError::Vector { space: self.space.to_string(), source }),
+            Example::Id(_) if self.lookup_from.is_some() => Err(QueryError::LookupUnresolved {
+                collection: self.lookup_from.map(|l| l.collection.clone()).unwrap_or_default(),
+            }),
+            Example::Id(id) => {
+                self.named.push(*id);
+                self.segment.vector_of(self.space, *id)
+            }
+        }
+    }
+
+    fn all(&mut self, examples: &[Example]) -> Result<Vec<Vec<f32>>, QueryError> {
+        examples.iter().map(|e| self.vector(e)).collect()
+    }
+
+    fn pairs(&mut self, pairs: &[ContextPair]) -> Result<Vec<crate::explore::VectorPair>, QueryError> {
+        pairs.iter().map(|p| Ok((self.vector(&p.positive)?, self.vector(&p.negative)?))).collect()
+    }
+}
+
+/// `2·mean(positive) − mean(negative)`, or `mean(positive)` without negatives.
+fn average_vector(positive: &[Vec<f32>], negative: &[Vec<f32>]) -> Vec<f32> {
+    let mean = |vs: &[Vec<f32>]| -> Vec<f32> {
+        let mut m = vec![0.0f32; vs[0].len()];
+        for v in vs {
+            for (a, b) in m.iter_mut().zip(v) {
+                *a += b;
+            }
+        }
+        let n = vs.len() as f32;
+        m.iter_mut().for_each(|a| *a /= n);
+        m
+    };
+    let p = mean(positive);
+    if negative.is_empty() {
+        return p;
+    }
+    let n = mean(negative);
+    p.iter().zip(&n).map(|(p, n)| p + p - n).collect()
+}
+
 /// The space a vector query searches, the metric its scores follow, and what it
 /// scores by.
 fn lower_probe<S: Searchable + ?Sized>(
     segment: &S,
     using: Option<&String>,
+    lookup_from: Option<&LookupFrom>,
     query: &Query,
-) -> Result<(String, Metric, Probe), QueryError> {
+) -> Result<Lowered, QueryError> {
+    let plain = |space, metric, probe| Lowered { space, metric, probe, named: Vec::new() };
     match query {
         Query::Nearest(vector) => {
             let (space, info) = resolve_space(segment, using)?;
             let vector = braid_distance::prepare(info.metric, info.dim, vector)
                 .map_err(|source| QueryError::Vector { space: space.clone(), source })?;
-            Ok((space, info.metric, Probe::Dense(vector)))
+            Ok(plain(space, info.metric, Probe::Dense(vector)))
         }
         // Sparse scores are dot products: larger is better.
         Query::Sparse(vector) => {
-            Ok((resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector.clone())))
+            Ok(plain(resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector.clone())))
         }
         Query::Document(document) => {
             let vector = document.embed_query()?;
-            Ok((resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector)))
+            Ok(plain(resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector)))
+        }
+        Query::Point(_) | Query::Recommend(_) | Query::Discover { .. } | Query::Context(_) => {
+            let (space, info) = resolve_space(segment, using)?;
+            let mut ex = Examples { segment, space: &space, info, lookup_from, named: Vec::new() };
+            // Multi-example scores are higher-is-better whatever the metric.
+            let (metric, probe) = match query {
+                Query::Point(id) => (info.metric, Probe::Dense(ex.vector(&Example::Id(*id))?)),
+                Query::Recommend(Recommend { positive, negative, strategy }) => {
+                    let (positive, negative) = (ex.all(positive)?, ex.all(negative)?);
+                    match strategy {
+                        RecommendStrategy::AverageVector => {
+                            if positive.is_empty() {
+                                return Err(QueryError::NoExamples(
+                                    "recommend with the average_vector strategy needs at least one positive example",
+                                ));
+                            }
+                            let v = braid_distance::prepare(
+                                info.metric,
+                                info.dim,
+                                &average_vector(&positive, &negative),
+                            )
+                            .map_err(|source| QueryError::Vector { space: space.clone(), source })?;
+                            (info.metric, Probe::Dense(v))
+                        }
+                        _ if positive.is_empty() && negative.is_empty() => {
+                            return Err(QueryError::NoExamples(
+                                "recommend needs at least one positive or negative example",
+                            ));
+                        }
+                        RecommendStrategy::BestScore => {
+                            (Metric::Dot, Probe::Scored(Scorer::BestScore { positive, negative }))
+                        }
+                        RecommendStrategy::SumScores => {
+                            (Metric::Dot, Probe::Scored(Scorer::SumScores { positive, negative }))
+                        }
+                    }
+                }
+                Query::Discover { target, context } => {
+                    let target = ex.vector(target)?;
+                    let pairs = ex.pairs(context)?;
+                    (Metric::Dot, Probe::Scored(Scorer::Discover { target, pairs }))
+                }
+                Query::Context(pairs) => {
+                    if pairs.is_empty() {
+                        return Err(QueryError::NoExamples("context search needs at least one pair"));
+                    }
+                    (Metric::Dot, Probe::Scored(Scorer::Context { pairs: ex.pairs(pairs)? }))
+                }
+                _ => unreachable!("matched above"),
+            };
+            let named = ex.named;
+            Ok(Lowered { space, metric, probe, named })
         }
         Query::Fusion(_) | Query::Sample => unreachable!("fusion and sampling are lowered on their own"),
     }
@@ -186,16 +312,31 @@ fn lower_level<S: Searchable + ?Sized>(
         return Err(QueryError::BadThreshold);
     }
     check_params(level.params)?;
-    let filter = merge(above, level.filter);
-    let children = || -> Result<Vec<Node>, QueryError> {
+    let mut filter = merge(above, level.filter);
+    let children = |filter: &Option<Filter>| -> Result<Vec<Node>, QueryError> {
         level.prefetch.iter().map(|p| lower_prefetch(segment, p, filter.as_ref(), depth + 1)).collect()
     };
     match level.query {
         None if !level.prefetch.is_empty() => Err(QueryError::PrefetchWithoutQuery),
         None if is_root => Ok(Node::Scroll { filter, limit: level.limit }),
         None => Err(QueryError::MissingQuery),
-        Some(query @ (Query::Nearest(_) | Query::Sparse(_) | Query::Document(_))) => {
-            let (space, metric, probe) = lower_probe(segment, level.using, query)?;
+        Some(
+            query @ (Query::Nearest(_)
+            | Query::Sparse(_)
+            | Query::Document(_)
+            | Query::Point(_)
+            | Query::Recommend(_)
+            | Query::Discover { .. }
+            | Query::Context(_)),
+        ) => {
+            let Lowered { space, metric, probe, named } =
+                lower_probe(segment, level.using, level.lookup_from, query)?;
+            // The points the query named are left out of this level (and so of the
+            // candidates below it), as Qdrant does.
+            if !named.is_empty() {
+                let exclude = Filter::must_not([braid_filter::Condition::has_id(named)]);
+                filter = merge(filter.as_ref(), Some(&exclude));
+            }
             if level.prefetch.is_empty() {
                 Ok(Node::Nearest {
                     space,
@@ -211,7 +352,7 @@ fn lower_level<S: Searchable + ?Sized>(
                     space,
                     metric,
                     probe,
-                    children: children()?,
+                    children: children(&filter)?,
                     limit: level.limit,
                     threshold: level.threshold,
                 })
@@ -226,7 +367,7 @@ fn lower_level<S: Searchable + ?Sized>(
             check_fusion(fusion, level.prefetch.len())?;
             Ok(Node::Fuse {
                 fusion: fusion.clone(),
-                children: children()?,
+                children: children(&filter)?,
                 limit: level.limit,
                 threshold: level.threshold,
             })
@@ -259,6 +400,7 @@ fn lower_prefetch<S: Searchable + ?Sized>(
         params: p.params,
         threshold: p.score_threshold,
         prefetch: &p.prefetch,
+        lookup_from: p.lookup_from.as_ref(),
     };
     lower_level(segment, level, above, depth, false)
 }
@@ -278,6 +420,7 @@ pub(crate) fn plan<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) 
         params: request.params,
         threshold: request.score_threshold,
         prefetch: &request.prefetch,
+        lookup_from: request.lookup_from.as_ref(),
     };
     let node = lower_level(segment, level, None, 0, true)?;
     Ok(Plan { node, post_filter: request.post_filter.clone(), offset: request.offset, limit })

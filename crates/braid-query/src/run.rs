@@ -182,6 +182,14 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                     segment.nearest(&leaf, vector, *limit, ef, path)?
                 }
                 Probe::Sparse(vector) => segment.sparse_nearest(space, filter.as_ref(), vector, *limit)?,
+                Probe::Scored(scorer) => {
+                    let ef = ef_for(segment, space, *limit, params);
+                    let leaf = segment.leaf(space, filter.as_ref())?;
+                    let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
+                    let mut hits = segment.nearest_by(&leaf, scorer, *limit, ef, path)?;
+                    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+                    hits
+                }
             };
             keep_passing(*metric, &mut hits, *threshold);
             hits.truncate(*limit);
@@ -200,6 +208,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
             let mut hits = match probe {
                 Probe::Dense(vector) => segment.score(space, vector, &candidates)?,
                 Probe::Sparse(vector) => segment.sparse_score(space, vector, &candidates)?,
+                Probe::Scored(scorer) => segment.score_by(space, scorer, &candidates)?,
             };
             // Best first; equal scores by id, so the order never depends on the segment.
             hits.sort_by(|a, b| braid_distance::compare(*metric, b.score, a.score).then(a.id.cmp(&b.id)));
@@ -282,7 +291,11 @@ fn describe<S: Searchable + ?Sized>(
                 segment.sparse_path(space, filter.as_ref(), vector, *limit),
             ));
         }
-        Node::Nearest { space, filter, limit, params, threshold, .. } => {
+        Node::Nearest { space, probe, filter, limit, params, threshold, .. } => {
+            let what = match probe {
+                Probe::Scored(scorer) => format!("{} by {} examples", scorer.name(), scorer.examples()),
+                _ => "nearest".to_string(),
+            };
             let ef = ef_for(segment, space, *limit, params);
             let leaf = segment.leaf(space, filter.as_ref())?;
             let estimate: Cardinality = segment.estimate(&leaf);
@@ -291,7 +304,7 @@ fn describe<S: Searchable + ?Sized>(
                 (_, None) => "Exact: requested by params.exact".to_string(),
             };
             lines.push(format!(
-                "{pad}nearest in `{space}`, keep {limit}{}{}: {} points pass (estimate {}..{}); {why}",
+                "{pad}{what} in `{space}`, keep {limit}{}{}: {} points pass (estimate {}..{}); {why}",
                 if filter.is_some() { ", filtered" } else { "" },
                 threshold.map_or(String::new(), |t| format!(", score threshold {t}")),
                 estimate.expected,

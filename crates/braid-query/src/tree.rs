@@ -1,5 +1,6 @@
 //! The query tree users build: what to search, how to combine, and the limits.
 
+use braid_core::PointId;
 use braid_filter::Filter;
 use braid_sparse::SparseVector;
 use braid_text::Document;
@@ -42,6 +43,88 @@ impl Fusion {
     }
 }
 
+/// A vector a query names: given, or the stored vector of a point (in the level's
+/// `using` space, or where `lookup_from` says).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Example {
+    /// A dense vector.
+    Vector(Vec<f32>),
+    /// The vector of this point. A point of the collection being searched never
+    /// comes back in the results of the level that names it, as in Qdrant.
+    Id(PointId),
+}
+
+impl From<Vec<f32>> for Example {
+    fn from(v: Vec<f32>) -> Self {
+        Example::Vector(v)
+    }
+}
+
+impl From<PointId> for Example {
+    fn from(id: PointId) -> Self {
+        Example::Id(id)
+    }
+}
+
+impl From<u64> for Example {
+    fn from(id: u64) -> Self {
+        Example::Id(PointId::Num(id))
+    }
+}
+
+/// How a recommendation turns its examples into scores (`docs/query.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecommendStrategy {
+    /// Search for `2·mean(positive) − mean(negative)` (or `mean(positive)`): a plain
+    /// nearest search, with the metric's scores. Needs a positive example.
+    #[default]
+    AverageVector,
+    /// Each point scored by its best positive and best negative similarity.
+    BestScore,
+    /// Each point scored by the sum of its positive similarities minus the sum of its
+    /// negative ones.
+    SumScores,
+}
+
+/// Qdrant's `recommend`: positive and negative examples and a strategy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recommend {
+    /// Examples to move towards.
+    pub positive: Vec<Example>,
+    /// Examples to move away from.
+    pub negative: Vec<Example>,
+    /// How to combine them.
+    pub strategy: RecommendStrategy,
+}
+
+/// A pair of examples splitting the space: points nearer `positive` than `negative`
+/// are on the good side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContextPair {
+    /// The good side.
+    pub positive: Example,
+    /// The bad side.
+    pub negative: Example,
+}
+
+impl ContextPair {
+    /// A pair.
+    pub fn new(positive: impl Into<Example>, negative: impl Into<Example>) -> ContextPair {
+        ContextPair { positive: positive.into(), negative: negative.into() }
+    }
+}
+
+/// Where a level takes the vectors of the points its examples name: another
+/// collection (and optionally another of its spaces) instead of the one searched.
+/// Points named there are not excluded from the results (they are other points).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupFrom {
+    /// The collection to read the examples' vectors from.
+    pub collection: String,
+    /// Its space; default: the level's `using`.
+    pub vector: Option<String>,
+}
+
 /// What a level of the tree computes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Query {
@@ -55,6 +138,23 @@ pub enum Query {
     /// Nearest to the vector a model makes of this text (BM25: a sparse vector, so
     /// `using` names a sparse space), as [`Query::Sparse`] then.
     Document(Document),
+    /// Nearest points to a stored point's vector (`query: <id>` in Qdrant); the point
+    /// itself is left out when it belongs to the collection searched.
+    Point(PointId),
+    /// Recommendation by examples ([`Recommend`]).
+    Recommend(Recommend),
+    /// Discovery: nearest to `target` among the points on the most positive sides of
+    /// the context pairs (score: pairs on the good side minus pairs on the bad side,
+    /// plus a sigmoid of the similarity to the target).
+    Discover {
+        /// What to get near to.
+        target: Example,
+        /// The pairs that constrain where.
+        context: Vec<ContextPair>,
+    },
+    /// Context search: points scored by how far inside the good side of every pair
+    /// they lie (0 when inside all of them); needs a pair.
+    Context(Vec<ContextPair>),
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
     /// Qdrant's `sample: random`: `limit` points drawn uniformly at random, without
@@ -80,6 +180,8 @@ pub struct Prefetch {
     pub score_threshold: Option<f32>,
     /// Levels below.
     pub prefetch: Vec<Prefetch>,
+    /// Where the points this level's query names take their vectors from.
+    pub lookup_from: Option<LookupFrom>,
 }
 
 impl Prefetch {
@@ -154,6 +256,8 @@ pub struct QueryRequest {
     pub offset: usize,
     /// Drop results worse than this.
     pub score_threshold: Option<f32>,
+    /// Where the points the root's query names take their vectors from.
+    pub lookup_from: Option<LookupFrom>,
 }
 
 impl Default for QueryRequest {
@@ -168,6 +272,7 @@ impl Default for QueryRequest {
             limit: 10,
             offset: 0,
             score_threshold: None,
+            lookup_from: None,
         }
     }
 }
@@ -198,6 +303,30 @@ impl QueryRequest {
             using: Some(using.to_string()),
             ..QueryRequest::default()
         }
+    }
+
+    /// Nearest to point `id`'s vector in `using` (the point itself left out).
+    pub fn point(using: &str, id: impl Into<PointId>) -> QueryRequest {
+        QueryRequest {
+            query: Some(Query::Point(id.into())),
+            using: Some(using.to_string()),
+            ..QueryRequest::default()
+        }
+    }
+
+    /// A recommendation in `using`.
+    pub fn recommend(using: &str, recommend: Recommend) -> QueryRequest {
+        QueryRequest {
+            query: Some(Query::Recommend(recommend)),
+            using: Some(using.to_string()),
+            ..QueryRequest::default()
+        }
+    }
+
+    /// Take the vectors of the points the query names from `lookup`.
+    pub fn lookup_from(mut self, lookup: LookupFrom) -> QueryRequest {
+        self.lookup_from = Some(lookup);
+        self
     }
 
     /// `fusion` over `prefetch`.

@@ -1,6 +1,7 @@
 """The rest of Qdrant's query API through the official Python qdrant-client against
 `braid serve`, each call compared with the client's local mode (which implements the
-server's semantics) on the same points. Grows with issue #16: facets and random samples so far.
+server's semantics) on the same points. Grows with issue #16: facets, random samples, and
+queries by example (point ids, recommend, discover, context) so far.
 
 Usage: python query_api.py --host 127.0.0.1 --http PORT --grpc PORT [--prefer-grpc]
 """
@@ -59,8 +60,58 @@ def main():
                                limit=20).points
     assert len(hits) == min(20, len(on_sale)) and len({h.id for h in hits}) == len(hits), hits
     assert all(h.id in on_sale and h.score == 1.0 for h in hits), hits
+    examples = check_examples(client, local, name, rng)
     client.delete_collection(name)
-    print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample)")
+    print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample, "
+          f"{examples} queries by example)")
+
+
+def close(a, b):
+    return abs(a - b) <= 1e-4 * max(1.0, abs(b))
+
+
+def same(got, want, every, what):
+    """`got` is local mode's `want` up to the order of equal scores (which neither
+    Qdrant's server nor local mode specifies): the same scores in order, and each
+    point's score its score in local mode's full ranking `every`."""
+    assert len(got) == len(want), (what, got, want)
+    score = {h.id: h.score for h in every}
+    for g, w in zip(got, want):
+        assert close(g.score, w.score), (what, g, w)
+        assert g.id in score and close(g.score, score[g.id]), (what, g, score.get(g.id))
+
+
+def check_examples(client, local, name, rng):
+    """Point ids, recommend (each strategy), discover and context, alone, filtered and
+    over a prefetch, equal to local mode (ids in order, scores within float noise)."""
+    vec = [rng.uniform(-1, 1) for _ in range(4)]
+    pair = models.ContextPair
+    small = models.Filter(must=[models.FieldCondition(key="size", range=models.Range(lt=4))])
+    queries = [("by id", 5), ("nearest by id", models.NearestQuery(nearest=9))]
+    for strategy in models.RecommendStrategy:
+        queries.append((f"recommend {strategy.value}", models.RecommendQuery(recommend=models.RecommendInput(
+            positive=[1, 2, vec], negative=[4], strategy=strategy))))
+    for strategy in (models.RecommendStrategy.BEST_SCORE, models.RecommendStrategy.SUM_SCORES):
+        queries.append((f"negatives only {strategy.value}", models.RecommendQuery(recommend=models.RecommendInput(
+            negative=[4, 8], strategy=strategy))))
+    queries.append(("discover", models.DiscoverQuery(discover=models.DiscoverInput(
+        target=7, context=[pair(positive=10, negative=11), pair(positive=20, negative=vec)]))))
+    queries.append(("context", models.ContextQuery(context=[pair(positive=10, negative=11),
+                                                           pair(positive=20, negative=21)])))
+    checked = 0
+    for what, query in queries:
+        for flt in (None, small):
+            kwargs = dict(query=query, using="v", query_filter=flt)
+            same(client.query_points(name, limit=8, **kwargs).points, local.query_points(name, limit=8, **kwargs).points,
+                 local.query_points(name, limit=300, **kwargs).points, f"{what} filter={flt is not None}")
+            checked += 1
+        # Over a prefetch: only its candidates, re-scored by the example query.
+        prefetch = models.Prefetch(query=vec, using="v", limit=40)
+        kwargs = dict(prefetch=prefetch, query=query, using="v")
+        same(client.query_points(name, limit=8, **kwargs).points, local.query_points(name, limit=8, **kwargs).points,
+             local.query_points(name, limit=40, **kwargs).points, f"{what} over a prefetch")
+        checked += 1
+    return checked
 
 
 if __name__ == "__main__":

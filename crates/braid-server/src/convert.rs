@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use braid::{
-    CollectionConfig, CollectionInfo, Distance, Document, Filter, Fusion, IndexKind, NamedVectors, PointId,
-    PointStruct, PointVectors, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Record,
-    ScoredPoint, SearchParams, SparseVector, SparseVectors, VectorParams, WithPayload, WithVectors,
+    CollectionConfig, CollectionInfo, ContextPair, Distance, Document, Example, Filter, Fusion, IndexKind,
+    LookupFrom, NamedVectors, PointId, PointStruct, PointVectors, PointsSelector, Prefetch, Query,
+    QueryPoints, QueryRequest, Recommend, RecommendStrategy, Record, ScoredPoint, SearchParams, SparseVector,
+    SparseVectors, VectorParams, WithPayload, WithVectors,
 };
 use serde_json::{Map, Value, json};
 
@@ -572,6 +573,61 @@ pub(crate) fn search(body: &Value) -> Result<QueryPoints, ApiError> {
     })
 }
 
+/// The parts the older `recommend` and `discover` bodies share with a search.
+const EXPLORE_COMMON: [&str; 10] = [
+    "filter",
+    "params",
+    "limit",
+    "offset",
+    "with_payload",
+    "with_vector",
+    "with_vectors",
+    "score_threshold",
+    "using",
+    "lookup_from",
+];
+
+fn explore_points(o: &Map<String, Value>, query: Query) -> Result<QueryPoints, ApiError> {
+    let request = QueryRequest {
+        query: Some(query),
+        using: field(o, "using").and_then(Value::as_str).map(str::to_string),
+        filter: filter(o.get("filter"))?,
+        params: params(o)?,
+        limit: usize_field(o, "limit")?.unwrap_or(10),
+        offset: usize_field(o, "offset")?.unwrap_or(0),
+        score_threshold: f32_field(o, "score_threshold")?,
+        lookup_from: lookup_from(o.get("lookup_from"))?,
+        ..QueryRequest::default()
+    };
+    Ok(QueryPoints {
+        request,
+        with_payload: with_payload(o.get("with_payload"), false)?,
+        with_vectors: with_vectors(o)?,
+    })
+}
+
+/// `POST /points/recommend` body (Qdrant's older recommend API), as the query it is.
+pub(crate) fn recommend(body: &Value) -> Result<QueryPoints, ApiError> {
+    let o = object(body, "a recommend request")?;
+    let served: Vec<&str> = ["positive", "negative", "strategy"].into_iter().chain(EXPLORE_COMMON).collect();
+    only(o, "a recommend request", &served)?;
+    explore_points(o, Query::Recommend(recommend_input(o)?))
+}
+
+/// `POST /points/discover` body (Qdrant's older discovery API): a target makes it
+/// discovery, none a context search.
+pub(crate) fn discover(body: &Value) -> Result<QueryPoints, ApiError> {
+    let o = object(body, "a discover request")?;
+    let served: Vec<&str> = ["target", "context"].into_iter().chain(EXPLORE_COMMON).collect();
+    only(o, "a discover request", &served)?;
+    let context = context(o.get("context"))?;
+    let query = match field(o, "target").filter(|t| !t.is_null()) {
+        Some(t) => Query::Discover { target: example(t, "`target`")?, context },
+        None => Query::Context(context),
+    };
+    explore_points(o, query)
+}
+
 /// A vector given as a query: dense, sparse or a document.
 fn vector_query(v: &Value, what: &str) -> Result<Query, ApiError> {
     Ok(match vector_in(v, what)? {
@@ -579,6 +635,75 @@ fn vector_query(v: &Value, what: &str) -> Result<Query, ApiError> {
         VectorIn::Sparse(s) => Query::Sparse(s),
         VectorIn::Document(d) => Query::Document(d),
     })
+}
+
+/// A recommend/discover example: a point id or a dense vector.
+fn example(v: &Value, what: &str) -> Result<Example, ApiError> {
+    match v {
+        Value::Number(_) | Value::String(_) => Ok(Example::Id(point_id(v)?)),
+        _ => match vector_in(v, what)? {
+            VectorIn::Dense(d) => Ok(Example::Vector(d)),
+            _ => Err(bad(format!("{what}: examples must be point ids or dense vectors"))),
+        },
+    }
+}
+
+fn examples(v: Option<&Value>, what: &str) -> Result<Vec<Example>, ApiError> {
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(list)) => list.iter().map(|e| example(e, what)).collect(),
+        Some(other) => Err(bad(format!("{what} must be a list of point ids or vectors, got {other}"))),
+    }
+}
+
+fn strategy(v: Option<&Value>) -> Result<RecommendStrategy, ApiError> {
+    match v.filter(|v| !v.is_null()).map(|v| v.as_str()) {
+        None | Some(Some("average_vector")) => Ok(RecommendStrategy::AverageVector),
+        Some(Some("best_score")) => Ok(RecommendStrategy::BestScore),
+        Some(Some("sum_scores")) => Ok(RecommendStrategy::SumScores),
+        _ => Err(bad("unknown recommend strategy: use \"average_vector\", \"best_score\" or \"sum_scores\"")),
+    }
+}
+
+/// `{positive, negative, strategy}`.
+pub(crate) fn recommend_input(o: &Map<String, Value>) -> Result<Recommend, ApiError> {
+    Ok(Recommend {
+        positive: examples(o.get("positive"), "`positive`")?,
+        negative: examples(o.get("negative"), "`negative`")?,
+        strategy: strategy(o.get("strategy"))?,
+    })
+}
+
+/// A context: one `{positive, negative}` pair or a list of them.
+pub(crate) fn context(v: Option<&Value>) -> Result<Vec<ContextPair>, ApiError> {
+    let pair = |v: &Value| -> Result<ContextPair, ApiError> {
+        let o = object(v, "a context pair")?;
+        only(o, "a context pair", &["positive", "negative"])?;
+        let side = |k: &str| {
+            field(o, k)
+                .ok_or_else(|| bad(format!("a context pair needs `{k}`")))
+                .and_then(|v| example(v, "a context example"))
+        };
+        Ok(ContextPair { positive: side("positive")?, negative: side("negative")? })
+    };
+    match v.filter(|v| !v.is_null()) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(list)) => list.iter().map(pair).collect(),
+        Some(one) => Ok(vec![pair(one)?]),
+    }
+}
+
+/// `lookup_from: {collection, vector}`.
+pub(crate) fn lookup_from(v: Option<&Value>) -> Result<Option<LookupFrom>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(None) };
+    let o = object(v, "`lookup_from`")?;
+    only(o, "`lookup_from`", &["collection", "vector"])?;
+    let collection = field(o, "collection")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`lookup_from` needs `collection`"))?
+        .to_string();
+    let vector = field(o, "vector").and_then(Value::as_str).map(str::to_string);
+    Ok(Some(LookupFrom { collection, vector }))
 }
 
 fn fusion_name(v: &Value) -> Result<Fusion, ApiError> {
@@ -593,18 +718,36 @@ fn fusion_name(v: &Value) -> Result<Fusion, ApiError> {
 /// `{"rrf": {"k", "weights"}}`.
 fn query(v: &Value) -> Result<Query, ApiError> {
     match v {
+        Value::Number(_) | Value::String(_) => Ok(Query::Point(point_id(v)?)),
         Value::Array(_) => vector_query(v, "`query`"),
         Value::Object(o) if is_sparse(o) || is_inference(o) => vector_query(v, "`query`"),
         Value::Object(o) => {
             // One kind per query object; `nearest` takes no `mmr` yet.
-            only(o, "a query", &["nearest", "fusion", "rrf", "sample"])?;
-            if let Some(s) = field(o, "sample") {
+            only(o, "a query", &["nearest", "fusion", "rrf", "sample", "recommend", "discover", "context"])?;
+            if let Some(r) = field(o, "recommend") {
+                let r = object(r, "`recommend`")?;
+                only(r, "`recommend`", &["positive", "negative", "strategy"])?;
+                Ok(Query::Recommend(recommend_input(r)?))
+            } else if let Some(d) = field(o, "discover") {
+                let d = object(d, "`discover`")?;
+                only(d, "`discover`", &["target", "context"])?;
+                let target = field(d, "target").ok_or_else(|| bad("`discover` needs `target`"))?;
+                Ok(Query::Discover {
+                    target: example(target, "`discover.target`")?,
+                    context: context(d.get("context"))?,
+                })
+            } else if let Some(c) = field(o, "context") {
+                Ok(Query::Context(context(Some(c))?))
+            } else if let Some(s) = field(o, "sample") {
                 match s.as_str() {
                     Some("random") => Ok(Query::Sample),
                     _ => Err(bad(format!("unknown sample {s}: use \"random\""))),
                 }
             } else if let Some(n) = field(o, "nearest") {
-                vector_query(n, "`query.nearest`")
+                match n {
+                    Value::Number(_) | Value::String(_) => Ok(Query::Point(point_id(n)?)),
+                    _ => vector_query(n, "`query.nearest`"),
+                }
             } else if let Some(f) = field(o, "fusion") {
                 Ok(Query::Fusion(fusion_name(f)?))
             } else if let Some(r) = field(o, "rrf") {
@@ -617,10 +760,10 @@ fn query(v: &Value) -> Result<Query, ApiError> {
                 let k = usize_field(r, "k")?.unwrap_or(braid::fusion::qdrant::DEFAULT_RRF_K);
                 Ok(Query::Fusion(Fusion::Rrf { k, weights }))
             } else {
-                Err(bad("this query kind is not served: use a vector, `nearest`, `fusion` or `rrf`"))
+                Err(bad("a query object needs one of its kinds"))
             }
         }
-        _ => Err(bad("queries by point id are not served; pass the vector")),
+        _ => Err(bad(format!("`query` must be a vector, a point id or a query object, got {v}"))),
     }
 }
 
@@ -634,7 +777,11 @@ fn prefetches(v: Option<&Value>) -> Result<Vec<Prefetch>, ApiError> {
 
 fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
     let o = object(v, "a prefetch")?;
-    only(o, "a prefetch", &["prefetch", "query", "using", "filter", "params", "limit", "score_threshold"])?;
+    only(
+        o,
+        "a prefetch",
+        &["prefetch", "query", "using", "filter", "params", "limit", "score_threshold", "lookup_from"],
+    )?;
     Ok(Prefetch {
         query: field(o, "query").map(query).transpose()?,
         using: field(o, "using").and_then(Value::as_str).map(str::to_string),
@@ -643,6 +790,7 @@ fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
         params: params(o)?,
         score_threshold: f32_field(o, "score_threshold")?,
         prefetch: prefetches(o.get("prefetch"))?,
+        lookup_from: lookup_from(o.get("lookup_from"))?,
     })
 }
 
@@ -664,9 +812,11 @@ pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
             "with_payload",
             "with_vector",
             "with_vectors",
+            "lookup_from",
         ],
     )?;
     let mut request = QueryRequest::fusion(Fusion::rrf(), prefetches(o.get("prefetch"))?);
+    request.lookup_from = lookup_from(o.get("lookup_from"))?;
     request.query = field(o, "query").map(query).transpose()?;
     request.using = field(o, "using").and_then(Value::as_str).map(str::to_string);
     request.filter = filter(o.get("filter"))?;

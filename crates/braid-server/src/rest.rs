@@ -57,6 +57,10 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/search/batch", post(search_batch))
         .route("/query", post(query))
         .route("/query/batch", post(query_batch))
+        .route("/recommend", post(recommend))
+        .route("/recommend/batch", post(recommend_batch))
+        .route("/discover", post(discover))
+        .route("/discover/batch", post(discover_batch))
         .route("/vectors", put(update_vectors))
         .route("/vectors/delete", post(delete_vectors))
         .route("/payload", post(set_payload).put(overwrite_payload))
@@ -466,15 +470,39 @@ async fn search(call: Call) -> Response {
 }
 
 async fn search_batch(call: Call) -> Response {
-    call.query(|c, body, stop| {
-        let requests = list_of(body_with(body, "search batch", &["searches"])?, "searches")?
-            .iter()
-            .map(convert::search)
-            .collect::<Result<Vec<_>, _>>()?;
-        let results = c.query_batch_until(requests, stop)?;
-        Ok(Value::Array(results.into_iter().map(|r| Ok(scored_list(r?))).collect::<Result<_, ApiError>>()?))
-    })
-    .await
+    call.query(|c, body, stop| listed_batch(c, body, stop, "search batch", convert::search)).await
+}
+
+/// A batch of the older calls (`{"searches": [...]}`): a list of point lists.
+fn listed_batch(
+    c: &Collection,
+    body: &Value,
+    stop: &braid::Stop,
+    what: &str,
+    each: fn(&Value) -> Result<braid::QueryPoints, ApiError>,
+) -> Result<Value, ApiError> {
+    let requests = list_of(body_with(body, what, &["searches"])?, "searches")?
+        .iter()
+        .map(each)
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = c.query_batch_until(requests, stop)?;
+    Ok(Value::Array(results.into_iter().map(|r| Ok(scored_list(r?))).collect::<Result<_, ApiError>>()?))
+}
+
+async fn recommend(call: Call) -> Response {
+    call.query(|c, body, stop| Ok(scored_list(c.query_until(convert::recommend(body)?, stop)?))).await
+}
+
+async fn recommend_batch(call: Call) -> Response {
+    call.query(|c, body, stop| listed_batch(c, body, stop, "recommend batch", convert::recommend)).await
+}
+
+async fn discover(call: Call) -> Response {
+    call.query(|c, body, stop| Ok(scored_list(c.query_until(convert::discover(body)?, stop)?))).await
+}
+
+async fn discover_batch(call: Call) -> Response {
+    call.query(|c, body, stop| listed_batch(c, body, stop, "discover batch", convert::discover)).await
 }
 
 async fn query(call: Call) -> Response {

@@ -261,7 +261,13 @@ struct Shared {
     tail: Mutex<Option<Vec<Op>>>,
     /// One compaction at a time.
     compacting: Mutex<()>,
+    /// Finds the other collections of the database (`lookup_from`); unset for a
+    /// collection made outside a database.
+    finder: std::sync::OnceLock<Finder>,
 }
+
+/// Finds a collection of the same database by name.
+pub(crate) type Finder = Arc<dyn Fn(&str) -> Option<Collection> + Send + Sync>;
 
 /// A collection handle that does not keep the collection (or its directory lock)
 /// alive: what the background optimiser holds between rounds.
@@ -387,8 +393,103 @@ impl Collection {
                 state: AtomicU8::new(CollectionState::Ready as u8),
                 tail: Mutex::new(None),
                 compacting: Mutex::new(()),
+                finder: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    pub(crate) fn set_finder(&self, finder: Finder) {
+        let _ = self.inner.finder.set(finder);
+    }
+
+    /// The vector of point `id` in space `using` (the default space for `None`), for
+    /// another collection's `lookup_from`.
+    fn lookup_vector(&self, using: Option<&str>, id: PointId) -> Result<Vec<f32>, Error> {
+        use braid_query::Searchable;
+        let segment = self.read();
+        let names = segment.space_names();
+        let space = match using {
+            Some(name) => name.to_string(),
+            None if segment.space("").is_some() => String::new(),
+            None if names.len() == 1 => names[0].clone(),
+            None => return Err(braid_query::QueryError::MissingUsing { available: names }.into()),
+        };
+        Ok(segment.vector_of(&space, id)?)
+    }
+
+    /// `request` with every level that has `lookup_from` rewritten: the points its
+    /// query names replaced by their vectors in the collection (and space) named, so
+    /// that the planner sees plain vectors (which it does not exclude from results:
+    /// they are other collections' points). Borrowed when nothing needs it.
+    fn resolve_lookups<'r>(
+        &self,
+        request: &'r QueryRequest,
+    ) -> Result<std::borrow::Cow<'r, QueryRequest>, Error> {
+        fn any(p: &[braid_query::Prefetch]) -> bool {
+            p.iter().any(|p| p.lookup_from.is_some() || any(&p.prefetch))
+        }
+        if request.lookup_from.is_none() && !any(&request.prefetch) {
+            return Ok(std::borrow::Cow::Borrowed(request));
+        }
+        let mut owned = request.clone();
+        let QueryRequest { lookup_from, query, using, prefetch, .. } = &mut owned;
+        self.resolve_level(lookup_from, query, using.as_deref())?;
+        self.resolve_prefetches(prefetch)?;
+        Ok(std::borrow::Cow::Owned(owned))
+    }
+
+    fn resolve_prefetches(&self, prefetch: &mut [braid_query::Prefetch]) -> Result<(), Error> {
+        for p in prefetch {
+            self.resolve_level(&mut p.lookup_from, &mut p.query, p.using.as_deref())?;
+            self.resolve_prefetches(&mut p.prefetch)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_level(
+        &self,
+        lookup_from: &mut Option<braid_query::LookupFrom>,
+        query: &mut Option<braid_query::Query>,
+        using: Option<&str>,
+    ) -> Result<(), Error> {
+        use braid_query::{Example, Query};
+        let Some(lookup) = lookup_from.take() else { return Ok(()) };
+        let other = if lookup.collection == *self.name {
+            self.clone()
+        } else {
+            self.inner
+                .finder
+                .get()
+                .and_then(|find| find(&lookup.collection))
+                .ok_or_else(|| Error::CollectionNotFound { name: lookup.collection.clone() })?
+        };
+        let space = lookup.vector.as_deref().or(using);
+        let vector = |id: PointId| other.lookup_vector(space, id);
+        let fill = |e: &mut Example| -> Result<(), Error> {
+            if let Example::Id(id) = e {
+                *e = Example::Vector(vector(*id)?);
+            }
+            Ok(())
+        };
+        match query {
+            Some(Query::Point(id)) => *query = Some(Query::Nearest(vector(*id)?)),
+            Some(Query::Recommend(r)) => {
+                r.positive.iter_mut().chain(r.negative.iter_mut()).try_for_each(fill)?;
+            }
+            Some(Query::Discover { target, context }) => {
+                fill(target)?;
+                context
+                    .iter_mut()
+                    .try_for_each(|p| fill(&mut p.positive).and_then(|_| fill(&mut p.negative)))?;
+            }
+            Some(Query::Context(pairs)) => {
+                pairs
+                    .iter_mut()
+                    .try_for_each(|p| fill(&mut p.positive).and_then(|_| fill(&mut p.negative)))?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     pub(crate) fn downgrade(&self) -> WeakCollection {
@@ -993,8 +1094,9 @@ impl Collection {
     /// `Cancelled` when `stop` says so (Qdrant's `timeout`; a server's client leaving).
     pub fn query_until(&self, query: impl Into<QueryPoints>, stop: &Stop) -> Result<Vec<ScoredPoint>, Error> {
         let query = query.into();
+        let request = self.resolve_lookups(&query.request)?;
         let segment = self.read();
-        let hits = braid_query::run_until(&*segment, &query.request, stop)?;
+        let hits = braid_query::run_until(&*segment, &request, stop)?;
         Ok(self.scored(&segment, hits, &query.with_payload, &query.with_vectors))
     }
 
@@ -1012,13 +1114,31 @@ impl Collection {
         queries: Vec<QueryPoints>,
         stop: &Stop,
     ) -> Result<Vec<Result<Vec<ScoredPoint>, Error>>, Error> {
+        // A lookup that fails fails its own query only.
+        let mut requests = Vec::with_capacity(queries.len());
+        let mut failed = Vec::with_capacity(queries.len());
+        for q in &queries {
+            match self.resolve_lookups(&q.request) {
+                Ok(r) => {
+                    requests.push(r.into_owned());
+                    failed.push(None);
+                }
+                Err(e) => {
+                    requests.push(q.request.clone());
+                    failed.push(Some(e));
+                }
+            }
+        }
         let segment = self.read();
-        let requests: Vec<QueryRequest> = queries.iter().map(|q| q.request.clone()).collect();
         let results = braid_query::run_batch_until(&*segment, &requests, stop)?;
         Ok(results
             .into_iter()
             .zip(&queries)
-            .map(|(r, q)| {
+            .zip(failed)
+            .map(|((r, q), failed)| {
+                if let Some(e) = failed {
+                    return Err(e);
+                }
                 r.map(|hits| self.scored(&segment, hits, &q.with_payload, &q.with_vectors))
                     .map_err(Error::from)
             })
@@ -1027,7 +1147,8 @@ impl Collection {
 
     /// The plan of a query with the choice made at each leaf, without running it.
     pub fn explain(&self, query: &QueryRequest) -> Result<braid_query::Explain, Error> {
-        Ok(braid_query::explain(&*self.read(), query)?)
+        let request = self.resolve_lookups(query)?;
+        Ok(braid_query::explain(&*self.read(), &request)?)
     }
 
     /// Counts, configuration and status.

@@ -127,6 +127,12 @@ fn spawn_optimizer(
     Some((stop, thread))
 }
 
+/// How a collection finds another by name, without keeping the catalog alive.
+fn finder(catalog: &Arc<RwLock<Catalog>>) -> crate::collection::Finder {
+    let weak = Arc::downgrade(catalog);
+    Arc::new(move |name: &str| weak.upgrade().and_then(|c| c.read().collections.get(name).cloned()))
+}
+
 fn check_name(name: &str) -> Result<(), Error> {
     // `.` and `..` are path segments, not names: a URL or a file path with one in it
     // means something else.
@@ -187,6 +193,9 @@ impl Database {
             }
         }
         let catalog = Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) }));
+        for c in catalog.read().collections.values() {
+            c.set_finder(finder(&catalog));
+        }
         if let Some(every) = options.optimize_every {
             let stop = spawn_optimizer(registry, every, options.vacuum_share, options.vacuum_min);
             if let Some(disk) = catalog.write().disk.as_mut() {
@@ -226,6 +235,12 @@ impl Database {
         Ok(collection)
     }
 
+    /// Hands `collection` a way to reach the others (`lookup_from`).
+    fn adopt(&self, collection: Collection) -> Collection {
+        collection.set_finder(finder(&self.catalog));
+        collection
+    }
+
     /// Creates a collection; a name already taken is [`Error::CollectionConflict`].
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection, Error> {
         check_name(name)?;
@@ -234,7 +249,7 @@ impl Database {
         if catalog.collections.contains_key(name) {
             return Err(Error::CollectionConflict { name: name.to_string() });
         }
-        Self::create_in(&mut catalog, name, config)
+        Self::create_in(&mut catalog, name, config).map(|c| self.adopt(c))
     }
 
     /// The collection `name`, created with `config` if it does not exist. Asking again
@@ -251,7 +266,7 @@ impl Database {
                 Err(Error::CollectionConflict { name: name.to_string() })
             };
         }
-        Self::create_in(&mut catalog, name, config)
+        Self::create_in(&mut catalog, name, config).map(|c| self.adopt(c))
     }
 
     /// The collection `name`.

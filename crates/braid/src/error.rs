@@ -168,6 +168,7 @@ impl From<braid_query::QueryError> for Error {
     fn from(e: braid_query::QueryError) -> Error {
         match e {
             braid_query::QueryError::SearchFailed { why } => Error::Internal { what: why },
+            braid_query::QueryError::PointNotFound { id } => Error::PointNotFound { id },
             other => Error::Query(other),
         }
     }

@@ -889,6 +889,51 @@ impl Searchable for Segment {
             .map(|(id, o)| Hit { id, score: kernel.score(vector, data.rows.vector(PointOffset(o))) })
             .collect())
     }
+    fn vector_of(&self, space: &str, id: PointId) -> Result<Vec<f32>, QueryError> {
+        let data = self.space_data(space)?;
+        let offset = self.offset(&id).ok_or(QueryError::PointNotFound { id })?;
+        if !data.present.contains(offset) {
+            return Err(QueryError::NoVector { id, space: space.to_string() });
+        }
+        Ok(data.rows.vector(PointOffset(offset)).to_vec())
+    }
+    fn nearest_by(
+        &self,
+        leaf: &Leaf<'_>,
+        scorer: &braid_query::Scorer,
+        limit: usize,
+        ef: usize,
+        path: SearchPath,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let filter: Option<&dyn OffsetFilter> = leaf.restricted.as_ref().map(|r| r as &dyn OffsetFilter);
+        let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
+        let kernel = Kernel::new(leaf.data.params.distance);
+        let score = |v: &[f32]| scorer.score(|e| kernel.similarity(e, v));
+        let found = match path {
+            SearchPath::Exact | SearchPath::Scan => graph.scan_by(rows, score, limit, filter),
+            SearchPath::Graph => graph.search_by(rows, score, limit, ef, filter),
+        }
+        .map_err(search_failed)?;
+        Ok(self.hits(found))
+    }
+    fn score_by(
+        &self,
+        space: &str,
+        scorer: &braid_query::Scorer,
+        ids: &[PointId],
+    ) -> Result<Vec<Hit>, QueryError> {
+        let data = self.space_data(space)?;
+        let kernel = Kernel::new(data.params.distance);
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.offset(id).map(|o| (*id, o)))
+            .filter(|(_, o)| data.present.contains(*o))
+            .map(|(id, o)| {
+                let v = data.rows.vector(PointOffset(o));
+                Hit { id, score: scorer.score(|e| kernel.similarity(e, v)) }
+            })
+            .collect())
+    }
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId> {
         let planned = self.payloads.plan(filter, self);
         ids.iter()

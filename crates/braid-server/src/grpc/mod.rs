@@ -352,6 +352,40 @@ async fn write(
     Ok(updated(state, wait, started))
 }
 
+impl Service {
+    /// Runs one query-shaped call on collection `name`.
+    async fn one(
+        &self,
+        name: &str,
+        request: braid::QueryPoints,
+        timeout: Option<u64>,
+    ) -> Result<Vec<proto::ScoredPoint>, Status> {
+        let (db, name) = (self.0.db.clone(), name.to_string());
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
+        let hits = blocking(move || collection(&db, &name)?.query_until(request, &stop).map_err(err)).await?;
+        Ok(hits.into_iter().map(scored).collect())
+    }
+
+    /// Runs a batch of query-shaped calls on collection `name`: one result list each.
+    async fn batch(
+        &self,
+        name: &str,
+        requests: Vec<braid::QueryPoints>,
+        timeout: Option<u64>,
+    ) -> Result<Vec<proto::BatchResult>, Status> {
+        let (db, name) = (self.0.db.clone(), name.to_string());
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
+        let results =
+            blocking(move || collection(&db, &name)?.query_batch_until(requests, &stop).map_err(err)).await?;
+        results
+            .into_iter()
+            .map(|hits| {
+                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
+            })
+            .collect()
+    }
+}
+
 #[tonic::async_trait]
 impl Points for Service {
     async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
@@ -498,32 +532,15 @@ impl Points for Service {
     }
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
-        let (r, db, started) = (checked(r, "search")?, self.0.db.clone(), Instant::now());
-        let request = search_request(&r)?;
-        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
-        let hits =
-            blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
-                .await?;
-        Ok(Response::new(proto::SearchResponse {
-            result: hits.into_iter().map(scored).collect(),
-            time: started.elapsed().as_secs_f64(),
-        }))
+        let (r, started) = (checked(r, "search")?, Instant::now());
+        let result = self.one(&r.collection_name, search_request(&r)?, r.timeout).await?;
+        Ok(Response::new(proto::SearchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
-        let (r, db, started) = (checked(r, "search batch")?, self.0.db.clone(), Instant::now());
+        let (r, started) = (checked(r, "search batch")?, Instant::now());
         let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
-        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
-        let results = blocking(move || {
-            collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)
-        })
-        .await?;
-        let result = results
-            .into_iter()
-            .map(|hits| {
-                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
-            })
-            .collect::<Result<_, Status>>()?;
+        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
         Ok(Response::new(proto::SearchBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -584,33 +601,48 @@ impl Points for Service {
     }
 
     async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
-        let (r, db, started) = (checked(r, "query")?, self.0.db.clone(), Instant::now());
-        let request = query_points(&r)?;
-        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
-        let hits =
-            blocking(move || collection(&db, &r.collection_name)?.query_until(request, &stop).map_err(err))
-                .await?;
-        Ok(Response::new(proto::QueryResponse {
-            result: hits.into_iter().map(scored).collect(),
-            time: started.elapsed().as_secs_f64(),
-        }))
+        let (r, started) = (checked(r, "query")?, Instant::now());
+        let result = self.one(&r.collection_name, query_points(&r)?, r.timeout).await?;
+        Ok(Response::new(proto::QueryResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
-        let (r, db, started) = (checked(r, "query batch")?, self.0.db.clone(), Instant::now());
+        let (r, started) = (checked(r, "query batch")?, Instant::now());
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
-        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
-        let results = blocking(move || {
-            collection(&db, &r.collection_name)?.query_batch_until(requests, &stop).map_err(err)
-        })
-        .await?;
-        let result = results
-            .into_iter()
-            .map(|hits| {
-                Ok(proto::BatchResult { result: hits.map_err(err)?.into_iter().map(scored).collect() })
-            })
-            .collect::<Result<_, Status>>()?;
+        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
         Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn recommend(&self, r: Request<proto::RecommendPoints>) -> Reply<proto::RecommendResponse> {
+        let (r, started) = (checked(r, "recommend")?, Instant::now());
+        let result = self.one(&r.collection_name, recommend_request(&r)?, r.timeout).await?;
+        Ok(Response::new(proto::RecommendResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn recommend_batch(
+        &self,
+        r: Request<proto::RecommendBatchPoints>,
+    ) -> Reply<proto::RecommendBatchResponse> {
+        let (r, started) = (checked(r, "recommend batch")?, Instant::now());
+        let requests = r.recommend_points.iter().map(recommend_request).collect::<Result<Vec<_>, _>>()?;
+        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
+        Ok(Response::new(proto::RecommendBatchResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn discover(&self, r: Request<proto::DiscoverPoints>) -> Reply<proto::DiscoverResponse> {
+        let (r, started) = (checked(r, "discover")?, Instant::now());
+        let result = self.one(&r.collection_name, discover_request(&r)?, r.timeout).await?;
+        Ok(Response::new(proto::DiscoverResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn discover_batch(
+        &self,
+        r: Request<proto::DiscoverBatchPoints>,
+    ) -> Reply<proto::DiscoverBatchResponse> {
+        let (r, started) = (checked(r, "discover batch")?, Instant::now());
+        let requests = r.discover_points.iter().map(discover_request).collect::<Result<Vec<_>, _>>()?;
+        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
+        Ok(Response::new(proto::DiscoverBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 }
 

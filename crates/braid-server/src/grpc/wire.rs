@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use braid::{
-    Collection, Database, Distance, Document, Fusion, IndexKind, NamedVectors, PointId, PointsSelector,
-    Prefetch, Query, QueryPoints, QueryRequest, ScoredPoint, SearchParams, SparseVector, SparseVectors,
-    VectorParams, WithPayload, WithVectors,
+    Collection, ContextPair, Database, Distance, Document, Example, Fusion, IndexKind, LookupFrom,
+    NamedVectors, PointId, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Recommend,
+    RecommendStrategy, ScoredPoint, SearchParams, SparseVector, SparseVectors, VectorParams, WithPayload,
+    WithVectors,
 };
 use serde_json::{Map, Value as Json, json};
 use std::time::Instant;
@@ -441,6 +442,46 @@ pub(super) fn search_request(s: &proto::SearchPoints) -> Result<QueryPoints, Sta
     })
 }
 
+/// A recommend/discover example: a point id or a dense vector.
+fn example(v: Option<&proto::VectorInput>, what: &str) -> Result<Example, Status> {
+    use proto::vector_input::Variant as V;
+    match v.and_then(|v| v.variant.as_ref()) {
+        Some(V::Id(id)) => Ok(Example::Id(point_id(Some(id))?)),
+        Some(V::Dense(d)) => Ok(Example::Vector(d.data.clone())),
+        Some(_) => Err(bad(format!("{what}: examples must be point ids or dense vectors"))),
+        None => Err(bad(format!("{what} needs a point id or a vector"))),
+    }
+}
+
+fn strategy(s: Option<i32>) -> Result<RecommendStrategy, Status> {
+    match s.map(proto::RecommendStrategy::try_from) {
+        None | Some(Ok(proto::RecommendStrategy::AverageVector)) => Ok(RecommendStrategy::AverageVector),
+        Some(Ok(proto::RecommendStrategy::BestScore)) => Ok(RecommendStrategy::BestScore),
+        Some(Ok(proto::RecommendStrategy::SumScores)) => Ok(RecommendStrategy::SumScores),
+        Some(Err(_)) => Err(bad(format!("unknown recommend strategy {s:?}"))),
+    }
+}
+
+fn context_in(c: Option<&proto::ContextInput>) -> Result<Vec<ContextPair>, Status> {
+    c.map_or(&[][..], |c| &c.pairs[..])
+        .iter()
+        .map(|p| {
+            Ok(ContextPair {
+                positive: example(p.positive.as_ref(), "a context pair's `positive`")?,
+                negative: example(p.negative.as_ref(), "a context pair's `negative`")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn lookup_from(l: Option<&proto::LookupLocation>) -> Result<Option<LookupFrom>, Status> {
+    let Some(l) = l else { return Ok(None) };
+    if l.shard_key_selector.is_some() {
+        return Err(bad("`lookup_from.shard_key_selector` is not served (Braid has no shards yet)"));
+    }
+    Ok(Some(LookupFrom { collection: l.collection_name.clone(), vector: l.vector_name.clone() }))
+}
+
 pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
     use proto::query::Variant;
     let Some(q) = q else { return Ok(None) };
@@ -451,7 +492,7 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
                 Some(V::Dense(d)) => Ok(Some(Query::Nearest(d.data.clone()))),
                 Some(V::Sparse(s)) => Ok(Some(Query::Sparse(sparse_in(s, "`query.nearest`")?))),
                 Some(V::Document(d)) => Ok(Some(Query::Document(document_in(d)))),
-                Some(V::Id(_)) => Err(bad("queries by point id are not served yet; pass the vector")),
+                Some(V::Id(id)) => Ok(Some(Query::Point(point_id(Some(id))?))),
                 Some(V::MultiDense(_)) => Err(bad("multivector queries are not served yet")),
                 Some(V::Image(_)) | Some(V::Object(_)) => {
                     Err(bad("images and inference objects are not served (only bm25 text documents)"))
@@ -472,9 +513,21 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
             Ok(proto::Sample::Random) => Ok(Some(Query::Sample)),
             Err(_) => Err(bad(format!("unknown sample {s}: use Random"))),
         },
-        Some(Variant::Recommend(_)) => Err(bad("query kind `recommend` is not served yet")),
-        Some(Variant::Discover(_)) => Err(bad("query kind `discover` is not served yet")),
-        Some(Variant::Context(_)) => Err(bad("query kind `context` is not served yet")),
+        Some(Variant::Recommend(r)) => {
+            let examples = |list: &[proto::VectorInput], what: &str| -> Result<Vec<Example>, Status> {
+                list.iter().map(|e| example(Some(e), what)).collect()
+            };
+            Ok(Some(Query::Recommend(Recommend {
+                positive: examples(&r.positive, "a positive example")?,
+                negative: examples(&r.negative, "a negative example")?,
+                strategy: strategy(r.strategy)?,
+            })))
+        }
+        Some(Variant::Discover(d)) => Ok(Some(Query::Discover {
+            target: example(d.target.as_ref(), "`discover.target`")?,
+            context: context_in(d.context.as_ref())?,
+        })),
+        Some(Variant::Context(c)) => Ok(Some(Query::Context(context_in(Some(c))?))),
         Some(Variant::OrderBy(_)) => Err(bad("query kind `order_by` is not served yet")),
         Some(Variant::Formula(_)) => Err(bad("query kind `formula` is not served yet")),
         Some(Variant::NearestWithMmr(_)) => Err(bad("query kind `nearest_with_mmr` (MMR) is not served yet")),
@@ -493,6 +546,7 @@ pub(super) fn prefetch(p: &proto::PrefetchQuery) -> Result<Prefetch, Status> {
         params: params(p.params.as_ref()),
         score_threshold: p.score_threshold,
         prefetch: p.prefetch.iter().map(prefetch).collect::<Result<_, _>>()?,
+        lookup_from: lookup_from(p.lookup_from.as_ref())?,
     })
 }
 
@@ -506,11 +560,123 @@ pub(super) fn query_points(q: &proto::QueryPoints) -> Result<QueryPoints, Status
     request.limit = q.limit.map_or(10, |l| l as usize);
     request.offset = q.offset.unwrap_or(0) as usize;
     request.score_threshold = q.score_threshold;
+    request.lookup_from = lookup_from(q.lookup_from.as_ref())?;
     Ok(QueryPoints {
         request,
         with_payload: with_payload(q.with_payload.as_ref(), false),
         with_vectors: with_vectors(q.with_vectors.as_ref()),
     })
+}
+
+/// One example of the older calls: a point id or a dense `Vector`.
+fn vector_example(v: Option<&proto::VectorExample>, what: &str) -> Result<Example, Status> {
+    use proto::vector_example::Example as E;
+    match v.and_then(|v| v.example.as_ref()) {
+        Some(E::Id(id)) => Ok(Example::Id(point_id(Some(id))?)),
+        Some(E::Vector(v)) => match vector_in(v, what)? {
+            convert::VectorIn::Dense(d) => Ok(Example::Vector(d)),
+            _ => Err(bad(format!("{what}: examples must be point ids or dense vectors"))),
+        },
+        None => Err(bad(format!("{what} needs a point id or a vector"))),
+    }
+}
+
+fn dense_examples(list: &[proto::Vector], what: &str) -> Result<Vec<Example>, Status> {
+    list.iter()
+        .map(|v| match vector_in(v, what)? {
+            convert::VectorIn::Dense(d) => Ok(Example::Vector(d)),
+            _ => Err(bad(format!("{what}: examples must be point ids or dense vectors"))),
+        })
+        .collect()
+}
+
+/// The parts the older calls share, as a query with `query`.
+struct Explore<'a> {
+    filter: Option<&'a proto::Filter>,
+    limit: u64,
+    offset: Option<u64>,
+    params: Option<&'a proto::SearchParams>,
+    score_threshold: Option<f32>,
+    using: Option<&'a String>,
+    lookup_from: Option<&'a proto::LookupLocation>,
+    with_payload: Option<&'a proto::WithPayloadSelector>,
+    with_vectors: Option<&'a proto::WithVectorsSelector>,
+}
+
+impl Explore<'_> {
+    fn points(self, query: Query) -> Result<QueryPoints, Status> {
+        let request = QueryRequest {
+            query: Some(query),
+            using: self.using.cloned(),
+            filter: filter(self.filter)?,
+            params: params(self.params),
+            limit: self.limit as usize,
+            offset: self.offset.unwrap_or(0) as usize,
+            score_threshold: self.score_threshold,
+            lookup_from: lookup_from(self.lookup_from)?,
+            ..QueryRequest::default()
+        };
+        Ok(QueryPoints {
+            request,
+            with_payload: with_payload(self.with_payload, false),
+            with_vectors: with_vectors(self.with_vectors),
+        })
+    }
+}
+
+/// `RecommendPoints` (the older call) as the query it is.
+pub(super) fn recommend_request(r: &proto::RecommendPoints) -> Result<QueryPoints, Status> {
+    let ids = |list: &[proto::PointId]| -> Result<Vec<Example>, Status> {
+        list.iter().map(|id| Ok(Example::Id(point_id(Some(id))?))).collect()
+    };
+    let mut positive = ids(&r.positive)?;
+    positive.extend(dense_examples(&r.positive_vectors, "a positive vector")?);
+    let mut negative = ids(&r.negative)?;
+    negative.extend(dense_examples(&r.negative_vectors, "a negative vector")?);
+    let recommend = Recommend { positive, negative, strategy: strategy(r.strategy)? };
+    Explore {
+        filter: r.filter.as_ref(),
+        limit: r.limit,
+        offset: r.offset,
+        params: r.params.as_ref(),
+        score_threshold: r.score_threshold,
+        using: r.using.as_ref(),
+        lookup_from: r.lookup_from.as_ref(),
+        with_payload: r.with_payload.as_ref(),
+        with_vectors: r.with_vectors.as_ref(),
+    }
+    .points(Query::Recommend(recommend))
+}
+
+/// `DiscoverPoints` (the older call): discovery with a target, else a context search.
+pub(super) fn discover_request(d: &proto::DiscoverPoints) -> Result<QueryPoints, Status> {
+    use proto::target_vector::Target;
+    let context = d
+        .context
+        .iter()
+        .map(|p| {
+            Ok(ContextPair {
+                positive: vector_example(p.positive.as_ref(), "a context pair's `positive`")?,
+                negative: vector_example(p.negative.as_ref(), "a context pair's `negative`")?,
+            })
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    let query = match d.target.as_ref().and_then(|t| t.target.as_ref()) {
+        Some(Target::Single(e)) => Query::Discover { target: vector_example(Some(e), "`target`")?, context },
+        None => Query::Context(context),
+    };
+    Explore {
+        filter: d.filter.as_ref(),
+        limit: d.limit,
+        offset: d.offset,
+        params: d.params.as_ref(),
+        score_threshold: None,
+        using: d.using.as_ref(),
+        lookup_from: d.lookup_from.as_ref(),
+        with_payload: d.with_payload.as_ref(),
+        with_vectors: d.with_vectors.as_ref(),
+    }
+    .points(query)
 }
 
 // ---- services ----
@@ -897,20 +1063,41 @@ impl Unserved for proto::ScrollPoints {
 
 impl Unserved for proto::PrefetchQuery {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[("prefetch.lookup_from", self.lookup_from.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-            .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+        inner(self.params.as_ref()).or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
     }
 }
 
 impl Unserved for proto::QueryPoints {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[
-            ("shard_key_selector", self.shard_key_selector.is_some()),
-            ("lookup_from", self.lookup_from.is_some()),
-        ])
-        .or_else(|| inner(self.params.as_ref()))
-        .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+            .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+    }
+}
+
+impl Unserved for proto::RecommendPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+    }
+}
+
+impl Unserved for proto::DiscoverPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+    }
+}
+
+impl Unserved for proto::RecommendBatchPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        self.recommend_points.iter().find_map(Unserved::unserved)
+    }
+}
+
+impl Unserved for proto::DiscoverBatchPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        self.discover_points.iter().find_map(Unserved::unserved)
     }
 }
 
@@ -1240,24 +1427,39 @@ mod tests {
                 Box::new(proto::ScrollPoints { shard_key_selector: bytes(), ..Default::default() }),
                 "shard_key_selector",
             ),
-            (Box::new(proto::QueryPoints { lookup_from: bytes(), ..Default::default() }), "lookup_from"),
             (
                 Box::new(proto::QueryPoints { shard_key_selector: bytes(), ..Default::default() }),
                 "shard_key_selector",
             ),
             (
-                Box::new(proto::QueryPoints {
-                    prefetch: vec![proto::PrefetchQuery { lookup_from: bytes(), ..Default::default() }],
+                Box::new(proto::QueryBatchPoints {
+                    query_points: vec![proto::QueryPoints {
+                        shard_key_selector: bytes(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }),
-                "prefetch.lookup_from",
+                "shard_key_selector",
             ),
             (
-                Box::new(proto::QueryBatchPoints {
-                    query_points: vec![proto::QueryPoints { lookup_from: bytes(), ..Default::default() }],
+                Box::new(proto::RecommendBatchPoints {
+                    recommend_points: vec![proto::RecommendPoints {
+                        shard_key_selector: bytes(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }),
-                "lookup_from",
+                "shard_key_selector",
+            ),
+            (
+                Box::new(proto::DiscoverBatchPoints {
+                    discover_points: vec![proto::DiscoverPoints {
+                        params: Some(proto::SearchParams { acorn: bytes(), ..Default::default() }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                "params.acorn",
             ),
             (
                 Box::new(proto::UpdateBatchPoints {

@@ -1,0 +1,307 @@
+//! Query by id, `lookup_from`, recommend, discover and context over REST (the query
+//! API and the older `/points/recommend` and `/points/discover` calls) and gRPC (the
+//! official client's `Query`, `Recommend` and `Discover`), each answering as the
+//! embedded facade does on the same data.
+
+mod common;
+
+use braid::{
+    ContextPair, Database, Example, LookupFrom, PointId, QueryRequest, Recommend, RecommendStrategy,
+    ScoredPoint,
+};
+use qdrant_client::Qdrant;
+use qdrant_client::qdrant::{self as q};
+use serde_json::{Value, json};
+
+use common::*;
+
+fn local() -> Database {
+    let db = Database::in_memory();
+    let c = db.create_collection("p", config()).unwrap();
+    c.upsert(products()).unwrap();
+    let anchors = db
+        .create_collection(
+            "anchors",
+            braid::CollectionConfig::new()
+                .vector("a", braid::VectorParams::new(TEXT, braid::Distance::Cosine)),
+        )
+        .unwrap();
+    anchors.upsert(anchor_points()).unwrap();
+    db
+}
+
+/// One point in a second collection whose vector is product 17's text vector.
+fn anchor_points() -> Vec<braid::PointStruct> {
+    let v = products()[17].vectors["text"].clone();
+    vec![braid::PointStruct::new(1000u64).vector("a", v)]
+}
+
+type Hits = Vec<(Value, f32)>;
+
+fn facade(hits: Vec<ScoredPoint>) -> Hits {
+    hits.into_iter().map(|h| (json!(h.id), h.score)).collect()
+}
+
+fn rest_hits(v: &Value) -> Hits {
+    v.as_array()
+        .unwrap_or_else(|| panic!("a list of points: {v}"))
+        .iter()
+        .map(|h| (h["id"].clone(), h["score"].as_f64().unwrap() as f32))
+        .collect()
+}
+
+fn grpc_hits(points: &[q::ScoredPoint]) -> Hits {
+    points
+        .iter()
+        .map(|p| {
+            let id = match p.id.as_ref().and_then(|i| i.point_id_options.clone()) {
+                Some(q::point_id::PointIdOptions::Num(n)) => json!(n),
+                Some(q::point_id::PointIdOptions::Uuid(u)) => json!(u),
+                None => Value::Null,
+            };
+            (id, p.score)
+        })
+        .collect()
+}
+
+fn assert_same(got: &Hits, want: &Hits, what: &str) {
+    assert!(!want.is_empty(), "{what}: the reference found nothing");
+    let ids = |h: &Hits| h.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(got), ids(want), "{what}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g.1 - w.1).abs() <= 1e-5 * w.1.abs().max(1.0), "{what}: {g:?} vs {w:?}");
+    }
+}
+
+fn ex(id: u64) -> Example {
+    Example::Id(PointId::Num(id))
+}
+
+fn grpc_id(id: u64) -> q::VectorInput {
+    q::VectorInput::new_id(q::PointId::from(id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_answer_as_the_facade_on_both_protocols() {
+    let db = local();
+    let c = db.collection("p").unwrap();
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    rest.put("/collections/anchors", json!({"vectors": {"a": {"size": TEXT, "distance": "Cosine"}}})).await;
+    let anchors = json!({"points": anchor_points().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/anchors/points?wait=true", anchors).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let (probe, _) = query_vectors(5);
+
+    // Query by id.
+    let want = facade(c.query(QueryRequest::point("text", 3u64).limit(5)).unwrap());
+    assert!(want.iter().all(|h| h.0 != json!(3)), "the point itself is left out");
+    let got =
+        rest.post("/collections/p/points/query", json!({"query": 3, "using": "text", "limit": 5})).await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST query: id");
+    let got = rest
+        .post("/collections/p/points/query", json!({"query": {"nearest": 3}, "using": "text", "limit": 5}))
+        .await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST query: {nearest: id}");
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p").query(q::Query::new_nearest(grpc_id(3))).using("text").limit(5),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC query: id");
+
+    // Recommend, each strategy, through the query API and the older calls.
+    for (strategy, name, grpc_strategy) in [
+        (RecommendStrategy::AverageVector, "average_vector", q::RecommendStrategy::AverageVector),
+        (RecommendStrategy::BestScore, "best_score", q::RecommendStrategy::BestScore),
+        (RecommendStrategy::SumScores, "sum_scores", q::RecommendStrategy::SumScores),
+    ] {
+        let recommend = Recommend {
+            positive: vec![ex(1), ex(2), Example::Vector(probe.clone())],
+            negative: vec![ex(4)],
+            strategy,
+        };
+        let want = facade(c.query(QueryRequest::recommend("text", recommend).limit(7)).unwrap());
+        let body = json!({"query": {"recommend": {"positive": [1, 2, probe], "negative": [4], "strategy": name}},
+                          "using": "text", "limit": 7});
+        let got = rest.post("/collections/p/points/query", body).await;
+        assert_same(&rest_hits(&got["points"]), &want, &format!("REST query recommend {name}"));
+        let body = json!({"positive": [1, 2, probe], "negative": [4], "strategy": name, "using": "text", "limit": 7});
+        let got = rest.post("/collections/p/points/recommend", body.clone()).await;
+        assert_same(&rest_hits(&got), &want, &format!("REST /points/recommend {name}"));
+        let got = rest.post("/collections/p/points/recommend/batch", json!({"searches": [body]})).await;
+        assert_same(&rest_hits(&got[0]), &want, &format!("REST /points/recommend/batch {name}"));
+
+        let input = q::RecommendInputBuilder::default()
+            .add_positive(grpc_id(1))
+            .add_positive(grpc_id(2))
+            .add_positive(probe.clone())
+            .add_negative(grpc_id(4))
+            .strategy(grpc_strategy);
+        let got = client
+            .query(
+                q::QueryPointsBuilder::new("p").query(q::Query::new_recommend(input)).using("text").limit(7),
+            )
+            .await
+            .unwrap();
+        assert_same(&grpc_hits(&got.result), &want, &format!("gRPC query recommend {name}"));
+        let older = q::RecommendPointsBuilder::new("p", 7)
+            .add_positive(q::PointId::from(1u64))
+            .add_positive(q::PointId::from(2u64))
+            .add_positive(probe.clone())
+            .add_negative(q::PointId::from(4u64))
+            .strategy(grpc_strategy)
+            .using("text");
+        let got = client.recommend(older.clone()).await.unwrap();
+        assert_same(&grpc_hits(&got.result), &want, &format!("gRPC Recommend {name}"));
+        let got = client
+            .recommend_batch(q::RecommendBatchPointsBuilder::new("p", vec![older.build()]))
+            .await
+            .unwrap();
+        assert_same(&grpc_hits(&got.result[0].result), &want, &format!("gRPC RecommendBatch {name}"));
+    }
+
+    // Discover and context.
+    let pairs =
+        vec![ContextPair::new(ex(10), ex(11)), ContextPair::new(ex(20), Example::Vector(probe.clone()))];
+    let want = facade(
+        c.query(QueryRequest {
+            query: Some(braid::Query::Discover { target: ex(30), context: pairs.clone() }),
+            ..QueryRequest::point("text", 0u64).limit(6)
+        })
+        .unwrap(),
+    );
+    let context_json = json!([{"positive": 10, "negative": 11}, {"positive": 20, "negative": probe}]);
+    let got = rest
+        .post(
+            "/collections/p/points/query",
+            json!({"query": {"discover": {"target": 30, "context": context_json}}, "using": "text", "limit": 6}),
+        )
+        .await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST query discover");
+    let got = rest
+        .post(
+            "/collections/p/points/discover",
+            json!({"target": 30, "context": context_json, "using": "text", "limit": 6}),
+        )
+        .await;
+    assert_same(&rest_hits(&got), &want, "REST /points/discover");
+    let grpc_context = q::ContextInputBuilder::default()
+        .add_pair(grpc_id(10), grpc_id(11))
+        .add_pair(grpc_id(20), probe.clone());
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p")
+                .query(q::Query::new_discover(q::DiscoverInputBuilder::new(
+                    grpc_id(30),
+                    grpc_context.clone(),
+                )))
+                .using("text")
+                .limit(6),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC query discover");
+    let example = |e: q::vector_example::Example| q::VectorExample::from(e);
+    let older_pairs = vec![
+        q::ContextExamplePair {
+            positive: Some(example(q::PointId::from(10u64).into())),
+            negative: Some(example(q::PointId::from(11u64).into())),
+        },
+        q::ContextExamplePair {
+            positive: Some(example(q::PointId::from(20u64).into())),
+            negative: Some(example(q::Vector::from(probe.clone()).into())),
+        },
+    ];
+    let got = client
+        .discover(
+            q::DiscoverPointsBuilder::new("p", older_pairs.clone(), 6)
+                .target(q::TargetVector::from(q::target_vector::Target::Single(example(
+                    q::PointId::from(30u64).into(),
+                ))))
+                .using("text"),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC Discover");
+
+    let want = facade(
+        c.query(QueryRequest {
+            query: Some(braid::Query::Context(pairs)),
+            ..QueryRequest::point("text", 0u64).limit(6)
+        })
+        .unwrap(),
+    );
+    let got = rest
+        .post(
+            "/collections/p/points/query",
+            json!({"query": {"context": context_json}, "using": "text", "limit": 6}),
+        )
+        .await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST query context");
+    let got = rest
+        .post("/collections/p/points/discover", json!({"context": context_json, "using": "text", "limit": 6}))
+        .await;
+    assert_same(&rest_hits(&got), &want, "REST /points/discover without target");
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p").query(q::Query::new_context(grpc_context)).using("text").limit(6),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC query context");
+    let got =
+        client.discover(q::DiscoverPointsBuilder::new("p", older_pairs, 6).using("text")).await.unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC Discover without target");
+
+    // lookup_from: anchors/1000 holds product 17's text vector, so 17 comes first.
+    let lookup = LookupFrom { collection: "anchors".into(), vector: Some("a".into()) };
+    let want = facade(c.query(QueryRequest::point("text", 1000u64).lookup_from(lookup).limit(3)).unwrap());
+    assert_eq!(want[0].0, json!(17));
+    let got = rest
+        .post(
+            "/collections/p/points/query",
+            json!({"query": 1000, "using": "text", "limit": 3, "lookup_from": {"collection": "anchors", "vector": "a"}}),
+        )
+        .await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST lookup_from");
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p")
+                .query(q::Query::new_nearest(grpc_id(1000)))
+                .using("text")
+                .limit(3)
+                .lookup_from(q::LookupLocationBuilder::new("anchors").vector_name("a")),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC lookup_from");
+
+    // Bad input: clear errors on both protocols.
+    let bad = |body: Value| {
+        let rest = &rest;
+        async move { rest.call(reqwest::Method::POST, "/collections/p/points/query", Some(body)).await }
+    };
+    let (status, v) = bad(json!({"query": 99999, "using": "text"})).await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = bad(json!({"query": {"recommend": {"negative": [1]}}, "using": "text"})).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["status"]["error"].as_str().unwrap().contains("positive"), "{v}");
+    let (status, v) =
+        bad(json!({"query": {"recommend": {"positive": [1], "strategy": "worst"}}, "using": "text"})).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = bad(json!({"query": 1, "using": "text", "lookup_from": {"collection": "nope"}})).await;
+    assert_eq!(status, 404, "{v}");
+    let err = client
+        .query(q::QueryPointsBuilder::new("p").query(q::Query::new_nearest(grpc_id(99999))).using("text"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("99999"), "{err}");
+}
