@@ -133,6 +133,17 @@ pub enum IndexError {
         /// The kind of index it has, if any.
         found: Option<&'static str>,
     },
+    /// `order_by` on a key without a range index.
+    #[error(
+        "order_by `{key}` needs a range index (integer, float or datetime) on the key; it has {}",
+        found.map_or("none".to_string(), |k| format!("a {k} index"))
+    )]
+    OrderByNeedsIndex {
+        /// The key.
+        key: String,
+        /// The kind of index it has, if any.
+        found: Option<&'static str>,
+    },
     /// A text index on a key whose stored values are all non-strings.
     #[error("key `{key}` holds {found}, not strings: a text index there would hold nothing")]
     NotText {

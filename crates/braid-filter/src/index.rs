@@ -66,6 +66,35 @@ impl IndexKind {
     }
 }
 
+/// A value `order_by` sorts by (Qdrant's `OrderValue`): an integer (integer and
+/// datetime indexes; datetimes in microseconds since the epoch) or a float.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OrderValue {
+    /// From an integer or datetime index.
+    Int(i64),
+    /// From a float index.
+    Float(f64),
+}
+
+impl OrderValue {
+    /// As a float, for comparing across kinds.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            OrderValue::Int(i) => i as f64,
+            OrderValue::Float(x) => x,
+        }
+    }
+
+    /// A total order: integers exactly, anything with a float by `f64::total_cmp`.
+    pub fn total_cmp(&self, other: &OrderValue) -> std::cmp::Ordering {
+        match (self, other) {
+            (OrderValue::Int(a), OrderValue::Int(b)) => a.cmp(b),
+            (a, b) => a.as_f64().total_cmp(&b.as_f64()),
+        }
+    }
+}
+
 /// An `f64` with a total order, `-0.0` folded into `0.0` so that it orders the way
 /// `<=` compares.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -537,6 +566,61 @@ impl PayloadStore {
             }
         };
         Ok(top_facets(hits, limit))
+    }
+
+    /// Qdrant's `order_by`: the values a range index (integer, float, datetime) on
+    /// `key` holds, ascending or descending, each with the offsets in `among` holding
+    /// it (values no such point holds are skipped). A point with several values comes
+    /// once per value. `start_from` (inclusive) skips the values before it in that
+    /// direction. Integer and datetime (microseconds) indexes give integer values, a
+    /// float index floats.
+    pub fn ordered<'a>(
+        &'a self,
+        key: &str,
+        descending: bool,
+        start_from: Option<f64>,
+        among: &'a RoaringBitmap,
+    ) -> Result<Box<dyn Iterator<Item = (OrderValue, RoaringBitmap)> + 'a>, IndexError> {
+        fn walk<'a, K: Ord + Copy>(
+            map: &'a Postings<K>,
+            descending: bool,
+            skip: impl Fn(K) -> bool + 'a,
+            value: impl Fn(K) -> OrderValue + 'a,
+            among: &'a RoaringBitmap,
+        ) -> Box<dyn Iterator<Item = (OrderValue, RoaringBitmap)> + 'a> {
+            let iter: Box<dyn Iterator<Item = (&K, &RoaringBitmap)>> =
+                if descending { Box::new(map.iter().rev()) } else { Box::new(map.iter()) };
+            Box::new(iter.filter(move |(k, _)| !skip(**k)).filter_map(move |(k, b)| {
+                let held = b & among;
+                (!held.is_empty()).then(|| (value(*k), held))
+            }))
+        }
+        let path = JsonPath::parse(key)?;
+        // Values before `start_from` in the walk's direction are skipped.
+        let before = move |x: f64| match start_from {
+            None => false,
+            Some(s) if descending => x > s,
+            Some(s) => x < s,
+        };
+        match self.indexes.get(&path) {
+            Some(FieldIndex::Integer { exact, .. }) => {
+                Ok(walk(exact, descending, move |k: i64| before(k as f64), OrderValue::Int, among))
+            }
+            Some(FieldIndex::Datetime(map)) => {
+                Ok(walk(map, descending, move |k: i64| before(k as f64), OrderValue::Int, among))
+            }
+            Some(FieldIndex::Float(map)) => Ok(walk(
+                map,
+                descending,
+                move |k: Number| before(k.0),
+                |k: Number| OrderValue::Float(k.0),
+                among,
+            )),
+            other => Err(IndexError::OrderByNeedsIndex {
+                key: key.to_string(),
+                found: other.map(|i| i.kind().name()),
+            }),
+        }
     }
 
     /// The exact set for a field test from an index on `key`, when one can answer it.

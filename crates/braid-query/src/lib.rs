@@ -36,14 +36,15 @@ pub use braid_core::{PathChoice, SearchPath};
 use braid_filter::Filter;
 use thiserror::Error;
 
+pub use braid_filter::OrderValue;
 pub use braid_sparse::SparseVector;
 pub use braid_text::Document;
 pub use explore::{Scorer, VectorPair, fast_sigmoid, scaled_fast_sigmoid};
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{
-    ContextPair, Example, Fusion, LookupFrom, Prefetch, Query, QueryRequest, Recommend, RecommendStrategy,
-    SearchParams,
+    ContextPair, Direction, Example, Fusion, LookupFrom, OrderBy, OrderCursor, Prefetch, Query, QueryRequest,
+    Recommend, RecommendStrategy, SearchParams,
 };
 
 /// One result: a point and its score at the level that produced it.
@@ -52,8 +53,17 @@ pub struct Hit {
     /// The point.
     pub id: PointId,
     /// Its score: a user score for `Nearest` (`docs/distance.md`), a fused score for
-    /// `Fusion`, 1.0 for a scroll.
+    /// `Fusion`, 1.0 for a scroll, a sample or `order_by`.
     pub score: f32,
+    /// The payload value that placed it, for an `order_by` level.
+    pub order_value: Option<OrderValue>,
+}
+
+impl Hit {
+    /// A hit with a score and no order value.
+    pub fn new(id: PointId, score: f32) -> Hit {
+        Hit { id, score, order_value: None }
+    }
 }
 
 /// A named vector space as the planner needs to know it.
@@ -132,6 +142,21 @@ pub trait Searchable: Sync {
     fn score_by(&self, space: &str, scorer: &Scorer, ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
         let _ = (space, scorer, ids);
         Err(QueryError::SearchFailed { why: "this segment cannot score by examples".into() })
+    }
+    /// Qdrant's `order_by`: up to `limit` points passing `filter` (and among
+    /// `candidates`, when given) in the order of their values at `order.key`, which
+    /// needs a range index ([`QueryError::NoRangeIndex`]); a point with several values
+    /// comes once per value. Equal values by id, in the same direction. Score 1.0,
+    /// with the value in [`Hit::order_value`].
+    fn ordered(
+        &self,
+        filter: Option<&Filter>,
+        candidates: Option<&[PointId]>,
+        order: &OrderBy,
+        limit: usize,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let _ = (filter, candidates, limit);
+        Err(QueryError::NoRangeIndex { key: order.key.clone(), found: None })
     }
     /// The sparse space called `name`, if there is one (none by default).
     fn sparse_space(&self, name: &str) -> Option<SparseSpace> {
@@ -255,6 +280,20 @@ pub enum QueryError {
     /// A NaN or infinite score threshold.
     #[error("score_threshold must be a finite number")]
     BadThreshold,
+    /// `order_by` on a key without a range index (integer, float or datetime).
+    #[error(
+        "order_by `{key}` needs a range index (integer, float or datetime) on the key; it has {}",
+        found.map_or("none".to_string(), |k| format!("a {k} index"))
+    )]
+    NoRangeIndex {
+        /// The key.
+        key: String,
+        /// The kind of index it has, if any.
+        found: Option<&'static str>,
+    },
+    /// An `order_by` `start_from` that is NaN or infinite.
+    #[error("order_by start_from must be a finite number")]
+    BadStartFrom,
     /// A query names a point that does not exist.
     #[error("no point with id {id} found")]
     PointNotFound {

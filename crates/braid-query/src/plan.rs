@@ -10,8 +10,8 @@ use braid_core::PointId;
 
 use crate::explore::Scorer;
 use crate::tree::{
-    ContextPair, Example, Fusion, LookupFrom, Prefetch, Query, QueryRequest, Recommend, RecommendStrategy,
-    SearchParams,
+    ContextPair, Example, Fusion, LookupFrom, OrderBy, Prefetch, Query, QueryRequest, Recommend,
+    RecommendStrategy, SearchParams,
 };
 use crate::{QueryError, Searchable};
 
@@ -62,6 +62,8 @@ pub(crate) enum Node {
     Scroll { filter: Option<Filter>, limit: usize },
     /// `limit` random points passing the filter (score 1.0).
     Sample { filter: Option<Filter>, limit: usize },
+    /// Points (or the children's candidates) in the order of a payload value.
+    Order { order: OrderBy, filter: Option<Filter>, children: Vec<Node>, limit: usize },
 }
 
 /// The validated root: the node, plus what only the root does afterwards.
@@ -287,7 +289,9 @@ fn lower_probe<S: Searchable + ?Sized>(
             let named = ex.named;
             Ok(Lowered { space, metric, probe, named })
         }
-        Query::Fusion(_) | Query::Sample => unreachable!("fusion and sampling are lowered on their own"),
+        Query::Fusion(_) | Query::Sample | Query::OrderBy(_) => {
+            unreachable!("fusion, sampling and order_by are lowered on their own")
+        }
     }
 }
 
@@ -360,6 +364,13 @@ fn lower_level<S: Searchable + ?Sized>(
         }
         Some(Query::Sample) if !level.prefetch.is_empty() => Err(QueryError::SampleWithPrefetch),
         Some(Query::Sample) => Ok(Node::Sample { filter, limit: level.limit }),
+        Some(Query::OrderBy(order)) => {
+            if order.start_from.is_some_and(|s| !s.is_finite()) {
+                return Err(QueryError::BadStartFrom);
+            }
+            let children = children(&filter)?;
+            Ok(Node::Order { order: order.clone(), filter, children, limit: level.limit })
+        }
         Some(Query::Fusion(fusion)) => {
             if level.prefetch.is_empty() {
                 return Err(QueryError::FusionWithoutPrefetch);

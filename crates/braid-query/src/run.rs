@@ -230,14 +230,29 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                 .into_iter()
                 .take_while(|f| threshold.is_none_or(|t| f.score >= t))
                 .take(*limit)
-                .map(|f| Hit { id: f.id, score: f.score })
+                .map(|f| Hit::new(f.id, f.score))
                 .collect())
         }
         Node::Scroll { filter, limit } => {
-            Ok(segment.scroll(filter.as_ref(), *limit).into_iter().map(|id| Hit { id, score: 1.0 }).collect())
+            Ok(segment.scroll(filter.as_ref(), *limit).into_iter().map(|id| Hit::new(id, 1.0)).collect())
         }
         Node::Sample { filter, limit } => {
-            Ok(segment.sample(filter.as_ref(), *limit).into_iter().map(|id| Hit { id, score: 1.0 }).collect())
+            Ok(segment.sample(filter.as_ref(), *limit).into_iter().map(|id| Hit::new(id, 1.0)).collect())
+        }
+        Node::Order { order, filter, children, limit } => {
+            if children.is_empty() {
+                return segment.ordered(filter.as_ref(), None, order, *limit);
+            }
+            let mut seen = HashSet::new();
+            let candidates: Vec<PointId> = execute_all(segment, children, stop)?
+                .into_iter()
+                .flatten()
+                .map(|h| h.id)
+                .filter(|id| seen.insert(*id))
+                .collect();
+            // The candidates passed their own filters below; this level's filter is
+            // already part of theirs.
+            segment.ordered(None, Some(&candidates), order, *limit)
         }
     }
 }
@@ -342,6 +357,18 @@ fn describe<S: Searchable + ?Sized>(
                 "{pad}scroll {limit} points in id order{}",
                 if filter.is_some() { ", filtered" } else { "" }
             ));
+        }
+        Node::Order { order, filter, children, limit } => {
+            lines.push(format!(
+                "{pad}order by `{}` {}, keep {limit}{}{}",
+                order.key,
+                if order.direction == crate::Direction::Desc { "descending" } else { "ascending" },
+                if filter.is_some() && children.is_empty() { ", filtered" } else { "" },
+                if children.is_empty() { " (from its range index)" } else { ", over the candidates below" },
+            ));
+            for c in children {
+                describe(segment, c, depth + 1, lines)?;
+            }
         }
         Node::Sample { filter, limit } => {
             lines.push(format!(

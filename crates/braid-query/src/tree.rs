@@ -125,6 +125,52 @@ pub struct LookupFrom {
     pub vector: Option<String>,
 }
 
+/// Which way `order_by` sorts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Smallest value first (Qdrant's default).
+    #[default]
+    Asc,
+    /// Largest value first.
+    Desc,
+}
+
+/// A position in an `order_by` walk: the value and the point there.
+pub type OrderCursor = (crate::OrderValue, PointId);
+
+/// Qdrant's `order_by`: points in the order of a payload value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderBy {
+    /// The payload key; it needs a range index (integer, float or datetime).
+    pub key: String,
+    /// Which way.
+    pub direction: Direction,
+    /// Start at this value (inclusive) instead of the first one. Datetimes are given
+    /// in microseconds since the epoch (the server parses RFC 3339 strings).
+    pub start_from: Option<f64>,
+    /// Braid's cursor for stable paging: start strictly after this (value, point)
+    /// position, the last hit of the previous page.
+    pub after: Option<OrderCursor>,
+}
+
+impl OrderBy {
+    /// Ascending by `key` from the first value.
+    pub fn asc(key: &str) -> OrderBy {
+        OrderBy { key: key.to_string(), direction: Direction::Asc, start_from: None, after: None }
+    }
+
+    /// Descending by `key` from the largest value.
+    pub fn desc(key: &str) -> OrderBy {
+        OrderBy { direction: Direction::Desc, ..OrderBy::asc(key) }
+    }
+
+    /// This order, starting strictly after `(value, id)`.
+    pub fn after(mut self, value: crate::OrderValue, id: PointId) -> OrderBy {
+        self.after = Some((value, id));
+        self
+    }
+}
+
 /// What a level of the tree computes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Query {
@@ -155,6 +201,9 @@ pub enum Query {
     /// Context search: points scored by how far inside the good side of every pair
     /// they lie (0 when inside all of them); needs a pair.
     Context(Vec<ContextPair>),
+    /// Points in the order of a payload value (`order_by`), score 1.0; over
+    /// prefetches, their candidates in that order.
+    OrderBy(OrderBy),
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
     /// Qdrant's `sample: random`: `limit` points drawn uniformly at random, without

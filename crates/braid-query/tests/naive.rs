@@ -62,7 +62,7 @@ fn fuse(fusion: &Fusion, lists: &[Vec<Hit>]) -> Vec<Hit> {
             *total.entry(h.id).or_default() += c;
         }
     }
-    let mut out: Vec<Hit> = order.into_iter().map(|id| Hit { id, score: total[&id] }).collect();
+    let mut out: Vec<Hit> = order.into_iter().map(|id| Hit::new(id, total[&id])).collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
 }

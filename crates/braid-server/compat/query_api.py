@@ -29,12 +29,14 @@ def main():
             "tags": rng.sample(colours, rng.randint(0, 3)),
             "size": rng.randint(0, 6),
             "sale": rng.random() < 0.3,
+            "price": round(rng.uniform(0, 50), 1),
         }
         points.append(models.PointStruct(id=i, vector={"v": [rng.uniform(-1, 1) for _ in range(4)]}, payload=payload))
     client.upsert(name, points=points, wait=True)
     local.upsert(name, points=points)
     for key, schema in [("colour", models.PayloadSchemaType.KEYWORD), ("tags", models.PayloadSchemaType.KEYWORD),
-                        ("size", models.PayloadSchemaType.INTEGER), ("sale", models.PayloadSchemaType.BOOL)]:
+                        ("size", models.PayloadSchemaType.INTEGER), ("sale", models.PayloadSchemaType.BOOL),
+                        ("price", models.PayloadSchemaType.FLOAT)]:
         client.create_payload_index(name, key, field_schema=schema)
 
     # Facets: every indexed key, with and without a filter, several limits.
@@ -61,9 +63,10 @@ def main():
     assert len(hits) == min(20, len(on_sale)) and len({h.id for h in hits}) == len(hits), hits
     assert all(h.id in on_sale and h.score == 1.0 for h in hits), hits
     examples = check_examples(client, local, name, rng)
+    ordered = check_order_by(client, local, name)
     client.delete_collection(name)
     print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample, "
-          f"{examples} queries by example)")
+          f"{examples} queries by example, {ordered} ordered scrolls and queries)")
 
 
 def close(a, b):
@@ -79,6 +82,34 @@ def same(got, want, every, what):
     for g, w in zip(got, want):
         assert close(g.score, w.score), (what, g, w)
         assert g.id in score and close(g.score, score[g.id]), (what, g, score.get(g.id))
+
+
+def check_order_by(client, local, name):
+    """order_by in scroll and query equal to local mode: the same values in the same
+    order, each point holding its value (the order among equal values is unspecified)."""
+    small = models.Filter(must=[models.FieldCondition(key="size", range=models.Range(lt=4))])
+    orders = [
+        "price",
+        models.OrderBy(key="price", direction=models.Direction.DESC),
+        models.OrderBy(key="price", start_from=20.5),
+        models.OrderBy(key="size", direction=models.Direction.DESC, start_from=3),
+    ]
+    checked = 0
+    for order in orders:
+        for flt in (None, small):
+            want, _ = local.scroll(name, order_by=order, scroll_filter=flt, limit=25)
+            got, next_page = client.scroll(name, order_by=order, scroll_filter=flt, limit=25)
+            assert next_page is None, next_page
+            queried = client.query_points(name, query=models.OrderByQuery(order_by=order), query_filter=flt,
+                                          limit=25, with_payload=True).points
+            for result in (got, queried):
+                assert [r.order_value for r in result] == [w.order_value for w in want], (order, result, want)
+                key = order if isinstance(order, str) else order.key
+                assert all(r.payload[key] == r.order_value for r in result), (order, result)
+                assert all(flt is None or r.payload["size"] < 4 for r in result)
+            assert all(r.score == 1.0 for r in queried)
+            checked += 2
+    return checked
 
 
 def check_examples(client, local, name, rng):

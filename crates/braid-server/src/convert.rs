@@ -723,8 +723,14 @@ fn query(v: &Value) -> Result<Query, ApiError> {
         Value::Object(o) if is_sparse(o) || is_inference(o) => vector_query(v, "`query`"),
         Value::Object(o) => {
             // One kind per query object; `nearest` takes no `mmr` yet.
-            only(o, "a query", &["nearest", "fusion", "rrf", "sample", "recommend", "discover", "context"])?;
-            if let Some(r) = field(o, "recommend") {
+            only(
+                o,
+                "a query",
+                &["nearest", "fusion", "rrf", "sample", "recommend", "discover", "context", "order_by"],
+            )?;
+            if let Some(ob) = field(o, "order_by") {
+                Ok(Query::OrderBy(order_by(ob)?))
+            } else if let Some(r) = field(o, "recommend") {
                 let r = object(r, "`recommend`")?;
                 only(r, "`recommend`", &["positive", "negative", "strategy"])?;
                 Ok(Query::Recommend(recommend_input(r)?))
@@ -988,18 +994,56 @@ fn vectors_json(dense: Option<NamedVectors>, sparse: Option<SparseVectors>) -> V
     Value::Object(map)
 }
 
+/// `order_value` is present only when the point was placed by one, as in Qdrant.
+fn with_order_value(mut v: Value, order_value: Option<braid::OrderValue>) -> Value {
+    if let Some(o) = order_value {
+        v["order_value"] = json!(o);
+    }
+    v
+}
+
 pub(crate) fn scored_json(p: ScoredPoint) -> Value {
-    json!({
+    let v = json!({
         "id": p.id,
         "version": 0,
         "score": p.score,
         "payload": p.payload,
         "vector": vectors_json(p.vectors, p.sparse),
-    })
+    });
+    with_order_value(v, p.order_value)
 }
 
 pub(crate) fn record_json(r: Record) -> Value {
-    json!({"id": r.id, "payload": r.payload, "vector": vectors_json(r.vectors, r.sparse)})
+    let v = json!({"id": r.id, "payload": r.payload, "vector": vectors_json(r.vectors, r.sparse)});
+    with_order_value(v, r.order_value)
+}
+
+/// `order_by`: a key, or `{key, direction: "asc"|"desc", start_from}` with a number or
+/// an RFC 3339 datetime to start from.
+pub(crate) fn order_by(v: &Value) -> Result<braid::OrderBy, ApiError> {
+    let o = match v {
+        Value::String(key) => return Ok(braid::OrderBy::asc(key)),
+        v => object(v, "`order_by`")?,
+    };
+    only(o, "`order_by`", &["key", "direction", "start_from"])?;
+    let key = field(o, "key").and_then(Value::as_str).ok_or_else(|| bad("`order_by` needs `key`"))?;
+    let direction = match field(o, "direction").map(|d| d.as_str()) {
+        None | Some(Some("asc")) => braid::Direction::Asc,
+        Some(Some("desc")) => braid::Direction::Desc,
+        _ => return Err(bad("`order_by.direction` must be \"asc\" or \"desc\"")),
+    };
+    let start_from = match field(o, "start_from") {
+        None => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => Some(
+            braid::filter::parse_datetime(s, "order_by.start_from")
+                .map_err(|e| ApiError::from(braid::Error::from(e)))? as f64,
+        ),
+        Some(other) => {
+            return Err(bad(format!("`order_by.start_from` must be a number or a datetime, got {other}")));
+        }
+    };
+    Ok(braid::OrderBy { key: key.to_string(), direction, start_from, after: None })
 }
 
 fn params_json(p: &VectorParams) -> Value {

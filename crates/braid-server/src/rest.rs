@@ -428,7 +428,7 @@ async fn delete_points(call: Call) -> Response {
 
 async fn scroll(call: Call) -> Response {
     call.read(|c, body| {
-        let served = ["filter", "limit", "offset", "with_payload", "with_vector", "with_vectors"];
+        let served = ["filter", "limit", "offset", "with_payload", "with_vector", "with_vectors", "order_by"];
         let o = object(body_with(body, "scroll", &served)?)?;
         let filter = convert::filter(o.get("filter"))?;
         let limit = match o.get("limit").filter(|v| !v.is_null()) {
@@ -439,8 +439,20 @@ async fn scroll(call: Call) -> Response {
         };
         let offset = o.get("offset").filter(|v| !v.is_null()).map(convert::point_id).transpose()?;
         let with_payload = convert::with_payload(o.get("with_payload"), true)?;
-        let (records, next) =
-            c.scroll(filter.as_ref(), limit, offset, with_payload, convert::with_vectors(o)?)?;
+        let with_vectors = convert::with_vectors(o)?;
+        let order = o.get("order_by").filter(|v| !v.is_null()).map(convert::order_by).transpose()?;
+        let (records, next) = match order {
+            Some(_) if offset.is_some() => {
+                return Err(ApiError::bad_request(
+                    "offset cannot be used with order_by: page with order_by.start_from".into(),
+                ));
+            }
+            // Qdrant answers an ordered scroll without a next offset.
+            Some(order) => {
+                (c.scroll_ordered(filter.as_ref(), &order, limit, with_payload, with_vectors)?.0, None)
+            }
+            None => c.scroll(filter.as_ref(), limit, offset, with_payload, with_vectors)?,
+        };
         let points: Vec<Value> = records.into_iter().map(convert::record_json).collect();
         Ok(json!({"points": points, "next_page_offset": next}))
     })

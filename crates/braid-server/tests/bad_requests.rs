@@ -84,7 +84,9 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         // Fields Braid does not serve are refused by name, never dropped.
         ("conditional upsert", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": 1, "vector": {"text": [1,0,0,0,0,0,0,0]}}], "update_filter": {"must": []}}"#.to_vec()), 400, "update_filter"),
         ("insert-only upsert", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": 1, "vector": {"text": [1,0,0,0,0,0,0,0]}}], "update_mode": "insert_only"}"#.to_vec()), 400, "update_mode"),
-        ("scroll order_by", post.clone(), format!("{base}/collections/p/points/scroll"), Some(KEY), Some(br#"{"order_by": "price"}"#.to_vec()), 400, "order_by"),
+        ("scroll order_by without a range index", post.clone(), format!("{base}/collections/p/points/scroll"), Some(KEY), Some(br#"{"order_by": "price"}"#.to_vec()), 400, "needs a range index"),
+        ("scroll order_by with an offset", post.clone(), format!("{base}/collections/p/points/scroll"), Some(KEY), Some(br#"{"order_by": "price", "offset": 3}"#.to_vec()), 400, "offset cannot be used with order_by"),
+        ("order_by with a bad direction", post.clone(), format!("{base}/collections/p/points/scroll"), Some(KEY), Some(br#"{"order_by": {"key": "price", "direction": "up"}}"#.to_vec()), 400, "direction"),
         ("query with mmr", post.clone(), format!("{base}/collections/p/points/query"), Some(KEY), Some(br#"{"query": {"nearest": [1,0,0,0,0,0,0,0], "mmr": {"diversity": 0.5}}, "using": "text"}"#.to_vec()), 400, "mmr"),
         ("sparse index on disk", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "sparse_vectors": {"bm25": {"index": {"on_disk": true}}}}"#.to_vec()), 400, "on_disk"),
         ("dense vector for a sparse space", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": 1, "vector": {"text": {"indices": [1], "values": [0.5]}}}]}"#.to_vec()), 400, "dense"),

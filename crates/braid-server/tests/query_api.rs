@@ -136,9 +136,115 @@ async fn random_samples_on_both_protocols() {
     // 60 books among the 300 products: a sample larger than that is all of them.
     assert_eq!(got.result.len(), 60);
     assert!(got.result.iter().all(|p| p.score == 1.0));
+    // order_by is served over a range index only; `price` has none here.
     let err = client
         .query(q::QueryPointsBuilder::new("p").query(q::Query::new_order_by("price")))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("order_by"), "{err}");
+    assert!(err.to_string().contains("needs a range index"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_by_answers_as_the_facade_on_both_protocols() {
+    let local = local();
+    local.create_payload_index("price", IndexKind::Float).unwrap();
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    for (key, schema) in [("price", "float"), ("stock.n", "integer"), ("category", "keyword")] {
+        rest.put("/collections/p/index?wait=true", json!({"field_name": key, "field_schema": schema})).await;
+    }
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let books = Filter::must([field("category").eq("books")]);
+    let cases = [
+        (braid::OrderBy::asc("price"), None),
+        (braid::OrderBy { start_from: Some(100.0), ..braid::OrderBy::desc("price") }, Some(books.clone())),
+        (braid::OrderBy::desc("stock.n"), Some(books)),
+    ];
+    for (order, filter) in cases {
+        let (want, _) = local.scroll_ordered(filter.as_ref(), &order, 12, false, false).unwrap();
+        let want: Vec<Value> = want.iter().map(|r| json!([r.id, r.order_value])).collect();
+        let direction = if order.direction == braid::Direction::Desc { "desc" } else { "asc" };
+        let mut order_json = json!({"key": order.key, "direction": direction});
+        if let Some(s) = order.start_from {
+            order_json["start_from"] = json!(s);
+        }
+        let filter_json = filter.as_ref().map(Filter::to_json);
+        let got = rest
+            .post(
+                "/collections/p/points/scroll",
+                json!({"order_by": order_json, "filter": filter_json, "limit": 12, "with_payload": false}),
+            )
+            .await;
+        assert_eq!(got["next_page_offset"], Value::Null, "Qdrant's ordered scroll has no next offset");
+        let pairs: Vec<Value> =
+            got["points"].as_array().unwrap().iter().map(|p| json!([p["id"], p["order_value"]])).collect();
+        assert_eq!(pairs, want, "REST scroll {order:?}");
+        let got = rest
+            .post(
+                "/collections/p/points/query",
+                json!({"query": {"order_by": order_json}, "filter": filter_json, "limit": 12}),
+            )
+            .await;
+        let pairs: Vec<Value> =
+            got["points"].as_array().unwrap().iter().map(|p| json!([p["id"], p["order_value"]])).collect();
+        assert_eq!(pairs, want, "REST query {order:?}");
+        assert!(got["points"].as_array().unwrap().iter().all(|p| p["score"] == 1.0));
+
+        // gRPC: the same through the official client's ScrollPoints and Query.
+        let grpc_order = q::OrderBy {
+            key: order.key.clone(),
+            direction: Some(if direction == "desc" { q::Direction::Desc } else { q::Direction::Asc } as i32),
+            start_from: order
+                .start_from
+                .map(|s| q::StartFrom { value: Some(q::start_from::Value::Float(s)) }),
+        };
+        let grpc_filter = filter
+            .as_ref()
+            .map(|_| q::Filter::must([q::Condition::matches("category", "books".to_string())]));
+        let value_json = |v: Option<&q::OrderValue>| match v.and_then(|v| v.variant) {
+            Some(q::order_value::Variant::Int(i)) => json!(i),
+            Some(q::order_value::Variant::Float(x)) => json!(x),
+            None => Value::Null,
+        };
+        let id_json = |id: Option<&q::PointId>| match id.and_then(|i| i.point_id_options.clone()) {
+            Some(q::point_id::PointIdOptions::Num(n)) => json!(n),
+            Some(q::point_id::PointIdOptions::Uuid(u)) => json!(u),
+            None => Value::Null,
+        };
+        let mut scroll = q::ScrollPointsBuilder::new("p").order_by(grpc_order.clone()).limit(12);
+        if let Some(f) = grpc_filter.clone() {
+            scroll = scroll.filter(f);
+        }
+        let got = client.scroll(scroll).await.unwrap();
+        assert!(got.next_page_offset.is_none());
+        let pairs: Vec<Value> = got
+            .result
+            .iter()
+            .map(|p| json!([id_json(p.id.as_ref()), value_json(p.order_value.as_ref())]))
+            .collect();
+        assert_eq!(pairs, want, "gRPC scroll {order:?}");
+        let mut query = q::QueryPointsBuilder::new("p").query(q::Query::new_order_by(grpc_order)).limit(12);
+        if let Some(f) = grpc_filter {
+            query = query.filter(f);
+        }
+        let got = client.query(query).await.unwrap();
+        let pairs: Vec<Value> = got
+            .result
+            .iter()
+            .map(|p| json!([id_json(p.id.as_ref()), value_json(p.order_value.as_ref())]))
+            .collect();
+        assert_eq!(pairs, want, "gRPC query {order:?}");
+    }
+    // A keyword key: refused, naming the index it has.
+    let (status, v) = rest
+        .call(reqwest::Method::POST, "/collections/p/points/scroll", Some(json!({"order_by": "category"})))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["status"]["error"].as_str().unwrap().contains("keyword"), "{v}");
 }

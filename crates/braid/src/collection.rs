@@ -955,7 +955,7 @@ impl Collection {
             WithPayload::None => None,
             selector => selector.select(&segment.payload_at(offset)),
         };
-        Record { id, payload, vectors, sparse }
+        Record { id, payload, vectors, sparse, order_value: None }
     }
 
     /// The points with these ids that exist, in the order asked (none for no ids, as
@@ -1005,6 +1005,45 @@ impl Collection {
         ))
     }
 
+    /// Qdrant's scroll with `order_by`: up to `limit` points passing `filter` in the
+    /// order of their values at `order.key` (a range index is needed), each with the
+    /// value in [`Record::order_value`]; a point holding several values comes once
+    /// per value. Equal values go by id in the same direction, so the order is total
+    /// and `order.after` pages through it stably: the second value returned is the
+    /// position to continue after (`None` on the last page). Qdrant's server pages
+    /// only by `start_from`, and its REST and gRPC answers carry no next offset.
+    pub fn scroll_ordered(
+        &self,
+        filter: Option<&Filter>,
+        order: &braid_query::OrderBy,
+        limit: usize,
+        with_payload: impl Into<WithPayload>,
+        with_vectors: impl Into<WithVectors>,
+    ) -> Result<(Vec<Record>, Option<braid_query::OrderCursor>), Error> {
+        use braid_query::Searchable;
+        if limit == 0 || limit > MAX_BATCH {
+            return Err(Error::Limit { max: MAX_BATCH, got: limit });
+        }
+        if order.start_from.is_some_and(|s| !s.is_finite()) {
+            return Err(braid_query::QueryError::BadStartFrom.into());
+        }
+        let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
+        let segment = self.read();
+        let mut hits = segment.ordered(filter, None, order, limit + 1)?;
+        let more = hits.len() > limit;
+        hits.truncate(limit);
+        let next = if more { hits.last().and_then(|h| Some((h.order_value?, h.id))) } else { None };
+        let records = hits
+            .into_iter()
+            .filter_map(|h| {
+                let o = segment.offset(&h.id)?;
+                let record = Self::record(&segment, h.id, o, &with_payload, &with_vectors);
+                Some(Record { order_value: h.order_value, ..record })
+            })
+            .collect();
+        Ok((records, next))
+    }
+
     /// How many points match `filter` (all live points for `None`); exact.
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize, Error> {
         Ok(self.read().select(filter).len() as usize)
@@ -1045,13 +1084,20 @@ impl Collection {
                 let record = segment
                     .offset(&h.id)
                     .map(|o| Self::record(segment, h.id, o, with_payload, with_vectors))
-                    .unwrap_or(Record { id: h.id, payload: None, vectors: None, sparse: None });
+                    .unwrap_or(Record {
+                        id: h.id,
+                        payload: None,
+                        vectors: None,
+                        sparse: None,
+                        order_value: None,
+                    });
                 ScoredPoint {
                     id: h.id,
                     score: h.score,
                     payload: record.payload,
                     vectors: record.vectors,
                     sparse: record.sparse,
+                    order_value: h.order_value,
                 }
             })
             .collect()

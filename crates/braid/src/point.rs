@@ -129,6 +129,8 @@ pub struct Record {
     pub vectors: Option<NamedVectors>,
     /// The sparse vectors, if requested (with the dense ones).
     pub sparse: Option<SparseVectors>,
+    /// The value that placed it, in a scroll ordered by a payload key.
+    pub order_value: Option<braid_query::OrderValue>,
 }
 
 /// A search or query result.
@@ -144,6 +146,8 @@ pub struct ScoredPoint {
     pub vectors: Option<NamedVectors>,
     /// The sparse vectors, if requested.
     pub sparse: Option<SparseVectors>,
+    /// The value that placed it, for an `order_by` query.
+    pub order_value: Option<braid_query::OrderValue>,
 }
 
 /// Which payload to return.

@@ -807,7 +807,7 @@ impl Segment {
     }
 
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
-        found.into_iter().map(|s| Hit { id: self.offset_ids[s.offset.index()], score: s.score }).collect()
+        found.into_iter().map(|s| Hit::new(self.offset_ids[s.offset.index()], s.score)).collect()
     }
 }
 
@@ -886,7 +886,7 @@ impl Searchable for Segment {
             .iter()
             .filter_map(|id| self.offset(id).map(|o| (*id, o)))
             .filter(|(_, o)| data.present.contains(*o))
-            .map(|(id, o)| Hit { id, score: kernel.score(vector, data.rows.vector(PointOffset(o))) })
+            .map(|(id, o)| Hit::new(id, kernel.score(vector, data.rows.vector(PointOffset(o)))))
             .collect())
     }
     fn vector_of(&self, space: &str, id: PointId) -> Result<Vec<f32>, QueryError> {
@@ -930,9 +930,51 @@ impl Searchable for Segment {
             .filter(|(_, o)| data.present.contains(*o))
             .map(|(id, o)| {
                 let v = data.rows.vector(PointOffset(o));
-                Hit { id, score: scorer.score(|e| kernel.similarity(e, v)) }
+                Hit::new(id, scorer.score(|e| kernel.similarity(e, v)))
             })
             .collect())
+    }
+    fn ordered(
+        &self,
+        filter: Option<&Filter>,
+        candidates: Option<&[PointId]>,
+        order: &braid_query::OrderBy,
+        limit: usize,
+    ) -> Result<Vec<Hit>, QueryError> {
+        use std::cmp::Ordering;
+        let mut among = self.select(filter);
+        if let Some(ids) = candidates {
+            among &= ids.iter().filter_map(|id| self.offset(id)).collect::<roaring::RoaringBitmap>();
+        }
+        let descending = order.direction == braid_query::Direction::Desc;
+        let groups =
+            self.payloads.ordered(&order.key, descending, order.start_from, &among).map_err(|e| match e {
+                braid_filter::IndexError::OrderByNeedsIndex { key, found } => {
+                    QueryError::NoRangeIndex { key, found }
+                }
+                other => QueryError::SearchFailed { why: other.to_string() },
+            })?;
+        // `Greater` when `a` comes after `b` in the walk's direction.
+        let later = |a: Ordering| if descending { a.reverse() } else { a };
+        let mut hits = Vec::with_capacity(limit.min(1024));
+        for (value, offsets) in groups {
+            let mut ids: Vec<PointId> = offsets.iter().map(|o| self.offset_ids[o as usize]).collect();
+            ids.sort_unstable_by(|a, b| later(a.cmp(b)));
+            if let Some((after_value, after_id)) = order.after {
+                match later(value.total_cmp(&after_value)) {
+                    Ordering::Less => continue,
+                    Ordering::Equal => ids.retain(|id| later(id.cmp(&after_id)) == Ordering::Greater),
+                    Ordering::Greater => {}
+                }
+            }
+            for id in ids {
+                if hits.len() == limit {
+                    return Ok(hits);
+                }
+                hits.push(Hit { id, score: 1.0, order_value: Some(value) });
+            }
+        }
+        Ok(hits)
     }
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId> {
         let planned = self.payloads.plan(filter, self);
@@ -963,7 +1005,7 @@ impl Searchable for Segment {
                 data.index.search(&query, limit, |o| planned.matches(PointOffset(o)), key).0
             }
         };
-        Ok(found.into_iter().map(|(o, score)| Hit { id: key(o), score }).collect())
+        Ok(found.into_iter().map(|(o, score)| Hit::new(key(o), score)).collect())
     }
     fn sparse_score(
         &self,
@@ -976,7 +1018,7 @@ impl Searchable for Segment {
             .iter()
             .filter_map(|id| {
                 let v = data.index.get(self.offset(id)?)?;
-                Some(Hit { id: *id, score: query.dot(v)? })
+                Some(Hit::new(*id, query.dot(v)?))
             })
             .collect())
     }

@@ -61,9 +61,7 @@ impl BruteForce {
             .iter()
             .enumerate()
             .filter(|(i, _)| self.passes(filter, *i))
-            .filter_map(|(_, p)| {
-                p.vectors.get(space).map(|v| Hit { id: p.id, score: kernel.score(vector, v) })
-            })
+            .filter_map(|(_, p)| p.vectors.get(space).map(|v| Hit::new(p.id, kernel.score(vector, v))))
             .collect();
         hits.sort_by(|a, b| braid_distance::compare(metric, b.score, a.score).then(a.id.cmp(&b.id)));
         hits
@@ -129,7 +127,7 @@ impl Searchable for BruteForce {
                 self.points[i]
                     .vectors
                     .get(space)
-                    .map(|v| Hit { id: self.points[i].id, score: kernel.score(vector, v) })
+                    .map(|v| Hit::new(self.points[i].id, kernel.score(vector, v)))
             })
             .collect())
     }

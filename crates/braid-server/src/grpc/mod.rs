@@ -550,8 +550,22 @@ impl Points for Service {
         let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), true), with_vectors(r.with_vectors.as_ref()));
         let limit = r.limit.unwrap_or(10) as usize;
+        let order = r.order_by.as_ref().map(order_by).transpose()?;
+        if order.is_some() && offset.is_some() {
+            return Err(Status::invalid_argument(
+                "offset cannot be used with order_by: page with order_by.start_from",
+            ));
+        }
         let (records, next) = blocking(move || {
-            collection(&db, &r.collection_name)?.scroll(filter.as_ref(), limit, offset, wp, wv).map_err(err)
+            let c = collection(&db, &r.collection_name)?;
+            match order {
+                // Qdrant answers an ordered scroll without a next offset.
+                Some(order) => {
+                    c.scroll_ordered(filter.as_ref(), &order, limit, wp, wv).map(|(r, _)| (r, None))
+                }
+                None => c.scroll(filter.as_ref(), limit, offset, wp, wv),
+            }
+            .map_err(err)
         })
         .await?;
         Ok(Response::new(proto::ScrollResponse {

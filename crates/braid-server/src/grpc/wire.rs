@@ -378,6 +378,16 @@ pub(super) fn payload_out(p: Option<Json>) -> HashMap<String, proto::Value> {
     }
 }
 
+fn order_value_out(v: braid::OrderValue) -> proto::OrderValue {
+    use proto::order_value::Variant;
+    proto::OrderValue {
+        variant: Some(match v {
+            braid::OrderValue::Int(i) => Variant::Int(i),
+            braid::OrderValue::Float(x) => Variant::Float(x),
+        }),
+    }
+}
+
 pub(super) fn scored(p: ScoredPoint) -> proto::ScoredPoint {
     proto::ScoredPoint {
         id: Some(id_out(p.id)),
@@ -385,6 +395,8 @@ pub(super) fn scored(p: ScoredPoint) -> proto::ScoredPoint {
         score: p.score,
         version: 0,
         vectors: p.vectors.map(|v| vectors_out(v, p.sparse)),
+        shard_key: None,
+        order_value: p.order_value.map(order_value_out),
     }
 }
 
@@ -393,7 +405,33 @@ pub(super) fn retrieved(r: braid::Record) -> proto::RetrievedPoint {
         id: Some(id_out(r.id)),
         payload: payload_out(r.payload),
         vectors: r.vectors.map(|v| vectors_out(v, r.sparse)),
+        shard_key: None,
+        order_value: r.order_value.map(order_value_out),
     }
+}
+
+/// Qdrant's `OrderBy`: a key, a direction and a start (a number, a timestamp or an
+/// RFC 3339 string; datetimes become microseconds, as the index keeps them).
+pub(super) fn order_by(o: &proto::OrderBy) -> Result<braid::OrderBy, Status> {
+    use proto::start_from::Value as V;
+    let direction = match o.direction.map(proto::Direction::try_from) {
+        None | Some(Ok(proto::Direction::Asc)) => braid::Direction::Asc,
+        Some(Ok(proto::Direction::Desc)) => braid::Direction::Desc,
+        Some(Err(_)) => return Err(bad(format!("unknown order_by direction {:?}", o.direction))),
+    };
+    let micros = |text: &str| {
+        braid::filter::parse_datetime(text, "order_by.start_from")
+            .map(|m| m as f64)
+            .map_err(|e| bad(e.to_string()))
+    };
+    let start_from = match o.start_from.as_ref().and_then(|s| s.value.as_ref()) {
+        None => None,
+        Some(V::Float(x)) => Some(*x),
+        Some(V::Integer(i)) => Some(*i as f64),
+        Some(V::Timestamp(t)) => Some(micros(&rfc3339(t)?)?),
+        Some(V::Datetime(d)) => Some(micros(d)?),
+    };
+    Ok(braid::OrderBy { key: o.key.clone(), direction, start_from, after: None })
 }
 
 pub(super) fn updated(
@@ -528,7 +566,7 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
             context: context_in(d.context.as_ref())?,
         })),
         Some(Variant::Context(c)) => Ok(Some(Query::Context(context_in(Some(c))?))),
-        Some(Variant::OrderBy(_)) => Err(bad("query kind `order_by` is not served yet")),
+        Some(Variant::OrderBy(o)) => Ok(Some(Query::OrderBy(order_by(o)?))),
         Some(Variant::Formula(_)) => Err(bad("query kind `formula` is not served yet")),
         Some(Variant::NearestWithMmr(_)) => Err(bad("query kind `nearest_with_mmr` (MMR) is not served yet")),
         Some(Variant::RelevanceFeedback(_)) => Err(bad("query kind `relevance_feedback` is not served yet")),
@@ -1054,10 +1092,7 @@ impl Unserved for proto::SearchBatchPoints {
 
 impl Unserved for proto::ScrollPoints {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[
-            ("shard_key_selector", self.shard_key_selector.is_some()),
-            ("order_by", self.order_by.is_some()),
-        ])
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
     }
 }
 
@@ -1422,7 +1457,6 @@ mod tests {
                 }),
                 "params.acorn",
             ),
-            (Box::new(proto::ScrollPoints { order_by: bytes(), ..Default::default() }), "order_by"),
             (
                 Box::new(proto::ScrollPoints { shard_key_selector: bytes(), ..Default::default() }),
                 "shard_key_selector",
