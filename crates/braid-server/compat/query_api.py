@@ -64,9 +64,10 @@ def main():
     assert all(h.id in on_sale and h.score == 1.0 for h in hits), hits
     examples = check_examples(client, local, name, rng)
     ordered = check_order_by(client, local, name)
+    grouped = check_groups(client, local, name, rng)
     client.delete_collection(name)
     print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample, "
-          f"{examples} queries by example, {ordered} ordered scrolls and queries)")
+          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries)")
 
 
 def close(a, b):
@@ -82,6 +83,36 @@ def same(got, want, every, what):
     for g, w in zip(got, want):
         assert close(g.score, w.score), (what, g, w)
         assert g.id in score and close(g.score, score[g.id]), (what, g, score.get(g.id))
+
+
+def check_groups(client, local, name, rng):
+    """query_points_groups equal to local mode: the same groups in the same order, each
+    with the same points (scores within float noise); by a keyword, an integer and an
+    array field, with a filter, with a lookup into another collection."""
+    lookup = f"{name}_sizes"
+    for target in (client, local):
+        if target.collection_exists(lookup):
+            target.delete_collection(lookup)
+        target.create_collection(lookup, vectors_config={})
+        target.upsert(lookup, points=[models.PointStruct(id=i, vector={}, payload={"label": f"size {i}"})
+                                      for i in range(0, 7, 2)])
+    vec = [rng.uniform(-1, 1) for _ in range(4)]
+    small = models.Filter(must=[models.FieldCondition(key="size", range=models.Range(lt=4))])
+    checked = 0
+    for group_by, size, limit in (("colour", 3, 4), ("size", 2, 10), ("tags", 1, 3)):
+        for flt in (None, small):
+            kwargs = dict(query=vec, using="v", group_by=group_by, group_size=size, limit=limit, query_filter=flt,
+                          with_lookup=models.WithLookup(collection=lookup))
+            got = client.query_points_groups(name, **kwargs).groups
+            want = local.query_points_groups(name, **kwargs).groups
+            assert [g.id for g in got] == [g.id for g in want], (group_by, got, want)
+            for g, w in zip(got, want):
+                assert [h.id for h in g.hits] == [h.id for h in w.hits], (group_by, g, w)
+                assert all(close(a.score, b.score) for a, b in zip(g.hits, w.hits))
+                assert (g.lookup and g.lookup.payload) == (w.lookup and w.lookup.payload), (g.lookup, w.lookup)
+            checked += 1
+    client.delete_collection(lookup)
+    return checked
 
 
 def check_order_by(client, local, name):

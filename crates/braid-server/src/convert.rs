@@ -524,8 +524,21 @@ fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
 
 /// `POST /points/search` body, as the query it is.
 pub(crate) fn search(body: &Value) -> Result<QueryPoints, ApiError> {
+    search_with(body, &[])
+}
+
+/// The parts of a body only a grouped call has, which its other parts' decoder allows.
+const GROUP_FIELDS: [&str; 3] = ["group_by", "group_size", "with_lookup"];
+
+/// Refuses any field of `o` but `served` and `extra`.
+fn only_with(o: &Map<String, Value>, what: &str, served: &[&str], extra: &[&str]) -> Result<(), ApiError> {
+    let all: Vec<&str> = served.iter().chain(extra).copied().collect();
+    only(o, what, &all)
+}
+
+fn search_with(body: &Value, extra: &[&str]) -> Result<QueryPoints, ApiError> {
     let o = object(body, "a search")?;
-    only(
+    only_with(
         o,
         "a search",
         &[
@@ -539,6 +552,7 @@ pub(crate) fn search(body: &Value) -> Result<QueryPoints, ApiError> {
             "with_vectors",
             "score_threshold",
         ],
+        extra,
     )?;
     let (using, query) = match field(o, "vector").ok_or_else(|| bad("a search needs `vector`"))? {
         v @ Value::Array(_) => (DEFAULT_VECTOR.to_string(), Query::Nearest(dense(v, "`vector`")?)),
@@ -608,9 +622,13 @@ fn explore_points(o: &Map<String, Value>, query: Query) -> Result<QueryPoints, A
 
 /// `POST /points/recommend` body (Qdrant's older recommend API), as the query it is.
 pub(crate) fn recommend(body: &Value) -> Result<QueryPoints, ApiError> {
+    recommend_with(body, &[])
+}
+
+fn recommend_with(body: &Value, extra: &[&str]) -> Result<QueryPoints, ApiError> {
     let o = object(body, "a recommend request")?;
     let served: Vec<&str> = ["positive", "negative", "strategy"].into_iter().chain(EXPLORE_COMMON).collect();
-    only(o, "a recommend request", &served)?;
+    only_with(o, "a recommend request", &served, extra)?;
     explore_points(o, Query::Recommend(recommend_input(o)?))
 }
 
@@ -802,8 +820,12 @@ fn prefetch(v: &Value) -> Result<Prefetch, ApiError> {
 
 /// `POST /points/query` body.
 pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
+    query_points_with(body, &[])
+}
+
+fn query_points_with(body: &Value, extra: &[&str]) -> Result<QueryPoints, ApiError> {
     let o = object(body, "a query")?;
-    only(
+    only_with(
         o,
         "a query",
         &[
@@ -820,6 +842,7 @@ pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
             "with_vectors",
             "lookup_from",
         ],
+        extra,
     )?;
     let mut request = QueryRequest::fusion(Fusion::rrf(), prefetches(o.get("prefetch"))?);
     request.lookup_from = lookup_from(o.get("lookup_from"))?;
@@ -835,6 +858,68 @@ pub(crate) fn query_points(body: &Value) -> Result<QueryPoints, ApiError> {
         with_payload: with_payload(o.get("with_payload"), false)?,
         with_vectors: with_vectors(o)?,
     })
+}
+
+/// The grouping of a grouped call: `group_by`, `group_size` (default 3), `limit` (the
+/// number of groups, default 10) and `with_lookup` (a collection name or
+/// `{collection, with_payload, with_vectors}`).
+fn group_by(o: &Map<String, Value>) -> Result<braid::GroupBy, ApiError> {
+    let key =
+        field(o, "group_by").and_then(Value::as_str).ok_or_else(|| bad("a grouped call needs `group_by`"))?;
+    let with_lookup = match field(o, "with_lookup") {
+        None => None,
+        Some(Value::String(c)) => Some(braid::WithLookup::new(c)),
+        Some(v) => {
+            let l = object(v, "`with_lookup`")?;
+            only(l, "`with_lookup`", &["collection", "with_payload", "with_vectors", "with_vector"])?;
+            let collection = field(l, "collection")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("`with_lookup` needs `collection`"))?;
+            Some(braid::WithLookup {
+                collection: collection.to_string(),
+                with_payload: with_payload(l.get("with_payload"), true)?,
+                with_vectors: with_vectors(l)?,
+            })
+        }
+    };
+    Ok(braid::GroupBy {
+        key: key.to_string(),
+        group_size: usize_field(o, "group_size")?.unwrap_or(3),
+        limit: usize_field(o, "limit")?.unwrap_or(10),
+        with_lookup,
+    })
+}
+
+/// A grouped call's body: the call's own decoder for the query, plus the grouping.
+pub(crate) fn grouped(body: &Value, kind: &str) -> Result<(QueryPoints, braid::GroupBy), ApiError> {
+    let query = match kind {
+        "search" => search_with(body, &GROUP_FIELDS)?,
+        "recommend" => recommend_with(body, &GROUP_FIELDS)?,
+        _ => query_points_with(body, &GROUP_FIELDS)?,
+    };
+    Ok((query, group_by(object(body, "a grouped request")?)?))
+}
+
+fn group_id_json(id: &braid::GroupId) -> Value {
+    match id {
+        braid::GroupId::Int(i) => json!(i),
+        braid::GroupId::Str(s) => json!(s),
+    }
+}
+
+/// `{"groups": [{id, hits, lookup}]}`, as Qdrant's grouped calls answer.
+pub(crate) fn groups_json(groups: Vec<braid::PointGroup>) -> Value {
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|g| {
+            let mut v = json!({"id": group_id_json(&g.id), "hits": g.hits.into_iter().map(scored_json).collect::<Vec<_>>()});
+            if let Some(r) = g.lookup {
+                v["lookup"] = record_json(r);
+            }
+            v
+        })
+        .collect();
+    json!({"groups": groups})
 }
 
 /// A payload index to create: a kind, or a text index with its options.

@@ -57,6 +57,9 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/search/batch", post(search_batch))
         .route("/query", post(query))
         .route("/query/batch", post(query_batch))
+        .route("/query/groups", post(query_groups))
+        .route("/search/groups", post(search_groups))
+        .route("/recommend/groups", post(recommend_groups))
         .route("/recommend", post(recommend))
         .route("/recommend/batch", post(recommend_batch))
         .route("/discover", post(discover))
@@ -499,6 +502,24 @@ fn listed_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let results = c.query_batch_until(requests, stop)?;
     Ok(Value::Array(results.into_iter().map(|r| Ok(scored_list(r?))).collect::<Result<_, ApiError>>()?))
+}
+
+/// A grouped call of `kind` (`query`, `search` or `recommend`).
+fn grouped(c: &Collection, body: &Value, stop: &braid::Stop, kind: &str) -> Result<Value, ApiError> {
+    let (query, group) = convert::grouped(body, kind)?;
+    Ok(convert::groups_json(c.query_groups_until(query, &group, stop)?))
+}
+
+async fn query_groups(call: Call) -> Response {
+    call.query(|c, body, stop| grouped(c, body, stop, "query")).await
+}
+
+async fn search_groups(call: Call) -> Response {
+    call.query(|c, body, stop| grouped(c, body, stop, "search")).await
+}
+
+async fn recommend_groups(call: Call) -> Response {
+    call.query(|c, body, stop| grouped(c, body, stop, "recommend")).await
 }
 
 async fn recommend(call: Call) -> Response {

@@ -305,3 +305,175 @@ async fn examples_answer_as_the_facade_on_both_protocols() {
         .unwrap_err();
     assert!(err.to_string().contains("99999"), "{err}");
 }
+
+type Groups = Vec<(Value, Vec<Value>, Value)>;
+
+fn facade_groups(groups: Vec<braid::PointGroup>) -> Groups {
+    groups
+        .into_iter()
+        .map(|g| {
+            let id = match g.id {
+                braid::GroupId::Int(i) => json!(i),
+                braid::GroupId::Str(s) => json!(s),
+            };
+            let lookup = g.lookup.map_or(Value::Null, |r| r.payload.unwrap_or(Value::Null));
+            (id, g.hits.iter().map(|h| json!(h.id)).collect(), lookup)
+        })
+        .collect()
+}
+
+fn rest_groups(v: &Value) -> Groups {
+    v["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("groups: {v}"))
+        .iter()
+        .map(|g| {
+            let hits = g["hits"].as_array().unwrap().iter().map(|h| h["id"].clone()).collect();
+            (g["id"].clone(), hits, g.get("lookup").map_or(Value::Null, |l| l["payload"].clone()))
+        })
+        .collect()
+}
+
+fn grpc_groups(r: Option<q::GroupsResult>) -> Groups {
+    r.unwrap()
+        .groups
+        .into_iter()
+        .map(|g| {
+            let id = match g.id.and_then(|i| i.kind) {
+                Some(q::group_id::Kind::IntegerValue(i)) => json!(i),
+                Some(q::group_id::Kind::UnsignedValue(u)) => json!(u),
+                Some(q::group_id::Kind::StringValue(s)) => json!(s),
+                None => Value::Null,
+            };
+            let hits = grpc_hits(&g.hits).into_iter().map(|h| h.0).collect();
+            let lookup = g.lookup.map_or(Value::Null, |r| {
+                let payload: serde_json::Map<String, Value> = r
+                    .payload
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::to_value(v.as_str().cloned()).unwrap()))
+                    .collect();
+                Value::Object(payload)
+            });
+            (id, hits, lookup)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_answer_as_the_facade_on_both_protocols() {
+    let db = local();
+    let c = db.collection("p").unwrap();
+    let shelves = db.create_collection("shelves", braid::CollectionConfig::new()).unwrap();
+    let shelf_points: Vec<braid::PointStruct> = (0..4u64)
+        .map(|i| braid::PointStruct::new(i).payload(json!({"shelf": format!("shelf {i}")})))
+        .collect();
+    shelves.upsert(shelf_points.clone()).unwrap();
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    rest.put("/collections/shelves", json!({"vectors": {}})).await;
+    let shelf_json = json!({"points": shelf_points.iter().map(|p| json!({"id": p.id, "vector": {}, "payload": p.payload})).collect::<Vec<_>>()});
+    rest.put("/collections/shelves/points?wait=true", shelf_json).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let (probe, _) = query_vectors(9);
+
+    // query/groups by a keyword, search/groups by an integer with lookup, recommend/groups.
+    let group = braid::GroupBy { group_size: 2, limit: 4, ..braid::GroupBy::new("category") };
+    let want = facade_groups(c.query_groups(QueryRequest::nearest("text", probe.clone()), &group).unwrap());
+    assert_eq!(want.len(), 4);
+    let got = rest
+        .post(
+            "/collections/p/points/query/groups",
+            json!({"query": probe, "using": "text", "group_by": "category", "group_size": 2, "limit": 4}),
+        )
+        .await;
+    assert_eq!(rest_groups(&got), want, "REST query/groups");
+    let got = client
+        .query_groups(
+            q::QueryPointGroupsBuilder::new("p", "category")
+                .query(probe.clone())
+                .using("text")
+                .group_size(2u64)
+                .limit(4u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!(grpc_groups(got.result), want, "gRPC QueryGroups");
+
+    let group = braid::GroupBy {
+        group_size: 3,
+        limit: 3,
+        with_lookup: Some(braid::WithLookup::new("shelves")),
+        ..braid::GroupBy::new("stock.n")
+    };
+    let want = facade_groups(c.query_groups(QueryRequest::nearest("text", probe.clone()), &group).unwrap());
+    assert!(want.iter().all(|g| g.2 != Value::Null), "every stock value names a shelf: {want:?}");
+    let got = rest
+        .post(
+            "/collections/p/points/search/groups",
+            json!({"vector": {"name": "text", "vector": probe}, "group_by": "stock.n", "group_size": 3, "limit": 3,
+                   "with_lookup": "shelves"}),
+        )
+        .await;
+    assert_eq!(rest_groups(&got), want, "REST search/groups");
+    let got = client
+        .search_groups(
+            q::SearchPointGroupsBuilder::new("p", probe.clone(), 3, "stock.n", 3)
+                .vector_name("text")
+                .with_lookup(q::WithLookupBuilder::new("shelves")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(grpc_groups(got.result), want, "gRPC SearchGroups");
+
+    let recommend = Recommend {
+        positive: vec![ex(1), ex(2)],
+        negative: vec![ex(3)],
+        strategy: RecommendStrategy::BestScore,
+    };
+    let group = braid::GroupBy { group_size: 2, limit: 5, ..braid::GroupBy::new("category") };
+    let want = facade_groups(c.query_groups(QueryRequest::recommend("text", recommend), &group).unwrap());
+    let got = rest
+        .post(
+            "/collections/p/points/recommend/groups",
+            json!({"positive": [1, 2], "negative": [3], "strategy": "best_score", "using": "text",
+                   "group_by": "category", "group_size": 2, "limit": 5}),
+        )
+        .await;
+    assert_eq!(rest_groups(&got), want, "REST recommend/groups");
+    let got = client
+        .recommend_groups(
+            q::RecommendPointGroupsBuilder::new("p", "category", 2, 5)
+                .add_positive(q::PointId::from(1u64))
+                .add_positive(q::PointId::from(2u64))
+                .add_negative(q::PointId::from(3u64))
+                .strategy(q::RecommendStrategy::BestScore)
+                .using("text"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(grpc_groups(got.result), want, "gRPC RecommendGroups");
+
+    // Bad input.
+    let (status, v) = rest
+        .call(
+            reqwest::Method::POST,
+            "/collections/p/points/query/groups",
+            Some(json!({"query": probe, "using": "text", "group_by": "category", "group_size": 0})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = rest
+        .call(
+            reqwest::Method::POST,
+            "/collections/p/points/query/groups",
+            Some(json!({"query": probe, "using": "text", "group_by": "category", "with_lookup": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{v}");
+}

@@ -421,7 +421,7 @@ impl Collection {
     /// query names replaced by their vectors in the collection (and space) named, so
     /// that the planner sees plain vectors (which it does not exclude from results:
     /// they are other collections' points). Borrowed when nothing needs it.
-    fn resolve_lookups<'r>(
+    pub(crate) fn resolve_lookups<'r>(
         &self,
         request: &'r QueryRequest,
     ) -> Result<std::borrow::Cow<'r, QueryRequest>, Error> {
@@ -454,15 +454,7 @@ impl Collection {
     ) -> Result<(), Error> {
         use braid_query::{Example, Query};
         let Some(lookup) = lookup_from.take() else { return Ok(()) };
-        let other = if lookup.collection == *self.name {
-            self.clone()
-        } else {
-            self.inner
-                .finder
-                .get()
-                .and_then(|find| find(&lookup.collection))
-                .ok_or_else(|| Error::CollectionNotFound { name: lookup.collection.clone() })?
-        };
+        let other = self.find(&lookup.collection)?;
         let space = lookup.vector.as_deref().or(using);
         let vector = |id: PointId| other.lookup_vector(space, id);
         let fill = |e: &mut Example| -> Result<(), Error> {
@@ -490,6 +482,18 @@ impl Collection {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The collection `name` of the same database (this one for its own name).
+    pub(crate) fn find(&self, name: &str) -> Result<Collection, Error> {
+        if name == &*self.name {
+            return Ok(self.clone());
+        }
+        self.inner
+            .finder
+            .get()
+            .and_then(|find| find(name))
+            .ok_or_else(|| Error::CollectionNotFound { name: name.to_string() })
     }
 
     pub(crate) fn downgrade(&self) -> WeakCollection {
@@ -922,7 +926,7 @@ impl Collection {
         }
     }
 
-    fn record(
+    pub(crate) fn record(
         segment: &Segment,
         id: PointId,
         offset: u32,
@@ -1072,7 +1076,7 @@ impl Collection {
         Ok(segment.live_in(segment.space_named(space)?))
     }
 
-    fn scored(
+    pub(crate) fn scored(
         &self,
         segment: &Segment,
         hits: Vec<Hit>,
@@ -1123,7 +1127,7 @@ impl Collection {
     /// behind a writer that waits for the very guard that thread already holds:
     /// pool threads take it recursively instead, which never waits while readers
     /// hold it. Threads outside the pool keep the fair lock, so writers are not starved.
-    fn read(&self) -> parking_lot::RwLockReadGuard<'_, Segment> {
+    pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, Segment> {
         if rayon::current_thread_index().is_some() {
             self.inner.segment.read_recursive()
         } else {

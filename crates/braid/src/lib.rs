@@ -42,6 +42,7 @@ mod collection;
 mod config;
 mod database;
 mod error;
+mod groups;
 mod ops;
 mod point;
 mod segment;
@@ -74,6 +75,7 @@ pub use config::{
 };
 pub use database::Database;
 pub use error::Error;
+pub use groups::{GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup};
 pub use point::{
     NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint, SparseVectors, WithPayload,
     WithVectors,

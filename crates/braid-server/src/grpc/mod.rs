@@ -366,6 +366,22 @@ impl Service {
         Ok(hits.into_iter().map(scored).collect())
     }
 
+    /// Runs a grouped call on collection `name`.
+    async fn grouped(
+        &self,
+        name: &str,
+        request: braid::QueryPoints,
+        group: braid::GroupBy,
+        timeout: Option<u64>,
+    ) -> Result<proto::GroupsResult, Status> {
+        let (db, name) = (self.0.db.clone(), name.to_string());
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
+        let groups =
+            blocking(move || collection(&db, &name)?.query_groups_until(request, &group, &stop).map_err(err))
+                .await?;
+        Ok(groups_out(groups))
+    }
+
     /// Runs a batch of query-shaped calls on collection `name`: one result list each.
     async fn batch(
         &self,
@@ -625,6 +641,33 @@ impl Points for Service {
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
         let result = self.batch(&r.collection_name, requests, r.timeout).await?;
         Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn query_groups(&self, r: Request<proto::QueryPointGroups>) -> Reply<proto::QueryGroupsResponse> {
+        let (r, started) = (checked(r, "query groups")?, Instant::now());
+        let (query, group) = query_groups_request(&r)?;
+        let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
+        Ok(Response::new(proto::QueryGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn search_groups(
+        &self,
+        r: Request<proto::SearchPointGroups>,
+    ) -> Reply<proto::SearchGroupsResponse> {
+        let (r, started) = (checked(r, "search groups")?, Instant::now());
+        let (query, group) = search_groups_request(&r)?;
+        let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
+        Ok(Response::new(proto::SearchGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn recommend_groups(
+        &self,
+        r: Request<proto::RecommendPointGroups>,
+    ) -> Reply<proto::RecommendGroupsResponse> {
+        let (r, started) = (checked(r, "recommend groups")?, Instant::now());
+        let (query, group) = recommend_groups_request(&r)?;
+        let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
+        Ok(Response::new(proto::RecommendGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn recommend(&self, r: Request<proto::RecommendPoints>) -> Reply<proto::RecommendResponse> {

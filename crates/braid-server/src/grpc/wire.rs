@@ -717,6 +717,125 @@ pub(super) fn discover_request(d: &proto::DiscoverPoints) -> Result<QueryPoints,
     .points(query)
 }
 
+// ---- grouped calls ----
+
+fn group_by(
+    key: &str,
+    group_size: Option<u64>,
+    limit: Option<u64>,
+    lookup: Option<&proto::WithLookup>,
+) -> braid::GroupBy {
+    braid::GroupBy {
+        key: key.to_string(),
+        group_size: group_size.map_or(3, |n| n as usize),
+        limit: limit.map_or(10, |n| n as usize),
+        with_lookup: lookup.map(|l| braid::WithLookup {
+            collection: l.collection.clone(),
+            with_payload: with_payload(l.with_payload.as_ref(), true),
+            with_vectors: with_vectors(l.with_vectors.as_ref()),
+        }),
+    }
+}
+
+/// `QueryPointGroups`: the query it holds and its grouping.
+pub(super) fn query_groups_request(
+    g: &proto::QueryPointGroups,
+) -> Result<(QueryPoints, braid::GroupBy), Status> {
+    let query = query_points(&proto::QueryPoints {
+        collection_name: g.collection_name.clone(),
+        prefetch: g.prefetch.clone(),
+        query: g.query.clone(),
+        using: g.using.clone(),
+        filter: g.filter.clone(),
+        params: g.params.clone(),
+        score_threshold: g.score_threshold,
+        with_payload: g.with_payload.clone(),
+        with_vectors: g.with_vectors.clone(),
+        lookup_from: g.lookup_from.clone(),
+        ..Default::default()
+    })?;
+    Ok((query, group_by(&g.group_by, g.group_size, g.limit, g.with_lookup.as_ref())))
+}
+
+/// `SearchPointGroups`: the search it holds and its grouping.
+pub(super) fn search_groups_request(
+    g: &proto::SearchPointGroups,
+) -> Result<(QueryPoints, braid::GroupBy), Status> {
+    let query = search_request(&proto::SearchPoints {
+        collection_name: g.collection_name.clone(),
+        vector: g.vector.clone(),
+        filter: g.filter.clone(),
+        limit: u64::from(g.limit),
+        with_payload: g.with_payload.clone(),
+        params: g.params.clone(),
+        score_threshold: g.score_threshold,
+        vector_name: g.vector_name.clone(),
+        with_vectors: g.with_vectors.clone(),
+        sparse_indices: g.sparse_indices.clone(),
+        ..Default::default()
+    })?;
+    Ok((
+        query,
+        group_by(
+            &g.group_by,
+            Some(u64::from(g.group_size)),
+            Some(u64::from(g.limit)),
+            g.with_lookup.as_ref(),
+        ),
+    ))
+}
+
+/// `RecommendPointGroups`: the recommendation it holds and its grouping.
+pub(super) fn recommend_groups_request(
+    g: &proto::RecommendPointGroups,
+) -> Result<(QueryPoints, braid::GroupBy), Status> {
+    let query = recommend_request(&proto::RecommendPoints {
+        collection_name: g.collection_name.clone(),
+        positive: g.positive.clone(),
+        negative: g.negative.clone(),
+        filter: g.filter.clone(),
+        limit: u64::from(g.limit),
+        with_payload: g.with_payload.clone(),
+        params: g.params.clone(),
+        score_threshold: g.score_threshold,
+        using: g.using.clone(),
+        with_vectors: g.with_vectors.clone(),
+        lookup_from: g.lookup_from.clone(),
+        strategy: g.strategy,
+        positive_vectors: g.positive_vectors.clone(),
+        negative_vectors: g.negative_vectors.clone(),
+        ..Default::default()
+    })?;
+    Ok((
+        query,
+        group_by(
+            &g.group_by,
+            Some(u64::from(g.group_size)),
+            Some(u64::from(g.limit)),
+            g.with_lookup.as_ref(),
+        ),
+    ))
+}
+
+pub(super) fn groups_out(groups: Vec<braid::PointGroup>) -> proto::GroupsResult {
+    use proto::group_id::Kind;
+    proto::GroupsResult {
+        groups: groups
+            .into_iter()
+            .map(|g| proto::PointGroup {
+                id: Some(proto::GroupId {
+                    kind: Some(match g.id {
+                        braid::GroupId::Int(i) => Kind::IntegerValue(i),
+                        braid::GroupId::Str(s) => Kind::StringValue(s),
+                    }),
+                }),
+                hits: g.hits.into_iter().map(scored).collect(),
+                lookup: g.lookup.map(retrieved),
+            })
+            .collect(),
+    }
+}
+
 // ---- services ----
 
 pub(super) fn quantization_in(q: Option<&proto::QuantizationConfig>) -> QuantizationSpec {
@@ -1118,6 +1237,28 @@ impl Unserved for proto::RecommendPoints {
 }
 
 impl Unserved for proto::DiscoverPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+    }
+}
+
+impl Unserved for proto::QueryPointGroups {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+            .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+    }
+}
+
+impl Unserved for proto::SearchPointGroups {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+            .or_else(|| inner(self.params.as_ref()))
+    }
+}
+
+impl Unserved for proto::RecommendPointGroups {
     fn unserved(&self) -> Option<&'static str> {
         first(&[("shard_key_selector", self.shard_key_selector.is_some())])
             .or_else(|| inner(self.params.as_ref()))

@@ -1,0 +1,234 @@
+//! Qdrant's grouped queries (`query/groups`, `search/groups`, `recommend/groups`): the
+//! best points of a query gathered by a payload value, a few per group, and optionally
+//! each group's record from another collection (`with_lookup`). `docs/query.md`,
+//! "Groups".
+
+use braid_core::{PointId, PointOffset};
+use braid_filter::JsonPath;
+use braid_query::{Prefetch, QueryRequest, Stop};
+use serde_json::Value;
+
+use crate::collection::{Collection, QueryPoints};
+use crate::point::{Record, ScoredPoint, WithPayload, WithVectors};
+use crate::{Error, segment::Segment};
+
+/// A group's id: a string or integer value of the `group_by` key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(untagged)]
+pub enum GroupId {
+    /// An integer value.
+    Int(i64),
+    /// A string value.
+    Str(String),
+}
+
+impl GroupId {
+    /// The point this id names in a `with_lookup` collection: a non-negative integer
+    /// or a UUID string; anything else names none.
+    pub fn point_id(&self) -> Option<PointId> {
+        match self {
+            GroupId::Int(i) => u64::try_from(*i).ok().map(PointId::Num),
+            GroupId::Str(s) => braid_core::Uuid::parse_str(s).ok().map(PointId::Uuid),
+        }
+    }
+}
+
+/// Where each group's record comes from (`with_lookup`): the point of `collection`
+/// whose id is the group's id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WithLookup {
+    /// The collection to read the records from.
+    pub collection: String,
+    /// Which payload of the record (Qdrant's default: all of it).
+    pub with_payload: WithPayload,
+    /// Which vectors of the record (default: none).
+    pub with_vectors: WithVectors,
+}
+
+impl WithLookup {
+    /// Records from `collection`, with their payload and no vectors.
+    pub fn new(collection: &str) -> WithLookup {
+        WithLookup {
+            collection: collection.to_string(),
+            with_payload: WithPayload::All,
+            with_vectors: WithVectors::None,
+        }
+    }
+}
+
+/// How to group a query's results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupBy {
+    /// The payload key whose values name the groups (strings or integers; a point
+    /// holding an array is in the group of each value).
+    pub key: String,
+    /// The most points per group (Qdrant's default 3).
+    pub group_size: usize,
+    /// How many groups (Qdrant's default 10).
+    pub limit: usize,
+    /// Each group's record from another collection.
+    pub with_lookup: Option<WithLookup>,
+}
+
+impl GroupBy {
+    /// Groups by `key`, 3 points per group, 10 groups.
+    pub fn new(key: &str) -> GroupBy {
+        GroupBy { key: key.to_string(), group_size: 3, limit: 10, with_lookup: None }
+    }
+}
+
+/// One group: its id, its best points (best first) and its looked-up record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointGroup {
+    /// The value the points share.
+    pub id: GroupId,
+    /// Its points, best first.
+    pub hits: Vec<ScoredPoint>,
+    /// The record `with_lookup` found for it, if any.
+    pub lookup: Option<Record>,
+}
+
+/// The most points a grouped query gathers from (`limit · group_size`).
+pub const MAX_GROUPED: usize = braid_query::MAX_LIMIT;
+
+/// The distinct group ids a payload gives, in payload order, or `None` when the point
+/// cannot be grouped: no value at the key, or a value that is neither a string nor an
+/// integer (the server then drops the whole point, as local mode notes).
+fn group_ids(path: &JsonPath, payload: Option<&Value>) -> Option<Vec<GroupId>> {
+    let values = path.values(payload?);
+    let mut ids: Vec<GroupId> = Vec::new();
+    for v in values.iter().flat_map(|v| match v {
+        Value::Array(items) => items.iter().collect::<Vec<_>>(),
+        other => vec![*other],
+    }) {
+        let id = match v {
+            Value::String(s) => GroupId::Str(s.clone()),
+            Value::Number(n) => GroupId::Int(n.as_i64()?),
+            _ => return None,
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    (!ids.is_empty()).then_some(ids)
+}
+
+/// Raises every prefetch's limit to at least `n`, so that the root ranks as deep.
+fn deepen(prefetch: &mut [Prefetch], n: usize) {
+    for p in prefetch {
+        p.limit = Some(p.limit.unwrap_or(10).max(n));
+        deepen(&mut p.prefetch, n);
+    }
+}
+
+/// Points gathered into groups, in the order the groups first appeared.
+struct Gathered {
+    groups: Vec<(GroupId, Vec<braid_query::Hit>)>,
+}
+
+impl Gathered {
+    fn gather(segment: &Segment, path: &JsonPath, hits: &[braid_query::Hit], group_size: usize) -> Gathered {
+        let mut groups: Vec<(GroupId, Vec<braid_query::Hit>)> = Vec::new();
+        let mut index: std::collections::HashMap<GroupId, usize> = std::collections::HashMap::new();
+        for hit in hits {
+            let payload = segment.offset(&hit.id).and_then(|o| segment.payloads().get(PointOffset(o)));
+            let Some(ids) = group_ids(path, payload) else { continue };
+            for id in ids {
+                let at = *index.entry(id.clone()).or_insert_with(|| {
+                    groups.push((id, Vec::new()));
+                    groups.len() - 1
+                });
+                if groups[at].1.len() < group_size {
+                    groups[at].1.push(*hit);
+                }
+            }
+        }
+        Gathered { groups }
+    }
+
+    /// The first `limit` groups exist and each is full.
+    fn complete(&self, limit: usize, group_size: usize) -> bool {
+        self.groups.len() >= limit && self.groups[..limit].iter().all(|(_, h)| h.len() >= group_size)
+    }
+}
+
+impl Collection {
+    /// Qdrant's grouped query: the query's points, best first, gathered into groups by
+    /// their values at `group.key`; the first `group.limit` groups to appear, each
+    /// with its best `group.group_size` points (`docs/query.md`, "Groups").
+    pub fn query_groups(
+        &self,
+        query: impl Into<QueryPoints>,
+        group: &GroupBy,
+    ) -> Result<Vec<PointGroup>, Error> {
+        self.query_groups_until(query, group, &Stop::never())
+    }
+
+    /// [`Collection::query_groups`], giving up when `stop` says so.
+    pub fn query_groups_until(
+        &self,
+        query: impl Into<QueryPoints>,
+        group: &GroupBy,
+        stop: &Stop,
+    ) -> Result<Vec<PointGroup>, Error> {
+        let query = query.into();
+        for (what, n) in [("group limit", group.limit), ("group_size", group.group_size)] {
+            if n == 0 || n > MAX_GROUPED {
+                return Err(braid_query::QueryError::Limit { what, max: MAX_GROUPED, got: n }.into());
+            }
+        }
+        let wanted = group.limit.saturating_mul(group.group_size);
+        if wanted > MAX_GROUPED {
+            return Err(braid_query::QueryError::Limit {
+                what: "limit × group_size",
+                max: MAX_GROUPED,
+                got: wanted,
+            }
+            .into());
+        }
+        if query.request.offset != 0 {
+            // A grouped query takes no offset, as in Qdrant.
+            return Err(braid_query::QueryError::Offset { max: 0, got: query.request.offset }.into());
+        }
+        let path = JsonPath::parse(&group.key).map_err(|_| Error::InvalidKey { key: group.key.clone() })?;
+        let lookup = group.with_lookup.as_ref().map(|l| self.find(&l.collection)).transpose()?;
+        let request = self.resolve_lookups(&query.request)?.into_owned();
+        let segment = self.read();
+        let live = segment.live().len() as usize;
+        // Rank deeper until the first `limit` groups are full or the ranking runs out
+        // (Qdrant's server also searches again, deeper, until its groups fill).
+        let mut depth = wanted.saturating_mul(4).clamp(32, MAX_GROUPED);
+        let gathered = loop {
+            let mut deeper = QueryRequest { limit: depth, offset: 0, ..request.clone() };
+            deepen(&mut deeper.prefetch, depth);
+            let hits = braid_query::run_until(&*segment, &deeper, stop)?;
+            let gathered = Gathered::gather(&segment, &path, &hits, group.group_size);
+            if hits.len() < depth
+                || depth >= live.min(MAX_GROUPED)
+                || gathered.complete(group.limit, group.group_size)
+            {
+                break gathered;
+            }
+            depth = depth.saturating_mul(4).min(MAX_GROUPED);
+        };
+        let mut groups: Vec<PointGroup> = gathered
+            .groups
+            .into_iter()
+            .take(group.limit)
+            .map(|(id, hits)| PointGroup {
+                id,
+                hits: self.scored(&segment, hits, &query.with_payload, &query.with_vectors),
+                lookup: None,
+            })
+            .collect();
+        drop(segment);
+        if let (Some(other), Some(spec)) = (lookup, &group.with_lookup) {
+            for g in &mut groups {
+                if let Some(id) = g.id.point_id() {
+                    g.lookup = other.get(&[id], spec.with_payload.clone(), spec.with_vectors.clone())?.pop();
+                }
+            }
+        }
+        Ok(groups)
+    }
+}
