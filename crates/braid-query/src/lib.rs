@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod explore;
+mod mmr;
 mod plan;
 mod run;
 mod tree;
@@ -40,11 +41,11 @@ pub use braid_filter::OrderValue;
 pub use braid_sparse::SparseVector;
 pub use braid_text::Document;
 pub use explore::{Scorer, VectorPair, fast_sigmoid, scaled_fast_sigmoid};
-pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_OFFSET};
+pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_OFFSET};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{
-    ContextPair, Direction, Example, Fusion, LookupFrom, OrderBy, OrderCursor, Prefetch, Query, QueryRequest,
-    Recommend, RecommendStrategy, SearchParams,
+    ContextPair, Direction, Example, Fusion, LookupFrom, Mmr, OrderBy, OrderCursor, Prefetch, Query,
+    QueryRequest, Recommend, RecommendStrategy, SearchParams,
 };
 
 /// One result: a point and its score at the level that produced it.
@@ -291,6 +292,9 @@ pub enum QueryError {
         /// The kind of index it has, if any.
         found: Option<&'static str>,
     },
+    /// MMR settings out of range.
+    #[error("mmr: {0}")]
+    BadMmr(String),
     /// An `order_by` `start_from` that is NaN or infinite.
     #[error("order_by start_from must be a finite number")]
     BadStartFrom,

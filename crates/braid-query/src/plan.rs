@@ -19,6 +19,8 @@ use crate::{QueryError, Searchable};
 pub const MAX_LIMIT: usize = 100_000;
 /// The largest root `offset`.
 pub const MAX_OFFSET: usize = 1_000_000;
+/// The most candidates an MMR query picks from (Qdrant's limit).
+pub const MAX_MMR_CANDIDATES: usize = 16_384;
 /// How deep prefetches may nest (Qdrant's limit).
 pub const MAX_DEPTH: usize = 64;
 /// A prefetch's limit when it names none.
@@ -62,6 +64,19 @@ pub(crate) enum Node {
     Scroll { filter: Option<Filter>, limit: usize },
     /// `limit` random points passing the filter (score 1.0).
     Sample { filter: Option<Filter>, limit: usize },
+    /// A nearest search's candidates re-picked by maximal marginal relevance.
+    Mmr {
+        space: String,
+        metric: Metric,
+        vector: Vec<f32>,
+        filter: Option<Filter>,
+        children: Vec<Node>,
+        candidates: usize,
+        lambda: f32,
+        params: SearchParams,
+        threshold: Option<f32>,
+        limit: usize,
+    },
     /// Points (or the children's candidates) in the order of a payload value.
     Order { order: OrderBy, filter: Option<Filter>, children: Vec<Node>, limit: usize },
 }
@@ -85,6 +100,8 @@ struct Level<'a> {
     threshold: Option<f32>,
     prefetch: &'a [Prefetch],
     lookup_from: Option<&'a LookupFrom>,
+    /// The level's limit before the root's offset is added: MMR's default pool.
+    own_limit: usize,
 }
 
 fn merge(above: Option<&Filter>, own: Option<&Filter>) -> Option<Filter> {
@@ -289,8 +306,8 @@ fn lower_probe<S: Searchable + ?Sized>(
             let named = ex.named;
             Ok(Lowered { space, metric, probe, named })
         }
-        Query::Fusion(_) | Query::Sample | Query::OrderBy(_) => {
-            unreachable!("fusion, sampling and order_by are lowered on their own")
+        Query::Fusion(_) | Query::Sample | Query::OrderBy(_) | Query::Mmr { .. } => {
+            unreachable!("fusion, sampling, order_by and MMR are lowered on their own")
         }
     }
 }
@@ -364,6 +381,41 @@ fn lower_level<S: Searchable + ?Sized>(
         }
         Some(Query::Sample) if !level.prefetch.is_empty() => Err(QueryError::SampleWithPrefetch),
         Some(Query::Sample) => Ok(Node::Sample { filter, limit: level.limit }),
+        Some(Query::Mmr { nearest, mmr }) => {
+            let diversity = mmr.diversity.unwrap_or(0.5);
+            if !(0.0..=1.0).contains(&diversity) {
+                return Err(QueryError::BadMmr(format!(
+                    "diversity must be between 0 and 1, got {diversity}"
+                )));
+            }
+            let candidates = mmr.candidates_limit.unwrap_or(level.own_limit);
+            if candidates == 0 || candidates > MAX_MMR_CANDIDATES {
+                return Err(QueryError::BadMmr(format!(
+                    "candidates_limit must be between 1 and {MAX_MMR_CANDIDATES}, got {candidates}"
+                )));
+            }
+            let (space, info) = resolve_space(segment, level.using)?;
+            let mut ex =
+                Examples { segment, space: &space, info, lookup_from: level.lookup_from, named: Vec::new() };
+            let vector = ex.vector(nearest)?;
+            if !ex.named.is_empty() {
+                let exclude = Filter::must_not([braid_filter::Condition::has_id(ex.named)]);
+                filter = merge(filter.as_ref(), Some(&exclude));
+            }
+            let children = children(&filter)?;
+            Ok(Node::Mmr {
+                space,
+                metric: info.metric,
+                vector,
+                filter,
+                children,
+                candidates,
+                lambda: 1.0 - diversity,
+                params: level.params.unwrap_or_default(),
+                threshold: level.threshold,
+                limit: level.limit,
+            })
+        }
         Some(Query::OrderBy(order)) => {
             if order.start_from.is_some_and(|s| !s.is_finite()) {
                 return Err(QueryError::BadStartFrom);
@@ -412,6 +464,7 @@ fn lower_prefetch<S: Searchable + ?Sized>(
         threshold: p.score_threshold,
         prefetch: &p.prefetch,
         lookup_from: p.lookup_from.as_ref(),
+        own_limit: limit,
     };
     lower_level(segment, level, above, depth, false)
 }
@@ -432,6 +485,7 @@ pub(crate) fn plan<S: Searchable + ?Sized>(segment: &S, request: &QueryRequest) 
         threshold: request.score_threshold,
         prefetch: &request.prefetch,
         lookup_from: request.lookup_from.as_ref(),
+        own_limit: limit,
     };
     let node = lower_level(segment, level, None, 0, true)?;
     Ok(Plan { node, post_filter: request.post_filter.clone(), offset: request.offset, limit })

@@ -239,6 +239,40 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
         Node::Sample { filter, limit } => {
             Ok(segment.sample(filter.as_ref(), *limit).into_iter().map(|id| Hit::new(id, 1.0)).collect())
         }
+        Node::Mmr {
+            space,
+            metric,
+            vector,
+            filter,
+            children,
+            candidates,
+            lambda,
+            params,
+            threshold,
+            limit,
+        } => {
+            let mut pool = if children.is_empty() {
+                let ef = ef_for(segment, space, *candidates, params);
+                let leaf = segment.leaf(space, filter.as_ref())?;
+                let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
+                segment.nearest(&leaf, vector, *candidates, ef, path)?
+            } else {
+                let mut seen = HashSet::new();
+                let ids: Vec<PointId> = execute_all(segment, children, stop)?
+                    .into_iter()
+                    .flatten()
+                    .map(|h| h.id)
+                    .filter(|id| seen.insert(*id))
+                    .collect();
+                let mut hits = segment.score(space, vector, &ids)?;
+                hits.sort_by(|a, b| braid_distance::compare(*metric, b.score, a.score).then(a.id.cmp(&b.id)));
+                hits
+            };
+            keep_passing(*metric, &mut pool, *threshold);
+            pool.truncate(*candidates);
+            stop.check()?;
+            crate::mmr::pick(segment, space, *metric, vector, pool, *lambda, *limit)
+        }
         Node::Order { order, filter, children, limit } => {
             if children.is_empty() {
                 return segment.ordered(filter.as_ref(), None, order, *limit);
@@ -357,6 +391,20 @@ fn describe<S: Searchable + ?Sized>(
                 "{pad}scroll {limit} points in id order{}",
                 if filter.is_some() { ", filtered" } else { "" }
             ));
+        }
+        Node::Mmr { space, filter, children, candidates, lambda, limit, .. } => {
+            lines.push(format!(
+                "{pad}MMR in `{space}`: the {candidates} nearest{}, {limit} picked with diversity {}",
+                if children.is_empty() {
+                    if filter.is_some() { " (filtered)" } else { "" }
+                } else {
+                    " among the candidates below"
+                },
+                1.0 - lambda
+            ));
+            for c in children {
+                describe(segment, c, depth + 1, lines)?;
+            }
         }
         Node::Order { order, filter, children, limit } => {
             lines.push(format!(

@@ -125,6 +125,18 @@ pub struct LookupFrom {
     pub vector: Option<String>,
 }
 
+/// Qdrant's maximal marginal relevance: re-pick a nearest search's candidates so that
+/// each next point balances its relevance against its similarity to those already
+/// picked.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Mmr {
+    /// 0 (relevance only) to 1 (diversity only); default 0.5.
+    pub diversity: Option<f32>,
+    /// How many nearest candidates to pick from; default the request's `limit`, at most
+    /// [`crate::MAX_MMR_CANDIDATES`].
+    pub candidates_limit: Option<usize>,
+}
+
 /// Which way `order_by` sorts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Direction {
@@ -204,6 +216,14 @@ pub enum Query {
     /// Points in the order of a payload value (`order_by`), score 1.0; over
     /// prefetches, their candidates in that order.
     OrderBy(OrderBy),
+    /// `nearest` with `mmr`: the `candidates_limit` nearest points to the example, then
+    /// picked greedily by maximal marginal relevance; scores stay the nearest scores.
+    Mmr {
+        /// What to be near to (a vector or a point).
+        nearest: Example,
+        /// The diversity settings.
+        mmr: Mmr,
+    },
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
     /// Qdrant's `sample: random`: `limit` points drawn uniformly at random, without

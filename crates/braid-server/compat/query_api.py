@@ -1,7 +1,7 @@
 """The rest of Qdrant's query API through the official Python qdrant-client against
 `braid serve`, each call compared with the client's local mode (which implements the
 server's semantics) on the same points. Grows with issue #16: facets, random samples, and
-queries by example (point ids, recommend, discover, context) so far.
+queries by example (point ids, recommend, discover, context, MMR), order_by and groups so far.
 
 Usage: python query_api.py --host 127.0.0.1 --http PORT --grpc PORT [--prefer-grpc]
 """
@@ -158,6 +158,10 @@ def check_examples(client, local, name, rng):
             negative=[4, 8], strategy=strategy))))
     queries.append(("discover", models.DiscoverQuery(discover=models.DiscoverInput(
         target=7, context=[pair(positive=10, negative=11), pair(positive=20, negative=vec)]))))
+    for diversity, candidates in ((0.0, None), (0.6, 30), (1.0, 60)):
+        queries.append((f"mmr {diversity}", models.NearestQuery(
+            nearest=vec, mmr=models.Mmr(diversity=diversity, candidates_limit=candidates))))
+    queries.append(("mmr by id", models.NearestQuery(nearest=3, mmr=models.Mmr(diversity=0.5, candidates_limit=20))))
     queries.append(("context", models.ContextQuery(context=[pair(positive=10, negative=11),
                                                            pair(positive=20, negative=21)])))
     checked = 0

@@ -744,9 +744,30 @@ fn query(v: &Value) -> Result<Query, ApiError> {
             only(
                 o,
                 "a query",
-                &["nearest", "fusion", "rrf", "sample", "recommend", "discover", "context", "order_by"],
+                &[
+                    "nearest",
+                    "mmr",
+                    "fusion",
+                    "rrf",
+                    "sample",
+                    "recommend",
+                    "discover",
+                    "context",
+                    "order_by",
+                ],
             )?;
-            if let Some(ob) = field(o, "order_by") {
+            if let Some(m) = field(o, "mmr") {
+                let m = object(m, "`mmr`")?;
+                only(m, "`mmr`", &["diversity", "candidates_limit"])?;
+                let nearest = field(o, "nearest").ok_or_else(|| bad("`mmr` goes with `nearest`"))?;
+                Ok(Query::Mmr {
+                    nearest: example(nearest, "`nearest` (with `mmr`)")?,
+                    mmr: braid::Mmr {
+                        diversity: f32_field(m, "diversity")?,
+                        candidates_limit: usize_field(m, "candidates_limit")?,
+                    },
+                })
+            } else if let Some(ob) = field(o, "order_by") {
                 Ok(Query::OrderBy(order_by(ob)?))
             } else if let Some(r) = field(o, "recommend") {
                 let r = object(r, "`recommend`")?;

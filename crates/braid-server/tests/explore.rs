@@ -261,6 +261,36 @@ async fn examples_answer_as_the_facade_on_both_protocols() {
         client.discover(q::DiscoverPointsBuilder::new("p", older_pairs, 6).using("text")).await.unwrap();
     assert_same(&grpc_hits(&got.result), &want, "gRPC Discover without target");
 
+    // MMR, by vector and by id.
+    let mmr = braid::Mmr { diversity: Some(0.7), candidates_limit: Some(40) };
+    let want = facade(
+        c.query(QueryRequest {
+            query: Some(braid::Query::Mmr { nearest: Example::Vector(probe.clone()), mmr }),
+            using: Some("text".into()),
+            ..QueryRequest::default()
+        })
+        .unwrap(),
+    );
+    let got = rest
+        .post(
+            "/collections/p/points/query",
+            json!({"query": {"nearest": probe, "mmr": {"diversity": 0.7, "candidates_limit": 40}}, "using": "text"}),
+        )
+        .await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST query mmr");
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p")
+                .query(q::Query::new_nearest_with_mmr(
+                    probe.clone(),
+                    q::Mmr { diversity: Some(0.7), candidates_limit: Some(40) },
+                ))
+                .using("text"),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC query mmr");
+
     // lookup_from: anchors/1000 holds product 17's text vector, so 17 comes first.
     let lookup = LookupFrom { collection: "anchors".into(), vector: Some("a".into()) };
     let want = facade(c.query(QueryRequest::point("text", 1000u64).lookup_from(lookup).limit(3)).unwrap());

@@ -465,6 +465,7 @@ impl Collection {
         };
         match query {
             Some(Query::Point(id)) => *query = Some(Query::Nearest(vector(*id)?)),
+            Some(Query::Mmr { nearest, .. }) => fill(nearest)?,
             Some(Query::Recommend(r)) => {
                 r.positive.iter_mut().chain(r.negative.iter_mut()).try_for_each(fill)?;
             }

@@ -394,3 +394,110 @@ fn graph_search_by_examples_finds_what_the_scan_finds() {
         c.explain(&recommend(vec![1u64.into()], vec![2u64.into()], RecommendStrategy::BestScore)).unwrap();
     assert!(plan.to_string().contains("recommend (best_score) by 2 examples"), "{plan}");
 }
+
+/// MMR as Qdrant describes it, naively: the nearest `candidates`, then the most
+/// relevant, then each time the best `λ·rel − (1−λ)·max sim to the picked`, visiting
+/// the candidates in a swap-removed list and keeping the last maximum on ties.
+fn mmr_reference(
+    f: &Fixture,
+    metric: Distance,
+    query: &[f32],
+    candidates: usize,
+    diversity: f32,
+    limit: usize,
+) -> Vec<u64> {
+    let pool: Vec<u64> =
+        f.reference(|v| similarity(metric, query, v), &[], |_| true).iter().map(|x| x.0).collect();
+    // `reference` keeps 10; widen it for larger pools.
+    let pool: Vec<u64> = if candidates <= 10 {
+        pool.into_iter().take(candidates).collect()
+    } else {
+        let mut all: Vec<(u64, f32)> =
+            (0..N).map(|i| (i, similarity(metric, query, &f.vectors[i as usize]))).collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.into_iter().take(candidates).map(|x| x.0).collect()
+    };
+    let lambda = 1.0 - diversity;
+    let rel = |i: u64| similarity(metric, query, &f.vectors[i as usize]);
+    let sim = |a: u64, b: u64| similarity(metric, &f.vectors[a as usize], &f.vectors[b as usize]);
+    let last_argmax = |scores: Vec<f32>| {
+        let mut best = 0;
+        for (i, s) in scores.iter().enumerate() {
+            if *s >= scores[best] {
+                best = i;
+            }
+        }
+        best
+    };
+    let mut pending = pool.clone();
+    let first = last_argmax(pending.iter().map(|&c| rel(c)).collect());
+    let mut picked = vec![pending.swap_remove(first)];
+    while picked.len() < limit && !pending.is_empty() {
+        let scores = pending
+            .iter()
+            .map(|&c| {
+                lambda * rel(c)
+                    - (1.0 - lambda) * picked.iter().map(|&p| sim(c, p)).fold(f32::NEG_INFINITY, f32::max)
+            })
+            .collect();
+        let next = last_argmax(scores);
+        picked.push(pending.swap_remove(next));
+    }
+    picked
+}
+
+#[test]
+fn mmr_picks_as_the_greedy_definition() {
+    for metric in metrics() {
+        let f = Fixture::new(metric);
+        let c = f.db.collection("items").unwrap();
+        let query = Lcg(5).vector();
+        for (diversity, candidates, limit) in [(0.0, 10, 5), (0.5, 40, 8), (0.9, 100, 10), (1.0, 30, 6)] {
+            let mmr = braid::Mmr { diversity: Some(diversity), candidates_limit: Some(candidates) };
+            let request = QueryRequest {
+                query: Some(Query::Mmr { nearest: Example::Vector(query.clone()), mmr }),
+                using: Some("v".into()),
+                ..QueryRequest::default()
+            }
+            .limit(limit)
+            .params(EXACT);
+            let got: Vec<u64> = c
+                .query(request)
+                .unwrap()
+                .iter()
+                .map(|h| match h.id {
+                    PointId::Num(n) => n,
+                    _ => 0,
+                })
+                .collect();
+            let want = mmr_reference(&f, metric, &query, candidates, diversity, limit);
+            assert_eq!(got, want, "{metric:?} diversity {diversity} candidates {candidates}");
+        }
+    }
+    // Bad settings: typed errors.
+    let f = Fixture::new(Distance::Cosine);
+    let c = f.db.collection("items").unwrap();
+    let bad = |mmr: braid::Mmr| {
+        c.query(QueryRequest {
+            query: Some(Query::Mmr { nearest: 1u64.into(), mmr }),
+            using: Some("v".into()),
+            ..QueryRequest::default()
+        })
+    };
+    assert!(matches!(
+        bad(braid::Mmr { diversity: Some(1.5), candidates_limit: None }),
+        Err(Error::Query(QueryError::BadMmr(_)))
+    ));
+    assert!(matches!(
+        bad(braid::Mmr { diversity: Some(f32::NAN), candidates_limit: None }),
+        Err(Error::Query(QueryError::BadMmr(_)))
+    ));
+    assert!(matches!(
+        bad(braid::Mmr { diversity: None, candidates_limit: Some(20_000) }),
+        Err(Error::Query(QueryError::BadMmr(_)))
+    ));
+    // By id: the point itself is left out, as for any query naming it.
+    let hits = bad(braid::Mmr::default()).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|h| h.id != PointId::Num(1)));
+}

@@ -568,7 +568,13 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
         Some(Variant::Context(c)) => Ok(Some(Query::Context(context_in(Some(c))?))),
         Some(Variant::OrderBy(o)) => Ok(Some(Query::OrderBy(order_by(o)?))),
         Some(Variant::Formula(_)) => Err(bad("query kind `formula` is not served yet")),
-        Some(Variant::NearestWithMmr(_)) => Err(bad("query kind `nearest_with_mmr` (MMR) is not served yet")),
+        Some(Variant::NearestWithMmr(n)) => Ok(Some(Query::Mmr {
+            nearest: example(n.nearest.as_ref(), "`nearest_with_mmr.nearest`")?,
+            mmr: braid::Mmr {
+                diversity: n.mmr.as_ref().and_then(|m| m.diversity),
+                candidates_limit: n.mmr.as_ref().and_then(|m| m.candidates_limit).map(|c| c as usize),
+            },
+        })),
         Some(Variant::RelevanceFeedback(_)) => Err(bad("query kind `relevance_feedback` is not served yet")),
         Some(Variant::Text(_)) => Err(bad("query kind `text` is not served yet")),
         None => Err(bad("a query needs a kind")),
