@@ -65,9 +65,10 @@ def main():
     examples = check_examples(client, local, name, rng)
     ordered = check_order_by(client, local, name)
     grouped = check_groups(client, local, name, rng)
+    matrices = check_matrix(client, local, name)
     client.delete_collection(name)
     print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample, "
-          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries)")
+          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries, {matrices} distance matrices)")
 
 
 def close(a, b):
@@ -83,6 +84,25 @@ def same(got, want, every, what):
     for g, w in zip(got, want):
         assert close(g.score, w.score), (what, g, w)
         assert g.id in score and close(g.score, score[g.id]), (what, g, score.get(g.id))
+
+
+def check_matrix(client, local, name):
+    """search_matrix_pairs/offsets equal to local mode when the sample takes every point
+    the filter passes (a smaller sample is random on both sides)."""
+    red = models.Filter(must=[models.FieldCondition(key="colour", match=models.MatchValue(value="red")),
+                              models.FieldCondition(key="size", range=models.Range(lt=3))])
+    kwargs = dict(query_filter=red, sample=100, limit=4, using="v")
+    got = client.search_matrix_pairs(name, **kwargs).pairs
+    want = local.search_matrix_pairs(name, **kwargs).pairs
+    assert [(p.a, p.b) for p in got] == [(p.a, p.b) for p in want], (got, want)
+    assert all(close(g.score, w.score) for g, w in zip(got, want))
+    got = client.search_matrix_offsets(name, **kwargs)
+    want = local.search_matrix_offsets(name, **kwargs)
+    assert (got.ids, got.offsets_row, got.offsets_col) == (want.ids, want.offsets_row, want.offsets_col), (got, want)
+    # A real sample: distinct points passing the filter, each row its nearest others.
+    got = client.search_matrix_offsets(name, query_filter=red, sample=5, limit=2, using="v")
+    assert len(set(got.ids)) == 5 and len(got.scores) == 10, got
+    return 3
 
 
 def check_groups(client, local, name, rng):

@@ -943,6 +943,19 @@ pub(crate) fn groups_json(groups: Vec<braid::PointGroup>) -> Value {
     json!({"groups": groups})
 }
 
+/// `POST /points/search/matrix/{pairs,offsets}` body: `filter`, `sample` (default 10),
+/// `limit` (default 3), `using`.
+pub(crate) fn matrix_request(body: &Value) -> Result<braid::MatrixRequest, ApiError> {
+    let o = object(body, "a distance matrix request")?;
+    only(o, "a distance matrix request", &["filter", "sample", "limit", "using"])?;
+    Ok(braid::MatrixRequest {
+        filter: filter(o.get("filter"))?,
+        sample: usize_field(o, "sample")?.unwrap_or(10),
+        limit: usize_field(o, "limit")?.unwrap_or(3),
+        using: field(o, "using").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
 /// A payload index to create: a kind, or a text index with its options.
 pub(crate) enum FieldIndex {
     Kind(IndexKind),

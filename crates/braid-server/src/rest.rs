@@ -58,6 +58,8 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/query", post(query))
         .route("/query/batch", post(query_batch))
         .route("/query/groups", post(query_groups))
+        .route("/search/matrix/pairs", post(matrix_pairs))
+        .route("/search/matrix/offsets", post(matrix_offsets))
         .route("/search/groups", post(search_groups))
         .route("/recommend/groups", post(recommend_groups))
         .route("/recommend", post(recommend))
@@ -508,6 +510,25 @@ fn listed_batch(
 fn grouped(c: &Collection, body: &Value, stop: &braid::Stop, kind: &str) -> Result<Value, ApiError> {
     let (query, group) = convert::grouped(body, kind)?;
     Ok(convert::groups_json(c.query_groups_until(query, &group, stop)?))
+}
+
+async fn matrix_pairs(call: Call) -> Response {
+    call.query(|c, body, stop| {
+        let m = c.distance_matrix(&convert::matrix_request(body)?, stop)?;
+        let pairs: Vec<Value> =
+            m.pairs().into_iter().map(|(a, b, score)| json!({"a": a, "b": b, "score": score})).collect();
+        Ok(json!({"pairs": pairs}))
+    })
+    .await
+}
+
+async fn matrix_offsets(call: Call) -> Response {
+    call.query(|c, body, stop| {
+        let m = c.distance_matrix(&convert::matrix_request(body)?, stop)?;
+        let (rows, cols, scores) = m.offsets();
+        Ok(json!({"offsets_row": rows, "offsets_col": cols, "scores": scores, "ids": m.ids}))
+    })
+    .await
 }
 
 async fn query_groups(call: Call) -> Response {

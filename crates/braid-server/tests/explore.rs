@@ -507,3 +507,88 @@ async fn groups_answer_as_the_facade_on_both_protocols() {
         .await;
     assert_eq!(status, 404, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_distance_matrix_answers_as_the_facade_on_both_protocols() {
+    let db = local();
+    let c = db.collection("p").unwrap();
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    // A filter passing 15 points and a larger sample: every one of them, so the
+    // "random" sample is the same everywhere.
+    let cheap_books =
+        braid::Filter::must([braid::field("category").eq("books"), braid::field("price").lt(80.0)]);
+    let request = braid::MatrixRequest {
+        filter: Some(cheap_books.clone()),
+        sample: 50,
+        limit: 3,
+        using: Some("image".into()),
+    };
+    let m = c.distance_matrix(&request, &braid::Stop::never()).unwrap();
+    assert!(m.ids.len() > 5, "{}", m.ids.len());
+    let want_pairs: Vec<Value> = m.pairs().iter().map(|(a, b, s)| json!([a, b, s])).collect();
+    let body = json!({"filter": cheap_books.to_json(), "sample": 50, "limit": 3, "using": "image"});
+    let got = rest.post("/collections/p/points/search/matrix/pairs", body.clone()).await;
+    let got_pairs: Vec<Value> =
+        got["pairs"].as_array().unwrap().iter().map(|p| json!([p["a"], p["b"], p["score"]])).collect();
+    // Vectors sent as JSON may differ from the facade's in the last bit of a score.
+    let same_pairs = |got: &[Value], want: &[Value], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((&g[0], &g[1]), (&w[0], &w[1]), "{what}");
+            assert!((g[2].as_f64().unwrap() - w[2].as_f64().unwrap()).abs() < 1e-6, "{what}: {g} vs {w}");
+        }
+    };
+    same_pairs(&got_pairs, &want_pairs, "REST pairs");
+    let got = rest.post("/collections/p/points/search/matrix/offsets", body).await;
+    let (rows, cols, scores) = m.offsets();
+    assert_eq!(got["offsets_row"], json!(rows));
+    assert_eq!(got["offsets_col"], json!(cols));
+    let close =
+        |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+    let got_scores: Vec<f32> =
+        got["scores"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap() as f32).collect();
+    assert!(close(&got_scores, &scores), "REST offsets scores");
+    assert_eq!(got["ids"], json!(m.ids));
+
+    let grpc_filter = q::Filter::must([
+        q::Condition::matches("category", "books".to_string()),
+        q::Condition::range("price", q::Range { lt: Some(80.0), ..Default::default() }),
+    ]);
+    let request =
+        q::SearchMatrixPointsBuilder::new("p").filter(grpc_filter).sample(50).limit(3).using("image");
+    let got = client.search_matrix_pairs(request.clone()).await.unwrap();
+    let id = |p: Option<&q::PointId>| {
+        grpc_hits(&[q::ScoredPoint { id: p.cloned(), ..Default::default() }])[0].0.clone()
+    };
+    let got_pairs: Vec<Value> = got
+        .result
+        .unwrap()
+        .pairs
+        .iter()
+        .map(|p| json!([id(p.a.as_ref()), id(p.b.as_ref()), p.score]))
+        .collect();
+    same_pairs(&got_pairs, &want_pairs, "gRPC pairs");
+    let got = client.search_matrix_offsets(request).await.unwrap().result.unwrap();
+    assert_eq!((got.offsets_row, got.offsets_col), (rows, cols));
+    assert!(close(&got.scores, &scores), "gRPC offsets scores");
+    assert_eq!(
+        got.ids.iter().map(|i| id(Some(i))).collect::<Vec<_>>(),
+        m.ids.iter().map(|i| json!(i)).collect::<Vec<_>>()
+    );
+    let (status, v) = rest
+        .call(
+            reqwest::Method::POST,
+            "/collections/p/points/search/matrix/pairs",
+            Some(json!({"sample": 100000, "using": "text"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+}

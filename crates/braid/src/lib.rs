@@ -43,6 +43,7 @@ mod config;
 mod database;
 mod error;
 mod groups;
+mod matrix;
 mod ops;
 mod point;
 mod segment;
@@ -76,6 +77,7 @@ pub use config::{
 pub use database::Database;
 pub use error::Error;
 pub use groups::{GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup};
+pub use matrix::{DistanceMatrix, MAX_MATRIX_SAMPLE, MatrixRequest};
 pub use point::{
     NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint, SparseVectors, WithPayload,
     WithVectors,

@@ -501,3 +501,60 @@ fn mmr_picks_as_the_greedy_definition() {
     assert_eq!(hits.len(), 10);
     assert!(hits.iter().all(|h| h.id != PointId::Num(1)));
 }
+
+#[test]
+fn distance_matrix_rows_are_the_nearest_sampled_others() {
+    for metric in metrics() {
+        let f = Fixture::new(metric);
+        let c = f.db.collection("items").unwrap();
+        let ones = Filter::must([field("group").eq(1)]);
+        let num = |id: PointId| match id {
+            PointId::Num(n) => n,
+            other => panic!("{other}"),
+        };
+        // Sampling more than pass: all of them, in id order; then a real sample of 12.
+        for sample in [1_000, 12] {
+            let request = braid::MatrixRequest { filter: Some(ones.clone()), sample, limit: 4, using: None };
+            let m = c.distance_matrix(&request, &braid::Stop::never()).unwrap();
+            let ids: Vec<u64> = m.ids.iter().map(|id| num(*id)).collect();
+            assert_eq!(ids.len(), sample.min(100));
+            assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids.iter().all(|i| i % 3 == 1), "{ids:?}");
+            for (a, row) in m.rows.iter().enumerate() {
+                let me = &f.vectors[ids[a] as usize];
+                // Ranked by the internal similarity: the same order as the user scores.
+                let mut want: Vec<(usize, f32)> = (0..ids.len())
+                    .filter(|&b| b != a)
+                    .map(|b| (b, similarity(metric, me, &f.vectors[ids[b] as usize])))
+                    .collect();
+                want.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+                let got: Vec<usize> = row.iter().map(|x| x.0).collect();
+                let want_ids: Vec<usize> = want.iter().take(4).map(|x| x.0).collect();
+                assert_eq!(got, want_ids, "{metric:?} row {a}");
+            }
+            let pairs = m.pairs();
+            let (rows, cols, scores) = m.offsets();
+            assert_eq!(pairs.len(), rows.len());
+            assert!(
+                pairs
+                    .iter()
+                    .zip(rows.iter().zip(&cols))
+                    .all(|(p, (r, c))| p.0 == m.ids[*r as usize] && p.1 == m.ids[*c as usize])
+            );
+            assert_eq!(scores, pairs.iter().map(|p| p.2).collect::<Vec<_>>());
+        }
+    }
+    let f = Fixture::new(Distance::Dot);
+    let c = f.db.collection("items").unwrap();
+    let run = |sample, limit, filter: Option<Filter>| {
+        c.distance_matrix(&braid::MatrixRequest { filter, sample, limit, using: None }, &braid::Stop::never())
+    };
+    assert!(matches!(run(0, 3, None), Err(Error::Query(QueryError::Limit { .. }))));
+    assert!(matches!(
+        run(braid::MAX_MATRIX_SAMPLE + 1, 3, None),
+        Err(Error::Query(QueryError::Limit { .. }))
+    ));
+    assert!(matches!(run(10, 0, None), Err(Error::Query(QueryError::Limit { .. }))));
+    // Fewer than two points to sample: an empty matrix.
+    let one = run(10, 3, Some(Filter::must([braid::Condition::has_id([5u64])]))).unwrap();
+    assert!(one.ids.is_empty() && one.rows.is_empty());
+}

@@ -366,6 +366,14 @@ impl Service {
         Ok(hits.into_iter().map(scored).collect())
     }
 
+    /// Computes the distance matrix a request asks for.
+    async fn matrix(&self, r: &proto::SearchMatrixPoints) -> Result<braid::DistanceMatrix, Status> {
+        let request = matrix_request(r)?;
+        let (db, name) = (self.0.db.clone(), r.collection_name.clone());
+        let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
+        blocking(move || collection(&db, &name)?.distance_matrix(&request, &stop).map_err(err)).await
+    }
+
     /// Runs a grouped call on collection `name`.
     async fn grouped(
         &self,
@@ -641,6 +649,37 @@ impl Points for Service {
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
         let result = self.batch(&r.collection_name, requests, r.timeout).await?;
         Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn search_matrix_pairs(
+        &self,
+        r: Request<proto::SearchMatrixPoints>,
+    ) -> Reply<proto::SearchMatrixPairsResponse> {
+        let (r, started) = (checked(r, "search matrix")?, Instant::now());
+        let m = self.matrix(&r).await?;
+        let pairs = m
+            .pairs()
+            .into_iter()
+            .map(|(a, b, score)| proto::SearchMatrixPair { a: Some(id_out(a)), b: Some(id_out(b)), score })
+            .collect();
+        Ok(Response::new(proto::SearchMatrixPairsResponse {
+            result: Some(proto::SearchMatrixPairs { pairs }),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn search_matrix_offsets(
+        &self,
+        r: Request<proto::SearchMatrixPoints>,
+    ) -> Reply<proto::SearchMatrixOffsetsResponse> {
+        let (r, started) = (checked(r, "search matrix")?, Instant::now());
+        let m = self.matrix(&r).await?;
+        let (offsets_row, offsets_col, scores) = m.offsets();
+        let ids = m.ids.into_iter().map(id_out).collect();
+        Ok(Response::new(proto::SearchMatrixOffsetsResponse {
+            result: Some(proto::SearchMatrixOffsets { offsets_row, offsets_col, scores, ids }),
+            time: started.elapsed().as_secs_f64(),
+        }))
     }
 
     async fn query_groups(&self, r: Request<proto::QueryPointGroups>) -> Reply<proto::QueryGroupsResponse> {

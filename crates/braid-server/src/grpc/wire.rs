@@ -723,6 +723,17 @@ pub(super) fn discover_request(d: &proto::DiscoverPoints) -> Result<QueryPoints,
     .points(query)
 }
 
+// ---- distance matrix ----
+
+pub(super) fn matrix_request(m: &proto::SearchMatrixPoints) -> Result<braid::MatrixRequest, Status> {
+    Ok(braid::MatrixRequest {
+        filter: filter(m.filter.as_ref())?,
+        sample: m.sample.map_or(10, |s| s as usize),
+        limit: m.limit.map_or(3, |l| l as usize),
+        using: m.using.clone(),
+    })
+}
+
 // ---- grouped calls ----
 
 fn group_by(
@@ -1246,6 +1257,12 @@ impl Unserved for proto::DiscoverPoints {
     fn unserved(&self) -> Option<&'static str> {
         first(&[("shard_key_selector", self.shard_key_selector.is_some())])
             .or_else(|| inner(self.params.as_ref()))
+    }
+}
+
+impl Unserved for proto::SearchMatrixPoints {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
     }
 }
 
