@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod explore;
+mod formula;
 mod mmr;
 mod plan;
 mod run;
@@ -41,6 +42,7 @@ pub use braid_filter::OrderValue;
 pub use braid_sparse::SparseVector;
 pub use braid_text::Document;
 pub use explore::{Scorer, VectorPair, fast_sigmoid, scaled_fast_sigmoid};
+pub use formula::{Decay, Expression, Formula, Variable};
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_OFFSET};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{
@@ -205,6 +207,11 @@ pub trait Searchable: Sync {
         let _ = (space, filter, vector, limit);
         String::new()
     }
+    /// The payload of point `id`, for formulas (none by default).
+    fn payload(&self, id: PointId) -> Option<serde_json::Value> {
+        let _ = id;
+        None
+    }
     /// The subset of `ids` that passes `filter`, in the given order.
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId>;
     /// The first `limit` point ids in ascending order that pass `filter`.
@@ -292,6 +299,14 @@ pub enum QueryError {
         /// The kind of index it has, if any.
         found: Option<&'static str>,
     },
+    /// A formula that cannot be parsed or evaluated (an unknown or non-numeric
+    /// variable without a default, a division by zero without `by_zero_default`, a
+    /// non-finite result, a bad decay parameter).
+    #[error("formula: {0}")]
+    Formula(String),
+    /// A formula level without prefetches: it re-scores their candidates.
+    #[error("cannot apply a formula without prefetches")]
+    FormulaWithoutPrefetch,
     /// MMR settings out of range.
     #[error("mmr: {0}")]
     BadMmr(String),

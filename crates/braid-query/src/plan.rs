@@ -64,6 +64,8 @@ pub(crate) enum Node {
     Scroll { filter: Option<Filter>, limit: usize },
     /// `limit` random points passing the filter (score 1.0).
     Sample { filter: Option<Filter>, limit: usize },
+    /// The children's candidates re-scored by a formula.
+    Formula { formula: crate::Formula, children: Vec<Node>, limit: usize, threshold: Option<f32> },
     /// A nearest search's candidates re-picked by maximal marginal relevance.
     Mmr {
         space: String,
@@ -306,7 +308,7 @@ fn lower_probe<S: Searchable + ?Sized>(
             let named = ex.named;
             Ok(Lowered { space, metric, probe, named })
         }
-        Query::Fusion(_) | Query::Sample | Query::OrderBy(_) | Query::Mmr { .. } => {
+        Query::Fusion(_) | Query::Sample | Query::OrderBy(_) | Query::Mmr { .. } | Query::Formula(_) => {
             unreachable!("fusion, sampling, order_by and MMR are lowered on their own")
         }
     }
@@ -381,6 +383,17 @@ fn lower_level<S: Searchable + ?Sized>(
         }
         Some(Query::Sample) if !level.prefetch.is_empty() => Err(QueryError::SampleWithPrefetch),
         Some(Query::Sample) => Ok(Node::Sample { filter, limit: level.limit }),
+        Some(Query::Formula(formula)) => {
+            if level.prefetch.is_empty() {
+                return Err(QueryError::FormulaWithoutPrefetch);
+            }
+            Ok(Node::Formula {
+                formula: formula.clone(),
+                children: children(&filter)?,
+                limit: level.limit,
+                threshold: level.threshold,
+            })
+        }
         Some(Query::Mmr { nearest, mmr }) => {
             let diversity = mmr.diversity.unwrap_or(0.5);
             if !(0.0..=1.0).contains(&diversity) {

@@ -239,6 +239,16 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
         Node::Sample { filter, limit } => {
             Ok(segment.sample(filter.as_ref(), *limit).into_iter().map(|id| Hit::new(id, 1.0)).collect())
         }
+        Node::Formula { formula, children, limit, threshold } => {
+            let lists = execute_all(segment, children, stop)?;
+            let mut hits = crate::formula::rescore(segment, formula, &lists)?;
+            // Higher is better; the threshold is strict, as for similarities.
+            if let Some(t) = threshold {
+                hits.retain(|h| h.score > *t);
+            }
+            hits.truncate(*limit);
+            Ok(hits)
+        }
         Node::Mmr {
             space,
             metric,
@@ -391,6 +401,12 @@ fn describe<S: Searchable + ?Sized>(
                 "{pad}scroll {limit} points in id order{}",
                 if filter.is_some() { ", filtered" } else { "" }
             ));
+        }
+        Node::Formula { children, limit, .. } => {
+            lines.push(format!("{pad}re-score the candidates below by a formula, keep {limit}"));
+            for c in children {
+                describe(segment, c, depth + 1, lines)?;
+            }
         }
         Node::Mmr { space, filter, children, candidates, lambda, limit, .. } => {
             lines.push(format!(

@@ -224,6 +224,9 @@ pub enum Query {
         /// The diversity settings.
         mmr: Mmr,
     },
+    /// Re-score the candidates of the prefetches below by a formula of their scores
+    /// and payloads (Qdrant's score boosting).
+    Formula(crate::Formula),
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
     /// Qdrant's `sample: random`: `limit` points drawn uniformly at random, without

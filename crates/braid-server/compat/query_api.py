@@ -66,9 +66,10 @@ def main():
     ordered = check_order_by(client, local, name)
     grouped = check_groups(client, local, name, rng)
     matrices = check_matrix(client, local, name)
+    formulas = check_formulas(client, local, name, rng)
     client.delete_collection(name)
     print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample, "
-          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries, {matrices} distance matrices)")
+          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries, {matrices} distance matrices, {formulas} formulas)")
 
 
 def close(a, b):
@@ -84,6 +85,33 @@ def same(got, want, every, what):
     for g, w in zip(got, want):
         assert close(g.score, w.score), (what, g, w)
         assert g.id in score and close(g.score, score[g.id]), (what, g, score.get(g.id))
+
+
+def check_formulas(client, local, name, rng):
+    """Formulas over two prefetches equal to local mode: scores, conditions, payload
+    variables with defaults, decays, datetimes, arithmetic."""
+    a, b = ([rng.uniform(-1, 1) for _ in range(4)] for _ in range(2))
+    prefetch = [models.Prefetch(query=a, using="v", limit=30), models.Prefetch(query=b, using="v", limit=30)]
+    red = models.FieldCondition(key="colour", match=models.MatchValue(value="red"))
+    formulas = [
+        models.FormulaQuery(formula=models.SumExpression(sum=["$score", models.MultExpression(mult=[0.5, red])])),
+        models.FormulaQuery(formula=models.SumExpression(sum=["$score[0]", "$score[1]"]), defaults={"$score[1]": -2.0}),
+        models.FormulaQuery(formula=models.MultExpression(mult=[
+            "$score", models.ExpDecayExpression(exp_decay=models.DecayParamsExpression(x="price", target=25.0, scale=10.0))])),
+        models.FormulaQuery(formula=models.SumExpression(sum=[
+            models.GaussDecayExpression(gauss_decay=models.DecayParamsExpression(x="size", scale=2.0, midpoint=0.3)),
+            models.LinDecayExpression(lin_decay=models.DecayParamsExpression(x="$score", target=1.0, scale=3.0)),
+            models.DivExpression(div=models.DivParams(left="price", right="size", by_zero_default=100.0)),
+            models.PowExpression(pow=models.PowParams(base="size", exponent=0.5)),
+            models.NegExpression(neg=models.AbsExpression(abs="$score[1]")),
+        ])),
+    ]
+    for formula in formulas:
+        got = client.query_points(name, prefetch=prefetch, query=formula, limit=40).points
+        want = local.query_points(name, prefetch=prefetch, query=formula, limit=40).points
+        every = local.query_points(name, prefetch=prefetch, query=formula, limit=100).points
+        same(got, want, every, f"formula {formula}")
+    return len(formulas)
 
 
 def check_matrix(client, local, name):

@@ -754,9 +754,15 @@ fn query(v: &Value) -> Result<Query, ApiError> {
                     "discover",
                     "context",
                     "order_by",
+                    "formula",
+                    "defaults",
                 ],
             )?;
-            if let Some(m) = field(o, "mmr") {
+            if let Some(f) = field(o, "formula") {
+                let formula = braid::Formula::from_json(f, o.get("defaults"))
+                    .map_err(|e| ApiError::from(braid::Error::from(e)))?;
+                Ok(Query::Formula(formula))
+            } else if let Some(m) = field(o, "mmr") {
                 let m = object(m, "`mmr`")?;
                 only(m, "`mmr`", &["diversity", "candidates_limit"])?;
                 let nearest = field(o, "nearest").ok_or_else(|| bad("`mmr` goes with `nearest`"))?;

@@ -592,3 +592,78 @@ async fn the_distance_matrix_answers_as_the_facade_on_both_protocols() {
         .await;
     assert_eq!(status, 400, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formulas_answer_as_the_facade_on_both_protocols() {
+    let db = local();
+    let c = db.collection("p").unwrap();
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    let (text, image) = query_vectors(11);
+    // $score plus a boost for books, times an exponential decay of the price.
+    let expression = json!({"mult": [
+        {"sum": ["$score", "$score[1]", {"mult": [0.3, {"key": "category", "match": {"value": "books"}}]}]},
+        {"exp_decay": {"x": "price", "target": 50.0, "scale": 100.0}}
+    ]});
+    let formula = braid::Formula::from_json(&expression, Some(&json!({"$score[1]": 0.0}))).unwrap();
+    let request = QueryRequest {
+        prefetch: vec![
+            braid::Prefetch::nearest("text", text.clone(), 30),
+            braid::Prefetch::nearest("image", image.clone(), 30),
+        ],
+        query: Some(braid::Query::Formula(formula)),
+        ..QueryRequest::default()
+    }
+    .limit(15);
+    let want = facade(c.query(request).unwrap());
+    let body = json!({
+        "prefetch": [{"query": text, "using": "text", "limit": 30}, {"query": image, "using": "image", "limit": 30}],
+        "query": {"formula": expression, "defaults": {"$score[1]": 0.0}},
+        "limit": 15,
+    });
+    let got = rest.post("/collections/p/points/query", body).await;
+    assert_same(&rest_hits(&got["points"]), &want, "REST formula");
+
+    let books = q::Condition::matches("category", "books".to_string());
+    let grpc_expression = q::Expression::mult_with([
+        q::Expression::sum_with([
+            q::Expression::variable("$score"),
+            q::Expression::variable("$score[1]"),
+            q::Expression::mult_with([q::Expression::constant(0.3), q::Expression::condition(books)]),
+        ]),
+        q::Expression::exp_decay(
+            q::DecayParamsExpressionBuilder::new(q::Expression::variable("price"))
+                .target(q::Expression::constant(50.0))
+                .scale(100.0),
+        ),
+    ]);
+    let got = client
+        .query(
+            q::QueryPointsBuilder::new("p")
+                .add_prefetch(
+                    q::PrefetchQueryBuilder::default().query(text.clone()).using("text").limit(30u64),
+                )
+                .add_prefetch(
+                    q::PrefetchQueryBuilder::default().query(image.clone()).using("image").limit(30u64),
+                )
+                .query(q::Query::new_formula(
+                    q::FormulaBuilder::new(grpc_expression).add_default("$score[1]", 0.0),
+                ))
+                .limit(15),
+        )
+        .await
+        .unwrap();
+    assert_same(&grpc_hits(&got.result), &want, "gRPC formula");
+    // A variable without a value or default: 400 naming it.
+    let body = json!({"prefetch": {"query": text, "using": "text"}, "query": {"formula": {"sum": ["$score", "nowhere"]}}});
+    let (status, v) = rest.call(reqwest::Method::POST, "/collections/p/points/query", Some(body)).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["status"]["error"].as_str().unwrap().contains("nowhere"), "{v}");
+}

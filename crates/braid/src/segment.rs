@@ -976,6 +976,9 @@ impl Searchable for Segment {
         }
         Ok(hits)
     }
+    fn payload(&self, id: PointId) -> Option<Value> {
+        self.offset(&id).and_then(|o| self.payloads.get(PointOffset(o)).cloned())
+    }
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId> {
         let planned = self.payloads.plan(filter, self);
         ids.iter()

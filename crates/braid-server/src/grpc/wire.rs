@@ -567,7 +567,13 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
         })),
         Some(Variant::Context(c)) => Ok(Some(Query::Context(context_in(Some(c))?))),
         Some(Variant::OrderBy(o)) => Ok(Some(Query::OrderBy(order_by(o)?))),
-        Some(Variant::Formula(_)) => Err(bad("query kind `formula` is not served yet")),
+        Some(Variant::Formula(f)) => {
+            let expression = f.expression.as_ref().ok_or_else(|| bad("a formula needs an expression"))?;
+            let defaults = Json::Object(map_to_json(&f.defaults));
+            let formula = braid::Formula::from_json(&expression_json(expression)?, Some(&defaults))
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(Some(Query::Formula(formula)))
+        }
         Some(Variant::NearestWithMmr(n)) => Ok(Some(Query::Mmr {
             nearest: example(n.nearest.as_ref(), "`nearest_with_mmr.nearest`")?,
             mmr: braid::Mmr {
@@ -721,6 +727,68 @@ pub(super) fn discover_request(d: &proto::DiscoverPoints) -> Result<QueryPoints,
         with_vectors: d.with_vectors.as_ref(),
     }
     .points(query)
+}
+
+// ---- formulas ----
+
+/// A formula expression as Qdrant's JSON form, which the facade parses (as filters are
+/// mapped to JSON and parsed once).
+fn expression_json(e: &proto::Expression) -> Result<Json, Status> {
+    use proto::expression::Variant as V;
+    let sub = |e: &Option<Box<proto::Expression>>, what: &str| -> Result<Json, Status> {
+        e.as_deref()
+            .map(expression_json)
+            .transpose()?
+            .ok_or_else(|| bad(format!("a formula `{what}` needs its operand")))
+    };
+    let list = |l: &[proto::Expression]| -> Result<Json, Status> {
+        Ok(Json::Array(l.iter().map(expression_json).collect::<Result<_, _>>()?))
+    };
+    let decay = |d: &proto::DecayParamsExpression| -> Result<Json, Status> {
+        let mut o = json!({"x": sub(&d.x, "x")?});
+        if let Some(t) = d.target.as_deref() {
+            o["target"] = expression_json(t)?;
+        }
+        if let Some(s) = d.scale {
+            o["scale"] = json!(s);
+        }
+        if let Some(m) = d.midpoint {
+            o["midpoint"] = json!(m);
+        }
+        Ok(o)
+    };
+    Ok(match e.variant.as_ref().ok_or_else(|| bad("an empty formula expression"))? {
+        V::Constant(c) => json!(c),
+        V::Variable(v) => json!(v),
+        V::Condition(c) => condition_json(c)?,
+        V::GeoDistance(g) => json!({"geo_distance": {"origin": geo(&g.origin), "to": g.to}}),
+        V::Datetime(d) => json!({"datetime": d}),
+        V::DatetimeKey(k) => json!({"datetime_key": k}),
+        V::Mult(m) => json!({"mult": list(&m.mult)?}),
+        V::Sum(s) => json!({"sum": list(&s.sum)?}),
+        V::Max(m) => json!({"max": list(&m.max)?}),
+        V::Min(m) => json!({"min": list(&m.min)?}),
+        V::Div(d) => {
+            let mut o = json!({"left": sub(&d.left, "div.left")?, "right": sub(&d.right, "div.right")?});
+            if let Some(z) = d.by_zero_default {
+                o["by_zero_default"] = json!(z);
+            }
+            json!({"div": o})
+        }
+        V::Neg(x) => json!({"neg": expression_json(x)?}),
+        V::Abs(x) => json!({"abs": expression_json(x)?}),
+        V::Sqrt(x) => json!({"sqrt": expression_json(x)?}),
+        V::Exp(x) => json!({"exp": expression_json(x)?}),
+        V::Log10(x) => json!({"log10": expression_json(x)?}),
+        V::Ln(x) => json!({"ln": expression_json(x)?}),
+        V::Acosh(x) => json!({"acosh": expression_json(x)?}),
+        V::Pow(p) => {
+            json!({"pow": {"base": sub(&p.base, "pow.base")?, "exponent": sub(&p.exponent, "pow.exponent")?}})
+        }
+        V::ExpDecay(d) => json!({"exp_decay": decay(d)?}),
+        V::GaussDecay(d) => json!({"gauss_decay": decay(d)?}),
+        V::LinDecay(d) => json!({"lin_decay": decay(d)?}),
+    })
 }
 
 // ---- distance matrix ----
