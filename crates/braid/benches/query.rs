@@ -10,8 +10,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use braid::{
-    CollectionConfig, Database, Distance, Filter, Fusion, IndexKind, PointStruct, Prefetch, QueryRequest,
-    SearchRequest, VectorParams, field,
+    CollectionConfig, Database, Distance, Filter, Fusion, GroupBy, IndexKind, Mmr, OrderBy, PointId,
+    PointStruct, Prefetch, Query, QueryRequest, Recommend, RecommendStrategy, SearchRequest, VectorParams,
+    field,
 };
 use serde_json::json;
 
@@ -65,6 +66,9 @@ fn main() {
         )
         .expect("valid config");
     c.create_payload_index("category", IndexKind::Keyword).expect("fresh collection");
+    c.create_payload_index("topic", IndexKind::Integer).expect("fresh collection");
+    // The group_by key is indexed, as Qdrant advises: later rounds are narrowed by it.
+    c.create_payload_index("doc", IndexKind::Integer).expect("fresh collection");
     let t = Instant::now();
     for start in (0..n).step_by(2_000) {
         let batch = (start..(start + 2_000).min(n))
@@ -73,7 +77,8 @@ fn main() {
                 PointStruct::new(i as u64)
                     .vector("text", rng.around(&text_c[topic], 0.6))
                     .vector("image", rng.around(&image_c[(topic + i % 3) % topics], 0.6))
-                    .payload(json!({"category": format!("c{}", i % 10), "topic": topic}))
+                    // A document: 10 chunks of one topic (ids topic-congruent, 2,000 apart).
+                    .payload(json!({"category": format!("c{}", i % 10), "topic": topic, "doc": (i % 2_000) * 100 + i / 20_000}))
             })
             .collect();
         c.upsert(batch).expect("valid points");
@@ -125,6 +130,8 @@ fn main() {
     println!();
     println!("plan of the filtered query:\n{}", c.explain(&fused(0, Some(&ten_percent))).expect("valid"));
 
+    query_api(&c, &qs, n, rounds, single);
+
     // Readers beside a writer: the same searches, alone and while batches of 2,000 new
     // points (with both vectors) are upserted on another thread.
     let search = |q: usize| {
@@ -172,5 +179,99 @@ fn main() {
         "p99 while writing / p99 alone = {:.2} ({batches} batches written during {} searches)",
         percentile(&busy, 0.99) / percentile(&quiet, 0.99),
         busy.len()
+    );
+}
+
+/// The rest of the query API (#16), each as a ratio to the plain search measured in the
+/// same run: recommend (3 positive and 2 negative points, each strategy), groups
+/// (group_size 3), MMR, and order_by from its index against a per-point sort.
+fn query_api(c: &braid::Collection, qs: &[(Vec<f32>, Vec<f32>)], n: usize, rounds: usize, single: f64) {
+    let queries = qs.len();
+    let id = |i: usize| braid::Example::Id(PointId::Num((i % n) as u64));
+    let recommend = |q: usize, strategy| {
+        QueryRequest::recommend(
+            "text",
+            Recommend {
+                positive: vec![id(q * 5), id(q * 5 + 1), id(q * 5 + 2)],
+                negative: vec![id(q * 5 + 3), id(q * 5 + 4)],
+                strategy,
+            },
+        )
+        .limit(10)
+    };
+    let time = |f: &dyn Fn(usize)| per_query(rounds, queries, f);
+    let average = time(&|q| {
+        black_box(c.query(recommend(q, RecommendStrategy::AverageVector)).expect("valid"));
+    });
+    let best = time(&|q| {
+        black_box(c.query(recommend(q, RecommendStrategy::BestScore)).expect("valid"));
+    });
+    let sum = time(&|q| {
+        black_box(c.query(recommend(q, RecommendStrategy::SumScores)).expect("valid"));
+    });
+    let group = GroupBy { group_size: 3, limit: 10, ..GroupBy::new("doc") };
+    let groups = time(&|q| {
+        black_box(c.query_groups(QueryRequest::nearest("text", qs[q].0.clone()), &group).expect("valid"));
+    });
+    // The worst case: every near neighbour in the same category, so each of the other
+    // nine groups is found only by narrowed searches far from the query.
+    let by_category = GroupBy { group_size: 3, limit: 10, ..GroupBy::new("category") };
+    let skewed = time(&|q| {
+        black_box(
+            c.query_groups(QueryRequest::nearest("text", qs[q].0.clone()), &by_category).expect("valid"),
+        );
+    });
+    let mmr = time(&|q| {
+        let request = QueryRequest {
+            query: Some(Query::Mmr {
+                nearest: braid::Example::Vector(qs[q].0.clone()),
+                mmr: Mmr { diversity: Some(0.5), candidates_limit: Some(100) },
+            }),
+            using: Some("text".into()),
+            ..QueryRequest::default()
+        };
+        black_box(c.query(request.limit(10)).expect("valid"));
+    });
+    // order_by from the integer index vs reading every point's value and sorting.
+    let order_queries = 20.min(queries);
+    let ordered = per_query(rounds, order_queries, |q| {
+        let order = OrderBy { start_from: Some((q * 10) as f64), ..OrderBy::asc("topic") };
+        black_box(c.scroll_ordered(None, &order, 10, false, false).expect("valid"));
+    });
+    let scanned = per_query(1, order_queries.min(3), |q| {
+        let start = (q * 10) as i64;
+        let mut all: Vec<(i64, PointId)> = Vec::with_capacity(n);
+        let mut offset = None;
+        loop {
+            let (page, next) = c.scroll(None, 10_000, offset, true, false).expect("valid");
+            all.extend(page.iter().filter_map(|r| {
+                let t = r.payload.as_ref()?.get("topic")?.as_i64()?;
+                (t >= start).then_some((t, r.id))
+            }));
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+        all.sort();
+        black_box(all.into_iter().take(10).count());
+    });
+    println!();
+    println!("| query API (#16, n = {n}, limit 10) | µs per query | ratio to single-space search | target |");
+    println!("|---|---|---|---|");
+    println!("| single-space search | {single:.0} | 1.00 | |");
+    for (what, t, target) in [
+        ("recommend average_vector (3 positive, 2 negative ids)", average, "≤ 1.2"),
+        ("recommend best_score (same examples, graph walked by the score)", best, "≤ 3"),
+        ("recommend sum_scores (same examples)", sum, ""),
+        ("groups by document (group_size 3, 10 groups; 10 chunks per document)", groups, "≤ 2"),
+        ("groups by category, all near neighbours in one category (worst case)", skewed, ""),
+        ("MMR (diversity 0.5, 100 candidates)", mmr, ""),
+    ] {
+        println!("| {what} | {t:.0} | {:.2} | {target} |", t / single);
+    }
+    println!(
+        "| order_by topic from its index (start_from, limit 10) | {ordered:.0} | per-point scan and sort: {scanned:.0} µs, {:.0}× slower | |",
+        scanned / ordered
     );
 }

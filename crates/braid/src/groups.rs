@@ -4,6 +4,7 @@
 //! "Groups".
 
 use braid_core::{PointId, PointOffset};
+use braid_filter::Filter;
 use braid_filter::JsonPath;
 use braid_query::{Prefetch, QueryRequest, Stop};
 use serde_json::Value;
@@ -122,28 +123,78 @@ fn deepen(prefetch: &mut [Prefetch], n: usize) {
 }
 
 /// Points gathered into groups, in the order the groups first appeared.
+#[derive(Default)]
 struct Gathered {
     groups: Vec<(GroupId, Vec<braid_query::Hit>)>,
+    index: std::collections::HashMap<GroupId, usize>,
 }
 
 impl Gathered {
-    fn gather(segment: &Segment, path: &JsonPath, hits: &[braid_query::Hit], group_size: usize) -> Gathered {
-        let mut groups: Vec<(GroupId, Vec<braid_query::Hit>)> = Vec::new();
-        let mut index: std::collections::HashMap<GroupId, usize> = std::collections::HashMap::new();
+    /// Adds the points of `hits` (a ranking, best first) not seen in an earlier round.
+    fn gather(
+        &mut self,
+        segment: &Segment,
+        path: &JsonPath,
+        hits: &[braid_query::Hit],
+        group_size: usize,
+        seen: &mut std::collections::HashSet<PointId>,
+    ) {
         for hit in hits {
+            if !seen.insert(hit.id) {
+                continue;
+            }
             let payload = segment.offset(&hit.id).and_then(|o| segment.payloads().get(PointOffset(o)));
             let Some(ids) = group_ids(path, payload) else { continue };
             for id in ids {
-                let at = *index.entry(id.clone()).or_insert_with(|| {
-                    groups.push((id, Vec::new()));
-                    groups.len() - 1
+                let at = *self.index.entry(id.clone()).or_insert_with(|| {
+                    self.groups.push((id, Vec::new()));
+                    self.groups.len() - 1
                 });
-                if groups[at].1.len() < group_size {
-                    groups[at].1.push(*hit);
+                if self.groups[at].1.len() < group_size {
+                    self.groups[at].1.push(*hit);
                 }
             }
         }
-        Gathered { groups }
+    }
+
+    /// The filter for the next round, as Qdrant's server narrows its searches: points
+    /// that can still add to an open group — no value in a full group, or a value in
+    /// an open one — and once `limit` groups exist, only points of the open ones
+    /// among them (a later group can no longer make the answer). `None` while no
+    /// group is full and fewer than `limit` exist.
+    fn narrowing(&self, key: &str, limit: usize, group_size: usize) -> Option<Filter> {
+        let split = |groups: &[(GroupId, Vec<braid_query::Hit>)], full: bool| {
+            let (mut words, mut ints) = (Vec::new(), Vec::new());
+            for (id, hits) in groups {
+                if (hits.len() >= group_size) == full {
+                    match id {
+                        GroupId::Str(s) => words.push(s.clone()),
+                        GroupId::Int(i) => ints.push(*i),
+                    }
+                }
+            }
+            (words, ints)
+        };
+        let any = |(words, ints): (Vec<String>, Vec<i64>)| {
+            let mut conditions = Vec::new();
+            if !words.is_empty() {
+                conditions.push(braid_filter::field(key).any_keyword(words));
+            }
+            if !ints.is_empty() {
+                conditions.push(braid_filter::field(key).any_integer(ints));
+            }
+            conditions
+        };
+        if self.groups.len() >= limit {
+            return Some(Filter::should(any(split(&self.groups[..limit], false))));
+        }
+        let full = any(split(&self.groups, true));
+        if full.is_empty() {
+            return None;
+        }
+        let mut open = any(split(&self.groups, false));
+        open.push(Filter::must_not(full).into_condition());
+        Some(Filter::should(open))
     }
 
     /// The first `limit` groups exist and each is full.
@@ -195,22 +246,30 @@ impl Collection {
         let request = self.resolve_lookups(&query.request)?.into_owned();
         let segment = self.read();
         let live = segment.live().len() as usize;
-        // Rank deeper until the first `limit` groups are full or the ranking runs out
-        // (Qdrant's server also searches again, deeper, until its groups fill).
-        let mut depth = wanted.saturating_mul(4).clamp(32, MAX_GROUPED);
-        let gathered = loop {
-            let mut deeper = QueryRequest { limit: depth, offset: 0, ..request.clone() };
+        // Rank, gather, and rank again — narrowed to the points that can still add to
+        // an open group, and deeper — until the first `limit` groups are full or the
+        // ranking runs out (Qdrant's server searches again the same way).
+        let mut depth = wanted.saturating_mul(2).clamp(32, MAX_GROUPED);
+        let mut gathered = Gathered::default();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let narrowing = gathered.narrowing(&group.key, group.limit, group.group_size);
+            let filter = match (&request.filter, narrowing) {
+                (Some(f), Some(n)) => Some(f.clone().and(n)),
+                (f, n) => n.or_else(|| f.clone()),
+            };
+            let mut deeper = QueryRequest { limit: depth, offset: 0, filter, ..request.clone() };
             deepen(&mut deeper.prefetch, depth);
             let hits = braid_query::run_until(&*segment, &deeper, stop)?;
-            let gathered = Gathered::gather(&segment, &path, &hits, group.group_size);
+            gathered.gather(&segment, &path, &hits, group.group_size, &mut seen);
             if hits.len() < depth
                 || depth >= live.min(MAX_GROUPED)
                 || gathered.complete(group.limit, group.group_size)
             {
-                break gathered;
+                break;
             }
-            depth = depth.saturating_mul(4).min(MAX_GROUPED);
-        };
+            depth = depth.saturating_mul(2).min(MAX_GROUPED);
+        }
         let mut groups: Vec<PointGroup> = gathered
             .groups
             .into_iter()
