@@ -43,7 +43,7 @@ pub use braid_sparse::SparseVector;
 pub use braid_text::Document;
 pub use explore::{Scorer, VectorPair, fast_sigmoid, scaled_fast_sigmoid};
 pub use formula::{Decay, Expression, Formula, Variable};
-pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_OFFSET};
+pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_MULTI_QUERY, MAX_OFFSET};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{
     ContextPair, Direction, Example, Fusion, LookupFrom, Mmr, OrderBy, OrderCursor, Prefetch, Query,
@@ -145,6 +145,29 @@ pub trait Searchable: Sync {
     fn score_by(&self, space: &str, scorer: &Scorer, ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
         let _ = (space, scorer, ids);
         Err(QueryError::SearchFailed { why: "this segment cannot score by examples".into() })
+    }
+    /// The multivector space called `name`, if there is one (none by default).
+    fn multi_space(&self, name: &str) -> Option<Space> {
+        let _ = name;
+        None
+    }
+    /// The `limit` best points by MaxSim to `query` (prepared vectors) in multivector
+    /// space `space` among those passing `filter`, best first, equal scores by id: an
+    /// exact scan.
+    fn multi_nearest(
+        &self,
+        space: &str,
+        filter: Option<&Filter>,
+        query: &[Vec<f32>],
+        limit: usize,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let _ = (filter, query, limit);
+        Err(QueryError::UnknownVector { name: space.to_string(), available: self.space_names() })
+    }
+    /// The MaxSim scores of `ids` (those with vectors in `space`). Any order.
+    fn multi_score(&self, space: &str, query: &[Vec<f32>], ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
+        let _ = (query, ids);
+        Err(QueryError::UnknownVector { name: space.to_string(), available: self.space_names() })
     }
     /// Qdrant's `order_by`: up to `limit` points passing `filter` (and among
     /// `candidates`, when given) in the order of their values at `order.key`, which
@@ -307,6 +330,16 @@ pub enum QueryError {
     /// A formula level without prefetches: it re-scores their candidates.
     #[error("cannot apply a formula without prefetches")]
     FormulaWithoutPrefetch,
+    /// A multivector query with no vectors or too many.
+    #[error("a multivector query for `{space}` holds 1 to {max} vectors, got {got}")]
+    MultiQuerySize {
+        /// The space.
+        space: String,
+        /// The most allowed.
+        max: usize,
+        /// The number given.
+        got: usize,
+    },
     /// MMR settings out of range.
     #[error("mmr: {0}")]
     BadMmr(String),

@@ -19,6 +19,8 @@ use crate::{QueryError, Searchable};
 pub const MAX_LIMIT: usize = 100_000;
 /// The largest root `offset`.
 pub const MAX_OFFSET: usize = 1_000_000;
+/// The most vectors a multivector query may hold.
+pub const MAX_MULTI_QUERY: usize = 4_096;
 /// The most candidates an MMR query picks from (Qdrant's limit).
 pub const MAX_MMR_CANDIDATES: usize = 16_384;
 /// How deep prefetches may nest (Qdrant's limit).
@@ -34,6 +36,8 @@ pub(crate) enum Probe {
     Sparse(SparseVector),
     /// A score of several dense examples (recommend, discover, context).
     Scored(Scorer),
+    /// MaxSim to a list of prepared vectors, in a multivector space.
+    Multi(Vec<Vec<f32>>),
 }
 
 /// A validated plan node.
@@ -135,6 +139,13 @@ fn resolve_space<S: Searchable + ?Sized>(
             name,
             is: "sparse",
             hint: "query it with a sparse vector or a document",
+        });
+    }
+    if segment.multi_space(&name).is_some() {
+        return Err(QueryError::WrongKind {
+            name,
+            is: "multivector",
+            hint: "query it with a list of vectors",
         });
     }
     match segment.space(&name) {
@@ -256,6 +267,40 @@ fn lower_probe<S: Searchable + ?Sized>(
             let vector = document.embed_query()?;
             Ok(plain(resolve_sparse(segment, using)?, Metric::Dot, Probe::Sparse(vector)))
         }
+        Query::Multi(vectors) => {
+            let name = match using {
+                Some(name) => name.clone(),
+                None if segment.multi_space("").is_some() => String::new(),
+                None => return Err(QueryError::MissingUsing { available: all_names(segment) }),
+            };
+            let Some(info) = segment.multi_space(&name) else {
+                return Err(if segment.space(&name).is_some() || segment.sparse_space(&name).is_some() {
+                    QueryError::WrongKind {
+                        name,
+                        is: "dense or sparse",
+                        hint: "lists of vectors search multivector spaces",
+                    }
+                } else {
+                    QueryError::UnknownVector { name, available: all_names(segment) }
+                });
+            };
+            if vectors.is_empty() || vectors.len() > MAX_MULTI_QUERY {
+                return Err(QueryError::MultiQuerySize {
+                    space: name,
+                    max: MAX_MULTI_QUERY,
+                    got: vectors.len(),
+                });
+            }
+            let prepared = vectors
+                .iter()
+                .map(|v| {
+                    braid_distance::prepare(info.metric, info.dim, v)
+                        .map_err(|source| QueryError::Vector { space: name.clone(), source })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // MaxSim sums similarities: higher is better whatever the metric.
+            Ok(plain(name, Metric::Dot, Probe::Multi(prepared)))
+        }
         Query::Point(_) | Query::Recommend(_) | Query::Discover { .. } | Query::Context(_) => {
             let (space, info) = resolve_space(segment, using)?;
             let mut ex = Examples { segment, space: &space, info, lookup_from, named: Vec::new() };
@@ -347,6 +392,7 @@ fn lower_level<S: Searchable + ?Sized>(
             query @ (Query::Nearest(_)
             | Query::Sparse(_)
             | Query::Document(_)
+            | Query::Multi(_)
             | Query::Point(_)
             | Query::Recommend(_)
             | Query::Discover { .. }

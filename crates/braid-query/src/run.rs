@@ -182,6 +182,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                     segment.nearest(&leaf, vector, *limit, ef, path)?
                 }
                 Probe::Sparse(vector) => segment.sparse_nearest(space, filter.as_ref(), vector, *limit)?,
+                Probe::Multi(query) => segment.multi_nearest(space, filter.as_ref(), query, *limit)?,
                 Probe::Scored(scorer) => {
                     let ef = ef_for(segment, space, *limit, params);
                     let leaf = segment.leaf(space, filter.as_ref())?;
@@ -209,6 +210,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                 Probe::Dense(vector) => segment.score(space, vector, &candidates)?,
                 Probe::Sparse(vector) => segment.sparse_score(space, vector, &candidates)?,
                 Probe::Scored(scorer) => segment.score_by(space, scorer, &candidates)?,
+                Probe::Multi(query) => segment.multi_score(space, query, &candidates)?,
             };
             // Best first; equal scores by id, so the order never depends on the segment.
             hits.sort_by(|a, b| braid_distance::compare(*metric, b.score, a.score).then(a.id.cmp(&b.id)));
@@ -348,6 +350,14 @@ fn describe<S: Searchable + ?Sized>(
                 if filter.is_some() { ", filtered" } else { "" },
                 threshold.map_or(String::new(), |t| format!(", score threshold {t}")),
                 segment.sparse_path(space, filter.as_ref(), vector, *limit),
+            ));
+        }
+        Node::Nearest { space, probe: Probe::Multi(query), filter, limit, threshold, .. } => {
+            lines.push(format!(
+                "{pad}MaxSim of {} query vectors in multivector space `{space}`, keep {limit}{}{}: an exact scan",
+                query.len(),
+                if filter.is_some() { ", filtered" } else { "" },
+                threshold.map_or(String::new(), |t| format!(", score threshold {t}")),
             ));
         }
         Node::Nearest { space, probe, filter, limit, params, threshold, .. } => {

@@ -227,6 +227,10 @@ pub enum Query {
     /// Re-score the candidates of the prefetches below by a formula of their scores
     /// and payloads (Qdrant's score boosting).
     Formula(crate::Formula),
+    /// Nearest by MaxSim to this list of vectors in the level's `using` multivector
+    /// space (ColBERT's late interaction); with prefetches below it, their
+    /// candidates re-scored (the ColBERT pattern).
+    Multi(Vec<Vec<f32>>),
     /// Fuse the results of the prefetches below.
     Fusion(Fusion),
     /// Qdrant's `sample: random`: `limit` points drawn uniformly at random, without

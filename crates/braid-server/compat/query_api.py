@@ -67,9 +67,10 @@ def main():
     grouped = check_groups(client, local, name, rng)
     matrices = check_matrix(client, local, name)
     formulas = check_formulas(client, local, name, rng)
+    multis = check_multivectors(client, local, name, rng)
     client.delete_collection(name)
     print(f"{proto}: the query API walk passed ({checked} facets equal to local mode, a random sample, "
-          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries, {matrices} distance matrices, {formulas} formulas)")
+          f"{examples} queries by example, {ordered} ordered scrolls and queries, {grouped} grouped queries, {matrices} distance matrices, {formulas} formulas, {multis} multivector queries)")
 
 
 def close(a, b):
@@ -85,6 +86,41 @@ def same(got, want, every, what):
     for g, w in zip(got, want):
         assert close(g.score, w.score), (what, g, w)
         assert g.id in score and close(g.score, score[g.id]), (what, g, score.get(g.id))
+
+
+def check_multivectors(client, local, name, rng):
+    """A MaxSim multivector space beside a dense one: search, a dense prefetch re-ranked
+    by MaxSim, and points read back, equal to local mode."""
+    multi = f"{name}_colbert"
+    config = dict(vectors_config={
+        "dense": models.VectorParams(size=4, distance=models.Distance.COSINE),
+        "colbert": models.VectorParams(size=6, distance=models.Distance.COSINE,
+                                       multivector_config=models.MultiVectorConfig(
+                                           comparator=models.MultiVectorComparator.MAX_SIM)),
+    })
+    rows = lambda n: [[rng.uniform(-1, 1) for _ in range(6)] for _ in range(n)]
+    points = [models.PointStruct(id=i, vector={"dense": [rng.uniform(-1, 1) for _ in range(4)],
+                                               "colbert": rows(rng.randint(1, 6))}) for i in range(150)]
+    for target in (client, local):
+        if target.collection_exists(multi):
+            target.delete_collection(multi)
+        target.create_collection(multi, **config)
+        target.upsert(multi, points=points)
+    query = rows(3)
+    dense = [rng.uniform(-1, 1) for _ in range(4)]
+    calls = [
+        dict(query=query, using="colbert", limit=10),
+        dict(prefetch=models.Prefetch(query=dense, using="dense", limit=30), query=query, using="colbert", limit=10),
+    ]
+    for kwargs in calls:
+        got = client.query_points(multi, **kwargs).points
+        want = local.query_points(multi, **kwargs).points
+        every = local.query_points(multi, **{**kwargs, "limit": 150}).points
+        same(got, want, every, f"multivector {kwargs.keys()}")
+    back = client.retrieve(multi, ids=[7], with_vectors=True)[0].vector["colbert"]
+    assert len(back) == len(points[7].vector["colbert"]), back
+    client.delete_collection(multi)
+    return len(calls)
 
 
 def check_formulas(client, local, name, rng):

@@ -139,8 +139,27 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
     only(
         o,
         "vector params",
-        &["size", "distance", "hnsw_config", "quantization_config", "on_disk", "datatype"],
+        &[
+            "size",
+            "distance",
+            "hnsw_config",
+            "quantization_config",
+            "on_disk",
+            "datatype",
+            "multivector_config",
+        ],
     )?;
+    let multivector = match field(o, "multivector_config") {
+        None => false,
+        Some(m) => {
+            let m = object(m, "`multivector_config`")?;
+            only(m, "`multivector_config`", &["comparator"])?;
+            match field(m, "comparator").and_then(Value::as_str) {
+                Some("max_sim") => true,
+                _ => return Err(bad("`multivector_config.comparator` must be \"max_sim\"")),
+            }
+        }
+    };
     fixed(o, "datatype", json!("float32"), "vectors are stored as f32")?;
     fixed(o, "on_disk", json!(false), "vectors live in memory until a checkpoint maps them from their file")?;
     Ok(SpaceSpec {
@@ -148,6 +167,7 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
         distance: field(o, "distance").map(distance).transpose()?,
         hnsw: hnsw(o.get("hnsw_config"))?,
         quantization: quantization(o.get("quantization_config"))?,
+        multivector,
     })
 }
 
@@ -303,13 +323,16 @@ pub(crate) fn document(o: &Map<String, Value>, what: &str) -> Result<Document, A
 pub(crate) struct VectorsIn {
     pub(crate) dense: NamedVectors,
     pub(crate) sparse: SparseVectors,
+    pub(crate) multi: braid::MultiVectors,
     pub(crate) documents: BTreeMap<String, Document>,
 }
 
-/// What one vector value is: a dense list, a sparse vector or a document.
+/// What one vector value is: a dense list, a sparse vector, a list of vectors (for a
+/// multivector space) or a document.
 pub(crate) enum VectorIn {
     Dense(Vec<f32>),
     Sparse(SparseVector),
+    Multi(Vec<Vec<f32>>),
     Document(Document),
 }
 
@@ -329,7 +352,7 @@ fn is_inference(o: &Map<String, Value>) -> bool {
 pub(crate) fn vector_in(v: &Value, what: &str) -> Result<VectorIn, ApiError> {
     match v {
         Value::Array(items) if items.first().is_some_and(Value::is_array) => {
-            Err(bad(format!("{what}: multivectors are not served yet")))
+            Ok(VectorIn::Multi(items.iter().map(|row| dense(row, what)).collect::<Result<_, _>>()?))
         }
         Value::Array(_) => Ok(VectorIn::Dense(dense(v, what)?)),
         Value::Object(o) if o.contains_key("indices") || o.contains_key("values") => {
@@ -350,6 +373,7 @@ impl VectorsIn {
         match vector_in(v, &format!("vector `{name}`"))? {
             VectorIn::Dense(d) => self.dense.insert(name.to_string(), d).map(drop),
             VectorIn::Sparse(s) => self.sparse.insert(name.to_string(), s).map(drop),
+            VectorIn::Multi(m) => self.multi.insert(name.to_string(), m).map(drop),
             VectorIn::Document(d) => self.documents.insert(name.to_string(), d).map(drop),
         };
         Ok(())
@@ -376,11 +400,24 @@ impl VectorsIn {
     }
 
     fn point(self, id: PointId, payload: Value) -> PointStruct {
-        PointStruct { id, vectors: self.dense, sparse: self.sparse, documents: self.documents, payload }
+        PointStruct {
+            id,
+            vectors: self.dense,
+            sparse: self.sparse,
+            multi: self.multi,
+            documents: self.documents,
+            payload,
+        }
     }
 
     fn update(self, id: PointId) -> PointVectors {
-        PointVectors { id, vectors: self.dense, sparse: self.sparse, documents: self.documents }
+        PointVectors {
+            id,
+            vectors: self.dense,
+            sparse: self.sparse,
+            multi: self.multi,
+            documents: self.documents,
+        }
     }
 }
 
@@ -651,6 +688,7 @@ fn vector_query(v: &Value, what: &str) -> Result<Query, ApiError> {
     Ok(match vector_in(v, what)? {
         VectorIn::Dense(d) => Query::Nearest(d),
         VectorIn::Sparse(s) => Query::Sparse(s),
+        VectorIn::Multi(m) => Query::Multi(m),
         VectorIn::Document(d) => Query::Document(d),
     })
 }
@@ -1108,14 +1146,20 @@ fn sparse_json(v: &SparseVector) -> Value {
 
 /// Returned vectors: the unnamed one alone as a list, else a map of named lists and
 /// sparse objects.
-fn vectors_json(dense: Option<NamedVectors>, sparse: Option<SparseVectors>) -> Value {
+fn vectors_json(
+    dense: Option<NamedVectors>,
+    sparse: Option<SparseVectors>,
+    multi: Option<braid::MultiVectors>,
+) -> Value {
     let sparse = sparse.unwrap_or_default();
+    let multi = multi.unwrap_or_default();
     let Some(dense) = dense else { return Value::Null };
-    if sparse.is_empty() && dense.len() == 1 && dense.contains_key(DEFAULT_VECTOR) {
+    if sparse.is_empty() && multi.is_empty() && dense.len() == 1 && dense.contains_key(DEFAULT_VECTOR) {
         return json!(dense[DEFAULT_VECTOR]);
     }
     let mut map: Map<String, Value> = dense.into_iter().map(|(k, v)| (k, json!(v))).collect();
     map.extend(sparse.iter().map(|(k, v)| (k.clone(), sparse_json(v))));
+    map.extend(multi.into_iter().map(|(k, v)| (k, json!(v))));
     Value::Object(map)
 }
 
@@ -1133,13 +1177,13 @@ pub(crate) fn scored_json(p: ScoredPoint) -> Value {
         "version": 0,
         "score": p.score,
         "payload": p.payload,
-        "vector": vectors_json(p.vectors, p.sparse),
+        "vector": vectors_json(p.vectors, p.sparse, p.multi),
     });
     with_order_value(v, p.order_value)
 }
 
 pub(crate) fn record_json(r: Record) -> Value {
-    let v = json!({"id": r.id, "payload": r.payload, "vector": vectors_json(r.vectors, r.sparse)});
+    let v = json!({"id": r.id, "payload": r.payload, "vector": vectors_json(r.vectors, r.sparse, r.multi)});
     with_order_value(v, r.order_value)
 }
 
@@ -1180,6 +1224,14 @@ fn params_json(p: &VectorParams) -> Value {
            "on_disk": false, "datatype": "float32"})
 }
 
+/// A multivector space as info reports it: no graph (`m: 0`), since Braid searches
+/// these spaces exactly.
+fn multi_params_json(p: &braid::MultiVectorParams) -> Value {
+    json!({"size": p.size, "distance": mapping::distance_name(p.distance),
+           "multivector_config": {"comparator": "max_sim"},
+           "hnsw_config": {"m": 0}, "on_disk": false, "datatype": "float32"})
+}
+
 /// The settings collection info reports in Qdrant's optimizer and WAL fields, taken
 /// from the options the server opened the database with, so that both protocols
 /// report what Braid actually does.
@@ -1213,7 +1265,12 @@ impl Reported {
 pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
     let vectors: Value = match mapping::unnamed(&info.config) {
         Some(p) => params_json(p),
-        None => Value::Object(info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect()),
+        None => {
+            let mut map: Map<String, Value> =
+                info.config.vectors.iter().map(|(k, p)| (k.clone(), params_json(p))).collect();
+            map.extend(info.config.multivectors.iter().map(|(k, p)| (k.clone(), multi_params_json(p))));
+            Value::Object(map)
+        }
     };
     let first = mapping::reported_hnsw(&info.config);
     let sparse: Map<String, Value> = info

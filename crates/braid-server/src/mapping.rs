@@ -83,9 +83,28 @@ pub(crate) struct SpaceSpec {
     pub(crate) distance: Option<Distance>,
     pub(crate) hnsw: HnswDiff,
     pub(crate) quantization: QuantizationSpec,
+    /// `multivector_config: {comparator: max_sim}`: a multivector space.
+    pub(crate) multivector: bool,
 }
 
 impl SpaceSpec {
+    /// Adds this space to `config` as `name`: dense, or a multivector space (whose
+    /// graph and quantization settings Braid accepts but has no use for: it searches
+    /// multivector spaces exactly, and reports `m: 0`).
+    fn add(
+        &self,
+        config: CollectionConfig,
+        name: &str,
+        base: HnswParams,
+    ) -> Result<CollectionConfig, ApiError> {
+        let params = self.params(base)?;
+        Ok(if self.multivector {
+            config.multivector(name, braid::MultiVectorParams::new(params.size, params.distance))
+        } else {
+            config.vector(name, params)
+        })
+    }
+
     /// The space's parameters, its HNSW settings over `base` (the collection's).
     pub(crate) fn params(&self, base: HnswParams) -> Result<VectorParams, ApiError> {
         self.quantization.check()?;
@@ -132,10 +151,10 @@ impl CollectionSpec {
         match &self.spaces {
             // No vectors (absent or `{}`): a collection of payloads, as Qdrant allows.
             None => {}
-            Some(Spaces::Unnamed(space)) => config = config.vector(DEFAULT_VECTOR, space.params(base)?),
+            Some(Spaces::Unnamed(space)) => config = space.add(config, DEFAULT_VECTOR, base)?,
             Some(Spaces::Named(spaces)) => {
                 for (name, space) in spaces {
-                    config = config.vector(name, space.params(base)?);
+                    config = space.add(config, name, base)?;
                 }
             }
         }
@@ -154,7 +173,9 @@ impl CollectionSpec {
 /// The one unnamed space, when that is all the collection has (reported in Qdrant's
 /// single-vector shape).
 pub(crate) fn unnamed(config: &CollectionConfig) -> Option<&VectorParams> {
-    (config.vectors.len() == 1).then(|| config.vectors.get(DEFAULT_VECTOR)).flatten()
+    (config.vectors.len() == 1 && config.multivectors.is_empty())
+        .then(|| config.vectors.get(DEFAULT_VECTOR))
+        .flatten()
 }
 
 /// The collection-level `hnsw_config` info reports: the first space's (Braid keeps it
@@ -211,6 +232,7 @@ mod tests {
             distance: Some(Distance::Cosine),
             hnsw: HnswDiff::default(),
             quantization: QuantizationSpec::Absent,
+            multivector: false,
         }
     }
 

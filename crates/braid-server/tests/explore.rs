@@ -9,7 +9,6 @@ use braid::{
     ContextPair, Database, Example, LookupFrom, PointId, QueryRequest, Recommend, RecommendStrategy,
     ScoredPoint,
 };
-use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{self as q};
 use serde_json::{Value, json};
 
@@ -85,18 +84,11 @@ fn grpc_id(id: u64) -> q::VectorInput {
 async fn examples_answer_as_the_facade_on_both_protocols() {
     let db = local();
     let c = db.collection("p").unwrap();
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
+    let (running, rest) = serve_products().await;
     rest.put("/collections/anchors", json!({"vectors": {"a": {"size": TEXT, "distance": "Cosine"}}})).await;
     let anchors = json!({"points": anchor_points().iter().map(point_json).collect::<Vec<_>>()});
     rest.put("/collections/anchors/points?wait=true", anchors).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let client = grpc_client(&running);
     let (probe, _) = query_vectors(5);
 
     // Query by id.
@@ -398,18 +390,11 @@ async fn groups_answer_as_the_facade_on_both_protocols() {
         .map(|i| braid::PointStruct::new(i).payload(json!({"shelf": format!("shelf {i}")})))
         .collect();
     shelves.upsert(shelf_points.clone()).unwrap();
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
+    let (running, rest) = serve_products().await;
     rest.put("/collections/shelves", json!({"vectors": {}})).await;
     let shelf_json = json!({"points": shelf_points.iter().map(|p| json!({"id": p.id, "vector": {}, "payload": p.payload})).collect::<Vec<_>>()});
     rest.put("/collections/shelves/points?wait=true", shelf_json).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let client = grpc_client(&running);
     let (probe, _) = query_vectors(9);
 
     // query/groups by a keyword, search/groups by an integer with lookup, recommend/groups.
@@ -512,15 +497,8 @@ async fn groups_answer_as_the_facade_on_both_protocols() {
 async fn the_distance_matrix_answers_as_the_facade_on_both_protocols() {
     let db = local();
     let c = db.collection("p").unwrap();
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let (running, rest) = serve_products().await;
+    let client = grpc_client(&running);
     // A filter passing 15 points and a larger sample: every one of them, so the
     // "random" sample is the same everywhere.
     let cheap_books =
@@ -597,15 +575,8 @@ async fn the_distance_matrix_answers_as_the_facade_on_both_protocols() {
 async fn formulas_answer_as_the_facade_on_both_protocols() {
     let db = local();
     let c = db.collection("p").unwrap();
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let (running, rest) = serve_products().await;
+    let client = grpc_client(&running);
     let (text, image) = query_vectors(11);
     // $score plus a boost for books, times an exponential decay of the price.
     let expression = json!({"mult": [
@@ -666,4 +637,120 @@ async fn formulas_answer_as_the_facade_on_both_protocols() {
     let (status, v) = rest.call(reqwest::Method::POST, "/collections/p/points/query", Some(body)).await;
     assert_eq!(status, 400, "{v}");
     assert!(v["status"]["error"].as_str().unwrap().contains("nowhere"), "{v}");
+}
+
+/// A ColBERT-style multivector of `n` rows for product `i` (deterministic).
+fn colbert(i: u64, n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|r| (0..8).map(|d| ((i * 31 + r as u64 * 7 + d as u64 * 3) % 17) as f32 - 8.0).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multivectors_answer_as_the_facade_on_both_protocols() {
+    // The facade: dense text vectors plus an 8-d MaxSim space.
+    let config =
+        common::config().multivector("colbert", braid::MultiVectorParams::new(8, braid::Distance::Cosine));
+    let db = Database::in_memory();
+    let c = db.create_collection("m", config).unwrap();
+    let points: Vec<braid::PointStruct> = products()
+        .into_iter()
+        .take(120)
+        .enumerate()
+        .map(|(i, p)| p.multivector("colbert", colbert(i as u64, 2 + i % 5)))
+        .collect();
+    c.upsert(points.clone()).unwrap();
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    let mut config_json = config_json();
+    config_json["vectors"]["colbert"] =
+        json!({"size": 8, "distance": "Cosine", "multivector_config": {"comparator": "max_sim"}});
+    rest.put("/collections/m", config_json).await;
+    let body: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let mut v = point_json(p);
+            v["vector"]["colbert"] = json!(p.multi["colbert"]);
+            v
+        })
+        .collect();
+    rest.put("/collections/m/points?wait=true", json!({"points": body})).await;
+    let client = grpc_client(&running);
+    let query = colbert(999, 4);
+    let (text, _) = query_vectors(3);
+
+    // MaxSim search, and the ColBERT pattern: a dense prefetch re-ranked by MaxSim.
+    let search = QueryRequest {
+        query: Some(braid::Query::Multi(query.clone())),
+        using: Some("colbert".into()),
+        ..QueryRequest::default()
+    }
+    .limit(8);
+    let rerank =
+        QueryRequest { prefetch: vec![braid::Prefetch::nearest("text", text.clone(), 40)], ..search.clone() };
+    for (request, body, what) in [
+        (search, json!({"query": query, "using": "colbert", "limit": 8}), "search"),
+        (
+            rerank,
+            json!({"prefetch": {"query": text, "using": "text", "limit": 40}, "query": query, "using": "colbert", "limit": 8}),
+            "re-rank",
+        ),
+    ] {
+        let want = facade(c.query(request).unwrap());
+        let got = rest.post("/collections/m/points/query", body).await;
+        assert_same(&rest_hits(&got["points"]), &want, &format!("REST {what}"));
+        let mut grpc = q::QueryPointsBuilder::new("m")
+            .query(q::Query::new_nearest(q::VectorInput::new_multi(query.clone())))
+            .using("colbert")
+            .limit(8);
+        if what == "re-rank" {
+            grpc = grpc.add_prefetch(
+                q::PrefetchQueryBuilder::default().query(text.clone()).using("text").limit(40u64),
+            );
+        }
+        let got = client.query(grpc).await.unwrap();
+        assert_same(&grpc_hits(&got.result), &want, &format!("gRPC {what}"));
+    }
+    // Points come back with their multivectors; info reports the space.
+    let got = rest.post("/collections/m/points", json!({"ids": [4], "with_vector": ["colbert"]})).await;
+    assert_eq!(got[0]["vector"]["colbert"].as_array().unwrap().len(), 2 + 4);
+    let info = rest.get("/collections/m").await;
+    assert_eq!(info["config"]["params"]["vectors"]["colbert"]["multivector_config"]["comparator"], "max_sim");
+    let got = client
+        .get_points(q::GetPointsBuilder::new("m", vec![q::PointId::from(4u64)]).with_vectors(true))
+        .await
+        .unwrap();
+    let vectors = got.result[0].vectors.clone().unwrap();
+    let q::vectors_output::VectorsOptions::Vectors(named) = vectors.vectors_options.unwrap() else {
+        panic!("named")
+    };
+    match named.vectors["colbert"].vector.clone() {
+        Some(q::vector_output::Vector::MultiDense(m)) => assert_eq!(m.vectors.len(), 6),
+        other => panic!("{other:?}"),
+    }
+    // A multivector through gRPC upsert and a ragged one refused on both protocols.
+    client
+        .upsert_points(
+            q::UpsertPointsBuilder::new(
+                "m",
+                vec![q::PointStruct::new(
+                    5000u64,
+                    q::NamedVectors::default().add_vector("colbert", q::Vector::new_multi(colbert(5000, 3))),
+                    qdrant_client::Payload::new(),
+                )],
+            )
+            .wait(true),
+        )
+        .await
+        .unwrap();
+    let (status, v) = rest
+        .call(
+            reqwest::Method::PUT,
+            "/collections/m/points",
+            Some(
+                json!({"points": [{"id": 6000, "vector": {"colbert": [vec![1.0f32; 8], vec![1.0f32; 7]]}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use braid::{Database, FacetValue, Filter, IndexKind, field};
-use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{self as q, FacetCountsBuilder};
 use serde_json::{Value, json};
 
@@ -31,21 +30,14 @@ fn value_json(v: &FacetValue) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facets_answer_as_the_facade_on_both_protocols() {
     let local = local();
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
+    let (running, rest) = serve_products().await;
     for (key, schema) in [("category", "keyword"), ("stock.n", "integer")] {
         rest.put("/collections/p/index?wait=true", json!({"field_name": key, "field_schema": schema})).await;
     }
     let cheap = Filter::must([field("price").lt(100.0)]);
     let cases: Vec<(&str, Option<Filter>, usize)> =
         vec![("category", None, 10), ("category", Some(cheap.clone()), 2), ("stock.n", Some(cheap), 10)];
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let client = grpc_client(&running);
     for (key, filter, limit) in cases {
         let want = local.facet(key, filter.as_ref(), limit).unwrap();
         assert!(!want.is_empty());
@@ -93,11 +85,7 @@ async fn facets_answer_as_the_facade_on_both_protocols() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_samples_on_both_protocols() {
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
+    let (running, rest) = serve_products().await;
     let books = json!({"must": [{"key": "category", "match": {"value": "books"}}]});
     let got = rest
         .post(
@@ -119,10 +107,7 @@ async fn random_samples_on_both_protocols() {
         .await;
     assert_eq!(status, 400, "{v}");
 
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let client = grpc_client(&running);
     let got = client
         .query(
             q::QueryPointsBuilder::new("p")
@@ -148,18 +133,11 @@ async fn random_samples_on_both_protocols() {
 async fn order_by_answers_as_the_facade_on_both_protocols() {
     let local = local();
     local.create_payload_index("price", IndexKind::Float).unwrap();
-    let running = start(None, None).await;
-    let rest = Rest::to(&running);
-    rest.put("/collections/p", config_json()).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
+    let (running, rest) = serve_products().await;
     for (key, schema) in [("price", "float"), ("stock.n", "integer"), ("category", "keyword")] {
         rest.put("/collections/p/index?wait=true", json!({"field_name": key, "field_schema": schema})).await;
     }
-    let client = Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
-        .skip_compatibility_check()
-        .build()
-        .unwrap();
+    let client = grpc_client(&running);
     let books = Filter::must([field("category").eq("books")]);
     let cases = [
         (braid::OrderBy::asc("price"), None),

@@ -600,6 +600,7 @@ impl Collection {
                         id: p.id,
                         vectors: segment.prepare_vectors(&p.vectors)?,
                         sparse: segment.prepare_sparse(&p.sparse, &p.documents)?,
+                        multi: segment.prepare_multi(&p.multi)?,
                         payload: p.payload,
                     })
                 })
@@ -626,7 +627,15 @@ impl Collection {
                 vectors.extend(segment.prepare_vectors(&p.vectors)?);
                 let mut sparse = segment.sparse_at(offset);
                 sparse.extend(segment.prepare_sparse(&p.sparse, &p.documents)?);
-                prepared.push(Prepared { id: p.id, vectors, sparse, payload: segment.payload_at(offset) });
+                let mut multi = segment.multi_at(offset);
+                multi.extend(segment.prepare_multi(&p.multi)?);
+                prepared.push(Prepared {
+                    id: p.id,
+                    vectors,
+                    sparse,
+                    multi,
+                    payload: segment.payload_at(offset),
+                });
             }
             Self::check_room(segment, prepared.len())?;
             Ok((Some(Op::Upsert(prepared)), ()))
@@ -638,10 +647,11 @@ impl Collection {
     pub fn delete_vectors(&self, selector: impl Into<PointsSelector>, names: &[&str]) -> Result<(), Error> {
         let selector = selector.into();
         self.write(|segment| {
-            if let Some(bad) = names
-                .iter()
-                .find(|n| !segment.spaces().contains_key(**n) && !segment.sparse_spaces().contains_key(**n))
-            {
+            if let Some(bad) = names.iter().find(|n| {
+                !segment.spaces().contains_key(**n)
+                    && !segment.sparse_spaces().contains_key(**n)
+                    && !segment.multi_spaces().contains_key(**n)
+            }) {
                 return Err(segment.unknown(bad));
             }
             let prepared: Vec<Prepared> = Self::resolve(segment, selector)?
@@ -652,7 +662,9 @@ impl Collection {
                     vectors.retain(|name, _| !names.contains(&name.as_str()));
                     let mut sparse = segment.sparse_at(o);
                     sparse.retain(|name, _| !names.contains(&name.as_str()));
-                    Prepared { id, vectors, sparse, payload: segment.payload_at(o) }
+                    let mut multi = segment.multi_at(o);
+                    multi.retain(|name, _| !names.contains(&name.as_str()));
+                    Prepared { id, vectors, sparse, multi, payload: segment.payload_at(o) }
                 })
                 .collect();
             Self::check_room(segment, prepared.len())?;
@@ -955,12 +967,22 @@ impl Collection {
                 Some(v)
             }
         };
+        let multi = match with_vectors {
+            _ if segment.multi_spaces().is_empty() => None,
+            WithVectors::None => None,
+            WithVectors::All => Some(segment.multi_at(offset)),
+            WithVectors::Names(names) => {
+                let mut v = segment.multi_at(offset);
+                v.retain(|k, _| names.contains(k));
+                Some(v)
+            }
+        };
         // Copy the payload only when it was asked for.
         let payload = match with_payload {
             WithPayload::None => None,
             selector => selector.select(&segment.payload_at(offset)),
         };
-        Record { id, payload, vectors, sparse, order_value: None }
+        Record { id, payload, vectors, sparse, multi, order_value: None }
     }
 
     /// The points with these ids that exist, in the order asked (none for no ids, as
@@ -1074,6 +1096,9 @@ impl Collection {
         if let Some(sparse) = segment.sparse_spaces().get(space) {
             return Ok(sparse.index.len());
         }
+        if let Some(multi) = segment.multi_spaces().get(space) {
+            return Ok(multi.vectors.keys().filter(|o| segment.live().contains(**o)).count());
+        }
         Ok(segment.live_in(segment.space_named(space)?))
     }
 
@@ -1094,6 +1119,7 @@ impl Collection {
                         payload: None,
                         vectors: None,
                         sparse: None,
+                        multi: None,
                         order_value: None,
                     });
                 ScoredPoint {
@@ -1102,6 +1128,7 @@ impl Collection {
                     payload: record.payload,
                     vectors: record.vectors,
                     sparse: record.sparse,
+                    multi: record.multi,
                     order_value: h.order_value,
                 }
             })
@@ -1211,6 +1238,12 @@ impl Collection {
         let mut vectors_count: BTreeMap<String, usize> =
             segment.spaces().iter().map(|(n, s)| (n.clone(), segment.live_in(s))).collect();
         vectors_count.extend(segment.sparse_spaces().iter().map(|(n, s)| (n.clone(), s.index.len())));
+        vectors_count.extend(
+            segment
+                .multi_spaces()
+                .iter()
+                .map(|(n, m)| (n.clone(), m.vectors.keys().filter(|o| segment.live().contains(**o)).count())),
+        );
         let text_indexes =
             segment.index_specs().into_iter().filter_map(|(key, _, options)| Some((key, options?))).collect();
         CollectionInfo {

@@ -136,6 +136,39 @@ impl SparseVectorParams {
     }
 }
 
+/// How a multivector space compares two lists of vectors (Qdrant's `comparator`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Comparator {
+    /// `Σ over query vectors of the max over the point's vectors` of their similarity
+    /// (ColBERT's late interaction).
+    #[default]
+    MaxSim,
+}
+
+/// One multivector space (Qdrant's vector params with `multivector_config`): each point
+/// holds a list of vectors of `size` components, compared by `comparator`. Braid
+/// searches these spaces exactly (`docs/query.md`, "Multivectors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MultiVectorParams {
+    /// Components of each vector.
+    pub size: usize,
+    /// Distance between two vectors.
+    pub distance: Distance,
+    /// How two lists compare.
+    #[serde(default)]
+    pub comparator: Comparator,
+}
+
+impl MultiVectorParams {
+    /// A MaxSim space of `size`-component vectors under `distance`.
+    pub fn new(size: usize, distance: Distance) -> MultiVectorParams {
+        MultiVectorParams { size, distance, comparator: Comparator::MaxSim }
+    }
+}
+
+/// The most vectors one point may hold in a multivector space.
+pub const MAX_MULTIVECTOR: usize = 4_096;
+
 /// The largest vector dimension a space may have.
 pub const MAX_DIM: usize = 65_536;
 
@@ -154,6 +187,11 @@ pub struct CollectionConfig {
     /// sparse. Collections written before they existed read as none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sparse_vectors: BTreeMap<String, SparseVectorParams>,
+    /// Multivector spaces by name (Qdrant's vectors with `multivector_config`); a name
+    /// is dense, sparse or multivector. Collections written before they existed read
+    /// as none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub multivectors: BTreeMap<String, MultiVectorParams>,
 }
 
 impl Default for CollectionConfig {
@@ -162,6 +200,7 @@ impl Default for CollectionConfig {
             vectors: BTreeMap::new(),
             indexing_threshold_kb: DEFAULT_THRESHOLD_KB,
             sparse_vectors: BTreeMap::new(),
+            multivectors: BTreeMap::new(),
         }
     }
 }
@@ -190,10 +229,31 @@ impl CollectionConfig {
         self
     }
 
+    /// Adds the multivector space `name`.
+    pub fn multivector(mut self, name: &str, params: MultiVectorParams) -> CollectionConfig {
+        self.multivectors.insert(name.to_string(), params);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |why: String| Err(Error::InvalidConfig { why });
         if let Some(name) = self.sparse_vectors.keys().find(|n| self.vectors.contains_key(*n)) {
             return bad(format!("`{name}` is both a dense and a sparse space; a name can be only one"));
+        }
+        if let Some(name) = self
+            .multivectors
+            .keys()
+            .find(|n| self.vectors.contains_key(*n) || self.sparse_vectors.contains_key(*n))
+        {
+            return bad(format!("`{name}` is a multivector space and another kind; a name can be only one"));
+        }
+        for (name, p) in &self.multivectors {
+            if p.size == 0 || p.size > MAX_DIM {
+                return bad(format!(
+                    "multivector space `{name}`: size must be between 1 and {MAX_DIM}, got {}",
+                    p.size
+                ));
+            }
         }
         for (name, p) in &self.vectors {
             if p.size == 0 || p.size > MAX_DIM {

@@ -68,6 +68,14 @@ pub enum Error {
         #[source]
         source: braid_sparse::SparseError,
     },
+    /// A multivector its space refused (no vectors, too many).
+    #[error("multivector `{space}`: {why}")]
+    Multivector {
+        /// The space.
+        space: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A document its model refused (unknown model, bad option, too long).
     #[error("document for `{space}`: {source}")]
     Document {

@@ -71,15 +71,15 @@ pub use collection::{
     OptimizeReport, PointsSelector, QueryPoints, SearchRequest, Task,
 };
 pub use config::{
-    CollectionConfig, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, Modifier, Quantization,
-    SparseVectorParams, VectorParams,
+    CollectionConfig, Comparator, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, MAX_MULTIVECTOR,
+    Modifier, MultiVectorParams, Quantization, SparseVectorParams, VectorParams,
 };
 pub use database::Database;
 pub use error::Error;
 pub use groups::{GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup};
 pub use matrix::{DistanceMatrix, MAX_MATRIX_SAMPLE, MatrixRequest};
 pub use point::{
-    NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint, SparseVectors, WithPayload,
-    WithVectors,
+    MultiVector, MultiVectors, NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint,
+    SparseVectors, WithPayload, WithVectors,
 };
 pub use store::{Durability, StorageOptions};

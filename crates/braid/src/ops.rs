@@ -9,7 +9,7 @@ use braid_storage::StorageError;
 use braid_storage::bytes::{Decoder, Encoder};
 use serde_json::{Map, Value};
 
-use crate::point::{NamedVectors, SparseVectors};
+use crate::point::{MultiVector, MultiVectors, NamedVectors, SparseVectors};
 
 /// A point version ready to be written: vectors prepared (normalised under Cosine),
 /// documents turned into sparse vectors.
@@ -18,7 +18,21 @@ pub(crate) struct Prepared {
     pub id: PointId,
     pub vectors: NamedVectors,
     pub sparse: SparseVectors,
+    pub multi: MultiVectors,
     pub payload: Value,
+}
+
+/// A multivector as the log and the checkpoint write it: its vectors, each as `f32`s.
+pub(crate) fn encode_multi(e: &mut Encoder, v: &MultiVector) {
+    e.len(v.len());
+    for row in v {
+        e.f32s(row);
+    }
+}
+
+pub(crate) fn decode_multi(d: &mut Decoder<'_>) -> Result<MultiVector, StorageError> {
+    let n = d.len(8)?;
+    (0..n).map(|_| d.f32s()).collect()
 }
 
 /// A sparse vector as the log and the checkpoint write it: entries, then the indices
@@ -157,10 +171,19 @@ impl Op {
         let mut e = Encoder::new();
         match self {
             Op::Upsert(points) => {
-                // Tag 11 carries sparse vectors after the dense ones; batches without
-                // any are written as tag 1, as before sparse spaces existed.
-                let sparse = points.iter().any(|p| !p.sparse.is_empty());
-                e.u8(if sparse { 11 } else { 1 }).len(points.len());
+                // Tag 11 carries sparse vectors after the dense ones, tag 13 sparse and
+                // then multivectors; batches without either are written as tag 1, as
+                // before those spaces existed.
+                let multi = points.iter().any(|p| !p.multi.is_empty());
+                let sparse = multi || points.iter().any(|p| !p.sparse.is_empty());
+                e.u8(if multi {
+                    13
+                } else if sparse {
+                    11
+                } else {
+                    1
+                })
+                .len(points.len());
                 for p in points {
                     encode_id(&mut e, &p.id);
                     e.len(p.vectors.len());
@@ -172,6 +195,13 @@ impl Op {
                         for (name, v) in &p.sparse {
                             e.str(name);
                             encode_sparse(&mut e, v);
+                        }
+                    }
+                    if multi {
+                        e.len(p.multi.len());
+                        for (name, v) in &p.multi {
+                            e.str(name);
+                            encode_multi(&mut e, v);
                         }
                     }
                     encode_json(&mut e, &p.payload)?;
@@ -225,7 +255,7 @@ impl Op {
     pub(crate) fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Op, StorageError> {
         let mut d = Decoder::new(file, base, body);
         let op = match d.u8()? {
-            tag @ (1 | 11) => {
+            tag @ (1 | 11 | 13) => {
                 let n = d.len(9)?;
                 let mut points = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -237,14 +267,21 @@ impl Op {
                         vectors.insert(name, d.f32s()?);
                     }
                     let mut sparse = SparseVectors::new();
-                    if tag == 11 {
+                    if tag >= 11 {
                         for _ in 0..d.len(16)? {
                             let name = d.str()?.to_string();
                             sparse.insert(name, decode_sparse(&mut d)?);
                         }
                     }
+                    let mut multi = MultiVectors::new();
+                    if tag == 13 {
+                        for _ in 0..d.len(16)? {
+                            let name = d.str()?.to_string();
+                            multi.insert(name, decode_multi(&mut d)?);
+                        }
+                    }
                     let payload = decode_json(&mut d)?;
-                    points.push(Prepared { id, vectors, sparse, payload });
+                    points.push(Prepared { id, vectors, sparse, multi, payload });
                 }
                 Op::Upsert(points)
             }
@@ -310,6 +347,7 @@ mod tests {
                 id: ids[1],
                 vectors: vectors.clone(),
                 sparse: SparseVectors::new(),
+                multi: MultiVectors::new(),
                 payload: json!({"x": [1, "y"]}),
             }]),
             Op::Upsert(vec![
@@ -320,12 +358,17 @@ mod tests {
                         "bm25".to_string(),
                         braid_sparse::SparseVector::new(vec![9, 2], vec![0.5, -1.0]).unwrap(),
                     )]),
+                    multi: MultiVectors::new(),
                     payload: json!({}),
                 },
                 Prepared {
                     id: ids[1],
                     vectors: NamedVectors::new(),
                     sparse: SparseVectors::new(),
+                    multi: MultiVectors::from([(
+                        "colbert".to_string(),
+                        vec![vec![0.25, -0.5], vec![1.0, 2.0], vec![-3.0, 0.0]],
+                    )]),
                     payload: json!({}),
                 },
             ]),

@@ -14,6 +14,12 @@ pub type NamedVectors = BTreeMap<String, Vec<f32>>;
 /// Sparse vectors by sparse space name.
 pub type SparseVectors = BTreeMap<String, SparseVector>;
 
+/// One point's vectors in a multivector space.
+pub type MultiVector = Vec<Vec<f32>>;
+
+/// Multivectors by multivector space name.
+pub type MultiVectors = BTreeMap<String, MultiVector>;
+
 /// A point to upsert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointStruct {
@@ -23,6 +29,8 @@ pub struct PointStruct {
     pub vectors: NamedVectors,
     /// One vector per sparse space it has.
     pub sparse: SparseVectors,
+    /// One list of vectors per multivector space it has.
+    pub multi: MultiVectors,
     /// Text for sparse spaces, turned into their vectors by a model at upsert
     /// ([`Document`]; `bm25`).
     pub documents: BTreeMap<String, Document>,
@@ -37,9 +45,16 @@ impl PointStruct {
             id: id.into(),
             vectors: NamedVectors::new(),
             sparse: SparseVectors::new(),
+            multi: MultiVectors::new(),
             documents: BTreeMap::new(),
             payload: Value::Object(Map::new()),
         }
+    }
+
+    /// With the list of vectors for multivector space `name`.
+    pub fn multivector(mut self, name: &str, vectors: MultiVector) -> PointStruct {
+        self.multi.insert(name.to_string(), vectors);
+        self
     }
 
     /// With the sparse vector for sparse space `name`.
@@ -78,6 +93,8 @@ pub struct PointVectors {
     pub vectors: NamedVectors,
     /// Sparse vectors by sparse space.
     pub sparse: SparseVectors,
+    /// Multivectors by multivector space.
+    pub multi: MultiVectors,
     /// Documents by sparse space.
     pub documents: BTreeMap<String, Document>,
 }
@@ -89,8 +106,15 @@ impl PointVectors {
             id: id.into(),
             vectors: NamedVectors::new(),
             sparse: SparseVectors::new(),
+            multi: MultiVectors::new(),
             documents: BTreeMap::new(),
         }
+    }
+
+    /// With the list of vectors for multivector space `name`.
+    pub fn multivector(mut self, name: &str, vectors: MultiVector) -> PointVectors {
+        self.multi.insert(name.to_string(), vectors);
+        self
     }
 
     /// With the dense vector for `name`.
@@ -129,6 +153,8 @@ pub struct Record {
     pub vectors: Option<NamedVectors>,
     /// The sparse vectors, if requested (with the dense ones).
     pub sparse: Option<SparseVectors>,
+    /// The multivectors, if requested (with the dense ones).
+    pub multi: Option<MultiVectors>,
     /// The value that placed it, in a scroll ordered by a payload key.
     pub order_value: Option<braid_query::OrderValue>,
 }
@@ -146,6 +172,8 @@ pub struct ScoredPoint {
     pub vectors: Option<NamedVectors>,
     /// The sparse vectors, if requested.
     pub sparse: Option<SparseVectors>,
+    /// The multivectors, if requested.
+    pub multi: Option<MultiVectors>,
     /// The value that placed it, for an `order_by` query.
     pub order_value: Option<braid_query::OrderValue>,
 }

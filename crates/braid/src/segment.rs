@@ -18,9 +18,9 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use crate::Error;
-use crate::config::{CollectionConfig, Modifier, SparseVectorParams, VectorParams};
+use crate::config::{CollectionConfig, Modifier, MultiVectorParams, SparseVectorParams, VectorParams};
 use crate::ops::{Op, Prepared};
-use crate::point::{NamedVectors, SparseVectors, WithPayload};
+use crate::point::{MultiVector, MultiVectors, NamedVectors, SparseVectors, WithPayload};
 use braid_sparse::{SparseIndex, SparseVector};
 
 /// The most point versions one segment addresses (offsets are `u32`).
@@ -52,6 +52,26 @@ impl SparseData {
     }
 }
 
+/// One multivector space: each point's list of vectors (stored form), by offset.
+pub(crate) struct MultiData {
+    pub params: MultiVectorParams,
+    pub vectors: BTreeMap<u32, MultiVector>,
+}
+
+impl MultiData {
+    /// MaxSim of `query` against the vectors at `offset`: for each query vector its best
+    /// similarity (Qdrant's internal scale) to the point's vectors, summed.
+    pub(crate) fn max_sim(&self, kernel: &Kernel, query: &[Vec<f32>], offset: u32) -> Option<f32> {
+        let stored = self.vectors.get(&offset)?;
+        Some(
+            query
+                .iter()
+                .map(|q| stored.iter().map(|d| kernel.similarity(q, d)).fold(f32::NEG_INFINITY, f32::max))
+                .sum(),
+        )
+    }
+}
+
 /// Point versions a write stored but has not linked into the graphs yet.
 #[derive(Debug, Default)]
 #[must_use = "staged versions are not found by graph searches until they are indexed"]
@@ -68,6 +88,7 @@ pub(crate) struct Segment {
     config: CollectionConfig,
     spaces: BTreeMap<String, SpaceData>,
     sparse: BTreeMap<String, SparseData>,
+    multi: BTreeMap<String, MultiData>,
     payloads: PayloadStore,
     /// Live ids, ordered for scrolling.
     ids: BTreeMap<PointId, u32>,
@@ -207,10 +228,16 @@ impl Segment {
             .collect::<Result<_, Error>>()?;
         let sparse =
             config.sparse_vectors.iter().map(|(name, p)| (name.clone(), SparseData::new(*p))).collect();
+        let multi = config
+            .multivectors
+            .iter()
+            .map(|(name, p)| (name.clone(), MultiData { params: *p, vectors: BTreeMap::new() }))
+            .collect();
         Ok(Segment {
             config,
             spaces,
             sparse,
+            multi,
             payloads: PayloadStore::new(),
             ids: BTreeMap::new(),
             offset_ids: Vec::new(),
@@ -224,6 +251,7 @@ impl Segment {
         config: CollectionConfig,
         spaces: BTreeMap<String, SpaceData>,
         sparse: BTreeMap<String, SparseIndex>,
+        mut multi: BTreeMap<String, BTreeMap<u32, MultiVector>>,
         payloads: PayloadStore,
         offset_ids: Vec<PointId>,
         live: RoaringBitmap,
@@ -240,7 +268,74 @@ impl Segment {
                 (name.clone(), data)
             })
             .collect();
-        Segment { config, spaces, sparse, payloads, ids, offset_ids, live }
+        let multi = config
+            .multivectors
+            .iter()
+            .map(|(name, p)| {
+                (name.clone(), MultiData { params: *p, vectors: multi.remove(name).unwrap_or_default() })
+            })
+            .collect();
+        Segment { config, spaces, sparse, multi, payloads, ids, offset_ids, live }
+    }
+
+    /// The multivector spaces, by name.
+    pub(crate) fn multi_spaces(&self) -> &BTreeMap<String, MultiData> {
+        &self.multi
+    }
+
+    /// The stored multivectors of the point at `offset`.
+    pub(crate) fn multi_at(&self, offset: u32) -> MultiVectors {
+        self.multi
+            .iter()
+            .filter_map(|(name, m)| m.vectors.get(&offset).map(|v| (name.clone(), v.clone())))
+            .collect()
+    }
+
+    /// Checks every multivector names a multivector space, holds 1 to
+    /// `MAX_MULTIVECTOR` vectors, each of the space's size and finite; returns them
+    /// in stored form (normalised under Cosine).
+    pub(crate) fn prepare_multi(&self, multi: &MultiVectors) -> Result<MultiVectors, Error> {
+        multi
+            .iter()
+            .map(|(name, vectors)| {
+                let data = self.multi.get(name).ok_or_else(|| self.unknown_multi(name))?;
+                if vectors.is_empty() || vectors.len() > crate::config::MAX_MULTIVECTOR {
+                    return Err(Error::Multivector {
+                        space: name.clone(),
+                        why: format!(
+                            "a multivector holds 1 to {} vectors, got {}",
+                            crate::config::MAX_MULTIVECTOR,
+                            vectors.len()
+                        ),
+                    });
+                }
+                let rows = vectors
+                    .iter()
+                    .map(|v| {
+                        braid_distance::prepare(data.params.distance, data.params.size, v)
+                            .map_err(|source| Error::Vector { space: name.clone(), source })
+                    })
+                    .collect::<Result<MultiVector, Error>>()?;
+                Ok((name.clone(), rows))
+            })
+            .collect()
+    }
+
+    /// The error for a multivector given for `name`: another kind of space, or none.
+    pub(crate) fn unknown_multi(&self, name: &str) -> Error {
+        let is = if self.spaces.contains_key(name) {
+            Some("dense")
+        } else if self.sparse.contains_key(name) {
+            Some("sparse")
+        } else {
+            None
+        };
+        self.not_for(
+            name,
+            is.map(|is| {
+                (is, "give it the kind of vector it holds; lists of vectors go to multivector spaces")
+            }),
+        )
     }
 
     /// The sparse spaces, by name.
@@ -322,6 +417,7 @@ impl Segment {
                 id: *id,
                 vectors: self.vectors_at(o),
                 sparse: self.sparse_at(o),
+                multi: self.multi_at(o),
                 payload: self.payload_at(o),
             })
             .collect();
@@ -350,12 +446,16 @@ impl Segment {
     pub(crate) fn all_space_names(&self) -> Vec<String> {
         let mut names = self.space_names();
         names.extend(self.sparse.keys().cloned());
+        names.extend(self.multi.keys().cloned());
         names.sort();
         names
     }
 
     /// The error for a dense vector given for `name`: a sparse space, or none.
     pub(crate) fn unknown(&self, name: &str) -> Error {
+        if self.multi.contains_key(name) {
+            return self.not_for(name, Some(("multivector", "give it a list of vectors")));
+        }
         let sparse = self.sparse.contains_key(name);
         self.not_for(
             name,
@@ -459,6 +559,10 @@ impl Segment {
         for space in self.sparse.values_mut() {
             space.index.remove(offset);
         }
+        // A replaced version's multivectors are no longer reachable: free them.
+        for space in self.multi.values_mut() {
+            space.vectors.remove(&offset);
+        }
         true
     }
 
@@ -538,6 +642,11 @@ impl Segment {
                     space.index.insert(offset, v.clone());
                 }
             }
+            for (name, space) in &mut self.multi {
+                if let Some(v) = point.multi.get(name) {
+                    space.vectors.insert(offset, v.clone());
+                }
+            }
             self.offset_ids.push(point.id);
             self.ids.insert(point.id, offset);
             self.live.insert(offset);
@@ -565,6 +674,13 @@ impl Segment {
                     }
                     if let Some(name) = p.sparse.keys().find(|n| !self.sparse.contains_key(*n)) {
                         return Err(self.unknown_sparse(name));
+                    }
+                    for (name, vectors) in &p.multi {
+                        let data = self.multi.get(name).ok_or_else(|| self.unknown_multi(name))?;
+                        for v in vectors {
+                            braid_distance::validate(data.params.distance, data.params.size, v)
+                                .map_err(|source| Error::Vector { space: name.clone(), source })?;
+                        }
                     }
                     if !p.payload.is_object() {
                         return Err(Error::PayloadNotObject);
@@ -806,6 +922,25 @@ impl Segment {
         SparseFilter::Lists(planned)
     }
 
+    fn multi_data(&self, space: &str) -> Result<&MultiData, QueryError> {
+        self.multi.get(space).ok_or_else(|| QueryError::UnknownVector {
+            name: space.to_string(),
+            available: self.all_space_names(),
+        })
+    }
+
+    /// The stored vectors in `data` of those of `ids` that have one there.
+    fn rows_of<'a>(
+        &'a self,
+        data: &'a SpaceData,
+        ids: &'a [PointId],
+    ) -> impl Iterator<Item = (PointId, &'a [f32])> {
+        ids.iter()
+            .filter_map(|id| self.offset(id).map(|o| (*id, o)))
+            .filter(|(_, o)| data.present.contains(*o))
+            .map(|(id, o)| (id, data.rows.vector(PointOffset(o))))
+    }
+
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
         found.into_iter().map(|s| Hit::new(self.offset_ids[s.offset.index()], s.score)).collect()
     }
@@ -882,12 +1017,7 @@ impl Searchable for Segment {
     fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
         let data = self.space_data(space)?;
         let kernel = Kernel::new(data.params.distance);
-        Ok(ids
-            .iter()
-            .filter_map(|id| self.offset(id).map(|o| (*id, o)))
-            .filter(|(_, o)| data.present.contains(*o))
-            .map(|(id, o)| Hit::new(id, kernel.score(vector, data.rows.vector(PointOffset(o)))))
-            .collect())
+        Ok(self.rows_of(data, ids).map(|(id, v)| Hit::new(id, kernel.score(vector, v))).collect())
     }
     fn vector_of(&self, space: &str, id: PointId) -> Result<Vec<f32>, QueryError> {
         let data = self.space_data(space)?;
@@ -924,14 +1054,9 @@ impl Searchable for Segment {
     ) -> Result<Vec<Hit>, QueryError> {
         let data = self.space_data(space)?;
         let kernel = Kernel::new(data.params.distance);
-        Ok(ids
-            .iter()
-            .filter_map(|id| self.offset(id).map(|o| (*id, o)))
-            .filter(|(_, o)| data.present.contains(*o))
-            .map(|(id, o)| {
-                let v = data.rows.vector(PointOffset(o));
-                Hit::new(id, scorer.score(|e| kernel.similarity(e, v)))
-            })
+        Ok(self
+            .rows_of(data, ids)
+            .map(|(id, v)| Hit::new(id, scorer.score(|e| kernel.similarity(e, v))))
             .collect())
     }
     fn ordered(
@@ -975,6 +1100,41 @@ impl Searchable for Segment {
             }
         }
         Ok(hits)
+    }
+    fn multi_space(&self, name: &str) -> Option<Space> {
+        self.multi.get(name).map(|m| Space { dim: m.params.size, metric: m.params.distance })
+    }
+    fn multi_nearest(
+        &self,
+        space: &str,
+        filter: Option<&Filter>,
+        query: &[Vec<f32>],
+        limit: usize,
+    ) -> Result<Vec<Hit>, QueryError> {
+        let data = self.multi_data(space)?;
+        let kernel = Kernel::new(data.params.distance);
+        let passing = self.select(filter);
+        let mut top = braid_distance::TopK::new(limit, braid_core::Metric::Dot);
+        for offset in data.vectors.keys().filter(|o| passing.contains(**o)) {
+            if let Some(score) = data.max_sim(&kernel, query, *offset) {
+                top.push(PointOffset(*offset), score);
+            }
+        }
+        let mut hits = self.hits(top.into_sorted_vec());
+        // Equal scores by id, as the other exact paths.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        Ok(hits)
+    }
+    fn multi_score(&self, space: &str, query: &[Vec<f32>], ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
+        let data = self.multi_data(space)?;
+        let kernel = Kernel::new(data.params.distance);
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let offset = self.offset(id)?;
+                data.max_sim(&kernel, query, offset).map(|s| Hit::new(*id, s))
+            })
+            .collect())
     }
     fn payload(&self, id: PointId) -> Option<Value> {
         self.offset(&id).and_then(|o| self.payloads.get(PointOffset(o)).cloned())

@@ -507,8 +507,9 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
             ops::encode_text_options(&mut e, &options)?;
         }
     }
-    // Sparse spaces, when the collection has any (files of collections without them
-    // end here, as they did before sparse spaces existed): each live vector by offset.
+    // Sparse spaces, then multivector spaces, each section only when the collection
+    // has such spaces (files of collections without them end as they did before those
+    // existed): each live vector by offset.
     if !segment.sparse_spaces().is_empty() {
         e.len(segment.sparse_spaces().len());
         for (name, data) in segment.sparse_spaces() {
@@ -518,6 +519,18 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
                     e.u32(offset);
                     ops::encode_sparse(&mut e, v);
                 }
+            }
+        }
+    }
+    if !segment.multi_spaces().is_empty() {
+        e.len(segment.multi_spaces().len());
+        for (name, data) in segment.multi_spaces() {
+            let live: Vec<(&u32, &crate::point::MultiVector)> =
+                data.vectors.iter().filter(|(o, _)| segment.live().contains(**o)).collect();
+            e.str(name).len(live.len());
+            for (offset, v) in live {
+                e.u32(*offset);
+                ops::encode_multi(&mut e, v);
             }
         }
     }
@@ -615,6 +628,35 @@ fn load_segment(
             sparse.insert(name, index);
         }
     }
+    let mut multi = BTreeMap::new();
+    if !manifest.config.multivectors.is_empty() {
+        let count = d.len(8)?;
+        if count != manifest.config.multivectors.len() {
+            return Err(d.error("the multivector space list does not match the configuration").into());
+        }
+        for _ in 0..count {
+            let name = d.str()?.to_string();
+            let Some(params) = manifest.config.multivectors.get(&name) else {
+                return Err(d.error(format!("unknown multivector space `{name}`")).into());
+            };
+            let mut vectors = BTreeMap::new();
+            for _ in 0..d.len(8)? {
+                let offset = d.u32()?;
+                let v = ops::decode_multi(&mut d)?;
+                if !live.contains(offset) || v.is_empty() || v.iter().any(|row| row.len() != params.size) {
+                    return Err(d
+                        .error(format!(
+                            "a multivector for offset {offset} that is not live or does not fit `{name}`"
+                        ))
+                        .into());
+                }
+                if vectors.insert(offset, v).is_some() {
+                    return Err(d.error(format!("two multivectors for offset {offset} in `{name}`")).into());
+                }
+            }
+            multi.insert(name, vectors);
+        }
+    }
     d.finish()?;
-    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, payloads, offset_ids, live))
+    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, multi, payloads, offset_ids, live))
 }

@@ -53,7 +53,11 @@ impl Collections for Service {
         let vectors_config = match mapping::unnamed(&info.config) {
             Some(p) => proto::vectors_config::Config::Params(params_out(p)),
             None => proto::vectors_config::Config::ParamsMap(proto::VectorParamsMap {
-                map: vectors.iter().map(|(k, p)| (k.clone(), params_out(p))).collect(),
+                map: vectors
+                    .iter()
+                    .map(|(k, p)| (k.clone(), params_out(p)))
+                    .chain(info.config.multivectors.iter().map(|(k, p)| (k.clone(), multi_params_out(p))))
+                    .collect(),
             }),
         };
         let first = mapping::reported_hnsw(&info.config);
@@ -240,6 +244,7 @@ impl PointsWrite {
                     id: point_id(p.id.as_ref())?,
                     vectors: v.dense,
                     sparse: v.sparse,
+                    multi: v.multi,
                     documents: v.documents,
                     payload: Json::Object(map_to_json(&p.payload)),
                 })
@@ -257,6 +262,7 @@ impl PointsWrite {
                     id: point_id(p.id.as_ref())?,
                     vectors: v.dense,
                     sparse: v.sparse,
+                    multi: v.multi,
                     documents: v.documents,
                 })
             })

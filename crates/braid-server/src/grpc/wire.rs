@@ -278,11 +278,21 @@ fn vector_in(v: &proto::Vector, what: &str) -> Result<convert::VectorIn, Status>
         Some(V::Dense(d)) => Ok(VectorIn::Dense(d.data.clone())),
         Some(V::Sparse(s)) => Ok(VectorIn::Sparse(sparse_in(s, what)?)),
         Some(V::Document(d)) => Ok(VectorIn::Document(document_in(d))),
-        Some(V::MultiDense(_)) => refused("multivectors"),
+        Some(V::MultiDense(m)) => Ok(VectorIn::Multi(m.vectors.iter().map(|d| d.data.clone()).collect())),
         Some(V::Image(_)) | Some(V::Object(_)) => {
             refused("images and inference objects (only bm25 text documents)")
         }
-        None if v.vectors_count.is_some() => refused("multivectors"),
+        // The older form: `data` holds `vectors_count` vectors one after another.
+        None if v.vectors_count.is_some() => {
+            let count = v.vectors_count.unwrap_or(0) as usize;
+            if count == 0 || !v.data.len().is_multiple_of(count) {
+                return Err(bad(format!(
+                    "{what}: {} numbers do not split into {count} vectors",
+                    v.data.len()
+                )));
+            }
+            Ok(VectorIn::Multi(v.data.chunks(v.data.len() / count).map(<[f32]>::to_vec).collect()))
+        }
         None => match &v.indices {
             Some(indices) => Ok(VectorIn::Sparse(
                 SparseVector::new(indices.data.clone(), v.data.clone())
@@ -300,6 +310,7 @@ pub(super) fn vectors(v: Option<&proto::Vectors>) -> Result<convert::VectorsIn, 
     let mut add = |name: &str, v: &proto::Vector| -> Result<(), Status> {
         match vector_in(v, &format!("vector `{name}`"))? {
             VectorIn::Dense(d) => out.dense.insert(name.to_string(), d).map(drop),
+            VectorIn::Multi(m) => out.multi.insert(name.to_string(), m).map(drop),
             VectorIn::Sparse(s) if !name.is_empty() => out.sparse.insert(name.to_string(), s).map(drop),
             VectorIn::Document(d) if !name.is_empty() => out.documents.insert(name.to_string(), d).map(drop),
             _ => return Err(bad("sparse vectors and documents go to named sparse spaces")),
@@ -318,7 +329,11 @@ pub(super) fn vectors(v: Option<&proto::Vectors>) -> Result<convert::VectorsIn, 
     Ok(out)
 }
 
-pub(super) fn vectors_out(dense: NamedVectors, sparse: Option<SparseVectors>) -> proto::VectorsOutput {
+pub(super) fn vectors_out(
+    dense: NamedVectors,
+    sparse: Option<SparseVectors>,
+    multi: Option<braid::MultiVectors>,
+) -> proto::VectorsOutput {
     use proto::vector_output::Vector as V;
     use proto::vectors_output::VectorsOptions;
     let out = |vector: V| proto::VectorOutput {
@@ -329,22 +344,28 @@ pub(super) fn vectors_out(dense: NamedVectors, sparse: Option<SparseVectors>) ->
     };
     let one = |data: Vec<f32>| out(V::Dense(proto::DenseVector { data }));
     let sparse = sparse.unwrap_or_default();
-    let options = if sparse.is_empty() && dense.len() == 1 && dense.contains_key(DEFAULT_VECTOR) {
-        VectorsOptions::Vector(one(dense.into_values().next().unwrap_or_default()))
-    } else {
-        let mut vectors: HashMap<String, proto::VectorOutput> =
-            dense.into_iter().map(|(k, d)| (k, one(d))).collect();
-        vectors.extend(sparse.into_iter().map(|(k, s)| {
-            (
-                k,
-                out(V::Sparse(proto::SparseVector {
-                    values: s.values().to_vec(),
-                    indices: s.indices().to_vec(),
-                })),
-            )
-        }));
-        VectorsOptions::Vectors(proto::NamedVectorsOutput { vectors })
-    };
+    let multi = multi.unwrap_or_default();
+    let options =
+        if sparse.is_empty() && multi.is_empty() && dense.len() == 1 && dense.contains_key(DEFAULT_VECTOR) {
+            VectorsOptions::Vector(one(dense.into_values().next().unwrap_or_default()))
+        } else {
+            let mut vectors: HashMap<String, proto::VectorOutput> =
+                dense.into_iter().map(|(k, d)| (k, one(d))).collect();
+            vectors.extend(multi.into_iter().map(|(k, m)| {
+                let rows = m.into_iter().map(|data| proto::DenseVector { data }).collect();
+                (k, out(V::MultiDense(proto::MultiDenseVector { vectors: rows })))
+            }));
+            vectors.extend(sparse.into_iter().map(|(k, s)| {
+                (
+                    k,
+                    out(V::Sparse(proto::SparseVector {
+                        values: s.values().to_vec(),
+                        indices: s.indices().to_vec(),
+                    })),
+                )
+            }));
+            VectorsOptions::Vectors(proto::NamedVectorsOutput { vectors })
+        };
     proto::VectorsOutput { vectors_options: Some(options) }
 }
 
@@ -394,7 +415,7 @@ pub(super) fn scored(p: ScoredPoint) -> proto::ScoredPoint {
         payload: payload_out(p.payload),
         score: p.score,
         version: 0,
-        vectors: p.vectors.map(|v| vectors_out(v, p.sparse)),
+        vectors: p.vectors.map(|v| vectors_out(v, p.sparse, p.multi)),
         shard_key: None,
         order_value: p.order_value.map(order_value_out),
     }
@@ -404,7 +425,7 @@ pub(super) fn retrieved(r: braid::Record) -> proto::RetrievedPoint {
     proto::RetrievedPoint {
         id: Some(id_out(r.id)),
         payload: payload_out(r.payload),
-        vectors: r.vectors.map(|v| vectors_out(v, r.sparse)),
+        vectors: r.vectors.map(|v| vectors_out(v, r.sparse, r.multi)),
         shard_key: None,
         order_value: r.order_value.map(order_value_out),
     }
@@ -531,7 +552,9 @@ pub(super) fn query(q: Option<&proto::Query>) -> Result<Option<Query>, Status> {
                 Some(V::Sparse(s)) => Ok(Some(Query::Sparse(sparse_in(s, "`query.nearest`")?))),
                 Some(V::Document(d)) => Ok(Some(Query::Document(document_in(d)))),
                 Some(V::Id(id)) => Ok(Some(Query::Point(point_id(Some(id))?))),
-                Some(V::MultiDense(_)) => Err(bad("multivector queries are not served yet")),
+                Some(V::MultiDense(m)) => {
+                    Ok(Some(Query::Multi(m.vectors.iter().map(|d| d.data.clone()).collect())))
+                }
                 Some(V::Image(_)) | Some(V::Object(_)) => {
                     Err(bad("images and inference objects are not served (only bm25 text documents)"))
                 }
@@ -968,7 +991,18 @@ pub(super) fn space_in(p: &proto::VectorParams) -> SpaceSpec {
         distance,
         hnsw: hnsw_in(p.hnsw_config.as_ref()),
         quantization: quantization_in(p.quantization_config.as_ref()),
+        multivector: p.multivector_config.is_some(),
     }
+}
+
+/// A multivector space in collection info: no graph (`m: 0`), searched exactly.
+pub(super) fn multi_params_out(p: &braid::MultiVectorParams) -> proto::VectorParams {
+    let mut out = params_out(&VectorParams::new(p.size, p.distance));
+    out.hnsw_config = Some(proto::HnswConfigDiff { m: Some(0), ..Default::default() });
+    out.quantization_config = None;
+    out.multivector_config =
+        Some(proto::MultiVectorConfig { comparator: proto::MultiVectorComparator::MaxSim as i32 });
+    out
 }
 
 pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
@@ -1128,7 +1162,6 @@ impl Unserved for proto::VectorParams {
             first(&[
                 ("on_disk", self.on_disk == Some(true)),
                 ("datatype", self.datatype.is_some_and(|d| !f32_or_default(d))),
-                ("multivector_config", self.multivector_config.is_some()),
                 ("memory", self.memory.is_some()),
             ])
         })
@@ -1228,6 +1261,20 @@ impl Unserved for proto::UpdatePointVectors {
 }
 
 /// Messages whose only unserved field is `shard_key_selector`.
+/// Query-shaped messages whose unserved fields are `shard_key_selector` and those of
+/// their `params`.
+macro_rules! shard_key_and_params {
+    ($($message:ident),*) => {$(
+        impl Unserved for proto::$message {
+            fn unserved(&self) -> Option<&'static str> {
+                first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+                    .or_else(|| inner(self.params.as_ref()))
+            }
+        }
+    )*};
+}
+shard_key_and_params!(RecommendPoints, DiscoverPoints, SearchPointGroups, RecommendPointGroups);
+
 macro_rules! only_shard_key {
     ($($message:ident),*) => {$(
         impl Unserved for proto::$message {
@@ -1238,6 +1285,7 @@ macro_rules! only_shard_key {
     )*};
 }
 only_shard_key!(
+    SearchMatrixPoints,
     DeletePoints,
     GetPoints,
     DeletePointVectors,
@@ -1314,45 +1362,11 @@ impl Unserved for proto::QueryPoints {
     }
 }
 
-impl Unserved for proto::RecommendPoints {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-    }
-}
-
-impl Unserved for proto::DiscoverPoints {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-    }
-}
-
-impl Unserved for proto::SearchMatrixPoints {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-    }
-}
-
 impl Unserved for proto::QueryPointGroups {
     fn unserved(&self) -> Option<&'static str> {
         first(&[("shard_key_selector", self.shard_key_selector.is_some())])
             .or_else(|| inner(self.params.as_ref()))
             .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
-    }
-}
-
-impl Unserved for proto::SearchPointGroups {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-    }
-}
-
-impl Unserved for proto::RecommendPointGroups {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
     }
 }
 
@@ -1507,8 +1521,11 @@ mod tests {
             (Box::new(space(proto::VectorParams { datatype: Some(3), ..Default::default() })), "datatype"),
             (Box::new(space(proto::VectorParams { datatype: Some(1), ..Default::default() })), "(served)"),
             (
-                Box::new(space(proto::VectorParams { multivector_config: bytes(), ..Default::default() })),
-                "multivector_config",
+                Box::new(space(proto::VectorParams {
+                    multivector_config: Some(proto::MultiVectorConfig::default()),
+                    ..Default::default()
+                })),
+                "(served)",
             ),
             (Box::new(space(proto::VectorParams { memory: Some(1), ..Default::default() })), "memory"),
             (

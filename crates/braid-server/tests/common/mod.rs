@@ -64,6 +64,27 @@ pub(crate) fn query_vectors(seed: u64) -> (Vec<f32>, Vec<f32>) {
     (rng.vector(TEXT), rng.vector(IMAGE))
 }
 
+/// The official Rust client on the running server's gRPC port.
+#[allow(dead_code)] // not every test binary speaks gRPC
+pub(crate) fn grpc_client(running: &Running) -> qdrant_client::Qdrant {
+    qdrant_client::Qdrant::from_url(&format!("http://{}", running.server.grpc_addr()))
+        .skip_compatibility_check()
+        .build()
+        .expect("a gRPC client")
+}
+
+/// A server holding the 300 products of [`products`] in collection `p`, and a REST
+/// client on it.
+#[allow(dead_code)]
+pub(crate) async fn serve_products() -> (Running, Rest) {
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    rest.put("/collections/p", config_json()).await;
+    let points = serde_json::json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    (running, rest)
+}
+
 /// A REST client on the running server.
 pub(crate) struct Rest {
     client: reqwest::Client,
