@@ -946,37 +946,27 @@ impl Collection {
         with_payload: &WithPayload,
         with_vectors: &WithVectors,
     ) -> Record {
-        let vectors = match with_vectors {
-            WithVectors::None => None,
-            WithVectors::All => Some(segment.vectors_at(offset)),
-            WithVectors::Names(names) => {
-                let mut v = segment.vectors_at(offset);
-                v.retain(|k, _| names.contains(k));
-                Some(v)
+        // The named vectors of one kind the selector asks for; sparse vectors and
+        // multivectors come back beside the dense ones in collections that have them.
+        fn chosen<T>(
+            with: &WithVectors,
+            has: bool,
+            all: impl FnOnce() -> BTreeMap<String, T>,
+        ) -> Option<BTreeMap<String, T>> {
+            match with {
+                _ if !has => None,
+                WithVectors::None => None,
+                WithVectors::All => Some(all()),
+                WithVectors::Names(names) => {
+                    let mut v = all();
+                    v.retain(|k, _| names.contains(k));
+                    Some(v)
+                }
             }
-        };
-        // Sparse vectors come back beside the dense ones in collections that have
-        // sparse spaces.
-        let sparse = match with_vectors {
-            _ if segment.sparse_spaces().is_empty() => None,
-            WithVectors::None => None,
-            WithVectors::All => Some(segment.sparse_at(offset)),
-            WithVectors::Names(names) => {
-                let mut v = segment.sparse_at(offset);
-                v.retain(|k, _| names.contains(k));
-                Some(v)
-            }
-        };
-        let multi = match with_vectors {
-            _ if segment.multi_spaces().is_empty() => None,
-            WithVectors::None => None,
-            WithVectors::All => Some(segment.multi_at(offset)),
-            WithVectors::Names(names) => {
-                let mut v = segment.multi_at(offset);
-                v.retain(|k, _| names.contains(k));
-                Some(v)
-            }
-        };
+        }
+        let vectors = chosen(with_vectors, true, || segment.vectors_at(offset));
+        let sparse = chosen(with_vectors, !segment.sparse_spaces().is_empty(), || segment.sparse_at(offset));
+        let multi = chosen(with_vectors, !segment.multi_spaces().is_empty(), || segment.multi_at(offset));
         // Copy the payload only when it was asked for.
         let payload = match with_payload {
             WithPayload::None => None,
