@@ -43,7 +43,7 @@ pub use braid_sparse::SparseVector;
 pub use braid_text::Document;
 pub use explore::{Scorer, VectorPair, fast_sigmoid, scaled_fast_sigmoid};
 pub use formula::{Decay, Expression, Formula, Variable};
-pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_MULTI_QUERY, MAX_OFFSET};
+pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_MULTI_QUERY, MAX_OFFSET, resolve_space};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{
     ContextPair, Direction, Example, Fusion, LookupFrom, Mmr, OrderBy, OrderCursor, Prefetch, Query,

@@ -123,7 +123,7 @@ fn check_limit(what: &'static str, got: usize) -> Result<usize, QueryError> {
 }
 
 /// Resolves `using` to a space: the named one, or the unnamed `""` one, or the only one.
-fn resolve_space<S: Searchable + ?Sized>(
+pub fn resolve_space<S: Searchable + ?Sized>(
     segment: &S,
     using: Option<&String>,
 ) -> Result<(String, crate::Space), QueryError> {

@@ -607,21 +607,11 @@ fn search_with(body: &Value, extra: &[&str]) -> Result<QueryPoints, ApiError> {
         }
         _ => return Err(bad("`vector` must be a list or {\"name\", \"vector\"}")),
     };
-    let request = QueryRequest {
-        query: Some(query),
-        using: Some(using),
-        filter: filter(o.get("filter"))?,
-        params: params(o)?,
-        limit: usize_field(o, "limit")?.unwrap_or(10),
-        offset: usize_field(o, "offset")?.unwrap_or(0),
-        score_threshold: f32_field(o, "score_threshold")?,
-        ..QueryRequest::default()
-    };
-    Ok(QueryPoints {
-        request,
-        with_payload: with_payload(o.get("with_payload"), false)?,
-        with_vectors: with_vectors(o)?,
-    })
+    // The rest reads as the older calls' bodies do (a search has no `using` or
+    // `lookup_from` field: the vector names its space).
+    let mut points = explore_points(o, query)?;
+    points.request.using = Some(using);
+    Ok(points)
 }
 
 /// The parts the older `recommend` and `discover` bodies share with a search.

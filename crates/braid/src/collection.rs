@@ -407,13 +407,7 @@ impl Collection {
     fn lookup_vector(&self, using: Option<&str>, id: PointId) -> Result<Vec<f32>, Error> {
         use braid_query::Searchable;
         let segment = self.read();
-        let names = segment.space_names();
-        let space = match using {
-            Some(name) => name.to_string(),
-            None if segment.space("").is_some() => String::new(),
-            None if names.len() == 1 => names[0].clone(),
-            None => return Err(braid_query::QueryError::MissingUsing { available: names }.into()),
-        };
+        let (space, _) = braid_query::resolve_space(&*segment, using.map(str::to_string).as_ref())?;
         Ok(segment.vector_of(&space, id)?)
     }
 

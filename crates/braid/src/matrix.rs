@@ -91,16 +91,7 @@ impl Collection {
             .into());
         }
         let segment = self.read();
-        let names = segment.space_names();
-        let space = match &request.using {
-            Some(name) => name.clone(),
-            None if segment.space("").is_some() => String::new(),
-            None if names.len() == 1 => names[0].clone(),
-            None => return Err(braid_query::QueryError::MissingUsing { available: names }.into()),
-        };
-        let info = segment
-            .space(&space)
-            .ok_or_else(|| Error::UnknownVector { name: space.clone(), available: names.clone() })?;
+        let (space, info) = braid_query::resolve_space(&*segment, request.using.as_ref())?;
         let with_vector = Filter::must([Condition::has_vector(space.clone())]);
         let filter = match &request.filter {
             Some(f) => f.clone().and(with_vector),

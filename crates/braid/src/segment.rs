@@ -870,6 +870,13 @@ pub(crate) struct Leaf<'s> {
     estimate: Cardinality,
 }
 
+impl Leaf<'_> {
+    /// The leaf's filter as the graph takes it.
+    fn filter(&self) -> Option<&dyn OffsetFilter> {
+        self.restricted.as_ref().map(|r| r as &dyn OffsetFilter)
+    }
+}
+
 /// A graph failure while searching, for the planner (the facade reports it as
 /// `Error::Internal`: a damaged index or a bug, not the request).
 fn search_failed(e: braid_hnsw::HnswError) -> QueryError {
@@ -1001,7 +1008,7 @@ impl Searchable for Segment {
         ef: usize,
         path: SearchPath,
     ) -> Result<Vec<Hit>, QueryError> {
-        let filter: Option<&dyn OffsetFilter> = leaf.restricted.as_ref().map(|r| r as &dyn OffsetFilter);
+        let filter = leaf.filter();
         let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
         let found = match (path, &leaf.data.codes) {
             (SearchPath::Exact, _) | (SearchPath::Scan, None) => {
@@ -1035,7 +1042,7 @@ impl Searchable for Segment {
         ef: usize,
         path: SearchPath,
     ) -> Result<Vec<Hit>, QueryError> {
-        let filter: Option<&dyn OffsetFilter> = leaf.restricted.as_ref().map(|r| r as &dyn OffsetFilter);
+        let filter = leaf.filter();
         let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
         let kernel = Kernel::new(leaf.data.params.distance);
         let score = |v: &[f32]| scorer.score(|e| kernel.similarity(e, v));
