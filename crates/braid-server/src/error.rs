@@ -81,7 +81,9 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let kind = match &e {
-            Error::CollectionNotFound { .. } | Error::PointNotFound { .. } => ErrorKind::NotFound,
+            Error::CollectionNotFound { .. } | Error::PointNotFound { .. } | Error::AliasNotFound { .. } => {
+                ErrorKind::NotFound
+            }
             Error::CollectionConflict { .. } => ErrorKind::Conflict,
             Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }) => {
                 ErrorKind::StorageFull
@@ -90,6 +92,7 @@ impl From<Error> for ApiError {
             // Refusals of what the request asked: its input, not the server, is wrong.
             Error::InvalidConfig { .. }
             | Error::InvalidName { .. }
+            | Error::NameTaken { .. }
             | Error::UnknownVector { .. }
             | Error::Vector { .. }
             | Error::WrongKind { .. }

@@ -14,6 +14,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admin;
 mod config;
 mod conn;
 mod convert;

@@ -74,7 +74,12 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/batch", post(batch_update));
     let api = Router::new()
         .route("/collections", get(list_collections))
-        .route("/collections/{name}", get(collection_info).put(create_collection).delete(delete_collection))
+        .route("/collections/{name}/aliases", get(collection_aliases))
+        .route("/aliases", get(list_aliases))
+        .route(
+            "/collections/{name}",
+            get(collection_info).put(create_collection).delete(delete_collection).post(update_aliases),
+        )
         .route("/collections/{name}/exists", get(collection_exists))
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
@@ -374,8 +379,36 @@ async fn create_collection(call: Call) -> Response {
     .await
 }
 
-async fn delete_collection(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    run(move || Ok(json!(s.db.delete_collection(&name)?))).await
+async fn delete_collection(call: Call) -> Response {
+    run(move || Ok(json!(call.state.db.delete_collection(&call.name)?))).await
+}
+
+/// `POST /collections/aliases`. It shares its route with `/collections/{name}` so that
+/// a collection named `aliases` stays reachable by GET, PUT and DELETE.
+async fn update_aliases(call: Call) -> Response {
+    if call.name != "aliases" {
+        let uri = format!("/collections/{}", call.name).parse().unwrap_or_default();
+        return method_not_allowed(axum::http::Method::POST, uri).await;
+    }
+    run(move || {
+        let actions = crate::admin::alias_actions(&call.body?)?;
+        call.state.db.update_aliases(&actions)?;
+        Ok(json!(true))
+    })
+    .await
+}
+
+async fn collection_aliases(call: Call) -> Response {
+    run(move || {
+        let name = &call.name;
+        let aliases = call.state.db.collection_aliases(name)?;
+        Ok(crate::admin::aliases_json(aliases.into_iter().map(|a| (a, name.clone()))))
+    })
+    .await
+}
+
+async fn list_aliases(State(s): State<AppState>) -> Response {
+    run(move || Ok(crate::admin::aliases_json(s.db.aliases()))).await
 }
 
 async fn create_index(call: Call) -> Response {

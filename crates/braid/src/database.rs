@@ -35,6 +35,9 @@ struct DbManifest {
     collections: BTreeMap<String, String>,
     /// The number of the next collection directory (never reused).
     next: u64,
+    /// Alias → the collection it names (manifests written before aliases read as none).
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
 }
 
 struct Disk {
@@ -74,7 +77,57 @@ impl Disk {
 #[derive(Default)]
 struct Catalog {
     collections: BTreeMap<String, Collection>,
+    /// Alias → collection name; every target is in `collections`, no alias is a
+    /// collection's name.
+    aliases: BTreeMap<String, String>,
     disk: Option<Disk>,
+}
+
+impl Catalog {
+    /// The collection `name` names, directly or through an alias.
+    fn resolve(&self, name: &str) -> Option<&Collection> {
+        self.collections.get(name).or_else(|| self.aliases.get(name).and_then(|c| self.collections.get(c)))
+    }
+
+    /// Makes `aliases` the alias table: on disk, the manifest is rewritten (synced)
+    /// first, and a failure leaves both the file and the table as they were.
+    fn set_aliases(&mut self, aliases: BTreeMap<String, String>) -> Result<(), Error> {
+        if let Some(disk) = self.disk.as_mut() {
+            let old = std::mem::replace(&mut disk.manifest.aliases, aliases.clone());
+            if let Err(e) = disk.save() {
+                disk.manifest.aliases = old;
+                return Err(e.into());
+            }
+        }
+        self.aliases = aliases;
+        Ok(())
+    }
+}
+
+/// One change to the alias table; [`Database::update_aliases`] applies a list of them
+/// all or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AliasOp {
+    /// Points `alias` at `collection` (which must be a collection, not an alias),
+    /// replacing where it pointed before: the blue/green switch in one step.
+    Create {
+        /// The alias.
+        alias: String,
+        /// The collection it names.
+        collection: String,
+    },
+    /// Removes `alias`; one that does not exist is no error (as in Qdrant).
+    Delete {
+        /// The alias.
+        alias: String,
+    },
+    /// Renames alias `from` to `to` (an alias `to` is replaced); `from` must exist.
+    Rename {
+        /// The alias now.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
 }
 
 /// A Braid database. `Send + Sync`; clone the handle to share it.
@@ -130,7 +183,7 @@ fn spawn_optimizer(
 /// How a collection finds another by name, without keeping the catalog alive.
 fn finder(catalog: &Arc<RwLock<Catalog>>) -> crate::collection::Finder {
     let weak = Arc::downgrade(catalog);
-    Arc::new(move |name: &str| weak.upgrade().and_then(|c| c.read().collections.get(name).cloned()))
+    Arc::new(move |name: &str| weak.upgrade().and_then(|c| c.read().resolve(name).cloned()))
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
@@ -192,7 +245,16 @@ impl Database {
                 braid_storage::fault::remove_dir_all(&entry.path()).at(&entry.path())?;
             }
         }
-        let catalog = Arc::new(RwLock::new(Catalog { collections, disk: Some(disk) }));
+        // An alias whose collection is gone (a crash between the two rewrites cannot
+        // cause one, but a hand-edited manifest can) is dropped rather than kept dangling.
+        let aliases = disk
+            .manifest
+            .aliases
+            .iter()
+            .filter(|(_, c)| collections.contains_key(*c))
+            .map(|(a, c)| (a.clone(), c.clone()))
+            .collect();
+        let catalog = Arc::new(RwLock::new(Catalog { collections, aliases, disk: Some(disk) }));
         for c in catalog.read().collections.values() {
             c.set_finder(finder(&catalog));
         }
@@ -249,6 +311,9 @@ impl Database {
         if catalog.collections.contains_key(name) {
             return Err(Error::CollectionConflict { name: name.to_string() });
         }
+        if catalog.aliases.contains_key(name) {
+            return Err(Error::NameTaken { name: name.to_string(), what: "an alias" });
+        }
         Self::create_in(&mut catalog, name, config).map(|c| self.adopt(c))
     }
 
@@ -266,22 +331,80 @@ impl Database {
                 Err(Error::CollectionConflict { name: name.to_string() })
             };
         }
+        if catalog.aliases.contains_key(name) {
+            return Err(Error::NameTaken { name: name.to_string(), what: "an alias" });
+        }
         Self::create_in(&mut catalog, name, config).map(|c| self.adopt(c))
     }
 
-    /// The collection `name`.
+    /// The collection `name`, or the one the alias `name` points at.
     pub fn collection(&self, name: &str) -> Result<Collection, Error> {
         self.catalog
             .read()
-            .collections
-            .get(name)
+            .resolve(name)
             .cloned()
             .ok_or_else(|| Error::CollectionNotFound { name: name.to_string() })
     }
 
-    /// Does `name` exist?
+    /// Does `name` name a collection, directly or as an alias?
     pub fn collection_exists(&self, name: &str) -> bool {
-        self.catalog.read().collections.contains_key(name)
+        self.catalog.read().resolve(name).is_some()
+    }
+
+    /// Applies `ops` in order, all or none: the first that fails (an alias on a
+    /// missing collection or on an alias, an alias named as a collection, renaming a
+    /// missing alias, an invalid name) leaves the table as it was. On disk the change
+    /// is durable when this returns. A query resolving a name meanwhile sees the table
+    /// before or after, never between.
+    pub fn update_aliases(&self, ops: &[AliasOp]) -> Result<(), Error> {
+        let mut catalog = self.catalog.write();
+        let mut aliases = catalog.aliases.clone();
+        let free = |name: &str| {
+            check_name(name)?;
+            if catalog.collections.contains_key(name) {
+                return Err(Error::NameTaken { name: name.to_string(), what: "a collection" });
+            }
+            Ok(())
+        };
+        for op in ops {
+            match op {
+                AliasOp::Create { alias, collection } => {
+                    free(alias)?;
+                    if !catalog.collections.contains_key(collection) {
+                        return Err(Error::CollectionNotFound { name: collection.clone() });
+                    }
+                    aliases.insert(alias.clone(), collection.clone());
+                }
+                AliasOp::Delete { alias } => {
+                    aliases.remove(alias);
+                }
+                AliasOp::Rename { from, to } => {
+                    free(to)?;
+                    let target =
+                        aliases.remove(from).ok_or_else(|| Error::AliasNotFound { name: from.clone() })?;
+                    aliases.insert(to.clone(), target);
+                }
+            }
+        }
+        if aliases != catalog.aliases {
+            catalog.set_aliases(aliases)?;
+        }
+        Ok(())
+    }
+
+    /// Every alias and the collection it names, sorted by alias.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.catalog.read().aliases.iter().map(|(a, c)| (a.clone(), c.clone())).collect()
+    }
+
+    /// The aliases of collection `name` (a collection's own name, not an alias),
+    /// sorted; [`Error::CollectionNotFound`] if there is no such collection.
+    pub fn collection_aliases(&self, name: &str) -> Result<Vec<String>, Error> {
+        let catalog = self.catalog.read();
+        if !catalog.collections.contains_key(name) {
+            return Err(Error::CollectionNotFound { name: name.to_string() });
+        }
+        Ok(catalog.aliases.iter().filter(|(_, c)| *c == name).map(|(a, _)| a.clone()).collect())
     }
 
     /// Every collection name, sorted.
@@ -303,14 +426,24 @@ impl Database {
                 return Ok(false);
             }
             let mut dir = None;
+            // Its aliases go with it, in the same manifest rewrite.
+            let aliases: BTreeMap<String, String> = catalog
+                .aliases
+                .iter()
+                .filter(|(_, c)| *c != name)
+                .map(|(a, c)| (a.clone(), c.clone()))
+                .collect();
             if let Some(disk) = catalog.disk.as_mut() {
                 let Some(sub) = disk.manifest.collections.remove(name) else { return Ok(false) };
+                let old_aliases = std::mem::replace(&mut disk.manifest.aliases, aliases.clone());
                 if let Err(e) = disk.save() {
                     disk.manifest.collections.insert(name.to_string(), sub);
+                    disk.manifest.aliases = old_aliases;
                     return Err(e.into());
                 }
                 dir = Some(disk.dir.join(&sub));
             }
+            catalog.aliases = aliases;
             (catalog.collections.remove(name), dir)
         };
         if let Some(c) = collection {

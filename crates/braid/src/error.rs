@@ -19,6 +19,21 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// No alias of that name (renaming one that does not exist).
+    #[error("Alias `{name}` does not exist")]
+    AliasNotFound {
+        /// The name.
+        name: String,
+    },
+    /// A name that an alias or a collection already holds: aliases and collections
+    /// share one namespace.
+    #[error("`{name}` is already {what}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// `a collection` or `an alias`.
+        what: &'static str,
+    },
     /// A collection configuration that cannot work.
     #[error("invalid collection configuration: {why}")]
     InvalidConfig {

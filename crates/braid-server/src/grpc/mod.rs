@@ -201,6 +201,62 @@ impl Collections for Service {
         }))
     }
 
+    async fn update_aliases(
+        &self,
+        r: Request<proto::ChangeAliases>,
+    ) -> Reply<proto::CollectionOperationResponse> {
+        use proto::alias_operations::Action;
+        let (db, started) = (self.0.db.clone(), Instant::now());
+        // `timeout` bounds the wait for the change to commit; a change here commits
+        // before the call returns, so there is nothing to wait for.
+        let ops = r
+            .into_inner()
+            .actions
+            .into_iter()
+            .map(|a| match a.action {
+                Some(Action::CreateAlias(c)) => {
+                    Ok(braid::AliasOp::Create { alias: c.alias_name, collection: c.collection_name })
+                }
+                Some(Action::DeleteAlias(d)) => Ok(braid::AliasOp::Delete { alias: d.alias_name }),
+                Some(Action::RenameAlias(r)) => {
+                    Ok(braid::AliasOp::Rename { from: r.old_alias_name, to: r.new_alias_name })
+                }
+                None => Err(bad("an alias action needs one of create_alias, rename_alias, delete_alias")),
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        blocking(move || db.update_aliases(&ops).map_err(err)).await?;
+        Ok(Response::new(proto::CollectionOperationResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn list_collection_aliases(
+        &self,
+        r: Request<proto::ListCollectionAliasesRequest>,
+    ) -> Reply<proto::ListAliasesResponse> {
+        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let aliases = blocking(move || {
+            let aliases = db.collection_aliases(&name).map_err(err)?;
+            Ok(aliases
+                .into_iter()
+                .map(|alias_name| proto::AliasDescription { alias_name, collection_name: name.clone() })
+                .collect())
+        })
+        .await?;
+        Ok(Response::new(proto::ListAliasesResponse { aliases, time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn list_aliases(&self, _: Request<proto::ListAliasesRequest>) -> Reply<proto::ListAliasesResponse> {
+        let (db, started) = (self.0.db.clone(), Instant::now());
+        let aliases = blocking(move || Ok(db.aliases()))
+            .await?
+            .into_iter()
+            .map(|(alias_name, collection_name)| proto::AliasDescription { alias_name, collection_name })
+            .collect();
+        Ok(Response::new(proto::ListAliasesResponse { aliases, time: started.elapsed().as_secs_f64() }))
+    }
+
     async fn collection_exists(
         &self,
         r: Request<proto::CollectionExistsRequest>,
