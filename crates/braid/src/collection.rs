@@ -1,6 +1,7 @@
 //! A collection: the handle users search and write through.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use crate::ops::{Op, Prepared};
 use crate::point::{PointStruct, PointVectors, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
 use crate::store::Store;
+use braid_storage::IoContext;
 use braid_storage::wal::WalSyncer;
 
 /// The most points one upsert, get or delete call may carry.
@@ -787,6 +789,28 @@ impl Collection {
             let exists = segment.payloads().indexes().any(|(k, _)| k.to_string() == key);
             Ok((exists.then(|| Op::DropIndex { key: key.to_string() }), exists))
         })
+    }
+
+    /// Writes a checkpoint and links its files into `into` (an empty directory on the
+    /// same file system), returning each file's name and the bytes of it that belong
+    /// to the checkpoint. Writers wait for the checkpoint and the links only: the
+    /// files named are never rewritten (vector files only grow past those bytes), and
+    /// the links keep them readable after a later checkpoint or compaction removes
+    /// them. [`Error::NotOnDisk`] for a collection in memory.
+    pub(crate) fn stage_checkpoint(&self, into: &Path) -> Result<Vec<(String, u64)>, Error> {
+        let mut store = self.inner.writer.lock();
+        let Some(store) = store.as_mut() else {
+            return Err(Error::NotOnDisk { what: "a snapshot" });
+        };
+        self.checkpoint(store)?;
+        let files = store.checkpoint_files();
+        for (name, _) in &files {
+            let (from, to) = (store.dir().join(name), into.join(name));
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).at(&to)?;
+            }
+        }
+        Ok(files)
     }
 
     /// Stops persisting: the collection was deleted from its database.

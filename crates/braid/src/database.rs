@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::collection::{Collection, WeakCollection};
 use crate::config::CollectionConfig;
+use crate::snapshot::{self, SnapshotDescription, SnapshotKind, Staged};
 use crate::store::{StorageOptions, Store};
 
 const MANIFEST: &str = "MANIFEST";
@@ -186,14 +187,18 @@ fn finder(catalog: &Arc<RwLock<Catalog>>) -> crate::collection::Finder {
     Arc::new(move |name: &str| weak.upgrade().and_then(|c| c.read().resolve(name).cloned()))
 }
 
-fn check_name(name: &str) -> Result<(), Error> {
+/// Is `name` a valid collection (or alias) name?
+pub(crate) fn valid_name(name: &str) -> bool {
     // `.` and `..` are path segments, not names: a URL or a file path with one in it
     // means something else.
-    let ok = !name.is_empty()
+    !name.is_empty()
         && name.len() <= 255
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        && !name.chars().all(|c| c == '.');
-    if ok { Ok(()) } else { Err(Error::InvalidName { name: name.to_string() }) }
+        && !name.chars().all(|c| c == '.')
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    if valid_name(name) { Ok(()) } else { Err(Error::InvalidName { name: name.to_string() }) }
 }
 
 impl Database {
@@ -454,6 +459,239 @@ impl Database {
             let _ = braid_storage::fault::remove_dir_all(&dir);
         }
         Ok(true)
+    }
+
+    /// Writes a snapshot of collection `name` (or of the one alias `name` names) into
+    /// directory `dir` as `<collection>-<UTC time>.snapshot`, and returns its
+    /// description. The collection is checkpointed and its files linked aside under
+    /// its writer lock (writers wait for that much only); the file is written after,
+    /// while writes go on. [`Error::NotOnDisk`] for a database in memory.
+    pub fn snapshot_collection(&self, name: &str, dir: &Path) -> Result<SnapshotDescription, Error> {
+        let collection = self.collection(name)?;
+        let file = snapshot::fresh_name(dir, collection.name());
+        self.write_snapshot(dir, &file, SnapshotKind::Collection, &[collection], BTreeMap::new())
+    }
+
+    /// Writes a snapshot of every collection and the aliases into `dir` as
+    /// `full-snapshot-<UTC time>.snapshot`. Each collection is consistent at its own
+    /// checkpoint, taken one after the other (as Qdrant's full snapshots are).
+    pub fn snapshot(&self, dir: &Path) -> Result<SnapshotDescription, Error> {
+        let (collections, aliases) = {
+            let catalog = self.catalog.read();
+            (catalog.collections.values().cloned().collect::<Vec<_>>(), catalog.aliases.clone())
+        };
+        let file = snapshot::fresh_name(dir, "full-snapshot");
+        self.write_snapshot(dir, &file, SnapshotKind::Database, &collections, aliases)
+    }
+
+    fn write_snapshot(
+        &self,
+        dir: &Path,
+        file: &str,
+        kind: SnapshotKind,
+        collections: &[Collection],
+        aliases: BTreeMap<String, String>,
+    ) -> Result<SnapshotDescription, Error> {
+        // The staging directory is named like a collection's so that a crash leaves
+        // nothing behind: the next open removes `c-` directories the manifest does not name.
+        let stage = {
+            let mut catalog = self.catalog.write();
+            let disk = catalog.disk.as_mut().ok_or(Error::NotOnDisk { what: "a snapshot" })?;
+            disk.manifest.next += 1;
+            disk.dir.join(format!("c-{:06}-snapshot", disk.manifest.next - 1))
+        };
+        let result = (|| {
+            let mut staged = Vec::new();
+            for c in collections {
+                let into = stage.join(c.name());
+                std::fs::create_dir_all(&into).at(&into)?;
+                let files = c.stage_checkpoint(&into)?;
+                staged.push(Staged { name: c.name().to_string(), dir: into, files });
+            }
+            snapshot::write(dir, file, kind, &staged, aliases)
+        })();
+        let _ = braid_storage::fault::remove_dir_all(&stage);
+        result
+    }
+
+    /// Replaces collection `name` (or creates it) with the one in the collection
+    /// snapshot at `file`, checked first against `checksum` (SHA-256, hex) when given.
+    /// A damaged, truncated or foreign snapshot is [`Error::Snapshot`] and changes
+    /// nothing; otherwise the restored collection is opened (every file checked)
+    /// before the old one is swapped out, durably. Handles to the old collection held
+    /// elsewhere keep reading it, detached, as after a delete.
+    pub fn recover_collection(
+        &self,
+        name: &str,
+        file: &Path,
+        checksum: Option<&str>,
+    ) -> Result<Collection, Error> {
+        check_name(name)?;
+        if self.catalog.read().aliases.contains_key(name) {
+            return Err(Error::NameTaken { name: name.to_string(), what: "an alias" });
+        }
+        let unpacked = self.unpack(file, checksum)?;
+        if unpacked.0 != SnapshotKind::Collection {
+            self.discard(&unpacked.1);
+            return Err(Error::Snapshot {
+                name: file.display().to_string(),
+                why: "a database snapshot; restore it with Database::restore".into(),
+            });
+        }
+        let dir = unpacked.1.into_values().next().expect("one collection, checked by unpack");
+        let mut installed = self.install(vec![(name.to_string(), dir)], None)?;
+        Ok(installed.remove(0))
+    }
+
+    /// Restores the database snapshot at `file`: every collection in it replaces the
+    /// one of the same name (or is created), and its aliases are set; collections
+    /// the snapshot does not hold are left alone. All or nothing, as
+    /// [`Database::recover_collection`]. Returns the collections restored.
+    pub fn restore(&self, file: &Path, checksum: Option<&str>) -> Result<Vec<String>, Error> {
+        let (kind, dirs, aliases) = self.unpack(file, checksum)?;
+        if kind != SnapshotKind::Database {
+            self.discard(&dirs);
+            return Err(Error::Snapshot {
+                name: file.display().to_string(),
+                why: "a collection snapshot; recover it with Database::recover_collection".into(),
+            });
+        }
+        let names: Vec<String> = dirs.keys().cloned().collect();
+        self.install(dirs.into_iter().collect(), Some(aliases))?;
+        Ok(names)
+    }
+
+    fn discard(&self, dirs: &BTreeMap<String, PathBuf>) {
+        for dir in dirs.values() {
+            let _ = braid_storage::fault::remove_dir_all(dir);
+        }
+    }
+
+    /// Unpacks a snapshot into fresh collection directories of this database.
+    #[allow(clippy::type_complexity)]
+    fn unpack(
+        &self,
+        file: &Path,
+        checksum: Option<&str>,
+    ) -> Result<(SnapshotKind, BTreeMap<String, PathBuf>, BTreeMap<String, String>), Error> {
+        let base = self.path().ok_or(Error::NotOnDisk { what: "restoring a snapshot" })?;
+        let (dirs, result) = snapshot::unpack(file, checksum, |_| {
+            let mut catalog = self.catalog.write();
+            let disk = catalog.disk.as_mut().ok_or(Error::NotOnDisk { what: "restoring a snapshot" })?;
+            let dir = base.join(format!("c-{:06}", disk.manifest.next));
+            disk.manifest.next += 1;
+            std::fs::create_dir(&dir).at(&dir)?;
+            Ok(dir)
+        });
+        match result {
+            Ok(u) => Ok((u.kind, u.collections, u.aliases)),
+            Err(e) => {
+                for dir in dirs {
+                    let _ = braid_storage::fault::remove_dir_all(&dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens each restored directory as collection `name` and swaps them all in with
+    /// one manifest rewrite (with `aliases` added, for a database restore). Any failure
+    /// removes the restored directories and leaves the database as it was.
+    fn install(
+        &self,
+        restored: Vec<(String, PathBuf)>,
+        aliases: Option<BTreeMap<String, String>>,
+    ) -> Result<Vec<Collection>, Error> {
+        let (lock, options) = {
+            let catalog = self.catalog.read();
+            let disk = catalog.disk.as_ref().ok_or(Error::NotOnDisk { what: "restoring a snapshot" })?;
+            (disk.lock.clone(), disk.options)
+        };
+        let opened = restored
+            .iter()
+            .map(|(name, dir)| {
+                crate::store::prepare_restored(dir)?;
+                let (store, segment) = Store::open(dir, options, lock.clone())?;
+                Ok(Collection::from_parts(name, segment, Some(store)))
+            })
+            .collect::<Result<Vec<Collection>, Error>>();
+        let swapped = opened.and_then(|opened| self.swap_in(&restored, opened, aliases));
+        if swapped.is_err() {
+            for (_, dir) in &restored {
+                let _ = braid_storage::fault::remove_dir_all(dir);
+            }
+        }
+        swapped
+    }
+
+    fn swap_in(
+        &self,
+        restored: &[(String, PathBuf)],
+        opened: Vec<Collection>,
+        aliases: Option<BTreeMap<String, String>>,
+    ) -> Result<Vec<Collection>, Error> {
+        let (out, old, old_dirs) = self.swap_catalog(restored, opened, aliases)?;
+        // As in a delete: outside the catalog lock, since detaching waits for a
+        // compaction of the old collection to finish.
+        for c in old {
+            c.detach();
+        }
+        for dir in old_dirs {
+            // The manifest no longer names it: if this fails, the next open removes it.
+            let _ = braid_storage::fault::remove_dir_all(&dir);
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn swap_catalog(
+        &self,
+        restored: &[(String, PathBuf)],
+        opened: Vec<Collection>,
+        aliases: Option<BTreeMap<String, String>>,
+    ) -> Result<(Vec<Collection>, Vec<Collection>, Vec<PathBuf>), Error> {
+        let mut catalog = self.catalog.write();
+        let catalog = &mut *catalog;
+        let mut new_aliases = catalog.aliases.clone();
+        for (alias, target) in aliases.unwrap_or_default() {
+            if catalog.collections.contains_key(&alias) || restored.iter().any(|(n, _)| *n == alias) {
+                return Err(Error::NameTaken { name: alias, what: "a collection" });
+            }
+            new_aliases.insert(alias, target);
+        }
+        for (name, _) in restored {
+            if new_aliases.contains_key(name) {
+                return Err(Error::NameTaken { name: name.clone(), what: "an alias" });
+            }
+        }
+        let disk = catalog.disk.as_mut().ok_or(Error::NotOnDisk { what: "restoring a snapshot" })?;
+        let before = disk.manifest.clone();
+        for (name, dir) in restored {
+            let sub = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            disk.manifest.collections.insert(name.clone(), sub);
+        }
+        new_aliases.retain(|_, target| disk.manifest.collections.contains_key(target));
+        disk.manifest.aliases = new_aliases.clone();
+        if let Err(e) = disk.save() {
+            disk.manifest = before;
+            return Err(e.into());
+        }
+        let mut old_dirs = Vec::new();
+        for (name, _) in restored {
+            if let Some(sub) = before.collections.get(name) {
+                old_dirs.push(disk.dir.join(sub));
+            }
+        }
+        let registry = disk.registry.clone();
+        let (mut out, mut old) = (Vec::new(), Vec::new());
+        for c in opened {
+            registry.lock().push(c.downgrade());
+            c.set_finder(finder(&self.catalog));
+            old.extend(catalog.collections.insert(c.name().to_string(), c.clone()));
+            out.push(c);
+        }
+        catalog.aliases = new_aliases;
+        Ok((out, old, old_dirs))
     }
 
     /// Syncs every collection's log (see [`Collection::sync`]); every collection is

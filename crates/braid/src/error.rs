@@ -34,6 +34,21 @@ pub enum Error {
         /// `a collection` or `an alias`.
         what: &'static str,
     },
+    /// Something only a database in a directory can do, asked of one in memory.
+    #[error("{what} needs a database on disk (Database::open), not one in memory")]
+    NotOnDisk {
+        /// What was asked.
+        what: &'static str,
+    },
+    /// A snapshot that cannot be restored: damaged, truncated, not a Braid snapshot,
+    /// or of another kind than asked. Nothing was changed.
+    #[error("snapshot `{name}`: {why}")]
+    Snapshot {
+        /// The snapshot (its file name or location).
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A collection configuration that cannot work.
     #[error("invalid collection configuration: {why}")]
     InvalidConfig {

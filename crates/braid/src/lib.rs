@@ -47,6 +47,7 @@ mod matrix;
 mod ops;
 mod point;
 mod segment;
+pub mod snapshot;
 mod store;
 
 pub use braid_distance as distance;
@@ -82,4 +83,5 @@ pub use point::{
     MultiVector, MultiVectors, NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint,
     SparseVectors, WithPayload, WithVectors,
 };
+pub use snapshot::{SnapshotDescription, SnapshotKind};
 pub use store::{Durability, StorageOptions};

@@ -423,6 +423,30 @@ impl Store {
         Ok(())
     }
 
+    /// The files of the last checkpoint and how many bytes of each belong to it (a
+    /// vector file may have grown past its rows since): what a snapshot copies. The
+    /// log is not among them: a snapshot is taken right after a checkpoint, and its
+    /// restore starts an empty log (`prepare_restored`).
+    pub(crate) fn checkpoint_files(&self) -> Vec<(String, u64)> {
+        let fixed = std::iter::once(MANIFEST)
+            .chain(self.manifest.points.as_deref())
+            .chain(self.manifest.graphs.values().map(String::as_str))
+            .filter_map(|name| {
+                let len = std::fs::metadata(self.dir.join(name)).ok()?.len();
+                Some((name.to_string(), len))
+            });
+        let vectors = self.manifest.vectors.iter().map(|(space, entry)| {
+            let dim = self.manifest.config.vectors.get(space).map_or(0, |p| p.size) as u64;
+            (entry.file.clone(), braid_storage::vectors::VECTORS_HEADER + entry.rows * dim * 4)
+        });
+        fixed.chain(vectors).collect()
+    }
+
+    /// The collection's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes of the live files: counted once per checkpoint (and at open), plus the
     /// log's length, so reading it lists no directory and waits for nothing.
     pub(crate) fn disk_bytes(&self) -> u64 {
@@ -435,6 +459,28 @@ impl Store {
         self.files_bytes =
             names.filter_map(|n| std::fs::metadata(self.dir.join(n)).ok()).map(|md| md.len()).sum();
     }
+}
+
+/// Makes a directory holding a checkpoint's files (a snapshot's, see
+/// [`Store::checkpoint_files`]) ready for [`Store::open`]: creates the empty log its
+/// manifest names. Everything else is checked by the open itself.
+pub(crate) fn prepare_restored(dir: &Path) -> Result<(), Error> {
+    let manifest = read_manifest(dir)?;
+    // A manifest from elsewhere must name plain files of this directory (the data
+    // files present, the log not yet), never a path out of it.
+    let plain = |name: &str| !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']);
+    let bad = |why: String| -> Error { StorageError::corrupt(&dir.join(MANIFEST), 0, why).into() };
+    for name in manifest.data_files() {
+        if !plain(name) || !dir.join(name).is_file() {
+            return Err(bad(format!("the manifest names `{name}`, which the snapshot does not hold")));
+        }
+    }
+    if !plain(&manifest.wal) || dir.join(&manifest.wal).exists() {
+        return Err(bad(format!("the log name `{}` is not a new file name", manifest.wal)));
+    }
+    Wal::create(&dir.join(&manifest.wal))?;
+    document::sync_dir(dir)?;
+    Ok(())
 }
 
 impl Drop for Store {

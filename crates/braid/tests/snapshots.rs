@@ -1,0 +1,211 @@
+//! Snapshots: taken while a writer runs, they hold a prefix of its acknowledged writes
+//! exactly (points, vectors of every kind, payloads, indexes, search answers); a
+//! database snapshot restores every collection and alias; a damaged, truncated or
+//! mismatched snapshot is refused and changes nothing; a recovery survives reopen.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use braid::{
+    AliasOp, Collection, CollectionConfig, Database, Distance, Error, Filter, IndexKind, PointId,
+    PointStruct, SearchRequest, SparseVector, SparseVectorParams, VectorParams, WithPayload, WithVectors,
+    field,
+};
+use braid_testkit::Rng;
+use serde_json::json;
+
+fn config() -> CollectionConfig {
+    CollectionConfig::new()
+        .vector("text", VectorParams::new(16, Distance::Cosine))
+        .vector("image", VectorParams::new(8, Distance::Euclid))
+        .sparse_vector("keywords", SparseVectorParams::default())
+}
+
+const TAGS: [&str; 3] = ["red", "green", "blue"];
+
+fn point(i: u64) -> PointStruct {
+    let mut rng = Rng::new(i + 1);
+    PointStruct::new(i)
+        .vector("text", rng.vector(16))
+        .vector("image", rng.vector(8))
+        .sparse(
+            "keywords",
+            SparseVector::new(vec![(i % 50) as u32, 100 + (i % 7) as u32], vec![1.0, 0.5]).unwrap(),
+        )
+        .payload(json!({"n": i, "tag": TAGS[(i % 3) as usize]}))
+}
+
+/// Every point of `c`, sorted by id, with payload and every vector.
+fn dump(c: &Collection) -> Vec<braid::Record> {
+    let (mut all, mut offset) = (Vec::new(), None);
+    loop {
+        let (page, next) = c.scroll(None, 500, offset, WithPayload::All, WithVectors::All).unwrap();
+        all.extend(page);
+        match next {
+            Some(n) => offset = Some(n),
+            None => return all,
+        }
+    }
+}
+
+fn answers(c: &Collection) -> Vec<Vec<(PointId, u32)>> {
+    let mut rng = Rng::new(99);
+    (0..10)
+        .map(|k| {
+            let mut request = SearchRequest::new("text", rng.vector(16)).limit(10);
+            if k % 2 == 1 {
+                request = request.filter(Filter::must([field("tag").eq("red")]));
+            }
+            c.search(&request).unwrap().into_iter().map(|h| (h.id, h.score.to_bits())).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_taken_while_writing_holds_a_prefix_of_the_writes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let db = Database::open(dir.path().join("db")).unwrap();
+    let c = db.create_collection("docs", config()).unwrap();
+    c.create_payload_index("tag", IndexKind::Keyword).unwrap();
+    c.upsert((0..500).map(point).collect()).unwrap();
+    let written = Arc::new(AtomicU64::new(500));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (c, written, stop) = (c.clone(), written.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let i = written.load(Ordering::Relaxed);
+                c.upsert(vec![point(i)]).unwrap();
+                written.store(i + 1, Ordering::Release);
+            }
+        })
+    };
+    while written.load(Ordering::Acquire) < 700 {
+        std::thread::yield_now();
+    }
+    let before = written.load(Ordering::Acquire);
+    let description = db.snapshot_collection("docs", &snapshots).unwrap();
+    let after = written.load(Ordering::Acquire);
+    stop.store(true, Ordering::Release);
+    writer.join().unwrap();
+    assert!(description.name.starts_with("docs-") && description.name.ends_with(".snapshot"));
+    assert_eq!(description.checksum.as_deref().map(str::len), Some(64));
+    assert_eq!(braid::snapshot::list(&snapshots).unwrap(), vec![description.clone()]);
+
+    let other = Database::open(dir.path().join("other")).unwrap();
+    let restored = other
+        .recover_collection("copy", &snapshots.join(&description.name), description.checksum.as_deref())
+        .unwrap();
+    let got = dump(&restored);
+    let k = got.len() as u64;
+    assert!(k >= before && k <= after + 1, "{before} ≤ {k} ≤ {after}+1");
+    // Exactly the first k writes: build them again in memory and compare everything.
+    let reference = Database::in_memory().create_collection("docs", config()).unwrap();
+    reference.create_payload_index("tag", IndexKind::Keyword).unwrap();
+    reference.upsert((0..k).map(point).collect()).unwrap();
+    assert_eq!(got, dump(&reference));
+    assert_eq!(restored.info().payload_schema, reference.info().payload_schema);
+    assert_eq!(answers(&restored), answers(&reference));
+    assert_eq!(restored.config(), c.config());
+    // And it is a database collection like any other: writable, durable.
+    restored.upsert(vec![point(100_000)]).unwrap();
+    restored.flush().unwrap();
+    drop((restored, other));
+    let other = Database::open(dir.path().join("other")).unwrap();
+    assert_eq!(other.collection("copy").unwrap().count(None).unwrap() as u64, k + 1);
+}
+
+#[test]
+fn a_database_snapshot_restores_every_collection_and_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let db = Database::open(dir.path().join("db")).unwrap();
+    for (name, n) in [("a", 50), ("b", 120)] {
+        db.create_collection(name, config()).unwrap().upsert((0..n).map(point).collect()).unwrap();
+    }
+    db.update_aliases(&[AliasOp::Create { alias: "live".into(), collection: "b".into() }]).unwrap();
+    let full = db.snapshot(&snapshots).unwrap();
+    assert!(full.name.starts_with("full-snapshot-"));
+
+    let fresh = Database::open(dir.path().join("fresh")).unwrap();
+    fresh.create_collection("untouched", config()).unwrap();
+    assert_eq!(fresh.restore(&snapshots.join(&full.name), None).unwrap(), ["a", "b"]);
+    assert_eq!(fresh.list(), ["a", "b", "untouched"]);
+    assert_eq!(dump(&fresh.collection("live").unwrap()), dump(&db.collection("b").unwrap()));
+    assert_eq!(dump(&fresh.collection("a").unwrap()), dump(&db.collection("a").unwrap()));
+    drop(fresh);
+    let fresh = Database::open(dir.path().join("fresh")).unwrap();
+    assert_eq!(fresh.aliases(), [("live".into(), "b".into())]);
+
+    // The two kinds are not interchangeable.
+    let one = db.snapshot_collection("a", &snapshots).unwrap();
+    assert!(matches!(fresh.restore(&snapshots.join(&one.name), None), Err(Error::Snapshot { .. })));
+    assert!(matches!(
+        fresh.recover_collection("x", &snapshots.join(&full.name), None),
+        Err(Error::Snapshot { .. })
+    ));
+    assert!(!fresh.collection_exists("x"));
+    assert!(braid::snapshot::delete(&snapshots, &one.name).unwrap());
+    assert!(!braid::snapshot::delete(&snapshots, &one.name).unwrap());
+    assert_eq!(braid::snapshot::list(&snapshots).unwrap().len(), 1);
+}
+
+#[test]
+fn damaged_snapshots_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let db = Database::open(dir.path().join("db")).unwrap();
+    let c = db.create_collection("docs", config()).unwrap();
+    c.upsert((0..300).map(point).collect()).unwrap();
+    let good = db.snapshot_collection("docs", &snapshots).unwrap();
+    let bytes = std::fs::read(snapshots.join(&good.name)).unwrap();
+    // Overwrite the live collection's contents, then try to recover over it.
+    c.delete(vec![PointId::from(0u64)]).unwrap();
+    let expected = dump(&c);
+
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    for at in [700, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1500] {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x40;
+        cases.push(("flipped", flipped));
+    }
+    for len in [0, 100, 512, bytes.len() / 2, bytes.len() - 2048] {
+        cases.push(("truncated", bytes[..len].to_vec()));
+    }
+    cases.push(("not a tar", b"hello, this is not a snapshot at all".repeat(40)));
+    let listed_dirs = || std::fs::read_dir(dir.path().join("db")).unwrap().count();
+    let dirs_before = listed_dirs();
+    for (what, body) in cases {
+        let path = dir.path().join("bad.snapshot");
+        std::fs::write(&path, &body).unwrap();
+        let result = db.recover_collection("docs", &path, None);
+        assert!(result.is_err(), "{what} ({} bytes) was accepted", body.len());
+        assert_eq!(dump(&db.collection("docs").unwrap()), expected, "{what} changed the collection");
+        assert_eq!(listed_dirs(), dirs_before, "{what} left a directory behind");
+    }
+    // A checksum that does not match refuses a sound file.
+    let wrong = "0".repeat(64);
+    let e = db.recover_collection("docs", &snapshots.join(&good.name), Some(&wrong)).unwrap_err();
+    assert!(e.to_string().contains("does not match"), "{e}");
+    assert_eq!(dump(&db.collection("docs").unwrap()), expected);
+
+    // The good one, with its checksum, replaces the collection — durably.
+    db.recover_collection("docs", &snapshots.join(&good.name), good.checksum.as_deref()).unwrap();
+    assert_eq!(db.collection("docs").unwrap().count(None).unwrap(), 300);
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path().join("db")).unwrap();
+    assert_eq!(db.collection("docs").unwrap().count(None).unwrap(), 300);
+    assert_eq!(listed_dirs(), dirs_before, "the replaced collection's directory is gone");
+}
+
+#[test]
+fn snapshots_need_a_database_on_disk() {
+    let db = Database::in_memory();
+    db.create_collection("docs", config()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(db.snapshot_collection("docs", dir.path()), Err(Error::NotOnDisk { .. })));
+    assert!(matches!(db.snapshot(dir.path()), Err(Error::NotOnDisk { .. })));
+    assert!(matches!(db.snapshot_collection("nope", dir.path()), Err(Error::CollectionNotFound { .. })));
+}
