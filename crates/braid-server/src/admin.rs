@@ -1,11 +1,14 @@
-//! The administrative calls' shapes shared by REST and gRPC: alias actions and
-//! descriptions.
+//! The administrative calls shared by REST and gRPC: alias actions and descriptions,
+//! the snapshots directory.
 
-use braid::AliasOp;
+use std::path::{Path, PathBuf};
+
+use braid::{AliasOp, SnapshotDescription};
 use serde_json::{Map, Value, json};
 
 use crate::convert::only;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
+use crate::rest::AppState;
 
 fn text(o: &Map<String, Value>, key: &str, what: &str) -> Result<String, ApiError> {
     o.get(key)
@@ -68,4 +71,90 @@ pub(crate) fn aliases_json(aliases: impl IntoIterator<Item = (String, String)>) 
     let list: Vec<Value> =
         aliases.into_iter().map(|(a, c)| json!({"alias_name": a, "collection_name": c})).collect();
     json!({ "aliases": list })
+}
+
+/// The directory of collection `name`'s snapshots (the collection's own name when
+/// `name` is an alias).
+pub(crate) fn snapshots_of(state: &AppState, name: &str) -> Result<PathBuf, ApiError> {
+    Ok(state.snapshots.join(state.db.collection(name)?.name()))
+}
+
+/// Qdrant's `SnapshotDescription`: `creation_time` is UTC without a zone, as Qdrant
+/// writes it.
+pub(crate) fn description_json(d: &SnapshotDescription) -> Value {
+    json!({
+        "name": d.name,
+        "creation_time": creation_time(d).format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "size": d.size,
+        "checksum": d.checksum,
+    })
+}
+
+pub(crate) fn creation_time(d: &SnapshotDescription) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::<chrono::Utc>::from(d.created)
+}
+
+fn snapshot_not_found(name: &str) -> ApiError {
+    ApiError { kind: ErrorKind::NotFound, message: format!("Not found: Snapshot {name} not found") }
+}
+
+/// The path of snapshot `name` in `dir`; 404 for a name that is not a snapshot there.
+pub(crate) fn snapshot_path(dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+    let path = dir.join(name);
+    if braid::snapshot::valid_name(name) && path.is_file() { Ok(path) } else { Err(snapshot_not_found(name)) }
+}
+
+/// Deletes snapshot `name` of `dir`; 404 if there is none.
+pub(crate) fn delete_snapshot(dir: &Path, name: &str) -> Result<(), ApiError> {
+    if braid::snapshot::delete(dir, name)? { Ok(()) } else { Err(snapshot_not_found(name)) }
+}
+
+/// Qdrant's `priority` of a recovery. On one node there is no replica to prefer, so
+/// every priority restores the snapshot's contents; the value is still checked.
+pub(crate) fn check_priority(priority: Option<&str>) -> Result<(), ApiError> {
+    match priority {
+        None | Some("snapshot" | "replica" | "no_sync") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unknown snapshot priority `{other}`: use snapshot, replica or no_sync"
+        ))),
+    }
+}
+
+/// `PUT /collections/{c}/snapshots/recover`: `{"location": "file:///…", "priority",
+/// "checksum"}`. Only files inside the snapshots directory are read (a client must not
+/// make the server open any file it can name); URLs are refused, since Braid does not
+/// download.
+pub(crate) fn recover(state: &AppState, name: &str, body: &Value) -> Result<(), ApiError> {
+    let o = body.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object".into()))?;
+    only(o, "snapshot recovery", &["location", "priority", "checksum", "api_key"])?;
+    check_priority(o.get("priority").and_then(Value::as_str))?;
+    if o.get("api_key").is_some_and(|k| !k.is_null()) {
+        return Err(ApiError::bad_request(
+            "`api_key` authenticates a download from a URL, and Braid does not download snapshots: \
+             upload the file (POST /collections/{name}/snapshots/upload) instead"
+                .into(),
+        ));
+    }
+    let location = text(o, "location", "a snapshot recovery")?;
+    let checksum = o.get("checksum").and_then(Value::as_str);
+    let Some(path) = location.strip_prefix("file://") else {
+        return Err(ApiError::bad_request(format!(
+            "location `{location}`: Braid recovers from file:// locations inside its snapshots directory \
+             ({}) or from an upload (POST /collections/{name}/snapshots/upload); it does not download",
+            state.snapshots.display()
+        )));
+    };
+    let inside = |p: &Path| -> Option<PathBuf> {
+        let root = state.snapshots.canonicalize().ok()?;
+        let p = p.canonicalize().ok()?;
+        p.starts_with(&root).then_some(p)
+    };
+    let file = inside(Path::new(path)).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "location `{location}` is not a file inside the snapshots directory ({})",
+            state.snapshots.display()
+        ))
+    })?;
+    state.db.recover_collection(name, &file, checksum)?;
+    Ok(())
 }

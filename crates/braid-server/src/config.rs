@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct ServerConfig {
     /// The database directory.
     pub data: PathBuf,
+    /// Where snapshots are written, listed and recovered from (default
+    /// `<data>/snapshots`): `<collection>/` per collection, full snapshots at the top.
+    pub snapshots: PathBuf,
     /// REST address (default `127.0.0.1:6333`, Qdrant's port; loopback only).
     pub http: SocketAddr,
     /// gRPC address (default `127.0.0.1:6334`).
@@ -39,8 +42,10 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Defaults for a database in `data`.
     pub fn new(data: impl Into<PathBuf>) -> ServerConfig {
+        let data: PathBuf = data.into();
         ServerConfig {
-            data: data.into(),
+            snapshots: data.join("snapshots"),
+            data,
             http: SocketAddr::from(([127, 0, 0, 1], 6333)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 6334)),
             api_key: None,
@@ -60,6 +65,8 @@ impl ServerConfig {
 pub struct FileConfig {
     /// The database directory.
     pub data: Option<PathBuf>,
+    /// The snapshots directory.
+    pub snapshots_path: Option<PathBuf>,
     /// REST address.
     pub http: Option<SocketAddr>,
     /// gRPC address.

@@ -93,6 +93,8 @@ impl From<Error> for ApiError {
             Error::InvalidConfig { .. }
             | Error::InvalidName { .. }
             | Error::NameTaken { .. }
+            | Error::Snapshot { .. }
+            | Error::NotOnDisk { .. }
             | Error::UnknownVector { .. }
             | Error::Vector { .. }
             | Error::WrongKind { .. }

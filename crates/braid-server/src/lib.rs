@@ -21,6 +21,7 @@ mod convert;
 mod error;
 mod mapping;
 mod rest;
+mod rest_snapshots;
 mod server_error;
 
 use std::net::SocketAddr;
@@ -97,6 +98,7 @@ impl Server {
         let (shutdown, _) = watch::channel(false);
         let state = rest::AppState {
             db: db.clone(),
+            snapshots: Arc::from(config.snapshots.as_path()),
             api_key: config.api_key.as_deref().map(Arc::from),
             operations: Arc::new(AtomicU64::new(0)),
             reported: convert::Reported::new(&options, SYNC_INTERVAL),

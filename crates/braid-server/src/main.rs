@@ -22,13 +22,16 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// A TOML file with any of: data, http, grpc, api_key, max_body_bytes, sync_every_write,
+    /// A TOML file with any of: data, snapshots_path, http, grpc, api_key, max_body_bytes, sync_every_write,
     /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (created if missing).
     #[arg(long, env = "BRAID_DATA")]
     data: Option<PathBuf>,
+    /// Where snapshots are kept [default: DATA/snapshots].
+    #[arg(long, env = "BRAID_SNAPSHOTS_PATH")]
+    snapshots_path: Option<PathBuf>,
     /// REST address [default: 127.0.0.1:6333].
     #[arg(long, env = "BRAID_HTTP")]
     http: Option<SocketAddr>,
@@ -67,6 +70,9 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     };
     let data = args.data.or(file.data).ok_or("a data directory is required: --data DIR (or BRAID_DATA)")?;
     let mut config = ServerConfig::new(data);
+    if let Some(p) = args.snapshots_path.or(file.snapshots_path) {
+        config.snapshots = p;
+    }
     if let Some(a) = args.http.or(file.http) {
         config.http = a;
     }

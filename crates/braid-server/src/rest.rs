@@ -29,6 +29,8 @@ use crate::error::{ApiError, ErrorKind};
 pub(crate) struct AppState {
     /// The database.
     pub db: Database,
+    /// The snapshots directory.
+    pub snapshots: Arc<std::path::Path>,
     /// Required on every request when set.
     pub api_key: Option<Arc<str>>,
     /// Numbers write operations for `operation_id`.
@@ -76,6 +78,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections", get(list_collections))
         .route("/collections/{name}/aliases", get(collection_aliases))
         .route("/aliases", get(list_aliases))
+        .merge(crate::rest_snapshots::routes())
         .route(
             "/collections/{name}",
             get(collection_info).put(create_collection).delete(delete_collection).post(update_aliases),
@@ -99,7 +102,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-fn envelope(result: Result<Value, ApiError>, started: Instant) -> Response {
+pub(crate) fn envelope(result: Result<Value, ApiError>, started: Instant) -> Response {
     let time = started.elapsed().as_secs_f64();
     match result {
         Ok(result) => (StatusCode::OK, axum::Json(json!({"result": result, "status": "ok", "time": time})))
@@ -111,12 +114,12 @@ fn envelope(result: Result<Value, ApiError>, started: Instant) -> Response {
     }
 }
 
-fn error_response(e: ApiError) -> Response {
+pub(crate) fn error_response(e: ApiError) -> Response {
     envelope(Err(e), Instant::now())
 }
 
 /// Runs `f` on a blocking thread (the facade's calls are CPU-bound) and wraps it.
-async fn run(f: impl FnOnce() -> Result<Value, ApiError> + Send + 'static) -> Response {
+pub(crate) async fn run(f: impl FnOnce() -> Result<Value, ApiError> + Send + 'static) -> Response {
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         Err(ApiError { kind: ErrorKind::Internal, message: format!("the request failed: {e}") })
@@ -249,13 +252,15 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 /// One request to a collection: the state, the collection name from the path, the
 /// `wait` parameter and the body (parsed lazily, so that a bad body is reported by the
 /// handler in the envelope). Every collection handler takes this and nothing else.
-struct Call {
-    state: AppState,
-    name: String,
-    wait: bool,
+pub(crate) struct Call {
+    pub(crate) state: AppState,
+    pub(crate) name: String,
+    pub(crate) wait: bool,
+    /// `wait` as given (calls differ in their default).
+    pub(crate) wait_given: Option<bool>,
     timeout: Option<u64>,
-    body: Result<Value, ApiError>,
-    path_id: Option<String>,
+    pub(crate) body: Result<Value, ApiError>,
+    pub(crate) path_id: Option<String>,
 }
 
 impl FromRequest<AppState> for Call {
@@ -276,9 +281,14 @@ impl FromRequest<AppState> for Call {
             state: state.clone(),
             name: params.get("name").cloned().unwrap_or_default(),
             wait: wait.wait.unwrap_or(false),
+            wait_given: wait.wait,
             timeout: wait.timeout,
             body: parse_body(bytes),
-            path_id: params.get("id").or_else(|| params.get("field")).cloned(),
+            path_id: params
+                .get("id")
+                .or_else(|| params.get("field"))
+                .or_else(|| params.get("snapshot"))
+                .cloned(),
         })
     }
 }

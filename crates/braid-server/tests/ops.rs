@@ -137,3 +137,141 @@ async fn aliases_over_grpc_with_the_official_client() {
     client.delete_alias("green").await.unwrap();
     assert!(client.list_aliases().await.unwrap().aliases.is_empty());
 }
+
+/// Snapshots over REST: create (wait and accepted), list, download, delete, recover
+/// from a file in the snapshots directory, upload; full snapshots; refusals.
+#[tokio::test]
+async fn snapshots_over_rest() {
+    let (running, rest) = serve_products().await;
+    let base = format!("http://{}", running.server.http_addr());
+    let http = reqwest::Client::new();
+    let created = rest.post("/collections/p/snapshots", json!({})).await;
+    let name = created["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("p-") && name.ends_with(".snapshot"), "{created}");
+    assert_eq!(created["checksum"].as_str().unwrap().len(), 64);
+    assert!(created["creation_time"].as_str().unwrap().len() == 19, "{created}");
+    assert_eq!(rest.get("/collections/p/snapshots").await, json!([created.clone()]));
+
+    // wait=false: 202 accepted, the snapshot appears.
+    let (status, v) = rest.call(Method::POST, "/collections/p/snapshots?wait=false", None).await;
+    assert_eq!((status, v["status"].as_str()), (202, Some("accepted")), "{v}");
+    for _ in 0..200 {
+        if rest.get("/collections/p/snapshots").await.as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(rest.get("/collections/p/snapshots").await.as_array().unwrap().len(), 2);
+
+    // Download: the bytes whose SHA-256 was reported.
+    let bytes = http.get(format!("{base}/collections/p/snapshots/{name}")).send().await.unwrap();
+    assert_eq!(bytes.status(), 200);
+    let bytes = bytes.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, created["size"].as_u64().unwrap());
+
+    // Change the collection, then recover it from the file: the change is gone.
+    rest.post("/collections/p/points/delete?wait=true", json!({"points": [0, 1, 2]})).await;
+    assert_eq!(rest.post("/collections/p/points/count", json!({})).await["count"], 297);
+    let location = format!("file://{}", running.dir.path().join("snapshots/p").join(&name).display());
+    let recovered = rest
+        .put(
+            "/collections/p/snapshots/recover",
+            json!({"location": location, "checksum": created["checksum"], "priority": "snapshot"}),
+        )
+        .await;
+    assert_eq!(recovered, json!(true));
+    assert_eq!(rest.post("/collections/p/points/count", json!({})).await["count"], 300);
+
+    // Upload the downloaded bytes as a new collection.
+    let form = reqwest::multipart::Form::new()
+        .part("snapshot", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("x.snapshot"));
+    let up = http
+        .post(format!(
+            "{base}/collections/copy/snapshots/upload?checksum={}",
+            created["checksum"].as_str().unwrap()
+        ))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200, "{:?}", up.text().await);
+    assert_eq!(rest.post("/collections/copy/points/count", json!({})).await["count"], 300);
+    let (text, _) = query_vectors(11);
+    let q = json!({"query": text, "using": "text", "limit": 5});
+    assert_eq!(
+        rest.post("/collections/copy/points/query", q.clone()).await,
+        rest.post("/collections/p/points/query", q).await
+    );
+
+    // Refusals: a damaged upload, a URL, a file outside the directory, an unknown
+    // priority, a missing snapshot, a name with a path in it.
+    let mut damaged = bytes.to_vec();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 1;
+    let form = reqwest::multipart::Form::new().part("snapshot", reqwest::multipart::Part::bytes(damaged));
+    let up =
+        http.post(format!("{base}/collections/copy/snapshots/upload")).multipart(form).send().await.unwrap();
+    assert_eq!(up.status(), 400);
+    assert_eq!(rest.post("/collections/copy/points/count", json!({})).await["count"], 300);
+    for body in [
+        json!({"location": "http://example.invalid/x.snapshot"}),
+        json!({"location": "file:///etc/passwd"}),
+        json!({"location": location, "priority": "first"}),
+        json!({"location": location, "api_key": "k"}),
+        json!({}),
+    ] {
+        let (status, v) =
+            rest.call(Method::PUT, "/collections/p/snapshots/recover", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {v}");
+    }
+    for path in [
+        "/collections/p/snapshots/none.snapshot",
+        "/collections/p/snapshots/..%2Fx.snapshot",
+        "/snapshots/none.snapshot",
+    ] {
+        let (status, _) = rest.call(Method::DELETE, path, None).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(http.get(format!("{base}{path}")).send().await.unwrap().status(), 404, "{path}");
+    }
+    let (status, _) = rest.call(Method::POST, "/collections/missing/snapshots", None).await;
+    assert_eq!(status, 404);
+
+    // Delete.
+    assert_eq!(
+        rest.ok(Method::DELETE, &format!("/collections/p/snapshots/{name}"), json!({})).await,
+        json!(true)
+    );
+    assert_eq!(rest.get("/collections/p/snapshots").await.as_array().unwrap().len(), 1);
+
+    // Full snapshots: create, list, download, delete.
+    let full = rest.post("/snapshots", json!({})).await;
+    let full_name = full["name"].as_str().unwrap();
+    assert!(full_name.starts_with("full-snapshot-"), "{full}");
+    assert_eq!(rest.get("/snapshots").await, json!([full.clone()]));
+    let got = http.get(format!("{base}/snapshots/{full_name}")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(got.len() as u64, full["size"].as_u64().unwrap());
+    assert_eq!(rest.ok(Method::DELETE, &format!("/snapshots/{full_name}"), json!({})).await, json!(true));
+    assert_eq!(rest.get("/snapshots").await, json!([]));
+}
+
+#[tokio::test]
+async fn snapshots_over_grpc_with_the_official_client() {
+    let (running, rest) = serve_products().await;
+    let client = grpc_client(&running);
+    let d = client.create_snapshot("p").await.unwrap().snapshot_description.unwrap();
+    assert!(d.name.starts_with("p-") && d.size > 0 && d.checksum.as_ref().unwrap().len() == 64);
+    let listed = client.list_snapshots("p").await.unwrap().snapshot_descriptions;
+    assert_eq!(listed, vec![d.clone()]);
+    assert_eq!(rest.get("/collections/p/snapshots").await[0]["name"], d.name);
+    client.delete_snapshot(q::DeleteSnapshotRequestBuilder::new("p", &d.name)).await.unwrap();
+    assert!(client.list_snapshots("p").await.unwrap().snapshot_descriptions.is_empty());
+    let e = client.delete_snapshot(q::DeleteSnapshotRequestBuilder::new("p", &d.name)).await.unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+
+    let full = client.create_full_snapshot().await.unwrap().snapshot_description.unwrap();
+    assert_eq!(client.list_full_snapshots().await.unwrap().snapshot_descriptions, vec![full.clone()]);
+    client.delete_full_snapshot(&full.name).await.unwrap();
+    assert!(client.list_full_snapshots().await.unwrap().snapshot_descriptions.is_empty());
+    let e = client.create_snapshot("missing").await.unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+}

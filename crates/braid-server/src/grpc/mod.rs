@@ -19,6 +19,7 @@ pub(crate) mod proto {
 use proto::collections_server::{Collections, CollectionsServer};
 use proto::points_server::{Points, PointsServer};
 use proto::qdrant_server::{Qdrant, QdrantServer};
+use proto::snapshots_server::{Snapshots, SnapshotsServer};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -37,6 +38,93 @@ impl Qdrant for Service {
             version: crate::rest::QDRANT_API_VERSION.into(),
             commit: None,
         }))
+    }
+}
+
+fn snapshot_out(d: &braid::SnapshotDescription) -> proto::SnapshotDescription {
+    let at = crate::admin::creation_time(d);
+    proto::SnapshotDescription {
+        name: d.name.clone(),
+        creation_time: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: at.timestamp_subsec_nanos() as i32,
+        }),
+        size: d.size as i64,
+        checksum: d.checksum.clone(),
+    }
+}
+
+/// Qdrant's `qdrant.Snapshots`: create, list and delete, per collection and full
+/// (recovery is REST only, as in Qdrant).
+#[tonic::async_trait]
+impl Snapshots for Service {
+    async fn create(&self, r: Request<proto::CreateSnapshotRequest>) -> Reply<proto::CreateSnapshotResponse> {
+        let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().collection_name);
+        let d = blocking(move || {
+            let dir = crate::admin::snapshots_of(&state, &name).map_err(err)?;
+            state.db.snapshot_collection(&name, &dir).map_err(err)
+        })
+        .await?;
+        Ok(Response::new(proto::CreateSnapshotResponse {
+            snapshot_description: Some(snapshot_out(&d)),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn list(&self, r: Request<proto::ListSnapshotsRequest>) -> Reply<proto::ListSnapshotsResponse> {
+        let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().collection_name);
+        let list = blocking(move || {
+            let dir = crate::admin::snapshots_of(&state, &name).map_err(err)?;
+            braid::snapshot::list(&dir).map_err(err)
+        })
+        .await?;
+        Ok(Response::new(proto::ListSnapshotsResponse {
+            snapshot_descriptions: list.iter().map(snapshot_out).collect(),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn delete(&self, r: Request<proto::DeleteSnapshotRequest>) -> Reply<proto::DeleteSnapshotResponse> {
+        let (state, started, r) = (self.0.clone(), Instant::now(), r.into_inner());
+        blocking(move || {
+            let dir = crate::admin::snapshots_of(&state, &r.collection_name).map_err(err)?;
+            crate::admin::delete_snapshot(&dir, &r.snapshot_name).map_err(err)
+        })
+        .await?;
+        Ok(Response::new(proto::DeleteSnapshotResponse { time: started.elapsed().as_secs_f64() }))
+    }
+
+    async fn create_full(
+        &self,
+        _: Request<proto::CreateFullSnapshotRequest>,
+    ) -> Reply<proto::CreateSnapshotResponse> {
+        let (state, started) = (self.0.clone(), Instant::now());
+        let d = blocking(move || state.db.snapshot(&state.snapshots).map_err(err)).await?;
+        Ok(Response::new(proto::CreateSnapshotResponse {
+            snapshot_description: Some(snapshot_out(&d)),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn list_full(
+        &self,
+        _: Request<proto::ListFullSnapshotsRequest>,
+    ) -> Reply<proto::ListSnapshotsResponse> {
+        let (state, started) = (self.0.clone(), Instant::now());
+        let list = blocking(move || braid::snapshot::list(&state.snapshots).map_err(err)).await?;
+        Ok(Response::new(proto::ListSnapshotsResponse {
+            snapshot_descriptions: list.iter().map(snapshot_out).collect(),
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn delete_full(
+        &self,
+        r: Request<proto::DeleteFullSnapshotRequest>,
+    ) -> Reply<proto::DeleteSnapshotResponse> {
+        let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().snapshot_name);
+        blocking(move || crate::admin::delete_snapshot(&state.snapshots, &name).map_err(err)).await?;
+        Ok(Response::new(proto::DeleteSnapshotResponse { time: started.elapsed().as_secs_f64() }))
     }
 }
 
@@ -831,6 +919,10 @@ pub(crate) async fn serve(
         .add_service(QdrantServer::new(service.clone()).max_decoding_message_size(max_message_bytes))
         .add_service(tonic::service::interceptor::InterceptedService::new(
             CollectionsServer::new(service.clone()).max_decoding_message_size(max_message_bytes),
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            SnapshotsServer::new(service.clone()).max_decoding_message_size(max_message_bytes),
             check.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
