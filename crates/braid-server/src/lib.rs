@@ -20,6 +20,7 @@ mod conn;
 mod convert;
 mod error;
 mod mapping;
+mod metrics;
 mod rest;
 mod rest_snapshots;
 mod server_error;
@@ -99,6 +100,7 @@ impl Server {
         let state = rest::AppState {
             db: db.clone(),
             snapshots: Arc::from(config.snapshots.as_path()),
+            metrics: Arc::new(metrics::Metrics::new()),
             api_key: config.api_key.as_deref().map(Arc::from),
             operations: Arc::new(AtomicU64::new(0)),
             reported: convert::Reported::new(&options, SYNC_INTERVAL),

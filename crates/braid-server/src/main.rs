@@ -60,6 +60,19 @@ struct ServeArgs {
     /// [default: 30].
     #[arg(long, env = "BRAID_HEADER_TIMEOUT_SECS")]
     header_timeout_secs: Option<u64>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct LogArgs {
+    /// What to log: error, warn, info (each request's line), debug, trace, or a
+    /// `tracing` filter such as `warn,braid::request=info` [default: RUST_LOG, else info].
+    #[arg(long, env = "BRAID_LOG_LEVEL")]
+    log_level: Option<String>,
+    /// `text` (for people) or `json` (one object per line, for log pipelines).
+    #[arg(long, env = "BRAID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 /// Command line and `BRAID_*` variables (clap reads both) over the file over defaults.
@@ -99,17 +112,26 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default: `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// Logs to stderr at `--log-level` (else `RUST_LOG`, else `info`), as text or JSON lines.
+fn init_logging(args: &LogArgs) -> Result<(), String> {
+    let filter = match &args.log_level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| format!("--log-level `{level}`: {e}"))?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
-    init_logging();
-    let result = resolve(args).and_then(|config| {
+    let result = init_logging(&args.log).and_then(|()| resolve(args)).and_then(|config| {
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async {
             let server = Server::start(config).await.map_err(|e| e.to_string())?;

@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub db: Database,
     /// The snapshots directory.
     pub snapshots: Arc<std::path::Path>,
+    /// Request accounting for `/metrics` and `/telemetry`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Required on every request when set.
     pub api_key: Option<Arc<str>>,
     /// Numbers write operations for `operation_id`.
@@ -78,6 +80,8 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections", get(list_collections))
         .route("/collections/{name}/aliases", get(collection_aliases))
         .route("/aliases", get(list_aliases))
+        .route("/metrics", get(metrics))
+        .route("/telemetry", get(telemetry))
         .merge(crate::rest_snapshots::routes())
         .route(
             "/collections/{name}",
@@ -99,6 +103,8 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/livez", get(health))
         .route("/readyz", get(ready))
         .merge(api)
+        // After routing, so that each request is counted under its route's template.
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
 
@@ -194,6 +200,50 @@ async fn authenticate(
         });
     };
     next.run(request).await
+}
+
+/// Counts and logs each routed request under `METHOD /route/{template}`.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("?", |p| p.as_str());
+    let endpoint = format!("{} {route}", request.method());
+    let response = next.run(request).await;
+    state.metrics.observe(
+        crate::metrics::Protocol::Rest,
+        &endpoint,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// `GET /metrics`: the OpenMetrics text exposition (Prometheus reads it).
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = tokio::task::spawn_blocking(move || state.metrics.render(&state.db)).await.unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryParams {
+    details_level: Option<u32>,
+    anonymize: Option<bool>,
+}
+
+/// `GET /telemetry?details_level=N&anonymize=B`: Qdrant's shape.
+async fn telemetry(
+    State(state): State<AppState>,
+    params: Result<Query<TelemetryParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => return error_response(ApiError::bad_request(format!("bad query string: {e}"))),
+    };
+    run(move || {
+        Ok(state.metrics.telemetry(&state.db, p.details_level.unwrap_or(0), p.anonymize.unwrap_or(false)))
+    })
+    .await
 }
 
 /// Qdrant answers `GET /` without the envelope; clients read `version` from it.

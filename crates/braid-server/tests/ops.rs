@@ -275,3 +275,85 @@ async fn snapshots_over_grpc_with_the_official_client() {
     let e = client.create_snapshot("missing").await.unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+/// The value of the exposition line whose name and labels are given (labels in any
+/// order), parsed as a number.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+        let found: Vec<(&str, &str)> = rest
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k, v.trim_matches('"'))))
+            .collect();
+        let all = labels.iter().all(|l| found.contains(l)) && found.len() == labels.len();
+        (metric == name && all).then(|| value.parse().ok())?
+    })
+}
+
+/// `/metrics` parsed: requests of both protocols counted under their route or method,
+/// durations, collection figures; `/telemetry` in Qdrant's shape.
+#[tokio::test]
+async fn metrics_count_requests_of_both_protocols() {
+    let (running, rest) = serve_products().await;
+    let (text, _) = query_vectors(5);
+    for _ in 0..3 {
+        rest.post(
+            "/collections/p/points/search",
+            json!({"vector": {"name": "text", "vector": text}, "limit": 3}),
+        )
+        .await;
+    }
+    let (status, _) =
+        rest.call(Method::POST, "/collections/p/points/search", Some(json!({"vector": [1.0]}))).await;
+    assert_eq!(status, 400);
+    let client = grpc_client(&running);
+    for _ in 0..2 {
+        client
+            .query(q::QueryPointsBuilder::new("p").query(text.clone()).using("text").limit(3))
+            .await
+            .unwrap();
+    }
+    client.collection_info("missing").await.unwrap_err();
+
+    let scrape = reqwest::get(format!("http://{}/metrics", running.server.http_addr())).await.unwrap();
+    assert!(scrape.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = scrape.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let search = [("method", "POST"), ("endpoint", "/collections/{name}/points/search")];
+    let with = |status: &'static str| {
+        let mut l = search.to_vec();
+        l.push(("status", status));
+        l
+    };
+    assert_eq!(sample(&text, "rest_responses_total", &with("200")), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "rest_responses_total", &with("400")), Some(1.0));
+    let endpoint = [("endpoint", "POST /collections/{name}/points/search")];
+    assert_eq!(sample(&text, "rest_responses_duration_seconds_count", &endpoint), Some(4.0), "{text}");
+    let query = [("endpoint", "/qdrant.Points/Query"), ("status", "0")];
+    assert_eq!(sample(&text, "grpc_responses_total", &query), Some(2.0), "{text}");
+    let missing = [("endpoint", "/qdrant.Collections/Get"), ("status", "5")];
+    assert_eq!(sample(&text, "grpc_responses_total", &missing), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "collections", &[]), Some(1.0));
+    assert_eq!(sample(&text, "collection_points", &[("collection", "p")]), Some(300.0));
+    assert_eq!(sample(&text, "collection_vectors", &[("collection", "p"), ("vector", "image")]), Some(300.0));
+    assert_eq!(sample(&text, "collection_state", &[("collection", "p"), ("state", "ready")]), Some(1.0));
+    assert!(sample(&text, "collection_disk_bytes", &[("collection", "p")]).unwrap() > 0.0);
+
+    let t = rest.get("/telemetry?details_level=1").await;
+    assert_eq!(t["app"]["name"], "braid");
+    assert_eq!(t["collections"]["number_of_collections"], 1);
+    assert_eq!(t["collections"]["collections"][0]["points_count"], 300);
+    assert_eq!(
+        t["requests"]["rest"]["responses"]["POST /collections/{name}/points/search"]["200"]["count"],
+        3
+    );
+    assert_eq!(t["requests"]["grpc"]["responses"]["/qdrant.Points/Query"]["0"]["count"], 2);
+    let hidden = rest.get("/telemetry?details_level=1&anonymize=true").await;
+    assert_ne!(hidden["collections"]["collections"][0]["id"], "p");
+    assert!(rest.get("/telemetry").await["collections"].get("collections").is_none());
+    let (status, _) = rest.call(Method::GET, "/telemetry?verbose=1", None).await;
+    assert_eq!(status, 400);
+}

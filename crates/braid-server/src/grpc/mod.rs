@@ -909,9 +909,12 @@ pub(crate) async fn serve(
         Ok(request)
     };
     let in_flight = state.in_flight.clone();
+    let metrics = crate::metrics::GrpcLayer(state.metrics.clone());
     let service = Service(state);
     let incoming = crate::conn::incoming(listener, connections);
     tonic::transport::Server::builder()
+        // Outermost: a call's time includes its wait for a permit, as its client sees it.
+        .layer(metrics)
         // The same permits as REST: both protocols together serve at most
         // `max_concurrent_requests` at once; more wait.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
