@@ -20,6 +20,10 @@ pub struct ServerConfig {
     pub grpc: SocketAddr,
     /// When set, every request must carry it (`api-key` header or `Authorization: Bearer`).
     pub api_key: Option<String>,
+    /// A second key that allows reads only (Qdrant's `read_only_api_key`).
+    pub read_only_api_key: Option<String>,
+    /// Accept JWTs signed (HS256) with `api_key` carrying Qdrant's `access` claim.
+    pub jwt_rbac: bool,
     /// The largest request body, in bytes (default 32 MiB, Qdrant's default).
     pub max_body_bytes: usize,
     /// Sync every write before acknowledging it (default: durable at flush).
@@ -49,6 +53,8 @@ impl ServerConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 6333)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 6334)),
             api_key: None,
+            read_only_api_key: None,
+            jwt_rbac: false,
             max_body_bytes: 32 << 20,
             sync_every_write: false,
             max_concurrent_requests: 32,
@@ -73,6 +79,10 @@ pub struct FileConfig {
     pub grpc: Option<SocketAddr>,
     /// API key.
     pub api_key: Option<String>,
+    /// Read-only API key.
+    pub read_only_api_key: Option<String>,
+    /// Accept JWTs signed with the API key.
+    pub jwt_rbac: Option<bool>,
     /// Body size limit in bytes.
     pub max_body_bytes: Option<usize>,
     /// Sync every write.

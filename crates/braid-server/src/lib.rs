@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod auth;
 mod config;
 mod conn;
 mod convert;
@@ -45,26 +46,6 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping server waits for requests in flight before it drops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Checks the API key, if one is configured. `header` looks a request header up by
-/// name. Accepts `api-key: K` and `Authorization: Bearer K`; compares in constant time.
-pub fn check_api_key(
-    expected: Option<&str>,
-    header: impl Fn(&str) -> Option<String>,
-) -> Result<(), ApiError> {
-    use subtle::ConstantTimeEq;
-    let Some(expected) = expected else { return Ok(()) };
-    let given = header("api-key")
-        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string)));
-    match given {
-        None => Err(ApiError {
-            kind: ErrorKind::Unauthenticated,
-            message: "Must provide an API key or an Authorization bearer token".into(),
-        }),
-        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError { kind: ErrorKind::Forbidden, message: "Invalid API key or JWT".into() }),
-    }
-}
-
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -82,6 +63,15 @@ impl Server {
         let refuse = |why: &str| Err(ServerError::Config { why: why.to_string() });
         if config.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
             return refuse("the API key is empty: give a non-empty key, or none to serve without one");
+        }
+        if config.read_only_api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return refuse("the read-only API key is empty: give a non-empty key, or none");
+        }
+        if config.read_only_api_key.is_some() && config.read_only_api_key == config.api_key {
+            return refuse("the read-only API key equals the API key: give them different values");
+        }
+        if config.jwt_rbac && config.api_key.is_none() {
+            return refuse("jwt_rbac needs an api_key: tokens are signed with it");
         }
         if config.max_concurrent_requests == 0 || config.max_connections == 0 {
             return refuse("max_concurrent_requests and max_connections must be at least 1");
@@ -101,7 +91,11 @@ impl Server {
             db: db.clone(),
             snapshots: Arc::from(config.snapshots.as_path()),
             metrics: Arc::new(metrics::Metrics::new()),
-            api_key: config.api_key.as_deref().map(Arc::from),
+            keys: auth::Keys::new(
+                config.api_key.as_deref(),
+                config.read_only_api_key.as_deref(),
+                config.jwt_rbac,
+            ),
             operations: Arc::new(AtomicU64::new(0)),
             reported: convert::Reported::new(&options, SYNC_INTERVAL),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),

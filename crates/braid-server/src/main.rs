@@ -22,7 +22,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// A TOML file with any of: data, snapshots_path, http, grpc, api_key, max_body_bytes, sync_every_write,
+    /// A TOML file with any of: data, snapshots_path, http, grpc, api_key, read_only_api_key,
+    /// jwt_rbac, max_body_bytes, sync_every_write,
     /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
@@ -41,6 +42,12 @@ struct ServeArgs {
     /// Require this key on every request (`api-key` header or `Authorization: Bearer`).
     #[arg(long, env = "BRAID_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// A key that allows reads only.
+    #[arg(long, env = "BRAID_READ_ONLY_API_KEY", hide_env_values = true)]
+    read_only_api_key: Option<String>,
+    /// Accept JWTs signed with the API key (HS256) carrying Qdrant's `access` claim.
+    #[arg(long, env = "BRAID_JWT_RBAC")]
+    jwt_rbac: bool,
     /// The largest request body in bytes [default: 33554432].
     #[arg(long, env = "BRAID_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -93,6 +100,8 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
         config.grpc = a;
     }
     config.api_key = args.api_key.or(file.api_key);
+    config.read_only_api_key = args.read_only_api_key.or(file.read_only_api_key);
+    config.jwt_rbac = args.jwt_rbac || file.jwt_rbac.unwrap_or(false);
     if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
         config.max_body_bytes = n;
     }

@@ -33,8 +33,8 @@ pub(crate) struct AppState {
     pub snapshots: Arc<std::path::Path>,
     /// Request accounting for `/metrics` and `/telemetry`.
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Required on every request when set.
-    pub api_key: Option<Arc<str>>,
+    /// The keys a request may carry, and what each allows.
+    pub keys: crate::auth::Keys,
     /// Numbers write operations for `operation_id`.
     pub operations: Arc<AtomicU64>,
     /// What collection info reports in Qdrant's optimizer and WAL fields.
@@ -95,7 +95,8 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        // After routing: what a call needs depends on its route.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // Health and the version are open to all, as in Qdrant: probes carry no key.
     Router::new()
         .route("/", get(root))
@@ -181,17 +182,73 @@ pub(crate) fn request_stop(timeout_secs: Option<u64>) -> (braid::Stop, impl Drop
     (stop, CancelOnDrop(flag))
 }
 
+/// What a REST call needs (`auth::Need`), by method and route.
+fn rest_need<'a>(method: &axum::http::Method, route: &str, name: Option<&'a str>) -> crate::auth::Need<'a> {
+    use crate::auth::Need;
+    /// Calls under `/collections/{name}/points` sent with POST that only read.
+    const READS: &[&str] = &[
+        "",
+        "/scroll",
+        "/count",
+        "/search",
+        "/search/batch",
+        "/query",
+        "/query/batch",
+        "/query/groups",
+        "/search/matrix/pairs",
+        "/search/matrix/offsets",
+        "/search/groups",
+        "/recommend/groups",
+        "/recommend",
+        "/recommend/batch",
+        "/discover",
+        "/discover/batch",
+    ];
+    let points = route.strip_prefix("/collections/{name}/points");
+    match (method.as_str(), name) {
+        ("GET", name) => Need::Read(name),
+        ("POST", Some(name))
+            if points.is_some_and(|rest| READS.contains(&rest)) || route == "/collections/{name}/facet" =>
+        {
+            Need::Read(Some(name))
+        }
+        (_, Some(name)) if points.is_some() || route.starts_with("/collections/{name}/index") => {
+            Need::Write(name)
+        }
+        _ => Need::Manage,
+    }
+}
+
 async fn authenticate(
     State(state): State<AppState>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Err(e) = crate::check_api_key(state.api_key.as_deref(), |name| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-    }) {
-        return error_response(e);
+    let access =
+        state.keys.access(|name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string));
+    let access = match access {
+        Ok(a) => a,
+        Err(e) => return error_response(e),
+    };
+    if access != crate::auth::Access::Full {
+        let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+        let route = route.unwrap_or_default();
+        let (mut parts, body) = request.into_parts();
+        let params = parts.extract::<Path<HashMap<String, String>>>().await.map(|p| p.0).unwrap_or_default();
+        let name = params.get("name").map(String::as_str);
+        let need = rest_need(&parts.method, &route, name);
+        let resolved = name.and_then(|n| state.db.collection(n).ok()).map(|c| c.name().to_string());
+        if let Err(e) = access.allow(need, resolved.as_deref()) {
+            return error_response(e);
+        }
+        return admitted(state, Request::from_parts(parts, body), next).await;
     }
+    admitted(state, request, next).await
+}
+
+/// Runs an authorised request under a permit of the in-flight limit.
+async fn admitted(state: AppState, request: Request, next: Next) -> Response {
     // Closed only if the server is stopping; then there is nothing left to run.
     let Ok(_permit) = state.in_flight.clone().acquire_owned().await else {
         return error_response(ApiError {

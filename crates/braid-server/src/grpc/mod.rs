@@ -8,6 +8,7 @@ use braid::{Collection, IndexKind, PointStruct};
 use serde_json::Value as Json;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Access, Need};
 use crate::mapping::{self, CollectionSpec, Spaces};
 use crate::rest::AppState;
 
@@ -59,6 +60,7 @@ fn snapshot_out(d: &braid::SnapshotDescription) -> proto::SnapshotDescription {
 #[tonic::async_trait]
 impl Snapshots for Service {
     async fn create(&self, r: Request<proto::CreateSnapshotRequest>) -> Reply<proto::CreateSnapshotResponse> {
+        self.allow(&r, Need::Manage)?;
         let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().collection_name);
         let d = blocking(move || {
             let dir = crate::admin::snapshots_of(&state, &name).map_err(err)?;
@@ -72,6 +74,7 @@ impl Snapshots for Service {
     }
 
     async fn list(&self, r: Request<proto::ListSnapshotsRequest>) -> Reply<proto::ListSnapshotsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().collection_name);
         let list = blocking(move || {
             let dir = crate::admin::snapshots_of(&state, &name).map_err(err)?;
@@ -85,6 +88,7 @@ impl Snapshots for Service {
     }
 
     async fn delete(&self, r: Request<proto::DeleteSnapshotRequest>) -> Reply<proto::DeleteSnapshotResponse> {
+        self.allow(&r, Need::Manage)?;
         let (state, started, r) = (self.0.clone(), Instant::now(), r.into_inner());
         blocking(move || {
             let dir = crate::admin::snapshots_of(&state, &r.collection_name).map_err(err)?;
@@ -96,8 +100,9 @@ impl Snapshots for Service {
 
     async fn create_full(
         &self,
-        _: Request<proto::CreateFullSnapshotRequest>,
+        r: Request<proto::CreateFullSnapshotRequest>,
     ) -> Reply<proto::CreateSnapshotResponse> {
+        self.allow(&r, Need::Manage)?;
         let (state, started) = (self.0.clone(), Instant::now());
         let d = blocking(move || state.db.snapshot(&state.snapshots).map_err(err)).await?;
         Ok(Response::new(proto::CreateSnapshotResponse {
@@ -108,8 +113,9 @@ impl Snapshots for Service {
 
     async fn list_full(
         &self,
-        _: Request<proto::ListFullSnapshotsRequest>,
+        r: Request<proto::ListFullSnapshotsRequest>,
     ) -> Reply<proto::ListSnapshotsResponse> {
+        self.allow(&r, Need::Read(None))?;
         let (state, started) = (self.0.clone(), Instant::now());
         let list = blocking(move || braid::snapshot::list(&state.snapshots).map_err(err)).await?;
         Ok(Response::new(proto::ListSnapshotsResponse {
@@ -122,6 +128,7 @@ impl Snapshots for Service {
         &self,
         r: Request<proto::DeleteFullSnapshotRequest>,
     ) -> Reply<proto::DeleteSnapshotResponse> {
+        self.allow(&r, Need::Manage)?;
         let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().snapshot_name);
         blocking(move || crate::admin::delete_snapshot(&state.snapshots, &name).map_err(err)).await?;
         Ok(Response::new(proto::DeleteSnapshotResponse { time: started.elapsed().as_secs_f64() }))
@@ -134,6 +141,7 @@ impl Collections for Service {
         &self,
         r: Request<proto::GetCollectionInfoRequest>,
     ) -> Reply<proto::GetCollectionInfoResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
         let reported = self.0.reported;
         let info = blocking(move || Ok(collection(&db, &name)?.info())).await?;
@@ -223,7 +231,8 @@ impl Collections for Service {
         }))
     }
 
-    async fn list(&self, _: Request<proto::ListCollectionsRequest>) -> Reply<proto::ListCollectionsResponse> {
+    async fn list(&self, r: Request<proto::ListCollectionsRequest>) -> Reply<proto::ListCollectionsResponse> {
+        self.allow(&r, Need::Read(None))?;
         let (db, started) = (self.0.db.clone(), Instant::now());
         let names = blocking(move || Ok(db.list())).await?;
         let collections = names.into_iter().map(|name| proto::CollectionDescription { name }).collect();
@@ -234,6 +243,7 @@ impl Collections for Service {
     }
 
     async fn create(&self, r: Request<proto::CreateCollection>) -> Reply<proto::CollectionOperationResponse> {
+        self.allow(&r, Need::Manage)?;
         let (db, started, r) = (self.0.db.clone(), Instant::now(), r.into_inner());
         let spaces = r.vectors_config.as_ref().and_then(|v| v.config.as_ref()).map(|c| match c {
             proto::vectors_config::Config::Params(p) => Spaces::Unnamed(space_in(p)),
@@ -281,6 +291,7 @@ impl Collections for Service {
     }
 
     async fn delete(&self, r: Request<proto::DeleteCollection>) -> Reply<proto::CollectionOperationResponse> {
+        self.allow(&r, Need::Manage)?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
         let result = blocking(move || db.delete_collection(&name).map_err(err)).await?;
         Ok(Response::new(proto::CollectionOperationResponse {
@@ -293,6 +304,7 @@ impl Collections for Service {
         &self,
         r: Request<proto::ChangeAliases>,
     ) -> Reply<proto::CollectionOperationResponse> {
+        self.allow(&r, Need::Manage)?;
         use proto::alias_operations::Action;
         let (db, started) = (self.0.db.clone(), Instant::now());
         // `timeout` bounds the wait for the change to commit; a change here commits
@@ -323,6 +335,7 @@ impl Collections for Service {
         &self,
         r: Request<proto::ListCollectionAliasesRequest>,
     ) -> Reply<proto::ListAliasesResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
         let aliases = blocking(move || {
             let aliases = db.collection_aliases(&name).map_err(err)?;
@@ -335,7 +348,8 @@ impl Collections for Service {
         Ok(Response::new(proto::ListAliasesResponse { aliases, time: started.elapsed().as_secs_f64() }))
     }
 
-    async fn list_aliases(&self, _: Request<proto::ListAliasesRequest>) -> Reply<proto::ListAliasesResponse> {
+    async fn list_aliases(&self, r: Request<proto::ListAliasesRequest>) -> Reply<proto::ListAliasesResponse> {
+        self.allow(&r, Need::Read(None))?;
         let (db, started) = (self.0.db.clone(), Instant::now());
         let aliases = blocking(move || Ok(db.aliases()))
             .await?
@@ -349,6 +363,7 @@ impl Collections for Service {
         &self,
         r: Request<proto::CollectionExistsRequest>,
     ) -> Reply<proto::CollectionExistsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
         let exists = blocking(move || Ok(db.collection_exists(&name))).await?;
         Ok(Response::new(proto::CollectionExistsResponse {
@@ -503,6 +518,25 @@ async fn write(
 }
 
 impl Service {
+    /// Refuses the call unless the request's access (set by the interceptor) allows
+    /// `need`. A request the interceptor never saw has the access of no key at all.
+    fn allow<T>(&self, r: &Request<T>, need: Need<'_>) -> Result<(), Status> {
+        let access = match r.extensions().get::<Access>() {
+            Some(a) => a.clone(),
+            None => self.0.keys.access(|_| None).map_err(err)?,
+        };
+        if access == Access::Full {
+            return Ok(());
+        }
+        let resolved = match need {
+            Need::Read(Some(c)) | Need::Write(c) => {
+                self.0.db.collection(c).ok().map(|c| c.name().to_string())
+            }
+            _ => None,
+        };
+        access.allow(need, resolved.as_deref()).map_err(err)
+    }
+
     /// Runs one query-shaped call on collection `name`.
     async fn one(
         &self,
@@ -563,18 +597,21 @@ impl Service {
 #[tonic::async_trait]
 impl Points for Service {
     async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "upsert")?;
         let op = PointsWrite::upsert(&r.points)?;
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn delete(&self, r: Request<proto::DeletePoints>) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete points")?;
         let op = PointsWrite::Delete(selector(r.points.as_ref())?);
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
     }
 
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, db, started) = (checked(r, "retrieve")?, self.0.db.clone(), Instant::now());
         let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
@@ -590,6 +627,7 @@ impl Points for Service {
         &self,
         r: Request<proto::UpdatePointVectors>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "update vectors")?;
         let op = PointsWrite::update_vectors(&r.points)?;
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
@@ -599,6 +637,7 @@ impl Points for Service {
         &self,
         r: Request<proto::DeletePointVectors>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete vectors")?;
         let op = PointsWrite::delete_vectors(r.points_selector.as_ref(), r.vectors)?;
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
@@ -608,6 +647,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "set payload")?;
         let op = PointsWrite::set_payload(r.points_selector.as_ref(), &r.payload, r.key)?;
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
@@ -617,6 +657,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SetPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "overwrite payload")?;
         let op = PointsWrite::overwrite_payload(r.points_selector.as_ref(), &r.payload, r.key)?;
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
@@ -626,6 +667,7 @@ impl Points for Service {
         &self,
         r: Request<proto::DeletePayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete payload")?;
         let op = PointsWrite::DeletePayload(selector(r.points_selector.as_ref())?, r.keys);
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
@@ -635,6 +677,7 @@ impl Points for Service {
         &self,
         r: Request<proto::ClearPayloadPoints>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "clear payload")?;
         let op = PointsWrite::ClearPayload(selector(r.points.as_ref())?);
         write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
@@ -643,6 +686,7 @@ impl Points for Service {
     /// The operations in order, one `UpdateResult` each; not atomic, as in Qdrant: an
     /// operation that fails stops the batch, the ones before it stay.
     async fn update_batch(&self, r: Request<proto::UpdateBatchPoints>) -> Reply<proto::UpdateBatchResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let (r, started) = (checked(r, "batch update")?, Instant::now());
         let ops = r.operations.iter().map(PointsWrite::from_batch).collect::<Result<Vec<_>, Status>>()?;
         let (db, state, name, wait) = (self.0.db.clone(), self.0.clone(), r.collection_name, r.wait);
@@ -663,6 +707,7 @@ impl Points for Service {
         &self,
         r: Request<proto::CreateFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "create index")?;
         let kind = match r.field_type.map(proto::FieldType::try_from) {
             None | Some(Ok(proto::FieldType::Keyword)) => IndexKind::Keyword,
@@ -697,6 +742,7 @@ impl Points for Service {
         &self,
         r: Request<proto::DeleteFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = r.into_inner();
         let field = r.field_name;
         write(&self.0, r.collection_name, r.wait, move |c| {
@@ -706,12 +752,14 @@ impl Points for Service {
     }
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search")?, Instant::now());
         let result = self.one(&r.collection_name, search_request(&r)?, r.timeout).await?;
         Ok(Response::new(proto::SearchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search batch")?, Instant::now());
         let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
         let result = self.batch(&r.collection_name, requests, r.timeout).await?;
@@ -719,6 +767,7 @@ impl Points for Service {
     }
 
     async fn scroll(&self, r: Request<proto::ScrollPoints>) -> Reply<proto::ScrollResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, db, started) = (checked(r, "scroll")?, self.0.db.clone(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
@@ -750,6 +799,7 @@ impl Points for Service {
     }
 
     async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, db, started) = (checked(r, "count")?, self.0.db.clone(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         let count =
@@ -762,6 +812,7 @@ impl Points for Service {
     }
 
     async fn facet(&self, r: Request<proto::FacetCounts>) -> Reply<proto::FacetResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, db, started) = (checked(r, "facet")?, self.0.db.clone(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         // `exact: false` allows estimated counts; Braid's are always exact.
@@ -789,12 +840,14 @@ impl Points for Service {
     }
 
     async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query")?, Instant::now());
         let result = self.one(&r.collection_name, query_points(&r)?, r.timeout).await?;
         Ok(Response::new(proto::QueryResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query batch")?, Instant::now());
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
         let result = self.batch(&r.collection_name, requests, r.timeout).await?;
@@ -805,6 +858,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SearchMatrixPoints>,
     ) -> Reply<proto::SearchMatrixPairsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search matrix")?, Instant::now());
         let m = self.matrix(&r).await?;
         let pairs = m
@@ -822,6 +876,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SearchMatrixPoints>,
     ) -> Reply<proto::SearchMatrixOffsetsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search matrix")?, Instant::now());
         let m = self.matrix(&r).await?;
         let (offsets_row, offsets_col, scores) = m.offsets();
@@ -833,6 +888,7 @@ impl Points for Service {
     }
 
     async fn query_groups(&self, r: Request<proto::QueryPointGroups>) -> Reply<proto::QueryGroupsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query groups")?, Instant::now());
         let (query, group) = query_groups_request(&r)?;
         let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
@@ -843,6 +899,7 @@ impl Points for Service {
         &self,
         r: Request<proto::SearchPointGroups>,
     ) -> Reply<proto::SearchGroupsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search groups")?, Instant::now());
         let (query, group) = search_groups_request(&r)?;
         let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
@@ -853,6 +910,7 @@ impl Points for Service {
         &self,
         r: Request<proto::RecommendPointGroups>,
     ) -> Reply<proto::RecommendGroupsResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend groups")?, Instant::now());
         let (query, group) = recommend_groups_request(&r)?;
         let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
@@ -860,6 +918,7 @@ impl Points for Service {
     }
 
     async fn recommend(&self, r: Request<proto::RecommendPoints>) -> Reply<proto::RecommendResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend")?, Instant::now());
         let result = self.one(&r.collection_name, recommend_request(&r)?, r.timeout).await?;
         Ok(Response::new(proto::RecommendResponse { result, time: started.elapsed().as_secs_f64() }))
@@ -869,6 +928,7 @@ impl Points for Service {
         &self,
         r: Request<proto::RecommendBatchPoints>,
     ) -> Reply<proto::RecommendBatchResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend batch")?, Instant::now());
         let requests = r.recommend_points.iter().map(recommend_request).collect::<Result<Vec<_>, _>>()?;
         let result = self.batch(&r.collection_name, requests, r.timeout).await?;
@@ -876,6 +936,7 @@ impl Points for Service {
     }
 
     async fn discover(&self, r: Request<proto::DiscoverPoints>) -> Reply<proto::DiscoverResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "discover")?, Instant::now());
         let result = self.one(&r.collection_name, discover_request(&r)?, r.timeout).await?;
         Ok(Response::new(proto::DiscoverResponse { result, time: started.elapsed().as_secs_f64() }))
@@ -885,6 +946,7 @@ impl Points for Service {
         &self,
         r: Request<proto::DiscoverBatchPoints>,
     ) -> Reply<proto::DiscoverBatchResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "discover batch")?, Instant::now());
         let requests = r.discover_points.iter().map(discover_request).collect::<Result<Vec<_>, _>>()?;
         let result = self.batch(&r.collection_name, requests, r.timeout).await?;
@@ -900,12 +962,14 @@ pub(crate) async fn serve(
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let key = state.api_key.clone();
-    let check = move |request: Request<()>| -> Result<Request<()>, Status> {
-        crate::check_api_key(key.as_deref(), |name| {
-            request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-        })
-        .map_err(|e| e.grpc_status())?;
+    let keys = state.keys.clone();
+    // The key or token decides the request's access, kept for the handler, which
+    // knows the collection the call is about (`Service::allow`).
+    let check = move |mut request: Request<()>| -> Result<Request<()>, Status> {
+        let access = keys
+            .access(|name| request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_string))
+            .map_err(|e| e.grpc_status())?;
+        request.extensions_mut().insert(access);
         Ok(request)
     };
     let in_flight = state.in_flight.clone();
