@@ -39,8 +39,10 @@ pub struct ServerConfig {
     /// 300 s), so idle sockets give their slots back.
     pub idle_timeout: std::time::Duration,
     /// A REST client must send a request's whole header within this long (default
-    /// 30 s, hyper's).
+    /// 30 s, hyper's); a TLS handshake (either protocol) must finish within it too.
     pub header_timeout: std::time::Duration,
+    /// TLS on both listeners (default: none, plain TCP).
+    pub tls: Option<crate::TlsConfig>,
 }
 
 impl ServerConfig {
@@ -61,6 +63,7 @@ impl ServerConfig {
             max_connections: 512,
             idle_timeout: std::time::Duration::from_secs(300),
             header_timeout: std::time::Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -95,6 +98,12 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     /// Seconds a REST client has to send a request's header.
     pub header_timeout_secs: Option<u64>,
+    /// TLS certificate chain (PEM); with `tls_key`, serves TLS on both ports.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) whose certificates clients must present.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl FileConfig {

@@ -34,12 +34,95 @@ impl Capped {
 }
 
 /// How the listeners treat connections.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Limits {
     /// Permits for open connections, shared by both listeners.
     pub(crate) cap: Arc<Semaphore>,
     /// Close a connection after this long with no byte read or written.
     pub(crate) idle: Duration,
+    /// TLS, when configured: connections are served only after their handshake,
+    /// which must finish within `handshake`.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// How long a TLS handshake may take.
+    pub(crate) handshake: Duration,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").field("idle", &self.idle).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+/// An accepted connection, in the clear or through TLS.
+#[derive(Debug)]
+pub(crate) enum Conn {
+    Plain(Capped),
+    Tls(Box<tokio_rustls::server::TlsStream<Capped>>),
+}
+
+impl Limits {
+    /// `conn` ready to serve: as it is, or after its TLS handshake (`None` if that
+    /// fails or takes too long; the failure is logged).
+    async fn secure(&self, conn: Capped) -> Option<Conn> {
+        let Some(tls) = &self.tls else { return Some(Conn::Plain(conn)) };
+        match tokio::time::timeout(self.handshake, tls.accept(conn)).await {
+            Ok(Ok(stream)) => Some(Conn::Tls(Box::new(stream))),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                None
+            }
+        }
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Conn::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Conn::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        each!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        each!(self, s => s.poll_write(cx, buf))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self, s => s.poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self, s => s.poll_shutdown(cx))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
 }
 
 /// Accepts connections from `listener` one permit of `cap` at a time. An accept error
@@ -141,7 +224,9 @@ pub(crate) async fn serve_http(
         };
         let service = TowerToHyperService::new(app.clone());
         let mut closed = closed.clone();
+        let limits = limits.clone();
         connections.spawn(async move {
+            let Some(conn) = limits.secure(conn).await else { return };
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
             let served = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
@@ -161,22 +246,47 @@ pub(crate) async fn serve_http(
     while connections.join_next().await.is_some() {}
 }
 
-impl tonic::transport::server::Connected for Capped {
+impl tonic::transport::server::Connected for Conn {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        match self {
+            Conn::Plain(c) => c.stream.connect_info(),
+            Conn::Tls(c) => c.get_ref().0.stream.connect_info(),
+        }
     }
 }
 
-/// gRPC's incoming connections, through the cap. The listener lives in the stream, so
-/// it closes when the server stops polling it.
+/// Aborts the accepting task when the stream of connections is dropped, so the
+/// listener closes when the server stops.
+struct Acceptor(tokio::task::JoinHandle<()>);
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// gRPC's incoming connections, through the cap, each after its TLS handshake when
+/// TLS is on (handshakes run side by side, so a slow client holds up no other).
 pub(crate) fn incoming(
     listener: TcpListener,
     limits: Limits,
-) -> impl futures_util::Stream<Item = Result<Capped, io::Error>> {
-    futures_util::stream::unfold((listener, limits), |(listener, limits)| async move {
-        let conn = accept(&listener, &limits).await;
-        Some((Ok(conn), (listener, limits)))
+) -> impl futures_util::Stream<Item = Result<Conn, io::Error>> {
+    let (ready, arrivals) = tokio::sync::mpsc::channel::<Conn>(64);
+    let acceptor = Acceptor(tokio::spawn(async move {
+        loop {
+            let conn = accept(&listener, &limits).await;
+            let (limits, ready) = (limits.clone(), ready.clone());
+            tokio::spawn(async move {
+                if let Some(conn) = limits.secure(conn).await {
+                    let _ = ready.send(conn).await;
+                }
+            });
+        }
+    }));
+    futures_util::stream::unfold((arrivals, acceptor), |(mut arrivals, acceptor)| async move {
+        let conn = arrivals.recv().await?;
+        Some((Ok(conn), (arrivals, acceptor)))
     })
 }

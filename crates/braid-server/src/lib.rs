@@ -25,6 +25,7 @@ mod metrics;
 mod rest;
 mod rest_snapshots;
 mod server_error;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 pub use config::{FileConfig, ServerConfig};
 pub use error::{ApiError, ErrorKind};
 pub use server_error::ServerError;
+pub use tls::TlsConfig;
 
 /// How often the server syncs every collection's log, so that acknowledged writes are
 /// durable within this interval even without `sync_every_write`.
@@ -113,10 +115,15 @@ impl Server {
         let app = rest::router(state.clone(), config.max_body_bytes);
         // Open connections over both protocols, each with Nagle off (no delayed-ACK
         // stalls on small responses).
+        let tls = |alpn: &[&[u8]]| config.tls.as_ref().map(|t| tls::acceptor(t, alpn)).transpose();
         let connections = conn::Limits {
             cap: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
             idle: config.idle_timeout,
+            tls: tls(&[b"h2", b"http/1.1"])?,
+            handshake: config.header_timeout,
         };
+        // gRPC speaks HTTP/2 only.
+        let grpc_connections = conn::Limits { tls: tls(&[b"h2"])?, ..connections.clone() };
         let mut stop = shutdown.subscribe();
         let limits = connections.clone();
         let header_timeout = config.header_timeout;
@@ -131,9 +138,10 @@ impl Server {
             }),
         ));
         let mut stop = shutdown.subscribe();
-        let grpc_server = grpc::serve(grpc_listener, connections, state, config.max_body_bytes, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
+        let grpc_server =
+            grpc::serve(grpc_listener, grpc_connections, state, config.max_body_bytes, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
         tasks.push((
             "the gRPC server",
             tokio::spawn(async move {

@@ -23,7 +23,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// A TOML file with any of: data, snapshots_path, http, grpc, api_key, read_only_api_key,
-    /// jwt_rbac, max_body_bytes, sync_every_write,
+    /// jwt_rbac, tls_cert, tls_key, tls_client_ca, max_body_bytes, sync_every_write,
     /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
@@ -67,6 +67,15 @@ struct ServeArgs {
     /// [default: 30].
     #[arg(long, env = "BRAID_HEADER_TIMEOUT_SECS")]
     header_timeout_secs: Option<u64>,
+    /// TLS certificate chain (PEM): with --tls-key, both ports serve TLS only.
+    #[arg(long, env = "BRAID_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "BRAID_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, env = "BRAID_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -118,6 +127,13 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     if let Some(s) = args.header_timeout_secs.or(file.header_timeout_secs) {
         config.header_timeout = std::time::Duration::from_secs(s);
     }
+    config.tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (Some(cert), Some(key)) => {
+            Some(braid_server::TlsConfig { cert, key, client_ca: args.tls_client_ca.or(file.tls_client_ca) })
+        }
+        (None, None) if args.tls_client_ca.is_none() && file.tls_client_ca.is_none() => None,
+        _ => return Err("TLS needs both a certificate and a key (tls_cert and tls_key)".into()),
+    };
     Ok(config)
 }
 

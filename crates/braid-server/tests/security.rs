@@ -267,18 +267,12 @@ async fn every_grpc_service_checks_keys_and_tokens() {
             (Ok(()), true) => {}
             (Err(e), true) => {
                 let s = e.to_string();
-                assert!(
-                    !refused(&s),
-                    "{label}: {what}: {s}"
-                );
+                assert!(!refused(&s), "{label}: {what}: {s}");
             }
             (Ok(()), false) => panic!("{label}: {what} was allowed"),
             (Err(e), false) => {
                 let s = e.to_string();
-                assert!(
-                    refused(&s),
-                    "{label}: {what}: {s}"
-                );
+                assert!(refused(&s), "{label}: {what}: {s}");
             }
         };
         denied(client.list_collections().await.map(drop), read_all, "list collections");
@@ -298,9 +292,11 @@ async fn every_grpc_service_checks_keys_and_tokens() {
         denied(client.count(q::CountPointsBuilder::new("p")).await.map(drop), read, "count");
         let vectors: std::collections::HashMap<String, Vec<f32>> =
             [("text".to_string(), text.clone()), ("image".to_string(), image.clone())].into();
-        let upsert =
-            q::UpsertPointsBuilder::new("p", vec![q::PointStruct::new(7u64, vectors, qdrant_client::Payload::new())])
-                .wait(true);
+        let upsert = q::UpsertPointsBuilder::new(
+            "p",
+            vec![q::PointStruct::new(7u64, vectors, qdrant_client::Payload::new())],
+        )
+        .wait(true);
         denied(client.upsert_points(upsert).await.map(drop), write, "upsert");
         let index =
             q::CreateFieldIndexCollectionBuilder::new("p", "category", q::FieldType::Keyword).wait(true);
