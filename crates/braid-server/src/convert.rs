@@ -425,25 +425,25 @@ fn payload(v: Option<&Value>) -> Value {
     v.filter(|v| !v.is_null()).cloned().unwrap_or_else(|| Value::Object(Map::new()))
 }
 
+/// One point as REST writes it: `{"id", "vector" | "vectors", "payload"}`.
+pub(crate) fn point(p: &Value) -> Result<PointStruct, ApiError> {
+    let p = object(p, "a point")?;
+    only(p, "a point", &["id", "vector", "vectors", "payload"])?;
+    let id = point_id(field(p, "id").ok_or_else(|| bad("a point needs an `id`"))?)?;
+    let vectors = match field(p, "vector").or_else(|| field(p, "vectors")) {
+        Some(v) => VectorsIn::read(v)?,
+        None => VectorsIn::default(),
+    };
+    Ok(vectors.point(id, payload(p.get("payload"))))
+}
+
 /// `PUT /points` body: `{"points": [...]}` or `{"batch": {"ids", "vectors", "payloads"}}`.
 pub(crate) fn upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
     let o = object(body, "the request body")?;
     only(o, "upsert", &["points", "batch"])?;
     if let Some(points) = field(o, "points") {
         let list = points.as_array().ok_or_else(|| bad("`points` must be a list"))?;
-        return list
-            .iter()
-            .map(|p| {
-                let p = object(p, "a point")?;
-                only(p, "a point", &["id", "vector", "vectors", "payload"])?;
-                let id = point_id(field(p, "id").ok_or_else(|| bad("a point needs an `id`"))?)?;
-                let vectors = match field(p, "vector").or_else(|| field(p, "vectors")) {
-                    Some(v) => VectorsIn::read(v)?,
-                    None => VectorsIn::default(),
-                };
-                Ok(vectors.point(id, payload(p.get("payload"))))
-            })
-            .collect();
+        return list.iter().map(point).collect();
     }
     let batch =
         object(field(o, "batch").ok_or_else(|| bad("the body needs `points` or `batch`"))?, "`batch`")?;

@@ -48,6 +48,34 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping server waits for requests in flight before it drops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// One point in REST's JSON form (`{"id", "vector", "payload"}`), as `braid import`
+/// reads it from JSONL.
+pub fn point_from_json(v: &serde_json::Value) -> Result<braid::PointStruct, ApiError> {
+    convert::point(v)
+}
+
+/// A record in REST's JSON form, as `braid export` writes it (and `braid import` reads
+/// it back).
+pub fn record_to_json(r: braid::Record) -> serde_json::Value {
+    convert::record_json(r)
+}
+
+/// A collection configuration in REST's create-collection JSON, as `braid import
+/// --create` takes it.
+pub fn collection_config_from_json(v: &serde_json::Value) -> Result<braid::CollectionConfig, ApiError> {
+    convert::collection_config(v)
+}
+
+/// Runs a query written as REST's `POST /points/query` body on `collection` and
+/// answers with REST's result (`{"points": [...]}`), as `braid query` does.
+pub fn query_json(
+    collection: &braid::Collection,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    let hits = collection.query(convert::query_points(body)?)?;
+    Ok(serde_json::json!({"points": hits.into_iter().map(convert::scored_json).collect::<Vec<_>>()}))
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {

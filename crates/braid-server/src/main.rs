@@ -1,4 +1,7 @@
-//! The `braid` command: `braid serve --data DIR`.
+//! The `braid` command: `braid serve --data DIR`, and `import`, `export`, `snapshot`,
+//! `info`, `query` on a database directory.
+
+mod cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +20,18 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve a database over Qdrant-compatible REST and gRPC.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Import points from a JSON Lines file into a collection.
+    Import(cli::ImportArgs),
+    /// Export a collection's points as JSON Lines.
+    Export(cli::ExportArgs),
+    /// Create, restore or list snapshots.
+    #[command(subcommand)]
+    Snapshot(cli::SnapshotCommand),
+    /// Collections, counts, disk and health of a database directory.
+    Info(cli::InfoArgs),
+    /// Query a collection from the terminal.
+    Query(cli::QueryArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -155,7 +169,10 @@ fn init_logging(args: &LogArgs) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => *args,
+        other => return finish(run_tool(other)),
+    };
     let result = init_logging(&args.log).and_then(|()| resolve(args)).and_then(|config| {
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async {
@@ -166,6 +183,21 @@ fn main() -> ExitCode {
             Ok(())
         })
     });
+    finish(result)
+}
+
+fn run_tool(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(_) => Err("serve is not a tool".into()),
+        Command::Import(a) => cli::import(a),
+        Command::Export(a) => cli::export(a),
+        Command::Snapshot(c) => cli::snapshot(c),
+        Command::Info(a) => cli::info(a),
+        Command::Query(a) => cli::query(a),
+    }
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -161,3 +161,168 @@ async fn a_memory_capped_server_refuses_a_batch_that_would_exhaust_it() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+fn braid(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_braid")).args(args).output().expect("braid runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// 100,000 points as JSON Lines, and line `bad` (1-based) replaced by `bad_line`.
+fn jsonl(path: &std::path::Path, bad: usize, bad_line: &str) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut rng = braid_testkit::Rng::new(9);
+    for i in 0..100_000u64 {
+        if i as usize + 1 == bad {
+            writeln!(out, "{bad_line}").unwrap();
+            continue;
+        }
+        let v = rng.vector(4);
+        writeln!(out, "{}", json!({"id": i, "vector": v, "payload": {"n": i, "even": i % 2 == 0}})).unwrap();
+    }
+}
+
+/// `braid import` (a bad line stops it with its line and column and writes nothing;
+/// `--skip-bad` keeps the good rows; `--resume` skips ids present), `export`, `query`,
+/// `info` and `snapshot create | list | restore` on a directory.
+#[test]
+fn the_cli_imports_exports_queries_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let data_s = data.to_str().unwrap();
+    let file = dir.path().join("points.jsonl");
+    let create = r#"{"vectors": {"size": 4, "distance": "Cosine"}}"#;
+
+    // A JSON syntax error in the middle: refused with line and column, nothing written.
+    jsonl(&file, 50_001, r#"{"id": 50000, "vector": [1, 2, 3, 4], "payload": {"n": }}"#);
+    let out = braid(&[
+        "import",
+        "--data",
+        data_s,
+        "--collection",
+        "docs",
+        "--create",
+        create,
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("points.jsonl:50001:"), "{}", text(&out.stderr));
+    let info = braid(&["info", "--data", data_s, "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["collections"], json!([]), "the failed import created nothing");
+
+    // A wrong dimension: the same, naming the line and the space.
+    jsonl(&file, 50_001, r#"{"id": 50000, "vector": [1, 2, 3]}"#);
+    let out = braid(&[
+        "import",
+        "--data",
+        data_s,
+        "--collection",
+        "docs",
+        "--create",
+        create,
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("points.jsonl:50001:") && err.contains("dimension"), "{err}");
+
+    // --skip-bad: the 99,999 good rows.
+    let out = braid(&[
+        "import",
+        "--data",
+        data_s,
+        "--collection",
+        "docs",
+        "--create",
+        create,
+        "--skip-bad",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("imported 99999 points") && err.contains("1 bad lines skipped"), "{err}");
+    // --resume: everything is present already.
+    let out = braid(&[
+        "import",
+        "--data",
+        data_s,
+        "--collection",
+        "docs",
+        "--skip-bad",
+        "--resume",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("imported 0 points")
+            && text(&out.stderr).contains("99999 already present")
+    );
+
+    // Export, then import the export into a second collection: the same points.
+    let exported = dir.path().join("export.jsonl");
+    let out =
+        braid(&["export", "--data", data_s, "--collection", "docs", "--out", exported.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&exported).unwrap().lines().count(), 99_999);
+    let out = braid(&[
+        "import",
+        "--data",
+        data_s,
+        "--collection",
+        "copy",
+        "--create",
+        create,
+        exported.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Query: the same hits from both collections, payloads included.
+    let q = |collection: &str| {
+        let out = braid(&[
+            "query",
+            "--data",
+            data_s,
+            "--collection",
+            collection,
+            "--vector",
+            "[0.1, 0.2, 0.3, 0.4]",
+            "--limit",
+            "5",
+            "--filter",
+            r#"{"must": [{"key": "even", "match": {"value": true}}]}"#,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let hits = q("docs");
+    assert_eq!(hits.lines().count(), 5);
+    assert!(hits.lines().all(|l| l.contains("\"even\":true")), "{hits}");
+    assert_eq!(hits, q("copy"));
+
+    // Info, snapshots.
+    let info = text(&braid(&["info", "--data", data_s]).stdout);
+    assert!(info.contains("docs  99999 points") && info.contains("health ok"), "{info}");
+    let out = braid(&["snapshot", "create", "--data", data_s, "--collection", "docs"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let name = text(&out.stdout).split_whitespace().next().unwrap().to_string();
+    let listed = text(&braid(&["snapshot", "list", "--data", data_s, "--collection", "docs"]).stdout);
+    assert!(listed.starts_with(&name), "{listed}");
+    let snapshot = data.join("snapshots/docs").join(&name);
+    let out = braid(&[
+        "snapshot",
+        "restore",
+        "--data",
+        data_s,
+        "--collection",
+        "restored",
+        snapshot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(q("restored"), hits);
+    // A bad file: a clear error.
+    let out = braid(&["snapshot", "restore", "--data", data_s, "--collection", "x", file.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out.stderr).contains("snapshot"), "{}", text(&out.stderr));
+}

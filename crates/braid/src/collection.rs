@@ -583,6 +583,19 @@ impl Collection {
         self.note(Task::Checkpoint, result)
     }
 
+    /// Checks `points` as [`Collection::upsert`] would (payloads, every vector against
+    /// its space) without writing them: an importer's dry run.
+    pub fn check_points(&self, points: &[PointStruct]) -> Result<(), Error> {
+        let segment = self.read();
+        for p in points {
+            object(&p.payload)?;
+            segment.prepare_vectors(&p.vectors)?;
+            segment.prepare_sparse(&p.sparse, &p.documents)?;
+            segment.prepare_multi(&p.multi)?;
+        }
+        Ok(())
+    }
+
     /// Inserts or replaces points. Everything is validated first: one bad point refuses
     /// the whole batch and changes nothing.
     pub fn upsert(&self, points: Vec<PointStruct>) -> Result<(), Error> {

@@ -1,0 +1,436 @@
+//! `braid import | export | snapshot | info | query`: the database directory from the
+//! terminal. Each opens the directory itself, so a server must not have it open (the
+//! directory lock says so if one does). `docs/operations.md` has examples.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use braid::{Collection, Database, PointStruct, WithPayload, WithVectors};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+/// Bad lines shown by `--skip-bad` before it only counts them.
+const SHOWN_BAD_LINES: usize = 10;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ImportArgs {
+    /// The database directory.
+    #[arg(long, env = "BRAID_DATA")]
+    data: PathBuf,
+    /// The collection to import into.
+    #[arg(long)]
+    collection: String,
+    /// Create the collection if missing, with this configuration (REST's create-collection
+    /// JSON, e.g. '{"vectors": {"size": 384, "distance": "Cosine"}}').
+    #[arg(long)]
+    create: Option<String>,
+    /// Points per write.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Skip bad lines (reported) and import the good ones; without it a bad line stops the
+    /// import before anything is written.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Skip points whose id is already in the collection (to resume an interrupted import).
+    #[arg(long)]
+    resume: bool,
+    /// JSON Lines, one point per line as REST writes it: {"id", "vector", "payload"}.
+    file: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// The database directory.
+    #[arg(long, env = "BRAID_DATA")]
+    data: PathBuf,
+    /// The collection (or alias) to export.
+    #[arg(long)]
+    collection: String,
+    /// Where to write the JSON Lines (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum SnapshotCommand {
+    /// Write a snapshot of one collection (--collection) or of the whole database.
+    Create {
+        #[arg(long, env = "BRAID_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        collection: Option<String>,
+        /// The directory to write it in [default: DATA/snapshots, /COLLECTION for one].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a snapshot: a collection snapshot into --collection, a database snapshot
+    /// (no --collection) over the collections it holds.
+    Restore {
+        #[arg(long, env = "BRAID_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        collection: Option<String>,
+        /// SHA-256 the file must have.
+        #[arg(long)]
+        checksum: Option<String>,
+        file: PathBuf,
+    },
+    /// List the snapshots of one collection (--collection) or the database's.
+    List {
+        #[arg(long, env = "BRAID_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        collection: Option<String>,
+        /// The directory they are in [default: DATA/snapshots, /COLLECTION for one].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct InfoArgs {
+    /// The database directory.
+    #[arg(long, env = "BRAID_DATA")]
+    data: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct QueryArgs {
+    /// The database directory.
+    #[arg(long, env = "BRAID_DATA")]
+    data: PathBuf,
+    /// The collection (or alias).
+    #[arg(long)]
+    collection: String,
+    /// A query vector, as JSON ([0.1, 0.2, …]).
+    #[arg(long, conflicts_with_all = ["id", "body"])]
+    vector: Option<String>,
+    /// The id of a point whose vector is the query.
+    #[arg(long, conflicts_with = "body")]
+    id: Option<String>,
+    /// The vector space to search.
+    #[arg(long)]
+    using: Option<String>,
+    /// A filter, as REST's JSON.
+    #[arg(long)]
+    filter: Option<String>,
+    /// How many hits.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Any query as REST's `POST /points/query` body instead of the flags above.
+    #[arg(long)]
+    body: Option<String>,
+}
+
+fn open(data: &Path) -> Result<Database, String> {
+    Database::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))
+}
+
+fn json_arg(what: &str, text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("{what}: not JSON: {e}"))
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// A bad line: `file:line[:column]: why`.
+fn located(file: &Path, line: usize, column: Option<usize>, why: impl std::fmt::Display) -> String {
+    match column {
+        Some(c) => format!("{}:{line}:{c}: {why}", file.display()),
+        None => format!("{}:{line}: {why}", file.display()),
+    }
+}
+
+/// Line `n` (1-based) of the file as a point checked against `collection`.
+fn parse_line(file: &Path, n: usize, line: &str, collection: &Collection) -> Result<PointStruct, String> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| located(file, n, Some(e.column()), format!("not JSON: {e}")))?;
+    let point = braid_server::point_from_json(&value).map_err(|e| located(file, n, None, e.message))?;
+    collection.check_points(std::slice::from_ref(&point)).map_err(|e| located(file, n, None, e))?;
+    Ok(point)
+}
+
+/// Every non-empty line of `file` with its number, and the bytes read so far.
+fn lines(file: &Path) -> Result<impl Iterator<Item = Result<(usize, String, u64), String>>, String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
+    let (mut n, mut read) = (0usize, 0u64);
+    let path = file.to_path_buf();
+    Ok(std::iter::from_fn(move || {
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(len) => {
+                    n += 1;
+                    read += len as u64;
+                    if !line.trim().is_empty() {
+                        return Some(Ok((n, line, read)));
+                    }
+                }
+                Err(e) => return Some(Err(located(&path, n + 1, None, e))),
+            }
+        }
+    }))
+}
+
+pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
+    if args.batch == 0 || args.batch > braid::MAX_BATCH {
+        return Err(format!("--batch must be between 1 and {}", braid::MAX_BATCH));
+    }
+    let size = std::fs::metadata(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?.len();
+    let db = open(&args.data)?;
+    let (collection, created) = match (db.collection(&args.collection), &args.create) {
+        (Ok(c), _) => (c, false),
+        (Err(_), Some(config)) => {
+            let config = braid_server::collection_config_from_json(&json_arg("--create", config)?)
+                .map_err(|e| format!("--create: {}", e.message))?;
+            (db.create_collection(&args.collection, config).map_err(|e| e.to_string())?, true)
+        }
+        (Err(e), None) => return Err(format!("{e} (give --create CONFIG to create it)")),
+    };
+    let result = import_into(&args, &collection, size);
+    if result.is_err() && created && collection.count(None).unwrap_or(0) == 0 {
+        // Nothing was written: the collection made for the import goes too.
+        let _ = db.delete_collection(&args.collection);
+    }
+    result
+}
+
+fn import_into(args: &ImportArgs, collection: &Collection, size: u64) -> Result<(), String> {
+    let started = Instant::now();
+    // Without --skip-bad, a first pass checks every line, so that a bad one stops the
+    // import before anything is written.
+    if !args.skip_bad {
+        let check = bar(size, "checking {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}");
+        for item in lines(&args.file)? {
+            let (n, line, read) = item?;
+            parse_line(&args.file, n, &line, collection)?;
+            check.set_position(read);
+        }
+        check.finish_and_clear();
+    }
+    let progress =
+        bar(size, "importing {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}");
+    let (mut imported, mut present, mut bad) = (0usize, 0usize, 0usize);
+    let mut batch: Vec<PointStruct> = Vec::with_capacity(args.batch);
+    let write = |batch: &mut Vec<PointStruct>, imported: &mut usize, present: &mut usize| {
+        if args.resume {
+            let ids: Vec<braid::PointId> = batch.iter().map(|p| p.id).collect();
+            let existing: std::collections::HashSet<braid::PointId> = collection
+                .get(&ids, WithPayload::None, WithVectors::None)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            let before = batch.len();
+            batch.retain(|p| !existing.contains(&p.id));
+            *present += before - batch.len();
+        }
+        if !batch.is_empty() {
+            *imported += batch.len();
+            collection.upsert(std::mem::take(batch)).map_err(|e| e.to_string())?;
+        }
+        batch.clear();
+        Ok::<(), String>(())
+    };
+    for item in lines(&args.file)? {
+        let (n, line, read) = item?;
+        match parse_line(&args.file, n, &line, collection) {
+            Ok(point) => batch.push(point),
+            Err(e) if args.skip_bad => {
+                bad += 1;
+                if bad <= SHOWN_BAD_LINES {
+                    progress.suspend(|| eprintln!("skipped {e}"));
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if batch.len() == args.batch {
+            write(&mut batch, &mut imported, &mut present)?;
+            progress.set_message(format!("{imported} points"));
+        }
+        progress.set_position(read);
+    }
+    write(&mut batch, &mut imported, &mut present)?;
+    progress.finish_and_clear();
+    collection.flush().map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "imported {imported} points into `{}` in {secs:.1} s ({:.0} points/s){}{}",
+        collection.name(),
+        imported as f64 / secs.max(1e-9),
+        if present > 0 { format!("; {present} already present, skipped") } else { String::new() },
+        if bad > 0 { format!("; {bad} bad lines skipped") } else { String::new() },
+    );
+    Ok(())
+}
+
+pub(crate) fn export(args: ExportArgs) -> Result<(), String> {
+    let db = open(&args.data)?;
+    let c = db.collection(&args.collection).map_err(|e| e.to_string())?;
+    let total = c.count(None).map_err(|e| e.to_string())? as u64;
+    let out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let progress = bar(total, "exporting {bar:40} {pos}/{len} points {per_sec} eta {eta}");
+    let mut offset = None;
+    let mut written = 0u64;
+    loop {
+        let (page, next) =
+            c.scroll(None, 1000, offset, WithPayload::All, WithVectors::All).map_err(|e| e.to_string())?;
+        for record in page {
+            let line =
+                serde_json::to_string(&braid_server::record_to_json(record)).map_err(|e| e.to_string())?;
+            writeln!(out, "{line}").map_err(|e| format!("writing: {e}"))?;
+            written += 1;
+        }
+        progress.set_position(written);
+        match next {
+            Some(n) => offset = Some(n),
+            None => break,
+        }
+    }
+    out.flush().map_err(|e| format!("writing: {e}"))?;
+    progress.finish_and_clear();
+    eprintln!("exported {written} points of `{}`", c.name());
+    Ok(())
+}
+
+fn snapshots_dir(data: &Path, collection: Option<&str>, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let base = data.join("snapshots");
+        collection.map_or(base.clone(), |c| base.join(c))
+    })
+}
+
+fn describe(d: &braid::SnapshotDescription) -> String {
+    let at = chrono::DateTime::<chrono::Utc>::from(d.created).format("%Y-%m-%d %H:%M:%S UTC");
+    format!("{}  {at}  {} bytes  sha256 {}", d.name, d.size, d.checksum.as_deref().unwrap_or("-"))
+}
+
+pub(crate) fn snapshot(command: SnapshotCommand) -> Result<(), String> {
+    match command {
+        SnapshotCommand::Create { data, collection, out } => {
+            let db = open(&data)?;
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_message("writing the snapshot");
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let d = match &collection {
+                Some(c) => {
+                    let real = db.collection(c).map_err(|e| e.to_string())?.name().to_string();
+                    db.snapshot_collection(c, &snapshots_dir(&data, Some(&real), out))
+                }
+                None => db.snapshot(&snapshots_dir(&data, None, out)),
+            }
+            .map_err(|e| e.to_string())?;
+            spinner.finish_and_clear();
+            println!("{}", describe(&d));
+        }
+        SnapshotCommand::Restore { data, collection, checksum, file } => {
+            let db = open(&data)?;
+            match collection {
+                Some(c) => {
+                    db.recover_collection(&c, &file, checksum.as_deref()).map_err(|e| e.to_string())?;
+                    println!("restored collection `{c}` from {}", file.display());
+                }
+                None => {
+                    let names = db.restore(&file, checksum.as_deref()).map_err(|e| e.to_string())?;
+                    println!("restored {} from {}", names.join(", "), file.display());
+                }
+            }
+        }
+        SnapshotCommand::List { data, collection, dir } => {
+            let dir = snapshots_dir(&data, collection.as_deref(), dir);
+            for d in braid::snapshot::list(&dir).map_err(|e| e.to_string())? {
+                println!("{}", describe(&d));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn info(args: InfoArgs) -> Result<(), String> {
+    let db = open(&args.data)?;
+    let mut collections = Vec::new();
+    for name in db.list() {
+        let c = db.collection(&name).map_err(|e| e.to_string())?;
+        let i = c.info();
+        let failures: Vec<String> = c.failures().iter().map(|(t, e)| format!("{t:?}: {e}")).collect();
+        collections.push(json!({
+            "name": name,
+            "points": i.points_count,
+            "vectors": i.vectors_count,
+            "disk_bytes": i.disk_bytes,
+            "dead_versions": i.dead_versions,
+            "state": format!("{:?}", c.state()).to_lowercase(),
+            "aliases": db.collection_aliases(&name).unwrap_or_default(),
+            "failures": failures,
+        }));
+    }
+    let health = if db.failures().is_empty() { "ok" } else { "failing" };
+    if args.json {
+        let all = json!({"data": args.data, "health": health, "collections": collections});
+        println!("{}", serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    println!("{}: {} collections, health {health}", args.data.display(), collections.len());
+    for c in &collections {
+        println!(
+            "  {}  {} points  vectors {}  {} bytes on disk  {}{}",
+            c["name"].as_str().unwrap_or_default(),
+            c["points"],
+            c["vectors"],
+            c["disk_bytes"],
+            c["state"].as_str().unwrap_or_default(),
+            match c["aliases"].as_array() {
+                Some(a) if !a.is_empty() => format!("  aliases {}", Value::Array(a.clone())),
+                _ => String::new(),
+            }
+        );
+        for f in c["failures"].as_array().into_iter().flatten() {
+            println!("    failing: {}", f.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn query(args: QueryArgs) -> Result<(), String> {
+    let body = match (&args.body, &args.vector, &args.id) {
+        (Some(body), _, _) => json_arg("--body", body)?,
+        (None, vector, id) => {
+            let query = match (vector, id) {
+                (Some(v), _) => json_arg("--vector", v)?,
+                (None, Some(id)) => serde_json::from_str(id).unwrap_or_else(|_| Value::String(id.clone())),
+                (None, None) => return Err("give --vector, --id or --body".into()),
+            };
+            let mut body = json!({"query": query, "limit": args.limit, "with_payload": true});
+            if let Some(using) = &args.using {
+                body["using"] = json!(using);
+            }
+            if let Some(filter) = &args.filter {
+                body["filter"] = json_arg("--filter", filter)?;
+            }
+            body
+        }
+    };
+    let db = open(&args.data)?;
+    let c = db.collection(&args.collection).map_err(|e| e.to_string())?;
+    let result = braid_server::query_json(&c, &body).map_err(|e| e.message)?;
+    for hit in result["points"].as_array().into_iter().flatten() {
+        println!("{}", serde_json::to_string(hit).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
