@@ -43,6 +43,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "search QPS and p50/p99 over REST and gRPC at 1, 8, 64 connections vs the embedded facade, 100k points",
     ),
     (
+        "ops",
+        "braid-server",
+        "ops",
+        "snapshot create/restore of 100k points vs cp of the same bytes, CLI import vs facade upsert, metrics on vs off",
+    ),
+    (
         "sparse",
         "braid",
         "sparse",

@@ -24,7 +24,7 @@ tasks:
                              crash trials, 20 s of each fuzz target, the graph's
                              concurrency test under ThreadSanitizer
   bench <name> [-- args]     run a benchmark; names: distance, filter, hnsw, query,
-                             database, storage, server
+                             database, storage, server, ops
   proptest [--cases N]       every test with many proptest cases (default 4096)
   fuzz <target> [--time S]   run a cargo-fuzz target for S seconds (default 60);
                              installs cargo-fuzz and uses the nightly toolchain

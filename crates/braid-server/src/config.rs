@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub header_timeout: std::time::Duration,
     /// TLS on both listeners (default: none, plain TCP).
     pub tls: Option<crate::TlsConfig>,
+    /// Count requests for `/metrics` and `/telemetry` and log a line per request
+    /// (default on; collection figures are reported either way).
+    pub request_metrics: bool,
 }
 
 impl ServerConfig {
@@ -64,6 +67,7 @@ impl ServerConfig {
             idle_timeout: std::time::Duration::from_secs(300),
             header_timeout: std::time::Duration::from_secs(30),
             tls: None,
+            request_metrics: true,
         }
     }
 }

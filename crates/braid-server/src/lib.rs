@@ -120,7 +120,7 @@ impl Server {
         let state = rest::AppState {
             db: db.clone(),
             snapshots: Arc::from(config.snapshots.as_path()),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(metrics::Metrics::new(config.request_metrics)),
             keys: auth::Keys::new(
                 config.api_key.as_deref(),
                 config.read_only_api_key.as_deref(),

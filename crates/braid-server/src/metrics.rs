@@ -93,6 +93,8 @@ struct InfoLabels {
 /// The server's request accounting. Shared by both protocols.
 #[derive(Debug)]
 pub(crate) struct Metrics {
+    /// Off: requests are neither counted nor logged.
+    enabled: bool,
     started: SystemTime,
     stats: Mutex<BTreeMap<Key, Stats>>,
     rest_duration: Family<EndpointLabels, Histogram>,
@@ -105,8 +107,9 @@ fn histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Metrics {
+    pub(crate) fn new(enabled: bool) -> Metrics {
         Metrics {
+            enabled,
             started: SystemTime::now(),
             stats: Mutex::new(BTreeMap::new()),
             rest_duration: Family::new_with_constructor(histogram),
@@ -114,8 +117,16 @@ impl Metrics {
         }
     }
 
+    /// Are requests counted?
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Counts one answered request and logs its line.
     pub(crate) fn observe(&self, protocol: Protocol, endpoint: &str, status: u16, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
         let secs = elapsed.as_secs_f64();
         {
             let mut stats = self.stats.lock();
@@ -333,6 +344,9 @@ where
     }
 
     fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        if !self.metrics.enabled() {
+            return Box::pin(self.inner.call(request));
+        }
         let endpoint = request.uri().path().to_string();
         let started = std::time::Instant::now();
         let metrics = self.metrics.clone();

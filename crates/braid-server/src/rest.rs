@@ -261,6 +261,9 @@ async fn admitted(state: AppState, request: Request, next: Next) -> Response {
 
 /// Counts and logs each routed request under `METHOD /route/{template}`.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !state.metrics.enabled() {
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("?", |p| p.as_str());
     let endpoint = format!("{} {route}", request.method());
