@@ -82,6 +82,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "crates/braid-server/compat/tutorial.py",
             "crates/braid-server/compat/hybrid.py",
             "crates/braid-server/compat/query_api.py",
+            "crates/braid-server/compat/ops.py",
         ],
         Mode::Differential { .. } => &["crates/braid-server/compat/differential.py"],
     };
@@ -90,6 +91,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     for (script, grpc_flag) in scripts.iter().flat_map(|s| [(s, None), (s, Some("--prefer-grpc"))]) {
         let mut cmd = Command::new(&python);
         cmd.arg(root().join(script)).args(["--http", &http.to_string(), "--grpc", &grpc.to_string()]);
+        cmd.arg("--snapshots").arg(data.join("snapshots"));
         if let Mode::Differential { seed, cases } = &mode {
             cmd.args(["--seed", seed, "--cases", cases, "--out"]).arg(target.join("differential"));
         }
@@ -106,7 +108,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     match mode {
         Mode::Tutorial => {
             println!(
-                "xtask compat: the Python qdrant-client passed the tutorial, the hybrid walk and the query API walk over REST and gRPC"
+                "xtask compat: the Python qdrant-client passed the tutorial, the hybrid walk, the query API walk and the aliases and snapshots walk over REST and gRPC"
             )
         }
         Mode::Differential { seed, cases } => {

@@ -12,6 +12,7 @@ def parse(description, extra=None):
     ap.add_argument("--http", type=int, required=True)
     ap.add_argument("--grpc", type=int, required=True)
     ap.add_argument("--prefer-grpc", action="store_true")
+    ap.add_argument("--snapshots", default=None, help="the server's snapshots directory (ops.py)")
     if extra:
         extra(ap)
     args = ap.parse_args()

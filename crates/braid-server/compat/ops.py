@@ -1,0 +1,97 @@
+"""Aliases and snapshots through the official Python qdrant-client against `braid serve`.
+
+Usage: python ops.py --http PORT --grpc PORT --snapshots DIR [--prefer-grpc]
+
+Aliases: create, list (all and per collection), query through one, switch it in one
+`update_collection_aliases` call (delete + create), rename, delete; an alias on a
+missing collection refused. Snapshots: create, list, recover from the file (a
+`file://` location inside the server's snapshots directory) after changing the
+collection, delete; full snapshots create, list, delete. Local mode has no aliases
+over a server's snapshots, so answers are checked against what was written.
+"""
+import random
+
+import connect
+from qdrant_client import models
+
+
+def main():
+    args, proto, client = connect.parse(__doc__.splitlines()[0])
+    suffix = "grpc" if args.prefer_grpc else "rest"
+    v1, v2, alias = f"ops_v1_{suffix}", f"ops_v2_{suffix}", f"ops_live_{suffix}"
+    rng = random.Random(5)
+    for name, tag in [(v1, "v1"), (v2, "v2")]:
+        if client.collection_exists(name):
+            client.delete_collection(name)
+        client.create_collection(name, vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE))
+        client.upsert(name, wait=True, points=[
+            models.PointStruct(id=i, vector=[rng.uniform(-1, 1) for _ in range(8)], payload={"tag": tag, "n": i})
+            for i in range(60)
+        ])
+
+    # Aliases.
+    client.update_collection_aliases(change_aliases_operations=[
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=v1, alias_name=alias)),
+    ])
+    listed = {(a.alias_name, a.collection_name) for a in client.get_aliases().aliases}
+    assert (alias, v1) in listed, listed
+    assert [a.alias_name for a in client.get_collection_aliases(v1).aliases] == [alias]
+    q = [0.5] * 8
+    tags = {p.payload["tag"] for p in client.query_points(alias, query=q, limit=5, with_payload=True).points}
+    assert tags == {"v1"}, tags
+    assert client.count(alias).count == 60
+    # The blue/green switch in one call.
+    client.update_collection_aliases(change_aliases_operations=[
+        models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)),
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=v2, alias_name=alias)),
+    ])
+    tags = {p.payload["tag"] for p in client.query_points(alias, query=q, limit=5, with_payload=True).points}
+    assert tags == {"v2"}, tags
+    renamed = alias + "_renamed"
+    client.update_collection_aliases(change_aliases_operations=[
+        models.RenameAliasOperation(rename_alias=models.RenameAlias(old_alias_name=alias, new_alias_name=renamed)),
+    ])
+    assert [a.alias_name for a in client.get_collection_aliases(v2).aliases] == [renamed]
+    try:
+        client.update_collection_aliases(change_aliases_operations=[
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="missing", alias_name="x")),
+        ])
+        raise AssertionError("an alias on a missing collection was accepted")
+    except AssertionError:
+        raise
+    except Exception as e:  # the client raises its own error types per protocol
+        assert "missing" in str(e), e
+    client.update_collection_aliases(change_aliases_operations=[
+        models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=renamed)),
+    ])
+    assert client.get_collection_aliases(v2).aliases == []
+
+    # Snapshots of a collection: create, change the collection, recover, delete.
+    d = client.create_snapshot(v1)
+    assert d.name.startswith(v1) and d.size > 0 and len(d.checksum) == 64, d
+    assert [s.name for s in client.list_snapshots(v1)] == [d.name]
+    client.delete(v1, points_selector=models.PointIdsList(points=list(range(30))), wait=True)
+    assert client.count(v1).count == 30
+    location = f"file://{args.snapshots}/{v1}/{d.name}"
+    assert client.recover_snapshot(v1, location=location, checksum=d.checksum)
+    assert client.count(v1).count == 60
+    got = sorted(p.id for p in client.scroll(v1, limit=100)[0])
+    assert got == list(range(60)), got
+    client.delete_snapshot(v1, d.name)
+    assert client.list_snapshots(v1) == []
+
+    # Full snapshots.
+    full = client.create_full_snapshot()
+    assert full.name.startswith("full-snapshot-"), full
+    assert full.name in [s.name for s in client.list_full_snapshots()]
+    client.delete_full_snapshot(full.name)
+    assert full.name not in [s.name for s in client.list_full_snapshots()]
+
+    for name in (v1, v2):
+        client.delete_collection(name)
+    print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal) and snapshots "
+          "(create, list, recover, delete; full create, list, delete) as written")
+
+
+if __name__ == "__main__":
+    main()
