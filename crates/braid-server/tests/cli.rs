@@ -195,19 +195,18 @@ fn the_cli_imports_exports_queries_and_snapshots() {
     let data_s = data.to_str().unwrap();
     let file = dir.path().join("points.jsonl");
     let create = r#"{"vectors": {"size": 4, "distance": "Cosine"}}"#;
+    // `braid import` into `collection` (created if missing) with `extra` flags.
+    let import = |collection: &str, file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["import", "--data", data_s, "--collection", collection, "--create", create];
+        args.extend_from_slice(extra);
+        let file = file.to_str().unwrap().to_string();
+        args.push(&file);
+        braid(&args)
+    };
 
     // A JSON syntax error in the middle: refused with line and column, nothing written.
     jsonl(&file, 50_001, r#"{"id": 50000, "vector": [1, 2, 3, 4], "payload": {"n": }}"#);
-    let out = braid(&[
-        "import",
-        "--data",
-        data_s,
-        "--collection",
-        "docs",
-        "--create",
-        create,
-        file.to_str().unwrap(),
-    ]);
+    let out = import("docs", &file, &[]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("points.jsonl:50001:"), "{}", text(&out.stderr));
     let info = braid(&["info", "--data", data_s, "--json"]);
@@ -216,46 +215,18 @@ fn the_cli_imports_exports_queries_and_snapshots() {
 
     // A wrong dimension: the same, naming the line and the space.
     jsonl(&file, 50_001, r#"{"id": 50000, "vector": [1, 2, 3]}"#);
-    let out = braid(&[
-        "import",
-        "--data",
-        data_s,
-        "--collection",
-        "docs",
-        "--create",
-        create,
-        file.to_str().unwrap(),
-    ]);
+    let out = import("docs", &file, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("points.jsonl:50001:") && err.contains("dimension"), "{err}");
 
     // --skip-bad: the 99,999 good rows.
-    let out = braid(&[
-        "import",
-        "--data",
-        data_s,
-        "--collection",
-        "docs",
-        "--create",
-        create,
-        "--skip-bad",
-        file.to_str().unwrap(),
-    ]);
+    let out = import("docs", &file, &["--skip-bad"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("imported 99999 points") && err.contains("1 bad lines skipped"), "{err}");
     // --resume: everything is present already.
-    let out = braid(&[
-        "import",
-        "--data",
-        data_s,
-        "--collection",
-        "docs",
-        "--skip-bad",
-        "--resume",
-        file.to_str().unwrap(),
-    ]);
+    let out = import("docs", &file, &["--skip-bad", "--resume"]);
     assert!(
         text(&out.stderr).contains("imported 0 points")
             && text(&out.stderr).contains("99999 already present")
@@ -267,16 +238,7 @@ fn the_cli_imports_exports_queries_and_snapshots() {
         braid(&["export", "--data", data_s, "--collection", "docs", "--out", exported.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(&exported).unwrap().lines().count(), 99_999);
-    let out = braid(&[
-        "import",
-        "--data",
-        data_s,
-        "--collection",
-        "copy",
-        "--create",
-        create,
-        exported.to_str().unwrap(),
-    ]);
+    let out = import("copy", &exported, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Query: the same hits from both collections, payloads included.
