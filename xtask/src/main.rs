@@ -123,6 +123,9 @@ fn ci() -> Result<(), String> {
     exec(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     // Licenses, duplicate bans and sources (deny.toml); offline: no advisory fetch.
     ensure_installed("deny", "cargo-deny")?;
+    // Its `cargo metadata` resolves every platform's dependencies, which a build for this
+    // one never downloads (e.g. Windows-only crates of the CLI's terminal stack).
+    exec(cargo().args(["fetch", "--locked"]))?;
     exec(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))?;
     exec(cargo().args(["test", "--workspace", "--all-targets"]).env("PROPTEST_CASES", CI_PROPTEST_CASES))?;
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
