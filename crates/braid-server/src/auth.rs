@@ -70,6 +70,19 @@ impl Access {
     }
 }
 
+/// Checks `need` against `access`, resolving an alias `need` names first, so that a
+/// token for a collection covers its aliases. The one check both protocols make.
+pub(crate) fn check(access: &Access, need: Need<'_>, db: &braid::Database) -> Result<(), ApiError> {
+    if *access == Access::Full {
+        return Ok(());
+    }
+    let resolved = match need {
+        Need::Read(Some(c)) | Need::Write(c) => db.collection(c).ok().map(|c| c.name().to_string()),
+        _ => None,
+    };
+    access.allow(need, resolved.as_deref())
+}
+
 /// The configured keys.
 #[derive(Clone)]
 pub(crate) struct Keys {

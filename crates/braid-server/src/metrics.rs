@@ -6,7 +6,7 @@
 //! (points, vectors, bytes, state, failures) are read from the database when scraped,
 //! so they cost nothing between scrapes. `docs/operations.md` lists every metric.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use braid::Database;
@@ -26,14 +26,18 @@ pub(crate) enum Protocol {
     Grpc,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Key {
-    protocol: Protocol,
-    /// `POST /collections/{name}/points/search` or `/qdrant.Points/Search`.
-    endpoint: String,
-    /// HTTP status, or the gRPC status code.
-    status: u16,
+/// One endpoint's figures: its latency histogram (shared with the registry's family)
+/// and counts and times per status (HTTP status or gRPC code).
+#[derive(Debug)]
+struct Endpoint {
+    histogram: Histogram,
+    statuses: Vec<(u16, Stats)>,
 }
+
+/// Per protocol: method (REST; empty for gRPC) → route or gRPC path → figures. Nested
+/// so that a request looks itself up by borrowed `&str`s and allocates only the first
+/// time its endpoint is seen.
+type Table = HashMap<String, HashMap<String, Endpoint>>;
 
 #[derive(Clone, Copy, Debug)]
 struct Stats {
@@ -90,13 +94,19 @@ struct InfoLabels {
     version: String,
 }
 
+/// `POST /collections/{name}/points/search` for REST, the gRPC path as it is.
+fn endpoint_name(method: &str, route: &str) -> String {
+    if method.is_empty() { route.to_string() } else { format!("{method} {route}") }
+}
+
 /// The server's request accounting. Shared by both protocols.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     /// Off: requests are neither counted nor logged.
     enabled: bool,
     started: SystemTime,
-    stats: Mutex<BTreeMap<Key, Stats>>,
+    /// Indexed by `Protocol as usize`.
+    stats: Mutex<[Table; 2]>,
     rest_duration: Family<EndpointLabels, Histogram>,
     grpc_duration: Family<EndpointLabels, Histogram>,
 }
@@ -111,7 +121,7 @@ impl Metrics {
         Metrics {
             enabled,
             started: SystemTime::now(),
-            stats: Mutex::new(BTreeMap::new()),
+            stats: Mutex::new([Table::new(), Table::new()]),
             rest_duration: Family::new_with_constructor(histogram),
             grpc_duration: Family::new_with_constructor(histogram),
         }
@@ -122,35 +132,65 @@ impl Metrics {
         self.enabled
     }
 
-    /// Counts one answered request and logs its line.
-    pub(crate) fn observe(&self, protocol: Protocol, endpoint: &str, status: u16, elapsed: Duration) {
+    /// Counts one answered request and logs its line. `method` is the HTTP method of a
+    /// REST call (empty for gRPC), `route` its route template or the gRPC path.
+    pub(crate) fn observe(&self, protocol: Protocol, method: &str, route: &str, status: u16, elapsed: Duration) {
         if !self.enabled {
             return;
         }
         let secs = elapsed.as_secs_f64();
         {
-            let mut stats = self.stats.lock();
-            let key = Key { protocol, endpoint: endpoint.to_string(), status };
-            let s = stats.entry(key).or_insert(Stats { count: 0, total: 0.0, min: f64::INFINITY, max: 0.0 });
+            let mut tables = self.stats.lock();
+            let table = &mut tables[protocol as usize];
+            if !table.get(method).is_some_and(|m| m.contains_key(route)) {
+                let family = match protocol {
+                    Protocol::Rest => &self.rest_duration,
+                    Protocol::Grpc => &self.grpc_duration,
+                };
+                let labels = EndpointLabels { endpoint: endpoint_name(method, route) };
+                let histogram = family.get_or_create(&labels).clone();
+                let endpoint = Endpoint { histogram, statuses: Vec::new() };
+                table.entry(method.to_string()).or_default().insert(route.to_string(), endpoint);
+            }
+            let Some(endpoint) = table.get_mut(method).and_then(|m| m.get_mut(route)) else { return };
+            endpoint.histogram.observe(secs);
+            let i = match endpoint.statuses.iter().position(|(s, _)| *s == status) {
+                Some(i) => i,
+                None => {
+                    let zero = Stats { count: 0, total: 0.0, min: f64::INFINITY, max: 0.0 };
+                    endpoint.statuses.push((status, zero));
+                    endpoint.statuses.len() - 1
+                }
+            };
+            let s = &mut endpoint.statuses[i].1;
             s.count += 1;
             s.total += secs;
             s.min = s.min.min(secs);
             s.max = s.max.max(secs);
         }
-        let family = match protocol {
-            Protocol::Rest => &self.rest_duration,
-            Protocol::Grpc => &self.grpc_duration,
-        };
-        family.get_or_create(&EndpointLabels { endpoint: endpoint.to_string() }).observe(secs);
         let failed = match protocol {
             Protocol::Rest => status >= 500,
             Protocol::Grpc => matches!(status, 2 | 4 | 13 | 14 | 15),
         };
         let micros = elapsed.as_micros() as u64;
         if failed {
-            tracing::warn!(target: "braid::request", ?protocol, endpoint, status, micros, "request failed");
+            tracing::warn!(target: "braid::request", ?protocol, method, route, status, micros, "request failed");
         } else {
-            tracing::info!(target: "braid::request", ?protocol, endpoint, status, micros, "request");
+            tracing::info!(target: "braid::request", ?protocol, method, route, status, micros, "request");
+        }
+    }
+
+    /// Calls `f` with each (protocol, method, route, status) seen and its figures.
+    fn each(&self, mut f: impl FnMut(Protocol, &str, &str, u16, &Stats)) {
+        let tables = self.stats.lock();
+        for (protocol, table) in [(Protocol::Rest, &tables[0]), (Protocol::Grpc, &tables[1])] {
+            for (method, routes) in table {
+                for (route, endpoint) in routes {
+                    for (status, s) in &endpoint.statuses {
+                        f(protocol, method, route, *status, s);
+                    }
+                }
+            }
         }
     }
 
@@ -167,20 +207,18 @@ impl Metrics {
 
         let rest = Family::<ResponseLabels, Counter>::default();
         let grpc = Family::<GrpcLabels, Counter>::default();
-        for (key, s) in self.stats.lock().iter() {
-            let status = key.status.to_string();
-            match key.protocol {
+        self.each(|protocol, method, route, status, s| {
+            let status = status.to_string();
+            match protocol {
                 Protocol::Rest => {
-                    let (method, endpoint) = key.endpoint.split_once(' ').unwrap_or(("", &key.endpoint));
-                    let labels = ResponseLabels { method: method.into(), endpoint: endpoint.into(), status };
+                    let labels = ResponseLabels { method: method.into(), endpoint: route.into(), status };
                     rest.get_or_create(&labels).inc_by(s.count);
                 }
                 Protocol::Grpc => {
-                    grpc.get_or_create(&GrpcLabels { endpoint: key.endpoint.clone(), status })
-                        .inc_by(s.count);
+                    grpc.get_or_create(&GrpcLabels { endpoint: route.into(), status }).inc_by(s.count);
                 }
             }
-        }
+        });
         registry.register("rest_responses", "REST responses by method, endpoint and status", rest);
         registry.register(
             "rest_responses_duration_seconds",
@@ -289,16 +327,16 @@ impl Metrics {
         }
         let mut rest = serde_json::Map::new();
         let mut grpc = serde_json::Map::new();
-        for (key, s) in self.stats.lock().iter() {
-            let side = if key.protocol == Protocol::Rest { &mut rest } else { &mut grpc };
-            let entry = side.entry(key.endpoint.clone()).or_insert_with(|| json!({}));
-            entry[key.status.to_string()] = json!({
+        self.each(|protocol, method, route, status, s| {
+            let side = if protocol == Protocol::Rest { &mut rest } else { &mut grpc };
+            let entry = side.entry(endpoint_name(method, route)).or_insert_with(|| json!({}));
+            entry[status.to_string()] = json!({
                 "count": s.count,
                 "avg_duration_micros": s.total / s.count as f64 * 1e6,
                 "min_duration_micros": s.min * 1e6,
                 "max_duration_micros": s.max * 1e6,
             });
-        }
+        });
         let startup = chrono::DateTime::<chrono::Utc>::from(self.started).to_rfc3339();
         json!({
             "id": hide(&format!("braid-{startup}")),
@@ -347,7 +385,8 @@ where
         if !self.metrics.enabled() {
             return Box::pin(self.inner.call(request));
         }
-        let endpoint = request.uri().path().to_string();
+        // A `Uri` clone shares its bytes: no allocation per call.
+        let uri = request.uri().clone();
         let started = std::time::Instant::now();
         let metrics = self.metrics.clone();
         let answer = self.inner.call(request);
@@ -360,7 +399,7 @@ where
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                metrics.observe(Protocol::Grpc, &endpoint, status, started.elapsed());
+                metrics.observe(Protocol::Grpc, "", uri.path(), status, started.elapsed());
             }
             response
         })

@@ -177,7 +177,9 @@ pub struct FacetHit {
 /// What [`Collection::info`] reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionInfo {
-    /// `Green`: every write is applied and indexed (writes index synchronously).
+    /// `green`: every write is applied and indexed (writes index synchronously);
+    /// `yellow`: a graph waits for its rebuild after its settings changed
+    /// ([`Collection::reconfigure`]); the old one serves meanwhile.
     pub status: &'static str,
     /// Live points.
     pub points_count: usize,
@@ -948,6 +950,111 @@ impl Collection {
         Ok(OptimizeReport { dropped, kept })
     }
 
+    /// Changes the configuration of this live collection to `new`: spaces of any
+    /// kind may be added (existing points have no vector there until written) and
+    /// removed (their vectors go with them), and a kept space may change its graph
+    /// settings, quantization and sparse modifier, and the collection its thresholds.
+    /// Size, distance and kind of a kept space cannot change
+    /// ([`Error::InvalidConfig`]).
+    ///
+    /// The change is durable when this returns (on disk it is written as a
+    /// checkpoint, one manifest rewrite) and searches see it at once — but a new `m`
+    /// or `ef_construct` needs the space's graph rebuilt: the old graph serves until
+    /// [`Collection::reindex`] (the server and the background optimiser call it)
+    /// swaps the new one in. Returns the spaces waiting for that. Writers wait for the
+    /// change and its checkpoint; readers only for the swap.
+    pub fn reconfigure(&self, new: CollectionConfig) -> Result<Vec<String>, Error> {
+        // No compaction may swap in a segment copied under the old configuration.
+        let _one = self.inner.compacting.lock();
+        let mut store = self.inner.writer.lock();
+        let change = {
+            let segment = self.inner.segment.read();
+            if *segment.config() == new {
+                return Ok(segment.stale_graphs());
+            }
+            segment.config().check_change(&new)?;
+            segment.prepare_reconfigure(new)?
+        };
+        let replaced = self.inner.segment.write().reconfigure(change);
+        let Some(store) = store.as_mut() else {
+            return Ok(self.read().stale_graphs());
+        };
+        let _state = StateGuard::new(&self.inner.state, CollectionState::Flushing);
+        let written = store.reconfigure(&self.inner.segment.read());
+        match written {
+            Ok(mapped) => {
+                *self.inner.syncer.lock() = Some(store.syncer());
+                self.inner.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
+                let mut segment = self.inner.segment.write();
+                segment.remap(mapped);
+                tracing::info!(collection = %self.name, config = ?segment.config(), "reconfigured");
+                Ok(segment.stale_graphs())
+            }
+            Err(e) => {
+                self.inner.segment.write().undo_reconfigure(replaced);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds the dense space `name` ([`Collection::reconfigure`]).
+    pub fn create_vector(&self, name: &str, params: crate::VectorParams) -> Result<(), Error> {
+        let config = self.config();
+        if config.space_names().iter().any(|n| n == name) {
+            return Err(Error::InvalidConfig { why: format!("the collection already has a space named `{name}`") });
+        }
+        self.reconfigure(config.vector(name, params)).map(drop)
+    }
+
+    /// Adds the sparse space `name`.
+    pub fn create_sparse_vector(&self, name: &str, params: crate::SparseVectorParams) -> Result<(), Error> {
+        let config = self.config();
+        if config.space_names().iter().any(|n| n == name) {
+            return Err(Error::InvalidConfig { why: format!("the collection already has a space named `{name}`") });
+        }
+        self.reconfigure(config.sparse_vector(name, params)).map(drop)
+    }
+
+    /// Adds the multivector space `name`.
+    pub fn create_multivector(&self, name: &str, params: crate::MultiVectorParams) -> Result<(), Error> {
+        let config = self.config();
+        if config.space_names().iter().any(|n| n == name) {
+            return Err(Error::InvalidConfig { why: format!("the collection already has a space named `{name}`") });
+        }
+        self.reconfigure(config.multivector(name, params)).map(drop)
+    }
+
+    /// Removes the space `name`, of any kind, with every vector in it. The last space
+    /// of a collection can be removed too (its points keep their payloads).
+    pub fn delete_vector(&self, name: &str) -> Result<(), Error> {
+        let mut config = self.config();
+        let found = config.vectors.remove(name).is_some()
+            | config.sparse_vectors.remove(name).is_some()
+            | config.multivectors.remove(name).is_some();
+        if !found {
+            return Err(self.read().unknown(name));
+        }
+        self.reconfigure(config).map(drop)
+    }
+
+    /// Spaces whose graph waits for a rebuild after their `m` or `ef_construct`
+    /// changed ([`Collection::reconfigure`]).
+    pub fn stale_graphs(&self) -> Vec<String> {
+        self.read().stale_graphs()
+    }
+
+    /// Rebuilds the graphs of [`Collection::stale_graphs`], if any, as a compaction
+    /// does — beside the live segment, with the new settings, while searches use
+    /// the old graphs and writes go on — and returns the spaces rebuilt.
+    pub fn reindex(&self) -> Result<Vec<String>, Error> {
+        let stale = self.stale_graphs();
+        if stale.is_empty() {
+            return Ok(stale);
+        }
+        self.compact()?;
+        Ok(stale)
+    }
+
     /// Rebuilds the graph of `space` from its live vectors (same offsets, no
     /// tombstones), then checkpoints. Readers use the old graph until the swap.
     pub fn rebuild_index(&self, space: &str) -> Result<(), Error> {
@@ -1267,8 +1374,11 @@ impl Collection {
         );
         let text_indexes =
             segment.index_specs().into_iter().filter_map(|(key, _, options)| Some((key, options?))).collect();
+        // Qdrant's yellow: optimisation pending or running — here, a graph waiting for
+        // its rebuild after new settings.
+        let status = if segment.stale_graphs().is_empty() { "green" } else { "yellow" };
         CollectionInfo {
-            status: "green",
+            status,
             points_count: segment.live().len() as usize,
             indexed_vectors_count: vectors_count.clone(),
             vectors_count,

@@ -173,7 +173,7 @@ pub const MAX_MULTIVECTOR: usize = 4_096;
 pub const MAX_DIM: usize = 65_536;
 
 /// A collection's configuration: its named vector spaces (`vectors_config`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CollectionConfig {
     /// Spaces by name.
     pub vectors: BTreeMap<String, VectorParams>,
@@ -192,6 +192,16 @@ pub struct CollectionConfig {
     /// as none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub multivectors: BTreeMap<String, MultiVectorParams>,
+    /// The background optimiser compacts this collection when its dead point versions
+    /// are more than this share of all versions (Qdrant's
+    /// `optimizers_config.deleted_threshold`); `None`: the database's
+    /// [`crate::StorageOptions::vacuum_share`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_threshold: Option<f64>,
+    /// …and at least this many (`vacuum_min_vector_number`); `None`: the database's
+    /// [`crate::StorageOptions::vacuum_min`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vacuum_min_vector_number: Option<usize>,
 }
 
 impl Default for CollectionConfig {
@@ -201,6 +211,8 @@ impl Default for CollectionConfig {
             indexing_threshold_kb: DEFAULT_THRESHOLD_KB,
             sparse_vectors: BTreeMap::new(),
             multivectors: BTreeMap::new(),
+            deleted_threshold: None,
+            vacuum_min_vector_number: None,
         }
     }
 }
@@ -235,8 +247,67 @@ impl CollectionConfig {
         self
     }
 
+    /// Every space name of every kind, sorted.
+    pub fn space_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.vectors.keys().chain(self.sparse_vectors.keys()).cloned().collect();
+        names.extend(self.multivectors.keys().cloned());
+        names.sort();
+        names
+    }
+
+    /// Can a live collection configured as `self` become `new`
+    /// ([`crate::Collection::reconfigure`])? Spaces may be added and removed, and a
+    /// kept space may change its graph settings, quantization and (sparse) modifier;
+    /// what its stored vectors mean — size, distance, comparator — may not change,
+    /// nor may a name change kind.
+    pub(crate) fn check_change(&self, new: &CollectionConfig) -> Result<(), Error> {
+        new.validate()?;
+        let bad = |why: String| Err(Error::InvalidConfig { why });
+        for (name, old) in &self.vectors {
+            if let Some(p) = new.vectors.get(name)
+                && (p.size, p.distance) != (old.size, old.distance)
+            {
+                return bad(format!(
+                    "space `{name}`: size and distance cannot change ({} {:?} → {} {:?}); add a new space instead",
+                    old.size, old.distance, p.size, p.distance
+                ));
+            }
+        }
+        for (name, old) in &self.multivectors {
+            if let Some(p) = new.multivectors.get(name)
+                && p != old
+            {
+                return bad(format!("multivector space `{name}`: size, distance and comparator cannot change"));
+            }
+        }
+        let kind = |c: &CollectionConfig, n: &str| {
+            if c.vectors.contains_key(n) {
+                "dense"
+            } else if c.sparse_vectors.contains_key(n) {
+                "sparse"
+            } else {
+                "multivector"
+            }
+        };
+        for name in self.space_names() {
+            if new.space_names().contains(&name) && kind(self, &name) != kind(new, &name) {
+                return bad(format!(
+                    "space `{name}` is {}; it cannot become {} (remove it and add it again)",
+                    kind(self, &name),
+                    kind(new, &name)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |why: String| Err(Error::InvalidConfig { why });
+        if let Some(t) = self.deleted_threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return bad(format!("deleted_threshold must be between 0 and 1, got {t}"));
+        }
         if let Some(name) = self.sparse_vectors.keys().find(|n| self.vectors.contains_key(*n)) {
             return bad(format!("`{name}` is both a dense and a sparse space; a name can be only one"));
         }

@@ -148,7 +148,8 @@ impl std::fmt::Debug for Database {
 type Registry = Arc<parking_lot::Mutex<Vec<WeakCollection>>>;
 
 /// The background optimiser: every `every`, compacts the collections whose dead
-/// versions pass the thresholds. It never holds the catalog, so the last database
+/// versions pass the thresholds (the collection's own, else the database's) or whose
+/// graphs wait for a rebuild. It never holds the catalog, so the last database
 /// handle is always dropped by a user thread, whose `Disk::drop` stops this thread and
 /// waits for a compaction in progress.
 fn spawn_optimizer(
@@ -170,7 +171,12 @@ fn spawn_optimizer(
                 for w in weak {
                     let Some(c) = w.upgrade() else { continue };
                     let (dead, total) = c.versions();
-                    if dead >= min.max(1) && dead as f64 > share * total as f64 {
+                    let config = c.config();
+                    let share = config.deleted_threshold.unwrap_or(share);
+                    let min = config.vacuum_min_vector_number.unwrap_or(min);
+                    // A graph waiting for new settings (changed, then the process
+                    // stopped before the rebuild) is rebuilt as a compaction too.
+                    if (dead >= min.max(1) && dead as f64 > share * total as f64) || !c.stale_graphs().is_empty() {
                         // A failure leaves the collection as it was; the next round retries.
                         let _ = c.compact();
                     }

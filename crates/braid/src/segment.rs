@@ -97,6 +97,27 @@ pub(crate) struct Segment {
     live: RoaringBitmap,
 }
 
+/// A configuration change, prepared ([`Segment::prepare_reconfigure`]).
+pub(crate) struct Reconfigure {
+    config: CollectionConfig,
+    /// New dense spaces, with a zero row per existing offset.
+    added: BTreeMap<String, SpaceData>,
+    /// New codes (or none) for kept spaces whose quantization changes.
+    codes: BTreeMap<String, Option<Codes>>,
+}
+
+/// What [`Segment::reconfigure`] replaced.
+pub(crate) struct Replaced {
+    config: CollectionConfig,
+    /// Removed dense spaces.
+    spaces: BTreeMap<String, SpaceData>,
+    /// Kept dense spaces: their old parameters, and their old codes where the change
+    /// replaced them.
+    params: BTreeMap<String, (VectorParams, Option<Codes>)>,
+    sparse: BTreeMap<String, SparseData>,
+    multi: BTreeMap<String, MultiData>,
+}
+
 /// A payload index as it is recreated: key, kind and, for a text index, its options.
 pub(crate) type IndexSpec = (String, braid_filter::IndexKind, Option<braid_text::TextOptions>);
 
@@ -404,6 +425,147 @@ impl Segment {
         let data = self.spaces.get_mut(space).ok_or(unknown)?;
         data.graph = graph;
         Ok(())
+    }
+
+    /// What turning this segment's configuration into `new` takes, built without
+    /// changing the segment (under its read lock, so readers go on): empty spaces for
+    /// the spaces `new` adds — dense ones with a zero row per offset, as a point
+    /// without a vector there has — and codes for kept spaces whose quantization
+    /// changes. `new` has passed [`CollectionConfig::check_change`].
+    pub(crate) fn prepare_reconfigure(&self, new: CollectionConfig) -> Result<Reconfigure, Error> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = self.offset_ids.len();
+        let mut added = BTreeMap::new();
+        let mut codes = BTreeMap::new();
+        for (name, params) in &new.vectors {
+            match self.spaces.get(name) {
+                Some(old) => {
+                    if params.keeps_codes() != old.params.keeps_codes() {
+                        let fresh = params.codes().map(|mut c| {
+                            c.extend_from_parallel(&old.rows, threads);
+                            c
+                        });
+                        codes.insert(name.clone(), fresh);
+                    }
+                }
+                None => {
+                    let mut rows = Rows::new(params.size);
+                    let zeros = vec![0.0; params.size];
+                    for _ in 0..n {
+                        rows.push(&zeros);
+                    }
+                    let codes = params.codes().map(|mut c| {
+                        c.extend_from_parallel(&rows, threads);
+                        c
+                    });
+                    let graph = new_graph(params, 0)?;
+                    let space = SpaceData { params: *params, rows, present: RoaringBitmap::new(), graph, codes };
+                    added.insert(name.clone(), space);
+                }
+            }
+        }
+        Ok(Reconfigure { config: new, added, codes })
+    }
+
+    /// Makes `change` this segment's configuration: removes the spaces it drops (their
+    /// vectors with them), adds its new spaces, and sets each kept space's settings.
+    /// A changed `m` or `ef_construct` leaves the graph as it was built
+    /// ([`Segment::stale_graphs`] names it until a rebuild). Returns what it replaced,
+    /// for [`Segment::undo_reconfigure`].
+    pub(crate) fn reconfigure(&mut self, change: Reconfigure) -> Replaced {
+        let Reconfigure { config, mut added, mut codes } = change;
+        let mut replaced = Replaced {
+            config: std::mem::replace(&mut self.config, config),
+            spaces: BTreeMap::new(),
+            params: BTreeMap::new(),
+            sparse: BTreeMap::new(),
+            multi: BTreeMap::new(),
+        };
+        let config = &self.config;
+        let gone: Vec<String> = self.spaces.keys().filter(|n| !config.vectors.contains_key(*n)).cloned().collect();
+        for name in gone {
+            if let Some(space) = self.spaces.remove(&name) {
+                replaced.spaces.insert(name, space);
+            }
+        }
+        for (name, params) in &config.vectors {
+            match self.spaces.get_mut(name) {
+                Some(space) => {
+                    let old_codes = match codes.remove(name) {
+                        Some(fresh) => std::mem::replace(&mut space.codes, fresh),
+                        None => None,
+                    };
+                    replaced.params.insert(name.clone(), (std::mem::replace(&mut space.params, *params), old_codes));
+                }
+                None => {
+                    if let Some(space) = added.remove(name) {
+                        self.spaces.insert(name.clone(), space);
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> =
+            self.sparse.keys().filter(|n| !config.sparse_vectors.contains_key(*n)).cloned().collect();
+        for name in gone {
+            if let Some(space) = self.sparse.remove(&name) {
+                replaced.sparse.insert(name, space);
+            }
+        }
+        for (name, params) in &config.sparse_vectors {
+            self.sparse.entry(name.clone()).or_insert_with(|| SparseData::new(*params)).params = *params;
+        }
+        let gone: Vec<String> = self.multi.keys().filter(|n| !config.multivectors.contains_key(*n)).cloned().collect();
+        for name in gone {
+            if let Some(space) = self.multi.remove(&name) {
+                replaced.multi.insert(name, space);
+            }
+        }
+        for (name, params) in &config.multivectors {
+            self.multi.entry(name.clone()).or_insert_with(|| MultiData { params: *params, vectors: BTreeMap::new() });
+        }
+        replaced
+    }
+
+    /// Puts back what [`Segment::reconfigure`] replaced (its change could not be made
+    /// durable). No write has happened in between: both run under the writer lock.
+    pub(crate) fn undo_reconfigure(&mut self, replaced: Replaced) {
+        let Replaced { config, spaces, params, sparse, multi } = replaced;
+        self.spaces.retain(|name, _| config.vectors.contains_key(name));
+        self.spaces.extend(spaces);
+        for (name, (params, codes)) in params {
+            if let Some(space) = self.spaces.get_mut(&name) {
+                space.params = params;
+                if let Some(codes) = codes {
+                    space.codes = Some(codes);
+                } else if !params.keeps_codes() {
+                    space.codes = None;
+                }
+            }
+        }
+        self.sparse.retain(|name, _| config.sparse_vectors.contains_key(name));
+        self.sparse.extend(sparse);
+        for (name, p) in &config.sparse_vectors {
+            if let Some(space) = self.sparse.get_mut(name) {
+                space.params = *p;
+            }
+        }
+        self.multi.retain(|name, _| config.multivectors.contains_key(name));
+        self.multi.extend(multi);
+        self.config = config;
+    }
+
+    /// Dense spaces whose graph was built with other `m` or `ef_construct` than their
+    /// configuration now asks for: what a rebuild ([`crate::Collection::reindex`])
+    /// is owed. The old graph serves searches until then.
+    pub(crate) fn stale_graphs(&self) -> Vec<String> {
+        self.spaces
+            .iter()
+            .filter(|(_, s)| {
+                let built = s.graph.config();
+                (built.m, built.ef_construct) != (s.params.hnsw.m, s.params.hnsw.ef_construct)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// A copy of this segment's live points (vectors and payloads) and index list:

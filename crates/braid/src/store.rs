@@ -117,9 +117,35 @@ struct Manifest {
     /// can equal an old one.
     #[serde(default)]
     checkpoints: u64,
+    /// Per dense space (by name): the number its files are named by, fixed for the
+    /// space's life and never reused, so that adding or removing a space renames
+    /// nothing. Manifests written before it existed read as empty: their spaces are
+    /// numbered by position in the sorted configuration, as their files were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    space_numbers: BTreeMap<String, u64>,
+    /// The number the next added space gets.
+    #[serde(default)]
+    next_space: u64,
 }
 
 impl Manifest {
+    /// The number `space`'s files are named by.
+    fn space_number(&self, space: &str) -> u64 {
+        self.space_numbers
+            .get(space)
+            .copied()
+            .unwrap_or_else(|| self.config.vectors.keys().position(|n| n == space).unwrap_or(0) as u64)
+    }
+
+    /// Numbers every space explicitly (a manifest from before the numbers existed).
+    fn number_spaces(&mut self) {
+        if self.space_numbers.is_empty() {
+            self.space_numbers =
+                self.config.vectors.keys().enumerate().map(|(i, n)| (n.clone(), i as u64)).collect();
+            self.next_space = self.next_space.max(self.config.vectors.len() as u64);
+        }
+    }
+
     /// Every data file the manifest names, but the log.
     fn data_files(&self) -> impl Iterator<Item = &str> {
         let vectors = self.vectors.values().map(|v| v.file.as_str());
@@ -161,10 +187,6 @@ fn wal_name(first: u64, checkpoint: u64) -> String {
     format!("wal-{first:020}-{checkpoint:08}.log")
 }
 
-fn space_index(config: &CollectionConfig, name: &str) -> usize {
-    config.vectors.keys().position(|n| n == name).unwrap_or(0)
-}
-
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StorageError> {
     let body = serde_json::to_vec_pretty(manifest).map_err(|e| {
         StorageError::corrupt(&dir.join(MANIFEST), 0, format!("manifest does not serialise: {e}"))
@@ -188,12 +210,12 @@ impl Store {
     ) -> Result<Store, Error> {
         let mut vectors = BTreeMap::new();
         let mut entries = BTreeMap::new();
-        for (name, params) in &config.vectors {
-            let file = format!("vectors-{}-0.vec", space_index(config, name));
+        for (number, (name, params)) in config.vectors.iter().enumerate() {
+            let file = format!("vectors-{number}-0.vec");
             vectors.insert(name.clone(), VectorFile::create(&dir.join(&file), params.size)?);
             entries.insert(name.clone(), VectorsEntry { file, rows: 0, crc: 0 });
         }
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             config: config.clone(),
             seq: 0,
             generation: 0,
@@ -202,7 +224,10 @@ impl Store {
             vectors: entries,
             graphs: BTreeMap::new(),
             checkpoints: 0,
+            space_numbers: BTreeMap::new(),
+            next_space: 0,
         };
+        manifest.number_spaces();
         let wal = Wal::create(&dir.join(&manifest.wal))?;
         document::sync_dir(dir)?;
         write_manifest(dir, &manifest)?;
@@ -350,14 +375,57 @@ impl Store {
         if !self.dirty {
             return Ok(Vec::new());
         }
-        let seq = self.next_seq - 1;
+        let manifest = self.manifest.clone();
+        self.append_and_write(segment, manifest, BTreeMap::new())
+    }
+
+    /// Writes `segment`, whose configuration has just changed
+    /// ([`crate::Collection::reconfigure`]), as the new checkpoint: vector files
+    /// created for the spaces it adds, the removed spaces' files left out of the new
+    /// manifest (and so removed), the configuration in the manifest. One manifest
+    /// rewrite makes all of it durable at once.
+    pub(crate) fn reconfigure(&mut self, segment: &Segment) -> Result<Remap, Error> {
+        self.wal.sync()?;
+        let config = segment.config().clone();
         let mut manifest = self.manifest.clone();
+        manifest.number_spaces();
+        manifest.space_numbers.retain(|name, _| config.vectors.contains_key(name));
+        manifest.vectors.retain(|name, _| config.vectors.contains_key(name));
+        let mut added = BTreeMap::new();
+        for (name, params) in &config.vectors {
+            if manifest.vectors.contains_key(name) {
+                continue;
+            }
+            let number = manifest.next_space;
+            manifest.next_space += 1;
+            manifest.space_numbers.insert(name.clone(), number);
+            let file = format!("vectors-{number}-{}.vec", manifest.generation);
+            added.insert(name.clone(), VectorFile::create(&self.fresh(&file)?, params.size)?);
+            manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: 0, crc: 0 });
+        }
+        manifest.config = config;
+        self.append_and_write(segment, manifest, added)
+    }
+
+    /// Appends each space's new rows to its vector file (`added`'s for new spaces),
+    /// then writes the checkpoint with `manifest`; the store keeps the files of the
+    /// spaces `segment` has.
+    fn append_and_write(
+        &mut self,
+        segment: &Segment,
+        mut manifest: Manifest,
+        mut added: BTreeMap<String, VectorFile>,
+    ) -> Result<Remap, Error> {
+        let seq = self.next_seq - 1;
         let mut mapped = Vec::new();
         for (name, space) in segment.spaces() {
-            let file = self.vectors.get_mut(name).ok_or_else(|| Error::UnknownVector {
-                name: name.clone(),
-                available: segment.space_names(),
-            })?;
+            let file = match added.get_mut(name) {
+                Some(file) => file,
+                None => self.vectors.get_mut(name).ok_or_else(|| Error::UnknownVector {
+                    name: name.clone(),
+                    available: segment.space_names(),
+                })?,
+            };
             append_rows(file, &space.rows)?;
             file.sync()?;
             manifest.vectors.insert(
@@ -367,6 +435,8 @@ impl Store {
             mapped.push((name.clone(), file.map()?));
         }
         self.write_checkpoint(segment, seq, manifest)?;
+        self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
+        self.vectors.extend(added);
         Ok(mapped)
     }
 
@@ -380,7 +450,7 @@ impl Store {
         let mut files = BTreeMap::new();
         let mut mapped = Vec::new();
         for (name, space) in segment.spaces() {
-            let file = format!("vectors-{}-{}.vec", space_index(&manifest.config, name), manifest.generation);
+            let file = format!("vectors-{}-{}.vec", manifest.space_number(name), manifest.generation);
             let mut out = VectorFile::create(&self.fresh(&file)?, space.params.size)?;
             append_rows(&mut out, &space.rows)?;
             out.sync()?;
@@ -395,10 +465,9 @@ impl Store {
 
     fn write_checkpoint(&mut self, segment: &Segment, seq: u64, mut manifest: Manifest) -> Result<(), Error> {
         let n = manifest.checkpoints + 1;
-        let config = &manifest.config;
         let mut graphs = BTreeMap::new();
         for (name, space) in segment.spaces() {
-            let file = format!("graph-{}-{seq:020}-{n:08}.hnsw", space_index(config, name));
+            let file = format!("graph-{}-{seq:020}-{n:08}.hnsw", manifest.space_number(name));
             document::write_new(&self.fresh(&file)?, &space.graph.to_bytes())?;
             graphs.insert(name.clone(), file);
         }

@@ -525,16 +525,7 @@ impl Service {
             Some(a) => a.clone(),
             None => self.0.keys.access(|_| None).map_err(err)?,
         };
-        if access == Access::Full {
-            return Ok(());
-        }
-        let resolved = match need {
-            Need::Read(Some(c)) | Need::Write(c) => {
-                self.0.db.collection(c).ok().map(|c| c.name().to_string())
-            }
-            _ => None,
-        };
-        access.allow(need, resolved.as_deref()).map_err(err)
+        crate::auth::check(&access, need, &self.0.db).map_err(err)
     }
 
     /// Runs one query-shaped call on collection `name`.
