@@ -158,3 +158,31 @@ pub(crate) fn recover(state: &AppState, name: &str, body: &Value) -> Result<(), 
     state.db.recover_collection(name, &file, checksum)?;
     Ok(())
 }
+
+/// Changes collection `c`'s configuration to what `change` makes of the current one
+/// (`PATCH /collections/{c}`, vector creation): read and replaced under one lock, so
+/// two concurrent updates cannot undo each other. A graph whose settings changed is
+/// rebuilt on a thread of its own (`Collection::reindex`), the old graph serving
+/// meanwhile; a failed rebuild is logged and retried by the background optimiser.
+pub(crate) fn update_collection(
+    c: &braid::Collection,
+    change: impl FnOnce(braid::CollectionConfig) -> Result<braid::CollectionConfig, ApiError>,
+) -> Result<(), ApiError> {
+    static UPDATES: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let stale = {
+        let _one = UPDATES.lock();
+        c.reconfigure(change(c.config())?)?
+    };
+    if !stale.is_empty() {
+        let rebuilt = c.clone();
+        let spawned = std::thread::Builder::new().name("braid-reindex".into()).spawn(move || {
+            if let Err(e) = rebuilt.reindex() {
+                tracing::error!(collection = rebuilt.name(), error = %e, "rebuilding graphs with new settings failed");
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(collection = c.name(), error = %e, "could not start the graph rebuild; the optimiser will");
+        }
+    }
+    Ok(())
+}

@@ -209,16 +209,7 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             })
         }
     };
-    let indexing_threshold = match field(o, "optimizers_config") {
-        None => None,
-        Some(v) => {
-            let oc = object(v, "`optimizers_config`")?;
-            // The rest of Qdrant's optimizer settings are the database's in Braid
-            // (`StorageOptions`), so per collection they are refused.
-            only(oc, "`optimizers_config`", &["indexing_threshold"])?;
-            usize_field(oc, "indexing_threshold")?
-        }
-    };
+    let thresholds = optimizer_thresholds(field(o, "optimizers_config"))?;
     let sparse = match field(o, "sparse_vectors") {
         None => Vec::new(),
         Some(v) => object(v, "`sparse_vectors`")?
@@ -227,13 +218,146 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             .collect::<Result<_, ApiError>>()?,
     };
     CollectionSpec {
-        indexing_threshold,
+        indexing_threshold: thresholds.0,
+        deleted_threshold: thresholds.1,
+        vacuum_min: thresholds.2,
         hnsw: hnsw(o.get("hnsw_config"))?,
         quantization: quantization(o.get("quantization_config"))?,
         spaces,
         sparse,
     }
     .config()
+}
+
+/// `PATCH /collections/{name}` body (Qdrant's `UpdateCollection`): diffs of the
+/// graph settings, quantization and thresholds, collection-wide and per space.
+pub(crate) fn collection_update(body: &Value) -> Result<mapping::UpdateSpec, ApiError> {
+    let o = object(body, "the request body")?;
+    only(
+        o,
+        "update collection",
+        &["vectors", "optimizers_config", "params", "hnsw_config", "quantization_config", "sparse_vectors"],
+    )?;
+    if let Some(params) = field(o, "params") {
+        let po = object(params, "`params`")?;
+        only(
+            po,
+            "`params`",
+            &["replication_factor", "write_consistency_factor", "read_fan_out_factor", "on_disk_payload"],
+        )?;
+        fixed(po, "replication_factor", json!(1), "one replica")?;
+        fixed(po, "write_consistency_factor", json!(1), "one replica")?;
+        fixed(po, "read_fan_out_factor", json!(0), "one replica answers every read")?;
+        fixed(po, "on_disk_payload", json!(false), "payloads are held in memory")?;
+    }
+    let mut vectors = Vec::new();
+    if let Some(v) = field(o, "vectors") {
+        for (name, diff) in object(v, "`vectors`")? {
+            let d = object(diff, "a vector's update")?;
+            only(d, "a vector's update", &["hnsw_config", "quantization_config", "on_disk"])?;
+            fixed(
+                d,
+                "on_disk",
+                json!(false),
+                "vectors live in memory until a checkpoint maps them from their file",
+            )?;
+            vectors.push((
+                name.clone(),
+                hnsw(d.get("hnsw_config"))?,
+                quantization_change(d.get("quantization_config"))?,
+            ));
+        }
+    }
+    let mut sparse = Vec::new();
+    if let Some(v) = field(o, "sparse_vectors") {
+        for (name, p) in object(v, "`sparse_vectors`")? {
+            let given = object(p, "sparse vector params")?.get("modifier").is_some_and(|m| !m.is_null());
+            let modifier = sparse_params(p)?;
+            sparse.push((name.clone(), given.then_some(modifier)));
+        }
+    }
+    let (indexing_threshold, deleted_threshold, vacuum_min) =
+        optimizer_thresholds(field(o, "optimizers_config"))?;
+    Ok(mapping::UpdateSpec {
+        hnsw: hnsw(o.get("hnsw_config"))?,
+        quantization: quantization_change(o.get("quantization_config"))?,
+        vectors,
+        sparse,
+        indexing_threshold,
+        deleted_threshold,
+        vacuum_min,
+    })
+}
+
+type Thresholds = (Option<usize>, Option<f64>, Option<usize>);
+
+/// `optimizers_config`: (`indexing_threshold`, `deleted_threshold`,
+/// `vacuum_min_vector_number`), the settings Braid keeps per collection. Segments,
+/// memory maps and threads are the engine's business in Braid (one segment per
+/// collection, mapped after each checkpoint, every core), so they are refused.
+fn optimizer_thresholds(v: Option<&Value>) -> Result<Thresholds, ApiError> {
+    let Some(v) = v else { return Ok((None, None, None)) };
+    let oc = object(v, "`optimizers_config`")?;
+    only(
+        oc,
+        "`optimizers_config`",
+        &["indexing_threshold", "deleted_threshold", "vacuum_min_vector_number"],
+    )?;
+    let deleted = match field(oc, "deleted_threshold") {
+        None => None,
+        Some(v) => {
+            Some(v.as_f64().ok_or_else(|| bad(format!("`deleted_threshold` must be a number, got {v}")))?)
+        }
+    };
+    Ok((usize_field(oc, "indexing_threshold")?, deleted, usize_field(oc, "vacuum_min_vector_number")?))
+}
+
+/// An update's `quantization_config`: `"Disabled"`, or a config as at create.
+fn quantization_change(v: Option<&Value>) -> Result<mapping::QuantizationChange, ApiError> {
+    Ok(match v.filter(|v| !v.is_null()) {
+        None => mapping::QuantizationChange::Keep,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("disabled") => mapping::QuantizationChange::Disabled,
+        Some(Value::String(s)) => {
+            return Err(bad(format!(
+                "`quantization_config`: unknown value \"{s}\" (use \"Disabled\" or an object)"
+            )));
+        }
+        Some(v) => mapping::QuantizationChange::To(quantization(Some(v))?),
+    })
+}
+
+/// `PUT /collections/{c}/vectors/{name}` body (Qdrant's `VectorNameConfig`):
+/// `{"dense": {"size", "distance", "multivector_config"?, "datatype"?}}` or
+/// `{"sparse": {"modifier"?, "datatype"?}}`.
+pub(crate) fn new_space(body: &Value) -> Result<mapping::NewSpace, ApiError> {
+    let o = object(body, "the request body")?;
+    only(o, "a new vector", &["dense", "sparse"])?;
+    match (field(o, "dense"), field(o, "sparse")) {
+        (Some(d), None) => {
+            let d = object(d, "`dense`")?;
+            only(d, "`dense`", &["size", "distance", "multivector_config", "datatype"])?;
+            let spec = space_spec(&Value::Object(d.clone()))?;
+            Ok(mapping::NewSpace::Dense {
+                size: spec.size.ok_or_else(|| bad("`dense` needs `size`"))?,
+                distance: spec.distance.ok_or_else(|| bad("`dense` needs `distance`"))?,
+                multivector: spec.multivector,
+            })
+        }
+        (None, Some(sp)) => {
+            let so = object(sp, "`sparse`")?;
+            only(so, "`sparse`", &["modifier", "datatype"])?;
+            fixed(so, "datatype", json!("float32"), "sparse values are stored as f32")?;
+            let modifier = match field(so, "modifier") {
+                None => braid::Modifier::None,
+                Some(m) => m
+                    .as_str()
+                    .and_then(mapping::modifier_named)
+                    .ok_or_else(|| bad(format!("unknown sparse modifier {m}: use \"none\" or \"idf\"")))?,
+            };
+            Ok(mapping::NewSpace::Sparse { modifier })
+        }
+        _ => Err(bad("a new vector is `{\"dense\": {…}}` or `{\"sparse\": {…}}`, exactly one")),
+    }
 }
 
 /// One `sparse_vectors` entry: `{"modifier": "idf"|"none", "index": {...}}`.
@@ -1292,7 +1416,8 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
                        "write_consistency_factor": 1, "on_disk_payload": false},
             "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": first.full_scan_threshold_kb,
                             "max_indexing_threads": 0, "on_disk": false},
-            "optimizer_config": {"deleted_threshold": reported.deleted_threshold, "vacuum_min_vector_number": reported.vacuum_min,
+            "optimizer_config": {"deleted_threshold": info.config.deleted_threshold.unwrap_or(reported.deleted_threshold),
+                                 "vacuum_min_vector_number": info.config.vacuum_min_vector_number.map_or(reported.vacuum_min, |n| n as u64),
                                  "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,
                                  "indexing_threshold": info.config.indexing_threshold_kb, "flush_interval_sec": reported.flush_interval_sec, "max_optimization_threads": 0},
             "wal_config": {"wal_capacity_mb": reported.wal_capacity_mb, "wal_segments_ahead": 0},

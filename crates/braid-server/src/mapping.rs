@@ -132,6 +132,9 @@ pub(crate) struct CollectionSpec {
     pub(crate) hnsw: HnswDiff,
     /// `optimizers_config.indexing_threshold`, kilobytes.
     pub(crate) indexing_threshold: Option<usize>,
+    /// `optimizers_config.deleted_threshold` and `vacuum_min_vector_number`.
+    pub(crate) deleted_threshold: Option<f64>,
+    pub(crate) vacuum_min: Option<usize>,
     pub(crate) quantization: QuantizationSpec,
     pub(crate) spaces: Option<Spaces>,
     /// `sparse_vectors`: each sparse space's modifier.
@@ -148,6 +151,8 @@ impl CollectionSpec {
         if let Some(kb) = self.indexing_threshold {
             config = config.indexing_threshold_kb(kb);
         }
+        config.deleted_threshold = self.deleted_threshold;
+        config.vacuum_min_vector_number = self.vacuum_min;
         match &self.spaces {
             // No vectors (absent or `{}`): a collection of payloads, as Qdrant allows.
             None => {}
@@ -167,6 +172,127 @@ impl CollectionSpec {
             config = config.sparse_vector(name, SparseVectorParams { modifier: *modifier });
         }
         Ok(config)
+    }
+}
+
+/// A `quantization_config` in an update, as either protocol gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum QuantizationChange {
+    /// None given: as it is.
+    Keep,
+    /// `"Disabled"`: no codes.
+    Disabled,
+    /// A kind to switch to (checked as at create: only scalar int8 is served).
+    To(QuantizationSpec),
+}
+
+impl QuantizationChange {
+    fn over(&self, base: braid::Quantization) -> Result<braid::Quantization, ApiError> {
+        Ok(match self {
+            QuantizationChange::Keep => base,
+            QuantizationChange::Disabled => braid::Quantization::None,
+            QuantizationChange::To(spec) => {
+                spec.check()?;
+                braid::Quantization::Int8
+            }
+        })
+    }
+}
+
+/// A collection update (`PATCH /collections/{c}`, gRPC `Update`) as either protocol
+/// gave it: diffs over the live configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct UpdateSpec {
+    /// Collection-level `hnsw_config`: applies to every dense space (Braid resolved
+    /// the collection's defaults into each space at create).
+    pub(crate) hnsw: HnswDiff,
+    /// Collection-level `quantization_config`: every dense space.
+    pub(crate) quantization: QuantizationChange,
+    /// `vectors`: per space, over the collection-level change.
+    pub(crate) vectors: Vec<(String, HnswDiff, QuantizationChange)>,
+    /// `sparse_vectors`: a new modifier per sparse space (`None`: as it is).
+    pub(crate) sparse: Vec<(String, Option<Modifier>)>,
+    pub(crate) indexing_threshold: Option<usize>,
+    pub(crate) deleted_threshold: Option<f64>,
+    pub(crate) vacuum_min: Option<usize>,
+}
+
+impl UpdateSpec {
+    /// `config` with the update applied; a space named that the collection does not
+    /// have (of the right kind) is an error.
+    pub(crate) fn over(&self, mut config: CollectionConfig) -> Result<CollectionConfig, ApiError> {
+        for params in config.vectors.values_mut() {
+            params.hnsw = self.hnsw.over(params.hnsw);
+            params.quantization = self.quantization.over(params.quantization)?;
+        }
+        for (name, hnsw, quantization) in &self.vectors {
+            let Some(params) = config.vectors.get_mut(name) else {
+                return Err(bad(format!(
+                    "Wrong input: Not existing vector name error: `{name}` is not a dense vector of this collection"
+                )));
+            };
+            params.hnsw = hnsw.over(params.hnsw);
+            params.quantization = quantization.over(params.quantization)?;
+        }
+        for (name, modifier) in &self.sparse {
+            let Some(params) = config.sparse_vectors.get_mut(name) else {
+                return Err(bad(format!(
+                    "Wrong input: Not existing vector name error: `{name}` is not a sparse vector of this collection"
+                )));
+            };
+            if let Some(m) = modifier {
+                params.modifier = *m;
+            }
+        }
+        if let Some(kb) = self.indexing_threshold {
+            config.indexing_threshold_kb = kb;
+        }
+        if let Some(t) = self.deleted_threshold {
+            config.deleted_threshold = Some(t);
+        }
+        if let Some(n) = self.vacuum_min {
+            config.vacuum_min_vector_number = Some(n);
+        }
+        Ok(config)
+    }
+}
+
+/// A vector space to add (`PUT /collections/{c}/vectors/{name}`, gRPC
+/// `CreateVectorName`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum NewSpace {
+    /// Dense, or with `multivector` a multivector space.
+    Dense {
+        size: usize,
+        distance: Distance,
+        multivector: bool,
+    },
+    Sparse {
+        modifier: Modifier,
+    },
+}
+
+impl NewSpace {
+    /// `config` with the space `name` added. A new dense space takes the graph
+    /// settings collection info reports as the collection's, and Braid's default
+    /// codes.
+    pub(crate) fn add(&self, name: &str, config: CollectionConfig) -> Result<CollectionConfig, ApiError> {
+        if config.space_names().iter().any(|n| n == name) {
+            return Err(bad(format!("Wrong input: the collection already has a vector named `{name}`")));
+        }
+        Ok(match *self {
+            NewSpace::Dense { size, distance, multivector: true } => {
+                config.multivector(name, braid::MultiVectorParams::new(size, distance))
+            }
+            NewSpace::Dense { size, distance, multivector: false } => {
+                let hnsw = reported_hnsw(&config);
+                let params = VectorParams::new(size, distance)
+                    .hnsw(hnsw.m, hnsw.ef_construct)
+                    .full_scan_threshold_kb(hnsw.full_scan_threshold_kb);
+                config.vector(name, params)
+            }
+            NewSpace::Sparse { modifier } => config.sparse_vector(name, SparseVectorParams { modifier }),
+        })
     }
 }
 
@@ -243,6 +369,8 @@ mod tests {
         let spec = CollectionSpec {
             hnsw: HnswDiff { m: None, ef_construct: Some(200), full_scan_threshold: Some(500) },
             indexing_threshold: Some(0),
+            deleted_threshold: None,
+            vacuum_min: None,
             quantization: QuantizationSpec::Absent,
             spaces: Some(Spaces::Named(vec![("text".into(), space(384)), ("image".into(), image)])),
             sparse: vec![("bm25".into(), Modifier::Idf)],
@@ -285,6 +413,8 @@ mod tests {
         let none = CollectionSpec {
             hnsw: HnswDiff::default(),
             indexing_threshold: None,
+            deleted_threshold: None,
+            vacuum_min: None,
             quantization: QuantizationSpec::Absent,
             spaces: None,
             sparse: vec![],

@@ -134,7 +134,14 @@ impl Metrics {
 
     /// Counts one answered request and logs its line. `method` is the HTTP method of a
     /// REST call (empty for gRPC), `route` its route template or the gRPC path.
-    pub(crate) fn observe(&self, protocol: Protocol, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn observe(
+        &self,
+        protocol: Protocol,
+        method: &str,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         if !self.enabled {
             return;
         }

@@ -85,8 +85,13 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::rest_snapshots::routes())
         .route(
             "/collections/{name}",
-            get(collection_info).put(create_collection).delete(delete_collection).post(update_aliases),
+            get(collection_info)
+                .put(create_collection)
+                .delete(delete_collection)
+                .post(update_aliases)
+                .patch(update_collection),
         )
+        .route("/collections/{name}/vectors/{vector}", put(create_vector_name).delete(delete_vector_name))
         .route("/collections/{name}/exists", get(collection_exists))
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
@@ -399,6 +404,7 @@ impl FromRequest<AppState> for Call {
                 .get("id")
                 .or_else(|| params.get("field"))
                 .or_else(|| params.get("snapshot"))
+                .or_else(|| params.get("vector"))
                 .cloned(),
         })
     }
@@ -498,6 +504,36 @@ async fn create_collection(call: Call) -> Response {
         Ok(json!(true))
     })
     .await
+}
+
+/// `PATCH /collections/{name}`: graph settings, quantization and thresholds, changed
+/// on the live collection; a graph whose settings changed is rebuilt in the
+/// background while the old one serves.
+async fn update_collection(call: Call) -> Response {
+    run(move || {
+        let spec = convert::collection_update(&call.body?)?;
+        let c = collection(&call.state.db, &call.name)?;
+        crate::admin::update_collection(&c, |config| spec.over(config))?;
+        Ok(json!(true))
+    })
+    .await
+}
+
+/// `PUT /collections/{name}/vectors/{vector}`: a new vector space, empty for the
+/// points already there.
+async fn create_vector_name(call: Call) -> Response {
+    let vector = call.path_id.clone().unwrap_or_default();
+    call.write(move |c, body| {
+        let space = convert::new_space(body)?;
+        crate::admin::update_collection(c, |config| space.add(&vector, config))
+    })
+    .await
+}
+
+/// `DELETE /collections/{name}/vectors/{vector}`: the space and every vector in it.
+async fn delete_vector_name(call: Call) -> Response {
+    let vector = call.path_id.clone().unwrap_or_default();
+    call.write(move |c, _| Ok(c.delete_vector(&vector)?)).await
 }
 
 async fn delete_collection(call: Call) -> Response {

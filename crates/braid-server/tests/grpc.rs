@@ -638,12 +638,12 @@ async fn unserved_request_fields_are_refused_by_name() {
             CreateCollection {
                 collection_name: "s".into(),
                 optimizers_config: Some(q::OptimizersConfigDiff {
-                    deleted_threshold: Some(0.5),
+                    memmap_threshold: Some(1000),
                     ..Default::default()
                 }),
                 ..Default::default()
             },
-            "deleted_threshold",
+            "memmap_threshold",
         ),
     ];
     for (request, field) in refused {

@@ -58,6 +58,14 @@ fn routes() -> Vec<(Method, &'static str, Value, Need)> {
         (Method::GET, "/collections/p", json!(null), Read),
         (Method::PUT, "/collections/q", config_json(), Manage),
         (Method::DELETE, "/collections/q", json!(null), Manage),
+        (
+            Method::PATCH,
+            "/collections/p",
+            json!({"optimizers_config": {"indexing_threshold": 10000}}),
+            Manage,
+        ),
+        (Method::PUT, "/collections/p/vectors/extra", json!({"sparse": {}}), Manage),
+        (Method::DELETE, "/collections/p/vectors/extra", json!(null), Manage),
         (Method::GET, "/collections/p/exists", json!(null), Read),
         (Method::GET, "/collections/p/aliases", json!(null), Read),
         (
@@ -314,6 +322,17 @@ async fn every_grpc_service_checks_keys_and_tokens() {
             .vectors_config(q::VectorParamsBuilder::new(4, q::Distance::Dot));
         denied(client.create_collection(create).await.map(drop), manage, "create collection");
         denied(client.delete_collection("gone").await.map(drop), manage, "delete collection");
+        let update = q::UpdateCollectionBuilder::new("p")
+            .optimizers_config(q::OptimizersConfigDiffBuilder::default().indexing_threshold(10_000));
+        denied(client.update_collection(update).await.map(drop), manage, "update collection");
+        let new_vector = q::CreateVectorNameRequestBuilder::new(
+            "p",
+            "extra",
+            q::SparseVectorCreationConfigBuilder::default(),
+        );
+        denied(client.create_vector_name(new_vector).await.map(drop), manage, "create vector");
+        let drop_vector = q::DeleteVectorNameRequestBuilder::new("p", "extra");
+        denied(client.delete_vector_name(drop_vector).await.map(drop), manage, "delete vector");
     }
     // Health is open to all, as in Qdrant.
     let anonymous = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check().build().unwrap();

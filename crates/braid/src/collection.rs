@@ -1001,7 +1001,9 @@ impl Collection {
     pub fn create_vector(&self, name: &str, params: crate::VectorParams) -> Result<(), Error> {
         let config = self.config();
         if config.space_names().iter().any(|n| n == name) {
-            return Err(Error::InvalidConfig { why: format!("the collection already has a space named `{name}`") });
+            return Err(Error::InvalidConfig {
+                why: format!("the collection already has a space named `{name}`"),
+            });
         }
         self.reconfigure(config.vector(name, params)).map(drop)
     }
@@ -1010,7 +1012,9 @@ impl Collection {
     pub fn create_sparse_vector(&self, name: &str, params: crate::SparseVectorParams) -> Result<(), Error> {
         let config = self.config();
         if config.space_names().iter().any(|n| n == name) {
-            return Err(Error::InvalidConfig { why: format!("the collection already has a space named `{name}`") });
+            return Err(Error::InvalidConfig {
+                why: format!("the collection already has a space named `{name}`"),
+            });
         }
         self.reconfigure(config.sparse_vector(name, params)).map(drop)
     }
@@ -1019,7 +1023,9 @@ impl Collection {
     pub fn create_multivector(&self, name: &str, params: crate::MultiVectorParams) -> Result<(), Error> {
         let config = self.config();
         if config.space_names().iter().any(|n| n == name) {
-            return Err(Error::InvalidConfig { why: format!("the collection already has a space named `{name}`") });
+            return Err(Error::InvalidConfig {
+                why: format!("the collection already has a space named `{name}`"),
+            });
         }
         self.reconfigure(config.multivector(name, params)).map(drop)
     }

@@ -277,7 +277,9 @@ impl CollectionConfig {
             if let Some(p) = new.multivectors.get(name)
                 && p != old
             {
-                return bad(format!("multivector space `{name}`: size, distance and comparator cannot change"));
+                return bad(format!(
+                    "multivector space `{name}`: size, distance and comparator cannot change"
+                ));
             }
         }
         let kind = |c: &CollectionConfig, n: &str| {

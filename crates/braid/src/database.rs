@@ -176,7 +176,9 @@ fn spawn_optimizer(
                     let min = config.vacuum_min_vector_number.unwrap_or(min);
                     // A graph waiting for new settings (changed, then the process
                     // stopped before the rebuild) is rebuilt as a compaction too.
-                    if (dead >= min.max(1) && dead as f64 > share * total as f64) || !c.stale_graphs().is_empty() {
+                    if (dead >= min.max(1) && dead as f64 > share * total as f64)
+                        || !c.stale_graphs().is_empty()
+                    {
                         // A failure leaves the collection as it was; the next round retries.
                         let _ = c.compact();
                     }

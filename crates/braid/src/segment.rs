@@ -459,7 +459,8 @@ impl Segment {
                         c
                     });
                     let graph = new_graph(params, 0)?;
-                    let space = SpaceData { params: *params, rows, present: RoaringBitmap::new(), graph, codes };
+                    let space =
+                        SpaceData { params: *params, rows, present: RoaringBitmap::new(), graph, codes };
                     added.insert(name.clone(), space);
                 }
             }
@@ -482,7 +483,8 @@ impl Segment {
             multi: BTreeMap::new(),
         };
         let config = &self.config;
-        let gone: Vec<String> = self.spaces.keys().filter(|n| !config.vectors.contains_key(*n)).cloned().collect();
+        let gone: Vec<String> =
+            self.spaces.keys().filter(|n| !config.vectors.contains_key(*n)).cloned().collect();
         for name in gone {
             if let Some(space) = self.spaces.remove(&name) {
                 replaced.spaces.insert(name, space);
@@ -495,7 +497,9 @@ impl Segment {
                         Some(fresh) => std::mem::replace(&mut space.codes, fresh),
                         None => None,
                     };
-                    replaced.params.insert(name.clone(), (std::mem::replace(&mut space.params, *params), old_codes));
+                    replaced
+                        .params
+                        .insert(name.clone(), (std::mem::replace(&mut space.params, *params), old_codes));
                 }
                 None => {
                     if let Some(space) = added.remove(name) {
@@ -514,14 +518,17 @@ impl Segment {
         for (name, params) in &config.sparse_vectors {
             self.sparse.entry(name.clone()).or_insert_with(|| SparseData::new(*params)).params = *params;
         }
-        let gone: Vec<String> = self.multi.keys().filter(|n| !config.multivectors.contains_key(*n)).cloned().collect();
+        let gone: Vec<String> =
+            self.multi.keys().filter(|n| !config.multivectors.contains_key(*n)).cloned().collect();
         for name in gone {
             if let Some(space) = self.multi.remove(&name) {
                 replaced.multi.insert(name, space);
             }
         }
         for (name, params) in &config.multivectors {
-            self.multi.entry(name.clone()).or_insert_with(|| MultiData { params: *params, vectors: BTreeMap::new() });
+            self.multi
+                .entry(name.clone())
+                .or_insert_with(|| MultiData { params: *params, vectors: BTreeMap::new() });
         }
         replaced
     }

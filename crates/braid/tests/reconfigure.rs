@@ -74,7 +74,10 @@ fn spaces_are_added_and_removed_durably() {
         assert!(matches!(c.delete_vector("nothing"), Err(Error::UnknownVector { .. })));
         c.delete_vector("text").unwrap();
         let gone = c.search(&SearchRequest::new("text", vector(1, DIM)));
-        assert!(matches!(gone, Err(Error::Query(braid::query::QueryError::UnknownVector { .. }))), "{gone:?}");
+        assert!(
+            matches!(gone, Err(Error::Query(braid::query::QueryError::UnknownVector { .. }))),
+            "{gone:?}"
+        );
     }
     let db = Database::open_with(dir.path(), options()).unwrap();
     let c = db.collection("docs").unwrap();

@@ -158,7 +158,11 @@ impl Collections for Service {
         };
         let first = mapping::reported_hnsw(&info.config);
         let result = proto::CollectionInfo {
-            status: proto::CollectionStatus::Green as i32,
+            status: if info.status == "yellow" {
+                proto::CollectionStatus::Yellow as i32
+            } else {
+                proto::CollectionStatus::Green as i32
+            },
             optimizer_status: Some(proto::OptimizerStatus { ok: true, error: String::new() }),
             segments_count: 1,
             config: Some(proto::CollectionConfig {
@@ -198,8 +202,12 @@ impl Collections for Service {
                     ..Default::default()
                 }),
                 optimizer_config: Some(proto::OptimizersConfigDiff {
-                    deleted_threshold: Some(reported.deleted_threshold),
-                    vacuum_min_vector_number: Some(reported.vacuum_min),
+                    deleted_threshold: Some(
+                        info.config.deleted_threshold.unwrap_or(reported.deleted_threshold),
+                    ),
+                    vacuum_min_vector_number: Some(
+                        info.config.vacuum_min_vector_number.map_or(reported.vacuum_min, |n| n as u64),
+                    ),
                     default_segment_number: Some(1),
                     flush_interval_sec: Some(reported.flush_interval_sec),
                     indexing_threshold: Some(info.config.indexing_threshold_kb as u64),
@@ -252,12 +260,11 @@ impl Collections for Service {
             }
         });
         served("create collection", &r)?;
+        let optimizers = r.optimizers_config.as_ref();
         let config = CollectionSpec {
-            indexing_threshold: r
-                .optimizers_config
-                .as_ref()
-                .and_then(|o| o.indexing_threshold)
-                .map(|t| t as usize),
+            indexing_threshold: optimizers.and_then(|o| o.indexing_threshold).map(|t| t as usize),
+            deleted_threshold: optimizers.and_then(|o| o.deleted_threshold),
+            vacuum_min: optimizers.and_then(|o| o.vacuum_min_vector_number).map(|n| n as usize),
             hnsw: hnsw_in(r.hnsw_config.as_ref()),
             quantization: quantization_in(r.quantization_config.as_ref()),
             spaces,
@@ -268,12 +275,7 @@ impl Collections for Service {
                     c.map
                         .iter()
                         .map(|(name, p)| {
-                            let modifier = match p.modifier.map(proto::Modifier::try_from) {
-                                None | Some(Ok(proto::Modifier::None)) => braid::Modifier::None,
-                                Some(Ok(proto::Modifier::Idf)) => braid::Modifier::Idf,
-                                Some(Err(_)) => return Err(bad("unknown sparse modifier: use None or Idf")),
-                            };
-                            Ok((name.clone(), modifier))
+                            Ok((name.clone(), modifier_in(p.modifier)?.unwrap_or(braid::Modifier::None)))
                         })
                         .collect::<Result<Vec<_>, Status>>()
                 })
@@ -284,6 +286,22 @@ impl Collections for Service {
         .map_err(err)?;
         let name = r.collection_name;
         blocking(move || db.create_collection(&name, config).map_err(err)).await?;
+        Ok(Response::new(proto::CollectionOperationResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    async fn update(&self, r: Request<proto::UpdateCollection>) -> Reply<proto::CollectionOperationResponse> {
+        self.allow(&r, Need::Manage)?;
+        let (db, started) = (self.0.db.clone(), Instant::now());
+        let r = checked(r, "update collection")?;
+        let spec = update_in(&r)?;
+        blocking(move || {
+            let c = collection(&db, &r.collection_name)?;
+            crate::admin::update_collection(&c, |config| spec.over(config)).map_err(err)
+        })
+        .await?;
         Ok(Response::new(proto::CollectionOperationResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),
@@ -727,6 +745,30 @@ impl Points for Service {
             .map_err(err)
         })
         .await
+    }
+
+    async fn create_vector_name(
+        &self,
+        r: Request<proto::CreateVectorNameRequest>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Manage)?;
+        let r = r.into_inner();
+        let space = new_space_in(&r)?;
+        let name = r.vector_name;
+        write(&self.0, r.collection_name, r.wait, move |c| {
+            crate::admin::update_collection(c, |config| space.add(&name, config)).map_err(err)
+        })
+        .await
+    }
+
+    async fn delete_vector_name(
+        &self,
+        r: Request<proto::DeleteVectorNameRequest>,
+    ) -> Reply<proto::PointsOperationResponse> {
+        self.allow(&r, Need::Manage)?;
+        let r = r.into_inner();
+        let name = r.vector_name;
+        write(&self.0, r.collection_name, r.wait, move |c| c.delete_vector(&name).map_err(err)).await
     }
 
     async fn delete_field_index(

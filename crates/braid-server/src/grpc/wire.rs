@@ -18,7 +18,9 @@ use tonic::{Response, Status};
 use super::proto;
 use crate::convert;
 use crate::error::ApiError;
-use crate::mapping::{DEFAULT_VECTOR, HnswDiff, QuantizationSpec, SpaceSpec};
+use crate::mapping::{
+    DEFAULT_VECTOR, HnswDiff, NewSpace, QuantizationChange, QuantizationSpec, SpaceSpec, UpdateSpec,
+};
 use crate::rest::AppState;
 
 pub(super) fn err(e: impl Into<ApiError>) -> Status {
@@ -1180,11 +1182,10 @@ impl Unserved for proto::VectorsConfig {
 
 impl Unserved for proto::OptimizersConfigDiff {
     fn unserved(&self) -> Option<&'static str> {
-        // Braid serves `indexing_threshold` per collection; the other optimizer
-        // settings are the database's (`StorageOptions`).
+        // Braid serves `indexing_threshold`, `deleted_threshold` and
+        // `vacuum_min_vector_number` per collection; segments, memory maps and threads
+        // are the engine's business (one segment, mapped after each checkpoint).
         first(&[
-            ("optimizers_config.deleted_threshold", self.deleted_threshold.is_some()),
-            ("optimizers_config.vacuum_min_vector_number", self.vacuum_min_vector_number.is_some()),
             ("optimizers_config.default_segment_number", self.default_segment_number.is_some()),
             ("optimizers_config.max_segment_size", self.max_segment_size.is_some()),
             ("optimizers_config.memmap_threshold", self.memmap_threshold.is_some()),
@@ -1219,6 +1220,143 @@ impl Unserved for proto::CreateCollection {
         .or_else(|| inner(self.optimizers_config.as_ref()))
         .or_else(|| inner(self.vectors_config.as_ref()))
         .or_else(|| inner(self.sparse_vectors_config.as_ref()))
+    }
+}
+
+impl Unserved for proto::UpdateCollection {
+    fn unserved(&self) -> Option<&'static str> {
+        first(&[
+            ("strict_mode_config", self.strict_mode_config.is_some()),
+            ("metadata", !self.metadata.is_empty()),
+        ])
+        .or_else(|| inner(self.params.as_ref()))
+        .or_else(|| inner(self.hnsw_config.as_ref()))
+        .or_else(|| inner(self.optimizers_config.as_ref()))
+        .or_else(|| inner(self.sparse_vectors_config.as_ref()))
+        .or_else(|| {
+            use proto::vectors_config_diff::Config;
+            match self.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
+                Some(Config::Params(p)) => p.unserved(),
+                Some(Config::ParamsMap(m)) => m.map.values().find_map(Unserved::unserved),
+                None => None,
+            }
+        })
+    }
+}
+
+impl Unserved for proto::CollectionParamsDiff {
+    fn unserved(&self) -> Option<&'static str> {
+        let not_one = |n: Option<u32>| n.is_some_and(|n| n != 1);
+        first(&[
+            ("params.replication_factor", not_one(self.replication_factor)),
+            ("params.write_consistency_factor", not_one(self.write_consistency_factor)),
+            ("params.on_disk_payload", self.on_disk_payload == Some(true)),
+            ("params.read_fan_out_factor", self.read_fan_out_factor.is_some_and(|n| n != 0)),
+            ("params.read_fan_out_delay_ms", self.read_fan_out_delay_ms.is_some()),
+            ("params.payload", self.payload.is_some()),
+        ])
+    }
+}
+
+impl Unserved for proto::VectorParamsDiff {
+    fn unserved(&self) -> Option<&'static str> {
+        inner(self.hnsw_config.as_ref())
+            .or_else(|| first(&[("on_disk", self.on_disk == Some(true)), ("memory", self.memory.is_some())]))
+    }
+}
+
+/// An update's `quantization_config`.
+pub(super) fn quantization_change_in(q: Option<&proto::QuantizationConfigDiff>) -> QuantizationChange {
+    use proto::quantization_config::Quantization as C;
+    use proto::quantization_config_diff::Quantization as D;
+    let to = |q: C| {
+        QuantizationChange::To(quantization_in(Some(&proto::QuantizationConfig { quantization: Some(q) })))
+    };
+    match q.and_then(|q| q.quantization.as_ref()) {
+        None => QuantizationChange::Keep,
+        Some(D::Disabled(_)) => QuantizationChange::Disabled,
+        Some(D::Scalar(s)) => to(C::Scalar(*s)),
+        Some(D::Product(p)) => to(C::Product(*p)),
+        Some(D::Binary(b)) => to(C::Binary(*b)),
+        Some(D::Turboquant(t)) => to(C::Turboquant(*t)),
+    }
+}
+
+/// A sparse modifier as gRPC gives it (`None` when absent).
+pub(super) fn modifier_in(m: Option<i32>) -> Result<Option<braid::Modifier>, Status> {
+    match m.map(proto::Modifier::try_from) {
+        None => Ok(None),
+        Some(Ok(proto::Modifier::None)) => Ok(Some(braid::Modifier::None)),
+        Some(Ok(proto::Modifier::Idf)) => Ok(Some(braid::Modifier::Idf)),
+        Some(Err(_)) => Err(bad("unknown sparse modifier: use None or Idf")),
+    }
+}
+
+/// gRPC `Update` as the neutral update (`mapping::UpdateSpec`).
+pub(super) fn update_in(r: &proto::UpdateCollection) -> Result<UpdateSpec, Status> {
+    use proto::vectors_config_diff::Config;
+    let diff = |name: &str, p: &proto::VectorParamsDiff| {
+        (
+            name.to_string(),
+            hnsw_in(p.hnsw_config.as_ref()),
+            quantization_change_in(p.quantization_config.as_ref()),
+        )
+    };
+    let vectors = match r.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
+        None => Vec::new(),
+        Some(Config::Params(p)) => vec![diff(DEFAULT_VECTOR, p)],
+        Some(Config::ParamsMap(m)) => m.map.iter().map(|(name, p)| diff(name, p)).collect(),
+    };
+    let sparse = match &r.sparse_vectors_config {
+        None => Vec::new(),
+        Some(c) => c
+            .map
+            .iter()
+            .map(|(name, p)| Ok((name.clone(), modifier_in(p.modifier)?)))
+            .collect::<Result<_, Status>>()?,
+    };
+    let o = r.optimizers_config.as_ref();
+    Ok(UpdateSpec {
+        hnsw: hnsw_in(r.hnsw_config.as_ref()),
+        quantization: quantization_change_in(r.quantization_config.as_ref()),
+        vectors,
+        sparse,
+        indexing_threshold: o.and_then(|o| o.indexing_threshold).map(|t| t as usize),
+        deleted_threshold: o.and_then(|o| o.deleted_threshold),
+        vacuum_min: o.and_then(|o| o.vacuum_min_vector_number).map(|n| n as usize),
+    })
+}
+
+/// gRPC `CreateVectorName`'s space.
+pub(super) fn new_space_in(r: &proto::CreateVectorNameRequest) -> Result<NewSpace, Status> {
+    use proto::create_vector_name_request::VectorConfig;
+    match &r.vector_config {
+        Some(VectorConfig::DenseConfig(d)) => {
+            if d.datatype.is_some_and(|t| t > 1) {
+                return Err(bad("create vector: `datatype` other than Float32 is not served by Braid"));
+            }
+            let params = proto::VectorParams {
+                size: d.size,
+                distance: d.distance,
+                multivector_config: d.multivector_config,
+                ..Default::default()
+            };
+            let spec = space_in(&params);
+            Ok(NewSpace::Dense {
+                size: d.size as usize,
+                distance: spec.distance.ok_or_else(|| bad("create vector: unknown distance"))?,
+                multivector: spec.multivector,
+            })
+        }
+        Some(VectorConfig::SparseConfig(sp)) => {
+            if sp.datatype.is_some_and(|t| t > 1) {
+                return Err(bad(
+                    "create vector: sparse `datatype` other than Float32 is not served by Braid",
+                ));
+            }
+            Ok(NewSpace::Sparse { modifier: modifier_in(sp.modifier)?.unwrap_or(braid::Modifier::None) })
+        }
+        None => Err(bad("create vector: give `dense_config` or `sparse_config`")),
     }
 }
 
@@ -1533,14 +1671,14 @@ mod tests {
                     deleted_threshold: Some(0.1),
                     ..Default::default()
                 })),
-                "optimizers_config.deleted_threshold",
+                "(served)",
             ),
             (
                 Box::new(optimizers(proto::OptimizersConfigDiff {
                     vacuum_min_vector_number: Some(1),
                     ..Default::default()
                 })),
-                "optimizers_config.vacuum_min_vector_number",
+                "(served)",
             ),
             (
                 Box::new(optimizers(proto::OptimizersConfigDiff {

@@ -1,0 +1,236 @@
+//! Collection updates over both protocols: `PATCH /collections/{c}` and gRPC `Update`
+//! (graph settings rebuilt in the background, quantization, thresholds), named vectors
+//! added and removed (`PUT`/`DELETE /collections/{c}/vectors/{v}`, gRPC
+//! `CreateVectorName`/`DeleteVectorName` through the official client), refusals, and
+//! all of it as reported by collection info.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use qdrant_client::qdrant::{self as q};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::*;
+
+/// Collection info until `done` holds of it (a background rebuild), at most 30 s.
+async fn info_until(rest: &Rest, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let info = rest.get(&format!("/collections/{name}")).await;
+        if done(&info) {
+            return info;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never settled: {info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn patch_changes_a_live_collection_over_rest() {
+    let (running, rest) = serve_products().await;
+    let (text, _) = query_vectors(5);
+    let search = json!({"vector": {"name": "text", "vector": text}, "limit": 5, "params": {"exact": true}});
+    let before = rest.post("/collections/p/points/search", search.clone()).await;
+
+    let patch = json!({
+        "hnsw_config": {"ef_construct": 64},
+        "vectors": {"text": {"hnsw_config": {"m": 8}, "quantization_config": "Disabled"}},
+        "optimizers_config": {"deleted_threshold": 0.4, "vacuum_min_vector_number": 50, "indexing_threshold": 0},
+        "params": {"replication_factor": 1},
+    });
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", patch).await, json!(true));
+    let info = info_until(&rest, "p", |i| i["status"] == "green").await;
+    let vectors = &info["config"]["params"]["vectors"];
+    assert_eq!(vectors["text"]["hnsw_config"]["m"], 8);
+    assert_eq!(vectors["text"]["hnsw_config"]["ef_construct"], 64);
+    assert_eq!(vectors["image"]["hnsw_config"]["m"], 32, "a space's own setting stays");
+    assert_eq!(
+        vectors["image"]["hnsw_config"]["ef_construct"], 64,
+        "the collection-level diff reaches every space"
+    );
+    let optimizer = &info["config"]["optimizer_config"];
+    assert_eq!(optimizer["deleted_threshold"], 0.4);
+    assert_eq!(optimizer["vacuum_min_vector_number"], 50);
+    assert_eq!(optimizer["indexing_threshold"], 0);
+    assert_eq!(info["points_count"], 300);
+    assert_eq!(rest.post("/collections/p/points/search", search.clone()).await, before);
+
+    // Codes (kept from 64 components) off and on again; through an alias too.
+    rest.put("/collections/wide", json!({"vectors": {"v": {"size": 64, "distance": "Cosine"}}})).await;
+    rest.post(
+        "/collections/aliases",
+        json!({"actions": [{"create_alias": {"collection_name": "wide", "alias_name": "live"}}]}),
+    )
+    .await;
+    let codes = |info: &Value| info["config"]["params"]["vectors"]["v"]["quantization_config"].clone();
+    assert!(codes(&rest.get("/collections/wide").await).is_object());
+    let off = json!({"vectors": {"v": {"quantization_config": "Disabled"}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", off).await, json!(true));
+    assert_eq!(codes(&rest.get("/collections/wide").await), Value::Null);
+    let on = json!({"quantization_config": {"scalar": {"type": "int8"}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", on).await, json!(true));
+    assert_eq!(
+        codes(&rest.get("/collections/wide").await),
+        json!({"scalar": {"type": "int8", "always_ram": true}})
+    );
+
+    // Refused, with nothing changed.
+    let refused = [
+        (json!({"vectors": {"nope": {"hnsw_config": {"m": 4}}}}), "nope"),
+        (json!({"quantization_config": {"binary": {}}}), "binary"),
+        (json!({"quantization_config": "Enabled"}), "Enabled"),
+        (json!({"params": {"replication_factor": 3}}), "replication_factor"),
+        (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),
+        (json!({"optimizers_config": {"deleted_threshold": 2.0}}), "deleted_threshold"),
+        (json!({"vectors": {"text": {"on_disk": true}}}), "on_disk"),
+        (json!({"hnsw_config": {"m": 1}}), "m"),
+        (json!({"strict_mode_config": {"enabled": true}}), "strict_mode_config"),
+        (json!({"sparse_vectors": {"text": {"modifier": "idf"}}}), "text"),
+    ];
+    let config_before = rest.get("/collections/p").await["config"].clone();
+    for (body, needle) in refused {
+        let (status, v) = rest.call(Method::PATCH, "/collections/p", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body} → {v}");
+        assert!(v["status"]["error"].as_str().unwrap().contains(needle), "{body} → {v}");
+    }
+    assert_eq!(rest.get("/collections/p").await["config"], config_before);
+    let (status, _) = rest.call(Method::PATCH, "/collections/missing", Some(json!({}))).await;
+    assert_eq!(status, 404);
+    drop(running);
+}
+
+#[tokio::test]
+async fn named_vectors_are_added_and_removed_over_rest() {
+    let (running, rest) = serve_products().await;
+    let put = |name: &str, body: Value| {
+        let path = format!("/collections/p/vectors/{name}?wait=true");
+        let rest = &rest;
+        async move { rest.call(Method::PUT, &path, Some(body)).await }
+    };
+    let (status, v) = put("audio", json!({"dense": {"size": 3, "distance": "Euclid"}})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["status"], "completed");
+    let (status, v) = put("words", json!({"sparse": {"modifier": "idf"}})).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = put(
+        "tokens",
+        json!({"dense": {"size": 2, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    for (name, body, needle) in [
+        ("text", json!({"dense": {"size": 3, "distance": "Dot"}}), "already"),
+        ("x", json!({"dense": {"size": 3}}), "distance"),
+        ("x", json!({"dense": {"size": 3, "distance": "Dot"}, "sparse": {}}), "exactly one"),
+        ("x", json!({"dense": {"size": 3, "distance": "Dot", "datatype": "uint8"}}), "datatype"),
+        ("x", json!({"sparse": {"modifier": "bm42"}}), "bm42"),
+    ] {
+        let (status, v) = put(name, body.clone()).await;
+        assert_eq!(status, 400, "{body} → {v}");
+        assert!(v["status"]["error"].as_str().unwrap().contains(needle), "{body} → {v}");
+    }
+    let info = rest.get("/collections/p").await;
+    assert_eq!(info["config"]["params"]["vectors"]["audio"]["size"], 3);
+    assert_eq!(info["config"]["params"]["sparse_vectors"]["words"]["modifier"], "idf");
+    assert_eq!(info["config"]["params"]["vectors"]["tokens"]["multivector_config"]["comparator"], "max_sim");
+
+    // The new space is empty until written; then it answers.
+    rest.put(
+        "/collections/p/points/vectors?wait=true",
+        json!({"points": [{"id": 4, "vector": {"audio": [1.0, 2.0, 3.0]}}]}),
+    )
+    .await;
+    let hits = rest
+        .post(
+            "/collections/p/points/search",
+            json!({"vector": {"name": "audio", "vector": [1.0, 2.0, 3.0]}, "limit": 3}),
+        )
+        .await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    assert_eq!(hits[0]["id"], 4);
+
+    let (status, v) = rest.call(Method::DELETE, "/collections/p/vectors/text?wait=true", None).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = rest.call(Method::DELETE, "/collections/p/vectors/text", None).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, _) = rest
+        .call(
+            Method::POST,
+            "/collections/p/points/search",
+            Some(json!({"vector": {"name": "text", "vector": vec![0.0; 8]}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let info = rest.get("/collections/p").await;
+    assert!(info["config"]["params"]["vectors"].get("text").is_none(), "{info}");
+    assert_eq!(info["points_count"], 300);
+    drop(running);
+}
+
+#[tokio::test]
+async fn updates_over_grpc_with_the_official_client() {
+    let (running, rest) = serve_products().await;
+    let client = grpc_client(&running);
+    client
+        .update_collection(
+            q::UpdateCollectionBuilder::new("p")
+                .vectors_config(q::vectors_config_diff::Config::ParamsMap(q::VectorParamsDiffMap {
+                    map: [(
+                        "image".to_string(),
+                        q::VectorParamsDiffBuilder::default()
+                            .hnsw_config(q::HnswConfigDiffBuilder::default().m(12))
+                            .quantization_config(q::quantization_config_diff::Quantization::Disabled(
+                                q::Disabled {},
+                            ))
+                            .build(),
+                    )]
+                    .into(),
+                }))
+                .optimizers_config(q::OptimizersConfigDiffBuilder::default().deleted_threshold(0.3)),
+        )
+        .await
+        .unwrap();
+    let info = info_until(&rest, "p", |i| i["status"] == "green").await;
+    assert_eq!(info["config"]["params"]["vectors"]["image"]["hnsw_config"]["m"], 12);
+    assert_eq!(info["config"]["params"]["vectors"]["image"]["quantization_config"], Value::Null);
+    assert_eq!(info["config"]["optimizer_config"]["deleted_threshold"], 0.3);
+    let grpc_info = client.collection_info("p").await.unwrap().result.unwrap();
+    assert_eq!(grpc_info.config.unwrap().optimizer_config.unwrap().deleted_threshold, Some(0.3));
+
+    client
+        .create_vector_name(
+            q::CreateVectorNameRequestBuilder::new(
+                "p",
+                "audio",
+                q::DenseVectorCreationConfigBuilder::new(4, q::Distance::Dot),
+            )
+            .wait(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.get("/collections/p").await["config"]["params"]["vectors"]["audio"]["size"], 4);
+    let e = client
+        .create_vector_name(q::CreateVectorNameRequestBuilder::new(
+            "p",
+            "audio",
+            q::DenseVectorCreationConfigBuilder::new(4, q::Distance::Dot),
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("audio"), "{e}");
+    client.delete_vector_name(q::DeleteVectorNameRequestBuilder::new("p", "audio").wait(true)).await.unwrap();
+    assert!(rest.get("/collections/p").await["config"]["params"]["vectors"].get("audio").is_none());
+
+    let e = client
+        .update_collection(
+            q::UpdateCollectionBuilder::new("p")
+                .params(q::CollectionParamsDiffBuilder::default().replication_factor(2)),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("replication_factor"), "{e}");
+    let e = client.update_collection(q::UpdateCollectionBuilder::new("missing")).await.unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+}
