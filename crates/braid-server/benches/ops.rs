@@ -2,7 +2,8 @@
 //! measured in the same run.
 //!
 //! - Snapshot create and restore of n points (384-d text + 512-d image + a payload) vs
-//!   `cp` of the same bytes (the collection's files; the snapshot file).
+//!   `cp` of the same bytes (the collection's files; the snapshot file); the size of
+//!   an incremental snapshot after 1 % of the points changed, as a share of a full one.
 //! - `braid import` of m points from JSON Lines (the CLI process, parse and check
 //!   included) vs upserting the same points through the facade in one process.
 //! - REST search QPS at 8 connections with request metrics on vs off (three
@@ -112,6 +113,26 @@ fn snapshots(n: usize) {
     println!(
         "  restore {restore:>8.3} s   cp of the snapshot {copy_file:>8.3} s   ratio {:.2}",
         restore / copy_file
+    );
+
+    // Incremental: a full base, 1 % of the points written anew, then only what changed.
+    let base = db.snapshot_collection("bench", &snapshots).expect("base");
+    let changed = points(n / 100, 0x1c);
+    c.upsert(changed).expect("changes");
+    let mut inc = None;
+    let made = secs(|| {
+        inc = Some(db.snapshot_collection_incremental("bench", &snapshots, &base.name).expect("inc"))
+    });
+    let inc = inc.expect("made");
+    let restored = secs(|| {
+        db.recover_collection("restored-inc", &snapshots.join(&inc.name), inc.checksum.as_deref())
+            .expect("incremental restore");
+    });
+    println!(
+        "  incremental after 1 % changed: {} bytes = {:.3} of the full snapshot ({} bytes); create {made:.3} s, restore {restored:.3} s",
+        inc.size,
+        inc.size as f64 / base.size as f64,
+        base.size
     );
 }
 

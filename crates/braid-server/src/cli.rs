@@ -63,6 +63,10 @@ pub(crate) enum SnapshotCommand {
         /// The directory to write it in [default: DATA/snapshots, /COLLECTION for one].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write an incremental snapshot: only what changed since this full snapshot
+        /// of the collection, in the same directory (needs --collection).
+        #[arg(long, requires = "collection")]
+        base: Option<String>,
     },
     /// Restore a snapshot: a collection snapshot into --collection, a database snapshot
     /// (no --collection) over the collections it holds.
@@ -323,7 +327,7 @@ fn describe(d: &braid::SnapshotDescription) -> String {
 
 pub(crate) fn snapshot(command: SnapshotCommand) -> Result<(), String> {
     match command {
-        SnapshotCommand::Create { data, collection, out } => {
+        SnapshotCommand::Create { data, collection, out, base } => {
             let db = open(&data)?;
             let spinner = ProgressBar::new_spinner();
             spinner.set_message("writing the snapshot");
@@ -331,7 +335,11 @@ pub(crate) fn snapshot(command: SnapshotCommand) -> Result<(), String> {
             let d = match &collection {
                 Some(c) => {
                     let real = db.collection(c).map_err(|e| e.to_string())?.name().to_string();
-                    db.snapshot_collection(c, &snapshots_dir(&data, Some(&real), out))
+                    let dir = snapshots_dir(&data, Some(&real), out);
+                    match &base {
+                        Some(base) => db.snapshot_collection_incremental(c, &dir, base),
+                        None => db.snapshot_collection(c, &dir),
+                    }
                 }
                 None => db.snapshot(&snapshots_dir(&data, None, out)),
             }

@@ -51,10 +51,20 @@ async fn maybe_wait(
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }
 
-async fn create_collection(call: Call) -> Response {
+/// `?base=NAME` on a collection snapshot: Braid's incremental snapshots
+/// (`docs/operations.md`), an extension Qdrant does not have.
+#[derive(Debug, Default, serde::Deserialize)]
+struct BaseParam {
+    base: Option<String>,
+}
+
+async fn create_collection(Query(q): Query<BaseParam>, call: Call) -> Response {
     maybe_wait(call.wait_given, "a snapshot", move || {
         let dir = admin::snapshots_of(&call.state, &call.name)?;
-        let d = call.state.db.snapshot_collection(&call.name, &dir)?;
+        let d = match &q.base {
+            Some(base) => call.state.db.snapshot_collection_incremental(&call.name, &dir, base)?,
+            None => call.state.db.snapshot_collection(&call.name, &dir)?,
+        };
         Ok(admin::description_json(&d))
     })
     .await

@@ -69,13 +69,48 @@ struct Manifest {
     collections: BTreeMap<String, Vec<FileEntry>>,
     #[serde(default)]
     aliases: BTreeMap<String, String>,
+    /// An incremental snapshot's base: a full snapshot in the same directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base: Option<BaseRef>,
+}
+
+/// The snapshot an incremental one builds on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct BaseRef {
+    /// Its file name, in the incremental snapshot's directory.
+    name: String,
+    /// Its SHA-256: a base that changed is refused.
+    sha256: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct FileEntry {
     name: String,
+    /// The whole file's length and CRC-32C.
     bytes: u64,
     crc32c: u32,
+    /// In an incremental snapshot: the first `from_base` bytes are the base's file of
+    /// the same name (a vector file the checkpoint appended to, or one unchanged); the
+    /// archive entry holds the rest, whose CRC-32C is `stored_crc32c`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    from_base: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stored_crc32c: Option<u32>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl FileEntry {
+    /// The length and CRC-32C of what the archive entry holds.
+    fn stored(&self) -> (u64, u32) {
+        if self.from_base == 0 {
+            (self.bytes, self.crc32c)
+        } else {
+            (self.bytes - self.from_base, self.stored_crc32c.unwrap_or(0))
+        }
+    }
 }
 
 /// One collection's checkpoint files, linked into a staging directory.
@@ -171,11 +206,16 @@ pub(crate) fn write(
     kind: SnapshotKind,
     staged: &[Staged],
     aliases: BTreeMap<String, String>,
+    base: Option<&str>,
 ) -> Result<SnapshotDescription, Error> {
     std::fs::create_dir_all(dir).at(dir)?;
+    let base = match base {
+        None => None,
+        Some(b) => Some(read_base(dir, b, kind)?),
+    };
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
-    let result = write_archive(&tmp, kind, staged, aliases);
+    let result = write_archive(&tmp, kind, staged, aliases, base.as_ref());
     let sha = match result {
         Ok(sha) => sha,
         Err(e) => {
@@ -188,11 +228,78 @@ pub(crate) fn write(
     describe(&path)
 }
 
+/// A base snapshot as an incremental one uses it: its reference and manifest.
+struct Base {
+    reference: BaseRef,
+    manifest: Manifest,
+}
+
+/// Reads base snapshot `name` of `dir` for an incremental snapshot of `kind`: a full
+/// (not itself incremental) snapshot of the same kind.
+fn read_base(dir: &Path, name: &str, kind: SnapshotKind) -> Result<Base, Error> {
+    let refuse = |why: String| Error::Snapshot { name: name.to_string(), why };
+    if !valid_name(name) {
+        return Err(refuse("not a snapshot name".into()));
+    }
+    let path = dir.join(name);
+    if !path.is_file() {
+        return Err(refuse(format!("no such snapshot in {}", dir.display())));
+    }
+    let manifest = read_manifest(&path)?;
+    if manifest.base.is_some() {
+        return Err(refuse("an incremental snapshot; an incremental snapshot builds on a full one".into()));
+    }
+    if manifest.kind != kind {
+        return Err(refuse(format!("a {:?} snapshot; this one is a {kind:?} snapshot", manifest.kind)));
+    }
+    let sha256 = match std::fs::read_to_string(sidecar(&path)) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => sha256_of(&path)?,
+    };
+    Ok(Base { reference: BaseRef { name: name.to_string(), sha256 }, manifest })
+}
+
+/// The manifest of the snapshot at `path`, read by seeking from entry header to
+/// entry header (a snapshot's data is not read).
+fn read_manifest(path: &Path) -> Result<Manifest, Error> {
+    let label = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let refuse = |why: String| Error::Snapshot { name: label.clone(), why };
+    let file = std::fs::File::open(path).at(path)?;
+    let mut archive = tar::Archive::new(file);
+    let entries = archive.entries_with_seek().map_err(|e| refuse(format!("not a snapshot archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| refuse(format!("damaged or truncated: {e}")))?;
+        let is_manifest = entry.path().is_ok_and(|p| p.as_os_str() == MANIFEST_ENTRY);
+        if is_manifest {
+            let mut body = Vec::new();
+            (&mut entry)
+                .take(16 << 20)
+                .read_to_end(&mut body)
+                .map_err(|e| refuse(format!("manifest: {e}")))?;
+            let m: Manifest = serde_json::from_slice(&body).map_err(|e| refuse(format!("manifest: {e}")))?;
+            if m.format != FORMAT || m.version != VERSION {
+                return Err(refuse(format!("format {} version {}", m.format, m.version)));
+            }
+            return Ok(m);
+        }
+    }
+    Err(refuse("no manifest: the file is truncated or not a Braid snapshot".into()))
+}
+
+/// CRC-32C of the first `bytes` bytes of `path` (`None` if it is shorter).
+fn prefix_crc(path: &Path, bytes: u64) -> Result<Option<u32>, Error> {
+    let file = std::fs::File::open(path).at(path)?;
+    let mut crc = Crc { inner: std::io::BufReader::with_capacity(1 << 20, file).take(bytes), crc: 0, len: 0 };
+    std::io::copy(&mut crc, &mut std::io::sink()).at(path)?;
+    Ok((crc.len == bytes).then_some(crc.crc))
+}
+
 fn write_archive(
     tmp: &Path,
     kind: SnapshotKind,
     staged: &[Staged],
     aliases: BTreeMap<String, String>,
+    base: Option<&Base>,
 ) -> Result<String, Error> {
     let file = std::fs::File::create(tmp).at(tmp)?;
     let out = Hashing { inner: std::io::BufWriter::with_capacity(1 << 20, file), sha: Sha256::new() };
@@ -202,24 +309,63 @@ fn write_archive(
         let mut entries = Vec::new();
         for (file, bytes) in &s.files {
             let from = s.dir.join(file);
-            let reader = std::fs::File::open(&from).at(&from)?;
-            let mut crc = Crc { inner: reader.take(*bytes), crc: 0, len: 0 };
+            // What the base holds of this file: for a vector file (which only grows
+            // between compactions), a prefix with the same CRC-32C. Other files are
+            // stored whole: they end in their own CRC, so every one of a length has the
+            // same whole-file CRC-32C, which cannot tell them apart.
+            let in_base = base
+                .filter(|_| file.ends_with(".vec"))
+                .and_then(|b| b.manifest.collections.get(&s.name))
+                .and_then(|files| files.iter().find(|f| f.name == *file && f.bytes <= *bytes));
+            let from_base = match in_base {
+                Some(f) if prefix_crc(&from, f.bytes)? == Some(f.crc32c) => f.bytes,
+                _ => 0,
+            };
+            let mut reader = std::fs::File::open(&from).at(&from)?;
+            // The whole file's CRC: the base's prefix, then what is stored.
+            let prefix = in_base.filter(|_| from_base > 0).map_or(0, |f| f.crc32c);
+            std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(from_base)).at(&from)?;
+            let stored = bytes - from_base;
+            let mut crc = Crc { inner: reader.take(stored), crc: 0, len: 0 };
             let mut header = tar::Header::new_ustar();
-            header.set_size(*bytes);
+            header.set_size(stored);
             header.set_mode(0o644);
             header.set_entry_type(tar::EntryType::Regular);
             tar.append_data(&mut header, format!("c/{}/{file}", s.name), &mut crc).at(tmp)?;
-            if crc.len != *bytes {
+            if crc.len != stored {
                 return Err(Error::Internal {
-                    what: format!("{} holds {} bytes, the checkpoint {bytes}", from.display(), crc.len),
+                    what: format!(
+                        "{} holds {} bytes, the checkpoint {bytes}",
+                        from.display(),
+                        crc.len + from_base
+                    ),
                 });
             }
-            entries.push(FileEntry { name: file.clone(), bytes: *bytes, crc32c: crc.crc });
+            let entry = if from_base == 0 {
+                FileEntry {
+                    name: file.clone(),
+                    bytes: *bytes,
+                    crc32c: crc.crc,
+                    from_base: 0,
+                    stored_crc32c: None,
+                }
+            } else {
+                FileEntry {
+                    name: file.clone(),
+                    bytes: *bytes,
+                    crc32c: crc32c::crc32c_combine(prefix, crc.crc, stored as usize),
+                    from_base,
+                    stored_crc32c: Some(crc.crc),
+                }
+            };
+            entries.push(entry);
         }
         collections.insert(s.name.clone(), entries);
     }
     let created = chrono::DateTime::<chrono::Utc>::from(SystemTime::now()).to_rfc3339();
-    let manifest = Manifest { format: FORMAT.into(), version: VERSION, kind, created, collections, aliases };
+    let base = base.map(|b| b.reference.clone());
+    let manifest =
+        Manifest { format: FORMAT.into(), version: VERSION, kind, created, collections, aliases, base };
     let body = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Internal { what: format!("snapshot manifest: {e}") })?;
     let mut header = tar::Header::new_ustar();
@@ -396,7 +542,7 @@ fn unpack_into(
     for (collection, files) in &manifest.collections {
         for f in files {
             match seen.remove(&(collection.clone(), f.name.clone())) {
-                Some((bytes, crc)) if bytes == f.bytes && crc == f.crc32c => {}
+                Some(stored) if stored == f.stored() => {}
                 Some(_) => {
                     return Err(refuse(format!("`{collection}/{}` does not match its checksum", f.name)));
                 }
@@ -413,5 +559,80 @@ fn unpack_into(
     if manifest.kind == SnapshotKind::Collection && manifest.collections.len() != 1 {
         return Err(refuse("a collection snapshot with other than one collection".into()));
     }
+    if let Some(base) = &manifest.base {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fill_from_base(dir, base, &manifest, staged).map_err(|e| match e {
+            Error::Snapshot { why, .. } => refuse(format!("base snapshot `{}`: {why}", base.name)),
+            other => other,
+        })?;
+    }
     Ok((manifest.kind, manifest.aliases))
+}
+
+/// Completes an incremental snapshot's staged files: each that starts in the base gets
+/// the base's bytes in front of what the incremental snapshot stored, and then must
+/// match its whole-file CRC-32C.
+fn fill_from_base(
+    dir: &Path,
+    base: &BaseRef,
+    manifest: &Manifest,
+    staged: &BTreeMap<String, PathBuf>,
+) -> Result<(), Error> {
+    let refuse = |why: String| Error::Snapshot { name: base.name.clone(), why };
+    let path = dir.join(&base.name);
+    if !valid_name(&base.name) || !path.is_file() {
+        return Err(refuse(format!(
+            "not found in {} (an incremental snapshot is recovered beside its base)",
+            dir.display()
+        )));
+    }
+    let sha = sha256_of(&path)?;
+    if !sha.eq_ignore_ascii_case(&base.sha256) {
+        return Err(refuse(format!(
+            "SHA-256 {sha}, not the {} the incremental snapshot was made on",
+            base.sha256
+        )));
+    }
+    let mut wanted: BTreeMap<(String, String), &FileEntry> = BTreeMap::new();
+    for (collection, files) in &manifest.collections {
+        for f in files.iter().filter(|f| f.from_base > 0) {
+            wanted.insert((collection.clone(), f.name.clone()), f);
+        }
+    }
+    let file = std::fs::File::open(&path).at(&path)?;
+    let mut archive = tar::Archive::new(file);
+    let entries = archive.entries_with_seek().map_err(|e| refuse(format!("not a snapshot archive: {e}")))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| refuse(format!("damaged or truncated: {e}")))?;
+        let entry_path = entry.path().map_err(|e| refuse(format!("bad entry name: {e}")))?.into_owned();
+        let parts: Vec<String> = entry_path.iter().filter_map(|p| p.to_str()).map(str::to_string).collect();
+        let [c, collection, name] = parts.as_slice() else { continue };
+        if c != "c" {
+            continue;
+        }
+        let Some(f) = wanted.remove(&(collection.clone(), name.clone())) else { continue };
+        let Some(dir) = staged.get(collection) else { continue };
+        let to = dir.join(name);
+        let tmp = dir.join(format!(".{name}.whole"));
+        {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).at(&tmp)?);
+            let mut prefix = Crc { inner: entry.take(f.from_base), crc: 0, len: 0 };
+            std::io::copy(&mut prefix, &mut out).map_err(|e| refuse(format!("`{name}`: {e}")))?;
+            let mut rest = Crc { inner: std::fs::File::open(&to).at(&to)?, crc: 0, len: 0 };
+            std::io::copy(&mut rest, &mut out).at(&tmp)?;
+            let whole = crc32c::crc32c_combine(prefix.crc, rest.crc, rest.len as usize);
+            if prefix.len != f.from_base || prefix.len + rest.len != f.bytes || whole != f.crc32c {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(refuse(format!(
+                    "`{collection}/{name}` does not match what the incremental snapshot was made on"
+                )));
+            }
+            out.into_inner().map_err(|e| e.into_error()).at(&tmp)?.sync_all().at(&tmp)?;
+        }
+        std::fs::rename(&tmp, &to).at(&to)?;
+    }
+    if let Some(((collection, name), _)) = wanted.into_iter().next() {
+        return Err(refuse(format!("`{collection}/{name}` is not in it")));
+    }
+    Ok(())
 }
