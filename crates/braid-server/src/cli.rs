@@ -35,8 +35,16 @@ pub(crate) struct ImportArgs {
     /// Skip points whose id is already in the collection (to resume an interrupted import).
     #[arg(long)]
     resume: bool,
-    /// JSON Lines, one point per line as REST writes it: {"id", "vector", "payload"}.
-    file: PathBuf,
+    /// A matrix of vectors for space SPACE, one row per point (NumPy `.npy`, 2-D, float32
+    /// or float64); repeat for several spaces. FILE then gives each row's id and
+    /// payload, line for line ({"id", "payload"}; without it, or without an "id", a
+    /// row's id is its number from 0).
+    #[arg(long = "npy", value_name = "SPACE=FILE")]
+    npy: Vec<String>,
+    /// JSON Lines, one point per line as REST writes it: {"id", "vector", "payload"}
+    /// (with --npy: ids and payloads, optional).
+    #[arg(required_unless_present = "npy")]
+    file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -164,7 +172,7 @@ fn parse_line(file: &Path, n: usize, line: &str, collection: &Collection) -> Res
 }
 
 /// Every non-empty line of `file` with its number, and the bytes read so far.
-fn lines(file: &Path) -> Result<impl Iterator<Item = Result<(usize, String, u64), String>>, String> {
+fn lines(file: &Path) -> Result<impl Iterator<Item = Result<(usize, String, u64), String>> + use<>, String> {
     let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
     let (mut n, mut read) = (0usize, 0u64);
@@ -187,11 +195,190 @@ fn lines(file: &Path) -> Result<impl Iterator<Item = Result<(usize, String, u64)
     }))
 }
 
+/// One input row: its number (line or matrix row, 1-based), the point or why it is
+/// bad, and the progress so far (bytes or rows).
+type Row = (usize, Result<PointStruct, String>, u64);
+
+/// Reads the input from its start: an error is one that stops the import (I/O), a
+/// bad row is the `Err` inside.
+type Rows = Box<dyn Iterator<Item = Result<Row, String>>>;
+
+/// What an import reads: JSON Lines, or `.npy` matrices with optional JSON Lines of
+/// ids and payloads. Read twice without `--skip-bad` (check, then write).
+struct Source<'a> {
+    args: &'a ImportArgs,
+    /// (space, file) per `--npy`.
+    matrices: Vec<(String, PathBuf)>,
+}
+
+impl Source<'_> {
+    /// The progress bar's length and template.
+    fn total(&self) -> Result<(u64, &'static str), String> {
+        match (self.matrices.first(), &self.args.file) {
+            (Some((_, path)), _) => {
+                Ok((npy_shape(path)?.0 as u64, "{bar:40} {pos}/{len} rows {per_sec} eta {eta}"))
+            }
+            (None, Some(file)) => {
+                let size = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+                Ok((size, "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"))
+            }
+            (None, None) => Err("give a JSON Lines file or --npy SPACE=FILE".into()),
+        }
+    }
+
+    fn rows(&self, collection: &Collection) -> Result<Rows, String> {
+        let collection = collection.clone();
+        if self.matrices.is_empty() {
+            let file = self.args.file.clone().ok_or("give a JSON Lines file or --npy SPACE=FILE")?;
+            return Ok(Box::new(lines(&file)?.map(move |item| {
+                item.map(|(n, line, read)| (n, parse_line(&file, n, &line, &collection), read))
+            })));
+        }
+        npy_rows(&self.matrices, self.args.file.as_deref(), collection)
+    }
+}
+
+/// A `.npy` file's (rows, columns): it must be a 2-D matrix in C order.
+fn npy_shape(path: &Path) -> Result<(usize, usize), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
+        .map_err(|e| format!("{}: not a NumPy .npy file: {e}", path.display()))?;
+    match (npy.shape(), npy.order()) {
+        ([rows, cols], npyz::Order::C) => Ok((*rows as usize, *cols as usize)),
+        (shape, order) => Err(format!(
+            "{}: a matrix of one row per point is needed (2-D, C order), got shape {shape:?} in {order:?} order",
+            path.display()
+        )),
+    }
+}
+
+/// The values of a `.npy` matrix of float32 or float64, in order, as f32.
+fn npy_values(path: &Path) -> Result<Box<dyn Iterator<Item = std::io::Result<f32>>>, String> {
+    let open = || -> Result<_, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        npyz::NpyFile::new(std::io::BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| format!("{}: not a NumPy .npy file: {e}", path.display()))
+    };
+    if let Ok(values) = open()?.data::<f32>() {
+        return Ok(Box::new(values));
+    }
+    match open()?.data::<f64>() {
+        // Narrowed as REST's JSON numbers are: vectors are stored as f32.
+        Ok(values) => Ok(Box::new(values.map(|v| v.map(|x| x as f32)))),
+        Err(e) => Err(format!("{}: the values must be float32 or float64: {e}", path.display())),
+    }
+}
+
+/// Rows of `.npy` matrices (all of one row count), with ids and payloads from the
+/// JSON Lines `meta` when given.
+fn npy_rows(
+    matrices: &[(String, PathBuf)],
+    meta: Option<&Path>,
+    collection: Collection,
+) -> Result<Rows, String> {
+    let mut count = None;
+    let mut readers = Vec::new();
+    for (space, path) in matrices {
+        let (rows, cols) = npy_shape(path)?;
+        match count {
+            Some(n) if n != rows => {
+                return Err(format!(
+                    "{}: {rows} rows, but {} has {n}",
+                    path.display(),
+                    matrices[0].1.display()
+                ));
+            }
+            _ => count = Some(rows),
+        }
+        readers.push((space.clone(), path.clone(), cols, npy_values(path)?));
+    }
+    let rows = count.unwrap_or(0);
+    let mut meta_lines = match meta {
+        Some(file) => Some((file.to_path_buf(), lines(file)?)),
+        None => None,
+    };
+    let mut row = 0usize;
+    Ok(Box::new(std::iter::from_fn(move || {
+        if row == rows {
+            if let Some((file, lines)) = &mut meta_lines
+                && let Some(extra) = lines.next()
+            {
+                let n = extra.map_or(0, |(n, _, _)| n);
+                return Some(Err(located(file, n, None, format!("more lines than the {rows} matrix rows"))));
+            }
+            return None;
+        }
+        row += 1;
+        let mut point = match &mut meta_lines {
+            None => Ok(PointStruct::new(row as u64 - 1)),
+            Some((file, lines)) => match lines.next() {
+                None => {
+                    return Some(Err(located(
+                        file,
+                        row,
+                        None,
+                        format!("fewer lines than the {rows} matrix rows"),
+                    )));
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok((n, line, _))) => meta_point(file, n, &line, row as u64 - 1),
+            },
+        };
+        for (space, path, cols, values) in &mut readers {
+            let mut vector = Vec::with_capacity(*cols);
+            for _ in 0..*cols {
+                match values.next() {
+                    Some(Ok(x)) => vector.push(x),
+                    Some(Err(e)) => return Some(Err(format!("{}: row {row}: {e}", path.display()))),
+                    None => return Some(Err(format!("{}: cut short in row {row}", path.display()))),
+                }
+            }
+            if let Ok(p) = &mut point {
+                p.vectors.insert(space.clone(), vector);
+            }
+        }
+        let point = point.and_then(|p| {
+            collection.check_points(std::slice::from_ref(&p)).map_err(|e| format!("row {row}: {e}"))?;
+            Ok(p)
+        });
+        Some(Ok((row, point, row as u64)))
+    })))
+}
+
+/// A `--npy` import's line `n`: `{"id"?, "payload"?}` for matrix row `row` (0-based).
+fn meta_point(file: &Path, n: usize, line: &str, row: u64) -> Result<PointStruct, String> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| located(file, n, Some(e.column()), format!("not JSON: {e}")))?;
+    let Some(o) = value.as_object() else {
+        return Err(located(file, n, None, "a line must be an object {\"id\", \"payload\"}"));
+    };
+    if let Some(k) = o.keys().find(|k| !["id", "payload"].contains(&k.as_str())) {
+        return Err(located(
+            file,
+            n,
+            None,
+            format!("`{k}`: with --npy a line holds only \"id\" and \"payload\""),
+        ));
+    }
+    let mut with_id = o.clone();
+    with_id.entry("id").or_insert(json!(row));
+    braid_server::point_from_json(&Value::Object(with_id)).map_err(|e| located(file, n, None, e.message))
+}
+
 pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
     if args.batch == 0 || args.batch > braid::MAX_BATCH {
         return Err(format!("--batch must be between 1 and {}", braid::MAX_BATCH));
     }
-    let size = std::fs::metadata(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?.len();
+    let matrices = args
+        .npy
+        .iter()
+        .map(|m| match m.split_once('=') {
+            Some((space, file)) if !file.is_empty() => Ok((space.to_string(), PathBuf::from(file))),
+            _ => Err(format!("--npy {m}: give SPACE=FILE")),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let source = Source { args: &args, matrices };
+    let (size, template) = source.total()?;
     let db = open(&args.data)?;
     let (collection, created) = match (db.collection(&args.collection), &args.create) {
         (Ok(c), _) => (c, false),
@@ -202,7 +389,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
         }
         (Err(e), None) => return Err(format!("{e} (give --create CONFIG to create it)")),
     };
-    let result = import_into(&args, &collection, size);
+    let result = import_into(&args, &source, &collection, size, template);
     if result.is_err() && created && collection.count(None).unwrap_or(0) == 0 {
         // Nothing was written: the collection made for the import goes too.
         let _ = db.delete_collection(&args.collection);
@@ -210,21 +397,26 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
     result
 }
 
-fn import_into(args: &ImportArgs, collection: &Collection, size: u64) -> Result<(), String> {
+fn import_into(
+    args: &ImportArgs,
+    source: &Source<'_>,
+    collection: &Collection,
+    size: u64,
+    template: &str,
+) -> Result<(), String> {
     let started = Instant::now();
-    // Without --skip-bad, a first pass checks every line, so that a bad one stops the
+    // Without --skip-bad, a first pass checks every row, so that a bad one stops the
     // import before anything is written.
     if !args.skip_bad {
-        let check = bar(size, "checking {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}");
-        for item in lines(&args.file)? {
-            let (n, line, read) = item?;
-            parse_line(&args.file, n, &line, collection)?;
+        let check = bar(size, &format!("checking {template}"));
+        for item in source.rows(collection)? {
+            let (_, point, read) = item?;
+            point?;
             check.set_position(read);
         }
         check.finish_and_clear();
     }
-    let progress =
-        bar(size, "importing {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}");
+    let progress = bar(size, &format!("importing {template} {{msg}}"));
     let (mut imported, mut present, mut bad) = (0usize, 0usize, 0usize);
     let mut batch: Vec<PointStruct> = Vec::with_capacity(args.batch);
     let write = |batch: &mut Vec<PointStruct>, imported: &mut usize, present: &mut usize| {
@@ -247,9 +439,9 @@ fn import_into(args: &ImportArgs, collection: &Collection, size: u64) -> Result<
         batch.clear();
         Ok::<(), String>(())
     };
-    for item in lines(&args.file)? {
-        let (n, line, read) = item?;
-        match parse_line(&args.file, n, &line, collection) {
+    for item in source.rows(collection)? {
+        let (_, point, read) = item?;
+        match point {
             Ok(point) => batch.push(point),
             Err(e) if args.skip_bad => {
                 bad += 1;

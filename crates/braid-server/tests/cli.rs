@@ -288,3 +288,116 @@ fn the_cli_imports_exports_queries_and_snapshots() {
     let out = braid(&["snapshot", "restore", "--data", data_s, "--collection", "x", file.to_str().unwrap()]);
     assert!(!out.status.success() && text(&out.stderr).contains("snapshot"), "{}", text(&out.stderr));
 }
+
+/// A NumPy `.npy` file (format 1.0, little-endian) holding `rows` in C order, as
+/// float32 or float64.
+fn npy(path: &std::path::Path, rows: &[Vec<f64>], f64s: bool) {
+    let cols = rows.first().map_or(0, Vec::len);
+    let descr = if f64s { "<f8" } else { "<f4" };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}, {cols}), }}", rows.len());
+    // Magic (6) + version (2) + length (2) + header, padded with spaces to 64 bytes, then '\n'.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for row in rows {
+        for x in row {
+            if f64s {
+                bytes.extend(x.to_le_bytes());
+            } else {
+                bytes.extend((*x as f32).to_le_bytes());
+            }
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn the_cli_imports_npy_matrices_with_json_lines_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let rows = |n: usize, d: usize| -> Vec<Vec<f64>> {
+        (0..n).map(|i| (0..d).map(|j| ((i * 7 + j * 3) % 11) as f64 / 11.0 + 0.01).collect()).collect()
+    };
+    let (text_rows, image) = (rows(300, 8), rows(300, 6));
+    npy(&dir.path().join("text.npy"), &text_rows, false);
+    npy(&dir.path().join("image.npy"), &image, true);
+    let meta = dir.path().join("meta.jsonl");
+    let lines: Vec<String> =
+        (0..300).map(|i| json!({"id": 1000 + i, "payload": {"n": i}}).to_string()).collect();
+    std::fs::write(&meta, lines.join("\n")).unwrap();
+    let create = r#"{"vectors": {"text": {"size": 8, "distance": "Cosine"}, "image": {"size": 6, "distance": "Dot"}}}"#;
+    let text_arg = format!("text={}", dir.path().join("text.npy").display());
+    let image_arg = format!("image={}", dir.path().join("image.npy").display());
+    let meta_arg = meta.to_str().unwrap();
+    let out = braid(&[
+        "import",
+        "--data",
+        data,
+        "--collection",
+        "m",
+        "--create",
+        create,
+        "--npy",
+        &text_arg,
+        "--npy",
+        &image_arg,
+        meta_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = braid::Database::open(data).unwrap();
+    let c = db.collection("m").unwrap();
+    assert_eq!(c.count(None).unwrap(), 300);
+    let p = c.get(&[braid::PointId::from(1007u64)], true, true).unwrap().remove(0);
+    assert_eq!(p.payload.unwrap()["n"], 7);
+    let v = p.vectors.unwrap();
+    assert_eq!(v["image"], image[7].iter().map(|x| *x as f32).collect::<Vec<_>>(), "float64 read as f32");
+    assert_eq!(v["text"].len(), 8);
+    drop((c, db));
+
+    // Without ids, a row's number is its id; mismatched row counts, a bad dimension and
+    // a short payload file are refused before anything is written.
+    let out = braid(&[
+        "import",
+        "--data",
+        data,
+        "--collection",
+        "n",
+        "--create",
+        create,
+        "--npy",
+        &text_arg,
+        "--npy",
+        &image_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    npy(&dir.path().join("short.npy"), &rows(299, 6), false);
+    npy(&dir.path().join("wide.npy"), &rows(300, 7), false);
+    std::fs::write(dir.path().join("few.jsonl"), lines[..10].join("\n")).unwrap();
+    let short = format!("image={}", dir.path().join("short.npy").display());
+    let wide = format!("image={}", dir.path().join("wide.npy").display());
+    let few = dir.path().join("few.jsonl");
+    for (args, needle) in [
+        (vec!["--npy", &text_arg, "--npy", &short], "rows"),
+        (vec!["--npy", &text_arg, "--npy", &wide], "row 1"),
+        (vec!["--npy", &text_arg, "--npy", &image_arg, few.to_str().unwrap()], "fewer lines"),
+        (vec!["--npy", "text"], "SPACE=FILE"),
+    ] {
+        let mut all = vec!["import", "--data", data, "--collection", "bad", "--create", create];
+        all.extend(args);
+        let out = braid(&all);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(needle), "{needle}: {}", text(&out.stderr));
+    }
+    let db = braid::Database::open(data).unwrap();
+    assert_eq!(db.collection("n").unwrap().count(None).unwrap(), 300);
+    assert!(
+        db.collection("n").unwrap().get(&[braid::PointId::from(299u64)], false, false).unwrap().len() == 1
+    );
+    assert!(!db.collection_exists("bad"), "a refused import leaves no collection behind");
+}
