@@ -828,6 +828,23 @@ impl Collection {
         Ok(files)
     }
 
+    /// The logged records to replay onto a snapshot of this collection taken at
+    /// sequence `after` on `timeline` to bring it to `until` (Unix milliseconds); see
+    /// [`crate::Database::recover_collection_until`]. Holds the writer lock while the
+    /// retained logs are read.
+    pub(crate) fn history(
+        &self,
+        timeline: u64,
+        after: u64,
+        until: u64,
+    ) -> Result<Vec<braid_storage::wal::Record>, Error> {
+        let mut store = self.inner.writer.lock();
+        let Some(store) = store.as_mut() else {
+            return Err(Error::NotOnDisk { what: "a point-in-time recovery" });
+        };
+        store.history(timeline, after, until)
+    }
+
     /// Stops persisting: the collection was deleted from its database.
     pub(crate) fn detach(&self) {
         let mut writer = self.inner.writer.lock();

@@ -566,7 +566,53 @@ impl Database {
             });
         }
         let dir = unpacked.1.into_values().next().expect("one collection, checked by unpack");
-        let mut installed = self.install(vec![(name.to_string(), dir)], None)?;
+        let mut installed = self.install(vec![(name.to_string(), dir)], None, Vec::new())?;
+        Ok(installed.remove(0))
+    }
+
+    /// Point-in-time recovery: replaces collection `name` with the full collection
+    /// snapshot at `file` (taken from `name` itself) brought forward to `until` by
+    /// replaying the operations `name` logged after the snapshot and at or before
+    /// `until`. The logs must still be there: kept with
+    /// [`StorageOptions::log_retention`](crate::StorageOptions::log_retention) for at least
+    /// as long as since the snapshot, on the same history (no recovery or
+    /// configuration change of `name` since the snapshot). Everything else is as
+    /// [`Database::recover_collection`]: checked first, all or nothing. The recovered
+    /// collection starts a new history: its logs from before are gone with the old
+    /// directory.
+    pub fn recover_collection_until(
+        &self,
+        name: &str,
+        file: &Path,
+        checksum: Option<&str>,
+        until: std::time::SystemTime,
+    ) -> Result<Collection, Error> {
+        let live = self.collection(name)?;
+        if live.name() != name {
+            return Err(Error::NameTaken { name: name.to_string(), what: "an alias" });
+        }
+        let (kind, dirs, _) = self.unpack(file, checksum)?;
+        let dir = match (kind, dirs.values().next()) {
+            (SnapshotKind::Collection, Some(dir)) => dir.clone(),
+            _ => {
+                self.discard(&dirs);
+                return Err(Error::Snapshot {
+                    name: file.display().to_string(),
+                    why: "a database snapshot: a point-in-time recovery starts from a collection snapshot"
+                        .into(),
+                });
+            }
+        };
+        let tail = crate::store::checkpoint_position(&dir)
+            .and_then(|(seq, timeline)| live.history(timeline, seq, crate::store::unix_ms(until)));
+        let tail = match tail {
+            Ok(tail) => tail,
+            Err(e) => {
+                self.discard(&dirs);
+                return Err(e);
+            }
+        };
+        let mut installed = self.install(vec![(name.to_string(), dir)], None, tail)?;
         Ok(installed.remove(0))
     }
 
@@ -584,7 +630,7 @@ impl Database {
             });
         }
         let names: Vec<String> = dirs.keys().cloned().collect();
-        self.install(dirs.into_iter().collect(), Some(aliases))?;
+        self.install(dirs.into_iter().collect(), Some(aliases), Vec::new())?;
         Ok(names)
     }
 
@@ -622,12 +668,15 @@ impl Database {
     }
 
     /// Opens each restored directory as collection `name` and swaps them all in with
-    /// one manifest rewrite (with `aliases` added, for a database restore). Any failure
-    /// removes the restored directories and leaves the database as it was.
+    /// one manifest rewrite (with `aliases` added, for a database restore). `tail` is
+    /// logged into the one restored collection, to be replayed as it opens (a
+    /// point-in-time recovery). Any failure removes the restored directories and
+    /// leaves the database as it was.
     fn install(
         &self,
         restored: Vec<(String, PathBuf)>,
         aliases: Option<BTreeMap<String, String>>,
+        tail: Vec<braid_storage::wal::Record>,
     ) -> Result<Vec<Collection>, Error> {
         let (lock, options) = {
             let catalog = self.catalog.read();
@@ -637,7 +686,7 @@ impl Database {
         let opened = restored
             .iter()
             .map(|(name, dir)| {
-                crate::store::prepare_restored(dir)?;
+                crate::store::prepare_restored(dir, &tail)?;
                 let (store, segment) = Store::open(dir, options, lock.clone())?;
                 Ok(Collection::from_parts(name, segment, Some(store)))
             })

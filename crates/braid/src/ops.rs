@@ -166,9 +166,28 @@ fn decode_object(d: &mut Decoder<'_>) -> Result<Map<String, Value>, StorageError
     }
 }
 
+/// The tag of a log record that carries its time before the op.
+const TIMED: u8 = 14;
+
 impl Op {
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Result<Vec<u8>, crate::Error> {
         let mut e = Encoder::new();
+        self.encode_into(&mut e)?;
+        Ok(e.finish())
+    }
+
+    /// Encodes the op as a log record written at `unix_ms` (milliseconds since the
+    /// Unix epoch): tag 14, the time, then the op as [`Op::encode`] writes it. The time
+    /// is what a point-in-time recovery stops at.
+    pub(crate) fn encode_at(&self, unix_ms: u64) -> Result<Vec<u8>, crate::Error> {
+        let mut e = Encoder::new();
+        e.u8(TIMED).u64(unix_ms);
+        self.encode_into(&mut e)?;
+        Ok(e.finish())
+    }
+
+    fn encode_into(&self, e: &mut Encoder) -> Result<(), crate::Error> {
         match self {
             Op::Upsert(points) => {
                 // Tag 11 carries sparse vectors after the dense ones, tag 13 sparse and
@@ -185,7 +204,7 @@ impl Op {
                 })
                 .len(points.len());
                 for p in points {
-                    encode_id(&mut e, &p.id);
+                    encode_id(e, &p.id);
                     e.len(p.vectors.len());
                     for (name, v) in &p.vectors {
                         e.str(name).f32s(v);
@@ -194,27 +213,27 @@ impl Op {
                         e.len(p.sparse.len());
                         for (name, v) in &p.sparse {
                             e.str(name);
-                            encode_sparse(&mut e, v);
+                            encode_sparse(e, v);
                         }
                     }
                     if multi {
                         e.len(p.multi.len());
                         for (name, v) in &p.multi {
                             e.str(name);
-                            encode_multi(&mut e, v);
+                            encode_multi(e, v);
                         }
                     }
-                    encode_json(&mut e, &p.payload)?;
+                    encode_json(e, &p.payload)?;
                 }
             }
             Op::Delete(ids) => encode_ids(e.u8(2), ids),
             Op::SetPayload { ids, payload } => {
                 encode_ids(e.u8(3), ids);
-                encode_json(&mut e, &Value::Object(payload.clone()))?;
+                encode_json(e, &Value::Object(payload.clone()))?;
             }
             Op::OverwritePayload { ids, payload } => {
                 encode_ids(e.u8(4), ids);
-                encode_json(&mut e, &Value::Object(payload.clone()))?;
+                encode_json(e, &Value::Object(payload.clone()))?;
             }
             Op::DeletePayload { ids, keys } => {
                 encode_ids(e.u8(5), ids);
@@ -230,12 +249,12 @@ impl Op {
                 key.iter().for_each(|k| {
                     e.str(k);
                 });
-                encode_json(&mut e, &Value::Object(payload.clone()))?;
+                encode_json(e, &Value::Object(payload.clone()))?;
             }
             Op::MergePayload { ids, key, payload } => {
                 encode_ids(e.u8(10), ids);
                 e.str(key);
-                encode_json(&mut e, &Value::Object(payload.clone()))?;
+                encode_json(e, &Value::Object(payload.clone()))?;
             }
             Op::CreateIndex { key, kind } => {
                 e.u8(7).str(key).u8(encode_kind(*kind));
@@ -245,16 +264,32 @@ impl Op {
             }
             Op::CreateTextIndex { key, options } => {
                 e.u8(12).str(key);
-                encode_text_options(&mut e, options)?;
+                encode_text_options(e, options)?;
             }
         }
-        Ok(e.finish())
+        Ok(())
     }
 
     /// Reads an op from a log record that starts at byte `base` of `file`.
     pub(crate) fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Op, StorageError> {
+        Self::decode_timed(file, base, body).map(|(_, op)| op)
+    }
+
+    /// Reads an op and the time it was logged at (`None` for records written before
+    /// log records carried one).
+    pub(crate) fn decode_timed(
+        file: &Path,
+        base: u64,
+        body: &[u8],
+    ) -> Result<(Option<u64>, Op), StorageError> {
         let mut d = Decoder::new(file, base, body);
-        let op = match d.u8()? {
+        let mut tag = d.u8()?;
+        let mut time = None;
+        if tag == TIMED {
+            time = Some(d.u64()?);
+            tag = d.u8()?;
+        }
+        let op = match tag {
             tag @ (1 | 11 | 13) => {
                 let n = d.len(9)?;
                 let mut points = Vec::with_capacity(n);
@@ -319,7 +354,7 @@ impl Op {
             t => return Err(d.error(format!("unknown operation {t}"))),
         };
         d.finish()?;
-        Ok(op)
+        Ok((time, op))
     }
 }
 

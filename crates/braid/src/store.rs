@@ -29,7 +29,7 @@ use braid_core::{PointId, PointOffset, VectorSource};
 use braid_filter::PayloadStore;
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
-use braid_storage::wal::{Wal, WalSyncer};
+use braid_storage::wal::{Record, Wal, WalSyncer};
 use braid_storage::{DirLock, IoContext, MappedVectors, Rows, StorageError, VectorFile, document};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,12 @@ pub struct StorageOptions {
     /// …and at least this many (Qdrant's `deleted_threshold` 0.2 and
     /// `vacuum_min_vector_number` 1000 are the defaults).
     pub vacuum_min: usize,
+    /// Keep each collection's logs for this long after a checkpoint replaces them (in
+    /// an `archive` directory beside the collection's files), so that a full snapshot
+    /// can be recovered to any moment since it was taken
+    /// ([`crate::Database::recover_collection_until`]). `None` (the default): a
+    /// checkpoint removes the log it replaces.
+    pub log_retention: Option<std::time::Duration>,
 }
 
 impl Default for StorageOptions {
@@ -80,11 +86,14 @@ impl Default for StorageOptions {
             optimize_every: Some(std::time::Duration::from_secs(60)),
             vacuum_share: 0.2,
             vacuum_min: 1000,
+            log_retention: None,
         }
     }
 }
 
 const MANIFEST: &str = "MANIFEST";
+/// The directory of a collection's retained logs.
+const ARCHIVE: &str = "archive";
 const MANIFEST_MAGIC: &[u8; 8] = b"BRAIDCOL";
 const POINTS_MAGIC: &[u8; 8] = b"BRAIDPTS";
 const FORMAT_VERSION: u32 = 1;
@@ -126,6 +135,13 @@ struct Manifest {
     /// The number the next added space gets.
     #[serde(default)]
     next_space: u64,
+    /// Which history the log continues: chosen at random when the collection is
+    /// created, and anew when it is recovered from a snapshot or its configuration
+    /// changes (its logged operations then no longer replay onto older files). A
+    /// point-in-time recovery replays retained logs only onto a snapshot of the same
+    /// timeline. Manifests written before it existed read as 0 and get one at open.
+    #[serde(default)]
+    timeline: u64,
 }
 
 impl Manifest {
@@ -183,6 +199,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+fn new_timeline() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+/// Milliseconds since the Unix epoch: the time a log record carries.
+pub(crate) fn unix_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 fn wal_name(first: u64, checkpoint: u64) -> String {
     format!("wal-{first:020}-{checkpoint:08}.log")
 }
@@ -226,6 +251,7 @@ impl Store {
             checkpoints: 0,
             space_numbers: BTreeMap::new(),
             next_space: 0,
+            timeline: new_timeline(),
         };
         manifest.number_spaces();
         let wal = Wal::create(&dir.join(&manifest.wal))?;
@@ -253,9 +279,13 @@ impl Store {
         options: StorageOptions,
         lock: Arc<DirLock>,
     ) -> Result<(Store, Segment), Error> {
-        let manifest = read_manifest(dir)?;
+        let mut manifest = read_manifest(dir)?;
         manifest.config.validate()?;
         let manifest_path = dir.join(MANIFEST);
+        if manifest.timeline == 0 {
+            manifest.timeline = new_timeline();
+            write_manifest(dir, &manifest)?;
+        }
         let mut vectors = BTreeMap::new();
         let mut rows = BTreeMap::new();
         for (name, params) in &manifest.config.vectors {
@@ -308,7 +338,7 @@ impl Store {
         for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name();
-            if !self.manifest.names(&name.to_string_lossy()) {
+            if name != ARCHIVE && !self.manifest.names(&name.to_string_lossy()) {
                 let path = entry.path();
                 braid_storage::fault::remove_file(&path).at(&path)?;
             }
@@ -335,7 +365,7 @@ impl Store {
     /// refuses writes until the database is reopened).
     pub(crate) fn log(&mut self, op: &Op) -> Result<(), Error> {
         let before = self.wal.len();
-        self.wal.append(self.next_seq, &op.encode()?)?;
+        self.wal.append(self.next_seq, &op.encode_at(unix_ms(std::time::SystemTime::now()))?)?;
         self.next_seq += 1;
         if self.options.durability == Durability::EveryWrite
             && let Err(failed) = self.wal.sync()
@@ -404,6 +434,8 @@ impl Store {
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: 0, crc: 0 });
         }
         manifest.config = config;
+        // Logged operations before this point do not replay onto the new files.
+        manifest.timeline = new_timeline();
         self.append_and_write(segment, manifest, added)
     }
 
@@ -477,6 +509,7 @@ impl Store {
         let wal_file = wal_name(seq + 1, n);
         let wal = Wal::create(&self.fresh(&wal_file)?)?;
         document::sync_dir(&self.dir)?;
+        let archived = self.archive_log(&manifest)?;
         manifest.checkpoints = n;
         manifest.seq = seq;
         manifest.wal = wal_file;
@@ -489,7 +522,117 @@ impl Store {
         self.dirty = false;
         self.count_files();
         self.sweep()?;
+        if archived {
+            self.prune_archive()?;
+        }
         Ok(())
+    }
+
+    /// Keeps the log a checkpoint is about to replace, when logs are retained: a hard
+    /// link in `archive/`, made durable before the manifest stops naming the log, so a
+    /// crash never leaves a hole in the retained history. A log from before a
+    /// configuration change (another timeline) empties the archive instead. A
+    /// collection with an archive keeps archiving even when opened without a
+    /// retention (by a tool, say), so that no opener leaves a hole in the history; only
+    /// an opener with a retention prunes.
+    fn archive_log(&self, next: &Manifest) -> Result<bool, Error> {
+        let archive = self.dir.join(ARCHIVE);
+        if self.options.log_retention.is_none() && !archive.exists() {
+            return Ok(false);
+        }
+        if next.timeline != self.manifest.timeline {
+            if archive.exists() {
+                braid_storage::fault::remove_dir_all(&archive).at(&archive)?;
+            }
+            return Ok(false);
+        }
+        std::fs::create_dir_all(&archive).at(&archive)?;
+        let from = self.dir.join(&self.manifest.wal);
+        let to = archive.join(&self.manifest.wal);
+        if !to.exists() {
+            std::fs::hard_link(&from, &to).at(&to)?;
+        }
+        document::sync_dir(&archive)?;
+        Ok(true)
+    }
+
+    /// Removes retained logs whose last write is older than the retention.
+    fn prune_archive(&self) -> Result<(), Error> {
+        let (Some(keep), archive) = (self.options.log_retention, self.dir.join(ARCHIVE)) else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now();
+        for entry in std::fs::read_dir(&archive).at(&archive)? {
+            let path = entry.at(&archive)?.path();
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).at(&path)?;
+            if now.duration_since(modified).unwrap_or_default() > keep {
+                braid_storage::fault::remove_file(&path).at(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The logged records after sequence number `after`, up to the last one written at
+    /// or before `until` (Unix milliseconds), from the retained logs and the current
+    /// one (synced first): what a point-in-time recovery replays onto a snapshot taken
+    /// at `after` on timeline `timeline`. An error says why the retained history does
+    /// not reach: another timeline, logs pruned or not retained, records without times.
+    pub(crate) fn history(&mut self, timeline: u64, after: u64, until: u64) -> Result<Vec<Record>, Error> {
+        let refuse = |why: String| Err(Error::Snapshot { name: self.dir.display().to_string(), why });
+        if timeline != self.manifest.timeline {
+            return refuse(
+                "the snapshot is not of this collection's current history (it was recovered or \
+                 reconfigured since, or the snapshot is of another collection)"
+                    .into(),
+            );
+        }
+        self.wal.sync()?;
+        let archive = self.dir.join(ARCHIVE);
+        let mut logs: Vec<PathBuf> = match std::fs::read_dir(&archive) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().at(&archive)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(StorageError::io(&archive, &e).into()),
+        };
+        // Log names start with their first sequence number, zero-padded.
+        logs.sort();
+        logs.push(self.dir.join(&self.manifest.wal));
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        for path in logs {
+            let bytes = std::fs::read(&path).at(&path)?;
+            let (records, _) = braid_storage::wal::scan(&path, &bytes)?;
+            for record in records {
+                if record.seq < next {
+                    continue;
+                }
+                if record.seq > next {
+                    return refuse(format!(
+                        "the retained log has no record {next} (it goes on at {}): the logs after \
+                         the snapshot were not retained, or are pruned",
+                        record.seq
+                    ));
+                }
+                let (time, _) = Op::decode_timed(&path, 0, &record.body)?;
+                let Some(time) = time else {
+                    return refuse(format!(
+                        "record {} was logged before records carried their time",
+                        record.seq
+                    ));
+                };
+                if time > until {
+                    return Ok(out);
+                }
+                next += 1;
+                out.push(record);
+            }
+        }
+        if next == after + 1 && self.manifest.seq > after {
+            return refuse(format!(
+                "the retained log does not reach back to the snapshot (sequence {after}); keep logs \
+                 with log retention, and recover from a snapshot taken since"
+            ));
+        }
+        Ok(out)
     }
 
     /// The files of the last checkpoint and how many bytes of each belong to it (a
@@ -533,8 +676,8 @@ impl Store {
 /// Makes a directory holding a checkpoint's files (a snapshot's, see
 /// [`Store::checkpoint_files`]) ready for [`Store::open`]: creates the empty log its
 /// manifest names. Everything else is checked by the open itself.
-pub(crate) fn prepare_restored(dir: &Path) -> Result<(), Error> {
-    let manifest = read_manifest(dir)?;
+pub(crate) fn prepare_restored(dir: &Path, tail: &[Record]) -> Result<(), Error> {
+    let mut manifest = read_manifest(dir)?;
     // A manifest from elsewhere must name plain files of this directory (the data
     // files present, the log not yet), never a path out of it.
     let plain = |name: &str| !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']);
@@ -547,9 +690,22 @@ pub(crate) fn prepare_restored(dir: &Path) -> Result<(), Error> {
     if !plain(&manifest.wal) || dir.join(&manifest.wal).exists() {
         return Err(bad(format!("the log name `{}` is not a new file name", manifest.wal)));
     }
-    Wal::create(&dir.join(&manifest.wal))?;
+    let mut wal = Wal::create(&dir.join(&manifest.wal))?;
+    for record in tail {
+        wal.append(record.seq, &record.body)?;
+    }
+    wal.sync()?;
     document::sync_dir(dir)?;
+    // A recovered collection's history goes its own way from here.
+    manifest.timeline = new_timeline();
+    write_manifest(dir, &manifest)?;
     Ok(())
+}
+
+/// The sequence number and timeline of the checkpoint in `dir` (an unpacked snapshot).
+pub(crate) fn checkpoint_position(dir: &Path) -> Result<(u64, u64), Error> {
+    let manifest = read_manifest(dir)?;
+    Ok((manifest.seq, manifest.timeline))
 }
 
 impl Drop for Store {

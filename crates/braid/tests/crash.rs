@@ -72,6 +72,8 @@ fn options(seed: u64) -> StorageOptions {
         optimize_every: Some(std::time::Duration::from_millis(20)),
         vacuum_share: 0.2,
         vacuum_min: 20,
+        // A third of the trials keep their logs: kills land inside archiving too.
+        log_retention: seed.is_multiple_of(3).then_some(std::time::Duration::from_secs(3600)),
     }
 }
 

@@ -262,3 +262,100 @@ fn an_incremental_snapshot_holds_what_changed_and_restores_the_whole() {
     assert!(matches!(&damaged, Err(Error::Snapshot { why, .. }) if why.contains("base")), "{damaged:?}");
     assert_eq!(dump(&db.collection("copy").unwrap()), before);
 }
+
+/// Writes a history into collection `docs` of a database at `path` that keeps its logs
+/// (or not): a full snapshot after the first writes, then phases of writes (upserts,
+/// payload changes, deletes) with checkpoints between some, each phase ending at a
+/// moment in time. Returns the database, the snapshot's path and, per moment, the
+/// collection's contents then.
+fn history(
+    path: &std::path::Path,
+    keep: bool,
+) -> (Database, std::path::PathBuf, Vec<(std::time::SystemTime, Vec<braid::Record>)>) {
+    let options = braid::StorageOptions {
+        optimize_every: None,
+        checkpoint_log_bytes: 16 << 10,
+        log_retention: keep.then_some(std::time::Duration::from_secs(3600)),
+        ..braid::StorageOptions::default()
+    };
+    let db = Database::open_with(path.join("db"), options).unwrap();
+    let c = db.create_collection("docs", config()).unwrap();
+    c.create_payload_index("tag", IndexKind::Keyword).unwrap();
+    c.upsert((0..100).map(point).collect()).unwrap();
+    let shot = db.snapshot_collection("docs", &path.join("snapshots")).unwrap();
+    let mut moments = Vec::new();
+    for phase in 0..4u64 {
+        for i in 0..10 {
+            // Small batches, so that the log passes its limit and checkpoints by itself.
+            let start = 100 + phase * 100 + i * 10;
+            c.upsert((start..start + 10).map(point).collect()).unwrap();
+        }
+        c.set_payload(vec![PointId::from(phase)], json!({"phase": phase})).unwrap();
+        c.delete(vec![PointId::from(50 + phase)]).unwrap();
+        if phase == 1 {
+            c.flush().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        moments.push((std::time::SystemTime::now(), dump(&c)));
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    (db, path.join("snapshots").join(shot.name), moments)
+}
+
+#[test]
+fn a_snapshot_recovers_to_any_moment_within_the_retained_log() {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, moment) in [0usize, 2, 3].into_iter().enumerate() {
+        let path = dir.path().join(format!("run-{k}"));
+        let (db, shot, moments) = history(&path, true);
+        // Checkpoints happened since the snapshot, and kept the logs they replaced.
+        let archived: usize = std::fs::read_dir(path.join("db"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_dir(e.unwrap().path().join("archive")).ok())
+            .map(Iterator::count)
+            .sum();
+        assert!(archived >= 2, "{archived} logs retained");
+        let (until, expected) = &moments[moment];
+        let c = db.recover_collection_until("docs", &shot, None, *until).unwrap();
+        assert_eq!(dump(&c), *expected, "moment {moment}");
+        assert_ne!(dump(&c), moments[(moment + 1) % moments.len()].1);
+        assert_eq!(c.info().payload_schema.len(), 1);
+        // Writable and durable, as any recovered collection.
+        c.upsert(vec![point(9999)]).unwrap();
+        c.flush().unwrap();
+        let expected_now = dump(&c);
+        drop(c);
+        drop(db);
+        let db = Database::open(path.join("db")).unwrap();
+        let c = db.collection("docs").unwrap();
+        assert_eq!(dump(&c), expected_now);
+        // The recovery started a new history: the old snapshot no longer replays onto it.
+        let again = db.recover_collection_until("docs", &shot, None, std::time::SystemTime::now());
+        assert!(matches!(&again, Err(Error::Snapshot { why, .. }) if why.contains("history")), "{again:?}");
+        assert_eq!(dump(&c), expected_now);
+    }
+}
+
+#[test]
+fn a_point_in_time_recovery_without_the_logs_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, shot, moments) = history(dir.path(), false);
+    let c = db.collection("docs").unwrap();
+    let before = dump(&c);
+    let refused = db.recover_collection_until("docs", &shot, None, moments[1].0);
+    assert!(matches!(&refused, Err(Error::Snapshot { why, .. }) if why.contains("retain")), "{refused:?}");
+    assert_eq!(dump(&db.collection("docs").unwrap()), before);
+    // Only the collection's own name: not an alias, not another collection's snapshot.
+    db.update_aliases(&[AliasOp::Create { alias: "current".into(), collection: "docs".into() }]).unwrap();
+    assert!(db.recover_collection_until("current", &shot, None, moments[1].0).is_err());
+    db.create_collection("other", config()).unwrap();
+    let foreign = db.recover_collection_until("other", &shot, None, moments[1].0);
+    assert!(matches!(&foreign, Err(Error::Snapshot { why, .. }) if why.contains("history")), "{foreign:?}");
+    // No directory is left behind by the refusals.
+    let dirs = std::fs::read_dir(dir.path().join("db"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(dirs, 2, "one directory per collection");
+    assert!(!moments.is_empty());
+}
