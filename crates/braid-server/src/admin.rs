@@ -126,7 +126,16 @@ pub(crate) fn check_priority(priority: Option<&str>) -> Result<(), ApiError> {
 /// download.
 pub(crate) fn recover(state: &AppState, name: &str, body: &Value) -> Result<(), ApiError> {
     let o = body.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object".into()))?;
-    only(o, "snapshot recovery", &["location", "priority", "checksum", "api_key"])?;
+    only(o, "snapshot recovery", &["location", "priority", "checksum", "api_key", "until"])?;
+    let until = match o.get("until") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(parse_time(t)?),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`until` is an RFC 3339 time, such as \"2026-12-01T10:30:00Z\"".into(),
+            ));
+        }
+    };
     check_priority(o.get("priority").and_then(Value::as_str))?;
     if o.get("api_key").is_some_and(|k| !k.is_null()) {
         return Err(ApiError::bad_request(
@@ -155,8 +164,22 @@ pub(crate) fn recover(state: &AppState, name: &str, body: &Value) -> Result<(), 
             state.snapshots.display()
         ))
     })?;
-    state.db.recover_collection(name, &file, checksum)?;
+    match until {
+        Some(until) => state.db.recover_collection_until(name, &file, checksum, until)?,
+        None => state.db.recover_collection(name, &file, checksum)?,
+    };
     Ok(())
+}
+
+/// An RFC 3339 time (`2026-12-01T10:30:00Z`, `2026-12-01T11:30:00.250+01:00`).
+pub(crate) fn parse_time(text: &str) -> Result<std::time::SystemTime, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "`{text}` is not an RFC 3339 time ({e}), such as \"2026-12-01T10:30:00Z\""
+            ))
+        })
 }
 
 /// Changes collection `c`'s configuration to what `change` makes of the current one

@@ -16,8 +16,14 @@ const SHOWN_BAD_LINES: usize = 10;
 #[derive(clap::Args, Debug)]
 pub(crate) struct ImportArgs {
     /// The database directory.
-    #[arg(long, env = "BRAID_DATA")]
-    data: PathBuf,
+    #[arg(long, env = "BRAID_DATA", required_unless_present = "url", conflicts_with = "url")]
+    data: Option<PathBuf>,
+    /// Import into a running server instead (its REST address, e.g. http://localhost:6333).
+    #[arg(long)]
+    url: Option<String>,
+    /// The server's API key (or a JWT), with --url.
+    #[arg(long, env = "BRAID_API_KEY", requires = "url")]
+    api_key: Option<String>,
     /// The collection to import into.
     #[arg(long)]
     collection: String,
@@ -86,6 +92,10 @@ pub(crate) enum SnapshotCommand {
         /// SHA-256 the file must have.
         #[arg(long)]
         checksum: Option<String>,
+        /// Point-in-time recovery: bring the collection snapshot forward to this moment
+        /// (RFC 3339, e.g. 2026-12-01T10:30:00Z) with the collection's retained logs.
+        #[arg(long, requires = "collection")]
+        until: Option<String>,
         file: PathBuf,
     },
     /// List the snapshots of one collection (--collection) or the database's.
@@ -379,7 +389,20 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
         .collect::<Result<Vec<_>, String>>()?;
     let source = Source { args: &args, matrices };
     let (size, template) = source.total()?;
-    let db = open(&args.data)?;
+    if let Some(url) = &args.url {
+        let remote = Remote::new(url, &args)?;
+        let (config, created) = remote.collection(args.create.as_deref())?;
+        // Rows are checked against an empty collection of the same configuration here,
+        // so that a bad one stops the import before anything is sent.
+        let check = Database::in_memory().create_collection("check", config).map_err(|e| e.to_string())?;
+        let result = import_into(&args, &source, &check, &Target::Remote(&remote), size, template);
+        if result.is_err() && created && remote.count().unwrap_or(0) == 0 {
+            remote.delete();
+        }
+        return result;
+    }
+    let data = args.data.as_deref().ok_or("give --data DIR or --url URL")?;
+    let db = open(data)?;
     let (collection, created) = match (db.collection(&args.collection), &args.create) {
         (Ok(c), _) => (c, false),
         (Err(_), Some(config)) => {
@@ -389,7 +412,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
         }
         (Err(e), None) => return Err(format!("{e} (give --create CONFIG to create it)")),
     };
-    let result = import_into(&args, &source, &collection, size, template);
+    let result = import_into(&args, &source, &collection, &Target::Local(&collection), size, template);
     if result.is_err() && created && collection.count(None).unwrap_or(0) == 0 {
         // Nothing was written: the collection made for the import goes too.
         let _ = db.delete_collection(&args.collection);
@@ -397,10 +420,132 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
     result
 }
 
+/// Where an import writes: a collection opened here, or a running server.
+enum Target<'a> {
+    Local(&'a Collection),
+    Remote(&'a Remote),
+}
+
+impl Target<'_> {
+    /// Which of `ids` the collection holds.
+    fn present(&self, ids: &[braid::PointId]) -> Result<std::collections::HashSet<braid::PointId>, String> {
+        match self {
+            Target::Local(c) => Ok(c
+                .get(ids, WithPayload::None, WithVectors::None)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|r| r.id)
+                .collect()),
+            Target::Remote(r) => r.present(ids),
+        }
+    }
+
+    fn upsert(&self, points: Vec<PointStruct>) -> Result<(), String> {
+        match self {
+            Target::Local(c) => c.upsert(points).map_err(|e| e.to_string()),
+            Target::Remote(r) => r.upsert(&points),
+        }
+    }
+
+    /// Makes the import durable: a checkpoint here; a server acknowledged each batch
+    /// with `wait=true` and keeps it as its durability settings say.
+    fn flush(&self) -> Result<(), String> {
+        match self {
+            Target::Local(c) => c.flush().map_err(|e| e.to_string()),
+            Target::Remote(_) => Ok(()),
+        }
+    }
+}
+
+/// A collection of a running server, reached over REST.
+struct Remote {
+    client: reqwest::blocking::Client,
+    /// `URL/collections/NAME`.
+    base: String,
+    api_key: Option<String>,
+}
+
+impl Remote {
+    fn new(url: &str, args: &ImportArgs) -> Result<Remote, String> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .build()
+            .map_err(|e| format!("--url: {e}"))?;
+        let base = format!("{}/collections/{}", url.trim_end_matches('/'), args.collection);
+        Ok(Remote { client, base, api_key: args.api_key.clone() })
+    }
+
+    /// Sends a request; answers the `result` of a success, or the server's error.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.api_key {
+            request = request.header("api-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().map_err(|e| format!("{}: {e}", self.base))?;
+        let status = response.status().as_u16();
+        let v: Value = response.json().unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok((status, v["result"].clone()));
+        }
+        let why = v["status"]["error"].as_str().map_or_else(|| format!("HTTP {status}"), str::to_string);
+        Err(format!("{}{path}: {why}", self.base))
+    }
+
+    /// The collection's configuration (created from `create` when it is missing), and
+    /// whether this import created it.
+    fn collection(&self, create: Option<&str>) -> Result<(braid::CollectionConfig, bool), String> {
+        let (info, created) = match self.call(reqwest::Method::GET, "", None) {
+            Ok((_, info)) => (info, false),
+            Err(e) => {
+                let Some(config) = create else {
+                    return Err(format!("{e} (give --create CONFIG to create it)"));
+                };
+                self.call(reqwest::Method::PUT, "", Some(&json_arg("--create", config)?))?;
+                (self.call(reqwest::Method::GET, "", None)?.1, true)
+            }
+        };
+        let config = braid_server::collection_config_from_json(&info["config"]["params"])
+            .map_err(|e| format!("{}: its configuration: {}", self.base, e.message))?;
+        Ok((config, created))
+    }
+
+    fn present(&self, ids: &[braid::PointId]) -> Result<std::collections::HashSet<braid::PointId>, String> {
+        let body = json!({"ids": ids, "with_payload": false, "with_vector": false});
+        let (_, found) = self.call(reqwest::Method::POST, "/points", Some(&body))?;
+        let found: std::collections::HashSet<String> =
+            found.as_array().into_iter().flatten().map(|r| r["id"].to_string()).collect();
+        Ok(ids.iter().filter(|id| found.contains(&json!(id).to_string())).copied().collect())
+    }
+
+    fn upsert(&self, points: &[PointStruct]) -> Result<(), String> {
+        let body = json!({"points": points.iter().map(braid_server::point_to_json).collect::<Vec<_>>()});
+        self.call(reqwest::Method::PUT, "/points?wait=true", Some(&body)).map(drop)
+    }
+
+    fn count(&self) -> Result<u64, String> {
+        let (_, v) = self.call(reqwest::Method::POST, "/points/count", Some(&json!({"exact": true})))?;
+        Ok(v["count"].as_u64().unwrap_or(0))
+    }
+
+    fn delete(&self) {
+        let _ = self.call(reqwest::Method::DELETE, "", None);
+    }
+}
+
+/// Imports the rows of `source`, checked against `collection`, into `target`.
 fn import_into(
     args: &ImportArgs,
     source: &Source<'_>,
     collection: &Collection,
+    target: &Target<'_>,
     size: u64,
     template: &str,
 ) -> Result<(), String> {
@@ -422,19 +567,14 @@ fn import_into(
     let write = |batch: &mut Vec<PointStruct>, imported: &mut usize, present: &mut usize| {
         if args.resume {
             let ids: Vec<braid::PointId> = batch.iter().map(|p| p.id).collect();
-            let existing: std::collections::HashSet<braid::PointId> = collection
-                .get(&ids, WithPayload::None, WithVectors::None)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
+            let existing = target.present(&ids)?;
             let before = batch.len();
             batch.retain(|p| !existing.contains(&p.id));
             *present += before - batch.len();
         }
         if !batch.is_empty() {
             *imported += batch.len();
-            collection.upsert(std::mem::take(batch)).map_err(|e| e.to_string())?;
+            target.upsert(std::mem::take(batch))?;
         }
         batch.clear();
         Ok::<(), String>(())
@@ -460,11 +600,11 @@ fn import_into(
     }
     write(&mut batch, &mut imported, &mut present)?;
     progress.finish_and_clear();
-    collection.flush().map_err(|e| e.to_string())?;
+    target.flush()?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "imported {imported} points into `{}` in {secs:.1} s ({:.0} points/s){}{}",
-        collection.name(),
+        args.collection,
         imported as f64 / secs.max(1e-9),
         if present > 0 { format!("; {present} already present, skipped") } else { String::new() },
         if bad > 0 { format!("; {bad} bad lines skipped") } else { String::new() },
@@ -512,6 +652,10 @@ fn snapshots_dir(data: &Path, collection: Option<&str>, given: Option<PathBuf>) 
     })
 }
 
+fn describe_time(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
+}
+
 fn describe(d: &braid::SnapshotDescription) -> String {
     let at = chrono::DateTime::<chrono::Utc>::from(d.created).format("%Y-%m-%d %H:%M:%S UTC");
     format!("{}  {at}  {} bytes  sha256 {}", d.name, d.size, d.checksum.as_deref().unwrap_or("-"))
@@ -539,9 +683,26 @@ pub(crate) fn snapshot(command: SnapshotCommand) -> Result<(), String> {
             spinner.finish_and_clear();
             println!("{}", describe(&d));
         }
-        SnapshotCommand::Restore { data, collection, checksum, file } => {
+        SnapshotCommand::Restore { data, collection, checksum, until, file } => {
             let db = open(&data)?;
             match collection {
+                Some(c) if until.is_some() => {
+                    let text = until.unwrap_or_default();
+                    let until = chrono::DateTime::parse_from_rfc3339(&text)
+                        .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)))
+                        .map_err(|e| {
+                            format!(
+                                "--until `{text}`: not an RFC 3339 time ({e}), such as 2026-12-01T10:30:00Z"
+                            )
+                        })?;
+                    db.recover_collection_until(&c, &file, checksum.as_deref(), until)
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "restored collection `{c}` from {} as of {}",
+                        file.display(),
+                        describe_time(until)
+                    );
+                }
                 Some(c) => {
                     db.recover_collection(&c, &file, checksum.as_deref()).map_err(|e| e.to_string())?;
                     println!("restored collection `{c}` from {}", file.display());

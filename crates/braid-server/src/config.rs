@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Sync every write before acknowledging it (default: durable at flush).
     pub sync_every_write: bool,
+    /// Keep each collection's logs this long after a checkpoint, for point-in-time
+    /// recovery (default: not kept).
+    pub log_retention: Option<std::time::Duration>,
     /// Requests served at once over both protocols (default 32); more wait. With
     /// `max_body_bytes` it bounds the memory that request bodies can take.
     pub max_concurrent_requests: usize,
@@ -62,6 +65,7 @@ impl ServerConfig {
             jwt_rbac: false,
             max_body_bytes: 32 << 20,
             sync_every_write: false,
+            log_retention: None,
             max_concurrent_requests: 32,
             max_connections: 512,
             idle_timeout: std::time::Duration::from_secs(300),
@@ -94,6 +98,8 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Sync every write.
     pub sync_every_write: Option<bool>,
+    /// Seconds to keep logs for point-in-time recovery.
+    pub log_retention_secs: Option<u64>,
     /// Requests served at once.
     pub max_concurrent_requests: Option<usize>,
     /// Open client connections.

@@ -1277,6 +1277,20 @@ fn vectors_json(
     Value::Object(map)
 }
 
+/// A point as REST's upsert takes it (`braid import --url` sends it so): its vectors,
+/// sparse vectors, multivectors and documents (`{"text", "model", "options"}`) by name.
+pub(crate) fn point_json(p: &braid::PointStruct) -> Value {
+    let mut vectors: Map<String, Value> = p.vectors.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    vectors.extend(p.sparse.iter().map(|(k, v)| (k.clone(), sparse_json(v))));
+    vectors.extend(p.multi.iter().map(|(k, v)| (k.clone(), json!(v))));
+    vectors.extend(
+        p.documents
+            .iter()
+            .map(|(k, d)| (k.clone(), json!({"text": d.text, "model": d.model, "options": d.options}))),
+    );
+    json!({"id": p.id, "vector": vectors, "payload": p.payload})
+}
+
 /// `order_value` is present only when the point was placed by one, as in Qdrant.
 fn with_order_value(mut v: Value, order_value: Option<braid::OrderValue>) -> Value {
     if let Some(o) = order_value {

@@ -60,6 +60,11 @@ pub fn record_to_json(r: braid::Record) -> serde_json::Value {
     convert::record_json(r)
 }
 
+/// A point in REST's upsert JSON (what [`point_from_json`] reads back).
+pub fn point_to_json(p: &braid::PointStruct) -> serde_json::Value {
+    convert::point_json(p)
+}
+
 /// A collection configuration in REST's create-collection JSON, as `braid import
 /// --create` takes it.
 pub fn collection_config_from_json(v: &serde_json::Value) -> Result<braid::CollectionConfig, ApiError> {
@@ -110,7 +115,8 @@ impl Server {
             return refuse("idle_timeout_secs and header_timeout_secs must be at least 1");
         }
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
-        let options = StorageOptions { durability, ..StorageOptions::default() };
+        let options =
+            StorageOptions { durability, log_retention: config.log_retention, ..StorageOptions::default() };
         let data = config.data.clone();
         let db = tokio::task::spawn_blocking(move || Database::open_with(&data, options))
             .await

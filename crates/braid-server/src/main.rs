@@ -37,7 +37,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// A TOML file with any of: data, snapshots_path, http, grpc, api_key, read_only_api_key,
-    /// jwt_rbac, tls_cert, tls_key, tls_client_ca, max_body_bytes, sync_every_write,
+    /// jwt_rbac, tls_cert, tls_key, tls_client_ca, max_body_bytes, sync_every_write, log_retention_secs,
     /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
@@ -68,6 +68,10 @@ struct ServeArgs {
     /// Sync every write to disk before acknowledging it.
     #[arg(long, env = "BRAID_SYNC_EVERY_WRITE")]
     sync_every_write: bool,
+    /// Keep each collection's logs this many seconds after a checkpoint replaces them,
+    /// so that a snapshot can be recovered to any moment since (`until` in a recovery).
+    #[arg(long, env = "BRAID_LOG_RETENTION_SECS")]
+    log_retention_secs: Option<u64>,
     /// Requests served at once, both protocols together; more wait [default: 32].
     #[arg(long, env = "BRAID_MAX_CONCURRENT_REQUESTS")]
     max_concurrent_requests: Option<usize>,
@@ -129,6 +133,8 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
         config.max_body_bytes = n;
     }
     config.sync_every_write = args.sync_every_write || file.sync_every_write.unwrap_or(false);
+    config.log_retention =
+        args.log_retention_secs.or(file.log_retention_secs).map(std::time::Duration::from_secs);
     if let Some(n) = args.max_concurrent_requests.or(file.max_concurrent_requests) {
         config.max_concurrent_requests = n;
     }

@@ -401,3 +401,54 @@ fn the_cli_imports_npy_matrices_with_json_lines_payloads() {
     );
     assert!(!db.collection_exists("bad"), "a refused import leaves no collection behind");
 }
+
+/// `braid import --url` into a running server: checked before anything is sent (a bad
+/// line creates nothing), keys sent, `--resume` skipping what the server holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_imports_into_a_running_server() {
+    let running = start(Some("secret"), None).await;
+    let url = format!("http://{}", running.server.http_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("points.jsonl");
+    let lines: Vec<String> = (0..1500u64)
+        .map(|i| json!({"id": i, "vector": [i as f32, 1.0, 0.5, 0.25], "payload": {"n": i}}).to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let mut bad_lines = lines.clone();
+    bad_lines[700] = json!({"id": 700, "vector": [1.0, 2.0]}).to_string();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, bad_lines.join("\n")).unwrap();
+    let create = r#"{"vectors": {"size": 4, "distance": "Dot"}}"#;
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            braid(&args)
+        })
+    };
+    let args = |extra: &[&str], path: &std::path::Path| -> Vec<String> {
+        let mut all = vec!["import", "--url", &url, "--collection", "remote", "--create", create];
+        all.extend(extra);
+        all.push(path.to_str().unwrap());
+        all.into_iter().map(str::to_string).collect()
+    };
+
+    let out = run(args(&["--api-key", "wrong"], &file)).await.unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("remote"), "{}", text(&out.stderr));
+    let out = run(args(&["--api-key", "secret"], &bad)).await.unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(":701:"), "{}", text(&out.stderr));
+    let db = running.server.database().clone();
+    assert!(!db.collection_exists("remote"), "a refused import leaves no collection behind");
+
+    let out = run(args(&["--api-key", "secret", "--batch", "400"], &file)).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = db.collection("remote").unwrap();
+    assert_eq!(c.count(None).unwrap(), 1500);
+    let p = c.get(&[braid::PointId::from(42u64)], true, true).unwrap().remove(0);
+    assert_eq!(p.payload.unwrap()["n"], 42);
+    assert_eq!(p.vectors.unwrap()[""], vec![42.0, 1.0, 0.5, 0.25]);
+    let out = run(args(&["--api-key", "secret", "--resume"], &file)).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("1500 already present"), "{}", text(&out.stderr));
+}

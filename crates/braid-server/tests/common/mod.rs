@@ -12,14 +12,22 @@ pub(crate) struct Running {
 }
 
 pub(crate) async fn start(api_key: Option<&str>, max_body_bytes: Option<usize>) -> Running {
+    start_with(|config| {
+        config.api_key = api_key.map(str::to_string);
+        if let Some(n) = max_body_bytes {
+            config.max_body_bytes = n;
+        }
+    })
+    .await
+}
+
+/// A server on free ports with the settings `set` makes.
+pub(crate) async fn start_with(set: impl FnOnce(&mut ServerConfig)) -> Running {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServerConfig::new(dir.path());
     config.http = "127.0.0.1:0".parse().expect("addr");
     config.grpc = "127.0.0.1:0".parse().expect("addr");
-    config.api_key = api_key.map(str::to_string);
-    if let Some(n) = max_body_bytes {
-        config.max_body_bytes = n;
-    }
+    set(&mut config);
     let server = Server::start(config).await.expect("server starts");
     Running { server, dir }
 }
@@ -77,7 +85,12 @@ pub(crate) fn grpc_client(running: &Running) -> qdrant_client::Qdrant {
 /// client on it.
 #[allow(dead_code)]
 pub(crate) async fn serve_products() -> (Running, Rest) {
-    let running = start(None, None).await;
+    serve_products_with(|_| {}).await
+}
+
+/// [`serve_products`] on a server with the settings `set` makes.
+pub(crate) async fn serve_products_with(set: impl FnOnce(&mut ServerConfig)) -> (Running, Rest) {
+    let running = start_with(set).await;
     let rest = Rest::to(&running);
     rest.put("/collections/p", config_json()).await;
     let points = serde_json::json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
