@@ -7,7 +7,7 @@ use braid::{AliasOp, SnapshotDescription};
 use serde_json::{Map, Value, json};
 
 use crate::convert::only;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::rest::AppState;
 
 fn text(o: &Map<String, Value>, key: &str, what: &str) -> Result<String, ApiError> {
@@ -73,10 +73,10 @@ pub(crate) fn aliases_json(aliases: impl IntoIterator<Item = (String, String)>) 
     json!({ "aliases": list })
 }
 
-/// The directory of collection `name`'s snapshots (the collection's own name when
-/// `name` is an alias).
-pub(crate) fn snapshots_of(state: &AppState, name: &str) -> Result<PathBuf, ApiError> {
-    Ok(state.snapshots.join(state.db.collection(name)?.name()))
+/// The collection `name` names (itself, or the one an alias names): whose snapshots
+/// a call on `name` works on.
+pub(crate) fn snapshots_of(state: &AppState, name: &str) -> Result<String, ApiError> {
+    Ok(state.db.collection(name)?.name().to_string())
 }
 
 /// Qdrant's `SnapshotDescription`: `creation_time` is UTC without a zone, as Qdrant
@@ -92,21 +92,6 @@ pub(crate) fn description_json(d: &SnapshotDescription) -> Value {
 
 pub(crate) fn creation_time(d: &SnapshotDescription) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::<chrono::Utc>::from(d.created)
-}
-
-fn snapshot_not_found(name: &str) -> ApiError {
-    ApiError { kind: ErrorKind::NotFound, message: format!("Not found: Snapshot {name} not found") }
-}
-
-/// The path of snapshot `name` in `dir`; 404 for a name that is not a snapshot there.
-pub(crate) fn snapshot_path(dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
-    let path = dir.join(name);
-    if braid::snapshot::valid_name(name) && path.is_file() { Ok(path) } else { Err(snapshot_not_found(name)) }
-}
-
-/// Deletes snapshot `name` of `dir`; 404 if there is none.
-pub(crate) fn delete_snapshot(dir: &Path, name: &str) -> Result<(), ApiError> {
-    if braid::snapshot::delete(dir, name)? { Ok(()) } else { Err(snapshot_not_found(name)) }
 }
 
 /// Qdrant's `priority` of a recovery. On one node there is no replica to prefer, so
@@ -146,27 +131,46 @@ pub(crate) fn recover(state: &AppState, name: &str, body: &Value) -> Result<(), 
     }
     let location = text(o, "location", "a snapshot recovery")?;
     let checksum = o.get("checksum").and_then(Value::as_str);
+    if let Some(fetched) = state.snapshots.fetch(&location)? {
+        return recover_file(state, name, fetched.path(), checksum, until);
+    }
+    let local = state.snapshots.dir();
     let Some(path) = location.strip_prefix("file://") else {
         return Err(ApiError::bad_request(format!(
             "location `{location}`: Braid recovers from file:// locations inside its snapshots directory \
-             ({}) or from an upload (POST /collections/{name}/snapshots/upload); it does not download",
-            state.snapshots.display()
+             ({}){}, or from an upload (POST /collections/{name}/snapshots/upload); it does not download",
+            local.display(),
+            state
+                .snapshots
+                .url()
+                .map(|u| format!(" and from its snapshot store ({u}/…)"))
+                .unwrap_or_default()
         )));
     };
     let inside = |p: &Path| -> Option<PathBuf> {
-        let root = state.snapshots.canonicalize().ok()?;
+        let root = local.canonicalize().ok()?;
         let p = p.canonicalize().ok()?;
         p.starts_with(&root).then_some(p)
     };
     let file = inside(Path::new(path)).ok_or_else(|| {
         ApiError::bad_request(format!(
             "location `{location}` is not a file inside the snapshots directory ({})",
-            state.snapshots.display()
+            local.display()
         ))
     })?;
+    recover_file(state, name, &file, checksum, until)
+}
+
+fn recover_file(
+    state: &AppState,
+    name: &str,
+    file: &Path,
+    checksum: Option<&str>,
+    until: Option<std::time::SystemTime>,
+) -> Result<(), ApiError> {
     match until {
-        Some(until) => state.db.recover_collection_until(name, &file, checksum, until)?,
-        None => state.db.recover_collection(name, &file, checksum)?,
+        Some(until) => state.db.recover_collection_until(name, file, checksum, until)?,
+        None => state.db.recover_collection(name, file, checksum)?,
     };
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use braid::{Collection, Database, PointStruct, WithPayload, WithVectors};
+use braid_server::SnapshotStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -81,6 +82,10 @@ pub(crate) enum SnapshotCommand {
         /// of the collection, in the same directory (needs --collection).
         #[arg(long, requires = "collection")]
         base: Option<String>,
+        /// Keep snapshots in this object store (s3://bucket/prefix, gs://…, az://…,
+        /// file:///dir) as `braid serve --snapshots-store` does.
+        #[arg(long, env = "BRAID_SNAPSHOTS_STORE", conflicts_with = "out")]
+        store: Option<String>,
     },
     /// Restore a snapshot: a collection snapshot into --collection, a database snapshot
     /// (no --collection) over the collections it holds.
@@ -96,6 +101,9 @@ pub(crate) enum SnapshotCommand {
         /// (RFC 3339, e.g. 2026-12-01T10:30:00Z) with the collection's retained logs.
         #[arg(long, requires = "collection")]
         until: Option<String>,
+        /// The object store FILE may be in: a FILE starting with its URL is read from it.
+        #[arg(long, env = "BRAID_SNAPSHOTS_STORE")]
+        store: Option<String>,
         file: PathBuf,
     },
     /// List the snapshots of one collection (--collection) or the database's.
@@ -107,6 +115,10 @@ pub(crate) enum SnapshotCommand {
         /// The directory they are in [default: DATA/snapshots, /COLLECTION for one].
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Keep snapshots in this object store (s3://bucket/prefix, gs://…, az://…,
+        /// file:///dir) as `braid serve --snapshots-store` does.
+        #[arg(long, env = "BRAID_SNAPSHOTS_STORE", conflicts_with = "dir")]
+        store: Option<String>,
     },
 }
 
@@ -663,28 +675,45 @@ fn describe(d: &braid::SnapshotDescription) -> String {
 
 pub(crate) fn snapshot(command: SnapshotCommand) -> Result<(), String> {
     match command {
-        SnapshotCommand::Create { data, collection, out, base } => {
+        SnapshotCommand::Create { data, collection, out, base, store } => {
             let db = open(&data)?;
             let spinner = ProgressBar::new_spinner();
             spinner.set_message("writing the snapshot");
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-            let d = match &collection {
-                Some(c) => {
-                    let real = db.collection(c).map_err(|e| e.to_string())?.name().to_string();
-                    let dir = snapshots_dir(&data, Some(&real), out);
-                    match &base {
-                        Some(base) => db.snapshot_collection_incremental(c, &dir, base),
-                        None => db.snapshot_collection(c, &dir),
+            let d = if let Some(url) = &store {
+                let store = SnapshotStore::object_store(data.join("snapshots"), url)?;
+                let real = match &collection {
+                    Some(c) => Some(db.collection(c).map_err(|e| e.to_string())?.name().to_string()),
+                    None => None,
+                };
+                spinner.set_message("writing and uploading the snapshot");
+                store.create(&db, real.as_deref(), base.as_deref()).map_err(|e| e.message)?
+            } else {
+                match &collection {
+                    Some(c) => {
+                        let real = db.collection(c).map_err(|e| e.to_string())?.name().to_string();
+                        let dir = snapshots_dir(&data, Some(&real), out);
+                        match &base {
+                            Some(base) => db.snapshot_collection_incremental(c, &dir, base),
+                            None => db.snapshot_collection(c, &dir),
+                        }
                     }
+                    None => db.snapshot(&snapshots_dir(&data, None, out)),
                 }
-                None => db.snapshot(&snapshots_dir(&data, None, out)),
-            }
-            .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+            };
             spinner.finish_and_clear();
             println!("{}", describe(&d));
         }
-        SnapshotCommand::Restore { data, collection, checksum, until, file } => {
+        SnapshotCommand::Restore { data, collection, checksum, until, store, file } => {
             let db = open(&data)?;
+            let store =
+                store.map(|url| SnapshotStore::object_store(data.join("snapshots"), &url)).transpose()?;
+            let fetched = match &store {
+                Some(store) => store.fetch(&file.to_string_lossy()).map_err(|e| e.message)?,
+                None => None,
+            };
+            let file = fetched.as_ref().map_or(file.clone(), |f| f.path().to_path_buf());
             match collection {
                 Some(c) if until.is_some() => {
                     let text = until.unwrap_or_default();
@@ -713,9 +742,15 @@ pub(crate) fn snapshot(command: SnapshotCommand) -> Result<(), String> {
                 }
             }
         }
-        SnapshotCommand::List { data, collection, dir } => {
-            let dir = snapshots_dir(&data, collection.as_deref(), dir);
-            for d in braid::snapshot::list(&dir).map_err(|e| e.to_string())? {
+        SnapshotCommand::List { data, collection, dir, store } => {
+            let list = match store {
+                Some(url) => SnapshotStore::object_store(data.join("snapshots"), &url)?
+                    .list(collection.as_deref())
+                    .map_err(|e| e.message)?,
+                None => braid::snapshot::list(&snapshots_dir(&data, collection.as_deref(), dir))
+                    .map_err(|e| e.to_string())?,
+            };
+            for d in list {
                 println!("{}", describe(&d));
             }
         }

@@ -14,6 +14,9 @@ pub struct ServerConfig {
     /// Where snapshots are written, listed and recovered from (default
     /// `<data>/snapshots`): `<collection>/` per collection, full snapshots at the top.
     pub snapshots: PathBuf,
+    /// Keep snapshots in this object store instead (`s3://bucket/prefix`, `gs://…`,
+    /// `az://…`, `file:///…`), staging them in `snapshots` (default: none).
+    pub snapshots_store: Option<String>,
     /// REST address (default `127.0.0.1:6333`, Qdrant's port; loopback only).
     pub http: SocketAddr,
     /// gRPC address (default `127.0.0.1:6334`).
@@ -57,6 +60,7 @@ impl ServerConfig {
         let data: PathBuf = data.into();
         ServerConfig {
             snapshots: data.join("snapshots"),
+            snapshots_store: None,
             data,
             http: SocketAddr::from(([127, 0, 0, 1], 6333)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 6334)),
@@ -84,6 +88,8 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     /// The snapshots directory.
     pub snapshots_path: Option<PathBuf>,
+    /// The object store snapshots are kept in.
+    pub snapshots_store: Option<String>,
     /// REST address.
     pub http: Option<SocketAddr>,
     /// gRPC address.

@@ -25,6 +25,7 @@ mod metrics;
 mod rest;
 mod rest_snapshots;
 mod server_error;
+mod snapshot_store;
 mod tls;
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ use tokio::task::JoinHandle;
 pub use config::{FileConfig, ServerConfig};
 pub use error::{ApiError, ErrorKind};
 pub use server_error::ServerError;
+pub use snapshot_store::SnapshotStore;
 pub use tls::TlsConfig;
 
 /// How often the server syncs every collection's log, so that acknowledged writes are
@@ -114,6 +116,13 @@ impl Server {
         if config.idle_timeout.is_zero() || config.header_timeout.is_zero() {
             return refuse("idle_timeout_secs and header_timeout_secs must be at least 1");
         }
+        let snapshots = match &config.snapshots_store {
+            None => SnapshotStore::local(&config.snapshots),
+            Some(url) => match SnapshotStore::object_store(&config.snapshots, url) {
+                Ok(store) => store,
+                Err(why) => return refuse(&why),
+            },
+        };
         let durability = if config.sync_every_write { Durability::EveryWrite } else { Durability::OnFlush };
         let options =
             StorageOptions { durability, log_retention: config.log_retention, ..StorageOptions::default() };
@@ -125,7 +134,7 @@ impl Server {
         let (shutdown, _) = watch::channel(false);
         let state = rest::AppState {
             db: db.clone(),
-            snapshots: Arc::from(config.snapshots.as_path()),
+            snapshots: Arc::new(snapshots),
             metrics: Arc::new(metrics::Metrics::new(config.request_metrics)),
             keys: auth::Keys::new(
                 config.api_key.as_deref(),

@@ -36,7 +36,7 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// A TOML file with any of: data, snapshots_path, http, grpc, api_key, read_only_api_key,
+    /// A TOML file with any of: data, snapshots_path, snapshots_store, http, grpc, api_key, read_only_api_key,
     /// jwt_rbac, tls_cert, tls_key, tls_client_ca, max_body_bytes, sync_every_write, log_retention_secs,
     /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
     #[arg(long, env = "BRAID_CONFIG")]
@@ -47,6 +47,11 @@ struct ServeArgs {
     /// Where snapshots are kept [default: DATA/snapshots].
     #[arg(long, env = "BRAID_SNAPSHOTS_PATH")]
     snapshots_path: Option<PathBuf>,
+    /// Keep snapshots in an object store instead (s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix, file:///dir), credentials from AWS_*/GOOGLE_*/AZURE_*
+    /// variables; the snapshots path stages files on their way.
+    #[arg(long, env = "BRAID_SNAPSHOTS_STORE")]
+    snapshots_store: Option<String>,
     /// REST address [default: 127.0.0.1:6333].
     #[arg(long, env = "BRAID_HTTP")]
     http: Option<SocketAddr>,
@@ -120,6 +125,7 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
     if let Some(p) = args.snapshots_path.or(file.snapshots_path) {
         config.snapshots = p;
     }
+    config.snapshots_store = args.snapshots_store.or(file.snapshots_store);
     if let Some(a) = args.http.or(file.http) {
         config.http = a;
     }

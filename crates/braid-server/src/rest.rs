@@ -29,8 +29,8 @@ use crate::error::{ApiError, ErrorKind};
 pub(crate) struct AppState {
     /// The database.
     pub db: Database,
-    /// The snapshots directory.
-    pub snapshots: Arc<std::path::Path>,
+    /// The snapshots directory, and the object store when one is configured.
+    pub snapshots: Arc<crate::SnapshotStore>,
     /// Request accounting for `/metrics` and `/telemetry`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The keys a request may carry, and what each allows.

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::admin;
 use crate::error::ApiError;
 use crate::rest::{AppState, Call, error_response, run};
+use crate::snapshot_store::Download;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -60,11 +61,8 @@ struct BaseParam {
 
 async fn create_collection(Query(q): Query<BaseParam>, call: Call) -> Response {
     maybe_wait(call.wait_given, "a snapshot", move || {
-        let dir = admin::snapshots_of(&call.state, &call.name)?;
-        let d = match &q.base {
-            Some(base) => call.state.db.snapshot_collection_incremental(&call.name, &dir, base)?,
-            None => call.state.db.snapshot_collection(&call.name, &dir)?,
-        };
+        let c = admin::snapshots_of(&call.state, &call.name)?;
+        let d = call.state.snapshots.create(&call.state.db, Some(&c), q.base.as_deref())?;
         Ok(admin::description_json(&d))
     })
     .await
@@ -72,8 +70,8 @@ async fn create_collection(Query(q): Query<BaseParam>, call: Call) -> Response {
 
 async fn list_collection(call: Call) -> Response {
     run(move || {
-        let dir = admin::snapshots_of(&call.state, &call.name)?;
-        let list = braid::snapshot::list(&dir)?;
+        let c = admin::snapshots_of(&call.state, &call.name)?;
+        let list = call.state.snapshots.list(Some(&c))?;
         Ok(Value::Array(list.iter().map(admin::description_json).collect()))
     })
     .await
@@ -82,7 +80,8 @@ async fn list_collection(call: Call) -> Response {
 async fn delete_collection(call: Call) -> Response {
     let snapshot = call.path_id.clone().unwrap_or_default();
     maybe_wait(call.wait_given, "deleting a snapshot", move || {
-        admin::delete_snapshot(&admin::snapshots_of(&call.state, &call.name)?, &snapshot)?;
+        let c = admin::snapshots_of(&call.state, &call.name)?;
+        call.state.snapshots.delete(Some(&c), &snapshot)?;
         Ok(json!(true))
     })
     .await
@@ -98,14 +97,14 @@ async fn recover(call: Call) -> Response {
 
 async fn create_full(State(state): State<AppState>, Query(q): Query<WaitParams>) -> Response {
     maybe_wait(q.wait, "a full snapshot", move || {
-        Ok(admin::description_json(&state.db.snapshot(&state.snapshots)?))
+        Ok(admin::description_json(&state.snapshots.create(&state.db, None, None)?))
     })
     .await
 }
 
 async fn list_full(State(state): State<AppState>) -> Response {
     run(move || {
-        let list = braid::snapshot::list(&state.snapshots)?;
+        let list = state.snapshots.list(None)?;
         Ok(Value::Array(list.iter().map(admin::description_json).collect()))
     })
     .await
@@ -117,7 +116,7 @@ async fn delete_full(
     Query(q): Query<WaitParams>,
 ) -> Response {
     maybe_wait(q.wait, "deleting a snapshot", move || {
-        admin::delete_snapshot(&state.snapshots, &snapshot)?;
+        state.snapshots.delete(None, &snapshot)?;
         Ok(json!(true))
     })
     .await
@@ -128,23 +127,24 @@ struct WaitParams {
     wait: Option<bool>,
 }
 
-/// The file, streamed.
-async fn send_file(path: Result<PathBuf, ApiError>) -> Response {
-    let path = match path {
-        Ok(p) => p,
+/// Snapshot `name`'s bytes, streamed from the snapshots directory or the store.
+async fn send(state: &AppState, collection: Option<&str>, name: &str) -> Response {
+    let (body, len) = match state.snapshots.download(collection, name).await {
         Err(e) => return error_response(e),
-    };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) => {
-            return error_response(ApiError::from(braid::Error::from(braid::storage::StorageError::io(
-                &path, &e,
-            ))));
+        Ok(Download::Stream(stream, len)) => (axum::body::Body::from_stream(stream), Some(len)),
+        Ok(Download::File(path)) => {
+            let file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) => {
+                    return error_response(ApiError::from(braid::Error::from(
+                        braid::storage::StorageError::io(&path, &e),
+                    )));
+                }
+            };
+            let len = file.metadata().await.map(|m| m.len()).ok();
+            (axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)), len)
         }
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let len = file.metadata().await.map(|m| m.len()).ok();
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     let mut response = (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -161,13 +161,14 @@ async fn send_file(path: Result<PathBuf, ApiError>) -> Response {
 
 async fn download_collection(call: Call) -> Response {
     let snapshot = call.path_id.clone().unwrap_or_default();
-    let path =
-        admin::snapshots_of(&call.state, &call.name).and_then(|dir| admin::snapshot_path(&dir, &snapshot));
-    send_file(path).await
+    match admin::snapshots_of(&call.state, &call.name) {
+        Ok(c) => send(&call.state, Some(&c), &snapshot).await,
+        Err(e) => error_response(e),
+    }
 }
 
 async fn download_full(State(state): State<AppState>, Path(snapshot): Path<String>) -> Response {
-    send_file(admin::snapshot_path(&state.snapshots, &snapshot)).await
+    send(&state, None, &snapshot).await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -199,7 +200,7 @@ async fn upload(
     if let Err(e) = admin::check_priority(params.priority.as_deref()) {
         return error_response(e);
     }
-    let uploads = state.snapshots.join(".uploads");
+    let uploads = state.snapshots.dir().join(".uploads");
     let file = match receive(&mut multipart, &uploads).await {
         Ok(file) => file,
         Err(e) => return error_response(e),

@@ -284,6 +284,104 @@ async fn a_snapshot_recovers_to_a_moment_over_rest() {
     assert_eq!(rest.post("/collections/p/points/count", json!({})).await["count"], 297);
 }
 
+/// Snapshots in an object store (`object_store`'s local file system backend, as S3,
+/// GCS or Azure would be configured by URL): created there over REST and gRPC, listed,
+/// downloaded, recovered from and deleted there; nothing left in the snapshots
+/// directory.
+#[tokio::test]
+async fn snapshots_live_in_an_object_store() {
+    let bucket = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/braid", bucket.path().display());
+    let (running, rest) = serve_products_with(|c| c.snapshots_store = Some(url.clone())).await;
+    let base = format!("http://{}", running.server.http_addr());
+    let stored = |key: &str| bucket.path().join("braid").join(key);
+    let local_files =
+        || -> usize { walk(&running.dir.path().join("snapshots")).iter().filter(|p| p.is_file()).count() };
+
+    let created = rest.post("/collections/p/snapshots", json!({})).await;
+    let name = created["name"].as_str().unwrap().to_string();
+    let object = std::fs::read(stored(&format!("p/{name}"))).unwrap();
+    assert_eq!(object.len() as u64, created["size"].as_u64().unwrap());
+    let sum = std::fs::read_to_string(stored(&format!("p/{name}.checksum"))).unwrap();
+    assert_eq!(sum, created["checksum"].as_str().unwrap());
+    assert_eq!(local_files(), 0, "staged copies are removed");
+    let listed = rest.get("/collections/p/snapshots").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        (&listed[0]["name"], &listed[0]["size"], &listed[0]["checksum"]),
+        (&created["name"], &created["size"], &created["checksum"])
+    );
+    let got = reqwest::get(format!("{base}/collections/p/snapshots/{name}")).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), object);
+
+    // Recovered from its location in the store (checksum checked); nothing stays behind.
+    rest.post("/collections/p/points/delete?wait=true", json!({"points": [0, 1, 2]})).await;
+    let location = format!("{url}/p/{name}");
+    let body = json!({"location": location, "checksum": created["checksum"]});
+    assert_eq!(rest.put("/collections/p/snapshots/recover", body).await, json!(true));
+    assert_eq!(rest.post("/collections/p/points/count", json!({})).await["count"], 300);
+    assert_eq!(local_files(), 0);
+    for bad in [format!("{url}/p/none.snapshot"), format!("{url}/../x.snapshot")] {
+        let (status, v) =
+            rest.call(Method::PUT, "/collections/p/snapshots/recover", Some(json!({"location": bad}))).await;
+        assert!(status == 404 || status == 400, "{bad}: {status} {v}");
+    }
+    // Incremental snapshots need their base beside them: refused with a store.
+    let (status, v) = rest.call(Method::POST, &format!("/collections/p/snapshots?base={name}"), None).await;
+    assert_eq!(status, 400, "{v}");
+
+    // gRPC through the official client: the same store.
+    let client = grpc_client(&running);
+    let d = client.create_snapshot("p").await.unwrap().snapshot_description.unwrap();
+    assert!(stored(&format!("p/{}", d.name)).is_file());
+    assert_eq!(client.list_snapshots("p").await.unwrap().snapshot_descriptions.len(), 2);
+    client.delete_snapshot(q::DeleteSnapshotRequestBuilder::new("p", &d.name)).await.unwrap();
+    assert!(!stored(&format!("p/{}", d.name)).exists());
+    assert_eq!(
+        rest.ok(Method::DELETE, &format!("/collections/p/snapshots/{name}"), json!({})).await,
+        json!(true)
+    );
+    assert!(!stored(&format!("p/{name}")).exists() && !stored(&format!("p/{name}.checksum")).exists());
+    let (status, _) = rest.call(Method::DELETE, &format!("/collections/p/snapshots/{name}"), None).await;
+    assert_eq!(status, 404);
+
+    // Full snapshots at the store's root.
+    let full = rest.post("/snapshots", json!({})).await;
+    let full_name = full["name"].as_str().unwrap();
+    assert!(stored(full_name).is_file());
+    assert_eq!(rest.get("/snapshots").await.as_array().unwrap().len(), 1);
+    let got = reqwest::get(format!("{base}/snapshots/{full_name}")).await.unwrap().bytes().await.unwrap();
+    assert_eq!(got.len() as u64, full["size"].as_u64().unwrap());
+    assert_eq!(rest.ok(Method::DELETE, &format!("/snapshots/{full_name}"), json!({})).await, json!(true));
+    assert_eq!(rest.get("/snapshots").await, json!([]));
+    assert_eq!(local_files(), 0);
+
+    // A store URL no backend serves stops the start.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = braid_server::ServerConfig::new(dir.path());
+    config.http = "127.0.0.1:0".parse().unwrap();
+    config.grpc = "127.0.0.1:0".parse().unwrap();
+    config.snapshots_store = Some("ftp://example.invalid/x".into());
+    let Err(refused) = braid_server::Server::start(config).await else {
+        panic!("a bad store URL is refused")
+    };
+    assert!(refused.to_string().contains("ftp://"), "{refused}");
+}
+
+/// Every path under `dir` (none if it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flat_map(|e| {
+            let path = e.unwrap().path();
+            let mut below = walk(&path);
+            below.push(path);
+            below
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn snapshots_over_grpc_with_the_official_client() {
     let (running, rest) = serve_products().await;

@@ -63,8 +63,8 @@ impl Snapshots for Service {
         self.allow(&r, Need::Manage)?;
         let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().collection_name);
         let d = blocking(move || {
-            let dir = crate::admin::snapshots_of(&state, &name).map_err(err)?;
-            state.db.snapshot_collection(&name, &dir).map_err(err)
+            let c = crate::admin::snapshots_of(&state, &name).map_err(err)?;
+            state.snapshots.create(&state.db, Some(&c), None).map_err(err)
         })
         .await?;
         Ok(Response::new(proto::CreateSnapshotResponse {
@@ -77,8 +77,8 @@ impl Snapshots for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().collection_name);
         let list = blocking(move || {
-            let dir = crate::admin::snapshots_of(&state, &name).map_err(err)?;
-            braid::snapshot::list(&dir).map_err(err)
+            let c = crate::admin::snapshots_of(&state, &name).map_err(err)?;
+            state.snapshots.list(Some(&c)).map_err(err)
         })
         .await?;
         Ok(Response::new(proto::ListSnapshotsResponse {
@@ -91,8 +91,8 @@ impl Snapshots for Service {
         self.allow(&r, Need::Manage)?;
         let (state, started, r) = (self.0.clone(), Instant::now(), r.into_inner());
         blocking(move || {
-            let dir = crate::admin::snapshots_of(&state, &r.collection_name).map_err(err)?;
-            crate::admin::delete_snapshot(&dir, &r.snapshot_name).map_err(err)
+            let c = crate::admin::snapshots_of(&state, &r.collection_name).map_err(err)?;
+            state.snapshots.delete(Some(&c), &r.snapshot_name).map_err(err)
         })
         .await?;
         Ok(Response::new(proto::DeleteSnapshotResponse { time: started.elapsed().as_secs_f64() }))
@@ -104,7 +104,7 @@ impl Snapshots for Service {
     ) -> Reply<proto::CreateSnapshotResponse> {
         self.allow(&r, Need::Manage)?;
         let (state, started) = (self.0.clone(), Instant::now());
-        let d = blocking(move || state.db.snapshot(&state.snapshots).map_err(err)).await?;
+        let d = blocking(move || state.snapshots.create(&state.db, None, None).map_err(err)).await?;
         Ok(Response::new(proto::CreateSnapshotResponse {
             snapshot_description: Some(snapshot_out(&d)),
             time: started.elapsed().as_secs_f64(),
@@ -117,7 +117,7 @@ impl Snapshots for Service {
     ) -> Reply<proto::ListSnapshotsResponse> {
         self.allow(&r, Need::Read(None))?;
         let (state, started) = (self.0.clone(), Instant::now());
-        let list = blocking(move || braid::snapshot::list(&state.snapshots).map_err(err)).await?;
+        let list = blocking(move || state.snapshots.list(None).map_err(err)).await?;
         Ok(Response::new(proto::ListSnapshotsResponse {
             snapshot_descriptions: list.iter().map(snapshot_out).collect(),
             time: started.elapsed().as_secs_f64(),
@@ -130,7 +130,7 @@ impl Snapshots for Service {
     ) -> Reply<proto::DeleteSnapshotResponse> {
         self.allow(&r, Need::Manage)?;
         let (state, started, name) = (self.0.clone(), Instant::now(), r.into_inner().snapshot_name);
-        blocking(move || crate::admin::delete_snapshot(&state.snapshots, &name).map_err(err)).await?;
+        blocking(move || state.snapshots.delete(None, &name).map_err(err)).await?;
         Ok(Response::new(proto::DeleteSnapshotResponse { time: started.elapsed().as_secs_f64() }))
     }
 }
