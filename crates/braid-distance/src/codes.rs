@@ -87,6 +87,25 @@ pub struct Codes {
     residual: Vec<f32>,
 }
 
+fn metric_code(metric: Metric) -> u8 {
+    match metric {
+        Metric::Cosine => 0,
+        Metric::Dot => 1,
+        Metric::Euclid => 2,
+        Metric::Manhattan => 3,
+    }
+}
+
+fn metric_from_code(code: u8) -> Result<Metric, String> {
+    Ok(match code {
+        0 => Metric::Cosine,
+        1 => Metric::Dot,
+        2 => Metric::Euclid,
+        3 => Metric::Manhattan,
+        other => return Err(format!("unknown metric {other}")),
+    })
+}
+
 /// Quantises `v` into `out` (same length); returns the scale and the code sum.
 fn quantise(v: &[f32], out: &mut [i8]) -> (f32, i32) {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
@@ -272,6 +291,70 @@ impl Codes {
                 });
             }
         });
+    }
+
+    /// The codes as bytes, for a file (little-endian: metric `u8`, dim `u32`, sample
+    /// `u32`, count `u64`, the centre's `f32`s, per code its scale and exact term
+    /// `f32` and component sum `i32`, then every component `i8`). Only centred codes
+    /// are written (`None` before the sample is complete: then they are few and cheap
+    /// to rebuild, and the sample itself would have to be kept).
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        if !self.is_centred() {
+            return None;
+        }
+        let n = self.meta.len();
+        let mut out = Vec::with_capacity(17 + self.dim * 4 + n * 12 + self.codes.len());
+        out.push(metric_code(self.metric));
+        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        out.extend_from_slice(&(self.sample as u32).to_le_bytes());
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+        for c in &self.centre {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        for m in &self.meta {
+            out.extend_from_slice(&m.scale.to_le_bytes());
+            out.extend_from_slice(&m.exact.to_le_bytes());
+            out.extend_from_slice(&m.sum.to_le_bytes());
+        }
+        out.extend(self.codes.iter().map(|&c| c as u8));
+        Some(out)
+    }
+
+    /// Reads what [`Codes::to_bytes`] wrote; an error says what does not fit.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Codes, String> {
+        let take = |at: &mut usize, n: usize| -> Result<&[u8], String> {
+            let slice = bytes.get(*at..*at + n).ok_or_else(|| format!("codes cut short at byte {at}"))?;
+            *at += n;
+            Ok(slice)
+        };
+        let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let mut at = 0;
+        let metric = metric_from_code(take(&mut at, 1)?[0])?;
+        let dim = u32_at(take(&mut at, 4)?) as usize;
+        let sample = u32_at(take(&mut at, 4)?) as usize;
+        let n = u64::from_le_bytes(take(&mut at, 8)?.try_into().map_err(|_| "count")?);
+        if !Codes::supports(metric, dim) || sample == 0 {
+            return Err(format!("codes of {dim} components under {metric:?} are not made"));
+        }
+        let n = usize::try_from(n).map_err(|_| "count too large")?;
+        let expected = dim
+            .checked_mul(4)
+            .and_then(|c| n.checked_mul(12 + dim).and_then(|r| r.checked_add(c)))
+            .ok_or("count too large")?;
+        if bytes.len() - at != expected {
+            return Err(format!(
+                "{n} codes of {dim} components need {expected} bytes, not {}",
+                bytes.len() - at
+            ));
+        }
+        let f32_at = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let centre: Vec<f32> = take(&mut at, dim * 4)?.chunks_exact(4).map(f32_at).collect();
+        let meta = take(&mut at, n * 12)?
+            .chunks_exact(12)
+            .map(|m| Meta { scale: f32_at(&m[..4]), exact: f32_at(&m[4..8]), sum: u32_at(&m[8..]) as i32 })
+            .collect();
+        let codes = take(&mut at, n * dim)?.iter().map(|&c| c as i8).collect();
+        Ok(Codes { metric, dim, sample, codes, meta, centre, sampling: None, residual: vec![0.0; dim] })
     }
 
     /// Whether the centre is fixed (the sample is complete).
@@ -530,6 +613,54 @@ mod tests {
                     assert_eq!(parallel.sampling, pushed.sampling);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn codes_round_trip_through_bytes_and_refuse_damage() {
+        let dim = 72;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclid] {
+            let mut codes = Codes::with_sample(metric, dim, 5).unwrap();
+            let mut row = || -> Vec<f32> {
+                (0..dim)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.4
+                    })
+                    .collect()
+            };
+            for _ in 0..4 {
+                codes.push(&row());
+            }
+            assert!(codes.to_bytes().is_none(), "not centred yet: rebuilt, not written");
+            for _ in 0..30 {
+                codes.push(&row());
+            }
+            let bytes = codes.to_bytes().unwrap();
+            // Equal but for the scratch row.
+            let same = |a: &Codes, b: &Codes| {
+                (a.metric, a.dim, a.sample, &a.codes, &a.meta, &a.centre, &a.sampling)
+                    == (b.metric, b.dim, b.sample, &b.codes, &b.meta, &b.centre, &b.sampling)
+            };
+            let mut back = Codes::from_bytes(&bytes).unwrap();
+            assert!(same(&back, &codes));
+            // It goes on growing exactly as the original does.
+            let next = row();
+            back.push(&next);
+            codes.push(&next);
+            assert!(same(&back, &codes));
+            // Cut short, too long, or naming something never coded: refused.
+            assert!(Codes::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+            assert!(Codes::from_bytes(&[bytes.as_slice(), &[0]].concat()).is_err());
+            let mut manhattan = bytes.clone();
+            manhattan[0] = 3;
+            assert!(Codes::from_bytes(&manhattan).is_err());
+            let mut huge = bytes.clone();
+            huge[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
+            assert!(Codes::from_bytes(&huge).is_err());
         }
     }
 

@@ -8,6 +8,8 @@
 //!   vectors-<space>-<gen>.vec      append-only rows of one space, mapped
 //!   graph-<space>-<seq>-<n>.hnsw   one space's graph as of checkpoint number <n>
 //!   points-<seq>-<n>.bin           ids, live and per-space bitmaps, payloads, index list
+//!   codes-<space>-<seq>-<n>.i8     one space's one-byte codes, read at open, not rebuilt
+//!   archive/                       replaced logs, kept for point-in-time recovery
 //! ```
 //!
 //! Spaces are numbered by their position in the (sorted) configuration, so file names
@@ -96,6 +98,7 @@ const MANIFEST: &str = "MANIFEST";
 const ARCHIVE: &str = "archive";
 const MANIFEST_MAGIC: &[u8; 8] = b"BRAIDCOL";
 const POINTS_MAGIC: &[u8; 8] = b"BRAIDPTS";
+const CODES_MAGIC: &[u8; 8] = b"BRAIDCOD";
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +124,11 @@ struct Manifest {
     vectors: BTreeMap<String, VectorsEntry>,
     /// Per space (by name): its graph file, once there has been a checkpoint.
     graphs: BTreeMap<String, String>,
+    /// Per space with one-byte codes (by name): its codes file, so that an open reads
+    /// them rather than coding every row again. Spaces without one (manifests from
+    /// before, codes whose centre is not yet fixed) are coded at open.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    codes: BTreeMap<String, String>,
     /// Checkpoints written so far: the `<n>` in new file names. Manifests written
     /// before it existed read as 0; their files are named without it, so no new name
     /// can equal an old one.
@@ -165,7 +173,12 @@ impl Manifest {
     /// Every data file the manifest names, but the log.
     fn data_files(&self) -> impl Iterator<Item = &str> {
         let vectors = self.vectors.values().map(|v| v.file.as_str());
-        self.points.as_deref().into_iter().chain(vectors).chain(self.graphs.values().map(String::as_str))
+        self.points
+            .as_deref()
+            .into_iter()
+            .chain(vectors)
+            .chain(self.graphs.values().map(String::as_str))
+            .chain(self.codes.values().map(String::as_str))
     }
 
     /// Does the manifest name `file`?
@@ -248,6 +261,7 @@ impl Store {
             points: None,
             vectors: entries,
             graphs: BTreeMap::new(),
+            codes: BTreeMap::new(),
             checkpoints: 0,
             space_numbers: BTreeMap::new(),
             next_space: 0,
@@ -503,6 +517,15 @@ impl Store {
             document::write_new(&self.fresh(&file)?, &space.graph.to_bytes())?;
             graphs.insert(name.clone(), file);
         }
+        let mut codes = BTreeMap::new();
+        for (name, space) in segment.spaces() {
+            let Some(bytes) = space.codes.as_ref().and_then(braid_distance::Codes::to_bytes) else {
+                continue;
+            };
+            let file = format!("codes-{}-{seq:020}-{n:08}.i8", manifest.space_number(name));
+            document::write_new(&self.fresh(&file)?, &document::encode(CODES_MAGIC, FORMAT_VERSION, &bytes))?;
+            codes.insert(name.clone(), file);
+        }
         let points = format!("points-{seq:020}-{n:08}.bin");
         let body = encode_points(segment)?;
         document::write_new(&self.fresh(&points)?, &document::encode(POINTS_MAGIC, FORMAT_VERSION, &body))?;
@@ -515,6 +538,7 @@ impl Store {
         manifest.wal = wal_file;
         manifest.points = Some(points);
         manifest.graphs = graphs;
+        manifest.codes = codes;
         write_manifest(&self.dir, &manifest)?;
         // The checkpoint is durable from here on; what follows only tidies up.
         self.manifest = manifest;
@@ -643,6 +667,7 @@ impl Store {
         let fixed = std::iter::once(MANIFEST)
             .chain(self.manifest.points.as_deref())
             .chain(self.manifest.graphs.values().map(String::as_str))
+            .chain(self.manifest.codes.values().map(String::as_str))
             .filter_map(|name| {
                 let len = std::fs::metadata(self.dir.join(name)).ok()?.len();
                 Some((name.to_string(), len))
@@ -846,10 +871,30 @@ fn load_segment(
         if graph.dim() != params.size || graph.capacity() > n {
             return Err(StorageError::corrupt(&graph_path, 0, "graph does not fit the space").into());
         }
-        let codes = params.codes().map(|mut codes| {
-            codes.extend_from_parallel(&rows, std::thread::available_parallelism().map_or(1, |n| n.get()));
-            codes
-        });
+        let codes = match (params.codes(), manifest.codes.get(&name)) {
+            (Some(fresh), Some(file)) => {
+                let path = dir.join(file);
+                let bytes = std::fs::read(&path).at(&path)?;
+                let body = document::decode(&path, &bytes, CODES_MAGIC, FORMAT_VERSION, "codes")?;
+                let codes = braid_distance::Codes::from_bytes(body)
+                    .map_err(|e| StorageError::corrupt(&path, 0, format!("codes: {e}")))?;
+                if codes.len() != n || codes.dim() != fresh.dim() || codes.metric() != fresh.metric() {
+                    return Err(StorageError::corrupt(&path, 0, "codes do not fit the space").into());
+                }
+                Some(codes)
+            }
+            (Some(mut codes), None) => {
+                codes
+                    .extend_from_parallel(&rows, std::thread::available_parallelism().map_or(1, |n| n.get()));
+                Some(codes)
+            }
+            (None, Some(file)) => {
+                return Err(
+                    StorageError::corrupt(&dir.join(file), 0, "codes for a space that keeps none").into()
+                );
+            }
+            (None, None) => None,
+        };
         spaces.insert(name, SpaceData { params: *params, rows, present, graph, codes });
     }
     let mut payloads = PayloadStore::new();

@@ -197,8 +197,34 @@ fn a_reopened_database_answers_as_before() {
         let before = answers(&db, &truth);
         (truth, before)
     };
-    let db = Database::open(dir.path()).unwrap();
-    assert_eq!(answers(&db, &truth), before, "codes are rebuilt from the rows, so answers repeat");
+    // The codes were written with the checkpoint (one file per coded space) and are
+    // read back, not rebuilt: answers repeat exactly.
+    let codes_files = || -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
+            .map(|f| f.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("codes-"))
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(codes_files().len(), 2, "{:?}", codes_files());
+    {
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(answers(&db, &truth), before, "codes read back answer as the ones built");
+    }
+    // A flipped byte in a codes file is a typed error at open, not a silent rebuild.
+    let file = codes_files()[0].clone();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+    let opened = Database::open(dir.path());
+    assert!(matches!(&opened, Err(braid::Error::Storage(_))), "{:?}", opened.err());
+    bytes[at] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+    assert_eq!(answers(&Database::open(dir.path()).unwrap(), &truth), before);
 }
 
 #[test]
