@@ -509,32 +509,23 @@ fn the_cli_keeps_snapshots_in_an_object_store() {
     // retained (the import checkpoints, and nothing kept the log): clear refusals.
     let out = braid(&["import", "--data", data_s, "--collection", "docs", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = braid(&[
-        "snapshot",
-        "restore",
-        "--data",
-        data_s,
-        "--collection",
-        "docs",
-        "--store",
-        &store,
-        "--until",
-        "noon",
-        &location,
-    ]);
+    let until = |time: &str| {
+        braid(&[
+            "snapshot",
+            "restore",
+            "--data",
+            data_s,
+            "--collection",
+            "docs",
+            "--store",
+            &store,
+            "--until",
+            time,
+            &location,
+        ])
+    };
+    let out = until("noon");
     assert!(!out.status.success() && text(&out.stderr).contains("RFC 3339"), "{}", text(&out.stderr));
-    let out = braid(&[
-        "snapshot",
-        "restore",
-        "--data",
-        data_s,
-        "--collection",
-        "docs",
-        "--store",
-        &store,
-        "--until",
-        "2030-01-01T00:00:00Z",
-        &location,
-    ]);
+    let out = until("2030-01-01T00:00:00Z");
     assert!(!out.status.success() && text(&out.stderr).contains("retain"), "{}", text(&out.stderr));
 }

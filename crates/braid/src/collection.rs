@@ -1016,35 +1016,33 @@ impl Collection {
 
     /// Adds the dense space `name` ([`Collection::reconfigure`]).
     pub fn create_vector(&self, name: &str, params: crate::VectorParams) -> Result<(), Error> {
-        let config = self.config();
-        if config.space_names().iter().any(|n| n == name) {
-            return Err(Error::InvalidConfig {
-                why: format!("the collection already has a space named `{name}`"),
-            });
-        }
-        self.reconfigure(config.vector(name, params)).map(drop)
+        self.add_space(name, |config| config.vector(name, params))
     }
 
     /// Adds the sparse space `name`.
     pub fn create_sparse_vector(&self, name: &str, params: crate::SparseVectorParams) -> Result<(), Error> {
-        let config = self.config();
-        if config.space_names().iter().any(|n| n == name) {
-            return Err(Error::InvalidConfig {
-                why: format!("the collection already has a space named `{name}`"),
-            });
-        }
-        self.reconfigure(config.sparse_vector(name, params)).map(drop)
+        self.add_space(name, |config| config.sparse_vector(name, params))
     }
 
     /// Adds the multivector space `name`.
     pub fn create_multivector(&self, name: &str, params: crate::MultiVectorParams) -> Result<(), Error> {
+        self.add_space(name, |config| config.multivector(name, params))
+    }
+
+    /// Reconfigures to `add(config)`, which adds space `name`; refused when a space
+    /// has that name already.
+    fn add_space(
+        &self,
+        name: &str,
+        add: impl FnOnce(CollectionConfig) -> CollectionConfig,
+    ) -> Result<(), Error> {
         let config = self.config();
         if config.space_names().iter().any(|n| n == name) {
             return Err(Error::InvalidConfig {
                 why: format!("the collection already has a space named `{name}`"),
             });
         }
-        self.reconfigure(config.multivector(name, params)).map(drop)
+        self.reconfigure(add(config)).map(drop)
     }
 
     /// Removes the space `name`, of any kind, with every vector in it. The last space
