@@ -179,6 +179,29 @@ impl SnapshotStore {
             (None, _) => db.snapshot(&dir)?,
         };
         let Some(remote) = &self.remote else { return Ok(d) };
+        // Names carry the time to the second, and the local copies of earlier ones are
+        // gone: a name the store holds already gets a number, as in the directory.
+        let d = match block_on(remote.unique(&dir, collection, &d.name))? {
+            Ok(name) if name == d.name => d,
+            Ok(name) => {
+                let renamed = SnapshotDescription { name, ..d.clone() };
+                let moved = std::fs::rename(dir.join(&d.name), dir.join(&renamed.name)).and_then(|()| {
+                    std::fs::rename(
+                        dir.join(format!("{}.checksum", d.name)),
+                        dir.join(format!("{}.checksum", renamed.name)),
+                    )
+                });
+                if let Err(e) = moved {
+                    let _ = braid::snapshot::delete(&dir, &d.name);
+                    return Err(io_error(&dir, e));
+                }
+                renamed
+            }
+            Err(e) => {
+                let _ = braid::snapshot::delete(&dir, &d.name);
+                return Err(e);
+            }
+        };
         let path = dir.join(&d.name);
         let uploaded = block_on(remote.upload(&path, collection, &d));
         // The local copy goes either way: a failed upload is reported, not kept aside.
@@ -261,6 +284,25 @@ impl SnapshotStore {
 }
 
 impl Remote {
+    /// `name`, or `name` with `-2`, `-3`… before its extension: the first that neither
+    /// the store nor `dir` holds.
+    async fn unique(&self, dir: &Path, collection: Option<&str>, name: &str) -> Result<String, ApiError> {
+        let stem = name.strip_suffix(".snapshot").unwrap_or(name);
+        let mut n = 1u64;
+        loop {
+            let candidate = if n == 1 { name.to_string() } else { format!("{stem}-{n}.snapshot") };
+            n += 1;
+            if n > 2 && dir.join(&candidate).exists() {
+                continue;
+            }
+            match self.store.head(&SnapshotStore::key(&self.root, collection, &candidate)).await {
+                Err(object_store::Error::NotFound { .. }) => return Ok(candidate),
+                Ok(_) => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+    }
+
     async fn upload(
         &self,
         path: &Path,

@@ -346,6 +346,17 @@ async fn snapshots_live_in_an_object_store() {
     let (status, _) = rest.call(Method::DELETE, &format!("/collections/p/snapshots/{name}"), None).await;
     assert_eq!(status, 404);
 
+    // Snapshots taken within one second (names carry the time to the second) do not
+    // overwrite each other in the store, though their local copies are gone.
+    let names: Vec<String> = three_snapshots(&rest).await;
+    assert_eq!(names.len(), 3);
+    assert!(names[0] != names[1] && names[1] != names[2] && names[0] != names[2], "{names:?}");
+    assert_eq!(rest.get("/collections/p/snapshots").await.as_array().unwrap().len(), 3);
+    for name in &names {
+        assert!(stored(&format!("p/{name}")).is_file(), "{name}");
+        rest.ok(Method::DELETE, &format!("/collections/p/snapshots/{name}"), json!({})).await;
+    }
+
     // Full snapshots at the store's root.
     let full = rest.post("/snapshots", json!({})).await;
     let full_name = full["name"].as_str().unwrap();
@@ -367,6 +378,17 @@ async fn snapshots_live_in_an_object_store() {
         panic!("a bad store URL is refused")
     };
     assert!(refused.to_string().contains("ftp://"), "{refused}");
+}
+
+/// Three snapshots of `p` made one after the other; their names.
+async fn three_snapshots(rest: &Rest) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        names.push(
+            rest.post("/collections/p/snapshots", json!({})).await["name"].as_str().unwrap().to_string(),
+        );
+    }
+    names
 }
 
 /// Every path under `dir` (none if it does not exist).
