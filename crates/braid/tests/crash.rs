@@ -48,7 +48,9 @@ enum Step {
 
 fn config() -> CollectionConfig {
     CollectionConfig::new()
-        .vector("text", VectorParams::new(16, Distance::Cosine).hnsw(8, 32))
+        // 64 components: coded (one-byte codes, written with checkpoints once their
+        // centre is fixed after 1,024 rows), so kills land around codes files too.
+        .vector("text", VectorParams::new(64, Distance::Cosine).hnsw(8, 32))
         .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32))
         .sparse_vector("words", SparseVectorParams::idf())
 }
@@ -79,19 +81,21 @@ fn options(seed: u64) -> StorageOptions {
 
 fn steps(seed: u64) -> Vec<Step> {
     let mut rng = Rng::new(seed);
-    let id = |rng: &mut Rng| PointId::from(rng.next_u64() % 400);
+    // Enough ids that more than 1,024 points live at once: the text space's codes
+    // centre then, and later checkpoints write codes files.
+    let id = |rng: &mut Rng| PointId::from(rng.next_u64() % 1500);
     (0..OPS)
         .map(|i| match rng.next_u64() % 20 {
             _ if i % 9 == 8 => Step::Flush,
             _ if i % 53 == 52 => Step::Optimize,
             0..=9 => {
-                let n = 1 + rng.next_u64() % 25;
+                let n = 1 + rng.next_u64() % 100;
                 Step::Upsert(
                     (0..n)
                         .map(|_| {
                             let tag = rng.next_u64() % 4;
                             let p = PointStruct::new(id(&mut rng))
-                                .vector("text", rng.vector(16))
+                                .vector("text", rng.vector(64))
                                 .vector("image", rng.vector(8))
                                 .payload(json!({"tag": tag, "step": i}));
                             if tag == 0 { p } else { p.sparse("words", words(&mut rng)) }
@@ -169,7 +173,7 @@ fn checkpoint_files(db: &Path) -> BTreeSet<PathBuf> {
     dirs.flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            ["graph-", "points-", "vectors-", "wal-"].iter().any(|k| name.starts_with(k))
+            ["graph-", "points-", "vectors-", "wal-", "codes-"].iter().any(|k| name.starts_with(k))
         })
         .collect()
 }
@@ -269,7 +273,7 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     };
     // The recovered store answers queries like the model at the same step.
     if let (Ok(c), Ok(m)) = (db.collection("crash"), model.collection("crash")) {
-        let q = SearchRequest::new("text", Rng::new(seed).vector(16))
+        let q = SearchRequest::new("text", Rng::new(seed).vector(64))
             .limit(10)
             .params(SearchParams { hnsw_ef: None, exact: true });
         let ids = |r: Vec<braid::ScoredPoint>| r.into_iter().map(|p| p.id).collect::<Vec<_>>();
@@ -298,7 +302,7 @@ fn main() -> ExitCode {
     // syncs, and before reopening the parent drops every byte the disk had not
     // synced (`braid_storage::fault::power_cut`). A missing fsync shows up there.
     let power_loss = std::env::var("BRAID_CRASH_POWER_LOSS").is_ok_and(|v| v == "1");
-    let (mut killed_mid_run, mut inside) = (0u64, 0u64);
+    let (mut killed_mid_run, mut inside, mut with_codes) = (0u64, 0u64, 0u64);
     for t in 0..trials {
         let dir = tempfile::tempdir().expect("temp dir");
         let journal_dir = tempfile::tempdir().expect("temp dir");
@@ -308,10 +312,14 @@ fn main() -> ExitCode {
             trial(base + t, dir.path(), kill, power_loss.then_some(journal.as_path()));
         killed_mid_run += u64::from(acked < OPS);
         inside += u64::from(landed_inside);
+        let codes = checkpoint_files(dir.path())
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("codes-")));
+        with_codes += u64::from(codes);
     }
     let what = if power_loss { "power-cut" } else { "kill -9" };
     eprintln!(
-        "{trials} {what} trials: {killed_mid_run} killed before the end, {inside} inside a checkpoint or compaction; all recovered"
+        "{trials} {what} trials: {killed_mid_run} killed before the end, {inside} inside a checkpoint or compaction, {with_codes} reopened from codes files; all recovered"
     );
     // The kill step is uniform over the sequence, so most trials must end mid-run, and
     // the watching trials must catch checkpoints; a harness that never kills anything
@@ -319,5 +327,8 @@ fn main() -> ExitCode {
     assert!(killed_mid_run * 3 >= trials * 2, "only {killed_mid_run} of {trials} trials were killed mid-run");
     let watching = trials / 2;
     assert!(inside * 4 >= watching, "only {inside} of {watching} watching trials landed inside a checkpoint");
+    // The text space's codes are written once their centre is fixed, halfway through a
+    // run or so: some of ten trials must have reopened from codes files.
+    assert!(trials < 10 || with_codes > 0, "no trial reopened from a codes file");
     ExitCode::SUCCESS
 }
