@@ -21,6 +21,15 @@
 //! codes built one push at a time. Centring spends the 255 levels on what tells
 //! vectors apart rather than on what they share (embeddings share a mean direction).
 //!
+//! **Binary codes** ([`CodeKind::Binary`], Qdrant's binary quantization) keep one bit
+//! per component, the sign of `r`, and `s = |r|² / |r|₁` beside it: with
+//! `r̂ = s · sign(r)`, `r̂·r = |r|²`, so `(q − μ)·r̂` estimates `(q − μ)·r` without
+//! the bias of a plain sign vector (the estimator of RaBitQ, Gao & Long 2024, without
+//! its random rotation). The query stays at eight bits (asymmetric): its code's bit
+//! planes against the vector's sign bits give `Σ sign(rᵢ)·cᵢ` in eight popcounts per
+//! 64 components. One candidate costs a thirty-second of its `f32` row's traffic;
+//! ranking is coarser than the one-byte codes', so searches re-score a larger pool.
+//!
 //! Supported metrics: Cosine and Dot (by dot product) and Euclid. Manhattan has no
 //! cheap form over per-vector scales and is not coded, nor are vectors under
 //! [`MIN_CODED_DIM`] components ([`Codes::supports`]).
@@ -38,24 +47,44 @@ pub(crate) const CENTRE_SAMPLE: usize = 1024;
 /// The largest code magnitude.
 const LEVELS: f32 = 127.0;
 
+/// Set in the first byte of [`Codes::to_bytes`] for binary codes.
+const BINARY_FLAG: u8 = 0x80;
+
 /// A query's code: components of `q − μ`, scale, and the exact terms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CodedQuery {
     codes: Vec<i8>,
     /// `codes` + 128, for the unsigned × signed dot product of AVX-512 VNNI.
     shifted: Vec<u8>,
+    /// For binary codes: bit `j` of every `shifted` component, 64 components per word,
+    /// the eight planes of a word side by side (`planes[w · 8 + j]`).
+    planes: Vec<u64>,
+    /// Σ codes.
+    sum: i32,
     scale: f32,
     /// Dot: `q·μ`. Euclid: `|q − μ|²`.
     exact: f32,
 }
 
+/// What a code keeps of each component.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CodeKind {
+    /// One byte: the residual scaled to −127…127.
+    #[default]
+    Int8,
+    /// One bit: the residual's sign (Qdrant's binary quantization).
+    Binary,
+}
+
 /// What a code keeps beside its components.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Meta {
+    /// Int8: `max|rᵢ| / 127`. Binary: `|r|² / |r|₁`.
     scale: f32,
     /// Dot: `μ·r`. Euclid: `|r|²`.
     exact: f32,
-    /// Σ codes, to undo the +128 shift of a query's codes.
+    /// Int8: Σ codes, to undo the +128 shift of a query's codes. Binary: the number of
+    /// bits set.
     sum: i32,
 }
 
@@ -74,10 +103,15 @@ struct Sampling {
 /// The codes of a growing list of vectors of one dimension, under one metric.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Codes {
+    kind: CodeKind,
     metric: Metric,
     dim: usize,
     sample: usize,
+    /// Int8: `dim` components per vector.
     codes: Vec<i8>,
+    /// Binary: `words` 64-bit words of sign bits per vector.
+    bits: Vec<u64>,
+    words: usize,
     meta: Vec<Meta>,
     /// `μ`; zeros until the sample is complete.
     centre: Vec<f32>,
@@ -134,6 +168,29 @@ fn code_into(metric: Metric, centre: &[f32], v: &[f32], residual: &mut [f32], ou
     Meta { scale, exact, sum }
 }
 
+/// The binary code of `v` against `centre` into `out` (`dim.div_ceil(64)` words),
+/// using `residual` as scratch.
+fn bits_into(metric: Metric, centre: &[f32], v: &[f32], residual: &mut [f32], out: &mut [u64]) -> Meta {
+    for ((r, &x), &m) in residual.iter_mut().zip(v).zip(centre) {
+        *r = x - m;
+    }
+    out.fill(0);
+    let mut l1 = 0.0f32;
+    for (i, &r) in residual.iter().enumerate() {
+        l1 += r.abs();
+        if r > 0.0 {
+            out[i / 64] |= 1 << (i % 64);
+        }
+    }
+    let l2 = crate::simd::dot(residual, residual);
+    let scale = if l1 > 0.0 && l1.is_finite() { l2 / l1 } else { 0.0 };
+    let exact = match metric {
+        Metric::Euclid => l2,
+        _ => crate::simd::dot(centre, residual),
+    };
+    Meta { scale, exact, sum: out.iter().map(|w| w.count_ones() as i32).sum() }
+}
+
 /// Adds `v` to the running sum of the centre's sample; `false` (and nothing added) for
 /// an all-zero vector, which the sample skips.
 fn add_to_sample(total: &mut [f64], v: &[f32]) -> bool {
@@ -164,14 +221,28 @@ impl Codes {
         Codes::with_sample(metric, dim, CENTRE_SAMPLE)
     }
 
+    /// Empty codes of `kind` for `dim`-component vectors, or `None` when they are not
+    /// coded ([`Codes::supports`]).
+    pub fn of_kind(kind: CodeKind, metric: Metric, dim: usize) -> Option<Codes> {
+        Codes::of_kind_with_sample(kind, metric, dim, CENTRE_SAMPLE)
+    }
+
     /// [`Codes::new`] with the centre taken from the first `sample` non-zero vectors
     /// (at least 1); for tests of small collections.
     pub fn with_sample(metric: Metric, dim: usize, sample: usize) -> Option<Codes> {
+        Codes::of_kind_with_sample(CodeKind::Int8, metric, dim, sample)
+    }
+
+    /// [`Codes::of_kind`] with the centre from the first `sample` non-zero vectors.
+    pub fn of_kind_with_sample(kind: CodeKind, metric: Metric, dim: usize, sample: usize) -> Option<Codes> {
         Codes::supports(metric, dim).then(|| Codes {
+            kind,
             metric,
             dim,
             sample: sample.max(1),
             codes: Vec::new(),
+            bits: Vec::new(),
+            words: dim.div_ceil(64),
             meta: Vec::new(),
             centre: vec![0.0; dim],
             sampling: Some(Sampling { total: vec![0.0; dim], ..Sampling::default() }),
@@ -196,8 +267,21 @@ impl Codes {
 
     /// Room for `more` vectors without reallocating.
     pub fn reserve(&mut self, more: usize) {
-        braid_core::memory::reserve_huge(&mut self.codes, more * self.dim);
+        match self.kind {
+            CodeKind::Int8 => braid_core::memory::reserve_huge(&mut self.codes, more * self.dim),
+            CodeKind::Binary => braid_core::memory::reserve_huge(&mut self.bits, more * self.words),
+        }
         braid_core::memory::reserve_huge(&mut self.meta, more);
+    }
+
+    /// What each code keeps of a component.
+    pub fn kind(&self) -> CodeKind {
+        self.kind
+    }
+
+    /// Bytes the codes take in memory (components and per-vector terms).
+    pub fn bytes(&self) -> usize {
+        self.codes.len() + self.bits.len() * 8 + self.meta.len() * std::mem::size_of::<Meta>()
     }
 
     /// Appends the code of `v` (of this dimension, in stored form).
@@ -205,7 +289,10 @@ impl Codes {
         debug_assert_eq!(v.len(), self.dim);
         self.reserve(1);
         let offset = self.meta.len();
-        self.codes.resize(self.codes.len() + self.dim, 0);
+        match self.kind {
+            CodeKind::Int8 => self.codes.resize(self.codes.len() + self.dim, 0),
+            CodeKind::Binary => self.bits.resize(self.bits.len() + self.words, 0),
+        }
         self.meta.push(Meta { scale: 0.0, exact: 0.0, sum: 0 });
         self.code_at(offset, v);
         let Some(sampling) = &mut self.sampling else { return };
@@ -235,23 +322,37 @@ impl Codes {
 
     /// Codes `v` into slot `offset` against the current centre.
     fn code_at(&mut self, offset: usize, v: &[f32]) {
-        let start = offset * self.dim;
-        self.meta[offset] = code_into(
-            self.metric,
-            &self.centre,
-            v,
-            &mut self.residual,
-            &mut self.codes[start..start + self.dim],
-        );
+        self.meta[offset] = match self.kind {
+            CodeKind::Int8 => {
+                let start = offset * self.dim;
+                code_into(
+                    self.metric,
+                    &self.centre,
+                    v,
+                    &mut self.residual,
+                    &mut self.codes[start..start + self.dim],
+                )
+            }
+            CodeKind::Binary => {
+                let start = offset * self.words;
+                bits_into(
+                    self.metric,
+                    &self.centre,
+                    v,
+                    &mut self.residual,
+                    &mut self.bits[start..start + self.words],
+                )
+            }
+        };
     }
 
     /// [`Codes::extend_from`] on up to `threads` threads, with the same result: the
     /// centre is found first (the first sample of non-zero rows, summed in the same
     /// order), then rows are coded in parallel chunks. Falls back to
     /// [`Codes::extend_from`] when codes exist already or the rows do not complete the
-    /// sample.
+    /// sample, and for binary codes (a sign and two sums per row: cheap to code).
     pub fn extend_from_parallel<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S, threads: usize) {
-        if !self.is_empty() || threads <= 1 {
+        if !self.is_empty() || threads <= 1 || self.kind == CodeKind::Binary {
             return self.extend_from(source);
         }
         let (n, dim) = (source.len(), self.dim);
@@ -293,9 +394,10 @@ impl Codes {
         });
     }
 
-    /// The codes as bytes, for a file (little-endian: metric `u8`, dim `u32`, sample
-    /// `u32`, count `u64`, the centre's `f32`s, per code its scale and exact term
-    /// `f32` and component sum `i32`, then every component `i8`). Only centred codes
+    /// The codes as bytes, for a file (little-endian: metric `u8` with the high bit
+    /// set for binary codes, dim `u32`, sample `u32`, count `u64`, the centre's
+    /// `f32`s, per code its scale and exact term `f32` and sum `i32`, then every
+    /// component `i8`, or for binary codes every word `u64`). Only centred codes
     /// are written (`None` before the sample is complete: then they are few and cheap
     /// to rebuild, and the sample itself would have to be kept).
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
@@ -303,8 +405,9 @@ impl Codes {
             return None;
         }
         let n = self.meta.len();
-        let mut out = Vec::with_capacity(17 + self.dim * 4 + n * 12 + self.codes.len());
-        out.push(metric_code(self.metric));
+        let mut out = Vec::with_capacity(17 + self.dim * 4 + n * 12 + self.codes.len() + self.bits.len() * 8);
+        let binary = if self.kind == CodeKind::Binary { BINARY_FLAG } else { 0 };
+        out.push(metric_code(self.metric) | binary);
         out.extend_from_slice(&(self.dim as u32).to_le_bytes());
         out.extend_from_slice(&(self.sample as u32).to_le_bytes());
         out.extend_from_slice(&(n as u64).to_le_bytes());
@@ -317,6 +420,9 @@ impl Codes {
             out.extend_from_slice(&m.sum.to_le_bytes());
         }
         out.extend(self.codes.iter().map(|&c| c as u8));
+        for w in &self.bits {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
         Some(out)
     }
 
@@ -329,7 +435,9 @@ impl Codes {
         };
         let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let mut at = 0;
-        let metric = metric_from_code(take(&mut at, 1)?[0])?;
+        let first = take(&mut at, 1)?[0];
+        let kind = if first & BINARY_FLAG != 0 { CodeKind::Binary } else { CodeKind::Int8 };
+        let metric = metric_from_code(first & !BINARY_FLAG)?;
         let dim = u32_at(take(&mut at, 4)?) as usize;
         let sample = u32_at(take(&mut at, 4)?) as usize;
         let n = u64::from_le_bytes(take(&mut at, 8)?.try_into().map_err(|_| "count")?);
@@ -337,9 +445,14 @@ impl Codes {
             return Err(format!("codes of {dim} components under {metric:?} are not made"));
         }
         let n = usize::try_from(n).map_err(|_| "count too large")?;
+        let words = dim.div_ceil(64);
+        let per_code = match kind {
+            CodeKind::Int8 => dim,
+            CodeKind::Binary => words * 8,
+        };
         let expected = dim
             .checked_mul(4)
-            .and_then(|c| n.checked_mul(12 + dim).and_then(|r| r.checked_add(c)))
+            .and_then(|c| n.checked_mul(12 + per_code).and_then(|r| r.checked_add(c)))
             .ok_or("count too large")?;
         if bytes.len() - at != expected {
             return Err(format!(
@@ -353,8 +466,35 @@ impl Codes {
             .chunks_exact(12)
             .map(|m| Meta { scale: f32_at(&m[..4]), exact: f32_at(&m[4..8]), sum: u32_at(&m[8..]) as i32 })
             .collect();
-        let codes = take(&mut at, n * dim)?.iter().map(|&c| c as i8).collect();
-        Ok(Codes { metric, dim, sample, codes, meta, centre, sampling: None, residual: vec![0.0; dim] })
+        let (codes, bits) = match kind {
+            CodeKind::Int8 => (take(&mut at, n * dim)?.iter().map(|&c| c as i8).collect(), Vec::new()),
+            CodeKind::Binary => {
+                let bits: Vec<u64> = take(&mut at, n * words * 8)?
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")))
+                    .collect();
+                // Bits past the last component are never set by coding.
+                if !dim.is_multiple_of(64)
+                    && bits.chunks_exact(words).any(|v| v[words - 1] >> (dim % 64) != 0)
+                {
+                    return Err("binary codes with bits past the last component".into());
+                }
+                (Vec::new(), bits)
+            }
+        };
+        Ok(Codes {
+            kind,
+            metric,
+            dim,
+            sample,
+            codes,
+            bits,
+            words,
+            meta,
+            centre,
+            sampling: None,
+            residual: vec![0.0; dim],
+        })
     }
 
     /// Whether the centre is fixed (the sample is complete).
@@ -386,19 +526,33 @@ impl Codes {
     pub fn query(&self, q: &[f32]) -> CodedQuery {
         let residual: Vec<f32> = q.iter().zip(&self.centre).map(|(x, m)| x - m).collect();
         let mut codes = vec![0i8; q.len()];
-        let (scale, _) = quantise(&residual, &mut codes);
-        let shifted = codes.iter().map(|&c| (c as i16 + 128) as u8).collect();
+        let (scale, sum) = quantise(&residual, &mut codes);
+        let shifted: Vec<u8> = codes.iter().map(|&c| (c as i16 + 128) as u8).collect();
         let exact = match self.metric {
             Metric::Euclid => crate::simd::dot(&residual, &residual),
             _ => crate::simd::dot(q, &self.centre),
         };
-        CodedQuery { codes, shifted, scale, exact }
+        let mut planes = Vec::new();
+        if self.kind == CodeKind::Binary {
+            planes = vec![0u64; self.words * 8];
+            for (i, &u) in shifted.iter().enumerate() {
+                for j in 0..8 {
+                    if u >> j & 1 == 1 {
+                        planes[(i / 64) * 8 + j] |= 1 << (i % 64);
+                    }
+                }
+            }
+        }
+        CodedQuery { codes, shifted, planes, sum, scale, exact }
     }
 
     /// The approximate ranking distance (lower is better, as in the graph: negated
     /// dot product, or squared Euclidean distance) from `q` to vector `offset`.
     #[inline]
     pub fn distance(&self, q: &CodedQuery, offset: usize) -> f32 {
+        if self.kind == CodeKind::Binary {
+            return self.binary_distance(q, offset);
+        }
         let start = offset * self.dim;
         let code = &self.codes[start..start + self.dim];
         let meta = self.meta[offset];
@@ -417,9 +571,41 @@ impl Codes {
         }
     }
 
+    /// [`Codes::distance`] for binary codes: `Σ sign(rᵢ)·cᵢ` from the query's bit
+    /// planes (`Σ_{bit set} cᵢ = Σⱼ 2ʲ·popcount(planeⱼ ∧ bits) − 128·popcount(bits)`).
+    #[inline]
+    fn binary_distance(&self, q: &CodedQuery, offset: usize) -> f32 {
+        let start = offset * self.words;
+        let bits = &self.bits[start..start + self.words];
+        let meta = self.meta[offset];
+        let mut weighted = 0i32;
+        for (w, &x) in bits.iter().enumerate() {
+            let planes = &q.planes[w * 8..w * 8 + 8];
+            for (j, &p) in planes.iter().enumerate() {
+                weighted += ((p & x).count_ones() as i32) << j;
+            }
+        }
+        let set = weighted - 128 * meta.sum;
+        let signed = 2 * set - q.sum;
+        // (q − μ)·r̂ with r̂ = scale · sign(r).
+        let cross = signed as f32 * q.scale * meta.scale;
+        match self.metric {
+            Metric::Euclid => q.exact + meta.exact - 2.0 * cross,
+            _ => -(q.exact + meta.exact + cross),
+        }
+    }
+
     /// Asks the memory system for vector `offset`'s code ahead of [`Codes::distance`].
     #[inline(always)]
     pub fn prefetch(&self, offset: usize) {
+        if self.kind == CodeKind::Binary {
+            let start = offset * self.words;
+            if start < self.bits.len() {
+                crate::simd::prefetch(&self.bits, start);
+                crate::simd::prefetch(&self.meta, offset);
+            }
+            return;
+        }
         let start = offset * self.dim;
         if start < self.codes.len() {
             let lines = self.dim.div_ceil(64).min(8);
@@ -661,6 +847,74 @@ mod tests {
             let mut huge = bytes.clone();
             huge[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
             assert!(Codes::from_bytes(&huge).is_err());
+        }
+    }
+
+    /// Rows of `dim` components from a xorshift stream: a shared offset plus noise.
+    fn rows(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        (0..n).map(|_| (0..dim).map(|i| 0.3 * (i % 3) as f32 + next() - 0.5).collect()).collect()
+    }
+
+    #[test]
+    fn binary_codes_estimate_and_rank_like_the_vectors() {
+        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclid] {
+            // 100 components: the last word is partly used.
+            let dim = 100;
+            let data = rows(11, 300, dim);
+            let mut codes = Codes::of_kind_with_sample(CodeKind::Binary, metric, dim, 64).unwrap();
+            for r in &data {
+                codes.push(r);
+            }
+            assert_eq!(codes.kind(), CodeKind::Binary);
+            assert_eq!(codes.bytes(), 300 * (16 + 12));
+            let exact = |q: &[f32], v: &[f32]| match metric {
+                Metric::Euclid => q.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(),
+                _ => -q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>(),
+            };
+            let (mut agree, mut pairs, mut err, mut scale) = (0, 0, 0.0f64, 0.0f64);
+            for q in rows(12, 10, dim) {
+                let coded = codes.query(&q);
+                let truth: Vec<f32> = data.iter().map(|v| exact(&q, v)).collect();
+                let approx: Vec<f32> = (0..data.len()).map(|o| codes.distance(&coded, o)).collect();
+                for (t, a) in truth.iter().zip(&approx) {
+                    err += f64::from((t - a).abs());
+                    scale += f64::from(t.abs());
+                }
+                // Pairs whose exact distances differ clearly keep their order.
+                for i in (0..data.len()).step_by(7) {
+                    for j in (1..data.len()).step_by(11) {
+                        if (truth[i] - truth[j]).abs() > 0.25 * truth[i].abs().max(1.0) {
+                            pairs += 1;
+                            agree += usize::from((truth[i] < truth[j]) == (approx[i] < approx[j]));
+                        }
+                    }
+                }
+            }
+            assert!(err / scale < 0.1, "{metric:?}: mean relative error {}", err / scale);
+            assert!(agree as f64 >= 0.95 * pairs as f64, "{metric:?}: {agree} of {pairs} pairs ordered");
+            // The bytes read back equal, and a stray bit past the last component or a
+            // cut is refused.
+            let bytes = codes.to_bytes().unwrap();
+            assert_eq!(bytes[0] & BINARY_FLAG, BINARY_FLAG);
+            let back = Codes::from_bytes(&bytes).unwrap();
+            assert_eq!(
+                (back.kind, &back.bits, &back.meta, &back.centre),
+                (codes.kind, &codes.bits, &codes.meta, &codes.centre)
+            );
+            let q = codes.query(&data[0]);
+            assert_eq!(back.distance(&q, 5), codes.distance(&q, 5));
+            let mut stray = bytes.clone();
+            let last = stray.len() - 1;
+            stray[last] |= 0x80;
+            assert!(Codes::from_bytes(&stray).is_err());
+            assert!(Codes::from_bytes(&bytes[..bytes.len() - 8]).is_err());
         }
     }
 

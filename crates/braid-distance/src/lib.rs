@@ -54,7 +54,9 @@ pub use block::{
     score_matrix_pairs,
 };
 pub use braid_core::Metric;
-pub use codes::{CodeDotFn, CodedQuery, Codes, MIN_CODED_DIM, dot_i8, dot_i8_paths, dot_i8_portable};
+pub use codes::{
+    CodeDotFn, CodeKind, CodedQuery, Codes, MIN_CODED_DIM, dot_i8, dot_i8_paths, dot_i8_portable,
+};
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
 pub use topk::{TopK, top_k};
 pub use validate::{VectorError, max_component, normalize, prepare, validate};

@@ -45,7 +45,8 @@ use thiserror::Error;
 pub use codec::{DecodeError, FORMAT_VERSION};
 pub use graph::Hnsw;
 pub use search::{
-    CODED_SCAN_ADVANTAGE, GRAPH_COST_DIVISOR, PathChoice, RESCORE_FACTOR, RESCORE_MIN, SearchPath,
+    BINARY_RESCORE_FACTOR, BINARY_RESCORE_MIN, CODED_SCAN_ADVANTAGE, GRAPH_COST_DIVISOR, PathChoice,
+    RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath,
 };
 
 /// Build parameters.

@@ -5,7 +5,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset, VectorSource};
-use braid_distance::{CodedQuery, Codes, TopK, prepare};
+use braid_distance::{CodeKind, CodedQuery, Codes, TopK, prepare};
 
 use crate::HnswError;
 use crate::graph::Hnsw;
@@ -100,8 +100,54 @@ pub const RESCORE_FACTOR: usize = 4;
 /// See [`RESCORE_FACTOR`].
 pub const RESCORE_MIN: usize = 40;
 
-fn rescore_pool(k: usize) -> usize {
-    k.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN)
+/// [`RESCORE_FACTOR`] for binary codes, whose ranking is coarser.
+pub const BINARY_RESCORE_FACTOR: usize = 10;
+/// [`RESCORE_MIN`] for binary codes.
+pub const BINARY_RESCORE_MIN: usize = 100;
+
+fn rescore_pool(k: usize, kind: CodeKind) -> usize {
+    match kind {
+        CodeKind::Int8 => k.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN),
+        CodeKind::Binary => k.saturating_mul(BINARY_RESCORE_FACTOR).max(BINARY_RESCORE_MIN),
+    }
+}
+
+/// How a coded search turns the candidates its codes ranked into answers (Qdrant's
+/// search-time `quantization: {rescore, oversampling}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rescore {
+    /// Re-score the best `max(RESCORE_FACTOR · k, RESCORE_MIN)` candidates with the
+    /// original vectors (`BINARY_RESCORE_…` for binary codes; a graph walk keeps its
+    /// beam `max(ef, k)`): exact scores.
+    #[default]
+    Pool,
+    /// Re-score exactly the best `n` candidates (at least `k`), the beam widened to
+    /// `max(ef, n)` so that a graph walk finds that many: `ceil(k · oversampling)`.
+    Oversample(usize),
+    /// Answer with the codes' approximate scores and never read the original vectors.
+    Off,
+}
+
+impl Rescore {
+    /// How many coded candidates to re-score for `k` answers, or `None` for none.
+    fn pool(self, k: usize, kind: CodeKind) -> Option<usize> {
+        match self {
+            Rescore::Pool => Some(rescore_pool(k, kind)),
+            Rescore::Oversample(n) => Some(n.max(k)),
+            Rescore::Off => None,
+        }
+    }
+
+    /// The beam a graph walk needs for `k` answers: binary codes rank too coarsely
+    /// for a beam of `max(ef, k)` to hold the true neighbours, so their walk widens to
+    /// the pool it re-scores.
+    fn beam(self, k: usize, kind: CodeKind) -> usize {
+        match (self, kind) {
+            (Rescore::Oversample(n), _) => n.max(k),
+            (Rescore::Pool, CodeKind::Binary) => rescore_pool(k, kind),
+            (Rescore::Pool | Rescore::Off, _) => k,
+        }
+    }
 }
 
 /// How many leading cache lines of a vector to prefetch; the hardware prefetcher
@@ -252,10 +298,11 @@ impl Hnsw {
     }
 
     /// [`Hnsw::search`] walking the graph by the one-byte `codes` of the vectors (a
-    /// quarter of the memory traffic), then re-scoring the best
-    /// `max(RESCORE_FACTOR · k, RESCORE_MIN)` candidates with the vectors of `source`:
-    /// the scores returned are exact, the selection approximate like any graph search.
-    /// `codes` must code exactly the rows of `source`.
+    /// quarter of the memory traffic), then, as `rescore` says, re-scoring the best
+    /// candidates with the vectors of `source` (the scores returned are exact, the
+    /// selection approximate like any graph search) or answering with the codes'
+    /// approximate scores. `codes` must code exactly the rows of `source`.
+    #[allow(clippy::too_many_arguments)]
     pub fn search_coded<S: VectorSource + ?Sized>(
         &self,
         source: &S,
@@ -264,12 +311,34 @@ impl Hnsw {
         k: usize,
         ef: usize,
         filter: Option<&dyn OffsetFilter>,
+        rescore: Rescore,
     ) -> Result<Vec<ScoredOffset>, HnswError> {
         self.check_codes(source, codes)?;
         let query = self.prepared_query(query)?;
         let coded = codes.query(&query);
-        let found = self.beam(&Coded { codes, query: &coded }, k, ef, filter);
-        Ok(self.rescore(source, &query, found.iter().map(|n| n.node), k))
+        let found = self.beam(&Coded { codes, query: &coded }, rescore.beam(k, codes.kind()), ef, filter);
+        Ok(self.finish_coded(source, &query, found, k, rescore.pool(k, codes.kind())))
+    }
+
+    /// The answers of a coded search from its candidates, best first by their codes.
+    fn finish_coded<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        found: Vec<Near>,
+        k: usize,
+        pool: Option<usize>,
+    ) -> Vec<ScoredOffset> {
+        if let Some(pool) = pool {
+            return self.rescore(source, query, found.iter().map(|n| n.node), pool, k);
+        }
+        let mut top = TopK::new(k, braid_core::Metric::Euclid);
+        for n in found.into_iter().take(k) {
+            // A coded squared distance can round below zero; a score cannot.
+            let dist = if self.metric == braid_core::Metric::Euclid { n.dist.max(0.0) } else { n.dist };
+            top.push(PointOffset(n.node), dist);
+        }
+        self.user_scores(top)
     }
 
     /// The graph walk shared by the searches: greedy descent to layer 0, then a beam
@@ -292,17 +361,18 @@ impl Hnsw {
         .into_sorted_vec()
     }
 
-    /// The `k` best of the first `rescore_pool(k)` of `nodes` (best first by some
-    /// approximate distance) by their exact distance to `query`, in user scores.
+    /// The `k` best of the first `pool` of `nodes` (best first by some approximate
+    /// distance) by their exact distance to `query`, in user scores.
     fn rescore<S: VectorSource + ?Sized>(
         &self,
         source: &S,
         query: &[f32],
         nodes: impl Iterator<Item = u32>,
+        pool: usize,
         k: usize,
     ) -> Vec<ScoredOffset> {
         let mut top = TopK::new(k, braid_core::Metric::Euclid);
-        for n in nodes.take(rescore_pool(k)) {
+        for n in nodes.take(pool) {
             top.push(PointOffset(n), self.distance(query, source.vector(PointOffset(n))));
         }
         self.user_scores(top)
@@ -353,9 +423,10 @@ impl Hnsw {
     }
 
     /// The scan of [`Hnsw::search_exact`] ranked by the one-byte `codes`, then the best
-    /// `max(RESCORE_FACTOR · k, RESCORE_MIN)` re-scored with the vectors of `source`:
-    /// exact scores, and the exact selection unless rounding moved a true neighbour
-    /// below that pool. `codes` must code exactly the rows of `source`.
+    /// re-scored with the vectors of `source` as `rescore` says: exact scores, and the
+    /// exact selection unless rounding moved a true neighbour below the pool (or the
+    /// codes' approximate scores with [`Rescore::Off`]). `codes` must code exactly the
+    /// rows of `source`.
     pub fn search_scan_coded<S: VectorSource + ?Sized>(
         &self,
         source: &S,
@@ -363,6 +434,7 @@ impl Hnsw {
         query: &[f32],
         k: usize,
         filter: Option<&dyn OffsetFilter>,
+        rescore: Rescore,
     ) -> Result<Vec<ScoredOffset>, HnswError> {
         self.check_codes(source, codes)?;
         let query = self.prepared_query(query)?;
@@ -380,12 +452,13 @@ impl Hnsw {
         }
         // The pool by selection (linear) rather than a heap; `Near` orders by distance,
         // then offset, so the pool does not depend on the scan order.
-        let pool = rescore_pool(k);
-        if scored.len() > pool {
-            scored.select_nth_unstable(pool - 1);
-            scored.truncate(pool);
+        let pool = rescore.pool(k, codes.kind());
+        let keep = pool.unwrap_or(k).max(1);
+        if scored.len() > keep {
+            scored.select_nth_unstable(keep - 1);
+            scored.truncate(keep);
         }
-        Ok(self.rescore(source, &query, scored.iter().map(|s| s.node), k))
+        Ok(self.finish_coded(source, &query, scored, k, pool))
     }
 
     /// The `k` points with the highest `score(vector)` found by walking the graph

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use braid_core::{Cardinality, DenseVectors, FnFilter, Metric, OffsetFilter, PointOffset, VectorSource};
 use braid_distance::{Kernel, prepare};
-use braid_hnsw::{DecodeError, Hnsw, HnswConfig, HnswError, SearchPath};
+use braid_hnsw::{DecodeError, Hnsw, HnswConfig, HnswError, Rescore, SearchPath};
 use proptest::prelude::*;
 
 /// `n` points around `clusters` centres (uniform when 0), in stored form for `metric`.
@@ -367,8 +367,8 @@ proptest! {
             let query = queries.vector(PointOffset(q as u32));
             let prepared = prepare(metric, dim, query).unwrap();
             let truth = brute_force(&data, metric, query, k, keep);
-            let walked = graph.search_coded(&data, &codes, query, k, 64, Some(&filter)).unwrap();
-            let scanned = graph.search_scan_coded(&data, &codes, query, k, Some(&filter)).unwrap();
+            let walked = graph.search_coded(&data, &codes, query, k, 64, Some(&filter), Rescore::Pool).unwrap();
+            let scanned = graph.search_scan_coded(&data, &codes, query, k, Some(&filter), Rescore::Pool).unwrap();
             for hits in [&walked, &scanned] {
                 prop_assert!(hits.len() <= k);
                 prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
@@ -395,6 +395,50 @@ proptest! {
         prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
     }
 
+    /// Without re-scoring, coded searches answer with the codes' scores, close to the
+    /// exact ones and best first; an oversampled scan whose pool holds every candidate
+    /// is exact, and an oversampled walk re-scores exactly.
+    #[test]
+    fn coded_searches_honour_rescore_and_oversampling(seed in any::<u64>(), n in 50usize..400, dim in 64usize..160, metric in coded_metric(), k in 1usize..15) {
+        let all = embedding_like(seed, n + 10, dim, 3, metric);
+        let data = DenseVectors::from_flat(dim, all.as_flat()[..n * dim].to_vec()).unwrap();
+        let queries = DenseVectors::from_flat(dim, all.as_flat()[n * dim..].to_vec()).unwrap();
+        let mut codes = braid_distance::Codes::with_sample(metric, dim, 32).expect("coded metric");
+        codes.extend_from(&data);
+        let graph = Hnsw::build(&data, metric, HnswConfig { m: 8, ef_construct: 64, seed }, 1).unwrap();
+        let kernel = Kernel::new(metric);
+        let close = |approx: f32, exact: f32| match metric {
+            // User scores are distances under Euclid: compare their squares, which the
+            // codes approximate additively.
+            Metric::Euclid => (approx * approx - exact * exact).abs() <= 0.05 * (1.0 + exact * exact),
+            _ => (approx - exact).abs() <= 0.05 * (1.0 + exact.abs()),
+        };
+        for q in 0..queries.len() {
+            let query = queries.vector(PointOffset(q as u32));
+            let prepared = prepare(metric, dim, query).unwrap();
+            let walked = graph.search_coded(&data, &codes, query, k, 32, None, Rescore::Off).unwrap();
+            let scanned = graph.search_scan_coded(&data, &codes, query, k, None, Rescore::Off).unwrap();
+            prop_assert_eq!(scanned.len(), k.min(n));
+            for hits in [&walked, &scanned] {
+                prop_assert!(hits.len() <= k);
+                prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
+                for h in hits.iter() {
+                    let exact = kernel.score(&prepared, data.vector(h.offset));
+                    prop_assert!(close(h.score, exact), "coded {} vs exact {}", h.score, exact);
+                }
+            }
+            let exact = graph.search_exact(&data, query, k, None).unwrap();
+            let everything = graph.search_scan_coded(&data, &codes, query, k, None, Rescore::Oversample(n)).unwrap();
+            prop_assert_eq!(ids(&everything), ids(&exact));
+            let oversampled = graph.search_coded(&data, &codes, query, k, 8, None, Rescore::Oversample(3 * k)).unwrap();
+            prop_assert_eq!(oversampled.len(), k.min(n));
+            for h in &oversampled {
+                let exact = kernel.score(&prepared, data.vector(h.offset));
+                prop_assert!((h.score - exact).abs() <= 1e-5 * (1.0 + exact.abs()));
+            }
+        }
+    }
+
     #[test]
     fn codes_must_match_the_rows(n in 1usize..50) {
         let data = dataset(5, n, 64, 2, Metric::Cosine);
@@ -402,9 +446,9 @@ proptest! {
         let mut codes = braid_distance::Codes::from_source(Metric::Cosine, &data).unwrap();
         let q = data.vector(PointOffset(0)).to_vec();
         codes.push(&q);
-        prop_assert!(matches!(graph.search_coded(&data, &codes, &q, 3, 16, None), Err(HnswError::CodesMismatch { .. })), "search_coded");
-        prop_assert!(matches!(graph.search_scan_coded(&data, &codes, &q, 3, None), Err(HnswError::CodesMismatch { .. })), "search_scan_coded");
+        prop_assert!(matches!(graph.search_coded(&data, &codes, &q, 3, 16, None, Rescore::Pool), Err(HnswError::CodesMismatch { .. })), "search_coded");
+        prop_assert!(matches!(graph.search_scan_coded(&data, &codes, &q, 3, None, Rescore::Pool), Err(HnswError::CodesMismatch { .. })), "search_scan_coded");
         let euclid = braid_distance::Codes::from_source(Metric::Euclid, &data).unwrap();
-        prop_assert!(matches!(graph.search_coded(&data, &euclid, &q, 3, 16, None), Err(HnswError::CodesMismatch { .. })), "metric");
+        prop_assert!(matches!(graph.search_coded(&data, &euclid, &q, 3, 16, None, Rescore::Pool), Err(HnswError::CodesMismatch { .. })), "metric");
     }
 }

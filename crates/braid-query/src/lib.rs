@@ -46,8 +46,8 @@ pub use formula::{Decay, Expression, Formula, Variable};
 pub use plan::{MAX_DEPTH, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_MULTI_QUERY, MAX_OFFSET, resolve_space};
 pub use run::{Explain, MAX_BATCH, MAX_ROWS, Stop, explain, run, run_batch, run_batch_until, run_until};
 pub use tree::{
-    ContextPair, Direction, Example, Fusion, LookupFrom, Mmr, OrderBy, OrderCursor, Prefetch, Query,
-    QueryRequest, Recommend, RecommendStrategy, SearchParams,
+    ContextPair, Direction, Example, Fusion, LookupFrom, Mmr, OrderBy, OrderCursor, Prefetch,
+    QuantizationParams, Query, QueryRequest, Recommend, RecommendStrategy, SearchParams,
 };
 
 /// One result: a point and its score at the level that produced it.
@@ -109,7 +109,8 @@ pub trait Searchable: Sync {
     fn estimate(&self, leaf: &Self::Leaf<'_>) -> Cardinality;
     /// Graph or scan for the leaf with beam `ef`, and the costs behind the choice.
     fn choose(&self, leaf: &Self::Leaf<'_>, ef: usize) -> PathChoice;
-    /// The `limit` nearest points to `vector` in the leaf, best first.
+    /// The `limit` nearest points to `vector` in the leaf, best first, using the
+    /// space's quantized codes (if it has any) as `quantization` says.
     fn nearest(
         &self,
         leaf: &Self::Leaf<'_>,
@@ -117,6 +118,7 @@ pub trait Searchable: Sync {
         limit: usize,
         ef: usize,
         path: SearchPath,
+        quantization: QuantizationParams,
     ) -> Result<Vec<Hit>, QueryError>;
     /// The scores of `ids` against `vector` in `space`; points without a vector there
     /// (or not present) are left out. Any order.
@@ -311,6 +313,12 @@ pub enum QueryError {
     /// A NaN or infinite score threshold.
     #[error("score_threshold must be a finite number")]
     BadThreshold,
+    /// A search-time `quantization.oversampling` below 1 or not a number.
+    #[error("quantization oversampling must be a number of at least 1, got {value}")]
+    BadOversampling {
+        /// The value given.
+        value: f64,
+    },
     /// `order_by` on a key without a range index (integer, float or datetime).
     #[error(
         "order_by `{key}` needs a range index (integer, float or datetime) on the key; it has {}",

@@ -359,9 +359,23 @@ fn lower_probe<S: Searchable + ?Sized>(
     }
 }
 
-fn check_params(params: Option<SearchParams>) -> Result<Option<SearchParams>, QueryError> {
+fn check_params(params: Option<SearchParams>, limit: usize) -> Result<Option<SearchParams>, QueryError> {
     if let Some(ef) = params.and_then(|p| p.hnsw_ef) {
         check_limit("hnsw_ef", ef)?;
+    }
+    if let Some(o) = params.and_then(|p| p.quantization).and_then(|q| q.oversampling) {
+        if !(o.is_finite() && o >= 1.0) {
+            return Err(QueryError::BadOversampling { value: o });
+        }
+        // The oversampled pool is a beam width: bounded like one.
+        let pool = (limit as f64 * o).ceil();
+        if pool > MAX_LIMIT as f64 {
+            return Err(QueryError::Limit {
+                what: "limit × oversampling",
+                max: MAX_LIMIT,
+                got: pool as usize,
+            });
+        }
     }
     Ok(params)
 }
@@ -379,7 +393,7 @@ fn lower_level<S: Searchable + ?Sized>(
     if level.threshold.is_some_and(|t| !t.is_finite()) {
         return Err(QueryError::BadThreshold);
     }
-    check_params(level.params)?;
+    check_params(level.params, level.limit)?;
     let mut filter = merge(above, level.filter);
     let children = |filter: &Option<Filter>| -> Result<Vec<Node>, QueryError> {
         level.prefetch.iter().map(|p| lower_prefetch(segment, p, filter.as_ref(), depth + 1)).collect()

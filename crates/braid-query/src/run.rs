@@ -179,7 +179,14 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                     let ef = ef_for(segment, space, *limit, params);
                     let leaf = segment.leaf(space, filter.as_ref())?;
                     let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
-                    segment.nearest(&leaf, vector, *limit, ef, path)?
+                    segment.nearest(
+                        &leaf,
+                        vector,
+                        *limit,
+                        ef,
+                        path,
+                        params.quantization.unwrap_or_default(),
+                    )?
                 }
                 Probe::Sparse(vector) => segment.sparse_nearest(space, filter.as_ref(), vector, *limit)?,
                 Probe::Multi(query) => segment.multi_nearest(space, filter.as_ref(), query, *limit)?,
@@ -267,7 +274,14 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
                 let ef = ef_for(segment, space, *candidates, params);
                 let leaf = segment.leaf(space, filter.as_ref())?;
                 let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
-                segment.nearest(&leaf, vector, *candidates, ef, path)?
+                segment.nearest(
+                    &leaf,
+                    vector,
+                    *candidates,
+                    ef,
+                    path,
+                    params.quantization.unwrap_or_default(),
+                )?
             } else {
                 let mut seen = HashSet::new();
                 let ids: Vec<PointId> = execute_all(segment, children, stop)?

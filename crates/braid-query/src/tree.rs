@@ -6,12 +6,45 @@ use braid_sparse::SparseVector;
 use braid_text::Document;
 
 /// Per-request search knobs, as in Qdrant's `SearchParams`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SearchParams {
     /// Beam width for the HNSW search (default: the collection's choice).
     pub hnsw_ef: Option<usize>,
     /// Score every candidate exactly instead of searching the graph.
     pub exact: bool,
+    /// How a space's quantized codes are used (`docs/query.md`, "Quantization at
+    /// search time"); none: the defaults.
+    pub quantization: Option<QuantizationParams>,
+}
+
+impl SearchParams {
+    /// `{"exact": true}`: every candidate scored with the original vectors.
+    pub const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true, quantization: None };
+
+    /// `{"hnsw_ef": ef}`.
+    pub const fn ef(ef: usize) -> SearchParams {
+        SearchParams { hnsw_ef: Some(ef), exact: false, quantization: None }
+    }
+
+    /// These parameters with `quantization` set.
+    pub const fn with_quantization(self, quantization: QuantizationParams) -> SearchParams {
+        SearchParams { quantization: Some(quantization), ..self }
+    }
+}
+
+/// Qdrant's search-time `quantization` parameters: whether a search of a quantized
+/// space walks by its codes, and how it re-scores what they found. Spaces without
+/// codes are always searched with their original vectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QuantizationParams {
+    /// Search with the original vectors only, as if the space had no codes.
+    pub ignore: bool,
+    /// Re-score the candidates the codes found with the original vectors (exact
+    /// scores; the default), or answer with the codes' approximate scores (`false`).
+    pub rescore: Option<bool>,
+    /// Re-score exactly `ceil(limit · oversampling)` candidates, at least 1.0
+    /// (default: Braid's pool of `max(4 · limit, 40)`).
+    pub oversampling: Option<f64>,
 }
 
 /// How to combine the results of several prefetches.

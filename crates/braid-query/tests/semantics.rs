@@ -198,7 +198,7 @@ fn explain_names_the_path_of_each_leaf() {
         Fusion::rrf(),
         vec![
             Prefetch::nearest("text", t, 20).filter(Filter::must([field("price").lt(30.0)])),
-            Prefetch::nearest("image", i, 20).params(SearchParams { hnsw_ef: Some(256), exact: true }),
+            Prefetch::nearest("image", i, 20).params(SearchParams { exact: true, ..SearchParams::ef(256) }),
         ],
     );
     let text = explain(&db, &request).unwrap().to_string();

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use braid::{
     CollectionConfig, CollectionInfo, ContextPair, Distance, Document, Example, Filter, Fusion, IndexKind,
-    LookupFrom, NamedVectors, PointId, PointStruct, PointVectors, PointsSelector, Prefetch, Query,
-    QueryPoints, QueryRequest, Recommend, RecommendStrategy, Record, ScoredPoint, SearchParams, SparseVector,
-    SparseVectors, VectorParams, WithPayload, WithVectors,
+    LookupFrom, NamedVectors, PointId, PointStruct, PointVectors, PointsSelector, Prefetch,
+    QuantizationParams, Query, QueryPoints, QueryRequest, Recommend, RecommendStrategy, Record, ScoredPoint,
+    SearchParams, SparseVector, SparseVectors, VectorParams, WithPayload, WithVectors,
 };
 use serde_json::{Map, Value, json};
 
@@ -109,8 +109,8 @@ fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
 fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
     let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(QuantizationSpec::Absent) };
     let o = object(v, "`quantization_config`")?;
-    Ok(match (o.get("scalar"), o.len()) {
-        (Some(scalar), 1) => {
+    Ok(match (o.get("scalar"), o.get("binary"), o.len()) {
+        (Some(scalar), None, 1) => {
             let so = object(scalar, "`quantization_config.scalar`")?;
             only(so, "`quantization_config.scalar`", &["type", "quantile", "always_ram"])?;
             let kind = so.get("type");
@@ -119,10 +119,30 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
                     .and_then(Value::as_str)
                     .map_or_else(|| format!("{}", kind.unwrap_or(&Value::Null)), str::to_string),
                 quantile: f32_field(so, "quantile")?,
-                always_ram: match so.get("always_ram") {
-                    None | Some(Value::Null) => None,
-                    Some(v) => Some(v.as_bool().ok_or_else(|| bad("`always_ram` must be a boolean"))?),
-                },
+                always_ram: bool_field(so, "quantization_config.scalar.always_ram")?,
+            }
+        }
+        (None, Some(binary), 1) => {
+            let bo = object(binary, "`quantization_config.binary`")?;
+            only(
+                bo,
+                "`quantization_config.binary`",
+                &["always_ram", "encoding", "query_encoding", "memory"],
+            )?;
+            let name = |key: &str| -> Result<Option<String>, ApiError> {
+                match field(bo, key) {
+                    None => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(v) => {
+                        Err(bad(format!("`quantization_config.binary.{key}` must be a string, got {v}")))
+                    }
+                }
+            };
+            QuantizationSpec::Binary {
+                always_ram: bool_field(bo, "quantization_config.binary.always_ram")?,
+                encoding: name("encoding")?,
+                query_encoding: name("query_encoding")?,
+                memory: field(bo, "memory").is_some(),
             }
         }
         _ => QuantizationSpec::Other { kinds: o.keys().cloned().collect() },
@@ -131,7 +151,13 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
 
 /// What collection info reports for a space's quantization.
 fn quantization_json(p: &VectorParams) -> Value {
-    if p.keeps_codes() { json!({"scalar": {"type": "int8", "always_ram": true}}) } else { Value::Null }
+    match p.code_kind() {
+        Some(braid::distance::CodeKind::Int8) => json!({"scalar": {"type": "int8", "always_ram": true}}),
+        Some(braid::distance::CodeKind::Binary) => {
+            json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
+        }
+        None => Value::Null,
+    }
 }
 
 fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
@@ -674,13 +700,40 @@ pub(crate) fn with_vectors(o: &Map<String, Value>) -> Result<WithVectors, ApiErr
 fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
     let Some(p) = field(o, "params") else { return Ok(None) };
     let p = object(p, "`params`")?;
-    only(p, "`params`", &["hnsw_ef", "exact", "indexed_only"])?;
+    only(p, "`params`", &["hnsw_ef", "exact", "indexed_only", "quantization"])?;
     fixed(p, "indexed_only", json!(false), "every stored point is searchable at once")?;
-    let exact = match field(p, "exact") {
-        None => false,
-        Some(v) => v.as_bool().ok_or_else(|| bad("`params.exact` must be a bool"))?,
+    let quantization = match field(p, "quantization") {
+        None => None,
+        Some(q) => {
+            let q = object(q, "`params.quantization`")?;
+            only(q, "`params.quantization`", &["ignore", "rescore", "oversampling"])?;
+            let oversampling = match field(q, "oversampling") {
+                None => None,
+                Some(v) => Some(v.as_f64().ok_or_else(|| {
+                    bad(format!("`params.quantization.oversampling` must be a number, got {v}"))
+                })?),
+            };
+            Some(QuantizationParams {
+                ignore: bool_field(q, "params.quantization.ignore")?.unwrap_or(false),
+                rescore: bool_field(q, "params.quantization.rescore")?,
+                oversampling,
+            })
+        }
     };
-    Ok(Some(SearchParams { hnsw_ef: usize_field(p, "hnsw_ef")?, exact }))
+    Ok(Some(SearchParams {
+        hnsw_ef: usize_field(p, "hnsw_ef")?,
+        exact: bool_field(p, "params.exact")?.unwrap_or(false),
+        quantization,
+    }))
+}
+
+/// A boolean field `path` names (its last part is the key), if present.
+fn bool_field(o: &Map<String, Value>, path: &str) -> Result<Option<bool>, ApiError> {
+    let key = path.rsplit('.').next().unwrap_or(path);
+    match field(o, key) {
+        None => Ok(None),
+        Some(v) => v.as_bool().map(Some).ok_or_else(|| bad(format!("`{path}` must be a bool, got {v}"))),
+    }
 }
 
 /// `POST /points/search` body, as the query it is.

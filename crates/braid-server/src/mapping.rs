@@ -43,17 +43,55 @@ pub(crate) enum QuantizationSpec {
     /// `scalar` with this `type` (`int8` is what Braid's codes are), `quantile` and
     /// `always_ram`.
     Scalar { kind: String, quantile: Option<f32>, always_ram: Option<bool> },
-    /// Any other kind (`product`, `binary`, …), by name.
+    /// `binary` with its `always_ram`, `encoding` and `query_encoding` (as named on
+    /// the wire), and whether a `memory` placement was given.
+    Binary {
+        always_ram: Option<bool>,
+        encoding: Option<String>,
+        query_encoding: Option<String>,
+        memory: bool,
+    },
+    /// Any other kind (`product`, …), by name.
     Other { kinds: Vec<String> },
 }
 
 impl QuantizationSpec {
-    /// Braid keeps one-byte scalar codes by default, so no quantization or scalar int8
-    /// is what it serves; product, binary and other kinds are refused rather than
-    /// silently ignored.
-    pub(crate) fn check(&self) -> Result<(), ApiError> {
+    /// The codes a space keeps under this spec, `absent` when none was given.
+    /// Scalar int8 and binary one-bit codes are served; other kinds and settings
+    /// Braid does not have are refused rather than silently ignored.
+    pub(crate) fn quantization(&self, absent: braid::Quantization) -> Result<braid::Quantization, ApiError> {
+        self.check()?;
+        Ok(match self {
+            QuantizationSpec::Absent => absent,
+            QuantizationSpec::Binary { .. } => braid::Quantization::Binary,
+            QuantizationSpec::Scalar { .. } | QuantizationSpec::Other { .. } => braid::Quantization::Int8,
+        })
+    }
+
+    fn check(&self) -> Result<(), ApiError> {
         match self {
             QuantizationSpec::Absent => Ok(()),
+            QuantizationSpec::Binary { always_ram: Some(false), .. } => Err(bad(
+                "binary quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
+            )),
+            QuantizationSpec::Binary { memory: true, .. } => {
+                Err(bad("binary quantization `memory` is not supported: Braid keeps its codes in RAM"))
+            }
+            QuantizationSpec::Binary { encoding: Some(e), .. }
+                if !(e.eq_ignore_ascii_case("one_bit") || e.eq_ignore_ascii_case("OneBit")) =>
+            {
+                Err(bad(format!(
+                    "binary quantization encoding {e} is not supported: Braid keeps one bit (one_bit)"
+                )))
+            }
+            QuantizationSpec::Binary { query_encoding: Some(q), .. }
+                if !(q.eq_ignore_ascii_case("default") || q.eq_ignore_ascii_case("scalar8bits")) =>
+            {
+                Err(bad(format!(
+                    "binary quantization query_encoding {q} is not supported: Braid ranks binary codes against an 8-bit query (default, scalar8bits)"
+                )))
+            }
+            QuantizationSpec::Binary { .. } => Ok(()),
             QuantizationSpec::Scalar { kind, .. } if !kind.eq_ignore_ascii_case("int8") => {
                 Err(bad(format!("scalar quantization type {kind} is not supported: use int8")))
             }
@@ -69,7 +107,7 @@ impl QuantizationSpec {
             )),
             QuantizationSpec::Scalar { .. } => Ok(()),
             QuantizationSpec::Other { kinds } => Err(bad(format!(
-                "quantization {} is not supported: Braid keeps scalar Int8 codes, its default (REST: {{\"scalar\": {{\"type\": \"int8\"}}}})",
+                "quantization {} is not supported: Braid keeps scalar int8 codes (its default) or binary ones (REST: {{\"scalar\": {{\"type\": \"int8\"}}}} or {{\"binary\": {{}}}})",
                 kinds.join(", ")
             ))),
         }
@@ -96,8 +134,9 @@ impl SpaceSpec {
         config: CollectionConfig,
         name: &str,
         base: HnswParams,
+        quantization: braid::Quantization,
     ) -> Result<CollectionConfig, ApiError> {
-        let params = self.params(base)?;
+        let params = self.params(base, quantization)?;
         Ok(if self.multivector {
             config.multivector(name, braid::MultiVectorParams::new(params.size, params.distance))
         } else {
@@ -105,15 +144,21 @@ impl SpaceSpec {
         })
     }
 
-    /// The space's parameters, its HNSW settings over `base` (the collection's).
-    pub(crate) fn params(&self, base: HnswParams) -> Result<VectorParams, ApiError> {
-        self.quantization.check()?;
+    /// The space's parameters, its HNSW settings over `base` and its quantization
+    /// over `quantization` (the collection's).
+    pub(crate) fn params(
+        &self,
+        base: HnswParams,
+        quantization: braid::Quantization,
+    ) -> Result<VectorParams, ApiError> {
+        let quantization = self.quantization.quantization(quantization)?;
         let size = self.size.ok_or_else(|| bad("vector params need `size`"))?;
         let distance = self.distance.ok_or_else(|| bad("vector params need `distance`"))?;
         let hnsw = self.hnsw.over(base);
         Ok(VectorParams::new(size, distance)
             .hnsw(hnsw.m, hnsw.ef_construct)
-            .full_scan_threshold_kb(hnsw.full_scan_threshold_kb))
+            .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
+            .quantization(quantization))
     }
 }
 
@@ -145,7 +190,7 @@ impl CollectionSpec {
     /// The configuration: a collection-level `hnsw_config` is the default of every
     /// space (over Braid's and Qdrant's m = 16, ef_construct = 100).
     pub(crate) fn config(&self) -> Result<CollectionConfig, ApiError> {
-        self.quantization.check()?;
+        let quantization = self.quantization.quantization(braid::Quantization::default())?;
         let base = self.hnsw.over(HnswParams::default());
         let mut config = CollectionConfig::new();
         if let Some(kb) = self.indexing_threshold {
@@ -156,10 +201,10 @@ impl CollectionSpec {
         match &self.spaces {
             // No vectors (absent or `{}`): a collection of payloads, as Qdrant allows.
             None => {}
-            Some(Spaces::Unnamed(space)) => config = space.add(config, DEFAULT_VECTOR, base)?,
+            Some(Spaces::Unnamed(space)) => config = space.add(config, DEFAULT_VECTOR, base, quantization)?,
             Some(Spaces::Named(spaces)) => {
                 for (name, space) in spaces {
-                    config = space.add(config, name, base)?;
+                    config = space.add(config, name, base, quantization)?;
                 }
             }
         }
@@ -191,10 +236,7 @@ impl QuantizationChange {
         Ok(match self {
             QuantizationChange::Keep => base,
             QuantizationChange::Disabled => braid::Quantization::None,
-            QuantizationChange::To(spec) => {
-                spec.check()?;
-                braid::Quantization::Int8
-            }
+            QuantizationChange::To(spec) => spec.quantization(base)?,
         })
     }
 }
@@ -387,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn only_scalar_int8_quantization_is_served() {
+    fn scalar_int8_and_binary_quantization_are_served() {
         let scalar = |kind: &str, quantile, always_ram| QuantizationSpec::Scalar {
             kind: kind.into(),
             quantile,
@@ -400,16 +442,38 @@ mod tests {
         assert!(scalar("int8", None, Some(false)).check().unwrap_err().message.contains("always_ram"));
         let err = QuantizationSpec::Other { kinds: vec!["product".into()] }.check().unwrap_err();
         assert!(err.message.contains("product"), "{}", err.message);
+        let binary =
+            |encoding: Option<&str>, query: Option<&str>, always_ram, memory| QuantizationSpec::Binary {
+                always_ram,
+                encoding: encoding.map(str::to_string),
+                query_encoding: query.map(str::to_string),
+                memory,
+            };
+        let q = |spec: QuantizationSpec| spec.quantization(braid::Quantization::None);
+        assert_eq!(q(binary(None, None, None, false)).unwrap(), braid::Quantization::Binary);
+        assert_eq!(
+            q(binary(Some("one_bit"), Some("scalar8bits"), Some(true), false)).unwrap(),
+            braid::Quantization::Binary
+        );
+        assert_eq!(q(QuantizationSpec::Absent).unwrap(), braid::Quantization::None);
+        assert!(q(binary(Some("two_bits"), None, None, false)).unwrap_err().message.contains("two_bits"));
+        assert!(
+            q(binary(None, Some("scalar4bits"), None, false)).unwrap_err().message.contains("scalar4bits")
+        );
+        assert!(q(binary(None, None, Some(false), false)).unwrap_err().message.contains("always_ram"));
+        assert!(q(binary(None, None, None, true)).unwrap_err().message.contains("memory"));
         let mut s = space(4);
-        s.quantization = QuantizationSpec::Other { kinds: vec!["binary".into()] };
-        assert!(s.params(HnswParams::default()).is_err());
+        s.quantization = QuantizationSpec::Other { kinds: vec!["product".into()] };
+        assert!(s.params(HnswParams::default(), braid::Quantization::Int8).is_err());
     }
 
     #[test]
     fn missing_fields_are_named() {
         let mut s = space(4);
         s.size = None;
-        assert!(s.params(HnswParams::default()).unwrap_err().message.contains("size"));
+        assert!(
+            s.params(HnswParams::default(), braid::Quantization::Int8).unwrap_err().message.contains("size")
+        );
         let none = CollectionSpec {
             hnsw: HnswDiff::default(),
             indexing_threshold: None,

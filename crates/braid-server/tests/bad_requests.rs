@@ -95,7 +95,9 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         ("two shards", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "shard_number": 2}"#.to_vec()), 400, "shard_number"),
         ("f16 vectors", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot", "datatype": "float16"}}"#.to_vec()), 400, "datatype"),
         ("misspelt search field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "filtr": {}}"#.to_vec()), 400, "filtr"),
-        ("search params quantization", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"rescore": false}}}"#.to_vec()), 400, "quantization"),
+        ("search params oversampling below 1", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"oversampling": 0.5}}}"#.to_vec()), 400, "oversampling"),
+        ("search params quantization field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"rescore": false, "exact": true}}}"#.to_vec()), 400, "exact"),
+        ("two-bit binary quantization", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"binary": {"encoding": "two_bits"}}}}"#.to_vec()), 400, "two_bits"),
     ];
 
     // Valid searches run throughout; every one must succeed.

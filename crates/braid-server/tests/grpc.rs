@@ -29,7 +29,7 @@ fn grpc_client(running: &Running) -> Qdrant {
         .expect("client")
 }
 
-const EXACT: LocalParams = LocalParams { hnsw_ef: None, exact: true };
+const EXACT: LocalParams = LocalParams::EXACT;
 
 fn exact() -> Option<SearchParams> {
     Some(SearchParams { exact: Some(true), ..Default::default() })
@@ -171,10 +171,42 @@ async fn the_official_rust_client_walks_the_tutorial() {
         ..Default::default()
     };
     let refused = client
-        .create_collection(wide(q::quantization_config::Quantization::Binary(Default::default())))
+        .create_collection(wide(q::quantization_config::Quantization::Product(q::ProductQuantization {
+            compression: q::CompressionRatio::X16.into(),
+            ..Default::default()
+        })))
         .await
-        .expect_err("binary quantization is refused");
-    assert!(refused.to_string().contains("Int8"), "{refused}");
+        .expect_err("product quantization is refused");
+    assert!(refused.to_string().contains("product"), "{refused}");
+    let two_bits = q::BinaryQuantization {
+        encoding: Some(q::BinaryQuantizationEncoding::TwoBits.into()),
+        ..Default::default()
+    };
+    let refused = client
+        .create_collection(wide(q::quantization_config::Quantization::Binary(two_bits)))
+        .await
+        .expect_err("two-bit binary quantization is refused");
+    assert!(refused.to_string().contains("TwoBits"), "{refused}");
+    client
+        .create_collection(CreateCollection {
+            collection_name: "bits".into(),
+            ..wide(q::quantization_config::Quantization::Binary(Default::default()))
+        })
+        .await
+        .expect("binary");
+    let bits_info = client.collection_info("bits").await.expect("info").result.expect("info");
+    match bits_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
+        Some(q::vectors_config::Config::Params(p)) => assert!(
+            matches!(
+                p.quantization_config.and_then(|q| q.quantization),
+                Some(q::quantization_config::Quantization::Binary(b))
+                    if b.encoding == Some(q::BinaryQuantizationEncoding::OneBit.into())
+            ),
+            "binary codes reported"
+        ),
+        other => panic!("one unnamed space: {other:?}"),
+    }
+    client.delete_collection("bits").await.expect("delete bits");
     let scalar = q::ScalarQuantization { r#type: q::QuantizationType::Int8.into(), ..Default::default() };
     client
         .create_collection(wide(q::quantization_config::Quantization::Scalar(scalar)))

@@ -88,7 +88,7 @@ fn local_hybrid(
     q: &[f32],
     group: i64,
 ) -> Vec<(PointId, f32)> {
-    let exact = SearchParams { hnsw_ef: None, exact: true };
+    let exact = SearchParams::EXACT;
     let request = QueryRequest::fusion(
         fusion,
         vec![
@@ -200,7 +200,7 @@ async fn hybrid_search_through_rest_answers_as_the_facade() {
             let body = json!({"query": q, "using": "dense", "filter": {"must": [condition]}, "params": {"exact": true}, "limit": 10});
             let got = rest_hits(&rest.post("/collections/docs/points/query", body).await);
             let filter = Filter::from_json(&json!({"must": [condition]})).unwrap();
-            let exact = SearchParams { hnsw_ef: None, exact: true };
+            let exact = SearchParams::EXACT;
             let want = local_c
                 .query(QueryRequest::nearest("dense", q.clone()).filter(filter).params(exact).limit(10))
                 .unwrap();
@@ -362,7 +362,7 @@ async fn hybrid_search_through_grpc_with_the_official_client() {
             )
             .await
             .unwrap();
-        let exact = SearchParams { hnsw_ef: None, exact: true };
+        let exact = SearchParams::EXACT;
         let want = local_c
             .query(
                 QueryRequest::nearest("dense", qv.clone())

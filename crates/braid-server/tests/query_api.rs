@@ -226,3 +226,126 @@ async fn order_by_answers_as_the_facade_on_both_protocols() {
     assert_eq!(status, 400, "{v}");
     assert!(v["status"]["error"].as_str().unwrap().contains("keyword"), "{v}");
 }
+
+/// Search-time `quantization` parameters over both protocols, on a 96-d space whose
+/// searches walk by its codes: `rescore: false` answers with the codes' approximate
+/// scores, `ignore` with exact ones, `oversampling` is checked, and REST and gRPC
+/// answer alike; a bad value is a clear error on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_time_quantization_on_both_protocols() {
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    let c = "/collections/coded";
+    rest.put(
+        c,
+        json!({
+            "vectors": {"t": {"size": 96, "distance": "Cosine", "hnsw_config": {"full_scan_threshold": 1}}},
+            "optimizers_config": {"indexing_threshold": 1},
+        }),
+    )
+    .await;
+    let mut rng = braid_testkit::Rng::new(5);
+    let centres: Vec<Vec<f32>> = (0..8).map(|_| rng.vector(96)).collect();
+    let mut near = |i: usize| -> Vec<f32> { centres[i % 8].iter().map(|x| x + rng.uniform()).collect() };
+    let vectors: Vec<Vec<f32>> = (0..2_000).map(&mut near).collect();
+    for (b, batch) in vectors.chunks(500).enumerate() {
+        let points: Vec<Value> =
+            batch.iter().enumerate().map(|(i, v)| json!({"id": b * 500 + i, "vector": {"t": v}})).collect();
+        rest.put(&format!("{c}/points?wait=true"), json!({"points": points})).await;
+    }
+    let cosine = |a: &[f32], b: &[f32]| {
+        let norm = |x: &[f32]| x.iter().map(|v| v * v).sum::<f32>().sqrt();
+        a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b))
+    };
+    let client = grpc_client(&running);
+    let (mut approximate, mut compared) = (0, 0);
+    for qi in 0..5 {
+        let query = near(qi);
+        for (params, exact_scores) in [
+            (json!({"rescore": false}), false),
+            (json!({"ignore": true, "rescore": false}), true),
+            (json!({"oversampling": 2.5}), true),
+            (json!({"rescore": true, "oversampling": 1.0, "ignore": false}), true),
+        ] {
+            let body = json!({"query": query, "using": "t", "limit": 10, "params": {"quantization": params}});
+            let got = rest.post(&format!("{c}/points/query"), body).await;
+            let hits: Vec<(u64, f32)> = got["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap() as f32))
+                .collect();
+            assert_eq!(hits.len(), 10, "{params}");
+            for &(id, score) in &hits {
+                let exact = cosine(&query, &vectors[id as usize]);
+                if exact_scores {
+                    assert!((score - exact).abs() <= 1e-4, "{params}: {score} vs exact {exact}");
+                } else {
+                    assert!((score - exact).abs() <= 0.05, "{params}: coded {score} vs exact {exact}");
+                    compared += 1;
+                    approximate += usize::from((score - exact).abs() > 1e-5);
+                }
+            }
+            // The official client's QuantizationSearchParams reach the same search.
+            let mut qp = q::QuantizationSearchParamsBuilder::default();
+            if let Some(b) = params["ignore"].as_bool() {
+                qp = qp.ignore(b);
+            }
+            if let Some(b) = params["rescore"].as_bool() {
+                qp = qp.rescore(b);
+            }
+            if let Some(o) = params["oversampling"].as_f64() {
+                qp = qp.oversampling(o);
+            }
+            let got = client
+                .query(
+                    q::QueryPointsBuilder::new("coded")
+                        .query(query.clone())
+                        .using("t")
+                        .limit(10)
+                        .params(q::SearchParamsBuilder::default().quantization(qp)),
+                )
+                .await
+                .unwrap();
+            let grpc: Vec<(u64, f32)> = got
+                .result
+                .iter()
+                .map(|p| match p.id.as_ref().and_then(|i| i.point_id_options.clone()) {
+                    Some(q::point_id::PointIdOptions::Num(n)) => (n, p.score),
+                    other => panic!("numeric ids: {other:?}"),
+                })
+                .collect();
+            assert_eq!(grpc, hits, "gRPC and REST answer alike for {params}");
+        }
+    }
+    assert!(
+        approximate * 2 > compared,
+        "rescore: false gives the codes' scores ({approximate} of {compared})"
+    );
+
+    // Bad values: 400 with the reason on REST, InvalidArgument on gRPC.
+    for (params, says) in [
+        (json!({"oversampling": 0.5}), "oversampling"),
+        (json!({"oversampling": "2"}), "oversampling"),
+        (json!({"rescore": 1}), "rescore"),
+        (json!({"always": true}), "always"),
+    ] {
+        let body = json!({"query": vec![0.5; 96], "using": "t", "params": {"quantization": params}});
+        let (status, got) = rest.call(reqwest::Method::POST, &format!("{c}/points/query"), Some(body)).await;
+        assert_eq!(status, 400, "{params}: {got}");
+        assert!(got["status"]["error"].as_str().unwrap().contains(says), "{params}: {got}");
+    }
+    let err = client
+        .query(
+            q::QueryPointsBuilder::new("coded").query(vec![0.5; 96]).using("t").params(
+                q::SearchParamsBuilder::default()
+                    .quantization(q::QuantizationSearchParamsBuilder::default().oversampling(0.5)),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:?}").contains("InvalidArgument") && format!("{err}").contains("oversampling"),
+        "{err:?}"
+    );
+}

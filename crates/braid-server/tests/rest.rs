@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use common::*;
 
-const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
+const EXACT: SearchParams = SearchParams::EXACT;
 
 /// (id, score) pairs of a REST result list.
 fn hits(v: &Value) -> Vec<(PointId, f32)> {

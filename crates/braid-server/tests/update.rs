@@ -75,11 +75,18 @@ async fn patch_changes_a_live_collection_over_rest() {
         codes(&rest.get("/collections/wide").await),
         json!({"scalar": {"type": "int8", "always_ram": true}})
     );
+    let binary = json!({"vectors": {"v": {"quantization_config": {"binary": {"always_ram": true}}}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", binary).await, json!(true));
+    assert_eq!(
+        codes(&rest.get("/collections/wide").await),
+        json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
+    );
 
     // Refused, with nothing changed.
     let refused = [
         (json!({"vectors": {"nope": {"hnsw_config": {"m": 4}}}}), "nope"),
-        (json!({"quantization_config": {"binary": {}}}), "binary"),
+        (json!({"quantization_config": {"binary": {"encoding": "two_bits"}}}), "two_bits"),
+        (json!({"quantization_config": {"product": {"compression": "x16"}}}), "product"),
         (json!({"quantization_config": "Enabled"}), "Enabled"),
         (json!({"params": {"replication_factor": 3}}), "replication_factor"),
         (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),

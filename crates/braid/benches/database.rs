@@ -7,7 +7,8 @@
 //! `cargo xtask data --n 100000 --queries 200`), `--out FILE`, `--keep DIR` (build the collection
 //! durably in DIR on the first run and reopen it on later ones, to profile searches
 //! without re-ingesting; ingest then reports the reopen), `--only TEXT` (run the cases
-//! whose name contains TEXT). Under `cargo test` it runs on the
+//! whose name contains TEXT), `--quantization int8|binary|none` (the space's codes;
+//! default int8, Braid's default). Under `cargo test` it runs on the
 //! 20k set's first 2,000 rows when `cargo xtask data` has made it, else it prints a
 //! note and stops.
 
@@ -58,6 +59,13 @@ fn main() {
         Some(d) => Database::open(d).expect("open the kept database"),
         None => Database::in_memory(),
     };
+    let quantization = match args.value("--quantization").as_deref() {
+        None | Some("int8") => braid::Quantization::Int8,
+        Some("binary") => braid::Quantization::Binary,
+        Some("none") => braid::Quantization::None,
+        Some(other) => panic!("--quantization takes int8, binary or none, not {other}"),
+    };
+    println!("quantization: {quantization:?}");
     let t = Instant::now();
     let c = if reuse {
         db.collection("wordnet").expect("the kept database has the collection")
@@ -65,8 +73,12 @@ fn main() {
         let c = db
             .create_collection(
                 "wordnet",
-                CollectionConfig::new()
-                    .vector("text", VectorParams::new(base[0].len(), Distance::Cosine).hnsw(16, 200)),
+                CollectionConfig::new().vector(
+                    "text",
+                    VectorParams::new(base[0].len(), Distance::Cosine)
+                        .hnsw(16, 200)
+                        .quantization(quantization),
+                ),
             )
             .expect("valid config");
         c.create_payload_index("category", IndexKind::Keyword).expect("fresh");
@@ -129,7 +141,7 @@ fn main() {
                 r = r.filter(Filter::must([field(k).eq(v)]));
             }
             if let Some(ef) = ef {
-                r = r.params(SearchParams { hnsw_ef: Some(ef), exact: false });
+                r = r.params(SearchParams::ef(ef));
             }
             r
         };
@@ -163,8 +175,7 @@ fn main() {
         rows.push(json!({"case": name, "selectivity": selectivity, "recall": recall, "qps": qps}));
     }
     if bench {
-        let report =
-            json!({"data_dir": dir, "n": n, "queries": queries.len(), "ingest_s": ingest, "rows": rows});
+        let report = json!({"data_dir": dir, "n": n, "queries": queries.len(), "quantization": format!("{quantization:?}"), "ingest_s": ingest, "rows": rows});
         if let Some(parent) = out.parent() {
             let _ = std::fs::create_dir_all(parent);
         }

@@ -271,10 +271,9 @@ fn main() -> Result<(), Error> {
     let tuned = QueryRequest::fusion(
         Fusion::dbsf(),
         vec![
-            Prefetch::nearest("text", q_text.clone(), 20)
-                .params(SearchParams { hnsw_ef: Some(64), exact: false }),
+            Prefetch::nearest("text", q_text.clone(), 20).params(SearchParams::ef(64)),
             Prefetch::nearest("image", q_image.clone(), 20)
-                .params(SearchParams { hnsw_ef: Some(256), exact: true }),
+                .params(SearchParams { exact: true, ..SearchParams::ef(256) }),
         ],
     )
     .limit(3);

@@ -44,6 +44,11 @@ pub enum Quantization {
     /// space behaves as [`Quantization::None`].
     #[default]
     Int8,
+    /// One bit per component (the sign of its difference from the space's mean) plus
+    /// 12 bytes per vector: a thirty-second of the `f32` rows, ranking coarser than
+    /// [`Quantization::Int8`], so searches re-score a larger pool (`docs/hnsw.md`,
+    /// "Binary codes"). Same metrics and dimensions as Int8.
+    Binary,
     /// Only the original vectors: less memory, slower walks and scans.
     None,
 }
@@ -79,15 +84,22 @@ impl VectorParams {
     /// Whether this space keeps one-byte codes: [`Quantization::Int8`] under a metric
     /// and dimension codes apply to (Cosine, Dot, Euclid; 64 components or more).
     pub fn keeps_codes(&self) -> bool {
-        self.quantization == Quantization::Int8 && braid_distance::Codes::supports(self.distance, self.size)
+        self.code_kind().is_some()
+    }
+
+    /// The kind of codes this space keeps, if it keeps any.
+    pub fn code_kind(&self) -> Option<braid_distance::CodeKind> {
+        let kind = match self.quantization {
+            Quantization::Int8 => braid_distance::CodeKind::Int8,
+            Quantization::Binary => braid_distance::CodeKind::Binary,
+            Quantization::None => return None,
+        };
+        braid_distance::Codes::supports(self.distance, self.size).then_some(kind)
     }
 
     /// The codes this space keeps, if any.
     pub(crate) fn codes(&self) -> Option<braid_distance::Codes> {
-        match self.quantization {
-            Quantization::Int8 => braid_distance::Codes::new(self.distance, self.size),
-            Quantization::None => None,
-        }
+        braid_distance::Codes::of_kind(self.code_kind()?, self.distance, self.size)
     }
 
     /// With graph settings `m` and `ef_construct`.

@@ -63,7 +63,8 @@ pub use braid_core::Uuid;
 pub use braid_filter::{Condition, FacetValue, Filter, IndexKind, field};
 pub use braid_query::{
     ContextPair, Decay, Direction, Example, Expression, Formula, Fusion, LookupFrom, Mmr, OrderBy,
-    OrderValue, Prefetch, Query, QueryRequest, Recommend, RecommendStrategy, SearchParams, Stop,
+    OrderValue, Prefetch, QuantizationParams, Query, QueryRequest, Recommend, RecommendStrategy,
+    SearchParams, Stop,
 };
 pub use braid_sparse::{SparseError, SparseVector};
 pub use braid_text::{Bm25, Document, TextError};

@@ -440,7 +440,7 @@ impl Segment {
         for (name, params) in &new.vectors {
             match self.spaces.get(name) {
                 Some(old) => {
-                    if params.keeps_codes() != old.params.keeps_codes() {
+                    if params.code_kind() != old.params.code_kind() {
                         let fresh = params.codes().map(|mut c| {
                             c.extend_from_parallel(&old.rows, threads);
                             c
@@ -1046,6 +1046,17 @@ impl Leaf<'_> {
     }
 }
 
+/// How a coded search of `limit` answers re-scores, from Qdrant's search-time
+/// `quantization` parameters (`docs/query.md`, "Quantization at search time").
+fn rescore_for(q: braid_query::QuantizationParams, limit: usize) -> braid_hnsw::Rescore {
+    match (q.rescore, q.oversampling) {
+        (Some(false), _) => braid_hnsw::Rescore::Off,
+        // The planner bounded `limit × oversampling` by MAX_LIMIT.
+        (_, Some(o)) => braid_hnsw::Rescore::Oversample((limit as f64 * o).ceil() as usize),
+        (_, None) => braid_hnsw::Rescore::Pool,
+    }
+}
+
 /// A graph failure while searching, for the planner (the facade reports it as
 /// `Error::Internal`: a damaged index or a bug, not the request).
 fn search_failed(e: braid_hnsw::HnswError) -> QueryError {
@@ -1176,16 +1187,23 @@ impl Searchable for Segment {
         limit: usize,
         ef: usize,
         path: SearchPath,
+        quantization: braid_query::QuantizationParams,
     ) -> Result<Vec<Hit>, QueryError> {
         let filter = leaf.filter();
         let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
-        let found = match (path, &leaf.data.codes) {
+        let codes = leaf.data.codes.as_ref().filter(|_| !quantization.ignore);
+        let rescore = rescore_for(quantization, limit);
+        let found = match (path, codes) {
             (SearchPath::Exact, _) | (SearchPath::Scan, None) => {
                 graph.search_exact(rows, vector, limit, filter)
             }
-            (SearchPath::Scan, Some(codes)) => graph.search_scan_coded(rows, codes, vector, limit, filter),
+            (SearchPath::Scan, Some(codes)) => {
+                graph.search_scan_coded(rows, codes, vector, limit, filter, rescore)
+            }
             (SearchPath::Graph, None) => graph.search(rows, vector, limit, ef, filter),
-            (SearchPath::Graph, Some(codes)) => graph.search_coded(rows, codes, vector, limit, ef, filter),
+            (SearchPath::Graph, Some(codes)) => {
+                graph.search_coded(rows, codes, vector, limit, ef, filter, rescore)
+            }
         }
         .map_err(search_failed)?;
         Ok(self.hits(found))

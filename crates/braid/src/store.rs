@@ -878,7 +878,11 @@ fn load_segment(
                 let body = document::decode(&path, &bytes, CODES_MAGIC, FORMAT_VERSION, "codes")?;
                 let codes = braid_distance::Codes::from_bytes(body)
                     .map_err(|e| StorageError::corrupt(&path, 0, format!("codes: {e}")))?;
-                if codes.len() != n || codes.dim() != fresh.dim() || codes.metric() != fresh.metric() {
+                if codes.len() != n
+                    || codes.dim() != fresh.dim()
+                    || codes.metric() != fresh.metric()
+                    || codes.kind() != fresh.kind()
+                {
                     return Err(StorageError::corrupt(&path, 0, "codes do not fit the space").into());
                 }
                 Some(codes)

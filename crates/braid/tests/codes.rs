@@ -132,7 +132,7 @@ fn answers(db: &Database, truth: &Truth) -> Vec<Vec<(u64, f32)>> {
                     request = request.filter(Filter::must([field("cat").eq(cat)]));
                 }
                 if exact {
-                    request = request.params(SearchParams { hnsw_ef: None, exact: true });
+                    request = request.params(SearchParams::EXACT);
                 }
                 let hits = c.search(&request).unwrap();
                 let keep = |i: u64| cat.is_none_or(|c| category(i) == c);
@@ -281,4 +281,134 @@ fn a_space_without_codes_scans_and_walks_on_floats() {
         let found = walked.iter().filter(|h| expected.contains(&num(h.id))).count();
         assert!(found >= 8, "float walk recall {found}/10");
     }
+}
+
+/// Qdrant's search-time `quantization` parameters: `rescore: false` answers with the
+/// codes' approximate scores, `ignore` walks and scans on the floats (so even without
+/// re-scoring the scores are exact), `oversampling` re-scores `ceil(limit · o)`
+/// candidates (a pool holding every match makes a scan exact), and bad values are
+/// typed errors.
+#[test]
+fn search_time_quantization_params_are_honoured() {
+    use braid::QuantizationParams;
+    let db = Database::in_memory();
+    let truth = fill(&db);
+    let c = db.collection("coded").unwrap();
+    let mut queries = Data::new(71, 96);
+    queries.centres = Data::new(7, 96).centres;
+    let rare = Filter::must([field("cat").eq("rare")]);
+    let params = |q: QuantizationParams| SearchParams::default().with_quantization(q);
+    let (mut approximate, mut compared) = (0usize, 0usize);
+    for qi in 0..10u64 {
+        let q = queries.next(qi);
+        for filter in [None, Some(rare.clone())] {
+            let search = |p: SearchParams| {
+                let mut r = SearchRequest::new("text", q.clone()).limit(10).params(p);
+                if let Some(f) = &filter {
+                    r = r.filter(f.clone());
+                }
+                c.search(&r).unwrap()
+            };
+            let unrescored =
+                search(params(QuantizationParams { rescore: Some(false), ..Default::default() }));
+            assert_eq!(unrescored.len(), 10);
+            assert!(unrescored.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+            for h in &unrescored {
+                let exact = score("text", &q, &truth.text[&num(h.id)]);
+                assert!((h.score - exact).abs() <= 0.05, "coded score {} vs exact {exact}", h.score);
+                compared += 1;
+                if (h.score - exact).abs() > 1e-5 {
+                    approximate += 1;
+                }
+            }
+            let ignored =
+                search(params(QuantizationParams { ignore: true, rescore: Some(false), oversampling: None }));
+            for h in &ignored {
+                let exact = score("text", &q, &truth.text[&num(h.id)]);
+                assert!(
+                    (h.score - exact).abs() <= 1e-4 * (1.0 + exact.abs()),
+                    "ignore: {} vs {exact}",
+                    h.score
+                );
+            }
+            if filter.is_some() {
+                // 60 rare points: a pool of 6 × 10 holds them all.
+                let all =
+                    search(params(QuantizationParams { oversampling: Some(6.0), ..Default::default() }));
+                let ids: Vec<u64> = all.iter().map(|h| num(h.id)).collect();
+                assert_eq!(ids, brute_force(&truth, "text", &q, 10, |i| category(i) == "rare"));
+            }
+        }
+    }
+    assert!(approximate * 2 > compared, "codes' scores are approximate: {approximate} of {compared} differ");
+    for (bad, what) in [(0.5, "below 1"), (f64::NAN, "NaN"), (f64::INFINITY, "infinite")] {
+        let r = SearchRequest::new("text", vec![0.5; 96])
+            .params(params(QuantizationParams { oversampling: Some(bad), ..Default::default() }));
+        let got = c.search(&r);
+        assert!(
+            matches!(got, Err(braid::Error::Query(braid::query::QueryError::BadOversampling { .. }))),
+            "{what}: {got:?}"
+        );
+    }
+    let huge = SearchRequest::new("text", vec![0.5; 96])
+        .limit(100)
+        .params(params(QuantizationParams { oversampling: Some(1e9), ..Default::default() }));
+    assert!(matches!(c.search(&huge), Err(braid::Error::Query(braid::query::QueryError::Limit { .. }))));
+}
+
+/// A space with binary codes (one bit per component): searches walk and scan by them
+/// and re-score a larger pool, so scores stay exact and recall holds; the codes are
+/// written with the checkpoint and read back (answers repeat after reopen); switching
+/// a live space between int8 and binary codes keeps its answers exact.
+#[test]
+fn binary_codes_answer_exactly_and_persist() {
+    let binary =
+        |distance| walked(VectorParams::new(96, distance).hnsw(12, 64).quantization(Quantization::Binary));
+    let config = || {
+        CollectionConfig::new().indexing_threshold_kb(1).vector("text", binary(Distance::Cosine)).vector(
+            "shape",
+            walked(VectorParams::new(80, Distance::Euclid).hnsw(12, 64)).quantization(Quantization::Binary),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let truth = {
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection("coded", config()).unwrap();
+        c.create_payload_index("cat", IndexKind::Keyword).unwrap();
+        let (mut text, mut shape) = (Data::new(7, 96), Data::new(8, 80));
+        let mut truth = Truth { text: HashMap::new(), shape: HashMap::new() };
+        let points: Vec<PointStruct> = (0..N)
+            .map(|i| {
+                let (t, s) = (text.next(i), shape.next(i));
+                truth.text.insert(i, t.clone());
+                truth.shape.insert(i, s.clone());
+                PointStruct::new(i).vector("text", t).vector("shape", s).payload(json!({"cat": category(i)}))
+            })
+            .collect();
+        for chunk in points.chunks(500) {
+            c.upsert(chunk.to_vec()).unwrap();
+        }
+        c.flush().unwrap();
+        truth
+    };
+    let before = answers(&Database::open(dir.path()).unwrap(), &truth);
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("codes-"))
+        .collect();
+    assert_eq!(files.len(), 2, "binary codes are written with the checkpoint: {files:?}");
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(answers(&db, &truth), before, "binary codes read back answer as the ones built");
+    // Switch the text space to int8 codes and back: answers stay exact (`answers`
+    // checks every score and the recall).
+    let c = db.collection("coded").unwrap();
+    let mut int8 = c.config();
+    int8.vectors.get_mut("text").unwrap().quantization = Quantization::Int8;
+    c.reconfigure(int8).unwrap();
+    answers(&db, &truth);
+    c.reconfigure(config()).unwrap();
+    assert_eq!(c.config().vectors["text"].quantization, Quantization::Binary);
+    answers(&db, &truth);
 }

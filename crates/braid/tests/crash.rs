@@ -273,9 +273,7 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     };
     // The recovered store answers queries like the model at the same step.
     if let (Ok(c), Ok(m)) = (db.collection("crash"), model.collection("crash")) {
-        let q = SearchRequest::new("text", Rng::new(seed).vector(64))
-            .limit(10)
-            .params(SearchParams { hnsw_ef: None, exact: true });
+        let q = SearchRequest::new("text", Rng::new(seed).vector(64)).limit(10).params(SearchParams::EXACT);
         let ids = |r: Vec<braid::ScoredPoint>| r.into_iter().map(|p| p.id).collect::<Vec<_>>();
         assert_eq!(
             ids(c.search(&q).expect("search")),

@@ -9,7 +9,7 @@ use braid::{
 };
 use serde_json::json;
 
-const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
+const EXACT: SearchParams = SearchParams::EXACT;
 const N: u64 = 300;
 const DIM: usize = 8;
 
@@ -378,12 +378,8 @@ fn graph_search_by_examples_finds_what_the_scan_finds() {
             );
             let exact: Vec<PointId> =
                 c.query(r.clone().params(EXACT)).unwrap().iter().map(|h| h.id).collect();
-            let graph: Vec<PointId> = c
-                .query(r.params(SearchParams { hnsw_ef: Some(128), exact: false }))
-                .unwrap()
-                .iter()
-                .map(|h| h.id)
-                .collect();
+            let graph: Vec<PointId> =
+                c.query(r.params(SearchParams::ef(128))).unwrap().iter().map(|h| h.id).collect();
             total += exact.len();
             found += exact.iter().filter(|id| graph.contains(id)).count();
         }

@@ -97,7 +97,7 @@ fn check(dir: &Path) {
         assert!((s - r / norm).abs() < 1e-6);
     }
     // Nearest in `image` to point 21's own vector is point 21 at distance 0.
-    let exact = SearchParams { hnsw_ef: None, exact: true };
+    let exact = SearchParams::EXACT;
     let hits = c.search(&SearchRequest::new("image", vector(21, 4, 1)).limit(1).params(exact)).unwrap();
     assert_eq!((hits[0].id, hits[0].score), (PointId::from(21), 0.0));
     let hits = c.search(&SearchRequest::new("text", vector(99, 8, 0)).limit(1)).unwrap();

@@ -11,7 +11,7 @@ use braid::{
 };
 use serde_json::{Value, json};
 
-const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
+const EXACT: SearchParams = SearchParams::EXACT;
 
 fn doc(i: u64) -> Value {
     match i % 9 {

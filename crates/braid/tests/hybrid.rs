@@ -220,7 +220,7 @@ fn keyword(c: &braid::Collection, text: &str, limit: usize) -> Vec<braid::Scored
 /// Every answer of the walk, for comparing before and after a reopen and a
 /// compaction (dense leaves exact: a compaction rebuilds the graphs).
 fn answers(c: &braid::Collection, queries: &[(String, Vec<f32>)]) -> Vec<Vec<(PointId, f32)>> {
-    let exact = braid::SearchParams { hnsw_ef: None, exact: true };
+    let exact = braid::SearchParams::EXACT;
     let mut out = Vec::new();
     for (text, q) in queries {
         let in_group = braid::Filter::must([field("group").eq(1)]);
@@ -326,7 +326,7 @@ fn the_hybrid_walk_answers_as_the_references_do_and_survives_a_reopen() {
         assert!(found >= 8, "dense recall {found}/10");
         // 3. Hybrid, a filter pushed into both prefetches; exact leaves so that the
         // reference lists are the engine's.
-        let exact = braid::SearchParams { hnsw_ef: None, exact: true };
+        let exact = braid::SearchParams::EXACT;
         let in_group = |id: u64| Corpus::group(id) == 1;
         let filter = braid::Filter::must([field("group").eq(1)]);
         let sparse_ref = corpus.bm25(text, in_group, 40);

@@ -11,7 +11,7 @@ use braid::{
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
+const EXACT: SearchParams = SearchParams::EXACT;
 
 #[derive(Clone, Debug)]
 struct P {

@@ -10,7 +10,7 @@ use braid::{
 use serde_json::json;
 
 const DIM: usize = 16;
-const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
+const EXACT: SearchParams = SearchParams::EXACT;
 
 struct Lcg(u64);
 

@@ -45,7 +45,7 @@ fn answers(db: &Database, name: &str) -> Vec<Vec<(PointId, f32)>> {
     for _ in 0..5 {
         let q = rng.vector(8);
         let qi = rng.vector(4);
-        let exact = SearchParams { hnsw_ef: None, exact: true };
+        let exact = SearchParams::EXACT;
         let runs = vec![
             c.search(&SearchRequest::new("text", q.clone()).limit(10).params(exact)).unwrap(),
             c.search(&SearchRequest::new("text", q.clone()).limit(10)).unwrap(),
@@ -323,12 +323,7 @@ fn optimize_drops_dead_versions_and_keeps_every_answer_exact() {
     let before = contents(&db, "c");
     let q = Rng::new(3).vector(8);
     let exact = |c: &braid::Collection| {
-        c.search(
-            &SearchRequest::new("text", q.clone())
-                .limit(20)
-                .params(SearchParams { hnsw_ef: None, exact: true }),
-        )
-        .unwrap()
+        c.search(&SearchRequest::new("text", q.clone()).limit(20).params(SearchParams::EXACT)).unwrap()
     };
     let answer = exact(&c);
     // Under Qdrant's 20 % threshold there is nothing to vacuum yet: only a flush.
@@ -394,23 +389,15 @@ fn readers_keep_answering_while_the_collection_is_compacted() {
     }
     c.delete((0..5_000u64).map(PointId::from).collect::<Vec<_>>()).unwrap();
     let q = rng.vector(16);
-    let expected = c
-        .search(
-            &SearchRequest::new("v", q.clone()).limit(5).params(SearchParams { hnsw_ef: None, exact: true }),
-        )
-        .unwrap();
+    let expected =
+        c.search(&SearchRequest::new("v", q.clone()).limit(5).params(SearchParams::EXACT)).unwrap();
     std::thread::scope(|s| {
         let compacting = s.spawn(|| c.compact().unwrap());
         let mut answered_while_optimizing = 0;
         while !compacting.is_finished() {
             let state = c.state();
-            let got = c
-                .search(
-                    &SearchRequest::new("v", q.clone())
-                        .limit(5)
-                        .params(SearchParams { hnsw_ef: None, exact: true }),
-                )
-                .unwrap();
+            let got =
+                c.search(&SearchRequest::new("v", q.clone()).limit(5).params(SearchParams::EXACT)).unwrap();
             assert_eq!(got, expected);
             if state == CollectionState::Optimizing && c.state() == CollectionState::Optimizing {
                 answered_while_optimizing += 1;

@@ -106,7 +106,7 @@ fn exact(db: &Database, space: &str, q: &[f32]) -> Vec<(PointId, f32)> {
     let request = SearchRequest::new(space, q.to_vec())
         .limit(10)
         .filter(Filter::must_not([field("tag").eq("c")]))
-        .params(SearchParams { hnsw_ef: None, exact: true });
+        .params(SearchParams::EXACT);
     db.collection("m").unwrap().search(&request).unwrap().into_iter().map(|p| (p.id, p.score)).collect()
 }
 

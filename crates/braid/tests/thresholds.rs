@@ -67,7 +67,7 @@ fn small_collections_and_small_filters_are_answered_exactly() {
     let rare = Filter::must([field("cat").eq(7)]);
     for q in &queries {
         let plain = SearchRequest::new("v", q.clone()).limit(10);
-        let exact = plain.clone().params(SearchParams { hnsw_ef: None, exact: true });
+        let exact = plain.clone().params(SearchParams::EXACT);
         assert_eq!(
             small.search(&plain).unwrap(),
             small.search(&exact).unwrap(),
@@ -89,7 +89,7 @@ fn small_collections_and_small_filters_are_answered_exactly() {
     assert!(filtered.contains("Exact: ") && filtered.contains("full_scan_threshold"), "{filtered}");
     for q in &queries {
         let plain = SearchRequest::new("v", q.clone()).limit(10).filter(rare.clone());
-        let exact = plain.clone().params(SearchParams { hnsw_ef: None, exact: true });
+        let exact = plain.clone().params(SearchParams::EXACT);
         assert_eq!(ids(&walked.search(&plain).unwrap()), ids(&walked.search(&exact).unwrap()));
     }
     let costed = fill(

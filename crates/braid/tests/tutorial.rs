@@ -78,7 +78,7 @@ fn ids<T>(hits: &[T], id: impl Fn(&T) -> PointId) -> Vec<PointId> {
     hits.iter().map(id).collect()
 }
 
-const EXACT: SearchParams = SearchParams { hnsw_ef: None, exact: true };
+const EXACT: SearchParams = SearchParams::EXACT;
 
 #[test]
 fn step_1_get_or_create_is_idempotent_and_refuses_another_config() {
@@ -338,9 +338,9 @@ fn step_11_per_prefetch_params_fused_by_dbsf() {
     let request = QueryRequest::fusion(
         Fusion::dbsf(),
         vec![
-            Prefetch::nearest("text", t.clone(), 20).params(SearchParams { hnsw_ef: Some(64), exact: false }),
+            Prefetch::nearest("text", t.clone(), 20).params(SearchParams::ef(64)),
             Prefetch::nearest("image", i.clone(), 20)
-                .params(SearchParams { hnsw_ef: Some(256), exact: true }),
+                .params(SearchParams { exact: true, ..SearchParams::ef(256) }),
         ],
     )
     .limit(10);

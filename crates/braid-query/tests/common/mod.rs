@@ -7,7 +7,7 @@ use braid_core::{Cardinality, Metric, OffsetFilter, PointId, PointOffset};
 use braid_core::{PathChoice, SearchPath};
 use braid_distance::Kernel;
 use braid_filter::{Filter, OffsetIds, PayloadStore};
-use braid_query::{Hit, QueryError, Searchable, Space};
+use braid_query::{Hit, QuantizationParams, QueryError, Searchable, Space};
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
@@ -113,6 +113,7 @@ impl Searchable for BruteForce {
         limit: usize,
         _ef: usize,
         _path: SearchPath,
+        _quantization: QuantizationParams,
     ) -> Result<Vec<Hit>, QueryError> {
         let mut hits = self.ranked(&leaf.space, vector, leaf.filter);
         hits.truncate(limit);

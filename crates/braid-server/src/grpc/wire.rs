@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use braid::{
     Collection, ContextPair, Database, Distance, Document, Example, Fusion, IndexKind, LookupFrom,
-    NamedVectors, PointId, PointsSelector, Prefetch, Query, QueryPoints, QueryRequest, Recommend,
-    RecommendStrategy, ScoredPoint, SearchParams, SparseVector, SparseVectors, VectorParams, WithPayload,
-    WithVectors,
+    NamedVectors, PointId, PointsSelector, Prefetch, QuantizationParams, Query, QueryPoints, QueryRequest,
+    Recommend, RecommendStrategy, ScoredPoint, SearchParams, SparseVector, SparseVectors, VectorParams,
+    WithPayload, WithVectors,
 };
 use serde_json::{Map, Value as Json, json};
 use std::time::Instant;
@@ -391,7 +391,15 @@ pub(super) fn with_vectors(s: Option<&proto::WithVectorsSelector>) -> WithVector
 }
 
 pub(super) fn params(p: Option<&proto::SearchParams>) -> Option<SearchParams> {
-    p.map(|p| SearchParams { hnsw_ef: p.hnsw_ef.map(|e| e as usize), exact: p.exact.unwrap_or(false) })
+    p.map(|p| SearchParams {
+        hnsw_ef: p.hnsw_ef.map(|e| e as usize),
+        exact: p.exact.unwrap_or(false),
+        quantization: p.quantization.map(|q| QuantizationParams {
+            ignore: q.ignore.unwrap_or(false),
+            rescore: q.rescore,
+            oversampling: q.oversampling,
+        }),
+    })
 }
 
 pub(super) fn payload_out(p: Option<Json>) -> HashMap<String, proto::Value> {
@@ -958,6 +966,23 @@ pub(super) fn quantization_in(q: Option<&proto::QuantizationConfig>) -> Quantiza
             quantile: s.quantile,
             always_ram: s.always_ram,
         },
+        Some(Quantization::Binary(b)) => QuantizationSpec::Binary {
+            always_ram: b.always_ram,
+            encoding: b.encoding.map(|e| {
+                proto::BinaryQuantizationEncoding::try_from(e)
+                    .map_or_else(|_| format!("{e}"), |e| e.as_str_name().to_string())
+            }),
+            query_encoding: b.query_encoding.map(|q| {
+                use proto::binary_quantization_query_encoding::{Setting, Variant};
+                match q.variant {
+                    Some(Variant::Setting(v)) => {
+                        Setting::try_from(v).map_or_else(|_| format!("{v}"), |s| s.as_str_name().to_string())
+                    }
+                    None => "(empty)".to_string(),
+                }
+            }),
+            memory: b.memory.is_some(),
+        },
         Some(other) => QuantizationSpec::Other {
             kinds: vec![
                 match other {
@@ -1026,12 +1051,23 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
         // What Braid does, reported whether or not the request said it (Datatype 1 = Float32).
         on_disk: Some(false),
         datatype: Some(1),
-        quantization_config: p.keeps_codes().then_some(proto::QuantizationConfig {
-            quantization: Some(proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
-                r#type: proto::QuantizationType::Int8 as i32,
-                quantile: None,
-                always_ram: Some(true),
-            })),
+        quantization_config: p.code_kind().map(|kind| proto::QuantizationConfig {
+            quantization: Some(match kind {
+                braid::distance::CodeKind::Int8 => {
+                    proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
+                        r#type: proto::QuantizationType::Int8 as i32,
+                        quantile: None,
+                        always_ram: Some(true),
+                    })
+                }
+                braid::distance::CodeKind::Binary => {
+                    proto::quantization_config::Quantization::Binary(proto::BinaryQuantization {
+                        always_ram: Some(true),
+                        encoding: Some(proto::BinaryQuantizationEncoding::OneBit as i32),
+                        ..Default::default()
+                    })
+                }
+            }),
         }),
         ..Default::default()
     }
@@ -1459,7 +1495,6 @@ impl Unserved for proto::CreateFieldIndexCollection {
 impl Unserved for proto::SearchParams {
     fn unserved(&self) -> Option<&'static str> {
         first(&[
-            ("params.quantization", self.quantization.is_some()),
             ("params.indexed_only", self.indexed_only == Some(true)),
             ("params.acorn", self.acorn.is_some()),
             ("params.idf", self.idf.is_some()),
@@ -1813,10 +1848,6 @@ mod tests {
                     ..Default::default()
                 }),
                 "text_index_params.ascii_folding",
-            ),
-            (
-                Box::new(params(proto::SearchParams { quantization: bytes(), ..Default::default() })),
-                "params.quantization",
             ),
             (
                 Box::new(params(proto::SearchParams { indexed_only: Some(true), ..Default::default() })),
