@@ -77,6 +77,13 @@ struct VectorLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MemoryLabels {
+    collection: String,
+    vector: String,
+    part: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TaskLabels {
     collection: String,
     task: String,
@@ -244,6 +251,7 @@ impl Metrics {
         let vectors = Family::<VectorLabels, Gauge>::default();
         let indexed = Family::<VectorLabels, Gauge>::default();
         let disk = Family::<CollectionLabels, Gauge>::default();
+        let memory = Family::<MemoryLabels, Gauge>::default();
         let dead = Family::<CollectionLabels, Gauge>::default();
         let state = Family::<StateLabels, Gauge>::default();
         let failing = Family::<TaskLabels, Gauge>::default();
@@ -265,6 +273,19 @@ impl Metrics {
                     .set(*n as i64);
             }
             disk.get_or_create(&collection()).set(i.disk_bytes.unwrap_or(0) as i64);
+            for (space, m) in &i.memory {
+                let parts = [
+                    ("vectors", m.vectors - m.vectors_mapped),
+                    ("vectors_mapped", m.vectors_mapped),
+                    ("codes", m.codes),
+                    ("graph", m.graph),
+                ];
+                for (part, bytes) in parts {
+                    let labels =
+                        MemoryLabels { collection: name.clone(), vector: space.clone(), part: part.into() };
+                    memory.get_or_create(&labels).set(bytes as i64);
+                }
+            }
             dead.get_or_create(&collection()).set(i.dead_versions as i64);
             let now = format!("{:?}", c.state()).to_lowercase();
             for s in ["ready", "flushing", "optimizing"] {
@@ -282,6 +303,11 @@ impl Metrics {
         registry.register("collection_vectors", "Live vectors per collection and vector space", vectors);
         registry.register("collection_indexed_vectors", "Vectors in each space's graph", indexed);
         registry.register("collection_disk_bytes", "Bytes of each collection's files (log included)", disk);
+        registry.register(
+            "collection_memory_bytes",
+            "Bytes each dense vector space holds: heap rows (vectors), rows mapped from files (vectors_mapped), codes and graph",
+            memory,
+        );
         registry.register(
             "collection_dead_versions",
             "Replaced or deleted point versions a compaction drops",

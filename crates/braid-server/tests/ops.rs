@@ -491,6 +491,14 @@ async fn metrics_count_requests_of_both_protocols() {
     assert_eq!(sample(&text, "collection_vectors", &[("collection", "p"), ("vector", "image")]), Some(300.0));
     assert_eq!(sample(&text, "collection_state", &[("collection", "p"), ("state", "ready")]), Some(1.0));
     assert!(sample(&text, "collection_disk_bytes", &[("collection", "p")]).unwrap() > 0.0);
+    let memory = |part: &str| {
+        sample(&text, "collection_memory_bytes", &[("collection", "p"), ("vector", "text"), ("part", part)])
+            .unwrap_or_else(|| panic!("collection_memory_bytes {part}: {text}"))
+    };
+    // 8-d text rows, at least one per point; no codes under 64 components.
+    assert!(memory("vectors") + memory("vectors_mapped") >= 300.0 * 8.0 * 4.0, "{text}");
+    assert!(memory("graph") > 0.0);
+    assert_eq!(memory("codes"), 0.0);
 
     let t = rest.get("/telemetry?details_level=1").await;
     assert_eq!(t["app"]["name"], "braid");

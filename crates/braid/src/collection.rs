@@ -197,6 +197,22 @@ pub struct CollectionInfo {
     pub disk_bytes: Option<u64>,
     /// Point versions written and since replaced or deleted, which `compact` drops.
     pub dead_versions: usize,
+    /// Bytes each dense space holds, by part.
+    pub memory: BTreeMap<String, SpaceMemory>,
+}
+
+/// The bytes one dense space holds ([`CollectionInfo::memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceMemory {
+    /// The `f32` rows (one per point offset, zeros where a point has no vector here).
+    pub vectors: usize,
+    /// Of `vectors`, the rows mapped from the space's vector file: page cache the
+    /// kernel can drop and read again, not heap. The rest is heap.
+    pub vectors_mapped: usize,
+    /// The quantized codes (int8 or binary) with their per-vector terms, in RAM.
+    pub codes: usize,
+    /// The HNSW graph's links, levels and locks, in RAM.
+    pub graph: usize,
 }
 
 /// What a collection is doing, as [`Collection::state`] reports it.
@@ -1408,6 +1424,20 @@ impl Collection {
             config: segment.config().clone(),
             disk_bytes,
             dead_versions: segment.dead(),
+            memory: segment
+                .spaces()
+                .iter()
+                .map(|(name, space)| {
+                    let row = space.params.size * std::mem::size_of::<f32>();
+                    let memory = SpaceMemory {
+                        vectors: braid_core::VectorSource::len(&space.rows) * row,
+                        vectors_mapped: space.rows.mapped_rows() * row,
+                        codes: space.codes.as_ref().map_or(0, braid_distance::Codes::bytes),
+                        graph: space.graph.graph_bytes(),
+                    };
+                    (name.clone(), memory)
+                })
+                .collect(),
         }
     }
 }
