@@ -578,13 +578,7 @@ impl Codes {
         let start = offset * self.words;
         let bits = &self.bits[start..start + self.words];
         let meta = self.meta[offset];
-        let mut weighted = 0i32;
-        for (w, &x) in bits.iter().enumerate() {
-            let planes = &q.planes[w * 8..w * 8 + 8];
-            for (j, &p) in planes.iter().enumerate() {
-                weighted += ((p & x).count_ones() as i32) << j;
-            }
-        }
+        let weighted = crate::simd::plane_sum(&q.planes, bits);
         let set = weighted - 128 * meta.sum;
         let signed = 2 * set - q.sum;
         // (q − μ)·r̂ with r̂ = scale · sign(r).
@@ -910,6 +904,14 @@ mod tests {
             );
             let q = codes.query(&data[0]);
             assert_eq!(back.distance(&q, 5), codes.distance(&q, 5));
+            for o in 0..data.len() {
+                let bits = &codes.bits[o * codes.words..(o + 1) * codes.words];
+                assert_eq!(
+                    crate::simd::plane_sum(&q.planes, bits),
+                    crate::simd::plane_sum_portable(&q.planes, bits),
+                    "the dispatched kernel and the portable loop agree"
+                );
+            }
             let mut stray = bytes.clone();
             let last = stray.len() - 1;
             stray[last] |= 0x80;
