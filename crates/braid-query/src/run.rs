@@ -131,6 +131,22 @@ fn ef_for<S: Searchable + ?Sized>(
     params.hnsw_ef.unwrap_or_else(|| segment.default_ef(space)).max(limit)
 }
 
+/// The `limit` nearest points to a dense `vector` in `space` among those `filter`
+/// passes, by the path the planner chooses and the request's parameters.
+fn dense_nearest<S: Searchable + ?Sized>(
+    segment: &S,
+    space: &str,
+    filter: Option<&braid_filter::Filter>,
+    vector: &[f32],
+    limit: usize,
+    params: &crate::SearchParams,
+) -> Result<Vec<Hit>, QueryError> {
+    let ef = ef_for(segment, space, limit, params);
+    let leaf = segment.leaf(space, filter)?;
+    let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
+    segment.nearest(&leaf, vector, limit, ef, path, params.quantization.unwrap_or_default())
+}
+
 /// The path a planned leaf takes, and why.
 fn leaf_path<S: Searchable + ?Sized>(
     segment: &S,
@@ -176,17 +192,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
         Node::Nearest { space, metric, probe, filter, limit, params, threshold } => {
             let mut hits = match probe {
                 Probe::Dense(vector) => {
-                    let ef = ef_for(segment, space, *limit, params);
-                    let leaf = segment.leaf(space, filter.as_ref())?;
-                    let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
-                    segment.nearest(
-                        &leaf,
-                        vector,
-                        *limit,
-                        ef,
-                        path,
-                        params.quantization.unwrap_or_default(),
-                    )?
+                    dense_nearest(segment, space, filter.as_ref(), vector, *limit, params)?
                 }
                 Probe::Sparse(vector) => segment.sparse_nearest(space, filter.as_ref(), vector, *limit)?,
                 Probe::Multi(query) => segment.multi_nearest(space, filter.as_ref(), query, *limit)?,
@@ -271,17 +277,7 @@ fn execute<S: Searchable + ?Sized>(segment: &S, node: &Node, stop: &Stop) -> Res
             limit,
         } => {
             let mut pool = if children.is_empty() {
-                let ef = ef_for(segment, space, *candidates, params);
-                let leaf = segment.leaf(space, filter.as_ref())?;
-                let (path, _) = leaf_path(segment, &leaf, ef, params.exact);
-                segment.nearest(
-                    &leaf,
-                    vector,
-                    *candidates,
-                    ef,
-                    path,
-                    params.quantization.unwrap_or_default(),
-                )?
+                dense_nearest(segment, space, filter.as_ref(), vector, *candidates, params)?
             } else {
                 let mut seen = HashSet::new();
                 let ids: Vec<PointId> = execute_all(segment, children, stop)?

@@ -62,7 +62,12 @@ struct Truth {
 }
 
 fn fill(db: &Database) -> Truth {
-    let c = db.create_collection("coded", config()).unwrap();
+    fill_with(db, config())
+}
+
+/// Creates `coded` with `config` and fills it with [`N`] points.
+fn fill_with(db: &Database, config: CollectionConfig) -> Truth {
+    let c = db.create_collection("coded", config).unwrap();
     c.create_payload_index("cat", IndexKind::Keyword).unwrap();
     let (mut text, mut shape) = (Data::new(7, 96), Data::new(8, 80));
     let mut truth = Truth { text: HashMap::new(), shape: HashMap::new() };
@@ -373,22 +378,8 @@ fn binary_codes_answer_exactly_and_persist() {
     let dir = tempfile::tempdir().unwrap();
     let truth = {
         let db = Database::open(dir.path()).unwrap();
-        let c = db.create_collection("coded", config()).unwrap();
-        c.create_payload_index("cat", IndexKind::Keyword).unwrap();
-        let (mut text, mut shape) = (Data::new(7, 96), Data::new(8, 80));
-        let mut truth = Truth { text: HashMap::new(), shape: HashMap::new() };
-        let points: Vec<PointStruct> = (0..N)
-            .map(|i| {
-                let (t, s) = (text.next(i), shape.next(i));
-                truth.text.insert(i, t.clone());
-                truth.shape.insert(i, s.clone());
-                PointStruct::new(i).vector("text", t).vector("shape", s).payload(json!({"cat": category(i)}))
-            })
-            .collect();
-        for chunk in points.chunks(500) {
-            c.upsert(chunk.to_vec()).unwrap();
-        }
-        c.flush().unwrap();
+        let truth = fill_with(&db, config());
+        db.collection("coded").unwrap().flush().unwrap();
         truth
     };
     let before = answers(&Database::open(dir.path()).unwrap(), &truth);
