@@ -233,6 +233,7 @@ impl Hnsw {
                 let start = (layer as usize - 1) * (m + 1);
                 check_list(&block[start..start + m + 1], m, layer)?;
             }
+            graph.upper_words.fetch_add(block.len(), Ordering::Relaxed);
             let _ = graph.upper[node].set(block);
         }
         if r.remaining() != 0 {

@@ -68,6 +68,9 @@ pub struct Hnsw {
     pub(crate) top: Mutex<()>,
     pub(crate) len: AtomicUsize,
     pub(crate) deleted_count: AtomicUsize,
+    /// Σ of the `upper` blocks' lengths, kept as they are set so that
+    /// [`Hnsw::graph_bytes`] (collection info, every metrics scrape) is O(1).
+    pub(crate) upper_words: AtomicUsize,
 }
 
 impl std::fmt::Debug for Hnsw {
@@ -108,6 +111,7 @@ impl Hnsw {
             top: Mutex::new(()),
             len: AtomicUsize::new(0),
             deleted_count: AtomicUsize::new(0),
+            upper_words: AtomicUsize::new(0),
         }
     }
 
@@ -239,11 +243,7 @@ impl Hnsw {
 
     /// Bytes of graph structure per node slot (excluding vectors), for the memory report.
     pub fn graph_bytes(&self) -> usize {
-        let upper: usize = self
-            .upper
-            .iter()
-            .map(|u| u.get().map_or(0, |b| b.len() * std::mem::size_of::<AtomicU32>()))
-            .sum();
+        let upper = self.upper_words.load(Ordering::Relaxed) * std::mem::size_of::<AtomicU32>();
         self.layer0.len() * std::mem::size_of::<AtomicU32>()
             + upper
             + self.upper.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()

@@ -117,6 +117,7 @@ impl Hnsw {
             let block: Box<[_]> =
                 (0..level as usize * w).map(|_| std::sync::atomic::AtomicU32::new(0)).collect();
             // A slot is claimed once (checked above under its lock), so the cell is empty.
+            self.upper_words.fetch_add(block.len(), Ordering::Relaxed);
             let _ = self.upper[node as usize].set(block);
         }
         self.levels[node as usize].store(level, Ordering::Release);
@@ -277,6 +278,7 @@ impl Hnsw {
         grown.entry.store(self.entry.load(Ordering::Acquire), Ordering::Release);
         grown.len.store(self.len(), Ordering::Release);
         grown.deleted_count.store(self.deleted_len(), Ordering::Release);
+        grown.upper_words.store(self.upper_words.load(Ordering::Relaxed), Ordering::Relaxed);
         *self = grown;
         Ok(())
     }
@@ -320,6 +322,27 @@ mod tests {
 
     fn near(graph: &Hnsw, source: &DenseVectors, base: &[f32], node: u32) -> Near {
         Near { dist: graph.distance(base, source.vector(PointOffset(node))), node }
+    }
+
+    /// The upper-layer words counted as blocks are set equal a scan of the blocks,
+    /// after inserts, a grow and a decode.
+    #[test]
+    fn upper_words_are_counted_as_blocks_are_set() {
+        let scan = |g: &Hnsw| g.upper.iter().map(|u| u.get().map_or(0, |b| b.len())).sum::<usize>();
+        let mut source = DenseVectors::new(4);
+        for i in 0..300 {
+            let x = i as f32;
+            source.push(&[x.sin(), x.cos(), (x * 0.3).sin(), 1.0]);
+        }
+        let mut graph =
+            Hnsw::build(&source, Metric::Cosine, HnswConfig { m: 4, ef_construct: 16, seed: 3 }, 1).unwrap();
+        assert!(scan(&graph) > 0);
+        assert_eq!(graph.upper_words.load(Ordering::Relaxed), scan(&graph));
+        graph.grow(600).unwrap();
+        assert_eq!(graph.upper_words.load(Ordering::Relaxed), scan(&graph));
+        let decoded = Hnsw::from_bytes(&graph.to_bytes()).unwrap();
+        assert_eq!(decoded.upper_words.load(Ordering::Relaxed), scan(&decoded));
+        assert_eq!(decoded.upper_words.load(Ordering::Relaxed), graph.upper_words.load(Ordering::Relaxed));
     }
 
     #[test]
