@@ -1607,7 +1607,7 @@ mod tests {
     /// Every field of every gRPC request message that Braid does not serve, set on its
     /// own, is named; the same messages with only served fields (or a served value of
     /// a one-value setting) are let through. Served fields are exercised end to end by
-    /// `tests/grpc.rs`.
+    /// `tests/server/grpc.rs`.
     #[test]
     fn every_unserved_field_of_every_request_is_named() {
         use proto::points_update_operation::{Operation, PointStructList, UpdateVectors};

@@ -4,7 +4,7 @@
 //! same data (whose answers `crates/braid/tests/hybrid.rs` checks against naive
 //! references).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,5 +1,4 @@
 //! A server on free ports over a temporary directory, and the tutorial's data.
-#![allow(dead_code)]
 
 use braid::{CollectionConfig, Distance, PointId, PointStruct, Uuid, VectorParams};
 use braid_server::{Server, ServerConfig};

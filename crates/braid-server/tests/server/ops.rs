@@ -2,7 +2,7 @@
 //! alias lists; gRPC `UpdateAliases`, `ListAliases`, `ListCollectionAliases` through
 //! the official client), and every call that takes a collection name taking an alias.
 
-mod common;
+use crate::common;
 
 use qdrant_client::qdrant::{self as q};
 use reqwest::Method;

@@ -3,7 +3,7 @@
 //! official client's `Query`, `Recommend` and `Discover`), each answering as the
 //! embedded facade does on the same data.
 
-mod common;
+use crate::common;
 
 use braid::{
     ContextPair, Database, Example, LookupFrom, PointId, QueryRequest, Recommend, RecommendStrategy,

@@ -1,7 +1,7 @@
 //! The tutorial through gRPC with the official Rust `qdrant-client` against `braid
 //! serve`, compared with the embedded facade on the same data.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

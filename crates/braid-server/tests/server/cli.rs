@@ -1,7 +1,7 @@
 //! The `braid` binary: settings from a TOML file, environment and flags (flags win),
 //! and a graceful SIGTERM that flushes.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};

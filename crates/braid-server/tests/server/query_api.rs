@@ -2,7 +2,7 @@
 //! (reqwest) and gRPC (the official Rust client) answer as the embedded facade does on
 //! the same data.
 
-mod common;
+use crate::common;
 
 use braid::{Database, FacetValue, Filter, IndexKind, field};
 use qdrant_client::qdrant::{self as q, FacetCountsBuilder};

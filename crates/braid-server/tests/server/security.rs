@@ -3,7 +3,7 @@
 //! foreign signature), no key — over REST for every route and method, and over gRPC
 //! through the official client for each service and kind of call.
 
-mod common;
+use crate::common;
 
 use braid_server::{Server, ServerConfig};
 use qdrant_client::qdrant::{self as q};

@@ -1,7 +1,7 @@
 //! Bad requests get the right status and Qdrant's error body while valid traffic runs
 //! alongside; the server keeps serving. Both protocols check the API key.
 
-mod common;
+use crate::common;
 
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::SearchPoints;

@@ -1,7 +1,7 @@
 //! The tutorial through REST (reqwest) against `braid serve`, step by step, compared
 //! with the embedded facade doing the same on the same data.
 
-mod common;
+use crate::common;
 
 use braid::{
     Database, Filter, Fusion, IndexKind, PointId, Prefetch, QueryPoints, QueryRequest, ScoredPoint,

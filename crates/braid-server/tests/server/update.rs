@@ -4,7 +4,7 @@
 //! `CreateVectorName`/`DeleteVectorName` through the official client), refusals, and
 //! all of it as reported by collection info.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
