@@ -71,6 +71,8 @@ pub struct Hnsw {
     /// Σ of the `upper` blocks' lengths, kept as they are set so that
     /// [`Hnsw::graph_bytes`] (collection info, every metrics scrape) is O(1).
     pub(crate) upper_words: AtomicUsize,
+    /// How filtered searches walk layer 0 ([`crate::FilteredWalk`] as a byte).
+    pub(crate) filtered_walk: AtomicU8,
 }
 
 impl std::fmt::Debug for Hnsw {
@@ -112,6 +114,7 @@ impl Hnsw {
             len: AtomicUsize::new(0),
             deleted_count: AtomicUsize::new(0),
             upper_words: AtomicUsize::new(0),
+            filtered_walk: AtomicU8::new(crate::FilteredWalk::Auto as u8),
         }
     }
 

@@ -45,8 +45,9 @@ use thiserror::Error;
 pub use codec::{DecodeError, FORMAT_VERSION};
 pub use graph::Hnsw;
 pub use search::{
-    BINARY_RESCORE_FACTOR, BINARY_RESCORE_MIN, CODED_SCAN_ADVANTAGE, GRAPH_COST_DIVISOR, PathChoice,
-    RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath,
+    BINARY_RESCORE_FACTOR, BINARY_RESCORE_MIN, CODED_SCAN_ADVANTAGE, FilteredWalk, GRAPH_COST_DIVISOR,
+    PathChoice, RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath, TWO_HOP_BELOW, TWO_HOP_COST, TWO_HOP_FROM,
+    TWO_HOP_SEEDS,
 };
 
 /// Build parameters.

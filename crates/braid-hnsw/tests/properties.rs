@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use braid_core::{Cardinality, DenseVectors, FnFilter, Metric, OffsetFilter, PointOffset, VectorSource};
 use braid_distance::{Kernel, prepare};
-use braid_hnsw::{DecodeError, Hnsw, HnswConfig, HnswError, Rescore, SearchPath};
+use braid_hnsw::{DecodeError, FilteredWalk, Hnsw, HnswConfig, HnswError, Rescore, SearchPath};
 use proptest::prelude::*;
 
 /// `n` points around `clusters` centres (uniform when 0), in stored form for `metric`.
@@ -80,6 +80,25 @@ fn ids(hits: &[braid_core::ScoredOffset]) -> Vec<u32> {
     hits.iter().map(|h| h.offset.0).collect()
 }
 
+/// Every `modulus`-th offset, listing its matches like a payload index's bitmap.
+struct Listed<'a> {
+    modulus: u32,
+    matching: &'a [u32],
+}
+
+impl OffsetFilter for Listed<'_> {
+    fn matches(&self, offset: PointOffset) -> bool {
+        offset.0.is_multiple_of(self.modulus)
+    }
+    fn estimate(&self) -> Cardinality {
+        Cardinality::exact(self.matching.len())
+    }
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        self.matching.iter().for_each(|&o| f(PointOffset(o)));
+        true
+    }
+}
+
 fn metric() -> impl Strategy<Value = Metric> {
     prop::sample::select(Metric::ALL.to_vec())
 }
@@ -148,6 +167,38 @@ proptest! {
         let (auto, _) = graph.search_auto(&data, &query, 10, 64, Some(filter)).unwrap();
         prop_assert!(auto.iter().all(|h| keep(h.offset.0)));
         prop_assert!(recall(&ids(&graph_hits), &truth) >= 0.5, "filtered graph search lost most results");
+    }
+
+    #[test]
+    fn two_hop_walks_find_live_matches(seed in any::<u64>(), n in 50usize..500, modulus in 2u32..12, metric in metric(), deletes in 0usize..40) {
+        // Unclustered: between tight clusters far apart the two-hop walk, like an
+        // unfiltered one of a small beam, can stay in the cluster it entered
+        // (docs/hnsw.md, "Filtered walks"); the plain walk's recall is tested above.
+        let data = dataset(seed, n, 8, 0, metric);
+        let graph = Hnsw::build(&data, metric, HnswConfig { m: 8, ef_construct: 48, seed }, 1).unwrap();
+        let mut deleted = HashSet::new();
+        for i in 0..deletes.min(n / 4) {
+            let o = (i as u32 * 7 + 1) % n as u32;
+            graph.delete(PointOffset(o));
+            deleted.insert(o);
+        }
+        let keep = |o: u32| o.is_multiple_of(modulus) && !deleted.contains(&o);
+        let matching: Vec<u32> = (0..n as u32).filter(|&o| o.is_multiple_of(modulus)).collect();
+        // The same filter twice: one the walk must test point by point, one that lists
+        // its matches (copied into the walk's bitset).
+        let tested = FnFilter::new(|o: PointOffset| o.0.is_multiple_of(modulus), Cardinality::exact(matching.len()));
+        let listed = Listed { modulus, matching: &matching };
+        let query = dataset(seed ^ 7, 1, 8, 0, metric).vector(PointOffset(0)).to_vec();
+        let truth = brute_force(&data, metric, &query, 10, keep);
+        graph.set_filtered_walk(FilteredWalk::TwoHop);
+        let by_test = graph.search(&data, &query, 10, 32, Some(&tested as &dyn OffsetFilter)).unwrap();
+        let by_list = graph.search(&data, &query, 10, 32, Some(&listed as &dyn OffsetFilter)).unwrap();
+        prop_assert_eq!(&by_test, &by_list);
+        prop_assert!(by_test.iter().all(|h| keep(h.offset.0)), "a hit fails the filter or is deleted");
+        prop_assert!(recall(&ids(&by_test), &truth) >= 0.5, "two-hop walk lost most results");
+        graph.set_filtered_walk(FilteredWalk::Plain);
+        let plain = graph.search(&data, &query, 10, 32, Some(&tested as &dyn OffsetFilter)).unwrap();
+        prop_assert!(plain.iter().all(|h| keep(h.offset.0)));
     }
 
     #[test]

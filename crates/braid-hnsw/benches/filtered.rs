@@ -1,0 +1,194 @@
+//! `cargo bench -p braid-hnsw --bench filtered -- --bench --data DIR`: filtered graph
+//! walks on the WordNet/MiniLM set. For payload filters from ~1 % to ~70 % of the points,
+//! the plain walk (every neighbour scored) and the two-hop walk (matching nodes only,
+//! `FilteredWalk::TwoHop`) against the exact scan of the matches: recall@10 against the
+//! filtered brute force, and latency as a ratio to the unfiltered walk at the same `ef`
+//! measured in the same run, over floats and over int8 codes.
+//!
+//! `--data DIR` defaults to the 20k set `cargo xtask data` makes
+//! (`target/data/wn20000-q1000-k100`); `--ef N` (default 64); `--only TEXT` (the filters whose name holds TEXT); `--out FILE`. Under
+//! `cargo test` (no `--bench`) it runs once on the set's first 2,000 rows when the set is
+//! there, else it prints a note and stops.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use braid_core::{Cardinality, DenseVectors, Metric, OffsetFilter, PointOffset};
+use braid_distance::Codes;
+use braid_hnsw::{FilteredWalk, Hnsw, HnswConfig, Rescore};
+use braid_testkit::npy;
+use serde_json::{Value, json};
+
+/// A payload filter over the set: its name and which rows pass.
+struct Case {
+    name: &'static str,
+    pass: Vec<bool>,
+}
+
+/// A filter that lists its matches, like a payload index's bitmap.
+struct Listed<'a> {
+    pass: &'a [bool],
+    matching: Vec<u32>,
+}
+
+impl OffsetFilter for Listed<'_> {
+    fn matches(&self, offset: PointOffset) -> bool {
+        self.pass.get(offset.index()).copied().unwrap_or(false)
+    }
+    fn estimate(&self) -> Cardinality {
+        Cardinality::exact(self.matching.len())
+    }
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        self.matching.iter().for_each(|&o| f(PointOffset(o)));
+        true
+    }
+}
+
+/// Queries per second of `search` over every query, repeated for `secs`.
+fn qps(queries: &[Vec<f32>], secs: f64, mut search: impl FnMut(&[f32])) -> f64 {
+    let start = Instant::now();
+    let mut done = 0usize;
+    while start.elapsed().as_secs_f64() < secs || done == 0 {
+        for q in queries {
+            search(q);
+        }
+        done += queries.len();
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
+    let hits: usize = found.iter().zip(truth).map(|(f, t)| f.iter().filter(|x| t.contains(x)).count()).sum();
+    hits as f64 / truth.iter().map(Vec::len).sum::<usize>().max(1) as f64
+}
+
+fn main() {
+    let args = braid_testkit::BenchArgs::from_env();
+    let bench = args.bench;
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = args
+        .value("--data")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target/data/wn20000-q1000-k100"));
+    let out = args.out_file(&workspace, "filtered-braid.json");
+    let ef: usize = args.value("--ef").and_then(|s| s.parse().ok()).unwrap_or(64);
+    let Ok(mut rows) = npy::f32_rows(&dir.join("out.npy")) else {
+        println!("no data at {}: nothing to measure", dir.display());
+        return;
+    };
+    let mut queries = npy::f32_rows(&dir.join("queries.npy")).expect("queries.npy");
+    let mut payloads: Vec<Value> = std::fs::read_to_string(dir.join("out.jsonl"))
+        .expect("out.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    if !bench {
+        rows.truncate(2_000);
+        payloads.truncate(2_000);
+        queries.truncate(20);
+    }
+    let (n, dim) = (rows.len(), rows[0].len());
+    let mut base = DenseVectors::new(dim);
+    for r in &rows {
+        base.push(r).expect("rows of one width");
+    }
+    let secs = if bench { 1.0 } else { 0.0 };
+    println!("data: {} ({n} points, {} queries, dim {dim}), ef {ef}", dir.display(), queries.len());
+
+    let t = Instant::now();
+    let graph =
+        Hnsw::build(&base, Metric::Dot, HnswConfig { m: 16, ef_construct: 200, seed: 42 }, 2).expect("build");
+    let codes = Codes::from_source(Metric::Dot, &base).expect("codes");
+    println!("graph and int8 codes built in {:.1} s", t.elapsed().as_secs_f64());
+
+    let field = |key: &'static str, value: &'static str| payloads.iter().map(|p| p[key] == value).collect();
+    let cases = [
+        Case { name: "category = verb.social", pass: field("category", "verb.social") },
+        Case { name: "pos = adv", pass: field("pos", "adv") },
+        Case { name: "category = noun.artifact", pass: field("category", "noun.artifact") },
+        Case { name: "pos = verb", pass: field("pos", "verb") },
+        Case { name: "pos != noun", pass: payloads.iter().map(|p| p["pos"] != "noun").collect() },
+        Case { name: "pos = noun", pass: field("pos", "noun") },
+    ];
+
+    let unfiltered_float = qps(&queries, secs, |q| {
+        black_box(graph.search(&base, q, 10, ef, None).expect("search"));
+    });
+    let unfiltered_coded = qps(&queries, secs, |q| {
+        black_box(graph.search_coded(&base, &codes, q, 10, ef, None, Rescore::Pool).expect("search"));
+    });
+    println!("unfiltered: {unfiltered_float:.0} QPS over floats, {unfiltered_coded:.0} QPS over codes");
+
+    let mut report = Vec::new();
+    let only = args.value("--only");
+    for case in cases.iter().filter(|c| only.as_ref().is_none_or(|o| c.name.contains(o.as_str()))) {
+        let matching: Vec<u32> = (0..n as u32).filter(|&i| case.pass[i as usize]).collect();
+        let filter = Listed { pass: &case.pass, matching };
+        let filter: &dyn OffsetFilter = &filter;
+        let selectivity = filter.estimate().expected as f64 / n as f64;
+        let truth: Vec<Vec<u32>> = queries
+            .iter()
+            .map(|q| offsets(&graph.search_exact(&base, q, 10, Some(filter)).expect("exact")))
+            .collect();
+        let scan = qps(&queries, secs, |q| {
+            black_box(graph.search_exact(&base, q, 10, Some(filter)).expect("scan"));
+        });
+        let mut row = json!({"filter": case.name, "selectivity": selectivity,
+                             "scan_latency_ratio": unfiltered_float / scan});
+        for (walk, label) in [(FilteredWalk::Plain, "plain"), (FilteredWalk::TwoHop, "two_hop")] {
+            graph.set_filtered_walk(walk);
+            let found: Vec<Vec<u32>> = queries
+                .iter()
+                .map(|q| offsets(&graph.search(&base, q, 10, ef, Some(filter)).expect("search")))
+                .collect();
+            let float_qps = qps(&queries, secs, |q| {
+                black_box(graph.search(&base, q, 10, ef, Some(filter)).expect("search"));
+            });
+            let coded_found: Vec<Vec<u32>> = queries
+                .iter()
+                .map(|q| {
+                    offsets(
+                        &graph
+                            .search_coded(&base, &codes, q, 10, ef, Some(filter), Rescore::Pool)
+                            .expect("search"),
+                    )
+                })
+                .collect();
+            let coded_qps = qps(&queries, secs, |q| {
+                black_box(
+                    graph
+                        .search_coded(&base, &codes, q, 10, ef, Some(filter), Rescore::Pool)
+                        .expect("search"),
+                );
+            });
+            let (r, rc) = (recall(&found, &truth), recall(&coded_found, &truth));
+            println!(
+                "{:<26} {:>5.1} % {label:<8} floats: recall {r:.4}, {:.2}× unfiltered latency; \
+                 codes: recall {rc:.4}, {:.2}×; scan {:.2}×",
+                case.name,
+                100.0 * selectivity,
+                unfiltered_float / float_qps,
+                unfiltered_coded / coded_qps,
+                unfiltered_float / scan,
+            );
+            row[label] = json!({"recall": r, "latency_ratio": unfiltered_float / float_qps,
+                                "coded_recall": rc, "coded_latency_ratio": unfiltered_coded / coded_qps});
+        }
+        graph.set_filtered_walk(FilteredWalk::Auto);
+        report.push(row);
+    }
+    if bench {
+        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef,
+                         "unfiltered_qps": unfiltered_float, "unfiltered_coded_qps": unfiltered_coded, "cases": report});
+        if let Some(parent) = out.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::write(&out, serde_json::to_string_pretty(&doc).expect("json")).expect("write the report");
+        println!("wrote {}", out.display());
+    }
+}
+
+fn offsets(hits: &[braid_core::ScoredOffset]) -> Vec<u32> {
+    hits.iter().map(|h| h.offset.0).collect()
+}
