@@ -187,12 +187,12 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
         }
     };
     fixed(o, "datatype", json!("float32"), "vectors are stored as f32")?;
-    fixed(o, "on_disk", json!(false), "vectors live in memory until a checkpoint maps them from their file")?;
     Ok(SpaceSpec {
         size: usize_field(o, "size")?,
         distance: field(o, "distance").map(distance).transpose()?,
         hnsw: hnsw(o.get("hnsw_config"))?,
         quantization: quantization(o.get("quantization_config"))?,
+        on_disk: bool_field(o, "on_disk")?,
         multivector,
     })
 }
@@ -281,16 +281,11 @@ pub(crate) fn collection_update(body: &Value) -> Result<mapping::UpdateSpec, Api
         for (name, diff) in object(v, "`vectors`")? {
             let d = object(diff, "a vector's update")?;
             only(d, "a vector's update", &["hnsw_config", "quantization_config", "on_disk"])?;
-            fixed(
-                d,
-                "on_disk",
-                json!(false),
-                "vectors live in memory until a checkpoint maps them from their file",
-            )?;
             vectors.push((
                 name.clone(),
                 hnsw(d.get("hnsw_config"))?,
                 quantization_change(d.get("quantization_config"))?,
+                bool_field(d, "on_disk")?,
             ));
         }
     }
@@ -1401,8 +1396,9 @@ fn params_json(p: &VectorParams) -> Value {
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct,
                            "full_scan_threshold": p.hnsw.full_scan_threshold_kb},
            "quantization_config": quantization_json(p),
+           "on_disk": p.on_disk,
            // What Braid does, reported whether or not the request said it.
-           "on_disk": false, "datatype": "float32"})
+           "datatype": "float32"})
 }
 
 /// A multivector space as info reports it: no graph (`m: 0`), since Braid searches

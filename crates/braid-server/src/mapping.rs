@@ -121,6 +121,8 @@ pub(crate) struct SpaceSpec {
     pub(crate) distance: Option<Distance>,
     pub(crate) hnsw: HnswDiff,
     pub(crate) quantization: QuantizationSpec,
+    /// `on_disk`: rows read where touched instead of into memory (absent: `false`).
+    pub(crate) on_disk: Option<bool>,
     /// `multivector_config: {comparator: max_sim}`: a multivector space.
     pub(crate) multivector: bool,
 }
@@ -138,6 +140,11 @@ impl SpaceSpec {
     ) -> Result<CollectionConfig, ApiError> {
         let params = self.params(base, quantization)?;
         Ok(if self.multivector {
+            if params.on_disk {
+                return Err(bad(format!(
+                    "`{name}`: on_disk is not supported for a multivector space: Braid keeps its vectors in memory"
+                )));
+            }
             config.multivector(name, braid::MultiVectorParams::new(params.size, params.distance))
         } else {
             config.vector(name, params)
@@ -158,7 +165,8 @@ impl SpaceSpec {
         Ok(VectorParams::new(size, distance)
             .hnsw(hnsw.m, hnsw.ef_construct)
             .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
-            .quantization(quantization))
+            .quantization(quantization)
+            .on_disk(self.on_disk.unwrap_or(false)))
     }
 }
 
@@ -250,8 +258,8 @@ pub(crate) struct UpdateSpec {
     pub(crate) hnsw: HnswDiff,
     /// Collection-level `quantization_config`: every dense space.
     pub(crate) quantization: QuantizationChange,
-    /// `vectors`: per space, over the collection-level change.
-    pub(crate) vectors: Vec<(String, HnswDiff, QuantizationChange)>,
+    /// `vectors`: per space, over the collection-level change, with its `on_disk`.
+    pub(crate) vectors: Vec<(String, HnswDiff, QuantizationChange, Option<bool>)>,
     /// `sparse_vectors`: a new modifier per sparse space (`None`: as it is).
     pub(crate) sparse: Vec<(String, Option<Modifier>)>,
     pub(crate) indexing_threshold: Option<usize>,
@@ -267,7 +275,7 @@ impl UpdateSpec {
             params.hnsw = self.hnsw.over(params.hnsw);
             params.quantization = self.quantization.over(params.quantization)?;
         }
-        for (name, hnsw, quantization) in &self.vectors {
+        for (name, hnsw, quantization, on_disk) in &self.vectors {
             let Some(params) = config.vectors.get_mut(name) else {
                 return Err(bad(format!(
                     "Wrong input: Not existing vector name error: `{name}` is not a dense vector of this collection"
@@ -275,6 +283,7 @@ impl UpdateSpec {
             };
             params.hnsw = hnsw.over(params.hnsw);
             params.quantization = quantization.over(params.quantization)?;
+            params.on_disk = on_disk.unwrap_or(params.on_disk);
         }
         for (name, modifier) in &self.sparse {
             let Some(params) = config.sparse_vectors.get_mut(name) else {
@@ -400,6 +409,7 @@ mod tests {
             distance: Some(Distance::Cosine),
             hnsw: HnswDiff::default(),
             quantization: QuantizationSpec::Absent,
+            on_disk: None,
             multivector: false,
         }
     }

@@ -149,6 +149,19 @@ impl VectorFile {
 
     /// Maps the rows written so far (`None` when there are none).
     pub fn map(&self) -> Result<Option<Arc<MappedVectors>>, StorageError> {
+        self.map_as(Residency::Memory)
+    }
+
+    /// [`VectorFile::map`], with the kernel told how the rows will be read.
+    pub fn map_as(&self, residency: Residency) -> Result<Option<Arc<MappedVectors>>, StorageError> {
+        let mapped = self.map_plain()?;
+        if let Some(m) = &mapped {
+            m.advise(residency).at(&self.path)?;
+        }
+        Ok(mapped)
+    }
+
+    fn map_plain(&self) -> Result<Option<Arc<MappedVectors>>, StorageError> {
         if self.rows == 0 {
             return Ok(None);
         }
@@ -163,6 +176,19 @@ impl VectorFile {
         }
         Ok(Some(Arc::new(MappedVectors { map, dim: self.dim, rows: self.rows as usize })))
     }
+}
+
+/// Where a space's mapped rows are meant to live (Qdrant's `on_disk` of a vector space).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Residency {
+    /// Read ahead into memory when mapped (`MADV_WILLNEED`) and kept there while the
+    /// page cache has room: every search may read any row.
+    #[default]
+    Memory,
+    /// Read only where touched, one page at a time (`MADV_RANDOM`, no read-ahead): for
+    /// rows read only to re-score candidates the codes chose, so that resident memory
+    /// stays near what the searches actually touch.
+    Disk,
 }
 
 /// Rows of a vector file, mapped into memory.
@@ -197,6 +223,24 @@ impl MappedVectors {
     pub fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Tells the kernel how the rows will be read. A hint: what is resident changes
+    /// as pages are touched or evicted, never what is read.
+    pub fn advise(&self, residency: Residency) -> std::io::Result<()> {
+        #[cfg(unix)]
+        match residency {
+            Residency::Memory => {
+                self.map.advise(memmap2::Advice::Normal)?;
+                self.map.advise(memmap2::Advice::WillNeed)
+            }
+            Residency::Disk => self.map.advise(memmap2::Advice::Random),
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = residency;
+            Ok(())
+        }
+    }
 }
 
 /// The vectors of one space: a mapped, durable prefix and rows written since, in
@@ -219,6 +263,11 @@ impl Rows {
     pub fn mapped(dim: usize, base: Option<Arc<MappedVectors>>) -> Rows {
         let base_rows = base.as_ref().map_or(0, |b| b.rows);
         Rows { dim, base, base_rows, tail: Vec::new() }
+    }
+
+    /// Tells the kernel how the mapped prefix will be read ([`MappedVectors::advise`]).
+    pub fn advise(&self, residency: Residency) -> std::io::Result<()> {
+        self.base.as_ref().map_or(Ok(()), |b| b.advise(residency))
     }
 
     /// Appends one vector (its length must be `dim`).

@@ -106,6 +106,11 @@ impl BenchArgs {
         BenchArgs { args, bench }
     }
 
+    /// Whether the flag `--name` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a == name)
+    }
+
     /// The value after `--name`, if given.
     pub fn value(&self, name: &str) -> Option<String> {
         self.args.iter().position(|a| a == name).and_then(|i| self.args.get(i + 1)).cloned()

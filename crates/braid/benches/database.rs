@@ -8,7 +8,9 @@
 //! durably in DIR on the first run and reopen it on later ones, to profile searches
 //! without re-ingesting; ingest then reports the reopen), `--only TEXT` (run the cases
 //! whose name contains TEXT), `--quantization int8|binary|none` (the space's codes;
-//! default int8, Braid's default). Under `cargo test` it runs on the
+//! default int8, Braid's default), `--on-disk` (the space's rows read where touched,
+//! `VectorParams::on_disk`; with `--keep`, the reopened run's resident memory, printed
+//! at the end from `/proc/self/status`, shows what it saves). Under `cargo test` it runs on the
 //! 20k set's first 2,000 rows when `cargo xtask data` has made it, else it prints a
 //! note and stops.
 
@@ -65,7 +67,8 @@ fn main() {
         Some("none") => braid::Quantization::None,
         Some(other) => panic!("--quantization takes int8, binary or none, not {other}"),
     };
-    println!("quantization: {quantization:?}");
+    let on_disk = args.flag("--on-disk");
+    println!("quantization: {quantization:?}, rows on disk: {on_disk}");
     let t = Instant::now();
     let c = if reuse {
         db.collection("wordnet").expect("the kept database has the collection")
@@ -77,7 +80,8 @@ fn main() {
                     "text",
                     VectorParams::new(base[0].len(), Distance::Cosine)
                         .hnsw(16, 200)
-                        .quantization(quantization),
+                        .quantization(quantization)
+                        .on_disk(on_disk),
                 ),
             )
             .expect("valid config");
@@ -174,8 +178,24 @@ fn main() {
         println!("{name}: selectivity {:.2} %, recall@10 {recall:.4}, {qps:.0} QPS", 100.0 * selectivity);
         rows.push(json!({"case": name, "selectivity": selectivity, "recall": recall, "qps": qps}));
     }
+    // Resident memory now (Linux): anonymous (heap: codes, graph, payloads, rows not yet
+    // checkpointed) and file-backed (mapped rows a search touched or the kernel read ahead).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| -> Option<u64> {
+        status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let (rss_anon, rss_file) = (kb("RssAnon:"), kb("RssFile:"));
+    if let (Some(a), Some(f)) = (rss_anon, rss_file) {
+        println!(
+            "resident: {:.1} MiB anonymous, {:.1} MiB file-backed",
+            a as f64 / 1024.0,
+            f as f64 / 1024.0
+        );
+    }
     if bench {
-        let report = json!({"data_dir": dir, "n": n, "queries": queries.len(), "quantization": format!("{quantization:?}"), "ingest_s": ingest, "rows": rows});
+        let report = json!({"data_dir": dir, "n": n, "queries": queries.len(), "quantization": format!("{quantization:?}"),
+                            "on_disk": on_disk, "ingest_s": ingest, "rows": rows,
+                            "rss_anon_kb": rss_anon, "rss_file_kb": rss_file});
         if let Some(parent) = out.parent() {
             let _ = std::fs::create_dir_all(parent);
         }

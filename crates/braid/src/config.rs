@@ -66,13 +66,35 @@ pub struct VectorParams {
     /// as the default.
     #[serde(default)]
     pub quantization: Quantization,
+    /// Qdrant's `on_disk`: the rows on disk are read only where a search touches them
+    /// (no read-ahead), instead of read into memory when mapped. For spaces searched by
+    /// their codes, whose rows are read only to re-score (`docs/collections.md`).
+    #[serde(default)]
+    pub on_disk: bool,
 }
 
 impl VectorParams {
     /// A space of `size` dimensions under `distance`, default graph settings and
-    /// one-byte codes.
+    /// one-byte codes, rows read into memory.
     pub fn new(size: usize, distance: Distance) -> VectorParams {
-        VectorParams { size, distance, hnsw: HnswParams::default(), quantization: Quantization::default() }
+        VectorParams {
+            size,
+            distance,
+            hnsw: HnswParams::default(),
+            quantization: Quantization::default(),
+            on_disk: false,
+        }
+    }
+
+    /// With the rows kept on disk and read where touched (`true`), or read into memory.
+    pub fn on_disk(mut self, on_disk: bool) -> VectorParams {
+        self.on_disk = on_disk;
+        self
+    }
+
+    /// How the kernel is told to treat this space's mapped rows.
+    pub(crate) fn residency(&self) -> braid_storage::Residency {
+        if self.on_disk { braid_storage::Residency::Disk } else { braid_storage::Residency::Memory }
     }
 
     /// With `quantization` instead of the default [`Quantization::Int8`].

@@ -493,6 +493,13 @@ impl Segment {
         for (name, params) in &config.vectors {
             match self.spaces.get_mut(name) {
                 Some(space) => {
+                    if params.on_disk != space.params.on_disk
+                        && let Err(e) = space.rows.advise(params.residency())
+                    {
+                        // A hint the kernel refused: rows still read the same, only
+                        // what stays resident differs.
+                        tracing::warn!(space = %name, error = %e, "could not advise the kernel of on_disk");
+                    }
                     let old_codes = match codes.remove(name) {
                         Some(fresh) => std::mem::replace(&mut space.codes, fresh),
                         None => None,

@@ -307,7 +307,7 @@ impl Store {
                 StorageError::corrupt(&manifest_path, 0, format!("no vector file for space `{name}`"))
             })?;
             let file = VectorFile::open(&dir.join(&entry.file), params.size, entry.rows, entry.crc)?;
-            rows.insert(name.clone(), Rows::mapped(params.size, file.map()?));
+            rows.insert(name.clone(), Rows::mapped(params.size, file.map_as(params.residency())?));
             vectors.insert(name.clone(), file);
         }
         let mut segment = match &manifest.points {
@@ -478,7 +478,7 @@ impl Store {
                 name.clone(),
                 VectorsEntry { file: file_name(file.path()), rows: file.rows(), crc: file.crc() },
             );
-            mapped.push((name.clone(), file.map()?));
+            mapped.push((name.clone(), file.map_as(space.params.residency())?));
         }
         self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
@@ -501,7 +501,7 @@ impl Store {
             append_rows(&mut out, &space.rows)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
-            mapped.push((name.clone(), out.map()?));
+            mapped.push((name.clone(), out.map_as(space.params.residency())?));
             files.insert(name.clone(), out);
         }
         self.write_checkpoint(segment, seq, manifest)?;

@@ -410,3 +410,48 @@ fn binary_codes_answer_exactly_and_persist() {
     assert_eq!(c.config().vectors["text"].quantization, Quantization::Binary);
     answers(&db, &truth);
 }
+
+#[test]
+fn rows_on_disk_answer_the_same_and_the_setting_persists() {
+    // Binary codes in memory, rows read only where re-scoring touches them: the
+    // configuration `on_disk` is for. The other space keeps its rows in memory.
+    let config = |on_disk: bool| {
+        CollectionConfig::new()
+            .indexing_threshold_kb(1)
+            .vector(
+                "text",
+                walked(VectorParams::new(96, Distance::Cosine).hnsw(12, 64))
+                    .quantization(Quantization::Binary)
+                    .on_disk(on_disk),
+            )
+            .vector("shape", walked(VectorParams::new(80, Distance::Euclid).hnsw(12, 64)))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (truth, before) = {
+        let db = Database::open(dir.path()).unwrap();
+        let truth = fill_with(&db, config(true));
+        let c = db.collection("coded").unwrap();
+        assert!(c.config().vectors["text"].on_disk && !c.config().vectors["shape"].on_disk);
+        let before = answers(&db, &truth);
+        c.flush().unwrap();
+        assert_eq!(answers(&db, &truth), before, "mapped on disk after the checkpoint, same answers");
+        (truth, before)
+    };
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.collection("coded").unwrap();
+    assert!(c.config().vectors["text"].on_disk, "on_disk persists across reopen");
+    assert_eq!(answers(&db, &truth), before);
+    let memory = c.info().memory["text"];
+    assert_eq!(memory.vectors_mapped, memory.vectors, "every row read from its file: {memory:?}");
+    // Switched on a live space, both ways, answers unchanged.
+    c.reconfigure(config(false)).unwrap();
+    assert!(!c.config().vectors["text"].on_disk);
+    assert_eq!(answers(&db, &truth), before);
+    c.reconfigure(config(true)).unwrap();
+    c.flush().unwrap();
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert!(db.collection("coded").unwrap().config().vectors["text"].on_disk);
+    assert_eq!(answers(&db, &truth), before);
+}

@@ -1018,6 +1018,7 @@ pub(super) fn space_in(p: &proto::VectorParams) -> SpaceSpec {
         distance,
         hnsw: hnsw_in(p.hnsw_config.as_ref()),
         quantization: quantization_in(p.quantization_config.as_ref()),
+        on_disk: p.on_disk,
         multivector: p.multivector_config.is_some(),
     }
 }
@@ -1048,8 +1049,8 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
             full_scan_threshold: Some(p.hnsw.full_scan_threshold_kb as u64),
             ..Default::default()
         }),
+        on_disk: Some(p.on_disk),
         // What Braid does, reported whether or not the request said it (Datatype 1 = Float32).
-        on_disk: Some(false),
         datatype: Some(1),
         quantization_config: p.code_kind().map(|kind| proto::QuantizationConfig {
             quantization: Some(match kind {
@@ -1198,7 +1199,6 @@ impl Unserved for proto::VectorParams {
         let f32_or_default = |d: i32| d == 0 || d == 1;
         inner(self.hnsw_config.as_ref()).or_else(|| {
             first(&[
-                ("on_disk", self.on_disk == Some(true)),
                 ("datatype", self.datatype.is_some_and(|d| !f32_or_default(d))),
                 ("memory", self.memory.is_some()),
             ])
@@ -1296,8 +1296,7 @@ impl Unserved for proto::CollectionParamsDiff {
 
 impl Unserved for proto::VectorParamsDiff {
     fn unserved(&self) -> Option<&'static str> {
-        inner(self.hnsw_config.as_ref())
-            .or_else(|| first(&[("on_disk", self.on_disk == Some(true)), ("memory", self.memory.is_some())]))
+        inner(self.hnsw_config.as_ref()).or_else(|| first(&[("memory", self.memory.is_some())]))
     }
 }
 
@@ -1336,6 +1335,7 @@ pub(super) fn update_in(r: &proto::UpdateCollection) -> Result<UpdateSpec, Statu
             name.to_string(),
             hnsw_in(p.hnsw_config.as_ref()),
             quantization_change_in(p.quantization_config.as_ref()),
+            p.on_disk,
         )
     };
     let vectors = match r.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
@@ -1690,7 +1690,7 @@ mod tests {
                 })),
                 "(served)",
             ),
-            (Box::new(space(proto::VectorParams { on_disk: Some(true), ..Default::default() })), "on_disk"),
+            (Box::new(space(proto::VectorParams { on_disk: Some(true), ..Default::default() })), "(served)"),
             (Box::new(space(proto::VectorParams { datatype: Some(3), ..Default::default() })), "datatype"),
             (Box::new(space(proto::VectorParams { datatype: Some(1), ..Default::default() })), "(served)"),
             (

@@ -187,23 +187,28 @@ async fn the_official_rust_client_walks_the_tutorial() {
         .await
         .expect_err("two-bit binary quantization is refused");
     assert!(refused.to_string().contains("TwoBits"), "{refused}");
-    client
-        .create_collection(CreateCollection {
-            collection_name: "bits".into(),
-            ..wide(q::quantization_config::Quantization::Binary(Default::default()))
-        })
-        .await
-        .expect("binary");
+    // Binary codes in memory with the rows on disk: the configuration for a large space.
+    let mut bits = wide(q::quantization_config::Quantization::Binary(Default::default()));
+    bits.collection_name = "bits".into();
+    if let Some(q::vectors_config::Config::Params(p)) =
+        bits.vectors_config.as_mut().and_then(|v| v.config.as_mut())
+    {
+        p.on_disk = Some(true);
+    }
+    client.create_collection(bits).await.expect("binary, rows on disk");
     let bits_info = client.collection_info("bits").await.expect("info").result.expect("info");
     match bits_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
-        Some(q::vectors_config::Config::Params(p)) => assert!(
-            matches!(
-                p.quantization_config.and_then(|q| q.quantization),
-                Some(q::quantization_config::Quantization::Binary(b))
-                    if b.encoding == Some(q::BinaryQuantizationEncoding::OneBit.into())
-            ),
-            "binary codes reported"
-        ),
+        Some(q::vectors_config::Config::Params(p)) => {
+            assert_eq!(p.on_disk, Some(true), "on_disk reported");
+            assert!(
+                matches!(
+                    p.quantization_config.and_then(|q| q.quantization),
+                    Some(q::quantization_config::Quantization::Binary(b))
+                        if b.encoding == Some(q::BinaryQuantizationEncoding::OneBit.into())
+                ),
+                "binary codes reported"
+            )
+        }
         other => panic!("one unnamed space: {other:?}"),
     }
     client.delete_collection("bits").await.expect("delete bits");

@@ -57,6 +57,13 @@ async fn patch_changes_a_live_collection_over_rest() {
     assert_eq!(info["points_count"], 300);
     assert_eq!(rest.post("/collections/p/points/search", search.clone()).await, before);
 
+    // One space's rows on disk (read where touched), reported, answering the same.
+    let on_disk = json!({"vectors": {"text": {"on_disk": true}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", on_disk).await, json!(true));
+    let vectors = rest.get("/collections/p").await["config"]["params"]["vectors"].clone();
+    assert_eq!((&vectors["text"]["on_disk"], &vectors["image"]["on_disk"]), (&json!(true), &json!(false)));
+    assert_eq!(rest.post("/collections/p/points/search", search.clone()).await, before);
+
     // Codes (kept from 64 components) off and on again; through an alias too.
     rest.put("/collections/wide", json!({"vectors": {"v": {"size": 64, "distance": "Cosine"}}})).await;
     rest.post(
@@ -91,7 +98,7 @@ async fn patch_changes_a_live_collection_over_rest() {
         (json!({"params": {"replication_factor": 3}}), "replication_factor"),
         (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),
         (json!({"optimizers_config": {"deleted_threshold": 2.0}}), "deleted_threshold"),
-        (json!({"vectors": {"text": {"on_disk": true}}}), "on_disk"),
+        (json!({"vectors": {"text": {"on_disk": "yes"}}}), "on_disk"),
         (json!({"hnsw_config": {"m": 1}}), "m"),
         (json!({"strict_mode_config": {"enabled": true}}), "strict_mode_config"),
         (json!({"sparse_vectors": {"text": {"modifier": "idf"}}}), "text"),
