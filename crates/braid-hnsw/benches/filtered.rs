@@ -17,8 +17,8 @@ use std::time::Instant;
 use braid_core::{Cardinality, DenseVectors, Metric, OffsetFilter, PointOffset};
 use braid_distance::Codes;
 use braid_hnsw::{FilteredWalk, Hnsw, HnswConfig, Rescore};
-use braid_testkit::npy;
-use serde_json::{Value, json};
+use braid_testkit::WordnetSet;
+use serde_json::json;
 
 /// A payload filter over the set: its name and which rows pass.
 struct Case {
@@ -73,21 +73,14 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target/data/wn20000-q1000-k100"));
     let out = args.out_file(&workspace, "filtered-braid.json");
     let ef: usize = args.value("--ef").and_then(|s| s.parse().ok()).unwrap_or(64);
-    let Ok(mut rows) = npy::f32_rows(&dir.join("out.npy")) else {
+    let Ok(mut set) = WordnetSet::read(&dir) else {
         println!("no data at {}: nothing to measure", dir.display());
         return;
     };
-    let mut queries = npy::f32_rows(&dir.join("queries.npy")).expect("queries.npy");
-    let mut payloads: Vec<Value> = std::fs::read_to_string(dir.join("out.jsonl"))
-        .expect("out.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
     if !bench {
-        rows.truncate(2_000);
-        payloads.truncate(2_000);
-        queries.truncate(20);
+        set.truncate(2_000, 20);
     }
+    let WordnetSet { base: rows, queries, payloads } = set;
     let (n, dim) = (rows.len(), rows[0].len());
     let mut base = DenseVectors::new(dim);
     for r in &rows {

@@ -245,6 +245,77 @@ pub const CODED_SCAN_ADVANTAGE: f64 = 2.5;
 
 pub use braid_core::{PathChoice, SearchPath};
 
+/// The two heaps of a layer's beam search (Malkov & Yashunin, algorithm 2): the
+/// candidates still to expand, closest first, and the `ef` closest admitted nodes, worst
+/// on top, whose worst distance bounds the search once the beam is full.
+struct Beam {
+    candidates: BinaryHeap<Reverse<Near>>,
+    results: BinaryHeap<Near>,
+    bound: f32,
+    ef: usize,
+}
+
+impl Beam {
+    /// A beam of `ef` over a graph of `capacity` nodes, seeded with the unvisited
+    /// `entry` nodes (all steer; the admitted ones are results).
+    fn new(
+        ef: usize,
+        capacity: usize,
+        entry: &[Near],
+        visited: &mut Visited,
+        admit: impl Fn(u32) -> bool,
+    ) -> Beam {
+        // A beam wider than the graph cannot fill: size the heaps by what can exist, so a
+        // caller's huge `ef` costs nothing extra.
+        let ef = ef.clamp(1, capacity.max(1));
+        let mut beam = Beam {
+            candidates: BinaryHeap::with_capacity(ef * 2),
+            results: BinaryHeap::with_capacity(ef + 1),
+            bound: f32::INFINITY,
+            ef,
+        };
+        for &e in entry {
+            if visited.insert(e.node) {
+                beam.candidates.push(Reverse(e));
+                if admit(e.node) {
+                    beam.keep(e);
+                }
+            }
+        }
+        beam
+    }
+
+    /// The closest candidate left, unless it is beyond the bound (the search is done).
+    #[inline]
+    fn next(&mut self) -> Option<Near> {
+        let Reverse(current) = self.candidates.pop()?;
+        (current.dist <= self.bound).then_some(current)
+    }
+
+    /// A scored node: a candidate when it can still improve the beam, and a result
+    /// when `admitted` also says so.
+    #[inline]
+    fn offer(&mut self, near: Near, admitted: impl FnOnce() -> bool) {
+        if near.dist < self.bound || self.results.len() < self.ef {
+            self.candidates.push(Reverse(near));
+            if admitted() {
+                self.keep(near);
+            }
+        }
+    }
+
+    #[inline]
+    fn keep(&mut self, near: Near) {
+        self.results.push(near);
+        if self.results.len() > self.ef {
+            self.results.pop();
+        }
+        if self.results.len() >= self.ef {
+            self.bound = self.results.peek().map_or(f32::INFINITY, |w| w.dist);
+        }
+    }
+}
+
 impl Hnsw {
     /// Greedy walk on `layer` from `start` towards the probe's query: the closest node
     /// found.
@@ -279,30 +350,10 @@ impl Hnsw {
         visited: &mut Visited,
         admit: impl Fn(u32) -> bool,
     ) -> BinaryHeap<Near> {
-        // A beam wider than the graph cannot fill: size the heaps by what can exist, so a
-        // caller's huge `ef` costs nothing extra.
-        let ef = ef.clamp(1, self.capacity.max(1));
-        let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 2);
-        let mut results: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
-        // The bound the search stops at: the worst admitted result once `ef` are held.
-        let mut bound = f32::INFINITY;
-        for &e in entry {
-            if visited.insert(e.node) {
-                candidates.push(Reverse(e));
-                if admit(e.node) {
-                    results.push(e);
-                }
-            }
-        }
-        if results.len() >= ef {
-            bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
-        }
+        let mut beam = Beam::new(ef, self.capacity, entry, visited, &admit);
         let mut buf = Vec::with_capacity(self.config.m0());
         let mut fresh = Vec::with_capacity(self.config.m0());
-        while let Some(Reverse(current)) = candidates.pop() {
-            if current.dist > bound {
-                break;
-            }
+        while let Some(current) = beam.next() {
             self.neighbours(current.node, layer, &mut buf);
             // Mark and prefetch every unvisited neighbour first, then score them: the
             // memory system fetches several vectors at once instead of one per distance.
@@ -314,22 +365,10 @@ impl Hnsw {
                 }
             }
             for &n in &fresh {
-                let d = probe.distance(n);
-                if d < bound || results.len() < ef {
-                    candidates.push(Reverse(Near { dist: d, node: n }));
-                    if admit(n) {
-                        results.push(Near { dist: d, node: n });
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                        if results.len() >= ef {
-                            bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
-                        }
-                    }
-                }
+                beam.offer(Near { dist: probe.distance(n), node: n }, || admit(n));
             }
         }
-        results
+        beam.results
     }
 
     /// The selection, best first, with ranking distances turned into user scores.
@@ -513,31 +552,11 @@ impl Hnsw {
         visited: &mut Visited,
         admit: impl Fn(u32) -> bool,
     ) -> BinaryHeap<Near> {
-        let ef = ef.clamp(1, self.capacity.max(1));
         let cap = self.config.m0();
-        let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 2);
-        let mut results: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
-        let mut bound = f32::INFINITY;
-        for &e in entry {
-            if visited.insert(e.node) {
-                candidates.push(Reverse(e));
-                if admit(e.node) {
-                    results.push(e);
-                }
-            }
-        }
-        while results.len() > ef {
-            results.pop();
-        }
-        if results.len() >= ef {
-            bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
-        }
+        let mut beam = Beam::new(ef, self.capacity, entry, visited, &admit);
         let (mut buf, mut hop) = (Vec::with_capacity(cap), Vec::with_capacity(cap));
         let mut fresh = Vec::with_capacity(cap);
-        while let Some(Reverse(current)) = candidates.pop() {
-            if current.dist > bound {
-                break;
-            }
+        while let Some(current) = beam.next() {
             self.neighbours(current.node, 0, &mut buf);
             fresh.clear();
             // Matching neighbours first; a non-matching one is only a bridge, whose
@@ -571,20 +590,10 @@ impl Hnsw {
                 }
             }
             for &n in &fresh {
-                let d = probe.distance(n);
-                if d < bound || results.len() < ef {
-                    candidates.push(Reverse(Near { dist: d, node: n }));
-                    results.push(Near { dist: d, node: n });
-                    if results.len() > ef {
-                        results.pop();
-                    }
-                    if results.len() >= ef {
-                        bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
-                    }
-                }
+                beam.offer(Near { dist: probe.distance(n), node: n }, || true);
             }
         }
-        results
+        beam.results
     }
 
     /// The `k` best of the first `pool` of `nodes` (best first by some approximate

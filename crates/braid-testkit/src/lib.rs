@@ -46,6 +46,42 @@ impl Rng {
     }
 }
 
+/// A WordNet/MiniLM set as `cargo xtask data` writes it (`out.npy`, `queries.npy`,
+/// `out.jsonl`): base rows, query rows and each base row's payload.
+#[derive(Clone, Debug)]
+pub struct WordnetSet {
+    /// The points' vectors (`out.npy`).
+    pub base: Vec<Vec<f32>>,
+    /// The held-out queries (`queries.npy`).
+    pub queries: Vec<Vec<f32>>,
+    /// One payload per point (`out.jsonl`).
+    pub payloads: Vec<serde_json::Value>,
+}
+
+impl WordnetSet {
+    /// Reads the set in `dir`.
+    pub fn read(dir: &std::path::Path) -> Result<WordnetSet, String> {
+        let base = npy::f32_rows(&dir.join("out.npy"))?;
+        let queries = npy::f32_rows(&dir.join("queries.npy"))?;
+        let path = dir.join("out.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let payloads = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(WordnetSet { base, queries, payloads })
+    }
+
+    /// Keeps the first `base` rows (and their payloads) and `queries` queries: the
+    /// smoke-test size of a bench run under `cargo test`.
+    pub fn truncate(&mut self, base: usize, queries: usize) {
+        self.base.truncate(base);
+        self.payloads.truncate(base);
+        self.queries.truncate(queries);
+    }
+}
+
 /// Little-endian `.npy` files of `f4` or `i4` (what `../shared/data` holds).
 pub mod npy {
     use std::path::Path;

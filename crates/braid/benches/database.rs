@@ -23,7 +23,7 @@ use braid::{
     CollectionConfig, Database, Distance, Filter, IndexKind, PointStruct, SearchParams, SearchRequest,
     VectorParams, field,
 };
-use braid_testkit::npy;
+use braid_testkit::WordnetSet;
 use serde_json::{Value, json};
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -36,22 +36,16 @@ fn main() {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = args.wordnet_dir(&workspace);
     let out = args.out_file(&workspace, "database-braid.json");
-    let Ok(mut base) = npy::f32_rows(&dir.join("out.npy")) else {
+    let Ok(mut set) = WordnetSet::read(&dir) else {
         println!("no data at {}: nothing to measure", dir.display());
         return;
     };
-    let mut queries = npy::f32_rows(&dir.join("queries.npy")).expect("queries.npy");
-    let mut payloads: Vec<Value> = std::fs::read_to_string(dir.join("out.jsonl"))
-        .expect("out.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
-        .map(|v| json!({"category": v["category"], "pos": v["pos"]}))
-        .collect();
     if !bench {
-        base.truncate(2_000);
-        payloads.truncate(2_000);
-        queries.truncate(10);
+        set.truncate(2_000, 10);
     }
+    let WordnetSet { base, queries, payloads } = set;
+    let payloads: Vec<Value> =
+        payloads.iter().map(|v| json!({"category": v["category"], "pos": v["pos"]})).collect();
     let n = base.len();
     println!("data: {} ({n} points, {} queries, dim {})", dir.display(), queries.len(), base[0].len());
 
