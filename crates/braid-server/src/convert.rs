@@ -171,6 +171,7 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
             "hnsw_config",
             "quantization_config",
             "on_disk",
+            "memory",
             "datatype",
             "multivector_config",
         ],
@@ -192,7 +193,7 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
         distance: field(o, "distance").map(distance).transpose()?,
         hnsw: hnsw(o.get("hnsw_config"))?,
         quantization: quantization(o.get("quantization_config"))?,
-        on_disk: bool_field(o, "on_disk")?,
+        on_disk: rows_on_disk(o)?,
         multivector,
     })
 }
@@ -280,12 +281,12 @@ pub(crate) fn collection_update(body: &Value) -> Result<mapping::UpdateSpec, Api
     if let Some(v) = field(o, "vectors") {
         for (name, diff) in object(v, "`vectors`")? {
             let d = object(diff, "a vector's update")?;
-            only(d, "a vector's update", &["hnsw_config", "quantization_config", "on_disk"])?;
+            only(d, "a vector's update", &["hnsw_config", "quantization_config", "on_disk", "memory"])?;
             vectors.push((
                 name.clone(),
                 hnsw(d.get("hnsw_config"))?,
                 quantization_change(d.get("quantization_config"))?,
-                bool_field(d, "on_disk")?,
+                rows_on_disk(d)?,
             ));
         }
     }
@@ -723,6 +724,23 @@ fn params(o: &Map<String, Value>) -> Result<Option<SearchParams>, ApiError> {
 }
 
 /// A boolean field `path` names (its last part is the key), if present.
+/// A vector space's rows on disk: its `memory` placement (`cold` on disk, `cached` in
+/// memory; `pinned` refused, as Qdrant refuses it for dense vectors), else its
+/// deprecated `on_disk`.
+fn rows_on_disk(o: &Map<String, Value>) -> Result<Option<bool>, ApiError> {
+    match field(o, "memory") {
+        None => bool_field(o, "on_disk"),
+        Some(m) => match m.as_str() {
+            Some("cold") => Ok(Some(true)),
+            Some("cached") => Ok(Some(false)),
+            Some("pinned") => Err(bad(
+                "`memory: pinned` is not supported for dense vector storage: use \"cached\" or \"cold\"",
+            )),
+            _ => Err(bad(format!("`memory` must be \"cached\" or \"cold\", got {m}"))),
+        },
+    }
+}
+
 fn bool_field(o: &Map<String, Value>, path: &str) -> Result<Option<bool>, ApiError> {
     let key = path.rsplit('.').next().unwrap_or(path);
     match field(o, key) {
@@ -1396,7 +1414,7 @@ fn params_json(p: &VectorParams) -> Value {
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct,
                            "full_scan_threshold": p.hnsw.full_scan_threshold_kb},
            "quantization_config": quantization_json(p),
-           "on_disk": p.on_disk,
+           "on_disk": p.on_disk, "memory": if p.on_disk { "cold" } else { "cached" },
            // What Braid does, reported whether or not the request said it.
            "datatype": "float32"})
 }

@@ -1018,9 +1018,26 @@ pub(super) fn space_in(p: &proto::VectorParams) -> SpaceSpec {
         distance,
         hnsw: hnsw_in(p.hnsw_config.as_ref()),
         quantization: quantization_in(p.quantization_config.as_ref()),
-        on_disk: p.on_disk,
+        on_disk: rows_on_disk(p.on_disk, p.memory),
         multivector: p.multivector_config.is_some(),
     }
+}
+
+/// Qdrant's `Memory` for a vector space's rows: `Some(None)` for `MemoryUnknown` (0,
+/// as absent), `Cold` (1) on disk, `Cached` (2) in memory; `Pinned` (3) and unknown
+/// values are `None`, refused (Qdrant does not support pinned dense vector storage).
+fn placement_in(memory: i32) -> Option<Option<bool>> {
+    match memory {
+        0 => Some(None),
+        1 => Some(Some(true)),
+        2 => Some(Some(false)),
+        _ => None,
+    }
+}
+
+/// A space's rows on disk from its deprecated `on_disk` and the `memory` that overrides it.
+fn rows_on_disk(on_disk: Option<bool>, memory: Option<i32>) -> Option<bool> {
+    memory.and_then(placement_in).flatten().or(on_disk)
 }
 
 /// A multivector space in collection info: no graph (`m: 0`), searched exactly.
@@ -1050,6 +1067,7 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
             ..Default::default()
         }),
         on_disk: Some(p.on_disk),
+        memory: Some(if p.on_disk { 1 } else { 2 }),
         // What Braid does, reported whether or not the request said it (Datatype 1 = Float32).
         datatype: Some(1),
         quantization_config: p.code_kind().map(|kind| proto::QuantizationConfig {
@@ -1200,7 +1218,7 @@ impl Unserved for proto::VectorParams {
         inner(self.hnsw_config.as_ref()).or_else(|| {
             first(&[
                 ("datatype", self.datatype.is_some_and(|d| !f32_or_default(d))),
-                ("memory", self.memory.is_some()),
+                ("memory", self.memory.is_some_and(|m| placement_in(m).is_none())),
             ])
         })
     }
@@ -1296,7 +1314,8 @@ impl Unserved for proto::CollectionParamsDiff {
 
 impl Unserved for proto::VectorParamsDiff {
     fn unserved(&self) -> Option<&'static str> {
-        inner(self.hnsw_config.as_ref()).or_else(|| first(&[("memory", self.memory.is_some())]))
+        inner(self.hnsw_config.as_ref())
+            .or_else(|| first(&[("memory", self.memory.is_some_and(|m| placement_in(m).is_none()))]))
     }
 }
 
@@ -1335,7 +1354,7 @@ pub(super) fn update_in(r: &proto::UpdateCollection) -> Result<UpdateSpec, Statu
             name.to_string(),
             hnsw_in(p.hnsw_config.as_ref()),
             quantization_change_in(p.quantization_config.as_ref()),
-            p.on_disk,
+            rows_on_disk(p.on_disk, p.memory),
         )
     };
     let vectors = match r.vectors_config.as_ref().and_then(|v| v.config.as_ref()) {
@@ -1700,7 +1719,8 @@ mod tests {
                 })),
                 "(served)",
             ),
-            (Box::new(space(proto::VectorParams { memory: Some(1), ..Default::default() })), "memory"),
+            (Box::new(space(proto::VectorParams { memory: Some(1), ..Default::default() })), "(served)"),
+            (Box::new(space(proto::VectorParams { memory: Some(3), ..Default::default() })), "memory"),
             (
                 Box::new(optimizers(proto::OptimizersConfigDiff {
                     deleted_threshold: Some(0.1),

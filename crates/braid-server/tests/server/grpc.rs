@@ -193,13 +193,13 @@ async fn the_official_rust_client_walks_the_tutorial() {
     if let Some(q::vectors_config::Config::Params(p)) =
         bits.vectors_config.as_mut().and_then(|v| v.config.as_mut())
     {
-        p.on_disk = Some(true);
+        p.memory = Some(q::Memory::Cold.into());
     }
     client.create_collection(bits).await.expect("binary, rows on disk");
     let bits_info = client.collection_info("bits").await.expect("info").result.expect("info");
     match bits_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
         Some(q::vectors_config::Config::Params(p)) => {
-            assert_eq!(p.on_disk, Some(true), "on_disk reported");
+            assert_eq!(p.memory, Some(q::Memory::Cold.into()), "rows on disk reported");
             assert!(
                 matches!(
                     p.quantization_config.and_then(|q| q.quantization),

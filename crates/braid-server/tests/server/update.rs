@@ -62,7 +62,13 @@ async fn patch_changes_a_live_collection_over_rest() {
     assert_eq!(rest.ok(Method::PATCH, "/collections/p", on_disk).await, json!(true));
     let vectors = rest.get("/collections/p").await["config"]["params"]["vectors"].clone();
     assert_eq!((&vectors["text"]["on_disk"], &vectors["image"]["on_disk"]), (&json!(true), &json!(false)));
+    assert_eq!(vectors["text"]["memory"], "cold");
     assert_eq!(rest.post("/collections/p/points/search", search.clone()).await, before);
+    // `memory` (what Qdrant now names it) overrides `on_disk`.
+    let cached = json!({"vectors": {"text": {"memory": "cached", "on_disk": true}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", cached).await, json!(true));
+    let text = rest.get("/collections/p").await["config"]["params"]["vectors"]["text"].clone();
+    assert_eq!((&text["on_disk"], &text["memory"]), (&json!(false), &json!("cached")));
 
     // Codes (kept from 64 components) off and on again; through an alias too.
     rest.put("/collections/wide", json!({"vectors": {"v": {"size": 64, "distance": "Cosine"}}})).await;
@@ -99,6 +105,7 @@ async fn patch_changes_a_live_collection_over_rest() {
         (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),
         (json!({"optimizers_config": {"deleted_threshold": 2.0}}), "deleted_threshold"),
         (json!({"vectors": {"text": {"on_disk": "yes"}}}), "on_disk"),
+        (json!({"vectors": {"text": {"memory": "pinned"}}}), "pinned"),
         (json!({"hnsw_config": {"m": 1}}), "m"),
         (json!({"strict_mode_config": {"enabled": true}}), "strict_mode_config"),
         (json!({"sparse_vectors": {"text": {"modifier": "idf"}}}), "text"),
