@@ -101,8 +101,12 @@ pub(crate) fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
             PathBuf::from(format!("{}.replaced-{}", j.1.display(), j.2))
         };
         let saved = std::fs::copy(to, &shadow).is_ok();
-        std::fs::rename(from, to)?;
         let shadow = if saved { shadow.display().to_string() } else { "-".into() };
+        // The intent first: a kill between the rename and its journal line would
+        // otherwise leave a renamed file the journal still files under its old node
+        // (and a power cut would cut the new file to the old one's synced length).
+        note(format_args!("RI\t{}\t{}\t{shadow}", from.display(), to.display()));
+        std::fs::rename(from, to)?;
         note(format_args!("R\t{}\t{}\t{shadow}", from.display(), to.display()));
         return Ok(());
     }
@@ -145,9 +149,17 @@ pub fn power_cut(journal: &Path, root: &Path) -> std::io::Result<()> {
     let mut durable: BTreeMap<PathBuf, usize> = BTreeMap::new();
     // A line without its newline was torn by the kill: the event never completed.
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    for line in complete.lines() {
+    // A rename whose intent is the journal's last event: it happened if its source is
+    // gone (nothing ran after it); a failed rename is followed by other events.
+    let last = complete.lines().last().unwrap_or("");
+    let unconfirmed = match last.split('\t').collect::<Vec<_>>().as_slice() {
+        ["RI", from, to, shadow] if !Path::new(from).exists() => Some(format!("R\t{from}\t{to}\t{shadow}")),
+        _ => None,
+    };
+    for line in complete.lines().chain(unconfirmed.as_deref()) {
         let parts: Vec<&str> = line.split('\t').collect();
         match parts.as_slice() {
+            ["RI", ..] => {}
             ["C", path] => {
                 nodes.push(Node { at: PathBuf::from(path), synced: 0 });
                 volatile.insert(PathBuf::from(path), nodes.len() - 1);
