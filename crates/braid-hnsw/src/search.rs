@@ -463,11 +463,8 @@ impl Hnsw {
             ep = self.greedy(probe, ep, layer);
         }
         let ef = ef.max(k);
-        let admit = self.admit(filter);
-        let two_hop = match admit {
-            Admit::All => false,
-            Admit::Filter(_) | Admit::Bits(_) => self.walks_two_hop(filter),
-        };
+        let two_hop = self.walks_two_hop(filter);
+        let admit = self.admit(filter, two_hop);
         let admit = |n| !self.is_deleted(n) && admit.matches(n);
         if two_hop {
             // A small unfiltered beam first finds the query's neighbourhood: the two-hop
@@ -526,9 +523,9 @@ impl Hnsw {
 
     /// The admission test of a walk under `filter`: a dense bitset of its matches when
     /// the walk goes by two hops and the filter can list them.
-    fn admit<'f>(&self, filter: Option<&'f dyn OffsetFilter>) -> Admit<'f> {
+    fn admit<'f>(&self, filter: Option<&'f dyn OffsetFilter>, two_hop: bool) -> Admit<'f> {
         let Some(f) = filter else { return Admit::All };
-        if !self.walks_two_hop(filter) {
+        if !two_hop {
             return Admit::Filter(f);
         }
         let mut bits = vec![0u64; self.capacity.div_ceil(64)];
