@@ -12,6 +12,7 @@ mod bench;
 mod compat;
 mod data;
 mod fuzz;
+mod scale;
 mod tsan;
 
 const USAGE: &str = "\
@@ -24,7 +25,7 @@ tasks:
                              crash trials, 20 s of each fuzz target, the graph's
                              concurrency test under ThreadSanitizer
   bench <name> [-- args]     run a benchmark; names: distance, filter, hnsw, query,
-                             database, storage, server, ops
+                             database, storage, server, ops, sparse, scale
   proptest [--cases N]       every test with many proptest cases (default 4096)
   fuzz <target> [--time S]   run a cargo-fuzz target for S seconds (default 60);
                              installs cargo-fuzz and uses the nightly toolchain
@@ -104,7 +105,9 @@ pub(crate) fn exec(cmd: &mut Command) -> Result<(), String> {
         cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
     );
     println!("$ {line}");
+    let started = std::time::Instant::now();
     let status = cmd.status().map_err(|e| format!("could not start `{line}`: {e}"))?;
+    println!("xtask: {:.0} s for `{line}`", started.elapsed().as_secs_f64());
     if status.success() { Ok(()) } else { Err(format!("`{line}` failed with {status}")) }
 }
 
