@@ -55,6 +55,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "hybrid search on 100k WordNet passages: BM25 via the inverted index vs brute force and tantivy, dense vs hybrid RRF, ingest",
     ),
     (
+        "scale",
+        "braid",
+        "scale",
+        "build time, peak memory, disk, reopen and recall-matched QPS/p99 as N grows (--n 100000,1000000), float32/int8/binary/on-disk",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",
@@ -218,6 +224,9 @@ pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     }
     if name == "sparse" {
         return sparse_with_tantivy(extra);
+    }
+    if name == "scale" {
+        return crate::scale::run(extra);
     }
     let mut cmd = cargo();
     cmd.args(["bench", "--package", package, "--bench", target]);

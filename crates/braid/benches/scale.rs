@@ -1,0 +1,330 @@
+//! `cargo xtask bench scale` (one step of it): how Braid's costs grow with the number of
+//! points. The xtask runs this binary once per phase so that each process's peak
+//! resident memory belongs to one phase:
+//!
+//! - `--phase build --n N --dir D`: makes N 384-d points (below), computes each query's
+//!   exact top 10 over them, ingests them into a database in `D` (one space, Cosine,
+//!   m 16, ef_construct 200, no codes), flushes, and reports the build time, peak
+//!   memory and bytes on disk.
+//! - `--phase measure --config C --dir D`: switches the kept collection to configuration
+//!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
+//!   only where touched), checkpoints, closes, and reopens it (timed, page cache dropped
+//!   first with `--cold` where the process may), then sweeps `hnsw_ef` single-threaded
+//!   and reports, per ef, recall@10, QPS and p50/p99 latency, with the peak and current
+//!   resident memory and the collection's own memory report.
+//!
+//! The points: the first rows of a WordNet/MiniLM set (`--data DIR`, default the 100k
+//! set `cargo xtask data --n 100000 --queries 200` makes) as they are, and beyond them a
+//! synthetic mix: point `i` is `normalize(a·x + (1 − a)·y + g)` for two real rows `x`, `y`
+//! and a weight `a` uniform in [0.25, 0.75] drawn from a generator seeded by `i`, and `g`
+//! Gaussian noise of standard deviation 0.02 per component. Queries are the set's held-out
+//! real queries. Each phase prints a JSON line `{"scale": …}` the xtask collects.
+//!
+//! Under `cargo test` both phases run in one process on 3,000 points in a temporary
+//! directory, with every configuration, as a smoke test.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use braid::{
+    CollectionConfig, Database, Distance, PointStruct, Quantization, SearchParams, SearchRequest,
+    VectorParams,
+};
+use braid_testkit::{Rng, WordnetSet};
+use serde_json::{Value, json};
+
+const SPACE: &str = "text";
+const COLLECTION: &str = "scale";
+const TOP: usize = 10;
+const BATCH: usize = 10_000;
+const EFS: &[usize] = &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
+
+/// The point stream: real rows first, the synthetic mix beyond them.
+struct Points {
+    real: Vec<Vec<f32>>,
+}
+
+impl Points {
+    fn dim(&self) -> usize {
+        self.real[0].len()
+    }
+
+    fn point(&self, i: usize) -> Vec<f32> {
+        if i < self.real.len() {
+            return self.real[i].clone();
+        }
+        let mut rng = Rng::new((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5ca1e);
+        let n = self.real.len() as u64;
+        let (x, y) = (&self.real[(rng.next_u64() % n) as usize], &self.real[(rng.next_u64() % n) as usize]);
+        let a = 0.5 + rng.uniform() * 0.5;
+        let mut v: Vec<f32> =
+            x.iter().zip(y).map(|(x, y)| a * x + (1.0 - a) * y + 0.02 * gaussian(&mut rng)).collect();
+        let norm = v.iter().map(|c| c * c).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        v.iter_mut().for_each(|c| *c /= norm);
+        v
+    }
+
+    /// Points `start..end`, made on every core.
+    fn batch(&self, start: usize, end: usize) -> Vec<Vec<f32>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = (end - start).div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = (start..end)
+                .step_by(per)
+                .map(|from| {
+                    s.spawn(move || (from..(from + per).min(end)).map(|i| self.point(i)).collect::<Vec<_>>())
+                })
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("point maker")).collect()
+        })
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn gaussian(rng: &mut Rng) -> f32 {
+    let u = (rng.uniform() + 0.5).max(1e-7);
+    let v = rng.uniform() + 0.5;
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
+/// Each query's exact top `TOP` ids over points `0..n`, scored by dot product (every
+/// point and query is unit length, so this is the Cosine order).
+fn truth(points: &Points, queries: &[Vec<f32>], n: usize) -> Vec<Vec<u64>> {
+    let mut best: Vec<Vec<(f32, u64)>> = vec![Vec::with_capacity(TOP + 1); queries.len()];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let rows = points.batch(start, end);
+        let per = queries.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            for (qs, bs) in queries.chunks(per).zip(best.chunks_mut(per)) {
+                let rows = &rows;
+                s.spawn(move || {
+                    for (q, b) in qs.iter().zip(bs) {
+                        for (k, row) in rows.iter().enumerate() {
+                            let score = braid_distance::simd::dot(q, row);
+                            if b.len() < TOP || score > b[b.len() - 1].0 {
+                                let at = b.partition_point(|(s, _)| *s >= score);
+                                b.insert(at, (score, (start + k) as u64));
+                                b.truncate(TOP);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    }
+    best.into_iter().map(|b| b.into_iter().map(|(_, id)| id).collect()).collect()
+}
+
+/// `/proc/self/status` fields in KiB (Linux; absent elsewhere).
+fn status_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Starts a new peak (`VmHWM`) from the current resident set (Linux `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Bytes of every file under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
+fn memory_now() -> Value {
+    json!({"peak_rss_kb": status_kb("VmHWM:"), "rss_anon_kb": status_kb("RssAnon:"), "rss_file_kb": status_kb("RssFile:")})
+}
+
+fn build(points: &Points, queries: &[Vec<f32>], n: usize, dir: &Path) -> Value {
+    let t = Instant::now();
+    let truth = truth(points, queries, n);
+    let truth_s = t.elapsed().as_secs_f64();
+    std::fs::create_dir_all(dir).expect("make the database directory");
+    std::fs::write(dir.join("truth.json"), serde_json::to_string(&truth).expect("json"))
+        .expect("write the truth");
+    reset_peak();
+    let t = Instant::now();
+    let db = Database::open(dir.join("db")).expect("open the database");
+    let c = db
+        .create_collection(
+            COLLECTION,
+            CollectionConfig::new().vector(
+                SPACE,
+                VectorParams::new(points.dim(), Distance::Cosine)
+                    .hnsw(16, 200)
+                    .quantization(Quantization::None),
+            ),
+        )
+        .expect("a fresh directory");
+    let mut generate_s = 0.0;
+    for start in (0..n).step_by(BATCH) {
+        let g = Instant::now();
+        let rows = points.batch(start, (start + BATCH).min(n));
+        generate_s += g.elapsed().as_secs_f64();
+        let batch =
+            rows.into_iter().enumerate().map(|(k, v)| PointStruct::new((start + k) as u64).vector(SPACE, v));
+        c.upsert(batch.collect()).expect("valid points");
+    }
+    c.flush().expect("flush");
+    let build_s = t.elapsed().as_secs_f64() - generate_s;
+    drop(c);
+    drop(db);
+    json!({"phase": "build", "n": n, "dim": points.dim(), "real_rows": points.real.len().min(n),
+           "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+           "truth_s": truth_s, "build_s": build_s, "generate_s": generate_s,
+           "disk_bytes": disk_bytes(&dir.join("db")), "memory": memory_now()})
+}
+
+/// Drops the page cache when the process may (root on Linux); says whether it did.
+fn drop_page_cache() -> bool {
+    let _ = std::process::Command::new("sync").status();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
+fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bool) -> Value {
+    let truth: Vec<Vec<u64>> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("truth.json")).expect("the build phase's truth"),
+    )
+    .expect("truth json");
+    let (quantization, on_disk) = match config {
+        "float32" => (Quantization::None, false),
+        "int8" => (Quantization::Int8, false),
+        "binary" => (Quantization::Binary, false),
+        "binary-disk" => (Quantization::Binary, true),
+        other => panic!("--config takes float32, int8, binary or binary-disk, not {other}"),
+    };
+    let t = Instant::now();
+    let db = Database::open(dir.join("db")).expect("open the kept database");
+    let c = db.collection(COLLECTION).expect("the build phase made it");
+    let open_before_s = t.elapsed().as_secs_f64();
+    let mut new = c.config();
+    let space = new.vectors.get_mut(SPACE).expect("the space");
+    space.quantization = quantization;
+    space.on_disk = on_disk;
+    let t = Instant::now();
+    c.reconfigure(new).expect("a valid change");
+    c.flush().expect("checkpoint the change");
+    let reconfigure_s = t.elapsed().as_secs_f64();
+    drop(c);
+    drop(db);
+
+    let dropped = cold && drop_page_cache();
+    reset_peak();
+    let t = Instant::now();
+    let db = Database::open(dir.join("db")).expect("reopen");
+    let c = db.collection(COLLECTION).expect("the collection");
+    let reopen_s = t.elapsed().as_secs_f64();
+    let after_open = memory_now();
+
+    let mut sweep = Vec::new();
+    let (mut at95, mut at99) = (None, None);
+    for &ef in EFS {
+        let request =
+            |q: &Vec<f32>| SearchRequest::new(SPACE, q.clone()).limit(TOP).params(SearchParams::ef(ef));
+        let mut latencies = Vec::new();
+        let mut hits = 0;
+        let started = Instant::now();
+        let mut passes = 0;
+        while passes == 0 || (bench && started.elapsed().as_secs_f64() < 1.0) {
+            for (q, t) in queries.iter().zip(&truth) {
+                let one = Instant::now();
+                let found = c.search(&request(q)).expect("valid search");
+                latencies.push(one.elapsed().as_secs_f64());
+                if passes == 0 {
+                    hits += found
+                        .iter()
+                        .filter(|h| matches!(h.id, braid::PointId::Num(id) if t.contains(&id)))
+                        .count();
+                }
+            }
+            passes += 1;
+        }
+        let qps = latencies.len() as f64 / latencies.iter().sum::<f64>();
+        latencies.sort_by(f64::total_cmp);
+        let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] * 1e6;
+        let recall = hits as f64 / (TOP * queries.len()) as f64;
+        println!(
+            "{config} ef {ef}: recall@10 {recall:.4}, {qps:.0} QPS, p50 {:.0} µs, p99 {:.0} µs",
+            at(0.5),
+            at(0.99)
+        );
+        let row = json!({"ef": ef, "recall": recall, "qps": qps, "p50_us": at(0.5), "p99_us": at(0.99)});
+        if recall >= 0.95 && at95.is_none() {
+            at95 = Some(row.clone());
+        }
+        if recall >= 0.99 && at99.is_none() {
+            at99 = Some(row.clone());
+        }
+        sweep.push(row);
+        if at99.is_some() {
+            break;
+        }
+    }
+    let memory = c.info().memory.get(SPACE).map(|m| {
+        json!({"vectors": m.vectors, "vectors_mapped": m.vectors_mapped, "codes": m.codes, "graph": m.graph})
+    });
+    json!({"phase": "measure", "config": config, "n": c.info().points_count, "open_before_s": open_before_s,
+           "reconfigure_s": reconfigure_s, "reopen_s": reopen_s, "page_cache_dropped": dropped,
+           "memory_after_open": after_open, "memory": memory_now(), "space_memory": memory,
+           "disk_bytes": disk_bytes(&dir.join("db")), "at_recall_95": at95, "at_recall_99": at99, "sweep": sweep})
+}
+
+fn main() {
+    let args = braid_testkit::BenchArgs::from_env();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = args.wordnet_dir(&workspace);
+    let set = WordnetSet::read(&data);
+    if !args.bench {
+        // The smoke test runs on the real set when it is there, else on random unit
+        // vectors standing in for it.
+        let mut set = set.unwrap_or_else(|_| {
+            let mut rng = Rng::new(11);
+            let mut unit = |_| {
+                let v = rng.vector(64);
+                let norm = v.iter().map(|c| c * c).sum::<f32>().sqrt();
+                v.into_iter().map(|c| c / norm).collect::<Vec<f32>>()
+            };
+            WordnetSet {
+                base: (0..2_000).map(&mut unit).collect(),
+                queries: (0..20).map(unit).collect(),
+                payloads: vec![],
+            }
+        });
+        set.truncate(2_000, 20);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let points = Points { real: set.base };
+        let report = build(&points, &set.queries, 3_000, dir.path());
+        println!("{{\"scale\": {report}}}");
+        for config in ["float32", "int8", "binary", "binary-disk"] {
+            let report = measure(config, &set.queries, dir.path(), false, false);
+            assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
+            println!("{{\"scale\": {report}}}");
+        }
+        return;
+    }
+    let set = set.unwrap_or_else(|e| panic!("no data at {}: {e}", data.display()));
+    let dir = PathBuf::from(args.value("--dir").expect("--dir DIR: where the database is kept"));
+    let report = match args.value("--phase").as_deref() {
+        Some("build") => {
+            let n = args.n(100_000, 3_000);
+            build(&Points { real: set.base }, &set.queries, n, &dir)
+        }
+        Some("measure") => {
+            let config = args.value("--config").expect("--config float32|int8|binary|binary-disk");
+            measure(&config, &set.queries, &dir, args.flag("--cold"), true)
+        }
+        _ => panic!("--phase build|measure"),
+    };
+    println!("{{\"scale\": {report}}}");
+}

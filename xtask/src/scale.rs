@@ -1,0 +1,159 @@
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--keep]`:
+//! how build time, memory, disk, reopen time and search cost grow with N.
+//!
+//! Each step is its own process (`crates/braid/benches/scale.rs`, one phase per run) so
+//! that peak memory is per step: for each N, a build per thread count (one thread by
+//! pinning the process to one CPU with `taskset`), then one measuring run per
+//! configuration on the last build, each reopening the database after dropping the page
+//! cache where the user may. The runs print `{"scale": …}` lines; this collects them into
+//! `target/bench/scale.json` and a Markdown table, `target/bench/scale.md`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::root;
+
+const CONFIGS: &str = "float32,int8,binary,binary-disk";
+
+/// One run of the scale bench binary; returns its `{"scale": …}` report.
+fn run_phase(pin_one_cpu: bool, args: &[String]) -> Result<Value, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = if pin_one_cpu {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(&cargo);
+        c
+    } else {
+        Command::new(&cargo)
+    };
+    cmd.current_dir(root())
+        .args(["bench", "--package", "braid", "--bench", "scale", "--", "--bench"])
+        .args(args);
+    println!("$ {}{}", if pin_one_cpu { "taskset -c 0 " } else { "" }, args.join(" "));
+    let mut child =
+        cmd.stdout(Stdio::piped()).spawn().map_err(|e| format!("could not start the scale bench: {e}"))?;
+    let mut report = None;
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.map_err(|e| format!("reading the bench's output: {e}"))?;
+        match line.strip_prefix("{\"scale\": ") {
+            Some(_) => report = serde_json::from_str::<Value>(&line).ok().map(|v| v["scale"].clone()),
+            None => println!("{line}"),
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("the scale bench failed ({status}) with {}", args.join(" ")));
+    }
+    report.ok_or_else(|| "the scale bench printed no report".to_string())
+}
+
+fn list(args: &[String], flag: &str, default: &str) -> Vec<String> {
+    let value =
+        args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map_or(default, String::as_str);
+    value.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn mib(kb: &Value) -> String {
+    kb.as_f64().map_or("–".into(), |k| format!("{:.0}", k / 1024.0))
+}
+
+fn at(row: &Value) -> String {
+    if row.is_null() {
+        return "not reached".into();
+    }
+    format!(
+        "ef {} · {:.0} QPS · p99 {:.0} µs",
+        row["ef"],
+        row["qps"].as_f64().unwrap_or(0.0),
+        row["p99_us"].as_f64().unwrap_or(0.0)
+    )
+}
+
+/// The Markdown table of one run of the whole bench.
+fn table(builds: &[Value], measures: &[Value]) -> String {
+    let mut out = String::from(
+        "| N | threads | build s | points/s | peak RSS MiB | disk MiB |\n|---|---|---|---|---|---|\n",
+    );
+    for b in builds {
+        let n = b["n"].as_f64().unwrap_or(0.0);
+        let s = b["build_s"].as_f64().unwrap_or(0.0);
+        out += &format!(
+            "| {} | {} | {:.1} | {:.0} | {} | {:.0} |\n",
+            b["n"],
+            b["threads"],
+            s,
+            n / s.max(1e-9),
+            mib(&b["memory"]["peak_rss_kb"]),
+            b["disk_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
+        );
+    }
+    out += "\n| N | config | reopen s | RSS after reopen MiB (anon + file) | peak RSS MiB | recall ≥ 0.95 | recall ≥ 0.99 |\n|---|---|---|---|---|---|---|\n";
+    for m in measures {
+        let open = &m["memory_after_open"];
+        out += &format!(
+            "| {} | {} | {:.2}{} | {} + {} | {} | {} | {} |\n",
+            m["n"],
+            m["config"].as_str().unwrap_or("?"),
+            m["reopen_s"].as_f64().unwrap_or(0.0),
+            if m["page_cache_dropped"] == true { " (cold)" } else { "" },
+            mib(&open["rss_anon_kb"]),
+            mib(&open["rss_file_kb"]),
+            mib(&m["memory"]["peak_rss_kb"]),
+            at(&m["at_recall_95"]),
+            at(&m["at_recall_99"]),
+        );
+    }
+    out
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let ns = list(args, "--n", "100000");
+    let threads = list(args, "--threads", "1,2");
+    let configs = list(args, "--configs", CONFIGS);
+    let keep = args.iter().any(|a| a == "--keep");
+    let data = match args.iter().position(|a| a == "--data").and_then(|i| args.get(i + 1)) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => crate::data::ensure(crate::data::Spec { n: 100_000, queries: 200, k: 100 })?,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut builds, mut measures) = (Vec::new(), Vec::new());
+    for n in &ns {
+        n.parse::<usize>().map_err(|_| format!("--n takes numbers, got `{n}`"))?;
+        let dir = root().join(format!("target/scale/n{n}"));
+        for t in &threads {
+            let t: usize = t.parse().map_err(|_| format!("--threads takes 1 or 2, got `{t}`"))?;
+            if t != 1 && t != cpus {
+                return Err(format!("--threads takes 1 or this machine's {cpus}, got {t}"));
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            let phase = ["--phase", "build", "--n", n, "--data"].map(str::to_string);
+            let mut a = phase.to_vec();
+            a.extend([data.display().to_string(), "--dir".into(), dir.display().to_string()]);
+            builds.push(run_phase(t == 1 && cpus > 1, &a)?);
+        }
+        for config in &configs {
+            let a: Vec<String> = ["--phase", "measure", "--cold", "--config", config.as_str(), "--data"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([data.display().to_string(), "--dir".into(), dir.display().to_string()])
+                .collect();
+            measures.push(run_phase(false, &a)?);
+        }
+        if !keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    let out_dir = root().join("target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let report = json!({"data": data, "builds": builds, "measures": measures});
+    std::fs::write(
+        out_dir.join("scale.json"),
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let md = table(&builds, &measures);
+    std::fs::write(out_dir.join("scale.md"), &md).map_err(|e| e.to_string())?;
+    println!("{md}\nresults: {}", out_dir.join("scale.md").display());
+    Ok(())
+}
