@@ -30,7 +30,7 @@ use braid::{
     CollectionConfig, Database, Distance, PointStruct, Quantization, SearchParams, SearchRequest,
     VectorParams,
 };
-use braid_testkit::{Rng, WordnetSet};
+use braid_testkit::{Rng, WordnetSet, npy};
 use serde_json::{Value, json};
 
 const SPACE: &str = "text";
@@ -123,9 +123,11 @@ fn status_kb(key: &str) -> Option<u64> {
     status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Starts a new peak (`VmHWM`) from the current resident set (Linux `clear_refs` 5).
-fn reset_peak() {
+/// Starts a new peak (`VmHWM`) from the current resident set (Linux `clear_refs` 5);
+/// returns that resident set, the baseline the phase's own memory adds to.
+fn reset_peak() -> Value {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    json!(status_kb("VmRSS:"))
 }
 
 /// Bytes of every file under `dir`.
@@ -153,7 +155,7 @@ fn build(points: &Points, queries: &[Vec<f32>], n: usize, dir: &Path) -> Value {
     std::fs::create_dir_all(dir).expect("make the database directory");
     std::fs::write(dir.join("truth.json"), serde_json::to_string(&truth).expect("json"))
         .expect("write the truth");
-    reset_peak();
+    let baseline = reset_peak();
     let t = Instant::now();
     let db = Database::open(dir.join("db")).expect("open the database");
     let c = db
@@ -183,7 +185,7 @@ fn build(points: &Points, queries: &[Vec<f32>], n: usize, dir: &Path) -> Value {
     json!({"phase": "build", "n": n, "dim": points.dim(), "real_rows": points.real.len().min(n),
            "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
            "truth_s": truth_s, "build_s": build_s, "generate_s": generate_s,
-           "disk_bytes": disk_bytes(&dir.join("db")), "memory": memory_now()})
+           "disk_bytes": disk_bytes(&dir.join("db")), "baseline_rss_kb": baseline, "memory": memory_now()})
 }
 
 /// Drops the page cache when the process may (root on Linux); says whether it did.
@@ -220,7 +222,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     drop(db);
 
     let dropped = cold && drop_page_cache();
-    reset_peak();
+    let baseline = reset_peak();
     let t = Instant::now();
     let db = Database::open(dir.join("db")).expect("reopen");
     let c = db.collection(COLLECTION).expect("the collection");
@@ -276,6 +278,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     });
     json!({"phase": "measure", "config": config, "n": c.info().points_count, "open_before_s": open_before_s,
            "reconfigure_s": reconfigure_s, "reopen_s": reopen_s, "page_cache_dropped": dropped,
+           "baseline_rss_kb": baseline,
            "memory_after_open": after_open, "memory": memory_now(), "space_memory": memory,
            "disk_bytes": disk_bytes(&dir.join("db")), "at_recall_95": at95, "at_recall_99": at99, "sweep": sweep})
 }
@@ -313,16 +316,22 @@ fn main() {
         }
         return;
     }
-    let set = set.unwrap_or_else(|e| panic!("no data at {}: {e}", data.display()));
+    drop(set);
+    // Only the arrays a phase needs, so that its memory is the database's and not a
+    // copy of the data set's payloads.
+    let rows = |file: &str| {
+        npy::f32_rows(&data.join(file)).unwrap_or_else(|e| panic!("no data at {}: {e}", data.display()))
+    };
+    let queries = rows("queries.npy");
     let dir = PathBuf::from(args.value("--dir").expect("--dir DIR: where the database is kept"));
     let report = match args.value("--phase").as_deref() {
         Some("build") => {
             let n = args.n(100_000, 3_000);
-            build(&Points { real: set.base }, &set.queries, n, &dir)
+            build(&Points { real: rows("out.npy") }, &queries, n, &dir)
         }
         Some("measure") => {
             let config = args.value("--config").expect("--config float32|int8|binary|binary-disk");
-            measure(&config, &set.queries, &dir, args.flag("--cold"), true)
+            measure(&config, &queries, &dir, args.flag("--cold"), true)
         }
         _ => panic!("--phase build|measure"),
     };
