@@ -71,8 +71,9 @@ fn at(row: &Value) -> String {
     if row.is_null() {
         return "not reached".into();
     }
+    let o = row["oversampling"].as_f64().map_or(String::new(), |o| format!(" (oversampling {o})"));
     format!(
-        "ef {} · {:.0} QPS · p99 {:.0} µs",
+        "ef {}{o} · {:.0} QPS · p99 {:.0} µs",
         row["ef"],
         row["qps"].as_f64().unwrap_or(0.0),
         row["p99_us"].as_f64().unwrap_or(0.0)

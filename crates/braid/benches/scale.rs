@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use braid::{
-    CollectionConfig, Database, Distance, PointStruct, Quantization, SearchParams, SearchRequest,
-    VectorParams,
+    CollectionConfig, Database, Distance, PointStruct, Quantization, QuantizationParams, SearchParams,
+    SearchRequest, VectorParams,
 };
 use braid_testkit::{Rng, WordnetSet, npy};
 use serde_json::{Value, json};
@@ -38,6 +38,9 @@ const COLLECTION: &str = "scale";
 const TOP: usize = 10;
 const BATCH: usize = 10_000;
 const EFS: &[usize] = &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
+/// Binary codes re-score a pool of candidates and widen the walk to it, so their sweep
+/// is over `quantization.oversampling` (the pool is `10 · o`, the beam `hnsw_ef` = that).
+const OVERSAMPLINGS: &[f64] = &[1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0];
 
 /// The point stream: real rows first, the synthetic mix beyond them.
 struct Points {
@@ -231,9 +234,21 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
 
     let mut sweep = Vec::new();
     let (mut at95, mut at99) = (None, None);
-    for &ef in EFS {
-        let request =
-            |q: &Vec<f32>| SearchRequest::new(SPACE, q.clone()).limit(TOP).params(SearchParams::ef(ef));
+    let points: Vec<(usize, Option<f64>)> = if quantization == Quantization::Binary {
+        OVERSAMPLINGS.iter().map(|&o| ((o * TOP as f64).ceil() as usize, Some(o))).collect()
+    } else {
+        EFS.iter().map(|&ef| (ef, None)).collect()
+    };
+    for (ef, oversampling) in points {
+        let params = match oversampling {
+            Some(o) => SearchParams::ef(ef).with_quantization(QuantizationParams {
+                ignore: false,
+                rescore: Some(true),
+                oversampling: Some(o),
+            }),
+            None => SearchParams::ef(ef),
+        };
+        let request = |q: &Vec<f32>| SearchRequest::new(SPACE, q.clone()).limit(TOP).params(params);
         let mut latencies = Vec::new();
         let mut hits = 0;
         let started = Instant::now();
@@ -257,11 +272,13 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] * 1e6;
         let recall = hits as f64 / (TOP * queries.len()) as f64;
         println!(
-            "{config} ef {ef}: recall@10 {recall:.4}, {qps:.0} QPS, p50 {:.0} µs, p99 {:.0} µs",
+            "{config} ef {ef}{}: recall@10 {recall:.4}, {qps:.0} QPS, p50 {:.0} µs, p99 {:.0} µs",
+            oversampling.map_or(String::new(), |o| format!(" oversampling {o}")),
             at(0.5),
             at(0.99)
         );
-        let row = json!({"ef": ef, "recall": recall, "qps": qps, "p50_us": at(0.5), "p99_us": at(0.99)});
+        let row = json!({"ef": ef, "oversampling": oversampling, "recall": recall, "qps": qps,
+                         "p50_us": at(0.5), "p99_us": at(0.99)});
         if recall >= 0.95 && at95.is_none() {
             at95 = Some(row.clone());
         }
