@@ -304,11 +304,10 @@ fn main() {
     let args = braid_testkit::BenchArgs::from_env();
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let data = args.wordnet_dir(&workspace);
-    let set = WordnetSet::read(&data);
     if !args.bench {
         // The smoke test runs on the real set when it is there, else on random unit
         // vectors standing in for it.
-        let mut set = set.unwrap_or_else(|_| {
+        let mut set = WordnetSet::read(&data).unwrap_or_else(|_| {
             let mut rng = Rng::new(11);
             let mut unit = |_| {
                 let v = rng.vector(64);
@@ -333,9 +332,8 @@ fn main() {
         }
         return;
     }
-    drop(set);
-    // Only the arrays a phase needs, so that its memory is the database's and not a
-    // copy of the data set's payloads.
+    // Only the arrays a phase needs (not the set's payloads), so that its memory is the
+    // database's: a freed copy would stay in the heap and be reused by the database.
     let rows = |file: &str| {
         npy::f32_rows(&data.join(file)).unwrap_or_else(|e| panic!("no data at {}: {e}", data.display()))
     };
