@@ -76,7 +76,7 @@ const HNSW_PEERS: &[&str] =
 const DATABASE_PEERS: &[&str] = &["qdrant-edge-py==0.9.0", "chromadb==1.5.9", "numpy"];
 
 /// A Python venv under target/bench with `packages` installed; returns its python.
-fn venv_with(packages: &[&str]) -> Result<std::path::PathBuf, String> {
+pub(crate) fn venv_with(packages: &[&str]) -> Result<std::path::PathBuf, String> {
     let venv = root().join("target/bench/venv");
     let python = venv.join("bin/python");
     if !python.exists() {

@@ -167,5 +167,20 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let md = table(&builds, &measures);
     std::fs::write(out_dir.join("scale.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}\nresults: {}", out_dir.join("scale.md").display());
+    // The plots need matplotlib (PyPI); a machine without it still has the tables.
+    let plotted = crate::bench::venv_with(&["matplotlib"]).and_then(|python| {
+        crate::exec(
+            std::process::Command::new(python)
+                .arg(root().join("benches/plots/scale_plot.py"))
+                .arg("--report")
+                .arg(out_dir.join("scale.json"))
+                .arg("--out-dir")
+                .arg(&out_dir),
+        )
+    });
+    match plotted {
+        Ok(()) => println!("plots: {}", out_dir.join("scale-recall-qps.png").display()),
+        Err(e) => println!("no plots: {e}"),
+    }
     Ok(())
 }
