@@ -11,6 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def finish(fig, ax, xlabel, ylabel, title, path):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--report", required=True)
@@ -37,14 +47,10 @@ def main():
             color=colour,
             label=f"{m['config']}, N = {m['n']:,}",
         )
-    ax.set_xlabel("recall@10")
-    ax.set_ylabel("queries per second (one thread)")
     ax.set_yscale("log")
-    ax.set_title("Braid: recall vs QPS as N grows (384-d MiniLM + synthetic mix)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(a.out_dir, "scale-recall-qps.png"), dpi=110)
+    finish(fig, ax, "recall@10", "queries per second (one thread)",
+           "Braid: recall vs QPS as N grows (384-d MiniLM + synthetic mix)",
+           os.path.join(a.out_dir, "scale-recall-qps.png"))
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for config in configs:
@@ -58,13 +64,8 @@ def main():
         ax.plot(x, peak, "--s", color=colour, label=f"{config}: peak, with touched rows")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("points (N)")
-    ax.set_ylabel("MiB")
-    ax.set_title("Braid: resident memory vs N (384-d, m 16)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(a.out_dir, "scale-memory.png"), dpi=110)
+    finish(fig, ax, "points (N)", "MiB", "Braid: resident memory vs N (384-d, m 16)",
+           os.path.join(a.out_dir, "scale-memory.png"))
 
 
 if __name__ == "__main__":
