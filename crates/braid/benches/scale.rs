@@ -120,17 +120,18 @@ fn truth(points: &Points, queries: &[Vec<f32>], n: usize) -> Vec<Vec<u64>> {
     best.into_iter().map(|b| b.into_iter().map(|(_, id)| id).collect()).collect()
 }
 
-/// `/proc/self/status` fields in KiB (Linux; absent elsewhere).
-fn status_kb(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+/// `/proc/self/status` fields in KiB, read once (Linux; absent elsewhere).
+fn status_kb<const N: usize>(keys: [&str; N]) -> [Option<u64>; N] {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    keys.map(|key| status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok())
 }
 
 /// Starts a new peak (`VmHWM`) from the current resident set (Linux `clear_refs` 5);
 /// returns that resident set, the baseline the phase's own memory adds to.
 fn reset_peak() -> Value {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    json!(status_kb("VmRSS:"))
+    let [rss] = status_kb(["VmRSS:"]);
+    json!(rss)
 }
 
 /// Bytes of every file under `dir`.
@@ -148,7 +149,8 @@ fn disk_bytes(dir: &Path) -> u64 {
 }
 
 fn memory_now() -> Value {
-    json!({"peak_rss_kb": status_kb("VmHWM:"), "rss_anon_kb": status_kb("RssAnon:"), "rss_file_kb": status_kb("RssFile:")})
+    let [peak, anon, file] = status_kb(["VmHWM:", "RssAnon:", "RssFile:"]);
+    json!({"peak_rss_kb": peak, "rss_anon_kb": anon, "rss_file_kb": file})
 }
 
 fn build(points: &Points, queries: &[Vec<f32>], n: usize, dir: &Path) -> Value {
@@ -290,10 +292,11 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
             break;
         }
     }
-    let memory = c.info().memory.get(SPACE).map(|m| {
+    let info = c.info();
+    let memory = info.memory.get(SPACE).map(|m| {
         json!({"vectors": m.vectors, "vectors_mapped": m.vectors_mapped, "codes": m.codes, "graph": m.graph})
     });
-    json!({"phase": "measure", "config": config, "n": c.info().points_count, "open_before_s": open_before_s,
+    json!({"phase": "measure", "config": config, "n": info.points_count, "open_before_s": open_before_s,
            "reconfigure_s": reconfigure_s, "reopen_s": reopen_s, "page_cache_dropped": dropped,
            "baseline_rss_kb": baseline,
            "memory_after_open": after_open, "memory": memory_now(), "space_memory": memory,
