@@ -1,4 +1,4 @@
-//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--keep]`:
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--keep] [--reuse]`:
 //! how build time, memory, disk, reopen time and search cost grow with N.
 //!
 //! Each step is its own process (`crates/braid/benches/scale.rs`, one phase per run) so
@@ -98,15 +98,18 @@ fn table(builds: &[Value], measures: &[Value]) -> String {
             b["disk_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
         );
     }
-    out += "\n| N | config | reopen s | RSS after reopen MiB (anon + file) | after the sweep | peak RSS MiB (above the bench's data) | recall ≥ 0.95 | recall ≥ 0.99 |\n|---|---|---|---|---|---|---|---|\n";
+    out += "\n| N | config | reopen s | reopen s, rows checked first | first query ms | rows verified s | RSS after reopen MiB (anon + file) | after the sweep | peak RSS MiB (above the bench's data) | recall ≥ 0.95 | recall ≥ 0.99 |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     for m in measures {
         let open = &m["memory_after_open"];
         out += &format!(
-            "| {} | {} | {:.2}{} | {} + {} | {} + {} | {} | {} | {} |\n",
+            "| {} | {} | {:.2}{} | {:.2} | {:.1} | {:.2} | {} + {} | {} + {} | {} | {} | {} |\n",
             m["n"],
             m["config"].as_str().unwrap_or("?"),
             m["reopen_s"].as_f64().unwrap_or(0.0),
             if m["page_cache_dropped"] == true { " (cold)" } else { "" },
+            m["reopen_checked_s"].as_f64().unwrap_or(0.0),
+            m["first_query_ms"].as_f64().unwrap_or(0.0),
+            m["verified_s"].as_f64().unwrap_or(0.0),
             mib(&open["rss_anon_kb"]),
             mib(&open["rss_file_kb"]),
             mib(&m["memory"]["rss_anon_kb"]),
@@ -124,6 +127,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let threads = list(args, "--threads", "1,2");
     let configs = list(args, "--configs", CONFIGS);
     let keep = args.iter().any(|a| a == "--keep");
+    // Measure a build an earlier `--keep` run left, instead of building again.
+    let reuse = args.iter().any(|a| a == "--reuse");
     let data = match args.iter().position(|a| a == "--data").and_then(|i| args.get(i + 1)) {
         Some(d) => std::path::PathBuf::from(d),
         None => crate::data::ensure(crate::data::Spec { n: 100_000, queries: 200, k: 100 })?,
@@ -133,7 +138,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     for n in &ns {
         n.parse::<usize>().map_err(|_| format!("--n takes numbers, got `{n}`"))?;
         let dir = root().join(format!("target/scale/n{n}"));
-        for t in &threads {
+        let kept = reuse && dir.join("truth.json").exists();
+        if kept {
+            println!("measuring the build kept in {}", dir.display());
+        }
+        for t in threads.iter().filter(|_| !kept) {
             let t: usize = t.parse().map_err(|_| format!("--threads takes 1 or 2, got `{t}`"))?;
             if t != 1 && t != cpus {
                 return Err(format!("--threads takes 1 or this machine's {cpus}, got {t}"));

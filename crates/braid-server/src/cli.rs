@@ -160,8 +160,13 @@ pub(crate) struct QueryArgs {
     body: Option<String>,
 }
 
+/// Opens a data directory for a command that ends before long: every vector file is
+/// checked against its checksum before the open returns (a server checks the large
+/// ones after it, in the background), so that what a command reports or copies has
+/// been checked.
 fn open(data: &Path) -> Result<Database, String> {
-    Database::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))
+    let options = braid::StorageOptions { verify_after_open_above: u64::MAX, ..Default::default() };
+    Database::open_with(data, options).map_err(|e| format!("cannot open {}: {e}", data.display()))
 }
 
 fn json_arg(what: &str, text: &str) -> Result<Value, String> {

@@ -42,4 +42,4 @@ pub mod wal;
 
 pub use error::{IoContext, StorageError};
 pub use lock::{DirLock, LOCK_FILE};
-pub use vectors::{MappedVectors, Residency, Rows, VectorFile};
+pub use vectors::{MappedVectors, Residency, Rows, RowsCheck, VectorFile};

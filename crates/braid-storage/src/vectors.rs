@@ -4,7 +4,8 @@
 //! `dim` little-endian `f32`s. Rows are only ever appended; the manifest that refers to
 //! the file records how many rows it covers and their crc32c (one running checksum,
 //! extended at each append), so bytes past that count — an append cut short by a crash —
-//! are ignored and truncated away at open, and a damaged row is caught at open.
+//! are ignored and truncated away at open, and a damaged row is caught by the checksum
+//! pass ([`RowsCheck`]): at open, or after it when the caller defers the pass.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
@@ -66,6 +67,21 @@ impl VectorFile {
     /// checks the header, the length and the checksum, and truncates anything after
     /// those rows.
     pub fn open(path: &Path, dim: usize, rows: u64, crc: u32) -> Result<VectorFile, StorageError> {
+        let (file, check) = VectorFile::open_unchecked(path, dim, rows, crc)?;
+        check.run(|| true)?;
+        Ok(file)
+    }
+
+    /// [`VectorFile::open`] without reading the rows: checks the header and the length
+    /// and truncates anything after the rows, and returns the checksum pass for the
+    /// caller to run when it chooses (reading a large file whole is most of the time
+    /// an open takes).
+    pub fn open_unchecked(
+        path: &Path,
+        dim: usize,
+        rows: u64,
+        crc: u32,
+    ) -> Result<(VectorFile, RowsCheck), StorageError> {
         let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
         let mut header = [0u8; VECTORS_HEADER as usize];
         let file_len = file.metadata().at(path)?.len();
@@ -101,14 +117,14 @@ impl VectorFile {
             fault::sync(&file, path, false).at(path)?;
         }
         file.seek(SeekFrom::Start(need)).at(path)?;
-        let out = VectorFile { file, path: path.to_path_buf(), dim, rows, crc };
-        if let Some(mapped) = out.map()? {
-            let found = extend_crc(0, mapped.as_flat());
-            if found != crc {
-                return Err(StorageError::corrupt(path, VECTORS_HEADER, "vector checksum mismatch"));
-            }
-        }
-        Ok(out)
+        let check = RowsCheck {
+            // Its own open file, so its reads never move the writer's offset.
+            file: File::open(path).at(path)?,
+            path: path.to_path_buf(),
+            bytes: need - VECTORS_HEADER,
+            crc,
+        };
+        Ok((VectorFile { file, path: path.to_path_buf(), dim, rows, crc }, check))
     }
 
     /// Appends rows (a row-major block of `dim`-sized vectors). Not durable until
@@ -175,6 +191,57 @@ impl VectorFile {
             return Err(StorageError::corrupt(&self.path, 0, "mapping is not aligned for f32"));
         }
         Ok(Some(Arc::new(MappedVectors { map, dim: self.dim, rows: self.rows as usize })))
+    }
+}
+
+/// The pass that checks a vector file's rows against the checksum its manifest
+/// recorded ([`VectorFile::open_unchecked`]). Reads through its own handle, so it
+/// can run on another thread while the file is mapped, appended to and searched:
+/// it reads only the rows the manifest covers, which are never written again.
+#[derive(Debug)]
+pub struct RowsCheck {
+    file: File,
+    path: PathBuf,
+    bytes: u64,
+    crc: u32,
+}
+
+impl RowsCheck {
+    /// How many bytes of rows the pass reads.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The file it checks.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the rows in blocks and compares their checksum with the manifest's.
+    /// `go_on` is asked before each block; when it says no the pass stops and
+    /// returns `Ok(false)` (nothing was found wrong, nothing was proved right).
+    /// `Ok(true)`: the rows match. A mismatch is [`StorageError::Corrupt`].
+    pub fn run(&self, mut go_on: impl FnMut() -> bool) -> Result<bool, StorageError> {
+        use std::io::Read;
+        const BLOCK: u64 = 4 << 20;
+        let mut buf = vec![0u8; BLOCK.min(self.bytes) as usize];
+        let mut crc = 0;
+        let mut done = 0;
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(VECTORS_HEADER)).at(&self.path)?;
+        while done < self.bytes {
+            if !go_on() {
+                return Ok(false);
+            }
+            let n = BLOCK.min(self.bytes - done) as usize;
+            file.read_exact(&mut buf[..n]).at(&self.path)?;
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            done += n as u64;
+        }
+        if crc != self.crc {
+            return Err(StorageError::corrupt(&self.path, VECTORS_HEADER, "vector checksum mismatch"));
+        }
+        Ok(true)
     }
 }
 

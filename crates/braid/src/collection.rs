@@ -240,6 +240,11 @@ pub enum Task {
     Checkpoint,
     /// A compaction (`compact`, `optimize`, the background optimiser).
     Compaction,
+    /// The checksum pass over the vector files that the open left running in the
+    /// background (`StorageOptions::verify_after_open_above`). Once it has failed the
+    /// collection is damaged: every request is refused with its error until the
+    /// files are repaired (a snapshot restored) and the database reopened.
+    Verify,
 }
 
 /// What [`Collection::optimize`] did.
@@ -284,6 +289,19 @@ struct Shared {
     /// Finds the other collections of the database (`lookup_from`); unset for a
     /// collection made outside a database.
     finder: std::sync::OnceLock<Finder>,
+    /// Where the background checksum pass over the vector files stands.
+    verify: Verification,
+}
+
+/// The checksum pass a collection's open left to a background thread.
+#[derive(Default)]
+struct Verification {
+    /// Whether the pass still runs.
+    pending: Mutex<bool>,
+    /// Signalled when it ends.
+    ended: parking_lot::Condvar,
+    /// What it found wrong, if it did: every request returns it from then on.
+    damage: std::sync::OnceLock<Error>,
 }
 
 /// Finds a collection of the same database by name.
@@ -414,8 +432,92 @@ impl Collection {
                 tail: Mutex::new(None),
                 compacting: Mutex::new(()),
                 finder: std::sync::OnceLock::new(),
+                verify: Verification::default(),
             }),
         }
+    }
+
+    /// Runs the checksum passes `Store::open` left (files above
+    /// `StorageOptions::verify_after_open_above`) on a thread of their own, while the
+    /// collection serves; damage found fails the collection (see [`Task::Verify`]).
+    /// The thread stops early when the collection is dropped.
+    pub(crate) fn verify_in_background(&self, checks: Vec<braid_storage::RowsCheck>) {
+        if checks.is_empty() {
+            return;
+        }
+        *self.inner.verify.pending.lock() = true;
+        let weak = self.downgrade();
+        let run = move || {
+            let alive = || weak.inner.strong_count() > 0;
+            let mut found = Ok(());
+            for check in &checks {
+                match check.run(alive) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        found = Err(Error::from(e));
+                        break;
+                    }
+                }
+            }
+            if let Some(c) = weak.upgrade() {
+                c.end_verification(found);
+            }
+        };
+        let name = format!("braid-verify-{}", self.name);
+        if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
+            // No thread to be had: the open would have done this pass itself.
+            tracing::warn!(collection = %self.name, error = %e, "checking the vector files in the foreground");
+            self.end_verification(Err(Error::Storage(braid_storage::StorageError::io(
+                std::path::Path::new("<thread>"),
+                &e,
+            ))));
+        }
+    }
+
+    fn end_verification(&self, found: Result<(), Error>) {
+        let mut pending = self.inner.verify.pending.lock();
+        if let Err(e) = found {
+            let _ = self.inner.verify.damage.set(e.clone());
+            let _ = self.note(Task::Verify, Err::<(), _>(e));
+        } else {
+            tracing::info!(collection = %self.name, "vector files verified");
+        }
+        *pending = false;
+        self.inner.verify.ended.notify_all();
+    }
+
+    /// `Err` once the background checksum pass has found the collection's files
+    /// damaged (the pass's error); every request checks this first.
+    fn healthy(&self) -> Result<(), Error> {
+        match self.inner.verify.damage.get() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The segment for a request, once [`Collection::healthy`] says it may be served.
+    pub(crate) fn serve(&self) -> Result<parking_lot::RwLockReadGuard<'_, Segment>, Error> {
+        self.healthy()?;
+        Ok(self.read())
+    }
+
+    /// Waits until the checksum pass over the vector files that the open left to a
+    /// background thread (files above `StorageOptions::verify_after_open_above`) has
+    /// ended, and returns its verdict: `Ok` when every row matches its checksum (or
+    /// there was nothing left to check), the storage error otherwise.
+    pub fn verify_wait(&self) -> Result<(), Error> {
+        let mut pending = self.inner.verify.pending.lock();
+        while *pending {
+            self.inner.verify.ended.wait(&mut pending);
+        }
+        drop(pending);
+        self.healthy()
+    }
+
+    /// Whether the checksum pass the open left running is still running.
+    pub fn verifying(&self) -> bool {
+        *self.inner.verify.pending.lock()
     }
 
     pub(crate) fn set_finder(&self, finder: Finder) {
@@ -426,7 +528,7 @@ impl Collection {
     /// another collection's `lookup_from`.
     fn lookup_vector(&self, using: Option<&str>, id: PointId) -> Result<Vec<f32>, Error> {
         use braid_query::Searchable;
-        let segment = self.read();
+        let segment = self.serve()?;
         let (space, _) = braid_query::resolve_space(&*segment, using.map(str::to_string).as_ref())?;
         Ok(segment.vector_of(&space, id)?)
     }
@@ -529,6 +631,7 @@ impl Collection {
     /// current state and resolves it to an [`Op`] (or to nothing to do); the op is
     /// logged, then applied. Readers are blocked only while it is applied.
     fn write<T>(&self, plan: impl FnOnce(&Segment) -> Result<(Option<Op>, T), Error>) -> Result<T, Error> {
+        self.healthy()?;
         let mut store = self.inner.writer.lock();
         let (op, out) = {
             let segment = self.inner.segment.read();
@@ -881,6 +984,7 @@ impl Collection {
     /// (new vector rows, graphs, payloads), so that reopening loads rather than
     /// replays. In memory there is nothing to do.
     pub fn flush(&self) -> Result<(), Error> {
+        self.healthy()?;
         let mut store = self.inner.writer.lock();
         match store.as_mut() {
             Some(store) => self.checkpoint(store),
@@ -945,6 +1049,9 @@ impl Collection {
     }
 
     fn compact_beside(&self) -> Result<OptimizeReport, Error> {
+        // The rewrite copies the rows into new files with new checksums: rows not yet
+        // proved to match their old ones must not be copied.
+        self.verify_wait()?;
         let _one = self.inner.compacting.lock();
         let (copy, _state) = {
             let _writer = self.inner.writer.lock();
@@ -998,6 +1105,7 @@ impl Collection {
     /// change and its checkpoint; readers only for the swap.
     pub fn reconfigure(&self, new: CollectionConfig) -> Result<Vec<String>, Error> {
         // No compaction may swap in a segment copied under the old configuration.
+        self.healthy()?;
         let _one = self.inner.compacting.lock();
         let mut store = self.inner.writer.lock();
         let change = {
@@ -1162,7 +1270,7 @@ impl Collection {
             return Err(Error::BatchTooLarge { max: MAX_BATCH, got: ids.len() });
         }
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.read();
+        let segment = self.serve()?;
         Ok(ids
             .iter()
             .filter_map(|id| {
@@ -1184,7 +1292,7 @@ impl Collection {
             return Err(Error::Limit { max: MAX_BATCH, got: limit });
         }
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.read();
+        let segment = self.serve()?;
         let selected = segment.select(filter);
         let mut page: Vec<(PointId, u32)> =
             segment.ids_from(offset).filter(|(_, o)| selected.contains(*o)).take(limit + 1).collect();
@@ -1220,7 +1328,7 @@ impl Collection {
             return Err(braid_query::QueryError::BadStartFrom.into());
         }
         let (with_payload, with_vectors) = (with_payload.into(), with_vectors.into());
-        let segment = self.read();
+        let segment = self.serve()?;
         let mut hits = segment.ordered(filter, None, order, limit + 1)?;
         let more = hits.len() > limit;
         hits.truncate(limit);
@@ -1238,7 +1346,7 @@ impl Collection {
 
     /// How many points match `filter` (all live points for `None`); exact.
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize, Error> {
-        Ok(self.read().select(filter).len() as usize)
+        Ok(self.serve()?.select(filter).len() as usize)
     }
 
     /// Qdrant's facet: the values of `key` among the points `filter` passes, each with
@@ -1249,7 +1357,7 @@ impl Collection {
         if limit == 0 || limit > braid_query::MAX_LIMIT {
             return Err(Error::Limit { max: braid_query::MAX_LIMIT, got: limit });
         }
-        let segment = self.read();
+        let segment = self.serve()?;
         let among = segment.select(filter);
         let hits = segment.payloads().facet(key, &among, limit)?;
         Ok(hits.into_iter().map(|(value, count)| FacetHit { value, count }).collect())
@@ -1257,7 +1365,7 @@ impl Collection {
 
     /// Live points with a vector in `space`.
     pub fn vector_count(&self, space: &str) -> Result<usize, Error> {
-        let segment = self.read();
+        let segment = self.serve()?;
         if let Some(sparse) = segment.sparse_spaces().get(space) {
             return Ok(sparse.index.len());
         }
@@ -1338,7 +1446,7 @@ impl Collection {
     pub fn query_until(&self, query: impl Into<QueryPoints>, stop: &Stop) -> Result<Vec<ScoredPoint>, Error> {
         let query = query.into();
         let request = self.resolve_lookups(&query.request)?;
-        let segment = self.read();
+        let segment = self.serve()?;
         let hits = braid_query::run_until(&*segment, &request, stop)?;
         Ok(self.scored(&segment, hits, &query.with_payload, &query.with_vectors))
     }
@@ -1372,7 +1480,7 @@ impl Collection {
                 }
             }
         }
-        let segment = self.read();
+        let segment = self.serve()?;
         let results = braid_query::run_batch_until(&*segment, &requests, stop)?;
         Ok(results
             .into_iter()
@@ -1391,7 +1499,7 @@ impl Collection {
     /// The plan of a query with the choice made at each leaf, without running it.
     pub fn explain(&self, query: &QueryRequest) -> Result<braid_query::Explain, Error> {
         let request = self.resolve_lookups(query)?;
-        Ok(braid_query::explain(&*self.read(), &request)?)
+        Ok(braid_query::explain(&*self.serve()?, &request)?)
     }
 
     /// Counts, configuration and status.
@@ -1413,7 +1521,14 @@ impl Collection {
             segment.index_specs().into_iter().filter_map(|(key, _, options)| Some((key, options?))).collect();
         // Qdrant's yellow: optimisation pending or running — here, a graph waiting for
         // its rebuild after new settings.
-        let status = if segment.stale_graphs().is_empty() { "green" } else { "yellow" };
+        // Red: the background checksum pass found the files damaged.
+        let status = if self.healthy().is_err() {
+            "red"
+        } else if segment.stale_graphs().is_empty() {
+            "green"
+        } else {
+            "yellow"
+        };
         CollectionInfo {
             status,
             points_count: segment.live().len() as usize,

@@ -244,8 +244,9 @@ impl Database {
         }
         let mut collections = BTreeMap::new();
         for (name, sub) in &disk.manifest.collections {
-            let (store, segment) = Store::open(&dir.join(sub), options, disk.lock.clone())?;
+            let (store, segment, checks) = Store::open(&dir.join(sub), options, disk.lock.clone())?;
             let collection = Collection::from_parts(name, segment, Some(store));
+            collection.verify_in_background(checks);
             registry.lock().push(collection.downgrade());
             collections.insert(name.clone(), collection);
         }
@@ -687,7 +688,10 @@ impl Database {
             .iter()
             .map(|(name, dir)| {
                 crate::store::prepare_restored(dir, &tail)?;
-                let (store, segment) = Store::open(dir, options, lock.clone())?;
+                // A restore answers for the data it installs: every file is checked
+                // before it returns.
+                let options = StorageOptions { verify_after_open_above: u64::MAX, ..options };
+                let (store, segment, _) = Store::open(dir, options, lock.clone())?;
                 Ok(Collection::from_parts(name, segment, Some(store)))
             })
             .collect::<Result<Vec<Collection>, Error>>();

@@ -244,7 +244,7 @@ impl Collection {
         let path = JsonPath::parse(&group.key).map_err(|_| Error::InvalidKey { key: group.key.clone() })?;
         let lookup = group.with_lookup.as_ref().map(|l| self.find(&l.collection)).transpose()?;
         let request = self.resolve_lookups(&query.request)?.into_owned();
-        let segment = self.read();
+        let segment = self.serve()?;
         let live = segment.live().len() as usize;
         // Rank, gather, and rank again — narrowed to the points that can still add to
         // an open group, and deeper — until the first `limit` groups are full or the

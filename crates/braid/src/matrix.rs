@@ -90,7 +90,7 @@ impl Collection {
             }
             .into());
         }
-        let segment = self.read();
+        let segment = self.serve()?;
         let (space, info) = braid_query::resolve_space(&*segment, request.using.as_ref())?;
         let with_vector = Filter::must([Condition::has_vector(space.clone())]);
         let filter = match &request.filter {

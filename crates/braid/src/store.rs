@@ -32,7 +32,7 @@ use braid_filter::PayloadStore;
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
 use braid_storage::wal::{Record, Wal, WalSyncer};
-use braid_storage::{DirLock, IoContext, MappedVectors, Rows, StorageError, VectorFile, document};
+use braid_storage::{DirLock, IoContext, MappedVectors, Rows, RowsCheck, StorageError, VectorFile, document};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,13 @@ pub struct StorageOptions {
     /// ([`crate::Database::recover_collection_until`]). `None` (the default): a
     /// checkpoint removes the log it replaces.
     pub log_retention: Option<std::time::Duration>,
+    /// A vector file with more bytes of rows than this is checked against its
+    /// checksum on a background thread after its collection opens, instead of before
+    /// the open returns: reading a large file whole is most of a reopen's time. Until
+    /// the check ends the collection serves; if it finds damage, every later request
+    /// to the collection fails with the storage error and its status turns red
+    /// (`docs/storage.md`). `u64::MAX`: every file is checked before the open returns.
+    pub verify_after_open_above: u64,
 }
 
 impl Default for StorageOptions {
@@ -89,6 +96,7 @@ impl Default for StorageOptions {
             vacuum_share: 0.2,
             vacuum_min: 1000,
             log_retention: None,
+            verify_after_open_above: 64 << 20,
         }
     }
 }
@@ -287,12 +295,14 @@ impl Store {
     }
 
     /// Opens the collection in `dir`: maps the vectors, loads the last checkpoint and
-    /// replays the log after it. Returns the store and the segment.
+    /// replays the log after it. Returns the store, the segment and the checksum
+    /// passes of the vector files larger than `options.verify_after_open_above`,
+    /// which are left for the caller to run (the smaller ones have passed).
     pub(crate) fn open(
         dir: &Path,
         options: StorageOptions,
         lock: Arc<DirLock>,
-    ) -> Result<(Store, Segment), Error> {
+    ) -> Result<(Store, Segment, Vec<RowsCheck>), Error> {
         let mut manifest = read_manifest(dir)?;
         manifest.config.validate()?;
         let manifest_path = dir.join(MANIFEST);
@@ -302,11 +312,18 @@ impl Store {
         }
         let mut vectors = BTreeMap::new();
         let mut rows = BTreeMap::new();
+        let mut checks = Vec::new();
         for (name, params) in &manifest.config.vectors {
             let entry = manifest.vectors.get(name).ok_or_else(|| {
                 StorageError::corrupt(&manifest_path, 0, format!("no vector file for space `{name}`"))
             })?;
-            let file = VectorFile::open(&dir.join(&entry.file), params.size, entry.rows, entry.crc)?;
+            let (file, check) =
+                VectorFile::open_unchecked(&dir.join(&entry.file), params.size, entry.rows, entry.crc)?;
+            if check.bytes() > options.verify_after_open_above {
+                checks.push(check);
+            } else {
+                check.run(|| true)?;
+            }
             rows.insert(name.clone(), Rows::mapped(params.size, file.map_as(params.residency())?));
             vectors.insert(name.clone(), file);
         }
@@ -343,7 +360,7 @@ impl Store {
         };
         store.sweep()?;
         store.count_files();
-        Ok((store, segment))
+        Ok((store, segment, checks))
     }
 
     /// Removes files of this collection that the manifest does not name: leftovers of

@@ -76,6 +76,9 @@ fn options(seed: u64) -> StorageOptions {
         vacuum_min: 20,
         // A third of the trials keep their logs: kills land inside archiving too.
         log_retention: seed.is_multiple_of(3).then_some(std::time::Duration::from_secs(3600)),
+        // Half the trials check their vector files after open, in the background:
+        // kills land inside that pass, and reopened data is served while it runs.
+        verify_after_open_above: if seed % 4 < 2 { 0 } else { u64::MAX },
     }
 }
 

@@ -250,6 +250,66 @@ fn damage_anywhere_is_a_typed_error_naming_the_file_or_loses_at_most_the_last_wr
     assert_eq!(&contents(&db, "c"), states.last().unwrap());
 }
 
+/// A vector file too large to read before the open returns is checked after it, in
+/// the background: the open serves at once, and damage the pass finds later fails the
+/// collection — every request, read or write, returns the storage error naming the
+/// file, the status turns red and `failures` reports it — instead of answering from
+/// damaged rows.
+#[test]
+fn damage_found_by_the_background_pass_fails_every_later_request() {
+    let dir = tmp();
+    let states = logged(dir.path(), 2);
+    let background = StorageOptions { verify_after_open_above: 0, ..StorageOptions::default() };
+    let vectors = files(&collection_dir(dir.path()), "vectors-");
+    assert!(!vectors.is_empty());
+    // Undamaged, the pass ends well and nothing changes.
+    {
+        let db = Database::open_with(dir.path(), background).unwrap();
+        let c = db.collection("c").unwrap();
+        c.verify_wait().unwrap();
+        assert!(!c.verifying());
+        assert_eq!(&contents(&db, "c"), states.last().unwrap());
+        assert_eq!(c.info().status, "green");
+        assert!(db.failures().is_empty());
+    }
+    for file in &vectors {
+        let original = std::fs::read(file).unwrap();
+        let mut bad = original.clone();
+        // A bit of a row (past the 64-byte header): only the checksum can tell.
+        let at = bad.len() - 3;
+        bad[at] ^= 0x08;
+        std::fs::write(file, &bad).unwrap();
+        let db = Database::open_with(dir.path(), background).unwrap();
+        let c = db.collection("c").unwrap();
+        let err = c.verify_wait().unwrap_err();
+        match &err {
+            Error::Storage(StorageError::Corrupt { file: named, .. }) => assert_eq!(named, file),
+            other => panic!("{}: {other}", file.display()),
+        }
+        let request = SearchRequest::new("text", vec![0.5; 8]).limit(3);
+        assert_eq!(c.search(&request).unwrap_err(), err);
+        assert_eq!(c.scroll(None, 10, None, true, true).unwrap_err(), err);
+        assert_eq!(c.count(None).unwrap_err(), err);
+        assert_eq!(c.get(&[PointId::from(1u64)], true, true).unwrap_err(), err);
+        let mut rng = Rng::new(3);
+        assert_eq!(c.upsert(vec![point(&mut rng, 9999u64, 1)]).unwrap_err(), err);
+        assert_eq!(c.flush().unwrap_err(), err);
+        assert_eq!(c.compact().unwrap_err(), err);
+        assert_eq!(c.info().status, "red");
+        let failures = db.failures();
+        assert_eq!(failures["c"].get(&braid::Task::Verify), Some(&err));
+        drop((c, db));
+        // Checked before the open returns (the default for small files), the same
+        // damage is the open's error.
+        let at_open = Database::open(dir.path()).unwrap_err();
+        assert_eq!(at_open, err);
+        std::fs::write(file, &original).unwrap();
+    }
+    let db = Database::open_with(dir.path(), background).unwrap();
+    db.collection("c").unwrap().verify_wait().unwrap();
+    assert_eq!(&contents(&db, "c"), states.last().unwrap());
+}
+
 #[test]
 fn a_full_disk_fails_writes_with_a_clear_error_and_keeps_what_was_flushed() {
     let dir = tmp();

@@ -126,6 +126,9 @@ proptest! {
             // Half the runs keep their logs: archiving at every checkpoint must not
             // change what the collection holds either.
             log_retention: every_write.then_some(std::time::Duration::from_secs(3600)),
+            // Every reopen checks its vector files in the background, beside the
+            // actions and the optimiser (whose compactions wait for the pass).
+            verify_after_open_above: 0,
         };
         let model = Database::in_memory();
         model.create_collection("m", config()).unwrap();
