@@ -130,7 +130,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     // Measure a build an earlier `--keep` run left, instead of building again.
     let reuse = args.iter().any(|a| a == "--reuse");
     let data = match args.iter().position(|a| a == "--data").and_then(|i| args.get(i + 1)) {
-        Some(d) => std::path::PathBuf::from(d),
+        // Absolute: the bench runs in its crate's directory.
+        Some(d) => std::path::absolute(d).map_err(|e| format!("--data {d}: {e}"))?,
         None => crate::data::ensure(crate::data::Spec { n: 100_000, queries: 200, k: 100 })?,
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

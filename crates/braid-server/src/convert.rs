@@ -1487,7 +1487,11 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
         .collect();
     json!({
         "status": info.status,
-        "optimizer_status": "ok",
+        // Qdrant's shape: `"ok"`, or `{"error": why}` when the collection failed.
+        "optimizer_status": match &info.damage {
+            Some(e) => json!({"error": e.to_string()}),
+            None => json!("ok"),
+        },
         "vectors_count": info.vectors_count.values().sum::<usize>(),
         "indexed_vectors_count": info.indexed_vectors_count.values().sum::<usize>(),
         "points_count": info.points_count,
@@ -1506,4 +1510,33 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
         },
         "payload_schema": schema,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collection the background checksum pass failed reports Qdrant's red status
+    /// with the reason as the optimiser's error, not `ok`.
+    #[test]
+    fn a_failed_collection_reports_red_with_its_reason() {
+        let db = braid::Database::in_memory();
+        let config =
+            braid::CollectionConfig::new().vector("v", braid::VectorParams::new(2, braid::Distance::Dot));
+        let c = db.create_collection("c", config).unwrap();
+        let reported = Reported::new(&braid::StorageOptions::default(), std::time::Duration::from_secs(1));
+        let healthy = info_json(&c.info(), &reported);
+        assert_eq!((&healthy["status"], &healthy["optimizer_status"]), (&json!("green"), &json!("ok")));
+        let damage = braid::Error::Storage(braid::storage::StorageError::corrupt(
+            std::path::Path::new("vectors-0-0.vec"),
+            64,
+            "vector checksum mismatch",
+        ));
+        let mut info = c.info();
+        info.status = "red";
+        info.damage = Some(damage.clone());
+        let failed = info_json(&info, &reported);
+        assert_eq!(failed["status"], "red");
+        assert_eq!(failed["optimizer_status"], json!({"error": damage.to_string()}));
+    }
 }

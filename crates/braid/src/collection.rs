@@ -179,8 +179,12 @@ pub struct FacetHit {
 pub struct CollectionInfo {
     /// `green`: every write is applied and indexed (writes index synchronously);
     /// `yellow`: a graph waits for its rebuild after its settings changed
-    /// ([`Collection::reconfigure`]); the old one serves meanwhile.
+    /// ([`Collection::reconfigure`]); the old one serves meanwhile; `red`: the
+    /// collection failed (see `damage`) and refuses every request.
     pub status: &'static str,
+    /// Why the status is `red`: the damage the background checksum pass found
+    /// ([`Task::Verify`]).
+    pub damage: Option<Error>,
     /// Live points.
     pub points_count: usize,
     /// Live vectors per space, dense and sparse.
@@ -1522,7 +1526,8 @@ impl Collection {
         // Qdrant's yellow: optimisation pending or running — here, a graph waiting for
         // its rebuild after new settings.
         // Red: the background checksum pass found the files damaged.
-        let status = if self.healthy().is_err() {
+        let damage = self.healthy().err();
+        let status = if damage.is_some() {
             "red"
         } else if segment.stale_graphs().is_empty() {
             "green"
@@ -1531,6 +1536,7 @@ impl Collection {
         };
         CollectionInfo {
             status,
+            damage,
             points_count: segment.live().len() as usize,
             indexed_vectors_count: vectors_count.clone(),
             vectors_count,

@@ -158,12 +158,15 @@ impl Collections for Service {
         };
         let first = mapping::reported_hnsw(&info.config);
         let result = proto::CollectionInfo {
-            status: if info.status == "yellow" {
-                proto::CollectionStatus::Yellow as i32
-            } else {
-                proto::CollectionStatus::Green as i32
+            status: match info.status {
+                "red" => proto::CollectionStatus::Red as i32,
+                "yellow" => proto::CollectionStatus::Yellow as i32,
+                _ => proto::CollectionStatus::Green as i32,
             },
-            optimizer_status: Some(proto::OptimizerStatus { ok: true, error: String::new() }),
+            optimizer_status: Some(proto::OptimizerStatus {
+                ok: info.damage.is_none(),
+                error: info.damage.as_ref().map_or_else(String::new, ToString::to_string),
+            }),
             segments_count: 1,
             config: Some(proto::CollectionConfig {
                 params: Some(proto::CollectionParams {
