@@ -1,5 +1,5 @@
-"""Plots of `cargo xtask bench scale`: recall@10 vs QPS per configuration and N, and
-resident memory vs N. Reads target/bench/scale.json, writes two PNGs."""
+"""Plots of `cargo xtask bench scale`: recall@10 vs QPS per configuration and N (with
+the peers, when measured), and resident memory vs N. Reads target/bench/scale.json, writes two PNGs."""
 
 import argparse
 import json
@@ -47,9 +47,24 @@ def main():
             color=colour,
             label=f"{m['config']}, N = {m['n']:,}",
         )
+    # Peers measured on the same rows (`--peers`), grey, one marker per library.
+    markers = ["x", "+", "^", "v"]
+    for report_n in report.get("peers", []):
+        style = styles[ns.index(report_n["n"]) % len(styles)] if report_n["n"] in ns else "-"
+        for k, peer in enumerate(report_n["peers"]):
+            sweep = peer["sweep"]
+            ax.plot(
+                [s["recall"] for s in sweep],
+                [s["qps"] for s in sweep],
+                style,
+                marker=markers[k % len(markers)],
+                markersize=4,
+                color="grey",
+                label=f"{peer['peer']}, N = {report_n['n']:,}",
+            )
     ax.set_yscale("log")
     finish(fig, ax, "recall@10", "queries per second (one thread)",
-           "Braid: recall vs QPS as N grows (384-d MiniLM + synthetic mix)",
+           "Recall vs QPS as N grows (384-d MiniLM + synthetic mix)",
            os.path.join(a.out_dir, "scale-recall-qps.png"))
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))

@@ -69,7 +69,7 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// The peers of `bench hnsw`, pinned; installed into a venv under `target/` on first use.
-const HNSW_PEERS: &[&str] =
+pub(crate) const HNSW_PEERS: &[&str] =
     &["hnswlib==0.8.0", "faiss-cpu==1.15.1", "usearch==2.26.6", "numpy", "matplotlib"];
 
 /// The database-level peers, pinned.

@@ -1,4 +1,4 @@
-//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--keep] [--reuse]`:
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--keep] [--reuse] [--peers]`:
 //! how build time, memory, disk, reopen time and search cost grow with N.
 //!
 //! Each step is its own process (`crates/braid/benches/scale.rs`, one phase per run) so
@@ -80,6 +80,87 @@ fn at(row: &Value) -> String {
     )
 }
 
+/// Runs `benches/peers/scale_peers.py` on the build kept in `dir` (its vector file is
+/// the peers' input); returns its report.
+fn run_peers(dir: &std::path::Path, data: &std::path::Path, threads: &[String]) -> Result<Value, String> {
+    let packages: Vec<&str> =
+        crate::bench::HNSW_PEERS.iter().copied().filter(|p| !p.starts_with("usearch")).collect();
+    let python = crate::bench::venv_with(&packages)?;
+    let out = dir.join("peers.json");
+    crate::exec(
+        Command::new(python)
+            .arg(root().join("benches/peers/scale_peers.py"))
+            .arg("--dir")
+            .arg(dir)
+            .arg("--queries")
+            .arg(data.join("queries.npy"))
+            .args(["--threads", &threads.join(","), "--out"])
+            .arg(&out),
+    )?;
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// The peers' table, with Braid's float32 rows of the same N as the ratios' base.
+fn peers_table(peers: &[Value], builds: &[Value], measures: &[Value]) -> String {
+    let qps = |row: &Value| row["qps"].as_f64();
+    let mut out = String::from(
+        "\n| N | system | build s (threads) | memory MiB | recall ≥ 0.95 | recall ≥ 0.99 | Braid float32 QPS ÷ this, at 0.95 / 0.99 | Braid build ÷ this |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for report in peers {
+        let n = &report["n"];
+        let braid = measures.iter().find(|m| m["n"] == *n && m["config"] == "float32");
+        for p in report["peers"].as_array().into_iter().flatten() {
+            let builds_of = p["builds"].as_object().cloned().unwrap_or_default();
+            let build = builds_of
+                .iter()
+                .map(|(t, b)| format!("{:.0} ({t})", b["build_s"].as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let memory = builds_of
+                .values()
+                .next_back()
+                .and_then(|b| b["rss_anon_mib"].as_f64())
+                .map_or("–".into(), |m| format!("{m:.0}"));
+            let ratio = |target: &str| match (braid.and_then(|b| qps(&b[target])), qps(&p[target])) {
+                (Some(b), Some(x)) => format!("{:.2}", b / x),
+                _ => "–".into(),
+            };
+            // Braid's build over the peer's, thread count for thread count.
+            let build_ratio = builds_of
+                .iter()
+                .filter_map(|(t, pb)| {
+                    let ours = builds.iter().find(|b| b["n"] == *n && b["threads"].to_string() == *t)?;
+                    Some(format!("{:.2} ({t})", ours["build_s"].as_f64()? / pb["build_s"].as_f64()?))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let knob = |row: &Value| {
+                if row.is_null() {
+                    return "not reached".to_string();
+                }
+                let (name, value) =
+                    if row["nprobe"].is_null() { ("ef", &row["ef"]) } else { ("nprobe", &row["nprobe"]) };
+                format!(
+                    "{name} {value} · {:.0} QPS · p99 {:.0} µs",
+                    qps(row).unwrap_or(0.0),
+                    row["p99_us"].as_f64().unwrap_or(0.0)
+                )
+            };
+            out += &format!(
+                "| {n} | {} | {build} | {memory} | {} | {} | {} / {} | {} |\n",
+                p["peer"].as_str().unwrap_or("?"),
+                knob(&p["at_recall_95"]),
+                knob(&p["at_recall_99"]),
+                ratio("at_recall_95"),
+                ratio("at_recall_99"),
+                if build_ratio.is_empty() { "–".into() } else { build_ratio },
+            );
+        }
+    }
+    out
+}
+
 /// The Markdown table of one run of the whole bench.
 fn table(builds: &[Value], measures: &[Value]) -> String {
     let mut out = String::from(
@@ -129,6 +210,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let keep = args.iter().any(|a| a == "--keep");
     // Measure a build an earlier `--keep` run left, instead of building again.
     let reuse = args.iter().any(|a| a == "--reuse");
+    // hnswlib and FAISS on the same rows, after Braid's runs of each N.
+    let with_peers = args.iter().any(|a| a == "--peers");
+    let mut peers = Vec::new();
     let data = match args.iter().position(|a| a == "--data").and_then(|i| args.get(i + 1)) {
         // Absolute: the bench runs in its crate's directory.
         Some(d) => std::path::absolute(d).map_err(|e| format!("--data {d}: {e}"))?,
@@ -162,19 +246,25 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 .collect();
             measures.push(run_phase(false, &a)?);
         }
+        if with_peers {
+            peers.push(run_peers(&dir, &data, &threads)?);
+        }
         if !keep {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
     let out_dir = root().join("target/bench");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
-    let report = json!({"data": data, "builds": builds, "measures": measures});
+    let report = json!({"data": data, "builds": builds, "measures": measures, "peers": peers});
     std::fs::write(
         out_dir.join("scale.json"),
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    let md = table(&builds, &measures);
+    let mut md = table(&builds, &measures);
+    if !peers.is_empty() {
+        md += &peers_table(&peers, &builds, &measures);
+    }
     std::fs::write(out_dir.join("scale.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}\nresults: {}", out_dir.join("scale.md").display());
     // The plots need matplotlib (PyPI); a machine without it still has the tables.

@@ -1,0 +1,205 @@
+"""Peers beside `cargo xtask bench scale`, on the very rows Braid indexed (`--peers`).
+
+The scale bench's build phase leaves a database whose one space holds the N points in
+id order: its vector file (`docs/storage.md`, "Vector files": a 64-byte header, then
+N rows of `dim` little-endian f32) is mapped here as the peers' input, so every
+library indexes the same bytes, and the bench's `truth.json` and the set's held-out
+queries score them. Every point is unit length, so inner product is the Cosine order.
+
+Peers: hnswlib and FAISS IndexHNSWFlat (M 16, ef_construction 200, as Braid), built
+with each requested thread count and searched single-threaded, one query per call (as
+Braid's sweep), sweeping ef until recall@10 reaches 0.99; FAISS IVF-PQ (the quantized
+row: nlist sqrt(N)·4, 48 sub-quantizers of 8 bits, then re-ranked exactly over the
+rows by IndexRefineFlat) sweeping nprobe. Memory: the process's resident set before
+and after each build (anon only: the mapped rows are page cache, as Braid's are).
+Writes the report to `--out` (JSON).
+"""
+
+import argparse
+import glob
+import json
+import os
+import time
+
+import numpy as np
+
+K = 10
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+NPROBES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+def rss_anon_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return None
+
+
+def rows(db_dir):
+    """The space's rows, mapped: the largest vector file of the bench's database."""
+    files = glob.glob(os.path.join(db_dir, "c-*", "vectors-*.vec"))
+    path = max(files, key=os.path.getsize)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    assert head[:8] == b"BRAIDVEC", path
+    dim = int.from_bytes(head[12:16], "little")
+    n = (os.path.getsize(path) - 64) // (4 * dim)
+    return np.memmap(path, dtype=np.float32, mode="r", offset=64, shape=(n, dim))
+
+
+def sweep(search_one, knobs, queries, truth, min_secs, name):
+    """Single-threaded, one query per call, until recall@10 ≥ 0.99."""
+    out = []
+    for knob in knobs:
+        found = [search_one(q, knob) for q in queries]
+        hits = sum(len(set(f[:K]) & set(t[:K])) for f, t in zip(found, truth))
+        recall = hits / (len(truth) * K)
+        lat = []
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < min_secs or not lat:
+            for q in queries:
+                a = time.perf_counter()
+                search_one(q, knob)
+                lat.append(time.perf_counter() - a)
+        lat.sort()
+        row = {
+            name: knob,
+            "recall": recall,
+            "qps": len(lat) / sum(lat),
+            "p50_us": lat[len(lat) // 2] * 1e6,
+            "p99_us": lat[round((len(lat) - 1) * 0.99)] * 1e6,
+        }
+        print(f"  {name} {knob:>4} recall {recall:.4f} {row['qps']:8.0f} QPS p99 {row['p99_us']:.0f} µs", flush=True)
+        out.append(row)
+        if recall >= 0.99:
+            break
+    return out
+
+
+def at(sweep_rows, target):
+    """The cheapest point reaching `target` (as the Rust side reports)."""
+    return next((r for r in sweep_rows if r["recall"] >= target), None)
+
+
+def hnswlib_peer(base, queries, truth, threads, min_secs):
+    import hnswlib
+
+    out = {"peer": "hnswlib", "builds": {}}
+    index = None
+    for t in threads:
+        index = None
+        before = rss_anon_kb()
+        index = hnswlib.Index(space="ip", dim=base.shape[1])
+        index.init_index(max_elements=len(base), ef_construction=200, M=16, random_seed=42)
+        index.set_num_threads(t)
+        t0 = time.perf_counter()
+        for start in range(0, len(base), 100_000):
+            chunk = np.ascontiguousarray(base[start : start + 100_000])
+            index.add_items(chunk, np.arange(start, start + len(chunk)))
+        out["builds"][str(t)] = {"build_s": time.perf_counter() - t0, "rss_anon_mib": (rss_anon_kb() - before) / 1024}
+        print(f"hnswlib build, {t} threads: {out['builds'][str(t)]}", flush=True)
+    index.set_num_threads(1)
+
+    def one(q, ef):
+        index.set_ef(max(ef, K))
+        return index.knn_query(q, k=K)[0][0].tolist()
+
+    out["sweep"] = sweep(one, EFS, queries, truth, min_secs, "ef")
+    return out
+
+
+def faiss_hnsw_peer(base, queries, truth, threads, min_secs):
+    import faiss
+
+    out = {"peer": "faiss IndexHNSWFlat", "version": faiss.__version__, "builds": {}}
+    index = None
+    for t in threads:
+        index = None
+        before = rss_anon_kb()
+        faiss.omp_set_num_threads(t)
+        index = faiss.IndexHNSWFlat(base.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        t0 = time.perf_counter()
+        for start in range(0, len(base), 100_000):
+            index.add(np.ascontiguousarray(base[start : start + 100_000]))
+        out["builds"][str(t)] = {"build_s": time.perf_counter() - t0, "rss_anon_mib": (rss_anon_kb() - before) / 1024}
+        print(f"faiss HNSWFlat build, {t} threads: {out['builds'][str(t)]}", flush=True)
+    faiss.omp_set_num_threads(1)
+
+    def one(q, ef):
+        index.hnsw.efSearch = ef
+        return index.search(q[None, :], K)[1][0].tolist()
+
+    out["sweep"] = sweep(one, EFS, queries, truth, min_secs, "ef")
+    return out
+
+
+def faiss_ivfpq_peer(base, queries, truth, threads, min_secs):
+    import faiss
+
+    n, dim = base.shape
+    nlist = int(4 * np.sqrt(n))
+    out = {"peer": f"faiss IVF{nlist},PQ48 + refine", "version": faiss.__version__, "builds": {}}
+    faiss.omp_set_num_threads(max(int(t) for t in threads))
+    before = rss_anon_kb()
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, 48, 8, faiss.METRIC_INNER_PRODUCT)
+    t0 = time.perf_counter()
+    sample = np.ascontiguousarray(base[np.random.default_rng(7).choice(n, min(n, 50 * nlist), replace=False)])
+    ivf.train(sample)
+    for start in range(0, n, 100_000):
+        ivf.add(np.ascontiguousarray(base[start : start + 100_000]))
+    build_s = time.perf_counter() - t0
+    codes_mib = (rss_anon_kb() - before) / 1024
+    # Exact re-ranking over the rows (a flat copy), as Braid re-scores its codes'
+    # candidates from its rows.
+    flat = faiss.IndexFlatIP(dim)
+    for start in range(0, n, 100_000):
+        flat.add(np.ascontiguousarray(base[start : start + 100_000]))
+    index = faiss.IndexRefine(ivf, flat)
+    index.k_factor = 10
+    out["builds"][str(max(int(t) for t in threads))] = {"build_s": build_s, "rss_anon_mib": codes_mib}
+    print(f"faiss IVF-PQ build: {build_s:.1f} s, codes and lists {codes_mib:.0f} MiB", flush=True)
+    faiss.omp_set_num_threads(1)
+
+    def one(q, nprobe):
+        ivf.nprobe = nprobe
+        return index.search(q[None, :], K)[1][0].tolist()
+
+    out["sweep"] = sweep(one, NPROBES, queries, truth, min_secs, "nprobe")
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True, help="the scale bench's kept directory (truth.json, db/)")
+    ap.add_argument("--queries", required=True, help="queries.npy of the data set")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--peers", default="hnswlib,faiss-hnsw,faiss-ivfpq")
+    ap.add_argument("--min-secs", type=float, default=1.0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    base = rows(os.path.join(args.dir, "db"))
+    with open(os.path.join(args.dir, "truth.json")) as f:
+        truth = json.load(f)
+    queries = np.load(args.queries).astype(np.float32)[: len(truth)]
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    threads = [int(t) for t in args.threads.split(",") if t]
+    print(f"peers on {base.shape[0]} x {base.shape[1]} rows, {len(queries)} queries", flush=True)
+
+    runs = {"hnswlib": hnswlib_peer, "faiss-hnsw": faiss_hnsw_peer, "faiss-ivfpq": faiss_ivfpq_peer}
+    report = {"n": int(base.shape[0]), "peers": []}
+    for name in args.peers.split(","):
+        result = runs[name](base, queries, truth, threads, args.min_secs)
+        result["at_recall_95"] = at(result["sweep"], 0.95)
+        result["at_recall_99"] = at(result["sweep"], 0.99)
+        report["peers"].append(result)
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=1)
+    print(f"peers: {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
