@@ -130,7 +130,8 @@ fn peers_table(peers: &[Value], builds: &[Value], measures: &[Value]) -> String 
             let build_ratio = builds_of
                 .iter()
                 .filter_map(|(t, pb)| {
-                    let ours = builds.iter().find(|b| b["n"] == *n && b["threads"].to_string() == *t)?;
+                    let ours =
+                        builds.iter().find(|b| b["n"] == *n && b["threads"].as_u64() == t.parse().ok())?;
                     Some(format!("{:.2} ({t})", ours["build_s"].as_f64()? / pb["build_s"].as_f64()?))
                 })
                 .collect::<Vec<_>>()
