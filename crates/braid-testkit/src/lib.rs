@@ -46,6 +46,13 @@ impl Rng {
     }
 }
 
+/// Fields of `/proc/self/status` in KiB (`"VmRSS:"`, `"RssAnon:"`, …), from one read of
+/// the file: for benches that report resident memory (Linux; `None` elsewhere).
+pub fn status_kb<const N: usize>(keys: [&str; N]) -> [Option<u64>; N] {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    keys.map(|key| status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok())
+}
+
 /// A WordNet/MiniLM set as `cargo xtask data` writes it (`out.npy`, `queries.npy`,
 /// `out.jsonl`): base rows, query rows and each base row's payload.
 #[derive(Clone, Debug)]

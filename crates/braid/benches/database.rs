@@ -174,11 +174,7 @@ fn main() {
     }
     // Resident memory now (Linux): anonymous (heap: codes, graph, payloads, rows not yet
     // checkpointed) and file-backed (mapped rows a search touched or the kernel read ahead).
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = |key: &str| -> Option<u64> {
-        status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
-    };
-    let (rss_anon, rss_file) = (kb("RssAnon:"), kb("RssFile:"));
+    let [rss_anon, rss_file] = braid_testkit::status_kb(["RssAnon:", "RssFile:"]);
     if let (Some(a), Some(f)) = (rss_anon, rss_file) {
         println!(
             "resident: {:.1} MiB anonymous, {:.1} MiB file-backed",

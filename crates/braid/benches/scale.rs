@@ -32,7 +32,7 @@ use braid::{
     CollectionConfig, Database, Distance, PointStruct, Quantization, QuantizationParams, SearchParams,
     SearchRequest, StorageOptions, VectorParams,
 };
-use braid_testkit::{Rng, WordnetSet, npy};
+use braid_testkit::{Rng, WordnetSet, npy, status_kb};
 use serde_json::{Value, json};
 
 const SPACE: &str = "text";
@@ -120,12 +120,6 @@ fn truth(points: &Points, queries: &[Vec<f32>], n: usize) -> Vec<Vec<u64>> {
         });
     }
     best.into_iter().map(|b| b.into_iter().map(|(_, id)| id).collect()).collect()
-}
-
-/// `/proc/self/status` fields in KiB, read once (Linux; absent elsewhere).
-fn status_kb<const N: usize>(keys: [&str; N]) -> [Option<u64>; N] {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    keys.map(|key| status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok())
 }
 
 /// Starts a new peak (`VmHWM`) from the current resident set (Linux `clear_refs` 5);
