@@ -123,6 +123,7 @@ impl VectorFile {
             path: path.to_path_buf(),
             bytes: need - VECTORS_HEADER,
             crc,
+            keep_cached: true,
         };
         Ok((VectorFile { file, path: path.to_path_buf(), dim, rows, crc }, check))
     }
@@ -204,6 +205,7 @@ pub struct RowsCheck {
     path: PathBuf,
     bytes: u64,
     crc: u32,
+    keep_cached: bool,
 }
 
 impl RowsCheck {
@@ -215,6 +217,15 @@ impl RowsCheck {
     /// The file it checks.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the rows the pass reads stay in the page cache (the default: a space
+    /// meant for memory is read in by its checksum pass) or are dropped from it behind
+    /// the pass (`Residency::Disk`: only searches should bring rows in). Linux only;
+    /// elsewhere the kernel decides.
+    pub fn keep_cached(mut self, keep: bool) -> RowsCheck {
+        self.keep_cached = keep;
+        self
     }
 
     /// Reads the rows in blocks and compares their checksum with the manifest's.
@@ -236,12 +247,34 @@ impl RowsCheck {
             let n = BLOCK.min(self.bytes - done) as usize;
             file.read_exact(&mut buf[..n]).at(&self.path)?;
             crc = crc32c::crc32c_append(crc, &buf[..n]);
+            if !self.keep_cached {
+                self.drop_cached(VECTORS_HEADER + done, n as u64);
+            }
             done += n as u64;
         }
         if crc != self.crc {
             return Err(StorageError::corrupt(&self.path, VECTORS_HEADER, "vector checksum mismatch"));
         }
         Ok(true)
+    }
+
+    /// Asks the kernel to drop the clean cached pages of `len` bytes at `offset` (pages
+    /// a mapping holds are kept). A hint: failure changes nothing but the cache.
+    fn drop_cached(&self, offset: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+                return;
+            };
+            // SAFETY: the descriptor is this struct's open file; posix_fadvise reads no
+            // memory of ours.
+            unsafe {
+                libc::posix_fadvise(self.file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len);
     }
 }
 

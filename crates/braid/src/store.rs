@@ -32,7 +32,9 @@ use braid_filter::PayloadStore;
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
 use braid_storage::wal::{Record, Wal, WalSyncer};
-use braid_storage::{DirLock, IoContext, MappedVectors, Rows, RowsCheck, StorageError, VectorFile, document};
+use braid_storage::{
+    DirLock, IoContext, MappedVectors, Residency, Rows, RowsCheck, StorageError, VectorFile, document,
+};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -319,12 +321,19 @@ impl Store {
             })?;
             let (file, check) =
                 VectorFile::open_unchecked(&dir.join(&entry.file), params.size, entry.rows, entry.crc)?;
+            let check = check.keep_cached(params.residency() == Residency::Memory);
             if check.bytes() > options.verify_after_open_above {
                 checks.push(check);
             } else {
                 check.run(|| true)?;
             }
-            rows.insert(name.clone(), Rows::mapped(params.size, file.map_as(params.residency())?));
+            // Mapped for random reads, one page per fault, whatever the residency: rows
+            // meant for memory are read into the page cache by the checksum pass (above,
+            // or beside the first searches), so a read-ahead of the whole file would
+            // only queue ahead of the first searches' faults, and so would the kernel's
+            // read-around on each fault.
+            let mapped = file.map_as(Residency::Disk)?;
+            rows.insert(name.clone(), Rows::mapped(params.size, mapped));
             vectors.insert(name.clone(), file);
         }
         let mut segment = match &manifest.points {
