@@ -293,8 +293,10 @@ struct Shared {
     /// Finds the other collections of the database (`lookup_from`); unset for a
     /// collection made outside a database.
     finder: std::sync::OnceLock<Finder>,
-    /// Where the background checksum pass over the vector files stands.
-    verify: Verification,
+    /// Where the background checksum pass over the vector files stands; shared with
+    /// the pass's thread, which holds nothing else of the collection (so that the
+    /// directory is unlocked as soon as the last handle is dropped).
+    verify: Arc<Verification>,
 }
 
 /// The checksum pass a collection's open left to a background thread.
@@ -304,8 +306,25 @@ struct Verification {
     pending: Mutex<bool>,
     /// Signalled when it ends.
     ended: parking_lot::Condvar,
-    /// What it found wrong, if it did: every request returns it from then on.
+    /// What it found wrong, if it did: every request returns it from then on, and
+    /// `failures()` reports it as [`Task::Verify`].
     damage: std::sync::OnceLock<Error>,
+}
+
+impl Verification {
+    /// Records how the pass over collection `name`'s files ended and wakes its waiters.
+    fn end(&self, name: &str, found: Result<(), Error>) {
+        let mut pending = self.pending.lock();
+        match found {
+            Ok(()) => tracing::info!(collection = %name, "vector files verified"),
+            Err(e) => {
+                tracing::error!(collection = %name, error = %e, "vector files damaged; the collection fails every request");
+                let _ = self.damage.set(e);
+            }
+        }
+        *pending = false;
+        self.ended.notify_all();
+    }
 }
 
 /// Finds a collection of the same database by name.
@@ -436,7 +455,7 @@ impl Collection {
                 tail: Mutex::new(None),
                 compacting: Mutex::new(()),
                 finder: std::sync::OnceLock::new(),
-                verify: Verification::default(),
+                verify: Arc::default(),
             }),
         }
     }
@@ -449,10 +468,12 @@ impl Collection {
         if checks.is_empty() {
             return;
         }
-        *self.inner.verify.pending.lock() = true;
-        let weak = self.downgrade();
+        let state = self.inner.verify.clone();
+        *state.pending.lock() = true;
+        let name = self.name.clone();
         let run = move || {
-            let alive = || weak.inner.strong_count() > 0;
+            // Only the thread's own reference left: the collection is gone.
+            let alive = || Arc::strong_count(&state) > 1;
             let mut found = Ok(());
             for check in &checks {
                 match check.run(alive) {
@@ -464,31 +485,14 @@ impl Collection {
                     }
                 }
             }
-            if let Some(c) = weak.upgrade() {
-                c.end_verification(found);
-            }
+            state.end(&name, found);
         };
-        let name = format!("braid-verify-{}", self.name);
-        if let Err(e) = std::thread::Builder::new().name(name).spawn(run) {
-            // No thread to be had: the open would have done this pass itself.
-            tracing::warn!(collection = %self.name, error = %e, "checking the vector files in the foreground");
-            self.end_verification(Err(Error::Storage(braid_storage::StorageError::io(
-                std::path::Path::new("<thread>"),
-                &e,
-            ))));
+        let thread = format!("braid-verify-{}", self.name);
+        if let Err(e) = std::thread::Builder::new().name(thread).spawn(run) {
+            // No thread to be had: the collection cannot be vouched for.
+            let e = Error::Storage(braid_storage::StorageError::io(std::path::Path::new("<thread>"), &e));
+            self.inner.verify.end(&self.name, Err(e));
         }
-    }
-
-    fn end_verification(&self, found: Result<(), Error>) {
-        let mut pending = self.inner.verify.pending.lock();
-        if let Err(e) = found {
-            let _ = self.inner.verify.damage.set(e.clone());
-            let _ = self.note(Task::Verify, Err::<(), _>(e));
-        } else {
-            tracing::info!(collection = %self.name, "vector files verified");
-        }
-        *pending = false;
-        self.inner.verify.ended.notify_all();
     }
 
     /// `Err` once the background checksum pass has found the collection's files
@@ -691,9 +695,14 @@ impl Collection {
 
     /// Background work that failed and has not succeeded since, by kind: a failed log
     /// sync (writes are refused until the database is reopened), checkpoint or
-    /// compaction. Empty when all is well.
+    /// compaction, or the checksum pass after open that found the files damaged
+    /// (every request is refused). Empty when all is well.
     pub fn failures(&self) -> BTreeMap<Task, Error> {
-        self.inner.failures.lock().clone()
+        let mut failures = self.inner.failures.lock().clone();
+        if let Some(e) = self.inner.verify.damage.get() {
+            failures.insert(Task::Verify, e.clone());
+        }
+        failures
     }
 
     /// Writes a checkpoint and maps the new vector rows in place of the in-memory ones.

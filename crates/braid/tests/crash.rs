@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use braid::storage::fault;
 use braid::{
-    CollectionConfig, Database, Distance, Durability, Filter, PointId, PointStruct, Record, SearchParams,
-    SearchRequest, SparseVector, SparseVectorParams, StorageOptions, VectorParams, field,
+    CollectionConfig, Database, Distance, Durability, Filter, PointId, PointStruct, Quantization, Record,
+    SearchParams, SearchRequest, SparseVector, SparseVectorParams, StorageOptions, VectorParams, field,
 };
 use braid_testkit::Rng;
 use serde_json::json;
@@ -46,11 +46,15 @@ enum Step {
     Optimize,
 }
 
-fn config() -> CollectionConfig {
+/// The trial's collection. Seeds alternate the text space's codes between one-byte
+/// (the default) and one-bit (`Quantization::Binary`), so both kinds of codes file
+/// are written, killed around and reopened.
+fn config(seed: u64) -> CollectionConfig {
+    let codes = if seed.is_multiple_of(2) { Quantization::Int8 } else { Quantization::Binary };
     CollectionConfig::new()
-        // 64 components: coded (one-byte codes, written with checkpoints once their
-        // centre is fixed after 1,024 rows), so kills land around codes files too.
-        .vector("text", VectorParams::new(64, Distance::Cosine).hnsw(8, 32))
+        // 64 components: coded (codes written with checkpoints once their centre is
+        // fixed after 1,024 rows), so kills land around codes files too.
+        .vector("text", VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes))
         .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32))
         .sparse_vector("words", SparseVectorParams::idf())
 }
@@ -152,7 +156,7 @@ fn apply(db: &Database, step: &Step) {
 fn child(dir: &str, seed: &str) {
     let seed: u64 = seed.parse().expect("a numeric seed");
     let db = Database::open_with(dir, options(seed)).expect("open");
-    db.get_or_create("crash", config()).expect("collection");
+    db.get_or_create("crash", config(seed)).expect("collection");
     let mut out = std::io::stdout().lock();
     for (i, step) in steps(seed).iter().enumerate() {
         apply(&db, step);
@@ -255,7 +259,7 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     let db = Database::open_with(dir, options(seed)).expect("reopen after the crash");
     let recovered = contents(&db);
     let model = Database::in_memory();
-    model.create_collection("crash", config()).expect("model");
+    model.create_collection("crash", config(seed)).expect("model");
     let steps = steps(seed);
     let mut matched = None;
     for k in 0..=steps.len() {

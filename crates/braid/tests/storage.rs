@@ -310,6 +310,22 @@ fn damage_found_by_the_background_pass_fails_every_later_request() {
     assert_eq!(&contents(&db, "c"), states.last().unwrap());
 }
 
+/// The background pass holds nothing that keeps the directory locked: a database
+/// dropped while its pass runs (or just as it ends) can be opened again at once.
+#[test]
+fn a_pass_in_flight_never_keeps_the_directory_locked() {
+    let dir = tmp();
+    let states = logged(dir.path(), 1);
+    let background = StorageOptions { verify_after_open_above: 0, ..StorageOptions::default() };
+    for _ in 0..30 {
+        let db = Database::open_with(dir.path(), background).unwrap();
+        drop(db);
+    }
+    let db = Database::open_with(dir.path(), background).unwrap();
+    db.collection("c").unwrap().verify_wait().unwrap();
+    assert_eq!(&contents(&db, "c"), states.last().unwrap());
+}
+
 #[test]
 fn a_full_disk_fails_writes_with_a_clear_error_and_keeps_what_was_flushed() {
     let dir = tmp();
