@@ -68,6 +68,101 @@ pub fn read(path: &Path, magic: &[u8; 8], version: u32, what: &'static str) -> R
     decode(path, &bytes, magic, version, what).map(<[u8]>::to_vec)
 }
 
+/// The body of a document being read by [`read_with`]: reads stop at the body's end
+/// and every byte goes through the running checksum.
+#[derive(Debug)]
+pub struct Body {
+    file: std::io::BufReader<File>,
+    left: u64,
+    crc: u32,
+}
+
+impl std::io::Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the document at `path` through `parse`, which reads its body (of the length
+/// given) straight from the file: for documents too large to hold twice, as
+/// [`read`] would (the bytes, then what is parsed from them). The checks and their
+/// order are [`decode`]'s: magic, length, then — whether `parse` succeeded or not —
+/// the checksum over the whole file, then the version, then `parse`'s own verdict.
+/// A body `parse` leaves partly unread is an error.
+pub fn read_with<T>(
+    path: &Path,
+    magic: &[u8; 8],
+    version: u32,
+    what: &'static str,
+    parse: impl FnOnce(&mut Body, u64) -> Result<T, String>,
+) -> Result<T, StorageError> {
+    use std::io::Read;
+    let file = File::open(path).at(path)?;
+    let file_len = file.metadata().at(path)?.len();
+    let mut file = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; HEADER];
+    let got = read_up_to(&mut file, &mut header).at(path)?;
+    if got < 8 || &header[..8] != magic {
+        return Err(StorageError::BadMagic { file: path.to_path_buf(), what });
+    }
+    if got < HEADER || file_len < (HEADER + 4) as u64 {
+        return Err(StorageError::corrupt(path, file_len, "truncated header"));
+    }
+    let found = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
+    let len = u64::from_le_bytes(header[12..20].try_into().unwrap_or_default());
+    if file_len - (HEADER + 4) as u64 != len {
+        return Err(StorageError::corrupt(
+            path,
+            file_len,
+            format!(
+                "length {} does not match the {len} bytes the header declares",
+                file_len - HEADER as u64 - 4
+            ),
+        ));
+    }
+    let mut body = Body { file, left: len, crc: crc32c::crc32c(&header) };
+    let parsed = parse(&mut body, len);
+    let unread = body.left;
+    // Whatever `parse` left is still checksummed, so damage reads as damage.
+    std::io::copy(&mut body, &mut std::io::sink()).at(path)?;
+    let mut trailer = [0u8; 4];
+    body.file.read_exact(&mut trailer).at(path)?;
+    if u32::from_le_bytes(trailer) != body.crc {
+        return Err(StorageError::corrupt(path, file_len - 4, "checksum mismatch"));
+    }
+    if found != version {
+        return Err(StorageError::UnsupportedVersion { file: path.to_path_buf(), found, supported: version });
+    }
+    let parsed =
+        parsed.map_err(|why| StorageError::corrupt(path, HEADER as u64, format!("{what}: {why}")))?;
+    if unread != 0 {
+        return Err(StorageError::corrupt(
+            path,
+            file_len - 4 - unread,
+            format!("{what}: {unread} bytes unread"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Reads until `buf` is full or the file ends; returns how many bytes were read.
+fn read_up_to(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Writes `bytes` to a file at `path`, which must not exist yet, and syncs it (not its
 /// directory). An existing file is never opened for writing here: what a manifest
 /// names must not change under it.

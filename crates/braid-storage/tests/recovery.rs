@@ -196,3 +196,62 @@ proptest! {
         }
     }
 }
+
+/// `read_with` streams a document's body to its parser and checks it as `decode`
+/// checks the whole: every byte flip, cut or extension is a typed error naming the
+/// file, and a version from the future reads as such only when the checksum holds.
+#[test]
+fn streamed_documents_check_as_whole_ones_do() {
+    use braid_storage::document;
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc");
+    let body: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    let whole = document::encode(b"BRAIDTST", 3, &body);
+    let all = |b: &mut document::Body, len: u64| -> Result<Vec<u8>, String> {
+        let mut out = vec![0; len as usize];
+        b.read_exact(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    };
+    std::fs::write(&path, &whole).unwrap();
+    assert_eq!(document::read_with(&path, b"BRAIDTST", 3, "test", all).unwrap(), body);
+    // A parser that stops early, or fails, is an error; the checksum still comes first.
+    let half = |b: &mut document::Body, _: u64| -> Result<(), String> {
+        b.read_exact(&mut [0; 100]).map_err(|e| e.to_string())
+    };
+    let err = document::read_with(&path, b"BRAIDTST", 3, "test", half).unwrap_err();
+    assert!(err.to_string().contains("unread"), "{err}");
+    let refuse = |_: &mut document::Body, _: u64| -> Result<(), String> { Err("no".into()) };
+    let err = document::read_with(&path, b"BRAIDTST", 3, "test", refuse).unwrap_err();
+    assert!(matches!(&err, StorageError::Corrupt { .. }) && err.to_string().contains("no"), "{err}");
+    assert!(matches!(
+        document::read_with(&path, b"BRAIDTST", 4, "test", all),
+        Err(StorageError::UnsupportedVersion { found: 3, supported: 4, .. })
+    ));
+    assert!(matches!(
+        document::read_with(&path, b"BRAIDXXX", 3, "test", all),
+        Err(StorageError::BadMagic { .. })
+    ));
+    let mut rng = braid_testkit::Rng::new(11);
+    for _ in 0..200 {
+        let mut bad = whole.clone();
+        let at = (rng.next_u64() % bad.len() as u64) as usize;
+        bad[at] ^= 1 << (rng.next_u64() % 8);
+        std::fs::write(&path, &bad).unwrap();
+        let err = document::read_with(&path, b"BRAIDTST", 3, "test", all).unwrap_err();
+        match &err {
+            StorageError::Corrupt { file, .. } => assert_eq!(file, &path),
+            StorageError::BadMagic { file, .. } => assert_eq!(file, &path),
+            other => panic!("byte {at}: {other}"),
+        }
+        // The whole-file decode says the same kind of thing.
+        let whole_err = document::decode(&path, &bad, b"BRAIDTST", 3, "test").unwrap_err();
+        assert_eq!(std::mem::discriminant(&err), std::mem::discriminant(&whole_err), "byte {at}");
+    }
+    for cut in [0, 5, 19, 20, 100, whole.len() - 1] {
+        std::fs::write(&path, &whole[..cut]).unwrap();
+        assert!(document::read_with(&path, b"BRAIDTST", 3, "test", all).is_err(), "cut at {cut}");
+    }
+    std::fs::write(&path, [whole.as_slice(), b"x"].concat()).unwrap();
+    assert!(document::read_with(&path, b"BRAIDTST", 3, "test", all).is_err());
+}

@@ -1006,10 +1006,11 @@ fn load_codes(
     Ok(match (params.codes(), manifest.codes.get(name)) {
         (Some(fresh), Some(file)) => {
             let path = dir.join(file);
-            let bytes = std::fs::read(&path).at(&path)?;
-            let body = document::decode(&path, &bytes, CODES_MAGIC, FORMAT_VERSION, "codes")?;
-            let codes = braid_distance::Codes::from_bytes(body)
-                .map_err(|e| StorageError::corrupt(&path, 0, format!("codes: {e}")))?;
+            // Read straight into the codes' buffers: the file is the codes' size, and
+            // holding it twice at open would double the open's peak memory.
+            let codes = document::read_with(&path, CODES_MAGIC, FORMAT_VERSION, "codes", |body, len| {
+                braid_distance::Codes::read_from(body, len)
+            })?;
             if codes.len() != n
                 || codes.dim() != fresh.dim()
                 || codes.metric() != fresh.metric()
