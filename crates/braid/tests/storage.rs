@@ -250,6 +250,19 @@ fn damage_anywhere_is_a_typed_error_naming_the_file_or_loses_at_most_the_last_wr
     assert_eq!(&contents(&db, "c"), states.last().unwrap());
 }
 
+/// Options that leave every vector file's checksum to the background pass.
+fn checked_after_open() -> StorageOptions {
+    StorageOptions { verify_after_open_above: 0, ..StorageOptions::default() }
+}
+
+/// Opens `dir` with the pass in the background, waits for it to pass, and checks that
+/// collection `c` holds `last`.
+fn reopens_intact(dir: &Path, last: &[Record]) {
+    let db = Database::open_with(dir, checked_after_open()).unwrap();
+    db.collection("c").unwrap().verify_wait().unwrap();
+    assert_eq!(contents(&db, "c"), last);
+}
+
 /// A vector file too large to read before the open returns is checked after it, in
 /// the background: the open serves at once, and damage the pass finds later fails the
 /// collection — every request, read or write, returns the storage error naming the
@@ -259,7 +272,7 @@ fn damage_anywhere_is_a_typed_error_naming_the_file_or_loses_at_most_the_last_wr
 fn damage_found_by_the_background_pass_fails_every_later_request() {
     let dir = tmp();
     let states = logged(dir.path(), 2);
-    let background = StorageOptions { verify_after_open_above: 0, ..StorageOptions::default() };
+    let background = checked_after_open();
     let vectors = files(&collection_dir(dir.path()), "vectors-");
     assert!(!vectors.is_empty());
     // Undamaged, the pass ends well and nothing changes.
@@ -305,9 +318,7 @@ fn damage_found_by_the_background_pass_fails_every_later_request() {
         assert_eq!(at_open, err);
         std::fs::write(file, &original).unwrap();
     }
-    let db = Database::open_with(dir.path(), background).unwrap();
-    db.collection("c").unwrap().verify_wait().unwrap();
-    assert_eq!(&contents(&db, "c"), states.last().unwrap());
+    reopens_intact(dir.path(), states.last().unwrap());
 }
 
 /// The background pass holds nothing that keeps the directory locked: a database
@@ -316,14 +327,12 @@ fn damage_found_by_the_background_pass_fails_every_later_request() {
 fn a_pass_in_flight_never_keeps_the_directory_locked() {
     let dir = tmp();
     let states = logged(dir.path(), 1);
-    let background = StorageOptions { verify_after_open_above: 0, ..StorageOptions::default() };
+    let background = checked_after_open();
     for _ in 0..30 {
         let db = Database::open_with(dir.path(), background).unwrap();
         drop(db);
     }
-    let db = Database::open_with(dir.path(), background).unwrap();
-    db.collection("c").unwrap().verify_wait().unwrap();
-    assert_eq!(&contents(&db, "c"), states.last().unwrap());
+    reopens_intact(dir.path(), states.last().unwrap());
 }
 
 #[test]
