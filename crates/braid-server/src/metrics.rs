@@ -316,7 +316,7 @@ impl Metrics {
         registry.register("collection_state", "1 for what each collection is doing now", state);
         registry.register(
             "collection_background_failures",
-            "1 for each background task (sync, checkpoint, compaction) that failed and has not succeeded since",
+            "1 for each background task (sync, checkpoint, compaction, verify) that failed and has not succeeded since",
             failing,
         );
         let mut out = String::new();

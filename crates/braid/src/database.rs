@@ -170,6 +170,12 @@ fn spawn_optimizer(
                 };
                 for w in weak {
                     let Some(c) = w.upgrade() else { continue };
+                    if c.verifying() {
+                        // Its compaction would wait for the checksum pass still running
+                        // since the open (and so would a drop of the database waiting
+                        // for this thread); the next round comes back.
+                        continue;
+                    }
                     let (dead, total) = c.versions();
                     let config = c.config();
                     let share = config.deleted_threshold.unwrap_or(share);
