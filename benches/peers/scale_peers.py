@@ -82,23 +82,39 @@ def at(sweep_rows, target):
     return next((r for r in sweep_rows if r["recall"] >= target), None)
 
 
+def chunks(base, size=100_000):
+    """The mapped rows in contiguous blocks: (first row, block)."""
+    for start in range(0, len(base), size):
+        yield start, np.ascontiguousarray(base[start : start + size])
+
+
+def timed_builds(out, threads, build):
+    """`build(t)` for each thread count, timed, with the resident growth it leaves;
+    returns the last index built."""
+    index = None
+    for t in threads:
+        index = None  # the previous build's memory is not this one's
+        before = rss_anon_kb()
+        t0 = time.perf_counter()
+        index = build(t)
+        out["builds"][str(t)] = {"build_s": time.perf_counter() - t0, "rss_anon_mib": (rss_anon_kb() - before) / 1024}
+        print(f"{out['peer']} build, {t} threads: {out['builds'][str(t)]}", flush=True)
+    return index
+
+
 def hnswlib_peer(base, queries, truth, threads, min_secs):
     import hnswlib
 
-    out = {"peer": "hnswlib", "builds": {}}
-    index = None
-    for t in threads:
-        index = None
-        before = rss_anon_kb()
+    def build(t):
         index = hnswlib.Index(space="ip", dim=base.shape[1])
         index.init_index(max_elements=len(base), ef_construction=200, M=16, random_seed=42)
         index.set_num_threads(t)
-        t0 = time.perf_counter()
-        for start in range(0, len(base), 100_000):
-            chunk = np.ascontiguousarray(base[start : start + 100_000])
+        for start, chunk in chunks(base):
             index.add_items(chunk, np.arange(start, start + len(chunk)))
-        out["builds"][str(t)] = {"build_s": time.perf_counter() - t0, "rss_anon_mib": (rss_anon_kb() - before) / 1024}
-        print(f"hnswlib build, {t} threads: {out['builds'][str(t)]}", flush=True)
+        return index
+
+    out = {"peer": "hnswlib", "builds": {}}
+    index = timed_builds(out, threads, build)
     index.set_num_threads(1)
 
     def one(q, ef):
@@ -112,19 +128,16 @@ def hnswlib_peer(base, queries, truth, threads, min_secs):
 def faiss_hnsw_peer(base, queries, truth, threads, min_secs):
     import faiss
 
-    out = {"peer": "faiss IndexHNSWFlat", "version": faiss.__version__, "builds": {}}
-    index = None
-    for t in threads:
-        index = None
-        before = rss_anon_kb()
+    def build(t):
         faiss.omp_set_num_threads(t)
         index = faiss.IndexHNSWFlat(base.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 200
-        t0 = time.perf_counter()
-        for start in range(0, len(base), 100_000):
-            index.add(np.ascontiguousarray(base[start : start + 100_000]))
-        out["builds"][str(t)] = {"build_s": time.perf_counter() - t0, "rss_anon_mib": (rss_anon_kb() - before) / 1024}
-        print(f"faiss HNSWFlat build, {t} threads: {out['builds'][str(t)]}", flush=True)
+        for _, chunk in chunks(base):
+            index.add(chunk)
+        return index
+
+    out = {"peer": "faiss IndexHNSWFlat", "version": faiss.__version__, "builds": {}}
+    index = timed_builds(out, threads, build)
     faiss.omp_set_num_threads(1)
 
     def one(q, ef):
@@ -149,15 +162,15 @@ def faiss_ivfpq_peer(base, queries, truth, threads, min_secs):
     sample = np.ascontiguousarray(base[np.random.default_rng(7).choice(n, min(n, 50 * nlist), replace=False)])
     ivf.train(sample)
     del sample  # not part of the index's memory
-    for start in range(0, n, 100_000):
-        ivf.add(np.ascontiguousarray(base[start : start + 100_000]))
+    for _, chunk in chunks(base):
+        ivf.add(chunk)
     build_s = time.perf_counter() - t0
     codes_mib = (rss_anon_kb() - before) / 1024
     # Exact re-ranking over the rows (a flat copy), as Braid re-scores its codes'
     # candidates from its rows.
     flat = faiss.IndexFlatIP(dim)
-    for start in range(0, n, 100_000):
-        flat.add(np.ascontiguousarray(base[start : start + 100_000]))
+    for _, chunk in chunks(base):
+        flat.add(chunk)
     index = faiss.IndexRefine(ivf, flat)
     index.k_factor = 10
     out["builds"][str(max(int(t) for t in threads))] = {"build_s": build_s, "rss_anon_mib": codes_mib}

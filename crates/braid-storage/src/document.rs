@@ -34,21 +34,7 @@ pub fn decode<'a>(
     version: u32,
     what: &'static str,
 ) -> Result<&'a [u8], StorageError> {
-    if bytes.len() < 8 || &bytes[..8] != magic {
-        return Err(StorageError::BadMagic { file: file.to_path_buf(), what });
-    }
-    if bytes.len() < HEADER + 4 {
-        return Err(StorageError::corrupt(file, bytes.len() as u64, "truncated header"));
-    }
-    let found = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
-    if (bytes.len() - HEADER - 4) as u64 != len {
-        return Err(StorageError::corrupt(
-            file,
-            bytes.len() as u64,
-            format!("length {} does not match the {len} bytes the header declares", bytes.len() - HEADER - 4),
-        ));
-    }
+    let (found, _) = check_header(file, &bytes[..bytes.len().min(HEADER)], bytes.len() as u64, magic, what)?;
     let end = bytes.len() - 4;
     let stored = u32::from_le_bytes(bytes[end..].try_into().unwrap_or_default());
     if crc32c::crc32c(&bytes[..end]) != stored {
@@ -60,6 +46,36 @@ pub fn decode<'a>(
         return Err(StorageError::UnsupportedVersion { file: file.to_path_buf(), found, supported: version });
     }
     Ok(&bytes[HEADER..end])
+}
+
+/// Checks a document's `header` (its first `HEADER` bytes, fewer if the file is
+/// shorter) against the file's length `total`: the magic, then that the header is
+/// whole, then that the length it declares is the file's. Returns the version (checked
+/// by the caller after the checksum) and the body's length.
+fn check_header(
+    file: &Path,
+    header: &[u8],
+    total: u64,
+    magic: &[u8; 8],
+    what: &'static str,
+) -> Result<(u32, u64), StorageError> {
+    if header.len() < 8 || &header[..8] != magic {
+        return Err(StorageError::BadMagic { file: file.to_path_buf(), what });
+    }
+    if total < (HEADER + 4) as u64 {
+        return Err(StorageError::corrupt(file, total, "truncated header"));
+    }
+    let found = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
+    let len = u64::from_le_bytes(header[12..20].try_into().unwrap_or_default());
+    let body = total - (HEADER + 4) as u64;
+    if body != len {
+        return Err(StorageError::corrupt(
+            file,
+            total,
+            format!("length {body} does not match the {len} bytes the header declares"),
+        ));
+    }
+    Ok((found, len))
 }
 
 /// Reads the document at `path`.
@@ -105,25 +121,9 @@ pub fn read_with<T>(
     let file_len = file.metadata().at(path)?.len();
     let mut file = std::io::BufReader::with_capacity(1 << 20, file);
     let mut header = [0u8; HEADER];
-    let got = read_up_to(&mut file, &mut header).at(path)?;
-    if got < 8 || &header[..8] != magic {
-        return Err(StorageError::BadMagic { file: path.to_path_buf(), what });
-    }
-    if got < HEADER || file_len < (HEADER + 4) as u64 {
-        return Err(StorageError::corrupt(path, file_len, "truncated header"));
-    }
-    let found = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
-    let len = u64::from_le_bytes(header[12..20].try_into().unwrap_or_default());
-    if file_len - (HEADER + 4) as u64 != len {
-        return Err(StorageError::corrupt(
-            path,
-            file_len,
-            format!(
-                "length {} does not match the {len} bytes the header declares",
-                file_len - HEADER as u64 - 4
-            ),
-        ));
-    }
+    let got = header.len().min(usize::try_from(file_len).unwrap_or(HEADER));
+    file.read_exact(&mut header[..got]).at(path)?;
+    let (found, len) = check_header(path, &header[..got], file_len, magic, what)?;
     let mut body = Body { file, left: len, crc: crc32c::crc32c(&header) };
     let parsed = parse(&mut body, len);
     let unread = body.left;
@@ -147,20 +147,6 @@ pub fn read_with<T>(
         ));
     }
     Ok(parsed)
-}
-
-/// Reads until `buf` is full or the file ends; returns how many bytes were read.
-fn read_up_to(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Writes `bytes` to a file at `path`, which must not exist yet, and syncs it (not its

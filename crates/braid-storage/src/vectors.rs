@@ -214,11 +214,6 @@ impl RowsCheck {
         self.bytes
     }
 
-    /// The file it checks.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Whether the rows the pass reads stay in the page cache (the default: a space
     /// meant for memory is read in by its checksum pass) or are dropped from it behind
     /// the pass (`Residency::Disk`: only searches should bring rows in). Linux only;

@@ -230,7 +230,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     drop(Database::open_with(dir.join("db"), checked).expect("reopen, checking every row"));
     let reopen_checked_s = t.elapsed().as_secs_f64();
 
-    let dropped = dropped && cold && drop_page_cache();
+    let dropped = dropped && drop_page_cache();
     let baseline = reset_peak();
     let t = Instant::now();
     let db = Database::open(dir.join("db")).expect("reopen");
