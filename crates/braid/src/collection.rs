@@ -1395,10 +1395,13 @@ impl Collection {
         with_payload: &WithPayload,
         with_vectors: &WithVectors,
     ) -> Vec<ScoredPoint> {
+        // Nothing to copy: skip looking each id up (a tree walk per hit).
+        let bare = matches!(with_payload, WithPayload::None) && matches!(with_vectors, WithVectors::None);
         hits.into_iter()
             .map(|h| {
-                let record = segment
-                    .offset(&h.id)
+                let record = (!bare)
+                    .then(|| segment.offset(&h.id))
+                    .flatten()
                     .map(|o| Self::record(segment, h.id, o, with_payload, with_vectors))
                     .unwrap_or(Record {
                         id: h.id,

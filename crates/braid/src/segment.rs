@@ -33,6 +33,9 @@ pub(crate) struct SpaceData {
     pub rows: Rows,
     /// Offsets that have a vector in this space (live or not).
     pub present: RoaringBitmap,
+    /// How many of `present` are live, kept as points are written and removed:
+    /// counting the intersection instead cost O(N) on every search.
+    pub live: usize,
     pub graph: Hnsw,
     /// One-byte codes of `rows` (same offsets), which graph walks and scans rank by
     /// before re-scoring with `rows`; `None` where the space keeps none (Manhattan,
@@ -241,6 +244,7 @@ impl Segment {
                         params: *params,
                         rows: Rows::new(params.size),
                         present: RoaringBitmap::new(),
+                        live: 0,
                         graph: new_graph(params, 0)?,
                         codes: params.codes(),
                     },
@@ -407,7 +411,8 @@ impl Segment {
 
     /// Live points with a vector in `space`.
     pub(crate) fn live_in(&self, space: &SpaceData) -> usize {
-        space.present.intersection_len(&self.live) as usize
+        debug_assert_eq!(space.live, space.present.intersection_len(&self.live) as usize);
+        space.live
     }
 
     /// Reads rows from the vector files a checkpoint just wrote instead of memory.
@@ -459,8 +464,14 @@ impl Segment {
                         c
                     });
                     let graph = new_graph(params, 0)?;
-                    let space =
-                        SpaceData { params: *params, rows, present: RoaringBitmap::new(), graph, codes };
+                    let space = SpaceData {
+                        params: *params,
+                        rows,
+                        present: RoaringBitmap::new(),
+                        live: 0,
+                        graph,
+                        codes,
+                    };
                     added.insert(name.clone(), space);
                 }
             }
@@ -727,8 +738,9 @@ impl Segment {
         let Some(offset) = self.ids.remove(id) else { return false };
         self.live.remove(offset);
         self.payloads.remove(PointOffset(offset));
-        for space in self.spaces.values() {
+        for space in self.spaces.values_mut() {
             if space.present.contains(offset) {
+                space.live -= 1;
                 space.graph.delete(PointOffset(offset));
             }
         }
@@ -802,6 +814,7 @@ impl Segment {
                             codes.push(v);
                         }
                         space.present.insert(offset);
+                        space.live += 1;
                         added.entry(name.clone()).or_default().push(offset);
                     }
                     None => {
@@ -1019,7 +1032,7 @@ impl Segment {
     fn in_space<'a>(&'a self, space: &'a SpaceData, filter: &'a Filter) -> InSpace<'a> {
         let planned = self.payloads.plan(filter, self);
         let present = &space.present;
-        let in_space = present.intersection_len(&self.live) as usize;
+        let in_space = self.live_in(space);
         let estimate = match planned.bitmap() {
             Some(b) => Cardinality::exact((b & present).len() as usize),
             None => {

@@ -900,7 +900,8 @@ fn load_segment(
             (graph, codes)
         });
         let (graph, codes) = (graph?, codes?);
-        spaces.insert(name, SpaceData { params: *params, rows, present, graph, codes });
+        let live_here = present.intersection_len(&live) as usize;
+        spaces.insert(name, SpaceData { params: *params, rows, present, live: live_here, graph, codes });
     }
     let mut payloads = PayloadStore::new();
     let with_payload = d.len(5)?;
