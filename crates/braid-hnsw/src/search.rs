@@ -36,8 +36,12 @@ impl Ord for Near {
 pub(crate) trait Probe {
     /// The ranking distance (lower is better) from the query to `node`.
     fn distance(&self, node: u32) -> f32;
-    /// Asks the memory system for `node`'s data before [`Probe::distance`] reads it.
+    /// Asks the memory system for the start of `node`'s data, early: a walk calls it
+    /// for every new neighbour of a node before scoring any of them.
     fn prefetch(&self, node: u32);
+    /// Asks for the rest of `node`'s data, one node ahead of [`Probe::distance`].
+    #[inline(always)]
+    fn prefetch_rest(&self, _node: u32) {}
 }
 
 /// Measures with the stored `f32` vectors: exact distances.
@@ -54,7 +58,11 @@ impl<S: VectorSource + ?Sized> Probe for Floats<'_, S> {
     }
     #[inline(always)]
     fn prefetch(&self, node: u32) {
-        prefetch(self.source.vector(PointOffset(node)));
+        prefetch_head(self.source.vector(PointOffset(node)));
+    }
+    #[inline(always)]
+    fn prefetch_rest(&self, node: u32) {
+        prefetch_rest(self.source.vector(PointOffset(node)));
     }
 }
 
@@ -90,7 +98,11 @@ impl<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32> Probe for ScoredBy<'_, S, F
     }
     #[inline(always)]
     fn prefetch(&self, node: u32) {
-        prefetch(self.source.vector(PointOffset(node)));
+        prefetch_head(self.source.vector(PointOffset(node)));
+    }
+    #[inline(always)]
+    fn prefetch_rest(&self, node: u32) {
+        prefetch_rest(self.source.vector(PointOffset(node)));
     }
 }
 
@@ -221,14 +233,21 @@ impl Admit<'_> {
     }
 }
 
-/// How many leading cache lines of a vector to prefetch; the hardware prefetcher
-/// streams the rest once the kernel starts reading.
-const PREFETCH_LINES: usize = 4;
-
+/// A vector's first cache line, asked for as soon as the walk meets the node. Asking
+/// for more lines of every new neighbour at once fills the core's miss buffers and the
+/// prefetches themselves stall; each vector's other lines are asked for one vector
+/// ahead of its distance instead ([`prefetch_rest`]). Measured against four lines per
+/// neighbour up front on the WordNet/MiniLM set (`docs/hnsw.md`, "Prefetching").
 #[inline(always)]
-fn prefetch(v: &[f32]) {
-    for line in 0..PREFETCH_LINES.min(v.len().div_ceil(16)) {
-        braid_distance::simd::prefetch(v, line * 16);
+fn prefetch_head(v: &[f32]) {
+    braid_distance::simd::prefetch(v, 0);
+}
+
+/// Every cache line of a vector after its first.
+#[inline(always)]
+fn prefetch_rest(v: &[f32]) {
+    for i in (16..v.len()).step_by(16) {
+        braid_distance::simd::prefetch(v, i);
     }
 }
 
@@ -304,6 +323,21 @@ impl Beam {
         }
     }
 
+    /// Scores `fresh` (whose first lines were asked for) and offers each, asking for
+    /// the rest of the next one's data while this one is scored.
+    #[inline]
+    fn offer_all<P: Probe>(&mut self, probe: &P, fresh: &[u32], admit: impl Fn(u32) -> bool) {
+        if let Some(&first) = fresh.first() {
+            probe.prefetch_rest(first);
+        }
+        for (i, &n) in fresh.iter().enumerate() {
+            if let Some(&next) = fresh.get(i + 1) {
+                probe.prefetch_rest(next);
+            }
+            self.offer(Near { dist: probe.distance(n), node: n }, || admit(n));
+        }
+    }
+
     #[inline]
     fn keep(&mut self, near: Near) {
         self.results.push(near);
@@ -364,9 +398,7 @@ impl Hnsw {
                     fresh.push(n);
                 }
             }
-            for &n in &fresh {
-                beam.offer(Near { dist: probe.distance(n), node: n }, || admit(n));
-            }
+            beam.offer_all(probe, &fresh, &admit);
         }
         beam.results
     }
@@ -586,9 +618,7 @@ impl Hnsw {
                     }
                 }
             }
-            for &n in &fresh {
-                beam.offer(Near { dist: probe.distance(n), node: n }, || true);
-            }
+            beam.offer_all(probe, &fresh, |_| true);
         }
         beam.results
     }
