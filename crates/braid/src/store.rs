@@ -893,10 +893,13 @@ fn load_segment(
         // The codes are read (or made) on a second thread while this one reads and
         // checks the graph: at 1M × 384-d with int8 codes they are 396 MB and the
         // graph 163 MB, most of a reopen.
+        // A space without codes (and no codes file to refuse) needs no second thread.
+        let codes_here = params.codes().is_some() || manifest.codes.contains_key(&name);
         let (graph, codes) = std::thread::scope(|s| {
-            let codes = s.spawn(|| load_codes(dir, manifest, &name, params, &rows, n));
+            let codes = codes_here.then(|| s.spawn(|| load_codes(dir, manifest, &name, params, &rows, n)));
             let graph = load_graph(&dir.join(graph_file), params, n);
-            let codes = codes.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let codes =
+                codes.map_or(Ok(None), |c| c.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
             (graph, codes)
         });
         let (graph, codes) = (graph?, codes?);
