@@ -327,12 +327,7 @@ impl Store {
             } else {
                 check.run(|| true)?;
             }
-            // Mapped for random reads, one page per fault, whatever the residency: rows
-            // meant for memory are read into the page cache by the checksum pass (above,
-            // or beside the first searches), so a read-ahead of the whole file would
-            // only queue ahead of the first searches' faults, and so would the kernel's
-            // read-around on each fault.
-            let mapped = file.map_as(Residency::Disk)?;
+            let mapped = map_rows(&file)?;
             rows.insert(name.clone(), Rows::mapped(params.size, mapped));
             vectors.insert(name.clone(), file);
         }
@@ -504,7 +499,7 @@ impl Store {
                 name.clone(),
                 VectorsEntry { file: file_name(file.path()), rows: file.rows(), crc: file.crc() },
             );
-            mapped.push((name.clone(), file.map_as(space.params.residency())?));
+            mapped.push((name.clone(), map_rows(file)?));
         }
         self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
@@ -527,7 +522,7 @@ impl Store {
             append_rows(&mut out, &space.rows)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
-            mapped.push((name.clone(), out.map_as(space.params.residency())?));
+            mapped.push((name.clone(), map_rows(&out)?));
             files.insert(name.clone(), out);
         }
         self.write_checkpoint(segment, seq, manifest)?;
@@ -857,6 +852,18 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
         }
     }
     Ok(e.finish())
+}
+
+/// Maps a vector file's rows, the one rule for every mapping (open, checkpoint,
+/// compaction): for random reads, one page per fault, whatever the space's residency.
+/// What a memory space keeps cached is put there by its writes (a checkpoint or
+/// compaction maps rows it has just written) and by the checksum pass at open (which
+/// keeps what it reads, `RowsCheck::keep_cached`); a whole-file read-ahead at the
+/// mapping would only queue ahead of the first searches' faults, as would the
+/// kernel's read-around on each fault. Turning `on_disk` off is the one place a space
+/// asks for its whole file (`Segment::reconfigure`, `Rows::advise`).
+fn map_rows(file: &VectorFile) -> Result<Option<Arc<MappedVectors>>, Error> {
+    Ok(file.map_as(Residency::Disk)?)
 }
 
 fn load_segment(
