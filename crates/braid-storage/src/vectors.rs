@@ -164,21 +164,16 @@ impl VectorFile {
         &self.path
     }
 
-    /// Maps the rows written so far (`None` when there are none).
+    /// Maps the rows written so far (`None` when there are none), for random reads
+    /// (`MADV_RANDOM`, one page per fault) whatever the space's residency: the one rule
+    /// for every mapping (open, checkpoint, compaction). What a memory space keeps
+    /// cached is put there by its writes (a checkpoint or compaction maps rows it has
+    /// just written) and by the checksum pass at open ([`RowsCheck::keep_cached`]); a
+    /// whole-file read-ahead at the mapping would only queue ahead of the first
+    /// searches' faults, as would the kernel's read-around on each fault. Turning
+    /// `on_disk` off is the one place a space asks for its whole file
+    /// ([`MappedVectors::advise`]).
     pub fn map(&self) -> Result<Option<Arc<MappedVectors>>, StorageError> {
-        self.map_as(Residency::Memory)
-    }
-
-    /// [`VectorFile::map`], with the kernel told how the rows will be read.
-    pub fn map_as(&self, residency: Residency) -> Result<Option<Arc<MappedVectors>>, StorageError> {
-        let mapped = self.map_plain()?;
-        if let Some(m) = &mapped {
-            m.advise(residency).at(&self.path)?;
-        }
-        Ok(mapped)
-    }
-
-    fn map_plain(&self) -> Result<Option<Arc<MappedVectors>>, StorageError> {
         if self.rows == 0 {
             return Ok(None);
         }
@@ -191,7 +186,9 @@ impl VectorFile {
         if !(map.as_ptr() as usize + VECTORS_HEADER as usize).is_multiple_of(std::mem::align_of::<f32>()) {
             return Err(StorageError::corrupt(&self.path, 0, "mapping is not aligned for f32"));
         }
-        Ok(Some(Arc::new(MappedVectors { map, dim: self.dim, rows: self.rows as usize })))
+        let mapped = MappedVectors { map, dim: self.dim, rows: self.rows as usize };
+        mapped.advise(Residency::Disk).at(&self.path)?;
+        Ok(Some(Arc::new(mapped)))
     }
 }
 

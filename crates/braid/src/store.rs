@@ -327,7 +327,7 @@ impl Store {
             } else {
                 check.run(|| true)?;
             }
-            let mapped = map_rows(&file)?;
+            let mapped = file.map()?;
             rows.insert(name.clone(), Rows::mapped(params.size, mapped));
             vectors.insert(name.clone(), file);
         }
@@ -499,7 +499,7 @@ impl Store {
                 name.clone(),
                 VectorsEntry { file: file_name(file.path()), rows: file.rows(), crc: file.crc() },
             );
-            mapped.push((name.clone(), map_rows(file)?));
+            mapped.push((name.clone(), file.map()?));
         }
         self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
@@ -522,7 +522,7 @@ impl Store {
             append_rows(&mut out, &space.rows)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
-            mapped.push((name.clone(), map_rows(&out)?));
+            mapped.push((name.clone(), out.map()?));
             files.insert(name.clone(), out);
         }
         self.write_checkpoint(segment, seq, manifest)?;
@@ -852,18 +852,6 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
         }
     }
     Ok(e.finish())
-}
-
-/// Maps a vector file's rows, the one rule for every mapping (open, checkpoint,
-/// compaction): for random reads, one page per fault, whatever the space's residency.
-/// What a memory space keeps cached is put there by its writes (a checkpoint or
-/// compaction maps rows it has just written) and by the checksum pass at open (which
-/// keeps what it reads, `RowsCheck::keep_cached`); a whole-file read-ahead at the
-/// mapping would only queue ahead of the first searches' faults, as would the
-/// kernel's read-around on each fault. Turning `on_disk` off is the one place a space
-/// asks for its whole file (`Segment::reconfigure`, `Rows::advise`).
-fn map_rows(file: &VectorFile) -> Result<Option<Arc<MappedVectors>>, Error> {
-    Ok(file.map_as(Residency::Disk)?)
 }
 
 fn load_segment(
