@@ -30,11 +30,21 @@
 //! 64 components. One candidate costs a thirty-second of its `f32` row's traffic;
 //! ranking is coarser than the one-byte codes', so searches re-score a larger pool.
 //!
+//! **Product codes** ([`CodeKind::Product`], Qdrant's product quantization) keep one
+//! byte per group of components: the index of the nearest of 256 centroids learnt for
+//! that group from a sample of residuals (`crate::product`). Learning needs a larger
+//! sample than the centre ([`PRODUCT_SAMPLE`]): until it is complete, product codes
+//! are one-byte codes as above; when it completes, the codebook is learnt and every
+//! vector so far re-coded. A query's distances to every centroid make a table, and a
+//! candidate costs one table read per byte of code.
+//!
 //! Supported metrics: Cosine and Dot (by dot product) and Euclid. Manhattan has no
 //! cheap form over per-vector scales and is not coded, nor are vectors under
 //! [`MIN_CODED_DIM`] components ([`Codes::supports`]).
 
 use braid_core::Metric;
+
+use crate::product::{Codebook, Compression};
 
 /// Vectors with fewer components are not coded: they span at most four cache lines
 /// as floats, so codes would save little traffic, and rounding errors average out
@@ -44,11 +54,18 @@ pub const MIN_CODED_DIM: usize = 64;
 /// How many non-zero vectors the centre is the mean of.
 pub(crate) const CENTRE_SAMPLE: usize = 1024;
 
+/// How many non-zero vectors product codes learn their codebook from (and take their
+/// centre from): 64 per centroid.
+pub const PRODUCT_SAMPLE: usize = 16 * 1024;
+
 /// The largest code magnitude.
 const LEVELS: f32 = 127.0;
 
 /// Set in the first byte of [`Codes::to_bytes`] for binary codes.
 const BINARY_FLAG: u8 = 0x80;
+
+/// Set in the first byte of [`Codes::to_bytes`] for product codes.
+const PRODUCT_FLAG: u8 = 0x40;
 
 /// A query's code: components of `q − μ`, scale, and the exact terms.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +76,8 @@ pub struct CodedQuery {
     /// For binary codes: bit `j` of every `shifted` component, 64 components per word,
     /// the eight planes of a word side by side (`planes[w · 8 + j]`).
     planes: Vec<u64>,
+    /// For learnt product codes: each part's share of the distance to each centroid.
+    table: Vec<f32>,
     /// Σ codes.
     sum: i32,
     scale: f32,
@@ -74,6 +93,25 @@ pub enum CodeKind {
     Int8,
     /// One bit: the residual's sign (Qdrant's binary quantization).
     Binary,
+    /// One byte per `ratio / 4` components: the nearest learnt centroid of the
+    /// residual's part (Qdrant's product quantization).
+    Product(Compression),
+}
+
+impl CodeKind {
+    /// How many non-zero vectors the centre (and a product codebook) is taken from.
+    pub fn sample(self) -> usize {
+        match self {
+            CodeKind::Product(_) => PRODUCT_SAMPLE,
+            CodeKind::Int8 | CodeKind::Binary => CENTRE_SAMPLE,
+        }
+    }
+
+    /// Whether the codes rank coarsely enough that searches re-score a larger pool:
+    /// binary and product codes.
+    pub fn is_coarse(self) -> bool {
+        !matches!(self, CodeKind::Int8)
+    }
 }
 
 /// What a code keeps beside its components.
@@ -112,7 +150,12 @@ pub struct Codes {
     /// Binary: `words` 64-bit words of sign bits per vector.
     bits: Vec<u64>,
     words: usize,
+    /// Int8, and product codes until their codebook is learnt: per vector.
     meta: Vec<Meta>,
+    /// Product: the learnt codebook (`None` until the sample is complete), and its
+    /// `parts` bytes of code per vector.
+    book: Option<Codebook>,
+    parts: Vec<u8>,
     /// `μ`; zeros until the sample is complete.
     centre: Vec<f32>,
     /// `None` once the centre is set.
@@ -224,7 +267,7 @@ impl Codes {
     /// Empty codes of `kind` for `dim`-component vectors, or `None` when they are not
     /// coded ([`Codes::supports`]).
     pub fn of_kind(kind: CodeKind, metric: Metric, dim: usize) -> Option<Codes> {
-        Codes::of_kind_with_sample(kind, metric, dim, CENTRE_SAMPLE)
+        Codes::of_kind_with_sample(kind, metric, dim, kind.sample())
     }
 
     /// [`Codes::new`] with the centre taken from the first `sample` non-zero vectors
@@ -244,6 +287,8 @@ impl Codes {
             bits: Vec::new(),
             words: dim.div_ceil(64),
             meta: Vec::new(),
+            book: None,
+            parts: Vec::new(),
             centre: vec![0.0; dim],
             sampling: Some(Sampling { total: vec![0.0; dim], ..Sampling::default() }),
             residual: vec![0.0; dim],
@@ -267,9 +312,14 @@ impl Codes {
 
     /// Room for `more` vectors without reallocating.
     pub fn reserve(&mut self, more: usize) {
+        if let Some(book) = &self.book {
+            return braid_core::memory::reserve_huge(&mut self.parts, more * book.parts());
+        }
         match self.kind {
-            CodeKind::Int8 => braid_core::memory::reserve_huge(&mut self.codes, more * self.dim),
             CodeKind::Binary => braid_core::memory::reserve_huge(&mut self.bits, more * self.words),
+            CodeKind::Int8 | CodeKind::Product(_) => {
+                braid_core::memory::reserve_huge(&mut self.codes, more * self.dim)
+            }
         }
         braid_core::memory::reserve_huge(&mut self.meta, more);
     }
@@ -281,19 +331,28 @@ impl Codes {
 
     /// Bytes the codes take in memory (components and per-vector terms).
     pub fn bytes(&self) -> usize {
-        self.codes.len() + self.bits.len() * 8 + self.meta.len() * std::mem::size_of::<Meta>()
+        self.codes.len()
+            + self.bits.len() * 8
+            + self.meta.len() * std::mem::size_of::<Meta>()
+            + self.parts.len()
+            + self.book.as_ref().map_or(0, Codebook::bytes)
     }
 
     /// Appends the code of `v` (of this dimension, in stored form).
     pub fn push(&mut self, v: &[f32]) {
         debug_assert_eq!(v.len(), self.dim);
         self.reserve(1);
-        let offset = self.meta.len();
-        match self.kind {
-            CodeKind::Int8 => self.codes.resize(self.codes.len() + self.dim, 0),
-            CodeKind::Binary => self.bits.resize(self.bits.len() + self.words, 0),
+        let offset = self.len();
+        match (&self.book, self.kind) {
+            (Some(book), _) => self.parts.resize(self.parts.len() + book.parts(), 0),
+            (None, CodeKind::Binary) => self.bits.resize(self.bits.len() + self.words, 0),
+            (None, CodeKind::Int8 | CodeKind::Product(_)) => {
+                self.codes.resize(self.codes.len() + self.dim, 0)
+            }
         }
-        self.meta.push(Meta { scale: 0.0, exact: 0.0, sum: 0 });
+        if self.book.is_none() {
+            self.meta.push(Meta { scale: 0.0, exact: 0.0, sum: 0 });
+        }
         self.code_at(offset, v);
         let Some(sampling) = &mut self.sampling else { return };
         if !add_to_sample(&mut sampling.total, v) {
@@ -307,10 +366,15 @@ impl Codes {
         }
     }
 
-    /// The sample is complete: fix the centre and re-code everything coded before.
+    /// The sample is complete: fix the centre (and learn a product codebook) and
+    /// re-code everything coded before.
     fn set_centre(&mut self) {
         let Some(sampling) = self.sampling.take() else { return };
         self.centre = mean(&sampling.total, sampling.offsets.len());
+        if let CodeKind::Product(compression) = self.kind {
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            self.learn(compression, &sampling.vectors, self.len(), threads);
+        }
         for (i, &offset) in sampling.offsets.iter().enumerate() {
             self.code_at(offset as usize, &sampling.vectors[i * self.dim..(i + 1) * self.dim]);
         }
@@ -320,10 +384,33 @@ impl Codes {
         }
     }
 
+    /// Learns the codebook from `sample` (rows, in push order) against the centre, and
+    /// makes room for `n` product codes in place of the one-byte codes until now.
+    fn learn(&mut self, compression: Compression, sample: &[f32], n: usize, threads: usize) {
+        let mut residuals = sample.to_vec();
+        for row in residuals.chunks_exact_mut(self.dim) {
+            row.iter_mut().zip(&self.centre).for_each(|(x, m)| *x -= m);
+        }
+        let book = Codebook::train(&residuals, self.dim, compression.width(), threads);
+        self.parts = Vec::new();
+        braid_core::memory::reserve_huge(&mut self.parts, n * book.parts());
+        self.parts.resize(n * book.parts(), 0);
+        self.book = Some(book);
+        self.codes = Vec::new();
+        self.meta = Vec::new();
+    }
+
     /// Codes `v` into slot `offset` against the current centre.
     fn code_at(&mut self, offset: usize, v: &[f32]) {
+        if let Some(book) = &self.book {
+            for ((r, &x), &m) in self.residual.iter_mut().zip(v).zip(&self.centre) {
+                *r = x - m;
+            }
+            let m = book.parts();
+            return book.encode(&self.residual, &mut self.parts[offset * m..(offset + 1) * m]);
+        }
         self.meta[offset] = match self.kind {
-            CodeKind::Int8 => {
+            CodeKind::Int8 | CodeKind::Product(_) => {
                 let start = offset * self.dim;
                 code_into(
                     self.metric,
@@ -348,7 +435,8 @@ impl Codes {
 
     /// [`Codes::extend_from`] on up to `threads` threads, with the same result: the
     /// centre is found first (the first sample of non-zero rows, summed in the same
-    /// order), then rows are coded in parallel chunks. Falls back to
+    /// order; a product codebook is learnt from those rows, its parts split over the
+    /// threads), then rows are coded in parallel chunks. Falls back to
     /// [`Codes::extend_from`] when codes exist already or the rows do not complete the
     /// sample, and for binary codes (a sign and two sums per row: cheap to code).
     pub fn extend_from_parallel<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S, threads: usize) {
@@ -358,8 +446,13 @@ impl Codes {
         let (n, dim) = (source.len(), self.dim);
         let mut total = vec![0.0f64; dim];
         let mut found = 0;
+        let mut sample = Vec::new();
         for o in 0..n {
-            if add_to_sample(&mut total, source.vector(braid_core::PointOffset(o as u32))) {
+            let v = source.vector(braid_core::PointOffset(o as u32));
+            if add_to_sample(&mut total, v) {
+                if matches!(self.kind, CodeKind::Product(_)) {
+                    sample.extend_from_slice(v);
+                }
                 found += 1;
                 if found == self.sample {
                     break;
@@ -371,13 +464,34 @@ impl Codes {
         }
         self.centre = mean(&total, found);
         self.sampling = None;
+        let rows = n.div_ceil(threads).max(1);
+        if let CodeKind::Product(compression) = self.kind {
+            self.learn(compression, &sample, n, threads);
+            drop(sample);
+            let (centre, book) = (&self.centre, self.book.as_ref().expect("just learnt"));
+            let m = book.parts();
+            std::thread::scope(|scope| {
+                for (part, codes) in self.parts.chunks_mut(rows * m).enumerate() {
+                    scope.spawn(move || {
+                        let mut residual = vec![0.0; dim];
+                        for (i, code) in codes.chunks_mut(m).enumerate() {
+                            let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
+                            for ((r, &x), &c) in residual.iter_mut().zip(v).zip(centre) {
+                                *r = x - c;
+                            }
+                            book.encode(&residual, code);
+                        }
+                    });
+                }
+            });
+            return;
+        }
         self.codes = Vec::new();
         braid_core::memory::reserve_huge(&mut self.codes, n * dim);
         self.codes.resize(n * dim, 0);
         self.meta = Vec::new();
         braid_core::memory::reserve_huge(&mut self.meta, n);
         self.meta.resize(n, Meta { scale: 0.0, exact: 0.0, sum: 0 });
-        let rows = n.div_ceil(threads).max(1);
         let (metric, centre) = (self.metric, &self.centre);
         std::thread::scope(|scope| {
             for (part, (codes, meta)) in
@@ -397,20 +511,35 @@ impl Codes {
     /// The codes as bytes, for a file (little-endian: metric `u8` with the high bit
     /// set for binary codes, dim `u32`, sample `u32`, count `u64`, the centre's
     /// `f32`s, per code its scale and exact term `f32` and sum `i32`, then every
-    /// component `i8`, or for binary codes every word `u64`). Only centred codes
+    /// component `i8`, or for binary codes every word `u64`; product codes: the
+    /// metric's high-but-one bit set, the ratio `u8` after the count, the centre,
+    /// the codebook's `dim × 256` `f32`s, then every code's bytes). Only centred codes
     /// are written (`None` before the sample is complete: then they are few and cheap
     /// to rebuild, and the sample itself would have to be kept).
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
         if !self.is_centred() {
             return None;
         }
-        let n = self.meta.len();
-        let mut out = Vec::with_capacity(17 + self.dim * 4 + n * 12 + self.codes.len() + self.bits.len() * 8);
-        let binary = if self.kind == CodeKind::Binary { BINARY_FLAG } else { 0 };
-        out.push(metric_code(self.metric) | binary);
+        let n = self.len();
+        let mut out = Vec::with_capacity(
+            18 + self.dim * 4
+                + self.meta.len() * 12
+                + self.codes.len()
+                + self.bits.len() * 8
+                + self.parts.len(),
+        );
+        let flag = match self.kind {
+            CodeKind::Int8 => 0,
+            CodeKind::Binary => BINARY_FLAG,
+            CodeKind::Product(_) => PRODUCT_FLAG,
+        };
+        out.push(metric_code(self.metric) | flag);
         out.extend_from_slice(&(self.dim as u32).to_le_bytes());
         out.extend_from_slice(&(self.sample as u32).to_le_bytes());
         out.extend_from_slice(&(n as u64).to_le_bytes());
+        if let CodeKind::Product(compression) = self.kind {
+            out.push(compression.code());
+        }
         for c in &self.centre {
             out.extend_from_slice(&c.to_le_bytes());
         }
@@ -422,6 +551,10 @@ impl Codes {
         out.extend(self.codes.iter().map(|&c| c as u8));
         for w in &self.bits {
             out.extend_from_slice(&w.to_le_bytes());
+        }
+        if let Some(book) = &self.book {
+            book.write(&mut out);
+            out.extend_from_slice(&self.parts);
         }
         Some(out)
     }
@@ -441,8 +574,7 @@ impl Codes {
         let mut head = [0u8; 17];
         exact(&mut head)?;
         let first = head[0];
-        let kind = if first & BINARY_FLAG != 0 { CodeKind::Binary } else { CodeKind::Int8 };
-        let metric = metric_from_code(first & !BINARY_FLAG)?;
+        let metric = metric_from_code(first & !(BINARY_FLAG | PRODUCT_FLAG))?;
         let dim = u32_at(&head[1..5]) as usize;
         let sample = u32_at(&head[5..9]) as usize;
         let n = u64::from_le_bytes(head[9..17].try_into().map_err(|_| "count")?);
@@ -450,14 +582,30 @@ impl Codes {
             return Err(format!("codes of {dim} components under {metric:?} are not made"));
         }
         let n = usize::try_from(n).map_err(|_| "count too large")?;
+        let kind = match first & (BINARY_FLAG | PRODUCT_FLAG) {
+            0 => CodeKind::Int8,
+            BINARY_FLAG => CodeKind::Binary,
+            PRODUCT_FLAG => {
+                let mut ratio = [0u8; 1];
+                exact(&mut ratio)?;
+                let compression = Compression::from_code(ratio[0])
+                    .ok_or_else(|| format!("unknown compression {}", ratio[0]))?;
+                CodeKind::Product(compression)
+            }
+            _ => return Err("codes marked both binary and product".into()),
+        };
         let words = dim.div_ceil(64);
-        let per_code = match kind {
-            CodeKind::Int8 => dim,
-            CodeKind::Binary => words * 8,
+        // Bytes per vector, and bytes besides the centre and the vectors: product codes
+        // keep no per-vector terms, and their ratio and codebook.
+        let (per_code, fixed) = match kind {
+            CodeKind::Int8 => (12 + dim, 0),
+            CodeKind::Binary => (12 + words * 8, 0),
+            CodeKind::Product(compression) => (compression.code_len(dim), 1 + Codebook::file_len(dim)),
         };
         let expected = dim
             .checked_mul(4)
-            .and_then(|c| n.checked_mul(12 + per_code).and_then(|r| r.checked_add(c)))
+            .and_then(|c| c.checked_add(fixed))
+            .and_then(|c| n.checked_mul(per_code).and_then(|r| r.checked_add(c)))
             .ok_or("count too large")?;
         let rest = len.saturating_sub(head.len() as u64);
         if rest != expected as u64 {
@@ -467,6 +615,28 @@ impl Codes {
         let mut centre = vec![0u8; dim * 4];
         exact(&mut centre)?;
         let centre: Vec<f32> = centre.chunks_exact(4).map(f32_at).collect();
+        if let CodeKind::Product(compression) = kind {
+            let mut book = vec![0u8; Codebook::file_len(dim)];
+            exact(&mut book)?;
+            let book = Codebook::read(&book, dim, compression.width())?;
+            let mut parts = vec![0u8; n * book.parts()];
+            exact(&mut parts)?;
+            return Ok(Codes {
+                kind,
+                metric,
+                dim,
+                sample,
+                codes: Vec::new(),
+                bits: Vec::new(),
+                words,
+                meta: Vec::new(),
+                book: Some(book),
+                parts,
+                centre,
+                sampling: None,
+                residual: vec![0.0; dim],
+            });
+        }
         let mut meta = Vec::with_capacity(n);
         let mut block = vec![0u8; 12 * n.min(1 << 16)];
         while meta.len() < n {
@@ -479,7 +649,8 @@ impl Codes {
             }));
         }
         let (codes, bits) = match kind {
-            CodeKind::Int8 => {
+            // Returned above.
+            CodeKind::Int8 | CodeKind::Product(_) => {
                 let mut codes = vec![0i8; n * dim];
                 exact(bytemuck::cast_slice_mut(&mut codes))?;
                 (codes, Vec::new())
@@ -507,6 +678,8 @@ impl Codes {
             bits,
             words,
             meta,
+            book: None,
+            parts: Vec::new(),
             centre,
             sampling: None,
             residual: vec![0.0; dim],
@@ -520,12 +693,15 @@ impl Codes {
 
     /// How many vectors are coded.
     pub fn len(&self) -> usize {
-        self.meta.len()
+        match &self.book {
+            Some(book) => self.parts.len() / book.parts(),
+            None => self.meta.len(),
+        }
     }
 
     /// `true` when nothing is coded.
     pub fn is_empty(&self) -> bool {
-        self.meta.is_empty()
+        self.len() == 0
     }
 
     /// Components per vector.
@@ -541,6 +717,23 @@ impl Codes {
     /// The code of a query (of this dimension, in stored form).
     pub fn query(&self, q: &[f32]) -> CodedQuery {
         let residual: Vec<f32> = q.iter().zip(&self.centre).map(|(x, m)| x - m).collect();
+        if let Some(book) = &self.book {
+            // Euclid: |(q − μ) − r̂|² part by part. Dot: q·μ + q·r̂, the table holding
+            // −q·r̂ part by part.
+            let (table, exact) = match self.metric {
+                Metric::Euclid => (book.table(&residual, true), 0.0),
+                _ => (book.table(q, false), crate::simd::dot(q, &self.centre)),
+            };
+            return CodedQuery {
+                codes: Vec::new(),
+                shifted: Vec::new(),
+                planes: Vec::new(),
+                table,
+                sum: 0,
+                scale: 0.0,
+                exact,
+            };
+        }
         let mut codes = vec![0i8; q.len()];
         let (scale, sum) = quantise(&residual, &mut codes);
         let shifted: Vec<u8> = codes.iter().map(|&c| (c as i16 + 128) as u8).collect();
@@ -559,7 +752,7 @@ impl Codes {
                 }
             }
         }
-        CodedQuery { codes, shifted, planes, sum, scale, exact }
+        CodedQuery { codes, shifted, planes, table: Vec::new(), sum, scale, exact }
     }
 
     /// The approximate ranking distance (lower is better, as in the graph: negated
@@ -568,6 +761,14 @@ impl Codes {
     pub fn distance(&self, q: &CodedQuery, offset: usize) -> f32 {
         if self.kind == CodeKind::Binary {
             return self.binary_distance(q, offset);
+        }
+        if let Some(book) = &self.book {
+            let m = book.parts();
+            let parts = Codebook::lookup(&q.table, &self.parts[offset * m..(offset + 1) * m]);
+            return match self.metric {
+                Metric::Euclid => parts,
+                _ => parts - q.exact,
+            };
         }
         let start = offset * self.dim;
         let code = &self.codes[start..start + self.dim];
@@ -608,6 +809,14 @@ impl Codes {
     /// Asks the memory system for vector `offset`'s code ahead of [`Codes::distance`].
     #[inline(always)]
     pub fn prefetch(&self, offset: usize) {
+        if let Some(book) = &self.book {
+            let (m, start) = (book.parts(), offset * book.parts());
+            if start < self.parts.len() {
+                crate::simd::prefetch(&self.parts, start);
+                crate::simd::prefetch(&self.parts, start + m - 1);
+            }
+            return;
+        }
         if self.kind == CodeKind::Binary {
             let start = offset * self.words;
             if start < self.bits.len() {
@@ -933,6 +1142,102 @@ mod tests {
             stray[last] |= 0x80;
             assert!(Codes::from_bytes(&stray).is_err());
             assert!(Codes::from_bytes(&bytes[..bytes.len() - 8]).is_err());
+        }
+    }
+
+    #[test]
+    fn product_codes_learn_rank_and_round_trip() {
+        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclid] {
+            // 100 components at x16: 25 parts of four; at x64 the last part is short.
+            let dim = 100;
+            let data = rows(21, 900, dim);
+            for compression in [Compression::X16, Compression::X64] {
+                let kind = CodeKind::Product(compression);
+                let mut codes = Codes::of_kind_with_sample(kind, metric, dim, 600).unwrap();
+                for r in &data[..599] {
+                    codes.push(r);
+                }
+                assert!(codes.book.is_none() && codes.to_bytes().is_none(), "one-byte codes until learnt");
+                assert_eq!(codes.codes.len(), 599 * dim);
+                for r in &data[599..] {
+                    codes.push(r);
+                }
+                let parts = compression.code_len(dim);
+                assert_eq!((codes.len(), codes.parts.len()), (900, 900 * parts));
+                assert!(codes.codes.is_empty() && codes.meta.is_empty(), "the one-byte codes are dropped");
+                assert_eq!(codes.bytes(), 900 * parts + dim * 256 * 4);
+                let exact = |q: &[f32], v: &[f32]| match metric {
+                    Metric::Euclid => q.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(),
+                    _ => -q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>(),
+                };
+                let (mut agree, mut pairs) = (0, 0);
+                for q in rows(22, 10, dim) {
+                    let coded = codes.query(&q);
+                    let truth: Vec<f32> = data.iter().map(|v| exact(&q, v)).collect();
+                    let approx: Vec<f32> = (0..data.len()).map(|o| codes.distance(&coded, o)).collect();
+                    for i in (0..data.len()).step_by(7) {
+                        for j in (1..data.len()).step_by(11) {
+                            if (truth[i] - truth[j]).abs() > 0.25 * truth[i].abs().max(1.0) {
+                                pairs += 1;
+                                agree += usize::from((truth[i] < truth[j]) == (approx[i] < approx[j]));
+                            }
+                        }
+                    }
+                }
+                assert!(
+                    pairs > 100 && agree as f64 >= 0.9 * pairs as f64,
+                    "{metric:?} {compression:?}: {agree} of {pairs}"
+                );
+                // The table's sum is the exact distance to what the code stands for
+                // (centre plus each part's centroid).
+                let book = codes.book.as_ref().unwrap();
+                for (o, q) in [(0, &data[5]), (777, &data[1]), (899, &rows(23, 1, dim)[0])] {
+                    let mut decoded = vec![0.0; dim];
+                    book.decode(&codes.parts[o * parts..(o + 1) * parts], &mut decoded);
+                    decoded.iter_mut().zip(&codes.centre).for_each(|(x, m)| *x += m);
+                    let (want, got) = (exact(q, &decoded), codes.distance(&codes.query(q), o));
+                    assert!((want - got).abs() <= 1e-4 * (1.0 + want.abs()), "{metric:?}: {got} vs {want}");
+                }
+                // Written and read back equal; going on growing as the original does.
+                let bytes = codes.to_bytes().unwrap();
+                assert_eq!(bytes[0] & PRODUCT_FLAG, PRODUCT_FLAG);
+                let mut back = Codes::from_bytes(&bytes).unwrap();
+                assert_eq!(
+                    (back.kind, &back.parts, &back.book, &back.centre, back.sample),
+                    (codes.kind, &codes.parts, &codes.book, &codes.centre, codes.sample)
+                );
+                back.push(&data[3]);
+                codes.push(&data[3]);
+                assert_eq!(back.parts, codes.parts);
+                // Cut, grown, an unknown ratio, both flags, a NaN centroid: refused.
+                assert!(Codes::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+                assert!(Codes::from_bytes(&[bytes.as_slice(), &[0]].concat()).is_err());
+                let mut ratio = bytes.clone();
+                ratio[17] = 9;
+                assert!(Codes::from_bytes(&ratio).is_err());
+                let mut both = bytes.clone();
+                both[0] |= BINARY_FLAG;
+                assert!(Codes::from_bytes(&both).is_err());
+                let mut nan = bytes.clone();
+                let book_at = 18 + dim * 4;
+                nan[book_at..book_at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+                assert!(Codes::from_bytes(&nan).is_err());
+                // Built in parallel from the rows: the same codes.
+                let mut source = braid_core::DenseVectors::new(dim);
+                for r in &data {
+                    source.push(r);
+                }
+                source.push(&vec![0.0; dim]);
+                let mut pushed = Codes::of_kind_with_sample(kind, metric, dim, 600).unwrap();
+                pushed.extend_from(&source);
+                let mut parallel = Codes::of_kind_with_sample(kind, metric, dim, 600).unwrap();
+                parallel.extend_from_parallel(&source, 3);
+                assert_eq!(
+                    (&parallel.parts, &parallel.book, &parallel.centre, parallel.sampling.is_none()),
+                    (&pushed.parts, &pushed.book, &pushed.centre, true),
+                    "{metric:?} {compression:?}"
+                );
+            }
         }
     }
 

@@ -43,6 +43,7 @@
 mod block;
 mod codes;
 mod kernel;
+mod product;
 pub mod scalar;
 #[allow(unsafe_code)]
 pub mod simd;
@@ -55,8 +56,10 @@ pub use block::{
 };
 pub use braid_core::Metric;
 pub use codes::{
-    CodeDotFn, CodeKind, CodedQuery, Codes, MIN_CODED_DIM, dot_i8, dot_i8_paths, dot_i8_portable,
+    CodeDotFn, CodeKind, CodedQuery, Codes, MIN_CODED_DIM, PRODUCT_SAMPLE, dot_i8, dot_i8_paths,
+    dot_i8_portable,
 };
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
+pub use product::Compression;
 pub use topk::{TopK, top_k};
 pub use validate::{VectorError, max_component, normalize, prepare, validate};

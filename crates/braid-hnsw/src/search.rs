@@ -112,15 +112,16 @@ pub const RESCORE_FACTOR: usize = 4;
 /// See [`RESCORE_FACTOR`].
 pub const RESCORE_MIN: usize = 40;
 
-/// [`RESCORE_FACTOR`] for binary codes, whose ranking is coarser.
+/// [`RESCORE_FACTOR`] for binary and product codes, whose ranking is coarser.
 pub const BINARY_RESCORE_FACTOR: usize = 10;
-/// [`RESCORE_MIN`] for binary codes.
+/// [`RESCORE_MIN`] for binary and product codes.
 pub const BINARY_RESCORE_MIN: usize = 100;
 
 fn rescore_pool(k: usize, kind: CodeKind) -> usize {
-    match kind {
-        CodeKind::Int8 => k.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN),
-        CodeKind::Binary => k.saturating_mul(BINARY_RESCORE_FACTOR).max(BINARY_RESCORE_MIN),
+    if kind.is_coarse() {
+        k.saturating_mul(BINARY_RESCORE_FACTOR).max(BINARY_RESCORE_MIN)
+    } else {
+        k.saturating_mul(RESCORE_FACTOR).max(RESCORE_MIN)
     }
 }
 
@@ -150,14 +151,14 @@ impl Rescore {
         }
     }
 
-    /// The beam a graph walk needs for `k` answers: binary codes rank too coarsely
-    /// for a beam of `max(ef, k)` to hold the true neighbours, so their walk widens to
-    /// the pool it re-scores.
+    /// The beam a graph walk needs for `k` answers: binary and product codes rank
+    /// too coarsely for a beam of `max(ef, k)` to hold the true neighbours, so their
+    /// walk widens to the pool it re-scores.
     fn beam(self, k: usize, kind: CodeKind) -> usize {
-        match (self, kind) {
-            (Rescore::Oversample(n), _) => n.max(k),
-            (Rescore::Pool, CodeKind::Binary) => rescore_pool(k, kind),
-            (Rescore::Pool | Rescore::Off, _) => k,
+        match self {
+            Rescore::Oversample(n) => n.max(k),
+            Rescore::Pool if kind.is_coarse() => rescore_pool(k, kind),
+            Rescore::Pool | Rescore::Off => k,
         }
     }
 }

@@ -49,6 +49,13 @@ pub enum Quantization {
     /// [`Quantization::Int8`], so searches re-score a larger pool (`docs/hnsw.md`,
     /// "Binary codes"). Same metrics and dimensions as Int8.
     Binary,
+    /// One byte per `ratio / 4` components (the nearest of 256 centroids learnt for
+    /// that group of components) and no per-vector terms: 4–64 times smaller than the
+    /// `f32` rows, ranking coarser than [`Quantization::Int8`], so searches re-score a
+    /// larger pool (`docs/hnsw.md`, "Product codes"). One-byte codes until the space
+    /// holds [`braid_distance::PRODUCT_SAMPLE`] non-zero vectors to learn from. Same
+    /// metrics and dimensions as Int8.
+    Product(braid_distance::Compression),
     /// Only the original vectors: less memory, slower walks and scans.
     None,
 }
@@ -114,6 +121,7 @@ impl VectorParams {
         let kind = match self.quantization {
             Quantization::Int8 => braid_distance::CodeKind::Int8,
             Quantization::Binary => braid_distance::CodeKind::Binary,
+            Quantization::Product(compression) => braid_distance::CodeKind::Product(compression),
             Quantization::None => return None,
         };
         braid_distance::Codes::supports(self.distance, self.size).then_some(kind)

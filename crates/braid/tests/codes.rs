@@ -67,11 +67,16 @@ fn fill(db: &Database) -> Truth {
 
 /// Creates `coded` with `config` and fills it with [`N`] points.
 fn fill_with(db: &Database, config: CollectionConfig) -> Truth {
+    fill_n(db, config, N)
+}
+
+/// Creates `coded` with `config` and fills it with `n` points.
+fn fill_n(db: &Database, config: CollectionConfig, n: u64) -> Truth {
     let c = db.create_collection("coded", config).unwrap();
     c.create_payload_index("cat", IndexKind::Keyword).unwrap();
     let (mut text, mut shape) = (Data::new(7, 96), Data::new(8, 80));
     let mut truth = Truth { text: HashMap::new(), shape: HashMap::new() };
-    let points: Vec<PointStruct> = (0..N)
+    let points: Vec<PointStruct> = (0..n)
         .map(|i| {
             let (t, s) = (text.next(i), shape.next(i));
             truth.text.insert(i, t.clone());
@@ -409,6 +414,63 @@ fn binary_codes_answer_exactly_and_persist() {
     c.reconfigure(config()).unwrap();
     assert_eq!(c.config().vectors["text"].quantization, Quantization::Binary);
     answers(&db, &truth);
+}
+
+/// Spaces with product codes: until the sample is complete they rank by one-byte
+/// codes; past it the codebook is learnt and every vector re-coded, searches re-score
+/// a larger pool (exact scores, recall holds), the codes and codebook are written with
+/// the checkpoint and read back, and info counts a byte per part plus the codebook.
+#[test]
+fn product_codes_learn_answer_exactly_and_persist() {
+    use braid::distance::{Compression, PRODUCT_SAMPLE};
+    let config = || {
+        CollectionConfig::new()
+            .indexing_threshold_kb(1)
+            .vector(
+                "text",
+                walked(VectorParams::new(96, Distance::Cosine).hnsw(12, 64))
+                    .quantization(Quantization::Product(Compression::X16)),
+            )
+            .vector(
+                "shape",
+                walked(VectorParams::new(80, Distance::Euclid).hnsw(12, 64))
+                    .quantization(Quantization::Product(Compression::X8)),
+            )
+    };
+    let n = PRODUCT_SAMPLE as u64 + 600;
+    let dir = tempfile::tempdir().unwrap();
+    let (truth, before) = {
+        let db = Database::open(dir.path()).unwrap();
+        let truth = fill_n(&db, config(), n);
+        let c = db.collection("coded").unwrap();
+        // 96 / 4 = 24 bytes per text vector, 80 / 2 = 40 per shape vector, and each
+        // space's codebook (256 centroids' components as f32).
+        let memory = c.info().memory;
+        assert_eq!(memory["text"].codes, n as usize * 24 + 96 * 256 * 4, "{memory:?}");
+        assert_eq!(memory["shape"].codes, n as usize * 40 + 80 * 256 * 4);
+        let before = answers(&db, &truth);
+        c.flush().unwrap();
+        (truth, before)
+    };
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
+        .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("codes-"))
+        .count();
+    assert_eq!(files, 2, "product codes are written with the checkpoint");
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(answers(&db, &truth), before, "product codes read back answer as the ones built");
+    let c = db.collection("coded").unwrap();
+    assert_eq!(c.config().vectors["text"].quantization, Quantization::Product(Compression::X16));
+    // Switched to int8 codes and back on the live space: codes rebuilt from the rows
+    // (the codebook learnt again from the same sample), answers still exact.
+    let mut int8 = c.config();
+    int8.vectors.get_mut("text").unwrap().quantization = Quantization::Int8;
+    c.reconfigure(int8).unwrap();
+    assert_eq!(c.info().memory["text"].codes, n as usize * (96 + 12));
+    answers(&db, &truth);
+    c.reconfigure(config()).unwrap();
+    assert_eq!(answers(&db, &truth), before, "the same sample learns the same codebook");
 }
 
 #[test]
