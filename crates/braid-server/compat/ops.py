@@ -6,7 +6,8 @@ Aliases: create, list (all and per collection), query through one, switch it in 
 `update_collection_aliases` call (delete + create), rename, delete; an alias on a
 missing collection refused. Snapshots: create, list, recover from the file (a
 `file://` location inside the server's snapshots directory) after changing the
-collection, delete; full snapshots create, list, delete. Local mode has no aliases
+collection, delete; full snapshots create, list, delete. Quantization: scalar, binary
+and product codes created, reported and searched with re-scoring. Local mode has no aliases
 over a server's snapshots, so answers are checked against what was written.
 """
 import random
@@ -89,8 +90,43 @@ def main():
 
     for name in (v1, v2):
         client.delete_collection(name)
-    print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal) and snapshots "
-          "(create, list, recover, delete; full create, list, delete) as written")
+
+    # Quantization: each kind Braid keeps, created and reported as the client builds
+    # it, and searched with the client's re-scoring parameters.
+    quant = f"ops_quant_{suffix}"
+    kinds = [
+        (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8)), "scalar"),
+        (models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True)), "binary"),
+        (models.ProductQuantization(product=models.ProductQuantizationConfig(
+            compression=models.CompressionRatio.X16, always_ram=True)), "product"),
+    ]
+    rows = [[rng.uniform(-1, 1) for _ in range(64)] for _ in range(80)]
+    for config, kind in kinds:
+        if client.collection_exists(quant):
+            client.delete_collection(quant)
+        client.create_collection(quant, vectors_config=models.VectorParams(size=64, distance=models.Distance.DOT),
+                                 quantization_config=config)
+        # Braid keeps codes per space and reports them on the vector's params.
+        got = client.get_collection(quant).config.params.vectors.quantization_config
+        assert getattr(got, kind) is not None, (kind, got)
+        client.upsert(quant, wait=True, points=[models.PointStruct(id=i, vector=v) for i, v in enumerate(rows)])
+        params = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0))
+        hits = client.query_points(quant, query=rows[7], limit=3, search_params=params).points
+        exact = sum(x * x for x in rows[7])
+        assert hits[0].id == 7 and abs(hits[0].score - exact) < 1e-3 * (1 + exact), (kind, hits[0])
+    try:
+        client.create_collection(quant + "_x", vectors_config=models.VectorParams(size=64, distance=models.Distance.DOT),
+                                 quantization_config=models.ProductQuantization(product=models.ProductQuantizationConfig(
+                                     compression=models.CompressionRatio.X16, always_ram=False)))
+        raise AssertionError("product codes off RAM were accepted")
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the client raises a protocol-specific error
+        assert "always_ram" in str(e), e
+    client.delete_collection(quant)
+    print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal), snapshots "
+          "(create, list, recover, delete; full create, list, delete) and quantization (scalar, binary, "
+          "product; a refusal) as written")
 
 
 if __name__ == "__main__":

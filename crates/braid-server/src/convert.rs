@@ -110,9 +110,26 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
     let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(QuantizationSpec::Absent) };
     let o = object(v, "`quantization_config`")?;
     Ok(match (o.get("scalar"), o.get("binary"), o.len()) {
+        (None, None, 1) if o.contains_key("product") => {
+            let po = object(&o["product"], "`quantization_config.product`")?;
+            only(po, "`quantization_config.product`", &["compression", "always_ram", "memory"])?;
+            QuantizationSpec::Product {
+                compression: match field(po, "compression") {
+                    None => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(v) => {
+                        return Err(bad(format!(
+                            "`quantization_config.product.compression` must be a string, got {v}"
+                        )));
+                    }
+                },
+                always_ram: bool_field(po, "quantization_config.product.always_ram")?,
+                memory: placement_name(po),
+            }
+        }
         (Some(scalar), None, 1) => {
             let so = object(scalar, "`quantization_config.scalar`")?;
-            only(so, "`quantization_config.scalar`", &["type", "quantile", "always_ram"])?;
+            only(so, "`quantization_config.scalar`", &["type", "quantile", "always_ram", "memory"])?;
             let kind = so.get("type");
             QuantizationSpec::Scalar {
                 kind: kind
@@ -120,6 +137,7 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
                     .map_or_else(|| format!("{}", kind.unwrap_or(&Value::Null)), str::to_string),
                 quantile: f32_field(so, "quantile")?,
                 always_ram: bool_field(so, "quantization_config.scalar.always_ram")?,
+                memory: placement_name(so),
             }
         }
         (None, Some(binary), 1) => {
@@ -142,11 +160,16 @@ fn quantization(v: Option<&Value>) -> Result<QuantizationSpec, ApiError> {
                 always_ram: bool_field(bo, "quantization_config.binary.always_ram")?,
                 encoding: name("encoding")?,
                 query_encoding: name("query_encoding")?,
-                memory: field(bo, "memory").is_some(),
+                memory: placement_name(bo),
             }
         }
         _ => QuantizationSpec::Other { kinds: o.keys().cloned().collect() },
     })
+}
+
+/// A quantization's `memory` placement as given (a string, or any other JSON as text).
+fn placement_name(o: &serde_json::Map<String, Value>) -> Option<String> {
+    field(o, "memory").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
 }
 
 /// What collection info reports for a space's quantization.
@@ -155,6 +178,9 @@ fn quantization_json(p: &VectorParams) -> Value {
         Some(braid::distance::CodeKind::Int8) => json!({"scalar": {"type": "int8", "always_ram": true}}),
         Some(braid::distance::CodeKind::Binary) => {
             json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
+        }
+        Some(braid::distance::CodeKind::Product(c)) => {
+            json!({"product": {"compression": c.name(), "always_ram": true}})
         }
         None => Value::Null,
     }

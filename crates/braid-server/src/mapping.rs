@@ -42,41 +42,56 @@ pub(crate) enum QuantizationSpec {
     Absent,
     /// `scalar` with this `type` (`int8` is what Braid's codes are), `quantile` and
     /// `always_ram`.
-    Scalar { kind: String, quantile: Option<f32>, always_ram: Option<bool> },
+    Scalar { kind: String, quantile: Option<f32>, always_ram: Option<bool>, memory: Option<String> },
     /// `binary` with its `always_ram`, `encoding` and `query_encoding` (as named on
-    /// the wire), and whether a `memory` placement was given.
+    /// the wire), and its `memory` placement (`cold`, `cached`, `pinned`).
     Binary {
         always_ram: Option<bool>,
         encoding: Option<String>,
         query_encoding: Option<String>,
-        memory: bool,
+        memory: Option<String>,
     },
-    /// Any other kind (`product`, …), by name.
+    /// `product` with its `compression` (as named on the wire, absent if not given)
+    /// and `always_ram`, and its `memory` placement.
+    Product { compression: Option<String>, always_ram: Option<bool>, memory: Option<String> },
+    /// Any other kind (`turboquant`, …), by name.
     Other { kinds: Vec<String> },
 }
 
 impl QuantizationSpec {
     /// The codes a space keeps under this spec, `absent` when none was given.
-    /// Scalar int8 and binary one-bit codes are served; other kinds and settings
-    /// Braid does not have are refused rather than silently ignored.
+    /// Scalar int8, binary one-bit and product codes are served; other kinds and
+    /// settings Braid does not have are refused rather than silently ignored.
     pub(crate) fn quantization(&self, absent: braid::Quantization) -> Result<braid::Quantization, ApiError> {
         self.check()?;
         Ok(match self {
             QuantizationSpec::Absent => absent,
             QuantizationSpec::Binary { .. } => braid::Quantization::Binary,
+            QuantizationSpec::Product { compression, .. } => {
+                braid::Quantization::Product(compression_named(compression.as_deref())?)
+            }
             QuantizationSpec::Scalar { .. } | QuantizationSpec::Other { .. } => braid::Quantization::Int8,
         })
     }
 
     fn check(&self) -> Result<(), ApiError> {
+        // Codes live on the heap, loaded at open and never evicted: Qdrant's `pinned`.
+        let (kind, memory) = match self {
+            QuantizationSpec::Scalar { memory, .. } => ("scalar", memory),
+            QuantizationSpec::Binary { memory, .. } => ("binary", memory),
+            QuantizationSpec::Product { memory, .. } => ("product", memory),
+            QuantizationSpec::Absent | QuantizationSpec::Other { .. } => ("", &None),
+        };
+        if let Some(m) = memory.as_deref().filter(|m| !m.eq_ignore_ascii_case("pinned")) {
+            return Err(bad(format!(
+                "{kind} quantization memory {m} is not supported: Braid keeps its codes in RAM (pinned)"
+            )));
+        }
         match self {
             QuantizationSpec::Absent => Ok(()),
             QuantizationSpec::Binary { always_ram: Some(false), .. } => Err(bad(
                 "binary quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
             )),
-            QuantizationSpec::Binary { memory: true, .. } => {
-                Err(bad("binary quantization `memory` is not supported: Braid keeps its codes in RAM"))
-            }
             QuantizationSpec::Binary { encoding: Some(e), .. }
                 if !(e.eq_ignore_ascii_case("one_bit") || e.eq_ignore_ascii_case("OneBit")) =>
             {
@@ -92,6 +107,12 @@ impl QuantizationSpec {
                 )))
             }
             QuantizationSpec::Binary { .. } => Ok(()),
+            QuantizationSpec::Product { always_ram: Some(false), .. } => Err(bad(
+                "product quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
+            )),
+            QuantizationSpec::Product { compression, .. } => {
+                compression_named(compression.as_deref()).map(|_| ())
+            }
             QuantizationSpec::Scalar { kind, .. } if !kind.eq_ignore_ascii_case("int8") => {
                 Err(bad(format!("scalar quantization type {kind} is not supported: use int8")))
             }
@@ -107,11 +128,21 @@ impl QuantizationSpec {
             )),
             QuantizationSpec::Scalar { .. } => Ok(()),
             QuantizationSpec::Other { kinds } => Err(bad(format!(
-                "quantization {} is not supported: Braid keeps scalar int8 codes (its default) or binary ones (REST: {{\"scalar\": {{\"type\": \"int8\"}}}} or {{\"binary\": {{}}}})",
+                "quantization {} is not supported: Braid keeps scalar int8 codes (its default), binary or product ones (REST: {{\"scalar\": {{\"type\": \"int8\"}}}}, {{\"binary\": {{}}}} or {{\"product\": {{\"compression\": \"x16\"}}}})",
                 kinds.join(", ")
             ))),
         }
     }
+}
+
+/// The product quantization ratio named `name` (`x4` … `x64`).
+fn compression_named(name: Option<&str>) -> Result<braid::distance::Compression, ApiError> {
+    let Some(name) = name else {
+        return Err(bad("product quantization needs `compression`: x4, x8, x16, x32 or x64"));
+    };
+    braid::distance::Compression::from_name(name).ok_or_else(|| {
+        bad(format!("product quantization compression {name} is not one of x4, x8, x16, x32, x64"))
+    })
 }
 
 /// One vector space as either protocol gave it.
@@ -444,36 +475,60 @@ mod tests {
             kind: kind.into(),
             quantile,
             always_ram,
+            memory: None,
         };
         assert!(scalar("int8", None, None).check().is_ok());
         assert!(scalar("Int8", Some(1.0), Some(true)).check().is_ok());
         assert!(scalar("uint4", None, None).check().is_err());
         assert!(scalar("int8", Some(0.99), None).check().unwrap_err().message.contains("quantile"));
         assert!(scalar("int8", None, Some(false)).check().unwrap_err().message.contains("always_ram"));
-        let err = QuantizationSpec::Other { kinds: vec!["product".into()] }.check().unwrap_err();
-        assert!(err.message.contains("product"), "{}", err.message);
-        let binary =
-            |encoding: Option<&str>, query: Option<&str>, always_ram, memory| QuantizationSpec::Binary {
+        let err = QuantizationSpec::Other { kinds: vec!["turboquant".into()] }.check().unwrap_err();
+        assert!(err.message.contains("turboquant"), "{}", err.message);
+        let pinned = |memory: &str| QuantizationSpec::Scalar {
+            kind: "int8".into(),
+            quantile: None,
+            always_ram: None,
+            memory: Some(memory.into()),
+        };
+        assert!(pinned("Pinned").check().is_ok());
+        assert!(pinned("cold").check().unwrap_err().message.contains("cold"));
+        let product =
+            |compression: Option<&str>, always_ram, memory: Option<&str>| QuantizationSpec::Product {
+                compression: compression.map(str::to_string),
+                always_ram,
+                memory: memory.map(str::to_string),
+            };
+        assert_eq!(
+            product(Some("X64"), Some(true), Some("pinned")).quantization(braid::Quantization::Int8).unwrap(),
+            braid::Quantization::Product(braid::distance::Compression::X64)
+        );
+        assert!(product(None, None, None).check().unwrap_err().message.contains("compression"));
+        assert!(product(Some("x3"), None, None).check().unwrap_err().message.contains("x3"));
+        assert!(product(Some("x8"), Some(false), None).check().unwrap_err().message.contains("always_ram"));
+        assert!(product(Some("x8"), None, Some("cached")).check().unwrap_err().message.contains("cached"));
+        let binary = |encoding: Option<&str>, query: Option<&str>, always_ram, memory: Option<&str>| {
+            QuantizationSpec::Binary {
                 always_ram,
                 encoding: encoding.map(str::to_string),
                 query_encoding: query.map(str::to_string),
-                memory,
-            };
+                memory: memory.map(str::to_string),
+            }
+        };
         let q = |spec: QuantizationSpec| spec.quantization(braid::Quantization::None);
-        assert_eq!(q(binary(None, None, None, false)).unwrap(), braid::Quantization::Binary);
+        assert_eq!(q(binary(None, None, None, None)).unwrap(), braid::Quantization::Binary);
         assert_eq!(
-            q(binary(Some("one_bit"), Some("scalar8bits"), Some(true), false)).unwrap(),
+            q(binary(Some("one_bit"), Some("scalar8bits"), Some(true), Some("pinned"))).unwrap(),
             braid::Quantization::Binary
         );
         assert_eq!(q(QuantizationSpec::Absent).unwrap(), braid::Quantization::None);
-        assert!(q(binary(Some("two_bits"), None, None, false)).unwrap_err().message.contains("two_bits"));
+        assert!(q(binary(Some("two_bits"), None, None, None)).unwrap_err().message.contains("two_bits"));
         assert!(
-            q(binary(None, Some("scalar4bits"), None, false)).unwrap_err().message.contains("scalar4bits")
+            q(binary(None, Some("scalar4bits"), None, None)).unwrap_err().message.contains("scalar4bits")
         );
-        assert!(q(binary(None, None, Some(false), false)).unwrap_err().message.contains("always_ram"));
-        assert!(q(binary(None, None, None, true)).unwrap_err().message.contains("memory"));
+        assert!(q(binary(None, None, Some(false), None)).unwrap_err().message.contains("always_ram"));
+        assert!(q(binary(None, None, None, Some("cold"))).unwrap_err().message.contains("memory"));
         let mut s = space(4);
-        s.quantization = QuantizationSpec::Other { kinds: vec!["product".into()] };
+        s.quantization = QuantizationSpec::Other { kinds: vec!["turboquant".into()] };
         assert!(s.params(HnswParams::default(), braid::Quantization::Int8).is_err());
     }
 

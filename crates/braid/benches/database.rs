@@ -7,7 +7,7 @@
 //! `cargo xtask data --n 100000 --queries 200`), `--out FILE`, `--keep DIR` (build the collection
 //! durably in DIR on the first run and reopen it on later ones, to profile searches
 //! without re-ingesting; ingest then reports the reopen), `--only TEXT` (run the cases
-//! whose name contains TEXT), `--quantization int8|binary|none` (the space's codes;
+//! whose name contains TEXT), `--quantization int8|binary|product-x16|none` (the space's codes;
 //! default int8, Braid's default), `--on-disk` (the space's rows read where touched,
 //! `VectorParams::on_disk`; with `--keep`, the reopened run's resident memory, printed
 //! at the end from `/proc/self/status`, shows what it saves). Under `cargo test` it runs on the
@@ -59,7 +59,13 @@ fn main() {
         None | Some("int8") => braid::Quantization::Int8,
         Some("binary") => braid::Quantization::Binary,
         Some("none") => braid::Quantization::None,
-        Some(other) => panic!("--quantization takes int8, binary or none, not {other}"),
+        Some(other) => match other.strip_prefix("product-").and_then(braid::distance::Compression::from_name)
+        {
+            Some(ratio) => braid::Quantization::Product(ratio),
+            None => {
+                panic!("--quantization takes int8, binary, product-x4 … product-x64 or none, not {other}")
+            }
+        },
     };
     let on_disk = args.flag("--on-disk");
     println!("quantization: {quantization:?}, rows on disk: {on_disk}");

@@ -8,7 +8,7 @@
 //!   memory and bytes on disk.
 //! - `--phase measure --config C --dir D`: switches the kept collection to configuration
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
-//!   only where touched), checkpoints, closes, and reopens it twice (timed, page cache
+//!   only where touched, `pq`: product codes at x16), checkpoints, closes, and reopens it twice (timed, page cache
 //!   dropped first with `--cold` where the process may): once checking every row before
 //!   the open returns (the baseline), once as by default (large files checked in the
 //!   background; then the first query's latency and the end of that pass), then sweeps `hnsw_ef` single-threaded
@@ -205,7 +205,8 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         "int8" => (Quantization::Int8, false),
         "binary" => (Quantization::Binary, false),
         "binary-disk" => (Quantization::Binary, true),
-        other => panic!("--config takes float32, int8, binary or binary-disk, not {other}"),
+        "pq" => (Quantization::Product(braid::distance::Compression::X16), false),
+        other => panic!("--config takes float32, int8, binary, binary-disk or pq, not {other}"),
     };
     let t = Instant::now();
     let db = Database::open(dir.join("db")).expect("open the kept database");
@@ -247,11 +248,13 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
 
     let mut sweep = Vec::new();
     let (mut at95, mut at99) = (None, None);
-    let points: Vec<(usize, Option<f64>)> = if quantization == Quantization::Binary {
-        OVERSAMPLINGS.iter().map(|&o| ((o * TOP as f64).ceil() as usize, Some(o))).collect()
-    } else {
-        EFS.iter().map(|&ef| (ef, None)).collect()
-    };
+    // Coarse codes (binary, product) reach recall by re-scoring more: sweep oversampling.
+    let points: Vec<(usize, Option<f64>)> =
+        if matches!(quantization, Quantization::Binary | Quantization::Product(_)) {
+            OVERSAMPLINGS.iter().map(|&o| ((o * TOP as f64).ceil() as usize, Some(o))).collect()
+        } else {
+            EFS.iter().map(|&ef| (ef, None)).collect()
+        };
     for (ef, oversampling) in points {
         let params = match oversampling {
             Some(o) => SearchParams::ef(ef).with_quantization(QuantizationParams {
@@ -340,7 +343,7 @@ fn main() {
         let points = Points { real: set.base };
         let report = build(&points, &set.queries, 3_000, dir.path());
         println!("{{\"scale\": {report}}}");
-        for config in ["float32", "int8", "binary", "binary-disk"] {
+        for config in ["float32", "int8", "binary", "binary-disk", "pq"] {
             let report = measure(config, &set.queries, dir.path(), false, false);
             assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
             println!("{{\"scale\": {report}}}");
@@ -360,7 +363,7 @@ fn main() {
             build(&Points { real: rows("out.npy") }, &queries, n, &dir)
         }
         Some("measure") => {
-            let config = args.value("--config").expect("--config float32|int8|binary|binary-disk");
+            let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|pq");
             measure(&config, &queries, &dir, args.flag("--cold"), true)
         }
         _ => panic!("--phase build|measure"),

@@ -965,6 +965,7 @@ pub(super) fn quantization_in(q: Option<&proto::QuantizationConfig>) -> Quantiza
                 .map_or_else(|_| format!("{}", s.r#type), |t| t.as_str_name().to_string()),
             quantile: s.quantile,
             always_ram: s.always_ram,
+            memory: s.memory.map(memory_name),
         },
         Some(Quantization::Binary(b)) => QuantizationSpec::Binary {
             always_ram: b.always_ram,
@@ -981,19 +982,29 @@ pub(super) fn quantization_in(q: Option<&proto::QuantizationConfig>) -> Quantiza
                     None => "(empty)".to_string(),
                 }
             }),
-            memory: b.memory.is_some(),
+            memory: b.memory.map(memory_name),
         },
-        Some(other) => QuantizationSpec::Other {
-            kinds: vec![
-                match other {
-                    Quantization::Scalar(_) => "scalar",
-                    Quantization::Product(_) => "product",
-                    Quantization::Binary(_) => "binary",
-                    Quantization::Turboquant(_) => "turboquant",
-                }
-                .to_string(),
-            ],
+        Some(Quantization::Product(p)) => QuantizationSpec::Product {
+            compression: Some(
+                proto::CompressionRatio::try_from(p.compression)
+                    .map_or_else(|_| format!("{}", p.compression), |c| c.as_str_name().to_string()),
+            ),
+            always_ram: p.always_ram,
+            memory: p.memory.map(memory_name),
         },
+        Some(Quantization::Turboquant(_)) => {
+            QuantizationSpec::Other { kinds: vec!["turboquant".to_string()] }
+        }
+    }
+}
+
+/// Qdrant's `Memory` placement by name (`cold`, `cached`, `pinned`), or its number.
+fn memory_name(memory: i32) -> String {
+    match memory {
+        1 => "cold".into(),
+        2 => "cached".into(),
+        3 => "pinned".into(),
+        other => format!("{other}"),
     }
 }
 
@@ -1077,6 +1088,7 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
                         r#type: proto::QuantizationType::Int8 as i32,
                         quantile: None,
                         always_ram: Some(true),
+                        memory: None,
                     })
                 }
                 braid::distance::CodeKind::Binary => {
@@ -1084,6 +1096,13 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
                         always_ram: Some(true),
                         encoding: Some(proto::BinaryQuantizationEncoding::OneBit as i32),
                         ..Default::default()
+                    })
+                }
+                braid::distance::CodeKind::Product(c) => {
+                    proto::quantization_config::Quantization::Product(proto::ProductQuantization {
+                        compression: i32::from(c.code()),
+                        always_ram: Some(true),
+                        memory: None,
                     })
                 }
             }),

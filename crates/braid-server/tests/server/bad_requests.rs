@@ -74,7 +74,7 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         ("negative offset", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "offset": -1}"#.to_vec()), 400, "offset"),
         ("unknown fusion", post.clone(), format!("{base}/collections/p/points/query"), Some(KEY), Some(br#"{"prefetch": [], "query": {"fusion": "magic"}}"#.to_vec()), 400, "fusion"),
         ("bad distance", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Hamming"}}"#.to_vec()), 400, "distance"),
-        ("product quantization", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"product": {"compression": "x16"}}}}"#.to_vec()), 400, "int8"),
+        ("product quantization without a ratio", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"product": {}}}}"#.to_vec()), 400, "compression"),
         ("uint4 scalar quantization", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 64, "distance": "Cosine"}, "quantization_config": {"scalar": {"type": "uint4"}}}"#.to_vec()), 400, "int8"),
         ("payload not an object", post.clone(), format!("{base}/collections/p/points/payload"), Some(KEY), Some(br#"{"payload": [1], "points": [1]}"#.to_vec()), 400, "object"),
         ("NaN-free: string id", put.clone(), format!("{base}/collections/p/points"), Some(KEY), Some(br#"{"points": [{"id": "not-a-uuid", "vector": {"text": [1,0,0,0,0,0,0,0]}}]}"#.to_vec()), 400, "id"),

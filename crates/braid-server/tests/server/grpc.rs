@@ -156,8 +156,8 @@ async fn the_official_rust_client_walks_the_tutorial() {
     let info = client.collection_info(&name).await.expect("info").result.expect("info");
     assert_eq!(info.points_count, Some(300));
 
-    // Quantization: scalar Int8 is what Braid keeps (64 components and up); other kinds
-    // are refused.
+    // Quantization: scalar Int8 (the default, 64 components and up), binary and
+    // product codes are kept; settings Braid does not have are refused.
     let wide = |quantization: q::quantization_config::Quantization| CreateCollection {
         collection_name: "wide".into(),
         vectors_config: Some(VectorsConfig {
@@ -173,11 +173,32 @@ async fn the_official_rust_client_walks_the_tutorial() {
     let refused = client
         .create_collection(wide(q::quantization_config::Quantization::Product(q::ProductQuantization {
             compression: q::CompressionRatio::X16.into(),
+            memory: Some(q::Memory::Cold.into()),
             ..Default::default()
         })))
         .await
-        .expect_err("product quantization is refused");
-    assert!(refused.to_string().contains("product"), "{refused}");
+        .expect_err("product codes off RAM are refused");
+    assert!(refused.to_string().contains("cold"), "{refused}");
+    let mut product = wide(q::quantization_config::Quantization::Product(q::ProductQuantization {
+        compression: q::CompressionRatio::X32.into(),
+        memory: Some(q::Memory::Pinned.into()),
+        ..Default::default()
+    }));
+    product.collection_name = "pq".into();
+    client.create_collection(product).await.expect("product x32");
+    let pq_info = client.collection_info("pq").await.expect("info").result.expect("info");
+    match pq_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
+        Some(q::vectors_config::Config::Params(p)) => assert!(
+            matches!(
+                p.quantization_config.and_then(|q| q.quantization),
+                Some(q::quantization_config::Quantization::Product(pq))
+                    if pq.compression == q::CompressionRatio::X32 as i32
+            ),
+            "product codes reported"
+        ),
+        other => panic!("one unnamed space: {other:?}"),
+    }
+    client.delete_collection("pq").await.expect("delete pq");
     let two_bits = q::BinaryQuantization {
         encoding: Some(q::BinaryQuantizationEncoding::TwoBits.into()),
         ..Default::default()

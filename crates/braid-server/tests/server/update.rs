@@ -94,12 +94,21 @@ async fn patch_changes_a_live_collection_over_rest() {
         codes(&rest.get("/collections/wide").await),
         json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
     );
+    let product = json!({"quantization_config": {"product": {"compression": "x32", "always_ram": true}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", product).await, json!(true));
+    assert_eq!(
+        codes(&rest.get("/collections/wide").await),
+        json!({"product": {"compression": "x32", "always_ram": true}})
+    );
 
     // Refused, with nothing changed.
     let refused = [
         (json!({"vectors": {"nope": {"hnsw_config": {"m": 4}}}}), "nope"),
         (json!({"quantization_config": {"binary": {"encoding": "two_bits"}}}), "two_bits"),
-        (json!({"quantization_config": {"product": {"compression": "x16"}}}), "product"),
+        (json!({"quantization_config": {"product": {"always_ram": true}}}), "compression"),
+        (json!({"quantization_config": {"product": {"compression": "x128"}}}), "x128"),
+        (json!({"quantization_config": {"product": {"compression": "x16", "memory": "cold"}}}), "memory"),
+        (json!({"quantization_config": {"turboquant": {}}}), "turboquant"),
         (json!({"quantization_config": "Enabled"}), "Enabled"),
         (json!({"params": {"replication_factor": 3}}), "replication_factor"),
         (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),
