@@ -93,16 +93,19 @@ pub(crate) struct Codebook {
     centroids: Vec<f32>,
 }
 
-/// The index of the smallest of `d`, the first on ties.
+/// The index of the smallest of `d`, the first on ties: the minimum first, kept in 16
+/// independent lanes (element-wise, so the compiler makes vector `min`s of it; one
+/// running minimum would be a chain of 256 dependent compares), then where it is.
 #[inline]
 fn nearest(d: &[f32; CENTROIDS]) -> u8 {
-    let mut best = 0;
-    for (c, &x) in d.iter().enumerate().skip(1) {
-        if x < d[best] {
-            best = c;
+    let mut lanes = [f32::INFINITY; 16];
+    for chunk in d.chunks_exact(16) {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x < *m { x } else { *m };
         }
     }
-    best as u8
+    let min = lanes.iter().fold(f32::INFINITY, |m, &x| if x < m { x } else { m });
+    d.iter().position(|&x| x == min).unwrap_or(0) as u8
 }
 
 impl Codebook {
@@ -120,14 +123,12 @@ impl Codebook {
     #[inline]
     fn distances(centroids: &[f32], r: &[f32], range: std::ops::Range<usize>) -> [f32; CENTROIDS] {
         let mut d = [0.0f32; CENTROIDS];
-        for i in range {
-            let x = r[i];
-            let row = &centroids[i * CENTROIDS..(i + 1) * CENTROIDS];
-            for (acc, &c) in d.iter_mut().zip(row) {
-                let e = x - c;
-                *acc += e * e;
-            }
-        }
+        crate::simd::part_scores(
+            &centroids[range.start * CENTROIDS..range.end * CENTROIDS],
+            &r[range],
+            true,
+            &mut d,
+        );
         d
     }
 
@@ -180,17 +181,14 @@ impl Codebook {
     pub(crate) fn table(&self, q: &[f32], squared: bool) -> Vec<f32> {
         let mut table = vec![0.0f32; self.parts() * CENTROIDS];
         for (j, t) in table.chunks_exact_mut(CENTROIDS).enumerate() {
-            if squared {
-                t.copy_from_slice(&Codebook::distances(&self.centroids, q, self.range(j)));
-            } else {
-                for i in self.range(j) {
-                    let x = q[i];
-                    let row = &self.centroids[i * CENTROIDS..(i + 1) * CENTROIDS];
-                    for (acc, &c) in t.iter_mut().zip(row) {
-                        *acc -= x * c;
-                    }
-                }
-            }
+            let range = self.range(j);
+            let t: &mut [f32; CENTROIDS] = t.try_into().expect("256 per part");
+            crate::simd::part_scores(
+                &self.centroids[range.start * CENTROIDS..range.end * CENTROIDS],
+                &q[range],
+                squared,
+                t,
+            );
         }
         table
     }
@@ -248,7 +246,12 @@ impl Codebook {
 /// (`range.len()` rows of 256 centroids' components).
 fn train_part(sample: &[f32], dim: usize, range: std::ops::Range<usize>, part: &mut [f32], n: usize) {
     let w = range.len();
-    let row = |p: usize| &sample[p * dim + range.start..p * dim + range.end];
+    // The part's components of every row, side by side: the passes below read them
+    // hundreds of times, and in place each row's few floats sit on a cache line of
+    // their own.
+    let rows: Vec<f32> =
+        (0..n).flat_map(|p| &sample[p * dim + range.start..p * dim + range.end]).copied().collect();
+    let row = |p: usize| &rows[p * w..(p + 1) * w];
     // Seeds by k-means++ (Arthur & Vassilvitskii 2007): each next seed is a row drawn
     // with probability proportional to its squared distance from the seeds so far,
     // from a generator seeded by the part's first component.
@@ -259,40 +262,38 @@ fn train_part(sample: &[f32], dim: usize, range: std::ops::Range<usize>, part: &
         state ^= state << 17;
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    let mut nearest_sq = vec![f64::INFINITY; n];
+    let mut nearest_sq = vec![f32::INFINITY; n];
     let mut pick = (draw() * n as f64) as usize % n;
     for c in 0..CENTROIDS {
         let seed = row(pick);
         for (i, &x) in seed.iter().enumerate() {
             part[i * CENTROIDS + c] = x;
         }
-        let mut total = 0.0;
-        for (p, best) in nearest_sq.iter_mut().enumerate() {
-            let d: f32 = row(p).iter().zip(seed).map(|(a, b)| (a - b) * (a - b)).sum();
-            *best = best.min(f64::from(d));
-            total += *best;
+        let mut total = 0.0f64;
+        for (r, best) in rows.chunks_exact(w).zip(nearest_sq.iter_mut()) {
+            let d: f32 = r.iter().zip(seed).map(|(a, b)| (a - b) * (a - b)).sum();
+            *best = best.min(d);
+            total += f64::from(*best);
         }
         // Every row is a seed already (fewer distinct rows than centroids): repeat one.
         let mut target = draw() * total;
         pick = nearest_sq
             .iter()
             .position(|&d| {
-                target -= d;
+                target -= f64::from(d);
                 target < 0.0 && d > 0.0
             })
             .unwrap_or(c % n);
     }
     let mut sums = vec![0.0f64; w * CENTROIDS];
     let mut counts = vec![0u32; CENTROIDS];
-    let mut local = vec![0.0f32; w];
     for _ in 0..ROUNDS {
         sums.fill(0.0);
         counts.fill(0);
-        for p in 0..n {
-            local.copy_from_slice(row(p));
-            let c = nearest(&Codebook::distances(part, &local, 0..w)) as usize;
+        for r in rows.chunks_exact(w) {
+            let c = nearest(&Codebook::distances(part, r, 0..w)) as usize;
             counts[c] += 1;
-            for (i, &x) in local.iter().enumerate() {
+            for (i, &x) in r.iter().enumerate() {
                 sums[i * CENTROIDS + c] += f64::from(x);
             }
         }
@@ -384,6 +385,19 @@ mod tests {
         // The rows' spread is ~1 per row (12 components of variance 1/12); the noise's
         // is ~1e-4.
         assert!(error / (n as f32) < 1e-3, "mean squared error {}", error / n as f32);
+    }
+
+    #[test]
+    fn dispatched_part_scores_equal_the_portable_loop() {
+        let centroids: Vec<f32> = (0..5 * CENTROIDS).map(|i| ((i * 37 % 101) as f32 - 50.0) / 16.0).collect();
+        let x = [0.5f32, -1.25, 3.0, 0.0, 2.5];
+        for squared in [true, false] {
+            let (mut a, mut b) = ([1.0f32; CENTROIDS], [1.0f32; CENTROIDS]);
+            crate::simd::part_scores(&centroids, &x, squared, &mut a);
+            crate::simd::part_scores_portable(&centroids, &x, squared, &mut b);
+            // The same operations per element, only wider (Rust never fuses them).
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

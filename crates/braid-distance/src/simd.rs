@@ -367,6 +367,54 @@ pub fn prefetch<T>(slice: &[T], index: usize) {
     let _ = (slice, index);
 }
 
+/// For one part of product codes: for each of the 256 centroids `c`, adds to `out[c]`
+/// `(xᵢ − cᵢ)²` (when `squared`) or `−xᵢ·cᵢ` over the part's components `x`, the
+/// centroids given as one row of 256 per component (`centroids[i · 256 + c]`). Compiled
+/// for AVX-512 or AVX2 where the CPU has them (the loop over 256 centroids is what
+/// vectorises), else the baseline's SSE.
+#[inline]
+pub fn part_scores(centroids: &[f32], x: &[f32], squared: bool, out: &mut [f32; 256]) {
+    #[cfg(target_arch = "x86_64")]
+    match level() {
+        // SAFETY: the CPU has the features (detected by `level`).
+        Level::Avx512 => return unsafe { part_scores_avx512(centroids, x, squared, out) },
+        // SAFETY: as above.
+        Level::Avx2 => return unsafe { part_scores_avx2(centroids, x, squared, out) },
+        Level::Portable | Level::Unknown => {}
+    }
+    part_scores_portable(centroids, x, squared, out)
+}
+
+/// [`part_scores`] as a plain loop, the reference the dispatched forms are tested against.
+#[inline(always)]
+pub fn part_scores_portable(centroids: &[f32], x: &[f32], squared: bool, out: &mut [f32; 256]) {
+    for (i, &v) in x.iter().enumerate() {
+        let row: &[f32; 256] = centroids[i * 256..(i + 1) * 256].try_into().expect("256 per row");
+        if squared {
+            for (acc, &c) in out.iter_mut().zip(row) {
+                let e = v - c;
+                *acc += e * e;
+            }
+        } else {
+            for (acc, &c) in out.iter_mut().zip(row) {
+                *acc -= v * c;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn part_scores_avx512(centroids: &[f32], x: &[f32], squared: bool, out: &mut [f32; 256]) {
+    part_scores_portable(centroids, x, squared, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn part_scores_avx2(centroids: &[f32], x: &[f32], squared: bool, out: &mut [f32; 256]) {
+    part_scores_portable(centroids, x, squared, out)
+}
+
 /// `Σⱼ 2ʲ·popcount(planeⱼ ∧ bits)` over a binary code's words and a query's eight bit
 /// planes per word (side by side): the kernel of binary codes. Uses POPCNT where the
 /// CPU has it (the x86_64 baseline lacks it, and `count_ones` is then a dozen bit
