@@ -8,7 +8,8 @@
 //!   memory and bytes on disk.
 //! - `--phase measure --config C --dir D`: switches the kept collection to configuration
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
-//!   only where touched, `pq`: product codes at x16), checkpoints, closes, and reopens it twice (timed, page cache
+//!   only where touched, `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
+//!   ratio), checkpoints, closes, and reopens it twice (timed, page cache
 //!   dropped first with `--cold` where the process may): once checking every row before
 //!   the open returns (the baseline), once as by default (large files checked in the
 //!   background; then the first query's latency and the end of that pass), then sweeps `hnsw_ef` single-threaded
@@ -206,7 +207,12 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         "binary" => (Quantization::Binary, false),
         "binary-disk" => (Quantization::Binary, true),
         "pq" => (Quantization::Product(braid::distance::Compression::X16), false),
-        other => panic!("--config takes float32, int8, binary, binary-disk or pq, not {other}"),
+        other => match other.strip_prefix("pq-").and_then(braid::distance::Compression::from_name) {
+            Some(ratio) => (Quantization::Product(ratio), false),
+            None => {
+                panic!("--config takes float32, int8, binary, binary-disk, pq or pq-x4 … pq-x64, not {other}")
+            }
+        },
     };
     let t = Instant::now();
     let db = Database::open(dir.join("db")).expect("open the kept database");
@@ -343,7 +349,7 @@ fn main() {
         let points = Points { real: set.base };
         let report = build(&points, &set.queries, 3_000, dir.path());
         println!("{{\"scale\": {report}}}");
-        for config in ["float32", "int8", "binary", "binary-disk", "pq"] {
+        for config in ["float32", "int8", "binary", "binary-disk", "pq", "pq-x32"] {
             let report = measure(config, &set.queries, dir.path(), false, false);
             assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
             println!("{{\"scale\": {report}}}");
