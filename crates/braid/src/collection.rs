@@ -463,7 +463,8 @@ impl Collection {
     /// Runs the checksum passes `Store::open` left (files above
     /// `StorageOptions::verify_after_open_above`) on a thread of their own, while the
     /// collection serves; damage found fails the collection (see [`Task::Verify`]).
-    /// The thread stops early when the collection is dropped.
+    /// The thread stops early when the collection is dropped. Where no thread can be
+    /// started, the passes run here, before the open returns.
     pub(crate) fn verify_in_background(&self, checks: Vec<braid_storage::RowsCheck>) {
         if checks.is_empty() {
             return;
@@ -487,11 +488,19 @@ impl Collection {
             }
             state.end(&name, found);
         };
-        let thread = format!("braid-verify-{}", self.name);
-        if let Err(e) = std::thread::Builder::new().name(thread).spawn(run) {
-            // No thread to be had: the collection cannot be vouched for.
-            let e = Error::Storage(braid_storage::StorageError::io(std::path::Path::new("<thread>"), &e));
-            self.inner.verify.end(&self.name, Err(e));
+        // The pass goes to its thread through a slot so that, when no thread can be
+        // had, it is still here to run before the open returns (as every open did
+        // before the pass moved to the background): slower, never unchecked.
+        let slot = Arc::new(Mutex::new(Some(run)));
+        let for_thread = slot.clone();
+        let spawned =
+            std::thread::Builder::new().name(format!("braid-verify-{}", self.name)).spawn(move || {
+                let run = for_thread.lock().take();
+                run.map_or((), |run| run())
+            });
+        let left = if spawned.is_err() { slot.lock().take() } else { None };
+        if let Some(run) = left {
+            run();
         }
     }
 

@@ -43,6 +43,30 @@ pub(crate) struct SpaceData {
     pub codes: Option<Codes>,
 }
 
+impl SpaceData {
+    /// A space where none of the segment's `n` offsets has a vector yet: `n` rows of
+    /// zeros (coded on up to `threads` threads), an empty graph.
+    fn without_vectors(params: &VectorParams, n: usize, threads: usize) -> Result<SpaceData, Error> {
+        let mut rows = Rows::new(params.size);
+        let zeros = vec![0.0; params.size];
+        for _ in 0..n {
+            rows.push(&zeros);
+        }
+        let codes = params.codes().map(|mut c| {
+            c.extend_from_parallel(&rows, threads);
+            c
+        });
+        Ok(SpaceData {
+            params: *params,
+            rows,
+            present: RoaringBitmap::new(),
+            live: 0,
+            graph: new_graph(params, 0)?,
+            codes,
+        })
+    }
+}
+
 /// One sparse space: its vectors by offset, with their inverted index.
 pub(crate) struct SparseData {
     pub params: SparseVectorParams,
@@ -237,19 +261,7 @@ impl Segment {
         let spaces = config
             .vectors
             .iter()
-            .map(|(name, params)| {
-                Ok((
-                    name.clone(),
-                    SpaceData {
-                        params: *params,
-                        rows: Rows::new(params.size),
-                        present: RoaringBitmap::new(),
-                        live: 0,
-                        graph: new_graph(params, 0)?,
-                        codes: params.codes(),
-                    },
-                ))
-            })
+            .map(|(name, params)| Ok((name.clone(), SpaceData::without_vectors(params, 0, 1)?)))
             .collect::<Result<_, Error>>()?;
         let sparse =
             config.sparse_vectors.iter().map(|(name, p)| (name.clone(), SparseData::new(*p))).collect();
@@ -454,25 +466,7 @@ impl Segment {
                     }
                 }
                 None => {
-                    let mut rows = Rows::new(params.size);
-                    let zeros = vec![0.0; params.size];
-                    for _ in 0..n {
-                        rows.push(&zeros);
-                    }
-                    let codes = params.codes().map(|mut c| {
-                        c.extend_from_parallel(&rows, threads);
-                        c
-                    });
-                    let graph = new_graph(params, 0)?;
-                    let space = SpaceData {
-                        params: *params,
-                        rows,
-                        present: RoaringBitmap::new(),
-                        live: 0,
-                        graph,
-                        codes,
-                    };
-                    added.insert(name.clone(), space);
+                    added.insert(name.clone(), SpaceData::without_vectors(params, n, threads)?);
                 }
             }
         }
