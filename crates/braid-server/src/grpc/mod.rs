@@ -157,16 +157,10 @@ impl Collections for Service {
             }),
         };
         let first = mapping::reported_hnsw(&info.config);
+        let (status, optimizer_status) = health_out(&info);
         let result = proto::CollectionInfo {
-            status: match info.status {
-                "red" => proto::CollectionStatus::Red as i32,
-                "yellow" => proto::CollectionStatus::Yellow as i32,
-                _ => proto::CollectionStatus::Green as i32,
-            },
-            optimizer_status: Some(proto::OptimizerStatus {
-                ok: info.damage.is_none(),
-                error: info.damage.as_ref().map_or_else(String::new, ToString::to_string),
-            }),
+            status: status as i32,
+            optimizer_status: Some(optimizer_status),
             segments_count: 1,
             config: Some(proto::CollectionConfig {
                 params: Some(proto::CollectionParams {

@@ -1630,9 +1630,51 @@ impl Unserved for proto::QueryBatchPoints {
     }
 }
 
+/// A collection's health as Qdrant reports it: its status, and the optimiser's state
+/// carrying the reason a checksum pass failed it (`Red`).
+pub(super) fn health_out(info: &braid::CollectionInfo) -> (proto::CollectionStatus, proto::OptimizerStatus) {
+    let status = match info.status {
+        "red" => proto::CollectionStatus::Red,
+        "yellow" => proto::CollectionStatus::Yellow,
+        _ => proto::CollectionStatus::Green,
+    };
+    let optimizer = proto::OptimizerStatus {
+        ok: info.damage.is_none(),
+        error: info.damage.as_ref().map_or_else(String::new, ToString::to_string),
+    };
+    (status, optimizer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A collection the background checksum pass failed reports `Red` with the reason
+    /// as the optimiser's error.
+    #[test]
+    fn a_failed_collection_reports_red_with_its_reason() {
+        let db = braid::Database::in_memory();
+        let config =
+            braid::CollectionConfig::new().vector("v", braid::VectorParams::new(2, braid::Distance::Dot));
+        let c = db.create_collection("c", config).unwrap();
+        let (status, optimizer) = health_out(&c.info());
+        assert_eq!(
+            (status, optimizer.ok, optimizer.error.as_str()),
+            (proto::CollectionStatus::Green, true, "")
+        );
+        let damage = braid::Error::Storage(braid::storage::StorageError::corrupt(
+            std::path::Path::new("vectors-0-0.vec"),
+            64,
+            "vector checksum mismatch",
+        ));
+        let mut info = c.info();
+        info.status = "red";
+        info.damage = Some(damage.clone());
+        let (status, optimizer) = health_out(&info);
+        assert_eq!(status, proto::CollectionStatus::Red);
+        assert!(!optimizer.ok);
+        assert_eq!(optimizer.error, damage.to_string());
+    }
 
     fn bytes() -> Option<Vec<u8>> {
         Some(vec![1])
