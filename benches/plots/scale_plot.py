@@ -49,9 +49,13 @@ def main():
         )
     # Peers measured on the same rows (`--peers`), grey, one marker per library.
     markers = ["x", "+", "^", "v"]
+    names = []  # one report per peer run: the marker follows the library, not the run
     for report_n in report.get("peers", []):
         style = styles[ns.index(report_n["n"]) % len(styles)] if report_n["n"] in ns else "-"
-        for k, peer in enumerate(report_n["peers"]):
+        for peer in report_n["peers"]:
+            if peer["peer"] not in names:
+                names.append(peer["peer"])
+            k = names.index(peer["peer"])
             sweep = peer["sweep"]
             ax.plot(
                 [s["recall"] for s in sweep],

@@ -82,7 +82,15 @@ fn at(row: &Value) -> String {
 
 /// Runs `benches/peers/scale_peers.py` on the build kept in `dir` (its vector file is
 /// the peers' input); returns its report.
-fn run_peers(dir: &std::path::Path, data: &std::path::Path, threads: &[String]) -> Result<Value, String> {
+/// The peers the bench runs, one script run each (`scale_peers.py --peers NAME`).
+const PEERS: [&str; 3] = ["hnswlib", "faiss-hnsw", "faiss-ivfpq"];
+
+fn run_peers(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    threads: &[String],
+    peer: &str,
+) -> Result<Value, String> {
     let packages: Vec<&str> =
         crate::bench::HNSW_PEERS.iter().copied().filter(|p| !p.starts_with("usearch")).collect();
     let python = crate::bench::venv_with(&packages)?;
@@ -94,22 +102,23 @@ fn run_peers(dir: &std::path::Path, data: &std::path::Path, threads: &[String]) 
             .arg(dir)
             .arg("--queries")
             .arg(data.join("queries.npy"))
-            .args(["--threads", &threads.join(","), "--out"])
+            .args(["--threads", &threads.join(","), "--peers", peer, "--out"])
             .arg(&out),
     )?;
     let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))
 }
 
-/// The peers' table, with Braid's float32 rows of the same N as the ratios' base.
-fn peers_table(peers: &[Value], builds: &[Value], measures: &[Value]) -> String {
+/// The peers' table, each peer's QPS against Braid's float32 measured just before the
+/// peer's run and just after it (the machine's speed drifts: the two bound the ratio).
+fn peers_table(peers: &[Value], builds: &[Value]) -> String {
     let qps = |row: &Value| row["qps"].as_f64();
     let mut out = String::from(
-        "\n| N | system | build s (threads) | memory MiB | recall ≥ 0.95 | recall ≥ 0.99 | Braid float32 QPS ÷ this, at 0.95 / 0.99 | Braid build ÷ this |\n|---|---|---|---|---|---|---|---|\n",
+        "\n| N | system | build s (threads) | memory MiB | recall ≥ 0.95 | recall ≥ 0.99 | Braid float32 QPS ÷ this at 0.95 · at 0.99 (range over Braid measured before and after the peer) | Braid build ÷ this |\n|---|---|---|---|---|---|---|---|\n",
     );
     for report in peers {
         let n = &report["n"];
-        let braid = measures.iter().find(|m| m["n"] == *n && m["config"] == "float32");
+        let bracket = [&report["braid_before"], &report["braid_after"]];
         for p in report["peers"].as_array().into_iter().flatten() {
             let builds_of = p["builds"].as_object().cloned().unwrap_or_default();
             let build = builds_of
@@ -122,9 +131,15 @@ fn peers_table(peers: &[Value], builds: &[Value], measures: &[Value]) -> String 
                 .next_back()
                 .and_then(|b| b["rss_anon_mib"].as_f64())
                 .map_or("–".into(), |m| format!("{m:.0}"));
-            let ratio = |target: &str| match (braid.and_then(|b| qps(&b[target])), qps(&p[target])) {
-                (Some(b), Some(x)) => format!("{:.2}", b / x),
-                _ => "–".into(),
+            let ratio = |target: &str| {
+                let mut r: Vec<f64> =
+                    bracket.iter().filter_map(|b| Some(qps(&b[target])? / qps(&p[target])?)).collect();
+                r.sort_by(f64::total_cmp);
+                match r.as_slice() {
+                    [] => "–".to_string(),
+                    [one] => format!("{one:.2}"),
+                    [lo, .., hi] => format!("{lo:.2}–{hi:.2}"),
+                }
             };
             // Braid's build over the peer's, thread count for thread count.
             let build_ratio = builds_of
@@ -149,7 +164,7 @@ fn peers_table(peers: &[Value], builds: &[Value], measures: &[Value]) -> String 
                 )
             };
             out += &format!(
-                "| {n} | {} | {build} | {memory} | {} | {} | {} / {} | {} |\n",
+                "| {n} | {} | {build} | {memory} | {} | {} | {} · {} | {} |\n",
                 p["peer"].as_str().unwrap_or("?"),
                 knob(&p["at_recall_95"]),
                 knob(&p["at_recall_99"]),
@@ -239,16 +254,35 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             a.extend([data.display().to_string(), "--dir".into(), dir.display().to_string()]);
             builds.push(run_phase(t == 1 && cpus > 1, &a)?);
         }
-        for config in &configs {
-            let a: Vec<String> = ["--phase", "measure", "--cold", "--config", config.as_str(), "--data"]
+        let measure = |config: &str| {
+            let a: Vec<String> = ["--phase", "measure", "--cold", "--config", config, "--data"]
                 .iter()
                 .map(|s| s.to_string())
                 .chain([data.display().to_string(), "--dir".into(), dir.display().to_string()])
                 .collect();
-            measures.push(run_phase(false, &a)?);
+            run_phase(false, &a)
+        };
+        let start = measures.len();
+        for config in &configs {
+            measures.push(measure(config)?);
         }
         if with_peers {
-            peers.push(run_peers(&dir, &data, &threads)?);
+            // Braid's float32 again after each peer: each peer's ratio is bounded by
+            // the Braid measures on either side of it.
+            let mut before = measures[start..].iter().find(|m| m["config"] == "float32").cloned();
+            for peer in PEERS {
+                let before_this = match before.take() {
+                    Some(m) => m,
+                    None => measure("float32")?,
+                };
+                let mut report = run_peers(&dir, &data, &threads, peer)?;
+                let after = measure("float32")?;
+                report["braid_before"] = json!({"at_recall_95": before_this["at_recall_95"], "at_recall_99": before_this["at_recall_99"]});
+                report["braid_after"] =
+                    json!({"at_recall_95": after["at_recall_95"], "at_recall_99": after["at_recall_99"]});
+                peers.push(report);
+                before = Some(after);
+            }
         }
         if !keep {
             let _ = std::fs::remove_dir_all(&dir);
@@ -264,7 +298,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let mut md = table(&builds, &measures);
     if !peers.is_empty() {
-        md += &peers_table(&peers, &builds, &measures);
+        md += &peers_table(&peers, &builds);
     }
     std::fs::write(out_dir.join("scale.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}\nresults: {}", out_dir.join("scale.md").display());
