@@ -1546,23 +1546,13 @@ mod tests {
     /// with the reason as the optimiser's error, not `ok`.
     #[test]
     fn a_failed_collection_reports_red_with_its_reason() {
-        let db = braid::Database::in_memory();
-        let config =
-            braid::CollectionConfig::new().vector("v", braid::VectorParams::new(2, braid::Distance::Dot));
-        let c = db.create_collection("c", config).unwrap();
+        let (healthy, failed) = crate::mapping::healthy_and_failed_info();
         let reported = Reported::new(&braid::StorageOptions::default(), std::time::Duration::from_secs(1));
-        let healthy = info_json(&c.info(), &reported);
-        assert_eq!((&healthy["status"], &healthy["optimizer_status"]), (&json!("green"), &json!("ok")));
-        let damage = braid::Error::Storage(braid::storage::StorageError::corrupt(
-            std::path::Path::new("vectors-0-0.vec"),
-            64,
-            "vector checksum mismatch",
-        ));
-        let mut info = c.info();
-        info.status = "red";
-        info.damage = Some(damage.clone());
-        let failed = info_json(&info, &reported);
-        assert_eq!(failed["status"], "red");
-        assert_eq!(failed["optimizer_status"], json!({"error": damage.to_string()}));
+        let ok = info_json(&healthy, &reported);
+        assert_eq!((&ok["status"], &ok["optimizer_status"]), (&json!("green"), &json!("ok")));
+        let red = info_json(&failed, &reported);
+        assert_eq!(red["status"], "red");
+        let why = failed.damage.map(|d| d.to_string()).expect("damage");
+        assert_eq!(red["optimizer_status"], json!({"error": why}));
     }
 }

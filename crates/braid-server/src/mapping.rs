@@ -430,6 +430,24 @@ pub(crate) fn distance_name(d: Distance) -> &'static str {
     }
 }
 
+/// A healthy collection's info, and the same info as a failed checksum pass leaves it
+/// (`red`, with the damage): for both protocols' info tests.
+#[cfg(test)]
+pub(crate) fn healthy_and_failed_info() -> (braid::CollectionInfo, braid::CollectionInfo) {
+    let db = braid::Database::in_memory();
+    let config =
+        braid::CollectionConfig::new().vector("v", braid::VectorParams::new(2, braid::Distance::Dot));
+    let c = db.create_collection("c", config).expect("a valid collection");
+    let mut failed = c.info();
+    failed.status = "red";
+    failed.damage = Some(braid::Error::Storage(braid::storage::StorageError::corrupt(
+        std::path::Path::new("vectors-0-0.vec"),
+        64,
+        "vector checksum mismatch",
+    )));
+    (c.info(), failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -406,14 +406,8 @@ fn binary_codes_answer_exactly_and_persist() {
     assert_eq!(memory.codes, N as usize * (16 + 12));
     assert_eq!(memory.vectors, N as usize * 96 * 4);
     assert!(memory.vectors_mapped <= memory.vectors && memory.graph > 0, "{memory:?}");
-    let mut int8 = c.config();
-    int8.vectors.get_mut("text").unwrap().quantization = Quantization::Int8;
-    c.reconfigure(int8).unwrap();
-    assert_eq!(c.info().memory["text"].codes, N as usize * (96 + 12));
-    answers(&db, &truth);
-    c.reconfigure(config()).unwrap();
+    through_int8(&db, &truth, N, config());
     assert_eq!(c.config().vectors["text"].quantization, Quantization::Binary);
-    answers(&db, &truth);
 }
 
 /// Spaces with product codes: until the sample is complete they rank by one-byte
@@ -462,15 +456,22 @@ fn product_codes_learn_answer_exactly_and_persist() {
     assert_eq!(answers(&db, &truth), before, "product codes read back answer as the ones built");
     let c = db.collection("coded").unwrap();
     assert_eq!(c.config().vectors["text"].quantization, Quantization::Product(Compression::X16));
-    // Switched to int8 codes and back on the live space: codes rebuilt from the rows
-    // (the codebook learnt again from the same sample), answers still exact.
+    // Switched to int8 codes and back on the live space: the codebook is learnt again
+    // from the same sample, so the answers are the same.
+    assert_eq!(through_int8(&db, &truth, n, config()), before, "the same sample learns the same codebook");
+}
+
+/// Switches the live text space of `n` points to int8 codes and then to `back`: codes
+/// rebuilt from the rows each way, answers exact after each; the last answers.
+fn through_int8(db: &Database, truth: &Truth, n: u64, back: CollectionConfig) -> Vec<Vec<(u64, f32)>> {
+    let c = db.collection("coded").unwrap();
     let mut int8 = c.config();
     int8.vectors.get_mut("text").unwrap().quantization = Quantization::Int8;
     c.reconfigure(int8).unwrap();
     assert_eq!(c.info().memory["text"].codes, n as usize * (96 + 12));
-    answers(&db, &truth);
-    c.reconfigure(config()).unwrap();
-    assert_eq!(answers(&db, &truth), before, "the same sample learns the same codebook");
+    answers(db, truth);
+    c.reconfigure(back).unwrap();
+    answers(db, truth)
 }
 
 #[test]

@@ -1653,27 +1653,16 @@ mod tests {
     /// as the optimiser's error.
     #[test]
     fn a_failed_collection_reports_red_with_its_reason() {
-        let db = braid::Database::in_memory();
-        let config =
-            braid::CollectionConfig::new().vector("v", braid::VectorParams::new(2, braid::Distance::Dot));
-        let c = db.create_collection("c", config).unwrap();
-        let (status, optimizer) = health_out(&c.info());
+        let (healthy, failed) = crate::mapping::healthy_and_failed_info();
+        let (status, optimizer) = health_out(&healthy);
         assert_eq!(
             (status, optimizer.ok, optimizer.error.as_str()),
             (proto::CollectionStatus::Green, true, "")
         );
-        let damage = braid::Error::Storage(braid::storage::StorageError::corrupt(
-            std::path::Path::new("vectors-0-0.vec"),
-            64,
-            "vector checksum mismatch",
-        ));
-        let mut info = c.info();
-        info.status = "red";
-        info.damage = Some(damage.clone());
-        let (status, optimizer) = health_out(&info);
+        let (status, optimizer) = health_out(&failed);
         assert_eq!(status, proto::CollectionStatus::Red);
         assert!(!optimizer.ok);
-        assert_eq!(optimizer.error, damage.to_string());
+        assert_eq!(Some(optimizer.error), failed.damage.map(|d| d.to_string()));
     }
 
     fn bytes() -> Option<Vec<u8>> {
