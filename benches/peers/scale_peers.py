@@ -10,7 +10,10 @@ Peers: hnswlib and FAISS IndexHNSWFlat (M 16, ef_construction 200, as Braid), bu
 with each requested thread count and searched single-threaded, one query per call (as
 Braid's sweep), sweeping ef until recall@10 reaches 0.99; FAISS IVF-PQ (the quantized
 row: nlist sqrt(N)·4, 48 sub-quantizers of 8 bits, then re-ranked exactly over the
-rows by IndexRefineFlat) sweeping nprobe. Memory: the process's resident set before
+rows by IndexRefineFlat) sweeping nprobe; embedded Qdrant (qdrant-edge-py: the points
+upserted 1,000 at a time, then its optimiser builds the HNSW graph, m 16, ef_construct
+200, on the threads it chooses; its build time is the upserts plus the optimiser)
+sweeping `hnsw_ef`. Memory: the process's resident set before
 and after each build (anon only: the mapped rows are page cache, as Braid's are).
 Writes the report to `--out` (JSON).
 """
@@ -19,6 +22,8 @@ import argparse
 import glob
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -185,6 +190,36 @@ def faiss_ivfpq_peer(base, queries, truth, threads, min_secs):
     return out
 
 
+def qdrant_edge_peer(base, queries, truth, threads, min_secs):
+    import qdrant_edge as q
+
+    path = tempfile.mkdtemp(prefix="braid-scale-qdrant-")
+    hnsw = q.HnswIndexConfig(m=16, ef_construct=200, full_scan_threshold=10000)
+    vectors = {"text": q.EdgeVectorParams(size=base.shape[1], distance=q.Distance.Cosine, hnsw_config=hnsw)}
+    shard = q.EdgeShard.create(path, q.EdgeConfig(vectors=vectors))
+    out = {"peer": "qdrant-edge", "version": "0.9.0", "builds": {}}
+    before = rss_anon_kb()
+    t0 = time.perf_counter()
+    for start, chunk in chunks(base, 1000):
+        points = [q.Point(start + i, {"text": row.tolist()}) for i, row in enumerate(chunk)]
+        shard.update(q.UpdateOperation.upsert_points(points))
+    ingest_s = time.perf_counter() - t0
+    shard.optimize()
+    build_s = time.perf_counter() - t0
+    out["builds"]["own"] = {"build_s": build_s, "ingest_s": ingest_s, "rss_anon_mib": (rss_anon_kb() - before) / 1024}
+    print(f"qdrant-edge build: {out['builds']['own']}", flush=True)
+
+    def one(v, ef):
+        request = q.QueryRequest(limit=K, query=q.Query.Nearest(v.tolist(), using="text"),
+                                 params=q.SearchParams(hnsw_ef=max(ef, K)))
+        return [int(p.id) for p in shard.query(request)]
+
+    out["sweep"] = sweep(one, EFS, queries, truth, min_secs, "ef")
+    shard.close()
+    shutil.rmtree(path, ignore_errors=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True, help="the scale bench's kept directory (truth.json, db/)")
@@ -203,7 +238,8 @@ def main():
     threads = [int(t) for t in args.threads.split(",") if t]
     print(f"peers on {base.shape[0]} x {base.shape[1]} rows, {len(queries)} queries", flush=True)
 
-    runs = {"hnswlib": hnswlib_peer, "faiss-hnsw": faiss_hnsw_peer, "faiss-ivfpq": faiss_ivfpq_peer}
+    runs = {"hnswlib": hnswlib_peer, "faiss-hnsw": faiss_hnsw_peer, "faiss-ivfpq": faiss_ivfpq_peer,
+            "qdrant-edge": qdrant_edge_peer}
     report = {"n": int(base.shape[0]), "peers": []}
     for name in args.peers.split(","):
         result = runs[name](base, queries, truth, threads, args.min_secs)

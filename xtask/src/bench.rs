@@ -58,7 +58,7 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "scale",
         "braid",
         "scale",
-        "build time, peak memory, disk, reopen and recall-matched QPS/p99 as N grows (--n 100000,1000000), float32/int8/binary/on-disk",
+        "build time, peak memory, disk, reopen and recall-matched QPS/p99 as N grows (--n 100000,1000000), float32/int8/binary/on-disk/product; --peers [LIST]: hnswlib, FAISS, qdrant-edge on the same rows",
     ),
     (
         "hnsw",

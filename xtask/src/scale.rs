@@ -83,7 +83,7 @@ fn at(row: &Value) -> String {
 /// Runs `benches/peers/scale_peers.py` on the build kept in `dir` (its vector file is
 /// the peers' input); returns its report.
 /// The peers the bench runs, one script run each (`scale_peers.py --peers NAME`).
-const PEERS: [&str; 3] = ["hnswlib", "faiss-hnsw", "faiss-ivfpq"];
+const PEERS: &str = "hnswlib,faiss-hnsw,faiss-ivfpq,qdrant-edge";
 
 fn run_peers(
     dir: &std::path::Path,
@@ -91,8 +91,12 @@ fn run_peers(
     threads: &[String],
     peer: &str,
 ) -> Result<Value, String> {
-    let packages: Vec<&str> =
-        crate::bench::HNSW_PEERS.iter().copied().filter(|p| !p.starts_with("usearch")).collect();
+    let packages: Vec<&str> = crate::bench::HNSW_PEERS
+        .iter()
+        .copied()
+        .filter(|p| !p.starts_with("usearch"))
+        .chain(["qdrant-edge-py==0.9.0"])
+        .collect();
     let python = crate::bench::venv_with(&packages)?;
     let out = dir.join("peers.json");
     crate::exec(
@@ -226,8 +230,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let keep = args.iter().any(|a| a == "--keep");
     // Measure a build an earlier `--keep` run left, instead of building again.
     let reuse = args.iter().any(|a| a == "--reuse");
-    // hnswlib and FAISS on the same rows, after Braid's runs of each N.
-    let with_peers = args.iter().any(|a| a == "--peers");
+    // hnswlib, FAISS and embedded Qdrant on the same rows, after Braid's runs of each
+    // N: `--peers` runs them all, `--peers hnswlib,qdrant-edge` those named.
+    let peer_list = args.iter().position(|a| a == "--peers").map(|i| match args.get(i + 1) {
+        Some(list) if !list.starts_with("--") => list.clone(),
+        _ => PEERS.to_string(),
+    });
+    if let Some(unknown) =
+        peer_list.iter().flat_map(|l| l.split(',')).find(|p| !PEERS.split(',').any(|known| known == *p))
+    {
+        return Err(format!("--peers takes a list of {PEERS}, not `{unknown}`"));
+    }
     let mut peers = Vec::new();
     let data = match args.iter().position(|a| a == "--data").and_then(|i| args.get(i + 1)) {
         // Absolute: the bench runs in its crate's directory.
@@ -266,11 +279,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         for config in &configs {
             measures.push(measure(config)?);
         }
-        if with_peers {
+        if let Some(list) = &peer_list {
             // Braid's float32 again after each peer: each peer's ratio is bounded by
             // the Braid measures on either side of it.
             let mut before = measures[start..].iter().find(|m| m["config"] == "float32").cloned();
-            for peer in PEERS {
+            for peer in list.split(',') {
                 let before_this = match before.take() {
                     Some(m) => m,
                     None => measure("float32")?,
