@@ -446,6 +446,52 @@ proptest! {
         prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
     }
 
+    /// Searches ranked by product codes (a codebook learnt from the first 256 rows)
+    /// return exact scores of the points they pick, best first, never a rejected or
+    /// deleted point, and find nearly all of the true neighbours: the larger pool they
+    /// re-score makes up for the coarser ranking.
+    #[test]
+    fn product_coded_searches_rescore_exactly(seed in any::<u64>(), n in 300usize..900, dim in 64usize..130, clusters in 1usize..6, metric in coded_metric(), k in 1usize..15, ratio in prop::sample::select(vec![braid_distance::Compression::X8, braid_distance::Compression::X16, braid_distance::Compression::X32])) {
+        let all = embedding_like(seed, n + 20, dim, clusters, metric);
+        let data = DenseVectors::from_flat(dim, all.as_flat()[..n * dim].to_vec()).unwrap();
+        let queries = DenseVectors::from_flat(dim, all.as_flat()[n * dim..].to_vec()).unwrap();
+        let kind = braid_distance::CodeKind::Product(ratio);
+        let mut codes = braid_distance::Codes::of_kind_with_sample(kind, metric, dim, 256).expect("coded metric");
+        codes.extend_from(&data);
+        prop_assert!(codes.is_centred(), "learnt");
+        prop_assert_eq!(codes.bytes(), n * ratio.code_len(dim) + dim * 256 * 4);
+        let graph = Hnsw::build(&data, metric, HnswConfig { m: 8, ef_construct: 64, seed }, 1).unwrap();
+        for i in (0..n as u32).step_by(7) {
+            graph.delete(PointOffset(i));
+        }
+        let keep = |o: u32| !o.is_multiple_of(7) && o % 3 != 1;
+        let filter = FnFilter::new(|o: PointOffset| keep(o.0), Cardinality::new(0, n / 2, n));
+        let kernel = Kernel::new(metric);
+        let (mut graph_recall, mut scan_recall) = (0.0, 0.0);
+        for q in 0..queries.len() {
+            let query = queries.vector(PointOffset(q as u32));
+            let prepared = prepare(metric, dim, query).unwrap();
+            let truth = brute_force(&data, metric, query, k, keep);
+            let walked = graph.search_coded(&data, &codes, query, k, 32, Some(&filter), Rescore::Pool).unwrap();
+            let scanned = graph.search_scan_coded(&data, &codes, query, k, Some(&filter), Rescore::Pool).unwrap();
+            for hits in [&walked, &scanned] {
+                prop_assert!(hits.len() <= k);
+                prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
+                for h in hits.iter() {
+                    prop_assert!(keep(h.offset.0));
+                    let exact = kernel.score(&prepared, data.vector(h.offset));
+                    prop_assert!((h.score - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "{} vs {}", h.score, exact);
+                }
+            }
+            prop_assert_eq!(scanned.len(), truth.len());
+            graph_recall += recall(&ids(&walked), &truth);
+            scan_recall += recall(&ids(&scanned), &truth);
+        }
+        let queries = queries.len() as f64;
+        prop_assert!(scan_recall / queries >= 0.95, "scan recall {}", scan_recall / queries);
+        prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
+    }
+
     /// Without re-scoring, coded searches answer with the codes' scores, close to the
     /// exact ones and best first; an oversampled scan whose pool holds every candidate
     /// is exact, and an oversampled walk re-scores exactly.
