@@ -388,6 +388,66 @@ fn embedding_like(seed: u64, n: usize, dim: usize, clusters: usize, metric: Metr
     clustered(seed, n, dim, clusters.max(1), metric, 1.0, 1.0)
 }
 
+/// What every coded search must do, on a graph of `data` with every seventh point
+/// deleted and a filter rejecting a third: walks (beam `ef`) and scans by `codes`
+/// return exact scores of the points they pick, best first, never a rejected or
+/// deleted point; a scan whose pool holds every candidate is exact; recall@k is at
+/// least 0.95 for the scans and 0.85 for the walks.
+fn coded_searches_hold(
+    data: &DenseVectors,
+    queries: &DenseVectors,
+    codes: &braid_distance::Codes,
+    metric: Metric,
+    k: usize,
+    ef: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let (n, dim) = (data.len(), data.dim());
+    let graph = Hnsw::build(data, metric, HnswConfig { m: 8, ef_construct: 64, seed }, 1).unwrap();
+    for i in (0..n as u32).step_by(7) {
+        graph.delete(PointOffset(i));
+    }
+    let keep = |o: u32| !o.is_multiple_of(7) && o % 3 != 1;
+    let filter = FnFilter::new(|o: PointOffset| keep(o.0), Cardinality::new(0, n / 2, n));
+    let kernel = Kernel::new(metric);
+    let (mut graph_recall, mut scan_recall) = (0.0, 0.0);
+    for q in 0..queries.len() {
+        let query = queries.vector(PointOffset(q as u32));
+        let prepared = prepare(metric, dim, query).unwrap();
+        let truth = brute_force(data, metric, query, k, keep);
+        let walked = graph.search_coded(data, codes, query, k, ef, Some(&filter), Rescore::Pool).unwrap();
+        let scanned = graph.search_scan_coded(data, codes, query, k, Some(&filter), Rescore::Pool).unwrap();
+        for hits in [&walked, &scanned] {
+            prop_assert!(hits.len() <= k);
+            prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
+            for h in hits.iter() {
+                prop_assert!(keep(h.offset.0));
+                let exact = kernel.score(&prepared, data.vector(h.offset));
+                prop_assert!(
+                    (h.score - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                    "{} vs {}",
+                    h.score,
+                    exact
+                );
+            }
+        }
+        prop_assert_eq!(scanned.len(), truth.len());
+        // With no more candidates than the re-scored pool (the one-byte codes' pool,
+        // the smallest), the scan is exact.
+        let candidates = (0..n as u32).filter(|&o| keep(o)).count();
+        if candidates <= braid_hnsw::RESCORE_MIN.max(k * braid_hnsw::RESCORE_FACTOR) {
+            let exact = graph.search_exact(data, query, k, Some(&filter)).unwrap();
+            prop_assert_eq!(ids(&scanned), ids(&exact));
+        }
+        graph_recall += recall(&ids(&walked), &truth);
+        scan_recall += recall(&ids(&scanned), &truth);
+    }
+    let queries = queries.len() as f64;
+    prop_assert!(scan_recall / queries >= 0.95, "scan recall {}", scan_recall / queries);
+    prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
+    Ok(())
+}
+
 fn coded_metric() -> impl Strategy<Value = Metric> {
     prop::sample::select(vec![Metric::Cosine, Metric::Dot, Metric::Euclid])
 }
@@ -406,44 +466,9 @@ proptest! {
         let mut codes = braid_distance::Codes::with_sample(metric, dim, 32).expect("coded metric");
         codes.extend_from(&data);
         prop_assert!(codes.is_centred());
-        let graph = Hnsw::build(&data, metric, HnswConfig { m: 8, ef_construct: 64, seed }, 1).unwrap();
-        for i in (0..n as u32).step_by(7) {
-            graph.delete(PointOffset(i));
-        }
-        let keep = |o: u32| !o.is_multiple_of(7) && o % 3 != 1;
-        let filter = FnFilter::new(|o: PointOffset| keep(o.0), Cardinality::new(0, n / 2, n));
-        let kernel = Kernel::new(metric);
-        let (mut graph_recall, mut scan_recall) = (0.0, 0.0);
-        for q in 0..queries.len() {
-            let query = queries.vector(PointOffset(q as u32));
-            let prepared = prepare(metric, dim, query).unwrap();
-            let truth = brute_force(&data, metric, query, k, keep);
-            let walked = graph.search_coded(&data, &codes, query, k, 64, Some(&filter), Rescore::Pool).unwrap();
-            let scanned = graph.search_scan_coded(&data, &codes, query, k, Some(&filter), Rescore::Pool).unwrap();
-            for hits in [&walked, &scanned] {
-                prop_assert!(hits.len() <= k);
-                prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
-                for h in hits.iter() {
-                    prop_assert!(keep(h.offset.0));
-                    let exact = kernel.score(&prepared, data.vector(h.offset));
-                    prop_assert!((h.score - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "{} vs {}", h.score, exact);
-                }
-            }
-            prop_assert_eq!(scanned.len(), truth.len());
-            // With no more candidates than the re-scored pool, the scan is exact.
-            let candidates = (0..n as u32).filter(|&o| keep(o)).count();
-            if candidates <= braid_hnsw::RESCORE_MIN.max(k * braid_hnsw::RESCORE_FACTOR) {
-                let exact = graph.search_exact(&data, query, k, Some(&filter)).unwrap();
-                prop_assert_eq!(ids(&scanned), ids(&exact));
-            }
-            graph_recall += recall(&ids(&walked), &truth);
-            scan_recall += recall(&ids(&scanned), &truth);
-        }
-        let queries = queries.len() as f64;
         // Codes resolve about 1/127 of the largest component of a vector's residual from
         // the centre (docs/hnsw.md, "Codes").
-        prop_assert!(scan_recall / queries >= 0.95, "scan recall {}", scan_recall / queries);
-        prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
+        coded_searches_hold(&data, &queries, &codes, metric, k, 64, seed)?;
     }
 
     /// Searches ranked by product codes (a codebook learnt from the first 256 rows)
@@ -460,36 +485,7 @@ proptest! {
         codes.extend_from(&data);
         prop_assert!(codes.is_centred(), "learnt");
         prop_assert_eq!(codes.bytes(), n * ratio.code_len(dim) + dim * 256 * 4);
-        let graph = Hnsw::build(&data, metric, HnswConfig { m: 8, ef_construct: 64, seed }, 1).unwrap();
-        for i in (0..n as u32).step_by(7) {
-            graph.delete(PointOffset(i));
-        }
-        let keep = |o: u32| !o.is_multiple_of(7) && o % 3 != 1;
-        let filter = FnFilter::new(|o: PointOffset| keep(o.0), Cardinality::new(0, n / 2, n));
-        let kernel = Kernel::new(metric);
-        let (mut graph_recall, mut scan_recall) = (0.0, 0.0);
-        for q in 0..queries.len() {
-            let query = queries.vector(PointOffset(q as u32));
-            let prepared = prepare(metric, dim, query).unwrap();
-            let truth = brute_force(&data, metric, query, k, keep);
-            let walked = graph.search_coded(&data, &codes, query, k, 32, Some(&filter), Rescore::Pool).unwrap();
-            let scanned = graph.search_scan_coded(&data, &codes, query, k, Some(&filter), Rescore::Pool).unwrap();
-            for hits in [&walked, &scanned] {
-                prop_assert!(hits.len() <= k);
-                prop_assert!(hits.windows(2).all(|w| !braid_distance::is_better(metric, w[1].score, w[0].score)));
-                for h in hits.iter() {
-                    prop_assert!(keep(h.offset.0));
-                    let exact = kernel.score(&prepared, data.vector(h.offset));
-                    prop_assert!((h.score - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "{} vs {}", h.score, exact);
-                }
-            }
-            prop_assert_eq!(scanned.len(), truth.len());
-            graph_recall += recall(&ids(&walked), &truth);
-            scan_recall += recall(&ids(&scanned), &truth);
-        }
-        let queries = queries.len() as f64;
-        prop_assert!(scan_recall / queries >= 0.95, "scan recall {}", scan_recall / queries);
-        prop_assert!(graph_recall / queries >= 0.85, "graph recall {}", graph_recall / queries);
+        coded_searches_hold(&data, &queries, &codes, metric, k, 32, seed)?;
     }
 
     /// Without re-scoring, coded searches answer with the codes' scores, close to the
