@@ -37,8 +37,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct PointOffset(pub u32);
 
+mod element;
 #[allow(unsafe_code)]
 pub mod memory;
+
+pub use element::{Datatype, Element, f16};
 
 pub use uuid::Uuid;
 
@@ -221,6 +224,9 @@ impl<F: Fn(PointOffset) -> bool + Sync> OffsetFilter for FnFilter<F> {
 /// The seam between the graph and storage: the HNSW graph and exact search read
 /// vectors through it, whether they live in RAM or in a memory-mapped segment.
 pub trait VectorSource: Sync {
+    /// The type rows hold their components in (`f32` unless the space stores another
+    /// [`Datatype`]).
+    type Elem: Element;
     /// The dimension of every vector.
     fn dim(&self) -> usize;
     /// How many offsets are addressable (`0..len`).
@@ -230,7 +236,7 @@ pub trait VectorSource: Sync {
         self.len() == 0
     }
     /// The vector at `offset`. Callers pass only offsets below [`VectorSource::len`].
-    fn vector(&self, offset: PointOffset) -> &[f32];
+    fn vector(&self, offset: PointOffset) -> &[Self::Elem];
 }
 
 /// A row-major block of vectors held in one `Vec<f32>`: the simplest [`VectorSource`].
@@ -272,6 +278,7 @@ impl DenseVectors {
 }
 
 impl VectorSource for DenseVectors {
+    type Elem = f32;
     fn dim(&self) -> usize {
         self.dim
     }

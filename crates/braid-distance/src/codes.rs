@@ -44,6 +44,7 @@
 
 use braid_core::Metric;
 
+use crate::RowKernel;
 use crate::product::{Codebook, Compression};
 
 /// Vectors with fewer components are not coded: they span at most four cache lines
@@ -296,17 +297,20 @@ impl Codes {
     }
 
     /// The codes of every vector of `source`, in offset order.
-    pub fn from_source<S: braid_core::VectorSource + ?Sized>(metric: Metric, source: &S) -> Option<Codes> {
+    pub fn from_source<S: braid_core::VectorSource<Elem: RowKernel> + ?Sized>(
+        metric: Metric,
+        source: &S,
+    ) -> Option<Codes> {
         let mut codes = Codes::new(metric, source.dim())?;
         codes.extend_from(source);
         Some(codes)
     }
 
     /// Pushes every vector of `source`, in offset order.
-    pub fn extend_from<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S) {
+    pub fn extend_from<S: braid_core::VectorSource<Elem: RowKernel> + ?Sized>(&mut self, source: &S) {
         self.reserve(source.len());
         for o in 0..source.len() {
-            self.push(source.vector(braid_core::PointOffset(o as u32)));
+            self.push(&S::Elem::as_query(self.metric, source.vector(braid_core::PointOffset(o as u32))));
         }
     }
 
@@ -439,7 +443,11 @@ impl Codes {
     /// threads), then rows are coded in parallel chunks. Falls back to
     /// [`Codes::extend_from`] when codes exist already or the rows do not complete the
     /// sample, and for binary codes (a sign and two sums per row: cheap to code).
-    pub fn extend_from_parallel<S: braid_core::VectorSource + ?Sized>(&mut self, source: &S, threads: usize) {
+    pub fn extend_from_parallel<S: braid_core::VectorSource<Elem: RowKernel> + ?Sized>(
+        &mut self,
+        source: &S,
+        threads: usize,
+    ) {
         if !self.is_empty() || threads <= 1 || self.kind == CodeKind::Binary {
             return self.extend_from(source);
         }
@@ -448,10 +456,10 @@ impl Codes {
         let mut found = 0;
         let mut sample = Vec::new();
         for o in 0..n {
-            let v = source.vector(braid_core::PointOffset(o as u32));
-            if add_to_sample(&mut total, v) {
+            let v = S::Elem::as_query(self.metric, source.vector(braid_core::PointOffset(o as u32)));
+            if add_to_sample(&mut total, &v) {
                 if matches!(self.kind, CodeKind::Product(_)) {
-                    sample.extend_from_slice(v);
+                    sample.extend_from_slice(&v);
                 }
                 found += 1;
                 if found == self.sample {
@@ -465,6 +473,7 @@ impl Codes {
         self.centre = mean(&total, found);
         self.sampling = None;
         let rows = n.div_ceil(threads).max(1);
+        let metric = self.metric;
         if let CodeKind::Product(compression) = self.kind {
             self.learn(compression, &sample, n, threads);
             drop(sample);
@@ -476,7 +485,8 @@ impl Codes {
                         let mut residual = vec![0.0; dim];
                         for (i, code) in codes.chunks_mut(m).enumerate() {
                             let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
-                            for ((r, &x), &c) in residual.iter_mut().zip(v).zip(centre) {
+                            let v = S::Elem::as_query(metric, v);
+                            for ((r, &x), &c) in residual.iter_mut().zip(v.iter()).zip(centre) {
                                 *r = x - c;
                             }
                             book.encode(&residual, code);
@@ -492,7 +502,7 @@ impl Codes {
         self.meta = Vec::new();
         braid_core::memory::reserve_huge(&mut self.meta, n);
         self.meta.resize(n, Meta { scale: 0.0, exact: 0.0, sum: 0 });
-        let (metric, centre) = (self.metric, &self.centre);
+        let centre = &self.centre;
         std::thread::scope(|scope| {
             for (part, (codes, meta)) in
                 self.codes.chunks_mut(rows * dim).zip(self.meta.chunks_mut(rows)).enumerate()
@@ -501,7 +511,7 @@ impl Codes {
                     let mut residual = vec![0.0; dim];
                     for (i, (code, m)) in codes.chunks_mut(dim).zip(meta.iter_mut()).enumerate() {
                         let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
-                        *m = code_into(metric, centre, v, &mut residual, code);
+                        *m = code_into(metric, centre, &S::Elem::as_query(metric, v), &mut residual, code);
                     }
                 });
             }

@@ -44,6 +44,7 @@ mod block;
 mod codes;
 mod kernel;
 mod product;
+mod row;
 pub mod scalar;
 #[allow(unsafe_code)]
 pub mod simd;
@@ -61,5 +62,6 @@ pub use codes::{
 };
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
 pub use product::Compression;
+pub use row::RowKernel;
 pub use topk::{TopK, top_k};
-pub use validate::{VectorError, max_component, normalize, prepare, validate};
+pub use validate::{VectorError, max_component, normalize, prepare, prepare_as, validate, validate_as};

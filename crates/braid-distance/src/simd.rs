@@ -18,6 +18,8 @@
 
 use simsimd::SpatialSimilarity;
 
+use braid_core::{Element, f16};
+
 /// Σ aᵢ·bᵢ. Callers guarantee `a.len() == b.len()`.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -107,6 +109,86 @@ pub fn l1(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// Σ qᵢ·rᵢ over an `f32` query and a row of halves, each widened to `f32` as it is
+/// read (F16C's conversion on AVX2, AVX-512F's on AVX-512). Callers guarantee equal
+/// lengths.
+#[inline]
+pub fn dot_f16(q: &[f32], r: &[f16]) -> f32 {
+    debug_assert_eq!(q.len(), r.len());
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::dot_f16_avx512(q, r),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 if has_f16c() => x86::dot_f16_avx2(q, r),
+        _ => widened(q, r, dot),
+    }
+}
+
+/// Σ (qᵢ − rᵢ)² over an `f32` query and a row of halves. Dispatched like [`dot_f16`].
+#[inline]
+pub fn l2_squared_f16(q: &[f32], r: &[f16]) -> f32 {
+    debug_assert_eq!(q.len(), r.len());
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::l2_squared_f16_avx512(q, r),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 if has_f16c() => x86::l2_squared_f16_avx2(q, r),
+        _ => widened(q, r, l2_squared),
+    }
+}
+
+/// Σ qᵢ·rᵢ over an `f32` query and a row of bytes, each widened to `f32` as it is
+/// read. Callers guarantee equal lengths.
+#[inline]
+pub fn dot_u8(q: &[f32], r: &[u8]) -> f32 {
+    debug_assert_eq!(q.len(), r.len());
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::dot_u8_avx512(q, r),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86::dot_u8_avx2(q, r),
+        _ => widened(q, r, dot),
+    }
+}
+
+/// Σ (qᵢ − rᵢ)² over an `f32` query and a row of bytes. Dispatched like [`dot_u8`].
+#[inline]
+pub fn l2_squared_u8(q: &[f32], r: &[u8]) -> f32 {
+    debug_assert_eq!(q.len(), r.len());
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => x86::l2_squared_u8_avx512(q, r),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86::l2_squared_u8_avx2(q, r),
+        _ => widened(q, r, l2_squared),
+    }
+}
+
+/// `f` summed over blocks of `q` and `r`, each block of `r` widened to `f32` on the
+/// stack first: the portable form of every kernel over a narrower row (and L1's
+/// only form there).
+#[inline]
+pub fn widened<E: Element>(q: &[f32], r: &[E], f: PairFn) -> f32 {
+    const BLOCK: usize = 64;
+    let mut buf = [0.0f32; BLOCK];
+    q.chunks(BLOCK)
+        .zip(r.chunks(BLOCK))
+        .map(|(qb, rb)| {
+            let wide = &mut buf[..rb.len()];
+            for (w, &x) in wide.iter_mut().zip(rb) {
+                *w = x.to_f32();
+            }
+            f(qb, wide)
+        })
+        .sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("f16c")
+}
+
 /// Σ xᵢ, read as fast as the machine can: the memory-bandwidth baseline that exact
 /// scans are measured against in `cargo xtask bench distance`.
 pub fn sum(values: &[f32]) -> f32 {
@@ -175,6 +257,8 @@ fn sum_portable(values: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use braid_core::f16;
 
     use super::{PairFn, l1_body, sum_body};
 
@@ -301,6 +385,191 @@ mod x86 {
         },
         |x: f32, y: f32| (x - y) * (x - y)
     ));
+    /// Σ step(qᵢ, rᵢ) over an `f32` query and a narrower row, `$load(ptr)` widening
+    /// `$lanes` row values to one register; four accumulators over `4·$lanes` values a
+    /// step, one over `$lanes`, and a scalar tail.
+    macro_rules! widen_sum {
+        ($q:ident, $r:ident, $lanes:literal, $loadq:ident, |$p:ident| $load:expr, $step:expr, $reduce:expr, $zero:expr, $scalar:expr) => {{
+            let n = $q.len().min($r.len());
+            let (pq, pr) = ($q.as_ptr(), $r.as_ptr());
+            let (step, reduce) = ($step, $reduce);
+            macro_rules! load {
+                ($at:expr) => {{
+                    let $p = pr.add($at);
+                    $load
+                }};
+            }
+            // SAFETY: every offset read is below `n`, inside both slices (the loads
+            // read `$lanes` values of the row from the offset given).
+            let (mut total, mut i) = unsafe {
+                let mut s = [$zero; 4];
+                let mut i = 0;
+                while i + 4 * $lanes <= n {
+                    for (k, acc) in s.iter_mut().enumerate() {
+                        *acc = step($loadq(pq.add(i + $lanes * k)), load!(i + $lanes * k), *acc);
+                    }
+                    i += 4 * $lanes;
+                }
+                while i + $lanes <= n {
+                    s[0] = step($loadq(pq.add(i)), load!(i), s[0]);
+                    i += $lanes;
+                }
+                (reduce(s), i)
+            };
+            let scalar = $scalar;
+            while i < n {
+                total += scalar($q[i], braid_core::Element::to_f32($r[i]));
+                i += 1;
+            }
+            total
+        }};
+    }
+
+    /// Compiles one widening kernel for an instruction set behind a safe wrapper.
+    macro_rules! widen_kernel {
+        ($name:ident, $inner:ident, $features:literal, $elem:ty, |$q:ident, $r:ident| $body:expr) => {
+            #[target_feature(enable = $features)]
+            unsafe fn $inner($q: &[f32], $r: &[$elem]) -> f32 {
+                $body
+            }
+
+            #[inline]
+            pub(super) fn $name(q: &[f32], r: &[$elem]) -> f32 {
+                // SAFETY: only called when `level()` detected the features this
+                // function is compiled for on this CPU.
+                unsafe { $inner(q, r) }
+            }
+        };
+    }
+
+    // The parts of the widening kernels, as closures written inside each kernel so that
+    // they compile with its instruction set.
+    macro_rules! reduce512 {
+        () => {
+            |s: [__m512; 4]| {
+                _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
+            }
+        };
+    }
+    macro_rules! reduce256 {
+        () => {
+            |s: [__m256; 4]| {
+                let sum = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+                let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+                let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+                _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<0b01>(pair, pair)))
+            }
+        };
+    }
+    macro_rules! dot_step {
+        ($fmadd:ident) => {
+            |x, y, acc| $fmadd(x, y, acc)
+        };
+    }
+    macro_rules! l2_step {
+        ($sub:ident, $fmadd:ident) => {
+            |x, y, acc| {
+                let d = $sub(x, y);
+                $fmadd(d, d, acc)
+            }
+        };
+    }
+    fn mul(x: f32, y: f32) -> f32 {
+        x * y
+    }
+    fn sq(x: f32, y: f32) -> f32 {
+        (x - y) * (x - y)
+    }
+
+    widen_kernel!(dot_f16_avx512, dot_f16_avx512_inner, "avx512f,fma", f16, |q, r| widen_sum!(
+        q,
+        r,
+        16,
+        _mm512_loadu_ps,
+        |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast::<__m256i>())),
+        dot_step!(_mm512_fmadd_ps),
+        reduce512!(),
+        _mm512_setzero_ps(),
+        mul
+    ));
+    widen_kernel!(l2_squared_f16_avx512, l2_squared_f16_avx512_inner, "avx512f,fma", f16, |q, r| widen_sum!(
+        q,
+        r,
+        16,
+        _mm512_loadu_ps,
+        |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast::<__m256i>())),
+        l2_step!(_mm512_sub_ps, _mm512_fmadd_ps),
+        reduce512!(),
+        _mm512_setzero_ps(),
+        sq
+    ));
+    widen_kernel!(dot_f16_avx2, dot_f16_avx2_inner, "avx2,fma,f16c", f16, |q, r| widen_sum!(
+        q,
+        r,
+        8,
+        _mm256_loadu_ps,
+        |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast::<__m128i>())),
+        dot_step!(_mm256_fmadd_ps),
+        reduce256!(),
+        _mm256_setzero_ps(),
+        mul
+    ));
+    widen_kernel!(l2_squared_f16_avx2, l2_squared_f16_avx2_inner, "avx2,fma,f16c", f16, |q, r| widen_sum!(
+        q,
+        r,
+        8,
+        _mm256_loadu_ps,
+        |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast::<__m128i>())),
+        l2_step!(_mm256_sub_ps, _mm256_fmadd_ps),
+        reduce256!(),
+        _mm256_setzero_ps(),
+        sq
+    ));
+    widen_kernel!(dot_u8_avx512, dot_u8_avx512_inner, "avx512f,fma", u8, |q, r| widen_sum!(
+        q,
+        r,
+        16,
+        _mm512_loadu_ps,
+        |p| _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast::<__m128i>()))),
+        dot_step!(_mm512_fmadd_ps),
+        reduce512!(),
+        _mm512_setzero_ps(),
+        mul
+    ));
+    widen_kernel!(l2_squared_u8_avx512, l2_squared_u8_avx512_inner, "avx512f,fma", u8, |q, r| widen_sum!(
+        q,
+        r,
+        16,
+        _mm512_loadu_ps,
+        |p| _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast::<__m128i>()))),
+        l2_step!(_mm512_sub_ps, _mm512_fmadd_ps),
+        reduce512!(),
+        _mm512_setzero_ps(),
+        sq
+    ));
+    widen_kernel!(dot_u8_avx2, dot_u8_avx2_inner, "avx2,fma", u8, |q, r| widen_sum!(
+        q,
+        r,
+        8,
+        _mm256_loadu_ps,
+        |p| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast::<__m128i>()))),
+        dot_step!(_mm256_fmadd_ps),
+        reduce256!(),
+        _mm256_setzero_ps(),
+        mul
+    ));
+    widen_kernel!(l2_squared_u8_avx2, l2_squared_u8_avx2_inner, "avx2,fma", u8, |q, r| widen_sum!(
+        q,
+        r,
+        8,
+        _mm256_loadu_ps,
+        |p| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast::<__m128i>()))),
+        l2_step!(_mm256_sub_ps, _mm256_fmadd_ps),
+        reduce256!(),
+        _mm256_setzero_ps(),
+        sq
+    ));
+
     kernel!(l1_avx512, l1_avx512_inner, "avx512f", |a, b| l1_body(a, b));
     kernel!(l1_avx2, l1_avx2_inner, "avx2,fma", |a, b| l1_body(a, b));
 
@@ -335,6 +604,43 @@ mod x86 {
         }
         paths
     }
+}
+
+/// A kernel between an `f32` query and a row of halves.
+pub type HalfFn = fn(&[f32], &[f16]) -> f32;
+/// A kernel between an `f32` query and a row of bytes.
+pub type ByteFn = fn(&[f32], &[u8]) -> f32;
+
+/// Every implementation of the narrow-row kernels this CPU can run, named by
+/// instruction set, as `([dot, squared L2] over halves, [dot, squared L2] over bytes)`
+/// (the portable entry widens blocks on the stack); tests compare each with the
+/// reference.
+#[doc(hidden)]
+pub fn narrow_paths() -> Vec<(&'static str, [HalfFn; 2], [ByteFn; 2])> {
+    let mut paths: Vec<(&'static str, [HalfFn; 2], [ByteFn; 2])> = vec![(
+        "portable",
+        [|q, r| widened(q, r, dot), |q, r| widened(q, r, l2_squared)],
+        [|q, r| widened(q, r, dot), |q, r| widened(q, r, l2_squared)],
+    )];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            paths.push((
+                "avx512f",
+                [x86::dot_f16_avx512, x86::l2_squared_f16_avx512],
+                [x86::dot_u8_avx512, x86::l2_squared_u8_avx512],
+            ));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            let halves: [HalfFn; 2] = if has_f16c() {
+                [x86::dot_f16_avx2, x86::l2_squared_f16_avx2]
+            } else {
+                [|q, r| widened(q, r, dot), |q, r| widened(q, r, l2_squared)]
+            };
+            paths.push(("avx2+fma", halves, [x86::dot_u8_avx2, x86::l2_squared_u8_avx2]));
+        }
+    }
+    paths
 }
 
 /// Every implementation this CPU can run, named by instruction set, as

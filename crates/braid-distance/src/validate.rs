@@ -1,7 +1,7 @@
 //! Checks every vector passes before it is stored or used as a query, and the one
 //! transformation applied at insert: L2 normalisation under Cosine.
 
-use braid_core::Metric;
+use braid_core::{Datatype, Metric};
 use thiserror::Error;
 
 /// Why a vector was refused.
@@ -35,6 +35,17 @@ pub enum VectorError {
         value: f32,
         /// The largest magnitude allowed for this dimension.
         max: f32,
+    },
+    /// A component the space's datatype cannot hold: beyond ±65,504 for `float16`,
+    /// not an integer in `0..=255` for `uint8`.
+    #[error("vector component {index} is {value}, which {datatype} cannot hold{hint}", hint = datatype_hint(*datatype))]
+    NotHeld {
+        /// Position of the first offending component.
+        index: usize,
+        /// Its value.
+        value: f32,
+        /// The space's datatype.
+        datatype: Datatype,
     },
     /// An all-zero vector has no direction, so it has no cosine with anything.
     #[error("a zero vector has no cosine similarity; it cannot be used with the Cosine metric")]
@@ -101,6 +112,53 @@ pub fn prepare(metric: Metric, dim: usize, vector: &[f32]) -> Result<Vec<f32>, V
     Ok(stored)
 }
 
+fn datatype_hint(datatype: Datatype) -> &'static str {
+    match datatype {
+        Datatype::Uint8 => " (uint8 stores integers 0 to 255)",
+        Datatype::Float16 => " (float16 stores magnitudes up to 65504)",
+        Datatype::Float32 => "",
+    }
+}
+
+/// [`validate`] for a space storing `datatype`, whose every component must also be one
+/// the datatype holds ([`Datatype::holds`]).
+pub fn validate_as(
+    metric: Metric,
+    datatype: Datatype,
+    dim: usize,
+    vector: &[f32],
+) -> Result<(), VectorError> {
+    validate(metric, dim, vector)?;
+    held(datatype, vector)
+}
+
+/// [`prepare`] for a space storing `datatype`: the stored form is normalised under
+/// Cosine only where the datatype can hold a unit vector (not `uint8`, whose rows are
+/// stored as given and whose Cosine kernel divides by their length), and every
+/// component of it must be one the datatype holds.
+pub fn prepare_as(
+    metric: Metric,
+    datatype: Datatype,
+    dim: usize,
+    vector: &[f32],
+) -> Result<Vec<f32>, VectorError> {
+    let stored = if datatype == Datatype::Uint8 {
+        validate(metric, dim, vector)?;
+        vector.to_vec()
+    } else {
+        prepare(metric, dim, vector)?
+    };
+    held(datatype, &stored)?;
+    Ok(stored)
+}
+
+fn held(datatype: Datatype, vector: &[f32]) -> Result<(), VectorError> {
+    match vector.iter().enumerate().find(|(_, v)| !datatype.holds(**v)) {
+        Some((index, &value)) => Err(VectorError::NotHeld { index, value, datatype }),
+        None => Ok(()),
+    }
+}
+
 /// Scales `vector` to unit L2 length in place.
 ///
 /// A zero vector, and one whose squared length is already within `1e-6` of 1, is left
@@ -119,6 +177,29 @@ pub fn normalize(vector: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datatypes_refuse_what_they_cannot_hold() {
+        let bytes = prepare_as(Metric::Cosine, Datatype::Uint8, 3, &[3.0, 0.0, 4.0]).unwrap();
+        assert_eq!(bytes, vec![3.0, 0.0, 4.0], "uint8 rows are stored as given, even under Cosine");
+        let halves = prepare_as(Metric::Cosine, Datatype::Float16, 2, &[3.0e5, 4.0e5]).unwrap();
+        assert_eq!(halves, vec![0.6, 0.8], "normalised first, then it fits");
+        for (datatype, metric, v, index) in [
+            (Datatype::Uint8, Metric::Dot, [1.0, 256.0], 1),
+            (Datatype::Uint8, Metric::Euclid, [-1.0, 2.0], 0),
+            (Datatype::Uint8, Metric::Cosine, [1.0, 2.5], 1),
+            (Datatype::Float16, Metric::Dot, [70000.0, 1.0], 0),
+        ] {
+            let err = prepare_as(metric, datatype, 2, &v).unwrap_err();
+            assert_eq!(err, VectorError::NotHeld { index, value: v[index], datatype });
+            assert!(err.to_string().contains(datatype.name()), "{err}");
+            assert_eq!(validate_as(metric, datatype, 2, &v).unwrap_err(), err);
+        }
+        // NaN is refused before the datatype is asked.
+        let err = prepare_as(Metric::Dot, Datatype::Float16, 1, &[f32::NAN]).unwrap_err();
+        assert!(matches!(err, VectorError::NonFinite { index: 0, .. }));
+        assert_eq!(prepare_as(Metric::Cosine, Datatype::Uint8, 2, &[0.0, 0.0]), Err(VectorError::ZeroVector));
+    }
 
     #[test]
     fn error_table() {

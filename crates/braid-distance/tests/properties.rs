@@ -5,9 +5,10 @@
 //! standard bound for floating-point summation: a dot product that cancels to nearly
 //! zero cannot be relatively exact in any float kernel.
 
-use braid_core::{Metric, PointOffset};
+use braid_core::{Metric, PointOffset, f16};
 use braid_distance::{
-    Kernel, TopK, normalize, prepare, scalar, score_block, score_matrix_faer, score_matrix_pairs, simd, top_k,
+    Kernel, RowKernel, TopK, normalize, prepare, scalar, score_block, score_matrix_faer, score_matrix_pairs,
+    simd, top_k,
 };
 use proptest::prelude::*;
 
@@ -27,7 +28,50 @@ fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
     })
 }
 
+/// A query and a row of `float16` and of `uint8` values, at every tested dimension.
+fn narrow_pair() -> impl Strategy<Value = (Vec<f32>, Vec<f16>, Vec<u8>)> {
+    (prop::sample::select(DIMS.to_vec()), 0u32..3).prop_flat_map(|(dim, scale)| {
+        let s = [1.0f32, 1e3, 1e-3][scale as usize];
+        let halves = prop::collection::vec((-s..s).prop_map(f16::from_f32), dim);
+        (prop::collection::vec(-s..s, dim), halves, prop::collection::vec(any::<u8>(), dim))
+    })
+}
+
 proptest! {
+    /// The kernels over narrow rows, on every path, equal the `f64` reference over
+    /// the rows' widened values.
+    #[test]
+    fn every_narrow_path_matches_reference((q, h, b) in narrow_pair()) {
+        let hw: Vec<f32> = h.iter().map(|x| x.to_f32()).collect();
+        let bw: Vec<f32> = b.iter().map(|&x| f32::from(x)).collect();
+        let (hdot, hl2) = (scalar::dot(&q, &hw), scalar::l2_squared(&q, &hw));
+        let (bdot, bl2) = (scalar::dot(&q, &bw), scalar::l2_squared(&q, &bw));
+        let (hmag, bmag) = (scalar::dot_magnitude(&q, &hw), scalar::dot_magnitude(&q, &bw));
+        for (isa, [hdot_fn, hl2_fn], [bdot_fn, bl2_fn]) in simd::narrow_paths() {
+            let got = hdot_fn(&q, &h);
+            prop_assert!(close(got, hdot, hmag), "{isa} f16 dot: {got} vs {hdot}");
+            let got = hl2_fn(&q, &h);
+            prop_assert!(close(got, hl2, hl2), "{isa} f16 squared L2: {got} vs {hl2}");
+            let got = bdot_fn(&q, &b);
+            prop_assert!(close(got, bdot, bmag), "{isa} u8 dot: {got} vs {bdot}");
+            let got = bl2_fn(&q, &b);
+            prop_assert!(close(got, bl2, bl2), "{isa} u8 squared L2: {got} vs {bl2}");
+        }
+        // The dispatched kernels, L1 and the byte rows' cosine.
+        prop_assert!(close(RowKernel::dot(&q, &h), hdot, hmag));
+        prop_assert!(close(RowKernel::l2_squared(&q, &b), bl2, bl2));
+        let (hl1, bl1) = (scalar::l1(&q, &hw), scalar::l1(&q, &bw));
+        prop_assert!(close(<f16 as RowKernel>::l1(&q, &h), hl1, hl1));
+        prop_assert!(close(<u8 as RowKernel>::l1(&q, &b), bl1, bl1));
+        if b.iter().any(|&x| x != 0) && q.iter().any(|&x| x != 0.0) {
+            let mut unit = q.clone();
+            normalize(&mut unit);
+            let cosine = scalar::cosine(&q, &bw);
+            let got = <u8 as RowKernel>::cosine(&unit, &b);
+            prop_assert!((f64::from(got) - cosine).abs() <= 1e-4 * (1.0 + scalar::cosine(&unit.iter().map(|x| x.abs()).collect::<Vec<_>>(), &bw)), "{got} vs {cosine}");
+        }
+    }
+
     #[test]
     fn every_path_matches_reference((a, b) in pair()) {
         let dot = scalar::dot(&a, &b);

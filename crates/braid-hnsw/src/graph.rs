@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use braid_core::{Metric, VectorSource};
-use braid_distance::Kernel;
+use braid_distance::{Kernel, RowKernel};
 use parking_lot::Mutex;
 
 use crate::HnswConfig;
@@ -227,13 +227,14 @@ impl Hnsw {
     /// The ranking distance between two vectors: lower is better for every metric
     /// (similarities are negated).
     #[inline(always)]
-    pub(crate) fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn distance<E: RowKernel>(&self, a: &[f32], b: &[E]) -> f32 {
         // A direct call per metric (the branch is perfectly predicted) instead of the
         // kernel's function pointer: this is the innermost call of every search.
         match self.metric {
-            Metric::Cosine | Metric::Dot => -braid_distance::simd::dot(a, b),
-            Metric::Euclid => braid_distance::simd::l2_squared(a, b),
-            Metric::Manhattan => braid_distance::simd::l1(a, b),
+            Metric::Cosine => -E::cosine(a, b),
+            Metric::Dot => -E::dot(a, b),
+            Metric::Euclid => E::l2_squared(a, b),
+            Metric::Manhattan => E::l1(a, b),
         }
     }
 
@@ -255,7 +256,7 @@ impl Hnsw {
             + self.locks.len() * std::mem::size_of::<Mutex<()>>()
     }
 
-    pub(crate) fn check_codes<S: VectorSource + ?Sized>(
+    pub(crate) fn check_codes<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         codes: &braid_distance::Codes,
@@ -267,7 +268,10 @@ impl Hnsw {
         Ok(())
     }
 
-    pub(crate) fn check_source<S: VectorSource + ?Sized>(&self, source: &S) -> Result<(), crate::HnswError> {
+    pub(crate) fn check_source<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+    ) -> Result<(), crate::HnswError> {
         if source.dim() != self.dim {
             return Err(crate::HnswError::SourceDimension { graph: self.dim, source_dim: source.dim() });
         }

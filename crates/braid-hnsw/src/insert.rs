@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use braid_core::{Metric, PointOffset, VectorSource};
+use braid_distance::RowKernel;
 
 use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL};
 use crate::search::{Floats, Near, Probe};
@@ -35,7 +36,7 @@ impl Hnsw {
 
     /// Builds a graph over every vector of `source` on `threads` threads (1 gives a
     /// reproducible graph for a given seed).
-    pub fn build<S: VectorSource + ?Sized>(
+    pub fn build<S: VectorSource<Elem: RowKernel> + ?Sized>(
         source: &S,
         metric: Metric,
         config: HnswConfig,
@@ -48,7 +49,7 @@ impl Hnsw {
 
     /// Inserts `offsets` from `threads` threads (work is handed out one offset at a time,
     /// in order). Stops at the first error.
-    pub fn insert_all<S: VectorSource + ?Sized>(
+    pub fn insert_all<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         offsets: impl IntoIterator<Item = u32>,
@@ -90,7 +91,11 @@ impl Hnsw {
 
     /// Inserts the vector at `offset` of `source` into the graph. Safe to call from
     /// several threads at once, and while others search.
-    pub fn insert<S: VectorSource + ?Sized>(&self, source: &S, offset: PointOffset) -> Result<(), HnswError> {
+    pub fn insert<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        offset: PointOffset,
+    ) -> Result<(), HnswError> {
         self.check_source(source)?;
         let node = offset.0;
         if offset.index() >= self.capacity || offset.index() >= source.len() {
@@ -100,7 +105,8 @@ impl Hnsw {
             });
         }
         let level = self.random_level(node);
-        let vector = source.vector(offset);
+        let vector = S::Elem::as_query(self.metric, source.vector(offset));
+        let vector = &*vector;
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(HnswError::Vector(braid_distance::VectorError::NonFinite {
                 index: vector.iter().position(|v| !v.is_finite()).unwrap_or(0),
@@ -204,7 +210,7 @@ impl Hnsw {
     /// extending or keeping pruned candidates): walk the candidates nearest first and
     /// keep one only if it is closer to the base than to every neighbour kept so far,
     /// so that the kept neighbours point in different directions.
-    pub(crate) fn select_neighbours<S: VectorSource + ?Sized>(
+    pub(crate) fn select_neighbours<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         sorted: &[Near],
@@ -218,8 +224,8 @@ impl Hnsw {
             if kept.len() >= m {
                 break;
             }
-            let vc = source.vector(PointOffset(c.node));
-            if kept.iter().all(|k| self.distance(vc, source.vector(PointOffset(k.node))) >= c.dist) {
+            let vc = S::Elem::as_query(self.metric, source.vector(PointOffset(c.node)));
+            if kept.iter().all(|k| self.distance(&vc, source.vector(PointOffset(k.node))) >= c.dist) {
                 kept.push(c);
             }
         }
@@ -228,7 +234,14 @@ impl Hnsw {
 
     /// Adds `new` (at `dist`) to `node`'s list on `layer`; a full list is re-selected
     /// with the heuristic.
-    fn link_back<S: VectorSource + ?Sized>(&self, source: &S, node: u32, new: u32, dist: f32, layer: u8) {
+    fn link_back<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        node: u32,
+        new: u32,
+        dist: f32,
+        layer: u8,
+    ) {
         let max = if layer == 0 { self.config.m0() } else { self.config.m };
         let _lock = self.locks[node as usize].lock();
         let mut current = Vec::with_capacity(max + 1);
@@ -241,10 +254,10 @@ impl Hnsw {
             self.set_neighbours(node, layer, &current);
             return;
         }
-        let base = source.vector(PointOffset(node));
+        let base = S::Elem::as_query(self.metric, source.vector(PointOffset(node)));
         let mut candidates: Vec<Near> = current
             .iter()
-            .map(|&n| Near { dist: self.distance(base, source.vector(PointOffset(n))), node: n })
+            .map(|&n| Near { dist: self.distance(&base, source.vector(PointOffset(n))), node: n })
             .collect();
         candidates.push(Near { dist, node: new });
         candidates.sort_unstable();
@@ -306,7 +319,11 @@ impl Hnsw {
     /// A new graph with the same parameters over the live (inserted, not deleted)
     /// offsets only: the tombstones are gone and their neighbours relinked. Offsets keep
     /// their values (storage renumbers points when it rewrites a segment).
-    pub fn compact<S: VectorSource + ?Sized>(&self, source: &S, threads: usize) -> Result<Hnsw, HnswError> {
+    pub fn compact<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        threads: usize,
+    ) -> Result<Hnsw, HnswError> {
         let graph = Hnsw::new(self.metric, self.dim, self.config, self.capacity)?;
         let live = (0..self.capacity as u32).filter(|&n| self.level(n).is_some() && !self.is_deleted(n));
         graph.insert_all(source, live, threads)?;

@@ -5,7 +5,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset, VectorSource};
-use braid_distance::{CodeKind, CodedQuery, Codes, TopK, prepare};
+use braid_distance::{CodeKind, CodedQuery, Codes, RowKernel, TopK, prepare};
 
 use crate::HnswError;
 use crate::graph::Hnsw;
@@ -51,7 +51,7 @@ pub(crate) struct Floats<'a, S: ?Sized> {
     pub query: &'a [f32],
 }
 
-impl<S: VectorSource + ?Sized> Probe for Floats<'_, S> {
+impl<S: VectorSource<Elem: RowKernel> + ?Sized> Probe for Floats<'_, S> {
     #[inline(always)]
     fn distance(&self, node: u32) -> f32 {
         self.hnsw.distance(self.query, self.source.vector(PointOffset(node)))
@@ -89,12 +89,13 @@ impl Probe for Coded<'_> {
 struct ScoredBy<'a, S: ?Sized, F> {
     source: &'a S,
     score: &'a F,
+    metric: braid_core::Metric,
 }
 
-impl<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32> Probe for ScoredBy<'_, S, F> {
+impl<S: VectorSource<Elem: RowKernel> + ?Sized, F: Fn(&[f32]) -> f32> Probe for ScoredBy<'_, S, F> {
     #[inline(always)]
     fn distance(&self, node: u32) -> f32 {
-        -(self.score)(self.source.vector(PointOffset(node)))
+        -(self.score)(&S::Elem::as_query(self.metric, self.source.vector(PointOffset(node))))
     }
     #[inline(always)]
     fn prefetch(&self, node: u32) {
@@ -240,14 +241,15 @@ impl Admit<'_> {
 /// ahead of its distance instead ([`prefetch_rest`]). Measured against four lines per
 /// neighbour up front on the WordNet/MiniLM set (`docs/hnsw.md`, "Prefetching").
 #[inline(always)]
-fn prefetch_head(v: &[f32]) {
+fn prefetch_head<T>(v: &[T]) {
     braid_distance::simd::prefetch(v, 0);
 }
 
 /// Every cache line of a vector after its first.
 #[inline(always)]
-fn prefetch_rest(v: &[f32]) {
-    for i in (16..v.len()).step_by(16) {
+fn prefetch_rest<T>(v: &[T]) {
+    let line = 64 / std::mem::size_of::<T>().max(1);
+    for i in (line..v.len()).step_by(line) {
         braid_distance::simd::prefetch(v, i);
     }
 }
@@ -422,7 +424,7 @@ impl Hnsw {
     ///
     /// `query` is validated and, under Cosine, normalised here. The vectors in `source`
     /// must be in stored form (normalised under Cosine).
-    pub fn search<S: VectorSource + ?Sized>(
+    pub fn search<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         query: &[f32],
@@ -446,7 +448,7 @@ impl Hnsw {
     /// selection approximate like any graph search) or answering with the codes'
     /// approximate scores. `codes` must code exactly the rows of `source`.
     #[allow(clippy::too_many_arguments)]
-    pub fn search_coded<S: VectorSource + ?Sized>(
+    pub fn search_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         codes: &Codes,
@@ -464,7 +466,7 @@ impl Hnsw {
     }
 
     /// The answers of a coded search from its candidates, best first by their codes.
-    fn finish_coded<S: VectorSource + ?Sized>(
+    fn finish_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         query: &[f32],
@@ -626,7 +628,7 @@ impl Hnsw {
 
     /// The `k` best of the first `pool` of `nodes` (best first by some approximate
     /// distance) by their exact distance to `query`, in user scores.
-    fn rescore<S: VectorSource + ?Sized>(
+    fn rescore<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         query: &[f32],
@@ -669,7 +671,7 @@ impl Hnsw {
     /// The exact `k` nearest inserted, live points that `filter` accepts: a scan of the
     /// matching set when the filter can list it, else of every inserted point. The
     /// reference for recall and the fast path for very selective filters.
-    pub fn search_exact<S: VectorSource + ?Sized>(
+    pub fn search_exact<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         query: &[f32],
@@ -690,7 +692,7 @@ impl Hnsw {
     /// exact selection unless rounding moved a true neighbour below the pool (or the
     /// codes' approximate scores with [`Rescore::Off`]). `codes` must code exactly the
     /// rows of `source`.
-    pub fn search_scan_coded<S: VectorSource + ?Sized>(
+    pub fn search_scan_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         codes: &Codes,
@@ -730,7 +732,7 @@ impl Hnsw {
     /// recommend `best_score`/`sum_scores`, discovery, context), which the graph
     /// serves as well as their landscape is smooth. Scores as `score` returns them,
     /// best first; ties by lower offset.
-    pub fn search_by<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32>(
+    pub fn search_by<S: VectorSource<Elem: RowKernel> + ?Sized, F: Fn(&[f32]) -> f32>(
         &self,
         source: &S,
         score: F,
@@ -739,7 +741,7 @@ impl Hnsw {
         filter: Option<&dyn OffsetFilter>,
     ) -> Result<Vec<ScoredOffset>, HnswError> {
         self.check_source(source)?;
-        let found = self.beam(&ScoredBy { source, score: &score }, k, ef, filter);
+        let found = self.beam(&ScoredBy { source, score: &score, metric: self.metric }, k, ef, filter);
         let mut top = TopK::new(k, braid_core::Metric::Dot);
         for r in found {
             top.push(PointOffset(r.node), -r.dist);
@@ -749,7 +751,7 @@ impl Hnsw {
 
     /// The exact `k` highest `score(vector)` among the inserted, live points `filter`
     /// accepts (see [`Hnsw::search_by`]).
-    pub fn scan_by<S: VectorSource + ?Sized, F: Fn(&[f32]) -> f32>(
+    pub fn scan_by<S: VectorSource<Elem: RowKernel> + ?Sized, F: Fn(&[f32]) -> f32>(
         &self,
         source: &S,
         score: F,
@@ -759,7 +761,7 @@ impl Hnsw {
         self.check_source(source)?;
         let mut top = TopK::new(k, braid_core::Metric::Dot);
         self.for_each_candidate(source.len(), filter, &mut |n| {
-            top.push(PointOffset(n), score(source.vector(PointOffset(n))));
+            top.push(PointOffset(n), score(&S::Elem::as_query(self.metric, source.vector(PointOffset(n)))));
         });
         Ok(top.into_sorted_vec())
     }
@@ -800,7 +802,7 @@ impl Hnsw {
     }
 
     /// [`Hnsw::choose_path`], then that search. Returns the hits and the choice.
-    pub fn search_auto<S: VectorSource + ?Sized>(
+    pub fn search_auto<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
         query: &[f32],

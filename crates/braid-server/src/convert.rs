@@ -213,7 +213,12 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
             }
         }
     };
-    fixed(o, "datatype", json!("float32"), "vectors are stored as f32")?;
+    let datatype = match field(o, "datatype") {
+        None => None,
+        Some(d) => Some(d.as_str().and_then(braid::Datatype::from_name).ok_or_else(|| {
+            bad(format!("`datatype` must be \"float32\", \"float16\" or \"uint8\", got {d}"))
+        })?),
+    };
     Ok(SpaceSpec {
         size: usize_field(o, "size")?,
         distance: field(o, "distance").map(distance).transpose()?,
@@ -221,6 +226,7 @@ fn space_spec(v: &Value) -> Result<SpaceSpec, ApiError> {
         quantization: quantization(o.get("quantization_config"))?,
         on_disk: rows_on_disk(o)?,
         multivector,
+        datatype,
     })
 }
 
@@ -389,6 +395,7 @@ pub(crate) fn new_space(body: &Value) -> Result<mapping::NewSpace, ApiError> {
                 size: spec.size.ok_or_else(|| bad("`dense` needs `size`"))?,
                 distance: spec.distance.ok_or_else(|| bad("`dense` needs `distance`"))?,
                 multivector: spec.multivector,
+                datatype: spec.datatype.unwrap_or_default(),
             })
         }
         (None, Some(sp)) => {
@@ -1441,8 +1448,8 @@ fn params_json(p: &VectorParams) -> Value {
                            "full_scan_threshold": p.hnsw.full_scan_threshold_kb},
            "quantization_config": quantization_json(p),
            "on_disk": p.on_disk, "memory": if p.on_disk { "cold" } else { "cached" },
-           // What Braid does, reported whether or not the request said it.
-           "datatype": "float32"})
+           // Reported whether or not the request said it.
+           "datatype": p.datatype.name()})
 }
 
 /// A multivector space as info reports it: no graph (`m: 0`), since Braid searches

@@ -156,6 +156,8 @@ pub(crate) struct SpaceSpec {
     pub(crate) on_disk: Option<bool>,
     /// `multivector_config: {comparator: max_sim}`: a multivector space.
     pub(crate) multivector: bool,
+    /// `datatype` (absent: `float32`).
+    pub(crate) datatype: Option<braid::Datatype>,
 }
 
 impl SpaceSpec {
@@ -174,6 +176,12 @@ impl SpaceSpec {
             if params.on_disk {
                 return Err(bad(format!(
                     "`{name}`: on_disk is not supported for a multivector space: Braid keeps its vectors in memory"
+                )));
+            }
+            if params.datatype != braid::Datatype::Float32 {
+                return Err(bad(format!(
+                    "`{name}`: datatype {} is not supported for a multivector space: Braid stores its vectors as float32",
+                    params.datatype
                 )));
             }
             config.multivector(name, braid::MultiVectorParams::new(params.size, params.distance))
@@ -197,7 +205,8 @@ impl SpaceSpec {
             .hnsw(hnsw.m, hnsw.ef_construct)
             .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
             .quantization(quantization)
-            .on_disk(self.on_disk.unwrap_or(false)))
+            .on_disk(self.on_disk.unwrap_or(false))
+            .datatype(self.datatype.unwrap_or_default()))
     }
 }
 
@@ -348,6 +357,7 @@ pub(crate) enum NewSpace {
         size: usize,
         distance: Distance,
         multivector: bool,
+        datatype: braid::Datatype,
     },
     Sparse {
         modifier: Modifier,
@@ -363,14 +373,20 @@ impl NewSpace {
             return Err(bad(format!("Wrong input: the collection already has a vector named `{name}`")));
         }
         Ok(match *self {
-            NewSpace::Dense { size, distance, multivector: true } => {
+            NewSpace::Dense { size, distance, multivector: true, datatype } => {
+                if datatype != braid::Datatype::Float32 {
+                    return Err(bad(format!(
+                        "`{name}`: datatype {datatype} is not supported for a multivector space: Braid stores its vectors as float32"
+                    )));
+                }
                 config.multivector(name, braid::MultiVectorParams::new(size, distance))
             }
-            NewSpace::Dense { size, distance, multivector: false } => {
+            NewSpace::Dense { size, distance, multivector: false, datatype } => {
                 let hnsw = reported_hnsw(&config);
                 let params = VectorParams::new(size, distance)
                     .hnsw(hnsw.m, hnsw.ef_construct)
-                    .full_scan_threshold_kb(hnsw.full_scan_threshold_kb);
+                    .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
+                    .datatype(datatype);
                 config.vector(name, params)
             }
             NewSpace::Sparse { modifier } => config.sparse_vector(name, SparseVectorParams { modifier }),
@@ -460,6 +476,7 @@ mod tests {
             quantization: QuantizationSpec::Absent,
             on_disk: None,
             multivector: false,
+            datatype: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Vectors on disk: one append-only file per named space, read through `memmap2`.
 //!
-//! Layout: a 64-byte header `"BRAIDVEC" | version u32 | dim u32 | zeros`, then rows of
-//! `dim` little-endian `f32`s. Rows are only ever appended; the manifest that refers to
+//! Layout: a 64-byte header `"BRAIDVEC" | version u32 | dim u32 | datatype u8 | zeros`,
+//! then rows of `dim` little-endian components of the space's [`Datatype`] (`f32`,
+//! `f16` or `u8`; code 0, what files written before datatypes hold there, is `f32`). Rows are only ever appended; the manifest that refers to
 //! the file records how many rows it covers and their crc32c (one running checksum,
 //! extended at each append), so bytes past that count — an append cut short by a crash —
 //! are ignored and truncated away at open, and a damaged row is caught by the checksum
@@ -9,17 +10,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use braid_core::{PointOffset, VectorSource};
+use braid_core::{Datatype, Element, PointOffset, VectorSource};
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{IoContext, StorageError};
 use crate::fault;
 
 #[cfg(not(target_endian = "little"))]
-compile_error!("braid-storage maps little-endian f32 files directly and needs a little-endian target");
+compile_error!("braid-storage maps little-endian vector files directly and needs a little-endian target");
 
 /// The first bytes of every vector file.
 pub const VECTORS_MAGIC: &[u8; 8] = b"BRAIDVEC";
@@ -29,15 +31,10 @@ pub const VECTORS_VERSION: u32 = 1;
 pub const VECTORS_HEADER: u64 = 64;
 
 /// The checksum of `rows` (as stored bytes), continuing `crc`.
-pub fn extend_crc(crc: u32, rows: &[f32]) -> u32 {
-    // Invariant: f32 has no padding and the target is little-endian, so these are the
-    // bytes written to the file.
-    crc32c::crc32c_append(crc, as_bytes(rows))
-}
-
-fn as_bytes(rows: &[f32]) -> &[u8] {
-    // SAFETY: any f32 slice is a valid byte slice of 4× its length; u8 needs no alignment.
-    unsafe { std::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), std::mem::size_of_val(rows)) }
+pub fn extend_crc<E: Element>(crc: u32, rows: &[E]) -> u32 {
+    // Invariant: elements are plain old data and the target is little-endian, so these
+    // are the bytes written to the file.
+    crc32c::crc32c_append(crc, bytemuck::cast_slice(rows))
 }
 
 /// An append-only vector file opened for writing.
@@ -46,30 +43,43 @@ pub struct VectorFile {
     file: File,
     path: PathBuf,
     dim: usize,
+    datatype: Datatype,
     rows: u64,
     crc: u32,
 }
 
 impl VectorFile {
-    /// Creates an empty file for vectors of `dim` components and syncs it.
-    pub fn create(path: &Path, dim: usize) -> Result<VectorFile, StorageError> {
+    /// Creates an empty file for vectors of `dim` components of `datatype` and syncs it.
+    pub fn create(path: &Path, dim: usize, datatype: Datatype) -> Result<VectorFile, StorageError> {
         let mut header = vec![0u8; VECTORS_HEADER as usize];
         header[..8].copy_from_slice(VECTORS_MAGIC);
         header[8..12].copy_from_slice(&VECTORS_VERSION.to_le_bytes());
         header[12..16].copy_from_slice(&(dim as u32).to_le_bytes());
+        header[16] = datatype.code();
         crate::document::write_new(path, &header)?;
         let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
         file.seek(SeekFrom::End(0)).at(path)?;
-        Ok(VectorFile { file, path: path.to_path_buf(), dim, rows: 0, crc: 0 })
+        Ok(VectorFile { file, path: path.to_path_buf(), dim, datatype, rows: 0, crc: 0 })
     }
 
-    /// Opens a file a manifest says holds `rows` rows of `dim` with checksum `crc`;
-    /// checks the header, the length and the checksum, and truncates anything after
-    /// those rows.
-    pub fn open(path: &Path, dim: usize, rows: u64, crc: u32) -> Result<VectorFile, StorageError> {
-        let (file, check) = VectorFile::open_unchecked(path, dim, rows, crc)?;
+    /// Opens a file a manifest says holds `rows` rows of `dim` components of
+    /// `datatype` with checksum `crc`; checks the header, the length and the checksum,
+    /// and truncates anything after those rows.
+    pub fn open(
+        path: &Path,
+        dim: usize,
+        datatype: Datatype,
+        rows: u64,
+        crc: u32,
+    ) -> Result<VectorFile, StorageError> {
+        let (file, check) = VectorFile::open_unchecked(path, dim, datatype, rows, crc)?;
         check.run(|| true)?;
         Ok(file)
+    }
+
+    /// Bytes of one row.
+    fn row_bytes(&self) -> u64 {
+        (self.dim * self.datatype.width()) as u64
     }
 
     /// [`VectorFile::open`] without reading the rows: checks the header and the length
@@ -79,6 +89,7 @@ impl VectorFile {
     pub fn open_unchecked(
         path: &Path,
         dim: usize,
+        datatype: Datatype,
         rows: u64,
         crc: u32,
     ) -> Result<(VectorFile, RowsCheck), StorageError> {
@@ -104,7 +115,20 @@ impl VectorFile {
         if stored_dim != dim {
             return Err(StorageError::corrupt(path, 12, format!("dimension {stored_dim}, expected {dim}")));
         }
-        let need = VECTORS_HEADER + rows * dim as u64 * 4;
+        match Datatype::from_code(header[16]) {
+            Some(stored) if stored == datatype => {}
+            Some(stored) => {
+                return Err(StorageError::corrupt(
+                    path,
+                    16,
+                    format!("datatype {stored}, expected {datatype}"),
+                ));
+            }
+            None => {
+                return Err(StorageError::corrupt(path, 16, format!("unknown datatype code {}", header[16])));
+            }
+        }
+        let need = VECTORS_HEADER + rows * (dim * datatype.width()) as u64;
         if file_len < need {
             return Err(StorageError::corrupt(
                 path,
@@ -125,15 +149,17 @@ impl VectorFile {
             crc,
             keep_cached: true,
         };
-        Ok((VectorFile { file, path: path.to_path_buf(), dim, rows, crc }, check))
+        Ok((VectorFile { file, path: path.to_path_buf(), dim, datatype, rows, crc }, check))
     }
 
-    /// Appends rows (a row-major block of `dim`-sized vectors). Not durable until
-    /// [`VectorFile::sync`]. A failed append is rolled back to the previous length.
-    pub fn append(&mut self, rows: &[f32]) -> Result<(), StorageError> {
+    /// Appends rows (a row-major block of `dim`-sized vectors of the file's datatype).
+    /// Not durable until [`VectorFile::sync`]. A failed append is rolled back to the
+    /// previous length.
+    pub fn append<E: Element>(&mut self, rows: &[E]) -> Result<(), StorageError> {
         debug_assert!(rows.len().is_multiple_of(self.dim));
-        let before = VECTORS_HEADER + self.rows * self.dim as u64 * 4;
-        if let Err(e) = fault::write_all(&mut self.file, as_bytes(rows)) {
+        debug_assert_eq!(E::DATATYPE, self.datatype);
+        let before = VECTORS_HEADER + self.rows * self.row_bytes();
+        if let Err(e) = fault::write_all(&mut self.file, bytemuck::cast_slice(rows)) {
             // Best effort: bytes past `rows` are ignored at open anyway.
             let _ =
                 self.file.set_len(before).and_then(|()| self.file.seek(SeekFrom::Start(before)).map(drop));
@@ -173,20 +199,21 @@ impl VectorFile {
     /// searches' faults, as would the kernel's read-around on each fault. Turning
     /// `on_disk` off is the one place a space asks for its whole file
     /// ([`MappedVectors::advise`]).
-    pub fn map(&self) -> Result<Option<Arc<MappedVectors>>, StorageError> {
+    pub fn map<E: Element>(&self) -> Result<Option<Arc<MappedVectors<E>>>, StorageError> {
+        debug_assert_eq!(E::DATATYPE, self.datatype);
         if self.rows == 0 {
             return Ok(None);
         }
-        let len = (VECTORS_HEADER + self.rows * self.dim as u64 * 4) as usize;
+        let len = (VECTORS_HEADER + self.rows * self.row_bytes()) as usize;
         // SAFETY: the mapping is read-only and covers bytes that are never written
         // again: the file is append-only, truncated only below `rows` by `open` before
         // any mapping exists, and the directory lock keeps other Braid processes out.
         let map = unsafe { MmapOptions::new().len(len).map(&self.file) }.at(&self.path)?;
         // Checked once here so that `as_flat`, on the search hot path, need not.
-        if !(map.as_ptr() as usize + VECTORS_HEADER as usize).is_multiple_of(std::mem::align_of::<f32>()) {
-            return Err(StorageError::corrupt(&self.path, 0, "mapping is not aligned for f32"));
+        if !(map.as_ptr() as usize + VECTORS_HEADER as usize).is_multiple_of(std::mem::align_of::<E>()) {
+            return Err(StorageError::corrupt(&self.path, 0, "mapping is not aligned for its datatype"));
         }
-        let mapped = MappedVectors { map, dim: self.dim, rows: self.rows as usize };
+        let mapped = MappedVectors { map, dim: self.dim, rows: self.rows as usize, elem: PhantomData };
         mapped.advise(Residency::Disk).at(&self.path)?;
         Ok(Some(Arc::new(mapped)))
     }
@@ -284,28 +311,30 @@ pub enum Residency {
 }
 
 /// Rows of a vector file, mapped into memory.
-pub struct MappedVectors {
+pub struct MappedVectors<E = f32> {
     map: Mmap,
     dim: usize,
     rows: usize,
+    elem: PhantomData<E>,
 }
 
-impl std::fmt::Debug for MappedVectors {
+impl<E> std::fmt::Debug for MappedVectors<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MappedVectors").field("dim", &self.dim).field("rows", &self.rows).finish()
     }
 }
 
-impl MappedVectors {
+impl<E: Element> MappedVectors<E> {
     /// Every row, row-major.
     #[inline]
-    pub fn as_flat(&self) -> &[f32] {
+    pub fn as_flat(&self) -> &[E] {
         // SAFETY: `VectorFile::map` made the mapping cover the header and exactly
-        // `rows * dim` f32s after it, and checked that they start f32-aligned; every
-        // bit pattern is a valid f32; the mapping lives as long as `self`.
+        // `rows * dim` elements after it, and checked that they start aligned for `E`;
+        // every bit pattern is a valid `E` (plain old data); the mapping lives as long
+        // as `self`.
         unsafe {
             std::slice::from_raw_parts(
-                self.map.as_ptr().add(VECTORS_HEADER as usize).cast::<f32>(),
+                self.map.as_ptr().add(VECTORS_HEADER as usize).cast::<E>(),
                 self.rows * self.dim,
             )
         }
@@ -338,21 +367,21 @@ impl MappedVectors {
 /// The vectors of one space: a mapped, durable prefix and rows written since, in
 /// memory. Offsets below the mapped count read the file; later ones the tail.
 #[derive(Debug, Clone)]
-pub struct Rows {
+pub struct Rows<E = f32> {
     dim: usize,
-    base: Option<Arc<MappedVectors>>,
+    base: Option<Arc<MappedVectors<E>>>,
     base_rows: usize,
-    tail: Vec<f32>,
+    tail: Vec<E>,
 }
 
-impl Rows {
+impl<E: Element> Rows<E> {
     /// No rows, all in memory.
-    pub fn new(dim: usize) -> Rows {
+    pub fn new(dim: usize) -> Rows<E> {
         Rows { dim, base: None, base_rows: 0, tail: Vec::new() }
     }
 
     /// Rows read from `base`.
-    pub fn mapped(dim: usize, base: Option<Arc<MappedVectors>>) -> Rows {
+    pub fn mapped(dim: usize, base: Option<Arc<MappedVectors<E>>>) -> Rows<E> {
         let base_rows = base.as_ref().map_or(0, |b| b.rows);
         Rows { dim, base, base_rows, tail: Vec::new() }
     }
@@ -363,10 +392,19 @@ impl Rows {
     }
 
     /// Appends one vector (its length must be `dim`).
-    pub fn push(&mut self, vector: &[f32]) {
+    pub fn push(&mut self, vector: &[E]) {
         debug_assert_eq!(vector.len(), self.dim);
         braid_core::memory::reserve_huge(&mut self.tail, vector.len());
         self.tail.extend_from_slice(vector);
+    }
+
+    /// Appends one vector given as `f32`s (its length must be `dim`), each component
+    /// the nearest value of `E` (exact when the caller checked it with
+    /// [`Datatype::holds`]).
+    pub fn push_from(&mut self, vector: &[f32]) {
+        debug_assert_eq!(vector.len(), self.dim);
+        braid_core::memory::reserve_huge(&mut self.tail, vector.len());
+        self.tail.extend(vector.iter().map(|&x| E::from_f32(x)));
     }
 
     /// Rows in the mapped prefix.
@@ -375,19 +413,20 @@ impl Rows {
     }
 
     /// The rows after the mapped prefix, row-major.
-    pub fn unmapped(&self) -> &[f32] {
+    pub fn unmapped(&self) -> &[E] {
         &self.tail
     }
 
     /// Replaces the storage with `base`, which must hold exactly these rows (the
     /// caller has just appended the unmapped ones to the file and mapped it again).
-    pub fn remap(&mut self, base: Option<Arc<MappedVectors>>) {
+    pub fn remap(&mut self, base: Option<Arc<MappedVectors<E>>>) {
         debug_assert_eq!(base.as_ref().map_or(0, |b| b.rows), self.len());
         *self = Rows::mapped(self.dim, base);
     }
 }
 
-impl VectorSource for Rows {
+impl<E: Element> VectorSource for Rows<E> {
+    type Elem = E;
     fn dim(&self) -> usize {
         self.dim
     }
@@ -395,7 +434,7 @@ impl VectorSource for Rows {
         self.base_rows + self.tail.len() / self.dim
     }
     #[inline]
-    fn vector(&self, offset: PointOffset) -> &[f32] {
+    fn vector(&self, offset: PointOffset) -> &[E] {
         let i = offset.index();
         match &self.base {
             Some(base) if i < self.base_rows => &base.as_flat()[i * self.dim..(i + 1) * self.dim],

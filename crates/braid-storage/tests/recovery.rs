@@ -1,6 +1,6 @@
 //! Recovery of the log and the vector files from truncation, bit flips and a full disk.
 
-use braid_core::{PointOffset, VectorSource};
+use braid_core::{Datatype, PointOffset, VectorSource, f16};
 use braid_storage::vectors::extend_crc;
 use braid_storage::wal::{FILE_HEADER, Record, Wal};
 use braid_storage::{DirLock, Rows, StorageError, VectorFile, fault};
@@ -129,7 +129,7 @@ fn sequence_numbers_must_increase() {
 fn vector_files_append_map_and_check_their_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("text.vec");
-    let mut file = VectorFile::create(&path, 3).unwrap();
+    let mut file = VectorFile::create(&path, 3, Datatype::Float32).unwrap();
     let first: Vec<f32> = (0..6).map(|i| i as f32).collect();
     file.append(&first).unwrap();
     file.sync().unwrap();
@@ -138,7 +138,7 @@ fn vector_files_append_map_and_check_their_rows() {
     // A crash during the next append leaves extra bytes; open cuts them.
     file.append(&[9.0; 3]).unwrap();
     drop(file);
-    let mut file = VectorFile::open(&path, 3, rows, crc).unwrap();
+    let mut file = VectorFile::open(&path, 3, Datatype::Float32, rows, crc).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 + 6 * 4);
     file.append(&[6.0, 7.0, 8.0]).unwrap();
     let mapped = file.map().unwrap();
@@ -156,11 +156,50 @@ fn vector_files_append_map_and_check_their_rows() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[64 + 5] ^= 0x10;
     std::fs::write(&path, &bytes).unwrap();
-    let err = VectorFile::open(&path, 3, rows, crc).unwrap_err();
+    let err = VectorFile::open(&path, 3, Datatype::Float32, rows, crc).unwrap_err();
     assert!(matches!(&err, StorageError::Corrupt { file, .. } if *file == path), "{err}");
     // Fewer bytes than the manifest promises is an error too, never a short read.
     std::fs::write(&path, &bytes[..64 + 8]).unwrap();
-    assert!(VectorFile::open(&path, 3, rows, crc).is_err());
+    assert!(VectorFile::open(&path, 3, Datatype::Float32, rows, crc).is_err());
+}
+
+/// Files of halves and bytes hold two and one bytes per component, map back the
+/// values written, and refuse to open as another datatype.
+#[test]
+fn narrow_vector_files_keep_their_datatype() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bytes.vec");
+    let mut file = VectorFile::create(&path, 3, Datatype::Uint8).unwrap();
+    file.append(&[0u8, 7, 255, 1, 2, 3]).unwrap();
+    file.sync().unwrap();
+    let (rows, crc) = (file.rows(), file.crc());
+    drop(file);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 + 6);
+    for other in [Datatype::Float32, Datatype::Float16] {
+        let err = VectorFile::open(&path, 3, other, rows, crc).unwrap_err();
+        assert!(err.to_string().contains("datatype uint8"), "{err}");
+    }
+    let file = VectorFile::open(&path, 3, Datatype::Uint8, rows, crc).unwrap();
+    let source = Rows::<u8>::mapped(3, file.map().unwrap());
+    assert_eq!(source.vector(PointOffset(0)), &[0, 7, 255]);
+    assert_eq!(source.vector(PointOffset(1)), &[1, 2, 3]);
+
+    let path = dir.path().join("halves.vec");
+    let mut file = VectorFile::create(&path, 2, Datatype::Float16).unwrap();
+    let halves = [f16::from_f32(0.1), f16::from_f32(-3.5)];
+    file.append(&halves).unwrap();
+    assert_eq!(file.crc(), extend_crc(0, &halves));
+    let mut source = Rows::<f16>::mapped(2, file.map().unwrap());
+    source.push(&[f16::from_f32(1.0), f16::ZERO]);
+    assert_eq!(source.vector(PointOffset(0)), &halves);
+    assert_eq!(source.vector(PointOffset(1))[0].to_f32(), 1.0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 + 4);
+    // An unknown datatype code is damage, not a guess.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[16] = 9;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = VectorFile::open(&path, 2, Datatype::Float16, 1, file.crc()).unwrap_err();
+    assert!(err.to_string().contains("unknown datatype code 9"), "{err}");
 }
 
 #[test]

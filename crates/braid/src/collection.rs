@@ -1231,7 +1231,7 @@ impl Collection {
             let segment = self.inner.segment.read();
             let data = segment.space_named(space)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            data.graph.compact(&data.rows, threads)?
+            crate::rows::with_rows!(&data.rows, |r| data.graph.compact(r, threads))?
         };
         self.inner.segment.write().set_graph(space, graph)?;
         match store.as_mut() {
@@ -1570,9 +1570,9 @@ impl Collection {
                 .spaces()
                 .iter()
                 .map(|(name, space)| {
-                    let row = space.params.size * std::mem::size_of::<f32>();
+                    let row = space.rows.row_bytes();
                     let memory = SpaceMemory {
-                        vectors: braid_core::VectorSource::len(&space.rows) * row,
+                        vectors: space.rows.len() * row,
                         vectors_mapped: space.rows.mapped_rows() * row,
                         codes: space.codes.as_ref().map_or(0, braid_distance::Codes::bytes),
                         graph: space.graph.graph_bytes(),

@@ -1,5 +1,6 @@
 //! Collection configuration: one [`VectorParams`] per named vector space.
 
+pub use braid_core::Datatype;
 use std::collections::BTreeMap;
 
 pub use braid_core::Metric as Distance;
@@ -78,6 +79,10 @@ pub struct VectorParams {
     /// their codes, whose rows are read only to re-score (`docs/collections.md`).
     #[serde(default)]
     pub on_disk: bool,
+    /// Qdrant's `datatype`: what each stored component is (`f32`, `f16` or `u8`).
+    /// Absent in collections written before it existed, which read as `Float32`.
+    #[serde(default)]
+    pub datatype: Datatype,
 }
 
 impl VectorParams {
@@ -90,7 +95,15 @@ impl VectorParams {
             hnsw: HnswParams::default(),
             quantization: Quantization::default(),
             on_disk: false,
+            datatype: Datatype::Float32,
         }
+    }
+
+    /// With rows stored as `datatype` instead of `f32` (`docs/collections.md`,
+    /// "Datatypes"): `Float16` halves them, `Uint8` holds integers `0..=255`.
+    pub fn datatype(mut self, datatype: Datatype) -> VectorParams {
+        self.datatype = datatype;
+        self
     }
 
     /// With the rows kept on disk and read where touched (`true`), or read into memory.
@@ -312,6 +325,14 @@ impl CollectionConfig {
                 return bad(format!(
                     "space `{name}`: size and distance cannot change ({} {:?} → {} {:?}); add a new space instead",
                     old.size, old.distance, p.size, p.distance
+                ));
+            }
+            if let Some(p) = new.vectors.get(name)
+                && p.datatype != old.datatype
+            {
+                return bad(format!(
+                    "space `{name}`: datatype cannot change ({} → {}); add a new space instead",
+                    old.datatype, p.datatype
                 ));
             }
         }

@@ -46,6 +46,7 @@ mod groups;
 mod matrix;
 mod ops;
 mod point;
+mod rows;
 mod segment;
 pub mod snapshot;
 mod store;
@@ -73,8 +74,8 @@ pub use collection::{
     OptimizeReport, PointsSelector, QueryPoints, SearchRequest, SpaceMemory, Task,
 };
 pub use config::{
-    CollectionConfig, Comparator, DEFAULT_THRESHOLD_KB, Distance, HnswParams, MAX_DIM, MAX_MULTIVECTOR,
-    Modifier, MultiVectorParams, Quantization, SparseVectorParams, VectorParams,
+    CollectionConfig, Comparator, DEFAULT_THRESHOLD_KB, Datatype, Distance, HnswParams, MAX_DIM,
+    MAX_MULTIVECTOR, Modifier, MultiVectorParams, Quantization, SparseVectorParams, VectorParams,
 };
 pub use database::{AliasOp, Database};
 pub use error::Error;

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use braid_core::{Cardinality, OffsetFilter, PointId, PointOffset, VectorSource};
+use crate::rows::{SpaceRows, with_rows};
+use braid_core::{Cardinality, OffsetFilter, PointId, PointOffset};
 use braid_distance::{Codes, Kernel};
 use braid_filter::{Filter, PayloadStore, PlannedFilter, PointLookup};
 use braid_hnsw::{Hnsw, HnswConfig, PathChoice, SearchPath};
 use braid_query::{Hit, QueryError, Searchable, Space};
-use braid_storage::Rows;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
@@ -30,7 +30,7 @@ pub(crate) struct SpaceData {
     pub params: VectorParams,
     /// One row per offset; offsets without a vector here hold zeros. A prefix may be
     /// mapped from a vector file.
-    pub rows: Rows,
+    pub rows: SpaceRows,
     /// Offsets that have a vector in this space (live or not).
     pub present: RoaringBitmap,
     /// How many of `present` are live, kept as points are written and removed:
@@ -47,13 +47,13 @@ impl SpaceData {
     /// A space where none of the segment's `n` offsets has a vector yet: `n` rows of
     /// zeros (coded on up to `threads` threads), an empty graph.
     fn without_vectors(params: &VectorParams, n: usize, threads: usize) -> Result<SpaceData, Error> {
-        let mut rows = Rows::new(params.size);
+        let mut rows = SpaceRows::new(params.size, params.datatype);
         let zeros = vec![0.0; params.size];
         for _ in 0..n {
             rows.push(&zeros);
         }
         let codes = params.codes().map(|mut c| {
-            c.extend_from_parallel(&rows, threads);
+            with_rows!(&rows, |r| c.extend_from_parallel(r, threads));
             c
         });
         Ok(SpaceData {
@@ -429,9 +429,10 @@ impl Segment {
 
     /// Reads rows from the vector files a checkpoint just wrote instead of memory.
     pub(crate) fn remap(&mut self, mapped: crate::store::Remap) {
-        for (name, map) in mapped {
+        for (name, rows) in mapped {
             if let Some(space) = self.spaces.get_mut(&name) {
-                space.rows.remap(map);
+                debug_assert_eq!(rows.len(), space.rows.len());
+                space.rows = rows;
             }
         }
     }
@@ -459,7 +460,7 @@ impl Segment {
                 Some(old) => {
                     if params.code_kind() != old.params.code_kind() {
                         let fresh = params.codes().map(|mut c| {
-                            c.extend_from_parallel(&old.rows, threads);
+                            with_rows!(&old.rows, |r| c.extend_from_parallel(r, threads));
                             c
                         });
                         codes.insert(name.clone(), fresh);
@@ -701,7 +702,8 @@ impl Segment {
     /// Validates one vector for `space` and returns its stored form.
     pub(crate) fn prepare(&self, space: &str, vector: &[f32]) -> Result<Vec<f32>, Error> {
         let data = self.spaces.get(space).ok_or_else(|| self.unknown(space))?;
-        braid_distance::prepare(data.params.distance, data.params.size, vector)
+        let p = &data.params;
+        braid_distance::prepare_as(p.distance, p.datatype, p.size, vector)
             .map_err(|source| Error::Vector { space: space.to_string(), source })
     }
 
@@ -719,7 +721,7 @@ impl Segment {
         self.spaces
             .iter()
             .filter(|(_, s)| s.present.contains(offset))
-            .map(|(name, s)| (name.clone(), s.rows.vector(PointOffset(offset)).to_vec()))
+            .map(|(name, s)| (name.clone(), s.rows.stored(offset)))
             .collect()
     }
 
@@ -768,7 +770,7 @@ impl Segment {
             .max(1);
         for (name, offsets) in unindexed.offsets {
             if let Some(space) = self.spaces.get(&name) {
-                space.graph.insert_all(&space.rows, offsets, threads)?;
+                with_rows!(&space.rows, |r| space.graph.insert_all(r, offsets, threads))?;
             }
         }
         Ok(())
@@ -805,7 +807,7 @@ impl Segment {
                     Some(v) => {
                         space.rows.push(v);
                         if let Some(codes) = &mut space.codes {
-                            codes.push(v);
+                            codes.push(&space.rows.as_query(space.params.distance, v));
                         }
                         space.present.insert(offset);
                         space.live += 1;
@@ -852,7 +854,8 @@ impl Segment {
                 for p in points {
                     for (name, v) in &p.vectors {
                         let data = self.spaces.get(name).ok_or_else(|| self.unknown(name))?;
-                        braid_distance::validate(data.params.distance, data.params.size, v)
+                        let p = &data.params;
+                        braid_distance::validate_as(p.distance, p.datatype, p.size, v)
                             .map_err(|source| Error::Vector { space: name.clone(), source })?;
                     }
                     if let Some(name) = p.sparse.keys().find(|n| !self.sparse.contains_key(*n)) {
@@ -1130,16 +1133,15 @@ impl Segment {
         })
     }
 
-    /// The stored vectors in `data` of those of `ids` that have one there.
-    fn rows_of<'a>(
+    /// The offsets in `data` of those of `ids` that have a vector there.
+    fn offsets_in<'a>(
         &'a self,
         data: &'a SpaceData,
         ids: &'a [PointId],
-    ) -> impl Iterator<Item = (PointId, &'a [f32])> {
+    ) -> impl Iterator<Item = (PointId, u32)> {
         ids.iter()
             .filter_map(|id| self.offset(id).map(|o| (*id, o)))
             .filter(|(_, o)| data.present.contains(*o))
-            .map(|(id, o)| (id, data.rows.vector(PointOffset(o))))
     }
 
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
@@ -1178,7 +1180,8 @@ impl Searchable for Segment {
         let priced = data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage);
         // Qdrant's two size thresholds, in kilobytes of f32 vectors: below them its
         // answer is exact, so Braid's is too (`docs/query.md`, "Exact by size").
-        let kb = |points: usize| points.saturating_mul(data.params.size * 4) / 1024;
+        let kb =
+            |points: usize| points.saturating_mul(data.params.size * data.params.datatype.width()) / 1024;
         let unindexed = match self.config.indexing_threshold_kb {
             0 => true,
             threshold => kb(self.live_in(data)) < threshold,
@@ -1204,10 +1207,10 @@ impl Searchable for Segment {
         quantization: braid_query::QuantizationParams,
     ) -> Result<Vec<Hit>, QueryError> {
         let filter = leaf.filter();
-        let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
+        let graph = &leaf.data.graph;
         let codes = leaf.data.codes.as_ref().filter(|_| !quantization.ignore);
         let rescore = rescore_for(quantization, limit);
-        let found = match (path, codes) {
+        let found = with_rows!(&leaf.data.rows, |rows| match (path, codes) {
             (SearchPath::Exact, _) | (SearchPath::Scan, None) => {
                 graph.search_exact(rows, vector, limit, filter)
             }
@@ -1218,14 +1221,17 @@ impl Searchable for Segment {
             (SearchPath::Graph, Some(codes)) => {
                 graph.search_coded(rows, codes, vector, limit, ef, filter, rescore)
             }
-        }
+        })
         .map_err(search_failed)?;
         Ok(self.hits(found))
     }
     fn score(&self, space: &str, vector: &[f32], ids: &[PointId]) -> Result<Vec<Hit>, QueryError> {
         let data = self.space_data(space)?;
         let kernel = Kernel::new(data.params.distance);
-        Ok(self.rows_of(data, ids).map(|(id, v)| Hit::new(id, kernel.score(vector, v))).collect())
+        Ok(self
+            .offsets_in(data, ids)
+            .map(|(id, o)| Hit::new(id, data.rows.score(&kernel, vector, o)))
+            .collect())
     }
     fn vector_of(&self, space: &str, id: PointId) -> Result<Vec<f32>, QueryError> {
         let data = self.space_data(space)?;
@@ -1233,7 +1239,7 @@ impl Searchable for Segment {
         if !data.present.contains(offset) {
             return Err(QueryError::NoVector { id, space: space.to_string() });
         }
-        Ok(data.rows.vector(PointOffset(offset)).to_vec())
+        Ok(data.rows.query_of(data.params.distance, offset))
     }
     fn nearest_by(
         &self,
@@ -1244,13 +1250,13 @@ impl Searchable for Segment {
         path: SearchPath,
     ) -> Result<Vec<Hit>, QueryError> {
         let filter = leaf.filter();
-        let (graph, rows) = (&leaf.data.graph, &leaf.data.rows);
+        let graph = &leaf.data.graph;
         let kernel = Kernel::new(leaf.data.params.distance);
         let score = |v: &[f32]| scorer.score(|e| kernel.similarity(e, v));
-        let found = match path {
+        let found = with_rows!(&leaf.data.rows, |rows| match path {
             SearchPath::Exact | SearchPath::Scan => graph.scan_by(rows, score, limit, filter),
             SearchPath::Graph => graph.search_by(rows, score, limit, ef, filter),
-        }
+        })
         .map_err(search_failed)?;
         Ok(self.hits(found))
     }
@@ -1263,8 +1269,11 @@ impl Searchable for Segment {
         let data = self.space_data(space)?;
         let kernel = Kernel::new(data.params.distance);
         Ok(self
-            .rows_of(data, ids)
-            .map(|(id, v)| Hit::new(id, scorer.score(|e| kernel.similarity(e, v))))
+            .offsets_in(data, ids)
+            .map(|(id, o)| {
+                let v = data.rows.query_of(data.params.distance, o);
+                Hit::new(id, scorer.score(|e| kernel.similarity(e, &v)))
+            })
             .collect())
     }
     fn ordered(

@@ -27,20 +27,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use braid_core::{PointId, PointOffset, VectorSource};
+use braid_core::{PointId, PointOffset};
 use braid_filter::PayloadStore;
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
 use braid_storage::wal::{Record, Wal, WalSyncer};
-use braid_storage::{
-    DirLock, IoContext, MappedVectors, Residency, Rows, RowsCheck, StorageError, VectorFile, document,
-};
+use braid_storage::{DirLock, IoContext, Residency, RowsCheck, StorageError, VectorFile, document};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::config::CollectionConfig;
 use crate::ops::{self, Op};
+use crate::rows::{SpaceRows, with_rows};
 use crate::segment::{Segment, SpaceData};
 
 /// When acknowledged writes become durable.
@@ -198,7 +197,7 @@ impl Manifest {
 }
 
 /// Each space's vectors as mapped after a checkpoint, for the caller to swap in.
-pub(crate) type Remap = Vec<(String, Option<Arc<MappedVectors>>)>;
+pub(crate) type Remap = Vec<(String, SpaceRows)>;
 
 /// The on-disk side of one collection. Owned by the collection's writer lock.
 pub(crate) struct Store {
@@ -260,7 +259,7 @@ impl Store {
         let mut entries = BTreeMap::new();
         for (number, (name, params)) in config.vectors.iter().enumerate() {
             let file = format!("vectors-{number}-0.vec");
-            vectors.insert(name.clone(), VectorFile::create(&dir.join(&file), params.size)?);
+            vectors.insert(name.clone(), VectorFile::create(&dir.join(&file), params.size, params.datatype)?);
             entries.insert(name.clone(), VectorsEntry { file, rows: 0, crc: 0 });
         }
         let mut manifest = Manifest {
@@ -319,16 +318,20 @@ impl Store {
             let entry = manifest.vectors.get(name).ok_or_else(|| {
                 StorageError::corrupt(&manifest_path, 0, format!("no vector file for space `{name}`"))
             })?;
-            let (file, check) =
-                VectorFile::open_unchecked(&dir.join(&entry.file), params.size, entry.rows, entry.crc)?;
+            let (file, check) = VectorFile::open_unchecked(
+                &dir.join(&entry.file),
+                params.size,
+                params.datatype,
+                entry.rows,
+                entry.crc,
+            )?;
             let check = check.keep_cached(params.residency() == Residency::Memory);
             if check.bytes() > options.verify_after_open_above {
                 checks.push(check);
             } else {
                 check.run(|| true)?;
             }
-            let mapped = file.map()?;
-            rows.insert(name.clone(), Rows::mapped(params.size, mapped));
+            rows.insert(name.clone(), SpaceRows::mapped(&file, params.size, params.datatype)?);
             vectors.insert(name.clone(), file);
         }
         let mut segment = match &manifest.points {
@@ -465,7 +468,8 @@ impl Store {
             manifest.next_space += 1;
             manifest.space_numbers.insert(name.clone(), number);
             let file = format!("vectors-{number}-{}.vec", manifest.generation);
-            added.insert(name.clone(), VectorFile::create(&self.fresh(&file)?, params.size)?);
+            added
+                .insert(name.clone(), VectorFile::create(&self.fresh(&file)?, params.size, params.datatype)?);
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: 0, crc: 0 });
         }
         manifest.config = config;
@@ -493,13 +497,13 @@ impl Store {
                     available: segment.space_names(),
                 })?,
             };
-            append_rows(file, &space.rows)?;
+            space.rows.append_to(file)?;
             file.sync()?;
             manifest.vectors.insert(
                 name.clone(),
                 VectorsEntry { file: file_name(file.path()), rows: file.rows(), crc: file.crc() },
             );
-            mapped.push((name.clone(), file.map()?));
+            mapped.push((name.clone(), SpaceRows::mapped(file, space.params.size, space.params.datatype)?));
         }
         self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
@@ -518,11 +522,12 @@ impl Store {
         let mut mapped = Vec::new();
         for (name, space) in segment.spaces() {
             let file = format!("vectors-{}-{}.vec", manifest.space_number(name), manifest.generation);
-            let mut out = VectorFile::create(&self.fresh(&file)?, space.params.size)?;
-            append_rows(&mut out, &space.rows)?;
+            let (dim, datatype) = (space.params.size, space.params.datatype);
+            let mut out = VectorFile::create(&self.fresh(&file)?, dim, datatype)?;
+            space.rows.append_to(&mut out)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
-            mapped.push((name.clone(), out.map()?));
+            mapped.push((name.clone(), SpaceRows::mapped(&out, dim, datatype)?));
             files.insert(name.clone(), out);
         }
         self.write_checkpoint(segment, seq, manifest)?;
@@ -694,8 +699,9 @@ impl Store {
                 Some((name.to_string(), len))
             });
         let vectors = self.manifest.vectors.iter().map(|(space, entry)| {
-            let dim = self.manifest.config.vectors.get(space).map_or(0, |p| p.size) as u64;
-            (entry.file.clone(), braid_storage::vectors::VECTORS_HEADER + entry.rows * dim * 4)
+            let row =
+                self.manifest.config.vectors.get(space).map_or(0, |p| p.size * p.datatype.width()) as u64;
+            (entry.file.clone(), braid_storage::vectors::VECTORS_HEADER + entry.rows * row)
         });
         fixed.chain(vectors).collect()
     }
@@ -763,24 +769,6 @@ impl Drop for Store {
 
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// Appends the rows of `rows` the file does not have yet.
-fn append_rows(file: &mut VectorFile, rows: &Rows) -> Result<(), StorageError> {
-    let have = file.rows() as usize;
-    const CHUNK: usize = 1024;
-    let mut buf = Vec::with_capacity(CHUNK * rows.dim());
-    let mut at = have;
-    while at < rows.len() {
-        buf.clear();
-        let end = (at + CHUNK).min(rows.len());
-        for o in at..end {
-            buf.extend_from_slice(rows.vector(PointOffset(o as u32)));
-        }
-        file.append(&buf)?;
-        at = end;
-    }
-    Ok(())
 }
 
 fn bitmap_bytes(e: &mut Encoder, bitmap: &RoaringBitmap) {
@@ -858,7 +846,7 @@ fn load_segment(
     dir: &Path,
     manifest: &Manifest,
     path: &Path,
-    mut rows: BTreeMap<String, Rows>,
+    mut rows: BTreeMap<String, SpaceRows>,
 ) -> Result<Segment, Error> {
     let bytes = std::fs::read(path).at(path)?;
     let body = document::decode(path, &bytes, POINTS_MAGIC, FORMAT_VERSION, "points")?;
@@ -999,7 +987,7 @@ fn load_codes(
     manifest: &Manifest,
     name: &str,
     params: &crate::VectorParams,
-    rows: &Rows,
+    rows: &SpaceRows,
     n: usize,
 ) -> Result<Option<braid_distance::Codes>, Error> {
     Ok(match (params.codes(), manifest.codes.get(name)) {
@@ -1020,7 +1008,8 @@ fn load_codes(
             Some(codes)
         }
         (Some(mut codes), None) => {
-            codes.extend_from_parallel(rows, std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            with_rows!(rows, |r| codes.extend_from_parallel(r, threads));
             Some(codes)
         }
         (None, Some(file)) => {

@@ -1031,6 +1031,26 @@ pub(super) fn space_in(p: &proto::VectorParams) -> SpaceSpec {
         quantization: quantization_in(p.quantization_config.as_ref()),
         on_disk: rows_on_disk(p.on_disk, p.memory),
         multivector: p.multivector_config.is_some(),
+        datatype: p.datatype.and_then(datatype_in),
+    }
+}
+
+/// Qdrant's `Datatype`: Default (0) and Float32 (1) are `f32`, Uint8 (2), Float16 (3);
+/// other values are `None` (refused by [`Unserved`]).
+fn datatype_in(d: i32) -> Option<braid::Datatype> {
+    match d {
+        0 | 1 => Some(braid::Datatype::Float32),
+        2 => Some(braid::Datatype::Uint8),
+        3 => Some(braid::Datatype::Float16),
+        _ => None,
+    }
+}
+
+fn datatype_out(d: braid::Datatype) -> i32 {
+    match d {
+        braid::Datatype::Float32 => 1,
+        braid::Datatype::Uint8 => 2,
+        braid::Datatype::Float16 => 3,
     }
 }
 
@@ -1079,8 +1099,8 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
         }),
         on_disk: Some(p.on_disk),
         memory: Some(if p.on_disk { 1 } else { 2 }),
-        // What Braid does, reported whether or not the request said it (Datatype 1 = Float32).
-        datatype: Some(1),
+        // Reported whether or not the request said it.
+        datatype: Some(datatype_out(p.datatype)),
         quantization_config: p.code_kind().map(|kind| proto::QuantizationConfig {
             quantization: Some(match kind {
                 braid::distance::CodeKind::Int8 => {
@@ -1232,11 +1252,9 @@ impl Unserved for proto::HnswConfigDiff {
 
 impl Unserved for proto::VectorParams {
     fn unserved(&self) -> Option<&'static str> {
-        // Qdrant's `Datatype`: Default = 0, Float32 = 1 (Braid's f32); Uint8, Float16, … refused.
-        let f32_or_default = |d: i32| d == 0 || d == 1;
         inner(self.hnsw_config.as_ref()).or_else(|| {
             first(&[
-                ("datatype", self.datatype.is_some_and(|d| !f32_or_default(d))),
+                ("datatype", self.datatype.is_some_and(|d| datatype_in(d).is_none())),
                 ("memory", self.memory.is_some_and(|m| placement_in(m).is_none())),
             ])
         })
@@ -1406,13 +1424,14 @@ pub(super) fn new_space_in(r: &proto::CreateVectorNameRequest) -> Result<NewSpac
     use proto::create_vector_name_request::VectorConfig;
     match &r.vector_config {
         Some(VectorConfig::DenseConfig(d)) => {
-            if d.datatype.is_some_and(|t| t > 1) {
-                return Err(bad("create vector: `datatype` other than Float32 is not served by Braid"));
+            if d.datatype.is_some_and(|t| datatype_in(t).is_none()) {
+                return Err(bad("create vector: unknown `datatype`"));
             }
             let params = proto::VectorParams {
                 size: d.size,
                 distance: d.distance,
                 multivector_config: d.multivector_config,
+                datatype: d.datatype,
                 ..Default::default()
             };
             let spec = space_in(&params);
@@ -1420,6 +1439,7 @@ pub(super) fn new_space_in(r: &proto::CreateVectorNameRequest) -> Result<NewSpac
                 size: d.size as usize,
                 distance: spec.distance.ok_or_else(|| bad("create vector: unknown distance"))?,
                 multivector: spec.multivector,
+                datatype: spec.datatype.unwrap_or_default(),
             })
         }
         Some(VectorConfig::SparseConfig(sp)) => {
@@ -1760,7 +1780,7 @@ mod tests {
                 "(served)",
             ),
             (Box::new(space(proto::VectorParams { on_disk: Some(true), ..Default::default() })), "(served)"),
-            (Box::new(space(proto::VectorParams { datatype: Some(3), ..Default::default() })), "datatype"),
+            (Box::new(space(proto::VectorParams { datatype: Some(4), ..Default::default() })), "datatype"),
             (Box::new(space(proto::VectorParams { datatype: Some(1), ..Default::default() })), "(served)"),
             (
                 Box::new(space(proto::VectorParams {

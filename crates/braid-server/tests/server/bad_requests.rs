@@ -93,7 +93,7 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         ("unknown model", post.clone(), format!("{base}/collections/p/points/query"), Some(KEY), Some(br#"{"query": {"text": "shoes", "model": "openai/x"}, "using": "text"}"#.to_vec()), 400, "bm25"),
         ("optimizer config at create", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "optimizers_config": {"memmap_threshold": 1000}}"#.to_vec()), 400, "memmap_threshold"),
         ("two shards", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot"}, "shard_number": 2}"#.to_vec()), 400, "shard_number"),
-        ("f16 vectors", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot", "datatype": "float16"}}"#.to_vec()), 400, "datatype"),
+        ("bfloat16 vectors", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 3, "distance": "Dot", "datatype": "bfloat16"}}"#.to_vec()), 400, "datatype"),
         ("misspelt search field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "filtr": {}}"#.to_vec()), 400, "filtr"),
         ("search params oversampling below 1", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"oversampling": 0.5}}}"#.to_vec()), 400, "oversampling"),
         ("search params quantization field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"rescore": false, "exact": true}}}"#.to_vec()), 400, "exact"),

@@ -845,3 +845,93 @@ async fn update_batch_applies_operations_in_order() {
     assert!(err.to_string().contains("update_filter"), "{err}");
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// `datatype` over gRPC: `Uint8` and `Float16` spaces are created, reported and
+/// searched with scores of their stored values; an unknown datatype is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrow_datatypes_are_served() {
+    let running = start(None, None).await;
+    let client = grpc_client(&running);
+    let space = |size: u64, distance: q::Distance, datatype: i32| VectorParams {
+        size,
+        distance: distance.into(),
+        datatype: Some(datatype),
+        ..Default::default()
+    };
+    let map = [
+        ("bytes".to_string(), space(3, q::Distance::Dot, q::Datatype::Uint8 as i32)),
+        ("halves".to_string(), space(2, q::Distance::Euclid, q::Datatype::Float16 as i32)),
+    ];
+    let create = |name: &str, map: HashMap<String, VectorParams>| CreateCollection {
+        collection_name: name.into(),
+        vectors_config: Some(VectorsConfig {
+            config: Some(q::vectors_config::Config::ParamsMap(VectorParamsMap { map })),
+        }),
+        ..Default::default()
+    };
+    client.create_collection(create("typed", map.into_iter().collect())).await.expect("create");
+    let info = client.collection_info("typed").await.expect("info").result.expect("info");
+    match info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
+        Some(q::vectors_config::Config::ParamsMap(m)) => {
+            assert_eq!(m.map["bytes"].datatype, Some(q::Datatype::Uint8 as i32));
+            assert_eq!(m.map["halves"].datatype, Some(q::Datatype::Float16 as i32));
+        }
+        other => panic!("named spaces: {other:?}"),
+    }
+    let point = |id: u64, bytes: Vec<f32>, halves: Vec<f32>| {
+        let vectors: HashMap<String, Vec<f32>> =
+            [("bytes".to_string(), bytes), ("halves".to_string(), halves)].into();
+        PointStruct::new(id, vectors, Payload::new())
+    };
+    let upsert = |points: Vec<PointStruct>| UpsertPoints {
+        collection_name: "typed".into(),
+        wait: Some(true),
+        points,
+        ..Default::default()
+    };
+    client
+        .upsert_points(upsert(vec![
+            point(1, vec![1.0, 2.0, 255.0], vec![0.1, 0.5]),
+            point(2, vec![9.0, 0.0, 3.0], vec![2.0, 2.0]),
+        ]))
+        .await
+        .expect("upsert");
+    let err = client
+        .upsert_points(upsert(vec![point(3, vec![1.5, 0.0, 0.0], vec![0.0, 0.0])]))
+        .await
+        .expect_err("1.5 in uint8");
+    assert!(err.to_string().contains("uint8 cannot hold"), "{err}");
+    let got = client
+        .search_points(SearchPoints {
+            collection_name: "typed".into(),
+            vector: vec![1.0, 1.0, 1.0],
+            vector_name: Some("bytes".into()),
+            limit: 2,
+            with_vectors: Some(true.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .result;
+    // Dot scores of the stored integers: 1 + 2 + 255 and 9 + 0 + 3.
+    assert_eq!(hits(&got), vec![(PointId::Num(1), 258.0), (PointId::Num(2), 12.0)]);
+    let got = client
+        .search_points(SearchPoints {
+            collection_name: "typed".into(),
+            vector: vec![0.0, 0.0],
+            vector_name: Some("halves".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .result;
+    // The stored halves: 0.1 is 1638 / 16384 in float16.
+    let want = ((1638.0f32 / 16384.0).powi(2) + 0.25).sqrt();
+    assert_eq!(hits(&got), vec![(PointId::Num(1), want)]);
+    let mut odd = HashMap::new();
+    odd.insert("x".to_string(), space(3, q::Distance::Dot, 7));
+    let err = client.create_collection(create("odd", odd)).await.expect_err("datatype 7");
+    assert!(err.to_string().contains("datatype"), "{err}");
+    running.server.shutdown().await.expect("shutdown");
+}

@@ -451,3 +451,63 @@ async fn a_collection_without_vectors_is_served() {
     assert_eq!(rest.get(c).await["config"]["params"]["vectors"], json!({}));
     running.server.shutdown().await.expect("shutdown");
 }
+
+/// `datatype` over REST: a `uint8` space stores integers and scores them exactly, a
+/// `float16` space its rounded values; what a datatype cannot hold is a 400 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrow_datatypes_store_score_and_refuse() {
+    let running = start(None, None).await;
+    let rest = Rest::to(&running);
+    let c = "/collections/typed";
+    rest.put(
+        c,
+        json!({"vectors": {"bytes": {"size": 3, "distance": "Cosine", "datatype": "uint8"},
+                           "halves": {"size": 2, "distance": "Dot", "datatype": "float16"}}}),
+    )
+    .await;
+    let points = json!({"points": [
+        {"id": 1, "vector": {"bytes": [3, 0, 4], "halves": [0.1, 1.0]}},
+        {"id": 2, "vector": {"bytes": [0, 255, 0], "halves": [2.0, 0.0]}},
+    ]});
+    rest.put(&format!("{c}/points?wait=true"), points).await;
+    let got = rest
+        .post(
+            &format!("{c}/points/search"),
+            json!({"vector": {"name": "bytes", "vector": [1.0, 0.0, 0.0]}, "limit": 2, "with_vector": true}),
+        )
+        .await;
+    // The cosine of the stored integers (3, 0, 4): 3 / 5; vectors come back as stored.
+    assert_eq!(hits(&got), vec![(PointId::Num(1), 0.6), (PointId::Num(2), 0.0)]);
+    assert_eq!(got[0]["vector"]["bytes"], json!([3.0, 0.0, 4.0]));
+    assert_eq!(got[0]["vector"]["halves"], json!([0.0999755859375, 1.0]));
+    for (bad, what) in [
+        (json!({"bytes": [256, 0, 0]}), "uint8 cannot hold"),
+        (json!({"halves": [1e6, 0.0]}), "float16 cannot hold"),
+    ] {
+        let (status, body) = rest
+            .call(
+                reqwest::Method::PUT,
+                &format!("{c}/points?wait=true"),
+                Some(json!({"points": [{"id": 3, "vector": bad}]})),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["status"]["error"].as_str().unwrap_or_default().contains(what), "{body}");
+    }
+    let info = rest.get(c).await;
+    let vectors = &info["config"]["params"]["vectors"];
+    assert_eq!(
+        (&vectors["bytes"]["datatype"], &vectors["halves"]["datatype"]),
+        (&json!("uint8"), &json!("float16"))
+    );
+    let (status, body) = rest
+        .call(
+            reqwest::Method::PUT,
+            "/collections/odd",
+            Some(json!({"vectors": {"size": 2, "distance": "Dot", "datatype": "int4"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["status"]["error"].as_str().unwrap_or_default().contains("datatype"), "{body}");
+    running.server.shutdown().await.expect("shutdown");
+}

@@ -154,14 +154,23 @@ async fn named_vectors_are_added_and_removed_over_rest() {
         ("text", json!({"dense": {"size": 3, "distance": "Dot"}}), "already"),
         ("x", json!({"dense": {"size": 3}}), "distance"),
         ("x", json!({"dense": {"size": 3, "distance": "Dot"}, "sparse": {}}), "exactly one"),
-        ("x", json!({"dense": {"size": 3, "distance": "Dot", "datatype": "uint8"}}), "datatype"),
+        ("x", json!({"dense": {"size": 3, "distance": "Dot", "datatype": "int4"}}), "datatype"),
+        (
+            "x",
+            json!({"dense": {"size": 3, "distance": "Dot", "datatype": "uint8", "multivector_config": {"comparator": "max_sim"}}}),
+            "multivector",
+        ),
         ("x", json!({"sparse": {"modifier": "bm42"}}), "bm42"),
     ] {
         let (status, v) = put(name, body.clone()).await;
         assert_eq!(status, 400, "{body} → {v}");
         assert!(v["status"]["error"].as_str().unwrap().contains(needle), "{body} → {v}");
     }
+    let (status, v) =
+        put("bytes", json!({"dense": {"size": 3, "distance": "Dot", "datatype": "uint8"}})).await;
+    assert_eq!(status, 200, "{v}");
     let info = rest.get("/collections/p").await;
+    assert_eq!(info["config"]["params"]["vectors"]["bytes"]["datatype"], "uint8");
     assert_eq!(info["config"]["params"]["vectors"]["audio"]["size"], 3);
     assert_eq!(info["config"]["params"]["sparse_vectors"]["words"]["modifier"], "idf");
     assert_eq!(info["config"]["params"]["vectors"]["tokens"]["multivector_config"]["comparator"], "max_sim");
