@@ -1,5 +1,6 @@
-//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--keep] [--reuse] [--peers]`:
-//! how build time, memory, disk, reopen time and search cost grow with N.
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--keep] [--reuse] [--peers]`:
+//! how build time, memory, disk, reopen time and search cost grow with N. `--datatype`
+//! builds a space storing `float16` or `uint8` rows (kept apart, in `target/scale/nN-TYPE`).
 //!
 //! Each step is its own process (`crates/braid/benches/scale.rs`, one phase per run) so
 //! that peak memory is per step: for each N, a build per thread count (one thread by
@@ -227,6 +228,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let ns = list(args, "--n", "100000");
     let threads = list(args, "--threads", "1,2");
     let configs = list(args, "--configs", CONFIGS);
+    let datatype = list(args, "--datatype", "float32").pop().unwrap_or_default();
+    if !["float32", "float16", "uint8"].contains(&datatype.as_str()) {
+        return Err(format!("--datatype takes float32, float16 or uint8, not `{datatype}`"));
+    }
     let keep = args.iter().any(|a| a == "--keep");
     // Measure a build an earlier `--keep` run left, instead of building again.
     let reuse = args.iter().any(|a| a == "--reuse");
@@ -251,7 +256,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let (mut builds, mut measures) = (Vec::new(), Vec::new());
     for n in &ns {
         n.parse::<usize>().map_err(|_| format!("--n takes numbers, got `{n}`"))?;
-        let dir = root().join(format!("target/scale/n{n}"));
+        let dir = match datatype.as_str() {
+            "float32" => root().join(format!("target/scale/n{n}")),
+            other => root().join(format!("target/scale/n{n}-{other}")),
+        };
         let kept = reuse && dir.join("truth.json").exists();
         if kept {
             println!("measuring the build kept in {}", dir.display());
@@ -262,7 +270,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 return Err(format!("--threads takes 1 or this machine's {cpus}, got {t}"));
             }
             let _ = std::fs::remove_dir_all(&dir);
-            let phase = ["--phase", "build", "--n", n, "--data"].map(str::to_string);
+            let phase = ["--phase", "build", "--datatype", &datatype, "--n", n, "--data"].map(str::to_string);
             let mut a = phase.to_vec();
             a.extend([data.display().to_string(), "--dir".into(), dir.display().to_string()]);
             builds.push(run_phase(t == 1 && cpus > 1, &a)?);
