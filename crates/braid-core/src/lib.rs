@@ -1,10 +1,11 @@
 //! The vocabulary shared by every Braid engine crate, and nothing else.
 //!
-//! This crate holds plain types and two small traits so that the kernels, the HNSW
+//! This crate holds plain types and three small traits so that the kernels, the HNSW
 //! graph, the payload filters and the query planner meet at the same seams without
-//! depending on one another. It deliberately contains **no logic** beyond trivial
-//! constructors and one memory hint ([`memory`]): no distance kernels (see
-//! `braid-distance`), no graph, no JSON.
+//! depending on one another: [`OffsetFilter`], [`VectorSource`] and the element types
+//! rows are stored in ([`Element`], one per [`Datatype`]). It deliberately contains
+//! **no logic** beyond trivial constructors, element conversions and one memory hint
+//! ([`memory`]): no distance kernels (see `braid-distance`), no graph, no JSON.
 //!
 //! ```
 //! use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset};

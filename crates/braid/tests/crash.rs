@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use braid::storage::fault;
 use braid::{
-    CollectionConfig, Database, Distance, Durability, Filter, PointId, PointStruct, Quantization, Record,
-    SearchParams, SearchRequest, SparseVector, SparseVectorParams, StorageOptions, VectorParams, field,
+    CollectionConfig, Database, Datatype, Distance, Durability, Filter, PointId, PointStruct, Quantization,
+    Record, SearchParams, SearchRequest, SparseVector, SparseVectorParams, StorageOptions, VectorParams,
+    field,
 };
 use braid_testkit::Rng;
 use serde_json::json;
@@ -48,15 +49,29 @@ enum Step {
 
 /// The trial's collection. Seeds alternate the text space's codes between one-byte
 /// (the default) and one-bit (`Quantization::Binary`), so both kinds of codes file
-/// are written, killed around and reopened.
+/// are written, killed around and reopened, and the image space's rows between
+/// `float32`, `float16` and `uint8` ([`image_type`]).
 fn config(seed: u64) -> CollectionConfig {
     let codes = if seed.is_multiple_of(2) { Quantization::Int8 } else { Quantization::Binary };
     CollectionConfig::new()
         // 64 components: coded (codes written with checkpoints once their centre is
         // fixed after 1,024 rows), so kills land around codes files too.
         .vector("text", VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes))
-        .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32))
+        .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32).datatype(image_type(seed)))
         .sparse_vector("words", SparseVectorParams::idf())
+}
+
+/// The image space's datatype in trial `seed`.
+fn image_type(seed: u64) -> Datatype {
+    [Datatype::Float32, Datatype::Float16, Datatype::Uint8][(seed / 2 % 3) as usize]
+}
+
+/// An image vector for trial `seed`: integers `0..=255` where the space stores bytes.
+fn image(rng: &mut Rng, seed: u64) -> Vec<f32> {
+    match image_type(seed) {
+        Datatype::Uint8 => (0..8).map(|_| (rng.next_u64() % 256) as f32).collect(),
+        _ => rng.vector(8),
+    }
 }
 
 /// A random sparse vector over a small vocabulary (some points get none).
@@ -103,7 +118,7 @@ fn steps(seed: u64) -> Vec<Step> {
                             let tag = rng.next_u64() % 4;
                             let p = PointStruct::new(id(&mut rng))
                                 .vector("text", rng.vector(64))
-                                .vector("image", rng.vector(8))
+                                .vector("image", image(&mut rng, seed))
                                 .payload(json!({"tag": tag, "step": i}));
                             if tag == 0 { p } else { p.sparse("words", words(&mut rng)) }
                         })
@@ -115,7 +130,7 @@ fn steps(seed: u64) -> Vec<Step> {
                 field("tag").eq((rng.next_u64() % 4) as i64),
                 field("step").lt(i as f64 / 2.0),
             ])),
-            13 => Step::UpdateImage(id(&mut rng), rng.vector(8)),
+            13 => Step::UpdateImage(id(&mut rng), image(&mut rng, seed)),
             14 => Step::UpdateWords(id(&mut rng), words(&mut rng)),
             15 => Step::DropText(id(&mut rng)),
             _ => Step::SetPayload(
