@@ -41,8 +41,10 @@ pub struct PointOffset(pub u32);
 mod element;
 #[allow(unsafe_code)]
 pub mod memory;
+mod parts;
 
 pub use element::{Datatype, Element, f16};
+pub use parts::run_parts;
 
 pub use uuid::Uuid;
 

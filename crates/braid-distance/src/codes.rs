@@ -479,19 +479,15 @@ impl Codes {
             drop(sample);
             let (centre, book) = (&self.centre, self.book.as_ref().expect("just learnt"));
             let m = book.parts();
-            std::thread::scope(|scope| {
-                for (part, codes) in self.parts.chunks_mut(rows * m).enumerate() {
-                    scope.spawn(move || {
-                        let mut residual = vec![0.0; dim];
-                        for (i, code) in codes.chunks_mut(m).enumerate() {
-                            let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
-                            let v = S::Elem::as_query(metric, v);
-                            for ((r, &x), &c) in residual.iter_mut().zip(v.iter()).zip(centre) {
-                                *r = x - c;
-                            }
-                            book.encode(&residual, code);
-                        }
-                    });
+            braid_core::run_parts(self.parts.chunks_mut(rows * m).enumerate(), threads, |(part, codes)| {
+                let mut residual = vec![0.0; dim];
+                for (i, code) in codes.chunks_mut(m).enumerate() {
+                    let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
+                    let v = S::Elem::as_query(metric, v);
+                    for ((r, &x), &c) in residual.iter_mut().zip(v.iter()).zip(centre) {
+                        *r = x - c;
+                    }
+                    book.encode(&residual, code);
                 }
             });
             return;
@@ -503,17 +499,12 @@ impl Codes {
         braid_core::memory::reserve_huge(&mut self.meta, n);
         self.meta.resize(n, Meta { scale: 0.0, exact: 0.0, sum: 0 });
         let centre = &self.centre;
-        std::thread::scope(|scope| {
-            for (part, (codes, meta)) in
-                self.codes.chunks_mut(rows * dim).zip(self.meta.chunks_mut(rows)).enumerate()
-            {
-                scope.spawn(move || {
-                    let mut residual = vec![0.0; dim];
-                    for (i, (code, m)) in codes.chunks_mut(dim).zip(meta.iter_mut()).enumerate() {
-                        let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
-                        *m = code_into(metric, centre, &S::Elem::as_query(metric, v), &mut residual, code);
-                    }
-                });
+        let parts = self.codes.chunks_mut(rows * dim).zip(self.meta.chunks_mut(rows)).enumerate();
+        braid_core::run_parts(parts, threads, |(part, (codes, meta))| {
+            let mut residual = vec![0.0; dim];
+            for (i, (code, m)) in codes.chunks_mut(dim).zip(meta.iter_mut()).enumerate() {
+                let v = source.vector(braid_core::PointOffset((part * rows + i) as u32));
+                *m = code_into(metric, centre, &S::Elem::as_query(metric, v), &mut residual, code);
             }
         });
     }

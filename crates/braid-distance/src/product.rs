@@ -149,18 +149,14 @@ impl Codebook {
         let parts = book.parts();
         let per = parts.div_ceil(threads.clamp(1, parts));
         let rows_per = per * width * CENTROIDS;
-        std::thread::scope(|scope| {
-            for (t, block) in book.centroids.chunks_mut(rows_per).enumerate() {
-                scope.spawn(move || {
-                    let first = t * per;
-                    let components = block.len() / CENTROIDS;
-                    for j in 0..components.div_ceil(width) {
-                        let start = j * width;
-                        let end = (start + width).min(components);
-                        let part = &mut block[start * CENTROIDS..end * CENTROIDS];
-                        train_part(sample, dim, (first * width + start)..(first * width + end), part, n);
-                    }
-                });
+        braid_core::run_parts(book.centroids.chunks_mut(rows_per).enumerate(), threads, |(t, block)| {
+            let first = t * per;
+            let components = block.len() / CENTROIDS;
+            for j in 0..components.div_ceil(width) {
+                let start = j * width;
+                let end = (start + width).min(components);
+                let part = &mut block[start * CENTROIDS..end * CENTROIDS];
+                train_part(sample, dim, (first * width + start)..(first * width + end), part, n);
             }
         });
         book

@@ -59,23 +59,24 @@ impl Hnsw {
         if threads <= 1 {
             return offsets.iter().try_for_each(|&o| self.insert(source, PointOffset(o)));
         }
+        // Each worker claims offsets one at a time (inserts vary in cost); a worker the
+        // system will not start leaves its share to the others and the caller.
         let next = AtomicUsize::new(0);
         let failed = parking_lot::Mutex::new(None);
-        crossbeam::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|_| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&o) = offsets.get(i) else { break };
-                        if let Err(e) = self.insert(source, PointOffset(o)) {
-                            failed.lock().get_or_insert(e);
-                            next.store(offsets.len(), Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                });
+        let worker = |_| {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&o) = offsets.get(i) else { break };
+                if let Err(e) = self.insert(source, PointOffset(o)) {
+                    failed.lock().get_or_insert(e);
+                    next.store(offsets.len(), Ordering::Relaxed);
+                    break;
+                }
             }
-        })
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            braid_core::run_parts(0..threads, threads, worker)
+        }))
         .map_err(|_| HnswError::WorkerPanicked)?;
         failed.into_inner().map_or(Ok(()), Err)
     }

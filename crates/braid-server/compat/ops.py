@@ -7,7 +7,8 @@ Aliases: create, list (all and per collection), query through one, switch it in 
 missing collection refused. Snapshots: create, list, recover from the file (a
 `file://` location inside the server's snapshots directory) after changing the
 collection, delete; full snapshots create, list, delete. Quantization: scalar, binary
-and product codes created, reported and searched with re-scoring. Local mode has no aliases
+and product codes created, reported and searched with re-scoring. Datatypes: float16
+and uint8 spaces created, reported, searched and read back. Local mode has no aliases
 over a server's snapshots, so answers are checked against what was written.
 """
 import random
@@ -124,9 +125,39 @@ def main():
     except Exception as e:  # noqa: BLE001 - the client raises a protocol-specific error
         assert "always_ram" in str(e), e
     client.delete_collection(quant)
+
+    # Datatypes: float16 and uint8 rows, created as the client builds them, reported,
+    # scored on the stored values, and a value uint8 cannot hold refused.
+    typed = f"ops_typed_{suffix}"
+    if client.collection_exists(typed):
+        client.delete_collection(typed)
+    client.create_collection(typed, vectors_config={
+        "half": models.VectorParams(size=4, distance=models.Distance.DOT, datatype=models.Datatype.FLOAT16),
+        "byte": models.VectorParams(size=4, distance=models.Distance.EUCLID, datatype=models.Datatype.UINT8),
+    })
+    params = client.get_collection(typed).config.params.vectors
+    assert params["half"].datatype == models.Datatype.FLOAT16, params
+    assert params["byte"].datatype == models.Datatype.UINT8, params
+    client.upsert(typed, wait=True, points=[
+        models.PointStruct(id=i, vector={"half": [0.5, 0.25, i, 1.0], "byte": [i, 2 * i, 0, 255]}) for i in range(10)
+    ])
+    # Braid scores the query as given against the stored integers (not rounded).
+    hits = client.query_points(typed, query=[3.2, 6.4, 0, 255], using="byte", limit=2).points
+    assert [h.id for h in hits] == [3, 4], hits
+    assert abs(hits[0].score - 0.2 ** 0.5) < 1e-5 and abs(hits[1].score - 3.2 ** 0.5) < 1e-5, hits
+    got = client.retrieve(typed, ids=[4], with_vectors=True)[0].vector
+    assert got["byte"] == [4, 8, 0, 255] and got["half"] == [0.5, 0.25, 4, 1.0], got
+    try:
+        client.upsert(typed, wait=True, points=[models.PointStruct(id=99, vector={"byte": [256, 0, 0, 0]})])
+        raise AssertionError("256 in a uint8 space was accepted")
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the client raises a protocol-specific error
+        assert "uint8 cannot hold" in str(e), e
+    client.delete_collection(typed)
     print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal), snapshots "
-          "(create, list, recover, delete; full create, list, delete) and quantization (scalar, binary, "
-          "product; a refusal) as written")
+          "(create, list, recover, delete; full create, list, delete), quantization (scalar, binary, "
+          "product; a refusal) and datatypes (float16, uint8; a refusal) as written")
 
 
 if __name__ == "__main__":

@@ -878,11 +878,16 @@ fn load_segment(
         // graph 163 MB, most of a reopen.
         // A space without codes (and no codes file to refuse) needs no second thread.
         let codes_here = params.codes().is_some() || manifest.codes.contains_key(&name);
+        // Without a second thread (the system refused one) the codes load after the graph.
         let (graph, codes) = std::thread::scope(|s| {
-            let codes = codes_here.then(|| s.spawn(|| load_codes(dir, manifest, &name, params, &rows, n)));
+            let load = || load_codes(dir, manifest, &name, params, &rows, n);
+            let codes = codes_here.then(|| std::thread::Builder::new().spawn_scoped(s, load));
             let graph = load_graph(&dir.join(graph_file), params, n);
-            let codes =
-                codes.map_or(Ok(None), |c| c.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            let codes = match codes {
+                None => Ok(None),
+                Some(Ok(c)) => c.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Some(Err(_)) => load(),
+            };
             (graph, codes)
         });
         let (graph, codes) = (graph?, codes?);
