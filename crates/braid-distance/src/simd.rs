@@ -109,60 +109,45 @@ pub fn l1(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// Σ qᵢ·rᵢ over an `f32` query and a row of halves, each widened to `f32` as it is
-/// read (F16C's conversion on AVX2, AVX-512F's on AVX-512). Callers guarantee equal
-/// lengths.
-#[inline]
-pub fn dot_f16(q: &[f32], r: &[f16]) -> f32 {
-    debug_assert_eq!(q.len(), r.len());
-    match level() {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => x86::dot_f16_avx512(q, r),
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 if has_f16c() => x86::dot_f16_avx2(q, r),
-        _ => widened(q, r, dot),
-    }
+/// A kernel between an `f32` query and a narrower row, dispatched like [`dot`]: the
+/// AVX-512 form, the AVX2 form where `$avx2_ok` holds, else the portable `widened`
+/// form of the `f32` kernel `$portable`.
+macro_rules! narrow_kernel {
+    ($(#[$doc:meta])* $name:ident, $elem:ty, $avx512:ident, $avx2:ident, $avx2_ok:expr, $portable:ident) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $name(q: &[f32], r: &[$elem]) -> f32 {
+            debug_assert_eq!(q.len(), r.len());
+            match level() {
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512 => x86::$avx512(q, r),
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2 if $avx2_ok => x86::$avx2(q, r),
+                _ => widened(q, r, $portable),
+            }
+        }
+    };
 }
 
-/// Σ (qᵢ − rᵢ)² over an `f32` query and a row of halves. Dispatched like [`dot_f16`].
-#[inline]
-pub fn l2_squared_f16(q: &[f32], r: &[f16]) -> f32 {
-    debug_assert_eq!(q.len(), r.len());
-    match level() {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => x86::l2_squared_f16_avx512(q, r),
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 if has_f16c() => x86::l2_squared_f16_avx2(q, r),
-        _ => widened(q, r, l2_squared),
-    }
-}
-
-/// Σ qᵢ·rᵢ over an `f32` query and a row of bytes, each widened to `f32` as it is
-/// read. Callers guarantee equal lengths.
-#[inline]
-pub fn dot_u8(q: &[f32], r: &[u8]) -> f32 {
-    debug_assert_eq!(q.len(), r.len());
-    match level() {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => x86::dot_u8_avx512(q, r),
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => x86::dot_u8_avx2(q, r),
-        _ => widened(q, r, dot),
-    }
-}
-
-/// Σ (qᵢ − rᵢ)² over an `f32` query and a row of bytes. Dispatched like [`dot_u8`].
-#[inline]
-pub fn l2_squared_u8(q: &[f32], r: &[u8]) -> f32 {
-    debug_assert_eq!(q.len(), r.len());
-    match level() {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => x86::l2_squared_u8_avx512(q, r),
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => x86::l2_squared_u8_avx2(q, r),
-        _ => widened(q, r, l2_squared),
-    }
-}
+narrow_kernel!(
+    /// Σ qᵢ·rᵢ over an `f32` query and a row of halves, each widened to `f32` as it
+    /// is read (F16C's conversion on AVX2, AVX-512F's on AVX-512). Callers guarantee
+    /// equal lengths.
+    dot_f16, f16, dot_f16_avx512, dot_f16_avx2, has_f16c(), dot
+);
+narrow_kernel!(
+    /// Σ (qᵢ − rᵢ)² over an `f32` query and a row of halves.
+    l2_squared_f16, f16, l2_squared_f16_avx512, l2_squared_f16_avx2, has_f16c(), l2_squared
+);
+narrow_kernel!(
+    /// Σ qᵢ·rᵢ over an `f32` query and a row of bytes, each widened to `f32` as it is
+    /// read. Callers guarantee equal lengths.
+    dot_u8, u8, dot_u8_avx512, dot_u8_avx2, true, dot
+);
+narrow_kernel!(
+    /// Σ (qᵢ − rᵢ)² over an `f32` query and a row of bytes.
+    l2_squared_u8, u8, l2_squared_u8_avx512, l2_squared_u8_avx2, true, l2_squared
+);
 
 /// `f` summed over blocks of `q` and `r`, each block of `r` widened to `f32` on the
 /// stack first: the portable form of every kernel over a narrower row (and L1's
