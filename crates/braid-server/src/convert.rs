@@ -174,7 +174,12 @@ fn placement_name(o: &serde_json::Map<String, Value>) -> Option<String> {
 
 /// What collection info reports for a space's quantization.
 fn quantization_json(p: &VectorParams) -> Value {
-    match p.code_kind() {
+    code_kind_json(p.code_kind())
+}
+
+/// Codes of `kind` in Qdrant's `quantization_config` shape (`null` for none).
+fn code_kind_json(kind: Option<braid::distance::CodeKind>) -> Value {
+    match kind {
         Some(braid::distance::CodeKind::Int8) => json!({"scalar": {"type": "int8", "always_ram": true}}),
         Some(braid::distance::CodeKind::Binary) => {
             json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
@@ -1539,7 +1544,8 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
                                  "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,
                                  "indexing_threshold": info.config.indexing_threshold_kb, "flush_interval_sec": reported.flush_interval_sec, "max_optimization_threads": 0},
             "wal_config": {"wal_capacity_mb": reported.wal_capacity_mb, "wal_segments_ahead": 0},
-            "quantization_config": null
+            // The collection-level setting as it was asked for (each space's own is on its params).
+            "quantization_config": code_kind_json(info.config.quantization.and_then(braid::Quantization::code_kind))
         },
         "payload_schema": schema,
     })

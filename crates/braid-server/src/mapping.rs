@@ -246,6 +246,9 @@ impl CollectionSpec {
         }
         config.deleted_threshold = self.deleted_threshold;
         config.vacuum_min_vector_number = self.vacuum_min;
+        if self.quantization != QuantizationSpec::Absent {
+            config.quantization = Some(quantization);
+        }
         match &self.spaces {
             // No vectors (absent or `{}`): a collection of payloads, as Qdrant allows.
             None => {}
@@ -311,6 +314,11 @@ impl UpdateSpec {
     /// `config` with the update applied; a space named that the collection does not
     /// have (of the right kind) is an error.
     pub(crate) fn over(&self, mut config: CollectionConfig) -> Result<CollectionConfig, ApiError> {
+        config.quantization = match &self.quantization {
+            QuantizationChange::Keep => config.quantization,
+            QuantizationChange::Disabled => None,
+            QuantizationChange::To(spec) => Some(spec.quantization(config.quantization.unwrap_or_default())?),
+        };
         for params in config.vectors.values_mut() {
             params.hnsw = self.hnsw.over(params.hnsw);
             params.quantization = self.quantization.over(params.quantization)?;
@@ -366,8 +374,8 @@ pub(crate) enum NewSpace {
 
 impl NewSpace {
     /// `config` with the space `name` added. A new dense space takes the graph
-    /// settings collection info reports as the collection's, and Braid's default
-    /// codes.
+    /// settings collection info reports as the collection's, and the collection-level
+    /// quantization (Braid's default codes when none was asked for).
     pub(crate) fn add(&self, name: &str, config: CollectionConfig) -> Result<CollectionConfig, ApiError> {
         if config.space_names().iter().any(|n| n == name) {
             return Err(bad(format!("Wrong input: the collection already has a vector named `{name}`")));
@@ -386,6 +394,7 @@ impl NewSpace {
                 let params = VectorParams::new(size, distance)
                     .hnsw(hnsw.m, hnsw.ef_construct)
                     .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
+                    .quantization(config.quantization.unwrap_or_default())
                     .datatype(datatype);
                 config.vector(name, params)
             }

@@ -61,6 +61,20 @@ pub enum Quantization {
     None,
 }
 
+impl Quantization {
+    /// The kind of codes this setting asks for (`None` for [`Quantization::None`]);
+    /// a space keeps them where its metric and dimension allow
+    /// ([`VectorParams::code_kind`]).
+    pub fn code_kind(self) -> Option<braid_distance::CodeKind> {
+        Some(match self {
+            Quantization::Int8 => braid_distance::CodeKind::Int8,
+            Quantization::Binary => braid_distance::CodeKind::Binary,
+            Quantization::Product(compression) => braid_distance::CodeKind::Product(compression),
+            Quantization::None => return None,
+        })
+    }
+}
+
 /// One named vector space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VectorParams {
@@ -131,12 +145,7 @@ impl VectorParams {
 
     /// The kind of codes this space keeps, if it keeps any.
     pub fn code_kind(&self) -> Option<braid_distance::CodeKind> {
-        let kind = match self.quantization {
-            Quantization::Int8 => braid_distance::CodeKind::Int8,
-            Quantization::Binary => braid_distance::CodeKind::Binary,
-            Quantization::Product(compression) => braid_distance::CodeKind::Product(compression),
-            Quantization::None => return None,
-        };
+        let kind = self.quantization.code_kind()?;
         braid_distance::Codes::supports(self.distance, self.size).then_some(kind)
     }
 
@@ -257,6 +266,12 @@ pub struct CollectionConfig {
     /// [`crate::StorageOptions::vacuum_min`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vacuum_min_vector_number: Option<usize>,
+    /// The collection-level quantization a client asked for (Qdrant's top-level
+    /// `quantization_config`), kept to be reported where Qdrant reports it and given
+    /// to dense spaces added later without their own. Each space's own
+    /// [`VectorParams::quantization`] is what it keeps; `None`: none was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
 }
 
 impl Default for CollectionConfig {
@@ -268,6 +283,7 @@ impl Default for CollectionConfig {
             multivectors: BTreeMap::new(),
             deleted_threshold: None,
             vacuum_min_vector_number: None,
+            quantization: None,
         }
     }
 }

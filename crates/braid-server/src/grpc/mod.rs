@@ -214,6 +214,10 @@ impl Collections for Service {
                     wal_capacity_mb: Some(reported.wal_capacity_mb),
                     wal_segments_ahead: Some(0),
                 }),
+                // The collection-level setting as asked for; each space's is on its params.
+                quantization_config: wire::quantization_out(
+                    info.config.quantization.and_then(braid::Quantization::code_kind),
+                ),
             }),
             payload_schema: info
                 .payload_schema

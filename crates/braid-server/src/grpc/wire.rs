@@ -1101,34 +1101,39 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
         memory: Some(if p.on_disk { 1 } else { 2 }),
         // Reported whether or not the request said it.
         datatype: Some(datatype_out(p.datatype)),
-        quantization_config: p.code_kind().map(|kind| proto::QuantizationConfig {
-            quantization: Some(match kind {
-                braid::distance::CodeKind::Int8 => {
-                    proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
-                        r#type: proto::QuantizationType::Int8 as i32,
-                        quantile: None,
-                        always_ram: Some(true),
-                        memory: None,
-                    })
-                }
-                braid::distance::CodeKind::Binary => {
-                    proto::quantization_config::Quantization::Binary(proto::BinaryQuantization {
-                        always_ram: Some(true),
-                        encoding: Some(proto::BinaryQuantizationEncoding::OneBit as i32),
-                        ..Default::default()
-                    })
-                }
-                braid::distance::CodeKind::Product(c) => {
-                    proto::quantization_config::Quantization::Product(proto::ProductQuantization {
-                        compression: i32::from(c.code()),
-                        always_ram: Some(true),
-                        memory: None,
-                    })
-                }
-            }),
-        }),
+        quantization_config: quantization_out(p.code_kind()),
         ..Default::default()
     }
+}
+
+/// Codes of `kind` in Qdrant's `QuantizationConfig` (absent for none).
+pub(super) fn quantization_out(kind: Option<braid::distance::CodeKind>) -> Option<proto::QuantizationConfig> {
+    kind.map(|kind| proto::QuantizationConfig {
+        quantization: Some(match kind {
+            braid::distance::CodeKind::Int8 => {
+                proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
+                    r#type: proto::QuantizationType::Int8 as i32,
+                    quantile: None,
+                    always_ram: Some(true),
+                    memory: None,
+                })
+            }
+            braid::distance::CodeKind::Binary => {
+                proto::quantization_config::Quantization::Binary(proto::BinaryQuantization {
+                    always_ram: Some(true),
+                    encoding: Some(proto::BinaryQuantizationEncoding::OneBit as i32),
+                    ..Default::default()
+                })
+            }
+            braid::distance::CodeKind::Product(c) => {
+                proto::quantization_config::Quantization::Product(proto::ProductQuantization {
+                    compression: i32::from(c.code()),
+                    always_ram: Some(true),
+                    memory: None,
+                })
+            }
+        }),
+    })
 }
 
 pub(super) fn schema_type(kind: IndexKind) -> proto::PayloadSchemaType {

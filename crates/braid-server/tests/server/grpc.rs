@@ -185,8 +185,22 @@ async fn the_official_rust_client_walks_the_tutorial() {
         ..Default::default()
     }));
     product.collection_name = "pq".into();
+    // Asked for at the collection level: reported there as well as on the space.
+    if let Some(q::vectors_config::Config::Params(p)) =
+        product.vectors_config.as_mut().and_then(|v| v.config.as_mut())
+    {
+        product.quantization_config = p.quantization_config.take();
+    }
     client.create_collection(product).await.expect("product x32");
     let pq_info = client.collection_info("pq").await.expect("info").result.expect("info");
+    let collection_level = pq_info.config.as_ref().and_then(|c| c.quantization_config.clone());
+    assert!(
+        matches!(
+            collection_level.and_then(|q| q.quantization),
+            Some(q::quantization_config::Quantization::Product(pq)) if pq.compression == q::CompressionRatio::X32 as i32
+        ),
+        "collection-level product codes reported"
+    );
     match pq_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
         Some(q::vectors_config::Config::Params(p)) => assert!(
             matches!(

@@ -78,16 +78,18 @@ async fn patch_changes_a_live_collection_over_rest() {
     )
     .await;
     let codes = |info: &Value| info["config"]["params"]["vectors"]["v"]["quantization_config"].clone();
+    // The collection-level setting is reported as asked for: none was, so `null`.
+    let collection_level = |info: &Value| info["config"]["quantization_config"].clone();
     assert!(codes(&rest.get("/collections/wide").await).is_object());
+    assert_eq!(collection_level(&rest.get("/collections/wide").await), Value::Null);
     let off = json!({"vectors": {"v": {"quantization_config": "Disabled"}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", off).await, json!(true));
     assert_eq!(codes(&rest.get("/collections/wide").await), Value::Null);
     let on = json!({"quantization_config": {"scalar": {"type": "int8"}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", on).await, json!(true));
-    assert_eq!(
-        codes(&rest.get("/collections/wide").await),
-        json!({"scalar": {"type": "int8", "always_ram": true}})
-    );
+    let info = rest.get("/collections/wide").await;
+    assert_eq!(codes(&info), json!({"scalar": {"type": "int8", "always_ram": true}}));
+    assert_eq!(collection_level(&info), codes(&info), "a collection-level change is reported there too");
     let binary = json!({"vectors": {"v": {"quantization_config": {"binary": {"always_ram": true}}}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", binary).await, json!(true));
     assert_eq!(
@@ -96,10 +98,21 @@ async fn patch_changes_a_live_collection_over_rest() {
     );
     let product = json!({"quantization_config": {"product": {"compression": "x32", "always_ram": true}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", product).await, json!(true));
+    let info = rest.get("/collections/wide").await;
+    assert_eq!(codes(&info), json!({"product": {"compression": "x32", "always_ram": true}}));
+    assert_eq!(collection_level(&info), codes(&info));
+    // A space added now takes the collection-level setting.
+    let added = json!({"dense": {"size": 64, "distance": "Dot"}});
     assert_eq!(
-        codes(&rest.get("/collections/wide").await),
-        json!({"product": {"compression": "x32", "always_ram": true}})
+        rest.ok(Method::PUT, "/collections/wide/vectors/more?wait=true", added).await["status"],
+        "completed"
     );
+    let info = rest.get("/collections/wide").await;
+    assert_eq!(info["config"]["params"]["vectors"]["more"]["quantization_config"], codes(&info));
+    let disabled = json!({"quantization_config": "Disabled"});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", disabled).await, json!(true));
+    let info = rest.get("/collections/wide").await;
+    assert_eq!((codes(&info), collection_level(&info)), (Value::Null, Value::Null));
 
     // Refused, with nothing changed.
     let refused = [
