@@ -85,7 +85,7 @@ impl fmt::Display for Datatype {
     }
 }
 
-/// A component type rows are stored in: `f32`, [`f16`] or `u8`, one per [`Datatype`].
+/// A component type rows are stored in: `f32`, [`f16`](struct@f16) or `u8`, one per [`Datatype`].
 ///
 /// Plain old data (`bytemuck::Pod`), so rows are written and mapped as their bytes.
 pub trait Element: bytemuck::Pod + Default + Send + Sync + fmt::Debug + 'static {

@@ -193,7 +193,7 @@ async fn the_official_rust_client_walks_the_tutorial() {
     }
     client.create_collection(product).await.expect("product x32");
     let pq_info = client.collection_info("pq").await.expect("info").result.expect("info");
-    let collection_level = pq_info.config.as_ref().and_then(|c| c.quantization_config.clone());
+    let collection_level = pq_info.config.as_ref().and_then(|c| c.quantization_config);
     assert!(
         matches!(
             collection_level.and_then(|q| q.quantization),
