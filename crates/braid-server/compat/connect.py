@@ -19,3 +19,14 @@ def parse(description, extra=None):
     proto = "gRPC" if args.prefer_grpc else "REST"
     client = QdrantClient(host=args.host, port=args.http, grpc_port=args.grpc, prefer_grpc=args.prefer_grpc, timeout=60)
     return args, proto, client
+
+
+def refused(call, words, what):
+    """Calls `call()` and checks the server refused it with an error naming `words`
+    (the client raises its own error types per protocol); `what` says what was sent."""
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 - the client's error type differs by protocol
+        assert words in str(e), (what, e)
+        return
+    raise AssertionError(f"{what} was accepted")
