@@ -104,6 +104,14 @@ pub trait Element: bytemuck::Pod + Default + Send + Sync + fmt::Debug + 'static 
         Cow::Owned(row.iter().map(|x| x.to_f32()).collect())
     }
 
+    /// [`Element::widen`] without allocating: the row itself when the rows are `f32`,
+    /// else its values written into `buf`.
+    fn widen_into<'a>(row: &'a [Self], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        buf.clear();
+        buf.extend(row.iter().map(|x| x.to_f32()));
+        buf
+    }
+
     /// `vector` in this element type (see [`Element::from_f32`]).
     fn narrow(vector: &[f32]) -> Vec<Self> {
         vector.iter().map(|&x| Self::from_f32(x)).collect()
@@ -122,6 +130,9 @@ impl Element for f32 {
     }
     fn widen(row: &[f32]) -> Cow<'_, [f32]> {
         Cow::Borrowed(row)
+    }
+    fn widen_into<'a>(row: &'a [f32], _: &'a mut Vec<f32>) -> &'a [f32] {
+        row
     }
     fn narrow(vector: &[f32]) -> Vec<f32> {
         vector.to_vec()
@@ -143,6 +154,13 @@ impl Element for f16 {
         let mut out = vec![0.0; row.len()];
         row.convert_to_f32_slice(&mut out);
         Cow::Owned(out)
+    }
+    fn widen_into<'a>(row: &'a [f16], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        use half::slice::HalfFloatSliceExt;
+        buf.clear();
+        buf.resize(row.len(), 0.0);
+        row.convert_to_f32_slice(buf);
+        buf
     }
 }
 

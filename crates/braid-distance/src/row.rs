@@ -50,6 +50,18 @@ pub trait RowKernel: Element {
         }
         wide
     }
+
+    /// [`RowKernel::as_query`] without allocating: the row itself when the rows are
+    /// `f32`, else written into `buf` (for loops that turn many rows into queries).
+    fn as_query_into<'a>(metric: Metric, row: &'a [Self], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        if metric == Metric::Cosine && !Self::NORMALISED {
+            buf.clear();
+            buf.extend(row.iter().map(|x| x.to_f32()));
+            normalize(buf);
+            return buf;
+        }
+        Self::widen_into(row, buf)
+    }
 }
 
 impl RowKernel for f32 {
@@ -140,6 +152,9 @@ mod tests {
                 assert!(close(u8::cosine(&unit, &b), scalar::cosine(&q, &bw)), "u8 cosine at {dim}");
                 let query = u8::as_query(Metric::Cosine, &b);
                 assert!(close(u8::raw(Metric::Cosine, &query, &b), 1.0), "a row is its own nearest at {dim}");
+                let mut buf = Vec::new();
+                assert_eq!(u8::as_query_into(Metric::Cosine, &b, &mut buf), &query[..]);
+                assert_eq!(f16::as_query_into(Metric::Cosine, &h, &mut buf), &hw[..]);
             }
         }
         assert_eq!(u8::cosine(&[1.0, 0.0], &[0, 0]), 0.0);

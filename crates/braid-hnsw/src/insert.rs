@@ -221,12 +221,13 @@ impl Hnsw {
             return sorted.to_vec();
         }
         let mut kept: Vec<Near> = Vec::with_capacity(m);
+        let mut scratch = Vec::new();
         for &c in sorted {
             if kept.len() >= m {
                 break;
             }
-            let vc = S::Elem::as_query(self.metric, source.vector(PointOffset(c.node)));
-            if kept.iter().all(|k| self.distance(&vc, source.vector(PointOffset(k.node))) >= c.dist) {
+            let vc = S::Elem::as_query_into(self.metric, source.vector(PointOffset(c.node)), &mut scratch);
+            if kept.iter().all(|k| self.distance(vc, source.vector(PointOffset(k.node))) >= c.dist) {
                 kept.push(c);
             }
         }

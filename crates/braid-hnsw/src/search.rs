@@ -90,12 +90,19 @@ struct ScoredBy<'a, S: ?Sized, F> {
     source: &'a S,
     score: &'a F,
     metric: braid_core::Metric,
+    /// Where rows of another element type are widened for `score`.
+    scratch: std::cell::RefCell<Vec<f32>>,
 }
 
 impl<S: VectorSource<Elem: RowKernel> + ?Sized, F: Fn(&[f32]) -> f32> Probe for ScoredBy<'_, S, F> {
     #[inline(always)]
     fn distance(&self, node: u32) -> f32 {
-        -(self.score)(&S::Elem::as_query(self.metric, self.source.vector(PointOffset(node))))
+        let mut scratch = self.scratch.borrow_mut();
+        -(self.score)(S::Elem::as_query_into(
+            self.metric,
+            self.source.vector(PointOffset(node)),
+            &mut scratch,
+        ))
     }
     #[inline(always)]
     fn prefetch(&self, node: u32) {
@@ -741,7 +748,12 @@ impl Hnsw {
         filter: Option<&dyn OffsetFilter>,
     ) -> Result<Vec<ScoredOffset>, HnswError> {
         self.check_source(source)?;
-        let found = self.beam(&ScoredBy { source, score: &score, metric: self.metric }, k, ef, filter);
+        let found = self.beam(
+            &ScoredBy { source, score: &score, metric: self.metric, scratch: Default::default() },
+            k,
+            ef,
+            filter,
+        );
         let mut top = TopK::new(k, braid_core::Metric::Dot);
         for r in found {
             top.push(PointOffset(r.node), -r.dist);
@@ -760,8 +772,12 @@ impl Hnsw {
     ) -> Result<Vec<ScoredOffset>, HnswError> {
         self.check_source(source)?;
         let mut top = TopK::new(k, braid_core::Metric::Dot);
+        let mut scratch = Vec::new();
         self.for_each_candidate(source.len(), filter, &mut |n| {
-            top.push(PointOffset(n), score(&S::Elem::as_query(self.metric, source.vector(PointOffset(n)))));
+            top.push(
+                PointOffset(n),
+                score(S::Elem::as_query_into(self.metric, source.vector(PointOffset(n)), &mut scratch)),
+            );
         });
         Ok(top.into_sorted_vec())
     }

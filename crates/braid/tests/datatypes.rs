@@ -185,8 +185,45 @@ fn narrow_spaces_score_their_stored_values_and_find_the_neighbours() {
     let (_, recall) = answers(&db, &truth);
     assert!(recall >= 0.95, "recall@10 over graph, codes and scan: {recall}");
 
-    // Vectors come back as stored: bytes exactly, halves normalised and rounded.
+    // A recommendation scores every candidate row against the example's (the walk and
+    // the scan that take a score function): with one positive example under
+    // `best_score` it ranks by the metric, as brute force over the stored rows does.
     let c = db.collection("typed").unwrap();
+    // Not `byte_dot`: its dot products (~10⁶) all squash to the same best_score
+    // (Qdrant's `x / (1 + |x|)`), so its order there is the points' order.
+    for &(name, _, distance, _, _) in SPACES.iter().filter(|s| s.0 != "byte_dot") {
+        let example = &truth[name][&5];
+        let mut all: Vec<(f64, u64)> = truth[name]
+            .iter()
+            .filter(|(i, _)| **i != 5)
+            .map(|(i, v)| (score(distance, example, v), *i))
+            .collect();
+        all.sort_by(|a, b| {
+            let by = if distance == Distance::Euclid { a.0.total_cmp(&b.0) } else { b.0.total_cmp(&a.0) };
+            by.then(a.1.cmp(&b.1))
+        });
+        let want: HashSet<u64> = all.iter().take(10).map(|x| x.1).collect();
+        let recommend = braid::Recommend {
+            positive: vec![braid::Example::Id(PointId::Num(5))],
+            negative: vec![],
+            strategy: braid::RecommendStrategy::BestScore,
+        };
+        for exact in [true, false] {
+            let mut request = braid::QueryRequest::recommend(name, recommend.clone()).limit(10);
+            if exact {
+                request = request.params(SearchParams::EXACT);
+            }
+            let got: HashSet<u64> = c.query(request).unwrap().iter().map(|h| num(h.id)).collect();
+            let found = got.intersection(&want).count();
+            if exact {
+                assert_eq!(got, want, "{name}: an exact recommendation is the brute force");
+            } else {
+                assert!(found >= 8, "{name}: a walked recommendation found {found} of 10");
+            }
+        }
+    }
+
+    // Vectors come back as stored: bytes exactly, halves normalised and rounded.
     let records = c.get(&[PointId::Num(3), PointId::Num(700)], false, true).unwrap();
     for r in &records {
         let vectors = r.vectors.as_ref().unwrap();
