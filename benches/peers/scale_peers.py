@@ -2,8 +2,8 @@
 
 The scale bench's build phase leaves a database whose one space holds the N points in
 id order: its vector file (`docs/storage.md`, "Vector files": a 64-byte header, then
-N rows of `dim` little-endian f32) is mapped here as the peers' input, so every
-library indexes the same bytes, and the bench's `truth.json` and the set's held-out
+N rows of `dim` little-endian f32, or f16 for a `--datatype float16` build, widened
+here) is the peers' input, so every library indexes the same values, and the bench's `truth.json` and the set's held-out
 queries score them. Every point is unit length, so inner product is the Cosine order.
 
 Peers: hnswlib and FAISS IndexHNSWFlat (M 16, ef_construction 200, as Braid), built
@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -42,15 +43,23 @@ def rss_anon_kb():
 
 
 def rows(db_dir):
-    """The space's rows, mapped: the largest vector file of the bench's database."""
+    """The space's rows: the largest vector file of the bench's database, mapped when
+    it holds f32 rows; float16 rows (header datatype 1) are widened to f32, so the
+    peers index the values Braid stores. uint8 builds are refused: their rows and
+    queries are mapped onto 0-255 in a Euclid space, which these peers do not model."""
     files = glob.glob(os.path.join(db_dir, "c-*", "vectors-*.vec"))
     path = max(files, key=os.path.getsize)
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(17)
     assert head[:8] == b"BRAIDVEC", path
     dim = int.from_bytes(head[12:16], "little")
-    n = (os.path.getsize(path) - 64) // (4 * dim)
-    return np.memmap(path, dtype=np.float32, mode="r", offset=64, shape=(n, dim))
+    datatype = head[16]
+    if datatype not in (0, 1):
+        sys.exit(f"{path}: datatype code {datatype}; the peers take float32 or float16 rows")
+    dtype, width = (np.float32, 4) if datatype == 0 else (np.float16, 2)
+    n = (os.path.getsize(path) - 64) // (width * dim)
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=64, shape=(n, dim))
+    return mapped if datatype == 0 else np.asarray(mapped, dtype=np.float32)
 
 
 def sweep(search_one, knobs, queries, truth, min_secs, name):
