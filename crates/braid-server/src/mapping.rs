@@ -178,12 +178,7 @@ impl SpaceSpec {
                     "`{name}`: on_disk is not supported for a multivector space: Braid keeps its vectors in memory"
                 )));
             }
-            if params.datatype != braid::Datatype::Float32 {
-                return Err(bad(format!(
-                    "`{name}`: datatype {} is not supported for a multivector space: Braid stores its vectors as float32",
-                    params.datatype
-                )));
-            }
+            multivector_datatype(name, params.datatype)?;
             config.multivector(name, braid::MultiVectorParams::new(params.size, params.distance))
         } else {
             config.vector(name, params)
@@ -217,6 +212,16 @@ pub(crate) enum Spaces {
     Unnamed(SpaceSpec),
     /// `vectors: {name: {size, distance}, …}`.
     Named(Vec<(String, SpaceSpec)>),
+}
+
+/// Multivector spaces store `f32`: any other datatype for one is refused.
+fn multivector_datatype(name: &str, datatype: braid::Datatype) -> Result<(), ApiError> {
+    if datatype == braid::Datatype::Float32 {
+        return Ok(());
+    }
+    Err(bad(format!(
+        "`{name}`: datatype {datatype} is not supported for a multivector space: Braid stores its vectors as float32"
+    )))
 }
 
 /// A create-collection request as either protocol gave it.
@@ -382,11 +387,7 @@ impl NewSpace {
         }
         Ok(match *self {
             NewSpace::Dense { size, distance, multivector: true, datatype } => {
-                if datatype != braid::Datatype::Float32 {
-                    return Err(bad(format!(
-                        "`{name}`: datatype {datatype} is not supported for a multivector space: Braid stores its vectors as float32"
-                    )));
-                }
+                multivector_datatype(name, datatype)?;
                 config.multivector(name, braid::MultiVectorParams::new(size, distance))
             }
             NewSpace::Dense { size, distance, multivector: false, datatype } => {

@@ -1,7 +1,5 @@
 //! A space's rows in the element type its configuration stores ([`Datatype`]).
 
-use std::borrow::Cow;
-
 use braid_core::{Datatype, Element, Metric, PointOffset, VectorSource, f16};
 use braid_distance::{Kernel, RowKernel};
 use braid_storage::StorageError;
@@ -86,24 +84,20 @@ impl SpaceRows {
         with_rows!(self, |r| r.push_from(vector))
     }
 
-    /// `vector` (in stored form) as codes and queries see it: normalised under Cosine
-    /// where the rows keep it as given (`uint8`), as it is otherwise.
-    pub(crate) fn as_query<'a>(&self, metric: Metric, vector: &'a [f32]) -> Cow<'a, [f32]> {
-        let mut v = Cow::Borrowed(vector);
-        if metric == Metric::Cosine && matches!(self, SpaceRows::U8(_)) {
-            braid_distance::normalize(v.to_mut());
-        }
-        v
-    }
-
     /// The row at `offset` as the user stored it, widened to `f32`.
     pub(crate) fn stored(&self, offset: u32) -> Vec<f32> {
         with_rows!(self, |r| Element::widen(r.vector(PointOffset(offset))).into_owned())
     }
 
-    /// The row at `offset` as a query under `metric` (normalised under Cosine).
+    /// `f` of the row at `offset` as a query under `metric` (normalised under Cosine;
+    /// `f32` rows are lent, not copied): what codes and query-by-example see.
+    pub(crate) fn with_query<R>(&self, metric: Metric, offset: u32, f: impl FnOnce(&[f32]) -> R) -> R {
+        with_rows!(self, |r| f(&RowKernel::as_query(metric, r.vector(PointOffset(offset)))))
+    }
+
+    /// The row at `offset` as a query under `metric` (see [`SpaceRows::with_query`]).
     pub(crate) fn query_of(&self, metric: Metric, offset: u32) -> Vec<f32> {
-        with_rows!(self, |r| RowKernel::as_query(metric, r.vector(PointOffset(offset))).into_owned())
+        self.with_query(metric, offset, <[f32]>::to_vec)
     }
 
     /// The user score of `query` (prepared) against the row at `offset`.

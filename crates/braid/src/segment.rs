@@ -807,7 +807,8 @@ impl Segment {
                     Some(v) => {
                         space.rows.push(v);
                         if let Some(codes) = &mut space.codes {
-                            codes.push(&space.rows.as_query(space.params.distance, v));
+                            // Coded from the row as stored, as a rebuild of the codes does.
+                            space.rows.with_query(space.params.distance, offset, |q| codes.push(q));
                         }
                         space.present.insert(offset);
                         space.live += 1;
@@ -1271,8 +1272,10 @@ impl Searchable for Segment {
         Ok(self
             .offsets_in(data, ids)
             .map(|(id, o)| {
-                let v = data.rows.query_of(data.params.distance, o);
-                Hit::new(id, scorer.score(|e| kernel.similarity(e, &v)))
+                let score = data
+                    .rows
+                    .with_query(data.params.distance, o, |v| scorer.score(|e| kernel.similarity(e, v)));
+                Hit::new(id, score)
             })
             .collect())
     }
