@@ -192,6 +192,12 @@ pub trait OffsetFilter: Sync {
         let _ = f;
         false
     }
+    /// The key of a graph's link group whose links join this filter's matches: links
+    /// among points that share a payload value, for a filter that is a match on that
+    /// value's field (`braid-hnsw`'s `Hnsw::add_link_group`). `None` by default.
+    fn link_group(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Adapts a closure into an [`OffsetFilter`] with a caller-given estimate.

@@ -1,13 +1,15 @@
 //! The graph as bytes, little-endian (layout in `docs/hnsw.md`):
 //!
 //! ```text
-//! magic "BRAIDHNS" | version u32 = 1 | metric u8 | 3 zero bytes
+//! magic "BRAIDHNS" | version u32 (1, or 2 with link groups) | metric u8 | 3 zero bytes
 //! dim u32 | m u32 | ef_construct u32 | seed u64 | capacity u32
 //! entry u64 (node << 8 | level, or u64::MAX) | len u32 | deleted u32
 //! levels: capacity × u8 (255 = absent)
 //! deleted bits: ⌈capacity / 64⌉ × u64
 //! layer 0: capacity × (m0 + 1) × u32 (count, then neighbours)
 //! upper layers: for each node with level L > 0, in offset order, L × (m + 1) × u32
+//! version 2 only: groups u32, then per link group
+//!     key u64 | m0 u32 | capacity × (m0 + 1) × u32 (count, then neighbours)
 //! crc32c u32 of every byte before it
 //! ```
 //!
@@ -23,8 +25,9 @@ use crate::HnswConfig;
 use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL, NO_ENTRY};
 
 const MAGIC: &[u8; 8] = b"BRAIDHNS";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this code writes and reads: 2 with link groups; a
+/// graph without any is written as version 1, which older builds read.
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 4 + 4 * 3 + 8 + 4 + 8 + 4 + 4;
 
 /// Why bytes could not be read back as a graph.
@@ -35,7 +38,7 @@ pub enum DecodeError {
     #[error("not a Braid HNSW graph (bad magic number)")]
     BadMagic,
     /// Written by a format version this code does not read.
-    #[error("unsupported HNSW format version {found} (this build reads version {FORMAT_VERSION})")]
+    #[error("unsupported HNSW format version {found} (this build reads versions 1 to {FORMAT_VERSION})")]
     UnsupportedVersion {
         /// The version in the header.
         found: u32,
@@ -83,7 +86,8 @@ impl Hnsw {
             self.levels.iter().rposition(|l| l.load(Ordering::Acquire) != ABSENT).map_or(0, |i| i + 1);
         let mut out = Vec::with_capacity(HEADER + capacity * (1 + 4 * (m0 + 1)) + 64);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version: u32 = if self.groups.is_empty() { 1 } else { 2 };
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&[metric_code(self.metric), 0, 0, 0]);
         for v in [self.dim, self.config.m, self.config.ef_construct] {
             out.extend_from_slice(&(v as u32).to_le_bytes());
@@ -107,6 +111,16 @@ impl Hnsw {
                 }
             }
         }
+        if version == 2 {
+            out.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+            for group in &self.groups {
+                out.extend_from_slice(&group.key.to_le_bytes());
+                out.extend_from_slice(&(group.m0 as u32).to_le_bytes());
+                for slot in &group.slots[..capacity * (group.m0 + 1)] {
+                    out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
+                }
+            }
+        }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -122,7 +136,7 @@ impl Hnsw {
         }
         let mut r = Reader { bytes: &bytes[..bytes.len() - 4], at: 8 };
         let version = r.u32()?;
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { found: version });
         }
         let stored =
@@ -161,7 +175,7 @@ impl Hnsw {
         if r.remaining() < fixed {
             return Err(DecodeError::Truncated { needed: r.at + fixed + 4, available: bytes.len() });
         }
-        let graph = Hnsw::empty(metric, dim, config, capacity);
+        let mut graph = Hnsw::empty(metric, dim, config, capacity);
         let levels = r.take(capacity)?;
         let mut inserted = 0;
         for (slot, &level) in graph.levels.iter().zip(levels) {
@@ -235,6 +249,34 @@ impl Hnsw {
             }
             graph.upper_words.fetch_add(block.len(), Ordering::Relaxed);
             let _ = graph.upper[node].set(block);
+        }
+        if version >= 2 {
+            let groups = r.u32()?;
+            for _ in 0..groups {
+                let key = r.u64()?;
+                let m0 = r.u32()? as usize;
+                if m0 == 0 || m0 > 2048 || !m0.is_multiple_of(2) || graph.groups.iter().any(|g| g.key == key)
+                {
+                    return Err(DecodeError::Corrupt { why: "invalid link group header" });
+                }
+                let n =
+                    capacity.checked_mul(m0 + 1).ok_or(DecodeError::Corrupt { why: "capacity overflows" })?;
+                if r.remaining() < n * 4 {
+                    return Err(DecodeError::Truncated { needed: r.at + n * 4 + 4, available: bytes.len() });
+                }
+                let group = crate::graph::LinkGroup::empty(key, m0, capacity);
+                for slot in group.slots.iter() {
+                    slot.store(r.u32()?, Ordering::Relaxed);
+                }
+                for (node, &level) in levels.iter().enumerate() {
+                    let slots = &group.slots[node * (m0 + 1)..(node + 1) * (m0 + 1)];
+                    if level == ABSENT && slots[0].load(Ordering::Relaxed) != 0 {
+                        return Err(DecodeError::Corrupt { why: "links on an absent node" });
+                    }
+                    check_list(slots, m0, 0)?;
+                }
+                graph.groups.push(group);
+            }
         }
         if r.remaining() != 0 {
             return Err(DecodeError::Corrupt { why: "trailing bytes after the graph" });

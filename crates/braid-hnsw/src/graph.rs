@@ -45,6 +45,29 @@ pub(crate) struct Entry {
     pub level: u8,
 }
 
+/// Extra layer-0 links among nodes that share a value ([`Hnsw::add_link_group`]):
+/// per node a count, then up to `m0` neighbours, laid out as layer 0 is.
+pub(crate) struct LinkGroup {
+    pub key: u64,
+    /// Links per node (twice the group's `m`, as on layer 0).
+    pub m0: usize,
+    pub slots: Box<[AtomicU32]>,
+}
+
+impl LinkGroup {
+    pub(crate) fn empty(key: u64, m0: usize, capacity: usize) -> LinkGroup {
+        LinkGroup { key, m0, slots: atomics(capacity * (m0 + 1), || AtomicU32::new(0)) }
+    }
+
+    /// The slots of `node`'s list: `[count, n1, …]`.
+    #[inline]
+    pub(crate) fn links(&self, node: u32) -> Option<&[AtomicU32]> {
+        let w = self.m0 + 1;
+        let start = node as usize * w;
+        self.slots.get(start..start + w)
+    }
+}
+
 /// The HNSW graph. See [`crate`] for the user-facing API.
 pub struct Hnsw {
     pub(crate) metric: Metric,
@@ -73,6 +96,8 @@ pub struct Hnsw {
     pub(crate) upper_words: AtomicUsize,
     /// How filtered searches walk layer 0 ([`crate::FilteredWalk`] as a byte).
     pub(crate) filtered_walk: AtomicU8,
+    /// Links among nodes that share a value, one group per key.
+    pub(crate) groups: Vec<LinkGroup>,
 }
 
 impl std::fmt::Debug for Hnsw {
@@ -87,7 +112,18 @@ impl std::fmt::Debug for Hnsw {
     }
 }
 
-fn atomics<T>(n: usize, make: impl Fn() -> T) -> Box<[T]> {
+/// Replaces one list (`[count, n1, …]`); the caller holds its node's lock.
+pub(crate) fn write_list(slots: &[AtomicU32], list: &[u32]) {
+    let n = list.len().min(slots.len() - 1);
+    // Entries first, count last: a reader that sees the new count sees entries that
+    // are all valid nodes (old or new).
+    for (slot, &v) in slots[1..=n].iter().zip(list) {
+        slot.store(v, Ordering::Relaxed);
+    }
+    slots[0].store(n as u32, Ordering::Release);
+}
+
+pub(crate) fn atomics<T>(n: usize, make: impl Fn() -> T) -> Box<[T]> {
     // Asked for huge pages before the first write, so the kernel can back them so.
     let mut v = Vec::new();
     braid_core::memory::reserve_huge(&mut v, n);
@@ -115,6 +151,7 @@ impl Hnsw {
             deleted_count: AtomicUsize::new(0),
             upper_words: AtomicUsize::new(0),
             filtered_walk: AtomicU8::new(crate::FilteredWalk::Auto as u8),
+            groups: Vec::new(),
         }
     }
 
@@ -200,27 +237,24 @@ impl Hnsw {
     pub(crate) fn neighbours(&self, node: u32, layer: u8, out: &mut Vec<u32>) {
         out.clear();
         if let Some(slots) = self.links(node, layer) {
-            // Acquire: pairs with the Release of the count in `set_neighbours`.
-            let count = (slots[0].load(Ordering::Acquire) as usize).min(slots.len() - 1);
-            out.extend(
-                slots[1..=count]
-                    .iter()
-                    .map(|s| s.load(Ordering::Relaxed))
-                    .filter(|&n| self.level(n).is_some()),
-            );
+            self.read_list(slots, out);
         }
+    }
+
+    /// Appends the inserted nodes of one list (`[count, n1, …]`) to `out`.
+    #[inline]
+    pub(crate) fn read_list(&self, slots: &[AtomicU32], out: &mut Vec<u32>) {
+        // Acquire: pairs with the Release of the count in `write_list`.
+        let count = (slots[0].load(Ordering::Acquire) as usize).min(slots.len() - 1);
+        out.extend(
+            slots[1..=count].iter().map(|s| s.load(Ordering::Relaxed)).filter(|&n| self.level(n).is_some()),
+        );
     }
 
     /// Replaces `node`'s list on `layer`. The caller holds `node`'s lock.
     pub(crate) fn set_neighbours(&self, node: u32, layer: u8, list: &[u32]) {
         if let Some(slots) = self.links(node, layer) {
-            let n = list.len().min(slots.len() - 1);
-            // Entries first, count last: a reader that sees the new count sees entries
-            // that are all valid nodes (old or new).
-            for (slot, &v) in slots[1..=n].iter().zip(list) {
-                slot.store(v, Ordering::Relaxed);
-            }
-            slots[0].store(n as u32, Ordering::Release);
+            write_list(slots, list);
         }
     }
 
@@ -254,6 +288,7 @@ impl Hnsw {
             + self.levels.len()
             + self.deleted.len() * 8
             + self.locks.len() * std::mem::size_of::<Mutex<()>>()
+            + self.groups.iter().map(|g| g.slots.len() * std::mem::size_of::<AtomicU32>()).sum::<usize>()
     }
 
     pub(crate) fn check_codes<S: VectorSource<Elem: RowKernel> + ?Sized>(

@@ -244,16 +244,32 @@ impl Hnsw {
         dist: f32,
         layer: u8,
     ) {
-        let max = if layer == 0 { self.config.m0() } else { self.config.m };
+        if let Some(slots) = self.links(node, layer) {
+            self.link_back_in(source, node, new, dist, slots);
+        }
+    }
+
+    /// Adds `new` (at `dist`) to `node`'s list `slots` (`[count, n1, …]`, on layer 0,
+    /// an upper layer or in a link group); a full list is re-selected with the
+    /// heuristic.
+    pub(crate) fn link_back_in<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        node: u32,
+        new: u32,
+        dist: f32,
+        slots: &[std::sync::atomic::AtomicU32],
+    ) {
+        let max = slots.len() - 1;
         let _lock = self.locks[node as usize].lock();
         let mut current = Vec::with_capacity(max + 1);
-        self.neighbours(node, layer, &mut current);
+        self.read_list(slots, &mut current);
         if current.contains(&new) {
             return;
         }
         if current.len() < max {
             current.push(new);
-            self.set_neighbours(node, layer, &current);
+            crate::graph::write_list(slots, &current);
             return;
         }
         let base = S::Elem::as_query(self.metric, source.vector(PointOffset(node)));
@@ -265,7 +281,7 @@ impl Hnsw {
         candidates.sort_unstable();
         let kept = self.select_neighbours(source, &candidates, max);
         let ids: Vec<u32> = kept.iter().map(|k| k.node).collect();
-        self.set_neighbours(node, layer, &ids);
+        crate::graph::write_list(slots, &ids);
     }
 
     /// Makes room for offsets up to `capacity` (no-op when it is not larger). Needs
@@ -294,6 +310,13 @@ impl Hnsw {
         grown.len.store(self.len(), Ordering::Release);
         grown.deleted_count.store(self.deleted_len(), Ordering::Release);
         grown.upper_words.store(self.upper_words.load(Ordering::Relaxed), Ordering::Relaxed);
+        for group in std::mem::take(&mut self.groups) {
+            let bigger = crate::graph::LinkGroup::empty(group.key, group.m0, capacity);
+            for (to, from) in bigger.slots.iter().zip(group.slots.iter()) {
+                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            grown.groups.push(bigger);
+        }
         *self = grown;
         Ok(())
     }

@@ -10,6 +10,8 @@
 //! - concurrent inserts from several threads, with searches running meanwhile;
 //! - tombstone deletes that searches walk through but never return, and
 //!   [`Hnsw::compact`] to drop them;
+//! - link groups: extra links among the nodes that share a payload value (Qdrant's
+//!   `payload_m`), walked by searches whose filter matches that value;
 //! - search with a filter checked during the traversal, exact search over the same
 //!   vectors, and [`Hnsw::choose_path`] to pick one from a cardinality estimate;
 //! - a checksummed byte format ([`Hnsw::to_bytes`] / [`Hnsw::from_bytes`]).
@@ -36,6 +38,7 @@
 
 mod codec;
 mod graph;
+mod groups;
 mod insert;
 mod search;
 mod visited;
@@ -44,10 +47,11 @@ use thiserror::Error;
 
 pub use codec::{DecodeError, FORMAT_VERSION};
 pub use graph::Hnsw;
+pub use groups::GROUP_SCAN_UP_TO;
 pub use search::{
     BINARY_RESCORE_FACTOR, BINARY_RESCORE_MIN, CODED_SCAN_ADVANTAGE, FilteredWalk, GRAPH_COST_DIVISOR,
-    PathChoice, RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath, TWO_HOP_BELOW, TWO_HOP_COST, TWO_HOP_FROM,
-    TWO_HOP_SEEDS,
+    GROUP_WALK_COST, PathChoice, RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath, TWO_HOP_BELOW,
+    TWO_HOP_COST, TWO_HOP_FROM, TWO_HOP_SEEDS,
 };
 
 /// Build parameters.
@@ -127,6 +131,18 @@ pub enum HnswError {
     /// The offset is already in the graph.
     #[error("offset {offset} is already in the graph")]
     AlreadyInserted {
+        /// The offset.
+        offset: u32,
+    },
+    /// No link group under this key ([`Hnsw::add_link_group`]).
+    #[error("the graph has no link group {key:#x}")]
+    UnknownGroup {
+        /// The key asked for.
+        key: u64,
+    },
+    /// The offset has not been inserted into the graph.
+    #[error("offset {offset} is not in the graph")]
+    NotInserted {
         /// The offset.
         offset: u32,
     },

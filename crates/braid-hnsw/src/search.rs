@@ -8,7 +8,7 @@ use braid_core::{Cardinality, OffsetFilter, PointOffset, ScoredOffset, VectorSou
 use braid_distance::{CodeKind, CodedQuery, Codes, RowKernel, TopK, prepare};
 
 use crate::HnswError;
-use crate::graph::Hnsw;
+use crate::graph::{Hnsw, LinkGroup};
 use crate::visited::{Visited, with_visited};
 
 /// A node with its distance to the query; ordered by distance, then offset.
@@ -261,6 +261,10 @@ fn prefetch_rest<T>(v: &[T]) {
     }
 }
 
+/// What a filtered walk along a link group costs, in unfiltered walks at the same
+/// `ef` ([`Hnsw::choose_path_priced`]; measured in `docs/hnsw.md`, "Payload links").
+pub const GROUP_WALK_COST: f64 = 1.5;
+
 /// Calibration of [`Hnsw::choose_path`]: on 100,000 points (384-d, m = 16, ef = 100)
 /// one unfiltered graph search took as long as exactly scoring ~720 scattered matching
 /// points (`cargo xtask bench query`), which this divisor reproduces.
@@ -505,7 +509,10 @@ impl Hnsw {
             ep = self.greedy(probe, ep, layer);
         }
         let ef = ef.max(k);
-        let two_hop = self.walks_two_hop(filter);
+        // Links among the points sharing the filter's value join its matches: walk
+        // them, bridging only from the seeds.
+        let group = self.filter_group(filter);
+        let two_hop = group.is_some() || self.walks_two_hop(filter);
         let admit = self.admit(filter, two_hop);
         let admit = |n| !self.is_deleted(n) && admit.matches(n);
         if two_hop {
@@ -517,8 +524,9 @@ impl Hnsw {
             })
             .into_vec();
             let seeds = if seeds.is_empty() { vec![ep] } else { seeds };
-            let found =
-                with_visited(self.capacity, |visited| self.search_two_hop(probe, &seeds, ef, visited, admit));
+            let found = with_visited(self.capacity, |visited| {
+                self.search_two_hop(probe, &seeds, ef, visited, admit, group)
+            });
             if found.len() >= ef {
                 return found.into_sorted_vec();
             }
@@ -579,24 +587,42 @@ impl Hnsw {
         if listed { Admit::Bits(bits) } else { Admit::Filter(f) }
     }
 
+    /// The link group a filter names, if this graph has it.
+    pub(crate) fn filter_group(&self, filter: Option<&dyn OffsetFilter>) -> Option<&LinkGroup> {
+        filter.and_then(|f| f.link_group()).and_then(|key| self.group(key))
+    }
+
     /// The layer-0 beam of a filtered search that scores matching nodes only
     /// ([`FilteredWalk::TwoHop`]). `admit` is the filter (and liveness) test; the
     /// entry point steers even when it does not match. Returns the `ef` closest
-    /// admitted nodes in a max-heap (worst on top).
-    fn search_two_hop<P: Probe>(
+    /// admitted nodes in a max-heap (worst on top). With a link `group`, a node's
+    /// group links are followed beside its layer-0 links, and a matching node that
+    /// has group links bridges nowhere: the group joins the matches already.
+    pub(crate) fn search_two_hop<P: Probe>(
         &self,
         probe: &P,
         entry: &[Near],
         ef: usize,
         visited: &mut Visited,
         admit: impl Fn(u32) -> bool,
+        group: Option<&LinkGroup>,
     ) -> BinaryHeap<Near> {
         let cap = self.config.m0();
         let mut beam = Beam::new(ef, self.capacity, entry, visited, &admit);
-        let (mut buf, mut hop) = (Vec::with_capacity(cap), Vec::with_capacity(cap));
-        let mut fresh = Vec::with_capacity(cap);
+        let wide = cap + group.map_or(0, |g| g.m0);
+        let (mut buf, mut hop) = (Vec::with_capacity(wide), Vec::with_capacity(cap));
+        let mut fresh = Vec::with_capacity(wide);
         while let Some(current) = beam.next() {
             self.neighbours(current.node, 0, &mut buf);
+            let linked = match group.and_then(|g| g.links(current.node)) {
+                Some(slots) => {
+                    let before = buf.len();
+                    self.read_list(slots, &mut buf);
+                    buf.len() > before
+                }
+                None => false,
+            };
+            let bridge = !(linked && admit(current.node));
             fresh.clear();
             // Matching neighbours first; a non-matching one is only a bridge, whose
             // link list is asked for now and read below.
@@ -607,14 +633,14 @@ impl Hnsw {
                         probe.prefetch(n);
                         fresh.push(n);
                     }
-                } else {
+                } else if bridge {
                     braid_distance::simd::prefetch(&self.layer0, n as usize * w);
                 }
             }
             // Then the matching neighbours of the bridges, each bridge crossed once
             // (marking it visited) and wholly, until a step holds `m0` nodes.
             for &n in &buf {
-                if fresh.len() >= cap {
+                if !bridge || fresh.len() >= cap {
                     break;
                 }
                 if admit(n) || !visited.insert(n) {
@@ -789,23 +815,27 @@ impl Hnsw {
     /// for a plain filtered walk (most visited nodes are rejected) or by
     /// [`TWO_HOP_COST`] for a two-hop one.
     pub fn choose_path(&self, ef: usize, estimate: Option<Cardinality>) -> PathChoice {
-        self.choose_path_priced(ef, estimate, 1.0)
+        self.choose_path_priced(ef, estimate, 1.0, None)
     }
 
     /// [`Hnsw::choose_path`] for a scan whose points are `scan_advantage` times cheaper
     /// than a float scan's: [`CODED_SCAN_ADVANTAGE`] for a scan by one-byte codes
     /// ([`Hnsw::search_scan_coded`]). The scan's cost is reported in float-scan units.
+    /// `group` is the filter's [`OffsetFilter::link_group`]: a walk along a group this
+    /// graph has is priced at [`GROUP_WALK_COST`].
     pub fn choose_path_priced(
         &self,
         ef: usize,
         estimate: Option<Cardinality>,
         scan_advantage: f64,
+        group: Option<u64>,
     ) -> PathChoice {
         let n = (self.len() - self.deleted_len()).max(1) as f64;
         let matches = estimate.map_or(n, |c| c.expected as f64).clamp(0.0, n);
         let selectivity = self.selectivity(estimate);
         // A plain walk is slowed by every rejected node; a two-hop one by a constant.
         let filtered = match estimate {
+            Some(_) if group.is_some_and(|key| self.group(key).is_some()) => GROUP_WALK_COST,
             Some(_) if self.two_hop_at(selectivity) => TWO_HOP_COST,
             _ => 1.0 / selectivity,
         };
@@ -826,7 +856,12 @@ impl Hnsw {
         ef: usize,
         filter: Option<&dyn OffsetFilter>,
     ) -> Result<(Vec<ScoredOffset>, PathChoice), HnswError> {
-        let choice = self.choose_path(ef, filter.map(|f| f.estimate()));
+        let choice = self.choose_path_priced(
+            ef,
+            filter.map(|f| f.estimate()),
+            1.0,
+            filter.and_then(|f| f.link_group()),
+        );
         let hits = match choice.path {
             SearchPath::Scan | SearchPath::Exact => self.search_exact(source, query, k, filter)?,
             SearchPath::Graph => self.search(source, query, k, ef, filter)?,

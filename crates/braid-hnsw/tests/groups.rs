@@ -1,0 +1,242 @@
+//! Link groups (payload links): a walk filtered by a value that has links stays among
+//! the points holding it and finds their nearest; the links survive bytes and growth;
+//! bad calls are typed errors.
+
+use braid_core::{Cardinality, DenseVectors, Metric, OffsetFilter, PointOffset, VectorSource};
+use braid_distance::{Kernel, prepare};
+use braid_hnsw::{DecodeError, Hnsw, HnswConfig, HnswError, SearchPath};
+use braid_testkit::Rng;
+
+const KEY: u64 = 0xC0FFEE;
+
+/// The points whose value (one per point, `values[offset]`) is `value`, listed like a
+/// payload index's bitmap, naming `group` as its link group.
+struct Valued {
+    list: Vec<u32>,
+    values: Vec<u8>,
+    value: u8,
+    group: Option<u64>,
+}
+
+impl Valued {
+    fn new(values: &[u8], value: u8, group: Option<u64>) -> Valued {
+        let list = (0..values.len() as u32).filter(|&o| values[o as usize] == value).collect();
+        Valued { list, values: values.to_vec(), value, group }
+    }
+}
+
+impl OffsetFilter for Valued {
+    fn matches(&self, offset: PointOffset) -> bool {
+        self.values.get(offset.index()) == Some(&self.value)
+    }
+    fn estimate(&self) -> Cardinality {
+        Cardinality::exact(self.list.len())
+    }
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        self.list.iter().for_each(|&o| f(PointOffset(o)));
+        true
+    }
+    fn link_group(&self) -> Option<u64> {
+        self.group
+    }
+}
+
+/// `n` unit vectors around 12 centres, and a value 0..`kinds` per point drawn
+/// independently of the vector (so a value's points are scattered over every cluster).
+fn data(seed: u64, n: usize, dim: usize, kinds: u8) -> (DenseVectors, Vec<u8>) {
+    let mut rng = Rng::new(seed);
+    let centres: Vec<Vec<f32>> =
+        (0..12).map(|_| (0..dim).map(|_| rng.uniform() * 2.0 - 1.0).collect()).collect();
+    let mut rows = DenseVectors::new(dim);
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let v: Vec<f32> = centres[i % 12].iter().map(|c| c + 0.35 * (rng.uniform() - 0.5)).collect();
+        rows.push(&prepare(Metric::Cosine, dim, &v).unwrap());
+        values.push((rng.next_u64() % u64::from(kinds)) as u8);
+    }
+    (rows, values)
+}
+
+fn brute(rows: &DenseVectors, query: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<u32> {
+    let kernel = Kernel::new(Metric::Cosine);
+    let mut all: Vec<(f32, u32)> = (0..rows.len() as u32)
+        .filter(|&o| keep(o))
+        .map(|o| (kernel.score(query, rows.vector(PointOffset(o))), o))
+        .collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.into_iter().take(k).map(|(_, o)| o).collect()
+}
+
+/// Links every node in the group by its value.
+fn link_all(graph: &Hnsw, rows: &DenseVectors, values: &[u8], kinds: u8) {
+    let blocks: Vec<Valued> = (0..kinds).map(|v| Valued::new(values, v, None)).collect();
+    for o in 0..rows.len() as u32 {
+        let block: &dyn OffsetFilter = &blocks[values[o as usize] as usize];
+        graph.link_in_group(rows, KEY, PointOffset(o), &[block], false).unwrap();
+    }
+}
+
+fn built(seed: u64, n: usize, kinds: u8) -> (Hnsw, DenseVectors, Vec<u8>) {
+    let (rows, values) = data(seed, n, 16, kinds);
+    let mut graph =
+        Hnsw::build(&rows, Metric::Cosine, HnswConfig { m: 8, ef_construct: 64, seed }, 2).unwrap();
+    graph.add_link_group(KEY, 8).unwrap();
+    link_all(&graph, &rows, &values, kinds);
+    (graph, rows, values)
+}
+
+/// Mean recall@10 of filtered searches for each value over `queries` held-out points.
+fn filtered_recall(graph: &Hnsw, rows: &DenseVectors, values: &[u8], kinds: u8, group: Option<u64>) -> f64 {
+    let (queries, _) = data(99, 30, 16, kinds);
+    let mut total = 0.0;
+    let mut count = 0.0;
+    for q in 0..queries.len() as u32 {
+        let query = queries.vector(PointOffset(q));
+        let filter = Valued::new(values, (q % u32::from(kinds)) as u8, group);
+        let hits = graph.search(rows, query, 10, 32, Some(&filter)).unwrap();
+        assert!(hits.iter().all(|h| filter.matches(h.offset)), "only matching points are returned");
+        let truth = brute(rows, query, 10, |o| filter.matches(PointOffset(o)));
+        total += hits.iter().filter(|h| truth.contains(&h.offset.0)).count() as f64 / truth.len() as f64;
+        count += 1.0;
+    }
+    total / count
+}
+
+#[test]
+fn a_walk_along_the_group_finds_the_values_nearest() {
+    let (graph, rows, values) = built(3, 4000, 10);
+    let linked = filtered_recall(&graph, &rows, &values, 10, Some(KEY));
+    assert!(linked >= 0.95, "recall@10 along the group {linked}");
+    // A filter naming a group the graph does not have walks as before.
+    let other = filtered_recall(&graph, &rows, &values, 10, Some(KEY + 1));
+    assert!(other >= 0.8, "recall@10 of the two-hop walk {other}");
+    // Every node holds links to points of its own value only.
+    let blocks: Vec<Valued> = (0..10).map(|v| Valued::new(&values, v, Some(KEY))).collect();
+    let query = rows.vector(PointOffset(17)).to_vec();
+    let hits = graph.search(&rows, &query, 1, 32, Some(&blocks[values[17] as usize])).unwrap();
+    assert_eq!(hits[0].offset, PointOffset(17), "a point is its own nearest along its group");
+}
+
+#[test]
+fn the_planner_prices_a_group_walk_below_a_two_hop_walk() {
+    let (graph, _, _) = built(5, 3000, 10);
+    let estimate = Some(Cardinality::exact(300));
+    let two_hop = graph.choose_path_priced(64, estimate, 1.0, None);
+    let linked = graph.choose_path_priced(64, estimate, 1.0, Some(KEY));
+    let missing = graph.choose_path_priced(64, estimate, 1.0, Some(KEY + 1));
+    assert!(linked.graph_cost < two_hop.graph_cost);
+    assert_eq!(missing.graph_cost, two_hop.graph_cost);
+    assert_eq!(graph.choose_path_priced(64, None, 1.0, Some(KEY)).path, SearchPath::Graph);
+}
+
+#[test]
+fn groups_survive_bytes_and_growth() {
+    let (mut graph, rows, values) = built(7, 1500, 6);
+    assert_eq!(graph.link_groups(), vec![(KEY, 8)]);
+    let bytes = graph.to_bytes();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2, "groups need version 2");
+    let decoded = Hnsw::from_bytes(&bytes).unwrap();
+    assert_eq!(decoded.link_groups(), vec![(KEY, 8)]);
+    assert_eq!(decoded.to_bytes(), bytes);
+    let (queries, _) = data(11, 10, 16, 6);
+    for q in 0..10u32 {
+        let filter = Valued::new(&values, (q % 6) as u8, Some(KEY));
+        let query = queries.vector(PointOffset(q));
+        assert_eq!(
+            graph.search(&rows, query, 10, 32, Some(&filter)).unwrap(),
+            decoded.search(&rows, query, 10, 32, Some(&filter)).unwrap()
+        );
+    }
+    graph.grow(4000).unwrap();
+    assert_eq!(graph.link_groups(), vec![(KEY, 8)]);
+    let grown = graph.to_bytes();
+    assert_eq!(Hnsw::from_bytes(&grown).unwrap().to_bytes(), grown);
+    assert_eq!(grown, bytes, "growing adds empty slots only, which the bytes trim");
+    // Without groups the bytes stay version 1, which older builds read.
+    assert!(graph.remove_link_group(KEY));
+    assert!(!graph.remove_link_group(KEY));
+    let plain = graph.to_bytes();
+    assert_eq!(u32::from_le_bytes(plain[8..12].try_into().unwrap()), 1);
+    assert!(Hnsw::from_bytes(&plain).unwrap().link_groups().is_empty());
+}
+
+/// Re-checksums `bytes` after an edit, so that decoding reaches the structural checks.
+fn reseal(bytes: &mut [u8]) {
+    let end = bytes.len() - 4;
+    let crc = crc32c::crc32c(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn a_corrupt_group_is_a_typed_error() {
+    let (rows, _) = data(13, 40, 4, 2);
+    let mut graph =
+        Hnsw::build(&rows, Metric::Cosine, HnswConfig { m: 4, ef_construct: 16, seed: 1 }, 1).unwrap();
+    graph.add_link_group(KEY, 2).unwrap();
+    let bytes = graph.to_bytes();
+    // The group section: key u64, m0 u32, then 40 × 5 slots, then the checksum.
+    let section = bytes.len() - 4 - 40 * 5 * 4;
+    let mut bad = bytes.clone();
+    bad[section..section + 4].copy_from_slice(&1u32.to_le_bytes()); // node 0's count
+    bad[section + 4..section + 8].copy_from_slice(&40u32.to_le_bytes()); // past the nodes
+    reseal(&mut bad);
+    assert!(matches!(Hnsw::from_bytes(&bad), Err(DecodeError::Corrupt { .. })));
+    let mut bad = bytes.clone();
+    bad[section - 4..section].copy_from_slice(&3u32.to_le_bytes()); // an odd m0
+    reseal(&mut bad);
+    assert!(matches!(
+        Hnsw::from_bytes(&bad),
+        Err(DecodeError::Corrupt { .. }) | Err(DecodeError::Truncated { .. })
+    ));
+    let mut bad = bytes.clone();
+    bad.truncate(bytes.len() - 12);
+    bad.extend_from_slice(&[0; 4]);
+    reseal(&mut bad);
+    assert!(Hnsw::from_bytes(&bad).is_err());
+}
+
+#[test]
+fn bad_calls_are_typed_errors() {
+    let (rows, values) = data(17, 100, 4, 3);
+    let mut graph =
+        Hnsw::new(Metric::Cosine, 4, HnswConfig { m: 4, ef_construct: 16, seed: 1 }, 200).unwrap();
+    graph.insert_all(&rows, 0..50, 1).unwrap();
+    let block = Valued::new(&values, 0, None);
+    assert!(matches!(
+        graph.link_in_group(&rows, KEY, PointOffset(1), &[&block], false),
+        Err(HnswError::UnknownGroup { key: KEY })
+    ));
+    assert!(matches!(graph.add_link_group(KEY, 0), Err(HnswError::InvalidConfig { .. })));
+    graph.add_link_group(KEY, 4).unwrap();
+    assert!(matches!(
+        graph.link_in_group(&rows, KEY, PointOffset(60), &[&block], false),
+        Err(HnswError::NotInserted { offset: 60 })
+    ));
+    assert!(matches!(
+        graph.link_in_group(&rows, KEY, PointOffset(150), &[&block], false),
+        Err(HnswError::NotInserted { offset: 150 })
+    ));
+}
+
+#[test]
+fn a_point_with_two_values_is_linked_in_both_and_relinked_on_change() {
+    let (rows, values) = data(19, 600, 8, 4);
+    let mut graph =
+        Hnsw::build(&rows, Metric::Cosine, HnswConfig { m: 6, ef_construct: 32, seed: 2 }, 1).unwrap();
+    graph.add_link_group(KEY, 6).unwrap();
+    link_all(&graph, &rows, &values, 4);
+    let probe = 5u32;
+    let others: Vec<u8> = (0..4).filter(|&v| v != values[probe as usize]).collect();
+    let a = Valued::new(&values, others[0], None);
+    let b = Valued::new(&values, others[1], None);
+    graph.link_in_group(&rows, KEY, PointOffset(probe), &[&a, &b], true).unwrap();
+    // Along either value's group the probe is its own nearest point (the filter passes
+    // it as holding both values).
+    for value in [others[0], others[1]] {
+        let mut holds = values.clone();
+        holds[probe as usize] = value;
+        let filter = Valued::new(&holds, value, Some(KEY));
+        let hits = graph.search(&rows, rows.vector(PointOffset(probe)), 1, 32, Some(&filter)).unwrap();
+        assert_eq!(hits[0].offset, PointOffset(probe));
+    }
+}
