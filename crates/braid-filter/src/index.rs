@@ -52,6 +52,12 @@ impl IndexKind {
         IndexKind::Text,
     ];
 
+    /// Does the index match exact values (keyword, integer, bool, uuid), each with its
+    /// own set of points?
+    pub fn matches_values(self) -> bool {
+        matches!(self, IndexKind::Keyword | IndexKind::Integer | IndexKind::Bool | IndexKind::Uuid)
+    }
+
     /// The lower-case name, as in Qdrant's `field_schema`.
     pub fn name(self) -> &'static str {
         match self {
@@ -300,6 +306,33 @@ impl FieldIndex {
         }
     }
 
+    /// The posting sets of the exact values at `key` in `payload`, each once.
+    fn value_sets(&self, key: &JsonPath, payload: &Value) -> Vec<&RoaringBitmap> {
+        let values = key.values(payload);
+        let elements = values.iter().flat_map(|v| match v {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            other => vec![*other],
+        });
+        let mut sets: Vec<&RoaringBitmap> = Vec::new();
+        for v in elements {
+            let set = match (self, v) {
+                (FieldIndex::Keyword(map), Value::String(s)) => map.get(s),
+                (FieldIndex::Integer { exact, .. }, Value::Number(n)) => {
+                    n.as_i64().and_then(|i| exact.get(&i))
+                }
+                (FieldIndex::Bool { yes, no }, Value::Bool(b)) => Some(if *b { yes } else { no }),
+                (FieldIndex::Uuid(map), Value::String(s)) => canonical_uuid(s).and_then(|u| map.get(&u)),
+                _ => None,
+            };
+            if let Some(set) = set
+                && !sets.iter().any(|s| std::ptr::eq(*s, set))
+            {
+                sets.push(set);
+            }
+        }
+        sets
+    }
+
     /// The exact matching set for `test`, or `None` when this index cannot answer it.
     /// `payload` gives a point's values at the key (a phrase is verified on them).
     fn answer<'p>(&self, test: &FieldTest, payload: &dyn Fn(u32) -> Vec<&'p Value>) -> Option<RoaringBitmap> {
@@ -528,6 +561,21 @@ impl PayloadStore {
     /// Every index, by key.
     pub fn indexes(&self) -> impl Iterator<Item = (&JsonPath, IndexKind)> {
         self.indexes.iter().map(|(k, i)| (k, i.kind()))
+    }
+
+    /// The keys whose index matches exact values (keyword, integer, bool, uuid): the
+    /// fields a graph links points by (`payload_m`, `docs/hnsw.md`, "Payload links").
+    pub fn value_keys(&self) -> impl Iterator<Item = &JsonPath> {
+        self.indexes.iter().filter(|(_, i)| i.kind().matches_values()).map(|(k, _)| k)
+    }
+
+    /// For each value the point at `offset` holds at `key`, the points holding that
+    /// value, from the index on `key` (none without a value index there).
+    pub fn value_sets(&self, key: &JsonPath, offset: PointOffset) -> Vec<&RoaringBitmap> {
+        match (self.indexes.get(key), self.get(offset)) {
+            (Some(index), Some(payload)) => index.value_sets(key, payload),
+            _ => Vec::new(),
+        }
     }
 
     /// Qdrant's facet: for each value the index on `key` holds, how many of the points

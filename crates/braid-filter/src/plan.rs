@@ -7,8 +7,9 @@ use braid_core::{Cardinality, OffsetFilter, PointOffset};
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
-use crate::ast::{Condition, Filter};
+use crate::ast::{Condition, FieldCondition, FieldTest, Filter, Match, Scalar, Variants};
 use crate::check::Subject;
+use crate::{IndexKind, JsonPath};
 use crate::{PayloadStore, PointLookup};
 
 /// How many live points a per-point condition is tried on to estimate its selectivity.
@@ -203,12 +204,36 @@ impl Node<'_> {
     }
 }
 
+/// See [`PlannedFilter::value_key`].
+fn value_key<'a>(filter: &'a Filter, store: &PayloadStore) -> Option<&'a JsonPath> {
+    let alone = filter.should.as_ref().is_none_or(Vec::is_empty)
+        && filter.must_not.is_empty()
+        && filter.min_should.is_none();
+    match filter.must.as_slice() {
+        [Condition::Field(FieldCondition { key, test: FieldTest::Match(m) })] if alone => {
+            let (_, kind) = store.indexes().find(|(k, _)| *k == key)?;
+            let fits = matches!(
+                (kind, m),
+                (IndexKind::Keyword | IndexKind::Uuid, Match::Value(Scalar::Keyword(_)))
+                    | (IndexKind::Keyword | IndexKind::Uuid, Match::Any(Variants::Keywords(_)))
+                    | (IndexKind::Integer, Match::Value(Scalar::Integer(_)))
+                    | (IndexKind::Integer, Match::Any(Variants::Integers(_)))
+                    | (IndexKind::Bool, Match::Value(Scalar::Bool(_)))
+            );
+            fits.then_some(key)
+        }
+        [Condition::Filter(inner)] if alone => value_key(inner, store),
+        _ => None,
+    }
+}
+
 /// A filter ready to be consulted by a search, made by [`PayloadStore::plan`].
 pub struct PlannedFilter<'a> {
     root: Node<'a>,
     store: &'a PayloadStore,
     lookup: &'a dyn PointLookup,
     estimate: Cardinality,
+    value_key: Option<&'a JsonPath>,
 }
 
 impl std::fmt::Debug for PlannedFilter<'_> {
@@ -236,7 +261,15 @@ impl<'a> PlannedFilter<'a> {
                 .collect()
         };
         let estimate = root.estimate(n, &sample, store, lookup);
-        PlannedFilter { root, store, lookup, estimate }
+        PlannedFilter { root, store, lookup, estimate, value_key: value_key(filter, store) }
+    }
+
+    /// The key of a value index (keyword, integer, bool, uuid) when the filter is one
+    /// match of values there and nothing else: its matches are the points holding
+    /// those values, which a graph's payload links join (`docs/hnsw.md`, "Payload
+    /// links").
+    pub fn value_key(&self) -> Option<&'a JsonPath> {
+        self.value_key
     }
 
     /// The exact matching set, when indexes answered every condition.

@@ -93,7 +93,7 @@ fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
     only(
         o,
         "`hnsw_config`",
-        &["m", "ef_construct", "full_scan_threshold", "on_disk", "max_indexing_threads"],
+        &["m", "ef_construct", "full_scan_threshold", "on_disk", "max_indexing_threads", "payload_m"],
     )?;
     fixed(o, "on_disk", json!(false), "graphs are held in memory")?;
     fixed(o, "max_indexing_threads", json!(0), "graphs are built on every core")?;
@@ -101,6 +101,7 @@ fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
         m: usize_field(o, "m")?,
         ef_construct: usize_field(o, "ef_construct")?,
         full_scan_threshold: usize_field(o, "full_scan_threshold")?,
+        payload_m: usize_field(o, "payload_m")?,
     })
 }
 
@@ -1450,7 +1451,7 @@ pub(crate) fn order_by(v: &Value) -> Result<braid::OrderBy, ApiError> {
 fn params_json(p: &VectorParams) -> Value {
     json!({"size": p.size, "distance": mapping::distance_name(p.distance),
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct,
-                           "full_scan_threshold": p.hnsw.full_scan_threshold_kb},
+                           "full_scan_threshold": p.hnsw.full_scan_threshold_kb, "payload_m": p.hnsw.payload_m},
            "quantization_config": quantization_json(p),
            "on_disk": p.on_disk, "memory": if p.on_disk { "cold" } else { "cached" },
            // Reported whether or not the request said it.
@@ -1538,7 +1539,7 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
             "params": {"vectors": vectors, "sparse_vectors": sparse, "shard_number": 1, "replication_factor": 1,
                        "write_consistency_factor": 1, "on_disk_payload": false},
             "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": first.full_scan_threshold_kb,
-                            "max_indexing_threads": 0, "on_disk": false},
+                            "max_indexing_threads": 0, "on_disk": false, "payload_m": first.payload_m},
             "optimizer_config": {"deleted_threshold": info.config.deleted_threshold.unwrap_or(reported.deleted_threshold),
                                  "vacuum_min_vector_number": info.config.vacuum_min_vector_number.map_or(reported.vacuum_min, |n| n as u64),
                                  "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,

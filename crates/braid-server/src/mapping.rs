@@ -22,6 +22,7 @@ pub(crate) struct HnswDiff {
     pub(crate) ef_construct: Option<usize>,
     /// Kilobytes (Qdrant's unit).
     pub(crate) full_scan_threshold: Option<usize>,
+    pub(crate) payload_m: Option<usize>,
 }
 
 impl HnswDiff {
@@ -31,6 +32,7 @@ impl HnswDiff {
             m: self.m.unwrap_or(base.m),
             ef_construct: self.ef_construct.unwrap_or(base.ef_construct),
             full_scan_threshold_kb: self.full_scan_threshold.unwrap_or(base.full_scan_threshold_kb),
+            payload_m: self.payload_m.or(base.payload_m),
         }
     }
 }
@@ -197,8 +199,7 @@ impl SpaceSpec {
         let distance = self.distance.ok_or_else(|| bad("vector params need `distance`"))?;
         let hnsw = self.hnsw.over(base);
         Ok(VectorParams::new(size, distance)
-            .hnsw(hnsw.m, hnsw.ef_construct)
-            .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
+            .hnsw_params(hnsw)
             .quantization(quantization)
             .on_disk(self.on_disk.unwrap_or(false))
             .datatype(self.datatype.unwrap_or_default()))
@@ -393,8 +394,7 @@ impl NewSpace {
             NewSpace::Dense { size, distance, multivector: false, datatype } => {
                 let hnsw = reported_hnsw(&config);
                 let params = VectorParams::new(size, distance)
-                    .hnsw(hnsw.m, hnsw.ef_construct)
-                    .full_scan_threshold_kb(hnsw.full_scan_threshold_kb)
+                    .hnsw_params(hnsw)
                     .quantization(config.quantization.unwrap_or_default())
                     .datatype(datatype);
                 config.vector(name, params)
@@ -495,7 +495,12 @@ mod tests {
         let mut image = space(512);
         image.hnsw.m = Some(32);
         let spec = CollectionSpec {
-            hnsw: HnswDiff { m: None, ef_construct: Some(200), full_scan_threshold: Some(500) },
+            hnsw: HnswDiff {
+                m: None,
+                ef_construct: Some(200),
+                full_scan_threshold: Some(500),
+                payload_m: None,
+            },
             indexing_threshold: Some(0),
             deleted_threshold: None,
             vacuum_min: None,
@@ -504,7 +509,7 @@ mod tests {
             sparse: vec![("bm25".into(), Modifier::Idf)],
         };
         let config = spec.config().unwrap();
-        let hnsw = |m| HnswParams { m, ef_construct: 200, full_scan_threshold_kb: 500 };
+        let hnsw = |m| HnswParams { m, ef_construct: 200, full_scan_threshold_kb: 500, payload_m: None };
         assert_eq!(config.vectors["text"].hnsw, hnsw(16));
         assert_eq!(config.vectors["image"].hnsw, hnsw(32));
         assert_eq!(config.indexing_threshold_kb, 0);

@@ -1139,6 +1139,9 @@ impl Collection {
             segment.prepare_reconfigure(new)?
         };
         let replaced = self.inner.segment.write().reconfigure(change);
+        // A changed `payload_m` relinks its groups, under the read lock: readers go on.
+        let links = self.inner.segment.write().sync_groups()?;
+        self.inner.segment.read().index(links)?;
         let Some(store) = store.as_mut() else {
             return Ok(self.read().stale_graphs());
         };
@@ -1154,7 +1157,12 @@ impl Collection {
                 Ok(segment.stale_graphs())
             }
             Err(e) => {
-                self.inner.segment.write().undo_reconfigure(replaced);
+                let links = {
+                    let mut segment = self.inner.segment.write();
+                    segment.undo_reconfigure(replaced);
+                    segment.sync_groups()?
+                };
+                self.inner.segment.read().index(links)?;
                 Err(e)
             }
         }
@@ -1231,7 +1239,9 @@ impl Collection {
             let segment = self.inner.segment.read();
             let data = segment.space_named(space)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            crate::rows::with_rows!(&data.rows, |r| data.graph.compact(r, threads))?
+            let mut graph = crate::rows::with_rows!(&data.rows, |r| data.graph.compact(r, threads))?;
+            segment.link_rebuilt(space, &mut graph)?;
+            graph
         };
         self.inner.segment.write().set_graph(space, graph)?;
         match store.as_mut() {

@@ -28,11 +28,24 @@ pub struct HnswParams {
     /// (Qdrant's `full_scan_threshold`; `docs/query.md`, "Exact by size").
     #[serde(default = "default_threshold_kb")]
     pub full_scan_threshold_kb: usize,
+    /// Links per point among the points sharing a value of an indexed keyword,
+    /// integer, bool or uuid field (Qdrant's `payload_m`: `None` takes `m`, 0 builds
+    /// none), which filtered searches on one such field walk (`docs/hnsw.md`,
+    /// "Payload links").
+    #[serde(default)]
+    pub payload_m: Option<usize>,
+}
+
+impl HnswParams {
+    /// The payload links per point (`2·` that on layer 0): `payload_m`, else `m`.
+    pub fn payload_links(&self) -> usize {
+        self.payload_m.unwrap_or(self.m)
+    }
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construct: 100, full_scan_threshold_kb: DEFAULT_THRESHOLD_KB }
+        HnswParams { m: 16, ef_construct: 100, full_scan_threshold_kb: DEFAULT_THRESHOLD_KB, payload_m: None }
     }
 }
 
@@ -157,6 +170,19 @@ impl VectorParams {
     /// With graph settings `m` and `ef_construct`.
     pub fn hnsw(mut self, m: usize, ef_construct: usize) -> VectorParams {
         self.hnsw = HnswParams { m, ef_construct, ..self.hnsw };
+        self
+    }
+
+    /// With every HNSW setting of `hnsw`.
+    pub fn hnsw_params(mut self, hnsw: HnswParams) -> VectorParams {
+        self.hnsw = hnsw;
+        self
+    }
+
+    /// With `payload_m` (links among the points sharing an indexed value; 0 for none)
+    /// instead of `m`.
+    pub fn payload_m(mut self, m: usize) -> VectorParams {
+        self.hnsw.payload_m = Some(m);
         self
     }
 
@@ -414,6 +440,9 @@ impl CollectionConfig {
             let hnsw = braid_hnsw::HnswConfig { m: p.hnsw.m, ef_construct: p.hnsw.ef_construct, seed: 0 };
             if let Err(e) = hnsw.validate() {
                 return bad(format!("space `{name}`: {e}"));
+            }
+            if p.hnsw.payload_m.is_some_and(|m| m > 1024) {
+                return bad(format!("space `{name}`: payload_m must be between 0 and 1024"));
             }
         }
         Ok(())

@@ -105,6 +105,46 @@ impl MultiData {
 pub(crate) struct Unindexed {
     points: usize,
     offsets: BTreeMap<String, Vec<u32>>,
+    /// Payload links to make in every graph that has the group.
+    links: Vec<Links>,
+}
+
+/// Offsets to link in one payload-link group: new groups link every point; a point
+/// whose value changed replaces its own links.
+#[derive(Debug)]
+struct Links {
+    key: u64,
+    offsets: Vec<u32>,
+    replace: bool,
+}
+
+/// The key of the payload-link group of an indexed field, in every graph: FNV-1a of
+/// the key as written, so that a graph's bytes name their groups without a table.
+pub(crate) fn group_key(path: &braid_filter::JsonPath) -> u64 {
+    path.to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The points holding one payload value, among which a point is linked.
+struct Holding<'a>(&'a RoaringBitmap);
+
+impl OffsetFilter for Holding<'_> {
+    fn matches(&self, offset: PointOffset) -> bool {
+        self.0.contains(offset.0)
+    }
+    fn estimate(&self) -> Cardinality {
+        Cardinality::exact(self.0.len() as usize)
+    }
+    fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
+        self.0.iter().for_each(|o| f(PointOffset(o)));
+        true
+    }
+}
+
+/// Threads for linking `n` offsets: every core, one per 64 offsets at most.
+fn threads_for(n: usize) -> usize {
+    std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.div_ceil(64)).max(1)
 }
 
 /// Its fields are private: the collection and the store change a segment only through
@@ -162,16 +202,20 @@ impl LiveCopy {
     /// fresh graphs and the same indexes: what a compaction writes.
     pub(crate) fn build(self) -> Result<Segment, Error> {
         let mut fresh = Segment::new(self.config)?;
-        let mut points = self.points;
-        while !points.is_empty() {
-            let rest = points.split_off(points.len().min(crate::MAX_BATCH));
-            fresh.write(std::mem::replace(&mut points, rest))?;
-        }
+        // Indexes first: each batch is then linked among the points sharing its values
+        // as it is written, as live writes are.
         for (key, kind, options) in self.indexes {
             match options {
                 Some(options) => fresh.payloads.create_text_index(&key, options)?,
                 None => fresh.payloads.create_index(&key, kind)?,
             }
+        }
+        let none = fresh.sync_groups()?;
+        fresh.index(none)?;
+        let mut points = self.points;
+        while !points.is_empty() {
+            let rest = points.split_off(points.len().min(crate::MAX_BATCH));
+            fresh.write(std::mem::replace(&mut points, rest))?;
         }
         Ok(fresh)
     }
@@ -764,14 +808,102 @@ impl Segment {
     /// a batch is linked. Until it is done, graph searches miss the staged versions
     /// (and the versions they replaced, already tombstoned); scans see them.
     pub(crate) fn index(&self, unindexed: Unindexed) -> Result<(), Error> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(unindexed.points.div_ceil(64))
-            .max(1);
+        let threads = threads_for(unindexed.points);
         for (name, offsets) in unindexed.offsets {
             if let Some(space) = self.spaces.get(&name) {
-                with_rows!(&space.rows, |r| space.graph.insert_all(r, offsets, threads))?;
+                with_rows!(&space.rows, |r| space.graph.insert_all(r, offsets.iter().copied(), threads))?;
+                for (key, _) in space.graph.link_groups() {
+                    self.link(&space.rows, &space.graph, key, &offsets, false)?;
+                }
             }
+        }
+        for links in unindexed.links {
+            for space in self.spaces.values() {
+                if space.graph.link_groups().iter().any(|(k, _)| *k == links.key) {
+                    self.link(&space.rows, &space.graph, links.key, &links.offsets, links.replace)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Links `offsets` (those in `space`'s graph and live) in its payload-link group
+    /// `key`, each among the points holding each of its values at the group's field.
+    fn link(
+        &self,
+        rows: &SpaceRows,
+        graph: &Hnsw,
+        key: u64,
+        offsets: &[u32],
+        replace: bool,
+    ) -> Result<(), Error> {
+        let Some(path) = self.payloads.value_keys().find(|p| group_key(p) == key) else { return Ok(()) };
+        let failed = parking_lot::Mutex::new(None);
+        braid_core::run_parts(offsets.chunks(64), threads_for(offsets.len()), |chunk| {
+            for &o in chunk {
+                let offset = PointOffset(o);
+                if !graph.contains(offset) || graph.is_deleted_offset(offset) {
+                    continue;
+                }
+                let sets = self.payloads.value_sets(path, offset);
+                if sets.is_empty() && !replace {
+                    continue;
+                }
+                let holding: Vec<Holding> = sets.into_iter().map(Holding).collect();
+                let blocks: Vec<&dyn OffsetFilter> = holding.iter().map(|h| h as &dyn OffsetFilter).collect();
+                let linked = with_rows!(rows, |r| graph.link_in_group(r, key, offset, &blocks, replace));
+                if let Err(e) = linked {
+                    failed.lock().get_or_insert(e);
+                    return;
+                }
+            }
+        });
+        failed.into_inner().map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// The payload-link groups `space`'s graph should have: one per value index
+    /// (keyword, integer, bool, uuid), with the space's `payload_m` (none for 0).
+    fn wanted_groups(&self, space: &SpaceData) -> Vec<(u64, usize)> {
+        match space.params.hnsw.payload_links() {
+            0 => Vec::new(),
+            m => self.payloads.value_keys().map(|k| (group_key(k), m)).collect(),
+        }
+    }
+
+    /// Gives every graph the payload-link groups its space and the payload indexes
+    /// ask for: drops the others, adds the missing ones empty, and returns the
+    /// linking of every live point in them, for [`Segment::index`].
+    pub(crate) fn sync_groups(&mut self) -> Result<Unindexed, Error> {
+        let wanted: Vec<(String, Vec<(u64, usize)>)> =
+            self.spaces.iter().map(|(name, s)| (name.clone(), self.wanted_groups(s))).collect();
+        let mut links = Vec::new();
+        for (name, wanted) in wanted {
+            let Some(space) = self.spaces.get_mut(&name) else { continue };
+            let have = space.graph.link_groups();
+            for (key, m) in &have {
+                if !wanted.contains(&(*key, *m)) {
+                    space.graph.remove_link_group(*key);
+                }
+            }
+            for (key, m) in wanted {
+                if !have.contains(&(key, m)) {
+                    space.graph.add_link_group(key, m)?;
+                    let offsets = (&space.present & &self.live).iter().collect();
+                    links.push(Links { key, offsets, replace: false });
+                }
+            }
+        }
+        Ok(Unindexed { points: 0, offsets: BTreeMap::new(), links })
+    }
+
+    /// Adds the payload-link groups `space` should have to `graph` (a rebuilt graph of
+    /// that space, not yet swapped in) and links every live point in them.
+    pub(crate) fn link_rebuilt(&self, space: &str, graph: &mut Hnsw) -> Result<(), Error> {
+        let data = self.space_named(space)?;
+        let offsets: Vec<u32> = (&data.present & &self.live).iter().collect();
+        for (key, m) in self.wanted_groups(data) {
+            graph.add_link_group(key, m)?;
+            self.link(&data.rows, graph, key, &offsets, false)?;
         }
         Ok(())
     }
@@ -838,7 +970,7 @@ impl Segment {
             self.live.insert(offset);
             self.payloads.set(PointOffset(offset), point.payload.clone());
         }
-        Ok(Unindexed { points: points.len(), offsets: added })
+        Ok(Unindexed { points: points.len(), offsets: added, links: Vec::new() })
     }
 
     /// Checks that `op` fits this segment: every vector names a space and has its
@@ -920,11 +1052,11 @@ impl Segment {
                 }
             }
             Op::SetPayload { ids, payload } => {
-                self.edit_payloads(&ids, |map| merge_into(map, &[], &payload, Nulls::Store))
+                return Ok(self.edit_payloads(&ids, |map| merge_into(map, &[], &payload, Nulls::Store)));
             }
             Op::SetPayloadAt { ids, key, payload } => {
                 let steps: Vec<braid_filter::Step> = key.into_iter().map(braid_filter::Step::Key).collect();
-                self.edit_payloads(&ids, |map| merge_into(map, &steps, &payload, Nulls::Store))
+                return Ok(self.edit_payloads(&ids, |map| merge_into(map, &steps, &payload, Nulls::Store)));
             }
             Op::MergePayload { ids, key, payload } => {
                 let steps = match key.as_str() {
@@ -934,37 +1066,71 @@ impl Segment {
                         .steps()
                         .to_vec(),
                 };
-                self.edit_payloads(&ids, |map| merge_into(map, &steps, &payload, Nulls::Remove))
+                return Ok(self.edit_payloads(&ids, |map| merge_into(map, &steps, &payload, Nulls::Remove)));
             }
-            Op::OverwritePayload { ids, payload } => self.edit_payloads(&ids, |map| *map = payload.clone()),
+            Op::OverwritePayload { ids, payload } => {
+                return Ok(self.edit_payloads(&ids, |map| *map = payload.clone()));
+            }
             Op::DeletePayload { ids, keys } => {
                 let exclude = WithPayload::Exclude(keys);
-                self.edit_payloads(&ids, |map| {
+                return Ok(self.edit_payloads(&ids, |map| {
                     if let Some(Value::Object(kept)) = exclude.select(&Value::Object(std::mem::take(map))) {
                         *map = kept;
                     }
-                })
+                }));
             }
-            Op::ClearPayload { ids } => self.edit_payloads(&ids, serde_json::Map::clear),
-            Op::CreateIndex { key, kind } => self.payloads.create_index(&key, kind)?,
+            Op::ClearPayload { ids } => return Ok(self.edit_payloads(&ids, serde_json::Map::clear)),
+            Op::CreateIndex { key, kind } => {
+                self.payloads.create_index(&key, kind)?;
+                return self.sync_groups();
+            }
             Op::CreateTextIndex { key, options } => self.payloads.create_text_index(&key, options)?,
             Op::DropIndex { key } => {
                 self.payloads.drop_index(&key);
+                return self.sync_groups();
             }
         }
         Ok(Unindexed::default())
     }
 
-    fn edit_payloads(&mut self, ids: &[PointId], edit: impl Fn(&mut serde_json::Map<String, Value>)) {
+    /// Edits the payloads of `ids`; returns the payload links of the points whose
+    /// values changed at a linked field, to be made again.
+    fn edit_payloads(
+        &mut self,
+        ids: &[PointId],
+        edit: impl Fn(&mut serde_json::Map<String, Value>),
+    ) -> Unindexed {
+        let linked: Vec<braid_filter::JsonPath> =
+            if self.spaces.values().any(|s| !s.graph.link_groups().is_empty()) {
+                self.payloads.value_keys().cloned().collect()
+            } else {
+                Vec::new()
+            };
+        let mut changed: Vec<Vec<u32>> = vec![Vec::new(); linked.len()];
         for id in ids {
             if let Some(offset) = self.offset(id) {
                 let mut payload = self.payload_at(offset);
                 if let Value::Object(map) = &mut payload {
                     edit(map);
                 }
-                self.payloads.set(PointOffset(offset), payload);
+                let old = self.payloads.set(PointOffset(offset), payload);
+                let new = self.payloads.get(PointOffset(offset));
+                for (path, changed) in linked.iter().zip(&mut changed) {
+                    let before = old.as_ref().map(|p| path.values(p)).unwrap_or_default();
+                    let after = new.map(|p| path.values(p)).unwrap_or_default();
+                    if before != after {
+                        changed.push(offset);
+                    }
+                }
             }
         }
+        let links = linked
+            .iter()
+            .zip(changed)
+            .filter(|(_, offsets)| !offsets.is_empty())
+            .map(|(path, offsets)| Links { key: group_key(path), offsets, replace: true })
+            .collect();
+        Unindexed { points: 0, offsets: BTreeMap::new(), links }
     }
 
     /// Point versions this segment can still take.
@@ -1023,6 +1189,9 @@ impl OffsetFilter for InSpace<'_> {
             }
             None => false,
         }
+    }
+    fn link_group(&self) -> Option<u64> {
+        self.planned.value_key().map(group_key)
     }
 }
 
@@ -1178,7 +1347,8 @@ impl Searchable for Segment {
     fn choose(&self, leaf: &Leaf<'_>, ef: usize) -> PathChoice {
         let data = leaf.data;
         let advantage = if data.codes.is_some() { braid_hnsw::CODED_SCAN_ADVANTAGE } else { 1.0 };
-        let priced = data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage);
+        let group = leaf.restricted.as_ref().and_then(|r| r.link_group());
+        let priced = data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage, group);
         // Qdrant's two size thresholds, in kilobytes of f32 vectors: below them its
         // answer is exact, so Braid's is too (`docs/query.md`, "Exact by size").
         let kb =

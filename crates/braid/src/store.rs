@@ -338,6 +338,10 @@ impl Store {
             Some(points) => load_segment(dir, &manifest, &dir.join(points), rows)?,
             None => Segment::new(manifest.config.clone())?,
         };
+        // Graphs written before payload links existed (or without a group their
+        // indexes ask for) are linked now; persisted groups are read as they were.
+        let links = segment.sync_groups()?;
+        segment.index(links)?;
         let wal_path = dir.join(&manifest.wal);
         let (wal, recovered) = Wal::open(&wal_path)?;
         let mut last = manifest.seq;

@@ -196,6 +196,7 @@ impl Collections for Service {
                     ef_construct: Some(first.ef_construct as u64),
                     full_scan_threshold: Some(first.full_scan_threshold_kb as u64),
                     max_indexing_threads: Some(0),
+                    payload_m: first.payload_m.map(|m| m as u64),
                     ..Default::default()
                 }),
                 optimizer_config: Some(proto::OptimizersConfigDiff {

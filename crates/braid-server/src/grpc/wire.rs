@@ -1013,6 +1013,7 @@ pub(super) fn hnsw_in(h: Option<&proto::HnswConfigDiff>) -> HnswDiff {
         m: h.and_then(|h| h.m).map(|m| m as usize),
         ef_construct: h.and_then(|h| h.ef_construct).map(|e| e as usize),
         full_scan_threshold: h.and_then(|h| h.full_scan_threshold).map(|t| t as usize),
+        payload_m: h.and_then(|h| h.payload_m).map(|m| m as usize),
     }
 }
 
@@ -1095,6 +1096,7 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
             m: Some(p.hnsw.m as u64),
             ef_construct: Some(p.hnsw.ef_construct as u64),
             full_scan_threshold: Some(p.hnsw.full_scan_threshold_kb as u64),
+            payload_m: p.hnsw.payload_m.map(|m| m as u64),
             ..Default::default()
         }),
         on_disk: Some(p.on_disk),
@@ -1248,7 +1250,6 @@ impl Unserved for proto::HnswConfigDiff {
         first(&[
             ("hnsw_config.max_indexing_threads", self.max_indexing_threads.is_some_and(|n| n != 0)),
             ("hnsw_config.on_disk", self.on_disk == Some(true)),
-            ("hnsw_config.payload_m", self.payload_m.is_some()),
             ("hnsw_config.inline_storage", self.inline_storage.is_some()),
             ("hnsw_config.memory", self.memory.is_some()),
         ])
@@ -1761,10 +1762,7 @@ mod tests {
                 Box::new(hnsw(proto::HnswConfigDiff { on_disk: Some(true), ..Default::default() })),
                 "hnsw_config.on_disk",
             ),
-            (
-                Box::new(hnsw(proto::HnswConfigDiff { payload_m: Some(8), ..Default::default() })),
-                "hnsw_config.payload_m",
-            ),
+            (Box::new(hnsw(proto::HnswConfigDiff { payload_m: Some(8), ..Default::default() })), "(served)"),
             (
                 Box::new(hnsw(proto::HnswConfigDiff { inline_storage: Some(true), ..Default::default() })),
                 "hnsw_config.inline_storage",

@@ -672,7 +672,11 @@ async fn unserved_request_fields_are_refused_by_name() {
             config: Some(q::vectors_config::Config::Params(VectorParams {
                 size: 2,
                 distance: q::Distance::Dot.into(),
-                hnsw_config: Some(q::HnswConfigDiff { full_scan_threshold: Some(77), ..Default::default() }),
+                hnsw_config: Some(q::HnswConfigDiff {
+                    full_scan_threshold: Some(77),
+                    payload_m: Some(5),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })),
         })
@@ -733,7 +737,8 @@ async fn unserved_request_fields_are_refused_by_name() {
     let info = client.collection_info("s").await.expect("info").result.expect("info");
     let config = info.config.expect("config");
     assert_eq!(config.optimizer_config.expect("optimizers").indexing_threshold, Some(0));
-    assert_eq!(config.hnsw_config.expect("hnsw").full_scan_threshold, Some(77));
+    let hnsw = config.hnsw_config.expect("hnsw");
+    assert_eq!((hnsw.full_scan_threshold, hnsw.payload_m), (Some(77), Some(5)));
 
     let points = vec![PointStruct::new(1, vec![1.0, 0.0], Payload::new())];
     let filter = Some(q::Filter::must([Condition::has_id([1])]));

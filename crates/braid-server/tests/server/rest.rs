@@ -368,14 +368,19 @@ async fn settings_read_back_and_empty_batches_answer_empty() {
     let c = "/collections/tuned";
     rest.put(
         c,
-        json!({"vectors": {"text": {"size": 4, "distance": "Cosine", "hnsw_config": {"m": 8, "full_scan_threshold": 77}}},
+        json!({"vectors": {"text": {"size": 4, "distance": "Cosine", "hnsw_config": {"m": 8, "full_scan_threshold": 77, "payload_m": 6}}},
                "hnsw_config": {"ef_construct": 64}, "optimizers_config": {"indexing_threshold": 0},
                "shard_number": 1, "on_disk_payload": false}),
     )
     .await;
     let info = rest.get(c).await;
     let text = &info["config"]["params"]["vectors"]["text"];
-    assert_eq!(text["hnsw_config"], json!({"m": 8, "ef_construct": 64, "full_scan_threshold": 77}), "{info}");
+    assert_eq!(
+        text["hnsw_config"],
+        json!({"m": 8, "ef_construct": 64, "full_scan_threshold": 77, "payload_m": 6}),
+        "{info}"
+    );
+    assert_eq!(info["config"]["hnsw_config"]["payload_m"], json!(6));
     assert_eq!((&text["on_disk"], &text["datatype"]), (&json!(false), &json!("float32")));
     assert_eq!(info["config"]["optimizer_config"]["indexing_threshold"], json!(0));
     assert_eq!(info["config"]["hnsw_config"]["full_scan_threshold"], json!(77));
