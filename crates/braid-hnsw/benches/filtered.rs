@@ -1,9 +1,11 @@
 //! `cargo bench -p braid-hnsw --bench filtered -- --bench --data DIR`: filtered graph
 //! walks on the WordNet/MiniLM set. For payload filters from ~1 % to ~70 % of the points,
 //! the plain walk (every neighbour scored) and the two-hop walk (matching nodes only,
-//! `FilteredWalk::TwoHop`) against the exact scan of the matches: recall@10 against the
-//! filtered brute force, and latency as a ratio to the unfiltered walk at the same `ef`
-//! measured in the same run, over floats and over int8 codes.
+//! `FilteredWalk::TwoHop`) and, for a match of one value, the walk along payload links
+//! (link groups over `category` and `pos`, `payload_m` 16) against the exact scan of
+//! the matches: recall@10 against the filtered brute force, and latency as a ratio to
+//! the unfiltered walk at the same `ef` measured in the same run, over floats and over
+//! int8 codes.
 //!
 //! `--data DIR` defaults to the 20k set `cargo xtask data` makes
 //! (`target/data/wn20000-q1000-k100`); `--ef N` (default 64); `--only TEXT` (the filters whose name holds TEXT); `--out FILE`. Under
@@ -24,12 +26,15 @@ use serde_json::json;
 struct Case {
     name: &'static str,
     pass: Vec<bool>,
+    /// The link group of its field, for a match of one value.
+    group: Option<u64>,
 }
 
-/// A filter that lists its matches, like a payload index's bitmap.
+/// A filter that lists its matches, like a payload index's bitmap, naming a link group.
 struct Listed<'a> {
     pass: &'a [bool],
     matching: Vec<u32>,
+    group: Option<u64>,
 }
 
 impl OffsetFilter for Listed<'_> {
@@ -42,6 +47,39 @@ impl OffsetFilter for Listed<'_> {
     fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
         self.matching.iter().for_each(|&o| f(PointOffset(o)));
         true
+    }
+    fn link_group(&self) -> Option<u64> {
+        self.group
+    }
+}
+
+/// Link groups over each of `fields` (group key = position + 1): every point linked
+/// among the points sharing its value, on two threads.
+fn link(graph: &mut Hnsw, base: &DenseVectors, payloads: &[serde_json::Value], fields: &[&str]) {
+    for (i, field) in fields.iter().enumerate() {
+        let key = i as u64 + 1;
+        graph.add_link_group(key, 16).expect("group");
+        let mut by_value: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for (o, p) in payloads.iter().enumerate() {
+            by_value.entry(p[field].to_string()).or_default().push(o as u32);
+        }
+        let blocks: std::collections::BTreeMap<&String, (Vec<bool>, &Vec<u32>)> = by_value
+            .iter()
+            .map(|(v, list)| {
+                let mut pass = vec![false; payloads.len()];
+                list.iter().for_each(|&o| pass[o as usize] = true);
+                (v, (pass, list))
+            })
+            .collect();
+        let graph = &*graph;
+        let chunks: Vec<u32> = (0..payloads.len() as u32).step_by(256).collect();
+        braid_core::run_parts(chunks, 2, |start| {
+            for o in start..(start + 256).min(payloads.len() as u32) {
+                let (pass, list) = &blocks[&payloads[o as usize][field].to_string()];
+                let block = Listed { pass, matching: list.to_vec(), group: None };
+                graph.link_in_group(base, key, PointOffset(o), &[&block], false).expect("link");
+            }
+        });
     }
 }
 
@@ -90,19 +128,28 @@ fn main() {
     println!("data: {} ({n} points, {} queries, dim {dim}), ef {ef}", dir.display(), queries.len());
 
     let t = Instant::now();
-    let graph =
+    let mut graph =
         Hnsw::build(&base, Metric::Dot, HnswConfig { m: 16, ef_construct: 200, seed: 42 }, 2).expect("build");
+    let built = t.elapsed().as_secs_f64();
+    let t = Instant::now();
     let codes = Codes::from_source(Metric::Dot, &base).expect("codes");
-    println!("graph and int8 codes built in {:.1} s", t.elapsed().as_secs_f64());
+    let coded = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    link(&mut graph, &base, &payloads, &["category", "pos"]);
+    let linked = t.elapsed().as_secs_f64();
+    println!(
+        "graph built in {built:.1} s, int8 codes in {coded:.1} s, payload links (category, pos) in {linked:.1} s"
+    );
 
     let field = |key: &'static str, value: &'static str| payloads.iter().map(|p| p[key] == value).collect();
+    let (category, pos) = (Some(1), Some(2));
     let cases = [
-        Case { name: "category = verb.social", pass: field("category", "verb.social") },
-        Case { name: "pos = adv", pass: field("pos", "adv") },
-        Case { name: "category = noun.artifact", pass: field("category", "noun.artifact") },
-        Case { name: "pos = verb", pass: field("pos", "verb") },
-        Case { name: "pos != noun", pass: payloads.iter().map(|p| p["pos"] != "noun").collect() },
-        Case { name: "pos = noun", pass: field("pos", "noun") },
+        Case { name: "category = verb.social", pass: field("category", "verb.social"), group: category },
+        Case { name: "pos = adv", pass: field("pos", "adv"), group: pos },
+        Case { name: "category = noun.artifact", pass: field("category", "noun.artifact"), group: category },
+        Case { name: "pos = verb", pass: field("pos", "verb"), group: pos },
+        Case { name: "pos != noun", pass: payloads.iter().map(|p| p["pos"] != "noun").collect(), group: None },
+        Case { name: "pos = noun", pass: field("pos", "noun"), group: pos },
     ];
 
     let unfiltered_float = qps(&queries, secs, |q| {
@@ -117,8 +164,9 @@ fn main() {
     let only = args.value("--only");
     for case in cases.iter().filter(|c| only.as_ref().is_none_or(|o| c.name.contains(o.as_str()))) {
         let matching: Vec<u32> = (0..n as u32).filter(|&i| case.pass[i as usize]).collect();
-        let filter = Listed { pass: &case.pass, matching };
-        let filter: &dyn OffsetFilter = &filter;
+        let unlinked = Listed { pass: &case.pass, matching: matching.clone(), group: None };
+        let linked = Listed { pass: &case.pass, matching, group: case.group };
+        let filter: &dyn OffsetFilter = &unlinked;
         let selectivity = filter.estimate().expected as f64 / n as f64;
         let truth: Vec<Vec<u32>> = queries
             .iter()
@@ -129,8 +177,13 @@ fn main() {
         });
         let mut row = json!({"filter": case.name, "selectivity": selectivity,
                              "scan_latency_ratio": unfiltered_float / scan});
-        for (walk, label) in [(FilteredWalk::Plain, "plain"), (FilteredWalk::TwoHop, "two_hop")] {
+        let walks = [(FilteredWalk::Plain, "plain"), (FilteredWalk::TwoHop, "two_hop"), (FilteredWalk::Auto, "linked")];
+        for (walk, label) in walks {
+            if label == "linked" && case.group.is_none() {
+                continue;
+            }
             graph.set_filtered_walk(walk);
+            let filter: &dyn OffsetFilter = if label == "linked" { &linked } else { &unlinked };
             let found: Vec<Vec<u32>> = queries
                 .iter()
                 .map(|q| offsets(&graph.search(&base, q, 10, ef, Some(filter)).expect("search")))
@@ -172,7 +225,7 @@ fn main() {
         report.push(row);
     }
     if bench {
-        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef,
+        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef, "link_seconds": linked,
                          "unfiltered_qps": unfiltered_float, "unfiltered_coded_qps": unfiltered_coded, "cases": report});
         if let Some(parent) = out.parent() {
             let _ = std::fs::create_dir_all(parent);
