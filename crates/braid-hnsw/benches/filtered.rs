@@ -148,7 +148,11 @@ fn main() {
         Case { name: "pos = adv", pass: field("pos", "adv"), group: pos },
         Case { name: "category = noun.artifact", pass: field("category", "noun.artifact"), group: category },
         Case { name: "pos = verb", pass: field("pos", "verb"), group: pos },
-        Case { name: "pos != noun", pass: payloads.iter().map(|p| p["pos"] != "noun").collect(), group: None },
+        Case {
+            name: "pos != noun",
+            pass: payloads.iter().map(|p| p["pos"] != "noun").collect(),
+            group: None,
+        },
         Case { name: "pos = noun", pass: field("pos", "noun"), group: pos },
     ];
 
@@ -177,7 +181,11 @@ fn main() {
         });
         let mut row = json!({"filter": case.name, "selectivity": selectivity,
                              "scan_latency_ratio": unfiltered_float / scan});
-        let walks = [(FilteredWalk::Plain, "plain"), (FilteredWalk::TwoHop, "two_hop"), (FilteredWalk::Auto, "linked")];
+        let walks = [
+            (FilteredWalk::Plain, "plain"),
+            (FilteredWalk::TwoHop, "two_hop"),
+            (FilteredWalk::Auto, "linked"),
+        ];
         for (walk, label) in walks {
             if label == "linked" && case.group.is_none() {
                 continue;
@@ -188,9 +196,18 @@ fn main() {
                 .iter()
                 .map(|q| offsets(&graph.search(&base, q, 10, ef, Some(filter)).expect("search")))
                 .collect();
+            // Bracketed by unfiltered walks measured just before and after: the machine's
+            // drift between the start of the run and this case does not enter the ratio.
+            let before = qps(&queries, secs, |q| {
+                black_box(graph.search(&base, q, 10, ef, None).expect("search"));
+            });
             let float_qps = qps(&queries, secs, |q| {
                 black_box(graph.search(&base, q, 10, ef, Some(filter)).expect("search"));
             });
+            let after = qps(&queries, secs, |q| {
+                black_box(graph.search(&base, q, 10, ef, None).expect("search"));
+            });
+            let float_ratio = (before + after) / 2.0 / float_qps;
             let coded_found: Vec<Vec<u32>> = queries
                 .iter()
                 .map(|q| {
@@ -201,6 +218,14 @@ fn main() {
                     )
                 })
                 .collect();
+            let unfiltered_coded = || {
+                qps(&queries, secs, |q| {
+                    black_box(
+                        graph.search_coded(&base, &codes, q, 10, ef, None, Rescore::Pool).expect("search"),
+                    );
+                })
+            };
+            let coded_before = unfiltered_coded();
             let coded_qps = qps(&queries, secs, |q| {
                 black_box(
                     graph
@@ -208,18 +233,18 @@ fn main() {
                         .expect("search"),
                 );
             });
+            let coded_ratio = (coded_before + unfiltered_coded()) / 2.0 / coded_qps;
             let (r, rc) = (recall(&found, &truth), recall(&coded_found, &truth));
             println!(
-                "{:<26} {:>5.1} % {label:<8} floats: recall {r:.4}, {:.2}× unfiltered latency; \
-                 codes: recall {rc:.4}, {:.2}×; scan {:.2}×",
+                "{:<26} {:>5.1} % {label:<8} floats: recall {r:.4}, {float_ratio:.2}× unfiltered latency \
+                 (unfiltered {before:.0} / {after:.0} QPS before / after); codes: recall {rc:.4}, {:.2}×; scan {:.2}×",
                 case.name,
                 100.0 * selectivity,
-                unfiltered_float / float_qps,
-                unfiltered_coded / coded_qps,
+                coded_ratio,
                 unfiltered_float / scan,
             );
-            row[label] = json!({"recall": r, "latency_ratio": unfiltered_float / float_qps,
-                                "coded_recall": rc, "coded_latency_ratio": unfiltered_coded / coded_qps});
+            row[label] = json!({"recall": r, "latency_ratio": float_ratio, "unfiltered_qps_around": [before, after],
+                                "coded_recall": rc, "coded_latency_ratio": coded_ratio});
         }
         graph.set_filtered_walk(FilteredWalk::Auto);
         report.push(row);

@@ -263,7 +263,7 @@ fn prefetch_rest<T>(v: &[T]) {
 
 /// What a filtered walk along a link group costs, in unfiltered walks at the same
 /// `ef` ([`Hnsw::choose_path_priced`]; measured in `docs/hnsw.md`, "Payload links").
-pub const GROUP_WALK_COST: f64 = 1.5;
+pub const GROUP_WALK_COST: f64 = 2.0;
 
 /// Calibration of [`Hnsw::choose_path`]: on 100,000 points (384-d, m = 16, ef = 100)
 /// one unfiltered graph search took as long as exactly scoring ~720 scattered matching
@@ -587,9 +587,13 @@ impl Hnsw {
         if listed { Admit::Bits(bits) } else { Admit::Filter(f) }
     }
 
-    /// The link group a filter names, if this graph has it.
+    /// The link group a filter names, if this graph has it and the filter passes less
+    /// than [`TWO_HOP_BELOW`] of the points (above, a plain walk costs less: most
+    /// neighbours match).
     pub(crate) fn filter_group(&self, filter: Option<&dyn OffsetFilter>) -> Option<&LinkGroup> {
-        filter.and_then(|f| f.link_group()).and_then(|key| self.group(key))
+        let f = filter?;
+        let group = self.group(f.link_group()?)?;
+        (self.selectivity(Some(f.estimate())) < TWO_HOP_BELOW).then_some(group)
     }
 
     /// The layer-0 beam of a filtered search that scores matching nodes only
@@ -613,6 +617,9 @@ impl Hnsw {
         let (mut buf, mut hop) = (Vec::with_capacity(wide), Vec::with_capacity(cap));
         let mut fresh = Vec::with_capacity(wide);
         while let Some(current) = beam.next() {
+            // Group links are followed beside layer-0 links (whose matching neighbours
+            // add directions the group may lack); a matching node with group links
+            // bridges nowhere, a seed that does not match bridges through both.
             self.neighbours(current.node, 0, &mut buf);
             let linked = match group.and_then(|g| g.links(current.node)) {
                 Some(slots) => {
@@ -835,7 +842,9 @@ impl Hnsw {
         let selectivity = self.selectivity(estimate);
         // A plain walk is slowed by every rejected node; a two-hop one by a constant.
         let filtered = match estimate {
-            Some(_) if group.is_some_and(|key| self.group(key).is_some()) => GROUP_WALK_COST,
+            Some(_) if selectivity < TWO_HOP_BELOW && group.is_some_and(|key| self.group(key).is_some()) => {
+                GROUP_WALK_COST
+            }
             Some(_) if self.two_hop_at(selectivity) => TWO_HOP_COST,
             _ => 1.0 / selectivity,
         };
