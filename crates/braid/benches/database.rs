@@ -10,7 +10,9 @@
 //! whose name contains TEXT), `--quantization int8|binary|product-x16|none` (the space's codes;
 //! default int8, Braid's default), `--on-disk` (the space's rows read where touched,
 //! `VectorParams::on_disk`; with `--keep`, the reopened run's resident memory, printed
-//! at the end from `/proc/self/status`, shows what it saves). Under `cargo test` it runs on the
+//! at the end from `/proc/self/status`, shows what it saves), `--payload-m N` (links per
+//! point among those sharing a `category` or `pos` value; default: unset, which takes
+//! `m` as in Qdrant; 0 builds none). Under `cargo test` it runs on the
 //! 20k set's first 2,000 rows when `cargo xtask data` has made it, else it prints a
 //! note and stops.
 
@@ -68,6 +70,7 @@ fn main() {
         },
     };
     let on_disk = args.flag("--on-disk");
+    let payload_m: Option<usize> = args.value("--payload-m").map(|v| v.parse().expect("--payload-m N"));
     println!("quantization: {quantization:?}, rows on disk: {on_disk}");
     let t = Instant::now();
     let c = if reuse {
@@ -79,7 +82,7 @@ fn main() {
                 CollectionConfig::new().vector(
                     "text",
                     VectorParams::new(base[0].len(), Distance::Cosine)
-                        .hnsw(16, 200)
+                        .hnsw_params(braid::HnswParams { m: 16, ef_construct: 200, payload_m, ..Default::default() })
                         .quantization(quantization)
                         .on_disk(on_disk),
                 ),
