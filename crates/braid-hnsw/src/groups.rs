@@ -43,6 +43,15 @@ impl Hnsw {
         self.groups.iter().map(|g| (g.key, g.m0 / 2)).collect()
     }
 
+    /// The group links `offset` holds in group `key` (empty without the group or node).
+    pub fn group_links(&self, key: u64, offset: PointOffset) -> Vec<u32> {
+        let mut out = Vec::new();
+        if let Some(slots) = self.group(key).and_then(|g| g.links(offset.0)) {
+            self.read_list(slots, &mut out);
+        }
+        out
+    }
+
     pub(crate) fn group(&self, key: u64) -> Option<&LinkGroup> {
         self.groups.iter().find(|g| g.key == key)
     }

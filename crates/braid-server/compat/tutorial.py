@@ -36,7 +36,7 @@ def main():
             "text": models.VectorParams(size=8, distance=models.Distance.COSINE,
                                         hnsw_config=models.HnswConfigDiff(m=16, ef_construct=200)),
             "image": models.VectorParams(size=6, distance=models.Distance.COSINE,
-                                         hnsw_config=models.HnswConfigDiff(m=32, ef_construct=256)),
+                                         hnsw_config=models.HnswConfigDiff(m=32, ef_construct=256, payload_m=8)),
         },
     )
     assert client.collection_exists(name)
@@ -56,6 +56,9 @@ def main():
     client.create_payload_index(name, "category", field_schema=models.PayloadSchemaType.KEYWORD)
     info = client.get_collection(name)
     assert info.points_count == 200, info
+    # payload_m: links among the points sharing a category, reported as written
+    assert info.config.params.vectors["image"].hnsw_config.payload_m == 8, info
+    assert info.config.params.vectors["text"].hnsw_config.payload_m is None, info
     assert client.count(name, exact=True).count == 200
 
     by_id = {p.id: p for p in points}

@@ -82,7 +82,12 @@ fn main() {
                 CollectionConfig::new().vector(
                     "text",
                     VectorParams::new(base[0].len(), Distance::Cosine)
-                        .hnsw_params(braid::HnswParams { m: 16, ef_construct: 200, payload_m, ..Default::default() })
+                        .hnsw_params(braid::HnswParams {
+                            m: 16,
+                            ef_construct: 200,
+                            payload_m,
+                            ..Default::default()
+                        })
                         .quantization(quantization)
                         .on_disk(on_disk),
                 ),

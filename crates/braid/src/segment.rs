@@ -142,6 +142,30 @@ impl OffsetFilter for Holding<'_> {
     }
 }
 
+/// Which values a space links its points among: those a filtered search would walk
+/// the graph for — held by at least `full_scan_threshold` worth of vectors (fewer are
+/// scanned exactly, `docs/query.md`, "Exact by size") and by less than
+/// [`braid_hnsw::TWO_HOP_BELOW`] of the space's live points (more are walked plainly).
+#[derive(Clone, Copy, Debug)]
+struct Worth {
+    min: u64,
+    live: u64,
+}
+
+impl Worth {
+    fn of(space: &SpaceData) -> Worth {
+        let row = (space.params.size * space.params.datatype.width()).max(1) as u64;
+        Worth {
+            min: (space.params.hnsw.full_scan_threshold_kb as u64 * 1024).div_ceil(row),
+            live: space.live as u64,
+        }
+    }
+
+    fn holds(self, points: u64) -> bool {
+        points >= self.min.max(1) && (points as f64) < self.live as f64 * braid_hnsw::TWO_HOP_BELOW
+    }
+}
+
 /// Threads for linking `n` offsets: every core, one per 64 offsets at most.
 fn threads_for(n: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.div_ceil(64)).max(1)
@@ -812,40 +836,74 @@ impl Segment {
         for (name, offsets) in unindexed.offsets {
             if let Some(space) = self.spaces.get(&name) {
                 with_rows!(&space.rows, |r| space.graph.insert_all(r, offsets.iter().copied(), threads))?;
+                let added = offsets.iter().filter(|&&o| self.live.contains(o)).count();
                 for (key, _) in space.graph.link_groups() {
-                    self.link(&space.rows, &space.graph, key, &offsets, false)?;
+                    self.link(&space.rows, &space.graph, Worth::of(space), key, &offsets, added, false)?;
                 }
             }
         }
         for links in unindexed.links {
             for space in self.spaces.values() {
                 if space.graph.link_groups().iter().any(|(k, _)| *k == links.key) {
-                    self.link(&space.rows, &space.graph, links.key, &links.offsets, links.replace)?;
+                    let worth = Worth::of(space);
+                    self.link(&space.rows, &space.graph, worth, links.key, &links.offsets, 0, links.replace)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Links `offsets` (those in `space`'s graph and live) in its payload-link group
-    /// `key`, each among the points holding each of its values at the group's field.
+    /// Links `offsets` (those in the graph and live) in its payload-link group `key`,
+    /// each among the points holding each of its values at the group's field — the
+    /// values worth linking ([`Worth`]) — and, when the values these offsets brought
+    /// became worth linking with them, those values' other points too. `added` is
+    /// how many of `offsets` are new live points (0 when their payloads changed).
+    #[allow(clippy::too_many_arguments)]
     fn link(
         &self,
         rows: &SpaceRows,
         graph: &Hnsw,
+        worth: Worth,
         key: u64,
         offsets: &[u32],
+        added: usize,
         replace: bool,
     ) -> Result<(), Error> {
         let Some(path) = self.payloads.value_keys().find(|p| group_key(p) == key) else { return Ok(()) };
+        // The values these offsets hold, with how many of them hold each.
+        let mut brought: Vec<(&RoaringBitmap, u64)> = Vec::new();
+        for &o in offsets {
+            for set in self.payloads.value_sets(path, PointOffset(o)) {
+                match brought.iter_mut().find(|(s, _)| std::ptr::eq(*s, set)) {
+                    Some((_, n)) => *n += 1,
+                    None => brought.push((set, 1)),
+                }
+            }
+        }
+        let before = Worth { live: worth.live.saturating_sub(added as u64), ..worth };
+        let mut others = RoaringBitmap::new();
+        for (set, n) in &brought {
+            if worth.holds(set.len()) && !before.holds(set.len() - n) {
+                others |= *set;
+            }
+        }
+        if !others.is_empty() {
+            for &o in offsets {
+                others.remove(o);
+            }
+        }
+        let others: Vec<u32> = others.iter().collect();
+        let work: Vec<(u32, bool)> =
+            offsets.iter().map(|&o| (o, replace)).chain(others.iter().map(|&o| (o, false))).collect();
         let failed = parking_lot::Mutex::new(None);
-        braid_core::run_parts(offsets.chunks(64), threads_for(offsets.len()), |chunk| {
-            for &o in chunk {
+        braid_core::run_parts(work.chunks(64), threads_for(work.len()), |chunk| {
+            for &(o, replace) in chunk {
                 let offset = PointOffset(o);
                 if !graph.contains(offset) || graph.is_deleted_offset(offset) {
                     continue;
                 }
-                let sets = self.payloads.value_sets(path, offset);
+                let mut sets = self.payloads.value_sets(path, offset);
+                sets.retain(|s| worth.holds(s.len()));
                 if sets.is_empty() && !replace {
                     continue;
                 }
@@ -903,7 +961,7 @@ impl Segment {
         let offsets: Vec<u32> = (&data.present & &self.live).iter().collect();
         for (key, m) in self.wanted_groups(data) {
             graph.add_link_group(key, m)?;
-            self.link(&data.rows, graph, key, &offsets, false)?;
+            self.link(&data.rows, graph, Worth::of(data), key, &offsets, 0, false)?;
         }
         Ok(())
     }
@@ -1622,5 +1680,76 @@ impl Searchable for Segment {
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let selected = self.select(filter);
         self.ids.iter().filter(|(_, o)| selected.contains(**o)).map(|(id, _)| *id).take(limit).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Distance, VectorParams};
+    use serde_json::json;
+
+    fn point(i: u64, value: &str) -> Prepared {
+        let x = i as f32;
+        Prepared {
+            id: PointId::Num(i),
+            vectors: [(
+                "v".to_string(),
+                vec![x.sin(), x.cos(), (0.3 * x).sin(), (0.7 * x).cos(), 1.0, 0.5, x % 3.0, 0.1],
+            )]
+            .into(),
+            sparse: Default::default(),
+            multi: Default::default(),
+            payload: json!({"k": value}),
+        }
+    }
+
+    /// The group links of the point with id `i`, and whether all of them hold `value`.
+    fn links(segment: &Segment, i: u64, value: &str) -> (usize, bool) {
+        let path = braid_filter::JsonPath::parse("k").unwrap();
+        let space = &segment.spaces["v"];
+        let offset = segment.offset(&PointId::Num(i)).unwrap();
+        let found = space.graph.group_links(group_key(&path), PointOffset(offset));
+        let same = found.iter().all(|&o| segment.payload_at(o)["k"] == json!(value));
+        (found.len(), same)
+    }
+
+    /// Values are linked only while a filtered search would walk the graph for them:
+    /// from `full_scan_threshold` worth of points, below 40 % of the space's points; a
+    /// value that becomes worth it links its earlier points too.
+    #[test]
+    fn values_are_linked_once_a_walk_would_use_them() {
+        // 8-d f32 rows are 32 bytes: a 1 KB threshold is 32 points.
+        let params = VectorParams::new(8, Distance::Euclid).hnsw(4, 16).full_scan_threshold_kb(1);
+        let mut segment = Segment::new(CollectionConfig::new().vector("v", params)).unwrap();
+        segment.apply(Op::CreateIndex { key: "k".into(), kind: braid_filter::IndexKind::Keyword }).unwrap();
+        let mut batch: Vec<Prepared> = (0..20).map(|i| point(i, "a")).collect();
+        batch.extend((20..100).map(|i| point(i, "b")));
+        segment.write(batch).unwrap();
+        // a: 20 points (below 32); b: 80 % of the points.
+        assert_eq!(links(&segment, 0, "a").0, 0);
+        assert_eq!(links(&segment, 50, "b").0, 0);
+        let mut batch: Vec<Prepared> = (100..120).map(|i| point(i, "a")).collect();
+        batch.extend((120..219).map(|i| point(i, "c")));
+        batch.push(point(219, "b"));
+        segment.write(batch).unwrap();
+        // a: 40 points, 18 %: linked, its first points too; b: 81 points, 37 %, linked
+        // with the point that brought it below 40 %; c: 99 points, 45 %, not.
+        for i in [0, 19, 100, 119] {
+            let (n, same) = links(&segment, i, "a");
+            assert!(n > 0 && same, "point {i}: {n} links");
+        }
+        let (n, same) = links(&segment, 50, "b");
+        assert!(n > 0 && same);
+        assert_eq!(links(&segment, 150, "c").0, 0);
+        // A point moved from a to b is linked among b's points.
+        segment
+            .apply(Op::SetPayload {
+                ids: vec![PointId::Num(0)],
+                payload: json!({"k": "b"}).as_object().unwrap().clone(),
+            })
+            .unwrap();
+        let (n, same) = links(&segment, 0, "b");
+        assert!(n > 0 && same);
     }
 }
