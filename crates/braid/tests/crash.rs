@@ -50,15 +50,30 @@ enum Step {
 /// The trial's collection. Seeds alternate the text space's codes between one-byte
 /// (the default) and one-bit (`Quantization::Binary`), so both kinds of codes file
 /// are written, killed around and reopened, and the image space's rows between
-/// `float32`, `float16` and `uint8` ([`image_type`]).
+/// `float32`, `float16` and `uint8` ([`image_type`]). The text space's full-scan
+/// threshold of 16 KB (64 points) makes the integer index on `tag` ([`indexed`]) link
+/// each tag's points (payload links), so graph files with link groups are written,
+/// killed around and reopened too.
 fn config(seed: u64) -> CollectionConfig {
     let codes = if seed.is_multiple_of(2) { Quantization::Int8 } else { Quantization::Binary };
     CollectionConfig::new()
         // 64 components: coded (codes written with checkpoints once their centre is
         // fixed after 1,024 rows), so kills land around codes files too.
-        .vector("text", VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes))
+        .vector(
+            "text",
+            VectorParams::new(64, Distance::Cosine)
+                .hnsw(8, 32)
+                .quantization(codes)
+                .full_scan_threshold_kb(16),
+        )
         .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32).datatype(image_type(seed)))
         .sparse_vector("words", SparseVectorParams::idf())
+}
+
+/// The collection of a trial, created (or opened) in `db` with its payload index.
+fn indexed(db: &Database, seed: u64) {
+    let c = db.get_or_create("crash", config(seed)).expect("collection");
+    c.create_payload_index("tag", braid::IndexKind::Integer).expect("index");
 }
 
 /// The image space's datatype in trial `seed`.
@@ -171,7 +186,7 @@ fn apply(db: &Database, step: &Step) {
 fn child(dir: &str, seed: &str) {
     let seed: u64 = seed.parse().expect("a numeric seed");
     let db = Database::open_with(dir, options(seed)).expect("open");
-    db.get_or_create("crash", config(seed)).expect("collection");
+    indexed(&db, seed);
     let mut out = std::io::stdout().lock();
     for (i, step) in steps(seed).iter().enumerate() {
         apply(&db, step);
@@ -274,7 +289,7 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     let db = Database::open_with(dir, options(seed)).expect("reopen after the crash");
     let recovered = contents(&db);
     let model = Database::in_memory();
-    model.create_collection("crash", config(seed)).expect("model");
+    indexed(&model, seed);
     let steps = steps(seed);
     let mut matched = None;
     for k in 0..=steps.len() {
@@ -306,6 +321,17 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
         let graph =
             c.search(&SearchRequest::new("image", Rng::new(seed).vector(8)).limit(5)).expect("search");
         assert_eq!(graph.len(), m.vector_count("image").expect("count").min(5), "seed {seed}, step {k}");
+        // A walk filtered by one tag (along its payload links where the graph has
+        // them) returns only that tag's points, as many as the model has up to 10.
+        let tag = Filter::must([field("tag").eq(1)]);
+        let found =
+            ids(c.search(&q.clone().params(SearchParams::default()).filter(tag.clone())).expect("search"));
+        let holding: BTreeSet<PointId> =
+            ids(m.search(&q.clone().limit(10_000).filter(tag.clone())).expect("search"))
+                .into_iter()
+                .collect();
+        assert!(found.iter().all(|id| holding.contains(id)), "seed {seed}, step {k}");
+        assert_eq!(found.len(), holding.len().min(10), "seed {seed}, step {k}");
     }
     (acked, inside)
 }
