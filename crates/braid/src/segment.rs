@@ -870,19 +870,18 @@ impl Segment {
         replace: bool,
     ) -> Result<(), Error> {
         let Some(path) = self.payloads.value_keys().find(|p| group_key(p) == key) else { return Ok(()) };
-        // The values these offsets hold, with how many of them hold each.
-        let mut brought: Vec<(&RoaringBitmap, u64)> = Vec::new();
+        // The values these offsets hold (each set once, by address), with how many of
+        // them hold each.
+        let mut brought: std::collections::HashMap<*const RoaringBitmap, (&RoaringBitmap, u64)> =
+            std::collections::HashMap::new();
         for &o in offsets {
             for set in self.payloads.value_sets(path, PointOffset(o)) {
-                match brought.iter_mut().find(|(s, _)| std::ptr::eq(*s, set)) {
-                    Some((_, n)) => *n += 1,
-                    None => brought.push((set, 1)),
-                }
+                brought.entry(std::ptr::from_ref(set)).or_insert((set, 0)).1 += 1;
             }
         }
         let before = Worth { live: worth.live.saturating_sub(added as u64), ..worth };
         let mut others = RoaringBitmap::new();
-        for (set, n) in &brought {
+        for (set, n) in brought.values() {
             if worth.holds(set.len()) && !before.holds(set.len() - n) {
                 others |= *set;
             }
