@@ -252,6 +252,10 @@ impl Hnsw {
         }
         if version >= 2 {
             let groups = r.u32()?;
+            if groups == 0 {
+                // A graph without groups is written as version 1: one graph, one encoding.
+                return Err(DecodeError::Corrupt { why: "version 2 without link groups" });
+            }
             for _ in 0..groups {
                 let key = r.u64()?;
                 let m0 = r.u32()? as usize;

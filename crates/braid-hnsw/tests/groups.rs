@@ -152,6 +152,11 @@ fn groups_survive_bytes_and_growth() {
     let grown = graph.to_bytes();
     assert_eq!(Hnsw::from_bytes(&grown).unwrap().to_bytes(), grown);
     assert_eq!(grown, bytes, "growing adds empty slots only, which the bytes trim");
+    // The fuzz seed with a link group decodes and encodes back to itself.
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/hnsw_decode/grouped");
+    let seed = std::fs::read(seed).unwrap();
+    assert_eq!(Hnsw::from_bytes(&seed).unwrap().link_groups(), vec![(KEY, 1)]);
+    assert_eq!(Hnsw::from_bytes(&seed).unwrap().to_bytes(), seed);
     // Without groups the bytes stay version 1, which older builds read.
     assert!(graph.remove_link_group(KEY));
     assert!(!graph.remove_link_group(KEY));
@@ -188,6 +193,15 @@ fn a_corrupt_group_is_a_typed_error() {
         Hnsw::from_bytes(&bad),
         Err(DecodeError::Corrupt { .. }) | Err(DecodeError::Truncated { .. })
     ));
+    // Version 2 with no groups is not how any graph is written.
+    let mut plain = Hnsw::build(&rows, Metric::Cosine, HnswConfig { m: 4, ef_construct: 16, seed: 1 }, 1)
+        .unwrap()
+        .to_bytes();
+    plain[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let end = plain.len() - 4;
+    plain.splice(end..end, 0u32.to_le_bytes());
+    reseal(&mut plain);
+    assert!(matches!(Hnsw::from_bytes(&plain), Err(DecodeError::Corrupt { .. })));
     let mut bad = bytes.clone();
     bad.truncate(bytes.len() - 12);
     bad.extend_from_slice(&[0; 4]);
