@@ -10,7 +10,7 @@ use braid_distance::RowKernel;
 
 use crate::HnswError;
 use crate::graph::{Hnsw, LinkGroup, write_list};
-use crate::search::{Floats, Near, Probe, TWO_HOP_SEEDS};
+use crate::search::{Floats, Near, Probe};
 use crate::visited::with_visited;
 
 /// A value held by at most this many points is linked from an exact scan of them
@@ -141,16 +141,8 @@ impl Hnsw {
                 return found;
             }
         }
-        let Some(entry) = self.entry() else { return Vec::new() };
-        let mut ep = Near { dist: probe.distance(entry.node), node: entry.node };
-        for layer in (1..=entry.level).rev() {
-            ep = self.greedy(probe, ep, layer);
-        }
-        let seeds = with_visited(self.capacity, |visited| {
-            self.search_layer(probe, &[ep], TWO_HOP_SEEDS, 0, visited, |n| !self.is_deleted(n))
-        })
-        .into_vec();
-        let seeds = if seeds.is_empty() { vec![ep] } else { seeds };
+        let Some(ep) = self.descend(probe) else { return Vec::new() };
+        let seeds = self.seeds(probe, ep);
         with_visited(self.capacity, |visited| {
             self.search_two_hop(probe, &seeds, ef, visited, admit, Some(group))
         })

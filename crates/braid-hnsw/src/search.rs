@@ -504,14 +504,10 @@ impl Hnsw {
     /// The graph walk shared by the searches: greedy descent to layer 0, then a beam
     /// of `max(ef, k)`. The admitted nodes found, closest first.
     fn beam<P: Probe>(&self, probe: &P, k: usize, ef: usize, filter: Option<&dyn OffsetFilter>) -> Vec<Near> {
-        let Some(entry) = self.entry() else { return Vec::new() };
         if k == 0 {
             return Vec::new();
         }
-        let mut ep = Near { dist: probe.distance(entry.node), node: entry.node };
-        for layer in (1..=entry.level).rev() {
-            ep = self.greedy(probe, ep, layer);
-        }
+        let Some(ep) = self.descend(probe) else { return Vec::new() };
         let ef = ef.max(k);
         // Links among the points sharing the filter's value join its matches: walk
         // them, bridging only from the seeds.
@@ -520,14 +516,7 @@ impl Hnsw {
         let admit = self.admit(filter, two_hop);
         let admit = |n| !self.is_deleted(n) && admit.matches(n);
         if two_hop {
-            // A small unfiltered beam first finds the query's neighbourhood: the two-hop
-            // walk crosses only where matching points lie every other step, and could
-            // stay in the region the upper layers happened to descend into.
-            let seeds = with_visited(self.capacity, |visited| {
-                self.search_layer(probe, &[ep], TWO_HOP_SEEDS, 0, visited, |n| !self.is_deleted(n))
-            })
-            .into_vec();
-            let seeds = if seeds.is_empty() { vec![ep] } else { seeds };
+            let seeds = self.seeds(probe, ep);
             let found = with_visited(self.capacity, |visited| {
                 self.search_two_hop(probe, &seeds, ef, visited, admit, group)
             });
@@ -546,6 +535,29 @@ impl Hnsw {
         }
         with_visited(self.capacity, |visited| self.search_layer(probe, &[ep], ef, 0, visited, admit))
             .into_sorted_vec()
+    }
+
+    /// Greedy descent from the entry point to layer 0: the node it ends on, or `None`
+    /// for an empty graph.
+    pub(crate) fn descend<P: Probe>(&self, probe: &P) -> Option<Near> {
+        let entry = self.entry()?;
+        let mut ep = Near { dist: probe.distance(entry.node), node: entry.node };
+        for layer in (1..=entry.level).rev() {
+            ep = self.greedy(probe, ep, layer);
+        }
+        Some(ep)
+    }
+
+    /// The start of a two-hop or group walk: a small unfiltered beam
+    /// ([`TWO_HOP_SEEDS`]) around the query from `ep`, or `ep` alone. The two-hop walk
+    /// crosses only where matching points lie every other step and could stay in the
+    /// region the upper layers happened to descend into.
+    pub(crate) fn seeds<P: Probe>(&self, probe: &P, ep: Near) -> Vec<Near> {
+        let seeds = with_visited(self.capacity, |visited| {
+            self.search_layer(probe, &[ep], TWO_HOP_SEEDS, 0, visited, |n| !self.is_deleted(n))
+        })
+        .into_vec();
+        if seeds.is_empty() { vec![ep] } else { seeds }
     }
 
     /// Sets how filtered searches walk layer 0 (not persisted; [`FilteredWalk::Auto`]
@@ -596,8 +608,13 @@ impl Hnsw {
     /// neighbours match).
     pub(crate) fn filter_group(&self, filter: Option<&dyn OffsetFilter>) -> Option<&LinkGroup> {
         let f = filter?;
-        let group = self.group(f.link_group()?)?;
-        (self.selectivity(Some(f.estimate())) < TWO_HOP_BELOW).then_some(group)
+        self.walked_group(f.link_group(), self.selectivity(Some(f.estimate())))
+    }
+
+    /// The group under `key` when a walk at `selectivity` goes along it: the graph has
+    /// it and the selectivity is below [`TWO_HOP_BELOW`].
+    fn walked_group(&self, key: Option<u64>, selectivity: f64) -> Option<&LinkGroup> {
+        (selectivity < TWO_HOP_BELOW).then(|| self.group(key?)).flatten()
     }
 
     /// The layer-0 beam of a filtered search that scores matching nodes only
@@ -846,9 +863,7 @@ impl Hnsw {
         let selectivity = self.selectivity(estimate);
         // A plain walk is slowed by every rejected node; a two-hop one by a constant.
         let filtered = match estimate {
-            Some(_) if selectivity < TWO_HOP_BELOW && group.is_some_and(|key| self.group(key).is_some()) => {
-                GROUP_WALK_COST
-            }
+            Some(_) if self.walked_group(group, selectivity).is_some() => GROUP_WALK_COST,
             Some(_) if self.two_hop_at(selectivity) => TWO_HOP_COST,
             _ => 1.0 / selectivity,
         };

@@ -44,6 +44,17 @@ pub(crate) struct SpaceData {
 }
 
 impl SpaceData {
+    /// The kilobytes `points` of this space's rows take (Qdrant's threshold unit).
+    fn kb(&self, points: usize) -> usize {
+        points.saturating_mul(self.params.size * self.params.datatype.width()) / 1024
+    }
+
+    /// Is a filter matching `points` here answered exactly, by Qdrant's
+    /// `full_scan_threshold` (`docs/query.md`, "Exact by size")?
+    fn below_full_scan(&self, points: usize) -> bool {
+        self.kb(points) < self.params.hnsw.full_scan_threshold_kb
+    }
+
     /// A space where none of the segment's `n` offsets has a vector yet: `n` rows of
     /// zeros (coded on up to `threads` threads), an empty graph.
     fn without_vectors(params: &VectorParams, n: usize, threads: usize) -> Result<SpaceData, Error> {
@@ -143,26 +154,24 @@ impl OffsetFilter for Holding<'_> {
 }
 
 /// Which values a space links its points among: those a filtered search would walk
-/// the graph for — held by at least `full_scan_threshold` worth of vectors (fewer are
-/// scanned exactly, `docs/query.md`, "Exact by size") and by less than
+/// the graph for — not answered exactly by `full_scan_threshold`
+/// ([`SpaceData::below_full_scan`]) and held by less than
 /// [`braid_hnsw::TWO_HOP_BELOW`] of the space's live points (more are walked plainly).
-#[derive(Clone, Copy, Debug)]
-struct Worth {
-    min: u64,
+#[derive(Clone, Copy)]
+struct Worth<'a> {
+    space: &'a SpaceData,
     live: u64,
 }
 
-impl Worth {
-    fn of(space: &SpaceData) -> Worth {
-        let row = (space.params.size * space.params.datatype.width()).max(1) as u64;
-        Worth {
-            min: (space.params.hnsw.full_scan_threshold_kb as u64 * 1024).div_ceil(row),
-            live: space.live as u64,
-        }
+impl<'a> Worth<'a> {
+    fn of(space: &'a SpaceData) -> Worth<'a> {
+        Worth { space, live: space.live as u64 }
     }
 
     fn holds(self, points: u64) -> bool {
-        points >= self.min.max(1) && (points as f64) < self.live as f64 * braid_hnsw::TWO_HOP_BELOW
+        points > 0
+            && !self.space.below_full_scan(points as usize)
+            && (points as f64) < self.live as f64 * braid_hnsw::TWO_HOP_BELOW
     }
 }
 
@@ -863,7 +872,7 @@ impl Segment {
         &self,
         rows: &SpaceRows,
         graph: &Hnsw,
-        worth: Worth,
+        worth: Worth<'_>,
         key: u64,
         offsets: &[u32],
         added: usize,
@@ -1229,6 +1238,8 @@ struct InSpace<'a> {
     planned: PlannedFilter<'a>,
     present: &'a RoaringBitmap,
     estimate: Cardinality,
+    /// The payload-link group of the filter's field, if it names one.
+    group: Option<u64>,
 }
 
 impl OffsetFilter for InSpace<'_> {
@@ -1248,7 +1259,7 @@ impl OffsetFilter for InSpace<'_> {
         }
     }
     fn link_group(&self) -> Option<u64> {
-        self.planned.value_key().map(group_key)
+        self.group
     }
 }
 
@@ -1264,7 +1275,8 @@ impl Segment {
                 Cardinality::new(e.min.min(in_space), e.expected.min(in_space), e.max.min(in_space))
             }
         };
-        InSpace { planned, present, estimate }
+        let group = planned.value_key().map(group_key);
+        InSpace { planned, present, estimate, group }
     }
 
     fn space_data(&self, space: &str) -> Result<&SpaceData, QueryError> {
@@ -1408,14 +1420,11 @@ impl Searchable for Segment {
         let priced = data.graph.choose_path_priced(ef, Some(leaf.estimate), advantage, group);
         // Qdrant's two size thresholds, in kilobytes of f32 vectors: below them its
         // answer is exact, so Braid's is too (`docs/query.md`, "Exact by size").
-        let kb =
-            |points: usize| points.saturating_mul(data.params.size * data.params.datatype.width()) / 1024;
         let unindexed = match self.config.indexing_threshold_kb {
             0 => true,
-            threshold => kb(self.live_in(data)) < threshold,
+            threshold => data.kb(self.live_in(data)) < threshold,
         };
-        let few_matches =
-            leaf.restricted.is_some() && kb(leaf.estimate.max) < data.params.hnsw.full_scan_threshold_kb;
+        let few_matches = leaf.restricted.is_some() && data.below_full_scan(leaf.estimate.max);
         let rule = if unindexed {
             "below the collection's indexing_threshold"
         } else if few_matches {
