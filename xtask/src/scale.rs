@@ -1,4 +1,4 @@
-//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--keep] [--reuse] [--peers]`:
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--keep] [--reuse] [--resume] [--peers]`:
 //! how build time, memory, disk, reopen time and search cost grow with N. `--datatype`
 //! builds a space storing `float16` or `uint8` rows (kept apart, in `target/scale/nN-TYPE`).
 //!
@@ -232,9 +232,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !["float32", "float16", "uint8"].contains(&datatype.as_str()) {
         return Err(format!("--datatype takes float32, float16 or uint8, not `{datatype}`"));
     }
-    let keep = args.iter().any(|a| a == "--keep");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let keep = args.iter().any(|a| a == "--keep") || args.iter().any(|a| a == "--resume");
     // Measure a build an earlier `--keep` run left, instead of building again.
     let reuse = args.iter().any(|a| a == "--reuse");
+    // Continue a kept build (stopped part way, or of a smaller N copied into this N's
+    // directory) from the points its database holds, on all cores; it is kept.
+    let resume = args.iter().any(|a| a == "--resume");
+    if resume && threads.iter().any(|t| t != &cpus.to_string()) {
+        return Err(format!(
+            "--resume continues a build on this machine's {cpus} threads: pass --threads {cpus}"
+        ));
+    }
     // hnswlib, FAISS and embedded Qdrant on the same rows, after Braid's runs of each
     // N: `--peers` runs them all, `--peers hnswlib,qdrant-edge` those named.
     let peer_list = args.iter().position(|a| a == "--peers").map(|i| match args.get(i + 1) {
@@ -252,7 +261,6 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some(d) => std::path::absolute(d).map_err(|e| format!("--data {d}: {e}"))?,
         None => crate::data::ensure(crate::data::Spec { n: 100_000, queries: 200, k: 100 })?,
     };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut builds, mut measures) = (Vec::new(), Vec::new());
     for n in &ns {
         n.parse::<usize>().map_err(|_| format!("--n takes numbers, got `{n}`"))?;
@@ -269,9 +277,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             if t != 1 && t != cpus {
                 return Err(format!("--threads takes 1 or this machine's {cpus}, got {t}"));
             }
-            let _ = std::fs::remove_dir_all(&dir);
+            if !resume {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             let phase = ["--phase", "build", "--datatype", &datatype, "--n", n, "--data"].map(str::to_string);
             let mut a = phase.to_vec();
+            if resume {
+                a.insert(0, "--resume".into());
+            }
             a.extend([data.display().to_string(), "--dir".into(), dir.display().to_string()]);
             builds.push(run_phase(t == 1 && cpus > 1, &a)?);
         }

@@ -8,7 +8,9 @@
 //!   `float32` by default, `float16`, or `uint8` — each component `c` of a unit vector
 //!   stored as `round(127.5 · (c + 1))` in a Euclid space, queries mapped the same way
 //!   unrounded: for unit vectors the L2 order is the cosine order), flushes, and
-//!   reports the build time, peak memory and bytes on disk.
+//!   reports the build time, peak memory and bytes on disk. With `--resume` a kept build
+//!   of the same points (stopped part way, or of a smaller N) continues from the
+//!   points its database holds; each run is one segment of the build (`build.json`).
 //! - `--phase measure --config C --dir D`: switches the kept collection to configuration
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
 //!   only where touched, `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
@@ -175,47 +177,162 @@ fn distance_for(datatype: Datatype) -> Distance {
     if datatype == Datatype::Uint8 { Distance::Euclid } else { Distance::Cosine }
 }
 
-fn build(points: &Points, queries: &[Vec<f32>], n: usize, dir: &Path, datatype: Datatype) -> Value {
-    let t = Instant::now();
-    let truth = truth(points, queries, n);
-    let truth_s = t.elapsed().as_secs_f64();
-    std::fs::create_dir_all(dir).expect("make the database directory");
-    std::fs::write(dir.join("truth.json"), serde_json::to_string(&truth).expect("json"))
-        .expect("write the truth");
+/// A build's progress, kept beside its database (`build.json`): a build stopped part
+/// way (10M points take hours on two cores) continues with `--resume` from the points
+/// its database recovered, and each run of the phase is one segment of the build.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Progress {
+    n: usize,
+    datatype: String,
+    truth_s: f64,
+    done: bool,
+    segments: Vec<Segment>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Segment {
+    /// Points `from..to` were upserted in this run.
+    from: usize,
+    to: usize,
+    threads: usize,
+    build_s: f64,
+    generate_s: f64,
+    /// The run's resident peak above what it held before opening the database.
+    baseline_rss_kb: Value,
+    peak_rss_kb: Value,
+}
+
+impl Progress {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("build.json")
+    }
+
+    fn read(dir: &Path) -> Option<Progress> {
+        serde_json::from_str(&std::fs::read_to_string(Self::path(dir)).ok()?).ok()
+    }
+
+    /// Written whole under a new name and renamed over the old, so a kill leaves one.
+    fn write(&self, dir: &Path) {
+        let tmp = dir.join("build.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string(self).expect("json")).expect("write the progress");
+        std::fs::rename(&tmp, Self::path(dir)).expect("replace the progress");
+    }
+}
+
+fn build(
+    points: &Points,
+    queries: &[Vec<f32>],
+    n: usize,
+    dir: &Path,
+    datatype: Datatype,
+    resume: bool,
+) -> Value {
+    // A kept build of the same stream continues: a stopped one of this N, or a smaller
+    // N's (its points are this build's first ones), whose truth is made again for N.
+    let earlier = Progress::read(dir).filter(|p| resume && p.datatype == datatype.name() && p.n <= n);
+    if earlier.is_none() {
+        let _ = std::fs::remove_dir_all(dir.join("db"));
+    }
+    let mut progress = match earlier {
+        Some(p) if p.n == n => p,
+        earlier => {
+            std::fs::create_dir_all(dir).expect("make the database directory");
+            let t = Instant::now();
+            let truth = truth(points, queries, n);
+            std::fs::write(dir.join("truth.json"), serde_json::to_string(&truth).expect("json"))
+                .expect("write the truth");
+            let segments = earlier.map_or(vec![], |p| p.segments);
+            let p = Progress {
+                n,
+                datatype: datatype.name().to_string(),
+                truth_s: t.elapsed().as_secs_f64(),
+                done: false,
+                segments,
+            };
+            p.write(dir);
+            p
+        }
+    };
     let baseline = reset_peak();
     let t = Instant::now();
     let db = Database::open(dir.join("db")).expect("open the database");
-    let c = db
-        .create_collection(
-            COLLECTION,
-            CollectionConfig::new().vector(
-                SPACE,
-                VectorParams::new(points.dim(), distance_for(datatype))
-                    .hnsw(16, 200)
-                    .quantization(Quantization::None)
-                    .datatype(datatype),
-            ),
-        )
-        .expect("a fresh directory");
+    let c = match db.collection(COLLECTION) {
+        Ok(c) => c,
+        Err(_) => db
+            .create_collection(
+                COLLECTION,
+                CollectionConfig::new().vector(
+                    SPACE,
+                    VectorParams::new(points.dim(), distance_for(datatype))
+                        .hnsw(16, 200)
+                        .quantization(Quantization::None)
+                        .datatype(datatype),
+                ),
+            )
+            .expect("a fresh directory"),
+    };
+    // A measure phase leaves the kept build switched to its configuration: back to the
+    // build's (no codes, rows in memory) before it continues.
+    let mut config = c.config();
+    if let Some(space) =
+        config.vectors.get_mut(SPACE).filter(|s| s.quantization != Quantization::None || s.on_disk)
+    {
+        (space.quantization, space.on_disk) = (Quantization::None, false);
+        c.reconfigure(config).expect("the build's configuration");
+    }
+    // Points are upserted in id order, so what a stopped build's database recovered is
+    // ids `0..count`: the build continues from there.
+    let from = c.info().points_count;
+    assert!(
+        from == 0 || c.get(&[(from as u64 - 1).into()], false, false).expect("get").len() == 1,
+        "the kept database holds {from} points but not id {}: not a prefix of the build",
+        from - 1
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fresh = from < n;
+    if fresh {
+        progress.segments.push(Segment {
+            from,
+            to: from,
+            threads,
+            build_s: 0.0,
+            generate_s: 0.0,
+            baseline_rss_kb: baseline.clone(),
+            peak_rss_kb: Value::Null,
+        });
+    }
     let mut generate_s = 0.0;
-    for start in (0..n).step_by(BATCH) {
+    for start in (from..n).step_by(BATCH) {
         let g = Instant::now();
-        let rows = points.batch(start, (start + BATCH).min(n));
+        let end = (start + BATCH).min(n);
+        let rows = points.batch(start, end);
         generate_s += g.elapsed().as_secs_f64();
         let batch = rows
             .into_iter()
             .enumerate()
             .map(|(k, v)| PointStruct::new((start + k) as u64).vector(SPACE, stored_as(datatype, v, true)));
         c.upsert(batch.collect()).expect("valid points");
+        if let Some(s) = progress.segments.last_mut().filter(|_| fresh) {
+            (s.to, s.build_s, s.generate_s) = (end, t.elapsed().as_secs_f64() - generate_s, generate_s);
+            s.peak_rss_kb = memory_now()["peak_rss_kb"].clone();
+        }
+        progress.write(dir);
     }
     c.flush().expect("flush");
     let build_s = t.elapsed().as_secs_f64() - generate_s;
     drop(c);
     drop(db);
+    let memory = memory_now();
+    if let Some(s) = progress.segments.last_mut().filter(|_| fresh) {
+        (s.build_s, s.peak_rss_kb) = (build_s, memory["peak_rss_kb"].clone());
+    }
+    progress.done = true;
+    progress.write(dir);
+    let sum = |f: fn(&Segment) -> f64| progress.segments.iter().map(f).sum::<f64>();
     json!({"phase": "build", "n": n, "dim": points.dim(), "real_rows": points.real.len().min(n), "datatype": datatype.name(),
-           "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-           "truth_s": truth_s, "build_s": build_s, "generate_s": generate_s,
-           "disk_bytes": disk_bytes(&dir.join("db")), "baseline_rss_kb": baseline, "memory": memory_now()})
+           "threads": threads, "truth_s": progress.truth_s, "build_s": sum(|s| s.build_s), "generate_s": sum(|s| s.generate_s),
+           "segments": serde_json::to_value(&progress.segments).expect("json"),
+           "disk_bytes": disk_bytes(&dir.join("db")), "baseline_rss_kb": baseline, "memory": memory})
 }
 
 /// Drops the page cache when the process may (root on Linux); says whether it did.
@@ -378,7 +495,15 @@ fn main() {
         set.truncate(2_000, 20);
         let dir = tempfile::tempdir().expect("temp dir");
         let points = Points { real: set.base };
-        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32);
+        // Built in two runs: 2,000 points, then continued to 3,000 (`--resume`).
+        let first = build(&points, &set.queries, 2_000, dir.path(), Datatype::Float32, false);
+        assert_eq!(first["segments"].as_array().map(Vec::len), Some(1));
+        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32, true);
+        let segments = report["segments"].as_array().expect("segments");
+        assert_eq!(
+            (segments.len(), &segments[1]["from"], &segments[1]["to"]),
+            (2, &json!(2_000), &json!(3_000))
+        );
         println!("{{\"scale\": {report}}}");
         for config in ["float32", "int8", "binary", "binary-disk", "pq", "pq-x32"] {
             let report = measure(config, &set.queries, dir.path(), false, false);
@@ -388,7 +513,7 @@ fn main() {
         // Narrow rows: a build of each datatype, measured as it is and with int8 codes.
         for datatype in [Datatype::Float16, Datatype::Uint8] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let report = build(&points, &set.queries, 3_000, dir.path(), datatype);
+            let report = build(&points, &set.queries, 3_000, dir.path(), datatype, false);
             assert_eq!(report["datatype"], datatype.name());
             for config in ["float32", "int8"] {
                 let report = measure(config, &set.queries, dir.path(), false, false);
@@ -420,7 +545,7 @@ fn main() {
             let datatype = args.value("--datatype").map_or(Datatype::Float32, |d| {
                 Datatype::from_name(&d).unwrap_or_else(|| panic!("--datatype float32|float16|uint8, not {d}"))
             });
-            build(&Points { real: rows("out.npy") }, &queries, n, &dir, datatype)
+            build(&Points { real: rows("out.npy") }, &queries, n, &dir, datatype, args.flag("--resume"))
         }
         Some("measure") => {
             let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|pq");
