@@ -101,7 +101,9 @@ fn main() {
         let (slow, _) = best_of(rounds, || {
             let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
             for o in &among(&plain) {
-                if let Some(c) = plain.get(PointOffset(o)).and_then(|p| p["category"].as_str()) {
+                if let Some(p) = plain.get(PointOffset(o))
+                    && let Some(c) = p["category"].as_str()
+                {
                     *counts.entry(c.to_string()).or_default() += 1;
                 }
             }

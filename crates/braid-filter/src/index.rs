@@ -5,6 +5,7 @@
 //! back to a per-point check for that condition. Indexes are updated on every payload
 //! change, from the old and the new payload, which the store owns.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -206,6 +207,9 @@ impl TextIndex {
     }
 }
 
+/// A test of one point's values at an index's key (false without a payload).
+type OnValues<'a> = dyn Fn(u32, &dyn Fn(&[&Value]) -> bool) -> bool + 'a;
+
 /// The strings among the values, array elements included.
 fn strings<'a>(values: &'a [&'a Value]) -> impl Iterator<Item = &'a str> {
     values
@@ -334,8 +338,9 @@ impl FieldIndex {
     }
 
     /// The exact matching set for `test`, or `None` when this index cannot answer it.
-    /// `payload` gives a point's values at the key (a phrase is verified on them).
-    fn answer<'p>(&self, test: &FieldTest, payload: &dyn Fn(u32) -> Vec<&'p Value>) -> Option<RoaringBitmap> {
+    /// `on_values(o, f)` is `f` of point `o`'s values at the key (a phrase is verified
+    /// on them), false when it has no payload.
+    fn answer(&self, test: &FieldTest, on_values: &OnValues<'_>) -> Option<RoaringBitmap> {
         let empty = RoaringBitmap::new;
         match (self, test) {
             (FieldIndex::Text(index), FieldTest::Match(Match::Text(t))) => {
@@ -349,7 +354,7 @@ impl FieldIndex {
                 let phrase = index.query(t);
                 let mut candidates = index.all_of(&phrase);
                 if phrase.len() > 1 {
-                    candidates.retain(|o| index.has_phrase(&payload(o), &phrase));
+                    candidates.retain(|o| on_values(o, &|values| index.has_phrase(values, &phrase)));
                 }
                 Some(candidates)
             }
@@ -411,10 +416,43 @@ fn top_facets(mut hits: Vec<(FacetValue, usize)>, limit: usize) -> Vec<(FacetVal
     hits
 }
 
-/// The payloads of one segment, addressed by offset, with their payload indexes.
+/// Payloads kept outside memory (Qdrant's `on_disk_payload`): a file of them by
+/// offset, read as they are asked for. The source is immutable; a store holding one
+/// keeps the payloads written since beside it in memory.
+pub trait PayloadSource: Send + Sync + std::fmt::Debug {
+    /// The payload stored for `offset`; `None` when it has none or is past the end.
+    fn payload(&self, offset: u32) -> Option<Value>;
+    /// The offsets it covers: `0..len`.
+    fn len(&self) -> usize;
+    /// Whether it covers no offset.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Its size in bytes (a file's, say), for memory reports.
+    fn bytes(&self) -> usize;
+}
+
+/// Where a store's payloads live.
+#[derive(Clone, Debug)]
+enum Held {
+    /// Every payload in memory, by offset.
+    Memory(Vec<Option<Value>>),
+    /// A source, and in memory what was written or removed since it was made.
+    Source { source: Arc<dyn PayloadSource>, changed: BTreeMap<u32, Option<Value>> },
+}
+
+impl Default for Held {
+    fn default() -> Held {
+        Held::Memory(Vec::new())
+    }
+}
+
+/// The payloads of one segment, addressed by offset, with their payload indexes. The
+/// payloads are in memory, or in a [`PayloadSource`] read as they are asked for
+/// ([`PayloadStore::hold_in`]); the indexes are always in memory.
 #[derive(Clone, Debug, Default)]
 pub struct PayloadStore {
-    payloads: Vec<Option<Value>>,
+    payloads: Held,
     indexes: BTreeMap<JsonPath, FieldIndex>,
 }
 
@@ -424,9 +462,18 @@ impl PayloadStore {
         PayloadStore::default()
     }
 
-    /// The payload at `offset`, if one was set.
-    pub fn get(&self, offset: PointOffset) -> Option<&Value> {
-        self.payloads.get(offset.index()).and_then(Option::as_ref)
+    /// The payload at `offset`, if one was set: borrowed from memory, or read from the
+    /// source.
+    pub fn get(&self, offset: PointOffset) -> Option<Cow<'_, Value>> {
+        match &self.payloads {
+            Held::Memory(payloads) => {
+                payloads.get(offset.index()).and_then(Option::as_ref).map(Cow::Borrowed)
+            }
+            Held::Source { source, changed } => match changed.get(&offset.0) {
+                Some(held) => held.as_ref().map(Cow::Borrowed),
+                None => source.payload(offset.0).map(Cow::Owned),
+            },
+        }
     }
 
     /// Replaces the payload at `offset`, updating every index. Returns the old one.
@@ -435,20 +482,75 @@ impl PayloadStore {
         for (key, index) in &mut self.indexes {
             index.update(key, &payload, offset.0, true);
         }
-        if self.payloads.len() <= offset.index() {
-            self.payloads.resize(offset.index() + 1, None);
+        match &mut self.payloads {
+            Held::Memory(payloads) => {
+                if payloads.len() <= offset.index() {
+                    payloads.resize(offset.index() + 1, None);
+                }
+                payloads[offset.index()] = Some(payload);
+            }
+            Held::Source { changed, .. } => {
+                changed.insert(offset.0, Some(payload));
+            }
         }
-        self.payloads[offset.index()] = Some(payload);
         old
     }
 
     /// Removes the payload at `offset` from the store and every index.
     pub fn remove(&mut self, offset: PointOffset) -> Option<Value> {
-        let old = self.payloads.get_mut(offset.index()).and_then(Option::take)?;
+        let old = match &mut self.payloads {
+            Held::Memory(payloads) => payloads.get_mut(offset.index()).and_then(Option::take)?,
+            Held::Source { source, changed } => match changed.insert(offset.0, None) {
+                Some(held) => held?,
+                None => source.payload(offset.0)?,
+            },
+        };
         for (key, index) in &mut self.indexes {
             index.update(key, &old, offset.0, false);
         }
         Some(old)
+    }
+
+    /// Where the payloads are held from now on: `Some(source)` holding exactly the
+    /// payloads this store has now (a checkpoint just wrote them there), whose reads
+    /// replace the memory copies; `None` reads every payload back into memory. The
+    /// indexes are unchanged either way.
+    pub fn hold_in(&mut self, source: Option<Arc<dyn PayloadSource>>) {
+        self.payloads = match source {
+            Some(source) => Held::Source { source, changed: BTreeMap::new() },
+            None => Held::Memory(
+                (0..self.end() as u32).map(|o| self.get(PointOffset(o)).map(Cow::into_owned)).collect(),
+            ),
+        };
+    }
+
+    /// Whether the payloads are read from a source (`on_disk_payload`).
+    pub fn is_held_in_source(&self) -> bool {
+        matches!(self.payloads, Held::Source { .. })
+    }
+
+    /// How many payloads are held in memory (with a source: those written since it
+    /// was made), and the source's bytes (0 without one).
+    pub fn residency(&self) -> (usize, usize) {
+        match &self.payloads {
+            Held::Memory(payloads) => (payloads.iter().flatten().count(), 0),
+            Held::Source { source, changed } => (changed.values().flatten().count(), source.bytes()),
+        }
+    }
+
+    /// Offsets `0..end` cover every payload.
+    fn end(&self) -> usize {
+        match &self.payloads {
+            Held::Memory(payloads) => payloads.len(),
+            Held::Source { source, changed } => {
+                source.len().max(changed.last_key_value().map_or(0, |(o, _)| *o as usize + 1))
+            }
+        }
+    }
+
+    /// Every payload with its offset, in offset order.
+    pub fn all(&self) -> impl Iterator<Item = (u32, Cow<'_, Value>)> {
+        (0..self.end() as u32).filter_map(|o| self.get(PointOffset(o)).map(|p| (o, p)))
     }
 
     /// Builds an index of `kind` on `key` from every stored payload (a text index with
@@ -478,10 +580,8 @@ impl PayloadStore {
 
     fn build(&mut self, key: &str, mut index: FieldIndex) -> Result<(), IndexError> {
         let path = JsonPath::parse(key)?;
-        for (offset, payload) in self.payloads.iter().enumerate() {
-            if let Some(payload) = payload {
-                index.update(&path, payload, offset as u32, true);
-            }
+        for (offset, payload) in self.all() {
+            index.update(&path, &payload, offset, true);
         }
         self.indexes.insert(path, index);
         Ok(())
@@ -526,8 +626,8 @@ impl PayloadStore {
             }
         }
         let mut found: Option<&'static str> = None;
-        for payload in self.payloads.iter().flatten() {
-            let values = path.values(payload);
+        for (_, payload) in self.all() {
+            let values = path.values(&payload);
             if strings(&values).next().is_some() {
                 return Ok(true);
             }
@@ -573,7 +673,7 @@ impl PayloadStore {
     /// value, from the index on `key` (none without a value index there).
     pub fn value_sets(&self, key: &JsonPath, offset: PointOffset) -> Vec<&RoaringBitmap> {
         match (self.indexes.get(key), self.get(offset)) {
-            (Some(index), Some(payload)) => index.value_sets(key, payload),
+            (Some(index), Some(payload)) => index.value_sets(key, &payload),
             _ => Vec::new(),
         }
     }
@@ -673,8 +773,10 @@ impl PayloadStore {
 
     /// The exact set for a field test from an index on `key`, when one can answer it.
     pub(crate) fn answer(&self, key: &JsonPath, test: &FieldTest) -> Option<RoaringBitmap> {
-        let payload = |o: u32| self.get(PointOffset(o)).map(|p| key.values(p)).unwrap_or_default();
-        self.indexes.get(key).and_then(|i| i.answer(test, &payload))
+        let on_values = |o: u32, f: &dyn Fn(&[&Value]) -> bool| {
+            self.get(PointOffset(o)).is_some_and(|p| f(&key.values(&p)))
+        };
+        self.indexes.get(key).and_then(|i| i.answer(test, &on_values))
     }
 
     /// Turns `filter` into the set of matching offsets (when indexes answer every

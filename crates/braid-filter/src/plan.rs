@@ -3,6 +3,8 @@
 //! uses a bitmap for each condition an index (or the id and vector lookups) answers.
 //! Either way with a [`Cardinality`] estimate for the query planner.
 
+use std::borrow::Cow;
+
 use braid_core::{Cardinality, OffsetFilter, PointOffset};
 use roaring::RoaringBitmap;
 use serde_json::Value;
@@ -134,18 +136,18 @@ impl<'a> Compiler<'a> {
 }
 
 /// The point's payload, or `null` (which has no keys) when it has none.
-fn payload_at(store: &PayloadStore, offset: PointOffset) -> &Value {
-    const NONE: &Value = &Value::Null;
-    store.get(offset).unwrap_or(NONE)
+fn payload_at(store: &PayloadStore, offset: PointOffset) -> Cow<'_, Value> {
+    store.get(offset).unwrap_or(Cow::Owned(Value::Null))
 }
 
 impl Node<'_> {
     fn eval(&self, offset: PointOffset, store: &PayloadStore, lookup: &dyn PointLookup) -> bool {
         match self {
             Node::Set(s) => s.contains(offset.0),
-            Node::Check(c) => {
-                c.check_subject(Subject { payload: payload_at(store, offset), point: Some((offset, lookup)) })
-            }
+            Node::Check(c) => c.check_subject(Subject {
+                payload: &payload_at(store, offset),
+                point: Some((offset, lookup)),
+            }),
             Node::All(children) => children.iter().all(|n| n.eval(offset, store, lookup)),
             Node::Any(children) => children.iter().any(|n| n.eval(offset, store, lookup)),
             Node::Not(child) => !child.eval(offset, store, lookup),

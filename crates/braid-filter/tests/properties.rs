@@ -1,10 +1,12 @@
 //! Indexed evaluation against per-point evaluation on random payloads and filters, and
 //! cardinality bounds against the true count.
 
+use std::sync::Arc;
+
 use braid_core::{OffsetFilter, PointId, PointOffset};
 use braid_filter::{
-    Condition, FieldCondition, FieldTest, Filter, IndexKind, JsonPath, Match, MinShould, PayloadStore,
-    PointLookup, Range, Scalar, Variants,
+    Condition, FieldCondition, FieldTest, Filter, IndexKind, JsonPath, Match, MinShould, PayloadSource,
+    PayloadStore, PointLookup, Range, Scalar, Variants,
 };
 use proptest::prelude::*;
 use roaring::RoaringBitmap;
@@ -147,6 +149,22 @@ struct Segment {
     text: RoaringBitmap,
 }
 
+/// Payloads by offset standing in for a file of them (`on_disk_payload`).
+#[derive(Debug)]
+struct Source(std::collections::BTreeMap<u32, Value>, usize);
+
+impl PayloadSource for Source {
+    fn payload(&self, offset: u32) -> Option<Value> {
+        self.0.get(&offset).cloned()
+    }
+    fn len(&self) -> usize {
+        self.1
+    }
+    fn bytes(&self) -> usize {
+        0
+    }
+}
+
 impl PointLookup for Segment {
     fn offset_of(&self, id: &PointId) -> Option<PointOffset> {
         // Ids 0..50 map to offsets 2·id, so has_id is not the identity.
@@ -195,6 +213,9 @@ proptest! {
         deleted in prop::collection::vec(0u32..40, 0..8),
         image_mask in any::<u64>(),
         filter in filter(),
+        // 0: payloads in memory throughout; 1: read from a source made before the
+        // updates (which stay in memory beside it); 2: that, then read back into memory.
+        held in 0u8..3,
     ) {
         let n = payloads.len();
         let mut store = PayloadStore::new();
@@ -210,6 +231,12 @@ proptest! {
         for (k, kind) in late {
             let _ = store.create_index(k, *kind);
         }
+        if held > 0 {
+            let source = Source(store.all().map(|(o, p)| (o, p.into_owned())).collect(), n);
+            store.hold_in(Some(Arc::new(source)));
+            prop_assert!(store.is_held_in_source());
+        }
+        let updates_model = updates.clone();
         for (i, p) in updates {
             let o = PointOffset((i % n) as u32);
             match p {
@@ -217,14 +244,26 @@ proptest! {
                 None => { store.remove(o); }
             }
         }
+        if held == 2 {
+            store.hold_in(None);
+            prop_assert!(!store.is_held_in_source());
+        }
         let mut live: RoaringBitmap = (0..n as u32).collect();
         for d in deleted { live.remove(d); }
         let image: RoaringBitmap = (0..n as u32).filter(|i| image_mask >> (i % 64) & 1 == 1).collect();
         let segment = Segment { live: live.clone(), image, text: RoaringBitmap::new() };
 
+        // The model: the payloads as written, kept apart from the store.
+        let mut model: Vec<Option<Value>> = payloads.iter().cloned().map(Some).collect();
+        for (i, p) in &updates_model {
+            model[i % n] = p.clone();
+        }
+        for o in 0..n as u32 {
+            prop_assert_eq!(store.get(PointOffset(o)).map(|p| p.into_owned()), model[o as usize].clone());
+        }
         let null = Value::Null;
         let expected: RoaringBitmap = live.iter()
-            .filter(|&o| filter.check(store.get(PointOffset(o)).unwrap_or(&null), PointOffset(o), &segment))
+            .filter(|&o| filter.check(model[o as usize].as_ref().unwrap_or(&null), PointOffset(o), &segment))
             .collect();
         let planned = store.plan(&filter, &segment);
         prop_assert_eq!(planned.matching(), expected.clone(), "filter {}", filter.to_json());

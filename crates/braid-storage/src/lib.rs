@@ -6,6 +6,7 @@
 //!   for manifests and metadata;
 //! - [`vectors`]: append-only vector files read through `memmap2`, and [`Rows`], a
 //!   [`braid_core::VectorSource`] over a mapped prefix and an in-memory tail;
+//! - [`payloads`]: payload files, one byte string per offset read from a mapping;
 //! - [`DirLock`]: one process per directory;
 //! - [`fault`]: a simulated full disk for tests.
 //!
@@ -36,6 +37,7 @@ pub mod document;
 mod error;
 pub mod fault;
 mod lock;
+pub mod payloads;
 #[allow(unsafe_code)]
 pub mod vectors;
 pub mod wal;

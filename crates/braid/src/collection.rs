@@ -17,7 +17,7 @@ use crate::config::CollectionConfig;
 use crate::ops::{Op, Prepared};
 use crate::point::{PointStruct, PointVectors, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
-use crate::store::Store;
+use crate::store::{Remap, Store};
 use braid_storage::IoContext;
 use braid_storage::wal::WalSyncer;
 
@@ -174,6 +174,18 @@ pub struct FacetHit {
     pub count: usize,
 }
 
+/// A collection without a store (an in-memory database) has nowhere to put a
+/// payload file.
+fn payloads_in_memory(config: &CollectionConfig) -> Result<(), Error> {
+    match config.on_disk_payload {
+        true => Err(Error::InvalidConfig {
+            why: "on_disk_payload needs a database on disk; an in-memory database keeps payloads in memory"
+                .into(),
+        }),
+        false => Ok(()),
+    }
+}
+
 /// What [`Collection::info`] reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionInfo {
@@ -203,6 +215,19 @@ pub struct CollectionInfo {
     pub dead_versions: usize,
     /// Bytes each dense space holds, by part.
     pub memory: BTreeMap<String, SpaceMemory>,
+    /// Where the payloads are held.
+    pub payloads: PayloadResidency,
+}
+
+/// Where a collection's payloads are held ([`CollectionInfo::payloads`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayloadResidency {
+    /// Payloads in memory: all of them, or with `on_disk_payload` those written since
+    /// the last checkpoint.
+    pub in_memory: usize,
+    /// Bytes of the payload file read as payloads are asked for (`on_disk_payload`;
+    /// page cache, not heap), 0 without one.
+    pub file_bytes: usize,
 }
 
 /// The bytes one dense space holds ([`CollectionInfo::memory`]).
@@ -438,6 +463,7 @@ impl Drop for StateGuard<'_> {
 
 impl Collection {
     pub(crate) fn new(name: &str, config: CollectionConfig) -> Result<Collection, Error> {
+        payloads_in_memory(&config)?;
         Ok(Collection::from_parts(name, Segment::new(config)?, None))
     }
 
@@ -1104,7 +1130,7 @@ impl Collection {
                 self.inner.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
                 mapped
             }
-            None => Vec::new(),
+            None => Remap::default(),
         };
         let mut segment = self.inner.segment.write();
         *segment = rebuilt;
@@ -1136,6 +1162,9 @@ impl Collection {
                 return Ok(segment.stale_graphs());
             }
             segment.config().check_change(&new)?;
+            if store.is_none() {
+                payloads_in_memory(&new)?;
+            }
             segment.prepare_reconfigure(new)?
         };
         let replaced = self.inner.segment.write().reconfigure(change);
@@ -1590,6 +1619,10 @@ impl Collection {
                     (name.clone(), memory)
                 })
                 .collect(),
+            payloads: {
+                let (in_memory, file_bytes) = segment.payloads().residency();
+                PayloadResidency { in_memory, file_bytes }
+            },
         }
     }
 }

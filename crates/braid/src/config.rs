@@ -298,6 +298,13 @@ pub struct CollectionConfig {
     /// [`VectorParams::quantization`] is what it keeps; `None`: none was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
+    /// Keep the payloads in a file read as they are asked for, not in memory (Qdrant's
+    /// `on_disk_payload`): from the next checkpoint on, each checkpoint writes them to
+    /// a payload file and the collection reads them from its mapping; payloads
+    /// written since stay in memory until the next. Payload indexes stay in memory.
+    /// Needs a database on disk. Collections written before it existed read as false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_disk_payload: bool,
 }
 
 impl Default for CollectionConfig {
@@ -310,6 +317,7 @@ impl Default for CollectionConfig {
             deleted_threshold: None,
             vacuum_min_vector_number: None,
             quantization: None,
+            on_disk_payload: false,
         }
     }
 }
@@ -318,6 +326,13 @@ impl CollectionConfig {
     /// No spaces yet; add them with [`CollectionConfig::vector`].
     pub fn new() -> CollectionConfig {
         CollectionConfig::default()
+    }
+
+    /// With the payloads kept in a file rather than in memory
+    /// ([`CollectionConfig::on_disk_payload`]).
+    pub fn on_disk_payload(mut self, on_disk: bool) -> CollectionConfig {
+        self.on_disk_payload = on_disk;
+        self
     }
 
     /// With `indexing_threshold_kb` instead of the default.

@@ -144,7 +144,7 @@ impl Gathered {
                 continue;
             }
             let payload = segment.offset(&hit.id).and_then(|o| segment.payloads().get(PointOffset(o)));
-            let Some(ids) = group_ids(path, payload) else { continue };
+            let Some(ids) = group_ids(path, payload.as_deref()) else { continue };
             for id in ids {
                 let at = *self.index.entry(id.clone()).or_insert_with(|| {
                     self.groups.push((id, Vec::new()));

@@ -71,7 +71,7 @@ pub use braid_sparse::{SparseError, SparseVector};
 pub use braid_text::{Bm25, Document, TextError};
 pub use collection::{
     Collection, CollectionInfo, CollectionState, FacetHit, MAX_BATCH, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH,
-    OptimizeReport, PointsSelector, QueryPoints, SearchRequest, SpaceMemory, Task,
+    OptimizeReport, PayloadResidency, PointsSelector, QueryPoints, SearchRequest, SpaceMemory, Task,
 };
 pub use config::{
     CollectionConfig, Comparator, DEFAULT_THRESHOLD_KB, Datatype, Distance, HnswParams, MAX_DIM,

@@ -138,10 +138,14 @@ pub(crate) fn decode_id(d: &mut Decoder<'_>) -> Result<PointId, StorageError> {
 /// (`crate::payload::check_depth`), so serialising one cannot exhaust the stack and
 /// the JSON reads back under serde_json's nesting limit.
 pub(crate) fn encode_json(e: &mut Encoder, value: &Value) -> Result<(), crate::Error> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| crate::Error::Internal { what: format!("a payload does not serialise: {e}") })?;
-    e.bytes(&bytes);
+    e.bytes(&json_bytes(value)?);
     Ok(())
+}
+
+/// A payload as the JSON bytes Braid's files hold.
+pub(crate) fn json_bytes(value: &Value) -> Result<Vec<u8>, crate::Error> {
+    serde_json::to_vec(value)
+        .map_err(|e| crate::Error::Internal { what: format!("a payload does not serialise: {e}") })
 }
 
 pub(crate) fn decode_json(d: &mut Decoder<'_>) -> Result<Value, StorageError> {

@@ -6,6 +6,7 @@
 //! the old one, so graph links never point at changed data. Payload changes apply in
 //! place.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::rows::{SpaceRows, with_rows};
@@ -505,12 +506,19 @@ impl Segment {
     }
 
     /// Reads rows from the vector files a checkpoint just wrote instead of memory.
+    /// Reads payloads from the payload file it wrote (`on_disk_payload`), or back into
+    /// memory when the setting was turned off.
     pub(crate) fn remap(&mut self, mapped: crate::store::Remap) {
-        for (name, rows) in mapped {
+        for (name, rows) in mapped.rows {
             if let Some(space) = self.spaces.get_mut(&name) {
                 debug_assert_eq!(rows.len(), space.rows.len());
                 space.rows = rows;
             }
+        }
+        match mapped.payloads {
+            Some(Some(file)) => self.payloads.hold_in(Some(file)),
+            Some(None) if self.payloads.is_held_in_source() => self.payloads.hold_in(None),
+            _ => {}
         }
     }
 
@@ -803,7 +811,9 @@ impl Segment {
     }
 
     pub(crate) fn payload_at(&self, offset: u32) -> Value {
-        self.payloads.get(PointOffset(offset)).cloned().unwrap_or_else(|| Value::Object(Default::default()))
+        self.payloads
+            .get(PointOffset(offset))
+            .map_or_else(|| Value::Object(Default::default()), Cow::into_owned)
     }
 
     /// Removes the live version of `id`, if any.
@@ -1183,7 +1193,7 @@ impl Segment {
                 let new = self.payloads.get(PointOffset(offset));
                 for (path, changed) in linked.iter().zip(&mut changed) {
                     let before = old.as_ref().map(|p| path.values(p)).unwrap_or_default();
-                    let after = new.map(|p| path.values(p)).unwrap_or_default();
+                    let after = new.as_deref().map(|p| path.values(p)).unwrap_or_default();
                     if before != after {
                         changed.push(offset);
                     }
@@ -1593,7 +1603,7 @@ impl Searchable for Segment {
             .collect())
     }
     fn payload(&self, id: PointId) -> Option<Value> {
-        self.offset(&id).and_then(|o| self.payloads.get(PointOffset(o)).cloned())
+        self.offset(&id).and_then(|o| self.payloads.get(PointOffset(o)).map(Cow::into_owned))
     }
     fn matching(&self, filter: &Filter, ids: &[PointId]) -> Vec<PointId> {
         let planned = self.payloads.plan(filter, self);

@@ -28,13 +28,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use braid_core::{PointId, PointOffset};
-use braid_filter::PayloadStore;
+use braid_filter::{PayloadSource, PayloadStore};
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
+use braid_storage::payloads::PayloadFile;
 use braid_storage::wal::{Record, Wal, WalSyncer};
 use braid_storage::{DirLock, IoContext, Residency, RowsCheck, StorageError, VectorFile, document};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::Error;
 use crate::config::CollectionConfig;
@@ -138,6 +140,11 @@ struct Manifest {
     /// before, codes whose centre is not yet fixed) are coded at open.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     codes: BTreeMap<String, String>,
+    /// The payload file, when the payloads are kept on disk (`on_disk_payload`); the
+    /// points document then holds none. Manifests written before it existed read as
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payloads: Option<String>,
     /// Checkpoints written so far: the `<n>` in new file names. Manifests written
     /// before it existed read as 0; their files are named without it, so no new name
     /// can equal an old one.
@@ -188,6 +195,7 @@ impl Manifest {
             .chain(vectors)
             .chain(self.graphs.values().map(String::as_str))
             .chain(self.codes.values().map(String::as_str))
+            .chain(self.payloads.as_deref())
     }
 
     /// Does the manifest name `file`?
@@ -196,8 +204,53 @@ impl Manifest {
     }
 }
 
-/// Each space's vectors as mapped after a checkpoint, for the caller to swap in.
-pub(crate) type Remap = Vec<(String, SpaceRows)>;
+/// What a checkpoint hands back for the caller to swap in.
+#[derive(Default)]
+pub(crate) struct Remap {
+    /// Each space's vectors as mapped anew.
+    pub(crate) rows: Vec<(String, SpaceRows)>,
+    /// Where the payloads are read from now: `Some(Some(file))` the payload file the
+    /// checkpoint wrote, `Some(None)` memory (`on_disk_payload` off), `None` as before
+    /// (nothing was written).
+    pub(crate) payloads: Option<Option<Arc<MappedPayloads>>>,
+}
+
+/// A payload file as the payload store reads it: each offset's payload parsed from
+/// the JSON the checkpoint wrote (checked whole against its checksum at open).
+#[derive(Debug)]
+pub(crate) struct MappedPayloads(PayloadFile);
+
+impl MappedPayloads {
+    fn open(path: &Path, offsets: usize) -> Result<MappedPayloads, Error> {
+        let file = PayloadFile::open(path)?;
+        if file.len() != offsets {
+            let why = format!("{} payload offsets for {offsets} points", file.len());
+            return Err(StorageError::corrupt(path, 0, why).into());
+        }
+        Ok(MappedPayloads(file))
+    }
+}
+
+impl PayloadSource for MappedPayloads {
+    fn payload(&self, offset: u32) -> Option<Value> {
+        let bytes = self.0.get(offset)?;
+        // The file passed its checksum at open and holds what `serde_json` wrote.
+        serde_json::from_slice(bytes)
+            .inspect_err(|e| {
+                tracing::error!(file = %self.0.path().display(), offset, error = %e, "unreadable payload");
+                debug_assert!(false, "a checked payload file holds JSON: {e}");
+            })
+            .ok()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.0.bytes()
+    }
+}
 
 /// The on-disk side of one collection. Owned by the collection's writer lock.
 pub(crate) struct Store {
@@ -271,6 +324,7 @@ impl Store {
             vectors: entries,
             graphs: BTreeMap::new(),
             codes: BTreeMap::new(),
+            payloads: None,
             checkpoints: 0,
             space_numbers: BTreeMap::new(),
             next_space: 0,
@@ -445,7 +499,7 @@ impl Store {
     pub(crate) fn checkpoint(&mut self, segment: &Segment) -> Result<Remap, Error> {
         self.wal.sync()?;
         if !self.dirty {
-            return Ok(Vec::new());
+            return Ok(Remap::default());
         }
         let manifest = self.manifest.clone();
         self.append_and_write(segment, manifest, BTreeMap::new())
@@ -509,10 +563,10 @@ impl Store {
             );
             mapped.push((name.clone(), SpaceRows::mapped(file, space.params.size, space.params.datatype)?));
         }
-        self.write_checkpoint(segment, seq, manifest)?;
+        let payloads = self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
         self.vectors.extend(added);
-        Ok(mapped)
+        Ok(Remap { rows: mapped, payloads: Some(payloads) })
     }
 
     /// Writes `segment`, a compacted rewrite of the collection, into new vector files
@@ -534,12 +588,19 @@ impl Store {
             mapped.push((name.clone(), SpaceRows::mapped(&out, dim, datatype)?));
             files.insert(name.clone(), out);
         }
-        self.write_checkpoint(segment, seq, manifest)?;
+        let payloads = self.write_checkpoint(segment, seq, manifest)?;
         self.vectors = files;
-        Ok(mapped)
+        Ok(Remap { rows: mapped, payloads: Some(payloads) })
     }
 
-    fn write_checkpoint(&mut self, segment: &Segment, seq: u64, mut manifest: Manifest) -> Result<(), Error> {
+    /// Writes the checkpoint's files and switches the manifest; returns the payload
+    /// file it wrote, mapped (`on_disk_payload`), or `None` (payloads in memory).
+    fn write_checkpoint(
+        &mut self,
+        segment: &Segment,
+        seq: u64,
+        mut manifest: Manifest,
+    ) -> Result<Option<Arc<MappedPayloads>>, Error> {
         let n = manifest.checkpoints + 1;
         let mut graphs = BTreeMap::new();
         for (name, space) in segment.spaces() {
@@ -556,6 +617,20 @@ impl Store {
             document::write_new(&self.fresh(&file)?, &document::encode(CODES_MAGIC, FORMAT_VERSION, &bytes))?;
             codes.insert(name.clone(), file);
         }
+        let payloads = match segment.config().on_disk_payload {
+            false => None,
+            true => {
+                let file = format!("payloads-{seq:020}-{n:08}.bin");
+                let offsets = segment.offset_ids().len();
+                let bytes = braid_storage::payloads::encode(offsets, |o| {
+                    let payload = segment.live().contains(o).then(|| segment.payloads().get(PointOffset(o)));
+                    payload.flatten().map(|p| ops::json_bytes(&p)).transpose()
+                })?;
+                let path = self.fresh(&file)?;
+                document::write_new(&path, &bytes)?;
+                Some((file, Arc::new(MappedPayloads::open(&path, offsets)?)))
+            }
+        };
         let points = format!("points-{seq:020}-{n:08}.bin");
         let body = encode_points(segment)?;
         document::write_new(&self.fresh(&points)?, &document::encode(POINTS_MAGIC, FORMAT_VERSION, &body))?;
@@ -569,6 +644,7 @@ impl Store {
         manifest.points = Some(points);
         manifest.graphs = graphs;
         manifest.codes = codes;
+        manifest.payloads = payloads.as_ref().map(|(file, _)| file.clone());
         write_manifest(&self.dir, &manifest)?;
         // The checkpoint is durable from here on; what follows only tidies up.
         self.manifest = manifest;
@@ -579,7 +655,7 @@ impl Store {
         if archived {
             self.prune_archive()?;
         }
-        Ok(())
+        Ok(payloads.map(|(_, mapped)| mapped))
     }
 
     /// Keeps the log a checkpoint is about to replace, when logs are retained: a hard
@@ -801,8 +877,10 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
         e.str(name);
         bitmap_bytes(&mut e, &space.present);
     }
-    e.len(segment.live().len() as usize);
-    for offset in segment.live() {
+    // Payloads kept on disk are in their own file, not here.
+    let on_disk = segment.config().on_disk_payload;
+    e.len(if on_disk { 0 } else { segment.live().len() as usize });
+    for offset in segment.live().iter().filter(|_| !on_disk) {
         e.u32(offset);
         ops::encode_json(&mut e, &segment.payload_at(offset))?;
     }
@@ -907,6 +985,12 @@ fn load_segment(
             return Err(d.error(format!("a payload for offset {offset}, which is not live")).into());
         }
         payloads.set(PointOffset(offset), payload);
+    }
+    if let Some(file) = &manifest.payloads {
+        if with_payload > 0 {
+            return Err(d.error("payloads both here and in a payload file").into());
+        }
+        payloads.hold_in(Some(Arc::new(MappedPayloads::open(&dir.join(file), n)?)));
     }
     let indexes = d.len(9)?;
     for _ in 0..indexes {

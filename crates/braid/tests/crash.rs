@@ -53,7 +53,8 @@ enum Step {
 /// `float32`, `float16` and `uint8` ([`image_type`]). The text space's full-scan
 /// threshold of 16 KB (64 points) makes the integer index on `tag` ([`indexed`]) link
 /// each tag's points (payload links), so graph files with link groups are written,
-/// killed around and reopened too.
+/// killed around and reopened too. Every other pair of triples of seeds keeps the
+/// payloads in payload files (`on_disk_payload`), killed around and reopened too.
 fn config(seed: u64) -> CollectionConfig {
     let codes = if seed.is_multiple_of(2) { Quantization::Int8 } else { Quantization::Binary };
     CollectionConfig::new()
@@ -68,11 +69,12 @@ fn config(seed: u64) -> CollectionConfig {
         )
         .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32).datatype(image_type(seed)))
         .sparse_vector("words", SparseVectorParams::idf())
+        .on_disk_payload(seed / 6 % 2 == 1)
 }
 
 /// The collection of a trial, created (or opened) in `db` with its payload index.
-fn indexed(db: &Database, seed: u64) {
-    let c = db.get_or_create("crash", config(seed)).expect("collection");
+fn indexed(db: &Database, config: CollectionConfig) {
+    let c = db.get_or_create("crash", config).expect("collection");
     c.create_payload_index("tag", braid::IndexKind::Integer).expect("index");
 }
 
@@ -186,7 +188,7 @@ fn apply(db: &Database, step: &Step) {
 fn child(dir: &str, seed: &str) {
     let seed: u64 = seed.parse().expect("a numeric seed");
     let db = Database::open_with(dir, options(seed)).expect("open");
-    indexed(&db, seed);
+    indexed(&db, config(seed));
     let mut out = std::io::stdout().lock();
     for (i, step) in steps(seed).iter().enumerate() {
         apply(&db, step);
@@ -289,7 +291,8 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     let db = Database::open_with(dir, options(seed)).expect("reopen after the crash");
     let recovered = contents(&db);
     let model = Database::in_memory();
-    indexed(&model, seed);
+    // The model holds its payloads in memory (it has no disk), whatever the trial does.
+    indexed(&model, config(seed).on_disk_payload(false));
     let steps = steps(seed);
     let mut matched = None;
     for k in 0..=steps.len() {
