@@ -139,9 +139,27 @@ def main():
     connect.refused(lambda: client.upsert(typed, wait=True, points=[
         models.PointStruct(id=99, vector={"byte": [256, 0, 0, 0]})]), "uint8 cannot hold", "256 in a uint8 space")
     client.delete_collection(typed)
+
+    # Payloads on disk: created with on_disk_payload, reported, read back and filtered;
+    # moved back into memory by an update, as the client builds both.
+    stored = f"ops_payloads_{suffix}"
+    if client.collection_exists(stored):
+        client.delete_collection(stored)
+    client.create_collection(stored, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             on_disk_payload=True)
+    assert client.get_collection(stored).config.params.on_disk_payload is True
+    client.upsert(stored, wait=True, points=[
+        models.PointStruct(id=i, vector=[1.0, i], payload={"n": i, "text": f"row {i}"}) for i in range(20)
+    ])
+    odd = models.Filter(must=[models.FieldCondition(key="text", match=models.MatchValue(value="row 7"))])
+    assert [p.id for p in client.scroll(stored, scroll_filter=odd)[0]] == [7]
+    client.update_collection(stored, collection_params=models.CollectionParamsDiff(on_disk_payload=False))
+    assert client.get_collection(stored).config.params.on_disk_payload is False
+    assert client.retrieve(stored, ids=[3])[0].payload == {"n": 3, "text": "row 3"}
+    client.delete_collection(stored)
     print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal), snapshots "
           "(create, list, recover, delete; full create, list, delete), quantization (scalar, binary, "
-          "product; a refusal) and datatypes (float16, uint8; a refusal) as written")
+          "product; a refusal), datatypes (float16, uint8; a refusal) and payloads on disk as written")
 
 
 if __name__ == "__main__":

@@ -251,6 +251,7 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             "replication_factor",
             "write_consistency_factor",
             "on_disk_payload",
+            "payload",
             "optimizers_config",
             "sparse_vectors",
         ],
@@ -258,7 +259,7 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
     fixed(o, "shard_number", json!(1), "one shard")?;
     fixed(o, "replication_factor", json!(1), "one replica")?;
     fixed(o, "write_consistency_factor", json!(1), "one replica")?;
-    fixed(o, "on_disk_payload", json!(false), "payloads are held in memory")?;
+    let on_disk_payload = payloads_on_disk(o, "")?;
     let spaces = match field(o, "vectors") {
         None => None,
         Some(vectors) => {
@@ -290,6 +291,7 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
         quantization: quantization(o.get("quantization_config"))?,
         spaces,
         sparse,
+        on_disk_payload,
     }
     .config()
 }
@@ -303,17 +305,24 @@ pub(crate) fn collection_update(body: &Value) -> Result<mapping::UpdateSpec, Api
         "update collection",
         &["vectors", "optimizers_config", "params", "hnsw_config", "quantization_config", "sparse_vectors"],
     )?;
+    let mut on_disk_payload = None;
     if let Some(params) = field(o, "params") {
         let po = object(params, "`params`")?;
         only(
             po,
             "`params`",
-            &["replication_factor", "write_consistency_factor", "read_fan_out_factor", "on_disk_payload"],
+            &[
+                "replication_factor",
+                "write_consistency_factor",
+                "read_fan_out_factor",
+                "on_disk_payload",
+                "payload",
+            ],
         )?;
         fixed(po, "replication_factor", json!(1), "one replica")?;
         fixed(po, "write_consistency_factor", json!(1), "one replica")?;
         fixed(po, "read_fan_out_factor", json!(0), "one replica answers every read")?;
-        fixed(po, "on_disk_payload", json!(false), "payloads are held in memory")?;
+        on_disk_payload = payloads_on_disk(po, "params.")?;
     }
     let mut vectors = Vec::new();
     if let Some(v) = field(o, "vectors") {
@@ -346,6 +355,7 @@ pub(crate) fn collection_update(body: &Value) -> Result<mapping::UpdateSpec, Api
         indexing_threshold,
         deleted_threshold,
         vacuum_min,
+        on_disk_payload,
     })
 }
 
@@ -776,6 +786,29 @@ fn rows_on_disk(o: &Map<String, Value>) -> Result<Option<bool>, ApiError> {
                 "`memory: pinned` is not supported for dense vector storage: use \"cached\" or \"cold\"",
             )),
             _ => Err(bad(format!("`memory` must be \"cached\" or \"cold\", got {m}"))),
+        },
+    }
+}
+
+/// Whether the payloads are kept on disk, from the deprecated `on_disk_payload` and the
+/// `payload.memory` that overrides it (Qdrant's rule): `cold` on disk, read as asked
+/// for; `cached` in memory; `pinned` refused, as Qdrant refuses it for payloads.
+/// `at`: where the object sits in the body, for errors.
+fn payloads_on_disk(o: &Map<String, Value>, at: &str) -> Result<Option<bool>, ApiError> {
+    let Some(payload) = field(o, "payload") else {
+        return bool_field(o, &format!("{at}on_disk_payload"));
+    };
+    let po = object(payload, "`payload`")?;
+    only(po, "`payload`", &["memory"])?;
+    match field(po, "memory") {
+        None => bool_field(o, &format!("{at}on_disk_payload")),
+        Some(m) => match m.as_str() {
+            Some("cold") => Ok(Some(true)),
+            Some("cached") => Ok(Some(false)),
+            Some("pinned") => Err(bad(format!(
+                "`{at}payload.memory: pinned` is not supported for payload storage: use \"cached\" or \"cold\""
+            ))),
+            _ => Err(bad(format!("`{at}payload.memory` must be \"cached\" or \"cold\", got {m}"))),
         },
     }
 }
@@ -1537,7 +1570,7 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
         "segments_count": 1,
         "config": {
             "params": {"vectors": vectors, "sparse_vectors": sparse, "shard_number": 1, "replication_factor": 1,
-                       "write_consistency_factor": 1, "on_disk_payload": false},
+                       "write_consistency_factor": 1, "on_disk_payload": info.config.on_disk_payload},
             "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": first.full_scan_threshold_kb,
                             "max_indexing_threads": 0, "on_disk": false, "payload_m": first.payload_m},
             "optimizer_config": {"deleted_threshold": info.config.deleted_threshold.unwrap_or(reported.deleted_threshold),

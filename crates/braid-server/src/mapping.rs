@@ -238,6 +238,8 @@ pub(crate) struct CollectionSpec {
     pub(crate) spaces: Option<Spaces>,
     /// `sparse_vectors`: each sparse space's modifier.
     pub(crate) sparse: Vec<(String, Modifier)>,
+    /// `on_disk_payload` (or `payload.memory`, which overrides it); absent: in memory.
+    pub(crate) on_disk_payload: Option<bool>,
 }
 
 impl CollectionSpec {
@@ -252,6 +254,7 @@ impl CollectionSpec {
         }
         config.deleted_threshold = self.deleted_threshold;
         config.vacuum_min_vector_number = self.vacuum_min;
+        config.on_disk_payload = self.on_disk_payload.unwrap_or(false);
         if self.quantization != QuantizationSpec::Absent {
             config.quantization = Some(quantization);
         }
@@ -314,6 +317,8 @@ pub(crate) struct UpdateSpec {
     pub(crate) indexing_threshold: Option<usize>,
     pub(crate) deleted_threshold: Option<f64>,
     pub(crate) vacuum_min: Option<usize>,
+    /// `params.on_disk_payload` (or `params.payload.memory`); `None`: as it is.
+    pub(crate) on_disk_payload: Option<bool>,
 }
 
 impl UpdateSpec {
@@ -358,6 +363,7 @@ impl UpdateSpec {
         if let Some(n) = self.vacuum_min {
             config.vacuum_min_vector_number = Some(n);
         }
+        config.on_disk_payload = self.on_disk_payload.unwrap_or(config.on_disk_payload);
         Ok(config)
     }
 }
@@ -507,6 +513,7 @@ mod tests {
             quantization: QuantizationSpec::Absent,
             spaces: Some(Spaces::Named(vec![("text".into(), space(384)), ("image".into(), image)])),
             sparse: vec![("bm25".into(), Modifier::Idf)],
+            on_disk_payload: None,
         };
         let config = spec.config().unwrap();
         let hnsw = |m| HnswParams { m, ef_construct: 200, full_scan_threshold_kb: 500, payload_m: None };
@@ -597,6 +604,7 @@ mod tests {
             quantization: QuantizationSpec::Absent,
             spaces: None,
             sparse: vec![],
+            on_disk_payload: None,
         };
         assert!(none.config().unwrap().vectors.is_empty(), "no vectors: a collection of payloads");
     }

@@ -12,7 +12,11 @@
 //! `VectorParams::on_disk`; with `--keep`, the reopened run's resident memory, printed
 //! at the end from `/proc/self/status`, shows what it saves), `--payload-m N` (links per
 //! point among those sharing a `category` or `pos` value; default: unset, which takes
-//! `m` as in Qdrant; 0 builds none). Under `cargo test` it runs on the
+//! `m` as in Qdrant; 0 builds none), `--full-payloads` (every field of the set's
+//! payloads, the gloss text among them, instead of `category` and `pos` alone),
+//! `--on-disk-payload` (payloads in a payload file, `on_disk_payload`; needs `--keep`).
+//! Beside the searches it times a search returning payloads and a count filtered by a
+//! key without an index (which reads every payload). Under `cargo test` it runs on the
 //! 20k set's first 2,000 rows when `cargo xtask data` has made it, else it prints a
 //! note and stops.
 
@@ -46,8 +50,10 @@ fn main() {
         set.truncate(2_000, 10);
     }
     let WordnetSet { base, queries, payloads } = set;
-    let payloads: Vec<Value> =
-        payloads.iter().map(|v| json!({"category": v["category"], "pos": v["pos"]})).collect();
+    let payloads: Vec<Value> = match args.flag("--full-payloads") {
+        true => payloads,
+        false => payloads.iter().map(|v| json!({"category": v["category"], "pos": v["pos"]})).collect(),
+    };
     let n = base.len();
     println!("data: {} ({n} points, {} queries, dim {})", dir.display(), queries.len(), base[0].len());
 
@@ -71,7 +77,8 @@ fn main() {
     };
     let on_disk = args.flag("--on-disk");
     let payload_m: Option<usize> = args.value("--payload-m").map(|v| v.parse().expect("--payload-m N"));
-    println!("quantization: {quantization:?}, rows on disk: {on_disk}");
+    let on_disk_payload = args.flag("--on-disk-payload");
+    println!("quantization: {quantization:?}, rows on disk: {on_disk}, payloads on disk: {on_disk_payload}");
     let t = Instant::now();
     let c = if reuse {
         db.collection("wordnet").expect("the kept database has the collection")
@@ -79,18 +86,20 @@ fn main() {
         let c = db
             .create_collection(
                 "wordnet",
-                CollectionConfig::new().vector(
-                    "text",
-                    VectorParams::new(base[0].len(), Distance::Cosine)
-                        .hnsw_params(braid::HnswParams {
-                            m: 16,
-                            ef_construct: 200,
-                            payload_m,
-                            ..Default::default()
-                        })
-                        .quantization(quantization)
-                        .on_disk(on_disk),
-                ),
+                CollectionConfig::new()
+                    .vector(
+                        "text",
+                        VectorParams::new(base[0].len(), Distance::Cosine)
+                            .hnsw_params(braid::HnswParams {
+                                m: 16,
+                                ef_construct: 200,
+                                payload_m,
+                                ..Default::default()
+                            })
+                            .quantization(quantization)
+                            .on_disk(on_disk),
+                    )
+                    .on_disk_payload(on_disk_payload),
             )
             .expect("valid config");
         c.create_payload_index("category", IndexKind::Keyword).expect("fresh");
@@ -121,18 +130,19 @@ fn main() {
     }
     let only = args.value("--only");
 
-    // (name, keyword filter (key, value), hnsw_ef)
-    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Option<usize>);
+    // (name, keyword filter (key, value), hnsw_ef, with payloads)
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Option<usize>, bool);
     let cases: Vec<Case> = vec![
-        ("default (ef = ef_construct = 200)", None, None),
-        ("ef = 64", None, Some(64)),
-        ("ef = 96", None, Some(96)),
-        ("ef = 128", None, Some(128)),
-        ("filter ~1 %: category = verb.social", Some(("category", "verb.social")), None),
-        ("filter ~10 %: pos = verb", Some(("pos", "verb")), None),
+        ("default (ef = ef_construct = 200)", None, None, false),
+        ("ef = 64", None, Some(64), false),
+        ("ef = 64, returning payloads", None, Some(64), true),
+        ("ef = 96", None, Some(96), false),
+        ("ef = 128", None, Some(128), false),
+        ("filter ~1 %: category = verb.social", Some(("category", "verb.social")), None, false),
+        ("filter ~10 %: pos = verb", Some(("pos", "verb")), None, false),
     ];
     let mut rows = Vec::new();
-    for (name, filter, ef) in cases {
+    for (name, filter, ef, with_payload) in cases {
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;
         }
@@ -155,7 +165,7 @@ fn main() {
             if let Some(ef) = ef {
                 r = r.params(SearchParams::ef(ef));
             }
-            r
+            r.with_payload(with_payload)
         };
         let found: Vec<Vec<u64>> = queries
             .iter()
@@ -185,6 +195,23 @@ fn main() {
         let qps = done as f64 / t.elapsed().as_secs_f64();
         println!("{name}: selectivity {:.2} %, recall@10 {recall:.4}, {qps:.0} QPS", 100.0 * selectivity);
         rows.push(json!({"case": name, "selectivity": selectivity, "recall": recall, "qps": qps}));
+    }
+    // A count filtered by a key no index covers (the full payloads' `n_examples`):
+    // every live point's payload is read.
+    if only.is_none() && args.flag("--full-payloads") {
+        let unindexed = Filter::from_json(&json!({"must": [{"key": "n_examples", "match": {"value": 0}}]}))
+            .expect("a valid filter");
+        let _ = c.count(None);
+        let t = Instant::now();
+        let mut counted = 0;
+        let mut rounds = 0;
+        while t.elapsed().as_secs_f64() < if bench { 2.0 } else { 0.0 } || rounds == 0 {
+            counted = black_box(c.count(Some(&unindexed)).expect("valid count"));
+            rounds += 1;
+        }
+        let ms = 1e3 * t.elapsed().as_secs_f64() / rounds as f64;
+        println!("count by an unindexed key (n_examples = 0): {counted} in {ms:.1} ms");
+        rows.push(json!({"case": "count by an unindexed condition", "count": counted, "ms": ms}));
     }
     // Resident memory now (Linux): anonymous (heap: codes, graph, payloads, rows not yet
     // checkpointed) and file-backed (mapped rows a search touched or the kernel read ahead).

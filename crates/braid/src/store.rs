@@ -9,6 +9,7 @@
 //!   graph-<space>-<seq>-<n>.hnsw   one space's graph as of checkpoint number <n>
 //!   points-<seq>-<n>.bin           ids, live and per-space bitmaps, payloads, index list
 //!   codes-<space>-<seq>-<n>.i8     one space's one-byte codes, read at open, not rebuilt
+//!   payloads-<seq>-<n>.bin         every point's payload, mapped (`on_disk_payload` only)
 //!   archive/                       replaced logs, kept for point-in-time recovery
 //! ```
 //!

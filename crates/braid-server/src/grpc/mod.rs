@@ -165,6 +165,7 @@ impl Collections for Service {
             config: Some(proto::CollectionConfig {
                 params: Some(proto::CollectionParams {
                     shard_number: 1,
+                    on_disk_payload: info.config.on_disk_payload,
                     vectors_config: Some(proto::VectorsConfig { config: Some(vectors_config) }),
                     replication_factor: Some(1),
                     write_consistency_factor: Some(1),
@@ -283,6 +284,7 @@ impl Collections for Service {
                 })
                 .transpose()?
                 .unwrap_or_default(),
+            on_disk_payload: payloads_on_disk_in(r.on_disk_payload, r.payload.as_ref()),
         }
         .config()
         .map_err(err)?;

@@ -1067,6 +1067,15 @@ fn placement_in(memory: i32) -> Option<Option<bool>> {
     }
 }
 
+/// Payloads on disk from the deprecated `on_disk_payload` and the `payload.memory` that
+/// overrides it (`Pinned` is refused before this, as Qdrant refuses it for payloads).
+pub(super) fn payloads_on_disk_in(
+    on_disk: Option<bool>,
+    payload: Option<&proto::PayloadStorageParams>,
+) -> Option<bool> {
+    rows_on_disk(on_disk, payload.and_then(|p| p.memory))
+}
+
 /// A space's rows on disk from its deprecated `on_disk` and the `memory` that overrides it.
 fn rows_on_disk(on_disk: Option<bool>, memory: Option<i32>) -> Option<bool> {
     memory.and_then(placement_in).flatten().or(on_disk)
@@ -1303,14 +1312,13 @@ impl Unserved for proto::CreateCollection {
         first(&[
             ("wal_config", self.wal_config.is_some()),
             ("shard_number", not_one(self.shard_number)),
-            ("on_disk_payload", self.on_disk_payload == Some(true)),
             ("replication_factor", not_one(self.replication_factor)),
             ("write_consistency_factor", not_one(self.write_consistency_factor)),
             // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
             ("sharding_method", self.sharding_method.is_some_and(|m| m != 0)),
             ("strict_mode_config", self.strict_mode_config.is_some()),
             ("metadata", !self.metadata.is_empty()),
-            ("payload", self.payload.is_some()),
+            ("payload.memory", pinned_payloads(self.payload.as_ref())),
             ("id_tracker", self.id_tracker.is_some()),
         ])
         .or_else(|| inner(self.hnsw_config.as_ref()))
@@ -1318,6 +1326,12 @@ impl Unserved for proto::CreateCollection {
         .or_else(|| inner(self.vectors_config.as_ref()))
         .or_else(|| inner(self.sparse_vectors_config.as_ref()))
     }
+}
+
+/// A payload placement Braid does not serve: `Pinned` (Qdrant refuses it for payloads
+/// too) or an unknown value.
+fn pinned_payloads(payload: Option<&proto::PayloadStorageParams>) -> bool {
+    payload.and_then(|p| p.memory).is_some_and(|m| placement_in(m).is_none())
 }
 
 impl Unserved for proto::UpdateCollection {
@@ -1347,10 +1361,9 @@ impl Unserved for proto::CollectionParamsDiff {
         first(&[
             ("params.replication_factor", not_one(self.replication_factor)),
             ("params.write_consistency_factor", not_one(self.write_consistency_factor)),
-            ("params.on_disk_payload", self.on_disk_payload == Some(true)),
             ("params.read_fan_out_factor", self.read_fan_out_factor.is_some_and(|n| n != 0)),
             ("params.read_fan_out_delay_ms", self.read_fan_out_delay_ms.is_some()),
-            ("params.payload", self.payload.is_some()),
+            ("params.payload.memory", pinned_payloads(self.payload.as_ref())),
         ])
     }
 }
@@ -1422,6 +1435,10 @@ pub(super) fn update_in(r: &proto::UpdateCollection) -> Result<UpdateSpec, Statu
         indexing_threshold: o.and_then(|o| o.indexing_threshold).map(|t| t as usize),
         deleted_threshold: o.and_then(|o| o.deleted_threshold),
         vacuum_min: o.and_then(|o| o.vacuum_min_vector_number).map(|n| n as usize),
+        on_disk_payload: r
+            .params
+            .as_ref()
+            .and_then(|p| payloads_on_disk_in(p.on_disk_payload, p.payload.as_ref())),
     })
 }
 
@@ -1728,11 +1745,21 @@ mod tests {
             (Box::new(proto::CreateCollection { shard_number: Some(1), ..Default::default() }), "(served)"),
             (
                 Box::new(proto::CreateCollection { on_disk_payload: Some(true), ..Default::default() }),
-                "on_disk_payload",
+                "(served)",
             ),
             (
-                Box::new(proto::CreateCollection { on_disk_payload: Some(false), ..Default::default() }),
+                Box::new(proto::CreateCollection {
+                    payload: Some(proto::PayloadStorageParams { memory: Some(1) }),
+                    ..Default::default()
+                }),
                 "(served)",
+            ),
+            (
+                Box::new(proto::CreateCollection {
+                    payload: Some(proto::PayloadStorageParams { memory: Some(3) }),
+                    ..Default::default()
+                }),
+                "payload.memory",
             ),
             (
                 Box::new(proto::CreateCollection { replication_factor: Some(3), ..Default::default() }),
@@ -1751,7 +1778,6 @@ mod tests {
                 "strict_mode_config",
             ),
             (Box::new(proto::CreateCollection { metadata: vec![vec![1]], ..Default::default() }), "metadata"),
-            (Box::new(proto::CreateCollection { payload: bytes(), ..Default::default() }), "payload"),
             (Box::new(proto::CreateCollection { id_tracker: bytes(), ..Default::default() }), "id_tracker"),
             (Box::new(proto::CreateCollection { timeout: Some(5), ..Default::default() }), "(served)"),
             (

@@ -286,3 +286,82 @@ async fn updates_over_grpc_with_the_official_client() {
     let e = client.update_collection(q::UpdateCollectionBuilder::new("missing")).await.unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+/// `on_disk_payload` and `payload.memory` (which overrides it, as in Qdrant) move a
+/// live collection's payloads to a payload file and back over both protocols, reported
+/// by info, answering the same; `pinned` is refused as Qdrant refuses it for payloads.
+#[tokio::test]
+async fn payloads_move_to_disk_and_back_over_both_protocols() {
+    let (running, rest) = serve_products().await;
+    let on_disk = |info: &Value| info["config"]["params"]["on_disk_payload"].clone();
+    let read = || async {
+        let filtered = json!({"filter": {"must": [{"key": "stock.n", "match": {"value": 2}}]}, "limit": 500, "with_payload": true});
+        let all = json!({"limit": 500, "with_payload": true});
+        (
+            rest.post("/collections/p/points/scroll", filtered).await,
+            rest.post("/collections/p/points/scroll", all).await,
+        )
+    };
+    let before = read().await;
+    assert_eq!(on_disk(&rest.get("/collections/p").await), json!(false), "in memory by default");
+    assert_eq!(
+        rest.ok(Method::PATCH, "/collections/p", json!({"params": {"on_disk_payload": true}})).await,
+        json!(true)
+    );
+    assert_eq!(on_disk(&rest.get("/collections/p").await), json!(true));
+    assert_eq!(read().await, before, "read from the payload file");
+    let cached = json!({"params": {"on_disk_payload": true, "payload": {"memory": "cached"}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", cached).await, json!(true));
+    assert_eq!(on_disk(&rest.get("/collections/p").await), json!(false), "`memory` overrides the flag");
+    assert_eq!(read().await, before);
+    for (body, needle) in [
+        (json!({"params": {"payload": {"memory": "pinned"}}}), "pinned"),
+        (json!({"params": {"payload": {"memory": "warm"}}}), "memory"),
+        (json!({"params": {"payload": {"memory": "cold", "mmap": true}}}), "mmap"),
+        (json!({"params": {"on_disk_payload": "yes"}}), "on_disk_payload"),
+    ] {
+        let (status, v) = rest.call(Method::PATCH, "/collections/p", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body} → {v}");
+        assert!(v["status"]["error"].as_str().unwrap().contains(needle), "{body} → {v}");
+    }
+    let cold = json!({"vectors": {"v": {"size": 2, "distance": "Dot"}}, "payload": {"memory": "cold"}});
+    rest.put("/collections/cold", cold).await;
+    assert_eq!(on_disk(&rest.get("/collections/cold").await), json!(true));
+
+    let client = grpc_client(&running);
+    client
+        .update_collection(
+            q::UpdateCollectionBuilder::new("p")
+                .params(q::CollectionParamsDiffBuilder::default().on_disk_payload(true)),
+        )
+        .await
+        .unwrap();
+    let params = |info: q::GetCollectionInfoResponse| info.result.unwrap().config.unwrap().params.unwrap();
+    #[allow(deprecated)]
+    let flag = |p: q::CollectionParams| p.on_disk_payload;
+    assert!(flag(params(client.collection_info("p").await.unwrap())));
+    assert_eq!(read().await, before);
+    let pinned = q::UpdateCollectionBuilder::new("p").params(
+        q::CollectionParamsDiffBuilder::default()
+            .payload(q::PayloadStorageParams { memory: Some(q::Memory::Pinned.into()) }),
+    );
+    let err = client.update_collection(pinned).await.unwrap_err();
+    assert!(err.to_string().contains("payload.memory"), "{err}");
+    let cached = q::UpdateCollectionBuilder::new("p").params(
+        q::CollectionParamsDiffBuilder::default()
+            .payload(q::PayloadStorageParams { memory: Some(q::Memory::Cached.into()) }),
+    );
+    client.update_collection(cached).await.unwrap();
+    assert!(!flag(params(client.collection_info("p").await.unwrap())));
+    client
+        .create_collection(
+            q::CreateCollectionBuilder::new("g")
+                .vectors_config(q::VectorParamsBuilder::new(2, q::Distance::Dot))
+                .on_disk_payload(true),
+        )
+        .await
+        .unwrap();
+    assert!(flag(params(client.collection_info("g").await.unwrap())));
+    assert_eq!(on_disk(&rest.get("/collections/g").await), json!(true));
+    drop(running);
+}
