@@ -189,11 +189,15 @@ impl Manifest {
 
     /// Every data file the manifest names, but the log.
     fn data_files(&self) -> impl Iterator<Item = &str> {
-        let vectors = self.vectors.values().map(|v| v.file.as_str());
+        self.whole_files().chain(self.vectors.values().map(|v| v.file.as_str()))
+    }
+
+    /// The files a checkpoint writes whole and never changes after: every data file
+    /// but the vector files (which grow past what the manifest covers).
+    fn whole_files(&self) -> impl Iterator<Item = &str> {
         self.points
             .as_deref()
             .into_iter()
-            .chain(vectors)
             .chain(self.graphs.values().map(String::as_str))
             .chain(self.codes.values().map(String::as_str))
             .chain(self.payloads.as_deref())
@@ -771,14 +775,10 @@ impl Store {
     /// log is not among them: a snapshot is taken right after a checkpoint, and its
     /// restore starts an empty log (`prepare_restored`).
     pub(crate) fn checkpoint_files(&self) -> Vec<(String, u64)> {
-        let fixed = std::iter::once(MANIFEST)
-            .chain(self.manifest.points.as_deref())
-            .chain(self.manifest.graphs.values().map(String::as_str))
-            .chain(self.manifest.codes.values().map(String::as_str))
-            .filter_map(|name| {
-                let len = std::fs::metadata(self.dir.join(name)).ok()?.len();
-                Some((name.to_string(), len))
-            });
+        let fixed = std::iter::once(MANIFEST).chain(self.manifest.whole_files()).filter_map(|name| {
+            let len = std::fs::metadata(self.dir.join(name)).ok()?.len();
+            Some((name.to_string(), len))
+        });
         let vectors = self.manifest.vectors.iter().map(|(space, entry)| {
             let row =
                 self.manifest.config.vectors.get(space).map_or(0, |p| p.size * p.datatype.width()) as u64;

@@ -151,6 +151,26 @@ fn payloads_read_from_their_file_answer_as_payloads_in_memory() {
 }
 
 #[test]
+fn a_snapshot_carries_the_payload_file() {
+    let (dir, snapshots) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db = Database::open(dir.path()).unwrap();
+    let c = db.create_collection("c", config(true)).unwrap();
+    c.create_payload_index("tag", IndexKind::Keyword).unwrap();
+    c.upsert(points(0..100)).unwrap();
+    c.flush().unwrap();
+    // Written after the checkpoint: in the log the snapshot carries, not in the file.
+    c.set_payload(vec![PointId::from(1)], json!({"late": true})).unwrap();
+    let taken = db.snapshot_collection("c", snapshots.path()).unwrap();
+    let copy = db.recover_collection("copy", &snapshots.path().join(&taken.name), None).unwrap();
+    assert!(copy.info().config.on_disk_payload);
+    assert_eq!(observed(&copy), observed(&c));
+    assert_eq!(
+        copy.get(&[PointId::from(1)], true, false).unwrap()[0].payload.as_ref().unwrap()["late"],
+        json!(true)
+    );
+}
+
+#[test]
 fn an_in_memory_database_refuses_payloads_on_disk() {
     let db = Database::in_memory();
     let err = db.create_collection("c", config(true)).unwrap_err();
