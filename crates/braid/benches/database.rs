@@ -59,6 +59,8 @@ fn main() {
 
     let keep = args.value("--keep").map(PathBuf::from);
     let reuse = keep.as_ref().is_some_and(|d| d.join("MANIFEST").exists());
+    // Ingest from here, or the reopen of a kept database.
+    let t = Instant::now();
     let db = match &keep {
         Some(d) => Database::open(d).expect("open the kept database"),
         None => Database::in_memory(),
@@ -79,7 +81,6 @@ fn main() {
     let payload_m: Option<usize> = args.value("--payload-m").map(|v| v.parse().expect("--payload-m N"));
     let on_disk_payload = args.flag("--on-disk-payload");
     println!("quantization: {quantization:?}, rows on disk: {on_disk}, payloads on disk: {on_disk_payload}");
-    let t = Instant::now();
     let c = if reuse {
         db.collection("wordnet").expect("the kept database has the collection")
     } else {
