@@ -453,6 +453,8 @@ impl Default for Held {
 #[derive(Clone, Debug, Default)]
 pub struct PayloadStore {
     payloads: Held,
+    /// Payloads held in memory (kept as they change: collection info reads it).
+    in_memory: usize,
     indexes: BTreeMap<JsonPath, FieldIndex>,
 }
 
@@ -482,6 +484,7 @@ impl PayloadStore {
         for (key, index) in &mut self.indexes {
             index.update(key, &payload, offset.0, true);
         }
+        // `remove` left no payload at `offset` in memory.
         match &mut self.payloads {
             Held::Memory(payloads) => {
                 if payloads.len() <= offset.index() {
@@ -493,15 +496,24 @@ impl PayloadStore {
                 changed.insert(offset.0, Some(payload));
             }
         }
+        self.in_memory += 1;
         old
     }
 
     /// Removes the payload at `offset` from the store and every index.
     pub fn remove(&mut self, offset: PointOffset) -> Option<Value> {
         let old = match &mut self.payloads {
-            Held::Memory(payloads) => payloads.get_mut(offset.index()).and_then(Option::take)?,
+            Held::Memory(payloads) => {
+                let old = payloads.get_mut(offset.index()).and_then(Option::take)?;
+                self.in_memory -= 1;
+                old
+            }
             Held::Source { source, changed } => match changed.insert(offset.0, None) {
-                Some(held) => held?,
+                Some(held) => {
+                    let old = held?;
+                    self.in_memory -= 1;
+                    old
+                }
                 None => source.payload(offset.0)?,
             },
         };
@@ -522,6 +534,10 @@ impl PayloadStore {
                 (0..self.end() as u32).map(|o| self.get(PointOffset(o)).map(Cow::into_owned)).collect(),
             ),
         };
+        self.in_memory = match &self.payloads {
+            Held::Memory(payloads) => payloads.iter().flatten().count(),
+            Held::Source { .. } => 0,
+        };
     }
 
     /// Whether the payloads are read from a source (`on_disk_payload`).
@@ -533,8 +549,8 @@ impl PayloadStore {
     /// was made), and the source's bytes (0 without one).
     pub fn residency(&self) -> (usize, usize) {
         match &self.payloads {
-            Held::Memory(payloads) => (payloads.iter().flatten().count(), 0),
-            Held::Source { source, changed } => (changed.values().flatten().count(), source.bytes()),
+            Held::Memory(_) => (self.in_memory, 0),
+            Held::Source { source, .. } => (self.in_memory, source.bytes()),
         }
     }
 

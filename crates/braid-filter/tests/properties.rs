@@ -261,6 +261,10 @@ proptest! {
         for o in 0..n as u32 {
             prop_assert_eq!(store.get(PointOffset(o)).map(|p| p.into_owned()), model[o as usize].clone());
         }
+        // Payloads in memory: all of them, or those written since the source was made.
+        let written_since = |i: usize| updates_model.iter().any(|(j, p)| j % n == i && p.is_some());
+        let in_memory = (0..n).filter(|&i| model[i].is_some() && (held != 1 || written_since(i))).count();
+        prop_assert_eq!(store.residency().0, in_memory);
         let null = Value::Null;
         let expected: RoaringBitmap = live.iter()
             .filter(|&o| filter.check(model[o as usize].as_ref().unwrap_or(&null), PointOffset(o), &segment))
