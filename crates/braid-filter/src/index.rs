@@ -430,6 +430,20 @@ pub trait PayloadSource: Send + Sync + std::fmt::Debug {
     }
     /// Its size in bytes (a file's, say), for memory reports.
     fn bytes(&self) -> usize;
+    /// The payload for `offset` as the source stores it (its own encoding), without
+    /// decoding it: what a writer of the next source copies as it is.
+    fn encoded(&self, offset: u32) -> Option<&[u8]>;
+}
+
+/// A payload as [`PayloadStore::stored`] finds it.
+#[derive(Debug)]
+pub enum Stored<'a> {
+    /// None is held for the offset.
+    None,
+    /// Held in memory.
+    Value(&'a Value),
+    /// Untouched in the source since it was made, in the source's encoding.
+    Encoded(&'a [u8]),
 }
 
 /// Where a store's payloads live.
@@ -476,6 +490,19 @@ impl PayloadStore {
                 None => source.payload(offset.0).map(Cow::Owned),
             },
         }
+    }
+
+    /// The payload at `offset` without decoding what a source holds: for writing the
+    /// next source, which can copy an untouched payload's bytes as they are.
+    pub fn stored(&self, offset: PointOffset) -> Stored<'_> {
+        let held = match &self.payloads {
+            Held::Memory(payloads) => payloads.get(offset.index()).and_then(Option::as_ref),
+            Held::Source { source, changed } => match changed.get(&offset.0) {
+                Some(held) => held.as_ref(),
+                None => return source.encoded(offset.0).map_or(Stored::None, Stored::Encoded),
+            },
+        };
+        held.map_or(Stored::None, Stored::Value)
     }
 
     /// Replaces the payload at `offset`, updating every index. Returns the old one.

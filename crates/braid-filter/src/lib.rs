@@ -56,7 +56,7 @@ pub use ast::{
     Match, MinShould, Range, Scalar, Variants, field,
 };
 pub use error::{FilterError, IndexError};
-pub use index::{FacetValue, IndexKind, OrderValue, PayloadSource, PayloadStore};
+pub use index::{FacetValue, IndexKind, OrderValue, PayloadSource, PayloadStore, Stored};
 pub use parse::{parse_datetime, parse_point_id};
 pub use path::{JsonPath, Step};
 pub use plan::PlannedFilter;

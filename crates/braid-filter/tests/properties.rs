@@ -6,7 +6,7 @@ use std::sync::Arc;
 use braid_core::{OffsetFilter, PointId, PointOffset};
 use braid_filter::{
     Condition, FieldCondition, FieldTest, Filter, IndexKind, JsonPath, Match, MinShould, PayloadSource,
-    PayloadStore, PointLookup, Range, Scalar, Variants,
+    PayloadStore, PointLookup, Range, Scalar, Stored, Variants,
 };
 use proptest::prelude::*;
 use roaring::RoaringBitmap;
@@ -149,19 +149,22 @@ struct Segment {
     text: RoaringBitmap,
 }
 
-/// Payloads by offset standing in for a file of them (`on_disk_payload`).
+/// Payloads by offset as JSON, standing in for a file of them (`on_disk_payload`).
 #[derive(Debug)]
-struct Source(std::collections::BTreeMap<u32, Value>, usize);
+struct Source(std::collections::BTreeMap<u32, Vec<u8>>, usize);
 
 impl PayloadSource for Source {
     fn payload(&self, offset: u32) -> Option<Value> {
-        self.0.get(&offset).cloned()
+        self.0.get(&offset).map(|bytes| serde_json::from_slice(bytes).unwrap())
     }
     fn len(&self) -> usize {
         self.1
     }
     fn bytes(&self) -> usize {
         0
+    }
+    fn encoded(&self, offset: u32) -> Option<&[u8]> {
+        self.0.get(&offset).map(Vec::as_slice)
     }
 }
 
@@ -232,7 +235,7 @@ proptest! {
             let _ = store.create_index(k, *kind);
         }
         if held > 0 {
-            let source = Source(store.all().map(|(o, p)| (o, p.into_owned())).collect(), n);
+            let source = Source(store.all().map(|(o, p)| (o, serde_json::to_vec(&*p).unwrap())).collect(), n);
             store.hold_in(Some(Arc::new(source)));
             prop_assert!(store.is_held_in_source());
         }
@@ -260,6 +263,13 @@ proptest! {
         }
         for o in 0..n as u32 {
             prop_assert_eq!(store.get(PointOffset(o)).map(|p| p.into_owned()), model[o as usize].clone());
+            // Undecoded, as the next source's writer reads it: the same payload.
+            let stored = match store.stored(PointOffset(o)) {
+                Stored::None => None,
+                Stored::Value(v) => Some(v.clone()),
+                Stored::Encoded(bytes) => Some(serde_json::from_slice(bytes).unwrap()),
+            };
+            prop_assert_eq!(stored, model[o as usize].clone());
         }
         // Payloads in memory: all of them, or those written since the source was made.
         let written_since = |i: usize| updates_model.iter().any(|(j, p)| j % n == i && p.is_some());

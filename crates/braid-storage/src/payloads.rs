@@ -23,26 +23,25 @@ pub const VERSION: u32 = 1;
 /// Bytes of a document before its body (magic, version, length).
 const HEADER: usize = 8 + 4 + 8;
 
-/// The document holding `strings` for offsets `0..n` (`strings(o)`: offset `o`'s
-/// string, `None` or empty for none; its first error stops the encoding), ready for
-/// [`document::write_new`].
-pub fn encode<E>(n: usize, mut strings: impl FnMut(u32) -> Result<Option<Vec<u8>>, E>) -> Result<Vec<u8>, E> {
-    let mut positions = Vec::with_capacity(n + 1);
-    let mut data = Vec::new();
-    positions.push(0u64);
-    for offset in 0..n {
-        if let Some(bytes) = strings(offset as u32)? {
-            data.extend_from_slice(&bytes);
+/// The document holding the strings for offsets `0..n`, ready for
+/// [`document::write_new`]: `string(o, out)` appends offset `o`'s string to `out`
+/// (nothing for none); its first error stops the encoding. The strings are written
+/// straight into the document, which is framed in place.
+pub fn encode<E>(n: usize, mut string: impl FnMut(u32, &mut Vec<u8>) -> Result<(), E>) -> Result<Vec<u8>, E> {
+    document::encode_with(MAGIC, VERSION, 8 * (n + 2), |out| {
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+        // The positions, filled in as the strings are appended after them.
+        let table = out.len();
+        out.resize(table + 8 * (n + 1), 0);
+        let data = out.len();
+        for offset in 0..n {
+            string(offset as u32, out)?;
+            let end = ((out.len() - data) as u64).to_le_bytes();
+            let at = table + 8 * (offset + 1);
+            out[at..at + 8].copy_from_slice(&end);
         }
-        positions.push(data.len() as u64);
-    }
-    let mut body = Vec::with_capacity(8 * (n + 2) + data.len());
-    body.extend_from_slice(&(n as u64).to_le_bytes());
-    for p in positions {
-        body.extend_from_slice(&p.to_le_bytes());
-    }
-    body.extend_from_slice(&data);
-    Ok(document::encode(MAGIC, VERSION, &body))
+        Ok(())
+    })
 }
 
 /// A payload file, mapped and checked.
@@ -141,7 +140,14 @@ mod tests {
     fn strings_come_back_by_offset() {
         let dir = tempfile::tempdir().unwrap();
         let strings = [Some(b"{\"a\":1}".to_vec()), None, Some(Vec::new()), Some(b"[]".to_vec())];
-        let path = written(dir.path(), &encode(4, |o| Ok::<_, ()>(strings[o as usize].clone())).unwrap());
+        let path = written(
+            dir.path(),
+            &encode(4, |o, out| {
+                out.extend(strings[o as usize].iter().flatten());
+                Ok::<_, ()>(())
+            })
+            .unwrap(),
+        );
         let file = PayloadFile::open(&path).unwrap();
         assert_eq!(file.len(), 4);
         assert_eq!(file.get(0), Some(&b"{\"a\":1}"[..]));
@@ -149,14 +155,18 @@ mod tests {
         assert_eq!(file.get(3), Some(&b"[]"[..]));
         assert_eq!((file.get(4), file.get(u32::MAX)), (None, None));
         let empty =
-            PayloadFile::open(&written(dir.path(), &encode(0, |_| Ok::<_, ()>(None)).unwrap())).unwrap();
+            PayloadFile::open(&written(dir.path(), &encode(0, |_, _| Ok::<_, ()>(())).unwrap())).unwrap();
         assert!(empty.is_empty() && empty.get(0).is_none());
     }
 
     #[test]
     fn damage_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
-        let good = encode(3, |o| Ok::<_, ()>(Some(format!("\"{o}\"").into_bytes()))).unwrap();
+        let good = encode(3, |o, out| {
+            out.extend_from_slice(format!("\"{o}\"").as_bytes());
+            Ok::<_, ()>(())
+        })
+        .unwrap();
         // Every flipped byte is caught by the checksum.
         for at in 0..good.len() {
             let mut bad = good.clone();

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use braid_core::{PointId, PointOffset};
-use braid_filter::{PayloadSource, PayloadStore};
+use braid_filter::{PayloadSource, PayloadStore, Stored};
 use braid_hnsw::Hnsw;
 use braid_storage::bytes::{Decoder, Encoder};
 use braid_storage::payloads::PayloadFile;
@@ -254,6 +254,10 @@ impl PayloadSource for MappedPayloads {
 
     fn bytes(&self) -> usize {
         self.0.bytes()
+    }
+
+    fn encoded(&self, offset: u32) -> Option<&[u8]> {
+        self.0.get(offset)
     }
 }
 
@@ -627,9 +631,18 @@ impl Store {
             true => {
                 let file = format!("payloads-{seq:020}-{n:08}.bin");
                 let offsets = segment.offset_ids().len();
-                let bytes = braid_storage::payloads::encode(offsets, |o| {
-                    let payload = segment.live().contains(o).then(|| segment.payloads().get(PointOffset(o)));
-                    payload.flatten().map(|p| ops::json_bytes(&p)).transpose()
+                // A payload untouched since the last payload file is copied from it
+                // as it is (the same JSON), not parsed and written again.
+                let bytes = braid_storage::payloads::encode(offsets, |o, out| {
+                    if !segment.live().contains(o) {
+                        return Ok::<_, Error>(());
+                    }
+                    match segment.payloads().stored(PointOffset(o)) {
+                        Stored::None => {}
+                        Stored::Encoded(bytes) => out.extend_from_slice(bytes),
+                        Stored::Value(p) => out.extend_from_slice(&ops::json_bytes(p)?),
+                    }
+                    Ok(())
                 })?;
                 let path = self.fresh(&file)?;
                 document::write_new(&path, &bytes)?;
