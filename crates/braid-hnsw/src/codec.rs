@@ -1,17 +1,23 @@
 //! The graph as bytes, little-endian (layout in `docs/hnsw.md`):
 //!
 //! ```text
-//! magic "BRAIDHNS" | version u32 (1, or 2 with link groups) | metric u8 | 3 zero bytes
+//! magic "BRAIDHNS" | version u32 (3; 1 and 2 are still read) | metric u8 | 3 zero bytes
 //! dim u32 | m u32 | ef_construct u32 | seed u64 | capacity u32
 //! entry u64 (node << 8 | level, or u64::MAX) | len u32 | deleted u32
 //! levels: capacity × u8 (255 = absent)
 //! deleted bits: ⌈capacity / 64⌉ × u64
+//! version 3: zero bytes up to the next multiple of 64 from the start
 //! layer 0: capacity × (m0 + 1) × u32 (count, then neighbours)
 //! upper layers: for each node with level L > 0, in offset order, L × (m + 1) × u32
-//! version 2 only: groups u32, then per link group
+//! versions 2 and 3: groups u32 (at least 1 in version 2), then per link group
 //!     key u64 | m0 u32 | capacity × (m0 + 1) × u32 (count, then neighbours)
 //! crc32c u32 of every byte before it
 //! ```
+//!
+//! Version 3's padding puts layer 0 on a 64-byte boundary of the file, so that a graph
+//! read from a mapping of it ([`Hnsw::from_held`]) keeps layer 0 in the mapping: the
+//! slots are little-endian `u32`s, which is what an `AtomicU32` is in memory on a
+//! little-endian CPU. Version 1 was a graph without link groups, version 2 one with.
 //!
 //! Decoding checks the checksum first, then every structural invariant, so a corrupt
 //! or hostile buffer is a typed [`DecodeError`], never a panic or an absurd allocation.
@@ -22,12 +28,13 @@ use braid_core::Metric;
 use thiserror::Error;
 
 use crate::HnswConfig;
-use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL, NO_ENTRY};
+use crate::graph::{ABSENT, Entry, GraphFile, Hnsw, Layer0, MAX_LEVEL, NO_ENTRY};
 
 const MAGIC: &[u8; 8] = b"BRAIDHNS";
-/// The newest format version this code writes and reads: 2 with link groups; a
-/// graph without any is written as version 1, which older builds read.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this code writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 3;
+/// Layer 0 starts at a multiple of this many bytes in version 3.
+const LAYER0_ALIGN: usize = 64;
 const HEADER: usize = 8 + 4 + 4 + 4 * 3 + 8 + 4 + 8 + 4 + 4;
 
 /// Why bytes could not be read back as a graph.
@@ -84,10 +91,9 @@ impl Hnsw {
         // trimmed to them, and a graph read back grows again on its next insert.
         let capacity =
             self.levels.iter().rposition(|l| l.load(Ordering::Acquire) != ABSENT).map_or(0, |i| i + 1);
-        let mut out = Vec::with_capacity(HEADER + capacity * (1 + 4 * (m0 + 1)) + 64);
+        let mut out = Vec::with_capacity(HEADER + capacity * (1 + 4 * (m0 + 1)) + 2 * LAYER0_ALIGN);
         out.extend_from_slice(MAGIC);
-        let version: u32 = if self.groups.is_empty() { 1 } else { 2 };
-        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&[metric_code(self.metric), 0, 0, 0]);
         for v in [self.dim, self.config.m, self.config.ef_construct] {
             out.extend_from_slice(&(v as u32).to_le_bytes());
@@ -101,7 +107,8 @@ impl Hnsw {
         for word in &self.deleted[..capacity.div_ceil(64)] {
             out.extend_from_slice(&word.load(Ordering::Acquire).to_le_bytes());
         }
-        for slot in &self.layer0[..capacity * (m0 + 1)] {
+        out.resize(out.len().next_multiple_of(LAYER0_ALIGN), 0);
+        for slot in self.layer0.slots(capacity) {
             out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
         }
         for cell in &self.upper[..capacity] {
@@ -111,14 +118,12 @@ impl Hnsw {
                 }
             }
         }
-        if version == 2 {
-            out.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
-            for group in &self.groups {
-                out.extend_from_slice(&group.key.to_le_bytes());
-                out.extend_from_slice(&(group.m0 as u32).to_le_bytes());
-                for slot in &group.slots[..capacity * (group.m0 + 1)] {
-                    out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
-                }
+        out.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+        for group in &self.groups {
+            out.extend_from_slice(&group.key.to_le_bytes());
+            out.extend_from_slice(&(group.m0 as u32).to_le_bytes());
+            for slot in &group.slots[..capacity * (group.m0 + 1)] {
+                out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
             }
         }
         let crc = crc32c::crc32c(&out);
@@ -128,6 +133,20 @@ impl Hnsw {
 
     /// Reads a graph written by [`Hnsw::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Hnsw, DecodeError> {
+        Hnsw::decode(bytes, None)
+    }
+
+    /// Reads the graph in `file` (bytes written by [`Hnsw::to_bytes`]), leaving layer 0
+    /// in the file's memory where it can ([`GraphFile::hold`]: a version-3 graph on a
+    /// little-endian CPU) instead of copying it to the heap: [`Hnsw::held_bytes`] says
+    /// how much stayed there. Inserts write their new nodes' lists to the heap, and
+    /// their links into held lists in place. Checked as [`Hnsw::from_bytes`] checks.
+    pub fn from_held(file: std::sync::Arc<dyn GraphFile>) -> Result<Hnsw, DecodeError> {
+        let held = file.clone();
+        Hnsw::decode(file.bytes(), Some(held))
+    }
+
+    fn decode(bytes: &[u8], held: Option<std::sync::Arc<dyn GraphFile>>) -> Result<Hnsw, DecodeError> {
         if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err(DecodeError::BadMagic);
         }
@@ -166,16 +185,30 @@ impl Hnsw {
         }
         let m0 = config.m0();
         // Check the fixed-size sections fit before allocating anything for them.
-        let fixed = capacity
+        let layer0_bytes = capacity
             .checked_mul(m0 + 1)
             .and_then(|x| x.checked_mul(4))
-            .and_then(|x| x.checked_add(capacity))
-            .and_then(|x| x.checked_add(capacity.div_ceil(64) * 8))
+            .ok_or(DecodeError::Corrupt { why: "capacity overflows" })?;
+        let layer0_at = (r.at + capacity + capacity.div_ceil(64) * 8)
+            .next_multiple_of(if version >= 3 { LAYER0_ALIGN } else { 1 });
+        let fixed = (layer0_at - r.at)
+            .checked_add(layer0_bytes)
             .ok_or(DecodeError::Corrupt { why: "capacity overflows" })?;
         if r.remaining() < fixed {
             return Err(DecodeError::Truncated { needed: r.at + fixed + 4, available: bytes.len() });
         }
-        let mut graph = Hnsw::empty(metric, dim, config, capacity);
+        let layer0_range = layer0_at..layer0_at + layer0_bytes;
+        let layer0 = match held {
+            Some(file) if file.hold(layer0_range.clone()) => Layer0::holding(m0 + 1, file, capacity, capacity),
+            _ => {
+                let heap = Layer0::on_heap(m0 + 1, capacity);
+                for (slot, b) in heap.slots(capacity).zip(bytes[layer0_range.clone()].chunks_exact(4)) {
+                    slot.store(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), Ordering::Relaxed);
+                }
+                heap
+            }
+        };
+        let mut graph = Hnsw::with_layer0(metric, dim, config, capacity, layer0);
         let levels = r.take(capacity)?;
         let mut inserted = 0;
         for (slot, &level) in graph.levels.iter().zip(levels) {
@@ -220,11 +253,12 @@ impl Hnsw {
             }
             Ok(())
         };
-        for slot in graph.layer0.iter() {
-            slot.store(r.u32()?, Ordering::Relaxed);
+        if r.take(layer0_at - r.at)?.iter().any(|&b| b != 0) {
+            return Err(DecodeError::Corrupt { why: "non-zero padding before layer 0" });
         }
+        r.take(layer0_bytes)?;
         for (node, &level) in levels.iter().enumerate() {
-            let slots = &graph.layer0[node * (m0 + 1)..(node + 1) * (m0 + 1)];
+            let slots = graph.layer0.list(node as u32).ok_or(DecodeError::Corrupt { why: "layer 0 is short" })?;
             if level == ABSENT {
                 if slots[0].load(Ordering::Relaxed) != 0 {
                     return Err(DecodeError::Corrupt { why: "links on an absent node" });
@@ -252,7 +286,7 @@ impl Hnsw {
         }
         if version >= 2 {
             let groups = r.u32()?;
-            if groups == 0 {
+            if groups == 0 && version == 2 {
                 // A graph without groups is written as version 1: one graph, one encoding.
                 return Err(DecodeError::Corrupt { why: "version 2 without link groups" });
             }

@@ -1,7 +1,9 @@
 //! The graph's memory layout and the primitives every other module uses.
 //!
 //! Layer 0 is one flat array of `capacity × (m0 + 1)` atomics: per node, a count then
-//! up to `m0` neighbour offsets — one cache-friendly block, as in hnswlib. Upper layers
+//! up to `m0` neighbour offsets — one cache-friendly block, as in hnswlib. The array's
+//! first nodes may be held outside the heap ([`GraphFile`]: a graph file mapped
+//! copy-on-write, `hnsw_config.on_disk`), the rest in a heap tail that grows. Upper layers
 //! exist for few nodes (a fraction 1/m per level), so each such node owns one boxed
 //! block of `level × (m + 1)` atomics, set once when it is inserted.
 //!
@@ -68,6 +70,96 @@ impl LinkGroup {
     }
 }
 
+/// A graph file's bytes in memory that the graph may keep and write in place — in
+/// Braid, a private (copy-on-write) mapping of the file — so that [`Hnsw::from_held`]
+/// leaves layer 0 there instead of copying it to the heap: the kernel reads lists from
+/// the file as searches touch them, and a list an insert rewrites becomes a private page.
+pub trait GraphFile: Send + Sync {
+    /// The file's bytes. Read only while the graph is decoded, before any slot is
+    /// written.
+    fn bytes(&self) -> &[u8];
+
+    /// Makes `range` of the bytes the slots [`GraphFile::slots`] returns from now on
+    /// (called once, by the decoder). `false` where this memory cannot hold them as
+    /// atomics (the range's start not 4-byte aligned, a big-endian CPU): the decoder
+    /// then copies layer 0 to the heap.
+    fn hold(&self, range: std::ops::Range<usize>) -> bool;
+
+    /// The held slots (empty before [`GraphFile::hold`]).
+    fn slots(&self) -> &[AtomicU32];
+}
+
+/// Layer 0: the held nodes' slots, then the heap's.
+pub(crate) struct Layer0 {
+    /// Slots per node: `m0 + 1`.
+    width: usize,
+    held: Option<std::sync::Arc<dyn GraphFile>>,
+    /// Nodes `0..held_nodes` are in `held`; 0 when nothing is held.
+    held_nodes: usize,
+    /// Nodes `held_nodes..capacity`.
+    heap: Box<[AtomicU32]>,
+}
+
+impl Layer0 {
+    pub(crate) fn on_heap(width: usize, capacity: usize) -> Layer0 {
+        Layer0 { width, held: None, held_nodes: 0, heap: atomics(capacity * width, || AtomicU32::new(0)) }
+    }
+
+    /// Nodes `0..nodes` in `held` (which holds at least their slots), the rest of
+    /// `capacity` in a new heap tail.
+    pub(crate) fn holding(
+        width: usize,
+        held: std::sync::Arc<dyn GraphFile>,
+        nodes: usize,
+        capacity: usize,
+    ) -> Layer0 {
+        debug_assert!(held.slots().len() >= nodes * width);
+        let tail = capacity.saturating_sub(nodes) * width;
+        Layer0 { width, held: Some(held), held_nodes: nodes, heap: atomics(tail, || AtomicU32::new(0)) }
+    }
+
+    /// The slots of `node`: `[count, n1, …]`.
+    #[inline]
+    pub(crate) fn list(&self, node: u32) -> Option<&[AtomicU32]> {
+        let n = node as usize;
+        let w = self.width;
+        if n < self.held_nodes {
+            self.held.as_ref()?.slots().get(n * w..(n + 1) * w)
+        } else {
+            let start = (n - self.held_nodes) * w;
+            self.heap.get(start..start + w)
+        }
+    }
+
+    /// Every node's slots in order (held, then heap), `nodes × (m0 + 1)` of them.
+    pub(crate) fn slots(&self, nodes: usize) -> impl Iterator<Item = &AtomicU32> {
+        let held = self.held.as_ref().map_or(&[][..], |h| &h.slots()[..self.held_nodes * self.width]);
+        held.iter().chain(self.heap.iter()).take(nodes * self.width)
+    }
+
+    /// Nodes whose slots are held outside the heap.
+    pub(crate) fn held_nodes(&self) -> usize {
+        self.held_nodes
+    }
+
+    /// Bytes of slots (held, on the heap).
+    pub(crate) fn bytes(&self) -> (usize, usize) {
+        let slot = std::mem::size_of::<AtomicU32>();
+        (self.held_nodes * self.width * slot, self.heap.len() * slot)
+    }
+
+    /// The same slots in a layer of `capacity` nodes: the held part kept, the heap
+    /// tail copied into a larger one.
+    pub(crate) fn grown(self, capacity: usize) -> Layer0 {
+        let tail = capacity.saturating_sub(self.held_nodes) * self.width;
+        let heap = atomics(tail, || AtomicU32::new(0));
+        for (to, from) in heap.iter().zip(self.heap.iter()) {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        Layer0 { heap, ..self }
+    }
+}
+
 /// The HNSW graph. See [`crate`] for the user-facing API.
 pub struct Hnsw {
     pub(crate) metric: Metric,
@@ -76,7 +168,7 @@ pub struct Hnsw {
     pub(crate) dim: usize,
     pub(crate) capacity: usize,
     /// `capacity × (m0 + 1)`: per node a count, then the neighbours.
-    pub(crate) layer0: Box<[AtomicU32]>,
+    pub(crate) layer0: Layer0,
     /// Per node: `level × (m + 1)` for levels 1..=level, set once at insert.
     pub(crate) upper: Box<[OnceLock<Box<[AtomicU32]>>]>,
     /// Per node: its top level, or [`ABSENT`].
@@ -133,14 +225,24 @@ pub(crate) fn atomics<T>(n: usize, make: impl Fn() -> T) -> Box<[T]> {
 
 impl Hnsw {
     pub(crate) fn empty(metric: Metric, dim: usize, config: HnswConfig, capacity: usize) -> Hnsw {
-        let m0 = config.m0();
+        Hnsw::with_layer0(metric, dim, config, capacity, Layer0::on_heap(config.m0() + 1, capacity))
+    }
+
+    /// An empty graph of `capacity` nodes whose layer 0 is `layer0` (of that capacity).
+    pub(crate) fn with_layer0(
+        metric: Metric,
+        dim: usize,
+        config: HnswConfig,
+        capacity: usize,
+        layer0: Layer0,
+    ) -> Hnsw {
         Hnsw {
             metric,
             kernel: Kernel::new(metric),
             config,
             dim,
             capacity,
-            layer0: atomics(capacity * (m0 + 1), || AtomicU32::new(0)),
+            layer0,
             upper: atomics(capacity, OnceLock::new),
             levels: atomics(capacity, || AtomicU8::new(ABSENT)),
             deleted: atomics(capacity.div_ceil(64), || AtomicU64::new(0)),
@@ -222,9 +324,7 @@ impl Hnsw {
     #[inline]
     pub(crate) fn links(&self, node: u32, layer: u8) -> Option<&[AtomicU32]> {
         if layer == 0 {
-            let w = self.config.m0() + 1;
-            let start = node as usize * w;
-            return self.layer0.get(start..start + w);
+            return self.layer0.list(node);
         }
         let w = self.config.m + 1;
         let block = self.upper.get(node as usize)?.get()?;
@@ -279,16 +379,29 @@ impl Hnsw {
         self.kernel.finish(raw)
     }
 
-    /// Bytes of graph structure per node slot (excluding vectors), for the memory report.
+    /// Bytes of graph structure per node slot (excluding vectors), for the memory report:
+    /// the heap's and the held layer-0 slots' ([`Hnsw::held_bytes`]).
     pub fn graph_bytes(&self) -> usize {
         let upper = self.upper_words.load(Ordering::Relaxed) * std::mem::size_of::<AtomicU32>();
-        self.layer0.len() * std::mem::size_of::<AtomicU32>()
+        let (held, heap) = self.layer0.bytes();
+        held + heap
             + upper
             + self.upper.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
             + self.levels.len()
             + self.deleted.len() * 8
             + self.locks.len() * std::mem::size_of::<Mutex<()>>()
             + self.groups.iter().map(|g| g.slots.len() * std::mem::size_of::<AtomicU32>()).sum::<usize>()
+    }
+
+    /// Of [`Hnsw::graph_bytes`], the layer-0 slots held outside the heap (a mapped
+    /// graph file, [`Hnsw::from_held`]): pages the kernel may drop and read again.
+    pub fn held_bytes(&self) -> usize {
+        self.layer0.bytes().0
+    }
+
+    /// Is any of layer 0 held outside the heap?
+    pub fn is_held(&self) -> bool {
+        self.layer0.held_nodes() > 0
     }
 
     pub(crate) fn check_codes<S: VectorSource<Elem: RowKernel> + ?Sized>(

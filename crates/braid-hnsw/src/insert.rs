@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use braid_core::{Metric, PointOffset, VectorSource};
 use braid_distance::RowKernel;
 
-use crate::graph::{ABSENT, Entry, Hnsw, MAX_LEVEL};
+use crate::graph::{ABSENT, Entry, Hnsw, Layer0, MAX_LEVEL};
 use crate::search::{Floats, Near, Probe};
 use crate::visited::with_visited;
 use crate::{HnswConfig, HnswError};
@@ -293,10 +293,9 @@ impl Hnsw {
         if capacity > u32::MAX as usize {
             return Err(HnswError::InvalidConfig { why: "capacity is limited to u32::MAX offsets" });
         }
-        let mut grown = Hnsw::empty(self.metric, self.dim, self.config, capacity);
-        for (to, from) in grown.layer0.iter().zip(self.layer0.iter()) {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        // Held slots stay where they are; only the heap's tail is copied.
+        let layer0 = std::mem::replace(&mut self.layer0, Layer0::on_heap(1, 0)).grown(capacity);
+        let mut grown = Hnsw::with_layer0(self.metric, self.dim, self.config, capacity, layer0);
         for (to, from) in grown.levels.iter().zip(self.levels.iter()) {
             to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }

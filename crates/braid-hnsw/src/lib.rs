@@ -46,7 +46,7 @@ mod visited;
 use thiserror::Error;
 
 pub use codec::{DecodeError, FORMAT_VERSION};
-pub use graph::Hnsw;
+pub use graph::{GraphFile, Hnsw};
 pub use groups::GROUP_SCAN_UP_TO;
 pub use search::{
     BINARY_RESCORE_FACTOR, BINARY_RESCORE_MIN, CODED_SCAN_ADVANTAGE, FilteredWalk, GRAPH_COST_DIVISOR,

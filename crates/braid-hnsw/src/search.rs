@@ -654,15 +654,14 @@ impl Hnsw {
             fresh.clear();
             // Matching neighbours first; a non-matching one is only a bridge, whose
             // link list is asked for now and read below.
-            let w = cap + 1;
             for &n in &buf {
                 if admit(n) {
                     if visited.insert(n) {
                         probe.prefetch(n);
                         fresh.push(n);
                     }
-                } else if bridge {
-                    braid_distance::simd::prefetch(&self.layer0, n as usize * w);
+                } else if let Some(list) = self.layer0.list(n).filter(|_| bridge) {
+                    braid_distance::simd::prefetch(list, 0);
                 }
             }
             // Then the matching neighbours of the bridges, each bridge crossed once
