@@ -7,6 +7,8 @@
 //! - [`vectors`]: append-only vector files read through `memmap2`, and [`Rows`], a
 //!   [`braid_core::VectorSource`] over a mapped prefix and an in-memory tail;
 //! - [`payloads`]: payload files, one byte string per offset read from a mapping;
+//! - [`private`]: a file mapped copy-on-write, part of it as atomic words changed in
+//!   place (graphs kept on disk);
 //! - [`DirLock`]: one process per directory;
 //! - [`fault`]: a simulated full disk for tests.
 //!
@@ -39,9 +41,12 @@ pub mod fault;
 mod lock;
 pub mod payloads;
 #[allow(unsafe_code)]
+pub mod private;
+#[allow(unsafe_code)]
 pub mod vectors;
 pub mod wal;
 
 pub use error::{IoContext, StorageError};
 pub use lock::{DirLock, LOCK_FILE};
+pub use private::PrivateMap;
 pub use vectors::{MappedVectors, Residency, Rows, RowsCheck, VectorFile};
