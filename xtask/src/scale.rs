@@ -1,4 +1,4 @@
-//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--keep] [--reuse] [--resume] [--peers]`:
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--ef-construct E] [--keep] [--reuse] [--resume] [--peers]`:
 //! how build time, memory, disk, reopen time and search cost grow with N. `--datatype`
 //! builds a space storing `float16` or `uint8` rows (kept apart, in `target/scale/nN-TYPE`).
 //!
@@ -185,15 +185,16 @@ fn peers_table(peers: &[Value], builds: &[Value]) -> String {
 /// The Markdown table of one run of the whole bench.
 fn table(builds: &[Value], measures: &[Value]) -> String {
     let mut out = String::from(
-        "| N | threads | build s | points/s | peak RSS MiB (above the bench's data) | disk MiB |\n|---|---|---|---|---|---|\n",
+        "| N | threads | ef_construct | build s | points/s | peak RSS MiB (above the bench's data) | disk MiB |\n|---|---|---|---|---|---|---|\n",
     );
     for b in builds {
         let n = b["n"].as_f64().unwrap_or(0.0);
         let s = b["build_s"].as_f64().unwrap_or(0.0);
         out += &format!(
-            "| {} | {} | {:.1} | {:.0} | {} | {:.0} |\n",
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {:.0} |\n",
             b["n"],
             b["threads"],
+            b["ef_construct"],
             s,
             n / s.max(1e-9),
             peak_above_baseline(b),
@@ -232,6 +233,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !["float32", "float16", "uint8"].contains(&datatype.as_str()) {
         return Err(format!("--datatype takes float32, float16 or uint8, not `{datatype}`"));
     }
+    // The graph's construction beam: 200 (as the peers are built) unless given; a build
+    // with another is kept in its own directory.
+    let ef_construct = list(args, "--ef-construct", "200").pop().unwrap_or_default();
+    if !ef_construct.parse::<usize>().is_ok_and(|e| e > 0) {
+        return Err(format!("--ef-construct takes a positive number, not `{ef_construct}`"));
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let keep = args.iter().any(|a| a == "--keep") || args.iter().any(|a| a == "--resume");
     // Measure a build an earlier `--keep` run left, instead of building again.
@@ -264,10 +271,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let (mut builds, mut measures) = (Vec::new(), Vec::new());
     for n in &ns {
         n.parse::<usize>().map_err(|_| format!("--n takes numbers, got `{n}`"))?;
-        let dir = match datatype.as_str() {
-            "float32" => root().join(format!("target/scale/n{n}")),
-            other => root().join(format!("target/scale/n{n}-{other}")),
-        };
+        let mut name = format!("n{n}");
+        if datatype != "float32" {
+            name += &format!("-{datatype}");
+        }
+        if ef_construct != "200" {
+            name += &format!("-ef{ef_construct}");
+        }
+        let dir = root().join("target/scale").join(name);
         let kept = reuse && dir.join("truth.json").exists();
         if kept {
             println!("measuring the build kept in {}", dir.display());
@@ -280,7 +291,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             if !resume {
                 let _ = std::fs::remove_dir_all(&dir);
             }
-            let phase = ["--phase", "build", "--datatype", &datatype, "--n", n, "--data"].map(str::to_string);
+            let phase = ["--phase", "build", "--datatype", &datatype, "--ef-construct", &ef_construct, "--n", n, "--data"]
+                .map(str::to_string);
             let mut a = phase.to_vec();
             if resume {
                 a.insert(0, "--resume".into());

@@ -2,9 +2,10 @@
 //! points. The xtask runs this binary once per phase so that each process's peak
 //! resident memory belongs to one phase:
 //!
-//! - `--phase build --n N --dir D [--datatype T]`: makes N 384-d points (below),
-//!   computes each query's exact top 10 over them, ingests them into a database in `D`
-//!   (one space, Cosine, m 16, ef_construct 200, no codes, rows stored as `T`:
+//! - `--phase build --n N --dir D [--datatype T] [--ef-construct E]`: makes N 384-d
+//!   points (below), computes each query's exact top 10 over them, ingests them into a
+//!   database in `D` (one space, Cosine, m 16, `ef_construct` E, 200 unless given, no
+//!   codes, rows stored as `T`:
 //!   `float32` by default, `float16`, or `uint8` — each component `c` of a unit vector
 //!   stored as `round(127.5 · (c + 1))` in a Euclid space, queries mapped the same way
 //!   unrounded: for unit vectors the L2 order is the cosine order), flushes, and
@@ -184,9 +185,16 @@ fn distance_for(datatype: Datatype) -> Distance {
 struct Progress {
     n: usize,
     datatype: String,
+    /// Builds kept before the setting was recorded used 200.
+    #[serde(default = "default_ef_construct")]
+    ef_construct: usize,
     truth_s: f64,
     done: bool,
     segments: Vec<Segment>,
+}
+
+fn default_ef_construct() -> usize {
+    200
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -225,11 +233,14 @@ fn build(
     n: usize,
     dir: &Path,
     datatype: Datatype,
+    ef_construct: usize,
     resume: bool,
 ) -> Value {
     // A kept build of the same stream continues: a stopped one of this N, or a smaller
     // N's (its points are this build's first ones), whose truth is made again for N.
-    let earlier = Progress::read(dir).filter(|p| resume && p.datatype == datatype.name() && p.n <= n);
+    let earlier = Progress::read(dir).filter(|p| {
+        resume && p.datatype == datatype.name() && p.ef_construct == ef_construct && p.n <= n
+    });
     if earlier.is_none() {
         let _ = std::fs::remove_dir_all(dir.join("db"));
     }
@@ -245,6 +256,7 @@ fn build(
             let p = Progress {
                 n,
                 datatype: datatype.name().to_string(),
+                ef_construct,
                 truth_s: t.elapsed().as_secs_f64(),
                 done: false,
                 segments,
@@ -264,7 +276,7 @@ fn build(
                 CollectionConfig::new().vector(
                     SPACE,
                     VectorParams::new(points.dim(), distance_for(datatype))
-                        .hnsw(16, 200)
+                        .hnsw(16, ef_construct)
                         .quantization(Quantization::None)
                         .datatype(datatype),
                 ),
@@ -330,7 +342,7 @@ fn build(
     progress.write(dir);
     let sum = |f: fn(&Segment) -> f64| progress.segments.iter().map(f).sum::<f64>();
     json!({"phase": "build", "n": n, "dim": points.dim(), "real_rows": points.real.len().min(n), "datatype": datatype.name(),
-           "threads": threads, "truth_s": progress.truth_s, "build_s": sum(|s| s.build_s), "generate_s": sum(|s| s.generate_s),
+           "ef_construct": ef_construct, "threads": threads, "truth_s": progress.truth_s, "build_s": sum(|s| s.build_s), "generate_s": sum(|s| s.generate_s),
            "segments": serde_json::to_value(&progress.segments).expect("json"),
            "disk_bytes": disk_bytes(&dir.join("db")), "baseline_rss_kb": baseline, "memory": memory})
 }
@@ -496,9 +508,9 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let points = Points { real: set.base };
         // Built in two runs: 2,000 points, then continued to 3,000 (`--resume`).
-        let first = build(&points, &set.queries, 2_000, dir.path(), Datatype::Float32, false);
+        let first = build(&points, &set.queries, 2_000, dir.path(), Datatype::Float32, 200, false);
         assert_eq!(first["segments"].as_array().map(Vec::len), Some(1));
-        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32, true);
+        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32, 200, true);
         let segments = report["segments"].as_array().expect("segments");
         assert_eq!(
             (segments.len(), &segments[1]["from"], &segments[1]["to"]),
@@ -513,7 +525,7 @@ fn main() {
         // Narrow rows: a build of each datatype, measured as it is and with int8 codes.
         for datatype in [Datatype::Float16, Datatype::Uint8] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let report = build(&points, &set.queries, 3_000, dir.path(), datatype, false);
+            let report = build(&points, &set.queries, 3_000, dir.path(), datatype, 200, false);
             assert_eq!(report["datatype"], datatype.name());
             for config in ["float32", "int8"] {
                 let report = measure(config, &set.queries, dir.path(), false, false);
@@ -545,7 +557,11 @@ fn main() {
             let datatype = args.value("--datatype").map_or(Datatype::Float32, |d| {
                 Datatype::from_name(&d).unwrap_or_else(|| panic!("--datatype float32|float16|uint8, not {d}"))
             });
-            build(&Points { real: rows("out.npy") }, &queries, n, &dir, datatype, args.flag("--resume"))
+            let ef_construct = args.value("--ef-construct").map_or(200, |e| {
+                e.parse().ok().filter(|&e| e > 0).unwrap_or_else(|| panic!("--ef-construct takes a positive number, not {e}"))
+            });
+            let points = Points { real: rows("out.npy") };
+            build(&points, &queries, n, &dir, datatype, ef_construct, args.flag("--resume"))
         }
         Some("measure") => {
             let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|pq");
