@@ -177,13 +177,20 @@ pub struct FacetHit {
 /// A collection without a store (an in-memory database) has nowhere to put a
 /// payload file.
 fn payloads_in_memory(config: &CollectionConfig) -> Result<(), Error> {
-    match config.on_disk_payload {
-        true => Err(Error::InvalidConfig {
+    if config.on_disk_payload {
+        return Err(Error::InvalidConfig {
             why: "on_disk_payload needs a database on disk; an in-memory database keeps payloads in memory"
                 .into(),
-        }),
-        false => Ok(()),
+        });
     }
+    if let Some((name, _)) = config.vectors.iter().find(|(_, p)| p.hnsw.on_disk) {
+        return Err(Error::InvalidConfig {
+            why: format!(
+                "space `{name}`: hnsw on_disk needs a database on disk; an in-memory database keeps graphs in memory"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What [`Collection::info`] reports.
@@ -240,8 +247,12 @@ pub struct SpaceMemory {
     pub vectors_mapped: usize,
     /// The quantized codes (int8 or binary) with their per-vector terms, in RAM.
     pub codes: usize,
-    /// The HNSW graph's links, levels and locks, in RAM.
+    /// The HNSW graph's links, levels and locks.
     pub graph: usize,
+    /// Of `graph`, the layer-0 links mapped from the graph file (`hnsw_config.on_disk`):
+    /// page cache the kernel can drop and read again, not heap, except for the pages an
+    /// insert has written since the last checkpoint. The rest is heap.
+    pub graph_mapped: usize,
 }
 
 /// What a collection is doing, as [`Collection::state`] reports it.
@@ -1615,6 +1626,7 @@ impl Collection {
                         vectors_mapped: space.rows.mapped_rows() * row,
                         codes: space.codes.as_ref().map_or(0, braid_distance::Codes::bytes),
                         graph: space.graph.graph_bytes(),
+                        graph_mapped: space.graph.held_bytes(),
                     };
                     (name.clone(), memory)
                 })

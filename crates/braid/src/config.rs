@@ -34,6 +34,12 @@ pub struct HnswParams {
     /// "Payload links").
     #[serde(default)]
     pub payload_m: Option<usize>,
+    /// Qdrant's `hnsw_config.on_disk`: the graph's layer 0 (its largest part: `2·m + 1`
+    /// words per point) is read from a copy-on-write mapping of the graph file the last
+    /// checkpoint wrote, paged in as searches touch it, instead of copied to the heap
+    /// (`docs/collections.md`, "Graphs on disk"). Needs a database on disk.
+    #[serde(default)]
+    pub on_disk: bool,
 }
 
 impl HnswParams {
@@ -45,7 +51,13 @@ impl HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construct: 100, full_scan_threshold_kb: DEFAULT_THRESHOLD_KB, payload_m: None }
+        HnswParams {
+            m: 16,
+            ef_construct: 100,
+            full_scan_threshold_kb: DEFAULT_THRESHOLD_KB,
+            payload_m: None,
+            on_disk: false,
+        }
     }
 }
 

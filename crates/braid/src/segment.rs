@@ -505,7 +505,8 @@ impl Segment {
         space.live
     }
 
-    /// Reads rows from the vector files a checkpoint just wrote instead of memory.
+    /// Reads rows from the vector files a checkpoint just wrote instead of memory, and
+    /// graphs from its graph files where a space keeps its graph on disk.
     /// Reads payloads from the payload file it wrote (`on_disk_payload`), or back into
     /// memory when the setting was turned off.
     pub(crate) fn remap(&mut self, mapped: crate::store::Remap) {
@@ -513,6 +514,16 @@ impl Segment {
             if let Some(space) = self.spaces.get_mut(&name) {
                 debug_assert_eq!(rows.len(), space.rows.len());
                 space.rows = rows;
+            }
+        }
+        // The graph as the checkpoint wrote it (writers waited), read from its file.
+        for (name, graph) in mapped.graphs {
+            if let Some(space) = self.spaces.get_mut(&name) {
+                debug_assert_eq!(
+                    (graph.len(), graph.deleted_len()),
+                    (space.graph.len(), space.graph.deleted_len())
+                );
+                space.graph = graph;
             }
         }
         match mapped.payloads {

@@ -30,11 +30,13 @@ use std::sync::Arc;
 
 use braid_core::{PointId, PointOffset};
 use braid_filter::{PayloadSource, PayloadStore, Stored};
-use braid_hnsw::Hnsw;
+use braid_hnsw::{GraphFile, Hnsw};
 use braid_storage::bytes::{Decoder, Encoder};
 use braid_storage::payloads::PayloadFile;
 use braid_storage::wal::{Record, Wal, WalSyncer};
-use braid_storage::{DirLock, IoContext, Residency, RowsCheck, StorageError, VectorFile, document};
+use braid_storage::{
+    DirLock, IoContext, PrivateMap, Residency, RowsCheck, StorageError, VectorFile, document,
+};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -214,6 +216,10 @@ impl Manifest {
 pub(crate) struct Remap {
     /// Each space's vectors as mapped anew.
     pub(crate) rows: Vec<(String, SpaceRows)>,
+    /// The graphs of the spaces that keep theirs on disk, read from the files the
+    /// checkpoint wrote, and of those whose graph was held in a file and no longer is
+    /// (`hnsw_config.on_disk` turned off), read into the heap.
+    pub(crate) graphs: Vec<(String, Hnsw)>,
     /// Where the payloads are read from now: `Some(Some(file))` the payload file the
     /// checkpoint wrote, `Some(None)` memory (`on_disk_payload` off), `None` as before
     /// (nothing was written).
@@ -572,10 +578,10 @@ impl Store {
             );
             mapped.push((name.clone(), SpaceRows::mapped(file, space.params.size, space.params.datatype)?));
         }
-        let payloads = self.write_checkpoint(segment, seq, manifest)?;
+        let remap = self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
         self.vectors.extend(added);
-        Ok(Remap { rows: mapped, payloads: Some(payloads) })
+        Ok(Remap { rows: mapped, ..remap })
     }
 
     /// Writes `segment`, a compacted rewrite of the collection, into new vector files
@@ -597,24 +603,36 @@ impl Store {
             mapped.push((name.clone(), SpaceRows::mapped(&out, dim, datatype)?));
             files.insert(name.clone(), out);
         }
-        let payloads = self.write_checkpoint(segment, seq, manifest)?;
+        let remap = self.write_checkpoint(segment, seq, manifest)?;
         self.vectors = files;
-        Ok(Remap { rows: mapped, payloads: Some(payloads) })
+        Ok(Remap { rows: mapped, ..remap })
     }
 
-    /// Writes the checkpoint's files and switches the manifest; returns the payload
-    /// file it wrote, mapped (`on_disk_payload`), or `None` (payloads in memory).
+    /// Writes the checkpoint's files and switches the manifest; returns what to swap
+    /// in besides the rows: the payload file it wrote, mapped (`on_disk_payload`), or
+    /// memory, and the graphs read back from the files (`hnsw_config.on_disk`, or
+    /// back into the heap when that was turned off).
     fn write_checkpoint(
         &mut self,
         segment: &Segment,
         seq: u64,
         mut manifest: Manifest,
-    ) -> Result<Option<Arc<MappedPayloads>>, Error> {
+    ) -> Result<Remap, Error> {
         let n = manifest.checkpoints + 1;
         let mut graphs = BTreeMap::new();
+        let mut reread = Vec::new();
         for (name, space) in segment.spaces() {
             let file = format!("graph-{}-{seq:020}-{n:08}.hnsw", manifest.space_number(name));
-            document::write_new(&self.fresh(&file)?, &space.graph.to_bytes())?;
+            let path = self.fresh(&file)?;
+            let bytes = space.graph.to_bytes();
+            document::write_new(&path, &bytes)?;
+            if space.params.hnsw.on_disk {
+                reread.push((name.clone(), load_graph(&path, &space.params, segment.offset_ids().len())?));
+            } else if space.graph.is_held() {
+                let heap = Hnsw::from_bytes(&bytes)
+                    .map_err(|e| StorageError::corrupt(&path, 0, format!("graph: {e}")))?;
+                reread.push((name.clone(), heap));
+            }
             graphs.insert(name.clone(), file);
         }
         let mut codes = BTreeMap::new();
@@ -673,7 +691,7 @@ impl Store {
         if archived {
             self.prune_archive()?;
         }
-        Ok(payloads.map(|(_, mapped)| mapped))
+        Ok(Remap { rows: Vec::new(), graphs: reread, payloads: Some(payloads.map(|(_, mapped)| mapped)) })
     }
 
     /// Keeps the log a checkpoint is about to replace, when logs are retained: a hard
@@ -1076,11 +1094,36 @@ fn load_segment(
     Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, multi, payloads, offset_ids, live))
 }
 
-/// A space's graph file, decoded and checked against the space (`n` offsets).
+/// A graph file mapped copy-on-write: the graph keeps its layer 0 in the mapping.
+struct MappedGraph(PrivateMap);
+
+impl GraphFile for MappedGraph {
+    fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+
+    fn hold(&self, range: std::ops::Range<usize>) -> bool {
+        self.0.hold(range)
+    }
+
+    fn slots(&self) -> &[std::sync::atomic::AtomicU32] {
+        self.0.words()
+    }
+}
+
+/// A space's graph file, decoded and checked against the space (`n` offsets): read
+/// into the heap, or mapped with layer 0 left in the mapping (`hnsw_config.on_disk`).
 fn load_graph(path: &Path, params: &crate::VectorParams, n: usize) -> Result<Hnsw, Error> {
-    let bytes = std::fs::read(path).at(path)?;
-    let graph =
-        Hnsw::from_bytes(&bytes).map_err(|e| StorageError::corrupt(path, 0, format!("graph: {e}")))?;
+    let corrupt = |e: braid_hnsw::DecodeError| StorageError::corrupt(path, 0, format!("graph: {e}"));
+    let graph = if params.hnsw.on_disk {
+        let file = Arc::new(MappedGraph(PrivateMap::open(path)?));
+        let graph = Hnsw::from_held(file.clone()).map_err(corrupt)?;
+        // Lists are read one at a time, wherever a walk goes: no read-ahead.
+        file.0.advise_random()?;
+        graph
+    } else {
+        Hnsw::from_bytes(&std::fs::read(path).at(path)?).map_err(corrupt)?
+    };
     if graph.dim() != params.size || graph.capacity() > n {
         return Err(StorageError::corrupt(path, 0, "graph does not fit the space").into());
     }
