@@ -157,9 +157,27 @@ def main():
     assert client.get_collection(stored).config.params.on_disk_payload is False
     assert client.retrieve(stored, ids=[3])[0].payload == {"n": 3, "text": "row 3"}
     client.delete_collection(stored)
+
+    # Graphs on disk: hnsw_config.on_disk at create, reported, searched; moved back into
+    # memory by an update of one vector's hnsw_config, as the client builds both.
+    mapped = f"ops_graphs_{suffix}"
+    if client.collection_exists(mapped):
+        client.delete_collection(mapped)
+    client.create_collection(mapped, vectors_config={"v": models.VectorParams(size=4, distance=models.Distance.COSINE)},
+                             hnsw_config=models.HnswConfigDiff(on_disk=True))
+    assert client.get_collection(mapped).config.params.vectors["v"].hnsw_config.on_disk is True
+    rows = [[1.0, i, i % 3, 0.5] for i in range(50)]
+    client.upsert(mapped, wait=True, points=[models.PointStruct(id=i, vector={"v": rows[i]}) for i in range(50)])
+    before = [p.id for p in client.query_points(mapped, query=rows[17], using="v", limit=3).points]
+    assert before[0] == 17, before
+    client.update_collection(mapped, vectors_config={"v": models.VectorParamsDiff(
+        hnsw_config=models.HnswConfigDiff(on_disk=False))})
+    assert client.get_collection(mapped).config.params.vectors["v"].hnsw_config.on_disk is False
+    assert [p.id for p in client.query_points(mapped, query=rows[17], using="v", limit=3).points] == before
+    client.delete_collection(mapped)
     print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal), snapshots "
           "(create, list, recover, delete; full create, list, delete), quantization (scalar, binary, "
-          "product; a refusal), datatypes (float16, uint8; a refusal) and payloads on disk as written")
+          "product; a refusal), datatypes (float16, uint8; a refusal), payloads and graphs on disk as written")
 
 
 if __name__ == "__main__":

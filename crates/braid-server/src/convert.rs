@@ -93,15 +93,37 @@ fn hnsw(v: Option<&Value>) -> Result<HnswDiff, ApiError> {
     only(
         o,
         "`hnsw_config`",
-        &["m", "ef_construct", "full_scan_threshold", "on_disk", "max_indexing_threads", "payload_m"],
+        &[
+            "m",
+            "ef_construct",
+            "full_scan_threshold",
+            "on_disk",
+            "max_indexing_threads",
+            "payload_m",
+            "memory",
+        ],
     )?;
-    fixed(o, "on_disk", json!(false), "graphs are held in memory")?;
     fixed(o, "max_indexing_threads", json!(0), "graphs are built on every core")?;
+    // Qdrant's newer `memory` overrides the deprecated `on_disk`: `cold` maps the
+    // graph from its file; `cached` and `pinned` keep it in RAM (Braid's heap).
+    let on_disk = match field(o, "memory") {
+        None => bool_field(o, "hnsw_config.on_disk")?,
+        Some(m) => Some(match m.as_str() {
+            Some("cold") => true,
+            Some("cached" | "pinned") => false,
+            _ => {
+                return Err(bad(format!(
+                    "`hnsw_config.memory` must be \"cold\", \"cached\" or \"pinned\", got {m}"
+                )));
+            }
+        }),
+    };
     Ok(HnswDiff {
         m: usize_field(o, "m")?,
         ef_construct: usize_field(o, "ef_construct")?,
         full_scan_threshold: usize_field(o, "full_scan_threshold")?,
         payload_m: usize_field(o, "payload_m")?,
+        on_disk,
     })
 }
 
@@ -1484,7 +1506,8 @@ pub(crate) fn order_by(v: &Value) -> Result<braid::OrderBy, ApiError> {
 fn params_json(p: &VectorParams) -> Value {
     json!({"size": p.size, "distance": mapping::distance_name(p.distance),
            "hnsw_config": {"m": p.hnsw.m, "ef_construct": p.hnsw.ef_construct,
-                           "full_scan_threshold": p.hnsw.full_scan_threshold_kb, "payload_m": p.hnsw.payload_m},
+                           "full_scan_threshold": p.hnsw.full_scan_threshold_kb, "payload_m": p.hnsw.payload_m,
+                           "on_disk": p.hnsw.on_disk},
            "quantization_config": quantization_json(p),
            "on_disk": p.on_disk, "memory": if p.on_disk { "cold" } else { "cached" },
            // Reported whether or not the request said it.
@@ -1572,7 +1595,7 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
             "params": {"vectors": vectors, "sparse_vectors": sparse, "shard_number": 1, "replication_factor": 1,
                        "write_consistency_factor": 1, "on_disk_payload": info.config.on_disk_payload},
             "hnsw_config": {"m": first.m, "ef_construct": first.ef_construct, "full_scan_threshold": first.full_scan_threshold_kb,
-                            "max_indexing_threads": 0, "on_disk": false, "payload_m": first.payload_m},
+                            "max_indexing_threads": 0, "on_disk": first.on_disk, "payload_m": first.payload_m},
             "optimizer_config": {"deleted_threshold": info.config.deleted_threshold.unwrap_or(reported.deleted_threshold),
                                  "vacuum_min_vector_number": info.config.vacuum_min_vector_number.map_or(reported.vacuum_min, |n| n as u64),
                                  "default_segment_number": 1, "max_segment_size": null, "memmap_threshold": null,

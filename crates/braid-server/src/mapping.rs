@@ -23,6 +23,8 @@ pub(crate) struct HnswDiff {
     /// Kilobytes (Qdrant's unit).
     pub(crate) full_scan_threshold: Option<usize>,
     pub(crate) payload_m: Option<usize>,
+    /// The graph's layer 0 read from its file (`hnsw_config.on_disk`).
+    pub(crate) on_disk: Option<bool>,
 }
 
 impl HnswDiff {
@@ -33,6 +35,7 @@ impl HnswDiff {
             ef_construct: self.ef_construct.unwrap_or(base.ef_construct),
             full_scan_threshold_kb: self.full_scan_threshold.unwrap_or(base.full_scan_threshold_kb),
             payload_m: self.payload_m.or(base.payload_m),
+            on_disk: self.on_disk.unwrap_or(base.on_disk),
         }
     }
 }
@@ -506,6 +509,7 @@ mod tests {
                 ef_construct: Some(200),
                 full_scan_threshold: Some(500),
                 payload_m: None,
+                on_disk: None,
             },
             indexing_threshold: Some(0),
             deleted_threshold: None,
@@ -516,7 +520,13 @@ mod tests {
             on_disk_payload: None,
         };
         let config = spec.config().unwrap();
-        let hnsw = |m| HnswParams { m, ef_construct: 200, full_scan_threshold_kb: 500, payload_m: None };
+        let hnsw = |m| HnswParams {
+            m,
+            ef_construct: 200,
+            full_scan_threshold_kb: 500,
+            payload_m: None,
+            on_disk: false,
+        };
         assert_eq!(config.vectors["text"].hnsw, hnsw(16));
         assert_eq!(config.vectors["image"].hnsw, hnsw(32));
         assert_eq!(config.indexing_threshold_kb, 0);

@@ -198,6 +198,7 @@ impl Collections for Service {
                     full_scan_threshold: Some(first.full_scan_threshold_kb as u64),
                     max_indexing_threads: Some(0),
                     payload_m: first.payload_m.map(|m| m as u64),
+                    on_disk: Some(first.on_disk),
                     ..Default::default()
                 }),
                 optimizer_config: Some(proto::OptimizersConfigDiff {

@@ -1014,6 +1014,13 @@ pub(super) fn hnsw_in(h: Option<&proto::HnswConfigDiff>) -> HnswDiff {
         ef_construct: h.and_then(|h| h.ef_construct).map(|e| e as usize),
         full_scan_threshold: h.and_then(|h| h.full_scan_threshold).map(|t| t as usize),
         payload_m: h.and_then(|h| h.payload_m).map(|m| m as usize),
+        // `memory` (Qdrant's newer field) overrides `on_disk`: `Cold` maps the graph,
+        // `Cached` and `Pinned` keep it in RAM; an unknown value is refused before this.
+        on_disk: h.and_then(|h| match h.memory {
+            Some(1) => Some(true),
+            Some(2 | 3) => Some(false),
+            _ => h.on_disk,
+        }),
     }
 }
 
@@ -1106,6 +1113,7 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
             ef_construct: Some(p.hnsw.ef_construct as u64),
             full_scan_threshold: Some(p.hnsw.full_scan_threshold_kb as u64),
             payload_m: p.hnsw.payload_m.map(|m| m as u64),
+            on_disk: Some(p.hnsw.on_disk),
             ..Default::default()
         }),
         on_disk: Some(p.on_disk),
@@ -1258,9 +1266,8 @@ impl Unserved for proto::HnswConfigDiff {
     fn unserved(&self) -> Option<&'static str> {
         first(&[
             ("hnsw_config.max_indexing_threads", self.max_indexing_threads.is_some_and(|n| n != 0)),
-            ("hnsw_config.on_disk", self.on_disk == Some(true)),
             ("hnsw_config.inline_storage", self.inline_storage.is_some()),
-            ("hnsw_config.memory", self.memory.is_some()),
+            ("hnsw_config.memory", self.memory.is_some_and(|m| !(0..=3).contains(&m))),
         ])
     }
 }
@@ -1784,17 +1791,15 @@ mod tests {
                 Box::new(hnsw(proto::HnswConfigDiff { max_indexing_threads: Some(2), ..Default::default() })),
                 "hnsw_config.max_indexing_threads",
             ),
-            (
-                Box::new(hnsw(proto::HnswConfigDiff { on_disk: Some(true), ..Default::default() })),
-                "hnsw_config.on_disk",
-            ),
+            (Box::new(hnsw(proto::HnswConfigDiff { on_disk: Some(true), ..Default::default() })), "(served)"),
             (Box::new(hnsw(proto::HnswConfigDiff { payload_m: Some(8), ..Default::default() })), "(served)"),
             (
                 Box::new(hnsw(proto::HnswConfigDiff { inline_storage: Some(true), ..Default::default() })),
                 "hnsw_config.inline_storage",
             ),
+            (Box::new(hnsw(proto::HnswConfigDiff { memory: Some(1), ..Default::default() })), "(served)"),
             (
-                Box::new(hnsw(proto::HnswConfigDiff { memory: Some(1), ..Default::default() })),
+                Box::new(hnsw(proto::HnswConfigDiff { memory: Some(7), ..Default::default() })),
                 "hnsw_config.memory",
             ),
             (

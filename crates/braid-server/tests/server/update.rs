@@ -365,3 +365,89 @@ async fn payloads_move_to_disk_and_back_over_both_protocols() {
     assert_eq!(on_disk(&rest.get("/collections/g").await), json!(true));
     drop(running);
 }
+
+/// `hnsw_config.on_disk` (collection-level, reaching every space, or one space's) moves
+/// a live collection's graphs to their files and back over both protocols, reported by
+/// info at both levels, answering the same searches at a small ef.
+#[tokio::test]
+async fn graphs_move_to_disk_and_back_over_both_protocols() {
+    let (running, rest) = serve_products().await;
+    let (text, image) = query_vectors(7);
+    let searches = [
+        json!({"vector": {"name": "text", "vector": text}, "limit": 5, "params": {"hnsw_ef": 8}}),
+        json!({"vector": {"name": "image", "vector": image}, "limit": 5, "params": {"hnsw_ef": 8}}),
+    ];
+    let read = || async {
+        let mut out = Vec::new();
+        for s in &searches {
+            out.push(rest.post("/collections/p/points/search", s.clone()).await);
+        }
+        out
+    };
+    let flags = |info: &Value| {
+        let v = &info["config"]["params"]["vectors"];
+        (
+            info["config"]["hnsw_config"]["on_disk"].clone(),
+            v["text"]["hnsw_config"]["on_disk"].clone(),
+            v["image"]["hnsw_config"]["on_disk"].clone(),
+        )
+    };
+    let before = read().await;
+    assert_eq!(flags(&rest.get("/collections/p").await), (json!(false), json!(false), json!(false)));
+    let all = json!({"hnsw_config": {"on_disk": true}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", all).await, json!(true));
+    assert_eq!(flags(&rest.get("/collections/p").await), (json!(true), json!(true), json!(true)));
+    assert_eq!(read().await, before, "read from the graph files");
+    let one = json!({"vectors": {"image": {"hnsw_config": {"on_disk": false}}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", one).await, json!(true));
+    // The collection level reports the first space's settings (`image`), as for `m`.
+    assert_eq!(flags(&rest.get("/collections/p").await), (json!(false), json!(true), json!(false)));
+    assert_eq!(read().await, before);
+    // Qdrant's newer `memory` overrides `on_disk`: `cold` maps the graph.
+    let cold = json!({"vectors": {"image": {"hnsw_config": {"memory": "cold", "on_disk": false}}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/p", cold).await, json!(true));
+    assert_eq!(flags(&rest.get("/collections/p").await), (json!(true), json!(true), json!(true)));
+    assert_eq!(read().await, before);
+    for (body, needle) in [
+        (json!({"hnsw_config": {"on_disk": "yes"}}), "hnsw_config.on_disk"),
+        (json!({"hnsw_config": {"memory": "warm"}}), "hnsw_config.memory"),
+        (json!({"hnsw_config": {"inline_storage": true}}), "inline_storage"),
+    ] {
+        let (status, v) = rest.call(Method::PATCH, "/collections/p", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body} → {v}");
+        assert!(v["status"]["error"].as_str().unwrap().contains(needle), "{body} → {v}");
+    }
+    let create = json!({"vectors": {"size": 2, "distance": "Dot", "hnsw_config": {"on_disk": true}}});
+    rest.put("/collections/d", create).await;
+    let info = rest.get("/collections/d").await;
+    assert_eq!(info["config"]["params"]["vectors"]["hnsw_config"]["on_disk"], json!(true));
+
+    let client = grpc_client(&running);
+    let hnsw = |info: q::GetCollectionInfoResponse| info.result.unwrap().config.unwrap().hnsw_config.unwrap();
+    // The official client marks `on_disk` deprecated (for `memory`); Braid serves both.
+    #[allow(deprecated)]
+    let on_disk = |h: q::HnswConfigDiff| h.on_disk;
+    client
+        .update_collection(
+            q::UpdateCollectionBuilder::new("p")
+                .hnsw_config(q::HnswConfigDiffBuilder::default().on_disk(false)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_disk(hnsw(client.collection_info("p").await.unwrap())), Some(false));
+    assert_eq!(flags(&rest.get("/collections/p").await), (json!(false), json!(false), json!(false)));
+    assert_eq!(read().await, before);
+    client
+        .create_collection(
+            q::CreateCollectionBuilder::new("g")
+                .vectors_config(q::VectorParamsBuilder::new(2, q::Distance::Dot))
+                .hnsw_config(q::HnswConfigDiffBuilder::default().on_disk(true)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_disk(hnsw(client.collection_info("g").await.unwrap())), Some(true));
+    let cold = q::HnswConfigDiffBuilder::default().memory(q::Memory::Cold);
+    client.update_collection(q::UpdateCollectionBuilder::new("p").hnsw_config(cold)).await.unwrap();
+    assert_eq!(flags(&rest.get("/collections/p").await), (json!(true), json!(true), json!(true)));
+    drop(running);
+}
