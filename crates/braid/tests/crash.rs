@@ -54,19 +54,18 @@ enum Step {
 /// threshold of 16 KB (64 points) makes the integer index on `tag` ([`indexed`]) link
 /// each tag's points (payload links), so graph files with link groups are written,
 /// killed around and reopened too. Every other pair of triples of seeds keeps the
-/// payloads in payload files (`on_disk_payload`), killed around and reopened too.
+/// payloads in payload files (`on_disk_payload`), killed around and reopened too, and
+/// seeds `4k + 1`, `4k + 2` read the text space's graph from its file
+/// (`hnsw_config.on_disk`), written into in place between checkpoints.
 fn config(seed: u64) -> CollectionConfig {
     let codes = if seed.is_multiple_of(2) { Quantization::Int8 } else { Quantization::Binary };
+    let mut text =
+        VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes).full_scan_threshold_kb(16);
+    text.hnsw.on_disk = matches!(seed % 4, 1 | 2);
     CollectionConfig::new()
         // 64 components: coded (codes written with checkpoints once their centre is
         // fixed after 1,024 rows), so kills land around codes files too.
-        .vector(
-            "text",
-            VectorParams::new(64, Distance::Cosine)
-                .hnsw(8, 32)
-                .quantization(codes)
-                .full_scan_threshold_kb(16),
-        )
+        .vector("text", text)
         .vector("image", VectorParams::new(8, Distance::Dot).hnsw(8, 32).datatype(image_type(seed)))
         .sparse_vector("words", SparseVectorParams::idf())
         .on_disk_payload(seed / 6 % 2 == 1)
@@ -291,8 +290,11 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     let db = Database::open_with(dir, options(seed)).expect("reopen after the crash");
     let recovered = contents(&db);
     let model = Database::in_memory();
-    // The model holds its payloads in memory (it has no disk), whatever the trial does.
-    indexed(&model, config(seed).on_disk_payload(false));
+    // The model holds its payloads and graphs in memory (it has no disk), whatever the
+    // trial does.
+    let mut in_memory = config(seed).on_disk_payload(false);
+    in_memory.vectors.values_mut().for_each(|p| p.hnsw.on_disk = false);
+    indexed(&model, in_memory);
     let steps = steps(seed);
     let mut matched = None;
     for k in 0..=steps.len() {
