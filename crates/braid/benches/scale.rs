@@ -15,7 +15,8 @@
 //! - `--phase measure --config C --dir D`: switches the kept collection to configuration
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
 //!   only where touched, `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
-//!   ratio), checkpoints, closes, and reopens it twice (timed, page cache
+//!   ratio; any of them followed by `-graph-disk`: the graph's layer 0 read from its
+//!   file too, `hnsw_config.on_disk`), checkpoints, closes, and reopens it twice (timed, page cache
 //!   dropped first with `--cold` where the process may): once checking every row before
 //!   the open returns (the baseline), once as by default (large files checked in the
 //!   background; then the first query's latency and the end of that pass), then sweeps `hnsw_ef` single-threaded
@@ -238,9 +239,8 @@ fn build(
 ) -> Value {
     // A kept build of the same stream continues: a stopped one of this N, or a smaller
     // N's (its points are this build's first ones), whose truth is made again for N.
-    let earlier = Progress::read(dir).filter(|p| {
-        resume && p.datatype == datatype.name() && p.ef_construct == ef_construct && p.n <= n
-    });
+    let earlier = Progress::read(dir)
+        .filter(|p| resume && p.datatype == datatype.name() && p.ef_construct == ef_construct && p.n <= n);
     if earlier.is_none() {
         let _ = std::fs::remove_dir_all(dir.join("db"));
     }
@@ -286,10 +286,12 @@ fn build(
     // A measure phase leaves the kept build switched to its configuration: back to the
     // build's (no codes, rows in memory) before it continues.
     let mut config = c.config();
-    if let Some(space) =
-        config.vectors.get_mut(SPACE).filter(|s| s.quantization != Quantization::None || s.on_disk)
+    if let Some(space) = config
+        .vectors
+        .get_mut(SPACE)
+        .filter(|s| s.quantization != Quantization::None || s.on_disk || s.hnsw.on_disk)
     {
-        (space.quantization, space.on_disk) = (Quantization::None, false);
+        (space.quantization, space.on_disk, space.hnsw.on_disk) = (Quantization::None, false, false);
         c.reconfigure(config).expect("the build's configuration");
     }
     // Points are upserted in id order, so what a stopped build's database recovered is
@@ -358,7 +360,10 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         &std::fs::read_to_string(dir.join("truth.json")).expect("the build phase's truth"),
     )
     .expect("truth json");
-    let (quantization, on_disk) = match config {
+    // `-graph-disk` after any configuration also keeps the graph's layer 0 in its file.
+    let (config_rows, graph_on_disk) =
+        config.strip_suffix("-graph-disk").map_or((config, false), |rows| (rows, true));
+    let (quantization, on_disk) = match config_rows {
         "float32" => (Quantization::None, false),
         "int8" => (Quantization::Int8, false),
         "binary" => (Quantization::Binary, false),
@@ -366,9 +371,10 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         "pq" => (Quantization::Product(braid::distance::Compression::X16), false),
         other => match other.strip_prefix("pq-").and_then(braid::distance::Compression::from_name) {
             Some(ratio) => (Quantization::Product(ratio), false),
-            None => {
-                panic!("--config takes float32, int8, binary, binary-disk, pq or pq-x4 … pq-x64, not {other}")
-            }
+            None => panic!(
+                "--config takes float32, int8, binary, binary-disk, pq or pq-x4 … pq-x64, each optionally \
+                 followed by -graph-disk, not {other}"
+            ),
         },
     };
     let t = Instant::now();
@@ -382,6 +388,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     let space = new.vectors.get_mut(SPACE).expect("the space");
     space.quantization = quantization;
     space.on_disk = on_disk;
+    space.hnsw.on_disk = graph_on_disk;
     let t = Instant::now();
     c.reconfigure(new).expect("a valid change");
     c.flush().expect("checkpoint the change");
@@ -474,7 +481,8 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     }
     let info = c.info();
     let memory = info.memory.get(SPACE).map(|m| {
-        json!({"vectors": m.vectors, "vectors_mapped": m.vectors_mapped, "codes": m.codes, "graph": m.graph})
+        json!({"vectors": m.vectors, "vectors_mapped": m.vectors_mapped, "codes": m.codes, "graph": m.graph,
+               "graph_mapped": m.graph_mapped})
     });
     json!({"phase": "measure", "config": config, "datatype": datatype.name(), "n": info.points_count, "open_before_s": open_before_s,
            "reconfigure_s": reconfigure_s, "reopen_s": reopen_s, "reopen_checked_s": reopen_checked_s, "first_query_ms": first_query_ms,
@@ -517,7 +525,7 @@ fn main() {
             (2, &json!(2_000), &json!(3_000))
         );
         println!("{{\"scale\": {report}}}");
-        for config in ["float32", "int8", "binary", "binary-disk", "pq", "pq-x32"] {
+        for config in ["float32", "int8", "binary", "binary-disk", "binary-disk-graph-disk", "pq", "pq-x32"] {
             let report = measure(config, &set.queries, dir.path(), false, false);
             assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
             println!("{{\"scale\": {report}}}");
@@ -558,7 +566,10 @@ fn main() {
                 Datatype::from_name(&d).unwrap_or_else(|| panic!("--datatype float32|float16|uint8, not {d}"))
             });
             let ef_construct = args.value("--ef-construct").map_or(200, |e| {
-                e.parse().ok().filter(|&e| e > 0).unwrap_or_else(|| panic!("--ef-construct takes a positive number, not {e}"))
+                e.parse()
+                    .ok()
+                    .filter(|&e| e > 0)
+                    .unwrap_or_else(|| panic!("--ef-construct takes a positive number, not {e}"))
             });
             let points = Points { real: rows("out.npy") };
             build(&points, &queries, n, &dir, datatype, ef_construct, args.flag("--resume"))
