@@ -291,8 +291,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             if !resume {
                 let _ = std::fs::remove_dir_all(&dir);
             }
-            let phase = ["--phase", "build", "--datatype", &datatype, "--ef-construct", &ef_construct, "--n", n, "--data"]
-                .map(str::to_string);
+            let phase = [
+                "--phase",
+                "build",
+                "--datatype",
+                &datatype,
+                "--ef-construct",
+                &ef_construct,
+                "--n",
+                n,
+                "--data",
+            ]
+            .map(str::to_string);
             let mut a = phase.to_vec();
             if resume {
                 a.insert(0, "--resume".into());

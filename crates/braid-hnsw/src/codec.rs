@@ -189,8 +189,11 @@ impl Hnsw {
             .checked_mul(m0 + 1)
             .and_then(|x| x.checked_mul(4))
             .ok_or(DecodeError::Corrupt { why: "capacity overflows" })?;
-        let layer0_at = (r.at + capacity + capacity.div_ceil(64) * 8)
-            .next_multiple_of(if version >= 3 { LAYER0_ALIGN } else { 1 });
+        let layer0_at = (r.at + capacity + capacity.div_ceil(64) * 8).next_multiple_of(if version >= 3 {
+            LAYER0_ALIGN
+        } else {
+            1
+        });
         let fixed = (layer0_at - r.at)
             .checked_add(layer0_bytes)
             .ok_or(DecodeError::Corrupt { why: "capacity overflows" })?;
@@ -199,7 +202,9 @@ impl Hnsw {
         }
         let layer0_range = layer0_at..layer0_at + layer0_bytes;
         let layer0 = match held {
-            Some(file) if file.hold(layer0_range.clone()) => Layer0::holding(m0 + 1, file, capacity, capacity),
+            Some(file) if file.hold(layer0_range.clone()) => {
+                Layer0::holding(m0 + 1, file, capacity, capacity)
+            }
             _ => {
                 let heap = Layer0::on_heap(m0 + 1, capacity);
                 for (slot, b) in heap.slots(capacity).zip(bytes[layer0_range.clone()].chunks_exact(4)) {
@@ -258,7 +263,8 @@ impl Hnsw {
         }
         r.take(layer0_bytes)?;
         for (node, &level) in levels.iter().enumerate() {
-            let slots = graph.layer0.list(node as u32).ok_or(DecodeError::Corrupt { why: "layer 0 is short" })?;
+            let slots =
+                graph.layer0.list(node as u32).ok_or(DecodeError::Corrupt { why: "layer 0 is short" })?;
             if level == ABSENT {
                 if slots[0].load(Ordering::Relaxed) != 0 {
                     return Err(DecodeError::Corrupt { why: "links on an absent node" });

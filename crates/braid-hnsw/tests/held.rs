@@ -149,5 +149,8 @@ fn the_padding_before_layer_0_is_checked() {
     let end = bytes.len() - 4;
     let crc = crc32c::crc32c(&bytes[..end]);
     bytes[end..].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(Hnsw::from_bytes(&bytes).unwrap_err(), DecodeError::Corrupt { why: "non-zero padding before layer 0" });
+    assert_eq!(
+        Hnsw::from_bytes(&bytes).unwrap_err(),
+        DecodeError::Corrupt { why: "non-zero padding before layer 0" }
+    );
 }
