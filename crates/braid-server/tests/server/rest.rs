@@ -377,7 +377,7 @@ async fn settings_read_back_and_empty_batches_answer_empty() {
     let text = &info["config"]["params"]["vectors"]["text"];
     assert_eq!(
         text["hnsw_config"],
-        json!({"m": 8, "ef_construct": 64, "full_scan_threshold": 77, "payload_m": 6}),
+        json!({"m": 8, "ef_construct": 64, "full_scan_threshold": 77, "payload_m": 6, "on_disk": false}),
         "{info}"
     );
     assert_eq!(info["config"]["hnsw_config"]["payload_m"], json!(6));
