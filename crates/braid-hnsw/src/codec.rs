@@ -137,8 +137,9 @@ impl Hnsw {
     }
 
     /// Reads the graph in `file` (bytes written by [`Hnsw::to_bytes`]), leaving layer 0
-    /// in the file's memory where it can ([`GraphFile::hold`]: a version-3 graph on a
-    /// little-endian CPU) instead of copying it to the heap: [`Hnsw::held_bytes`] says
+    /// in the file's memory where it can ([`GraphFile::hold`]: layer 0 4-byte aligned in
+    /// the file — version 3 always is, older versions by chance — on a little-endian
+    /// CPU) instead of copying it to the heap: [`Hnsw::held_bytes`] says
     /// how much stayed there. Inserts write their new nodes' lists to the heap, and
     /// their links into held lists in place. Checked as [`Hnsw::from_bytes`] checks.
     pub fn from_held(file: std::sync::Arc<dyn GraphFile>) -> Result<Hnsw, DecodeError> {

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU32;
 
@@ -18,6 +18,7 @@ use crate::{IoContext, StorageError};
 /// See the [module docs](self).
 pub struct PrivateMap {
     map: MmapMut,
+    path: PathBuf,
     /// The mapping's first byte, taken once from `&mut map` so that every view (bytes,
     /// words) derives from a pointer allowed to write.
     base: *mut u8,
@@ -35,7 +36,11 @@ unsafe impl Sync for PrivateMap {}
 
 impl std::fmt::Debug for PrivateMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrivateMap").field("len", &self.len).field("words", &self.words.get()).finish()
+        f.debug_struct("PrivateMap")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("words", &self.words.get())
+            .finish()
     }
 }
 
@@ -49,7 +54,7 @@ impl PrivateMap {
         // stay in this process.
         let mut map = unsafe { MmapOptions::new().map_copy(&file) }.at(path)?;
         let (base, len) = (map.as_mut_ptr(), map.len());
-        Ok(PrivateMap { map, base, len, words: OnceLock::new() })
+        Ok(PrivateMap { map, path: path.to_path_buf(), base, len, words: OnceLock::new() })
     }
 
     /// The file's bytes. Read them only before any held word is written: a write
@@ -94,7 +99,7 @@ impl PrivateMap {
 
     /// Tells the kernel how this mapping will be read (random: no read-ahead).
     pub fn advise_random(&self) -> Result<(), StorageError> {
-        self.map.advise(memmap2::Advice::Random).map_err(|e| StorageError::io(Path::new("graph mapping"), &e))
+        self.map.advise(memmap2::Advice::Random).at(&self.path)
     }
 }
 
