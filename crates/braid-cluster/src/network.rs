@@ -1,0 +1,192 @@
+//! Nodes talk over an internal gRPC service (`proto/internal.proto`) on their p2p port:
+//! openraft's messages as JSON in one `bytes` field, and the calls a node makes of the
+//! leader (join, propose, remove a peer).
+
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::proto::raft_client::RaftClient;
+use crate::proto::{JoinRequest, Json, RemovePeerRequest};
+use crate::{ClusterError, PeerId, TypeConfig};
+
+/// How long a node waits for a peer to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Json {
+    Json { body: serde_json::to_vec(value).expect("openraft's messages serialize") }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(json: &Json) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(&json.body)
+}
+
+/// A lazily connected client of the peer at `uri`.
+pub(crate) fn client(uri: &str) -> Result<RaftClient<Channel>, ClusterError> {
+    let endpoint = Endpoint::from_shared(uri.to_string())
+        .map_err(|e| ClusterError::Config(format!("peer URI `{uri}`: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    Ok(RaftClient::new(endpoint.connect_lazy()))
+}
+
+/// Calls of a node on another node outside Raft's own traffic.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    uri: String,
+    client: RaftClient<Channel>,
+}
+
+impl Caller {
+    pub(crate) fn new(uri: &str) -> Result<Caller, ClusterError> {
+        Ok(Caller { uri: uri.to_string(), client: client(uri)? })
+    }
+
+    fn unreachable(&self, status: tonic::Status) -> ClusterError {
+        ClusterError::Unreachable { uri: self.uri.clone(), reason: status.message().to_string() }
+    }
+
+    fn answer<T: DeserializeOwned>(&self, json: &Json) -> Result<Result<T, String>, ClusterError> {
+        decode(json).map_err(|e| ClusterError::Unreachable {
+            uri: self.uri.clone(),
+            reason: format!("bad answer: {e}"),
+        })
+    }
+
+    pub(crate) async fn join<R: DeserializeOwned>(
+        &mut self,
+        peer_id: PeerId,
+        uri: &str,
+    ) -> Result<Result<R, String>, ClusterError> {
+        let request = JoinRequest { peer_id, uri: uri.to_string() };
+        let json = self.client.join(request).await.map_err(|s| self.unreachable(s))?.into_inner();
+        self.answer(&json)
+    }
+
+    pub(crate) async fn propose<C: Serialize, R: DeserializeOwned>(
+        &mut self,
+        command: &C,
+    ) -> Result<Result<R, String>, ClusterError> {
+        let json = self.client.propose(encode(command)).await.map_err(|s| self.unreachable(s))?.into_inner();
+        self.answer(&json)
+    }
+
+    pub(crate) async fn remove_peer<R: DeserializeOwned>(
+        &mut self,
+        peer_id: PeerId,
+    ) -> Result<Result<R, String>, ClusterError> {
+        let json = self
+            .client
+            .remove_peer(RemovePeerRequest { peer_id })
+            .await
+            .map_err(|s| self.unreachable(s))?
+            .into_inner();
+        self.answer(&json)
+    }
+}
+
+/// Makes openraft's connections to peers.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: PeerId, node: &BasicNode) -> PeerConnection {
+        PeerConnection { target, client: client(&node.addr).map_err(|e| e.to_string()) }
+    }
+}
+
+/// openraft's connection to one peer.
+#[derive(Debug)]
+pub(crate) struct PeerConnection {
+    target: PeerId,
+    /// A URI that does not parse fails every call as unreachable.
+    client: Result<RaftClient<Channel>, String>,
+}
+
+fn unreachable(reason: impl std::fmt::Display) -> Unreachable {
+    Unreachable::new(&std::io::Error::new(std::io::ErrorKind::NotConnected, reason.to_string()))
+}
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        request: &Req,
+        option: &RPCOption,
+        method: Method,
+    ) -> Result<Resp, RPCError<PeerId, BasicNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = self.client.as_mut().map_err(|e| RPCError::Unreachable(unreachable(e)))?;
+        let json = encode(request);
+        let call = async {
+            match method {
+                Method::Append => client.append_entries(json).await,
+                Method::Vote => client.vote(json).await,
+                Method::Snapshot => client.install_snapshot(json).await,
+            }
+        };
+        let answer = match tokio::time::timeout(option.hard_ttl(), call).await {
+            Err(_) => return Err(RPCError::Unreachable(unreachable("timed out"))),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(RPCError::Unreachable(unreachable(status.message())));
+            }
+            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
+            Ok(Ok(answer)) => answer.into_inner(),
+        };
+        match decode::<Result<Resp, E>>(&answer) {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
+        self.call(&rpc, &option, Method::Append).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<PeerId>,
+        RPCError<PeerId, BasicNode, RaftError<PeerId, InstallSnapshotError>>,
+    > {
+        self.call(&rpc, &option, Method::Snapshot).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<PeerId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
+        self.call(&rpc, &option, Method::Vote).await
+    }
+}

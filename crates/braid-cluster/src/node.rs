@@ -1,0 +1,534 @@
+//! One node of a cluster: its peer id, its Raft instance, the internal gRPC service on
+//! its p2p port, and the calls that must reach the leader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use parking_lot::RwLock;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+
+use crate::network::{Caller, Network, decode, encode};
+use crate::proto::raft_server::{Raft as RaftService, RaftServer};
+use crate::proto::{JoinRequest, Json, RemovePeerRequest};
+use crate::state::{Applied, StateMachine};
+use crate::store::{LogStore, write_atomically};
+use crate::{ClusterError, ClusterState, MetaCommand, MetaResponse, PeerId, TypeConfig};
+
+/// Raft's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// How often the leader sends heartbeats.
+    pub heartbeat: Duration,
+    /// A follower that hears no leader for a random time between these two starts an
+    /// election.
+    pub election_min: Duration,
+    /// See `election_min`.
+    pub election_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(200),
+            election_min: Duration::from_millis(1000),
+            election_max: Duration::from_millis(2000),
+        }
+    }
+}
+
+impl Timing {
+    /// A fast clock for tests on loopback.
+    pub fn fast() -> Timing {
+        Timing {
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(200),
+            election_max: Duration::from_millis(400),
+        }
+    }
+}
+
+/// How a node starts.
+#[derive(Debug)]
+pub struct NodeConfig {
+    dir: PathBuf,
+    listen: SocketAddr,
+    bound: Option<std::net::TcpListener>,
+    uri: String,
+    bootstrap: Option<String>,
+    timing: Timing,
+    wait: Duration,
+    snapshot_every: u64,
+}
+
+impl NodeConfig {
+    /// A node keeping its cluster files in `dir`, serving the internal service on
+    /// `listen`, known to its peers as `uri` (`http://host:port`).
+    pub fn new(dir: impl Into<PathBuf>, listen: SocketAddr, uri: impl Into<String>) -> NodeConfig {
+        NodeConfig {
+            dir: dir.into(),
+            listen,
+            bound: None,
+            uri: uri.into(),
+            bootstrap: None,
+            timing: Timing::default(),
+            wait: Duration::from_secs(10),
+            snapshot_every: 5000,
+        }
+    }
+
+    /// Write a snapshot of the metadata after this many log entries, and purge the log
+    /// up to it (5,000, openraft's default). A peer that falls behind a purge catches
+    /// up from the snapshot.
+    pub fn snapshot_every(mut self, entries: u64) -> NodeConfig {
+        self.snapshot_every = entries.max(1);
+        self
+    }
+
+    /// Join the cluster the peer at `uri` belongs to (ignored by a node that is already
+    /// a member: its directory says so). Without it, a new node starts a cluster of one.
+    pub fn bootstrap(mut self, uri: impl Into<String>) -> NodeConfig {
+        self.bootstrap = Some(uri.into());
+        self
+    }
+
+    /// Serve the internal service on this listener, already bound (to the address
+    /// given to [`NodeConfig::new`]), instead of binding one.
+    pub fn listener(mut self, listener: std::net::TcpListener) -> NodeConfig {
+        self.bound = Some(listener);
+        self
+    }
+
+    /// Raft's clock (the default: heartbeats every 200 ms, elections after 1–2 s).
+    pub fn timing(mut self, timing: Timing) -> NodeConfig {
+        self.timing = timing;
+        self
+    }
+
+    /// How long a join or a proposal waits for a leader before it fails (10 s).
+    pub fn wait(mut self, wait: Duration) -> NodeConfig {
+        self.wait = wait;
+        self
+    }
+}
+
+/// A node's place in the consensus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts proposals and replicates them.
+    Leader,
+    /// Follows a leader.
+    Follower,
+    /// Asking for votes.
+    Candidate,
+    /// Receives the log without voting (a node while it joins).
+    Learner,
+    /// Stopped.
+    Shutdown,
+}
+
+/// What `GET /cluster` shows of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// This node's peer id.
+    pub peer_id: PeerId,
+    /// Every member (voters and learners) with its p2p URI.
+    pub peers: BTreeMap<PeerId, String>,
+    /// The members that vote.
+    pub voters: BTreeSet<PeerId>,
+    /// The current Raft term.
+    pub term: u64,
+    /// The index of the last log entry applied here.
+    pub commit: u64,
+    /// Entries in this node's log not applied yet.
+    pub pending_operations: u64,
+    /// The leader this node knows of.
+    pub leader: Option<PeerId>,
+    /// This node's role.
+    pub role: Role,
+    /// Whether this node votes.
+    pub is_voter: bool,
+}
+
+struct Shared {
+    id: PeerId,
+    uri: String,
+    raft: openraft::Raft<TypeConfig>,
+    applied: Arc<RwLock<Applied>>,
+    wait: Duration,
+}
+
+/// A running cluster node. Dropping it stops its service; [`ClusterNode::shutdown`]
+/// also waits for Raft to stop.
+pub struct ClusterNode {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("peer_id", &self.shared.id)
+            .field("uri", &self.shared.uri)
+            .finish()
+    }
+}
+
+/// The node's peer id, drawn at its first start and kept in `dir/peer_id`.
+fn peer_id(dir: &Path) -> Result<PeerId, ClusterError> {
+    let path = dir.join("peer_id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|e| ClusterError::Corrupt { path: path.clone(), reason: format!("not a peer id: {e}") }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Qdrant's peer ids are random too; 0 is left out (openraft has no use for it,
+            // and it reads as "none" in logs).
+            let id = rand::random_range(1..=u64::MAX >> 1);
+            write_atomically(&path, id.to_string().as_bytes()).map_err(ClusterError::io(&path))?;
+            Ok(id)
+        }
+        Err(e) => Err(ClusterError::Io { path, source: e }),
+    }
+}
+
+fn raft_error(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Raft(e.to_string())
+}
+
+impl ClusterNode {
+    /// Starts a node: opens (or makes) its directory, serves the internal service, and
+    /// either starts a cluster of one, joins through the bootstrap peer, or (a node
+    /// that is already a member) takes its place again.
+    pub async fn start(config: NodeConfig) -> Result<ClusterNode, ClusterError> {
+        std::fs::create_dir_all(&config.dir).map_err(ClusterError::io(&config.dir))?;
+        let id = peer_id(&config.dir)?;
+        let log = LogStore::open(&config.dir)?;
+        let machine = StateMachine::open(&config.dir)?;
+        let applied = machine.applied.clone();
+        // The membership as the log (or, before it, the snapshot) has it.
+        let membership =
+            log.last_membership().unwrap_or_else(|| applied.read().membership.membership().clone());
+        if let Some(known) = membership.get_node(&id).filter(|n| n.addr != config.uri) {
+            return Err(ClusterError::Config(format!(
+                "peer {id} is a member of its cluster at {}, not {}: start it with its URI",
+                known.addr, config.uri
+            )));
+        }
+        let raft_config = openraft::Config {
+            cluster_name: "braid".into(),
+            heartbeat_interval: config.timing.heartbeat.as_millis() as u64,
+            election_timeout_min: config.timing.election_min.as_millis() as u64,
+            election_timeout_max: config.timing.election_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 0,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Config(format!("Raft timing: {e}")))?;
+        let raft = openraft::Raft::new(id, Arc::new(raft_config), Network, log, machine)
+            .await
+            .map_err(raft_error)?;
+        let address_error =
+            |e: std::io::Error| ClusterError::Config(format!("p2p address {}: {e}", config.listen));
+        let listener = match config.bound {
+            Some(bound) => {
+                bound.set_nonblocking(true).map_err(address_error)?;
+                tokio::net::TcpListener::from_std(bound).map_err(address_error)?
+            }
+            None => tokio::net::TcpListener::bind(config.listen).await.map_err(address_error)?,
+        };
+        let shared = Arc::new(Shared { id, uri: config.uri.clone(), raft, applied, wait: config.wait });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let service = RaftServer::new(Service { shared: shared.clone() });
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = tokio::spawn(
+            tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+                incoming,
+                async {
+                    let _ = stopped.await;
+                },
+            ),
+        );
+        let node = ClusterNode { shared, stop: Some(stop), server: Some(server) };
+        if !node.shared.raft.is_initialized().await.map_err(raft_error)? {
+            match &config.bootstrap {
+                None => {
+                    let members = BTreeMap::from([(id, BasicNode::new(&config.uri))]);
+                    node.shared.raft.initialize(members).await.map_err(raft_error)?;
+                }
+                Some(bootstrap) => node.join(bootstrap).await?,
+            }
+        }
+        Ok(node)
+    }
+
+    /// Asks the peer at `bootstrap` to make this node a voter, retrying while the
+    /// cluster has no leader or the peer does not answer yet.
+    async fn join(&self, bootstrap: &str) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.shared.wait;
+        let mut caller = Caller::new(bootstrap)?;
+        loop {
+            let failure = match caller.join::<Answer>(self.shared.id, &self.shared.uri).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(refused)) => refused,
+                Err(unreachable) => unreachable.to_string(),
+            };
+            if Instant::now() > deadline {
+                return Err(ClusterError::Unreachable { uri: bootstrap.to_string(), reason: failure });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.id
+    }
+
+    /// The metadata as this node has applied it.
+    pub fn state(&self) -> ClusterState {
+        self.shared.applied.read().state.clone()
+    }
+
+    /// What `GET /cluster` reports of this node.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.shared.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<PeerId> = membership.voter_ids().collect();
+        let commit = m.last_applied.map_or(0, |l| l.index);
+        ClusterStatus {
+            peer_id: self.shared.id,
+            peers: membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect(),
+            is_voter: voters.contains(&self.shared.id),
+            voters,
+            term: m.current_term,
+            commit,
+            pending_operations: m.last_log_index.unwrap_or(0).saturating_sub(commit),
+            leader: m.current_leader,
+            role: match m.state {
+                ServerState::Leader => Role::Leader,
+                ServerState::Follower => Role::Follower,
+                ServerState::Candidate => Role::Candidate,
+                ServerState::Learner => Role::Learner,
+                ServerState::Shutdown => Role::Shutdown,
+            },
+        }
+    }
+
+    /// Proposes a metadata change and waits until it is committed and applied here
+    /// (the leader applies it first; this node's state has it when this returns). On a
+    /// node that is not the leader the proposal is forwarded to the leader.
+    pub async fn propose(&self, command: MetaCommand) -> Result<MetaResponse, ClusterError> {
+        let answer = self.shared.on_leader(Call::Propose(command)).await?;
+        self.wait_for_index(answer.index).await?;
+        serde_json::from_value(answer.data).map_err(raft_error)
+    }
+
+    /// Removes a peer from the cluster (`DELETE /cluster/peer/{id}`).
+    pub async fn remove_peer(&self, peer_id: PeerId) -> Result<(), ClusterError> {
+        self.shared.on_leader(Call::Remove(peer_id)).await.map(drop)
+    }
+
+    /// Waits until this node has applied the log up to `index`, for at most the
+    /// node's wait.
+    pub async fn wait_for_index(&self, index: u64) -> Result<(), ClusterError> {
+        self.shared
+            .raft
+            .wait(Some(self.shared.wait))
+            .applied_index_at_least(Some(index), "proposal applied")
+            .await
+            .map(drop)
+            .map_err(raft_error)
+    }
+
+    /// Stops the node: the internal service, then Raft.
+    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.shared.raft.shutdown().await.map_err(raft_error)
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A call that only the leader can carry out.
+#[derive(Clone, Debug)]
+enum Call {
+    Join { peer_id: PeerId, uri: String },
+    Propose(MetaCommand),
+    Remove(PeerId),
+}
+
+/// Not the leader: who is, if this node knows.
+struct NotLeader(Option<String>);
+
+/// What the leader answers a call with: the index of the log entry it wrote (0: none
+/// was needed) and the applied command's response.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Answer {
+    index: u64,
+    data: serde_json::Value,
+}
+
+impl Shared {
+    /// Carries out `call` on the leader: here if this node leads, else forwarded; retried
+    /// while no leader is known, up to the node's wait.
+    async fn on_leader(&self, call: Call) -> Result<Answer, ClusterError> {
+        let deadline = Instant::now() + self.wait;
+        let no_quorum = ClusterError::NoQuorum { waited_ms: self.wait.as_millis() as u64 };
+        loop {
+            // A leader without a majority waits for one indefinitely: bounded here.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(here) = tokio::time::timeout(left, self.here(&call)).await else {
+                return Err(no_quorum);
+            };
+            match here {
+                Ok(answer) => return answer,
+                Err(NotLeader(Some(leader))) => {
+                    if let Ok(Ok(answer)) = forward(&leader, &call).await {
+                        return Ok(answer);
+                    }
+                }
+                Err(NotLeader(None)) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(no_quorum);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Carries out `call` if this node is the leader.
+    async fn here(&self, call: &Call) -> Result<Result<Answer, ClusterError>, NotLeader> {
+        let written = match call {
+            Call::Propose(command) => self.raft.client_write(command.clone()).await,
+            Call::Join { peer_id, uri } => {
+                let members = self.raft.metrics().borrow().membership_config.clone();
+                if members.voter_ids().any(|v| v == *peer_id) {
+                    let known = members.membership().get_node(peer_id).map(|n| n.addr.clone());
+                    return Ok(match known {
+                        Some(addr) if addr != *uri => Err(ClusterError::Config(format!(
+                            "peer {peer_id} is already a member at {addr}, not {uri}"
+                        ))),
+                        _ => Ok(Answer { index: 0, data: serde_json::Value::Null }),
+                    });
+                }
+                match self.raft.add_learner(*peer_id, BasicNode::new(uri), true).await {
+                    Ok(_) => {
+                        self.raft
+                            .change_membership(ChangeMembers::AddVoterIds([*peer_id].into()), false)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Call::Remove(peer_id) => {
+                let members = self.raft.metrics().borrow().membership_config.clone();
+                if members.membership().get_node(peer_id).is_none() {
+                    return Ok(Err(ClusterError::UnknownPeer(*peer_id)));
+                }
+                let change = if members.voter_ids().any(|v| v == *peer_id) {
+                    ChangeMembers::RemoveVoters([*peer_id].into())
+                } else {
+                    ChangeMembers::RemoveNodes([*peer_id].into())
+                };
+                self.raft.change_membership(change, false).await
+            }
+        };
+        match written {
+            Ok(response) => Ok(serde_json::to_value(response.data)
+                .map(|data| Answer { index: response.log_id.index, data })
+                .map_err(raft_error)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                Err(NotLeader(to.leader_node.map(|n| n.addr).filter(|addr| *addr != self.uri)))
+            }
+            Err(e) => Ok(Err(raft_error(e))),
+        }
+    }
+}
+
+/// Sends `call` to the leader at `uri`, which carries it out without forwarding again.
+async fn forward(uri: &str, call: &Call) -> Result<Result<Answer, String>, ClusterError> {
+    let mut caller = Caller::new(uri)?;
+    match call {
+        Call::Propose(command) => caller.propose(command).await,
+        Call::Join { peer_id, uri } => caller.join(*peer_id, uri).await,
+        Call::Remove(peer_id) => caller.remove_peer(*peer_id).await,
+    }
+}
+
+struct Service {
+    shared: Arc<Shared>,
+}
+
+fn bad_request(e: serde_json::Error) -> Status {
+    Status::invalid_argument(format!("malformed message: {e}"))
+}
+
+impl Service {
+    /// Runs a leader-only call for a peer: here if this node leads, else one hop on to
+    /// the leader this node knows (whose own handler will not forward again).
+    async fn leader_call(&self, call: Call, forwarded: bool) -> Json {
+        let answer = match self.shared.here(&call).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(NotLeader(Some(leader))) if !forwarded => match forward(&leader, &call).await {
+                Ok(answer) => answer,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(NotLeader(_)) => Err("not the leader".to_string()),
+        };
+        encode(&answer)
+    }
+}
+
+#[tonic::async_trait]
+impl RaftService for Service {
+    async fn append_entries(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
+        let rpc = decode(request.get_ref()).map_err(bad_request)?;
+        Ok(Response::new(encode(&self.shared.raft.append_entries(rpc).await)))
+    }
+
+    async fn vote(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
+        let rpc = decode(request.get_ref()).map_err(bad_request)?;
+        Ok(Response::new(encode(&self.shared.raft.vote(rpc).await)))
+    }
+
+    async fn install_snapshot(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
+        let rpc = decode(request.get_ref()).map_err(bad_request)?;
+        Ok(Response::new(encode(&self.shared.raft.install_snapshot(rpc).await)))
+    }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<Json>, Status> {
+        let JoinRequest { peer_id, uri } = request.into_inner();
+        Ok(Response::new(self.leader_call(Call::Join { peer_id, uri }, false).await))
+    }
+
+    async fn propose(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
+        let command: MetaCommand = decode(request.get_ref()).map_err(bad_request)?;
+        Ok(Response::new(self.leader_call(Call::Propose(command), true).await))
+    }
+
+    async fn remove_peer(&self, request: Request<RemovePeerRequest>) -> Result<Response<Json>, Status> {
+        let RemovePeerRequest { peer_id } = request.into_inner();
+        Ok(Response::new(self.leader_call(Call::Remove(peer_id), true).await))
+    }
+}

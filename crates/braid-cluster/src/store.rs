@@ -1,0 +1,425 @@
+//! The metadata log on disk.
+//!
+//! `raft-log` is an append-only file of records, each framed as its length (u32, little
+//! endian), the CRC-32C of its body and the body (JSON): an entry appended, the log
+//! truncated from an index, or purged up to a log id. Opening replays the records. A
+//! record cut short by a crash — the file's last record, or one followed only by zero
+//! bytes — is cut off; a damaged record with intact data after it is
+//! [`crate::ClusterError::Corrupt`], never skipped (Raft's safety rests on a node
+//! keeping what it acknowledged). When purges leave most records dead, the file is
+//! written anew and renamed over the old one. The vote and the committed log id live
+//! in `raft-vote.json`, replaced atomically. Every write is synced before openraft is
+//! told it is done.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::{ClusterError, Entry, PeerId, TypeConfig};
+
+const LOG: &str = "raft-log";
+const VOTE: &str = "raft-vote.json";
+
+#[derive(Serialize, Deserialize)]
+enum Record {
+    Entry(Entry),
+    /// Entries from this index on are gone.
+    Truncate(u64),
+    /// Entries up to this log id are gone (applied and in a snapshot).
+    Purge(LogId<PeerId>),
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct VoteFile {
+    vote: Option<Vote<PeerId>>,
+    committed: Option<LogId<PeerId>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    file: File,
+    entries: BTreeMap<u64, Entry>,
+    last_purged: Option<LogId<PeerId>>,
+    vote: Option<Vote<PeerId>>,
+    committed: Option<LogId<PeerId>>,
+    /// Records in the file, live or not.
+    records: usize,
+}
+
+/// The log openraft writes through; cloning it gives a reader of the same log.
+#[derive(Clone, Debug)]
+pub struct LogStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it, synced (file and
+/// directory) before it returns.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+fn frame(record: &Record) -> Vec<u8> {
+    let body = serde_json::to_vec(record).expect("log records are plain data");
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The records of a log file, and the length of its intact prefix.
+fn read_records(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), ClusterError> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let body = (rest.len() >= 8)
+            .then(|| {
+                let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+                let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+                rest.get(8..8 + len).filter(|body| crc32c::crc32c(body) == crc)
+            })
+            .flatten();
+        let record =
+            body.and_then(|body| serde_json::from_slice::<Record>(body).ok().map(|r| (r, body.len())));
+        match record {
+            Some((record, len)) => {
+                records.push(record);
+                at += 8 + len;
+            }
+            None => {
+                // A torn tail: the frame runs past the end, or only zeros follow.
+                let len =
+                    (rest.len() >= 4).then(|| u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")));
+                let past_end = len.is_none_or(|len| 8 + len as usize >= rest.len());
+                if past_end || rest.iter().all(|&b| b == 0) {
+                    break;
+                }
+                return Err(ClusterError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("record at byte {at} fails its checksum with intact records after it"),
+                });
+            }
+        }
+    }
+    Ok((records, at))
+}
+
+impl LogStore {
+    /// Opens the log in `dir` (made if missing), replaying its records and cutting off
+    /// a torn last record.
+    pub fn open(dir: &Path) -> Result<LogStore, ClusterError> {
+        std::fs::create_dir_all(dir).map_err(ClusterError::io(dir))?;
+        let path = dir.join(LOG);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(ClusterError::io(&path))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(ClusterError::io(&path))?;
+        let (records, intact) = read_records(&path, &bytes)?;
+        if intact < bytes.len() {
+            tracing::warn!(path = %path.display(), cut = bytes.len() - intact, "cutting off a torn log record");
+            file.set_len(intact as u64).map_err(ClusterError::io(&path))?;
+            file.sync_all().map_err(ClusterError::io(&path))?;
+        }
+        let mut inner = Inner {
+            dir: dir.to_path_buf(),
+            file,
+            entries: BTreeMap::new(),
+            last_purged: None,
+            vote: None,
+            committed: None,
+            records: records.len(),
+        };
+        for record in records {
+            inner.replay(record);
+        }
+        let vote_path = dir.join(VOTE);
+        match std::fs::read(&vote_path) {
+            Ok(bytes) => {
+                let v: VoteFile = serde_json::from_slice(&bytes)
+                    .map_err(|e| ClusterError::Corrupt { path: vote_path.clone(), reason: e.to_string() })?;
+                (inner.vote, inner.committed) = (v.vote, v.committed);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ClusterError::Io { path: vote_path, source: e }),
+        }
+        Ok(LogStore { inner: Arc::new(Mutex::new(inner)) })
+    }
+
+    /// The last membership the log holds (`None`: no membership entry since the last
+    /// purge; the snapshot has it then).
+    pub fn last_membership(&self) -> Option<openraft::Membership<PeerId, openraft::BasicNode>> {
+        self.inner.lock().entries.values().rev().find_map(|e| match &e.payload {
+            openraft::EntryPayload::Membership(m) => Some(m.clone()),
+            _ => None,
+        })
+    }
+
+    /// How many entries the log holds (after purges).
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.len()
+    }
+
+    /// Whether the log holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn replay(&mut self, record: Record) {
+        match record {
+            Record::Entry(entry) => {
+                self.entries.insert(entry.log_id.index, entry);
+            }
+            Record::Truncate(from) => {
+                self.entries.split_off(&from);
+            }
+            Record::Purge(upto) => {
+                self.entries = self.entries.split_off(&(upto.index + 1));
+                self.last_purged = Some(upto);
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8], records: usize) -> std::io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.file.sync_data()?;
+        self.records += records;
+        Ok(())
+    }
+
+    fn save_vote_file(&self) -> std::io::Result<()> {
+        let file = VoteFile { vote: self.vote, committed: self.committed };
+        write_atomically(&self.dir.join(VOTE), &serde_json::to_vec(&file).expect("plain data"))
+    }
+
+    /// Writes the live records into a new file renamed over the log.
+    fn rewrite(&mut self) -> std::io::Result<()> {
+        let mut bytes = Vec::new();
+        let mut records = 0;
+        if let Some(purged) = self.last_purged {
+            bytes.extend(frame(&Record::Purge(purged)));
+            records += 1;
+        }
+        for entry in self.entries.values() {
+            bytes.extend(frame(&Record::Entry(entry.clone())));
+            records += 1;
+        }
+        let path = self.dir.join(LOG);
+        write_atomically(&path, &bytes)?;
+        self.file = OpenOptions::new().append(true).open(&path)?;
+        self.records = records;
+        Ok(())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError<PeerId>> {
+        Ok(self.inner.lock().entries.range(range).map(|(_, e)| e.clone()).collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<PeerId>> {
+        let inner = self.inner.lock();
+        let last = inner.entries.values().next_back().map(|e| e.log_id).or(inner.last_purged);
+        Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<PeerId>) -> Result<(), StorageError<PeerId>> {
+        let mut inner = self.inner.lock();
+        inner.vote = Some(*vote);
+        inner.save_vote_file().map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<PeerId>>, StorageError<PeerId>> {
+        Ok(self.inner.lock().vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<PeerId>>) -> Result<(), StorageError<PeerId>> {
+        let mut inner = self.inner.lock();
+        if inner.committed == committed {
+            return Ok(());
+        }
+        inner.committed = committed;
+        inner.save_vote_file().map_err(|e| StorageIOError::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<PeerId>>, StorageError<PeerId>> {
+        Ok(self.inner.lock().committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<PeerId>>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut bytes = Vec::new();
+        for entry in &entries {
+            bytes.extend(frame(&Record::Entry(entry.clone())));
+        }
+        let mut inner = self.inner.lock();
+        let written = inner.write(&bytes, entries.len());
+        if written.is_ok() {
+            for entry in entries {
+                inner.entries.insert(entry.log_id.index, entry);
+            }
+        }
+        drop(inner);
+        let failed = written.as_ref().err().map(|e| std::io::Error::new(e.kind(), e.to_string()));
+        callback.log_io_completed(written);
+        match failed {
+            Some(e) => Err(StorageIOError::write_logs(&e).into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<PeerId>) -> Result<(), StorageError<PeerId>> {
+        let mut inner = self.inner.lock();
+        inner
+            .write(&frame(&Record::Truncate(log_id.index)), 1)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        inner.entries.split_off(&log_id.index);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<PeerId>) -> Result<(), StorageError<PeerId>> {
+        let mut inner = self.inner.lock();
+        inner.write(&frame(&Record::Purge(log_id)), 1).map_err(|e| StorageIOError::write_logs(&e))?;
+        inner.replay(Record::Purge(log_id));
+        if inner.records > 2 * inner.entries.len() + 64 {
+            inner.rewrite().map_err(|e| StorageIOError::write_logs(&e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::MetaCommand;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Normal(MetaCommand::DeleteCollection { name: format!("c{index}") }),
+        }
+    }
+
+    fn put(store: &LogStore, entries: &[Entry]) {
+        let mut inner = store.inner.lock();
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| frame(&Record::Entry(e.clone()))).collect();
+        inner.write(&bytes, entries.len()).unwrap();
+        for e in entries {
+            inner.entries.insert(e.log_id.index, e.clone());
+        }
+    }
+
+    fn indexes(store: &LogStore) -> Vec<u64> {
+        store.inner.lock().entries.keys().copied().collect()
+    }
+
+    #[tokio::test]
+    async fn truncations_and_purges_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        put(&store, &(1..=10).map(|i| entry(1, i)).collect::<Vec<_>>());
+        store.truncate(LogId::new(CommittedLeaderId::new(1, 1), 8)).await.unwrap();
+        put(&store, &[entry(2, 8)]);
+        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.unwrap();
+        store.save_vote(&Vote::new(2, 1)).await.unwrap();
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&store), vec![4, 5, 6, 7, 8]);
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
+        assert_eq!(state.last_log_id.map(|l| (l.leader_id.term, l.index)), Some((2, 8)));
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_damage_before_intact_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        put(&store, &(1..=3).map(|i| entry(1, i)).collect::<Vec<_>>());
+        drop(store);
+        let path = dir.path().join(LOG);
+        let whole = std::fs::read(&path).unwrap();
+        // A crash halfway through the last record's write.
+        std::fs::write(&path, &whole[..whole.len() - 5]).unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&store), vec![1, 2]);
+        put(&store, &[entry(1, 3)]);
+        drop(store);
+        assert_eq!(indexes(&LogStore::open(dir.path()).unwrap()), vec![1, 2, 3], "appends go after the cut");
+        // Zeros after the last record (a file extended but not written) are a torn tail too.
+        let mut padded = std::fs::read(&path).unwrap();
+        padded.extend([0u8; 100]);
+        std::fs::write(&path, &padded).unwrap();
+        assert_eq!(indexes(&LogStore::open(dir.path()).unwrap()), vec![1, 2, 3]);
+        // A flipped byte in the first record, with two intact ones after it.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[12] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = LogStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, ClusterError::Corrupt { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn purges_rewrite_the_file_once_most_records_are_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        put(&store, &(1..=200).map(|i| entry(1, i)).collect::<Vec<_>>());
+        let before = std::fs::metadata(dir.path().join(LOG)).unwrap().len();
+        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 190)).await.unwrap();
+        let after = std::fs::metadata(dir.path().join(LOG)).unwrap().len();
+        assert!(after < before / 5, "{after} bytes after the purge, {before} before");
+        put(&store, &[entry(1, 201)]);
+        drop(store);
+        let store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&store), (191..=201).collect::<Vec<_>>());
+    }
+}
