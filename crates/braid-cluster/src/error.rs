@@ -44,6 +44,9 @@ pub enum ClusterError {
     /// stopped.
     #[error("consensus: {0}")]
     Raft(String),
+    /// The replicas refused a write (every replica alike: it is invalid for the shard).
+    #[error("{0}")]
+    Refused(String),
     /// No peer with this id is a member of the cluster.
     #[error("peer {0} is not a member of the cluster")]
     UnknownPeer(u64),

@@ -27,6 +27,7 @@
 mod error;
 pub mod network;
 mod node;
+pub mod shard;
 pub mod state;
 pub mod store;
 
@@ -38,6 +39,7 @@ pub mod proto {
 
 pub use error::ClusterError;
 pub use node::{ClusterNode, ClusterStatus, NodeConfig, Role, Timing};
+pub use shard::{GroupStatus, Replica, ShardGroup, ShardTypes};
 pub use state::{ClusterState, MetaCommand, MetaResponse};
 
 /// A peer's id: a random number it draws when it first starts and keeps in its
@@ -57,3 +59,28 @@ openraft::declare_raft_types!(
 
 /// One entry of the metadata log.
 pub type Entry = openraft::Entry<TypeConfig>;
+
+/// What every Raft group of a node shares: peers by id and p2p URI, entries as
+/// openraft makes them, snapshots as bytes. Implemented for every type configuration
+/// that fits (the metadata's [`TypeConfig`], the shards' [`shard::ShardTypes`]).
+pub trait GroupTypes:
+    openraft::RaftTypeConfig<
+        NodeId = PeerId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<Self>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        D: Clone,
+    >
+{
+}
+
+impl<C> GroupTypes for C where
+    C: openraft::RaftTypeConfig<
+            NodeId = PeerId,
+            Node = openraft::BasicNode,
+            Entry = openraft::Entry<C>,
+            SnapshotData = std::io::Cursor<Vec<u8>>,
+            D: Clone,
+        >
+{
+}

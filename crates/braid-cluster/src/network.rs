@@ -17,13 +17,17 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::raft_client::RaftClient;
 use crate::proto::{JoinRequest, Json, RemovePeerRequest};
-use crate::{ClusterError, PeerId, TypeConfig};
+use crate::{ClusterError, GroupTypes, PeerId};
 
 /// How long a node waits for a peer to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Json {
-    Json { body: serde_json::to_vec(value).expect("openraft's messages serialize") }
+    Json { body: serde_json::to_vec(value).expect("openraft's messages serialize"), group: String::new() }
+}
+
+fn to_group<T: Serialize>(group: &str, value: &T) -> Json {
+    Json { group: group.to_string(), ..encode(value) }
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(json: &Json) -> Result<T, serde_json::Error> {
@@ -72,11 +76,18 @@ impl Caller {
         self.answer(&json)
     }
 
-    pub(crate) async fn propose<C: Serialize, R: DeserializeOwned>(
+    /// Proposes `command` to the leader of `group` this node reaches.
+    pub(crate) async fn propose<D: Serialize, R: DeserializeOwned>(
         &mut self,
-        command: &C,
+        group: &str,
+        command: &D,
     ) -> Result<Result<R, String>, ClusterError> {
-        let json = self.client.propose(encode(command)).await.map_err(|s| self.unreachable(s))?.into_inner();
+        let json = self
+            .client
+            .propose(to_group(group, command))
+            .await
+            .map_err(|s| self.unreachable(s))?
+            .into_inner();
         self.answer(&json)
     }
 
@@ -94,22 +105,35 @@ impl Caller {
     }
 }
 
-/// Makes openraft's connections to peers.
+/// Makes openraft's connections to peers for one group.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Network;
+pub(crate) struct Network {
+    group: String,
+}
 
-impl RaftNetworkFactory<TypeConfig> for Network {
-    type Network = PeerConnection;
-
-    async fn new_client(&mut self, target: PeerId, node: &BasicNode) -> PeerConnection {
-        PeerConnection { target, client: client(&node.addr).map_err(|e| e.to_string()) }
+impl Network {
+    pub(crate) fn new(group: &str) -> Network {
+        Network { group: group.to_string() }
     }
 }
 
-/// openraft's connection to one peer.
+impl<C: GroupTypes> RaftNetworkFactory<C> for Network {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: PeerId, node: &BasicNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            group: self.group.clone(),
+            client: client(&node.addr).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// openraft's connection to one peer, for one group.
 #[derive(Debug)]
 pub(crate) struct PeerConnection {
     target: PeerId,
+    group: String,
     /// A URI that does not parse fails every call as unreachable.
     client: Result<RaftClient<Channel>, String>,
 }
@@ -131,7 +155,7 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let client = self.client.as_mut().map_err(|e| RPCError::Unreachable(unreachable(e)))?;
-        let json = encode(request);
+        let json = to_group(&self.group, request);
         let call = async {
             match method {
                 Method::Append => client.append_entries(json).await,
@@ -141,7 +165,8 @@ impl PeerConnection {
         };
         let answer = match tokio::time::timeout(option.hard_ttl(), call).await {
             Err(_) => return Err(RPCError::Unreachable(unreachable("timed out"))),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+            Ok(Err(status)) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::NotFound) => {
+                // Down, or up without this group yet (a replica still starting).
                 return Err(RPCError::Unreachable(unreachable(status.message())));
             }
             Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
@@ -155,17 +180,18 @@ impl PeerConnection {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Method {
+/// Which of openraft's messages a call carries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Method {
     Append,
     Vote,
     Snapshot,
 }
 
-impl RaftNetwork<TypeConfig> for PeerConnection {
+impl<C: GroupTypes> RaftNetwork<C> for PeerConnection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
         self.call(&rpc, &option, Method::Append).await
@@ -173,7 +199,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: InstallSnapshotRequest<C>,
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<PeerId>,
@@ -189,4 +215,29 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     ) -> Result<VoteResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
         self.call(&rpc, &option, Method::Vote).await
     }
+}
+
+/// A group's side of the internal service: openraft's three messages, and a proposal
+/// carried out if this node leads the group. Registered with the node's service by
+/// group name.
+#[tonic::async_trait]
+pub(crate) trait GroupService: Send + Sync + 'static {
+    /// One of openraft's messages for this group's Raft.
+    async fn message(&self, method: Method, body: &[u8]) -> Result<Json, serde_json::Error>;
+    /// Carries out a proposal if this node leads the group (one hop: a proposal
+    /// forwarded here is not forwarded again); answers `Result<Answer, String>`.
+    async fn propose(&self, body: &[u8]) -> Result<Json, serde_json::Error>;
+}
+
+/// openraft's three messages, handed to a group's Raft.
+pub(crate) async fn raft_message<C: GroupTypes>(
+    raft: &openraft::Raft<C>,
+    method: Method,
+    body: &[u8],
+) -> Result<Json, serde_json::Error> {
+    Ok(match method {
+        Method::Append => encode(&raft.append_entries(serde_json::from_slice(body)?).await),
+        Method::Vote => encode(&raft.vote(serde_json::from_slice(body)?).await),
+        Method::Snapshot => encode(&raft.install_snapshot(serde_json::from_slice(body)?).await),
+    })
 }

@@ -14,9 +14,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
-use crate::network::{Caller, Network, decode, encode};
+use crate::network::{Caller, GroupService, Method, Network, encode, raft_message};
 use crate::proto::raft_server::{Raft as RaftService, RaftServer};
 use crate::proto::{JoinRequest, Json, RemovePeerRequest};
+use crate::shard::{Replica, ShardGroup, ShardService};
 use crate::state::{Applied, StateMachine};
 use crate::store::{LogStore, write_atomically};
 use crate::{ClusterError, ClusterState, MetaCommand, MetaResponse, PeerId, TypeConfig};
@@ -65,6 +66,7 @@ pub struct NodeConfig {
     timing: Timing,
     wait: Duration,
     snapshot_every: u64,
+    keep_behind_snapshot: u64,
 }
 
 impl NodeConfig {
@@ -80,14 +82,23 @@ impl NodeConfig {
             timing: Timing::default(),
             wait: Duration::from_secs(10),
             snapshot_every: 5000,
+            keep_behind_snapshot: 1000,
         }
     }
 
-    /// Write a snapshot of the metadata after this many log entries, and purge the log
-    /// up to it (5,000, openraft's default). A peer that falls behind a purge catches
-    /// up from the snapshot.
+    /// Every group (the metadata, each shard) snapshots its state after this many log
+    /// entries (5,000, openraft's default) and purges its log up to the snapshot, less
+    /// [`NodeConfig::keep_behind_snapshot`] entries. A peer that falls behind a purge
+    /// catches up from the snapshot.
     pub fn snapshot_every(mut self, entries: u64) -> NodeConfig {
         self.snapshot_every = entries.max(1);
+        self
+    }
+
+    /// Log entries kept behind a snapshot (1,000), so that a peer a little behind
+    /// catches up from the log rather than from a whole snapshot.
+    pub fn keep_behind_snapshot(mut self, entries: u64) -> NodeConfig {
+        self.keep_behind_snapshot = entries;
         self
     }
 
@@ -162,6 +173,11 @@ struct Shared {
     raft: openraft::Raft<TypeConfig>,
     applied: Arc<RwLock<Applied>>,
     wait: Duration,
+    timing: Timing,
+    dir: PathBuf,
+    snapshots: (u64, u64),
+    /// The shard groups this node holds a replica of, by name.
+    shards: RwLock<std::collections::HashMap<String, Arc<ShardGroup>>>,
 }
 
 /// A running cluster node. Dropping it stops its service; [`ClusterNode::shutdown`]
@@ -200,8 +216,28 @@ fn peer_id(dir: &Path) -> Result<PeerId, ClusterError> {
     }
 }
 
-fn raft_error(e: impl std::fmt::Display) -> ClusterError {
+pub(crate) fn raft_error(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Raft(e.to_string())
+}
+
+/// openraft's settings for a group: the node's clock, a snapshot after `snapshot_every`
+/// entries, and `keep` entries left in the log behind a snapshot.
+pub(crate) fn raft_config(
+    timing: Timing,
+    snapshot_every: u64,
+    keep: u64,
+) -> Result<openraft::Config, ClusterError> {
+    openraft::Config {
+        cluster_name: "braid".into(),
+        heartbeat_interval: timing.heartbeat.as_millis() as u64,
+        election_timeout_min: timing.election_min.as_millis() as u64,
+        election_timeout_max: timing.election_max.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: keep,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| ClusterError::Config(format!("Raft settings: {e}")))
 }
 
 impl ClusterNode {
@@ -223,18 +259,8 @@ impl ClusterNode {
                 known.addr, config.uri
             )));
         }
-        let raft_config = openraft::Config {
-            cluster_name: "braid".into(),
-            heartbeat_interval: config.timing.heartbeat.as_millis() as u64,
-            election_timeout_min: config.timing.election_min.as_millis() as u64,
-            election_timeout_max: config.timing.election_max.as_millis() as u64,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: 0,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| ClusterError::Config(format!("Raft timing: {e}")))?;
-        let raft = openraft::Raft::new(id, Arc::new(raft_config), Network, log, machine)
+        let raft_config = raft_config(config.timing, config.snapshot_every, config.keep_behind_snapshot)?;
+        let raft = openraft::Raft::new(id, Arc::new(raft_config), Network::new(""), log, machine)
             .await
             .map_err(raft_error)?;
         let address_error =
@@ -246,7 +272,17 @@ impl ClusterNode {
             }
             None => tokio::net::TcpListener::bind(config.listen).await.map_err(address_error)?,
         };
-        let shared = Arc::new(Shared { id, uri: config.uri.clone(), raft, applied, wait: config.wait });
+        let shared = Arc::new(Shared {
+            id,
+            uri: config.uri.clone(),
+            raft,
+            applied,
+            wait: config.wait,
+            timing: config.timing,
+            dir: config.dir.clone(),
+            snapshots: (config.snapshot_every, config.keep_behind_snapshot),
+            shards: RwLock::new(Default::default()),
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let service = RaftServer::new(Service { shared: shared.clone() });
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -350,13 +386,54 @@ impl ClusterNode {
             .map_err(raft_error)
     }
 
-    /// Stops the node: the internal service, then Raft.
+    /// Opens this node's replica of the shard group `name`: its Raft log under the
+    /// node's directory (`groups/<name>`), `replica` as its state, `members` (the peers
+    /// holding its replicas, with their p2p URIs, this node among them) as its
+    /// membership when the group is new. Opening a group that is open returns it.
+    pub async fn open_group(
+        &self,
+        name: &str,
+        members: BTreeMap<PeerId, String>,
+        replica: Arc<dyn Replica>,
+    ) -> Result<Arc<ShardGroup>, ClusterError> {
+        if let Some(open) = self.shared.shards.read().get(name) {
+            return Ok(open.clone());
+        }
+        let dir = self.shared.dir.join("groups").join(name);
+        let (every, keep) = self.shared.snapshots;
+        let config = raft_config(self.shared.timing, every, keep)?;
+        let group =
+            ShardGroup::open(self.shared.id, name, &dir, members, replica, config, self.shared.wait).await?;
+        let group = Arc::new(group);
+        self.shared.shards.write().insert(name.to_string(), group.clone());
+        Ok(group)
+    }
+
+    /// An open shard group.
+    pub fn group(&self, name: &str) -> Option<Arc<ShardGroup>> {
+        self.shared.shards.read().get(name).cloned()
+    }
+
+    /// Stops this node's replica of a shard group (its files stay).
+    pub async fn close_group(&self, name: &str) -> Result<(), ClusterError> {
+        let group = self.shared.shards.write().remove(name);
+        match group {
+            Some(group) => group.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the node: the internal service, its shard groups, then the metadata's Raft.
     pub async fn shutdown(mut self) -> Result<(), ClusterError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        let groups: Vec<Arc<ShardGroup>> = self.shared.shards.write().drain().map(|(_, g)| g).collect();
+        for group in groups {
+            group.shutdown().await?;
         }
         self.shared.raft.shutdown().await.map_err(raft_error)
     }
@@ -384,9 +461,9 @@ struct NotLeader(Option<String>);
 /// What the leader answers a call with: the index of the log entry it wrote (0: none
 /// was needed) and the applied command's response.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Answer {
-    index: u64,
-    data: serde_json::Value,
+pub(crate) struct Answer {
+    pub(crate) index: u64,
+    pub(crate) data: serde_json::Value,
 }
 
 impl Shared {
@@ -470,7 +547,7 @@ impl Shared {
 async fn forward(uri: &str, call: &Call) -> Result<Result<Answer, String>, ClusterError> {
     let mut caller = Caller::new(uri)?;
     match call {
-        Call::Propose(command) => caller.propose(command).await,
+        Call::Propose(command) => caller.propose("", command).await,
         Call::Join { peer_id, uri } => caller.join(*peer_id, uri).await,
         Call::Remove(peer_id) => caller.remove_peer(*peer_id).await,
     }
@@ -488,33 +565,66 @@ impl Service {
     /// Runs a leader-only call for a peer: here if this node leads, else one hop on to
     /// the leader this node knows (whose own handler will not forward again).
     async fn leader_call(&self, call: Call, forwarded: bool) -> Json {
-        let answer = match self.shared.here(&call).await {
-            Ok(answer) => answer.map_err(|e| e.to_string()),
-            Err(NotLeader(Some(leader))) if !forwarded => match forward(&leader, &call).await {
-                Ok(answer) => answer,
-                Err(e) => Err(e.to_string()),
-            },
-            Err(NotLeader(_)) => Err("not the leader".to_string()),
-        };
-        encode(&answer)
+        leader_call(&self.shared, call, forwarded).await
+    }
+
+    /// The group a message is for: the metadata (no name) or a registered group.
+    fn group(&self, name: &str) -> Result<Arc<dyn GroupService>, Status> {
+        if name.is_empty() {
+            return Ok(Arc::new(MetaGroup(self.shared.clone())));
+        }
+        match self.shared.shards.read().get(name) {
+            Some(group) => Ok(Arc::new(ShardService(group.clone()))),
+            None => Err(Status::not_found(format!("this node serves no group `{name}`"))),
+        }
+    }
+
+    async fn message(&self, request: Request<Json>, method: Method) -> Result<Response<Json>, Status> {
+        let json = request.into_inner();
+        let answer = self.group(&json.group)?.message(method, &json.body).await.map_err(bad_request)?;
+        Ok(Response::new(answer))
+    }
+}
+
+async fn leader_call(shared: &Shared, call: Call, forwarded: bool) -> Json {
+    let answer = match shared.here(&call).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(NotLeader(Some(leader))) if !forwarded => match forward(&leader, &call).await {
+            Ok(answer) => answer,
+            Err(e) => Err(e.to_string()),
+        },
+        Err(NotLeader(_)) => Err("not the leader".to_string()),
+    };
+    encode(&answer)
+}
+
+/// The metadata group as the service routes to it.
+struct MetaGroup(Arc<Shared>);
+
+#[tonic::async_trait]
+impl GroupService for MetaGroup {
+    async fn message(&self, method: Method, body: &[u8]) -> Result<Json, serde_json::Error> {
+        raft_message(&self.0.raft, method, body).await
+    }
+
+    async fn propose(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
+        let command: MetaCommand = serde_json::from_slice(body)?;
+        Ok(leader_call(&self.0, Call::Propose(command), true).await)
     }
 }
 
 #[tonic::async_trait]
 impl RaftService for Service {
     async fn append_entries(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
-        let rpc = decode(request.get_ref()).map_err(bad_request)?;
-        Ok(Response::new(encode(&self.shared.raft.append_entries(rpc).await)))
+        self.message(request, Method::Append).await
     }
 
     async fn vote(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
-        let rpc = decode(request.get_ref()).map_err(bad_request)?;
-        Ok(Response::new(encode(&self.shared.raft.vote(rpc).await)))
+        self.message(request, Method::Vote).await
     }
 
     async fn install_snapshot(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
-        let rpc = decode(request.get_ref()).map_err(bad_request)?;
-        Ok(Response::new(encode(&self.shared.raft.install_snapshot(rpc).await)))
+        self.message(request, Method::Snapshot).await
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<Json>, Status> {
@@ -523,8 +633,9 @@ impl RaftService for Service {
     }
 
     async fn propose(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
-        let command: MetaCommand = decode(request.get_ref()).map_err(bad_request)?;
-        Ok(Response::new(self.leader_call(Call::Propose(command), true).await))
+        let json = request.into_inner();
+        let answer = self.group(&json.group)?.propose(&json.body).await.map_err(bad_request)?;
+        Ok(Response::new(answer))
     }
 
     async fn remove_peer(&self, request: Request<RemovePeerRequest>) -> Result<Response<Json>, Status> {

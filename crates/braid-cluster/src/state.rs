@@ -14,7 +14,7 @@ use openraft::{
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::store::write_atomically;
+use crate::store::SnapshotFile;
 use crate::{ClusterError, Entry, PeerId, TypeConfig};
 
 /// A change to the cluster's metadata, proposed on any node and applied on every node
@@ -73,13 +73,6 @@ pub(crate) struct Applied {
     pub(crate) membership: StoredMembership<PeerId, openraft::BasicNode>,
 }
 
-/// A snapshot as written to `raft-snapshot.json`.
-#[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta<PeerId, openraft::BasicNode>,
-    data: Vec<u8>,
-}
-
 /// The state machine openraft drives; [`crate::ClusterNode`] reads the same
 /// [`Applied`] through its `Arc`.
 #[derive(Clone, Debug)]
@@ -93,7 +86,7 @@ impl StateMachine {
     /// wrote one (the log replays the rest).
     pub(crate) fn open(dir: &Path) -> Result<StateMachine, ClusterError> {
         let snapshot_path = dir.join("raft-snapshot.json");
-        let applied = match Self::read_snapshot(&snapshot_path)? {
+        let applied = match SnapshotFile::read(&snapshot_path)? {
             Some(file) => {
                 let state: ClusterState = serde_json::from_slice(&file.data).map_err(|e| {
                     ClusterError::Corrupt { path: snapshot_path.clone(), reason: e.to_string() }
@@ -103,21 +96,6 @@ impl StateMachine {
             None => Applied::default(),
         };
         Ok(StateMachine { applied: Arc::new(RwLock::new(applied)), snapshot_path })
-    }
-
-    fn read_snapshot(path: &Path) -> Result<Option<SnapshotFile>, ClusterError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ClusterError::Corrupt { path: path.to_path_buf(), reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ClusterError::Io { path: path.to_path_buf(), source: e }),
-        }
-    }
-
-    fn write_snapshot(&self, file: &SnapshotFile) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
-        write_atomically(&self.snapshot_path, &bytes)
     }
 }
 
@@ -135,8 +113,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
         let file = SnapshotFile { meta: meta.clone(), data };
-        self.write_snapshot(&file).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(file.data)) })
+        file.write(&self.snapshot_path)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(file.into_snapshot())
     }
 }
 
@@ -190,7 +169,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let state: ClusterState = serde_json::from_slice(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        self.write_snapshot(&SnapshotFile { meta: meta.clone(), data })
+        SnapshotFile { meta: meta.clone(), data }
+            .write(&self.snapshot_path)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         let mut applied = self.applied.write();
         applied.state = state;
@@ -200,9 +180,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<PeerId>> {
-        Ok(Self::read_snapshot(&self.snapshot_path)
+        Ok(SnapshotFile::read(&self.snapshot_path)
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?
-            .map(|file| Snapshot { meta: file.meta, snapshot: Box::new(Cursor::new(file.data)) }))
+            .map(SnapshotFile::into_snapshot))
     }
 }
 

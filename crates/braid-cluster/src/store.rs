@@ -24,14 +24,15 @@ use openraft::{LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError,
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::{ClusterError, Entry, PeerId, TypeConfig};
+use crate::{ClusterError, GroupTypes, PeerId};
 
 const LOG: &str = "raft-log";
 const VOTE: &str = "raft-vote.json";
 
 #[derive(Serialize, Deserialize)]
-enum Record {
-    Entry(Entry),
+#[serde(bound = "")]
+enum Record<C: GroupTypes> {
+    Entry(openraft::Entry<C>),
     /// Entries from this index on are gone.
     Truncate(u64),
     /// Entries up to this log id are gone (applied and in a snapshot).
@@ -45,10 +46,10 @@ struct VoteFile {
 }
 
 #[derive(Debug)]
-struct Inner {
+struct Inner<C: GroupTypes> {
     dir: PathBuf,
     file: File,
-    entries: BTreeMap<u64, Entry>,
+    entries: BTreeMap<u64, openraft::Entry<C>>,
     last_purged: Option<LogId<PeerId>>,
     vote: Option<Vote<PeerId>>,
     committed: Option<LogId<PeerId>>,
@@ -57,9 +58,46 @@ struct Inner {
 }
 
 /// The log openraft writes through; cloning it gives a reader of the same log.
-#[derive(Clone, Debug)]
-pub struct LogStore {
-    inner: Arc<Mutex<Inner>>,
+#[derive(Debug)]
+pub struct LogStore<C: GroupTypes> {
+    inner: Arc<Mutex<Inner<C>>>,
+}
+
+impl<C: GroupTypes> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        LogStore { inner: self.inner.clone() }
+    }
+}
+
+/// A group's last snapshot as its node keeps it (`raft-snapshot.json` in the group's
+/// directory): openraft's metadata and the state machine's bytes.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SnapshotFile {
+    pub(crate) meta: openraft::SnapshotMeta<PeerId, openraft::BasicNode>,
+    pub(crate) data: Vec<u8>,
+}
+
+impl SnapshotFile {
+    /// The snapshot kept at `path`, if there is one.
+    pub(crate) fn read(path: &Path) -> Result<Option<SnapshotFile>, ClusterError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClusterError::Corrupt { path: path.to_path_buf(), reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ClusterError::Io { path: path.to_path_buf(), source: e }),
+        }
+    }
+
+    /// Keeps this snapshot at `path`, replacing the one there.
+    pub(crate) fn write(&self, path: &Path) -> std::io::Result<()> {
+        write_atomically(path, &serde_json::to_vec(self).map_err(std::io::Error::other)?)
+    }
+
+    /// The snapshot as openraft hands it on.
+    pub(crate) fn into_snapshot<C: GroupTypes>(self) -> openraft::Snapshot<C> {
+        openraft::Snapshot { meta: self.meta, snapshot: Box::new(std::io::Cursor::new(self.data)) }
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file renamed over it, synced (file and
@@ -80,7 +118,7 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn frame(record: &Record) -> Vec<u8> {
+fn frame<C: GroupTypes>(record: &Record<C>) -> Vec<u8> {
     let body = serde_json::to_vec(record).expect("log records are plain data");
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -90,7 +128,7 @@ fn frame(record: &Record) -> Vec<u8> {
 }
 
 /// The records of a log file, and the length of its intact prefix.
-fn read_records(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), ClusterError> {
+fn read_records<C: GroupTypes>(path: &Path, bytes: &[u8]) -> Result<(Vec<Record<C>>, usize), ClusterError> {
     let mut records = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -103,7 +141,7 @@ fn read_records(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), Clust
             })
             .flatten();
         let record =
-            body.and_then(|body| serde_json::from_slice::<Record>(body).ok().map(|r| (r, body.len())));
+            body.and_then(|body| serde_json::from_slice::<Record<C>>(body).ok().map(|r| (r, body.len())));
         match record {
             Some((record, len)) => {
                 records.push(record);
@@ -127,10 +165,10 @@ fn read_records(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), Clust
     Ok((records, at))
 }
 
-impl LogStore {
+impl<C: GroupTypes> LogStore<C> {
     /// Opens the log in `dir` (made if missing), replaying its records and cutting off
     /// a torn last record.
-    pub fn open(dir: &Path) -> Result<LogStore, ClusterError> {
+    pub fn open(dir: &Path) -> Result<LogStore<C>, ClusterError> {
         std::fs::create_dir_all(dir).map_err(ClusterError::io(dir))?;
         let path = dir.join(LOG);
         let mut file = OpenOptions::new()
@@ -192,8 +230,8 @@ impl LogStore {
     }
 }
 
-impl Inner {
-    fn replay(&mut self, record: Record) {
+impl<C: GroupTypes> Inner<C> {
+    fn replay(&mut self, record: Record<C>) {
         match record {
             Record::Entry(entry) => {
                 self.entries.insert(entry.log_id.index, entry);
@@ -225,7 +263,7 @@ impl Inner {
         let mut bytes = Vec::new();
         let mut records = 0;
         if let Some(purged) = self.last_purged {
-            bytes.extend(frame(&Record::Purge(purged)));
+            bytes.extend(frame(&Record::<C>::Purge(purged)));
             records += 1;
         }
         for entry in self.entries.values() {
@@ -240,19 +278,19 @@ impl Inner {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl<C: GroupTypes> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError<PeerId>> {
+    ) -> Result<Vec<openraft::Entry<C>>, StorageError<PeerId>> {
         Ok(self.inner.lock().entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
+impl<C: GroupTypes> RaftLogStorage<C> for LogStore<C> {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<PeerId>> {
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<PeerId>> {
         let inner = self.inner.lock();
         let last = inner.entries.values().next_back().map(|e| e.log_id).or(inner.last_purged);
         Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last })
@@ -285,19 +323,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().committed)
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError<PeerId>>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<PeerId>>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
+        I: IntoIterator<Item = openraft::Entry<C>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
+        let entries: Vec<openraft::Entry<C>> = entries.into_iter().collect();
         let mut bytes = Vec::new();
         for entry in &entries {
-            bytes.extend(frame(&Record::Entry(entry.clone())));
+            bytes.extend(frame(&Record::<C>::Entry(entry.clone())));
         }
         let mut inner = self.inner.lock();
         let written = inner.write(&bytes, entries.len());
@@ -318,7 +352,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId<PeerId>) -> Result<(), StorageError<PeerId>> {
         let mut inner = self.inner.lock();
         inner
-            .write(&frame(&Record::Truncate(log_id.index)), 1)
+            .write(&frame(&Record::<C>::Truncate(log_id.index)), 1)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         inner.entries.split_off(&log_id.index);
         Ok(())
@@ -326,7 +360,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<PeerId>) -> Result<(), StorageError<PeerId>> {
         let mut inner = self.inner.lock();
-        inner.write(&frame(&Record::Purge(log_id)), 1).map_err(|e| StorageIOError::write_logs(&e))?;
+        inner.write(&frame(&Record::<C>::Purge(log_id)), 1).map_err(|e| StorageIOError::write_logs(&e))?;
         inner.replay(Record::Purge(log_id));
         if inner.records > 2 * inner.entries.len() + 64 {
             inner.rewrite().map_err(|e| StorageIOError::write_logs(&e))?;
@@ -340,7 +374,9 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
 
     use super::*;
-    use crate::MetaCommand;
+    use crate::{Entry, MetaCommand, TypeConfig};
+
+    type LogStore = super::LogStore<TypeConfig>;
 
     fn entry(term: u64, index: u64) -> Entry {
         Entry {
@@ -351,7 +387,8 @@ mod tests {
 
     fn put(store: &LogStore, entries: &[Entry]) {
         let mut inner = store.inner.lock();
-        let bytes: Vec<u8> = entries.iter().flat_map(|e| frame(&Record::Entry(e.clone()))).collect();
+        let bytes: Vec<u8> =
+            entries.iter().flat_map(|e| frame(&Record::<TypeConfig>::Entry(e.clone()))).collect();
         inner.write(&bytes, entries.len()).unwrap();
         for e in entries {
             inner.entries.insert(e.log_id.index, e.clone());

@@ -1,63 +1,19 @@
 //! Cluster metadata across real nodes on loopback: joining, proposals through any node,
 //! a leader stopping, restarts from the nodes' directories, removal.
 
-use std::net::SocketAddr;
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use braid_cluster::{ClusterError, ClusterNode, MetaCommand, NodeConfig, Role, Timing};
+use common::{config, eventually, free_addr, settled};
 use serde_json::json;
-
-/// A loopback address no other test can take: the port is taken by a listener kept
-/// (`LISTENERS`) until a node at that address starts and takes the listener over.
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    LISTENERS.lock().unwrap().insert(addr, listener);
-    addr
-}
-
-static LISTENERS: std::sync::Mutex<std::collections::BTreeMap<SocketAddr, std::net::TcpListener>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
-
-/// A node at `addr`: on the listener kept for it at its first start, bound again at
-/// a restart.
-fn config(dir: &Path, addr: SocketAddr) -> NodeConfig {
-    let config = NodeConfig::new(dir, addr, format!("http://{addr}"))
-        .timing(Timing::fast())
-        .wait(Duration::from_secs(5));
-    match LISTENERS.lock().unwrap().remove(&addr) {
-        Some(listener) => config.listener(listener),
-        None => config,
-    }
-}
 
 fn create(name: &str) -> MetaCommand {
     MetaCommand::CreateCollection {
         name: name.into(),
         config: json!({"vectors": {"size": 4, "distance": "Cosine"}}),
     }
-}
-
-/// Waits (up to 10 s) until `check` holds.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until every node reports the same leader among `voters` voters.
-async fn settled(nodes: &[&ClusterNode], voters: usize) {
-    eventually("the nodes agree on a leader", || {
-        let statuses: Vec<_> = nodes.iter().map(|n| n.status()).collect();
-        let leader = statuses[0].leader;
-        leader.is_some()
-            && statuses.iter().all(|s| s.leader == leader && s.voters.len() == voters)
-            && statuses.iter().filter(|s| s.role == Role::Leader).count() == 1
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +141,7 @@ async fn a_peer_behind_a_purged_log_catches_up_from_a_snapshot() {
     let addrs: Vec<_> = (0..3).map(|_| free_addr()).collect();
     let first = format!("http://{}", addrs[0]);
     let start = |i: usize, bootstrap: bool| {
-        let mut c = config(dirs[i].path(), addrs[i]).snapshot_every(8);
+        let mut c = config(dirs[i].path(), addrs[i]).snapshot_every(8).keep_behind_snapshot(0);
         if bootstrap {
             c = c.bootstrap(&first);
         }

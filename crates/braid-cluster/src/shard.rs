@@ -1,0 +1,362 @@
+//! Replicated shards: each shard's replicas form a Raft group of their own, whose log
+//! entries are the shard's writes. A write is acknowledged once a majority of the
+//! replicas has it in its log and the leader has applied it; every replica applies the
+//! same entries in the same order, so replicas converge to the same contents.
+//!
+//! What a replica is — a Braid collection, or anything that applies writes
+//! deterministically — is behind [`Replica`]. The group keeps its Raft log in its own
+//! directory; the replica keeps its own data and, with every write, the *position*
+//! the group hands it (the last log id applied and the group's membership), so that
+//! after a restart the group resumes exactly after what the replica durably holds.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, ServerState, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::network::{Caller, GroupService, Method, Network, encode, raft_message};
+use crate::node::{Answer, Role, raft_error};
+use crate::proto::Json;
+use crate::store::{LogStore, SnapshotFile};
+use crate::{ClusterError, PeerId};
+
+openraft::declare_raft_types!(
+    /// The types a shard's group runs openraft with: writes and answers as JSON.
+    pub ShardTypes:
+        D = Value,
+        R = Value,
+        NodeId = PeerId,
+        Node = BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// A shard replica as its Raft group drives it.
+///
+/// `position` values are opaque JSON the group makes; a replica stores the one it was
+/// last given durably *with* the write it came with (one record, so that a crash keeps
+/// both or neither) and reports it back from [`Replica::position`].
+pub trait Replica: Send + Sync + 'static {
+    /// Applies `write` (`None`: an entry of the group's own, which changes no data but
+    /// moves the position) and returns the answer for the proposer. Must be
+    /// deterministic: replicas apply the same entries in the same order and must end
+    /// in the same state. A write the replica refuses is answered, not failed: every
+    /// replica refuses it alike.
+    fn apply(&self, position: &Value, write: Option<&Value>) -> Result<Value, String>;
+    /// The position of the last entry applied that survives a restart.
+    fn position(&self) -> Option<Value>;
+    /// The replica's whole state as bytes [`Replica::install`] takes, with its position;
+    /// everything applied so far is durable when this returns (the group may then purge
+    /// its log up to that position).
+    fn snapshot(&self) -> Result<(Option<Value>, Vec<u8>), String>;
+    /// Replaces the replica's state with a snapshot's, made at `position`.
+    fn install(&self, position: &Value, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// Where a replica is in its group's log.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Position {
+    last_applied: Option<LogId<PeerId>>,
+    membership: StoredMembership<PeerId, BasicNode>,
+}
+
+fn position_of(value: Option<Value>) -> Result<Position, String> {
+    value.map_or(Ok(Position::default()), |v| serde_json::from_value(v).map_err(|e| e.to_string()))
+}
+
+/// The state machine of a shard's group: the replica, and its position in memory.
+#[derive(Clone)]
+struct ShardMachine {
+    replica: Arc<dyn Replica>,
+    position: Arc<Mutex<Position>>,
+    snapshot_path: PathBuf,
+}
+
+fn sm_error(e: impl std::fmt::Display) -> StorageError<PeerId> {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())).into()
+}
+
+impl RaftSnapshotBuilder<ShardTypes> for ShardMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<ShardTypes>, StorageError<PeerId>> {
+        let (position, data) = self.replica.snapshot().map_err(sm_error)?;
+        let position = position_of(position).map_err(sm_error)?;
+        let snapshot_id = match position.last_applied {
+            Some(id) => format!("{}-{}", id.leader_id, id.index),
+            None => "empty".to_string(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: position.last_applied,
+            last_membership: position.membership,
+            snapshot_id,
+        };
+        let file = SnapshotFile { meta: meta.clone(), data };
+        file.write(&self.snapshot_path)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(file.into_snapshot())
+    }
+}
+
+impl RaftStateMachine<ShardTypes> for ShardMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<PeerId>>, StoredMembership<PeerId, BasicNode>), StorageError<PeerId>> {
+        let position = self.position.lock();
+        Ok((position.last_applied, position.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Value>, StorageError<PeerId>>
+    where
+        I: IntoIterator<Item = openraft::Entry<ShardTypes>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        for entry in entries {
+            let mut position = self.position.lock().clone();
+            position.last_applied = Some(entry.log_id);
+            let write = match &entry.payload {
+                EntryPayload::Normal(write) => Some(write),
+                EntryPayload::Membership(m) => {
+                    position.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    None
+                }
+                EntryPayload::Blank => None,
+            };
+            let value = serde_json::to_value(&position).map_err(sm_error)?;
+            // A refusal is the write's answer (every replica refuses it alike); only
+            // a failure to apply at all (the replica's storage) stops the group.
+            let answer = match self.replica.apply(&value, write) {
+                Ok(answer) => serde_json::json!({"ok": answer}),
+                Err(refused) => serde_json::json!({"refused": refused}),
+            };
+            *self.position.lock() = position;
+            out.push(answer);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<PeerId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<PeerId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<PeerId>> {
+        let data = snapshot.into_inner();
+        let position = Position { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        let value = serde_json::to_value(&position).map_err(sm_error)?;
+        self.replica.install(&value, &data).map_err(sm_error)?;
+        SnapshotFile { meta: meta.clone(), data }
+            .write(&self.snapshot_path)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        *self.position.lock() = position;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<ShardTypes>>, StorageError<PeerId>> {
+        Ok(SnapshotFile::read(&self.snapshot_path)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+            .map(SnapshotFile::into_snapshot))
+    }
+}
+
+/// A shard's Raft group as one node runs it.
+pub struct ShardGroup {
+    name: String,
+    id: PeerId,
+    raft: openraft::Raft<ShardTypes>,
+    wait: Duration,
+}
+
+impl std::fmt::Debug for ShardGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardGroup").field("name", &self.name).field("peer_id", &self.id).finish()
+    }
+}
+
+/// A group's state as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The group's leader, as this node knows it.
+    pub leader: Option<PeerId>,
+    /// This node's role in the group.
+    pub role: Role,
+    /// The group's current term.
+    pub term: u64,
+    /// The last index applied to this node's replica.
+    pub applied: u64,
+    /// The replicas that vote, with their p2p URIs.
+    pub members: BTreeMap<PeerId, String>,
+}
+
+/// A group name: letters, digits, `-`, `_`, `.` and `/` (a collection and its shard),
+/// no `..`, at most 255 bytes.
+fn check_name(name: &str) -> Result<(), ClusterError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.contains("..")
+        && !name.starts_with('/')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if ok { Ok(()) } else { Err(ClusterError::Config(format!("`{name}` is not a valid group name"))) }
+}
+
+impl ShardGroup {
+    /// Opens the group `name` on this node: its log in `dir`, `replica` as its state,
+    /// `members` (every replica's peer, with its p2p URI) as its first membership.
+    pub(crate) async fn open(
+        id: PeerId,
+        name: &str,
+        dir: &Path,
+        members: BTreeMap<PeerId, String>,
+        replica: Arc<dyn Replica>,
+        config: openraft::Config,
+        wait: Duration,
+    ) -> Result<ShardGroup, ClusterError> {
+        check_name(name)?;
+        if !members.contains_key(&id) {
+            return Err(ClusterError::Config(format!("peer {id} is not among the replicas of `{name}`")));
+        }
+        std::fs::create_dir_all(dir).map_err(ClusterError::io(dir))?;
+        let log = LogStore::<ShardTypes>::open(dir)?;
+        let position = position_of(replica.position())
+            .map_err(|reason| ClusterError::Corrupt { path: dir.to_path_buf(), reason })?;
+        let machine = ShardMachine {
+            replica,
+            position: Arc::new(Mutex::new(position)),
+            snapshot_path: dir.join("raft-snapshot.json"),
+        };
+        let raft = openraft::Raft::new(id, Arc::new(config), Network::new(name), log, machine)
+            .await
+            .map_err(raft_error)?;
+        if !raft.is_initialized().await.map_err(raft_error)? {
+            // Every replica initialises with the same membership, which is safe; the
+            // ones that find the group formed already are told so and go on.
+            let nodes: BTreeMap<PeerId, BasicNode> =
+                members.iter().map(|(id, uri)| (*id, BasicNode::new(uri))).collect();
+            match raft.initialize(nodes).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(raft_error(e)),
+            }
+        }
+        Ok(ShardGroup { name: name.to_string(), id, raft, wait })
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Proposes a write and waits until a majority of the replicas has it and this
+    /// node's replica has applied it; returns the replica's answer. Forwarded to the
+    /// group's leader when this node does not lead it.
+    pub async fn propose(&self, write: Value) -> Result<Value, ClusterError> {
+        let deadline = Instant::now() + self.wait;
+        let no_quorum = ClusterError::NoQuorum { waited_ms: self.wait.as_millis() as u64 };
+        let answer = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(here) = tokio::time::timeout(left, self.here(write.clone())).await else {
+                return Err(no_quorum);
+            };
+            match here {
+                Ok(answer) => break answer?,
+                Err(Some(leader)) => {
+                    let forwarded = Caller::new(&leader)?.propose::<_, Answer>(&self.name, &write).await;
+                    if let Ok(Ok(answer)) = forwarded {
+                        break answer;
+                    }
+                }
+                Err(None) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(no_quorum);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.raft
+            .wait(Some(self.wait))
+            .applied_index_at_least(Some(answer.index), "write applied here")
+            .await
+            .map_err(raft_error)?;
+        match answer.data {
+            Value::Object(mut m) if m.contains_key("ok") => Ok(m.remove("ok").unwrap_or(Value::Null)),
+            Value::Object(mut m) if m.contains_key("refused") => Err(ClusterError::Refused(
+                m.remove("refused").and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            )),
+            other => Err(ClusterError::Raft(format!("unexpected answer {other}"))),
+        }
+    }
+
+    /// Writes `write` if this node leads the group; else who leads, if known.
+    async fn here(&self, write: Value) -> Result<Result<Answer, ClusterError>, Option<String>> {
+        match self.raft.client_write(write).await {
+            Ok(r) => Ok(Ok(Answer { index: r.log_id.index, data: r.data })),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                Err(to.leader_node.map(|n| n.addr).filter(|_| to.leader_id != Some(self.id)))
+            }
+            Err(e) => Ok(Err(raft_error(e))),
+        }
+    }
+
+    /// The group as this node sees it.
+    pub fn status(&self) -> GroupStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        GroupStatus {
+            leader: m.current_leader,
+            role: match m.state {
+                ServerState::Leader => Role::Leader,
+                ServerState::Follower => Role::Follower,
+                ServerState::Candidate => Role::Candidate,
+                ServerState::Learner => Role::Learner,
+                ServerState::Shutdown => Role::Shutdown,
+            },
+            term: m.current_term,
+            applied: m.last_applied.map_or(0, |l| l.index),
+            members: membership
+                .voter_ids()
+                .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+                .collect(),
+        }
+    }
+
+    /// Stops the group's Raft.
+    pub(crate) async fn shutdown(&self) -> Result<(), ClusterError> {
+        self.raft.shutdown().await.map_err(raft_error)
+    }
+}
+
+/// A shard group as the node's service routes to it.
+pub(crate) struct ShardService(pub(crate) Arc<ShardGroup>);
+
+#[tonic::async_trait]
+impl GroupService for ShardService {
+    async fn message(&self, method: Method, body: &[u8]) -> Result<Json, serde_json::Error> {
+        raft_message(&self.0.raft, method, body).await
+    }
+
+    async fn propose(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
+        let write: Value = serde_json::from_slice(body)?;
+        let answer = match self.0.here(write).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err("not the leader".to_string()),
+        };
+        Ok(encode(&answer))
+    }
+}
