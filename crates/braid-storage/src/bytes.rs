@@ -128,6 +128,10 @@ impl<'a> Decoder<'a> {
         let b = self.take(n * 4)?;
         Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
+    /// How many bytes were read so far.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
     /// `true` when everything was read.
     pub fn is_done(&self) -> bool {
         self.at == self.bytes.len()

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::config::CollectionConfig;
-use crate::ops::{Op, Prepared};
+use crate::ops::{EntryMark, Op, Prepared};
 use crate::point::{PointStruct, PointVectors, Record, ScoredPoint, WithPayload, WithVectors};
 use crate::segment::Segment;
 use crate::store::{Remap, Store};
@@ -333,6 +333,16 @@ struct Shared {
     /// the pass's thread, which holds nothing else of the collection (so that the
     /// directory is unlocked as soon as the last handle is dropped).
     verify: Arc<Verification>,
+    /// Where replicated writes stand, for a collection in memory (one on disk keeps
+    /// it in its store's manifest).
+    entry_in_memory: Mutex<EntryMark>,
+}
+
+std::thread_local! {
+    /// The replicated entry the writes this thread makes belong to
+    /// ([`Collection::write_in_entry`]): the collection (its shared state's address),
+    /// the entry's position, and the write's number in it.
+    static IN_ENTRY: std::cell::RefCell<Option<(usize, Vec<u8>, u32)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The checksum pass a collection's open left to a background thread.
@@ -493,6 +503,7 @@ impl Collection {
                 compacting: Mutex::new(()),
                 finder: std::sync::OnceLock::new(),
                 verify: Arc::default(),
+                entry_in_memory: Mutex::new(EntryMark::default()),
             }),
         }
     }
@@ -696,8 +707,17 @@ impl Collection {
             (op, out)
         };
         let Some(op) = op else { return Ok(out) };
-        if let Some(store) = store.as_mut() {
-            store.log(&op)?;
+        let id = Arc::as_ptr(&self.inner) as usize;
+        let entry = IN_ENTRY
+            .with(|e| e.borrow().as_ref().filter(|(c, ..)| *c == id).map(|(_, p, i)| (p.clone(), *i)));
+        let entry = entry.as_ref().map(|(p, i)| (p.as_slice(), *i));
+        match store.as_mut() {
+            Some(store) => store.log(&op, entry)?,
+            None => {
+                if let Some((position, index)) = entry {
+                    self.inner.entry_in_memory.lock().open = Some((position.to_vec(), index));
+                }
+            }
         }
         if let Some(tail) = self.inner.tail.lock().as_mut() {
             tail.push(op.clone());
@@ -719,6 +739,49 @@ impl Collection {
             self.inner.disk_bytes.store(s.disk_bytes(), Ordering::Relaxed);
         }
         Ok(out)
+    }
+
+    /// Runs `f`, whose writes to this collection are logged as write number `index` of
+    /// the replicated entry at `position` (#19; `docs/distributed.md`): after a crash,
+    /// [`Collection::entry_mark`] says the highest number of that entry the durable log
+    /// holds, and a replica applying the entry again skips the writes up to it. Writes
+    /// `f` makes to other collections, or on other threads, are not part of it.
+    pub fn write_in_entry<T>(&self, position: &[u8], index: u32, f: impl FnOnce(&Collection) -> T) -> T {
+        struct Restore(Option<(usize, Vec<u8>, u32)>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                IN_ENTRY.with(|e| *e.borrow_mut() = previous);
+            }
+        }
+        let id = Arc::as_ptr(&self.inner) as usize;
+        let _restore = Restore(IN_ENTRY.with(|e| e.borrow_mut().replace((id, position.to_vec(), index))));
+        f(self)
+    }
+
+    /// Logs the end of the replicated entry at `position`: every write made in it is
+    /// logged before, and [`Collection::entry_mark`] names it closed (durable as the
+    /// writes are: at the next sync, or at once with `Durability::EveryWrite`).
+    pub fn close_entry(&self, position: &[u8]) -> Result<(), Error> {
+        self.healthy()?;
+        let mut store = self.inner.writer.lock();
+        match store.as_mut() {
+            Some(store) => store.close_entry(position),
+            None => {
+                *self.inner.entry_in_memory.lock() =
+                    EntryMark { closed: Some(position.to_vec()), open: None };
+                Ok(())
+            }
+        }
+    }
+
+    /// Where this collection's replicated writes stand: after an open, as the durable
+    /// log and the last checkpoint have them.
+    pub fn entry_mark(&self) -> EntryMark {
+        match self.inner.writer.lock().as_ref() {
+            Some(store) => store.entry_mark().clone(),
+            None => self.inner.entry_in_memory.lock().clone(),
+        }
     }
 
     /// Records how background work of kind `task` ended: a failure is logged and kept

@@ -81,6 +81,7 @@ pub use database::{AliasOp, Database};
 pub use error::Error;
 pub use groups::{GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup};
 pub use matrix::{DistanceMatrix, MAX_MATRIX_SAMPLE, MatrixRequest};
+pub use ops::EntryMark;
 pub use point::{
     MultiVector, MultiVectors, NamedVectors, PointId, PointStruct, PointVectors, Record, ScoredPoint,
     SparseVectors, WithPayload, WithVectors,

@@ -172,6 +172,84 @@ fn decode_object(d: &mut Decoder<'_>) -> Result<Map<String, Value>, StorageError
 
 /// The tag of a log record that carries its time before the op.
 const TIMED: u8 = 14;
+/// The tag of a write made inside a replicated entry (#19): the entry's position and
+/// the write's number in it, then the timed op.
+const IN_ENTRY: u8 = 15;
+/// The tag of a record closing a replicated entry: its time and the entry's position.
+const CLOSE: u8 = 16;
+
+/// Where a collection's replicated writes stand (#19, `docs/distributed.md`): the
+/// position of the last replicated entry closed ([`crate::Collection::close_entry`]),
+/// and the entry whose writes were logged after it but which was not closed, with the
+/// number of its last logged write. After a crash both are as the durable log has
+/// them, so a replica re-applying the open entry knows which of its writes to skip.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EntryMark {
+    /// The last entry closed.
+    pub closed: Option<Vec<u8>>,
+    /// An entry with writes logged after `closed` and no close: its position and the
+    /// number of its last logged write.
+    pub open: Option<(Vec<u8>, u32)>,
+}
+
+impl EntryMark {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.closed.is_none() && self.open.is_none()
+    }
+}
+
+/// A log record as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Logged {
+    /// A write; `entry` is its entry's position and its number there, when it was made
+    /// inside one.
+    Op { time: Option<u64>, entry: Option<(Vec<u8>, u32)>, op: Op },
+    /// The end of a replicated entry: every write it made is in the log before this.
+    Close { time: u64, position: Vec<u8> },
+}
+
+impl Logged {
+    /// When the record was logged (`None`: before records carried their time).
+    pub(crate) fn time(&self) -> Option<u64> {
+        match self {
+            Logged::Op { time, .. } => *time,
+            Logged::Close { time, .. } => Some(*time),
+        }
+    }
+
+    /// Reads a log record that starts at byte `base` of `file`.
+    pub(crate) fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Logged, StorageError> {
+        let mut d = Decoder::new(file, base, body);
+        match body.first() {
+            Some(&CLOSE) => {
+                d.u8()?;
+                let time = d.u64()?;
+                let position = d.bytes()?.to_vec();
+                d.finish()?;
+                Ok(Logged::Close { time, position })
+            }
+            Some(&IN_ENTRY) => {
+                d.u8()?;
+                let position = d.bytes()?.to_vec();
+                let index = d.u32()?;
+                let head = d.offset();
+                let (time, op) = Op::decode_timed(file, base + head as u64, &body[head..])?;
+                Ok(Logged::Op { time, entry: Some((position, index)), op })
+            }
+            _ => {
+                let (time, op) = Op::decode_timed(file, base, body)?;
+                Ok(Logged::Op { time, entry: None, op })
+            }
+        }
+    }
+
+    /// The record closing the entry at `position`, logged at `unix_ms`.
+    pub(crate) fn encode_close(unix_ms: u64, position: &[u8]) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.u8(CLOSE).u64(unix_ms).bytes(position);
+        e.finish()
+    }
+}
 
 impl Op {
     #[cfg(test)]
@@ -183,9 +261,18 @@ impl Op {
 
     /// Encodes the op as a log record written at `unix_ms` (milliseconds since the
     /// Unix epoch): tag 14, the time, then the op as [`Op::encode`] writes it. The time
-    /// is what a point-in-time recovery stops at.
-    pub(crate) fn encode_at(&self, unix_ms: u64) -> Result<Vec<u8>, crate::Error> {
+    /// is what a point-in-time recovery stops at. A write made inside a replicated
+    /// entry (`entry`: its position and the write's number there) is prefixed with tag
+    /// 15, the position and the number.
+    pub(crate) fn encode_in_entry(
+        &self,
+        unix_ms: u64,
+        entry: Option<(&[u8], u32)>,
+    ) -> Result<Vec<u8>, crate::Error> {
         let mut e = Encoder::new();
+        if let Some((position, index)) = entry {
+            e.u8(IN_ENTRY).bytes(position).u32(index);
+        }
         e.u8(TIMED).u64(unix_ms);
         self.encode_into(&mut e)?;
         Ok(e.finish())
@@ -275,6 +362,7 @@ impl Op {
     }
 
     /// Reads an op from a log record that starts at byte `base` of `file`.
+    #[cfg(test)]
     pub(crate) fn decode(file: &Path, base: u64, body: &[u8]) -> Result<Op, StorageError> {
         Self::decode_timed(file, base, body).map(|(_, op)| op)
     }
@@ -437,5 +525,33 @@ mod tests {
                 assert!(Op::decode(Path::new("wal"), 0, &bytes[..cut]).is_err());
             }
         }
+    }
+
+    #[test]
+    fn records_of_replicated_entries_read_back_and_refuse_truncation() {
+        let op = Op::Delete(vec![PointId::Num(7), PointId::Num(9)]);
+        let plain = op.encode_in_entry(1_700_000_000_000, None).unwrap();
+        let in_entry = op.encode_in_entry(1_700_000_000_001, Some((b"pos-3", 2))).unwrap();
+        let close = Logged::encode_close(1_700_000_000_002, b"pos-3");
+        let wal = Path::new("wal");
+        assert_eq!(
+            Logged::decode(wal, 0, &plain).unwrap(),
+            Logged::Op { time: Some(1_700_000_000_000), entry: None, op: op.clone() }
+        );
+        assert_eq!(
+            Logged::decode(wal, 0, &in_entry).unwrap(),
+            Logged::Op { time: Some(1_700_000_000_001), entry: Some((b"pos-3".to_vec(), 2)), op: op.clone() }
+        );
+        let closed = Logged::decode(wal, 0, &close).unwrap();
+        assert_eq!(closed, Logged::Close { time: 1_700_000_000_002, position: b"pos-3".to_vec() });
+        assert_eq!(closed.time(), Some(1_700_000_000_002));
+        for bytes in [&in_entry, &close] {
+            for cut in 0..bytes.len() {
+                assert!(Logged::decode(wal, 0, &bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        let mut trailing = close.clone();
+        trailing.push(0);
+        assert!(Logged::decode(wal, 0, &trailing).is_err());
     }
 }

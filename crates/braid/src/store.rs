@@ -43,7 +43,7 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::config::CollectionConfig;
-use crate::ops::{self, Op};
+use crate::ops::{self, EntryMark, Logged, Op};
 use crate::rows::{SpaceRows, with_rows};
 use crate::segment::{Segment, SpaceData};
 
@@ -169,6 +169,10 @@ struct Manifest {
     /// timeline. Manifests written before it existed read as 0 and get one at open.
     #[serde(default)]
     timeline: u64,
+    /// Where replicated writes stand (#19): the last replicated entry closed and the
+    /// one open, as of `seq`. Manifests without it read as none.
+    #[serde(default, skip_serializing_if = "EntryMark::is_empty")]
+    entry: EntryMark,
 }
 
 impl Manifest {
@@ -344,6 +348,7 @@ impl Store {
             space_numbers: BTreeMap::new(),
             next_space: 0,
             timeline: new_timeline(),
+            entry: EntryMark::default(),
         };
         manifest.number_spaces();
         let wal = Wal::create(&dir.join(&manifest.wal))?;
@@ -418,7 +423,19 @@ impl Store {
             if record.seq <= manifest.seq {
                 continue;
             }
-            let op = Op::decode(&wal_path, 0, &record.body)?;
+            let op = match Logged::decode(&wal_path, 0, &record.body)? {
+                Logged::Op { entry, op, .. } => {
+                    if let Some(open) = entry {
+                        manifest.entry.open = Some(open);
+                    }
+                    op
+                }
+                Logged::Close { position, .. } => {
+                    manifest.entry = EntryMark { closed: Some(position), open: None };
+                    last = record.seq;
+                    continue;
+                }
+            };
             // Every logged op passed `Segment::check` before it was logged, so one
             // that does not fit now means the log is not this collection's history.
             segment.apply(op).map_err(|e| {
@@ -474,9 +491,30 @@ impl Store {
     /// A write that fails here is not in the log: a failed append is cut off by the
     /// log itself, a failed sync by [`Wal::rollback`] (the log is poisoned then, and
     /// refuses writes until the database is reopened).
-    pub(crate) fn log(&mut self, op: &Op) -> Result<(), Error> {
+    pub(crate) fn log(&mut self, op: &Op, entry: Option<(&[u8], u32)>) -> Result<(), Error> {
+        self.append(&op.encode_in_entry(unix_ms(std::time::SystemTime::now()), entry)?)?;
+        if let Some((position, index)) = entry {
+            self.manifest.entry.open = Some((position.to_vec(), index));
+        }
+        Ok(())
+    }
+
+    /// Logs the end of the replicated entry at `position` (#19): every write it made
+    /// is logged before this record.
+    pub(crate) fn close_entry(&mut self, position: &[u8]) -> Result<(), Error> {
+        self.append(&Logged::encode_close(unix_ms(std::time::SystemTime::now()), position))?;
+        self.manifest.entry = EntryMark { closed: Some(position.to_vec()), open: None };
+        Ok(())
+    }
+
+    /// Where replicated writes stand, as logged.
+    pub(crate) fn entry_mark(&self) -> &EntryMark {
+        &self.manifest.entry
+    }
+
+    fn append(&mut self, record: &[u8]) -> Result<(), Error> {
         let before = self.wal.len();
-        self.wal.append(self.next_seq, &op.encode_at(unix_ms(std::time::SystemTime::now()))?)?;
+        self.wal.append(self.next_seq, record)?;
         self.next_seq += 1;
         if self.options.durability == Durability::EveryWrite
             && let Err(failed) = self.wal.sync()
@@ -778,8 +816,7 @@ impl Store {
                         record.seq
                     ));
                 }
-                let (time, _) = Op::decode_timed(&path, 0, &record.body)?;
-                let Some(time) = time else {
+                let Some(time) = Logged::decode(&path, 0, &record.body)?.time() else {
                     return refuse(format!(
                         "record {} was logged before records carried their time",
                         record.seq
