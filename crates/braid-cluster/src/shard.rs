@@ -50,9 +50,9 @@ pub trait Replica: Send + Sync + 'static {
     /// Applies `write` (`None`: an entry of the group's own, which changes no data but
     /// moves the position) and returns the answer for the proposer. Must be
     /// deterministic: replicas apply the same entries in the same order and must end
-    /// in the same state. A write the replica refuses is answered, not failed: every
-    /// replica refuses it alike.
-    fn apply(&self, position: &Value, write: Option<&Value>) -> Result<Value, String>;
+    /// in the same state. A write the replica refuses ([`ApplyError::Refused`]) is
+    /// answered, not failed: every replica refuses it alike, and the position moves.
+    fn apply(&self, position: &Value, write: Option<&Value>) -> Result<Value, ApplyError>;
     /// The position of the last entry applied that survives a restart.
     fn position(&self) -> Option<Value>;
     /// The replica's whole state as bytes [`Replica::install`] takes, with its position;
@@ -61,6 +61,17 @@ pub trait Replica: Send + Sync + 'static {
     fn snapshot(&self) -> Result<(Option<Value>, Vec<u8>), String>;
     /// Replaces the replica's state with a snapshot's, made at `position`.
     fn install(&self, position: &Value, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// Why a replica did not apply a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The write is invalid for the shard (every replica finds so alike): the
+    /// proposer gets [`ClusterError::Refused`] with this message.
+    Refused(String),
+    /// The replica could not apply anything (its storage failed): the group stops on
+    /// this node, as a collection whose storage fails stops.
+    Failed(String),
 }
 
 /// Where a replica is in its group's log.
@@ -80,6 +91,9 @@ struct ShardMachine {
     replica: Arc<dyn Replica>,
     position: Arc<Mutex<Position>>,
     snapshot_path: PathBuf,
+    /// Held while an entry is applied and while the replica makes a snapshot, which
+    /// openraft runs beside the applies: a snapshot never holds half an entry.
+    gate: Arc<Mutex<()>>,
 }
 
 fn sm_error(e: impl std::fmt::Display) -> StorageError<PeerId> {
@@ -88,7 +102,10 @@ fn sm_error(e: impl std::fmt::Display) -> StorageError<PeerId> {
 
 impl RaftSnapshotBuilder<ShardTypes> for ShardMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<ShardTypes>, StorageError<PeerId>> {
-        let (position, data) = self.replica.snapshot().map_err(sm_error)?;
+        let (position, data) = {
+            let _gate = self.gate.lock();
+            self.replica.snapshot().map_err(sm_error)?
+        };
         let position = position_of(position).map_err(sm_error)?;
         let snapshot_id = match position.last_applied {
             Some(id) => format!("{}-{}", id.leader_id, id.index),
@@ -136,9 +153,14 @@ impl RaftStateMachine<ShardTypes> for ShardMachine {
             let value = serde_json::to_value(&position).map_err(sm_error)?;
             // A refusal is the write's answer (every replica refuses it alike); only
             // a failure to apply at all (the replica's storage) stops the group.
-            let answer = match self.replica.apply(&value, write) {
+            let applied = {
+                let _gate = self.gate.lock();
+                self.replica.apply(&value, write)
+            };
+            let answer = match applied {
                 Ok(answer) => serde_json::json!({"ok": answer}),
-                Err(refused) => serde_json::json!({"refused": refused}),
+                Err(ApplyError::Refused(refused)) => serde_json::json!({"refused": refused}),
+                Err(ApplyError::Failed(failed)) => return Err(sm_error(failed)),
             };
             *self.position.lock() = position;
             out.push(answer);
@@ -241,6 +263,7 @@ impl ShardGroup {
             replica,
             position: Arc::new(Mutex::new(position)),
             snapshot_path: dir.join("raft-snapshot.json"),
+            gate: Arc::default(),
         };
         let raft = openraft::Raft::new(id, Arc::new(config), Network::new(name), log, machine)
             .await

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use braid_cluster::{ClusterError, ClusterNode, Replica, Role};
+use braid_cluster::{ApplyError, ClusterError, ClusterNode, Replica, Role};
 use common::{config, eventually, free_addr, settled};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -47,7 +47,7 @@ impl Kv {
 }
 
 impl Replica for Kv {
-    fn apply(&self, position: &Value, write: Option<&Value>) -> Result<Value, String> {
+    fn apply(&self, position: &Value, write: Option<&Value>) -> Result<Value, ApplyError> {
         let mut state = self.state.lock();
         let answer = match write {
             None => Ok(Value::Null),
@@ -57,7 +57,7 @@ impl Replica for Kv {
                     Ok(json!("put"))
                 }
                 (None, Some(key)) => Ok(json!(state.1.remove(key.as_str().unwrap()).is_some())),
-                _ => Err(format!("not a write: {w}")),
+                _ => Err(ApplyError::Refused(format!("not a write: {w}"))),
             },
         };
         state.0 = Some(position.clone());

@@ -22,6 +22,7 @@ mod convert;
 mod error;
 mod mapping;
 mod metrics;
+mod replica;
 mod rest;
 mod rest_snapshots;
 mod server_error;
@@ -39,6 +40,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{FileConfig, ServerConfig};
 pub use error::{ApiError, ErrorKind};
+pub use replica::CollectionReplica;
 pub use server_error::ServerError;
 pub use snapshot_store::SnapshotStore;
 pub use tls::TlsConfig;

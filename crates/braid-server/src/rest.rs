@@ -771,7 +771,7 @@ async fn query_batch(call: Call) -> Response {
 /// The writes a batch update may hold, each also served on its own route; `apply`
 /// is the one place a write's body is read.
 #[derive(Clone, Copy, Debug)]
-enum Write {
+pub(crate) enum Write {
     Upsert,
     Delete,
     SetPayload,
@@ -784,7 +784,7 @@ enum Write {
 
 impl Write {
     /// Qdrant's name of the operation in a batch update.
-    fn named(name: &str) -> Option<Write> {
+    pub(crate) fn named(name: &str) -> Option<Write> {
         Some(match name {
             "upsert" => Write::Upsert,
             "delete" => Write::Delete,
@@ -798,7 +798,7 @@ impl Write {
         })
     }
 
-    fn apply(self, c: &Collection, body: &Value) -> Result<(), ApiError> {
+    pub(crate) fn apply(self, c: &Collection, body: &Value) -> Result<(), ApiError> {
         match self {
             Write::Upsert => c.upsert(convert::upsert(body)?)?,
             Write::Delete => {
