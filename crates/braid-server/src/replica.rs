@@ -135,3 +135,100 @@ impl Replica for CollectionReplica {
         c.close_entry(&position_bytes(position)).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use braid::{CollectionConfig, Distance, VectorParams};
+
+    use super::*;
+
+    /// An entry whose operations give another state when applied twice: the filter of
+    /// the first matches, on the second pass, a point the second operation changed.
+    fn entry() -> Value {
+        json!({"operations": [
+            {"set_payload": {"filter": {"must": [{"key": "x", "match": {"value": 2}}]}, "payload": {"z": 1}}},
+            {"set_payload": {"points": [1], "payload": {"x": 2}}},
+            {"upsert": {"points": [{"id": 3, "vector": {"v": [0.0, 1.0]}, "payload": {"x": 2}}]}}
+        ]})
+    }
+
+    fn payloads(db: &Database) -> Vec<Value> {
+        let c = db.collection("c").unwrap();
+        c.scroll(None, 100, None, true, false)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|r| r.payload.unwrap_or_default())
+            .collect()
+    }
+
+    fn fresh(dir: &std::path::Path) -> (Database, CollectionReplica) {
+        let db = Database::open(dir.join("db")).unwrap();
+        if !db.collection_exists("c") {
+            let c = db
+                .create_collection(
+                    "c",
+                    CollectionConfig::new().vector("v", VectorParams::new(2, Distance::Dot)),
+                )
+                .unwrap();
+            let points = json!({"points": [
+                {"id": 1, "vector": {"v": [1.0, 0.0]}, "payload": {"x": 1}},
+                {"id": 2, "vector": {"v": [0.5, 0.5]}, "payload": {"x": 2}}
+            ]});
+            c.upsert(crate::convert::upsert(&points).unwrap()).unwrap();
+        }
+        let replica = CollectionReplica::new(db.clone(), "c", dir.join("work"));
+        (db, replica)
+    }
+
+    #[test]
+    fn an_entry_cut_short_by_a_crash_is_finished_without_applying_anything_twice() {
+        let position = json!({"last_applied": {"index": 7}});
+        // What applying the entry once gives.
+        let once = tempfile::tempdir().unwrap();
+        let (db, replica) = fresh(once.path());
+        assert_eq!(replica.apply(&position, Some(&entry())).unwrap(), json!({"operations": 3}));
+        let expected = payloads(&db);
+        assert_eq!(replica.position(), Some(position.clone()));
+
+        // Applying it twice would not give the same: point 1 would get `z` too.
+        let (db2, replica2) = fresh(tempfile::tempdir().unwrap().path());
+        replica2.apply(&json!(1), Some(&entry())).unwrap();
+        replica2.apply(&json!(2), Some(&entry())).unwrap();
+        assert_ne!(payloads(&db2), expected, "the entry is not idempotent");
+
+        // A crash after its first two operations were logged: the log holds them and
+        // the entry open; the group hands the entry over again after the restart.
+        let crashed = tempfile::tempdir().unwrap();
+        {
+            let (db, _) = fresh(crashed.path());
+            let c = db.collection("c").unwrap();
+            let p = position_bytes(&position);
+            let ops = entry()["operations"].as_array().unwrap().clone();
+            for (i, op) in ops.iter().take(2).enumerate() {
+                let (write, body) = operation(i, op).unwrap();
+                c.write_in_entry(&p, i as u32 + 1, |c| write.apply(c, body)).unwrap();
+            }
+        }
+        let (db, replica) = fresh(crashed.path());
+        assert_eq!(replica.position(), None, "no entry closed before the crash");
+        assert_eq!(db.collection("c").unwrap().entry_mark().open.map(|(_, k)| k), Some(2));
+        assert_eq!(replica.apply(&position, Some(&entry())).unwrap(), json!({"operations": 3}));
+        assert_eq!(payloads(&db), expected, "the same state as applying it once");
+        assert_eq!(replica.position(), Some(position));
+    }
+
+    #[test]
+    fn entries_without_a_batch_are_refused_and_still_move_the_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, replica) = fresh(dir.path());
+        let err = replica.apply(&json!(1), Some(&json!({"upsert": {}}))).unwrap_err();
+        assert!(matches!(err, ApplyError::Refused(_)), "{err:?}");
+        assert_eq!(replica.position(), Some(json!(1)));
+        let err =
+            replica.apply(&json!(2), Some(&json!({"operations": [{"drop_everything": {}}]}))).unwrap_err();
+        assert!(matches!(&err, ApplyError::Refused(why) if why.contains("drop_everything")), "{err:?}");
+        assert_eq!(replica.apply(&json!(3), None).unwrap(), json!({"operations": 0}));
+        assert_eq!(replica.position(), Some(json!(3)));
+    }
+}
