@@ -127,6 +127,23 @@ fn frame<C: GroupTypes>(record: &Record<C>) -> Vec<u8> {
     out
 }
 
+/// How far past a damaged record [`read_records`] looks for an intact one.
+const LOOK_PAST_DAMAGE: usize = 1 << 20;
+
+/// Whether an intact record (a JSON body under its checksum) starts in the first
+/// [`LOOK_PAST_DAMAGE`] bytes of `bytes`.
+fn intact_record_within(bytes: &[u8]) -> bool {
+    (0..bytes.len().min(LOOK_PAST_DAMAGE)).any(|at| {
+        let rest = &bytes[at..];
+        if rest.len() < 9 || !matches!(rest[8], b'{' | b'"') {
+            return false;
+        }
+        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        rest.get(8..8 + len).is_some_and(|body| crc32c::crc32c(body) == crc)
+    })
+}
+
 /// The records of a log file, and the length of its intact prefix.
 fn read_records<C: GroupTypes>(path: &Path, bytes: &[u8]) -> Result<(Vec<Record<C>>, usize), ClusterError> {
     let mut records = Vec::new();
@@ -148,16 +165,18 @@ fn read_records<C: GroupTypes>(path: &Path, bytes: &[u8]) -> Result<(Vec<Record<
                 at += 8 + len;
             }
             None => {
-                // A torn tail: the frame runs past the end, or only zeros follow.
+                // A torn tail: the frame reaches the end, or only zeros follow — and no
+                // intact record follows (a damaged length would otherwise pass for a
+                // frame running past the end and hide the records after it).
                 let len =
                     (rest.len() >= 4).then(|| u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")));
                 let past_end = len.is_none_or(|len| 8 + len as usize >= rest.len());
-                if past_end || rest.iter().all(|&b| b == 0) {
+                if (past_end || rest.iter().all(|&b| b == 0)) && !intact_record_within(&rest[1..]) {
                     break;
                 }
                 return Err(ClusterError::Corrupt {
                     path: path.to_path_buf(),
-                    reason: format!("record at byte {at} fails its checksum with intact records after it"),
+                    reason: format!("record at byte {at} is damaged and intact records follow it"),
                 });
             }
         }
@@ -458,5 +477,61 @@ mod tests {
         drop(store);
         let store = LogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&store), (191..=201).collect::<Vec<_>>());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any damage to a log — a cut anywhere, a flipped byte anywhere — opens as a
+        /// prefix of what was written (a torn tail cut off) or fails as `Corrupt`;
+        /// never a panic, never entries that were not written.
+        #[test]
+        fn damaged_logs_open_as_a_prefix_or_fail_typed(
+            n in 1u64..12,
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            flip in proptest::prelude::any::<Option<(proptest::sample::Index, u8)>>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let written: Vec<Entry> = (1..=n).map(|i| entry(1, i)).collect();
+            put(&LogStore::open(dir.path()).unwrap(), &written);
+            let path = dir.path().join(LOG);
+            let mut bytes = std::fs::read(&path).unwrap();
+            // Where each record ends.
+            let mut ends = Vec::new();
+            let mut at = 0;
+            while at < bytes.len() {
+                at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+                ends.push(at);
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            let whole = ends.iter().filter(|&&end| end <= bytes.len()).count();
+            let mut damaged = None;
+            if let (Some((at, mask)), false) = (flip, bytes.is_empty()) {
+                let at = at.index(bytes.len());
+                bytes[at] ^= mask.max(1);
+                damaged = Some(ends.iter().position(|&end| at < end).unwrap());
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            match LogStore::open(dir.path()) {
+                Ok(store) => {
+                    let read: Vec<u64> = indexes(&store);
+                    proptest::prop_assert_eq!(&read, &(1..=read.len() as u64).collect::<Vec<_>>());
+                    // Every whole record before any damage is read…
+                    proptest::prop_assert!(read.len() >= damaged.unwrap_or(whole).min(whole));
+                    // …and damage with a whole record after it is never taken for a torn tail.
+                    proptest::prop_assert!(
+                        damaged.is_none_or(|r| r + 1 >= whole),
+                        "damage in record {:?} of {} hid the records after it",
+                        damaged,
+                        whole
+                    );
+                    let inner = store.inner.lock();
+                    for (i, e) in inner.entries.values().enumerate() {
+                        proptest::prop_assert_eq!(format!("{e:?}"), format!("{:?}", written[i]));
+                    }
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, ClusterError::Corrupt { .. }), "{}", e),
+            }
+        }
     }
 }
