@@ -38,7 +38,7 @@ pub mod proto {
 }
 
 pub use error::ClusterError;
-pub use node::{ClusterNode, ClusterStatus, NodeConfig, Role, Timing};
+pub use node::{ClusterNode, ClusterStatus, NodeConfig, Role, Timing, peer_id};
 pub use shard::{ApplyError, GroupStatus, Replica, ShardGroup, ShardTypes};
 pub use state::{ClusterState, MetaCommand, MetaResponse};
 

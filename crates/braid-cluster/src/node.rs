@@ -197,8 +197,9 @@ impl std::fmt::Debug for ClusterNode {
     }
 }
 
-/// The node's peer id, drawn at its first start and kept in `dir/peer_id`.
-fn peer_id(dir: &Path) -> Result<PeerId, ClusterError> {
+/// The peer id of the node whose cluster directory is `dir`: drawn at its first start
+/// and kept in `dir/peer_id` (a single-node server reports it too, as Qdrant does).
+pub fn peer_id(dir: &Path) -> Result<PeerId, ClusterError> {
     let path = dir.join("peer_id");
     match std::fs::read_to_string(&path) {
         Ok(text) => text

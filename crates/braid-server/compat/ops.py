@@ -175,9 +175,22 @@ def main():
     assert client.get_collection(mapped).config.params.vectors["v"].hnsw_config.on_disk is False
     assert [p.id for p in client.query_points(mapped, query=rows[17], using="v", limit=3).points] == before
     client.delete_collection(mapped)
+
+    # Cluster information, as a single Qdrant node (distributed mode off) reports it.
+    clustered = f"ops_cluster_{suffix}"
+    if client.collection_exists(clustered):
+        client.delete_collection(clustered)
+    client.create_collection(clustered, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    client.upsert(clustered, wait=True, points=[models.PointStruct(id=i, vector=[1.0, i]) for i in range(7)])
+    info = client.collection_cluster_info(clustered)
+    assert info.shard_count == 1 and len(info.local_shards) == 1, info
+    assert info.local_shards[0].points_count == 7, info
+    assert info.remote_shards == [] and info.shard_transfers == [], info
+    client.delete_collection(clustered)
     print(f"ops.py over {proto}: aliases (create, list, switch, rename, delete, refusal), snapshots "
           "(create, list, recover, delete; full create, list, delete), quantization (scalar, binary, "
-          "product; a refusal), datatypes (float16, uint8; a refusal), payloads and graphs on disk as written")
+          "product; a refusal), datatypes (float16, uint8; a refusal), payloads and graphs on disk, cluster "
+          "information as written")
 
 
 if __name__ == "__main__":

@@ -133,6 +133,14 @@ impl Server {
             .await
             .map_err(ServerError::task("opening the database"))?
             .map_err(|source| ServerError::Open { dir: config.data.clone(), source })?;
+        // The peer id cluster information reports, kept where a cluster node keeps it.
+        let cluster_dir = config.data.join("cluster");
+        let peer_id = std::fs::create_dir_all(&cluster_dir)
+            .map_err(|e| braid_cluster::ClusterError::Io { path: cluster_dir.clone(), source: e })
+            .and_then(|()| braid_cluster::peer_id(&cluster_dir))
+            .map_err(|e| ServerError::Config {
+                why: format!("the peer id in {}: {e}", cluster_dir.display()),
+            })?;
         let (shutdown, _) = watch::channel(false);
         let state = rest::AppState {
             db: db.clone(),
@@ -146,6 +154,7 @@ impl Server {
             operations: Arc::new(AtomicU64::new(0)),
             reported: convert::Reported::new(&options, SYNC_INTERVAL),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            peer_id,
         };
         let bind = |addr: SocketAddr| async move {
             let listener = tokio::net::TcpListener::bind(addr).await;

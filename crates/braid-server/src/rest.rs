@@ -43,6 +43,9 @@ pub(crate) struct AppState {
     /// holds a permit while it reads its body and runs, so bodies in memory stay under
     /// `permits × max_body_bytes`. Requests beyond it wait for a permit.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// This server's peer id (kept in the data directory's `cluster/peer_id`), which
+    /// cluster information reports.
+    pub peer_id: u64,
 }
 
 /// The version reported at `GET /`: the Qdrant API level this server follows (clients
@@ -96,6 +99,10 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
         .route("/collections/{name}/facet", post(facet))
+        .route("/collections/{name}/cluster", get(collection_cluster).post(cluster_operation))
+        .route("/cluster", get(cluster))
+        .route("/cluster/peer/{peer}", axum::routing::delete(cluster_operation))
+        .route("/cluster/recover", post(cluster_operation))
         .nest("/collections/{name}/points", points)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -495,6 +502,37 @@ async fn collection_info(call: Call) -> Response {
 
 async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     run(move || Ok(json!({"exists": s.db.collection_exists(&name)}))).await
+}
+
+/// `GET /cluster`: this server runs alone (distributed mode off), which Qdrant reports
+/// as `{"status": "disabled"}`.
+async fn cluster() -> Response {
+    run(|| Ok(json!({"status": "disabled"}))).await
+}
+
+/// `GET /collections/{c}/cluster`: on a single node, one local shard holding every
+/// point, active, and nothing remote or in transfer.
+async fn collection_cluster(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    run(move || {
+        let points = s.db.collection(&name)?.info().points_count;
+        Ok(json!({
+            "peer_id": s.peer_id,
+            "shard_count": 1,
+            "local_shards": [{"shard_id": 0, "points_count": points, "state": "Active"}],
+            "remote_shards": [],
+            "shard_transfers": [],
+        }))
+    })
+    .await
+}
+
+/// The calls that change a cluster (`POST /collections/{c}/cluster`, `DELETE
+/// /cluster/peer/{id}`, `POST /cluster/recover`): refused, this server runs alone.
+async fn cluster_operation() -> Response {
+    error_response(ApiError::bad_request(
+        "distributed mode is off: this server runs alone, with one local shard per collection (docs/distributed.md)"
+            .into(),
+    ))
 }
 
 async fn create_collection(call: Call) -> Response {

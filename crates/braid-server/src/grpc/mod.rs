@@ -394,6 +394,26 @@ impl Collections for Service {
             time: started.elapsed().as_secs_f64(),
         }))
     }
+
+    /// As `GET /collections/{c}/cluster`: one local shard, active, nothing remote.
+    async fn collection_cluster_info(
+        &self,
+        r: Request<proto::CollectionClusterInfoRequest>,
+    ) -> Reply<proto::CollectionClusterInfoResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
+        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let points = blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?;
+        Ok(Response::new(proto::CollectionClusterInfoResponse {
+            peer_id: self.0.peer_id,
+            shard_count: 1,
+            local_shards: vec![proto::LocalShardInfo {
+                shard_id: 0,
+                points_count: points as u64,
+                state: proto::ReplicaState::Active as i32,
+            }],
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
 }
 
 /// The request, once it is known to set no field Braid does not serve.

@@ -515,3 +515,53 @@ async fn metrics_count_requests_of_both_protocols() {
     let (status, _) = rest.call(Method::GET, "/telemetry?verbose=1", None).await;
     assert_eq!(status, 400);
 }
+
+/// A single server reports cluster information as Qdrant does with distributed mode
+/// off: `{"status": "disabled"}`, one active local shard per collection (REST and the
+/// official gRPC client), its peer id kept across restarts; calls that change a cluster
+/// are refused with a 400 that says why.
+#[tokio::test]
+async fn cluster_information_of_a_single_server() {
+    let (running, rest) = serve_products().await;
+    assert_eq!(rest.get("/cluster").await, json!({"status": "disabled"}));
+    let info = rest.get("/collections/p/cluster").await;
+    let peer_id = info["peer_id"].as_u64().expect("a peer id");
+    assert!(peer_id > 0);
+    assert_eq!(info["shard_count"], 1);
+    assert_eq!(info["local_shards"], json!([{"shard_id": 0, "points_count": 300, "state": "Active"}]));
+    assert_eq!((info["remote_shards"].clone(), info["shard_transfers"].clone()), (json!([]), json!([])));
+    let (status, _) = rest.call(reqwest::Method::GET, "/collections/nope/cluster", None).await;
+    assert_eq!(status, 404);
+
+    let client = grpc_client(&running);
+    let grpc = client.collection_cluster_info("p").await.unwrap();
+    assert_eq!((grpc.peer_id, grpc.shard_count), (peer_id, 1));
+    assert_eq!(grpc.local_shards.len(), 1);
+    assert_eq!((grpc.local_shards[0].points_count, grpc.local_shards[0].state), (300, 0));
+    assert!(grpc.remote_shards.is_empty() && grpc.shard_transfers.is_empty());
+    let e = client.collection_cluster_info("nope").await.unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            "/collections/p/cluster",
+            Some(json!({"move_shard": {"shard_id": 0, "from_peer_id": 1, "to_peer_id": 2}})),
+        ),
+        (reqwest::Method::DELETE, "/cluster/peer/7", None),
+        (reqwest::Method::POST, "/cluster/recover", None),
+    ] {
+        let (status, v) = rest.call(method, path, body).await;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(v["status"]["error"].as_str().unwrap().contains("distributed mode is off"), "{v}");
+    }
+
+    // The peer id is the data directory's, kept across restarts.
+    let dir = running.dir;
+    running.server.shutdown().await.unwrap();
+    let mut config = braid_server::ServerConfig::new(dir.path());
+    config.http = "127.0.0.1:0".parse().unwrap();
+    config.grpc = "127.0.0.1:0".parse().unwrap();
+    let again = common::Running { server: braid_server::Server::start(config).await.unwrap(), dir };
+    assert_eq!(Rest::to(&again).get("/collections/p/cluster").await["peer_id"], peer_id);
+}
