@@ -183,6 +183,44 @@ fn apply(db: &Database, step: &Step) {
     result.expect("every step is valid");
 }
 
+/// Whether trial `seed` writes each step as a replicated entry of its own (#19): the
+/// step's write as the entry's write 1, then the entry closed; its position is the
+/// step's number. Every third seed.
+fn in_entries(seed: u64) -> bool {
+    seed % 3 == 2
+}
+
+/// Step `i` (from 1) of trial `seed`, applied as the trial writes it.
+fn apply_step(db: &Database, seed: u64, i: usize, step: &Step) {
+    if !in_entries(seed) || matches!(step, Step::Flush | Step::Optimize) {
+        return apply(db, step);
+    }
+    let c = db.collection("crash").expect("the collection exists");
+    let position = i.to_string();
+    c.write_in_entry(position.as_bytes(), 1, |_| apply(db, step));
+    c.close_entry(position.as_bytes()).expect("close the entry");
+}
+
+/// The step a recovered collection's entry mark names: the open entry's (its write is
+/// in the log), or else the last closed one's.
+fn marked_step(db: &Database) -> usize {
+    let mark = db.collection("crash").map(|c| c.entry_mark()).unwrap_or_default();
+    let number =
+        |p: &[u8]| -> usize { std::str::from_utf8(p).expect("utf-8").parse().expect("a step number") };
+    match (&mark.open, &mark.closed) {
+        (Some((open, write)), closed) => {
+            assert_eq!(*write, 1, "each entry has one write");
+            let open = number(open);
+            // Entries are written one after another: the open one follows the closed one,
+            // up to the flushes and compactions between them, which are not entries.
+            assert!(closed.as_deref().map_or(0, number) < open, "{mark:?}");
+            open
+        }
+        (None, Some(closed)) => number(closed),
+        (None, None) => 0,
+    }
+}
+
 /// The child: runs the sequence, reporting progress, until it is killed.
 fn child(dir: &str, seed: &str) {
     let seed: u64 = seed.parse().expect("a numeric seed");
@@ -190,7 +228,7 @@ fn child(dir: &str, seed: &str) {
     indexed(&db, config(seed));
     let mut out = std::io::stdout().lock();
     for (i, step) in steps(seed).iter().enumerate() {
-        apply(&db, step);
+        apply_step(&db, seed, i + 1, step);
         if matches!(step, Step::Flush) {
             writeln!(out, "flushed {}", i + 1).and_then(|()| out.flush()).expect("stdout");
         }
@@ -313,6 +351,30 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
             acked + 1
         )
     };
+    if in_entries(seed) {
+        // The entry mark says exactly how far the durable log got: the recovered
+        // contents are the model's after the step it names (a replica resumes there).
+        let marked = marked_step(&db);
+        let last_durable_entry = steps[..durable]
+            .iter()
+            .rposition(|s| !matches!(s, Step::Flush | Step::Optimize))
+            .map_or(0, |i| i + 1);
+        assert!(
+            (last_durable_entry..=acked + 1).contains(&marked),
+            "seed {seed}: the mark names step {marked}; durable {durable}, acknowledged {acked}"
+        );
+        let at_mark = Database::in_memory();
+        let mut in_memory = config(seed).on_disk_payload(false);
+        in_memory.vectors.values_mut().for_each(|p| p.hnsw.on_disk = false);
+        indexed(&at_mark, in_memory);
+        for step in &steps[..marked] {
+            apply(&at_mark, step);
+        }
+        assert!(
+            contents(&at_mark) == recovered,
+            "seed {seed}: the mark names step {marked}, the contents are step {k}'s"
+        );
+    }
     // The recovered store answers queries like the model at the same step.
     if let (Ok(c), Ok(m)) = (db.collection("crash"), model.collection("crash")) {
         let q = SearchRequest::new("text", Rng::new(seed).vector(64)).limit(10).params(SearchParams::EXACT);
