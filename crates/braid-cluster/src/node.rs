@@ -459,6 +459,22 @@ enum Call {
 /// Not the leader: who is, if this node knows.
 struct NotLeader(Option<String>);
 
+/// What a node forwarded a leader-only call answers when it is not the leader (any
+/// other error it answers is the call's own, and final).
+pub(crate) const NOT_LEADER: &str = "not the leader";
+
+/// A forwarded call's answer as the forwarding node takes it: done, final failure, or
+/// (`None`) try again — the peer was not the leader, or could not be reached.
+pub(crate) fn settled(
+    forwarded: Result<Result<Answer, String>, ClusterError>,
+) -> Option<Result<Answer, ClusterError>> {
+    match forwarded {
+        Ok(Ok(answer)) => Some(Ok(answer)),
+        Ok(Err(why)) if why != NOT_LEADER => Some(Err(ClusterError::Raft(why))),
+        _ => None,
+    }
+}
+
 /// What the leader answers a call with: the index of the log entry it wrote (0: none
 /// was needed) and the applied command's response.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -482,8 +498,8 @@ impl Shared {
             match here {
                 Ok(answer) => return answer,
                 Err(NotLeader(Some(leader))) => {
-                    if let Ok(Ok(answer)) = forward(&leader, &call).await {
-                        return Ok(answer);
+                    if let Some(done) = settled(forward(&leader, &call).await) {
+                        return done;
                     }
                 }
                 Err(NotLeader(None)) => {}
@@ -594,7 +610,7 @@ async fn leader_call(shared: &Shared, call: Call, forwarded: bool) -> Json {
             Ok(answer) => answer,
             Err(e) => Err(e.to_string()),
         },
-        Err(NotLeader(_)) => Err("not the leader".to_string()),
+        Err(NotLeader(_)) => Err(NOT_LEADER.to_string()),
     };
     encode(&answer)
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::network::{Caller, GroupService, Method, Network, encode, raft_message};
-use crate::node::{Answer, Role, raft_error};
+use crate::node::{Answer, NOT_LEADER, Role, raft_error, settled};
 use crate::proto::Json;
 use crate::store::{LogStore, SnapshotFile};
 use crate::{ClusterError, PeerId};
@@ -301,8 +301,8 @@ impl ShardGroup {
                 Ok(answer) => break answer?,
                 Err(Some(leader)) => {
                     let forwarded = Caller::new(&leader)?.propose::<_, Answer>(&self.name, &write).await;
-                    if let Ok(Ok(answer)) = forwarded {
-                        break answer;
+                    if let Some(done) = settled(forwarded) {
+                        break done?;
                     }
                 }
                 Err(None) => {}
@@ -378,7 +378,7 @@ impl GroupService for ShardService {
         let write: Value = serde_json::from_slice(body)?;
         let answer = match self.0.here(write).await {
             Ok(answer) => answer.map_err(|e| e.to_string()),
-            Err(_) => Err("not the leader".to_string()),
+            Err(_) => Err(NOT_LEADER.to_string()),
         };
         Ok(encode(&answer))
     }
