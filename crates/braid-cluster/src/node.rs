@@ -184,8 +184,8 @@ struct Shared {
 /// also waits for Raft to stop.
 pub struct ClusterNode {
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    stop: parking_lot::Mutex<Option<oneshot::Sender<()>>>,
+    server: parking_lot::Mutex<Option<JoinHandle<Result<(), tonic::transport::Error>>>>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -295,7 +295,11 @@ impl ClusterNode {
                 },
             ),
         );
-        let node = ClusterNode { shared, stop: Some(stop), server: Some(server) };
+        let node = ClusterNode {
+            shared,
+            stop: parking_lot::Mutex::new(Some(stop)),
+            server: parking_lot::Mutex::new(Some(server)),
+        };
         if !node.shared.raft.is_initialized().await.map_err(raft_error)? {
             match &config.bootstrap {
                 None => {
@@ -387,6 +391,19 @@ impl ClusterNode {
             .map_err(raft_error)
     }
 
+    /// The index of the last metadata entry this node has applied.
+    pub fn applied_index(&self) -> u64 {
+        self.shared.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+    }
+
+    /// Waits until this node has applied a metadata entry after `index`, or `timeout`
+    /// passed; returns the index applied then (unchanged after a timeout).
+    pub async fn changed_after(&self, index: u64, timeout: Duration) -> u64 {
+        let _ =
+            self.shared.raft.wait(Some(timeout)).applied_index_at_least(Some(index + 1), "a change").await;
+        self.applied_index()
+    }
+
     /// Opens this node's replica of the shard group `name`: its Raft log under the
     /// node's directory (`groups/<name>`), `replica` as its state, `members` (the peers
     /// holding its replicas, with their p2p URIs, this node among them) as its
@@ -424,12 +441,27 @@ impl ClusterNode {
         }
     }
 
+    /// Stops this node's replica of a shard group and removes its files (the group's
+    /// log, vote and snapshot); a group that is not open has its files removed too.
+    pub async fn drop_group(&self, name: &str) -> Result<(), ClusterError> {
+        crate::shard::check_name(name)?;
+        self.close_group(name).await?;
+        let dir = self.shared.dir.join("groups").join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(ClusterError::Io { path: dir, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Stops the node: the internal service, its shard groups, then the metadata's Raft.
-    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
-        if let Some(stop) = self.stop.take() {
+    pub async fn shutdown(&self) -> Result<(), ClusterError> {
+        if let Some(stop) = self.stop.lock().take() {
             let _ = stop.send(());
         }
-        if let Some(server) = self.server.take() {
+        let server = self.server.lock().take();
+        if let Some(server) = server {
             let _ = server.await;
         }
         let groups: Vec<Arc<ShardGroup>> = self.shared.shards.write().drain().map(|(_, g)| g).collect();
@@ -442,7 +474,7 @@ impl ClusterNode {
 
 impl Drop for ClusterNode {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some(stop) = self.stop.get_mut().take() {
             let _ = stop.send(());
         }
     }

@@ -230,7 +230,7 @@ pub struct GroupStatus {
 
 /// A group name: letters, digits, `-`, `_`, `.` and `/` (a collection and its shard),
 /// no `..`, at most 255 bytes.
-fn check_name(name: &str) -> Result<(), ClusterError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ClusterError> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && !name.contains("..")

@@ -102,7 +102,7 @@ impl SnapshotFile {
 
 /// Writes `bytes` to `path` through a temporary file renamed over it, synced (file and
 /// directory) before it returns.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// Count requests for `/metrics` and `/telemetry` and log a line per request
     /// (default on; collection figures are reported either way).
     pub request_metrics: bool,
+    /// Run as a node of a cluster (default: alone, distributed mode off).
+    pub cluster: Option<crate::ClusterConfig>,
 }
 
 impl ServerConfig {
@@ -76,6 +78,7 @@ impl ServerConfig {
             header_timeout: std::time::Duration::from_secs(30),
             tls: None,
             request_metrics: true,
+            cluster: None,
         }
     }
 }
@@ -120,6 +123,12 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// CA (PEM) whose certificates clients must present.
     pub tls_client_ca: Option<PathBuf>,
+    /// The p2p address: run as a cluster node.
+    pub p2p: Option<SocketAddr>,
+    /// This node's URI for its peers.
+    pub uri: Option<String>,
+    /// A peer to join through.
+    pub bootstrap: Option<String>,
 }
 
 impl FileConfig {

@@ -36,6 +36,9 @@ pub enum ErrorKind {
     Cancelled,
     /// Anything else: an I/O error, damaged files (500 / INTERNAL).
     Internal,
+    /// The cluster could not carry the call out now: no majority of the replicas
+    /// answered, or the collection is not open here yet (503 / UNAVAILABLE).
+    Unavailable,
 }
 
 impl ApiError {
@@ -57,6 +60,7 @@ impl ApiError {
             ErrorKind::Timeout => 408,
             ErrorKind::Cancelled => 499,
             ErrorKind::Internal => 500,
+            ErrorKind::Unavailable => 503,
         }
     }
 
@@ -73,6 +77,7 @@ impl ApiError {
             ErrorKind::Timeout => Code::DeadlineExceeded,
             ErrorKind::Cancelled => Code::Cancelled,
             ErrorKind::Internal => Code::Internal,
+            ErrorKind::Unavailable => Code::Unavailable,
         };
         tonic::Status::new(code, self.message.clone())
     }

@@ -16,6 +16,7 @@
 
 mod admin;
 mod auth;
+mod cluster;
 mod config;
 mod conn;
 mod convert;
@@ -38,6 +39,8 @@ use braid::{Database, Durability, StorageOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use braid_cluster::Timing;
+pub use cluster::ClusterConfig;
 pub use config::{FileConfig, ServerConfig};
 pub use error::{ApiError, ErrorKind};
 pub use replica::CollectionReplica;
@@ -93,6 +96,7 @@ pub struct Server {
     grpc: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), ServerError>>)>,
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl Server {
@@ -142,6 +146,10 @@ impl Server {
                 why: format!("the peer id in {}: {e}", cluster_dir.display()),
             })?;
         let (shutdown, _) = watch::channel(false);
+        let cluster = match &config.cluster {
+            None => None,
+            Some(c) => Some(Arc::new(cluster::Cluster::start(db.clone(), &config.data, c).await?)),
+        };
         let state = rest::AppState {
             db: db.clone(),
             snapshots: Arc::new(snapshots),
@@ -155,6 +163,7 @@ impl Server {
             reported: convert::Reported::new(&options, SYNC_INTERVAL),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
             peer_id,
+            cluster: cluster.clone(),
         };
         let bind = |addr: SocketAddr| async move {
             let listener = tokio::net::TcpListener::bind(addr).await;
@@ -220,7 +229,17 @@ impl Server {
                 }
             }
         })));
-        Ok(Server { db, http, grpc, shutdown, tasks })
+        if let Some(cluster) = &cluster {
+            let (cluster, stop) = (cluster.clone(), shutdown.subscribe());
+            tasks.push((
+                "the cluster watch",
+                tokio::spawn(async move {
+                    cluster.watch(stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+        Ok(Server { db, http, grpc, shutdown, tasks, cluster })
     }
 
     /// Where REST listens.
@@ -231,6 +250,12 @@ impl Server {
     /// Where gRPC listens.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc
+    }
+
+    /// How other peers reach this server's cluster node (its `--uri`), when it runs
+    /// as one.
+    pub fn cluster_uri(&self) -> Option<&str> {
+        self.cluster.as_deref().map(cluster::Cluster::uri)
     }
 
     /// The database served.
@@ -255,6 +280,9 @@ impl Server {
                     task.abort();
                 }
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown().await.map_err(|e| ServerError::Cluster(e.to_string()))?;
         }
         let db = self.db;
         tokio::task::spawn_blocking(move || db.flush())

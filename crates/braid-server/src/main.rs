@@ -38,7 +38,7 @@ enum Command {
 struct ServeArgs {
     /// A TOML file with any of: data, snapshots_path, snapshots_store, http, grpc, api_key, read_only_api_key,
     /// jwt_rbac, tls_cert, tls_key, tls_client_ca, max_body_bytes, sync_every_write, log_retention_secs,
-    /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs.
+    /// max_concurrent_requests, max_connections, idle_timeout_secs, header_timeout_secs, p2p, uri, bootstrap.
     #[arg(long, env = "BRAID_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (created if missing).
@@ -99,6 +99,16 @@ struct ServeArgs {
     /// Require client certificates signed by this CA (PEM).
     #[arg(long, env = "BRAID_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Run as a node of a cluster, serving peers on this address (Qdrant's p2p port,
+    /// e.g. 0.0.0.0:6335); without it the server runs alone.
+    #[arg(long, env = "BRAID_P2P")]
+    p2p: Option<SocketAddr>,
+    /// How other peers reach this one, e.g. http://10.0.0.1:6335 [default: http://P2P].
+    #[arg(long, env = "BRAID_URI", requires = "p2p")]
+    uri: Option<String>,
+    /// Join the cluster of the peer at this URI (its p2p address) on first start.
+    #[arg(long, env = "BRAID_BOOTSTRAP", requires = "p2p")]
+    bootstrap: Option<String>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -159,6 +169,20 @@ fn resolve(args: ServeArgs) -> Result<ServerConfig, String> {
         }
         (None, None) if args.tls_client_ca.is_none() && file.tls_client_ca.is_none() => None,
         _ => return Err("TLS needs both a certificate and a key (tls_cert and tls_key)".into()),
+    };
+    let p2p = args.p2p.or(file.p2p);
+    let (uri, bootstrap) = (args.uri.or(file.uri), args.bootstrap.or(file.bootstrap));
+    config.cluster = match p2p {
+        Some(p2p) => {
+            Some(braid_server::ClusterConfig { uri, bootstrap, ..braid_server::ClusterConfig::new(p2p) })
+        }
+        None if uri.is_some() || bootstrap.is_some() => {
+            return Err(
+                "uri and bootstrap are cluster settings: give p2p too (the address peers reach this node on)"
+                    .into(),
+            );
+        }
+        None => None,
     };
     Ok(config)
 }

@@ -16,7 +16,8 @@ use braid::Database;
 use braid_cluster::{ApplyError, Replica};
 use serde_json::{Value, json};
 
-use crate::error::ErrorKind;
+use crate::error::{ApiError, ErrorKind};
+use crate::grpc::proto::{PointsUpdateOperation, UpdateBatchPoints};
 use crate::rest::Write;
 
 /// Collection `name` of `db` as a shard replica. Snapshots pass through files in
@@ -54,6 +55,49 @@ fn operation(i: usize, op: &Value) -> Result<(Write, &Value), String> {
     Ok((write, inner))
 }
 
+/// An operation of an entry, ready to apply to the collection.
+type Op<'a> = Box<dyn FnOnce(&braid::Collection) -> Result<(), ApiError> + 'a>;
+
+/// The operations of an entry: a batch body in REST's shape, or (`{"grpc": …}`)
+/// gRPC's batch operations as protobuf, base64 (what [`grpc_entry`] makes). An
+/// operation that cannot be read is refused when its turn comes.
+fn operations(write: &Value) -> Result<Vec<Result<Op<'_>, String>>, String> {
+    if let Some(encoded) = write.get("grpc").and_then(Value::as_str) {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("a gRPC entry is not base64: {e}"))?;
+        let batch = <UpdateBatchPoints as prost::Message>::decode(bytes.as_slice())
+            .map_err(|e| format!("a gRPC entry does not decode: {e}"))?;
+        return Ok(batch
+            .operations
+            .into_iter()
+            .map(|op| {
+                Ok(Box::new(move |c: &braid::Collection| crate::grpc::apply_operation(c, &op)) as Op<'_>)
+            })
+            .collect());
+    }
+    let ops = write
+        .get("operations")
+        .and_then(Value::as_array)
+        .ok_or("a write is a batch update: {\"operations\": [...]}")?;
+    Ok(ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let (write, body) = operation(i, op)?;
+            Ok(Box::new(move |c: &braid::Collection| write.apply(c, body)) as Op<'_>)
+        })
+        .collect())
+}
+
+/// An entry carrying gRPC's batch operations, as [`CollectionReplica`] applies them.
+pub(crate) fn grpc_entry(operations: Vec<PointsUpdateOperation>) -> Value {
+    use base64::Engine;
+    let batch = UpdateBatchPoints { operations, ..Default::default() };
+    json!({"grpc": base64::engine::general_purpose::STANDARD.encode(prost::Message::encode_to_vec(&batch))})
+}
+
 impl Replica for CollectionReplica {
     fn apply(&self, position: &Value, write: Option<&Value>) -> Result<Value, ApplyError> {
         let c = self.collection().map_err(ApplyError::Failed)?;
@@ -66,28 +110,24 @@ impl Replica for CollectionReplica {
         };
         let mut refused = None;
         let mut applied = 0;
-        if let Some(write) = write {
-            let ops = write.get("operations").and_then(Value::as_array);
-            match ops {
-                None => refused = Some("a write is a batch update: {\"operations\": [...]}".to_string()),
-                Some(ops) => {
-                    for (i, op) in ops.iter().enumerate().skip(done) {
-                        let outcome = operation(i, op).map_err(|why| (ErrorKind::BadRequest, why)).and_then(
-                            |(write, body)| {
-                                c.write_in_entry(&p, i as u32 + 1, |c| write.apply(c, body))
-                                    .map_err(|e| (e.kind, format!("operation {i}: {}", e.message)))
-                            },
-                        );
-                        match outcome {
-                            Ok(()) => applied += 1,
-                            // Bad input is refused alike on every replica; anything else is
-                            // this replica's own failure.
-                            Err((ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::TooLarge, why)) => {
-                                refused = Some(why);
-                                break;
-                            }
-                            Err((_, why)) => return Err(ApplyError::Failed(why)),
+        match write.map(operations).transpose() {
+            Err(why) => refused = Some(why),
+            Ok(None) => {}
+            Ok(Some(ops)) => {
+                for (i, op) in ops.into_iter().enumerate().skip(done) {
+                    let outcome = op.map_err(|why| (ErrorKind::BadRequest, why)).and_then(|op| {
+                        c.write_in_entry(&p, i as u32 + 1, op)
+                            .map_err(|e| (e.kind, format!("operation {i}: {}", e.message)))
+                    });
+                    match outcome {
+                        Ok(()) => applied += 1,
+                        // Bad input is refused alike on every replica; anything else is
+                        // this replica's own failure.
+                        Err((ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::TooLarge, why)) => {
+                            refused = Some(why);
+                            break;
                         }
+                        Err((_, why)) => return Err(ApplyError::Failed(why)),
                     }
                 }
             }

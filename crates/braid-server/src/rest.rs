@@ -46,6 +46,8 @@ pub(crate) struct AppState {
     /// This server's peer id (kept in the data directory's `cluster/peer_id`), which
     /// cluster information reports.
     pub peer_id: u64,
+    /// This server's cluster node, when it runs as one (`docs/distributed.md`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The version reported at `GET /`: the Qdrant API level this server follows (clients
@@ -101,7 +103,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections/{name}/facet", post(facet))
         .route("/collections/{name}/cluster", get(collection_cluster).post(cluster_operation))
         .route("/cluster", get(cluster))
-        .route("/cluster/peer/{peer}", axum::routing::delete(cluster_operation))
+        .route("/cluster/peer/{peer}", axum::routing::delete(remove_peer))
         .route("/cluster/recover", post(cluster_operation))
         .nest("/collections/{name}/points", points)
         .fallback(not_found)
@@ -436,6 +438,38 @@ impl Call {
         run(move || f(&collection(&self.state.db, &self.name)?, &self.body?)).await
     }
 
+    /// Runs the point write `write`; answers with an `UpdateResult`. On a cluster node
+    /// it is proposed to the collection's replicas.
+    async fn update(self, write: Write) -> Response {
+        match self.state.cluster.clone() {
+            Some(cluster) => {
+                let started = Instant::now();
+                let result = async {
+                    let entry = json!({"operations": [{write.name(): self.body?}]});
+                    cluster.write(&self.name, entry).await?;
+                    Ok(update_result(&self.state, self.wait))
+                }
+                .await;
+                envelope(result, started)
+            }
+            None => self.write(move |c, body| write.apply(c, body)).await,
+        }
+    }
+
+    /// Runs the write `f` on this server's collection (a change outside the points,
+    /// which a cluster node does not replicate yet: refused there as `what`); answers
+    /// with an `UpdateResult`.
+    async fn local_write(
+        self,
+        what: &'static str,
+        f: impl FnOnce(&Collection, &Value) -> Result<(), ApiError> + Send + 'static,
+    ) -> Response {
+        if self.state.cluster.is_some() {
+            return error_response(crate::cluster::not_replicated(what));
+        }
+        self.write(f).await
+    }
+
     /// Runs the write `f`; answers with an `UpdateResult`.
     async fn write(
         self,
@@ -504,15 +538,19 @@ async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) 
     run(move || Ok(json!({"exists": s.db.collection_exists(&name)}))).await
 }
 
-/// `GET /cluster`: this server runs alone (distributed mode off), which Qdrant reports
-/// as `{"status": "disabled"}`.
-async fn cluster() -> Response {
-    run(|| Ok(json!({"status": "disabled"}))).await
+/// `GET /cluster`: the cluster as this node sees it; a server running alone
+/// (distributed mode off) reports `{"status": "disabled"}`, as Qdrant does.
+async fn cluster(State(s): State<AppState>) -> Response {
+    run(move || Ok(s.cluster.as_ref().map_or_else(|| json!({"status": "disabled"}), |c| c.info_json()))).await
 }
 
-/// `GET /collections/{c}/cluster`: on a single node, one local shard holding every
-/// point, active, and nothing remote or in transfer.
+/// `GET /collections/{c}/cluster`: on a single server, one local shard holding every
+/// point, active, and nothing remote or in transfer; on a cluster node, the shard's
+/// replicas here and on other peers.
 async fn collection_cluster(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    if let Some(cluster) = s.cluster.clone() {
+        return run(move || cluster.collection_json(&name)).await;
+    }
     run(move || {
         let points = s.db.collection(&name)?.info().points_count;
         Ok(json!({
@@ -526,16 +564,55 @@ async fn collection_cluster(State(s): State<AppState>, Path(name): Path<String>)
     .await
 }
 
-/// The calls that change a cluster (`POST /collections/{c}/cluster`, `DELETE
-/// /cluster/peer/{id}`, `POST /cluster/recover`): refused, this server runs alone.
-async fn cluster_operation() -> Response {
-    error_response(ApiError::bad_request(
-        "distributed mode is off: this server runs alone, with one local shard per collection (docs/distributed.md)"
-            .into(),
-    ))
+/// The calls that change a cluster (`POST /collections/{c}/cluster`, `POST
+/// /cluster/recover`): refused on a single server (it runs alone, with one local shard
+/// per collection) and, until shard moves are served, on a cluster node.
+async fn cluster_operation(State(s): State<AppState>) -> Response {
+    let why = match s.cluster {
+        None => "distributed mode is off: this server runs alone, with one local shard per collection",
+        Some(_) => {
+            "moving, replicating or dropping shard replicas is not served yet: every peer holds a replica of every collection"
+        }
+    };
+    error_response(ApiError::bad_request(format!("{why} (docs/distributed.md)")))
+}
+
+/// `DELETE /cluster/peer/{id}`: removes a peer that holds no replica.
+async fn remove_peer(State(s): State<AppState>, Path(peer): Path<String>) -> Response {
+    let started = Instant::now();
+    let Some(cluster) = s.cluster.clone() else {
+        return cluster_operation(State(s)).await;
+    };
+    let result = async {
+        let id = peer.parse().map_err(|_| ApiError::bad_request(format!("`{peer}` is not a peer id")))?;
+        cluster.remove_peer(id).await?;
+        Ok(json!(true))
+    }
+    .await;
+    envelope(result, started)
 }
 
 async fn create_collection(call: Call) -> Response {
+    if let Some(cluster) = call.state.cluster.clone() {
+        let started = Instant::now();
+        let result = async {
+            let mut body = call.body?;
+            // The placement is the cluster's to serve; the rest as on a single server.
+            let mut count = |key: &str| match body.as_object_mut().and_then(|o| o.remove(key)) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be a positive integer"))),
+            };
+            let (shards, replicas) = (count("shard_number")?, count("replication_factor")?);
+            let config = convert::collection_config(&body)?;
+            cluster.create(&call.name, config, shards, replicas).await?;
+            Ok(json!(true))
+        }
+        .await;
+        return envelope(result, started);
+    }
     run(move || {
         let config = convert::collection_config(&call.body?)?;
         call.state.db.create_collection(&call.name, config)?;
@@ -548,6 +625,9 @@ async fn create_collection(call: Call) -> Response {
 /// on the live collection; a graph whose settings changed is rebuilt in the
 /// background while the old one serves.
 async fn update_collection(call: Call) -> Response {
+    if call.state.cluster.is_some() {
+        return error_response(crate::cluster::not_replicated("changing a collection's parameters"));
+    }
     run(move || {
         let spec = convert::collection_update(&call.body?)?;
         let c = collection(&call.state.db, &call.name)?;
@@ -561,7 +641,7 @@ async fn update_collection(call: Call) -> Response {
 /// points already there.
 async fn create_vector_name(call: Call) -> Response {
     let vector = call.path_id.clone().unwrap_or_default();
-    call.write(move |c, body| {
+    call.local_write("creating a vector name", move |c, body| {
         let space = convert::new_space(body)?;
         crate::admin::update_collection(c, |config| space.add(&vector, config))
     })
@@ -571,10 +651,14 @@ async fn create_vector_name(call: Call) -> Response {
 /// `DELETE /collections/{name}/vectors/{vector}`: the space and every vector in it.
 async fn delete_vector_name(call: Call) -> Response {
     let vector = call.path_id.clone().unwrap_or_default();
-    call.write(move |c, _| Ok(c.delete_vector(&vector)?)).await
+    call.local_write("deleting a vector name", move |c, _| Ok(c.delete_vector(&vector)?)).await
 }
 
 async fn delete_collection(call: Call) -> Response {
+    if let Some(cluster) = call.state.cluster.clone() {
+        let started = Instant::now();
+        return envelope(cluster.delete(&call.name).await.map(|deleted| json!(deleted)), started);
+    }
     run(move || Ok(json!(call.state.db.delete_collection(&call.name)?))).await
 }
 
@@ -584,6 +668,9 @@ async fn update_aliases(call: Call) -> Response {
     if call.name != "aliases" {
         let uri = format!("/collections/{}", call.name).parse().unwrap_or_default();
         return method_not_allowed(axum::http::Method::POST, uri).await;
+    }
+    if call.state.cluster.is_some() {
+        return error_response(crate::cluster::not_replicated("changing aliases"));
     }
     run(move || {
         let actions = crate::admin::alias_actions(&call.body?)?;
@@ -607,7 +694,7 @@ async fn list_aliases(State(s): State<AppState>) -> Response {
 }
 
 async fn create_index(call: Call) -> Response {
-    call.write(|c, body| {
+    call.local_write("creating a payload index", |c, body| {
         let body = body_with(body, "create index", &["field_name", "field_schema"])?;
         let field = body
             .get("field_name")
@@ -623,11 +710,12 @@ async fn create_index(call: Call) -> Response {
 
 async fn delete_index(call: Call) -> Response {
     let field = call.path_id.clone().unwrap_or_default();
-    call.write(move |c, _| Ok(c.delete_payload_index(&field).map(drop)?)).await
+    call.local_write("deleting a payload index", move |c, _| Ok(c.delete_payload_index(&field).map(drop)?))
+        .await
 }
 
 async fn upsert(call: Call) -> Response {
-    call.write(|c, body| Write::Upsert.apply(c, body)).await
+    call.update(Write::Upsert).await
 }
 
 async fn get_points(call: Call) -> Response {
@@ -656,7 +744,7 @@ async fn get_point(call: Call) -> Response {
 }
 
 async fn delete_points(call: Call) -> Response {
-    call.write(|c, body| Write::Delete.apply(c, body)).await
+    call.update(Write::Delete).await
 }
 
 async fn scroll(call: Call) -> Response {
@@ -822,6 +910,20 @@ pub(crate) enum Write {
 
 impl Write {
     /// Qdrant's name of the operation in a batch update.
+    /// The operation's name in a batch update (what [`Write::named`] reads).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Write::Upsert => "upsert",
+            Write::Delete => "delete",
+            Write::SetPayload => "set_payload",
+            Write::OverwritePayload => "overwrite_payload",
+            Write::DeletePayload => "delete_payload",
+            Write::ClearPayload => "clear_payload",
+            Write::UpdateVectors => "update_vectors",
+            Write::DeleteVectors => "delete_vectors",
+        }
+    }
+
     pub(crate) fn named(name: &str) -> Option<Write> {
         Some(match name {
             "upsert" => Write::Upsert,
@@ -882,27 +984,27 @@ fn payload(body: &Value) -> Value {
 }
 
 async fn update_vectors(call: Call) -> Response {
-    call.write(|c, body| Write::UpdateVectors.apply(c, body)).await
+    call.update(Write::UpdateVectors).await
 }
 
 async fn delete_vectors(call: Call) -> Response {
-    call.write(|c, body| Write::DeleteVectors.apply(c, body)).await
+    call.update(Write::DeleteVectors).await
 }
 
 async fn set_payload(call: Call) -> Response {
-    call.write(|c, body| Write::SetPayload.apply(c, body)).await
+    call.update(Write::SetPayload).await
 }
 
 async fn overwrite_payload(call: Call) -> Response {
-    call.write(|c, body| Write::OverwritePayload.apply(c, body)).await
+    call.update(Write::OverwritePayload).await
 }
 
 async fn delete_payload(call: Call) -> Response {
-    call.write(|c, body| Write::DeletePayload.apply(c, body)).await
+    call.update(Write::DeletePayload).await
 }
 
 async fn clear_payload(call: Call) -> Response {
-    call.write(|c, body| Write::ClearPayload.apply(c, body)).await
+    call.update(Write::ClearPayload).await
 }
 
 /// `POST …/points/batch`: the operations in order, each as its own route would apply
@@ -910,6 +1012,17 @@ async fn clear_payload(call: Call) -> Response {
 /// operation that fails stops the batch and is reported, the ones before it stay.
 async fn batch_update(call: Call) -> Response {
     let (state, wait) = (call.state.clone(), call.wait);
+    if let Some(cluster) = state.cluster.clone() {
+        let started = Instant::now();
+        let result = async {
+            let body = call.body?;
+            let n = list_of(body_with(&body, "batch update", &["operations"])?, "operations")?.len();
+            cluster.write(&call.name, body).await?;
+            Ok(Value::Array((0..n).map(|_| update_result(&state, wait)).collect()))
+        }
+        .await;
+        return envelope(result, started);
+    }
     call.read(move |c, body| {
         let body = body_with(body, "batch update", &["operations"])?;
         let mut results = Vec::new();

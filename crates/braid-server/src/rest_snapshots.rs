@@ -88,6 +88,9 @@ async fn delete_collection(call: Call) -> Response {
 }
 
 async fn recover(call: Call) -> Response {
+    if call.state.cluster.is_some() {
+        return error_response(crate::cluster::not_replicated("recovering a snapshot"));
+    }
     maybe_wait(call.wait_given, "a snapshot recovery", move || {
         admin::recover(&call.state, &call.name, &call.body?)?;
         Ok(json!(true))
@@ -188,6 +191,9 @@ async fn upload(
     params: Result<Query<UploadParams>, axum::extract::rejection::QueryRejection>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
+    if state.cluster.is_some() {
+        return error_response(crate::cluster::not_replicated("recovering an uploaded snapshot"));
+    }
     let (Query(params), mut multipart) = match (params, multipart) {
         (Ok(p), Ok(m)) => (p, m),
         (Err(e), _) => return error_response(ApiError::bad_request(format!("bad query string: {e}"))),

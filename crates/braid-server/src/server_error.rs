@@ -45,6 +45,10 @@ pub enum ServerError {
     /// synced write, so the next start replays it.
     #[error("the final flush failed: {0}")]
     Flush(#[source] braid::Error),
+    /// The cluster node could not start (a bootstrap peer that does not answer, a
+    /// directory that is another cluster's member under another URI).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The signal handlers could not be installed.
     #[error("cannot listen for stop signals: {0}")]
     Signal(#[source] std::io::Error),

@@ -211,7 +211,9 @@ pub(crate) fn valid_name(name: &str) -> bool {
         && !name.chars().all(|c| c == '.')
 }
 
-fn check_name(name: &str) -> Result<(), Error> {
+/// Whether `name` may name a collection or an alias (letters, digits, `_`, `-`, `.`;
+/// not only dots; at most 255 bytes): [`Error::InvalidName`] if not.
+pub fn check_name(name: &str) -> Result<(), Error> {
     if valid_name(name) { Ok(()) } else { Err(Error::InvalidName { name: name.to_string() }) }
 }
 

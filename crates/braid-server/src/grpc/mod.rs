@@ -19,6 +19,7 @@ pub(crate) mod proto {
 
 use proto::collections_server::{Collections, CollectionsServer};
 use proto::points_server::{Points, PointsServer};
+use proto::points_update_operation::{self as batch, Operation};
 use proto::qdrant_server::{Qdrant, QdrantServer};
 use proto::snapshots_server::{Snapshots, SnapshotsServer};
 
@@ -256,7 +257,10 @@ impl Collections for Service {
 
     async fn create(&self, r: Request<proto::CreateCollection>) -> Reply<proto::CollectionOperationResponse> {
         self.allow(&r, Need::Manage)?;
-        let (db, started, r) = (self.0.db.clone(), Instant::now(), r.into_inner());
+        let (db, started, mut r) = (self.0.db.clone(), Instant::now(), r.into_inner());
+        // On a cluster node the placement is the cluster's to serve.
+        let placement =
+            self.0.cluster.is_some().then(|| (r.shard_number.take(), r.replication_factor.take()));
         let spaces = r.vectors_config.as_ref().and_then(|v| v.config.as_ref()).map(|c| match c {
             proto::vectors_config::Config::Params(p) => Spaces::Unnamed(space_in(p)),
             proto::vectors_config::Config::ParamsMap(m) => {
@@ -290,7 +294,13 @@ impl Collections for Service {
         .config()
         .map_err(err)?;
         let name = r.collection_name;
-        blocking(move || db.create_collection(&name, config).map_err(err)).await?;
+        match (self.0.cluster.clone(), placement) {
+            (Some(cluster), Some((shards, replicas))) => cluster
+                .create(&name, config, shards.map(u64::from), replicas.map(u64::from))
+                .await
+                .map_err(err)?,
+            _ => blocking(move || db.create_collection(&name, config).map(drop).map_err(err)).await?,
+        }
         Ok(Response::new(proto::CollectionOperationResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),
@@ -299,6 +309,7 @@ impl Collections for Service {
 
     async fn update(&self, r: Request<proto::UpdateCollection>) -> Reply<proto::CollectionOperationResponse> {
         self.allow(&r, Need::Manage)?;
+        self.single_node("changing a collection's parameters")?;
         let (db, started) = (self.0.db.clone(), Instant::now());
         let r = checked(r, "update collection")?;
         let spec = update_in(&r)?;
@@ -316,7 +327,10 @@ impl Collections for Service {
     async fn delete(&self, r: Request<proto::DeleteCollection>) -> Reply<proto::CollectionOperationResponse> {
         self.allow(&r, Need::Manage)?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
-        let result = blocking(move || db.delete_collection(&name).map_err(err)).await?;
+        let result = match self.0.cluster.clone() {
+            Some(cluster) => cluster.delete(&name).await.map_err(err)?,
+            None => blocking(move || db.delete_collection(&name).map_err(err)).await?,
+        };
         Ok(Response::new(proto::CollectionOperationResponse {
             result,
             time: started.elapsed().as_secs_f64(),
@@ -328,6 +342,7 @@ impl Collections for Service {
         r: Request<proto::ChangeAliases>,
     ) -> Reply<proto::CollectionOperationResponse> {
         self.allow(&r, Need::Manage)?;
+        self.single_node("changing aliases")?;
         use proto::alias_operations::Action;
         let (db, started) = (self.0.db.clone(), Instant::now());
         // `timeout` bounds the wait for the change to commit; a change here commits
@@ -402,15 +417,24 @@ impl Collections for Service {
     ) -> Reply<proto::CollectionClusterInfoResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
-        let points = blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?;
+        let (local, remote) = match self.0.cluster.clone() {
+            Some(cluster) => blocking(move || cluster.replicas(&name).map_err(err)).await?,
+            None => {
+                (Some(blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?), Vec::new())
+            }
+        };
+        let active = proto::ReplicaState::Active as i32;
         Ok(Response::new(proto::CollectionClusterInfoResponse {
             peer_id: self.0.peer_id,
             shard_count: 1,
-            local_shards: vec![proto::LocalShardInfo {
-                shard_id: 0,
-                points_count: points as u64,
-                state: proto::ReplicaState::Active as i32,
-            }],
+            local_shards: local
+                .map(|n| proto::LocalShardInfo { shard_id: 0, points_count: n as u64, state: active })
+                .into_iter()
+                .collect(),
+            remote_shards: remote
+                .into_iter()
+                .map(|peer_id| proto::RemoteShardInfo { shard_id: 0, peer_id, state: active })
+                .collect(),
             time: started.elapsed().as_secs_f64(),
         }))
     }
@@ -548,6 +572,44 @@ impl PointsWrite {
     }
 }
 
+/// Applies one operation of a gRPC batch, as a replicated entry carries it
+/// (`crate::replica`).
+pub(crate) fn apply_operation(
+    c: &Collection,
+    op: &proto::PointsUpdateOperation,
+) -> Result<(), crate::ApiError> {
+    PointsWrite::from_batch(op).and_then(|w| w.apply(c)).map_err(|s| crate::ApiError {
+        kind: match s.code() {
+            tonic::Code::InvalidArgument => crate::ErrorKind::BadRequest,
+            tonic::Code::NotFound => crate::ErrorKind::NotFound,
+            tonic::Code::ResourceExhausted => crate::ErrorKind::TooLarge,
+            _ => crate::ErrorKind::Internal,
+        },
+        message: s.message().to_string(),
+    })
+}
+
+/// A point write, answered with an `UpdateResult`: applied here on a blocking
+/// thread, or, on a cluster node, proposed to the collection's replicas (read and
+/// checked here first, so that what cannot be read is refused before it is agreed).
+async fn update(
+    state: &AppState,
+    name: String,
+    wait: Option<bool>,
+    op: proto::points_update_operation::Operation,
+) -> Reply<proto::PointsOperationResponse> {
+    let started = Instant::now();
+    let op = proto::PointsUpdateOperation { operation: Some(op) };
+    let points_write = PointsWrite::from_batch(&op)?;
+    match state.cluster.clone() {
+        Some(cluster) => {
+            cluster.write(&name, crate::replica::grpc_entry(vec![op])).await.map_err(err)?;
+            Ok(updated(state, wait, started))
+        }
+        None => write(state, name, wait, move |c| points_write.apply(c)).await,
+    }
+}
+
 /// A write on a blocking thread, answered with an `UpdateResult`.
 async fn write(
     state: &AppState,
@@ -561,6 +623,14 @@ async fn write(
 }
 
 impl Service {
+    /// Refuses, on a cluster node, a change that is not replicated yet (`what`).
+    fn single_node(&self, what: &str) -> Result<(), Status> {
+        match self.0.cluster {
+            Some(_) => Err(err(crate::cluster::not_replicated(what))),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses the call unless the request's access (set by the interceptor) allows
     /// `need`. A request the interceptor never saw has the access of no key at all.
     fn allow<T>(&self, r: &Request<T>, need: Need<'_>) -> Result<(), Status> {
@@ -633,15 +703,15 @@ impl Points for Service {
     async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "upsert")?;
-        let op = PointsWrite::upsert(&r.points)?;
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::Upsert(batch::PointStructList { points: r.points, ..Default::default() });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn delete(&self, r: Request<proto::DeletePoints>) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete points")?;
-        let op = PointsWrite::Delete(selector(r.points.as_ref())?);
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::DeletePoints(batch::DeletePoints { points: r.points, shard_key_selector: None });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
@@ -663,8 +733,8 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "update vectors")?;
-        let op = PointsWrite::update_vectors(&r.points)?;
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::UpdateVectors(batch::UpdateVectors { points: r.points, ..Default::default() });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn delete_vectors(
@@ -673,8 +743,12 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete vectors")?;
-        let op = PointsWrite::delete_vectors(r.points_selector.as_ref(), r.vectors)?;
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::DeleteVectors(batch::DeleteVectors {
+            points_selector: r.points_selector,
+            vectors: r.vectors,
+            shard_key_selector: None,
+        });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn set_payload(
@@ -683,8 +757,13 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "set payload")?;
-        let op = PointsWrite::set_payload(r.points_selector.as_ref(), &r.payload, r.key)?;
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::SetPayload(batch::SetPayload {
+            payload: r.payload,
+            points_selector: r.points_selector,
+            shard_key_selector: None,
+            key: r.key,
+        });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn overwrite_payload(
@@ -693,8 +772,13 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "overwrite payload")?;
-        let op = PointsWrite::overwrite_payload(r.points_selector.as_ref(), &r.payload, r.key)?;
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::OverwritePayload(batch::OverwritePayload {
+            payload: r.payload,
+            points_selector: r.points_selector,
+            shard_key_selector: None,
+            key: r.key,
+        });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn delete_payload(
@@ -703,8 +787,12 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete payload")?;
-        let op = PointsWrite::DeletePayload(selector(r.points_selector.as_ref())?, r.keys);
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::DeletePayload(batch::DeletePayload {
+            keys: r.keys,
+            points_selector: r.points_selector,
+            shard_key_selector: None,
+        });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn clear_payload(
@@ -713,8 +801,8 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "clear payload")?;
-        let op = PointsWrite::ClearPayload(selector(r.points.as_ref())?);
-        write(&self.0, r.collection_name, r.wait, move |c| op.apply(c)).await
+        let op = Operation::ClearPayload(batch::ClearPayload { points: r.points, shard_key_selector: None });
+        update(&self.0, r.collection_name, r.wait, op).await
     }
 
     /// The operations in order, one `UpdateResult` each; not atomic, as in Qdrant: an
@@ -723,6 +811,18 @@ impl Points for Service {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let (r, started) = (checked(r, "batch update")?, Instant::now());
         let ops = r.operations.iter().map(PointsWrite::from_batch).collect::<Result<Vec<_>, Status>>()?;
+        if let Some(cluster) = self.0.cluster.clone() {
+            let n = r.operations.len();
+            let entry = crate::replica::grpc_entry(r.operations);
+            cluster.write(&r.collection_name, entry).await.map_err(err)?;
+            let result = (0..n)
+                .map(|_| updated(&self.0, r.wait, started).into_inner().result.unwrap_or_default())
+                .collect();
+            return Ok(Response::new(proto::UpdateBatchResponse {
+                result,
+                time: started.elapsed().as_secs_f64(),
+            }));
+        }
         let (db, state, name, wait) = (self.0.db.clone(), self.0.clone(), r.collection_name, r.wait);
         let result = blocking(move || {
             let c = collection(&db, &name)?;
@@ -742,6 +842,7 @@ impl Points for Service {
         r: Request<proto::CreateFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
+        self.single_node("creating a payload index")?;
         let r = checked(r, "create index")?;
         let kind = match r.field_type.map(proto::FieldType::try_from) {
             None | Some(Ok(proto::FieldType::Keyword)) => IndexKind::Keyword,
@@ -777,6 +878,7 @@ impl Points for Service {
         r: Request<proto::CreateVectorNameRequest>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Manage)?;
+        self.single_node("creating a vector name")?;
         let r = r.into_inner();
         let space = new_space_in(&r)?;
         let name = r.vector_name;
@@ -791,6 +893,7 @@ impl Points for Service {
         r: Request<proto::DeleteVectorNameRequest>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Manage)?;
+        self.single_node("deleting a vector name")?;
         let r = r.into_inner();
         let name = r.vector_name;
         write(&self.0, r.collection_name, r.wait, move |c| c.delete_vector(&name).map_err(err)).await
@@ -801,6 +904,7 @@ impl Points for Service {
         r: Request<proto::DeleteFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
+        self.single_node("deleting a payload index")?;
         let r = r.into_inner();
         let field = r.field_name;
         write(&self.0, r.collection_name, r.wait, move |c| {

@@ -7,6 +7,7 @@ mod common;
 
 mod bad_requests;
 mod cli;
+mod cluster;
 mod explore;
 mod grpc;
 mod hybrid;
