@@ -42,6 +42,11 @@ tasks:
                              kill -9 a writing child process N times (default 100)
                              and check every recovery; --power-loss also drops every
                              byte not synced before reopening (`ci` runs 10 of each)
+  chaos [--trials N] [--seed S] [--seconds T]
+                             three `braid serve` processes in a cluster under writes
+                             and queries while nodes are killed (SIGKILL) and cut
+                             off; every acknowledged write checked on every replica
+                             (default 100 trials of 8 s; the test suite runs 1)
 ";
 
 /// Seconds each fuzz target runs in `ci`: a smoke test that it builds and that its
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Some("proptest") => proptest(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
+        Some("chaos") => chaos(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
         Some("data") => data::run(&args[1..]),
         Some("tsan") => tsan::run(&args[1..]),
@@ -169,6 +175,28 @@ fn crash(args: &[String]) -> Result<(), String> {
         }
     }
     crash_trials(&trials, &seed, power_loss)
+}
+
+fn chaos(args: &[String]) -> Result<(), String> {
+    let usage = || "usage: cargo xtask chaos [--trials N] [--seed S] [--seconds T]".to_string();
+    let (mut trials, mut seed, mut seconds) = ("100".to_string(), "1".to_string(), "8".to_string());
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().filter(|v| v.parse::<u64>().is_ok()).ok_or_else(usage)?;
+        match flag.as_str() {
+            "--trials" => trials = value.clone(),
+            "--seed" => seed = value.clone(),
+            "--seconds" => seconds = value.clone(),
+            _ => return Err(usage()),
+        }
+    }
+    exec(
+        cargo()
+            .args(["test", "--workspace", "--test", "chaos", "--", "--nocapture"])
+            .env("BRAID_CHAOS_TRIALS", trials)
+            .env("BRAID_CHAOS_SEED", seed)
+            .env("BRAID_CHAOS_SECONDS", seconds),
+    )
 }
 
 /// The crash test binary with its trial count, first seed and mode.

@@ -2,6 +2,9 @@
 //! openraft's messages as JSON in one `bytes` field, and the calls a node makes of the
 //! leader (join, propose, remove a peer).
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -11,6 +14,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
@@ -34,13 +38,40 @@ pub(crate) fn decode<T: DeserializeOwned>(json: &Json) -> Result<T, serde_json::
     serde_json::from_slice(&json.body)
 }
 
-/// A lazily connected client of the peer at `uri`.
-pub(crate) fn client(uri: &str) -> Result<RaftClient<Channel>, ClusterError> {
-    let endpoint = Endpoint::from_shared(uri.to_string())
-        .map_err(|e| ClusterError::Config(format!("peer URI `{uri}`: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
-    Ok(RaftClient::new(endpoint.connect_lazy()))
+/// How a node connects to its peers: one channel per peer URI, kept and shared by
+/// every group and call (a channel reconnects by itself), made from the node's p2p
+/// address when that is one address (not `0.0.0.0`), so that peers and anything
+/// between them see which node a connection comes from on a host with several.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Dialer {
+    local: Option<IpAddr>,
+    channels: Arc<Mutex<HashMap<String, RaftClient<Channel>>>>,
+}
+
+impl Dialer {
+    /// Connections from `listen`'s address (any address if it is unspecified).
+    pub(crate) fn from(listen: SocketAddr) -> Dialer {
+        Dialer { local: Some(listen.ip()).filter(|ip| !ip.is_unspecified()), channels: Arc::default() }
+    }
+
+    /// A client of the peer at `uri`, connected when first used.
+    pub(crate) fn client(&self, uri: &str) -> Result<RaftClient<Channel>, ClusterError> {
+        if let Some(client) = self.channels.lock().get(uri) {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(uri.to_string())
+            .map_err(|e| ClusterError::Config(format!("peer URI `{uri}`: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .local_address(self.local);
+        let client = RaftClient::new(endpoint.connect_lazy());
+        self.channels.lock().insert(uri.to_string(), client.clone());
+        Ok(client)
+    }
+
+    pub(crate) fn caller(&self, uri: &str) -> Result<Caller, ClusterError> {
+        Ok(Caller { uri: uri.to_string(), client: self.client(uri)? })
+    }
 }
 
 /// Calls of a node on another node outside Raft's own traffic.
@@ -51,10 +82,6 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    pub(crate) fn new(uri: &str) -> Result<Caller, ClusterError> {
-        Ok(Caller { uri: uri.to_string(), client: client(uri)? })
-    }
-
     fn unreachable(&self, status: tonic::Status) -> ClusterError {
         ClusterError::Unreachable { uri: self.uri.clone(), reason: status.message().to_string() }
     }
@@ -109,11 +136,12 @@ impl Caller {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Network {
     group: String,
+    dialer: Dialer,
 }
 
 impl Network {
-    pub(crate) fn new(group: &str) -> Network {
-        Network { group: group.to_string() }
+    pub(crate) fn new(group: &str, dialer: Dialer) -> Network {
+        Network { group: group.to_string(), dialer }
     }
 }
 
@@ -124,7 +152,7 @@ impl<C: GroupTypes> RaftNetworkFactory<C> for Network {
         PeerConnection {
             target,
             group: self.group.clone(),
-            client: client(&node.addr).map_err(|e| e.to_string()),
+            client: self.dialer.client(&node.addr).map_err(|e| e.to_string()),
         }
     }
 }

@@ -14,10 +14,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
-use crate::network::{Caller, GroupService, Method, Network, encode, raft_message};
+use crate::network::{Dialer, GroupService, Method, Network, encode, raft_message};
 use crate::proto::raft_server::{Raft as RaftService, RaftServer};
 use crate::proto::{JoinRequest, Json, RemovePeerRequest};
-use crate::shard::{Replica, ShardGroup, ShardService};
+use crate::shard::{Peering, Replica, ShardGroup, ShardService};
 use crate::state::{Applied, StateMachine};
 use crate::store::{LogStore, write_atomically};
 use crate::{ClusterError, ClusterState, MetaCommand, MetaResponse, PeerId, TypeConfig};
@@ -176,6 +176,7 @@ struct Shared {
     timing: Timing,
     dir: PathBuf,
     snapshots: (u64, u64),
+    dialer: Dialer,
     /// The shard groups this node holds a replica of, by name.
     shards: RwLock<std::collections::HashMap<String, Arc<ShardGroup>>>,
 }
@@ -261,9 +262,11 @@ impl ClusterNode {
             )));
         }
         let raft_config = raft_config(config.timing, config.snapshot_every, config.keep_behind_snapshot)?;
-        let raft = openraft::Raft::new(id, Arc::new(raft_config), Network::new(""), log, machine)
-            .await
-            .map_err(raft_error)?;
+        let dialer = Dialer::from(config.listen);
+        let raft =
+            openraft::Raft::new(id, Arc::new(raft_config), Network::new("", dialer.clone()), log, machine)
+                .await
+                .map_err(raft_error)?;
         let address_error =
             |e: std::io::Error| ClusterError::Config(format!("p2p address {}: {e}", config.listen));
         let listener = match config.bound {
@@ -282,6 +285,7 @@ impl ClusterNode {
             timing: config.timing,
             dir: config.dir.clone(),
             snapshots: (config.snapshot_every, config.keep_behind_snapshot),
+            dialer,
             shards: RwLock::new(Default::default()),
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -316,7 +320,7 @@ impl ClusterNode {
     /// cluster has no leader or the peer does not answer yet.
     async fn join(&self, bootstrap: &str) -> Result<(), ClusterError> {
         let deadline = Instant::now() + self.shared.wait;
-        let mut caller = Caller::new(bootstrap)?;
+        let mut caller = self.shared.dialer.caller(bootstrap)?;
         loop {
             let failure = match caller.join::<Answer>(self.shared.id, &self.shared.uri).await {
                 Ok(Ok(_)) => return Ok(()),
@@ -420,11 +424,14 @@ impl ClusterNode {
         let dir = self.shared.dir.join("groups").join(name);
         let (every, keep) = self.shared.snapshots;
         let config = raft_config(self.shared.timing, every, keep)?;
-        let group =
-            ShardGroup::open(self.shared.id, name, &dir, members, replica, config, self.shared.wait).await?;
+        let group = ShardGroup::open(self.peering(), name, &dir, members, replica, config).await?;
         let group = Arc::new(group);
         self.shared.shards.write().insert(name.to_string(), group.clone());
         Ok(group)
+    }
+
+    fn peering(&self) -> Peering {
+        Peering { id: self.shared.id, wait: self.shared.wait, dialer: self.shared.dialer.clone() }
     }
 
     /// An open shard group.
@@ -530,7 +537,7 @@ impl Shared {
             match here {
                 Ok(answer) => return answer,
                 Err(NotLeader(Some(leader))) => {
-                    if let Some(done) = settled(forward(&leader, &call).await) {
+                    if let Some(done) = settled(forward(&self.dialer, &leader, &call).await) {
                         return done;
                     }
                 }
@@ -593,8 +600,8 @@ impl Shared {
 }
 
 /// Sends `call` to the leader at `uri`, which carries it out without forwarding again.
-async fn forward(uri: &str, call: &Call) -> Result<Result<Answer, String>, ClusterError> {
-    let mut caller = Caller::new(uri)?;
+async fn forward(dialer: &Dialer, uri: &str, call: &Call) -> Result<Result<Answer, String>, ClusterError> {
+    let mut caller = dialer.caller(uri)?;
     match call {
         Call::Propose(command) => caller.propose("", command).await,
         Call::Join { peer_id, uri } => caller.join(*peer_id, uri).await,
@@ -638,7 +645,7 @@ impl Service {
 async fn leader_call(shared: &Shared, call: Call, forwarded: bool) -> Json {
     let answer = match shared.here(&call).await {
         Ok(answer) => answer.map_err(|e| e.to_string()),
-        Err(NotLeader(Some(leader))) if !forwarded => match forward(&leader, &call).await {
+        Err(NotLeader(Some(leader))) if !forwarded => match forward(&shared.dialer, &leader, &call).await {
             Ok(answer) => answer,
             Err(e) => Err(e.to_string()),
         },

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::network::{Caller, GroupService, Method, Network, encode, raft_message};
+use crate::network::{Dialer, GroupService, Method, Network, encode, raft_message};
 use crate::node::{Answer, NOT_LEADER, Role, raft_error, settled};
 use crate::proto::Json;
 use crate::store::{LogStore, SnapshotFile};
@@ -205,6 +205,16 @@ pub struct ShardGroup {
     id: PeerId,
     raft: openraft::Raft<ShardTypes>,
     wait: Duration,
+    dialer: Dialer,
+}
+
+/// What a group takes from the node that opens it: the node's peer id, how long a
+/// proposal may wait, and how it connects to peers.
+#[derive(Clone, Debug)]
+pub(crate) struct Peering {
+    pub(crate) id: PeerId,
+    pub(crate) wait: Duration,
+    pub(crate) dialer: Dialer,
 }
 
 impl std::fmt::Debug for ShardGroup {
@@ -243,14 +253,14 @@ impl ShardGroup {
     /// Opens the group `name` on this node: its log in `dir`, `replica` as its state,
     /// `members` (every replica's peer, with its p2p URI) as its first membership.
     pub(crate) async fn open(
-        id: PeerId,
+        node: Peering,
         name: &str,
         dir: &Path,
         members: BTreeMap<PeerId, String>,
         replica: Arc<dyn Replica>,
         config: openraft::Config,
-        wait: Duration,
     ) -> Result<ShardGroup, ClusterError> {
+        let Peering { id, wait, dialer } = node;
         check_name(name)?;
         if !members.contains_key(&id) {
             return Err(ClusterError::Config(format!("peer {id} is not among the replicas of `{name}`")));
@@ -265,9 +275,10 @@ impl ShardGroup {
             snapshot_path: dir.join("raft-snapshot.json"),
             gate: Arc::default(),
         };
-        let raft = openraft::Raft::new(id, Arc::new(config), Network::new(name), log, machine)
-            .await
-            .map_err(raft_error)?;
+        let raft =
+            openraft::Raft::new(id, Arc::new(config), Network::new(name, dialer.clone()), log, machine)
+                .await
+                .map_err(raft_error)?;
         if !raft.is_initialized().await.map_err(raft_error)? {
             // Every replica initialises with the same membership, which is safe; the
             // ones that find the group formed already are told so and go on.
@@ -278,7 +289,7 @@ impl ShardGroup {
                 Err(e) => return Err(raft_error(e)),
             }
         }
-        Ok(ShardGroup { name: name.to_string(), id, raft, wait })
+        Ok(ShardGroup { name: name.to_string(), id, raft, wait, dialer })
     }
 
     /// The group's name.
@@ -300,7 +311,8 @@ impl ShardGroup {
             match here {
                 Ok(answer) => break answer?,
                 Err(Some(leader)) => {
-                    let forwarded = Caller::new(&leader)?.propose::<_, Answer>(&self.name, &write).await;
+                    let forwarded =
+                        self.dialer.caller(&leader)?.propose::<_, Answer>(&self.name, &write).await;
                     if let Some(done) = settled(forwarded) {
                         break done?;
                     }

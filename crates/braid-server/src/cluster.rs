@@ -72,6 +72,7 @@ struct Placement {
 pub(crate) struct Cluster {
     node: ClusterNode,
     uri: String,
+    p2p: SocketAddr,
     db: Database,
     dir: PathBuf,
     /// Which group each local collection belongs to (`placed.json`): written before a
@@ -144,7 +145,7 @@ impl Cluster {
             node = node.bootstrap(bootstrap);
         }
         let node = ClusterNode::start(node).await.map_err(|e| ServerError::Cluster(e.to_string()))?;
-        let cluster = Cluster { node, uri, db, dir, placed: tokio::sync::Mutex::new(placed) };
+        let cluster = Cluster { node, uri, p2p: bound, db, dir, placed: tokio::sync::Mutex::new(placed) };
         if let Err(e) = cluster.reconcile().await {
             // Retried by the watch; the node serves meanwhile (reads of what it holds).
             tracing::warn!(error = %e, "making the local collections match the cluster's failed; retrying");
@@ -155,6 +156,11 @@ impl Cluster {
     /// How peers reach this node.
     pub(crate) fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// Where this node's internal service listens.
+    pub(crate) fn p2p_addr(&self) -> SocketAddr {
+        self.p2p
     }
 
     /// Keeps the local collections matching the metadata until `stop` turns true:

@@ -258,6 +258,11 @@ impl Server {
         self.cluster.as_deref().map(cluster::Cluster::uri)
     }
 
+    /// Where this server's cluster node listens for its peers, when it runs as one.
+    pub fn p2p_addr(&self) -> Option<SocketAddr> {
+        self.cluster.as_deref().map(cluster::Cluster::p2p_addr)
+    }
+
     /// The database served.
     pub fn database(&self) -> &Database {
         &self.db

@@ -214,6 +214,9 @@ fn main() -> ExitCode {
         runtime.block_on(async {
             let server = Server::start(config).await.map_err(|e| e.to_string())?;
             eprintln!("braid: REST on http://{}, gRPC on {}", server.http_addr(), server.grpc_addr());
+            if let (Some(p2p), Some(uri)) = (server.p2p_addr(), server.cluster_uri()) {
+                eprintln!("braid: cluster peer on {p2p}, reached at {uri}");
+            }
             server.wait_for_signal().await.map_err(|e| e.to_string())?;
             eprintln!("braid: flushed and stopped");
             Ok(())
