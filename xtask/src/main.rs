@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod cluster;
 mod compat;
 mod data;
 mod fuzz;
@@ -42,6 +43,10 @@ tasks:
                              kill -9 a writing child process N times (default 100)
                              and check every recovery; --power-loss also drops every
                              byte not synced before reopening (`ci` runs 10 of each)
+  cluster up [--nodes N] [--release]
+                             a cluster of N (default 3) `braid serve` nodes on this
+                             machine: REST on 6333, 6433, 6533…, gRPC one port
+                             above each, data under target/cluster; Ctrl-C stops it
   chaos [--trials N] [--seed S] [--seconds T]
                              three `braid serve` processes in a cluster under writes
                              and queries while nodes are killed (SIGKILL) and cut
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
         Some("chaos") => chaos(&args[1..]),
+        Some("cluster") => cluster::run(&args[1..]),
         Some("compat") => compat::run(&args[1..]),
         Some("data") => data::run(&args[1..]),
         Some("tsan") => tsan::run(&args[1..]),

@@ -349,6 +349,12 @@ impl ShardGroup {
         }
     }
 
+    /// Starts an election in the group now, with this node as candidate (a new
+    /// group elects its first leader this way without waiting for a timeout).
+    pub async fn elect(&self) -> Result<(), ClusterError> {
+        self.raft.trigger().elect().await.map_err(raft_error)
+    }
+
     /// The group as this node sees it.
     pub fn status(&self) -> GroupStatus {
         let m = self.raft.metrics().borrow().clone();

@@ -291,6 +291,9 @@ impl Cluster {
             return Err(exists());
         }
         self.reconcile().await.map_err(internal("creating the collection here"))?;
+        // This node asks for the new group's lead at once rather than after an
+        // election timeout; another replica may win, which is as good.
+        self.group_of(name)?.elect().await.map_err(cluster_error)?;
         // An empty entry commits once a majority of the replicas has the group open.
         self.group_of(name)?.propose(json!({"operations": []})).await.map_err(cluster_error)?;
         Ok(())

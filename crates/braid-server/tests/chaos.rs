@@ -136,7 +136,7 @@ impl Node {
             .arg(&self.dir)
             .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
             .args(["--p2p", &self.p2p.to_string(), "--uri", &self.uri()])
-            .args(["--log-level", "warn"])
+            .args(["--log-level", "warn,openraft=error"])
             .stdout(Stdio::null())
             .stderr(log);
         if let Some(b) = &self.bootstrap {
