@@ -13,9 +13,10 @@
 //! What this version serves: one shard per collection, a replica on every peer that
 //! is a member when the collection is created. `shard_number` other than 1, or a
 //! `replication_factor` other than the number of peers, is refused with the reason, as
-//! are the calls that change a collection outside its points (aliases, payload
-//! indexes, vector names, collection parameters, snapshots): they are not replicated
-//! yet, and serving them on one node only would leave the replicas different.
+//! are the calls that change a collection outside its points and payload indexes
+//! (aliases, vector names, collection parameters, snapshot recovery): they are not
+//! replicated yet, and serving them on one node only would leave the replicas
+//! different.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

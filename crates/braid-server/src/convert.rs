@@ -1275,6 +1275,7 @@ pub(crate) fn matrix_request(body: &Value) -> Result<braid::MatrixRequest, ApiEr
 }
 
 /// A payload index to create: a kind, or a text index with its options.
+#[derive(Clone, Debug)]
 pub(crate) enum FieldIndex {
     Kind(IndexKind),
     Text(braid::text::TextOptions),

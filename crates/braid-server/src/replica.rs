@@ -55,6 +55,83 @@ fn operation(i: usize, op: &Value) -> Result<(Write, &Value), String> {
     Ok((write, inner))
 }
 
+/// A payload index created or deleted: applied on a single server, or carried by a
+/// replicated entry (an operation named `create_payload_index` or
+/// `delete_payload_index`, which user batches cannot name) so that every replica has
+/// the same indexes, in order with the writes.
+#[derive(Clone, Debug)]
+pub(crate) enum IndexChange {
+    /// Index `field` as `index` says.
+    Create {
+        /// The payload key.
+        field: String,
+        /// The kind of index, or a full-text index's options.
+        index: crate::convert::FieldIndex,
+    },
+    /// Drop the index on `field` (if there is one).
+    Delete {
+        /// The payload key.
+        field: String,
+    },
+}
+
+impl IndexChange {
+    pub(crate) fn apply(&self, c: &braid::Collection) -> Result<(), ApiError> {
+        use crate::convert::FieldIndex;
+        match self {
+            IndexChange::Create { field, index: FieldIndex::Kind(kind) } => {
+                c.create_payload_index(field, *kind)?
+            }
+            IndexChange::Create { field, index: FieldIndex::Text(options) } => {
+                c.create_text_index(field, options.clone())?
+            }
+            IndexChange::Delete { field } => drop(c.delete_payload_index(field)?),
+        }
+        Ok(())
+    }
+
+    /// The operation a replicated entry carries.
+    pub(crate) fn op(&self) -> Value {
+        use crate::convert::FieldIndex;
+        match self {
+            IndexChange::Create { field, index: FieldIndex::Kind(kind) } => {
+                json!({"create_payload_index": {"field": field, "kind": kind}})
+            }
+            IndexChange::Create { field, index: FieldIndex::Text(options) } => {
+                json!({"create_payload_index": {"field": field, "text": options}})
+            }
+            IndexChange::Delete { field } => json!({"delete_payload_index": {"field": field}}),
+        }
+    }
+
+    /// The change an entry's operation `name` with `body` carries, if it is one.
+    fn read(name: &str, body: &Value) -> Option<Result<IndexChange, String>> {
+        let field = || {
+            body.get("field")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or("an index change names its `field`")
+        };
+        let change = match name {
+            "create_payload_index" => field().and_then(|field| {
+                let index = match (body.get("kind"), body.get("text")) {
+                    (Some(kind), None) => {
+                        serde_json::from_value(kind.clone()).map(crate::convert::FieldIndex::Kind)
+                    }
+                    (None, Some(text)) => {
+                        serde_json::from_value(text.clone()).map(crate::convert::FieldIndex::Text)
+                    }
+                    _ => return Err("an index is a `kind` or a full-text index's `text` options"),
+                };
+                index.map(|index| IndexChange::Create { field, index }).map_err(|_| "an unreadable index")
+            }),
+            "delete_payload_index" => field().map(|field| IndexChange::Delete { field }),
+            _ => return None,
+        };
+        Some(change.map_err(str::to_string))
+    }
+}
+
 /// An operation of an entry, ready to apply to the collection.
 type Op<'a> = Box<dyn FnOnce(&braid::Collection) -> Result<(), ApiError> + 'a>;
 
@@ -85,6 +162,15 @@ fn operations(write: &Value) -> Result<Vec<Result<Op<'_>, String>>, String> {
         .iter()
         .enumerate()
         .map(|(i, op)| {
+            let index_change = op
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.iter().next())
+                .and_then(|(name, body)| IndexChange::read(name, body));
+            if let Some(change) = index_change {
+                let change = change.map_err(|why| format!("operation {i}: {why}"))?;
+                return Ok(Box::new(move |c: &braid::Collection| change.apply(c)) as Op<'_>);
+            }
             let (write, body) = operation(i, op)?;
             Ok(Box::new(move |c: &braid::Collection| write.apply(c, body)) as Op<'_>)
         })

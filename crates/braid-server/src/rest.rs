@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::convert;
 use crate::error::{ApiError, ErrorKind};
+use crate::replica::IndexChange;
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
@@ -456,6 +457,27 @@ impl Call {
         }
     }
 
+    /// Creates or deletes a payload index (the change `read` makes of the body):
+    /// applied here, or on a cluster node proposed to the collection's replicas.
+    async fn change_index(
+        self,
+        read: impl FnOnce(&Value) -> Result<IndexChange, ApiError> + Send + 'static,
+    ) -> Response {
+        match self.state.cluster.clone() {
+            Some(cluster) => {
+                let started = Instant::now();
+                let result = async {
+                    let change = read(&self.body?)?;
+                    cluster.write(&self.name, json!({"operations": [change.op()]})).await?;
+                    Ok(update_result(&self.state, self.wait))
+                }
+                .await;
+                envelope(result, started)
+            }
+            None => self.write(move |c, body| read(body)?.apply(c)).await,
+        }
+    }
+
     /// Runs the write `f` on this server's collection (a change outside the points,
     /// which a cluster node does not replicate yet: refused there as `what`); answers
     /// with an `UpdateResult`.
@@ -694,24 +716,21 @@ async fn list_aliases(State(s): State<AppState>) -> Response {
 }
 
 async fn create_index(call: Call) -> Response {
-    call.local_write("creating a payload index", |c, body| {
+    call.change_index(|body| {
         let body = body_with(body, "create index", &["field_name", "field_schema"])?;
         let field = body
             .get("field_name")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad_request("an index needs `field_name`".into()))?;
-        match convert::field_index(body.get("field_schema").unwrap_or(&Value::Null))? {
-            convert::FieldIndex::Kind(kind) => Ok(c.create_payload_index(field, kind)?),
-            convert::FieldIndex::Text(options) => Ok(c.create_text_index(field, options)?),
-        }
+        let index = convert::field_index(body.get("field_schema").unwrap_or(&Value::Null))?;
+        Ok(IndexChange::Create { field: field.to_string(), index })
     })
     .await
 }
 
 async fn delete_index(call: Call) -> Response {
     let field = call.path_id.clone().unwrap_or_default();
-    call.local_write("deleting a payload index", move |c, _| Ok(c.delete_payload_index(&field).map(drop)?))
-        .await
+    call.change_index(move |_| Ok(IndexChange::Delete { field })).await
 }
 
 async fn upsert(call: Call) -> Response {
@@ -1016,7 +1035,25 @@ async fn batch_update(call: Call) -> Response {
         let started = Instant::now();
         let result = async {
             let body = call.body?;
-            let n = list_of(body_with(&body, "batch update", &["operations"])?, "operations")?.len();
+            let ops = list_of(body_with(&body, "batch update", &["operations"])?, "operations")?;
+            // Only the update operations a batch may name (an entry may carry others).
+            for (i, op) in ops.iter().enumerate() {
+                let name = op.as_object().filter(|o| o.len() == 1).and_then(|o| o.keys().next());
+                match name {
+                    Some(name) if Write::named(name).is_some() => {}
+                    Some(name) => {
+                        return Err(ApiError::bad_request(format!(
+                            "operation {i}: `{name}` is not an update operation"
+                        )));
+                    }
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "operation {i}: must be an object with one key"
+                        )));
+                    }
+                }
+            }
+            let n = ops.len();
             cluster.write(&call.name, body).await?;
             Ok(Value::Array((0..n).map(|_| update_result(&state, wait)).collect()))
         }

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Access, Need};
 use crate::mapping::{self, CollectionSpec, Spaces};
+use crate::replica::IndexChange;
 use crate::rest::AppState;
 
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -610,6 +611,24 @@ async fn update(
     }
 }
 
+/// A payload index created or deleted, answered with an `UpdateResult`: applied
+/// here, or on a cluster node proposed to the collection's replicas.
+async fn change_index(
+    state: &AppState,
+    name: String,
+    wait: Option<bool>,
+    change: IndexChange,
+) -> Reply<proto::PointsOperationResponse> {
+    let started = Instant::now();
+    match state.cluster.clone() {
+        Some(cluster) => {
+            cluster.write(&name, serde_json::json!({"operations": [change.op()]})).await.map_err(err)?;
+            Ok(updated(state, wait, started))
+        }
+        None => write(state, name, wait, move |c| change.apply(c).map_err(err)).await,
+    }
+}
+
 /// A write on a blocking thread, answered with an `UpdateResult`.
 async fn write(
     state: &AppState,
@@ -842,7 +861,6 @@ impl Points for Service {
         r: Request<proto::CreateFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
-        self.single_node("creating a payload index")?;
         let r = checked(r, "create index")?;
         let kind = match r.field_type.map(proto::FieldType::try_from) {
             None | Some(Ok(proto::FieldType::Keyword)) => IndexKind::Keyword,
@@ -862,15 +880,12 @@ impl Points for Service {
             None if kind == IndexKind::Text => Some(text_options_in(None)?),
             None => None,
         };
-        let field = r.field_name;
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            match text {
-                Some(options) => c.create_text_index(&field, options),
-                None => c.create_payload_index(&field, kind),
-            }
-            .map_err(err)
-        })
-        .await
+        let index = match text {
+            Some(options) => crate::convert::FieldIndex::Text(options),
+            None => crate::convert::FieldIndex::Kind(kind),
+        };
+        let change = IndexChange::Create { field: r.field_name, index };
+        change_index(&self.0, r.collection_name, r.wait, change).await
     }
 
     async fn create_vector_name(
@@ -904,13 +919,9 @@ impl Points for Service {
         r: Request<proto::DeleteFieldIndexCollection>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
-        self.single_node("deleting a payload index")?;
         let r = r.into_inner();
-        let field = r.field_name;
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            c.delete_payload_index(&field).map(drop).map_err(err)
-        })
-        .await
+        let change = IndexChange::Delete { field: r.field_name };
+        change_index(&self.0, r.collection_name, r.wait, change).await
     }
 
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {

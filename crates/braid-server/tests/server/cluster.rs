@@ -141,9 +141,35 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
         eventually("identical replicas", || async { contents(rest, "p").await == expected }).await;
     }
 
-    // Changes outside the points are not replicated yet: refused, with the reason.
+    // Payload indexes through both protocols, on every replica; a filter uses them.
     let index = json!({"field_name": "category", "field_schema": "keyword"});
-    let (status, v) = rests[0].call(reqwest::Method::PUT, "/collections/p/index", Some(index)).await;
+    rests[0].put("/collections/p/index?wait=true", index).await;
+    client
+        .create_field_index(qdrant_client::qdrant::CreateFieldIndexCollectionBuilder::new(
+            "p",
+            "price",
+            qdrant_client::qdrant::FieldType::Float,
+        ))
+        .await
+        .expect("gRPC index");
+    let (status, v) = rests[1].call(reqwest::Method::DELETE, "/collections/p/index/nothing", None).await;
+    assert_eq!(status, 200, "deleting an index that is not there: {v}");
+    for rest in &rests {
+        eventually("the indexes on every replica", || async {
+            let schema = rest.get("/collections/p").await["payload_schema"].clone();
+            schema["category"]["data_type"] == "keyword" && schema["price"]["data_type"] == "float"
+        })
+        .await;
+    }
+    // A batch names update operations only, not the entry's own.
+    let sneaky = json!({"operations": [{"create_payload_index": {"field": "x", "kind": "keyword"}}]});
+    let (status, v) = rests[0].call(reqwest::Method::POST, "/collections/p/points/batch", Some(sneaky)).await;
+    assert_eq!(status, 400, "{v}");
+
+    // Changes outside the points and indexes are not replicated yet: refused, with the
+    // reason.
+    let alias = json!({"actions": [{"create_alias": {"collection_name": "p", "alias_name": "q"}}]});
+    let (status, v) = rests[0].call(reqwest::Method::POST, "/collections/aliases", Some(alias)).await;
     assert_eq!(status, 400, "{v}");
     assert!(v["status"]["error"].as_str().unwrap_or_default().contains("distributed mode"), "{v}");
     let third_id = rests[2].get("/cluster").await["peer_id"].clone();
