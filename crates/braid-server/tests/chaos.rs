@@ -147,14 +147,16 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            // Whole lines only: the process may be halfway through writing one.
             let text = text.get(seen..).unwrap_or_default();
+            let text = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
             let after = |marker: &str| {
                 text.split(marker)
                     .nth(1)
                     .and_then(|rest| rest.split([',', '\n', ' ']).next())
                     .map(str::to_string)
             };
-            if let Some(http) = after("REST on http://") {
+            if let Some(http) = after("REST on http://").filter(|h| !h.is_empty()) {
                 self.http = Some(http);
                 self.since = Instant::now();
                 return;
