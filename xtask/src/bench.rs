@@ -61,6 +61,12 @@ const BENCHES: &[(&str, &str, &str, &str)] = &[
         "build time, peak memory, disk, reopen and recall-matched QPS/p99 as N grows (--n 100000,1000000), float32/int8/binary/on-disk/product; --peers [LIST]: hnswlib, FAISS, qdrant-edge on the same rows",
     ),
     (
+        "cluster",
+        "braid-server",
+        "cluster",
+        "braid serve processes: ingest alone vs a cluster of 1 vs 3 replicas, failover after a kill, a replica catching up 100k points",
+    ),
+    (
         "hnsw",
         "braid-hnsw",
         "hnsw",
@@ -227,6 +233,9 @@ pub(crate) fn run_bench(name: &str, extra: &[String]) -> Result<(), String> {
     }
     if name == "scale" {
         return crate::scale::run(extra);
+    }
+    if name == "cluster" {
+        return crate::cluster::bench(extra);
     }
     let mut cmd = cargo();
     cmd.args(["bench", "--package", package, "--bench", target]);
