@@ -64,7 +64,9 @@ impl Dialer {
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .local_address(self.local);
-        let client = RaftClient::new(endpoint.connect_lazy());
+        let client = RaftClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(crate::node::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::node::MAX_MESSAGE_BYTES);
         self.channels.lock().insert(uri.to_string(), client.clone());
         Ok(client)
     }
@@ -208,6 +210,27 @@ impl PeerConnection {
     }
 }
 
+/// The entries one append message carries at most, in bytes of JSON (one entry
+/// larger than this goes alone).
+pub(crate) const MESSAGE_BUDGET: usize = 1 << 20;
+
+/// The length of `value`'s JSON, counted without keeping it.
+fn encoded_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// Which of openraft's messages a call carries.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Method {
@@ -222,7 +245,29 @@ impl<C: GroupTypes> RaftNetwork<C> for PeerConnection {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
-        self.call(&rpc, &option, Method::Append).await
+        // openraft gives an append one heartbeat interval to be sent, written and
+        // synced by the peer: entries past `MESSAGE_BUDGET` bytes go in the next
+        // message (at least one goes in each), and the peer's success is reported as
+        // the partial success it is.
+        let mut rpc = rpc;
+        let mut bytes = 0;
+        let keep = rpc
+            .entries
+            .iter()
+            .position(|entry| {
+                bytes += encoded_len(entry);
+                bytes > MESSAGE_BUDGET
+            })
+            .map_or(rpc.entries.len(), |over| over.max(1));
+        if keep == rpc.entries.len() {
+            return self.call(&rpc, &option, Method::Append).await;
+        }
+        rpc.entries.truncate(keep);
+        let sent = rpc.entries.last().map(|entry| entry.log_id);
+        Ok(match self.call(&rpc, &option, Method::Append).await? {
+            AppendEntriesResponse::Success => AppendEntriesResponse::PartialSuccess(sent),
+            other => other,
+        })
     }
 
     async fn install_snapshot(

@@ -218,6 +218,11 @@ pub fn peer_id(dir: &Path) -> Result<PeerId, ClusterError> {
     }
 }
 
+/// The largest message between peers: one entry of a write batch (a request body is
+/// 32 MiB by default), or a snapshot sent whole (which is why snapshots must become
+/// streamed before large shards move: `docs/distributed.md`).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 pub(crate) fn raft_error(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Raft(e.to_string())
 }
@@ -235,6 +240,10 @@ pub(crate) fn raft_config(
         election_timeout_min: timing.election_min.as_millis() as u64,
         election_timeout_max: timing.election_max.as_millis() as u64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        // Entries per append message; the network also cuts a message at
+        // `MESSAGE_BUDGET` bytes, as a shard's entries are write batches of up to a
+        // request body each.
+        max_payload_entries: 64,
         max_in_snapshot_log_to_keep: keep,
         ..Default::default()
     }
@@ -289,7 +298,9 @@ impl ClusterNode {
             shards: RwLock::new(Default::default()),
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        let service = RaftServer::new(Service { shared: shared.clone() });
+        let service = RaftServer::new(Service { shared: shared.clone() })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tokio::spawn(
             tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(

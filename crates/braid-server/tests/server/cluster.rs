@@ -183,11 +183,26 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     server.shutdown().await.expect("stops");
     let more: Vec<Value> = products[200..].iter().map(common::point_json).collect();
     rests[1].put("/collections/p/points?wait=true", json!({"points": more})).await;
+    // Entries of 0.8 MB each meanwhile in another collection: catching up sends
+    // messages of several of them, past gRPC's 4 MiB default.
+    rests[0].put("/collections/big", json!({"vectors": {"size": 384, "distance": "Dot"}})).await;
+    for b in 0..12u64 {
+        let points: Vec<Value> = (0..200u64)
+            .map(|i| json!({"id": b * 200 + i, "vector": (0..384).map(|d| ((b + i + d) % 97) as f32 / 97.0 + 0.001).collect::<Vec<f32>>()}))
+            .collect();
+        rests[1].put("/collections/big/points?wait=true", json!({"points": points})).await;
+    }
     let third = Running { server: node_in(dir.path(), &p2p, None).await, dir };
     let rest3 = Rest::to(&third);
     let expected = contents(&rests[0], "p").await;
     assert_eq!(expected.len(), 300 + 10 - 3);
     eventually("the restarted node caught up", || async { contents(&rest3, "p").await == expected }).await;
+    eventually("and the large entries", || async {
+        let count = json!({"exact": true});
+        let v = rest3.call(reqwest::Method::POST, "/collections/big/points/count", Some(count)).await.1;
+        v["result"]["count"] == 2400
+    })
+    .await;
 
     // Deleted through one node: gone from every node.
     let (status, v) = rest3.call(reqwest::Method::DELETE, "/collections/p", None).await;
