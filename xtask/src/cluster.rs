@@ -48,7 +48,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 /// The nodes of a cluster (or, with `cluster` false, one server running alone) as
 /// processes of `binary`, node `i` on ports `base + 100·i` (REST), `+1` (gRPC), `+2`
 /// (p2p), its data in `data/node<i>`.
-struct Nodes {
+pub(crate) struct Nodes {
     binary: PathBuf,
     data: PathBuf,
     base: u16,
@@ -57,17 +57,17 @@ struct Nodes {
 }
 
 impl Nodes {
-    fn new(binary: &Path, data: &Path, base: u16, cluster: bool) -> Nodes {
+    pub(crate) fn new(binary: &Path, data: &Path, base: u16, cluster: bool) -> Nodes {
         Nodes { binary: binary.to_path_buf(), data: data.to_path_buf(), base, cluster, children: Vec::new() }
     }
 
-    fn port(&self, i: usize, k: u16) -> u16 {
+    pub(crate) fn port(&self, i: usize, k: u16) -> u16 {
         self.base + 100 * i as u16 + k
     }
 
     /// Starts node `i` (the first start of a node past the first joins through it)
     /// and waits until it answers.
-    fn start(&mut self, i: usize) -> Result<(), String> {
+    pub(crate) fn start(&mut self, i: usize) -> Result<(), String> {
         let dir = self.data.join(format!("node{i}"));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut command = Command::new(&self.binary);

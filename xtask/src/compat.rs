@@ -102,13 +102,50 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             failed.push(e);
         }
     }
+    if matches!(mode, Mode::Tutorial) {
+        // The cluster calls, against three nodes.
+        let mut nodes = crate::cluster::Nodes::new(
+            &root().join("target/release/braid"),
+            &target.join("cluster"),
+            7533,
+            true,
+        );
+        let _ = std::fs::remove_dir_all(target.join("cluster"));
+        for i in 0..3 {
+            nodes.start(i)?;
+        }
+        let others =
+            format!("{}:{},{}:{}", nodes.port(1, 0), nodes.port(1, 1), nodes.port(2, 0), nodes.port(2, 1));
+        // The cluster walk, then the tutorial, query API and hybrid walks through a
+        // node that is not the first (all their calls are served on a cluster node).
+        let walks = [("cluster.py", 0), ("tutorial.py", 1), ("query_api.py", 1), ("hybrid.py", 1)];
+        for ((script, node), grpc_flag) in walks.iter().flat_map(|w| [(w, None), (w, Some("--prefer-grpc"))])
+        {
+            let mut cmd = Command::new(&python);
+            cmd.arg(root().join("crates/braid-server/compat").join(script)).args([
+                "--http",
+                &nodes.port(*node, 0).to_string(),
+                "--grpc",
+                &nodes.port(*node, 1).to_string(),
+            ]);
+            if *script == "cluster.py" {
+                cmd.args(["--others", &others]);
+            }
+            if let Some(flag) = grpc_flag {
+                cmd.arg(flag);
+            }
+            if let Err(e) = exec(&mut cmd) {
+                failed.push(e);
+            }
+        }
+    }
     if !failed.is_empty() {
         return Err(failed.join("\n"));
     }
     match mode {
         Mode::Tutorial => {
             println!(
-                "xtask compat: the Python qdrant-client passed the tutorial, the hybrid walk, the query API walk and the aliases and snapshots walk over REST and gRPC"
+                "xtask compat: the Python qdrant-client passed the tutorial, the hybrid walk, the query API walk, the aliases and snapshots walk over REST and gRPC, and on a cluster of three nodes the cluster walk and again the tutorial, hybrid and query API walks"
             )
         }
         Mode::Differential { seed, cases } => {

@@ -89,6 +89,17 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
         assert_eq!(info["remote_shards"].as_array().map(Vec::len), Some(2), "{info}");
     }
 
+    // The same over gRPC, read by the official client.
+    let info = common::grpc_client(&third)
+        .collection_cluster_info(qdrant_client::qdrant::CollectionClusterInfoRequest {
+            collection_name: "p".into(),
+        })
+        .await
+        .expect("gRPC cluster info");
+    assert_eq!((info.local_shards.len(), info.remote_shards.len()), (1, 2), "{info:?}");
+    assert!(info.remote_shards.iter().all(|r| r.state == qdrant_client::qdrant::ReplicaState::Active as i32));
+    assert!(info.remote_shards.iter().all(|r| r.peer_id != info.peer_id && r.peer_id != 0), "{info:?}");
+
     // REST writes through one node, gRPC writes through the others.
     let products = common::products();
     let points: Vec<Value> = products[..200].iter().map(common::point_json).collect();

@@ -1,0 +1,77 @@
+"""The official Python client against a cluster of three `braid serve` nodes: the
+cluster status, a collection created through one node, written through another over
+the protocol under test and read through the third, its cluster information, a
+payload index, the placement Braid refuses, and the deletion."""
+import random
+import time
+
+from qdrant_client import QdrantClient, models
+
+import connect
+
+
+def main():
+    args, proto, first = connect.parse(
+        __doc__, lambda ap: ap.add_argument("--others", required=True,
+                                            help="REST:gRPC port pairs of the other nodes, comma-separated"))
+    others = [tuple(int(p) for p in pair.split(":")) for pair in args.others.split(",")]
+    second, third = (QdrantClient(host=args.host, port=h, grpc_port=g, prefer_grpc=args.prefer_grpc, timeout=60)
+                     for h, g in others)
+
+    status = first.http.distributed_api.cluster_status().result
+    assert status.status == "enabled", status
+    assert len(status.peers) == 3, status
+    assert status.raft_info.leader in {int(p) for p in status.peers}, status
+    assert status.raft_info.role is not None and status.raft_info.is_voter, status
+
+    name = f"cluster_{'grpc' if args.prefer_grpc else 'rest'}"
+    if first.collection_exists(name):
+        first.delete_collection(name)
+    connect.refused(lambda: first.create_collection(name, vectors_config=models.VectorParams(
+        size=4, distance=models.Distance.COSINE), shard_number=2), "shard_number", "two shards")
+    first.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    rng = random.Random(19)
+    rows = [[rng.uniform(-1, 1) for _ in range(4)] for _ in range(60)]
+    second.upsert(name, wait=True, points=[
+        models.PointStruct(id=i, vector=rows[i], payload={"group": "even" if i % 2 == 0 else "odd"})
+        for i in range(60)])
+    second.create_payload_index(name, "group", models.PayloadSchemaType.KEYWORD, wait=True)
+    second.set_payload(name, payload={"seen": True}, points=[3, 4], wait=True)
+
+    # The third node has the writes once they are acknowledged on a majority; it may
+    # trail by the entries in flight, so it is asked until it has them.
+    for _ in range(100):
+        if third.count(name, exact=True).count == 60 and third.retrieve(name, [3])[0].payload.get("seen"):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the third node did not get the writes")
+    hits = third.query_points(name, query=rows[7], limit=3,
+                              query_filter=models.Filter(must=[models.FieldCondition(
+                                  key="group", match=models.MatchValue(value="odd"))])).points
+    assert hits[0].id == 7, hits
+    assert all(h.id % 2 == 1 for h in hits), hits
+    schema = third.get_collection(name).payload_schema
+    assert "group" in schema, schema
+
+    for client in (first, second, third):
+        info = client.collection_cluster_info(name)
+        assert info.shard_count == 1, info
+        assert len(info.local_shards) == 1 and info.local_shards[0].points_count == 60, info
+        assert len(info.remote_shards) == 2, info
+        assert {r.peer_id for r in info.remote_shards} | {info.peer_id} == {int(p) for p in status.peers}, info
+
+    third.delete_collection(name)
+    for client in (first, second):
+        for _ in range(100):
+            if not client.collection_exists(name):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the deletion did not reach every node")
+    print(f"cluster.py over {proto}: cluster status, a collection created, written, indexed, read and deleted "
+          "through three nodes, its cluster information on each, shard_number refused")
+
+
+if __name__ == "__main__":
+    main()
