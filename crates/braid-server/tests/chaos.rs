@@ -244,7 +244,10 @@ async fn writer(w: u64, seed: u64, view: Arc<View>, stop: Arc<AtomicBool>) -> Ve
 /// Queries nodes on the majority's side that have been up a second; every one must be
 /// answered. Returns how many were.
 async fn reader(seed: u64, view: Arc<View>, stop: Arc<AtomicBool>, failed: Arc<Mutex<Vec<String>>>) -> u64 {
-    let client = reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build().expect("client");
+    // A query is answered by the node asked, whatever the cluster does: a generous
+    // timeout, so that a loaded machine (the suite runs beside other tests) is not
+    // taken for a failure.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
     let mut rng = Rng::new(seed);
     let mut answered = 0;
     while !stop.load(Ordering::Relaxed) {
