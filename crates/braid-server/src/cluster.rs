@@ -275,8 +275,15 @@ impl Cluster {
             )));
         }
         // Every node creates it from the metadata: a configuration that one of them
-        // would refuse must be refused before it is agreed.
-        Database::in_memory().create_collection(name, config.clone())?;
+        // would refuse must be refused before it is agreed. Checked by creating it in
+        // memory, with what only a database on disk serves (payloads and graphs on
+        // disk) set aside.
+        let mut probe = config.clone();
+        probe.on_disk_payload = false;
+        for space in probe.vectors.values_mut() {
+            space.hnsw.on_disk = false;
+        }
+        Database::in_memory().create_collection(name, probe)?;
         let exists = || ApiError::from(braid::Error::CollectionConflict { name: name.to_string() });
         if self.node.state().collections.contains_key(name) {
             return Err(exists());

@@ -73,6 +73,10 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
         assert_eq!(status, 400, "{key}: {v}");
         assert!(v["status"]["error"].as_str().unwrap_or_default().contains(key), "{v}");
     }
+    // What only a database on disk serves is served on a cluster node too.
+    let on_disk = json!({"vectors": {"size": 4, "distance": "Dot", "on_disk": true,
+        "hnsw_config": {"on_disk": true}}, "on_disk_payload": true});
+    assert_eq!(rests[0].put("/collections/on_disk", on_disk).await, json!(true));
     let mut body = common::config_json();
     body["replication_factor"] = json!(3);
     assert_eq!(rests[1].put("/collections/p", body).await, json!(true));
