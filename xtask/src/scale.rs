@@ -240,9 +240,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("--ef-construct takes a positive number, not `{ef_construct}`"));
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let keep = args.iter().any(|a| a == "--keep") || args.iter().any(|a| a == "--resume");
-    // Measure a build an earlier `--keep` run left, instead of building again.
+    // Measure a build an earlier `--keep` run left, instead of building again (and
+    // keep it: a measured build is measured again, one configuration per run).
     let reuse = args.iter().any(|a| a == "--reuse");
+    let keep = ["--keep", "--resume", "--reuse"].iter().any(|flag| args.iter().any(|a| a == flag));
     // Continue a kept build (stopped part way, or of a smaller N copied into this N's
     // directory) from the points its database holds, on all cores; it is kept.
     let resume = args.iter().any(|a| a == "--resume");
