@@ -355,6 +355,12 @@ impl ClusterNode {
         self.shared.applied.read().state.clone()
     }
 
+    /// The configuration of one collection as this node has applied it (no copy of
+    /// the rest of the metadata).
+    pub fn collection(&self, name: &str) -> Option<serde_json::Value> {
+        self.shared.applied.read().state.collections.get(name).cloned()
+    }
+
     /// What `GET /cluster` reports of this node.
     pub fn status(&self) -> ClusterStatus {
         let m = self.shared.raft.metrics().borrow().clone();

@@ -196,6 +196,16 @@ impl Cluster {
             .collect()
     }
 
+    /// One collection's placement, read alone: a write looks up its group here, so it
+    /// must not copy and parse every collection's.
+    fn placement(&self, name: &str) -> Option<Placement> {
+        serde_json::from_value(self.node.collection(name)?)
+            .map_err(
+                |e| tracing::error!(collection = %name, error = %e, "a collection's placement is unreadable"),
+            )
+            .ok()
+    }
+
     fn save(&self, placed: &BTreeMap<String, String>) -> Result<(), String> {
         let path = self.dir.join("placed.json");
         let bytes = serde_json::to_vec_pretty(placed).map_err(|e| e.to_string())?;
@@ -285,7 +295,7 @@ impl Cluster {
         }
         Database::in_memory().create_collection(name, probe)?;
         let exists = || ApiError::from(braid::Error::CollectionConflict { name: name.to_string() });
-        if self.node.state().collections.contains_key(name) {
+        if self.node.collection(name).is_some() {
             return Err(exists());
         }
         let group = format!("c-{:016x}", rand::random::<u64>());
@@ -309,7 +319,7 @@ impl Cluster {
 
     /// Deletes a collection from the cluster; `false` if it has no such collection.
     pub(crate) async fn delete(&self, name: &str) -> Result<bool, ApiError> {
-        if !self.node.state().collections.contains_key(name) {
+        if self.node.collection(name).is_none() {
             return Ok(false);
         }
         let command = MetaCommand::DeleteCollection { name: name.to_string() };
@@ -319,7 +329,7 @@ impl Cluster {
     }
 
     fn group_of(&self, name: &str) -> Result<Arc<ShardGroup>, ApiError> {
-        let Some(p) = self.placements().remove(name) else {
+        let Some(p) = self.placement(name) else {
             return Err(braid::Error::CollectionNotFound { name: name.to_string() }.into());
         };
         self.node.group(&p.group).ok_or_else(|| ApiError {
@@ -368,7 +378,7 @@ impl Cluster {
     /// The replicas of collection `name`'s shard: the points this peer's replica
     /// holds (none: no replica here), and the other peers holding one.
     pub(crate) fn replicas(&self, name: &str) -> Result<(Option<usize>, Vec<PeerId>), ApiError> {
-        let Some(p) = self.placements().remove(name) else {
+        let Some(p) = self.placement(name) else {
             return Err(braid::Error::CollectionNotFound { name: name.to_string() }.into());
         };
         let me = self.node.peer_id();

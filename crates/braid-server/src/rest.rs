@@ -443,16 +443,7 @@ impl Call {
     /// it is proposed to the collection's replicas.
     async fn update(self, write: Write) -> Response {
         match self.state.cluster.clone() {
-            Some(cluster) => {
-                let started = Instant::now();
-                let result = async {
-                    let entry = json!({"operations": [{write.name(): self.body?}]});
-                    cluster.write(&self.name, entry).await?;
-                    Ok(update_result(&self.state, self.wait))
-                }
-                .await;
-                envelope(result, started)
-            }
+            Some(cluster) => self.replicate(cluster, move |body| Ok(json!({write.name(): body}))).await,
             None => self.write(move |c, body| write.apply(c, body)).await,
         }
     }
@@ -464,18 +455,26 @@ impl Call {
         read: impl FnOnce(&Value) -> Result<IndexChange, ApiError> + Send + 'static,
     ) -> Response {
         match self.state.cluster.clone() {
-            Some(cluster) => {
-                let started = Instant::now();
-                let result = async {
-                    let change = read(&self.body?)?;
-                    cluster.write(&self.name, json!({"operations": [change.op()]})).await?;
-                    Ok(update_result(&self.state, self.wait))
-                }
-                .await;
-                envelope(result, started)
-            }
+            Some(cluster) => self.replicate(cluster, move |body| Ok(read(&body)?.op())).await,
             None => self.write(move |c, body| read(body)?.apply(c)).await,
         }
+    }
+
+    /// Proposes the one operation `op` makes of the body to the collection's replicas;
+    /// answers with an `UpdateResult`.
+    async fn replicate(
+        self,
+        cluster: Arc<crate::cluster::Cluster>,
+        op: impl FnOnce(Value) -> Result<Value, ApiError>,
+    ) -> Response {
+        let started = Instant::now();
+        let result = async {
+            let entry = json!({"operations": [op(self.body?)?]});
+            cluster.write(&self.name, entry).await?;
+            Ok(update_result(&self.state, self.wait))
+        }
+        .await;
+        envelope(result, started)
     }
 
     /// Runs the write `f` on this server's collection (a change outside the points,
