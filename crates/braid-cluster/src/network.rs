@@ -120,6 +120,17 @@ impl Caller {
         self.answer(&json)
     }
 
+    /// Reads `request` from this peer's replica of `group`.
+    pub(crate) async fn read(
+        &mut self,
+        group: &str,
+        request: &serde_json::Value,
+    ) -> Result<Result<serde_json::Value, String>, ClusterError> {
+        let json =
+            self.client.read(to_group(group, request)).await.map_err(|s| self.unreachable(s))?.into_inner();
+        self.answer(&json)
+    }
+
     pub(crate) async fn remove_peer<R: DeserializeOwned>(
         &mut self,
         peer_id: PeerId,
@@ -300,6 +311,11 @@ pub(crate) trait GroupService: Send + Sync + 'static {
     /// Carries out a proposal if this node leads the group (one hop: a proposal
     /// forwarded here is not forwarded again); answers `Result<Answer, String>`.
     async fn propose(&self, body: &[u8]) -> Result<Json, serde_json::Error>;
+    /// Answers a read of this node's replica (`Result<Value, String>`).
+    async fn read(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
+        let _ = body;
+        Ok(encode(&Err::<serde_json::Value, _>("the metadata serves no reads".to_string())))
+    }
 }
 
 /// openraft's three messages, handed to a group's Raft.

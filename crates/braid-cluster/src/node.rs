@@ -451,6 +451,50 @@ impl ClusterNode {
         Peering { id: self.shared.id, wait: self.shared.wait, dialer: self.shared.dialer.clone() }
     }
 
+    /// Reads `request` from the replica of group `group` that the peer at `uri` holds
+    /// ([`crate::Replica::read`] there); the answer is the replica's. A peer that does
+    /// not run the group, or cannot be reached, is [`ClusterError::Unreachable`].
+    pub async fn read(
+        &self,
+        group: &str,
+        uri: &str,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClusterError> {
+        let mut caller = self.shared.dialer.caller(uri)?;
+        caller
+            .read(group, request)
+            .await?
+            .map_err(|reason| ClusterError::Unreachable { uri: uri.to_string(), reason })
+    }
+
+    /// Proposes `write` to group `group`, which this node does not run, through its
+    /// replicas at `uris` (the one leading it carries it out); answers once a majority
+    /// has it and the leader applied it, with the leader's replica's answer. Retried
+    /// while no replica answers as leader, up to the node's wait.
+    pub async fn propose_to(
+        &self,
+        group: &str,
+        uris: &[String],
+        write: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClusterError> {
+        let deadline = Instant::now() + self.shared.wait;
+        loop {
+            for uri in uris {
+                let forwarded = match self.shared.dialer.caller(uri) {
+                    Ok(mut caller) => caller.propose::<_, Answer>(group, write).await,
+                    Err(e) => Err(e),
+                };
+                if let Some(done) = settled(forwarded) {
+                    return crate::shard::replica_answer(done?.data);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(ClusterError::NoQuorum { waited_ms: self.shared.wait.as_millis() as u64 });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// An open shard group.
     pub fn group(&self, name: &str) -> Option<Arc<ShardGroup>> {
         self.shared.shards.read().get(name).cloned()
@@ -708,6 +752,12 @@ impl RaftService for Service {
     async fn propose(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
         let json = request.into_inner();
         let answer = self.group(&json.group)?.propose(&json.body).await.map_err(bad_request)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn read(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
+        let json = request.into_inner();
+        let answer = self.group(&json.group)?.read(&json.body).await.map_err(bad_request)?;
         Ok(Response::new(answer))
     }
 

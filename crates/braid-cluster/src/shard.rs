@@ -61,6 +61,14 @@ pub trait Replica: Send + Sync + 'static {
     fn snapshot(&self) -> Result<(Option<Value>, Vec<u8>), String>;
     /// Replaces the replica's state with a snapshot's, made at `position`.
     fn install(&self, position: &Value, bytes: &[u8]) -> Result<(), String>;
+    /// Answers a read of the replica's data, asked by any node of the cluster
+    /// ([`crate::ClusterNode::read`]); what a request and its answer hold is the
+    /// replica's to define (failures included: the answer is passed back as it is).
+    /// Runs on a blocking thread. By default a replica serves no reads.
+    fn read(&self, request: &Value) -> Value {
+        let _ = request;
+        Value::String("this replica serves no reads".into())
+    }
 }
 
 /// Why a replica did not apply a write.
@@ -199,9 +207,21 @@ impl RaftStateMachine<ShardTypes> for ShardMachine {
     }
 }
 
+/// A replica's answer to a write, as the group's state machine wraps it.
+pub(crate) fn replica_answer(data: Value) -> Result<Value, ClusterError> {
+    match data {
+        Value::Object(mut m) if m.contains_key("ok") => Ok(m.remove("ok").unwrap_or(Value::Null)),
+        Value::Object(mut m) if m.contains_key("refused") => Err(ClusterError::Refused(
+            m.remove("refused").and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        )),
+        other => Err(ClusterError::Raft(format!("unexpected answer {other}"))),
+    }
+}
+
 /// A shard's Raft group as one node runs it.
 pub struct ShardGroup {
     name: String,
+    replica: Arc<dyn Replica>,
     id: PeerId,
     raft: openraft::Raft<ShardTypes>,
     wait: Duration,
@@ -270,7 +290,7 @@ impl ShardGroup {
         let position = position_of(replica.position())
             .map_err(|reason| ClusterError::Corrupt { path: dir.to_path_buf(), reason })?;
         let machine = ShardMachine {
-            replica,
+            replica: replica.clone(),
             position: Arc::new(Mutex::new(position)),
             snapshot_path: dir.join("raft-snapshot.json"),
             gate: Arc::default(),
@@ -289,7 +309,7 @@ impl ShardGroup {
                 Err(e) => return Err(raft_error(e)),
             }
         }
-        Ok(ShardGroup { name: name.to_string(), id, raft, wait, dialer })
+        Ok(ShardGroup { name: name.to_string(), replica, id, raft, wait, dialer })
     }
 
     /// The group's name.
@@ -329,13 +349,7 @@ impl ShardGroup {
             .applied_index_at_least(Some(answer.index), "write applied here")
             .await
             .map_err(raft_error)?;
-        match answer.data {
-            Value::Object(mut m) if m.contains_key("ok") => Ok(m.remove("ok").unwrap_or(Value::Null)),
-            Value::Object(mut m) if m.contains_key("refused") => Err(ClusterError::Refused(
-                m.remove("refused").and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-            )),
-            other => Err(ClusterError::Raft(format!("unexpected answer {other}"))),
-        }
+        replica_answer(answer.data)
     }
 
     /// Writes `write` if this node leads the group; else who leads, if known.
@@ -398,6 +412,14 @@ impl GroupService for ShardService {
             Ok(answer) => answer.map_err(|e| e.to_string()),
             Err(_) => Err(NOT_LEADER.to_string()),
         };
+        Ok(encode(&answer))
+    }
+
+    async fn read(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
+        let request: Value = serde_json::from_slice(body)?;
+        let replica = self.0.replica.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || replica.read(&request)).await.map_err(|e| e.to_string());
         Ok(encode(&answer))
     }
 }

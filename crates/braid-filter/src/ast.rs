@@ -162,7 +162,7 @@ impl<T: PartialOrd + Copy> Range<T> {
 }
 
 /// A point on Earth, degrees.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GeoPoint {
     /// Longitude, −180..=180.
     pub lon: f64,

@@ -397,7 +397,7 @@ impl FieldIndex {
 
 /// A value a facet counts: what a keyword, integer, bool or uuid index holds (UUIDs
 /// as their canonical strings, as Qdrant reports them).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FacetValue {
     /// A string (keyword or UUID index).
     Keyword(String),

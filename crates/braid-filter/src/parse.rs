@@ -533,6 +533,20 @@ fn condition_json(c: &Condition) -> Value {
     }
 }
 
+/// One condition travels as its filter JSON (between cluster peers, inside a query).
+impl serde::Serialize for Condition {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        condition_json(self).serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        parse_condition(&value, "condition", 0).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

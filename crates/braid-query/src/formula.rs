@@ -13,7 +13,7 @@ use crate::QueryError;
 
 /// Decay functions of a distance `|x − target|`, each 1 at the target and `midpoint`
 /// at `scale` from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Decay {
     /// `max(0, 1 − (1 − midpoint)/scale · d)`.
     Lin,
@@ -24,7 +24,7 @@ pub enum Decay {
 }
 
 /// What a formula reads for a point.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Variable {
     /// `$score[i]` (`$score` is `$score[0]`): the point's score in prefetch `i`; the
     /// default for it, else 0, when the point did not come from that prefetch.
@@ -35,7 +35,7 @@ pub enum Variable {
 }
 
 /// A formula expression (Qdrant's `Expression`), evaluated in `f64`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Expression {
     /// A number.
     Constant(f64),
@@ -109,7 +109,7 @@ pub enum Expression {
 }
 
 /// A formula and its defaults.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Formula {
     /// The expression.
     pub expression: Expression,

@@ -6,7 +6,7 @@ use braid_sparse::SparseVector;
 use braid_text::Document;
 
 /// Per-request search knobs, as in Qdrant's `SearchParams`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SearchParams {
     /// Beam width for the HNSW search (default: the collection's choice).
     pub hnsw_ef: Option<usize>,
@@ -35,7 +35,7 @@ impl SearchParams {
 /// Qdrant's search-time `quantization` parameters: whether a search of a quantized
 /// space walks by its codes, and how it re-scores what they found. Spaces without
 /// codes are always searched with their original vectors.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantizationParams {
     /// Search with the original vectors only, as if the space had no codes.
     pub ignore: bool,
@@ -48,7 +48,7 @@ pub struct QuantizationParams {
 }
 
 /// How to combine the results of several prefetches.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Fusion {
     /// Reciprocal rank fusion with Qdrant's formula; `k` defaults to 2.
     Rrf {
@@ -78,7 +78,7 @@ impl Fusion {
 
 /// A vector a query names: given, or the stored vector of a point (in the level's
 /// `using` space, or where `lookup_from` says).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Example {
     /// A dense vector.
     Vector(Vec<f32>),
@@ -106,7 +106,7 @@ impl From<u64> for Example {
 }
 
 /// How a recommendation turns its examples into scores (`docs/query.md`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RecommendStrategy {
     /// Search for `2·mean(positive) − mean(negative)` (or `mean(positive)`): a plain
     /// nearest search, with the metric's scores. Needs a positive example.
@@ -120,7 +120,7 @@ pub enum RecommendStrategy {
 }
 
 /// Qdrant's `recommend`: positive and negative examples and a strategy.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Recommend {
     /// Examples to move towards.
     pub positive: Vec<Example>,
@@ -132,7 +132,7 @@ pub struct Recommend {
 
 /// A pair of examples splitting the space: points nearer `positive` than `negative`
 /// are on the good side.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContextPair {
     /// The good side.
     pub positive: Example,
@@ -150,7 +150,7 @@ impl ContextPair {
 /// Where a level takes the vectors of the points its examples name: another
 /// collection (and optionally another of its spaces) instead of the one searched.
 /// Points named there are not excluded from the results (they are other points).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LookupFrom {
     /// The collection to read the examples' vectors from.
     pub collection: String,
@@ -161,7 +161,7 @@ pub struct LookupFrom {
 /// Qdrant's maximal marginal relevance: re-pick a nearest search's candidates so that
 /// each next point balances its relevance against its similarity to those already
 /// picked.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Mmr {
     /// 0 (relevance only) to 1 (diversity only); default 0.5.
     pub diversity: Option<f32>,
@@ -171,7 +171,7 @@ pub struct Mmr {
 }
 
 /// Which way `order_by` sorts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// Smallest value first (Qdrant's default).
     #[default]
@@ -184,7 +184,7 @@ pub enum Direction {
 pub type OrderCursor = (crate::OrderValue, PointId);
 
 /// Qdrant's `order_by`: points in the order of a payload value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderBy {
     /// The payload key; it needs a range index (integer, float or datetime).
     pub key: String,
@@ -217,7 +217,7 @@ impl OrderBy {
 }
 
 /// What a level of the tree computes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Query {
     /// Nearest points to this vector in the level's `using` space. With prefetches
     /// below it, only their candidates are scored (re-ranking).
@@ -273,7 +273,7 @@ pub enum Query {
 }
 
 /// One level below the root: a query over its own prefetches (or over the space).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prefetch {
     /// What this level computes; required.
     pub query: Option<Query>,
@@ -343,7 +343,7 @@ impl Prefetch {
 }
 
 /// A whole query: the root level plus what only the root has.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueryRequest {
     /// Levels below the root.
     pub prefetch: Vec<Prefetch>,

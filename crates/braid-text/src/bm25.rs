@@ -17,7 +17,7 @@ pub const MODELS: &[&str] = &["qdrant/bm25", "bm25"];
 
 /// Text and the name of the model that turns it into a vector (Qdrant's `Document`),
 /// with the model's options.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Document {
     /// The text.
     pub text: String,

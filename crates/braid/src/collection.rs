@@ -136,7 +136,7 @@ impl SearchRequest {
 }
 
 /// A universal query (prefetch, fusion, re-ranking) with result selectors.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueryPoints {
     /// The query tree.
     pub request: QueryRequest,
@@ -166,7 +166,7 @@ impl QueryPoints {
 }
 
 /// One value of a facet and how many points hold it ([`Collection::facet`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FacetHit {
     /// The value.
     pub value: braid_filter::FacetValue,

@@ -21,7 +21,7 @@ pub type MultiVector = Vec<Vec<f32>>;
 pub type MultiVectors = BTreeMap<String, MultiVector>;
 
 /// A point to upsert.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PointStruct {
     /// Its id (an unsigned integer or a UUID).
     pub id: PointId,
@@ -85,7 +85,7 @@ impl PointStruct {
 
 /// New vectors for an existing point ([`crate::Collection::update_vectors`]): dense,
 /// sparse, or documents a model turns into sparse vectors.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PointVectors {
     /// The point.
     pub id: PointId,
@@ -143,7 +143,7 @@ impl From<(PointId, NamedVectors)> for PointVectors {
 }
 
 /// A point as stored, with the parts the selectors asked for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// The id.
     pub id: PointId,
@@ -160,7 +160,7 @@ pub struct Record {
 }
 
 /// A search or query result.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScoredPoint {
     /// The id.
     pub id: PointId,
@@ -179,7 +179,7 @@ pub struct ScoredPoint {
 }
 
 /// Which payload to return.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WithPayload {
     /// None (the default, as in Qdrant's API).
     #[default]
@@ -194,7 +194,7 @@ pub enum WithPayload {
 }
 
 /// Which vectors to return.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WithVectors {
     /// None (the default).
     #[default]
