@@ -167,9 +167,10 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<(u16,
     Ok((status, value))
 }
 
-/// `cargo xtask bench cluster [-- --ingest N --catch-up N]`: ingest throughput of one
-/// server alone, a cluster of one and a cluster of three (every write replicated to
-/// all three); the pause in acknowledged writes when a node is killed, each node in
+/// `cargo xtask bench cluster [-- --ingest N --catch-up N --queries N]`: ingest
+/// throughput of one server alone, a cluster of one and a cluster of three (every
+/// write replicated to all three); query throughput of one server alone and of two
+/// shards on two nodes; the pause in acknowledged writes when a node is killed, each node in
 /// turn (the one leading the collection's group gives the failover time); and the
 /// time a replica stopped while N points were written takes to catch up after its
 /// restart. Processes of the release `braid` on loopback; written to
@@ -182,6 +183,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         }
     };
     let (ingest, catch_up) = (number("--ingest", 20_000)?, number("--catch-up", 100_000)?);
+    let queries = number("--queries", 2_000)?;
     exec(cargo().args(["build", "--release", "-p", "braid-server", "--bin", "braid"]))?;
     let binary = root().join("target/release/braid");
     let data = root().join("target/bench/cluster");
@@ -204,6 +206,27 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         );
     }
     report["ingest"] = serde_json::Value::Array(rows);
+
+    // Queries: one server alone vs the same points in two shards on two nodes, asked
+    // through one of them (each query reaches both shards and merges).
+    let mut query_rows = Vec::new();
+    for (label, count, shards) in [("one server, alone", 1, 0), ("2 shards on 2 nodes", 2, 2)] {
+        let mut nodes = Nodes::new(&binary, &data.join(format!("query-{count}")), 7333, shards > 0);
+        for i in 0..count {
+            nodes.start(i)?;
+        }
+        let placement = if shards > 0 {
+            format!(r#", "shard_number": {shards}, "replication_factor": 1"#)
+        } else {
+            String::new()
+        };
+        create_with(nodes.port(0, 0), &placement)?;
+        ingest_points(nodes.port(0, 0), 0, ingest)?;
+        let qps = query_rate(nodes.port(0, 0), queries)?;
+        println!("{label}: {qps:.0} queries/s");
+        query_rows.push(serde_json::json!({"setup": label, "queries_per_s": qps}));
+    }
+    report["query"] = serde_json::Value::Array(query_rows.clone());
 
     // Failover: writes of one point through another node while each node is killed.
     let mut nodes = Nodes::new(&binary, &data.join("failover"), 7333, true);
@@ -273,6 +296,14 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         let rate = row["points_per_s"].as_f64().unwrap_or(f64::NAN);
         md += &format!("| {} | {rate:.0} | {:.2} |\n", row["setup"].as_str().unwrap_or(""), rate / alone);
     }
+    let alone_qps = query_rows.first().and_then(|r| r["queries_per_s"].as_f64()).unwrap_or(f64::NAN);
+    md += &format!(
+        "\n| setup | queries/s ({queries} nearest-10 over {ingest} points, {CLIENTS} clients, through node 0) | vs one server alone |\n|---|---|---|\n"
+    );
+    for row in &query_rows {
+        let rate = row["queries_per_s"].as_f64().unwrap_or(f64::NAN);
+        md += &format!("| {} | {rate:.0} | {:.2} |\n", row["setup"].as_str().unwrap_or(""), rate / alone_qps);
+    }
     md += &format!(
         "\nnext acknowledged write after killing node 0 / 1 / 2 (writes through another node): {}\n",
         pauses.iter().map(|p| format!("{p:.3} s")).collect::<Vec<_>>().join(" / ")
@@ -294,7 +325,13 @@ const BATCH: usize = 100;
 const CLIENTS: usize = 2;
 
 fn create(port: u16) -> Result<(), String> {
-    let body = format!(r#"{{"vectors": {{"size": {DIM}, "distance": "Cosine"}}}}"#);
+    create_with(port, "")
+}
+
+/// Creates collection `c` with `placement` (extra fields of the body, each with a
+/// leading comma).
+fn create_with(port: u16, placement: &str) -> Result<(), String> {
+    let body = format!(r#"{{"vectors": {{"size": {DIM}, "distance": "Cosine"}}{placement}}}"#);
     match http(port, "PUT", "/collections/c", Some(&body))? {
         (200, _) => Ok(()),
         (status, v) => Err(format!("create: {status} {v}")),
@@ -331,6 +368,43 @@ fn put_points(port: u16, first: u64, n: usize) -> Result<(), String> {
         (200, _) => Ok(()),
         (status, v) => Err(format!("upsert: {status} {v}")),
     }
+}
+
+/// Runs `n` nearest-10 queries (pseudo-random vectors) through `port` from
+/// [`CLIENTS`] threads; queries per second.
+fn query_rate(port: u16, n: usize) -> Result<f64, String> {
+    let bodies: Vec<String> = (0..n as u64)
+        .map(|q| {
+            let mut state = (q + 1).wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
+            let vector: Vec<String> = (0..DIM)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("{:.5}", (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+                })
+                .collect();
+            format!(r#"{{"query": [{}], "limit": 10}}"#, vector.join(","))
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = bodies
+            .chunks(n.div_ceil(CLIENTS).max(1))
+            .map(|mine| {
+                scope.spawn(move || {
+                    mine.iter().try_for_each(|body| {
+                        match http(port, "POST", "/collections/c/points/query", Some(body))? {
+                            (200, _) => Ok(()),
+                            (status, v) => Err(format!("query: {status} {v}")),
+                        }
+                    })
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().map_err(|_| "a client panicked".to_string())?)
+    })?;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Upserts `n` points from id `first` in batches by [`CLIENTS`] threads; the seconds

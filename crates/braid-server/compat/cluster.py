@@ -1,7 +1,8 @@
 """The official Python client against a cluster of three `braid serve` nodes: the
 cluster status, a collection created through one node, written through another over
 the protocol under test and read through the third, its cluster information, a
-payload index, the placement Braid refuses, and the deletion."""
+payload index, a placement Braid cannot make, a collection of three shards answering
+as the collection of one, and the deletion."""
 import random
 import time
 
@@ -28,7 +29,8 @@ def main():
     if first.collection_exists(name):
         first.delete_collection(name)
     connect.refused(lambda: first.create_collection(name, vectors_config=models.VectorParams(
-        size=4, distance=models.Distance.COSINE), shard_number=2), "shard_number", "two shards")
+        size=4, distance=models.Distance.COSINE), replication_factor=4), "replication_factor",
+        "four replicas on three peers")
     first.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
     rng = random.Random(19)
     rows = [[rng.uniform(-1, 1) for _ in range(4)] for _ in range(60)]
@@ -61,6 +63,44 @@ def main():
         assert len(info.remote_shards) == 2, info
         assert {r.peer_id for r in info.remote_shards} | {info.peer_id} == {int(p) for p in status.peers}, info
 
+    # The same points in three shards, two replicas each: every read through any node
+    # answers as the collection of one shard does.
+    sharded = name + "_sharded"
+    if first.collection_exists(sharded):
+        first.delete_collection(sharded)
+    second.create_collection(sharded, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE),
+                             shard_number=3, replication_factor=2)
+    first.upsert(sharded, wait=True, points=[
+        models.PointStruct(id=i, vector=rows[i], payload={"group": "even" if i % 2 == 0 else "odd"})
+        for i in range(60)])
+    first.create_payload_index(sharded, "group", models.PayloadSchemaType.KEYWORD, wait=True)
+    first.set_payload(sharded, payload={"seen": True}, points=[3, 4], wait=True)
+    odd = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value="odd"))])
+    fused = [models.Prefetch(query=rows[7], limit=12), models.Prefetch(query=rows[8], limit=9, filter=odd)]
+    for client in (first, second, third):
+        for _ in range(100):
+            if client.count(sharded, exact=True).count == 60:
+                break
+            time.sleep(0.05)
+        for c in (name, sharded):
+            assert client.count(c, exact=True).count == 60
+        def same(call):
+            one, three = call(name), call(sharded)
+            assert one == three, (one, three)
+        same(lambda c: [(h.id, h.score) for h in client.query_points(c, query=rows[5], limit=6, offset=2).points])
+        same(lambda c: [(h.id, h.score) for h in client.query_points(
+            c, query=rows[9], query_filter=odd, limit=4).points])
+        same(lambda c: [(h.id, h.score, h.payload) for h in client.query_points(
+            c, prefetch=fused, query=models.FusionQuery(fusion=models.Fusion.RRF), limit=7,
+            with_payload=True).points])
+        same(lambda c: client.scroll(c, limit=25, offset=10, with_payload=True))
+        same(lambda c: client.count(c, count_filter=odd, exact=True).count)
+        same(lambda c: [(r.id, r.payload) for r in client.retrieve(c, [3, 59, 4, 1000])])
+        info = client.collection_cluster_info(sharded)
+        assert info.shard_count == 3, info
+        assert len(info.local_shards) == 2 and len(info.remote_shards) == 4, info
+    third.delete_collection(sharded)
+
     third.delete_collection(name)
     for client in (first, second):
         for _ in range(100):
@@ -70,7 +110,8 @@ def main():
         else:
             raise AssertionError("the deletion did not reach every node")
     print(f"cluster.py over {proto}: cluster status, a collection created, written, indexed, read and deleted "
-          "through three nodes, its cluster information on each, shard_number refused")
+          "through three nodes, its cluster information on each, the same collection in three shards "
+          "answering alike, replication_factor 4 refused")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use braid::{CollectionConfig, Database};
-use braid_cluster::{ClusterError, ClusterNode, MetaCommand, NodeConfig, PeerId, Role, ShardGroup, Timing};
+use braid_cluster::{ClusterError, ClusterNode, MetaCommand, NodeConfig, PeerId, Role, Timing};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -56,16 +56,79 @@ impl ClusterConfig {
     }
 }
 
-/// Where a collection lives, as the metadata records it.
+/// Where a collection lives, as the metadata records it: its shards (a point's shard
+/// is `shards::shard_of` its id), each replicated by its own group on its peers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Placement {
-    /// The shard group replicating it (a fresh name for every creation, so that a
-    /// collection deleted and created again starts a new log).
-    group: String,
-    /// The peers holding a replica, with their p2p URIs.
-    replicas: BTreeMap<PeerId, String>,
+#[serde(try_from = "StoredPlacement")]
+pub(crate) struct Placement {
+    /// The shards, by number.
+    pub(crate) shards: Vec<ShardPlace>,
     /// Its configuration.
+    pub(crate) config: CollectionConfig,
+}
+
+/// One shard of a collection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ShardPlace {
+    /// The group replicating it (a fresh name for every creation, so that a
+    /// collection deleted and created again starts a new log).
+    pub(crate) group: String,
+    /// The peers holding a replica, with their p2p URIs.
+    pub(crate) replicas: BTreeMap<PeerId, String>,
+}
+
+/// A placement as the metadata holds it: with its shards, or (written before
+/// collections had several) one shard's group and replicas. Read through a JSON value
+/// (not an untagged enum, whose buffering cannot read the peer ids keying a map).
+#[derive(Deserialize)]
+struct StoredPlacement(Value);
+
+#[derive(Deserialize)]
+struct OneShard {
+    group: String,
+    replicas: BTreeMap<PeerId, String>,
     config: CollectionConfig,
+}
+
+#[derive(Deserialize)]
+struct Sharded {
+    shards: Vec<ShardPlace>,
+    config: CollectionConfig,
+}
+
+impl TryFrom<StoredPlacement> for Placement {
+    type Error = serde_json::Error;
+
+    fn try_from(StoredPlacement(value): StoredPlacement) -> Result<Placement, serde_json::Error> {
+        if value.get("shards").is_some() {
+            let Sharded { shards, config } = serde_json::from_value(value)?;
+            return Ok(Placement { shards, config });
+        }
+        let OneShard { group, replicas, config } = serde_json::from_value(value)?;
+        Ok(Placement { shards: vec![ShardPlace { group, replicas }], config })
+    }
+}
+
+impl Placement {
+    /// The local collection holding shard `shard` of collection `name` on a peer with
+    /// a replica of it: the collection's own name when it has one shard (as on a single
+    /// server), else the shard's group name (unique, and not a name users pick).
+    pub(crate) fn local_name(&self, name: &str, shard: usize) -> String {
+        if self.shards.len() == 1 { name.to_string() } else { self.shards[shard].group.clone() }
+    }
+}
+
+/// The most shards a collection may have.
+pub(crate) const MAX_SHARDS: u64 = 64;
+
+/// Where a collection's shards are, as cluster information reports them.
+#[derive(Clone, Debug)]
+pub(crate) struct ShardMap {
+    pub(crate) shard_count: usize,
+    /// The shards this peer holds, with their points.
+    pub(crate) local: Vec<(u32, usize)>,
+    /// The replicas on other peers: shard and peer.
+    pub(crate) remote: Vec<(u32, PeerId)>,
 }
 
 /// This server's part of the cluster.
@@ -218,11 +281,21 @@ impl Cluster {
     async fn reconcile(&self) -> Result<(), String> {
         let mut placed = self.placed.lock().await;
         let me = self.node.peer_id();
-        let wanted: BTreeMap<String, Placement> =
-            self.placements().into_iter().filter(|(_, p)| p.replicas.contains_key(&me)).collect();
+        // The local collections the metadata wants here: local name → (group, its
+        // replicas, the configuration).
+        let mut wanted: BTreeMap<String, (String, BTreeMap<PeerId, String>, CollectionConfig)> =
+            BTreeMap::new();
+        for (name, p) in self.placements() {
+            for (i, shard) in p.shards.iter().enumerate() {
+                if shard.replicas.contains_key(&me) {
+                    let local = p.local_name(&name, i);
+                    wanted.insert(local, (shard.group.clone(), shard.replicas.clone(), p.config.clone()));
+                }
+            }
+        }
         let stale: Vec<(String, String)> = placed
             .iter()
-            .filter(|(name, group)| wanted.get(*name).is_none_or(|p| p.group != **group))
+            .filter(|(name, group)| wanted.get(*name).is_none_or(|(g, _, _)| g != *group))
             .map(|(n, g)| (n.clone(), g.clone()))
             .collect();
         for (name, group) in stale {
@@ -233,24 +306,21 @@ impl Cluster {
             self.save(&placed)?;
             tracing::info!(collection = %name, group = %group, "deleted: the cluster no longer has it here");
         }
-        for (name, p) in wanted {
-            if placed.get(&name) != Some(&p.group) {
-                placed.insert(name.clone(), p.group.clone());
+        for (name, (group, replicas, config)) in wanted {
+            if placed.get(&name) != Some(&group) {
+                placed.insert(name.clone(), group.clone());
                 self.save(&placed)?;
             }
             if !self.db.collection_exists(&name) {
-                let (db, n, config) = (self.db.clone(), name.clone(), p.config.clone());
+                let (db, n) = (self.db.clone(), name.clone());
                 blocking(move || db.create_collection(&n, config).map(drop).map_err(|e| e.to_string()))
                     .await?;
-                tracing::info!(collection = %name, group = %p.group, "created: placed here by the cluster");
+                tracing::info!(collection = %name, group = %group, "created: placed here by the cluster");
             }
-            if self.node.group(&p.group).is_none() {
+            if self.node.group(&group).is_none() {
                 let replica =
-                    CollectionReplica::new(self.db.clone(), &name, self.dir.join("work").join(&p.group));
-                self.node
-                    .open_group(&p.group, p.replicas, Arc::new(replica))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    CollectionReplica::new(self.db.clone(), &name, self.dir.join("work").join(&group));
+                self.node.open_group(&group, replicas, Arc::new(replica)).await.map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -267,39 +337,42 @@ impl Cluster {
         replication_factor: Option<u64>,
     ) -> Result<(), ApiError> {
         braid::check_name(name)?;
-        if let Some(n) = shard_number.filter(|n| *n != 1) {
+        let shard_number = shard_number.unwrap_or(1);
+        if !(1..=MAX_SHARDS).contains(&shard_number) {
             return Err(ApiError::bad_request(format!(
-                "shard_number {n}: this version of Braid keeps a collection in one shard, replicated on \
-                 every peer; sharding across peers is not served yet (docs/distributed.md)"
+                "shard_number {shard_number}: a collection has 1 to {MAX_SHARDS} shards"
             )));
         }
         let status = self.node.status();
-        let replicas: BTreeMap<PeerId, String> =
+        let peers: Vec<(PeerId, String)> =
             status.peers.into_iter().filter(|(id, _)| status.voters.contains(id)).collect();
-        if let Some(n) = replication_factor.filter(|n| *n != replicas.len() as u64) {
+        let factor = replication_factor.unwrap_or(peers.len() as u64);
+        if factor == 0 || factor > peers.len() as u64 {
             return Err(ApiError::bad_request(format!(
-                "replication_factor {n}: this version of Braid places a replica of every collection on \
-                 every peer ({} here); give {} or leave it out (docs/distributed.md)",
-                replicas.len(),
-                replicas.len()
+                "replication_factor {factor}: each shard has 1 to {} replicas here (one per peer; the \
+                 cluster has {} peers)",
+                peers.len(),
+                peers.len()
             )));
         }
         // Every node creates it from the metadata: a configuration that one of them
         // would refuse must be refused before it is agreed. Checked by creating it in
         // memory, with what only a database on disk serves (payloads and graphs on
         // disk) set aside.
-        let mut probe = config.clone();
-        probe.on_disk_payload = false;
-        for space in probe.vectors.values_mut() {
-            space.hnsw.on_disk = false;
-        }
-        Database::in_memory().create_collection(name, probe)?;
+        Database::in_memory().create_collection(name, probe(&config))?;
         let exists = || ApiError::from(braid::Error::CollectionConflict { name: name.to_string() });
         if self.node.collection(name).is_some() {
             return Err(exists());
         }
-        let group = format!("c-{:016x}", rand::random::<u64>());
-        let placement = Placement { group, replicas, config };
+        // Shard i on `factor` peers from the i-th in peer-id order on, so that the
+        // shards' replicas spread evenly.
+        let shards: Vec<ShardPlace> = (0..shard_number as usize)
+            .map(|i| ShardPlace {
+                group: format!("c-{:016x}", rand::random::<u64>()),
+                replicas: (0..factor as usize).map(|k| peers[(i + k) % peers.len()].clone()).collect(),
+            })
+            .collect();
+        let placement = Placement { shards, config };
         let command = MetaCommand::CreateCollection {
             name: name.to_string(),
             config: serde_json::to_value(&placement).map_err(|e| internal("a placement")(e.to_string()))?,
@@ -309,11 +382,15 @@ impl Cluster {
             return Err(exists());
         }
         self.reconcile().await.map_err(internal("creating the collection here"))?;
-        // This node asks for the new group's lead at once rather than after an
-        // election timeout; another replica may win, which is as good.
-        self.group_of(name)?.elect().await.map_err(cluster_error)?;
-        // An empty entry commits once a majority of the replicas has the group open.
-        self.group_of(name)?.propose(json!({"operations": []})).await.map_err(cluster_error)?;
+        for (i, shard) in placement.shards.iter().enumerate() {
+            // This node asks for the lead of the groups it is in at once rather than
+            // after an election timeout; another replica may win, which is as good.
+            if let Some(group) = self.node.group(&shard.group) {
+                group.elect().await.map_err(cluster_error)?;
+            }
+            // An empty entry commits once a majority of the replicas has the group open.
+            self.write_shard(&placement, i, &json!({"operations": []})).await?;
+        }
         Ok(())
     }
 
@@ -328,20 +405,147 @@ impl Cluster {
         Ok(done.changed)
     }
 
-    fn group_of(&self, name: &str) -> Result<Arc<ShardGroup>, ApiError> {
-        let Some(p) = self.placement(name) else {
-            return Err(braid::Error::CollectionNotFound { name: name.to_string() }.into());
-        };
-        self.node.group(&p.group).ok_or_else(|| ApiError {
-            kind: ErrorKind::Unavailable,
-            message: format!("collection `{name}` is not open on this peer yet; try again in a moment"),
-        })
+    fn placement_of(&self, name: &str) -> Result<Placement, ApiError> {
+        self.placement(name).ok_or_else(|| braid::Error::CollectionNotFound { name: name.to_string() }.into())
     }
 
-    /// Proposes `write` (an entry as [`CollectionReplica`] reads it) to the group of
-    /// collection `name`; answers once a majority has it and this node applied it.
+    /// Proposes `write` to shard `shard`'s group: through this node's replica of it,
+    /// or through the peers holding one.
+    async fn write_shard(&self, p: &Placement, shard: usize, write: &Value) -> Result<Value, ApiError> {
+        let place = &p.shards[shard];
+        if let Some(group) = self.node.group(&place.group) {
+            return group.propose(write.clone()).await.map_err(cluster_error);
+        }
+        if place.replicas.contains_key(&self.node.peer_id()) {
+            return Err(ApiError {
+                kind: ErrorKind::Unavailable,
+                message: "the collection is not open on this peer yet; try again in a moment".into(),
+            });
+        }
+        let uris: Vec<String> = place.replicas.values().cloned().collect();
+        self.node.propose_to(&place.group, &uris, write).await.map_err(cluster_error)
+    }
+
+    /// Proposes `write` (an entry as [`CollectionReplica`] reads it) to collection
+    /// `name`: to its one shard, or cut by shard (`shards::split_entry`) to each shard
+    /// it touches, together. Answers once a majority of every touched shard's
+    /// replicas has it; a write over several shards is not atomic across them (as in
+    /// Qdrant): a shard that refuses its part leaves the others' parts applied.
     pub(crate) async fn write(&self, name: &str, write: Value) -> Result<Value, ApiError> {
-        self.group_of(name)?.propose(write).await.map_err(cluster_error)
+        let p = self.placement_of(name)?;
+        if p.shards.len() == 1 {
+            return self.write_shard(&p, 0, &write).await;
+        }
+        let parts = crate::shards::split_entry(&write, p.shards.len())?;
+        let writes = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, part)| part.as_ref().map(|part| self.write_shard(&p, i, part)));
+        let answers = futures_util::future::join_all(writes).await;
+        let mut last = Value::Null;
+        for answer in answers {
+            last = answer?;
+        }
+        Ok(last)
+    }
+
+    /// The names of the cluster's collections.
+    pub(crate) fn list(&self) -> Vec<String> {
+        self.node.state().collections.into_keys().collect()
+    }
+
+    /// Whether the cluster has collection `name`.
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        self.node.collection(name).is_some()
+    }
+
+    /// What reads of collection `name` go to: this node's replica, when the
+    /// collection has one shard and this node holds it; else its shards, here or on
+    /// the peers holding them.
+    pub(crate) fn source(self: &Arc<Self>, name: &str) -> Result<crate::shards::Source, ApiError> {
+        let p = self.placement_of(name)?;
+        if p.shards.len() == 1
+            && p.shards[0].replicas.contains_key(&self.node.peer_id())
+            && let Ok(c) = self.db.collection(name)
+        {
+            return Ok(crate::shards::Source::Local(c));
+        }
+        Ok(crate::shards::Source::Shards(crate::shards::Shards {
+            cluster: self.clone(),
+            name: name.to_string(),
+            placement: p,
+        }))
+    }
+
+    /// Runs `read` on every shard of collection `name` placed as `p` — on this
+    /// node's replica where it holds one, else on a peer holding one (the first that
+    /// answers) — and returns the answers in shard order. Called on a blocking thread.
+    pub(crate) fn read_shards(
+        self: &Arc<Self>,
+        name: &str,
+        p: &Placement,
+        read: &crate::shards::ShardRead,
+    ) -> Result<Vec<crate::shards::ShardAnswer>, ApiError> {
+        let me = self.node.peer_id();
+        let request = serde_json::to_value(read).map_err(|e| internal("a shard read")(e.to_string()))?;
+        let handle = tokio::runtime::Handle::current();
+        let mut remote = Vec::new();
+        let mut answers: Vec<Option<Result<crate::shards::ShardAnswer, ApiError>>> = Vec::new();
+        for (i, shard) in p.shards.iter().enumerate() {
+            let local = shard
+                .replicas
+                .contains_key(&me)
+                .then(|| self.db.collection(&p.local_name(name, i)).ok())
+                .flatten();
+            match local {
+                Some(c) => answers.push(Some(crate::shards::answer(&c, read.clone()))),
+                None => {
+                    let (cluster, group, request) = (self.clone(), shard.group.clone(), request.clone());
+                    let uris: Vec<String> =
+                        shard.replicas.iter().filter(|(id, _)| **id != me).map(|(_, u)| u.clone()).collect();
+                    remote.push((
+                        i,
+                        handle.spawn(async move { cluster.read_remote(&group, &uris, &request).await }),
+                    ));
+                    answers.push(None);
+                }
+            }
+        }
+        for (i, task) in remote {
+            let answer = handle
+                .block_on(task)
+                .map_err(|e| internal("a shard read")(e.to_string()))
+                .and_then(|answer| answer);
+            answers[i] = Some(answer);
+        }
+        answers.into_iter().map(|a| a.expect("every shard answered")).collect()
+    }
+
+    /// Reads from the first of the peers at `uris` that answers for group `group`.
+    async fn read_remote(
+        &self,
+        group: &str,
+        uris: &[String],
+        request: &Value,
+    ) -> Result<crate::shards::ShardAnswer, ApiError> {
+        let mut last = None;
+        for uri in uris {
+            match self.node.read(group, uri, request).await {
+                Ok(answer) => {
+                    let answer: Result<crate::shards::ShardAnswer, ApiError> = serde_json::from_value(answer)
+                        .map_err(|e| internal("a shard's answer")(e.to_string()))?;
+                    return answer;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(ApiError {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "no replica of a shard of this collection answered{}",
+                last.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        })
     }
 
     /// `GET /cluster`, in Qdrant's shape.
@@ -375,31 +579,41 @@ impl Cluster {
         })
     }
 
-    /// The replicas of collection `name`'s shard: the points this peer's replica
-    /// holds (none: no replica here), and the other peers holding one.
-    pub(crate) fn replicas(&self, name: &str) -> Result<(Option<usize>, Vec<PeerId>), ApiError> {
-        let Some(p) = self.placement(name) else {
-            return Err(braid::Error::CollectionNotFound { name: name.to_string() }.into());
-        };
+    /// Where collection `name`'s shards are: the ones this peer holds, with their
+    /// points, and the other peers' replicas.
+    pub(crate) fn replicas(&self, name: &str) -> Result<ShardMap, ApiError> {
+        let p = self.placement_of(name)?;
         let me = self.node.peer_id();
-        let local = match self.db.collection(name) {
-            Ok(c) if p.replicas.contains_key(&me) => Some(c.info().points_count),
-            _ => None,
-        };
-        Ok((local, p.replicas.into_keys().filter(|id| *id != me).collect()))
+        let mut map = ShardMap { shard_count: p.shards.len(), local: Vec::new(), remote: Vec::new() };
+        for (i, shard) in p.shards.iter().enumerate() {
+            for peer in shard.replicas.keys() {
+                if *peer != me {
+                    map.remote.push((i as u32, *peer));
+                } else if let Ok(c) = self.db.collection(&p.local_name(name, i)) {
+                    map.local.push((i as u32, c.info().points_count));
+                }
+            }
+        }
+        Ok(map)
     }
 
-    /// `GET /collections/{c}/cluster`, in Qdrant's shape: shard 0 here if this peer
-    /// holds a replica, and on every other replica's peer.
+    /// `GET /collections/{c}/cluster`, in Qdrant's shape: the shards this peer holds,
+    /// and the replicas on other peers.
     pub(crate) fn collection_json(&self, name: &str) -> Result<Value, ApiError> {
-        let (local, remote) = self.replicas(name)?;
-        let local: Vec<Value> =
-            local.map(|n| json!({"shard_id": 0, "points_count": n, "state": "Active"})).into_iter().collect();
-        let remote: Vec<Value> =
-            remote.iter().map(|id| json!({"shard_id": 0, "peer_id": id, "state": "Active"})).collect();
+        let map = self.replicas(name)?;
+        let local: Vec<Value> = map
+            .local
+            .iter()
+            .map(|(id, n)| json!({"shard_id": id, "points_count": n, "state": "Active"}))
+            .collect();
+        let remote: Vec<Value> = map
+            .remote
+            .iter()
+            .map(|(id, peer)| json!({"shard_id": id, "peer_id": peer, "state": "Active"}))
+            .collect();
         Ok(json!({
             "peer_id": self.node.peer_id(),
-            "shard_count": 1,
+            "shard_count": map.shard_count,
             "local_shards": local,
             "remote_shards": remote,
             "shard_transfers": [],
@@ -412,7 +626,7 @@ impl Cluster {
         let holding: Vec<String> = self
             .placements()
             .into_iter()
-            .filter(|(_, p)| p.replicas.contains_key(&peer))
+            .filter(|(_, p)| p.shards.iter().any(|s| s.replicas.contains_key(&peer)))
             .map(|(n, _)| n)
             .collect();
         if !holding.is_empty() {
@@ -429,6 +643,17 @@ impl Cluster {
     pub(crate) async fn shutdown(&self) -> Result<(), ClusterError> {
         self.node.shutdown().await
     }
+}
+
+/// `config` as it can be created in memory: what only a database on disk serves
+/// (payloads and graphs on disk) set aside.
+pub(crate) fn probe(config: &CollectionConfig) -> CollectionConfig {
+    let mut probe = config.clone();
+    probe.on_disk_payload = false;
+    for space in probe.vectors.values_mut() {
+        space.hnsw.on_disk = false;
+    }
+    probe
 }
 
 /// The reason a call that changes a collection outside its points is refused on a

@@ -4,7 +4,7 @@ use braid::Error;
 use braid::storage::StorageError;
 
 /// What a request failed with, as both protocols report it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiError {
     /// The kind of failure.
     pub kind: ErrorKind,
@@ -13,7 +13,7 @@ pub struct ApiError {
 }
 
 /// The kinds of failure, each with its HTTP status and gRPC code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// Malformed or refused input (400 / INVALID_ARGUMENT).
     BadRequest,

@@ -27,6 +27,7 @@ mod replica;
 mod rest;
 mod rest_snapshots;
 mod server_error;
+mod shards;
 mod snapshot_store;
 mod tls;
 

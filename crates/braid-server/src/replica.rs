@@ -139,14 +139,8 @@ type Op<'a> = Box<dyn FnOnce(&braid::Collection) -> Result<(), ApiError> + 'a>;
 /// gRPC's batch operations as protobuf, base64 (what [`grpc_entry`] makes). An
 /// operation that cannot be read is refused when its turn comes.
 fn operations(write: &Value) -> Result<Vec<Result<Op<'_>, String>>, String> {
-    if let Some(encoded) = write.get("grpc").and_then(Value::as_str) {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|e| format!("a gRPC entry is not base64: {e}"))?;
-        let batch = <UpdateBatchPoints as prost::Message>::decode(bytes.as_slice())
-            .map_err(|e| format!("a gRPC entry does not decode: {e}"))?;
-        return Ok(batch
+    if let Some(encoded) = write.get("grpc") {
+        return Ok(grpc_batch(encoded)?
             .operations
             .into_iter()
             .map(|op| {
@@ -175,6 +169,17 @@ fn operations(write: &Value) -> Result<Vec<Result<Op<'_>, String>>, String> {
             Ok(Box::new(move |c: &braid::Collection| write.apply(c, body)) as Op<'_>)
         })
         .collect())
+}
+
+/// The batch an entry's `grpc` value carries (protobuf, base64).
+pub(crate) fn grpc_batch(encoded: &Value) -> Result<UpdateBatchPoints, String> {
+    use base64::Engine;
+    let encoded = encoded.as_str().ok_or("a gRPC entry is a base64 string")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("a gRPC entry is not base64: {e}"))?;
+    <UpdateBatchPoints as prost::Message>::decode(bytes.as_slice())
+        .map_err(|e| format!("a gRPC entry does not decode: {e}"))
 }
 
 /// An entry carrying gRPC's batch operations, as [`CollectionReplica`] applies them.
@@ -247,6 +252,12 @@ impl Replica for CollectionReplica {
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
         let _ = std::fs::remove_file(&path);
         Ok((position, bytes?))
+    }
+
+    /// A shard read (`crate::shards::ShardRead`) answered from this replica.
+    fn read(&self, request: &Value) -> Value {
+        let collection = self.db.collection(&self.name).map_err(ApiError::from);
+        crate::shards::answer_json(collection, request)
     }
 
     fn install(&self, position: &Value, bytes: &[u8]) -> Result<(), String> {

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::convert;
 use crate::error::{ApiError, ErrorKind};
 use crate::replica::IndexChange;
+use crate::shards::Source;
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
@@ -425,18 +426,23 @@ impl Call {
     /// [`braid::Stop`] (its `timeout`; called off if the client goes away).
     async fn query(
         self,
-        f: impl FnOnce(&Collection, &Value, &braid::Stop) -> Result<Value, ApiError> + Send + 'static,
+        f: impl FnOnce(&Source, &Value, &braid::Stop) -> Result<Value, ApiError> + Send + 'static,
     ) -> Response {
         let (stop, _cancel_on_drop) = request_stop(self.timeout);
-        run(move || f(&collection(&self.state.db, &self.name)?, &self.body?, &stop)).await
+        run(move || f(&self.source()?, &self.body?, &stop)).await
     }
 
     /// Runs `f` with the collection and the body; answers with what it returns.
     async fn read(
         self,
-        f: impl FnOnce(&Collection, &Value) -> Result<Value, ApiError> + Send + 'static,
+        f: impl FnOnce(&Source, &Value) -> Result<Value, ApiError> + Send + 'static,
     ) -> Response {
-        run(move || f(&collection(&self.state.db, &self.name)?, &self.body?)).await
+        run(move || f(&self.source()?, &self.body?)).await
+    }
+
+    /// What reads of the call's collection go to (`shards::Source`).
+    fn source(&self) -> Result<Source, ApiError> {
+        Source::of(&self.state.db, self.state.cluster.as_ref(), &self.name)
     }
 
     /// Runs the point write `write`; answers with an `UpdateResult`. On a cluster node
@@ -545,18 +551,29 @@ fn scored_list(hits: Vec<braid::ScoredPoint>) -> Value {
 
 async fn list_collections(State(s): State<AppState>) -> Response {
     run(move || {
-        Ok(json!({"collections": s.db.list().into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
+        let names = match &s.cluster {
+            Some(cluster) => cluster.list(),
+            None => s.db.list(),
+        };
+        Ok(json!({"collections": names.into_iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
     })
     .await
 }
 
 async fn collection_info(call: Call) -> Response {
     let reported = call.state.reported;
-    call.read(move |c, _| Ok(convert::info_json(&c.info(), &reported))).await
+    call.read(move |c, _| Ok(convert::info_json(&c.info()?, &reported))).await
 }
 
 async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    run(move || Ok(json!({"exists": s.db.collection_exists(&name)}))).await
+    run(move || {
+        let exists = match &s.cluster {
+            Some(cluster) => cluster.exists(&name),
+            None => s.db.collection_exists(&name),
+        };
+        Ok(json!({"exists": exists}))
+    })
+    .await
 }
 
 /// `GET /cluster`: the cluster as this node sees it; a server running alone
@@ -788,7 +805,7 @@ async fn scroll(call: Call) -> Response {
             }
             // Qdrant answers an ordered scroll without a next offset.
             Some(order) => {
-                (c.scroll_ordered(filter.as_ref(), &order, limit, with_payload, with_vectors)?.0, None)
+                (c.scroll_ordered(filter.as_ref(), &order, limit, with_payload, with_vectors)?, None)
             }
             None => c.scroll(filter.as_ref(), limit, offset, with_payload, with_vectors)?,
         };
@@ -826,7 +843,7 @@ async fn search_batch(call: Call) -> Response {
 
 /// A batch of the older calls (`{"searches": [...]}`): a list of point lists.
 fn listed_batch(
-    c: &Collection,
+    c: &Source,
     body: &Value,
     stop: &braid::Stop,
     what: &str,
@@ -841,14 +858,14 @@ fn listed_batch(
 }
 
 /// A grouped call of `kind` (`query`, `search` or `recommend`).
-fn grouped(c: &Collection, body: &Value, stop: &braid::Stop, kind: &str) -> Result<Value, ApiError> {
+fn grouped(c: &Source, body: &Value, stop: &braid::Stop, kind: &str) -> Result<Value, ApiError> {
     let (query, group) = convert::grouped(body, kind)?;
-    Ok(convert::groups_json(c.query_groups_until(query, &group, stop)?))
+    Ok(convert::groups_json(c.local("a grouped query")?.query_groups_until(query, &group, stop)?))
 }
 
 async fn matrix_pairs(call: Call) -> Response {
     call.query(|c, body, stop| {
-        let m = c.distance_matrix(&convert::matrix_request(body)?, stop)?;
+        let m = c.local("a distance matrix")?.distance_matrix(&convert::matrix_request(body)?, stop)?;
         let pairs: Vec<Value> =
             m.pairs().into_iter().map(|(a, b, score)| json!({"a": a, "b": b, "score": score})).collect();
         Ok(json!({"pairs": pairs}))
@@ -858,7 +875,7 @@ async fn matrix_pairs(call: Call) -> Response {
 
 async fn matrix_offsets(call: Call) -> Response {
     call.query(|c, body, stop| {
-        let m = c.distance_matrix(&convert::matrix_request(body)?, stop)?;
+        let m = c.local("a distance matrix")?.distance_matrix(&convert::matrix_request(body)?, stop)?;
         let (rows, cols, scores) = m.offsets();
         Ok(json!({"offsets_row": rows, "offsets_col": cols, "scores": scores, "ids": m.ids}))
     })
@@ -1071,7 +1088,7 @@ async fn batch_update(call: Call) -> Response {
             let (name, inner) = o.iter().next().ok_or_else(|| bad("is empty"))?;
             let write =
                 Write::named(name).ok_or_else(|| bad(&format!("`{name}` is not an update operation")))?;
-            write.apply(c, inner)?;
+            write.apply(c.local("a batch update")?, inner)?;
             results.push(update_result(&state, wait));
         }
         Ok(Value::Array(results))

@@ -12,6 +12,7 @@ use crate::auth::{Access, Need};
 use crate::mapping::{self, CollectionSpec, Spaces};
 use crate::replica::IndexChange;
 use crate::rest::AppState;
+use crate::shards::Source;
 
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub(crate) mod proto {
@@ -144,9 +145,9 @@ impl Collections for Service {
         r: Request<proto::GetCollectionInfoRequest>,
     ) -> Reply<proto::GetCollectionInfoResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let (reads, started, name) = (self.reads(), Instant::now(), r.into_inner().collection_name);
         let reported = self.0.reported;
-        let info = blocking(move || Ok(collection(&db, &name)?.info())).await?;
+        let info = blocking(move || reads.source(&name)?.info().map_err(err)).await?;
         let vectors = &info.config.vectors;
         let vectors_config = match mapping::unnamed(&info.config) {
             Some(p) => proto::vectors_config::Config::Params(params_out(p)),
@@ -248,7 +249,8 @@ impl Collections for Service {
     async fn list(&self, r: Request<proto::ListCollectionsRequest>) -> Reply<proto::ListCollectionsResponse> {
         self.allow(&r, Need::Read(None))?;
         let (db, started) = (self.0.db.clone(), Instant::now());
-        let names = blocking(move || Ok(db.list())).await?;
+        let cluster = self.0.cluster.clone();
+        let names = blocking(move || Ok(cluster.map_or_else(|| db.list(), |c| c.list()))).await?;
         let collections = names.into_iter().map(|name| proto::CollectionDescription { name }).collect();
         Ok(Response::new(proto::ListCollectionsResponse {
             collections,
@@ -404,37 +406,49 @@ impl Collections for Service {
     ) -> Reply<proto::CollectionExistsResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
-        let exists = blocking(move || Ok(db.collection_exists(&name))).await?;
+        let cluster = self.0.cluster.clone();
+        let exists =
+            blocking(move || Ok(cluster.map_or_else(|| db.collection_exists(&name), |c| c.exists(&name))))
+                .await?;
         Ok(Response::new(proto::CollectionExistsResponse {
             result: Some(proto::CollectionExists { exists }),
             time: started.elapsed().as_secs_f64(),
         }))
     }
 
-    /// As `GET /collections/{c}/cluster`: one local shard, active, nothing remote.
+    /// As `GET /collections/{c}/cluster`: on a single server one local shard, active,
+    /// nothing remote; on a cluster node the shards here and the replicas elsewhere.
     async fn collection_cluster_info(
         &self,
         r: Request<proto::CollectionClusterInfoRequest>,
     ) -> Reply<proto::CollectionClusterInfoResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
-        let (local, remote) = match self.0.cluster.clone() {
+        let map = match self.0.cluster.clone() {
             Some(cluster) => blocking(move || cluster.replicas(&name).map_err(err)).await?,
-            None => {
-                (Some(blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?), Vec::new())
-            }
+            None => crate::cluster::ShardMap {
+                shard_count: 1,
+                local: vec![(0, blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?)],
+                remote: Vec::new(),
+            },
         };
         let active = proto::ReplicaState::Active as i32;
         Ok(Response::new(proto::CollectionClusterInfoResponse {
             peer_id: self.0.peer_id,
-            shard_count: 1,
-            local_shards: local
-                .map(|n| proto::LocalShardInfo { shard_id: 0, points_count: n as u64, state: active })
+            shard_count: map.shard_count as u64,
+            local_shards: map
+                .local
                 .into_iter()
+                .map(|(shard_id, n)| proto::LocalShardInfo {
+                    shard_id,
+                    points_count: n as u64,
+                    state: active,
+                })
                 .collect(),
-            remote_shards: remote
+            remote_shards: map
+                .remote
                 .into_iter()
-                .map(|peer_id| proto::RemoteShardInfo { shard_id: 0, peer_id, state: active })
+                .map(|(shard_id, peer_id)| proto::RemoteShardInfo { shard_id, peer_id, state: active })
                 .collect(),
             time: started.elapsed().as_secs_f64(),
         }))
@@ -641,7 +655,26 @@ async fn write(
     Ok(updated(state, wait, started))
 }
 
+/// What the read calls reach collections through: this server's database, or on a
+/// cluster node the cluster (`shards::Source`).
+#[derive(Clone)]
+struct Reads {
+    db: braid::Database,
+    cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+}
+
+impl Reads {
+    /// What reads of collection `name` go to; called on a blocking thread.
+    fn source(&self, name: &str) -> Result<Source, Status> {
+        Source::of(&self.db, self.cluster.as_ref(), name).map_err(err)
+    }
+}
+
 impl Service {
+    fn reads(&self) -> Reads {
+        Reads { db: self.0.db.clone(), cluster: self.0.cluster.clone() }
+    }
+
     /// Refuses, on a cluster node, a change that is not replicated yet (`what`).
     fn single_node(&self, what: &str) -> Result<(), Status> {
         match self.0.cluster {
@@ -667,18 +700,26 @@ impl Service {
         request: braid::QueryPoints,
         timeout: Option<u64>,
     ) -> Result<Vec<proto::ScoredPoint>, Status> {
-        let (db, name) = (self.0.db.clone(), name.to_string());
+        let (reads, name) = (self.reads(), name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
-        let hits = blocking(move || collection(&db, &name)?.query_until(request, &stop).map_err(err)).await?;
+        let hits = blocking(move || reads.source(&name)?.query_until(request, &stop).map_err(err)).await?;
         Ok(hits.into_iter().map(scored).collect())
     }
 
     /// Computes the distance matrix a request asks for.
     async fn matrix(&self, r: &proto::SearchMatrixPoints) -> Result<braid::DistanceMatrix, Status> {
         let request = matrix_request(r)?;
-        let (db, name) = (self.0.db.clone(), r.collection_name.clone());
+        let (reads, name) = (self.reads(), r.collection_name.clone());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
-        blocking(move || collection(&db, &name)?.distance_matrix(&request, &stop).map_err(err)).await
+        blocking(move || {
+            reads
+                .source(&name)?
+                .local("a distance matrix")
+                .map_err(err)?
+                .distance_matrix(&request, &stop)
+                .map_err(err)
+        })
+        .await
     }
 
     /// Runs a grouped call on collection `name`.
@@ -689,11 +730,17 @@ impl Service {
         group: braid::GroupBy,
         timeout: Option<u64>,
     ) -> Result<proto::GroupsResult, Status> {
-        let (db, name) = (self.0.db.clone(), name.to_string());
+        let (reads, name) = (self.reads(), name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
-        let groups =
-            blocking(move || collection(&db, &name)?.query_groups_until(request, &group, &stop).map_err(err))
-                .await?;
+        let groups = blocking(move || {
+            reads
+                .source(&name)?
+                .local("a grouped query")
+                .map_err(err)?
+                .query_groups_until(request, &group, &stop)
+                .map_err(err)
+        })
+        .await?;
         Ok(groups_out(groups))
     }
 
@@ -704,10 +751,10 @@ impl Service {
         requests: Vec<braid::QueryPoints>,
         timeout: Option<u64>,
     ) -> Result<Vec<proto::BatchResult>, Status> {
-        let (db, name) = (self.0.db.clone(), name.to_string());
+        let (reads, name) = (self.reads(), name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let results =
-            blocking(move || collection(&db, &name)?.query_batch_until(requests, &stop).map_err(err)).await?;
+            blocking(move || reads.source(&name)?.query_batch_until(requests, &stop).map_err(err)).await?;
         results
             .into_iter()
             .map(|hits| {
@@ -735,11 +782,11 @@ impl Points for Service {
 
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, db, started) = (checked(r, "retrieve")?, self.0.db.clone(), Instant::now());
+        let (r, reads, started) = (checked(r, "retrieve")?, self.reads(), Instant::now());
         let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
         let records =
-            blocking(move || collection(&db, &r.collection_name)?.get(&ids, wp, wv).map_err(err)).await?;
+            blocking(move || reads.source(&r.collection_name)?.get(&ids, wp, wv).map_err(err)).await?;
         Ok(Response::new(proto::GetResponse {
             result: records.into_iter().map(retrieved).collect(),
             time: started.elapsed().as_secs_f64(),
@@ -941,7 +988,7 @@ impl Points for Service {
 
     async fn scroll(&self, r: Request<proto::ScrollPoints>) -> Reply<proto::ScrollResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, db, started) = (checked(r, "scroll")?, self.0.db.clone(), Instant::now());
+        let (r, reads, started) = (checked(r, "scroll")?, self.reads(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), true), with_vectors(r.with_vectors.as_ref()));
@@ -953,12 +1000,10 @@ impl Points for Service {
             ));
         }
         let (records, next) = blocking(move || {
-            let c = collection(&db, &r.collection_name)?;
+            let c = reads.source(&r.collection_name)?;
             match order {
                 // Qdrant answers an ordered scroll without a next offset.
-                Some(order) => {
-                    c.scroll_ordered(filter.as_ref(), &order, limit, wp, wv).map(|(r, _)| (r, None))
-                }
+                Some(order) => c.scroll_ordered(filter.as_ref(), &order, limit, wp, wv).map(|r| (r, None)),
                 None => c.scroll(filter.as_ref(), limit, offset, wp, wv),
             }
             .map_err(err)
@@ -973,11 +1018,10 @@ impl Points for Service {
 
     async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, db, started) = (checked(r, "count")?, self.0.db.clone(), Instant::now());
+        let (r, reads, started) = (checked(r, "count")?, self.reads(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         let count =
-            blocking(move || collection(&db, &r.collection_name)?.count(filter.as_ref()).map_err(err))
-                .await?;
+            blocking(move || reads.source(&r.collection_name)?.count(filter.as_ref()).map_err(err)).await?;
         Ok(Response::new(proto::CountResponse {
             result: Some(proto::CountResult { count: count as u64 }),
             time: started.elapsed().as_secs_f64(),
@@ -986,12 +1030,12 @@ impl Points for Service {
 
     async fn facet(&self, r: Request<proto::FacetCounts>) -> Reply<proto::FacetResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, db, started) = (checked(r, "facet")?, self.0.db.clone(), Instant::now());
+        let (r, reads, started) = (checked(r, "facet")?, self.reads(), Instant::now());
         let filter = filter(r.filter.as_ref())?;
         // `exact: false` allows estimated counts; Braid's are always exact.
         let limit = r.limit.map_or(10, |l| l as usize);
         let hits = blocking(move || {
-            collection(&db, &r.collection_name)?.facet(&r.key, filter.as_ref(), limit).map_err(err)
+            reads.source(&r.collection_name)?.facet(&r.key, filter.as_ref(), limit).map_err(err)
         })
         .await?;
         let hits = hits
@@ -1172,4 +1216,9 @@ pub(crate) async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| format!("gRPC server: {e}"))
+}
+
+/// A protobuf point id read as Braid's (what a shard of the id is found from).
+pub(crate) fn point_id_of(id: Option<&proto::PointId>) -> Result<braid::PointId, Status> {
+    wire::point_id(id)
 }

@@ -65,8 +65,8 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     assert_eq!(cluster["peers"].as_object().expect("peers").len(), 3, "{cluster}");
     assert!(cluster["raft_info"]["leader"].is_u64(), "{cluster}");
 
-    // The placement this version serves, refused otherwise with the reason.
-    for (key, value) in [("shard_number", 2), ("replication_factor", 2)] {
+    // Placements the cluster cannot make, refused with the reason.
+    for (key, value) in [("shard_number", 0), ("shard_number", 65), ("replication_factor", 4)] {
         let mut body = common::config_json();
         body[key] = json!(value);
         let (status, v) = rests[0].call(reqwest::Method::PUT, "/collections/p", Some(body)).await;
@@ -230,4 +230,191 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     }
     let (status, v) = rests[0].call(reqwest::Method::DELETE, "/collections/p", None).await;
     assert_eq!((status, v["result"].clone()), (200, json!(false)), "{v}");
+}
+
+/// Pages through a scroll of `c` (`page` points at a time) to the end.
+async fn scroll_pages(rest: &Rest, c: &str, page: usize, filter: Value) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut offset = Value::Null;
+    loop {
+        let body = json!({"limit": page, "offset": offset, "filter": filter, "with_payload": true});
+        let v = rest.post(&format!("/collections/{c}/points/scroll"), body).await;
+        pages.push(v["points"].clone());
+        offset = v["next_page_offset"].clone();
+        if offset.is_null() {
+            return pages;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sharded_collections_answer_as_one_collection_through_any_node() {
+    let first = node(None).await;
+    let uri = first.server.cluster_uri().expect("a cluster node").to_string();
+    let second = node(Some(&uri)).await;
+    let third = node(Some(&uri)).await;
+    let rests: Vec<Rest> = [&first, &second, &third].map(Rest::to).into_iter().collect();
+    // The reference: one server holding the same points in one collection.
+    let (_reference, one) = common::serve_products().await;
+
+    // `s`: three shards, two replicas each; `t`: two shards, one replica each, so that
+    // one node holds no shard of it and another only one.
+    for (c, shards, replicas) in [("s", 3, 2), ("t", 2, 1)] {
+        let mut body = common::config_json();
+        body["shard_number"] = json!(shards);
+        body["replication_factor"] = json!(replicas);
+        assert_eq!(rests[0].put(&format!("/collections/{c}"), body).await, json!(true));
+    }
+    let products = common::products();
+    let points: Vec<Value> = products.iter().map(common::point_json).collect();
+    // `s` written over REST through a node, `t` over gRPC through another.
+    rests[1].put("/collections/s/points?wait=true", json!({"points": points[..150]})).await;
+    let columns = json!({"batch": {
+        "ids": points[150..].iter().map(|p| p["id"].clone()).collect::<Vec<_>>(),
+        "vectors": {
+            "text": points[150..].iter().map(|p| p["vector"]["text"].clone()).collect::<Vec<_>>(),
+            "image": points[150..].iter().map(|p| p["vector"]["image"].clone()).collect::<Vec<_>>(),
+        },
+        "payloads": points[150..].iter().map(|p| p["payload"].clone()).collect::<Vec<_>>(),
+    }});
+    rests[2].put("/collections/s/points?wait=true", columns).await;
+    let grpc_points: Vec<GrpcPoint> = products
+        .iter()
+        .map(|p| {
+            let id: qdrant_client::qdrant::PointId = match p.id {
+                braid::PointId::Num(n) => n.into(),
+                braid::PointId::Uuid(u) => u.to_string().into(),
+            };
+            let vectors: std::collections::HashMap<String, Vec<f32>> =
+                p.vectors.clone().into_iter().collect();
+            GrpcPoint::new(id, vectors, qdrant_client::Payload::try_from(p.payload.clone()).expect("payload"))
+        })
+        .collect();
+    common::grpc_client(&third)
+        .upsert_points(UpsertPointsBuilder::new("t", grpc_points).wait(true))
+        .await
+        .expect("gRPC upsert into shards");
+    // The same changes everywhere: deletes by id, a payload by filter, an index.
+    let batch = json!({"operations": [
+        {"delete": {"points": [0, 1, 2, 33, 47]}},
+        {"set_payload": {"filter": {"must": [{"key": "category", "match": {"value": "toys"}}]},
+            "payload": {"sale": true}}},
+    ]});
+    let index = json!({"field_name": "category", "field_schema": "keyword"});
+    for (rest, c) in [(&one, "p"), (&rests[0], "s"), (&rests[1], "t")] {
+        rest.post(&format!("/collections/{c}/points/batch?wait=true"), batch.clone()).await;
+        rest.put(&format!("/collections/{c}/index?wait=true"), index.clone()).await;
+    }
+
+    let (text, image) = common::query_vectors(7);
+    let books = json!({"must": [{"key": "category", "match": {"value": "books"}}]});
+    let reads: Vec<(&str, Value)> = vec![
+        (
+            "points/query",
+            json!({"query": text, "using": "text", "limit": 7, "offset": 4, "with_payload": true}),
+        ),
+        ("points/query", json!({"query": image, "using": "image", "filter": books, "limit": 5})),
+        (
+            "points/query",
+            json!({"prefetch": [{"query": text, "using": "text", "limit": 20},
+            {"query": image, "using": "image", "limit": 15}], "query": {"fusion": "rrf"}, "limit": 8,
+            "offset": 2, "with_payload": ["category"]}),
+        ),
+        (
+            "points/query",
+            json!({"prefetch": [{"query": text, "using": "text", "limit": 20, "filter": books},
+            {"query": image, "using": "image"}], "query": {"fusion": "dbsf"},
+            "filter": {"must_not": [{"key": "category", "match": {"value": "toys"}}]}, "limit": 5}),
+        ),
+        ("points/query", json!({"query": {"order_by": {"key": "price", "direction": "desc"}}, "limit": 5})),
+        (
+            "points/search",
+            json!({"vector": {"name": "image", "vector": image}, "limit": 5, "with_vector": true}),
+        ),
+        (
+            "points/query/batch",
+            json!({"searches": [{"query": text, "using": "text", "limit": 3},
+            {"query": image, "using": "image", "limit": 4, "filter": books}]}),
+        ),
+        ("points/count", json!({"filter": books, "exact": true})),
+        ("points/count", json!({})),
+        ("facet", json!({"key": "category"})),
+        ("points", json!({"ids": [3, 150, 299, 9, "00000000-0000-0000-0000-0000b4a10009", 0]})),
+    ];
+    // `order_by` over a payload key needs its range index.
+    let price = json!({"field_name": "price", "field_schema": "float"});
+    for (rest, c) in [(&one, "p"), (&rests[2], "s"), (&rests[0], "t")] {
+        rest.put(&format!("/collections/{c}/index?wait=true"), price.clone()).await;
+    }
+    let expected_pages = scroll_pages(&one, "p", 37, json!(null)).await;
+    let expected_books = scroll_pages(&one, "p", 9, books.clone()).await;
+    for c in ["s", "t"] {
+        for rest in &rests {
+            for (call, body) in &reads {
+                let reference = one.post(&format!("/collections/p/{call}"), body.clone()).await;
+                let got = rest.post(&format!("/collections/{c}/{call}"), body.clone()).await;
+                assert_eq!(got, reference, "{c}: {call} {body}");
+            }
+            assert_eq!(scroll_pages(rest, c, 37, json!(null)).await, expected_pages, "{c}: scroll pages");
+            assert_eq!(scroll_pages(rest, c, 9, books.clone()).await, expected_books, "{c}: filtered pages");
+            let info = rest.get(&format!("/collections/{c}")).await;
+            assert_eq!(info["points_count"], 295, "{c}: {info}");
+            assert_eq!(info["payload_schema"]["category"]["data_type"], "keyword", "{info}");
+            let cluster = rest.get(&format!("/collections/{c}/cluster")).await;
+            assert_eq!(cluster["shard_count"], if c == "s" { 3 } else { 2 }, "{cluster}");
+        }
+    }
+    // Listed on every node, held or not.
+    for rest in &rests {
+        let names = rest.get("/collections").await["collections"].to_string();
+        assert!(names.contains("\"s\"") && names.contains("\"t\""), "{names}");
+    }
+    // gRPC reads merge alike.
+    let query =
+        qdrant_client::qdrant::QueryPointsBuilder::new("t").query(text.clone()).using("text").limit(5);
+    let got = common::grpc_client(&second).query(query).await.expect("gRPC query over shards");
+    let reference =
+        one.post("/collections/p/points/query", json!({"query": text, "using": "text", "limit": 5})).await;
+    let ids: Vec<String> = got.result.iter().map(|p| format!("{:?}", p.id)).collect();
+    assert_eq!(ids.len(), 5);
+    for (hit, expected) in got.result.iter().zip(reference["points"].as_array().expect("points")) {
+        assert_eq!(hit.score, expected["score"].as_f64().expect("score") as f32);
+    }
+    let count = common::grpc_client(&first)
+        .count(qdrant_client::qdrant::CountPointsBuilder::new("s").exact(true))
+        .await
+        .expect("gRPC count");
+    assert_eq!(count.result.map(|r| r.count), Some(295));
+
+    // A root re-scoring prefetches runs on each shard over that shard's candidates,
+    // as in Qdrant: the scores are the root's, for points among the candidates.
+    let rescored = json!({"prefetch": [{"query": text, "using": "text", "limit": 40}],
+        "query": image, "using": "image", "limit": 6});
+    let hits = rests[1].post("/collections/s/points/query", rescored).await["points"].clone();
+    let hits = hits.as_array().expect("points");
+    assert_eq!(hits.len(), 6);
+    let ids: Vec<Value> = hits.iter().map(|h| h["id"].clone()).collect();
+    let exact = json!({"query": image, "using": "image", "limit": 6,
+        "filter": {"must": [{"has_id": ids}]}});
+    assert_eq!(one.post("/collections/p/points/query", exact).await["points"].as_array(), Some(hits));
+
+    // What cannot be merged across shards yet is refused with the reason.
+    let (status, v) = rests[0]
+        .call(
+            reqwest::Method::POST,
+            "/collections/s/points/query",
+            Some(json!({"query": 3, "using": "text"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["status"]["error"].as_str().unwrap_or_default().contains("several shards"), "{v}");
+
+    // Deleting removes every shard from every node.
+    assert_eq!(rests[2].call(reqwest::Method::DELETE, "/collections/s", None).await.1["result"], json!(true));
+    for rest in &rests {
+        eventually("deleted everywhere", || async {
+            rest.call(reqwest::Method::GET, "/collections/s", None).await.0 == 404
+        })
+        .await;
+    }
 }
