@@ -184,8 +184,9 @@ fn crash(args: &[String]) -> Result<(), String> {
 }
 
 fn chaos(args: &[String]) -> Result<(), String> {
-    let usage = || "usage: cargo xtask chaos [--trials N] [--seed S] [--seconds T]".to_string();
+    let usage = || "usage: cargo xtask chaos [--trials N] [--seed S] [--seconds T] [--shards N]".to_string();
     let (mut trials, mut seed, mut seconds) = ("100".to_string(), "1".to_string(), "8".to_string());
+    let mut shards = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let value = rest.next().filter(|v| v.parse::<u64>().is_ok()).ok_or_else(usage)?;
@@ -193,16 +194,21 @@ fn chaos(args: &[String]) -> Result<(), String> {
             "--trials" => trials = value.clone(),
             "--seed" => seed = value.clone(),
             "--seconds" => seconds = value.clone(),
+            "--shards" => shards = Some(value.clone()),
             _ => return Err(usage()),
         }
     }
-    exec(
-        cargo()
-            .args(["test", "--workspace", "--test", "chaos", "--", "--nocapture"])
-            .env("BRAID_CHAOS_TRIALS", trials)
-            .env("BRAID_CHAOS_SEED", seed)
-            .env("BRAID_CHAOS_SECONDS", seconds),
-    )
+    let mut command = cargo();
+    command
+        .args(["test", "--workspace", "--test", "chaos", "--", "--nocapture"])
+        .env("BRAID_CHAOS_TRIALS", trials)
+        .env("BRAID_CHAOS_SEED", seed)
+        .env("BRAID_CHAOS_SECONDS", seconds);
+    // Without it, trials alternate between one shard and two.
+    if let Some(shards) = shards {
+        command.env("BRAID_CHAOS_SHARDS", shards);
+    }
+    exec(&mut command)
 }
 
 /// The crash test binary with its trial count, first seed and mode.

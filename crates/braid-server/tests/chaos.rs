@@ -11,9 +11,12 @@
 //! after it to the same point that was not acknowledged either way), and the queries
 //! sent to nodes on the majority's side were all answered.
 //!
-//! `BRAID_CHAOS_TRIALS` (default 1), `BRAID_CHAOS_SEED` (default 1) and
-//! `BRAID_CHAOS_SECONDS` (seconds of faults per trial, default 8); `cargo xtask chaos`
-//! sets them.
+//! The collection has one shard in trials of even seeds and two in trials of odd ones
+//! (every shard replicated on the three nodes), unless `BRAID_CHAOS_SHARDS` says.
+//!
+//! `BRAID_CHAOS_TRIALS` (default 1), `BRAID_CHAOS_SEED` (default 1),
+//! `BRAID_CHAOS_SECONDS` (seconds of faults per trial, default 8) and
+//! `BRAID_CHAOS_SHARDS`; `cargo xtask chaos` sets them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -335,7 +338,7 @@ fn publish(view: &View, nodes: &[Node], isolated: Option<usize>) {
     }
 }
 
-async fn trial(seed: u64, seconds: u64, root: &Path) -> Report {
+async fn trial(seed: u64, seconds: u64, shards: u64, root: &Path) -> Report {
     let net = Arc::new(Net::default());
     let mut nodes = Vec::new();
     for i in 0..NODES {
@@ -370,7 +373,7 @@ async fn trial(seed: u64, seconds: u64, root: &Path) -> Report {
     let base0 = nodes[0].http.clone().expect("up");
     let created = client
         .put(format!("http://{base0}/collections/c"))
-        .json(&json!({"vectors": {"size": DIM, "distance": "Dot"}}))
+        .json(&json!({"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": shards}))
         .send()
         .await
         .expect("create answered");
@@ -541,9 +544,10 @@ fn acknowledged_writes_survive_kills_and_cut_links() {
     let mut sum = Report::default();
     for t in 0..trials {
         let dir = tempfile::tempdir().expect("temp dir");
-        let r = runtime.block_on(trial(seed + t, seconds, dir.path()));
+        let shards = env_u64("BRAID_CHAOS_SHARDS", 1 + (seed + t) % 2);
+        let r = runtime.block_on(trial(seed + t, seconds, shards, dir.path()));
         println!(
-            "chaos trial {} (seed {}): {} kills ({} of the leader), {} isolations, {} writes acknowledged, {} not, {} queries answered, 0 lost",
+            "chaos trial {} (seed {}, {shards} shard(s)): {} kills ({} of the leader), {} isolations, {} writes acknowledged, {} not, {} queries answered, 0 lost",
             t + 1,
             seed + t,
             r.kills,
