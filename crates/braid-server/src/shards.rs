@@ -229,8 +229,9 @@ fn names_points(example: &braid::Example) -> bool {
 }
 
 /// The ranking of `request`'s root over a collection of `config`, or why it cannot be
-/// merged across shards: MMR (its picks depend on every candidate), and queries
-/// naming stored points (a point's vector is on its own shard only).
+/// merged across shards: MMR (its picks depend on every candidate), and queries still
+/// naming stored points (a point's vector is on its own shard only: [`resolve`]
+/// replaces them first).
 fn ranking(config: &CollectionConfig, request: &QueryRequest) -> Result<Ranking, ApiError> {
     if request.lookup_from.is_some() {
         return Err(not_across_shards("lookup_from"));
@@ -430,6 +431,7 @@ pub(crate) enum Source {
 }
 
 /// A cluster collection's shards, as a read reaches them.
+#[derive(Clone)]
 pub(crate) struct Shards {
     pub(crate) cluster: std::sync::Arc<crate::cluster::Cluster>,
     pub(crate) name: String,
@@ -498,6 +500,7 @@ impl Source {
             .pop()
             .unwrap_or_default());
         }
+        let query = resolve(s, query)?;
         check_query(s.config(), &query)?;
         if let Some(fusion) = root_fusion(&query) {
             return fused(s, &query, fusion);
@@ -524,6 +527,7 @@ impl Source {
             let answers = s.run(&ShardRead::Batch { queries, timeout: None })?;
             return Ok(each(answers, "batch", batch)?.pop().unwrap_or_default());
         }
+        let queries = queries.into_iter().map(|q| resolve(s, q)).collect::<Result<Vec<_>, _>>()?;
         for q in &queries {
             check_query(s.config(), q)?;
         }
@@ -656,6 +660,133 @@ impl Source {
         merge_info(parts).apply(&mut info);
         Ok(info)
     }
+}
+
+/// `query` with the stored points its levels name (`query: <id>`, recommendation,
+/// discovery and context examples, in this collection or `lookup_from` another)
+/// replaced by their vectors, fetched from the shards holding them; a level naming
+/// points of this collection leaves them out of its results, as one collection does.
+/// Every shard can then run it without the others.
+fn resolve(s: &Shards, mut query: QueryPoints) -> Result<QueryPoints, ApiError> {
+    let r = &mut query.request;
+    resolve_level(s, &mut r.lookup_from, &mut r.query, r.using.as_deref(), &mut r.filter)?;
+    fn prefetches(s: &Shards, list: &mut [braid::Prefetch]) -> Result<(), ApiError> {
+        for p in list {
+            resolve_level(s, &mut p.lookup_from, &mut p.query, p.using.as_deref(), &mut p.filter)?;
+            prefetches(s, &mut p.prefetch)?;
+        }
+        Ok(())
+    }
+    prefetches(s, &mut r.prefetch)?;
+    Ok(query)
+}
+
+/// The examples of one query level that are stored points.
+fn named_ids(query: &mut Option<Query>) -> Vec<&mut braid::Example> {
+    fn pair(p: &mut braid::ContextPair) -> [&mut braid::Example; 2] {
+        [&mut p.positive, &mut p.negative]
+    }
+    let examples: Vec<&mut braid::Example> = match query {
+        Some(Query::Recommend(r)) => r.positive.iter_mut().chain(r.negative.iter_mut()).collect(),
+        Some(Query::Discover { target, context }) => {
+            std::iter::once(target).chain(context.iter_mut().flat_map(pair)).collect()
+        }
+        Some(Query::Context(pairs)) => pairs.iter_mut().flat_map(pair).collect(),
+        _ => Vec::new(),
+    };
+    examples.into_iter().filter(|e| names_points(e)).collect()
+}
+
+fn resolve_level(
+    s: &Shards,
+    lookup_from: &mut Option<braid::LookupFrom>,
+    query: &mut Option<Query>,
+    using: Option<&str>,
+    filter: &mut Option<Filter>,
+) -> Result<(), ApiError> {
+    let point = match query {
+        Some(Query::Point(id)) => Some(*id),
+        _ => None,
+    };
+    let mut ids: Vec<PointId> = point.into_iter().collect();
+    for example in named_ids(query) {
+        if let braid::Example::Id(id) = example {
+            ids.push(*id);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // Where the vectors come from: this collection, or the one `lookup_from` names
+    // (held here, or itself in shards).
+    let lookup = lookup_from.take();
+    let (source, config, space) = match &lookup {
+        Some(l) => {
+            let source = s.cluster.source(&l.collection)?;
+            let config = match &source {
+                Source::Local(c) => c.info().config,
+                Source::Shards(other) => other.config().clone(),
+            };
+            (Some(source), config, l.vector.as_deref().or(using).map(str::to_string))
+        }
+        None => (None, s.config().clone(), using.map(str::to_string)),
+    };
+    let space = match space {
+        Some(name) if config.vectors.contains_key(&name) => name,
+        Some(name)
+            if config.sparse_vectors.contains_key(&name) || config.multivectors.contains_key(&name) =>
+        {
+            return Err(not_across_shards("a query naming a stored point of a sparse or multivector space"));
+        }
+        Some(name) => {
+            let available = config.vectors.keys().cloned().collect();
+            return Err(braid::Error::UnknownVector { name, available }.into());
+        }
+        None if config.vectors.len() == 1 => config.vectors.keys().next().cloned().unwrap_or_default(),
+        None => {
+            return Err(ApiError::bad_request(
+                "the collection has several vector spaces: name the one to search with `using`".into(),
+            ));
+        }
+    };
+    let names = WithVectors::Names(vec![space.clone()]);
+    let records = match &source {
+        Some(other) => other.get(&ids, WithPayload::None, names)?,
+        None => Source::Shards(s.clone()).get(&ids, WithPayload::None, names)?,
+    };
+    let mut vectors: BTreeMap<PointId, Vec<f32>> = BTreeMap::new();
+    for r in records {
+        if let Some(v) = r.vectors.and_then(|mut v| v.remove(&space)) {
+            vectors.insert(r.id, v);
+        }
+    }
+    let vector = |id: PointId| vectors.get(&id).cloned().ok_or(braid::Error::PointNotFound { id });
+    if let Some(id) = point {
+        *query = Some(Query::Nearest(vector(id)?));
+    }
+    for example in named_ids(query) {
+        if let braid::Example::Id(id) = example {
+            *example = braid::Example::Vector(vector(*id)?);
+        }
+    }
+    if lookup.is_none() {
+        // The points named never come back from the level that names them.
+        let exclude = Filter {
+            must_not: vec![braid::Condition::HasId(ids.into_iter().collect())],
+            ..Filter::default()
+        };
+        *filter = Some(match filter.take() {
+            Some(f) => Filter {
+                must: vec![
+                    braid::Condition::Filter(Box::new(f)),
+                    braid::Condition::Filter(Box::new(exclude)),
+                ],
+                ..Filter::default()
+            },
+            None => exclude,
+        });
+    }
+    Ok(())
 }
 
 /// The fusion at the root of `query`, if it fuses prefetches.

@@ -336,6 +336,27 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
             json!({"searches": [{"query": text, "using": "text", "limit": 3},
             {"query": image, "using": "image", "limit": 4, "filter": books}]}),
         ),
+        ("points/query", json!({"query": 3, "using": "text", "limit": 4})),
+        (
+            "points/recommend",
+            json!({"positive": [3, 150], "negative": [10], "using": "image", "limit": 5,
+            "filter": books}),
+        ),
+        (
+            "points/recommend",
+            json!({"positive": [3, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], "using": "image",
+            "strategy": "best_score", "limit": 3}),
+        ),
+        (
+            "points/discover",
+            json!({"target": 8, "context": [{"positive": 3, "negative": 150}],
+            "using": "text", "limit": 4}),
+        ),
+        (
+            "points/query",
+            json!({"prefetch": [{"query": {"recommend": {"positive": [5]}}, "using": "text",
+            "limit": 15}, {"query": 6, "using": "image", "limit": 15}], "query": {"fusion": "rrf"}, "limit": 6}),
+        ),
         ("points/count", json!({"filter": books, "exact": true})),
         ("points/count", json!({})),
         ("facet", json!({"key": "category"})),
@@ -399,13 +420,24 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
     assert_eq!(one.post("/collections/p/points/query", exact).await["points"].as_array(), Some(hits));
 
     // What cannot be merged across shards yet is refused with the reason.
-    let (status, v) = rests[0]
-        .call(
-            reqwest::Method::POST,
-            "/collections/s/points/query",
-            Some(json!({"query": 3, "using": "text"})),
-        )
-        .await;
+    // Vectors looked up in another collection, itself in shards.
+    let looked_up =
+        |c: &str| json!({"query": 150, "using": "text", "limit": 3, "lookup_from": {"collection": c}});
+    assert_eq!(
+        rests[1].post("/collections/s/points/query", looked_up("t")).await,
+        one.post("/collections/p/points/query", looked_up("p")).await
+    );
+    // A deleted point named, or no space named among several: the status one
+    // collection answers.
+    for body in [json!({"query": 1, "using": "text"}), json!({"query": 4})] {
+        let (status, v) =
+            rests[2].call(reqwest::Method::POST, "/collections/s/points/query", Some(body.clone())).await;
+        let (expected, w) = one.call(reqwest::Method::POST, "/collections/p/points/query", Some(body)).await;
+        assert_eq!(status, expected, "{v} vs {w}");
+        assert!(status == 404 || status == 400, "{v}");
+    }
+    let mmr = json!({"query": {"nearest": text, "mmr": {"diversity": 0.5}}, "using": "text"});
+    let (status, v) = rests[0].call(reqwest::Method::POST, "/collections/s/points/query", Some(mmr)).await;
     assert_eq!(status, 400, "{v}");
     assert!(v["status"]["error"].as_str().unwrap_or_default().contains("several shards"), "{v}");
 
