@@ -96,6 +96,8 @@ def main():
         same(lambda c: client.scroll(c, limit=25, offset=10, with_payload=True))
         same(lambda c: client.count(c, count_filter=odd, exact=True).count)
         same(lambda c: [(r.id, r.payload) for r in client.retrieve(c, [3, 59, 4, 1000])])
+        params = client.get_collection(sharded).config.params
+        assert (params.shard_number, params.replication_factor) == (3, 2), params
         info = client.collection_cluster_info(sharded)
         assert info.shard_count == 3, info
         assert len(info.local_shards) == 2 and len(info.remote_shards) == 4, info

@@ -449,6 +449,13 @@ impl Cluster {
         Ok(last)
     }
 
+    /// Collection `name`'s number of shards and replicas per shard, as collection
+    /// information reports them (`shard_number`, `replication_factor`).
+    pub(crate) fn shape(&self, name: &str) -> Option<(u32, u32)> {
+        let p = self.placement(name)?;
+        Some((p.shards.len() as u32, p.shards.first().map_or(0, |s| s.replicas.len()) as u32))
+    }
+
     /// The names of the cluster's collections.
     pub(crate) fn list(&self) -> Vec<String> {
         self.node.state().collections.into_keys().collect()

@@ -562,7 +562,16 @@ async fn list_collections(State(s): State<AppState>) -> Response {
 
 async fn collection_info(call: Call) -> Response {
     let reported = call.state.reported;
-    call.read(move |c, _| Ok(convert::info_json(&c.info()?, &reported))).await
+    let shape = call.state.cluster.as_ref().and_then(|c| c.shape(&call.name));
+    call.read(move |c, _| {
+        let mut info = convert::info_json(&c.info()?, &reported);
+        if let Some((shards, replicas)) = shape {
+            info["config"]["params"]["shard_number"] = json!(shards);
+            info["config"]["params"]["replication_factor"] = json!(replicas);
+        }
+        Ok(info)
+    })
+    .await
 }
 
 async fn collection_exists(State(s): State<AppState>, Path(name): Path<String>) -> Response {

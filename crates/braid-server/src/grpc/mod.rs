@@ -147,6 +147,8 @@ impl Collections for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (reads, started, name) = (self.reads(), Instant::now(), r.into_inner().collection_name);
         let reported = self.0.reported;
+        let (shard_number, replication_factor) =
+            self.0.cluster.as_ref().and_then(|c| c.shape(&name)).unwrap_or((1, 1));
         let info = blocking(move || reads.source(&name)?.info().map_err(err)).await?;
         let vectors = &info.config.vectors;
         let vectors_config = match mapping::unnamed(&info.config) {
@@ -167,10 +169,10 @@ impl Collections for Service {
             segments_count: 1,
             config: Some(proto::CollectionConfig {
                 params: Some(proto::CollectionParams {
-                    shard_number: 1,
+                    shard_number,
                     on_disk_payload: info.config.on_disk_payload,
                     vectors_config: Some(proto::VectorsConfig { config: Some(vectors_config) }),
-                    replication_factor: Some(1),
+                    replication_factor: Some(replication_factor),
                     write_consistency_factor: Some(1),
                     sparse_vectors_config: (!info.config.sparse_vectors.is_empty()).then(|| {
                         proto::SparseVectorConfig {

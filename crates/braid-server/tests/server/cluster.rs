@@ -380,11 +380,31 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
             assert_eq!(scroll_pages(rest, c, 9, books.clone()).await, expected_books, "{c}: filtered pages");
             let info = rest.get(&format!("/collections/{c}")).await;
             assert_eq!(info["points_count"], 295, "{c}: {info}");
+            let mut params = one.get("/collections/p").await["config"]["params"].clone();
+            params["shard_number"] = json!(if c == "s" { 3 } else { 2 });
+            params["replication_factor"] = json!(if c == "s" { 2 } else { 1 });
+            assert_eq!(info["config"]["params"], params, "{c}");
             assert_eq!(info["payload_schema"]["category"]["data_type"], "keyword", "{info}");
             let cluster = rest.get(&format!("/collections/{c}/cluster")).await;
             assert_eq!(cluster["shard_count"], if c == "s" { 3 } else { 2 }, "{cluster}");
         }
     }
+    // A node joining afterwards holds nothing, and answers as the others.
+    let fourth = node(Some(&uri)).await;
+    let late = Rest::to(&fourth);
+    let body = json!({"query": text, "using": "text", "limit": 5, "with_payload": true});
+    for c in ["s", "t"] {
+        assert_eq!(
+            late.post(&format!("/collections/{c}/points/query"), body.clone()).await,
+            one.post("/collections/p/points/query", body.clone()).await,
+            "{c} through a node that joined later"
+        );
+        let cluster = late.get(&format!("/collections/{c}/cluster")).await;
+        assert_eq!(cluster["local_shards"], json!([]), "{cluster}");
+    }
+    late.put("/collections/t/points?wait=true", json!({"points": [common::point_json(&products[0])]})).await;
+    assert_eq!(late.post("/collections/t/points/count", json!({"exact": true})).await["count"], 296);
+
     // Listed on every node, held or not.
     for rest in &rests {
         let names = rest.get("/collections").await["collections"].to_string();
@@ -406,6 +426,9 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
         .await
         .expect("gRPC count");
     assert_eq!(count.result.map(|r| r.count), Some(295));
+    let info = common::grpc_client(&second).collection_info("s").await.expect("gRPC info");
+    let params = info.result.and_then(|r| r.config).and_then(|c| c.params).expect("params");
+    assert_eq!((params.shard_number, params.replication_factor), (3, Some(2)));
 
     // A root re-scoring prefetches runs on each shard over that shard's candidates,
     // as in Qdrant: the scores are the root's, for points among the candidates.
