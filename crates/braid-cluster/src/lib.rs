@@ -39,7 +39,7 @@ pub mod proto {
 
 pub use error::ClusterError;
 pub use node::{ClusterNode, ClusterStatus, NodeConfig, Role, Timing, peer_id};
-pub use shard::{ApplyError, GroupStatus, Replica, ShardGroup, ShardTypes};
+pub use shard::{ApplyError, GroupStatus, Replica, ReplicaChange, ShardGroup, ShardTypes};
 pub use state::{ClusterState, MetaCommand, MetaResponse};
 
 /// A peer's id: a random number it draws when it first starts and keeps in its

@@ -131,6 +131,21 @@ impl Caller {
         self.answer(&json)
     }
 
+    /// Asks this peer to carry out `change` in `group` if it leads it.
+    pub(crate) async fn change_replicas(
+        &mut self,
+        group: &str,
+        change: &crate::ReplicaChange,
+    ) -> Result<Result<(), String>, ClusterError> {
+        let json = self
+            .client
+            .change_replicas(to_group(group, change))
+            .await
+            .map_err(|s| self.unreachable(s))?
+            .into_inner();
+        self.answer(&json)
+    }
+
     pub(crate) async fn remove_peer<R: DeserializeOwned>(
         &mut self,
         peer_id: PeerId,
@@ -311,6 +326,12 @@ pub(crate) trait GroupService: Send + Sync + 'static {
     /// Carries out a proposal if this node leads the group (one hop: a proposal
     /// forwarded here is not forwarded again); answers `Result<Answer, String>`.
     async fn propose(&self, body: &[u8]) -> Result<Json, serde_json::Error>;
+    /// Adds or removes a replica (a [`crate::ReplicaChange`]) if this node leads the
+    /// group (one hop, like a proposal); answers `Result<(), String>`.
+    async fn change_replicas(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
+        let _ = body;
+        Ok(encode(&Err::<(), _>("the metadata's peers change by joining and removal".to_string())))
+    }
     /// Answers a read of this node's replica (`Result<Value, String>`).
     async fn read(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
         let _ = body;

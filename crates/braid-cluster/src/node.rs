@@ -441,7 +441,7 @@ impl ClusterNode {
         let dir = self.shared.dir.join("groups").join(name);
         let (every, keep) = self.shared.snapshots;
         let config = raft_config(self.shared.timing, every, keep)?;
-        let group = ShardGroup::open(self.peering(), name, &dir, members, replica, config).await?;
+        let group = ShardGroup::open(self.peering(), name, &dir, Some(members), replica, config).await?;
         let group = Arc::new(group);
         self.shared.shards.write().insert(name.to_string(), group.clone());
         Ok(group)
@@ -493,6 +493,62 @@ impl ClusterNode {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Carries out `change` in group `group`: through this node's own member of it when
+    /// it runs the group, else through its replicas at `uris` (the one leading it does
+    /// it). Retried while no replica answers as leader, up to the node's wait; adding a
+    /// replica then waits for it to catch up (`timeout`).
+    pub async fn change_replicas(
+        &self,
+        group: &str,
+        uris: &[String],
+        change: &crate::ReplicaChange,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        // Through this node's member of the group if it is one (not a replica still
+        // waiting to be brought in).
+        if let Some(open) = self.group(group).filter(|g| g.status().members.contains_key(&self.shared.id)) {
+            return open.change_replicas(change, timeout).await;
+        }
+        let deadline = Instant::now() + self.shared.wait;
+        loop {
+            for uri in uris {
+                let answer = match self.shared.dialer.caller(uri) {
+                    Ok(mut caller) => caller.change_replicas(group, change).await,
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(why)) if why != crate::node::NOT_LEADER => return Err(ClusterError::Raft(why)),
+                    _ => {}
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(ClusterError::NoQuorum { waited_ms: self.shared.wait.as_millis() as u64 });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens group `name` on this node as a replica being added to it: its Raft starts
+    /// empty, not initialised, and waits for the group's leader to bring it in
+    /// ([`ClusterNode::change_replicas`] with [`crate::ReplicaChange::Add`]).
+    pub async fn join_group(
+        &self,
+        name: &str,
+        replica: Arc<dyn Replica>,
+    ) -> Result<Arc<ShardGroup>, ClusterError> {
+        if let Some(open) = self.shared.shards.read().get(name) {
+            return Ok(open.clone());
+        }
+        let dir = self.shared.dir.join("groups").join(name);
+        let (every, keep) = self.shared.snapshots;
+        let config = raft_config(self.shared.timing, every, keep)?;
+        let group = ShardGroup::open(self.peering(), name, &dir, None, replica, config).await?;
+        let group = Arc::new(group);
+        self.shared.shards.write().insert(name.to_string(), group.clone());
+        Ok(group)
     }
 
     /// An open shard group.
@@ -752,6 +808,12 @@ impl RaftService for Service {
     async fn propose(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
         let json = request.into_inner();
         let answer = self.group(&json.group)?.propose(&json.body).await.map_err(bad_request)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn change_replicas(&self, request: Request<Json>) -> Result<Response<Json>, Status> {
+        let json = request.into_inner();
+        let answer = self.group(&json.group)?.change_replicas(&json.body).await.map_err(bad_request)?;
         Ok(Response::new(answer))
     }
 

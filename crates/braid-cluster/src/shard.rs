@@ -207,6 +207,24 @@ impl RaftStateMachine<ShardTypes> for ShardMachine {
     }
 }
 
+/// A change of a shard group's replicas, carried out by its leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaChange {
+    /// Add the replica on `peer` (reached at `uri`): a learner until it has caught up
+    /// with the log, then a voter.
+    Add {
+        /// The peer.
+        peer: PeerId,
+        /// Its p2p URI.
+        uri: String,
+    },
+    /// Remove the replica on `peer` from the voters.
+    Remove {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
 /// A replica's answer to a write, as the group's state machine wraps it.
 pub(crate) fn replica_answer(data: Value) -> Result<Value, ClusterError> {
     match data {
@@ -271,18 +289,19 @@ pub(crate) fn check_name(name: &str) -> Result<(), ClusterError> {
 
 impl ShardGroup {
     /// Opens the group `name` on this node: its log in `dir`, `replica` as its state,
-    /// `members` (every replica's peer, with its p2p URI) as its first membership.
+    /// `members` (every replica's peer, with its p2p URI) as its first membership —
+    /// or none for a replica being added, which the leader brings in.
     pub(crate) async fn open(
         node: Peering,
         name: &str,
         dir: &Path,
-        members: BTreeMap<PeerId, String>,
+        members: Option<BTreeMap<PeerId, String>>,
         replica: Arc<dyn Replica>,
         config: openraft::Config,
     ) -> Result<ShardGroup, ClusterError> {
         let Peering { id, wait, dialer } = node;
         check_name(name)?;
-        if !members.contains_key(&id) {
+        if members.as_ref().is_some_and(|m| !m.contains_key(&id)) {
             return Err(ClusterError::Config(format!("peer {id} is not among the replicas of `{name}`")));
         }
         std::fs::create_dir_all(dir).map_err(ClusterError::io(dir))?;
@@ -299,7 +318,9 @@ impl ShardGroup {
             openraft::Raft::new(id, Arc::new(config), Network::new(name, dialer.clone()), log, machine)
                 .await
                 .map_err(raft_error)?;
-        if !raft.is_initialized().await.map_err(raft_error)? {
+        if let Some(members) = members
+            && !raft.is_initialized().await.map_err(raft_error)?
+        {
             // Every replica initialises with the same membership, which is safe; the
             // ones that find the group formed already are told so and go on.
             let nodes: BTreeMap<PeerId, BasicNode> =
@@ -363,6 +384,92 @@ impl ShardGroup {
         }
     }
 
+    /// Carries out `change` if this node leads the group, else has the leader this
+    /// node knows do it (one hop). An added replica is first a learner, made a voter
+    /// once it has caught up with the log (within `timeout`).
+    pub async fn change_replicas(
+        &self,
+        change: &ReplicaChange,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            match self.change_here(change, timeout).await {
+                Ok(done) => return done,
+                Err(Some(leader)) => {
+                    let forwarded = self.dialer.caller(&leader)?.change_replicas(&self.name, change).await;
+                    match forwarded {
+                        Ok(Ok(())) => return Ok(()),
+                        Ok(Err(why)) if why != NOT_LEADER => return Err(ClusterError::Raft(why)),
+                        _ => {}
+                    }
+                }
+                Err(None) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(ClusterError::NoQuorum { waited_ms: self.wait.as_millis() as u64 });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Carries out `change` if this node leads the group; else who leads, if known.
+    async fn change_here(
+        &self,
+        change: &ReplicaChange,
+        timeout: Duration,
+    ) -> Result<Result<(), ClusterError>, Option<String>> {
+        let status = self.status();
+        if status.role != Role::Leader {
+            let leader = status.leader.filter(|l| *l != self.id);
+            let uri = leader.and_then(|l| {
+                let m = self.raft.metrics().borrow().clone();
+                m.membership_config.membership().get_node(&l).map(|n| n.addr.clone())
+            });
+            return Err(uri);
+        }
+        let forward = |e: RaftError<PeerId, ClientWriteError<PeerId, BasicNode>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
+                Err(to.leader_node.map(|n| n.addr).filter(|_| to.leader_id != Some(self.id)))
+            }
+            other => Ok(Err(raft_error(other))),
+        };
+        match change {
+            ReplicaChange::Add { peer, uri } => {
+                let added =
+                    tokio::time::timeout(timeout, self.raft.add_learner(*peer, BasicNode::new(uri), true));
+                match added.await {
+                    Err(_) => {
+                        return Ok(Err(ClusterError::Raft(format!(
+                            "the new replica on peer {peer} did not catch up within {} s",
+                            timeout.as_secs()
+                        ))));
+                    }
+                    Ok(Err(e)) => return forward(e),
+                    Ok(Ok(_)) => {}
+                }
+                match self
+                    .raft
+                    .change_membership(openraft::ChangeMembers::AddVoterIds([*peer].into()), false)
+                    .await
+                {
+                    Ok(_) => Ok(Ok(())),
+                    Err(e) => forward(e),
+                }
+            }
+            ReplicaChange::Remove { peer } => {
+                match self
+                    .raft
+                    .change_membership(openraft::ChangeMembers::RemoveVoters([*peer].into()), false)
+                    .await
+                {
+                    Ok(_) => Ok(Ok(())),
+                    Err(e) => forward(e),
+                }
+            }
+        }
+    }
+
     /// Starts an election in the group now, with this node as candidate (a new
     /// group elects its first leader this way without waiting for a timeout).
     pub async fn elect(&self) -> Result<(), ClusterError> {
@@ -410,6 +517,17 @@ impl GroupService for ShardService {
         let write: Value = serde_json::from_slice(body)?;
         let answer = match self.0.here(write).await {
             Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(NOT_LEADER.to_string()),
+        };
+        Ok(encode(&answer))
+    }
+
+    async fn change_replicas(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
+        let change: ReplicaChange = serde_json::from_slice(body)?;
+        // Once brought in, a learner catches up at the leader's pace; a peer asking
+        // waits up to an hour (a large shard sent as a snapshot).
+        let answer = match self.0.change_here(&change, Duration::from_secs(3_600)).await {
+            Ok(done) => done.map_err(|e| e.to_string()),
             Err(_) => Err(NOT_LEADER.to_string()),
         };
         Ok(encode(&answer))

@@ -34,6 +34,16 @@ pub enum MetaCommand {
         /// The collection's name.
         name: String,
     },
+    /// Replace a collection's configuration with `to` if it is `from` (so that of two
+    /// changes made from the same configuration, the second changes nothing).
+    UpdateCollection {
+        /// The collection's name.
+        name: String,
+        /// The configuration the change was made from.
+        from: serde_json::Value,
+        /// The new configuration.
+        to: serde_json::Value,
+    },
 }
 
 /// What applying a command did.
@@ -60,6 +70,13 @@ impl ClusterState {
                     && self.collections.insert(name.clone(), config.clone()).is_none()
             }
             MetaCommand::DeleteCollection { name } => self.collections.remove(name).is_some(),
+            MetaCommand::UpdateCollection { name, from, to } => match self.collections.get_mut(name) {
+                Some(config) if config == from => {
+                    *config = to.clone();
+                    true
+                }
+                _ => false,
+            },
         };
         MetaResponse { changed }
     }

@@ -101,6 +101,25 @@ def main():
         info = client.collection_cluster_info(sharded)
         assert info.shard_count == 3, info
         assert len(info.local_shards) == 2 and len(info.remote_shards) == 4, info
+    # A replica moved to another peer and one dropped, through the client's cluster
+    # setup call; the answers stay the same.
+    info = first.collection_cluster_info(sharded)
+    held = {s.shard_id for s in info.local_shards}
+    shard = min(held)
+    peers = {int(p) for p in status.peers}
+    holders = {info.peer_id} | {r.peer_id for r in info.remote_shards if r.shard_id == shard}
+    (spare,) = peers - holders
+    assert first.update_collection_cluster_setup(sharded, cluster_operation=models.MoveShardOperation(
+        move_shard=models.MoveShard(shard_id=shard, from_peer_id=info.peer_id, to_peer_id=spare)))
+    after = first.collection_cluster_info(sharded)
+    assert shard not in {s.shard_id for s in after.local_shards}, after
+    assert {r.peer_id for r in after.remote_shards if r.shard_id == shard} == (holders - {info.peer_id}) | {spare}, after
+    assert first.update_collection_cluster_setup(sharded, cluster_operation=models.DropReplicaOperation(
+        drop_replica=models.Replica(shard_id=shard, peer_id=spare)))
+    for client in (first, second, third):
+        assert client.count(sharded, exact=True).count == 60
+        assert ([(h.id, h.score) for h in client.query_points(sharded, query=rows[5], limit=6).points]
+                == [(h.id, h.score) for h in client.query_points(name, query=rows[5], limit=6).points])
     third.delete_collection(sharded)
 
     third.delete_collection(name)
@@ -113,7 +132,7 @@ def main():
             raise AssertionError("the deletion did not reach every node")
     print(f"cluster.py over {proto}: cluster status, a collection created, written, indexed, read and deleted "
           "through three nodes, its cluster information on each, the same collection in three shards "
-          "answering alike, replication_factor 4 refused")
+          "answering alike, a replica moved and one dropped, replication_factor 4 refused")
 
 
 if __name__ == "__main__":

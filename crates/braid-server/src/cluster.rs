@@ -75,6 +75,18 @@ pub(crate) struct ShardPlace {
     pub(crate) group: String,
     /// The peers holding a replica, with their p2p URIs.
     pub(crate) replicas: BTreeMap<PeerId, String>,
+    /// Of those, the ones whose replica is being filled (added by `replicate_shard` or
+    /// `move_shard` and not caught up yet): no read goes to them, and they are
+    /// reported `Partial`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub(crate) joining: std::collections::BTreeSet<PeerId>,
+}
+
+impl ShardPlace {
+    /// The peers reads of this shard may go to.
+    pub(crate) fn readable(&self) -> impl Iterator<Item = (&PeerId, &String)> {
+        self.replicas.iter().filter(|(id, _)| !self.joining.contains(id))
+    }
 }
 
 /// A placement as the metadata holds it: with its shards, or (written before
@@ -105,7 +117,7 @@ impl TryFrom<StoredPlacement> for Placement {
             return Ok(Placement { shards, config });
         }
         let OneShard { group, replicas, config } = serde_json::from_value(value)?;
-        Ok(Placement { shards: vec![ShardPlace { group, replicas }], config })
+        Ok(Placement { shards: vec![ShardPlace { group, replicas, joining: Default::default() }], config })
     }
 }
 
@@ -125,10 +137,11 @@ pub(crate) const MAX_SHARDS: u64 = 64;
 #[derive(Clone, Debug)]
 pub(crate) struct ShardMap {
     pub(crate) shard_count: usize,
-    /// The shards this peer holds, with their points.
-    pub(crate) local: Vec<(u32, usize)>,
-    /// The replicas on other peers: shard and peer.
-    pub(crate) remote: Vec<(u32, PeerId)>,
+    /// The shards this peer holds, with their points and whether the replica is
+    /// active (else being filled: `Partial`).
+    pub(crate) local: Vec<(u32, usize, bool)>,
+    /// The replicas on other peers: shard, peer, active.
+    pub(crate) remote: Vec<(u32, PeerId, bool)>,
 }
 
 /// This server's part of the cluster.
@@ -281,15 +294,14 @@ impl Cluster {
     async fn reconcile(&self) -> Result<(), String> {
         let mut placed = self.placed.lock().await;
         let me = self.node.peer_id();
-        // The local collections the metadata wants here: local name → (group, its
-        // replicas, the configuration).
-        let mut wanted: BTreeMap<String, (String, BTreeMap<PeerId, String>, CollectionConfig)> =
-            BTreeMap::new();
+        // The local collections the metadata wants here: local name → (group, the
+        // shard's placement, the configuration).
+        let mut wanted: BTreeMap<String, (String, ShardPlace, CollectionConfig)> = BTreeMap::new();
         for (name, p) in self.placements() {
             for (i, shard) in p.shards.iter().enumerate() {
                 if shard.replicas.contains_key(&me) {
                     let local = p.local_name(&name, i);
-                    wanted.insert(local, (shard.group.clone(), shard.replicas.clone(), p.config.clone()));
+                    wanted.insert(local, (shard.group.clone(), shard.clone(), p.config.clone()));
                 }
             }
         }
@@ -306,7 +318,7 @@ impl Cluster {
             self.save(&placed)?;
             tracing::info!(collection = %name, group = %group, "deleted: the cluster no longer has it here");
         }
-        for (name, (group, replicas, config)) in wanted {
+        for (name, (group, shard, config)) in wanted {
             if placed.get(&name) != Some(&group) {
                 placed.insert(name.clone(), group.clone());
                 self.save(&placed)?;
@@ -318,9 +330,19 @@ impl Cluster {
                 tracing::info!(collection = %name, group = %group, "created: placed here by the cluster");
             }
             if self.node.group(&group).is_none() {
-                let replica =
-                    CollectionReplica::new(self.db.clone(), &name, self.dir.join("work").join(&group));
-                self.node.open_group(&group, replicas, Arc::new(replica)).await.map_err(|e| e.to_string())?;
+                let replica = Arc::new(CollectionReplica::new(
+                    self.db.clone(),
+                    &name,
+                    self.dir.join("work").join(&group),
+                ));
+                // A replica being added waits for the group's leader to bring it in;
+                // the others start (or resume) the group with its replicas.
+                let opened = if shard.joining.contains(&me) {
+                    self.node.join_group(&group, replica).await
+                } else {
+                    self.node.open_group(&group, shard.replicas, replica).await
+                };
+                opened.map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -370,6 +392,7 @@ impl Cluster {
             .map(|i| ShardPlace {
                 group: format!("c-{:016x}", rand::random::<u64>()),
                 replicas: (0..factor as usize).map(|k| peers[(i + k) % peers.len()].clone()).collect(),
+                joining: Default::default(),
             })
             .collect();
         let placement = Placement { shards, config };
@@ -472,7 +495,7 @@ impl Cluster {
     pub(crate) fn source(self: &Arc<Self>, name: &str) -> Result<crate::shards::Source, ApiError> {
         let p = self.placement_of(name)?;
         if p.shards.len() == 1
-            && p.shards[0].replicas.contains_key(&self.node.peer_id())
+            && p.shards[0].readable().any(|(id, _)| *id == self.node.peer_id())
             && let Ok(c) = self.db.collection(name)
         {
             return Ok(crate::shards::Source::Local(c));
@@ -496,36 +519,36 @@ impl Cluster {
         let me = self.node.peer_id();
         let request = serde_json::to_value(read).map_err(|e| internal("a shard read")(e.to_string()))?;
         let handle = tokio::runtime::Handle::current();
+        // The peers' legs first, then this node's own while they run.
+        let mut local = Vec::new();
         let mut remote = Vec::new();
-        let mut answers: Vec<Option<Result<crate::shards::ShardAnswer, ApiError>>> = Vec::new();
         for (i, shard) in p.shards.iter().enumerate() {
-            let local = shard
-                .replicas
-                .contains_key(&me)
+            let held = shard
+                .readable()
+                .any(|(id, _)| *id == me)
                 .then(|| self.db.collection(&p.local_name(name, i)).ok())
                 .flatten();
-            match local {
-                Some(c) => answers.push(Some(crate::shards::answer(&c, read.clone()))),
+            match held {
+                Some(c) => local.push((i, c)),
                 None => {
                     let (cluster, group, request) = (self.clone(), shard.group.clone(), request.clone());
                     let uris: Vec<String> =
-                        shard.replicas.iter().filter(|(id, _)| **id != me).map(|(_, u)| u.clone()).collect();
-                    remote.push((
-                        i,
-                        handle.spawn(async move { cluster.read_remote(&group, &uris, &request).await }),
-                    ));
-                    answers.push(None);
+                        shard.readable().filter(|(id, _)| **id != me).map(|(_, u)| u.clone()).collect();
+                    let task =
+                        handle.spawn(async move { cluster.read_remote(&group, &uris, &request).await });
+                    remote.push((i, task));
                 }
             }
         }
+        let mut answers: Vec<(usize, Result<crate::shards::ShardAnswer, ApiError>)> =
+            local.into_iter().map(|(i, c)| (i, crate::shards::answer(&c, read.clone()))).collect();
         for (i, task) in remote {
-            let answer = handle
-                .block_on(task)
-                .map_err(|e| internal("a shard read")(e.to_string()))
-                .and_then(|answer| answer);
-            answers[i] = Some(answer);
+            let answer =
+                handle.block_on(task).map_err(|e| internal("a shard read")(e.to_string())).and_then(|a| a);
+            answers.push((i, answer));
         }
-        answers.into_iter().map(|a| a.expect("every shard answered")).collect()
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, a)| a).collect()
     }
 
     /// Reads from the first of the peers at `uris` that answers for group `group`.
@@ -594,10 +617,11 @@ impl Cluster {
         let mut map = ShardMap { shard_count: p.shards.len(), local: Vec::new(), remote: Vec::new() };
         for (i, shard) in p.shards.iter().enumerate() {
             for peer in shard.replicas.keys() {
+                let active = !shard.joining.contains(peer);
                 if *peer != me {
-                    map.remote.push((i as u32, *peer));
+                    map.remote.push((i as u32, *peer, active));
                 } else if let Ok(c) = self.db.collection(&p.local_name(name, i)) {
-                    map.local.push((i as u32, c.info().points_count));
+                    map.local.push((i as u32, c.info().points_count, active));
                 }
             }
         }
@@ -611,12 +635,12 @@ impl Cluster {
         let local: Vec<Value> = map
             .local
             .iter()
-            .map(|(id, n)| json!({"shard_id": id, "points_count": n, "state": "Active"}))
+            .map(|(id, n, active)| json!({"shard_id": id, "points_count": n, "state": state(*active)}))
             .collect();
         let remote: Vec<Value> = map
             .remote
             .iter()
-            .map(|(id, peer)| json!({"shard_id": id, "peer_id": peer, "state": "Active"}))
+            .map(|(id, peer, active)| json!({"shard_id": id, "peer_id": peer, "state": state(*active)}))
             .collect();
         Ok(json!({
             "peer_id": self.node.peer_id(),
@@ -627,8 +651,166 @@ impl Cluster {
         }))
     }
 
+    /// `POST /collections/{c}/cluster`: `replicate_shard`, `move_shard` and
+    /// `drop_replica` carried out (the call returns once done); the rest refused with
+    /// the reason.
+    pub(crate) async fn change_placement(&self, name: &str, body: &Value) -> Result<(), ApiError> {
+        let bad = |why: String| ApiError::bad_request(why);
+        let (op, args) = body
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+            .ok_or_else(|| bad("the body names one operation, as `{\"move_shard\": {...}}`".into()))?;
+        let number = |key: &str| -> Result<u64, ApiError> {
+            args.get(key)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad(format!("{op}: `{key}` must be a number")))
+        };
+        enum Op {
+            Copy { then_drop: bool },
+            Drop,
+            Abort,
+        }
+        let (kind, fields): (Op, &[&str]) = match op.as_str() {
+            "replicate_shard" | "move_shard" => (
+                Op::Copy { then_drop: op == "move_shard" },
+                &["shard_id", "from_peer_id", "to_peer_id", "method", "to_shard_id"],
+            ),
+            "drop_replica" => (Op::Drop, &["shard_id", "peer_id"]),
+            "abort_transfer" => (Op::Abort, &["shard_id", "from_peer_id", "to_peer_id", "to_shard_id"]),
+            other => {
+                return Err(bad(format!("`{other}` is not served on a Braid cluster (docs/distributed.md)")));
+            }
+        };
+        if let Some(unknown) = args.as_object().and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str())))
+        {
+            return Err(bad(format!("{op}: unknown field `{unknown}`")));
+        }
+        if args.get("to_shard_id").is_some_and(|v| !v.is_null()) {
+            return Err(bad(format!("{op}: `to_shard_id` (resharding) is not served")));
+        }
+        match kind {
+            Op::Copy { then_drop } => {
+                if let Some(method) = args.get("method").filter(|v| !v.is_null()) {
+                    return Err(bad(format!(
+                        "{op}: `method` {method} is not served: Braid fills a new replica through its shard \
+                         group's Raft log (a snapshot of the shard where the log was compacted); leave it out"
+                    )));
+                }
+                let (shard, from, to) = (number("shard_id")?, number("from_peer_id")?, number("to_peer_id")?);
+                self.add_replica(name, shard as usize, from, to).await?;
+                if then_drop {
+                    self.drop_replica(name, shard as usize, from).await?;
+                }
+                Ok(())
+            }
+            Op::Drop => self.drop_replica(name, number("shard_id")? as usize, number("peer_id")?).await,
+            Op::Abort => Err(bad(format!(
+                "abort_transfer: no transfer of shard {} is in progress (a transfer runs within the call that \
+                 starts it)",
+                number("shard_id")?
+            ))),
+        }
+    }
+
+    /// The stored placement of `name` (as the metadata holds it, for a
+    /// compare-and-set) and its shard `shard`.
+    fn placement_for_change(&self, name: &str, shard: usize) -> Result<(Value, Placement), ApiError> {
+        let stored = self
+            .node
+            .collection(name)
+            .ok_or_else(|| ApiError::from(braid::Error::CollectionNotFound { name: name.to_string() }))?;
+        let p: Placement =
+            serde_json::from_value(stored.clone()).map_err(|e| internal("a placement")(e.to_string()))?;
+        if shard >= p.shards.len() {
+            return Err(ApiError::bad_request(format!(
+                "collection `{name}` has no shard {shard} (it has {})",
+                p.shards.len()
+            )));
+        }
+        Ok((stored, p))
+    }
+
+    /// Replaces `name`'s placement `from` with `to` in the metadata.
+    async fn set_placement(&self, name: &str, from: Value, to: &Placement) -> Result<(), ApiError> {
+        let to = serde_json::to_value(to).map_err(|e| internal("a placement")(e.to_string()))?;
+        let command = MetaCommand::UpdateCollection { name: name.to_string(), from, to };
+        if !self.node.propose(command).await.map_err(cluster_error)?.changed {
+            return Err(ApiError {
+                kind: ErrorKind::Conflict,
+                message: format!("the placement of `{name}` changed meanwhile; try again"),
+            });
+        }
+        self.reconcile().await.map_err(internal("placing the collection here"))
+    }
+
+    /// Adds a replica of shard `shard` on peer `to` (copied from the group, which
+    /// `from` must be a member of): placed in the metadata as being filled, brought
+    /// into the group by its leader as a learner, made a voter once caught up, then
+    /// marked active.
+    async fn add_replica(&self, name: &str, shard: usize, from: PeerId, to: PeerId) -> Result<(), ApiError> {
+        let (stored, mut p) = self.placement_for_change(name, shard)?;
+        let place = &mut p.shards[shard];
+        if !place.replicas.contains_key(&from) {
+            return Err(ApiError::bad_request(format!(
+                "peer {from} holds no replica of shard {shard} of `{name}`"
+            )));
+        }
+        if place.replicas.contains_key(&to) {
+            return Err(ApiError::bad_request(format!(
+                "peer {to} holds a replica of shard {shard} of `{name}` already"
+            )));
+        }
+        let Some(uri) = self.node.status().peers.get(&to).cloned() else {
+            return Err(ApiError {
+                kind: ErrorKind::NotFound,
+                message: format!("no peer {to} in the cluster"),
+            });
+        };
+        let members: Vec<String> = place.replicas.values().cloned().collect();
+        let group = place.group.clone();
+        place.replicas.insert(to, uri.clone());
+        place.joining.insert(to);
+        self.set_placement(name, stored, &p).await?;
+        let change = braid_cluster::ReplicaChange::Add { peer: to, uri };
+        self.node
+            .change_replicas(&group, &members, &change, Duration::from_secs(3_600))
+            .await
+            .map_err(cluster_error)?;
+        // Caught up and voting: reads may go to it.
+        let (stored, mut p) = self.placement_for_change(name, shard)?;
+        p.shards[shard].joining.remove(&to);
+        self.set_placement(name, stored, &p).await
+    }
+
+    /// Removes the replica of shard `shard` on peer `peer` from its group, then from
+    /// the metadata (whereupon the peer deletes it). The last replica is not removed.
+    async fn drop_replica(&self, name: &str, shard: usize, peer: PeerId) -> Result<(), ApiError> {
+        let (stored, mut p) = self.placement_for_change(name, shard)?;
+        let place = &mut p.shards[shard];
+        if !place.replicas.contains_key(&peer) {
+            return Err(ApiError::bad_request(format!(
+                "peer {peer} holds no replica of shard {shard} of `{name}`"
+            )));
+        }
+        if place.readable().filter(|(id, _)| **id != peer).count() == 0 {
+            return Err(ApiError::bad_request(format!(
+                "peer {peer} holds the last active replica of shard {shard} of `{name}`: add another first"
+            )));
+        }
+        let members: Vec<String> = place.replicas.values().cloned().collect();
+        let change = braid_cluster::ReplicaChange::Remove { peer };
+        self.node
+            .change_replicas(&place.group, &members, &change, Duration::from_secs(60))
+            .await
+            .map_err(cluster_error)?;
+        place.replicas.remove(&peer);
+        place.joining.remove(&peer);
+        self.set_placement(name, stored, &p).await
+    }
+
     /// `DELETE /cluster/peer/{id}`: refused while the peer holds replicas (Qdrant
-    /// asks for them to be moved first; moving replicas is not served yet).
+    /// asks for them to be moved first, as does Braid).
     pub(crate) async fn remove_peer(&self, peer: PeerId) -> Result<(), ApiError> {
         let holding: Vec<String> = self
             .placements()
@@ -638,8 +820,8 @@ impl Cluster {
             .collect();
         if !holding.is_empty() {
             return Err(ApiError::bad_request(format!(
-                "peer {peer} holds replicas of {}: delete those collections first (moving replicas \
-                 between peers is not served yet)",
+                "peer {peer} holds replicas of {}: move or drop them first (`POST \
+                 /collections/{{c}}/cluster` with `move_shard` or `drop_replica`)",
                 holding.join(", ")
             )));
         }
@@ -650,6 +832,11 @@ impl Cluster {
     pub(crate) async fn shutdown(&self) -> Result<(), ClusterError> {
         self.node.shutdown().await
     }
+}
+
+/// A replica's state as cluster information names it.
+fn state(active: bool) -> &'static str {
+    if active { "Active" } else { "Partial" }
 }
 
 /// `config` as it can be created in memory: what only a database on disk serves

@@ -103,7 +103,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections/{name}/index", put(create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
         .route("/collections/{name}/facet", post(facet))
-        .route("/collections/{name}/cluster", get(collection_cluster).post(cluster_operation))
+        .route("/collections/{name}/cluster", get(collection_cluster).post(change_collection_cluster))
         .route("/cluster", get(cluster))
         .route("/cluster/peer/{peer}", axum::routing::delete(remove_peer))
         .route("/cluster/recover", post(cluster_operation))
@@ -611,17 +611,32 @@ async fn collection_cluster(State(s): State<AppState>, Path(name): Path<String>)
     .await
 }
 
-/// The calls that change a cluster (`POST /collections/{c}/cluster`, `POST
-/// /cluster/recover`): refused on a single server (it runs alone, with one local shard
-/// per collection) and, until shard moves are served, on a cluster node.
+/// The calls that change a cluster: refused on a single server (it runs alone, with
+/// one local shard per collection), and `POST /cluster/recover` on a cluster node too
+/// (Raft needs no recovery call: a peer restarted from its directory rejoins).
 async fn cluster_operation(State(s): State<AppState>) -> Response {
     let why = match s.cluster {
         None => "distributed mode is off: this server runs alone, with one local shard per collection",
         Some(_) => {
-            "moving, replicating or dropping shard replicas is not served yet: every peer holds a replica of every collection"
+            "a Braid cluster has nothing to recover: a peer restarted from its directory rejoins its groups"
         }
     };
     error_response(ApiError::bad_request(format!("{why} (docs/distributed.md)")))
+}
+
+/// `POST /collections/{c}/cluster`: replicas moved, added or dropped on a cluster node
+/// (`Cluster::change_placement`); refused on a single server.
+async fn change_collection_cluster(call: Call) -> Response {
+    let Some(cluster) = call.state.cluster.clone() else {
+        return cluster_operation(State(call.state)).await;
+    };
+    let started = Instant::now();
+    let result = async {
+        cluster.change_placement(&call.name, &call.body?).await?;
+        Ok(json!(true))
+    }
+    .await;
+    envelope(result, started)
 }
 
 /// `DELETE /cluster/peer/{id}`: removes a peer that holds no replica.

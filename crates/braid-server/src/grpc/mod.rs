@@ -418,6 +418,50 @@ impl Collections for Service {
         }))
     }
 
+    /// As `POST /collections/{c}/cluster`: the operation in REST's shape, carried out
+    /// by the cluster (`Cluster::change_placement`); refused on a single server.
+    async fn update_collection_cluster_setup(
+        &self,
+        r: Request<proto::UpdateCollectionClusterSetupRequest>,
+    ) -> Reply<proto::UpdateCollectionClusterSetupResponse> {
+        use proto::update_collection_cluster_setup_request::Operation;
+        self.allow(&r, Need::Manage)?;
+        let (started, r) = (Instant::now(), r.into_inner());
+        let Some(cluster) = self.0.cluster.clone() else {
+            return Err(bad(
+                "distributed mode is off: this server runs alone, with one local shard per collection",
+            ));
+        };
+        let copy = |shard_id: u32, from: u64, to: u64, method: Option<i32>, to_shard: Option<u32>| {
+            serde_json::json!({"shard_id": shard_id, "from_peer_id": from, "to_peer_id": to,
+                "method": method, "to_shard_id": to_shard})
+        };
+        let op = match r.operation {
+            Some(Operation::MoveShard(m)) => {
+                serde_json::json!({"move_shard": copy(m.shard_id, m.from_peer_id, m.to_peer_id, m.method, m.to_shard_id)})
+            }
+            Some(Operation::ReplicateShard(m)) => serde_json::json!({"replicate_shard":
+                copy(m.shard_id, m.from_peer_id, m.to_peer_id, m.method, m.to_shard_id)}),
+            Some(Operation::AbortTransfer(a)) => {
+                serde_json::json!({"abort_transfer": {"shard_id": a.shard_id,
+                "from_peer_id": a.from_peer_id, "to_peer_id": a.to_peer_id, "to_shard_id": a.to_shard_id}})
+            }
+            Some(Operation::DropReplica(d)) => {
+                serde_json::json!({"drop_replica": {"shard_id": d.shard_id, "peer_id": d.peer_id}})
+            }
+            Some(Operation::CreateShardKey(_)) => serde_json::json!({"create_sharding_key": {}}),
+            Some(Operation::DeleteShardKey(_)) => serde_json::json!({"drop_sharding_key": {}}),
+            Some(Operation::RestartTransfer(_)) => serde_json::json!({"restart_transfer": {}}),
+            Some(Operation::ReplicatePoints(_)) => serde_json::json!({"replicate_points": {}}),
+            None => return Err(bad("update collection cluster setup: no operation given")),
+        };
+        cluster.change_placement(&r.collection_name, &op).await.map_err(err)?;
+        Ok(Response::new(proto::UpdateCollectionClusterSetupResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
     /// As `GET /collections/{c}/cluster`: on a single server one local shard, active,
     /// nothing remote; on a cluster node the shards here and the replicas elsewhere.
     async fn collection_cluster_info(
@@ -430,27 +474,35 @@ impl Collections for Service {
             Some(cluster) => blocking(move || cluster.replicas(&name).map_err(err)).await?,
             None => crate::cluster::ShardMap {
                 shard_count: 1,
-                local: vec![(0, blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?)],
+                local: vec![(
+                    0,
+                    blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?,
+                    true,
+                )],
                 remote: Vec::new(),
             },
         };
-        let active = proto::ReplicaState::Active as i32;
+        let (active, partial) = (proto::ReplicaState::Active as i32, proto::ReplicaState::Partial as i32);
         Ok(Response::new(proto::CollectionClusterInfoResponse {
             peer_id: self.0.peer_id,
             shard_count: map.shard_count as u64,
             local_shards: map
                 .local
                 .into_iter()
-                .map(|(shard_id, n)| proto::LocalShardInfo {
+                .map(|(shard_id, n, up)| proto::LocalShardInfo {
                     shard_id,
                     points_count: n as u64,
-                    state: active,
+                    state: if up { active } else { partial },
                 })
                 .collect(),
             remote_shards: map
                 .remote
                 .into_iter()
-                .map(|(shard_id, peer_id)| proto::RemoteShardInfo { shard_id, peer_id, state: active })
+                .map(|(shard_id, peer_id, up)| proto::RemoteShardInfo {
+                    shard_id,
+                    peer_id,
+                    state: if up { active } else { partial },
+                })
                 .collect(),
             time: started.elapsed().as_secs_f64(),
         }))

@@ -473,3 +473,148 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
         .await;
     }
 }
+
+/// Who holds each shard of `c`, as `GET /collections/{c}/cluster` on `rest` reports
+/// it: per shard, the peers and their replicas' states.
+async fn holders(rest: &Rest, c: &str) -> Vec<Vec<(u64, String)>> {
+    let info = rest.get(&format!("/collections/{c}/cluster")).await;
+    let me = info["peer_id"].as_u64().expect("peer id");
+    let mut shards = vec![Vec::new(); info["shard_count"].as_u64().expect("count") as usize];
+    for s in info["local_shards"].as_array().expect("local") {
+        shards[s["shard_id"].as_u64().expect("id") as usize]
+            .push((me, s["state"].as_str().unwrap_or("").to_string()));
+    }
+    for s in info["remote_shards"].as_array().expect("remote") {
+        let peer = s["peer_id"].as_u64().expect("peer");
+        shards[s["shard_id"].as_u64().expect("id") as usize]
+            .push((peer, s["state"].as_str().unwrap_or("").to_string()));
+    }
+    for peers in &mut shards {
+        peers.sort();
+    }
+    shards
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_are_added_moved_and_dropped_between_peers() {
+    let first = node(None).await;
+    let uri = first.server.cluster_uri().expect("a cluster node").to_string();
+    let second = node(Some(&uri)).await;
+    let third = node(Some(&uri)).await;
+    let rests: Vec<Rest> = [&first, &second, &third].map(Rest::to).into_iter().collect();
+    let (_reference, one) = common::serve_products().await;
+    let mut peers = Vec::new();
+    for rest in &rests {
+        peers.push(rest.get("/cluster").await["peer_id"].as_u64().expect("peer id"));
+    }
+
+    let mut body = common::config_json();
+    body["shard_number"] = json!(2);
+    body["replication_factor"] = json!(1);
+    rests[0].put("/collections/m", body).await;
+    let points: Vec<Value> = common::products().iter().map(common::point_json).collect();
+    rests[1].put("/collections/m/points?wait=true", json!({"points": points})).await;
+    let before = holders(&rests[0], "m").await;
+    assert!(before.iter().all(|p| p.len() == 1 && p[0].1 == "Active"), "{before:?}");
+    let (holder0, holder1) = (before[0][0].0, before[1][0].0);
+    let spare = |holder: u64| *peers.iter().find(|p| **p != holder).expect("another peer");
+
+    // Shard 0 replicated to a second peer: both replicas active, the same points.
+    let to = spare(holder0);
+    let op = json!({"replicate_shard": {"shard_id": 0, "from_peer_id": holder0, "to_peer_id": to}});
+    assert_eq!(rests[2].post("/collections/m/cluster", op).await, json!(true));
+    let after = holders(&rests[1], "m").await;
+    assert_eq!(after[0], {
+        let mut v = vec![(holder0, "Active".to_string()), (to, "Active".to_string())];
+        v.sort();
+        v
+    });
+    // Shard 1 moved to another peer.
+    let target = spare(holder1);
+    let op = json!({"move_shard": {"shard_id": 1, "from_peer_id": holder1, "to_peer_id": target}});
+    assert_eq!(rests[0].post("/collections/m/cluster", op).await, json!(true));
+    assert_eq!(holders(&rests[2], "m").await[1], vec![(target, "Active".to_string())]);
+    // The first replica of shard 0 dropped: the copy serves alone.
+    let op = json!({"drop_replica": {"shard_id": 0, "peer_id": holder0}});
+    assert_eq!(rests[1].post("/collections/m/cluster", op).await, json!(true));
+    assert_eq!(holders(&rests[0], "m").await[0], vec![(to, "Active".to_string())]);
+
+    // Every read through every node answers as one collection, and writes go on.
+    let (text, _) = common::query_vectors(3);
+    let query = json!({"query": text, "using": "text", "limit": 10, "with_payload": true});
+    let expected = one.post("/collections/p/points/query", query.clone()).await;
+    for rest in &rests {
+        eventually("the moved replicas answer", || async {
+            rest.call(reqwest::Method::POST, "/collections/m/points/query", Some(query.clone())).await.1["result"]
+                == expected
+        })
+        .await;
+        assert_eq!(rest.post("/collections/m/points/count", json!({"exact": true})).await["count"], 300);
+    }
+    rests[2].post("/collections/m/points/delete?wait=true", json!({"points": [1, 2, 3]})).await;
+    assert_eq!(rests[0].post("/collections/m/points/count", json!({"exact": true})).await["count"], 297);
+    // The peers left without a replica deleted theirs.
+    for (i, rest) in rests.iter().enumerate() {
+        let local = rest.get("/collections/m/cluster").await["local_shards"].as_array().map(Vec::len);
+        let held =
+            holders(rest, "m").await.iter().filter(|p| p.iter().any(|(id, _)| *id == peers[i])).count();
+        assert_eq!(local, Some(held), "node {i}");
+    }
+
+    // What cannot be done is refused with the reason.
+    let (shard0, shard1) = (to, target);
+    for (op, why) in [
+        (json!({"drop_replica": {"shard_id": 0, "peer_id": shard0}}), "last active replica"),
+        (
+            json!({"replicate_shard": {"shard_id": 1, "from_peer_id": shard1, "to_peer_id": shard1}}),
+            "already",
+        ),
+        (
+            json!({"replicate_shard": {"shard_id": 5, "from_peer_id": shard1, "to_peer_id": shard0}}),
+            "no shard 5",
+        ),
+        (
+            json!({"move_shard": {"shard_id": 1, "from_peer_id": shard1, "to_peer_id": shard0, "method": "snapshot"}}),
+            "method",
+        ),
+        (
+            json!({"abort_transfer": {"shard_id": 1, "from_peer_id": shard1, "to_peer_id": shard0}}),
+            "no transfer",
+        ),
+        (json!({"create_sharding_key": {"shard_key": "a"}}), "not served"),
+    ] {
+        let (status, v) =
+            rests[0].call(reqwest::Method::POST, "/collections/m/cluster", Some(op.clone())).await;
+        assert_eq!(status, 400, "{op}: {v}");
+        assert!(v["status"]["error"].as_str().unwrap_or_default().contains(why), "{op}: {v}");
+    }
+    let (status, v) = rests[0].call(reqwest::Method::POST, "/cluster/recover", None).await;
+    assert_eq!(status, 400, "{v}");
+
+    // The same over gRPC, with the official client: shard 1 moved on, and a method
+    // refused.
+    use qdrant_client::qdrant::update_collection_cluster_setup_request::Operation;
+    use qdrant_client::qdrant::{MoveShard, UpdateCollectionClusterSetupRequest};
+    let next = *peers.iter().find(|p| **p != shard1).expect("another peer");
+    let setup = |method: Option<i32>| UpdateCollectionClusterSetupRequest {
+        collection_name: "m".into(),
+        operation: Some(Operation::MoveShard(MoveShard {
+            shard_id: 1,
+            from_peer_id: shard1,
+            to_peer_id: next,
+            method,
+            to_shard_id: None,
+        })),
+        timeout: None,
+    };
+    let client = common::grpc_client(&third);
+    let refused =
+        client.update_collection_cluster_setup(setup(Some(1))).await.expect_err("a method is refused");
+    assert!(format!("{refused}").contains("method"), "{refused}");
+    assert!(client.update_collection_cluster_setup(setup(None)).await.expect("gRPC move").result);
+    assert_eq!(holders(&rests[0], "m").await[1], vec![(next, "Active".to_string())]);
+    assert_eq!(
+        rests[1].post("/collections/m/points/query", query.clone()).await["points"].as_array().map(Vec::len),
+        Some(10)
+    );
+}
