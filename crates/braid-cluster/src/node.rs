@@ -515,7 +515,17 @@ impl ClusterNode {
         loop {
             for uri in uris {
                 let answer = match self.shared.dialer.caller(uri) {
-                    Ok(mut caller) => caller.change_replicas(group, change).await,
+                    Ok(mut caller) => {
+                        match tokio::time::timeout(timeout, caller.change_replicas(group, change)).await {
+                            Ok(answer) => answer,
+                            Err(_) => {
+                                return Err(ClusterError::Raft(format!(
+                                    "the change of `{group}`'s replicas did not finish within {} s",
+                                    timeout.as_secs()
+                                )));
+                            }
+                        }
+                    }
                     Err(e) => Err(e),
                 };
                 match answer {

@@ -44,6 +44,10 @@ pub enum MetaCommand {
         /// The new configuration.
         to: serde_json::Value,
     },
+    /// Changes nothing: a node that proposes it has applied, once the proposal
+    /// returns, everything committed before it (a read of the metadata after it is
+    /// up to date).
+    Sync,
 }
 
 /// What applying a command did.
@@ -77,6 +81,7 @@ impl ClusterState {
                 }
                 _ => false,
             },
+            MetaCommand::Sync => false,
         };
         MetaResponse { changed }
     }

@@ -109,12 +109,12 @@ def main():
     peers = {int(p) for p in status.peers}
     holders = {info.peer_id} | {r.peer_id for r in info.remote_shards if r.shard_id == shard}
     (spare,) = peers - holders
-    assert first.update_collection_cluster_setup(sharded, cluster_operation=models.MoveShardOperation(
+    assert first.cluster_collection_update(sharded, cluster_operation=models.MoveShardOperation(
         move_shard=models.MoveShard(shard_id=shard, from_peer_id=info.peer_id, to_peer_id=spare)))
     after = first.collection_cluster_info(sharded)
     assert shard not in {s.shard_id for s in after.local_shards}, after
     assert {r.peer_id for r in after.remote_shards if r.shard_id == shard} == (holders - {info.peer_id}) | {spare}, after
-    assert first.update_collection_cluster_setup(sharded, cluster_operation=models.DropReplicaOperation(
+    assert first.cluster_collection_update(sharded, cluster_operation=models.DropReplicaOperation(
         drop_replica=models.Replica(shard_id=shard, peer_id=spare)))
     for client in (first, second, third):
         assert client.count(sharded, exact=True).count == 60

@@ -407,8 +407,11 @@ impl Cluster {
         self.reconcile().await.map_err(internal("creating the collection here"))?;
         for (i, shard) in placement.shards.iter().enumerate() {
             // This node asks for the lead of the groups it is in at once rather than
-            // after an election timeout; another replica may win, which is as good.
+            // after an election timeout (another replica may win, which is as good) —
+            // once a majority of the replicas has the group open, so that the vote
+            // reaches them (up to 2 s; the election timeout covers the rest).
             if let Some(group) = self.node.group(&shard.group) {
+                self.majority_open(shard, Duration::from_secs(2)).await;
                 group.elect().await.map_err(cluster_error)?;
             }
             // An empty entry commits once a majority of the replicas has the group open.
@@ -426,6 +429,27 @@ impl Cluster {
         let done = self.node.propose(command).await.map_err(cluster_error)?;
         self.reconcile().await.map_err(internal("deleting the collection here"))?;
         Ok(done.changed)
+    }
+
+    /// Waits until a majority of `shard`'s replicas (this node's among them) runs its
+    /// group, as a read of it shows, or `timeout` passes.
+    async fn majority_open(&self, shard: &ShardPlace, timeout: Duration) {
+        let me = self.node.peer_id();
+        let probe =
+            serde_json::to_value(crate::shards::ShardRead::Count { filter: None }).unwrap_or(Value::Null);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut open = 1;
+            for (_, uri) in shard.replicas.iter().filter(|(id, _)| **id != me) {
+                if self.node.read(&shard.group, uri, &probe).await.is_ok() {
+                    open += 1;
+                }
+            }
+            if open * 2 > shard.replicas.len() || tokio::time::Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn placement_of(&self, name: &str) -> Result<Placement, ApiError> {
@@ -654,7 +678,14 @@ impl Cluster {
     /// `POST /collections/{c}/cluster`: `replicate_shard`, `move_shard` and
     /// `drop_replica` carried out (the call returns once done); the rest refused with
     /// the reason.
-    pub(crate) async fn change_placement(&self, name: &str, body: &Value) -> Result<(), ApiError> {
+    /// A new replica not caught up within `timeout` seconds (default an hour) fails
+    /// the call and stays `Partial`, catching up.
+    pub(crate) async fn change_placement(
+        &self,
+        name: &str,
+        body: &Value,
+        timeout: Option<u64>,
+    ) -> Result<(), ApiError> {
         let bad = |why: String| ApiError::bad_request(why);
         let (op, args) = body
             .as_object()
@@ -698,7 +729,8 @@ impl Cluster {
                     )));
                 }
                 let (shard, from, to) = (number("shard_id")?, number("from_peer_id")?, number("to_peer_id")?);
-                self.add_replica(name, shard as usize, from, to).await?;
+                let timeout = Duration::from_secs(timeout.unwrap_or(3_600));
+                self.add_replica(name, shard as usize, from, to, timeout).await?;
                 if then_drop {
                     self.drop_replica(name, shard as usize, from).await?;
                 }
@@ -714,8 +746,10 @@ impl Cluster {
     }
 
     /// The stored placement of `name` (as the metadata holds it, for a
-    /// compare-and-set) and its shard `shard`.
-    fn placement_for_change(&self, name: &str, shard: usize) -> Result<(Value, Placement), ApiError> {
+    /// compare-and-set) and its shard `shard`, read after everything committed so far
+    /// is applied here.
+    async fn placement_for_change(&self, name: &str, shard: usize) -> Result<(Value, Placement), ApiError> {
+        self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
         let stored = self
             .node
             .collection(name)
@@ -748,8 +782,15 @@ impl Cluster {
     /// `from` must be a member of): placed in the metadata as being filled, brought
     /// into the group by its leader as a learner, made a voter once caught up, then
     /// marked active.
-    async fn add_replica(&self, name: &str, shard: usize, from: PeerId, to: PeerId) -> Result<(), ApiError> {
-        let (stored, mut p) = self.placement_for_change(name, shard)?;
+    async fn add_replica(
+        &self,
+        name: &str,
+        shard: usize,
+        from: PeerId,
+        to: PeerId,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let (stored, mut p) = self.placement_for_change(name, shard).await?;
         let place = &mut p.shards[shard];
         if !place.replicas.contains_key(&from) {
             return Err(ApiError::bad_request(format!(
@@ -773,12 +814,9 @@ impl Cluster {
         place.joining.insert(to);
         self.set_placement(name, stored, &p).await?;
         let change = braid_cluster::ReplicaChange::Add { peer: to, uri };
-        self.node
-            .change_replicas(&group, &members, &change, Duration::from_secs(3_600))
-            .await
-            .map_err(cluster_error)?;
+        self.node.change_replicas(&group, &members, &change, timeout).await.map_err(cluster_error)?;
         // Caught up and voting: reads may go to it.
-        let (stored, mut p) = self.placement_for_change(name, shard)?;
+        let (stored, mut p) = self.placement_for_change(name, shard).await?;
         p.shards[shard].joining.remove(&to);
         self.set_placement(name, stored, &p).await
     }
@@ -786,7 +824,7 @@ impl Cluster {
     /// Removes the replica of shard `shard` on peer `peer` from its group, then from
     /// the metadata (whereupon the peer deletes it). The last replica is not removed.
     async fn drop_replica(&self, name: &str, shard: usize, peer: PeerId) -> Result<(), ApiError> {
-        let (stored, mut p) = self.placement_for_change(name, shard)?;
+        let (stored, mut p) = self.placement_for_change(name, shard).await?;
         let place = &mut p.shards[shard];
         if !place.replicas.contains_key(&peer) {
             return Err(ApiError::bad_request(format!(

@@ -632,7 +632,7 @@ async fn change_collection_cluster(call: Call) -> Response {
     };
     let started = Instant::now();
     let result = async {
-        cluster.change_placement(&call.name, &call.body?).await?;
+        cluster.change_placement(&call.name, &call.body?, call.timeout).await?;
         Ok(json!(true))
     }
     .await;

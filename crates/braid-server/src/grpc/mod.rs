@@ -455,7 +455,7 @@ impl Collections for Service {
             Some(Operation::ReplicatePoints(_)) => serde_json::json!({"replicate_points": {}}),
             None => return Err(bad("update collection cluster setup: no operation given")),
         };
-        cluster.change_placement(&r.collection_name, &op).await.map_err(err)?;
+        cluster.change_placement(&r.collection_name, &op, r.timeout).await.map_err(err)?;
         Ok(Response::new(proto::UpdateCollectionClusterSetupResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),

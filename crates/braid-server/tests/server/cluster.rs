@@ -523,21 +523,25 @@ async fn replicas_are_added_moved_and_dropped_between_peers() {
     let to = spare(holder0);
     let op = json!({"replicate_shard": {"shard_id": 0, "from_peer_id": holder0, "to_peer_id": to}});
     assert_eq!(rests[2].post("/collections/m/cluster", op).await, json!(true));
-    let after = holders(&rests[1], "m").await;
-    assert_eq!(after[0], {
-        let mut v = vec![(holder0, "Active".to_string()), (to, "Active".to_string())];
-        v.sort();
-        v
-    });
+    // Other nodes see the metadata's change once they have applied it.
+    let mut both = vec![(holder0, "Active".to_string()), (to, "Active".to_string())];
+    both.sort();
+    eventually("two replicas of shard 0", || async { holders(&rests[1], "m").await[0] == both }).await;
     // Shard 1 moved to another peer.
     let target = spare(holder1);
     let op = json!({"move_shard": {"shard_id": 1, "from_peer_id": holder1, "to_peer_id": target}});
     assert_eq!(rests[0].post("/collections/m/cluster", op).await, json!(true));
-    assert_eq!(holders(&rests[2], "m").await[1], vec![(target, "Active".to_string())]);
+    eventually("shard 1 moved", || async {
+        holders(&rests[2], "m").await[1] == vec![(target, "Active".to_string())]
+    })
+    .await;
     // The first replica of shard 0 dropped: the copy serves alone.
     let op = json!({"drop_replica": {"shard_id": 0, "peer_id": holder0}});
     assert_eq!(rests[1].post("/collections/m/cluster", op).await, json!(true));
-    assert_eq!(holders(&rests[0], "m").await[0], vec![(to, "Active".to_string())]);
+    eventually("shard 0 dropped from its first peer", || async {
+        holders(&rests[0], "m").await[0] == vec![(to, "Active".to_string())]
+    })
+    .await;
 
     // Every read through every node answers as one collection, and writes go on.
     let (text, _) = common::query_vectors(3);
@@ -612,7 +616,10 @@ async fn replicas_are_added_moved_and_dropped_between_peers() {
         client.update_collection_cluster_setup(setup(Some(1))).await.expect_err("a method is refused");
     assert!(format!("{refused}").contains("method"), "{refused}");
     assert!(client.update_collection_cluster_setup(setup(None)).await.expect("gRPC move").result);
-    assert_eq!(holders(&rests[0], "m").await[1], vec![(next, "Active".to_string())]);
+    eventually("shard 1 moved over gRPC", || async {
+        holders(&rests[0], "m").await[1] == vec![(next, "Active".to_string())]
+    })
+    .await;
     assert_eq!(
         rests[1].post("/collections/m/points/query", query.clone()).await["points"].as_array().map(Vec::len),
         Some(10)
