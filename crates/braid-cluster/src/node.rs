@@ -477,15 +477,29 @@ impl ClusterNode {
         uris: &[String],
         write: &serde_json::Value,
     ) -> Result<serde_json::Value, ClusterError> {
+        self.on_members(uris, |mut caller| async move {
+            let done = settled(caller.propose::<_, Answer>(group, write).await)?;
+            Some(done.and_then(|answer| crate::shard::replica_answer(answer.data)))
+        })
+        .await
+    }
+
+    /// Runs `call` on the peers at `uris` in turn until one settles it (`Some`: the
+    /// group's leader answered, or a peer refused), trying them all again while none
+    /// does, up to the node's wait.
+    async fn on_members<'a, T, F, Fut>(&'a self, uris: &'a [String], mut call: F) -> Result<T, ClusterError>
+    where
+        F: FnMut(crate::network::Caller) -> Fut,
+        Fut: std::future::Future<Output = Option<Result<T, ClusterError>>>,
+    {
         let deadline = Instant::now() + self.shared.wait;
         loop {
             for uri in uris {
-                let forwarded = match self.shared.dialer.caller(uri) {
-                    Ok(mut caller) => caller.propose::<_, Answer>(group, write).await,
-                    Err(e) => Err(e),
-                };
-                if let Some(done) = settled(forwarded) {
-                    return crate::shard::replica_answer(done?.data);
+                // A URI that does not parse is as unreachable as a peer that is down.
+                if let Ok(caller) = self.shared.dialer.caller(uri)
+                    && let Some(done) = call(caller).await
+                {
+                    return done;
                 }
             }
             if Instant::now() > deadline {
@@ -511,34 +525,23 @@ impl ClusterNode {
         if let Some(open) = self.group(group).filter(|g| g.status().members.contains_key(&self.shared.id)) {
             return open.change_replicas(change, timeout).await;
         }
-        let deadline = Instant::now() + self.shared.wait;
-        loop {
-            for uri in uris {
-                let answer = match self.shared.dialer.caller(uri) {
-                    Ok(mut caller) => {
-                        match tokio::time::timeout(timeout, caller.change_replicas(group, change)).await {
-                            Ok(answer) => answer,
-                            Err(_) => {
-                                return Err(ClusterError::Raft(format!(
-                                    "the change of `{group}`'s replicas did not finish within {} s",
-                                    timeout.as_secs()
-                                )));
-                            }
-                        }
-                    }
-                    Err(e) => Err(e),
-                };
-                match answer {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(why)) if why != crate::node::NOT_LEADER => return Err(ClusterError::Raft(why)),
-                    _ => {}
+        self.on_members(uris, |mut caller| async move {
+            let answer = match tokio::time::timeout(timeout, caller.change_replicas(group, change)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    return Some(Err(ClusterError::Raft(format!(
+                        "the change of `{group}`'s replicas did not finish within {} s",
+                        timeout.as_secs()
+                    ))));
                 }
+            };
+            match answer {
+                Ok(Ok(())) => Some(Ok(())),
+                Ok(Err(why)) if why != crate::node::NOT_LEADER => Some(Err(ClusterError::Raft(why))),
+                _ => None,
             }
-            if Instant::now() > deadline {
-                return Err(ClusterError::NoQuorum { waited_ms: self.shared.wait.as_millis() as u64 });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// Opens group `name` on this node as a replica being added to it: its Raft starts

@@ -1023,6 +1023,15 @@ fn split_grpc(grpc: &Value, shards: usize) -> Result<Vec<Option<Value>>, ApiErro
                 _ => Some(selector.clone()),
             }
         };
+    // An operation by selector, with the selector's part for shard `s` (none: the
+    // operation does not reach it).
+    macro_rules! selected {
+        ($variant:ident, $field:ident, $op:expr, $shard:expr) => {
+            select(&$op.$field, $shard).map(|$field| {
+                Operation::$variant(proto::points_update_operation::$variant { $field, ..$op.clone() })
+            })
+        };
+    }
     let mut per_shard: Vec<Vec<proto::PointsUpdateOperation>> = vec![Vec::new(); shards];
     for op in &batch.operations {
         for (s, ops) in per_shard.iter_mut().enumerate() {
@@ -1059,44 +1068,12 @@ fn split_grpc(grpc: &Value, shards: usize) -> Result<Vec<Option<Value>>, ApiErro
                     .map(|sel| Operation::DeleteDeprecated(sel.unwrap_or_default())),
                 Some(Operation::ClearPayloadDeprecated(sel)) => select(&Some(sel.clone()), s)
                     .map(|sel| Operation::ClearPayloadDeprecated(sel.unwrap_or_default())),
-                Some(Operation::SetPayload(p)) => select(&p.points_selector, s).map(|points_selector| {
-                    Operation::SetPayload(proto::points_update_operation::SetPayload {
-                        points_selector,
-                        ..p.clone()
-                    })
-                }),
-                Some(Operation::OverwritePayload(p)) => {
-                    select(&p.points_selector, s).map(|points_selector| {
-                        Operation::OverwritePayload(proto::points_update_operation::OverwritePayload {
-                            points_selector,
-                            ..p.clone()
-                        })
-                    })
-                }
-                Some(Operation::DeletePayload(p)) => select(&p.points_selector, s).map(|points_selector| {
-                    Operation::DeletePayload(proto::points_update_operation::DeletePayload {
-                        points_selector,
-                        ..p.clone()
-                    })
-                }),
-                Some(Operation::DeleteVectors(p)) => select(&p.points_selector, s).map(|points_selector| {
-                    Operation::DeleteVectors(proto::points_update_operation::DeleteVectors {
-                        points_selector,
-                        ..p.clone()
-                    })
-                }),
-                Some(Operation::DeletePoints(p)) => select(&p.points, s).map(|points| {
-                    Operation::DeletePoints(proto::points_update_operation::DeletePoints {
-                        points,
-                        ..p.clone()
-                    })
-                }),
-                Some(Operation::ClearPayload(p)) => select(&p.points, s).map(|points| {
-                    Operation::ClearPayload(proto::points_update_operation::ClearPayload {
-                        points,
-                        ..p.clone()
-                    })
-                }),
+                Some(Operation::SetPayload(p)) => selected!(SetPayload, points_selector, p, s),
+                Some(Operation::OverwritePayload(p)) => selected!(OverwritePayload, points_selector, p, s),
+                Some(Operation::DeletePayload(p)) => selected!(DeletePayload, points_selector, p, s),
+                Some(Operation::DeleteVectors(p)) => selected!(DeleteVectors, points_selector, p, s),
+                Some(Operation::DeletePoints(p)) => selected!(DeletePoints, points, p, s),
+                Some(Operation::ClearPayload(p)) => selected!(ClearPayload, points, p, s),
                 None => None,
             };
             if let Some(operation) = part {
