@@ -57,6 +57,11 @@ impl Stop {
         self
     }
 
+    /// The time left before the deadline (zero once past it); `None` without one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
     /// `Err` once the query should give up.
     pub fn check(&self) -> Result<(), QueryError> {
         if self.flag.as_ref().is_some_and(|f| f.load(Ordering::Acquire)) {

@@ -533,12 +533,15 @@ impl Cluster {
 
     /// Runs `read` on every shard of collection `name` placed as `p` — on this
     /// node's replica where it holds one, else on a peer holding one (the first that
-    /// answers) — and returns the answers in shard order. Called on a blocking thread.
+    /// answers) — and returns the answers in shard order; this node's legs give up when
+    /// `stop` says, the peers' after the read's own timeout. Called on a blocking
+    /// thread.
     pub(crate) fn read_shards(
         self: &Arc<Self>,
         name: &str,
         p: &Placement,
         read: &crate::shards::ShardRead,
+        stop: Option<&braid::Stop>,
     ) -> Result<Vec<crate::shards::ShardAnswer>, ApiError> {
         let me = self.node.peer_id();
         let request = serde_json::to_value(read).map_err(|e| internal("a shard read")(e.to_string()))?;
@@ -565,7 +568,7 @@ impl Cluster {
             }
         }
         let mut answers: Vec<(usize, Result<crate::shards::ShardAnswer, ApiError>)> =
-            local.into_iter().map(|(i, c)| (i, crate::shards::answer(&c, read.clone()))).collect();
+            local.into_iter().map(|(i, c)| (i, crate::shards::answer(&c, read.clone(), stop))).collect();
         for (i, task) in remote {
             let answer =
                 handle.block_on(task).map_err(|e| internal("a shard read")(e.to_string())).and_then(|a| a);

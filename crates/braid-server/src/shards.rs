@@ -46,10 +46,11 @@ pub(crate) fn shard_of(id: &PointId, shards: usize) -> usize {
 /// A read one shard answers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum ShardRead {
-    /// A universal query (searches, recommendations and discovery are made into one).
-    Query { query: Box<QueryPoints>, timeout: Option<u64> },
+    /// A universal query (searches, recommendations and discovery are made into one),
+    /// given up after `timeout_ms` (what is left of the caller's `timeout`).
+    Query { query: Box<QueryPoints>, timeout_ms: Option<u64> },
     /// Several, each answered or failed alone.
-    Batch { queries: Vec<QueryPoints>, timeout: Option<u64> },
+    Batch { queries: Vec<QueryPoints>, timeout_ms: Option<u64> },
     /// Points by id.
     Get { ids: Vec<PointId>, with_payload: WithPayload, with_vectors: WithVectors },
     /// A page of points in id order from `offset`.
@@ -138,16 +139,26 @@ impl ShardInfo {
     }
 }
 
-/// Answers `read` from collection `c` (one shard's replica).
-pub(crate) fn answer(c: &Collection, read: ShardRead) -> Result<ShardAnswer, ApiError> {
+/// Answers `read` from collection `c` (one shard's replica): a query gives up when
+/// `stop` says, or (`None`, a read from another peer) after the read's own
+/// `timeout_ms`.
+pub(crate) fn answer(
+    c: &Collection,
+    read: ShardRead,
+    stop: Option<&braid::Stop>,
+) -> Result<ShardAnswer, ApiError> {
+    let stop_for = |timeout_ms: Option<u64>| match stop {
+        Some(stop) => stop.clone(),
+        None => timeout_ms.map_or_else(braid::Stop::never, |ms| {
+            braid::Stop::never().after(std::time::Duration::from_millis(ms))
+        }),
+    };
     Ok(match read {
-        ShardRead::Query { query, timeout } => {
-            let (stop, _cancel) = crate::rest::request_stop(timeout);
-            ShardAnswer::Points(c.query_until(*query, &stop)?)
+        ShardRead::Query { query, timeout_ms } => {
+            ShardAnswer::Points(c.query_until(*query, &stop_for(timeout_ms))?)
         }
-        ShardRead::Batch { queries, timeout } => {
-            let (stop, _cancel) = crate::rest::request_stop(timeout);
-            let results = c.query_batch_until(queries, &stop)?;
+        ShardRead::Batch { queries, timeout_ms } => {
+            let results = c.query_batch_until(queries, &stop_for(timeout_ms))?;
             ShardAnswer::Batch(results.into_iter().map(|r| r.map_err(ApiError::from)).collect())
         }
         ShardRead::Get { ids, with_payload, with_vectors } => {
@@ -175,7 +186,7 @@ pub(crate) fn answer_json(c: Result<Collection, ApiError>, request: &Value) -> V
     let result = c.and_then(|c| {
         let read: ShardRead = serde_json::from_value(request.clone())
             .map_err(|e| ApiError::bad_request(format!("a shard read that does not parse: {e}")))?;
-        answer(&c, read)
+        answer(&c, read, None)
     });
     serde_json::to_value(result)
         .unwrap_or_else(|e| json!({"Err": {"kind": "Internal", "message": e.to_string()}}))
@@ -440,7 +451,12 @@ pub(crate) struct Shards {
 
 impl Shards {
     fn run(&self, read: &ShardRead) -> Result<Vec<ShardAnswer>, ApiError> {
-        self.cluster.read_shards(&self.name, &self.placement, read)
+        self.cluster.read_shards(&self.name, &self.placement, read, None)
+    }
+
+    /// [`Shards::run`] for a query: this node's legs give up when `stop` says.
+    fn run_until(&self, read: &ShardRead, stop: &braid::Stop) -> Result<Vec<ShardAnswer>, ApiError> {
+        self.cluster.read_shards(&self.name, &self.placement, read, Some(stop))
     }
 
     fn one(&self) -> bool {
@@ -489,9 +505,9 @@ impl Source {
             Source::Local(c) => return Ok(c.query_until(query, stop)?),
             Source::Shards(s) => s,
         };
-        let timeout = None;
+        let timeout_ms = remaining_ms(stop);
         if s.one() {
-            let answers = s.run(&ShardRead::Query { query: Box::new(query), timeout })?;
+            let answers = s.run_until(&ShardRead::Query { query: Box::new(query), timeout_ms }, stop)?;
             return Ok(each(
                 answers,
                 "query",
@@ -503,9 +519,10 @@ impl Source {
         let query = resolve(s, query)?;
         check_query(s.config(), &query)?;
         if let Some(fusion) = root_fusion(&query) {
-            return fused(s, &query, fusion);
+            return fused(s, &query, fusion, stop);
         }
-        let answers = s.run(&ShardRead::Query { query: Box::new(widened(&query)), timeout })?;
+        let answers =
+            s.run_until(&ShardRead::Query { query: Box::new(widened(&query)), timeout_ms }, stop)?;
         let lists = each(answers, "query", |a| if let ShardAnswer::Points(p) = a { Some(p) } else { None })?;
         merge_points(s.config(), &query, lists)
     }
@@ -524,7 +541,7 @@ impl Source {
         };
         let batch = |a| if let ShardAnswer::Batch(b) = a { Some(b) } else { None };
         if s.one() {
-            let answers = s.run(&ShardRead::Batch { queries, timeout: None })?;
+            let answers = s.run_until(&ShardRead::Batch { queries, timeout_ms: remaining_ms(stop) }, stop)?;
             return Ok(each(answers, "batch", batch)?.pop().unwrap_or_default());
         }
         let queries = queries.into_iter().map(|q| resolve(s, q)).collect::<Result<Vec<_>, _>>()?;
@@ -536,7 +553,8 @@ impl Source {
             return Ok(queries.into_iter().map(|q| self.query_until(q, stop)).collect());
         }
         let widened_queries = queries.iter().map(widened).collect();
-        let answers = s.run(&ShardRead::Batch { queries: widened_queries, timeout: None })?;
+        let read = ShardRead::Batch { queries: widened_queries, timeout_ms: remaining_ms(stop) };
+        let answers = s.run_until(&read, stop)?;
         merge_batch(s.config(), &queries, each(answers, "batch", batch)?)
     }
 
@@ -828,7 +846,12 @@ fn prefetch_request(root: &QueryRequest, p: &braid::Prefetch) -> QueryRequest {
 /// on every shard and its lists merge into the prefetch's best `limit` of them all;
 /// then they fuse here, as one collection fuses them (Qdrant fuses at the root the
 /// same way, at the collection level).
-fn fused(s: &Shards, query: &QueryPoints, fusion: &braid::Fusion) -> Result<Vec<ScoredPoint>, ApiError> {
+fn fused(
+    s: &Shards,
+    query: &QueryPoints,
+    fusion: &braid::Fusion,
+    stop: &braid::Stop,
+) -> Result<Vec<ScoredPoint>, ApiError> {
     let root = &query.request;
     if root.post_filter.is_some() {
         return Err(not_across_shards("post_filter with fusion at the root"));
@@ -842,7 +865,8 @@ fn fused(s: &Shards, query: &QueryPoints, fusion: &braid::Fusion) -> Result<Vec<
             with_vectors: query.with_vectors.clone(),
         })
         .collect();
-    let answers = s.run(&ShardRead::Batch { queries: prefetches.clone(), timeout: None })?;
+    let read = ShardRead::Batch { queries: prefetches.clone(), timeout_ms: remaining_ms(stop) };
+    let answers = s.run_until(&read, stop)?;
     let per_shard = each(answers, "batch", |a| if let ShardAnswer::Batch(b) = a { Some(b) } else { None })?;
     let lists = merge_batch(s.config(), &prefetches, per_shard)?
         .into_iter()
@@ -870,6 +894,11 @@ fn fused(s: &Shards, query: &QueryPoints, fusion: &braid::Fusion) -> Result<Vec<
             found.remove(&f.id).map(|hit| ScoredPoint { score: f.score, order_value: None, ..hit })
         })
         .collect())
+}
+
+/// What is left of a query's `timeout`, in milliseconds, for the legs on other peers.
+fn remaining_ms(stop: &braid::Stop) -> Option<u64> {
+    stop.remaining().map(|left| left.as_millis() as u64)
 }
 
 fn records(a: ShardAnswer) -> Option<(Vec<Record>, Option<PointId>)> {
@@ -1154,10 +1183,10 @@ mod tests {
             "limit": 4, "offset": 1, "with_payload": ["a", "b.c"],
         });
         let query = crate::convert::query_points(&body).expect("a query");
-        let read = ShardRead::Query { query: Box::new(query.clone()), timeout: Some(3) };
+        let read = ShardRead::Query { query: Box::new(query.clone()), timeout_ms: Some(3) };
         let back: ShardRead = serde_json::from_value(serde_json::to_value(&read).unwrap()).unwrap();
-        let ShardRead::Query { query: back, timeout } = back else { panic!("{back:?}") };
-        assert_eq!((*back, timeout), (query, Some(3)));
+        let ShardRead::Query { query: back, timeout_ms } = back else { panic!("{back:?}") };
+        assert_eq!((*back, timeout_ms), (query, Some(3)));
     }
 
     #[test]

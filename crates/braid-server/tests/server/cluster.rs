@@ -313,7 +313,7 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
             "points/query",
             json!({"query": text, "using": "text", "limit": 7, "offset": 4, "with_payload": true}),
         ),
-        ("points/query", json!({"query": image, "using": "image", "filter": books, "limit": 5})),
+        ("points/query?timeout=30", json!({"query": image, "using": "image", "filter": books, "limit": 5})),
         (
             "points/query",
             json!({"prefetch": [{"query": text, "using": "text", "limit": 20},
