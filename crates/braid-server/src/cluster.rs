@@ -408,10 +408,10 @@ impl Cluster {
         for (i, shard) in placement.shards.iter().enumerate() {
             // This node asks for the lead of the groups it is in at once rather than
             // after an election timeout (another replica may win, which is as good) —
-            // once a majority of the replicas has the group open, so that the vote
-            // reaches them (up to 2 s; the election timeout covers the rest).
+            // once the replicas have the group open, so that the vote reaches them
+            // (up to 2 s; a majority is enough, the election timeout covers the rest).
             if let Some(group) = self.node.group(&shard.group) {
-                self.majority_open(shard, Duration::from_secs(2)).await;
+                self.replicas_open(shard, Duration::from_secs(2)).await;
                 group.elect().await.map_err(cluster_error)?;
             }
             // An empty entry commits once a majority of the replicas has the group open.
@@ -431,9 +431,9 @@ impl Cluster {
         Ok(done.changed)
     }
 
-    /// Waits until a majority of `shard`'s replicas (this node's among them) runs its
-    /// group, as a read of it shows, or `timeout` passes.
-    async fn majority_open(&self, shard: &ShardPlace, timeout: Duration) {
+    /// Waits until every replica of `shard` (this node's among them) runs its group, as
+    /// a read of it shows, or `timeout` passes.
+    async fn replicas_open(&self, shard: &ShardPlace, timeout: Duration) {
         let me = self.node.peer_id();
         let probe =
             serde_json::to_value(crate::shards::ShardRead::Count { filter: None }).unwrap_or(Value::Null);
@@ -445,7 +445,7 @@ impl Cluster {
                     open += 1;
                 }
             }
-            if open * 2 > shard.replicas.len() || tokio::time::Instant::now() > deadline {
+            if open == shard.replicas.len() || tokio::time::Instant::now() > deadline {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
