@@ -207,6 +207,9 @@ impl RaftStateMachine<ShardTypes> for ShardMachine {
     }
 }
 
+/// The envelope of a read a follower passed on to its leader.
+const FORWARDED: &str = "forwarded to the leader";
+
 /// A change of a shard group's replicas, carried out by its leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReplicaChange {
@@ -413,20 +416,21 @@ impl ShardGroup {
         }
     }
 
+    /// Where the group's leader is reached, when it is known and not this node.
+    fn leader_uri(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader.filter(|l| *l != self.id)?;
+        m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
+    }
+
     /// Carries out `change` if this node leads the group; else who leads, if known.
     async fn change_here(
         &self,
         change: &ReplicaChange,
         timeout: Duration,
     ) -> Result<Result<(), ClusterError>, Option<String>> {
-        let status = self.status();
-        if status.role != Role::Leader {
-            let leader = status.leader.filter(|l| *l != self.id);
-            let uri = leader.and_then(|l| {
-                let m = self.raft.metrics().borrow().clone();
-                m.membership_config.membership().get_node(&l).map(|n| n.addr.clone())
-            });
-            return Err(uri);
+        if self.status().role != Role::Leader {
+            return Err(self.leader_uri());
         }
         let forward = |e: RaftError<PeerId, ClientWriteError<PeerId, BasicNode>>| match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
@@ -535,6 +539,25 @@ impl GroupService for ShardService {
 
     async fn read(&self, body: &[u8]) -> Result<Json, serde_json::Error> {
         let request: Value = serde_json::from_slice(body)?;
+        // A read asked of a follower is answered by the leader (one hop), which has
+        // applied every acknowledged write: a client reads its own writes through any
+        // node. If the leader cannot be reached, this replica answers.
+        let request = match request {
+            Value::Object(mut m) if m.len() == 1 && m.contains_key(FORWARDED) => {
+                m.remove(FORWARDED).unwrap_or(Value::Null)
+            }
+            request => {
+                if let Some(leader) = self.0.leader_uri()
+                    && let Ok(mut caller) = self.0.dialer.caller(&leader)
+                {
+                    let forwarded = serde_json::json!({ FORWARDED: request });
+                    if let Ok(Ok(answer)) = caller.read(&self.0.name, &forwarded).await {
+                        return Ok(encode(&Ok::<Value, String>(answer)));
+                    }
+                }
+                request
+            }
+        };
         let replica = self.0.replica.clone();
         let answer =
             tokio::task::spawn_blocking(move || replica.read(&request)).await.map_err(|e| e.to_string());
