@@ -460,16 +460,19 @@ impl Cluster {
     /// or through the peers holding one.
     async fn write_shard(&self, p: &Placement, shard: usize, write: &Value) -> Result<Value, ApiError> {
         let place = &p.shards[shard];
-        if let Some(group) = self.node.group(&place.group) {
+        let me = self.node.peer_id();
+        // A replica still being filled is no member yet: writes go through the others.
+        let member = place.replicas.contains_key(&me) && !place.joining.contains(&me);
+        if member && let Some(group) = self.node.group(&place.group) {
             return group.propose(write.clone()).await.map_err(cluster_error);
         }
-        if place.replicas.contains_key(&self.node.peer_id()) {
+        if member {
             return Err(ApiError {
                 kind: ErrorKind::Unavailable,
                 message: "the collection is not open on this peer yet; try again in a moment".into(),
             });
         }
-        let uris: Vec<String> = place.replicas.values().cloned().collect();
+        let uris: Vec<String> = place.readable().map(|(_, uri)| uri.clone()).collect();
         self.node.propose_to(&place.group, &uris, write).await.map_err(cluster_error)
     }
 
