@@ -440,17 +440,30 @@ impl ShardGroup {
         };
         match change {
             ReplicaChange::Add { peer, uri } => {
-                let added =
-                    tokio::time::timeout(timeout, self.raft.add_learner(*peer, BasicNode::new(uri), true));
-                match added.await {
-                    Err(_) => {
-                        return Ok(Err(ClusterError::Raft(format!(
-                            "the new replica on peer {peer} did not catch up within {} s",
-                            timeout.as_secs()
-                        ))));
+                // Waiting for the learner to catch up; a leader that loses its lead
+                // meanwhile gives the change back, to be carried on by the next one
+                // (adding a learner again is harmless).
+                let deadline = Instant::now() + timeout;
+                let added = self.raft.add_learner(*peer, BasicNode::new(uri), true);
+                tokio::pin!(added);
+                loop {
+                    tokio::select! {
+                        done = &mut added => match done {
+                            Err(e) => return forward(e),
+                            Ok(_) => break,
+                        },
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                            if self.status().role != Role::Leader {
+                                return Err(self.leader_uri());
+                            }
+                            if Instant::now() > deadline {
+                                return Ok(Err(ClusterError::Raft(format!(
+                                    "the new replica on peer {peer} did not catch up within {} s",
+                                    timeout.as_secs()
+                                ))));
+                            }
+                        }
                     }
-                    Ok(Err(e)) => return forward(e),
-                    Ok(Ok(_)) => {}
                 }
                 match self
                     .raft
