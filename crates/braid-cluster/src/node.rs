@@ -435,13 +435,24 @@ impl ClusterNode {
         members: BTreeMap<PeerId, String>,
         replica: Arc<dyn Replica>,
     ) -> Result<Arc<ShardGroup>, ClusterError> {
+        self.start_group(name, Some(members), replica).await
+    }
+
+    /// Opens group `name` here: with `members` as its first membership, or none (a
+    /// replica being added).
+    async fn start_group(
+        &self,
+        name: &str,
+        members: Option<BTreeMap<PeerId, String>>,
+        replica: Arc<dyn Replica>,
+    ) -> Result<Arc<ShardGroup>, ClusterError> {
         if let Some(open) = self.shared.shards.read().get(name) {
             return Ok(open.clone());
         }
         let dir = self.shared.dir.join("groups").join(name);
         let (every, keep) = self.shared.snapshots;
         let config = raft_config(self.shared.timing, every, keep)?;
-        let group = ShardGroup::open(self.peering(), name, &dir, Some(members), replica, config).await?;
+        let group = ShardGroup::open(self.peering(), name, &dir, members, replica, config).await?;
         let group = Arc::new(group);
         self.shared.shards.write().insert(name.to_string(), group.clone());
         Ok(group)
@@ -552,16 +563,7 @@ impl ClusterNode {
         name: &str,
         replica: Arc<dyn Replica>,
     ) -> Result<Arc<ShardGroup>, ClusterError> {
-        if let Some(open) = self.shared.shards.read().get(name) {
-            return Ok(open.clone());
-        }
-        let dir = self.shared.dir.join("groups").join(name);
-        let (every, keep) = self.shared.snapshots;
-        let config = raft_config(self.shared.timing, every, keep)?;
-        let group = ShardGroup::open(self.peering(), name, &dir, None, replica, config).await?;
-        let group = Arc::new(group);
-        self.shared.shards.write().insert(name.to_string(), group.clone());
-        Ok(group)
+        self.start_group(name, None, replica).await
     }
 
     /// An open shard group.

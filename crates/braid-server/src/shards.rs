@@ -1061,18 +1061,27 @@ fn split_grpc(grpc: &Value, shards: usize) -> Result<Vec<Option<Value>>, ApiErro
             })
         };
     }
+    // The points of a list that belong to shard `s` (an id that does not read goes to
+    // every shard, which refuse it alike); none: the list has no point there.
+    fn mine<P: Clone>(
+        points: &[P],
+        id: impl Fn(&P) -> Option<&proto::PointId>,
+        s: usize,
+        shards: usize,
+    ) -> Option<Vec<P>> {
+        let kept: Vec<P> = points
+            .iter()
+            .filter(|p| crate::grpc::point_id_of(id(p)).ok().is_none_or(|pid| shard_of(&pid, shards) == s))
+            .cloned()
+            .collect();
+        (!kept.is_empty()).then_some(kept)
+    }
     let mut per_shard: Vec<Vec<proto::PointsUpdateOperation>> = vec![Vec::new(); shards];
     for op in &batch.operations {
         for (s, ops) in per_shard.iter_mut().enumerate() {
             let part = match &op.operation {
                 Some(Operation::Upsert(list)) => {
-                    let points: Vec<proto::PointStruct> = list
-                        .points
-                        .iter()
-                        .filter(|p| shard(p.id.as_ref()).is_none_or(|sh| sh == s))
-                        .cloned()
-                        .collect();
-                    (!points.is_empty()).then(|| {
+                    mine(&list.points, |p| p.id.as_ref(), s, shards).map(|points| {
                         Operation::Upsert(proto::points_update_operation::PointStructList {
                             points,
                             ..list.clone()
@@ -1080,13 +1089,7 @@ fn split_grpc(grpc: &Value, shards: usize) -> Result<Vec<Option<Value>>, ApiErro
                     })
                 }
                 Some(Operation::UpdateVectors(u)) => {
-                    let points: Vec<proto::PointVectors> = u
-                        .points
-                        .iter()
-                        .filter(|p| shard(p.id.as_ref()).is_none_or(|sh| sh == s))
-                        .cloned()
-                        .collect();
-                    (!points.is_empty()).then(|| {
+                    mine(&u.points, |p| p.id.as_ref(), s, shards).map(|points| {
                         Operation::UpdateVectors(proto::points_update_operation::UpdateVectors {
                             points,
                             ..u.clone()

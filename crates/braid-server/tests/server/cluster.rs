@@ -32,6 +32,16 @@ async fn node(bootstrap: Option<&str>) -> Running {
     Running { server, dir }
 }
 
+/// A cluster of three nodes, the first started alone and the others joining through
+/// it, and the URI they joined through.
+async fn three_nodes() -> (Running, Running, Running, String) {
+    let first = node(None).await;
+    let uri = first.server.cluster_uri().expect("a cluster node").to_string();
+    let second = node(Some(&uri)).await;
+    let third = node(Some(&uri)).await;
+    (first, second, third, uri)
+}
+
 /// Every point of collection `c` with vectors and payload, by id.
 async fn contents(rest: &Rest, c: &str) -> Vec<Value> {
     let body = json!({"limit": 10_000, "with_payload": true, "with_vector": true});
@@ -54,10 +64,7 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
-    let first = node(None).await;
-    let uri = first.server.cluster_uri().expect("a cluster node").to_string();
-    let second = node(Some(&uri)).await;
-    let third = node(Some(&uri)).await;
+    let (first, second, third, _) = three_nodes().await;
     let rests: Vec<Rest> = [&first, &second, &third].map(Rest::to).into_iter().collect();
 
     let cluster = rests[1].get("/cluster").await;
@@ -249,10 +256,7 @@ async fn scroll_pages(rest: &Rest, c: &str, page: usize, filter: Value) -> Vec<V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sharded_collections_answer_as_one_collection_through_any_node() {
-    let first = node(None).await;
-    let uri = first.server.cluster_uri().expect("a cluster node").to_string();
-    let second = node(Some(&uri)).await;
-    let third = node(Some(&uri)).await;
+    let (first, second, third, uri) = three_nodes().await;
     let rests: Vec<Rest> = [&first, &second, &third].map(Rest::to).into_iter().collect();
     // The reference: one server holding the same points in one collection.
     let (_reference, one) = common::serve_products().await;
@@ -497,10 +501,7 @@ async fn holders(rest: &Rest, c: &str) -> Vec<Vec<(u64, String)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_are_added_moved_and_dropped_between_peers() {
-    let first = node(None).await;
-    let uri = first.server.cluster_uri().expect("a cluster node").to_string();
-    let second = node(Some(&uri)).await;
-    let third = node(Some(&uri)).await;
+    let (first, second, third, _) = three_nodes().await;
     let rests: Vec<Rest> = [&first, &second, &third].map(Rest::to).into_iter().collect();
     let (_reference, one) = common::serve_products().await;
     let mut peers = Vec::new();
