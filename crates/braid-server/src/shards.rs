@@ -569,6 +569,10 @@ impl Source {
             Source::Local(c) => return Ok(c.get(ids, with_payload, with_vectors)?),
             Source::Shards(s) => s,
         };
+        // Refused here, as one collection refuses it, before a round trip to every shard.
+        if ids.len() > braid::MAX_BATCH {
+            return Err(braid::Error::BatchTooLarge { max: braid::MAX_BATCH, got: ids.len() }.into());
+        }
         let read = ShardRead::Get { ids: ids.to_vec(), with_payload, with_vectors };
         let pages = each(s.run(&read)?, "retrieve", records)?;
         // In the order asked, as one collection answers.
