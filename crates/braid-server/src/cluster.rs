@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ErrorKind};
 use crate::replica::CollectionReplica;
 use crate::server_error::ServerError;
+use crate::shards::{KeyToMake, ShardKey};
 
 /// How `braid serve` takes part in a cluster (Qdrant's `--uri` and `--bootstrap`, and
 /// the p2p address its internal service listens on).
@@ -65,6 +66,21 @@ pub(crate) struct Placement {
     pub(crate) shards: Vec<ShardPlace>,
     /// Its configuration.
     pub(crate) config: CollectionConfig,
+    /// Set for a collection sharded by the user (`sharding_method: custom`): its
+    /// shards are made per shard key, and a point goes to the shards of the key its
+    /// write names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) custom: Option<CustomSharding>,
+}
+
+/// The defaults of a collection sharded by the user, for the shard keys made
+/// without their own.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct CustomSharding {
+    /// Shards per key.
+    pub(crate) shard_number: u64,
+    /// Replicas per shard.
+    pub(crate) replication_factor: u64,
 }
 
 /// One shard of a collection.
@@ -80,6 +96,13 @@ pub(crate) struct ShardPlace {
     /// reported `Partial`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub(crate) joining: std::collections::BTreeSet<PeerId>,
+    /// Its number where that is not its position (the shards of a collection sharded
+    /// by the user keep theirs when another key's shards are dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<u32>,
+    /// The shard key it holds the points of (collections sharded by the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<ShardKey>,
 }
 
 impl ShardPlace {
@@ -106,6 +129,8 @@ struct OneShard {
 struct Sharded {
     shards: Vec<ShardPlace>,
     config: CollectionConfig,
+    #[serde(default)]
+    custom: Option<CustomSharding>,
 }
 
 impl TryFrom<StoredPlacement> for Placement {
@@ -113,11 +138,12 @@ impl TryFrom<StoredPlacement> for Placement {
 
     fn try_from(StoredPlacement(value): StoredPlacement) -> Result<Placement, serde_json::Error> {
         if value.get("shards").is_some() {
-            let Sharded { shards, config } = serde_json::from_value(value)?;
-            return Ok(Placement { shards, config });
+            let Sharded { shards, config, custom } = serde_json::from_value(value)?;
+            return Ok(Placement { shards, config, custom });
         }
         let OneShard { group, replicas, config } = serde_json::from_value(value)?;
-        Ok(Placement { shards: vec![ShardPlace { group, replicas, joining: Default::default() }], config })
+        let shard = ShardPlace { group, replicas, joining: Default::default(), id: None, key: None };
+        Ok(Placement { shards: vec![shard], config, custom: None })
     }
 }
 
@@ -126,22 +152,206 @@ impl Placement {
     /// a replica of it: the collection's own name when it has one shard (as on a single
     /// server), else the shard's group name (unique, and not a name users pick).
     pub(crate) fn local_name(&self, name: &str, shard: usize) -> String {
-        if self.shards.len() == 1 { name.to_string() } else { self.shards[shard].group.clone() }
+        if self.shards.len() == 1 && self.custom.is_none() {
+            name.to_string()
+        } else {
+            self.shards[shard].group.clone()
+        }
+    }
+
+    /// The number of the shard at position `i`.
+    pub(crate) fn shard_id(&self, i: usize) -> u32 {
+        self.shards[i].id.unwrap_or(i as u32)
+    }
+
+    /// The position of shard number `id`.
+    fn position(&self, id: u64) -> Option<usize> {
+        (0..self.shards.len()).find(|&i| u64::from(self.shard_id(i)) == id)
+    }
+
+    /// The shard keys, in the order they were made.
+    pub(crate) fn keys(&self) -> Vec<ShardKey> {
+        let mut keys: Vec<ShardKey> = Vec::new();
+        for key in self.shards.iter().filter_map(|s| s.key.as_ref()) {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+
+    /// The positions of the shards holding key `key`'s points.
+    pub(crate) fn shards_of(&self, key: &ShardKey) -> Vec<usize> {
+        (0..self.shards.len()).filter(|&i| self.shards[i].key.as_ref() == Some(key)).collect()
+    }
+
+    /// The placement of the shards of `keys` only (every shard when `None`): what a
+    /// read naming those keys goes to. Keys are for collections sharded by the user;
+    /// a key the collection does not have is refused, as in Qdrant.
+    pub(crate) fn select(&self, name: &str, keys: Option<&[ShardKey]>) -> Result<Placement, ApiError> {
+        let Some(keys) = keys else { return Ok(self.clone()) };
+        self.check_custom(name)?;
+        let mut picked: Vec<usize> = Vec::new();
+        for key in keys {
+            let of = self.shards_of(key);
+            if of.is_empty() {
+                return Err(no_key(key));
+            }
+            picked.extend(of.into_iter().filter(|i| !picked.contains(i)).collect::<Vec<_>>());
+        }
+        picked.sort_unstable();
+        let mut p = self.clone();
+        p.shards = picked
+            .into_iter()
+            .map(|i| ShardPlace { id: Some(self.shard_id(i)), ..self.shards[i].clone() })
+            .collect();
+        Ok(p)
+    }
+
+    /// Refuses shard keys for a collection sharded automatically.
+    fn check_custom(&self, name: &str) -> Result<(), ApiError> {
+        match self.custom {
+            Some(_) => Ok(()),
+            None => Err(auto_sharded(name)),
+        }
+    }
+
+    /// Cuts `entry` by shard for a collection sharded by the user: each REST
+    /// operation goes to the shards of the key it names (`shard_key`, taken out of
+    /// it; several keys: to each), cut among them by point id; an operation naming
+    /// no key goes to every shard if it selects points by filter, and is refused
+    /// ("Shard key not specified", as in Qdrant) if it names points.
+    fn split_custom(&self, entry: &Value) -> Result<Vec<Option<Value>>, ApiError> {
+        let mut per_shard: Vec<Vec<Value>> = vec![Vec::new(); self.shards.len()];
+        let parts_of = |entry: &Value,
+                        to: &[usize],
+                        per_shard: &mut Vec<Vec<Value>>|
+         -> Result<(), ApiError> {
+            let parts = crate::shards::split_entry(entry, to.len())?;
+            for (part, &i) in parts.into_iter().zip(to) {
+                if let Some(ops) = part.as_ref().and_then(|p| p.get("operations")).and_then(Value::as_array) {
+                    per_shard[i].extend(ops.iter().cloned());
+                }
+            }
+            Ok(())
+        };
+        if let Some(grpc) = entry.get("grpc") {
+            return crate::shards::split_grpc_custom(grpc, self);
+        }
+        let ops = entry
+            .get("operations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad_request("an entry holds a list of `operations`".into()))?;
+        for op in ops {
+            let mut op = op.clone();
+            let (kind, body) =
+                match op.as_object_mut().filter(|o| o.len() == 1).and_then(|o| o.iter_mut().next()) {
+                    Some((kind, body)) => (kind.clone(), body),
+                    // Malformed: every shard refuses it alike.
+                    None => {
+                        per_shard.iter_mut().for_each(|ops| ops.push(op.clone()));
+                        continue;
+                    }
+                };
+            let keys = crate::shards::take_shard_keys(body)?;
+            let one = json!({"operations": [{kind.clone(): body.clone()}]});
+            match keys {
+                Some(keys) => {
+                    for key in &keys {
+                        let of = self.shards_of(key);
+                        if of.is_empty() {
+                            return Err(no_key(key));
+                        }
+                        parts_of(&one, &of, &mut per_shard)?;
+                    }
+                }
+                None if crate::shards::op_names_points(&kind, body) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Shard key not specified: collection sharded by the user needs `shard_key` on `{kind}`"
+                    )));
+                }
+                None => {
+                    let all: Vec<usize> = (0..self.shards.len()).collect();
+                    for i in all {
+                        per_shard[i].push(json!({kind.clone(): body.clone()}));
+                    }
+                }
+            }
+        }
+        Ok(per_shard.into_iter().map(|ops| (!ops.is_empty()).then(|| json!({"operations": ops}))).collect())
     }
 }
 
-/// The most shards a collection may have.
+/// Why shard keys are refused for collection `name`, sharded by point ids.
+fn auto_sharded(name: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "collection `{name}` places its points by their ids (`sharding_method: auto`): shard keys are for \
+         collections created with `sharding_method: custom`"
+    ))
+}
+
+/// A shard key a collection does not have, refused as Qdrant refuses it.
+pub(crate) fn no_key(key: &ShardKey) -> ApiError {
+    ApiError::bad_request(format!("Shard key {key} not found"))
+}
+
+/// The most shards a collection sharded by its ids may have, and a shard key.
 pub(crate) const MAX_SHARDS: u64 = 64;
+
+/// The most shards a collection sharded by the user may have over all its keys.
+const MAX_SHARDS_CUSTOM: u64 = 1024;
+
+/// `n` shards checked against [`MAX_SHARDS`] (`what` has them).
+fn shards_in_range(n: u64, what: &str) -> Result<u64, ApiError> {
+    match (1..=MAX_SHARDS).contains(&n) {
+        true => Ok(n),
+        false => Err(ApiError::bad_request(format!("shard_number {n}: {what} has 1 to {MAX_SHARDS} shards"))),
+    }
+}
+
+/// `factor` replicas per shard checked against the `peers` that may hold them.
+fn replicas_in_range(factor: u64, peers: usize) -> Result<u64, ApiError> {
+    match factor >= 1 && factor <= peers as u64 {
+        true => Ok(factor),
+        false => Err(ApiError::bad_request(format!(
+            "replication_factor {factor}: each shard has 1 to {peers} replicas here (one per peer; {peers} \
+             peers may hold them)"
+        ))),
+    }
+}
+
+/// `n` new shards of `factor` replicas over `peers`: shard *i* on `factor` peers
+/// from the *i*-th in order on (from the `first`-th for numbered shards), so that
+/// shards and replicas spread evenly; numbered from `first` when `key` is given.
+fn new_shards(
+    n: u64,
+    factor: u64,
+    peers: &[(PeerId, String)],
+    first: u32,
+    key: Option<ShardKey>,
+) -> Vec<ShardPlace> {
+    (0..n as usize)
+        .map(|i| ShardPlace {
+            group: format!("c-{:016x}", rand::random::<u64>()),
+            replicas: (0..factor as usize)
+                .map(|k| peers[(first as usize + i + k) % peers.len()].clone())
+                .collect(),
+            joining: Default::default(),
+            id: key.as_ref().map(|_| first + i as u32),
+            key: key.clone(),
+        })
+        .collect()
+}
 
 /// Where a collection's shards are, as cluster information reports them.
 #[derive(Clone, Debug)]
 pub(crate) struct ShardMap {
     pub(crate) shard_count: usize,
     /// The shards this peer holds, with their points and whether the replica is
-    /// active (else being filled: `Partial`).
-    pub(crate) local: Vec<(u32, usize, bool)>,
-    /// The replicas on other peers: shard, peer, active.
-    pub(crate) remote: Vec<(u32, PeerId, bool)>,
+    /// active (else being filled: `Partial`), and their shard key.
+    pub(crate) local: Vec<(u32, usize, bool, Option<ShardKey>)>,
+    /// The replicas on other peers: shard, peer, active, shard key.
+    pub(crate) remote: Vec<(u32, PeerId, bool, Option<ShardKey>)>,
 }
 
 /// This server's part of the cluster.
@@ -357,26 +567,12 @@ impl Cluster {
         config: CollectionConfig,
         shard_number: Option<u64>,
         replication_factor: Option<u64>,
+        custom: bool,
     ) -> Result<(), ApiError> {
         braid::check_name(name)?;
-        let shard_number = shard_number.unwrap_or(1);
-        if !(1..=MAX_SHARDS).contains(&shard_number) {
-            return Err(ApiError::bad_request(format!(
-                "shard_number {shard_number}: a collection has 1 to {MAX_SHARDS} shards"
-            )));
-        }
-        let status = self.node.status();
-        let peers: Vec<(PeerId, String)> =
-            status.peers.into_iter().filter(|(id, _)| status.voters.contains(id)).collect();
-        let factor = replication_factor.unwrap_or(peers.len() as u64);
-        if factor == 0 || factor > peers.len() as u64 {
-            return Err(ApiError::bad_request(format!(
-                "replication_factor {factor}: each shard has 1 to {} replicas here (one per peer; the \
-                 cluster has {} peers)",
-                peers.len(),
-                peers.len()
-            )));
-        }
+        let shard_number = shards_in_range(shard_number.unwrap_or(1), "a collection")?;
+        let peers = self.voters();
+        let factor = replicas_in_range(replication_factor.unwrap_or(peers.len() as u64), peers.len())?;
         // Every node creates it from the metadata: a configuration that one of them
         // would refuse must be refused before it is agreed. Checked by creating it in
         // memory, with what only a database on disk serves (payloads and graphs on
@@ -386,16 +582,12 @@ impl Cluster {
         if self.node.collection(name).is_some() {
             return Err(exists());
         }
-        // Shard i on `factor` peers from the i-th in peer-id order on, so that the
-        // shards' replicas spread evenly.
-        let shards: Vec<ShardPlace> = (0..shard_number as usize)
-            .map(|i| ShardPlace {
-                group: format!("c-{:016x}", rand::random::<u64>()),
-                replicas: (0..factor as usize).map(|k| peers[(i + k) % peers.len()].clone()).collect(),
-                joining: Default::default(),
-            })
-            .collect();
-        let placement = Placement { shards, config };
+        // A collection sharded by the user starts without shards: its keys make them.
+        let (shards, custom) = match custom {
+            true => (Vec::new(), Some(CustomSharding { shard_number, replication_factor: factor })),
+            false => (new_shards(shard_number, factor, &peers, 0, None), None),
+        };
+        let placement = Placement { shards, config, custom };
         let command = MetaCommand::CreateCollection {
             name: name.to_string(),
             config: serde_json::to_value(&placement).map_err(|e| internal("a placement")(e.to_string()))?,
@@ -405,7 +597,14 @@ impl Cluster {
             return Err(exists());
         }
         self.reconcile().await.map_err(internal("creating the collection here"))?;
-        for (i, shard) in placement.shards.iter().enumerate() {
+        self.start_shards(&placement, 0..placement.shards.len()).await
+    }
+
+    /// Waits for the new shards at positions `new` of `placement` to be usable: a
+    /// majority of each one's replicas has its group open.
+    async fn start_shards(&self, placement: &Placement, new: std::ops::Range<usize>) -> Result<(), ApiError> {
+        for i in new {
+            let shard = &placement.shards[i];
             // This node asks for the lead of the groups it is in at once rather than
             // after an election timeout (another replica may win, which is as good) —
             // once the replicas have the group open, so that the vote reaches them
@@ -415,9 +614,84 @@ impl Cluster {
                 group.elect().await.map_err(cluster_error)?;
             }
             // An empty entry commits once a majority of the replicas has the group open.
-            self.write_shard(&placement, i, &json!({"operations": []})).await?;
+            self.write_shard(placement, i, &json!({"operations": []})).await?;
         }
         Ok(())
+    }
+
+    /// The peers that vote in the metadata, with their URIs, in peer-id order.
+    fn voters(&self) -> Vec<(PeerId, String)> {
+        let status = self.node.status();
+        status.peers.into_iter().filter(|(id, _)| status.voters.contains(id)).collect()
+    }
+
+    /// `PUT /collections/{c}/shards`: makes shard key `key`'s shards (`shards_number`
+    /// of them, each with `replication_factor` replicas, the collection's defaults
+    /// when not given) on the peers of `placement` (every peer when not given).
+    pub(crate) async fn create_shard_key(&self, name: &str, make: KeyToMake) -> Result<(), ApiError> {
+        let KeyToMake { key, shards_number, replication_factor, placement } = make;
+        self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+        let (stored, mut p) = self.stored_placement(name)?;
+        p.check_custom(name)?;
+        let defaults = p.custom.unwrap_or(CustomSharding { shard_number: 1, replication_factor: 1 });
+        if !p.shards_of(&key).is_empty() {
+            return Err(ApiError::bad_request(format!("Shard key {key} already exists")));
+        }
+        let shard_number = shards_in_range(shards_number.unwrap_or(defaults.shard_number), "a shard key")?;
+        let voters = self.voters();
+        let peers: Vec<(PeerId, String)> = match placement {
+            None => voters,
+            Some(ids) if ids.is_empty() => voters,
+            Some(ids) => ids
+                .iter()
+                .map(|id| {
+                    voters.iter().find(|(v, _)| v == id).cloned().ok_or_else(|| ApiError {
+                        kind: ErrorKind::NotFound,
+                        message: format!("`placement`: no peer {id} in the cluster"),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let factor = replicas_in_range(
+            replication_factor.unwrap_or(defaults.replication_factor).min(peers.len() as u64),
+            peers.len(),
+        )?;
+        if p.shards.len() as u64 + shard_number > MAX_SHARDS_CUSTOM {
+            return Err(ApiError::bad_request(format!(
+                "collection `{name}` would have {} shards: a collection sharded by the user has at most \
+                 {MAX_SHARDS_CUSTOM}",
+                p.shards.len() as u64 + shard_number
+            )));
+        }
+        let first_id = (0..p.shards.len()).map(|i| p.shard_id(i) + 1).max().unwrap_or(0);
+        let start = p.shards.len();
+        p.shards.extend(new_shards(shard_number, factor, &peers, first_id, Some(key)));
+        self.set_placement(name, stored, &p).await?;
+        self.start_shards(&p, start..p.shards.len()).await
+    }
+
+    /// `POST /collections/{c}/shards/delete`: drops shard key `key` with its shards
+    /// and their points.
+    pub(crate) async fn delete_shard_key(&self, name: &str, key: &ShardKey) -> Result<(), ApiError> {
+        self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+        let (stored, mut p) = self.stored_placement(name)?;
+        p.check_custom(name)?;
+        if p.shards_of(key).is_empty() {
+            return Err(no_key(key));
+        }
+        // Positions change: every remaining shard keeps its number.
+        p.shards = (0..p.shards.len())
+            .filter(|&i| p.shards[i].key.as_ref() != Some(key))
+            .map(|i| ShardPlace { id: Some(p.shard_id(i)), ..p.shards[i].clone() })
+            .collect();
+        self.set_placement(name, stored, &p).await
+    }
+
+    /// The shard keys of collection `name`, in the order they were made; `None` for
+    /// a collection sharded automatically.
+    pub(crate) fn shard_keys(&self, name: &str) -> Result<Option<Vec<ShardKey>>, ApiError> {
+        let p = self.placement_of(name)?;
+        Ok(p.custom.map(|_| p.keys()))
     }
 
     /// Deletes a collection from the cluster; `false` if it has no such collection.
@@ -483,10 +757,12 @@ impl Cluster {
     /// Qdrant): a shard that refuses its part leaves the others' parts applied.
     pub(crate) async fn write(&self, name: &str, write: Value) -> Result<Value, ApiError> {
         let p = self.placement_of(name)?;
-        if p.shards.len() == 1 {
-            return self.write_shard(&p, 0, &write).await;
-        }
-        let parts = crate::shards::split_entry(&write, p.shards.len())?;
+        let parts = match p.custom {
+            Some(_) => p.split_custom(&write)?,
+            None if crate::shards::entry_names_keys(&write) => return Err(auto_sharded(name)),
+            None if p.shards.len() == 1 => return self.write_shard(&p, 0, &write).await,
+            None => crate::shards::split_entry(&write, p.shards.len())?,
+        };
         let writes = parts
             .iter()
             .enumerate()
@@ -501,9 +777,14 @@ impl Cluster {
 
     /// Collection `name`'s number of shards and replicas per shard, as collection
     /// information reports them (`shard_number`, `replication_factor`).
-    pub(crate) fn shape(&self, name: &str) -> Option<(u32, u32)> {
+    /// Whether it is sharded by the user (`sharding_method: custom`; then the numbers
+    /// are those of each shard key).
+    pub(crate) fn shape(&self, name: &str) -> Option<(u32, u32, bool)> {
         let p = self.placement(name)?;
-        Some((p.shards.len() as u32, p.shards.first().map_or(0, |s| s.replicas.len()) as u32))
+        Some(match p.custom {
+            Some(c) => (c.shard_number as u32, c.replication_factor as u32, true),
+            None => (p.shards.len() as u32, p.shards.first().map_or(0, |s| s.replicas.len()) as u32, false),
+        })
     }
 
     /// The names of the cluster's collections.
@@ -519,11 +800,15 @@ impl Cluster {
     /// What reads of collection `name` go to: this node's replica, when the
     /// collection has one shard and this node holds it; else its shards, here or on
     /// the peers holding them.
-    pub(crate) fn source(self: &Arc<Self>, name: &str) -> Result<crate::shards::Source, ApiError> {
-        let p = self.placement_of(name)?;
+    pub(crate) fn source(
+        self: &Arc<Self>,
+        name: &str,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<crate::shards::Source, ApiError> {
+        let p = self.placement_of(name)?.select(name, keys)?;
         if p.shards.len() == 1
             && p.shards[0].readable().any(|(id, _)| *id == self.node.peer_id())
-            && let Ok(c) = self.db.collection(name)
+            && let Ok(c) = self.db.collection(&p.local_name(name, 0))
         {
             return Ok(crate::shards::Source::Local(c));
         }
@@ -646,12 +931,13 @@ impl Cluster {
         let me = self.node.peer_id();
         let mut map = ShardMap { shard_count: p.shards.len(), local: Vec::new(), remote: Vec::new() };
         for (i, shard) in p.shards.iter().enumerate() {
+            let (id, key) = (p.shard_id(i), shard.key.clone());
             for peer in shard.replicas.keys() {
                 let active = !shard.joining.contains(peer);
                 if *peer != me {
-                    map.remote.push((i as u32, *peer, active));
+                    map.remote.push((id, *peer, active, key.clone()));
                 } else if let Ok(c) = self.db.collection(&p.local_name(name, i)) {
-                    map.local.push((i as u32, c.info().points_count, active));
+                    map.local.push((id, c.info().points_count, active, key.clone()));
                 }
             }
         }
@@ -662,15 +948,25 @@ impl Cluster {
     /// and the replicas on other peers.
     pub(crate) fn collection_json(&self, name: &str) -> Result<Value, ApiError> {
         let map = self.replicas(name)?;
+        let keyed = |mut shard: Value, key: &Option<ShardKey>| {
+            if let Some(key) = key {
+                shard["shard_key"] = key.to_json();
+            }
+            shard
+        };
         let local: Vec<Value> = map
             .local
             .iter()
-            .map(|(id, n, active)| json!({"shard_id": id, "points_count": n, "state": state(*active)}))
+            .map(|(id, n, active, key)| {
+                keyed(json!({"shard_id": id, "points_count": n, "state": state(*active)}), key)
+            })
             .collect();
         let remote: Vec<Value> = map
             .remote
             .iter()
-            .map(|(id, peer, active)| json!({"shard_id": id, "peer_id": peer, "state": state(*active)}))
+            .map(|(id, peer, active, key)| {
+                keyed(json!({"shard_id": id, "peer_id": peer, "state": state(*active)}), key)
+            })
             .collect();
         Ok(json!({
             "peer_id": self.node.peer_id(),
@@ -714,6 +1010,12 @@ impl Cluster {
                 &["shard_id", "from_peer_id", "to_peer_id", "method", "to_shard_id"],
             ),
             "drop_replica" => (Op::Drop, &["shard_id", "peer_id"]),
+            "create_sharding_key" => {
+                return self.create_shard_key(name, KeyToMake::from_json(args)?).await;
+            }
+            "drop_sharding_key" => {
+                return self.delete_shard_key(name, &crate::shards::key_to_drop(args)?).await;
+            }
             "abort_transfer" => (Op::Abort, &["shard_id", "from_peer_id", "to_peer_id", "to_shard_id"]),
             other => {
                 return Err(bad(format!("`{other}` is not served on a Braid cluster (docs/distributed.md)")));
@@ -736,13 +1038,13 @@ impl Cluster {
                 }
                 let (shard, from, to) = (number("shard_id")?, number("from_peer_id")?, number("to_peer_id")?);
                 let timeout = Duration::from_secs(timeout.unwrap_or(3_600));
-                self.add_replica(name, shard as usize, from, to, timeout).await?;
+                self.add_replica(name, shard, from, to, timeout).await?;
                 if then_drop {
-                    self.drop_replica(name, shard as usize, from).await?;
+                    self.drop_replica(name, shard, from).await?;
                 }
                 Ok(())
             }
-            Op::Drop => self.drop_replica(name, number("shard_id")? as usize, number("peer_id")?).await,
+            Op::Drop => self.drop_replica(name, number("shard_id")?, number("peer_id")?).await,
             Op::Abort => Err(bad(format!(
                 "abort_transfer: no transfer of shard {} is in progress (a transfer runs within the call that \
                  starts it)",
@@ -754,20 +1056,31 @@ impl Cluster {
     /// The stored placement of `name` (as the metadata holds it, for a
     /// compare-and-set) and its shard `shard`, read after everything committed so far
     /// is applied here.
-    async fn placement_for_change(&self, name: &str, shard: usize) -> Result<(Value, Placement), ApiError> {
+    async fn placement_for_change(
+        &self,
+        name: &str,
+        shard_id: u64,
+    ) -> Result<(Value, Placement, usize), ApiError> {
         self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+        let (stored, p) = self.stored_placement(name)?;
+        let Some(shard) = p.position(shard_id) else {
+            let ids: Vec<String> = (0..p.shards.len()).map(|i| p.shard_id(i).to_string()).collect();
+            return Err(ApiError::bad_request(format!(
+                "collection `{name}` has no shard {shard_id} (its shards: {})",
+                if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+            )));
+        };
+        Ok((stored, p, shard))
+    }
+
+    /// The placement of `name` as the metadata holds it (for a compare-and-set) and read.
+    fn stored_placement(&self, name: &str) -> Result<(Value, Placement), ApiError> {
         let stored = self
             .node
             .collection(name)
             .ok_or_else(|| ApiError::from(braid::Error::CollectionNotFound { name: name.to_string() }))?;
         let p: Placement =
             serde_json::from_value(stored.clone()).map_err(|e| internal("a placement")(e.to_string()))?;
-        if shard >= p.shards.len() {
-            return Err(ApiError::bad_request(format!(
-                "collection `{name}` has no shard {shard} (it has {})",
-                p.shards.len()
-            )));
-        }
         Ok((stored, p))
     }
 
@@ -791,13 +1104,13 @@ impl Cluster {
     async fn add_replica(
         &self,
         name: &str,
-        shard: usize,
+        shard: u64,
         from: PeerId,
         to: PeerId,
         timeout: Duration,
     ) -> Result<(), ApiError> {
-        let (stored, mut p) = self.placement_for_change(name, shard).await?;
-        let place = &mut p.shards[shard];
+        let (stored, mut p, at) = self.placement_for_change(name, shard).await?;
+        let place = &mut p.shards[at];
         if !place.replicas.contains_key(&from) {
             return Err(ApiError::bad_request(format!(
                 "peer {from} holds no replica of shard {shard} of `{name}`"
@@ -822,16 +1135,16 @@ impl Cluster {
         let change = braid_cluster::ReplicaChange::Add { peer: to, uri };
         self.node.change_replicas(&group, &members, &change, timeout).await.map_err(cluster_error)?;
         // Caught up and voting: reads may go to it.
-        let (stored, mut p) = self.placement_for_change(name, shard).await?;
-        p.shards[shard].joining.remove(&to);
+        let (stored, mut p, at) = self.placement_for_change(name, shard).await?;
+        p.shards[at].joining.remove(&to);
         self.set_placement(name, stored, &p).await
     }
 
     /// Removes the replica of shard `shard` on peer `peer` from its group, then from
     /// the metadata (whereupon the peer deletes it). The last replica is not removed.
-    async fn drop_replica(&self, name: &str, shard: usize, peer: PeerId) -> Result<(), ApiError> {
-        let (stored, mut p) = self.placement_for_change(name, shard).await?;
-        let place = &mut p.shards[shard];
+    async fn drop_replica(&self, name: &str, shard: u64, peer: PeerId) -> Result<(), ApiError> {
+        let (stored, mut p, at) = self.placement_for_change(name, shard).await?;
+        let place = &mut p.shards[at];
         if !place.replicas.contains_key(&peer) {
             return Err(ApiError::bad_request(format!(
                 "peer {peer} holds no replica of shard {shard} of `{name}`"

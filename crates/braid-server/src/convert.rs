@@ -276,8 +276,10 @@ pub(crate) fn collection_config(body: &Value) -> Result<CollectionConfig, ApiErr
             "payload",
             "optimizers_config",
             "sparse_vectors",
+            "sharding_method",
         ],
     )?;
+    fixed(o, "sharding_method", json!("auto"), "points placed by their ids; shard keys need a cluster")?;
     fixed(o, "shard_number", json!(1), "one shard")?;
     fixed(o, "replication_factor", json!(1), "one replica")?;
     fixed(o, "write_consistency_factor", json!(1), "one replica")?;

@@ -104,6 +104,8 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/collections/{name}/index/{field}", axum::routing::delete(delete_index))
         .route("/collections/{name}/facet", post(facet))
         .route("/collections/{name}/cluster", get(collection_cluster).post(change_collection_cluster))
+        .route("/collections/{name}/shards", put(create_shard_key).get(list_shard_keys))
+        .route("/collections/{name}/shards/delete", post(delete_shard_key))
         .route("/cluster", get(cluster))
         .route("/cluster/peer/{peer}", axum::routing::delete(remove_peer))
         .route("/cluster/recover", post(cluster_operation))
@@ -429,7 +431,11 @@ impl Call {
         f: impl FnOnce(&Source, &Value, &braid::Stop) -> Result<Value, ApiError> + Send + 'static,
     ) -> Response {
         let (stop, _cancel_on_drop) = request_stop(self.timeout);
-        run(move || f(&self.source()?, &self.body?, &stop)).await
+        run(move || {
+            let (source, body) = self.keyed()?;
+            f(&source, &body, &stop)
+        })
+        .await
     }
 
     /// Runs `f` with the collection and the body; answers with what it returns.
@@ -437,12 +443,20 @@ impl Call {
         self,
         f: impl FnOnce(&Source, &Value) -> Result<Value, ApiError> + Send + 'static,
     ) -> Response {
-        run(move || f(&self.source()?, &self.body?)).await
+        run(move || {
+            let (source, body) = self.keyed()?;
+            f(&source, &body)
+        })
+        .await
     }
 
-    /// What reads of the call's collection go to (`shards::Source`).
-    fn source(&self) -> Result<Source, ApiError> {
-        Source::of(&self.state.db, self.state.cluster.as_ref(), &self.name)
+    /// What reads of the call's collection go to (`shards::Source`): the shards of
+    /// the keys the body names (`shard_key`, taken out of it), else every shard.
+    fn keyed(self) -> Result<(Source, Value), ApiError> {
+        let mut body = self.body?;
+        let keys = crate::shards::take_read_keys(&mut body)?;
+        let source = Source::of(&self.state.db, self.state.cluster.as_ref(), &self.name, keys.as_deref())?;
+        Ok((source, body))
     }
 
     /// Runs the point write `write`; answers with an `UpdateResult`. On a cluster node
@@ -565,9 +579,12 @@ async fn collection_info(call: Call) -> Response {
     let shape = call.state.cluster.as_ref().and_then(|c| c.shape(&call.name));
     call.read(move |c, _| {
         let mut info = convert::info_json(&c.info()?, &reported);
-        if let Some((shards, replicas)) = shape {
+        if let Some((shards, replicas, custom)) = shape {
             info["config"]["params"]["shard_number"] = json!(shards);
             info["config"]["params"]["replication_factor"] = json!(replicas);
+            if custom {
+                info["config"]["params"]["sharding_method"] = json!("custom");
+            }
         }
         Ok(info)
     })
@@ -639,6 +656,61 @@ async fn change_collection_cluster(call: Call) -> Response {
     envelope(result, started)
 }
 
+/// `PUT /collections/{c}/shards`: a shard key made with its shards, on a cluster
+/// node, for a collection created with `sharding_method: custom`.
+async fn create_shard_key(call: Call) -> Response {
+    let Some(cluster) = call.state.cluster.clone() else {
+        return error_response(crate::shards::no_keys_alone());
+    };
+    let started = Instant::now();
+    let result = async {
+        let body = call.body?;
+        let key = crate::shards::KeyToMake::from_json(&body)?;
+        cluster.create_shard_key(&call.name, key).await?;
+        Ok(json!(true))
+    }
+    .await;
+    envelope(result, started)
+}
+
+/// `POST /collections/{c}/shards/delete`: a shard key dropped with its shards and
+/// their points.
+async fn delete_shard_key(call: Call) -> Response {
+    let Some(cluster) = call.state.cluster.clone() else {
+        return error_response(crate::shards::no_keys_alone());
+    };
+    let started = Instant::now();
+    let result = async {
+        let body = call.body?;
+        let key = crate::shards::key_to_drop(&body)?;
+        cluster.delete_shard_key(&call.name, &key).await?;
+        Ok(json!(true))
+    }
+    .await;
+    envelope(result, started)
+}
+
+/// `GET /collections/{c}/shards`: the collection's shard keys (none listed for a
+/// collection sharded by point ids, and on a single server, as in Qdrant).
+async fn list_shard_keys(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    run(move || {
+        let keys = match &s.cluster {
+            Some(cluster) => cluster.shard_keys(&name)?,
+            None => {
+                s.db.collection(&name)?;
+                None
+            }
+        };
+        Ok(match keys {
+            Some(keys) => {
+                json!({"shard_keys": keys.iter().map(|k| json!({"key": k.to_json()})).collect::<Vec<_>>()})
+            }
+            None => json!({"shard_keys": null}),
+        })
+    })
+    .await
+}
+
 /// `DELETE /cluster/peer/{id}`: removes a peer that holds no replica.
 async fn remove_peer(State(s): State<AppState>, Path(peer): Path<String>) -> Response {
     let started = Instant::now();
@@ -668,8 +740,19 @@ async fn create_collection(call: Call) -> Response {
                     .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be a positive integer"))),
             };
             let (shards, replicas) = (count("shard_number")?, count("replication_factor")?);
+            let custom = match body.as_object_mut().and_then(|o| o.remove("sharding_method")) {
+                None | Some(Value::Null) => false,
+                Some(m) if m == "auto" => false,
+                Some(m) if m == "custom" => true,
+                Some(m) => {
+                    return Err(ApiError::bad_request(format!(
+                        "`sharding_method` {m}: one of \"auto\" (points placed by their ids) or \"custom\" \
+                         (by shard keys)"
+                    )));
+                }
+            };
             let config = convert::collection_config(&body)?;
-            cluster.create(&call.name, config, shards, replicas).await?;
+            cluster.create(&call.name, config, shards, replicas, custom).await?;
             Ok(json!(true))
         }
         .await;
@@ -998,6 +1081,10 @@ impl Write {
     }
 
     pub(crate) fn apply(self, c: &Collection, body: &Value) -> Result<(), ApiError> {
+        // A cluster takes the key out before the write reaches a replica.
+        if body.get("shard_key").is_some_and(|k| !k.is_null()) {
+            return Err(crate::shards::no_keys_alone());
+        }
         match self {
             Write::Upsert => c.upsert(convert::upsert(body)?)?,
             Write::Delete => {

@@ -43,6 +43,218 @@ pub(crate) fn shard_of(id: &PointId, shards: usize) -> usize {
     (h % shards.max(1) as u64) as usize
 }
 
+/// A shard key of a collection sharded by the user (`sharding_method: custom`): a
+/// keyword or a number, as in Qdrant.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ShardKey {
+    Number(u64),
+    Keyword(String),
+}
+
+impl std::fmt::Display for ShardKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardKey::Number(n) => write!(f, "{n}"),
+            ShardKey::Keyword(k) => write!(f, "\"{k}\""),
+        }
+    }
+}
+
+impl ShardKey {
+    /// A key as REST writes it: a string or a non-negative integer.
+    pub(crate) fn from_json(v: &Value) -> Result<ShardKey, ApiError> {
+        match v {
+            Value::String(s) => Ok(ShardKey::Keyword(s.clone())),
+            Value::Number(n) => n.as_u64().map(ShardKey::Number).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "shard key {n}: a shard key is a string or a non-negative integer"
+                ))
+            }),
+            other => Err(ApiError::bad_request(format!(
+                "shard key {other}: a shard key is a string or a non-negative integer"
+            ))),
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        match self {
+            ShardKey::Number(n) => json!(n),
+            ShardKey::Keyword(k) => json!(k),
+        }
+    }
+
+    pub(crate) fn from_proto(key: Option<&proto::ShardKey>) -> Result<ShardKey, ApiError> {
+        use proto::shard_key::Key;
+        match key.and_then(|k| k.key.as_ref()) {
+            Some(Key::Keyword(k)) => Ok(ShardKey::Keyword(k.clone())),
+            Some(Key::Number(n)) => Ok(ShardKey::Number(*n)),
+            None => Err(ApiError::bad_request("a shard key must be given (`keyword` or `number`)".into())),
+        }
+    }
+
+    pub(crate) fn to_proto(&self) -> proto::ShardKey {
+        use proto::shard_key::Key;
+        proto::ShardKey {
+            key: Some(match self {
+                ShardKey::Number(n) => Key::Number(*n),
+                ShardKey::Keyword(k) => Key::Keyword(k.clone()),
+            }),
+        }
+    }
+}
+
+/// The shard keys a REST request names (`shard_key`: one key or a list; Qdrant's
+/// selector with a `fallback` is refused), taken out of `o`. `None`: no key named.
+pub(crate) fn take_shard_keys(o: &mut Value) -> Result<Option<Vec<ShardKey>>, ApiError> {
+    let Some(v) = o.as_object_mut().and_then(|o| o.remove("shard_key")) else { return Ok(None) };
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(list) if list.is_empty() => {
+            Err(ApiError::bad_request("`shard_key`: an empty list selects no shard".into()))
+        }
+        Value::Array(list) => list.iter().map(ShardKey::from_json).collect::<Result<_, _>>().map(Some),
+        Value::Object(_) => Err(ApiError::bad_request(
+            "`shard_key` with a `fallback` is not served: name the keys (one, or a list)".into(),
+        )),
+        key => Ok(Some(vec![ShardKey::from_json(&key)?])),
+    }
+}
+
+/// A shard key to make (`PUT /collections/{c}/shards`, the `create_sharding_key`
+/// cluster operation, gRPC `CreateShardKey`): its shards, replicas and peers, the
+/// collection's defaults where not given.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyToMake {
+    pub(crate) key: ShardKey,
+    pub(crate) shards_number: Option<u64>,
+    pub(crate) replication_factor: Option<u64>,
+    pub(crate) placement: Option<Vec<u64>>,
+}
+
+impl KeyToMake {
+    /// Qdrant's `CreateShardingKey`; `initial_state` other than `Active` is refused
+    /// (a new key's shards are empty and active at once).
+    pub(crate) fn from_json(body: &Value) -> Result<KeyToMake, ApiError> {
+        let o =
+            body.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object".into()))?;
+        crate::convert::only(
+            o,
+            "create shard key",
+            &["shard_key", "shards_number", "replication_factor", "placement", "initial_state"],
+        )?;
+        if let Some(state) = o.get("initial_state").filter(|v| !v.is_null() && v.as_str() != Some("Active")) {
+            return Err(ApiError::bad_request(format!(
+                "`initial_state` {state} is not served: a new shard key's shards start empty and `Active`"
+            )));
+        }
+        let count = |key: &str| -> Result<Option<u64>, ApiError> {
+            match o.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be a positive integer"))),
+            }
+        };
+        let placement = match o.get("placement") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(ids)) => Some(
+                ids.iter()
+                    .map(|id| {
+                        id.as_u64().ok_or_else(|| {
+                            ApiError::bad_request(format!("`placement`: {id} is not a peer id"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("`placement` must list peer ids, not {other}")));
+            }
+        };
+        Ok(KeyToMake {
+            key: ShardKey::from_json(o.get("shard_key").unwrap_or(&Value::Null))?,
+            shards_number: count("shards_number")?,
+            replication_factor: count("replication_factor")?,
+            placement,
+        })
+    }
+}
+
+impl KeyToMake {
+    /// gRPC's `CreateShardKey`.
+    pub(crate) fn from_proto(c: &proto::CreateShardKey) -> Result<KeyToMake, ApiError> {
+        // Qdrant's `ReplicaState`: Active = 0.
+        if let Some(state) = c.initial_state.filter(|s| *s != 0) {
+            return Err(ApiError::bad_request(format!(
+                "`initial_state` {state} is not served: a new shard key's shards start empty and `Active`"
+            )));
+        }
+        Ok(KeyToMake {
+            key: ShardKey::from_proto(c.shard_key.as_ref())?,
+            shards_number: c.shards_number.map(u64::from),
+            replication_factor: c.replication_factor.map(u64::from),
+            placement: (!c.placement.is_empty()).then(|| c.placement.clone()),
+        })
+    }
+}
+
+/// The key of Qdrant's `DropShardingKey` (`{"shard_key": k}`).
+pub(crate) fn key_to_drop(body: &Value) -> Result<ShardKey, ApiError> {
+    let o = body.as_object().ok_or_else(|| ApiError::bad_request("the body must be a JSON object".into()))?;
+    crate::convert::only(o, "drop shard key", &["shard_key"])?;
+    ShardKey::from_json(o.get("shard_key").unwrap_or(&Value::Null))
+}
+
+/// Why a shard key is refused on a server running alone.
+pub(crate) fn no_keys_alone() -> ApiError {
+    ApiError::bad_request(
+        "shard keys are served on a cluster (`braid serve --p2p …`, docs/distributed.md), for collections \
+         created with `sharding_method: custom`; this server runs alone, with one shard per collection"
+            .into(),
+    )
+}
+
+/// The shard keys of a REST read's body: its own `shard_key`, or, for a batch
+/// (`searches`), the one its searches all name (taken out of each). Searches of
+/// one batch naming different keys are refused: send them apart.
+pub(crate) fn take_read_keys(body: &mut Value) -> Result<Option<Vec<ShardKey>>, ApiError> {
+    let own = take_shard_keys(body)?;
+    let Some(searches) = body.get_mut("searches").and_then(Value::as_array_mut) else { return Ok(own) };
+    let mut named: Option<Option<Vec<ShardKey>>> = None;
+    for search in searches.iter_mut() {
+        let keys = take_shard_keys(search)?;
+        match &named {
+            Some(first) if *first != keys => {
+                return Err(ApiError::bad_request(
+                    "the searches of one batch name different `shard_key`s: Braid serves one selection per \
+                     batch; send them as separate batches"
+                        .into(),
+                ));
+            }
+            Some(_) => {}
+            None => named = Some(keys),
+        }
+    }
+    Ok(own.or(named.flatten()))
+}
+
+/// The shard keys of a gRPC selector (`None`: none named).
+pub(crate) fn proto_keys(
+    selector: Option<&proto::ShardKeySelector>,
+) -> Result<Option<Vec<ShardKey>>, ApiError> {
+    let Some(selector) = selector else { return Ok(None) };
+    if selector.fallback.is_some() {
+        return Err(ApiError::bad_request(
+            "`shard_key_selector.fallback` is not served: name the keys".into(),
+        ));
+    }
+    if selector.shard_keys.is_empty() {
+        return Err(ApiError::bad_request("`shard_key_selector` names no shard key".into()));
+    }
+    selector.shard_keys.iter().map(|k| ShardKey::from_proto(Some(k))).collect::<Result<_, _>>().map(Some)
+}
+
 /// A read one shard answers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum ShardRead {
@@ -469,14 +681,17 @@ impl Shards {
 }
 
 impl Source {
-    /// What a read of collection `name` goes to on this server.
+    /// What a read of collection `name` goes to on this server: on a cluster node,
+    /// the shards of `keys` (every shard when `None`).
     pub(crate) fn of(
         db: &braid::Database,
         cluster: Option<&std::sync::Arc<crate::cluster::Cluster>>,
         name: &str,
+        keys: Option<&[ShardKey]>,
     ) -> Result<Source, ApiError> {
         match cluster {
-            Some(cluster) => cluster.source(name),
+            Some(cluster) => cluster.source(name, keys),
+            None if keys.is_some() => Err(no_keys_alone()),
             None => Ok(Source::Local(db.collection(name)?)),
         }
     }
@@ -744,7 +959,7 @@ fn resolve_level(
     let lookup = lookup_from.take();
     let (source, config, space) = match &lookup {
         Some(l) => {
-            let source = s.cluster.source(&l.collection)?;
+            let source = s.cluster.source(&l.collection, None)?;
             let config = match &source {
                 Source::Local(c) => c.info().config,
                 Source::Shards(other) => other.config().clone(),
@@ -943,6 +1158,112 @@ pub(crate) fn split_entry(entry: &Value, shards: usize) -> Result<Vec<Option<Val
         }
     }
     Ok(per_shard.into_iter().map(|ops| (!ops.is_empty()).then(|| json!({"operations": ops}))).collect())
+}
+
+/// Whether REST operation `name` with `body` names its points (an upsert, a vector
+/// update, or an operation with a list of `points`) rather than selecting them by
+/// filter.
+pub(crate) fn op_names_points(name: &str, body: &Value) -> bool {
+    matches!(name, "upsert" | "update_vectors") || body.get("points").is_some_and(Value::is_array)
+}
+
+/// Whether an entry's operations name shard keys (REST's `shard_key`, gRPC's
+/// `shard_key_selector`).
+pub(crate) fn entry_names_keys(entry: &Value) -> bool {
+    if let Some(grpc) = entry.get("grpc") {
+        return crate::replica::grpc_batch(grpc)
+            .is_ok_and(|b| b.operations.into_iter().any(|mut op| take_selector(&mut op).is_some()));
+    }
+    let ops = entry.get("operations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    ops.iter()
+        .filter_map(Value::as_object)
+        .flat_map(|o| o.values())
+        .any(|body| body.get("shard_key").is_some_and(|k| !k.is_null()))
+}
+
+/// The shard key selector of a gRPC operation, taken out of it.
+fn take_selector(op: &mut proto::PointsUpdateOperation) -> Option<proto::ShardKeySelector> {
+    use proto::points_update_operation::Operation;
+    match op.operation.as_mut()? {
+        Operation::Upsert(o) => o.shard_key_selector.take(),
+        Operation::UpdateVectors(o) => o.shard_key_selector.take(),
+        Operation::SetPayload(o) => o.shard_key_selector.take(),
+        Operation::OverwritePayload(o) => o.shard_key_selector.take(),
+        Operation::DeletePayload(o) => o.shard_key_selector.take(),
+        Operation::DeleteVectors(o) => o.shard_key_selector.take(),
+        Operation::DeletePoints(o) => o.shard_key_selector.take(),
+        Operation::ClearPayload(o) => o.shard_key_selector.take(),
+        Operation::DeleteDeprecated(_) | Operation::ClearPayloadDeprecated(_) => None,
+    }
+}
+
+/// Whether a gRPC operation names its points (an upsert, a vector update, or a
+/// selector listing ids) rather than selecting them by filter.
+fn grpc_names_points(op: &proto::PointsUpdateOperation) -> bool {
+    use proto::points_selector::PointsSelectorOneOf;
+    use proto::points_update_operation::Operation;
+    let listed = |s: &Option<proto::PointsSelector>| {
+        matches!(
+            s.as_ref().and_then(|s| s.points_selector_one_of.as_ref()),
+            Some(PointsSelectorOneOf::Points(_))
+        )
+    };
+    match &op.operation {
+        Some(Operation::Upsert(_) | Operation::UpdateVectors(_)) => true,
+        Some(Operation::SetPayload(o)) => listed(&o.points_selector),
+        Some(Operation::OverwritePayload(o)) => listed(&o.points_selector),
+        Some(Operation::DeletePayload(o)) => listed(&o.points_selector),
+        Some(Operation::DeleteVectors(o)) => listed(&o.points_selector),
+        Some(Operation::DeletePoints(o)) => listed(&o.points),
+        Some(Operation::ClearPayload(o)) => listed(&o.points),
+        Some(Operation::DeleteDeprecated(s) | Operation::ClearPayloadDeprecated(s)) => {
+            listed(&Some(s.clone()))
+        }
+        None => false,
+    }
+}
+
+/// [`split_entry`] of a gRPC entry for a collection sharded by the user: each
+/// operation to the shards of the keys its `shard_key_selector` names (cut among
+/// them by point id), an operation by filter naming none to every shard, one
+/// naming points without a key refused.
+pub(crate) fn split_grpc_custom(
+    grpc: &Value,
+    p: &crate::cluster::Placement,
+) -> Result<Vec<Option<Value>>, ApiError> {
+    let batch = crate::replica::grpc_batch(grpc).map_err(ApiError::bad_request)?;
+    let mut per_shard: Vec<Vec<proto::PointsUpdateOperation>> = vec![Vec::new(); p.shards.len()];
+    for mut op in batch.operations {
+        let keys = proto_keys(take_selector(&mut op).as_ref())?;
+        let to: Vec<Vec<usize>> = match keys {
+            Some(keys) => keys
+                .iter()
+                .map(|key| {
+                    let of = p.shards_of(key);
+                    if of.is_empty() { Err(crate::cluster::no_key(key)) } else { Ok(of) }
+                })
+                .collect::<Result<_, _>>()?,
+            None if grpc_names_points(&op) => {
+                return Err(ApiError::bad_request(
+                    "Shard key not specified: a collection sharded by the user needs `shard_key_selector` on \
+                     writes naming points"
+                        .into(),
+                ));
+            }
+            None => vec![(0..p.shards.len()).collect()],
+        };
+        for shards in to {
+            let parts = split_grpc(&crate::replica::grpc_entry(vec![op.clone()])["grpc"], shards.len())?;
+            for (part, i) in parts.into_iter().zip(shards) {
+                if let Some(part) = part {
+                    per_shard[i].extend(
+                        crate::replica::grpc_batch(&part["grpc"]).map_err(ApiError::bad_request)?.operations,
+                    );
+                }
+            }
+        }
+    }
+    Ok(per_shard.into_iter().map(|ops| (!ops.is_empty()).then(|| crate::replica::grpc_entry(ops))).collect())
 }
 
 /// One REST operation's part for each shard (the whole operation for every shard

@@ -12,7 +12,7 @@ use crate::auth::{Access, Need};
 use crate::mapping::{self, CollectionSpec, Spaces};
 use crate::replica::IndexChange;
 use crate::rest::AppState;
-use crate::shards::Source;
+use crate::shards::{ShardKey, Source};
 
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub(crate) mod proto {
@@ -147,8 +147,8 @@ impl Collections for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (reads, started, name) = (self.reads(), Instant::now(), r.into_inner().collection_name);
         let reported = self.0.reported;
-        let (shard_number, replication_factor) =
-            self.0.cluster.as_ref().and_then(|c| c.shape(&name)).unwrap_or((1, 1));
+        let (shard_number, replication_factor, custom) =
+            self.0.cluster.as_ref().and_then(|c| c.shape(&name)).unwrap_or((1, 1, false));
         let info = blocking(move || reads.source(&name)?.info().map_err(err)).await?;
         let vectors = &info.config.vectors;
         let vectors_config = match mapping::unnamed(&info.config) {
@@ -173,6 +173,8 @@ impl Collections for Service {
                     on_disk_payload: info.config.on_disk_payload,
                     vectors_config: Some(proto::VectorsConfig { config: Some(vectors_config) }),
                     replication_factor: Some(replication_factor),
+                    // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
+                    sharding_method: custom.then_some(1),
                     write_consistency_factor: Some(1),
                     sparse_vectors_config: (!info.config.sparse_vectors.is_empty()).then(|| {
                         proto::SparseVectorConfig {
@@ -264,8 +266,11 @@ impl Collections for Service {
         self.allow(&r, Need::Manage)?;
         let (db, started, mut r) = (self.0.db.clone(), Instant::now(), r.into_inner());
         // On a cluster node the placement is the cluster's to serve.
-        let placement =
-            self.0.cluster.is_some().then(|| (r.shard_number.take(), r.replication_factor.take()));
+        let placement = self
+            .0
+            .cluster
+            .is_some()
+            .then(|| (r.shard_number.take(), r.replication_factor.take(), r.sharding_method.take()));
         let spaces = r.vectors_config.as_ref().and_then(|v| v.config.as_ref()).map(|c| match c {
             proto::vectors_config::Config::Params(p) => Spaces::Unnamed(space_in(p)),
             proto::vectors_config::Config::ParamsMap(m) => {
@@ -300,10 +305,18 @@ impl Collections for Service {
         .map_err(err)?;
         let name = r.collection_name;
         match (self.0.cluster.clone(), placement) {
-            (Some(cluster), Some((shards, replicas))) => cluster
-                .create(&name, config, shards.map(u64::from), replicas.map(u64::from))
-                .await
-                .map_err(err)?,
+            (Some(cluster), Some((shards, replicas, method))) => {
+                // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
+                let custom = match method.unwrap_or(0) {
+                    0 => false,
+                    1 => true,
+                    other => return Err(bad(format!("sharding_method {other}: 0 (auto) or 1 (custom)"))),
+                };
+                cluster
+                    .create(&name, config, shards.map(u64::from), replicas.map(u64::from), custom)
+                    .await
+                    .map_err(err)?
+            }
             _ => blocking(move || db.create_collection(&name, config).map(drop).map_err(err)).await?,
         }
         Ok(Response::new(proto::CollectionOperationResponse {
@@ -449,8 +462,22 @@ impl Collections for Service {
             Some(Operation::DropReplica(d)) => {
                 serde_json::json!({"drop_replica": {"shard_id": d.shard_id, "peer_id": d.peer_id}})
             }
-            Some(Operation::CreateShardKey(_)) => serde_json::json!({"create_sharding_key": {}}),
-            Some(Operation::DeleteShardKey(_)) => serde_json::json!({"drop_sharding_key": {}}),
+            Some(Operation::CreateShardKey(c)) => {
+                let make = crate::shards::KeyToMake::from_proto(&c).map_err(err)?;
+                cluster.create_shard_key(&r.collection_name, make).await.map_err(err)?;
+                return Ok(Response::new(proto::UpdateCollectionClusterSetupResponse {
+                    result: true,
+                    time: started.elapsed().as_secs_f64(),
+                }));
+            }
+            Some(Operation::DeleteShardKey(d)) => {
+                let key = ShardKey::from_proto(d.shard_key.as_ref()).map_err(err)?;
+                cluster.delete_shard_key(&r.collection_name, &key).await.map_err(err)?;
+                return Ok(Response::new(proto::UpdateCollectionClusterSetupResponse {
+                    result: true,
+                    time: started.elapsed().as_secs_f64(),
+                }));
+            }
             Some(Operation::RestartTransfer(_)) => serde_json::json!({"restart_transfer": {}}),
             Some(Operation::ReplicatePoints(_)) => serde_json::json!({"replicate_points": {}}),
             None => return Err(bad("update collection cluster setup: no operation given")),
@@ -478,6 +505,7 @@ impl Collections for Service {
                     0,
                     blocking(move || Ok(collection(&db, &name)?.info().points_count)).await?,
                     true,
+                    None,
                 )],
                 remote: Vec::new(),
             },
@@ -489,23 +517,81 @@ impl Collections for Service {
             local_shards: map
                 .local
                 .into_iter()
-                .map(|(shard_id, n, up)| proto::LocalShardInfo {
+                .map(|(shard_id, n, up, key)| proto::LocalShardInfo {
                     shard_id,
                     points_count: n as u64,
                     state: if up { active } else { partial },
+                    shard_key: key.map(|k| k.to_proto()),
                 })
                 .collect(),
             remote_shards: map
                 .remote
                 .into_iter()
-                .map(|(shard_id, peer_id, up)| proto::RemoteShardInfo {
+                .map(|(shard_id, peer_id, up, key)| proto::RemoteShardInfo {
                     shard_id,
                     peer_id,
                     state: if up { active } else { partial },
+                    shard_key: key.map(|k| k.to_proto()),
                 })
                 .collect(),
             time: started.elapsed().as_secs_f64(),
         }))
+    }
+
+    /// As `PUT /collections/{c}/shards` (`Cluster::create_shard_key`).
+    async fn create_shard_key(
+        &self,
+        r: Request<proto::CreateShardKeyRequest>,
+    ) -> Reply<proto::CreateShardKeyResponse> {
+        self.allow(&r, Need::Manage)?;
+        let (started, r) = (Instant::now(), r.into_inner());
+        let cluster = self.0.cluster.clone().ok_or_else(|| err(crate::shards::no_keys_alone()))?;
+        let make = r.request.as_ref().ok_or_else(|| bad("create shard key: `request` is missing"))?;
+        let make = crate::shards::KeyToMake::from_proto(make).map_err(err)?;
+        cluster.create_shard_key(&r.collection_name, make).await.map_err(err)?;
+        Ok(Response::new(proto::CreateShardKeyResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// As `POST /collections/{c}/shards/delete` (`Cluster::delete_shard_key`).
+    async fn delete_shard_key(
+        &self,
+        r: Request<proto::DeleteShardKeyRequest>,
+    ) -> Reply<proto::DeleteShardKeyResponse> {
+        self.allow(&r, Need::Manage)?;
+        let (started, r) = (Instant::now(), r.into_inner());
+        let cluster = self.0.cluster.clone().ok_or_else(|| err(crate::shards::no_keys_alone()))?;
+        let key = r.request.as_ref().and_then(|d| d.shard_key.as_ref());
+        let key = ShardKey::from_proto(key).map_err(err)?;
+        cluster.delete_shard_key(&r.collection_name, &key).await.map_err(err)?;
+        Ok(Response::new(proto::DeleteShardKeyResponse {
+            result: true,
+            time: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// As `GET /collections/{c}/shards`: the shard keys (none for a collection placed
+    /// by point ids, or on a single server).
+    async fn list_shard_keys(
+        &self,
+        r: Request<proto::ListShardKeysRequest>,
+    ) -> Reply<proto::ListShardKeysResponse> {
+        self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
+        let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let cluster = self.0.cluster.clone();
+        let keys = blocking(move || match cluster {
+            Some(cluster) => cluster.shard_keys(&name).map_err(err),
+            None => collection(&db, &name).map(|_| None),
+        })
+        .await?;
+        let shard_keys = keys
+            .unwrap_or_default()
+            .iter()
+            .map(|k| proto::ShardKeyDescription { key: Some(k.to_proto()) })
+            .collect();
+        Ok(Response::new(proto::ListShardKeysResponse { shard_keys, time: started.elapsed().as_secs_f64() }))
     }
 }
 
@@ -670,6 +756,11 @@ async fn update(
     let started = Instant::now();
     let op = proto::PointsUpdateOperation { operation: Some(op) };
     let points_write = PointsWrite::from_batch(&op)?;
+    if state.cluster.is_none()
+        && crate::shards::entry_names_keys(&crate::replica::grpc_entry(vec![op.clone()]))
+    {
+        return Err(err(crate::shards::no_keys_alone()));
+    }
     match state.cluster.clone() {
         Some(cluster) => {
             cluster.write(&name, crate::replica::grpc_entry(vec![op])).await.map_err(err)?;
@@ -715,18 +806,51 @@ async fn write(
 struct Reads {
     db: braid::Database,
     cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+    /// The shard keys the call names (`shard_key_selector`); every shard if none.
+    keys: Option<Vec<ShardKey>>,
 }
 
 impl Reads {
     /// What reads of collection `name` go to; called on a blocking thread.
     fn source(&self, name: &str) -> Result<Source, Status> {
-        Source::of(&self.db, self.cluster.as_ref(), name).map_err(err)
+        Source::of(&self.db, self.cluster.as_ref(), name, self.keys.as_deref()).map_err(err)
     }
+}
+
+/// The keys a `shard_key_selector` names.
+fn keys(selector: Option<&proto::ShardKeySelector>) -> Result<Option<Vec<ShardKey>>, Status> {
+    crate::shards::proto_keys(selector).map_err(err)
+}
+
+/// The keys the requests of a batch name: the same for all of them, or refused.
+fn batch_keys<'a>(
+    selectors: impl Iterator<Item = Option<&'a proto::ShardKeySelector>>,
+) -> Result<Option<Vec<ShardKey>>, Status> {
+    let mut named: Option<Option<Vec<ShardKey>>> = None;
+    for selector in selectors {
+        let these = keys(selector)?;
+        match &named {
+            Some(first) if *first != these => {
+                return Err(bad(
+                    "the requests of one batch name different `shard_key_selector`s: Braid serves one \
+                     selection per batch; send them as separate batches",
+                ));
+            }
+            Some(_) => {}
+            None => named = Some(these),
+        }
+    }
+    Ok(named.flatten())
 }
 
 impl Service {
     fn reads(&self) -> Reads {
-        Reads { db: self.0.db.clone(), cluster: self.0.cluster.clone() }
+        Reads { db: self.0.db.clone(), cluster: self.0.cluster.clone(), keys: None }
+    }
+
+    /// [`Service::reads`] of the shards of the keys `selector` names.
+    fn keyed(&self, selector: Option<&proto::ShardKeySelector>) -> Result<Reads, Status> {
+        Ok(Reads { keys: keys(selector)?, ..self.reads() })
     }
 
     /// Refuses, on a cluster node, a change that is not replicated yet (`what`).
@@ -751,10 +875,11 @@ impl Service {
     async fn one(
         &self,
         name: &str,
+        keys: Option<Vec<ShardKey>>,
         request: braid::QueryPoints,
         timeout: Option<u64>,
     ) -> Result<Vec<proto::ScoredPoint>, Status> {
-        let (reads, name) = (self.reads(), name.to_string());
+        let (reads, name) = (Reads { keys, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let hits = blocking(move || reads.source(&name)?.query_until(request, &stop).map_err(err)).await?;
         Ok(hits.into_iter().map(scored).collect())
@@ -763,7 +888,7 @@ impl Service {
     /// Computes the distance matrix a request asks for.
     async fn matrix(&self, r: &proto::SearchMatrixPoints) -> Result<braid::DistanceMatrix, Status> {
         let request = matrix_request(r)?;
-        let (reads, name) = (self.reads(), r.collection_name.clone());
+        let (reads, name) = (self.keyed(r.shard_key_selector.as_ref())?, r.collection_name.clone());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         blocking(move || {
             reads
@@ -780,11 +905,12 @@ impl Service {
     async fn grouped(
         &self,
         name: &str,
+        keys: Option<Vec<ShardKey>>,
         request: braid::QueryPoints,
         group: braid::GroupBy,
         timeout: Option<u64>,
     ) -> Result<proto::GroupsResult, Status> {
-        let (reads, name) = (self.reads(), name.to_string());
+        let (reads, name) = (Reads { keys, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let groups = blocking(move || {
             reads
@@ -802,10 +928,11 @@ impl Service {
     async fn batch(
         &self,
         name: &str,
+        keys: Option<Vec<ShardKey>>,
         requests: Vec<braid::QueryPoints>,
         timeout: Option<u64>,
     ) -> Result<Vec<proto::BatchResult>, Status> {
-        let (reads, name) = (self.reads(), name.to_string());
+        let (reads, name) = (Reads { keys, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let results =
             blocking(move || reads.source(&name)?.query_batch_until(requests, &stop).map_err(err)).await?;
@@ -823,20 +950,28 @@ impl Points for Service {
     async fn upsert(&self, r: Request<proto::UpsertPoints>) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "upsert")?;
-        let op = Operation::Upsert(batch::PointStructList { points: r.points, ..Default::default() });
+        let op = Operation::Upsert(batch::PointStructList {
+            points: r.points,
+            shard_key_selector: r.shard_key_selector,
+            ..Default::default()
+        });
         update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn delete(&self, r: Request<proto::DeletePoints>) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "delete points")?;
-        let op = Operation::DeletePoints(batch::DeletePoints { points: r.points, shard_key_selector: None });
+        let op = Operation::DeletePoints(batch::DeletePoints {
+            points: r.points,
+            shard_key_selector: r.shard_key_selector,
+        });
         update(&self.0, r.collection_name, r.wait, op).await
     }
 
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, reads, started) = (checked(r, "retrieve")?, self.reads(), Instant::now());
+        let (r, started) = (checked(r, "retrieve")?, Instant::now());
+        let reads = self.keyed(r.shard_key_selector.as_ref())?;
         let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
         let records =
@@ -853,7 +988,11 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "update vectors")?;
-        let op = Operation::UpdateVectors(batch::UpdateVectors { points: r.points, ..Default::default() });
+        let op = Operation::UpdateVectors(batch::UpdateVectors {
+            points: r.points,
+            shard_key_selector: r.shard_key_selector,
+            ..Default::default()
+        });
         update(&self.0, r.collection_name, r.wait, op).await
     }
 
@@ -866,7 +1005,7 @@ impl Points for Service {
         let op = Operation::DeleteVectors(batch::DeleteVectors {
             points_selector: r.points_selector,
             vectors: r.vectors,
-            shard_key_selector: None,
+            shard_key_selector: r.shard_key_selector,
         });
         update(&self.0, r.collection_name, r.wait, op).await
     }
@@ -880,7 +1019,7 @@ impl Points for Service {
         let op = Operation::SetPayload(batch::SetPayload {
             payload: r.payload,
             points_selector: r.points_selector,
-            shard_key_selector: None,
+            shard_key_selector: r.shard_key_selector,
             key: r.key,
         });
         update(&self.0, r.collection_name, r.wait, op).await
@@ -895,7 +1034,7 @@ impl Points for Service {
         let op = Operation::OverwritePayload(batch::OverwritePayload {
             payload: r.payload,
             points_selector: r.points_selector,
-            shard_key_selector: None,
+            shard_key_selector: r.shard_key_selector,
             key: r.key,
         });
         update(&self.0, r.collection_name, r.wait, op).await
@@ -910,7 +1049,7 @@ impl Points for Service {
         let op = Operation::DeletePayload(batch::DeletePayload {
             keys: r.keys,
             points_selector: r.points_selector,
-            shard_key_selector: None,
+            shard_key_selector: r.shard_key_selector,
         });
         update(&self.0, r.collection_name, r.wait, op).await
     }
@@ -921,7 +1060,10 @@ impl Points for Service {
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Write(&r.get_ref().collection_name))?;
         let r = checked(r, "clear payload")?;
-        let op = Operation::ClearPayload(batch::ClearPayload { points: r.points, shard_key_selector: None });
+        let op = Operation::ClearPayload(batch::ClearPayload {
+            points: r.points,
+            shard_key_selector: r.shard_key_selector,
+        });
         update(&self.0, r.collection_name, r.wait, op).await
     }
 
@@ -942,6 +1084,9 @@ impl Points for Service {
                 result,
                 time: started.elapsed().as_secs_f64(),
             }));
+        }
+        if crate::shards::entry_names_keys(&crate::replica::grpc_entry(r.operations.clone())) {
+            return Err(err(crate::shards::no_keys_alone()));
         }
         let (db, state, name, wait) = (self.0.db.clone(), self.0.clone(), r.collection_name, r.wait);
         let result = blocking(move || {
@@ -1028,21 +1173,25 @@ impl Points for Service {
     async fn search(&self, r: Request<proto::SearchPoints>) -> Reply<proto::SearchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search")?, Instant::now());
-        let result = self.one(&r.collection_name, search_request(&r)?, r.timeout).await?;
+        let result = self
+            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, search_request(&r)?, r.timeout)
+            .await?;
         Ok(Response::new(proto::SearchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search batch")?, Instant::now());
+        let keys = batch_keys(r.search_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
         let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
         Ok(Response::new(proto::SearchBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn scroll(&self, r: Request<proto::ScrollPoints>) -> Reply<proto::ScrollResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, reads, started) = (checked(r, "scroll")?, self.reads(), Instant::now());
+        let (r, started) = (checked(r, "scroll")?, Instant::now());
+        let reads = self.keyed(r.shard_key_selector.as_ref())?;
         let filter = filter(r.filter.as_ref())?;
         let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), true), with_vectors(r.with_vectors.as_ref()));
@@ -1072,7 +1221,8 @@ impl Points for Service {
 
     async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, reads, started) = (checked(r, "count")?, self.reads(), Instant::now());
+        let (r, started) = (checked(r, "count")?, Instant::now());
+        let reads = self.keyed(r.shard_key_selector.as_ref())?;
         let filter = filter(r.filter.as_ref())?;
         let count =
             blocking(move || reads.source(&r.collection_name)?.count(filter.as_ref()).map_err(err)).await?;
@@ -1084,7 +1234,8 @@ impl Points for Service {
 
     async fn facet(&self, r: Request<proto::FacetCounts>) -> Reply<proto::FacetResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
-        let (r, reads, started) = (checked(r, "facet")?, self.reads(), Instant::now());
+        let (r, started) = (checked(r, "facet")?, Instant::now());
+        let reads = self.keyed(r.shard_key_selector.as_ref())?;
         let filter = filter(r.filter.as_ref())?;
         // `exact: false` allows estimated counts; Braid's are always exact.
         let limit = r.limit.map_or(10, |l| l as usize);
@@ -1113,15 +1264,18 @@ impl Points for Service {
     async fn query(&self, r: Request<proto::QueryPoints>) -> Reply<proto::QueryResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query")?, Instant::now());
-        let result = self.one(&r.collection_name, query_points(&r)?, r.timeout).await?;
+        let result = self
+            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query_points(&r)?, r.timeout)
+            .await?;
         Ok(Response::new(proto::QueryResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query batch")?, Instant::now());
+        let keys = batch_keys(r.query_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
         Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1162,7 +1316,10 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query groups")?, Instant::now());
         let (query, group) = query_groups_request(&r)?;
-        let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
+        let result = Some(
+            self.grouped(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query, group, r.timeout)
+                .await?,
+        );
         Ok(Response::new(proto::QueryGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1173,7 +1330,10 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search groups")?, Instant::now());
         let (query, group) = search_groups_request(&r)?;
-        let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
+        let result = Some(
+            self.grouped(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query, group, r.timeout)
+                .await?,
+        );
         Ok(Response::new(proto::SearchGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1184,14 +1344,19 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend groups")?, Instant::now());
         let (query, group) = recommend_groups_request(&r)?;
-        let result = Some(self.grouped(&r.collection_name, query, group, r.timeout).await?);
+        let result = Some(
+            self.grouped(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query, group, r.timeout)
+                .await?,
+        );
         Ok(Response::new(proto::RecommendGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn recommend(&self, r: Request<proto::RecommendPoints>) -> Reply<proto::RecommendResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend")?, Instant::now());
-        let result = self.one(&r.collection_name, recommend_request(&r)?, r.timeout).await?;
+        let result = self
+            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, recommend_request(&r)?, r.timeout)
+            .await?;
         Ok(Response::new(proto::RecommendResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1201,15 +1366,18 @@ impl Points for Service {
     ) -> Reply<proto::RecommendBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend batch")?, Instant::now());
+        let keys = batch_keys(r.recommend_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
         let requests = r.recommend_points.iter().map(recommend_request).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
         Ok(Response::new(proto::RecommendBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn discover(&self, r: Request<proto::DiscoverPoints>) -> Reply<proto::DiscoverResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "discover")?, Instant::now());
-        let result = self.one(&r.collection_name, discover_request(&r)?, r.timeout).await?;
+        let result = self
+            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, discover_request(&r)?, r.timeout)
+            .await?;
         Ok(Response::new(proto::DiscoverResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1219,8 +1387,9 @@ impl Points for Service {
     ) -> Reply<proto::DiscoverBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "discover batch")?, Instant::now());
+        let keys = batch_keys(r.discover_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
         let requests = r.discover_points.iter().map(discover_request).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
         Ok(Response::new(proto::DiscoverBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 }

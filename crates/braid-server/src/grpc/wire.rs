@@ -546,7 +546,9 @@ fn context_in(c: Option<&proto::ContextInput>) -> Result<Vec<ContextPair>, Statu
 pub(super) fn lookup_from(l: Option<&proto::LookupLocation>) -> Result<Option<LookupFrom>, Status> {
     let Some(l) = l else { return Ok(None) };
     if l.shard_key_selector.is_some() {
-        return Err(bad("`lookup_from.shard_key_selector` is not served (Braid has no shards yet)"));
+        return Err(bad(
+            "`lookup_from.shard_key_selector` is not served: the collection looked up is read over all its shards",
+        ));
     }
     Ok(Some(LookupFrom { collection: l.collection_name.clone(), vector: l.vector_name.clone() }))
 }
@@ -1505,7 +1507,6 @@ impl Unserved for proto::SparseIndexConfig {
 impl Unserved for proto::UpsertPoints {
     fn unserved(&self) -> Option<&'static str> {
         first(&[
-            ("shard_key_selector", self.shard_key_selector.is_some()),
             ("update_filter", self.update_filter.is_some()),
             // Qdrant's `UpdateMode`: Upsert = 0 (what Braid does), InsertOnly = 1, UpdateOnly = 2.
             ("update_mode", self.update_mode.is_some_and(|m| m != 0)),
@@ -1515,38 +1516,34 @@ impl Unserved for proto::UpsertPoints {
 
 impl Unserved for proto::UpdatePointVectors {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[
-            ("shard_key_selector", self.shard_key_selector.is_some()),
-            ("update_filter", self.update_filter.is_some()),
-        ])
+        first(&[("update_filter", self.update_filter.is_some())])
     }
 }
 
-/// Messages whose only unserved field is `shard_key_selector`.
-/// Query-shaped messages whose unserved fields are `shard_key_selector` and those of
-/// their `params`.
-macro_rules! shard_key_and_params {
+/// Query-shaped messages whose unserved fields are those of their `params`
+/// (`shard_key_selector` is served: on a cluster node, `shards::proto_keys`).
+macro_rules! only_params {
     ($($message:ident),*) => {$(
         impl Unserved for proto::$message {
             fn unserved(&self) -> Option<&'static str> {
-                first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-                    .or_else(|| inner(self.params.as_ref()))
+                inner(self.params.as_ref())
             }
         }
     )*};
 }
-shard_key_and_params!(RecommendPoints, DiscoverPoints, SearchPointGroups, RecommendPointGroups);
+only_params!(RecommendPoints, DiscoverPoints, SearchPointGroups, RecommendPointGroups, SearchPoints);
 
-macro_rules! only_shard_key {
+/// Messages with no field Braid does not serve.
+macro_rules! all_served {
     ($($message:ident),*) => {$(
         impl Unserved for proto::$message {
             fn unserved(&self) -> Option<&'static str> {
-                first(&[("shard_key_selector", self.shard_key_selector.is_some())])
+                None
             }
         }
     )*};
 }
-only_shard_key!(
+all_served!(
     SearchMatrixPoints,
     DeletePoints,
     GetPoints,
@@ -1555,7 +1552,8 @@ only_shard_key!(
     DeletePayloadPoints,
     ClearPayloadPoints,
     CountPoints,
-    FacetCounts
+    FacetCounts,
+    ScrollPoints
 );
 
 impl Unserved for proto::CreateFieldIndexCollection {
@@ -1590,22 +1588,9 @@ impl Unserved for proto::SearchParams {
     }
 }
 
-impl Unserved for proto::SearchPoints {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-    }
-}
-
 impl Unserved for proto::SearchBatchPoints {
     fn unserved(&self) -> Option<&'static str> {
         self.search_points.iter().find_map(Unserved::unserved)
-    }
-}
-
-impl Unserved for proto::ScrollPoints {
-    fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
     }
 }
 
@@ -1617,17 +1602,13 @@ impl Unserved for proto::PrefetchQuery {
 
 impl Unserved for proto::QueryPoints {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-            .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+        inner(self.params.as_ref()).or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
     }
 }
 
 impl Unserved for proto::QueryPointGroups {
     fn unserved(&self) -> Option<&'static str> {
-        first(&[("shard_key_selector", self.shard_key_selector.is_some())])
-            .or_else(|| inner(self.params.as_ref()))
-            .or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
+        inner(self.params.as_ref()).or_else(|| self.prefetch.iter().find_map(Unserved::unserved))
     }
 }
 
@@ -1652,24 +1633,13 @@ impl Unserved for proto::UpdateBatchPoints {
 impl Unserved for proto::PointsUpdateOperation {
     fn unserved(&self) -> Option<&'static str> {
         use proto::points_update_operation::Operation;
-        let shard_key = |set: bool| first(&[("shard_key_selector", set)]);
         match &self.operation {
             Some(Operation::Upsert(u)) => first(&[
-                ("shard_key_selector", u.shard_key_selector.is_some()),
                 ("update_filter", u.update_filter.is_some()),
                 ("update_mode", u.update_mode.is_some_and(|m| m != 0)),
             ]),
-            Some(Operation::UpdateVectors(u)) => first(&[
-                ("shard_key_selector", u.shard_key_selector.is_some()),
-                ("update_filter", u.update_filter.is_some()),
-            ]),
-            Some(Operation::SetPayload(p)) => shard_key(p.shard_key_selector.is_some()),
-            Some(Operation::OverwritePayload(p)) => shard_key(p.shard_key_selector.is_some()),
-            Some(Operation::DeletePayload(p)) => shard_key(p.shard_key_selector.is_some()),
-            Some(Operation::DeleteVectors(p)) => shard_key(p.shard_key_selector.is_some()),
-            Some(Operation::DeletePoints(p)) => shard_key(p.shard_key_selector.is_some()),
-            Some(Operation::ClearPayload(p)) => shard_key(p.shard_key_selector.is_some()),
-            Some(Operation::DeleteDeprecated(_) | Operation::ClearPayloadDeprecated(_)) | None => None,
+            Some(Operation::UpdateVectors(u)) => first(&[("update_filter", u.update_filter.is_some())]),
+            _ => None,
         }
     }
 }
@@ -1895,10 +1865,6 @@ mod tests {
                 })),
                 "(served)",
             ),
-            (
-                Box::new(proto::UpsertPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
             (Box::new(proto::UpsertPoints { update_filter: bytes(), ..Default::default() }), "update_filter"),
             (Box::new(proto::UpsertPoints { update_mode: Some(1), ..Default::default() }), "update_mode"),
             (
@@ -1914,43 +1880,7 @@ mod tests {
                 Box::new(proto::UpdatePointVectors { update_filter: bytes(), ..Default::default() }),
                 "update_filter",
             ),
-            (
-                Box::new(proto::UpdatePointVectors { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::DeletePoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::GetPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
             (Box::new(proto::GetPoints { read_consistency: bytes(), ..Default::default() }), "(served)"),
-            (
-                Box::new(proto::DeletePointVectors { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::SetPayloadPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::DeletePayloadPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::ClearPayloadPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::CountPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::FacetCounts { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
             (
                 Box::new(proto::CreateFieldIndexCollection {
                     field_index_params: Some(proto::PayloadIndexParams {
@@ -1989,43 +1919,11 @@ mod tests {
                 "(served)",
             ),
             (
-                Box::new(proto::SearchPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
                 Box::new(proto::SearchBatchPoints {
                     search_points: vec![params(proto::SearchParams { acorn: bytes(), ..Default::default() })],
                     ..Default::default()
                 }),
                 "params.acorn",
-            ),
-            (
-                Box::new(proto::ScrollPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::QueryPoints { shard_key_selector: bytes(), ..Default::default() }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::QueryBatchPoints {
-                    query_points: vec![proto::QueryPoints {
-                        shard_key_selector: bytes(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                "shard_key_selector",
-            ),
-            (
-                Box::new(proto::RecommendBatchPoints {
-                    recommend_points: vec![proto::RecommendPoints {
-                        shard_key_selector: bytes(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                "shard_key_selector",
             ),
             (
                 Box::new(proto::DiscoverBatchPoints {

@@ -586,7 +586,7 @@ async fn replicas_are_added_moved_and_dropped_between_peers() {
             json!({"abort_transfer": {"shard_id": 1, "from_peer_id": shard1, "to_peer_id": shard0}}),
             "no transfer",
         ),
-        (json!({"create_sharding_key": {"shard_key": "a"}}), "not served"),
+        (json!({"create_sharding_key": {"shard_key": "a"}}), "sharding_method: custom"),
     ] {
         let (status, v) =
             rests[0].call(reqwest::Method::POST, "/collections/m/cluster", Some(op.clone())).await;
@@ -625,4 +625,262 @@ async fn replicas_are_added_moved_and_dropped_between_peers() {
         rests[1].post("/collections/m/points/query", query.clone()).await["points"].as_array().map(Vec::len),
         Some(10)
     );
+}
+
+/// The products of `category`, as points in REST's shape.
+fn of_category(points: &[Value], category: &str) -> Vec<Value> {
+    points.iter().filter(|p| p["payload"]["category"] == category).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shard_keys_place_tenants_on_their_own_shards() {
+    let (first, second, third, _) = three_nodes().await;
+    let rests: Vec<Rest> = [&first, &second, &third].map(Rest::to).into_iter().collect();
+    // The reference: one server holding the same points in one collection.
+    let (_reference, one) = common::serve_products().await;
+
+    // Sharded by the user: no shard until a key makes them; two per key by default.
+    let mut body = common::config_json();
+    body["sharding_method"] = json!("custom");
+    body["shard_number"] = json!(2);
+    body["replication_factor"] = json!(1);
+    assert_eq!(rests[0].put("/collections/k", body).await, json!(true));
+    let params = rests[1].get("/collections/k").await["config"]["params"].clone();
+    assert_eq!(
+        (params["sharding_method"].clone(), params["shard_number"].clone()),
+        (json!("custom"), json!(2))
+    );
+    assert_eq!(rests[2].get("/collections/k/shards").await, json!({"shard_keys": []}));
+    assert_eq!(rests[0].post("/collections/k/points/count", json!({})).await["count"], 0);
+
+    // Keys made three ways: REST, the cluster operation, gRPC.
+    assert_eq!(rests[0].put("/collections/k/shards", json!({"shard_key": "books"})).await, json!(true));
+    let op =
+        json!({"create_sharding_key": {"shard_key": "toys", "shards_number": 1, "replication_factor": 2}});
+    assert_eq!(rests[1].post("/collections/k/cluster", op).await, json!(true));
+    use qdrant_client::qdrant::shard_key::Key;
+    use qdrant_client::qdrant::{CreateShardKeyBuilder, CreateShardKeyRequestBuilder};
+    let grpc = common::grpc_client(&third);
+    grpc.create_shard_key(
+        CreateShardKeyRequestBuilder::new("k")
+            .request(CreateShardKeyBuilder::default().shard_key(Key::Number(7))),
+    )
+    .await
+    .expect("a shard key made over gRPC");
+    for rest in &rests {
+        eventually("the keys on every node", || async {
+            rest.get("/collections/k/shards").await
+                == json!({"shard_keys": [{"key": "books"}, {"key": "toys"}, {"key": 7}]})
+        })
+        .await;
+    }
+    let (status, v) = rests[2]
+        .call(reqwest::Method::PUT, "/collections/k/shards", Some(json!({"shard_key": "books"})))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["status"]["error"].as_str().unwrap_or_default().contains("already exists"), "{v}");
+    let info = rests[0].get("/collections/k/cluster").await;
+    assert_eq!(info["shard_count"], 5, "{info}");
+    let keyed: usize = ["local_shards", "remote_shards"]
+        .iter()
+        .flat_map(|side| info[side].as_array().expect("shards").clone())
+        .filter(|s| s["shard_key"] == "toys")
+        .count();
+    assert_eq!(keyed, 2, "one shard of `toys`, on two peers: {info}");
+
+    // Each tenant written into its key: books and toys over REST, the rest over gRPC.
+    let points: Vec<Value> = common::products().iter().map(common::point_json).collect();
+    for (node, key) in [(0, "books"), (1, "toys")] {
+        let body = json!({"points": of_category(&points, key), "shard_key": key});
+        rests[node].put("/collections/k/points?wait=true", body).await;
+    }
+    let others: Vec<GrpcPoint> = common::products()
+        .into_iter()
+        .filter(|p| !matches!(p.payload["category"].as_str(), Some("books" | "toys")))
+        .map(|p| {
+            let id: qdrant_client::qdrant::PointId = match p.id {
+                braid::PointId::Num(n) => n.into(),
+                braid::PointId::Uuid(u) => u.to_string().into(),
+            };
+            let vectors: std::collections::HashMap<String, Vec<f32>> = p.vectors.into_iter().collect();
+            GrpcPoint::new(id, vectors, qdrant_client::Payload::try_from(p.payload).expect("payload"))
+        })
+        .collect();
+    grpc.upsert_points(UpsertPointsBuilder::new("k", others).wait(true).shard_key_selector(vec![7u64]))
+        .await
+        .expect("a gRPC upsert into key 7");
+    // Writes naming points need a key the collection has.
+    for (body, why) in [
+        (json!({"points": [points[0].clone()]}), "Shard key not specified"),
+        (json!({"points": [points[0].clone()], "shard_key": "garden"}), "not found"),
+    ] {
+        let (status, v) = rests[2].call(reqwest::Method::PUT, "/collections/k/points", Some(body)).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v["status"]["error"].as_str().unwrap_or_default().contains(why), "{why}: {v}");
+    }
+
+    // Reads of a key answer as the collection filtered to that tenant; without a key,
+    // as the whole collection.
+    let category = |values: Value| json!({"must": [{"key": "category", "match": {"any": values}}]});
+    let (text, _) = common::query_vectors(5);
+    let query = json!({"query": text, "using": "text", "limit": 9, "with_payload": true});
+    let reads: Vec<(Value, Option<Value>)> = vec![
+        (json!(null), None),
+        (json!("books"), Some(category(json!(["books"])))),
+        (json!(["books", "toys"]), Some(category(json!(["books", "toys"])))),
+        (json!(7), Some(json!({"must_not": [{"key": "category", "match": {"any": ["books", "toys"]}}]}))),
+    ];
+    for (key, filter) in &reads {
+        let mut reference = query.clone();
+        reference["filter"] = filter.clone().unwrap_or(Value::Null);
+        let expected = one.post("/collections/p/points/query", reference).await;
+        let count = one.post("/collections/p/points/count", json!({"filter": filter, "exact": true})).await;
+        let mut keyed = query.clone();
+        keyed["shard_key"] = key.clone();
+        for rest in &rests {
+            assert_eq!(rest.post("/collections/k/points/query", keyed.clone()).await, expected, "{key}");
+            let counted =
+                rest.post("/collections/k/points/count", json!({"shard_key": key, "exact": true})).await;
+            assert_eq!(counted, count, "{key}");
+        }
+    }
+    let batch = json!({"searches": [
+        {"vector": {"name": "text", "vector": text}, "limit": 4, "shard_key": "toys"},
+        {"vector": {"name": "text", "vector": text}, "limit": 2, "shard_key": "toys"},
+    ]});
+    let toys = category(json!(["toys"]));
+    let expected = one
+        .post(
+            "/collections/p/points/search/batch",
+            json!({"searches": [
+                {"vector": {"name": "text", "vector": text}, "limit": 4, "filter": toys},
+                {"vector": {"name": "text", "vector": text}, "limit": 2, "filter": toys},
+            ]}),
+        )
+        .await;
+    assert_eq!(rests[1].post("/collections/k/points/search/batch", batch).await, expected);
+    let scrolled = rests[2]
+        .post(
+            "/collections/k/points/scroll",
+            json!({"shard_key": "toys", "limit": 100, "with_payload": true}),
+        )
+        .await;
+    let reference = one
+        .post("/collections/p/points/scroll", json!({"filter": toys, "limit": 100, "with_payload": true}))
+        .await;
+    assert_eq!(scrolled, reference);
+    let (status, v) = rests[0]
+        .call(reqwest::Method::POST, "/collections/k/points/count", Some(json!({"shard_key": "garden"})))
+        .await;
+    assert_eq!(
+        (status, v["status"]["error"].as_str().unwrap_or_default().contains("not found")),
+        (400, true),
+        "{v}"
+    );
+    let counted = grpc
+        .count(
+            qdrant_client::qdrant::CountPointsBuilder::new("k")
+                .exact(true)
+                .shard_key_selector("books".to_string()),
+        )
+        .await
+        .expect("a gRPC count of one key");
+    assert_eq!(counted.result.expect("count").count, 60);
+
+    // A write by filter without a key reaches every shard; with one, its key's only.
+    let sale =
+        json!({"payload": {"sale": true}, "filter": {"must": [{"key": "price", "range": {"lt": 100}}]}});
+    rests[1].post("/collections/k/points/payload?wait=true", sale.clone()).await;
+    let mut books_only = sale.clone();
+    books_only["payload"] = json!({"shelf": "b"});
+    books_only["shard_key"] = json!("books");
+    rests[2].post("/collections/k/points/payload?wait=true", books_only).await;
+    let on_sale = json!({"must": [{"key": "sale", "match": {"value": true}}]});
+    let shelved = json!({"must": [{"key": "shelf", "match": {"value": "b"}}]});
+    let counted = |filter: Value| {
+        let rest = &rests[0];
+        async move {
+            rest.post("/collections/k/points/count", json!({"filter": filter, "exact": true})).await["count"]
+                .clone()
+        }
+    };
+    let reference = one
+        .post(
+            "/collections/p/points/count",
+            json!({"filter": {"must": [{"key": "price", "range": {"lt": 100}}]}}),
+        )
+        .await["count"]
+        .clone();
+    assert_eq!(counted(on_sale).await, reference);
+    let books_cheap = one
+        .post(
+            "/collections/p/points/count",
+            json!({"filter": {"must": [{"key": "price", "range": {"lt": 100}}, {"key": "category", "match": {"value": "books"}}]}}),
+        )
+        .await["count"]
+        .clone();
+    assert_eq!(counted(shelved).await, books_cheap);
+
+    // A key dropped takes its shards and points; the other shards keep their numbers.
+    let ids_before: Vec<u64> = shard_ids(&rests[0], "k").await;
+    assert_eq!(
+        rests[2].post("/collections/k/shards/delete", json!({"shard_key": "toys"})).await,
+        json!(true)
+    );
+    for rest in &rests {
+        eventually("the key dropped everywhere", || async {
+            rest.get("/collections/k/shards").await == json!({"shard_keys": [{"key": "books"}, {"key": 7}]})
+        })
+        .await;
+        assert_eq!(rest.post("/collections/k/points/count", json!({"exact": true})).await["count"], 240);
+    }
+    let ids_after = shard_ids(&rests[1], "k").await;
+    assert_eq!(ids_after.len(), 4);
+    assert!(ids_after.iter().all(|id| ids_before.contains(id)), "{ids_before:?} → {ids_after:?}");
+    let (status, v) = rests[0]
+        .call(reqwest::Method::POST, "/collections/k/shards/delete", Some(json!({"shard_key": "toys"})))
+        .await;
+    assert_eq!(status, 400, "{v}");
+
+    // Keys are refused where they mean nothing: a collection placed by point ids, a
+    // server running alone.
+    rests[0].put("/collections/auto", common::config_json()).await;
+    let (status, v) = rests[1]
+        .call(
+            reqwest::Method::PUT,
+            "/collections/auto/points",
+            Some(json!({"points": [points[0].clone()], "shard_key": "books"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["status"]["error"].as_str().unwrap_or_default().contains("sharding_method"), "{v}");
+    for (method, path, body) in [
+        (reqwest::Method::PUT, "/collections/p/shards", json!({"shard_key": "books"})),
+        (reqwest::Method::POST, "/collections/p/points/count", json!({"shard_key": "books"})),
+        (
+            reqwest::Method::PUT,
+            "/collections/p/points",
+            json!({"points": [points[0].clone()], "shard_key": "a"}),
+        ),
+    ] {
+        let (status, v) = one.call(method, path, Some(body)).await;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(v["status"]["error"].as_str().unwrap_or_default().contains("cluster"), "{path}: {v}");
+    }
+    let mut custom = common::config_json();
+    custom["sharding_method"] = json!("custom");
+    assert_eq!(one.call(reqwest::Method::PUT, "/collections/q", Some(custom)).await.0, 400);
+}
+
+/// The shard numbers of collection `c`, as its cluster information reports them.
+async fn shard_ids(rest: &Rest, c: &str) -> Vec<u64> {
+    let info = rest.get(&format!("/collections/{c}/cluster")).await;
+    let mut ids: Vec<u64> = ["local_shards", "remote_shards"]
+        .iter()
+        .flat_map(|side| info[side].as_array().expect("shards").clone())
+        .filter_map(|s| s["shard_id"].as_u64())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
