@@ -122,6 +122,48 @@ def main():
                 == [(h.id, h.score) for h in client.query_points(name, query=rows[5], limit=6).points])
     third.delete_collection(sharded)
 
+    # A collection sharded by the user: a shard key per group, each group written into
+    # its key, a read of one key answering as the collection filtered to that group,
+    # a key dropped with its points.
+    tenants = name + "_tenants"
+    if first.collection_exists(tenants):
+        first.delete_collection(tenants)
+    first.create_collection(tenants, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE),
+                            sharding_method=models.ShardingMethod.CUSTOM, shard_number=2, replication_factor=1)
+    assert first.get_collection(tenants).config.params.sharding_method == models.ShardingMethod.CUSTOM
+    assert second.create_shard_key(tenants, "even")
+    assert third.create_shard_key(tenants, 7, shards_number=1, replication_factor=2)
+    for key, parity in (("even", 0), (7, 1)):
+        first.upsert(tenants, wait=True, shard_key_selector=key, points=[
+            models.PointStruct(id=i, vector=rows[i], payload={"group": "even" if parity == 0 else "odd"})
+            for i in range(parity, 60, 2)])
+    even = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value="even"))])
+    for client in (first, second, third):
+        for _ in range(100):
+            if len(client.list_shard_keys(tenants).shard_keys or []) == 2:
+                break
+            time.sleep(0.05)
+        assert [k.key for k in client.list_shard_keys(tenants).shard_keys] == ["even", 7]
+        assert client.count(tenants, exact=True).count == 60
+        assert client.count(tenants, exact=True, shard_key_selector="even").count == 30
+        for key, group in (("even", even), ([7], odd)):
+            keyed = client.query_points(tenants, query=rows[5], limit=6, shard_key_selector=key).points
+            filtered = client.query_points(name, query=rows[5], limit=6, query_filter=group).points
+            assert [(h.id, h.score) for h in keyed] == [(h.id, h.score) for h in filtered], (keyed, filtered)
+    try:
+        first.upsert(tenants, wait=True, points=[models.PointStruct(id=1, vector=rows[1])])
+        raise AssertionError("a write naming points without a shard key was accepted")
+    except Exception as e:  # the client raises its own error type per protocol
+        assert "Shard key not specified" in str(e), e
+    assert second.delete_shard_key(tenants, 7)
+    for client in (first, second, third):
+        for _ in range(100):
+            if client.count(tenants, exact=True).count == 30:
+                break
+            time.sleep(0.05)
+        assert client.count(tenants, exact=True).count == 30
+    first.delete_collection(tenants)
+
     third.delete_collection(name)
     for client in (first, second):
         for _ in range(100):
@@ -132,7 +174,8 @@ def main():
             raise AssertionError("the deletion did not reach every node")
     print(f"cluster.py over {proto}: cluster status, a collection created, written, indexed, read and deleted "
           "through three nodes, its cluster information on each, the same collection in three shards "
-          "answering alike, a replica moved and one dropped, replication_factor 4 refused")
+          "answering alike, a replica moved and one dropped, shard keys made, written, read and dropped, "
+          "replication_factor 4 refused")
 
 
 if __name__ == "__main__":
