@@ -803,10 +803,11 @@ impl Cluster {
     pub(crate) fn source(
         self: &Arc<Self>,
         name: &str,
-        keys: Option<&[ShardKey]>,
+        scope: &crate::shards::Scope,
     ) -> Result<crate::shards::Source, ApiError> {
-        let p = self.placement_of(name)?.select(name, keys)?;
+        let p = self.placement_of(name)?.select(name, scope.keys.as_deref())?;
         if p.shards.len() == 1
+            && !scope.strong
             && p.shards[0].readable().any(|(id, _)| *id == self.node.peer_id())
             && let Ok(c) = self.db.collection(&p.local_name(name, 0))
         {
@@ -816,20 +817,23 @@ impl Cluster {
             cluster: self.clone(),
             name: name.to_string(),
             placement: p,
+            strong: scope.strong,
         }))
     }
 
     /// Runs `read` on every shard of collection `name` placed as `p` — on this
     /// node's replica where it holds one, else on a peer holding one (the first that
     /// answers) — and returns the answers in shard order; this node's legs give up when
-    /// `stop` says, the peers' after the read's own timeout. Called on a blocking
-    /// thread.
+    /// `stop` says, the peers' after the read's own timeout. `strong`: every shard read
+    /// from its group's leader (through this node's group where it holds the shard).
+    /// Called on a blocking thread.
     pub(crate) fn read_shards(
         self: &Arc<Self>,
         name: &str,
         p: &Placement,
         read: &crate::shards::ShardRead,
         stop: Option<&braid::Stop>,
+        strong: bool,
     ) -> Result<Vec<crate::shards::ShardAnswer>, ApiError> {
         let me = self.node.peer_id();
         let request = serde_json::to_value(read).map_err(|e| internal("a shard read")(e.to_string()))?;
@@ -838,17 +842,22 @@ impl Cluster {
         let mut local = Vec::new();
         let mut remote = Vec::new();
         for (i, shard) in p.shards.iter().enumerate() {
-            let held = shard
-                .readable()
-                .any(|(id, _)| *id == me)
-                .then(|| self.db.collection(&p.local_name(name, i)).ok())
-                .flatten();
+            let here = shard.readable().any(|(id, _)| *id == me);
+            let held = (here && !strong).then(|| self.db.collection(&p.local_name(name, i)).ok()).flatten();
             match held {
                 Some(c) => local.push((i, c)),
                 None => {
                     let (cluster, group, request) = (self.clone(), shard.group.clone(), request.clone());
-                    let uris: Vec<String> =
-                        shard.readable().filter(|(id, _)| **id != me).map(|(_, u)| u.clone()).collect();
+                    // A strong read of a shard held here goes through this node's
+                    // group too, which passes it to the leader when it follows.
+                    let uris: Vec<String> = shard
+                        .readable()
+                        .filter(|(id, _)| **id != me || strong)
+                        .map(|(id, u)| (*id != me, u.clone()))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .map(|(_, u)| u)
+                        .collect();
                     let task =
                         handle.spawn(async move { cluster.read_remote(&group, &uris, &request).await });
                     remote.push((i, task));

@@ -176,6 +176,10 @@ struct WaitQuery {
     wait: Option<bool>,
     /// Qdrant's per-request `timeout`, in seconds (searches and queries).
     timeout: Option<u64>,
+    /// Reads: how many replicas must agree (`shards::consistency`).
+    consistency: Option<String>,
+    /// Writes: `weak`, `medium` or `strong` (`shards::ordering`: all met).
+    ordering: Option<String>,
 }
 
 /// Raises its flag when dropped: a handler's future is dropped when its client goes
@@ -388,6 +392,8 @@ pub(crate) struct Call {
     /// `wait` as given (calls differ in their default).
     pub(crate) wait_given: Option<bool>,
     timeout: Option<u64>,
+    /// A read consistency above one replica (`shards::Scope::strong`).
+    strong: bool,
     pub(crate) body: Result<Value, ApiError>,
     pub(crate) path_id: Option<String>,
 }
@@ -405,8 +411,11 @@ impl FromRequest<AppState> for Call {
             .extract::<Query<WaitQuery>>()
             .await
             .map_err(|e| error_response(ApiError::bad_request(format!("bad query string: {e}"))))?;
+        let strong = crate::shards::consistency(wait.consistency.as_deref()).map_err(error_response)?;
+        crate::shards::ordering(wait.ordering.as_deref()).map_err(error_response)?;
         let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await;
         Ok(Call {
+            strong,
             state: state.clone(),
             name: params.get("name").cloned().unwrap_or_default(),
             wait: wait.wait.unwrap_or(false),
@@ -454,8 +463,9 @@ impl Call {
     /// the keys the body names (`shard_key`, taken out of it), else every shard.
     fn keyed(self) -> Result<(Source, Value), ApiError> {
         let mut body = self.body?;
-        let keys = crate::shards::take_read_keys(&mut body)?;
-        let source = Source::of(&self.state.db, self.state.cluster.as_ref(), &self.name, keys.as_deref())?;
+        let scope =
+            crate::shards::Scope { keys: crate::shards::take_read_keys(&mut body)?, strong: self.strong };
+        let source = Source::of(&self.state.db, self.state.cluster.as_ref(), &self.name, &scope)?;
         Ok((source, body))
     }
 

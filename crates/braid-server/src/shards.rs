@@ -206,6 +206,58 @@ pub(crate) fn key_to_drop(body: &Value) -> Result<ShardKey, ApiError> {
     ShardKey::from_json(o.get("shard_key").unwrap_or(&Value::Null))
 }
 
+/// Which shards a read goes to, and how fresh its answer must be.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Scope {
+    /// The shard keys named (`None`: every shard).
+    pub(crate) keys: Option<Vec<ShardKey>>,
+    /// A read consistency above one replica (`majority`, `quorum`, `all`, or more than
+    /// one replica): every shard is read from its group's leader, which has applied
+    /// every acknowledged write, rather than from this node's replica, which may trail.
+    pub(crate) strong: bool,
+}
+
+/// A REST read's `consistency` parameter: a number of replicas, `majority`, `quorum`
+/// or `all`; whether it asks for more than one replica.
+pub(crate) fn consistency(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None => Ok(false),
+        Some("majority" | "quorum" | "all") => Ok(true),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(n > 1),
+            _ => Err(ApiError::bad_request(format!(
+                "`consistency` {n}: a number of replicas (1 or more), `majority`, `quorum` or `all`"
+            ))),
+        },
+    }
+}
+
+/// gRPC's `read_consistency`, as [`consistency`].
+pub(crate) fn proto_consistency(c: Option<&proto::ReadConsistency>) -> Result<bool, ApiError> {
+    use proto::read_consistency::Value;
+    match c.and_then(|c| c.value.as_ref()) {
+        None => Ok(false),
+        // Qdrant's ReadConsistencyType: All = 0, Majority = 1, Quorum = 2.
+        Some(Value::Type(0..=2)) => Ok(true),
+        Some(Value::Type(t)) => Err(ApiError::bad_request(format!(
+            "`read_consistency.type` {t}: 0 (all), 1 (majority) or 2 (quorum)"
+        ))),
+        Some(Value::Factor(0)) => Err(ApiError::bad_request(
+            "`read_consistency.factor` 0: a read needs at least one replica".into(),
+        )),
+        Some(Value::Factor(n)) => Ok(*n > 1),
+    }
+}
+
+/// A REST write's `ordering` parameter: every level (`weak`, `medium`, `strong`) is
+/// met, since each shard's writes are ordered by its group's leader.
+pub(crate) fn ordering(value: Option<&str>) -> Result<(), ApiError> {
+    match value {
+        None | Some("weak" | "medium" | "strong") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!("`ordering` {other}: one of weak, medium, strong"))),
+    }
+}
+
 /// Why a shard key is refused on a server running alone.
 pub(crate) fn no_keys_alone() -> ApiError {
     ApiError::bad_request(
@@ -659,16 +711,18 @@ pub(crate) struct Shards {
     pub(crate) cluster: std::sync::Arc<crate::cluster::Cluster>,
     pub(crate) name: String,
     pub(crate) placement: crate::cluster::Placement,
+    /// Every shard read from its group's leader ([`Scope::strong`]).
+    pub(crate) strong: bool,
 }
 
 impl Shards {
     fn run(&self, read: &ShardRead) -> Result<Vec<ShardAnswer>, ApiError> {
-        self.cluster.read_shards(&self.name, &self.placement, read, None)
+        self.cluster.read_shards(&self.name, &self.placement, read, None, self.strong)
     }
 
     /// [`Shards::run`] for a query: this node's legs give up when `stop` says.
     fn run_until(&self, read: &ShardRead, stop: &braid::Stop) -> Result<Vec<ShardAnswer>, ApiError> {
-        self.cluster.read_shards(&self.name, &self.placement, read, Some(stop))
+        self.cluster.read_shards(&self.name, &self.placement, read, Some(stop), self.strong)
     }
 
     fn one(&self) -> bool {
@@ -687,11 +741,11 @@ impl Source {
         db: &braid::Database,
         cluster: Option<&std::sync::Arc<crate::cluster::Cluster>>,
         name: &str,
-        keys: Option<&[ShardKey]>,
+        scope: &Scope,
     ) -> Result<Source, ApiError> {
         match cluster {
-            Some(cluster) => cluster.source(name, keys),
-            None if keys.is_some() => Err(no_keys_alone()),
+            Some(cluster) => cluster.source(name, scope),
+            None if scope.keys.is_some() => Err(no_keys_alone()),
             None => Ok(Source::Local(db.collection(name)?)),
         }
     }
@@ -959,7 +1013,7 @@ fn resolve_level(
     let lookup = lookup_from.take();
     let (source, config, space) = match &lookup {
         Some(l) => {
-            let source = s.cluster.source(&l.collection, None)?;
+            let source = s.cluster.source(&l.collection, &Scope { keys: None, strong: s.strong })?;
             let config = match &source {
                 Source::Local(c) => c.info().config,
                 Source::Shards(other) => other.config().clone(),

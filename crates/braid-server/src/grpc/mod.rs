@@ -12,7 +12,7 @@ use crate::auth::{Access, Need};
 use crate::mapping::{self, CollectionSpec, Spaces};
 use crate::replica::IndexChange;
 use crate::rest::AppState;
-use crate::shards::{ShardKey, Source};
+use crate::shards::{Scope, ShardKey, Source};
 
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub(crate) mod proto {
@@ -806,29 +806,40 @@ async fn write(
 struct Reads {
     db: braid::Database,
     cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
-    /// The shard keys the call names (`shard_key_selector`); every shard if none.
-    keys: Option<Vec<ShardKey>>,
+    /// The shard keys the call names (`shard_key_selector`) and its consistency.
+    scope: Scope,
 }
 
 impl Reads {
     /// What reads of collection `name` go to; called on a blocking thread.
     fn source(&self, name: &str) -> Result<Source, Status> {
-        Source::of(&self.db, self.cluster.as_ref(), name, self.keys.as_deref()).map_err(err)
+        Source::of(&self.db, self.cluster.as_ref(), name, &self.scope).map_err(err)
     }
 }
 
-/// The keys a `shard_key_selector` names.
-fn keys(selector: Option<&proto::ShardKeySelector>) -> Result<Option<Vec<ShardKey>>, Status> {
-    crate::shards::proto_keys(selector).map_err(err)
+/// The shards a call's `shard_key_selector` names and its `read_consistency`.
+fn scope(
+    selector: Option<&proto::ShardKeySelector>,
+    consistency: Option<&proto::ReadConsistency>,
+) -> Result<Scope, Status> {
+    Ok(Scope {
+        keys: crate::shards::proto_keys(selector).map_err(err)?,
+        strong: crate::shards::proto_consistency(consistency).map_err(err)?,
+    })
 }
 
-/// The keys the requests of a batch name: the same for all of them, or refused.
-fn batch_keys<'a>(
-    selectors: impl Iterator<Item = Option<&'a proto::ShardKeySelector>>,
-) -> Result<Option<Vec<ShardKey>>, Status> {
+/// The scope of a batch (its own `read_consistency`, `outer`) whose requests name
+/// theirs: the same keys for all of them, or refused; strong if any asks.
+fn batch_scope<'a>(
+    outer: Option<&proto::ReadConsistency>,
+    requests: impl Iterator<Item = (Option<&'a proto::ShardKeySelector>, Option<&'a proto::ReadConsistency>)>,
+) -> Result<Scope, Status> {
     let mut named: Option<Option<Vec<ShardKey>>> = None;
-    for selector in selectors {
-        let these = keys(selector)?;
+    let mut strong = crate::shards::proto_consistency(outer).map_err(err)?;
+    for (selector, consistency) in requests {
+        let these = scope(selector, consistency)?;
+        strong |= these.strong;
+        let these = these.keys;
         match &named {
             Some(first) if *first != these => {
                 return Err(bad(
@@ -840,17 +851,21 @@ fn batch_keys<'a>(
             None => named = Some(these),
         }
     }
-    Ok(named.flatten())
+    Ok(Scope { keys: named.flatten(), strong })
 }
 
 impl Service {
     fn reads(&self) -> Reads {
-        Reads { db: self.0.db.clone(), cluster: self.0.cluster.clone(), keys: None }
+        Reads { db: self.0.db.clone(), cluster: self.0.cluster.clone(), scope: Scope::default() }
     }
 
-    /// [`Service::reads`] of the shards of the keys `selector` names.
-    fn keyed(&self, selector: Option<&proto::ShardKeySelector>) -> Result<Reads, Status> {
-        Ok(Reads { keys: keys(selector)?, ..self.reads() })
+    /// [`Service::reads`] of the shards `selector` names, at `consistency`.
+    fn scoped(
+        &self,
+        selector: Option<&proto::ShardKeySelector>,
+        consistency: Option<&proto::ReadConsistency>,
+    ) -> Result<Reads, Status> {
+        Ok(Reads { scope: scope(selector, consistency)?, ..self.reads() })
     }
 
     /// Refuses, on a cluster node, a change that is not replicated yet (`what`).
@@ -875,11 +890,11 @@ impl Service {
     async fn one(
         &self,
         name: &str,
-        keys: Option<Vec<ShardKey>>,
+        scope: Scope,
         request: braid::QueryPoints,
         timeout: Option<u64>,
     ) -> Result<Vec<proto::ScoredPoint>, Status> {
-        let (reads, name) = (Reads { keys, ..self.reads() }, name.to_string());
+        let (reads, name) = (Reads { scope, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let hits = blocking(move || reads.source(&name)?.query_until(request, &stop).map_err(err)).await?;
         Ok(hits.into_iter().map(scored).collect())
@@ -888,7 +903,10 @@ impl Service {
     /// Computes the distance matrix a request asks for.
     async fn matrix(&self, r: &proto::SearchMatrixPoints) -> Result<braid::DistanceMatrix, Status> {
         let request = matrix_request(r)?;
-        let (reads, name) = (self.keyed(r.shard_key_selector.as_ref())?, r.collection_name.clone());
+        let (reads, name) = (
+            self.scoped(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+            r.collection_name.clone(),
+        );
         let (stop, _cancel_on_drop) = crate::rest::request_stop(r.timeout);
         blocking(move || {
             reads
@@ -905,12 +923,12 @@ impl Service {
     async fn grouped(
         &self,
         name: &str,
-        keys: Option<Vec<ShardKey>>,
+        scope: Scope,
         request: braid::QueryPoints,
         group: braid::GroupBy,
         timeout: Option<u64>,
     ) -> Result<proto::GroupsResult, Status> {
-        let (reads, name) = (Reads { keys, ..self.reads() }, name.to_string());
+        let (reads, name) = (Reads { scope, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let groups = blocking(move || {
             reads
@@ -928,11 +946,11 @@ impl Service {
     async fn batch(
         &self,
         name: &str,
-        keys: Option<Vec<ShardKey>>,
+        scope: Scope,
         requests: Vec<braid::QueryPoints>,
         timeout: Option<u64>,
     ) -> Result<Vec<proto::BatchResult>, Status> {
-        let (reads, name) = (Reads { keys, ..self.reads() }, name.to_string());
+        let (reads, name) = (Reads { scope, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
         let results =
             blocking(move || reads.source(&name)?.query_batch_until(requests, &stop).map_err(err)).await?;
@@ -971,7 +989,7 @@ impl Points for Service {
     async fn get(&self, r: Request<proto::GetPoints>) -> Reply<proto::GetResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "retrieve")?, Instant::now());
-        let reads = self.keyed(r.shard_key_selector.as_ref())?;
+        let reads = self.scoped(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?;
         let ids = r.ids.iter().map(|i| point_id(Some(i))).collect::<Result<Vec<_>, _>>()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), false), with_vectors(r.with_vectors.as_ref()));
         let records =
@@ -1174,7 +1192,12 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search")?, Instant::now());
         let result = self
-            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, search_request(&r)?, r.timeout)
+            .one(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                search_request(&r)?,
+                r.timeout,
+            )
             .await?;
         Ok(Response::new(proto::SearchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1182,16 +1205,19 @@ impl Points for Service {
     async fn search_batch(&self, r: Request<proto::SearchBatchPoints>) -> Reply<proto::SearchBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "search batch")?, Instant::now());
-        let keys = batch_keys(r.search_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
+        let scope = batch_scope(
+            r.read_consistency.as_ref(),
+            r.search_points.iter().map(|q| (q.shard_key_selector.as_ref(), q.read_consistency.as_ref())),
+        )?;
         let requests = r.search_points.iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, scope, requests, r.timeout).await?;
         Ok(Response::new(proto::SearchBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
     async fn scroll(&self, r: Request<proto::ScrollPoints>) -> Reply<proto::ScrollResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "scroll")?, Instant::now());
-        let reads = self.keyed(r.shard_key_selector.as_ref())?;
+        let reads = self.scoped(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?;
         let filter = filter(r.filter.as_ref())?;
         let offset = r.offset.as_ref().map(|o| point_id(Some(o))).transpose()?;
         let (wp, wv) = (with_payload(r.with_payload.as_ref(), true), with_vectors(r.with_vectors.as_ref()));
@@ -1222,7 +1248,7 @@ impl Points for Service {
     async fn count(&self, r: Request<proto::CountPoints>) -> Reply<proto::CountResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "count")?, Instant::now());
-        let reads = self.keyed(r.shard_key_selector.as_ref())?;
+        let reads = self.scoped(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?;
         let filter = filter(r.filter.as_ref())?;
         let count =
             blocking(move || reads.source(&r.collection_name)?.count(filter.as_ref()).map_err(err)).await?;
@@ -1235,7 +1261,7 @@ impl Points for Service {
     async fn facet(&self, r: Request<proto::FacetCounts>) -> Reply<proto::FacetResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "facet")?, Instant::now());
-        let reads = self.keyed(r.shard_key_selector.as_ref())?;
+        let reads = self.scoped(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?;
         let filter = filter(r.filter.as_ref())?;
         // `exact: false` allows estimated counts; Braid's are always exact.
         let limit = r.limit.map_or(10, |l| l as usize);
@@ -1265,7 +1291,12 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query")?, Instant::now());
         let result = self
-            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query_points(&r)?, r.timeout)
+            .one(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                query_points(&r)?,
+                r.timeout,
+            )
             .await?;
         Ok(Response::new(proto::QueryResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1273,9 +1304,12 @@ impl Points for Service {
     async fn query_batch(&self, r: Request<proto::QueryBatchPoints>) -> Reply<proto::QueryBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "query batch")?, Instant::now());
-        let keys = batch_keys(r.query_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
+        let scope = batch_scope(
+            r.read_consistency.as_ref(),
+            r.query_points.iter().map(|q| (q.shard_key_selector.as_ref(), q.read_consistency.as_ref())),
+        )?;
         let requests = r.query_points.iter().map(query_points).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, scope, requests, r.timeout).await?;
         Ok(Response::new(proto::QueryBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1317,8 +1351,14 @@ impl Points for Service {
         let (r, started) = (checked(r, "query groups")?, Instant::now());
         let (query, group) = query_groups_request(&r)?;
         let result = Some(
-            self.grouped(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query, group, r.timeout)
-                .await?,
+            self.grouped(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                query,
+                group,
+                r.timeout,
+            )
+            .await?,
         );
         Ok(Response::new(proto::QueryGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1331,8 +1371,14 @@ impl Points for Service {
         let (r, started) = (checked(r, "search groups")?, Instant::now());
         let (query, group) = search_groups_request(&r)?;
         let result = Some(
-            self.grouped(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query, group, r.timeout)
-                .await?,
+            self.grouped(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                query,
+                group,
+                r.timeout,
+            )
+            .await?,
         );
         Ok(Response::new(proto::SearchGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1345,8 +1391,14 @@ impl Points for Service {
         let (r, started) = (checked(r, "recommend groups")?, Instant::now());
         let (query, group) = recommend_groups_request(&r)?;
         let result = Some(
-            self.grouped(&r.collection_name, keys(r.shard_key_selector.as_ref())?, query, group, r.timeout)
-                .await?,
+            self.grouped(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                query,
+                group,
+                r.timeout,
+            )
+            .await?,
         );
         Ok(Response::new(proto::RecommendGroupsResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1355,7 +1407,12 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend")?, Instant::now());
         let result = self
-            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, recommend_request(&r)?, r.timeout)
+            .one(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                recommend_request(&r)?,
+                r.timeout,
+            )
             .await?;
         Ok(Response::new(proto::RecommendResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1366,9 +1423,12 @@ impl Points for Service {
     ) -> Reply<proto::RecommendBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "recommend batch")?, Instant::now());
-        let keys = batch_keys(r.recommend_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
+        let scope = batch_scope(
+            r.read_consistency.as_ref(),
+            r.recommend_points.iter().map(|q| (q.shard_key_selector.as_ref(), q.read_consistency.as_ref())),
+        )?;
         let requests = r.recommend_points.iter().map(recommend_request).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, scope, requests, r.timeout).await?;
         Ok(Response::new(proto::RecommendBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 
@@ -1376,7 +1436,12 @@ impl Points for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "discover")?, Instant::now());
         let result = self
-            .one(&r.collection_name, keys(r.shard_key_selector.as_ref())?, discover_request(&r)?, r.timeout)
+            .one(
+                &r.collection_name,
+                scope(r.shard_key_selector.as_ref(), r.read_consistency.as_ref())?,
+                discover_request(&r)?,
+                r.timeout,
+            )
             .await?;
         Ok(Response::new(proto::DiscoverResponse { result, time: started.elapsed().as_secs_f64() }))
     }
@@ -1387,9 +1452,12 @@ impl Points for Service {
     ) -> Reply<proto::DiscoverBatchResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (r, started) = (checked(r, "discover batch")?, Instant::now());
-        let keys = batch_keys(r.discover_points.iter().map(|q| q.shard_key_selector.as_ref()))?;
+        let scope = batch_scope(
+            r.read_consistency.as_ref(),
+            r.discover_points.iter().map(|q| (q.shard_key_selector.as_ref(), q.read_consistency.as_ref())),
+        )?;
         let requests = r.discover_points.iter().map(discover_request).collect::<Result<Vec<_>, _>>()?;
-        let result = self.batch(&r.collection_name, keys, requests, r.timeout).await?;
+        let result = self.batch(&r.collection_name, scope, requests, r.timeout).await?;
         Ok(Response::new(proto::DiscoverBatchResponse { result, time: started.elapsed().as_secs_f64() }))
     }
 }

@@ -1880,7 +1880,13 @@ mod tests {
                 Box::new(proto::UpdatePointVectors { update_filter: bytes(), ..Default::default() }),
                 "update_filter",
             ),
-            (Box::new(proto::GetPoints { read_consistency: bytes(), ..Default::default() }), "(served)"),
+            (
+                Box::new(proto::GetPoints {
+                    read_consistency: Some(Default::default()),
+                    ..Default::default()
+                }),
+                "(served)",
+            ),
             (
                 Box::new(proto::CreateFieldIndexCollection {
                     field_index_params: Some(proto::PayloadIndexParams {

@@ -769,6 +769,29 @@ async fn shard_keys_place_tenants_on_their_own_shards() {
         .post("/collections/p/points/scroll", json!({"filter": toys, "limit": 100, "with_payload": true}))
         .await;
     assert_eq!(scrolled, reference);
+    // A stronger read consistency reads every shard from its leader: the same answers.
+    for rest in &rests {
+        for consistency in ["all", "majority", "quorum", "2", "1"] {
+            let path = format!("/collections/k/points/count?consistency={consistency}");
+            assert_eq!(rest.post(&path, json!({"exact": true})).await["count"], 300, "{consistency}");
+        }
+        let path = "/collections/k/points/query?consistency=all";
+        let expected = one.post("/collections/p/points/query", query.clone()).await;
+        assert_eq!(rest.post(path, query.clone()).await, expected);
+    }
+    for bad in ["0", "most", "-1"] {
+        let path = format!("/collections/k/points/count?consistency={bad}");
+        let (status, v) = rests[1].call(reqwest::Method::POST, &path, Some(json!({}))).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    let read_all = qdrant_client::qdrant::read_consistency::Value::Type(
+        qdrant_client::qdrant::ReadConsistencyType::All as i32,
+    );
+    let counted = grpc
+        .count(qdrant_client::qdrant::CountPointsBuilder::new("k").exact(true).read_consistency(read_all))
+        .await
+        .expect("a gRPC count read from the leaders");
+    assert_eq!(counted.result.expect("count").count, 300);
     let (status, v) = rests[0]
         .call(reqwest::Method::POST, "/collections/k/points/count", Some(json!({"shard_key": "garden"})))
         .await;
