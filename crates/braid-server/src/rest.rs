@@ -977,7 +977,7 @@ fn listed_batch(
 /// A grouped call of `kind` (`query`, `search` or `recommend`).
 fn grouped(c: &Source, body: &Value, stop: &braid::Stop, kind: &str) -> Result<Value, ApiError> {
     let (query, group) = convert::grouped(body, kind)?;
-    Ok(convert::groups_json(c.local("a grouped query")?.query_groups_until(query, &group, stop)?))
+    Ok(convert::groups_json(c.query_groups_until(query, &group, stop)?))
 }
 
 async fn matrix_pairs(call: Call) -> Response {

@@ -764,6 +764,86 @@ impl Source {
         }
     }
 
+    /// A grouped query: on several shards, the grouping loop of one collection
+    /// (`braid::gather_groups`) over the shards' merged rankings, so that the groups
+    /// are those one collection holding every point forms; then the hits' payloads
+    /// and vectors as asked, and each group's lookup.
+    pub(crate) fn query_groups_until(
+        &self,
+        query: QueryPoints,
+        group: &braid::GroupBy,
+        stop: &braid::Stop,
+    ) -> Result<Vec<braid::PointGroup>, ApiError> {
+        let s = match self {
+            Source::Local(c) => return Ok(c.query_groups_until(query, group, stop)?),
+            Source::Shards(s) => s,
+        };
+        braid::check_grouped(&query, group)?;
+        let path = braid::filter::JsonPath::parse(&group.key)
+            .map_err(|_| braid::Error::InvalidKey { key: group.key.clone() })?;
+        let live = self.count(None)?;
+        // Every payload while ranking: a group key may name any path (arrays, nested).
+        let keyed = WithPayload::All;
+        let groups = braid::gather_groups(&query.request, group, live, |deeper| {
+            let ranked = QueryPoints {
+                request: deeper.clone(),
+                with_payload: keyed.clone(),
+                with_vectors: WithVectors::None,
+            };
+            Ok::<_, ApiError>(
+                self.query_until(ranked, stop)?
+                    .into_iter()
+                    .map(|hit| {
+                        let ids = braid::group_ids(&path, hit.payload.as_ref());
+                        (hit.id, (hit.id, hit.score, hit.order_value), ids)
+                    })
+                    .collect(),
+            )
+        })?;
+        // The hits' records as asked, fetched once for every group.
+        let ids: Vec<PointId> = groups.iter().flat_map(|(_, hits)| hits.iter().map(|h| h.0)).collect();
+        let bare = matches!(query.with_payload, WithPayload::None)
+            && matches!(query.with_vectors, WithVectors::None);
+        let mut records: BTreeMap<PointId, Record> = BTreeMap::new();
+        if !bare && !ids.is_empty() {
+            for chunk in ids.chunks(braid::MAX_BATCH) {
+                for r in self.get(chunk, query.with_payload.clone(), query.with_vectors.clone())? {
+                    records.insert(r.id, r);
+                }
+            }
+        }
+        let lookup = match &group.with_lookup {
+            Some(l) => Some((s.cluster.source(&l.collection, &Scope { keys: None, strong: s.strong })?, l)),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(groups.len());
+        for (id, hits) in groups {
+            let hits = hits
+                .into_iter()
+                .map(|(point, score, order_value)| {
+                    let r = records.get(&point);
+                    ScoredPoint {
+                        id: point,
+                        score,
+                        payload: r.and_then(|r| r.payload.clone()),
+                        vectors: r.and_then(|r| r.vectors.clone()),
+                        sparse: r.and_then(|r| r.sparse.clone()),
+                        multi: r.and_then(|r| r.multi.clone()),
+                        order_value,
+                    }
+                })
+                .collect();
+            let found = match (&lookup, id.point_id()) {
+                (Some((other, spec)), Some(point)) => {
+                    other.get(&[point], spec.with_payload.clone(), spec.with_vectors.clone())?.pop()
+                }
+                _ => None,
+            };
+            out.push(braid::PointGroup { id, hits, lookup: found });
+        }
+        Ok(out)
+    }
+
     pub(crate) fn query_until(
         &self,
         query: impl Into<QueryPoints>,

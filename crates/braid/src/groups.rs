@@ -9,9 +9,9 @@ use braid_filter::JsonPath;
 use braid_query::{Prefetch, QueryRequest, Stop};
 use serde_json::Value;
 
+use crate::Error;
 use crate::collection::{Collection, QueryPoints};
 use crate::point::{Record, ScoredPoint, WithPayload, WithVectors};
-use crate::{Error, segment::Segment};
 
 /// A group's id: a string or integer value of the `group_by` key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -95,7 +95,7 @@ pub const MAX_GROUPED: usize = braid_query::MAX_LIMIT;
 /// The distinct group ids a payload gives, in payload order, or `None` when the point
 /// cannot be grouped: no value at the key, or a value that is neither a string nor an
 /// integer (the server then drops the whole point, as local mode notes).
-fn group_ids(path: &JsonPath, payload: Option<&Value>) -> Option<Vec<GroupId>> {
+pub fn group_ids(path: &JsonPath, payload: Option<&Value>) -> Option<Vec<GroupId>> {
     let values = path.values(payload?);
     let mut ids: Vec<GroupId> = Vec::new();
     for v in values.iter().flat_map(|v| match v {
@@ -123,35 +123,32 @@ fn deepen(prefetch: &mut [Prefetch], n: usize) {
 }
 
 /// Points gathered into groups, in the order the groups first appeared.
-#[derive(Default)]
-struct Gathered {
-    groups: Vec<(GroupId, Vec<braid_query::Hit>)>,
+struct Gathered<H> {
+    groups: Vec<(GroupId, Vec<H>)>,
     index: std::collections::HashMap<GroupId, usize>,
 }
 
-impl Gathered {
-    /// Adds the points of `hits` (a ranking, best first) not seen in an earlier round.
+impl<H: Clone> Gathered<H> {
+    /// Adds the points of `hits` (a ranking, best first, each with its point and the
+    /// groups its payload names) not seen in an earlier round.
     fn gather(
         &mut self,
-        segment: &Segment,
-        path: &JsonPath,
-        hits: &[braid_query::Hit],
+        hits: Vec<(PointId, H, Option<Vec<GroupId>>)>,
         group_size: usize,
         seen: &mut std::collections::HashSet<PointId>,
     ) {
-        for hit in hits {
-            if !seen.insert(hit.id) {
+        for (point, hit, ids) in hits {
+            if !seen.insert(point) {
                 continue;
             }
-            let payload = segment.offset(&hit.id).and_then(|o| segment.payloads().get(PointOffset(o)));
-            let Some(ids) = group_ids(path, payload.as_deref()) else { continue };
+            let Some(ids) = ids else { continue };
             for id in ids {
                 let at = *self.index.entry(id.clone()).or_insert_with(|| {
                     self.groups.push((id, Vec::new()));
                     self.groups.len() - 1
                 });
                 if self.groups[at].1.len() < group_size {
-                    self.groups[at].1.push(*hit);
+                    self.groups[at].1.push(hit.clone());
                 }
             }
         }
@@ -163,7 +160,7 @@ impl Gathered {
     /// among them (a later group can no longer make the answer). `None` while no
     /// group is full and fewer than `limit` exist.
     fn narrowing(&self, key: &str, limit: usize, group_size: usize) -> Option<Filter> {
-        let split = |groups: &[(GroupId, Vec<braid_query::Hit>)], full: bool| {
+        let split = |groups: &[(GroupId, Vec<H>)], full: bool| {
             let (mut words, mut ints) = (Vec::new(), Vec::new());
             for (id, hits) in groups {
                 if (hits.len() >= group_size) == full {
@@ -203,6 +200,69 @@ impl Gathered {
     }
 }
 
+/// Refuses a grouped query whose limits or offset Braid does not serve, or whose
+/// key is not a payload path.
+pub fn check_grouped(query: &QueryPoints, group: &GroupBy) -> Result<(), Error> {
+    for (what, n) in [("group limit", group.limit), ("group_size", group.group_size)] {
+        if n == 0 || n > MAX_GROUPED {
+            return Err(braid_query::QueryError::Limit { what, max: MAX_GROUPED, got: n }.into());
+        }
+    }
+    let wanted = group.limit.saturating_mul(group.group_size);
+    if wanted > MAX_GROUPED {
+        return Err(braid_query::QueryError::Limit {
+            what: "limit × group_size",
+            max: MAX_GROUPED,
+            got: wanted,
+        }
+        .into());
+    }
+    if query.request.offset != 0 {
+        // A grouped query takes no offset, as in Qdrant.
+        return Err(braid_query::QueryError::Offset { max: 0, got: query.request.offset }.into());
+    }
+    JsonPath::parse(&group.key).map_err(|_| Error::InvalidKey { key: group.key.clone() })?;
+    Ok(())
+}
+
+/// The ranking loop of a grouped query over any ranking of `live` points: `rank`
+/// answers a request with its hits in order, each with its point and the groups its
+/// payload puts it in. Ranks, gathers, and ranks again — narrowed to the points that
+/// can still add to an open group, and deeper — until the first `limit` groups are
+/// full or the ranking runs out (Qdrant's server searches again the same way); the
+/// first `limit` groups. One collection ranks its segment; a cluster node the merged
+/// answers of the collection's shards.
+pub fn gather_groups<H: Clone, E>(
+    request: &QueryRequest,
+    group: &GroupBy,
+    live: usize,
+    mut rank: impl FnMut(&QueryRequest) -> Result<Vec<(PointId, H, Option<Vec<GroupId>>)>, E>,
+) -> Result<Vec<(GroupId, Vec<H>)>, E> {
+    let wanted = group.limit.saturating_mul(group.group_size);
+    let mut depth = wanted.saturating_mul(2).clamp(32, MAX_GROUPED);
+    let mut gathered = Gathered { groups: Vec::new(), index: std::collections::HashMap::new() };
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let narrowing = gathered.narrowing(&group.key, group.limit, group.group_size);
+        let filter = match (&request.filter, narrowing) {
+            (Some(f), Some(n)) => Some(f.clone().and(n)),
+            (f, n) => n.or_else(|| f.clone()),
+        };
+        let mut deeper = QueryRequest { limit: depth, offset: 0, filter, ..request.clone() };
+        deepen(&mut deeper.prefetch, depth);
+        let hits = rank(&deeper)?;
+        let found = hits.len();
+        gathered.gather(hits, group.group_size, &mut seen);
+        if found < depth || depth >= live.min(MAX_GROUPED) || gathered.complete(group.limit, group.group_size)
+        {
+            break;
+        }
+        depth = depth.saturating_mul(2).min(MAX_GROUPED);
+    }
+    gathered.groups.truncate(group.limit);
+    Ok(gathered.groups)
+}
+
 impl Collection {
     /// Qdrant's grouped query: the query's points, best first, gathered into groups by
     /// their values at `group.key`; the first `group.limit` groups to appear, each
@@ -223,57 +283,26 @@ impl Collection {
         stop: &Stop,
     ) -> Result<Vec<PointGroup>, Error> {
         let query = query.into();
-        for (what, n) in [("group limit", group.limit), ("group_size", group.group_size)] {
-            if n == 0 || n > MAX_GROUPED {
-                return Err(braid_query::QueryError::Limit { what, max: MAX_GROUPED, got: n }.into());
-            }
-        }
-        let wanted = group.limit.saturating_mul(group.group_size);
-        if wanted > MAX_GROUPED {
-            return Err(braid_query::QueryError::Limit {
-                what: "limit × group_size",
-                max: MAX_GROUPED,
-                got: wanted,
-            }
-            .into());
-        }
-        if query.request.offset != 0 {
-            // A grouped query takes no offset, as in Qdrant.
-            return Err(braid_query::QueryError::Offset { max: 0, got: query.request.offset }.into());
-        }
+        check_grouped(&query, group)?;
         let path = JsonPath::parse(&group.key).map_err(|_| Error::InvalidKey { key: group.key.clone() })?;
         let lookup = group.with_lookup.as_ref().map(|l| self.find(&l.collection)).transpose()?;
         let request = self.resolve_lookups(&query.request)?.into_owned();
         let segment = self.serve()?;
         let live = segment.live().len() as usize;
-        // Rank, gather, and rank again — narrowed to the points that can still add to
-        // an open group, and deeper — until the first `limit` groups are full or the
-        // ranking runs out (Qdrant's server searches again the same way).
-        let mut depth = wanted.saturating_mul(2).clamp(32, MAX_GROUPED);
-        let mut gathered = Gathered::default();
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            let narrowing = gathered.narrowing(&group.key, group.limit, group.group_size);
-            let filter = match (&request.filter, narrowing) {
-                (Some(f), Some(n)) => Some(f.clone().and(n)),
-                (f, n) => n.or_else(|| f.clone()),
-            };
-            let mut deeper = QueryRequest { limit: depth, offset: 0, filter, ..request.clone() };
-            deepen(&mut deeper.prefetch, depth);
-            let hits = braid_query::run_until(&*segment, &deeper, stop)?;
-            gathered.gather(&segment, &path, &hits, group.group_size, &mut seen);
-            if hits.len() < depth
-                || depth >= live.min(MAX_GROUPED)
-                || gathered.complete(group.limit, group.group_size)
-            {
-                break;
-            }
-            depth = depth.saturating_mul(2).min(MAX_GROUPED);
-        }
+        let gathered = gather_groups(&request, group, live, |deeper| {
+            let hits = braid_query::run_until(&*segment, deeper, stop)?;
+            Ok::<_, Error>(
+                hits.into_iter()
+                    .map(|hit| {
+                        let payload =
+                            segment.offset(&hit.id).and_then(|o| segment.payloads().get(PointOffset(o)));
+                        (hit.id, hit, group_ids(&path, payload.as_deref()))
+                    })
+                    .collect(),
+            )
+        })?;
         let mut groups: Vec<PointGroup> = gathered
-            .groups
             .into_iter()
-            .take(group.limit)
             .map(|(id, hits)| PointGroup {
                 id,
                 hits: self.scored(&segment, hits, &query.with_payload, &query.with_vectors),

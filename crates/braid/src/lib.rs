@@ -79,7 +79,9 @@ pub use config::{
 };
 pub use database::{AliasOp, Database, check_name};
 pub use error::Error;
-pub use groups::{GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup};
+pub use groups::{
+    GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup, check_grouped, gather_groups, group_ids,
+};
 pub use matrix::{DistanceMatrix, MAX_MATRIX_SAMPLE, MatrixRequest};
 pub use ops::EntryMark;
 pub use point::{

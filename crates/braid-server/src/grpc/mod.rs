@@ -930,15 +930,9 @@ impl Service {
     ) -> Result<proto::GroupsResult, Status> {
         let (reads, name) = (Reads { scope, ..self.reads() }, name.to_string());
         let (stop, _cancel_on_drop) = crate::rest::request_stop(timeout);
-        let groups = blocking(move || {
-            reads
-                .source(&name)?
-                .local("a grouped query")
-                .map_err(err)?
-                .query_groups_until(request, &group, &stop)
-                .map_err(err)
-        })
-        .await?;
+        let groups =
+            blocking(move || reads.source(&name)?.query_groups_until(request, &group, &stop).map_err(err))
+                .await?;
         Ok(groups_out(groups))
     }
 

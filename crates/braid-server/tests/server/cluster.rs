@@ -361,6 +361,23 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
             json!({"prefetch": [{"query": {"recommend": {"positive": [5]}}, "using": "text",
             "limit": 15}, {"query": 6, "using": "image", "limit": 15}], "query": {"fusion": "rrf"}, "limit": 6}),
         ),
+        // Groups: the grouping loop over the shards' merged rankings.
+        (
+            "points/query/groups",
+            json!({"query": text, "using": "text", "group_by": "category", "limit": 3, "group_size": 2,
+            "with_payload": true}),
+        ),
+        (
+            "points/search/groups",
+            json!({"vector": {"name": "image", "vector": image}, "group_by": "stock.n", "limit": 4,
+            "group_size": 3, "filter": books, "with_vector": ["image"]}),
+        ),
+        (
+            "points/query/groups",
+            json!({"prefetch": [{"query": text, "using": "text", "limit": 20},
+            {"query": image, "using": "image", "limit": 15}], "query": {"fusion": "rrf"},
+            "group_by": "category", "limit": 5, "group_size": 4}),
+        ),
         ("points/count", json!({"filter": books, "exact": true})),
         ("points/count", json!({})),
         ("facet", json!({"key": "category"})),
@@ -463,6 +480,15 @@ async fn sharded_collections_answer_as_one_collection_through_any_node() {
         assert_eq!(status, expected, "{v} vs {w}");
         assert!(status == 404 || status == 400, "{v}");
     }
+    // A group's lookup in another collection, itself in shards.
+    let grouped = |lookup: &str| {
+        json!({"query": text, "using": "text", "group_by": "stock.n", "limit": 4, "group_size": 2,
+            "with_lookup": {"collection": lookup, "with_payload": ["name"]}})
+    };
+    assert_eq!(
+        rests[1].post("/collections/t/points/query/groups", grouped("s")).await,
+        one.post("/collections/p/points/query/groups", grouped("p")).await
+    );
     let mmr = json!({"query": {"nearest": text, "mmr": {"diversity": 0.5}}, "using": "text"});
     let (status, v) = rests[0].call(reqwest::Method::POST, "/collections/s/points/query", Some(mmr)).await;
     assert_eq!(status, 400, "{v}");
