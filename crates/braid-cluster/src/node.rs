@@ -361,6 +361,16 @@ impl ClusterNode {
         self.shared.applied.read().state.collections.get(name).cloned()
     }
 
+    /// The collection alias `name` names, if it is an alias.
+    pub fn alias(&self, name: &str) -> Option<String> {
+        self.shared.applied.read().state.aliases.get(name).cloned()
+    }
+
+    /// The alias table, as applied here.
+    pub fn aliases(&self) -> BTreeMap<String, String> {
+        self.shared.applied.read().state.aliases.clone()
+    }
+
     /// What `GET /cluster` reports of this node.
     pub fn status(&self) -> ClusterStatus {
         let m = self.shared.raft.metrics().borrow().clone();

@@ -48,6 +48,14 @@ pub enum MetaCommand {
     /// returns, everything committed before it (a read of the metadata after it is
     /// up to date).
     Sync,
+    /// Replace the alias table with `to` if it is `from` and every alias of `to`
+    /// names a collection that exists under a name no collection has.
+    SetAliases {
+        /// The table the change was made from.
+        from: BTreeMap<String, String>,
+        /// The new table.
+        to: BTreeMap<String, String>,
+    },
 }
 
 /// What applying a command did.
@@ -64,6 +72,9 @@ pub struct ClusterState {
     pub peers: BTreeMap<PeerId, String>,
     /// The collections, each with the configuration it was created with.
     pub collections: BTreeMap<String, serde_json::Value>,
+    /// The aliases, each with the collection it names.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl ClusterState {
@@ -71,9 +82,26 @@ impl ClusterState {
         let changed = match command {
             MetaCommand::CreateCollection { name, config } => {
                 !self.collections.contains_key(name)
+                    && !self.aliases.contains_key(name)
                     && self.collections.insert(name.clone(), config.clone()).is_none()
             }
-            MetaCommand::DeleteCollection { name } => self.collections.remove(name).is_some(),
+            MetaCommand::DeleteCollection { name } => {
+                // Its aliases go with it.
+                let deleted = self.collections.remove(name).is_some();
+                self.aliases.retain(|_, collection| collection != name);
+                deleted
+            }
+            MetaCommand::SetAliases { from, to } => {
+                let valid = to.iter().all(|(alias, c)| {
+                    self.collections.contains_key(c) && !self.collections.contains_key(alias)
+                });
+                if self.aliases == *from && valid {
+                    self.aliases = to.clone();
+                    true
+                } else {
+                    false
+                }
+            }
             MetaCommand::UpdateCollection { name, from, to } => match self.collections.get_mut(name) {
                 Some(config) if config == from => {
                     *config = to.clone();
@@ -224,5 +252,36 @@ mod tests {
         assert!(state.apply(&delete).changed);
         assert!(!state.apply(&delete).changed);
         assert!(state.collections.is_empty());
+    }
+
+    #[test]
+    fn aliases_change_as_a_compare_and_set_and_go_with_their_collection() {
+        let mut state = ClusterState::default();
+        for name in ["a", "b"] {
+            state.apply(&MetaCommand::CreateCollection { name: name.into(), config: serde_json::json!({}) });
+        }
+        let table = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(a, c)| (a.to_string(), c.to_string())).collect()
+        };
+        let set = |from: &[(&str, &str)], to: &[(&str, &str)]| MetaCommand::SetAliases {
+            from: table(from),
+            to: table(to),
+        };
+        assert!(state.apply(&set(&[], &[("x", "a"), ("y", "b")])).changed);
+        // Made from a table that is no longer the state's: nothing changes.
+        assert!(!state.apply(&set(&[], &[("z", "a")])).changed);
+        // An alias on a missing collection, or named as a collection: refused.
+        let now = [("x", "a"), ("y", "b")];
+        assert!(!state.apply(&set(&now, &[("x", "nope")])).changed);
+        assert!(!state.apply(&set(&now, &[("b", "a")])).changed);
+        assert_eq!(state.aliases, table(&now));
+        // A collection is not created under an alias's name; deleting one deletes its aliases.
+        assert!(
+            !state
+                .apply(&MetaCommand::CreateCollection { name: "x".into(), config: serde_json::json!({}) })
+                .changed
+        );
+        assert!(state.apply(&MetaCommand::DeleteCollection { name: "a".into() }).changed);
+        assert_eq!(state.aliases, table(&[("y", "b")]));
     }
 }

@@ -492,6 +492,48 @@ impl Cluster {
             .ok()
     }
 
+    /// The collection `name` names: itself, or the collection an alias names.
+    fn real<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.node.alias(name) {
+            Some(collection) => std::borrow::Cow::Owned(collection),
+            None => std::borrow::Cow::Borrowed(name),
+        }
+    }
+
+    /// Applies alias operations `ops` to the cluster's alias table, all or none, with
+    /// the rules of a single server (`braid::apply_alias_ops`), through the metadata:
+    /// every node resolves the aliases alike once it returns.
+    pub(crate) async fn update_aliases(&self, ops: &[braid::AliasOp]) -> Result<(), ApiError> {
+        for _ in 0..5 {
+            self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+            let state = self.node.state();
+            let to = braid::apply_alias_ops(&state.aliases, |n| state.collections.contains_key(n), ops)?;
+            if to == state.aliases {
+                return Ok(());
+            }
+            let command = MetaCommand::SetAliases { from: state.aliases, to };
+            if self.node.propose(command).await.map_err(cluster_error)?.changed {
+                return Ok(());
+            }
+            // A collection or alias changed meanwhile: read the table again.
+        }
+        Err(ApiError {
+            kind: ErrorKind::Conflict,
+            message: "the aliases kept changing meanwhile; try again".into(),
+        })
+    }
+
+    /// Every alias with the collection it names, sorted by alias.
+    pub(crate) fn aliases(&self) -> Vec<(String, String)> {
+        self.node.aliases().into_iter().collect()
+    }
+
+    /// The aliases of collection `name` (a collection's own name), sorted.
+    pub(crate) fn collection_aliases(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        self.placement_of(name)?;
+        Ok(self.node.aliases().into_iter().filter(|(_, c)| c == name).map(|(a, _)| a).collect())
+    }
+
     fn save(&self, placed: &BTreeMap<String, String>) -> Result<(), String> {
         let path = self.dir.join("placed.json");
         let bytes = serde_json::to_vec_pretty(placed).map_err(|e| e.to_string())?;
@@ -582,6 +624,9 @@ impl Cluster {
         if self.node.collection(name).is_some() {
             return Err(exists());
         }
+        if self.node.alias(name).is_some() {
+            return Err(braid::Error::NameTaken { name: name.to_string(), what: "an alias" }.into());
+        }
         // A collection sharded by the user starts without shards: its keys make them.
         let (shards, custom) = match custom {
             true => (Vec::new(), Some(CustomSharding { shard_number, replication_factor: factor })),
@@ -629,6 +674,7 @@ impl Cluster {
     /// of them, each with `replication_factor` replicas, the collection's defaults
     /// when not given) on the peers of `placement` (every peer when not given).
     pub(crate) async fn create_shard_key(&self, name: &str, make: KeyToMake) -> Result<(), ApiError> {
+        let name = &*self.real(name);
         let KeyToMake { key, shards_number, replication_factor, placement } = make;
         self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
         let (stored, mut p) = self.stored_placement(name)?;
@@ -673,6 +719,7 @@ impl Cluster {
     /// `POST /collections/{c}/shards/delete`: drops shard key `key` with its shards
     /// and their points.
     pub(crate) async fn delete_shard_key(&self, name: &str, key: &ShardKey) -> Result<(), ApiError> {
+        let name = &*self.real(name);
         self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
         let (stored, mut p) = self.stored_placement(name)?;
         p.check_custom(name)?;
@@ -690,6 +737,7 @@ impl Cluster {
     /// The shard keys of collection `name`, in the order they were made; `None` for
     /// a collection sharded automatically.
     pub(crate) fn shard_keys(&self, name: &str) -> Result<Option<Vec<ShardKey>>, ApiError> {
+        let name = &*self.real(name);
         let p = self.placement_of(name)?;
         Ok(p.custom.map(|_| p.keys()))
     }
@@ -756,6 +804,7 @@ impl Cluster {
     /// replicas has it; a write over several shards is not atomic across them (as in
     /// Qdrant): a shard that refuses its part leaves the others' parts applied.
     pub(crate) async fn write(&self, name: &str, write: Value) -> Result<Value, ApiError> {
+        let name = &*self.real(name);
         let p = self.placement_of(name)?;
         let parts = match p.custom {
             Some(_) => p.split_custom(&write)?,
@@ -780,6 +829,7 @@ impl Cluster {
     /// Whether it is sharded by the user (`sharding_method: custom`; then the numbers
     /// are those of each shard key).
     pub(crate) fn shape(&self, name: &str) -> Option<(u32, u32, bool)> {
+        let name = &*self.real(name);
         let p = self.placement(name)?;
         Some(match p.custom {
             Some(c) => (c.shard_number as u32, c.replication_factor as u32, true),
@@ -794,7 +844,7 @@ impl Cluster {
 
     /// Whether the cluster has collection `name`.
     pub(crate) fn exists(&self, name: &str) -> bool {
-        self.node.collection(name).is_some()
+        self.node.collection(&self.real(name)).is_some()
     }
 
     /// What reads of collection `name` go to: this node's replica, when the
@@ -805,6 +855,7 @@ impl Cluster {
         name: &str,
         scope: &crate::shards::Scope,
     ) -> Result<crate::shards::Source, ApiError> {
+        let name = &*self.real(name);
         let p = self.placement_of(name)?.select(name, scope.keys.as_deref())?;
         if p.shards.len() == 1
             && !scope.strong
@@ -936,6 +987,7 @@ impl Cluster {
     /// Where collection `name`'s shards are: the ones this peer holds, with their
     /// points, and the other peers' replicas.
     pub(crate) fn replicas(&self, name: &str) -> Result<ShardMap, ApiError> {
+        let name = &*self.real(name);
         let p = self.placement_of(name)?;
         let me = self.node.peer_id();
         let mut map = ShardMap { shard_count: p.shards.len(), local: Vec::new(), remote: Vec::new() };
@@ -997,6 +1049,7 @@ impl Cluster {
         body: &Value,
         timeout: Option<u64>,
     ) -> Result<(), ApiError> {
+        let name = &*self.real(name);
         let bad = |why: String| ApiError::bad_request(why);
         let (op, args) = body
             .as_object()

@@ -824,8 +824,15 @@ async fn update_aliases(call: Call) -> Response {
         let uri = format!("/collections/{}", call.name).parse().unwrap_or_default();
         return method_not_allowed(axum::http::Method::POST, uri).await;
     }
-    if call.state.cluster.is_some() {
-        return error_response(crate::cluster::not_replicated("changing aliases"));
+    if let Some(cluster) = call.state.cluster.clone() {
+        let started = Instant::now();
+        let result = async {
+            let actions = crate::admin::alias_actions(&call.body?)?;
+            cluster.update_aliases(&actions).await?;
+            Ok(json!(true))
+        }
+        .await;
+        return envelope(result, started);
     }
     run(move || {
         let actions = crate::admin::alias_actions(&call.body?)?;
@@ -838,14 +845,24 @@ async fn update_aliases(call: Call) -> Response {
 async fn collection_aliases(call: Call) -> Response {
     run(move || {
         let name = &call.name;
-        let aliases = call.state.db.collection_aliases(name)?;
+        let aliases = match &call.state.cluster {
+            Some(cluster) => cluster.collection_aliases(name)?,
+            None => call.state.db.collection_aliases(name)?,
+        };
         Ok(crate::admin::aliases_json(aliases.into_iter().map(|a| (a, name.clone()))))
     })
     .await
 }
 
 async fn list_aliases(State(s): State<AppState>) -> Response {
-    run(move || Ok(crate::admin::aliases_json(s.db.aliases()))).await
+    run(move || {
+        let aliases = match &s.cluster {
+            Some(cluster) => cluster.aliases(),
+            None => s.db.aliases(),
+        };
+        Ok(crate::admin::aliases_json(aliases))
+    })
+    .await
 }
 
 async fn create_index(call: Call) -> Response {

@@ -217,6 +217,45 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     if valid_name(name) { Ok(()) } else { Err(Error::InvalidName { name: name.to_string() }) }
 }
 
+/// The alias table `aliases` after `ops`, applied in order, all or none (the rules
+/// of [`Database::update_aliases`]); `is_collection` tells the collections' names.
+/// Shared with a cluster's metadata, which keeps its own table.
+pub fn apply_alias_ops(
+    aliases: &BTreeMap<String, String>,
+    is_collection: impl Fn(&str) -> bool,
+    ops: &[AliasOp],
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut aliases = aliases.clone();
+    let free = |name: &str| {
+        check_name(name)?;
+        if is_collection(name) {
+            return Err(Error::NameTaken { name: name.to_string(), what: "a collection" });
+        }
+        Ok(())
+    };
+    for op in ops {
+        match op {
+            AliasOp::Create { alias, collection } => {
+                free(alias)?;
+                if !is_collection(collection) {
+                    return Err(Error::CollectionNotFound { name: collection.clone() });
+                }
+                aliases.insert(alias.clone(), collection.clone());
+            }
+            AliasOp::Delete { alias } => {
+                aliases.remove(alias);
+            }
+            AliasOp::Rename { from, to } => {
+                free(to)?;
+                let target =
+                    aliases.remove(from).ok_or_else(|| Error::AliasNotFound { name: from.clone() })?;
+                aliases.insert(to.clone(), target);
+            }
+        }
+    }
+    Ok(aliases)
+}
+
 impl Database {
     /// A database held in memory: everything is gone when it is dropped.
     pub fn in_memory() -> Database {
@@ -380,34 +419,7 @@ impl Database {
     /// before or after, never between.
     pub fn update_aliases(&self, ops: &[AliasOp]) -> Result<(), Error> {
         let mut catalog = self.catalog.write();
-        let mut aliases = catalog.aliases.clone();
-        let free = |name: &str| {
-            check_name(name)?;
-            if catalog.collections.contains_key(name) {
-                return Err(Error::NameTaken { name: name.to_string(), what: "a collection" });
-            }
-            Ok(())
-        };
-        for op in ops {
-            match op {
-                AliasOp::Create { alias, collection } => {
-                    free(alias)?;
-                    if !catalog.collections.contains_key(collection) {
-                        return Err(Error::CollectionNotFound { name: collection.clone() });
-                    }
-                    aliases.insert(alias.clone(), collection.clone());
-                }
-                AliasOp::Delete { alias } => {
-                    aliases.remove(alias);
-                }
-                AliasOp::Rename { from, to } => {
-                    free(to)?;
-                    let target =
-                        aliases.remove(from).ok_or_else(|| Error::AliasNotFound { name: from.clone() })?;
-                    aliases.insert(to.clone(), target);
-                }
-            }
-        }
+        let aliases = apply_alias_ops(&catalog.aliases, |name| catalog.collections.contains_key(name), ops)?;
         if aliases != catalog.aliases {
             catalog.set_aliases(aliases)?;
         }

@@ -77,7 +77,7 @@ pub use config::{
     CollectionConfig, Comparator, DEFAULT_THRESHOLD_KB, Datatype, Distance, HnswParams, MAX_DIM,
     MAX_MULTIVECTOR, Modifier, MultiVectorParams, Quantization, SparseVectorParams, VectorParams,
 };
-pub use database::{AliasOp, Database, check_name};
+pub use database::{AliasOp, Database, apply_alias_ops, check_name};
 pub use error::Error;
 pub use groups::{
     GroupBy, GroupId, MAX_GROUPED, PointGroup, WithLookup, check_grouped, gather_groups, group_ids,

@@ -360,7 +360,6 @@ impl Collections for Service {
         r: Request<proto::ChangeAliases>,
     ) -> Reply<proto::CollectionOperationResponse> {
         self.allow(&r, Need::Manage)?;
-        self.single_node("changing aliases")?;
         use proto::alias_operations::Action;
         let (db, started) = (self.0.db.clone(), Instant::now());
         // `timeout` bounds the wait for the change to commit; a change here commits
@@ -380,7 +379,10 @@ impl Collections for Service {
                 None => Err(bad("an alias action needs one of create_alias, rename_alias, delete_alias")),
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        blocking(move || db.update_aliases(&ops).map_err(err)).await?;
+        match self.0.cluster.clone() {
+            Some(cluster) => cluster.update_aliases(&ops).await.map_err(err)?,
+            None => blocking(move || db.update_aliases(&ops).map_err(err)).await?,
+        }
         Ok(Response::new(proto::CollectionOperationResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),
@@ -393,8 +395,12 @@ impl Collections for Service {
     ) -> Reply<proto::ListAliasesResponse> {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (db, started, name) = (self.0.db.clone(), Instant::now(), r.into_inner().collection_name);
+        let cluster = self.0.cluster.clone();
         let aliases = blocking(move || {
-            let aliases = db.collection_aliases(&name).map_err(err)?;
+            let aliases = match cluster {
+                Some(cluster) => cluster.collection_aliases(&name).map_err(err)?,
+                None => db.collection_aliases(&name).map_err(err)?,
+            };
             Ok(aliases
                 .into_iter()
                 .map(|alias_name| proto::AliasDescription { alias_name, collection_name: name.clone() })
@@ -406,8 +412,8 @@ impl Collections for Service {
 
     async fn list_aliases(&self, r: Request<proto::ListAliasesRequest>) -> Reply<proto::ListAliasesResponse> {
         self.allow(&r, Need::Read(None))?;
-        let (db, started) = (self.0.db.clone(), Instant::now());
-        let aliases = blocking(move || Ok(db.aliases()))
+        let (db, started, cluster) = (self.0.db.clone(), Instant::now(), self.0.cluster.clone());
+        let aliases = blocking(move || Ok(cluster.map_or_else(|| db.aliases(), |c| c.aliases())))
             .await?
             .into_iter()
             .map(|(alias_name, collection_name)| proto::AliasDescription { alias_name, collection_name })

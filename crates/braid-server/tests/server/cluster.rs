@@ -188,10 +188,43 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     let (status, v) = rests[0].call(reqwest::Method::POST, "/collections/p/points/batch", Some(sneaky)).await;
     assert_eq!(status, 400, "{v}");
 
-    // Changes outside the points and indexes are not replicated yet: refused, with the
-    // reason.
-    let alias = json!({"actions": [{"create_alias": {"collection_name": "p", "alias_name": "q"}}]});
-    let (status, v) = rests[0].call(reqwest::Method::POST, "/collections/aliases", Some(alias)).await;
+    // Aliases are the cluster's: made through one node, resolved by every node for
+    // reads and writes.
+    let alias = json!({"actions": [{"create_alias": {"collection_name": "p", "alias_name": "q"}},
+        {"create_alias": {"collection_name": "p", "alias_name": "old"}},
+        {"rename_alias": {"old_alias_name": "old", "new_alias_name": "current"}}]});
+    assert_eq!(rests[0].post("/collections/aliases", alias).await, json!(true));
+    let listed = json!({"aliases": [{"alias_name": "current", "collection_name": "p"},
+        {"alias_name": "q", "collection_name": "p"}]});
+    for rest in &rests {
+        eventually("the aliases on every node", || async { rest.get("/aliases").await == listed }).await;
+        assert_eq!(rest.get("/collections/p/aliases").await, listed);
+        assert_eq!(
+            rest.post("/collections/q/points/count", json!({"exact": true})).await,
+            rest.post("/collections/p/points/count", json!({"exact": true})).await
+        );
+        assert_eq!(rest.get("/collections/current/exists").await, json!({"exists": true}));
+    }
+    let through_alias =
+        json!({"points": [{"id": 9_999, "vector": common::point_json(&products[0])["vector"]}]});
+    rests[2].put("/collections/q/points?wait=true", through_alias).await;
+    assert_eq!(rests[1].post("/collections/p/points", json!({"ids": [9_999]})).await[0]["id"], 9_999);
+    rests[1].post("/collections/p/points/delete?wait=true", json!({"points": [9_999]})).await;
+    // The rules of a single server: an alias on a missing collection, a collection
+    // named as an alias, are refused.
+    let bad = json!({"actions": [{"create_alias": {"collection_name": "nope", "alias_name": "z"}}]});
+    let (status, v) = rests[1].call(reqwest::Method::POST, "/collections/aliases", Some(bad)).await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) =
+        rests[2].call(reqwest::Method::PUT, "/collections/q", Some(common::config_json())).await;
+    assert!(status == 400 || status == 409, "{v}");
+    let drop = json!({"actions": [{"delete_alias": {"alias_name": "current"}}]});
+    assert_eq!(rests[2].post("/collections/aliases", drop).await, json!(true));
+
+    // Changes outside the points, indexes and aliases are not replicated yet: refused,
+    // with the reason.
+    let patch = json!({"optimizers_config": {"indexing_threshold": 100}});
+    let (status, v) = rests[0].call(reqwest::Method::PATCH, "/collections/p", Some(patch)).await;
     assert_eq!(status, 400, "{v}");
     assert!(v["status"]["error"].as_str().unwrap_or_default().contains("distributed mode"), "{v}");
     let third_id = rests[2].get("/cluster").await["peer_id"].clone();
@@ -237,6 +270,8 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     }
     let (status, v) = rests[0].call(reqwest::Method::DELETE, "/collections/p", None).await;
     assert_eq!((status, v["result"].clone()), (200, json!(false)), "{v}");
+    // Its aliases went with it.
+    assert_eq!(rests[1].get("/aliases").await, json!({"aliases": []}));
 }
 
 /// Pages through a scroll of `c` (`page` points at a time) to the end.
