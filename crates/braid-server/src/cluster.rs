@@ -734,6 +734,44 @@ impl Cluster {
         self.set_placement(name, stored, &p).await
     }
 
+    /// Changes collection `name`'s schema (its parameters, or a vector name added or
+    /// deleted) on every replica of every shard: checked on the configuration the
+    /// metadata holds, proposed to every shard's group (each replica makes it in log
+    /// order), then recorded in the metadata, which new replicas are made from.
+    pub(crate) async fn change_schema(
+        &self,
+        name: &str,
+        change: crate::replica::SchemaChange,
+    ) -> Result<(), ApiError> {
+        let name = &*self.real(name);
+        self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+        let (_, p) = self.stored_placement(name)?;
+        // Checked as every replica will make it, before it is agreed.
+        let changed = change.config(p.config.clone())?;
+        Database::in_memory().create_collection(name, probe(&changed))?;
+        let entry = json!({"operations": [change.op()?]});
+        let writes = (0..p.shards.len()).map(|i| self.write_shard(&p, i, &entry));
+        for answer in futures_util::future::join_all(writes).await {
+            answer?;
+        }
+        // The metadata's copy, compare-and-set (a replica move may change the
+        // placement meanwhile: read it again).
+        for _ in 0..5 {
+            let (stored, mut p) = self.stored_placement(name)?;
+            p.config = change.config(p.config)?;
+            let to = serde_json::to_value(&p).map_err(|e| internal("a placement")(e.to_string()))?;
+            let command = MetaCommand::UpdateCollection { name: name.to_string(), from: stored, to };
+            if self.node.propose(command).await.map_err(cluster_error)?.changed {
+                return Ok(());
+            }
+            self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+        }
+        Err(ApiError {
+            kind: ErrorKind::Conflict,
+            message: format!("the placement of `{name}` kept changing; its replicas have the change"),
+        })
+    }
+
     /// The shard keys of collection `name`, in the order they were made; `None` for
     /// a collection sharded automatically.
     pub(crate) fn shard_keys(&self, name: &str) -> Result<Option<Vec<ShardKey>>, ApiError> {

@@ -16,7 +16,7 @@ fn bad(why: impl Into<String>) -> ApiError {
 }
 
 /// An `hnsw_config` diff: the fields given.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HnswDiff {
     pub(crate) m: Option<usize>,
     pub(crate) ef_construct: Option<usize>,
@@ -41,7 +41,7 @@ impl HnswDiff {
 }
 
 /// A `quantization_config` as either protocol gave it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum QuantizationSpec {
     /// None given.
     Absent,
@@ -284,7 +284,7 @@ impl CollectionSpec {
 }
 
 /// A `quantization_config` in an update, as either protocol gave it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum QuantizationChange {
     /// None given: as it is.
     Keep,
@@ -306,7 +306,7 @@ impl QuantizationChange {
 
 /// A collection update (`PATCH /collections/{c}`, gRPC `Update`) as either protocol
 /// gave it: diffs over the live configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct UpdateSpec {
     /// Collection-level `hnsw_config`: applies to every dense space (Braid resolved
     /// the collection's defaults into each space at create).
@@ -373,7 +373,7 @@ impl UpdateSpec {
 
 /// A vector space to add (`PUT /collections/{c}/vectors/{name}`, gRPC
 /// `CreateVectorName`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum NewSpace {
     /// Dense, or with `multivector` a multivector space.
     Dense {

@@ -132,6 +132,68 @@ impl IndexChange {
     }
 }
 
+/// A change of a collection's schema outside its points, as either protocol gave it,
+/// carried by a replicated entry (an operation named `change_collection`, which user
+/// batches cannot name) so that every replica of every shard makes it: the diffs of
+/// `PATCH /collections/{c}` (gRPC `Update`), or a vector name added or deleted.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum SchemaChange {
+    /// Diffs over the live configuration.
+    Update(Box<crate::mapping::UpdateSpec>),
+    /// A space added under a name.
+    AddVector(String, crate::mapping::NewSpace),
+    /// A space deleted with every vector in it.
+    DeleteVector(String),
+}
+
+impl SchemaChange {
+    /// The operation of an entry that carries it.
+    pub(crate) fn op(&self) -> Result<Value, ApiError> {
+        let change = serde_json::to_value(self)
+            .map_err(|e| ApiError { kind: ErrorKind::Internal, message: format!("a schema change: {e}") })?;
+        Ok(json!({"change_collection": change}))
+    }
+
+    /// The change an entry's operation `name` with `body` carries, if it is one.
+    fn read(name: &str, body: &Value) -> Option<Result<SchemaChange, String>> {
+        (name == "change_collection").then(|| {
+            serde_json::from_value(body.clone()).map_err(|e| format!("an unreadable schema change: {e}"))
+        })
+    }
+
+    /// The configuration `config` becomes (what the cluster's metadata records, and
+    /// checks before the change is agreed).
+    pub(crate) fn config(
+        &self,
+        mut config: braid::CollectionConfig,
+    ) -> Result<braid::CollectionConfig, ApiError> {
+        match self {
+            SchemaChange::Update(spec) => spec.over(config),
+            SchemaChange::AddVector(name, space) => space.add(name, config),
+            SchemaChange::DeleteVector(name) => {
+                let found = config.vectors.remove(name).is_some()
+                    | config.sparse_vectors.remove(name).is_some()
+                    | config.multivectors.remove(name).is_some();
+                match found {
+                    true => Ok(config),
+                    false => {
+                        let available = config.space_names();
+                        Err(braid::Error::UnknownVector { name: name.clone(), available }.into())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the change on collection `c` (a single server's, or a replica).
+    pub(crate) fn apply(&self, c: &braid::Collection) -> Result<(), ApiError> {
+        match self {
+            SchemaChange::DeleteVector(name) => Ok(c.delete_vector(name)?),
+            change => crate::admin::update_collection(c, |config| change.config(config)),
+        }
+    }
+}
+
 /// An operation of an entry, ready to apply to the collection.
 type Op<'a> = Box<dyn FnOnce(&braid::Collection) -> Result<(), ApiError> + 'a>;
 
@@ -162,6 +224,15 @@ fn operations(write: &Value) -> Result<Vec<Result<Op<'_>, String>>, String> {
                 .and_then(|o| o.iter().next())
                 .and_then(|(name, body)| IndexChange::read(name, body));
             if let Some(change) = index_change {
+                let change = change.map_err(|why| format!("operation {i}: {why}"))?;
+                return Ok(Box::new(move |c: &braid::Collection| change.apply(c)) as Op<'_>);
+            }
+            let schema_change = op
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.iter().next())
+                .and_then(|(name, body)| SchemaChange::read(name, body));
+            if let Some(change) = schema_change {
                 let change = change.map_err(|why| format!("operation {i}: {why}"))?;
                 return Ok(Box::new(move |c: &braid::Collection| change.apply(c)) as Op<'_>);
             }

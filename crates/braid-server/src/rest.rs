@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::convert;
 use crate::error::{ApiError, ErrorKind};
 use crate::replica::IndexChange;
+use crate::replica::SchemaChange;
 use crate::shards::Source;
 
 /// Shared by every handler.
@@ -507,18 +508,34 @@ impl Call {
         envelope(result, started)
     }
 
-    /// Runs the write `f` on this server's collection (a change outside the points,
-    /// which a cluster node does not replicate yet: refused there as `what`); answers
-    /// with an `UpdateResult`.
-    async fn local_write(
+    /// Makes the schema change `read` makes of the body: on this server's collection,
+    /// or on a cluster node on every replica (`Cluster::change_schema`); answers `true`
+    /// as Qdrant's collection calls do, or with an `UpdateResult` as its vector-name
+    /// calls do (`as_update`).
+    async fn change_schema(
         self,
-        what: &'static str,
-        f: impl FnOnce(&Collection, &Value) -> Result<(), ApiError> + Send + 'static,
+        as_update: bool,
+        read: impl FnOnce(&Value) -> Result<SchemaChange, ApiError> + Send + 'static,
     ) -> Response {
-        if self.state.cluster.is_some() {
-            return error_response(crate::cluster::not_replicated(what));
+        let answer = move |state: &AppState, wait: bool| match as_update {
+            true => update_result(state, wait),
+            false => json!(true),
+        };
+        if let Some(cluster) = self.state.cluster.clone() {
+            let started = Instant::now();
+            let result = async {
+                cluster.change_schema(&self.name, read(&self.body?)?).await?;
+                Ok(answer(&self.state, self.wait))
+            }
+            .await;
+            return envelope(result, started);
         }
-        self.write(f).await
+        run(move || {
+            let change = read(&self.body?)?;
+            change.apply(&collection(&self.state.db, &self.name)?)?;
+            Ok(answer(&self.state, self.wait))
+        })
+        .await
     }
 
     /// Runs the write `f`; answers with an `UpdateResult`.
@@ -780,33 +797,21 @@ async fn create_collection(call: Call) -> Response {
 /// on the live collection; a graph whose settings changed is rebuilt in the
 /// background while the old one serves.
 async fn update_collection(call: Call) -> Response {
-    if call.state.cluster.is_some() {
-        return error_response(crate::cluster::not_replicated("changing a collection's parameters"));
-    }
-    run(move || {
-        let spec = convert::collection_update(&call.body?)?;
-        let c = collection(&call.state.db, &call.name)?;
-        crate::admin::update_collection(&c, |config| spec.over(config))?;
-        Ok(json!(true))
-    })
-    .await
+    call.change_schema(false, |body| Ok(SchemaChange::Update(Box::new(convert::collection_update(body)?))))
+        .await
 }
 
 /// `PUT /collections/{name}/vectors/{vector}`: a new vector space, empty for the
 /// points already there.
 async fn create_vector_name(call: Call) -> Response {
     let vector = call.path_id.clone().unwrap_or_default();
-    call.local_write("creating a vector name", move |c, body| {
-        let space = convert::new_space(body)?;
-        crate::admin::update_collection(c, |config| space.add(&vector, config))
-    })
-    .await
+    call.change_schema(true, move |body| Ok(SchemaChange::AddVector(vector, convert::new_space(body)?))).await
 }
 
 /// `DELETE /collections/{name}/vectors/{vector}`: the space and every vector in it.
 async fn delete_vector_name(call: Call) -> Response {
     let vector = call.path_id.clone().unwrap_or_default();
-    call.local_write("deleting a vector name", move |c, _| Ok(c.delete_vector(&vector)?)).await
+    call.change_schema(true, move |_| Ok(SchemaChange::DeleteVector(vector))).await
 }
 
 async fn delete_collection(call: Call) -> Response {

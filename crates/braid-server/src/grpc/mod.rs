@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Access, Need};
 use crate::mapping::{self, CollectionSpec, Spaces};
-use crate::replica::IndexChange;
+use crate::replica::{IndexChange, SchemaChange};
 use crate::rest::AppState;
 use crate::shards::{Scope, ShardKey, Source};
 
@@ -327,15 +327,10 @@ impl Collections for Service {
 
     async fn update(&self, r: Request<proto::UpdateCollection>) -> Reply<proto::CollectionOperationResponse> {
         self.allow(&r, Need::Manage)?;
-        self.single_node("changing a collection's parameters")?;
-        let (db, started) = (self.0.db.clone(), Instant::now());
+        let started = Instant::now();
         let r = checked(r, "update collection")?;
         let spec = update_in(&r)?;
-        blocking(move || {
-            let c = collection(&db, &r.collection_name)?;
-            crate::admin::update_collection(&c, |config| spec.over(config)).map_err(err)
-        })
-        .await?;
+        self.change_schema(r.collection_name, SchemaChange::Update(Box::new(spec))).await?;
         Ok(Response::new(proto::CollectionOperationResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),
@@ -874,11 +869,14 @@ impl Service {
         Ok(Reads { scope: scope(selector, consistency)?, ..self.reads() })
     }
 
-    /// Refuses, on a cluster node, a change that is not replicated yet (`what`).
-    fn single_node(&self, what: &str) -> Result<(), Status> {
-        match self.0.cluster {
-            Some(_) => Err(err(crate::cluster::not_replicated(what))),
-            None => Ok(()),
+    /// Makes a schema change: here, or on a cluster node on every replica.
+    async fn change_schema(&self, name: String, change: SchemaChange) -> Result<(), Status> {
+        match self.0.cluster.clone() {
+            Some(cluster) => cluster.change_schema(&name, change).await.map_err(err),
+            None => {
+                let db = self.0.db.clone();
+                blocking(move || change.apply(&collection(&db, &name)?).map_err(err)).await
+            }
         }
     }
 
@@ -1157,14 +1155,10 @@ impl Points for Service {
         r: Request<proto::CreateVectorNameRequest>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Manage)?;
-        self.single_node("creating a vector name")?;
-        let r = r.into_inner();
+        let (r, started) = (r.into_inner(), Instant::now());
         let space = new_space_in(&r)?;
-        let name = r.vector_name;
-        write(&self.0, r.collection_name, r.wait, move |c| {
-            crate::admin::update_collection(c, |config| space.add(&name, config)).map_err(err)
-        })
-        .await
+        self.change_schema(r.collection_name, SchemaChange::AddVector(r.vector_name, space)).await?;
+        Ok(updated(&self.0, r.wait, started))
     }
 
     async fn delete_vector_name(
@@ -1172,10 +1166,9 @@ impl Points for Service {
         r: Request<proto::DeleteVectorNameRequest>,
     ) -> Reply<proto::PointsOperationResponse> {
         self.allow(&r, Need::Manage)?;
-        self.single_node("deleting a vector name")?;
-        let r = r.into_inner();
-        let name = r.vector_name;
-        write(&self.0, r.collection_name, r.wait, move |c| c.delete_vector(&name).map_err(err)).await
+        let (r, started) = (r.into_inner(), Instant::now());
+        self.change_schema(r.collection_name, SchemaChange::DeleteVector(r.vector_name)).await?;
+        Ok(updated(&self.0, r.wait, started))
     }
 
     async fn delete_field_index(

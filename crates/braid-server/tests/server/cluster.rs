@@ -221,12 +221,36 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     let drop = json!({"actions": [{"delete_alias": {"alias_name": "current"}}]});
     assert_eq!(rests[2].post("/collections/aliases", drop).await, json!(true));
 
-    // Changes outside the points, indexes and aliases are not replicated yet: refused,
-    // with the reason.
-    let patch = json!({"optimizers_config": {"indexing_threshold": 100}});
-    let (status, v) = rests[0].call(reqwest::Method::PATCH, "/collections/p", Some(patch)).await;
-    assert_eq!(status, 400, "{v}");
-    assert!(v["status"]["error"].as_str().unwrap_or_default().contains("distributed mode"), "{v}");
+    // Schema changes reach every replica: parameters, and a vector name added and
+    // deleted.
+    let patch = json!({"hnsw_config": {"m": 24}, "optimizers_config": {"indexing_threshold": 100}});
+    assert_eq!(rests[0].call(reqwest::Method::PATCH, "/collections/p", Some(patch)).await.0, 200);
+    let space = json!({"dense": {"size": 4, "distance": "Dot"}});
+    assert_eq!(rests[1].put("/collections/p/vectors/extra?wait=true", space).await["status"], "completed");
+    for rest in &rests {
+        eventually("the change on every replica", || async {
+            let config = rest.get("/collections/p").await["config"].clone();
+            config["hnsw_config"]["m"] == 24
+                && config["optimizer_config"]["indexing_threshold"] == 100
+                && config["params"]["vectors"]["extra"]["size"] == 4
+        })
+        .await;
+    }
+    let extra = json!({"points": [{"id": 9_998, "vector": {"extra": [1.0, 0.0, 0.0, 0.5]}}]});
+    rests[2].put("/collections/p/points?wait=true", extra).await;
+    let (status, v) = rests[0]
+        .call(reqwest::Method::PATCH, "/collections/p", Some(json!({"vectors": {"nope": {"m": 4}}})))
+        .await;
+    assert_eq!(status, 400, "a change no replica could make is refused before it is agreed: {v}");
+    let (status, v) = rests[2].call(reqwest::Method::DELETE, "/collections/p/vectors/extra", None).await;
+    assert_eq!(status, 200, "{v}");
+    rests[0].post("/collections/p/points/delete?wait=true", json!({"points": [9_998]})).await;
+    for rest in &rests {
+        eventually("the vector name deleted everywhere", || async {
+            rest.get("/collections/p").await["config"]["params"]["vectors"].get("extra").is_none()
+        })
+        .await;
+    }
     let third_id = rests[2].get("/cluster").await["peer_id"].clone();
     let (status, v) =
         rests[0].call(reqwest::Method::DELETE, &format!("/cluster/peer/{third_id}"), None).await;
