@@ -146,9 +146,20 @@ fn start(binary: &Path, data: &Path, count: usize) -> Result<Nodes, String> {
 /// One HTTP/1.1 request to the REST port on loopback (its own connection); the
 /// status and the JSON body.
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<(u16, serde_json::Value), String> {
+    http_within(port, method, path, body, Duration::from_secs(30))
+}
+
+/// [`http`], waiting up to `wait` for the answer.
+fn http_within(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    wait: Duration,
+) -> Result<(u16, serde_json::Value), String> {
     let fail = |e: std::io::Error| format!("{method} {path}: {e}");
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(fail)?;
+    stream.set_read_timeout(Some(wait)).map_err(fail)?;
     let body = body.unwrap_or("");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -173,7 +184,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<(u16,
 /// shards on two nodes; the pause in acknowledged writes when a node is killed, each node in
 /// turn (the one leading the collection's group gives the failover time); and the
 /// time a replica stopped while N points were written takes to catch up after its
-/// restart. Processes of the release `braid` on loopback; written to
+/// restart, and the time `replicate_shard` takes to fill a new replica of N points. Processes of the release `braid` on loopback; written to
 /// `target/bench/cluster.{md,json}`.
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let number = |flag: &str, default: usize| -> Result<usize, String> {
@@ -287,6 +298,39 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     report["catch_up"] = serde_json::json!({"points": catch_up, "seconds": caught_up});
     drop(nodes);
 
+    // A new replica: `catch_up` points in a collection with one replica on two nodes,
+    // then `replicate_shard` to the other node, timed to the call's answer (the new
+    // replica caught up and voting).
+    let mut nodes = Nodes::new(&binary, &data.join("replicate"), 7333, true);
+    for i in 0..2 {
+        nodes.start(i)?;
+    }
+    create_with(nodes.port(0, 0), r#", "replication_factor": 1"#)?;
+    ingest_points(nodes.port(0, 0), 0, catch_up)?;
+    let (_, info) = http(nodes.port(0, 0), "GET", "/collections/c/cluster", None)?;
+    let (_, cluster) = http(nodes.port(0, 0), "GET", "/cluster", None)?;
+    let holder = match info["result"]["local_shards"].as_array().is_some_and(|l| !l.is_empty()) {
+        true => info["result"]["peer_id"].as_u64(),
+        false => info["result"]["remote_shards"][0]["peer_id"].as_u64(),
+    }
+    .ok_or(format!("no holder of the shard in {info}"))?;
+    let to = cluster["result"]["peers"]
+        .as_object()
+        .and_then(|peers| peers.keys().filter_map(|k| k.parse::<u64>().ok()).find(|p| *p != holder))
+        .ok_or(format!("no other peer in {cluster}"))?;
+    let op =
+        format!(r#"{{"replicate_shard": {{"shard_id": 0, "from_peer_id": {holder}, "to_peer_id": {to}}}}}"#);
+    let started = Instant::now();
+    let wait = Duration::from_secs(600);
+    match http_within(nodes.port(0, 0), "POST", "/collections/c/cluster?timeout=600", Some(&op), wait)? {
+        (200, _) => {}
+        (status, v) => return Err(format!("replicate_shard: {status} {v}")),
+    }
+    let replicated = started.elapsed().as_secs_f64();
+    println!("a new replica of {catch_up} points filled by replicate_shard in {replicated:.2} s");
+    report["replicate_shard"] = serde_json::json!({"points": catch_up, "seconds": replicated});
+    drop(nodes);
+
     let ingest_rows = report["ingest"].as_array().cloned().unwrap_or_default();
     let alone = ingest_rows.first().and_then(|r| r["points_per_s"].as_f64()).unwrap_or(f64::NAN);
     let mut md = format!(
@@ -309,6 +353,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         pauses.iter().map(|p| format!("{p:.3} s")).collect::<Vec<_>>().join(" / ")
     );
     md += &format!("\na replica {catch_up} points behind: caught up {caught_up:.2} s after its restart\n");
+    md += &format!("\na new replica of {catch_up} points (`replicate_shard`): filled in {replicated:.2} s\n");
     let out = root().join("target/bench");
     std::fs::write(
         out.join("cluster.json"),
