@@ -218,22 +218,15 @@ fn operations(write: &Value) -> Result<Vec<Result<Op<'_>, String>>, String> {
         .iter()
         .enumerate()
         .map(|(i, op)| {
-            let index_change = op
-                .as_object()
-                .filter(|o| o.len() == 1)
-                .and_then(|o| o.iter().next())
-                .and_then(|(name, body)| IndexChange::read(name, body));
-            if let Some(change) = index_change {
-                let change = change.map_err(|why| format!("operation {i}: {why}"))?;
+            // The entry's own operations (index and schema changes) first.
+            let named = op.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next());
+            let at = |why: String| format!("operation {i}: {why}");
+            if let Some(change) = named.and_then(|(name, body)| IndexChange::read(name, body)) {
+                let change = change.map_err(at)?;
                 return Ok(Box::new(move |c: &braid::Collection| change.apply(c)) as Op<'_>);
             }
-            let schema_change = op
-                .as_object()
-                .filter(|o| o.len() == 1)
-                .and_then(|o| o.iter().next())
-                .and_then(|(name, body)| SchemaChange::read(name, body));
-            if let Some(change) = schema_change {
-                let change = change.map_err(|why| format!("operation {i}: {why}"))?;
+            if let Some(change) = named.and_then(|(name, body)| SchemaChange::read(name, body)) {
+                let change = change.map_err(at)?;
                 return Ok(Box::new(move |c: &braid::Collection| change.apply(c)) as Op<'_>);
             }
             let (write, body) = operation(i, op)?;

@@ -671,46 +671,39 @@ async fn cluster_operation(State(s): State<AppState>) -> Response {
 /// `POST /collections/{c}/cluster`: replicas moved, added or dropped on a cluster node
 /// (`Cluster::change_placement`); refused on a single server.
 async fn change_collection_cluster(call: Call) -> Response {
-    let Some(cluster) = call.state.cluster.clone() else {
-        return cluster_operation(State(call.state)).await;
-    };
-    let started = Instant::now();
-    let result = async {
-        cluster.change_placement(&call.name, &call.body?, call.timeout).await?;
-        Ok(json!(true))
-    }
-    .await;
-    envelope(result, started)
+    placement_call(call, None).await
 }
 
 /// `PUT /collections/{c}/shards`: a shard key made with its shards, on a cluster
-/// node, for a collection created with `sharding_method: custom`.
+/// node, for a collection created with `sharding_method: custom` (the
+/// `create_sharding_key` operation of `POST /collections/{c}/cluster`).
 async fn create_shard_key(call: Call) -> Response {
-    let Some(cluster) = call.state.cluster.clone() else {
-        return error_response(crate::shards::no_keys_alone());
-    };
-    let started = Instant::now();
-    let result = async {
-        let body = call.body?;
-        let key = crate::shards::KeyToMake::from_json(&body)?;
-        cluster.create_shard_key(&call.name, key).await?;
-        Ok(json!(true))
-    }
-    .await;
-    envelope(result, started)
+    placement_call(call, Some("create_sharding_key")).await
 }
 
 /// `POST /collections/{c}/shards/delete`: a shard key dropped with its shards and
-/// their points.
+/// their points (`drop_sharding_key`).
 async fn delete_shard_key(call: Call) -> Response {
+    placement_call(call, Some("drop_sharding_key")).await
+}
+
+/// A change of a collection's placement: the body as `POST /collections/{c}/cluster`
+/// takes it, or the body of operation `op`.
+async fn placement_call(call: Call, op: Option<&'static str>) -> Response {
     let Some(cluster) = call.state.cluster.clone() else {
-        return error_response(crate::shards::no_keys_alone());
+        return match op {
+            Some(_) => error_response(crate::shards::no_keys_alone()),
+            None => cluster_operation(State(call.state)).await,
+        };
     };
     let started = Instant::now();
     let result = async {
         let body = call.body?;
-        let key = crate::shards::key_to_drop(&body)?;
-        cluster.delete_shard_key(&call.name, &key).await?;
+        let body = match op {
+            Some(op) => json!({op: body}),
+            None => body,
+        };
+        cluster.change_placement(&call.name, &body, call.timeout).await?;
         Ok(json!(true))
     }
     .await;

@@ -464,16 +464,14 @@ impl Collections for Service {
                 serde_json::json!({"drop_replica": {"shard_id": d.shard_id, "peer_id": d.peer_id}})
             }
             Some(Operation::CreateShardKey(c)) => {
-                let make = crate::shards::KeyToMake::from_proto(&c).map_err(err)?;
-                cluster.create_shard_key(&r.collection_name, make).await.map_err(err)?;
+                make_key(&cluster, &r.collection_name, Some(&c)).await?;
                 return Ok(Response::new(proto::UpdateCollectionClusterSetupResponse {
                     result: true,
                     time: started.elapsed().as_secs_f64(),
                 }));
             }
             Some(Operation::DeleteShardKey(d)) => {
-                let key = ShardKey::from_proto(d.shard_key.as_ref()).map_err(err)?;
-                cluster.delete_shard_key(&r.collection_name, &key).await.map_err(err)?;
+                drop_key(&cluster, &r.collection_name, Some(&d)).await?;
                 return Ok(Response::new(proto::UpdateCollectionClusterSetupResponse {
                     result: true,
                     time: started.elapsed().as_secs_f64(),
@@ -547,9 +545,7 @@ impl Collections for Service {
         self.allow(&r, Need::Manage)?;
         let (started, r) = (Instant::now(), r.into_inner());
         let cluster = self.0.cluster.clone().ok_or_else(|| err(crate::shards::no_keys_alone()))?;
-        let make = r.request.as_ref().ok_or_else(|| bad("create shard key: `request` is missing"))?;
-        let make = crate::shards::KeyToMake::from_proto(make).map_err(err)?;
-        cluster.create_shard_key(&r.collection_name, make).await.map_err(err)?;
+        make_key(&cluster, &r.collection_name, r.request.as_ref()).await?;
         Ok(Response::new(proto::CreateShardKeyResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),
@@ -564,9 +560,7 @@ impl Collections for Service {
         self.allow(&r, Need::Manage)?;
         let (started, r) = (Instant::now(), r.into_inner());
         let cluster = self.0.cluster.clone().ok_or_else(|| err(crate::shards::no_keys_alone()))?;
-        let key = r.request.as_ref().and_then(|d| d.shard_key.as_ref());
-        let key = ShardKey::from_proto(key).map_err(err)?;
-        cluster.delete_shard_key(&r.collection_name, &key).await.map_err(err)?;
+        drop_key(&cluster, &r.collection_name, r.request.as_ref()).await?;
         Ok(Response::new(proto::DeleteShardKeyResponse {
             result: true,
             time: started.elapsed().as_secs_f64(),
@@ -594,6 +588,28 @@ impl Collections for Service {
             .collect();
         Ok(Response::new(proto::ListShardKeysResponse { shard_keys, time: started.elapsed().as_secs_f64() }))
     }
+}
+
+/// Makes the shard key `make` describes (gRPC `CreateShardKey`, alone or in a cluster
+/// setup call).
+async fn make_key(
+    cluster: &crate::cluster::Cluster,
+    name: &str,
+    make: Option<&proto::CreateShardKey>,
+) -> Result<(), Status> {
+    let make = make.ok_or_else(|| bad("create shard key: `request` is missing"))?;
+    let make = crate::shards::KeyToMake::from_proto(make).map_err(err)?;
+    cluster.create_shard_key(name, make).await.map_err(err)
+}
+
+/// Drops the shard key `drop` names (gRPC `DeleteShardKey`).
+async fn drop_key(
+    cluster: &crate::cluster::Cluster,
+    name: &str,
+    drop: Option<&proto::DeleteShardKey>,
+) -> Result<(), Status> {
+    let key = ShardKey::from_proto(drop.and_then(|d| d.shard_key.as_ref())).map_err(err)?;
+    cluster.delete_shard_key(name, &key).await.map_err(err)
 }
 
 /// The request, once it is known to set no field Braid does not serve.
