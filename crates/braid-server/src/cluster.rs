@@ -71,6 +71,10 @@ pub(crate) struct Placement {
     /// write names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) custom: Option<CustomSharding>,
+    /// Qdrant's `write_consistency_factor` as given (1 when not): at most a majority
+    /// of each shard's replicas, which is what acknowledges every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) write_consistency: Option<u64>,
 }
 
 /// The defaults of a collection sharded by the user, for the shard keys made
@@ -131,6 +135,8 @@ struct Sharded {
     config: CollectionConfig,
     #[serde(default)]
     custom: Option<CustomSharding>,
+    #[serde(default)]
+    write_consistency: Option<u64>,
 }
 
 impl TryFrom<StoredPlacement> for Placement {
@@ -138,12 +144,12 @@ impl TryFrom<StoredPlacement> for Placement {
 
     fn try_from(StoredPlacement(value): StoredPlacement) -> Result<Placement, serde_json::Error> {
         if value.get("shards").is_some() {
-            let Sharded { shards, config, custom } = serde_json::from_value(value)?;
-            return Ok(Placement { shards, config, custom });
+            let Sharded { shards, config, custom, write_consistency } = serde_json::from_value(value)?;
+            return Ok(Placement { shards, config, custom, write_consistency });
         }
         let OneShard { group, replicas, config } = serde_json::from_value(value)?;
         let shard = ShardPlace { group, replicas, joining: Default::default(), id: None, key: None };
-        Ok(Placement { shards: vec![shard], config, custom: None })
+        Ok(Placement { shards: vec![shard], config, custom: None, write_consistency: None })
     }
 }
 
@@ -320,6 +326,20 @@ fn replicas_in_range(factor: u64, peers: usize) -> Result<u64, ApiError> {
     }
 }
 
+/// `write_consistency_factor` `w` checked against shards of `factor` replicas: a write
+/// is acknowledged once a majority of a shard's replicas has it, which meets any
+/// factor up to that majority.
+fn consistency_in_range(w: u64, factor: u64) -> Result<(), ApiError> {
+    let majority = factor / 2 + 1;
+    match (1..=majority).contains(&w) {
+        true => Ok(()),
+        false => Err(ApiError::bad_request(format!(
+            "write_consistency_factor {w}: Braid acknowledges a write once a majority of the shard's {factor} \
+             replicas ({majority}) has it in a synced log, which meets 1 to {majority}; more is not served"
+        ))),
+    }
+}
+
 /// `n` new shards of `factor` replicas over `peers`: shard *i* on `factor` peers
 /// from the *i*-th in order on (from the `first`-th for numbered shards), so that
 /// shards and replicas spread evenly; numbered from `first` when `key` is given.
@@ -341,6 +361,17 @@ fn new_shards(
             key: key.clone(),
         })
         .collect()
+}
+
+/// A collection's placement as collection information reports it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub(crate) shard_number: u32,
+    pub(crate) replication_factor: u32,
+    pub(crate) write_consistency_factor: u32,
+    /// Sharded by the user (`sharding_method: custom`; then the numbers are each
+    /// shard key's).
+    pub(crate) custom: bool,
 }
 
 /// Where a collection's shards are, as cluster information reports them.
@@ -609,12 +640,14 @@ impl Cluster {
         config: CollectionConfig,
         shard_number: Option<u64>,
         replication_factor: Option<u64>,
+        write_consistency: Option<u64>,
         custom: bool,
     ) -> Result<(), ApiError> {
         braid::check_name(name)?;
         let shard_number = shards_in_range(shard_number.unwrap_or(1), "a collection")?;
         let peers = self.voters();
         let factor = replicas_in_range(replication_factor.unwrap_or(peers.len() as u64), peers.len())?;
+        consistency_in_range(write_consistency.unwrap_or(1), factor)?;
         // Every node creates it from the metadata: a configuration that one of them
         // would refuse must be refused before it is agreed. Checked by creating it in
         // memory, with what only a database on disk serves (payloads and graphs on
@@ -632,7 +665,7 @@ impl Cluster {
             true => (Vec::new(), Some(CustomSharding { shard_number, replication_factor: factor })),
             false => (new_shards(shard_number, factor, &peers, 0, None), None),
         };
-        let placement = Placement { shards, config, custom };
+        let placement = Placement { shards, config, custom, write_consistency };
         let command = MetaCommand::CreateCollection {
             name: name.to_string(),
             config: serde_json::to_value(&placement).map_err(|e| internal("a placement")(e.to_string()))?,
@@ -702,6 +735,7 @@ impl Cluster {
             replication_factor.unwrap_or(defaults.replication_factor).min(peers.len() as u64),
             peers.len(),
         )?;
+        consistency_in_range(p.write_consistency.unwrap_or(1), factor)?;
         if p.shards.len() as u64 + shard_number > MAX_SHARDS_CUSTOM {
             return Err(ApiError::bad_request(format!(
                 "collection `{name}` would have {} shards: a collection sharded by the user has at most \
@@ -866,12 +900,18 @@ impl Cluster {
     /// information reports them (`shard_number`, `replication_factor`).
     /// Whether it is sharded by the user (`sharding_method: custom`; then the numbers
     /// are those of each shard key).
-    pub(crate) fn shape(&self, name: &str) -> Option<(u32, u32, bool)> {
+    pub(crate) fn shape(&self, name: &str) -> Option<Shape> {
         let name = &*self.real(name);
         let p = self.placement(name)?;
-        Some(match p.custom {
-            Some(c) => (c.shard_number as u32, c.replication_factor as u32, true),
-            None => (p.shards.len() as u32, p.shards.first().map_or(0, |s| s.replicas.len()) as u32, false),
+        let (shard_number, replication_factor) = match p.custom {
+            Some(c) => (c.shard_number as u32, c.replication_factor as u32),
+            None => (p.shards.len() as u32, p.shards.first().map_or(0, |s| s.replicas.len()) as u32),
+        };
+        Some(Shape {
+            shard_number,
+            replication_factor,
+            write_consistency_factor: p.write_consistency.unwrap_or(1) as u32,
+            custom: p.custom.is_some(),
         })
     }
 

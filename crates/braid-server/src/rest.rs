@@ -606,11 +606,13 @@ async fn collection_info(call: Call) -> Response {
     let shape = call.state.cluster.as_ref().and_then(|c| c.shape(&call.name));
     call.read(move |c, _| {
         let mut info = convert::info_json(&c.info()?, &reported);
-        if let Some((shards, replicas, custom)) = shape {
-            info["config"]["params"]["shard_number"] = json!(shards);
-            info["config"]["params"]["replication_factor"] = json!(replicas);
-            if custom {
-                info["config"]["params"]["sharding_method"] = json!("custom");
+        if let Some(shape) = shape {
+            let params = &mut info["config"]["params"];
+            params["shard_number"] = json!(shape.shard_number);
+            params["replication_factor"] = json!(shape.replication_factor);
+            params["write_consistency_factor"] = json!(shape.write_consistency_factor);
+            if shape.custom {
+                params["sharding_method"] = json!("custom");
             }
         }
         Ok(info)
@@ -760,6 +762,7 @@ async fn create_collection(call: Call) -> Response {
                     .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be a positive integer"))),
             };
             let (shards, replicas) = (count("shard_number")?, count("replication_factor")?);
+            let write_consistency = count("write_consistency_factor")?;
             let custom = match body.as_object_mut().and_then(|o| o.remove("sharding_method")) {
                 None | Some(Value::Null) => false,
                 Some(m) if m == "auto" => false,
@@ -772,7 +775,7 @@ async fn create_collection(call: Call) -> Response {
                 }
             };
             let config = convert::collection_config(&body)?;
-            cluster.create(&call.name, config, shards, replicas, custom).await?;
+            cluster.create(&call.name, config, shards, replicas, write_consistency, custom).await?;
             Ok(json!(true))
         }
         .await;

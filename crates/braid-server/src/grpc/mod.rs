@@ -147,8 +147,12 @@ impl Collections for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (reads, started, name) = (self.reads(), Instant::now(), r.into_inner().collection_name);
         let reported = self.0.reported;
-        let (shard_number, replication_factor, custom) =
-            self.0.cluster.as_ref().and_then(|c| c.shape(&name)).unwrap_or((1, 1, false));
+        let shape = self.0.cluster.as_ref().and_then(|c| c.shape(&name)).unwrap_or(crate::cluster::Shape {
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency_factor: 1,
+            custom: false,
+        });
         let info = blocking(move || reads.source(&name)?.info().map_err(err)).await?;
         let vectors = &info.config.vectors;
         let vectors_config = match mapping::unnamed(&info.config) {
@@ -169,13 +173,13 @@ impl Collections for Service {
             segments_count: 1,
             config: Some(proto::CollectionConfig {
                 params: Some(proto::CollectionParams {
-                    shard_number,
+                    shard_number: shape.shard_number,
                     on_disk_payload: info.config.on_disk_payload,
                     vectors_config: Some(proto::VectorsConfig { config: Some(vectors_config) }),
-                    replication_factor: Some(replication_factor),
+                    replication_factor: Some(shape.replication_factor),
                     // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
-                    sharding_method: custom.then_some(1),
-                    write_consistency_factor: Some(1),
+                    sharding_method: shape.custom.then_some(1),
+                    write_consistency_factor: Some(shape.write_consistency_factor),
                     sparse_vectors_config: (!info.config.sparse_vectors.is_empty()).then(|| {
                         proto::SparseVectorConfig {
                             map: info
@@ -266,11 +270,10 @@ impl Collections for Service {
         self.allow(&r, Need::Manage)?;
         let (db, started, mut r) = (self.0.db.clone(), Instant::now(), r.into_inner());
         // On a cluster node the placement is the cluster's to serve.
-        let placement = self
-            .0
-            .cluster
-            .is_some()
-            .then(|| (r.shard_number.take(), r.replication_factor.take(), r.sharding_method.take()));
+        let placement = self.0.cluster.is_some().then(|| {
+            let consistency = r.write_consistency_factor.take();
+            (r.shard_number.take(), r.replication_factor.take(), consistency, r.sharding_method.take())
+        });
         let spaces = r.vectors_config.as_ref().and_then(|v| v.config.as_ref()).map(|c| match c {
             proto::vectors_config::Config::Params(p) => Spaces::Unnamed(space_in(p)),
             proto::vectors_config::Config::ParamsMap(m) => {
@@ -305,7 +308,7 @@ impl Collections for Service {
         .map_err(err)?;
         let name = r.collection_name;
         match (self.0.cluster.clone(), placement) {
-            (Some(cluster), Some((shards, replicas, method))) => {
+            (Some(cluster), Some((shards, replicas, consistency, method))) => {
                 // Qdrant's `ShardingMethod`: Auto = 0, Custom = 1.
                 let custom = match method.unwrap_or(0) {
                     0 => false,
@@ -313,7 +316,14 @@ impl Collections for Service {
                     other => return Err(bad(format!("sharding_method {other}: 0 (auto) or 1 (custom)"))),
                 };
                 cluster
-                    .create(&name, config, shards.map(u64::from), replicas.map(u64::from), custom)
+                    .create(
+                        &name,
+                        config,
+                        shards.map(u64::from),
+                        replicas.map(u64::from),
+                        consistency.map(u64::from),
+                        custom,
+                    )
                     .await
                     .map_err(err)?
             }

@@ -73,7 +73,12 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     assert!(cluster["raft_info"]["leader"].is_u64(), "{cluster}");
 
     // Placements the cluster cannot make, refused with the reason.
-    for (key, value) in [("shard_number", 0), ("shard_number", 65), ("replication_factor", 4)] {
+    for (key, value) in [
+        ("shard_number", 0),
+        ("shard_number", 65),
+        ("replication_factor", 4),
+        ("write_consistency_factor", 3),
+    ] {
         let mut body = common::config_json();
         body[key] = json!(value);
         let (status, v) = rests[0].call(reqwest::Method::PUT, "/collections/p", Some(body)).await;
@@ -86,7 +91,10 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     assert_eq!(rests[0].put("/collections/on_disk", on_disk).await, json!(true));
     let mut body = common::config_json();
     body["replication_factor"] = json!(3);
+    // Acknowledged by a majority of the three replicas: a factor of 2 is met.
+    body["write_consistency_factor"] = json!(2);
     assert_eq!(rests[1].put("/collections/p", body).await, json!(true));
+    assert_eq!(rests[0].get("/collections/p").await["config"]["params"]["write_consistency_factor"], 2);
     let (status, v) =
         rests[2].call(reqwest::Method::PUT, "/collections/p", Some(common::config_json())).await;
     assert_eq!(status, 409, "created twice: {v}");
