@@ -523,6 +523,12 @@ impl Cluster {
             .ok()
     }
 
+    /// Whether this node leads group `group` (its replica has applied every write
+    /// acknowledged anywhere, but for the entries it is applying).
+    fn leads(&self, group: &str) -> bool {
+        self.node.group(group).is_some_and(|g| g.status().role == Role::Leader)
+    }
+
     /// The collection `name` names: itself, or the collection an alias names.
     fn real<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
         match self.node.alias(name) {
@@ -936,7 +942,7 @@ impl Cluster {
         let name = &*self.real(name);
         let p = self.placement_of(name)?.select(name, scope.keys.as_deref())?;
         if p.shards.len() == 1
-            && !scope.strong
+            && (!scope.strong || self.leads(&p.shards[0].group))
             && p.shards[0].readable().any(|(id, _)| *id == self.node.peer_id())
             && let Ok(c) = self.db.collection(&p.local_name(name, 0))
         {
@@ -972,7 +978,9 @@ impl Cluster {
         let mut remote = Vec::new();
         for (i, shard) in p.shards.iter().enumerate() {
             let here = shard.readable().any(|(id, _)| *id == me);
-            let held = (here && !strong).then(|| self.db.collection(&p.local_name(name, i)).ok()).flatten();
+            // A strong read is this node's to answer only where it leads the group.
+            let mine = here && (!strong || self.leads(&shard.group));
+            let held = mine.then(|| self.db.collection(&p.local_name(name, i)).ok()).flatten();
             match held {
                 Some(c) => local.push((i, c)),
                 None => {
