@@ -603,10 +603,11 @@ async fn list_collections(State(s): State<AppState>) -> Response {
 
 async fn collection_info(call: Call) -> Response {
     let reported = call.state.reported;
-    let shape = call.state.cluster.as_ref().and_then(|c| c.shape(&call.name));
+    let (cluster, name) = (call.state.cluster.clone(), call.name.clone());
     call.read(move |c, _| {
         let mut info = convert::info_json(&c.info()?, &reported);
-        if let Some(shape) = shape {
+        // Read after the source: the metadata this node has applied holds the collection.
+        if let Some(shape) = cluster.as_ref().and_then(|cluster| cluster.shape(&name)) {
             let params = &mut info["config"]["params"];
             params["shard_number"] = json!(shape.shard_number);
             params["replication_factor"] = json!(shape.replication_factor);

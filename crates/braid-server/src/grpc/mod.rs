@@ -147,13 +147,19 @@ impl Collections for Service {
         self.allow(&r, Need::Read(Some(&r.get_ref().collection_name)))?;
         let (reads, started, name) = (self.reads(), Instant::now(), r.into_inner().collection_name);
         let reported = self.0.reported;
-        let shape = self.0.cluster.as_ref().and_then(|c| c.shape(&name)).unwrap_or(crate::cluster::Shape {
+        let cluster = self.0.cluster.clone();
+        let (info, shape) = blocking(move || {
+            let info = reads.source(&name)?.info().map_err(err)?;
+            // Read after the source: the metadata this node has applied holds the collection.
+            Ok((info, cluster.as_ref().and_then(|c| c.shape(&name))))
+        })
+        .await?;
+        let shape = shape.unwrap_or(crate::cluster::Shape {
             shard_number: 1,
             replication_factor: 1,
             write_consistency_factor: 1,
             custom: false,
         });
-        let info = blocking(move || reads.source(&name)?.info().map_err(err)).await?;
         let vectors = &info.config.vectors;
         let vectors_config = match mapping::unnamed(&info.config) {
             Some(p) => proto::vectors_config::Config::Params(params_out(p)),
