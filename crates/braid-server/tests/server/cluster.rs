@@ -738,6 +738,14 @@ async fn shard_keys_place_tenants_on_their_own_shards() {
     body["shard_number"] = json!(2);
     body["replication_factor"] = json!(1);
     assert_eq!(rests[0].put("/collections/k", body).await, json!(true));
+    for rest in &rests {
+        // Without shards there is nothing to wait for: the others learn of it from the
+        // metadata a moment later.
+        eventually("the collection on every node", || async {
+            rest.call(reqwest::Method::GET, "/collections/k", None).await.0 == 200
+        })
+        .await;
+    }
     let params = rests[1].get("/collections/k").await["config"]["params"].clone();
     assert_eq!(
         (params["sharding_method"].clone(), params["shard_number"].clone()),
