@@ -21,6 +21,7 @@ mod config;
 mod conn;
 mod convert;
 mod error;
+mod keys;
 mod mapping;
 mod metrics;
 mod replica;
