@@ -363,6 +363,12 @@ fn new_shards(
         .collect()
 }
 
+/// The metadata command that replaces collection `name`'s placement `from` with `to`.
+fn placement_update(name: &str, from: Value, to: &Placement) -> Result<MetaCommand, ApiError> {
+    let to = serde_json::to_value(to).map_err(|e| internal("a placement")(e.to_string()))?;
+    Ok(MetaCommand::UpdateCollection { name: name.to_string(), from, to })
+}
+
 /// A collection's placement as collection information reports it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Shape {
@@ -541,23 +547,38 @@ impl Cluster {
     /// the rules of a single server (`braid::apply_alias_ops`), through the metadata:
     /// every node resolves the aliases alike once it returns.
     pub(crate) async fn update_aliases(&self, ops: &[braid::AliasOp]) -> Result<(), ApiError> {
+        let set = self
+            .compare_and_set(|| {
+                let state = self.node.state();
+                let to = braid::apply_alias_ops(&state.aliases, |n| state.collections.contains_key(n), ops)?;
+                Ok((to != state.aliases).then_some(MetaCommand::SetAliases { from: state.aliases, to }))
+            })
+            .await?;
+        match set {
+            true => Ok(()),
+            false => Err(ApiError {
+                kind: ErrorKind::Conflict,
+                message: "the aliases kept changing meanwhile; try again".into(),
+            }),
+        }
+    }
+
+    /// Proposes the compare-and-set command `make` makes from the metadata as this
+    /// node has applied it after a sync (`None`: nothing to change), made again while
+    /// the state it was made from changed before it was applied; `false` when five
+    /// tries found it changed each time.
+    async fn compare_and_set(
+        &self,
+        mut make: impl FnMut() -> Result<Option<MetaCommand>, ApiError>,
+    ) -> Result<bool, ApiError> {
         for _ in 0..5 {
             self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
-            let state = self.node.state();
-            let to = braid::apply_alias_ops(&state.aliases, |n| state.collections.contains_key(n), ops)?;
-            if to == state.aliases {
-                return Ok(());
-            }
-            let command = MetaCommand::SetAliases { from: state.aliases, to };
+            let Some(command) = make()? else { return Ok(true) };
             if self.node.propose(command).await.map_err(cluster_error)?.changed {
-                return Ok(());
+                return Ok(true);
             }
-            // A collection or alias changed meanwhile: read the table again.
         }
-        Err(ApiError {
-            kind: ErrorKind::Conflict,
-            message: "the aliases kept changing meanwhile; try again".into(),
-        })
+        Ok(false)
     }
 
     /// Every alias with the collection it names, sorted by alias.
@@ -794,22 +815,21 @@ impl Cluster {
         for answer in futures_util::future::join_all(writes).await {
             answer?;
         }
-        // The metadata's copy, compare-and-set (a replica move may change the
-        // placement meanwhile: read it again).
-        for _ in 0..5 {
-            let (stored, mut p) = self.stored_placement(name)?;
-            p.config = change.config(p.config)?;
-            let to = serde_json::to_value(&p).map_err(|e| internal("a placement")(e.to_string()))?;
-            let command = MetaCommand::UpdateCollection { name: name.to_string(), from: stored, to };
-            if self.node.propose(command).await.map_err(cluster_error)?.changed {
-                return Ok(());
-            }
-            self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
+        // The metadata's copy (a replica move may change the placement meanwhile).
+        let set = self
+            .compare_and_set(|| {
+                let (stored, mut p) = self.stored_placement(name)?;
+                p.config = change.config(p.config)?;
+                Ok(Some(placement_update(name, stored, &p)?))
+            })
+            .await?;
+        match set {
+            true => Ok(()),
+            false => Err(ApiError {
+                kind: ErrorKind::Conflict,
+                message: format!("the placement of `{name}` kept changing; its replicas have the change"),
+            }),
         }
-        Err(ApiError {
-            kind: ErrorKind::Conflict,
-            message: format!("the placement of `{name}` kept changing; its replicas have the change"),
-        })
     }
 
     /// The shard keys of collection `name`, in the order they were made; `None` for
@@ -1234,8 +1254,7 @@ impl Cluster {
 
     /// Replaces `name`'s placement `from` with `to` in the metadata.
     async fn set_placement(&self, name: &str, from: Value, to: &Placement) -> Result<(), ApiError> {
-        let to = serde_json::to_value(to).map_err(|e| internal("a placement")(e.to_string()))?;
-        let command = MetaCommand::UpdateCollection { name: name.to_string(), from, to };
+        let command = placement_update(name, from, to)?;
         if !self.node.propose(command).await.map_err(cluster_error)?.changed {
             return Err(ApiError {
                 kind: ErrorKind::Conflict,
