@@ -96,6 +96,24 @@ fn qps(queries: &[Vec<f32>], secs: f64, mut search: impl FnMut(&[f32])) -> f64 {
     done as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The `ef`s a recall-matched comparison tries, smallest first.
+const EFS: [usize; 14] = [10, 16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 160, 200, 256];
+
+/// The smallest `ef` of [`EFS`] at which `walk` recalls at least `target` against
+/// `truth`, with that recall.
+fn smallest_ef(
+    queries: &[Vec<f32>],
+    truth: &[Vec<u32>],
+    target: f64,
+    walk: impl Fn(&[f32], usize) -> Vec<u32>,
+) -> Option<(usize, f64)> {
+    EFS.iter().find_map(|&ef| {
+        let found: Vec<Vec<u32>> = queries.iter().map(|q| walk(q, ef)).collect();
+        let r = recall(&found, truth);
+        (r >= target).then_some((ef, r))
+    })
+}
+
 fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
     let hits: usize = found.iter().zip(truth).map(|(f, t)| f.iter().filter(|x| t.contains(x)).count()).sum();
     hits as f64 / truth.iter().map(Vec::len).sum::<usize>().max(1) as f64
@@ -127,19 +145,35 @@ fn main() {
     let secs = if bench { 1.0 } else { 0.0 };
     println!("data: {} ({n} points, {} queries, dim {dim}), ef {ef}", dir.display(), queries.len());
 
-    let t = Instant::now();
-    let mut graph =
-        Hnsw::build(&base, Metric::Dot, HnswConfig { m: 16, ef_construct: 200, seed: 42 }, 2).expect("build");
-    let built = t.elapsed().as_secs_f64();
+    // `--graph FILE`: the graph with its links read from FILE when it is there (written
+    // after the build otherwise), so that runs comparing search variants skip the build.
+    let cached = args.value("--graph").map(PathBuf::from);
     let t = Instant::now();
     let codes = Codes::from_source(Metric::Dot, &base).expect("codes");
     let coded = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    link(&mut graph, &base, &payloads, &["category", "pos"]);
-    let linked = t.elapsed().as_secs_f64();
-    println!(
-        "graph built in {built:.1} s, int8 codes in {coded:.1} s, payload links (category, pos) in {linked:.1} s"
-    );
+    let (graph, linked) = match cached.as_deref().filter(|p| p.exists()) {
+        Some(path) => {
+            println!("graph and links read from {}", path.display());
+            (Hnsw::read_from(path).expect("read the cached graph"), None)
+        }
+        None => {
+            let t = Instant::now();
+            let mut graph =
+                Hnsw::build(&base, Metric::Dot, HnswConfig { m: 16, ef_construct: 200, seed: 42 }, 2)
+                    .expect("build");
+            let built = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            link(&mut graph, &base, &payloads, &["category", "pos"]);
+            let linked = t.elapsed().as_secs_f64();
+            println!(
+                "graph built in {built:.1} s, int8 codes in {coded:.1} s, payload links (category, pos) in {linked:.1} s"
+            );
+            if let Some(path) = &cached {
+                graph.write_to(path).expect("write the graph");
+            }
+            (graph, Some(linked))
+        }
+    };
 
     let field = |key: &'static str, value: &'static str| payloads.iter().map(|p| p[key] == value).collect();
     let (category, pos) = (Some(1), Some(2));
@@ -163,6 +197,22 @@ fn main() {
         black_box(graph.search_coded(&base, &codes, q, 10, ef, None, Rescore::Pool).expect("search"));
     });
     println!("unfiltered: {unfiltered_float:.0} QPS over floats, {unfiltered_coded:.0} QPS over codes");
+
+    // `--recall R`: besides the equal-`ef` figures, each filter's cheapest walk reaching
+    // recall R against the unfiltered walk's cheapest reaching R (the `ef`s of [`EFS`]).
+    let recall_target: Option<f64> = args.value("--recall").and_then(|s| s.parse().ok());
+    let unfiltered_matched = recall_target.and_then(|target| {
+        let truth: Vec<Vec<u32>> = queries
+            .iter()
+            .map(|q| offsets(&graph.search_exact(&base, q, 10, None).expect("exact")))
+            .collect();
+        let walk = |q: &[f32], ef| offsets(&graph.search(&base, q, 10, ef, None).expect("search"));
+        let found = smallest_ef(&queries, &truth, target, walk);
+        if let Some((ef, r)) = found {
+            println!("unfiltered: recall {r:.4} >= {target} first at ef {ef}");
+        }
+        found
+    });
 
     let mut report = Vec::new();
     let only = args.value("--only");
@@ -247,6 +297,32 @@ fn main() {
                                 "coded_recall": rc, "coded_latency_ratio": coded_ratio});
         }
         graph.set_filtered_walk(FilteredWalk::Auto);
+        if let (Some(target), Some((unfiltered_ef, unfiltered_recall))) = (recall_target, unfiltered_matched)
+        {
+            let filter: &dyn OffsetFilter = if case.group.is_some() { &linked } else { &unlinked };
+            let walk =
+                |q: &[f32], ef| offsets(&graph.search(&base, q, 10, ef, Some(filter)).expect("search"));
+            if let Some((filtered_ef, filtered_recall)) = smallest_ef(&queries, &truth, target, walk) {
+                let unfiltered = || {
+                    qps(&queries, secs, |q| {
+                        black_box(graph.search(&base, q, 10, unfiltered_ef, None).expect("search"));
+                    })
+                };
+                let before = unfiltered();
+                let filtered = qps(&queries, secs, |q| {
+                    black_box(graph.search(&base, q, 10, filtered_ef, Some(filter)).expect("search"));
+                });
+                let ratio = (before + unfiltered()) / 2.0 / filtered;
+                println!(
+                    "{:<26} recall-matched at >= {target}: filtered ef {filtered_ef} (recall {filtered_recall:.4}) \
+                     {ratio:.2}x the latency of unfiltered ef {unfiltered_ef} (recall {unfiltered_recall:.4})",
+                    case.name
+                );
+                row["recall_matched"] = json!({"target": target, "filtered_ef": filtered_ef,
+                    "filtered_recall": filtered_recall, "unfiltered_ef": unfiltered_ef,
+                    "unfiltered_recall": unfiltered_recall, "latency_ratio": ratio});
+            }
+        }
         report.push(row);
     }
     if bench {

@@ -11,7 +11,6 @@ use braid_distance::RowKernel;
 use crate::HnswError;
 use crate::graph::{Hnsw, LinkGroup, write_list};
 use crate::search::{Floats, Near, Probe};
-use crate::visited::with_visited;
 
 /// A value held by at most this many points is linked from an exact scan of them
 /// (when the filter can list them) rather than from a walk.
@@ -142,10 +141,6 @@ impl Hnsw {
             }
         }
         let Some(ep) = self.descend(probe) else { return Vec::new() };
-        let seeds = self.seeds(probe, ep);
-        with_visited(self.capacity, |visited| {
-            self.search_two_hop(probe, &seeds, ef, visited, admit, Some(group))
-        })
-        .into_sorted_vec()
+        self.filtered_walk(probe, ep, ef, admit, Some(group)).into_sorted_vec()
     }
 }

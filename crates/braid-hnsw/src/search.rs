@@ -516,10 +516,7 @@ impl Hnsw {
         let admit = self.admit(filter, two_hop);
         let admit = |n| !self.is_deleted(n) && admit.matches(n);
         if two_hop {
-            let seeds = self.seeds(probe, ep);
-            let found = with_visited(self.capacity, |visited| {
-                self.search_two_hop(probe, &seeds, ef, visited, admit, group)
-            });
+            let found = self.filtered_walk(probe, ep, ef, &admit, group);
             if found.len() >= ef {
                 return found.into_sorted_vec();
             }
@@ -558,6 +555,20 @@ impl Hnsw {
         })
         .into_vec();
         if seeds.is_empty() { vec![ep] } else { seeds }
+    }
+
+    /// The two-hop or group walk of a filtered search from `ep`, seeded by
+    /// [`Hnsw::seeds`]: the `ef` closest nodes `admit` accepts, in a max-heap.
+    pub(crate) fn filtered_walk<P: Probe>(
+        &self,
+        probe: &P,
+        ep: Near,
+        ef: usize,
+        admit: &dyn Fn(u32) -> bool,
+        group: Option<&LinkGroup>,
+    ) -> BinaryHeap<Near> {
+        let seeds = self.seeds(probe, ep);
+        with_visited(self.capacity, |visited| self.search_two_hop(probe, &seeds, ef, visited, admit, group))
     }
 
     /// Sets how filtered searches walk layer 0 (not persisted; [`FilteredWalk::Auto`]
