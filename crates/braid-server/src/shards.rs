@@ -518,10 +518,15 @@ impl Source {
         braid::check_grouped(&query, group)?;
         let path = braid::filter::JsonPath::parse(&group.key)
             .map_err(|_| braid::Error::InvalidKey { key: group.key.clone() })?;
-        let live = self.count(None)?;
-        // Every payload while ranking: a group key may name any path (arrays, nested).
-        let keyed = WithPayload::All;
-        let groups = braid::gather_groups(&query.request, group, live, |deeper| {
+        // While ranking, only the payload field the group key starts at travels between
+        // the nodes (the key may descend into arrays and objects below it). The loop
+        // stops when a round ranks fewer points than asked, so the collection's size
+        // (a count on every shard) is not needed to end it.
+        let keyed = match path.steps().first() {
+            Some(braid::filter::Step::Key(top)) => WithPayload::Include(vec![top.clone()]),
+            _ => WithPayload::All,
+        };
+        let groups = braid::gather_groups(&query.request, group, usize::MAX, |deeper| {
             let ranked = QueryPoints {
                 request: deeper.clone(),
                 with_payload: keyed.clone(),
@@ -553,6 +558,16 @@ impl Source {
             Some(l) => Some((s.cluster.source(&l.collection, &Scope { keys: None, strong: s.strong })?, l)),
             None => None,
         };
+        // Each group's lookup point, fetched for all groups at once.
+        let mut looked_up: BTreeMap<PointId, Record> = BTreeMap::new();
+        if let Some((other, spec)) = &lookup {
+            let points: Vec<PointId> = groups.iter().filter_map(|(id, _)| id.point_id()).collect();
+            for chunk in points.chunks(braid::MAX_BATCH) {
+                for r in other.get(chunk, spec.with_payload.clone(), spec.with_vectors.clone())? {
+                    looked_up.insert(r.id, r);
+                }
+            }
+        }
         let mut out = Vec::with_capacity(groups.len());
         for (id, hits) in groups {
             let hits = hits
@@ -570,12 +585,7 @@ impl Source {
                     }
                 })
                 .collect();
-            let found = match (&lookup, id.point_id()) {
-                (Some((other, spec)), Some(point)) => {
-                    other.get(&[point], spec.with_payload.clone(), spec.with_vectors.clone())?.pop()
-                }
-                _ => None,
-            };
+            let found = id.point_id().and_then(|point| looked_up.get(&point).cloned());
             out.push(braid::PointGroup { id, hits, lookup: found });
         }
         Ok(out)
