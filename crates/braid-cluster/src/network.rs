@@ -211,22 +211,42 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let client = self.client.as_mut().map_err(|e| RPCError::Unreachable(unreachable(e)))?;
-        let json = to_group(&self.group, request);
-        let call = async {
-            match method {
-                Method::Append => client.append_entries(json).await,
-                Method::Vote => client.vote(json).await,
-                Method::Snapshot => client.install_snapshot(json).await,
+        let mut json = to_group(&self.group, request);
+        let start = tokio::time::Instant::now();
+        let answer = loop {
+            // Only a vote is asked again (below): the other messages, large ones among
+            // them, are sent without a copy.
+            let body = if matches!(method, Method::Vote) { json.clone() } else { std::mem::take(&mut json) };
+            let call = async {
+                match method {
+                    Method::Append => client.append_entries(body).await,
+                    Method::Vote => client.vote(body).await,
+                    Method::Snapshot => client.install_snapshot(body).await,
+                }
+            };
+            match tokio::time::timeout_at(start + option.hard_ttl(), call).await {
+                Err(_) => return Err(RPCError::Unreachable(unreachable("timed out"))),
+                // A vote for a group the peer has not opened yet: the replicas of a new
+                // group open it as each applies the metadata, moments apart, and the
+                // first to stand for election would otherwise count the others as down
+                // (openraft logs each such vote as an error). Ask again until the
+                // vote's soft deadline; past it the peer is reported unreachable.
+                Ok(Err(status))
+                    if matches!(method, Method::Vote)
+                        && status.code() == tonic::Code::NotFound
+                        && start.elapsed() + VOTE_RETRY < option.soft_ttl() =>
+                {
+                    tokio::time::sleep(VOTE_RETRY).await;
+                }
+                Ok(Err(status))
+                    if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::NotFound) =>
+                {
+                    // Down, or up without this group yet (a replica still starting).
+                    return Err(RPCError::Unreachable(unreachable(status.message())));
+                }
+                Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
+                Ok(Ok(answer)) => break answer.into_inner(),
             }
-        };
-        let answer = match tokio::time::timeout(option.hard_ttl(), call).await {
-            Err(_) => return Err(RPCError::Unreachable(unreachable("timed out"))),
-            Ok(Err(status)) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::NotFound) => {
-                // Down, or up without this group yet (a replica still starting).
-                return Err(RPCError::Unreachable(unreachable(status.message())));
-            }
-            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
-            Ok(Ok(answer)) => answer.into_inner(),
         };
         match decode::<Result<Resp, E>>(&answer) {
             Ok(Ok(response)) => Ok(response),
@@ -256,6 +276,9 @@ fn encoded_len<T: Serialize>(value: &T) -> usize {
     let _ = serde_json::to_writer(&mut count, value);
     count.0
 }
+
+/// How long a vote waits before asking again a peer that has not opened the group yet.
+const VOTE_RETRY: Duration = Duration::from_millis(25);
 
 /// Which of openraft's messages a call carries.
 #[derive(Clone, Copy, Debug)]
