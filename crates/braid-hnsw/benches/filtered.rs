@@ -8,7 +8,11 @@
 //! int8 codes.
 //!
 //! `--data DIR` defaults to the 20k set `cargo xtask data` makes
-//! (`target/data/wn20000-q1000-k100`); `--ef N` (default 64); `--only TEXT` (the filters whose name holds TEXT); `--out FILE`. Under
+//! (`target/data/wn20000-q1000-k100`); `--ef N` (default 64); `--only TEXT` (the filters whose name holds TEXT); `--out FILE`;
+//! `--recall R` (also each filter's cheapest walk reaching recall R against the
+//! unfiltered walk's cheapest); `--graph FILE` (the built and linked graph read from
+//! FILE, or written there after the build; it is not checked against the data, so
+//! delete FILE when the data changes). Under
 //! `cargo test` (no `--bench`) it runs once on the set's first 2,000 rows when the set is
 //! there, else it prints a note and stops.
 
