@@ -547,38 +547,34 @@ impl Cluster {
     /// the rules of a single server (`braid::apply_alias_ops`), through the metadata:
     /// every node resolves the aliases alike once it returns.
     pub(crate) async fn update_aliases(&self, ops: &[braid::AliasOp]) -> Result<(), ApiError> {
-        let set = self
-            .compare_and_set(|| {
+        self.compare_and_set(
+            || {
                 let state = self.node.state();
                 let to = braid::apply_alias_ops(&state.aliases, |n| state.collections.contains_key(n), ops)?;
                 Ok((to != state.aliases).then_some(MetaCommand::SetAliases { from: state.aliases, to }))
-            })
-            .await?;
-        match set {
-            true => Ok(()),
-            false => Err(ApiError {
-                kind: ErrorKind::Conflict,
-                message: "the aliases kept changing meanwhile; try again".into(),
-            }),
-        }
+            },
+            "the aliases kept changing meanwhile; try again".into(),
+        )
+        .await
     }
 
     /// Proposes the compare-and-set command `make` makes from the metadata as this
     /// node has applied it after a sync (`None`: nothing to change), made again while
-    /// the state it was made from changed before it was applied; `false` when five
-    /// tries found it changed each time.
+    /// the state it was made from changed before it was applied; a conflict saying
+    /// `conflict` when five tries found it changed each time.
     async fn compare_and_set(
         &self,
         mut make: impl FnMut() -> Result<Option<MetaCommand>, ApiError>,
-    ) -> Result<bool, ApiError> {
+        conflict: String,
+    ) -> Result<(), ApiError> {
         for _ in 0..5 {
             self.node.propose(MetaCommand::Sync).await.map_err(cluster_error)?;
-            let Some(command) = make()? else { return Ok(true) };
+            let Some(command) = make()? else { return Ok(()) };
             if self.node.propose(command).await.map_err(cluster_error)?.changed {
-                return Ok(true);
+                return Ok(());
             }
         }
-        Ok(false)
+        Err(ApiError { kind: ErrorKind::Conflict, message: conflict })
     }
 
     /// Every alias with the collection it names, sorted by alias.
@@ -816,20 +812,15 @@ impl Cluster {
             answer?;
         }
         // The metadata's copy (a replica move may change the placement meanwhile).
-        let set = self
-            .compare_and_set(|| {
+        self.compare_and_set(
+            || {
                 let (stored, mut p) = self.stored_placement(name)?;
                 p.config = change.config(p.config)?;
                 Ok(Some(placement_update(name, stored, &p)?))
-            })
-            .await?;
-        match set {
-            true => Ok(()),
-            false => Err(ApiError {
-                kind: ErrorKind::Conflict,
-                message: format!("the placement of `{name}` kept changing; its replicas have the change"),
-            }),
-        }
+            },
+            format!("the placement of `{name}` kept changing; its replicas have the change"),
+        )
+        .await
     }
 
     /// The shard keys of collection `name`, in the order they were made; `None` for

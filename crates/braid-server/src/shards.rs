@@ -546,28 +546,23 @@ impl Source {
         let ids: Vec<PointId> = groups.iter().flat_map(|(_, hits)| hits.iter().map(|h| h.0)).collect();
         let bare = matches!(query.with_payload, WithPayload::None)
             && matches!(query.with_vectors, WithVectors::None);
-        let mut records: BTreeMap<PointId, Record> = BTreeMap::new();
-        if !bare && !ids.is_empty() {
-            for chunk in ids.chunks(braid::MAX_BATCH) {
-                for r in self.get(chunk, query.with_payload.clone(), query.with_vectors.clone())? {
-                    records.insert(r.id, r);
-                }
-            }
-        }
+        let records = if bare {
+            BTreeMap::new()
+        } else {
+            self.records(&ids, &query.with_payload, &query.with_vectors)?
+        };
         let lookup = match &group.with_lookup {
             Some(l) => Some((s.cluster.source(&l.collection, &Scope { keys: None, strong: s.strong })?, l)),
             None => None,
         };
         // Each group's lookup point, fetched for all groups at once.
-        let mut looked_up: BTreeMap<PointId, Record> = BTreeMap::new();
-        if let Some((other, spec)) = &lookup {
-            let points: Vec<PointId> = groups.iter().filter_map(|(id, _)| id.point_id()).collect();
-            for chunk in points.chunks(braid::MAX_BATCH) {
-                for r in other.get(chunk, spec.with_payload.clone(), spec.with_vectors.clone())? {
-                    looked_up.insert(r.id, r);
-                }
+        let looked_up = match &lookup {
+            Some((other, spec)) => {
+                let points: Vec<PointId> = groups.iter().filter_map(|(id, _)| id.point_id()).collect();
+                other.records(&points, &spec.with_payload, &spec.with_vectors)?
             }
-        }
+            None => BTreeMap::new(),
+        };
         let mut out = Vec::with_capacity(groups.len());
         for (id, hits) in groups {
             let hits = hits
@@ -589,6 +584,22 @@ impl Source {
             out.push(braid::PointGroup { id, hits, lookup: found });
         }
         Ok(out)
+    }
+
+    /// The records of `ids` that exist, by id, fetched `braid::MAX_BATCH` at a time.
+    fn records(
+        &self,
+        ids: &[PointId],
+        with_payload: &WithPayload,
+        with_vectors: &WithVectors,
+    ) -> Result<BTreeMap<PointId, Record>, ApiError> {
+        let mut records = BTreeMap::new();
+        for chunk in ids.chunks(braid::MAX_BATCH) {
+            for r in self.get(chunk, with_payload.clone(), with_vectors.clone())? {
+                records.insert(r.id, r);
+            }
+        }
+        Ok(records)
     }
 
     pub(crate) fn query_until(
