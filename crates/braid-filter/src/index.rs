@@ -478,7 +478,7 @@ impl PayloadStore {
         PayloadStore::default()
     }
 
-    /// The payload at `offset`, if one was set: borrowed from memory, or read from the
+    /// The payload at `offset`, if a non-empty one was set: borrowed from memory, or read from the
     /// source.
     pub fn get(&self, offset: PointOffset) -> Option<Cow<'_, Value>> {
         match &self.payloads {
@@ -506,8 +506,13 @@ impl PayloadStore {
     }
 
     /// Replaces the payload at `offset`, updating every index. Returns the old one.
+    /// An empty object is no payload (Qdrant answers `{}` for both): nothing is kept
+    /// for it, so points without payloads cost the store no memory.
     pub fn set(&mut self, offset: PointOffset, payload: Value) -> Option<Value> {
         let old = self.remove(offset);
+        if payload.as_object().is_some_and(serde_json::Map::is_empty) {
+            return old;
+        }
         for (key, index) in &mut self.indexes {
             index.update(key, &payload, offset.0, true);
         }
