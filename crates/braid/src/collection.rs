@@ -1130,7 +1130,7 @@ impl Collection {
     /// (dead versions, all versions).
     pub(crate) fn versions(&self) -> (usize, usize) {
         let segment = self.read();
-        (segment.dead(), segment.offset_ids().len())
+        (segment.dead(), segment.ids().len())
     }
 
     /// [`Collection::optimize_if`] with a share of 0.2, Qdrant's default vacuum

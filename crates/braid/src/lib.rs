@@ -43,6 +43,7 @@ mod config;
 mod database;
 mod error;
 mod groups;
+mod ids;
 mod matrix;
 mod ops;
 mod point;

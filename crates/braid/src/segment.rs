@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::ids::PointIds;
 use crate::rows::{SpaceRows, with_rows};
 use braid_core::{Cardinality, OffsetFilter, PointId, PointOffset};
 use braid_distance::{Codes, Kernel};
@@ -191,11 +192,8 @@ pub(crate) struct Segment {
     sparse: BTreeMap<String, SparseData>,
     multi: BTreeMap<String, MultiData>,
     payloads: PayloadStore,
-    /// Live ids, ordered for scrolling.
-    ids: BTreeMap<PointId, u32>,
-    /// The id of every offset ever written.
-    offset_ids: Vec<PointId>,
-    live: RoaringBitmap,
+    /// The id of every offset ever written, the live ones, and live ids in id order.
+    ids: PointIds,
 }
 
 /// A configuration change, prepared ([`Segment::prepare_reconfigure`]).
@@ -348,30 +346,18 @@ impl Segment {
             .iter()
             .map(|(name, p)| (name.clone(), MultiData { params: *p, vectors: BTreeMap::new() }))
             .collect();
-        Ok(Segment {
-            config,
-            spaces,
-            sparse,
-            multi,
-            payloads: PayloadStore::new(),
-            ids: BTreeMap::new(),
-            offset_ids: Vec::new(),
-            live: RoaringBitmap::new(),
-        })
+        Ok(Segment { config, spaces, sparse, multi, payloads: PayloadStore::new(), ids: PointIds::new() })
     }
 
-    /// A segment read back from a checkpoint: the live ids are derived from
-    /// `offset_ids` and `live`, which the caller has checked against each other.
+    /// A segment read back from a checkpoint.
     pub(crate) fn from_checkpoint(
         config: CollectionConfig,
         spaces: BTreeMap<String, SpaceData>,
         sparse: BTreeMap<String, SparseIndex>,
         mut multi: BTreeMap<String, BTreeMap<u32, MultiVector>>,
         payloads: PayloadStore,
-        offset_ids: Vec<PointId>,
-        live: RoaringBitmap,
+        ids: PointIds,
     ) -> Segment {
-        let ids = live.iter().map(|o| (offset_ids[o as usize], o)).collect();
         let sparse = config
             .sparse_vectors
             .iter()
@@ -390,7 +376,7 @@ impl Segment {
                 (name.clone(), MultiData { params: *p, vectors: multi.remove(name).unwrap_or_default() })
             })
             .collect();
-        Segment { config, spaces, sparse, multi, payloads, ids, offset_ids, live }
+        Segment { config, spaces, sparse, multi, payloads, ids }
     }
 
     /// The multivector spaces, by name.
@@ -478,30 +464,29 @@ impl Segment {
         &self.payloads
     }
 
-    /// The id of every offset ever written, by offset.
-    pub(crate) fn offset_ids(&self) -> &[PointId] {
-        &self.offset_ids
+    /// The ids: of every offset ever written, by offset, and of the live points.
+    pub(crate) fn ids(&self) -> &PointIds {
+        &self.ids
     }
 
     /// The id written at `offset`.
     pub(crate) fn id_at(&self, offset: PointOffset) -> PointId {
-        self.offset_ids[offset.index()]
+        self.ids.id(offset.0)
     }
 
     /// Live offsets.
     pub(crate) fn live(&self) -> &RoaringBitmap {
-        &self.live
+        self.ids.live()
     }
 
     /// Live ids from `from` on, in id order, with their offsets.
     pub(crate) fn ids_from(&self, from: Option<PointId>) -> impl Iterator<Item = (PointId, u32)> + '_ {
-        let start = from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
-        self.ids.range((start, std::ops::Bound::Unbounded)).map(|(id, o)| (*id, *o))
+        self.ids.from(from)
     }
 
     /// Live points with a vector in `space`.
     pub(crate) fn live_in(&self, space: &SpaceData) -> usize {
-        debug_assert_eq!(space.live, space.present.intersection_len(&self.live) as usize);
+        debug_assert_eq!(space.live, space.present.intersection_len(self.live()) as usize);
         space.live
     }
 
@@ -548,7 +533,7 @@ impl Segment {
     /// changes. `new` has passed [`CollectionConfig::check_change`].
     pub(crate) fn prepare_reconfigure(&self, new: CollectionConfig) -> Result<Reconfigure, Error> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let n = self.offset_ids.len();
+        let n = self.ids.len();
         let mut added = BTreeMap::new();
         let mut codes = BTreeMap::new();
         for (name, params) in &new.vectors {
@@ -690,9 +675,9 @@ impl Segment {
     pub(crate) fn live_copy(&self) -> LiveCopy {
         let points = self
             .ids
-            .iter()
-            .map(|(id, &o)| Prepared {
-                id: *id,
+            .from(None)
+            .map(|(id, o)| Prepared {
+                id,
                 vectors: self.vectors_at(o),
                 sparse: self.sparse_at(o),
                 multi: self.multi_at(o),
@@ -700,7 +685,7 @@ impl Segment {
             })
             .collect();
         let indexes = self.index_specs();
-        LiveCopy { config: self.config.clone(), points, indexes, versions: self.offset_ids.len() }
+        LiveCopy { config: self.config.clone(), points, indexes, versions: self.ids.len() }
     }
 
     /// Every payload index with what recreating it takes.
@@ -713,7 +698,7 @@ impl Segment {
 
     /// Point versions written (live or not).
     pub(crate) fn versions(&self) -> usize {
-        self.offset_ids.len()
+        self.ids.len()
     }
 
     pub(crate) fn space_names(&self) -> Vec<String> {
@@ -809,7 +794,7 @@ impl Segment {
     }
 
     pub(crate) fn offset(&self, id: &PointId) -> Option<u32> {
-        self.ids.get(id).copied()
+        self.ids.offset(id)
     }
 
     /// The stored vectors of the point at `offset`.
@@ -830,7 +815,6 @@ impl Segment {
     /// Removes the live version of `id`, if any.
     pub(crate) fn remove(&mut self, id: &PointId) -> bool {
         let Some(offset) = self.ids.remove(id) else { return false };
-        self.live.remove(offset);
         self.payloads.remove(PointOffset(offset));
         for space in self.spaces.values_mut() {
             if space.present.contains(offset) {
@@ -866,7 +850,7 @@ impl Segment {
         for (name, offsets) in unindexed.offsets {
             if let Some(space) = self.spaces.get(&name) {
                 with_rows!(&space.rows, |r| space.graph.insert_all(r, offsets.iter().copied(), threads))?;
-                let added = offsets.iter().filter(|&&o| self.live.contains(o)).count();
+                let added = offsets.iter().filter(|&&o| self.live().contains(o)).count();
                 for (key, _) in space.graph.link_groups() {
                     self.link(&space.rows, &space.graph, Worth::of(space), key, &offsets, added, false)?;
                 }
@@ -975,7 +959,7 @@ impl Segment {
             for (key, m) in wanted {
                 if !have.contains(&(key, m)) {
                     space.graph.add_link_group(key, m)?;
-                    let offsets = (&space.present & &self.live).iter().collect();
+                    let offsets = (&space.present & self.ids.live()).iter().collect();
                     links.push(Links { key, offsets, replace: false });
                 }
             }
@@ -987,7 +971,7 @@ impl Segment {
     /// that space, not yet swapped in) and links every live point in them.
     pub(crate) fn link_rebuilt(&self, space: &str, graph: &mut Hnsw) -> Result<(), Error> {
         let data = self.space_named(space)?;
-        let offsets: Vec<u32> = (&data.present & &self.live).iter().collect();
+        let offsets: Vec<u32> = (&data.present & self.live()).iter().collect();
         for (key, m) in self.wanted_groups(data) {
             graph.add_link_group(key, m)?;
             self.link(&data.rows, graph, Worth::of(data), key, &offsets, 0, false)?;
@@ -1007,7 +991,7 @@ impl Segment {
         }
         let points: Vec<Prepared> =
             points.into_iter().enumerate().filter(|(i, p)| last[&p.id] == *i).map(|(_, p)| p).collect();
-        let first = self.offset_ids.len();
+        let first = self.ids.len();
         if first + points.len() > MAX_OFFSETS {
             return Err(Error::Full { max: MAX_OFFSETS });
         }
@@ -1052,9 +1036,8 @@ impl Segment {
                     space.vectors.insert(offset, v.clone());
                 }
             }
-            self.offset_ids.push(point.id);
-            self.ids.insert(point.id, offset);
-            self.live.insert(offset);
+            let pushed = self.ids.push(point.id);
+            debug_assert_eq!(pushed, offset);
             self.payloads.set(PointOffset(offset), point.payload.clone());
         }
         Ok(Unindexed { points: points.len(), offsets: added, links: Vec::new() })
@@ -1222,18 +1205,18 @@ impl Segment {
 
     /// Point versions this segment can still take.
     pub(crate) fn room(&self) -> usize {
-        MAX_OFFSETS - self.offset_ids.len()
+        MAX_OFFSETS - self.ids.len()
     }
 
     /// Offsets written whose point was since replaced or deleted.
     pub(crate) fn dead(&self) -> usize {
-        self.offset_ids.len() - self.live.len() as usize
+        self.ids.len() - self.live().len() as usize
     }
 
     /// The live offsets `filter` selects (all live ones for `None`).
     pub(crate) fn select(&self, filter: Option<&Filter>) -> RoaringBitmap {
         match filter {
-            None => self.live.clone(),
+            None => self.live().clone(),
             Some(f) => self.payloads.plan(f, self).matching(),
         }
     }
@@ -1250,7 +1233,7 @@ impl PointLookup for Segment {
         }
     }
     fn live(&self) -> &RoaringBitmap {
-        &self.live
+        self.ids.live()
     }
 }
 
@@ -1405,7 +1388,7 @@ impl Segment {
     }
 
     fn hits(&self, found: Vec<braid_core::ScoredOffset>) -> Vec<Hit> {
-        found.into_iter().map(|s| Hit::new(self.offset_ids[s.offset.index()], s.score)).collect()
+        found.into_iter().map(|s| Hit::new(self.ids.id(s.offset.0), s.score)).collect()
     }
 }
 
@@ -1560,7 +1543,7 @@ impl Searchable for Segment {
         let later = |a: Ordering| if descending { a.reverse() } else { a };
         let mut hits = Vec::with_capacity(limit.min(1024));
         for (value, offsets) in groups {
-            let mut ids: Vec<PointId> = offsets.iter().map(|o| self.offset_ids[o as usize]).collect();
+            let mut ids: Vec<PointId> = offsets.iter().map(|o| self.ids.id(o)).collect();
             ids.sort_unstable_by(|a, b| later(a.cmp(b)));
             if let Some((after_value, after_id)) = order.after {
                 match later(value.total_cmp(&after_value)) {
@@ -1637,7 +1620,7 @@ impl Searchable for Segment {
         limit: usize,
     ) -> Result<Vec<Hit>, QueryError> {
         let (data, query) = self.sparse_query(space, vector)?;
-        let key = |o: u32| self.offset_ids[o as usize];
+        let key = |o: u32| self.ids.id(o);
         let found = match filter.map(|f| self.sparse_filter(data, &query, f)) {
             None => data.index.search(&query, limit, |_| true, key).0,
             Some(SparseFilter::Scan(candidates)) => data.index.scan(&query, limit, &candidates, key),
@@ -1671,7 +1654,7 @@ impl Searchable for Segment {
     ) -> String {
         let Ok((data, query)) = self.sparse_query(space, vector) else { return String::new() };
         let idf = if data.params.modifier == Modifier::Idf { "query weighted by IDF; " } else { "" };
-        let key = |o: u32| self.offset_ids[o as usize];
+        let key = |o: u32| self.ids.id(o);
         let (planned, passes) = match filter.map(|f| self.sparse_filter(data, &query, f)) {
             Some(SparseFilter::Scan(candidates)) => {
                 return format!(
@@ -1703,12 +1686,12 @@ impl Searchable for Segment {
         rand::seq::index::sample(&mut rng, n, limit.min(n))
             .into_iter()
             .filter_map(|rank| selected.select(rank as u32))
-            .map(|o| self.offset_ids[o as usize])
+            .map(|o| self.ids.id(o))
             .collect()
     }
     fn scroll(&self, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let selected = self.select(filter);
-        self.ids.iter().filter(|(_, o)| selected.contains(**o)).map(|(id, _)| *id).take(limit).collect()
+        self.ids.from(None).filter(|(_, o)| selected.contains(*o)).map(|(id, _)| id).take(limit).collect()
     }
 }
 

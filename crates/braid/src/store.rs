@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use braid_core::{PointId, PointOffset};
+use braid_core::PointOffset;
 use braid_filter::{PayloadSource, PayloadStore, Stored};
 use braid_hnsw::{GraphFile, Hnsw};
 use braid_storage::bytes::{Decoder, Encoder};
@@ -43,6 +43,7 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::config::CollectionConfig;
+use crate::ids::PointIds;
 use crate::ops::{self, EntryMark, Logged, Op};
 use crate::rows::{SpaceRows, with_rows};
 use crate::segment::{Segment, SpaceData};
@@ -665,7 +666,7 @@ impl Store {
             let bytes = space.graph.to_bytes();
             document::write_new(&path, &bytes)?;
             if space.params.hnsw.on_disk {
-                reread.push((name.clone(), load_graph(&path, &space.params, segment.offset_ids().len())?));
+                reread.push((name.clone(), load_graph(&path, &space.params, segment.ids().len())?));
             } else if space.graph.is_held() {
                 let heap = Hnsw::from_bytes(&bytes)
                     .map_err(|e| StorageError::corrupt(&path, 0, format!("graph: {e}")))?;
@@ -686,7 +687,7 @@ impl Store {
             false => None,
             true => {
                 let file = format!("payloads-{seq:020}-{n:08}.bin");
-                let offsets = segment.offset_ids().len();
+                let offsets = segment.ids().len();
                 // A payload untouched since the last payload file is copied from it
                 // as it is (the same JSON), not parsed and written again.
                 let bytes = braid_storage::payloads::encode(offsets, |o, out| {
@@ -936,9 +937,9 @@ fn read_bitmap(d: &mut Decoder<'_>) -> Result<RoaringBitmap, StorageError> {
 /// offsets with a vector, the payloads of live points and the payload index list.
 fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
     let mut e = Encoder::new();
-    e.len(segment.offset_ids().len());
-    for id in segment.offset_ids() {
-        ops::encode_id(&mut e, id);
+    e.len(segment.ids().len());
+    for id in segment.ids().all() {
+        ops::encode_id(&mut e, &id);
     }
     bitmap_bytes(&mut e, segment.live());
     e.len(segment.spaces().len());
@@ -1003,11 +1004,15 @@ fn load_segment(
     let body = document::decode(path, &bytes, POINTS_MAGIC, FORMAT_VERSION, "points")?;
     let mut d = Decoder::new(path, 20, body);
     let n = d.len(9)?;
-    let offset_ids = (0..n).map(|_| ops::decode_id(&mut d)).collect::<Result<Vec<PointId>, _>>()?;
-    let live = read_bitmap(&mut d)?;
-    if live.max().is_some_and(|m| m as usize >= n) {
-        return Err(d.error("a live offset past the last one").into());
+    let mut column = crate::ids::Column::with_capacity(n);
+    for _ in 0..n {
+        column.push(ops::decode_id(&mut d)?);
     }
+    let ids = PointIds::read(column, read_bitmap(&mut d)?).map_err(|e| match e {
+        None => d.error("a live offset past the last one"),
+        Some(id) => d.error(format!("point {id} live at two offsets")),
+    })?;
+    let live = ids.live();
     let mut spaces = BTreeMap::new();
     let count = d.len(8)?;
     if count != manifest.config.vectors.len() {
@@ -1042,7 +1047,7 @@ fn load_segment(
             (graph, codes)
         });
         let (graph, codes) = (graph?, codes?);
-        let live_here = present.intersection_len(&live) as usize;
+        let live_here = present.intersection_len(live) as usize;
         spaces.insert(name, SpaceData { params: *params, rows, present, live: live_here, graph, codes });
     }
     let mut payloads = PayloadStore::new();
@@ -1128,7 +1133,7 @@ fn load_segment(
         }
     }
     d.finish()?;
-    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, multi, payloads, offset_ids, live))
+    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, multi, payloads, ids))
 }
 
 /// A graph file mapped copy-on-write: the graph keeps its layer 0 in the mapping.
