@@ -111,9 +111,9 @@ impl Hnsw {
         for slot in self.layer0.slots(capacity) {
             out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
         }
-        for cell in &self.upper[..capacity] {
-            if let Some(block) = cell.get() {
-                for slot in block.iter() {
+        for node in 0..capacity as u32 {
+            for layer in 1..=self.level(node).unwrap_or(0) {
+                for slot in self.links(node, layer).expect("a list per level") {
                     out.extend_from_slice(&slot.load(Ordering::Acquire).to_le_bytes());
                 }
             }
@@ -282,14 +282,17 @@ impl Hnsw {
             if r.remaining() < n * 4 {
                 return Err(DecodeError::Truncated { needed: r.at + n * 4 + 4, available: bytes.len() });
             }
-            let block: Box<[AtomicU32]> =
-                (0..n).map(|_| r.u32().map(AtomicU32::new)).collect::<Result<_, _>>()?;
+            graph
+                .upper
+                .make(node as u32, level as usize)
+                .map_err(|_| DecodeError::Corrupt { why: "more upper-layer lists than a u32 indexes" })?;
             for layer in 1..=level {
-                let start = (layer as usize - 1) * (m + 1);
-                check_list(&block[start..start + m + 1], m, layer)?;
+                let list = graph.upper.list(node as u32, layer).expect("lists made above");
+                for slot in list {
+                    slot.store(r.u32()?, Ordering::Relaxed);
+                }
+                check_list(list, m, layer)?;
             }
-            graph.upper_words.fetch_add(block.len(), Ordering::Relaxed);
-            let _ = graph.upper[node].set(block);
         }
         if version >= 2 {
             let groups = r.u32()?;

@@ -21,7 +21,7 @@
 //! Lock order: a thread holds at most one node lock at a time, plus possibly the
 //! entry-point lock taken before it (never the other way round).
 
-use std::sync::OnceLock;
+use crate::upper::Upper;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use braid_core::{Metric, VectorSource};
@@ -169,8 +169,8 @@ pub struct Hnsw {
     pub(crate) capacity: usize,
     /// `capacity × (m0 + 1)`: per node a count, then the neighbours.
     pub(crate) layer0: Layer0,
-    /// Per node: `level × (m + 1)` for levels 1..=level, set once at insert.
-    pub(crate) upper: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    /// Per node: `level` lists of `m + 1` for levels 1..=level, made once at insert.
+    pub(crate) upper: Upper,
     /// Per node: its top level, or [`ABSENT`].
     pub(crate) levels: Box<[AtomicU8]>,
     /// One bit per node: deleted (a tombstone: still traversed, never returned).
@@ -183,9 +183,6 @@ pub struct Hnsw {
     pub(crate) top: Mutex<()>,
     pub(crate) len: AtomicUsize,
     pub(crate) deleted_count: AtomicUsize,
-    /// Σ of the `upper` blocks' lengths, kept as they are set so that
-    /// [`Hnsw::graph_bytes`] (collection info, every metrics scrape) is O(1).
-    pub(crate) upper_words: AtomicUsize,
     /// How filtered searches walk layer 0 ([`crate::FilteredWalk`] as a byte).
     pub(crate) filtered_walk: AtomicU8,
     /// Links among nodes that share a value, one group per key.
@@ -243,7 +240,7 @@ impl Hnsw {
             dim,
             capacity,
             layer0,
-            upper: atomics(capacity, OnceLock::new),
+            upper: Upper::new(config.m + 1, capacity),
             levels: atomics(capacity, || AtomicU8::new(ABSENT)),
             deleted: atomics(capacity.div_ceil(64), || AtomicU64::new(0)),
             locks: atomics(capacity, || Mutex::new(())),
@@ -251,7 +248,6 @@ impl Hnsw {
             top: Mutex::new(()),
             len: AtomicUsize::new(0),
             deleted_count: AtomicUsize::new(0),
-            upper_words: AtomicUsize::new(0),
             filtered_walk: AtomicU8::new(crate::FilteredWalk::Auto as u8),
             groups: Vec::new(),
         }
@@ -326,10 +322,11 @@ impl Hnsw {
         if layer == 0 {
             return self.layer0.list(node);
         }
-        let w = self.config.m + 1;
-        let block = self.upper.get(node as usize)?.get()?;
-        let start = (layer as usize - 1) * w;
-        block.get(start..start + w)
+        // Past the node's level the arena holds other nodes' lists.
+        if layer > self.levels.get(node as usize)?.load(Ordering::Acquire) {
+            return None;
+        }
+        self.upper.list(node, layer)
     }
 
     /// Copies `node`'s neighbours on `layer` into `out`.
@@ -382,11 +379,9 @@ impl Hnsw {
     /// Bytes of graph structure per node slot (excluding vectors), for the memory report:
     /// the heap's and the held layer-0 slots' ([`Hnsw::held_bytes`]).
     pub fn graph_bytes(&self) -> usize {
-        let upper = self.upper_words.load(Ordering::Relaxed) * std::mem::size_of::<AtomicU32>();
         let (held, heap) = self.layer0.bytes();
         held + heap
-            + upper
-            + self.upper.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
+            + self.upper.bytes()
             + self.levels.len()
             + self.deleted.len() * 8
             + self.locks.len() * std::mem::size_of::<Mutex<()>>()

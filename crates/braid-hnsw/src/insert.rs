@@ -8,6 +8,7 @@ use braid_distance::RowKernel;
 
 use crate::graph::{ABSENT, Entry, Hnsw, Layer0, MAX_LEVEL};
 use crate::search::{Floats, Near, Probe};
+use crate::upper::Upper;
 use crate::visited::with_visited;
 use crate::{HnswConfig, HnswError};
 
@@ -120,12 +121,8 @@ impl Hnsw {
             return Err(HnswError::AlreadyInserted { offset: node });
         }
         if level > 0 {
-            let w = self.config.m + 1;
-            let block: Box<[_]> =
-                (0..level as usize * w).map(|_| std::sync::atomic::AtomicU32::new(0)).collect();
-            // A slot is claimed once (checked above under its lock), so the cell is empty.
-            self.upper_words.fetch_add(block.len(), Ordering::Relaxed);
-            let _ = self.upper[node as usize].set(block);
+            // A slot is claimed once (checked above under its lock), so it has no lists.
+            self.upper.make(node, level as usize)?;
         }
         self.levels[node as usize].store(level, Ordering::Release);
         drop(lock);
@@ -302,13 +299,10 @@ impl Hnsw {
         for (to, from) in grown.deleted.iter().zip(self.deleted.iter()) {
             to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        for (to, from) in grown.upper.iter_mut().zip(std::mem::take(&mut self.upper).into_vec()) {
-            *to = from;
-        }
+        grown.upper = std::mem::replace(&mut self.upper, Upper::new(1, 0)).grown(capacity);
         grown.entry.store(self.entry.load(Ordering::Acquire), Ordering::Release);
         grown.len.store(self.len(), Ordering::Release);
         grown.deleted_count.store(self.deleted_len(), Ordering::Release);
-        grown.upper_words.store(self.upper_words.load(Ordering::Relaxed), Ordering::Relaxed);
         for group in std::mem::take(&mut self.groups) {
             let bigger = crate::graph::LinkGroup::empty(group.key, group.m0, capacity);
             for (to, from) in bigger.slots.iter().zip(group.slots.iter()) {
@@ -365,11 +359,10 @@ mod tests {
         Near { dist: graph.distance(base, source.vector(PointOffset(node))), node }
     }
 
-    /// The upper-layer words counted as blocks are set equal a scan of the blocks,
-    /// after inserts, a grow and a decode.
+    /// Each node has one upper list per level above 0, and they read the same after a
+    /// grow and a decode.
     #[test]
-    fn upper_words_are_counted_as_blocks_are_set() {
-        let scan = |g: &Hnsw| g.upper.iter().map(|u| u.get().map_or(0, |b| b.len())).sum::<usize>();
+    fn upper_lists_are_one_per_level_and_survive_a_grow_and_a_decode() {
         let mut source = DenseVectors::new(4);
         for i in 0..300 {
             let x = i as f32;
@@ -377,13 +370,25 @@ mod tests {
         }
         let mut graph =
             Hnsw::build(&source, Metric::Cosine, HnswConfig { m: 4, ef_construct: 16, seed: 3 }, 1).unwrap();
-        assert!(scan(&graph) > 0);
-        assert_eq!(graph.upper_words.load(Ordering::Relaxed), scan(&graph));
+        let lists = |g: &Hnsw| -> Vec<Vec<u32>> {
+            (0..300u32)
+                .flat_map(|node| {
+                    let level = g.level(node).unwrap();
+                    assert!(g.links(node, level + 1).is_none());
+                    (1..=level).map(move |layer| {
+                        g.links(node, layer).unwrap().iter().map(|w| w.load(Ordering::Relaxed)).collect()
+                    })
+                })
+                .collect()
+        };
+        let before = lists(&graph);
+        assert!(!before.is_empty());
+        assert_eq!(graph.upper.lists(), before.len());
         graph.grow(600).unwrap();
-        assert_eq!(graph.upper_words.load(Ordering::Relaxed), scan(&graph));
+        assert_eq!(lists(&graph), before);
         let decoded = Hnsw::from_bytes(&graph.to_bytes()).unwrap();
-        assert_eq!(decoded.upper_words.load(Ordering::Relaxed), scan(&decoded));
-        assert_eq!(decoded.upper_words.load(Ordering::Relaxed), graph.upper_words.load(Ordering::Relaxed));
+        assert_eq!(lists(&decoded), before);
+        assert_eq!(decoded.upper.lists(), before.len());
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod graph;
 mod groups;
 mod insert;
 mod search;
+mod upper;
 mod visited;
 
 use thiserror::Error;
