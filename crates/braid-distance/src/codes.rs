@@ -123,8 +123,24 @@ struct Meta {
     /// Dot: `μ·r`. Euclid: `|r|²`.
     exact: f32,
     /// Int8: Σ codes, to undo the +128 shift of a query's codes. Binary: the number of
-    /// bits set.
+    /// bits set (written to files; in memory a popcount of the code gives it).
     sum: i32,
+}
+
+impl Meta {
+    /// Binary codes keep `scale` and `exact` in one word after the sign words.
+    fn packed(self) -> u64 {
+        u64::from(self.scale.to_bits()) | u64::from(self.exact.to_bits()) << 32
+    }
+
+    /// What [`Meta::packed`] packed, with `sum` counted from the sign words.
+    fn unpacked(word: u64, signs: &[u64]) -> Meta {
+        Meta {
+            scale: f32::from_bits(word as u32),
+            exact: f32::from_bits((word >> 32) as u32),
+            sum: signs.iter().map(|w| w.count_ones() as i32).sum(),
+        }
+    }
 }
 
 /// What is kept until the centre is known, to re-code what came before it.
@@ -148,7 +164,9 @@ pub struct Codes {
     sample: usize,
     /// Int8: `dim` components per vector.
     codes: Vec<i8>,
-    /// Binary: `words` 64-bit words of sign bits per vector.
+    /// Binary: per vector `words` 64-bit words of sign bits, then one word of its
+    /// terms ([`Meta::packed`]): one read per candidate, and 8 bytes of terms where a
+    /// separate [`Meta`] took 12.
     bits: Vec<u64>,
     words: usize,
     /// Int8, and product codes until their codebook is learnt: per vector.
@@ -320,7 +338,9 @@ impl Codes {
             return braid_core::memory::reserve_huge(&mut self.parts, more * book.parts());
         }
         match self.kind {
-            CodeKind::Binary => braid_core::memory::reserve_huge(&mut self.bits, more * self.words),
+            CodeKind::Binary => {
+                return braid_core::memory::reserve_huge(&mut self.bits, more * (self.words + 1));
+            }
             CodeKind::Int8 | CodeKind::Product(_) => {
                 braid_core::memory::reserve_huge(&mut self.codes, more * self.dim)
             }
@@ -349,12 +369,12 @@ impl Codes {
         let offset = self.len();
         match (&self.book, self.kind) {
             (Some(book), _) => self.parts.resize(self.parts.len() + book.parts(), 0),
-            (None, CodeKind::Binary) => self.bits.resize(self.bits.len() + self.words, 0),
+            (None, CodeKind::Binary) => self.bits.resize(self.bits.len() + self.words + 1, 0),
             (None, CodeKind::Int8 | CodeKind::Product(_)) => {
                 self.codes.resize(self.codes.len() + self.dim, 0)
             }
         }
-        if self.book.is_none() {
+        if self.book.is_none() && self.kind != CodeKind::Binary {
             self.meta.push(Meta { scale: 0.0, exact: 0.0, sum: 0 });
         }
         self.code_at(offset, v);
@@ -413,6 +433,13 @@ impl Codes {
             let m = book.parts();
             return book.encode(&self.residual, &mut self.parts[offset * m..(offset + 1) * m]);
         }
+        if self.kind == CodeKind::Binary {
+            let start = offset * (self.words + 1);
+            let code = &mut self.bits[start..start + self.words + 1];
+            let (signs, terms) = code.split_at_mut(self.words);
+            terms[0] = bits_into(self.metric, &self.centre, v, &mut self.residual, signs).packed();
+            return;
+        }
         self.meta[offset] = match self.kind {
             CodeKind::Int8 | CodeKind::Product(_) => {
                 let start = offset * self.dim;
@@ -424,16 +451,7 @@ impl Codes {
                     &mut self.codes[start..start + self.dim],
                 )
             }
-            CodeKind::Binary => {
-                let start = offset * self.words;
-                bits_into(
-                    self.metric,
-                    &self.centre,
-                    v,
-                    &mut self.residual,
-                    &mut self.bits[start..start + self.words],
-                )
-            }
+            CodeKind::Binary => unreachable!("coded above"),
         };
     }
 
@@ -526,7 +544,7 @@ impl Codes {
             18 + self.dim * 4
                 + self.meta.len() * 12
                 + self.codes.len()
-                + self.bits.len() * 8
+                + self.bits.len() * 12
                 + self.parts.len(),
         );
         let flag = match self.kind {
@@ -544,14 +562,20 @@ impl Codes {
         for c in &self.centre {
             out.extend_from_slice(&c.to_le_bytes());
         }
-        for m in &self.meta {
+        // Binary codes are written as the other kinds are, every vector's three terms
+        // first (the count of bits set included), then the sign words.
+        let binary =
+            self.bits.chunks_exact(self.words + 1).map(|c| Meta::unpacked(c[self.words], &c[..self.words]));
+        for m in self.meta.iter().copied().chain(binary) {
             out.extend_from_slice(&m.scale.to_le_bytes());
             out.extend_from_slice(&m.exact.to_le_bytes());
             out.extend_from_slice(&m.sum.to_le_bytes());
         }
         out.extend(self.codes.iter().map(|&c| c as u8));
-        for w in &self.bits {
-            out.extend_from_slice(&w.to_le_bytes());
+        for code in self.bits.chunks_exact(self.words + 1) {
+            for w in &code[..self.words] {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
         }
         if let Some(book) = &self.book {
             book.write(&mut out);
@@ -657,16 +681,30 @@ impl Codes {
                 (codes, Vec::new())
             }
             CodeKind::Binary => {
-                let mut bits = vec![0u64; n * words];
-                exact(bytemuck::cast_slice_mut(&mut bits))?;
-                // Stored little-endian: a no-op where the target is.
-                bits.iter_mut().for_each(|w| *w = u64::from_le(*w));
-                // Bits past the last component are never set by coding.
-                if !dim.is_multiple_of(64)
-                    && bits.chunks_exact(words).any(|v| v[words - 1] >> (dim % 64) != 0)
-                {
-                    return Err("binary codes with bits past the last component".into());
+                // Read in blocks, each vector's sign words placed before its terms.
+                let mut bits = Vec::new();
+                braid_core::memory::reserve_huge(&mut bits, n * (words + 1));
+                let mut block = vec![0u64; words * n.min(1 << 16)];
+                for (at, terms) in (0..n).step_by(1 << 16).zip(meta.chunks(1 << 16)) {
+                    let k = (n - at).min(1 << 16);
+                    exact(bytemuck::cast_slice_mut(&mut block[..words * k]))?;
+                    for (signs, m) in block[..words * k].chunks_exact(words).zip(terms) {
+                        // Stored little-endian: a no-op where the target is.
+                        bits.extend(signs.iter().map(|&w| u64::from_le(w)));
+                        let code = &bits[bits.len() - words..];
+                        // Bits past the last component are never set by coding.
+                        if !dim.is_multiple_of(64) && code[words - 1] >> (dim % 64) != 0 {
+                            return Err("binary codes with bits past the last component".into());
+                        }
+                        if Meta::unpacked(m.packed(), code) != *m {
+                            return Err(
+                                "binary codes whose count of bits set disagrees with their bits".into()
+                            );
+                        }
+                        bits.push(m.packed());
+                    }
                 }
+                meta = Vec::new();
                 (Vec::new(), bits)
             }
         };
@@ -696,6 +734,7 @@ impl Codes {
     pub fn len(&self) -> usize {
         match &self.book {
             Some(book) => self.parts.len() / book.parts(),
+            None if self.kind == CodeKind::Binary => self.bits.len() / (self.words + 1),
             None => self.meta.len(),
         }
     }
@@ -793,9 +832,9 @@ impl Codes {
     /// planes (`Σ_{bit set} cᵢ = Σⱼ 2ʲ·popcount(planeⱼ ∧ bits) − 128·popcount(bits)`).
     #[inline]
     fn binary_distance(&self, q: &CodedQuery, offset: usize) -> f32 {
-        let start = offset * self.words;
+        let start = offset * (self.words + 1);
         let bits = &self.bits[start..start + self.words];
-        let meta = self.meta[offset];
+        let meta = Meta::unpacked(self.bits[start + self.words], bits);
         let weighted = crate::simd::plane_sum(&q.planes, bits);
         let set = weighted - 128 * meta.sum;
         let signed = 2 * set - q.sum;
@@ -819,10 +858,11 @@ impl Codes {
             return;
         }
         if self.kind == CodeKind::Binary {
-            let start = offset * self.words;
+            // A code of 384 components is 56 bytes: it may straddle two lines.
+            let start = offset * (self.words + 1);
             if start < self.bits.len() {
                 crate::simd::prefetch(&self.bits, start);
-                crate::simd::prefetch(&self.meta, offset);
+                crate::simd::prefetch(&self.bits, start + self.words);
             }
             return;
         }
@@ -1093,7 +1133,7 @@ mod tests {
                 codes.push(r);
             }
             assert_eq!(codes.kind(), CodeKind::Binary);
-            assert_eq!(codes.bytes(), 300 * (16 + 12));
+            assert_eq!(codes.bytes(), 300 * (16 + 8), "sign words and one word of terms");
             let exact = |q: &[f32], v: &[f32]| match metric {
                 Metric::Euclid => q.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(),
                 _ => -q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>(),
@@ -1131,7 +1171,7 @@ mod tests {
             let q = codes.query(&data[0]);
             assert_eq!(back.distance(&q, 5), codes.distance(&q, 5));
             for o in 0..data.len() {
-                let bits = &codes.bits[o * codes.words..(o + 1) * codes.words];
+                let bits = &codes.bits[o * (codes.words + 1)..][..codes.words];
                 assert_eq!(
                     crate::simd::plane_sum(&q.planes, bits),
                     crate::simd::plane_sum_portable(&q.planes, bits),
@@ -1143,6 +1183,11 @@ mod tests {
             stray[last] |= 0x80;
             assert!(Codes::from_bytes(&stray).is_err());
             assert!(Codes::from_bytes(&bytes[..bytes.len() - 8]).is_err());
+            // A flipped sign bit no longer agrees with the count of bits set the file
+            // keeps for its vector.
+            let mut flipped = bytes.clone();
+            flipped[17 + dim * 4 + 12 * data.len()] ^= 1;
+            assert!(Codes::from_bytes(&flipped).unwrap_err().contains("count of bits set"));
         }
     }
 
