@@ -400,10 +400,10 @@ fn binary_codes_answer_exactly_and_persist() {
     // Switch the text space to int8 codes and back: answers stay exact (`answers`
     // checks every score and the recall).
     let c = db.collection("coded").unwrap();
-    // Info reports each space's bytes: 96 bits (two words) and 12 bytes of terms per
+    // Info reports each space's bytes: 96 bits (two words) and a word of terms per
     // binary code, against 96 × 4 bytes of floats.
     let memory = c.info().memory["text"];
-    assert_eq!(memory.codes, N as usize * (16 + 12));
+    assert_eq!(memory.codes, N as usize * (16 + 8));
     assert_eq!(memory.vectors, N as usize * 96 * 4);
     assert!(memory.vectors_mapped <= memory.vectors && memory.graph > 0, "{memory:?}");
     through_int8(&db, &truth, N, config());
