@@ -199,12 +199,13 @@ impl PointIds {
     fn position(&self, id: &PointId) -> Result<usize, usize> {
         let key = |i: usize| self.column.get(self.sorted[i]);
         let (mut lo, mut hi) = (0, self.sorted.len());
+        // An id ranks against its own kind.
+        let x = rank(id, id).unwrap_or_default();
         for _ in 0..INTERPOLATIONS {
             if hi - lo < 16 {
                 break;
             }
-            let (Some(a), Some(b), Some(x)) = (rank(&key(lo), id), rank(&key(hi - 1), id), rank(id, id))
-            else {
+            let (Some(a), Some(b)) = (rank(&key(lo), id), rank(&key(hi - 1), id)) else {
                 break;
             };
             if x <= a || x >= b {
