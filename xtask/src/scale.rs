@@ -1,6 +1,8 @@
-//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--ef-construct E] [--keep] [--reuse] [--resume] [--peers]`:
+//! `cargo xtask bench scale [-- --n 100000,1000000] [--threads 1,2] [--configs …] [--datatype float16] [--ef-construct E] [--build-codes int8] [--keep] [--reuse] [--resume] [--peers]`:
 //! how build time, memory, disk, reopen time and search cost grow with N. `--datatype`
-//! builds a space storing `float16` or `uint8` rows (kept apart, in `target/scale/nN-TYPE`).
+//! builds a space storing `float16` or `uint8` rows (kept apart, in `target/scale/nN-TYPE`);
+//! `--build-codes int8` builds with Braid's default one-byte codes, by which inserts
+//! walk the graph (kept apart, in `target/scale/nN-int8build`).
 //!
 //! Each step is its own process (`crates/braid/benches/scale.rs`, one phase per run) so
 //! that peak memory is per step: for each N, a build per thread count (one thread by
@@ -185,16 +187,17 @@ fn peers_table(peers: &[Value], builds: &[Value]) -> String {
 /// The Markdown table of one run of the whole bench.
 fn table(builds: &[Value], measures: &[Value]) -> String {
     let mut out = String::from(
-        "| N | threads | ef_construct | build s | points/s | peak RSS MiB (above the bench's data) | disk MiB |\n|---|---|---|---|---|---|---|\n",
+        "| N | threads | ef_construct | codes | build s | points/s | peak RSS MiB (above the bench's data) | disk MiB |\n|---|---|---|---|---|---|---|---|\n",
     );
     for b in builds {
         let n = b["n"].as_f64().unwrap_or(0.0);
         let s = b["build_s"].as_f64().unwrap_or(0.0);
         out += &format!(
-            "| {} | {} | {} | {:.1} | {:.0} | {} | {:.0} |\n",
+            "| {} | {} | {} | {} | {:.1} | {:.0} | {} | {:.0} |\n",
             b["n"],
             b["threads"],
             b["ef_construct"],
+            b["build_codes"].as_str().unwrap_or("none"),
             s,
             n / s.max(1e-9),
             peak_above_baseline(b),
@@ -239,6 +242,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !ef_construct.parse::<usize>().is_ok_and(|e| e > 0) {
         return Err(format!("--ef-construct takes a positive number, not `{ef_construct}`"));
     }
+    // The codes the build keeps: none (the bench's float32 baseline) unless given.
+    let build_codes = list(args, "--build-codes", "none").pop().unwrap_or_default();
+    if !["none", "int8"].contains(&build_codes.as_str()) {
+        return Err(format!("--build-codes takes none or int8, not `{build_codes}`"));
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Measure a build an earlier `--keep` run left, instead of building again (and
     // keep it: a measured build is measured again, one configuration per run).
@@ -279,6 +287,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         if ef_construct != "200" {
             name += &format!("-ef{ef_construct}");
         }
+        if build_codes != "none" {
+            name += &format!("-{build_codes}build");
+        }
         let dir = root().join("target/scale").join(name);
         let kept = reuse && dir.join("truth.json").exists();
         if kept {
@@ -299,6 +310,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 &datatype,
                 "--ef-construct",
                 &ef_construct,
+                "--build-codes",
+                &build_codes,
                 "--n",
                 n,
                 "--data",

@@ -4,13 +4,37 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use braid_core::{Metric, PointOffset, VectorSource};
-use braid_distance::RowKernel;
+use braid_distance::{CodeKind, Codes, RowKernel};
 
 use crate::graph::{ABSENT, Entry, Hnsw, Layer0, MAX_LEVEL};
-use crate::search::{Floats, Near, Probe};
+use crate::search::{Coded, Floats, Near, Probe};
 use crate::upper::Upper;
 use crate::visited::with_visited;
 use crate::{HnswConfig, HnswError};
+
+/// `candidates` scored again by `exact`, nearest first. Each row is asked for two
+/// candidates ahead of its distance (its first line) and one ahead (the rest), as a
+/// walk asks.
+fn rescored<P: Probe>(exact: &P, candidates: &[Near]) -> Vec<Near> {
+    for c in candidates.iter().take(2) {
+        exact.prefetch(c.node);
+    }
+    if let Some(first) = candidates.first() {
+        exact.prefetch_rest(first.node);
+    }
+    let mut out = Vec::with_capacity(candidates.len());
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(next) = candidates.get(i + 2) {
+            exact.prefetch(next.node);
+        }
+        if let Some(next) = candidates.get(i + 1) {
+            exact.prefetch_rest(next.node);
+        }
+        out.push(Near { dist: exact.distance(c.node), node: c.node });
+    }
+    out.sort_unstable();
+    out
+}
 
 /// SplitMix64: a node's level depends only on the seed and its offset, so a
 /// single-threaded build is reproducible and a parallel one draws the same levels.
@@ -56,9 +80,21 @@ impl Hnsw {
         offsets: impl IntoIterator<Item = u32>,
         threads: usize,
     ) -> Result<(), HnswError> {
+        self.insert_all_coded(source, None, offsets, threads)
+    }
+
+    /// [`Hnsw::insert_all`], walking the graph by `codes` where they are one-byte codes
+    /// of `source` ([`Hnsw::insert_coded`]).
+    pub fn insert_all_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        codes: Option<&Codes>,
+        offsets: impl IntoIterator<Item = u32>,
+        threads: usize,
+    ) -> Result<(), HnswError> {
         let offsets: Vec<u32> = offsets.into_iter().collect();
         if threads <= 1 {
-            return offsets.iter().try_for_each(|&o| self.insert(source, PointOffset(o)));
+            return offsets.iter().try_for_each(|&o| self.insert_coded(source, codes, PointOffset(o)));
         }
         // Each worker claims offsets one at a time (inserts vary in cost); a worker the
         // system will not start leaves its share to the others and the caller.
@@ -68,7 +104,7 @@ impl Hnsw {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&o) = offsets.get(i) else { break };
-                if let Err(e) = self.insert(source, PointOffset(o)) {
+                if let Err(e) = self.insert_coded(source, codes, PointOffset(o)) {
                     failed.lock().get_or_insert(e);
                     next.store(offsets.len(), Ordering::Relaxed);
                     break;
@@ -98,7 +134,24 @@ impl Hnsw {
         source: &S,
         offset: PointOffset,
     ) -> Result<(), HnswError> {
+        self.insert_coded(source, None, offset)
+    }
+
+    /// [`Hnsw::insert`], walking the graph by `codes` when they are one-byte codes of
+    /// `source` (binary and product codes rank too coarsely to build by): each layer's
+    /// beam of `ef_construct` is ranked by coded distances, which read a quarter of a
+    /// row's bytes, then re-scored with the rows before the neighbours are chosen, so
+    /// every link is chosen, and every list pruned, by exact distances as without codes.
+    pub fn insert_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        codes: Option<&Codes>,
+        offset: PointOffset,
+    ) -> Result<(), HnswError> {
         self.check_source(source)?;
+        if let Some(codes) = codes {
+            self.check_codes(source, codes)?;
+        }
         let node = offset.0;
         if offset.index() >= self.capacity || offset.index() >= source.len() {
             return Err(HnswError::OffsetOutOfRange {
@@ -148,10 +201,54 @@ impl Hnsw {
             return Ok(());
         };
 
-        let probe = Floats { hnsw: self, source, query: vector };
-        let mut ep = Near { dist: probe.distance(entry.node), node: entry.node };
+        let exact = Floats { hnsw: self, source, query: vector };
+        let links_back = match codes.filter(|c| c.kind() == CodeKind::Int8) {
+            Some(codes) => {
+                let query = codes.query(vector);
+                self.link_new(
+                    source,
+                    &Coded { codes, query: &query },
+                    Some(&exact),
+                    vector,
+                    node,
+                    level,
+                    entry,
+                )
+            }
+            None => self.link_new(source, &exact, None, vector, node, level, entry),
+        };
+        for (layer, chosen) in links_back {
+            for c in &chosen {
+                self.link_back(source, c.node, node, c.dist, layer);
+            }
+        }
+        if raises_top {
+            self.set_entry(Entry { node, level });
+        }
+        drop(top_guard);
+        self.len.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Walks down to `node` (at `level`) from `entry` by `walk`, and writes the node's
+    /// own lists on every layer it shares with the graph. The beams are ranked by
+    /// `walk`; when that is not `exact` (codes), the beam is re-scored by `exact`
+    /// before the neighbours are chosen. Returns the chosen neighbours per layer with
+    /// their exact distances, for the links back.
+    #[allow(clippy::too_many_arguments)]
+    fn link_new<S: VectorSource<Elem: RowKernel> + ?Sized, P: Probe>(
+        &self,
+        source: &S,
+        walk: &P,
+        exact: Option<&Floats<'_, S>>,
+        vector: &[f32],
+        node: u32,
+        level: u8,
+        entry: Entry,
+    ) -> Vec<(u8, Vec<Near>)> {
+        let mut ep = Near { dist: walk.distance(entry.node), node: entry.node };
         for layer in (level + 1..=entry.level).rev() {
-            ep = self.greedy(&probe, ep, layer);
+            ep = self.greedy(walk, ep, layer);
         }
         let mut entry_points = vec![ep];
         // Links from other nodes to this one are added only once its own lists exist
@@ -162,12 +259,15 @@ impl Hnsw {
         let mut links_back = Vec::new();
         for layer in (0..=level.min(entry.level)).rev() {
             let found = with_visited(self.capacity, |visited| {
-                self.search_layer(&probe, &entry_points, self.config.ef_construct, layer, visited, |n| {
+                self.search_layer(walk, &entry_points, self.config.ef_construct, layer, visited, |n| {
                     n != node
                 })
             });
             let candidates = found.into_sorted_vec();
-            let chosen = self.select_neighbours(source, &candidates, self.config.m);
+            let chosen = match exact {
+                Some(exact) => self.select_neighbours(source, &rescored(exact, &candidates), self.config.m),
+                None => self.select_neighbours(source, &candidates, self.config.m),
+            };
             {
                 let _own = self.locks[node as usize].lock();
                 // Other threads may already have linked themselves to this node on this
@@ -191,17 +291,7 @@ impl Hnsw {
                 entry_points = candidates;
             }
         }
-        for (layer, chosen) in links_back {
-            for c in &chosen {
-                self.link_back(source, c.node, node, c.dist, layer);
-            }
-        }
-        if raises_top {
-            self.set_entry(Entry { node, level });
-        }
-        drop(top_guard);
-        self.len.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        links_back
     }
 
     /// The neighbour-selection heuristic (Malkov & Yashunin, algorithm 4, without
@@ -342,9 +432,19 @@ impl Hnsw {
         source: &S,
         threads: usize,
     ) -> Result<Hnsw, HnswError> {
+        self.compact_coded(source, None, threads)
+    }
+
+    /// [`Hnsw::compact`], walking by `codes` as [`Hnsw::insert_all_coded`] does.
+    pub fn compact_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        codes: Option<&Codes>,
+        threads: usize,
+    ) -> Result<Hnsw, HnswError> {
         let graph = Hnsw::new(self.metric, self.dim, self.config, self.capacity)?;
         let live = (0..self.capacity as u32).filter(|&n| self.level(n).is_some() && !self.is_deleted(n));
-        graph.insert_all(source, live, threads)?;
+        graph.insert_all_coded(source, codes, live, threads)?;
         Ok(graph)
     }
 }

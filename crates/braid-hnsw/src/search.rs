@@ -67,9 +67,9 @@ impl<S: VectorSource<Elem: RowKernel> + ?Sized> Probe for Floats<'_, S> {
 }
 
 /// Measures with one-byte codes: approximate distances, re-scored afterwards.
-struct Coded<'a> {
-    codes: &'a Codes,
-    query: &'a CodedQuery,
+pub(crate) struct Coded<'a> {
+    pub codes: &'a Codes,
+    pub query: &'a CodedQuery,
 }
 
 impl Probe for Coded<'_> {

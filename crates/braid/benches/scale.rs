@@ -2,10 +2,11 @@
 //! points. The xtask runs this binary once per phase so that each process's peak
 //! resident memory belongs to one phase:
 //!
-//! - `--phase build --n N --dir D [--datatype T] [--ef-construct E]`: makes N 384-d
+//! - `--phase build --n N --dir D [--datatype T] [--ef-construct E] [--build-codes C]`: makes N 384-d
 //!   points (below), computes each query's exact top 10 over them, ingests them into a
 //!   database in `D` (one space, Cosine, m 16, `ef_construct` E, 200 unless given, no
-//!   codes, rows stored as `T`:
+//!   codes unless `--build-codes int8` (Braid's default, by which inserts walk the
+//!   graph), rows stored as `T`:
 //!   `float32` by default, `float16`, or `uint8` — each component `c` of a unit vector
 //!   stored as `round(127.5 · (c + 1))` in a Euclid space, queries mapped the same way
 //!   unrounded: for unit vectors the L2 order is the cosine order), flushes, and
@@ -190,6 +191,10 @@ struct Progress {
     /// Builds kept before the setting was recorded used 200.
     #[serde(default = "default_ef_construct")]
     ef_construct: usize,
+    /// The codes the build kept (`none` or `int8`); builds kept before the setting
+    /// was recorded kept none.
+    #[serde(default = "default_build_codes")]
+    codes: String,
     truth_s: f64,
     done: bool,
     segments: Vec<Segment>,
@@ -197,6 +202,20 @@ struct Progress {
 
 fn default_ef_construct() -> usize {
     200
+}
+
+fn default_build_codes() -> String {
+    "none".into()
+}
+
+/// The codes a build keeps (`--build-codes`): none, the bench's default, or one-byte
+/// codes, Braid's default, by which inserts walk the graph (`docs/hnsw.md`, "Insert").
+fn build_codes(name: &str) -> Quantization {
+    match name {
+        "none" => Quantization::None,
+        "int8" => Quantization::Int8,
+        other => panic!("--build-codes none|int8, not {other}"),
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -236,12 +255,18 @@ fn build(
     dir: &Path,
     datatype: Datatype,
     ef_construct: usize,
+    codes: &str,
     resume: bool,
 ) -> Value {
     // A kept build of the same stream continues: a stopped one of this N, or a smaller
     // N's (its points are this build's first ones), whose truth is made again for N.
-    let earlier = Progress::read(dir)
-        .filter(|p| resume && p.datatype == datatype.name() && p.ef_construct == ef_construct && p.n <= n);
+    let earlier = Progress::read(dir).filter(|p| {
+        resume
+            && p.datatype == datatype.name()
+            && p.ef_construct == ef_construct
+            && p.codes == codes
+            && p.n <= n
+    });
     if earlier.is_none() {
         let _ = std::fs::remove_dir_all(dir.join("db"));
     }
@@ -258,6 +283,7 @@ fn build(
                 n,
                 datatype: datatype.name().to_string(),
                 ef_construct,
+                codes: codes.to_string(),
                 truth_s: t.elapsed().as_secs_f64(),
                 done: false,
                 segments,
@@ -278,21 +304,21 @@ fn build(
                     SPACE,
                     VectorParams::new(points.dim(), distance_for(datatype))
                         .hnsw(16, ef_construct)
-                        .quantization(Quantization::None)
+                        .quantization(build_codes(codes))
                         .datatype(datatype),
                 ),
             )
             .expect("a fresh directory"),
     };
     // A measure phase leaves the kept build switched to its configuration: back to the
-    // build's (no codes, rows in memory) before it continues.
+    // build's (its codes, rows in memory) before it continues.
     let mut config = c.config();
     if let Some(space) = config
         .vectors
         .get_mut(SPACE)
-        .filter(|s| s.quantization != Quantization::None || s.on_disk || s.hnsw.on_disk)
+        .filter(|s| s.quantization != build_codes(codes) || s.on_disk || s.hnsw.on_disk)
     {
-        (space.quantization, space.on_disk, space.hnsw.on_disk) = (Quantization::None, false, false);
+        (space.quantization, space.on_disk, space.hnsw.on_disk) = (build_codes(codes), false, false);
         c.reconfigure(config).expect("the build's configuration");
     }
     // Points are upserted in id order, so what a stopped build's database recovered is
@@ -345,7 +371,7 @@ fn build(
     progress.write(dir);
     let sum = |f: fn(&Segment) -> f64| progress.segments.iter().map(f).sum::<f64>();
     json!({"phase": "build", "n": n, "dim": points.dim(), "real_rows": points.real.len().min(n), "datatype": datatype.name(),
-           "ef_construct": ef_construct, "threads": threads, "truth_s": progress.truth_s, "build_s": sum(|s| s.build_s), "generate_s": sum(|s| s.generate_s),
+           "ef_construct": ef_construct, "build_codes": codes, "threads": threads, "truth_s": progress.truth_s, "build_s": sum(|s| s.build_s), "generate_s": sum(|s| s.generate_s),
            "segments": serde_json::to_value(&progress.segments).expect("json"),
            "disk_bytes": disk_bytes(&dir.join("db")), "baseline_rss_kb": baseline, "memory": memory})
 }
@@ -517,9 +543,9 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let points = Points { real: set.base };
         // Built in two runs: 2,000 points, then continued to 3,000 (`--resume`).
-        let first = build(&points, &set.queries, 2_000, dir.path(), Datatype::Float32, 200, false);
+        let first = build(&points, &set.queries, 2_000, dir.path(), Datatype::Float32, 200, "none", false);
         assert_eq!(first["segments"].as_array().map(Vec::len), Some(1));
-        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32, 200, true);
+        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32, 200, "none", true);
         let segments = report["segments"].as_array().expect("segments");
         assert_eq!(
             (segments.len(), &segments[1]["from"], &segments[1]["to"]),
@@ -531,10 +557,11 @@ fn main() {
             assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
             println!("{{\"scale\": {report}}}");
         }
-        // Narrow rows: a build of each datatype, measured as it is and with int8 codes.
+        // Narrow rows: a build of each datatype (walked by int8 codes as it is built),
+        // measured as it is and with int8 codes.
         for datatype in [Datatype::Float16, Datatype::Uint8] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let report = build(&points, &set.queries, 3_000, dir.path(), datatype, 200, false);
+            let report = build(&points, &set.queries, 3_000, dir.path(), datatype, 200, "int8", false);
             assert_eq!(report["datatype"], datatype.name());
             for config in ["float32", "int8"] {
                 let report = measure(config, &set.queries, dir.path(), false, false);
@@ -572,8 +599,10 @@ fn main() {
                     .filter(|&e| e > 0)
                     .unwrap_or_else(|| panic!("--ef-construct takes a positive number, not {e}"))
             });
+            let codes = args.value("--build-codes").unwrap_or_else(|| "none".into());
+            build_codes(&codes);
             let points = Points { real: rows("out.npy") };
-            build(&points, &queries, n, &dir, datatype, ef_construct, args.flag("--resume"))
+            build(&points, &queries, n, &dir, datatype, ef_construct, &codes, args.flag("--resume"))
         }
         Some("measure") => {
             let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|pq");

@@ -1342,7 +1342,9 @@ impl Collection {
             let segment = self.inner.segment.read();
             let data = segment.space_named(space)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let mut graph = crate::rows::with_rows!(&data.rows, |r| data.graph.compact(r, threads))?;
+            let codes = data.codes.as_ref();
+            let mut graph =
+                crate::rows::with_rows!(&data.rows, |r| data.graph.compact_coded(r, codes, threads))?;
             segment.link_rebuilt(space, &mut graph)?;
             graph
         };

@@ -849,7 +849,13 @@ impl Segment {
         let threads = threads_for(unindexed.points);
         for (name, offsets) in unindexed.offsets {
             if let Some(space) = self.spaces.get(&name) {
-                with_rows!(&space.rows, |r| space.graph.insert_all(r, offsets.iter().copied(), threads))?;
+                let codes = space.codes.as_ref();
+                with_rows!(&space.rows, |r| space.graph.insert_all_coded(
+                    r,
+                    codes,
+                    offsets.iter().copied(),
+                    threads
+                ))?;
                 let added = offsets.iter().filter(|&&o| self.live().contains(o)).count();
                 for (key, _) in space.graph.link_groups() {
                     self.link(&space.rows, &space.graph, Worth::of(space), key, &offsets, added, false)?;
