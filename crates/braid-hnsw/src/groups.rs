@@ -6,11 +6,12 @@
 //! through the non-matching ones (`docs/hnsw.md`, "Payload links").
 
 use braid_core::{OffsetFilter, PointOffset, VectorSource};
-use braid_distance::RowKernel;
+use braid_distance::{CodeKind, Codes, RowKernel};
 
 use crate::HnswError;
 use crate::graph::{Hnsw, LinkGroup, write_list};
-use crate::search::{Floats, Near, Probe};
+use crate::insert::rescored;
+use crate::search::{Coded, Floats, Near, Probe};
 
 /// A value held by at most this many points is linked from an exact scan of them
 /// (when the filter can list them) rather than from a walk.
@@ -71,7 +72,25 @@ impl Hnsw {
         blocks: &[&dyn OffsetFilter],
         replace: bool,
     ) -> Result<(), HnswError> {
+        self.link_in_group_coded(source, None, key, offset, blocks, replace)
+    }
+
+    /// [`Hnsw::link_in_group`], finding each value's candidates by `codes` when they
+    /// are one-byte codes of `source`, then scoring them again by the rows before the
+    /// links are chosen, as [`Hnsw::insert_coded`] does.
+    pub fn link_in_group_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
+        &self,
+        source: &S,
+        codes: Option<&Codes>,
+        key: u64,
+        offset: PointOffset,
+        blocks: &[&dyn OffsetFilter],
+        replace: bool,
+    ) -> Result<(), HnswError> {
         self.check_source(source)?;
+        if let Some(codes) = codes {
+            self.check_codes(source, codes)?;
+        }
         let group = self.group(key).ok_or(HnswError::UnknownGroup { key })?;
         let node = offset.0;
         let slots = match group.links(node) {
@@ -79,12 +98,19 @@ impl Hnsw {
             _ => return Err(HnswError::NotInserted { offset: node }),
         };
         let vector = S::Elem::as_query(self.metric, source.vector(offset));
-        let probe = Floats { hnsw: self, source, query: &vector };
+        let exact = Floats { hnsw: self, source, query: &vector };
+        let coded = codes.filter(|c| c.kind() == CodeKind::Int8).map(|c| (c, c.query(&vector)));
         let share = (group.m0 / blocks.len().max(1)).max(1);
         let mut chosen: Vec<Near> = Vec::new();
         for block in blocks {
             let admit = |n: u32| n != node && !self.is_deleted(n) && block.matches(PointOffset(n));
-            let candidates = self.group_candidates(&probe, group, *block, &admit);
+            let candidates = match &coded {
+                Some((codes, query)) => {
+                    let walk = Coded { codes, query };
+                    rescored(&exact, &self.group_candidates(&walk, group, *block, &admit))
+                }
+                None => self.group_candidates(&exact, group, *block, &admit),
+            };
             for c in self.select_neighbours(source, &candidates, share) {
                 if !chosen.iter().any(|k| k.node == c.node) {
                     chosen.push(c);

@@ -15,7 +15,7 @@ use crate::{HnswConfig, HnswError};
 /// `candidates` scored again by `exact`, nearest first. Each row is asked for two
 /// candidates ahead of its distance (its first line) and one ahead (the rest), as a
 /// walk asks.
-fn rescored<P: Probe>(exact: &P, candidates: &[Near]) -> Vec<Near> {
+pub(crate) fn rescored<P: Probe>(exact: &P, candidates: &[Near]) -> Vec<Near> {
     for c in candidates.iter().take(2) {
         exact.prefetch(c.node);
     }

@@ -858,7 +858,8 @@ impl Segment {
                 ))?;
                 let added = offsets.iter().filter(|&&o| self.live().contains(o)).count();
                 for (key, _) in space.graph.link_groups() {
-                    self.link(&space.rows, &space.graph, Worth::of(space), key, &offsets, added, false)?;
+                    let (rows, codes) = (&space.rows, space.codes.as_ref());
+                    self.link(rows, codes, &space.graph, Worth::of(space), key, &offsets, added, false)?;
                 }
             }
         }
@@ -866,7 +867,8 @@ impl Segment {
             for space in self.spaces.values() {
                 if space.graph.link_groups().iter().any(|(k, _)| *k == links.key) {
                     let worth = Worth::of(space);
-                    self.link(&space.rows, &space.graph, worth, links.key, &links.offsets, 0, links.replace)?;
+                    let (rows, codes) = (&space.rows, space.codes.as_ref());
+                    self.link(rows, codes, &space.graph, worth, links.key, &links.offsets, 0, links.replace)?;
                 }
             }
         }
@@ -878,10 +880,13 @@ impl Segment {
     /// values worth linking ([`Worth`]) — and, when the values these offsets brought
     /// became worth linking with them, those values' other points too. `added` is
     /// how many of `offsets` are new live points (0 when their payloads changed).
+    /// Candidates are found by `codes` where the space keeps one-byte codes
+    /// ([`Hnsw::link_in_group_coded`]).
     #[allow(clippy::too_many_arguments)]
     fn link(
         &self,
         rows: &SpaceRows,
+        codes: Option<&Codes>,
         graph: &Hnsw,
         worth: Worth<'_>,
         key: u64,
@@ -928,7 +933,8 @@ impl Segment {
                 }
                 let holding: Vec<Holding> = sets.into_iter().map(Holding).collect();
                 let blocks: Vec<&dyn OffsetFilter> = holding.iter().map(|h| h as &dyn OffsetFilter).collect();
-                let linked = with_rows!(rows, |r| graph.link_in_group(r, key, offset, &blocks, replace));
+                let linked =
+                    with_rows!(rows, |r| graph.link_in_group_coded(r, codes, key, offset, &blocks, replace));
                 if let Err(e) = linked {
                     failed.lock().get_or_insert(e);
                     return;
@@ -980,7 +986,7 @@ impl Segment {
         let offsets: Vec<u32> = (&data.present & self.live()).iter().collect();
         for (key, m) in self.wanted_groups(data) {
             graph.add_link_group(key, m)?;
-            self.link(&data.rows, graph, Worth::of(data), key, &offsets, 0, false)?;
+            self.link(&data.rows, data.codes.as_ref(), graph, Worth::of(data), key, &offsets, 0, false)?;
         }
         Ok(())
     }
