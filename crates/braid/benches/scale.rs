@@ -204,6 +204,10 @@ fn default_ef_construct() -> usize {
     200
 }
 
+/// The smoke test's builds: the bench's baseline recipe.
+const FLOAT32_NO_CODES: Recipe<'static> =
+    Recipe { datatype: Datatype::Float32, ef_construct: 200, codes: "none" };
+
 fn default_build_codes() -> String {
     "none".into()
 }
@@ -248,16 +252,23 @@ impl Progress {
     }
 }
 
+/// How a build makes its space: the rows' datatype, `ef_construct` and the codes kept.
+#[derive(Clone, Copy)]
+struct Recipe<'a> {
+    datatype: Datatype,
+    ef_construct: usize,
+    codes: &'a str,
+}
+
 fn build(
     points: &Points,
     queries: &[Vec<f32>],
     n: usize,
     dir: &Path,
-    datatype: Datatype,
-    ef_construct: usize,
-    codes: &str,
+    recipe: Recipe<'_>,
     resume: bool,
 ) -> Value {
+    let Recipe { datatype, ef_construct, codes } = recipe;
     // A kept build of the same stream continues: a stopped one of this N, or a smaller
     // N's (its points are this build's first ones), whose truth is made again for N.
     let earlier = Progress::read(dir).filter(|p| {
@@ -543,9 +554,9 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let points = Points { real: set.base };
         // Built in two runs: 2,000 points, then continued to 3,000 (`--resume`).
-        let first = build(&points, &set.queries, 2_000, dir.path(), Datatype::Float32, 200, "none", false);
+        let first = build(&points, &set.queries, 2_000, dir.path(), FLOAT32_NO_CODES, false);
         assert_eq!(first["segments"].as_array().map(Vec::len), Some(1));
-        let report = build(&points, &set.queries, 3_000, dir.path(), Datatype::Float32, 200, "none", true);
+        let report = build(&points, &set.queries, 3_000, dir.path(), FLOAT32_NO_CODES, true);
         let segments = report["segments"].as_array().expect("segments");
         assert_eq!(
             (segments.len(), &segments[1]["from"], &segments[1]["to"]),
@@ -561,7 +572,14 @@ fn main() {
         // measured as it is and with int8 codes.
         for datatype in [Datatype::Float16, Datatype::Uint8] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let report = build(&points, &set.queries, 3_000, dir.path(), datatype, 200, "int8", false);
+            let report = build(
+                &points,
+                &set.queries,
+                3_000,
+                dir.path(),
+                Recipe { datatype, ef_construct: 200, codes: "int8" },
+                false,
+            );
             assert_eq!(report["datatype"], datatype.name());
             for config in ["float32", "int8"] {
                 let report = measure(config, &set.queries, dir.path(), false, false);
@@ -602,7 +620,14 @@ fn main() {
             let codes = args.value("--build-codes").unwrap_or_else(|| "none".into());
             build_codes(&codes);
             let points = Points { real: rows("out.npy") };
-            build(&points, &queries, n, &dir, datatype, ef_construct, &codes, args.flag("--resume"))
+            build(
+                &points,
+                &queries,
+                n,
+                &dir,
+                Recipe { datatype, ef_construct, codes: &codes },
+                args.flag("--resume"),
+            )
         }
         Some("measure") => {
             let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|pq");
