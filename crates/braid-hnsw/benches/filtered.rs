@@ -12,7 +12,8 @@
 //! `--recall R` (also each filter's cheapest walk reaching recall R against the
 //! unfiltered walk's cheapest); `--graph FILE` (the built and linked graph read from
 //! FILE, or written there after the build; it is not checked against the data, so
-//! delete FILE when the data changes). Under
+//! delete FILE when the data changes); `--build-codes` (the graph and its links built
+//! walking by the int8 codes, as a database space with codes builds them). Under
 //! `cargo test` (no `--bench`) it runs once on the set's first 2,000 rows when the set is
 //! there, else it prints a note and stops.
 
@@ -58,8 +59,14 @@ impl OffsetFilter for Listed<'_> {
 }
 
 /// Link groups over each of `fields` (group key = position + 1): every point linked
-/// among the points sharing its value, on two threads.
-fn link(graph: &mut Hnsw, base: &DenseVectors, payloads: &[serde_json::Value], fields: &[&str]) {
+/// among the points sharing its value, on two threads, found by `codes` if given.
+fn link(
+    graph: &mut Hnsw,
+    base: &DenseVectors,
+    codes: Option<&Codes>,
+    payloads: &[serde_json::Value],
+    fields: &[&str],
+) {
     for (i, field) in fields.iter().enumerate() {
         let key = i as u64 + 1;
         graph.add_link_group(key, 16).expect("group");
@@ -81,7 +88,7 @@ fn link(graph: &mut Hnsw, base: &DenseVectors, payloads: &[serde_json::Value], f
             for o in start..(start + 256).min(payloads.len() as u32) {
                 let (pass, list) = &blocks[&payloads[o as usize][field].to_string()];
                 let block = Listed { pass, matching: list.to_vec(), group: None };
-                graph.link_in_group(base, key, PointOffset(o), &[&block], false).expect("link");
+                graph.link_in_group_coded(base, codes, key, PointOffset(o), &[&block], false).expect("link");
             }
         });
     }
@@ -161,16 +168,18 @@ fn main() {
             (Hnsw::read_from(path).expect("read the cached graph"), None)
         }
         None => {
+            let walk = args.flag("--build-codes").then_some(&codes);
             let t = Instant::now();
-            let mut graph =
-                Hnsw::build(&base, Metric::Dot, HnswConfig { m: 16, ef_construct: 200, seed: 42 }, 2)
-                    .expect("build");
+            let config = HnswConfig { m: 16, ef_construct: 200, seed: 42 };
+            let mut graph = Hnsw::new(Metric::Dot, dim, config, n).expect("graph");
+            graph.insert_all_coded(&base, walk, 0..n as u32, 2).expect("build");
             let built = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            link(&mut graph, &base, &payloads, &["category", "pos"]);
+            link(&mut graph, &base, walk, &payloads, &["category", "pos"]);
             let linked = t.elapsed().as_secs_f64();
             println!(
-                "graph built in {built:.1} s, int8 codes in {coded:.1} s, payload links (category, pos) in {linked:.1} s"
+                "graph built in {built:.1} s, int8 codes in {coded:.1} s, payload links (category, pos) in {linked:.1} s{}",
+                if walk.is_some() { ", both walking by the codes" } else { "" }
             );
             if let Some(path) = &cached {
                 graph.write_to(path).expect("write the graph");
@@ -330,7 +339,7 @@ fn main() {
         report.push(row);
     }
     if bench {
-        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef, "link_seconds": linked,
+        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef, "link_seconds": linked, "build_codes": args.flag("--build-codes"),
                          "unfiltered_qps": unfiltered_float, "unfiltered_coded_qps": unfiltered_coded, "cases": report});
         if let Some(parent) = out.parent() {
             let _ = std::fs::create_dir_all(parent);
