@@ -6,11 +6,11 @@
 //! through the non-matching ones (`docs/hnsw.md`, "Payload links").
 
 use braid_core::{OffsetFilter, PointOffset, VectorSource};
-use braid_distance::{CodeKind, Codes, RowKernel};
+use braid_distance::{Codes, RowKernel};
 
 use crate::HnswError;
 use crate::graph::{Hnsw, LinkGroup, write_list};
-use crate::insert::rescored;
+use crate::insert::{rescored, walked_codes};
 use crate::search::{Coded, Floats, Near, Probe};
 
 /// A value held by at most this many points is linked from an exact scan of them
@@ -99,7 +99,7 @@ impl Hnsw {
         };
         let vector = S::Elem::as_query(self.metric, source.vector(offset));
         let exact = Floats { hnsw: self, source, query: &vector };
-        let coded = codes.filter(|c| c.kind() == CodeKind::Int8).map(|c| (c, c.query(&vector)));
+        let coded = walked_codes(codes).map(|c| (c, c.query(&vector)));
         let share = (group.m0 / blocks.len().max(1)).max(1);
         let mut chosen: Vec<Near> = Vec::new();
         for block in blocks {

@@ -12,6 +12,12 @@ use crate::upper::Upper;
 use crate::visited::with_visited;
 use crate::{HnswConfig, HnswError};
 
+/// The codes a build walks by: one-byte codes only. Binary and product codes rank too
+/// coarsely to find a node's neighbours by; with them (or none) a build walks the rows.
+pub(crate) fn walked_codes(codes: Option<&Codes>) -> Option<&Codes> {
+    codes.filter(|c| c.kind() == CodeKind::Int8)
+}
+
 /// `candidates` scored again by `exact`, nearest first. Each row is asked for two
 /// candidates ahead of its distance (its first line) and one ahead (the rest), as a
 /// walk asks.
@@ -202,7 +208,7 @@ impl Hnsw {
         };
 
         let exact = Floats { hnsw: self, source, query: vector };
-        let links_back = match codes.filter(|c| c.kind() == CodeKind::Int8) {
+        let links_back = match walked_codes(codes) {
             Some(codes) => {
                 let query = codes.query(vector);
                 self.link_new(
