@@ -153,9 +153,7 @@ impl Layer0 {
     pub(crate) fn grown(self, capacity: usize) -> Layer0 {
         let tail = capacity.saturating_sub(self.held_nodes) * self.width;
         let heap = atomics(tail, || AtomicU32::new(0));
-        for (to, from) in heap.iter().zip(self.heap.iter()) {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        copy_words(&heap, &self.heap);
         Layer0 { heap, ..self }
     }
 }
@@ -210,6 +208,32 @@ pub(crate) fn write_list(slots: &[AtomicU32], list: &[u32]) {
         slot.store(v, Ordering::Relaxed);
     }
     slots[0].store(n as u32, Ordering::Release);
+}
+
+/// An atomic word a grow copies into a larger array: with `&mut` on the graph, no
+/// other thread reads or writes either copy, so `Relaxed` suffices.
+pub(crate) trait Word {
+    fn copy_from(&self, from: &Self);
+}
+
+macro_rules! word {
+    ($($atomic:ty),*) => {$(
+        impl Word for $atomic {
+            #[inline]
+            fn copy_from(&self, from: &Self) {
+                self.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    )*};
+}
+word!(AtomicU8, AtomicU32, AtomicU64);
+
+/// Copies `from` into the start of `to` (at least as long).
+pub(crate) fn copy_words<T: Word>(to: &[T], from: &[T]) {
+    debug_assert!(to.len() >= from.len());
+    for (to, from) in to.iter().zip(from) {
+        to.copy_from(from);
+    }
 }
 
 pub(crate) fn atomics<T>(n: usize, make: impl Fn() -> T) -> Box<[T]> {

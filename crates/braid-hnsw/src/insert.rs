@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use braid_core::{Metric, PointOffset, VectorSource};
 use braid_distance::{CodeKind, Codes, RowKernel};
 
-use crate::graph::{ABSENT, Entry, Hnsw, Layer0, MAX_LEVEL};
+use crate::graph::{ABSENT, Entry, Hnsw, Layer0, MAX_LEVEL, copy_words};
 use crate::search::{Coded, Floats, Near, Probe};
 use crate::upper::Upper;
 use crate::visited::with_visited;
@@ -389,21 +389,15 @@ impl Hnsw {
         // Held slots stay where they are; only the heap's tail is copied.
         let layer0 = std::mem::replace(&mut self.layer0, Layer0::on_heap(1, 0)).grown(capacity);
         let mut grown = Hnsw::with_layer0(self.metric, self.dim, self.config, capacity, layer0);
-        for (to, from) in grown.levels.iter().zip(self.levels.iter()) {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        for (to, from) in grown.deleted.iter().zip(self.deleted.iter()) {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        copy_words(&grown.levels, &self.levels);
+        copy_words(&grown.deleted, &self.deleted);
         grown.upper = std::mem::replace(&mut self.upper, Upper::new(1, 0)).grown(capacity);
         grown.entry.store(self.entry.load(Ordering::Acquire), Ordering::Release);
         grown.len.store(self.len(), Ordering::Release);
         grown.deleted_count.store(self.deleted_len(), Ordering::Release);
         for group in std::mem::take(&mut self.groups) {
             let bigger = crate::graph::LinkGroup::empty(group.key, group.m0, capacity);
-            for (to, from) in bigger.slots.iter().zip(group.slots.iter()) {
-                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
+            copy_words(&bigger.slots, &group.slots);
             grown.groups.push(bigger);
         }
         *self = grown;

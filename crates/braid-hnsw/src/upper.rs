@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::graph::atomics;
+use crate::graph::{atomics, copy_words};
 
 /// Words per chunk, about: a chunk holds a whole number of lists.
 const CHUNK_WORDS: usize = 4096;
@@ -49,9 +49,7 @@ impl Upper {
     /// The same lists for `capacity` nodes (at least as many as before).
     pub(crate) fn grown(self, capacity: usize) -> Upper {
         let first = atomics(capacity, || AtomicU32::new(0));
-        for (to, from) in first.iter().zip(self.first.iter()) {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        copy_words(&first, &self.first);
         Upper { first, ..self }
     }
 
