@@ -662,50 +662,72 @@ impl Codes {
                 residual: vec![0.0; dim],
             });
         }
-        let mut meta = Vec::with_capacity(n);
-        let mut block = vec![0u8; 12 * n.min(1 << 16)];
-        while meta.len() < n {
-            let k = (n - meta.len()).min(1 << 16);
-            exact(&mut block[..12 * k])?;
-            meta.extend(block[..12 * k].chunks_exact(12).map(|m| Meta {
-                scale: f32_at(&m[..4]),
-                exact: f32_at(&m[4..8]),
-                sum: u32_at(&m[8..]) as i32,
-            }));
-        }
-        let (codes, bits) = match kind {
+        // The file keeps every vector's terms, then every vector's codes.
+        let mut terms = vec![0u8; 12 * n.min(1 << 16)];
+        let mut read_terms = |each: &mut dyn FnMut(Meta)| -> Result<(), String> {
+            for at in (0..n).step_by(1 << 16) {
+                let k = (n - at).min(1 << 16);
+                exact(&mut terms[..12 * k])?;
+                for m in terms[..12 * k].chunks_exact(12) {
+                    each(Meta {
+                        scale: f32_at(&m[..4]),
+                        exact: f32_at(&m[4..8]),
+                        sum: u32_at(&m[8..]) as i32,
+                    });
+                }
+            }
+            Ok(())
+        };
+        let (codes, bits, meta) = match kind {
             // Returned above.
             CodeKind::Int8 | CodeKind::Product(_) => {
+                let mut meta = Vec::with_capacity(n);
+                read_terms(&mut |m| meta.push(m))?;
                 let mut codes = vec![0i8; n * dim];
                 exact(bytemuck::cast_slice_mut(&mut codes))?;
-                (codes, Vec::new())
+                (codes, Vec::new(), meta)
             }
             CodeKind::Binary => {
-                // Read in blocks, each vector's sign words placed before its terms.
+                // Each vector's slots are its sign words, then its packed terms. The
+                // terms go to their slots as they are read, and the count of bits set
+                // waits in the first sign word until the signs are read over it (so
+                // no list of every vector's terms is held beside the codes).
+                let width = words + 1;
                 let mut bits = Vec::new();
-                braid_core::memory::reserve_huge(&mut bits, n * (words + 1));
+                braid_core::memory::reserve_huge(&mut bits, n * width);
+                read_terms(&mut |m| {
+                    bits.push(m.sum as u32 as u64);
+                    bits.resize(bits.len() + words - 1, 0);
+                    bits.push(m.packed());
+                })?;
                 let mut block = vec![0u64; words * n.min(1 << 16)];
-                for (at, terms) in (0..n).step_by(1 << 16).zip(meta.chunks(1 << 16)) {
+                for at in (0..n).step_by(1 << 16) {
                     let k = (n - at).min(1 << 16);
                     exact(bytemuck::cast_slice_mut(&mut block[..words * k]))?;
-                    for (signs, m) in block[..words * k].chunks_exact(words).zip(terms) {
+                    let slots = bits[at * width..(at + k) * width].chunks_exact_mut(width);
+                    for (signs, slot) in block[..words * k].chunks_exact(words).zip(slots) {
+                        let sum = slot[0] as u32 as i32;
                         // Stored little-endian: a no-op where the target is.
-                        bits.extend(signs.iter().map(|&w| u64::from_le(w)));
-                        let code = &bits[bits.len() - words..];
+                        for (to, &w) in slot.iter_mut().zip(signs) {
+                            *to = u64::from_le(w);
+                        }
+                        let (code, packed) = slot.split_at(words);
                         // Bits past the last component are never set by coding.
                         if !dim.is_multiple_of(64) && code[words - 1] >> (dim % 64) != 0 {
                             return Err("binary codes with bits past the last component".into());
                         }
-                        if Meta::unpacked(m.packed(), code) != *m {
+                        let m = Meta::unpacked(packed[0], code);
+                        if m.sum != sum {
                             return Err(
                                 "binary codes whose count of bits set disagrees with their bits".into()
                             );
                         }
-                        bits.push(m.packed());
+                        if m.scale.is_nan() || m.exact.is_nan() {
+                            return Err("binary codes whose terms are not numbers".into());
+                        }
                     }
                 }
-                meta = Vec::new();
-                (Vec::new(), bits)
+                (Vec::new(), bits, Vec::new())
             }
         };
         Ok(Codes {
@@ -1120,6 +1142,30 @@ mod tests {
             (state >> 40) as f32 / (1u64 << 24) as f32
         };
         (0..n).map(|_| (0..dim).map(|i| 0.3 * (i % 3) as f32 + next() - 0.5).collect()).collect()
+    }
+
+    /// Binary codes are read in blocks of 65,536 vectors, each vector's terms put in
+    /// their slot before its signs: more than one block reads back exactly, and a
+    /// corrupt vector in the last block is still found.
+    #[test]
+    fn binary_codes_read_back_across_blocks() {
+        let dim = 70;
+        let n = (1 << 16) + 1_000;
+        let mut codes = Codes::of_kind_with_sample(CodeKind::Binary, Metric::Cosine, dim, 64).unwrap();
+        for r in rows(21, n, dim) {
+            codes.push(&r);
+        }
+        let bytes = codes.to_bytes().unwrap();
+        let back = Codes::from_bytes(&bytes).unwrap();
+        assert_eq!((back.len(), &back.bits, &back.centre), (n, &codes.bits, &codes.centre));
+        let terms = 17 + dim * 4;
+        let signs = terms + 12 * n;
+        let mut flipped = bytes.clone();
+        flipped[signs + 16 * (n - 1)] ^= 1;
+        assert!(Codes::from_bytes(&flipped).unwrap_err().contains("count of bits set"));
+        let mut nan = bytes.clone();
+        nan[terms + 12 * (n - 1)..][..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(Codes::from_bytes(&nan).unwrap_err().contains("not numbers"));
     }
 
     #[test]
