@@ -165,7 +165,22 @@ fn main() {
     let (graph, linked) = match cached.as_deref().filter(|p| p.exists()) {
         Some(path) => {
             println!("graph and links read from {}", path.display());
-            (Hnsw::read_from(path).expect("read the cached graph"), None)
+            let graph = Hnsw::read_from(path).expect("read the cached graph");
+            // A graph kept from another data set would answer with the wrong offsets.
+            let fits = graph.metric() == Metric::Dot
+                && graph.dim() == dim
+                && graph.len() == n
+                && graph.link_groups().len() == 2;
+            assert!(
+                fits,
+                "{} holds a graph of {} {}-d points with {} link groups, not this set's {n} {dim}-d \
+                 points with 2: remove it or name another --graph",
+                path.display(),
+                graph.len(),
+                graph.dim(),
+                graph.link_groups().len()
+            );
+            (graph, None)
         }
         None => {
             let walk = args.flag("--build-codes").then_some(&codes);
