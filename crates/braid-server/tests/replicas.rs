@@ -63,8 +63,9 @@ impl Cluster {
         let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut nodes = Vec::new();
         for (i, d) in dirs.iter().enumerate() {
-            // A port taken by a listener handed over to the node: no other test takes it.
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            // A port taken by a listener handed over to the node: no other test takes it,
+            // and (below the ephemeral range) no outgoing connection while it restarts.
+            let listener = braid_testkit::loopback_listener();
             let addr = listener.local_addr().unwrap();
             let mut config = node_config(d.path(), addr, snapshot_every).listener(listener);
             if i > 0 {

@@ -1,5 +1,6 @@
 //! Deterministic data for Braid's tests, benches and examples: a tiny xorshift
-//! generator, so that every data set is reproducible from a seed without a dependency.
+//! generator, so that every data set is reproducible from a seed without a dependency;
+//! and loopback ports for tests of servers ([`loopback_listener`]).
 //!
 //! ```
 //! use braid_testkit::Rng;
@@ -11,6 +12,33 @@
 //! assert_eq!(Rng::new(7).vector(4), centre);
 //! ```
 #![forbid(unsafe_code)]
+
+/// A loopback listener on a free port below the kernel's ephemeral port range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), from which the kernel gives every
+/// outgoing connection its local port. A test that stops a server and starts it again
+/// at the same port, or hands the port to a child process to bind, cannot lose it to a
+/// connection some other test opens meanwhile — as it can with a port from `bind(0)`,
+/// which comes from that range. Falls back to `bind(0)` where the range leaves no room.
+pub fn loopback_listener() -> std::net::TcpListener {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let below = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(32_768);
+    let span = below.saturating_sub(1_024).clamp(1, 8_192);
+    // Spread by process and call, so that test binaries and tests running side by side
+    // start their search at different ports.
+    let start = u64::from(std::process::id()) * 7_919 + NEXT.fetch_add(1, Ordering::Relaxed) * 104_729;
+    for step in 0..span {
+        let port = below.saturating_sub(span) + (start + step) % span;
+        let Ok(port) = u16::try_from(port) else { continue };
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener;
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port")
+}
 
 /// A xorshift64 generator. Not for anything but test data.
 #[derive(Clone, Debug)]

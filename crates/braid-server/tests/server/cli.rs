@@ -11,8 +11,10 @@ use serde_json::json;
 
 use common::*;
 
+/// A free port for a server this test starts (`braid_testkit::loopback_listener`:
+/// below the ephemeral range, so no test's outgoing connection takes it meanwhile).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    braid_testkit::loopback_listener().local_addr().map(|a| a.port()).expect("a free port")
 }
 
 async fn wait_until_up(url: &str) {
