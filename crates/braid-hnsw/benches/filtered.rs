@@ -11,8 +11,8 @@
 //! (`target/data/wn20000-q1000-k100`); `--ef N` (default 64); `--only TEXT` (the filters whose name holds TEXT); `--out FILE`;
 //! `--recall R` (also each filter's cheapest walk reaching recall R against the
 //! unfiltered walk's cheapest); `--graph FILE` (the built and linked graph read from
-//! FILE, or written there after the build; it is not checked against the data, so
-//! delete FILE when the data changes); `--build-codes` (the graph and its links built
+//! FILE, or written there after the build; one that does not fit the data — metric,
+//! dimension, point count, link groups — is refused); `--build-codes` (the graph and its links built
 //! walking by the int8 codes, as a database space with codes builds them). Under
 //! `cargo test` (no `--bench`) it runs once on the set's first 2,000 rows when the set is
 //! there, else it prints a note and stops.
@@ -354,7 +354,7 @@ fn main() {
         report.push(row);
     }
     if bench {
-        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef, "link_seconds": linked, "build_codes": args.flag("--build-codes"),
+        let doc = json!({"data_dir": dir, "n": n, "queries": queries.len(), "ef": ef, "link_seconds": linked, "build_codes": linked.is_some().then(|| args.flag("--build-codes")),
                          "unfiltered_qps": unfiltered_float, "unfiltered_coded_qps": unfiltered_coded, "cases": report});
         if let Some(parent) = out.parent() {
             let _ = std::fs::create_dir_all(parent);
