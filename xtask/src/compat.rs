@@ -5,13 +5,14 @@
 //! (`crates/braid-server/compat/differential.py`). Needs PyPI on first run (the client
 //! goes into a venv under `target/compat/venv`), so it is not part of `ci`.
 
-use std::net::TcpListener;
 use std::process::{Child, Command};
 
 use crate::{cargo, exec, root};
 
+/// A port for the child server to bind: below the kernel's ephemeral range, so no
+/// connection opened between this call and the child's bind can be handed it.
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
+    braid_testkit::loopback_listener().local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 struct Serving(Child);
