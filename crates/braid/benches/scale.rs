@@ -48,11 +48,14 @@ const SPACE: &str = "text";
 const COLLECTION: &str = "scale";
 const TOP: usize = 10;
 const BATCH: usize = 10_000;
-const EFS: &[usize] = &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536];
+/// The sweep stops at the first `ef` reaching recall 0.99; the widest ones are there for
+/// 10M points, whose graph needs a beam of thousands for it.
+const EFS: &[usize] =
+    &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
 /// Binary codes re-score a pool of candidates and widen the walk to it, so their sweep
 /// is over `quantization.oversampling` (the pool is `10 · o`, the beam `hnsw_ef` = that).
 const OVERSAMPLINGS: &[f64] =
-    &[1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0];
+    &[1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0];
 
 /// The point stream: real rows first, the synthetic mix beyond them.
 struct Points {
