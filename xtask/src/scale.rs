@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::root;
 
-const CONFIGS: &str = "float32,int8,binary,binary-disk,binary-disk-graph-disk,pq-x32";
+const CONFIGS: &str = "float32,int8,binary,binary-disk,binary-disk-graph-disk,binary2-disk,pq-x32";
 
 /// One run of the scale bench binary; returns its `{"scale": …}` report.
 fn run_phase(pin_one_cpu: bool, args: &[String]) -> Result<Value, String> {

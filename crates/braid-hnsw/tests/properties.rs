@@ -507,6 +507,22 @@ proptest! {
         prop_assert_eq!(by_bits.to_bytes(), by_rows.to_bytes());
     }
 
+    /// Searches ranked by binary codes of one or two bits per component re-score a
+    /// larger pool: exact scores of the points they pick, best first, never a rejected
+    /// or deleted point, and nearly all of the true neighbours.
+    #[test]
+    fn bit_coded_searches_rescore_exactly(seed in any::<u64>(), n in 300usize..900, dim in 64usize..200, clusters in 1usize..6, metric in coded_metric(), k in 1usize..15, two in any::<bool>()) {
+        let all = embedding_like(seed, n + 20, dim, clusters, metric);
+        let data = DenseVectors::from_flat(dim, all.as_flat()[..n * dim].to_vec()).unwrap();
+        let queries = DenseVectors::from_flat(dim, all.as_flat()[n * dim..].to_vec()).unwrap();
+        let kind = if two { braid_distance::CodeKind::BinaryTwoBits } else { braid_distance::CodeKind::Binary };
+        let mut codes = braid_distance::Codes::of_kind_with_sample(kind, metric, dim, 32).expect("coded metric");
+        codes.extend_from(&data);
+        prop_assert!(codes.is_centred());
+        prop_assert_eq!(codes.bytes(), n * (dim.div_ceil(64) * kind.bit_planes() + 1) * 8);
+        coded_searches_hold(&data, &queries, &codes, metric, k, 32, seed, 0.9)?;
+    }
+
     /// Searches ranked by product codes (a codebook learnt from the first 256 rows)
     /// return exact scores of the points they pick, best first, never a rejected or
     /// deleted point, and find nearly all of the true neighbours: the larger pool they

@@ -207,6 +207,9 @@ fn code_kind_json(kind: Option<braid::distance::CodeKind>) -> Value {
         Some(braid::distance::CodeKind::Binary) => {
             json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
         }
+        Some(braid::distance::CodeKind::BinaryTwoBits) => {
+            json!({"binary": {"always_ram": true, "encoding": "two_bits", "query_encoding": "scalar8bits"}})
+        }
         Some(braid::distance::CodeKind::Product(c)) => {
             json!({"product": {"compression": c.name(), "always_ram": true}})
         }

@@ -68,12 +68,15 @@ fn main() {
     let quantization = match args.value("--quantization").as_deref() {
         None | Some("int8") => braid::Quantization::Int8,
         Some("binary") => braid::Quantization::Binary,
+        Some("binary2") => braid::Quantization::BinaryTwoBits,
         Some("none") => braid::Quantization::None,
         Some(other) => match other.strip_prefix("product-").and_then(braid::distance::Compression::from_name)
         {
             Some(ratio) => braid::Quantization::Product(ratio),
             None => {
-                panic!("--quantization takes int8, binary, product-x4 … product-x64 or none, not {other}")
+                panic!(
+                    "--quantization takes int8, binary, binary2, product-x4 … product-x64 or none, not {other}"
+                )
             }
         },
     };

@@ -15,7 +15,8 @@
 //!   points its database holds; each run is one segment of the build (`build.json`).
 //! - `--phase measure --config C --dir D`: switches the kept collection to configuration
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
-//!   only where touched, `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
+//!   only where touched, `binary2`, `binary2-disk`: the same with two-bit codes
+//!   (`encoding: two_bits`), `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
 //!   ratio; any of them followed by `-graph-disk`: the graph's layer 0 read from its
 //!   file too, `hnsw_config.on_disk`), checkpoints, closes, and reopens it twice (timed, page cache
 //!   dropped first with `--cold` where the process may): once checking every row before
@@ -409,11 +410,13 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         "int8" => (Quantization::Int8, false),
         "binary" => (Quantization::Binary, false),
         "binary-disk" => (Quantization::Binary, true),
+        "binary2" => (Quantization::BinaryTwoBits, false),
+        "binary2-disk" => (Quantization::BinaryTwoBits, true),
         "pq" => (Quantization::Product(braid::distance::Compression::X16), false),
         other => match other.strip_prefix("pq-").and_then(braid::distance::Compression::from_name) {
             Some(ratio) => (Quantization::Product(ratio), false),
             None => panic!(
-                "--config takes float32, int8, binary, binary-disk, pq or pq-x4 … pq-x64, each optionally \
+                "--config takes float32, int8, binary, binary-disk, binary2, binary2-disk, pq or pq-x4 … pq-x64, each optionally \
                  followed by -graph-disk, not {other}"
             ),
         },
@@ -463,12 +466,14 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     let mut sweep = Vec::new();
     let (mut at95, mut at99) = (None, None);
     // Coarse codes (binary, product) reach recall by re-scoring more: sweep oversampling.
-    let points: Vec<(usize, Option<f64>)> =
-        if matches!(quantization, Quantization::Binary | Quantization::Product(_)) {
-            OVERSAMPLINGS.iter().map(|&o| ((o * TOP as f64).ceil() as usize, Some(o))).collect()
-        } else {
-            EFS.iter().map(|&ef| (ef, None)).collect()
-        };
+    let points: Vec<(usize, Option<f64>)> = if matches!(
+        quantization,
+        Quantization::Binary | Quantization::BinaryTwoBits | Quantization::Product(_)
+    ) {
+        OVERSAMPLINGS.iter().map(|&o| ((o * TOP as f64).ceil() as usize, Some(o))).collect()
+    } else {
+        EFS.iter().map(|&ef| (ef, None)).collect()
+    };
     for (ef, oversampling) in points {
         let params = match oversampling {
             Some(o) => SearchParams::ef(ef).with_quantization(QuantizationParams {
@@ -566,7 +571,16 @@ fn main() {
             (2, &json!(2_000), &json!(3_000))
         );
         println!("{{\"scale\": {report}}}");
-        for config in ["float32", "int8", "binary", "binary-disk", "binary-disk-graph-disk", "pq", "pq-x32"] {
+        for config in [
+            "float32",
+            "int8",
+            "binary",
+            "binary-disk",
+            "binary-disk-graph-disk",
+            "binary2-disk",
+            "pq",
+            "pq-x32",
+        ] {
             let report = measure(config, &set.queries, dir.path(), false, false);
             assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
             println!("{{\"scale\": {report}}}");
@@ -633,7 +647,7 @@ fn main() {
             )
         }
         Some("measure") => {
-            let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|pq");
+            let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|binary2|pq");
             measure(&config, &queries, &dir, args.flag("--cold"), true)
         }
         _ => panic!("--phase build|measure"),

@@ -71,10 +71,16 @@ pub enum Quantization {
     #[default]
     Int8,
     /// One bit per component (the sign of its difference from the space's mean) plus
-    /// 12 bytes per vector: a thirty-second of the `f32` rows, ranking coarser than
+    /// 8 bytes per vector: a thirty-second of the `f32` rows, ranking coarser than
     /// [`Quantization::Int8`], so searches re-score a larger pool (`docs/hnsw.md`,
     /// "Binary codes"). Same metrics and dimensions as Int8.
     Binary,
+    /// Two bits per component (one of four levels of its difference from the space's
+    /// mean) plus 8 bytes per vector: a sixteenth of the `f32` rows, ranking about
+    /// twice as closely as [`Quantization::Binary`] (Qdrant's binary quantization with
+    /// `encoding: two_bits`; `docs/hnsw.md`, "Two-bit codes"). Same metrics and
+    /// dimensions as Int8.
+    BinaryTwoBits,
     /// One byte per `ratio / 4` components (the nearest of 256 centroids learnt for
     /// that group of components) and no per-vector terms: 4–64 times smaller than the
     /// `f32` rows, ranking coarser than [`Quantization::Int8`], so searches re-score a
@@ -94,6 +100,7 @@ impl Quantization {
         Some(match self {
             Quantization::Int8 => braid_distance::CodeKind::Int8,
             Quantization::Binary => braid_distance::CodeKind::Binary,
+            Quantization::BinaryTwoBits => braid_distance::CodeKind::BinaryTwoBits,
             Quantization::Product(compression) => braid_distance::CodeKind::Product(compression),
             Quantization::None => return None,
         })

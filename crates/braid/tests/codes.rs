@@ -366,19 +366,26 @@ fn search_time_quantization_params_are_honoured() {
     assert!(matches!(c.search(&huge), Err(braid::Error::Query(braid::query::QueryError::Limit { .. }))));
 }
 
-/// A space with binary codes (one bit per component): searches walk and scan by them
+/// A space with binary codes (one or two bits per component): searches walk and scan by them
 /// and re-score a larger pool, so scores stay exact and recall holds; the codes are
 /// written with the checkpoint and read back (answers repeat after reopen); switching
 /// a live space between int8 and binary codes keeps its answers exact.
 #[test]
 fn binary_codes_answer_exactly_and_persist() {
-    let binary =
-        |distance| walked(VectorParams::new(96, distance).hnsw(12, 64).quantization(Quantization::Binary));
+    for (kind, words) in [(Quantization::Binary, 2), (Quantization::BinaryTwoBits, 4)] {
+        binary_codes_of(kind, words);
+    }
+}
+
+/// [`binary_codes_answer_exactly_and_persist`] for one kind of bit codes, whose code
+/// of 96 components takes `words` 64-bit words.
+fn binary_codes_of(kind: Quantization, words: usize) {
+    let binary = |distance| walked(VectorParams::new(96, distance).hnsw(12, 64).quantization(kind));
     let config = || {
-        CollectionConfig::new().indexing_threshold_kb(1).vector("text", binary(Distance::Cosine)).vector(
-            "shape",
-            walked(VectorParams::new(80, Distance::Euclid).hnsw(12, 64)).quantization(Quantization::Binary),
-        )
+        CollectionConfig::new()
+            .indexing_threshold_kb(1)
+            .vector("text", binary(Distance::Cosine))
+            .vector("shape", walked(VectorParams::new(80, Distance::Euclid).hnsw(12, 64)).quantization(kind))
     };
     let dir = tempfile::tempdir().unwrap();
     let truth = {
@@ -394,20 +401,20 @@ fn binary_codes_answer_exactly_and_persist() {
         .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("codes-"))
         .collect();
-    assert_eq!(files.len(), 2, "binary codes are written with the checkpoint: {files:?}");
+    assert_eq!(files.len(), 2, "{kind:?} codes are written with the checkpoint: {files:?}");
     let db = Database::open(dir.path()).unwrap();
-    assert_eq!(answers(&db, &truth), before, "binary codes read back answer as the ones built");
+    assert_eq!(answers(&db, &truth), before, "{kind:?} codes read back answer as the ones built");
     // Switch the text space to int8 codes and back: answers stay exact (`answers`
     // checks every score and the recall).
     let c = db.collection("coded").unwrap();
-    // Info reports each space's bytes: 96 bits (two words) and a word of terms per
-    // binary code, against 96 × 4 bytes of floats.
+    // Info reports each space's bytes: 96 components of one bit (two words) or two
+    // (four), and a word of terms per code, against 96 × 4 bytes of floats.
     let memory = c.info().memory["text"];
-    assert_eq!(memory.codes, N as usize * (16 + 8));
+    assert_eq!(memory.codes, N as usize * (8 * words + 8), "{kind:?}");
     assert_eq!(memory.vectors, N as usize * 96 * 4);
     assert!(memory.vectors_mapped <= memory.vectors && memory.graph > 0, "{memory:?}");
     through_int8(&db, &truth, N, config());
-    assert_eq!(c.config().vectors["text"].quantization, Quantization::Binary);
+    assert_eq!(c.config().vectors["text"].quantization, kind);
 }
 
 /// Spaces with product codes: until the sample is complete they rank by one-byte

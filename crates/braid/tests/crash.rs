@@ -48,8 +48,9 @@ enum Step {
 }
 
 /// The trial's collection. Seeds alternate the text space's codes between one-byte
-/// (the default) and one-bit (`Quantization::Binary`), so both kinds of codes file
-/// are written, killed around and reopened, and the image space's rows between
+/// (the default) and bit codes — one bit (`Quantization::Binary`, odd seeds `8k + 1`,
+/// `8k + 3`) or two (`Quantization::BinaryTwoBits`, `8k + 5`, `8k + 7`) — so every
+/// kind of codes file is written, killed around and reopened, and the image space's rows between
 /// `float32`, `float16` and `uint8` ([`image_type`]). The text space's full-scan
 /// threshold of 16 KB (64 points) makes the integer index on `tag` ([`indexed`]) link
 /// each tag's points (payload links), so graph files with link groups are written,
@@ -58,7 +59,11 @@ enum Step {
 /// seeds `4k + 1`, `4k + 2` read the text space's graph from its file
 /// (`hnsw_config.on_disk`), written into in place between checkpoints.
 fn config(seed: u64) -> CollectionConfig {
-    let codes = if seed.is_multiple_of(2) { Quantization::Int8 } else { Quantization::Binary };
+    let codes = match (seed % 2, seed / 4 % 2) {
+        (0, _) => Quantization::Int8,
+        (_, 0) => Quantization::Binary,
+        _ => Quantization::BinaryTwoBits,
+    };
     let mut text =
         VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes).full_scan_threshold_kb(16);
     text.hnsw.on_disk = matches!(seed % 4, 1 | 2);

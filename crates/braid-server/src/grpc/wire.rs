@@ -1139,10 +1139,15 @@ pub(super) fn quantization_out(kind: Option<braid::distance::CodeKind>) -> Optio
                     memory: None,
                 })
             }
-            braid::distance::CodeKind::Binary => {
+            braid::distance::CodeKind::Binary | braid::distance::CodeKind::BinaryTwoBits => {
+                let encoding = if kind == braid::distance::CodeKind::Binary {
+                    proto::BinaryQuantizationEncoding::OneBit
+                } else {
+                    proto::BinaryQuantizationEncoding::TwoBits
+                };
                 proto::quantization_config::Quantization::Binary(proto::BinaryQuantization {
                     always_ram: Some(true),
-                    encoding: Some(proto::BinaryQuantizationEncoding::OneBit as i32),
+                    encoding: Some(encoding as i32),
                     ..Default::default()
                 })
             }

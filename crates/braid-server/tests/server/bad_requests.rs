@@ -101,7 +101,7 @@ async fn bad_requests_are_refused_clearly_while_good_ones_keep_working() {
         ("misspelt search field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "filtr": {}}"#.to_vec()), 400, "filtr"),
         ("search params oversampling below 1", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"oversampling": 0.5}}}"#.to_vec()), 400, "oversampling"),
         ("search params quantization field", post.clone(), search.clone(), Some(KEY), Some(br#"{"vector": {"name": "text", "vector": [1,0,0,0,0,0,0,0]}, "params": {"quantization": {"rescore": false, "exact": true}}}"#.to_vec()), 400, "exact"),
-        ("two-bit binary quantization", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"binary": {"encoding": "two_bits"}}}}"#.to_vec()), 400, "two_bits"),
+        ("1.5-bit binary quantization", put.clone(), format!("{base}/collections/q"), Some(KEY), Some(br#"{"vectors": {"size": 64, "distance": "Cosine", "quantization_config": {"binary": {"encoding": "one_and_half_bits"}}}}"#.to_vec()), 400, "one_and_half_bits"),
     ];
 
     // Valid searches run throughout; every one must succeed.

@@ -213,15 +213,35 @@ async fn the_official_rust_client_walks_the_tutorial() {
         other => panic!("one unnamed space: {other:?}"),
     }
     client.delete_collection("pq").await.expect("delete pq");
-    let two_bits = q::BinaryQuantization {
-        encoding: Some(q::BinaryQuantizationEncoding::TwoBits.into()),
+    let half = q::BinaryQuantization {
+        encoding: Some(q::BinaryQuantizationEncoding::OneAndHalfBits.into()),
         ..Default::default()
     };
     let refused = client
-        .create_collection(wide(q::quantization_config::Quantization::Binary(two_bits)))
+        .create_collection(wide(q::quantization_config::Quantization::Binary(half)))
         .await
-        .expect_err("two-bit binary quantization is refused");
-    assert!(refused.to_string().contains("TwoBits"), "{refused}");
+        .expect_err("1.5-bit binary quantization is refused");
+    assert!(refused.to_string().contains("OneAndHalfBits"), "{refused}");
+    // Two bits a component: served, and reported as asked.
+    let mut two_bits = wide(q::quantization_config::Quantization::Binary(q::BinaryQuantization {
+        encoding: Some(q::BinaryQuantizationEncoding::TwoBits.into()),
+        ..Default::default()
+    }));
+    two_bits.collection_name = "two".into();
+    client.create_collection(two_bits).await.expect("two-bit binary codes");
+    let two_info = client.collection_info("two").await.expect("info").result.expect("info");
+    match two_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
+        Some(q::vectors_config::Config::Params(p)) => assert!(
+            matches!(
+                p.quantization_config.and_then(|q| q.quantization),
+                Some(q::quantization_config::Quantization::Binary(b))
+                    if b.encoding == Some(q::BinaryQuantizationEncoding::TwoBits.into())
+            ),
+            "two-bit codes reported"
+        ),
+        other => panic!("one unnamed space: {other:?}"),
+    }
+    client.delete_collection("two").await.expect("delete two");
     // Binary codes in memory with the rows on disk: the configuration for a large space.
     let mut bits = wide(q::quantization_config::Quantization::Binary(Default::default()));
     bits.collection_name = "bits".into();

@@ -96,6 +96,12 @@ async fn patch_changes_a_live_collection_over_rest() {
         codes(&rest.get("/collections/wide").await),
         json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
     );
+    let two_bits = json!({"vectors": {"v": {"quantization_config": {"binary": {"encoding": "two_bits"}}}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", two_bits).await, json!(true));
+    assert_eq!(
+        codes(&rest.get("/collections/wide").await),
+        json!({"binary": {"always_ram": true, "encoding": "two_bits", "query_encoding": "scalar8bits"}})
+    );
     let product = json!({"quantization_config": {"product": {"compression": "x32", "always_ram": true}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", product).await, json!(true));
     let info = rest.get("/collections/wide").await;
@@ -117,7 +123,7 @@ async fn patch_changes_a_live_collection_over_rest() {
     // Refused, with nothing changed.
     let refused = [
         (json!({"vectors": {"nope": {"hnsw_config": {"m": 4}}}}), "nope"),
-        (json!({"quantization_config": {"binary": {"encoding": "two_bits"}}}), "two_bits"),
+        (json!({"quantization_config": {"binary": {"encoding": "one_and_half_bits"}}}), "one_and_half_bits"),
         (json!({"quantization_config": {"product": {"always_ram": true}}}), "compression"),
         (json!({"quantization_config": {"product": {"compression": "x128"}}}), "x128"),
         (json!({"quantization_config": {"product": {"compression": "x16", "memory": "cold"}}}), "memory"),
