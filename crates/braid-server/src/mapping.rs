@@ -47,9 +47,9 @@ enum BinaryEncoding {
 }
 
 /// A binary `encoding` as either protocol names it (REST `two_bits`, gRPC `TwoBits`),
-/// absent meaning one bit. Qdrant's `one_and_half_bits` is refused: measured against
-/// two bits, its ranking was the poorer for little less memory (`docs/hnsw.md`,
-/// "Two-bit codes").
+/// absent meaning one bit. Qdrant's `one_and_half_bits` is refused: a three-level
+/// code, what 1.5 bits pack, ranked between one and two bits and was not built
+/// (`docs/hnsw.md`, "Two-bit codes").
 fn binary_encoding(name: Option<&str>) -> Result<BinaryEncoding, ApiError> {
     let Some(name) = name else { return Ok(BinaryEncoding::OneBit) };
     let is = |rest: &str, grpc: &str| name.eq_ignore_ascii_case(rest) || name.eq_ignore_ascii_case(grpc);
