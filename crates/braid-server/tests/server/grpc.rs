@@ -201,17 +201,13 @@ async fn the_official_rust_client_walks_the_tutorial() {
         ),
         "collection-level product codes reported"
     );
-    match pq_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
-        Some(q::vectors_config::Config::Params(p)) => assert!(
-            matches!(
-                p.quantization_config.and_then(|q| q.quantization),
-                Some(q::quantization_config::Quantization::Product(pq))
-                    if pq.compression == q::CompressionRatio::X32 as i32
-            ),
-            "product codes reported"
+    assert!(
+        matches!(
+            one_space(pq_info).quantization_config.and_then(|q| q.quantization),
+            Some(q::quantization_config::Quantization::Product(pq)) if pq.compression == q::CompressionRatio::X32 as i32
         ),
-        other => panic!("one unnamed space: {other:?}"),
-    }
+        "product codes reported"
+    );
     client.delete_collection("pq").await.expect("delete pq");
     let half = q::BinaryQuantization {
         encoding: Some(q::BinaryQuantizationEncoding::OneAndHalfBits.into()),
@@ -230,17 +226,14 @@ async fn the_official_rust_client_walks_the_tutorial() {
     two_bits.collection_name = "two".into();
     client.create_collection(two_bits).await.expect("two-bit binary codes");
     let two_info = client.collection_info("two").await.expect("info").result.expect("info");
-    match two_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
-        Some(q::vectors_config::Config::Params(p)) => assert!(
-            matches!(
-                p.quantization_config.and_then(|q| q.quantization),
-                Some(q::quantization_config::Quantization::Binary(b))
-                    if b.encoding == Some(q::BinaryQuantizationEncoding::TwoBits.into())
-            ),
-            "two-bit codes reported"
+    assert!(
+        matches!(
+            one_space(two_info).quantization_config.and_then(|q| q.quantization),
+            Some(q::quantization_config::Quantization::Binary(b))
+                if b.encoding == Some(q::BinaryQuantizationEncoding::TwoBits.into())
         ),
-        other => panic!("one unnamed space: {other:?}"),
-    }
+        "two-bit codes reported"
+    );
     client.delete_collection("two").await.expect("delete two");
     // Binary codes in memory with the rows on disk: the configuration for a large space.
     let mut bits = wide(q::quantization_config::Quantization::Binary(Default::default()));
@@ -252,20 +245,16 @@ async fn the_official_rust_client_walks_the_tutorial() {
     }
     client.create_collection(bits).await.expect("binary, rows on disk");
     let bits_info = client.collection_info("bits").await.expect("info").result.expect("info");
-    match bits_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
-        Some(q::vectors_config::Config::Params(p)) => {
-            assert_eq!(p.memory, Some(q::Memory::Cold.into()), "rows on disk reported");
-            assert!(
-                matches!(
-                    p.quantization_config.and_then(|q| q.quantization),
-                    Some(q::quantization_config::Quantization::Binary(b))
-                        if b.encoding == Some(q::BinaryQuantizationEncoding::OneBit.into())
-                ),
-                "binary codes reported"
-            )
-        }
-        other => panic!("one unnamed space: {other:?}"),
-    }
+    let p = one_space(bits_info);
+    assert_eq!(p.memory, Some(q::Memory::Cold.into()), "rows on disk reported");
+    assert!(
+        matches!(
+            p.quantization_config.and_then(|q| q.quantization),
+            Some(q::quantization_config::Quantization::Binary(b))
+                if b.encoding == Some(q::BinaryQuantizationEncoding::OneBit.into())
+        ),
+        "binary codes reported"
+    );
     client.delete_collection("bits").await.expect("delete bits");
     let scalar = q::ScalarQuantization { r#type: q::QuantizationType::Int8.into(), ..Default::default() };
     client
@@ -273,13 +262,8 @@ async fn the_official_rust_client_walks_the_tutorial() {
         .await
         .expect("scalar int8");
     let wide_info = client.collection_info("wide").await.expect("info").result.expect("info");
-    let params =
-        match wide_info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
-            Some(q::vectors_config::Config::Params(p)) => p,
-            other => panic!("one unnamed space expected, got {other:?}"),
-        };
     assert!(matches!(
-        params.quantization_config.and_then(|c| c.quantization),
+        one_space(wide_info).quantization_config.and_then(|c| c.quantization),
         Some(q::quantization_config::Quantization::Scalar(s)) if s.r#type == q::QuantizationType::Int8 as i32
     ));
     client.delete_collection("wide").await.expect("delete wide");
@@ -973,4 +957,12 @@ async fn narrow_datatypes_are_served() {
     let err = client.create_collection(create("odd", odd)).await.expect_err("datatype 7");
     assert!(err.to_string().contains("datatype"), "{err}");
     running.server.shutdown().await.expect("shutdown");
+}
+
+/// The params of a collection's one unnamed space, as its info reports them.
+fn one_space(info: q::CollectionInfo) -> VectorParams {
+    match info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config) {
+        Some(q::vectors_config::Config::Params(p)) => p,
+        other => panic!("one unnamed space expected, got {other:?}"),
+    }
 }
