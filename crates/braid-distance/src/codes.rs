@@ -89,8 +89,9 @@ pub struct CodedQuery {
     codes: Vec<i8>,
     /// `codes` + 128, for the unsigned × signed dot product of AVX-512 VNNI.
     shifted: Vec<u8>,
-    /// For binary and two-bit codes: bit `j` of every `shifted` component, 64 components per word,
-    /// the eight planes of a word side by side (`planes[w · 8 + j]`).
+    /// For binary and two-bit codes: bit `j` of every `shifted` component, 64
+    /// components per word, the eight planes of a word side by side
+    /// (`planes[w · 8 + j]`).
     planes: Vec<u64>,
     /// For learnt product codes: each part's share of the distance to each centroid.
     table: Vec<f32>,
