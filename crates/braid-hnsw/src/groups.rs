@@ -5,12 +5,14 @@
 //! among matching nodes that are joined to each other, instead of bridging to them
 //! through the non-matching ones (`docs/hnsw.md`, "Payload links").
 
+use std::sync::atomic::AtomicU32;
+
 use braid_core::{OffsetFilter, PointOffset, VectorSource};
 use braid_distance::{Codes, RowKernel};
 
 use crate::HnswError;
 use crate::graph::{Hnsw, LinkGroup, write_list};
-use crate::insert::{rescored, walked_codes};
+use crate::insert::{Pairs, RowPairs, build_codes};
 use crate::search::{Coded, Floats, Near, Probe};
 
 /// A value held by at most this many points is linked from an exact scan of them
@@ -75,9 +77,9 @@ impl Hnsw {
         self.link_in_group_coded(source, None, key, offset, blocks, replace)
     }
 
-    /// [`Hnsw::link_in_group`], finding each value's candidates by `codes` when they
-    /// are one-byte codes of `source`, then scoring them again by the rows before the
-    /// links are chosen, as [`Hnsw::insert_coded`] does.
+    /// [`Hnsw::link_in_group`], finding each value's candidates and choosing the links
+    /// by `codes` alone when they are one-byte codes of `source`, as
+    /// [`Hnsw::insert_coded`] does.
     pub fn link_in_group_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
@@ -98,20 +100,54 @@ impl Hnsw {
             _ => return Err(HnswError::NotInserted { offset: node }),
         };
         let vector = S::Elem::as_query(self.metric, source.vector(offset));
-        let exact = Floats { hnsw: self, source, query: &vector };
-        let coded = walked_codes(codes).map(|c| (c, c.query(&vector)));
+        match build_codes(codes) {
+            Some((codes, pairs)) => {
+                let query = codes.query(&vector);
+                self.link_group_by(
+                    &Coded { codes, query: &query },
+                    &pairs,
+                    group,
+                    node,
+                    slots,
+                    blocks,
+                    replace,
+                );
+            }
+            None => {
+                let exact = Floats { hnsw: self, source, query: &vector };
+                self.link_group_by(
+                    &exact,
+                    &RowPairs { hnsw: self, source },
+                    group,
+                    node,
+                    slots,
+                    blocks,
+                    replace,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Hnsw::link_in_group_coded`] once the node's `slots` are found: distances from
+    /// the node are `walk`'s, between other nodes `pairs`'.
+    #[allow(clippy::too_many_arguments)]
+    fn link_group_by<P: Probe, Q: Pairs>(
+        &self,
+        walk: &P,
+        pairs: &Q,
+        group: &LinkGroup,
+        node: u32,
+        slots: &[AtomicU32],
+        blocks: &[&dyn OffsetFilter],
+        replace: bool,
+    ) {
         let share = (group.m0 / blocks.len().max(1)).max(1);
         let mut chosen: Vec<Near> = Vec::new();
         for block in blocks {
             let admit = |n: u32| n != node && !self.is_deleted(n) && block.matches(PointOffset(n));
-            let candidates = match &coded {
-                Some((codes, query)) => {
-                    let walk = Coded { codes, query };
-                    rescored(&exact, &self.group_candidates(&walk, group, *block, &admit))
-                }
-                None => self.group_candidates(&exact, group, *block, &admit),
-            };
-            for c in self.select_neighbours(source, &candidates, share) {
+            let candidates = self.group_candidates(walk, group, *block, &admit);
+            for c in self.select_neighbours(pairs, &candidates, share) {
                 if !chosen.iter().any(|k| k.node == c.node) {
                     chosen.push(c);
                 }
@@ -124,23 +160,21 @@ impl Hnsw {
                 let mut added = Vec::new();
                 self.read_list(slots, &mut added);
                 for n in added.into_iter().filter(|n| !chosen.iter().any(|c| c.node == *n)) {
-                    merged
-                        .push(Near { dist: self.distance(&vector, source.vector(PointOffset(n))), node: n });
+                    merged.push(Near { dist: walk.distance(n), node: n });
                 }
             }
             if merged.len() > group.m0 {
                 merged.sort_unstable();
-                merged = self.select_neighbours(source, &merged, group.m0);
+                merged = self.select_neighbours(pairs, &merged, group.m0);
             }
             let ids: Vec<u32> = merged.iter().map(|c| c.node).collect();
             write_list(slots, &ids);
         }
         for c in &chosen {
             if let Some(back) = group.links(c.node) {
-                self.link_back_in(source, c.node, node, c.dist, back);
+                self.link_back_in(pairs, c.node, node, c.dist, back);
             }
         }
-        Ok(())
     }
 
     /// Up to `ef_construct` nodes `admit` accepts, nearest first: an exact scan of a

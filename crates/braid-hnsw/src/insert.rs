@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use braid_core::{Metric, PointOffset, VectorSource};
-use braid_distance::{CodeKind, Codes, RowKernel};
+use braid_distance::{CodePairs, Codes, RowKernel};
 
 use crate::graph::{ABSENT, Entry, Hnsw, Layer0, MAX_LEVEL, copy_words};
 use crate::search::{Coded, Floats, Near, Probe};
@@ -12,34 +12,60 @@ use crate::upper::Upper;
 use crate::visited::with_visited;
 use crate::{HnswConfig, HnswError};
 
-/// The codes a build walks by: one-byte codes only. Binary and product codes rank too
-/// coarsely to find a node's neighbours by; with them (or none) a build walks the rows.
-pub(crate) fn walked_codes(codes: Option<&Codes>) -> Option<&Codes> {
-    codes.filter(|c| c.kind() == CodeKind::Int8)
+/// The codes a build walks and links by, with their pairwise distances: one-byte
+/// codes only. Binary and product codes rank too coarsely to find a node's neighbours
+/// by; with them (or none) a build measures by the rows.
+pub(crate) fn build_codes(codes: Option<&Codes>) -> Option<(&Codes, CodePairs<'_>)> {
+    codes.and_then(|c| Some((c, c.pairs()?)))
 }
 
-/// `candidates` scored again by `exact`, nearest first. Each row is asked for two
-/// candidates ahead of its distance (its first line) and one ahead (the rest), as a
-/// walk asks.
-pub(crate) fn rescored<P: Probe>(exact: &P, candidates: &[Near]) -> Vec<Near> {
-    for c in candidates.iter().take(2) {
-        exact.prefetch(c.node);
+/// Distances between stored nodes, as the neighbour heuristic and the links back
+/// measure them: by the rows (exact) or by one-byte codes alone.
+pub(crate) trait Pairs {
+    /// A stored node made ready to be measured from.
+    type Base<'b>
+    where
+        Self: 'b;
+    /// `node` as a base, converted into `scratch` where its row needs converting.
+    fn base<'b>(&'b self, node: u32, scratch: &'b mut Vec<f32>) -> Self::Base<'b>;
+    /// The ranking distance from `base` to stored node `node`.
+    fn distance(&self, base: &Self::Base<'_>, node: u32) -> f32;
+}
+
+/// [`Pairs`] by the rows.
+pub(crate) struct RowPairs<'a, S: ?Sized> {
+    pub hnsw: &'a Hnsw,
+    pub source: &'a S,
+}
+
+impl<S: VectorSource<Elem: RowKernel> + ?Sized> Pairs for RowPairs<'_, S> {
+    type Base<'b>
+        = &'b [f32]
+    where
+        Self: 'b;
+    #[inline(always)]
+    fn base<'b>(&'b self, node: u32, scratch: &'b mut Vec<f32>) -> &'b [f32] {
+        S::Elem::as_query_into(self.hnsw.metric, self.source.vector(PointOffset(node)), scratch)
     }
-    if let Some(first) = candidates.first() {
-        exact.prefetch_rest(first.node);
+    #[inline(always)]
+    fn distance(&self, base: &&[f32], node: u32) -> f32 {
+        self.hnsw.distance(base, self.source.vector(PointOffset(node)))
     }
-    let mut out = Vec::with_capacity(candidates.len());
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(next) = candidates.get(i + 2) {
-            exact.prefetch(next.node);
-        }
-        if let Some(next) = candidates.get(i + 1) {
-            exact.prefetch_rest(next.node);
-        }
-        out.push(Near { dist: exact.distance(c.node), node: c.node });
+}
+
+impl Pairs for CodePairs<'_> {
+    type Base<'b>
+        = u32
+    where
+        Self: 'b;
+    #[inline(always)]
+    fn base<'b>(&'b self, node: u32, _scratch: &'b mut Vec<f32>) -> u32 {
+        node
     }
-    out.sort_unstable();
-    out
+    #[inline(always)]
+    fn distance(&self, base: &u32, node: u32) -> f32 {
+        CodePairs::distance(self, *base as usize, node as usize)
+    }
 }
 
 /// SplitMix64: a node's level depends only on the seed and its offset, so a
@@ -89,8 +115,8 @@ impl Hnsw {
         self.insert_all_coded(source, None, offsets, threads)
     }
 
-    /// [`Hnsw::insert_all`], walking the graph by `codes` where they are one-byte codes
-    /// of `source` ([`Hnsw::insert_coded`]).
+    /// [`Hnsw::insert_all`], measuring by `codes` where they are one-byte codes of
+    /// `source` ([`Hnsw::insert_coded`]).
     pub fn insert_all_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
@@ -143,11 +169,13 @@ impl Hnsw {
         self.insert_coded(source, None, offset)
     }
 
-    /// [`Hnsw::insert`], walking the graph by `codes` when they are one-byte codes of
+    /// [`Hnsw::insert`], measuring by `codes` alone when they are one-byte codes of
     /// `source` (binary and product codes rank too coarsely to build by): each layer's
-    /// beam of `ef_construct` is ranked by coded distances, which read a quarter of a
-    /// row's bytes, then re-scored with the rows before the neighbours are chosen, so
-    /// every link is chosen, and every list pruned, by exact distances as without codes.
+    /// beam of `ef_construct` is walked by the node's coded distances, and the
+    /// neighbours are chosen, and full lists pruned, by distances between codes
+    /// ([`Codes::pairs`]), each of which reads a quarter of a row's bytes. The only row
+    /// the insert reads is the node's own, so a build whose rows live on disk does not
+    /// wait on them.
     pub fn insert_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
@@ -207,25 +235,14 @@ impl Hnsw {
             return Ok(());
         };
 
-        let exact = Floats { hnsw: self, source, query: vector };
-        let links_back = match walked_codes(codes) {
-            Some(codes) => {
+        match build_codes(codes) {
+            Some((codes, pairs)) => {
                 let query = codes.query(vector);
-                self.link_new(
-                    source,
-                    &Coded { codes, query: &query },
-                    Some(&exact),
-                    vector,
-                    node,
-                    level,
-                    entry,
-                )
+                self.link_new(&Coded { codes, query: &query }, &pairs, node, level, entry);
             }
-            None => self.link_new(source, &exact, None, vector, node, level, entry),
-        };
-        for (layer, chosen) in links_back {
-            for c in &chosen {
-                self.link_back(source, c.node, node, c.dist, layer);
+            None => {
+                let exact = Floats { hnsw: self, source, query: vector };
+                self.link_new(&exact, &RowPairs { hnsw: self, source }, node, level, entry);
             }
         }
         if raises_top {
@@ -236,22 +253,11 @@ impl Hnsw {
         Ok(())
     }
 
-    /// Walks down to `node` (at `level`) from `entry` by `walk`, and writes the node's
-    /// own lists on every layer it shares with the graph. The beams are ranked by
-    /// `walk`; when that is not `exact` (codes), the beam is re-scored by `exact`
-    /// before the neighbours are chosen. Returns the chosen neighbours per layer with
-    /// their exact distances, for the links back.
-    #[allow(clippy::too_many_arguments)]
-    fn link_new<S: VectorSource<Elem: RowKernel> + ?Sized, P: Probe>(
-        &self,
-        source: &S,
-        walk: &P,
-        exact: Option<&Floats<'_, S>>,
-        vector: &[f32],
-        node: u32,
-        level: u8,
-        entry: Entry,
-    ) -> Vec<(u8, Vec<Near>)> {
+    /// Walks down to `node` (at `level`) from `entry` by `walk`, writes the node's own
+    /// lists on every layer it shares with the graph, then links its neighbours back.
+    /// Distances from the node are `walk`'s; between other nodes (the heuristic, the
+    /// links back), `pairs`'.
+    fn link_new<P: Probe, Q: Pairs>(&self, walk: &P, pairs: &Q, node: u32, level: u8, entry: Entry) {
         let mut ep = Near { dist: walk.distance(entry.node), node: entry.node };
         for layer in (level + 1..=entry.level).rev() {
             ep = self.greedy(walk, ep, layer);
@@ -270,10 +276,7 @@ impl Hnsw {
                 })
             });
             let candidates = found.into_sorted_vec();
-            let chosen = match exact {
-                Some(exact) => self.select_neighbours(source, &rescored(exact, &candidates), self.config.m),
-                None => self.select_neighbours(source, &candidates, self.config.m),
-            };
+            let chosen = self.select_neighbours(pairs, &candidates, self.config.m);
             {
                 let _own = self.locks[node as usize].lock();
                 // Other threads may already have linked themselves to this node on this
@@ -282,12 +285,12 @@ impl Hnsw {
                 self.neighbours(node, layer, &mut added);
                 let mut merged = chosen.clone();
                 for n in added.into_iter().filter(|n| !chosen.iter().any(|c| c.node == *n)) {
-                    merged.push(Near { dist: self.distance(vector, source.vector(PointOffset(n))), node: n });
+                    merged.push(Near { dist: walk.distance(n), node: n });
                 }
                 let max = if layer == 0 { self.config.m0() } else { self.config.m };
                 if merged.len() > max {
                     merged.sort_unstable();
-                    merged = self.select_neighbours(source, &merged, max);
+                    merged = self.select_neighbours(pairs, &merged, max);
                 }
                 let ids: Vec<u32> = merged.iter().map(|c| c.node).collect();
                 self.set_neighbours(node, layer, &ids);
@@ -297,19 +300,18 @@ impl Hnsw {
                 entry_points = candidates;
             }
         }
-        links_back
+        for (layer, chosen) in links_back {
+            for c in &chosen {
+                self.link_back(pairs, c.node, node, c.dist, layer);
+            }
+        }
     }
 
     /// The neighbour-selection heuristic (Malkov & Yashunin, algorithm 4, without
     /// extending or keeping pruned candidates): walk the candidates nearest first and
     /// keep one only if it is closer to the base than to every neighbour kept so far,
     /// so that the kept neighbours point in different directions.
-    pub(crate) fn select_neighbours<S: VectorSource<Elem: RowKernel> + ?Sized>(
-        &self,
-        source: &S,
-        sorted: &[Near],
-        m: usize,
-    ) -> Vec<Near> {
+    pub(crate) fn select_neighbours<P: Pairs>(&self, pairs: &P, sorted: &[Near], m: usize) -> Vec<Near> {
         if sorted.len() <= m {
             return sorted.to_vec();
         }
@@ -319,8 +321,8 @@ impl Hnsw {
             if kept.len() >= m {
                 break;
             }
-            let vc = S::Elem::as_query_into(self.metric, source.vector(PointOffset(c.node)), &mut scratch);
-            if kept.iter().all(|k| self.distance(vc, source.vector(PointOffset(k.node))) >= c.dist) {
+            let base = pairs.base(c.node, &mut scratch);
+            if kept.iter().all(|k| pairs.distance(&base, k.node) >= c.dist) {
                 kept.push(c);
             }
         }
@@ -329,25 +331,18 @@ impl Hnsw {
 
     /// Adds `new` (at `dist`) to `node`'s list on `layer`; a full list is re-selected
     /// with the heuristic.
-    fn link_back<S: VectorSource<Elem: RowKernel> + ?Sized>(
-        &self,
-        source: &S,
-        node: u32,
-        new: u32,
-        dist: f32,
-        layer: u8,
-    ) {
+    fn link_back<P: Pairs>(&self, pairs: &P, node: u32, new: u32, dist: f32, layer: u8) {
         if let Some(slots) = self.links(node, layer) {
-            self.link_back_in(source, node, new, dist, slots);
+            self.link_back_in(pairs, node, new, dist, slots);
         }
     }
 
     /// Adds `new` (at `dist`) to `node`'s list `slots` (`[count, n1, …]`, on layer 0,
     /// an upper layer or in a link group); a full list is re-selected with the
-    /// heuristic.
-    pub(crate) fn link_back_in<S: VectorSource<Elem: RowKernel> + ?Sized>(
+    /// heuristic, measuring by `pairs`.
+    pub(crate) fn link_back_in<P: Pairs>(
         &self,
-        source: &S,
+        pairs: &P,
         node: u32,
         new: u32,
         dist: f32,
@@ -365,14 +360,13 @@ impl Hnsw {
             crate::graph::write_list(slots, &current);
             return;
         }
-        let base = S::Elem::as_query(self.metric, source.vector(PointOffset(node)));
-        let mut candidates: Vec<Near> = current
-            .iter()
-            .map(|&n| Near { dist: self.distance(&base, source.vector(PointOffset(n))), node: n })
-            .collect();
+        let mut scratch = Vec::new();
+        let base = pairs.base(node, &mut scratch);
+        let mut candidates: Vec<Near> =
+            current.iter().map(|&n| Near { dist: pairs.distance(&base, n), node: n }).collect();
         candidates.push(Near { dist, node: new });
         candidates.sort_unstable();
-        let kept = self.select_neighbours(source, &candidates, max);
+        let kept = self.select_neighbours(pairs, &candidates, max);
         let ids: Vec<u32> = kept.iter().map(|k| k.node).collect();
         crate::graph::write_list(slots, &ids);
     }
@@ -435,7 +429,7 @@ impl Hnsw {
         self.compact_coded(source, None, threads)
     }
 
-    /// [`Hnsw::compact`], walking by `codes` as [`Hnsw::insert_all_coded`] does.
+    /// [`Hnsw::compact`], measuring by `codes` as [`Hnsw::insert_all_coded`] does.
     pub fn compact_coded<S: VectorSource<Elem: RowKernel> + ?Sized>(
         &self,
         source: &S,
@@ -504,10 +498,18 @@ mod tests {
         let base = source.vector(PointOffset(0)).to_vec();
         let mut sorted: Vec<Near> = [1, 2, 3].iter().map(|&n| near(&graph, &source, &base, n)).collect();
         sorted.sort_unstable();
-        let kept: Vec<u32> = graph.select_neighbours(&source, &sorted, 2).iter().map(|n| n.node).collect();
+        let kept: Vec<u32> = graph
+            .select_neighbours(&RowPairs { hnsw: &graph, source: &source }, &sorted, 2)
+            .iter()
+            .map(|n| n.node)
+            .collect();
         assert_eq!(kept, vec![1, 3]);
         // With room for everything nothing is pruned.
-        let kept: Vec<u32> = graph.select_neighbours(&source, &sorted, 3).iter().map(|n| n.node).collect();
+        let kept: Vec<u32> = graph
+            .select_neighbours(&RowPairs { hnsw: &graph, source: &source }, &sorted, 3)
+            .iter()
+            .map(|n| n.node)
+            .collect();
         assert_eq!(kept, vec![1, 2, 3]);
     }
 
@@ -521,7 +523,11 @@ mod tests {
         let graph = Hnsw::new(Metric::Euclid, 1, HnswConfig::default(), 5).unwrap();
         let base = [0.0];
         let sorted: Vec<Near> = (1..5).map(|n| near(&graph, &source, &base, n)).collect();
-        let kept: Vec<u32> = graph.select_neighbours(&source, &sorted, 2).iter().map(|n| n.node).collect();
+        let kept: Vec<u32> = graph
+            .select_neighbours(&RowPairs { hnsw: &graph, source: &source }, &sorted, 2)
+            .iter()
+            .map(|n| n.node)
+            .collect();
         assert_eq!(kept, vec![1]);
     }
 

@@ -117,8 +117,8 @@ fn a_walk_along_the_group_finds_the_values_nearest() {
     assert_eq!(hits[0].offset, PointOffset(17), "a point is its own nearest along its group");
 }
 
-/// Found by one-byte codes and chosen by the rows (as graph inserts are), a value's
-/// links answer as links found by the rows: three values of 2,500 points each (past
+/// Found and chosen by one-byte codes alone (as graph inserts are), a value's links
+/// answer as links found by the rows: three values of 2,500 points each (past
 /// the exact scan of small values, so each is walked), both graphs built each way.
 #[test]
 fn a_group_linked_by_codes_answers_as_one_linked_by_rows() {

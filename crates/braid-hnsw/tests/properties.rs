@@ -473,9 +473,8 @@ proptest! {
         coded_searches_hold(&data, &queries, &codes, metric, k, 64, seed, 0.95)?;
     }
 
-    /// A graph whose inserts walk by one-byte codes (re-scoring each beam before
-    /// choosing links) answers as one built by the rows: recall within a few points of
-    /// it and at the same floor. Coarser codes are not walked by: the graph is then
+    /// A graph whose inserts walk and choose links by one-byte codes alone answers as
+    /// one built by the rows: recall within a few points of it and at the same floor. Coarser codes are not walked by: the graph is then
     /// byte for byte the rows' own.
     #[test]
     fn graphs_built_by_codes_recall_as_built_by_rows(seed in any::<u64>(), n in 100usize..600, dim in 64usize..128, clusters in 0usize..6, metric in coded_metric()) {

@@ -880,7 +880,7 @@ impl Segment {
     /// values worth linking ([`Worth`]) — and, when the values these offsets brought
     /// became worth linking with them, those values' other points too. `added` is
     /// how many of `offsets` are new live points (0 when their payloads changed).
-    /// Candidates are found by `codes` where the space keeps one-byte codes
+    /// Links are found and chosen by `codes` where the space keeps one-byte codes
     /// ([`Hnsw::link_in_group_coded`]).
     #[allow(clippy::too_many_arguments)]
     fn link(
