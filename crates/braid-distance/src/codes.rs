@@ -1066,13 +1066,6 @@ impl CodePairs<'_> {
             _ => -(self.centre_sq + ma.exact + mb.exact + cross),
         }
     }
-
-    /// Asks the memory system for vector `offset`'s code ahead of
-    /// [`CodePairs::distance`].
-    #[inline(always)]
-    pub fn prefetch(&self, offset: usize) {
-        self.codes.prefetch(offset);
-    }
 }
 
 /// A dot product over two codes.
