@@ -949,10 +949,7 @@ impl Codes {
         let int = dot_i8(&q.codes, code);
         // (q − μ)·r
         let cross = int as f32 * q.scale * meta.scale;
-        match self.metric {
-            Metric::Euclid => q.exact + meta.exact - 2.0 * cross,
-            _ => -(q.exact + meta.exact + cross),
-        }
+        ranked(self.metric, q.exact, meta.exact, cross)
     }
 
     /// [`Codes::distance`] for binary and two-bit codes: `Σ uᵢ·cᵢ` from the query's
@@ -976,18 +973,21 @@ impl Codes {
         let signed = 2 * set - middle * q.sum;
         // (q − μ)·r̂ with r̂ = scale · (2u − 1) (signs) or scale · (2u − 3) (levels).
         let cross = signed as f32 * q.scale * meta.scale;
-        match self.metric {
-            Metric::Euclid => q.exact + meta.exact - 2.0 * cross,
-            _ => -(q.exact + meta.exact + cross),
-        }
+        ranked(self.metric, q.exact, meta.exact, cross)
     }
 
     /// Distances between stored vectors read from their codes alone, as a build needs
     /// them between a node and its neighbours; `None` unless these are one-byte codes
     /// (bit and product codes are too coarse to choose links by).
     pub fn pairs(&self) -> Option<CodePairs<'_>> {
-        (self.kind == CodeKind::Int8)
-            .then(|| CodePairs { codes: self, centre_sq: crate::simd::dot(&self.centre, &self.centre) })
+        if self.kind != CodeKind::Int8 {
+            return None;
+        }
+        let shared = match self.metric {
+            Metric::Euclid => 0.0,
+            _ => crate::simd::dot(&self.centre, &self.centre),
+        };
+        Some(CodePairs { codes: self, shared })
     }
 
     /// Asks the memory system for vector `offset`'s code ahead of [`Codes::distance`].
@@ -1042,12 +1042,25 @@ pub fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
 
+/// A ranking distance (lower is better) from its parts: `a` and `b` the exact terms of
+/// the two sides (Dot and Cosine: a query's `q·μ`, or `μ·μ + μ·r` for a stored vector
+/// measured from, and the other's `μ·r`; Euclid: each side's `|r|²`), `cross` the
+/// estimated product of their residuals. Coded queries and code pairs share it.
+#[inline(always)]
+fn ranked(metric: Metric, a: f32, b: f32, cross: f32) -> f32 {
+    match metric {
+        Metric::Euclid => a + b - 2.0 * cross,
+        _ => -(a + b + cross),
+    }
+}
+
 /// Distances between two stored vectors by their one-byte codes ([`Codes::pairs`]).
 #[derive(Clone, Copy, Debug)]
 pub struct CodePairs<'a> {
     codes: &'a Codes,
-    /// `μ·μ`, the one term of `a·b` neither code holds.
-    centre_sq: f32,
+    /// `μ·μ` under Dot and Cosine, the one term of `a·b` neither code holds; 0 under
+    /// Euclid.
+    shared: f32,
 }
 
 impl CodePairs<'_> {
@@ -1061,10 +1074,7 @@ impl CodePairs<'_> {
         let (ma, mb) = (codes.meta[a], codes.meta[b]);
         let dot = dot_i8(&codes.codes[a * dim..(a + 1) * dim], &codes.codes[b * dim..(b + 1) * dim]);
         let cross = dot as f32 * ma.scale * mb.scale;
-        match codes.metric {
-            Metric::Euclid => ma.exact + mb.exact - 2.0 * cross,
-            _ => -(self.centre_sq + ma.exact + mb.exact + cross),
-        }
+        ranked(codes.metric, self.shared + ma.exact, mb.exact, cross)
     }
 }
 
