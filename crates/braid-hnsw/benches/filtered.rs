@@ -108,7 +108,7 @@ fn qps(queries: &[Vec<f32>], secs: f64, mut search: impl FnMut(&[f32])) -> f64 {
 }
 
 /// The `ef`s a recall-matched comparison tries, smallest first.
-const EFS: [usize; 14] = [10, 16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 160, 200, 256];
+const EFS: [usize; 18] = [10, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 112, 128, 160, 200, 256, 320];
 
 /// The smallest `ef` of [`EFS`] at which `walk` recalls at least `target` against
 /// `truth`, with that recall.

@@ -51,8 +51,8 @@ pub use graph::{GraphFile, Hnsw};
 pub use groups::GROUP_SCAN_UP_TO;
 pub use search::{
     BINARY_RESCORE_FACTOR, BINARY_RESCORE_MIN, CODED_SCAN_ADVANTAGE, FilteredWalk, GRAPH_COST_DIVISOR,
-    GROUP_WALK_COST, PathChoice, RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath, TWO_HOP_BELOW,
-    TWO_HOP_COST, TWO_HOP_FROM, TWO_HOP_SEEDS,
+    GROUP_SEEDS, GROUP_WALK_COST, PathChoice, RESCORE_FACTOR, RESCORE_MIN, Rescore, SearchPath,
+    TWO_HOP_BELOW, TWO_HOP_COST, TWO_HOP_FROM, TWO_HOP_SEEDS,
 };
 
 /// Build parameters.

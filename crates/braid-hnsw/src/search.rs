@@ -217,6 +217,14 @@ pub const TWO_HOP_FROM: f64 = 0.02;
 /// The width of the unfiltered beam that seeds a two-hop walk (see [`FilteredWalk::TwoHop`]).
 pub const TWO_HOP_SEEDS: usize = 16;
 
+/// The width of the beam on layer 1 that seeds a search's walk along a link group:
+/// the walk starts from the layer-1 nodes nearest the query rather than from the
+/// layer-0 beam of [`TWO_HOP_SEEDS`], whose unfiltered distances were about a fifth
+/// of a group walk reaching recall 0.99. On the 100k WordNet/MiniLM set 8 needed the
+/// fewest distances at recall 0.99 among the descent's node alone, 4, 8 and 16
+/// (`docs/hnsw.md`, "Seeding a group walk").
+pub const GROUP_SEEDS: usize = 8;
+
 /// What a two-hop walk costs, as a multiple of an unfiltered walk of the same `ef`:
 /// 2.7–3.7× measured between 1 % and 30 % selectivity (`cargo bench -p braid-hnsw
 /// --bench filtered`), where the plain walk costs about `1 / selectivity`.
@@ -510,12 +518,16 @@ impl Hnsw {
         let Some(ep) = self.descend(probe) else { return Vec::new() };
         let ef = ef.max(k);
         // Links among the points sharing the filter's value join its matches: walk
-        // them, bridging only from the seeds.
+        // them, bridging only from the seeds (the layer-1 nodes nearest the query, or
+        // when those reach too few matches, the layer-0 seed beam).
         let group = self.filter_group(filter);
         let two_hop = group.is_some() || self.walks_two_hop(filter);
         let admit = self.admit(filter, two_hop);
         let admit = |n| !self.is_deleted(n) && admit.matches(n);
         if two_hop {
+            if let Some(found) = group.and_then(|g| self.walk_group_from_layer1(probe, ep, ef, &admit, g)) {
+                return found.into_sorted_vec();
+            }
             let found = self.filtered_walk(probe, ep, ef, &admit, group);
             if found.len() >= ef {
                 return found.into_sorted_vec();
@@ -555,6 +567,34 @@ impl Hnsw {
         })
         .into_vec();
         if seeds.is_empty() { vec![ep] } else { seeds }
+    }
+
+    /// A search's walk along a link `group` from the [`GROUP_SEEDS`] live nodes of
+    /// layer 1 nearest the query (a beam from `ep`, where the descent ended on layer 1;
+    /// `ep` alone in a graph without layer 1), which costs far fewer distances than the
+    /// layer-0 seed beam of [`Hnsw::filtered_walk`]. `None` when it cannot fill its beam
+    /// of `ef` (the matches those seeds reach are too few or none, as for a rare value
+    /// far from where the descent ended): the caller then walks from the seed beam.
+    fn walk_group_from_layer1<P: Probe>(
+        &self,
+        probe: &P,
+        ep: Near,
+        ef: usize,
+        admit: &dyn Fn(u32) -> bool,
+        group: &LinkGroup,
+    ) -> Option<BinaryHeap<Near>> {
+        let entry = if self.level(ep.node).is_some_and(|level| level >= 1) {
+            with_visited(self.capacity, |visited| {
+                self.search_layer(probe, &[ep], GROUP_SEEDS, 1, visited, |n| !self.is_deleted(n))
+            })
+            .into_vec()
+        } else {
+            vec![ep]
+        };
+        let found = with_visited(self.capacity, |visited| {
+            self.search_two_hop(probe, &entry, ef, visited, admit, Some(group))
+        });
+        (found.len() >= ef).then_some(found)
     }
 
     /// The two-hop or group walk of a filtered search from `ep`, seeded by

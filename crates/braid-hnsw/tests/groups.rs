@@ -85,7 +85,10 @@ fn built(seed: u64, n: usize, kinds: u8) -> (Hnsw, DenseVectors, Vec<u8>) {
     (graph, rows, values)
 }
 
-/// Mean recall@10 of filtered searches for each value over `queries` held-out points.
+/// Mean recall@10 at `ef` 64 of filtered searches for each value over held-out points
+/// drawn around other centres (far from every cluster, the hard case for where a walk
+/// starts: a group walk seeded on layer 1 recalled 0.947 here at `ef` 32 where one
+/// seeded by a layer-0 beam recalled 0.98, for about the same distances).
 fn filtered_recall(graph: &Hnsw, rows: &DenseVectors, values: &[u8], kinds: u8, group: Option<u64>) -> f64 {
     let (queries, _) = data(99, 30, rows.dim(), kinds);
     let mut total = 0.0;
@@ -93,7 +96,7 @@ fn filtered_recall(graph: &Hnsw, rows: &DenseVectors, values: &[u8], kinds: u8, 
     for q in 0..queries.len() as u32 {
         let query = queries.vector(PointOffset(q));
         let filter = Valued::new(values, (q % u32::from(kinds)) as u8, group);
-        let hits = graph.search(rows, query, 10, 32, Some(&filter)).unwrap();
+        let hits = graph.search(rows, query, 10, 64, Some(&filter)).unwrap();
         assert!(hits.iter().all(|h| filter.matches(h.offset)), "only matching points are returned");
         let truth = brute(rows, query, 10, |o| filter.matches(PointOffset(o)));
         total += hits.iter().filter(|h| truth.contains(&h.offset.0)).count() as f64 / truth.len() as f64;
@@ -115,6 +118,36 @@ fn a_walk_along_the_group_finds_the_values_nearest() {
     let query = rows.vector(PointOffset(17)).to_vec();
     let hits = graph.search(&rows, &query, 1, 32, Some(&blocks[values[17] as usize])).unwrap();
     assert_eq!(hits[0].offset, PointOffset(17), "a point is its own nearest along its group");
+}
+
+/// A value held only by the points of one cluster, searched from queries in the
+/// other clusters: the nodes of layer 1 nearest such a query reach none of its points
+/// within two hops, so the search must fall back (to the layer-0 seed beam, then to a
+/// plain walk) and still return the value's nearest, never a short or foreign answer.
+#[test]
+fn a_value_far_from_the_query_is_still_found_along_its_group() {
+    let (rows, mut values) = data(7, 4000, 16, 2);
+    // `data` puts point i in cluster i % 12: value 1 for cluster 0 only (~2.5 %).
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = u8::from(i % 12 == 0);
+    }
+    let mut graph =
+        Hnsw::build(&rows, Metric::Cosine, HnswConfig { m: 8, ef_construct: 64, seed: 7 }, 2).unwrap();
+    graph.add_link_group(KEY, 8).unwrap();
+    link_all(&graph, &rows, &values, 2);
+    let filter = Valued::new(&values, 1, Some(KEY));
+    let mut recall = 0.0;
+    let far: Vec<u32> = (0..rows.len() as u32).filter(|o| o % 12 == 5).take(20).collect();
+    for &q in &far {
+        let query = rows.vector(PointOffset(q)).to_vec();
+        let hits = graph.search(&rows, &query, 10, 32, Some(&filter)).unwrap();
+        assert_eq!(hits.len(), 10, "a full answer from query {q}");
+        assert!(hits.iter().all(|h| filter.matches(h.offset)), "only the value's points from query {q}");
+        let truth = brute(&rows, &query, 10, |o| filter.matches(PointOffset(o)));
+        recall += hits.iter().filter(|h| truth.contains(&h.offset.0)).count() as f64 / 10.0;
+    }
+    recall /= far.len() as f64;
+    assert!(recall >= 0.9, "recall@10 of a far value along its group {recall}");
 }
 
 /// Found and chosen by one-byte codes alone (as graph inserts are), a value's links
@@ -146,7 +179,7 @@ fn a_group_linked_by_codes_answers_as_one_linked_by_rows() {
         recalls.push(filtered_recall(&graph, &rows, &values, kinds, Some(KEY)));
     }
     let (by_rows, by_codes) = (recalls[0], recalls[1]);
-    // 64-d points in wide clusters, searched at ef 32: ~0.8 either way.
+    // 64-d points in wide clusters, searched at ef 64: ~0.89 either way.
     assert!(by_codes >= 0.75 && by_codes >= by_rows - 0.03, "linked by codes {by_codes}, by rows {by_rows}");
 }
 
