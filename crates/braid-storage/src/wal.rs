@@ -99,14 +99,23 @@ impl WalSyncer {
     /// Makes every record appended so far durable (`fdatasync`). A failure poisons the
     /// log (see the module docs).
     pub fn sync(&self) -> Result<(), StorageError> {
+        self.check()?;
         let s = &self.inner;
-        if s.poisoned.load(Ordering::Acquire) {
-            return Err(StorageError::Poisoned { file: s.path.clone() });
-        }
         fault::sync(&s.file, &s.path, true).map_err(|e| {
             s.poisoned.store(true, Ordering::Release);
             StorageError::io(&s.path, &e)
         })
+    }
+
+    /// [`StorageError::Poisoned`] once a failed write or sync has made the log refuse
+    /// further ones. A sync that succeeded while another failed on the same file
+    /// vouches for nothing (the kernel reports a lost write-back to one caller only):
+    /// a caller recording the outcome asks this again where it records it.
+    pub fn check(&self) -> Result<(), StorageError> {
+        match self.is_poisoned() {
+            true => Err(StorageError::Poisoned { file: self.inner.path.clone() }),
+            false => Ok(()),
+        }
     }
 
     /// Has a failed write or sync made the log refuse further ones?

@@ -115,6 +115,31 @@ fn a_full_disk_fails_the_append_and_leaves_the_log_at_a_record_boundary() {
     assert_eq!(got.records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 3]);
 }
 
+/// A sync failing on one thread poisons the log for every handle: a flusher's syncer
+/// that was already past its own check before the failure is refused by `check()`,
+/// which a collection asks where it records the outcome (so a success that raced the
+/// failure cannot erase its record), and by every later sync and append.
+#[test]
+fn a_failed_sync_poisons_every_handle_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.log");
+    let mut wal = Wal::create(&path).unwrap();
+    wal.append(1, b"first").unwrap();
+    let flusher = wal.syncer();
+    flusher.sync().unwrap();
+    flusher.check().unwrap();
+    let failing = wal.syncer();
+    std::thread::spawn(move || {
+        fault::fail_next_syncs(1);
+        assert!(matches!(failing.sync(), Err(StorageError::Io { .. })));
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(flusher.check(), Err(StorageError::Poisoned { .. })));
+    assert!(matches!(flusher.sync(), Err(StorageError::Poisoned { .. })));
+    assert!(matches!(wal.append(2, b"refused"), Err(StorageError::Poisoned { .. })));
+}
+
 #[test]
 fn sequence_numbers_must_increase() {
     let dir = tempfile::tempdir().unwrap();

@@ -787,7 +787,20 @@ impl Collection {
     /// Records how background work of kind `task` ended: a failure is logged and kept
     /// for [`Collection::failures`] until the same work succeeds.
     fn note<T>(&self, task: Task, result: Result<T, Error>) -> Result<T, Error> {
+        self.note_checked(task, result, || Ok(()))
+    }
+
+    /// [`Collection::note`], with `still` asked under the lock the outcome is recorded
+    /// under: a success it refuses is recorded as its error. So a success that raced a
+    /// failure of the same work on another thread cannot erase that failure's record.
+    fn note_checked<T>(
+        &self,
+        task: Task,
+        result: Result<T, Error>,
+        still: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<T, Error> {
         let mut failures = self.inner.failures.lock();
+        let result = result.and_then(|value| still().map(|()| value));
         match &result {
             Ok(_) => {
                 if failures.remove(&task).is_some() {
@@ -1151,7 +1164,11 @@ impl Collection {
     pub fn sync(&self) -> Result<(), Error> {
         let syncer = self.inner.syncer.lock().clone();
         match syncer {
-            Some(syncer) => self.note(Task::Sync, syncer.sync().map_err(Error::from)),
+            // A sync that overlapped a failed one (the background flusher's beside a
+            // caller's) reports success, but the log is poisoned: record that.
+            Some(syncer) => self.note_checked(Task::Sync, syncer.sync().map_err(Error::from), || {
+                syncer.check().map_err(Error::from)
+            }),
             None => Ok(()),
         }
     }
