@@ -245,9 +245,7 @@ impl Wal {
     /// Appends one record. Not durable until [`Wal::sync`]. A failed append (a full
     /// disk) is rolled back so that the file still ends at a record boundary.
     pub fn append(&mut self, seq: u64, body: &[u8]) -> Result<(), StorageError> {
-        if self.syncer.is_poisoned() {
-            return Err(StorageError::Poisoned { file: self.path.clone() });
-        }
+        self.syncer.check()?;
         let len = u32::try_from(body.len()).map_err(|_| {
             StorageError::corrupt(
                 &self.path,
