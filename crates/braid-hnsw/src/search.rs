@@ -557,13 +557,14 @@ impl Hnsw {
         Some(ep)
     }
 
-    /// The start of a two-hop or group walk: a small unfiltered beam
-    /// ([`TWO_HOP_SEEDS`]) around the query from `ep`, or `ep` alone. The two-hop walk
-    /// crosses only where matching points lie every other step and could stay in the
-    /// region the upper layers happened to descend into.
-    pub(crate) fn seeds<P: Probe>(&self, probe: &P, ep: Near) -> Vec<Near> {
+    /// The start of a two-hop or group walk: the `width` live nodes of `layer` nearest
+    /// the query, by an unfiltered beam from `ep` (which must be on `layer`), or `ep`
+    /// alone when none are found. The two-hop walk crosses only where matching points
+    /// lie every other step and could stay in the region the upper layers happened to
+    /// descend into.
+    fn seeds_on<P: Probe>(&self, probe: &P, ep: Near, width: usize, layer: u8) -> Vec<Near> {
         let seeds = with_visited(self.capacity, |visited| {
-            self.search_layer(probe, &[ep], TWO_HOP_SEEDS, 0, visited, |n| !self.is_deleted(n))
+            self.search_layer(probe, &[ep], width, layer, visited, |n| !self.is_deleted(n))
         })
         .into_vec();
         if seeds.is_empty() { vec![ep] } else { seeds }
@@ -583,13 +584,9 @@ impl Hnsw {
         admit: &dyn Fn(u32) -> bool,
         group: &LinkGroup,
     ) -> Option<BinaryHeap<Near>> {
-        let entry = if self.level(ep.node).is_some_and(|level| level >= 1) {
-            with_visited(self.capacity, |visited| {
-                self.search_layer(probe, &[ep], GROUP_SEEDS, 1, visited, |n| !self.is_deleted(n))
-            })
-            .into_vec()
-        } else {
-            vec![ep]
+        let entry = match self.level(ep.node) {
+            Some(level) if level >= 1 => self.seeds_on(probe, ep, GROUP_SEEDS, 1),
+            _ => vec![ep],
         };
         let found = with_visited(self.capacity, |visited| {
             self.search_two_hop(probe, &entry, ef, visited, admit, Some(group))
@@ -597,8 +594,8 @@ impl Hnsw {
         (found.len() >= ef).then_some(found)
     }
 
-    /// The two-hop or group walk of a filtered search from `ep`, seeded by
-    /// [`Hnsw::seeds`]: the `ef` closest nodes `admit` accepts, in a max-heap.
+    /// The two-hop or group walk of a filtered search from `ep`, seeded by a beam of
+    /// [`TWO_HOP_SEEDS`] on layer 0: the `ef` closest nodes `admit` accepts, in a max-heap.
     pub(crate) fn filtered_walk<P: Probe>(
         &self,
         probe: &P,
@@ -607,7 +604,7 @@ impl Hnsw {
         admit: &dyn Fn(u32) -> bool,
         group: Option<&LinkGroup>,
     ) -> BinaryHeap<Near> {
-        let seeds = self.seeds(probe, ep);
+        let seeds = self.seeds_on(probe, ep, TWO_HOP_SEEDS, 0);
         with_visited(self.capacity, |visited| self.search_two_hop(probe, &seeds, ef, visited, admit, group))
     }
 

@@ -112,9 +112,10 @@ impl WalSyncer {
     /// vouches for nothing (the kernel reports a lost write-back to one caller only):
     /// a caller recording the outcome asks this again where it records it.
     pub fn check(&self) -> Result<(), StorageError> {
-        match self.is_poisoned() {
-            true => Err(StorageError::Poisoned { file: self.inner.path.clone() }),
-            false => Ok(()),
+        if self.is_poisoned() {
+            Err(StorageError::Poisoned { file: self.inner.path.clone() })
+        } else {
+            Ok(())
         }
     }
 
