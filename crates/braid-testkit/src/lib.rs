@@ -74,6 +74,80 @@ impl Rng {
     }
 }
 
+/// A point stream of any length from a set of real rows: the rows as they are, then a
+/// synthetic mix beyond them. Point `i ≥ real.len()` is `normalize(a·x + (1 − a)·y + g)`
+/// for two real rows `x`, `y` and a weight `a` uniform in [0.25, 0.75], drawn from a
+/// generator seeded by `i`, and `g` Gaussian noise of standard deviation 0.02 per
+/// component; the row weighing more is the point's [`Mix::source`], whose payload a
+/// bench gives it. Used by the scale and database benches.
+#[derive(Debug)]
+pub struct Mix {
+    /// The real rows, unit length.
+    pub real: Vec<Vec<f32>>,
+}
+
+impl Mix {
+    /// The dimension of every point.
+    pub fn dim(&self) -> usize {
+        self.real[0].len()
+    }
+
+    /// The generator of a mixed point (to draw its noise from), its two rows and `a`.
+    fn recipe(&self, i: usize) -> (Rng, usize, usize, f32) {
+        let mut rng = Rng::new((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5ca1e);
+        let n = self.real.len() as u64;
+        let x = (rng.next_u64() % n) as usize;
+        let y = (rng.next_u64() % n) as usize;
+        let a = 0.5 + rng.uniform() * 0.5;
+        (rng, x, y, a)
+    }
+
+    /// The real row point `i` is, or weighs more in it: `x` when `a ≥ 1/2`, else `y`.
+    pub fn source(&self, i: usize) -> usize {
+        if i < self.real.len() {
+            return i;
+        }
+        let (_, x, y, a) = self.recipe(i);
+        if a >= 0.5 { x } else { y }
+    }
+
+    /// Point `i`.
+    pub fn point(&self, i: usize) -> Vec<f32> {
+        if i < self.real.len() {
+            return self.real[i].clone();
+        }
+        let (mut rng, x, y, a) = self.recipe(i);
+        let (x, y) = (&self.real[x], &self.real[y]);
+        let mut v: Vec<f32> =
+            x.iter().zip(y).map(|(x, y)| a * x + (1.0 - a) * y + 0.02 * gaussian(&mut rng)).collect();
+        let norm = v.iter().map(|c| c * c).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        v.iter_mut().for_each(|c| *c /= norm);
+        v
+    }
+
+    /// Points `start..end`, made on every core.
+    pub fn batch(&self, start: usize, end: usize) -> Vec<Vec<f32>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = (end - start).div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = (start..end)
+                .step_by(per)
+                .map(|from| {
+                    s.spawn(move || (from..(from + per).min(end)).map(|i| self.point(i)).collect::<Vec<_>>())
+                })
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("point maker")).collect()
+        })
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn gaussian(rng: &mut Rng) -> f32 {
+    let u = (rng.uniform() + 0.5).max(1e-7);
+    let v = rng.uniform() + 0.5;
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
 /// Fields of `/proc/self/status` in KiB (`"VmRSS:"`, `"RssAnon:"`, …), from one read of
 /// the file: for benches that report resident memory (Linux; `None` elsewhere).
 pub fn status_kb<const N: usize>(keys: [&str; N]) -> [Option<u64>; N] {

@@ -4,7 +4,9 @@
 //! then runs embedded Qdrant (`qdrant-edge-py`) and Chroma on the same files.
 //!
 //! Arguments after `--`: `--data DIR` (default `target/data/wn100000-q200-k100`, made by
-//! `cargo xtask data --n 100000 --queries 200`), `--out FILE`, `--keep DIR` (build the collection
+//! `cargo xtask data --n 100000 --queries 200`), `--n N` (more points than the set has:
+//! the scale bench's synthetic mix beyond its rows, `braid_testkit::Mix`, each mixed
+//! point with the payload of the row it is mostly made of), `--out FILE`, `--keep DIR` (build the collection
 //! durably in DIR on the first run and reopen it on later ones, to profile searches
 //! without re-ingesting; ingest then reports the reopen), `--only TEXT` (run the cases
 //! whose name contains TEXT), `--quantization int8|binary|product-x16|none` (the space's codes;
@@ -14,7 +16,10 @@
 //! point among those sharing a `category` or `pos` value; default: unset, which takes
 //! `m` as in Qdrant; 0 builds none), `--full-payloads` (every field of the set's
 //! payloads, the gloss text among them, instead of `category` and `pos` alone),
-//! `--on-disk-payload` (payloads in a payload file, `on_disk_payload`; needs `--keep`).
+//! `--on-disk-payload` (payloads in a payload file, `on_disk_payload`; needs `--keep`),
+//! `--recall R` (instead of the cases below: unfiltered and ~10 % filtered searches, each
+//! at the smallest `ef` reaching recall@10 R, with the planner's path and each filter's
+//! cost as a multiple of an unfiltered search's).
 //! Beside the searches it times a search returning payloads and a count filtered by a
 //! key without an index (which reads every payload). Under `cargo test` it runs on the
 //! 20k set's first 2,000 rows when `cargo xtask data` has made it, else it prints a
@@ -33,7 +38,46 @@ use braid_testkit::WordnetSet;
 use serde_json::{Value, json};
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Eight running sums, so that the compiler can keep them in one vector register.
+    let mut sums = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}
+
+/// Each query's exact top 10 ids among the points `keep` accepts, on every core.
+fn truth(
+    base: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    keep: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<HashSet<u64>> {
+    let kept: Vec<usize> = (0..base.len()).filter(|&i| keep(i)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = queries.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = queries
+            .chunks(per)
+            .map(|qs| {
+                let kept = &kept;
+                s.spawn(move || {
+                    qs.iter()
+                        .map(|q| {
+                            let mut all: Vec<(f32, u64)> =
+                                kept.iter().map(|&i| (dot(q, &base[i]), i as u64)).collect();
+                            all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                            all.into_iter().take(10).map(|x| x.1).collect::<HashSet<u64>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().expect("truth")).collect()
+    })
 }
 
 fn main() {
@@ -49,11 +93,23 @@ fn main() {
     if !bench {
         set.truncate(2_000, 10);
     }
-    let WordnetSet { base, queries, payloads } = set;
-    let payloads: Vec<Value> = match args.flag("--full-payloads") {
+    let WordnetSet { mut base, queries, payloads } = set;
+    let mut payloads: Vec<Value> = match args.flag("--full-payloads") {
         true => payloads,
         false => payloads.iter().map(|v| json!({"category": v["category"], "pos": v["pos"]})).collect(),
     };
+    // `--n N` beyond the real rows: the scale bench's synthetic mix, each point with the
+    // payload of the row it is mostly made of.
+    let more = args.value("--n").map(|v| v.parse::<usize>().expect("--n N"));
+    if let Some(total) = more.filter(|&t| t > base.len()) {
+        let real = base.len();
+        let mix = braid_testkit::Mix { real: base };
+        let extra = mix.batch(real, total);
+        let more: Vec<Value> = (real..total).map(|i| payloads[mix.source(i)].clone()).collect();
+        payloads.extend(more);
+        base = mix.real;
+        base.extend(extra);
+    }
     let n = base.len();
     println!("data: {} ({n} points, {} queries, dim {})", dir.display(), queries.len(), base[0].len());
 
@@ -133,6 +189,15 @@ fn main() {
         println!("ingest with graph built on insert: {ingest:.1} s");
     }
     let only = args.value("--only");
+    if let Some(target) = args.value("--recall") {
+        let target: f64 = target.parse().expect("--recall R, a recall@10 between 0 and 1");
+        let filters = [("pos", "verb"), ("category", "noun.artifact")];
+        let report = recall_matched(&c, &base, &queries, &payloads, &filters, target, bench);
+        if bench {
+            write_report(&out, &json!({"data_dir": dir, "n": n, "recall": target, "rows": report}));
+        }
+        return;
+    }
 
     // (name, keyword filter (key, value), hnsw_ef, with payloads)
     type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Option<usize>, bool);
@@ -152,15 +217,7 @@ fn main() {
         }
         let keep = |i: usize| filter.is_none_or(|(k, v)| payloads[i][k] == v);
         let selectivity = (0..n).filter(|&i| keep(i)).count() as f64 / n as f64;
-        let truth: Vec<HashSet<u64>> = queries
-            .iter()
-            .map(|q| {
-                let mut all: Vec<(f32, u64)> =
-                    (0..n).filter(|&i| keep(i)).map(|i| (dot(q, &base[i]), i as u64)).collect();
-                all.sort_by(|a, b| b.0.total_cmp(&a.0));
-                all.into_iter().take(10).map(|x| x.1).collect()
-            })
-            .collect();
+        let truth = truth(&base, &queries, &keep);
         let request = |q: &Vec<f32>| {
             let mut r = SearchRequest::new("text", q.clone()).limit(10);
             if let Some((k, v)) = filter {
@@ -231,10 +288,94 @@ fn main() {
         let report = json!({"data_dir": dir, "n": n, "queries": queries.len(), "quantization": format!("{quantization:?}"),
                             "on_disk": on_disk, "ingest_s": ingest, "rows": rows,
                             "rss_anon_kb": rss_anon, "rss_file_kb": rss_file});
-        if let Some(parent) = out.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        std::fs::write(&out, serde_json::to_string_pretty(&report).expect("json")).expect("write report");
-        println!("wrote {}", out.display());
+        write_report(&out, &report);
     }
+}
+
+fn write_report(out: &std::path::Path, report: &Value) {
+    if let Some(parent) = out.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(out, serde_json::to_string_pretty(report).expect("json")).expect("write report");
+    println!("wrote {}", out.display());
+}
+
+/// The `ef` values a recall-matched measure tries, smallest first.
+const EF_GRID: [usize; 17] = [16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 160, 200, 256, 320, 512];
+
+/// `--recall R`: each search at the smallest `ef` of [`EF_GRID`] whose recall@10 reaches
+/// `target` — unfiltered, then each keyword filter, then unfiltered again — with the
+/// planner's path for the filtered ones (`Collection::explain`) and each filtered QPS
+/// as a ratio of time per search to the mean of the two unfiltered measures around it.
+#[allow(clippy::too_many_arguments)]
+fn recall_matched(
+    c: &braid::Collection,
+    base: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    payloads: &[Value],
+    filters: &[(&str, &str)],
+    target: f64,
+    bench: bool,
+) -> Vec<Value> {
+    let request = |q: &Vec<f32>, filter: Option<(&str, &str)>, ef: usize| {
+        let r = SearchRequest::new("text", q.clone()).limit(10).params(SearchParams::ef(ef));
+        match filter {
+            Some((k, v)) => r.filter(Filter::must([field(k).eq(v)])),
+            None => r,
+        }
+    };
+    // The smallest ef reaching the target (or the grid's last), its recall and QPS.
+    let matched = |filter: Option<(&str, &str)>| -> (usize, f64, f64) {
+        let keep = |i: usize| filter.is_none_or(|(k, v)| payloads[i][k] == v);
+        let truth = truth(base, queries, &keep);
+        let recall_at = |ef: usize| {
+            let found: usize = queries
+                .iter()
+                .zip(&truth)
+                .map(|(q, t)| {
+                    let hits = c.search(&request(q, filter, ef)).expect("valid search");
+                    hits.iter().filter(|h| matches!(h.id, braid::PointId::Num(id) if t.contains(&id))).count()
+                })
+                .sum();
+            found as f64 / (10 * queries.len()) as f64
+        };
+        let (ef, recall) = EF_GRID
+            .iter()
+            .map(|&ef| (ef, recall_at(ef)))
+            .find(|&(_, r)| r >= target)
+            .unwrap_or_else(|| (EF_GRID[EF_GRID.len() - 1], recall_at(EF_GRID[EF_GRID.len() - 1])));
+        let t = Instant::now();
+        let mut done = 0;
+        while t.elapsed().as_secs_f64() < if bench { 2.0 } else { 0.0 } || done == 0 {
+            for q in queries {
+                black_box(c.search(&request(q, filter, ef)).expect("valid search"));
+            }
+            done += queries.len();
+        }
+        (ef, recall, done as f64 / t.elapsed().as_secs_f64())
+    };
+    let (ef0, recall0, before) = matched(None);
+    println!("unfiltered: ef {ef0}, recall@10 {recall0:.4}, {before:.0} QPS");
+    let mut filtered = Vec::new();
+    for &(key, value) in filters {
+        let (ef, recall, qps) = matched(Some((key, value)));
+        let plan = c
+            .explain(&request(&queries[0], Some((key, value)), ef).to_query().request)
+            .expect("a valid query");
+        let path = plan.lines.last().and_then(|l| l.rsplit("; ").next()).unwrap_or_default().to_string();
+        filtered.push((key, value, ef, recall, qps, path));
+    }
+    let (_, _, after) = matched(None);
+    println!("unfiltered again: {after:.0} QPS");
+    let unfiltered = (before + after) / 2.0;
+    let mut rows = vec![json!({"case": "unfiltered", "ef": ef0, "recall": recall0, "qps": [before, after]})];
+    for (key, value, ef, recall, qps, path) in filtered {
+        let ratio = unfiltered / qps;
+        println!(
+            "{key} = {value}: ef {ef}, recall@10 {recall:.4}, {qps:.0} QPS, {ratio:.2}x an unfiltered search; {path}"
+        );
+        rows.push(json!({"case": format!("{key} = {value}"), "ef": ef, "recall": recall, "qps": qps,
+                         "cost_vs_unfiltered": ratio, "plan": path}));
+    }
+    rows
 }

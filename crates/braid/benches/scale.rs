@@ -27,10 +27,8 @@
 //!
 //! The points: the first rows of a WordNet/MiniLM set (`--data DIR`, default the 100k
 //! set `cargo xtask data --n 100000 --queries 200` makes) as they are, and beyond them a
-//! synthetic mix: point `i` is `normalize(a·x + (1 − a)·y + g)` for two real rows `x`, `y`
-//! and a weight `a` uniform in [0.25, 0.75] drawn from a generator seeded by `i`, and `g`
-//! Gaussian noise of standard deviation 0.02 per component. Queries are the set's held-out
-//! real queries. Each phase prints a JSON line `{"scale": …}` the xtask collects.
+//! synthetic mix of two rows plus noise (`braid_testkit::Mix`). Queries are the set's
+//! held-out real queries. Each phase prints a JSON line `{"scale": …}` the xtask collects.
 //!
 //! Under `cargo test` both phases run in one process on 3,000 points in a temporary
 //! directory, with every configuration, as a smoke test.
@@ -42,7 +40,7 @@ use braid::{
     CollectionConfig, Database, Datatype, Distance, PointStruct, Quantization, QuantizationParams,
     SearchParams, SearchRequest, StorageOptions, VectorParams,
 };
-use braid_testkit::{Rng, WordnetSet, npy, status_kb};
+use braid_testkit::{Mix, Rng, WordnetSet, npy, status_kb};
 use serde_json::{Value, json};
 
 const SPACE: &str = "text";
@@ -58,57 +56,9 @@ const EFS: &[usize] =
 const OVERSAMPLINGS: &[f64] =
     &[1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0];
 
-/// The point stream: real rows first, the synthetic mix beyond them.
-struct Points {
-    real: Vec<Vec<f32>>,
-}
-
-impl Points {
-    fn dim(&self) -> usize {
-        self.real[0].len()
-    }
-
-    fn point(&self, i: usize) -> Vec<f32> {
-        if i < self.real.len() {
-            return self.real[i].clone();
-        }
-        let mut rng = Rng::new((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5ca1e);
-        let n = self.real.len() as u64;
-        let (x, y) = (&self.real[(rng.next_u64() % n) as usize], &self.real[(rng.next_u64() % n) as usize]);
-        let a = 0.5 + rng.uniform() * 0.5;
-        let mut v: Vec<f32> =
-            x.iter().zip(y).map(|(x, y)| a * x + (1.0 - a) * y + 0.02 * gaussian(&mut rng)).collect();
-        let norm = v.iter().map(|c| c * c).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-        v.iter_mut().for_each(|c| *c /= norm);
-        v
-    }
-
-    /// Points `start..end`, made on every core.
-    fn batch(&self, start: usize, end: usize) -> Vec<Vec<f32>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = (end - start).div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let parts: Vec<_> = (start..end)
-                .step_by(per)
-                .map(|from| {
-                    s.spawn(move || (from..(from + per).min(end)).map(|i| self.point(i)).collect::<Vec<_>>())
-                })
-                .collect();
-            parts.into_iter().flat_map(|p| p.join().expect("point maker")).collect()
-        })
-    }
-}
-
-/// A standard normal draw (Box–Muller).
-fn gaussian(rng: &mut Rng) -> f32 {
-    let u = (rng.uniform() + 0.5).max(1e-7);
-    let v = rng.uniform() + 0.5;
-    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-}
-
 /// Each query's exact top `TOP` ids over points `0..n`, scored by dot product (every
 /// point and query is unit length, so this is the Cosine order).
-fn truth(points: &Points, queries: &[Vec<f32>], n: usize) -> Vec<Vec<u64>> {
+fn truth(points: &Mix, queries: &[Vec<f32>], n: usize) -> Vec<Vec<u64>> {
     let mut best: Vec<Vec<(f32, u64)>> = vec![Vec::with_capacity(TOP + 1); queries.len()];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for start in (0..n).step_by(BATCH) {
@@ -265,7 +215,7 @@ struct Recipe<'a> {
 }
 
 fn build(
-    points: &Points,
+    points: &Mix,
     queries: &[Vec<f32>],
     n: usize,
     dir: &Path,
@@ -560,7 +510,7 @@ fn main() {
         });
         set.truncate(2_000, 20);
         let dir = tempfile::tempdir().expect("temp dir");
-        let points = Points { real: set.base };
+        let points = Mix { real: set.base };
         // Built in two runs: 2,000 points, then continued to 3,000 (`--resume`).
         let first = build(&points, &set.queries, 2_000, dir.path(), FLOAT32_NO_CODES, false);
         assert_eq!(first["segments"].as_array().map(Vec::len), Some(1));
@@ -636,7 +586,7 @@ fn main() {
             });
             let codes = args.value("--build-codes").unwrap_or_else(|| "none".into());
             build_codes(&codes);
-            let points = Points { real: rows("out.npy") };
+            let points = Mix { real: rows("out.npy") };
             build(
                 &points,
                 &queries,

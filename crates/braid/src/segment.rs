@@ -1253,6 +1253,9 @@ impl PointLookup for Segment {
 struct InSpace<'a> {
     planned: PlannedFilter<'a>,
     present: &'a RoaringBitmap,
+    /// The filter's matches with a vector in the space, when the indexes answer the
+    /// whole filter as a set: intersected once per search, then asked per node.
+    matched: Option<RoaringBitmap>,
     estimate: Cardinality,
     /// The payload-link group of the filter's field, if it names one.
     group: Option<u64>,
@@ -1260,15 +1263,18 @@ struct InSpace<'a> {
 
 impl OffsetFilter for InSpace<'_> {
     fn matches(&self, offset: PointOffset) -> bool {
-        self.present.contains(offset.0) && self.planned.matches(offset)
+        match &self.matched {
+            Some(m) => m.contains(offset.0),
+            None => self.present.contains(offset.0) && self.planned.matches(offset),
+        }
     }
     fn estimate(&self) -> Cardinality {
         self.estimate
     }
     fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
-        match self.planned.bitmap() {
-            Some(b) => {
-                (b & self.present).iter().for_each(|o| f(PointOffset(o)));
+        match &self.matched {
+            Some(m) => {
+                m.iter().for_each(|o| f(PointOffset(o)));
                 true
             }
             None => false,
@@ -1284,15 +1290,16 @@ impl Segment {
         let planned = self.payloads.plan(filter, self);
         let present = &space.present;
         let in_space = self.live_in(space);
-        let estimate = match planned.bitmap() {
-            Some(b) => Cardinality::exact((b & present).len() as usize),
+        let matched = planned.bitmap().map(|b| b & present);
+        let estimate = match &matched {
+            Some(m) => Cardinality::exact(m.len() as usize),
             None => {
                 let e = planned.estimate();
                 Cardinality::new(e.min.min(in_space), e.expected.min(in_space), e.max.min(in_space))
             }
         };
         let group = planned.value_key().map(group_key);
-        InSpace { planned, present, estimate, group }
+        InSpace { planned, present, matched, estimate, group }
     }
 
     fn space_data(&self, space: &str) -> Result<&SpaceData, QueryError> {
