@@ -522,7 +522,7 @@ impl Hnsw {
         // when those reach too few matches, the layer-0 seed beam).
         let group = self.filter_group(filter);
         let two_hop = group.is_some() || self.walks_two_hop(filter);
-        let admit = self.admit(filter, two_hop);
+        let admit = self.admit(filter, two_hop && group.is_none());
         let admit = |n| !self.is_deleted(n) && admit.matches(n);
         if two_hop {
             if let Some(found) = group.and_then(|g| self.walk_group_from_layer1(probe, ep, ef, &admit, g)) {
@@ -636,10 +636,13 @@ impl Hnsw {
     }
 
     /// The admission test of a walk under `filter`: a dense bitset of its matches when
-    /// the walk goes by two hops and the filter can list them.
-    fn admit<'f>(&self, filter: Option<&'f dyn OffsetFilter>, two_hop: bool) -> Admit<'f> {
+    /// `dense` and the filter can list them, else the filter itself. Listing costs a
+    /// pass over every match, which a two-hop walk's many bridge reads repay; a walk
+    /// along a link group asks about few nodes, and at 1M points a 10 % filter's
+    /// listing took half its time (`docs/hnsw.md`, "Through the database").
+    fn admit<'f>(&self, filter: Option<&'f dyn OffsetFilter>, dense: bool) -> Admit<'f> {
         let Some(f) = filter else { return Admit::All };
-        if !two_hop {
+        if !dense {
             return Admit::Filter(f);
         }
         let mut bits = vec![0u64; self.capacity.div_ceil(64)];
