@@ -166,3 +166,47 @@ fn links_survive_a_reopen_and_a_compaction() {
     c.compact().unwrap();
     assert!(recall(&c, &queries) >= 0.95);
 }
+
+#[test]
+fn a_walk_along_a_group_returns_only_points_with_a_vector_in_its_space() {
+    let (points, queries) = points(11);
+    let db = Database::in_memory();
+    let params = VectorParams::new(DIM, Distance::Cosine);
+    let c = db.create_collection("c", config(params.clone()).vector("w", params)).unwrap();
+    c.create_payload_index("colour", IndexKind::Keyword).unwrap();
+    // Every point has `w`; one in three lacks `v`: half of those never had it, half lose
+    // it after being linked (their nodes stay in the graph and its group). The colour's
+    // set holds them all, space `v` does not, so a search in `v` must never return them.
+    let lacks_v = |i: u64| i % 3 == 0;
+    let points = points
+        .into_iter()
+        .map(|mut p| {
+            let v = p.vectors["v"].clone();
+            let PointId::Num(i) = p.id else { unreachable!("numeric ids") };
+            if i % 6 == 0 {
+                p.vectors.remove("v");
+            }
+            p.vector("w", v)
+        })
+        .collect();
+    c.upsert(points).unwrap();
+    let dropped: Vec<PointId> = (0..N).filter(|i| i % 6 == 3).map(PointId::Num).collect();
+    c.delete_vectors(dropped, &["v"]).unwrap();
+    let mut recall = 0.0;
+    for (i, q) in queries.iter().enumerate() {
+        let filter = Filter::must([field("colour").eq(format!("c{}", i as u64 % COLOURS).as_str())]);
+        let request = SearchRequest::new("v", q.clone())
+            .limit(10)
+            .filter(filter)
+            .params(SearchParams { hnsw_ef: Some(32), ..SearchParams::default() });
+        let plan = c.explain(&request.to_query().request).unwrap().to_string();
+        assert!(plan.contains("Graph:"), "the group is walked: {plan}");
+        let found = c.search(&request).unwrap();
+        assert_eq!(found.len(), 10);
+        assert!(found.iter().all(|h| matches!(h.id, PointId::Num(i) if !lacks_v(i))), "{found:?}");
+        let exact: HashSet<PointId> =
+            c.search(&request.clone().params(SearchParams::EXACT)).unwrap().iter().map(|h| h.id).collect();
+        recall += found.iter().filter(|h| exact.contains(&h.id)).count() as f64 / 10.0;
+    }
+    assert!(recall / queries.len() as f64 >= 0.9, "recall@10 {}", recall / queries.len() as f64);
+}
