@@ -308,7 +308,6 @@ const EF_GRID: [usize; 19] =
 /// `target` — unfiltered, then each keyword filter, then unfiltered again — with the
 /// planner's path for the filtered ones (`Collection::explain`) and each filtered QPS
 /// as a ratio of time per search to the mean of the two unfiltered measures around it.
-#[allow(clippy::too_many_arguments)]
 fn recall_matched(
     c: &braid::Collection,
     base: &[Vec<f32>],
@@ -325,8 +324,8 @@ fn recall_matched(
             None => r,
         }
     };
-    // The smallest ef reaching the target (or the grid's last), its recall and QPS.
-    let matched = |filter: Option<(&str, &str)>| -> (usize, f64, f64) {
+    // The smallest ef reaching the target (or the grid's last) and its recall.
+    let matched = |filter: Option<(&str, &str)>| -> (usize, f64) {
         let keep = |i: usize| filter.is_none_or(|(k, v)| payloads[i][k] == v);
         let truth = truth(base, queries, &keep);
         let recall_at = |ef: usize| {
@@ -340,11 +339,16 @@ fn recall_matched(
                 .sum();
             found as f64 / (10 * queries.len()) as f64
         };
-        let (ef, recall) = EF_GRID
-            .iter()
-            .map(|&ef| (ef, recall_at(ef)))
-            .find(|&(_, r)| r >= target)
-            .unwrap_or_else(|| (EF_GRID[EF_GRID.len() - 1], recall_at(EF_GRID[EF_GRID.len() - 1])));
+        let mut last = (0, 0.0);
+        for ef in EF_GRID {
+            last = (ef, recall_at(ef));
+            if last.1 >= target {
+                break;
+            }
+        }
+        last
+    };
+    let qps_at = |filter: Option<(&str, &str)>, ef: usize| {
         let t = Instant::now();
         let mut done = 0;
         while t.elapsed().as_secs_f64() < if bench { 2.0 } else { 0.0 } || done == 0 {
@@ -353,20 +357,22 @@ fn recall_matched(
             }
             done += queries.len();
         }
-        (ef, recall, done as f64 / t.elapsed().as_secs_f64())
+        done as f64 / t.elapsed().as_secs_f64()
     };
-    let (ef0, recall0, before) = matched(None);
+    let (ef0, recall0) = matched(None);
+    let before = qps_at(None, ef0);
     println!("unfiltered: ef {ef0}, recall@10 {recall0:.4}, {before:.0} QPS");
     let mut filtered = Vec::new();
     for &(key, value) in filters {
-        let (ef, recall, qps) = matched(Some((key, value)));
+        let (ef, recall) = matched(Some((key, value)));
+        let qps = qps_at(Some((key, value)), ef);
         let plan = c
             .explain(&request(&queries[0], Some((key, value)), ef).to_query().request)
             .expect("a valid query");
         let path = plan.lines.last().and_then(|l| l.rsplit("; ").next()).unwrap_or_default().to_string();
         filtered.push((key, value, ef, recall, qps, path));
     }
-    let (_, _, after) = matched(None);
+    let after = qps_at(None, ef0);
     println!("unfiltered again: {after:.0} QPS");
     let unfiltered = (before + after) / 2.0;
     let mut rows = vec![json!({"case": "unfiltered", "ef": ef0, "recall": recall0, "qps": [before, after]})];
