@@ -92,21 +92,6 @@ impl QuantizationSpec {
     /// Scalar int8, binary one- and two-bit and product codes are served; other kinds and
     /// settings Braid does not have are refused rather than silently ignored.
     pub(crate) fn quantization(&self, absent: braid::Quantization) -> Result<braid::Quantization, ApiError> {
-        self.check()?;
-        Ok(match self {
-            QuantizationSpec::Absent => absent,
-            QuantizationSpec::Binary { encoding, .. } => match binary_encoding(encoding.as_deref())? {
-                BinaryEncoding::OneBit => braid::Quantization::Binary,
-                BinaryEncoding::TwoBits => braid::Quantization::BinaryTwoBits,
-            },
-            QuantizationSpec::Product { compression, .. } => {
-                braid::Quantization::Product(compression_named(compression.as_deref())?)
-            }
-            QuantizationSpec::Scalar { .. } | QuantizationSpec::Other { .. } => braid::Quantization::Int8,
-        })
-    }
-
-    fn check(&self) -> Result<(), ApiError> {
         // Codes live on the heap, loaded at open and never evicted: Qdrant's `pinned`.
         let (kind, memory) = match self {
             QuantizationSpec::Scalar { memory, .. } => ("scalar", memory),
@@ -120,12 +105,15 @@ impl QuantizationSpec {
             )));
         }
         match self {
-            QuantizationSpec::Absent => Ok(()),
+            QuantizationSpec::Absent => Ok(absent),
             QuantizationSpec::Binary { always_ram: Some(false), .. } => Err(bad(
                 "binary quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
             )),
             QuantizationSpec::Binary { encoding, query_encoding, .. } => {
-                binary_encoding(encoding.as_deref())?;
+                let codes = match binary_encoding(encoding.as_deref())? {
+                    BinaryEncoding::OneBit => braid::Quantization::Binary,
+                    BinaryEncoding::TwoBits => braid::Quantization::BinaryTwoBits,
+                };
                 match query_encoding {
                     Some(q)
                         if !(q.eq_ignore_ascii_case("default") || q.eq_ignore_ascii_case("scalar8bits")) =>
@@ -134,14 +122,14 @@ impl QuantizationSpec {
                             "binary quantization query_encoding {q} is not supported: Braid ranks binary codes against an 8-bit query (default, scalar8bits)"
                         )))
                     }
-                    _ => Ok(()),
+                    _ => Ok(codes),
                 }
             }
             QuantizationSpec::Product { always_ram: Some(false), .. } => Err(bad(
                 "product quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
             )),
             QuantizationSpec::Product { compression, .. } => {
-                compression_named(compression.as_deref()).map(|_| ())
+                Ok(braid::Quantization::Product(compression_named(compression.as_deref())?))
             }
             QuantizationSpec::Scalar { kind, .. } if !kind.eq_ignore_ascii_case("int8") => {
                 Err(bad(format!("scalar quantization type {kind} is not supported: use int8")))
@@ -156,7 +144,7 @@ impl QuantizationSpec {
             QuantizationSpec::Scalar { always_ram: Some(false), .. } => Err(bad(
                 "scalar quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
             )),
-            QuantizationSpec::Scalar { .. } => Ok(()),
+            QuantizationSpec::Scalar { .. } => Ok(braid::Quantization::Int8),
             QuantizationSpec::Other { kinds } => Err(bad(format!(
                 "quantization {} is not supported: Braid keeps scalar int8 codes (its default), binary or product ones (REST: {{\"scalar\": {{\"type\": \"int8\"}}}}, {{\"binary\": {{}}}} or {{\"product\": {{\"compression\": \"x16\"}}}})",
                 kinds.join(", ")
@@ -569,12 +557,26 @@ mod tests {
             always_ram,
             memory: None,
         };
-        assert!(scalar("int8", None, None).check().is_ok());
-        assert!(scalar("Int8", Some(1.0), Some(true)).check().is_ok());
-        assert!(scalar("uint4", None, None).check().is_err());
-        assert!(scalar("int8", Some(0.99), None).check().unwrap_err().message.contains("quantile"));
-        assert!(scalar("int8", None, Some(false)).check().unwrap_err().message.contains("always_ram"));
-        let err = QuantizationSpec::Other { kinds: vec!["turboquant".into()] }.check().unwrap_err();
+        assert!(scalar("int8", None, None).quantization(braid::Quantization::None).is_ok());
+        assert!(scalar("Int8", Some(1.0), Some(true)).quantization(braid::Quantization::None).is_ok());
+        assert!(scalar("uint4", None, None).quantization(braid::Quantization::None).is_err());
+        assert!(
+            scalar("int8", Some(0.99), None)
+                .quantization(braid::Quantization::None)
+                .unwrap_err()
+                .message
+                .contains("quantile")
+        );
+        assert!(
+            scalar("int8", None, Some(false))
+                .quantization(braid::Quantization::None)
+                .unwrap_err()
+                .message
+                .contains("always_ram")
+        );
+        let err = QuantizationSpec::Other { kinds: vec!["turboquant".into()] }
+            .quantization(braid::Quantization::None)
+            .unwrap_err();
         assert!(err.message.contains("turboquant"), "{}", err.message);
         let pinned = |memory: &str| QuantizationSpec::Scalar {
             kind: "int8".into(),
@@ -582,8 +584,8 @@ mod tests {
             always_ram: None,
             memory: Some(memory.into()),
         };
-        assert!(pinned("Pinned").check().is_ok());
-        assert!(pinned("cold").check().unwrap_err().message.contains("cold"));
+        assert!(pinned("Pinned").quantization(braid::Quantization::None).is_ok());
+        assert!(pinned("cold").quantization(braid::Quantization::None).unwrap_err().message.contains("cold"));
         let product =
             |compression: Option<&str>, always_ram, memory: Option<&str>| QuantizationSpec::Product {
                 compression: compression.map(str::to_string),
@@ -594,10 +596,34 @@ mod tests {
             product(Some("X64"), Some(true), Some("pinned")).quantization(braid::Quantization::Int8).unwrap(),
             braid::Quantization::Product(braid::distance::Compression::X64)
         );
-        assert!(product(None, None, None).check().unwrap_err().message.contains("compression"));
-        assert!(product(Some("x3"), None, None).check().unwrap_err().message.contains("x3"));
-        assert!(product(Some("x8"), Some(false), None).check().unwrap_err().message.contains("always_ram"));
-        assert!(product(Some("x8"), None, Some("cached")).check().unwrap_err().message.contains("cached"));
+        assert!(
+            product(None, None, None)
+                .quantization(braid::Quantization::None)
+                .unwrap_err()
+                .message
+                .contains("compression")
+        );
+        assert!(
+            product(Some("x3"), None, None)
+                .quantization(braid::Quantization::None)
+                .unwrap_err()
+                .message
+                .contains("x3")
+        );
+        assert!(
+            product(Some("x8"), Some(false), None)
+                .quantization(braid::Quantization::None)
+                .unwrap_err()
+                .message
+                .contains("always_ram")
+        );
+        assert!(
+            product(Some("x8"), None, Some("cached"))
+                .quantization(braid::Quantization::None)
+                .unwrap_err()
+                .message
+                .contains("cached")
+        );
         let binary = |encoding: Option<&str>, query: Option<&str>, always_ram, memory: Option<&str>| {
             QuantizationSpec::Binary {
                 always_ram,
