@@ -172,18 +172,18 @@ fn a_walk_along_a_group_returns_only_points_with_a_vector_in_its_space() {
     let (points, queries) = points(11);
     let db = Database::in_memory();
     let params = VectorParams::new(DIM, Distance::Cosine);
-    let c = db.create_collection("c", config(params.clone()).vector("w", params)).unwrap();
+    let c = db.create_collection("c", config(params).vector("w", params)).unwrap();
     c.create_payload_index("colour", IndexKind::Keyword).unwrap();
     // Every point has `w`; one in three lacks `v`: half of those never had it, half lose
     // it after being linked (their nodes stay in the graph and its group). The colour's
     // set holds them all, space `v` does not, so a search in `v` must never return them.
-    let lacks_v = |i: u64| i % 3 == 0;
+    let lacks_v = |i: u64| i.is_multiple_of(3);
     let points = points
         .into_iter()
         .map(|mut p| {
             let v = p.vectors["v"].clone();
             let PointId::Num(i) = p.id else { unreachable!("numeric ids") };
-            if i % 6 == 0 {
+            if i.is_multiple_of(6) {
                 p.vectors.remove("v");
             }
             p.vector("w", v)
