@@ -37,19 +37,6 @@ use braid::{
 use braid_testkit::WordnetSet;
 use serde_json::{Value, json};
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight running sums, so that the compiler can keep them in one vector register.
-    let mut sums = [0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a8.zip(b8) {
-        for i in 0..8 {
-            sums[i] += x[i] * y[i];
-        }
-    }
-    sums.iter().sum::<f32>() + tail
-}
-
 /// Each query's exact top 10 ids among the points `keep` accepts, on every core.
 fn truth(
     base: &[Vec<f32>],
@@ -67,8 +54,10 @@ fn truth(
                 s.spawn(move || {
                     qs.iter()
                         .map(|q| {
-                            let mut all: Vec<(f32, u64)> =
-                                kept.iter().map(|&i| (dot(q, &base[i]), i as u64)).collect();
+                            let mut all: Vec<(f32, u64)> = kept
+                                .iter()
+                                .map(|&i| (braid::distance::simd::dot(q, &base[i]), i as u64))
+                                .collect();
                             all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
                             all.into_iter().take(10).map(|x| x.1).collect::<HashSet<u64>>()
                         })
