@@ -671,9 +671,9 @@ impl Hnsw {
     /// The layer-0 beam of a filtered search that scores matching nodes only
     /// ([`FilteredWalk::TwoHop`]). `admit` is the filter (and liveness) test; the
     /// entry point steers even when it does not match. Returns the `ef` closest
-    /// admitted nodes in a max-heap (worst on top). With a link `group`, a node's
-    /// group links are followed beside its layer-0 links, and a matching node that
-    /// has group links bridges nowhere: the group joins the matches already.
+    /// admitted nodes in a max-heap (worst on top). With a link `group`, a matching
+    /// node that has group links is expanded along those alone and bridges nowhere:
+    /// the group joins the matches already.
     pub(crate) fn search_two_hop<P: Probe>(
         &self,
         probe: &P,
@@ -685,23 +685,23 @@ impl Hnsw {
     ) -> BinaryHeap<Near> {
         let cap = self.config.m0();
         let mut beam = Beam::new(ef, self.capacity, entry, visited, &admit);
-        let wide = cap + group.map_or(0, |g| g.m0);
+        let wide = cap.max(group.map_or(0, |g| g.m0));
         let (mut buf, mut hop) = (Vec::with_capacity(wide), Vec::with_capacity(cap));
         let mut fresh = Vec::with_capacity(wide);
         while let Some(current) = beam.next() {
-            // Group links are followed beside layer-0 links (whose matching neighbours
-            // add directions the group may lack); a matching node with group links
-            // bridges nowhere, a seed that does not match bridges through both.
-            self.neighbours(current.node, 0, &mut buf);
-            let linked = match group.and_then(|g| g.links(current.node)) {
-                Some(slots) => {
-                    let before = buf.len();
-                    self.read_list(slots, &mut buf);
-                    buf.len() > before
-                }
-                None => false,
-            };
-            let bridge = !(linked && admit(current.node));
+            // A matching node with group links is expanded along them alone and bridges
+            // nowhere: the group joins the matches, and most of its layer-0 neighbours
+            // would be read only to be refused by the filter. Any other node (a seed
+            // that does not match, a match not linked yet) reads its layer-0 links and
+            // bridges through the non-matching ones.
+            buf.clear();
+            if let Some(slots) = group.and_then(|g| g.links(current.node)).filter(|_| admit(current.node)) {
+                self.read_list(slots, &mut buf);
+            }
+            let bridge = buf.is_empty();
+            if bridge {
+                self.neighbours(current.node, 0, &mut buf);
+            }
             fresh.clear();
             // Matching neighbours first; a non-matching one is only a bridge, whose
             // link list is asked for now and read below.
