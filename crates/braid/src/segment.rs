@@ -1254,16 +1254,26 @@ struct InSpace<'a> {
     planned: PlannedFilter<'a>,
     present: &'a RoaringBitmap,
     /// The filter's matches with a vector in the space, when the indexes answer the
-    /// whole filter as a set: intersected once per search, then asked per node.
-    matched: Option<RoaringBitmap>,
+    /// whole filter as a set and some live points have no vector there: intersected
+    /// once per search, then asked per node. When every live point has one, the
+    /// planned set (within the live points) is already that.
+    restricted: Option<RoaringBitmap>,
     estimate: Cardinality,
     /// The payload-link group of the filter's field, if it names one.
     group: Option<u64>,
 }
 
+impl InSpace<'_> {
+    /// The filter's matches with a vector in the space, when the indexes answer the
+    /// whole filter as a set.
+    fn matched(&self) -> Option<&RoaringBitmap> {
+        self.restricted.as_ref().or_else(|| self.planned.bitmap())
+    }
+}
+
 impl OffsetFilter for InSpace<'_> {
     fn matches(&self, offset: PointOffset) -> bool {
-        match &self.matched {
+        match self.matched() {
             Some(m) => m.contains(offset.0),
             None => self.present.contains(offset.0) && self.planned.matches(offset),
         }
@@ -1272,7 +1282,7 @@ impl OffsetFilter for InSpace<'_> {
         self.estimate
     }
     fn for_each_match(&self, f: &mut dyn FnMut(PointOffset)) -> bool {
-        match &self.matched {
+        match self.matched() {
             Some(m) => {
                 m.iter().for_each(|o| f(PointOffset(o)));
                 true
@@ -1290,8 +1300,9 @@ impl Segment {
         let planned = self.payloads.plan(filter, self);
         let present = &space.present;
         let in_space = self.live_in(space);
-        let matched = planned.bitmap().map(|b| b & present);
-        let estimate = match &matched {
+        let whole = in_space as u64 == self.live().len();
+        let restricted = planned.bitmap().filter(|_| !whole).map(|b| b & present);
+        let estimate = match restricted.as_ref().or_else(|| planned.bitmap()) {
             Some(m) => Cardinality::exact(m.len() as usize),
             None => {
                 let e = planned.estimate();
@@ -1299,7 +1310,7 @@ impl Segment {
             }
         };
         let group = planned.value_key().map(group_key);
-        InSpace { planned, present, matched, estimate, group }
+        InSpace { planned, present, restricted, estimate, group }
     }
 
     fn space_data(&self, space: &str) -> Result<&SpaceData, QueryError> {
