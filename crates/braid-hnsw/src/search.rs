@@ -703,14 +703,17 @@ impl Hnsw {
                 self.neighbours(current.node, 0, &mut buf);
             }
             fresh.clear();
-            // Matching neighbours first; a non-matching one is only a bridge, whose
-            // link list is asked for now and read below.
+            // Matching neighbours first (the filter asked only about unvisited nodes);
+            // a non-matching one is only a bridge, whose link list is asked for now and
+            // read below.
             for &n in &buf {
+                if visited.contains(n) {
+                    continue;
+                }
                 if admit(n) {
-                    if visited.insert(n) {
-                        probe.prefetch(n);
-                        fresh.push(n);
-                    }
+                    visited.insert(n);
+                    probe.prefetch(n);
+                    fresh.push(n);
                 } else if let Some(list) = self.layer0.list(n).filter(|_| bridge) {
                     braid_distance::simd::prefetch(list, 0);
                 }
@@ -721,12 +724,14 @@ impl Hnsw {
                 if !bridge || fresh.len() >= cap {
                     break;
                 }
-                if admit(n) || !visited.insert(n) {
+                if visited.contains(n) || admit(n) {
                     continue;
                 }
+                visited.insert(n);
                 self.neighbours(n, 0, &mut hop);
                 for &h in &hop {
-                    if admit(h) && visited.insert(h) {
+                    if !visited.contains(h) && admit(h) {
+                        visited.insert(h);
                         probe.prefetch(h);
                         fresh.push(h);
                     }

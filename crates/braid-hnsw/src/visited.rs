@@ -21,6 +21,12 @@ impl Visited {
         }
     }
 
+    /// Is `node` marked in this search?
+    #[inline]
+    pub(crate) fn contains(&self, node: u32) -> bool {
+        self.tags[node as usize] == self.generation
+    }
+
     /// Marks `node`; returns `true` if it was not marked in this search yet.
     #[inline]
     pub(crate) fn insert(&mut self, node: u32) -> bool {
