@@ -1794,4 +1794,40 @@ mod tests {
         let (n, same) = links(&segment, 0, "b");
         assert!(n > 0 && same);
     }
+
+    /// A filter the indexes answer as a set counts and passes, in one space, only the
+    /// points with a vector there: in a space every point has (where the planned set
+    /// is used as it is) and in one a third of the points lack.
+    #[test]
+    fn a_filter_in_a_space_counts_and_passes_only_points_with_a_vector_there() {
+        let params = VectorParams::new(8, Distance::Euclid);
+        let config = CollectionConfig::new().vector("v", params.clone()).vector("w", params);
+        let mut segment = Segment::new(config).unwrap();
+        segment.apply(Op::CreateIndex { key: "k".into(), kind: braid_filter::IndexKind::Keyword }).unwrap();
+        let batch = (0..60)
+            .map(|i| {
+                let mut p = point(i, if i % 2 == 0 { "a" } else { "b" });
+                let row = p.vectors["v"].clone();
+                if i % 3 == 0 {
+                    p.vectors.clear();
+                }
+                p.vectors.insert("w".to_string(), row);
+                p
+            })
+            .collect();
+        segment.write(batch).unwrap();
+        let filter = Filter::must([braid_filter::field("k").eq("a")]);
+        for (space, has) in [("w", (|_| true) as fn(u64) -> bool), ("v", |i| i % 3 != 0)] {
+            let passed = segment.in_space(segment.space_data(space).unwrap(), &filter);
+            let expected: Vec<u64> = (0..60).filter(|&i| i % 2 == 0 && has(i)).collect();
+            assert_eq!(passed.estimate().expected, expected.len(), "{space}");
+            let mut listed = Vec::new();
+            assert!(passed.for_each_match(&mut |o| listed.push(segment.id_at(o))));
+            assert_eq!(listed, expected.iter().map(|&i| PointId::Num(i)).collect::<Vec<_>>(), "{space}");
+            for i in 0..60 {
+                let offset = PointOffset(segment.offset(&PointId::Num(i)).unwrap());
+                assert_eq!(passed.matches(offset), expected.contains(&i), "{space}: point {i}");
+            }
+        }
+    }
 }

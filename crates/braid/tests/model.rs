@@ -1,11 +1,11 @@
-//! Random collections, points, payloads and query trees: the facade's answer with
-//! `exact: true` equals a naive evaluator written here; through the graph, recall@10
-//! is at least 0.95.
+//! Random collections, points, payloads and query trees, with and without payload
+//! indexes: the facade's answer with `exact: true` equals a naive evaluator written
+//! here; through the graph, recall@10 is at least 0.95.
 
 use std::collections::HashMap;
 
 use braid::{
-    CollectionConfig, Database, Distance, Filter, Fusion, PointId, PointStruct, Prefetch, Query,
+    CollectionConfig, Database, Distance, Filter, Fusion, IndexKind, PointId, PointStruct, Prefetch, Query,
     QueryRequest, SearchParams, VectorParams, field,
 };
 use proptest::prelude::*;
@@ -163,7 +163,10 @@ fn same(got: &[braid::ScoredPoint], expected: &[(PointId, f32)]) -> Result<(), T
     Ok(())
 }
 
-fn load(points: &[P]) -> (braid::Collection, Model) {
+/// A collection of `points`; with `indexed`, `tag` and `n` have payload indexes, so
+/// filters on them are answered as sets (intersected with a space's points where some
+/// lack its vector, as `image` may) instead of point by point.
+fn load(points: &[P], indexed: bool) -> (braid::Collection, Model) {
     // Later duplicates of an id replace earlier ones, as upsert does.
     let mut by_id: HashMap<u64, P> = HashMap::new();
     for p in points {
@@ -178,6 +181,10 @@ fn load(points: &[P]) -> (braid::Collection, Model) {
                 .vector("image", VectorParams::new(2, Distance::Euclid).hnsw(4, 16)),
         )
         .unwrap();
+    if indexed {
+        c.create_payload_index("tag", IndexKind::Keyword).unwrap();
+        c.create_payload_index("n", IndexKind::Integer).unwrap();
+    }
     c.upsert(
         points
             .iter()
@@ -204,8 +211,9 @@ proptest! {
         root_filter in any::<u8>(),
         limit in 1usize..10,
         offset in 0usize..3,
+        indexed in any::<bool>(),
     ) {
-        let (c, model) = load(&points);
+        let (c, model) = load(&points, indexed);
         let fusion = if rrf { Fusion::rrf() } else { Fusion::dbsf() };
         let prefetch: Vec<Prefetch> = leaves.iter().map(prefetch).collect();
         let root_f = filter(root_filter);
@@ -256,8 +264,10 @@ proptest! {
 #[test]
 fn query_without_rescore_keeps_query_enum_usable() {
     // `Query` is part of the public API: a root Nearest built by hand.
-    let (c, _) =
-        load(&[P { id: 1, text: vec![1.0, 0.0, 0.0], image: None, payload: json!({"tag": "a", "n": 1}) }]);
+    let (c, _) = load(
+        &[P { id: 1, text: vec![1.0, 0.0, 0.0], image: None, payload: json!({"tag": "a", "n": 1}) }],
+        false,
+    );
     let request = QueryRequest {
         query: Some(Query::Nearest(vec![1.0, 0.0, 0.0])),
         using: Some("text".into()),
@@ -268,11 +278,14 @@ fn query_without_rescore_keeps_query_enum_usable() {
 
 #[test]
 fn an_id_repeated_in_one_batch_keeps_its_last_version_only() {
-    let (c, _) = load(&[
-        P { id: 7, text: vec![0.0, 0.0, 1.0], image: None, payload: json!({"tag": "a", "n": 1}) },
-        P { id: 7, text: vec![0.0, 1.0, 0.0], image: None, payload: json!({"tag": "b", "n": 2}) },
-        P { id: 8, text: vec![0.0, 0.0, 1.0], image: None, payload: json!({"tag": "c", "n": 3}) },
-    ]);
+    let (c, _) = load(
+        &[
+            P { id: 7, text: vec![0.0, 0.0, 1.0], image: None, payload: json!({"tag": "a", "n": 1}) },
+            P { id: 7, text: vec![0.0, 1.0, 0.0], image: None, payload: json!({"tag": "b", "n": 2}) },
+            P { id: 8, text: vec![0.0, 0.0, 1.0], image: None, payload: json!({"tag": "c", "n": 3}) },
+        ],
+        false,
+    );
     let exact = c
         .search(&braid::SearchRequest::new("text", vec![0.0, 0.0, 1.0]).params(EXACT).with_payload(true))
         .unwrap();
