@@ -1801,7 +1801,7 @@ mod tests {
     #[test]
     fn a_filter_in_a_space_counts_and_passes_only_points_with_a_vector_there() {
         let params = VectorParams::new(8, Distance::Euclid);
-        let config = CollectionConfig::new().vector("v", params.clone()).vector("w", params);
+        let config = CollectionConfig::new().vector("v", params).vector("w", params);
         let mut segment = Segment::new(config).unwrap();
         segment.apply(Op::CreateIndex { key: "k".into(), kind: braid_filter::IndexKind::Keyword }).unwrap();
         let batch = (0..60)
