@@ -272,11 +272,12 @@ fn prefetch_rest<T>(v: &[T]) {
 /// What a filtered walk along a link group costs, in the planner's unfiltered-walk
 /// units ([`Hnsw::choose_path_priced`]). Measured, the walk costs 1.1–1.6 unfiltered
 /// walks at 10 % selectivity, but over int8 codes the planner's model prices a walk
-/// at less than its cost against a coded scan; 2.5 puts the model's crossing where the
-/// measured one is at 100k points (a walk and a coded scan even at `ef` ≈ 200 for a
-/// 10 % filter, the walk ahead below), and walks at 1M points, where a 10 % scan
-/// costs ten times more (`docs/hnsw.md`, "Expanding a match along its group alone").
-pub const GROUP_WALK_COST: f64 = 2.5;
+/// at less than its cost against a coded scan. 3.0 puts the model's crossing at `ef`
+/// ≈ 170–200 for a 10 % filter at 100k points, where the measured walk and coded scan
+/// are about even; near the crossing the scan is the better choice, being exact. At
+/// 1M points, where a 10 % scan costs ten times more, it walks (`docs/hnsw.md`,
+/// "Expanding a match along its group alone").
+pub const GROUP_WALK_COST: f64 = 3.0;
 
 /// Calibration of [`Hnsw::choose_path`]: on 100,000 points (384-d, m = 16, ef = 100)
 /// one unfiltered graph search took as long as exactly scoring ~720 scattered matching
