@@ -290,8 +290,8 @@ fn write_report(out: &std::path::Path, report: &Value) {
 }
 
 /// The `ef` values a recall-matched measure tries, smallest first.
-const EF_GRID: [usize; 19] =
-    [16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 160, 200, 256, 320, 512, 768, 1024];
+const EF_GRID: [usize; 21] =
+    [16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 128, 160, 200, 256, 320, 512, 768, 1024];
 
 /// `--recall R`: each search at the smallest `ef` of [`EF_GRID`] whose recall@10 reaches
 /// `target` — unfiltered, then each keyword filter, then unfiltered again — with the
