@@ -551,41 +551,30 @@ mod tests {
 
     #[test]
     fn scalar_int8_and_binary_quantization_are_served() {
+        let q = |spec: QuantizationSpec| spec.quantization(braid::Quantization::None);
+        // The message a refused spec gets.
+        let refused = |spec: QuantizationSpec| q(spec).unwrap_err().message;
         let scalar = |kind: &str, quantile, always_ram| QuantizationSpec::Scalar {
             kind: kind.into(),
             quantile,
             always_ram,
             memory: None,
         };
-        assert!(scalar("int8", None, None).quantization(braid::Quantization::None).is_ok());
-        assert!(scalar("Int8", Some(1.0), Some(true)).quantization(braid::Quantization::None).is_ok());
-        assert!(scalar("uint4", None, None).quantization(braid::Quantization::None).is_err());
-        assert!(
-            scalar("int8", Some(0.99), None)
-                .quantization(braid::Quantization::None)
-                .unwrap_err()
-                .message
-                .contains("quantile")
-        );
-        assert!(
-            scalar("int8", None, Some(false))
-                .quantization(braid::Quantization::None)
-                .unwrap_err()
-                .message
-                .contains("always_ram")
-        );
-        let err = QuantizationSpec::Other { kinds: vec!["turboquant".into()] }
-            .quantization(braid::Quantization::None)
-            .unwrap_err();
-        assert!(err.message.contains("turboquant"), "{}", err.message);
+        assert!(q(scalar("int8", None, None)).is_ok());
+        assert!(q(scalar("Int8", Some(1.0), Some(true))).is_ok());
+        assert!(q(scalar("uint4", None, None)).is_err());
+        assert!(refused(scalar("int8", Some(0.99), None)).contains("quantile"));
+        assert!(refused(scalar("int8", None, Some(false))).contains("always_ram"));
+        let err = refused(QuantizationSpec::Other { kinds: vec!["turboquant".into()] });
+        assert!(err.contains("turboquant"), "{err}");
         let pinned = |memory: &str| QuantizationSpec::Scalar {
             kind: "int8".into(),
             quantile: None,
             always_ram: None,
             memory: Some(memory.into()),
         };
-        assert!(pinned("Pinned").quantization(braid::Quantization::None).is_ok());
-        assert!(pinned("cold").quantization(braid::Quantization::None).unwrap_err().message.contains("cold"));
+        assert!(q(pinned("Pinned")).is_ok());
+        assert!(refused(pinned("cold")).contains("cold"));
         let product =
             |compression: Option<&str>, always_ram, memory: Option<&str>| QuantizationSpec::Product {
                 compression: compression.map(str::to_string),
@@ -596,34 +585,10 @@ mod tests {
             product(Some("X64"), Some(true), Some("pinned")).quantization(braid::Quantization::Int8).unwrap(),
             braid::Quantization::Product(braid::distance::Compression::X64)
         );
-        assert!(
-            product(None, None, None)
-                .quantization(braid::Quantization::None)
-                .unwrap_err()
-                .message
-                .contains("compression")
-        );
-        assert!(
-            product(Some("x3"), None, None)
-                .quantization(braid::Quantization::None)
-                .unwrap_err()
-                .message
-                .contains("x3")
-        );
-        assert!(
-            product(Some("x8"), Some(false), None)
-                .quantization(braid::Quantization::None)
-                .unwrap_err()
-                .message
-                .contains("always_ram")
-        );
-        assert!(
-            product(Some("x8"), None, Some("cached"))
-                .quantization(braid::Quantization::None)
-                .unwrap_err()
-                .message
-                .contains("cached")
-        );
+        assert!(refused(product(None, None, None)).contains("compression"));
+        assert!(refused(product(Some("x3"), None, None)).contains("x3"));
+        assert!(refused(product(Some("x8"), Some(false), None)).contains("always_ram"));
+        assert!(refused(product(Some("x8"), None, Some("cached"))).contains("cached"));
         let binary = |encoding: Option<&str>, query: Option<&str>, always_ram, memory: Option<&str>| {
             QuantizationSpec::Binary {
                 always_ram,
@@ -632,7 +597,6 @@ mod tests {
                 memory: memory.map(str::to_string),
             }
         };
-        let q = |spec: QuantizationSpec| spec.quantization(braid::Quantization::None);
         assert_eq!(q(binary(None, None, None, None)).unwrap(), braid::Quantization::Binary);
         assert_eq!(
             q(binary(Some("one_bit"), Some("scalar8bits"), Some(true), Some("pinned"))).unwrap(),
@@ -644,13 +608,11 @@ mod tests {
             braid::Quantization::BinaryTwoBits
         );
         assert_eq!(q(binary(Some("TwoBits"), None, None, None)).unwrap(), braid::Quantization::BinaryTwoBits);
-        let half = q(binary(Some("one_and_half_bits"), None, None, None)).unwrap_err().message;
+        let half = refused(binary(Some("one_and_half_bits"), None, None, None));
         assert!(half.contains("one_and_half_bits") && half.contains("two_bits"), "{half}");
-        assert!(
-            q(binary(None, Some("scalar4bits"), None, None)).unwrap_err().message.contains("scalar4bits")
-        );
-        assert!(q(binary(None, None, Some(false), None)).unwrap_err().message.contains("always_ram"));
-        assert!(q(binary(None, None, None, Some("cold"))).unwrap_err().message.contains("memory"));
+        assert!(refused(binary(None, Some("scalar4bits"), None, None)).contains("scalar4bits"));
+        assert!(refused(binary(None, None, Some(false), None)).contains("always_ram"));
+        assert!(refused(binary(None, None, None, Some("cold"))).contains("memory"));
         let mut s = space(4);
         s.quantization = QuantizationSpec::Other { kinds: vec!["turboquant".into()] };
         assert!(s.params(HnswParams::default(), braid::Quantization::Int8).is_err());
