@@ -128,11 +128,20 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// A successful answer's body, `{"result": …, "status": "ok", "time": …}`: written
+/// straight from the result (`json!` would copy the whole result into a new value
+/// first).
+#[derive(serde::Serialize)]
+struct Answered {
+    result: Value,
+    status: &'static str,
+    time: f64,
+}
+
 pub(crate) fn envelope(result: Result<Value, ApiError>, started: Instant) -> Response {
     let time = started.elapsed().as_secs_f64();
     match result {
-        Ok(result) => (StatusCode::OK, axum::Json(json!({"result": result, "status": "ok", "time": time})))
-            .into_response(),
+        Ok(result) => (StatusCode::OK, axum::Json(Answered { result, status: "ok", time })).into_response(),
         Err(e) => {
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, axum::Json(json!({"status": {"error": e.message}, "time": time}))).into_response()
