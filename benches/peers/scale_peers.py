@@ -16,6 +16,12 @@ upserted 1,000 at a time, then its optimiser builds the HNSW graph, m 16, ef_con
 sweeping `hnsw_ef`. Memory: the process's resident set before
 and after each build (anon only: the mapped rows are page cache, as Braid's are).
 Writes the report to `--out` (JSON).
+
+With `--keep-index`, hnswlib's and FAISS HNSWFlat's graphs are written beside the
+build (`DIR/peers/`, with their build figures) and read back by later runs on the same
+build instead of built again, so that Braid and a peer can be measured in turn several
+times (`cargo xtask bench scale -- --reuse --peers …` keeps them); a build holding
+other rows (a resumed one: another vector file size) is built afresh.
 """
 
 import argparse
@@ -30,7 +36,7 @@ import time
 import numpy as np
 
 K = 10
-EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+EFS = [10, 16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512]
 NPROBES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 
@@ -42,13 +48,16 @@ def rss_anon_kb():
     return None
 
 
-def rows(db_dir):
-    """The space's rows: the largest vector file of the bench's database, mapped when
-    it holds f32 rows; float16 rows (header datatype 1) are widened to f32, so the
-    peers index the values Braid stores. uint8 builds are refused: their rows and
-    queries are mapped onto 0-255 in a Euclid space, which these peers do not model."""
-    files = glob.glob(os.path.join(db_dir, "c-*", "vectors-*.vec"))
-    path = max(files, key=os.path.getsize)
+def vector_file(db_dir):
+    """The bench's database's largest vector file: its one space's rows."""
+    return max(glob.glob(os.path.join(db_dir, "c-*", "vectors-*.vec")), key=os.path.getsize)
+
+
+def rows(path):
+    """The space's rows in the vector file `path`, mapped when it holds f32 rows;
+    float16 rows (header datatype 1) are widened to f32, so the peers index the values
+    Braid stores. uint8 builds are refused: their rows and queries are mapped onto
+    0-255 in a Euclid space, which these peers do not model."""
     with open(path, "rb") as f:
         head = f.read(17)
     assert head[:8] == b"BRAIDVEC", path
@@ -102,6 +111,49 @@ def chunks(base, size=100_000):
         yield start, np.ascontiguousarray(base[start : start + size])
 
 
+class Kept:
+    """Where a peer's built index is kept between runs (`--keep-index`): `DIR/peers/NAME`
+    and its build figures in `NAME.json`, valid for the vector file they were built from
+    (its name and size)."""
+
+    def __init__(self, dir, rows_file, name):
+        self.path = os.path.join(dir, "peers", name)
+        self.meta = self.path + ".json"
+        # The build's directory goes with a fresh build, so within it only a resumed
+        # build (more rows) changes what the peers index.
+        self.rows = {"file": os.path.basename(rows_file), "size": os.path.getsize(rows_file)}
+
+    def builds(self):
+        """The kept index's build figures, or None when there is none for these rows."""
+        try:
+            with open(self.meta) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return meta["builds"] if meta.get("rows") == self.rows and os.path.exists(self.path) else None
+
+    def save(self, write, builds):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        write(self.path)
+        with open(self.meta, "w") as f:
+            json.dump({"rows": self.rows, "builds": builds}, f)
+
+
+def built_or_kept(out, threads, build, kept, read, write):
+    """The index `build` makes (timed, `timed_builds`), or the one `kept` holds for these
+    rows, read by `read(path)`; a fresh build is kept when `kept` is given."""
+    builds = kept.builds() if kept else None
+    if builds is not None:
+        out["builds"] = builds
+        out["kept"] = True
+        print(f"{out['peer']}: the index kept in {kept.path}, built {builds}", flush=True)
+        return read(kept.path)
+    index = timed_builds(out, threads, build)
+    if kept:
+        kept.save(lambda path: write(index, path), out["builds"])
+    return index
+
+
 def timed_builds(out, threads, build):
     """`build(t)` for each thread count, timed, with the resident growth it leaves;
     returns the last index built."""
@@ -116,7 +168,7 @@ def timed_builds(out, threads, build):
     return index
 
 
-def hnswlib_peer(base, queries, truth, threads, min_secs):
+def hnswlib_peer(base, queries, truth, threads, min_secs, kept):
     import hnswlib
 
     def build(t):
@@ -127,8 +179,13 @@ def hnswlib_peer(base, queries, truth, threads, min_secs):
             index.add_items(chunk, np.arange(start, start + len(chunk)))
         return index
 
+    def read(path):
+        index = hnswlib.Index(space="ip", dim=base.shape[1])
+        index.load_index(path, max_elements=len(base))
+        return index
+
     out = {"peer": "hnswlib", "builds": {}}
-    index = timed_builds(out, threads, build)
+    index = built_or_kept(out, threads, build, kept and kept("hnswlib.bin"), read, lambda i, p: i.save_index(p))
     index.set_num_threads(1)
 
     def one(q, ef):
@@ -139,7 +196,7 @@ def hnswlib_peer(base, queries, truth, threads, min_secs):
     return out
 
 
-def faiss_hnsw_peer(base, queries, truth, threads, min_secs):
+def faiss_hnsw_peer(base, queries, truth, threads, min_secs, kept):
     import faiss
 
     def build(t):
@@ -151,7 +208,7 @@ def faiss_hnsw_peer(base, queries, truth, threads, min_secs):
         return index
 
     out = {"peer": "faiss IndexHNSWFlat", "version": faiss.__version__, "builds": {}}
-    index = timed_builds(out, threads, build)
+    index = built_or_kept(out, threads, build, kept and kept("faiss-hnsw.index"), faiss.read_index, faiss.write_index)
     faiss.omp_set_num_threads(1)
 
     def one(q, ef):
@@ -162,7 +219,7 @@ def faiss_hnsw_peer(base, queries, truth, threads, min_secs):
     return out
 
 
-def faiss_ivfpq_peer(base, queries, truth, threads, min_secs):
+def faiss_ivfpq_peer(base, queries, truth, threads, min_secs, kept):
     import faiss
 
     n, dim = base.shape
@@ -199,7 +256,7 @@ def faiss_ivfpq_peer(base, queries, truth, threads, min_secs):
     return out
 
 
-def qdrant_edge_peer(base, queries, truth, threads, min_secs):
+def qdrant_edge_peer(base, queries, truth, threads, min_secs, kept):
     import qdrant_edge as q
 
     path = tempfile.mkdtemp(prefix="braid-scale-qdrant-")
@@ -237,9 +294,13 @@ def main():
     ap.add_argument("--peers", default="hnswlib,faiss-hnsw,faiss-ivfpq")
     ap.add_argument("--min-secs", type=float, default=1.0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--keep-index", action="store_true",
+                    help="keep hnswlib's and FAISS HNSWFlat's graphs in DIR/peers/ and reuse them")
     args = ap.parse_args()
 
-    base = rows(os.path.join(args.dir, "db"))
+    rows_file = vector_file(os.path.join(args.dir, "db"))
+    base = rows(rows_file)
+    kept = (lambda name: Kept(args.dir, rows_file, name)) if args.keep_index else None
     with open(os.path.join(args.dir, "truth.json")) as f:
         truth = json.load(f)
     queries = np.load(args.queries).astype(np.float32)[: len(truth)]
@@ -251,7 +312,7 @@ def main():
             "qdrant-edge": qdrant_edge_peer}
     report = {"n": int(base.shape[0]), "peers": []}
     for name in args.peers.split(","):
-        result = runs[name](base, queries, truth, threads, args.min_secs)
+        result = runs[name](base, queries, truth, threads, args.min_secs, kept)
         result["at_recall_95"] = at(result["sweep"], 0.95)
         result["at_recall_99"] = at(result["sweep"], 0.99)
         report["peers"].append(result)

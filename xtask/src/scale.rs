@@ -83,16 +83,18 @@ fn at(row: &Value) -> String {
     )
 }
 
-/// Runs `benches/peers/scale_peers.py` on the build kept in `dir` (its vector file is
-/// the peers' input); returns its report.
 /// The peers the bench runs, one script run each (`scale_peers.py --peers NAME`).
 const PEERS: &str = "hnswlib,faiss-hnsw,faiss-ivfpq,qdrant-edge";
 
+/// Runs `benches/peers/scale_peers.py` on the build kept in `dir` (its vector file is
+/// the peers' input); returns its report. With `keep` (a kept build) the peers' graphs
+/// are kept beside it too and read back by the next run (`--keep-index`).
 fn run_peers(
     dir: &std::path::Path,
     data: &std::path::Path,
     threads: &[String],
     peer: &str,
+    keep: bool,
 ) -> Result<Value, String> {
     let packages: Vec<&str> = crate::bench::HNSW_PEERS
         .iter()
@@ -110,7 +112,8 @@ fn run_peers(
             .arg("--queries")
             .arg(data.join("queries.npy"))
             .args(["--threads", &threads.join(","), "--peers", peer, "--out"])
-            .arg(&out),
+            .arg(&out)
+            .args(keep.then_some("--keep-index")),
     )?;
     let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))
@@ -128,11 +131,15 @@ fn peers_table(peers: &[Value], builds: &[Value]) -> String {
         let bracket = [&report["braid_before"], &report["braid_after"]];
         for p in report["peers"].as_array().into_iter().flatten() {
             let builds_of = p["builds"].as_object().cloned().unwrap_or_default();
-            let build = builds_of
+            let mut build = builds_of
                 .iter()
                 .map(|(t, b)| format!("{:.0} ({t})", b["build_s"].as_f64().unwrap_or(0.0)))
                 .collect::<Vec<_>>()
                 .join(", ");
+            if p["kept"] == true {
+                // Read back from an earlier run's build (`--keep-index`), not built now.
+                build += ", kept";
+            }
             let memory = builds_of
                 .values()
                 .next_back()
@@ -345,7 +352,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                     Some(m) => m,
                     None => measure("float32")?,
                 };
-                let mut report = run_peers(&dir, &data, &threads, peer)?;
+                let mut report = run_peers(&dir, &data, &threads, peer, keep)?;
                 let after = measure("float32")?;
                 report["braid_before"] = json!({"at_recall_95": before_this["at_recall_95"], "at_recall_99": before_this["at_recall_99"]});
                 report["braid_after"] =

@@ -50,7 +50,7 @@ const BATCH: usize = 10_000;
 /// The sweep stops at the first `ef` reaching recall 0.99; the widest ones are there for
 /// 10M points, whose graph needs a beam of thousands for it.
 const EFS: &[usize] =
-    &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
+    &[10, 16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
 /// Binary codes re-score a pool of candidates and widen the walk to it, so their sweep
 /// is over `quantization.oversampling` (the pool is `10 · o`, the beam `hnsw_ef` = that).
 const OVERSAMPLINGS: &[f64] =
