@@ -1302,15 +1302,16 @@ impl Segment {
         let in_space = self.live_in(space);
         let whole = in_space as u64 == self.live().len();
         let restricted = planned.bitmap().filter(|_| !whole).map(|b| b & present);
-        let estimate = match restricted.as_ref().or_else(|| planned.bitmap()) {
+        let group = planned.value_key().map(group_key);
+        let mut filter = InSpace { planned, present, restricted, estimate: Cardinality::exact(0), group };
+        filter.estimate = match filter.matched() {
             Some(m) => Cardinality::exact(m.len() as usize),
             None => {
-                let e = planned.estimate();
+                let e = filter.planned.estimate();
                 Cardinality::new(e.min.min(in_space), e.expected.min(in_space), e.max.min(in_space))
             }
         };
-        let group = planned.value_key().map(group_key);
-        InSpace { planned, present, restricted, estimate, group }
+        filter
     }
 
     fn space_data(&self, space: &str) -> Result<&SpaceData, QueryError> {
