@@ -119,12 +119,39 @@ fn run_peers(
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))
 }
 
+/// The QPS a `sweep` (rows of `recall` and `qps`, by growing beam) would answer at
+/// exactly `target` recall: log QPS interpolated linearly in recall between the last
+/// row short of it and the first reaching it. The first reaching row's own QPS when the
+/// sweep starts above `target`; `None` when it never reaches it. Two systems whose grids
+/// cross `target` at different steps are compared at the same recall this way, not at
+/// whichever step each happened to reach it.
+fn qps_at_recall(sweep: &Value, target: f64) -> Option<f64> {
+    let rows: Vec<(f64, f64)> =
+        sweep.as_array()?.iter().filter_map(|r| Some((r["recall"].as_f64()?, r["qps"].as_f64()?))).collect();
+    let i = rows.iter().position(|&(recall, _)| recall >= target)?;
+    let (r1, q1) = rows[i];
+    let Some(&(r0, q0)) = i.checked_sub(1).and_then(|j| rows.get(j)) else { return Some(q1) };
+    let f = (target - r0) / (r1 - r0);
+    Some((q0.ln() + f * (q1.ln() - q0.ln())).exp())
+}
+
+/// A range of ratios as the tables print it: `lo–hi`, one value, or `–`.
+fn ratio_range(mut r: Vec<f64>) -> String {
+    r.sort_by(f64::total_cmp);
+    match r.as_slice() {
+        [] => "–".to_string(),
+        [one] => format!("{one:.2}"),
+        [lo, .., hi] => format!("{lo:.2}–{hi:.2}"),
+    }
+}
+
 /// The peers' table, each peer's QPS against Braid's float32 measured just before the
-/// peer's run and just after it (the machine's speed drifts: the two bound the ratio).
+/// peer's run and just after it (the machine's speed drifts: the two bound the ratio):
+/// at the first sweep step reaching each recall, and at exactly 0.95 (`qps_at_recall`).
 fn peers_table(peers: &[Value], builds: &[Value]) -> String {
     let qps = |row: &Value| row["qps"].as_f64();
     let mut out = String::from(
-        "\n| N | system | build s (threads) | memory MiB | recall ≥ 0.95 | recall ≥ 0.99 | Braid float32 QPS ÷ this at 0.95 · at 0.99 (range over Braid measured before and after the peer) | Braid build ÷ this |\n|---|---|---|---|---|---|---|---|\n",
+        "\n| N | system | build s (threads) | memory MiB | recall ≥ 0.95 | recall ≥ 0.99 | Braid float32 QPS ÷ this at 0.95 · at 0.99 (range over Braid measured before and after the peer) | the same at exactly 0.95, interpolated | Braid build ÷ this |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for report in peers {
         let n = &report["n"];
@@ -146,15 +173,18 @@ fn peers_table(peers: &[Value], builds: &[Value]) -> String {
                 .and_then(|b| b["rss_anon_mib"].as_f64())
                 .map_or("–".into(), |m| format!("{m:.0}"));
             let ratio = |target: &str| {
-                let mut r: Vec<f64> =
-                    bracket.iter().filter_map(|b| Some(qps(&b[target])? / qps(&p[target])?)).collect();
-                r.sort_by(f64::total_cmp);
-                match r.as_slice() {
-                    [] => "–".to_string(),
-                    [one] => format!("{one:.2}"),
-                    [lo, .., hi] => format!("{lo:.2}–{hi:.2}"),
-                }
+                ratio_range(
+                    bracket.iter().filter_map(|b| Some(qps(&b[target])? / qps(&p[target])?)).collect(),
+                )
             };
+            let interpolated = ratio_range(
+                bracket
+                    .iter()
+                    .filter_map(|b| {
+                        Some(qps_at_recall(&b["sweep"], 0.95)? / qps_at_recall(&p["sweep"], 0.95)?)
+                    })
+                    .collect(),
+            );
             // Braid's build over the peer's, thread count for thread count.
             let build_ratio = builds_of
                 .iter()
@@ -178,7 +208,7 @@ fn peers_table(peers: &[Value], builds: &[Value]) -> String {
                 )
             };
             out += &format!(
-                "| {n} | {} | {build} | {memory} | {} | {} | {} · {} | {} |\n",
+                "| {n} | {} | {build} | {memory} | {} | {} | {} · {} | {interpolated} | {} |\n",
                 p["peer"].as_str().unwrap_or("?"),
                 knob(&p["at_recall_95"]),
                 knob(&p["at_recall_99"]),
@@ -354,9 +384,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 };
                 let mut report = run_peers(&dir, &data, &threads, peer, keep)?;
                 let after = measure("float32")?;
-                report["braid_before"] = json!({"at_recall_95": before_this["at_recall_95"], "at_recall_99": before_this["at_recall_99"]});
-                report["braid_after"] =
-                    json!({"at_recall_95": after["at_recall_95"], "at_recall_99": after["at_recall_99"]});
+                let figures = |m: &Value| json!({"at_recall_95": m["at_recall_95"], "at_recall_99": m["at_recall_99"], "sweep": m["sweep"]});
+                report["braid_before"] = figures(&before_this);
+                report["braid_after"] = figures(&after);
                 peers.push(report);
                 before = Some(after);
             }
@@ -395,4 +425,27 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Err(e) => println!("no plots: {e}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qps_at_a_recall_is_interpolated_between_the_sweep_steps_around_it() {
+        let sweep = json!([
+            {"ef": 16, "recall": 0.90, "qps": 4000.0},
+            {"ef": 24, "recall": 0.94, "qps": 3000.0},
+            {"ef": 32, "recall": 0.96, "qps": 2000.0}
+        ]);
+        let near = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-6);
+        // Halfway in recall between two steps: halfway in log QPS, their geometric mean.
+        assert!(near(qps_at_recall(&sweep, 0.95), (3000.0f64 * 2000.0).sqrt()));
+        // A step exactly at the target answers with its own QPS.
+        assert!(near(qps_at_recall(&sweep, 0.94), 3000.0));
+        // Below the first step there is nothing to interpolate from: the first step.
+        assert!(near(qps_at_recall(&sweep, 0.85), 4000.0));
+        assert_eq!(qps_at_recall(&sweep, 0.99), None);
+        assert_eq!(qps_at_recall(&Value::Null, 0.95), None);
+    }
 }
