@@ -191,8 +191,9 @@ impl VectorFile {
     }
 
     /// Maps the rows written so far (`None` when there are none), faulted in as
-    /// `residency` says ([`MappedVectors::advise_faults`]): the one rule for every
-    /// mapping (open, checkpoint, compaction). What a memory space keeps cached is put
+    /// `residency` says (2 MiB folios for [`Residency::Memory`], one page at a time for
+    /// [`Residency::Disk`]): the one rule for every mapping (open, checkpoint,
+    /// compaction). What a memory space keeps cached is put
     /// there by its writes (a checkpoint or compaction maps rows it has just written)
     /// and by the checksum pass at open ([`RowsCheck::keep_cached`]); a whole-file
     /// read-ahead at the mapping would only queue ahead of the first searches' faults.
