@@ -134,6 +134,10 @@ class Kept:
 
     def save(self, write, builds):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        # The figures go last and only after the index is whole: a write cut short
+        # leaves no figures, so the next run builds again instead of reading it.
+        if os.path.exists(self.meta):
+            os.remove(self.meta)
         write(self.path)
         with open(self.meta, "w") as f:
             json.dump({"rows": self.rows, "builds": builds}, f)

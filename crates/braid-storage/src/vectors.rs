@@ -193,12 +193,11 @@ impl VectorFile {
     /// Maps the rows written so far (`None` when there are none), faulted in as
     /// `residency` says (2 MiB folios for [`Residency::Memory`], one page at a time for
     /// [`Residency::Disk`]): the one rule for every mapping (open, checkpoint,
-    /// compaction). What a memory space keeps cached is put
-    /// there by its writes (a checkpoint or compaction maps rows it has just written)
-    /// and by the checksum pass at open ([`RowsCheck::keep_cached`]); a whole-file
-    /// read-ahead at the mapping would only queue ahead of the first searches' faults.
-    /// Turning `on_disk` off is the one place a space asks for its whole file
-    /// ([`MappedVectors::advise`]).
+    /// compaction). What a memory space keeps cached is put there by its writes (a
+    /// checkpoint or compaction maps rows it has just written) and by the checksum pass
+    /// at open ([`RowsCheck::keep_cached`]); a whole-file read-ahead at the mapping
+    /// would only queue ahead of the first searches' faults. Turning `on_disk` off is
+    /// the one place a space asks for its whole file ([`MappedVectors::advise`]).
     pub fn map<E: Element>(
         &self,
         residency: Residency,
