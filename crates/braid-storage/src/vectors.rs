@@ -190,18 +190,16 @@ impl VectorFile {
         &self.path
     }
 
-    /// Maps the rows written so far (`None` when there are none), faulted in as
-    /// `residency` says (2 MiB folios for [`Residency::Memory`], one page at a time for
-    /// [`Residency::Disk`]): the one rule for every mapping (open, checkpoint,
-    /// compaction). What a memory space keeps cached is put there by its writes (a
-    /// checkpoint or compaction maps rows it has just written) and by the checksum pass
-    /// at open ([`RowsCheck::keep_cached`]); a whole-file read-ahead at the mapping
-    /// would only queue ahead of the first searches' faults. Turning `on_disk` off is
-    /// the one place a space asks for its whole file ([`MappedVectors::advise`]).
-    pub fn map<E: Element>(
-        &self,
-        residency: Residency,
-    ) -> Result<Option<Arc<MappedVectors<E>>>, StorageError> {
+    /// Maps the rows written so far (`None` when there are none), for random reads
+    /// (`MADV_RANDOM`, one page per fault) whatever the space's residency: the one rule
+    /// for every mapping (open, checkpoint, compaction). What a memory space keeps
+    /// cached is put there by its writes (a checkpoint or compaction maps rows it has
+    /// just written) and by the checksum pass at open ([`RowsCheck::keep_cached`]); a
+    /// whole-file read-ahead at the mapping would only queue ahead of the first
+    /// searches' faults, as would the kernel's read-around on each fault. Turning
+    /// `on_disk` off is the one place a space asks for its whole file
+    /// ([`MappedVectors::advise`]).
+    pub fn map<E: Element>(&self) -> Result<Option<Arc<MappedVectors<E>>>, StorageError> {
         debug_assert_eq!(E::DATATYPE, self.datatype);
         if self.rows == 0 {
             return Ok(None);
@@ -216,7 +214,7 @@ impl VectorFile {
             return Err(StorageError::corrupt(&self.path, 0, "mapping is not aligned for its datatype"));
         }
         let mapped = MappedVectors { map, dim: self.dim, rows: self.rows as usize, elem: PhantomData };
-        mapped.advise_faults(residency).at(&self.path)?;
+        mapped.advise(Residency::Disk).at(&self.path)?;
         Ok(Some(Arc::new(mapped)))
     }
 }
@@ -302,15 +300,13 @@ impl RowsCheck {
 /// Where a space's mapped rows are meant to live (Qdrant's `on_disk` of a vector space).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Residency {
-    /// Kept in memory while the page cache has room (read in by the checksum pass at
-    /// open, or at once, `MADV_WILLNEED`, when a space leaves the disk), and mapped in
-    /// 2 MiB pages where the kernel has them (`MADV_HUGEPAGE`): every search may read
-    /// any row.
+    /// Read ahead into memory when mapped (`MADV_WILLNEED`) and kept there while the
+    /// page cache has room: every search may read any row.
     #[default]
     Memory,
-    /// Read only where touched, one page at a time (`MADV_RANDOM`, no read-ahead, no
-    /// huge pages): for rows read only to re-score candidates the codes chose, so that
-    /// resident memory stays near what the searches actually touch.
+    /// Read only where touched, one page at a time (`MADV_RANDOM`, no read-ahead): for
+    /// rows read only to re-score candidates the codes chose, so that resident memory
+    /// stays near what the searches actually touch.
     Disk,
 }
 
@@ -349,45 +345,22 @@ impl<E: Element> MappedVectors<E> {
         self.rows
     }
 
-    /// Tells the kernel how the rows will be read, and for a memory space asks for
-    /// the whole file now (`MADV_WILLNEED`: a space leaving the disk). A hint: what is
-    /// resident changes as pages are touched or evicted, never what is read.
+    /// Tells the kernel how the rows will be read. A hint: what is resident changes
+    /// as pages are touched or evicted, never what is read.
     pub fn advise(&self, residency: Residency) -> std::io::Result<()> {
-        self.advise_faults(residency)?;
-        #[cfg(unix)]
-        if residency == Residency::Memory {
-            self.map.advise(memmap2::Advice::WillNeed)?;
-        }
-        Ok(())
-    }
-
-    /// How a fault on the mapping reads. A memory space's rows are all read anyway (by
-    /// the checksum pass at open), so a fault where the page cache lacks them reads a
-    /// 2 MiB folio and the mapping takes whole folios as 2 MiB pages (`MADV_HUGEPAGE`).
-    /// Walks read rows at random across the file, and with 4 KiB pages nearly each such
-    /// read also misses the TLB. At 1M 384-d rows this mapped 1.37 of 1.5 GB in 2 MiB
-    /// pages where `MADV_RANDOM` left 0.7 (the folios the pass had read). It also
-    /// answered the first query after a cold open in 0.8× the time (`docs/scale.md`,
-    /// "Rows in 2 MiB pages"). A disk space reads one page per fault and no more
-    /// (`MADV_RANDOM`, huge pages off). The huge-page hints are ignored where the
-    /// kernel has no such pages.
-    fn advise_faults(&self, residency: Residency) -> std::io::Result<()> {
         #[cfg(unix)]
         match residency {
             Residency::Memory => {
                 self.map.advise(memmap2::Advice::Normal)?;
-                #[cfg(target_os = "linux")]
-                let _ = self.map.advise(memmap2::Advice::HugePage);
+                self.map.advise(memmap2::Advice::WillNeed)
             }
-            Residency::Disk => {
-                #[cfg(target_os = "linux")]
-                let _ = self.map.advise(memmap2::Advice::NoHugePage);
-                self.map.advise(memmap2::Advice::Random)?;
-            }
+            Residency::Disk => self.map.advise(memmap2::Advice::Random),
         }
         #[cfg(not(unix))]
-        let _ = residency;
-        Ok(())
+        {
+            let _ = residency;
+            Ok(())
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Recovery of the log and the vector files from truncation, bit flips and a full disk.
 
 use braid_core::{Datatype, PointOffset, VectorSource, f16};
-use braid_storage::vectors::{Residency, extend_crc};
+use braid_storage::vectors::extend_crc;
 use braid_storage::wal::{FILE_HEADER, Record, Wal};
 use braid_storage::{DirLock, Rows, StorageError, VectorFile, fault};
 use proptest::prelude::*;
@@ -166,7 +166,7 @@ fn vector_files_append_map_and_check_their_rows() {
     let mut file = VectorFile::open(&path, 3, Datatype::Float32, rows, crc).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 + 6 * 4);
     file.append(&[6.0, 7.0, 8.0]).unwrap();
-    let mapped = file.map(Residency::Memory).unwrap();
+    let mapped = file.map().unwrap();
     let mut source = Rows::mapped(3, mapped);
     source.push(&[1.5, 2.5, 3.5]);
     assert_eq!(source.len(), 4);
@@ -205,7 +205,7 @@ fn narrow_vector_files_keep_their_datatype() {
         assert!(err.to_string().contains("datatype uint8"), "{err}");
     }
     let file = VectorFile::open(&path, 3, Datatype::Uint8, rows, crc).unwrap();
-    let source = Rows::<u8>::mapped(3, file.map(Residency::Disk).unwrap());
+    let source = Rows::<u8>::mapped(3, file.map().unwrap());
     assert_eq!(source.vector(PointOffset(0)), &[0, 7, 255]);
     assert_eq!(source.vector(PointOffset(1)), &[1, 2, 3]);
 
@@ -214,7 +214,7 @@ fn narrow_vector_files_keep_their_datatype() {
     let halves = [f16::from_f32(0.1), f16::from_f32(-3.5)];
     file.append(&halves).unwrap();
     assert_eq!(file.crc(), extend_crc(0, &halves));
-    let mut source = Rows::<f16>::mapped(2, file.map(Residency::Memory).unwrap());
+    let mut source = Rows::<f16>::mapped(2, file.map().unwrap());
     source.push(&[f16::from_f32(1.0), f16::ZERO]);
     assert_eq!(source.vector(PointOffset(0)), &halves);
     assert_eq!(source.vector(PointOffset(1))[0].to_f32(), 1.0);

@@ -5,8 +5,6 @@ use braid_distance::{Kernel, RowKernel};
 use braid_storage::StorageError;
 use braid_storage::vectors::{Residency, Rows, VectorFile};
 
-use crate::VectorParams;
-
 /// One space's rows: `f32`, `f16` or `u8`, chosen by the space's `datatype`. Searches
 /// pick the variant once ([`with_rows!`]) and run a graph walk compiled for it.
 #[derive(Debug, Clone)]
@@ -38,14 +36,16 @@ impl SpaceRows {
         }
     }
 
-    /// Every row `file` holds, mapped for a space of `params` (its size, datatype and
-    /// residency).
-    pub(crate) fn mapped(file: &VectorFile, params: &VectorParams) -> Result<SpaceRows, StorageError> {
-        let (dim, residency) = (params.size, params.residency());
-        Ok(match params.datatype {
-            Datatype::Float32 => SpaceRows::F32(Rows::mapped(dim, file.map(residency)?)),
-            Datatype::Float16 => SpaceRows::F16(Rows::mapped(dim, file.map(residency)?)),
-            Datatype::Uint8 => SpaceRows::U8(Rows::mapped(dim, file.map(residency)?)),
+    /// Every row `file` holds, mapped.
+    pub(crate) fn mapped(
+        file: &VectorFile,
+        dim: usize,
+        datatype: Datatype,
+    ) -> Result<SpaceRows, StorageError> {
+        Ok(match datatype {
+            Datatype::Float32 => SpaceRows::F32(Rows::mapped(dim, file.map()?)),
+            Datatype::Float16 => SpaceRows::F16(Rows::mapped(dim, file.map()?)),
+            Datatype::Uint8 => SpaceRows::U8(Rows::mapped(dim, file.map()?)),
         })
     }
 

@@ -406,7 +406,7 @@ impl Store {
             } else {
                 check.run(|| true)?;
             }
-            rows.insert(name.clone(), SpaceRows::mapped(&file, params)?);
+            rows.insert(name.clone(), SpaceRows::mapped(&file, params.size, params.datatype)?);
             vectors.insert(name.clone(), file);
         }
         let mut segment = match &manifest.points {
@@ -615,7 +615,7 @@ impl Store {
                 name.clone(),
                 VectorsEntry { file: file_name(file.path()), rows: file.rows(), crc: file.crc() },
             );
-            mapped.push((name.clone(), SpaceRows::mapped(file, &space.params)?));
+            mapped.push((name.clone(), SpaceRows::mapped(file, space.params.size, space.params.datatype)?));
         }
         let remap = self.write_checkpoint(segment, seq, manifest)?;
         self.vectors.retain(|name, _| segment.config().vectors.contains_key(name));
@@ -639,7 +639,7 @@ impl Store {
             space.rows.append_to(&mut out)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
-            mapped.push((name.clone(), SpaceRows::mapped(&out, &space.params)?));
+            mapped.push((name.clone(), SpaceRows::mapped(&out, dim, datatype)?));
             files.insert(name.clone(), out);
         }
         let remap = self.write_checkpoint(segment, seq, manifest)?;
