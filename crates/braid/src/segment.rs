@@ -1267,8 +1267,17 @@ impl InSpace<'_> {
     /// The filter's matches with a vector in the space, when the indexes answer the
     /// whole filter as a set.
     fn matched(&self) -> Option<&RoaringBitmap> {
-        self.restricted.as_ref().or_else(|| self.planned.bitmap())
+        matched_set(self.restricted.as_ref(), &self.planned)
     }
+}
+
+/// [`InSpace::matched`] from its parts: the intersected set when there is one, else the
+/// planned set.
+fn matched_set<'a>(
+    restricted: Option<&'a RoaringBitmap>,
+    planned: &'a PlannedFilter<'_>,
+) -> Option<&'a RoaringBitmap> {
+    restricted.or_else(|| planned.bitmap())
 }
 
 impl OffsetFilter for InSpace<'_> {
@@ -1302,16 +1311,15 @@ impl Segment {
         let in_space = self.live_in(space);
         let whole = in_space as u64 == self.live().len();
         let restricted = planned.bitmap().filter(|_| !whole).map(|b| b & present);
-        let group = planned.value_key().map(group_key);
-        let mut filter = InSpace { planned, present, restricted, estimate: Cardinality::exact(0), group };
-        filter.estimate = match filter.matched() {
+        let estimate = match matched_set(restricted.as_ref(), &planned) {
             Some(m) => Cardinality::exact(m.len() as usize),
             None => {
-                let e = filter.planned.estimate();
+                let e = planned.estimate();
                 Cardinality::new(e.min.min(in_space), e.expected.min(in_space), e.max.min(in_space))
             }
         };
-        filter
+        let group = planned.value_key().map(group_key);
+        InSpace { planned, present, restricted, estimate, group }
     }
 
     fn space_data(&self, space: &str) -> Result<&SpaceData, QueryError> {
