@@ -206,13 +206,7 @@ impl Hnsw {
             Some(file) if file.hold(layer0_range.clone()) => {
                 Layer0::holding(m0 + 1, file, capacity, capacity)
             }
-            _ => {
-                let heap = Layer0::on_heap(m0 + 1, capacity);
-                for (slot, b) in heap.slots(capacity).zip(bytes[layer0_range.clone()].chunks_exact(4)) {
-                    slot.store(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), Ordering::Relaxed);
-                }
-                heap
-            }
+            _ => Layer0::on_heap_from(m0 + 1, &bytes[layer0_range.clone()]),
         };
         let mut graph = Hnsw::with_layer0(metric, dim, config, capacity, layer0);
         let levels = r.take(capacity)?;

@@ -105,6 +105,17 @@ impl Layer0 {
         Layer0 { width, held: None, held_nodes: 0, heap: atomics(capacity * width, || AtomicU32::new(0)) }
     }
 
+    /// `capacity` nodes on the heap, their slots read from `bytes` (little-endian,
+    /// `capacity × width` words): written once, not zeroed first.
+    pub(crate) fn on_heap_from(width: usize, bytes: &[u8]) -> Layer0 {
+        let mut heap = Vec::new();
+        braid_core::memory::reserve_huge(&mut heap, bytes.len() / 4);
+        heap.extend(
+            bytes.chunks_exact(4).map(|b| AtomicU32::new(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        );
+        Layer0 { width, held: None, held_nodes: 0, heap: heap.into_boxed_slice() }
+    }
+
     /// Nodes `0..nodes` in `held` (which holds at least their slots), the rest of
     /// `capacity` in a new heap tail.
     pub(crate) fn holding(

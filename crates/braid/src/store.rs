@@ -1164,7 +1164,9 @@ fn load_graph(path: &Path, params: &crate::VectorParams, n: usize) -> Result<Hns
         file.0.advise_random()?;
         graph
     } else {
-        Hnsw::from_bytes(&std::fs::read(path).at(path)?).map_err(corrupt)?
+        // Decoded from the file's pages, not from a copy of them: at 10M the graph
+        // is 1.4 GB, and a read would copy it into a buffer the heap graph copies again.
+        Hnsw::from_bytes(PrivateMap::open(path)?.bytes()).map_err(corrupt)?
     };
     if graph.dim() != params.size || graph.capacity() > n {
         return Err(StorageError::corrupt(path, 0, "graph does not fit the space").into());
