@@ -42,6 +42,7 @@
 
 mod block;
 mod codes;
+mod held;
 mod kernel;
 mod product;
 mod row;
@@ -60,6 +61,7 @@ pub use codes::{
     CodeDotFn, CodeKind, CodePairs, CodedQuery, Codes, MIN_CODED_DIM, PRODUCT_SAMPLE, dot_i8, dot_i8_paths,
     dot_i8_portable,
 };
+pub use held::CodesFile;
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
 pub use product::Compression;
 pub use row::RowKernel;
