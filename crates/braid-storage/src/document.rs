@@ -66,6 +66,24 @@ pub fn decode<'a>(
     Ok(&bytes[HEADER..end])
 }
 
+/// Checks what a document mapped whole (`bytes`) says of itself — magic, length and
+/// version — and returns where its body lies, without reading the body: the checksum
+/// is left to a pass of its own ([`crate::RowsCheck::document`]), for files too large
+/// to read at open.
+pub fn mapped_body(
+    file: &Path,
+    bytes: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+    what: &'static str,
+) -> Result<std::ops::Range<usize>, StorageError> {
+    let (found, _) = check_header(file, &bytes[..bytes.len().min(HEADER)], bytes.len() as u64, magic, what)?;
+    if found != version {
+        return Err(StorageError::UnsupportedVersion { file: file.to_path_buf(), found, supported: version });
+    }
+    Ok(HEADER..bytes.len() - 4)
+}
+
 /// Checks a document's `header` (its first `HEADER` bytes, fewer if the file is
 /// shorter) against the file's length `total`: the magic, then that the header is
 /// whole, then that the length it declares is the file's. Returns the version (checked

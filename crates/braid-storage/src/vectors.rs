@@ -145,6 +145,7 @@ impl VectorFile {
             // Its own open file, so its reads never move the writer's offset.
             file: File::open(path).at(path)?,
             path: path.to_path_buf(),
+            start: VECTORS_HEADER,
             bytes: need - VECTORS_HEADER,
             crc,
             keep_cached: true,
@@ -227,12 +228,30 @@ impl VectorFile {
 pub struct RowsCheck {
     file: File,
     path: PathBuf,
+    /// Where the checksummed bytes start.
+    start: u64,
     bytes: u64,
     crc: u32,
     keep_cached: bool,
 }
 
 impl RowsCheck {
+    /// The same pass over a whole document file (`crate::document`): every byte but
+    /// its trailer, against the checksum the trailer holds. For a file kept mapped
+    /// (a space's codes on disk) whose checksum is left to a background pass.
+    pub fn document(path: &Path) -> Result<RowsCheck, StorageError> {
+        let mut file = File::open(path).at(path)?;
+        let len = file.metadata().at(path)?.len();
+        if len < 4 {
+            return Err(StorageError::corrupt(path, len, "no checksum"));
+        }
+        let mut trailer = [0u8; 4];
+        file.seek(SeekFrom::Start(len - 4)).at(path)?;
+        std::io::Read::read_exact(&mut file, &mut trailer).at(path)?;
+        let crc = u32::from_le_bytes(trailer);
+        Ok(RowsCheck { file, path: path.to_path_buf(), start: 0, bytes: len - 4, crc, keep_cached: true })
+    }
+
     /// How many bytes of rows the pass reads.
     pub fn bytes(&self) -> u64 {
         self.bytes
@@ -258,7 +277,7 @@ impl RowsCheck {
         let mut crc = 0;
         let mut done = 0;
         let mut file = &self.file;
-        file.seek(SeekFrom::Start(VECTORS_HEADER)).at(&self.path)?;
+        file.seek(SeekFrom::Start(self.start)).at(&self.path)?;
         while done < self.bytes {
             if !go_on() {
                 return Ok(false);
@@ -267,12 +286,12 @@ impl RowsCheck {
             file.read_exact(&mut buf[..n]).at(&self.path)?;
             crc = crc32c::crc32c_append(crc, &buf[..n]);
             if !self.keep_cached {
-                self.drop_cached(VECTORS_HEADER + done, n as u64);
+                self.drop_cached(self.start + done, n as u64);
             }
             done += n as u64;
         }
         if crc != self.crc {
-            return Err(StorageError::corrupt(&self.path, VECTORS_HEADER, "vector checksum mismatch"));
+            return Err(StorageError::corrupt(&self.path, self.start, "checksum mismatch"));
         }
         Ok(true)
     }

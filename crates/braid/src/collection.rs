@@ -190,6 +190,13 @@ fn payloads_in_memory(config: &CollectionConfig) -> Result<(), Error> {
             ),
         });
     }
+    if let Some((name, _)) = config.vectors.iter().find(|(_, p)| p.codes_on_disk) {
+        return Err(Error::InvalidConfig {
+            why: format!(
+                "space `{name}`: codes on disk (always_ram: false) need a database on disk; an in-memory database keeps codes in memory"
+            ),
+        });
+    }
     Ok(())
 }
 
@@ -245,8 +252,11 @@ pub struct SpaceMemory {
     /// Of `vectors`, the rows mapped from the space's vector file: page cache the
     /// kernel can drop and read again, not heap. The rest is heap.
     pub vectors_mapped: usize,
-    /// The quantized codes (int8 or binary) with their per-vector terms, in RAM.
+    /// The quantized codes (int8, binary or product) with their per-vector terms.
     pub codes: usize,
+    /// Of `codes`, the codes held in the mapped codes file (`codes_on_disk`): page
+    /// cache the kernel can drop and read again, not heap. The rest is heap.
+    pub codes_mapped: usize,
     /// The HNSW graph's links, levels and locks.
     pub graph: usize,
     /// Of `graph`, the layer-0 links mapped from the graph file (`hnsw_config.on_disk`):
@@ -1707,6 +1717,7 @@ impl Collection {
                         vectors: space.rows.len() * row,
                         vectors_mapped: space.rows.mapped_rows() * row,
                         codes: space.codes.as_ref().map_or(0, braid_distance::Codes::bytes),
+                        codes_mapped: space.codes.as_ref().map_or(0, braid_distance::Codes::held_bytes),
                         graph: space.graph.graph_bytes(),
                         graph_mapped: space.graph.held_bytes(),
                     };

@@ -129,6 +129,14 @@ pub struct VectorParams {
     /// Absent in collections written before it existed, which read as `Float32`.
     #[serde(default)]
     pub datatype: Datatype,
+    /// Qdrant's `always_ram: false` (or `memory: cold`) on the quantization: the codes
+    /// written by a checkpoint stay in their file, mapped, and the kernel pages them in
+    /// as searches touch them, instead of being read into the heap at open
+    /// (`docs/collections.md`, "Codes on disk"). One-byte and product codes only:
+    /// binary codes are refused ([`Error::InvalidConfig`]). Absent in collections
+    /// written before it existed, which read as `false`.
+    #[serde(default)]
+    pub codes_on_disk: bool,
 }
 
 impl VectorParams {
@@ -142,7 +150,15 @@ impl VectorParams {
             quantization: Quantization::default(),
             on_disk: false,
             datatype: Datatype::Float32,
+            codes_on_disk: false,
         }
+    }
+
+    /// With the codes kept in their file's pages (`true`) or read into the heap
+    /// ([`VectorParams::codes_on_disk`]).
+    pub fn codes_on_disk(mut self, on_disk: bool) -> VectorParams {
+        self.codes_on_disk = on_disk;
+        self
     }
 
     /// With rows stored as `datatype` instead of `f32` (`docs/collections.md`,
@@ -477,6 +493,19 @@ impl CollectionConfig {
             }
             if p.hnsw.payload_m.is_some_and(|m| m > 1024) {
                 return bad(format!("space `{name}`: payload_m must be between 0 and 1024"));
+            }
+            if p.codes_on_disk {
+                match p.quantization {
+                    Quantization::Int8 | Quantization::Product(_) => {}
+                    Quantization::None => {
+                        return bad(format!("space `{name}`: codes on disk, but the space keeps no codes"));
+                    }
+                    Quantization::Binary | Quantization::BinaryTwoBits => {
+                        return bad(format!(
+                            "space `{name}`: binary codes are kept in RAM; only one-byte (scalar) and product codes can stay on disk"
+                        ));
+                    }
+                }
             }
         }
         Ok(())

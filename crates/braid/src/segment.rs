@@ -511,6 +511,13 @@ impl Segment {
                 space.graph = graph;
             }
         }
+        // The codes as the checkpoint wrote them, held in their file or back on the heap.
+        for (name, codes) in mapped.codes {
+            if let Some(space) = self.spaces.get_mut(&name) {
+                debug_assert_eq!(Some(codes.len()), space.codes.as_ref().map(braid_distance::Codes::len));
+                space.codes = Some(codes);
+            }
+        }
         match mapped.payloads {
             Some(Some(file)) => self.payloads.hold_in(Some(file)),
             Some(None) if self.payloads.is_held_in_source() => self.payloads.hold_in(None),

@@ -225,6 +225,10 @@ pub(crate) struct Remap {
     /// checkpoint wrote, and of those whose graph was held in a file and no longer is
     /// (`hnsw_config.on_disk` turned off), read into the heap.
     pub(crate) graphs: Vec<(String, Hnsw)>,
+    /// The codes of the spaces that keep theirs on disk, held in the files the
+    /// checkpoint wrote, and of those whose codes were held in a file and no longer are
+    /// (`codes_on_disk` turned off), read into the heap.
+    pub(crate) codes: Vec<(String, braid_distance::Codes)>,
     /// Where the payloads are read from now: `Some(Some(file))` the payload file the
     /// checkpoint wrote, `Some(None)` memory (`on_disk_payload` off), `None` as before
     /// (nothing was written).
@@ -410,7 +414,17 @@ impl Store {
             vectors.insert(name.clone(), file);
         }
         let mut segment = match &manifest.points {
-            Some(points) => load_segment(dir, &manifest, &dir.join(points), rows)?,
+            Some(points) => {
+                let (segment, codes_checks) = load_segment(dir, &manifest, &dir.join(points), rows)?;
+                for check in codes_checks {
+                    if check.bytes() > options.verify_after_open_above {
+                        checks.push(check);
+                    } else {
+                        check.run(|| true)?;
+                    }
+                }
+                segment
+            }
             None => Segment::new(manifest.config.clone())?,
         };
         // Graphs written before payload links existed (or without a group their
@@ -675,12 +689,22 @@ impl Store {
             graphs.insert(name.clone(), file);
         }
         let mut codes = BTreeMap::new();
+        let mut codes_read = Vec::new();
         for (name, space) in segment.spaces() {
             let Some(bytes) = space.codes.as_ref().and_then(braid_distance::Codes::to_bytes) else {
                 continue;
             };
             let file = format!("codes-{}-{seq:020}-{n:08}.i8", manifest.space_number(name));
-            document::write_new(&self.fresh(&file)?, &document::encode(CODES_MAGIC, FORMAT_VERSION, &bytes))?;
+            let path = self.fresh(&file)?;
+            document::write_new(&path, &document::encode(CODES_MAGIC, FORMAT_VERSION, &bytes))?;
+            if space.params.codes_on_disk {
+                // Held in the file just written (and just checksummed as it was made).
+                codes_read.push((name.clone(), map_codes(&path)?.0));
+            } else if space.codes.as_ref().is_some_and(|c| c.held_bytes() > 0) {
+                let heap = braid_distance::Codes::from_bytes(&bytes)
+                    .map_err(|why| StorageError::corrupt(&path, 0, format!("codes: {why}")))?;
+                codes_read.push((name.clone(), heap));
+            }
             codes.insert(name.clone(), file);
         }
         let payloads = match segment.config().on_disk_payload {
@@ -730,7 +754,12 @@ impl Store {
         if archived {
             self.prune_archive()?;
         }
-        Ok(Remap { rows: Vec::new(), graphs: reread, payloads: Some(payloads.map(|(_, mapped)| mapped)) })
+        Ok(Remap {
+            rows: Vec::new(),
+            graphs: reread,
+            codes: codes_read,
+            payloads: Some(payloads.map(|(_, mapped)| mapped)),
+        })
     }
 
     /// Keeps the log a checkpoint is about to replace, when logs are retained: a hard
@@ -994,12 +1023,14 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
     Ok(e.finish())
 }
 
+/// The segment of the checkpoint in `path`, and the checksum passes of the codes
+/// files it keeps mapped (`codes_on_disk`), left to the caller.
 fn load_segment(
     dir: &Path,
     manifest: &Manifest,
     path: &Path,
     mut rows: BTreeMap<String, SpaceRows>,
-) -> Result<Segment, Error> {
+) -> Result<(Segment, Vec<RowsCheck>), Error> {
     let bytes = std::fs::read(path).at(path)?;
     let body = document::decode(path, &bytes, POINTS_MAGIC, FORMAT_VERSION, "points")?;
     let mut d = Decoder::new(path, 20, body);
@@ -1014,6 +1045,7 @@ fn load_segment(
     })?;
     let live = ids.live();
     let mut spaces = BTreeMap::new();
+    let mut checks = Vec::new();
     let count = d.len(8)?;
     if count != manifest.config.vectors.len() {
         return Err(d.error("the space list does not match the configuration").into());
@@ -1040,13 +1072,14 @@ fn load_segment(
             let codes = codes_here.then(|| std::thread::Builder::new().spawn_scoped(s, load));
             let graph = load_graph(&dir.join(graph_file), params, n);
             let codes = match codes {
-                None => Ok(None),
+                None => Ok((None, None)),
                 Some(Ok(c)) => c.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 Some(Err(_)) => load(),
             };
             (graph, codes)
         });
-        let (graph, codes) = (graph?, codes?);
+        let (graph, (codes, check)) = (graph?, codes?);
+        checks.extend(check);
         let live_here = present.intersection_len(live) as usize;
         spaces.insert(name, SpaceData { params: *params, rows, present, live: live_here, graph, codes });
     }
@@ -1133,7 +1166,7 @@ fn load_segment(
         }
     }
     d.finish()?;
-    Ok(Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, multi, payloads, ids))
+    Ok((Segment::from_checkpoint(manifest.config.clone(), spaces, sparse, multi, payloads, ids), checks))
 }
 
 /// A graph file mapped copy-on-write: the graph keeps its layer 0 in the mapping.
@@ -1175,7 +1208,10 @@ fn load_graph(path: &Path, params: &crate::VectorParams, n: usize) -> Result<Hns
 }
 
 /// A space's codes: its codes file, checked against the space, or made from its rows
-/// when the manifest names none (a sample not yet complete, an older manifest).
+/// when the manifest names none (a sample not yet complete, an older manifest). Codes
+/// kept on disk (`codes_on_disk`) stay in their file, mapped, and come with the pass
+/// that checks the file's checksum, for the caller to run; the others are read whole
+/// and checked here.
 fn load_codes(
     dir: &Path,
     manifest: &Manifest,
@@ -1183,15 +1219,21 @@ fn load_codes(
     params: &crate::VectorParams,
     rows: &SpaceRows,
     n: usize,
-) -> Result<Option<braid_distance::Codes>, Error> {
+) -> Result<(Option<braid_distance::Codes>, Option<RowsCheck>), Error> {
     Ok(match (params.codes(), manifest.codes.get(name)) {
         (Some(fresh), Some(file)) => {
             let path = dir.join(file);
-            // Read straight into the codes' buffers: the file is the codes' size, and
-            // holding it twice at open would double the open's peak memory.
-            let codes = document::read_with(&path, CODES_MAGIC, FORMAT_VERSION, "codes", |body, len| {
-                braid_distance::Codes::read_from(body, len)
-            })?;
+            let (codes, check) = if params.codes_on_disk {
+                let (codes, check) = map_codes(&path)?;
+                (codes, Some(check))
+            } else {
+                // Read straight into the codes' buffers: the file is the codes' size,
+                // and holding it twice at open would double the open's peak memory.
+                let codes = document::read_with(&path, CODES_MAGIC, FORMAT_VERSION, "codes", |body, len| {
+                    braid_distance::Codes::read_from(body, len)
+                })?;
+                (codes, None)
+            };
             if codes.len() != n
                 || codes.dim() != fresh.dim()
                 || codes.metric() != fresh.metric()
@@ -1199,16 +1241,40 @@ fn load_codes(
             {
                 return Err(StorageError::corrupt(&path, 0, "codes do not fit the space").into());
             }
-            Some(codes)
+            (Some(codes), check)
         }
         (Some(mut codes), None) => {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             with_rows!(rows, |r| codes.extend_from_parallel(r, threads));
-            Some(codes)
+            (Some(codes), None)
         }
         (None, Some(file)) => {
             return Err(StorageError::corrupt(&dir.join(file), 0, "codes for a space that keeps none").into());
         }
-        (None, None) => None,
+        (None, None) => (None, None),
     })
+}
+
+/// A codes file mapped copy-on-write (never written through): codes held in it keep
+/// their components in its pages.
+struct MappedCodes(PrivateMap);
+
+impl braid_distance::CodesFile for MappedCodes {
+    fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+/// The codes in the codes file at `path`, held in its mapping, and the pass that checks
+/// the file's checksum (not run here: at 10M × 384-d the file is 4 GB). Its header,
+/// version and layout are checked now.
+fn map_codes(path: &Path) -> Result<(braid_distance::Codes, RowsCheck), Error> {
+    let map = PrivateMap::open(path)?;
+    let body = document::mapped_body(path, map.bytes(), CODES_MAGIC, FORMAT_VERSION, "codes")?;
+    // Each search reads a few codes wherever its walk goes: no read-ahead.
+    map.advise_random()?;
+    let at = body.start as u64;
+    let codes = braid_distance::Codes::hold_from(Arc::new(MappedCodes(map)), body)
+        .map_err(|why| StorageError::corrupt(path, at, format!("codes: {why}")))?;
+    Ok((codes, RowsCheck::document(path)?))
 }
