@@ -197,21 +197,25 @@ fn placement_name(o: &serde_json::Map<String, Value>) -> Option<String> {
 
 /// What collection info reports for a space's quantization.
 fn quantization_json(p: &VectorParams) -> Value {
-    code_kind_json(p.code_kind())
+    code_kind_json(p.code_kind(), p.codes_on_disk)
 }
 
-/// Codes of `kind` in Qdrant's `quantization_config` shape (`null` for none).
-fn code_kind_json(kind: Option<braid::distance::CodeKind>) -> Value {
+/// Codes of `kind` in Qdrant's `quantization_config` shape (`null` for none); codes
+/// on disk report `always_ram: false`.
+fn code_kind_json(kind: Option<braid::distance::CodeKind>, on_disk: bool) -> Value {
+    let always_ram = !on_disk;
     match kind {
-        Some(braid::distance::CodeKind::Int8) => json!({"scalar": {"type": "int8", "always_ram": true}}),
+        Some(braid::distance::CodeKind::Int8) => {
+            json!({"scalar": {"type": "int8", "always_ram": always_ram}})
+        }
         Some(braid::distance::CodeKind::Binary) => {
-            json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
+            json!({"binary": {"always_ram": always_ram, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
         }
         Some(braid::distance::CodeKind::BinaryTwoBits) => {
-            json!({"binary": {"always_ram": true, "encoding": "two_bits", "query_encoding": "scalar8bits"}})
+            json!({"binary": {"always_ram": always_ram, "encoding": "two_bits", "query_encoding": "scalar8bits"}})
         }
         Some(braid::distance::CodeKind::Product(c)) => {
-            json!({"product": {"compression": c.name(), "always_ram": true}})
+            json!({"product": {"compression": c.name(), "always_ram": always_ram}})
         }
         None => Value::Null,
     }
@@ -1608,7 +1612,10 @@ pub(crate) fn info_json(info: &CollectionInfo, reported: &Reported) -> Value {
                                  "indexing_threshold": info.config.indexing_threshold_kb, "flush_interval_sec": reported.flush_interval_sec, "max_optimization_threads": 0},
             "wal_config": {"wal_capacity_mb": reported.wal_capacity_mb, "wal_segments_ahead": 0},
             // The collection-level setting as it was asked for (each space's own is on its params).
-            "quantization_config": code_kind_json(info.config.quantization.and_then(braid::Quantization::code_kind))
+            "quantization_config": code_kind_json(
+                info.config.quantization.and_then(braid::Quantization::code_kind),
+                info.config.codes_on_disk,
+            )
         },
         "payload_schema": schema,
     })

@@ -92,23 +92,9 @@ impl QuantizationSpec {
     /// Scalar int8, binary one- and two-bit and product codes are served; other kinds and
     /// settings Braid does not have are refused rather than silently ignored.
     pub(crate) fn quantization(&self, absent: braid::Quantization) -> Result<braid::Quantization, ApiError> {
-        // Codes live on the heap, loaded at open and never evicted: Qdrant's `pinned`.
-        let (kind, memory) = match self {
-            QuantizationSpec::Scalar { memory, .. } => ("scalar", memory),
-            QuantizationSpec::Binary { memory, .. } => ("binary", memory),
-            QuantizationSpec::Product { memory, .. } => ("product", memory),
-            QuantizationSpec::Absent | QuantizationSpec::Other { .. } => ("", &None),
-        };
-        if let Some(m) = memory.as_deref().filter(|m| !m.eq_ignore_ascii_case("pinned")) {
-            return Err(bad(format!(
-                "{kind} quantization memory {m} is not supported: Braid keeps its codes in RAM (pinned)"
-            )));
-        }
+        self.codes_on_disk()?;
         match self {
             QuantizationSpec::Absent => Ok(absent),
-            QuantizationSpec::Binary { always_ram: Some(false), .. } => Err(bad(
-                "binary quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
-            )),
             QuantizationSpec::Binary { encoding, query_encoding, .. } => {
                 let codes = match binary_encoding(encoding.as_deref())? {
                     BinaryEncoding::OneBit => braid::Quantization::Binary,
@@ -125,9 +111,6 @@ impl QuantizationSpec {
                     _ => Ok(codes),
                 }
             }
-            QuantizationSpec::Product { always_ram: Some(false), .. } => Err(bad(
-                "product quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
-            )),
             QuantizationSpec::Product { compression, .. } => {
                 Ok(braid::Quantization::Product(compression_named(compression.as_deref())?))
             }
@@ -140,16 +123,45 @@ impl QuantizationSpec {
             QuantizationSpec::Scalar { quantile: Some(q), .. } if *q != 1.0 => Err(bad(format!(
                 "scalar quantization quantile {q} is not supported: Braid's codes are scaled per vector (quantile 1.0)"
             ))),
-            // The codes always live in RAM.
-            QuantizationSpec::Scalar { always_ram: Some(false), .. } => Err(bad(
-                "scalar quantization with always_ram: false is not supported: Braid keeps its codes in RAM",
-            )),
             QuantizationSpec::Scalar { .. } => Ok(braid::Quantization::Int8),
             QuantizationSpec::Other { kinds } => Err(bad(format!(
                 "quantization {} is not supported: Braid keeps scalar int8 codes (its default), binary or product ones (REST: {{\"scalar\": {{\"type\": \"int8\"}}}}, {{\"binary\": {{}}}} or {{\"product\": {{\"compression\": \"x16\"}}}})",
                 kinds.join(", ")
             ))),
         }
+    }
+}
+
+impl QuantizationSpec {
+    /// Where the codes live, `None` when the spec does not say: `memory` (Qdrant's
+    /// newer field, which overrides `always_ram`) `pinned` or `always_ram: true` on
+    /// the heap (`Some(false)`); `cached` or `always_ram: false` in their file's pages,
+    /// mapped (`Some(true)`: `docs/collections.md`, "Codes on disk"). `cold` is
+    /// refused: the open's checksum pass reads a codes file into the page cache, so
+    /// Braid's codes on disk are `cached`. Binary codes are kept in RAM only.
+    pub(crate) fn codes_on_disk(&self) -> Result<Option<bool>, ApiError> {
+        let (kind, always_ram, memory) = match self {
+            QuantizationSpec::Scalar { always_ram, memory, .. } => ("scalar", always_ram, memory),
+            QuantizationSpec::Binary { always_ram, memory, .. } => ("binary", always_ram, memory),
+            QuantizationSpec::Product { always_ram, memory, .. } => ("product", always_ram, memory),
+            QuantizationSpec::Absent | QuantizationSpec::Other { .. } => return Ok(None),
+        };
+        let on_disk = match memory.as_deref() {
+            Some(m) if m.eq_ignore_ascii_case("pinned") => Some(false),
+            Some(m) if m.eq_ignore_ascii_case("cached") => Some(true),
+            Some(m) => {
+                return Err(bad(format!(
+                    "{kind} quantization memory {m} is not supported: Braid keeps codes pinned (in RAM) or cached (mapped from their file, read into the page cache at open)"
+                )));
+            }
+            None => always_ram.map(|ram| !ram),
+        };
+        if kind == "binary" && on_disk == Some(true) {
+            return Err(bad(
+                "binary quantization with always_ram: false (memory cached) is not supported: Braid keeps binary codes in RAM; scalar and product codes can stay on disk",
+            ));
+        }
+        Ok(on_disk)
     }
 }
 
@@ -187,9 +199,9 @@ impl SpaceSpec {
         config: CollectionConfig,
         name: &str,
         base: HnswParams,
-        quantization: braid::Quantization,
+        (quantization, codes_on_disk): (braid::Quantization, bool),
     ) -> Result<CollectionConfig, ApiError> {
-        let params = self.params(base, quantization)?;
+        let params = self.params(base, quantization, codes_on_disk)?;
         Ok(if self.multivector {
             if params.on_disk {
                 return Err(bad(format!(
@@ -209,7 +221,13 @@ impl SpaceSpec {
         &self,
         base: HnswParams,
         quantization: braid::Quantization,
+        codes_on_disk: bool,
     ) -> Result<VectorParams, ApiError> {
+        // The space's own quantization, placement included, replaces the collection's.
+        let codes_on_disk = match self.quantization {
+            QuantizationSpec::Absent => codes_on_disk,
+            _ => self.quantization.codes_on_disk()?.unwrap_or(false),
+        };
         let quantization = self.quantization.quantization(quantization)?;
         let size = self.size.ok_or_else(|| bad("vector params need `size`"))?;
         let distance = self.distance.ok_or_else(|| bad("vector params need `distance`"))?;
@@ -218,7 +236,8 @@ impl SpaceSpec {
             .hnsw_params(hnsw)
             .quantization(quantization)
             .on_disk(self.on_disk.unwrap_or(false))
-            .datatype(self.datatype.unwrap_or_default()))
+            .datatype(self.datatype.unwrap_or_default())
+            .codes_on_disk(codes_on_disk && quantization != braid::Quantization::None))
     }
 }
 
@@ -271,16 +290,20 @@ impl CollectionSpec {
         config.deleted_threshold = self.deleted_threshold;
         config.vacuum_min_vector_number = self.vacuum_min;
         config.on_disk_payload = self.on_disk_payload.unwrap_or(false);
+        let codes_on_disk = self.quantization.codes_on_disk()?.unwrap_or(false);
         if self.quantization != QuantizationSpec::Absent {
             config.quantization = Some(quantization);
+            config.codes_on_disk = codes_on_disk;
         }
         match &self.spaces {
             // No vectors (absent or `{}`): a collection of payloads, as Qdrant allows.
             None => {}
-            Some(Spaces::Unnamed(space)) => config = space.add(config, DEFAULT_VECTOR, base, quantization)?,
+            Some(Spaces::Unnamed(space)) => {
+                config = space.add(config, DEFAULT_VECTOR, base, (quantization, codes_on_disk))?
+            }
             Some(Spaces::Named(spaces)) => {
                 for (name, space) in spaces {
-                    config = space.add(config, name, base, quantization)?;
+                    config = space.add(config, name, base, (quantization, codes_on_disk))?;
                 }
             }
         }
@@ -308,11 +331,15 @@ pub(crate) enum QuantizationChange {
 }
 
 impl QuantizationChange {
-    fn over(&self, base: braid::Quantization) -> Result<braid::Quantization, ApiError> {
+    /// The quantization and codes placement after the change, over `base`'s: a new
+    /// kind replaces the old whole, its placement with it (absent: in RAM).
+    fn over(&self, base: (braid::Quantization, bool)) -> Result<(braid::Quantization, bool), ApiError> {
         Ok(match self {
             QuantizationChange::Keep => base,
-            QuantizationChange::Disabled => braid::Quantization::None,
-            QuantizationChange::To(spec) => spec.quantization(base)?,
+            QuantizationChange::Disabled => (braid::Quantization::None, false),
+            QuantizationChange::To(spec) => {
+                (spec.quantization(base.0)?, spec.codes_on_disk()?.unwrap_or(false))
+            }
         })
     }
 }
@@ -341,14 +368,18 @@ impl UpdateSpec {
     /// `config` with the update applied; a space named that the collection does not
     /// have (of the right kind) is an error.
     pub(crate) fn over(&self, mut config: CollectionConfig) -> Result<CollectionConfig, ApiError> {
-        config.quantization = match &self.quantization {
-            QuantizationChange::Keep => config.quantization,
-            QuantizationChange::Disabled => None,
-            QuantizationChange::To(spec) => Some(spec.quantization(config.quantization.unwrap_or_default())?),
+        (config.quantization, config.codes_on_disk) = match &self.quantization {
+            QuantizationChange::Keep => (config.quantization, config.codes_on_disk),
+            QuantizationChange::Disabled => (None, false),
+            QuantizationChange::To(spec) => (
+                Some(spec.quantization(config.quantization.unwrap_or_default())?),
+                spec.codes_on_disk()?.unwrap_or(false),
+            ),
         };
         for params in config.vectors.values_mut() {
             params.hnsw = self.hnsw.over(params.hnsw);
-            params.quantization = self.quantization.over(params.quantization)?;
+            (params.quantization, params.codes_on_disk) =
+                self.quantization.over((params.quantization, params.codes_on_disk))?;
         }
         for (name, hnsw, quantization, on_disk) in &self.vectors {
             let Some(params) = config.vectors.get_mut(name) else {
@@ -357,7 +388,8 @@ impl UpdateSpec {
                 )));
             };
             params.hnsw = hnsw.over(params.hnsw);
-            params.quantization = quantization.over(params.quantization)?;
+            (params.quantization, params.codes_on_disk) =
+                quantization.over((params.quantization, params.codes_on_disk))?;
             params.on_disk = on_disk.unwrap_or(params.on_disk);
         }
         for (name, modifier) in &self.sparse {
@@ -418,6 +450,7 @@ impl NewSpace {
                 let params = VectorParams::new(size, distance)
                     .hnsw_params(hnsw)
                     .quantization(config.quantization.unwrap_or_default())
+                    .codes_on_disk(config.codes_on_disk)
                     .datatype(datatype);
                 config.vector(name, params)
             }
@@ -564,7 +597,11 @@ mod tests {
         assert!(q(scalar("Int8", Some(1.0), Some(true))).is_ok());
         assert!(q(scalar("uint4", None, None)).is_err());
         assert!(refused(scalar("int8", Some(0.99), None)).contains("quantile"));
-        assert!(refused(scalar("int8", None, Some(false))).contains("always_ram"));
+        // always_ram: false keeps the codes in their file's pages (memory cached).
+        assert!(q(scalar("int8", None, Some(false))).is_ok());
+        assert_eq!(scalar("int8", None, Some(false)).codes_on_disk().unwrap(), Some(true));
+        assert_eq!(scalar("int8", None, Some(true)).codes_on_disk().unwrap(), Some(false));
+        assert_eq!(scalar("int8", None, None).codes_on_disk().unwrap(), None);
         let err = refused(QuantizationSpec::Other { kinds: vec!["turboquant".into()] });
         assert!(err.contains("turboquant"), "{err}");
         let pinned = |memory: &str| QuantizationSpec::Scalar {
@@ -574,6 +611,8 @@ mod tests {
             memory: Some(memory.into()),
         };
         assert!(q(pinned("Pinned")).is_ok());
+        assert_eq!(pinned("Pinned").codes_on_disk().unwrap(), Some(false));
+        assert_eq!(pinned("cached").codes_on_disk().unwrap(), Some(true));
         assert!(refused(pinned("cold")).contains("cold"));
         let product =
             |compression: Option<&str>, always_ram, memory: Option<&str>| QuantizationSpec::Product {
@@ -587,8 +626,10 @@ mod tests {
         );
         assert!(refused(product(None, None, None)).contains("compression"));
         assert!(refused(product(Some("x3"), None, None)).contains("x3"));
-        assert!(refused(product(Some("x8"), Some(false), None)).contains("always_ram"));
-        assert!(refused(product(Some("x8"), None, Some("cached"))).contains("cached"));
+        assert_eq!(product(Some("x8"), Some(false), None).codes_on_disk().unwrap(), Some(true));
+        // `memory` overrides `always_ram`, as in Qdrant.
+        assert_eq!(product(Some("x8"), Some(true), Some("cached")).codes_on_disk().unwrap(), Some(true));
+        assert_eq!(product(Some("x8"), Some(false), Some("pinned")).codes_on_disk().unwrap(), Some(false));
         let binary = |encoding: Option<&str>, query: Option<&str>, always_ram, memory: Option<&str>| {
             QuantizationSpec::Binary {
                 always_ram,
@@ -612,10 +653,18 @@ mod tests {
         assert!(half.contains("one_and_half_bits") && half.contains("two_bits"), "{half}");
         assert!(refused(binary(None, Some("scalar4bits"), None, None)).contains("scalar4bits"));
         assert!(refused(binary(None, None, Some(false), None)).contains("always_ram"));
+        assert!(refused(binary(None, None, None, Some("cached"))).contains("binary codes in RAM"));
         assert!(refused(binary(None, None, None, Some("cold"))).contains("memory"));
         let mut s = space(4);
         s.quantization = QuantizationSpec::Other { kinds: vec!["turboquant".into()] };
-        assert!(s.params(HnswParams::default(), braid::Quantization::Int8).is_err());
+        assert!(s.params(HnswParams::default(), braid::Quantization::Int8, false).is_err());
+        // A space's own quantization places its codes; without one, the collection's does.
+        let mut s = space(64);
+        assert!(s.params(HnswParams::default(), braid::Quantization::Int8, true).unwrap().codes_on_disk);
+        s.quantization = scalar("int8", None, None);
+        assert!(!s.params(HnswParams::default(), braid::Quantization::Int8, true).unwrap().codes_on_disk);
+        s.quantization = scalar("int8", None, Some(false));
+        assert!(s.params(HnswParams::default(), braid::Quantization::None, false).unwrap().codes_on_disk);
     }
 
     #[test]
@@ -623,7 +672,10 @@ mod tests {
         let mut s = space(4);
         s.size = None;
         assert!(
-            s.params(HnswParams::default(), braid::Quantization::Int8).unwrap_err().message.contains("size")
+            s.params(HnswParams::default(), braid::Quantization::Int8, false)
+                .unwrap_err()
+                .message
+                .contains("size")
         );
         let none = CollectionSpec {
             hnsw: HnswDiff::default(),

@@ -135,7 +135,7 @@ pub struct VectorParams {
     /// (`docs/collections.md`, "Codes on disk"). One-byte and product codes only:
     /// binary codes are refused ([`Error::InvalidConfig`]). Absent in collections
     /// written before it existed, which read as `false`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub codes_on_disk: bool,
 }
 
@@ -333,6 +333,11 @@ pub struct CollectionConfig {
     /// [`VectorParams::quantization`] is what it keeps; `None`: none was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
+    /// Whether that collection-level quantization keeps its codes on disk (Qdrant's
+    /// `always_ram: false`), for the same two uses: reported with it, and given to
+    /// dense spaces added later ([`VectorParams::codes_on_disk`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub codes_on_disk: bool,
     /// Keep the payloads in a file read as they are asked for, not in memory (Qdrant's
     /// `on_disk_payload`): from the next checkpoint on, each checkpoint writes them to
     /// a payload file and the collection reads them from its mapping; payloads
@@ -352,6 +357,7 @@ impl Default for CollectionConfig {
             deleted_threshold: None,
             vacuum_min_vector_number: None,
             quantization: None,
+            codes_on_disk: false,
             on_disk_payload: false,
         }
     }

@@ -237,6 +237,7 @@ impl Collections for Service {
                 // The collection-level setting as asked for; each space's is on its params.
                 quantization_config: wire::quantization_out(
                     info.config.quantization.and_then(braid::Quantization::code_kind),
+                    info.config.codes_on_disk,
                 ),
             }),
             payload_schema: info

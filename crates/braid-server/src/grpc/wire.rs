@@ -1122,20 +1122,25 @@ pub(super) fn params_out(p: &VectorParams) -> proto::VectorParams {
         memory: Some(if p.on_disk { 1 } else { 2 }),
         // Reported whether or not the request said it.
         datatype: Some(datatype_out(p.datatype)),
-        quantization_config: quantization_out(p.code_kind()),
+        quantization_config: quantization_out(p.code_kind(), p.codes_on_disk),
         ..Default::default()
     }
 }
 
-/// Codes of `kind` in Qdrant's `QuantizationConfig` (absent for none).
-pub(super) fn quantization_out(kind: Option<braid::distance::CodeKind>) -> Option<proto::QuantizationConfig> {
+/// Codes of `kind` in Qdrant's `QuantizationConfig` (absent for none); codes on disk
+/// report `always_ram: false`.
+pub(super) fn quantization_out(
+    kind: Option<braid::distance::CodeKind>,
+    on_disk: bool,
+) -> Option<proto::QuantizationConfig> {
+    let always_ram = Some(!on_disk);
     kind.map(|kind| proto::QuantizationConfig {
         quantization: Some(match kind {
             braid::distance::CodeKind::Int8 => {
                 proto::quantization_config::Quantization::Scalar(proto::ScalarQuantization {
                     r#type: proto::QuantizationType::Int8 as i32,
                     quantile: None,
-                    always_ram: Some(true),
+                    always_ram,
                     memory: None,
                 })
             }
@@ -1146,7 +1151,7 @@ pub(super) fn quantization_out(kind: Option<braid::distance::CodeKind>) -> Optio
                     proto::BinaryQuantizationEncoding::TwoBits
                 };
                 proto::quantization_config::Quantization::Binary(proto::BinaryQuantization {
-                    always_ram: Some(true),
+                    always_ram,
                     encoding: Some(encoding as i32),
                     ..Default::default()
                 })
@@ -1154,7 +1159,7 @@ pub(super) fn quantization_out(kind: Option<braid::distance::CodeKind>) -> Optio
             braid::distance::CodeKind::Product(c) => {
                 proto::quantization_config::Quantization::Product(proto::ProductQuantization {
                     compression: i32::from(c.code()),
-                    always_ram: Some(true),
+                    always_ram,
                     memory: None,
                 })
             }

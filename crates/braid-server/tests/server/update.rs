@@ -102,6 +102,19 @@ async fn patch_changes_a_live_collection_over_rest() {
         codes(&rest.get("/collections/wide").await),
         json!({"binary": {"always_ram": true, "encoding": "two_bits", "query_encoding": "scalar8bits"}})
     );
+    // Codes kept in their file's pages (always_ram: false, or memory cached): reported
+    // so, per space and at the collection level.
+    let on_disk = json!({"quantization_config": {"scalar": {"type": "int8", "always_ram": false}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", on_disk).await, json!(true));
+    let info = rest.get("/collections/wide").await;
+    assert_eq!(codes(&info), json!({"scalar": {"type": "int8", "always_ram": false}}));
+    assert_eq!(collection_level(&info), codes(&info));
+    let cached = json!({"vectors": {"v": {"quantization_config": {"product": {"compression": "x16", "memory": "cached"}}}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", cached).await, json!(true));
+    assert_eq!(
+        codes(&rest.get("/collections/wide").await),
+        json!({"product": {"compression": "x16", "always_ram": false}})
+    );
     let product = json!({"quantization_config": {"product": {"compression": "x32", "always_ram": true}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", product).await, json!(true));
     let info = rest.get("/collections/wide").await;
@@ -128,6 +141,7 @@ async fn patch_changes_a_live_collection_over_rest() {
         (json!({"quantization_config": {"product": {"compression": "x128"}}}), "x128"),
         (json!({"quantization_config": {"product": {"compression": "x16", "memory": "cold"}}}), "memory"),
         (json!({"quantization_config": {"turboquant": {}}}), "turboquant"),
+        (json!({"quantization_config": {"binary": {"always_ram": false}}}), "binary codes in RAM"),
         (json!({"quantization_config": "Enabled"}), "Enabled"),
         (json!({"params": {"replication_factor": 3}}), "replication_factor"),
         (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),
@@ -256,6 +270,26 @@ async fn updates_over_grpc_with_the_official_client() {
     assert_eq!(info["config"]["optimizer_config"]["deleted_threshold"], 0.3);
     let grpc_info = client.collection_info("p").await.unwrap().result.unwrap();
     assert_eq!(grpc_info.config.unwrap().optimizer_config.unwrap().deleted_threshold, Some(0.3));
+
+    // Codes kept in their file's pages, asked for and reported over gRPC.
+    let on_disk = q::ScalarQuantization {
+        r#type: q::QuantizationType::Int8.into(),
+        always_ram: Some(false),
+        ..Default::default()
+    };
+    client
+        .update_collection(
+            q::UpdateCollectionBuilder::new("p")
+                .quantization_config(q::quantization_config_diff::Quantization::Scalar(on_disk)),
+        )
+        .await
+        .unwrap();
+    let grpc_info = client.collection_info("p").await.unwrap().result.unwrap();
+    let reported = grpc_info.config.unwrap().quantization_config.unwrap().quantization.unwrap();
+    assert!(
+        matches!(reported, q::quantization_config::Quantization::Scalar(ref s) if s.always_ram == Some(false)),
+        "{reported:?}"
+    );
 
     client
         .create_vector_name(
