@@ -271,10 +271,11 @@ async fn updates_over_grpc_with_the_official_client() {
     let grpc_info = client.collection_info("p").await.unwrap().result.unwrap();
     assert_eq!(grpc_info.config.unwrap().optimizer_config.unwrap().deleted_threshold, Some(0.3));
 
-    // Codes kept in their file's pages, asked for and reported over gRPC.
+    // Codes kept in their file's pages (`memory: cached`), asked for and reported
+    // (`always_ram: false`, which the client marks deprecated) over gRPC.
     let on_disk = q::ScalarQuantization {
         r#type: q::QuantizationType::Int8.into(),
-        always_ram: Some(false),
+        memory: Some(q::Memory::Cached.into()),
         ..Default::default()
     };
     client
@@ -286,10 +287,12 @@ async fn updates_over_grpc_with_the_official_client() {
         .unwrap();
     let grpc_info = client.collection_info("p").await.unwrap().result.unwrap();
     let reported = grpc_info.config.unwrap().quantization_config.unwrap().quantization.unwrap();
-    assert!(
-        matches!(reported, q::quantization_config::Quantization::Scalar(ref s) if s.always_ram == Some(false)),
-        "{reported:?}"
-    );
+    #[allow(deprecated)]
+    let always_ram = match &reported {
+        q::quantization_config::Quantization::Scalar(s) => s.always_ram,
+        _ => None,
+    };
+    assert_eq!(always_ram, Some(false), "{reported:?}");
 
     client
         .create_vector_name(
