@@ -17,7 +17,8 @@
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
 //!   only where touched, `binary2`, `binary2-disk`: the same with two-bit codes
 //!   (`encoding: two_bits`), `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
-//!   ratio; any of them followed by `-graph-disk`: the graph's layer 0 read from its
+//!   ratio; `int8` and `pq…` followed by `-codes-disk`: the codes held in their file's
+//!   pages, `always_ram: false`; any of them followed by `-graph-disk`: the graph's layer 0 read from its
 //!   file too, `hnsw_config.on_disk`), checkpoints, closes, and reopens it twice (timed, page cache
 //!   dropped first with `--cold` where the process may): once checking every row before
 //!   the open returns (the baseline), once as by default (large files checked in the
@@ -355,6 +356,9 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     // `-graph-disk` after any configuration also keeps the graph's layer 0 in its file.
     let (config_rows, graph_on_disk) =
         config.strip_suffix("-graph-disk").map_or((config, false), |rows| (rows, true));
+    // `-codes-disk` before it keeps the codes in their file's pages.
+    let (config_rows, codes_on_disk) =
+        config_rows.strip_suffix("-codes-disk").map_or((config_rows, false), |rows| (rows, true));
     let (quantization, on_disk) = match config_rows {
         "float32" => (Quantization::None, false),
         "int8" => (Quantization::Int8, false),
@@ -366,8 +370,8 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         other => match other.strip_prefix("pq-").and_then(braid::distance::Compression::from_name) {
             Some(ratio) => (Quantization::Product(ratio), false),
             None => panic!(
-                "--config takes float32, int8, binary, binary-disk, binary2, binary2-disk, pq or pq-x4 … pq-x64, each optionally \
-                 followed by -graph-disk, not {other}"
+                "--config takes float32, int8, binary, binary-disk, binary2, binary2-disk, pq or pq-x4 … pq-x64 (int8 and pq \
+                 optionally followed by -codes-disk), each optionally followed by -graph-disk, not {other}"
             ),
         },
     };
@@ -383,6 +387,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     space.quantization = quantization;
     space.on_disk = on_disk;
     space.hnsw.on_disk = graph_on_disk;
+    space.codes_on_disk = codes_on_disk;
     let t = Instant::now();
     c.reconfigure(new).expect("a valid change");
     c.flush().expect("checkpoint the change");
@@ -477,8 +482,8 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     }
     let info = c.info();
     let memory = info.memory.get(SPACE).map(|m| {
-        json!({"vectors": m.vectors, "vectors_mapped": m.vectors_mapped, "codes": m.codes, "graph": m.graph,
-               "graph_mapped": m.graph_mapped})
+        json!({"vectors": m.vectors, "vectors_mapped": m.vectors_mapped, "codes": m.codes,
+               "codes_mapped": m.codes_mapped, "graph": m.graph, "graph_mapped": m.graph_mapped})
     });
     json!({"phase": "measure", "config": config, "datatype": datatype.name(), "n": info.points_count, "open_before_s": open_before_s,
            "reconfigure_s": reconfigure_s, "reopen_s": reopen_s, "reopen_checked_s": reopen_checked_s, "first_query_ms": first_query_ms,
