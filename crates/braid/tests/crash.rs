@@ -57,7 +57,8 @@ enum Step {
 /// killed around and reopened too. Every other pair of triples of seeds keeps the
 /// payloads in payload files (`on_disk_payload`), killed around and reopened too, and
 /// seeds `4k + 1`, `4k + 2` read the text space's graph from its file
-/// (`hnsw_config.on_disk`), written into in place between checkpoints.
+/// (`hnsw_config.on_disk`), written into in place between checkpoints; even seeds
+/// `16k + 8 … 16k + 14` keep the one-byte codes in their file (`codes_on_disk`).
 fn config(seed: u64) -> CollectionConfig {
     let codes = match (seed % 2, seed / 4 % 2) {
         (0, _) => Quantization::Int8,
@@ -67,6 +68,8 @@ fn config(seed: u64) -> CollectionConfig {
     let mut text =
         VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes).full_scan_threshold_kb(16);
     text.hnsw.on_disk = matches!(seed % 4, 1 | 2);
+    // One-byte codes held in their file (`codes_on_disk`) on even seeds `16k + 8 … 16k + 14`.
+    text.codes_on_disk = codes == Quantization::Int8 && seed / 8 % 2 == 1;
     CollectionConfig::new()
         // 64 components: coded (codes written with checkpoints once their centre is
         // fixed after 1,024 rows), so kills land around codes files too.
@@ -336,7 +339,10 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
     // The model holds its payloads and graphs in memory (it has no disk), whatever the
     // trial does.
     let mut in_memory = config(seed).on_disk_payload(false);
-    in_memory.vectors.values_mut().for_each(|p| p.hnsw.on_disk = false);
+    in_memory.vectors.values_mut().for_each(|p| {
+        p.hnsw.on_disk = false;
+        p.codes_on_disk = false;
+    });
     indexed(&model, in_memory);
     let steps = steps(seed);
     let mut matched = None;
@@ -370,7 +376,10 @@ fn trial(seed: u64, dir: &Path, kill: Kill, power_loss: Option<&Path>) -> (usize
         );
         let at_mark = Database::in_memory();
         let mut in_memory = config(seed).on_disk_payload(false);
-        in_memory.vectors.values_mut().for_each(|p| p.hnsw.on_disk = false);
+        in_memory.vectors.values_mut().for_each(|p| {
+            p.hnsw.on_disk = false;
+            p.codes_on_disk = false;
+        });
         indexed(&at_mark, in_memory);
         for step in &steps[..marked] {
             apply(&at_mark, step);
