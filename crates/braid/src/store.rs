@@ -416,13 +416,17 @@ impl Store {
         let mut segment = match &manifest.points {
             Some(points) => {
                 let (segment, codes_checks) = load_segment(dir, &manifest, &dir.join(points), rows)?;
+                // Codes files first: searches read every candidate's code, so the pass
+                // brings into the page cache first what the first searches touch most.
+                let mut first = Vec::new();
                 for check in codes_checks {
                     if check.bytes() > options.verify_after_open_above {
-                        checks.push(check);
+                        first.push(check);
                     } else {
                         check.run(|| true)?;
                     }
                 }
+                checks.splice(0..0, first);
                 segment
             }
             None => Segment::new(manifest.config.clone())?,
