@@ -13,6 +13,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// The files of every collection in the database directory `db` whose names start with
+/// `prefix` (`"graph-"`, `"codes-"`, …), for tests that damage or count them.
+pub fn collection_files(db: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(db)
+        .expect("the database directory")
+        .flat_map(|c| std::fs::read_dir(c.expect("an entry").path()).into_iter().flatten())
+        .map(|f| f.expect("an entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .collect();
+    files.sort();
+    files
+}
+
 /// A loopback listener on a free port below the kernel's ephemeral port range
 /// (`/proc/sys/net/ipv4/ip_local_port_range`), from which the kernel gives every
 /// outgoing connection its local port. A test that stops a server and starts it again

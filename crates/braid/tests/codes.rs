@@ -453,11 +453,7 @@ fn product_codes_learn_answer_exactly_and_persist() {
         c.flush().unwrap();
         (truth, before)
     };
-    let files = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
-        .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("codes-"))
-        .count();
+    let files = braid_testkit::collection_files(dir.path(), "codes-").len();
     assert_eq!(files, 2, "product codes are written with the checkpoint");
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(answers(&db, &truth), before, "product codes read back answer as the ones built");

@@ -152,12 +152,7 @@ fn a_damaged_codes_file_is_a_typed_error() {
         c.flush().unwrap();
         answers(&c)
     };
-    let file = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
-        .map(|f| f.unwrap().path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("codes-")))
-        .unwrap();
+    let file = braid_testkit::collection_files(dir.path(), "codes-").remove(0);
     let good = std::fs::read(&file).unwrap();
     // The header (magic, version, length) is checked at open; the body by the checksum
     // pass: before the open returns when asked, or in the background, after which every

@@ -121,12 +121,7 @@ fn a_damaged_mapped_graph_is_a_typed_error_at_open() {
         c.upsert(points(4, 0..200)).unwrap();
         c.flush().unwrap();
     }
-    let file = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
-        .map(|f| f.unwrap().path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("graph-")))
-        .unwrap();
+    let file = braid_testkit::collection_files(dir.path(), "graph-").remove(0);
     let good = std::fs::read(&file).unwrap();
     for at in [0, 9, 60, good.len() / 2, good.len() - 1] {
         let mut bad = good.clone();
