@@ -97,6 +97,15 @@ impl PrivateMap {
         self.len == 0
     }
 
+    /// Maps every page of the file into this mapping now, reading what the page cache
+    /// does not hold (`MADV_POPULATE_READ`, Linux 5.14 and later; elsewhere an error).
+    pub fn populate(&self) -> Result<(), StorageError> {
+        #[cfg(target_os = "linux")]
+        return self.map.advise(memmap2::Advice::PopulateRead).at(&self.path);
+        #[cfg(not(target_os = "linux"))]
+        Err(StorageError::io(&self.path, &std::io::Error::from(std::io::ErrorKind::Unsupported)))
+    }
+
     /// Tells the kernel how this mapping will be read (random: no read-ahead).
     pub fn advise_random(&self) -> Result<(), StorageError> {
         self.map.advise(memmap2::Advice::Random).at(&self.path)
