@@ -26,6 +26,25 @@ pub fn collection_files(db: &std::path::Path, prefix: &str) -> Vec<std::path::Pa
     files
 }
 
+/// Writes `file` with one byte flipped (xor `mask`) at each of `positions(len)` in
+/// turn, calling `check` with the position while that damage is on disk, then writes
+/// the file back as it was: for tests that each kind of damage is a typed error.
+pub fn with_each_byte_flipped(
+    file: &std::path::Path,
+    mask: u8,
+    positions: impl FnOnce(usize) -> Vec<usize>,
+    mut check: impl FnMut(usize),
+) {
+    let good = std::fs::read(file).expect("the file to damage");
+    for at in positions(good.len()) {
+        let mut bad = good.clone();
+        bad[at] ^= mask;
+        std::fs::write(file, &bad).expect("the damaged file");
+        check(at);
+    }
+    std::fs::write(file, &good).expect("the file restored");
+}
+
 /// A loopback listener on a free port below the kernel's ephemeral port range
 /// (`/proc/sys/net/ipv4/ip_local_port_range`), from which the kernel gives every
 /// outgoing connection its local port. A test that stops a server and starts it again

@@ -405,11 +405,7 @@ impl Store {
                 entry.crc,
             )?;
             let check = check.keep_cached(params.residency() == Residency::Memory);
-            if check.bytes() > options.verify_after_open_above {
-                checks.push(check);
-            } else {
-                check.run(|| true)?;
-            }
+            checks.extend(run_if_small(check, &options)?);
             rows.insert(name.clone(), SpaceRows::mapped(&file, params.size, params.datatype)?);
             vectors.insert(name.clone(), file);
         }
@@ -420,11 +416,7 @@ impl Store {
                 // brings into the page cache first what the first searches touch most.
                 let mut first = Vec::new();
                 for check in codes_checks {
-                    if check.bytes() > options.verify_after_open_above {
-                        first.push(check);
-                    } else {
-                        check.run(|| true)?;
-                    }
+                    first.extend(run_if_small(check, &options)?);
                 }
                 checks.splice(0..0, first);
                 segment
@@ -1264,6 +1256,16 @@ fn load_codes(
         }
         (None, None) => (None, None),
     })
+}
+
+/// Runs `check` now when its file is no larger than
+/// `options.verify_after_open_above`; otherwise returns it, for the pass after open.
+fn run_if_small(check: RowsCheck, options: &StorageOptions) -> Result<Option<RowsCheck>, StorageError> {
+    if check.bytes() > options.verify_after_open_above {
+        return Ok(Some(check));
+    }
+    check.run(|| true)?;
+    Ok(None)
 }
 
 /// A codes file mapped copy-on-write (never written through): codes held in it keep

@@ -153,31 +153,31 @@ fn a_damaged_codes_file_is_a_typed_error() {
         answers(&c)
     };
     let file = braid_testkit::collection_files(dir.path(), "codes-").remove(0);
-    let good = std::fs::read(&file).unwrap();
     // The header (magic, version, length) is checked at open; the body by the checksum
     // pass: before the open returns when asked, or in the background, after which every
     // request fails with the storage error.
-    for at in [0, 9, 60, good.len() / 2, good.len() - 1] {
-        let mut bad = good.clone();
-        bad[at] ^= 0x10;
-        std::fs::write(&file, &bad).unwrap();
-        let opened = open_checked(dir.path());
-        assert!(matches!(&opened, Err(braid::Error::Storage(_))), "byte {at}: {:?}", opened.err());
-        let db = Database::open_with(
-            dir.path(),
-            StorageOptions { verify_after_open_above: 0, ..Default::default() },
-        );
-        let failed = match db {
-            Err(e) => e,
-            Ok(db) => {
-                let c = db.collection("c").unwrap();
-                assert!(matches!(c.verify_wait(), Err(braid::Error::Storage(_))), "byte {at}");
-                c.search(&SearchRequest::new("v", vec![0.5; DIM]).limit(3)).unwrap_err()
-            }
-        };
-        assert!(matches!(failed, braid::Error::Storage(_)), "byte {at}: {failed}");
-    }
-    std::fs::write(&file, &good).unwrap();
+    braid_testkit::with_each_byte_flipped(
+        &file,
+        0x10,
+        |len| vec![0, 9, 60, len / 2, len - 1],
+        |at| {
+            let opened = open_checked(dir.path());
+            assert!(matches!(&opened, Err(braid::Error::Storage(_))), "byte {at}: {:?}", opened.err());
+            let db = Database::open_with(
+                dir.path(),
+                StorageOptions { verify_after_open_above: 0, ..Default::default() },
+            );
+            let failed = match db {
+                Err(e) => e,
+                Ok(db) => {
+                    let c = db.collection("c").unwrap();
+                    assert!(matches!(c.verify_wait(), Err(braid::Error::Storage(_))), "byte {at}");
+                    c.search(&SearchRequest::new("v", vec![0.5; DIM]).limit(3)).unwrap_err()
+                }
+            };
+            assert!(matches!(failed, braid::Error::Storage(_)), "byte {at}: {failed}");
+        },
+    );
     let db = open_checked(dir.path()).unwrap();
     assert_eq!(answers(&db.collection("c").unwrap()), before);
 }

@@ -122,15 +122,15 @@ fn a_damaged_mapped_graph_is_a_typed_error_at_open() {
         c.flush().unwrap();
     }
     let file = braid_testkit::collection_files(dir.path(), "graph-").remove(0);
-    let good = std::fs::read(&file).unwrap();
-    for at in [0, 9, 60, good.len() / 2, good.len() - 1] {
-        let mut bad = good.clone();
-        bad[at] ^= 0x10;
-        std::fs::write(&file, &bad).unwrap();
-        let opened = Database::open(dir.path());
-        assert!(matches!(&opened, Err(braid::Error::Storage(_))), "byte {at}: {:?}", opened.err());
-    }
-    std::fs::write(&file, &good).unwrap();
+    braid_testkit::with_each_byte_flipped(
+        &file,
+        0x10,
+        |len| vec![0, 9, 60, len / 2, len - 1],
+        |at| {
+            let opened = Database::open(dir.path());
+            assert!(matches!(&opened, Err(braid::Error::Storage(_))), "byte {at}: {:?}", opened.err());
+        },
+    );
     let db = Database::open(dir.path()).unwrap();
     let c = db.collection("c").unwrap();
     assert!(mapped(&c) > 0);

@@ -197,15 +197,15 @@ fn a_damaged_payload_file_is_a_typed_error_at_open() {
         .map(|c| c.unwrap().path().join(&name))
         .find(|p| p.exists())
         .unwrap();
-    let good = std::fs::read(&file).unwrap();
-    for at in [0, 12, 30, good.len() / 2, good.len() - 1] {
-        let mut bad = good.clone();
-        bad[at] ^= 0x08;
-        std::fs::write(&file, &bad).unwrap();
-        let opened = Database::open(dir.path());
-        assert!(matches!(&opened, Err(braid::Error::Storage(_))), "byte {at}: {:?}", opened.err());
-    }
-    std::fs::write(&file, &good).unwrap();
+    braid_testkit::with_each_byte_flipped(
+        &file,
+        0x08,
+        |len| vec![0, 12, 30, len / 2, len - 1],
+        |at| {
+            let opened = Database::open(dir.path());
+            assert!(matches!(&opened, Err(braid::Error::Storage(_))), "byte {at}: {:?}", opened.err());
+        },
+    );
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(
         db.collection("c").unwrap().get(&[PointId::from(7)], true, false).unwrap()[0].payload,
