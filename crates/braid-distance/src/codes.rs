@@ -72,6 +72,96 @@ pub const PRODUCT_SAMPLE: usize = 16 * 1024;
 /// The largest code magnitude.
 const LEVELS: f32 = 127.0;
 
+/// Codes to be written ([`Codes::serialized`]).
+#[derive(Debug)]
+pub struct Serialized<'a>(&'a Codes);
+
+impl Serialized<'_> {
+    /// Writes the bytes [`Codes::to_bytes`] returns to `out`, a section at a time
+    /// (the per-vector terms in blocks); `out`'s first error is returned.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let codes = self.0;
+        let flag = match codes.kind {
+            CodeKind::Int8 => 0,
+            CodeKind::Binary => BINARY_FLAG,
+            CodeKind::BinaryTwoBits => BINARY_FLAG | TWO_BITS_FLAG,
+            CodeKind::Product(_) => PRODUCT_FLAG,
+        };
+        let mut head = Vec::with_capacity(HEAD + 1 + codes.dim * 4);
+        head.push(metric_code(codes.metric) | flag);
+        head.extend_from_slice(&(codes.dim as u32).to_le_bytes());
+        head.extend_from_slice(&(codes.sample as u32).to_le_bytes());
+        head.extend_from_slice(&(codes.len() as u64).to_le_bytes());
+        if let CodeKind::Product(compression) = codes.kind {
+            head.push(compression.code());
+        }
+        for c in &codes.centre {
+            head.extend_from_slice(&c.to_le_bytes());
+        }
+        out.write_all(&head)?;
+        // Binary codes are written as the other kinds are, every vector's three terms
+        // first (the weighted count of bits set included), then the planes' words.
+        let width = codes.width();
+        let binary = codes
+            .bits
+            .chunks_exact(width)
+            .map(|c| Meta::unpacked(c[width - 1], &c[..width - 1], codes.words));
+        let mut block = Vec::with_capacity(BLOCK * 12);
+        for m in codes.meta.iter().copied().chain(binary) {
+            block.extend_from_slice(&m.scale.to_le_bytes());
+            block.extend_from_slice(&m.exact.to_le_bytes());
+            block.extend_from_slice(&m.sum.to_le_bytes());
+            if block.len() >= BLOCK * 12 {
+                out.write_all(&block)?;
+                block.clear();
+            }
+        }
+        out.write_all(&block)?;
+        for run in codes.codes.runs() {
+            out.write_all(bytemuck::cast_slice(run))?;
+        }
+        block.clear();
+        for code in codes.bits.chunks_exact(width) {
+            for w in &code[..width - 1] {
+                block.extend_from_slice(&w.to_le_bytes());
+            }
+            if block.len() >= BLOCK * 8 {
+                out.write_all(&block)?;
+                block.clear();
+            }
+        }
+        out.write_all(&block)?;
+        if let Some(book) = &codes.book {
+            block.clear();
+            book.write(&mut block);
+            out.write_all(&block)?;
+            for run in codes.parts.runs() {
+                out.write_all(run)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes before a codes file's centre: metric and kind `u8`, dim `u32`, sample `u32`,
+/// count `u64` (product codes add their ratio, counted in [`body_len`]).
+const HEAD: usize = 17;
+
+/// Vectors whose terms (or binary words) are gathered into one write.
+const BLOCK: usize = 1 << 16;
+
+/// Bytes of a codes file after its 17-byte head, for `n` codes of `kind` and `dim`
+/// components: the centre, then per vector its terms and components (product codes
+/// keep no per-vector terms, and add their ratio and codebook). `None` on overflow.
+fn body_len(kind: CodeKind, dim: usize, n: usize) -> Option<usize> {
+    let (per_code, fixed) = match kind {
+        CodeKind::Int8 => (12 + dim, 0),
+        CodeKind::Binary | CodeKind::BinaryTwoBits => (12 + kind.bit_planes() * dim.div_ceil(64) * 8, 0),
+        CodeKind::Product(compression) => (compression.code_len(dim), 1 + Codebook::file_len(dim)),
+    };
+    dim.checked_mul(4)?.checked_add(fixed)?.checked_add(n.checked_mul(per_code)?)
+}
+
 /// Set in the first byte of [`Codes::to_bytes`] for binary codes.
 const BINARY_FLAG: u8 = 0x80;
 
@@ -636,54 +726,19 @@ impl Codes {
     /// are written (`None` before the sample is complete: then they are few and cheap
     /// to rebuild, and the sample itself would have to be kept).
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
-        if !self.is_centred() {
-            return None;
+        let bytes = self.serialized()?;
+        let mut out = Vec::new();
+        match bytes.write_to(&mut out) {
+            Ok(()) => Some(out),
+            Err(never) => unreachable!("writing to memory failed: {never}"),
         }
-        let n = self.len();
-        let mut out = Vec::with_capacity(
-            18 + self.dim * 4
-                + self.meta.len() * 12
-                + self.codes.len()
-                + self.bits.len() * 12
-                + self.parts.len(),
-        );
-        let flag = match self.kind {
-            CodeKind::Int8 => 0,
-            CodeKind::Binary => BINARY_FLAG,
-            CodeKind::BinaryTwoBits => BINARY_FLAG | TWO_BITS_FLAG,
-            CodeKind::Product(_) => PRODUCT_FLAG,
-        };
-        out.push(metric_code(self.metric) | flag);
-        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
-        out.extend_from_slice(&(self.sample as u32).to_le_bytes());
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-        if let CodeKind::Product(compression) = self.kind {
-            out.push(compression.code());
-        }
-        for c in &self.centre {
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-        // Binary codes are written as the other kinds are, every vector's three terms
-        // first (the weighted count of bits set included), then the planes' words.
-        let width = self.width();
-        let binary =
-            self.bits.chunks_exact(width).map(|c| Meta::unpacked(c[width - 1], &c[..width - 1], self.words));
-        for m in self.meta.iter().copied().chain(binary) {
-            out.extend_from_slice(&m.scale.to_le_bytes());
-            out.extend_from_slice(&m.exact.to_le_bytes());
-            out.extend_from_slice(&m.sum.to_le_bytes());
-        }
-        out.extend(self.codes.iter().map(|&c| c as u8));
-        for code in self.bits.chunks_exact(width) {
-            for w in &code[..width - 1] {
-                out.extend_from_slice(&w.to_le_bytes());
-            }
-        }
-        if let Some(book) = &self.book {
-            book.write(&mut out);
-            out.extend(self.parts.iter());
-        }
-        Some(out)
+    }
+
+    /// [`Codes::to_bytes`]'s bytes, to be written a section at a time
+    /// ([`Serialized::write_to`]) rather than gathered whole: at 10M × 384-d one-byte
+    /// codes are 4 GB. `None` as for `to_bytes`.
+    pub fn serialized(&self) -> Option<Serialized<'_>> {
+        self.is_centred().then_some(Serialized(self))
     }
 
     /// Reads what [`Codes::to_bytes`] wrote; an error says what does not fit.
@@ -722,7 +777,7 @@ impl Codes {
             r.read_exact(buf).map_err(|e| format!("codes cut short: {e}"))
         }
         let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let mut head = [0u8; 17];
+        let mut head = [0u8; HEAD];
         exact(r, &mut head)?;
         let first = head[0];
         let kinds = BINARY_FLAG | PRODUCT_FLAG | TWO_BITS_FLAG;
@@ -748,18 +803,7 @@ impl Codes {
             f => return Err(format!("codes marked with an unknown kind ({f:#04x})")),
         };
         let words = dim.div_ceil(64);
-        // Bytes per vector, and bytes besides the centre and the vectors: product codes
-        // keep no per-vector terms, and their ratio and codebook.
-        let (per_code, fixed) = match kind {
-            CodeKind::Int8 => (12 + dim, 0),
-            CodeKind::Binary | CodeKind::BinaryTwoBits => (12 + kind.bit_planes() * words * 8, 0),
-            CodeKind::Product(compression) => (compression.code_len(dim), 1 + Codebook::file_len(dim)),
-        };
-        let expected = dim
-            .checked_mul(4)
-            .and_then(|c| c.checked_add(fixed))
-            .and_then(|c| n.checked_mul(per_code).and_then(|r| r.checked_add(c)))
-            .ok_or("count too large")?;
+        let expected = body_len(kind, dim, n).ok_or("count too large")?;
         let rest = len.saturating_sub(head.len() as u64);
         if rest != expected as u64 {
             return Err(format!("{n} codes of {dim} components need {expected} bytes, not {rest}"));
@@ -1290,6 +1334,51 @@ mod tests {
     impl CodesFile for InMemory {
         fn bytes(&self) -> &[u8] {
             &self.0
+        }
+    }
+
+    #[test]
+    fn codes_written_a_section_at_a_time_read_back_whole() {
+        // More vectors than one block of terms, so that blocks are written and flushed.
+        let (dim, n) = (70, BLOCK + 5);
+        let data = rows(11, 2_000, dim);
+        /// Takes at most 7 bytes a call, and fails once `left` runs out.
+        struct Trickle {
+            out: Vec<u8>,
+            left: usize,
+        }
+        impl std::io::Write for Trickle {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let take = buf.len().min(7).min(self.left);
+                if take == 0 && !buf.is_empty() {
+                    return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "full"));
+                }
+                self.out.extend_from_slice(&buf[..take]);
+                self.left -= take;
+                Ok(take)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let kinds =
+            [CodeKind::Int8, CodeKind::Binary, CodeKind::BinaryTwoBits, CodeKind::Product(Compression::X8)];
+        for kind in kinds {
+            let mut codes = Codes::of_kind_with_sample(kind, Metric::Cosine, dim, 1_000).unwrap();
+            for i in 0..n {
+                codes.push(&data[i % data.len()]);
+            }
+            let bytes = codes.to_bytes().unwrap();
+            let serialized = codes.serialized().unwrap();
+            let mut trickle = Trickle { out: Vec::new(), left: usize::MAX };
+            serialized.write_to(&mut trickle).unwrap();
+            assert!(trickle.out == bytes, "{kind:?}: written in pieces, the same bytes");
+            let back = Codes::from_bytes(&bytes).unwrap();
+            assert!(back.to_bytes().unwrap() == bytes && back.len() == n, "{kind:?}");
+            // A writer that fails part way hands its error back.
+            let mut short = Trickle { out: Vec::new(), left: bytes.len() / 2 };
+            let err = serialized.write_to(&mut short).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{kind:?}");
         }
     }
 

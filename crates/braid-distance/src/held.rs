@@ -117,6 +117,11 @@ impl<T: Byte> Held<T> {
         self.held().iter().chain(&self.heap)
     }
 
+    /// Every element as two runs: the held ones, then the heap's.
+    pub(crate) fn runs(&self) -> [&[T]; 2] {
+        [self.held(), &self.heap]
+    }
+
     /// Bytes held in the file's pages.
     pub(crate) fn held_bytes(&self) -> usize {
         self.held

@@ -53,6 +53,16 @@ impl Encoder {
         }
         self
     }
+    /// Writes what is encoded so far to `out` and forgets it, once it is `at_least`
+    /// bytes: a large body is written a section at a time (with
+    /// [`crate::document::write_new_document`]) rather than gathered whole.
+    pub fn spill(&mut self, out: &mut impl std::io::Write, at_least: usize) -> std::io::Result<()> {
+        if self.out.len() >= at_least {
+            out.write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
     /// The body.
     pub fn finish(self) -> Vec<u8> {
         self.out

@@ -189,10 +189,121 @@ pub fn read_with<T>(
 /// directory). An existing file is never opened for writing here: what a manifest
 /// names must not change under it.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut file = OpenOptions::new().create_new(true).write(true).open(path).at(path)?;
+    write_new_with(path, |out| std::io::Write::write_all(out, bytes).at(path))
+}
+
+/// A new file being written section by section ([`write_new_with`],
+/// [`write_new_document`]): buffered, every byte drawn on the fault layer's budget.
+pub struct Writer {
+    out: std::io::BufWriter<Sink>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("written", &self.out.get_ref().written).finish()
+    }
+}
+
+/// Below the buffer: the file, and the checksum of what reached it (documents only).
+struct Sink {
+    file: File,
+    written: u64,
+    crc: Option<u32>,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // As `fault::write_all`: what the budget grants is written, then a full disk.
+        let granted = fault::draw(buf.len());
+        if granted == 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"));
+        }
+        self.file.write_all(&buf[..granted])?;
+        self.written += granted as u64;
+        if let Some(crc) = &mut self.crc {
+            *crc = crc32c::crc32c_append(*crc, &buf[..granted]);
+        }
+        Ok(granted)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl std::io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Bytes a [`Writer`] gathers before writing them.
+const WRITE_BUFFER: usize = 1 << 20;
+
+fn create(path: &Path, crc: Option<u32>) -> Result<Writer, StorageError> {
+    let file = OpenOptions::new().create_new(true).write(true).open(path).at(path)?;
     fault::created(path);
-    fault::write_all(&mut file, bytes).at(path)?;
-    fault::sync(&file, path, false).at(path)
+    Ok(Writer { out: std::io::BufWriter::with_capacity(WRITE_BUFFER, Sink { file, written: 0, crc }) })
+}
+
+/// Flushes `writer` and syncs its file; returns what reached the file.
+fn finish(writer: Writer, path: &Path) -> Result<Sink, StorageError> {
+    let sink = writer.out.into_inner().map_err(|e| StorageError::io(path, e.error()))?;
+    fault::sync(&sink.file, path, false).at(path)?;
+    Ok(sink)
+}
+
+/// Writes a new file at `path`, which must not exist yet, as [`write_new`] does, but
+/// section by section: `write` writes the bytes to the [`Writer`] it is given, so that
+/// a large file (a graph, codes) is never gathered in memory first. `write`'s first
+/// error is returned, and the file left for the caller to remove, as after a failed
+/// [`write_new`].
+pub fn write_new_with<E: From<StorageError>>(
+    path: &Path,
+    write: impl FnOnce(&mut Writer) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut writer = create(path, None)?;
+    write(&mut writer)?;
+    finish(writer, path)?;
+    Ok(())
+}
+
+/// Writes a new document at `path` as [`write_new`] writes [`encode`]'s bytes, its
+/// body written section by section by `write` (as [`write_new_with`]). The body's
+/// length is filled into the header once the body is written, and the checksum
+/// combined from the header's and the body's.
+pub fn write_new_document<E: From<StorageError>>(
+    path: &Path,
+    magic: &[u8; 8],
+    version: u32,
+    write: impl FnOnce(&mut Writer) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::io::Write as _;
+    let mut head = [0u8; HEADER];
+    head[..8].copy_from_slice(magic);
+    head[8..12].copy_from_slice(&version.to_le_bytes());
+    let mut writer = create(path, None)?;
+    // The header goes out first, its length still 0; the body is checksummed alone.
+    writer.write_all(&head).and_then(|()| writer.out.flush()).at(path)?;
+    writer.out.get_mut().crc = Some(0);
+    write(&mut writer)?;
+    writer.out.flush().at(path)?;
+    let sink = writer.out.get_mut();
+    let body = sink.written - HEADER as u64;
+    head[HEADER - 8..].copy_from_slice(&body.to_le_bytes());
+    std::os::unix::fs::FileExt::write_all_at(&sink.file, &head, 0).at(path)?;
+    let crc = crc32c::crc32c_combine(crc32c::crc32c(&head), sink.crc.unwrap_or_default(), body as usize);
+    writer.write_all(&crc.to_le_bytes()).at(path)?;
+    finish(writer, path)?;
+    Ok(())
 }
 
 /// Replaces the file at `path` with `bytes` atomically: after a crash the file holds
@@ -252,5 +363,52 @@ mod tests {
         replace(&path, &encode(MAGIC, 1, b"two")).unwrap();
         assert_eq!(read(&path, MAGIC, 1, "test").unwrap(), b"two");
         assert!(!path.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn a_document_written_in_sections_is_the_encoded_one() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..3 * WRITE_BUFFER + 17).map(|i| (i * 7 % 251) as u8).collect();
+        for len in [0, 1, body.len()] {
+            let path = dir.path().join(format!("sections-{len}"));
+            write_new_document(&path, MAGIC, 4, |out| {
+                body[..len].chunks(WRITE_BUFFER / 3 + 5).try_for_each(|piece| out.write_all(piece)).at(&path)
+            })
+            .unwrap();
+            assert!(std::fs::read(&path).unwrap() == encode(MAGIC, 4, &body[..len]), "{len} bytes");
+            assert!(read(&path, MAGIC, 4, "test").unwrap() == body[..len]);
+        }
+        // The body's first error is returned.
+        let path = dir.path().join("failed");
+        let err =
+            write_new_document(&path, MAGIC, 4, |_| Err(StorageError::corrupt(Path::new("x"), 3, "no")));
+        assert!(matches!(err, Err(StorageError::Corrupt { offset: 3, .. })));
+        // A file written section by section with no frame is the bytes as they are.
+        let path = dir.path().join("plain");
+        write_new_with(&path, |out| body.chunks(1000).try_for_each(|c| out.write_all(c)).at(&path)).unwrap();
+        assert!(std::fs::read(&path).unwrap() == body);
+        assert!(
+            write_new_with(&path, |_| Ok::<_, StorageError>(())).is_err(),
+            "an existing file is never written"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_stops_a_document_where_its_budget_ends() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let body = vec![5u8; 2 * WRITE_BUFFER];
+        for budget in [0, 10, HEADER as u64 + 1, WRITE_BUFFER as u64 + 3, body.len() as u64 + HEADER as u64] {
+            let path = dir.path().join(format!("full-{budget}"));
+            fault::set_disk_budget(Some(budget));
+            let result = write_new_document(&path, MAGIC, 1, |out| out.write_all(&body).at(&path));
+            fault::set_disk_budget(None);
+            match result.unwrap_err() {
+                StorageError::Io { kind, .. } => assert_eq!(kind, std::io::ErrorKind::StorageFull),
+                other => panic!("{other}"),
+            }
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), budget, "written up to the budget");
+        }
     }
 }

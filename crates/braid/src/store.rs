@@ -673,26 +673,27 @@ impl Store {
         for (name, space) in segment.spaces() {
             let file = format!("graph-{}-{seq:020}-{n:08}.hnsw", manifest.space_number(name));
             let path = self.fresh(&file)?;
-            let bytes = space.graph.to_bytes();
-            document::write_new(&path, &bytes)?;
-            if space.params.hnsw.on_disk {
+            // Written as it is read, never gathered whole (1.4 GB at 10M points).
+            document::write_new_with(&path, |out| space.graph.write_bytes(out).at(&path))?;
+            if space.params.hnsw.on_disk || space.graph.is_held() {
+                // Mapped (`on_disk`), or back on the heap when that was turned off.
                 reread.push((name.clone(), load_graph(&path, &space.params, segment.ids().len())?));
-            } else if space.graph.is_held() {
-                let heap = Hnsw::from_bytes(&bytes)
-                    .map_err(|e| StorageError::corrupt(&path, 0, format!("graph: {e}")))?;
-                reread.push((name.clone(), heap));
             }
             graphs.insert(name.clone(), file);
         }
         let mut codes = BTreeMap::new();
         let mut codes_read = Vec::new();
         for (name, space) in segment.spaces() {
-            let Some(bytes) = space.codes.as_ref().and_then(braid_distance::Codes::to_bytes) else {
+            let Some(bytes) = space.codes.as_ref().and_then(braid_distance::Codes::serialized) else {
                 continue;
             };
             let file = format!("codes-{}-{seq:020}-{n:08}.i8", manifest.space_number(name));
             let path = self.fresh(&file)?;
-            document::write_new(&path, &document::encode(CODES_MAGIC, FORMAT_VERSION, &bytes))?;
+            // Written a section at a time: at 10M one-byte codes are 4 GB, which
+            // gathering them (and then framing a copy) would hold twice over.
+            document::write_new_document(&path, CODES_MAGIC, FORMAT_VERSION, |out| {
+                bytes.write_to(out).at(&path)
+            })?;
             if space.params.codes_on_disk {
                 // Held in the file just written (and just checksummed as it was made),
                 // whose pages are in the page cache: mapped at once (a hint).
@@ -700,9 +701,8 @@ impl Store {
                 let _ = map.populate();
                 codes_read.push((name.clone(), codes));
             } else if space.codes.as_ref().is_some_and(|c| c.held_bytes() > 0) {
-                let heap = braid_distance::Codes::from_bytes(&bytes)
-                    .map_err(|why| StorageError::corrupt(&path, 0, format!("codes: {why}")))?;
-                codes_read.push((name.clone(), heap));
+                // Turned off: read back into the heap.
+                codes_read.push((name.clone(), read_codes(&path)?));
             }
             codes.insert(name.clone(), file);
         }
@@ -730,8 +730,10 @@ impl Store {
             }
         };
         let points = format!("points-{seq:020}-{n:08}.bin");
-        let body = encode_points(segment)?;
-        document::write_new(&self.fresh(&points)?, &document::encode(POINTS_MAGIC, FORMAT_VERSION, &body))?;
+        let path = self.fresh(&points)?;
+        document::write_new_document(&path, POINTS_MAGIC, FORMAT_VERSION, |out| {
+            encode_points(segment, out, &path)
+        })?;
         let wal_file = wal_name(seq + 1, n);
         let wal = Wal::create(&self.fresh(&wal_file)?)?;
         document::sync_dir(&self.dir)?;
@@ -963,11 +965,15 @@ fn read_bitmap(d: &mut Decoder<'_>) -> Result<RoaringBitmap, StorageError> {
 
 /// The points document: every offset's id, the live bitmap, each space's bitmap of
 /// offsets with a vector, the payloads of live points and the payload index list.
-fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
+fn encode_points(segment: &Segment, out: &mut document::Writer, path: &Path) -> Result<(), Error> {
+    // Written a section at a time: with their payloads the points of a large
+    // collection are gigabytes.
+    const SECTION: usize = 1 << 20;
     let mut e = Encoder::new();
     e.len(segment.ids().len());
     for id in segment.ids().all() {
         ops::encode_id(&mut e, &id);
+        e.spill(out, SECTION).at(path)?;
     }
     bitmap_bytes(&mut e, segment.live());
     e.len(segment.spaces().len());
@@ -981,6 +987,7 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
     for offset in segment.live().iter().filter(|_| !on_disk) {
         e.u32(offset);
         ops::encode_json(&mut e, &segment.payload_at(offset))?;
+        e.spill(out, SECTION).at(path)?;
     }
     let indexes = segment.index_specs();
     e.len(indexes.len());
@@ -1003,6 +1010,7 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
                 if let Some(v) = data.index.get(offset) {
                     e.u32(offset);
                     ops::encode_sparse(&mut e, v);
+                    e.spill(out, SECTION).at(path)?;
                 }
             }
         }
@@ -1016,10 +1024,11 @@ fn encode_points(segment: &Segment) -> Result<Vec<u8>, Error> {
             for (offset, v) in live {
                 e.u32(*offset);
                 ops::encode_multi(&mut e, v);
+                e.spill(out, SECTION).at(path)?;
             }
         }
     }
-    Ok(e.finish())
+    Ok(e.spill(out, 0).at(path)?)
 }
 
 /// The segment of the checkpoint in `path`, and the checksum passes of the codes
@@ -1030,8 +1039,10 @@ fn load_segment(
     path: &Path,
     mut rows: BTreeMap<String, SpaceRows>,
 ) -> Result<(Segment, Vec<RowsCheck>), Error> {
-    let bytes = std::fs::read(path).at(path)?;
-    let body = document::decode(path, &bytes, POINTS_MAGIC, FORMAT_VERSION, "points")?;
+    // Decoded from the file's pages rather than a copy of them (with their payloads
+    // the points of a large collection are gigabytes); nothing decoded borrows them.
+    let map = PrivateMap::open(path)?;
+    let body = document::decode(path, map.bytes(), POINTS_MAGIC, FORMAT_VERSION, "points")?;
     let mut d = Decoder::new(path, 20, body);
     let n = d.len(9)?;
     let mut column = crate::ids::Column::with_capacity(n);
@@ -1230,12 +1241,7 @@ fn load_codes(
                 // heap codes' without it).
                 (codes, Some(RowsCheck::document(&path)?.populate(map)))
             } else {
-                // Read straight into the codes' buffers: the file is the codes' size,
-                // and holding it twice at open would double the open's peak memory.
-                let codes = document::read_with(&path, CODES_MAGIC, FORMAT_VERSION, "codes", |body, len| {
-                    braid_distance::Codes::read_from(body, len)
-                })?;
-                (codes, None)
+                (read_codes(&path)?, None)
             };
             if codes.len() != n
                 || codes.dim() != fresh.dim()
@@ -1281,6 +1287,14 @@ impl braid_distance::CodesFile for MappedCodes {
 /// The codes in the codes file at `path`, held in its mapping (returned too). Its
 /// header, version and layout are checked here; its checksum is not (at 10M × 384-d the
 /// file is 4 GB: [`RowsCheck::document`]'s pass).
+/// Reads a codes file into the heap, straight into the codes' buffers: the file is the
+/// codes' size, and holding it twice would double the peak memory.
+fn read_codes(path: &Path) -> Result<braid_distance::Codes, Error> {
+    Ok(document::read_with(path, CODES_MAGIC, FORMAT_VERSION, "codes", |body, len| {
+        braid_distance::Codes::read_from(body, len)
+    })?)
+}
+
 fn map_codes(path: &Path) -> Result<(braid_distance::Codes, Arc<PrivateMap>), Error> {
     let map = PrivateMap::open(path)?;
     let body = document::mapped_body(path, map.bytes(), CODES_MAGIC, FORMAT_VERSION, "codes")?;
