@@ -241,11 +241,14 @@ fn table(builds: &[Value], measures: &[Value]) -> String {
             b["disk_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
         );
     }
-    out += "\n| N | config | reopen s | reopen s, rows checked first | first query ms | rows verified s | RSS after reopen MiB (anon + file) | after the sweep | peak RSS MiB (above the bench's data) | recall ≥ 0.95 | recall ≥ 0.99 |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+    out += "\n| N | config | reopen s | reopen s, rows checked first | first query ms | rows verified s | checkpoint s (peak MiB above its start) | RSS after reopen MiB (anon + file) | after the sweep | peak RSS MiB (above the bench's data) | recall ≥ 0.95 | recall ≥ 0.99 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for m in measures {
         let open = &m["memory_after_open"];
+        let checkpoint = &m["checkpoint_rss"];
+        let above =
+            checkpoint["peak_kb"].as_f64().unwrap_or(0.0) - checkpoint["before_kb"].as_f64().unwrap_or(0.0);
         out += &format!(
-            "| {} | {} | {:.2}{} | {:.2} | {:.1} | {:.2} | {} + {} | {} + {} | {} | {} | {} |\n",
+            "| {} | {} | {:.2}{} | {:.2} | {:.1} | {:.2} | {:.2} ({:.0}) | {} + {} | {} + {} | {} | {} | {} |\n",
             m["n"],
             m["config"].as_str().unwrap_or("?"),
             m["reopen_s"].as_f64().unwrap_or(0.0),
@@ -253,6 +256,8 @@ fn table(builds: &[Value], measures: &[Value]) -> String {
             m["reopen_checked_s"].as_f64().unwrap_or(0.0),
             m["first_query_ms"].as_f64().unwrap_or(0.0),
             m["verified_s"].as_f64().unwrap_or(0.0),
+            m["checkpoint_s"].as_f64().unwrap_or(0.0),
+            above / 1024.0,
             mib(&open["rss_anon_kb"]),
             mib(&open["rss_file_kb"]),
             mib(&m["memory"]["rss_anon_kb"]),

@@ -19,7 +19,8 @@
 //!   (`encoding: two_bits`), `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
 //!   ratio; `int8` and `pq…` followed by `-codes-disk`: the codes held in their file's
 //!   pages, `always_ram: false`; any of them followed by `-graph-disk`: the graph's layer 0 read from its
-//!   file too, `hnsw_config.on_disk`), checkpoints, closes, and reopens it twice (timed, page cache
+//!   file too, `hnsw_config.on_disk`), checkpoints, times the checkpoint of one small write (and
+//!   the resident peak it reaches above where it starts), closes, and reopens it twice (timed, page cache
 //!   dropped first with `--cold` where the process may): once checking every row before
 //!   the open returns (the baseline), once as by default (large files checked in the
 //!   background; then the first query's latency and the end of that pass), then sweeps `hnsw_ef` single-threaded
@@ -392,6 +393,14 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
     c.reconfigure(new).expect("a valid change");
     c.flush().expect("checkpoint the change");
     let reconfigure_s = t.elapsed().as_secs_f64();
+    // The checkpoint of one small write (a payload on point 0, no new rows): its time,
+    // and the resident peak it reaches above the set it starts from.
+    c.set_payload(vec![braid::PointId::Num(0)], json!({"checkpointed": true})).expect("point 0 is there");
+    let before_checkpoint = reset_peak();
+    let t = Instant::now();
+    c.flush().expect("checkpoint");
+    let checkpoint_s = t.elapsed().as_secs_f64();
+    let checkpoint_rss = json!({"before_kb": before_checkpoint, "peak_kb": memory_now()["peak_rss_kb"]});
     drop(c);
     drop(db);
 
@@ -486,7 +495,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
                "codes_mapped": m.codes_mapped, "graph": m.graph, "graph_mapped": m.graph_mapped})
     });
     json!({"phase": "measure", "config": config, "datatype": datatype.name(), "n": info.points_count, "open_before_s": open_before_s,
-           "reconfigure_s": reconfigure_s, "reopen_s": reopen_s, "reopen_checked_s": reopen_checked_s, "first_query_ms": first_query_ms,
+           "reconfigure_s": reconfigure_s, "checkpoint_s": checkpoint_s, "checkpoint_rss": checkpoint_rss, "reopen_s": reopen_s, "reopen_checked_s": reopen_checked_s, "first_query_ms": first_query_ms,
            "verified_s": verified_s, "page_cache_dropped": dropped,
            "baseline_rss_kb": baseline,
            "memory_after_open": after_open, "memory": memory_now(), "space_memory": memory,
