@@ -6,6 +6,7 @@
 //! the checksum covering every byte before it.
 
 use std::fs::{File, OpenOptions};
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::error::{IoContext, StorageError};
@@ -194,6 +195,8 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
 
 /// A new file being written section by section ([`write_new_with`],
 /// [`write_new_document`]): buffered, every byte drawn on the fault layer's budget.
+/// A part known only once what follows it is written (a length, a table of
+/// positions) is [reserved](Writer::reserve) and [filled](Writer::fill) later.
 pub struct Writer {
     out: std::io::BufWriter<Sink>,
 }
@@ -204,11 +207,42 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// Below the buffer: the file, and the checksum of what reached it (documents only).
+/// Bytes [`Writer::reserve`] left at `at`, to be [filled](Writer::fill).
+#[derive(Debug)]
+#[must_use = "a reserved part is filled before the file is finished"]
+pub struct Reserved {
+    at: u64,
+    len: usize,
+    /// Its place among the checksum's sections.
+    section: usize,
+}
+
+/// Below the buffer: the file, and (documents only) the checksum of what reached it.
 struct Sink {
     file: File,
     written: u64,
-    crc: Option<u32>,
+    crc: Option<Sections>,
+}
+
+/// A checksum kept by section, so that a reserved part filled later is counted with
+/// its final bytes: each closed section's checksum (`None` while reserved) and
+/// length, then the open one's.
+#[derive(Default)]
+struct Sections {
+    closed: Vec<(Option<u32>, u64)>,
+    crc: u32,
+    len: u64,
+}
+
+impl Sections {
+    /// Closes the open section and adds a reserved one of `len` bytes after it;
+    /// returns the reserved one's place.
+    fn close(&mut self, len: u64) -> usize {
+        self.closed.push((Some(self.crc), self.len));
+        self.closed.push((None, len));
+        (self.crc, self.len) = (0, 0);
+        self.closed.len() - 1
+    }
 }
 
 impl std::io::Write for Sink {
@@ -220,8 +254,9 @@ impl std::io::Write for Sink {
         }
         self.file.write_all(&buf[..granted])?;
         self.written += granted as u64;
-        if let Some(crc) = &mut self.crc {
-            *crc = crc32c::crc32c_append(*crc, &buf[..granted]);
+        if let Some(s) = &mut self.crc {
+            s.crc = crc32c::crc32c_append(s.crc, &buf[..granted]);
+            s.len += granted as u64;
         }
         Ok(granted)
     }
@@ -245,20 +280,78 @@ impl std::io::Write for Writer {
     }
 }
 
+impl Writer {
+    /// Writes `len` zero bytes here, to be replaced by [`Writer::fill`] once they are
+    /// known.
+    pub fn reserve(&mut self, len: usize) -> std::io::Result<Reserved> {
+        self.out.flush()?;
+        let sink = self.out.get_mut();
+        let at = sink.written;
+        // What came before is one section, the reserved part the next.
+        let section = sink.crc.as_mut().map_or(0, |s| s.close(len as u64));
+        let zeros = [0u8; 4096];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len());
+            self.out.write_all(&zeros[..n])?;
+            left -= n;
+        }
+        self.out.flush()?;
+        if let Some(s) = &mut self.out.get_mut().crc {
+            // The zeros are not checksummed: their section waits for the fill.
+            (s.crc, s.len) = (0, 0);
+        }
+        Ok(Reserved { at, len, section })
+    }
+
+    /// Writes `bytes` over the part `reserved` left; they must be as long.
+    pub fn fill(&mut self, reserved: Reserved, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() != reserved.len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} bytes written over {} reserved", bytes.len(), reserved.len),
+            ));
+        }
+        let sink = self.out.get_mut();
+        std::os::unix::fs::FileExt::write_all_at(&sink.file, bytes, reserved.at)?;
+        if let Some(s) = &mut sink.crc {
+            s.closed[reserved.section].0 = Some(crc32c::crc32c(bytes));
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    fn written(&mut self) -> std::io::Result<u64> {
+        self.out.flush()?;
+        Ok(self.out.get_ref().written)
+    }
+
+    /// The checksum of every byte written so far, reserved parts as filled.
+    fn checksum(&mut self) -> std::io::Result<u32> {
+        self.out.flush()?;
+        let s = self.out.get_mut().crc.as_ref().expect("a document's writer keeps a checksum");
+        let open = (Some(s.crc), s.len);
+        s.closed.iter().chain([&open]).try_fold(0, |crc, &(section, len)| match section {
+            Some(section) => Ok(crc32c::crc32c_combine(crc, section, len as usize)),
+            None => Err(std::io::Error::other("a reserved part of the file was never filled")),
+        })
+    }
+}
+
 /// Bytes a [`Writer`] gathers before writing them.
 const WRITE_BUFFER: usize = 1 << 20;
 
-fn create(path: &Path, crc: Option<u32>) -> Result<Writer, StorageError> {
+fn create(path: &Path, checksum: bool) -> Result<Writer, StorageError> {
     let file = OpenOptions::new().create_new(true).write(true).open(path).at(path)?;
     fault::created(path);
-    Ok(Writer { out: std::io::BufWriter::with_capacity(WRITE_BUFFER, Sink { file, written: 0, crc }) })
+    let sink = Sink { file, written: 0, crc: checksum.then(Sections::default) };
+    Ok(Writer { out: std::io::BufWriter::with_capacity(WRITE_BUFFER, sink) })
 }
 
-/// Flushes `writer` and syncs its file; returns what reached the file.
-fn finish(writer: Writer, path: &Path) -> Result<Sink, StorageError> {
+/// Flushes `writer` and syncs its file.
+fn finish(writer: Writer, path: &Path) -> Result<(), StorageError> {
     let sink = writer.out.into_inner().map_err(|e| StorageError::io(path, e.error()))?;
-    fault::sync(&sink.file, path, false).at(path)?;
-    Ok(sink)
+    fault::sync(&sink.file, path, false).at(path)
 }
 
 /// Writes a new file at `path`, which must not exist yet, as [`write_new`] does, but
@@ -270,40 +363,32 @@ pub fn write_new_with<E: From<StorageError>>(
     path: &Path,
     write: impl FnOnce(&mut Writer) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut writer = create(path, None)?;
+    let mut writer = create(path, false)?;
     write(&mut writer)?;
-    finish(writer, path)?;
-    Ok(())
+    Ok(finish(writer, path)?)
 }
 
 /// Writes a new document at `path` as [`write_new`] writes [`encode`]'s bytes, its
-/// body written section by section by `write` (as [`write_new_with`]). The body's
-/// length is filled into the header once the body is written, and the checksum
-/// combined from the header's and the body's.
+/// body written section by section by `write` (as [`write_new_with`]); the header,
+/// which holds the body's length, is filled in after it.
 pub fn write_new_document<E: From<StorageError>>(
     path: &Path,
     magic: &[u8; 8],
     version: u32,
     write: impl FnOnce(&mut Writer) -> Result<(), E>,
 ) -> Result<(), E> {
-    use std::io::Write as _;
+    let mut writer = create(path, true)?;
+    let header = writer.reserve(HEADER).at(path)?;
+    write(&mut writer)?;
+    let body = writer.written().at(path)? - HEADER as u64;
     let mut head = [0u8; HEADER];
     head[..8].copy_from_slice(magic);
     head[8..12].copy_from_slice(&version.to_le_bytes());
-    let mut writer = create(path, None)?;
-    // The header goes out first, its length still 0; the body is checksummed alone.
-    writer.write_all(&head).and_then(|()| writer.out.flush()).at(path)?;
-    writer.out.get_mut().crc = Some(0);
-    write(&mut writer)?;
-    writer.out.flush().at(path)?;
-    let sink = writer.out.get_mut();
-    let body = sink.written - HEADER as u64;
     head[HEADER - 8..].copy_from_slice(&body.to_le_bytes());
-    std::os::unix::fs::FileExt::write_all_at(&sink.file, &head, 0).at(path)?;
-    let crc = crc32c::crc32c_combine(crc32c::crc32c(&head), sink.crc.unwrap_or_default(), body as usize);
+    writer.fill(header, &head).at(path)?;
+    let crc = writer.checksum().at(path)?;
     writer.write_all(&crc.to_le_bytes()).at(path)?;
-    finish(writer, path)?;
-    Ok(())
+    Ok(finish(writer, path)?)
 }
 
 /// Replaces the file at `path` with `bytes` atomically: after a crash the file holds
@@ -367,7 +452,6 @@ mod tests {
 
     #[test]
     fn a_document_written_in_sections_is_the_encoded_one() {
-        use std::io::Write as _;
         let dir = tempfile::tempdir().unwrap();
         let body: Vec<u8> = (0..3 * WRITE_BUFFER + 17).map(|i| (i * 7 % 251) as u8).collect();
         for len in [0, 1, body.len()] {
@@ -396,7 +480,6 @@ mod tests {
 
     #[test]
     fn a_full_disk_stops_a_document_where_its_budget_ends() {
-        use std::io::Write as _;
         let dir = tempfile::tempdir().unwrap();
         let body = vec![5u8; 2 * WRITE_BUFFER];
         for budget in [0, 10, HEADER as u64 + 1, WRITE_BUFFER as u64 + 3, body.len() as u64 + HEADER as u64] {
@@ -410,5 +493,33 @@ mod tests {
             }
             assert_eq!(std::fs::metadata(&path).unwrap().len(), budget, "written up to the budget");
         }
+    }
+
+    #[test]
+    fn a_part_reserved_and_filled_later_is_checksummed_as_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        let tail: Vec<u8> = (0..WRITE_BUFFER + 999).map(|i| (i % 13) as u8).collect();
+        let table = [9u8; 10_000];
+        let path = dir.path().join("filled");
+        write_new_document(&path, MAGIC, 2, |out| {
+            out.write_all(b"abc").at(&path)?;
+            let reserved = out.reserve(table.len()).at(&path)?;
+            out.write_all(&tail).at(&path)?;
+            out.fill(reserved, &table).at(&path)
+        })
+        .unwrap();
+        let body = [&b"abc"[..], &table, &tail].concat();
+        assert!(std::fs::read(&path).unwrap() == encode(MAGIC, 2, &body));
+        // A part never filled, or filled with another length, is an error.
+        let path = dir.path().join("unfilled");
+        let err = write_new_document(&path, MAGIC, 2, |out| out.reserve(4).map(drop).at(&path)).unwrap_err();
+        assert!(err.to_string().contains("never filled"), "{err}");
+        let path = dir.path().join("short");
+        let err = write_new_document(&path, MAGIC, 2, |out| {
+            let reserved = out.reserve(4).at(&path)?;
+            out.fill(reserved, b"abc").at(&path)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("3 bytes written over 4 reserved"), "{err}");
     }
 }

@@ -23,24 +23,31 @@ pub const VERSION: u32 = 1;
 /// Bytes of a document before its body (magic, version, length).
 const HEADER: usize = 8 + 4 + 8;
 
-/// The document holding the strings for offsets `0..n`, ready for
-/// [`document::write_new`]: `string(o, out)` appends offset `o`'s string to `out`
-/// (nothing for none); its first error stops the encoding. The strings are written
-/// straight into the document, which is framed in place.
-pub fn encode<E>(n: usize, mut string: impl FnMut(u32, &mut Vec<u8>) -> Result<(), E>) -> Result<Vec<u8>, E> {
-    document::encode_with(MAGIC, VERSION, 8 * (n + 2), |out| {
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-        // The positions, filled in as the strings are appended after them.
-        let table = out.len();
-        out.resize(table + 8 * (n + 1), 0);
-        let data = out.len();
+/// Writes the payload file holding the strings for offsets `0..n` at `path`, which must
+/// not exist yet ([`document::write_new_document`]): `string(o, out)` appends offset
+/// `o`'s string to `out` (nothing for none); its first error stops the writing. The
+/// strings are written as they come; only their positions (8 bytes a point) are held
+/// until the end, when they fill the table reserved before the strings.
+pub fn write_new<E: From<StorageError>>(
+    path: &Path,
+    n: usize,
+    mut string: impl FnMut(u32, &mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::io::Write as _;
+    document::write_new_document(path, MAGIC, VERSION, |out| {
+        out.write_all(&(n as u64).to_le_bytes()).at(path)?;
+        let table = out.reserve(8 * (n + 1)).at(path)?;
+        let mut positions = Vec::with_capacity(8 * (n + 1));
+        positions.extend_from_slice(&0u64.to_le_bytes());
+        let (mut end, mut scratch) = (0u64, Vec::new());
         for offset in 0..n {
-            string(offset as u32, out)?;
-            let end = ((out.len() - data) as u64).to_le_bytes();
-            let at = table + 8 * (offset + 1);
-            out[at..at + 8].copy_from_slice(&end);
+            scratch.clear();
+            string(offset as u32, &mut scratch)?;
+            out.write_all(&scratch).at(path)?;
+            end += scratch.len() as u64;
+            positions.extend_from_slice(&end.to_le_bytes());
         }
-        Ok(())
+        Ok(out.fill(table, &positions).at(path)?)
     })
 }
 
@@ -136,37 +143,42 @@ mod tests {
         path
     }
 
+    /// The payload file of `strings` (`None`: no payload), as its bytes.
+    fn encoded(dir: &Path, strings: &[Option<&[u8]>]) -> Vec<u8> {
+        let path = dir.join("encoded.bin");
+        let _ = std::fs::remove_file(&path);
+        write_new(&path, strings.len(), |o, out| {
+            out.extend(strings[o as usize].iter().copied().flatten());
+            Ok::<_, StorageError>(())
+        })
+        .unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
     #[test]
     fn strings_come_back_by_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let strings = [Some(b"{\"a\":1}".to_vec()), None, Some(Vec::new()), Some(b"[]".to_vec())];
-        let path = written(
-            dir.path(),
-            &encode(4, |o, out| {
-                out.extend(strings[o as usize].iter().flatten());
-                Ok::<_, ()>(())
-            })
-            .unwrap(),
-        );
+        let strings = [Some(&b"{\"a\":1}"[..]), None, Some(&[][..]), Some(&b"[]"[..])];
+        let bytes = encoded(dir.path(), &strings);
+        // The documented layout: the count, the positions, the strings.
+        let body: Vec<u8> =
+            [4u64, 0, 7, 7, 7, 9].iter().flat_map(|p| p.to_le_bytes()).chain(*b"{\"a\":1}[]").collect();
+        assert!(bytes == document::encode(MAGIC, VERSION, &body));
+        let path = written(dir.path(), &bytes);
         let file = PayloadFile::open(&path).unwrap();
         assert_eq!(file.len(), 4);
         assert_eq!(file.get(0), Some(&b"{\"a\":1}"[..]));
         assert_eq!((file.get(1), file.get(2)), (None, None));
         assert_eq!(file.get(3), Some(&b"[]"[..]));
         assert_eq!((file.get(4), file.get(u32::MAX)), (None, None));
-        let empty =
-            PayloadFile::open(&written(dir.path(), &encode(0, |_, _| Ok::<_, ()>(())).unwrap())).unwrap();
+        let empty = PayloadFile::open(&written(dir.path(), &encoded(dir.path(), &[]))).unwrap();
         assert!(empty.is_empty() && empty.get(0).is_none());
     }
 
     #[test]
     fn damage_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
-        let good = encode(3, |o, out| {
-            out.extend_from_slice(format!("\"{o}\"").as_bytes());
-            Ok::<_, ()>(())
-        })
-        .unwrap();
+        let good = encoded(dir.path(), &[Some(&b"\"0\""[..]), Some(b"\"1\""), Some(b"\"2\"")]);
         // Every flipped byte is caught by the checksum.
         for at in 0..good.len() {
             let mut bad = good.clone();

@@ -713,7 +713,8 @@ impl Store {
                 let offsets = segment.ids().len();
                 // A payload untouched since the last payload file is copied from it
                 // as it is (the same JSON), not parsed and written again.
-                let bytes = braid_storage::payloads::encode(offsets, |o, out| {
+                let path = self.fresh(&file)?;
+                braid_storage::payloads::write_new(&path, offsets, |o, out| {
                     if !segment.live().contains(o) {
                         return Ok::<_, Error>(());
                     }
@@ -724,8 +725,6 @@ impl Store {
                     }
                     Ok(())
                 })?;
-                let path = self.fresh(&file)?;
-                document::write_new(&path, &bytes)?;
                 Some((file, Arc::new(MappedPayloads::open(&path, offsets)?)))
             }
         };
