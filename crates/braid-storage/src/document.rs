@@ -14,34 +14,17 @@ use crate::fault;
 
 const HEADER: usize = 8 + 4 + 8;
 
-/// Frames `body` as a document.
+/// Frames `body` as a document (for small bodies: a large one is written section by
+/// section with [`write_new_document`]).
 pub fn encode(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
-    let framed: Result<_, std::convert::Infallible> = encode_with(magic, version, body.len(), |out| {
-        out.extend_from_slice(body);
-        Ok(())
-    });
-    framed.unwrap_or_else(|never| match never {})
-}
-
-/// A document whose body `write` appends to the buffer it is given (`capacity`: the
-/// body's expected size), framed in place: for bodies too large to build and then
-/// copy into a frame. `write`'s first error is returned.
-pub fn encode_with<E>(
-    magic: &[u8; 8],
-    version: u32,
-    capacity: usize,
-    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<Vec<u8>, E> {
-    let mut out = Vec::with_capacity(HEADER + capacity + 4);
+    let mut out = Vec::with_capacity(HEADER + body.len() + 4);
     out.extend_from_slice(magic);
     out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes());
-    write(&mut out)?;
-    let body = (out.len() - HEADER) as u64;
-    out[HEADER - 8..HEADER].copy_from_slice(&body.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    out
 }
 
 /// Checks a document read from `file` and returns its body. `what` names the kind of
