@@ -244,12 +244,16 @@ impl LiveCopy {
         }
         let none = fresh.sync_groups()?;
         fresh.index(none)?;
-        let mut points = self.points;
-        while !points.is_empty() {
-            let rest = points.split_off(points.len().min(crate::MAX_BATCH));
-            fresh.write(std::mem::replace(&mut points, rest))?;
+        // Taken a batch at a time from the front: each batch's copies are freed as it
+        // is written (splitting the rest off instead moved it all once per batch).
+        let mut points = self.points.into_iter();
+        loop {
+            let batch: Vec<Prepared> = points.by_ref().take(crate::MAX_BATCH).collect();
+            if batch.is_empty() {
+                return Ok(fresh);
+            }
+            fresh.write(batch)?;
         }
-        Ok(fresh)
     }
 }
 
