@@ -379,6 +379,82 @@ fn a_full_disk_fails_writes_with_a_clear_error_and_keeps_what_was_flushed() {
     c.flush().unwrap();
 }
 
+/// A checkpoint writes its files as it reads the state (graph, codes, payload file,
+/// points document), each through a buffer: a disk that fills anywhere inside any of
+/// them fails the flush with `StorageFull`, keeps the previous checkpoint in charge,
+/// and loses nothing the log holds; with space again the next flush succeeds.
+#[test]
+fn a_disk_that_fills_inside_any_checkpoint_file_loses_nothing() {
+    const DIM: usize = 64;
+    let params = VectorParams::new(DIM, Distance::Cosine).hnsw(8, 32).full_scan_threshold_kb(1);
+    let config = CollectionConfig::new()
+        .on_disk_payload(true)
+        .indexing_threshold_kb(1)
+        .vector("v", params.quantization(braid::Quantization::Int8));
+    let fill = |c: &braid::Collection, seed: u64, ids: std::ops::Range<u64>| {
+        let mut rng = Rng::new(seed);
+        let points: Vec<PointStruct> = ids
+            .map(|i| {
+                PointStruct::new(i)
+                    .vector("v", rng.vector(DIM))
+                    .payload(json!({"n": i, "text": "x".repeat(40)}))
+            })
+            .collect();
+        c.upsert(points).unwrap();
+    };
+    // How many bytes a checkpoint of this history writes: what the directory grows by,
+    // counting the files it replaces (a bound, not exact).
+    let sized = tmp();
+    let total = {
+        let db = Database::open(sized.path()).unwrap();
+        let c = db.create_collection("c", config.clone()).unwrap();
+        fill(&c, 1, 0..1100);
+        c.flush().unwrap();
+        fill(&c, 2, 1100..1400);
+        c.flush().unwrap();
+        let cdir = collection_dir(sized.path());
+        for kind in ["graph-", "codes-", "payloads-", "points-"] {
+            assert_eq!(files(&cdir, kind).len(), 1, "one {kind} file");
+        }
+        ["graph-", "codes-", "payloads-", "points-"]
+            .iter()
+            .flat_map(|k| files(&cdir, k))
+            .map(|f| f.metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    assert!(total > 100_000, "{total}");
+    let mut failed = 0;
+    for step in 0..24u64 {
+        let budget = total * step / 20;
+        let dir = tmp();
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.create_collection("c", config.clone()).unwrap();
+        fill(&c, 1, 0..1100);
+        c.flush().unwrap();
+        fill(&c, 2, 1100..1400);
+        let want = contents(&db, "c");
+        fault::set_disk_budget(Some(budget));
+        let result = c.flush();
+        fault::set_disk_budget(None);
+        match result {
+            Err(Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })) => {
+                failed += 1
+            }
+            Err(other) => panic!("budget {budget}: {other}"),
+            Ok(()) => {}
+        }
+        drop((c, db));
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(contents(&db, "c"), want, "budget {budget}: reopened");
+        let c = db.collection("c").unwrap();
+        c.flush().unwrap();
+        drop((c, db));
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(contents(&db, "c"), want, "budget {budget}: checkpointed again");
+    }
+    assert!(failed >= 18, "most budgets end inside the checkpoint: {failed} of 24 failed");
+}
+
 #[test]
 fn every_write_durability_and_automatic_checkpoints() {
     let dir = tmp();
