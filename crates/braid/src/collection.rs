@@ -1202,19 +1202,22 @@ impl Collection {
         // proved to match their old ones must not be copied.
         self.verify_wait()?;
         let _one = self.inner.compacting.lock();
-        let (copy, _state) = {
-            let _writer = self.inner.writer.lock();
+        let (copy, _state, mut files) = {
+            let mut writer = self.inner.writer.lock();
+            // The next generation's vector files, which the rebuild writes its rows
+            // into as it goes (on disk only).
+            let files = writer.as_mut().map(Store::next_generation).transpose()?;
             // Set under the writer lock: a write that starts once the state reads
             // `Optimizing` is in the tail.
             let state = StateGuard::new(&self.inner.state, CollectionState::Optimizing);
             let copy = self.inner.segment.read().live_copy();
             *self.inner.tail.lock() = Some(Vec::new());
-            (copy, state)
+            (copy, state, files)
         };
         // Whatever happens below, writes stop collecting a tail.
         let tail = TailGuard(&self.inner.tail);
         let versions_before = copy.versions;
-        let mut rebuilt = copy.build()?;
+        let mut rebuilt = copy.build(files.as_mut())?;
         let mut store = self.inner.writer.lock();
         for op in tail.take() {
             rebuilt.apply(op)?;
@@ -1226,7 +1229,7 @@ impl Collection {
         let kept = rebuilt.live().len() as usize;
         let mapped = match store.as_mut() {
             Some(store) => {
-                let mapped = store.rewrite(&rebuilt)?;
+                let mapped = store.rewrite(&rebuilt, files.unwrap_or_default())?;
                 *self.inner.syncer.lock() = Some(store.syncer());
                 self.inner.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
                 mapped

@@ -244,8 +244,14 @@ struct CopiedPoint {
 
 impl LiveCopy {
     /// A new segment holding these points only, at fresh offsets in id order, with
-    /// fresh graphs and the same indexes: what a compaction writes.
-    pub(crate) fn build(self) -> Result<Segment, Error> {
+    /// fresh graphs and the same indexes: what a compaction writes. With `files` (the
+    /// next generation's vector files, by space) its rows are written there as they
+    /// are built and read back from a mapping, so that they never all wait on the heap
+    /// (at 10M × 384-d they are 15 GB).
+    pub(crate) fn build(
+        self,
+        mut files: Option<&mut BTreeMap<String, braid_storage::VectorFile>>,
+    ) -> Result<Segment, Error> {
         let mut fresh = Segment::new(self.config)?;
         // Indexes first: each batch is then linked among the points sharing its values
         // as it is written, as live writes are.
@@ -282,6 +288,9 @@ impl LiveCopy {
                 return Ok(fresh);
             }
             fresh.write(batch)?;
+            if let Some(files) = files.as_deref_mut() {
+                fresh.spill_rows(files)?;
+            }
         }
     }
 }
@@ -556,6 +565,26 @@ impl Segment {
             Some(None) if self.payloads.is_held_in_source() => self.payloads.hold_in(None),
             _ => {}
         }
+    }
+
+    /// Appends each space's rows not yet in its file in `files` there and reads them
+    /// back from a mapping of it: the heap copies go (a compaction's rebuild, after
+    /// every batch: a batch's rows are 15 MB at 384-d).
+    pub(crate) fn spill_rows(
+        &mut self,
+        files: &mut BTreeMap<String, braid_storage::VectorFile>,
+    ) -> Result<(), Error> {
+        for (name, space) in &mut self.spaces {
+            let Some(file) = files.get_mut(name).filter(|_| space.rows.len() > space.rows.mapped_rows())
+            else {
+                continue;
+            };
+            space.rows.append_to(file)?;
+            let rows = SpaceRows::mapped(file, space.params.size, space.params.datatype)?;
+            debug_assert_eq!(rows.len(), space.rows.len());
+            space.rows = rows;
+        }
+        Ok(())
     }
 
     /// Replaces the graph of `space` (a rebuilt one over the same offsets).

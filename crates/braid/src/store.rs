@@ -288,6 +288,10 @@ pub(crate) struct Store {
     dirty: bool,
     /// Bytes of the live files but the log, as of the last checkpoint.
     files_bytes: u64,
+    /// The next generation's vector files a compaction is writing
+    /// ([`Store::next_generation`]): named by no manifest yet, and kept by the sweeps of
+    /// the checkpoints written meanwhile.
+    building: std::collections::BTreeSet<String>,
     /// The database directory's lock, held while this collection can write.
     _lock: Arc<DirLock>,
 }
@@ -368,6 +372,7 @@ impl Store {
             next_seq: 1,
             dirty: false,
             files_bytes: 0,
+            building: Default::default(),
             _lock: lock,
         };
         store.count_files();
@@ -464,6 +469,7 @@ impl Store {
             next_seq: last + 1,
             dirty,
             files_bytes: 0,
+            building: Default::default(),
             _lock: lock,
         };
         store.sweep()?;
@@ -477,7 +483,8 @@ impl Store {
         for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name();
-            if name != ARCHIVE && !self.manifest.names(&name.to_string_lossy()) {
+            let name = name.to_string_lossy();
+            if name != ARCHIVE && !self.manifest.names(&name) && !self.building.contains(&*name) {
                 let path = entry.path();
                 braid_storage::fault::remove_file(&path).at(&path)?;
             }
@@ -633,9 +640,36 @@ impl Store {
         Ok(Remap { rows: mapped, ..remap })
     }
 
-    /// Writes `segment`, a compacted rewrite of the collection, into new vector files
-    /// (the next generation) and checkpoints it. Returns the new mappings.
-    pub(crate) fn rewrite(&mut self, segment: &Segment) -> Result<Remap, Error> {
+    /// The name of space `name`'s vector file of the generation after this one.
+    fn next_generation_file(&self, name: &str) -> String {
+        format!("vectors-{}-{}.vec", self.manifest.space_number(name), self.manifest.generation + 1)
+    }
+
+    /// Creates the next generation's vector files, empty, one per dense space, for a
+    /// compaction to write its new rows into as it builds them ([`Store::rewrite`]
+    /// appends the rest). Until a manifest names them they are swept like any other
+    /// file it does not name.
+    pub(crate) fn next_generation(&mut self) -> Result<BTreeMap<String, VectorFile>, Error> {
+        let mut files = BTreeMap::new();
+        self.building.clear();
+        for (name, params) in &self.manifest.config.vectors {
+            let file = self.next_generation_file(name);
+            let path = self.fresh(&file)?;
+            files.insert(name.clone(), VectorFile::create(&path, params.size, params.datatype)?);
+            self.building.insert(file);
+        }
+        Ok(files)
+    }
+
+    /// Writes `segment`, a compacted rewrite of the collection, into the next
+    /// generation's vector files — `started`'s, which hold its first rows already
+    /// ([`Store::next_generation`]), or new ones — and checkpoints it. Returns the new
+    /// mappings.
+    pub(crate) fn rewrite(
+        &mut self,
+        segment: &Segment,
+        mut started: BTreeMap<String, VectorFile>,
+    ) -> Result<Remap, Error> {
         self.wal.sync()?;
         let seq = self.next_seq - 1;
         let mut manifest = self.manifest.clone();
@@ -643,9 +677,12 @@ impl Store {
         let mut files = BTreeMap::new();
         let mut mapped = Vec::new();
         for (name, space) in segment.spaces() {
-            let file = format!("vectors-{}-{}.vec", manifest.space_number(name), manifest.generation);
+            let file = self.next_generation_file(name);
             let (dim, datatype) = (space.params.size, space.params.datatype);
-            let mut out = VectorFile::create(&self.fresh(&file)?, dim, datatype)?;
+            let mut out = match started.remove(name) {
+                Some(out) => out,
+                None => VectorFile::create(&self.fresh(&file)?, dim, datatype)?,
+            };
             space.rows.append_to(&mut out)?;
             out.sync()?;
             manifest.vectors.insert(name.clone(), VectorsEntry { file, rows: out.rows(), crc: out.crc() });
@@ -654,6 +691,7 @@ impl Store {
         }
         let remap = self.write_checkpoint(segment, seq, manifest)?;
         self.vectors = files;
+        self.building.clear();
         Ok(Remap { rows: mapped, ..remap })
     }
 

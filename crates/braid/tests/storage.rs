@@ -605,6 +605,11 @@ fn writers_go_on_while_the_collection_is_compacted_and_nothing_they_wrote_is_los
                 .unwrap();
                 c.delete(vec![PointId::from(10_000 + round)]).unwrap();
                 c.set_payload(vec![PointId::from(15_000 + round)], json!({"tag": round})).unwrap();
+                // Checkpoints meanwhile: their sweeps keep the next generation's vector
+                // files, which the rebuild is writing its rows into.
+                if round % 4 == 0 {
+                    c.flush().unwrap();
+                }
                 if before == CollectionState::Optimizing && c.state() == CollectionState::Optimizing {
                     while_optimizing += 1;
                 }
