@@ -647,8 +647,8 @@ impl Store {
 
     /// Creates the next generation's vector files, empty, one per dense space, for a
     /// compaction to write its new rows into as it builds them ([`Store::rewrite`]
-    /// appends the rest). Until a manifest names them they are swept like any other
-    /// file it does not name.
+    /// appends the rest). This store's sweeps leave them alone until then; after a
+    /// crash, the next open sweeps them like any other file no manifest names.
     pub(crate) fn next_generation(&mut self) -> Result<BTreeMap<String, VectorFile>, Error> {
         let mut files = BTreeMap::new();
         self.building.clear();
