@@ -230,18 +230,15 @@ impl Sections {
 
 impl std::io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // As `fault::write_all`: what the budget grants is written, then a full disk.
-        let granted = fault::draw(buf.len());
-        if granted == 0 && !buf.is_empty() {
-            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"));
-        }
-        self.file.write_all(&buf[..granted])?;
-        self.written += granted as u64;
+        // What the disk budget grants is written before a full disk fails it; a failed
+        // write fails the whole file, so only whole writes are counted.
+        fault::write_all(&mut self.file, buf)?;
+        self.written += buf.len() as u64;
         if let Some(s) = &mut self.crc {
-            s.crc = crc32c::crc32c_append(s.crc, &buf[..granted]);
-            s.len += granted as u64;
+            s.crc = crc32c::crc32c_append(s.crc, buf);
+            s.len += buf.len() as u64;
         }
-        Ok(granted)
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
