@@ -26,15 +26,9 @@ fn points(range: std::ops::Range<u64>) -> Vec<PointStruct> {
         .collect()
 }
 
-fn payloads_dir_files(dir: &std::path::Path) -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).into_iter().flatten())
-        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("payloads-"))
-        .collect();
-    files.sort();
-    files
+/// The payload files of every collection in the database directory `dir`.
+fn payloads_dir_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    braid_testkit::collection_files(dir, "payloads-")
 }
 
 /// Everything a reader sees of the payloads: every point's payload, and the ids three
@@ -191,12 +185,7 @@ fn a_damaged_payload_file_is_a_typed_error_at_open() {
         c.upsert(points(0..50)).unwrap();
         c.flush().unwrap();
     }
-    let name = payloads_dir_files(dir.path()).remove(0);
-    let file = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|c| c.unwrap().path().join(&name))
-        .find(|p| p.exists())
-        .unwrap();
+    let file = payloads_dir_files(dir.path()).remove(0);
     braid_testkit::with_each_byte_flipped(
         &file,
         0x08,
