@@ -32,7 +32,12 @@
 //! synthetic mix of two rows plus noise (`braid_testkit::Mix`). Queries are the set's
 //! held-out real queries. Each phase prints a JSON line `{"scale": …}` the xtask collects.
 //!
-//! Under `cargo test` both phases run in one process on 3,000 points in a temporary
+//! - `--phase compact --dir D`: compacts the kept collection (every live point rebuilt
+//!   into the next generation of files, as the optimiser's vacuum does) and reports the
+//!   time and the resident peak above where it started. Run it on a copy when the
+//!   build is to be measured again as it was built (the rebuilt graph is a new one).
+//!
+//! Under `cargo test` every phase runs in one process on 3,000 points in a temporary
 //! directory, with every configuration, as a smoke test.
 
 use std::path::{Path, PathBuf};
@@ -502,6 +507,21 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
            "disk_bytes": disk_bytes(&dir.join("db")), "at_recall_95": at95, "at_recall_99": at99, "sweep": sweep})
 }
 
+/// Compacts the kept collection (every live point rebuilt into the next generation,
+/// as the optimiser's vacuum does) and reports the time and the resident peak above
+/// where it started: the compaction's own memory.
+fn compact(dir: &Path) -> Value {
+    let db = Database::open(dir.join("db")).expect("open the kept database");
+    let c = db.collection(COLLECTION).expect("the build phase made it");
+    c.verify_wait().expect("the kept files are intact");
+    let baseline = reset_peak();
+    let t = Instant::now();
+    let report = c.compact().expect("compact");
+    let compact_s = t.elapsed().as_secs_f64();
+    json!({"phase": "compact", "n": c.info().points_count, "kept": report.kept, "dropped": report.dropped,
+           "compact_s": compact_s, "baseline_rss_kb": baseline, "memory": memory_now()})
+}
+
 fn main() {
     let args = braid_testkit::BenchArgs::from_env();
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -549,6 +569,9 @@ fn main() {
             assert!(!report["at_recall_95"].is_null(), "{config}: recall 0.95 not reached: {report}");
             println!("{{\"scale\": {report}}}");
         }
+        let report = compact(dir.path());
+        assert_eq!((&report["n"], &report["kept"]), (&json!(3_000), &json!(3_000)), "{report}");
+        println!("{{\"scale\": {report}}}");
         // Narrow rows: a build of each datatype (walked by int8 codes as it is built),
         // measured as it is and with int8 codes.
         for datatype in [Datatype::Float16, Datatype::Uint8] {
@@ -614,7 +637,8 @@ fn main() {
             let config = args.value("--config").expect("--config float32|int8|binary|binary-disk|binary2|pq");
             measure(&config, &queries, &dir, args.flag("--cold"), true)
         }
-        _ => panic!("--phase build|measure"),
+        Some("compact") => compact(&dir),
+        _ => panic!("--phase build|measure|compact"),
     };
     println!("{{\"scale\": {report}}}");
 }
