@@ -74,17 +74,30 @@ const LEVELS: f32 = 127.0;
 
 /// Codes to be written ([`Codes::serialized`]).
 #[derive(Debug)]
-pub struct Serialized<'a>(&'a Codes);
+pub struct Serialized<'a> {
+    codes: &'a Codes,
+    /// Where in its file the first byte goes ([`Serialized::at`]).
+    at: usize,
+}
 
 impl Serialized<'_> {
-    /// Writes the bytes [`Codes::to_bytes`] returns to `out`, a section at a time
-    /// (the per-vector terms in blocks); `out`'s first error is returned.
+    /// The same codes, to be written at byte `at` of their file, so that bit-plane
+    /// words land on 8-byte boundaries of the file (and can be read in place from a
+    /// mapping of it, [`Codes::hold_from`]). Without it they are aligned as if the
+    /// file began with them, as [`Codes::to_bytes`] writes them.
+    pub fn at(self, at: usize) -> Self {
+        Serialized { at, ..self }
+    }
+
+    /// Writes the bytes [`Codes::to_bytes`] returns to `out` (with bit-plane words
+    /// aligned for [`Serialized::at`]), a section at a time (the per-vector terms in
+    /// blocks); `out`'s first error is returned.
     pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        let codes = self.0;
+        let codes = self.codes;
         let flag = match codes.kind {
             CodeKind::Int8 => 0,
-            CodeKind::Binary => BINARY_FLAG,
-            CodeKind::BinaryTwoBits => BINARY_FLAG | TWO_BITS_FLAG,
+            CodeKind::Binary => BINARY_FLAG | SLOTS_FLAG,
+            CodeKind::BinaryTwoBits => BINARY_FLAG | TWO_BITS_FLAG | SLOTS_FLAG,
             CodeKind::Product(_) => PRODUCT_FLAG,
         };
         let mut head = Vec::with_capacity(HEAD + 1 + codes.dim * 4);
@@ -98,16 +111,26 @@ impl Serialized<'_> {
         for c in &codes.centre {
             head.extend_from_slice(&c.to_le_bytes());
         }
+        if codes.is_bits() {
+            // The words as they lie in memory, each vector's slot after the other,
+            // from the first 8-byte boundary of the file after a count of padding bytes.
+            let pad = (8 - (self.at + head.len() + 1) % 8) % 8;
+            head.push(pad as u8);
+            head.resize(head.len() + pad, 0);
+            out.write_all(&head)?;
+            let mut block = Vec::with_capacity(BLOCK * 8);
+            for run in codes.bits.runs() {
+                for words in run.chunks(BLOCK) {
+                    block.clear();
+                    words.iter().for_each(|w| block.extend_from_slice(&w.to_le_bytes()));
+                    out.write_all(&block)?;
+                }
+            }
+            return Ok(());
+        }
         out.write_all(&head)?;
-        // Binary codes are written as the other kinds are, every vector's three terms
-        // first (the weighted count of bits set included), then the planes' words.
-        let width = codes.width();
-        let binary = codes
-            .bits
-            .chunks_exact(width)
-            .map(|c| Meta::unpacked(c[width - 1], &c[..width - 1], codes.words));
         let mut block = Vec::with_capacity(BLOCK * 12);
-        for m in codes.meta.iter().copied().chain(binary) {
+        for m in &codes.meta {
             block.extend_from_slice(&m.scale.to_le_bytes());
             block.extend_from_slice(&m.exact.to_le_bytes());
             block.extend_from_slice(&m.sum.to_le_bytes());
@@ -120,17 +143,6 @@ impl Serialized<'_> {
         for run in codes.codes.runs() {
             out.write_all(bytemuck::cast_slice(run))?;
         }
-        block.clear();
-        for code in codes.bits.chunks_exact(width) {
-            for w in &code[..width - 1] {
-                block.extend_from_slice(&w.to_le_bytes());
-            }
-            if block.len() >= BLOCK * 8 {
-                out.write_all(&block)?;
-                block.clear();
-            }
-        }
-        out.write_all(&block)?;
         if let Some(book) = &codes.book {
             block.clear();
             book.write(&mut block);
@@ -150,20 +162,38 @@ const HEAD: usize = 17;
 /// Vectors whose terms (or binary words) are gathered into one write.
 const BLOCK: usize = 1 << 16;
 
+/// How a codes file lays out bit-plane codes.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Every vector's three terms, then every vector's planes (files written before
+    /// [`SLOTS_FLAG`]; still read).
+    Split,
+    /// A count of padding bytes and the padding, then every vector's slot as it lies
+    /// in memory (its planes' words, then its packed terms).
+    Slots { pad: usize },
+}
+
 /// Bytes of a codes file after its 17-byte head, for `n` codes of `kind` and `dim`
 /// components: the centre, then per vector its terms and components (product codes
-/// keep no per-vector terms, and add their ratio and codebook). `None` on overflow.
-fn body_len(kind: CodeKind, dim: usize, n: usize) -> Option<usize> {
-    let (per_code, fixed) = match kind {
-        CodeKind::Int8 => (12 + dim, 0),
-        CodeKind::Binary | CodeKind::BinaryTwoBits => (12 + kind.bit_planes() * dim.div_ceil(64) * 8, 0),
-        CodeKind::Product(compression) => (compression.code_len(dim), 1 + Codebook::file_len(dim)),
+/// keep no per-vector terms, and add their ratio and codebook; bit-plane codes in
+/// slots keep one word of terms and are preceded by their padding). `None` on
+/// overflow.
+fn body_len(kind: CodeKind, layout: Layout, dim: usize, n: usize) -> Option<usize> {
+    let planes = kind.bit_planes() * dim.div_ceil(64) * 8;
+    let (per_code, fixed) = match (kind, layout) {
+        (CodeKind::Int8, _) => (12 + dim, 0),
+        (CodeKind::Binary | CodeKind::BinaryTwoBits, Layout::Split) => (12 + planes, 0),
+        (CodeKind::Binary | CodeKind::BinaryTwoBits, Layout::Slots { pad }) => (planes + 8, 1 + pad),
+        (CodeKind::Product(compression), _) => (compression.code_len(dim), 1 + Codebook::file_len(dim)),
     };
     dim.checked_mul(4)?.checked_add(fixed)?.checked_add(n.checked_mul(per_code)?)
 }
 
 /// Set in the first byte of [`Codes::to_bytes`] for binary codes.
 const BINARY_FLAG: u8 = 0x80;
+
+/// Set beside [`BINARY_FLAG`] when the words are laid out in slots ([`Layout::Slots`]).
+const SLOTS_FLAG: u8 = 0x10;
 
 /// Set in the first byte of [`Codes::to_bytes`] for product codes.
 const PRODUCT_FLAG: u8 = 0x40;
@@ -275,6 +305,42 @@ fn bits_sum(code: &[u64], words: usize) -> i32 {
         .sum()
 }
 
+/// The terms of one bit-plane code's slot (its planes of `words` words for `dim`
+/// components, then its packed terms), or what is wrong with it.
+fn check_slot(slot: &[u64], dim: usize, words: usize) -> Result<Meta, String> {
+    let (code, packed) = slot.split_at(slot.len() - 1);
+    // Bits past the last component are never set by coding.
+    if !dim.is_multiple_of(64) && code.chunks_exact(words).any(|plane| plane[words - 1] >> (dim % 64) != 0) {
+        return Err("binary codes with bits past the last component".into());
+    }
+    let m = Meta::unpacked(packed[0], code, words);
+    if m.scale.is_nan() || m.exact.is_nan() {
+        return Err("binary codes whose terms are not numbers".into());
+    }
+    Ok(m)
+}
+
+/// `n` bit-plane codes laid out in slots ([`Layout::Slots`]), the padding read: held
+/// where `r` can hold them (then they are not checked here: a mapped file's checksum
+/// is its owner's pass), else read and every slot checked.
+fn read_slots(r: &mut impl Source, kind: CodeKind, dim: usize, n: usize) -> Result<Held<u64>, String> {
+    let words = dim.div_ceil(64);
+    let width = words * kind.bit_planes() + 1;
+    if let Some((file, start)) = r.hold::<u64>(n * width * 8)? {
+        return Ok(Held::in_file(file, start, n * width));
+    }
+    let mut bits: Vec<u64> = Vec::new();
+    braid_core::memory::reserve_huge(&mut bits, n * width);
+    bits.resize(n * width, 0);
+    r.read_exact(bytemuck::cast_slice_mut(&mut bits)).map_err(|e| format!("codes cut short: {e}"))?;
+    for slot in bits.chunks_exact_mut(width) {
+        // Stored little-endian: a no-op where the target is.
+        slot.iter_mut().for_each(|w| *w = u64::from_le(*w));
+        check_slot(slot, dim, words)?;
+    }
+    Ok(Held::from(bits))
+}
+
 /// What is kept until the centre is known, to re-code what came before it.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Sampling {
@@ -300,8 +366,9 @@ pub struct Codes {
     /// Binary and two-bit: per vector `words` 64-bit words per bit plane (one plane of
     /// signs; two of levels, low then high), then one word of its terms
     /// ([`Meta::packed`]): one read per candidate, and 8 bytes of terms where a
-    /// separate [`Meta`] took 12.
-    bits: Vec<u64>,
+    /// separate [`Meta`] took 12. Those read back from a mapped codes file may be
+    /// held in it.
+    bits: Held<u64>,
     /// 64-bit words per bit plane: `dim / 64` rounded up.
     words: usize,
     /// Int8, and product codes until their codebook is learnt: per vector.
@@ -476,7 +543,7 @@ impl Codes {
             dim,
             sample: sample.max(1),
             codes: Held::default(),
-            bits: Vec::new(),
+            bits: Held::default(),
             words: dim.div_ceil(64),
             meta: Vec::new(),
             book: None,
@@ -513,7 +580,7 @@ impl Codes {
         match self.kind {
             CodeKind::Binary | CodeKind::BinaryTwoBits => {
                 let width = self.width();
-                return braid_core::memory::reserve_huge(&mut self.bits, more * width);
+                return self.bits.reserve(more * width);
             }
             CodeKind::Int8 | CodeKind::Product(_) => self.codes.reserve(more * self.dim),
         }
@@ -551,9 +618,7 @@ impl Codes {
         let offset = self.len();
         match (&self.book, self.kind) {
             (Some(book), _) => self.parts.grow(book.parts()),
-            (None, CodeKind::Binary | CodeKind::BinaryTwoBits) => {
-                self.bits.resize(self.bits.len() + self.width(), 0)
-            }
+            (None, CodeKind::Binary | CodeKind::BinaryTwoBits) => self.bits.grow(self.width()),
             (None, CodeKind::Int8 | CodeKind::Product(_)) => self.codes.grow(self.dim),
         }
         if self.book.is_none() && !self.is_bits() {
@@ -618,7 +683,7 @@ impl Codes {
         }
         if self.is_bits() {
             let width = self.width();
-            let code = &mut self.bits[offset * width..(offset + 1) * width];
+            let code = self.bits.get_mut(offset * width, width);
             let (planes, terms) = code.split_at_mut(width - 1);
             let meta = match self.kind {
                 CodeKind::Binary => bits_into(self.metric, &self.centre, v, &mut self.residual, planes),
@@ -717,12 +782,16 @@ impl Codes {
         });
     }
 
-    /// The codes as bytes, for a file (little-endian: metric `u8` with the high bit
-    /// set for binary codes, dim `u32`, sample `u32`, count `u64`, the centre's
-    /// `f32`s, per code its scale and exact term `f32` and sum `i32`, then every
-    /// component `i8`, or for binary codes every word `u64`; product codes: the
-    /// metric's high-but-one bit set, the ratio `u8` after the count, the centre,
-    /// the codebook's `dim × 256` `f32`s, then every code's bytes). Only centred codes
+    /// The codes as bytes, for a file (little-endian: metric `u8`, dim `u32`, sample
+    /// `u32`, count `u64`, the centre's `f32`s, per code its scale and exact term
+    /// `f32` and sum `i32`, then every component `i8`; binary and two-bit codes: the
+    /// metric's bits `0x80 | 0x10` set (two bits: and `0x20`), after the centre a
+    /// count of padding `u8` and that many zeros, so that what follows starts on an
+    /// 8-byte boundary ([`Serialized::at`]), then every code's slot of `u64` words,
+    /// its bit planes then its scale and exact term `f32`s in one word (files without
+    /// `0x10` keep every code's three terms, then every code's planes); product
+    /// codes: the metric's bit `0x40` set, the ratio `u8` after the count, the
+    /// centre, the codebook's `dim × 256` `f32`s, then every code's bytes). Only centred codes
     /// are written (`None` before the sample is complete: then they are few and cheap
     /// to rebuild, and the sample itself would have to be kept).
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
@@ -738,7 +807,7 @@ impl Codes {
     /// ([`Serialized::write_to`]) rather than gathered whole: at 10M × 384-d one-byte
     /// codes are 4 GB. `None` as for `to_bytes`.
     pub fn serialized(&self) -> Option<Serialized<'_>> {
-        self.is_centred().then_some(Serialized(self))
+        self.is_centred().then_some(Serialized { codes: self, at: 0 })
     }
 
     /// Reads what [`Codes::to_bytes`] wrote; an error says what does not fit.
@@ -755,8 +824,10 @@ impl Codes {
     }
 
     /// Reads what [`Codes::to_bytes`] wrote from bytes `body` of `file`, keeping the
-    /// components (one-byte codes) or the product codes in the file instead of copying
-    /// them: they stay in the file's pages, and what is pushed later goes to the heap.
+    /// components (one-byte codes), the product codes or the bit-plane words (where
+    /// aligned in the file, [`Serialized::at`], and on a little-endian target) in the
+    /// file instead of copying them: they stay in the file's pages, and what is pushed
+    /// later goes to the heap.
     /// The per-vector terms, the centre and a codebook are read into the heap. Nothing
     /// is checked against a checksum here: that is the file's owner's pass.
     pub fn hold_from(file: Arc<dyn CodesFile>, body: std::ops::Range<usize>) -> Result<Codes, String> {
@@ -769,7 +840,7 @@ impl Codes {
 
     /// Bytes of codes kept in a file's pages ([`Codes::hold_from`]), of [`Codes::bytes`].
     pub fn held_bytes(&self) -> usize {
-        self.codes.held_bytes() + self.parts.held_bytes()
+        self.codes.held_bytes() + self.parts.held_bytes() + self.bits.held_bytes()
     }
 
     fn parse(r: &mut impl Source, len: u64) -> Result<Codes, String> {
@@ -780,7 +851,7 @@ impl Codes {
         let mut head = [0u8; HEAD];
         exact(r, &mut head)?;
         let first = head[0];
-        let kinds = BINARY_FLAG | PRODUCT_FLAG | TWO_BITS_FLAG;
+        let kinds = BINARY_FLAG | PRODUCT_FLAG | TWO_BITS_FLAG | SLOTS_FLAG;
         let metric = metric_from_code(first & !kinds)?;
         let dim = u32_at(&head[1..5]) as usize;
         let sample = u32_at(&head[5..9]) as usize;
@@ -789,34 +860,71 @@ impl Codes {
             return Err(format!("codes of {dim} components under {metric:?} are not made"));
         }
         let n = usize::try_from(n).map_err(|_| "count too large")?;
-        let kind = match first & kinds {
-            0 => CodeKind::Int8,
-            BINARY_FLAG => CodeKind::Binary,
-            f if f == BINARY_FLAG | TWO_BITS_FLAG => CodeKind::BinaryTwoBits,
+        let slotted = |kind| (kind, Layout::Slots { pad: 0 });
+        let (kind, layout) = match first & kinds {
+            0 => (CodeKind::Int8, Layout::Split),
+            BINARY_FLAG => (CodeKind::Binary, Layout::Split),
+            f if f == BINARY_FLAG | SLOTS_FLAG => slotted(CodeKind::Binary),
+            f if f == BINARY_FLAG | TWO_BITS_FLAG => (CodeKind::BinaryTwoBits, Layout::Split),
+            f if f == BINARY_FLAG | TWO_BITS_FLAG | SLOTS_FLAG => slotted(CodeKind::BinaryTwoBits),
             PRODUCT_FLAG => {
                 let mut ratio = [0u8; 1];
                 exact(r, &mut ratio)?;
                 let compression = Compression::from_code(ratio[0])
                     .ok_or_else(|| format!("unknown compression {}", ratio[0]))?;
-                CodeKind::Product(compression)
+                (CodeKind::Product(compression), Layout::Split)
             }
             f => return Err(format!("codes marked with an unknown kind ({f:#04x})")),
         };
         let words = dim.div_ceil(64);
-        let expected = body_len(kind, dim, n).ok_or("count too large")?;
+        // Checked before anything is allocated: slots may be preceded by up to 7 bytes
+        // of padding, counted once read.
+        let expected = body_len(kind, layout, dim, n).ok_or("count too large")?;
         let rest = len.saturating_sub(head.len() as u64);
-        if rest != expected as u64 {
+        let slack = if layout == Layout::Split { 0 } else { 7 };
+        if !(expected as u64..=expected as u64 + slack).contains(&rest) {
             return Err(format!("{n} codes of {dim} components need {expected} bytes, not {rest}"));
         }
         let f32_at = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let mut centre = vec![0u8; dim * 4];
         exact(r, &mut centre)?;
         let centre: Vec<f32> = centre.chunks_exact(4).map(f32_at).collect();
+        if layout != Layout::Split {
+            let mut pad = [0u8; 8];
+            exact(r, &mut pad[..1])?;
+            let count = usize::from(pad[0]);
+            if count as u64 != rest - expected as u64 {
+                return Err(format!(
+                    "{count} bytes of padding where the length leaves {}",
+                    rest - expected as u64
+                ));
+            }
+            exact(r, &mut pad[..count])?;
+            if pad[..count].iter().any(|&b| b != 0) {
+                return Err("codes whose padding is not zeros".into());
+            }
+            let bits = read_slots(r, kind, dim, n)?;
+            return Ok(Codes {
+                kind,
+                metric,
+                dim,
+                sample,
+                codes: Held::default(),
+                bits,
+                words,
+                meta: Vec::new(),
+                book: None,
+                parts: Held::default(),
+                centre,
+                sampling: None,
+                residual: vec![0.0; dim],
+            });
+        }
         if let CodeKind::Product(compression) = kind {
             let mut book = vec![0u8; Codebook::file_len(dim)];
             exact(r, &mut book)?;
             let book = Codebook::read(&book, dim, compression.width())?;
-            let parts = match r.hold(n * book.parts())? {
+            let parts = match r.hold::<u8>(n * book.parts())? {
                 Some((file, start)) => Held::in_file(file, start, n * book.parts()),
                 None => {
                     let mut parts = vec![0u8; n * book.parts()];
@@ -830,7 +938,7 @@ impl Codes {
                 dim,
                 sample,
                 codes: Held::default(),
-                bits: Vec::new(),
+                bits: Held::default(),
                 words,
                 meta: Vec::new(),
                 book: Some(book),
@@ -861,7 +969,7 @@ impl Codes {
             CodeKind::Int8 | CodeKind::Product(_) => {
                 let mut meta = Vec::with_capacity(n);
                 read_terms(&mut |m| meta.push(m))?;
-                let codes = match r.hold(n * dim)? {
+                let codes = match r.hold::<i8>(n * dim)? {
                     Some((file, start)) => Held::in_file(file, start, n * dim),
                     None => {
                         let mut codes = vec![0i8; n * dim];
@@ -869,7 +977,7 @@ impl Codes {
                         Held::from(codes)
                     }
                 };
-                (codes, Vec::new(), meta)
+                (codes, Held::default(), meta)
             }
             CodeKind::Binary | CodeKind::BinaryTwoBits => {
                 // Each vector's slots are its planes' words, then its packed terms. The
@@ -878,7 +986,7 @@ impl Codes {
                 // (so no list of every vector's terms is held beside the codes).
                 let code_words = words * kind.bit_planes();
                 let width = code_words + 1;
-                let mut bits = Vec::new();
+                let mut bits: Vec<u64> = Vec::new();
                 braid_core::memory::reserve_huge(&mut bits, n * width);
                 read_terms(&mut |m| {
                     bits.push(m.sum as u32 as u64);
@@ -896,25 +1004,14 @@ impl Codes {
                         for (to, &w) in slot.iter_mut().zip(planes) {
                             *to = u64::from_le(w);
                         }
-                        let (code, packed) = slot.split_at(code_words);
-                        // Bits past the last component are never set by coding.
-                        if !dim.is_multiple_of(64)
-                            && code.chunks_exact(words).any(|plane| plane[words - 1] >> (dim % 64) != 0)
-                        {
-                            return Err("binary codes with bits past the last component".into());
-                        }
-                        let m = Meta::unpacked(packed[0], code, words);
-                        if m.sum != sum {
+                        if check_slot(slot, dim, words)?.sum != sum {
                             return Err(
                                 "binary codes whose count of bits set disagrees with their bits".into()
                             );
                         }
-                        if m.scale.is_nan() || m.exact.is_nan() {
-                            return Err("binary codes whose terms are not numbers".into());
-                        }
                     }
                 }
-                (Held::default(), bits, Vec::new())
+                (Held::default(), Held::from(bits), Vec::new())
             }
         };
         Ok(Codes {
@@ -1042,8 +1139,8 @@ impl Codes {
     fn binary_distance(&self, q: &CodedQuery, offset: usize) -> f32 {
         let width = self.width();
         let start = offset * width;
-        let code = &self.bits[start..start + width - 1];
-        let meta = Meta::unpacked(self.bits[start + width - 1], code, self.words);
+        let (code, terms) = self.bits.get(start, width).split_at(width - 1);
+        let meta = Meta::unpacked(terms[0], code, self.words);
         let (weighted, middle) = match self.kind {
             CodeKind::Binary => (crate::simd::plane_sum(&q.planes, code), 1),
             _ => {
@@ -1089,8 +1186,9 @@ impl Codes {
             // two lines.
             let start = offset * self.width();
             if start < self.bits.len() {
-                crate::simd::prefetch(&self.bits, start);
-                crate::simd::prefetch(&self.bits, start + self.width() - 1);
+                let (part, at) = self.bits.part(start);
+                crate::simd::prefetch(part, at);
+                crate::simd::prefetch(part, at + self.width() - 1);
             }
             return;
         }
@@ -1328,13 +1426,45 @@ mod tests {
     }
 
     /// A codes file in memory, its body after `pad` bytes of something else (a
-    /// document's header, in a store).
-    struct InMemory(Vec<u8>);
+    /// document's header, in a store). Its first byte is 8-byte aligned, as a mapped
+    /// file's is.
+    struct InMemory {
+        words: Vec<u64>,
+        len: usize,
+    }
+
+    impl InMemory {
+        fn new(bytes: &[u8]) -> InMemory {
+            let mut words = vec![0u64; bytes.len().div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+            InMemory { words, len: bytes.len() }
+        }
+    }
 
     impl CodesFile for InMemory {
         fn bytes(&self) -> &[u8] {
-            &self.0
+            &bytemuck::cast_slice(&self.words)[..self.len]
         }
+    }
+
+    /// The bytes of binary codes in the layout files had before their words were laid
+    /// out in slots (every vector's terms, then every vector's planes), which opens
+    /// must still read.
+    fn split_layout(codes: &Codes) -> Vec<u8> {
+        let mut out = codes.to_bytes().unwrap()[..HEAD + codes.dim * 4].to_vec();
+        out[0] &= !SLOTS_FLAG;
+        let width = codes.width();
+        for o in 0..codes.len() {
+            let slot = codes.bits.get(o * width, width);
+            let m = Meta::unpacked(slot[width - 1], &slot[..width - 1], codes.words);
+            out.extend_from_slice(&m.scale.to_le_bytes());
+            out.extend_from_slice(&m.exact.to_le_bytes());
+            out.extend_from_slice(&m.sum.to_le_bytes());
+        }
+        for o in 0..codes.len() {
+            codes.bits.get(o * width, width - 1).iter().for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
+        }
+        out
     }
 
     #[test]
@@ -1386,21 +1516,28 @@ mod tests {
     fn codes_held_in_a_file_rank_grow_and_write_as_copied_ones() {
         let dim = 100;
         let data = rows(7, 900, dim);
-        let kinds = [CodeKind::Int8, CodeKind::Product(Compression::X16), CodeKind::Binary];
+        let kinds =
+            [CodeKind::Int8, CodeKind::Product(Compression::X16), CodeKind::Binary, CodeKind::BinaryTwoBits];
+        // Bodies written for where they lie in the file, and (13, 0) one written as if
+        // its file began with it: its words fall off 8-byte boundaries.
+        let placed = [(13, 13), (20, 20), (13, 0)];
         for metric in [Metric::Cosine, Metric::Euclid] {
-            for kind in kinds {
+            for (kind, (pad, at)) in kinds.into_iter().flat_map(|k| placed.map(|p| (k, p))) {
                 let mut codes = Codes::of_kind_with_sample(kind, metric, dim, 600).unwrap();
                 for r in &data[..800] {
                     codes.push(r);
                 }
-                let bytes = codes.to_bytes().unwrap();
-                let pad = 13;
-                let file: Arc<dyn CodesFile> = Arc::new(InMemory([vec![7; pad], bytes.clone()].concat()));
+                let mut bytes = Vec::new();
+                codes.serialized().unwrap().at(at).write_to(&mut bytes).unwrap();
+                let file: Arc<dyn CodesFile> =
+                    Arc::new(InMemory::new(&[vec![7; pad], bytes.clone()].concat()));
                 let mut held = Codes::hold_from(file.clone(), pad..pad + bytes.len()).unwrap();
-                // One-byte and product codes stay in the file; binary words are copied.
+                // One-byte and product codes stay in the file, and so do bit-plane words
+                // on 8-byte boundaries; others are copied.
                 let in_file = match kind {
                     CodeKind::Int8 => 800 * dim,
                     CodeKind::Product(c) => 800 * c.code_len(dim),
+                    _ if pad == at => 800 * codes.width() * 8,
                     _ => 0,
                 };
                 // Equal but for the scratch row.
@@ -1433,6 +1570,16 @@ mod tests {
                     assert_eq!(p.distance(3, 850).to_bits(), q.distance(3, 850).to_bits());
                 }
                 assert_eq!(held.to_bytes(), codes.to_bytes());
+                // Codes held before their centre was fixed cannot be: only centred
+                // codes are written. A held code written over moves every held one
+                // to the heap (never the case for pushed vectors).
+                if kind.bit_planes() > 0 {
+                    let mut moved = Codes::hold_from(file.clone(), pad..pad + bytes.len()).unwrap();
+                    moved.code_at(3, &data[850]);
+                    assert_eq!(moved.held_bytes(), 0);
+                    let (a, b) = (moved.query(&data[0]), held.query(&data[0]));
+                    assert_eq!(moved.distance(&a, 3).to_bits(), held.distance(&b, 850).to_bits());
+                }
                 // A body past the file's end, or cut short inside it: refused.
                 assert!(Codes::hold_from(file.clone(), pad..pad + bytes.len() + 1).is_err());
                 assert!(Codes::hold_from(file, pad..pad + bytes.len() - 1).is_err());
@@ -1500,11 +1647,12 @@ mod tests {
         (0..n).map(|_| (0..dim).map(|i| 0.3 * (i % 3) as f32 + next() - 0.5).collect()).collect()
     }
 
-    /// Binary and two-bit codes are read in blocks of 65,536 vectors, each vector's
-    /// terms put in their slot before its planes: more than one block reads back
-    /// exactly, and a corrupt vector in the last block is still found.
+    /// Binary and two-bit codes in the split layout of older files are read in blocks
+    /// of 65,536 vectors, each vector's terms put in their slot before its planes: more
+    /// than one block reads back exactly, and a corrupt vector in the last block is
+    /// still found.
     #[test]
-    fn binary_codes_read_back_across_blocks() {
+    fn binary_codes_in_the_split_layout_read_back_across_blocks() {
         let dim = 70;
         let n = (1 << 16) + 1_000;
         let data = rows(21, n, dim);
@@ -1513,12 +1661,14 @@ mod tests {
             for r in &data {
                 codes.push(r);
             }
-            let bytes = codes.to_bytes().unwrap();
+            let bytes = split_layout(&codes);
             let back = Codes::from_bytes(&bytes).unwrap();
             assert_eq!(
                 (back.kind, back.len(), &back.bits, &back.centre),
                 (kind, n, &codes.bits, &codes.centre)
             );
+            // Written again, in slots.
+            assert_eq!(back.to_bytes(), codes.to_bytes());
             let terms = 17 + dim * 4;
             let planes = terms + 12 * n;
             let per_code = 16 * kind.bit_planes();
@@ -1672,7 +1822,7 @@ mod tests {
             let q = codes.query(&data[0]);
             assert_eq!(back.distance(&q, 5), codes.distance(&q, 5));
             for o in 0..data.len() {
-                for plane in codes.bits[o * codes.width()..][..codes.width() - 1].chunks_exact(codes.words) {
+                for plane in codes.bits.get(o * codes.width(), codes.width() - 1).chunks_exact(codes.words) {
                     assert_eq!(
                         crate::simd::plane_sum(&q.planes, plane),
                         crate::simd::plane_sum_portable(&q.planes, plane),
@@ -1680,19 +1830,40 @@ mod tests {
                     );
                 }
             }
+            // Slots follow the centre and their padding, the last slot's terms last.
+            assert_eq!(bytes[0] & SLOTS_FLAG, SLOTS_FLAG);
+            let pad = usize::from(bytes[17 + dim * 4]);
+            assert_eq!(bytes.len(), 17 + dim * 4 + 1 + pad + data.len() * codes.width() * 8);
+            assert_eq!((17 + dim * 4 + 1 + pad) % 8, 0, "words on 8-byte boundaries");
+            let terms = bytes.len() - 8;
             // A stray bit past the last component, in the last plane and (two bits) in
             // the low plane.
             let mut stray = bytes.clone();
-            let last = stray.len() - 1;
-            stray[last] |= 0x80;
+            stray[terms - 1] |= 0x80;
             assert!(Codes::from_bytes(&stray).unwrap_err().contains("past the last component"));
             let mut stray = bytes.clone();
-            stray[last - 16 * (kind.bit_planes() - 1)] |= 0x80;
+            stray[terms - 1 - 16 * (kind.bit_planes() - 1)] |= 0x80;
             assert!(Codes::from_bytes(&stray).unwrap_err().contains("past the last component"));
+            let mut nan = bytes.clone();
+            nan[terms..terms + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            assert!(Codes::from_bytes(&nan).unwrap_err().contains("not numbers"));
+            // Cut short, padding that is not zeros, or a count of padding the length
+            // does not leave.
             assert!(Codes::from_bytes(&bytes[..bytes.len() - 8]).is_err());
-            // A flipped sign bit no longer agrees with the count of bits set the file
-            // keeps for its vector.
-            let mut flipped = bytes.clone();
+            if pad > 0 {
+                let mut dirty = bytes.clone();
+                dirty[17 + dim * 4 + 1] = 1;
+                assert!(Codes::from_bytes(&dirty).unwrap_err().contains("padding"));
+            }
+            let mut miscounted = bytes.clone();
+            miscounted[17 + dim * 4] = (pad as u8 + 1) % 8;
+            assert!(Codes::from_bytes(&miscounted).unwrap_err().contains("padding"));
+            // In the older split layout, a flipped sign bit no longer agrees with the
+            // count of bits set the file keeps for its vector.
+            let split = split_layout(&codes);
+            let back = Codes::from_bytes(&split).unwrap();
+            assert_eq!((&back.bits, back.to_bytes()), (&codes.bits, Some(bytes)));
+            let mut flipped = split;
             flipped[17 + dim * 4 + 12 * data.len()] ^= 1;
             assert!(Codes::from_bytes(&flipped).unwrap_err().contains("count of bits set"));
         }

@@ -1,7 +1,7 @@
-//! One-byte codes whose first part may stay in a file's pages: the codes a store read
-//! back from its codes file, mapped ([`crate::Codes::hold_from`]), then the codes of
-//! vectors pushed since, on the heap. Only the heap part is ever written: a code is
-//! written when its vector is pushed, and a held code was pushed before the file was.
+//! Codes whose first part may stay in a file's pages: the codes a store read back from
+//! its codes file, mapped ([`crate::Codes::hold_from`]), then the codes of vectors
+//! pushed since, on the heap. Only the heap part is ever written: a code is written
+//! when its vector is pushed, and a held code was pushed before the file was.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,10 +16,13 @@ pub trait CodesFile: Send + Sync {
 /// A [`CodesFile`] and a byte position in it.
 pub(crate) type At = (Arc<dyn CodesFile>, usize);
 
-/// A one-byte element of codes: `i8` components or `u8` product codes.
-pub(crate) trait Byte: bytemuck::Pod + Default + PartialEq {}
-impl Byte for i8 {}
-impl Byte for u8 {}
+/// An element of codes: `i8` components, `u8` product codes, or the `u64` words of
+/// bit-plane codes (held only where the file's bytes are the target's, little-endian,
+/// and aligned for them: [`Source::hold`]).
+pub(crate) trait Element: bytemuck::Pod + Default + PartialEq {}
+impl Element for i8 {}
+impl Element for u8 {}
+impl Element for u64 {}
 
 /// Elements `0..held` in a range of a [`CodesFile`], the rest on the heap.
 #[derive(Clone, Default)]
@@ -30,17 +33,20 @@ pub(crate) struct Held<T> {
     heap: Vec<T>,
 }
 
-impl<T: Byte> Held<T> {
-    /// `len` elements at byte `start` of `file`, held there.
+impl<T: Element> Held<T> {
+    /// `len` elements at byte `start` of `file`, held there (a place [`Source::hold`]
+    /// gave, so aligned for `T`).
     pub(crate) fn in_file(file: Arc<dyn CodesFile>, start: usize, len: usize) -> Held<T> {
-        debug_assert!(start + len <= file.bytes().len());
+        debug_assert!(start + len * size_of::<T>() <= file.bytes().len());
         Held { file: Some((file, start)), held: len, heap: Vec::new() }
     }
 
     /// The held elements.
     fn held(&self) -> &[T] {
         match &self.file {
-            Some((file, start)) => bytemuck::cast_slice(&file.bytes()[*start..*start + self.held]),
+            Some((file, start)) => {
+                bytemuck::cast_slice(&file.bytes()[*start..*start + self.held * size_of::<T>()])
+            }
             None => &[],
         }
     }
@@ -124,33 +130,35 @@ impl<T: Byte> Held<T> {
 
     /// Bytes held in the file's pages.
     pub(crate) fn held_bytes(&self) -> usize {
-        self.held
+        self.held * size_of::<T>()
     }
 }
 
-impl<T: Byte> From<Vec<T>> for Held<T> {
+impl<T: Element> From<Vec<T>> for Held<T> {
     fn from(heap: Vec<T>) -> Held<T> {
         Held { file: None, held: 0, heap }
     }
 }
 
-impl<T: Byte> PartialEq for Held<T> {
+impl<T: Element> PartialEq for Held<T> {
     fn eq(&self, other: &Held<T>) -> bool {
         self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
-impl<T: Byte> std::fmt::Debug for Held<T> {
+impl<T: Element> std::fmt::Debug for Held<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Held").field("held", &self.held).field("heap", &self.heap.len()).finish()
     }
 }
 
 /// Where a codes reader takes its bytes from: [`Copying`] copies every section to the
-/// heap; [`InFile`] keeps the large sections (components, product codes) in the file.
+/// heap; [`InFile`] keeps the large sections (components, product codes, bit-plane
+/// words) in the file.
 pub(crate) trait Source: std::io::Read {
-    /// The next `len` bytes kept where they are, or `None` to read them as usual.
-    fn hold(&mut self, len: usize) -> Result<Option<At>, String>;
+    /// The next `len` bytes, as elements of `T`, kept where they are; or `None` (and
+    /// nothing consumed) to read them as usual.
+    fn hold<T: Element>(&mut self, len: usize) -> Result<Option<At>, String>;
 }
 
 /// A reader every section is copied from.
@@ -163,7 +171,7 @@ impl<R: std::io::Read> std::io::Read for Copying<'_, R> {
 }
 
 impl<R: std::io::Read> Source for Copying<'_, R> {
-    fn hold(&mut self, _len: usize) -> Result<Option<At>, String> {
+    fn hold<T: Element>(&mut self, _len: usize) -> Result<Option<At>, String> {
         Ok(None)
     }
 }
@@ -185,11 +193,18 @@ impl std::io::Read for InFile {
 }
 
 impl Source for InFile {
-    fn hold(&mut self, len: usize) -> Result<Option<At>, String> {
+    fn hold<T: Element>(&mut self, len: usize) -> Result<Option<At>, String> {
         if len > self.at.len() {
             return Err(format!("codes cut short: {len} bytes asked, {} left", self.at.len()));
         }
         let start = self.at.start;
+        // Words are stored little-endian, and read in place only where they are aligned
+        // (the writer aligns them to their file's offsets, [`crate::Serialized::at`]).
+        let wide = size_of::<T>() > 1;
+        let aligned = self.file.bytes()[start..].as_ptr().align_offset(align_of::<T>()) == 0;
+        if wide && (cfg!(target_endian = "big") || !aligned) {
+            return Ok(None);
+        }
         self.at.start += len;
         Ok(Some((self.file.clone(), start)))
     }

@@ -138,7 +138,7 @@ impl QuantizationSpec {
     /// the heap (`Some(false)`); `cached` or `always_ram: false` in their file's pages,
     /// mapped (`Some(true)`: `docs/collections.md`, "Codes on disk"). `cold` is
     /// refused: the open's checksum pass reads a codes file into the page cache, so
-    /// Braid's codes on disk are `cached`. Binary codes are kept in RAM only.
+    /// Braid's codes on disk are `cached`.
     pub(crate) fn codes_on_disk(&self) -> Result<Option<bool>, ApiError> {
         let (kind, always_ram, memory) = match self {
             QuantizationSpec::Scalar { always_ram, memory, .. } => ("scalar", always_ram, memory),
@@ -156,11 +156,6 @@ impl QuantizationSpec {
             }
             None => always_ram.map(|ram| !ram),
         };
-        if kind == "binary" && on_disk == Some(true) {
-            return Err(bad(
-                "binary quantization with always_ram: false (memory cached) is not supported: Braid keeps binary codes in RAM; scalar and product codes can stay on disk",
-            ));
-        }
         Ok(on_disk)
     }
 }
@@ -652,8 +647,9 @@ mod tests {
         let half = refused(binary(Some("one_and_half_bits"), None, None, None));
         assert!(half.contains("one_and_half_bits") && half.contains("two_bits"), "{half}");
         assert!(refused(binary(None, Some("scalar4bits"), None, None)).contains("scalar4bits"));
-        assert!(refused(binary(None, None, Some(false), None)).contains("always_ram"));
-        assert!(refused(binary(None, None, None, Some("cached"))).contains("binary codes in RAM"));
+        assert_eq!(binary(None, None, Some(false), None).codes_on_disk().unwrap(), Some(true));
+        assert_eq!(binary(Some("two_bits"), None, None, Some("cached")).codes_on_disk().unwrap(), Some(true));
+        assert_eq!(binary(None, None, Some(false), Some("pinned")).codes_on_disk().unwrap(), Some(false));
         assert!(refused(binary(None, None, None, Some("cold"))).contains("memory"));
         let mut s = space(4);
         s.quantization = QuantizationSpec::Other { kinds: vec!["turboquant".into()] };

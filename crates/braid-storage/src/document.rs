@@ -300,6 +300,11 @@ impl Writer {
         Ok(())
     }
 
+    /// Where in the file the next byte written lands (what the buffer holds counted).
+    pub fn position(&self) -> u64 {
+        self.out.get_ref().written + self.out.buffer().len() as u64
+    }
+
     /// Bytes written so far.
     fn written(&mut self) -> std::io::Result<u64> {
         self.out.flush()?;

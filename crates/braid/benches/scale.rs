@@ -17,7 +17,7 @@
 //!   `C` (`float32`, `int8`, `binary`, `binary-disk`: binary codes with the rows read
 //!   only where touched, `binary2`, `binary2-disk`: the same with two-bit codes
 //!   (`encoding: two_bits`), `pq`: product codes at x16, `pq-x4` … `pq-x64` at that
-//!   ratio; `int8` and `pq…` followed by `-codes-disk`: the codes held in their file's
+//!   ratio; any but `float32` followed by `-codes-disk`: the codes held in their file's
 //!   pages, `always_ram: false`; any of them followed by `-graph-disk`: the graph's layer 0 read from its
 //!   file too, `hnsw_config.on_disk`), checkpoints, times the checkpoint of one small write (and
 //!   the resident peak it reaches above where it starts), closes, and reopens it twice (timed, page cache
@@ -376,7 +376,7 @@ fn measure(config: &str, queries: &[Vec<f32>], dir: &Path, cold: bool, bench: bo
         other => match other.strip_prefix("pq-").and_then(braid::distance::Compression::from_name) {
             Some(ratio) => (Quantization::Product(ratio), false),
             None => panic!(
-                "--config takes float32, int8, binary, binary-disk, binary2, binary2-disk, pq or pq-x4 … pq-x64 (int8 and pq \
+                "--config takes float32, int8, binary, binary-disk, binary2, binary2-disk, pq or pq-x4 … pq-x64 (all but float32 \
                  optionally followed by -codes-disk), each optionally followed by -graph-disk, not {other}"
             ),
         },

@@ -132,9 +132,9 @@ pub struct VectorParams {
     /// Qdrant's `always_ram: false` (or `memory: cold`) on the quantization: the codes
     /// written by a checkpoint stay in their file, mapped, and the kernel pages them in
     /// as searches touch them, instead of being read into the heap at open
-    /// (`docs/collections.md`, "Codes on disk"). One-byte and product codes only:
-    /// binary codes are refused ([`Error::InvalidConfig`]). Absent in collections
-    /// written before it existed, which read as `false`.
+    /// (`docs/collections.md`, "Codes on disk"). A space without codes refuses it
+    /// ([`Error::InvalidConfig`]). Absent in collections written before it existed,
+    /// which read as `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub codes_on_disk: bool,
 }
@@ -500,18 +500,8 @@ impl CollectionConfig {
             if p.hnsw.payload_m.is_some_and(|m| m > 1024) {
                 return bad(format!("space `{name}`: payload_m must be between 0 and 1024"));
             }
-            if p.codes_on_disk {
-                match p.quantization {
-                    Quantization::Int8 | Quantization::Product(_) => {}
-                    Quantization::None => {
-                        return bad(format!("space `{name}`: codes on disk, but the space keeps no codes"));
-                    }
-                    Quantization::Binary | Quantization::BinaryTwoBits => {
-                        return bad(format!(
-                            "space `{name}`: binary codes are kept in RAM; only one-byte (scalar) and product codes can stay on disk"
-                        ));
-                    }
-                }
+            if p.codes_on_disk && p.quantization == Quantization::None {
+                return bad(format!("space `{name}`: codes on disk, but the space keeps no codes"));
             }
         }
         Ok(())

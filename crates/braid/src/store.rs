@@ -729,8 +729,11 @@ impl Store {
             let path = self.fresh(&file)?;
             // Written a section at a time: at 10M one-byte codes are 4 GB, which
             // gathering them (and then framing a copy) would hold twice over.
+            // Placed for where it lands in the file, so that bit-plane words fall on
+            // 8-byte boundaries of a mapping of it.
             document::write_new_document(&path, CODES_MAGIC, FORMAT_VERSION, |out| {
-                bytes.write_to(out).at(&path)
+                let at = usize::try_from(out.position()).unwrap_or(0);
+                bytes.at(at).write_to(out).at(&path)
             })?;
             if space.params.codes_on_disk {
                 // Held in the file just written (and just checksummed as it was made),
@@ -1321,9 +1324,6 @@ impl braid_distance::CodesFile for MappedCodes {
     }
 }
 
-/// The codes in the codes file at `path`, held in its mapping (returned too). Its
-/// header, version and layout are checked here; its checksum is not (at 10M × 384-d the
-/// file is 4 GB: [`RowsCheck::document`]'s pass).
 /// Reads a codes file into the heap, straight into the codes' buffers: the file is the
 /// codes' size, and holding it twice would double the peak memory.
 fn read_codes(path: &Path) -> Result<braid_distance::Codes, Error> {
@@ -1332,6 +1332,9 @@ fn read_codes(path: &Path) -> Result<braid_distance::Codes, Error> {
     })?)
 }
 
+/// The codes in the codes file at `path`, held in its mapping (returned too). Its
+/// header, version and layout are checked here; its checksum is not (at 10M × 384-d the
+/// file is 4 GB: [`RowsCheck::document`]'s pass).
 fn map_codes(path: &Path) -> Result<(braid_distance::Codes, Arc<PrivateMap>), Error> {
     let map = PrivateMap::open(path)?;
     let body = document::mapped_body(path, map.bytes(), CODES_MAGIC, FORMAT_VERSION, "codes")?;

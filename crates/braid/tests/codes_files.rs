@@ -1,5 +1,5 @@
-//! `codes_on_disk` (Qdrant's `always_ram: false`): a space's one-byte or product codes
-//! held in a copy-on-write mapping of the codes file each checkpoint writes, the codes
+//! `codes_on_disk` (Qdrant's `always_ram: false`): a space's one-byte, product, binary
+//! or two-bit codes held in a copy-on-write mapping of the codes file each checkpoint writes, the codes
 //! of points written since on the heap. The held codes are the same codes: searches
 //! answer exactly as with codes in memory, across checkpoints, reopens (with and
 //! without a replayed log), compaction and both switches; damage is a typed error,
@@ -69,7 +69,10 @@ fn held_codes_answer_as_codes_in_memory(quantization: Quantization, n: u64, per_
     c.flush().unwrap();
     let held = mapped(&c);
     assert_eq!(held, n as usize * per_point, "{quantization:?}: the codes mapped");
-    assert!(c.info().memory["v"].codes > held);
+    // One-byte codes keep their terms, product codes their codebook, on the heap; bit-plane
+    // codes keep their terms in each code's slot, in the file.
+    let bits = matches!(quantization, Quantization::Binary | Quantization::BinaryTwoBits);
+    assert_eq!(c.info().memory["v"].codes > held, !bits);
     assert_eq!(answers(&c), before, "the same codes, read from their file");
     // Writes after the checkpoint: their codes on the heap.
     c.upsert(points(2, n..n + 300)).unwrap();
@@ -122,32 +125,47 @@ fn product_codes_held_in_their_file_answer_as_codes_in_memory() {
 }
 
 #[test]
+fn binary_codes_held_in_their_file_answer_as_codes_in_memory() {
+    // One 64-bit word of signs and one of terms a point.
+    held_codes_answer_as_codes_in_memory(Quantization::Binary, 1_500, 16);
+}
+
+#[test]
+fn two_bit_codes_held_in_their_file_answer_as_codes_in_memory() {
+    // Two planes of one word, and one word of terms.
+    held_codes_answer_as_codes_in_memory(Quantization::BinaryTwoBits, 1_500, 24);
+}
+
+#[test]
 fn codes_on_disk_are_refused_where_they_cannot_be_served() {
     let db = Database::in_memory();
     let err = db.create_collection("c", config(Quantization::Int8, true)).unwrap_err();
     assert!(matches!(&err, braid::Error::InvalidConfig { why } if why.contains("always_ram")), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    for (quantization, says) in [
-        (Quantization::Binary, "binary codes are kept in RAM"),
-        (Quantization::BinaryTwoBits, "binary codes are kept in RAM"),
-        (Quantization::None, "keeps no codes"),
-    ] {
-        let err = db.create_collection("c", config(quantization, true)).unwrap_err();
-        assert!(matches!(&err, braid::Error::InvalidConfig { why } if why.contains(says)), "{err}");
-    }
+    let err = db.create_collection("c", config(Quantization::None, true)).unwrap_err();
+    assert!(matches!(&err, braid::Error::InvalidConfig { why } if why.contains("keeps no codes")), "{err}");
     let c = db.create_collection("c", config(Quantization::Binary, false)).unwrap();
-    let err = c.reconfigure(config(Quantization::Binary, true)).unwrap_err();
+    let err = c.reconfigure(config(Quantization::None, true)).unwrap_err();
     assert!(matches!(&err, braid::Error::InvalidConfig { .. }), "{err}");
     assert!(!c.config().vectors["v"].codes_on_disk);
 }
 
 #[test]
 fn a_damaged_codes_file_is_a_typed_error() {
+    damaged_codes_file_is_a_typed_error(Quantization::Int8);
+}
+
+#[test]
+fn a_damaged_binary_codes_file_is_a_typed_error() {
+    damaged_codes_file_is_a_typed_error(Quantization::Binary);
+}
+
+fn damaged_codes_file_is_a_typed_error(quantization: Quantization) {
     let dir = tempfile::tempdir().unwrap();
     let before = {
         let db = Database::open(dir.path()).unwrap();
-        let c = db.create_collection("c", config(Quantization::Int8, true)).unwrap();
+        let c = db.create_collection("c", config(quantization, true)).unwrap();
         c.upsert(points(4, 0..1_500)).unwrap();
         c.flush().unwrap();
         answers(&c)

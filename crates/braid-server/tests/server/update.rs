@@ -103,7 +103,13 @@ async fn patch_changes_a_live_collection_over_rest() {
         json!({"binary": {"always_ram": true, "encoding": "two_bits", "query_encoding": "scalar8bits"}})
     );
     // Codes kept in their file's pages (always_ram: false, or memory cached): reported
-    // so, per space and at the collection level.
+    // so, per space and at the collection level, for every kind of codes.
+    let binary_cached = json!({"vectors": {"v": {"quantization_config": {"binary": {"memory": "cached"}}}}});
+    assert_eq!(rest.ok(Method::PATCH, "/collections/live", binary_cached).await, json!(true));
+    assert_eq!(
+        codes(&rest.get("/collections/wide").await),
+        json!({"binary": {"always_ram": false, "encoding": "one_bit", "query_encoding": "scalar8bits"}})
+    );
     let on_disk = json!({"quantization_config": {"scalar": {"type": "int8", "always_ram": false}}});
     assert_eq!(rest.ok(Method::PATCH, "/collections/live", on_disk).await, json!(true));
     let info = rest.get("/collections/wide").await;
@@ -141,7 +147,6 @@ async fn patch_changes_a_live_collection_over_rest() {
         (json!({"quantization_config": {"product": {"compression": "x128"}}}), "x128"),
         (json!({"quantization_config": {"product": {"compression": "x16", "memory": "cold"}}}), "memory"),
         (json!({"quantization_config": {"turboquant": {}}}), "turboquant"),
-        (json!({"quantization_config": {"binary": {"always_ram": false}}}), "binary codes in RAM"),
         (json!({"quantization_config": "Enabled"}), "Enabled"),
         (json!({"params": {"replication_factor": 3}}), "replication_factor"),
         (json!({"optimizers_config": {"memmap_threshold": 10}}), "memmap_threshold"),
