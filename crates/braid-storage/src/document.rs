@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, StorageError};
 use crate::fault;
@@ -379,6 +379,13 @@ pub fn write_new_document<E: From<StorageError>>(
 /// Replaces the file at `path` with `bytes` atomically: after a crash the file holds
 /// either the old or the new content, never a mixture.
 pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    commit(&stage(path, bytes)?, path)
+}
+
+/// The first half of [`replace`]: writes `bytes` to `path`'s temporary file (its
+/// `.tmp`), synced, and returns that file's path for [`commit`]. Until then `path` is
+/// untouched, and the temporary file is the caller's to remove if it gives up.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf, StorageError> {
     let tmp = path.with_extension("tmp");
     // A temporary file left by a crash names nothing; it goes.
     match fault::remove_file(&tmp) {
@@ -386,7 +393,14 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         _ => {}
     }
     write_new(&tmp, bytes)?;
-    fault::rename(&tmp, path).at(path)?;
+    Ok(tmp)
+}
+
+/// The second half of [`replace`]: renames `staged` over `path` and syncs the
+/// directory. A failure here may come after the rename: the new content may be in
+/// place.
+pub fn commit(staged: &Path, path: &Path) -> Result<(), StorageError> {
+    fault::rename(staged, path).at(path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 

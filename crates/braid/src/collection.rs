@@ -1202,6 +1202,18 @@ impl Collection {
         // proved to match their old ones must not be copied.
         self.verify_wait()?;
         let _one = self.inner.compacting.lock();
+        let result = self.rebuild_and_swap();
+        if result.is_err()
+            && let Some(store) = self.inner.writer.lock().as_mut()
+        {
+            // What it wrote of the next generation goes now, not at the next open.
+            store.abandon_next_generation();
+        }
+        result
+    }
+
+    /// [`Collection::compact`]'s work, under its lock.
+    fn rebuild_and_swap(&self) -> Result<OptimizeReport, Error> {
         let (copy, _state, mut files) = {
             let mut writer = self.inner.writer.lock();
             // The next generation's vector files, which the rebuild writes its rows

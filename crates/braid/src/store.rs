@@ -316,10 +316,16 @@ fn wal_name(first: u64, checkpoint: u64) -> String {
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StorageError> {
+    document::commit(&stage_manifest(dir, manifest)?, &dir.join(MANIFEST))
+}
+
+/// Writes `manifest` beside the live one, synced, for [`document::commit`] to rename
+/// over it; returns the staged file's path.
+fn stage_manifest(dir: &Path, manifest: &Manifest) -> Result<PathBuf, StorageError> {
     let body = serde_json::to_vec_pretty(manifest).map_err(|e| {
         StorageError::corrupt(&dir.join(MANIFEST), 0, format!("manifest does not serialise: {e}"))
     })?;
-    document::replace(&dir.join(MANIFEST), &document::encode(MANIFEST_MAGIC, FORMAT_VERSION, &body))
+    document::stage(&dir.join(MANIFEST), &document::encode(MANIFEST_MAGIC, FORMAT_VERSION, &body))
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, StorageError> {
@@ -655,10 +661,29 @@ impl Store {
         for (name, params) in &self.manifest.config.vectors {
             let file = self.next_generation_file(name);
             let path = self.fresh(&file)?;
-            files.insert(name.clone(), VectorFile::create(&path, params.size, params.datatype)?);
+            // Named before it exists, so that a failed creation is removed too.
             self.building.insert(file);
+            files.insert(name.clone(), VectorFile::create(&path, params.size, params.datatype)?);
         }
         Ok(files)
+    }
+
+    /// Removes the next generation's vector files ([`Store::next_generation`]) of a
+    /// compaction that did not finish, but not one the manifest names (a rewrite that
+    /// failed after its commit point). Left alone, they would wait for the next open's
+    /// sweep; a file that cannot be removed is logged and left to it.
+    pub(crate) fn abandon_next_generation(&mut self) {
+        for file in std::mem::take(&mut self.building) {
+            if self.manifest.names(&file) {
+                continue;
+            }
+            let path = self.dir.join(&file);
+            if let Err(e) = braid_storage::fault::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %path.display(), error = %e, "an unfinished compaction's file stays until the next open");
+            }
+        }
     }
 
     /// Writes `segment`, a compacted rewrite of the collection, into the next
@@ -681,7 +706,11 @@ impl Store {
             let (dim, datatype) = (space.params.size, space.params.datatype);
             let mut out = match started.remove(name) {
                 Some(out) => out,
-                None => VectorFile::create(&self.fresh(&file)?, dim, datatype)?,
+                None => {
+                    let path = self.fresh(&file)?;
+                    self.building.insert(file.clone());
+                    VectorFile::create(&path, dim, datatype)?
+                }
             };
             space.rows.append_to(&mut out)?;
             out.sync()?;
@@ -706,6 +735,46 @@ impl Store {
         mut manifest: Manifest,
     ) -> Result<Remap, Error> {
         let n = manifest.checkpoints + 1;
+        let written = self.write_checkpoint_files(segment, seq, n, &mut manifest).and_then(|written| {
+            let archived = self.archive_log(&manifest)?;
+            manifest.checkpoints = n;
+            manifest.seq = seq;
+            Ok((written, archived, stage_manifest(&self.dir, &manifest)?))
+        });
+        let ((remap, wal), archived, staged) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                // No manifest names what it wrote (the commit point is the staged
+                // manifest's rename, below): removed now rather than by the next sweep.
+                if let Err(left) = self.sweep() {
+                    tracing::warn!(error = %left, "a failed checkpoint's files stay until the next sweep");
+                }
+                return Err(e);
+            }
+        };
+        document::commit(&staged, &self.dir.join(MANIFEST))?;
+        // The checkpoint is durable from here on; what follows only tidies up.
+        self.manifest = manifest;
+        self.wal = wal;
+        self.dirty = false;
+        self.count_files();
+        self.sweep()?;
+        if archived {
+            self.prune_archive()?;
+        }
+        Ok(remap)
+    }
+
+    /// Writes checkpoint `n`'s files (graphs, codes, payload file, points document,
+    /// the next log), each synced, and names them in `manifest`; returns what to swap
+    /// in besides the rows ([`Remap`]) and the next log.
+    fn write_checkpoint_files(
+        &mut self,
+        segment: &Segment,
+        seq: u64,
+        n: u64,
+        manifest: &mut Manifest,
+    ) -> Result<(Remap, Wal), Error> {
         let mut graphs = BTreeMap::new();
         let mut reread = Vec::new();
         for (name, space) in segment.spaces() {
@@ -777,30 +846,18 @@ impl Store {
         let wal_file = wal_name(seq + 1, n);
         let wal = Wal::create(&self.fresh(&wal_file)?)?;
         document::sync_dir(&self.dir)?;
-        let archived = self.archive_log(&manifest)?;
-        manifest.checkpoints = n;
-        manifest.seq = seq;
         manifest.wal = wal_file;
         manifest.points = Some(points);
         manifest.graphs = graphs;
         manifest.codes = codes;
         manifest.payloads = payloads.as_ref().map(|(file, _)| file.clone());
-        write_manifest(&self.dir, &manifest)?;
-        // The checkpoint is durable from here on; what follows only tidies up.
-        self.manifest = manifest;
-        self.wal = wal;
-        self.dirty = false;
-        self.count_files();
-        self.sweep()?;
-        if archived {
-            self.prune_archive()?;
-        }
-        Ok(Remap {
+        let remap = Remap {
             rows: Vec::new(),
             graphs: reread,
             codes: codes_read,
             payloads: Some(payloads.map(|(_, mapped)| mapped)),
-        })
+        };
+        Ok((remap, wal))
     }
 
     /// Keeps the log a checkpoint is about to replace, when logs are retained: a hard

@@ -433,12 +433,15 @@ fn a_disk_that_fills_inside_any_checkpoint_file_loses_nothing() {
         c.flush().unwrap();
         fill(&c, 2, 1100..1400);
         let want = contents(&db, "c");
+        let before = files(&collection_dir(dir.path()), "");
         fault::set_disk_budget(Some(budget));
         let result = c.flush();
         fault::set_disk_budget(None);
         match result {
             Err(Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })) => {
-                failed += 1
+                failed += 1;
+                let after = files(&collection_dir(dir.path()), "");
+                assert_eq!(after, before, "budget {budget}: the failed checkpoint's files are gone");
             }
             Err(other) => panic!("budget {budget}: {other}"),
             Ok(()) => {}
@@ -453,6 +456,71 @@ fn a_disk_that_fills_inside_any_checkpoint_file_loses_nothing() {
         assert_eq!(contents(&db, "c"), want, "budget {budget}: checkpointed again");
     }
     assert!(failed >= 18, "most budgets end inside the checkpoint: {failed} of 24 failed");
+}
+
+#[test]
+fn a_compaction_the_disk_fills_under_leaves_the_directory_as_it_found_it() {
+    const DIM: usize = 64;
+    let params = VectorParams::new(DIM, Distance::Cosine).hnsw(8, 32).full_scan_threshold_kb(1);
+    let config = CollectionConfig::new()
+        .indexing_threshold_kb(1)
+        .vector("v", params.quantization(braid::Quantization::Int8));
+    let make = |dir: &Path| {
+        let db = Database::open(dir).unwrap();
+        let c = db.create_collection("c", config.clone()).unwrap();
+        let mut rng = Rng::new(5);
+        let points: Vec<PointStruct> = (0..2_000u64)
+            .map(|i| PointStruct::new(i).vector("v", rng.vector(DIM)).payload(json!({"n": i})))
+            .collect();
+        c.upsert(points).unwrap();
+        c.flush().unwrap();
+        c.delete((0..600u64).map(PointId::from).collect::<Vec<_>>()).unwrap();
+        (db, c)
+    };
+    let names = |dir: &Path| files(&collection_dir(dir), "");
+    // What a compaction of this history writes: the files it adds.
+    let sized = tmp();
+    let total = {
+        let (_db, c) = make(sized.path());
+        let before = names(sized.path());
+        c.compact().unwrap();
+        names(sized.path())
+            .iter()
+            .filter(|f| !before.contains(f))
+            .map(|f| f.metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    assert!(total > 300_000, "{total}");
+    let mut failed = 0;
+    for step in 0..12u64 {
+        let budget = total * step / 10;
+        let dir = tmp();
+        let (db, c) = make(dir.path());
+        let want = contents(&db, "c");
+        let before = names(dir.path());
+        fault::set_disk_budget(Some(budget));
+        let result = c.compact();
+        fault::set_disk_budget(None);
+        match result {
+            Err(Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })) => {
+                failed += 1;
+                assert_eq!(
+                    names(dir.path()),
+                    before,
+                    "budget {budget}: nothing of the next generation stays"
+                );
+            }
+            Err(other) => panic!("budget {budget}: {other}"),
+            Ok(_) => {}
+        }
+        assert_eq!(contents(&db, "c"), want, "budget {budget}");
+        c.compact().unwrap();
+        assert_eq!(contents(&db, "c"), want, "budget {budget}: compacted after all");
+        drop((c, db));
+        let db = Database::open(dir.path()).unwrap();
+        assert_eq!(contents(&db, "c"), want, "budget {budget}: reopened");
+    }
+    assert!(failed >= 9, "most budgets end inside the compaction: {failed} of 12 failed");
 }
 
 #[test]
