@@ -216,7 +216,10 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
     let through_alias =
         json!({"points": [{"id": 9_999, "vector": common::point_json(&products[0])["vector"]}]});
     rests[2].put("/collections/q/points?wait=true", through_alias).await;
-    assert_eq!(rests[1].post("/collections/p/points", json!({"ids": [9_999]})).await[0]["id"], 9_999);
+    // Acknowledged through another node: a follower here may trail it, a majority read
+    // sees it (`docs/distributed.md`).
+    let read = rests[1].post("/collections/p/points?consistency=majority", json!({"ids": [9_999]})).await;
+    assert_eq!(read[0]["id"], 9_999);
     rests[1].post("/collections/p/points/delete?wait=true", json!({"points": [9_999]})).await;
     // The rules of a single server: an alias on a missing collection, a collection
     // named as an alias, are refused.
