@@ -546,13 +546,45 @@ impl PayloadStore {
                     self.in_memory -= 1;
                     old
                 }
-                None => source.payload(offset.0)?,
+                None => match source.payload(offset.0) {
+                    Some(old) => old,
+                    None => {
+                        // The source has nothing there to hide: no entry is kept (a
+                        // point without a payload costs no memory here either).
+                        changed.remove(&offset.0);
+                        return None;
+                    }
+                },
             },
         };
         for (key, index) in &mut self.indexes {
             index.update(key, &old, offset.0, false);
         }
         Some(old)
+    }
+
+    /// Indexes the payload the source holds for `offset`, where no write since has
+    /// replaced it: for a source that gains payloads after the store was made over it
+    /// (a compaction's new segment, over the old segment's payload file renumbered as
+    /// its points are written), so they are indexed without being kept in memory.
+    pub fn index_from_source(&mut self, offset: PointOffset) {
+        let Held::Source { source, changed } = &self.payloads else { return };
+        if changed.contains_key(&offset.0) {
+            return;
+        }
+        if let Some(payload) = source.payload(offset.0) {
+            for (key, index) in &mut self.indexes {
+                index.update(key, &payload, offset.0, true);
+            }
+        }
+    }
+
+    /// The source the payloads are read from, if any ([`PayloadStore::hold_in`]).
+    pub fn source(&self) -> Option<&Arc<dyn PayloadSource>> {
+        match &self.payloads {
+            Held::Source { source, .. } => Some(source),
+            Held::Memory(_) => None,
+        }
     }
 
     /// Where the payloads are held from now on: `Some(source)` holding exactly the

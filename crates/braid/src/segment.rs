@@ -8,12 +8,14 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::ids::PointIds;
 use crate::rows::{SpaceRows, with_rows};
 use braid_core::{Cardinality, OffsetFilter, PointId, PointOffset};
 use braid_distance::{Codes, Kernel};
-use braid_filter::{Filter, PayloadStore, PlannedFilter, PointLookup};
+use braid_filter::{Filter, PayloadSource, PayloadStore, PlannedFilter, PointLookup};
 use braid_hnsw::{Hnsw, HnswConfig, PathChoice, SearchPath};
 use braid_query::{Hit, QueryError, Searchable, Space};
 use roaring::RoaringBitmap;
@@ -230,6 +232,9 @@ pub(crate) struct LiveCopy {
     /// rows are written once and never changed, so the mapped prefix is shared with
     /// the segment (an `Arc`), and only the rows since the last checkpoint are copied.
     rows: BTreeMap<String, (SpaceRows, RoaringBitmap)>,
+    /// The payload file the segment read its payloads from (`on_disk_payload`), shared:
+    /// the payloads no write has changed since are read from it, not copied.
+    payloads: Option<Arc<dyn PayloadSource>>,
     indexes: Vec<IndexSpec>,
     /// Point versions the copied segment had written.
     pub(crate) versions: usize,
@@ -239,7 +244,53 @@ pub(crate) struct LiveCopy {
 struct CopiedPoint {
     sparse: SparseVectors,
     multi: MultiVectors,
-    payload: Value,
+    /// `None` when the payload file holds it (at the point's old offset).
+    payload: Option<Value>,
+}
+
+/// A compaction's new segment's payloads, read from the old segment's payload file:
+/// for each new offset the old one, filled in as the points are written (an offset
+/// not yet written holds none).
+#[derive(Debug)]
+struct Renumbered {
+    file: Arc<dyn PayloadSource>,
+    old: Vec<AtomicU32>,
+}
+
+impl Renumbered {
+    const NONE: u32 = u32::MAX;
+
+    fn new(file: Arc<dyn PayloadSource>, len: usize) -> Renumbered {
+        Renumbered { file, old: (0..len).map(|_| AtomicU32::new(Renumbered::NONE)).collect() }
+    }
+
+    /// New offset `new` reads the payload the file holds for `old`.
+    fn place(&self, new: u32, old: u32) {
+        self.old[new as usize].store(old, Ordering::Relaxed);
+    }
+
+    fn old(&self, offset: u32) -> Option<u32> {
+        let old = self.old.get(offset as usize)?.load(Ordering::Relaxed);
+        (old != Renumbered::NONE).then_some(old)
+    }
+}
+
+impl PayloadSource for Renumbered {
+    fn payload(&self, offset: u32) -> Option<Value> {
+        self.file.payload(self.old(offset)?)
+    }
+
+    fn len(&self) -> usize {
+        self.old.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.file.bytes()
+    }
+
+    fn encoded(&self, offset: u32) -> Option<&[u8]> {
+        self.file.encoded(self.old(offset)?)
+    }
 }
 
 impl LiveCopy {
@@ -263,16 +314,27 @@ impl LiveCopy {
         }
         let none = fresh.sync_groups()?;
         fresh.index(none)?;
+        // Payloads the old payload file holds stay there: the new segment reads them
+        // through a renumbering, filled in as its points are written (the checkpoint
+        // that ends the compaction copies their bytes to the new file as they are).
+        let renumbered = self.payloads.map(|file| Arc::new(Renumbered::new(file, self.points.len())));
+        if let Some(renumbered) = &renumbered {
+            fresh.payloads.hold_in(Some(renumbered.clone()));
+        }
         // A batch at a time, each point's vectors read from the shared rows as its
         // batch is made: at no time are all the rows copied (at 1M × 384-d they are
         // 1.5 GB, at 10M 15 GB).
         let rows = self.rows;
         let mut points = self.points.into_iter();
         loop {
+            // Points take the new offsets in order, from the segment's end.
+            let first = fresh.ids.len() as u32;
+            let mut in_file = Vec::new();
             let batch: Vec<Prepared> = points
                 .by_ref()
                 .take(crate::MAX_BATCH)
-                .map(|(id, offset, p)| Prepared {
+                .enumerate()
+                .map(|(i, (id, offset, p))| Prepared {
                     id,
                     vectors: rows
                         .iter()
@@ -281,13 +343,23 @@ impl LiveCopy {
                         .collect(),
                     sparse: p.sparse,
                     multi: p.multi,
-                    payload: p.payload,
+                    payload: p.payload.unwrap_or_else(|| {
+                        in_file.push((first + i as u32, offset));
+                        Value::Object(Default::default())
+                    }),
                 })
                 .collect();
             if batch.is_empty() {
                 return Ok(fresh);
             }
-            fresh.write(batch)?;
+            let unindexed = fresh.stage(batch)?;
+            if let Some(renumbered) = &renumbered {
+                for (new, old) in in_file {
+                    renumbered.place(new, old);
+                    fresh.payloads.index_from_source(PointOffset(new));
+                }
+            }
+            fresh.index(unindexed)?;
             if let Some(files) = files.as_deref_mut() {
                 fresh.spill_rows(files)?;
             }
@@ -752,7 +824,10 @@ impl Segment {
                     CopiedPoint {
                         sparse: self.sparse_at(o),
                         multi: self.multi_at(o),
-                        payload: self.payload_at(o),
+                        payload: match self.payloads.stored(PointOffset(o)) {
+                            braid_filter::Stored::Encoded(_) => None,
+                            _ => Some(self.payload_at(o)),
+                        },
                     },
                 )
             })
@@ -760,7 +835,8 @@ impl Segment {
         let rows =
             self.spaces.iter().map(|(name, s)| (name.clone(), (s.rows.clone(), s.present.clone()))).collect();
         let indexes = self.index_specs();
-        LiveCopy { config: self.config.clone(), points, rows, indexes, versions: self.ids.len() }
+        let payloads = self.payloads.source().cloned();
+        LiveCopy { config: self.config.clone(), points, rows, payloads, indexes, versions: self.ids.len() }
     }
 
     /// Every payload index with what recreating it takes.
@@ -910,6 +986,7 @@ impl Segment {
     /// Writes new versions of `points` (already validated), replacing existing ones,
     /// and indexes them. When an id appears more than once, its last occurrence wins
     /// (as if the points were upserted one by one).
+    #[cfg(test)]
     pub(crate) fn write(&mut self, points: Vec<Prepared>) -> Result<(), Error> {
         let unindexed = self.stage(points)?;
         self.index(unindexed)
@@ -1880,6 +1957,89 @@ mod tests {
     }
 
     /// A filter the indexes answer as a set counts and passes, in one space, only the
+    /// Payloads as a payload file holds them, for tests: each one's JSON by offset.
+    #[derive(Debug)]
+    struct JsonFile(Vec<Option<Vec<u8>>>);
+
+    impl PayloadSource for JsonFile {
+        fn payload(&self, offset: u32) -> Option<Value> {
+            serde_json::from_slice(self.encoded(offset)?).ok()
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn bytes(&self) -> usize {
+            self.0.iter().flatten().map(Vec::len).sum()
+        }
+        fn encoded(&self, offset: u32) -> Option<&[u8]> {
+            self.0.get(offset as usize)?.as_deref()
+        }
+    }
+
+    /// A compaction of a segment whose payloads are in a payload file reads them from
+    /// that file, renumbered, instead of copying them: the new segment holds in memory
+    /// only what was written since the file, and reads, filters and links by payload
+    /// as the compaction of the same segment with every payload in memory.
+    #[test]
+    fn a_compaction_reads_payloads_from_the_old_file_without_copying_them() {
+        let params = VectorParams::new(8, Distance::Euclid).hnsw(4, 16).full_scan_threshold_kb(1);
+        let values = ["a", "b", "c", "d", "e"];
+        let make = |in_file: bool| {
+            let mut segment = Segment::new(CollectionConfig::new().vector("v", params)).unwrap();
+            segment
+                .apply(Op::CreateIndex { key: "k".into(), kind: braid_filter::IndexKind::Keyword })
+                .unwrap();
+            segment.write((0..300).map(|i| point(i, values[i as usize % 5])).collect()).unwrap();
+            if in_file {
+                let file = (0..segment.versions() as u32)
+                    .map(|o| segment.payloads.get(PointOffset(o)).map(|p| serde_json::to_vec(&*p).unwrap()))
+                    .collect();
+                segment.payloads.hold_in(Some(Arc::new(JsonFile(file))));
+            }
+            // Since the file: deletes, a payload replaced, a point without one.
+            for i in (0..300).step_by(7) {
+                segment.remove(&PointId::Num(i));
+            }
+            let mut bare = point(400, "");
+            bare.payload = json!({});
+            segment.write(vec![point(3, "e"), bare]).unwrap();
+            segment
+        };
+        let (held, memory) = (make(true), make(false));
+        assert_eq!(held.payloads().residency().0, 1, "point 3's new payload");
+        let (held, memory) = (held.live_copy().build(None).unwrap(), memory.live_copy().build(None).unwrap());
+        assert_eq!(held.payloads().residency().0, 1, "still only point 3's, the rest read from the file");
+        assert!(memory.payloads().residency().0 > 250);
+        assert_eq!(held.versions(), memory.versions());
+        for o in 0..held.versions() as u32 {
+            let offset = PointOffset(o);
+            assert_eq!(held.id_at(offset), memory.id_at(offset));
+            assert_eq!(held.payload_at(o), memory.payload_at(o), "offset {o}");
+            // What the checkpoint after the compaction copies as it is.
+            let copied = matches!(held.payloads().stored(offset), braid_filter::Stored::Encoded(_));
+            let id = held.id_at(offset);
+            assert_eq!(copied, id != PointId::Num(3) && id != PointId::Num(400), "{id:?}");
+        }
+        for value in values {
+            let filter = Filter::must([braid_filter::field("k").eq(value)]);
+            let selected = |s: &Segment| {
+                let passed = s.in_space(s.space_data("v").unwrap(), &filter);
+                let mut listed = Vec::new();
+                assert!(passed.for_each_match(&mut |o| listed.push(s.id_at(o))));
+                listed
+            };
+            assert_eq!(selected(&held), selected(&memory), "{value}");
+            // 20 % of the points each: linked among themselves in both.
+            let first = (0..300u64)
+                .find(|&i| {
+                    i % 5 == values.iter().position(|v| *v == value).unwrap() as u64 && i % 7 != 0 && i != 3
+                })
+                .unwrap();
+            let (n, same) = links(&held, first, value);
+            assert!(n > 0 && same, "{value}: {n} links");
+        }
+    }
+
     /// points with a vector there: in a space every point has (where the planned set
     /// is used as it is) and in one a third of the points lack.
     #[test]
