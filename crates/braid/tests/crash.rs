@@ -57,8 +57,8 @@ enum Step {
 /// killed around and reopened too. Every other pair of triples of seeds keeps the
 /// payloads in payload files (`on_disk_payload`), killed around and reopened too, and
 /// seeds `4k + 1`, `4k + 2` read the text space's graph from its file
-/// (`hnsw_config.on_disk`), written into in place between checkpoints; even seeds
-/// `16k + 8 … 16k + 14` keep the one-byte codes in their file (`codes_on_disk`).
+/// (`hnsw_config.on_disk`), written into in place between checkpoints; seeds
+/// `16k + 8 … 16k + 15` keep the codes of every kind in their file (`codes_on_disk`).
 fn config(seed: u64) -> CollectionConfig {
     let codes = match (seed % 2, seed / 4 % 2) {
         (0, _) => Quantization::Int8,
@@ -68,8 +68,8 @@ fn config(seed: u64) -> CollectionConfig {
     let mut text =
         VectorParams::new(64, Distance::Cosine).hnsw(8, 32).quantization(codes).full_scan_threshold_kb(16);
     text.hnsw.on_disk = matches!(seed % 4, 1 | 2);
-    // One-byte codes held in their file (`codes_on_disk`) on even seeds `16k + 8 … 16k + 14`.
-    text.codes_on_disk = codes == Quantization::Int8 && seed / 8 % 2 == 1;
+    // Codes held in their file (`codes_on_disk`) on seeds `16k + 8 … 16k + 15`.
+    text.codes_on_disk = seed / 8 % 2 == 1;
     CollectionConfig::new()
         // 64 components: coded (codes written with checkpoints once their centre is
         // fixed after 1,024 rows), so kills land around codes files too.
