@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::{exec, root};
 
 /// Every target in `fuzz/fuzz_targets`.
-pub(crate) const TARGETS: [&str; 3] = ["filter_json", "hnsw_decode", "wal_scan"];
+pub(crate) const TARGETS: [&str; 4] = ["codes_decode", "filter_json", "hnsw_decode", "wal_scan"];
 
 /// Is a nightly toolchain installed?
 pub(crate) fn has_nightly() -> bool {

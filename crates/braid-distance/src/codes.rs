@@ -62,6 +62,10 @@ use std::sync::Arc;
 /// only over many components.
 pub const MIN_CODED_DIM: usize = 64;
 
+/// Vectors with more components are not coded either: one-byte codes' integer dot
+/// products are exact in 32 bits below 2¹⁷ components (a space holds at most 2¹⁶).
+pub const MAX_CODED_DIM: usize = 1 << 16;
+
 /// How many non-zero vectors the centre is the mean of.
 pub(crate) const CENTRE_SAMPLE: usize = 1024;
 
@@ -512,9 +516,9 @@ fn mean(total: &[f64], count: usize) -> Vec<f32> {
 
 impl Codes {
     /// Whether `dim`-component vectors under `metric` are coded: not under
-    /// Manhattan, and not below [`MIN_CODED_DIM`].
+    /// Manhattan, and from [`MIN_CODED_DIM`] to [`MAX_CODED_DIM`] components.
     pub fn supports(metric: Metric, dim: usize) -> bool {
-        !matches!(metric, Metric::Manhattan) && dim >= MIN_CODED_DIM
+        !matches!(metric, Metric::Manhattan) && (MIN_CODED_DIM..=MAX_CODED_DIM).contains(&dim)
     }
 
     /// Empty codes for `dim`-component vectors, or `None` when they are not coded
@@ -969,6 +973,14 @@ impl Codes {
             CodeKind::Int8 | CodeKind::Product(_) => {
                 let mut meta = Vec::with_capacity(n);
                 read_terms(&mut |m| meta.push(m))?;
+                // A code's components sum to at most 127 a component either way.
+                let most = 127 * dim as u64;
+                if meta.iter().any(|m| u64::from(m.sum.unsigned_abs()) > most) {
+                    return Err("one-byte codes whose sum of components is out of range".into());
+                }
+                if meta.iter().any(|m| m.scale.is_nan() || m.exact.is_nan()) {
+                    return Err("one-byte codes whose terms are not numbers".into());
+                }
                 let codes = match r.hold::<i8>(n * dim)? {
                     Some((file, start)) => Held::in_file(file, start, n * dim),
                     None => {
@@ -1632,6 +1644,15 @@ mod tests {
             let mut huge = bytes.clone();
             huge[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
             assert!(Codes::from_bytes(&huge).is_err());
+            // A term no code can have (found by the `codes_decode` fuzz target: the
+            // sum overflowed the distance's arithmetic), or one that is not a number.
+            let terms = 17 + codes.dim * 4;
+            let mut sum = bytes.clone();
+            sum[terms + 8..terms + 12].copy_from_slice(&(127 * codes.dim as i32 + 1).to_le_bytes());
+            assert!(Codes::from_bytes(&sum).unwrap_err().contains("out of range"));
+            let mut nan = bytes.clone();
+            nan[terms..terms + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            assert!(Codes::from_bytes(&nan).unwrap_err().contains("not numbers"));
         }
     }
 
@@ -1969,5 +1990,7 @@ mod tests {
     fn manhattan_and_narrow_vectors_are_not_coded() {
         assert!(Codes::new(Metric::Manhattan, 384).is_none());
         assert!(Codes::new(Metric::Cosine, MIN_CODED_DIM - 1).is_none());
+        assert!(Codes::new(Metric::Cosine, MAX_CODED_DIM + 1).is_none());
+        assert!(Codes::new(Metric::Cosine, MAX_CODED_DIM).is_some());
     }
 }

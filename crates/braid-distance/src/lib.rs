@@ -58,8 +58,8 @@ pub use block::{
 };
 pub use braid_core::Metric;
 pub use codes::{
-    CodeDotFn, CodeKind, CodePairs, CodedQuery, Codes, MIN_CODED_DIM, PRODUCT_SAMPLE, Serialized, dot_i8,
-    dot_i8_paths, dot_i8_portable,
+    CodeDotFn, CodeKind, CodePairs, CodedQuery, Codes, MAX_CODED_DIM, MIN_CODED_DIM, PRODUCT_SAMPLE,
+    Serialized, dot_i8, dot_i8_paths, dot_i8_portable,
 };
 pub use held::CodesFile;
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
