@@ -446,13 +446,14 @@ pub enum Stored<'a> {
     Encoded(&'a [u8]),
 }
 
-/// Where a store's payloads live.
+/// Where a store's payloads live. Those in memory are shared (`Arc`): a copy of the
+/// store, or a compaction's copy of the live points, takes them by reference.
 #[derive(Clone, Debug)]
 enum Held {
     /// Every payload in memory, by offset.
-    Memory(Vec<Option<Value>>),
+    Memory(Vec<Option<Arc<Value>>>),
     /// A source, and in memory what was written or removed since it was made.
-    Source { source: Arc<dyn PayloadSource>, changed: BTreeMap<u32, Option<Value>> },
+    Source { source: Arc<dyn PayloadSource>, changed: BTreeMap<u32, Option<Arc<Value>>> },
 }
 
 impl Default for Held {
@@ -483,12 +484,21 @@ impl PayloadStore {
     pub fn get(&self, offset: PointOffset) -> Option<Cow<'_, Value>> {
         match &self.payloads {
             Held::Memory(payloads) => {
-                payloads.get(offset.index()).and_then(Option::as_ref).map(Cow::Borrowed)
+                payloads.get(offset.index()).and_then(Option::as_ref).map(|p| Cow::Borrowed(&**p))
             }
             Held::Source { source, changed } => match changed.get(&offset.0) {
-                Some(held) => held.as_ref().map(Cow::Borrowed),
+                Some(held) => held.as_ref().map(|p| Cow::Borrowed(&**p)),
                 None => source.payload(offset.0).map(Cow::Owned),
             },
+        }
+    }
+
+    /// The payload at `offset` if it is held in memory (not read from a source),
+    /// shared rather than copied.
+    pub fn shared(&self, offset: PointOffset) -> Option<Arc<Value>> {
+        match &self.payloads {
+            Held::Memory(payloads) => payloads.get(offset.index()).and_then(Option::clone),
+            Held::Source { changed, .. } => changed.get(&offset.0).and_then(Option::clone),
         }
     }
 
@@ -502,13 +512,19 @@ impl PayloadStore {
                 None => return source.encoded(offset.0).map_or(Stored::None, Stored::Encoded),
             },
         };
-        held.map_or(Stored::None, Stored::Value)
+        held.map_or(Stored::None, |p| Stored::Value(p))
     }
 
     /// Replaces the payload at `offset`, updating every index. Returns the old one.
     /// An empty object is no payload (Qdrant answers `{}` for both): nothing is kept
     /// for it, so points without payloads cost the store no memory.
-    pub fn set(&mut self, offset: PointOffset, payload: Value) -> Option<Value> {
+    pub fn set(&mut self, offset: PointOffset, payload: Value) -> Option<Arc<Value>> {
+        self.set_shared(offset, Arc::new(payload))
+    }
+
+    /// [`PayloadStore::set`] with a payload shared with its holders (another store's,
+    /// say): kept by reference.
+    pub fn set_shared(&mut self, offset: PointOffset, payload: Arc<Value>) -> Option<Arc<Value>> {
         let old = self.remove(offset);
         if payload.as_object().is_some_and(serde_json::Map::is_empty) {
             return old;
@@ -533,7 +549,7 @@ impl PayloadStore {
     }
 
     /// Removes the payload at `offset` from the store and every index.
-    pub fn remove(&mut self, offset: PointOffset) -> Option<Value> {
+    pub fn remove(&mut self, offset: PointOffset) -> Option<Arc<Value>> {
         let old = match &mut self.payloads {
             Held::Memory(payloads) => {
                 let old = payloads.get_mut(offset.index()).and_then(Option::take)?;
@@ -547,7 +563,7 @@ impl PayloadStore {
                     old
                 }
                 None => match source.payload(offset.0) {
-                    Some(old) => old,
+                    Some(old) => Arc::new(old),
                     None => {
                         // The source has nothing there to hide: no entry is kept (a
                         // point without a payload costs no memory here either).
@@ -595,7 +611,9 @@ impl PayloadStore {
         self.payloads = match source {
             Some(source) => Held::Source { source, changed: BTreeMap::new() },
             None => Held::Memory(
-                (0..self.end() as u32).map(|o| self.get(PointOffset(o)).map(Cow::into_owned)).collect(),
+                (0..self.end() as u32)
+                    .map(|o| self.get(PointOffset(o)).map(|p| Arc::new(p.into_owned())))
+                    .collect(),
             ),
         };
         self.in_memory = match &self.payloads {

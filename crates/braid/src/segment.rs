@@ -244,8 +244,16 @@ pub(crate) struct LiveCopy {
 struct CopiedPoint {
     sparse: SparseVectors,
     multi: MultiVectors,
-    /// `None` when the payload file holds it (at the point's old offset).
-    payload: Option<Value>,
+    payload: CopiedPayload,
+}
+
+/// A point's payload as a compaction takes it: never copied.
+enum CopiedPayload {
+    None,
+    /// Held in memory: shared with the live segment.
+    Shared(Arc<Value>),
+    /// In the payload file, at the point's old offset.
+    InFile,
 }
 
 /// A compaction's new segment's payloads, read from the old segment's payload file:
@@ -327,9 +335,10 @@ impl LiveCopy {
         let rows = self.rows;
         let mut points = self.points.into_iter();
         loop {
-            // Points take the new offsets in order, from the segment's end.
+            // Points take the new offsets in order, from the segment's end; their
+            // payloads are put in once they are staged, before they are linked.
             let first = fresh.ids.len() as u32;
-            let mut in_file = Vec::new();
+            let (mut in_file, mut shared) = (Vec::new(), Vec::new());
             let batch: Vec<Prepared> = points
                 .by_ref()
                 .take(crate::MAX_BATCH)
@@ -343,16 +352,24 @@ impl LiveCopy {
                         .collect(),
                     sparse: p.sparse,
                     multi: p.multi,
-                    payload: p.payload.unwrap_or_else(|| {
-                        in_file.push((first + i as u32, offset));
+                    payload: {
+                        let new = first + i as u32;
+                        match p.payload {
+                            CopiedPayload::None => {}
+                            CopiedPayload::Shared(payload) => shared.push((new, payload)),
+                            CopiedPayload::InFile => in_file.push((new, offset)),
+                        }
                         Value::Object(Default::default())
-                    }),
+                    },
                 })
                 .collect();
             if batch.is_empty() {
                 return Ok(fresh);
             }
             let unindexed = fresh.stage(batch)?;
+            for (new, payload) in shared {
+                fresh.payloads.set_shared(PointOffset(new), payload);
+            }
             if let Some(renumbered) = &renumbered {
                 for (new, old) in in_file {
                     renumbered.place(new, old);
@@ -825,8 +842,11 @@ impl Segment {
                         sparse: self.sparse_at(o),
                         multi: self.multi_at(o),
                         payload: match self.payloads.stored(PointOffset(o)) {
-                            braid_filter::Stored::Encoded(_) => None,
-                            _ => Some(self.payload_at(o)),
+                            braid_filter::Stored::Encoded(_) => CopiedPayload::InFile,
+                            _ => self
+                                .payloads
+                                .shared(PointOffset(o))
+                                .map_or(CopiedPayload::None, CopiedPayload::Shared),
                         },
                     },
                 )
@@ -1979,7 +1999,8 @@ mod tests {
     /// A compaction of a segment whose payloads are in a payload file reads them from
     /// that file, renumbered, instead of copying them: the new segment holds in memory
     /// only what was written since the file, and reads, filters and links by payload
-    /// as the compaction of the same segment with every payload in memory.
+    /// as the compaction of the same segment with every payload in memory — which
+    /// shares those payloads with the old segment rather than copying them.
     #[test]
     fn a_compaction_reads_payloads_from_the_old_file_without_copying_them() {
         let params = VectorParams::new(8, Distance::Euclid).hnsw(4, 16).full_scan_threshold_kb(1);
@@ -2007,7 +2028,8 @@ mod tests {
         };
         let (held, memory) = (make(true), make(false));
         assert_eq!(held.payloads().residency().0, 1, "point 3's new payload");
-        let (held, memory) = (held.live_copy().build(None).unwrap(), memory.live_copy().build(None).unwrap());
+        let old = memory;
+        let (held, memory) = (held.live_copy().build(None).unwrap(), old.live_copy().build(None).unwrap());
         assert_eq!(held.payloads().residency().0, 1, "still only point 3's, the rest read from the file");
         assert!(memory.payloads().residency().0 > 250);
         assert_eq!(held.versions(), memory.versions());
@@ -2019,6 +2041,11 @@ mod tests {
             let copied = matches!(held.payloads().stored(offset), braid_filter::Stored::Encoded(_));
             let id = held.id_at(offset);
             assert_eq!(copied, id != PointId::Num(3) && id != PointId::Num(400), "{id:?}");
+            let before = PointOffset(old.offset(&id).unwrap());
+            match (old.payloads().shared(before), memory.payloads().shared(offset)) {
+                (Some(a), Some(b)) => assert!(Arc::ptr_eq(&a, &b), "{id:?}: shared, not copied"),
+                (a, b) => assert!(a.is_none() && b.is_none() && id == PointId::Num(400), "{id:?}"),
+            }
         }
         for value in values {
             let filter = Filter::must([braid_filter::field("k").eq(value)]);
