@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use braid_server::{ClusterConfig, Server, ServerConfig, Timing};
+use braid_server::{ClusterConfig, Server, ServerConfig, ServerError, Timing};
 use qdrant_client::qdrant::{
     PointStruct as GrpcPoint, PointsIdsList, SetPayloadPointsBuilder, UpsertPointsBuilder,
 };
@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 use crate::common::{self, Rest, Running};
 
 async fn node_in(dir: &Path, p2p: &str, bootstrap: Option<&str>) -> Server {
+    try_node_in(dir, p2p, bootstrap).await.expect("the node starts")
+}
+
+async fn try_node_in(dir: &Path, p2p: &str, bootstrap: Option<&str>) -> Result<Server, ServerError> {
     let mut config = ServerConfig::new(dir);
     config.http = "127.0.0.1:0".parse().expect("addr");
     config.grpc = "127.0.0.1:0".parse().expect("addr");
@@ -23,7 +27,7 @@ async fn node_in(dir: &Path, p2p: &str, bootstrap: Option<&str>) -> Server {
         timing: Timing::fast(),
         ..ClusterConfig::new(p2p.parse().expect("addr"))
     });
-    Server::start(config).await.expect("the node starts")
+    Server::start(config).await
 }
 
 async fn node(bootstrap: Option<&str>) -> Running {
@@ -32,13 +36,31 @@ async fn node(bootstrap: Option<&str>) -> Running {
     Running { server, dir }
 }
 
+/// A node whose p2p port lies below Linux's ephemeral range (32,768 and up), so that
+/// once it stops no outbound connection can be given its port before it starts again
+/// there (an ephemeral p2p port was, once: the restart failed with `AddrInUse`).
+async fn node_on_a_fixed_port(bootstrap: Option<&str>) -> Running {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = 20_000 + std::process::id() % 10_000;
+    for attempt in 0..100 {
+        let p2p = format!("127.0.0.1:{}", 20_000 + (first + attempt * 101) % 12_000);
+        match try_node_in(dir.path(), &p2p, bootstrap).await {
+            Ok(server) => return Running { server, dir },
+            Err(ServerError::Bind { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => panic!("the node starts: {e}"),
+        }
+    }
+    panic!("no free port for the node")
+}
+
 /// A cluster of three nodes, the first started alone and the others joining through
-/// it, and the URI they joined through.
+/// it, and the URI they joined through. The third is restarted by some tests: its
+/// port is fixed.
 async fn three_nodes() -> (Running, Running, Running, String) {
     let first = node(None).await;
     let uri = first.server.cluster_uri().expect("a cluster node").to_string();
     let second = node(Some(&uri)).await;
-    let third = node(Some(&uri)).await;
+    let third = node_on_a_fixed_port(Some(&uri)).await;
     (first, second, third, uri)
 }
 
