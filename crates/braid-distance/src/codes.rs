@@ -908,21 +908,7 @@ impl Codes {
                 return Err("codes whose padding is not zeros".into());
             }
             let bits = read_slots(r, kind, dim, n)?;
-            return Ok(Codes {
-                kind,
-                metric,
-                dim,
-                sample,
-                codes: Held::default(),
-                bits,
-                words,
-                meta: Vec::new(),
-                book: None,
-                parts: Held::default(),
-                centre,
-                sampling: None,
-                residual: vec![0.0; dim],
-            });
+            return Ok(Codes { bits, ..Codes::read_back(kind, metric, dim, sample, centre) });
         }
         if let CodeKind::Product(compression) = kind {
             let mut book = vec![0u8; Codebook::file_len(dim)];
@@ -937,19 +923,9 @@ impl Codes {
                 }
             };
             return Ok(Codes {
-                kind,
-                metric,
-                dim,
-                sample,
-                codes: Held::default(),
-                bits: Held::default(),
-                words,
-                meta: Vec::new(),
                 book: Some(book),
                 parts,
-                centre,
-                sampling: None,
-                residual: vec![0.0; dim],
+                ..Codes::read_back(kind, metric, dim, sample, centre)
             });
         }
         // The file keeps every vector's terms, then every vector's codes.
@@ -1026,21 +1002,26 @@ impl Codes {
                 (Held::default(), Held::from(bits), Vec::new())
             }
         };
-        Ok(Codes {
+        Ok(Codes { codes, bits, meta, ..Codes::read_back(kind, metric, dim, sample, centre) })
+    }
+
+    /// Codes read back from a file, centred on `centre`, before their codes are filled in.
+    fn read_back(kind: CodeKind, metric: Metric, dim: usize, sample: usize, centre: Vec<f32>) -> Codes {
+        Codes {
             kind,
             metric,
             dim,
             sample,
-            codes,
-            bits,
-            words,
-            meta,
+            codes: Held::default(),
+            bits: Held::default(),
+            words: dim.div_ceil(64),
+            meta: Vec::new(),
             book: None,
             parts: Held::default(),
             centre,
             sampling: None,
             residual: vec![0.0; dim],
-        })
+        }
     }
 
     /// Whether the centre is fixed (the sample is complete).

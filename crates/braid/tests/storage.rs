@@ -383,6 +383,19 @@ fn a_full_disk_fails_writes_with_a_clear_error_and_keeps_what_was_flushed() {
 /// points document), each through a buffer: a disk that fills anywhere inside any of
 /// them fails the flush with `StorageFull`, keeps the previous checkpoint in charge,
 /// and loses nothing the log holds; with space again the next flush succeeds.
+/// Runs `op` with the calling thread's disk budget at `budget` bytes; whether it failed
+/// on the full disk (`StorageFull`). Any other error fails the test.
+fn fails_full<T>(budget: u64, op: impl FnOnce() -> Result<T, Error>) -> bool {
+    fault::set_disk_budget(Some(budget));
+    let result = op();
+    fault::set_disk_budget(None);
+    match result {
+        Err(Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })) => true,
+        Err(other) => panic!("budget {budget}: {other}"),
+        Ok(_) => false,
+    }
+}
+
 #[test]
 fn a_disk_that_fills_inside_any_checkpoint_file_loses_nothing() {
     const DIM: usize = 64;
@@ -434,17 +447,10 @@ fn a_disk_that_fills_inside_any_checkpoint_file_loses_nothing() {
         fill(&c, 2, 1100..1400);
         let want = contents(&db, "c");
         let before = files(&collection_dir(dir.path()), "");
-        fault::set_disk_budget(Some(budget));
-        let result = c.flush();
-        fault::set_disk_budget(None);
-        match result {
-            Err(Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })) => {
-                failed += 1;
-                let after = files(&collection_dir(dir.path()), "");
-                assert_eq!(after, before, "budget {budget}: the failed checkpoint's files are gone");
-            }
-            Err(other) => panic!("budget {budget}: {other}"),
-            Ok(()) => {}
+        if fails_full(budget, || c.flush()) {
+            failed += 1;
+            let after = files(&collection_dir(dir.path()), "");
+            assert_eq!(after, before, "budget {budget}: the failed checkpoint's files are gone");
         }
         drop((c, db));
         let db = Database::open(dir.path()).unwrap();
@@ -498,20 +504,9 @@ fn a_compaction_the_disk_fills_under_leaves_the_directory_as_it_found_it() {
         let (db, c) = make(dir.path());
         let want = contents(&db, "c");
         let before = names(dir.path());
-        fault::set_disk_budget(Some(budget));
-        let result = c.compact();
-        fault::set_disk_budget(None);
-        match result {
-            Err(Error::Storage(StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. })) => {
-                failed += 1;
-                assert_eq!(
-                    names(dir.path()),
-                    before,
-                    "budget {budget}: nothing of the next generation stays"
-                );
-            }
-            Err(other) => panic!("budget {budget}: {other}"),
-            Ok(_) => {}
+        if fails_full(budget, || c.compact()) {
+            failed += 1;
+            assert_eq!(names(dir.path()), before, "budget {budget}: nothing of the next generation stays");
         }
         assert_eq!(contents(&db, "c"), want, "budget {budget}");
         c.compact().unwrap();
