@@ -1,5 +1,6 @@
-//! `cargo xtask bench distance`: the kernels per metric, block and matrix scoring, and
-//! the exact-scan bandwidth beside a plain memory read of the same buffer.
+//! `cargo xtask bench distance`: the kernels per metric, block and matrix scoring, coded
+//! distances of every kind of codes (on the heap and held in a file's bytes), and the
+//! exact-scan bandwidth beside a plain memory read of the same buffer.
 //!
 //! Figures go into `docs/benchmarks.md`. Under `cargo test` (no `--bench` flag) every
 //! benchmark runs once on small inputs, so the code stays compiled and exercised.
@@ -8,7 +9,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use braid_core::Metric;
-use braid_distance::{Kernel, scan_top_k, score_block_raw, score_matrix_faer, score_matrix_pairs, simd};
+use std::sync::Arc;
+
+use braid_distance::{
+    CodeKind, Codes, CodesFile, Compression, Kernel, scan_top_k, score_block_raw, score_matrix_faer,
+    score_matrix_pairs, simd,
+};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -150,6 +156,58 @@ fn scan_bandwidth(rows: usize, rounds: usize) {
     }
 }
 
+/// A codes file's bytes from an 8-byte boundary, as a mapping's are (here on the heap,
+/// so that held codes differ from heap codes only by the lookup, not by their pages).
+struct Aligned {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl CodesFile for Aligned {
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+}
+
+/// Coded distances to 1,000 random vectors of `n`, as a graph walk reads them, for
+/// each kind of codes: on the heap, and held in place in their file's bytes
+/// (`codes_on_disk`).
+fn codes(c: &mut Criterion, n: usize) {
+    let mut rng = StdRng::seed_from_u64(4);
+    let dim = 384;
+    let rows = random_vectors(&mut rng, n, dim);
+    let offsets: Vec<usize> = (0..1_000).map(|_| rng.random_range(0..n)).collect();
+    let mut group = c.benchmark_group("codes_1000_random");
+    group.throughput(Throughput::Elements(offsets.len() as u64));
+    let kinds = [
+        ("int8", CodeKind::Int8),
+        ("binary", CodeKind::Binary),
+        ("two_bits", CodeKind::BinaryTwoBits),
+        ("product_x16", CodeKind::Product(Compression::X16)),
+    ];
+    for (name, kind) in kinds {
+        let mut codes = Codes::of_kind_with_sample(kind, Metric::Cosine, dim, kind.sample().min(n / 2))
+            .expect("384-d cosine vectors are coded");
+        for row in rows.chunks_exact(dim) {
+            codes.push(row);
+        }
+        let mut bytes = Vec::new();
+        codes.serialized().expect("centred").write_to(&mut bytes).expect("written to memory");
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
+        let held = Codes::hold_from(Arc::new(Aligned { words, len: bytes.len() }), 0..bytes.len())
+            .expect("the codes just written");
+        assert!(held.held_bytes() > 0, "{name}: held in the file's bytes");
+        let q = codes.query(&rows[..dim]);
+        for (place, codes) in [("heap", &codes), ("held", &held)] {
+            group.bench_function(BenchmarkId::new(name, place), |bench| {
+                bench.iter(|| offsets.iter().map(|&o| codes.distance(black_box(&q), o)).sum::<f32>())
+            });
+        }
+    }
+    group.finish();
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let mut c = Criterion::default()
@@ -160,6 +218,7 @@ fn main() {
     pairs(&mut c);
     blocks(&mut c);
     matrix(&mut c);
+    codes(&mut c, if bench_mode { 200_000 } else { 2_000 });
     c.final_summary();
     if bench_mode {
         scan_bandwidth(1_000_000, 7);
