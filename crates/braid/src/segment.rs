@@ -1976,7 +1976,6 @@ mod tests {
         assert!(n > 0 && same);
     }
 
-    /// A filter the indexes answer as a set counts and passes, in one space, only the
     /// Payloads as a payload file holds them, for tests: each one's JSON by offset.
     #[derive(Debug)]
     struct JsonFile(Vec<Option<Vec<u8>>>);
@@ -2067,6 +2066,7 @@ mod tests {
         }
     }
 
+    /// A filter the indexes answer as a set counts and passes, in one space, only the
     /// points with a vector there: in a space every point has (where the planned set
     /// is used as it is) and in one a third of the points lack.
     #[test]
