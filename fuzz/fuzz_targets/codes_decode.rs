@@ -9,20 +9,8 @@
 
 use std::sync::Arc;
 
-use braid_distance::{Codes, CodesFile};
+use braid_distance::{Codes, CodesBuffer};
 use libfuzzer_sys::fuzz_target;
-
-/// A file's bytes from an 8-byte boundary, as a mapping's are.
-struct Aligned {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl CodesFile for Aligned {
-    fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let copied = Codes::from_bytes(data).ok();
@@ -32,9 +20,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.to_bytes().as_ref(), Some(&written));
     }
     let at = data.first().map_or(0, |b| usize::from(b % 8));
-    let mut words = vec![0u64; (at + data.len()).div_ceil(8)];
-    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[at..at + data.len()].copy_from_slice(data);
-    let file = Arc::new(Aligned { words, len: at + data.len() });
+    let file = Arc::new(CodesBuffer::new(&[&vec![0; at], data].concat()));
     if let Ok(held) = Codes::hold_from(file, at..at + data.len()) {
         let q = held.query(&vec![0.25; held.dim()]);
         for o in 0..held.len().min(64) {

@@ -12,7 +12,7 @@ use braid_core::Metric;
 use std::sync::Arc;
 
 use braid_distance::{
-    CodeKind, Codes, CodesFile, Compression, Kernel, scan_top_k, score_block_raw, score_matrix_faer,
+    CodeKind, Codes, CodesBuffer, Compression, Kernel, scan_top_k, score_block_raw, score_matrix_faer,
     score_matrix_pairs, simd,
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -156,19 +156,6 @@ fn scan_bandwidth(rows: usize, rounds: usize) {
     }
 }
 
-/// A codes file's bytes from an 8-byte boundary, as a mapping's are (here on the heap,
-/// so that held codes differ from heap codes only by the lookup, not by their pages).
-struct Aligned {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl CodesFile for Aligned {
-    fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-}
-
 /// Coded distances to 1,000 random vectors of `n`, as a graph walk reads them, for
 /// each kind of codes: on the heap, and held in place in their file's bytes
 /// (`codes_on_disk`).
@@ -193,9 +180,8 @@ fn codes(c: &mut Criterion, n: usize) {
         }
         let mut bytes = Vec::new();
         codes.serialized().expect("centred").write_to(&mut bytes).expect("written to memory");
-        let mut words = vec![0u64; bytes.len().div_ceil(8)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
-        let held = Codes::hold_from(Arc::new(Aligned { words, len: bytes.len() }), 0..bytes.len())
+        // Held in a heap buffer: only the lookup differs from heap codes, not the pages.
+        let held = Codes::hold_from(Arc::new(CodesBuffer::new(&bytes)), 0..bytes.len())
             .expect("the codes just written");
         assert!(held.held_bytes() > 0, "{name}: held in the file's bytes");
         let q = codes.query(&rows[..dim]);

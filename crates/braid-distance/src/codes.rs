@@ -1418,28 +1418,6 @@ mod tests {
         }
     }
 
-    /// A codes file in memory, its body after `pad` bytes of something else (a
-    /// document's header, in a store). Its first byte is 8-byte aligned, as a mapped
-    /// file's is.
-    struct InMemory {
-        words: Vec<u64>,
-        len: usize,
-    }
-
-    impl InMemory {
-        fn new(bytes: &[u8]) -> InMemory {
-            let mut words = vec![0u64; bytes.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-            InMemory { words, len: bytes.len() }
-        }
-    }
-
-    impl CodesFile for InMemory {
-        fn bytes(&self) -> &[u8] {
-            &bytemuck::cast_slice(&self.words)[..self.len]
-        }
-    }
-
     /// The bytes of binary codes in the layout files had before their words were laid
     /// out in slots (every vector's terms, then every vector's planes), which opens
     /// must still read.
@@ -1523,7 +1501,7 @@ mod tests {
                 let mut bytes = Vec::new();
                 codes.serialized().unwrap().at(at).write_to(&mut bytes).unwrap();
                 let file: Arc<dyn CodesFile> =
-                    Arc::new(InMemory::new(&[vec![7; pad], bytes.clone()].concat()));
+                    Arc::new(crate::CodesBuffer::new(&[vec![7; pad], bytes.clone()].concat()));
                 let mut held = Codes::hold_from(file.clone(), pad..pad + bytes.len()).unwrap();
                 // One-byte and product codes stay in the file, and so do bit-plane words
                 // on 8-byte boundaries; others are copied.

@@ -13,6 +13,30 @@ pub trait CodesFile: Send + Sync {
     fn bytes(&self) -> &[u8];
 }
 
+/// A codes file's bytes in memory, starting on an 8-byte boundary as a mapping's do:
+/// codes held in it ([`crate::Codes::hold_from`]) are held as in a mapped file, for
+/// tests, benches and fuzzing of held codes.
+#[derive(Debug)]
+pub struct CodesBuffer {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl CodesBuffer {
+    /// A copy of `bytes`, from an 8-byte boundary.
+    pub fn new(bytes: &[u8]) -> CodesBuffer {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        CodesBuffer { words, len: bytes.len() }
+    }
+}
+
+impl CodesFile for CodesBuffer {
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+}
+
 /// A [`CodesFile`] and a byte position in it.
 pub(crate) type At = (Arc<dyn CodesFile>, usize);
 

@@ -61,7 +61,7 @@ pub use codes::{
     CodeDotFn, CodeKind, CodePairs, CodedQuery, Codes, MAX_CODED_DIM, MIN_CODED_DIM, PRODUCT_SAMPLE,
     Serialized, dot_i8, dot_i8_paths, dot_i8_portable,
 };
-pub use held::CodesFile;
+pub use held::{CodesBuffer, CodesFile};
 pub use kernel::{Kernel, compare, is_better, passes_threshold, score};
 pub use product::Compression;
 pub use row::RowKernel;
