@@ -440,8 +440,8 @@ pub trait PayloadSource: Send + Sync + std::fmt::Debug {
 pub enum Stored<'a> {
     /// None is held for the offset.
     None,
-    /// Held in memory.
-    Value(&'a Value),
+    /// Held in memory (shared: a clone of the `Arc` takes it by reference).
+    Value(&'a Arc<Value>),
     /// Untouched in the source since it was made, in the source's encoding.
     Encoded(&'a [u8]),
 }
@@ -493,15 +493,6 @@ impl PayloadStore {
         }
     }
 
-    /// The payload at `offset` if it is held in memory (not read from a source),
-    /// shared rather than copied.
-    pub fn shared(&self, offset: PointOffset) -> Option<Arc<Value>> {
-        match &self.payloads {
-            Held::Memory(payloads) => payloads.get(offset.index()).and_then(Option::clone),
-            Held::Source { changed, .. } => changed.get(&offset.0).and_then(Option::clone),
-        }
-    }
-
     /// The payload at `offset` without decoding what a source holds: for writing the
     /// next source, which can copy an untouched payload's bytes as they are.
     pub fn stored(&self, offset: PointOffset) -> Stored<'_> {
@@ -512,7 +503,7 @@ impl PayloadStore {
                 None => return source.encoded(offset.0).map_or(Stored::None, Stored::Encoded),
             },
         };
-        held.map_or(Stored::None, |p| Stored::Value(p))
+        held.map_or(Stored::None, Stored::Value)
     }
 
     /// Replaces the payload at `offset`, updating every index. Returns the old one.
@@ -585,7 +576,8 @@ impl PayloadStore {
     /// its points are written), so they are indexed without being kept in memory.
     pub fn index_from_source(&mut self, offset: PointOffset) {
         let Held::Source { source, changed } = &self.payloads else { return };
-        if changed.contains_key(&offset.0) {
+        // Without indexes there is nothing to read it for.
+        if self.indexes.is_empty() || changed.contains_key(&offset.0) {
             return;
         }
         if let Some(payload) = source.payload(offset.0) {

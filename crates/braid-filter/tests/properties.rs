@@ -268,7 +268,7 @@ proptest! {
             // Undecoded, as the next source's writer reads it: the same payload.
             let stored = match store.stored(PointOffset(o)) {
                 Stored::None => None,
-                Stored::Value(v) => Some(v.clone()),
+                Stored::Value(v) => Some(Value::clone(v)),
                 Stored::Encoded(bytes) => Some(serde_json::from_slice(bytes).unwrap()),
             };
             prop_assert_eq!(stored, model[o as usize].clone());

@@ -842,11 +842,9 @@ impl Segment {
                         sparse: self.sparse_at(o),
                         multi: self.multi_at(o),
                         payload: match self.payloads.stored(PointOffset(o)) {
+                            braid_filter::Stored::None => CopiedPayload::None,
+                            braid_filter::Stored::Value(payload) => CopiedPayload::Shared(payload.clone()),
                             braid_filter::Stored::Encoded(_) => CopiedPayload::InFile,
-                            _ => self
-                                .payloads
-                                .shared(PointOffset(o))
-                                .map_or(CopiedPayload::None, CopiedPayload::Shared),
                         },
                     },
                 )
@@ -2041,9 +2039,15 @@ mod tests {
             let id = held.id_at(offset);
             assert_eq!(copied, id != PointId::Num(3) && id != PointId::Num(400), "{id:?}");
             let before = PointOffset(old.offset(&id).unwrap());
-            match (old.payloads().shared(before), memory.payloads().shared(offset)) {
-                (Some(a), Some(b)) => assert!(Arc::ptr_eq(&a, &b), "{id:?}: shared, not copied"),
-                (a, b) => assert!(a.is_none() && b.is_none() && id == PointId::Num(400), "{id:?}"),
+            use braid_filter::Stored;
+            match (old.payloads().stored(before), memory.payloads().stored(offset)) {
+                (Stored::Value(a), Stored::Value(b)) => {
+                    assert!(Arc::ptr_eq(a, b), "{id:?}: shared, not copied")
+                }
+                (a, b) => assert!(
+                    matches!((a, b), (Stored::None, Stored::None)) && id == PointId::Num(400),
+                    "{id:?}"
+                ),
             }
         }
         for value in values {

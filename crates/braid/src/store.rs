@@ -669,20 +669,14 @@ impl Store {
     }
 
     /// Removes the next generation's vector files ([`Store::next_generation`]) of a
-    /// compaction that did not finish, but not one the manifest names (a rewrite that
-    /// failed after its commit point). Left alone, they would wait for the next open's
-    /// sweep; a file that cannot be removed is logged and left to it.
+    /// compaction that did not finish — no longer kept from the sweep, which removes
+    /// every file the manifest does not name (so not those of a rewrite that failed
+    /// after its commit point). Left alone, they would wait for the next open's sweep;
+    /// if this sweep fails, they still do.
     pub(crate) fn abandon_next_generation(&mut self) {
-        for file in std::mem::take(&mut self.building) {
-            if self.manifest.names(&file) {
-                continue;
-            }
-            let path = self.dir.join(&file);
-            if let Err(e) = braid_storage::fault::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(file = %path.display(), error = %e, "an unfinished compaction's file stays until the next open");
-            }
+        self.building.clear();
+        if let Err(e) = self.sweep() {
+            tracing::warn!(error = %e, "an unfinished compaction's files stay until the next open");
         }
     }
 
