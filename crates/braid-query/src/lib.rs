@@ -330,6 +330,9 @@ pub enum QueryError {
         /// The kind of index it has, if any.
         found: Option<&'static str>,
     },
+    /// An `order_by` key that is not a payload key path.
+    #[error("order_by: {0}")]
+    OrderKey(braid_filter::FilterError),
     /// A formula that cannot be parsed or evaluated (an unknown or non-numeric
     /// variable without a default, a division by zero without `by_zero_default`, a
     /// non-finite result, a bad decay parameter).

@@ -1746,6 +1746,7 @@ impl Searchable for Segment {
                 braid_filter::IndexError::OrderByNeedsIndex { key, found } => {
                     QueryError::NoRangeIndex { key, found }
                 }
+                braid_filter::IndexError::Path(e) => QueryError::OrderKey(e),
                 other => QueryError::SearchFailed { why: other.to_string() },
             })?;
         // `Greater` when `a` comes after `b` in the walk's direction.

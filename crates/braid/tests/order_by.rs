@@ -193,6 +193,11 @@ fn order_by_over_prefetch_candidates_and_errors() {
     c.create_payload_index("tag", IndexKind::Keyword).unwrap();
     let wrong = c.scroll_ordered(None, &OrderBy::asc("tag"), 10, false, false).unwrap_err();
     assert!(wrong.to_string().contains("keyword"), "{wrong}");
+    // A key that is not a key path is the request's error, not the engine's.
+    for bad in ["", "a.b[", "x[]y"] {
+        let e = c.scroll_ordered(None, &OrderBy::asc(bad), 10, false, false).unwrap_err();
+        assert!(matches!(e, Error::Query(braid::query::QueryError::OrderKey(_))), "{bad}: {e}");
+    }
     c.create_payload_index("price", IndexKind::Integer).unwrap();
 
     // Over a prefetch: the 10 nearest to (1, 0) (ids 40..49), ordered by price.

@@ -11,6 +11,7 @@ mod cluster;
 mod explore;
 mod grpc;
 mod hybrid;
+mod mutated_requests;
 mod ops;
 mod query_api;
 mod rest;
