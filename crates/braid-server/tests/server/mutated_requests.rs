@@ -1,7 +1,13 @@
-//! Valid requests, mutated at random (a subtree replaced, a key dropped or added, a
-//! value swapped for an extreme one), sent to the REST endpoints that take a body: every
-//! answer is a success or a client error with Qdrant's error body — never a server
-//! error, a dropped connection or a hang — and the server answers correctly afterwards.
+//! Valid requests, mutated at random, sent to the endpoints that take a body: every
+//! answer is a success or a client error with its reason — never a server error, a
+//! dropped connection or a hang — and the server answers correctly afterwards.
+//!
+//! - REST: a JSON subtree replaced, a key dropped or added, a value swapped for an
+//!   extreme one; a refusal is a 4xx with Qdrant's error body.
+//! - gRPC: the encoded message's fields (sub-messages found by parsing) dropped,
+//!   repeated, or given extreme numbers (NaN, infinities, integer bounds), other strings,
+//!   or packed vectors of other lengths; a refusal is `INVALID_ARGUMENT`, `NOT_FOUND`,
+//!   `ALREADY_EXISTS`, `FAILED_PRECONDITION` or `OUT_OF_RANGE` with a message.
 //!
 //! `BRAID_MUTATED_REQUESTS=N` sends N requests instead of the default (for longer runs
 //! outside CI), `BRAID_MUTATED_SEED=S` starts from another seed.
@@ -418,4 +424,457 @@ async fn mutated_requests_get_answers_or_client_errors_never_server_errors() {
         .await;
     assert_eq!(hits.as_array().map(Vec::len), Some(3));
     drop(running);
+}
+
+/// A protobuf message as its wire fields, sub-messages parsed where a length-delimited
+/// field reads as one (a guess the mutations do not need to get right).
+#[derive(Clone, Debug)]
+enum Wire {
+    Varint(u64),
+    Fixed64([u8; 8]),
+    Fixed32([u8; 4]),
+    Bytes(Vec<u8>),
+    Message(Vec<(u32, Wire)>),
+}
+
+fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// `bytes` as a message's fields; `None` unless every byte is part of a field.
+fn parse(bytes: &[u8]) -> Option<Vec<(u32, Wire)>> {
+    let (mut fields, mut at) = (Vec::new(), 0);
+    while at < bytes.len() {
+        let key = varint(bytes, &mut at)?;
+        let number = u32::try_from(key >> 3).ok().filter(|&n| n > 0)?;
+        let field = match key & 7 {
+            0 => Wire::Varint(varint(bytes, &mut at)?),
+            1 => {
+                let b = bytes.get(at..at + 8)?.try_into().ok()?;
+                at += 8;
+                Wire::Fixed64(b)
+            }
+            5 => {
+                let b = bytes.get(at..at + 4)?.try_into().ok()?;
+                at += 4;
+                Wire::Fixed32(b)
+            }
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut at)?).ok()?;
+                let body = bytes.get(at..at.checked_add(len)?)?;
+                at += len;
+                match parse(body) {
+                    Some(inner) if !inner.is_empty() => Wire::Message(inner),
+                    _ => Wire::Bytes(body.to_vec()),
+                }
+            }
+            _ => return None,
+        };
+        fields.push((number, field));
+    }
+    Some(fields)
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn encode(fields: &[(u32, Wire)], out: &mut Vec<u8>) {
+    for (number, field) in fields {
+        let wire = match field {
+            Wire::Varint(_) => 0,
+            Wire::Fixed64(_) => 1,
+            Wire::Fixed32(_) => 5,
+            Wire::Bytes(_) | Wire::Message(_) => 2,
+        };
+        put_varint(u64::from(*number) << 3 | wire, out);
+        match field {
+            Wire::Varint(v) => put_varint(*v, out),
+            Wire::Fixed64(b) => out.extend_from_slice(b),
+            Wire::Fixed32(b) => out.extend_from_slice(b),
+            Wire::Bytes(b) => {
+                put_varint(b.len() as u64, out);
+                out.extend_from_slice(b);
+            }
+            Wire::Message(inner) => {
+                let mut body = Vec::new();
+                encode(inner, &mut body);
+                put_varint(body.len() as u64, out);
+                out.extend_from_slice(&body);
+            }
+        }
+    }
+}
+
+/// Fields of `fields` and of every sub-message, counted.
+fn wire_nodes(fields: &[(u32, Wire)]) -> usize {
+    fields.iter().map(|(_, f)| 1 + if let Wire::Message(inner) = f { wire_nodes(inner) } else { 0 }).sum()
+}
+
+impl Mutator {
+    /// One mutation at field `at` (preorder over every message) of `fields`.
+    fn mutate_wire(&mut self, fields: &mut Vec<(u32, Wire)>, at: &mut usize) -> bool {
+        for i in 0..fields.len() {
+            if *at == 0 {
+                match self.below(5) {
+                    0 => {
+                        fields.remove(i);
+                    }
+                    1 => {
+                        let copy = fields[i].clone();
+                        fields.insert(i, copy);
+                    }
+                    _ => self.mutate_value(&mut fields[i].1),
+                }
+                return true;
+            }
+            *at -= 1;
+            if let Wire::Message(inner) = &mut fields[i].1
+                && self.mutate_wire(inner, at)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn mutate_value(&mut self, field: &mut Wire) {
+        const VARINTS: &[u64] =
+            &[0, 1, 2, 3, 7, 8, 100, 1 << 31, u32::MAX as u64, 1 << 53, i64::MAX as u64, u64::MAX];
+        const FLOATS: &[f64] =
+            &[0.0, -1.0, 0.5, 1e-40, 3.5e38, 1e300, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+        match field {
+            Wire::Varint(v) => {
+                *v = if self.below(2) == 0 { *self.pick(VARINTS) } else { self.rng.next_u64() }
+            }
+            Wire::Fixed64(b) => *b = self.pick(FLOATS).to_le_bytes(),
+            Wire::Fixed32(b) => *b = (*self.pick(FLOATS) as f32).to_le_bytes(),
+            // A string (another one), or packed numbers: cut or grown by whole floats.
+            Wire::Bytes(b) if std::str::from_utf8(b).is_ok() && self.below(4) > 0 => {
+                *b = self.pick(STRINGS).as_bytes().to_vec()
+            }
+            Wire::Bytes(b) if self.below(2) == 0 => b.truncate(self.below(b.len() / 4 + 1) * 4),
+            Wire::Bytes(b) => b.extend_from_slice(&(*self.pick(FLOATS) as f32).to_le_bytes()),
+            Wire::Message(inner) => inner.clear(),
+        }
+    }
+}
+
+/// Messages passed to and from a call as they are, encoded by the caller.
+#[derive(Clone, Copy, Default)]
+struct Raw;
+
+impl tonic::codec::Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf as _;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// Valid gRPC requests: the method's path and the encoded message.
+fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
+    use prost::Message as _;
+    use qdrant_client::qdrant::{self as q, Condition, Filter, Range};
+    let (t, i) = query_vectors(7);
+    let example = |id: u64| q::VectorExample::from(q::vector_example::Example::from(q::PointId::from(id)));
+    let filter = Filter {
+        must: vec![Condition::matches("category", "books".to_string())],
+        must_not: vec![Condition::range(
+            "price",
+            Range { gte: Some(100.0), lt: Some(200.0), ..Default::default() },
+        )],
+        ..Default::default()
+    };
+    let point = q::PointStruct::new(
+        5,
+        q::NamedVectors::default().add_vector("text", t.clone()).add_vector("image", i.clone()),
+        [("category", "toys".into()), ("price", 3.0.into())],
+    );
+    let search = q::SearchPointsBuilder::new("p", t.clone(), 5)
+        .vector_name("text")
+        .filter(filter.clone())
+        .params(
+            q::SearchParamsBuilder::default()
+                .hnsw_ef(32)
+                .quantization(q::QuantizationSearchParamsBuilder::default().rescore(true).oversampling(2.0)),
+        )
+        .score_threshold(0.1)
+        .with_payload(true)
+        .build();
+    let fused = q::QueryPointsBuilder::new("p")
+        .add_prefetch(q::PrefetchQueryBuilder::default().query(t.clone()).using("text").limit(20u64))
+        .add_prefetch(
+            q::PrefetchQueryBuilder::default()
+                .query(i.clone())
+                .using("image")
+                .limit(20u64)
+                .filter(filter.clone()),
+        )
+        .query(q::Fusion::Rrf)
+        .limit(5)
+        .build();
+    let ordered = q::QueryPointsBuilder::new("p")
+        .query(q::Query::new_order_by(q::OrderByBuilder::new("price").direction(q::Direction::Desc as i32)))
+        .filter(filter.clone())
+        .limit(3)
+        .build();
+    let recommend = q::QueryPointsBuilder::new("p")
+        .query(q::Query::new_recommend(q::RecommendInputBuilder::default().add_positive(1).add_negative(3)))
+        .using("text")
+        .limit(3)
+        .build();
+    vec![
+        ("/qdrant.Points/Search", search.encode_to_vec()),
+        (
+            "/qdrant.Points/SearchBatch",
+            q::SearchBatchPoints {
+                collection_name: "p".into(),
+                search_points: vec![
+                    search.clone(),
+                    q::SearchPointsBuilder::new("p", i.clone(), 3).vector_name("image").build(),
+                ],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        ("/qdrant.Points/Query", fused.encode_to_vec()),
+        ("/qdrant.Points/Query", ordered.encode_to_vec()),
+        ("/qdrant.Points/Query", recommend.encode_to_vec()),
+        (
+            "/qdrant.Points/QueryBatch",
+            q::QueryBatchPoints {
+                collection_name: "p".into(),
+                query_points: vec![fused, recommend],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/QueryGroups",
+            q::QueryPointGroupsBuilder::new("p", "category")
+                .query(t.clone())
+                .using("text")
+                .group_size(2u64)
+                .limit(3u64)
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Recommend",
+            q::RecommendPointsBuilder::new("p", 3)
+                .add_positive(1)
+                .add_negative(2)
+                .using("text")
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Discover",
+            q::DiscoverPointsBuilder::new(
+                "p",
+                vec![q::ContextExamplePair { positive: Some(example(2)), negative: Some(example(3)) }],
+                3,
+            )
+            .target(q::TargetVector::from(q::target_vector::Target::Single(example(1))))
+            .using("text")
+            .build()
+            .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/SearchMatrixPairs",
+            q::SearchMatrixPointsBuilder::new("p").sample(10).limit(2).using("text").build().encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Scroll",
+            q::ScrollPointsBuilder::new("p")
+                .filter(filter.clone())
+                .limit(5)
+                .with_payload(true)
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Count",
+            q::CountPointsBuilder::new("p").filter(filter.clone()).exact(true).build().encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Facet",
+            q::FacetCountsBuilder::new("p", "category")
+                .filter(filter.clone())
+                .limit(3)
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Get",
+            q::GetPointsBuilder::new("p", vec![1.into(), 2.into()])
+                .with_vectors(true)
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Upsert",
+            q::UpsertPointsBuilder::new("p", vec![point]).wait(true).build().encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/SetPayload",
+            q::SetPayloadPointsBuilder::new(
+                "p",
+                qdrant_client::Payload::try_from(serde_json::json!({"n": 1})).expect("payload"),
+            )
+            .points_selector(vec![q::PointId::from(10)])
+            .wait(true)
+            .build()
+            .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/Delete",
+            q::DeletePointsBuilder::new("p")
+                .points(vec![q::PointId::from(13)])
+                .wait(true)
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Points/CreateFieldIndex",
+            q::CreateFieldIndexCollectionBuilder::new("p", "category", q::FieldType::Keyword)
+                .wait(true)
+                .build()
+                .encode_to_vec(),
+        ),
+        (
+            "/qdrant.Collections/Create",
+            q::CreateCollectionBuilder::new("q")
+                .vectors_config({
+                    let mut named = q::VectorsConfigBuilder::default();
+                    named.add_named_vector_params(
+                        "a",
+                        q::VectorParamsBuilder::new(8, q::Distance::Dot)
+                            .on_disk(true)
+                            .datatype(q::Datatype::Float16)
+                            .quantization_config(q::BinaryQuantizationBuilder::new(false)),
+                    );
+                    named
+                })
+                .on_disk_payload(true)
+                .build()
+                .encode_to_vec(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_grpc_requests_get_answers_or_client_errors_never_server_errors() {
+    use tonic::Code;
+    let requests: usize =
+        std::env::var("BRAID_MUTATED_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(4_000);
+    let seed: u64 = std::env::var("BRAID_MUTATED_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(0x5EED);
+    let (running, rest) = serve_products().await;
+    rest.put("/collections/p/index?wait=true", json!({"field_name": "price", "field_schema": "float"})).await;
+    rest.put("/collections/p/index?wait=true", json!({"field_name": "category", "field_schema": "keyword"}))
+        .await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.server.grpc_addr()))
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("a gRPC channel");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut call = async |path: &'static str, body: Vec<u8>| {
+        grpc.ready().await.expect("the channel is ready");
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+        grpc.unary(tonic::Request::new(body), path, Raw).await
+    };
+    let templates = grpc_templates();
+    for (path, body) in &templates {
+        let answer = call(path, body.clone()).await;
+        assert!(answer.is_ok(), "{path}: {answer:?}");
+        if path.starts_with("/qdrant.Collections/Create") {
+            rest.call(reqwest::Method::DELETE, "/collections/q", None).await;
+        }
+    }
+    let mut m = Mutator { rng: Rng::new(seed << 1) };
+    let (mut failures, mut refused, mut undecodable) = (Vec::new(), 0, 0);
+    for _ in 0..requests {
+        let (path, body) = m.pick(&templates).clone();
+        let mut fields = parse(&body).expect("a template parses");
+        for _ in 0..1 + m.below(3) {
+            let mut at = m.below(wire_nodes(&fields).max(1));
+            m.mutate_wire(&mut fields, &mut at);
+        }
+        let mut body = Vec::new();
+        encode(&fields, &mut body);
+        match call(path, body.clone()).await {
+            // As every gRPC server (tonic's, and so Qdrant's): a message that does not
+            // decode is `INTERNAL` with the decoder's words. Other mutations reach Braid.
+            Err(status)
+                if status.code() == Code::Internal
+                    && status.message().starts_with("failed to decode Protobuf message") =>
+            {
+                undecodable += 1
+            }
+            Ok(_) => {
+                if path.starts_with("/qdrant.Collections/Create") {
+                    rest.call(reqwest::Method::DELETE, "/collections/q", None).await;
+                }
+            }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::InvalidArgument
+                        | Code::NotFound
+                        | Code::AlreadyExists
+                        | Code::FailedPrecondition
+                        | Code::OutOfRange
+                ) && !status.message().is_empty() =>
+            {
+                refused += 1
+            }
+            Err(status) => failures.push(format!("{path} {body:?}\n  -> {status:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {requests} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(refused * 4 > requests, "only {refused} of {requests} refused");
+    assert!(undecodable * 4 < requests, "{undecodable} of {requests} did not decode");
+    let (t, _) = query_vectors(7);
+    let hits = rest
+        .post("/collections/p/points/search", json!({"vector": {"name": "text", "vector": t}, "limit": 3}))
+        .await;
+    assert_eq!(hits.as_array().map(Vec::len), Some(3));
 }
