@@ -160,14 +160,14 @@ fn nth<'a>(v: &'a mut Value, at: &mut usize) -> Option<&'a mut Value> {
 }
 
 /// Valid requests to every REST endpoint that takes a body: method, path, body.
-fn templates() -> Vec<(reqwest::Method, &'static str, Value)> {
+fn templates() -> Vec<(reqwest::Method, String, Value)> {
     use reqwest::Method;
     let (t, i) = query_vectors(7);
     let filter = json!({"must": [{"key": "category", "match": {"value": "books"}}],
                         "must_not": [{"key": "price", "range": {"gte": 100.0, "lt": 200.0}}]});
     let point =
         json!({"id": 5, "vector": {"text": t, "image": i}, "payload": {"category": "toys", "price": 3.0}});
-    vec![
+    let all: Vec<(Method, &str, Value)> = vec![
         (
             Method::POST,
             "/collections/p/points/search",
@@ -350,7 +350,15 @@ fn templates() -> Vec<(reqwest::Method, &'static str, Value)> {
             json!({"actions": [{"create_alias": {"collection_name": "p",
             "alias_name": "shop"}}]}),
         ),
-    ]
+    ];
+    // The reads and point writes again on `d`, whose spaces keep #18's layouts: rows as
+    // float16 and on disk, binary and product codes and the graph mapped, payloads on disk.
+    let on_d: Vec<_> = all
+        .iter()
+        .filter(|(_, path, _)| path.starts_with("/collections/p/points"))
+        .map(|(method, path, body)| (method.clone(), path.replacen("/p/", "/d/", 1), body.clone()))
+        .collect();
+    all.into_iter().map(|(method, path, body)| (method, path.to_string(), body)).chain(on_d).collect()
 }
 
 /// Sends `body`; the status and the body as JSON (`None` when it is not JSON). A
@@ -373,16 +381,41 @@ async fn send(
     (status, serde_json::from_str(&text).ok())
 }
 
+/// The products in collection `p` as [`serve_products`] has them, and again in `d`,
+/// whose spaces keep #18's layouts (float16 rows on disk with binary codes mapped; product
+/// codes and the graph mapped; payloads on disk); both with `price` and `category`
+/// indexed.
+async fn serve_p_and_d() -> (Running, Rest) {
+    let (running, rest) = serve_products().await;
+    let mut lean = config_json();
+    lean["vectors"]["text"].as_object_mut().expect("params").extend([
+        ("datatype".to_string(), json!("float16")),
+        ("on_disk".to_string(), json!(true)),
+        ("quantization_config".to_string(), json!({"binary": {"always_ram": false}})),
+    ]);
+    lean["vectors"]["image"]["quantization_config"] =
+        json!({"product": {"compression": "x4", "always_ram": false}});
+    lean["vectors"]["image"]["hnsw_config"]["on_disk"] = json!(true);
+    lean["on_disk_payload"] = json!(true);
+    rest.put("/collections/d", lean).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/d/points?wait=true", points).await;
+    for c in ["p", "d"] {
+        for (field, schema) in [("price", "float"), ("category", "keyword")] {
+            let index = json!({"field_name": field, "field_schema": schema});
+            rest.put(&format!("/collections/{c}/index?wait=true"), index).await;
+        }
+    }
+    (running, rest)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutated_requests_get_answers_or_client_errors_never_server_errors() {
     let requests: usize =
         std::env::var("BRAID_MUTATED_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(4_000);
     let seed: u64 = std::env::var("BRAID_MUTATED_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(0x5EED);
-    let (running, rest) = serve_products().await;
+    let (running, rest) = serve_p_and_d().await;
     let (client, base) = (reqwest::Client::new(), format!("http://{}", running.server.http_addr()));
-    rest.put("/collections/p/index?wait=true", json!({"field_name": "price", "field_schema": "float"})).await;
-    rest.put("/collections/p/index?wait=true", json!({"field_name": "category", "field_schema": "keyword"}))
-        .await;
     let templates = templates();
     // Each template as written is valid: a mutation is what makes a request bad.
     for (method, path, body) in &templates {
@@ -398,7 +431,7 @@ async fn mutated_requests_get_answers_or_client_errors_never_server_errors() {
     for _ in 0..requests {
         let (method, path, body) = m.pick(&templates).clone();
         let body = m.mutate(body);
-        let (status, answer) = send(&client, &base, &method, path, &body).await;
+        let (status, answer) = send(&client, &base, &method, &path, &body).await;
         // Qdrant's envelope: `status` is "ok" or `{"error": "..."}`.
         let error = answer.as_ref().and_then(|a| a["status"]["error"].as_str()).filter(|e| !e.is_empty());
         let ok = answer.as_ref().is_some_and(|a| a["status"] == "ok");
@@ -608,8 +641,17 @@ impl tonic::codec::Decoder for Raw {
     }
 }
 
-/// Valid gRPC requests: the method's path and the encoded message.
+/// Valid gRPC requests: the method's path and the encoded message. Every points call on
+/// `p`, again on `d` (#18's layouts), and a collection creation.
 fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
+    let mut all = grpc_points_templates("p");
+    all.extend(grpc_points_templates("d"));
+    all.push(("/qdrant.Collections/Create", grpc_create_template()));
+    all
+}
+
+/// Valid requests to the points calls on collection `c`.
+fn grpc_points_templates(c: &str) -> Vec<(&'static str, Vec<u8>)> {
     use prost::Message as _;
     use qdrant_client::qdrant::{self as q, Condition, Filter, Range};
     let (t, i) = query_vectors(7);
@@ -627,7 +669,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         q::NamedVectors::default().add_vector("text", t.clone()).add_vector("image", i.clone()),
         [("category", "toys".into()), ("price", 3.0.into())],
     );
-    let search = q::SearchPointsBuilder::new("p", t.clone(), 5)
+    let search = q::SearchPointsBuilder::new(c, t.clone(), 5)
         .vector_name("text")
         .filter(filter.clone())
         .params(
@@ -638,7 +680,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         .score_threshold(0.1)
         .with_payload(true)
         .build();
-    let fused = q::QueryPointsBuilder::new("p")
+    let fused = q::QueryPointsBuilder::new(c)
         .add_prefetch(q::PrefetchQueryBuilder::default().query(t.clone()).using("text").limit(20u64))
         .add_prefetch(
             q::PrefetchQueryBuilder::default()
@@ -650,12 +692,12 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         .query(q::Fusion::Rrf)
         .limit(5)
         .build();
-    let ordered = q::QueryPointsBuilder::new("p")
+    let ordered = q::QueryPointsBuilder::new(c)
         .query(q::Query::new_order_by(q::OrderByBuilder::new("price").direction(q::Direction::Desc as i32)))
         .filter(filter.clone())
         .limit(3)
         .build();
-    let recommend = q::QueryPointsBuilder::new("p")
+    let recommend = q::QueryPointsBuilder::new(c)
         .query(q::Query::new_recommend(q::RecommendInputBuilder::default().add_positive(1).add_negative(3)))
         .using("text")
         .limit(3)
@@ -665,10 +707,10 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         (
             "/qdrant.Points/SearchBatch",
             q::SearchBatchPoints {
-                collection_name: "p".into(),
+                collection_name: c.into(),
                 search_points: vec![
                     search.clone(),
-                    q::SearchPointsBuilder::new("p", i.clone(), 3).vector_name("image").build(),
+                    q::SearchPointsBuilder::new(c, i.clone(), 3).vector_name("image").build(),
                 ],
                 ..Default::default()
             }
@@ -680,7 +722,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         (
             "/qdrant.Points/QueryBatch",
             q::QueryBatchPoints {
-                collection_name: "p".into(),
+                collection_name: c.into(),
                 query_points: vec![fused, recommend],
                 ..Default::default()
             }
@@ -688,7 +730,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/qdrant.Points/QueryGroups",
-            q::QueryPointGroupsBuilder::new("p", "category")
+            q::QueryPointGroupsBuilder::new(c, "category")
                 .query(t.clone())
                 .using("text")
                 .group_size(2u64)
@@ -698,7 +740,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/qdrant.Points/Recommend",
-            q::RecommendPointsBuilder::new("p", 3)
+            q::RecommendPointsBuilder::new(c, 3)
                 .add_positive(1)
                 .add_negative(2)
                 .using("text")
@@ -708,7 +750,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         (
             "/qdrant.Points/Discover",
             q::DiscoverPointsBuilder::new(
-                "p",
+                c,
                 vec![q::ContextExamplePair { positive: Some(example(2)), negative: Some(example(3)) }],
                 3,
             )
@@ -719,11 +761,11 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/qdrant.Points/SearchMatrixPairs",
-            q::SearchMatrixPointsBuilder::new("p").sample(10).limit(2).using("text").build().encode_to_vec(),
+            q::SearchMatrixPointsBuilder::new(c).sample(10).limit(2).using("text").build().encode_to_vec(),
         ),
         (
             "/qdrant.Points/Scroll",
-            q::ScrollPointsBuilder::new("p")
+            q::ScrollPointsBuilder::new(c)
                 .filter(filter.clone())
                 .limit(5)
                 .with_payload(true)
@@ -732,31 +774,24 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/qdrant.Points/Count",
-            q::CountPointsBuilder::new("p").filter(filter.clone()).exact(true).build().encode_to_vec(),
+            q::CountPointsBuilder::new(c).filter(filter.clone()).exact(true).build().encode_to_vec(),
         ),
         (
             "/qdrant.Points/Facet",
-            q::FacetCountsBuilder::new("p", "category")
-                .filter(filter.clone())
-                .limit(3)
-                .build()
-                .encode_to_vec(),
+            q::FacetCountsBuilder::new(c, "category").filter(filter.clone()).limit(3).build().encode_to_vec(),
         ),
         (
             "/qdrant.Points/Get",
-            q::GetPointsBuilder::new("p", vec![1.into(), 2.into()])
-                .with_vectors(true)
-                .build()
-                .encode_to_vec(),
+            q::GetPointsBuilder::new(c, vec![1.into(), 2.into()]).with_vectors(true).build().encode_to_vec(),
         ),
         (
             "/qdrant.Points/Upsert",
-            q::UpsertPointsBuilder::new("p", vec![point]).wait(true).build().encode_to_vec(),
+            q::UpsertPointsBuilder::new(c, vec![point]).wait(true).build().encode_to_vec(),
         ),
         (
             "/qdrant.Points/SetPayload",
             q::SetPayloadPointsBuilder::new(
-                "p",
+                c,
                 qdrant_client::Payload::try_from(serde_json::json!({"n": 1})).expect("payload"),
             )
             .points_selector(vec![q::PointId::from(10)])
@@ -766,7 +801,7 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/qdrant.Points/Delete",
-            q::DeletePointsBuilder::new("p")
+            q::DeletePointsBuilder::new(c)
                 .points(vec![q::PointId::from(13)])
                 .wait(true)
                 .build()
@@ -774,30 +809,33 @@ fn grpc_templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/qdrant.Points/CreateFieldIndex",
-            q::CreateFieldIndexCollectionBuilder::new("p", "category", q::FieldType::Keyword)
+            q::CreateFieldIndexCollectionBuilder::new(c, "category", q::FieldType::Keyword)
                 .wait(true)
                 .build()
                 .encode_to_vec(),
         ),
-        (
-            "/qdrant.Collections/Create",
-            q::CreateCollectionBuilder::new("q")
-                .vectors_config({
-                    let mut named = q::VectorsConfigBuilder::default();
-                    named.add_named_vector_params(
-                        "a",
-                        q::VectorParamsBuilder::new(8, q::Distance::Dot)
-                            .on_disk(true)
-                            .datatype(q::Datatype::Float16)
-                            .quantization_config(q::BinaryQuantizationBuilder::new(false)),
-                    );
-                    named
-                })
-                .on_disk_payload(true)
-                .build()
-                .encode_to_vec(),
-        ),
     ]
+}
+
+/// A valid creation of collection `q` in #18's layouts.
+fn grpc_create_template() -> Vec<u8> {
+    use prost::Message as _;
+    use qdrant_client::qdrant as q;
+    q::CreateCollectionBuilder::new("q")
+        .vectors_config({
+            let mut named = q::VectorsConfigBuilder::default();
+            named.add_named_vector_params(
+                "a",
+                q::VectorParamsBuilder::new(8, q::Distance::Dot)
+                    .on_disk(true)
+                    .datatype(q::Datatype::Float16)
+                    .quantization_config(q::BinaryQuantizationBuilder::new(false)),
+            );
+            named
+        })
+        .on_disk_payload(true)
+        .build()
+        .encode_to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -806,10 +844,7 @@ async fn mutated_grpc_requests_get_answers_or_client_errors_never_server_errors(
     let requests: usize =
         std::env::var("BRAID_MUTATED_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(4_000);
     let seed: u64 = std::env::var("BRAID_MUTATED_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(0x5EED);
-    let (running, rest) = serve_products().await;
-    rest.put("/collections/p/index?wait=true", json!({"field_name": "price", "field_schema": "float"})).await;
-    rest.put("/collections/p/index?wait=true", json!({"field_name": "category", "field_schema": "keyword"}))
-        .await;
+    let (running, rest) = serve_p_and_d().await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.server.grpc_addr()))
         .expect("a URL")
         .connect()
