@@ -1355,12 +1355,14 @@ fn state(active: bool) -> &'static str {
 }
 
 /// `config` as it can be created in memory: what only a database on disk serves
-/// (payloads and graphs on disk) set aside.
+/// (payloads, graphs and codes on disk) set aside.
 pub(crate) fn probe(config: &CollectionConfig) -> CollectionConfig {
     let mut probe = config.clone();
     probe.on_disk_payload = false;
+    probe.codes_on_disk = false;
     for space in probe.vectors.values_mut() {
         space.hnsw.on_disk = false;
+        space.codes_on_disk = false;
     }
     probe
 }

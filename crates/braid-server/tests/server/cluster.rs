@@ -56,7 +56,7 @@ async fn node_on_a_fixed_port(bootstrap: Option<&str>) -> Running {
 /// A cluster of three nodes, the first started alone and the others joining through
 /// it, and the URI they joined through. The third is restarted by some tests: its
 /// port is fixed.
-async fn three_nodes() -> (Running, Running, Running, String) {
+pub(crate) async fn three_nodes() -> (Running, Running, Running, String) {
     let first = node(None).await;
     let uri = first.server.cluster_uri().expect("a cluster node").to_string();
     let second = node(Some(&uri)).await;
@@ -108,9 +108,12 @@ async fn three_nodes_replicate_collections_and_the_writes_of_both_protocols() {
         assert!(v["status"]["error"].as_str().unwrap_or_default().contains(key), "{v}");
     }
     // What only a database on disk serves is served on a cluster node too.
-    let on_disk = json!({"vectors": {"size": 4, "distance": "Dot", "on_disk": true,
-        "hnsw_config": {"on_disk": true}}, "on_disk_payload": true});
+    let on_disk = json!({"vectors": {"size": 64, "distance": "Dot", "on_disk": true,
+        "hnsw_config": {"on_disk": true}, "quantization_config": {"binary": {"always_ram": false}}},
+        "on_disk_payload": true});
     assert_eq!(rests[0].put("/collections/on_disk", on_disk).await, json!(true));
+    let params = &rests[1].get("/collections/on_disk").await["config"]["params"];
+    assert_eq!(params["vectors"]["quantization_config"]["binary"]["always_ram"], false, "{params}");
     let mut body = common::config_json();
     body["replication_factor"] = json!(3);
     // Acknowledged by a majority of the three replicas: a factor of 2 is met.
