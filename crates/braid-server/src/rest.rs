@@ -122,10 +122,38 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(ready))
+        .method_not_allowed_fallback(method_not_allowed)
         .merge(api)
         // After routing, so that each request is counted under its route's template.
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::map_response(enveloped))
         .with_state(state)
+}
+
+/// An error answered in plain text — axum's own refusals before a handler runs, such
+/// as a path segment that is not UTF-8 — in Qdrant's JSON envelope, which clients
+/// parse, with the text as the message. Errors already in JSON pass as they are.
+async fn enveloped(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Refusals are a line of text; a longer body is cut, not waited for.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let enveloped = axum::Json(json!({"status": {"error": text}, "time": 0.0})).into_response();
+    let (fresh, body) = enveloped.into_parts();
+    parts.headers.extend(fresh.headers);
+    Response::from_parts(parts, body)
 }
 
 /// A successful answer's body, `{"result": …, "status": "ok", "time": …}`: written

@@ -993,3 +993,82 @@ async fn mutated_grpc_requests_through_a_cluster_get_answers_or_client_errors() 
     templates.push(("/qdrant.Collections/Create", grpc_create_template()));
     mutate_grpc(second.server.grpc_addr(), &Rest::to(&second), &templates, requests, seed).await;
 }
+
+/// Path segments a client may send in place of a name, an id or a file: a space, an
+/// encoded slash, NUL or newline, bytes that are not UTF-8, numbers out of range, a
+/// UUID cut short, a bidirectional control. (`..` is not among them: the client
+/// resolves dot segments before sending.)
+#[rustfmt::skip]
+const ODD_SEGMENTS: &[&str] = &[
+    "%20", "%2F", "%00", "%FF%FE", "-1", "18446744073709551616", "1.5",
+    "b4a10009-0000-0000-0000-00000000000", "nope", "p%0Ad", "%E2%80%AE",
+];
+
+/// Query strings in place of `?wait=true`: values of the wrong type, repeated keys.
+#[rustfmt::skip]
+const ODD_QUERIES: &[&str] = &[
+    "?wait=maybe", "?wait=1", "?timeout=-5", "?timeout=1e9", "?timeout=18446744073709551616",
+    "?consistency=xyz", "?consistency=0", "?ordering=fastest", "?wait=true&wait=false", "?%FF=1",
+];
+
+/// Every route with a name, id, field or file in its path, given odd segments, and
+/// every route taking `?wait` or `?timeout`, given odd query strings: each answer is a
+/// success or a client error with Qdrant's error body, and the collection is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_paths_and_query_strings_get_client_errors() {
+    use reqwest::Method;
+    let (running, rest) = serve_products().await;
+    let (client, base) = (reqwest::Client::new(), format!("http://{}", running.server.http_addr()));
+    let (t, _) = query_vectors(7);
+    let search = json!({"vector": {"name": "text", "vector": t}, "limit": 3});
+    let mut calls: Vec<(Method, String, Value)> = Vec::new();
+    for odd in ODD_SEGMENTS {
+        for (method, path) in [
+            (Method::GET, format!("/collections/{odd}")),
+            (Method::DELETE, format!("/collections/{odd}")),
+            (Method::GET, format!("/collections/{odd}/exists")),
+            (Method::GET, format!("/collections/{odd}/aliases")),
+            (Method::GET, format!("/collections/p/points/{odd}")),
+            (Method::DELETE, format!("/collections/p/index/{odd}")),
+            (Method::PUT, format!("/collections/p/vectors/{odd}")),
+            (Method::DELETE, format!("/collections/p/vectors/{odd}")),
+            (Method::GET, format!("/collections/p/snapshots/{odd}")),
+            (Method::DELETE, format!("/collections/p/snapshots/{odd}")),
+            (Method::GET, format!("/snapshots/{odd}")),
+            (Method::DELETE, format!("/cluster/peer/{odd}")),
+            (Method::POST, format!("/collections/{odd}/points/search")),
+        ] {
+            let body =
+                if method == Method::POST { search.clone() } else { json!({"size": 8, "distance": "Dot"}) };
+            calls.push((method, path, body));
+        }
+    }
+    for odd in ODD_QUERIES {
+        for (method, path, body) in [
+            (Method::POST, "/collections/p/points/search", search.clone()),
+            (Method::POST, "/collections/p/points/query", json!({"query": t, "using": "text"})),
+            (Method::PUT, "/collections/p/points", json!({"points": [point_json(&products()[0])]})),
+            (Method::POST, "/collections/p/points/delete", json!({"points": [999_999]})),
+            (
+                Method::PUT,
+                "/collections/p/index",
+                json!({"field_name": "category", "field_schema": "keyword"}),
+            ),
+            (Method::POST, "/collections/p/points/count", json!({})),
+        ] {
+            calls.push((method, format!("{path}{odd}"), body));
+        }
+    }
+    let mut failures = Vec::new();
+    for (method, path, body) in &calls {
+        let (status, answer) = send(&client, &base, method, path, body).await;
+        let error = answer.as_ref().and_then(|a| a["status"]["error"].as_str()).filter(|e| !e.is_empty());
+        let ok = answer.as_ref().is_some_and(|a| a["status"] == "ok");
+        if !(status == 200 && ok || (400..500).contains(&status) && error.is_some()) {
+            failures.push(format!("{method} {path}\n  -> {status} {answer:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} failed:\n{}", failures.len(), calls.len(), failures.join("\n"));
+    let count = rest.post("/collections/p/points/count", json!({})).await;
+    assert_eq!(count["count"], 300, "the products are all there");
+}
