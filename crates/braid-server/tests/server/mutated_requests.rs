@@ -356,7 +356,7 @@ fn templates() -> Vec<(reqwest::Method, String, Value)> {
     let on_d: Vec<_> = all
         .iter()
         .filter(|(_, path, _)| path.starts_with("/collections/p/points"))
-        .map(|(method, path, body)| (method.clone(), path.replacen("/p/", "/d/", 1), body.clone()))
+        .map(|(method, path, body)| (method.clone(), path.replacen("/p/", "/d/", 1), widen(body)))
         .collect();
     all.into_iter().map(|(method, path, body)| (method, path.to_string(), body)).chain(on_d).collect()
 }
@@ -381,6 +381,34 @@ async fn send(
     (status, serde_json::from_str(&text).ok())
 }
 
+/// The text and image spaces' sizes in `d`: 64 components and more, where Braid keeps
+/// codes (under 64 it keeps none, whatever the configuration asks).
+const WIDE_TEXT: usize = 8 * TEXT;
+const WIDE_IMAGE: usize = 11 * IMAGE;
+
+/// A vector of `p` as `d` holds it: repeated to `d`'s size.
+fn widened(v: &[f32]) -> Vec<f32> {
+    let times = if v.len() == TEXT { WIDE_TEXT / TEXT } else { WIDE_IMAGE / IMAGE };
+    v.iter().copied().cycle().take(v.len() * times).collect()
+}
+
+/// `v` with every vector of `p` in it (an array of `TEXT` or `IMAGE` numbers, none an
+/// integer: ids and other lists are integers or shorter) widened for `d`.
+fn widen(v: &Value) -> Value {
+    match v {
+        Value::Array(a)
+            if (a.len() == TEXT || a.len() == IMAGE)
+                && a.iter().all(|x| x.as_f64().is_some_and(|f| f.fract() != 0.0)) =>
+        {
+            let floats: Vec<f32> = a.iter().filter_map(Value::as_f64).map(|f| f as f32).collect();
+            json!(widened(&floats))
+        }
+        Value::Array(a) => Value::Array(a.iter().map(widen).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), widen(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// The products in collection `p` as [`serve_products`] has them, and again in `d`,
 /// whose spaces keep #18's layouts (float16 rows on disk with binary codes mapped; product
 /// codes and the graph mapped; payloads on disk); both with `price` and `category`
@@ -388,6 +416,8 @@ async fn send(
 async fn serve_p_and_d() -> (Running, Rest) {
     let (running, rest) = serve_products().await;
     let mut lean = config_json();
+    lean["vectors"]["text"]["size"] = json!(WIDE_TEXT);
+    lean["vectors"]["image"]["size"] = json!(WIDE_IMAGE);
     lean["vectors"]["text"].as_object_mut().expect("params").extend([
         ("datatype".to_string(), json!("float16")),
         ("on_disk".to_string(), json!(true)),
@@ -398,8 +428,13 @@ async fn serve_p_and_d() -> (Running, Rest) {
     lean["vectors"]["image"]["hnsw_config"]["on_disk"] = json!(true);
     lean["on_disk_payload"] = json!(true);
     rest.put("/collections/d", lean).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    let points = json!({"points": products().iter().map(|p| widen(&point_json(p))).collect::<Vec<_>>()});
     rest.put("/collections/d/points?wait=true", points).await;
+    // Codes are kept in `d`: the test would otherwise not reach them.
+    let info = rest.get("/collections/d").await;
+    let vectors = &info["config"]["params"]["vectors"];
+    assert_eq!(vectors["text"]["quantization_config"]["binary"]["always_ram"], false, "{info}");
+    assert_eq!(vectors["image"]["quantization_config"]["product"]["always_ram"], false, "{info}");
     for c in ["p", "d"] {
         for (field, schema) in [("price", "float"), ("category", "keyword")] {
             let index = json!({"field_name": field, "field_schema": schema});
@@ -700,6 +735,7 @@ fn grpc_points_templates(c: &str) -> Vec<(&'static str, Vec<u8>)> {
     use prost::Message as _;
     use qdrant_client::qdrant::{self as q, Condition, Filter, Range};
     let (t, i) = query_vectors(7);
+    let (t, i) = if c == "d" { (widened(&t), widened(&i)) } else { (t, i) };
     let example = |id: u64| q::VectorExample::from(q::vector_example::Example::from(q::PointId::from(id)));
     let filter = Filter {
         must: vec![Condition::matches("category", "books".to_string())],
