@@ -361,6 +361,26 @@ fn templates() -> Vec<(reqwest::Method, String, Value)> {
     all.into_iter().map(|(method, path, body)| (method, path.to_string(), body)).chain(on_d).collect()
 }
 
+/// What a REST answer was, by its status and Qdrant's envelope: `status` is "ok", or
+/// `{"error": "..."}` with a reason.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Success,
+    Refused,
+    Failed,
+}
+
+impl Answer {
+    fn of(status: u16, answer: Option<&Value>) -> Answer {
+        let error = answer.and_then(|a| a["status"]["error"].as_str()).is_some_and(|e| !e.is_empty());
+        match status {
+            200 if answer.is_some_and(|a| a["status"] == "ok") => Answer::Success,
+            400..=499 if error => Answer::Refused,
+            _ => Answer::Failed,
+        }
+    }
+}
+
 /// Sends `body`; the status and the body as JSON (`None` when it is not JSON). A
 /// dropped connection is a failure of the test.
 async fn send(
@@ -478,22 +498,24 @@ async fn mutate_rest(
         let body = m.mutate(body);
         let (status, answer) = send(&client, base, &method, &path, &body).await;
         // Qdrant's envelope: `status` is "ok" or `{"error": "..."}`.
-        let error = answer.as_ref().and_then(|a| a["status"]["error"].as_str()).filter(|e| !e.is_empty());
-        let ok = answer.as_ref().is_some_and(|a| a["status"] == "ok");
-        match status {
-            200 if ok => {}
-            400..=499 if error.is_some() => refused += 1,
-            _ => failures.push(format!("{method} {path} {body}\n  -> {status} {answer:?}")),
+        match Answer::of(status, answer.as_ref()) {
+            Answer::Success => {}
+            Answer::Refused => refused += 1,
+            Answer::Failed => failures.push(format!("{method} {path} {body}\n  -> {status} {answer:?}")),
         }
         if status == 200 && path.starts_with("/collections/q") {
             rest.call(reqwest::Method::DELETE, "/collections/q", None).await;
         }
     }
-    assert!(failures.is_empty(), "{} of {requests} failed:\n{}", failures.len(), failures.join("\n"));
-    // Most mutations make a request wrong: the refusals are what this test exercises.
-    assert!(refused * 4 > requests, "only {refused} of {requests} refused");
+    outcome(rest, &failures, refused, requests).await;
+}
 
-    // The server still answers: the products written again are found.
+/// Fails on any failure of a run of `requests`, or on too few refusals (most mutations
+/// make a request wrong: the refusals are what these tests exercise); then checks that
+/// the server still answers: the products written again are found.
+async fn outcome(rest: &Rest, failures: &[String], refused: usize, requests: usize) {
+    assert!(failures.is_empty(), "{} of {requests} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(refused * 4 > requests, "only {refused} of {requests} refused");
     let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
     rest.put("/collections/p/points?wait=true", points).await;
     let (t, _) = query_vectors(7);
@@ -501,6 +523,21 @@ async fn mutate_rest(
         .post("/collections/p/points/search", json!({"vector": {"name": "text", "vector": t}, "limit": 3}))
         .await;
     assert_eq!(hits.as_array().map(Vec::len), Some(3));
+}
+
+/// Collection `p` on a cluster, through `rest`: the products in three shards of two
+/// replicas, `price` and `category` indexed.
+async fn sharded_products(rest: &Rest) {
+    let mut config = config_json();
+    config["shard_number"] = json!(3);
+    config["replication_factor"] = json!(2);
+    rest.put("/collections/p", config).await;
+    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
+    rest.put("/collections/p/points?wait=true", points).await;
+    for (field, schema) in [("price", "float"), ("category", "keyword")] {
+        rest.put("/collections/p/index?wait=true", json!({"field_name": field, "field_schema": schema}))
+            .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,19 +555,10 @@ async fn mutated_requests_through_a_cluster_get_answers_or_client_errors() {
     let (requests, seed) = requests_and_seed(1_500);
     let (first, second, _third, _) = crate::cluster::three_nodes().await;
     let (rest, other) = (Rest::to(&first), Rest::to(&second));
-    let mut config = config_json();
-    config["shard_number"] = json!(3);
-    config["replication_factor"] = json!(2);
-    rest.put("/collections/p", config).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
-    for (field, schema) in [("price", "float"), ("category", "keyword")] {
-        rest.put("/collections/p/index?wait=true", json!({"field_name": field, "field_schema": schema}))
-            .await;
-    }
+    sharded_products(&rest).await;
     // Requests go to the second node, which passes them on; the collection `d` of the
-    // single server is not made here.
-    // MMR and distance matrices are not served across shards yet (`docs/distributed.md`).
+    // single server is not made here. MMR and distance matrices are not served across
+    // shards yet (`docs/distributed.md`).
     let served = |path: &str, body: &Value| body["query"].get("mmr").is_none() && !path.contains("/matrix/");
     let templates: Vec<_> = templates()
         .into_iter()
@@ -989,14 +1017,8 @@ async fn mutate_grpc(
             Err(status) => failures.push(format!("{path} {body:?}\n  -> {status:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {requests} failed:\n{}", failures.len(), failures.join("\n"));
-    assert!(refused * 4 > requests, "only {refused} of {requests} refused");
     assert!(undecodable * 4 < requests, "{undecodable} of {requests} did not decode");
-    let (t, _) = query_vectors(7);
-    let hits = rest
-        .post("/collections/p/points/search", json!({"vector": {"name": "text", "vector": t}, "limit": 3}))
-        .await;
-    assert_eq!(hits.as_array().map(Vec::len), Some(3));
+    outcome(rest, &failures, refused, requests).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1013,16 +1035,7 @@ async fn mutated_grpc_requests_through_a_cluster_get_answers_or_client_errors() 
     let (requests, seed) = requests_and_seed(1_500);
     let (first, second, _third, _) = crate::cluster::three_nodes().await;
     let rest = Rest::to(&first);
-    let mut config = config_json();
-    config["shard_number"] = json!(3);
-    config["replication_factor"] = json!(2);
-    rest.put("/collections/p", config).await;
-    let points = json!({"points": products().iter().map(point_json).collect::<Vec<_>>()});
-    rest.put("/collections/p/points?wait=true", points).await;
-    for (field, schema) in [("price", "float"), ("category", "keyword")] {
-        rest.put("/collections/p/index?wait=true", json!({"field_name": field, "field_schema": schema}))
-            .await;
-    }
+    sharded_products(&rest).await;
     // Distance matrices are not served across shards yet (`docs/distributed.md`).
     let mut templates: Vec<_> =
         grpc_points_templates("p").into_iter().filter(|(path, _)| !path.contains("Matrix")).collect();
@@ -1098,9 +1111,7 @@ async fn odd_paths_and_query_strings_get_client_errors() {
     let mut failures = Vec::new();
     for (method, path, body) in &calls {
         let (status, answer) = send(&client, &base, method, path, body).await;
-        let error = answer.as_ref().and_then(|a| a["status"]["error"].as_str()).filter(|e| !e.is_empty());
-        let ok = answer.as_ref().is_some_and(|a| a["status"] == "ok");
-        if !(status == 200 && ok || (400..500).contains(&status) && error.is_some()) {
+        if Answer::of(status, answer.as_ref()) == Answer::Failed {
             failures.push(format!("{method} {path}\n  -> {status} {answer:?}"));
         }
     }
