@@ -38,12 +38,18 @@ async fn node(bootstrap: Option<&str>) -> Running {
 
 /// A node whose p2p port lies below Linux's ephemeral range (32,768 and up), so that
 /// once it stops no outbound connection can be given its port before it starts again
-/// there (an ephemeral p2p port was, once: the restart failed with `AddrInUse`).
+/// there (an ephemeral p2p port was, once: the restart failed with `AddrInUse`). Each
+/// call in this process tries ports no earlier call tried: when two tests tried the
+/// same sequence, one test's new node took the port of another's stopped node, whose
+/// restart then failed — and that cluster's leader, still sending to the port, met a
+/// node of another cluster (openraft panicked on its log).
 async fn node_on_a_fixed_port(bootstrap: Option<&str>) -> Running {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = tempfile::tempdir().expect("temp dir");
-    let first = 20_000 + std::process::id() % 10_000;
-    for attempt in 0..100 {
-        let p2p = format!("127.0.0.1:{}", 20_000 + (first + attempt * 101) % 12_000);
+    let first = std::process::id() % 10_000;
+    for _ in 0..100 {
+        let taken = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p2p = format!("127.0.0.1:{}", 20_000 + (first + taken * 101) % 12_000);
         match try_node_in(dir.path(), &p2p, bootstrap).await {
             Ok(server) => return Running { server, dir },
             Err(ServerError::Bind { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse => {}
