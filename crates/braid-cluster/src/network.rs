@@ -27,7 +27,11 @@ use crate::{ClusterError, GroupTypes, PeerId};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Json {
-    Json { body: serde_json::to_vec(value).expect("openraft's messages serialize"), group: String::new() }
+    Json {
+        body: serde_json::to_vec(value).expect("openraft's messages serialize"),
+        group: String::new(),
+        to: 0,
+    }
 }
 
 fn to_group<T: Serialize>(group: &str, value: &T) -> Json {
@@ -211,7 +215,7 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let client = self.client.as_mut().map_err(|e| RPCError::Unreachable(unreachable(e)))?;
-        let mut json = to_group(&self.group, request);
+        let mut json = Json { to: self.target, ..to_group(&self.group, request) };
         let start = tokio::time::Instant::now();
         let answer = loop {
             // Only a vote is asked again (below): the other messages, large ones among

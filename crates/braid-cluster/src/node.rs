@@ -779,6 +779,13 @@ impl Service {
 
     async fn message(&self, request: Request<Json>, method: Method) -> Result<Response<Json>, Status> {
         let json = request.into_inner();
+        if json.to != 0 && json.to != self.shared.id {
+            // For a node that was at this address: not this one's to answer.
+            return Err(Status::unavailable(format!(
+                "this is peer {}, not peer {} (another node at its address)",
+                self.shared.id, json.to
+            )));
+        }
         let answer = self.group(&json.group)?.message(method, &json.body).await.map_err(bad_request)?;
         Ok(Response::new(answer))
     }

@@ -174,3 +174,45 @@ async fn a_peer_behind_a_purged_log_catches_up_from_a_snapshot() {
     a.shutdown().await.unwrap();
     other.shutdown().await.unwrap();
 }
+
+/// A peer stops and a node of another cluster starts at its address: the leader's
+/// messages for the peer reach that node, which refuses them (they name another peer),
+/// so neither cluster takes the other's log or votes for its own. Before, the stranger
+/// answered them: its log disagreed with what the leader had matched, and openraft's
+/// leader panicked ("follower log reversion").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_another_cluster_at_a_peers_address_is_not_taken_for_it() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addrs: Vec<_> = (0..3).map(|_| free_addr()).collect();
+    let a = ClusterNode::start(config(dirs[0].path(), addrs[0])).await.unwrap();
+    let join = |i: usize| config(dirs[i].path(), addrs[i]).bootstrap(format!("http://{}", addrs[0]));
+    let b = ClusterNode::start(join(1)).await.unwrap();
+    let c = ClusterNode::start(join(2)).await.unwrap();
+    settled(&[&a, &b, &c], 3).await;
+    for i in 0..5 {
+        assert!(a.propose(create(&format!("before-{i}"))).await.unwrap().changed);
+    }
+    let (leader, c_id) = (a.status().leader.unwrap(), c.peer_id());
+    // Stop a follower, and start a cluster of its own at its address.
+    let (stopped, running) = if c_id == leader { (b, c) } else { (c, b) };
+    let k = if stopped.peer_id() == c_id { 2 } else { 1 };
+    stopped.shutdown().await.unwrap();
+    let stranger = ClusterNode::start(config(dirs[3].path(), addrs[k])).await.unwrap();
+    eventually("the stranger leads its own cluster", || stranger.status().role == Role::Leader).await;
+    assert!(stranger.propose(create("strangers")).await.unwrap().changed);
+    // The first cluster goes on with its two nodes, several heartbeats long.
+    for i in 0..20 {
+        assert!(a.propose(create(&format!("after-{i}"))).await.unwrap().changed, "proposal {i}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for node in [&a, &running] {
+        eventually("every proposal applied", || node.state().collections.contains_key("after-19")).await;
+        assert!(!node.state().collections.contains_key("strangers"), "no entry of the other cluster");
+        assert_eq!(node.status().voters.len(), 3);
+    }
+    assert!(!stranger.state().collections.contains_key("before-0"), "no entry of the first cluster");
+    assert_eq!(stranger.status().voters.len(), 1);
+    for node in [a, running, stranger] {
+        node.shutdown().await.unwrap();
+    }
+}
