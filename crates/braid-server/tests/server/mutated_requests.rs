@@ -381,26 +381,6 @@ impl Answer {
     }
 }
 
-/// Sends `body`; the status and the body as JSON (`None` when it is not JSON). A
-/// dropped connection is a failure of the test.
-async fn send(
-    client: &reqwest::Client,
-    base: &str,
-    method: &reqwest::Method,
-    path: &str,
-    body: &Value,
-) -> (u16, Option<Value>) {
-    let response = client
-        .request(method.clone(), format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path} {body}: no answer: {e}"));
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_else(|e| panic!("{method} {path} {body}: no body: {e}"));
-    (status, serde_json::from_str(&text).ok())
-}
-
 /// The text and image spaces' sizes in `d`: 64 components and more, where Braid keeps
 /// codes (under 64 it keeps none, whatever the configuration asks).
 const WIDE_TEXT: usize = 8 * TEXT;
@@ -471,20 +451,18 @@ fn requests_and_seed(n: usize) -> (usize, u64) {
     (var("BRAID_MUTATED_REQUESTS").map_or(n, |v| v as usize), var("BRAID_MUTATED_SEED").unwrap_or(0x5EED))
 }
 
-/// Sends every template, then `requests` mutated ones, to the REST listener at `base`;
-/// fails on any answer but a success or a client error with Qdrant's error body. `rest`
-/// (on the same server) drops collection `q` after each creation that succeeds.
+/// Sends every template, then `requests` mutated ones, through `rest`; fails on any
+/// answer but a success or a client error with Qdrant's error body. Collection `q` is
+/// dropped after each creation that succeeds.
 async fn mutate_rest(
-    base: &str,
     rest: &Rest,
     templates: &[(reqwest::Method, String, Value)],
     requests: usize,
     seed: u64,
 ) {
-    let client = reqwest::Client::new();
     // Each template as written is valid: a mutation is what makes a request bad.
     for (method, path, body) in templates {
-        let (status, answer) = send(&client, base, method, path, body).await;
+        let (status, answer) = rest.answer(method.clone(), path, Some(body)).await;
         assert_eq!(status, 200, "{method} {path} {body}: {answer:?}");
         if path.starts_with("/collections/q") {
             rest.call(reqwest::Method::DELETE, "/collections/q", None).await;
@@ -496,7 +474,7 @@ async fn mutate_rest(
     for _ in 0..requests {
         let (method, path, body) = m.pick(templates).clone();
         let body = m.mutate(body);
-        let (status, answer) = send(&client, base, &method, &path, &body).await;
+        let (status, answer) = rest.answer(method.clone(), &path, Some(&body)).await;
         // Qdrant's envelope: `status` is "ok" or `{"error": "..."}`.
         match Answer::of(status, answer.as_ref()) {
             Answer::Success => {}
@@ -543,8 +521,9 @@ async fn sharded_products(rest: &Rest) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutated_requests_get_answers_or_client_errors_never_server_errors() {
     let (requests, seed) = requests_and_seed(4_000);
-    let (running, rest) = serve_p_and_d().await;
-    mutate_rest(&format!("http://{}", running.server.http_addr()), &rest, &templates(), requests, seed).await;
+    // The server runs while `_running` lives.
+    let (_running, rest) = serve_p_and_d().await;
+    mutate_rest(&rest, &templates(), requests, seed).await;
 }
 
 /// The same through a node of a three-node cluster, `p` cut into three shards of two
@@ -564,7 +543,7 @@ async fn mutated_requests_through_a_cluster_get_answers_or_client_errors() {
         .into_iter()
         .filter(|(_, path, body)| !path.starts_with("/collections/d") && served(path, body))
         .collect();
-    mutate_rest(&format!("http://{}", second.server.http_addr()), &other, &templates, requests, seed).await;
+    mutate_rest(&other, &templates, requests, seed).await;
 }
 
 /// A protobuf message as its wire fields, sub-messages parsed where a length-delimited
@@ -1066,8 +1045,7 @@ const ODD_QUERIES: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_paths_and_query_strings_get_client_errors() {
     use reqwest::Method;
-    let (running, rest) = serve_products().await;
-    let (client, base) = (reqwest::Client::new(), format!("http://{}", running.server.http_addr()));
+    let (_running, rest) = serve_products().await;
     let (t, _) = query_vectors(7);
     let search = json!({"vector": {"name": "text", "vector": t}, "limit": 3});
     let mut calls: Vec<(Method, String, Value)> = Vec::new();
@@ -1110,7 +1088,7 @@ async fn odd_paths_and_query_strings_get_client_errors() {
     }
     let mut failures = Vec::new();
     for (method, path, body) in &calls {
-        let (status, answer) = send(&client, &base, method, path, body).await;
+        let (status, answer) = rest.answer(method.clone(), path, Some(body)).await;
         if Answer::of(status, answer.as_ref()) == Answer::Failed {
             failures.push(format!("{method} {path}\n  -> {status} {answer:?}"));
         }

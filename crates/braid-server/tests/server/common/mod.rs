@@ -113,13 +113,26 @@ impl Rest {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, answer) = self.answer(method, path, body.as_ref()).await;
+        (status, answer.expect("a JSON envelope"))
+    }
+    /// The status and the body as JSON (`None` when it is not JSON); a dropped
+    /// connection fails the test.
+    pub(crate) async fn answer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Option<Value>) {
+        let what = format!("{method} {path}");
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
-        let response = request.send().await.expect("the server answers");
+        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
         let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON envelope"))
+        let text = response.text().await.unwrap_or_else(|e| panic!("{what}: no body: {e}"));
+        (status, serde_json::from_str(&text).ok())
     }
     pub(crate) async fn ok(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let (status, v) = self.call(method, path, Some(body)).await;
