@@ -338,31 +338,22 @@ impl LiveCopy {
             // Points take the new offsets in order, from the segment's end; their
             // payloads are put in once they are staged, before they are linked.
             let first = fresh.ids.len() as u32;
-            let (mut in_file, mut shared) = (Vec::new(), Vec::new());
-            let batch: Vec<Prepared> = points
-                .by_ref()
-                .take(crate::MAX_BATCH)
-                .enumerate()
-                .map(|(i, (id, offset, p))| Prepared {
-                    id,
-                    vectors: rows
-                        .iter()
-                        .filter(|(_, (_, present))| present.contains(offset))
-                        .map(|(name, (rows, _))| (name.clone(), rows.stored(offset)))
-                        .collect(),
-                    sparse: p.sparse,
-                    multi: p.multi,
-                    payload: {
-                        let new = first + i as u32;
-                        match p.payload {
-                            CopiedPayload::None => {}
-                            CopiedPayload::Shared(payload) => shared.push((new, payload)),
-                            CopiedPayload::InFile => in_file.push((new, offset)),
-                        }
-                        Value::Object(Default::default())
-                    },
-                })
-                .collect();
+            let (mut batch, mut in_file, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, offset, p) in points.by_ref().take(crate::MAX_BATCH) {
+                let new = first + batch.len() as u32;
+                match p.payload {
+                    CopiedPayload::None => {}
+                    CopiedPayload::Shared(payload) => shared.push((new, payload)),
+                    CopiedPayload::InFile => in_file.push((new, offset)),
+                }
+                let vectors = rows
+                    .iter()
+                    .filter(|(_, (_, present))| present.contains(offset))
+                    .map(|(name, (rows, _))| (name.clone(), rows.stored(offset)))
+                    .collect();
+                let payload = Value::Object(Default::default());
+                batch.push(Prepared { id, vectors, sparse: p.sparse, multi: p.multi, payload });
+            }
             if batch.is_empty() {
                 return Ok(fresh);
             }
